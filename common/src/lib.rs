@@ -1,0 +1,17 @@
+//! Bridle's shared core: wire protocol, policy types and the policy engine.
+//!
+//! Pure: no network, no clock of its own, no randomness. The enclave, host and CLI all use
+//! these types, so what the CLI simulates is exactly what the enclave enforces.
+
+pub mod address;
+pub mod error;
+pub mod frame;
+pub mod owner;
+pub mod period;
+pub mod policy;
+pub mod protocol;
+pub mod stamp;
+pub mod tx;
+pub mod units;
+
+pub use error::{Denial, ErrorCode};

@@ -1,0 +1,284 @@
+//! The policy document in its normalized form: what travels to the enclave, what is hashed
+//! and what the owner signs. People write the TOML form ([`super::file`]); it is resolved
+//! into this form (units to integers, symbols to addresses, relative times to absolute).
+//!
+//! Every struct has `deny_unknown_fields` and the document has an explicit version, so a
+//! field the enclave does not understand is an error, never silently ignored.
+
+use crate::period::Period;
+use alloy_primitives::{keccak256, Address, Bytes, B256, I256, U256};
+use serde::{Deserialize, Serialize};
+
+/// The version of the normalized policy format this build understands.
+pub const POLICY_VERSION: u32 = 1;
+
+/// Longest session when the policy sets no explicit `max_duration` (R-POL-1).
+pub const DEFAULT_MAX_DURATION: u64 = 24 * 3600;
+
+/// A session policy. Deny by default; every applicable rule must pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub version: u32,
+    pub name: String,
+    /// Allowed chain ids (R-POL-2). Empty allows none.
+    pub chains: Vec<u64>,
+    /// Unix seconds; before it, requests are `not_yet_valid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_after: Option<u64>,
+    /// Unix seconds; required (R-POL-1). From it on, requests are `expired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<u64>,
+    /// Longest allowed session, seconds; absent means 24 h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<u64>,
+    /// Most signatures over the session's life (R-POL-3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<u64>,
+    /// Known ERC-20 tokens: their transfers and approvals count against caps (R-POL-9).
+    #[serde(default)]
+    pub tokens: Vec<Token>,
+    /// Spend caps per period (R-POL-4).
+    #[serde(default)]
+    pub limits: Vec<SpendLimit>,
+    /// Streaming caps (R-POL-4).
+    #[serde(default)]
+    pub streams: Vec<StreamLimit>,
+    /// Per-call native value cap, wei.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value_per_call: Option<U256>,
+    /// Allowed (target, function) pairs (R-POL-5) with argument rules (R-POL-6).
+    #[serde(default)]
+    pub calls: Vec<CallRule>,
+    /// When set: the only recipients of native value and of outgoing token transfers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<Party>>,
+    /// At most `max` signatures per `window` seconds (R-POL-7).
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimit>,
+    /// Gas rules (R-POL-8).
+    #[serde(default)]
+    pub gas: GasRules,
+    /// Approval rules (R-APP-1, R-APP-3).
+    #[serde(default)]
+    pub approvals: ApprovalRules,
+}
+
+/// An ERC-20 token the policy knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    pub symbol: String,
+    pub address: Address,
+    pub decimals: u8,
+    /// The chain the address is on; absent: the same address on every allowed chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<u64>,
+}
+
+/// What an amount is counted in: the native coin or a token (by symbol).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Asset {
+    Native,
+    Token(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpendLimit {
+    pub asset: Asset,
+    pub period: Period,
+    /// Base units (wei, or the token's smallest unit).
+    pub max: U256,
+}
+
+/// A stream: `initial` available at the start, `rate` more every `every` seconds, never
+/// more than `max` in total (as an ERC-7715 stream permission).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamLimit {
+    pub asset: Asset,
+    pub initial: U256,
+    pub rate: U256,
+    pub every: u64,
+    pub max: U256,
+}
+
+/// Calls allowed to one target (or any target: `target: None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallRule {
+    /// `None` is the wildcard `*`: accepted only with a value cap and a cap per token.
+    pub target: Option<Address>,
+    pub functions: Vec<FunctionRule>,
+}
+
+/// One allowed function: a human-readable signature such as `transfer(address,uint256)`,
+/// `*` for any function, or `receive()` for a plain value transfer (empty calldata).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionRule {
+    pub signature: String,
+    #[serde(default)]
+    pub args: Vec<ArgRule>,
+}
+
+/// A predicate on one ABI-decoded argument (R-POL-6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgRule {
+    /// Index path into the decoded arguments: `[1]` is the second argument, `[2, 0]` the
+    /// first field of a tuple (or element of an array) in the third.
+    pub path: Vec<u32>,
+    pub op: Op,
+    pub values: Vec<ArgValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    In,
+    NotIn,
+}
+
+impl Op {
+    pub fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "eq" | "==" => Op::Eq,
+            "ne" | "!=" => Op::Ne,
+            "lt" | "<" => Op::Lt,
+            "lte" | "<=" => Op::Lte,
+            "gt" | ">" => Op::Gt,
+            "gte" | ">=" => Op::Gte,
+            "in" => Op::In,
+            "not_in" => Op::NotIn,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::Lt => "lt",
+            Op::Lte => "lte",
+            Op::Gt => "gt",
+            Op::Gte => "gte",
+            Op::In => "in",
+            Op::NotIn => "not_in",
+        }
+    }
+}
+
+/// A value an argument is compared with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgValue {
+    Address(Address),
+    Uint(U256),
+    Int(I256),
+    Bool(bool),
+    Bytes(Bytes),
+    String(String),
+    /// The session's owner.
+    Owner,
+    /// The session's own address.
+    Account,
+}
+
+/// An address, or a symbolic party resolved per session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    Address(Address),
+    Owner,
+    Account,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub max: u64,
+    pub window: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GasRules {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_fee_per_gas: Option<u128>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_priority_fee_per_gas: Option<u128>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_gas_limit: Option<u64>,
+    /// Most gas cost (gas_limit × max_fee_per_gas, wei) per period.
+    #[serde(default)]
+    pub cost_limits: Vec<GasCostLimit>,
+    /// Native spend counts the maximum gas cost as well as `value`.
+    #[serde(default)]
+    pub count_in_native: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GasCostLimit {
+    pub period: Period,
+    pub max: U256,
+}
+
+/// Approvals: only to listed spenders, each at most the token's cap. No list, no approvals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRules {
+    #[serde(default)]
+    pub spenders: Vec<Address>,
+    /// Most one approval (per spender) may grant, per token.
+    #[serde(default)]
+    pub caps: Vec<ApprovalCap>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalCap {
+    pub token: String,
+    pub max: U256,
+}
+
+impl Policy {
+    /// The canonical encoding: compact JSON of this struct, fields in declaration order,
+    /// absent optionals omitted, integers as JSON numbers or 0x-hex strings as alloy writes
+    /// them. Deterministic for a given document.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // Serializing plain data structs to a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// keccak256 of the canonical encoding, domain-separated. This is what owners sign.
+    pub fn hash(&self) -> B256 {
+        let mut buf = b"bridle/policy/v1\n".to_vec();
+        buf.extend_from_slice(&self.canonical_bytes());
+        keccak256(buf)
+    }
+
+    /// The symbol and decimals of an asset, for messages.
+    pub fn asset_unit(&self, asset: &Asset) -> (String, u8) {
+        match asset {
+            Asset::Native => ("ETH".into(), 18),
+            Asset::Token(sym) => {
+                let d = self
+                    .tokens
+                    .iter()
+                    .find(|t| &t.symbol == sym)
+                    .map(|t| t.decimals)
+                    .unwrap_or(0);
+                (sym.clone(), d)
+            }
+        }
+    }
+}
