@@ -1,1 +1,14 @@
+//! Policies: the document the owner signs, its TOML form, and the engine that enforces it.
+
+pub mod compile;
 pub mod doc;
+pub mod engine;
+pub mod file;
+pub mod state;
+#[cfg(test)]
+mod tests;
+
+pub use compile::CompiledPolicy;
+pub use doc::Policy;
+pub use engine::{evaluate, Charges, Context, Operation};
+pub use state::Counters;

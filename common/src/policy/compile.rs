@@ -1,0 +1,527 @@
+//! Validation and compilation of a [`Policy`] into the form the engine evaluates.
+//!
+//! Validation destructures every struct exhaustively, so a field added to the document
+//! without a check here fails to compile. Compilation precomputes what the signing path
+//! would otherwise redo per request: selectors, ABI types, token and target indexes.
+
+use super::doc::*;
+use crate::error::{Denial, ErrorCode};
+use crate::units::{format_decimal, format_duration};
+use alloy_dyn_abi::{DynSolType, Specifier};
+use alloy_json_abi::Function;
+use alloy_primitives::{Address, B256, U256};
+use std::collections::HashMap;
+
+/// Upper bounds that keep evaluation cost and memory bounded.
+pub const MAX_ENTRIES: usize = 256;
+pub const MAX_RATE: u64 = 100_000;
+const MAX_NAME: usize = 128;
+
+/// What an amount refers to, resolved to an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AssetRef {
+    Native,
+    Token(usize),
+}
+
+/// One compiled function rule.
+#[derive(Debug, Clone)]
+pub struct CompiledFn {
+    /// `calls[i].functions[j]`.
+    pub rule: String,
+    pub matcher: FnMatcher,
+    /// Parameter types as one tuple, for decoding arguments (`None` when no arg rules).
+    pub params: Option<DynSolType>,
+    pub args: Vec<ArgRule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FnMatcher {
+    Any,
+    Receive,
+    Selector([u8; 4]),
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledCall {
+    pub target: Option<Address>,
+    pub fns: Vec<CompiledFn>,
+}
+
+/// A validated, compiled policy.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    pub doc: Policy,
+    pub hash: B256,
+    pub calls: Vec<CompiledCall>,
+    /// Target address → indexes into `calls`.
+    pub by_target: HashMap<Address, Vec<usize>>,
+    /// Indexes of wildcard rules.
+    pub wildcards: Vec<usize>,
+    /// Token address → token indexes (a token may be listed per chain).
+    pub tokens_by_address: HashMap<Address, Vec<usize>>,
+    pub limit_assets: Vec<AssetRef>,
+    pub stream_assets: Vec<AssetRef>,
+    /// Per token index: the approval cap, if any.
+    pub approval_caps: Vec<Option<U256>>,
+}
+
+fn invalid(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
+    Denial::rule(ErrorCode::InvalidPolicy, rule, reason)
+}
+
+/// Parse a function signature: `*`, `receive()`, or `name(type,…)` with optional
+/// parameter names. Returns the matcher and the parameter tuple type.
+pub fn parse_function(sig: &str) -> Result<(FnMatcher, Option<(Function, DynSolType)>), String> {
+    let s = sig.trim();
+    if s == "*" {
+        return Ok((FnMatcher::Any, None));
+    }
+    if s == "receive()" {
+        return Ok((FnMatcher::Receive, None));
+    }
+    let f = Function::parse(s).map_err(|e| format!("`{sig}` is not a function signature: {e}"))?;
+    let mut types = Vec::with_capacity(f.inputs.len());
+    for p in &f.inputs {
+        types.push(p.resolve().map_err(|e| format!("`{sig}`: {e}"))?);
+    }
+    Ok((
+        FnMatcher::Selector(*f.selector()),
+        Some((f, DynSolType::Tuple(types))),
+    ))
+}
+
+/// The type at `path` inside a tuple type.
+pub fn type_at<'a>(ty: &'a DynSolType, path: &[u32]) -> Option<&'a DynSolType> {
+    let mut t = ty;
+    for &i in path {
+        t = match t {
+            DynSolType::Tuple(items) => items.get(i as usize)?,
+            DynSolType::FixedArray(inner, n) if (i as usize) < *n => inner,
+            DynSolType::Array(inner) => inner,
+            _ => return None,
+        };
+    }
+    Some(t)
+}
+
+fn value_fits(ty: &DynSolType, v: &ArgValue) -> bool {
+    match (ty, v) {
+        (DynSolType::Address, ArgValue::Address(_) | ArgValue::Owner | ArgValue::Account) => true,
+        (DynSolType::Uint(_), ArgValue::Uint(_)) => true,
+        (DynSolType::Int(_), ArgValue::Int(_)) => true,
+        (DynSolType::Bool, ArgValue::Bool(_)) => true,
+        (DynSolType::Bytes | DynSolType::FixedBytes(_), ArgValue::Bytes(_)) => true,
+        (DynSolType::String, ArgValue::String(_)) => true,
+        _ => false,
+    }
+}
+
+impl CompiledPolicy {
+    /// Validate and compile. Errors are `invalid_policy` naming the rule.
+    pub fn compile(doc: Policy) -> Result<CompiledPolicy, Denial> {
+        let hash = doc.hash();
+        let Policy {
+            version,
+            name,
+            chains,
+            valid_after,
+            valid_until,
+            max_duration,
+            quota,
+            tokens,
+            limits,
+            streams,
+            max_value_per_call,
+            calls,
+            recipients,
+            rate_limits,
+            gas,
+            approvals,
+        } = &doc;
+
+        if *version != POLICY_VERSION {
+            return Err(invalid(
+                "version",
+                format!("expected version {POLICY_VERSION}, found {version}"),
+            ));
+        }
+        if name.trim().is_empty() || name.len() > MAX_NAME {
+            return Err(invalid(
+                "name",
+                format!("name must be 1 to {MAX_NAME} characters"),
+            ));
+        }
+        if chains.is_empty() {
+            return Err(invalid(
+                "chains",
+                "no chain is allowed: the session could sign nothing",
+            ));
+        }
+        let Some(until) = valid_until else {
+            return Err(invalid(
+                "valid_until",
+                "a session must have valid_until (R-POL-1)",
+            ));
+        };
+        if let Some(after) = valid_after {
+            if after >= until {
+                return Err(invalid(
+                    "valid_after",
+                    "valid_after must be before valid_until",
+                ));
+            }
+        }
+        if let Some(d) = max_duration {
+            if *d == 0 {
+                return Err(invalid("max_duration", "max_duration must be positive"));
+            }
+        }
+        if let Some(0) = quota {
+            return Err(invalid("quota", "quota 0 allows no signature"));
+        }
+        for (what, n) in [
+            ("chains", chains.len()),
+            ("tokens", tokens.len()),
+            ("limits", limits.len()),
+            ("streams", streams.len()),
+            ("calls", calls.len()),
+            ("rate_limits", rate_limits.len()),
+            ("gas.cost_limits", gas.cost_limits.len()),
+            ("approvals.spenders", approvals.spenders.len()),
+            ("approvals.caps", approvals.caps.len()),
+            ("recipients", recipients.as_ref().map_or(0, |r| r.len())),
+        ] {
+            if n > MAX_ENTRIES {
+                return Err(invalid(what, format!("{n} entries; at most {MAX_ENTRIES}")));
+            }
+        }
+
+        // Tokens.
+        let mut tokens_by_address: HashMap<Address, Vec<usize>> = HashMap::new();
+        for (i, t) in tokens.iter().enumerate() {
+            let Token {
+                symbol,
+                address,
+                decimals,
+                chain_id,
+            } = t;
+            let rule = format!("tokens[{i}]");
+            if symbol.is_empty()
+                || symbol.len() > 32
+                || !symbol
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    rule,
+                    format!(
+                        "token symbol `{symbol}` must be 1 to 32 letters, digits, '.', '-' or '_'"
+                    ),
+                ));
+            }
+            if crate::units::native_unit_decimals(symbol).is_some()
+                || symbol.eq_ignore_ascii_case("native")
+            {
+                return Err(invalid(
+                    rule,
+                    format!("`{symbol}` is reserved for the native coin"),
+                ));
+            }
+            if *decimals > 77 {
+                return Err(invalid(rule, format!("{decimals} decimals; at most 77")));
+            }
+            if tokens[..i].iter().any(|o| o.symbol == *symbol) {
+                return Err(invalid(
+                    rule,
+                    format!("token symbol `{symbol}` listed twice"),
+                ));
+            }
+            if tokens[..i].iter().any(|o| {
+                o.address == *address
+                    && (o.chain_id.is_none() || chain_id.is_none() || o.chain_id == *chain_id)
+            }) {
+                return Err(invalid(
+                    rule,
+                    format!("token address {address} listed twice for the same chain"),
+                ));
+            }
+            if let Some(c) = chain_id {
+                if !chains.contains(c) {
+                    return Err(invalid(
+                        rule,
+                        format!("token on chain {c}, which the policy does not allow"),
+                    ));
+                }
+            }
+            tokens_by_address.entry(*address).or_default().push(i);
+        }
+        let asset_ref = |a: &Asset, rule: &str| -> Result<AssetRef, Denial> {
+            match a {
+                Asset::Native => Ok(AssetRef::Native),
+                Asset::Token(sym) => tokens
+                    .iter()
+                    .position(|t| &t.symbol == sym)
+                    .map(AssetRef::Token)
+                    .ok_or_else(|| {
+                        invalid(rule, format!("unknown token `{sym}`: list it under tokens"))
+                    }),
+            }
+        };
+
+        let mut limit_assets = Vec::with_capacity(limits.len());
+        for (i, l) in limits.iter().enumerate() {
+            let SpendLimit {
+                asset,
+                period: _,
+                max: _,
+            } = l;
+            limit_assets.push(asset_ref(asset, &format!("limits[{i}]"))?);
+        }
+        let mut stream_assets = Vec::with_capacity(streams.len());
+        for (i, s) in streams.iter().enumerate() {
+            let StreamLimit {
+                asset,
+                initial,
+                rate: _,
+                every,
+                max,
+            } = s;
+            let rule = format!("streams[{i}]");
+            if *every == 0 {
+                return Err(invalid(rule, "stream period `every` must be positive"));
+            }
+            if initial > max {
+                return Err(invalid(rule, "stream initial amount exceeds its max"));
+            }
+            stream_assets.push(asset_ref(asset, &rule)?);
+        }
+
+        // Calls.
+        let mut compiled_calls = Vec::with_capacity(calls.len());
+        let mut by_target: HashMap<Address, Vec<usize>> = HashMap::new();
+        let mut wildcards = Vec::new();
+        for (i, c) in calls.iter().enumerate() {
+            let CallRule { target, functions } = c;
+            if functions.is_empty() {
+                return Err(invalid(format!("calls[{i}]"), "no functions listed"));
+            }
+            let mut fns = Vec::with_capacity(functions.len());
+            for (j, f) in functions.iter().enumerate() {
+                let FunctionRule { signature, args } = f;
+                let rule = format!("calls[{i}].functions[{j}]");
+                let (matcher, parsed) = parse_function(signature).map_err(|e| invalid(&rule, e))?;
+                if !args.is_empty() && parsed.is_none() {
+                    return Err(invalid(
+                        &rule,
+                        format!("`{signature}` has no arguments to constrain"),
+                    ));
+                }
+                if args.len() > 64 {
+                    return Err(invalid(&rule, "at most 64 argument rules per function"));
+                }
+                let params = parsed.map(|(_, t)| t);
+                for (k, a) in args.iter().enumerate() {
+                    let ArgRule { path, op, values } = a;
+                    let arule = format!("{rule}.args[{k}]");
+                    let ty = params
+                        .as_ref()
+                        .and_then(|t| {
+                            if path.is_empty() {
+                                None
+                            } else {
+                                type_at(t, path)
+                            }
+                        })
+                        .ok_or_else(|| {
+                            invalid(
+                                &arule,
+                                format!("argument path {path:?} does not exist in `{signature}`"),
+                            )
+                        })?;
+                    match op {
+                        Op::Eq | Op::Ne | Op::Lt | Op::Lte | Op::Gt | Op::Gte
+                            if values.len() != 1 =>
+                        {
+                            return Err(invalid(
+                                &arule,
+                                format!("`{}` takes exactly one value", op.as_str()),
+                            ))
+                        }
+                        Op::In | Op::NotIn if values.is_empty() => {
+                            return Err(invalid(
+                                &arule,
+                                format!("`{}` needs at least one value", op.as_str()),
+                            ))
+                        }
+                        _ => {}
+                    }
+                    if matches!(op, Op::Lt | Op::Lte | Op::Gt | Op::Gte)
+                        && !matches!(ty, DynSolType::Uint(_) | DynSolType::Int(_))
+                    {
+                        return Err(invalid(
+                            &arule,
+                            format!("`{}` compares numbers; the argument is {ty}", op.as_str()),
+                        ));
+                    }
+                    if values.len() > MAX_ENTRIES {
+                        return Err(invalid(&arule, format!("at most {MAX_ENTRIES} values")));
+                    }
+                    for v in values {
+                        if !value_fits(ty, v) {
+                            return Err(invalid(
+                                &arule,
+                                format!("value {v:?} does not fit argument type {ty}"),
+                            ));
+                        }
+                    }
+                }
+                let params = if args.is_empty() { None } else { params };
+                fns.push(CompiledFn {
+                    rule,
+                    matcher,
+                    params,
+                    args: args.clone(),
+                });
+            }
+            match target {
+                Some(a) => by_target.entry(*a).or_default().push(i),
+                None => wildcards.push(i),
+            }
+            compiled_calls.push(CompiledCall {
+                target: *target,
+                fns,
+            });
+        }
+        if let Some(i) = wildcards.first() {
+            let rule = format!("calls[{i}]");
+            if max_value_per_call.is_none() {
+                return Err(invalid(
+                    rule,
+                    "a wildcard target needs max_value_per_call (R-POL-5)",
+                ));
+            }
+            for (ti, t) in tokens.iter().enumerate() {
+                let capped = limit_assets.contains(&AssetRef::Token(ti))
+                    || stream_assets.contains(&AssetRef::Token(ti));
+                if !capped {
+                    return Err(invalid(rule, format!("a wildcard target needs a spend cap on every token; {} has none (R-POL-5)", t.symbol)));
+                }
+            }
+        }
+
+        if let Some(rs) = recipients {
+            if rs.is_empty() {
+                return Err(invalid(
+                    "recipients",
+                    "an empty recipient list allows no transfer; omit it to allow any recipient",
+                ));
+            }
+        }
+        for (i, r) in rate_limits.iter().enumerate() {
+            let RateLimit { max, window } = r;
+            if *max == 0 || *max > MAX_RATE || *window == 0 {
+                return Err(invalid(
+                    format!("rate_limits[{i}]"),
+                    format!("max must be 1 to {MAX_RATE} and window positive"),
+                ));
+            }
+        }
+        // Every gas field is an independent bound; any value is meaningful.
+        let GasRules {
+            max_fee_per_gas: _,
+            max_priority_fee_per_gas: _,
+            max_gas_limit: _,
+            cost_limits: _,
+            count_in_native: _,
+        } = gas;
+        let ApprovalRules { spenders: _, caps } = approvals;
+        let mut approval_caps = vec![None; tokens.len()];
+        for (i, c) in caps.iter().enumerate() {
+            let ApprovalCap { token, max } = c;
+            let rule = format!("approvals.caps[{i}]");
+            match asset_ref(&Asset::Token(token.clone()), &rule)? {
+                AssetRef::Token(ti) => {
+                    if approval_caps[ti].is_some() {
+                        return Err(invalid(rule, format!("two approval caps for {token}")));
+                    }
+                    if *max == U256::MAX {
+                        return Err(invalid(
+                            rule,
+                            "an approval cap of type(uint256).max is unlimited (R-APP-1)",
+                        ));
+                    }
+                    approval_caps[ti] = Some(*max);
+                }
+                AssetRef::Native => {}
+            }
+        }
+
+        Ok(CompiledPolicy {
+            doc: doc.clone(),
+            hash,
+            calls: compiled_calls,
+            by_target,
+            wildcards,
+            tokens_by_address,
+            limit_assets,
+            stream_assets,
+            approval_caps,
+        })
+    }
+
+    /// Checks that depend on when the session is created or updated: the session must not
+    /// be over already, and may last at most `max_duration` (default 24 h) from its start.
+    pub fn check_lifetime(&self, now: u64) -> Result<(), Denial> {
+        let until = self.doc.valid_until.unwrap_or(0);
+        if until <= now {
+            return Err(Denial::rule(
+                ErrorCode::Expired,
+                "valid_until",
+                "valid_until is in the past",
+            ));
+        }
+        let start = self.doc.valid_after.unwrap_or(now).max(now);
+        let max = self.doc.max_duration.unwrap_or(DEFAULT_MAX_DURATION);
+        let len = until - start;
+        if len > max {
+            return Err(invalid(
+                "valid_until",
+                format!(
+                    "session would last {} but at most {} is allowed{}",
+                    format_duration(len),
+                    format_duration(max),
+                    if self.doc.max_duration.is_none() {
+                        " (set max_duration to allow longer)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The token a call targets on a chain, if the policy knows it.
+    pub fn token_at(&self, chain_id: u64, address: &Address) -> Option<usize> {
+        self.tokens_by_address
+            .get(address)?
+            .iter()
+            .copied()
+            .find(|&i| self.doc.tokens[i].chain_id.is_none_or(|c| c == chain_id))
+    }
+
+    /// Symbol and decimals of an asset.
+    pub fn unit(&self, a: AssetRef) -> (&str, u8) {
+        match a {
+            AssetRef::Native => ("ETH", 18),
+            AssetRef::Token(i) => (&self.doc.tokens[i].symbol, self.doc.tokens[i].decimals),
+        }
+    }
+
+    /// Format an amount of an asset: `80 USDC`.
+    pub fn fmt_amount(&self, a: AssetRef, v: U256) -> String {
+        let (sym, d) = self.unit(a);
+        format!("{} {sym}", format_decimal(v, d))
+    }
+}

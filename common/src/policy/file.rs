@@ -1,0 +1,542 @@
+//! The policy file people write (TOML, or the same shape in JSON), resolved into the
+//! normalized [`Policy`]: amounts with units to integers, token symbols to addresses,
+//! durations to seconds, `valid_for` to an absolute `valid_until`.
+
+use super::compile::{parse_function, type_at};
+use super::doc::*;
+use crate::error::{Denial, ErrorCode};
+use crate::period::{parse_time, Period};
+use crate::units::{
+    native_unit_decimals, parse_decimal, parse_duration, parse_native, split_amount,
+};
+use alloy_dyn_abi::DynSolType;
+use alloy_primitives::{Address, Bytes, I256, U256};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default = "one")]
+    pub version: u32,
+    pub name: String,
+    pub chains: Vec<u64>,
+    pub valid_after: Option<TimeSpec>,
+    pub valid_until: Option<TimeSpec>,
+    /// Relative lifetime from the moment the owner grants: "24h".
+    pub valid_for: Option<String>,
+    pub max_duration: Option<String>,
+    pub quota: Option<u64>,
+    pub max_value_per_call: Option<String>,
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenSpec>,
+    #[serde(default)]
+    pub limits: Vec<LimitSpec>,
+    #[serde(default)]
+    pub streams: Vec<StreamSpec>,
+    #[serde(default)]
+    pub calls: Vec<CallSpec>,
+    pub recipients: Option<Vec<String>>,
+    #[serde(default)]
+    pub rate_limits: Vec<RateSpec>,
+    #[serde(default)]
+    pub gas: GasSpec,
+    #[serde(default)]
+    pub approvals: ApprovalSpec,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TimeSpec {
+    Unix(u64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    pub address: String,
+    pub decimals: u8,
+    pub chain_id: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSpec {
+    /// "100 USDC" — the unit names the asset.
+    pub max: String,
+    /// minute, hour, day, week, month or session.
+    pub per: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    pub initial: String,
+    pub rate: String,
+    pub every: String,
+    pub max: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    /// An address, a token symbol, or "*".
+    pub target: String,
+    pub functions: Vec<FnSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum FnSpec {
+    Plain(String),
+    Rules(FnRulesSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FnRulesSpec {
+    pub signature: String,
+    #[serde(default)]
+    pub args: Vec<ArgSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgSpec {
+    /// Index (0), parameter name ("to"), or dotted path ("2.1").
+    pub arg: ArgRef,
+    pub op: String,
+    pub value: Option<toml::Value>,
+    pub values: Option<Vec<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ArgRef {
+    Index(u32),
+    Name(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSpec {
+    pub max: u64,
+    pub window: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GasSpec {
+    pub max_fee_per_gas: Option<String>,
+    pub max_priority_fee_per_gas: Option<String>,
+    pub max_gas_limit: Option<u64>,
+    #[serde(default)]
+    pub limits: Vec<LimitSpec>,
+    #[serde(default)]
+    pub count_in_native: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSpec {
+    #[serde(default)]
+    pub spenders: Vec<String>,
+    /// Per-spender cap per token: ["500 USDC"].
+    #[serde(default)]
+    pub max: Vec<String>,
+}
+
+fn err(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
+    Denial::rule(ErrorCode::InvalidPolicy, rule, reason)
+}
+
+/// Parse a policy file: TOML, or JSON when it starts with `{`.
+pub fn parse_file(text: &str) -> Result<PolicyFile, Denial> {
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text)
+            .map_err(|e| Denial::new(ErrorCode::InvalidPolicy, format!("policy JSON: {e}")))
+    } else {
+        toml::from_str(text)
+            .map_err(|e| Denial::new(ErrorCode::InvalidPolicy, format!("policy TOML: {e}")))
+    }
+}
+
+/// Parse and resolve a policy file at time `now` (for `valid_for`).
+pub fn resolve_text(text: &str, now: u64) -> Result<Policy, Denial> {
+    resolve(parse_file(text)?, now)
+}
+
+fn parse_address(s: &str, rule: &str) -> Result<Address, Denial> {
+    Address::from_str(s.trim()).map_err(|_| err(rule, format!("`{s}` is not an address")))
+}
+
+fn time(t: &TimeSpec, rule: &str) -> Result<u64, Denial> {
+    match t {
+        TimeSpec::Unix(n) => Ok(*n),
+        TimeSpec::Text(s) => parse_time(s).ok_or_else(|| {
+            err(
+                rule,
+                format!(
+                    "`{s}` is not a time (RFC 3339 UTC like 2026-11-23T10:00:00Z, or unix seconds)"
+                ),
+            )
+        }),
+    }
+}
+
+struct Units<'a> {
+    tokens: &'a [Token],
+}
+
+impl Units<'_> {
+    /// "100 USDC" → (Token USDC, 100e6); "0.5 ETH" → (Native, 5e17).
+    fn amount(&self, text: &str, rule: &str) -> Result<(Asset, U256), Denial> {
+        let (num, unit) = split_amount(text).map_err(|e| err(rule, e.to_string()))?;
+        if let Some(d) = native_unit_decimals(unit) {
+            let v = parse_decimal(num, d, unit).map_err(|e| err(rule, e.to_string()))?;
+            return Ok((Asset::Native, v));
+        }
+        let t = self.tokens.iter().find(|t| t.symbol == unit).ok_or_else(|| {
+            err(rule, format!("unknown unit `{unit}` in `{text}`: use ETH, gwei, wei or a symbol listed under [tokens]"))
+        })?;
+        let v = parse_decimal(num, t.decimals, unit).map_err(|e| err(rule, e.to_string()))?;
+        Ok((Asset::Token(t.symbol.clone()), v))
+    }
+
+    fn native(&self, text: &str, rule: &str) -> Result<U256, Denial> {
+        parse_native(text).map_err(|e| err(rule, e.to_string()))
+    }
+}
+
+/// Resolve a parsed file into the normalized policy.
+pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
+    let mut tokens = Vec::new();
+    for (symbol, t) in &f.tokens {
+        let rule = format!("tokens.{symbol}");
+        tokens.push(Token {
+            symbol: symbol.clone(),
+            address: parse_address(&t.address, &rule)?,
+            decimals: t.decimals,
+            chain_id: t.chain_id,
+        });
+    }
+    let u = Units { tokens: &tokens };
+
+    let valid_after = f
+        .valid_after
+        .as_ref()
+        .map(|t| time(t, "valid_after"))
+        .transpose()?;
+    let valid_until = match (&f.valid_until, &f.valid_for) {
+        (Some(_), Some(_)) => {
+            return Err(err("valid_for", "give valid_until or valid_for, not both"))
+        }
+        (Some(t), None) => Some(time(t, "valid_until")?),
+        (None, Some(d)) => {
+            let secs = parse_duration(d).map_err(|e| err("valid_for", e.to_string()))?;
+            Some(valid_after.unwrap_or(now).max(now).saturating_add(secs))
+        }
+        (None, None) => None,
+    };
+    let max_duration = f
+        .max_duration
+        .as_deref()
+        .map(|d| parse_duration(d).map_err(|e| err("max_duration", e.to_string())))
+        .transpose()?;
+
+    let mut limits = Vec::new();
+    for (i, l) in f.limits.iter().enumerate() {
+        let rule = format!("limits[{i}]");
+        let (asset, max) = u.amount(&l.max, &rule)?;
+        let period = Period::parse(&l.per).ok_or_else(|| {
+            err(
+                &rule,
+                format!(
+                    "`{}` is not a period (minute, hour, day, week, month, session)",
+                    l.per
+                ),
+            )
+        })?;
+        limits.push(SpendLimit { asset, period, max });
+    }
+    let mut streams = Vec::new();
+    for (i, s) in f.streams.iter().enumerate() {
+        let rule = format!("streams[{i}]");
+        let (asset, initial) = u.amount(&s.initial, &rule)?;
+        let (a2, rate) = u.amount(&s.rate, &rule)?;
+        let (a3, max) = u.amount(&s.max, &rule)?;
+        if a2 != asset || a3 != asset {
+            return Err(err(rule, "initial, rate and max must be in the same unit"));
+        }
+        let every = parse_duration(&s.every).map_err(|e| err(&rule, e.to_string()))?;
+        streams.push(StreamLimit {
+            asset,
+            initial,
+            rate,
+            every,
+            max,
+        });
+    }
+    let max_value_per_call = f
+        .max_value_per_call
+        .as_deref()
+        .map(|v| u.native(v, "max_value_per_call"))
+        .transpose()?;
+
+    let mut calls = Vec::new();
+    for (i, c) in f.calls.iter().enumerate() {
+        let rule = format!("calls[{i}]");
+        let target = match c.target.trim() {
+            "*" => None,
+            t if t.starts_with("0x") => Some(parse_address(t, &rule)?),
+            sym => Some(
+                tokens
+                    .iter()
+                    .find(|t| t.symbol == sym)
+                    .map(|t| t.address)
+                    .ok_or_else(|| {
+                        err(
+                            &rule,
+                            format!(
+                                "target `{sym}` is neither an address, \"*\" nor a listed token"
+                            ),
+                        )
+                    })?,
+            ),
+        };
+        let mut functions = Vec::new();
+        for (j, fs) in c.functions.iter().enumerate() {
+            let frule = format!("{rule}.functions[{j}]");
+            functions.push(match fs {
+                FnSpec::Plain(s) => FunctionRule {
+                    signature: s.trim().to_string(),
+                    args: vec![],
+                },
+                FnSpec::Rules(r) => FunctionRule {
+                    signature: r.signature.trim().to_string(),
+                    args: resolve_args(r, &u, &frule)?,
+                },
+            });
+        }
+        calls.push(CallRule { target, functions });
+    }
+
+    let recipients = f
+        .recipients
+        .as_ref()
+        .map(|rs| {
+            rs.iter()
+                .map(|r| resolve_party(r, "recipients"))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+
+    let mut rate_limits = Vec::new();
+    for (i, r) in f.rate_limits.iter().enumerate() {
+        let window = parse_duration(&r.window)
+            .map_err(|e| err(format!("rate_limits[{i}]"), e.to_string()))?;
+        rate_limits.push(RateLimit { max: r.max, window });
+    }
+
+    let to_u128 =
+        |v: U256, rule: &str| u128::try_from(v).map_err(|_| err(rule, "value out of range"));
+    let gas = GasRules {
+        max_fee_per_gas: f
+            .gas
+            .max_fee_per_gas
+            .as_deref()
+            .map(|v| {
+                u.native(v, "gas.max_fee_per_gas")
+                    .and_then(|x| to_u128(x, "gas.max_fee_per_gas"))
+            })
+            .transpose()?,
+        max_priority_fee_per_gas: f
+            .gas
+            .max_priority_fee_per_gas
+            .as_deref()
+            .map(|v| {
+                u.native(v, "gas.max_priority_fee_per_gas")
+                    .and_then(|x| to_u128(x, "gas.max_priority_fee_per_gas"))
+            })
+            .transpose()?,
+        max_gas_limit: f.gas.max_gas_limit,
+        cost_limits: f
+            .gas
+            .limits
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let rule = format!("gas.limits[{i}]");
+                let max = u.native(&l.max, &rule)?;
+                let period = Period::parse(&l.per)
+                    .ok_or_else(|| err(&rule, format!("`{}` is not a period", l.per)))?;
+                Ok(GasCostLimit { period, max })
+            })
+            .collect::<Result<_, Denial>>()?,
+        count_in_native: f.gas.count_in_native,
+    };
+
+    let mut caps = Vec::new();
+    for (i, m) in f.approvals.max.iter().enumerate() {
+        let rule = format!("approvals.max[{i}]");
+        match u.amount(m, &rule)? {
+            (Asset::Token(token), max) => caps.push(ApprovalCap { token, max }),
+            (Asset::Native, _) => return Err(err(rule, "approval caps are per token, not native")),
+        }
+    }
+    let approvals = ApprovalRules {
+        spenders: f
+            .approvals
+            .spenders
+            .iter()
+            .map(|s| parse_address(s, "approvals.spenders"))
+            .collect::<Result<_, _>>()?,
+        caps,
+    };
+
+    Ok(Policy {
+        version: f.version,
+        name: f.name,
+        chains: f.chains,
+        valid_after,
+        valid_until,
+        max_duration,
+        quota: f.quota,
+        tokens,
+        limits,
+        streams,
+        max_value_per_call,
+        calls,
+        recipients,
+        rate_limits,
+        gas,
+        approvals,
+    })
+}
+
+fn resolve_party(s: &str, rule: &str) -> Result<Party, Denial> {
+    match s.trim() {
+        "$owner" => Ok(Party::Owner),
+        "$account" => Ok(Party::Account),
+        a => Ok(Party::Address(parse_address(a, rule)?)),
+    }
+}
+
+fn resolve_args(r: &FnRulesSpec, u: &Units<'_>, rule: &str) -> Result<Vec<ArgRule>, Denial> {
+    if r.args.is_empty() {
+        return Ok(vec![]);
+    }
+    let (_, parsed) = parse_function(&r.signature).map_err(|e| err(rule, e))?;
+    let Some((func, tuple)) = parsed else {
+        return Err(err(
+            rule,
+            format!("`{}` has no arguments to constrain", r.signature),
+        ));
+    };
+    let mut out = Vec::new();
+    for (k, a) in r.args.iter().enumerate() {
+        let arule = format!("{rule}.args[{k}]");
+        let path: Vec<u32> = match &a.arg {
+            ArgRef::Index(i) => vec![*i],
+            ArgRef::Name(n) => {
+                if let Some(i) = func.inputs.iter().position(|p| p.name == *n) {
+                    vec![i as u32]
+                } else {
+                    n.split('.')
+                        .map(|p| p.trim().parse::<u32>())
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| err(&arule, format!("`{n}` is neither a parameter name of `{}` nor an index path like 2.1", r.signature)))?
+                }
+            }
+        };
+        let ty = type_at(&tuple, &path).ok_or_else(|| {
+            err(
+                &arule,
+                format!("argument {path:?} does not exist in `{}`", r.signature),
+            )
+        })?;
+        let op = Op::parse(a.op.trim()).ok_or_else(|| {
+            err(
+                &arule,
+                format!(
+                    "`{}` is not an operator (eq, ne, lt, lte, gt, gte, in, not_in)",
+                    a.op
+                ),
+            )
+        })?;
+        let raw: Vec<&toml::Value> = match (&a.value, &a.values) {
+            (Some(v), None) => vec![v],
+            (None, Some(vs)) => vs.iter().collect(),
+            _ => return Err(err(&arule, "give exactly one of value or values")),
+        };
+        let values = raw
+            .into_iter()
+            .map(|v| arg_value(ty, v, u, &arule))
+            .collect::<Result<_, _>>()?;
+        out.push(ArgRule { path, op, values });
+    }
+    Ok(out)
+}
+
+fn arg_value(
+    ty: &DynSolType,
+    v: &toml::Value,
+    u: &Units<'_>,
+    rule: &str,
+) -> Result<ArgValue, Denial> {
+    let bad = || err(rule, format!("{v} does not fit argument type {ty}"));
+    match (ty, v) {
+        (DynSolType::Address, toml::Value::String(s)) => match s.trim() {
+            "$owner" => Ok(ArgValue::Owner),
+            "$account" => Ok(ArgValue::Account),
+            sym if !sym.starts_with("0x") => u
+                .tokens
+                .iter()
+                .find(|t| t.symbol == sym)
+                .map(|t| ArgValue::Address(t.address))
+                .ok_or_else(bad),
+            a => Ok(ArgValue::Address(parse_address(a, rule)?)),
+        },
+        (DynSolType::Uint(_), toml::Value::Integer(i)) if *i >= 0 => {
+            Ok(ArgValue::Uint(U256::from(*i as u64)))
+        }
+        (DynSolType::Uint(_), toml::Value::String(s)) => {
+            let s = s.trim();
+            if s.chars().all(|c| c.is_ascii_digit() || c == '_') {
+                return parse_decimal(s, 0, "")
+                    .map(ArgValue::Uint)
+                    .map_err(|e| err(rule, e.to_string()));
+            }
+            if let Some(h) = s.strip_prefix("0x") {
+                return U256::from_str_radix(h, 16)
+                    .map(ArgValue::Uint)
+                    .map_err(|_| bad());
+            }
+            u.amount(s, rule).map(|(_, v)| ArgValue::Uint(v))
+        }
+        (DynSolType::Int(_), toml::Value::Integer(i)) => {
+            Ok(ArgValue::Int(I256::try_from(*i).map_err(|_| bad())?))
+        }
+        (DynSolType::Int(_), toml::Value::String(s)) => I256::from_dec_str(s.trim())
+            .map(ArgValue::Int)
+            .map_err(|_| bad()),
+        (DynSolType::Bool, toml::Value::Boolean(b)) => Ok(ArgValue::Bool(*b)),
+        (DynSolType::Bytes | DynSolType::FixedBytes(_), toml::Value::String(s)) => {
+            let b = hex::decode(s.trim().trim_start_matches("0x")).map_err(|_| bad())?;
+            if let DynSolType::FixedBytes(n) = ty {
+                if b.len() != *n {
+                    return Err(bad());
+                }
+            }
+            Ok(ArgValue::Bytes(Bytes::from(b)))
+        }
+        (DynSolType::String, toml::Value::String(s)) => Ok(ArgValue::String(s.clone())),
+        _ => Err(bad()),
+    }
+}

@@ -1,0 +1,882 @@
+//! Unit tests: one or more per rule, period boundaries, and a property test against an
+//! independent model of the daily cap.
+
+use super::*;
+use crate::error::ErrorCode;
+use crate::period::parse_time;
+use crate::tx::{Call, Gas};
+use alloy_primitives::{address, Address, Bytes, U256};
+use alloy_sol_types::{sol, SolCall};
+
+sol! {
+    function transfer(address to, uint256 amount) returns (bool);
+    function approve(address spender, uint256 amount) returns (bool);
+    function increaseAllowance(address spender, uint256 added) returns (bool);
+    function swap(address tokenIn, uint256 amountIn, uint24 fee, (address,uint256) route);
+}
+
+const USDC: Address = address!("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48");
+const DAI: Address = address!("6b175474e89094c44da98b954eedeac495271d0f");
+const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
+const ALICE: Address = address!("00000000000000000000000000000000000a11ce");
+const BOB: Address = address!("0000000000000000000000000000000000000b0b");
+const OWNER: Address = address!("00000000000000000000000000000000000000aa");
+const ACCOUNT: Address = address!("00000000000000000000000000000000000000cc");
+
+fn t0() -> u64 {
+    parse_time("2026-11-23T10:00:00Z").unwrap()
+}
+
+fn policy(extra: &str) -> CompiledPolicy {
+    let text = format!(
+        r#"
+name = "test"
+chains = [1]
+valid_for = "24h"
+tokens = {{ USDC = {{ address = "{USDC}", decimals = 6 }}, DAI = {{ address = "{DAI}", decimals = 18 }} }}
+{extra}
+"#
+    );
+    let doc = file::resolve_text(&text, t0()).unwrap_or_else(|d| panic!("{d}"));
+    CompiledPolicy::compile(doc).unwrap_or_else(|d| panic!("{d}"))
+}
+
+fn ctx(now: u64) -> Context {
+    Context {
+        now,
+        anchor: t0(),
+        owner: OWNER,
+        account: ACCOUNT,
+    }
+}
+
+fn usdc(n: u64) -> U256 {
+    U256::from(n) * U256::from(1_000_000u64)
+}
+
+fn call(to: Address, data: Vec<u8>) -> Call {
+    Call {
+        to: Some(to),
+        value: U256::ZERO,
+        data: Bytes::from(data),
+    }
+}
+
+fn xfer(token: Address, to: Address, amount: U256) -> Call {
+    call(token, transferCall { to, amount }.abi_encode())
+}
+
+fn eval(
+    p: &CompiledPolicy,
+    c: &Counters,
+    now: u64,
+    calls: &[Call],
+) -> Result<Charges, crate::Denial> {
+    evaluate(
+        p,
+        c,
+        &ctx(now),
+        &Operation {
+            chain_id: 1,
+            calls,
+            gas: None,
+        },
+    )
+}
+
+/// Evaluate and charge on success, as the signing path does.
+fn sign(p: &CompiledPolicy, c: &mut Counters, now: u64, calls: &[Call]) -> Result<(), ErrorCode> {
+    match eval(p, c, now, calls) {
+        Ok(ch) => {
+            c.charge(p, &ch, t0(), now);
+            Ok(())
+        }
+        Err(d) => Err(d.code),
+    }
+}
+
+const USDC_DAILY: &str = r#"
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)"]
+[[limits]]
+max = "100 USDC"
+per = "day"
+"#;
+
+#[test]
+fn daily_cap_and_reset() {
+    let p = policy(USDC_DAILY);
+    let mut c = Counters::new(&p);
+    assert_eq!(
+        sign(&p, &mut c, t0() + 5, &[xfer(USDC, ALICE, usdc(60))]),
+        Ok(())
+    );
+    let d = eval(&p, &c, t0() + 6, &[xfer(USDC, ALICE, usdc(50))]).unwrap_err();
+    assert_eq!(d.code, ErrorCode::SpendCap);
+    assert_eq!(d.rule.as_deref(), Some("limits[0]"));
+    assert_eq!(
+        d.reason,
+        "USDC per day: spent 60 USDC, asking 50 USDC, cap 100 USDC"
+    );
+    // A denial charged nothing: exactly 40 more still fits.
+    assert_eq!(
+        sign(&p, &mut c, t0() + 7, &[xfer(USDC, ALICE, usdc(40))]),
+        Ok(())
+    );
+    assert_eq!(
+        sign(&p, &mut c, t0() + 8, &[xfer(USDC, ALICE, U256::from(1))]),
+        Err(ErrorCode::SpendCap)
+    );
+    // Last second of the day, then the next period.
+    assert_eq!(
+        sign(
+            &p,
+            &mut c,
+            t0() + 86_399,
+            &[xfer(USDC, ALICE, U256::from(1))]
+        ),
+        Err(ErrorCode::SpendCap)
+    );
+}
+
+#[test]
+fn daily_cap_resets_next_period() {
+    let text = format!(
+        r#"
+name = "t"
+chains = [1]
+valid_until = {}
+max_duration = "3 days"
+[tokens]
+USDC = {{ address = "{USDC}", decimals = 6 }}
+{USDC_DAILY}"#,
+        t0() + 3 * 86_400
+    );
+    let p = CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).unwrap();
+    let mut c = Counters::new(&p);
+    assert_eq!(
+        sign(&p, &mut c, t0(), &[xfer(USDC, ALICE, usdc(100))]),
+        Ok(())
+    );
+    assert_eq!(
+        sign(&p, &mut c, t0() + 86_399, &[xfer(USDC, ALICE, usdc(1))]),
+        Err(ErrorCode::SpendCap)
+    );
+    assert_eq!(
+        sign(&p, &mut c, t0() + 86_400, &[xfer(USDC, ALICE, usdc(100))]),
+        Ok(())
+    );
+    assert_eq!(
+        sign(&p, &mut c, t0() + 86_401, &[xfer(USDC, ALICE, usdc(1))]),
+        Err(ErrorCode::SpendCap)
+    );
+}
+
+#[test]
+fn monthly_cap_follows_calendar_months() {
+    // Anchored 31 Jan 2024: the second period starts 29 Feb (leap year).
+    let anchor = parse_time("2024-01-31T00:00:00Z").unwrap();
+    let text = format!(
+        r#"
+name = "m"
+chains = [1]
+valid_until = {}
+max_duration = "120 days"
+[tokens]
+USDC = {{ address = "{USDC}", decimals = 6 }}
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)"]
+[[limits]]
+max = "10 USDC"
+per = "month"
+"#,
+        anchor + 100 * 86_400
+    );
+    let p = CompiledPolicy::compile(file::resolve_text(&text, anchor).unwrap()).unwrap();
+    let mut c = Counters::new(&p);
+    let run = |c: &mut Counters, now: u64| {
+        let ch = evaluate(
+            &p,
+            c,
+            &Context {
+                now,
+                anchor,
+                owner: OWNER,
+                account: ACCOUNT,
+            },
+            &Operation {
+                chain_id: 1,
+                calls: &[xfer(USDC, ALICE, usdc(10))],
+                gas: None,
+            },
+        );
+        match ch {
+            Ok(ch) => {
+                c.charge(&p, &ch, anchor, now);
+                Ok(())
+            }
+            Err(d) => Err(d.code),
+        }
+    };
+    assert_eq!(run(&mut c, anchor + 10), Ok(()));
+    assert_eq!(
+        run(&mut c, parse_time("2024-02-28T23:59:59Z").unwrap()),
+        Err(ErrorCode::SpendCap)
+    );
+    assert_eq!(
+        run(&mut c, parse_time("2024-02-29T00:00:00Z").unwrap()),
+        Ok(())
+    );
+    assert_eq!(
+        run(&mut c, parse_time("2024-03-30T23:59:59Z").unwrap()),
+        Err(ErrorCode::SpendCap)
+    );
+    assert_eq!(
+        run(&mut c, parse_time("2024-03-31T00:00:00Z").unwrap()),
+        Ok(())
+    );
+}
+
+#[test]
+fn session_total_and_native_caps() {
+    let p = policy(
+        r#"
+max_value_per_call = "0.5 ETH"
+[[calls]]
+target = "0x0000000000000000000000000000000000000b0b"
+functions = ["receive()"]
+[[limits]]
+max = "1 ETH"
+per = "session"
+"#,
+    );
+    let mut c = Counters::new(&p);
+    let eth = |milli: u64| Call {
+        to: Some(BOB),
+        value: U256::from(milli) * U256::from(10u64).pow(U256::from(15)),
+        data: Bytes::new(),
+    };
+    let d = eval(&p, &c, t0(), &[eth(600)]).unwrap_err();
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (ErrorCode::ValueCap, Some("max_value_per_call"))
+    );
+    assert_eq!(sign(&p, &mut c, t0(), &[eth(500)]), Ok(()));
+    assert_eq!(sign(&p, &mut c, t0() + 80_000, &[eth(500)]), Ok(()));
+    let d = eval(&p, &c, t0() + 80_001, &[eth(1)]).unwrap_err();
+    assert_eq!(d.code, ErrorCode::SpendCap);
+    assert!(
+        d.reason.starts_with("ETH per session: spent 1 ETH"),
+        "{}",
+        d.reason
+    );
+    // Calldata to the same target is a function call, not receive().
+    let d = eval(&p, &c, t0(), &[call(BOB, vec![1, 2, 3, 4])]).unwrap_err();
+    assert_eq!(d.code, ErrorCode::SelectorNotAllowed);
+}
+
+#[test]
+fn time_bounds() {
+    let text = format!(
+        "name='t'\nchains=[1]\nvalid_after={}\nvalid_until={}\n[[calls]]\ntarget='*'\nfunctions=['receive()']\nmax_value_per_call='1 ETH'\n",
+        t0() + 100,
+        t0() + 200
+    );
+    // `max_value_per_call` after a table belongs to it in TOML: check that is refused.
+    assert!(file::resolve_text(&text, t0()).is_err());
+    let text = format!(
+        "name='t'\nchains=[1]\nvalid_after={}\nvalid_until={}\nmax_value_per_call='1 ETH'\n[[calls]]\ntarget='*'\nfunctions=['receive()']\n",
+        t0() + 100,
+        t0() + 200
+    );
+    let p = CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).unwrap();
+    let c = Counters::new(&p);
+    let pay = [Call {
+        to: Some(BOB),
+        value: U256::from(1),
+        data: Bytes::new(),
+    }];
+    assert_eq!(
+        eval(&p, &c, t0() + 99, &pay).unwrap_err().code,
+        ErrorCode::NotYetValid
+    );
+    assert!(eval(&p, &c, t0() + 100, &pay).is_ok());
+    assert!(eval(&p, &c, t0() + 199, &pay).is_ok());
+    assert_eq!(
+        eval(&p, &c, t0() + 200, &pay).unwrap_err().code,
+        ErrorCode::Expired
+    );
+}
+
+#[test]
+fn lifetime_rules_at_creation() {
+    // No valid_until: refused.
+    let doc = file::resolve_text("name='t'\nchains=[1]\n", t0()).unwrap();
+    let e = CompiledPolicy::compile(doc).unwrap_err();
+    assert_eq!(
+        (e.code, e.rule.as_deref()),
+        (ErrorCode::InvalidPolicy, Some("valid_until"))
+    );
+    // 25 hours without max_duration: refused; with an explicit max: accepted.
+    let doc = file::resolve_text("name='t'\nchains=[1]\nvalid_for='25h'\n", t0()).unwrap();
+    let p = CompiledPolicy::compile(doc).unwrap();
+    assert_eq!(
+        p.check_lifetime(t0()).unwrap_err().code,
+        ErrorCode::InvalidPolicy
+    );
+    let doc = file::resolve_text(
+        "name='t'\nchains=[1]\nvalid_for='25h'\nmax_duration='2 days'\n",
+        t0(),
+    )
+    .unwrap();
+    assert!(CompiledPolicy::compile(doc)
+        .unwrap()
+        .check_lifetime(t0())
+        .is_ok());
+    // Already over.
+    let doc = file::resolve_text(
+        &format!("name='t'\nchains=[1]\nvalid_until={}\n", t0() - 1),
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(
+        CompiledPolicy::compile(doc)
+            .unwrap()
+            .check_lifetime(t0())
+            .unwrap_err()
+            .code,
+        ErrorCode::Expired
+    );
+    // 24h exactly is fine.
+    let doc = file::resolve_text("name='t'\nchains=[1]\nvalid_for='24h'\n", t0()).unwrap();
+    assert!(CompiledPolicy::compile(doc)
+        .unwrap()
+        .check_lifetime(t0())
+        .is_ok());
+}
+
+#[test]
+fn chains_quota_and_rate_limits() {
+    let p = policy(&format!(
+        "quota = 3\n[[rate_limits]]\nmax = 2\nwindow = \"1 minute\"\n{USDC_DAILY}"
+    ));
+    let mut c = Counters::new(&p);
+    let one = [xfer(USDC, ALICE, usdc(1))];
+    let d = evaluate(
+        &p,
+        &c,
+        &ctx(t0()),
+        &Operation {
+            chain_id: 5,
+            calls: &one,
+            gas: None,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (ErrorCode::ChainNotAllowed, Some("chains"))
+    );
+    assert_eq!(sign(&p, &mut c, t0(), &one), Ok(()));
+    assert_eq!(sign(&p, &mut c, t0() + 30, &one), Ok(()));
+    let d = eval(&p, &c, t0() + 59, &one).unwrap_err();
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (ErrorCode::RateLimited, Some("rate_limits[0]"))
+    );
+    // Sliding window: at t0+60 the first signature has left the window.
+    assert_eq!(sign(&p, &mut c, t0() + 60, &one), Ok(()));
+    let d = eval(&p, &c, t0() + 500, &one).unwrap_err();
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (ErrorCode::QuotaExhausted, Some("quota"))
+    );
+}
+
+#[test]
+fn calls_allowlist() {
+    let p = policy(USDC_DAILY);
+    let c = Counters::new(&p);
+    let d = eval(&p, &c, t0(), &[xfer(DAI, ALICE, U256::from(1))]).unwrap_err();
+    assert_eq!(d.code, ErrorCode::TargetNotAllowed);
+    let d = eval(
+        &p,
+        &c,
+        t0(),
+        &[call(
+            USDC,
+            approveCall {
+                spender: ROUTER,
+                amount: U256::from(1),
+            }
+            .abi_encode(),
+        )],
+    )
+    .unwrap_err();
+    assert_eq!(d.code, ErrorCode::SelectorNotAllowed);
+    let d = eval(&p, &c, t0(), &[call(USDC, vec![0xa9, 0x05])]).unwrap_err();
+    assert_eq!(d.code, ErrorCode::SelectorNotAllowed);
+    let d = eval(
+        &p,
+        &c,
+        t0(),
+        &[Call {
+            to: None,
+            value: U256::ZERO,
+            data: Bytes::new(),
+        }],
+    )
+    .unwrap_err();
+    assert_eq!(d.code, ErrorCode::TargetNotAllowed);
+    // Truncated transfer arguments.
+    let mut data = transferCall {
+        to: ALICE,
+        amount: U256::from(1),
+    }
+    .abi_encode();
+    data.truncate(40);
+    assert_eq!(
+        eval(&p, &c, t0(), &[call(USDC, data)]).unwrap_err().code,
+        ErrorCode::ArgumentRejected
+    );
+}
+
+#[test]
+fn argument_predicates() {
+    let p = policy(
+        r#"
+[[calls]]
+target = "USDC"
+functions = [
+  { signature = "transfer(address to, uint256 amount)", args = [
+      { arg = "to", op = "in", values = ["0x00000000000000000000000000000000000a11ce", "$owner"] },
+      { arg = 1, op = "lte", value = "50 USDC" },
+  ] },
+]
+[[calls]]
+target = "0xe592427a0aece92de3edee1f18e0157c05861564"
+functions = [
+  { signature = "swap(address,uint256,uint24,(address,uint256))", args = [
+      { arg = 0, op = "not_in", values = ["DAI"] },
+      { arg = 2, op = "eq", value = 3000 },
+      { arg = "3.0", op = "eq", value = "$account" },
+      { arg = "3.1", op = "gt", value = 10 },
+  ] },
+]
+"#,
+    );
+    let c = Counters::new(&p);
+    assert!(eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(50))]).is_ok());
+    assert!(eval(&p, &c, t0(), &[xfer(USDC, OWNER, usdc(1))]).is_ok());
+    let d = eval(&p, &c, t0(), &[xfer(USDC, BOB, usdc(1))]).unwrap_err();
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (
+            ErrorCode::ArgumentRejected,
+            Some("calls[0].functions[0].args[0]")
+        )
+    );
+    let d = eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(50) + U256::from(1))]).unwrap_err();
+    assert_eq!(d.rule.as_deref(), Some("calls[0].functions[0].args[1]"));
+
+    let sw = |token: Address, fee: u32, who: Address, n: u64| {
+        call(
+            ROUTER,
+            swapCall {
+                tokenIn: token,
+                amountIn: U256::from(5),
+                fee: alloy_primitives::aliases::U24::from(fee),
+                route: (who, U256::from(n)),
+            }
+            .abi_encode(),
+        )
+    };
+    assert!(eval(&p, &c, t0(), &[sw(USDC, 3000, ACCOUNT, 11)]).is_ok());
+    assert_eq!(
+        eval(&p, &c, t0(), &[sw(DAI, 3000, ACCOUNT, 11)])
+            .unwrap_err()
+            .rule
+            .as_deref(),
+        Some("calls[1].functions[0].args[0]")
+    );
+    assert_eq!(
+        eval(&p, &c, t0(), &[sw(USDC, 500, ACCOUNT, 11)])
+            .unwrap_err()
+            .rule
+            .as_deref(),
+        Some("calls[1].functions[0].args[1]")
+    );
+    assert_eq!(
+        eval(&p, &c, t0(), &[sw(USDC, 3000, BOB, 11)])
+            .unwrap_err()
+            .rule
+            .as_deref(),
+        Some("calls[1].functions[0].args[2]")
+    );
+    assert_eq!(
+        eval(&p, &c, t0(), &[sw(USDC, 3000, ACCOUNT, 10)])
+            .unwrap_err()
+            .rule
+            .as_deref(),
+        Some("calls[1].functions[0].args[3]")
+    );
+}
+
+#[test]
+fn invalid_argument_rules_are_refused() {
+    let bad = [
+        r#"functions = [{ signature = "transfer(address,uint256)", args = [{ arg = 5, op = "eq", value = 1 }] }]"#,
+        r#"functions = [{ signature = "transfer(address,uint256)", args = [{ arg = 0, op = "lt", value = "$owner" }] }]"#,
+        r#"functions = [{ signature = "transfer(address,uint256)", args = [{ arg = 1, op = "eq", values = [1, 2] }] }]"#,
+        r#"functions = [{ signature = "transfer(address,uint256)", args = [{ arg = 1, op = "like", value = 1 }] }]"#,
+        r#"functions = [{ signature = "transfer(address,uint256)", args = [{ arg = 0, op = "eq", value = true }] }]"#,
+        r#"functions = ["transfer(address,uint256"]"#,
+        r#"functions = []"#,
+    ];
+    for b in bad {
+        let text = format!("name='t'\nchains=[1]\nvalid_for='1h'\n[[calls]]\ntarget='0x0000000000000000000000000000000000000001'\n{b}\n");
+        let r = file::resolve_text(&text, t0()).and_then(CompiledPolicy::compile);
+        let e = r.expect_err(b);
+        assert_eq!(e.code, ErrorCode::InvalidPolicy, "{b}");
+    }
+}
+
+#[test]
+fn recipients_list() {
+    let p = policy(&format!(
+        "recipients = [\"$owner\", \"0x00000000000000000000000000000000000a11ce\"]\n{USDC_DAILY}"
+    ));
+    let c = Counters::new(&p);
+    assert!(eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(1))]).is_ok());
+    assert!(eval(&p, &c, t0(), &[xfer(USDC, OWNER, usdc(1))]).is_ok());
+    let d = eval(&p, &c, t0(), &[xfer(USDC, BOB, usdc(1))]).unwrap_err();
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (ErrorCode::RecipientNotAllowed, Some("recipients"))
+    );
+}
+
+#[test]
+fn gas_rules() {
+    let p = policy(&format!(
+        r#"
+[gas]
+max_fee_per_gas = "100 gwei"
+max_priority_fee_per_gas = "2 gwei"
+max_gas_limit = 100000
+count_in_native = true
+[[gas.limits]]
+max = "0.01 ETH"
+per = "day"
+[[limits]]
+max = "0.012 ETH"
+per = "day"
+{USDC_DAILY}"#
+    ));
+    let mut c = Counters::new(&p);
+    let one = [xfer(USDC, ALICE, usdc(1))];
+    let gwei = 1_000_000_000u128;
+    let op = |g: Gas| Operation {
+        chain_id: 1,
+        calls: &one,
+        gas: Some(g),
+    };
+    let g = |limit: u64, fee: u128, tip: u128| Gas {
+        gas_limit: limit,
+        max_fee_per_gas: fee * gwei,
+        max_priority_fee_per_gas: tip * gwei,
+    };
+    assert_eq!(
+        evaluate(&p, &c, &ctx(t0()), &op(g(50_000, 101, 1)))
+            .unwrap_err()
+            .rule
+            .as_deref(),
+        Some("gas.max_fee_per_gas")
+    );
+    assert_eq!(
+        evaluate(&p, &c, &ctx(t0()), &op(g(50_000, 100, 3)))
+            .unwrap_err()
+            .rule
+            .as_deref(),
+        Some("gas.max_priority_fee_per_gas")
+    );
+    assert_eq!(
+        evaluate(&p, &c, &ctx(t0()), &op(g(100_001, 10, 1)))
+            .unwrap_err()
+            .rule
+            .as_deref(),
+        Some("gas.max_gas_limit")
+    );
+    // 100k gas × 60 gwei = 0.006 ETH of the 0.01 ETH daily gas budget.
+    let ch = evaluate(&p, &c, &ctx(t0()), &op(g(100_000, 60, 1))).unwrap();
+    assert_eq!(ch.gas_cost, U256::from(6_000_000_000_000_000u64));
+    assert_eq!(ch.native, ch.gas_cost, "gas counts in native spend");
+    c.charge(&p, &ch, t0(), t0());
+    let d = evaluate(&p, &c, &ctx(t0() + 1), &op(g(100_000, 50, 1))).unwrap_err();
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (ErrorCode::GasCap, Some("gas.cost_limits[0]"))
+    );
+    // 0.004 ETH more fits the gas budget (0.01) and the native cap (0.012).
+    assert!(evaluate(&p, &c, &ctx(t0() + 1), &op(g(100_000, 40, 1))).is_ok());
+}
+
+#[test]
+fn native_cap_counts_gas_when_asked() {
+    let p = policy(&format!("[gas]\ncount_in_native = true\n[[limits]]\nmax = \"0.001 ETH\"\nper = \"day\"\n{USDC_DAILY}"));
+    let c = Counters::new(&p);
+    let one = [xfer(USDC, ALICE, usdc(1))];
+    let g = Gas {
+        gas_limit: 100_000,
+        max_fee_per_gas: 20_000_000_000,
+        max_priority_fee_per_gas: 1,
+    };
+    let d = evaluate(
+        &p,
+        &c,
+        &ctx(t0()),
+        &Operation {
+            chain_id: 1,
+            calls: &one,
+            gas: Some(g),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (ErrorCode::SpendCap, Some("limits[0]"))
+    );
+}
+
+const APPROVALS: &str = r#"
+[[calls]]
+target = "USDC"
+functions = ["approve(address,uint256)", "increaseAllowance(address,uint256)"]
+[[calls]]
+target = "0x00000000000000000000000000000000000000d1"
+functions = ["approve(address,uint256)"]
+[approvals]
+spenders = ["0xe592427a0aece92de3edee1f18e0157c05861564"]
+max = ["500 USDC"]
+"#;
+
+#[test]
+fn approvals_are_bounded() {
+    let p = policy(APPROVALS);
+    let c = Counters::new(&p);
+    let appr =
+        |spender: Address, amount: U256| call(USDC, approveCall { spender, amount }.abi_encode());
+    assert!(eval(&p, &c, t0(), &[appr(ROUTER, usdc(500))]).is_ok());
+    let d = eval(&p, &c, t0(), &[appr(ROUTER, U256::MAX)]).unwrap_err();
+    assert_eq!(d.code, ErrorCode::UnlimitedApproval);
+    let d = eval(&p, &c, t0(), &[appr(ROUTER, usdc(501))]).unwrap_err();
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (ErrorCode::UnlimitedApproval, Some("approvals.caps[0]"))
+    );
+    let d = eval(&p, &c, t0(), &[appr(BOB, usdc(1))]).unwrap_err();
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (ErrorCode::SpenderNotAllowed, Some("approvals.spenders"))
+    );
+    // Revoking to zero is allowed for any spender.
+    assert!(eval(&p, &c, t0(), &[appr(BOB, U256::ZERO)]).is_ok());
+    let inc = call(
+        USDC,
+        increaseAllowanceCall {
+            spender: ROUTER,
+            added: U256::MAX,
+        }
+        .abi_encode(),
+    );
+    assert_eq!(
+        eval(&p, &c, t0(), &[inc]).unwrap_err().code,
+        ErrorCode::UnlimitedApproval
+    );
+    // Unknown token: no cap can bound it.
+    let unknown = address!("00000000000000000000000000000000000000d1");
+    let d = eval(
+        &p,
+        &c,
+        t0(),
+        &[call(
+            unknown,
+            approveCall {
+                spender: ROUTER,
+                amount: U256::from(1),
+            }
+            .abi_encode(),
+        )],
+    )
+    .unwrap_err();
+    assert_eq!(d.code, ErrorCode::UnlimitedApproval);
+    // Approvals count against the token's spend caps.
+    let p = policy(&format!(
+        "{APPROVALS}\n[[limits]]\nmax = \"100 USDC\"\nper = \"day\"\n"
+    ));
+    let c = Counters::new(&p);
+    assert_eq!(
+        eval(&p, &c, t0(), &[appr(ROUTER, usdc(101))])
+            .unwrap_err()
+            .code,
+        ErrorCode::SpendCap
+    );
+}
+
+#[test]
+fn wildcard_needs_caps_and_listed_tokens() {
+    let no_caps = "[[calls]]\ntarget = \"*\"\nfunctions = [\"*\"]\n";
+    let text = format!("name='t'\nchains=[1]\nvalid_for='1h'\n[tokens]\nUSDC = {{ address = \"{USDC}\", decimals = 6 }}\n{no_caps}");
+    let e = CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidPolicy);
+    let text = format!("name='t'\nchains=[1]\nvalid_for='1h'\nmax_value_per_call='0.1 ETH'\n[tokens]\nUSDC = {{ address = \"{USDC}\", decimals = 6 }}\n{no_caps}");
+    let e = CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).unwrap_err();
+    assert!(e.reason.contains("USDC"), "{e}");
+    let text = format!("{text}[[limits]]\nmax='10 USDC'\nper='day'\n");
+    let p = CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).unwrap();
+    let c = Counters::new(&p);
+    assert!(eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(10))]).is_ok());
+    assert_eq!(
+        eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(11))])
+            .unwrap_err()
+            .code,
+        ErrorCode::SpendCap
+    );
+    // An unlisted token through the wildcard: refused.
+    assert_eq!(
+        eval(&p, &c, t0(), &[xfer(DAI, ALICE, U256::from(1))])
+            .unwrap_err()
+            .code,
+        ErrorCode::TargetNotAllowed
+    );
+    // Any other call is fine within the value cap.
+    assert!(eval(&p, &c, t0(), &[call(ROUTER, vec![1, 2, 3, 4])]).is_ok());
+}
+
+#[test]
+fn streams_accrue() {
+    let p = policy(&format!(
+        "[[streams]]\ninitial = \"10 USDC\"\nrate = \"1 USDC\"\nevery = \"1 hour\"\nmax = \"20 USDC\"\n{USDC_DAILY}"
+    ));
+    let mut c = Counters::new(&p);
+    assert_eq!(
+        sign(&p, &mut c, t0(), &[xfer(USDC, ALICE, usdc(10))]),
+        Ok(())
+    );
+    let d = eval(&p, &c, t0() + 1800, &[xfer(USDC, ALICE, usdc(1))]).unwrap_err();
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (ErrorCode::SpendCap, Some("streams[0]"))
+    );
+    assert_eq!(
+        sign(&p, &mut c, t0() + 3600, &[xfer(USDC, ALICE, usdc(1))]),
+        Ok(())
+    );
+    assert_eq!(
+        sign(&p, &mut c, t0() + 3600 * 20, &[xfer(USDC, ALICE, usdc(9))]),
+        Ok(())
+    );
+    // Capped at max = 20 in total.
+    assert_eq!(
+        sign(&p, &mut c, t0() + 3600 * 23, &[xfer(USDC, ALICE, usdc(1))]),
+        Err(ErrorCode::SpendCap)
+    );
+}
+
+#[test]
+fn batch_totals_are_charged_together() {
+    let p = policy(USDC_DAILY);
+    let c = Counters::new(&p);
+    let d = eval(
+        &p,
+        &c,
+        t0(),
+        &[xfer(USDC, ALICE, usdc(60)), xfer(USDC, BOB, usdc(60))],
+    )
+    .unwrap_err();
+    assert_eq!(d.code, ErrorCode::SpendCap);
+    assert!(eval(
+        &p,
+        &c,
+        t0(),
+        &[xfer(USDC, ALICE, usdc(50)), xfer(USDC, BOB, usdc(50))]
+    )
+    .is_ok());
+}
+
+#[test]
+fn update_carries_spend_over() {
+    let p = policy(USDC_DAILY);
+    let mut c = Counters::new(&p);
+    assert_eq!(
+        sign(&p, &mut c, t0(), &[xfer(USDC, ALICE, usdc(90))]),
+        Ok(())
+    );
+    let p2 = policy(&format!(
+        "{USDC_DAILY}[[limits]]\nmax = \"1 ETH\"\nper = \"day\"\n"
+    ));
+    let c2 = c.carry_over(&p, &p2);
+    assert_eq!(
+        eval(&p2, &c2, t0() + 1, &[xfer(USDC, ALICE, usdc(11))])
+            .unwrap_err()
+            .code,
+        ErrorCode::SpendCap
+    );
+    assert_eq!(c2.uses, 1);
+}
+
+#[test]
+fn policy_hash_is_stable_and_sensitive() {
+    let a = policy(USDC_DAILY);
+    let b = policy(USDC_DAILY);
+    assert_eq!(a.hash, b.hash);
+    let c = policy(&USDC_DAILY.replace("100 USDC", "101 USDC"));
+    assert_ne!(a.hash, c.hash);
+    // The canonical JSON round-trips to the same document and hash.
+    let back: Policy = serde_json::from_slice(&a.doc.canonical_bytes()).unwrap();
+    assert_eq!(back.hash(), a.hash);
+    // Unknown fields are refused.
+    let mut v: serde_json::Value = serde_json::from_slice(&a.doc.canonical_bytes()).unwrap();
+    v["surprise"] = serde_json::json!(1);
+    assert!(serde_json::from_value::<Policy>(v).is_err());
+}
+
+mod model {
+    //! The daily cap against an independent model: a plain list of what was signed.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+        #[test]
+        fn never_exceeds_daily_cap(ops in proptest::collection::vec((0u64..60, 0u64..3 * 3600), 1..80)) {
+            let text = format!(
+                "name='t'\nchains=[1]\nvalid_until={}\nmax_duration='3 days'\n[tokens]\nUSDC = {{ address = \"{USDC}\", decimals = 6 }}\n{USDC_DAILY}",
+                t0() + 3 * 86_400
+            );
+            let p = CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).unwrap();
+            let mut c = Counters::new(&p);
+            let mut now = t0();
+            let mut signed: Vec<(u64, u64)> = Vec::new();
+            for (amount, dt) in ops {
+                now += dt;
+                if now >= t0() + 3 * 86_400 {
+                    prop_assert_eq!(sign(&p, &mut c, now, &[xfer(USDC, ALICE, usdc(amount))]), Err(ErrorCode::Expired));
+                    break;
+                }
+                let day = (now - t0()) / 86_400;
+                let model_spent: u64 = signed.iter().filter(|(d, _)| *d == day).map(|(_, a)| a).sum();
+                let model_allows = model_spent + amount <= 100;
+                let got = sign(&p, &mut c, now, &[xfer(USDC, ALICE, usdc(amount))]);
+                prop_assert_eq!(got.is_ok(), model_allows, "amount {} at day {} spent {}", amount, day, model_spent);
+                if got.is_ok() {
+                    signed.push((day, amount));
+                } else {
+                    prop_assert_eq!(got, Err(ErrorCode::SpendCap));
+                }
+            }
+        }
+    }
+}
