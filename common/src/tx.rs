@@ -62,7 +62,7 @@ pub struct AuthorizationRequest {
 
 /// A transaction to sign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum TxRequest {
     Eip1559(Eip1559Request),
     Legacy(LegacyRequest),
@@ -239,5 +239,30 @@ mod tests {
         let env = TxEnvelope::decode_2718(&mut raw.as_ref()).unwrap();
         let expected = Address::from_public_key(key.verifying_key());
         assert_eq!(env.recover_signer().unwrap(), expected);
+    }
+}
+
+#[cfg(test)]
+mod serde_tests {
+    use super::*;
+
+    #[test]
+    fn json_and_cbor_round_trip_with_large_fees() {
+        let req = TxRequest::Eip1559(Eip1559Request {
+            chain_id: 1,
+            nonce: 0,
+            max_fee_per_gas: u128::MAX,
+            max_priority_fee_per_gas: 1,
+            gas_limit: 21_000,
+            to: None,
+            value: U256::MAX,
+            data: Bytes::from(vec![1, 2]),
+            access_list: vec![],
+        });
+        let json = serde_json::to_string(&req).unwrap();
+        assert!(json.starts_with("{\"eip1559\":"), "{json}");
+        assert_eq!(serde_json::from_str::<TxRequest>(&json).unwrap(), req);
+        let cbor = crate::frame::to_cbor(&req).unwrap();
+        assert_eq!(crate::frame::from_cbor::<TxRequest>(&cbor).unwrap(), req);
     }
 }

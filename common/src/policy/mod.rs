@@ -3,6 +3,7 @@
 pub mod compile;
 pub mod doc;
 pub mod engine;
+pub mod explain;
 pub mod file;
 pub mod state;
 #[cfg(test)]

@@ -1,0 +1,125 @@
+//! `bridle dev`: a development enclave (mock NSM, Unix socket) and the host on localhost.
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// Working directory for the socket, database and logs.
+    #[arg(long, default_value = ".bridle-dev")]
+    dir: PathBuf,
+    /// Host listen address.
+    #[arg(long, default_value = "127.0.0.1:8547")]
+    listen: String,
+    /// Development clock offset file passed to the enclave (tests move time with it).
+    #[arg(long)]
+    clock_offset_file: Option<PathBuf>,
+}
+
+/// Find a sibling binary (same directory as `bridle`), else rely on PATH.
+fn binary(name: &str) -> PathBuf {
+    if let Ok(me) = std::env::current_exe() {
+        if let Some(dir) = me.parent() {
+            let p = dir.join(name);
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    PathBuf::from(name)
+}
+
+struct Kids(Vec<Child>);
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Start a child and wait for its "listening" line on stdout.
+fn start(mut cmd: Command, what: &str) -> Result<(Child, String)> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().with_context(|| format!("cannot start {what}"))?;
+    let out = child.stdout.take().ok_or_else(|| anyhow!("no stdout from {what}"))?;
+    let mut lines = BufReader::new(out).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("listening on") => {
+                // Keep draining stdout so the child never blocks on a full pipe.
+                std::thread::spawn(move || for _ in lines.by_ref() {});
+                return Ok((child, l));
+            }
+            Some(Ok(_)) => continue,
+            _ => {
+                let _ = child.kill();
+                return Err(anyhow!("{what} exited before listening"));
+            }
+        }
+    }
+}
+
+pub fn run(a: DevArgs) -> Result<i32> {
+    std::fs::create_dir_all(&a.dir)?;
+    let dir = a.dir.canonicalize()?;
+    let sock = dir.join("enclave.sock");
+    let db = dir.join("host.sqlite");
+    let mut kids = Kids(vec![]);
+
+    let mut enclave = Command::new(binary("bridle-enclave"));
+    enclave.arg("--unix").arg(&sock).arg("--dev");
+    if let Some(f) = &a.clock_offset_file {
+        enclave.arg("--dev-clock-offset-file").arg(f);
+    }
+    let (child, _) = start(enclave, "bridle-enclave")?;
+    kids.0.push(child);
+
+    let mut host = Command::new(binary("bridle-host"));
+    host.arg("--enclave").arg(format!("unix:{}", sock.display())).arg("--listen").arg(&a.listen).arg("--db").arg(&db);
+    let (child, line) = start(host, "bridle-host")?;
+    kids.0.push(child);
+    let url = line.rsplit(' ').next().unwrap_or("").to_string();
+
+    print_banner(&url, &sock, &db, &dir);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        // SIGINT/SIGTERM: stop polling; dropping `kids` kills and reaps both children.
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install signal handler")?;
+    }
+    loop {
+        for (i, c) in kids.0.iter_mut().enumerate() {
+            if let Ok(Some(status)) = c.try_wait() {
+                let name = if i == 0 { "bridle-enclave" } else { "bridle-host" };
+                eprintln!("{name} exited ({status}); stopping");
+                return Ok(1);
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            eprintln!("stopping bridle dev");
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn print_banner(url: &str, sock: &Path, db: &Path, dir: &Path) {
+    println!("Bridle dev is running (development enclave: keys in memory, mock NSM).");
+    println!("  host:    {url}");
+    println!("  enclave: unix:{}", sock.display());
+    println!("  db:      {}", db.display());
+    println!();
+    println!("Next, in another terminal:");
+    println!("  bridle owner keygen --out {}/owner.key", dir.display());
+    println!("  bridle agent keygen --out {}/agent.key", dir.display());
+    println!("  bridle owner grant --key {0}/owner.key --agent {0}/agent.key --policy examples/policies/usdc-daily.toml", dir.display());
+    println!("Ctrl-C stops both.");
+}

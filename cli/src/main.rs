@@ -1,0 +1,601 @@
+//! `bridle`: the command line for owners, agents, policy authors and verifiers.
+
+mod client;
+mod dev;
+mod keys;
+mod verify_attestation;
+
+use alloy_dyn_abi::{DynSolType, DynSolValue};
+use alloy_json_abi::Function;
+use alloy_primitives::{Address, Bytes, B256, U256};
+use anyhow::{anyhow, bail, Context, Result};
+use bridle_common::owner::{action, OwnerAction};
+use bridle_common::policy::file::resolve_text;
+use bridle_common::policy::{evaluate, explain::explain, CompiledPolicy, Context as EvalContext, Counters, Operation, Policy};
+use bridle_common::protocol::*;
+use bridle_common::stamp::{PayloadKind, StampKey};
+use bridle_common::tx::{Eip1559Request, LegacyRequest, TxRequest};
+use bridle_common::units::{format_decimal, parse_native};
+use clap::{Args, Parser, Subcommand};
+use client::{Host, Refused};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Parser)]
+#[command(name = "bridle", version, about = "Bridle: agents transact with a permission, not a private key")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a development enclave (mock NSM, Unix socket) and the host on localhost.
+    Dev(dev::DevArgs),
+    /// Owner actions: keys, grant, update, revoke, revoke-all, status.
+    #[command(subcommand)]
+    Owner(OwnerCmd),
+    /// Agent actions: keys, signing.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// Policy files: check, hash, explain, simulate.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Verify attestation documents.
+    #[command(subcommand)]
+    Verify(VerifyCmd),
+}
+
+#[derive(Args, Clone)]
+struct HostArg {
+    /// The host's base URL.
+    #[arg(long, env = "BRIDLE_HOST", default_value = "http://127.0.0.1:8547")]
+    host: String,
+}
+
+#[derive(Subcommand)]
+enum OwnerCmd {
+    /// Generate an owner key file (0600). Any Ethereum key works as an owner key.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Grant a session to an agent under a policy.
+    Grant {
+        #[command(flatten)]
+        host: HostArg,
+        /// Owner key file (or a file holding a 0x-hex private key).
+        #[arg(long)]
+        key: PathBuf,
+        /// The agent's public key (hex) or its key file.
+        #[arg(long)]
+        agent: String,
+        /// Policy file (TOML or JSON).
+        #[arg(long)]
+        policy: PathBuf,
+        /// Owner nonce; default: the current time in milliseconds.
+        #[arg(long)]
+        nonce: Option<u64>,
+        /// Print the full JSON reply.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a session's policy.
+    Update {
+        #[command(flatten)]
+        host: HostArg,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        session: Address,
+        #[arg(long)]
+        policy: PathBuf,
+        #[arg(long)]
+        nonce: Option<u64>,
+    },
+    /// Revoke one session.
+    Revoke {
+        #[command(flatten)]
+        host: HostArg,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        session: Address,
+        #[arg(long)]
+        nonce: Option<u64>,
+    },
+    /// Revoke every session of this owner at once.
+    RevokeAll {
+        #[command(flatten)]
+        host: HostArg,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        nonce: Option<u64>,
+    },
+    /// Show a session: state, spend against each cap, uses left, expiry.
+    Status {
+        #[command(flatten)]
+        host: HostArg,
+        #[arg(long)]
+        session: Address,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCmd {
+    /// Generate an agent identity key (0600); give its public key to the owner.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Ask the enclave to sign a transaction under the session's policy.
+    SignTx(SignTxArgs),
+}
+
+#[derive(Args)]
+struct SignTxArgs {
+    #[command(flatten)]
+    host: HostArg,
+    /// Agent key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// Session address.
+    #[arg(long)]
+    session: Address,
+    /// A transaction request JSON file (the enclave's TxRequest form); replaces the flags below.
+    #[arg(long)]
+    tx: Option<PathBuf>,
+    #[arg(long)]
+    to: Option<Address>,
+    /// Native value with unit: "0.01 ETH".
+    #[arg(long, default_value = "0 ETH")]
+    value: String,
+    /// Raw calldata (hex).
+    #[arg(long, conflicts_with = "call")]
+    data: Option<String>,
+    /// Function signature to encode, e.g. "transfer(address,uint256)".
+    #[arg(long)]
+    call: Option<String>,
+    /// Arguments for --call, in order.
+    #[arg(long = "arg")]
+    args: Vec<String>,
+    #[arg(long)]
+    chain_id: Option<u64>,
+    #[arg(long)]
+    nonce: Option<u64>,
+    #[arg(long, default_value_t = 100_000)]
+    gas: u64,
+    /// Max fee per gas (EIP-1559), e.g. "30 gwei".
+    #[arg(long, default_value = "30 gwei")]
+    max_fee: String,
+    #[arg(long, default_value = "1 gwei")]
+    priority_fee: String,
+    /// Sign a legacy EIP-155 transaction with this gas price instead.
+    #[arg(long)]
+    gas_price: Option<String>,
+    /// Print only the raw signed transaction.
+    #[arg(long)]
+    raw: bool,
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Parse and validate a policy file.
+    Check { file: PathBuf },
+    /// Print the policy hash the owner signs.
+    Hash { file: PathBuf },
+    /// Explain the policy rule by rule.
+    Explain { file: PathBuf },
+    /// Print the normalized policy (what the enclave receives), as JSON.
+    Normalize { file: PathBuf },
+    /// Run requests through the same engine offline and print each decision.
+    Simulate {
+        file: PathBuf,
+        /// Request file: {"requests": [{"at": "...", "transaction": {...}}], "owner": ..., "account": ...}
+        #[arg(long)]
+        request: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum VerifyCmd {
+    /// Verify an AWS Nitro attestation document.
+    Attestation(verify_attestation::VerifyAttestationArgs),
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn default_nonce(n: Option<u64>) -> u64 {
+    n.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
+}
+
+fn load_policy(path: &PathBuf) -> Result<Policy> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    resolve_text(&text, now()).map_err(|d| anyhow!("{}: {d}", path.display()))
+}
+
+fn compile(path: &PathBuf) -> Result<CompiledPolicy> {
+    let doc = load_policy(path)?;
+    CompiledPolicy::compile(doc).map_err(|d| anyhow!("{}: {d}", path.display()))
+}
+
+fn status(host: &Host) -> Result<Status> {
+    host.get("/v1/status")
+}
+
+fn owner_auth(key: &keys::LoadedKey, msg: &OwnerAction) -> Result<OwnerAuth> {
+    let sig = key.sign_digest(&msg.digest())?;
+    Ok(OwnerAuth { owner: key.address, nonce: msg.nonce, signature: Bytes::copy_from_slice(&sig.as_bytes()) })
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(r) = e.downcast_ref::<Refused>() {
+                eprintln!("{r}");
+            } else {
+                eprintln!("bridle: {e:#}");
+            }
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Dev(a) => dev::run(a),
+        Cmd::Verify(VerifyCmd::Attestation(a)) => Ok(verify_attestation::run(&a)),
+        Cmd::Policy(p) => policy_cmd(p),
+        Cmd::Owner(o) => owner_cmd(o),
+        Cmd::Agent(a) => agent_cmd(a),
+    }
+}
+
+fn policy_cmd(p: PolicyCmd) -> Result<i32> {
+    match p {
+        PolicyCmd::Check { file } => {
+            let c = compile(&file)?;
+            match c.check_lifetime(now()) {
+                Ok(()) => println!("ok: {} is valid (hash {})", file.display(), c.hash),
+                Err(d) => {
+                    println!("ok: {} is well-formed (hash {})", file.display(), c.hash);
+                    eprintln!("warning: a session granted now would be refused: {d}");
+                    return Ok(1);
+                }
+            }
+        }
+        PolicyCmd::Hash { file } => println!("{}", compile(&file)?.hash),
+        PolicyCmd::Explain { file } => print!("{}", explain(&compile(&file)?)),
+        PolicyCmd::Normalize { file } => println!("{}", serde_json::to_string_pretty(&compile(&file)?.doc)?),
+        PolicyCmd::Simulate { file, request } => return simulate(&file, &request),
+    }
+    Ok(0)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimFile {
+    #[serde(default)]
+    owner: Address,
+    #[serde(default)]
+    account: Address,
+    /// Session start (period anchor); default: the first request's time.
+    start: Option<String>,
+    #[serde(default)]
+    requests: Vec<SimRequest>,
+    transaction: Option<TxRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimRequest {
+    at: Option<String>,
+    transaction: TxRequest,
+}
+
+fn sim_time(s: &Option<String>, default: u64) -> Result<u64> {
+    match s {
+        None => Ok(default),
+        Some(t) => bridle_common::period::parse_time(t).ok_or_else(|| anyhow!("`{t}` is not a time")),
+    }
+}
+
+fn simulate(file: &PathBuf, request: &PathBuf) -> Result<i32> {
+    let text = std::fs::read_to_string(request).with_context(|| format!("cannot read {}", request.display()))?;
+    let sim: SimFile = serde_json::from_str(&text).with_context(|| format!("{} is not a request file", request.display()))?;
+    let mut reqs = sim.requests;
+    if let Some(t) = sim.transaction {
+        reqs.insert(0, SimRequest { at: None, transaction: t });
+    }
+    if reqs.is_empty() {
+        bail!("the request file has no requests");
+    }
+    let first = sim_time(&reqs[0].at, now())?;
+    let start = sim_time(&sim.start, first)?;
+    let ptext = std::fs::read_to_string(file)?;
+    let doc = resolve_text(&ptext, start).map_err(|d| anyhow!("{}: {d}", file.display()))?;
+    let p = CompiledPolicy::compile(doc).map_err(|d| anyhow!("{}: {d}", file.display()))?;
+    let mut counters = Counters::new(&p);
+    let anchor = p.doc.valid_after.unwrap_or(start).max(start);
+    let mut all_allowed = true;
+    for (i, r) in reqs.iter().enumerate() {
+        let t = sim_time(&r.at, start)?;
+        let ctx = EvalContext { now: t, anchor, owner: sim.owner, account: sim.account };
+        let decision = match (&r.transaction, r.transaction.call()) {
+            (TxRequest::Eip7702 { .. }, _) | (_, None) => Err(bridle_common::Denial::rule(
+                bridle_common::ErrorCode::AuthorizationDenied,
+                "transaction type",
+                "EIP-7702 transactions are never signed",
+            )),
+            (tx, Some(call)) => {
+                let calls = [call];
+                evaluate(&p, &counters, &ctx, &Operation { chain_id: tx.chain_id(), calls: &calls, gas: tx.gas() })
+            }
+        };
+        match decision {
+            Ok(ch) => {
+                let mut parts = vec![];
+                if !ch.native.is_zero() {
+                    parts.push(format!("{} ETH", format_decimal(ch.native, 18)));
+                }
+                for (ti, v) in &ch.tokens {
+                    let tk = &p.doc.tokens[*ti];
+                    parts.push(format!("{} {}", format_decimal(*v, tk.decimals), tk.symbol));
+                }
+                let charged = if parts.is_empty() { "nothing".to_string() } else { parts.join(", ") };
+                println!("request {i}: allowed (charges {charged})");
+                counters.charge(&p, &ch, anchor, t);
+            }
+            Err(d) => {
+                all_allowed = false;
+                println!("request {i}: {d}");
+            }
+        }
+    }
+    Ok(if all_allowed { 0 } else { 1 })
+}
+
+fn owner_cmd(o: OwnerCmd) -> Result<i32> {
+    match o {
+        OwnerCmd::Keygen { out, force } => {
+            let k = keys::generate(&out, "owner", force)?;
+            println!("owner address: {}", k.address);
+            println!("key file:      {} (mode 0600)", out.display());
+        }
+        OwnerCmd::Grant { host, key, agent, policy, nonce, json } => {
+            let host = Host::new(&host.host)?;
+            let key = keys::load(&key)?;
+            let agent_pk = keys::agent_public_key(&agent)?;
+            let agent_addr = Address::from_public_key(
+                &k256::ecdsa::VerifyingKey::from_sec1_bytes(&agent_pk).context("agent public key")?,
+            );
+            let p = compile(&policy)?;
+            p.check_lifetime(now()).map_err(|d| anyhow!("{d}"))?;
+            let st = status(&host)?;
+            let msg = OwnerAction {
+                action: action::CREATE_SESSION.into(),
+                enclave: st.identity_address,
+                session: Address::ZERO,
+                agent: agent_addr,
+                policyHash: p.hash,
+                subject: B256::ZERO,
+                nonce: default_nonce(nonce),
+            };
+            let body = CreateSession { auth: owner_auth(&key, &msg)?, agent_public_key: Bytes::from(agent_pk), policy: p.doc.clone() };
+            let created: SessionCreated = host.post("/v1/sessions", &body)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&created)?);
+            } else {
+                let b = &created.binding;
+                println!("session:     {}", b.session);
+                println!("owner:       {}", b.owner);
+                println!("agent:       {}", b.agent);
+                println!("policy hash: {}", b.policy_hash);
+                println!("valid until: {}", bridle_common::period::format_time(b.valid_until));
+                println!("enclave:     {}", b.enclave);
+            }
+        }
+        OwnerCmd::Update { host, key, session, policy, nonce } => {
+            let host = Host::new(&host.host)?;
+            let key = keys::load(&key)?;
+            let p = compile(&policy)?;
+            let st = status(&host)?;
+            let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}"))?;
+            let agent = session_agent(&info)?;
+            let msg = OwnerAction {
+                action: action::UPDATE_POLICY.into(),
+                enclave: st.identity_address,
+                session,
+                agent,
+                policyHash: p.hash,
+                subject: B256::ZERO,
+                nonce: default_nonce(nonce),
+            };
+            let body = UpdatePolicy { auth: owner_auth(&key, &msg)?, session, policy: p.doc.clone() };
+            let r: PolicyUpdated = host.post(&format!("/v1/sessions/{session}/policy"), &body)?;
+            println!("session {} now enforces policy {}", r.session, r.policy_hash);
+        }
+        OwnerCmd::Revoke { host, key, session, nonce } => {
+            let host = Host::new(&host.host)?;
+            let key = keys::load(&key)?;
+            let st = status(&host)?;
+            let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}"))?;
+            let agent = session_agent(&info)?;
+            let msg = OwnerAction {
+                action: action::REVOKE.into(),
+                enclave: st.identity_address,
+                session,
+                agent,
+                policyHash: B256::ZERO,
+                subject: B256::ZERO,
+                nonce: default_nonce(nonce),
+            };
+            let r: Revoked = host.post(&format!("/v1/sessions/{session}/revoke"), &Revoke { auth: owner_auth(&key, &msg)?, session })?;
+            println!("revoked: {}", r.sessions.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
+        }
+        OwnerCmd::RevokeAll { host, key, nonce } => {
+            let host = Host::new(&host.host)?;
+            let key = keys::load(&key)?;
+            let st = status(&host)?;
+            let msg = OwnerAction {
+                action: action::REVOKE_ALL.into(),
+                enclave: st.identity_address,
+                session: Address::ZERO,
+                agent: Address::ZERO,
+                policyHash: B256::ZERO,
+                subject: B256::ZERO,
+                nonce: default_nonce(nonce),
+            };
+            let r: Revoked = host.post(&format!("/v1/owners/{}/revoke-all", key.address), &RevokeAll { auth: owner_auth(&key, &msg)? })?;
+            println!("revoked {} session(s)", r.sessions.len());
+            for s in r.sessions {
+                println!("  {s}");
+            }
+        }
+        OwnerCmd::Status { host, session, json } => {
+            let host = Host::new(&host.host)?;
+            let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print_status(&info)?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn session_agent(info: &serde_json::Value) -> Result<Address> {
+    let a = info["session"]["agent"].as_str().or_else(|| info["stored"]["agent"].as_str()).ok_or_else(|| anyhow!("the host does not know this session's agent"))?;
+    Address::from_str(a).map_err(|e| anyhow!("bad agent address from host: {e}"))
+}
+
+fn print_status(info: &serde_json::Value) -> Result<()> {
+    let s = &info["session"];
+    if s.is_null() {
+        let state = info["stored"]["state"].as_str().unwrap_or("unknown");
+        println!("session not in the enclave (host records state: {state})");
+        return Ok(());
+    }
+    let ss: SessionStatus = serde_json::from_value(s.clone())?;
+    println!("session:    {}", ss.session);
+    println!("state:      {:?}", ss.state);
+    println!("owner:      {}", ss.owner);
+    println!("agent:      {}", ss.agent);
+    println!("policy:     {}", ss.policy_hash);
+    println!("valid until {}", bridle_common::period::format_time(ss.valid_until));
+    match ss.uses_left {
+        Some(l) => println!("uses:       {} ({l} left)", ss.uses),
+        None => println!("uses:       {}", ss.uses),
+    }
+    for c in &ss.caps {
+        let reset = c.resets_at.map(|t| format!(", resets {}", bridle_common::period::format_time(t))).unwrap_or_default();
+        println!(
+            "{:<22} {}: spent {} of {} {}{reset}",
+            c.rule,
+            c.what,
+            format_decimal(c.spent, c.decimals),
+            format_decimal(c.cap, c.decimals),
+            c.symbol
+        );
+    }
+    Ok(())
+}
+
+fn encode_call(sig: &str, args: &[String]) -> Result<Bytes> {
+    let f = Function::parse(sig).map_err(|e| anyhow!("`{sig}`: {e}"))?;
+    if f.inputs.len() != args.len() {
+        bail!("`{sig}` takes {} arguments, {} given", f.inputs.len(), args.len());
+    }
+    let mut values = Vec::new();
+    for (p, a) in f.inputs.iter().zip(args) {
+        let ty: DynSolType = p.selector_type().parse().map_err(|e| anyhow!("{e}"))?;
+        values.push(ty.coerce_str(a).map_err(|e| anyhow!("argument `{a}` for {ty}: {e}"))?);
+    }
+    let mut data = f.selector().to_vec();
+    data.extend(DynSolValue::Tuple(values).abi_encode_params());
+    Ok(data.into())
+}
+
+fn agent_cmd(a: AgentCmd) -> Result<i32> {
+    match a {
+        AgentCmd::Keygen { out, force } => {
+            let k = keys::generate(&out, "agent", force)?;
+            println!("agent address:    {}", k.address);
+            println!("agent public key: {}", k.public_key_hex());
+            println!("key file:         {} (mode 0600)", out.display());
+        }
+        AgentCmd::SignTx(s) => return sign_tx(s),
+    }
+    Ok(0)
+}
+
+fn gwei_or_unit(s: &str) -> Result<u128> {
+    let v = parse_native(s).map_err(|e| anyhow!("{e}"))?;
+    u128::try_from(v).map_err(|_| anyhow!("{s} is too large"))
+}
+
+fn sign_tx(s: SignTxArgs) -> Result<i32> {
+    let host = Host::new(&s.host.host)?;
+    let key = keys::load(&s.key)?;
+    let tx: TxRequest = match &s.tx {
+        Some(p) => serde_json::from_str(&std::fs::read_to_string(p)?).with_context(|| format!("{} is not a transaction request", p.display()))?,
+        None => {
+            let to = s.to.ok_or_else(|| anyhow!("--to is required (or --tx FILE)"))?;
+            let chain_id = s.chain_id.ok_or_else(|| anyhow!("--chain-id is required: Bridle fills nothing in"))?;
+            let nonce = s.nonce.ok_or_else(|| anyhow!("--nonce is required: Bridle fills nothing in"))?;
+            let value: U256 = parse_native(&s.value).map_err(|e| anyhow!("--value: {e}"))?;
+            let data = match (&s.data, &s.call) {
+                (Some(d), _) => Bytes::from(hex::decode(d.trim_start_matches("0x")).context("--data is not hex")?),
+                (None, Some(sig)) => encode_call(sig, &s.args)?,
+                (None, None) => Bytes::new(),
+            };
+            match &s.gas_price {
+                Some(gp) => TxRequest::Legacy(LegacyRequest { chain_id, nonce, gas_price: gwei_or_unit(gp)?, gas_limit: s.gas, to: Some(to), value, data }),
+                None => TxRequest::Eip1559(Eip1559Request {
+                    chain_id,
+                    nonce,
+                    max_fee_per_gas: gwei_or_unit(&s.max_fee)?,
+                    max_priority_fee_per_gas: gwei_or_unit(&s.priority_fee)?,
+                    gas_limit: s.gas,
+                    to: Some(to),
+                    value,
+                    data,
+                    access_list: vec![],
+                }),
+            }
+        }
+    };
+    let st = status(&host)?;
+    let enclave_pk = k256::PublicKey::from_sec1_bytes(&st.identity_public_key).context("enclave identity key from host")?;
+    let digest = match tx.build() {
+        Some(b) => b.signing_hash(),
+        None => B256::ZERO, // type 4: the enclave refuses it before checking anything else
+    };
+    let sk = StampKey::derive(&key.secret, &enclave_pk, s.session, key.address);
+    let mut nonce = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    let stamp = sk.stamp(s.session, PayloadKind::Transaction, &digest, nonce, now());
+    let req = SignRequest { session: s.session, payload: SignPayload::Transaction(tx), stamp };
+    let signed: Signed = host.post("/v1/sign", &req)?;
+    if s.raw {
+        println!("{}", signed.raw_transaction.map(|r| r.to_string()).unwrap_or_default());
+    } else {
+        println!("{}", serde_json::to_string_pretty(&signed)?);
+    }
+    Ok(0)
+}

@@ -1,0 +1,73 @@
+//! Keys generated inside the enclave from the OS CSPRNG (on Nitro, the kernel's RNG is
+//! fed by the NSM). Secret material never leaves this module's types: there is no
+//! accessor that returns it, and k256 zeroizes secrets on drop (R-TRUST-2).
+
+use alloy_primitives::{Address, Signature, B256};
+use k256::ecdsa::SigningKey;
+use k256::{PublicKey, SecretKey};
+use rand_core::OsRng;
+
+/// A secp256k1 key that signs 32-byte digests computed by the enclave.
+pub struct Key {
+    secret: SecretKey,
+    signing: SigningKey,
+    address: Address,
+}
+
+impl Key {
+    pub fn generate() -> Key {
+        Self::from_secret(SecretKey::random(&mut OsRng))
+    }
+
+    fn from_secret(secret: SecretKey) -> Key {
+        let signing = SigningKey::from(&secret);
+        let address = Address::from_public_key(signing.verifying_key());
+        Key { secret, signing, address }
+    }
+
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        self.secret.public_key()
+    }
+
+    /// SEC1 compressed public key (33 bytes).
+    pub fn public_key_sec1(&self) -> Vec<u8> {
+        self.signing.verifying_key().to_encoded_point(true).as_bytes().to_vec()
+    }
+
+    /// Sign a digest the enclave computed. RFC 6979 deterministic, low-s.
+    pub fn sign_digest(&self, digest: &B256) -> Result<Signature, k256::ecdsa::Error> {
+        let (sig, recid) = self.signing.sign_prehash_recoverable(digest.as_slice())?;
+        Ok(Signature::from_signature_and_parity(sig, recid.is_y_odd()))
+    }
+
+    /// For ECDH inside the enclave only (stamp key derivation).
+    pub(crate) fn secret(&self) -> &SecretKey {
+        &self.secret
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key({})", self.address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_recover_to_the_address() {
+        let k = Key::generate();
+        let d = B256::repeat_byte(0x42);
+        let sig = k.sign_digest(&d).unwrap();
+        assert_eq!(sig.recover_address_from_prehash(&d).unwrap(), k.address());
+        assert_ne!(Key::generate().address(), k.address());
+        assert_eq!(k.public_key_sec1().len(), 33);
+        assert!(!format!("{k:?}").contains(&hex::encode(k.secret().to_bytes())));
+    }
+}

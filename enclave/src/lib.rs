@@ -1,0 +1,12 @@
+//! Bridle's enclave: session keys generated inside, policy enforced in the signing path,
+//! one socket. This crate has no HTTP, database or outbound network dependency: the trust
+//! boundary is visible in its dependency list.
+
+pub mod clock;
+pub mod keys;
+pub mod replay;
+pub mod server;
+pub mod service;
+pub mod session;
+
+pub use service::{Attestor, Config, Enclave};

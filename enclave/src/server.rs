@@ -1,0 +1,128 @@
+//! The enclave's one socket: length-prefixed CBOR frames over a Unix socket (development)
+//! or vsock (Nitro). One request frame, one response frame, in order, per connection.
+
+use crate::service::Enclave;
+use bridle_common::address::SocketAddress;
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::frame::{from_cbor, read_frame, to_cbor, write_frame, FrameError};
+use bridle_common::protocol::{RequestFrame, ResponseFrame, PROTOCOL_VERSION};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Semaphore;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub max_frame: usize,
+    pub max_connections: usize,
+    /// A connection idle (or stuck mid-frame) this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_frame: bridle_common::frame::DEFAULT_MAX_FRAME,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Decode and serve one frame body. Never panics; any failure is a typed error reply.
+pub fn handle_frame(enclave: &Enclave, body: &[u8]) -> ResponseFrame {
+    let result = match from_cbor::<RequestFrame>(body) {
+        Err(e) => Err(Denial::new(ErrorCode::Malformed, format!("request frame: {e}"))),
+        Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
+            ErrorCode::Unsupported,
+            format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
+        )),
+        Ok(f) => enclave.handle(f.call),
+    };
+    ResponseFrame { version: PROTOCOL_VERSION, result }
+}
+
+async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, resp: &ResponseFrame) -> Result<(), FrameError> {
+    let bytes = to_cbor(resp)?;
+    write_frame(w, &bytes).await
+}
+
+/// Serve one connection until it closes or sends a frame over the limit.
+pub async fn serve_connection<S>(enclave: Arc<Enclave>, stream: S, cfg: ServerConfig)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut r, mut w) = tokio::io::split(stream);
+    loop {
+        let body = match tokio::time::timeout(cfg.idle_timeout, read_frame(&mut r, cfg.max_frame)).await {
+            Err(_) => return,
+            Ok(Err(FrameError::Closed)) => return,
+            Ok(Err(e @ FrameError::TooLarge { .. })) => {
+                // The body was never read or allocated; the stream can't be resynchronised,
+                // so answer and close.
+                let resp = ResponseFrame { version: PROTOCOL_VERSION, result: Err(e.to_denial()) };
+                let _ = write_response(&mut w, &resp).await;
+                return;
+            }
+            Ok(Err(e @ FrameError::Malformed(_))) => {
+                let resp = ResponseFrame { version: PROTOCOL_VERSION, result: Err(e.to_denial()) };
+                let _ = write_response(&mut w, &resp).await;
+                return;
+            }
+            Ok(Err(FrameError::Io(_))) => return,
+            Ok(Ok(body)) => body,
+        };
+        let resp = handle_frame(&enclave, &body);
+        if write_response(&mut w, &resp).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Listen on `addr` and serve forever.
+pub async fn serve(enclave: Arc<Enclave>, addr: SocketAddress, cfg: ServerConfig) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    match addr {
+        SocketAddress::Unix(path) => {
+            if path.exists() {
+                std::fs::remove_file(&path)?;
+            }
+            let listener = tokio::net::UnixListener::bind(&path)?;
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+            }
+            tracing::info!(socket = %path.display(), "enclave listening");
+            println!("bridle-enclave listening on unix:{}", path.display());
+            loop {
+                let (stream, _) = listener.accept().await?;
+                spawn_conn(&enclave, &slots, stream, &cfg);
+            }
+        }
+        SocketAddress::Vsock { cid, port } => {
+            let listener = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(cid, port))?;
+            tracing::info!(cid, port, "enclave listening on vsock");
+            println!("bridle-enclave listening on vsock:{cid}:{port}");
+            loop {
+                let (stream, _) = listener.accept().await?;
+                spawn_conn(&enclave, &slots, stream, &cfg);
+            }
+        }
+    }
+}
+
+fn spawn_conn<S>(enclave: &Arc<Enclave>, slots: &Arc<Semaphore>, stream: S, cfg: &ServerConfig)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+        tracing::warn!("connection refused: too many connections");
+        return;
+    };
+    let enclave = Arc::clone(enclave);
+    let cfg = cfg.clone();
+    tokio::spawn(async move {
+        serve_connection(enclave, stream, cfg).await;
+        drop(permit);
+    });
+}
