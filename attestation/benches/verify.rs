@@ -1,0 +1,40 @@
+//! Verification cost: one real AWS document and one mock document.
+
+use bridle_attestation::{verify, MockNsm, NsmProvider, VerifyOptions};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+
+const SAMPLE_2024: &[u8] = include_bytes!("../../tests/fixtures/nitro/nitro_sample_2024.cbor");
+const SAMPLE_TS: u64 = 1_708_930_921;
+
+fn bench_verify(c: &mut Criterion) {
+    let pcr = |s: &str| hex::decode(s).expect("hex");
+    let real_opts = VerifyOptions::at(SAMPLE_TS)
+        .with_pcr(
+            0,
+            pcr("17bf8f048519797be90497001a7559a3d555395937117d76f8baaedf56ca6d97952de79479bc0c76e5d176d20f663790"),
+        )
+        .with_pcr(
+            1,
+            pcr("5d3938eb05288e20a981038b1861062ff4174884968a39aee5982b312894e60561883576cc7381d1a7d05b809936bd16"),
+        )
+        .with_pcr(
+            2,
+            pcr("249037310daa90f4eb0703e7b105a241fdb09f12d3c40b7aea2f39e57b07b887e6ff4e4f9757943e127e391626b5e4d5"),
+        );
+    verify(SAMPLE_2024, &real_opts).expect("sample verifies");
+    c.bench_function("verify/aws_sample_2024", |b| b.iter(|| verify(black_box(SAMPLE_2024), black_box(&real_opts))));
+
+    let nsm = MockNsm::new().expect("mock");
+    let doc = nsm.attestation(None, Some(b"bench nonce".to_vec()), None).expect("mock document");
+    let mock_opts = VerifyOptions::now(3600)
+        .with_root_der(nsm.root_der().to_vec())
+        .with_pcr(0, nsm.image().pcr0.to_vec())
+        .with_nonce(b"bench nonce".to_vec());
+    verify(&doc, &mock_opts).expect("mock verifies");
+    c.bench_function("verify/mock", |b| b.iter(|| verify(black_box(&doc), black_box(&mock_opts))));
+
+    c.bench_function("mock/attestation", |b| b.iter(|| nsm.attestation(None, Some(b"n".to_vec()), None)));
+}
+
+criterion_group!(benches, bench_verify);
+criterion_main!(benches);

@@ -1,0 +1,147 @@
+//! Decoding of the NSM attestation document (the COSE_Sign1 payload).
+
+use std::collections::BTreeMap;
+
+use ciborium::value::Value;
+
+use crate::cose::decode_cbor;
+use crate::verify::VerifyError;
+
+/// The digest algorithm Nitro enclaves use for their PCR bank.
+pub const DIGEST_SHA384: &str = "SHA384";
+
+/// Accepted PCR value lengths (SHA-256, SHA-384, SHA-512 banks).
+pub const PCR_VALUE_LENGTHS: [usize; 3] = [32, 48, 64];
+
+/// The fields of an attestation document, decoded but not yet trusted.
+#[derive(Debug, Clone)]
+pub(crate) struct RawDocument {
+    pub module_id: String,
+    pub digest: String,
+    pub timestamp_ms: u64,
+    pub pcrs: BTreeMap<u16, Vec<u8>>,
+    pub certificate: Vec<u8>,
+    pub cabundle: Vec<Vec<u8>>,
+    pub public_key: Option<Vec<u8>>,
+    pub user_data: Option<Vec<u8>>,
+    pub nonce: Option<Vec<u8>>,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> VerifyError {
+    VerifyError::InvalidDocument { field, reason: reason.into() }
+}
+
+fn bytes(field: &'static str, v: Value) -> Result<Vec<u8>, VerifyError> {
+    match v {
+        Value::Bytes(b) => Ok(b),
+        _ => Err(invalid(field, "expected a byte string")),
+    }
+}
+
+/// Optional byte fields: absent, null and empty byte string all mean "none".
+fn optional_bytes(field: &'static str, v: Option<Value>) -> Result<Option<Vec<u8>>, VerifyError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bytes(b)) if b.is_empty() => Ok(None),
+        Some(Value::Bytes(b)) => Ok(Some(b)),
+        Some(_) => Err(invalid(field, "expected a byte string or null")),
+    }
+}
+
+fn parse_pcrs(v: Value) -> Result<BTreeMap<u16, Vec<u8>>, VerifyError> {
+    let entries = match v {
+        Value::Map(m) => m,
+        _ => return Err(invalid("pcrs", "expected a map of index to byte string")),
+    };
+    if entries.is_empty() {
+        return Err(invalid("pcrs", "no PCR in the document"));
+    }
+    let mut pcrs = BTreeMap::new();
+    for (k, v) in entries {
+        let index = match k {
+            Value::Integer(i) => u16::try_from(i128::from(i))
+                .map_err(|_| invalid("pcrs", format!("PCR index {} out of range", i128::from(i))))?,
+            _ => return Err(invalid("pcrs", "PCR index is not an unsigned integer")),
+        };
+        let value = match v {
+            Value::Bytes(b) => b,
+            _ => return Err(invalid("pcrs", format!("PCR{index} value is not a byte string"))),
+        };
+        if !PCR_VALUE_LENGTHS.contains(&value.len()) {
+            return Err(VerifyError::PcrLength { index, actual: value.len() });
+        }
+        if pcrs.insert(index, value).is_some() {
+            return Err(invalid("pcrs", format!("PCR{index} appears twice")));
+        }
+    }
+    Ok(pcrs)
+}
+
+/// Decodes and checks the structure of an attestation document payload.
+pub(crate) fn parse_payload(payload: &[u8]) -> Result<RawDocument, VerifyError> {
+    let entries = match decode_cbor(payload, "attestation document payload")? {
+        Value::Map(m) => m,
+        _ => return Err(invalid("payload", "expected a CBOR map")),
+    };
+    let mut fields: BTreeMap<String, Value> = BTreeMap::new();
+    for (k, v) in entries {
+        let key = match k {
+            Value::Text(t) => t,
+            _ => return Err(invalid("payload", "map key is not a text string")),
+        };
+        if fields.contains_key(&key) {
+            return Err(VerifyError::DuplicateField { field: key });
+        }
+        fields.insert(key, v);
+    }
+
+    if !fields.contains_key("pcrs") {
+        // A NitroTPM document carries `nitrotpm_pcrs` instead (or nothing).
+        return Err(VerifyError::NitroTpmDocument);
+    }
+
+    let mut take = |name: &'static str| -> Result<Value, VerifyError> {
+        fields.remove(name).ok_or(VerifyError::MissingField { field: name })
+    };
+
+    let module_id = match take("module_id")? {
+        Value::Text(t) if !t.is_empty() => t,
+        Value::Text(_) => return Err(invalid("module_id", "empty")),
+        _ => return Err(invalid("module_id", "expected a text string")),
+    };
+    let digest = match take("digest")? {
+        Value::Text(t) => t,
+        _ => return Err(invalid("digest", "expected a text string")),
+    };
+    if digest != DIGEST_SHA384 {
+        return Err(VerifyError::UnsupportedDigest { expected: DIGEST_SHA384, actual: digest });
+    }
+    let timestamp_ms = match take("timestamp")? {
+        Value::Integer(i) => u64::try_from(i128::from(i))
+            .map_err(|_| invalid("timestamp", format!("{} is not a valid time", i128::from(i))))?,
+        _ => return Err(invalid("timestamp", "expected an unsigned integer")),
+    };
+    if timestamp_ms == 0 {
+        return Err(invalid("timestamp", "zero"));
+    }
+    let pcrs = parse_pcrs(take("pcrs")?)?;
+    let certificate = bytes("certificate", take("certificate")?)?;
+    if certificate.is_empty() {
+        return Err(invalid("certificate", "empty"));
+    }
+    let cabundle = match take("cabundle")? {
+        Value::Array(items) => items.into_iter().map(|v| bytes("cabundle", v)).collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(invalid("cabundle", "expected an array of byte strings")),
+    };
+    if cabundle.is_empty() {
+        return Err(invalid("cabundle", "empty"));
+    }
+    if cabundle.iter().any(Vec::is_empty) {
+        return Err(invalid("cabundle", "contains an empty certificate"));
+    }
+    let public_key = optional_bytes("public_key", fields.remove("public_key"))?;
+    let user_data = optional_bytes("user_data", fields.remove("user_data"))?;
+    let nonce = optional_bytes("nonce", fields.remove("nonce"))?;
+
+    Ok(RawDocument { module_id, digest, timestamp_ms, pcrs, certificate, cabundle, public_key, user_data, nonce })
+}

@@ -1,0 +1,40 @@
+//! Bridle attestation: the Nitro Secure Module interface ([`NsmProvider`],
+//! [`RealNsm`] over `/dev/nsm`, [`MockNsm`] for development) and the verifier of
+//! AWS Nitro Enclaves attestation documents ([`verify()`]).
+//!
+//! ```
+//! use bridle_attestation::{verify, MockNsm, NsmProvider, VerifyOptions};
+//!
+//! let nsm = MockNsm::new()?;
+//! let doc = nsm.attestation(None, Some(b"challenge".to_vec()), None)?;
+//! let options = VerifyOptions::now(300)
+//!     .with_root_der(nsm.root_der().to_vec()) // the mock root, explicitly
+//!     .with_pcr(0, nsm.image().pcr0.to_vec())
+//!     .with_nonce(b"challenge".to_vec());
+//! let verified = verify(&doc, &options)?;
+//! assert_eq!(verified.nonce.as_deref(), Some(&b"challenge"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod cose;
+mod document;
+mod input;
+pub mod mock;
+pub mod nsm;
+pub mod verify;
+mod x509;
+
+pub use cose::{ALG_ES384, COSE_SIGN1_TAG, MAX_DOCUMENT_LEN};
+pub use input::{decode_document_input, InputEncoding};
+pub use mock::{ImageMeasurement, MockNsm, PayloadEncoding};
+pub use nsm::{
+    NsmError, NsmProvider, PcrDescription, RealNsm, FIRST_USER_PCR, MAX_NONCE_LEN, MAX_PUBLIC_KEY_LEN,
+    MAX_USER_DATA_LEN, PCR_COUNT, PCR_LEN,
+};
+pub use verify::{
+    aws_nitro_root_g1_der, certificate_pem_to_der, verify, CertificateInfo, TrustedRoot, VerifiedDocument, VerifyError,
+    VerifyOptions, VerifyTime, AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256, DEFAULT_MAX_AGE_SECS,
+};
+pub use x509::CertRole;

@@ -1,0 +1,668 @@
+//! Verification of AWS Nitro Enclaves attestation documents (SPEC R-ATT-3).
+//!
+//! [`verify`] accepts a document only when every one of these holds:
+//!
+//! 1. it is a COSE_Sign1 (tagged 18 or untagged) whose protected header says ES384;
+//! 2. its payload is an enclave attestation document (`module_id`, `digest` =
+//!    SHA384, `timestamp`, `pcrs`, `certificate`, `cabundle`);
+//! 3. `certificate` ← `cabundle[n-1]` ← … ← `cabundle[1]` ← the trusted root
+//!    (`cabundle[0]` is ignored) is a valid chain: names, signatures, CA basic
+//!    constraints, path lengths, and every certificate valid at the verification time;
+//! 4. the COSE signature verifies with the leaf certificate's P-384 key;
+//! 5. the time rules of [`VerifyTime`] hold;
+//! 6. the document is not a debug-mode document unless `allow_debug`;
+//! 7. every expected PCR, nonce, public key and user data is equal.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use der::{DecodePem, Encode};
+use ring::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
+use sha2::{Digest, Sha256};
+
+use crate::cose::{self, ES384_SIGNATURE_LEN};
+use crate::document;
+pub use crate::x509::CertificateInfo;
+use crate::x509::{self, CertRole, ParsedCert};
+
+/// The AWS Nitro Enclaves Root-G1 certificate (PEM), embedded at build time.
+pub const AWS_NITRO_ROOT_G1_PEM: &str = include_str!("../../tests/fixtures/nitro/aws_nitro_root_g1.pem");
+
+/// SHA-256 of the DER of the AWS Nitro Enclaves Root-G1 certificate (the pin).
+pub const AWS_NITRO_ROOT_G1_SHA256: [u8; 32] = [
+    0x64, 0x1A, 0x03, 0x21, 0xA3, 0xE2, 0x44, 0xEF, 0xE4, 0x56, 0x46, 0x31, 0x95, 0xD6, 0x06, 0x31, 0x7E, 0xD7, 0xCD,
+    0xCC, 0x3C, 0x17, 0x56, 0xE0, 0x98, 0x93, 0xF3, 0xC6, 0x8F, 0x79, 0xBB, 0x5B,
+];
+
+/// Default maximum age of a fresh document for [`VerifyTime::Now`], in seconds.
+pub const DEFAULT_MAX_AGE_SECS: u64 = 300;
+
+fn hx(b: &[u8]) -> String {
+    hex::encode(b)
+}
+
+fn hx_opt(b: &Option<Vec<u8>>) -> String {
+    match b {
+        Some(b) => hex::encode(b),
+        None => "null".to_string(),
+    }
+}
+
+/// Why a document was refused. Every variant names what failed, with the
+/// expected and actual values where there are some (byte values in hex).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The input could not be decoded (neither raw CBOR nor base64, bad PEM, …).
+    #[error("invalid input: {reason}")]
+    InvalidInput {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The document is larger than any real attestation document.
+    #[error("document too large: at most {max} bytes accepted, got {actual}")]
+    DocumentTooLarge {
+        /// Largest accepted size.
+        max: usize,
+        /// Size given.
+        actual: usize,
+    },
+    /// Malformed CBOR.
+    #[error("malformed CBOR in {what}: {reason}")]
+    MalformedCbor {
+        /// Which structure.
+        what: &'static str,
+        /// Decoder message.
+        reason: String,
+    },
+    /// Bytes after the end of a CBOR item.
+    #[error("{count} trailing bytes after the {what}")]
+    TrailingBytes {
+        /// Which structure.
+        what: &'static str,
+        /// Number of extra bytes.
+        count: usize,
+    },
+    /// The CBOR is not a COSE_Sign1 structure.
+    #[error("not a COSE_Sign1 document: {reason}")]
+    NotCoseSign1 {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The protected header has no `alg`.
+    #[error("COSE protected header has no algorithm: expected ES384 (-35)")]
+    MissingAlgorithm,
+    /// The protected header names another algorithm than ES384.
+    #[error("unsupported COSE algorithm: expected {expected}, actual {actual}")]
+    UnsupportedAlgorithm {
+        /// The only accepted algorithm.
+        expected: String,
+        /// The algorithm found.
+        actual: String,
+    },
+    /// A field of the attestation document is malformed.
+    #[error("invalid attestation document field {field}: {reason}")]
+    InvalidDocument {
+        /// Field name.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A required field is absent.
+    #[error("attestation document has no {field} field")]
+    MissingField {
+        /// Field name.
+        field: &'static str,
+    },
+    /// A field appears twice in the payload map.
+    #[error("attestation document field {field} appears twice")]
+    DuplicateField {
+        /// Field name.
+        field: String,
+    },
+    /// The payload has no `pcrs`: a NitroTPM document, not an enclave one.
+    #[error("NitroTPM attestation document (no pcrs field): not a Nitro Enclave document")]
+    NitroTpmDocument,
+    /// `digest` is not SHA384.
+    #[error("unsupported PCR digest: expected {expected}, actual {actual:?}")]
+    UnsupportedDigest {
+        /// Accepted digest.
+        expected: &'static str,
+        /// Digest found.
+        actual: String,
+    },
+    /// A PCR value has an impossible length.
+    #[error("PCR{index} has length {actual}: expected 32, 48 or 64 bytes")]
+    PcrLength {
+        /// PCR index.
+        index: u16,
+        /// Length found.
+        actual: usize,
+    },
+    /// The trusted root given to the verifier is unusable.
+    #[error("trusted root certificate unusable: {reason}")]
+    InvalidTrustedRoot {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The embedded AWS root does not match its pin (corrupted build).
+    #[error(
+        "embedded AWS Nitro root does not match its pin: expected SHA-256 {}, actual {}",
+        hx(expected),
+        hx(actual)
+    )]
+    RootPinMismatch {
+        /// Pinned hash.
+        expected: [u8; 32],
+        /// Hash of the embedded certificate.
+        actual: [u8; 32],
+    },
+    /// A certificate is malformed or unsupported.
+    #[error("{cert}: {reason}")]
+    InvalidCertificate {
+        /// Which certificate.
+        cert: CertRole,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A certificate uses an algorithm or curve outside this PKI.
+    #[error("{cert}: unsupported algorithm: expected {expected}, actual {actual}")]
+    UnsupportedCertificateAlgorithm {
+        /// Which certificate.
+        cert: CertRole,
+        /// What is accepted.
+        expected: &'static str,
+        /// OID found.
+        actual: String,
+    },
+    /// A certificate's issuer name is not the next certificate's subject.
+    #[error("{cert}: issuer mismatch: expected {expected:?}, actual {actual:?}")]
+    IssuerMismatch {
+        /// Which certificate.
+        cert: CertRole,
+        /// Subject of the next certificate in the chain.
+        expected: String,
+        /// Issuer named by the certificate.
+        actual: String,
+    },
+    /// The chain does not end at the trusted root.
+    #[error("certificate chain does not end at the trusted root: expected issuer {expected:?}, actual {actual:?}")]
+    UntrustedRoot {
+        /// Subject of the trusted root.
+        expected: String,
+        /// Issuer named by the top certificate of the chain.
+        actual: String,
+    },
+    /// A certificate's signature does not verify with its issuer's key.
+    #[error("{cert} ({subject:?}): signature by {issuer:?} does not verify")]
+    CertificateSignature {
+        /// Which certificate.
+        cert: CertRole,
+        /// Its subject.
+        subject: String,
+        /// Its issuer.
+        issuer: String,
+    },
+    /// An issuing certificate is not a CA (basicConstraints / keyUsage).
+    #[error("{cert} ({subject:?}) is not a certificate authority (basicConstraints CA / keyCertSign missing)")]
+    NotACertificateAuthority {
+        /// Which certificate.
+        cert: CertRole,
+        /// Its subject.
+        subject: String,
+    },
+    /// A CA's pathLenConstraint is exceeded.
+    #[error("{cert}: path length constraint exceeded: at most {max} CA certificates below it, actual {actual}")]
+    PathLengthExceeded {
+        /// Which certificate.
+        cert: CertRole,
+        /// Its constraint.
+        max: u8,
+        /// CAs found below it.
+        actual: usize,
+    },
+    /// A certificate is not yet valid at the verification time.
+    #[error("{cert} ({subject:?}) not yet valid: notBefore {not_before}, verification time {at} (unix seconds)")]
+    CertificateNotYetValid {
+        /// Which certificate.
+        cert: CertRole,
+        /// Its subject.
+        subject: String,
+        /// Its notBefore.
+        not_before: u64,
+        /// Verification time.
+        at: u64,
+    },
+    /// A certificate has expired at the verification time.
+    #[error("{cert} ({subject:?}) expired: notAfter {not_after}, verification time {at} (unix seconds)")]
+    CertificateExpired {
+        /// Which certificate.
+        cert: CertRole,
+        /// Its subject.
+        subject: String,
+        /// Its notAfter.
+        not_after: u64,
+        /// Verification time.
+        at: u64,
+    },
+    /// The COSE signature is not 96 bytes.
+    #[error("COSE signature length: expected {expected} bytes (ES384 r||s), actual {actual}")]
+    SignatureLength {
+        /// 96.
+        expected: usize,
+        /// Length found.
+        actual: usize,
+    },
+    /// The COSE signature does not verify with the leaf certificate's key.
+    #[error("COSE_Sign1 signature does not verify with the leaf certificate key ({subject:?})")]
+    SignatureInvalid {
+        /// Subject of the leaf certificate.
+        subject: String,
+    },
+    /// The document timestamp is outside the leaf certificate's validity.
+    #[error("document timestamp {timestamp_ms} ms is outside the leaf certificate validity [{not_before}, {not_after}] (unix seconds)")]
+    TimestampOutsideCertificate {
+        /// Document timestamp.
+        timestamp_ms: u64,
+        /// Leaf notBefore.
+        not_before: u64,
+        /// Leaf notAfter.
+        not_after: u64,
+    },
+    /// The document was produced after the verification time.
+    #[error("document timestamp {timestamp_ms} ms is after the verification time {at} (unix seconds)")]
+    DocumentAfterVerificationTime {
+        /// Document timestamp.
+        timestamp_ms: u64,
+        /// Verification time.
+        at: u64,
+    },
+    /// The document is older than the maximum age.
+    #[error("document too old: timestamp {timestamp_ms} ms, now {now_ms} ms, maximum age {max_age_secs} s")]
+    DocumentTooOld {
+        /// Document timestamp.
+        timestamp_ms: u64,
+        /// Current time.
+        now_ms: u64,
+        /// Maximum age.
+        max_age_secs: u64,
+    },
+    /// The document timestamp is further in the future than the maximum age.
+    #[error(
+        "document timestamp in the future: timestamp {timestamp_ms} ms, now {now_ms} ms, tolerance {max_age_secs} s"
+    )]
+    DocumentFromFuture {
+        /// Document timestamp.
+        timestamp_ms: u64,
+        /// Current time.
+        now_ms: u64,
+        /// Tolerance (the maximum age).
+        max_age_secs: u64,
+    },
+    /// The system clock is unusable.
+    #[error("system clock is before 1970")]
+    Clock,
+    /// A debug-mode document (all-zero PCR0/1/2) and debug was not allowed.
+    #[error("debug-mode enclave (PCR{index} is all zeros): refused unless debug is allowed explicitly")]
+    DebugMode {
+        /// The all-zero PCR.
+        index: u16,
+    },
+    /// An expected PCR is not in the document.
+    #[error("PCR{index} missing from the document: expected {}", hx(expected))]
+    PcrMissing {
+        /// PCR index.
+        index: u16,
+        /// Expected value.
+        expected: Vec<u8>,
+    },
+    /// A PCR differs from the expected value.
+    #[error("PCR{index} mismatch: expected {}, actual {}", hx(expected), hx(actual))]
+    PcrMismatch {
+        /// PCR index.
+        index: u16,
+        /// Expected value.
+        expected: Vec<u8>,
+        /// Value in the document.
+        actual: Vec<u8>,
+    },
+    /// The nonce differs from the expected one.
+    #[error("nonce mismatch: expected {}, actual {}", hx(expected), hx_opt(actual))]
+    NonceMismatch {
+        /// Expected nonce.
+        expected: Vec<u8>,
+        /// Nonce in the document (None: absent).
+        actual: Option<Vec<u8>>,
+    },
+    /// The public key differs from the expected one.
+    #[error("public_key mismatch: expected {}, actual {}", hx(expected), hx_opt(actual))]
+    PublicKeyMismatch {
+        /// Expected public key.
+        expected: Vec<u8>,
+        /// Public key in the document (None: absent).
+        actual: Option<Vec<u8>>,
+    },
+    /// The user data differs from the expected one.
+    #[error("user_data mismatch: expected {}, actual {}", hx(expected), hx_opt(actual))]
+    UserDataMismatch {
+        /// Expected user data.
+        expected: Vec<u8>,
+        /// User data in the document (None: absent).
+        actual: Option<Vec<u8>>,
+    },
+}
+
+/// The trust anchor of the verification.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TrustedRoot {
+    /// The AWS Nitro Enclaves Root-G1 embedded in this crate, checked against
+    /// its pinned SHA-256 ([`AWS_NITRO_ROOT_G1_SHA256`]).
+    #[default]
+    AwsNitroRootG1,
+    /// Another root certificate (DER), e.g. [`crate::MockNsm::root_der`].
+    /// Only ever used when passed explicitly.
+    Der(Vec<u8>),
+}
+
+impl TrustedRoot {
+    /// A root from a PEM certificate.
+    pub fn from_pem(pem: &str) -> Result<Self, VerifyError> {
+        certificate_pem_to_der(pem).map(TrustedRoot::Der)
+    }
+
+    /// The DER bytes of the root (pin-checked for the AWS root).
+    pub fn der(&self) -> Result<Vec<u8>, VerifyError> {
+        match self {
+            TrustedRoot::AwsNitroRootG1 => aws_nitro_root_g1_der(),
+            TrustedRoot::Der(d) => Ok(d.clone()),
+        }
+    }
+}
+
+/// Converts a PEM certificate (`-----BEGIN CERTIFICATE-----`) to DER.
+pub fn certificate_pem_to_der(pem: &str) -> Result<Vec<u8>, VerifyError> {
+    let cert = x509_cert::Certificate::from_pem(pem.trim().as_bytes())
+        .map_err(|e| VerifyError::InvalidInput { reason: format!("not a PEM certificate: {e}") })?;
+    cert.to_der().map_err(|e| VerifyError::InvalidInput { reason: format!("cannot encode certificate: {e}") })
+}
+
+/// The DER of the embedded AWS Nitro Enclaves Root-G1, after checking that its
+/// SHA-256 equals [`AWS_NITRO_ROOT_G1_SHA256`].
+pub fn aws_nitro_root_g1_der() -> Result<Vec<u8>, VerifyError> {
+    static ROOT: OnceLock<Result<Vec<u8>, VerifyError>> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let der = certificate_pem_to_der(AWS_NITRO_ROOT_G1_PEM)?;
+        let actual: [u8; 32] = Sha256::digest(&der).into();
+        if actual != AWS_NITRO_ROOT_G1_SHA256 {
+            return Err(VerifyError::RootPinMismatch { expected: AWS_NITRO_ROOT_G1_SHA256, actual });
+        }
+        Ok(der)
+    })
+    .clone()
+}
+
+/// At which time certificates and the document are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyTime {
+    /// A stored document: every certificate must be valid at this instant
+    /// (unix seconds), typically the document's own timestamp, and the
+    /// document must not be dated after it.
+    At(u64),
+    /// A fresh document: every certificate must be valid now, and the document
+    /// timestamp must be within `max_age_secs` of now (either side).
+    Now {
+        /// Largest accepted distance between now and the document timestamp.
+        max_age_secs: u64,
+    },
+}
+
+impl Default for VerifyTime {
+    fn default() -> Self {
+        VerifyTime::Now { max_age_secs: DEFAULT_MAX_AGE_SECS }
+    }
+}
+
+/// What the verifier accepts. `Default`: AWS root, now with a 300 s maximum
+/// age, no expected values, debug refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Trust anchor (default: embedded AWS Nitro Root-G1).
+    pub root: TrustedRoot,
+    /// Verification time.
+    pub time: VerifyTime,
+    /// PCRs that must be present and equal (index → value).
+    pub expected_pcrs: BTreeMap<u16, Vec<u8>>,
+    /// Nonce that must be present and equal.
+    pub expected_nonce: Option<Vec<u8>>,
+    /// Public key that must be present and equal.
+    pub expected_public_key: Option<Vec<u8>>,
+    /// User data that must be present and equal.
+    pub expected_user_data: Option<Vec<u8>>,
+    /// Accept debug-mode documents (all-zero PCR0/1/2).
+    pub allow_debug: bool,
+}
+
+impl VerifyOptions {
+    /// Options for a stored document verified at `unix_secs`.
+    pub fn at(unix_secs: u64) -> Self {
+        VerifyOptions { time: VerifyTime::At(unix_secs), ..Default::default() }
+    }
+
+    /// Options for a fresh document at most `max_age_secs` old.
+    pub fn now(max_age_secs: u64) -> Self {
+        VerifyOptions { time: VerifyTime::Now { max_age_secs }, ..Default::default() }
+    }
+
+    /// Sets the trusted root certificate (DER).
+    pub fn with_root_der(mut self, der: Vec<u8>) -> Self {
+        self.root = TrustedRoot::Der(der);
+        self
+    }
+
+    /// Adds an expected PCR value.
+    pub fn with_pcr(mut self, index: u16, value: impl Into<Vec<u8>>) -> Self {
+        self.expected_pcrs.insert(index, value.into());
+        self
+    }
+
+    /// Sets the expected nonce.
+    pub fn with_nonce(mut self, nonce: impl Into<Vec<u8>>) -> Self {
+        self.expected_nonce = Some(nonce.into());
+        self
+    }
+
+    /// Sets the expected public key.
+    pub fn with_public_key(mut self, public_key: impl Into<Vec<u8>>) -> Self {
+        self.expected_public_key = Some(public_key.into());
+        self
+    }
+
+    /// Sets the expected user data.
+    pub fn with_user_data(mut self, user_data: impl Into<Vec<u8>>) -> Self {
+        self.expected_user_data = Some(user_data.into());
+        self
+    }
+
+    /// Allows or refuses debug-mode documents.
+    pub fn with_allow_debug(mut self, allow: bool) -> Self {
+        self.allow_debug = allow;
+        self
+    }
+}
+
+/// A document that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedDocument {
+    /// NSM module id, e.g. `i-0df237f0418feb41e-enc018de4b6f5d5e5e6`.
+    pub module_id: String,
+    /// Document timestamp, unix milliseconds.
+    pub timestamp_ms: u64,
+    /// PCR digest algorithm (always `SHA384`).
+    pub digest: String,
+    /// All PCRs of the document.
+    pub pcrs: BTreeMap<u16, Vec<u8>>,
+    /// `public_key` (None when null or empty).
+    pub public_key: Option<Vec<u8>>,
+    /// `user_data` (None when null or empty).
+    pub user_data: Option<Vec<u8>>,
+    /// `nonce` (None when null or empty).
+    pub nonce: Option<Vec<u8>>,
+    /// `true` for a debug-mode document (only returned with `allow_debug`).
+    pub debug: bool,
+    /// Verified chain, leaf first, trusted root last.
+    pub chain: Vec<CertificateInfo>,
+}
+
+impl fmt::Display for VerifiedDocument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "module_id: {}", self.module_id)?;
+        writeln!(f, "timestamp: {} ms", self.timestamp_ms)?;
+        writeln!(f, "digest: {}", self.digest)?;
+        for (i, v) in &self.pcrs {
+            writeln!(f, "PCR{i}: {}", hex::encode(v))?;
+        }
+        writeln!(f, "public_key: {}", hx_opt(&self.public_key))?;
+        writeln!(f, "user_data: {}", hx_opt(&self.user_data))?;
+        write!(f, "nonce: {}", hx_opt(&self.nonce))
+    }
+}
+
+fn now_ms() -> Result<u64, VerifyError> {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|_| VerifyError::Clock)?;
+    u64::try_from(d.as_millis()).map_err(|_| VerifyError::Clock)
+}
+
+fn parse_root(options: &VerifyOptions) -> Result<ParsedCert, VerifyError> {
+    let der = options.root.der()?;
+    x509::parse_cert(CertRole::TrustedRoot, &der).map_err(|e| VerifyError::InvalidTrustedRoot { reason: e.to_string() })
+}
+
+fn compare_optional(
+    expected: &Option<Vec<u8>>,
+    actual: &Option<Vec<u8>>,
+    err: impl FnOnce(Vec<u8>, Option<Vec<u8>>) -> VerifyError,
+) -> Result<(), VerifyError> {
+    if let Some(expected) = expected {
+        if actual.as_ref() != Some(expected) {
+            return Err(err(expected.clone(), actual.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Verifies an attestation document (COSE_Sign1 bytes) against `options`.
+///
+/// Returns the document's contents only when every check of SPEC R-ATT-3
+/// passes; otherwise the first failed check. Never panics.
+pub fn verify(document: &[u8], options: &VerifyOptions) -> Result<VerifiedDocument, VerifyError> {
+    // 1. COSE_Sign1 structure and algorithm.
+    let cose = cose::parse_cose_sign1(document)?;
+    cose::check_protected_header(&cose.protected)?;
+
+    // 2. Payload structure.
+    let doc = document::parse_payload(&cose.payload)?;
+
+    // 3. Certificate chain at the verification time.
+    let (at_secs, now) = match options.time {
+        VerifyTime::At(t) => (t, None),
+        VerifyTime::Now { max_age_secs } => {
+            let now = now_ms()?;
+            (now / 1000, Some((now, max_age_secs)))
+        }
+    };
+    let root = parse_root(options)?;
+    let chain = x509::verify_chain(&doc.certificate, &doc.cabundle, &root, at_secs)?;
+    let leaf =
+        chain.first().ok_or_else(|| VerifyError::InvalidInput { reason: "empty certificate chain".to_string() })?;
+
+    // 4. COSE signature with the leaf key.
+    if cose.signature.len() != ES384_SIGNATURE_LEN {
+        return Err(VerifyError::SignatureLength { expected: ES384_SIGNATURE_LEN, actual: cose.signature.len() });
+    }
+    let to_verify =
+        cose::sig_structure(&cose.protected, &cose.payload).map_err(|reason| VerifyError::InvalidInput { reason })?;
+    UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &leaf.public_key)
+        .verify(&to_verify, &cose.signature)
+        .map_err(|_| VerifyError::SignatureInvalid { subject: leaf.subject.clone() })?;
+
+    // 5. Time rules.
+    let ts = doc.timestamp_ms;
+    let ts_secs = ts / 1000;
+    if ts_secs < leaf.not_before || ts_secs > leaf.not_after {
+        return Err(VerifyError::TimestampOutsideCertificate {
+            timestamp_ms: ts,
+            not_before: leaf.not_before,
+            not_after: leaf.not_after,
+        });
+    }
+    match now {
+        None => {
+            if ts_secs > at_secs {
+                return Err(VerifyError::DocumentAfterVerificationTime { timestamp_ms: ts, at: at_secs });
+            }
+        }
+        Some((now_ms, max_age_secs)) => {
+            let max_age_ms = max_age_secs.saturating_mul(1000);
+            if ts < now_ms && now_ms - ts > max_age_ms {
+                return Err(VerifyError::DocumentTooOld { timestamp_ms: ts, now_ms, max_age_secs });
+            }
+            if ts > now_ms && ts - now_ms > max_age_ms {
+                return Err(VerifyError::DocumentFromFuture { timestamp_ms: ts, now_ms, max_age_secs });
+            }
+        }
+    }
+
+    // 6. Debug mode.
+    if !doc.pcrs.contains_key(&0) {
+        return Err(VerifyError::InvalidDocument {
+            field: "pcrs",
+            reason: "PCR0 (enclave image) is missing".to_string(),
+        });
+    }
+    let debug_pcr = (0u16..=2).find(|i| doc.pcrs.get(i).is_some_and(|v| v.iter().all(|b| *b == 0)));
+    if let Some(index) = debug_pcr {
+        if !options.allow_debug {
+            return Err(VerifyError::DebugMode { index });
+        }
+    }
+
+    // 7. Expected values.
+    for (index, expected) in &options.expected_pcrs {
+        match doc.pcrs.get(index) {
+            None => return Err(VerifyError::PcrMissing { index: *index, expected: expected.clone() }),
+            Some(actual) if actual != expected => {
+                return Err(VerifyError::PcrMismatch {
+                    index: *index,
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    compare_optional(&options.expected_nonce, &doc.nonce, |expected, actual| VerifyError::NonceMismatch {
+        expected,
+        actual,
+    })?;
+    compare_optional(&options.expected_public_key, &doc.public_key, |expected, actual| {
+        VerifyError::PublicKeyMismatch { expected, actual }
+    })?;
+    compare_optional(&options.expected_user_data, &doc.user_data, |expected, actual| VerifyError::UserDataMismatch {
+        expected,
+        actual,
+    })?;
+
+    Ok(VerifiedDocument {
+        module_id: doc.module_id,
+        timestamp_ms: doc.timestamp_ms,
+        digest: doc.digest,
+        pcrs: doc.pcrs,
+        public_key: doc.public_key,
+        user_data: doc.user_data,
+        nonce: doc.nonce,
+        debug: debug_pcr.is_some(),
+        chain: chain.iter().map(CertificateInfo::from).collect(),
+    })
+}

@@ -1,0 +1,329 @@
+//! X.509 certificate parsing and chain validation for the Nitro attestation PKI.
+
+use std::fmt;
+
+use der::{Decode, Encode};
+use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use sha2::{Digest, Sha256};
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+use x509_cert::spki::ObjectIdentifier;
+use x509_cert::Certificate;
+
+use crate::verify::VerifyError;
+
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+const OID_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+const OID_EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+
+/// Where a certificate sits in the chain being verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertRole {
+    /// The document's `certificate` (the NSM's signing certificate).
+    Leaf,
+    /// `cabundle[i]` of the document.
+    CaBundle(usize),
+    /// The trusted root given to the verifier.
+    TrustedRoot,
+}
+
+impl fmt::Display for CertRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CertRole::Leaf => write!(f, "leaf certificate"),
+            CertRole::CaBundle(i) => write!(f, "cabundle[{i}]"),
+            CertRole::TrustedRoot => write!(f, "trusted root certificate"),
+        }
+    }
+}
+
+/// Elliptic curve of a certificate's public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Curve {
+    P256,
+    P384,
+}
+
+/// A parsed certificate with what chain validation needs.
+#[derive(Debug, Clone)]
+pub(crate) struct ParsedCert {
+    pub role: CertRole,
+    pub der: Vec<u8>,
+    pub tbs_der: Vec<u8>,
+    pub subject: String,
+    pub issuer: String,
+    pub subject_der: Vec<u8>,
+    pub issuer_der: Vec<u8>,
+    pub not_before: u64,
+    pub not_after: u64,
+    pub signature_alg: ObjectIdentifier,
+    pub signature: Vec<u8>,
+    pub curve: Curve,
+    /// Uncompressed EC point `04 || x || y`.
+    pub public_key: Vec<u8>,
+    pub basic_constraints: Option<BasicConstraints>,
+    pub key_usage: Option<KeyUsage>,
+}
+
+fn cert_err(role: CertRole, reason: impl Into<String>) -> VerifyError {
+    VerifyError::InvalidCertificate { cert: role, reason: reason.into() }
+}
+
+/// Parses a DER certificate and checks its structure (strict DER, ECDSA key,
+/// supported signature algorithm, no unknown critical extension).
+pub(crate) fn parse_cert(role: CertRole, der_bytes: &[u8]) -> Result<ParsedCert, VerifyError> {
+    let cert =
+        Certificate::from_der(der_bytes).map_err(|e| cert_err(role, format!("not a DER X.509 certificate: {e}")))?;
+    // The signed bytes are the re-encoded TBSCertificate: require that the
+    // input is canonical DER so that they are exactly the bytes received.
+    let reencoded = cert.to_der().map_err(|e| cert_err(role, format!("cannot re-encode: {e}")))?;
+    if reencoded != der_bytes {
+        return Err(cert_err(role, "certificate is not canonical DER"));
+    }
+    let tbs = &cert.tbs_certificate;
+    let tbs_der = tbs.to_der().map_err(|e| cert_err(role, format!("cannot encode TBSCertificate: {e}")))?;
+    if tbs.signature != cert.signature_algorithm {
+        return Err(cert_err(role, "signature algorithm of TBSCertificate differs from the outer one"));
+    }
+    let signature_alg = cert.signature_algorithm.oid;
+    if signature_alg != OID_ECDSA_SHA384 && signature_alg != OID_ECDSA_SHA256 {
+        return Err(VerifyError::UnsupportedCertificateAlgorithm {
+            cert: role,
+            expected: "ecdsa-with-SHA384 (1.2.840.10045.4.3.3) or ecdsa-with-SHA256 (1.2.840.10045.4.3.2)",
+            actual: signature_alg.to_string(),
+        });
+    }
+    if cert.signature_algorithm.parameters.is_some() {
+        return Err(cert_err(role, "ECDSA signature algorithm with parameters"));
+    }
+    let signature =
+        cert.signature.as_bytes().ok_or_else(|| cert_err(role, "signature bit string has unused bits"))?.to_vec();
+
+    let spki = &tbs.subject_public_key_info;
+    if spki.algorithm.oid != OID_EC_PUBLIC_KEY {
+        return Err(VerifyError::UnsupportedCertificateAlgorithm {
+            cert: role,
+            expected: "id-ecPublicKey (1.2.840.10045.2.1)",
+            actual: spki.algorithm.oid.to_string(),
+        });
+    }
+    let curve_oid: ObjectIdentifier = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .ok_or_else(|| cert_err(role, "EC public key without named curve"))?
+        .decode_as()
+        .map_err(|e| cert_err(role, format!("EC public key curve is not a named curve: {e}")))?;
+    let (curve, point_len) = if curve_oid == OID_SECP384R1 {
+        (Curve::P384, 97)
+    } else if curve_oid == OID_SECP256R1 {
+        (Curve::P256, 65)
+    } else {
+        return Err(VerifyError::UnsupportedCertificateAlgorithm {
+            cert: role,
+            expected: "secp384r1 (1.3.132.0.34) or prime256v1 (1.2.840.10045.3.1.7)",
+            actual: curve_oid.to_string(),
+        });
+    };
+    let public_key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| cert_err(role, "public key bit string has unused bits"))?
+        .to_vec();
+    if public_key.len() != point_len || public_key.first() != Some(&0x04) {
+        return Err(cert_err(
+            role,
+            format!("public key is not an uncompressed point of {point_len} bytes (got {} bytes)", public_key.len()),
+        ));
+    }
+
+    let mut basic_constraints = None;
+    let mut key_usage = None;
+    let mut seen: Vec<ObjectIdentifier> = Vec::new();
+    for ext in tbs.extensions.iter().flatten() {
+        if seen.contains(&ext.extn_id) {
+            return Err(cert_err(role, format!("duplicate extension {}", ext.extn_id)));
+        }
+        seen.push(ext.extn_id);
+        let value = ext.extn_value.as_bytes();
+        if ext.extn_id == OID_BASIC_CONSTRAINTS {
+            basic_constraints = Some(
+                BasicConstraints::from_der(value).map_err(|e| cert_err(role, format!("bad basicConstraints: {e}")))?,
+            );
+        } else if ext.extn_id == OID_KEY_USAGE {
+            key_usage = Some(KeyUsage::from_der(value).map_err(|e| cert_err(role, format!("bad keyUsage: {e}")))?);
+        } else if ext.extn_id == OID_EXT_KEY_USAGE {
+            // Not used for this PKI; recognised so that a critical one is accepted.
+        } else if ext.critical {
+            return Err(cert_err(role, format!("unsupported critical extension {}", ext.extn_id)));
+        }
+    }
+
+    let subject_der = tbs.subject.to_der().map_err(|e| cert_err(role, format!("cannot encode subject: {e}")))?;
+    let issuer_der = tbs.issuer.to_der().map_err(|e| cert_err(role, format!("cannot encode issuer: {e}")))?;
+
+    Ok(ParsedCert {
+        role,
+        der: der_bytes.to_vec(),
+        tbs_der,
+        subject: tbs.subject.to_string(),
+        issuer: tbs.issuer.to_string(),
+        subject_der,
+        issuer_der,
+        not_before: tbs.validity.not_before.to_unix_duration().as_secs(),
+        not_after: tbs.validity.not_after.to_unix_duration().as_secs(),
+        signature_alg,
+        signature,
+        curve,
+        public_key,
+        basic_constraints,
+        key_usage,
+    })
+}
+
+fn ring_algorithm(sig_alg: ObjectIdentifier, issuer_curve: Curve) -> &'static dyn VerificationAlgorithm {
+    match (sig_alg == OID_ECDSA_SHA384, issuer_curve) {
+        (true, Curve::P384) => &signature::ECDSA_P384_SHA384_ASN1,
+        (true, Curve::P256) => &signature::ECDSA_P256_SHA384_ASN1,
+        (false, Curve::P384) => &signature::ECDSA_P384_SHA256_ASN1,
+        (false, Curve::P256) => &signature::ECDSA_P256_SHA256_ASN1,
+    }
+}
+
+/// Checks the validity period of `cert` at `at` (unix seconds).
+pub(crate) fn check_validity(cert: &ParsedCert, at: u64) -> Result<(), VerifyError> {
+    if at < cert.not_before {
+        return Err(VerifyError::CertificateNotYetValid {
+            cert: cert.role,
+            subject: cert.subject.clone(),
+            not_before: cert.not_before,
+            at,
+        });
+    }
+    if at > cert.not_after {
+        return Err(VerifyError::CertificateExpired {
+            cert: cert.role,
+            subject: cert.subject.clone(),
+            not_after: cert.not_after,
+            at,
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `issuer` may issue certificates and that `child` is signed by it.
+/// `ca_below` is the number of CA certificates between `issuer` and the leaf.
+fn check_link(child: &ParsedCert, issuer: &ParsedCert, ca_below: usize, anchored: bool) -> Result<(), VerifyError> {
+    if child.issuer_der != issuer.subject_der {
+        if anchored {
+            return Err(VerifyError::UntrustedRoot { expected: issuer.subject.clone(), actual: child.issuer.clone() });
+        }
+        return Err(VerifyError::IssuerMismatch {
+            cert: child.role,
+            expected: issuer.subject.clone(),
+            actual: child.issuer.clone(),
+        });
+    }
+    match &issuer.basic_constraints {
+        Some(bc) if bc.ca => {
+            if let Some(max) = bc.path_len_constraint {
+                if ca_below > usize::from(max) {
+                    return Err(VerifyError::PathLengthExceeded { cert: issuer.role, max, actual: ca_below });
+                }
+            }
+        }
+        _ => return Err(VerifyError::NotACertificateAuthority { cert: issuer.role, subject: issuer.subject.clone() }),
+    }
+    if let Some(ku) = &issuer.key_usage {
+        if !ku.0.contains(KeyUsages::KeyCertSign) {
+            return Err(VerifyError::NotACertificateAuthority { cert: issuer.role, subject: issuer.subject.clone() });
+        }
+    }
+    let alg = ring_algorithm(child.signature_alg, issuer.curve);
+    UnparsedPublicKey::new(alg, &issuer.public_key).verify(&child.tbs_der, &child.signature).map_err(|_| {
+        if anchored {
+            VerifyError::UntrustedRoot {
+                expected: issuer.subject.clone(),
+                actual: format!("{} (signature by the trusted root does not verify)", child.issuer),
+            }
+        } else {
+            VerifyError::CertificateSignature {
+                cert: child.role,
+                subject: child.subject.clone(),
+                issuer: issuer.subject.clone(),
+            }
+        }
+    })
+}
+
+/// Summary of one certificate of a verified chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    /// Subject distinguished name (RFC 4514 form).
+    pub subject: String,
+    /// Issuer distinguished name (RFC 4514 form).
+    pub issuer: String,
+    /// Start of validity, unix seconds.
+    pub not_before: u64,
+    /// End of validity, unix seconds.
+    pub not_after: u64,
+    /// SHA-256 of the certificate DER.
+    pub sha256: [u8; 32],
+}
+
+impl From<&ParsedCert> for CertificateInfo {
+    fn from(c: &ParsedCert) -> Self {
+        CertificateInfo {
+            subject: c.subject.clone(),
+            issuer: c.issuer.clone(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+            sha256: Sha256::digest(&c.der).into(),
+        }
+    }
+}
+
+/// Validates `leaf ← intermediates[n-1] ← … ← intermediates[0] ← root` at `at`
+/// (unix seconds). `intermediates` is `cabundle[1..]` (`cabundle[0]` is ignored
+/// and replaced by `root`). Returns the chain, leaf first.
+pub(crate) fn verify_chain(
+    leaf_der: &[u8],
+    cabundle: &[Vec<u8>],
+    root: &ParsedCert,
+    at: u64,
+) -> Result<Vec<ParsedCert>, VerifyError> {
+    let leaf = parse_cert(CertRole::Leaf, leaf_der)?;
+    if leaf.curve != Curve::P384 {
+        return Err(VerifyError::UnsupportedCertificateAlgorithm {
+            cert: CertRole::Leaf,
+            expected: "secp384r1 (1.3.132.0.34) leaf key for ES384",
+            actual: "prime256v1 (1.2.840.10045.3.1.7)".to_string(),
+        });
+    }
+    // cabundle[0] is the root itself in AWS documents: never trusted, skipped.
+    let mut chain = vec![leaf];
+    for (i, der) in cabundle.iter().enumerate().skip(1).rev() {
+        chain.push(parse_cert(CertRole::CaBundle(i), der)?);
+    }
+    chain.push(root.clone());
+
+    let n = chain.len();
+    for i in 0..n.saturating_sub(1) {
+        let (Some(child), Some(issuer)) = (chain.get(i), chain.get(i + 1)) else {
+            break;
+        };
+        // CAs strictly between this issuer and the leaf.
+        let ca_below = i;
+        check_link(child, issuer, ca_below, i + 2 == n)?;
+    }
+    // Names and signatures first (so that a foreign chain is reported as
+    // such), then every certificate's validity at the verification time.
+    for cert in &chain {
+        check_validity(cert, at)?;
+    }
+    Ok(chain)
+}
