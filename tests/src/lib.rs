@@ -40,7 +40,13 @@ pub struct Proc {
 
 impl Proc {
     /// Spawn and wait (up to 20 s) for a stdout line containing "listening on".
-    pub fn spawn(mut cmd: Command) -> Proc {
+    pub fn spawn(cmd: Command) -> Proc {
+        Self::spawn_until(cmd, "listening on")
+    }
+
+    /// Spawn and wait (up to 20 s) for a stdout line containing `marker`.
+    pub fn spawn_until(mut cmd: Command, marker: &str) -> Proc {
+        let marker = marker.to_string();
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn");
         let out = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -48,7 +54,7 @@ impl Proc {
             let mut lines = BufReader::new(out).lines();
             let mut sent = false;
             for l in lines.by_ref().map_while(Result::ok) {
-                if !sent && l.contains("listening on") {
+                if !sent && l.contains(&marker) {
                     let _ = tx.send(l);
                     sent = true;
                 }
@@ -68,6 +74,19 @@ impl Proc {
         self.child.id()
     }
 
+    /// SIGTERM, then wait up to 10 s for a clean exit (SIGKILL after that).
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        for _ in 0..100 {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill();
+        None
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -80,6 +99,16 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // SIGTERM first so supervisors (`bridle dev`) stop their children; then SIGKILL.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            for _ in 0..30 {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         self.kill();
     }
 }
