@@ -95,10 +95,11 @@ impl Counters {
         c
     }
 
-    /// Signatures within the last `window` seconds before `now`.
+    /// Signatures within the last `window` seconds before `now`. `recent` is kept
+    /// non-decreasing, so this is a binary search: O(log n), not a scan of the window.
     pub fn recent_within(&self, now: u64, window: u64) -> u64 {
         let from = now.saturating_sub(window);
-        self.recent.iter().rev().take_while(|&&t| t > from).count() as u64
+        (self.recent.len() - self.recent.partition_point(|&t| t <= from)) as u64
     }
 
     /// Apply an allowed request's charges. Called only after the engine allowed it, under
@@ -129,7 +130,9 @@ impl Counters {
             .max()
             .unwrap_or(0);
         if keep > 0 {
-            self.recent.push_back(now);
+            // Never let a clock step backwards break the ordering the search relies on.
+            let t = self.recent.back().map_or(now, |&b| b.max(now));
+            self.recent.push_back(t);
             while self.recent.len() > keep
                 || self.recent.front().is_some_and(|&t| t + horizon <= now)
             {

@@ -1,0 +1,545 @@
+//! The HTTP API: JSON routes for owners, agents and verifiers, relayed to the enclave.
+//!
+//! Request bodies are the exact serde (JSON) form of the common protocol types; replies are
+//! the enclave's reply objects. The host adds nothing the enclave checks: it parses,
+//! relays, stores and maps errors to HTTP.
+
+use crate::enclave_client::{reply_name, ClientError};
+use crate::store::{Event, StoredSession, StoredState};
+use crate::AppState;
+use alloy_primitives::{Address, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::protocol::{
+    ApprovePending, Attest, AuditQuery, Call, CreateSession, Reply, Revoke, RevokeAll, SignRequest, Signed,
+    StatusQuery, UpdatePolicy,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::str::FromStr;
+
+/// An error answered over HTTP: a status and a [`Denial`] (code, rule, reason).
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub denial: Denial,
+    /// A transport failure (the enclave was not reached or did not answer).
+    pub transport: bool,
+}
+
+/// The HTTP status for a bridle code.
+pub fn status_for(code: ErrorCode) -> StatusCode {
+    use ErrorCode::*;
+    match code {
+        Unauthenticated | Replayed => StatusCode::UNAUTHORIZED,
+        UnknownSession => StatusCode::NOT_FOUND,
+        Malformed | InvalidPolicy => StatusCode::BAD_REQUEST,
+        TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Unsupported => StatusCode::NOT_IMPLEMENTED,
+        Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        c if c.is_denial() => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, denial: Denial) -> ApiError {
+        ApiError { status, denial, transport: false }
+    }
+
+    pub fn denial(d: Denial) -> ApiError {
+        ApiError::new(status_for(d.code), d)
+    }
+
+    pub fn malformed(reason: impl Into<String>) -> ApiError {
+        ApiError::denial(Denial::malformed(reason))
+    }
+
+    pub fn internal(reason: impl Into<String>) -> ApiError {
+        ApiError::denial(Denial::new(ErrorCode::Internal, reason))
+    }
+
+    fn transport(status: StatusCode, reason: String) -> ApiError {
+        ApiError { status, denial: Denial::new(ErrorCode::Internal, reason), transport: true }
+    }
+
+    /// 410: the session's enclave restarted; the key is gone (R-TRUST-4).
+    pub fn lost(session: &Address, enclave: &Address) -> ApiError {
+        ApiError::new(
+            StatusCode::GONE,
+            Denial::new(
+                ErrorCode::UnknownSession,
+                format!(
+                    "session {session} is lost: the enclave that held its key (identity {enclave}) \
+                     restarted, and a session key never leaves its enclave, so the session is gone \
+                     and cannot be restored; the owner must create a new session"
+                ),
+            ),
+        )
+    }
+
+    pub fn wrong_reply(call: &str, reply: &Reply) -> ApiError {
+        ApiError::transport(
+            StatusCode::BAD_GATEWAY,
+            format!("enclave answered {call} with a {} reply", reply_name(reply)),
+        )
+    }
+
+    pub fn body(&self) -> Value {
+        json!({
+            "error": {
+                "code": self.denial.code.as_str(),
+                "rule": self.denial.rule,
+                "reason": self.denial.reason,
+                "message": self.denial.to_string(),
+            }
+        })
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> ApiError {
+        match e {
+            ClientError::Denied(d) => ApiError::denial(d),
+            ClientError::Unavailable(m) => {
+                ApiError::transport(StatusCode::SERVICE_UNAVAILABLE, format!("enclave unreachable: {m}"))
+            }
+            ClientError::Timeout(_) => ApiError::transport(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
+            ClientError::Protocol(_) => ApiError::transport(StatusCode::BAD_GATEWAY, e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+/// A JSON body parsed with serde; any failure (bad JSON, wrong shape, too large) becomes
+/// our error body. The content type is not required.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")))
+    }
+}
+
+pub(crate) fn body_rejection(rej: BytesRejection) -> ApiError {
+    if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::denial(Denial::new(ErrorCode::TooLarge, "request body exceeds the host's limit"))
+    } else {
+        ApiError::malformed(format!("cannot read request body: {}", rej.body_text()))
+    }
+}
+
+/// An address path segment (`/{session}`, `/{owner}`).
+pub struct AddrPath(pub Address);
+
+impl<S: Send + Sync> FromRequestParts<S> for AddrPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::malformed(format!("bad path: {}", e.body_text())))?;
+        parse_address(&raw).map(AddrPath)
+    }
+}
+
+pub fn parse_address(s: &str) -> Result<Address, ApiError> {
+    Address::from_str(s.trim()).map_err(|_| ApiError::malformed(format!("`{s}` is not a 20-byte hex address")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared relay helpers (also used by JSON-RPC).
+
+/// Refuse a session the host knows was lost to an enclave restart.
+pub fn check_lost(st: &AppState, session: &Address) -> Result<(), ApiError> {
+    match st.store.session_state(session) {
+        Some((StoredState::Lost, enclave)) => Err(ApiError::lost(session, &enclave)),
+        _ => Ok(()),
+    }
+}
+
+/// Map an enclave error for a session: `unknown_session` for a session the host knows
+/// was lost (the restart was noticed during this very call) becomes 410.
+fn session_error(st: &AppState, session: &Address, e: ClientError) -> ApiError {
+    if let ClientError::Denied(d) = &e {
+        if d.code == ErrorCode::UnknownSession {
+            check_lost(st, session).err().unwrap_or_else(|| ApiError::denial(d.clone()))
+        } else {
+            ApiError::denial(d.clone())
+        }
+    } else {
+        e.into()
+    }
+}
+
+fn event_for(call: &str, session: Option<Address>, r: &Result<Reply, ClientError>) -> Event {
+    match r {
+        Ok(_) => Event::now(call, session, "ok", None),
+        Err(ClientError::Denied(d)) => Event::now(call, session, "denied", Some(d.code.as_str())),
+        Err(e) => Event::now(call, session, "error", Some(e.code_str())),
+    }
+}
+
+/// Relay a signing request. The event is recorded asynchronously (never waits for disk).
+pub async fn relay_sign(st: &AppState, req: SignRequest) -> Result<Signed, ApiError> {
+    let session = req.session;
+    check_lost(st, &session)?;
+    let r = st.client.call(Call::SignIfAllowed(req)).await;
+    let mut ev = event_for("sign_if_allowed", Some(session), &r);
+    match r {
+        Ok(Reply::Signed(s)) => {
+            ev.detail = Some(format!("{:#x}", s.digest));
+            st.record_event(ev);
+            Ok(s)
+        }
+        Ok(other) => {
+            st.record_event(ev);
+            Err(ApiError::wrong_reply("sign_if_allowed", &other))
+        }
+        Err(e) => {
+            if let ClientError::Denied(d) = &e {
+                ev.detail = Some(truncate(&d.reason, 200));
+            }
+            st.record_event(ev);
+            Err(session_error(st, &session, e))
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Relay an owner action and record its event.
+async fn relay_owner(st: &AppState, call: Call, session: Option<Address>) -> Result<Reply, ApiError> {
+    let name = call.name();
+    let r = st.client.call(call).await;
+    let ev = event_for(name, session, &r);
+    st.record_event(ev);
+    match (r, session) {
+        (Ok(reply), _) => Ok(reply),
+        (Err(e), Some(s)) => Err(session_error(st, &s, e)),
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
+async fn store_write<F>(st: &AppState, what: &'static str, f: F)
+where
+    F: FnOnce(&crate::store::Store) -> anyhow::Result<()> + Send + 'static,
+{
+    // The enclave has acted; a storage failure must not hide its reply from the caller.
+    if let Err(e) = st.store.run(f).await {
+        tracing::error!(error = %e, "cannot store {what}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Handlers.
+
+pub async fn health(State(st): State<AppState>) -> Response {
+    match st.client.call(Call::Status(StatusQuery { session: None })).await {
+        Ok(Reply::Status(s)) => (
+            StatusCode::OK,
+            Json(json!({
+                "status": "ok",
+                "enclave": {"identity": s.identity_address, "reachable": true},
+            })),
+        )
+            .into_response(),
+        other => {
+            let (reachable, error) = match other {
+                Ok(r) => (true, format!("status answered with {}", reply_name(&r))),
+                Err(e @ ClientError::Denied(_)) | Err(e @ ClientError::Protocol(_)) => (true, e.to_string()),
+                Err(e) => (false, e.to_string()),
+            };
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "unavailable",
+                    "enclave": {
+                        "identity": st.client.identity(),
+                        "reachable": reachable,
+                        "error": error,
+                    },
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct StatusParams {
+    session: Option<String>,
+}
+
+pub async fn status(
+    State(st): State<AppState>,
+    q: Result<Query<StatusParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::malformed(e.body_text()))?;
+    let session = q.session.as_deref().map(parse_address).transpose()?;
+    match st.client.call(Call::Status(StatusQuery { session })).await? {
+        Reply::Status(s) => Ok(Json(json!(s))),
+        other => Err(ApiError::wrong_reply("status", &other)),
+    }
+}
+
+pub async fn create_session(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<CreateSession>,
+) -> Result<Json<Value>, ApiError> {
+    let policy = req.policy.clone();
+    let auth = req.auth.clone();
+    match relay_owner(&st, Call::CreateSession(req), None).await? {
+        Reply::SessionCreated(created) => {
+            let c = created.clone();
+            store_write(&st, "session", move |s| s.insert_session(&c, &policy, &auth)).await;
+            tracing::info!(session = %created.binding.session, owner = %created.binding.owner, "session created");
+            Ok(Json(json!(created)))
+        }
+        other => Err(ApiError::wrong_reply("create_session", &other)),
+    }
+}
+
+pub async fn update_policy(
+    State(st): State<AppState>,
+    AddrPath(session): AddrPath,
+    ApiJson(req): ApiJson<UpdatePolicy>,
+) -> Result<Json<Value>, ApiError> {
+    if req.session != session {
+        return Err(ApiError::malformed(format!("body session {} does not match the path's {session}", req.session)));
+    }
+    check_lost(&st, &session)?;
+    let policy = req.policy.clone();
+    let auth = req.auth.clone();
+    match relay_owner(&st, Call::UpdatePolicy(req), Some(session)).await? {
+        Reply::PolicyUpdated(u) => {
+            let (s, h) = (u.session, u.policy_hash);
+            store_write(&st, "policy", move |db| db.update_policy(&s, &h, &policy, &auth)).await;
+            Ok(Json(json!(u)))
+        }
+        other => Err(ApiError::wrong_reply("update_policy", &other)),
+    }
+}
+
+pub async fn revoke(
+    State(st): State<AppState>,
+    AddrPath(session): AddrPath,
+    ApiJson(req): ApiJson<Revoke>,
+) -> Result<Json<Value>, ApiError> {
+    if req.session != session {
+        return Err(ApiError::malformed(format!("body session {} does not match the path's {session}", req.session)));
+    }
+    check_lost(&st, &session)?;
+    match relay_owner(&st, Call::Revoke(req), Some(session)).await? {
+        Reply::Revoked(r) => {
+            let list = r.sessions.clone();
+            store_write(&st, "revocation", move |db| db.mark_revoked(&list).map(|_| ())).await;
+            Ok(Json(json!(r)))
+        }
+        other => Err(ApiError::wrong_reply("revoke", &other)),
+    }
+}
+
+pub async fn revoke_all(
+    State(st): State<AppState>,
+    AddrPath(owner): AddrPath,
+    ApiJson(req): ApiJson<RevokeAll>,
+) -> Result<Json<Value>, ApiError> {
+    if req.auth.owner != owner {
+        return Err(ApiError::malformed(format!("auth.owner {} does not match the path's {owner}", req.auth.owner)));
+    }
+    match relay_owner(&st, Call::RevokeAll(req), None).await? {
+        Reply::Revoked(r) => {
+            let list = r.sessions.clone();
+            store_write(&st, "revocations", move |db| db.mark_revoked(&list).map(|_| ())).await;
+            Ok(Json(json!(r)))
+        }
+        other => Err(ApiError::wrong_reply("revoke_all", &other)),
+    }
+}
+
+pub async fn approve_pending(
+    State(st): State<AppState>,
+    AddrPath(session): AddrPath,
+    ApiJson(req): ApiJson<ApprovePending>,
+) -> Result<Json<Value>, ApiError> {
+    if req.session != session {
+        return Err(ApiError::malformed(format!("body session {} does not match the path's {session}", req.session)));
+    }
+    check_lost(&st, &session)?;
+    let reply = relay_owner(&st, Call::ApprovePending(req), Some(session)).await?;
+    Ok(Json(reply_value(reply)))
+}
+
+/// The inner object of a reply, as JSON.
+pub fn reply_value(r: Reply) -> Value {
+    match r {
+        Reply::Signed(x) => json!(x),
+        Reply::SessionCreated(x) => json!(x),
+        Reply::PolicyUpdated(x) => json!(x),
+        Reply::Revoked(x) => json!(x),
+        Reply::Attestation(x) => json!(x),
+        Reply::Audit(x) => json!(x),
+        Reply::Status(x) => json!(x),
+    }
+}
+
+pub async fn get_session(State(st): State<AppState>, AddrPath(session): AddrPath) -> Result<Response, ApiError> {
+    let stored: Option<StoredSession> = st
+        .store
+        .run(move |db| db.get_session(&session))
+        .await
+        .map_err(|e| ApiError::internal(format!("storage: {e}")))?;
+    let lost = matches!(&stored, Some(s) if s.state == StoredState::Lost);
+    let mut enclave_error = None;
+    let live = if lost {
+        // The new enclave cannot know it; never re-send anything about it.
+        None
+    } else {
+        match st.client.call(Call::Status(StatusQuery { session: Some(session) })).await {
+            Ok(Reply::Status(s)) => s.session,
+            Ok(other) => return Err(ApiError::wrong_reply("status", &other)),
+            Err(ClientError::Denied(d)) if d.code == ErrorCode::UnknownSession => None,
+            Err(e) => {
+                if stored.is_none() {
+                    return Err(e.into());
+                }
+                enclave_error = Some(ApiError::from(e).denial);
+                None
+            }
+        }
+    };
+    if stored.is_none() && live.is_none() {
+        return Err(ApiError::denial(Denial::new(
+            ErrorCode::UnknownSession,
+            format!("session {session} is unknown to this host and to the enclave"),
+        )));
+    }
+    // A restart may have been noticed during the status call.
+    let stored = match stored {
+        Some(mut s) => {
+            if let Some((StoredState::Lost, _)) = st.store.session_state(&session) {
+                s.state = StoredState::Lost;
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let mut body = json!({ "session": live, "stored": stored });
+    if let Some(d) = enclave_error {
+        body["enclave_error"] = json!(d);
+    }
+    Ok(Json(body).into_response())
+}
+
+pub async fn session_policies(
+    State(st): State<AppState>,
+    AddrPath(session): AddrPath,
+) -> Result<Json<Value>, ApiError> {
+    let v =
+        st.store.run(move |db| db.policies(&session)).await.map_err(|e| ApiError::internal(format!("storage: {e}")))?;
+    Ok(Json(json!(v)))
+}
+
+pub async fn owner_sessions(State(st): State<AppState>, AddrPath(owner): AddrPath) -> Result<Json<Value>, ApiError> {
+    let v = st
+        .store
+        .run(move |db| db.sessions_by_owner(&owner))
+        .await
+        .map_err(|e| ApiError::internal(format!("storage: {e}")))?;
+    Ok(Json(json!(v)))
+}
+
+pub async fn sign(State(st): State<AppState>, ApiJson(req): ApiJson<SignRequest>) -> Result<Json<Value>, ApiError> {
+    let signed = relay_sign(&st, req).await?;
+    Ok(Json(json!(signed)))
+}
+
+#[derive(Deserialize)]
+pub struct AttestParams {
+    nonce: Option<String>,
+}
+
+pub async fn attestation(
+    State(st): State<AppState>,
+    q: Result<Query<AttestParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::malformed(e.body_text()))?;
+    let nonce = match q.nonce {
+        None => None,
+        Some(n) => Some(Bytes::from(
+            hex::decode(n.trim().trim_start_matches("0x")).map_err(|_| ApiError::malformed("nonce must be hex"))?,
+        )),
+    };
+    match st.client.call(Call::Attest(Attest { nonce })).await? {
+        Reply::Attestation(a) => Ok(Json(json!(a))),
+        other => Err(ApiError::wrong_reply("attest", &other)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AuditParams {
+    since: Option<u64>,
+}
+
+pub async fn audit(
+    State(st): State<AppState>,
+    q: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::malformed(e.body_text()))?;
+    match st.client.call(Call::Audit(AuditQuery { since: q.since.unwrap_or(0) })).await? {
+        Reply::Audit(a) => Ok(Json(json!(a))),
+        other => Err(ApiError::wrong_reply("audit", &other)),
+    }
+}
+
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], st.metrics.render()).into_response()
+}
+
+pub async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, Denial::malformed(format!("no route {method} {}", uri.path())))
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Denial::malformed(format!("method {method} not allowed on {}", uri.path())),
+    )
+}
+
+/// Middleware: count HTTP requests by matched route and status.
+pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let resp = next.run(req).await;
+    st.metrics.record_http(&route, resp.status().as_u16());
+    resp
+}

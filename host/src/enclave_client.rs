@@ -1,0 +1,357 @@
+//! The host's connection to the enclave: a small pool of framed connections over a Unix
+//! socket (development) or vsock (Nitro).
+//!
+//! Each connection carries one request/response exchange at a time, in order. Up to
+//! `pool_size` exchanges run concurrently, each on its own connection; connections are
+//! made lazily and kept for reuse. Every new connection first asks the enclave for its
+//! identity (`status`), so an enclave restart (a new identity key, R-TRUST-4) is noticed
+//! before any request goes over the new connection.
+//!
+//! Retry rule: a request is retried once, on a fresh connection, only when writing it
+//! failed — i.e. the enclave cannot have received a complete frame. Once a request is
+//! fully written it is never re-sent: a signing request may have reached the enclave.
+
+use alloy_primitives::Address;
+use bridle_common::address::SocketAddress;
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::frame::{from_cbor, read_frame, to_cbor, write_frame, FrameError, DEFAULT_MAX_FRAME};
+use bridle_common::protocol::{Call, Reply, RequestFrame, ResponseFrame, StatusQuery, PROTOCOL_VERSION};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Semaphore;
+
+use crate::metrics::Metrics;
+
+/// Default number of pooled connections (and concurrent exchanges).
+pub const DEFAULT_POOL_SIZE: usize = 8;
+/// Default per-call timeout.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a call did not produce a reply.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The enclave (or, for a request too large to send, the client) refused the call.
+    #[error("{0}")]
+    Denied(Denial),
+    /// The enclave could not be reached, or the connection broke.
+    #[error("enclave unavailable: {0}")]
+    Unavailable(String),
+    /// No reply within the per-call timeout.
+    #[error("enclave did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The enclave answered something that is not a valid response frame, or a reply of
+    /// the wrong kind.
+    #[error("enclave protocol error: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// Label used in metrics and events.
+    pub fn code_str(&self) -> &'static str {
+        match self {
+            ClientError::Denied(d) => d.code.as_str(),
+            ClientError::Unavailable(_) => "unavailable",
+            ClientError::Timeout(_) => "timeout",
+            ClientError::Protocol(_) => "protocol",
+        }
+    }
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Most connections (and so concurrent exchanges). At least 1.
+    pub pool_size: usize,
+    /// Largest frame accepted from, or sent to, the enclave.
+    pub max_frame: usize,
+    /// Per-call timeout, including waiting for a free connection and connecting.
+    pub call_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig { pool_size: DEFAULT_POOL_SIZE, max_frame: DEFAULT_MAX_FRAME, call_timeout: DEFAULT_CALL_TIMEOUT }
+    }
+}
+
+/// Called (once per change) when the enclave identity is first learned or changes:
+/// `(previous identity, new identity)`. Awaited before the new connection is used.
+pub type IdentityHook = Arc<dyn Fn(Option<Address>, Address) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+
+struct Conn {
+    io: Box<dyn Io>,
+}
+
+impl Conn {
+    /// A pooled connection is alive when a read would block: EOF, an error, or unsolicited
+    /// bytes all mean it must be dropped.
+    fn is_alive(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        matches!(Pin::new(&mut self.io).poll_read(&mut cx, &mut buf), Poll::Pending)
+    }
+}
+
+/// A pooled, framed client for the enclave socket.
+pub struct EnclaveClient {
+    addr: SocketAddress,
+    cfg: ClientConfig,
+    permits: Semaphore,
+    idle: Mutex<Vec<Conn>>,
+    /// Serializes identity changes so the hook runs once per change.
+    identity_lock: tokio::sync::Mutex<Option<Address>>,
+    /// The identity as last established (after its hook ran).
+    identity: RwLock<Option<Address>>,
+    hook: Option<IdentityHook>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl std::fmt::Debug for EnclaveClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnclaveClient")
+            .field("addr", &self.addr)
+            .field("cfg", &self.cfg)
+            .field("identity", &self.identity())
+            .finish()
+    }
+}
+
+enum Attempt {
+    Reply(Box<Result<Reply, Denial>>),
+    /// Writing failed: the enclave never received the whole request.
+    NotSent(String),
+}
+
+impl EnclaveClient {
+    /// A client for `addr`. Connects lazily: nothing happens until the first call.
+    pub fn new(addr: SocketAddress, cfg: ClientConfig) -> EnclaveClient {
+        let pool = cfg.pool_size.max(1);
+        EnclaveClient {
+            addr,
+            cfg: ClientConfig { pool_size: pool, ..cfg },
+            permits: Semaphore::new(pool),
+            idle: Mutex::new(Vec::with_capacity(pool)),
+            identity_lock: tokio::sync::Mutex::new(None),
+            identity: RwLock::new(None),
+            hook: None,
+            metrics: None,
+        }
+    }
+
+    /// Record calls, round trips and reachability in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Run `hook` whenever the enclave identity is learned or changes.
+    pub fn on_identity(mut self, hook: IdentityHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    pub fn address(&self) -> &SocketAddress {
+        &self.addr
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.cfg
+    }
+
+    /// The enclave identity address learned from the last connection, if any.
+    pub fn identity(&self) -> Option<Address> {
+        *self.identity.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Send one call and wait for its reply.
+    pub async fn call(&self, call: Call) -> Result<Reply, ClientError> {
+        let name = call.name();
+        let result = self.call_inner(call).await;
+        if let Some(m) = &self.metrics {
+            match &result {
+                Ok(_) => m.record_request(name, "ok", ""),
+                Err(ClientError::Denied(d)) => m.record_request(name, "denied", d.code.as_str()),
+                Err(e) => m.record_request(name, "error", e.code_str()),
+            }
+            match &result {
+                Err(ClientError::Unavailable(_)) | Err(ClientError::Timeout(_)) => m.set_enclave_up(false),
+                _ => m.set_enclave_up(true),
+            }
+        }
+        if let Ok(Reply::Status(s)) = &result {
+            self.observe_identity(s.identity_address).await;
+        }
+        result
+    }
+
+    async fn call_inner(&self, call: Call) -> Result<Reply, ClientError> {
+        let name = call.name();
+        let body = to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call })
+            .map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
+        if body.len() > self.cfg.max_frame {
+            return Err(ClientError::Denied(Denial::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "request of {} bytes exceeds the enclave frame limit of {} bytes",
+                    body.len(),
+                    self.cfg.max_frame
+                ),
+            )));
+        }
+        let timeout = self.cfg.call_timeout;
+        match tokio::time::timeout(timeout, self.exchange(name, &body)).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
+    }
+
+    async fn exchange(&self, name: &str, body: &[u8]) -> Result<Reply, ClientError> {
+        // The semaphore is never closed.
+        let _permit = self.permits.acquire().await.map_err(|_| ClientError::Unavailable("client closed".into()))?;
+        let mut conn = self.checkout(false).await?;
+        match self.attempt(name, &mut conn, body).await? {
+            Attempt::Reply(r) => {
+                self.checkin(conn);
+                (*r).map_err(ClientError::Denied)
+            }
+            Attempt::NotSent(why) => {
+                drop(conn);
+                tracing::debug!(call = name, error = %why, "request not sent; retrying once on a fresh connection");
+                let mut conn = self.checkout(true).await?;
+                match self.attempt(name, &mut conn, body).await? {
+                    Attempt::Reply(r) => {
+                        self.checkin(conn);
+                        (*r).map_err(ClientError::Denied)
+                    }
+                    Attempt::NotSent(why) => {
+                        Err(ClientError::Unavailable(format!("cannot send the request to the enclave: {why}")))
+                    }
+                }
+            }
+        }
+    }
+
+    /// One exchange on `conn`. On any error after the request was written the connection
+    /// is left for the caller to drop (it is not checked in).
+    async fn attempt(&self, name: &str, conn: &mut Conn, body: &[u8]) -> Result<Attempt, ClientError> {
+        let t0 = Instant::now();
+        if let Err(e) = write_frame(&mut conn.io, body).await {
+            return Ok(Attempt::NotSent(e.to_string()));
+        }
+        let resp = read_frame(&mut conn.io, self.cfg.max_frame).await.map_err(|e| match e {
+            FrameError::Closed | FrameError::Io(_) => ClientError::Unavailable(format!(
+                "connection to the enclave lost after the request was sent ({e}); not retried"
+            )),
+            other => ClientError::Protocol(other.to_string()),
+        })?;
+        if let Some(m) = &self.metrics {
+            m.observe_roundtrip(name, t0.elapsed());
+        }
+        let frame: ResponseFrame = from_cbor(&resp).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if frame.version != PROTOCOL_VERSION {
+            return Err(ClientError::Protocol(format!(
+                "enclave speaks protocol version {}, this host {}",
+                frame.version, PROTOCOL_VERSION
+            )));
+        }
+        Ok(Attempt::Reply(Box::new(frame.result)))
+    }
+
+    async fn checkout(&self, fresh: bool) -> Result<Conn, ClientError> {
+        if !fresh {
+            loop {
+                let c = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                match c {
+                    Some(mut c) => {
+                        if c.is_alive() {
+                            return Ok(c);
+                        }
+                    }
+                    None => break,
+                }
+            }
+        }
+        self.connect().await
+    }
+
+    fn checkin(&self, conn: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.cfg.pool_size {
+            idle.push(conn);
+        }
+    }
+
+    /// Drop every pooled connection (the next call connects afresh).
+    pub fn reset(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    async fn connect(&self) -> Result<Conn, ClientError> {
+        let unavailable = |e: std::io::Error| ClientError::Unavailable(format!("cannot connect to {}: {e}", self.addr));
+        let io: Box<dyn Io> = match &self.addr {
+            SocketAddress::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await.map_err(unavailable)?),
+            SocketAddress::Vsock { cid, port } => Box::new(
+                tokio_vsock::VsockStream::connect(tokio_vsock::VsockAddr::new(*cid, *port))
+                    .await
+                    .map_err(unavailable)?,
+            ),
+        };
+        let mut conn = Conn { io };
+        // Learn the identity before the connection carries anything else.
+        let body =
+            to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call: Call::Status(StatusQuery { session: None }) })
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let reply = match self.attempt("status", &mut conn, &body).await? {
+            Attempt::NotSent(why) => {
+                return Err(ClientError::Unavailable(format!("enclave closed the new connection: {why}")))
+            }
+            Attempt::Reply(r) => *r,
+        };
+        match reply {
+            Ok(Reply::Status(s)) => {
+                self.observe_identity(s.identity_address).await;
+                Ok(conn)
+            }
+            Ok(other) => Err(ClientError::Protocol(format!("status answered with {}", reply_name(&other)))),
+            Err(d) => Err(ClientError::Protocol(format!("enclave refused status: {d}"))),
+        }
+    }
+
+    async fn observe_identity(&self, id: Address) {
+        if self.identity() == Some(id) {
+            return;
+        }
+        let mut known = self.identity_lock.lock().await;
+        if *known == Some(id) {
+            return;
+        }
+        let previous = *known;
+        if let Some(hook) = &self.hook {
+            // Run to completion even if this call is cancelled (timeout, client gone).
+            let _ = tokio::spawn(hook(previous, id)).await;
+        }
+        *known = Some(id);
+        *self.identity.write().unwrap_or_else(|e| e.into_inner()) = Some(id);
+    }
+}
+
+/// The wire name of a reply kind, for messages.
+pub fn reply_name(r: &Reply) -> &'static str {
+    match r {
+        Reply::Signed(_) => "signed",
+        Reply::SessionCreated(_) => "session_created",
+        Reply::PolicyUpdated(_) => "policy_updated",
+        Reply::Revoked(_) => "revoked",
+        Reply::Attestation(_) => "attestation",
+        Reply::Audit(_) => "audit",
+        Reply::Status(_) => "status",
+    }
+}

@@ -1,0 +1,257 @@
+//! Bridle host proxy.
+//!
+//! The host is **untrusted**: it relays requests from agents and owners to the enclave
+//! over one socket, stores what it relays, and serves HTTP (JSON API, Ethereum JSON-RPC,
+//! Prometheus metrics). It holds no secrets and never computes or alters anything the
+//! enclave checks — every owner action carries the owner's signature and every signing
+//! request the agent's stamp, both verified inside the enclave (R-TRUST-3).
+//!
+//! An enclave restart loses every session key (R-TRUST-4): the host notices the new
+//! enclave identity, marks every stored session of the old one `lost`, and answers 410 for
+//! them. It never re-sends stored sessions to a new enclave.
+
+pub mod api;
+pub mod enclave_client;
+pub mod metrics;
+pub mod rpc;
+pub mod store;
+
+use crate::enclave_client::{ClientConfig, EnclaveClient, IdentityHook};
+use crate::metrics::Metrics;
+use crate::store::{Event, Store};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use bridle_common::address::SocketAddress;
+use bridle_common::frame::DEFAULT_MAX_FRAME;
+use bridle_common::protocol::{Call, StatusQuery};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use crate::enclave_client::ClientError;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8547";
+/// Default database path.
+pub const DEFAULT_DB: &str = "bridle-host.sqlite";
+/// Default HTTP body limit: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// Default interval of the background enclave probe.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Everything the host needs to run.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// The enclave socket: `unix:/path` or `vsock:CID:PORT`.
+    pub enclave: SocketAddress,
+    /// SQLite database path (`:memory:` for a throwaway database).
+    pub db_path: PathBuf,
+    /// Pooled enclave connections (and concurrent enclave calls).
+    pub pool_size: usize,
+    /// Largest enclave frame, bytes.
+    pub max_frame: usize,
+    /// Per enclave call timeout.
+    pub call_timeout: Duration,
+    /// Largest HTTP request body, bytes.
+    pub body_limit: usize,
+    /// How often a background task asks the enclave for its status (reachability and
+    /// restart detection without traffic). `None` disables the probe.
+    pub probe_interval: Option<Duration>,
+    /// Capacity of the asynchronous event queue.
+    pub event_queue: usize,
+}
+
+impl HostConfig {
+    /// Defaults for everything but the enclave address.
+    pub fn new(enclave: SocketAddress) -> HostConfig {
+        HostConfig {
+            enclave,
+            db_path: PathBuf::from(DEFAULT_DB),
+            pool_size: enclave_client::DEFAULT_POOL_SIZE,
+            max_frame: DEFAULT_MAX_FRAME,
+            call_timeout: enclave_client::DEFAULT_CALL_TIMEOUT,
+            body_limit: DEFAULT_BODY_LIMIT,
+            probe_interval: Some(DEFAULT_PROBE_INTERVAL),
+            event_queue: store::DEFAULT_EVENT_QUEUE,
+        }
+    }
+}
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub client: EnclaveClient,
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub config: HostConfig,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Open the database and set up the (lazy) enclave client. Does not contact the
+    /// enclave: the host starts whether or not the enclave is up.
+    pub fn open(config: HostConfig) -> anyhow::Result<AppState> {
+        let store = Store::open(&config.db_path, config.event_queue)?;
+        let metrics = Arc::new(Metrics::new());
+        let hook_store = store.clone();
+        let hook: IdentityHook = Arc::new(move |previous, current| {
+            let store = hook_store.clone();
+            Box::pin(async move {
+                match store.run(move |s| s.mark_lost_except(&current)).await {
+                    Ok(n) => match previous {
+                        Some(old) => tracing::warn!(
+                            old_identity = %old,
+                            new_identity = %current,
+                            sessions_lost = n,
+                            "enclave restarted (new identity): every session of the old enclave is lost and cannot be restored"
+                        ),
+                        None if n > 0 => tracing::warn!(
+                            identity = %current,
+                            sessions_lost = n,
+                            "enclave identity differs from the stored sessions' enclave: those sessions are lost and cannot be restored"
+                        ),
+                        None => tracing::info!(identity = %current, "enclave identity learned"),
+                    },
+                    Err(e) => tracing::error!(
+                        identity = %current,
+                        error = %e,
+                        "cannot mark the old enclave's sessions lost in the database"
+                    ),
+                }
+            })
+        });
+        let client = EnclaveClient::new(
+            config.enclave.clone(),
+            ClientConfig {
+                pool_size: config.pool_size,
+                max_frame: config.max_frame,
+                call_timeout: config.call_timeout,
+            },
+        )
+        .with_metrics(metrics.clone())
+        .on_identity(hook);
+        Ok(AppState(Arc::new(Shared { client, store, metrics, config })))
+    }
+
+    /// Queue an event for storage without waiting; a full queue drops it (counted).
+    pub fn record_event(&self, ev: Event) {
+        if !self.store.record_event(ev) {
+            self.metrics.event_dropped();
+        }
+    }
+
+    /// One status round trip (reachability, identity, restart detection).
+    pub async fn probe(&self) -> Result<(), ClientError> {
+        self.client.call(Call::Status(StatusQuery { session: None })).await.map(|_| ())
+    }
+
+    /// Start the background probe, when configured.
+    pub fn spawn_probe(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let interval = self.config.probe_interval?;
+        let st = self.clone();
+        Some(tokio::spawn(async move {
+            let mut was_up: Option<bool> = None;
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let r = st.probe().await;
+                let up = r.is_ok();
+                if was_up != Some(up) {
+                    match r {
+                        Ok(()) => tracing::info!(enclave = %st.config.enclave, "enclave reachable"),
+                        Err(e) => tracing::warn!(enclave = %st.config.enclave, error = %e, "enclave not reachable"),
+                    }
+                    was_up = Some(up);
+                }
+            }
+        }))
+    }
+}
+
+/// The HTTP router over `state`.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.body_limit;
+    Router::new()
+        .route("/health", get(api::health))
+        .route("/metrics", get(api::metrics))
+        .route("/v1/status", get(api::status))
+        .route("/v1/attestation", get(api::attestation))
+        .route("/v1/audit", get(api::audit))
+        .route("/v1/sessions", post(api::create_session))
+        .route("/v1/sessions/{session}", get(api::get_session))
+        .route("/v1/sessions/{session}/policy", post(api::update_policy))
+        .route("/v1/sessions/{session}/policies", get(api::session_policies))
+        .route("/v1/sessions/{session}/revoke", post(api::revoke))
+        .route("/v1/sessions/{session}/approve", post(api::approve_pending))
+        .route("/v1/owners/{owner}/revoke-all", post(api::revoke_all))
+        .route("/v1/owners/{owner}/sessions", get(api::owner_sessions))
+        .route("/v1/sign", post(api::sign))
+        .route("/rpc", post(rpc::rpc))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), api::track))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Serve `state` on `listener` until `shutdown` resolves; then finish in-flight requests
+/// and flush the event queue.
+pub async fn run(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let probe = state.spawn_probe();
+    let app = router(state.clone());
+    let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    if let Some(p) = probe {
+        p.abort();
+    }
+    let store = state.store.clone();
+    let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+    result.map_err(Into::into)
+}
+
+/// Open the host with `config` and serve it on `listener` until SIGINT or SIGTERM.
+pub async fn serve(config: HostConfig, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let state = AppState::open(config)?;
+    run(state, listener, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}
