@@ -36,7 +36,8 @@ impl Host {
         }
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         let err = &v["error"];
-        let message = err["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("host answered {status}: {text}"));
+        let message =
+            err["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("host answered {status}: {text}"));
         Err(Refused { message }.into())
     }
 
@@ -48,7 +49,12 @@ impl Host {
 
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let url = format!("{}{path}", self.base);
-        let resp = self.http.post(&url).json(body).send().map_err(|e| anyhow!("cannot reach the host at {}: {e}", self.base))?;
+        let resp = self
+            .http
+            .post(&url)
+            .json(body)
+            .send()
+            .map_err(|e| anyhow!("cannot reach the host at {}: {e}", self.base))?;
         self.handle(resp)
     }
 }

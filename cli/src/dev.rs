@@ -47,7 +47,8 @@ impl Drop for Kids {
 
 /// Start a child and wait for its "listening" line on stdout.
 fn start(mut cmd: Command, what: &str) -> Result<(Child, String)> {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().with_context(|| format!("cannot start {what}"))?;
+    let mut child =
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().with_context(|| format!("cannot start {what}"))?;
     let out = child.stdout.take().ok_or_else(|| anyhow!("no stdout from {what}"))?;
     let mut lines = BufReader::new(out).lines();
     loop {
@@ -120,6 +121,9 @@ fn print_banner(url: &str, sock: &Path, db: &Path, dir: &Path) {
     println!("Next, in another terminal:");
     println!("  bridle owner keygen --out {}/owner.key", dir.display());
     println!("  bridle agent keygen --out {}/agent.key", dir.display());
-    println!("  bridle owner grant --key {0}/owner.key --agent {0}/agent.key --policy examples/policies/usdc-daily.toml", dir.display());
+    println!(
+        "  bridle owner grant --key {0}/owner.key --agent {0}/agent.key --policy examples/policies/usdc-daily.toml",
+        dir.display()
+    );
     println!("Ctrl-C stops both.");
 }

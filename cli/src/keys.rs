@@ -86,7 +86,8 @@ pub fn generate(path: &Path, kind: &str, force: bool) -> Result<LoadedKey> {
 pub fn load(path: &Path) -> Result<LoadedKey> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read key file {}", path.display()))?;
     let hex_key = if text.trim_start().starts_with('{') {
-        let f: KeyFile = serde_json::from_str(&text).with_context(|| format!("{} is not a bridle key file", path.display()))?;
+        let f: KeyFile =
+            serde_json::from_str(&text).with_context(|| format!("{} is not a bridle key file", path.display()))?;
         f.private_key
     } else {
         text.trim().to_string()
@@ -108,7 +109,7 @@ pub fn agent_public_key(arg: &str) -> Result<Vec<u8>> {
         if let Ok(f) = serde_json::from_str::<KeyFile>(&text) {
             return Ok(hex::decode(f.public_key.trim_start_matches("0x"))?);
         }
-        return Ok(hex::decode(text.trim().trim_start_matches("0x")).context("public key file is not hex")?);
+        return hex::decode(text.trim().trim_start_matches("0x")).context("public key file is not hex");
     }
     let b = hex::decode(arg.trim_start_matches("0x")).context("agent public key must be hex or a key file path")?;
     k256::PublicKey::from_sec1_bytes(&b).context("not a secp256k1 SEC1 public key")?;

@@ -11,7 +11,9 @@ use alloy_primitives::{Address, Bytes, B256, U256};
 use anyhow::{anyhow, bail, Context, Result};
 use bridle_common::owner::{action, OwnerAction};
 use bridle_common::policy::file::resolve_text;
-use bridle_common::policy::{evaluate, explain::explain, CompiledPolicy, Context as EvalContext, Counters, Operation, Policy};
+use bridle_common::policy::{
+    evaluate, explain::explain, CompiledPolicy, Context as EvalContext, Counters, Operation, Policy,
+};
 use bridle_common::protocol::*;
 use bridle_common::stamp::{PayloadKind, StampKey};
 use bridle_common::tx::{Eip1559Request, LegacyRequest, TxRequest};
@@ -138,7 +140,7 @@ enum AgentCmd {
         force: bool,
     },
     /// Ask the enclave to sign a transaction under the session's policy.
-    SignTx(SignTxArgs),
+    SignTx(Box<SignTxArgs>),
 }
 
 #[derive(Args)]
@@ -316,7 +318,8 @@ fn sim_time(s: &Option<String>, default: u64) -> Result<u64> {
 
 fn simulate(file: &PathBuf, request: &PathBuf) -> Result<i32> {
     let text = std::fs::read_to_string(request).with_context(|| format!("cannot read {}", request.display()))?;
-    let sim: SimFile = serde_json::from_str(&text).with_context(|| format!("{} is not a request file", request.display()))?;
+    let sim: SimFile =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a request file", request.display()))?;
     let mut reqs = sim.requests;
     if let Some(t) = sim.transaction {
         reqs.insert(0, SimRequest { at: None, transaction: t });
@@ -395,7 +398,11 @@ fn owner_cmd(o: OwnerCmd) -> Result<i32> {
                 subject: B256::ZERO,
                 nonce: default_nonce(nonce),
             };
-            let body = CreateSession { auth: owner_auth(&key, &msg)?, agent_public_key: Bytes::from(agent_pk), policy: p.doc.clone() };
+            let body = CreateSession {
+                auth: owner_auth(&key, &msg)?,
+                agent_public_key: Bytes::from(agent_pk),
+                policy: p.doc.clone(),
+            };
             let created: SessionCreated = host.post("/v1/sessions", &body)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&created)?);
@@ -444,7 +451,8 @@ fn owner_cmd(o: OwnerCmd) -> Result<i32> {
                 subject: B256::ZERO,
                 nonce: default_nonce(nonce),
             };
-            let r: Revoked = host.post(&format!("/v1/sessions/{session}/revoke"), &Revoke { auth: owner_auth(&key, &msg)?, session })?;
+            let r: Revoked = host
+                .post(&format!("/v1/sessions/{session}/revoke"), &Revoke { auth: owner_auth(&key, &msg)?, session })?;
             println!("revoked: {}", r.sessions.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
         }
         OwnerCmd::RevokeAll { host, key, nonce } => {
@@ -460,7 +468,10 @@ fn owner_cmd(o: OwnerCmd) -> Result<i32> {
                 subject: B256::ZERO,
                 nonce: default_nonce(nonce),
             };
-            let r: Revoked = host.post(&format!("/v1/owners/{}/revoke-all", key.address), &RevokeAll { auth: owner_auth(&key, &msg)? })?;
+            let r: Revoked = host.post(
+                &format!("/v1/owners/{}/revoke-all", key.address),
+                &RevokeAll { auth: owner_auth(&key, &msg)? },
+            )?;
             println!("revoked {} session(s)", r.sessions.len());
             for s in r.sessions {
                 println!("  {s}");
@@ -480,7 +491,10 @@ fn owner_cmd(o: OwnerCmd) -> Result<i32> {
 }
 
 fn session_agent(info: &serde_json::Value) -> Result<Address> {
-    let a = info["session"]["agent"].as_str().or_else(|| info["stored"]["agent"].as_str()).ok_or_else(|| anyhow!("the host does not know this session's agent"))?;
+    let a = info["session"]["agent"]
+        .as_str()
+        .or_else(|| info["stored"]["agent"].as_str())
+        .ok_or_else(|| anyhow!("the host does not know this session's agent"))?;
     Address::from_str(a).map_err(|e| anyhow!("bad agent address from host: {e}"))
 }
 
@@ -503,7 +517,8 @@ fn print_status(info: &serde_json::Value) -> Result<()> {
         None => println!("uses:       {}", ss.uses),
     }
     for c in &ss.caps {
-        let reset = c.resets_at.map(|t| format!(", resets {}", bridle_common::period::format_time(t))).unwrap_or_default();
+        let reset =
+            c.resets_at.map(|t| format!(", resets {}", bridle_common::period::format_time(t))).unwrap_or_default();
         println!(
             "{:<22} {}: spent {} of {} {}{reset}",
             c.rule,
@@ -539,7 +554,7 @@ fn agent_cmd(a: AgentCmd) -> Result<i32> {
             println!("agent public key: {}", k.public_key_hex());
             println!("key file:         {} (mode 0600)", out.display());
         }
-        AgentCmd::SignTx(s) => return sign_tx(s),
+        AgentCmd::SignTx(s) => return sign_tx(*s),
     }
     Ok(0)
 }
@@ -553,7 +568,8 @@ fn sign_tx(s: SignTxArgs) -> Result<i32> {
     let host = Host::new(&s.host.host)?;
     let key = keys::load(&s.key)?;
     let tx: TxRequest = match &s.tx {
-        Some(p) => serde_json::from_str(&std::fs::read_to_string(p)?).with_context(|| format!("{} is not a transaction request", p.display()))?,
+        Some(p) => serde_json::from_str(&std::fs::read_to_string(p)?)
+            .with_context(|| format!("{} is not a transaction request", p.display()))?,
         None => {
             let to = s.to.ok_or_else(|| anyhow!("--to is required (or --tx FILE)"))?;
             let chain_id = s.chain_id.ok_or_else(|| anyhow!("--chain-id is required: Bridle fills nothing in"))?;
@@ -565,7 +581,15 @@ fn sign_tx(s: SignTxArgs) -> Result<i32> {
                 (None, None) => Bytes::new(),
             };
             match &s.gas_price {
-                Some(gp) => TxRequest::Legacy(LegacyRequest { chain_id, nonce, gas_price: gwei_or_unit(gp)?, gas_limit: s.gas, to: Some(to), value, data }),
+                Some(gp) => TxRequest::Legacy(LegacyRequest {
+                    chain_id,
+                    nonce,
+                    gas_price: gwei_or_unit(gp)?,
+                    gas_limit: s.gas,
+                    to: Some(to),
+                    value,
+                    data,
+                }),
                 None => TxRequest::Eip1559(Eip1559Request {
                     chain_id,
                     nonce,
@@ -581,7 +605,8 @@ fn sign_tx(s: SignTxArgs) -> Result<i32> {
         }
     };
     let st = status(&host)?;
-    let enclave_pk = k256::PublicKey::from_sec1_bytes(&st.identity_public_key).context("enclave identity key from host")?;
+    let enclave_pk =
+        k256::PublicKey::from_sec1_bytes(&st.identity_public_key).context("enclave identity key from host")?;
     let digest = match tx.build() {
         Some(b) => b.signing_hash(),
         None => B256::ZERO, // type 4: the enclave refuses it before checking anything else

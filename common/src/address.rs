@@ -16,15 +16,9 @@ impl FromStr for SocketAddress {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if let Some(rest) = s.strip_prefix("vsock:") {
-            let (cid, port) = rest
-                .split_once(':')
-                .ok_or_else(|| format!("`{s}`: expected vsock:CID:PORT"))?;
-            let cid = cid
-                .parse()
-                .map_err(|_| format!("`{s}`: CID is not a number"))?;
-            let port = port
-                .parse()
-                .map_err(|_| format!("`{s}`: PORT is not a number"))?;
+            let (cid, port) = rest.split_once(':').ok_or_else(|| format!("`{s}`: expected vsock:CID:PORT"))?;
+            let cid = cid.parse().map_err(|_| format!("`{s}`: CID is not a number"))?;
+            let port = port.parse().map_err(|_| format!("`{s}`: PORT is not a number"))?;
             return Ok(SocketAddress::Vsock { cid, port });
         }
         let path = s.strip_prefix("unix:").unwrap_or(s);
@@ -49,21 +43,9 @@ mod tests {
     use super::*;
     #[test]
     fn parse() {
-        assert_eq!(
-            "vsock:16:5005".parse(),
-            Ok(SocketAddress::Vsock {
-                cid: 16,
-                port: 5005
-            })
-        );
-        assert_eq!(
-            "/tmp/x.sock".parse(),
-            Ok(SocketAddress::Unix("/tmp/x.sock".into()))
-        );
-        assert_eq!(
-            "unix:/tmp/x.sock".parse(),
-            Ok(SocketAddress::Unix("/tmp/x.sock".into()))
-        );
+        assert_eq!("vsock:16:5005".parse(), Ok(SocketAddress::Vsock { cid: 16, port: 5005 }));
+        assert_eq!("/tmp/x.sock".parse(), Ok(SocketAddress::Unix("/tmp/x.sock".into())));
+        assert_eq!("unix:/tmp/x.sock".parse(), Ok(SocketAddress::Unix("/tmp/x.sock".into())));
         assert!("vsock:16".parse::<SocketAddress>().is_err());
         assert!("vsock:a:1".parse::<SocketAddress>().is_err());
         assert!("".parse::<SocketAddress>().is_err());

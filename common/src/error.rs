@@ -81,16 +81,7 @@ impl ErrorCode {
     /// Whether this code is a policy denial (as opposed to a protocol error).
     pub fn is_denial(self) -> bool {
         use ErrorCode::*;
-        !matches!(
-            self,
-            Malformed
-                | TooLarge
-                | Unsupported
-                | Internal
-                | InvalidPolicy
-                | Unauthenticated
-                | Replayed
-        )
+        !matches!(self, Malformed | TooLarge | Unsupported | Internal | InvalidPolicy | Unauthenticated | Replayed)
     }
 
     /// A short human title used in messages.
@@ -148,18 +139,10 @@ pub struct Denial {
 
 impl Denial {
     pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Denial {
-            code,
-            rule: None,
-            reason: reason.into(),
-        }
+        Denial { code, rule: None, reason: reason.into() }
     }
     pub fn rule(code: ErrorCode, rule: impl Into<String>, reason: impl Into<String>) -> Self {
-        Denial {
-            code,
-            rule: Some(rule.into()),
-            reason: reason.into(),
-        }
+        Denial { code, rule: Some(rule.into()), reason: reason.into() }
     }
     pub fn malformed(reason: impl Into<String>) -> Self {
         Self::new(ErrorCode::Malformed, reason)
@@ -168,26 +151,10 @@ impl Denial {
 
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let prefix = if self.code.is_denial() {
-            "denied"
-        } else {
-            "error"
-        };
+        let prefix = if self.code.is_denial() { "denied" } else { "error" };
         match &self.rule {
-            Some(rule) => write!(
-                f,
-                "{prefix}: {} [{}] (rule {rule}, {})",
-                self.code.title(),
-                self.code,
-                self.reason
-            ),
-            None => write!(
-                f,
-                "{prefix}: {} [{}] ({})",
-                self.code.title(),
-                self.code,
-                self.reason
-            ),
+            Some(rule) => write!(f, "{prefix}: {} [{}] (rule {rule}, {})", self.code.title(), self.code, self.reason),
+            None => write!(f, "{prefix}: {} [{}] ({})", self.code.title(), self.code, self.reason),
         }
     }
 }
@@ -202,11 +169,7 @@ mod tests {
     fn wire_names_are_stable() {
         let json = serde_json::to_string(&ErrorCode::NotYetValid).unwrap();
         assert_eq!(json, "\"not_yet_valid\"");
-        for code in [
-            ErrorCode::SpendCap,
-            ErrorCode::UnlimitedApproval,
-            ErrorCode::TooLarge,
-        ] {
+        for code in [ErrorCode::SpendCap, ErrorCode::UnlimitedApproval, ErrorCode::TooLarge] {
             let s = serde_json::to_string(&code).unwrap();
             assert_eq!(s, format!("\"{}\"", code.as_str()));
         }
@@ -214,11 +177,7 @@ mod tests {
 
     #[test]
     fn display_names_rule() {
-        let d = Denial::rule(
-            ErrorCode::SpendCap,
-            "limits[0]",
-            "USDC per day: spent 80, asking 30, cap 100",
-        );
+        let d = Denial::rule(ErrorCode::SpendCap, "limits[0]", "USDC per day: spent 80, asking 30, cap 100");
         assert_eq!(
             d.to_string(),
             "denied: spend cap exceeded [spend_cap] (rule limits[0], USDC per day: spent 80, asking 30, cap 100)"

@@ -44,18 +44,13 @@ pub fn from_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
     let v = ciborium::de::from_reader_with_recursion_limit(&mut cursor, 64)
         .map_err(|e| FrameError::Malformed(e.to_string()))?;
     if (cursor.position() as usize) != bytes.len() {
-        return Err(FrameError::Malformed(
-            "trailing bytes after CBOR value".into(),
-        ));
+        return Err(FrameError::Malformed("trailing bytes after CBOR value".into()));
     }
     Ok(v)
 }
 
 /// Read one frame's body. A clean EOF before the header is `Closed`.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-    max: usize,
-) -> Result<Vec<u8>, FrameError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Vec<u8>, FrameError> {
     let mut header = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -75,9 +70,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => {
-            FrameError::Malformed("connection closed inside a frame body".into())
-        }
+        std::io::ErrorKind::UnexpectedEof => FrameError::Malformed("connection closed inside a frame body".into()),
         _ => FrameError::Io(e),
     })?;
     Ok(body)
@@ -85,10 +78,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 
 /// Write one frame.
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Result<(), FrameError> {
-    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge {
-        len: body.len(),
-        max: u32::MAX as usize,
-    })?;
+    let len =
+        u32::try_from(body.len()).map_err(|_| FrameError::TooLarge { len: body.len(), max: u32::MAX as usize })?;
     let mut buf = Vec::with_capacity(4 + body.len());
     buf.extend_from_slice(&len.to_be_bytes());
     buf.extend_from_slice(body);
@@ -119,20 +110,11 @@ mod tests {
     #[tokio::test]
     async fn partial_frames_are_malformed_and_eof_is_closed() {
         let mut empty: &[u8] = &[];
-        assert!(matches!(
-            read_frame(&mut empty, 100).await,
-            Err(FrameError::Closed)
-        ));
+        assert!(matches!(read_frame(&mut empty, 100).await, Err(FrameError::Closed)));
         let mut half: &[u8] = &[0, 0];
-        assert!(matches!(
-            read_frame(&mut half, 100).await,
-            Err(FrameError::Malformed(_))
-        ));
+        assert!(matches!(read_frame(&mut half, 100).await, Err(FrameError::Malformed(_))));
         let mut short: &[u8] = &[0, 0, 0, 5, 1, 2];
-        assert!(matches!(
-            read_frame(&mut short, 100).await,
-            Err(FrameError::Malformed(_))
-        ));
+        assert!(matches!(read_frame(&mut short, 100).await, Err(FrameError::Malformed(_))));
     }
 
     #[tokio::test]

@@ -156,9 +156,7 @@ pub fn add_months(t: u64, k: u64) -> u64 {
     let nm = (total.rem_euclid(12) + 1) as u32;
     let nd = d.min(days_in_month(ny, nm));
     let days = days_from_civil(ny, nm, nd);
-    (days.max(0) as u64)
-        .saturating_mul(86_400)
-        .saturating_add(secs_of_day)
+    (days.max(0) as u64).saturating_mul(86_400).saturating_add(secs_of_day)
 }
 
 /// Parse an RFC 3339 UTC time ("2026-11-23T10:00:00Z") or unix seconds.
@@ -168,32 +166,13 @@ pub fn parse_time(text: &str) -> Option<u64> {
         return Some(n);
     }
     let b = t.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
     {
         return None;
     }
     let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<u32>().ok();
-    let (y, mo, d, h, mi, s) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo)
-        || d == 0
-        || d > days_in_month(y as i64, mo)
-        || h > 23
-        || mi > 59
-        || s > 59
-    {
+    let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y as i64, mo) || h > 23 || mi > 59 || s > 59 {
         return None;
     }
     let days = days_from_civil(y as i64, mo, d);
@@ -207,12 +186,7 @@ pub fn parse_time(text: &str) -> Option<u64> {
 pub fn format_time(t: u64) -> String {
     let (y, m, d) = civil_from_unix(t);
     let s = t % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, (s / 60) % 60, s % 60)
 }
 
 #[cfg(test)]
@@ -279,10 +253,7 @@ mod tests {
         // A month period is 28..=31 days long.
         for k in 0..40 {
             let len = Period::Month.end(a, k) - Period::Month.start(a, k);
-            assert!(
-                (28 * 86_400..=31 * 86_400).contains(&len),
-                "k={k} len={len}"
-            );
+            assert!((28 * 86_400..=31 * 86_400).contains(&len), "k={k} len={len}");
         }
     }
 
@@ -292,10 +263,7 @@ mod tests {
         let mut now = a;
         while now < a + 400 * 86_400 {
             let k = Period::Month.index(a, now);
-            assert!(
-                Period::Month.start(a, k) <= now && now < Period::Month.end(a, k),
-                "now={now}"
-            );
+            assert!(Period::Month.start(a, k) <= now && now < Period::Month.end(a, k), "now={now}");
             now += 3 * 3600 + 17;
         }
     }

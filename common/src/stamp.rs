@@ -63,12 +63,7 @@ impl Drop for StampKey {
 impl StampKey {
     /// Derive from our secret and the peer's public key. Symmetric: the agent calls it with
     /// (agent secret, enclave public), the enclave with (enclave secret, agent public).
-    pub fn derive(
-        secret: &SecretKey,
-        peer: &PublicKey,
-        session: Address,
-        agent: Address,
-    ) -> StampKey {
+    pub fn derive(secret: &SecretKey, peer: &PublicKey, session: Address, agent: Address) -> StampKey {
         let shared = ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine());
         let hk = shared.extract::<Sha256>(Some(DOMAIN));
         let mut info = [0u8; 40];
@@ -88,8 +83,7 @@ impl StampKey {
         nonce: &[u8; 16],
         timestamp: u64,
     ) -> Hmac<Sha256> {
-        let mut m =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         m.update(DOMAIN);
         m.update(session.as_slice());
         m.update(&[kind as u8]);
@@ -100,48 +94,21 @@ impl StampKey {
     }
 
     /// Make a stamp (agent side).
-    pub fn stamp(
-        &self,
-        session: Address,
-        kind: PayloadKind,
-        digest: &B256,
-        nonce: [u8; 16],
-        timestamp: u64,
-    ) -> Stamp {
-        let mac = self
-            .mac(session, kind, digest, &nonce, timestamp)
-            .finalize()
-            .into_bytes();
-        Stamp {
-            nonce,
-            timestamp,
-            mac: mac.into(),
-        }
+    pub fn stamp(&self, session: Address, kind: PayloadKind, digest: &B256, nonce: [u8; 16], timestamp: u64) -> Stamp {
+        let mac = self.mac(session, kind, digest, &nonce, timestamp).finalize().into_bytes();
+        Stamp { nonce, timestamp, mac: mac.into() }
     }
 
     /// Check a stamp's MAC in constant time (enclave side).
-    pub fn verify(
-        &self,
-        session: Address,
-        kind: PayloadKind,
-        digest: &B256,
-        stamp: &Stamp,
-    ) -> bool {
-        self.mac(session, kind, digest, &stamp.nonce, stamp.timestamp)
-            .verify_slice(&stamp.mac)
-            .is_ok()
+    pub fn verify(&self, session: Address, kind: PayloadKind, digest: &B256, stamp: &Stamp) -> bool {
+        self.mac(session, kind, digest, &stamp.nonce, stamp.timestamp).verify_slice(&stamp.mac).is_ok()
     }
 }
 
 impl Stamp {
     /// Header form: `v1.<nonce hex>.<timestamp>.<mac hex>`.
     pub fn to_header(&self) -> String {
-        format!(
-            "v1.{}.{}.{}",
-            hex::encode(self.nonce),
-            self.timestamp,
-            hex::encode(self.mac)
-        )
+        format!("v1.{}.{}.{}", hex::encode(self.nonce), self.timestamp, hex::encode(self.mac))
     }
 
     pub fn from_header(s: &str) -> Option<Stamp> {
@@ -155,11 +122,7 @@ impl Stamp {
         if parts.next().is_some() {
             return None;
         }
-        Some(Stamp {
-            nonce,
-            timestamp,
-            mac,
-        })
+        Some(Stamp { nonce, timestamp, mac })
     }
 }
 
@@ -178,13 +141,10 @@ macro_rules! hex_array {
                 if d.is_human_readable() {
                     let s = String::deserialize(d)?;
                     let v = hex::decode(s.trim_start_matches("0x")).map_err(D::Error::custom)?;
-                    v.try_into()
-                        .map_err(|_| D::Error::custom(concat!("expected ", $n, " bytes")))
+                    v.try_into().map_err(|_| D::Error::custom(concat!("expected ", $n, " bytes")))
                 } else {
                     let v: serde_bytes::ByteBuf = Deserialize::deserialize(d)?;
-                    v.into_vec()
-                        .try_into()
-                        .map_err(|_| D::Error::custom(concat!("expected ", $n, " bytes")))
+                    v.into_vec().try_into().map_err(|_| D::Error::custom(concat!("expected ", $n, " bytes")))
                 }
             }
         }
@@ -217,12 +177,7 @@ mod tests {
         let st = a.stamp(session, PayloadKind::Transaction, &d, [1; 16], 100);
         assert!(e.verify(session, PayloadKind::Transaction, &d, &st));
         assert!(!e.verify(session, PayloadKind::Message, &d, &st));
-        assert!(!e.verify(
-            session,
-            PayloadKind::Transaction,
-            &B256::repeat_byte(6),
-            &st
-        ));
+        assert!(!e.verify(session, PayloadKind::Transaction, &B256::repeat_byte(6), &st));
         assert!(!e.verify(Address::repeat_byte(8), PayloadKind::Transaction, &d, &st));
         let mut late = st;
         late.timestamp += 1;
@@ -233,11 +188,7 @@ mod tests {
 
     #[test]
     fn header_round_trip() {
-        let st = Stamp {
-            nonce: [0xab; 16],
-            timestamp: 1_700_000_000,
-            mac: [0xcd; 32],
-        };
+        let st = Stamp { nonce: [0xab; 16], timestamp: 1_700_000_000, mac: [0xcd; 32] };
         assert_eq!(Stamp::from_header(&st.to_header()), Some(st));
         assert_eq!(Stamp::from_header("v2.00.1.00"), None);
         assert_eq!(Stamp::from_header(""), None);

@@ -143,16 +143,8 @@ impl TxRequest {
     /// The single call this transaction makes.
     pub fn call(&self) -> Option<Call> {
         match self {
-            TxRequest::Eip1559(t) => Some(Call {
-                to: t.to,
-                value: t.value,
-                data: t.data.clone(),
-            }),
-            TxRequest::Legacy(t) => Some(Call {
-                to: t.to,
-                value: t.value,
-                data: t.data.clone(),
-            }),
+            TxRequest::Eip1559(t) => Some(Call { to: t.to, value: t.value, data: t.data.clone() }),
+            TxRequest::Legacy(t) => Some(Call { to: t.to, value: t.value, data: t.data.clone() }),
             TxRequest::Eip7702 { .. } => None,
         }
     }
@@ -187,10 +179,7 @@ impl TxRequest {
                 access_list: AccessList(
                     t.access_list
                         .iter()
-                        .map(|e| AccessListItem {
-                            address: e.address,
-                            storage_keys: e.storage_keys.clone(),
-                        })
+                        .map(|e| AccessListItem { address: e.address, storage_keys: e.storage_keys.clone() })
                         .collect(),
                 ),
                 input: t.data.clone(),

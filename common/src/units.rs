@@ -12,26 +12,13 @@ pub enum UnitError {
     #[error("`{0}` is not a number")]
     NotANumber(String),
     #[error("`{text}` has {digits} decimal places but {unit} has {decimals}")]
-    TooPrecise {
-        text: String,
-        unit: String,
-        digits: usize,
-        decimals: u8,
-    },
+    TooPrecise { text: String, unit: String, digits: usize, decimals: u8 },
     #[error("`{0}` is out of range")]
     Overflow(String),
     #[error("unknown unit `{unit}` in `{text}`{hint}")]
-    UnknownUnit {
-        text: String,
-        unit: String,
-        hint: String,
-    },
+    UnknownUnit { text: String, unit: String, hint: String },
     #[error("`{text}`: expected unit {expected}, found {found}")]
-    WrongUnit {
-        text: String,
-        expected: String,
-        found: String,
-    },
+    WrongUnit { text: String, expected: String, found: String },
     #[error("`{0}` is not a duration (examples: \"90s\", \"30 minutes\", \"24h\", \"1 day\", \"1 week\")")]
     BadDuration(String),
 }
@@ -67,23 +54,14 @@ pub fn parse_decimal(text: &str, decimals: u8, unit: &str) -> Result<U256, UnitE
         return parse_decimal(&format!("{int}.{keep}"), decimals, unit);
     }
     let overflow = || UnitError::Overflow(text.to_string());
-    let scale = U256::from(10u8)
-        .checked_pow(U256::from(decimals))
-        .ok_or_else(overflow)?;
-    let int_v = if int.is_empty() {
-        U256::ZERO
-    } else {
-        U256::from_str_radix(int, 10).map_err(|_| overflow())?
-    };
+    let scale = U256::from(10u8).checked_pow(U256::from(decimals)).ok_or_else(overflow)?;
+    let int_v = if int.is_empty() { U256::ZERO } else { U256::from_str_radix(int, 10).map_err(|_| overflow())? };
     let mut frac_v = U256::ZERO;
     if !frac.is_empty() {
         let padded = format!("{frac:0<width$}", width = decimals as usize);
         frac_v = U256::from_str_radix(&padded, 10).map_err(|_| overflow())?;
     }
-    int_v
-        .checked_mul(scale)
-        .and_then(|v| v.checked_add(frac_v))
-        .ok_or_else(overflow)
+    int_v.checked_mul(scale).and_then(|v| v.checked_add(frac_v)).ok_or_else(overflow)
 }
 
 /// Format an integer amount with `decimals` places, trimming trailing zeros:
@@ -113,9 +91,8 @@ pub fn split_amount(text: &str) -> Result<(&str, &str), UnitError> {
     if t.is_empty() {
         return Err(UnitError::Empty);
     }
-    let idx = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-        .ok_or_else(|| UnitError::UnknownUnit {
+    let idx =
+        t.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).ok_or_else(|| UnitError::UnknownUnit {
             text: text.to_string(),
             unit: String::new(),
             hint: " (write a unit, e.g. \"100 USDC\")".into(),
@@ -174,13 +151,8 @@ pub fn parse_duration(text: &str) -> Result<u64, UnitError> {
 
 /// Format seconds for people.
 pub fn format_duration(secs: u64) -> String {
-    for (unit, len) in [
-        ("week", 604_800),
-        ("day", 86_400),
-        ("hour", 3600),
-        ("minute", 60),
-    ] {
-        if secs >= len && secs % len == 0 {
+    for (unit, len) in [("week", 604_800), ("day", 86_400), ("hour", 3600), ("minute", 60)] {
+        if secs >= len && secs.is_multiple_of(len) {
             let n = secs / len;
             return format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
         }
@@ -197,12 +169,7 @@ pub struct Amount<'a> {
 
 impl fmt::Display for Amount<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}",
-            format_decimal(self.value, self.decimals),
-            self.symbol
-        )
+        write!(f, "{} {}", format_decimal(self.value, self.decimals), self.symbol)
     }
 }
 
@@ -212,74 +179,32 @@ mod tests {
 
     #[test]
     fn decimals_exact() {
-        assert_eq!(
-            parse_decimal("100", 6, "USDC").unwrap(),
-            U256::from(100_000_000u64)
-        );
-        assert_eq!(
-            parse_decimal("1.5", 6, "USDC").unwrap(),
-            U256::from(1_500_000u64)
-        );
-        assert_eq!(
-            parse_decimal("0.000001", 6, "USDC").unwrap(),
-            U256::from(1u64)
-        );
+        assert_eq!(parse_decimal("100", 6, "USDC").unwrap(), U256::from(100_000_000u64));
+        assert_eq!(parse_decimal("1.5", 6, "USDC").unwrap(), U256::from(1_500_000u64));
+        assert_eq!(parse_decimal("0.000001", 6, "USDC").unwrap(), U256::from(1u64));
         assert_eq!(parse_decimal(".5", 1, "X").unwrap(), U256::from(5u64));
-        assert_eq!(
-            parse_decimal("1.50000000", 6, "USDC").unwrap(),
-            U256::from(1_500_000u64)
-        );
-        assert!(matches!(
-            parse_decimal("0.0000001", 6, "USDC"),
-            Err(UnitError::TooPrecise { .. })
-        ));
-        assert!(matches!(
-            parse_decimal("1e6", 6, "USDC"),
-            Err(UnitError::NotANumber(_))
-        ));
-        assert!(matches!(
-            parse_decimal("-1", 6, "USDC"),
-            Err(UnitError::NotANumber(_))
-        ));
-        assert!(matches!(
-            parse_decimal(".", 6, "USDC"),
-            Err(UnitError::NotANumber(_))
-        ));
+        assert_eq!(parse_decimal("1.50000000", 6, "USDC").unwrap(), U256::from(1_500_000u64));
+        assert!(matches!(parse_decimal("0.0000001", 6, "USDC"), Err(UnitError::TooPrecise { .. })));
+        assert!(matches!(parse_decimal("1e6", 6, "USDC"), Err(UnitError::NotANumber(_))));
+        assert!(matches!(parse_decimal("-1", 6, "USDC"), Err(UnitError::NotANumber(_))));
+        assert!(matches!(parse_decimal(".", 6, "USDC"), Err(UnitError::NotANumber(_))));
         let huge = "9".repeat(90);
-        assert!(matches!(
-            parse_decimal(&huge, 0, "X"),
-            Err(UnitError::Overflow(_))
-        ));
+        assert!(matches!(parse_decimal(&huge, 0, "X"), Err(UnitError::Overflow(_))));
     }
 
     #[test]
     fn native_units() {
-        assert_eq!(
-            parse_native("0.05 ETH").unwrap(),
-            U256::from(50_000_000_000_000_000u64)
-        );
-        assert_eq!(
-            parse_native("30 gwei").unwrap(),
-            U256::from(30_000_000_000u64)
-        );
+        assert_eq!(parse_native("0.05 ETH").unwrap(), U256::from(50_000_000_000_000_000u64));
+        assert_eq!(parse_native("30 gwei").unwrap(), U256::from(30_000_000_000u64));
         assert_eq!(parse_native("7wei").unwrap(), U256::from(7u64));
         assert!(parse_native("1 USDC").is_err());
         assert!(parse_native("ETH").is_err());
-        assert_eq!(
-            format_native(U256::from(50_000_000_000_000_000u64)),
-            "0.05 ETH"
-        );
+        assert_eq!(format_native(U256::from(50_000_000_000_000_000u64)), "0.05 ETH");
     }
 
     #[test]
     fn formatting_round_trips() {
-        for (s, d) in [
-            ("80", 6),
-            ("0.5", 6),
-            ("123.456789", 6),
-            ("0", 18),
-            ("1", 0),
-        ] {
+        for (s, d) in [("80", 6), ("0.5", 6), ("123.456789", 6), ("0", 18), ("1", 0)] {
             let v = parse_decimal(s, d, "X").unwrap();
             assert_eq!(format_decimal(v, d), s);
         }

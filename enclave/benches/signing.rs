@@ -96,7 +96,9 @@ fn transfer_tx(nonce: u64) -> TxRequest {
         gas_limit: 80_000,
         to: Some(USDC),
         value: U256::ZERO,
-        data: transferCall { to: address!("00000000000000000000000000000000000a11ce"), amount: U256::from(1u64) }.abi_encode().into(),
+        data: transferCall { to: address!("00000000000000000000000000000000000a11ce"), amount: U256::from(1u64) }
+            .abi_encode()
+            .into(),
         access_list: vec![],
     })
 }
@@ -137,7 +139,8 @@ fn setup(extra_sessions: usize) -> Setup {
             subject: B256::ZERO,
             nonce,
         };
-        let (sig, recid) = k256::ecdsa::SigningKey::from(&owner).sign_prehash_recoverable(msg.digest().as_slice()).unwrap();
+        let (sig, recid) =
+            k256::ecdsa::SigningKey::from(&owner).sign_prehash_recoverable(msg.digest().as_slice()).unwrap();
         let sig = alloy_primitives::Signature::from_signature_and_parity(sig, recid.is_y_odd());
         use k256::elliptic_curve::sec1::ToEncodedPoint;
         let reply = enclave
@@ -169,7 +172,9 @@ fn benches(c: &mut Criterion) {
     // The reference: one bare k256 signature over a digest.
     let key = k256::ecdsa::SigningKey::from_slice(&[3u8; 32]).unwrap();
     let digest = B256::repeat_byte(0x11);
-    c.bench_function("k256/sign_prehash", |b| b.iter(|| key.sign_prehash_recoverable(black_box(digest.as_slice())).unwrap()));
+    c.bench_function("k256/sign_prehash", |b| {
+        b.iter(|| key.sign_prehash_recoverable(black_box(digest.as_slice())).unwrap())
+    });
 
     // Policy evaluation alone.
     let compiled = CompiledPolicy::compile(bench_policy()).unwrap();
@@ -178,10 +183,13 @@ fn benches(c: &mut Criterion) {
     let tx = transfer_tx(0);
     let call: TxCall = tx.call().unwrap();
     let calls = [call];
-    let ctx = Context { now: T0 + 10, anchor: T0, owner: Address::repeat_byte(0xaa), account: Address::repeat_byte(0xcc) };
+    let ctx =
+        Context { now: T0 + 10, anchor: T0, owner: Address::repeat_byte(0xaa), account: Address::repeat_byte(0xcc) };
     let op = Operation { chain_id: 1, calls: &calls, gas: tx.gas() };
     assert!(evaluate(&compiled, &counters, &ctx, &op).is_ok());
-    c.bench_function("policy/evaluate_20_rules", |b| b.iter(|| evaluate(black_box(&compiled), &counters, &ctx, black_box(&op)).unwrap()));
+    c.bench_function("policy/evaluate_20_rules", |b| {
+        b.iter(|| evaluate(black_box(&compiled), &counters, &ctx, black_box(&op)).unwrap())
+    });
 
     // The whole in-process signing path.
     for sessions in [0usize, 10_000] {
@@ -195,14 +203,20 @@ fn benches(c: &mut Criterion) {
                     i += 1;
                     // Advance the clock a second every 500 requests: the replay cache
                     // keeps ~30k live nonces at most.
-                    if i % 500 == 0 {
+                    if i.is_multiple_of(500) {
                         s.clock.set(s.clock.now() + 1);
                     }
                     let tx = transfer_tx(i);
                     let digest = tx.build().unwrap().signing_hash();
                     let mut nonce = [0u8; 16];
                     nonce[..8].copy_from_slice(&i.to_be_bytes());
-                    let stamp = s.stamp_key.stamp(s.session, bridle_common::stamp::PayloadKind::Transaction, &digest, nonce, s.clock.now());
+                    let stamp = s.stamp_key.stamp(
+                        s.session,
+                        bridle_common::stamp::PayloadKind::Transaction,
+                        &digest,
+                        nonce,
+                        s.clock.now(),
+                    );
                     SignRequest { session: s.session, payload: SignPayload::Transaction(tx), stamp }
                 },
                 |req| s.enclave.sign_if_allowed(&req).expect("allowed"),

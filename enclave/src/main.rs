@@ -33,9 +33,10 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_env("BRIDLE_LOG").unwrap_or_else(|_| "info".into()),
-    ).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BRIDLE_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
 
     let addr = match (&args.unix, &args.vsock) {
         (Some(p), _) => SocketAddress::Unix(p.clone()),

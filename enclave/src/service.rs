@@ -21,7 +21,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 /// Produces attestation documents (the NSM, or the mock NSM in development).
 pub trait Attestor: Send + Sync {
-    fn attest(&self, user_data: Option<Vec<u8>>, nonce: Option<Vec<u8>>, public_key: Option<Vec<u8>>) -> Result<Vec<u8>, String>;
+    fn attest(
+        &self,
+        user_data: Option<Vec<u8>>,
+        nonce: Option<Vec<u8>>,
+        public_key: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, String>;
 }
 
 /// Tunables. Defaults are the production values.
@@ -93,7 +98,9 @@ impl Enclave {
                 Err(denial(ErrorCode::Unsupported, "approve_pending: escalation is not enabled in this build"))
             }
             Call::Attest(a) => self.attest(a).map(Reply::Attestation),
-            Call::Audit(_) => Err(denial(ErrorCode::Unsupported, "audit: the signed audit log is not enabled in this build")),
+            Call::Audit(_) => {
+                Err(denial(ErrorCode::Unsupported, "audit: the signed audit log is not enabled in this build"))
+            }
             Call::Status(q) => Ok(Reply::Status(self.status(q.session))),
         };
         if let Err(d) = &r {
@@ -107,7 +114,10 @@ impl Enclave {
     fn session(&self, addr: &Address) -> Result<Arc<Session>, Denial> {
         let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
         map.get(addr).cloned().ok_or_else(|| {
-            denial(ErrorCode::UnknownSession, format!("no session {addr} in this enclave (sessions do not survive an enclave restart)"))
+            denial(
+                ErrorCode::UnknownSession,
+                format!("no session {addr} in this enclave (sessions do not survive an enclave restart)"),
+            )
         })
     }
 
@@ -163,7 +173,10 @@ impl Enclave {
                 ))
             }
             Err(ReplayError::Full { capacity }) => {
-                return Err(denial(ErrorCode::RateLimited, format!("more than {capacity} live stamps for this session")))
+                return Err(denial(
+                    ErrorCode::RateLimited,
+                    format!("more than {capacity} live stamps for this session"),
+                ))
             }
         }
         let ctx = Context { now, anchor: session.anchor, owner: session.owner, account: session.address };
@@ -221,7 +234,10 @@ impl Enclave {
         let owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&last) = owners.get(&auth.owner) {
             if auth.nonce <= last {
-                return Err(denial(ErrorCode::Replayed, format!("owner nonce {} is not above the last accepted {last}", auth.nonce)));
+                return Err(denial(
+                    ErrorCode::Replayed,
+                    format!("owner nonce {} is not above the last accepted {last}", auth.nonce),
+                ));
             }
         }
         Ok(owners)
@@ -241,9 +257,13 @@ impl Enclave {
         let policy = self.compile(&c.policy, now)?;
         // R-TRUST-5: a session key can never own (grant, widen or revoke) sessions.
         if self.sessions.read().unwrap_or_else(|e| e.into_inner()).contains_key(&c.auth.owner) {
-            return Err(denial(ErrorCode::Unauthenticated, "a session address cannot own sessions (agents are never admin)"));
+            return Err(denial(
+                ErrorCode::Unauthenticated,
+                "a session address cannot own sessions (agents are never admin)",
+            ));
         }
-        let mut owners = self.authorize(&c.auth, action::CREATE_SESSION, Address::ZERO, agent, policy.hash, B256::ZERO)?;
+        let mut owners =
+            self.authorize(&c.auth, action::CREATE_SESSION, Address::ZERO, agent, policy.hash, B256::ZERO)?;
 
         let key = Key::generate();
         let address = key.address();
@@ -287,10 +307,14 @@ impl Enclave {
         let now = self.clock.now();
         let session = self.session(&u.session)?;
         if session.owner != u.auth.owner {
-            return Err(denial(ErrorCode::Unauthenticated, format!("{} does not own session {}", u.auth.owner, u.session)));
+            return Err(denial(
+                ErrorCode::Unauthenticated,
+                format!("{} does not own session {}", u.auth.owner, u.session),
+            ));
         }
         let policy = self.compile(&u.policy, now)?;
-        let mut owners = self.authorize(&u.auth, action::UPDATE_POLICY, u.session, session.agent, policy.hash, B256::ZERO)?;
+        let mut owners =
+            self.authorize(&u.auth, action::UPDATE_POLICY, u.session, session.agent, policy.hash, B256::ZERO)?;
         let mut inner = session.lock();
         if inner.revoked {
             return Err(denial(ErrorCode::Revoked, "a revoked session cannot be updated"));
@@ -306,7 +330,10 @@ impl Enclave {
     fn revoke(&self, r: &Revoke) -> Result<Revoked, Denial> {
         let session = self.session(&r.session)?;
         if session.owner != r.auth.owner {
-            return Err(denial(ErrorCode::Unauthenticated, format!("{} does not own session {}", r.auth.owner, r.session)));
+            return Err(denial(
+                ErrorCode::Unauthenticated,
+                format!("{} does not own session {}", r.auth.owner, r.session),
+            ));
         }
         let mut owners = self.authorize(&r.auth, action::REVOKE, r.session, session.agent, B256::ZERO, B256::ZERO)?;
         session.lock().revoke();
@@ -315,7 +342,8 @@ impl Enclave {
     }
 
     fn revoke_all(&self, r: &RevokeAll) -> Result<Revoked, Denial> {
-        let mut owners = self.authorize(&r.auth, action::REVOKE_ALL, Address::ZERO, Address::ZERO, B256::ZERO, B256::ZERO)?;
+        let mut owners =
+            self.authorize(&r.auth, action::REVOKE_ALL, Address::ZERO, Address::ZERO, B256::ZERO, B256::ZERO)?;
         let mine: Vec<Arc<Session>> = self
             .sessions
             .read()
@@ -384,7 +412,11 @@ fn session_status(s: &Session, now: u64) -> SessionStatus {
         let idx = l.period.index(s.anchor, now);
         caps.push(CapStatus {
             rule: format!("limits[{i}]"),
-            what: if l.period == Period::Session { format!("{sym} per session") } else { format!("{sym} per {}", l.period) },
+            what: if l.period == Period::Session {
+                format!("{sym} per session")
+            } else {
+                format!("{sym} per {}", l.period)
+            },
             spent: inner.counters.limits[i].spent_at(l.period, s.anchor, now),
             cap: l.max,
             decimals: dec,

@@ -33,7 +33,15 @@ pub struct SessionInner {
 }
 
 impl Session {
-    pub fn new(key: Key, owner: Address, agent: Address, stamp_key: StampKey, policy: CompiledPolicy, now: u64, replay: ReplayCache) -> Session {
+    pub fn new(
+        key: Key,
+        owner: Address,
+        agent: Address,
+        stamp_key: StampKey,
+        policy: CompiledPolicy,
+        now: u64,
+        replay: ReplayCache,
+    ) -> Session {
         let anchor = policy.doc.valid_after.unwrap_or(now).max(now);
         let counters = Counters::new(&policy);
         Session {
@@ -43,7 +51,14 @@ impl Session {
             stamp_key,
             created_at: now,
             anchor,
-            inner: Mutex::new(SessionInner { key: Some(key), policy: Arc::new(policy), counters, replay, revoked: false, suspended: None }),
+            inner: Mutex::new(SessionInner {
+                key: Some(key),
+                policy: Arc::new(policy),
+                counters,
+                replay,
+                revoked: false,
+                suspended: None,
+            }),
         }
     }
 

@@ -148,7 +148,11 @@ impl EnclaveProc {
     /// Resident memory of the enclave process, KiB.
     pub fn rss_kib(&self) -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.proc.pid())).unwrap_or_default();
-        s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -166,9 +170,15 @@ impl HostProc {
 
     pub fn start_db(enclave_socket: &Path, db: &Path) -> HostProc {
         let mut cmd = Command::new(bin("bridle-host"));
-        cmd.arg("--enclave").arg(format!("unix:{}", enclave_socket.display())).arg("--listen").arg("127.0.0.1:0").arg("--db").arg(db);
+        cmd.arg("--enclave")
+            .arg(format!("unix:{}", enclave_socket.display()))
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--db")
+            .arg(db);
         let proc = Proc::spawn(cmd);
-        let url = proc.line.split_whitespace().find(|w| w.starts_with("http://")).expect("url in listening line").to_string();
+        let url =
+            proc.line.split_whitespace().find(|w| w.starts_with("http://")).expect("url in listening line").to_string();
         HostProc { proc, url, db: db.to_path_buf() }
     }
 }
@@ -245,7 +255,13 @@ impl Actor {
     }
 
     /// Stamp a request as this agent for `session`, for an enclave with identity `enclave_pk`.
-    pub fn stamp(&self, enclave_pk: &[u8], session: Address, payload: &SignPayload, ts: u64) -> bridle_common::stamp::Stamp {
+    pub fn stamp(
+        &self,
+        enclave_pk: &[u8],
+        session: Address,
+        payload: &SignPayload,
+        ts: u64,
+    ) -> bridle_common::stamp::Stamp {
         let pk = k256::PublicKey::from_sec1_bytes(enclave_pk).unwrap();
         let key = StampKey::derive(&self.secret, &pk, session, self.address);
         let digest = match payload {
@@ -320,8 +336,13 @@ pub fn recover_raw(raw: &[u8]) -> Address {
 /// Recover with Python's eth-account (an implementation we did not write).
 pub fn recover_raw_eth_account(raw: &[u8]) -> Address {
     let script = "import sys\nfrom eth_account import Account\nprint(Account.recover_transaction(sys.argv[1]))";
-    let out = Command::new("python3").arg("-c").arg(script).arg(format!("0x{}", hex::encode(raw))).output().expect("python3");
-    assert!(out.status.success(), "eth-account failed (pip install eth-account): {}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        Command::new("python3").arg("-c").arg(script).arg(format!("0x{}", hex::encode(raw))).output().expect("python3");
+    assert!(
+        out.status.success(),
+        "eth-account failed (pip install eth-account): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
 }
 
@@ -334,16 +355,30 @@ pub struct Granted {
 }
 
 impl Stack {
-    pub async fn grant(&self, owner: &Actor, agent: &Actor, policy: &Policy) -> Result<Granted, (u16, serde_json::Value)> {
+    pub async fn grant(
+        &self,
+        owner: &Actor,
+        agent: &Actor,
+        policy: &Policy,
+    ) -> Result<Granted, (u16, serde_json::Value)> {
         let st = self.status().await;
         let msg = create_action(st.identity_address, agent.address, policy.hash(), Actor::next_nonce());
-        let body = CreateSession { auth: owner.sign_owner(&msg), agent_public_key: agent.public_key_sec1(), policy: policy.clone() };
+        let body = CreateSession {
+            auth: owner.sign_owner(&msg),
+            agent_public_key: agent.public_key_sec1(),
+            policy: policy.clone(),
+        };
         let (code, v) = self.post("/v1/sessions", &body).await;
         if code != 200 {
             return Err((code, v));
         }
         let created: SessionCreated = serde_json::from_value(v).unwrap();
-        Ok(Granted { owner: owner.clone(), agent: agent.clone(), session: created.binding.session, enclave_pk: st.identity_public_key })
+        Ok(Granted {
+            owner: owner.clone(),
+            agent: agent.clone(),
+            session: created.binding.session,
+            enclave_pk: st.identity_public_key,
+        })
     }
 
     /// Ask for a signature as `g.agent`. Returns (HTTP status, body).

@@ -10,12 +10,21 @@ fn bridle(dir: &Path, host: &str, args: &[&str]) -> Output {
 }
 
 fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "failed: {}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
 fn field(out: &str, name: &str) -> String {
-    out.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().last()).unwrap_or_else(|| panic!("{name} in {out}")).to_string()
+    out.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_else(|| panic!("{name} in {out}"))
+        .to_string()
 }
 
 fn example_policy() -> String {
@@ -44,7 +53,8 @@ fn walkthrough() {
     assert!(!bridle(dir, &host, &["owner", "keygen", "--out", "owner.key"]).status.success());
 
     let policy = example_policy();
-    let grant = ok(&bridle(dir, &host, &["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", &policy]));
+    let grant =
+        ok(&bridle(dir, &host, &["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", &policy]));
     let session = field(&grant, "session:");
     let hash = field(&grant, "policy hash:");
     assert!(hash.starts_with("0x") && hash.len() == 66, "{hash}");
@@ -54,10 +64,25 @@ fn walkthrough() {
             dir,
             &host,
             &[
-                "agent", "sign-tx", "--key", "agent.key", "--session", &session,
-                "--to", "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-                "--call", "transfer(address,uint256)", "--arg", "0x000000000000000000000000000000000000dEaD", "--arg", amount,
-                "--chain-id", "31337", "--nonce", nonce, "--raw",
+                "agent",
+                "sign-tx",
+                "--key",
+                "agent.key",
+                "--session",
+                &session,
+                "--to",
+                "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                "--call",
+                "transfer(address,uint256)",
+                "--arg",
+                "0x000000000000000000000000000000000000dEaD",
+                "--arg",
+                amount,
+                "--chain-id",
+                "31337",
+                "--nonce",
+                nonce,
+                "--raw",
             ],
         )
     };
@@ -79,8 +104,10 @@ fn walkthrough() {
     assert!(String::from_utf8_lossy(&after.stderr).contains("[revoked]"));
 
     // revoke-all on a fresh pair of sessions.
-    let g1 = ok(&bridle(dir, &host, &["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", &policy]));
-    let g2 = ok(&bridle(dir, &host, &["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", &policy]));
+    let g1 =
+        ok(&bridle(dir, &host, &["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", &policy]));
+    let g2 =
+        ok(&bridle(dir, &host, &["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", &policy]));
     let out = ok(&bridle(dir, &host, &["owner", "revoke-all", "--key", "owner.key"]));
     assert!(out.contains("revoked 2 session(s)"), "{out}");
     assert!(out.contains(&field(&g1, "session:")) && out.contains(&field(&g2, "session:")));
@@ -103,7 +130,11 @@ fn policy_tools() {
     assert!(explain.contains("limits[0]: spend at most 100 USDC per day"), "{explain}");
     assert!(explain.contains("transfer(address,uint256) (0xa9059cbb)"), "{explain}");
 
-    std::fs::write(dir.join("bad.toml"), "name = 'x'\nchains = [1]\nvalid_for = '1h'\n[[limits]]\nmax = '5 DOGE'\nper = 'day'\n").unwrap();
+    std::fs::write(
+        dir.join("bad.toml"),
+        "name = 'x'\nchains = [1]\nvalid_for = '1h'\n[[limits]]\nmax = '5 DOGE'\nper = 'day'\n",
+    )
+    .unwrap();
     let bad = bridle(dir, "http://unused", &["policy", "check", "bad.toml"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown unit `DOGE`"));

@@ -158,7 +158,12 @@ async fn revoke_and_revoke_all() {
         subject: B256::ZERO,
         nonce: Actor::next_nonce(),
     };
-    let (c, v) = s.post(&format!("/v1/sessions/{}/revoke", g1.session), &Revoke { auth: owner.sign_owner(&msg), session: g1.session }).await;
+    let (c, v) = s
+        .post(
+            &format!("/v1/sessions/{}/revoke", g1.session),
+            &Revoke { auth: owner.sign_owner(&msg), session: g1.session },
+        )
+        .await;
     assert_eq!(c, 200, "{v}");
     let (c, v) = s.sign(&g1, erc20_transfer(31337, 0, USDC, DEAD, usdc(1))).await;
     assert_eq!((c, code(&v)), (403, "revoked"), "{v}");
@@ -174,7 +179,8 @@ async fn revoke_and_revoke_all() {
         subject: B256::ZERO,
         nonce: Actor::next_nonce(),
     };
-    let (c, v) = s.post(&format!("/v1/owners/{}/revoke-all", owner.address), &RevokeAll { auth: owner.sign_owner(&msg) }).await;
+    let (c, v) =
+        s.post(&format!("/v1/owners/{}/revoke-all", owner.address), &RevokeAll { auth: owner.sign_owner(&msg) }).await;
     assert_eq!(c, 200, "{v}");
     let revoked: Revoked = serde_json::from_value(v).unwrap();
     let mut expect = vec![g2.session, g3.session];
@@ -196,7 +202,8 @@ async fn replays_and_forgeries_are_refused() {
 
     // A replayed owner message: same envelope twice.
     let msg = create_action(st.identity_address, agent.address, p.hash(), Actor::next_nonce());
-    let body = CreateSession { auth: owner.sign_owner(&msg), agent_public_key: agent.public_key_sec1(), policy: p.clone() };
+    let body =
+        CreateSession { auth: owner.sign_owner(&msg), agent_public_key: agent.public_key_sec1(), policy: p.clone() };
     let (c, v) = s.post("/v1/sessions", &body).await;
     assert_eq!(c, 200, "{v}");
     let session: SessionCreated = serde_json::from_value(v).unwrap();
@@ -208,26 +215,48 @@ async fn replays_and_forgeries_are_refused() {
     let msg = create_action(st.identity_address, agent.address, p.hash(), Actor::next_nonce());
     let mut auth = mallory.sign_owner(&msg);
     auth.owner = owner.address;
-    let (c, v) = s.post("/v1/sessions", &CreateSession { auth, agent_public_key: agent.public_key_sec1(), policy: p.clone() }).await;
+    let (c, v) = s
+        .post("/v1/sessions", &CreateSession { auth, agent_public_key: agent.public_key_sec1(), policy: p.clone() })
+        .await;
     assert_eq!((c, code(&v)), (401, "unauthenticated"), "{v}");
 
     // A policy swapped by the host after the owner signed: the hash no longer matches.
     let msg = create_action(st.identity_address, agent.address, p.hash(), Actor::next_nonce());
     let mut wider = p.clone();
     wider.limits[0].max = usdc(1_000_000);
-    let (c, v) = s.post("/v1/sessions", &CreateSession { auth: owner.sign_owner(&msg), agent_public_key: agent.public_key_sec1(), policy: wider }).await;
+    let (c, v) = s
+        .post(
+            "/v1/sessions",
+            &CreateSession { auth: owner.sign_owner(&msg), agent_public_key: agent.public_key_sec1(), policy: wider },
+        )
+        .await;
     assert_eq!((c, code(&v)), (401, "unauthenticated"), "{v}");
 
     // A message for another enclave.
     let msg = create_action(Address::repeat_byte(7), agent.address, p.hash(), Actor::next_nonce());
-    let (c, v) = s.post("/v1/sessions", &CreateSession { auth: owner.sign_owner(&msg), agent_public_key: agent.public_key_sec1(), policy: p.clone() }).await;
+    let (c, v) = s
+        .post(
+            "/v1/sessions",
+            &CreateSession {
+                auth: owner.sign_owner(&msg),
+                agent_public_key: agent.public_key_sec1(),
+                policy: p.clone(),
+            },
+        )
+        .await;
     assert_eq!((c, code(&v)), (401, "unauthenticated"), "{v}");
 
-    let g = Granted { owner: owner.clone(), agent: agent.clone(), session: session.binding.session, enclave_pk: st.identity_public_key.clone() };
+    let g = Granted {
+        owner: owner.clone(),
+        agent: agent.clone(),
+        session: session.binding.session,
+        enclave_pk: st.identity_public_key.clone(),
+    };
 
     // A replayed agent stamp: the same request body twice.
     let payload = SignPayload::Transaction(erc20_transfer(31337, 0, USDC, DEAD, usdc(1)));
-    let req = SignRequest { session: g.session, stamp: agent.stamp(&g.enclave_pk, g.session, &payload, now()), payload };
+    let req =
+        SignRequest { session: g.session, stamp: agent.stamp(&g.enclave_pk, g.session, &payload, now()), payload };
     assert_eq!(s.post("/v1/sign", &req).await.0, 200);
     let (c, v) = s.post("/v1/sign", &req).await;
     assert_eq!((c, code(&v)), (401, "replayed"), "{v}");
@@ -235,7 +264,8 @@ async fn replays_and_forgeries_are_refused() {
     // A stamp by another agent.
     let other = Actor::random();
     let payload = SignPayload::Transaction(erc20_transfer(31337, 1, USDC, DEAD, usdc(1)));
-    let req = SignRequest { session: g.session, stamp: other.stamp(&g.enclave_pk, g.session, &payload, now()), payload };
+    let req =
+        SignRequest { session: g.session, stamp: other.stamp(&g.enclave_pk, g.session, &payload, now()), payload };
     let (c, v) = s.post("/v1/sign", &req).await;
     assert_eq!((c, code(&v)), (401, "unauthenticated"), "{v}");
 
@@ -248,7 +278,11 @@ async fn replays_and_forgeries_are_refused() {
 
     // A stale stamp (outside ±60 s).
     let payload = SignPayload::Transaction(erc20_transfer(31337, 3, USDC, DEAD, usdc(1)));
-    let req = SignRequest { session: g.session, stamp: agent.stamp(&g.enclave_pk, g.session, &payload, now() - 120), payload };
+    let req = SignRequest {
+        session: g.session,
+        stamp: agent.stamp(&g.enclave_pk, g.session, &payload, now() - 120),
+        payload,
+    };
     let (c, v) = s.post("/v1/sign", &req).await;
     assert_eq!((c, code(&v)), (401, "replayed"), "{v}");
 
@@ -292,7 +326,8 @@ async fn a_session_cannot_own_sessions() {
     let msg = create_action(st.identity_address, agent.address, p.hash(), Actor::next_nonce());
     let mut auth = g.owner.sign_owner(&msg);
     auth.owner = g.session;
-    let (c, v) = s.post("/v1/sessions", &CreateSession { auth, agent_public_key: agent.public_key_sec1(), policy: p }).await;
+    let (c, v) =
+        s.post("/v1/sessions", &CreateSession { auth, agent_public_key: agent.public_key_sec1(), policy: p }).await;
     assert_eq!((c, code(&v)), (401, "unauthenticated"), "{v}");
 }
 

@@ -13,7 +13,13 @@ from eth_account.messages import encode_typed_data
 msg = encode_typed_data(full_message=json.loads(sys.argv[2]))
 print(Account.sign_message(msg, private_key=sys.argv[1]).signature.hex())
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(private_key).arg(typed.to_string()).output().expect("python3");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(private_key)
+        .arg(typed.to_string())
+        .output()
+        .expect("python3");
     assert!(out.status.success(), "eth-account: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
@@ -30,7 +36,8 @@ async fn eth_account_signed_owner_envelope_is_accepted() {
     let sig = eth_account_sign_typed(&owner.private_key_hex(), &msg.typed_data_json());
     let sig = hex::decode(sig.trim_start_matches("0x")).unwrap();
     let auth = OwnerAuth { owner: owner.address, nonce: msg.nonce, signature: sig.into() };
-    let (c, v) = s.post("/v1/sessions", &CreateSession { auth, agent_public_key: agent.public_key_sec1(), policy: p }).await;
+    let (c, v) =
+        s.post("/v1/sessions", &CreateSession { auth, agent_public_key: agent.public_key_sec1(), policy: p }).await;
     assert_eq!(c, 200, "{v}");
     let created: SessionCreated = serde_json::from_value(v).unwrap();
     assert_eq!(created.binding.owner, owner.address);

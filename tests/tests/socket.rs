@@ -84,13 +84,16 @@ fn garbage_frames_get_malformed_and_the_enclave_keeps_serving() {
     // Unknown fields in a known call are refused too (deny_unknown_fields).
     let mut v = ciborium::Value::Map(vec![
         (ciborium::Value::Text("version".into()), ciborium::Value::Integer(1.into())),
-        (ciborium::Value::Text("call".into()), ciborium::Value::Map(vec![(
-            ciborium::Value::Text("status".into()),
-            ciborium::Value::Map(vec![
-                (ciborium::Value::Text("session".into()), ciborium::Value::Null),
-                (ciborium::Value::Text("extra".into()), ciborium::Value::Bool(true)),
-            ]),
-        )])),
+        (
+            ciborium::Value::Text("call".into()),
+            ciborium::Value::Map(vec![(
+                ciborium::Value::Text("status".into()),
+                ciborium::Value::Map(vec![
+                    (ciborium::Value::Text("session".into()), ciborium::Value::Null),
+                    (ciborium::Value::Text("extra".into()), ciborium::Value::Bool(true)),
+                ]),
+            )]),
+        ),
     ]);
     let mut buf = Vec::new();
     ciborium::into_writer(&v, &mut buf).unwrap();
@@ -118,7 +121,9 @@ fn partial_frames_and_abrupt_closes_do_not_hurt() {
     let e = EnclaveProc::start();
     for cut in [1usize, 3, 4, 6] {
         let mut s = connect(&e);
-        let body = to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call: Call::Status(StatusQuery { session: None }) }).unwrap();
+        let body =
+            to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call: Call::Status(StatusQuery { session: None }) })
+                .unwrap();
         let mut buf = (body.len() as u32).to_be_bytes().to_vec();
         buf.extend_from_slice(&body);
         s.write_all(&buf[..cut]).unwrap();

@@ -85,10 +85,7 @@ pub fn parse_function(sig: &str) -> Result<(FnMatcher, Option<(Function, DynSolT
     for p in &f.inputs {
         types.push(p.resolve().map_err(|e| format!("`{sig}`: {e}"))?);
     }
-    Ok((
-        FnMatcher::Selector(*f.selector()),
-        Some((f, DynSolType::Tuple(types))),
-    ))
+    Ok((FnMatcher::Selector(*f.selector()), Some((f, DynSolType::Tuple(types)))))
 }
 
 /// The type at `path` inside a tuple type.
@@ -106,15 +103,15 @@ pub fn type_at<'a>(ty: &'a DynSolType, path: &[u32]) -> Option<&'a DynSolType> {
 }
 
 fn value_fits(ty: &DynSolType, v: &ArgValue) -> bool {
-    match (ty, v) {
-        (DynSolType::Address, ArgValue::Address(_) | ArgValue::Owner | ArgValue::Account) => true,
-        (DynSolType::Uint(_), ArgValue::Uint(_)) => true,
-        (DynSolType::Int(_), ArgValue::Int(_)) => true,
-        (DynSolType::Bool, ArgValue::Bool(_)) => true,
-        (DynSolType::Bytes | DynSolType::FixedBytes(_), ArgValue::Bytes(_)) => true,
-        (DynSolType::String, ArgValue::String(_)) => true,
-        _ => false,
-    }
+    matches!(
+        (ty, v),
+        (DynSolType::Address, ArgValue::Address(_) | ArgValue::Owner | ArgValue::Account)
+            | (DynSolType::Uint(_), ArgValue::Uint(_))
+            | (DynSolType::Int(_), ArgValue::Int(_))
+            | (DynSolType::Bool, ArgValue::Bool(_))
+            | (DynSolType::Bytes | DynSolType::FixedBytes(_), ArgValue::Bytes(_))
+            | (DynSolType::String, ArgValue::String(_))
+    )
 }
 
 impl CompiledPolicy {
@@ -141,35 +138,20 @@ impl CompiledPolicy {
         } = &doc;
 
         if *version != POLICY_VERSION {
-            return Err(invalid(
-                "version",
-                format!("expected version {POLICY_VERSION}, found {version}"),
-            ));
+            return Err(invalid("version", format!("expected version {POLICY_VERSION}, found {version}")));
         }
         if name.trim().is_empty() || name.len() > MAX_NAME {
-            return Err(invalid(
-                "name",
-                format!("name must be 1 to {MAX_NAME} characters"),
-            ));
+            return Err(invalid("name", format!("name must be 1 to {MAX_NAME} characters")));
         }
         if chains.is_empty() {
-            return Err(invalid(
-                "chains",
-                "no chain is allowed: the session could sign nothing",
-            ));
+            return Err(invalid("chains", "no chain is allowed: the session could sign nothing"));
         }
         let Some(until) = valid_until else {
-            return Err(invalid(
-                "valid_until",
-                "a session must have valid_until (R-POL-1)",
-            ));
+            return Err(invalid("valid_until", "a session must have valid_until (R-POL-1)"));
         };
         if let Some(after) = valid_after {
             if after >= until {
-                return Err(invalid(
-                    "valid_after",
-                    "valid_after must be before valid_until",
-                ));
+                return Err(invalid("valid_after", "valid_after must be before valid_until"));
             }
         }
         if let Some(d) = max_duration {
@@ -200,58 +182,34 @@ impl CompiledPolicy {
         // Tokens.
         let mut tokens_by_address: HashMap<Address, Vec<usize>> = HashMap::new();
         for (i, t) in tokens.iter().enumerate() {
-            let Token {
-                symbol,
-                address,
-                decimals,
-                chain_id,
-            } = t;
+            let Token { symbol, address, decimals, chain_id } = t;
             let rule = format!("tokens[{i}]");
             if symbol.is_empty()
                 || symbol.len() > 32
-                || !symbol
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+                || !symbol.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
             {
                 return Err(invalid(
                     rule,
-                    format!(
-                        "token symbol `{symbol}` must be 1 to 32 letters, digits, '.', '-' or '_'"
-                    ),
+                    format!("token symbol `{symbol}` must be 1 to 32 letters, digits, '.', '-' or '_'"),
                 ));
             }
-            if crate::units::native_unit_decimals(symbol).is_some()
-                || symbol.eq_ignore_ascii_case("native")
-            {
-                return Err(invalid(
-                    rule,
-                    format!("`{symbol}` is reserved for the native coin"),
-                ));
+            if crate::units::native_unit_decimals(symbol).is_some() || symbol.eq_ignore_ascii_case("native") {
+                return Err(invalid(rule, format!("`{symbol}` is reserved for the native coin")));
             }
             if *decimals > 77 {
                 return Err(invalid(rule, format!("{decimals} decimals; at most 77")));
             }
             if tokens[..i].iter().any(|o| o.symbol == *symbol) {
-                return Err(invalid(
-                    rule,
-                    format!("token symbol `{symbol}` listed twice"),
-                ));
+                return Err(invalid(rule, format!("token symbol `{symbol}` listed twice")));
             }
             if tokens[..i].iter().any(|o| {
-                o.address == *address
-                    && (o.chain_id.is_none() || chain_id.is_none() || o.chain_id == *chain_id)
+                o.address == *address && (o.chain_id.is_none() || chain_id.is_none() || o.chain_id == *chain_id)
             }) {
-                return Err(invalid(
-                    rule,
-                    format!("token address {address} listed twice for the same chain"),
-                ));
+                return Err(invalid(rule, format!("token address {address} listed twice for the same chain")));
             }
             if let Some(c) = chain_id {
                 if !chains.contains(c) {
-                    return Err(invalid(
-                        rule,
-                        format!("token on chain {c}, which the policy does not allow"),
-                    ));
+                    return Err(invalid(rule, format!("token on chain {c}, which the policy does not allow")));
                 }
             }
             tokens_by_address.entry(*address).or_default().push(i);
@@ -263,30 +221,18 @@ impl CompiledPolicy {
                     .iter()
                     .position(|t| &t.symbol == sym)
                     .map(AssetRef::Token)
-                    .ok_or_else(|| {
-                        invalid(rule, format!("unknown token `{sym}`: list it under tokens"))
-                    }),
+                    .ok_or_else(|| invalid(rule, format!("unknown token `{sym}`: list it under tokens"))),
             }
         };
 
         let mut limit_assets = Vec::with_capacity(limits.len());
         for (i, l) in limits.iter().enumerate() {
-            let SpendLimit {
-                asset,
-                period: _,
-                max: _,
-            } = l;
+            let SpendLimit { asset, period: _, max: _ } = l;
             limit_assets.push(asset_ref(asset, &format!("limits[{i}]"))?);
         }
         let mut stream_assets = Vec::with_capacity(streams.len());
         for (i, s) in streams.iter().enumerate() {
-            let StreamLimit {
-                asset,
-                initial,
-                rate: _,
-                every,
-                max,
-            } = s;
+            let StreamLimit { asset, initial, rate: _, every, max } = s;
             let rule = format!("streams[{i}]");
             if *every == 0 {
                 return Err(invalid(rule, "stream period `every` must be positive"));
@@ -312,10 +258,7 @@ impl CompiledPolicy {
                 let rule = format!("calls[{i}].functions[{j}]");
                 let (matcher, parsed) = parse_function(signature).map_err(|e| invalid(&rule, e))?;
                 if !args.is_empty() && parsed.is_none() {
-                    return Err(invalid(
-                        &rule,
-                        format!("`{signature}` has no arguments to constrain"),
-                    ));
+                    return Err(invalid(&rule, format!("`{signature}` has no arguments to constrain")));
                 }
                 if args.len() > 64 {
                     return Err(invalid(&rule, "at most 64 argument rules per function"));
@@ -326,33 +269,16 @@ impl CompiledPolicy {
                     let arule = format!("{rule}.args[{k}]");
                     let ty = params
                         .as_ref()
-                        .and_then(|t| {
-                            if path.is_empty() {
-                                None
-                            } else {
-                                type_at(t, path)
-                            }
-                        })
+                        .and_then(|t| if path.is_empty() { None } else { type_at(t, path) })
                         .ok_or_else(|| {
-                            invalid(
-                                &arule,
-                                format!("argument path {path:?} does not exist in `{signature}`"),
-                            )
+                            invalid(&arule, format!("argument path {path:?} does not exist in `{signature}`"))
                         })?;
                     match op {
-                        Op::Eq | Op::Ne | Op::Lt | Op::Lte | Op::Gt | Op::Gte
-                            if values.len() != 1 =>
-                        {
-                            return Err(invalid(
-                                &arule,
-                                format!("`{}` takes exactly one value", op.as_str()),
-                            ))
+                        Op::Eq | Op::Ne | Op::Lt | Op::Lte | Op::Gt | Op::Gte if values.len() != 1 => {
+                            return Err(invalid(&arule, format!("`{}` takes exactly one value", op.as_str())))
                         }
                         Op::In | Op::NotIn if values.is_empty() => {
-                            return Err(invalid(
-                                &arule,
-                                format!("`{}` needs at least one value", op.as_str()),
-                            ))
+                            return Err(invalid(&arule, format!("`{}` needs at least one value", op.as_str())))
                         }
                         _ => {}
                     }
@@ -369,43 +295,32 @@ impl CompiledPolicy {
                     }
                     for v in values {
                         if !value_fits(ty, v) {
-                            return Err(invalid(
-                                &arule,
-                                format!("value {v:?} does not fit argument type {ty}"),
-                            ));
+                            return Err(invalid(&arule, format!("value {v:?} does not fit argument type {ty}")));
                         }
                     }
                 }
                 let params = if args.is_empty() { None } else { params };
-                fns.push(CompiledFn {
-                    rule,
-                    matcher,
-                    params,
-                    args: args.clone(),
-                });
+                fns.push(CompiledFn { rule, matcher, params, args: args.clone() });
             }
             match target {
                 Some(a) => by_target.entry(*a).or_default().push(i),
                 None => wildcards.push(i),
             }
-            compiled_calls.push(CompiledCall {
-                target: *target,
-                fns,
-            });
+            compiled_calls.push(CompiledCall { target: *target, fns });
         }
         if let Some(i) = wildcards.first() {
             let rule = format!("calls[{i}]");
             if max_value_per_call.is_none() {
-                return Err(invalid(
-                    rule,
-                    "a wildcard target needs max_value_per_call (R-POL-5)",
-                ));
+                return Err(invalid(rule, "a wildcard target needs max_value_per_call (R-POL-5)"));
             }
             for (ti, t) in tokens.iter().enumerate() {
-                let capped = limit_assets.contains(&AssetRef::Token(ti))
-                    || stream_assets.contains(&AssetRef::Token(ti));
+                let capped =
+                    limit_assets.contains(&AssetRef::Token(ti)) || stream_assets.contains(&AssetRef::Token(ti));
                 if !capped {
-                    return Err(invalid(rule, format!("a wildcard target needs a spend cap on every token; {} has none (R-POL-5)", t.symbol)));
+                    return Err(invalid(
+                        rule,
+                        format!("a wildcard target needs a spend cap on every token; {} has none (R-POL-5)", t.symbol),
+                    ));
                 }
             }
         }
@@ -446,10 +361,7 @@ impl CompiledPolicy {
                         return Err(invalid(rule, format!("two approval caps for {token}")));
                     }
                     if *max == U256::MAX {
-                        return Err(invalid(
-                            rule,
-                            "an approval cap of type(uint256).max is unlimited (R-APP-1)",
-                        ));
+                        return Err(invalid(rule, "an approval cap of type(uint256).max is unlimited (R-APP-1)"));
                     }
                     approval_caps[ti] = Some(*max);
                 }
@@ -475,11 +387,7 @@ impl CompiledPolicy {
     pub fn check_lifetime(&self, now: u64) -> Result<(), Denial> {
         let until = self.doc.valid_until.unwrap_or(0);
         if until <= now {
-            return Err(Denial::rule(
-                ErrorCode::Expired,
-                "valid_until",
-                "valid_until is in the past",
-            ));
+            return Err(Denial::rule(ErrorCode::Expired, "valid_until", "valid_until is in the past"));
         }
         let start = self.doc.valid_after.unwrap_or(now).max(now);
         let max = self.doc.max_duration.unwrap_or(DEFAULT_MAX_DURATION);
@@ -491,11 +399,7 @@ impl CompiledPolicy {
                     "session would last {} but at most {} is allowed{}",
                     format_duration(len),
                     format_duration(max),
-                    if self.doc.max_duration.is_none() {
-                        " (set max_duration to allow longer)"
-                    } else {
-                        ""
-                    }
+                    if self.doc.max_duration.is_none() { " (set max_duration to allow longer)" } else { "" }
                 ),
             ));
         }

@@ -271,12 +271,7 @@ impl Policy {
         match asset {
             Asset::Native => ("ETH".into(), 18),
             Asset::Token(sym) => {
-                let d = self
-                    .tokens
-                    .iter()
-                    .find(|t| &t.symbol == sym)
-                    .map(|t| t.decimals)
-                    .unwrap_or(0);
+                let d = self.tokens.iter().find(|t| &t.symbol == sym).map(|t| t.decimals).unwrap_or(0);
                 (sym.clone(), d)
             }
         }

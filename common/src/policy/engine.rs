@@ -67,45 +67,24 @@ impl Charges {
 /// An ERC-20 effect recognised in a call. `transferFrom` counts as a transfer: whoever's
 /// allowance it spends, it moves value the policy caps.
 enum Erc20<'a> {
-    Transfer {
-        to: Address,
-        amount: U256,
-    },
-    Approve {
-        spender: Address,
-        amount: U256,
-        kind: &'a str,
-    },
+    Transfer { to: Address, amount: U256 },
+    Approve { spender: Address, amount: U256, kind: &'a str },
 }
 
 fn erc20_effect(data: &[u8]) -> Option<Result<Erc20<'static>, ()>> {
     let sel: [u8; 4] = data.get(..4)?.try_into().ok()?;
     Some(match sel {
-        transferCall::SELECTOR => transferCall::abi_decode(data)
-            .map(|c| Erc20::Transfer {
-                to: c.to,
-                amount: c.amount,
-            })
-            .map_err(|_| ()),
-        transferFromCall::SELECTOR => transferFromCall::abi_decode(data)
-            .map(|c| Erc20::Transfer {
-                to: c.to,
-                amount: c.amount,
-            })
-            .map_err(|_| ()),
+        transferCall::SELECTOR => {
+            transferCall::abi_decode(data).map(|c| Erc20::Transfer { to: c.to, amount: c.amount }).map_err(|_| ())
+        }
+        transferFromCall::SELECTOR => {
+            transferFromCall::abi_decode(data).map(|c| Erc20::Transfer { to: c.to, amount: c.amount }).map_err(|_| ())
+        }
         approveCall::SELECTOR => approveCall::abi_decode(data)
-            .map(|c| Erc20::Approve {
-                spender: c.spender,
-                amount: c.amount,
-                kind: "approve",
-            })
+            .map(|c| Erc20::Approve { spender: c.spender, amount: c.amount, kind: "approve" })
             .map_err(|_| ()),
         increaseAllowanceCall::SELECTOR => increaseAllowanceCall::abi_decode(data)
-            .map(|c| Erc20::Approve {
-                spender: c.spender,
-                amount: c.added,
-                kind: "increaseAllowance",
-            })
+            .map(|c| Erc20::Approve { spender: c.spender, amount: c.added, kind: "increaseAllowance" })
             .map_err(|_| ()),
         _ => return None,
     })
@@ -126,11 +105,7 @@ pub fn check_time(p: &CompiledPolicy, now: u64) -> Result<(), Denial> {
             return Err(Denial::rule(
                 ErrorCode::NotYetValid,
                 "valid_after",
-                format!(
-                    "valid from {}, now {}",
-                    format_time(after),
-                    format_time(now)
-                ),
+                format!("valid from {}, now {}", format_time(after), format_time(now)),
             ));
         }
     }
@@ -139,33 +114,20 @@ pub fn check_time(p: &CompiledPolicy, now: u64) -> Result<(), Denial> {
         return Err(Denial::rule(
             ErrorCode::Expired,
             "valid_until",
-            format!(
-                "expired at {}, now {}",
-                format_time(until),
-                format_time(now)
-            ),
+            format!("expired at {}, now {}", format_time(until), format_time(now)),
         ));
     }
     Ok(())
 }
 
 /// Decide whether `op` is allowed under `p` given what the session has done (`c`).
-pub fn evaluate(
-    p: &CompiledPolicy,
-    c: &Counters,
-    ctx: &Context,
-    op: &Operation<'_>,
-) -> Result<Charges, Denial> {
+pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<'_>) -> Result<Charges, Denial> {
     let doc = &p.doc;
     check_time(p, ctx.now)?;
 
     if let Some(q) = doc.quota {
         if c.uses >= q {
-            return Err(Denial::rule(
-                ErrorCode::QuotaExhausted,
-                "quota",
-                format!("{} of {q} signatures used", c.uses),
-            ));
+            return Err(Denial::rule(ErrorCode::QuotaExhausted, "quota", format!("{} of {q} signatures used", c.uses)));
         }
     }
     for (i, r) in doc.rate_limits.iter().enumerate() {
@@ -174,11 +136,7 @@ pub fn evaluate(
             return Err(Denial::rule(
                 ErrorCode::RateLimited,
                 format!("rate_limits[{i}]"),
-                format!(
-                    "{n} signatures in the last {}; at most {}",
-                    format_duration(r.window),
-                    r.max
-                ),
+                format!("{n} signatures in the last {}; at most {}", format_duration(r.window), r.max),
             ));
         }
     }
@@ -209,13 +167,7 @@ pub fn evaluate(
     Ok(charges)
 }
 
-fn check_gas(
-    p: &CompiledPolicy,
-    c: &Counters,
-    ctx: &Context,
-    g: &Gas,
-    charges: &mut Charges,
-) -> Result<(), Denial> {
+fn check_gas(p: &CompiledPolicy, c: &Counters, ctx: &Context, g: &Gas, charges: &mut Charges) -> Result<(), Denial> {
     let rules = &p.doc.gas;
     let gwei = |v: u128| format!("{} gwei", crate::units::format_decimal(U256::from(v), 9));
     if let Some(max) = rules.max_fee_per_gas {
@@ -223,11 +175,7 @@ fn check_gas(
             return Err(Denial::rule(
                 ErrorCode::GasCap,
                 "gas.max_fee_per_gas",
-                format!(
-                    "max fee {} above cap {}",
-                    gwei(g.max_fee_per_gas),
-                    gwei(max)
-                ),
+                format!("max fee {} above cap {}", gwei(g.max_fee_per_gas), gwei(max)),
             ));
         }
     }
@@ -236,11 +184,7 @@ fn check_gas(
             return Err(Denial::rule(
                 ErrorCode::GasCap,
                 "gas.max_priority_fee_per_gas",
-                format!(
-                    "priority fee {} above cap {}",
-                    gwei(g.max_priority_fee_per_gas),
-                    gwei(max)
-                ),
+                format!("priority fee {} above cap {}", gwei(g.max_priority_fee_per_gas), gwei(max)),
             ));
         }
     }
@@ -286,21 +230,14 @@ fn check_call(
 ) -> Result<(), Denial> {
     let doc = &p.doc;
     let Some(to) = call.to else {
-        return Err(Denial::rule(
-            ErrorCode::TargetNotAllowed,
-            "calls",
-            "contract creation is never allowed",
-        ));
+        return Err(Denial::rule(ErrorCode::TargetNotAllowed, "calls", "contract creation is never allowed"));
     };
     let data = call.data.as_ref();
     if !data.is_empty() && data.len() < 4 {
         return Err(Denial::rule(
             ErrorCode::SelectorNotAllowed,
             "calls",
-            format!(
-                "calldata of {} bytes is shorter than a selector",
-                data.len()
-            ),
+            format!("calldata of {} bytes is shorter than a selector", data.len()),
         ));
     }
 
@@ -308,11 +245,7 @@ fn check_call(
     // function rule's predicates all hold.
     let specific = p.by_target.get(&to).map(|v| v.as_slice()).unwrap_or(&[]);
     if specific.is_empty() && p.wildcards.is_empty() {
-        return Err(Denial::rule(
-            ErrorCode::TargetNotAllowed,
-            "calls",
-            format!("{to} is not an allowed target"),
-        ));
+        return Err(Denial::rule(ErrorCode::TargetNotAllowed, "calls", format!("{to} is not an allowed target")));
     }
     let mut matched = false;
     let mut last_arg_denial = None;
@@ -345,11 +278,7 @@ fn check_call(
         } else {
             format!("selector 0x{}", hex::encode(&data[..4]))
         };
-        return Err(Denial::rule(
-            ErrorCode::SelectorNotAllowed,
-            "calls",
-            format!("{what} is not allowed on {to}"),
-        ));
+        return Err(Denial::rule(ErrorCode::SelectorNotAllowed, "calls", format!("{what} is not allowed on {to}")));
     }
 
     // Native value.
@@ -376,11 +305,7 @@ fn check_call(
     match erc20_effect(data) {
         None => {}
         Some(Err(())) => {
-            return Err(Denial::rule(
-                ErrorCode::ArgumentRejected,
-                "calls",
-                "ERC-20 call arguments do not decode",
-            ));
+            return Err(Denial::rule(ErrorCode::ArgumentRejected, "calls", "ERC-20 call arguments do not decode"));
         }
         Some(Ok(effect)) => {
             if token.is_none() && specific.is_empty() {
@@ -398,11 +323,7 @@ fn check_call(
                         charges.add(AssetRef::Token(t), amount);
                     }
                 }
-                Erc20::Approve {
-                    spender,
-                    amount,
-                    kind,
-                } => {
+                Erc20::Approve { spender, amount, kind } => {
                     check_approval(p, to, token, spender, amount, kind)?;
                     if let Some(t) = token {
                         charges.add(AssetRef::Token(t), amount);
@@ -465,20 +386,11 @@ fn check_approval(
         return Err(Denial::rule(
             ErrorCode::UnlimitedApproval,
             "approvals.caps",
-            format!(
-                "no approval cap for {}: approvals must be bounded",
-                p.doc.tokens[t].symbol
-            ),
+            format!("no approval cap for {}: approvals must be bounded", p.doc.tokens[t].symbol),
         ));
     };
     if amount > cap {
-        let idx = p
-            .doc
-            .approvals
-            .caps
-            .iter()
-            .position(|c| c.token == p.doc.tokens[t].symbol)
-            .unwrap_or(0);
+        let idx = p.doc.approvals.caps.iter().position(|c| c.token == p.doc.tokens[t].symbol).unwrap_or(0);
         return Err(Denial::rule(
             ErrorCode::UnlimitedApproval,
             format!("approvals.caps[{idx}]"),
@@ -492,12 +404,7 @@ fn check_approval(
     Ok(())
 }
 
-fn check_spend(
-    p: &CompiledPolicy,
-    c: &Counters,
-    ctx: &Context,
-    charges: &Charges,
-) -> Result<(), Denial> {
+fn check_spend(p: &CompiledPolicy, c: &Counters, ctx: &Context, charges: &Charges) -> Result<(), Denial> {
     for (i, l) in p.doc.limits.iter().enumerate() {
         let a = p.limit_assets[i];
         let ask = charges.of(a);
@@ -507,11 +414,7 @@ fn check_spend(
         let spent = c.limits[i].spent_at(l.period, ctx.anchor, ctx.now);
         if spent.saturating_add(ask) > l.max {
             let (sym, _) = p.unit(a);
-            let per = if l.period == Period::Session {
-                "per session".to_string()
-            } else {
-                format!("per {}", l.period)
-            };
+            let per = if l.period == Period::Session { "per session".to_string() } else { format!("per {}", l.period) };
             return Err(Denial::rule(
                 ErrorCode::SpendCap,
                 format!("limits[{i}]"),
@@ -531,9 +434,7 @@ fn check_spend(
             continue;
         }
         let elapsed = ctx.now.saturating_sub(ctx.anchor);
-        let accrued = s
-            .initial
-            .saturating_add(s.rate.saturating_mul(U256::from(elapsed)) / U256::from(s.every));
+        let accrued = s.initial.saturating_add(s.rate.saturating_mul(U256::from(elapsed)) / U256::from(s.every));
         let available = accrued.min(s.max);
         let spent = c.streams[i];
         if spent.saturating_add(ask) > available {
@@ -558,31 +459,15 @@ fn check_args(f: &CompiledFn, data: &[u8], ctx: &Context) -> Result<(), Denial> 
     let Some(ty) = &f.params else { return Ok(()) };
     let decoded = ty
         .abi_decode_params(data.get(4..).unwrap_or(&[]))
-        .map_err(|e| {
-            Denial::rule(
-                ErrorCode::ArgumentRejected,
-                &f.rule,
-                format!("arguments do not decode: {e}"),
-            )
-        })?;
+        .map_err(|e| Denial::rule(ErrorCode::ArgumentRejected, &f.rule, format!("arguments do not decode: {e}")))?;
     for (k, a) in f.args.iter().enumerate() {
         let rule = || format!("{}.args[{k}]", f.rule);
         let Some(v) = value_at(&decoded, &a.path) else {
-            return Err(Denial::rule(
-                ErrorCode::ArgumentRejected,
-                rule(),
-                format!("argument {:?} is missing", a.path),
-            ));
+            return Err(Denial::rule(ErrorCode::ArgumentRejected, rule(), format!("argument {:?} is missing", a.path)));
         };
         let holds = match a.op {
-            Op::In => a
-                .values
-                .iter()
-                .any(|x| cmp(v, x, ctx) == Some(Ordering::Equal)),
-            Op::NotIn => a
-                .values
-                .iter()
-                .all(|x| matches!(cmp(v, x, ctx), Some(o) if o != Ordering::Equal)),
+            Op::In => a.values.iter().any(|x| cmp(v, x, ctx) == Some(Ordering::Equal)),
+            Op::NotIn => a.values.iter().all(|x| matches!(cmp(v, x, ctx), Some(o) if o != Ordering::Equal)),
             op => {
                 let o = a.values.first().and_then(|x| cmp(v, x, ctx));
                 match (op, o) {
@@ -601,13 +486,7 @@ fn check_args(f: &CompiledFn, data: &[u8], ctx: &Context) -> Result<(), Denial> 
             return Err(Denial::rule(
                 ErrorCode::ArgumentRejected,
                 rule(),
-                format!(
-                    "argument {:?} = {} fails `{} {}`",
-                    a.path,
-                    show(v),
-                    a.op.as_str(),
-                    show_values(&a.values)
-                ),
+                format!("argument {:?} = {} fails `{} {}`", a.path, show(v), a.op.as_str(), show_values(&a.values)),
             ));
         }
     }
@@ -618,9 +497,9 @@ fn value_at<'a>(v: &'a DynSolValue, path: &[u32]) -> Option<&'a DynSolValue> {
     let mut cur = v;
     for &i in path {
         cur = match cur {
-            DynSolValue::Tuple(items)
-            | DynSolValue::Array(items)
-            | DynSolValue::FixedArray(items) => items.get(i as usize)?,
+            DynSolValue::Tuple(items) | DynSolValue::Array(items) | DynSolValue::FixedArray(items) => {
+                items.get(i as usize)?
+            }
             _ => return None,
         };
     }

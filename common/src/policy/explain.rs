@@ -40,16 +40,28 @@ pub fn explain(p: &CompiledPolicy) -> String {
     if let Some(u) = d.valid_until {
         let _ = writeln!(s, "valid_until: ends at {}", format_time(u));
     }
-    let _ = writeln!(s, "max_duration: a session may last at most {}", format_duration(d.max_duration.unwrap_or(super::doc::DEFAULT_MAX_DURATION)));
+    let _ = writeln!(
+        s,
+        "max_duration: a session may last at most {}",
+        format_duration(d.max_duration.unwrap_or(super::doc::DEFAULT_MAX_DURATION))
+    );
     if let Some(q) = d.quota {
         let _ = writeln!(s, "quota: at most {q} signatures in the session's life");
     }
     for (i, t) in d.tokens.iter().enumerate() {
         let chain = t.chain_id.map(|c| format!(" on chain {c}")).unwrap_or_default();
-        let _ = writeln!(s, "tokens[{i}]: {} = {}{chain}, {} decimals (transfers and approvals count against its caps)", t.symbol, t.address, t.decimals);
+        let _ = writeln!(
+            s,
+            "tokens[{i}]: {} = {}{chain}, {} decimals (transfers and approvals count against its caps)",
+            t.symbol, t.address, t.decimals
+        );
     }
     for (i, l) in d.limits.iter().enumerate() {
-        let per = if l.period == Period::Session { "over the whole session".to_string() } else { format!("per {} (resets every {} from the session's start)", l.period, l.period) };
+        let per = if l.period == Period::Session {
+            "over the whole session".to_string()
+        } else {
+            format!("per {} (resets every {} from the session's start)", l.period, l.period)
+        };
         let _ = writeln!(s, "limits[{i}]: spend at most {} {per}", p.fmt_amount(p.limit_assets[i], l.max));
     }
     for (i, st) in d.streams.iter().enumerate() {
@@ -64,7 +76,8 @@ pub fn explain(p: &CompiledPolicy) -> String {
         );
     }
     if let Some(v) = d.max_value_per_call {
-        let _ = writeln!(s, "max_value_per_call: at most {} of native value per call", p.fmt_amount(AssetRef::Native, v));
+        let _ =
+            writeln!(s, "max_value_per_call: at most {} of native value per call", p.fmt_amount(AssetRef::Native, v));
     }
     for (i, c) in p.calls.iter().enumerate() {
         let target = c.target.map(|a| a.to_string()).unwrap_or_else(|| "any contract (*)".into());
@@ -77,7 +90,13 @@ pub fn explain(p: &CompiledPolicy) -> String {
             let _ = writeln!(s, "calls[{i}].functions[{j}]: may call {what} on {target}");
             for (k, a) in f.args.iter().enumerate() {
                 let vals: Vec<String> = a.values.iter().map(value).collect();
-                let _ = writeln!(s, "  calls[{i}].functions[{j}].args[{k}]: argument {:?} {} {}", a.path, a.op.as_str(), vals.join(", "));
+                let _ = writeln!(
+                    s,
+                    "  calls[{i}].functions[{j}].args[{k}]: argument {:?} {} {}",
+                    a.path,
+                    a.op.as_str(),
+                    vals.join(", ")
+                );
             }
         }
     }
@@ -96,13 +115,19 @@ pub fn explain(p: &CompiledPolicy) -> String {
         let _ = writeln!(s, "gas.max_fee_per_gas: {} gwei", format_decimal(alloy_primitives::U256::from(f), 9));
     }
     if let Some(f) = g.max_priority_fee_per_gas {
-        let _ = writeln!(s, "gas.max_priority_fee_per_gas: {} gwei", format_decimal(alloy_primitives::U256::from(f), 9));
+        let _ =
+            writeln!(s, "gas.max_priority_fee_per_gas: {} gwei", format_decimal(alloy_primitives::U256::from(f), 9));
     }
     if let Some(l) = g.max_gas_limit {
         let _ = writeln!(s, "gas.max_gas_limit: {l}");
     }
     for (i, l) in g.cost_limits.iter().enumerate() {
-        let _ = writeln!(s, "gas.cost_limits[{i}]: at most {} of gas per {}", p.fmt_amount(AssetRef::Native, l.max), l.period);
+        let _ = writeln!(
+            s,
+            "gas.cost_limits[{i}]: at most {} of gas per {}",
+            p.fmt_amount(AssetRef::Native, l.max),
+            l.period
+        );
     }
     if g.count_in_native {
         let _ = writeln!(s, "gas.count_in_native: the maximum gas cost counts against native spend caps");
@@ -110,14 +135,16 @@ pub fn explain(p: &CompiledPolicy) -> String {
     let a = &d.approvals;
     let _ = writeln!(s, "approvals: unlimited approvals are always denied");
     if a.spenders.is_empty() {
-        let _ = writeln!(s, "approvals.spenders: none (no approval or permit can be signed, except approve(spender, 0))");
+        let _ =
+            writeln!(s, "approvals.spenders: none (no approval or permit can be signed, except approve(spender, 0))");
     } else {
         let names: Vec<String> = a.spenders.iter().map(|x| x.to_string()).collect();
         let _ = writeln!(s, "approvals.spenders: {}", names.join(", "));
     }
     for (i, c) in a.caps.iter().enumerate() {
         if let Some(t) = d.tokens.iter().position(|t| t.symbol == c.token) {
-            let _ = writeln!(s, "approvals.caps[{i}]: at most {} per approval", p.fmt_amount(AssetRef::Token(t), c.max));
+            let _ =
+                writeln!(s, "approvals.caps[{i}]: at most {} per approval", p.fmt_amount(AssetRef::Token(t), c.max));
         }
     }
     s

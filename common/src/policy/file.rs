@@ -6,9 +6,7 @@ use super::compile::{parse_function, type_at};
 use super::doc::*;
 use crate::error::{Denial, ErrorCode};
 use crate::period::{parse_time, Period};
-use crate::units::{
-    native_unit_decimals, parse_decimal, parse_duration, parse_native, split_amount,
-};
+use crate::units::{native_unit_decimals, parse_decimal, parse_duration, parse_native, split_amount};
 use alloy_dyn_abi::DynSolType;
 use alloy_primitives::{Address, Bytes, I256, U256};
 use serde::Deserialize;
@@ -159,11 +157,9 @@ fn err(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
 /// Parse a policy file: TOML, or JSON when it starts with `{`.
 pub fn parse_file(text: &str) -> Result<PolicyFile, Denial> {
     if text.trim_start().starts_with('{') {
-        serde_json::from_str(text)
-            .map_err(|e| Denial::new(ErrorCode::InvalidPolicy, format!("policy JSON: {e}")))
+        serde_json::from_str(text).map_err(|e| Denial::new(ErrorCode::InvalidPolicy, format!("policy JSON: {e}")))
     } else {
-        toml::from_str(text)
-            .map_err(|e| Denial::new(ErrorCode::InvalidPolicy, format!("policy TOML: {e}")))
+        toml::from_str(text).map_err(|e| Denial::new(ErrorCode::InvalidPolicy, format!("policy TOML: {e}")))
     }
 }
 
@@ -180,12 +176,7 @@ fn time(t: &TimeSpec, rule: &str) -> Result<u64, Denial> {
     match t {
         TimeSpec::Unix(n) => Ok(*n),
         TimeSpec::Text(s) => parse_time(s).ok_or_else(|| {
-            err(
-                rule,
-                format!(
-                    "`{s}` is not a time (RFC 3339 UTC like 2026-11-23T10:00:00Z, or unix seconds)"
-                ),
-            )
+            err(rule, format!("`{s}` is not a time (RFC 3339 UTC like 2026-11-23T10:00:00Z, or unix seconds)"))
         }),
     }
 }
@@ -203,7 +194,10 @@ impl Units<'_> {
             return Ok((Asset::Native, v));
         }
         let t = self.tokens.iter().find(|t| t.symbol == unit).ok_or_else(|| {
-            err(rule, format!("unknown unit `{unit}` in `{text}`: use ETH, gwei, wei or a symbol listed under [tokens]"))
+            err(
+                rule,
+                format!("unknown unit `{unit}` in `{text}`: use ETH, gwei, wei or a symbol listed under [tokens]"),
+            )
         })?;
         let v = parse_decimal(num, t.decimals, unit).map_err(|e| err(rule, e.to_string()))?;
         Ok((Asset::Token(t.symbol.clone()), v))
@@ -228,15 +222,9 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
     }
     let u = Units { tokens: &tokens };
 
-    let valid_after = f
-        .valid_after
-        .as_ref()
-        .map(|t| time(t, "valid_after"))
-        .transpose()?;
+    let valid_after = f.valid_after.as_ref().map(|t| time(t, "valid_after")).transpose()?;
     let valid_until = match (&f.valid_until, &f.valid_for) {
-        (Some(_), Some(_)) => {
-            return Err(err("valid_for", "give valid_until or valid_for, not both"))
-        }
+        (Some(_), Some(_)) => return Err(err("valid_for", "give valid_until or valid_for, not both")),
         (Some(t), None) => Some(time(t, "valid_until")?),
         (None, Some(d)) => {
             let secs = parse_duration(d).map_err(|e| err("valid_for", e.to_string()))?;
@@ -255,13 +243,7 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         let rule = format!("limits[{i}]");
         let (asset, max) = u.amount(&l.max, &rule)?;
         let period = Period::parse(&l.per).ok_or_else(|| {
-            err(
-                &rule,
-                format!(
-                    "`{}` is not a period (minute, hour, day, week, month, session)",
-                    l.per
-                ),
-            )
+            err(&rule, format!("`{}` is not a period (minute, hour, day, week, month, session)", l.per))
         })?;
         limits.push(SpendLimit { asset, period, max });
     }
@@ -275,19 +257,9 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
             return Err(err(rule, "initial, rate and max must be in the same unit"));
         }
         let every = parse_duration(&s.every).map_err(|e| err(&rule, e.to_string()))?;
-        streams.push(StreamLimit {
-            asset,
-            initial,
-            rate,
-            every,
-            max,
-        });
+        streams.push(StreamLimit { asset, initial, rate, every, max });
     }
-    let max_value_per_call = f
-        .max_value_per_call
-        .as_deref()
-        .map(|v| u.native(v, "max_value_per_call"))
-        .transpose()?;
+    let max_value_per_call = f.max_value_per_call.as_deref().map(|v| u.native(v, "max_value_per_call")).transpose()?;
 
     let mut calls = Vec::new();
     for (i, c) in f.calls.iter().enumerate() {
@@ -295,33 +267,18 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         let target = match c.target.trim() {
             "*" => None,
             t if t.starts_with("0x") => Some(parse_address(t, &rule)?),
-            sym => Some(
-                tokens
-                    .iter()
-                    .find(|t| t.symbol == sym)
-                    .map(|t| t.address)
-                    .ok_or_else(|| {
-                        err(
-                            &rule,
-                            format!(
-                                "target `{sym}` is neither an address, \"*\" nor a listed token"
-                            ),
-                        )
-                    })?,
-            ),
+            sym => Some(tokens.iter().find(|t| t.symbol == sym).map(|t| t.address).ok_or_else(|| {
+                err(&rule, format!("target `{sym}` is neither an address, \"*\" nor a listed token"))
+            })?),
         };
         let mut functions = Vec::new();
         for (j, fs) in c.functions.iter().enumerate() {
             let frule = format!("{rule}.functions[{j}]");
             functions.push(match fs {
-                FnSpec::Plain(s) => FunctionRule {
-                    signature: s.trim().to_string(),
-                    args: vec![],
-                },
-                FnSpec::Rules(r) => FunctionRule {
-                    signature: r.signature.trim().to_string(),
-                    args: resolve_args(r, &u, &frule)?,
-                },
+                FnSpec::Plain(s) => FunctionRule { signature: s.trim().to_string(), args: vec![] },
+                FnSpec::Rules(r) => {
+                    FunctionRule { signature: r.signature.trim().to_string(), args: resolve_args(r, &u, &frule)? }
+                }
             });
         }
         calls.push(CallRule { target, functions });
@@ -330,39 +287,29 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
     let recipients = f
         .recipients
         .as_ref()
-        .map(|rs| {
-            rs.iter()
-                .map(|r| resolve_party(r, "recipients"))
-                .collect::<Result<Vec<_>, _>>()
-        })
+        .map(|rs| rs.iter().map(|r| resolve_party(r, "recipients")).collect::<Result<Vec<_>, _>>())
         .transpose()?;
 
     let mut rate_limits = Vec::new();
     for (i, r) in f.rate_limits.iter().enumerate() {
-        let window = parse_duration(&r.window)
-            .map_err(|e| err(format!("rate_limits[{i}]"), e.to_string()))?;
+        let window = parse_duration(&r.window).map_err(|e| err(format!("rate_limits[{i}]"), e.to_string()))?;
         rate_limits.push(RateLimit { max: r.max, window });
     }
 
-    let to_u128 =
-        |v: U256, rule: &str| u128::try_from(v).map_err(|_| err(rule, "value out of range"));
+    let to_u128 = |v: U256, rule: &str| u128::try_from(v).map_err(|_| err(rule, "value out of range"));
     let gas = GasRules {
         max_fee_per_gas: f
             .gas
             .max_fee_per_gas
             .as_deref()
-            .map(|v| {
-                u.native(v, "gas.max_fee_per_gas")
-                    .and_then(|x| to_u128(x, "gas.max_fee_per_gas"))
-            })
+            .map(|v| u.native(v, "gas.max_fee_per_gas").and_then(|x| to_u128(x, "gas.max_fee_per_gas")))
             .transpose()?,
         max_priority_fee_per_gas: f
             .gas
             .max_priority_fee_per_gas
             .as_deref()
             .map(|v| {
-                u.native(v, "gas.max_priority_fee_per_gas")
-                    .and_then(|x| to_u128(x, "gas.max_priority_fee_per_gas"))
+                u.native(v, "gas.max_priority_fee_per_gas").and_then(|x| to_u128(x, "gas.max_priority_fee_per_gas"))
             })
             .transpose()?,
         max_gas_limit: f.gas.max_gas_limit,
@@ -374,8 +321,7 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
             .map(|(i, l)| {
                 let rule = format!("gas.limits[{i}]");
                 let max = u.native(&l.max, &rule)?;
-                let period = Period::parse(&l.per)
-                    .ok_or_else(|| err(&rule, format!("`{}` is not a period", l.per)))?;
+                let period = Period::parse(&l.per).ok_or_else(|| err(&rule, format!("`{}` is not a period", l.per)))?;
                 Ok(GasCostLimit { period, max })
             })
             .collect::<Result<_, Denial>>()?,
@@ -434,10 +380,7 @@ fn resolve_args(r: &FnRulesSpec, u: &Units<'_>, rule: &str) -> Result<Vec<ArgRul
     }
     let (_, parsed) = parse_function(&r.signature).map_err(|e| err(rule, e))?;
     let Some((func, tuple)) = parsed else {
-        return Err(err(
-            rule,
-            format!("`{}` has no arguments to constrain", r.signature),
-        ));
+        return Err(err(rule, format!("`{}` has no arguments to constrain", r.signature)));
     };
     let mut out = Vec::new();
     for (k, a) in r.args.iter().enumerate() {
@@ -448,84 +391,60 @@ fn resolve_args(r: &FnRulesSpec, u: &Units<'_>, rule: &str) -> Result<Vec<ArgRul
                 if let Some(i) = func.inputs.iter().position(|p| p.name == *n) {
                     vec![i as u32]
                 } else {
-                    n.split('.')
-                        .map(|p| p.trim().parse::<u32>())
-                        .collect::<Result<_, _>>()
-                        .map_err(|_| err(&arule, format!("`{n}` is neither a parameter name of `{}` nor an index path like 2.1", r.signature)))?
+                    n.split('.').map(|p| p.trim().parse::<u32>()).collect::<Result<_, _>>().map_err(|_| {
+                        err(
+                            &arule,
+                            format!(
+                                "`{n}` is neither a parameter name of `{}` nor an index path like 2.1",
+                                r.signature
+                            ),
+                        )
+                    })?
                 }
             }
         };
-        let ty = type_at(&tuple, &path).ok_or_else(|| {
-            err(
-                &arule,
-                format!("argument {path:?} does not exist in `{}`", r.signature),
-            )
-        })?;
+        let ty = type_at(&tuple, &path)
+            .ok_or_else(|| err(&arule, format!("argument {path:?} does not exist in `{}`", r.signature)))?;
         let op = Op::parse(a.op.trim()).ok_or_else(|| {
-            err(
-                &arule,
-                format!(
-                    "`{}` is not an operator (eq, ne, lt, lte, gt, gte, in, not_in)",
-                    a.op
-                ),
-            )
+            err(&arule, format!("`{}` is not an operator (eq, ne, lt, lte, gt, gte, in, not_in)", a.op))
         })?;
         let raw: Vec<&toml::Value> = match (&a.value, &a.values) {
             (Some(v), None) => vec![v],
             (None, Some(vs)) => vs.iter().collect(),
             _ => return Err(err(&arule, "give exactly one of value or values")),
         };
-        let values = raw
-            .into_iter()
-            .map(|v| arg_value(ty, v, u, &arule))
-            .collect::<Result<_, _>>()?;
+        let values = raw.into_iter().map(|v| arg_value(ty, v, u, &arule)).collect::<Result<_, _>>()?;
         out.push(ArgRule { path, op, values });
     }
     Ok(out)
 }
 
-fn arg_value(
-    ty: &DynSolType,
-    v: &toml::Value,
-    u: &Units<'_>,
-    rule: &str,
-) -> Result<ArgValue, Denial> {
+fn arg_value(ty: &DynSolType, v: &toml::Value, u: &Units<'_>, rule: &str) -> Result<ArgValue, Denial> {
     let bad = || err(rule, format!("{v} does not fit argument type {ty}"));
     match (ty, v) {
         (DynSolType::Address, toml::Value::String(s)) => match s.trim() {
             "$owner" => Ok(ArgValue::Owner),
             "$account" => Ok(ArgValue::Account),
-            sym if !sym.starts_with("0x") => u
-                .tokens
-                .iter()
-                .find(|t| t.symbol == sym)
-                .map(|t| ArgValue::Address(t.address))
-                .ok_or_else(bad),
+            sym if !sym.starts_with("0x") => {
+                u.tokens.iter().find(|t| t.symbol == sym).map(|t| ArgValue::Address(t.address)).ok_or_else(bad)
+            }
             a => Ok(ArgValue::Address(parse_address(a, rule)?)),
         },
-        (DynSolType::Uint(_), toml::Value::Integer(i)) if *i >= 0 => {
-            Ok(ArgValue::Uint(U256::from(*i as u64)))
-        }
+        (DynSolType::Uint(_), toml::Value::Integer(i)) if *i >= 0 => Ok(ArgValue::Uint(U256::from(*i as u64))),
         (DynSolType::Uint(_), toml::Value::String(s)) => {
             let s = s.trim();
             if s.chars().all(|c| c.is_ascii_digit() || c == '_') {
-                return parse_decimal(s, 0, "")
-                    .map(ArgValue::Uint)
-                    .map_err(|e| err(rule, e.to_string()));
+                return parse_decimal(s, 0, "").map(ArgValue::Uint).map_err(|e| err(rule, e.to_string()));
             }
             if let Some(h) = s.strip_prefix("0x") {
-                return U256::from_str_radix(h, 16)
-                    .map(ArgValue::Uint)
-                    .map_err(|_| bad());
+                return U256::from_str_radix(h, 16).map(ArgValue::Uint).map_err(|_| bad());
             }
             u.amount(s, rule).map(|(_, v)| ArgValue::Uint(v))
         }
-        (DynSolType::Int(_), toml::Value::Integer(i)) => {
-            Ok(ArgValue::Int(I256::try_from(*i).map_err(|_| bad())?))
+        (DynSolType::Int(_), toml::Value::Integer(i)) => Ok(ArgValue::Int(I256::try_from(*i).map_err(|_| bad())?)),
+        (DynSolType::Int(_), toml::Value::String(s)) => {
+            I256::from_dec_str(s.trim()).map(ArgValue::Int).map_err(|_| bad())
         }
-        (DynSolType::Int(_), toml::Value::String(s)) => I256::from_dec_str(s.trim())
-            .map(ArgValue::Int)
-            .map_err(|_| bad()),
         (DynSolType::Bool, toml::Value::Boolean(b)) => Ok(ArgValue::Bool(*b)),
         (DynSolType::Bytes | DynSolType::FixedBytes(_), toml::Value::String(s)) => {
             let b = hex::decode(s.trim().trim_start_matches("0x")).map_err(|_| bad())?;

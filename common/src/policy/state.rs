@@ -67,12 +67,7 @@ impl Counters {
         c.uses = self.uses;
         c.recent = self.recent.clone();
         for (i, l) in new.doc.limits.iter().enumerate() {
-            if let Some(j) = old
-                .doc
-                .limits
-                .iter()
-                .position(|o| o.asset == l.asset && o.period == l.period)
-            {
+            if let Some(j) = old.doc.limits.iter().position(|o| o.asset == l.asset && o.period == l.period) {
                 c.limits[i] = self.limits[j];
             }
         }
@@ -82,13 +77,7 @@ impl Counters {
             }
         }
         for (i, g) in new.doc.gas.cost_limits.iter().enumerate() {
-            if let Some(j) = old
-                .doc
-                .gas
-                .cost_limits
-                .iter()
-                .position(|o| o.period == g.period)
-            {
+            if let Some(j) = old.doc.gas.cost_limits.iter().position(|o| o.period == g.period) {
                 c.gas[i] = self.gas[j];
             }
         }
@@ -122,20 +111,12 @@ impl Counters {
             }
         }
         let keep = p.doc.rate_limits.iter().map(|r| r.max).max().unwrap_or(0) as usize;
-        let horizon = p
-            .doc
-            .rate_limits
-            .iter()
-            .map(|r| r.window)
-            .max()
-            .unwrap_or(0);
+        let horizon = p.doc.rate_limits.iter().map(|r| r.window).max().unwrap_or(0);
         if keep > 0 {
             // Never let a clock step backwards break the ordering the search relies on.
             let t = self.recent.back().map_or(now, |&b| b.max(now));
             self.recent.push_back(t);
-            while self.recent.len() > keep
-                || self.recent.front().is_some_and(|&t| t + horizon <= now)
-            {
+            while self.recent.len() > keep || self.recent.front().is_some_and(|&t| t + horizon <= now) {
                 self.recent.pop_front();
             }
         }
@@ -147,12 +128,7 @@ impl Charges {
     pub fn of(&self, a: AssetRef) -> U256 {
         match a {
             AssetRef::Native => self.native,
-            AssetRef::Token(i) => self
-                .tokens
-                .iter()
-                .find(|(t, _)| *t == i)
-                .map(|(_, v)| *v)
-                .unwrap_or(U256::ZERO),
+            AssetRef::Token(i) => self.tokens.iter().find(|(t, _)| *t == i).map(|(_, v)| *v).unwrap_or(U256::ZERO),
         }
     }
 }

@@ -42,12 +42,7 @@ tokens = {{ USDC = {{ address = "{USDC}", decimals = 6 }}, DAI = {{ address = "{
 }
 
 fn ctx(now: u64) -> Context {
-    Context {
-        now,
-        anchor: t0(),
-        owner: OWNER,
-        account: ACCOUNT,
-    }
+    Context { now, anchor: t0(), owner: OWNER, account: ACCOUNT }
 }
 
 fn usdc(n: u64) -> U256 {
@@ -55,33 +50,15 @@ fn usdc(n: u64) -> U256 {
 }
 
 fn call(to: Address, data: Vec<u8>) -> Call {
-    Call {
-        to: Some(to),
-        value: U256::ZERO,
-        data: Bytes::from(data),
-    }
+    Call { to: Some(to), value: U256::ZERO, data: Bytes::from(data) }
 }
 
 fn xfer(token: Address, to: Address, amount: U256) -> Call {
     call(token, transferCall { to, amount }.abi_encode())
 }
 
-fn eval(
-    p: &CompiledPolicy,
-    c: &Counters,
-    now: u64,
-    calls: &[Call],
-) -> Result<Charges, crate::Denial> {
-    evaluate(
-        p,
-        c,
-        &ctx(now),
-        &Operation {
-            chain_id: 1,
-            calls,
-            gas: None,
-        },
-    )
+fn eval(p: &CompiledPolicy, c: &Counters, now: u64, calls: &[Call]) -> Result<Charges, crate::Denial> {
+    evaluate(p, c, &ctx(now), &Operation { chain_id: 1, calls, gas: None })
 }
 
 /// Evaluate and charge on success, as the signing path does.
@@ -108,36 +85,16 @@ per = "day"
 fn daily_cap_and_reset() {
     let p = policy(USDC_DAILY);
     let mut c = Counters::new(&p);
-    assert_eq!(
-        sign(&p, &mut c, t0() + 5, &[xfer(USDC, ALICE, usdc(60))]),
-        Ok(())
-    );
+    assert_eq!(sign(&p, &mut c, t0() + 5, &[xfer(USDC, ALICE, usdc(60))]), Ok(()));
     let d = eval(&p, &c, t0() + 6, &[xfer(USDC, ALICE, usdc(50))]).unwrap_err();
     assert_eq!(d.code, ErrorCode::SpendCap);
     assert_eq!(d.rule.as_deref(), Some("limits[0]"));
-    assert_eq!(
-        d.reason,
-        "USDC per day: spent 60 USDC, asking 50 USDC, cap 100 USDC"
-    );
+    assert_eq!(d.reason, "USDC per day: spent 60 USDC, asking 50 USDC, cap 100 USDC");
     // A denial charged nothing: exactly 40 more still fits.
-    assert_eq!(
-        sign(&p, &mut c, t0() + 7, &[xfer(USDC, ALICE, usdc(40))]),
-        Ok(())
-    );
-    assert_eq!(
-        sign(&p, &mut c, t0() + 8, &[xfer(USDC, ALICE, U256::from(1))]),
-        Err(ErrorCode::SpendCap)
-    );
+    assert_eq!(sign(&p, &mut c, t0() + 7, &[xfer(USDC, ALICE, usdc(40))]), Ok(()));
+    assert_eq!(sign(&p, &mut c, t0() + 8, &[xfer(USDC, ALICE, U256::from(1))]), Err(ErrorCode::SpendCap));
     // Last second of the day, then the next period.
-    assert_eq!(
-        sign(
-            &p,
-            &mut c,
-            t0() + 86_399,
-            &[xfer(USDC, ALICE, U256::from(1))]
-        ),
-        Err(ErrorCode::SpendCap)
-    );
+    assert_eq!(sign(&p, &mut c, t0() + 86_399, &[xfer(USDC, ALICE, U256::from(1))]), Err(ErrorCode::SpendCap));
 }
 
 #[test]
@@ -155,22 +112,10 @@ USDC = {{ address = "{USDC}", decimals = 6 }}
     );
     let p = CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).unwrap();
     let mut c = Counters::new(&p);
-    assert_eq!(
-        sign(&p, &mut c, t0(), &[xfer(USDC, ALICE, usdc(100))]),
-        Ok(())
-    );
-    assert_eq!(
-        sign(&p, &mut c, t0() + 86_399, &[xfer(USDC, ALICE, usdc(1))]),
-        Err(ErrorCode::SpendCap)
-    );
-    assert_eq!(
-        sign(&p, &mut c, t0() + 86_400, &[xfer(USDC, ALICE, usdc(100))]),
-        Ok(())
-    );
-    assert_eq!(
-        sign(&p, &mut c, t0() + 86_401, &[xfer(USDC, ALICE, usdc(1))]),
-        Err(ErrorCode::SpendCap)
-    );
+    assert_eq!(sign(&p, &mut c, t0(), &[xfer(USDC, ALICE, usdc(100))]), Ok(()));
+    assert_eq!(sign(&p, &mut c, t0() + 86_399, &[xfer(USDC, ALICE, usdc(1))]), Err(ErrorCode::SpendCap));
+    assert_eq!(sign(&p, &mut c, t0() + 86_400, &[xfer(USDC, ALICE, usdc(100))]), Ok(()));
+    assert_eq!(sign(&p, &mut c, t0() + 86_401, &[xfer(USDC, ALICE, usdc(1))]), Err(ErrorCode::SpendCap));
 }
 
 #[test]
@@ -200,17 +145,8 @@ per = "month"
         let ch = evaluate(
             &p,
             c,
-            &Context {
-                now,
-                anchor,
-                owner: OWNER,
-                account: ACCOUNT,
-            },
-            &Operation {
-                chain_id: 1,
-                calls: &[xfer(USDC, ALICE, usdc(10))],
-                gas: None,
-            },
+            &Context { now, anchor, owner: OWNER, account: ACCOUNT },
+            &Operation { chain_id: 1, calls: &[xfer(USDC, ALICE, usdc(10))], gas: None },
         );
         match ch {
             Ok(ch) => {
@@ -221,22 +157,10 @@ per = "month"
         }
     };
     assert_eq!(run(&mut c, anchor + 10), Ok(()));
-    assert_eq!(
-        run(&mut c, parse_time("2024-02-28T23:59:59Z").unwrap()),
-        Err(ErrorCode::SpendCap)
-    );
-    assert_eq!(
-        run(&mut c, parse_time("2024-02-29T00:00:00Z").unwrap()),
-        Ok(())
-    );
-    assert_eq!(
-        run(&mut c, parse_time("2024-03-30T23:59:59Z").unwrap()),
-        Err(ErrorCode::SpendCap)
-    );
-    assert_eq!(
-        run(&mut c, parse_time("2024-03-31T00:00:00Z").unwrap()),
-        Ok(())
-    );
+    assert_eq!(run(&mut c, parse_time("2024-02-28T23:59:59Z").unwrap()), Err(ErrorCode::SpendCap));
+    assert_eq!(run(&mut c, parse_time("2024-02-29T00:00:00Z").unwrap()), Ok(()));
+    assert_eq!(run(&mut c, parse_time("2024-03-30T23:59:59Z").unwrap()), Err(ErrorCode::SpendCap));
+    assert_eq!(run(&mut c, parse_time("2024-03-31T00:00:00Z").unwrap()), Ok(()));
 }
 
 #[test]
@@ -259,19 +183,12 @@ per = "session"
         data: Bytes::new(),
     };
     let d = eval(&p, &c, t0(), &[eth(600)]).unwrap_err();
-    assert_eq!(
-        (d.code, d.rule.as_deref()),
-        (ErrorCode::ValueCap, Some("max_value_per_call"))
-    );
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ValueCap, Some("max_value_per_call")));
     assert_eq!(sign(&p, &mut c, t0(), &[eth(500)]), Ok(()));
     assert_eq!(sign(&p, &mut c, t0() + 80_000, &[eth(500)]), Ok(()));
     let d = eval(&p, &c, t0() + 80_001, &[eth(1)]).unwrap_err();
     assert_eq!(d.code, ErrorCode::SpendCap);
-    assert!(
-        d.reason.starts_with("ETH per session: spent 1 ETH"),
-        "{}",
-        d.reason
-    );
+    assert!(d.reason.starts_with("ETH per session: spent 1 ETH"), "{}", d.reason);
     // Calldata to the same target is a function call, not receive().
     let d = eval(&p, &c, t0(), &[call(BOB, vec![1, 2, 3, 4])]).unwrap_err();
     assert_eq!(d.code, ErrorCode::SelectorNotAllowed);
@@ -293,21 +210,11 @@ fn time_bounds() {
     );
     let p = CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).unwrap();
     let c = Counters::new(&p);
-    let pay = [Call {
-        to: Some(BOB),
-        value: U256::from(1),
-        data: Bytes::new(),
-    }];
-    assert_eq!(
-        eval(&p, &c, t0() + 99, &pay).unwrap_err().code,
-        ErrorCode::NotYetValid
-    );
+    let pay = [Call { to: Some(BOB), value: U256::from(1), data: Bytes::new() }];
+    assert_eq!(eval(&p, &c, t0() + 99, &pay).unwrap_err().code, ErrorCode::NotYetValid);
     assert!(eval(&p, &c, t0() + 100, &pay).is_ok());
     assert!(eval(&p, &c, t0() + 199, &pay).is_ok());
-    assert_eq!(
-        eval(&p, &c, t0() + 200, &pay).unwrap_err().code,
-        ErrorCode::Expired
-    );
+    assert_eq!(eval(&p, &c, t0() + 200, &pay).unwrap_err().code, ErrorCode::Expired);
 }
 
 #[test]
@@ -315,84 +222,36 @@ fn lifetime_rules_at_creation() {
     // No valid_until: refused.
     let doc = file::resolve_text("name='t'\nchains=[1]\n", t0()).unwrap();
     let e = CompiledPolicy::compile(doc).unwrap_err();
-    assert_eq!(
-        (e.code, e.rule.as_deref()),
-        (ErrorCode::InvalidPolicy, Some("valid_until"))
-    );
+    assert_eq!((e.code, e.rule.as_deref()), (ErrorCode::InvalidPolicy, Some("valid_until")));
     // 25 hours without max_duration: refused; with an explicit max: accepted.
     let doc = file::resolve_text("name='t'\nchains=[1]\nvalid_for='25h'\n", t0()).unwrap();
     let p = CompiledPolicy::compile(doc).unwrap();
-    assert_eq!(
-        p.check_lifetime(t0()).unwrap_err().code,
-        ErrorCode::InvalidPolicy
-    );
-    let doc = file::resolve_text(
-        "name='t'\nchains=[1]\nvalid_for='25h'\nmax_duration='2 days'\n",
-        t0(),
-    )
-    .unwrap();
-    assert!(CompiledPolicy::compile(doc)
-        .unwrap()
-        .check_lifetime(t0())
-        .is_ok());
+    assert_eq!(p.check_lifetime(t0()).unwrap_err().code, ErrorCode::InvalidPolicy);
+    let doc = file::resolve_text("name='t'\nchains=[1]\nvalid_for='25h'\nmax_duration='2 days'\n", t0()).unwrap();
+    assert!(CompiledPolicy::compile(doc).unwrap().check_lifetime(t0()).is_ok());
     // Already over.
-    let doc = file::resolve_text(
-        &format!("name='t'\nchains=[1]\nvalid_until={}\n", t0() - 1),
-        t0(),
-    )
-    .unwrap();
-    assert_eq!(
-        CompiledPolicy::compile(doc)
-            .unwrap()
-            .check_lifetime(t0())
-            .unwrap_err()
-            .code,
-        ErrorCode::Expired
-    );
+    let doc = file::resolve_text(&format!("name='t'\nchains=[1]\nvalid_until={}\n", t0() - 1), t0()).unwrap();
+    assert_eq!(CompiledPolicy::compile(doc).unwrap().check_lifetime(t0()).unwrap_err().code, ErrorCode::Expired);
     // 24h exactly is fine.
     let doc = file::resolve_text("name='t'\nchains=[1]\nvalid_for='24h'\n", t0()).unwrap();
-    assert!(CompiledPolicy::compile(doc)
-        .unwrap()
-        .check_lifetime(t0())
-        .is_ok());
+    assert!(CompiledPolicy::compile(doc).unwrap().check_lifetime(t0()).is_ok());
 }
 
 #[test]
 fn chains_quota_and_rate_limits() {
-    let p = policy(&format!(
-        "quota = 3\n[[rate_limits]]\nmax = 2\nwindow = \"1 minute\"\n{USDC_DAILY}"
-    ));
+    let p = policy(&format!("quota = 3\n[[rate_limits]]\nmax = 2\nwindow = \"1 minute\"\n{USDC_DAILY}"));
     let mut c = Counters::new(&p);
     let one = [xfer(USDC, ALICE, usdc(1))];
-    let d = evaluate(
-        &p,
-        &c,
-        &ctx(t0()),
-        &Operation {
-            chain_id: 5,
-            calls: &one,
-            gas: None,
-        },
-    )
-    .unwrap_err();
-    assert_eq!(
-        (d.code, d.rule.as_deref()),
-        (ErrorCode::ChainNotAllowed, Some("chains"))
-    );
+    let d = evaluate(&p, &c, &ctx(t0()), &Operation { chain_id: 5, calls: &one, gas: None }).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ChainNotAllowed, Some("chains")));
     assert_eq!(sign(&p, &mut c, t0(), &one), Ok(()));
     assert_eq!(sign(&p, &mut c, t0() + 30, &one), Ok(()));
     let d = eval(&p, &c, t0() + 59, &one).unwrap_err();
-    assert_eq!(
-        (d.code, d.rule.as_deref()),
-        (ErrorCode::RateLimited, Some("rate_limits[0]"))
-    );
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("rate_limits[0]")));
     // Sliding window: at t0+60 the first signature has left the window.
     assert_eq!(sign(&p, &mut c, t0() + 60, &one), Ok(()));
     let d = eval(&p, &c, t0() + 500, &one).unwrap_err();
-    assert_eq!(
-        (d.code, d.rule.as_deref()),
-        (ErrorCode::QuotaExhausted, Some("quota"))
-    );
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::QuotaExhausted, Some("quota")));
 }
 
 #[test]
@@ -401,46 +260,17 @@ fn calls_allowlist() {
     let c = Counters::new(&p);
     let d = eval(&p, &c, t0(), &[xfer(DAI, ALICE, U256::from(1))]).unwrap_err();
     assert_eq!(d.code, ErrorCode::TargetNotAllowed);
-    let d = eval(
-        &p,
-        &c,
-        t0(),
-        &[call(
-            USDC,
-            approveCall {
-                spender: ROUTER,
-                amount: U256::from(1),
-            }
-            .abi_encode(),
-        )],
-    )
-    .unwrap_err();
+    let d = eval(&p, &c, t0(), &[call(USDC, approveCall { spender: ROUTER, amount: U256::from(1) }.abi_encode())])
+        .unwrap_err();
     assert_eq!(d.code, ErrorCode::SelectorNotAllowed);
     let d = eval(&p, &c, t0(), &[call(USDC, vec![0xa9, 0x05])]).unwrap_err();
     assert_eq!(d.code, ErrorCode::SelectorNotAllowed);
-    let d = eval(
-        &p,
-        &c,
-        t0(),
-        &[Call {
-            to: None,
-            value: U256::ZERO,
-            data: Bytes::new(),
-        }],
-    )
-    .unwrap_err();
+    let d = eval(&p, &c, t0(), &[Call { to: None, value: U256::ZERO, data: Bytes::new() }]).unwrap_err();
     assert_eq!(d.code, ErrorCode::TargetNotAllowed);
     // Truncated transfer arguments.
-    let mut data = transferCall {
-        to: ALICE,
-        amount: U256::from(1),
-    }
-    .abi_encode();
+    let mut data = transferCall { to: ALICE, amount: U256::from(1) }.abi_encode();
     data.truncate(40);
-    assert_eq!(
-        eval(&p, &c, t0(), &[call(USDC, data)]).unwrap_err().code,
-        ErrorCode::ArgumentRejected
-    );
+    assert_eq!(eval(&p, &c, t0(), &[call(USDC, data)]).unwrap_err().code, ErrorCode::ArgumentRejected);
 }
 
 #[test]
@@ -471,13 +301,7 @@ functions = [
     assert!(eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(50))]).is_ok());
     assert!(eval(&p, &c, t0(), &[xfer(USDC, OWNER, usdc(1))]).is_ok());
     let d = eval(&p, &c, t0(), &[xfer(USDC, BOB, usdc(1))]).unwrap_err();
-    assert_eq!(
-        (d.code, d.rule.as_deref()),
-        (
-            ErrorCode::ArgumentRejected,
-            Some("calls[0].functions[0].args[0]")
-        )
-    );
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ArgumentRejected, Some("calls[0].functions[0].args[0]")));
     let d = eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(50) + U256::from(1))]).unwrap_err();
     assert_eq!(d.rule.as_deref(), Some("calls[0].functions[0].args[1]"));
 
@@ -495,31 +319,19 @@ functions = [
     };
     assert!(eval(&p, &c, t0(), &[sw(USDC, 3000, ACCOUNT, 11)]).is_ok());
     assert_eq!(
-        eval(&p, &c, t0(), &[sw(DAI, 3000, ACCOUNT, 11)])
-            .unwrap_err()
-            .rule
-            .as_deref(),
+        eval(&p, &c, t0(), &[sw(DAI, 3000, ACCOUNT, 11)]).unwrap_err().rule.as_deref(),
         Some("calls[1].functions[0].args[0]")
     );
     assert_eq!(
-        eval(&p, &c, t0(), &[sw(USDC, 500, ACCOUNT, 11)])
-            .unwrap_err()
-            .rule
-            .as_deref(),
+        eval(&p, &c, t0(), &[sw(USDC, 500, ACCOUNT, 11)]).unwrap_err().rule.as_deref(),
         Some("calls[1].functions[0].args[1]")
     );
     assert_eq!(
-        eval(&p, &c, t0(), &[sw(USDC, 3000, BOB, 11)])
-            .unwrap_err()
-            .rule
-            .as_deref(),
+        eval(&p, &c, t0(), &[sw(USDC, 3000, BOB, 11)]).unwrap_err().rule.as_deref(),
         Some("calls[1].functions[0].args[2]")
     );
     assert_eq!(
-        eval(&p, &c, t0(), &[sw(USDC, 3000, ACCOUNT, 10)])
-            .unwrap_err()
-            .rule
-            .as_deref(),
+        eval(&p, &c, t0(), &[sw(USDC, 3000, ACCOUNT, 10)]).unwrap_err().rule.as_deref(),
         Some("calls[1].functions[0].args[3]")
     );
 }
@@ -545,17 +357,12 @@ fn invalid_argument_rules_are_refused() {
 
 #[test]
 fn recipients_list() {
-    let p = policy(&format!(
-        "recipients = [\"$owner\", \"0x00000000000000000000000000000000000a11ce\"]\n{USDC_DAILY}"
-    ));
+    let p = policy(&format!("recipients = [\"$owner\", \"0x00000000000000000000000000000000000a11ce\"]\n{USDC_DAILY}"));
     let c = Counters::new(&p);
     assert!(eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(1))]).is_ok());
     assert!(eval(&p, &c, t0(), &[xfer(USDC, OWNER, usdc(1))]).is_ok());
     let d = eval(&p, &c, t0(), &[xfer(USDC, BOB, usdc(1))]).unwrap_err();
-    assert_eq!(
-        (d.code, d.rule.as_deref()),
-        (ErrorCode::RecipientNotAllowed, Some("recipients"))
-    );
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RecipientNotAllowed, Some("recipients")));
 }
 
 #[test]
@@ -578,35 +385,22 @@ per = "day"
     let mut c = Counters::new(&p);
     let one = [xfer(USDC, ALICE, usdc(1))];
     let gwei = 1_000_000_000u128;
-    let op = |g: Gas| Operation {
-        chain_id: 1,
-        calls: &one,
-        gas: Some(g),
-    };
+    let op = |g: Gas| Operation { chain_id: 1, calls: &one, gas: Some(g) };
     let g = |limit: u64, fee: u128, tip: u128| Gas {
         gas_limit: limit,
         max_fee_per_gas: fee * gwei,
         max_priority_fee_per_gas: tip * gwei,
     };
     assert_eq!(
-        evaluate(&p, &c, &ctx(t0()), &op(g(50_000, 101, 1)))
-            .unwrap_err()
-            .rule
-            .as_deref(),
+        evaluate(&p, &c, &ctx(t0()), &op(g(50_000, 101, 1))).unwrap_err().rule.as_deref(),
         Some("gas.max_fee_per_gas")
     );
     assert_eq!(
-        evaluate(&p, &c, &ctx(t0()), &op(g(50_000, 100, 3)))
-            .unwrap_err()
-            .rule
-            .as_deref(),
+        evaluate(&p, &c, &ctx(t0()), &op(g(50_000, 100, 3))).unwrap_err().rule.as_deref(),
         Some("gas.max_priority_fee_per_gas")
     );
     assert_eq!(
-        evaluate(&p, &c, &ctx(t0()), &op(g(100_001, 10, 1)))
-            .unwrap_err()
-            .rule
-            .as_deref(),
+        evaluate(&p, &c, &ctx(t0()), &op(g(100_001, 10, 1))).unwrap_err().rule.as_deref(),
         Some("gas.max_gas_limit")
     );
     // 100k gas × 60 gwei = 0.006 ETH of the 0.01 ETH daily gas budget.
@@ -615,39 +409,20 @@ per = "day"
     assert_eq!(ch.native, ch.gas_cost, "gas counts in native spend");
     c.charge(&p, &ch, t0(), t0());
     let d = evaluate(&p, &c, &ctx(t0() + 1), &op(g(100_000, 50, 1))).unwrap_err();
-    assert_eq!(
-        (d.code, d.rule.as_deref()),
-        (ErrorCode::GasCap, Some("gas.cost_limits[0]"))
-    );
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::GasCap, Some("gas.cost_limits[0]")));
     // 0.004 ETH more fits the gas budget (0.01) and the native cap (0.012).
     assert!(evaluate(&p, &c, &ctx(t0() + 1), &op(g(100_000, 40, 1))).is_ok());
 }
 
 #[test]
 fn native_cap_counts_gas_when_asked() {
-    let p = policy(&format!("[gas]\ncount_in_native = true\n[[limits]]\nmax = \"0.001 ETH\"\nper = \"day\"\n{USDC_DAILY}"));
+    let p =
+        policy(&format!("[gas]\ncount_in_native = true\n[[limits]]\nmax = \"0.001 ETH\"\nper = \"day\"\n{USDC_DAILY}"));
     let c = Counters::new(&p);
     let one = [xfer(USDC, ALICE, usdc(1))];
-    let g = Gas {
-        gas_limit: 100_000,
-        max_fee_per_gas: 20_000_000_000,
-        max_priority_fee_per_gas: 1,
-    };
-    let d = evaluate(
-        &p,
-        &c,
-        &ctx(t0()),
-        &Operation {
-            chain_id: 1,
-            calls: &one,
-            gas: Some(g),
-        },
-    )
-    .unwrap_err();
-    assert_eq!(
-        (d.code, d.rule.as_deref()),
-        (ErrorCode::SpendCap, Some("limits[0]"))
-    );
+    let g = Gas { gas_limit: 100_000, max_fee_per_gas: 20_000_000_000, max_priority_fee_per_gas: 1 };
+    let d = evaluate(&p, &c, &ctx(t0()), &Operation { chain_id: 1, calls: &one, gas: Some(g) }).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::SpendCap, Some("limits[0]")));
 }
 
 const APPROVALS: &str = r#"
@@ -666,69 +441,35 @@ max = ["500 USDC"]
 fn approvals_are_bounded() {
     let p = policy(APPROVALS);
     let c = Counters::new(&p);
-    let appr =
-        |spender: Address, amount: U256| call(USDC, approveCall { spender, amount }.abi_encode());
+    let appr = |spender: Address, amount: U256| call(USDC, approveCall { spender, amount }.abi_encode());
     assert!(eval(&p, &c, t0(), &[appr(ROUTER, usdc(500))]).is_ok());
     let d = eval(&p, &c, t0(), &[appr(ROUTER, U256::MAX)]).unwrap_err();
     assert_eq!(d.code, ErrorCode::UnlimitedApproval);
     let d = eval(&p, &c, t0(), &[appr(ROUTER, usdc(501))]).unwrap_err();
-    assert_eq!(
-        (d.code, d.rule.as_deref()),
-        (ErrorCode::UnlimitedApproval, Some("approvals.caps[0]"))
-    );
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::UnlimitedApproval, Some("approvals.caps[0]")));
     let d = eval(&p, &c, t0(), &[appr(BOB, usdc(1))]).unwrap_err();
-    assert_eq!(
-        (d.code, d.rule.as_deref()),
-        (ErrorCode::SpenderNotAllowed, Some("approvals.spenders"))
-    );
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::SpenderNotAllowed, Some("approvals.spenders")));
     // Revoking to zero is allowed for any spender.
     assert!(eval(&p, &c, t0(), &[appr(BOB, U256::ZERO)]).is_ok());
-    let inc = call(
-        USDC,
-        increaseAllowanceCall {
-            spender: ROUTER,
-            added: U256::MAX,
-        }
-        .abi_encode(),
-    );
-    assert_eq!(
-        eval(&p, &c, t0(), &[inc]).unwrap_err().code,
-        ErrorCode::UnlimitedApproval
-    );
+    let inc = call(USDC, increaseAllowanceCall { spender: ROUTER, added: U256::MAX }.abi_encode());
+    assert_eq!(eval(&p, &c, t0(), &[inc]).unwrap_err().code, ErrorCode::UnlimitedApproval);
     // Unknown token: no cap can bound it.
     let unknown = address!("00000000000000000000000000000000000000d1");
-    let d = eval(
-        &p,
-        &c,
-        t0(),
-        &[call(
-            unknown,
-            approveCall {
-                spender: ROUTER,
-                amount: U256::from(1),
-            }
-            .abi_encode(),
-        )],
-    )
-    .unwrap_err();
+    let d = eval(&p, &c, t0(), &[call(unknown, approveCall { spender: ROUTER, amount: U256::from(1) }.abi_encode())])
+        .unwrap_err();
     assert_eq!(d.code, ErrorCode::UnlimitedApproval);
     // Approvals count against the token's spend caps.
-    let p = policy(&format!(
-        "{APPROVALS}\n[[limits]]\nmax = \"100 USDC\"\nper = \"day\"\n"
-    ));
+    let p = policy(&format!("{APPROVALS}\n[[limits]]\nmax = \"100 USDC\"\nper = \"day\"\n"));
     let c = Counters::new(&p);
-    assert_eq!(
-        eval(&p, &c, t0(), &[appr(ROUTER, usdc(101))])
-            .unwrap_err()
-            .code,
-        ErrorCode::SpendCap
-    );
+    assert_eq!(eval(&p, &c, t0(), &[appr(ROUTER, usdc(101))]).unwrap_err().code, ErrorCode::SpendCap);
 }
 
 #[test]
 fn wildcard_needs_caps_and_listed_tokens() {
     let no_caps = "[[calls]]\ntarget = \"*\"\nfunctions = [\"*\"]\n";
-    let text = format!("name='t'\nchains=[1]\nvalid_for='1h'\n[tokens]\nUSDC = {{ address = \"{USDC}\", decimals = 6 }}\n{no_caps}");
+    let text = format!(
+        "name='t'\nchains=[1]\nvalid_for='1h'\n[tokens]\nUSDC = {{ address = \"{USDC}\", decimals = 6 }}\n{no_caps}"
+    );
     let e = CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidPolicy);
     let text = format!("name='t'\nchains=[1]\nvalid_for='1h'\nmax_value_per_call='0.1 ETH'\n[tokens]\nUSDC = {{ address = \"{USDC}\", decimals = 6 }}\n{no_caps}");
@@ -738,19 +479,9 @@ fn wildcard_needs_caps_and_listed_tokens() {
     let p = CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).unwrap();
     let c = Counters::new(&p);
     assert!(eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(10))]).is_ok());
-    assert_eq!(
-        eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(11))])
-            .unwrap_err()
-            .code,
-        ErrorCode::SpendCap
-    );
+    assert_eq!(eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(11))]).unwrap_err().code, ErrorCode::SpendCap);
     // An unlisted token through the wildcard: refused.
-    assert_eq!(
-        eval(&p, &c, t0(), &[xfer(DAI, ALICE, U256::from(1))])
-            .unwrap_err()
-            .code,
-        ErrorCode::TargetNotAllowed
-    );
+    assert_eq!(eval(&p, &c, t0(), &[xfer(DAI, ALICE, U256::from(1))]).unwrap_err().code, ErrorCode::TargetNotAllowed);
     // Any other call is fine within the value cap.
     assert!(eval(&p, &c, t0(), &[call(ROUTER, vec![1, 2, 3, 4])]).is_ok());
 }
@@ -761,69 +492,32 @@ fn streams_accrue() {
         "[[streams]]\ninitial = \"10 USDC\"\nrate = \"1 USDC\"\nevery = \"1 hour\"\nmax = \"20 USDC\"\n{USDC_DAILY}"
     ));
     let mut c = Counters::new(&p);
-    assert_eq!(
-        sign(&p, &mut c, t0(), &[xfer(USDC, ALICE, usdc(10))]),
-        Ok(())
-    );
+    assert_eq!(sign(&p, &mut c, t0(), &[xfer(USDC, ALICE, usdc(10))]), Ok(()));
     let d = eval(&p, &c, t0() + 1800, &[xfer(USDC, ALICE, usdc(1))]).unwrap_err();
-    assert_eq!(
-        (d.code, d.rule.as_deref()),
-        (ErrorCode::SpendCap, Some("streams[0]"))
-    );
-    assert_eq!(
-        sign(&p, &mut c, t0() + 3600, &[xfer(USDC, ALICE, usdc(1))]),
-        Ok(())
-    );
-    assert_eq!(
-        sign(&p, &mut c, t0() + 3600 * 20, &[xfer(USDC, ALICE, usdc(9))]),
-        Ok(())
-    );
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::SpendCap, Some("streams[0]")));
+    assert_eq!(sign(&p, &mut c, t0() + 3600, &[xfer(USDC, ALICE, usdc(1))]), Ok(()));
+    assert_eq!(sign(&p, &mut c, t0() + 3600 * 20, &[xfer(USDC, ALICE, usdc(9))]), Ok(()));
     // Capped at max = 20 in total.
-    assert_eq!(
-        sign(&p, &mut c, t0() + 3600 * 23, &[xfer(USDC, ALICE, usdc(1))]),
-        Err(ErrorCode::SpendCap)
-    );
+    assert_eq!(sign(&p, &mut c, t0() + 3600 * 23, &[xfer(USDC, ALICE, usdc(1))]), Err(ErrorCode::SpendCap));
 }
 
 #[test]
 fn batch_totals_are_charged_together() {
     let p = policy(USDC_DAILY);
     let c = Counters::new(&p);
-    let d = eval(
-        &p,
-        &c,
-        t0(),
-        &[xfer(USDC, ALICE, usdc(60)), xfer(USDC, BOB, usdc(60))],
-    )
-    .unwrap_err();
+    let d = eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(60)), xfer(USDC, BOB, usdc(60))]).unwrap_err();
     assert_eq!(d.code, ErrorCode::SpendCap);
-    assert!(eval(
-        &p,
-        &c,
-        t0(),
-        &[xfer(USDC, ALICE, usdc(50)), xfer(USDC, BOB, usdc(50))]
-    )
-    .is_ok());
+    assert!(eval(&p, &c, t0(), &[xfer(USDC, ALICE, usdc(50)), xfer(USDC, BOB, usdc(50))]).is_ok());
 }
 
 #[test]
 fn update_carries_spend_over() {
     let p = policy(USDC_DAILY);
     let mut c = Counters::new(&p);
-    assert_eq!(
-        sign(&p, &mut c, t0(), &[xfer(USDC, ALICE, usdc(90))]),
-        Ok(())
-    );
-    let p2 = policy(&format!(
-        "{USDC_DAILY}[[limits]]\nmax = \"1 ETH\"\nper = \"day\"\n"
-    ));
+    assert_eq!(sign(&p, &mut c, t0(), &[xfer(USDC, ALICE, usdc(90))]), Ok(()));
+    let p2 = policy(&format!("{USDC_DAILY}[[limits]]\nmax = \"1 ETH\"\nper = \"day\"\n"));
     let c2 = c.carry_over(&p, &p2);
-    assert_eq!(
-        eval(&p2, &c2, t0() + 1, &[xfer(USDC, ALICE, usdc(11))])
-            .unwrap_err()
-            .code,
-        ErrorCode::SpendCap
-    );
+    assert_eq!(eval(&p2, &c2, t0() + 1, &[xfer(USDC, ALICE, usdc(11))]).unwrap_err().code, ErrorCode::SpendCap);
     assert_eq!(c2.uses, 1);
 }
 
