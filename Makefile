@@ -1,0 +1,50 @@
+# Bridle — see README.md. `make dev` runs it; `make test` runs every test.
+CARGO ?= cargo
+SHELL := /bin/bash
+
+.PHONY: all build release dev test test-deps lint fmt bench load clean help
+
+all: build
+
+help:
+	@echo "make dev        build, then run a development enclave (mock NSM) and the host on 127.0.0.1:8547"
+	@echo "make test       install test dependencies, build the binaries, run every test"
+	@echo "make lint       rustfmt --check and clippy -D warnings"
+	@echo "make bench      criterion benchmarks and the end-to-end load generator (release)"
+	@echo "make nitro-check / enclave-image / run-enclave   Nitro steps (see ATTESTATION.md)"
+
+build:
+	$(CARGO) build --workspace --bins
+
+release:
+	$(CARGO) build --release --workspace --bins
+
+dev: build
+	./target/debug/bridle dev
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+# End-to-end tests start the real binaries, so they are built first.
+test: test-deps build
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: release
+	$(CARGO) bench -p bridle-enclave --bench signing
+	$(CARGO) bench -p bridle-attestation
+	$(MAKE) load
+
+load: release
+	BRIDLE_BIN_DIR=target/release ./target/release/bridle-load --requests 4000 --concurrency 16
+
+clean:
+	$(CARGO) clean
+
+include mk/nitro.mk
