@@ -407,3 +407,40 @@ async fn json_rpc_eth_sign_transaction() {
     let accounts: Vec<Address> = serde_json::from_value(v["result"].clone()).unwrap();
     assert_eq!(accounts, vec![g.session]);
 }
+
+#[tokio::test]
+async fn policy_update_keeps_spend_and_needs_the_owner() {
+    let s = Stack::start();
+    let (owner, agent) = (Actor::random(), Actor::random());
+    let g = s.grant(&owner, &agent, &policy(&usdc_daily(""))).await.unwrap();
+    assert_eq!(s.sign(&g, erc20_transfer(31337, 0, USDC, DEAD, usdc(60))).await.0, 200);
+
+    // The owner lowers the cap to 70 USDC per day: the 60 already spent still counts.
+    let lower = policy(&usdc_daily("").replace("100 USDC", "70 USDC"));
+    let st = s.status().await;
+    let msg = OwnerAction {
+        action: action::UPDATE_POLICY.into(),
+        enclave: st.identity_address,
+        session: g.session,
+        agent: agent.address,
+        policyHash: lower.hash(),
+        subject: B256::ZERO,
+        nonce: Actor::next_nonce(),
+    };
+    let update = UpdatePolicy { auth: owner.sign_owner(&msg), session: g.session, policy: lower.clone() };
+    let (c, v) = s.post(&format!("/v1/sessions/{}/policy", g.session), &update).await;
+    assert_eq!(c, 200, "{v}");
+    let (c, v) = s.sign(&g, erc20_transfer(31337, 1, USDC, DEAD, usdc(11))).await;
+    assert_eq!((c, code(&v)), (403, "spend_cap"), "{v}");
+    assert!(v["error"]["reason"].as_str().unwrap().contains("spent 60 USDC, asking 11 USDC, cap 70 USDC"), "{v}");
+    assert_eq!(s.sign(&g, erc20_transfer(31337, 1, USDC, DEAD, usdc(10))).await.0, 200);
+
+    // Replaying the same update is refused; so is an update signed by the agent.
+    let (c, v) = s.post(&format!("/v1/sessions/{}/policy", g.session), &update).await;
+    assert_eq!((c, code(&v)), (401, "replayed"), "{v}");
+    let msg = OwnerAction { nonce: Actor::next_nonce(), ..msg };
+    let mut by_agent = UpdatePolicy { auth: agent.sign_owner(&msg), session: g.session, policy: lower };
+    by_agent.auth.owner = owner.address;
+    let (c, v) = s.post(&format!("/v1/sessions/{}/policy", g.session), &by_agent).await;
+    assert_eq!((c, code(&v)), (401, "unauthenticated"), "{v}");
+}
