@@ -6,6 +6,8 @@
 #   make enclave-image       static musl enclave binary -> docker image -> bridle.eif,
 #                            then print PCR0/1/2 (the values verifiers must expect)
 #   make enclave-pcrs        print the measurements of an existing bridle.eif
+#   make enclave-pcr16       print the PCR16 (configuration commitment) of the image's
+#                            enclave command line (NITRO_ENCLAVE_ARGS); needs only cargo
 #   make run-enclave         run bridle.eif (production mode: real PCRs)
 #   make run-enclave-debug   run with --debug-mode --attach-console (PCRs are all zeros:
 #                            verifiers refuse its documents unless --allow-debug)
@@ -23,6 +25,10 @@ NITRO_CPU_COUNT    ?= 2
 NITRO_MEMORY_MIB   ?= 1024
 NITRO_ENCLAVE_CID  ?= 16
 NITRO_RUST_IMAGE   ?= rust:1.95-alpine
+# Run-time options of the image's CMD (attestation/nitro/Dockerfile) that PCR16 commits to
+# (--stamp-window, --max-frame; the listening address is not part of it).
+NITRO_ENCLAVE_ARGS ?=
+CARGO              ?= cargo
 
 DOCKER    ?= docker
 NITRO_CLI ?= nitro-cli
@@ -42,7 +48,7 @@ define nitro_require_tools
 	fi
 endef
 
-.PHONY: nitro-check enclave-image enclave-image-check enclave-pcrs run-enclave \
+.PHONY: nitro-check enclave-image enclave-image-check enclave-pcrs enclave-pcr16 run-enclave \
         run-enclave-check run-enclave-debug stop-enclave
 
 nitro-check:
@@ -60,6 +66,11 @@ enclave-image:
 	@echo "nitro: $(NITRO_EIF) built. Expected PCRs for 'bridle verify attestation':"
 	@sed -n 's/.*"\(PCR[0-2]\)": *"\([0-9a-fA-F]*\)".*/  --pcr \1=\2/p' $(NITRO_EIF).measurements.json \
 	  | sed 's/--pcr PCR/--pcr /'
+	@$(CARGO) run -q -p bridle-enclave -- --print-pcr16 $(NITRO_ENCLAVE_ARGS) | sed -n 's/^pcr16=/  --pcr 16=/p'
+
+# PCR16 = SHA384(0^48 || SHA384(configuration)): see ATTESTATION.md, "PCR16".
+enclave-pcr16:
+	@$(CARGO) run -q -p bridle-enclave -- --print-pcr16 $(NITRO_ENCLAVE_ARGS)
 
 enclave-pcrs:
 	$(call nitro_require_tools,1)

@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain. Idempotent; no prompts.
-# Python: eth-account (independent signature recovery, wallet-style EIP-712 signing).
+#  - Python: eth-account (independent recovery, wallet-style EIP-712), web3.py and
+#    cryptography (the web3.py client helper) — examples/python/requirements.txt
+#  - npm: viem, ethers, @noble/*, tsx (examples/ts); anvil and solc-js (tests/js).
+#    Lock files are committed: `npm ci` is deterministic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-py_ok() { python3 -c "import eth_account" >/dev/null 2>&1; }
-if ! py_ok; then
+if ! python3 -c "import web3, eth_account, cryptography" >/dev/null 2>&1; then
   echo "== installing Python test dependencies"
-  python3 -m pip install --quiet --disable-pip-version-check eth-account
+  python3 -m pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
 fi
-py_ok || { echo "eth-account is not importable after install" >&2; exit 1; }
+python3 -c "import web3, eth_account, cryptography" || { echo "Python test dependencies missing after install" >&2; exit 1; }
+
+if [ ! -x examples/ts/node_modules/.bin/tsx ]; then
+  echo "== installing examples/ts (viem, ethers, noble, tsx)"
+  npm ci --prefix examples/ts --no-audit --no-fund
+fi
+if [ ! -x tests/js/node_modules/.bin/anvil ]; then
+  echo "== installing tests/js (anvil, solc-js)"
+  npm ci --prefix tests/js --no-audit --no-fund
+fi
+tests/js/node_modules/.bin/anvil --version | head -1
 echo "test dependencies ready"

@@ -145,3 +145,78 @@ pub(crate) fn parse_payload(payload: &[u8]) -> Result<RawDocument, VerifyError> 
 
     Ok(RawDocument { module_id, digest, timestamp_ms, pcrs, certificate, cabundle, public_key, user_data, nonce })
 }
+
+/// The contents of an attestation document, decoded **without any verification**:
+/// neither the COSE signature, nor the certificate chain, nor the time, nor any
+/// expected value was checked. For display and relaying only (the host, which is
+/// untrusted, uses it to summarize what it relays); trust only [`crate::verify()`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnverifiedDocument {
+    /// NSM module id.
+    pub module_id: String,
+    /// Document timestamp, unix milliseconds.
+    pub timestamp_ms: u64,
+    /// PCR digest algorithm (`SHA384`).
+    pub digest: String,
+    /// All PCRs of the document.
+    pub pcrs: BTreeMap<u16, Vec<u8>>,
+    /// `public_key` (None when absent, null or empty).
+    pub public_key: Option<Vec<u8>>,
+    /// `user_data` (None when absent, null or empty).
+    pub user_data: Option<Vec<u8>>,
+    /// `nonce` (None when absent, null or empty).
+    pub nonce: Option<Vec<u8>>,
+    /// Number of certificates in `cabundle`.
+    pub cabundle_len: usize,
+}
+
+/// Decodes an attestation document (COSE_Sign1 bytes) **without verifying it**:
+/// only the structure is checked (steps 1–3 of [`crate::verify()`]: COSE_Sign1,
+/// ES384 protected header, enclave payload fields). Nothing in the result is
+/// trustworthy; use [`crate::verify()`] for that.
+pub fn parse_document(document: &[u8]) -> Result<UnverifiedDocument, VerifyError> {
+    let cose = crate::cose::parse_cose_sign1(document)?;
+    crate::cose::check_protected_header(&cose.protected)?;
+    let doc = parse_payload(&cose.payload)?;
+    Ok(UnverifiedDocument {
+        module_id: doc.module_id,
+        timestamp_ms: doc.timestamp_ms,
+        digest: doc.digest,
+        pcrs: doc.pcrs,
+        public_key: doc.public_key,
+        user_data: doc.user_data,
+        nonce: doc.nonce,
+        cabundle_len: doc.cabundle.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MockNsm, NsmProvider};
+
+    #[test]
+    fn parse_document_reads_without_verifying() {
+        let nsm = MockNsm::new().unwrap();
+        nsm.extend_pcr(16, b"config").unwrap();
+        let doc = nsm.attestation(Some(vec![1; 32]), Some(b"n".to_vec()), Some(vec![2; 33])).unwrap();
+        let d = parse_document(&doc).unwrap();
+        assert_eq!(d.pcrs.get(&0).map(Vec::as_slice), Some(&nsm.image().pcr0[..]));
+        assert_eq!(d.pcrs.get(&16), Some(&nsm.describe_pcr(16).unwrap().data));
+        assert_eq!(d.user_data, Some(vec![1; 32]));
+        assert_eq!(d.nonce, Some(b"n".to_vec()));
+        assert_eq!(d.public_key, Some(vec![2; 33]));
+        assert_eq!(d.module_id, nsm.module_id());
+        assert_eq!(d.digest, DIGEST_SHA384);
+        assert!(d.timestamp_ms > 0);
+        // Decoding does not check the signature: a flipped signature byte still decodes
+        // (and verify() refuses it).
+        let mut bad = doc.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(parse_document(&bad).is_ok());
+        // But the structure is checked.
+        assert!(parse_document(&doc[..doc.len() / 2]).is_err());
+        assert!(parse_document(b"\x01").is_err());
+    }
+}

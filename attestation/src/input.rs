@@ -45,6 +45,12 @@ pub fn decode_document_input(input: &[u8]) -> Result<(Vec<u8>, InputEncoding), V
     Ok((decoded, InputEncoding::Base64))
 }
 
+/// Encodes a document as standard base64 (with padding), the text form
+/// [`decode_document_input`] reads back.
+pub fn encode_base64(document: &[u8]) -> String {
+    STANDARD.encode(document)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +70,6 @@ mod tests {
         assert!(decode_document_input(b"").is_err());
         assert!(decode_document_input(b" \n").is_err());
         assert!(decode_document_input(b"abc=def").is_err());
+        assert_eq!(decode_document_input(encode_base64(&raw).as_bytes()).unwrap().0, raw.to_vec());
     }
 }

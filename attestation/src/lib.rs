@@ -27,7 +27,8 @@ pub mod verify;
 mod x509;
 
 pub use cose::{ALG_ES384, COSE_SIGN1_TAG, MAX_DOCUMENT_LEN};
-pub use input::{decode_document_input, InputEncoding};
+pub use document::{parse_document, UnverifiedDocument};
+pub use input::{decode_document_input, encode_base64, InputEncoding};
 pub use mock::{ImageMeasurement, MockNsm, PayloadEncoding};
 pub use nsm::{
     NsmError, NsmProvider, PcrDescription, RealNsm, FIRST_USER_PCR, MAX_NONCE_LEN, MAX_PUBLIC_KEY_LEN,

@@ -75,7 +75,8 @@ pub fn run(a: DevArgs) -> Result<i32> {
     let mut kids = Kids(vec![]);
 
     let mut enclave = Command::new(binary("bridle-enclave"));
-    enclave.arg("--unix").arg(&sock).arg("--dev");
+    let root = dir.join("mock-root.pem");
+    enclave.arg("--unix").arg(&sock).arg("--dev").arg("--dev-nsm-root-out").arg(&root);
     if let Some(f) = &a.clock_offset_file {
         enclave.arg("--dev-clock-offset-file").arg(f);
     }
@@ -88,7 +89,7 @@ pub fn run(a: DevArgs) -> Result<i32> {
     kids.0.push(child);
     let url = line.rsplit(' ').next().unwrap_or("").to_string();
 
-    print_banner(&url, &sock, &db, &dir);
+    print_banner(&url, &sock, &db, &dir, &root);
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -112,11 +113,12 @@ pub fn run(a: DevArgs) -> Result<i32> {
     }
 }
 
-fn print_banner(url: &str, sock: &Path, db: &Path, dir: &Path) {
+fn print_banner(url: &str, sock: &Path, db: &Path, dir: &Path, root: &Path) {
     println!("Bridle dev is running (development enclave: keys in memory, mock NSM).");
     println!("  host:    {url}");
     println!("  enclave: unix:{}", sock.display());
     println!("  db:      {}", db.display());
+    println!("  nsm root: {} (mock; bridle verify attestation|session --root)", root.display());
     println!();
     println!("Next, in another terminal:");
     println!("  bridle owner keygen --out {}/owner.key", dir.display());

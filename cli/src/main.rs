@@ -4,6 +4,7 @@ mod client;
 mod dev;
 mod keys;
 mod verify_attestation;
+mod verify_session;
 
 use alloy_dyn_abi::{DynSolType, DynSolValue};
 use alloy_json_abi::Function;
@@ -11,9 +12,7 @@ use alloy_primitives::{Address, Bytes, B256, U256};
 use anyhow::{anyhow, bail, Context, Result};
 use bridle_common::owner::{action, OwnerAction};
 use bridle_common::policy::file::resolve_text;
-use bridle_common::policy::{
-    evaluate, explain::explain, CompiledPolicy, Context as EvalContext, Counters, Operation, Policy,
-};
+use bridle_common::policy::{explain::explain, CompiledPolicy, Context as EvalContext, Counters, Policy};
 use bridle_common::protocol::*;
 use bridle_common::stamp::{PayloadKind, StampKey};
 use bridle_common::tx::{Eip1559Request, LegacyRequest, TxRequest};
@@ -141,6 +140,49 @@ enum AgentCmd {
     },
     /// Ask the enclave to sign a transaction under the session's policy.
     SignTx(Box<SignTxArgs>),
+    /// Ask the enclave to sign EIP-712 typed data (eth_signTypedData_v4 JSON) under the policy.
+    SignTypedData {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// Typed-data JSON file ("-" for stdin).
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Ask the enclave to sign an EIP-191 personal message under the policy.
+    SignMessage {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// The message text.
+        #[arg(long, conflicts_with_all = ["hex", "file"])]
+        message: Option<String>,
+        /// The message as 0x-hex bytes.
+        #[arg(long, conflicts_with = "file")]
+        hex: Option<String>,
+        /// Read the message bytes from a file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Ask the enclave to sign an ERC-4337 v0.7 user operation (JSON file in the enclave's
+    /// UserOperationRequest form); prints the signature and the userOpHash.
+    SignUserop {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// User operation JSON file ("-" for stdin).
+        #[arg(long)]
+        op: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    #[command(flatten)]
+    host: HostArg,
+    /// Agent key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// Session address.
+    #[arg(long)]
+    session: Address,
 }
 
 #[derive(Args)]
@@ -202,9 +244,19 @@ enum PolicyCmd {
     /// Run requests through the same engine offline and print each decision.
     Simulate {
         file: PathBuf,
-        /// Request file: {"requests": [{"at": "...", "transaction": {...}}], "owner": ..., "account": ...}
+        /// Request file: {"requests": [{"at": "...", "transaction": {...}}], "owner": ..., "account": ...};
+        /// a request may be "typed_data", "message" or "user_operation" instead of "transaction".
         #[arg(long)]
         request: PathBuf,
+    },
+    /// Map an ERC-7715 wallet_grantPermissions request to a Bridle policy (TOML on stdout);
+    /// what cannot be mapped is listed on stderr.
+    FromErc7715 {
+        /// The request JSON (the JSON-RPC call, its params, or one permission request).
+        file: PathBuf,
+        /// Name a token: SYMBOL=ADDRESS:DECIMALS (otherwise TOKEN1… in base units).
+        #[arg(long = "token")]
+        tokens: Vec<String>,
     },
 }
 
@@ -212,6 +264,8 @@ enum PolicyCmd {
 enum VerifyCmd {
     /// Verify an AWS Nitro attestation document.
     Attestation(verify_attestation::VerifyAttestationArgs),
+    /// Verify a session's binding: attestation → identity key → binding → the owner's policy.
+    Session(verify_session::VerifySessionArgs),
 }
 
 fn now() -> u64 {
@@ -261,6 +315,7 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Dev(a) => dev::run(a),
         Cmd::Verify(VerifyCmd::Attestation(a)) => Ok(verify_attestation::run(&a)),
+        Cmd::Verify(VerifyCmd::Session(a)) => Ok(verify_session::run(&a)),
         Cmd::Policy(p) => policy_cmd(p),
         Cmd::Owner(o) => owner_cmd(o),
         Cmd::Agent(a) => agent_cmd(a),
@@ -284,6 +339,7 @@ fn policy_cmd(p: PolicyCmd) -> Result<i32> {
         PolicyCmd::Explain { file } => print!("{}", explain(&compile(&file)?)),
         PolicyCmd::Normalize { file } => println!("{}", serde_json::to_string_pretty(&compile(&file)?.doc)?),
         PolicyCmd::Simulate { file, request } => return simulate(&file, &request),
+        PolicyCmd::FromErc7715 { file, tokens } => return from_erc7715(&file, &tokens),
     }
     Ok(0)
 }
@@ -306,7 +362,27 @@ struct SimFile {
 #[serde(deny_unknown_fields)]
 struct SimRequest {
     at: Option<String>,
-    transaction: TxRequest,
+    transaction: Option<TxRequest>,
+    /// EIP-712 typed data (JSON object or string).
+    typed_data: Option<serde_json::Value>,
+    /// A personal message (text).
+    message: Option<String>,
+    user_operation: Option<bridle_common::userop::UserOperationRequest>,
+}
+
+impl SimRequest {
+    fn payload(&self) -> Result<SignPayload> {
+        Ok(match (&self.transaction, &self.typed_data, &self.message, &self.user_operation) {
+            (Some(t), None, None, None) => SignPayload::Transaction(t.clone()),
+            (None, Some(td), None, None) => SignPayload::TypedData(match td {
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            }),
+            (None, None, Some(m), None) => SignPayload::Message(Bytes::copy_from_slice(m.as_bytes())),
+            (None, None, None, Some(u)) => SignPayload::UserOperation(u.clone()),
+            _ => bail!("each request needs exactly one of transaction, typed_data, message, user_operation"),
+        })
+    }
 }
 
 fn sim_time(s: &Option<String>, default: u64) -> Result<u64> {
@@ -322,7 +398,10 @@ fn simulate(file: &PathBuf, request: &PathBuf) -> Result<i32> {
         serde_json::from_str(&text).with_context(|| format!("{} is not a request file", request.display()))?;
     let mut reqs = sim.requests;
     if let Some(t) = sim.transaction {
-        reqs.insert(0, SimRequest { at: None, transaction: t });
+        reqs.insert(
+            0,
+            SimRequest { at: None, transaction: Some(t), typed_data: None, message: None, user_operation: None },
+        );
     }
     if reqs.is_empty() {
         bail!("the request file has no requests");
@@ -338,17 +417,8 @@ fn simulate(file: &PathBuf, request: &PathBuf) -> Result<i32> {
     for (i, r) in reqs.iter().enumerate() {
         let t = sim_time(&r.at, start)?;
         let ctx = EvalContext { now: t, anchor, owner: sim.owner, account: sim.account };
-        let decision = match (&r.transaction, r.transaction.call()) {
-            (TxRequest::Eip7702 { .. }, _) | (_, None) => Err(bridle_common::Denial::rule(
-                bridle_common::ErrorCode::AuthorizationDenied,
-                "transaction type",
-                "EIP-7702 transactions are never signed",
-            )),
-            (tx, Some(call)) => {
-                let calls = [call];
-                evaluate(&p, &counters, &ctx, &Operation { chain_id: tx.chain_id(), calls: &calls, gas: tx.gas() })
-            }
-        };
+        let decision =
+            bridle_common::payload::prepare(&r.payload()?).and_then(|prep| prep.evaluate(&p, &counters, &ctx));
         match decision {
             Ok(ch) => {
                 let mut parts = vec![];
@@ -555,6 +625,87 @@ fn agent_cmd(a: AgentCmd) -> Result<i32> {
             println!("key file:         {} (mode 0600)", out.display());
         }
         AgentCmd::SignTx(s) => return sign_tx(*s),
+        AgentCmd::SignTypedData { agent, data } => {
+            let text = read_input(&data)?;
+            serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not JSON", data.display()))?;
+            let signed = sign_payload(&agent, SignPayload::TypedData(text))?;
+            println!("{}", serde_json::to_string_pretty(&signed)?);
+        }
+        AgentCmd::SignMessage { agent, message, hex: hx, file } => {
+            let bytes = match (message, hx, file) {
+                (Some(m), None, None) => m.into_bytes(),
+                (None, Some(h), None) => hex::decode(h.trim().trim_start_matches("0x")).context("--hex is not hex")?,
+                (None, None, Some(f)) => std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?,
+                _ => bail!("give one of --message, --hex or --file"),
+            };
+            let signed = sign_payload(&agent, SignPayload::Message(bytes.into()))?;
+            println!("{}", serde_json::to_string_pretty(&signed)?);
+        }
+        AgentCmd::SignUserop { agent, op } => {
+            let text = read_input(&op)?;
+            let op: bridle_common::userop::UserOperationRequest =
+                serde_json::from_str(&text).context("not a user operation (UserOperationRequest JSON)")?;
+            let signed = sign_payload(&agent, SignPayload::UserOperation(op))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "session": signed.session,
+                    "userOpHash": signed.digest,
+                    "signature": signed.signature,
+                }))?
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn read_input(p: &PathBuf) -> Result<String> {
+    if p.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    }
+}
+
+/// Stamp a payload with the digest the enclave will compute, and send it.
+fn sign_payload(a: &AgentArgs, payload: SignPayload) -> Result<Signed> {
+    let host = Host::new(&a.host.host)?;
+    let key = keys::load(&a.key)?;
+    let st = status(&host)?;
+    let enclave_pk =
+        k256::PublicKey::from_sec1_bytes(&st.identity_public_key).context("enclave identity key from host")?;
+    // A payload that does not decode is sent anyway: the enclave refuses it with its code.
+    let digest = bridle_common::payload::stamp_digest(&payload).unwrap_or(B256::ZERO);
+    let sk = StampKey::derive(&key.secret, &enclave_pk, a.session, key.address);
+    let mut nonce = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    let stamp = sk.stamp(a.session, payload.kind(), &digest, nonce, now());
+    host.post("/v1/sign", &SignRequest { session: a.session, payload, stamp })
+}
+
+fn from_erc7715(file: &PathBuf, tokens: &[String]) -> Result<i32> {
+    let text = read_input(file)?;
+    let mut known = Vec::new();
+    for t in tokens {
+        let (sym, rest) = t.split_once('=').ok_or_else(|| anyhow!("--token {t}: expected SYMBOL=ADDRESS:DECIMALS"))?;
+        let (addr, dec) =
+            rest.split_once(':').ok_or_else(|| anyhow!("--token {t}: expected SYMBOL=ADDRESS:DECIMALS"))?;
+        known.push(bridle_common::erc7715::KnownToken {
+            symbol: sym.trim().to_string(),
+            address: Address::from_str(addr.trim()).map_err(|e| anyhow!("--token {t}: {e}"))?,
+            decimals: dec.trim().parse().map_err(|e| anyhow!("--token {t}: {e}"))?,
+        });
+    }
+    let m = bridle_common::erc7715::map(&text, &known, now()).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    // The output must be a policy this build accepts.
+    let doc = resolve_text(&m.toml, now()).map_err(|d| anyhow!("the mapped policy does not resolve: {d}"))?;
+    CompiledPolicy::compile(doc).map_err(|d| anyhow!("the mapped policy is not valid: {d}"))?;
+    print!("{}", m.toml);
+    for n in &m.notes {
+        eprintln!("not mapped / approximate: {n}");
     }
     Ok(0)
 }

@@ -4,14 +4,18 @@
 //! these types, so what the CLI simulates is exactly what the enclave enforces.
 
 pub mod address;
+pub mod erc7715;
 pub mod error;
 pub mod frame;
 pub mod owner;
+pub mod payload;
 pub mod period;
 pub mod policy;
 pub mod protocol;
 pub mod stamp;
 pub mod tx;
+pub mod typed;
 pub mod units;
+pub mod userop;
 
 pub use error::{Denial, ErrorCode};

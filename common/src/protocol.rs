@@ -8,6 +8,7 @@ use crate::error::Denial;
 use crate::policy::doc::Policy;
 use crate::stamp::{PayloadKind, Stamp};
 use crate::tx::TxRequest;
+use crate::userop::UserOperationRequest;
 use alloy_primitives::{Address, Bytes, B256, U256};
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +69,8 @@ pub enum SignPayload {
     TypedData(String),
     /// EIP-191 personal message bytes.
     Message(Bytes),
+    /// An ERC-4337 v0.7 user operation (R-SIGN-2).
+    UserOperation(UserOperationRequest),
 }
 
 impl SignPayload {
@@ -76,6 +79,7 @@ impl SignPayload {
             SignPayload::Transaction(_) => PayloadKind::Transaction,
             SignPayload::TypedData(_) => PayloadKind::TypedData,
             SignPayload::Message(_) => PayloadKind::Message,
+            SignPayload::UserOperation(_) => PayloadKind::UserOperation,
         }
     }
 }
@@ -173,7 +177,10 @@ pub enum Reply {
 #[serde(deny_unknown_fields)]
 pub struct Signed {
     pub session: Address,
-    /// The digest the enclave computed and signed.
+    /// The digest the enclave computed (and the agent's stamp covers): the transaction's
+    /// signing hash, the EIP-712 signing hash, the EIP-191 message hash, or for a user
+    /// operation the userOpHash — whose EIP-191 form (`toEthSignedMessageHash`) is what
+    /// the key signs, as SimpleAccount v0.7 verifies.
     pub digest: B256,
     /// 65-byte r ‖ s ‖ v (v = 27/28).
     pub signature: Bytes,

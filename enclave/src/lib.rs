@@ -2,6 +2,7 @@
 //! one socket. This crate has no HTTP, database or outbound network dependency: the trust
 //! boundary is visible in its dependency list.
 
+pub mod attest;
 pub mod clock;
 pub mod keys;
 pub mod replay;

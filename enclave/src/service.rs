@@ -7,12 +7,12 @@ use crate::session::Session;
 use alloy_primitives::{Address, Bytes, B256};
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::owner::{action, OwnerAction};
+use bridle_common::payload::{prepare, Prepared};
 use bridle_common::period::Period;
 use bridle_common::policy::compile::AssetRef;
-use bridle_common::policy::{evaluate, CompiledPolicy, Context, Operation, Policy};
+use bridle_common::policy::{CompiledPolicy, Context, Policy};
 use bridle_common::protocol::*;
 use bridle_common::stamp::StampKey;
-use bridle_common::tx::TxRequest;
 use bridle_common::units::format_decimal;
 use k256::PublicKey;
 use std::collections::HashMap;
@@ -128,28 +128,10 @@ impl Enclave {
         let session = self.session(&req.session)?;
         let now = self.clock.now();
 
-        // Decode: build exactly what will be signed, and its digest (R-TRUST-1).
-        let (built, chain_id, call, gas) = match &req.payload {
-            SignPayload::Transaction(TxRequest::Eip7702 { .. }) => {
-                return Err(Denial::rule(
-                    ErrorCode::AuthorizationDenied,
-                    "transaction type",
-                    "EIP-7702 (type 4) transactions and authorizations hand over the whole account; never signed",
-                ))
-            }
-            SignPayload::Transaction(tx) => {
-                let built = tx.build().ok_or_else(|| Denial::malformed("transaction cannot be built"))?;
-                let call = tx.call().ok_or_else(|| Denial::malformed("transaction has no call"))?;
-                (built, tx.chain_id(), call, tx.gas())
-            }
-            SignPayload::TypedData(_) => {
-                return Err(denial(ErrorCode::Unsupported, "typed data signing is not enabled in this build"))
-            }
-            SignPayload::Message(_) => {
-                return Err(denial(ErrorCode::Unsupported, "personal message signing is not enabled in this build"))
-            }
-        };
-        let digest = built.signing_hash();
+        // Decode: build exactly what will be signed, and its digest (R-TRUST-1). Type-4
+        // transactions are refused here, before anything else (R-SIGN-1).
+        let prepared = prepare(&req.payload)?;
+        let digest = prepared.stamp_digest();
 
         // Authenticate: only the session's agent can make this MAC (R-TRUST-3).
         if !session.stamp_key.verify(session.address, req.payload.kind(), &digest, &req.stamp) {
@@ -180,21 +162,25 @@ impl Enclave {
             }
         }
         let ctx = Context { now, anchor: session.anchor, owner: session.owner, account: session.address };
-        let calls = [call];
-        let op = Operation { chain_id, calls: &calls, gas };
         let policy = Arc::clone(&inner.policy);
-        let charges = evaluate(&policy, &inner.counters, &ctx, &op)?;
+        let charges = prepared.evaluate(&policy, &inner.counters, &ctx)?;
         let key = inner.key.as_ref().ok_or_else(|| denial(ErrorCode::Revoked, "session key destroyed"))?;
-        let sig = key.sign_digest(&digest).map_err(|e| denial(ErrorCode::Internal, format!("signing failed: {e}")))?;
+        let sig = key
+            .sign_digest(&prepared.signing_digest())
+            .map_err(|e| denial(ErrorCode::Internal, format!("signing failed: {e}")))?;
         inner.counters.charge(&policy, &charges, session.anchor, now);
         drop(inner);
 
         self.signatures.fetch_add(1, Ordering::Relaxed);
+        let raw_transaction = match prepared {
+            Prepared::Transaction { built, .. } => Some((*built).encode_signed(sig)),
+            _ => None,
+        };
         Ok(Signed {
             session: session.address,
             digest,
             signature: Bytes::copy_from_slice(&sig.as_bytes()),
-            raw_transaction: Some(built.encode_signed(sig)),
+            raw_transaction,
         })
     }
 

@@ -11,6 +11,8 @@
 //! them. It never re-sends stored sessions to a new enclave.
 
 pub mod api;
+pub mod attestation;
+pub mod config;
 pub mod enclave_client;
 pub mod metrics;
 pub mod rpc;

@@ -1,49 +1,74 @@
 //! `bridle-host`: the untrusted host proxy in front of a Bridle enclave.
+//!
+//! Settings come from flags, environment variables and a TOML config file
+//! (`--config host.toml`), in that order of precedence, then built-in defaults; see
+//! [`bridle_host::config`] and `examples/host.toml`.
 
-use bridle_common::address::SocketAddress;
-use bridle_host::{AppState, HostConfig};
-use clap::{Parser, ValueEnum};
+use bridle_host::config::{Layer, LogFormat, Settings, Source};
+use bridle_host::AppState;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use std::path::PathBuf;
-use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
 
 /// Relay agents' and owners' requests to a Bridle enclave; store what is relayed; serve
 /// HTTP, Ethereum JSON-RPC and Prometheus metrics. Holds no secrets.
+///
+/// Every setting can also be given as an environment variable (shown below) or as a key of
+/// the TOML file named by --config (the flag's name with `_` for `-`). Precedence: flag >
+/// environment variable > config file > default.
 #[derive(Debug, Parser)]
 #[command(name = "bridle-host", version)]
 struct Args {
-    /// Enclave socket: `unix:/path/to/socket` or `vsock:CID:PORT`.
+    /// TOML configuration file (see examples/host.toml).
+    #[arg(long, env = "BRIDLE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration, and where each value came from, as JSON; then exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Enclave socket: `unix:/path/to/socket` or `vsock:CID:PORT`. Required (here, in the
+    /// environment or in the config file).
     #[arg(long, env = "BRIDLE_ENCLAVE")]
-    enclave: SocketAddress,
-    /// HTTP listen address.
-    #[arg(long, env = "BRIDLE_LISTEN", default_value = bridle_host::DEFAULT_LISTEN)]
-    listen: String,
-    /// SQLite database path.
-    #[arg(long, env = "BRIDLE_DB", default_value = bridle_host::DEFAULT_DB)]
-    db: PathBuf,
-    /// Log format.
-    #[arg(long, env = "BRIDLE_LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
-    /// Enclave connections in the pool (concurrent enclave calls).
-    #[arg(long, env = "BRIDLE_POOL", default_value_t = bridle_host::enclave_client::DEFAULT_POOL_SIZE)]
-    pool: usize,
-    /// Per enclave call timeout, seconds.
-    #[arg(long, env = "BRIDLE_CALL_TIMEOUT", default_value_t = 10)]
-    call_timeout: u64,
-    /// Largest HTTP request body, bytes.
-    #[arg(long, env = "BRIDLE_BODY_LIMIT", default_value_t = bridle_host::DEFAULT_BODY_LIMIT)]
-    body_limit: usize,
-    /// Largest enclave frame, bytes.
-    #[arg(long, env = "BRIDLE_MAX_FRAME", default_value_t = bridle_common::frame::DEFAULT_MAX_FRAME)]
-    max_frame: usize,
-    /// Seconds between background enclave status probes (0 disables).
-    #[arg(long, env = "BRIDLE_PROBE_INTERVAL", default_value_t = 5)]
-    probe_interval: u64,
+    enclave: Option<String>,
+    /// HTTP listen address [default: 127.0.0.1:8547].
+    #[arg(long, env = "BRIDLE_LISTEN")]
+    listen: Option<String>,
+    /// SQLite database path [default: bridle-host.sqlite].
+    #[arg(long, env = "BRIDLE_DB")]
+    db: Option<PathBuf>,
+    /// Log format [default: text].
+    #[arg(long, env = "BRIDLE_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    /// Enclave connections in the pool (concurrent enclave calls) [default: 8].
+    #[arg(long, env = "BRIDLE_POOL")]
+    pool: Option<usize>,
+    /// Per enclave call timeout, seconds [default: 10].
+    #[arg(long, env = "BRIDLE_CALL_TIMEOUT")]
+    call_timeout: Option<u64>,
+    /// Largest HTTP request body, bytes [default: 1048576].
+    #[arg(long, env = "BRIDLE_BODY_LIMIT")]
+    body_limit: Option<usize>,
+    /// Largest enclave frame, bytes [default: 1048576].
+    #[arg(long, env = "BRIDLE_MAX_FRAME")]
+    max_frame: Option<usize>,
+    /// Seconds between background enclave status probes; 0 disables [default: 5].
+    #[arg(long, env = "BRIDLE_PROBE_INTERVAL")]
+    probe_interval: Option<u64>,
+}
+
+impl Args {
+    fn layer(&self) -> Layer {
+        Layer {
+            enclave: self.enclave.clone(),
+            listen: self.listen.clone(),
+            db: self.db.clone(),
+            log_format: self.log_format,
+            pool: self.pool,
+            call_timeout: self.call_timeout,
+            body_limit: self.body_limit,
+            max_frame: self.max_frame,
+            probe_interval: self.probe_interval,
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -60,25 +85,48 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Flags, environment and file → the effective settings.
+fn settings(args: &Args, matches: &ArgMatches) -> Result<Settings, String> {
+    let file = match &args.config {
+        Some(p) => Layer::load(p)?,
+        None => Layer::default(),
+    };
+    let source = |name: &str| match matches.value_source(name) {
+        Some(ValueSource::EnvVariable) => Source::Env,
+        _ => Source::Flag,
+    };
+    Settings::resolve(&args.layer(), source, &file, args.config.clone())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    init_logging(args.log_format);
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let settings = match settings(&args, &matches) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bridle-host: {e}");
+            std::process::exit(2);
+        }
+    };
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&settings.to_json())?);
+        return Ok(());
+    }
+    init_logging(settings.log_format);
 
-    let mut config = HostConfig::new(args.enclave.clone());
-    config.db_path = args.db.clone();
-    config.pool_size = args.pool.max(1);
-    config.call_timeout = Duration::from_secs(args.call_timeout.max(1));
-    config.body_limit = args.body_limit;
-    config.max_frame = args.max_frame;
-    config.probe_interval = (args.probe_interval > 0).then(|| Duration::from_secs(args.probe_interval));
-
-    let state = AppState::open(config)?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let state = AppState::open(settings.host_config())?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(listen = %addr, enclave = %args.enclave, db = %args.db.display(), "bridle-host starting");
+    tracing::info!(
+        listen = %addr,
+        enclave = %settings.enclave,
+        db = %settings.db.display(),
+        config = ?settings.config_file,
+        "bridle-host starting"
+    );
     println!("bridle-host listening on http://{addr}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();

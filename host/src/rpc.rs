@@ -9,6 +9,12 @@
 //!   goes to the enclave as [`TxRequest::Eip7702`] so that the enclave refuses it with its
 //!   own code.
 //! * `eth_signTypedData_v4`, `personal_sign` — relayed as typed-data JSON / message bytes.
+//! * `bridle_signUserOperation(userOp, entryPoint, chainId)` — an ERC-4337 v0.7 user
+//!   operation in its RPC JSON form (`sender`, `nonce`, `factory`, `factoryData`,
+//!   `callData`, `callGasLimit`, …, `paymasterData`), converted field by field into a
+//!   [`UserOperationRequest`]; the session is the `Bridle-Session` header (the account's
+//!   owner key, not `sender`). Answers `{"signature", "userOpHash"}`. An `eip7702Auth`
+//!   field is refused by the enclave's rule for EIP-7702.
 //!
 //! The agent's stamp comes from the `Bridle-Stamp` header, parsed and forwarded unchanged.
 
@@ -25,6 +31,7 @@ use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::protocol::{SignPayload, SignRequest, Signed};
 use bridle_common::stamp::Stamp;
 use bridle_common::tx::{AccessEntry, AuthorizationRequest, Eip1559Request, LegacyRequest, TxRequest};
+use bridle_common::userop::UserOperationRequest;
 use serde_json::{json, Map, Value};
 use std::str::FromStr;
 
@@ -247,8 +254,87 @@ async fn dispatch(st: &AppState, headers: &HeaderMap, method: &str, params: Vec<
             let signed = relay_sign(st, SignRequest { session, payload: SignPayload::Message(bytes), stamp }).await?;
             Ok(json!(signed.signature))
         }
+        "bridle_signUserOperation" => {
+            let n = params.len();
+            if !(2..=3).contains(&n) {
+                return Err(RpcError::invalid(format!(
+                    "{method} takes (userOperation, entryPoint, chainId), got {n} parameter(s)"
+                )));
+            }
+            let mut it = params.into_iter();
+            let (op, ep, chain) = (it.next().unwrap_or_default(), it.next().unwrap_or_default(), it.next());
+            let entry_point = param_address(&ep, "entryPoint")?;
+            let chain_id: Option<u64> =
+                chain.map(|c| quantity(&c, "chainId").and_then(|v| narrow(v, "chainId"))).transpose()?;
+            let op = parse_user_op(&op, entry_point, chain_id)?;
+            let session = resolve_session(headers, None, "Bridle-Session header")?;
+            let stamp = header_stamp(headers)?;
+            let signed =
+                relay_sign(st, SignRequest { session, payload: SignPayload::UserOperation(op), stamp }).await?;
+            Ok(json!({"signature": signed.signature, "userOpHash": signed.digest}))
+        }
         other => Err(RpcError::plain(METHOD_NOT_FOUND, format!("method not found: {other}"))),
     }
+}
+
+const USER_OP_FIELDS: &[&str] = &[
+    "sender",
+    "nonce",
+    "factory",
+    "factoryData",
+    "initCode",
+    "callData",
+    "callGasLimit",
+    "verificationGasLimit",
+    "preVerificationGas",
+    "maxFeePerGas",
+    "maxPriorityFeePerGas",
+    "paymaster",
+    "paymasterVerificationGasLimit",
+    "paymasterPostOpGasLimit",
+    "paymasterData",
+    "signature",
+    "chainId",
+];
+
+/// Convert an ERC-4337 v0.7 RPC user operation. `chainId` comes from the params or the
+/// object; nothing is filled in.
+pub fn parse_user_op(v: &Value, entry_point: Address, chain_id: Option<u64>) -> Result<UserOperationRequest, RpcError> {
+    let obj = v.as_object().ok_or_else(|| RpcError::invalid("the user operation must be a JSON object"))?;
+    for k in obj.keys() {
+        if k == "eip7702Auth" {
+            return Err(RpcError::from_denial(&bridle_common::payload::authorization_denied()));
+        }
+        if !USER_OP_FIELDS.contains(&k.as_str()) {
+            return Err(RpcError::invalid(format!("unknown user operation field {k}")));
+        }
+    }
+    let chain_id = match (chain_id, opt_u64(obj, "chainId")?) {
+        (Some(a), Some(b)) if a != b => return Err(RpcError::invalid("chainId differs between params and userOp")),
+        (a, b) => required(a.or(b), "chainId")?,
+    };
+    let bytes = |f: &str| present(obj, f).map(|b| bytes_field(b, f)).transpose();
+    let addr = |f: &str| present(obj, f).map(|a| param_address(a, f)).transpose();
+    let need128 = |f: &str| required(opt_u128(obj, f)?, f);
+    Ok(UserOperationRequest {
+        chain_id,
+        entry_point,
+        sender: required(addr("sender")?, "sender")?,
+        nonce: required(opt_u256(obj, "nonce")?, "nonce")?,
+        factory: addr("factory")?,
+        factory_data: bytes("factoryData")?.unwrap_or_default(),
+        init_code: bytes("initCode")?,
+        call_data: required(bytes("callData")?, "callData")?,
+        call_gas_limit: need128("callGasLimit")?,
+        verification_gas_limit: need128("verificationGasLimit")?,
+        pre_verification_gas: required(opt_u256(obj, "preVerificationGas")?, "preVerificationGas")?,
+        max_fee_per_gas: need128("maxFeePerGas")?,
+        max_priority_fee_per_gas: need128("maxPriorityFeePerGas")?,
+        paymaster: addr("paymaster")?,
+        paymaster_verification_gas_limit: opt_u128(obj, "paymasterVerificationGasLimit")?.unwrap_or(0),
+        paymaster_post_op_gas_limit: opt_u128(obj, "paymasterPostOpGasLimit")?.unwrap_or(0),
+        paymaster_data: bytes("paymasterData")?.unwrap_or_default(),
+    })
 }
 
 fn take_params<const N: usize>(method: &str, params: Vec<Value>) -> Result<[Value; N], RpcError> {
@@ -682,6 +768,37 @@ mod tests {
         }))
         .unwrap();
         assert!(matches!(tx, TxRequest::Eip7702 { .. }));
+    }
+
+    #[test]
+    fn user_op_conversion() {
+        let ep = Address::repeat_byte(0xee);
+        let op = parse_user_op(
+            &json!({
+                "sender": "0x1111111111111111111111111111111111111111", "nonce": "0x1",
+                "factory": "0x2222222222222222222222222222222222222222", "factoryData": "0xab",
+                "callData": "0xb61d27f6", "callGasLimit": "0x10", "verificationGasLimit": "0x20",
+                "preVerificationGas": "0x30", "maxFeePerGas": "0x40", "maxPriorityFeePerGas": "0x5",
+                "paymaster": "0x3333333333333333333333333333333333333333", "paymasterVerificationGasLimit": "0x6",
+                "paymasterPostOpGasLimit": "0x7", "paymasterData": "0x", "signature": "0x"
+            }),
+            ep,
+            Some(10),
+        )
+        .unwrap();
+        assert_eq!(op.chain_id, 10);
+        assert_eq!(op.entry_point, ep);
+        assert_eq!(op.factory, Some(Address::repeat_byte(0x22)));
+        assert_eq!(op.factory_data.as_ref(), &[0xab]);
+        assert_eq!((op.call_gas_limit, op.verification_gas_limit, op.max_fee_per_gas), (0x10, 0x20, 0x40));
+        assert_eq!(op.paymaster_post_op_gas_limit, 7);
+        let e =
+            parse_user_op(&json!({"sender": "0x1111111111111111111111111111111111111111"}), ep, Some(1)).unwrap_err();
+        assert!(e.message.contains("nonce"), "{}", e.message);
+        let e = parse_user_op(&json!({"eip7702Auth": {}}), ep, Some(1)).unwrap_err();
+        assert_eq!(e.data.unwrap()["code"], "authorization_denied");
+        let e = parse_user_op(&json!({"bogus": 1}), ep, Some(1)).unwrap_err();
+        assert!(e.message.contains("bogus"));
     }
 
     #[test]

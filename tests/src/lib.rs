@@ -394,3 +394,337 @@ impl Stack {
 pub fn code(v: &serde_json::Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<none>")
 }
+
+// ---------------------------------------------------------------------------------------
+// A real local chain (anvil) and the client libraries' example agents (issue 4).
+//
+// Test-only tools, installed by `.ci/run` (see the README, "Use Bridle from web3.py /
+// viem / ethers / alloy"):
+//   * anvil:   `npm ci --prefix tests/js` puts it at
+//              tests/js/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+//              (or set BRIDLE_ANVIL, or have `anvil` on PATH);
+//   * Python:  `pip install -r examples/python/requirements.txt`;
+//   * Node:    `npm ci --prefix examples/ts` (viem, ethers, @noble/*, tsx).
+// Missing tools fail the tests with the install step in the message; they never skip.
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root")
+}
+
+/// The anvil binary: `$BRIDLE_ANVIL`, else the npm package under tests/js, else PATH.
+pub fn anvil_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BRIDLE_ANVIL") {
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "BRIDLE_ANVIL={} does not exist", p.display());
+        return p;
+    }
+    let npm = repo_root().join("tests/js/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    if npm.exists() {
+        return npm;
+    }
+    if let Ok(out) = Command::new("sh").arg("-c").arg("command -v anvil").output() {
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !p.is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!(
+        "anvil not found: install it with `npm ci --prefix tests/js` \
+         (npm package @foundry-rs/anvil-linux-amd64), or set BRIDLE_ANVIL to an anvil binary"
+    );
+}
+
+/// Fail (not skip) unless python3 has web3.py, eth-account and cryptography.
+pub fn require_python_clients() {
+    let out = Command::new("python3")
+        .args(["-c", "import web3, eth_account, cryptography; print(web3.__version__)"])
+        .output()
+        .unwrap_or_else(|e| panic!("python3 not found ({e}): install Python 3.9+"));
+    assert!(
+        out.status.success(),
+        "web3.py / eth-account / cryptography missing: run `pip install -r examples/python/requirements.txt`\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `tsx` runner for the TypeScript examples; fails unless `npm ci --prefix examples/ts`
+/// has installed them.
+pub fn tsx_bin() -> PathBuf {
+    let ts = repo_root().join("examples/ts");
+    let tsx = ts.join("node_modules/.bin/tsx");
+    for p in [
+        tsx.clone(),
+        ts.join("node_modules/viem"),
+        ts.join("node_modules/ethers"),
+        ts.join("node_modules/@noble/curves"),
+    ] {
+        assert!(p.exists(), "{} missing: run `npm ci --prefix examples/ts` (needs Node.js 20.19+)", p.display());
+    }
+    tsx
+}
+
+/// Run a client program; returns its exit code, the JSON object on its last stdout line,
+/// and everything it printed (for failure messages).
+pub fn run_client(cmd: &mut Command) -> (i32, serde_json::Value, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = format!("{cmd:?}\n--- stdout\n{stdout}--- stderr\n{}", String::from_utf8_lossy(&out.stderr));
+    let json = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok().filter(|v| v.is_object()))
+        .unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), json, text)
+}
+
+/// A key file as `bridle agent keygen` writes it (0600).
+pub fn write_key_file(path: &Path, kind: &str, actor: &Actor) {
+    let text = serde_json::json!({
+        "kind": kind,
+        "address": actor.address,
+        "public_key": actor.public_key_sec1(),
+        "private_key": actor.private_key_hex(),
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&text).unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// The committed test ERC-20 (tests/fixtures/erc20: Solidity source and solc output).
+pub fn erc20_artifact() -> (serde_json::Value, Bytes) {
+    let p = repo_root().join("tests/fixtures/erc20/TestToken.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let code: Bytes = serde_json::from_value(v["bytecode"].clone()).unwrap();
+    (v["abi"].clone(), code)
+}
+
+/// A running anvil node on 127.0.0.1 (a free port), killed on drop.
+pub struct Anvil {
+    pub proc: Proc,
+    pub url: String,
+    pub chain_id: u64,
+    http: reqwest::Client,
+}
+
+fn quantity(v: &serde_json::Value) -> U256 {
+    v.as_str().and_then(|s| U256::from_str_radix(s.trim_start_matches("0x"), 16).ok()).unwrap_or_else(|| panic!("{v}"))
+}
+
+impl Anvil {
+    pub fn start() -> Anvil {
+        let mut cmd = Command::new(anvil_bin());
+        cmd.args(["--host", "127.0.0.1", "--port", "0", "--chain-id", "31337"]);
+        let proc = Proc::spawn_until(cmd, "Listening on");
+        let addr = proc.line.split_whitespace().last().expect("anvil address").to_string();
+        Anvil { proc, url: format!("http://{addr}"), chain_id: 31337, http: reqwest::Client::new() }
+    }
+
+    pub async fn try_rpc(
+        &self,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, serde_json::Value> {
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let v: serde_json::Value =
+            self.http.post(&self.url).json(&body).send().await.expect("anvil RPC").json().await.expect("JSON");
+        match v.get("error") {
+            Some(e) => Err(e.clone()),
+            None => Ok(v["result"].clone()),
+        }
+    }
+
+    pub async fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.try_rpc(method, params.clone()).await.unwrap_or_else(|e| panic!("{method} {params}: {e}"))
+    }
+
+    /// anvil's first (unlocked, funded) account.
+    pub async fn deployer(&self) -> Address {
+        serde_json::from_value(self.rpc("eth_accounts", serde_json::json!([])).await[0].clone()).unwrap()
+    }
+
+    /// Send from an unlocked account and wait for the receipt (status 1 asserted).
+    pub async fn send(&self, tx: serde_json::Value) -> serde_json::Value {
+        let hash = self.rpc("eth_sendTransaction", serde_json::json!([tx])).await;
+        let r = self.receipt(&hash).await;
+        assert_eq!(r["status"], "0x1", "{tx} failed: {r}");
+        r
+    }
+
+    pub async fn receipt(&self, hash: &serde_json::Value) -> serde_json::Value {
+        for _ in 0..300 {
+            let r = self.rpc("eth_getTransactionReceipt", serde_json::json!([hash])).await;
+            if !r.is_null() {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{hash} not mined");
+    }
+
+    /// Deploy the test ERC-20 (6 decimals); the first deployment on a fresh anvil lands at
+    /// 0x5FbDB2315678afecb367f032d93F642f64180aa3.
+    pub async fn deploy_erc20(&self) -> Address {
+        let (_, code) = erc20_artifact();
+        let r = self.send(serde_json::json!({"from": self.deployer().await, "data": code})).await;
+        serde_json::from_value(r["contractAddress"].clone()).unwrap()
+    }
+
+    pub async fn mint(&self, token: Address, to: Address, amount: U256) {
+        use alloy_sol_types::{sol, SolCall};
+        sol! { function mint(address to, uint256 amount); }
+        let data = Bytes::from(mintCall { to, amount }.abi_encode());
+        self.send(serde_json::json!({"from": self.deployer().await, "to": token, "data": data})).await;
+    }
+
+    pub async fn set_balance(&self, who: Address, wei: U256) {
+        self.rpc("anvil_setBalance", serde_json::json!([who, format!("{wei:#x}")])).await;
+    }
+
+    pub async fn token_balance(&self, token: Address, who: Address) -> U256 {
+        use alloy_sol_types::{sol, SolCall};
+        sol! { function balanceOf(address who) returns (uint256); }
+        let data = Bytes::from(balanceOfCall { who }.abi_encode());
+        quantity(&self.rpc("eth_call", serde_json::json!([{"to": token, "data": data}, "latest"])).await)
+    }
+
+    pub async fn eth_balance(&self, who: Address) -> U256 {
+        quantity(&self.rpc("eth_getBalance", serde_json::json!([who, "latest"])).await)
+    }
+
+    /// Transaction count at `block` ("latest" or "pending").
+    pub async fn nonce(&self, who: Address, block: &str) -> u64 {
+        quantity(&self.rpc("eth_getTransactionCount", serde_json::json!([who, block])).await).to::<u64>()
+    }
+
+    pub async fn block_timestamp(&self) -> u64 {
+        let b = self.rpc("eth_getBlockByNumber", serde_json::json!(["latest", false])).await;
+        quantity(&b["timestamp"]).to::<u64>()
+    }
+
+    /// Move the chain's time forward and mine a block at the new time.
+    pub async fn increase_time(&self, secs: u64) {
+        self.rpc("evm_increaseTime", serde_json::json!([secs])).await;
+        self.rpc("evm_mine", serde_json::json!([])).await;
+    }
+
+    /// The transaction `hash` as the node has it (from, nonce, to, input).
+    pub async fn transaction(&self, hash: &str) -> serde_json::Value {
+        self.rpc("eth_getTransactionByHash", serde_json::json!([hash])).await
+    }
+}
+
+/// `bridle dev` (development enclave and host together), as the README runs it, on a free
+/// port, with a movable enclave clock. Killed on drop.
+pub struct Dev {
+    pub proc: Proc,
+    pub url: String,
+    pub clock_file: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Dev {
+    pub fn start() -> Dev {
+        let dir = tempfile::tempdir().unwrap();
+        let clock_file = dir.path().join("clock-offset");
+        std::fs::write(&clock_file, "0").unwrap();
+        let mut cmd = Command::new(bin("bridle"));
+        cmd.arg("dev")
+            .arg("--dir")
+            .arg(dir.path().join("dev"))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--clock-offset-file")
+            .arg(&clock_file);
+        let proc = Proc::spawn_until(cmd, "host:");
+        let url = proc.line.split_whitespace().find(|w| w.starts_with("http://")).expect("host url").to_string();
+        Dev { proc, url, clock_file, dir }
+    }
+
+    /// Move the enclave's clock by `secs` from real time.
+    pub fn set_clock_offset(&self, secs: i64) {
+        std::fs::write(&self.clock_file, secs.to_string()).unwrap();
+    }
+
+    /// Run the `bridle` CLI against this host; panics unless it succeeds; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(bin("bridle"))
+            .args(args)
+            .env("BRIDLE_HOST", &self.url)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run bridle");
+        assert!(
+            out.status.success(),
+            "bridle {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Signing surface (typed data, messages, user operations): stamp any payload with the
+// digest the enclave computes, and call the JSON-RPC face with the agent's headers.
+
+impl Actor {
+    /// Stamp any payload: the MAC covers the digest the enclave itself computes
+    /// (`bridle_common::payload::stamp_digest`); an undecodable payload gets a zero digest.
+    pub fn stamp_payload(
+        &self,
+        enclave_pk: &[u8],
+        session: Address,
+        payload: &SignPayload,
+        ts: u64,
+    ) -> bridle_common::stamp::Stamp {
+        let pk = k256::PublicKey::from_sec1_bytes(enclave_pk).unwrap();
+        let key = StampKey::derive(&self.secret, &pk, session, self.address);
+        let digest = bridle_common::payload::stamp_digest(payload).unwrap_or(B256::ZERO);
+        let mut nonce = [0u8; 16];
+        OsRng.fill_bytes(&mut nonce);
+        key.stamp(session, payload.kind(), &digest, nonce, ts)
+    }
+}
+
+impl Stack {
+    /// `POST /v1/sign` with any payload, stamped by `g.agent`.
+    pub async fn sign_payload(&self, g: &Granted, payload: SignPayload) -> (u16, serde_json::Value) {
+        let stamp = g.agent.stamp_payload(&g.enclave_pk, g.session, &payload, now());
+        self.post("/v1/sign", &SignRequest { session: g.session, payload, stamp }).await
+    }
+
+    /// A JSON-RPC call as `g.agent`: `Bridle-Session` names the session, `Bridle-Stamp`
+    /// covers `stamped` (the payload the host will build from these params).
+    pub async fn rpc_as(
+        &self,
+        g: &Granted,
+        stamped: &SignPayload,
+        method: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        let stamp = g.agent.stamp_payload(&g.enclave_pk, g.session, stamped, now());
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let r = self
+            .http
+            .post(format!("{}/rpc", self.host.url))
+            .header("Bridle-Session", g.session.to_string())
+            .header("Bridle-Stamp", stamp.to_header())
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /rpc");
+        r.json().await.expect("JSON-RPC reply")
+    }
+}
+
+/// Run a Python snippet with eth-account (an implementation we did not write); `args` are
+/// passed as sys.argv[1..]. Returns trimmed stdout.
+pub fn eth_account_py(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3").arg("-c").arg(script).args(args).output().expect("python3");
+    assert!(
+        out.status.success(),
+        "eth-account failed (pip install eth-account): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -64,6 +64,8 @@ pub struct CompiledPolicy {
     pub stream_assets: Vec<AssetRef>,
     /// Per token index: the approval cap, if any.
     pub approval_caps: Vec<Option<U256>>,
+    /// Permit2 contracts: the canonical one and any a permit rule names.
+    pub permit2: Vec<Address>,
 }
 
 fn invalid(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
@@ -135,6 +137,10 @@ impl CompiledPolicy {
             rate_limits,
             gas,
             approvals,
+            user_operations,
+            typed_data,
+            permits,
+            messages,
         } = &doc;
 
         if *version != POLICY_VERSION {
@@ -173,6 +179,13 @@ impl CompiledPolicy {
             ("approvals.spenders", approvals.spenders.len()),
             ("approvals.caps", approvals.caps.len()),
             ("recipients", recipients.as_ref().map_or(0, |r| r.len())),
+            ("user_operations.entry_points", user_operations.entry_points.len()),
+            ("user_operations.paymasters", user_operations.paymasters.len()),
+            ("user_operations.factories", user_operations.factories.len()),
+            ("user_operations.senders", user_operations.senders.len()),
+            ("typed_data", typed_data.len()),
+            ("permits", permits.len()),
+            ("messages", messages.len()),
         ] {
             if n > MAX_ENTRIES {
                 return Err(invalid(what, format!("{n} entries; at most {MAX_ENTRIES}")));
@@ -369,6 +382,155 @@ impl CompiledPolicy {
             }
         }
 
+        // User operations: addresses only; every list is an allowlist.
+        let UserOpRules { entry_points, paymasters: _, factories: _, senders: _ } = user_operations;
+        if entry_points.contains(&Address::ZERO) {
+            return Err(invalid("user_operations.entry_points", "the zero address is not an entry point"));
+        }
+
+        // Typed data rules (R-SIGN-3).
+        for (i, r) in typed_data.iter().enumerate() {
+            let TypedDataRule { name, version, chain_id, verifying_contract, primary_type } = r;
+            let rule = format!("typed_data[{i}]");
+            let ident = |s: &str| {
+                !s.is_empty()
+                    && s.len() <= MAX_NAME
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+                    && !s.starts_with(|c: char| c.is_ascii_digit())
+            };
+            if !ident(primary_type) {
+                return Err(invalid(rule, format!("primary_type `{primary_type}` is not a type name")));
+            }
+            if primary_type == "EIP712Domain" || primary_type == "OwnerAction" {
+                return Err(invalid(rule, format!("`{primary_type}` can never be signed by a session")));
+            }
+            if crate::typed::is_token_moving_type(primary_type) {
+                return Err(invalid(
+                    rule,
+                    format!("`{primary_type}` moves tokens: permits are allowed only by [[permits]] rules, bounded like approvals"),
+                ));
+            }
+            if crate::typed::is_7702_name(primary_type) {
+                return Err(invalid(rule, "EIP-7702 authorizations are never signed (R-SIGN-1)"));
+            }
+            if name.is_none() && verifying_contract.is_none() {
+                return Err(invalid(
+                    rule,
+                    "name the domain (name or verifying_contract): a rule for any domain allows too much",
+                ));
+            }
+            if let Some(n) = name {
+                if crate::typed::is_bridle_domain(n) {
+                    return Err(invalid(
+                        rule,
+                        "the \"Bridle\" domain is the owner's: a session never signs it (R-TRUST-5)",
+                    ));
+                }
+                if n.len() > 256 {
+                    return Err(invalid(rule, "name longer than 256 bytes"));
+                }
+            }
+            if version.as_ref().is_some_and(|v| v.len() > 256) {
+                return Err(invalid(rule, "version longer than 256 bytes"));
+            }
+            if let Some(c) = chain_id {
+                if !chains.contains(c) {
+                    return Err(invalid(rule, format!("chain {c} is not in chains")));
+                }
+            }
+            if let Some(vc) = verifying_contract {
+                if tokens_by_address.contains_key(vc) {
+                    return Err(invalid(
+                        rule,
+                        format!("{vc} is a listed token: its typed data can move tokens, so only [[permits]] rules may allow it"),
+                    ));
+                }
+                if *vc == crate::typed::PERMIT2 || permits.iter().any(|p| p.permit2 == Some(*vc)) {
+                    return Err(invalid(rule, "Permit2 typed data is allowed only by [[permits]] rules"));
+                }
+            }
+        }
+
+        // Permit rules (R-SIGN-3, R-APP-1).
+        let mut permit2 = vec![crate::typed::PERMIT2];
+        for (i, r) in permits.iter().enumerate() {
+            let PermitRule { kind, tokens: covered, max_deadline, permit2: p2 } = r;
+            let rule = format!("permits[{i}]");
+            if *max_deadline == 0 || *max_deadline > 366 * 86_400 {
+                return Err(invalid(rule, "max_deadline must be between 1 second and 366 days"));
+            }
+            match (kind, p2) {
+                (PermitKind::Eip2612, Some(_)) => {
+                    return Err(invalid(rule, "permit2 is set on an eip2612 rule"));
+                }
+                (PermitKind::Permit2, Some(a)) => {
+                    if *a == Address::ZERO {
+                        return Err(invalid(rule, "the zero address is not a Permit2 contract"));
+                    }
+                    if !permit2.contains(a) {
+                        permit2.push(*a);
+                    }
+                }
+                _ => {}
+            }
+            if covered.len() > MAX_ENTRIES {
+                return Err(invalid(rule, format!("at most {MAX_ENTRIES} tokens")));
+            }
+            let mut any_cap = false;
+            for sym in covered {
+                let ti = tokens
+                    .iter()
+                    .position(|t| &t.symbol == sym)
+                    .ok_or_else(|| invalid(&rule, format!("unknown token `{sym}`: list it under tokens")))?;
+                if !approvals.caps.iter().any(|c| &c.token == sym) {
+                    return Err(invalid(
+                        &rule,
+                        format!(
+                            "{} has no approval cap (approvals.max): a permit for it could never be bounded",
+                            tokens[ti].symbol
+                        ),
+                    ));
+                }
+                any_cap = true;
+            }
+            if covered.is_empty() {
+                any_cap = !approvals.caps.is_empty();
+            }
+            if !any_cap {
+                return Err(invalid(
+                    rule,
+                    "no covered token has an approval cap (approvals.max): no permit could be signed",
+                ));
+            }
+            if approvals.spenders.is_empty() {
+                return Err(invalid(rule, "approvals.spenders is empty: no permit could be signed"));
+            }
+        }
+
+        // Message rules (R-SIGN-4).
+        for (i, m) in messages.iter().enumerate() {
+            let rule = format!("messages[{i}]");
+            match m {
+                MessageRule::Exact(t) | MessageRule::Prefix(t) => {
+                    if t.is_empty() {
+                        return Err(invalid(rule, "an empty text would allow every message"));
+                    }
+                    if t.len() > 4096 {
+                        return Err(invalid(rule, "text longer than 4096 bytes"));
+                    }
+                }
+                MessageRule::SiweDomain(d) => {
+                    if d.is_empty()
+                        || d.len() > 253
+                        || d.contains("://")
+                        || d.chars().any(|c| c.is_whitespace() || c == '/' || c.is_control())
+                    {
+                        return Err(invalid(rule, format!("`{d}` is not a domain (host[:port], no scheme or path)")));
+                    }
+                }
+            }
+        }
+
         Ok(CompiledPolicy {
             doc: doc.clone(),
             hash,
@@ -379,6 +541,7 @@ impl CompiledPolicy {
             limit_assets,
             stream_assets,
             approval_caps,
+            permit2,
         })
     }
 

@@ -62,6 +62,19 @@ pub struct Policy {
     /// Approval rules (R-APP-1, R-APP-3).
     #[serde(default)]
     pub approvals: ApprovalRules,
+    /// ERC-4337 user operations (R-SIGN-2): entry points, paymasters, factories, senders.
+    /// Omitted from the canonical encoding when empty, so older policies keep their hash.
+    #[serde(default, skip_serializing_if = "UserOpRules::is_empty")]
+    pub user_operations: UserOpRules,
+    /// EIP-712 typed data allowed by domain and primary type (R-SIGN-3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub typed_data: Vec<TypedDataRule>,
+    /// Bounded EIP-2612 and Permit2 permits (R-SIGN-3, R-APP-1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permits: Vec<PermitRule>,
+    /// EIP-191 personal messages (R-SIGN-4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<MessageRule>,
 }
 
 /// An ERC-20 token the policy knows.
@@ -248,6 +261,95 @@ pub struct ApprovalRules {
 pub struct ApprovalCap {
     pub token: String,
     pub max: U256,
+}
+
+/// ERC-4337 user operations. No entry point listed: no user operation is signed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserOpRules {
+    /// Entry points the session signs for (the hash binds the entry point and chain).
+    #[serde(default)]
+    pub entry_points: Vec<Address>,
+    /// Paymasters an operation may name; none listed: no paymaster.
+    #[serde(default)]
+    pub paymasters: Vec<Address>,
+    /// Account factories an operation may deploy through (initCode); none listed: none.
+    #[serde(default)]
+    pub factories: Vec<Address>,
+    /// Smart accounts (`sender`) the session signs for; empty: any sender.
+    #[serde(default)]
+    pub senders: Vec<Address>,
+}
+
+impl UserOpRules {
+    pub fn is_empty(&self) -> bool {
+        self.entry_points.is_empty()
+            && self.paymasters.is_empty()
+            && self.factories.is_empty()
+            && self.senders.is_empty()
+    }
+}
+
+/// One kind of EIP-712 typed data: every field given must match the request's domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypedDataRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifying_contract: Option<Address>,
+    pub primary_type: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PermitKind {
+    /// EIP-2612 `Permit` on the token contract itself.
+    Eip2612,
+    /// Uniswap Permit2: `PermitSingle`, `PermitBatch`, `PermitTransferFrom`, `PermitBatchTransferFrom`.
+    Permit2,
+}
+
+impl PermitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermitKind::Eip2612 => "eip2612",
+            PermitKind::Permit2 => "permit2",
+        }
+    }
+}
+
+/// Permits of one kind, bounded like approvals (`approvals.spenders`, `approvals.caps`)
+/// and counted against the token's spend caps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermitRule {
+    pub kind: PermitKind,
+    /// Token symbols covered; empty: every listed token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<String>,
+    /// Latest deadline / expiration allowed, seconds from now.
+    pub max_deadline: u64,
+    /// The Permit2 contract (kind permit2); absent: the canonical Permit2 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permit2: Option<Address>,
+}
+
+/// An allowed EIP-191 personal message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageRule {
+    /// Exactly this text.
+    Exact(String),
+    /// Text that starts with this (never a 32-byte message: that could be a hash).
+    Prefix(String),
+    /// A Sign-In with Ethereum (EIP-4361) message for this domain, for the session's own
+    /// address, on an allowed chain.
+    SiweDomain(String),
 }
 
 impl Policy {

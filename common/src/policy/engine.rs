@@ -11,6 +11,7 @@ use crate::error::{Denial, ErrorCode};
 use crate::period::{format_time, Period};
 use crate::tx::{Call, Gas};
 use crate::units::format_duration;
+use crate::userop::UserOperationRequest;
 use alloy_dyn_abi::DynSolValue;
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::{sol, SolCall};
@@ -53,7 +54,7 @@ pub struct Charges {
 }
 
 impl Charges {
-    fn add(&mut self, a: AssetRef, v: U256) {
+    pub(crate) fn add(&mut self, a: AssetRef, v: U256) {
         match a {
             AssetRef::Native => self.native = self.native.saturating_add(v),
             AssetRef::Token(i) => match self.tokens.iter_mut().find(|(t, _)| *t == i) {
@@ -120,11 +121,11 @@ pub fn check_time(p: &CompiledPolicy, now: u64) -> Result<(), Denial> {
     Ok(())
 }
 
-/// Decide whether `op` is allowed under `p` given what the session has done (`c`).
-pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<'_>) -> Result<Charges, Denial> {
+/// Checks every request must pass whatever it asks for: time bounds (first: an expired
+/// session is expired whatever it asks), quota and rate limits.
+pub fn check_session(p: &CompiledPolicy, c: &Counters, ctx: &Context) -> Result<(), Denial> {
     let doc = &p.doc;
     check_time(p, ctx.now)?;
-
     if let Some(q) = doc.quota {
         if c.uses >= q {
             return Err(Denial::rule(ErrorCode::QuotaExhausted, "quota", format!("{} of {q} signatures used", c.uses)));
@@ -140,13 +141,25 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
             ));
         }
     }
-    if !doc.chains.contains(&op.chain_id) {
+    Ok(())
+}
+
+/// The chain allowlist (R-POL-2).
+pub fn check_chain(p: &CompiledPolicy, chain_id: u64) -> Result<(), Denial> {
+    if !p.doc.chains.contains(&chain_id) {
         return Err(Denial::rule(
             ErrorCode::ChainNotAllowed,
             "chains",
-            format!("chain {} is not in {:?}", op.chain_id, doc.chains),
+            format!("chain {chain_id} is not in {:?}", p.doc.chains),
         ));
     }
+    Ok(())
+}
+
+/// Decide whether `op` is allowed under `p` given what the session has done (`c`).
+pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<'_>) -> Result<Charges, Denial> {
+    check_session(p, c, ctx)?;
+    check_chain(p, op.chain_id)?;
 
     let mut charges = Charges::default();
     if let Some(g) = &op.gas {
@@ -165,6 +178,62 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
     }
     check_spend(p, c, ctx, &charges)?;
     Ok(charges)
+}
+
+/// Decide an ERC-4337 v0.7 user operation (R-SIGN-2): entry point, sender, factory and
+/// paymaster on the policy's lists; the callData decoded into inner calls, each checked
+/// as a call and all charged together; the summed gas limits at `max_fee_per_gas` under
+/// the gas rules. Undecodable callData is denied.
+pub fn evaluate_user_op(
+    p: &CompiledPolicy,
+    c: &Counters,
+    ctx: &Context,
+    op: &UserOperationRequest,
+) -> Result<Charges, Denial> {
+    check_session(p, c, ctx)?;
+    check_chain(p, op.chain_id)?;
+    let u = &p.doc.user_operations;
+    if !u.entry_points.contains(&op.entry_point) {
+        return Err(Denial::rule(
+            ErrorCode::TargetNotAllowed,
+            "user_operations.entry_points",
+            if u.entry_points.is_empty() {
+                "the policy lists no entry point: it allows no user operation".to_string()
+            } else {
+                format!("entry point {} is not allowed", op.entry_point)
+            },
+        ));
+    }
+    if !u.senders.is_empty() && !u.senders.contains(&op.sender) {
+        return Err(Denial::rule(
+            ErrorCode::TargetNotAllowed,
+            "user_operations.senders",
+            format!("account {} is not an allowed sender", op.sender),
+        ));
+    }
+    if let Some(f) = op.factory_address()? {
+        if !u.factories.contains(&f) {
+            return Err(Denial::rule(
+                ErrorCode::TargetNotAllowed,
+                "user_operations.factories",
+                format!("the operation deploys its account through factory {f}, which is not allowed"),
+            ));
+        }
+    }
+    if let Some(pm) = op.paymaster {
+        if !u.paymasters.contains(&pm) {
+            return Err(Denial::rule(
+                ErrorCode::TargetNotAllowed,
+                "user_operations.paymasters",
+                format!("paymaster {pm} is not allowed"),
+            ));
+        }
+    }
+    // Packing errors (init code, paymaster fields) are malformed before any rule.
+    op.hash()?;
+    let gas = op.gas()?;
+    let calls = op.calls()?;
+    evaluate(p, c, ctx, &Operation { chain_id: op.chain_id, calls: &calls, gas: Some(gas) })
 }
 
 fn check_gas(p: &CompiledPolicy, c: &Counters, ctx: &Context, g: &Gas, charges: &mut Charges) -> Result<(), Denial> {
@@ -349,7 +418,7 @@ fn check_recipient(p: &CompiledPolicy, ctx: &Context, rcpt: Address) -> Result<(
 }
 
 /// R-APP-1 / R-APP-3: no unlimited approvals, only listed spenders, at most the cap.
-fn check_approval(
+pub(crate) fn check_approval(
     p: &CompiledPolicy,
     token_addr: Address,
     token: Option<usize>,
@@ -404,7 +473,7 @@ fn check_approval(
     Ok(())
 }
 
-fn check_spend(p: &CompiledPolicy, c: &Counters, ctx: &Context, charges: &Charges) -> Result<(), Denial> {
+pub(crate) fn check_spend(p: &CompiledPolicy, c: &Counters, ctx: &Context, charges: &Charges) -> Result<(), Denial> {
     for (i, l) in p.doc.limits.iter().enumerate() {
         let a = p.limit_assets[i];
         let ask = charges.of(a);

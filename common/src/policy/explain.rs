@@ -147,5 +147,86 @@ pub fn explain(p: &CompiledPolicy) -> String {
                 writeln!(s, "approvals.caps[{i}]: at most {} per approval", p.fmt_amount(AssetRef::Token(t), c.max));
         }
     }
+
+    // User operations (R-SIGN-2).
+    let u = &d.user_operations;
+    if u.entry_points.is_empty() {
+        let _ = writeln!(s, "user_operations: none (no entry point is listed)");
+    } else {
+        let list = |v: &[alloy_primitives::Address]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            s,
+            "user_operations.entry_points: ERC-4337 v0.7 user operations for {}; each inner call of the account's execute/executeBatch must pass the call rules above, all charged together; other callData is denied",
+            list(&u.entry_points)
+        );
+        if u.senders.is_empty() {
+            let _ = writeln!(s, "user_operations.senders: any smart account");
+        } else {
+            let _ = writeln!(s, "user_operations.senders: only {}", list(&u.senders));
+        }
+        if u.paymasters.is_empty() {
+            let _ = writeln!(s, "user_operations.paymasters: none (an operation naming a paymaster is denied)");
+        } else {
+            let _ = writeln!(s, "user_operations.paymasters: {}", list(&u.paymasters));
+        }
+        if u.factories.is_empty() {
+            let _ = writeln!(s, "user_operations.factories: none (an operation that deploys its account is denied)");
+        } else {
+            let _ = writeln!(s, "user_operations.factories: {}", list(&u.factories));
+        }
+    }
+
+    // Typed data and permits (R-SIGN-3).
+    let _ = writeln!(
+        s,
+        "typed data: Bridle owner envelopes and EIP-7702 authorizations are never signed; anything not allowed below is denied"
+    );
+    for (i, r) in d.typed_data.iter().enumerate() {
+        let mut parts = vec![];
+        if let Some(n) = &r.name {
+            parts.push(format!("name {n:?}"));
+        }
+        if let Some(v) = &r.version {
+            parts.push(format!("version {v:?}"));
+        }
+        if let Some(c) = r.chain_id {
+            parts.push(format!("chainId {c}"));
+        }
+        if let Some(a) = r.verifying_contract {
+            parts.push(format!("verifyingContract {a}"));
+        }
+        let _ = writeln!(s, "typed_data[{i}]: may sign `{}` in the domain with {}", r.primary_type, parts.join(", "));
+    }
+    for (i, r) in d.permits.iter().enumerate() {
+        let tokens = if r.tokens.is_empty() { "any listed token".to_string() } else { r.tokens.join(", ") };
+        let what = match r.kind {
+            super::doc::PermitKind::Eip2612 => "EIP-2612 Permit (owner must be the session)".to_string(),
+            super::doc::PermitKind::Permit2 => format!(
+                "Permit2 PermitSingle/PermitBatch/PermitTransferFrom/PermitBatchTransferFrom at {}",
+                r.permit2.unwrap_or(crate::typed::PERMIT2)
+            ),
+        };
+        let _ = writeln!(
+            s,
+            "permits[{i}]: may sign {what} for {tokens}: spender in approvals.spenders, amount within approvals.caps and counted against the token's spend caps, deadline at most {} from now; unlimited amounts denied",
+            format_duration(r.max_deadline)
+        );
+    }
+    // Messages (R-SIGN-4).
+    if d.messages.is_empty() {
+        let _ = writeln!(s, "messages: none (no personal message can be signed)");
+    }
+    for (i, m) in d.messages.iter().enumerate() {
+        let _ = match m {
+            super::doc::MessageRule::Exact(t) => writeln!(s, "messages[{i}]: may sign exactly {t:?}"),
+            super::doc::MessageRule::Prefix(t) => {
+                writeln!(s, "messages[{i}]: may sign a message starting with {t:?} (never a 32-byte one)")
+            }
+            super::doc::MessageRule::SiweDomain(dom) => writeln!(
+                s,
+                "messages[{i}]: may sign a Sign-In with Ethereum message for {dom}, as the session's address, on an allowed chain"
+            ),
+        };
+    }
     s
 }

@@ -42,6 +42,60 @@ pub struct PolicyFile {
     pub gas: GasSpec,
     #[serde(default)]
     pub approvals: ApprovalSpec,
+    #[serde(default)]
+    pub user_operations: UserOpSpec,
+    #[serde(default)]
+    pub typed_data: Vec<TypedDataSpec>,
+    #[serde(default)]
+    pub permits: Vec<PermitSpec>,
+    #[serde(default)]
+    pub messages: Vec<MessageSpec>,
+}
+
+/// `[user_operations]`: addresses; an entry point may be written "v0.7" for the canonical
+/// EntryPoint v0.7.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserOpSpec {
+    #[serde(default)]
+    pub entry_points: Vec<String>,
+    #[serde(default)]
+    pub paymasters: Vec<String>,
+    #[serde(default)]
+    pub factories: Vec<String>,
+    #[serde(default)]
+    pub senders: Vec<String>,
+}
+
+/// `[[typed_data]]`: domain fields to match, and the primary type.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypedDataSpec {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub chain_id: Option<u64>,
+    pub verifying_contract: Option<String>,
+    pub primary_type: String,
+}
+
+/// `[[permits]]`: kind = "eip2612" | "permit2", tokens, max_deadline = "1h", permit2.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermitSpec {
+    pub kind: String,
+    #[serde(default)]
+    pub tokens: Vec<String>,
+    pub max_deadline: String,
+    pub permit2: Option<String>,
+}
+
+/// `[[messages]]`: exactly one of exact, prefix, siwe_domain.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSpec {
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub siwe_domain: Option<String>,
 }
 
 fn one() -> u32 {
@@ -346,6 +400,58 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         caps,
     };
 
+    let addrs = |v: &[String], rule: &str| -> Result<Vec<Address>, Denial> {
+        v.iter()
+            .map(|a| match a.trim() {
+                "v0.7" | "entrypoint-v0.7" => Ok(crate::userop::ENTRY_POINT_V07),
+                a => parse_address(a, rule),
+            })
+            .collect()
+    };
+    let user_operations = UserOpRules {
+        entry_points: addrs(&f.user_operations.entry_points, "user_operations.entry_points")?,
+        paymasters: addrs(&f.user_operations.paymasters, "user_operations.paymasters")?,
+        factories: addrs(&f.user_operations.factories, "user_operations.factories")?,
+        senders: addrs(&f.user_operations.senders, "user_operations.senders")?,
+    };
+    let mut typed_data = Vec::new();
+    for (i, t) in f.typed_data.iter().enumerate() {
+        let rule = format!("typed_data[{i}]");
+        typed_data.push(TypedDataRule {
+            name: t.name.clone(),
+            version: t.version.clone(),
+            chain_id: t.chain_id,
+            verifying_contract: t.verifying_contract.as_deref().map(|a| parse_address(a, &rule)).transpose()?,
+            primary_type: t.primary_type.trim().to_string(),
+        });
+    }
+    let mut permits = Vec::new();
+    for (i, pspec) in f.permits.iter().enumerate() {
+        let rule = format!("permits[{i}]");
+        let kind = match pspec.kind.trim().to_ascii_lowercase().as_str() {
+            "eip2612" | "eip-2612" | "erc2612" | "permit" => PermitKind::Eip2612,
+            "permit2" => PermitKind::Permit2,
+            k => return Err(err(&rule, format!("permit kind `{k}` is not eip2612 or permit2"))),
+        };
+        let max_deadline = parse_duration(&pspec.max_deadline).map_err(|e| err(&rule, e.to_string()))?;
+        permits.push(PermitRule {
+            kind,
+            tokens: pspec.tokens.iter().map(|t| t.trim().to_string()).collect(),
+            max_deadline,
+            permit2: pspec.permit2.as_deref().map(|a| parse_address(a, &rule)).transpose()?,
+        });
+    }
+    let mut messages = Vec::new();
+    for (i, m) in f.messages.iter().enumerate() {
+        let rule = format!("messages[{i}]");
+        messages.push(match (&m.exact, &m.prefix, &m.siwe_domain) {
+            (Some(t), None, None) => MessageRule::Exact(t.clone()),
+            (None, Some(t), None) => MessageRule::Prefix(t.clone()),
+            (None, None, Some(d)) => MessageRule::SiweDomain(d.trim().to_string()),
+            _ => return Err(err(rule, "give exactly one of exact, prefix or siwe_domain")),
+        });
+    }
+
     Ok(Policy {
         version: f.version,
         name: f.name,
@@ -363,6 +469,10 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         rate_limits,
         gas,
         approvals,
+        user_operations,
+        typed_data,
+        permits,
+        messages,
     })
 }
 

@@ -5,11 +5,15 @@ pub mod doc;
 pub mod engine;
 pub mod explain;
 pub mod file;
+pub mod offchain;
+#[cfg(test)]
+mod signing_tests;
 pub mod state;
 #[cfg(test)]
 mod tests;
 
 pub use compile::CompiledPolicy;
 pub use doc::Policy;
-pub use engine::{evaluate, Charges, Context, Operation};
+pub use engine::{evaluate, evaluate_user_op, Charges, Context, Operation};
+pub use offchain::{evaluate_message, evaluate_typed_data};
 pub use state::Counters;

@@ -265,7 +265,7 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
                         raw_transaction: Some(raw),
                     }))
                 }
-                SignPayload::TypedData(_) => {
+                SignPayload::TypedData(_) | SignPayload::UserOperation(_) => {
                     Err(Denial::new(ErrorCode::Unsupported, "typed data signing is not implemented yet"))
                 }
                 SignPayload::Message(m) if m.starts_with(b"deny") => Err(Denial::rule(
@@ -342,6 +342,10 @@ pub fn policy(name: &str) -> Policy {
         rate_limits: vec![],
         gas: GasRules::default(),
         approvals: ApprovalRules::default(),
+        user_operations: Default::default(),
+        typed_data: vec![],
+        permits: vec![],
+        messages: vec![],
     }
 }
 

@@ -1,0 +1,487 @@
+//! Import of ERC-7715 permission requests (`wallet_grantPermissions`): map what maps onto a
+//! Bridle policy file (TOML), and say plainly what does not.
+//!
+//! Accepted input: the JSON-RPC request itself, its `params` array, or one permission
+//! request object. A request carries `chainId`, `expiry`, an optional `address` (the
+//! granting account), a `signer` / `to` (the session key's account) and either
+//! `permissions: [{type, data}]` (the ERC) or `permission: {type, data}` (MetaMask's Smart
+//! Accounts Kit). Mapped permission types:
+//!
+//! | ERC-7715 type                    | Bridle                                                        |
+//! |----------------------------------|---------------------------------------------------------------|
+//! | native-token-periodic            | `[[limits]]` in ETH per period, native transfers to any target |
+//! | native-token-stream              | `[[streams]]` in ETH (initial, per second, max)                |
+//! | native-token-allowance           | `[[limits]]` in ETH per session                                |
+//! | native-token-recurring-allowance | as native-token-periodic (Coinbase's name)                     |
+//! | erc20-token-periodic / -stream / -allowance / -recurring-allowance | the same for the token, `transfer` allowed on it |
+//! | rate-limit                       | `[[rate_limits]]`                                              |
+//!
+//! Bridle periods are minute, hour, day, week, month and session; a period that is none of
+//! these is rounded **up** to the next (a stricter cap), and the report says so.
+
+use crate::period::format_time;
+use crate::units::format_decimal;
+use alloy_primitives::{Address, U256};
+use serde_json::Value;
+use std::fmt::Write;
+use std::str::FromStr;
+
+/// Known decimals and symbol for a token address (`--token SYMBOL=ADDRESS:DECIMALS`).
+#[derive(Debug, Clone)]
+pub struct KnownToken {
+    pub symbol: String,
+    pub address: Address,
+    pub decimals: u8,
+}
+
+/// The mapped policy and what could not be mapped.
+#[derive(Debug, Clone)]
+pub struct Mapped {
+    pub toml: String,
+    /// One line each: what was not mapped, or mapped only approximately.
+    pub notes: Vec<String>,
+}
+
+struct TokenOut {
+    symbol: String,
+    address: Address,
+    decimals: u8,
+    known: bool,
+}
+
+#[derive(Default)]
+struct Out {
+    chains: Vec<u64>,
+    expiry: Option<u64>,
+    start: Option<u64>,
+    tokens: Vec<TokenOut>,
+    native_calls: bool,
+    token_calls: Vec<String>,
+    max_value_per_call: U256,
+    limits: Vec<(String, String, String)>,  // (max, per, comment)
+    streams: Vec<(String, String, String)>, // (initial, rate, max)
+    rate_limits: Vec<(u64, u64)>,
+    notes: Vec<String>,
+}
+
+fn uint(v: &Value) -> Option<U256> {
+    match v {
+        Value::Number(n) => n.as_u64().map(U256::from),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                if h.is_empty() {
+                    return Some(U256::ZERO);
+                }
+                U256::from_str_radix(h, 16).ok()
+            } else {
+                U256::from_str_radix(s.trim_end_matches('n'), 10).ok()
+            }
+        }
+        _ => None,
+    }
+}
+
+fn u64_of(v: &Value) -> Option<u64> {
+    uint(v).and_then(|u| u64::try_from(u).ok())
+}
+
+/// The Bridle period for a period length in seconds, rounded up; `exact` says whether it
+/// is the same length.
+fn period_for(secs: u64) -> (&'static str, bool) {
+    match secs {
+        0..=60 => ("minute", secs == 60),
+        61..=3600 => ("hour", secs == 3600),
+        3601..=86_400 => ("day", secs == 86_400),
+        86_401..=604_800 => ("week", secs == 604_800),
+        604_801..=2_678_400 => ("month", false),
+        _ => ("session", false),
+    }
+}
+
+impl Out {
+    fn native(&self, v: U256) -> String {
+        format!("{} ETH", format_decimal(v, 18))
+    }
+
+    fn token_amount(&self, sym: &str, v: U256) -> String {
+        let d = self.tokens.iter().find(|t| t.symbol == sym).map(|t| t.decimals).unwrap_or(0);
+        format!("{} {sym}", format_decimal(v, d))
+    }
+
+    fn token(&mut self, addr: Address, known: &[KnownToken]) -> String {
+        if let Some(t) = self.tokens.iter().find(|t| t.address == addr) {
+            return t.symbol.clone();
+        }
+        let (symbol, decimals, is_known) = match known.iter().find(|k| k.address == addr) {
+            Some(k) => (k.symbol.clone(), k.decimals, true),
+            None => (format!("TOKEN{}", self.tokens.len() + 1), 0, false),
+        };
+        if !is_known {
+            self.notes.push(format!(
+                "token {addr}: symbol and decimals unknown; listed as {symbol} with 0 decimals (amounts in base units) — pass --token SYMBOL={addr}:DECIMALS to name it"
+            ));
+        }
+        self.tokens.push(TokenOut { symbol: symbol.clone(), address: addr, decimals, known: is_known });
+        symbol
+    }
+
+    fn amount(&self, asset: &Option<String>, v: U256) -> String {
+        match asset {
+            None => self.native(v),
+            Some(sym) => self.token_amount(sym, v),
+        }
+    }
+
+    fn permission(&mut self, label: &str, p: &Value, known: &[KnownToken], now: u64) {
+        let ty = p.get("type").and_then(|t| t.as_str().or_else(|| t.get("name").and_then(Value::as_str)));
+        let Some(ty) = ty else {
+            self.notes.push(format!("{label}: no type; not mapped"));
+            return;
+        };
+        let data = p.get("data").cloned().unwrap_or(Value::Null);
+        let get = |k: &str| data.get(k).filter(|v| !v.is_null());
+        let (native, kind) = match ty {
+            "native-token-periodic" | "native-token-recurring-allowance" => (true, "periodic"),
+            "native-token-stream" => (true, "stream"),
+            "native-token-allowance" => (true, "allowance"),
+            "erc20-token-periodic" | "erc20-recurring-allowance" | "erc20-token-recurring-allowance" => {
+                (false, "periodic")
+            }
+            "erc20-token-stream" => (false, "stream"),
+            "erc20-token-allowance" => (false, "allowance"),
+            "rate-limit" => {
+                match (get("count").and_then(u64_of), get("interval").and_then(u64_of)) {
+                    (Some(c), Some(w)) if c > 0 && w > 0 => self.rate_limits.push((c, w)),
+                    _ => self.notes.push(format!("{label} rate-limit: needs count and interval; not mapped")),
+                }
+                return;
+            }
+            other => {
+                self.notes.push(format!(
+                    "{label} type `{other}` has no Bridle equivalent; not mapped (write calls rules by hand)"
+                ));
+                return;
+            }
+        };
+        let asset = if native {
+            None
+        } else {
+            let Some(addr) = get("tokenAddress")
+                .or_else(|| get("address"))
+                .and_then(Value::as_str)
+                .and_then(|a| Address::from_str(a.trim()).ok())
+            else {
+                self.notes.push(format!("{label} {ty}: no tokenAddress; not mapped"));
+                return;
+            };
+            Some(self.token(addr, known))
+        };
+        if let Some(st) = get("startTime").or_else(|| get("start")).and_then(u64_of) {
+            if st > now {
+                self.start = Some(self.start.map_or(st, |s| s.max(st)));
+                self.notes.push(format!(
+                    "{label} startTime {}: mapped to valid_after (Bridle periods count from the session's start)",
+                    format_time(st)
+                ));
+            }
+        }
+        if let Some(j) = get("justification").and_then(Value::as_str) {
+            self.notes.push(format!("{label} justification (kept as a comment only): {j}"));
+        }
+        #[allow(clippy::needless_late_init)]
+        let bound;
+        match kind {
+            "periodic" => {
+                let amount = get("periodAmount").or_else(|| get("allowance")).and_then(uint);
+                let secs = get("periodDuration").or_else(|| get("period")).and_then(u64_of);
+                let (Some(amount), Some(secs)) = (amount, secs) else {
+                    self.notes.push(format!("{label} {ty}: needs periodAmount and periodDuration; not mapped"));
+                    return;
+                };
+                let (per, exact) = period_for(secs);
+                if !exact {
+                    self.notes.push(format!(
+                        "{label} {ty}: a period of {secs} s is not a Bridle period; mapped to per {per} (stricter)"
+                    ));
+                }
+                self.limits.push((self.amount(&asset, amount), per.to_string(), format!("{label} {ty}")));
+                bound = amount;
+            }
+            "allowance" => {
+                let Some(amount) = get("allowanceAmount").or_else(|| get("allowance")).and_then(uint) else {
+                    self.notes.push(format!("{label} {ty}: needs allowanceAmount; not mapped"));
+                    return;
+                };
+                self.limits.push((self.amount(&asset, amount), "session".into(), format!("{label} {ty}")));
+                bound = amount;
+            }
+            _ => {
+                let initial = get("initialAmount").and_then(uint).unwrap_or(U256::ZERO);
+                let Some(rate) = get("amountPerSecond").and_then(uint) else {
+                    self.notes.push(format!("{label} {ty}: needs amountPerSecond; not mapped"));
+                    return;
+                };
+                let max = match get("maxAmount").and_then(uint) {
+                    Some(m) if m < U256::MAX => m,
+                    _ => {
+                        let start = self.start.unwrap_or(now).max(now);
+                        let span = self.expiry.unwrap_or(start + 86_400).saturating_sub(start);
+                        let m = initial.saturating_add(rate.saturating_mul(U256::from(span)));
+                        self.notes.push(format!(
+                            "{label} {ty}: no maxAmount; mapped to what the stream can accrue before expiry ({})",
+                            self.amount(&asset, m)
+                        ));
+                        m
+                    }
+                };
+                let initial = initial.min(max);
+                self.streams.push((self.amount(&asset, initial), self.amount(&asset, rate), self.amount(&asset, max)));
+                bound = max;
+            }
+        }
+        match &asset {
+            None => {
+                self.native_calls = true;
+                self.max_value_per_call = self.max_value_per_call.max(bound);
+            }
+            Some(sym) => {
+                if !self.token_calls.contains(sym) {
+                    self.token_calls.push(sym.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Map an ERC-7715 request (JSON text) at time `now`.
+pub fn map(json: &str, known: &[KnownToken], now: u64) -> Result<Mapped, String> {
+    let v: Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+    let v = match v.get("params") {
+        Some(p) if v.get("method").is_some() => {
+            if v.get("method").and_then(Value::as_str) != Some("wallet_grantPermissions") {
+                return Err("the JSON-RPC method is not wallet_grantPermissions".into());
+            }
+            p.clone()
+        }
+        _ => v,
+    };
+    let requests: Vec<Value> = match v {
+        Value::Array(a) => a,
+        o @ Value::Object(_) => vec![o],
+        _ => return Err("expected a permission request object or an array of them".into()),
+    };
+    if requests.is_empty() {
+        return Err("no permission request".into());
+    }
+    let mut out = Out::default();
+    // Expiry first: streams without maxAmount are bounded by it.
+    for (r, req) in requests.iter().enumerate() {
+        match req.get("expiry").and_then(u64_of) {
+            Some(e) => out.expiry = Some(out.expiry.map_or(e, |x| x.min(e))),
+            None => out.notes.push(format!("request[{r}]: no expiry; the policy lasts 24 h from the grant")),
+        }
+    }
+    for (r, req) in requests.iter().enumerate() {
+        match req.get("chainId").and_then(u64_of) {
+            Some(c) if !out.chains.contains(&c) => out.chains.push(c),
+            Some(_) => {}
+            None => out.notes.push(format!("request[{r}]: no chainId; not mapped")),
+        }
+        if let Some(a) = req.get("address").and_then(Value::as_str) {
+            out.notes.push(format!(
+                "request[{r}] address {a} (the granting account): not a policy field; with user operations, list it under user_operations.senders"
+            ));
+        }
+        let signer = req
+            .get("signer")
+            .and_then(|s| s.get("data"))
+            .and_then(|d| d.get("address").or_else(|| d.get("id")))
+            .or_else(|| req.get("to"))
+            .and_then(Value::as_str);
+        if let Some(s) = signer {
+            out.notes.push(format!(
+                "request[{r}] signer {s}: not mapped — Bridle generates the session key inside the enclave; grant the session to the agent instead"
+            ));
+        }
+        if req.get("isAdjustmentAllowed").is_some() {
+            out.notes.push(format!("request[{r}] isAdjustmentAllowed: not mapped (edit the file to adjust)"));
+        }
+        if let Some(rules) = req.get("rules").and_then(Value::as_array) {
+            for (k, rule) in rules.iter().enumerate() {
+                let t = rule.get("type").and_then(Value::as_str).unwrap_or("?");
+                if t == "expiry" {
+                    if let Some(ts) = rule.get("data").and_then(|d| d.get("timestamp")).and_then(u64_of) {
+                        out.expiry = Some(out.expiry.map_or(ts, |x| x.min(ts)));
+                        continue;
+                    }
+                }
+                out.notes.push(format!("request[{r}].rules[{k}] type `{t}`: not mapped"));
+            }
+        }
+        let perms: Vec<Value> = match (req.get("permissions"), req.get("permission")) {
+            (Some(Value::Array(a)), _) => a.clone(),
+            (_, Some(p)) => vec![p.clone()],
+            _ => {
+                out.notes.push(format!("request[{r}]: no permissions; not mapped"));
+                vec![]
+            }
+        };
+        for (k, p) in perms.iter().enumerate() {
+            let label =
+                if requests.len() > 1 { format!("request[{r}].permissions[{k}]") } else { format!("permissions[{k}]") };
+            out.permission(&label, p, known, now);
+        }
+    }
+    if out.chains.is_empty() {
+        return Err("no chainId in any request: a Bridle policy needs its chains".into());
+    }
+    if !out.native_calls && out.token_calls.is_empty() {
+        out.notes.push("no spending permission was mapped: the policy allows no call".into());
+    }
+
+    let mut s = String::new();
+    let _ = writeln!(s, "# Bridle policy mapped from an ERC-7715 wallet_grantPermissions request");
+    let _ = writeln!(s, "# by `bridle policy from-erc7715`. Review it (bridle policy explain FILE) before granting.");
+    let _ = writeln!(s, "name = \"erc7715\"");
+    let _ = writeln!(s, "chains = {:?}", out.chains);
+    let start = out.start.unwrap_or(now).max(now);
+    if let Some(st) = out.start {
+        let _ = writeln!(s, "valid_after = {st} # {}", format_time(st));
+    }
+    match out.expiry {
+        Some(e) if e > start => {
+            let _ = writeln!(s, "valid_until = {e} # {}", format_time(e));
+            if e - start > crate::policy::doc::DEFAULT_MAX_DURATION {
+                let _ = writeln!(s, "max_duration = \"{}s\" # the request asks for more than 24 h", e - start);
+                out.notes.push(format!(
+                    "the request lasts {} s, longer than Bridle's 24 h default: max_duration is set to allow it",
+                    e - start
+                ));
+            }
+        }
+        Some(e) => return Err(format!("expiry {} is not after the start {}", format_time(e), format_time(start))),
+        None => {
+            let _ = writeln!(s, "valid_for = \"24h\"");
+        }
+    }
+    if out.native_calls {
+        let _ = writeln!(s, "max_value_per_call = \"{}\"", out.native(out.max_value_per_call));
+    }
+    if !out.tokens.is_empty() {
+        let _ = writeln!(s, "\n[tokens]");
+        for t in &out.tokens {
+            let note = if t.known { "" } else { " # symbol and decimals unknown: amounts are base units" };
+            let _ = writeln!(s, "{} = {{ address = \"{}\", decimals = {} }}{note}", t.symbol, t.address, t.decimals);
+        }
+    }
+    if out.native_calls {
+        let _ = writeln!(s, "\n# Native-token permissions: plain transfers to any address.");
+        let _ = writeln!(s, "[[calls]]\ntarget = \"*\"\nfunctions = [\"receive()\"]");
+    }
+    for sym in &out.token_calls {
+        let _ = writeln!(s, "\n[[calls]]\ntarget = \"{sym}\"\nfunctions = [\"transfer(address,uint256)\"]");
+    }
+    for (max, per, what) in &out.limits {
+        let _ = writeln!(s, "\n[[limits]] # {what}\nmax = \"{max}\"\nper = \"{per}\"");
+    }
+    for (initial, rate, max) in &out.streams {
+        let _ =
+            writeln!(s, "\n[[streams]]\ninitial = \"{initial}\"\nrate = \"{rate}\"\nevery = \"1s\"\nmax = \"{max}\"");
+    }
+    for (max, window) in &out.rate_limits {
+        let _ = writeln!(s, "\n[[rate_limits]]\nmax = {max}\nwindow = \"{window}s\"");
+    }
+    Ok(Mapped { toml: s, notes: out.notes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::file::resolve_text;
+    use crate::policy::CompiledPolicy;
+    use serde_json::json;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn compile(m: &Mapped) -> CompiledPolicy {
+        let doc = resolve_text(&m.toml, NOW).unwrap_or_else(|d| panic!("{d}\n{}", m.toml));
+        CompiledPolicy::compile(doc).unwrap_or_else(|d| panic!("{d}\n{}", m.toml))
+    }
+
+    #[test]
+    fn metamask_native_stream_and_erc20_periodic() {
+        let usdc = "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238";
+        let req = json!([
+            {
+                "chainId": "0xaa36a7",
+                "expiry": NOW + 7 * 86_400,
+                "signer": {"type": "account", "data": {"address": "0x1111111111111111111111111111111111111111"}},
+                "permission": {"type": "native-token-stream", "data": {
+                    "initialAmount": "0x1", "amountPerSecond": "0x1", "maxAmount": "0xa", "startTime": NOW,
+                    "justification": "Payment for a week long subscription"
+                }}
+            },
+            {
+                "chainId": 11155111,
+                "expiry": NOW + 86_400,
+                "permission": {"type": "erc20-token-periodic", "data": {
+                    "tokenAddress": usdc, "periodAmount": "10000000", "periodDuration": 86400
+                }}
+            }
+        ]);
+        let known = [KnownToken { symbol: "USDC".into(), address: usdc.parse().unwrap(), decimals: 6 }];
+        let m = map(&req.to_string(), &known, NOW).unwrap();
+        let p = compile(&m);
+        assert_eq!(p.doc.chains, vec![11155111]);
+        assert_eq!(p.doc.valid_until, Some(NOW + 86_400)); // the earliest expiry
+        assert_eq!(p.doc.streams.len(), 1);
+        assert_eq!(p.doc.streams[0].max, U256::from(10));
+        assert_eq!(p.doc.streams[0].rate, U256::from(1));
+        assert_eq!(p.doc.limits.len(), 1);
+        assert_eq!(p.doc.limits[0].max, U256::from(10_000_000u64));
+        assert_eq!(p.doc.limits[0].period, crate::period::Period::Day);
+        assert_eq!(p.doc.max_value_per_call, Some(U256::from(10)));
+        assert!(m.notes.iter().any(|n| n.contains("signer")), "{:?}", m.notes);
+    }
+
+    #[test]
+    fn erc_shape_allowance_odd_period_and_unmappable() {
+        let req = json!({
+            "method": "wallet_grantPermissions",
+            "params": [{
+                "chainId": "0x1",
+                "expiry": NOW + 3 * 86_400,
+                "address": "0x2222222222222222222222222222222222222222",
+                "signer": {"type": "keys", "data": {"keys": []}},
+                "permissions": [
+                    {"type": "native-token-allowance", "data": {"allowanceAmount": "1000000000000000000"}},
+                    {"type": "native-token-periodic", "data": {"periodAmount": "0x2386f26fc10000", "periodDuration": 7200}},
+                    {"type": "erc20-token-stream", "data": {"tokenAddress": "0x3333333333333333333333333333333333333333", "amountPerSecond": "5"}},
+                    {"type": "contract-call", "data": {"address": "0x4444444444444444444444444444444444444444"}},
+                    {"type": "rate-limit", "data": {"count": 10, "interval": 3600}}
+                ]
+            }]
+        });
+        let m = map(&req.to_string(), &[], NOW).unwrap();
+        let p = compile(&m);
+        assert_eq!(p.doc.chains, vec![1]);
+        assert_eq!(p.doc.max_duration, Some(3 * 86_400));
+        assert_eq!(p.doc.limits[0].period, crate::period::Period::Session);
+        assert_eq!(p.doc.limits[1].period, crate::period::Period::Day); // 2 h rounded up
+        assert_eq!(p.doc.streams[0].max, U256::from(5u64 * 3 * 86_400));
+        assert_eq!(p.doc.rate_limits[0].max, 10);
+        let all = m.notes.join("\n");
+        for want in ["contract-call", "7200 s", "TOKEN1", "address 0x2222", "maxAmount"] {
+            assert!(all.contains(want), "missing note {want}:\n{all}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_a_policy() {
+        assert!(map("not json", &[], NOW).is_err());
+        assert!(map("[]", &[], NOW).is_err());
+        assert!(map(&json!([{"expiry": NOW + 10}]).to_string(), &[], NOW).is_err());
+        assert!(map(&json!([{"chainId": 1, "expiry": NOW - 10}]).to_string(), &[], NOW).is_err());
+    }
+}

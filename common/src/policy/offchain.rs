@@ -1,0 +1,319 @@
+//! Decisions for what is signed off chain: EIP-712 typed data (R-SIGN-3) and EIP-191
+//! personal messages (R-SIGN-4). Deny by default, like everything else: typed data needs
+//! a matching `typed_data` rule or is a bounded permit under a `permits` rule; a message
+//! needs a matching `messages` rule.
+
+use super::compile::{AssetRef, CompiledPolicy};
+use super::doc::{MessageRule, PermitKind, PermitRule};
+use super::engine::{check_approval, check_chain, check_session, check_spend, Charges, Context};
+use super::state::Counters;
+use crate::error::{Denial, ErrorCode};
+use crate::period::format_time;
+use crate::typed::{classify, u160_max, ParsedTypedData, PermitMsg, TypedClass};
+use crate::units::format_duration;
+use alloy_primitives::{Address, U256};
+use std::str::FromStr;
+
+/// Longest personal message the enclave signs.
+pub const MAX_MESSAGE: usize = 16 * 1024;
+
+fn not_allowed(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
+    Denial::rule(ErrorCode::TypedDataNotAllowed, rule, reason)
+}
+
+/// Decide EIP-712 typed data.
+pub fn evaluate_typed_data(
+    p: &CompiledPolicy,
+    c: &Counters,
+    ctx: &Context,
+    td: &ParsedTypedData,
+) -> Result<Charges, Denial> {
+    check_session(p, c, ctx)?;
+    let dom = &td.data.domain;
+    // A domain chain id, when present, must be an allowed chain.
+    let chain = match dom.chain_id {
+        None => None,
+        Some(id) => {
+            let id = u64::try_from(id).map_err(|_| {
+                Denial::rule(ErrorCode::ChainNotAllowed, "chains", format!("domain chainId {id} is not a chain"))
+            })?;
+            check_chain(p, id)?;
+            Some(id)
+        }
+    };
+    match classify(td, &p.permit2) {
+        TypedClass::Refused(d) => Err(d),
+        TypedClass::Generic => {
+            let pt = td.data.primary_type.as_str();
+            let hit = p.doc.typed_data.iter().position(|r| {
+                r.primary_type == pt
+                    && r.name.as_deref().is_none_or(|n| dom.name.as_deref() == Some(n))
+                    && r.version.as_deref().is_none_or(|v| dom.version.as_deref() == Some(v))
+                    && r.chain_id.is_none_or(|id| chain == Some(id))
+                    && r.verifying_contract.is_none_or(|a| dom.verifying_contract == Some(a))
+            });
+            match hit {
+                Some(_) => Ok(Charges::default()),
+                None => Err(not_allowed(
+                    "typed_data",
+                    format!(
+                        "no typed_data rule allows `{pt}` in domain {{name: {}, version: {}, chainId: {}, verifyingContract: {}}}",
+                        dom.name.as_deref().map(|n| format!("{n:?}")).unwrap_or_else(|| "-".into()),
+                        dom.version.as_deref().map(|n| format!("{n:?}")).unwrap_or_else(|| "-".into()),
+                        chain.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                        dom.verifying_contract.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+                    ),
+                )),
+            }
+        }
+        TypedClass::Permit(m) => {
+            let Some(chain) = chain else {
+                return Err(not_allowed("permits", "a permit domain without chainId could be replayed on any chain"));
+            };
+            let mut charges = Charges::default();
+            check_permit(p, ctx, chain, td, &m, &mut charges)?;
+            check_spend(p, c, ctx, &charges)?;
+            Ok(charges)
+        }
+    }
+}
+
+/// The rule index and rule covering `kind` for the token at `token` (and, for Permit2,
+/// the Permit2 contract `vc`).
+fn permit_rule(
+    p: &CompiledPolicy,
+    kind: PermitKind,
+    vc: Address,
+    token: Option<usize>,
+) -> Result<(usize, &PermitRule), Denial> {
+    let of_kind = p
+        .doc
+        .permits
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind == kind)
+        .filter(|(_, r)| kind != PermitKind::Permit2 || r.permit2.unwrap_or(crate::typed::PERMIT2) == vc);
+    let mut any = false;
+    for (i, r) in of_kind {
+        any = true;
+        let covers = match token {
+            Some(t) => r.tokens.is_empty() || r.tokens.contains(&p.doc.tokens[t].symbol),
+            None => true, // the approval checks refuse an unlisted token with its own reason
+        };
+        if covers {
+            return Ok((i, r));
+        }
+    }
+    let what = match kind {
+        PermitKind::Eip2612 => "EIP-2612 permits".to_string(),
+        PermitKind::Permit2 => format!("Permit2 messages for {vc}"),
+    };
+    Err(not_allowed(
+        "permits",
+        if any {
+            format!(
+                "no permits rule allows {what} for {}",
+                token.map(|t| p.doc.tokens[t].symbol.as_str()).unwrap_or("this token")
+            )
+        } else {
+            format!("no permits rule allows {what}")
+        },
+    ))
+}
+
+fn check_deadline(ctx: &Context, rule: usize, r: &PermitRule, what: &str, t: U256) -> Result<(), Denial> {
+    let latest = ctx.now.saturating_add(r.max_deadline);
+    if t > U256::from(latest) {
+        let shown = u64::try_from(t).map(format_time).unwrap_or_else(|_| t.to_string());
+        return Err(Denial::rule(
+            ErrorCode::ArgumentRejected,
+            format!("permits[{rule}].max_deadline"),
+            format!("{what} {shown} is later than now + {} ({})", format_duration(r.max_deadline), format_time(latest)),
+        ));
+    }
+    Ok(())
+}
+
+fn check_permit(
+    p: &CompiledPolicy,
+    ctx: &Context,
+    chain: u64,
+    td: &ParsedTypedData,
+    m: &PermitMsg,
+    charges: &mut Charges,
+) -> Result<(), Denial> {
+    let dom = &td.data.domain;
+    let Some(vc) = dom.verifying_contract else {
+        return Err(not_allowed("permits", "a permit domain must name its verifying contract"));
+    };
+    match m {
+        PermitMsg::Eip2612 { owner, spender, value, nonce: _, deadline } => {
+            let token = p.token_at(chain, &vc);
+            let (i, r) = permit_rule(p, PermitKind::Eip2612, vc, token)?;
+            if *owner != ctx.account {
+                return Err(Denial::rule(
+                    ErrorCode::ArgumentRejected,
+                    format!("permits[{i}]"),
+                    format!("permit owner {owner} is not the session's address {}", ctx.account),
+                ));
+            }
+            if *value == U256::MAX {
+                return Err(Denial::rule(
+                    ErrorCode::UnlimitedApproval,
+                    "approvals",
+                    format!("permit of type(uint256).max to {spender} is never allowed"),
+                ));
+            }
+            check_deadline(ctx, i, r, "deadline", *deadline)?;
+            check_approval(p, vc, token, *spender, *value, "permit")?;
+            if let Some(t) = token {
+                charges.add(AssetRef::Token(t), *value);
+            }
+        }
+        PermitMsg::Permit2Allowance { spender, details, sig_deadline, batch: _ } => {
+            permit2_domain(dom)?;
+            if details.is_empty() {
+                return Err(Denial::malformed("a Permit2 batch with no token"));
+            }
+            for d in details {
+                let token = p.token_at(chain, &d.token);
+                let (i, r) = permit_rule(p, PermitKind::Permit2, vc, token)?;
+                if d.amount >= u160_max() {
+                    return Err(Denial::rule(
+                        ErrorCode::UnlimitedApproval,
+                        "approvals",
+                        format!("Permit2 allowance of type(uint160).max to {spender} is never allowed"),
+                    ));
+                }
+                check_deadline(ctx, i, r, "sigDeadline", *sig_deadline)?;
+                check_deadline(ctx, i, r, "expiration", d.expiration)?;
+                check_approval(p, d.token, token, *spender, d.amount, "Permit2 allowance")?;
+                if let Some(t) = token {
+                    charges.add(AssetRef::Token(t), d.amount);
+                }
+            }
+        }
+        PermitMsg::Permit2Transfer { spender, permitted, deadline, batch: _ } => {
+            permit2_domain(dom)?;
+            if permitted.is_empty() {
+                return Err(Denial::malformed("a Permit2 batch with no token"));
+            }
+            for (tok, amount) in permitted {
+                let token = p.token_at(chain, tok);
+                let (i, r) = permit_rule(p, PermitKind::Permit2, vc, token)?;
+                if *amount == U256::MAX {
+                    return Err(Denial::rule(
+                        ErrorCode::UnlimitedApproval,
+                        "approvals",
+                        format!("Permit2 transfer of type(uint256).max to {spender} is never allowed"),
+                    ));
+                }
+                check_deadline(ctx, i, r, "deadline", *deadline)?;
+                check_approval(p, *tok, token, *spender, *amount, "Permit2 transfer")?;
+                if let Some(t) = token {
+                    charges.add(AssetRef::Token(t), *amount);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Permit2's domain is exactly {name: "Permit2", chainId, verifyingContract}.
+fn permit2_domain(dom: &alloy_sol_types::Eip712Domain) -> Result<(), Denial> {
+    if dom.name.as_deref() != Some("Permit2") || dom.version.is_some() || dom.salt.is_some() {
+        return Err(not_allowed(
+            "permits",
+            "a Permit2 message's domain must be exactly {name: \"Permit2\", chainId, verifyingContract}",
+        ));
+    }
+    Ok(())
+}
+
+/// Decide an EIP-191 personal message.
+pub fn evaluate_message(p: &CompiledPolicy, c: &Counters, ctx: &Context, msg: &[u8]) -> Result<Charges, Denial> {
+    check_session(p, c, ctx)?;
+    if msg.len() > MAX_MESSAGE {
+        return Err(Denial::new(ErrorCode::TooLarge, format!("message of {} bytes; at most {MAX_MESSAGE}", msg.len())));
+    }
+    let mut specific = None;
+    for (i, r) in p.doc.messages.iter().enumerate() {
+        match r {
+            MessageRule::Exact(t) => {
+                if msg == t.as_bytes() {
+                    return Ok(Charges::default());
+                }
+            }
+            // A 32-byte message could be a hash (a userOpHash is signed in exactly this
+            // form), so no prefix rule ever allows one.
+            MessageRule::Prefix(t) => {
+                if msg.starts_with(t.as_bytes()) {
+                    if msg.len() != 32 {
+                        return Ok(Charges::default());
+                    }
+                    specific = Some(Denial::rule(
+                        ErrorCode::MessageNotAllowed,
+                        format!("messages[{i}]"),
+                        "a 32-byte message could be a hash (a user operation is signed in exactly this form); no prefix rule allows one",
+                    ));
+                }
+            }
+            MessageRule::SiweDomain(d) => {
+                if msg.len() == 32 {
+                    continue;
+                }
+                match check_siwe(p, ctx, msg, d) {
+                    Ok(true) => return Ok(Charges::default()),
+                    Ok(false) => {}
+                    Err(reason) => {
+                        specific = Some(Denial::rule(ErrorCode::MessageNotAllowed, format!("messages[{i}]"), reason))
+                    }
+                }
+            }
+        }
+    }
+    Err(specific.unwrap_or_else(|| {
+        let preview: String =
+            String::from_utf8_lossy(&msg[..msg.len().min(48)]).chars().filter(|c| !c.is_control()).collect();
+        Denial::rule(
+            ErrorCode::MessageNotAllowed,
+            "messages",
+            if p.doc.messages.is_empty() {
+                "the policy allows no personal message".to_string()
+            } else {
+                format!("no messages rule allows this {}-byte message (\"{preview}…\")", msg.len())
+            },
+        )
+    }))
+}
+
+/// `Ok(true)`: a SIWE message for `domain`, for the session's address, on an allowed
+/// chain. `Ok(false)`: not a SIWE message for this domain. `Err`: for this domain, but
+/// wrong in a way worth naming.
+fn check_siwe(p: &CompiledPolicy, ctx: &Context, msg: &[u8], domain: &str) -> Result<bool, String> {
+    let Ok(text) = std::str::from_utf8(msg) else { return Ok(false) };
+    let mut lines = text.split('\n');
+    let Some(first) = lines.next() else { return Ok(false) };
+    let Some(head) = first.strip_suffix(" wants you to sign in with your Ethereum account:") else {
+        return Ok(false);
+    };
+    let host = head.split_once("://").map(|(_, h)| h).unwrap_or(head);
+    if !host.eq_ignore_ascii_case(domain) {
+        return Ok(false);
+    }
+    let addr_line = lines.next().unwrap_or("");
+    match Address::from_str(addr_line.trim()) {
+        Ok(a) if a == ctx.account => {}
+        Ok(a) => return Err(format!("SIWE message for {domain} signs in as {a}, not the session's address")),
+        Err(_) => return Err(format!("SIWE message for {domain} has no address line")),
+    }
+    let chain = text
+        .split('\n')
+        .find_map(|l| l.strip_prefix("Chain ID: "))
+        .ok_or_else(|| format!("SIWE message for {domain} has no Chain ID"))?;
+    let id: u64 = chain.trim().parse().map_err(|_| format!("SIWE Chain ID `{chain}` is not a number"))?;
+    if !p.doc.chains.contains(&id) {
+        return Err(format!("SIWE message for {domain} is for chain {id}, not in {:?}", p.doc.chains));
+    }
+    Ok(true)
+}

@@ -1,0 +1,545 @@
+//! Unit tests for the signing surface beyond transactions: user operations (R-SIGN-2),
+//! typed data and permits (R-SIGN-3, R-APP-1), personal messages (R-SIGN-4), EIP-7702.
+
+use super::*;
+use crate::error::ErrorCode;
+use crate::payload::prepare;
+use crate::period::parse_time;
+use crate::protocol::SignPayload;
+use crate::typed::PERMIT2;
+use crate::userop::{encode, UserOperationRequest, ENTRY_POINT_V07};
+use alloy_primitives::{address, Address, Bytes, U256};
+use alloy_sol_types::{sol, SolCall};
+use serde_json::{json, Value};
+
+sol! {
+    function transfer(address to, uint256 amount) returns (bool);
+    function approve(address spender, uint256 amount) returns (bool);
+}
+
+const USDC: Address = address!("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48");
+const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
+const ALICE: Address = address!("00000000000000000000000000000000000a11ce");
+const OWNER: Address = address!("00000000000000000000000000000000000000aa");
+const SESSION: Address = address!("00000000000000000000000000000000000000cc");
+const ACCOUNT_SCA: Address = address!("0000000000000000000000000000000000005ca0");
+const PAYMASTER: Address = address!("00000000000000000000000000000000000000fa");
+const SEAPORT: Address = address!("0000000000000068f116a894984e2db1123eb395");
+
+fn t0() -> u64 {
+    parse_time("2026-11-23T10:00:00Z").unwrap()
+}
+
+fn usdc(n: u64) -> U256 {
+    U256::from(n) * U256::from(1_000_000u64)
+}
+
+const BASE: &str = r#"
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)", "approve(address,uint256)"]
+[[limits]]
+max = "100 USDC"
+per = "day"
+[approvals]
+spenders = ["0xe592427a0aece92de3edee1f18e0157c05861564", "0x000000000022D473030F116dDEE9F6B43aC78BA3"]
+max = ["50 USDC"]
+[user_operations]
+entry_points = ["v0.7"]
+paymasters = ["0x00000000000000000000000000000000000000fa"]
+[gas]
+max_fee_per_gas = "50 gwei"
+max_gas_limit = 1000000
+[[permits]]
+kind = "eip2612"
+max_deadline = "1h"
+[[permits]]
+kind = "permit2"
+tokens = ["USDC"]
+max_deadline = "30m"
+[[typed_data]]
+name = "Seaport"
+version = "1.6"
+chain_id = 1
+verifying_contract = "0x0000000000000068F116a894984e2DB1123eB395"
+primary_type = "OrderComponents"
+[[messages]]
+exact = "gm"
+[[messages]]
+prefix = "Bridle agent login:"
+[[messages]]
+siwe_domain = "example.com"
+"#;
+
+fn compile_text(extra: &str) -> Result<CompiledPolicy, crate::Denial> {
+    let text = format!(
+        "name = \"surface\"\nchains = [1]\nvalid_for = \"24h\"\ntokens = {{ USDC = {{ address = \"{USDC}\", decimals = 6 }} }}\n{extra}"
+    );
+    CompiledPolicy::compile(file::resolve_text(&text, t0())?)
+}
+
+fn policy() -> CompiledPolicy {
+    compile_text(BASE).unwrap_or_else(|d| panic!("{d}"))
+}
+
+fn ctx() -> Context {
+    Context { now: t0() + 10, anchor: t0(), owner: OWNER, account: SESSION }
+}
+
+fn decide(p: &CompiledPolicy, c: &Counters, payload: SignPayload) -> Result<Charges, crate::Denial> {
+    prepare(&payload)?.evaluate(p, c, &ctx())
+}
+
+fn code(r: Result<Charges, crate::Denial>) -> ErrorCode {
+    match r {
+        Ok(_) => panic!("expected a denial"),
+        Err(d) => d.code,
+    }
+}
+
+// ---- user operations -------------------------------------------------------------------
+
+fn xfer(to: Address, amount: U256) -> Bytes {
+    transferCall { to, amount }.abi_encode().into()
+}
+
+fn op(call_data: Bytes) -> UserOperationRequest {
+    UserOperationRequest {
+        chain_id: 1,
+        entry_point: ENTRY_POINT_V07,
+        sender: ACCOUNT_SCA,
+        nonce: U256::ZERO,
+        factory: None,
+        factory_data: Bytes::new(),
+        init_code: None,
+        call_data,
+        call_gas_limit: 100_000,
+        verification_gas_limit: 100_000,
+        pre_verification_gas: U256::from(50_000),
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        paymaster: None,
+        paymaster_verification_gas_limit: 0,
+        paymaster_post_op_gas_limit: 0,
+        paymaster_data: Bytes::new(),
+    }
+}
+
+fn uo(o: UserOperationRequest) -> SignPayload {
+    SignPayload::UserOperation(o)
+}
+
+#[test]
+fn user_op_inner_calls_are_checked_and_charged_together() {
+    let p = policy();
+    let c = Counters::new(&p);
+    let single = encode::simple_execute(USDC, U256::ZERO, xfer(ALICE, usdc(60)));
+    let ch = decide(&p, &c, uo(op(single))).unwrap();
+    assert_eq!(ch.tokens, vec![(0, usdc(60))]);
+    assert_eq!(ch.gas_cost, U256::from(250_000u64) * U256::from(10_000_000_000u64));
+
+    // Each inner call 60 + 50: within the per-call rules, over the daily cap together.
+    for cd in [
+        encode::simple_execute_batch(&[
+            (USDC, U256::ZERO, xfer(ALICE, usdc(60))),
+            (USDC, U256::ZERO, xfer(ALICE, usdc(50))),
+        ]),
+        encode::erc7579_batch(&[(USDC, U256::ZERO, xfer(ALICE, usdc(60))), (USDC, U256::ZERO, xfer(ALICE, usdc(50)))]),
+    ] {
+        let d = decide(&p, &c, uo(op(cd))).unwrap_err();
+        assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::SpendCap, Some("limits[0]")), "{d}");
+    }
+    // A batch whose second call breaks the policy is refused as a whole.
+    let bad = encode::erc7579_batch(&[(USDC, U256::ZERO, xfer(ALICE, usdc(1))), (ALICE, U256::from(1), Bytes::new())]);
+    let d = decide(&p, &c, uo(op(bad))).unwrap_err();
+    assert_eq!(d.code, ErrorCode::TargetNotAllowed);
+    assert!(d.reason.starts_with("call 1:"), "{d}");
+    // And an unlimited approve inside a batch.
+    let bad = encode::simple_execute_batch(&[
+        (USDC, U256::ZERO, xfer(ALICE, usdc(1))),
+        (USDC, U256::ZERO, approveCall { spender: ROUTER, amount: U256::MAX }.abi_encode().into()),
+    ]);
+    assert_eq!(code(decide(&p, &c, uo(op(bad)))), ErrorCode::UnlimitedApproval);
+}
+
+#[test]
+fn user_op_lists_and_gas() {
+    let p = policy();
+    let c = Counters::new(&p);
+    let cd = encode::erc7579_single(USDC, U256::ZERO, &xfer(ALICE, usdc(1)));
+    let rule = |o: UserOperationRequest| decide(&p, &c, uo(o)).unwrap_err().rule.unwrap_or_default();
+
+    let mut o = op(cd.clone());
+    o.entry_point = Address::repeat_byte(0xe9);
+    assert_eq!(rule(o), "user_operations.entry_points");
+    let mut o = op(cd.clone());
+    o.paymaster = Some(Address::repeat_byte(0x99));
+    assert_eq!(rule(o), "user_operations.paymasters");
+    let mut o = op(cd.clone());
+    o.paymaster = Some(PAYMASTER);
+    o.paymaster_verification_gas_limit = 10_000;
+    assert!(decide(&p, &c, uo(o)).is_ok());
+    let mut o = op(cd.clone());
+    o.factory = Some(Address::repeat_byte(0xfa));
+    assert_eq!(rule(o), "user_operations.factories");
+    let mut o = op(cd.clone());
+    o.chain_id = 10;
+    assert_eq!(rule(o), "chains");
+    let mut o = op(cd.clone());
+    o.max_fee_per_gas = 60_000_000_000;
+    assert_eq!(rule(o), "gas.max_fee_per_gas");
+    // Gas limits are summed: 400k + 400k + 300k > 1M.
+    let mut o = op(cd.clone());
+    o.call_gas_limit = 400_000;
+    o.verification_gas_limit = 400_000;
+    o.pre_verification_gas = U256::from(300_000);
+    assert_eq!(rule(o), "gas.max_gas_limit");
+
+    // Senders, when listed.
+    let p2 = compile_text(
+        &BASE.replace("entry_points = [\"v0.7\"]", &format!("entry_points = [\"v0.7\"]\nsenders = [\"{ALICE}\"]")),
+    )
+    .unwrap();
+    let d = decide(&p2, &Counters::new(&p2), uo(op(cd.clone()))).unwrap_err();
+    assert_eq!(d.rule.as_deref(), Some("user_operations.senders"));
+
+    // No entry point listed: no user operation.
+    let p3 = compile_text(&BASE.replace("entry_points = [\"v0.7\"]", "")).unwrap();
+    let d = decide(&p3, &Counters::new(&p3), uo(op(cd))).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::TargetNotAllowed, Some("user_operations.entry_points")));
+}
+
+#[test]
+fn user_op_undecodable_call_data_is_denied() {
+    let p = policy();
+    let c = Counters::new(&p);
+    assert_eq!(code(decide(&p, &c, uo(op(Bytes::new())))), ErrorCode::SelectorNotAllowed);
+    // The token's transfer called directly as the account's callData: not an execute.
+    assert_eq!(code(decide(&p, &c, uo(op(xfer(ALICE, usdc(1)))))), ErrorCode::SelectorNotAllowed);
+    let mut mode = [0u8; 32];
+    mode[0] = 0xff;
+    let dc = crate::userop::erc7579::executeCall {
+        mode: mode.into(),
+        executionCalldata: [USDC.as_slice(), &xfer(ALICE, usdc(1))].concat().into(),
+    };
+    assert_eq!(code(decide(&p, &c, uo(op(dc.abi_encode().into())))), ErrorCode::ArgumentRejected);
+}
+
+// ---- typed data --------------------------------------------------------------------------
+
+fn domain_types(domain: &Value) -> Value {
+    let mut v = vec![];
+    for (k, t) in [("name", "string"), ("version", "string"), ("chainId", "uint256"), ("verifyingContract", "address")]
+    {
+        if domain.get(k).is_some() {
+            v.push(json!({"name": k, "type": t}));
+        }
+    }
+    Value::Array(v)
+}
+
+fn typed(domain: Value, mut types: Value, primary: &str, message: Value) -> SignPayload {
+    types["EIP712Domain"] = domain_types(&domain);
+    SignPayload::TypedData(
+        json!({"types": types, "primaryType": primary, "domain": domain, "message": message}).to_string(),
+    )
+}
+
+fn permit(owner: Address, spender: Address, value: U256, deadline: u64) -> SignPayload {
+    typed(
+        json!({"name": "USD Coin", "version": "2", "chainId": 1, "verifyingContract": USDC}),
+        json!({"Permit": [
+            {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+            {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+            {"name": "deadline", "type": "uint256"}]}),
+        "Permit",
+        json!({"owner": owner, "spender": spender, "value": value.to_string(), "nonce": 0, "deadline": deadline}),
+    )
+}
+
+fn permit_details() -> Value {
+    json!([{"name": "token", "type": "address"}, {"name": "amount", "type": "uint160"},
+        {"name": "expiration", "type": "uint48"}, {"name": "nonce", "type": "uint48"}])
+}
+
+fn permit_single(amount: U256, expiration: u64, sig_deadline: u64, domain: Value) -> SignPayload {
+    typed(
+        domain,
+        json!({"PermitSingle": [{"name": "details", "type": "PermitDetails"}, {"name": "spender", "type": "address"},
+            {"name": "sigDeadline", "type": "uint256"}], "PermitDetails": permit_details()}),
+        "PermitSingle",
+        json!({"details": {"token": USDC, "amount": amount.to_string(), "expiration": expiration, "nonce": 0},
+            "spender": ROUTER, "sigDeadline": sig_deadline}),
+    )
+}
+
+fn permit2_domain() -> Value {
+    json!({"name": "Permit2", "chainId": 1, "verifyingContract": PERMIT2})
+}
+
+#[test]
+fn eip2612_permit_within_bounds_is_allowed_and_counted() {
+    let p = policy();
+    let mut c = Counters::new(&p);
+    let now = ctx().now;
+    let ch = decide(&p, &c, permit(SESSION, ROUTER, usdc(40), now + 600)).unwrap();
+    assert_eq!(ch.tokens, vec![(0, usdc(40))]);
+    c.charge(&p, &ch, t0(), now);
+    // Counted against the daily cap: 40 (permit) + 40 + 40 (transfers) > 100.
+    let single = encode::simple_execute(USDC, U256::ZERO, xfer(ALICE, usdc(40)));
+    let ch = decide(&p, &c, uo(op(single.clone()))).unwrap();
+    c.charge(&p, &ch, t0(), now);
+    assert_eq!(code(decide(&p, &c, uo(op(single)))), ErrorCode::SpendCap);
+}
+
+#[test]
+fn eip2612_permit_refusals() {
+    let p = policy();
+    let c = Counters::new(&p);
+    let now = ctx().now;
+    let d = decide(&p, &c, permit(SESSION, ROUTER, U256::MAX, now + 60)).unwrap_err();
+    assert_eq!(d.code, ErrorCode::UnlimitedApproval);
+    let d = decide(&p, &c, permit(SESSION, ROUTER, usdc(51), now + 60)).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::UnlimitedApproval, Some("approvals.caps[0]")));
+    let d = decide(&p, &c, permit(SESSION, ROUTER, usdc(1), now + 3601)).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ArgumentRejected, Some("permits[0].max_deadline")));
+    let d = decide(&p, &c, permit(SESSION, ALICE, usdc(1), now + 60)).unwrap_err();
+    assert_eq!(d.code, ErrorCode::SpenderNotAllowed);
+    let d = decide(&p, &c, permit(ALICE, ROUTER, usdc(1), now + 60)).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ArgumentRejected, Some("permits[0]")));
+    // No permits rule: typed_data_not_allowed.
+    let p2 = compile_text(&BASE.replace("kind = \"eip2612\"", "kind = \"permit2\"")).unwrap();
+    let d = decide(&p2, &Counters::new(&p2), permit(SESSION, ROUTER, usdc(1), now + 60)).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::TypedDataNotAllowed, Some("permits")));
+    // A chain the policy does not allow.
+    let other_chain = typed(
+        json!({"name": "USD Coin", "version": "2", "chainId": 5, "verifyingContract": USDC}),
+        json!({"Permit": [
+            {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+            {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+            {"name": "deadline", "type": "uint256"}]}),
+        "Permit",
+        json!({"owner": SESSION, "spender": ROUTER, "value": "1", "nonce": 0, "deadline": now}),
+    );
+    assert_eq!(code(decide(&p, &c, other_chain)), ErrorCode::ChainNotAllowed);
+}
+
+#[test]
+fn permit2_messages() {
+    let p = policy();
+    let c = Counters::new(&p);
+    let now = ctx().now;
+    let ch = decide(&p, &c, permit_single(usdc(10), now + 600, now + 600, permit2_domain())).unwrap();
+    assert_eq!(ch.tokens, vec![(0, usdc(10))]);
+    // Expiration 0 (Permit2: "this block") is within any bound.
+    assert!(decide(&p, &c, permit_single(usdc(10), 0, now + 600, permit2_domain())).is_ok());
+    let d = decide(&p, &c, permit_single(crate::typed::u160_max(), now + 60, now + 60, permit2_domain())).unwrap_err();
+    assert_eq!(d.code, ErrorCode::UnlimitedApproval);
+    assert!(d.reason.contains("uint160"), "{d}");
+    let d = decide(&p, &c, permit_single(usdc(1), now + 1801, now + 60, permit2_domain())).unwrap_err();
+    assert_eq!(d.rule.as_deref(), Some("permits[1].max_deadline"));
+    let d = decide(&p, &c, permit_single(usdc(1), now + 60, now + 1801, permit2_domain())).unwrap_err();
+    assert_eq!(d.rule.as_deref(), Some("permits[1].max_deadline"));
+    // Domain not exactly Permit2's.
+    let bad = json!({"name": "Permit2", "version": "1", "chainId": 1, "verifyingContract": PERMIT2});
+    assert_eq!(code(decide(&p, &c, permit_single(usdc(1), 0, now, bad))), ErrorCode::TypedDataNotAllowed);
+    let elsewhere = json!({"name": "Permit2", "chainId": 1, "verifyingContract": Address::repeat_byte(0x77)});
+    assert_eq!(code(decide(&p, &c, permit_single(usdc(1), 0, now, elsewhere))), ErrorCode::TypedDataNotAllowed);
+
+    // SignatureTransfer, single and batch.
+    let tp = json!([{"name": "token", "type": "address"}, {"name": "amount", "type": "uint256"}]);
+    let transfer = |amount: U256, deadline: u64| {
+        typed(
+            permit2_domain(),
+            json!({"PermitTransferFrom": [{"name": "permitted", "type": "TokenPermissions"},
+                {"name": "spender", "type": "address"}, {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"}], "TokenPermissions": tp}),
+            "PermitTransferFrom",
+            json!({"permitted": {"token": USDC, "amount": amount.to_string()}, "spender": ROUTER, "nonce": 1, "deadline": deadline}),
+        )
+    };
+    assert_eq!(decide(&p, &c, transfer(usdc(5), now + 60)).unwrap().tokens, vec![(0, usdc(5))]);
+    assert_eq!(code(decide(&p, &c, transfer(U256::MAX, now + 60))), ErrorCode::UnlimitedApproval);
+    let batch = typed(
+        permit2_domain(),
+        json!({"PermitBatch": [{"name": "details", "type": "PermitDetails[]"}, {"name": "spender", "type": "address"},
+            {"name": "sigDeadline", "type": "uint256"}], "PermitDetails": permit_details()}),
+        "PermitBatch",
+        json!({"details": [
+            {"token": USDC, "amount": usdc(20).to_string(), "expiration": 0, "nonce": 0},
+            {"token": USDC, "amount": usdc(25).to_string(), "expiration": 0, "nonce": 0}],
+            "spender": ROUTER, "sigDeadline": now}),
+    );
+    assert_eq!(decide(&p, &c, batch).unwrap().tokens, vec![(0, usdc(45))]);
+    // A witness transfer is not one of the bounded types.
+    let witness = typed(
+        permit2_domain(),
+        json!({"PermitWitnessTransferFrom": [{"name": "permitted", "type": "TokenPermissions"},
+            {"name": "spender", "type": "address"}, {"name": "nonce", "type": "uint256"},
+            {"name": "deadline", "type": "uint256"}, {"name": "witness", "type": "bytes32"}], "TokenPermissions": tp}),
+        "PermitWitnessTransferFrom",
+        json!({"permitted": {"token": USDC, "amount": "1"}, "spender": ROUTER, "nonce": 1, "deadline": now,
+            "witness": format!("0x{}", "00".repeat(32))}),
+    );
+    assert_eq!(code(decide(&p, &c, witness)), ErrorCode::TypedDataNotAllowed);
+}
+
+#[test]
+fn generic_typed_data_rules_and_refusals() {
+    let p = policy();
+    let c = Counters::new(&p);
+    let order = |name: &str, vc: Address, primary: &str| {
+        typed(
+            json!({"name": name, "version": "1.6", "chainId": 1, "verifyingContract": vc}),
+            json!({primary: [{"name": "offerer", "type": "address"}, {"name": "salt", "type": "uint256"}]}),
+            primary,
+            json!({"offerer": SESSION, "salt": 7}),
+        )
+    };
+    let ch = decide(&p, &c, order("Seaport", SEAPORT, "OrderComponents")).unwrap();
+    assert_eq!(ch, Charges::default());
+    let d = decide(&p, &c, order("Seaport", ALICE, "OrderComponents")).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::TypedDataNotAllowed, Some("typed_data")));
+    assert_eq!(code(decide(&p, &c, order("Seaport", SEAPORT, "Order"))), ErrorCode::TypedDataNotAllowed);
+    assert_eq!(code(decide(&p, &c, order("Unknown", SEAPORT, "OrderComponents"))), ErrorCode::TypedDataNotAllowed);
+
+    // The Bridle domain: never, even with a matching-looking rule elsewhere.
+    let owner = crate::owner::OwnerAction {
+        action: "revoke_all".into(),
+        enclave: ALICE,
+        session: Address::ZERO,
+        agent: Address::ZERO,
+        policyHash: Default::default(),
+        subject: Default::default(),
+        nonce: 9,
+    };
+    let d = decide(&p, &c, SignPayload::TypedData(owner.typed_data_json().to_string())).unwrap_err();
+    assert_eq!(d.code, ErrorCode::TypedDataNotAllowed);
+    assert!(d.reason.contains("R-TRUST-5"), "{d}");
+
+    // EIP-7702 authorization as typed data.
+    let auth = typed(
+        json!({"name": "Seaport", "version": "1.6", "chainId": 1, "verifyingContract": SEAPORT}),
+        json!({"Authorization": [{"name": "chainId", "type": "uint256"}, {"name": "address", "type": "address"},
+            {"name": "nonce", "type": "uint64"}]}),
+        "Authorization",
+        json!({"chainId": 1, "address": ALICE, "nonce": 0}),
+    );
+    assert_eq!(code(decide(&p, &c, auth)), ErrorCode::AuthorizationDenied);
+
+    // Type-4 transactions: refused before anything else.
+    let t4 = SignPayload::Transaction(crate::tx::TxRequest::Eip7702 { chain_id: 1, authorization_list: vec![] });
+    assert_eq!(prepare(&t4).unwrap_err().code, ErrorCode::AuthorizationDenied);
+
+    // Malformed typed data.
+    assert_eq!(code(decide(&p, &c, SignPayload::TypedData("{".into()))), ErrorCode::Malformed);
+}
+
+// ---- messages ----------------------------------------------------------------------------
+
+fn msg(s: &str) -> SignPayload {
+    SignPayload::Message(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn siwe(domain: &str, addr: Address, chain: u64) -> String {
+    format!(
+        "{domain} wants you to sign in with your Ethereum account:\n{}\n\nSign in to the agent dashboard.\n\nURI: https://{domain}/login\nVersion: 1\nChain ID: {chain}\nNonce: 32891756\nIssued At: 2026-11-23T10:00:00Z",
+        addr.to_checksum(None)
+    )
+}
+
+#[test]
+fn message_rules() {
+    let p = policy();
+    let c = Counters::new(&p);
+    assert!(decide(&p, &c, msg("gm")).is_ok());
+    assert_eq!(code(decide(&p, &c, msg("gm!"))), ErrorCode::MessageNotAllowed);
+    assert!(decide(&p, &c, msg("Bridle agent login: 2026-11-23 nonce 5")).is_ok());
+    assert_eq!(code(decide(&p, &c, msg("please sign this"))), ErrorCode::MessageNotAllowed);
+    // A 32-byte message could be a userOpHash: no prefix rule allows one.
+    let hashlike = format!("Bridle agent login:{}", "x".repeat(32 - 19));
+    assert_eq!(hashlike.len(), 32);
+    assert_eq!(code(decide(&p, &c, msg(&hashlike))), ErrorCode::MessageNotAllowed);
+
+    assert!(decide(&p, &c, msg(&siwe("example.com", SESSION, 1))).is_ok());
+    assert!(decide(&p, &c, msg(&siwe("https://example.com", SESSION, 1))).is_ok());
+    let d = decide(&p, &c, msg(&siwe("example.com", ALICE, 1))).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::MessageNotAllowed, Some("messages[2]")));
+    let d = decide(&p, &c, msg(&siwe("example.com", SESSION, 5))).unwrap_err();
+    assert!(d.reason.contains("chain 5"), "{d}");
+    assert_eq!(code(decide(&p, &c, msg(&siwe("evil.example", SESSION, 1)))), ErrorCode::MessageNotAllowed);
+    assert_eq!(code(decide(&p, &c, SignPayload::Message(Bytes::from(vec![0xffu8; 40])))), ErrorCode::MessageNotAllowed);
+
+    // No message rules: nothing.
+    let p2 = compile_text("").unwrap();
+    let d = decide(&p2, &Counters::new(&p2), msg("gm")).unwrap_err();
+    assert!(d.reason.contains("allows no personal message"), "{d}");
+}
+
+#[test]
+fn messages_and_typed_data_count_against_quota_and_rate() {
+    let p = compile_text(&format!("quota = 1\n{BASE}")).unwrap();
+    let mut c = Counters::new(&p);
+    let ch = decide(&p, &c, msg("gm")).unwrap();
+    c.charge(&p, &ch, t0(), ctx().now);
+    assert_eq!(code(decide(&p, &c, msg("gm"))), ErrorCode::QuotaExhausted);
+}
+
+// ---- validation and explanation -----------------------------------------------------------
+
+#[test]
+fn new_rules_are_validated() {
+    let bad = |extra: &str, want: &str| {
+        let d = compile_text(extra).err().unwrap_or_else(|| panic!("accepted: {extra}"));
+        assert_eq!(d.code, ErrorCode::InvalidPolicy);
+        assert!(d.rule.as_deref().unwrap_or("").starts_with(want), "{d} (wanted rule {want})");
+    };
+    bad("[[typed_data]]\nname = \"X\"\nprimary_type = \"Permit\"", "typed_data[0]");
+    bad("[[typed_data]]\nname = \"X\"\nprimary_type = \"TransferWithAuthorization\"", "typed_data[0]");
+    bad("[[typed_data]]\nname = \"Bridle\"\nprimary_type = \"Thing\"", "typed_data[0]");
+    bad("[[typed_data]]\nprimary_type = \"Thing\"", "typed_data[0]");
+    bad("[[typed_data]]\nname = \"X\"\nprimary_type = \"Authorization\"", "typed_data[0]");
+    bad(&format!("[[typed_data]]\nverifying_contract = \"{USDC}\"\nprimary_type = \"Thing\""), "typed_data[0]");
+    bad("[[typed_data]]\nname = \"X\"\nchain_id = 5\nprimary_type = \"Thing\"", "typed_data[0]");
+    bad("[[typed_data]]\nname = \"X\"\nprimary_type = \"not a type\"", "typed_data[0]");
+    bad("[[permits]]\nkind = \"eip2612\"\nmax_deadline = \"1h\"", "permits[0]"); // no caps, no spenders
+    bad(
+        "[approvals]\nspenders = [\"0xe592427a0aece92de3edee1f18e0157c05861564\"]\nmax = [\"5 USDC\"]\n[[permits]]\nkind = \"eip2612\"\nmax_deadline = \"0s\"",
+        "permits[0]",
+    );
+    bad(
+        "[approvals]\nspenders = [\"0xe592427a0aece92de3edee1f18e0157c05861564\"]\nmax = [\"5 USDC\"]\n[[permits]]\nkind = \"eip2612\"\ntokens = [\"DAI\"]\nmax_deadline = \"1h\"",
+        "permits[0]",
+    );
+    bad("[[messages]]\nprefix = \"\"", "messages[0]");
+    bad("[[messages]]\nsiwe_domain = \"https://example.com\"", "messages[0]");
+    bad("[[messages]]\nexact = \"a\"\nprefix = \"b\"", "messages[0]");
+    bad("[user_operations]\nentry_points = [\"0x0000000000000000000000000000000000000000\"]", "user_operations");
+}
+
+#[test]
+fn explain_names_the_new_rules_and_old_policies_keep_their_hash() {
+    let p = policy();
+    let e = explain::explain(&p);
+    let pm = format!("user_operations.paymasters: {PAYMASTER}");
+    for want in [
+        "user_operations.entry_points",
+        pm.as_str(),
+        "typed_data[0]: may sign `OrderComponents`",
+        "permits[0]: may sign EIP-2612 Permit",
+        "permits[1]: may sign Permit2",
+        "messages[2]: may sign a Sign-In with Ethereum message for example.com",
+        "never signed",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+    // A policy without the new rules does not mention them in its canonical encoding.
+    let plain = compile_text("").unwrap();
+    let text = String::from_utf8(plain.doc.canonical_bytes()).unwrap();
+    for k in ["user_operations", "typed_data", "permits", "messages"] {
+        assert!(!text.contains(k), "{text}");
+    }
+    // And the new rules round-trip through the canonical JSON.
+    let back: Policy = serde_json::from_slice(&p.doc.canonical_bytes()).unwrap();
+    assert_eq!(back, p.doc);
+}

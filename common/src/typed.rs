@@ -1,0 +1,389 @@
+//! EIP-712 typed data (R-SIGN-3): parsing `eth_signTypedData_v4` JSON, the signing digest
+//! (alloy-dyn-abi's EIP-712 implementation), and recognising what the policy must treat
+//! specially: EIP-2612 `Permit`, Uniswap Permit2 messages, Bridle's own owner envelopes
+//! (never signed by a session, R-TRUST-5) and EIP-7702 authorizations (never signed).
+//!
+//! A permit is recognised by its `primaryType` and accepted only when its full EIP-712
+//! `encodeType` is exactly the canonical one, so a look-alike type with other fields can
+//! neither pass as a permit nor escape the permit rules as "other" typed data.
+
+use crate::error::{Denial, ErrorCode};
+use alloy_dyn_abi::{DynSolValue, TypedData};
+use alloy_primitives::{address, Address, B256, U256};
+use alloy_sol_types::SolStruct;
+
+/// The canonical Uniswap Permit2 address (same on every chain).
+pub const PERMIT2: Address = address!("000000000022D473030F116dDEE9F6B43aC78BA3");
+
+/// Largest typed-data JSON the enclave parses.
+pub const MAX_TYPED_DATA: usize = 64 * 1024;
+
+/// The canonical permit structs: their `encodeType` is what a request must match.
+pub mod canonical {
+    alloy_sol_types::sol! {
+        /// EIP-2612.
+        struct Permit { address owner; address spender; uint256 value; uint256 nonce; uint256 deadline; }
+        /// Permit2 AllowanceTransfer.
+        struct PermitDetails { address token; uint160 amount; uint48 expiration; uint48 nonce; }
+        struct PermitSingle { PermitDetails details; address spender; uint256 sigDeadline; }
+        struct PermitBatch { PermitDetails[] details; address spender; uint256 sigDeadline; }
+        /// Permit2 SignatureTransfer.
+        struct TokenPermissions { address token; uint256 amount; }
+        struct PermitTransferFrom { TokenPermissions permitted; address spender; uint256 nonce; uint256 deadline; }
+        struct PermitBatchTransferFrom { TokenPermissions[] permitted; address spender; uint256 nonce; uint256 deadline; }
+    }
+}
+
+/// Parsed typed data with its digest and its message coerced to the declared types.
+#[derive(Debug, Clone)]
+pub struct ParsedTypedData {
+    pub data: TypedData,
+    /// `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(message))`.
+    pub digest: B256,
+    pub message: DynSolValue,
+}
+
+fn td_malformed(reason: impl Into<String>) -> Denial {
+    Denial::malformed(format!("typed data: {}", reason.into()))
+}
+
+/// Parse `eth_signTypedData_v4` JSON (an object, or a string holding one) and compute its
+/// digest. Never panics: alloy's code runs under `catch_unwind` as a second line.
+pub fn parse(json: &str) -> Result<ParsedTypedData, Denial> {
+    if json.len() > MAX_TYPED_DATA {
+        return Err(Denial::new(
+            ErrorCode::TooLarge,
+            format!("typed data of {} bytes; at most {MAX_TYPED_DATA}", json.len()),
+        ));
+    }
+    let r = std::panic::catch_unwind(|| -> Result<ParsedTypedData, Denial> {
+        let data: TypedData = serde_json::from_str(json).map_err(|e| td_malformed(e.to_string()))?;
+        if data.primary_type == "EIP712Domain" {
+            return Err(td_malformed("primaryType EIP712Domain signs no message"));
+        }
+        let message = data.coerce().map_err(|e| td_malformed(e.to_string()))?;
+        let digest = data.eip712_signing_hash().map_err(|e| td_malformed(e.to_string()))?;
+        Ok(ParsedTypedData { data, digest, message })
+    });
+    r.unwrap_or_else(|_| Err(td_malformed("typed data could not be processed")))
+}
+
+/// A recognised permit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PermitMsg {
+    /// EIP-2612 `Permit` on the token at the domain's verifying contract.
+    Eip2612 { owner: Address, spender: Address, value: U256, nonce: U256, deadline: U256 },
+    /// Permit2 `PermitSingle` / `PermitBatch` (AllowanceTransfer).
+    Permit2Allowance { spender: Address, details: Vec<Permit2Detail>, sig_deadline: U256, batch: bool },
+    /// Permit2 `PermitTransferFrom` / `PermitBatchTransferFrom` (SignatureTransfer).
+    Permit2Transfer { spender: Address, permitted: Vec<(Address, U256)>, deadline: U256, batch: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permit2Detail {
+    pub token: Address,
+    /// A uint160.
+    pub amount: U256,
+    /// A uint48.
+    pub expiration: U256,
+}
+
+/// type(uint160).max: Permit2's "unlimited".
+pub fn u160_max() -> U256 {
+    (U256::from(1) << 160) - U256::from(1)
+}
+
+/// What kind of typed data a request is.
+#[derive(Debug, Clone)]
+pub enum TypedClass {
+    /// Always refused (owner envelope, EIP-7702 authorization, look-alike permit).
+    Refused(Denial),
+    Permit(PermitMsg),
+    /// Anything else: allowed only by a matching `typed_data` rule.
+    Generic,
+}
+
+/// Primary types that only the permit rules may allow.
+pub const PERMIT_TYPES: &[&str] = &[
+    "Permit",
+    "PermitSingle",
+    "PermitBatch",
+    "PermitTransferFrom",
+    "PermitBatchTransferFrom",
+    "PermitWitnessTransferFrom",
+    "PermitBatchWitnessTransferFrom",
+];
+
+/// Token-moving typed data that no generic rule may allow (EIP-3009 and permits).
+pub fn is_token_moving_type(primary_type: &str) -> bool {
+    primary_type.starts_with("Permit")
+        || PERMIT_TYPES.contains(&primary_type)
+        || matches!(primary_type, "TransferWithAuthorization" | "ReceiveWithAuthorization")
+}
+
+/// Whether a primary type (or domain name) looks like an EIP-7702 authorization.
+pub fn is_7702_name(name: &str) -> bool {
+    let l = name.to_ascii_lowercase();
+    l.contains("7702")
+        || matches!(
+            l.as_str(),
+            "authorization" | "signedauthorization" | "setcode" | "setcodeauthorization" | "authorizationtuple"
+        )
+}
+
+/// Whether `name` is Bridle's owner-envelope domain.
+pub fn is_bridle_domain(name: &str) -> bool {
+    name.trim().eq_ignore_ascii_case("bridle")
+}
+
+fn field<'a>(v: &'a DynSolValue, name: &str) -> Option<&'a DynSolValue> {
+    match v {
+        DynSolValue::CustomStruct { prop_names, tuple, .. } => {
+            prop_names.iter().position(|n| n == name).and_then(|i| tuple.get(i))
+        }
+        _ => None,
+    }
+}
+
+fn addr(v: &DynSolValue, name: &str) -> Result<Address, Denial> {
+    field(v, name).and_then(|x| x.as_address()).ok_or_else(|| td_malformed(format!("field {name} is not an address")))
+}
+
+fn uint(v: &DynSolValue, name: &str) -> Result<U256, Denial> {
+    field(v, name)
+        .and_then(|x| x.as_uint())
+        .map(|(u, _)| u)
+        .ok_or_else(|| td_malformed(format!("field {name} is not a uint")))
+}
+
+fn items<'a>(v: &'a DynSolValue, name: &str) -> Result<&'a [DynSolValue], Denial> {
+    match field(v, name) {
+        Some(DynSolValue::Array(a)) => Ok(a),
+        _ => Err(td_malformed(format!("field {name} is not an array"))),
+    }
+}
+
+fn refused(code: ErrorCode, reason: impl Into<String>) -> TypedClass {
+    TypedClass::Refused(Denial::rule(code, "typed_data", reason))
+}
+
+/// Classify parsed typed data. `permit2` lists the Permit2 contracts the policy knows
+/// (the canonical one is always included).
+pub fn classify(p: &ParsedTypedData, permit2: &[Address]) -> TypedClass {
+    let td = &p.data;
+    let pt = td.primary_type.as_str();
+    let dname = td.domain.name.as_deref().unwrap_or("");
+    if is_bridle_domain(dname) || pt == "OwnerAction" {
+        return refused(
+            ErrorCode::TypedDataNotAllowed,
+            "typed data in the \"Bridle\" domain is an owner envelope; a session never signs one (R-TRUST-5)",
+        );
+    }
+    let tuple_like = match &p.message {
+        DynSolValue::CustomStruct { prop_names, .. } => {
+            let mut n: Vec<String> = prop_names.iter().map(|s| s.to_ascii_lowercase().replace('_', "")).collect();
+            n.sort();
+            n == ["address", "chainid", "nonce"]
+        }
+        _ => false,
+    };
+    if is_7702_name(pt) || is_7702_name(dname) || tuple_like {
+        return refused(
+            ErrorCode::AuthorizationDenied,
+            format!("`{pt}` is an EIP-7702 authorization: it hands over the whole account; never signed"),
+        );
+    }
+    let vc = td.domain.verifying_contract;
+    let is_permit2_domain = dname == "Permit2" || vc.is_some_and(|a| a == PERMIT2 || permit2.contains(&a));
+    if !(is_token_moving_type(pt) || is_permit2_domain) {
+        return TypedClass::Generic;
+    }
+    let encode_type = match td.encode_type() {
+        Ok(t) => t,
+        Err(e) => return TypedClass::Refused(td_malformed(e.to_string())),
+    };
+    let is = |canon: String| encode_type == canon;
+    let m = &p.message;
+    let r = (|| -> Result<Option<PermitMsg>, Denial> {
+        Ok(Some(match pt {
+            "Permit" if is(canonical::Permit::eip712_encode_type().into_owned()) && !is_permit2_domain => {
+                PermitMsg::Eip2612 {
+                    owner: addr(m, "owner")?,
+                    spender: addr(m, "spender")?,
+                    value: uint(m, "value")?,
+                    nonce: uint(m, "nonce")?,
+                    deadline: uint(m, "deadline")?,
+                }
+            }
+            "PermitSingle" | "PermitBatch"
+                if is(canonical::PermitSingle::eip712_encode_type().into_owned())
+                    || is(canonical::PermitBatch::eip712_encode_type().into_owned()) =>
+            {
+                let batch = pt == "PermitBatch";
+                let list: Vec<&DynSolValue> = if batch {
+                    items(m, "details")?.iter().collect()
+                } else {
+                    vec![field(m, "details").ok_or_else(|| td_malformed("missing details"))?]
+                };
+                let details = list
+                    .into_iter()
+                    .map(|d| {
+                        Ok(Permit2Detail {
+                            token: addr(d, "token")?,
+                            amount: uint(d, "amount")?,
+                            expiration: uint(d, "expiration")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Denial>>()?;
+                PermitMsg::Permit2Allowance {
+                    spender: addr(m, "spender")?,
+                    details,
+                    sig_deadline: uint(m, "sigDeadline")?,
+                    batch,
+                }
+            }
+            "PermitTransferFrom" | "PermitBatchTransferFrom"
+                if is(canonical::PermitTransferFrom::eip712_encode_type().into_owned())
+                    || is(canonical::PermitBatchTransferFrom::eip712_encode_type().into_owned()) =>
+            {
+                let batch = pt == "PermitBatchTransferFrom";
+                let list: Vec<&DynSolValue> = if batch {
+                    items(m, "permitted")?.iter().collect()
+                } else {
+                    vec![field(m, "permitted").ok_or_else(|| td_malformed("missing permitted"))?]
+                };
+                let permitted = list
+                    .into_iter()
+                    .map(|t| Ok((addr(t, "token")?, uint(t, "amount")?)))
+                    .collect::<Result<Vec<_>, Denial>>()?;
+                PermitMsg::Permit2Transfer {
+                    spender: addr(m, "spender")?,
+                    permitted,
+                    deadline: uint(m, "deadline")?,
+                    batch,
+                }
+            }
+            _ => return Ok(None),
+        }))
+    })();
+    match r {
+        Ok(Some(msg)) => TypedClass::Permit(msg),
+        Ok(None) => refused(
+            ErrorCode::TypedDataNotAllowed,
+            format!(
+                "`{pt}`{} is not one of the bounded permit types (EIP-2612 Permit; Permit2 PermitSingle, PermitBatch, PermitTransferFrom, PermitBatchTransferFrom with their canonical fields); never signed",
+                if is_permit2_domain { " in the Permit2 domain" } else { "" }
+            ),
+        ),
+        Err(d) => TypedClass::Refused(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub fn permit_json(owner: Address, spender: Address, value: &str, deadline: u64) -> serde_json::Value {
+        json!({
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+                ],
+                "Permit": [
+                    {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                    {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                    {"name": "deadline", "type": "uint256"}
+                ]
+            },
+            "primaryType": "Permit",
+            "domain": {"name": "USD Coin", "version": "2", "chainId": 1, "verifyingContract": "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"},
+            "message": {"owner": owner, "spender": spender, "value": value, "nonce": 0, "deadline": deadline}
+        })
+    }
+
+    #[test]
+    fn permit_digest_matches_the_sol_struct() {
+        let (o, s) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let p = parse(&permit_json(o, s, "1000", 99).to_string()).unwrap();
+        let want = canonical::Permit {
+            owner: o,
+            spender: s,
+            value: U256::from(1000),
+            nonce: U256::ZERO,
+            deadline: U256::from(99),
+        }
+        .eip712_signing_hash(&alloy_sol_types::eip712_domain! {
+            name: "USD Coin", version: "2", chain_id: 1,
+            verifying_contract: address!("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"),
+        });
+        assert_eq!(p.digest, want);
+        match classify(&p, &[]) {
+            TypedClass::Permit(PermitMsg::Eip2612 { owner, spender, value, deadline, .. }) => {
+                assert_eq!((owner, spender, value, deadline), (o, s, U256::from(1000), U256::from(99)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn look_alike_permits_and_owner_envelopes_are_refused() {
+        // DAI-style permit: different fields, same primaryType.
+        let dai = json!({
+            "types": {"EIP712Domain": [{"name": "name", "type": "string"}],
+                "Permit": [{"name": "holder", "type": "address"}, {"name": "spender", "type": "address"},
+                    {"name": "nonce", "type": "uint256"}, {"name": "expiry", "type": "uint256"},
+                    {"name": "allowed", "type": "bool"}]},
+            "primaryType": "Permit", "domain": {"name": "Dai Stablecoin"},
+            "message": {"holder": Address::ZERO, "spender": Address::ZERO, "nonce": 0, "expiry": 0, "allowed": true}
+        });
+        let p = parse(&dai.to_string()).unwrap();
+        assert!(matches!(classify(&p, &[]), TypedClass::Refused(d) if d.code == ErrorCode::TypedDataNotAllowed));
+
+        let owner = crate::owner::OwnerAction {
+            action: "create_session".into(),
+            enclave: Address::ZERO,
+            session: Address::ZERO,
+            agent: Address::ZERO,
+            policyHash: B256::ZERO,
+            subject: B256::ZERO,
+            nonce: 1,
+        };
+        let p = parse(&owner.typed_data_json().to_string()).unwrap();
+        assert_eq!(p.digest, owner.digest());
+        assert!(matches!(classify(&p, &[]), TypedClass::Refused(d) if d.code == ErrorCode::TypedDataNotAllowed));
+
+        let auth = json!({
+            "types": {"EIP712Domain": [{"name": "name", "type": "string"}],
+                "Authorization": [{"name": "chainId", "type": "uint256"}, {"name": "address", "type": "address"},
+                    {"name": "nonce", "type": "uint64"}]},
+            "primaryType": "Authorization", "domain": {"name": "Wallet"},
+            "message": {"chainId": 1, "address": Address::ZERO, "nonce": 0}
+        });
+        let p = parse(&auth.to_string()).unwrap();
+        assert!(matches!(classify(&p, &[]), TypedClass::Refused(d) if d.code == ErrorCode::AuthorizationDenied));
+        // The same tuple under another name is still an authorization.
+        let renamed = auth.to_string().replace("Authorization", "Delegate");
+        let p = parse(&renamed).unwrap();
+        assert!(matches!(classify(&p, &[]), TypedClass::Refused(d) if d.code == ErrorCode::AuthorizationDenied));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for s in [
+            "",
+            "{}",
+            "[]",
+            "\"{}\"",
+            r#"{"types":{},"primaryType":"A","domain":{},"message":{}}"#,
+            r#"{"types":{"A":[{"name":"a","type":"A"}]},"primaryType":"A","domain":{},"message":{"a":{}}}"#,
+            r#"{"types":{"A":[{"name":"b","type":"B"}],"B":[{"name":"a","type":"A"}]},"primaryType":"A","domain":{},"message":{}}"#,
+            r#"{"types":{"A":[{"name":"a","type":"uint256[99999999999]"}]},"primaryType":"A","domain":{},"message":{"a":[]}}"#,
+            r#"{"types":{"EIP712Domain":[]},"primaryType":"EIP712Domain","domain":{},"message":{}}"#,
+        ] {
+            let _ = parse(s).map(|p| classify(&p, &[]));
+        }
+        assert_eq!(parse(&"x".repeat(MAX_TYPED_DATA + 1)).unwrap_err().code, ErrorCode::TooLarge);
+    }
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""An agent written with web3.py that pays in ERC-20 tokens through a Bridle session.
+
+The agent never holds the session key: web3.py builds the transfer as usual, the Bridle
+middleware has the enclave sign it (under the owner's policy), and web3.py broadcasts it.
+
+    python3 examples/python/agent.py \
+        --rpc http://127.0.0.1:8545 --bridle http://127.0.0.1:8547 \
+        --key .bridle-dev/agent.key --session 0xSESSION \
+        --token 0xTOKEN --to 0xRECIPIENT --amount 60
+
+Exit status: 0 mined with status 1; 2 refused by Bridle (the code, e.g. spend_cap, is
+printed); 1 any other failure. `--json` prints one JSON object on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from decimal import Decimal
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bridle_signer import BridleError, BridleSigner  # noqa: E402
+from web3 import Web3  # noqa: E402
+
+ERC20_ABI = [
+    {
+        "type": "function",
+        "name": "transfer",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "to", "type": "address"}, {"name": "amount", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
+    {
+        "type": "function",
+        "name": "balanceOf",
+        "stateMutability": "view",
+        "inputs": [{"name": "owner", "type": "address"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    },
+    {
+        "type": "function",
+        "name": "decimals",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "uint8"}],
+    },
+    {
+        "type": "function",
+        "name": "symbol",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "string"}],
+    },
+]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rpc", default=os.environ.get("ETH_RPC_URL", "http://127.0.0.1:8545"), help="Ethereum node")
+    ap.add_argument("--bridle", default=os.environ.get("BRIDLE_HOST", "http://127.0.0.1:8547"), help="Bridle host")
+    ap.add_argument("--key", default=os.environ.get("BRIDLE_AGENT_KEY"), help="agent key file (bridle agent keygen)")
+    ap.add_argument("--session", default=os.environ.get("BRIDLE_SESSION"), help="session address")
+    ap.add_argument("--token", required=True, help="ERC-20 contract address")
+    ap.add_argument("--to", required=True, help="recipient")
+    ap.add_argument("--amount", required=True, help="amount in whole tokens, e.g. 60 or 2.5")
+    ap.add_argument("--enclave-public-key", help="pin the enclave identity key (default: the host's /v1/status)")
+    ap.add_argument("--clock-offset", type=int, default=int(os.environ.get("BRIDLE_CLOCK_OFFSET", "0")),
+                    help="seconds added to the stamp time (tests only)")
+    ap.add_argument("--json", action="store_true", help="print a JSON result on the last line")
+    a = ap.parse_args()
+    if not a.key or not a.session:
+        ap.error("--key and --session are required (or BRIDLE_AGENT_KEY and BRIDLE_SESSION)")
+
+    def report(obj: dict, text: str) -> None:
+        print(text, file=sys.stderr if not obj.get("ok") else sys.stdout)
+        if a.json:
+            print(json.dumps(obj))
+
+    w3 = Web3(Web3.HTTPProvider(a.rpc))
+    signer = BridleSigner(a.bridle, a.key, a.session, enclave_public_key=a.enclave_public_key,
+                          clock_offset=a.clock_offset)
+    # Every eth_sendTransaction from the session address is now signed by Bridle.
+    w3.middleware_onion.inject(signer.middleware(), layer=0)
+
+    token = w3.eth.contract(address=Web3.to_checksum_address(a.token), abi=ERC20_ABI)
+    decimals = token.functions.decimals().call()
+    amount = int(Decimal(a.amount) * (10 ** decimals))
+    to = Web3.to_checksum_address(a.to)
+    print(f"session {signer.address} (agent {signer.agent_address}) sends {a.amount} to {to}")
+
+    try:
+        tx_hash = token.functions.transfer(to, amount).transact({"from": signer.address})
+    except BridleError as e:
+        report({"ok": False, "code": e.code, "rule": e.rule, "reason": e.reason}, str(e))
+        return 2
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    ok = receipt["status"] == 1
+    result = {
+        "ok": ok,
+        "hash": "0x" + bytes(tx_hash).hex(),
+        "status": receipt["status"],
+        "block": receipt["blockNumber"],
+        "gas_used": receipt["gasUsed"],
+        "balance": str(token.functions.balanceOf(signer.address).call()),
+    }
+    report(result, f"mined in block {receipt['blockNumber']}: {result['hash']} status {receipt['status']}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+// An agent written with viem that pays in ERC-20 tokens through a Bridle session.
+//
+//   cd examples/ts && npm ci
+//   npx tsx agent.ts --rpc http://127.0.0.1:8545 --bridle http://127.0.0.1:8547 \
+//       --key ../../.bridle-dev/agent.key --session 0xSESSION \
+//       --token 0xTOKEN --to 0xRECIPIENT --amount 60
+//
+// Exit status: 0 mined with status 1; 2 refused by Bridle (the code, e.g. spend_cap, is
+// printed); 1 any other failure. `--json` prints one JSON object on the last line.
+
+import { parseArgs } from "node:util";
+import { createPublicClient, createWalletClient, defineChain, getAddress, http, parseUnits, type Hex } from "viem";
+import { BridleError, bridleAccount } from "./bridle-signer.ts";
+
+const erc20Abi = [
+  {
+    type: "function",
+    name: "transfer",
+    stateMutability: "nonpayable",
+    inputs: [
+      { name: "to", type: "address" },
+      { name: "amount", type: "uint256" },
+    ],
+    outputs: [{ name: "", type: "bool" }],
+  },
+  {
+    type: "function",
+    name: "balanceOf",
+    stateMutability: "view",
+    inputs: [{ name: "owner", type: "address" }],
+    outputs: [{ name: "", type: "uint256" }],
+  },
+  { type: "function", name: "decimals", stateMutability: "view", inputs: [], outputs: [{ name: "", type: "uint8" }] },
+] as const;
+
+const { values: a } = parseArgs({
+  options: {
+    rpc: { type: "string", default: process.env.ETH_RPC_URL ?? "http://127.0.0.1:8545" },
+    bridle: { type: "string", default: process.env.BRIDLE_HOST ?? "http://127.0.0.1:8547" },
+    key: { type: "string", default: process.env.BRIDLE_AGENT_KEY },
+    session: { type: "string", default: process.env.BRIDLE_SESSION },
+    token: { type: "string" },
+    to: { type: "string" },
+    amount: { type: "string" },
+    "enclave-public-key": { type: "string" },
+    "clock-offset": { type: "string", default: process.env.BRIDLE_CLOCK_OFFSET ?? "0" },
+    json: { type: "boolean", default: false },
+  },
+});
+if (!a.key || !a.session || !a.token || !a.to || !a.amount) {
+  console.error("usage: agent.ts --key AGENT_KEY --session 0x.. --token 0x.. --to 0x.. --amount N [--rpc URL] [--bridle URL]");
+  process.exit(1);
+}
+
+function report(obj: Record<string, unknown>, text: string) {
+  (obj.ok ? console.log : console.error)(text);
+  if (a.json) console.log(JSON.stringify(obj));
+}
+
+const publicClient = createPublicClient({ transport: http(a.rpc) });
+const chainId = await publicClient.getChainId();
+const chain = defineChain({
+  id: chainId,
+  name: `chain ${chainId}`,
+  nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+  rpcUrls: { default: { http: [a.rpc!] } },
+});
+
+const account = await bridleAccount({
+  host: a.bridle!,
+  agentKey: a.key,
+  session: a.session,
+  enclavePublicKey: a["enclave-public-key"],
+  clockOffset: Number(a["clock-offset"]),
+});
+const wallet = createWalletClient({ account, chain, transport: http(a.rpc) });
+const token = getAddress(a.token);
+const to = getAddress(a.to);
+const decimals = await publicClient.readContract({ address: token, abi: erc20Abi, functionName: "decimals" });
+const amount = parseUnits(a.amount, decimals);
+console.log(`session ${account.address} sends ${a.amount} to ${to}`);
+
+let hash: Hex;
+try {
+  hash = await wallet.writeContract({ address: token, abi: erc20Abi, functionName: "transfer", args: [to, amount] });
+} catch (e) {
+  // viem wraps errors thrown by the account; find Bridle's refusal in the cause chain.
+  let err: any = e;
+  while (err && !(err instanceof BridleError)) err = err.cause;
+  if (err instanceof BridleError) {
+    report({ ok: false, code: err.code, rule: err.rule ?? null, reason: err.reason }, err.message);
+    process.exit(2);
+  }
+  throw e;
+}
+const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: 60_000 });
+const ok = receipt.status === "success";
+const balance = await publicClient.readContract({
+  address: token,
+  abi: erc20Abi,
+  functionName: "balanceOf",
+  args: [account.address],
+});
+report(
+  {
+    ok,
+    hash,
+    status: ok ? 1 : 0,
+    block: Number(receipt.blockNumber),
+    gas_used: Number(receipt.gasUsed),
+    balance: balance.toString(),
+  },
+  `mined in block ${receipt.blockNumber}: ${hash} status ${receipt.status}`,
+);
+process.exit(ok ? 0 : 1);

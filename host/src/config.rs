@@ -1,0 +1,252 @@
+//! Host configuration: a TOML file (`bridle-host --config host.toml`), environment
+//! variables and flags.
+//!
+//! Every setting has the same name in all three places: the flag `--call-timeout`, the
+//! environment variable `BRIDLE_CALL_TIMEOUT` and the file key `call_timeout`. Precedence,
+//! highest first: **flag > environment variable > file > built-in default**.
+//! `examples/host.toml` documents every key.
+
+use crate::{HostConfig, DEFAULT_BODY_LIMIT, DEFAULT_DB, DEFAULT_LISTEN};
+use bridle_common::address::SocketAddress;
+use bridle_common::frame::DEFAULT_MAX_FRAME;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default per enclave call timeout, seconds.
+pub const DEFAULT_CALL_TIMEOUT_SECS: u64 = 10;
+/// Default seconds between background enclave probes.
+pub const DEFAULT_PROBE_INTERVAL_SECS: u64 = 5;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// One layer of settings, every one optional: the file, or the flags and environment
+/// variables together (clap already ranks a flag above its environment variable).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// Enclave socket: `unix:/path/to/socket` or `vsock:CID:PORT`.
+    pub enclave: Option<String>,
+    /// HTTP listen address.
+    pub listen: Option<String>,
+    /// SQLite database path.
+    pub db: Option<PathBuf>,
+    /// `text` or `json`.
+    pub log_format: Option<LogFormat>,
+    /// Pooled enclave connections (concurrent enclave calls).
+    pub pool: Option<usize>,
+    /// Per enclave call timeout, seconds.
+    pub call_timeout: Option<u64>,
+    /// Largest HTTP request body, bytes.
+    pub body_limit: Option<usize>,
+    /// Largest enclave frame, bytes.
+    pub max_frame: Option<usize>,
+    /// Seconds between background enclave status probes; 0 disables.
+    pub probe_interval: Option<u64>,
+}
+
+impl Layer {
+    /// Parse a config file's text; unknown keys are errors (a typo must not be ignored).
+    pub fn from_toml(text: &str) -> Result<Layer, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Read and parse a config file.
+    pub fn load(path: &Path) -> Result<Layer, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        Layer::from_toml(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Flag,
+    Env,
+    File,
+    Default,
+}
+
+/// The effective settings, each with its source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub enclave: SocketAddress,
+    pub listen: String,
+    pub db: PathBuf,
+    pub log_format: LogFormat,
+    pub pool: usize,
+    pub call_timeout: u64,
+    pub body_limit: usize,
+    pub max_frame: usize,
+    pub probe_interval: u64,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+    /// Setting name → where its value came from.
+    pub sources: std::collections::BTreeMap<&'static str, Source>,
+}
+
+impl Settings {
+    /// Resolve `cli` (flags and environment, with `cli_source` telling which of the two
+    /// set each name) over `file` over the defaults.
+    pub fn resolve(
+        cli: &Layer,
+        cli_source: impl Fn(&str) -> Source,
+        file: &Layer,
+        config_file: Option<PathBuf>,
+    ) -> Result<Settings, String> {
+        let mut sources = std::collections::BTreeMap::new();
+        macro_rules! pick {
+            ($name:ident, $default:expr) => {{
+                let (v, src) = match (&cli.$name, &file.$name) {
+                    (Some(v), _) => (v.clone(), cli_source(stringify!($name))),
+                    (None, Some(v)) => (v.clone(), Source::File),
+                    (None, None) => ($default, Source::Default),
+                };
+                sources.insert(stringify!($name), src);
+                v
+            }};
+        }
+        let enclave_text = pick!(enclave, String::new());
+        if enclave_text.is_empty() {
+            return Err(
+                "no enclave socket: set --enclave, BRIDLE_ENCLAVE or `enclave` in the config file (unix:/path or vsock:CID:PORT)"
+                    .into(),
+            );
+        }
+        let enclave: SocketAddress = enclave_text
+            .parse()
+            .map_err(|e| format!("enclave `{enclave_text}` (from {}): {e}", source_name(sources["enclave"])))?;
+        let listen = pick!(listen, DEFAULT_LISTEN.to_string());
+        let db = pick!(db, PathBuf::from(DEFAULT_DB));
+        let log_format = pick!(log_format, LogFormat::Text);
+        let pool = pick!(pool, crate::enclave_client::DEFAULT_POOL_SIZE);
+        let call_timeout = pick!(call_timeout, DEFAULT_CALL_TIMEOUT_SECS);
+        let body_limit = pick!(body_limit, DEFAULT_BODY_LIMIT);
+        let max_frame = pick!(max_frame, DEFAULT_MAX_FRAME);
+        let probe_interval = pick!(probe_interval, DEFAULT_PROBE_INTERVAL_SECS);
+        if pool == 0 {
+            return Err(format!("pool must be at least 1 (from {})", source_name(sources["pool"])));
+        }
+        if call_timeout == 0 {
+            return Err(format!("call_timeout must be at least 1 s (from {})", source_name(sources["call_timeout"])));
+        }
+        Ok(Settings {
+            enclave,
+            listen,
+            db,
+            log_format,
+            pool,
+            call_timeout,
+            body_limit,
+            max_frame,
+            probe_interval,
+            config_file,
+            sources,
+        })
+    }
+
+    /// The host configuration these settings describe.
+    pub fn host_config(&self) -> HostConfig {
+        let mut c = HostConfig::new(self.enclave.clone());
+        c.db_path = self.db.clone();
+        c.pool_size = self.pool;
+        c.call_timeout = Duration::from_secs(self.call_timeout);
+        c.body_limit = self.body_limit;
+        c.max_frame = self.max_frame;
+        c.probe_interval = (self.probe_interval > 0).then(|| Duration::from_secs(self.probe_interval));
+        c
+    }
+
+    /// The effective settings as JSON (`bridle-host --print-config`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "enclave": self.enclave.to_string(),
+            "listen": self.listen,
+            "db": self.db,
+            "log_format": self.log_format,
+            "pool": self.pool,
+            "call_timeout": self.call_timeout,
+            "body_limit": self.body_limit,
+            "max_frame": self.max_frame,
+            "probe_interval": self.probe_interval,
+            "config_file": self.config_file,
+            "sources": self.sources,
+        })
+    }
+}
+
+fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Flag => "a flag",
+        Source::Env => "the environment",
+        Source::File => "the config file",
+        Source::Default => "the default",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flag(_: &str) -> Source {
+        Source::Flag
+    }
+
+    #[test]
+    fn file_fills_what_flags_leave_and_defaults_the_rest() {
+        let file = Layer::from_toml(
+            "enclave = \"unix:/run/bridle/enclave.sock\"\nlisten = \"0.0.0.0:9000\"\npool = 4\nlog_format = \"json\"\n",
+        )
+        .unwrap();
+        let cli = Layer { pool: Some(16), ..Layer::default() };
+        let s = Settings::resolve(&cli, flag, &file, None).unwrap();
+        assert_eq!(s.pool, 16);
+        assert_eq!(s.sources["pool"], Source::Flag);
+        assert_eq!(s.listen, "0.0.0.0:9000");
+        assert_eq!(s.sources["listen"], Source::File);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.db, PathBuf::from(DEFAULT_DB));
+        assert_eq!(s.sources["db"], Source::Default);
+        assert_eq!(s.call_timeout, DEFAULT_CALL_TIMEOUT_SECS);
+        assert_eq!(s.enclave.to_string(), "unix:/run/bridle/enclave.sock");
+        let c = s.host_config();
+        assert_eq!(c.pool_size, 16);
+        assert_eq!(c.probe_interval, Some(Duration::from_secs(DEFAULT_PROBE_INTERVAL_SECS)));
+    }
+
+    #[test]
+    fn errors_name_what_is_wrong() {
+        let e = Layer::from_toml("listn = \"x\"").unwrap_err();
+        assert!(e.contains("listn"), "{e}");
+        let e = Layer::from_toml("pool = \"many\"").unwrap_err();
+        assert!(e.contains("pool"), "{e}");
+        let e = Settings::resolve(&Layer::default(), flag, &Layer::default(), None).unwrap_err();
+        assert!(e.contains("BRIDLE_ENCLAVE"), "{e}");
+        let file = Layer { enclave: Some("vsock:nope".into()), ..Layer::default() };
+        let e = Settings::resolve(&Layer::default(), flag, &file, None).unwrap_err();
+        assert!(e.contains("config file"), "{e}");
+        let file = Layer { enclave: Some("vsock:16:5000".into()), probe_interval: Some(0), ..Layer::default() };
+        let s = Settings::resolve(&Layer::default(), flag, &file, None).unwrap();
+        assert_eq!(s.host_config().probe_interval, None);
+        let cli = Layer { pool: Some(0), ..Layer::default() };
+        assert!(Settings::resolve(&cli, flag, &file, None).unwrap_err().contains("pool"));
+    }
+}

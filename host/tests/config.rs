@@ -1,0 +1,146 @@
+//! Configuration by file, environment and flags: precedence flag > env > file > default,
+//! checked on the real `bridle-host` binary.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+/// The binary with no BRIDLE_* variables inherited from the caller's environment.
+fn host() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bridle-host"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("BRIDLE_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn print_config(c: &mut Command) -> serde_json::Value {
+    let out = c.arg("--print-config").output().expect("run bridle-host");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[test]
+fn flags_beat_env_beat_file_beat_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("host.toml");
+    std::fs::write(
+        &file,
+        r#"
+enclave = "unix:/run/file.sock"
+listen = "127.0.0.1:9001"
+db = "file.sqlite"
+log_format = "json"
+pool = 3
+call_timeout = 30
+probe_interval = 0
+"#,
+    )
+    .unwrap();
+
+    // File over defaults.
+    let v = print_config(host().arg("--config").arg(&file));
+    assert_eq!(v["enclave"], "unix:/run/file.sock");
+    assert_eq!(v["listen"], "127.0.0.1:9001");
+    assert_eq!(v["db"], "file.sqlite");
+    assert_eq!(v["log_format"], "json");
+    assert_eq!(v["pool"], 3);
+    assert_eq!(v["call_timeout"], 30);
+    assert_eq!(v["probe_interval"], 0);
+    assert_eq!(v["body_limit"], 1 << 20);
+    assert_eq!(v["sources"]["pool"], "file");
+    assert_eq!(v["sources"]["body_limit"], "default");
+
+    // Environment over file; flag over environment.
+    let v = print_config(
+        host()
+            .env("BRIDLE_CONFIG", &file)
+            .env("BRIDLE_POOL", "5")
+            .env("BRIDLE_DB", "env.sqlite")
+            .env("BRIDLE_LOG_FORMAT", "text")
+            .args(["--db", "flag.sqlite", "--call-timeout", "7"]),
+    );
+    assert_eq!(v["config_file"], file.display().to_string());
+    assert_eq!((v["pool"].clone(), v["sources"]["pool"].clone()), (5.into(), "env".into()));
+    assert_eq!((v["db"].clone(), v["sources"]["db"].clone()), ("flag.sqlite".into(), "flag".into()));
+    assert_eq!(v["log_format"], "text");
+    assert_eq!(v["sources"]["log_format"], "env");
+    assert_eq!((v["call_timeout"].clone(), v["sources"]["call_timeout"].clone()), (7.into(), "flag".into()));
+    assert_eq!(v["listen"], "127.0.0.1:9001");
+    assert_eq!(v["sources"]["listen"], "file");
+
+    // No file: defaults, with the enclave from the environment.
+    let v = print_config(host().env("BRIDLE_ENCLAVE", "vsock:16:5000"));
+    assert_eq!(v["enclave"], "vsock:16:5000");
+    assert_eq!(v["sources"]["enclave"], "env");
+    assert_eq!(v["listen"], "127.0.0.1:8547");
+    assert_eq!(v["db"], "bridle-host.sqlite");
+    assert_eq!(v["pool"], 8);
+    assert_eq!(v["call_timeout"], 10);
+    assert_eq!(v["probe_interval"], 5);
+    assert_eq!(v["log_format"], "text");
+    assert_eq!(v["config_file"], serde_json::Value::Null);
+}
+
+#[test]
+fn bad_config_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("host.toml");
+
+    std::fs::write(&file, "enclave = \"unix:/x\"\nlisten_addr = \"127.0.0.1:1\"\n").unwrap();
+    let out = host().arg("--config").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listen_addr") && err.contains(&file.display().to_string()), "{err}");
+
+    let out = host().arg("--config").arg(dir.path().join("missing.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+
+    let out = host().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BRIDLE_ENCLAVE"));
+}
+
+#[test]
+fn the_host_runs_from_its_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("from-file.sqlite");
+    let file = dir.path().join("host.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "enclave = \"unix:{}\"\nlisten = \"127.0.0.1:0\"\ndb = \"{}\"\nlog_format = \"json\"\n",
+            dir.path().join("no-enclave.sock").display(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut child = host()
+        .arg("--config")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bridle-host");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("bridle-host listening on http://127.0.0.1:"), "{line:?}");
+    // JSON logs, as the file asked: the first stderr line is a JSON object.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    stderr.read_line(&mut log).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&log).unwrap_or_else(|e| panic!("{e}: {log:?}"));
+    assert!(v["fields"]["message"].is_string(), "{v}");
+    assert!(db.exists(), "the database named in the file is created");
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    // Keep reading both pipes until the host exits (a closed pipe would fail its writes).
+    let rest = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let _ = std::io::read_to_string(stdout);
+    let status = child.wait().unwrap();
+    let rest = rest.join().unwrap();
+    assert!(status.success(), "{status}: {rest}");
+    assert!(rest.contains("bridle-host stopped"), "{rest}");
+}
