@@ -2,7 +2,8 @@
 # Installs what the tests need beyond the Rust toolchain. Idempotent; no prompts.
 #  - Python: eth-account (independent recovery, wallet-style EIP-712), web3.py and
 #    cryptography (the web3.py client helper) — examples/python/requirements.txt
-#  - npm: viem, ethers, @noble/*, tsx (examples/ts); anvil and solc-js (tests/js).
+#  - npm: viem, ethers, @noble/*, tsx (examples/ts); anvil and solc-js (tests/js);
+#    @account-abstraction/contracts 0.7 (EntryPoint), OpenZeppelin (tests/fixtures/userop).
 #    Lock files are committed: `npm ci` is deterministic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,10 @@ fi
 if [ ! -x tests/js/node_modules/.bin/anvil ]; then
   echo "== installing tests/js (anvil, solc-js)"
   npm ci --prefix tests/js --no-audit --no-fund
+fi
+if [ ! -d tests/fixtures/userop/node_modules/@account-abstraction ]; then
+  echo "== installing tests/fixtures/userop (EntryPoint v0.7 artifacts, OpenZeppelin, viem)"
+  npm ci --prefix tests/fixtures/userop --no-audit --no-fund
 fi
 tests/js/node_modules/.bin/anvil --version | head -1
 echo "test dependencies ready"

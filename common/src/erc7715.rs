@@ -187,7 +187,7 @@ impl Out {
             }
         }
         if let Some(j) = get("justification").and_then(Value::as_str) {
-            self.notes.push(format!("{label} justification (kept as a comment only): {j}"));
+            self.notes.push(format!("{label} justification (informational, not a rule): {j}"));
         }
         #[allow(clippy::needless_late_init)]
         let bound;

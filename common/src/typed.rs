@@ -386,4 +386,24 @@ mod tests {
         }
         assert_eq!(parse(&"x".repeat(MAX_TYPED_DATA + 1)).unwrap_err().code, ErrorCode::TooLarge);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_and_classify_never_panic(
+            ty in "[A-Za-z0-9_\\[\\]]{0,24}",
+            name in "[A-Za-z0-9]{0,8}",
+            val in proptest::prelude::any::<i64>(),
+            junk in ".{0,64}",
+        ) {
+            let doc = json!({
+                "types": {"EIP712Domain": [{"name": "name", "type": "string"}],
+                    "Permit": [{"name": name.clone(), "type": ty.clone()}],
+                    "PermitDetails": [{"name": "token", "type": ty}]},
+                "primaryType": "Permit", "domain": {"name": name.clone()},
+                "message": {name: val, "x": junk.clone()}
+            });
+            let _ = parse(&doc.to_string()).map(|p| classify(&p, &[PERMIT2]));
+            let _ = parse(&junk);
+        }
+    }
 }

@@ -24,8 +24,26 @@ fn readme_policy_example_compiles() {
     assert!(d.gas.max_fee_per_gas.is_some() && d.gas.count_in_native && d.gas.cost_limits.len() == 1);
     assert_eq!(d.approvals.spenders.len(), 1);
     assert_eq!(d.approvals.caps.len(), 1);
-    for f in ["usdc-daily.toml"] {
-        let t = std::fs::read_to_string(format!("{}/../examples/policies/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        CompiledPolicy::compile(resolve_text(&t, 1_800_000_000).unwrap()).unwrap();
+    // The second block (user operations, typed data, permits, messages) compiles on top of
+    // a header that lists the token and the approval rules it refers to.
+    let rest = &readme[end..];
+    let s2 = rest.find("```toml\n").expect("a second toml block") + "```toml\n".len();
+    let e2 = s2 + rest[s2..].find("```").unwrap();
+    let header = "name = 'surface'\nchains = [8453]\nvalid_for = '1h'\n\
+        tokens = { USDC = { address = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913', decimals = 6 } }\n\
+        approvals = { spenders = ['0x000000000022D473030F116dDEE9F6B43aC78BA3'], max = ['100 USDC'] }\n";
+    let doc = resolve_text(&format!("{header}{}", &rest[s2..e2]), 1_800_000_000).unwrap_or_else(|d| panic!("README block 2: {d}"));
+    let p2 = CompiledPolicy::compile(doc).unwrap_or_else(|d| panic!("README block 2: {d}"));
+    assert_eq!(p2.doc.permits.len(), 2);
+    assert_eq!(p2.doc.messages.len(), 3);
+    assert_eq!(p2.doc.typed_data.len(), 1);
+
+    // Every example policy compiles too.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let t = std::fs::read_to_string(&path).unwrap();
+        let doc = resolve_text(&t, 1_800_000_000).unwrap_or_else(|d| panic!("{}: {d}", path.display()));
+        CompiledPolicy::compile(doc).unwrap_or_else(|d| panic!("{}: {d}", path.display()));
     }
 }
