@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build release dev test test-deps lint fmt bench load clean help
+.PHONY: all build release dev test test-deps lint fmt bench load fuzz clean help
 
 all: build
 
@@ -11,6 +11,7 @@ help:
 	@echo "make test       install test dependencies, build the binaries, run every test"
 	@echo "make lint       rustfmt --check and clippy -D warnings"
 	@echo "make bench      criterion benchmarks and the end-to-end load generator (release)"
+	@echo "make fuzz       fuzz the enclave frame decoder and the policy parser (nightly, cargo-fuzz)"
 	@echo "make nitro-check / enclave-image / run-enclave   Nitro steps (see ATTESTATION.md)"
 
 build:
@@ -43,6 +44,12 @@ bench: release
 
 load: release
 	BRIDLE_BIN_DIR=target/release ./target/release/bridle-load --requests 4000 --concurrency 16
+
+# Coverage-guided fuzzing of the decoders (needs nightly and `cargo install cargo-fuzz`).
+FUZZ_SECONDS ?= 120
+fuzz:
+	cd fuzz && cargo +nightly fuzz run -O enclave_frame -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+	cd fuzz && cargo +nightly fuzz run -O policy_file -- -max_total_time=$(FUZZ_SECONDS) -max_len=2048
 
 clean:
 	$(CARGO) clean
