@@ -32,7 +32,8 @@ fn readme_policy_example_compiles() {
     let header = "name = 'surface'\nchains = [8453]\nvalid_for = '1h'\n\
         tokens = { USDC = { address = '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913', decimals = 6 } }\n\
         approvals = { spenders = ['0x000000000022D473030F116dDEE9F6B43aC78BA3'], max = ['100 USDC'] }\n";
-    let doc = resolve_text(&format!("{header}{}", &rest[s2..e2]), 1_800_000_000).unwrap_or_else(|d| panic!("README block 2: {d}"));
+    let doc = resolve_text(&format!("{header}{}", &rest[s2..e2]), 1_800_000_000)
+        .unwrap_or_else(|d| panic!("README block 2: {d}"));
     let p2 = CompiledPolicy::compile(doc).unwrap_or_else(|d| panic!("README block 2: {d}"));
     assert_eq!(p2.doc.permits.len(), 2);
     assert_eq!(p2.doc.messages.len(), 3);
