@@ -68,6 +68,12 @@ fn start(mut cmd: Command, what: &str) -> Result<(Child, String)> {
 }
 
 pub fn run(a: DevArgs) -> Result<i32> {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        // Installed before anything starts: SIGINT/SIGTERM stop polling; dropping `kids` kills and reaps both children.
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install signal handler")?;
+    }
     std::fs::create_dir_all(&a.dir)?;
     let dir = a.dir.canonicalize()?;
     let sock = dir.join("enclave.sock");
@@ -91,12 +97,6 @@ pub fn run(a: DevArgs) -> Result<i32> {
 
     print_banner(&url, &sock, &db, &dir, &root);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        // SIGINT/SIGTERM: stop polling; dropping `kids` kills and reaps both children.
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("cannot install signal handler")?;
-    }
     loop {
         for (i, c) in kids.0.iter_mut().enumerate() {
             if let Ok(Some(status)) = c.try_wait() {

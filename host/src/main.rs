@@ -127,10 +127,12 @@ async fn main() -> anyhow::Result<()> {
         config = ?settings.config_file,
         "bridle-host starting"
     );
+    // Handlers first, then announce readiness (tests and supervisors act on that line).
+    let shutdown = bridle_host::shutdown_signal();
     println!("bridle-host listening on http://{addr}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    bridle_host::run(state, listener, bridle_host::shutdown_signal()).await?;
+    bridle_host::run(state, listener, shutdown).await?;
     tracing::info!("bridle-host stopped");
     Ok(())
 }
