@@ -4,6 +4,7 @@ mod client;
 mod dev;
 mod keys;
 mod verify_attestation;
+mod verify_audit;
 mod verify_session;
 
 use alloy_dyn_abi::{DynSolType, DynSolValue};
@@ -47,6 +48,9 @@ enum Cmd {
     /// Verify attestation documents.
     #[command(subcommand)]
     Verify(VerifyCmd),
+    /// The enclave's signed audit log: export it from the host (then `bridle verify audit`).
+    #[command(subcommand)]
+    Audit(verify_audit::AuditCmd),
 }
 
 #[derive(Args, Clone)]
@@ -126,6 +130,69 @@ enum OwnerCmd {
         session: Address,
         #[arg(long)]
         json: bool,
+    },
+    /// Show a session's allowance registry: every approval and permit it signed, its state,
+    /// and the outstanding exposure against the ceiling.
+    Allowances {
+        #[command(flatten)]
+        host: HostArg,
+        #[arg(long)]
+        session: Address,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revocation sweep: the enclave signs approve(spender, 0) for expired approvals (and for
+    /// every outstanding one of a revoked, suspended or ended session). With --key the owner
+    /// signs the sweep: every outstanding (or already swept) approval, at these fees; a
+    /// revoked session's key is destroyed afterwards.
+    Sweep {
+        #[command(flatten)]
+        host: HostArg,
+        #[arg(long)]
+        session: Address,
+        /// Owner key file: sign the sweep.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// An Ethereum JSON-RPC URL: read the chain id, the session's next nonce and the
+        /// fees there (and, with --send, broadcast the revocations).
+        #[arg(long)]
+        rpc: Option<String>,
+        #[arg(long)]
+        chain_id: Option<u64>,
+        /// The session address's next nonce on that chain.
+        #[arg(long)]
+        nonce: Option<u64>,
+        /// Max fee per gas, e.g. "2 gwei"; with --rpc, default 2 × base fee + priority fee.
+        #[arg(long)]
+        max_fee: Option<String>,
+        #[arg(long, default_value = "1 gwei")]
+        priority_fee: String,
+        /// Gas limit per revocation.
+        #[arg(long, default_value_t = 100_000)]
+        gas: u64,
+        /// Broadcast the signed revocations through --rpc.
+        #[arg(long, requires = "rpc")]
+        send: bool,
+        /// Owner nonce (with --key); default: the current time in milliseconds.
+        #[arg(long)]
+        owner_nonce: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request held for your approval (escalation): the enclave signs it now and
+    /// returns the signature; the agent can also collect it by asking again.
+    Approve {
+        #[command(flatten)]
+        host: HostArg,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        session: Address,
+        /// The pending request's digest (from `bridle owner status` or the agent's refusal).
+        #[arg(long)]
+        digest: B256,
+        #[arg(long)]
+        nonce: Option<u64>,
     },
 }
 
@@ -266,6 +333,8 @@ enum VerifyCmd {
     Attestation(verify_attestation::VerifyAttestationArgs),
     /// Verify a session's binding: attestation → identity key → binding → the owner's policy.
     Session(verify_session::VerifySessionArgs),
+    /// Verify an exported audit log: complete, every link intact, head signed by the attested identity key.
+    Audit(verify_audit::VerifyAuditArgs),
 }
 
 fn now() -> u64 {
@@ -316,6 +385,8 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Dev(a) => dev::run(a),
         Cmd::Verify(VerifyCmd::Attestation(a)) => Ok(verify_attestation::run(&a)),
         Cmd::Verify(VerifyCmd::Session(a)) => Ok(verify_session::run(&a)),
+        Cmd::Verify(VerifyCmd::Audit(a)) => Ok(verify_audit::run(&a)),
+        Cmd::Audit(a) => verify_audit::audit_cmd(&a),
         Cmd::Policy(p) => policy_cmd(p),
         Cmd::Owner(o) => owner_cmd(o),
         Cmd::Agent(a) => agent_cmd(a),
@@ -430,6 +501,11 @@ fn simulate(file: &PathBuf, request: &PathBuf) -> Result<i32> {
                     parts.push(format!("{} {}", format_decimal(*v, tk.decimals), tk.symbol));
                 }
                 let charged = if parts.is_empty() { "nothing".to_string() } else { parts.join(", ") };
+                if let Some(d) = bridle_common::policy::escalation(&p, &ch) {
+                    // Held for the owner's approval: charged only once approved and signed.
+                    println!("request {i}: {d} (would charge {charged} once approved)");
+                    continue;
+                }
                 println!("request {i}: allowed (charges {charged})");
                 counters.charge(&p, &ch, anchor, t);
             }
@@ -524,6 +600,7 @@ fn owner_cmd(o: OwnerCmd) -> Result<i32> {
             let r: Revoked = host
                 .post(&format!("/v1/sessions/{session}/revoke"), &Revoke { auth: owner_auth(&key, &msg)?, session })?;
             println!("revoked: {}", r.sessions.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
+            sweep_hint(&host, session);
         }
         OwnerCmd::RevokeAll { host, key, nonce } => {
             let host = Host::new(&host.host)?;
@@ -545,6 +622,7 @@ fn owner_cmd(o: OwnerCmd) -> Result<i32> {
             println!("revoked {} session(s)", r.sessions.len());
             for s in r.sessions {
                 println!("  {s}");
+                sweep_hint(&host, s);
             }
         }
         OwnerCmd::Status { host, session, json } => {
@@ -556,8 +634,210 @@ fn owner_cmd(o: OwnerCmd) -> Result<i32> {
                 print_status(&info)?;
             }
         }
+        OwnerCmd::Allowances { host, session, json } => {
+            let host = Host::new(&host.host)?;
+            let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}/allowances"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print_allowances(session, &info)?;
+            }
+        }
+        OwnerCmd::Sweep {
+            host,
+            session,
+            key,
+            rpc,
+            chain_id,
+            nonce,
+            max_fee,
+            priority_fee,
+            gas,
+            send,
+            owner_nonce,
+            json,
+        } => {
+            let host = Host::new(&host.host)?;
+            let priority = gwei_or_unit(&priority_fee)?;
+            let (chain_id, nonce, max_fee) = match &rpc {
+                Some(url) => {
+                    let chain = match chain_id {
+                        Some(c) => c,
+                        None => quantity(&eth_rpc(url, "eth_chainId", serde_json::json!([]))?)?,
+                    };
+                    let n = match nonce {
+                        Some(n) => n,
+                        None => quantity(&eth_rpc(
+                            url,
+                            "eth_getTransactionCount",
+                            serde_json::json!([session, "pending"]),
+                        )?)?,
+                    };
+                    let fee = match &max_fee {
+                        Some(f) => gwei_or_unit(f)?,
+                        None => {
+                            let b = eth_rpc(url, "eth_getBlockByNumber", serde_json::json!(["latest", false]))?;
+                            let base = quantity(&b["baseFeePerGas"]).unwrap_or(1_000_000_000) as u128;
+                            base.saturating_mul(2).saturating_add(priority)
+                        }
+                    };
+                    (chain, n, fee)
+                }
+                None => (
+                    chain_id.ok_or_else(|| anyhow!("--chain-id is required (or --rpc)"))?,
+                    nonce.ok_or_else(|| anyhow!("--nonce is required (or --rpc): the session's next nonce"))?,
+                    gwei_or_unit(max_fee.as_deref().ok_or_else(|| anyhow!("--max-fee is required (or --rpc)"))?)?,
+                ),
+            };
+            let terms = vec![SweepTerms {
+                chain_id,
+                nonce,
+                max_fee_per_gas: max_fee,
+                max_priority_fee_per_gas: priority.min(max_fee),
+                gas_limit: gas,
+            }];
+            let mut body = Sweep { session, terms, auth: None };
+            if let Some(k) = &key {
+                let key = keys::load(k)?;
+                let st = status(&host)?;
+                let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}"))?;
+                let msg = OwnerAction {
+                    action: action::SWEEP.into(),
+                    enclave: st.identity_address,
+                    session,
+                    agent: session_agent(&info)?,
+                    policyHash: B256::ZERO,
+                    subject: body.terms_digest(),
+                    nonce: default_nonce(owner_nonce),
+                };
+                body.auth = Some(owner_auth(&key, &msg)?);
+            }
+            let r: SweepReply = host.post(&format!("/v1/sessions/{session}/sweep"), &body)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("{} revocation(s) signed", r.transactions.len());
+                for t in &r.transactions {
+                    println!(
+                        "  chain {} nonce {}: approve({}, 0) on {} → {}",
+                        t.chain_id, t.nonce, t.spender, t.to, t.hash
+                    );
+                    println!("    {}", t.raw_transaction);
+                }
+                for k in &r.skipped {
+                    println!("  skipped {} → {} on chain {}: {}", k.token, k.spender, k.chain_id, k.reason);
+                }
+                if r.key_destroyed {
+                    println!("the revoked session's key is destroyed");
+                }
+            }
+            if send {
+                let url = rpc.as_deref().unwrap_or_default();
+                for t in &r.transactions {
+                    let h = eth_rpc(url, "eth_sendRawTransaction", serde_json::json!([t.raw_transaction]))?;
+                    eprintln!("sent {}", h.as_str().unwrap_or_default());
+                }
+            }
+        }
+        OwnerCmd::Approve { host, key, session, digest, nonce } => {
+            let host = Host::new(&host.host)?;
+            let key = keys::load(&key)?;
+            let st = status(&host)?;
+            let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}"))?;
+            let msg = OwnerAction {
+                action: action::APPROVE_PENDING.into(),
+                enclave: st.identity_address,
+                session,
+                agent: session_agent(&info)?,
+                policyHash: B256::ZERO,
+                subject: digest,
+                nonce: default_nonce(nonce),
+            };
+            let body = ApprovePending { auth: owner_auth(&key, &msg)?, session, digest };
+            let signed: Signed = host.post(&format!("/v1/sessions/{session}/approve"), &body)?;
+            println!("{}", serde_json::to_string_pretty(&signed)?);
+        }
     }
     Ok(0)
+}
+
+/// After a revocation: approvals still outstanding keep the session key alive, able to sign
+/// only their revocation, until the owner's sweep.
+fn sweep_hint(host: &Host, session: Address) {
+    let Ok(info) = host.get::<serde_json::Value>(&format!("/v1/sessions/{session}/allowances")) else { return };
+    let n = info["allowances"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter(|e| {
+                    matches!(e["state"].as_str(), Some("active" | "expired"))
+                        && e["holder"] == serde_json::json!(session)
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    if n > 0 {
+        println!(
+            "  {n} approval(s) still outstanding: the key is kept only to sign their revocation; run \
+             `bridle owner sweep --session {session} --key <owner key> --rpc <url> --send`"
+        );
+    }
+}
+
+/// One Ethereum JSON-RPC call (for `owner sweep --rpc`).
+fn eth_rpc(url: &str, method: &str, params: serde_json::Value) -> Result<serde_json::Value> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let v: serde_json::Value = reqwest::blocking::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .map_err(|e| anyhow!("cannot reach {url}: {e}"))?
+        .json()
+        .map_err(|e| anyhow!("{url}: {e}"))?;
+    if let Some(e) = v.get("error") {
+        bail!("{method}: {e}");
+    }
+    Ok(v["result"].clone())
+}
+
+fn quantity(v: &serde_json::Value) -> Result<u64> {
+    let s = v.as_str().ok_or_else(|| anyhow!("expected a hex quantity, got {v}"))?;
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| anyhow!("{s}: {e}"))
+}
+
+fn print_allowances(session: Address, info: &serde_json::Value) -> Result<()> {
+    let list: Vec<bridle_common::allowance::Allowance> = serde_json::from_value(info["allowances"].clone())?;
+    let x: ExposureStatus = serde_json::from_value(info["exposure"].clone()).unwrap_or_default();
+    let usd = |v| bridle_common::allowance::fmt_usd(v);
+    match x.ceiling {
+        Some(c) => println!("outstanding exposure: {} of a {} ceiling", usd(x.usd), usd(c)),
+        None => println!("outstanding exposure: {} (no ceiling)", usd(x.usd)),
+    }
+    if !x.unpriced.is_empty() {
+        println!("unpriced outstanding: {}", x.unpriced.join(", "));
+    }
+    if list.is_empty() {
+        println!("no approvals signed");
+    }
+    for e in &list {
+        let holder = if e.holder == session { String::new() } else { format!(" (held by {})", e.holder) };
+        println!(
+            "chain {:<6} {:<9} {} {} → {} [{}] via {}{holder}",
+            e.chain_id,
+            e.state.as_str(),
+            format_decimal(e.amount, e.decimals),
+            e.symbol,
+            e.spender,
+            e.kind.as_str(),
+            e.via
+        );
+        println!(
+            "             granted {}, expires {}",
+            bridle_common::period::format_time(e.granted_at),
+            bridle_common::period::format_time(e.expires_at)
+        );
+    }
+    Ok(())
 }
 
 fn session_agent(info: &serde_json::Value) -> Result<Address> {
@@ -585,6 +865,28 @@ fn print_status(info: &serde_json::Value) -> Result<()> {
     match ss.uses_left {
         Some(l) => println!("uses:       {} ({l} left)", ss.uses),
         None => println!("uses:       {}", ss.uses),
+    }
+    if let Some(why) = &ss.suspended_reason {
+        println!("suspended:  {why}");
+    }
+    let outstanding =
+        ss.allowances.iter().filter(|a| a.state.as_str() == "active" || a.state.as_str() == "expired").count();
+    println!(
+        "approvals:  {} outstanding of {} recorded, exposure {}{}",
+        outstanding,
+        ss.allowances.len(),
+        bridle_common::allowance::fmt_usd(ss.exposure.usd),
+        ss.exposure.ceiling.map(|c| format!(" of {}", bridle_common::allowance::fmt_usd(c))).unwrap_or_default()
+    );
+    for p in &ss.pending {
+        println!(
+            "pending:    {} {} ({}, until {}): {}",
+            p.digest,
+            p.kind,
+            p.state,
+            bridle_common::period::format_time(p.expires_at),
+            p.reason
+        );
     }
     for c in &ss.caps {
         let reset =

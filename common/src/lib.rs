@@ -4,6 +4,8 @@
 //! these types, so what the CLI simulates is exactly what the enclave enforces.
 
 pub mod address;
+pub mod allowance;
+pub mod audit;
 pub mod erc7715;
 pub mod error;
 pub mod frame;

@@ -31,6 +31,8 @@ pub mod action {
     pub const REVOKE: &str = "revoke";
     pub const REVOKE_ALL: &str = "revoke_all";
     pub const APPROVE_PENDING: &str = "approve_pending";
+    /// A revocation sweep with the owner's fees (subject: `Sweep::terms_digest`).
+    pub const SWEEP: &str = "sweep";
 }
 
 /// The EIP-712 domain of every owner message.

@@ -4,6 +4,7 @@
 //! that produces a signature over a transaction, user operation, typed data or message;
 //! every management call carries an owner-signed envelope.
 
+use crate::allowance::{Allowance, AllowanceKind};
 use crate::error::Denial;
 use crate::policy::doc::Policy;
 use crate::stamp::{PayloadKind, Stamp};
@@ -42,6 +43,8 @@ pub enum Call {
     Attest(Attest),
     Audit(AuditQuery),
     Status(StatusQuery),
+    /// The revocation sweep (R-APP-6): sign `approve(spender, 0)` transactions.
+    Sweep(Sweep),
 }
 
 impl Call {
@@ -56,6 +59,7 @@ impl Call {
             Call::Attest(_) => "attest",
             Call::Audit(_) => "audit",
             Call::Status(_) => "status",
+            Call::Sweep(_) => "sweep",
         }
     }
 }
@@ -141,6 +145,87 @@ pub struct ApprovePending {
     pub digest: B256,
 }
 
+/// The revocation sweep (R-APP-6). The host (or anyone) may ask for the revocation of
+/// expired approvals — and of every outstanding approval of a session that is revoked,
+/// suspended or over — since a sweep only ever revokes; fees must then be within the
+/// policy's gas caps. With the owner's signature (action `sweep`, subject
+/// [`Sweep::terms_digest`]) every outstanding or already swept approval is (re)signed with
+/// the owner's fees, and a revoked session's key is destroyed afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    pub session: Address,
+    /// Nonce and fees per chain; approvals on a chain without terms are skipped.
+    pub terms: Vec<SweepTerms>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<OwnerAuth>,
+}
+
+/// What the host supplies for one chain: the session's next nonce there and the fees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepTerms {
+    pub chain_id: u64,
+    /// The first revocation's nonce; each next one takes the following nonce.
+    pub nonce: u64,
+    pub max_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: u128,
+    /// Per revocation.
+    pub gas_limit: u64,
+}
+
+impl Sweep {
+    /// What the owner's signature commits to (the `subject` of the owner action).
+    pub fn terms_digest(&self) -> B256 {
+        let mut buf = b"bridle/sweep/v1".to_vec();
+        for t in &self.terms {
+            buf.extend_from_slice(&t.chain_id.to_be_bytes());
+            buf.extend_from_slice(&t.nonce.to_be_bytes());
+            buf.extend_from_slice(&t.max_fee_per_gas.to_be_bytes());
+            buf.extend_from_slice(&t.max_priority_fee_per_gas.to_be_bytes());
+            buf.extend_from_slice(&t.gas_limit.to_be_bytes());
+        }
+        alloy_primitives::keccak256(buf)
+    }
+}
+
+/// The signed revocations, ready to broadcast in order per chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepReply {
+    pub session: Address,
+    pub transactions: Vec<SweepTx>,
+    /// Outstanding approvals this sweep could not revoke, and why.
+    pub skipped: Vec<SweepSkip>,
+    /// The revoked session's key was destroyed after this sweep.
+    pub key_destroyed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepTx {
+    pub chain_id: u64,
+    pub nonce: u64,
+    pub token: Address,
+    pub spender: Address,
+    pub kind: AllowanceKind,
+    /// The contract called: the token, or the Permit2 contract.
+    pub to: Address,
+    /// The transaction hash (keccak256 of the raw transaction).
+    pub hash: B256,
+    pub raw_transaction: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSkip {
+    pub chain_id: u64,
+    pub token: Address,
+    pub spender: Address,
+    pub holder: Address,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attest {
@@ -171,6 +256,7 @@ pub enum Reply {
     Attestation(AttestationReply),
     Audit(AuditReply),
     Status(Status),
+    Swept(SweepReply),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,11 +332,9 @@ pub struct AttestationReply {
     pub document: Bytes,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditReply {
-    pub entries: Vec<Bytes>,
-}
+/// The reply to `audit(since)`: entries from `since` and a head signed by the enclave
+/// identity key at the last of them (R-AUD-1; see [`crate::audit`]).
+pub use crate::audit::AuditReply;
 
 /// Public facts about the enclave (and optionally one session).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,6 +377,46 @@ pub struct SessionStatus {
     pub uses: u64,
     pub uses_left: Option<u64>,
     pub caps: Vec<CapStatus>,
+    /// Why the session is suspended (the trip-wire, R-APP-7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_reason: Option<String>,
+    /// The allowance registry (R-APP-4), with each entry's effective state now.
+    #[serde(default)]
+    pub allowances: Vec<Allowance>,
+    /// Outstanding approved value at the policy's price table (R-APP-5).
+    #[serde(default)]
+    pub exposure: Box<ExposureStatus>,
+    /// Requests held for the owner's approval (R-POL-10).
+    #[serde(default)]
+    pub pending: Vec<PendingStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExposureStatus {
+    /// USD, 18 decimals, of the outstanding approvals the price table prices.
+    pub usd: U256,
+    /// The policy's ceiling, USD with 18 decimals.
+    pub ceiling: Option<U256>,
+    /// Outstanding approvals of tokens the table does not price.
+    pub unpriced: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingStatus {
+    /// The request digest the owner approves (`approve_pending`, subject).
+    pub digest: B256,
+    /// transaction, typed_data, message or user_operation.
+    pub kind: String,
+    pub created_at: u64,
+    /// Waiting: the owner must approve before this. Signed: the agent may collect the
+    /// signature (by asking again) until this.
+    pub expires_at: u64,
+    /// `waiting` or `signed`.
+    pub state: String,
+    /// Which threshold it crossed.
+    pub reason: String,
 }
 
 /// One cap: how much of it is spent in the current period.

@@ -3,6 +3,7 @@
 //! boundary is visible in its dependency list.
 
 pub mod attest;
+pub mod audit;
 pub mod clock;
 pub mod keys;
 pub mod replay;

@@ -1,19 +1,23 @@
 //! The enclave service: every call of SPEC §2, each one typed, each error a stable code.
 
+use crate::audit::{rec, AuditConfig, AuditLog, Subject};
 use crate::clock::Clock;
 use crate::keys::Key;
 use crate::replay::{ReplayCache, ReplayError};
-use crate::session::Session;
-use alloy_primitives::{Address, Bytes, B256};
+use crate::session::{Pending, Session, SessionInner, MAX_PENDING};
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use bridle_common::allowance::{revocation_call, AllowanceState};
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::owner::{action, OwnerAction};
 use bridle_common::payload::{prepare, Prepared};
-use bridle_common::period::Period;
+use bridle_common::period::{format_time, Period};
 use bridle_common::policy::compile::AssetRef;
-use bridle_common::policy::{CompiledPolicy, Context, Policy};
+use bridle_common::policy::{escalation, Charges, CompiledPolicy, Context, Policy};
 use bridle_common::protocol::*;
 use bridle_common::stamp::StampKey;
+use bridle_common::tx::{Eip1559Request, TxRequest};
 use bridle_common::units::format_decimal;
+use bridle_common::units::format_duration;
 use k256::PublicKey;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,11 +40,13 @@ pub struct Config {
     pub stamp_window: u64,
     /// Live stamp nonces remembered per session.
     pub replay_capacity: usize,
+    /// The audit log: entries kept in memory, bounds on host-caused refusals (R-AUD-1).
+    pub audit: AuditConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { stamp_window: 60, replay_capacity: 1 << 16 }
+        Config { stamp_window: 60, replay_capacity: 1 << 16, audit: AuditConfig::default() }
     }
 }
 
@@ -56,17 +62,125 @@ pub struct Enclave {
     owners: Mutex<HashMap<Address, u64>>,
     signatures: AtomicU64,
     denials: AtomicU64,
+    audit: AuditLog,
 }
 
 fn denial(code: ErrorCode, reason: impl Into<String>) -> Denial {
     Denial::new(code, reason)
 }
 
+/// Largest gas limit of one revocation in a sweep (an ERC-20 `approve` costs far less).
+pub const SWEEP_MAX_GAS: u64 = 200_000;
+/// Most chains one sweep may name.
+const MAX_SWEEP_CHAINS: usize = 64;
+
+/// A decision, as [`Enclave::record`] sees it (the audit log's hook, R-AUD-1).
+enum Decision<'a> {
+    /// Signed and charged.
+    Allowed {
+        session: Address,
+        digest: B256,
+    },
+    /// Refused by a policy rule (or a full pending queue).
+    Denied {
+        session: Address,
+        digest: B256,
+        denial: &'a Denial,
+    },
+    /// Held for the owner's approval until `expires_at`.
+    Pending {
+        session: Address,
+        digest: B256,
+        expires_at: u64,
+    },
+    /// The owner approved a pending request; it was signed and charged.
+    Approved {
+        session: Address,
+        digest: B256,
+    },
+    /// The agent collected an approved request's signature.
+    Collected {
+        session: Address,
+        digest: B256,
+    },
+    /// The trip-wire suspended the session.
+    Suspended {
+        session: Address,
+        reason: &'a str,
+    },
+    Revoked {
+        session: Address,
+        owner: Address,
+        all: bool,
+    },
+    PolicyChanged {
+        session: Address,
+        owner: Address,
+        policy_hash: B256,
+    },
+    /// A revocation sweep signed these revocations.
+    Swept {
+        session: Address,
+        transactions: &'a [SweepTx],
+    },
+    SessionCreated {
+        session: Address,
+        owner: Address,
+        agent: Address,
+        policy_hash: B256,
+        valid_until: u64,
+    },
+    /// A pending request was not approved in time.
+    ExpiredPending {
+        session: Address,
+        digest: B256,
+        expired_at: u64,
+    },
+}
+
+/// Sign what `prepared` says and charge `charges`, under the session lock: check-and-charge
+/// is one step (R-POL-11). The caller has evaluated the policy with this same lock held.
+fn sign_and_charge(
+    session: &Session,
+    inner: &mut SessionInner,
+    policy: &CompiledPolicy,
+    prepared: &Prepared,
+    charges: &Charges,
+    now: u64,
+) -> Result<Signed, Denial> {
+    let key = inner.key.as_ref().ok_or_else(|| denial(ErrorCode::Revoked, "session key destroyed"))?;
+    let sig = key
+        .sign_digest(&prepared.signing_digest())
+        .map_err(|e| denial(ErrorCode::Internal, format!("signing failed: {e}")))?;
+    inner.counters.charge(policy, charges, session.anchor, now);
+    let raw_transaction = match prepared {
+        Prepared::Transaction { built, .. } => Some((**built).clone().encode_signed(sig)),
+        _ => None,
+    };
+    Ok(Signed {
+        session: session.address,
+        digest: prepared.stamp_digest(),
+        signature: Bytes::copy_from_slice(&sig.as_bytes()),
+        raw_transaction,
+    })
+}
+
+fn payload_kind(p: &Prepared) -> &'static str {
+    match p {
+        Prepared::Transaction { .. } => "transaction",
+        Prepared::TypedData { .. } => "typed_data",
+        Prepared::Message { .. } => "message",
+        Prepared::UserOperation { .. } => "user_operation",
+    }
+}
+
 impl Enclave {
     pub fn new(clock: Box<dyn Clock>, attestor: Option<Box<dyn Attestor>>, config: Config) -> Enclave {
         let booted_at = clock.now();
+        let identity = Key::generate();
+        let audit = AuditLog::new(identity.address(), booted_at, config.audit.clone());
         Enclave {
-            identity: Key::generate(),
+            identity,
             clock,
             attestor,
             config,
@@ -75,7 +189,13 @@ impl Enclave {
             owners: Mutex::new(HashMap::new()),
             signatures: AtomicU64::new(0),
             denials: AtomicU64::new(0),
+            audit,
         }
+    }
+
+    /// The audit log (R-AUD-1).
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     pub fn identity_address(&self) -> Address {
@@ -88,23 +208,25 @@ impl Enclave {
 
     /// Serve one call.
     pub fn handle(&self, call: Call) -> Result<Reply, Denial> {
+        let subject = Subject::of(&call);
         let r = match call {
             Call::SignIfAllowed(req) => self.sign_if_allowed(&req).map(Reply::Signed),
             Call::CreateSession(c) => self.create_session(c).map(Reply::SessionCreated),
             Call::UpdatePolicy(u) => self.update_policy(u).map(Reply::PolicyUpdated),
             Call::Revoke(r) => self.revoke(&r).map(Reply::Revoked),
             Call::RevokeAll(r) => self.revoke_all(&r).map(Reply::Revoked),
-            Call::ApprovePending(_) => {
-                Err(denial(ErrorCode::Unsupported, "approve_pending: escalation is not enabled in this build"))
-            }
+            Call::ApprovePending(a) => self.approve_pending(&a).map(Reply::Signed),
             Call::Attest(a) => self.attest(a).map(Reply::Attestation),
-            Call::Audit(_) => {
-                Err(denial(ErrorCode::Unsupported, "audit: the signed audit log is not enabled in this build"))
-            }
+            Call::Audit(q) => self.audit.reply(q.since, &self.identity, self.clock.now()).map(Reply::Audit),
             Call::Status(q) => Ok(Reply::Status(self.status(q.session))),
+            Call::Sweep(w) => self.sweep(&w).map(Reply::Swept),
         };
         if let Err(d) = &r {
-            if d.code.is_denial() || matches!(d.code, ErrorCode::Unauthenticated | ErrorCode::Replayed) {
+            // A refused owner call (within bounds; a no-op for other calls).
+            self.audit.record_owner_refusal(self.clock.now(), subject, d);
+            if d.code == ErrorCode::PendingApproval {
+                // Held, not refused.
+            } else if d.code.is_denial() || matches!(d.code, ErrorCode::Unauthenticated | ErrorCode::Replayed) {
                 self.denials.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -123,8 +245,22 @@ impl Enclave {
 
     // ---- the signing path ------------------------------------------------------------
 
-    /// decode → authenticate → (lock) state, replay, evaluate, charge, sign (unlock).
+    /// decode → authenticate → (lock) state, replay, pending?, evaluate, escalate?, charge,
+    /// sign (unlock).
     pub fn sign_if_allowed(&self, req: &SignRequest) -> Result<Signed, Denial> {
+        let mut fresh = false;
+        let r = self.sign_checked(req, &mut fresh);
+        if let (Err(d), false) = (&r, fresh) {
+            // Refused before it was known to be the agent's own fresh request: anyone on the
+            // path can cause these, so they are logged within bounds (R-AUD-1).
+            self.audit.record_sign_refusal(self.clock.now(), req, d);
+        }
+        r
+    }
+
+    /// `fresh` is set once the request is the agent's own fresh request (stamp verified,
+    /// nonce new): from there on every outcome is a decision, logged through `record`.
+    fn sign_checked(&self, req: &SignRequest, fresh: &mut bool) -> Result<Signed, Denial> {
         let session = self.session(&req.session)?;
         let now = self.clock.now();
 
@@ -161,27 +297,187 @@ impl Enclave {
                 ))
             }
         }
+        *fresh = true;
+
+        // A request already held for the owner's approval (R-POL-10): still waiting, or
+        // approved and signed — the agent collects that signature by asking again.
+        if let Some(p) = inner.pending.get(&digest) {
+            if now < p.expires_at {
+                return match &p.signed {
+                    Some(signed) => {
+                        self.record(Decision::Collected { session: session.address, digest });
+                        Ok(signed.clone())
+                    }
+                    None => Err(Denial::rule(
+                        ErrorCode::PendingApproval,
+                        p.rule.clone(),
+                        format!(
+                            "{}: still waiting for the owner's approval of request {digest:#x} (until {})",
+                            p.reason,
+                            format_time(p.expires_at)
+                        ),
+                    )),
+                };
+            }
+            // Expired: forgotten; the request is decided afresh below.
+            let expired_at = p.expires_at;
+            self.record(Decision::ExpiredPending { session: session.address, digest, expired_at });
+            inner.pending.remove(&digest);
+        }
+
         let ctx = Context { now, anchor: session.anchor, owner: session.owner, account: session.address };
         let policy = Arc::clone(&inner.policy);
-        let charges = prepared.evaluate(&policy, &inner.counters, &ctx)?;
-        let key = inner.key.as_ref().ok_or_else(|| denial(ErrorCode::Revoked, "session key destroyed"))?;
-        let sig = key
-            .sign_digest(&prepared.signing_digest())
-            .map_err(|e| denial(ErrorCode::Internal, format!("signing failed: {e}")))?;
-        inner.counters.charge(&policy, &charges, session.anchor, now);
-        drop(inner);
-
-        self.signatures.fetch_add(1, Ordering::Relaxed);
-        let raw_transaction = match prepared {
-            Prepared::Transaction { built, .. } => Some((*built).encode_signed(sig)),
-            _ => None,
+        let charges = match prepared.evaluate(&policy, &inner.counters, &ctx) {
+            Ok(c) => c,
+            Err(d) => {
+                // DECISION: denied (a policy rule failed); the trip-wire counts it.
+                self.record(Decision::Denied { session: session.address, digest, denial: &d });
+                self.trip_wire(&session, &mut inner, now, &d);
+                return Err(d);
+            }
         };
-        Ok(Signed {
-            session: session.address,
+        if let Some(d) = escalation(&policy, &charges) {
+            // DECISION: pending (held for the owner's approval of this digest).
+            return Err(self.hold(&session, &mut inner, prepared, digest, d, now));
+        }
+        // DECISION: allowed — signed and charged in one step under the session lock.
+        let signed = sign_and_charge(&session, &mut inner, &policy, &prepared, &charges, now)?;
+        drop(inner);
+        self.record(Decision::Allowed { session: session.address, digest });
+        self.signatures.fetch_add(1, Ordering::Relaxed);
+        Ok(signed)
+    }
+
+    /// The trip-wire (R-APP-7): `denials` policy denials within `within` seconds suspend
+    /// the session, recording why. Only the owner lifts it (a signed policy update) or
+    /// ends it (revoke).
+    fn trip_wire(&self, session: &Session, inner: &mut SessionInner, now: u64, d: &Denial) {
+        let Some(t) = inner.policy.doc.trip_wire.clone() else { return };
+        if !d.code.is_denial() || matches!(d.code, ErrorCode::PendingApproval) {
+            return;
+        }
+        inner.denials.push_back(now);
+        while inner.denials.front().is_some_and(|&x| x.saturating_add(t.within) <= now) {
+            inner.denials.pop_front();
+        }
+        if inner.denials.len() >= t.denials as usize {
+            let why = format!(
+                "trip-wire: {} denials within {} (trip_wire rule; last at {}: {d})",
+                inner.denials.len(),
+                format_duration(t.within),
+                format_time(now)
+            );
+            inner.denials.clear();
+            inner.pending.clear();
+            // DECISION: suspended by the trip-wire.
+            self.record(Decision::Suspended { session: session.address, reason: &why });
+            inner.suspended = Some(why);
+        }
+    }
+
+    /// Hold an allowed request over an escalation threshold as pending (R-POL-10).
+    fn hold(
+        &self,
+        session: &Session,
+        inner: &mut SessionInner,
+        prepared: Prepared,
+        digest: B256,
+        d: Denial,
+        now: u64,
+    ) -> Denial {
+        let ttl = inner.policy.doc.escalate.as_ref().map(|e| e.ttl).unwrap_or(0);
+        if inner.pending.len() >= MAX_PENDING {
+            inner.prune_pending(now);
+        }
+        if inner.pending.len() >= MAX_PENDING {
+            let d = Denial::rule(
+                ErrorCode::RateLimited,
+                "escalate",
+                format!("{MAX_PENDING} requests already wait for the owner's approval"),
+            );
+            self.record(Decision::Denied { session: session.address, digest, denial: &d });
+            return d;
+        }
+        let expires_at = now.saturating_add(ttl);
+        let rule = d.rule.clone().unwrap_or_else(|| "escalate".into());
+        inner.pending.insert(
             digest,
-            signature: Bytes::copy_from_slice(&sig.as_bytes()),
-            raw_transaction,
-        })
+            Pending {
+                prepared,
+                created_at: now,
+                expires_at,
+                rule: rule.clone(),
+                reason: d.reason.clone(),
+                signed: None,
+            },
+        );
+        self.record(Decision::Pending { session: session.address, digest, expires_at });
+        Denial::rule(
+            ErrorCode::PendingApproval,
+            rule,
+            format!(
+                "{}: held for the owner's approval of request {digest:#x} until {}; ask again with the same request to collect the signature once approved",
+                d.reason,
+                format_time(expires_at)
+            ),
+        )
+    }
+
+    /// Where every decision passes, for the audit log (R-AUD-1): allowed, denied, pending,
+    /// approved, collected, suspended, revoked, policy changes and sweeps.
+    fn record(&self, d: Decision<'_>) {
+        let now = self.clock.now();
+        let r = match d {
+            Decision::Allowed { session, digest } => {
+                tracing::debug!(%session, %digest, "allowed");
+                rec::allowed(session, digest, "")
+            }
+            Decision::Denied { session, digest, denial } => {
+                tracing::debug!(%session, %digest, code = %denial.code, "denied");
+                rec::denied(session, digest, denial)
+            }
+            Decision::Pending { session, digest, expires_at } => {
+                tracing::info!(%session, %digest, expires_at, "held for the owner's approval");
+                rec::pending(session, digest, "escalate", expires_at)
+            }
+            Decision::Approved { session, digest } => {
+                tracing::info!(%session, %digest, "approved by the owner");
+                rec::approved(session, digest)
+            }
+            Decision::Collected { session, digest } => {
+                // Signed (and logged) at the approval: no new decision.
+                tracing::debug!(%session, %digest, "approved signature collected");
+                return;
+            }
+            Decision::Suspended { session, reason } => {
+                tracing::warn!(%session, reason, "session suspended");
+                rec::suspended(session, reason)
+            }
+            Decision::Revoked { session, owner, all } => {
+                tracing::info!(%session, "revoked");
+                rec::revoked(session, owner, all)
+            }
+            Decision::PolicyChanged { session, owner, policy_hash } => {
+                tracing::info!(%session, %policy_hash, "policy changed");
+                rec::policy_updated(session, owner, policy_hash)
+            }
+            Decision::Swept { session, transactions } => {
+                tracing::info!(%session, transactions = transactions.len(), "revocations signed");
+                for t in transactions {
+                    self.audit.append(now, rec::sweep(session, t.hash, t.chain_id, t.nonce, t.token, t.spender));
+                }
+                return;
+            }
+            Decision::SessionCreated { session, owner, agent, policy_hash, valid_until } => {
+                tracing::info!(%session, %owner, %agent, %policy_hash, "session created");
+                rec::session_created(session, owner, agent, policy_hash, valid_until)
+            }
+            Decision::ExpiredPending { session, digest, expired_at } => {
+                tracing::info!(%session, %digest, expired_at, "pending request expired");
+                rec::expired_pending(session, digest, expired_at)
+            }
+        };
+        self.audit.append(now, r);
     }
 
     // ---- owner calls -----------------------------------------------------------------
@@ -282,6 +578,14 @@ impl Enclave {
 
         self.sessions.write().unwrap_or_else(|e| e.into_inner()).insert(address, session);
         owners.insert(c.auth.owner, c.auth.nonce);
+        // DECISION: session created.
+        self.record(Decision::SessionCreated {
+            session: address,
+            owner: c.auth.owner,
+            agent,
+            policy_hash,
+            valid_until,
+        });
         Ok(SessionCreated {
             binding,
             binding_signature: Bytes::copy_from_slice(&binding_signature.as_bytes()),
@@ -308,8 +612,13 @@ impl Enclave {
         let hash = policy.hash;
         inner.counters = inner.counters.carry_over(&inner.policy, &policy);
         inner.policy = Arc::new(policy);
+        // The owner's signed update is what lifts a trip-wire suspension (R-APP-7).
+        inner.suspended = None;
+        inner.denials.clear();
         drop(inner);
         owners.insert(u.auth.owner, u.auth.nonce);
+        // DECISION: policy change.
+        self.record(Decision::PolicyChanged { session: u.session, owner: u.auth.owner, policy_hash: hash });
         Ok(PolicyUpdated { session: u.session, policy_hash: hash })
     }
 
@@ -322,8 +631,11 @@ impl Enclave {
             ));
         }
         let mut owners = self.authorize(&r.auth, action::REVOKE, r.session, session.agent, B256::ZERO, B256::ZERO)?;
-        session.lock().revoke();
+        let now = self.clock.now();
+        session.lock().revoke(session.address, now);
         owners.insert(r.auth.owner, r.auth.nonce);
+        // DECISION: revoked.
+        self.record(Decision::Revoked { session: r.session, owner: r.auth.owner, all: false });
         Ok(Revoked { sessions: vec![r.session] })
     }
 
@@ -339,16 +651,260 @@ impl Enclave {
             .cloned()
             .collect();
         let mut sessions = Vec::new();
+        let now = self.clock.now();
         for s in mine {
             let mut inner = s.lock();
             if !inner.revoked {
-                inner.revoke();
+                inner.revoke(s.address, now);
                 sessions.push(s.address);
+                // DECISION: revoked (revoke_all).
+                self.record(Decision::Revoked { session: s.address, owner: r.auth.owner, all: true });
             }
         }
         sessions.sort();
         owners.insert(r.auth.owner, r.auth.nonce);
         Ok(Revoked { sessions })
+    }
+
+    /// The owner approves exactly one pending request's digest (R-POL-10): it is checked
+    /// against every rule again, signed and charged now, and the signature is returned —
+    /// and kept for the agent to collect by asking again, until the same time-to-live
+    /// passes. A request whose time ran out can no longer be approved.
+    fn approve_pending(&self, a: &ApprovePending) -> Result<Signed, Denial> {
+        let session = self.session(&a.session)?;
+        if session.owner != a.auth.owner {
+            return Err(denial(
+                ErrorCode::Unauthenticated,
+                format!("{} does not own session {}", a.auth.owner, a.session),
+            ));
+        }
+        let now = self.clock.now();
+        let mut owners =
+            self.authorize(&a.auth, action::APPROVE_PENDING, a.session, session.agent, B256::ZERO, a.digest)?;
+        let mut inner = session.lock();
+        if inner.revoked {
+            return Err(denial(ErrorCode::Revoked, "the owner revoked this session"));
+        }
+        if let Some(why) = &inner.suspended {
+            return Err(denial(ErrorCode::Suspended, format!("session suspended: {why}")));
+        }
+        let Some(p) = inner.pending.get(&a.digest) else {
+            return Err(Denial::malformed(format!(
+                "no request {:#x} is pending in session {} (never held, or expired and asked again)",
+                a.digest, a.session
+            )));
+        };
+        if let Some(signed) = &p.signed {
+            let signed = signed.clone();
+            owners.insert(a.auth.owner, a.auth.nonce);
+            return Ok(signed);
+        }
+        if now >= p.expires_at {
+            let expired = p.expires_at;
+            inner.pending.remove(&a.digest);
+            // DECISION: expired unapproved.
+            self.record(Decision::ExpiredPending { session: a.session, digest: a.digest, expired_at: expired });
+            return Err(Denial::rule(
+                ErrorCode::Expired,
+                "escalate.ttl",
+                format!(
+                    "request {:#x} waited for approval until {} and expired; it can no longer be approved (the agent must ask again)",
+                    a.digest,
+                    format_time(expired)
+                ),
+            ));
+        }
+        let window = p.expires_at.saturating_sub(p.created_at);
+        let prepared = p.prepared.clone();
+        // Re-check every rule now: caps, quota, time; charging happens at signing time.
+        let ctx = Context { now, anchor: session.anchor, owner: session.owner, account: session.address };
+        let policy = Arc::clone(&inner.policy);
+        let charges = prepared.evaluate(&policy, &inner.counters, &ctx)?;
+        // DECISION: approved by the owner — signed and charged now.
+        let signed = sign_and_charge(&session, &mut inner, &policy, &prepared, &charges, now)?;
+        if let Some(p) = inner.pending.get_mut(&a.digest) {
+            p.signed = Some(signed.clone());
+            p.expires_at = now.saturating_add(window);
+        }
+        drop(inner);
+        owners.insert(a.auth.owner, a.auth.nonce);
+        self.signatures.fetch_add(1, Ordering::Relaxed);
+        self.record(Decision::Approved { session: a.session, digest: a.digest });
+        Ok(signed)
+    }
+
+    /// The revocation sweep (R-APP-6): sign `approve(spender, 0)` (or Permit2
+    /// `approve(token, spender, 0, 0)`) EIP-1559 transactions with the nonces and fees the
+    /// caller supplies, for
+    /// * expired approvals, on anyone's request (a sweep only revokes), fees within the
+    ///   policy's gas caps;
+    /// * every outstanding approval when the session is revoked, suspended or over;
+    /// * with the owner's signature over the terms: every outstanding or already swept
+    ///   approval, at the owner's fees; a revoked session's key is destroyed afterwards.
+    ///
+    /// Approvals held by a smart account (granted in user operations) cannot be revoked by
+    /// a transaction from the session key; they are reported as skipped.
+    fn sweep(&self, w: &Sweep) -> Result<SweepReply, Denial> {
+        let session = self.session(&w.session)?;
+        let now = self.clock.now();
+        if w.terms.len() > MAX_SWEEP_CHAINS {
+            return Err(denial(ErrorCode::TooLarge, format!("at most {MAX_SWEEP_CHAINS} chains per sweep")));
+        }
+        for (i, t) in w.terms.iter().enumerate() {
+            if w.terms[..i].iter().any(|o| o.chain_id == t.chain_id) {
+                return Err(Denial::malformed(format!("chain {} has two sets of terms", t.chain_id)));
+            }
+            if t.max_priority_fee_per_gas > t.max_fee_per_gas {
+                return Err(Denial::malformed("max_priority_fee_per_gas is above max_fee_per_gas"));
+            }
+            if t.gas_limit < 21_000 || t.gas_limit > SWEEP_MAX_GAS {
+                return Err(Denial::rule(
+                    ErrorCode::GasCap,
+                    "sweep",
+                    format!("gas limit {} per revocation; it must be 21000 to {SWEEP_MAX_GAS}", t.gas_limit),
+                ));
+            }
+        }
+        let mut owners = match &w.auth {
+            Some(auth) => {
+                if session.owner != auth.owner {
+                    return Err(denial(
+                        ErrorCode::Unauthenticated,
+                        format!("{} does not own session {}", auth.owner, w.session),
+                    ));
+                }
+                Some(self.authorize(auth, action::SWEEP, w.session, session.agent, B256::ZERO, w.terms_digest())?)
+            }
+            None => None,
+        };
+        let authed = owners.is_some();
+        let mut inner = session.lock();
+        let policy = Arc::clone(&inner.policy);
+        if !authed {
+            // Fees the host chose: within the policy's gas caps, and only if it has one.
+            let g = &policy.doc.gas;
+            for t in &w.terms {
+                let Some(cap) = g.max_fee_per_gas else {
+                    return Err(Denial::rule(
+                        ErrorCode::GasCap,
+                        "gas.max_fee_per_gas",
+                        "the policy caps no fee, so only the owner may set a sweep's fees (sign the sweep)",
+                    ));
+                };
+                if t.max_fee_per_gas > cap {
+                    return Err(Denial::rule(
+                        ErrorCode::GasCap,
+                        "gas.max_fee_per_gas",
+                        format!("sweep fee {} wei per gas above the cap {cap}", t.max_fee_per_gas),
+                    ));
+                }
+                if g.max_priority_fee_per_gas.is_some_and(|c| t.max_priority_fee_per_gas > c) {
+                    return Err(Denial::rule(
+                        ErrorCode::GasCap,
+                        "gas.max_priority_fee_per_gas",
+                        "sweep priority fee above the cap",
+                    ));
+                }
+                if g.max_gas_limit.is_some_and(|c| t.gas_limit > c) {
+                    return Err(Denial::rule(ErrorCode::GasCap, "gas.max_gas_limit", "sweep gas limit above the cap"));
+                }
+            }
+        }
+        let everything = authed || inner.state(now) != SessionState::Active;
+        let mut chosen = Vec::new();
+        let mut skipped = Vec::new();
+        for e in &inner.counters.allowances.entries {
+            let wanted = if e.lapsed(now) {
+                false
+            } else if authed {
+                e.outstanding(now) || e.state == AllowanceState::Swept
+            } else if everything {
+                e.outstanding(now)
+            } else {
+                e.outstanding(now) && e.state_at(now) == AllowanceState::Expired
+            };
+            if !wanted {
+                continue;
+            }
+            let skip = |reason: String| SweepSkip {
+                chain_id: e.chain_id,
+                token: e.token,
+                spender: e.spender,
+                holder: e.holder,
+                reason,
+            };
+            if e.holder != session.address {
+                skipped.push(skip(format!(
+                    "held by the smart account {}: revoke it with a user operation from that account",
+                    e.holder
+                )));
+            } else if !e.kind.sweepable() {
+                skipped
+                    .push(skip("a Permit2 signature transfer lapses at its deadline; approve cannot revoke it".into()));
+            } else if !w.terms.iter().any(|t| t.chain_id == e.chain_id) {
+                skipped.push(skip(format!("no nonce and fees were given for chain {}", e.chain_id)));
+            } else {
+                chosen.push(e.clone());
+            }
+        }
+        let key = inner.key.as_ref().ok_or_else(|| {
+            denial(
+                ErrorCode::Revoked,
+                "the session key is destroyed: this session can sign nothing, not even a revocation",
+            )
+        })?;
+        let mut transactions = Vec::new();
+        let mut gas_cost = U256::ZERO;
+        for t in &w.terms {
+            let mut nonce = t.nonce;
+            for e in chosen.iter().filter(|e| e.chain_id == t.chain_id) {
+                let Some((to, data)) = revocation_call(e) else { continue };
+                let req = TxRequest::Eip1559(Eip1559Request {
+                    chain_id: t.chain_id,
+                    nonce,
+                    max_fee_per_gas: t.max_fee_per_gas,
+                    max_priority_fee_per_gas: t.max_priority_fee_per_gas,
+                    gas_limit: t.gas_limit,
+                    to: Some(to),
+                    value: U256::ZERO,
+                    data,
+                    access_list: vec![],
+                });
+                let built = req.build().ok_or_else(|| denial(ErrorCode::Internal, "sweep transaction not built"))?;
+                let sig = key
+                    .sign_digest(&built.signing_hash())
+                    .map_err(|e| denial(ErrorCode::Internal, format!("signing failed: {e}")))?;
+                let raw = built.encode_signed(sig);
+                gas_cost =
+                    gas_cost.saturating_add(U256::from(t.gas_limit).saturating_mul(U256::from(t.max_fee_per_gas)));
+                transactions.push(SweepTx {
+                    chain_id: t.chain_id,
+                    nonce,
+                    token: e.token,
+                    spender: e.spender,
+                    kind: e.kind,
+                    to,
+                    hash: keccak256(&raw),
+                    raw_transaction: raw,
+                });
+                nonce = nonce.saturating_add(1);
+            }
+        }
+        for e in &chosen {
+            inner.counters.allowances.mark_swept(e, now);
+        }
+        inner.counters.charge_gas(&policy, gas_cost, session.anchor, now);
+        let key_destroyed = inner.revoked && authed && !inner.has_sweepable(session.address, now);
+        if key_destroyed {
+            inner.key = None;
+        }
+        drop(inner);
+        if let (Some(o), Some(auth)) = (owners.as_mut(), &w.auth) {
+            o.insert(auth.owner, auth.nonce);
+        }
+        // DECISION: revocations signed (the sweep).
+        self.record(Decision::Swept { session: w.session, transactions: &transactions });
+        Ok(SweepReply { session: w.session, transactions, skipped, key_destroyed })
     }
 
     // ---- public facts ----------------------------------------------------------------
@@ -434,6 +990,36 @@ fn session_status(s: &Session, now: u64) -> SessionStatus {
             resets_at: (g.period != Period::Session).then(|| g.period.end(s.anchor, idx)),
         });
     }
+    let allowances = inner
+        .counters
+        .allowances
+        .entries
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.state = e.state_at(now);
+            e
+        })
+        .collect();
+    let x = inner.counters.allowances.exposure(p, now);
+    let mut pending: Vec<PendingStatus> = inner
+        .pending
+        .iter()
+        .map(|(digest, q)| PendingStatus {
+            digest: *digest,
+            kind: payload_kind(&q.prepared).to_string(),
+            created_at: q.created_at,
+            expires_at: q.expires_at,
+            state: match (&q.signed, now < q.expires_at) {
+                (_, false) => "expired",
+                (Some(_), true) => "signed",
+                (None, true) => "waiting",
+            }
+            .to_string(),
+            reason: q.reason.clone(),
+        })
+        .collect();
+    pending.sort_by_key(|q| (q.created_at, q.digest));
     SessionStatus {
         session: s.address,
         owner: s.owner,
@@ -446,5 +1032,9 @@ fn session_status(s: &Session, now: u64) -> SessionStatus {
         uses: inner.counters.uses,
         uses_left: p.doc.quota.map(|q| q.saturating_sub(inner.counters.uses)),
         caps,
+        suspended_reason: inner.suspended.clone(),
+        allowances,
+        exposure: Box::new(ExposureStatus { usd: x.usd, ceiling: p.doc.exposure_ceiling, unpriced: x.unpriced }),
+        pending,
     }
 }

@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::protocol::{
-    ApprovePending, Attest, AuditQuery, Call, CreateSession, Reply, Revoke, RevokeAll, SignRequest, Signed,
-    StatusQuery, UpdatePolicy,
+    ApprovePending, Attest, Call, CreateSession, Reply, Revoke, RevokeAll, SignRequest, Signed, StatusQuery, Sweep,
+    UpdatePolicy,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -405,7 +405,78 @@ pub fn reply_value(r: Reply) -> Value {
         Reply::Attestation(x) => json!(x),
         Reply::Audit(x) => json!(x),
         Reply::Status(x) => json!(x),
+        Reply::Swept(x) => json!(x),
     }
+}
+
+/// `GET /v1/sessions/{s}/allowances`: the session's allowance registry (R-APP-4) and its
+/// exposure at the policy's price table (R-APP-5), as the enclave reports them.
+pub async fn allowances(State(st): State<AppState>, AddrPath(session): AddrPath) -> Result<Json<Value>, ApiError> {
+    check_lost(&st, &session)?;
+    match st.client.call(Call::Status(StatusQuery { session: Some(session) })).await {
+        Ok(Reply::Status(s)) => match s.session {
+            Some(ss) => Ok(Json(json!({
+                "session": ss.session,
+                "state": ss.state,
+                "now": s.now,
+                "allowances": ss.allowances,
+                "exposure": ss.exposure,
+                "pending": ss.pending,
+                "suspended_reason": ss.suspended_reason,
+            }))),
+            None => Err(ApiError::denial(Denial::new(
+                ErrorCode::UnknownSession,
+                format!("no session {session} in the enclave"),
+            ))),
+        },
+        Ok(other) => Err(ApiError::wrong_reply("status", &other)),
+        Err(e) => Err(session_error(&st, &session, e)),
+    }
+}
+
+/// `POST /v1/sessions/{s}/sweep`: the revocation sweep (R-APP-6). The body carries the
+/// per-chain nonce and fees (and, optionally, the owner's signature); the reply holds the
+/// signed raw transactions, which the host also keeps (`GET .../sweeps`).
+pub async fn sweep(
+    State(st): State<AppState>,
+    AddrPath(session): AddrPath,
+    ApiJson(req): ApiJson<Sweep>,
+) -> Result<Json<Value>, ApiError> {
+    if req.session != session {
+        return Err(ApiError::malformed(format!("body session {} does not match the path's {session}", req.session)));
+    }
+    check_lost(&st, &session)?;
+    match relay_owner(&st, Call::Sweep(req), Some(session)).await? {
+        Reply::Swept(r) => {
+            let at = crate::store::now_secs();
+            let txs: Vec<crate::store::StoredSweepTx> = r
+                .transactions
+                .iter()
+                .map(|t| crate::store::StoredSweepTx {
+                    session,
+                    chain_id: t.chain_id,
+                    nonce: t.nonce,
+                    token: t.token,
+                    spender: t.spender,
+                    hash: t.hash,
+                    raw_transaction: t.raw_transaction.clone(),
+                    signed_at: at,
+                })
+                .collect();
+            if !txs.is_empty() {
+                store_write(&st, "sweep", move |db| db.insert_sweep(&txs)).await;
+            }
+            Ok(Json(json!(r)))
+        }
+        other => Err(ApiError::wrong_reply("sweep", &other)),
+    }
+}
+
+/// `GET /v1/sessions/{s}/sweeps`: every revocation the host relayed for the session.
+pub async fn sweeps(State(st): State<AppState>, AddrPath(session): AddrPath) -> Result<Json<Value>, ApiError> {
+    let v =
+        st.store.run(move |db| db.sweeps(&session)).await.map_err(|e| ApiError::internal(format!("storage: {e}")))?;
+    Ok(Json(json!(v)))
 }
 
 pub async fn get_session(State(st): State<AppState>, AddrPath(session): AddrPath) -> Result<Response, ApiError> {
@@ -501,20 +572,14 @@ pub async fn attestation(
     }
 }
 
-#[derive(Deserialize)]
-pub struct AuditParams {
-    since: Option<u64>,
-}
-
+/// `GET /v1/audit?since=N[&limit=M][&enclave=0x…]`: the stored, verified log (see
+/// [`crate::audit_store`]).
 pub async fn audit(
     State(st): State<AppState>,
-    q: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<crate::audit_store::AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::malformed(e.body_text()))?;
-    match st.client.call(Call::Audit(AuditQuery { since: q.since.unwrap_or(0) })).await? {
-        Reply::Audit(a) => Ok(Json(json!(a))),
-        other => Err(ApiError::wrong_reply("audit", &other)),
-    }
+    crate::audit_store::serve(&st, q).await
 }
 
 pub async fn metrics(State(st): State<AppState>) -> Response {

@@ -353,5 +353,6 @@ pub fn reply_name(r: &Reply) -> &'static str {
         Reply::Attestation(_) => "attestation",
         Reply::Audit(_) => "audit",
         Reply::Status(_) => "status",
+        Reply::Swept(_) => "swept",
     }
 }

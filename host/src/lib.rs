@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod attestation;
+pub mod audit_store;
 pub mod config;
 pub mod enclave_client;
 pub mod metrics;
@@ -91,6 +92,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub config: HostConfig,
+    /// The enclave's signed audit log, as stored (R-AUD-1).
+    pub audit: Arc<audit_store::AuditStore>,
 }
 
 impl std::ops::Deref for AppState {
@@ -105,6 +108,7 @@ impl AppState {
     /// enclave: the host starts whether or not the enclave is up.
     pub fn open(config: HostConfig) -> anyhow::Result<AppState> {
         let store = Store::open(&config.db_path, config.event_queue)?;
+        let audit = audit_store::AuditStore::open(&config.db_path)?;
         let metrics = Arc::new(Metrics::new());
         let hook_store = store.clone();
         let hook: IdentityHook = Arc::new(move |previous, current| {
@@ -143,7 +147,7 @@ impl AppState {
         )
         .with_metrics(metrics.clone())
         .on_identity(hook);
-        Ok(AppState(Arc::new(Shared { client, store, metrics, config })))
+        Ok(AppState(Arc::new(Shared { client, store, metrics, config, audit })))
     }
 
     /// Queue an event for storage without waiting; a full queue drops it (counted).
@@ -191,12 +195,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/status", get(api::status))
         .route("/v1/attestation", get(api::attestation))
         .route("/v1/audit", get(api::audit))
+        .route("/v1/audit/export", get(audit_store::export))
         .route("/v1/sessions", post(api::create_session))
         .route("/v1/sessions/{session}", get(api::get_session))
         .route("/v1/sessions/{session}/policy", post(api::update_policy))
         .route("/v1/sessions/{session}/policies", get(api::session_policies))
         .route("/v1/sessions/{session}/revoke", post(api::revoke))
         .route("/v1/sessions/{session}/approve", post(api::approve_pending))
+        .route("/v1/sessions/{session}/allowances", get(api::allowances))
+        .route("/v1/sessions/{session}/sweep", post(api::sweep))
+        .route("/v1/sessions/{session}/sweeps", get(api::sweeps))
         .route("/v1/owners/{owner}/revoke-all", post(api::revoke_all))
         .route("/v1/owners/{owner}/sessions", get(api::owner_sessions))
         .route("/v1/sign", post(api::sign))
@@ -216,12 +224,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let probe = state.spawn_probe();
+    // The audit puller is background enclave traffic too: it runs when the probe does.
+    let audit =
+        state.config.probe_interval.map(|_| audit_store::spawn(state.clone(), audit_store::DEFAULT_PULL_INTERVAL));
     let app = router(state.clone());
     let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await;
     if let Some(p) = probe {
         p.abort();
+    }
+    if let Some(a) = audit {
+        a.abort();
     }
     let store = state.store.clone();
     let _ = tokio::task::spawn_blocking(move || store.flush()).await;

@@ -70,6 +70,18 @@ CREATE TABLE IF NOT EXISTS events (
     detail   TEXT
 );
 CREATE INDEX IF NOT EXISTS events_session ON events(session);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    session      TEXT NOT NULL,
+    chain_id     INTEGER NOT NULL,
+    nonce        INTEGER NOT NULL,
+    token        TEXT NOT NULL,
+    spender      TEXT NOT NULL,
+    hash         TEXT NOT NULL,
+    raw          TEXT NOT NULL,
+    signed_at    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sweeps_session ON sweeps(session);
 ";
 
 /// A stored session's state, as the host knows it.
@@ -127,6 +139,19 @@ pub struct PolicyRecord {
     pub nonce: u64,
     pub signature: Bytes,
     pub received_at: u64,
+}
+
+/// A signed revocation from a sweep (R-APP-6), kept so it can be broadcast again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSweepTx {
+    pub session: Address,
+    pub chain_id: u64,
+    pub nonce: u64,
+    pub token: Address,
+    pub spender: Address,
+    pub hash: B256,
+    pub raw_transaction: Bytes,
+    pub signed_at: u64,
 }
 
 /// One relayed action or sign decision.
@@ -465,6 +490,52 @@ impl Store {
 
     /// Queue an event for the writer thread. Never blocks: when the queue is full the
     /// event is dropped (and counted). Returns whether it was queued.
+    /// Keep a sweep's signed revocations.
+    pub fn insert_sweep(&self, txs: &[StoredSweepTx]) -> anyhow::Result<()> {
+        let mut conn = self.lock();
+        let t = conn.transaction()?;
+        for x in txs {
+            t.execute(
+                "INSERT INTO sweeps (session, chain_id, nonce, token, spender, hash, raw, signed_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    a(&x.session),
+                    int(x.chain_id),
+                    int(x.nonce),
+                    a(&x.token),
+                    a(&x.spender),
+                    h(&x.hash),
+                    x.raw_transaction.to_string(),
+                    int(x.signed_at)
+                ],
+            )?;
+        }
+        t.commit()?;
+        Ok(())
+    }
+
+    /// A session's signed revocations, oldest first.
+    pub fn sweeps(&self, session: &Address) -> anyhow::Result<Vec<StoredSweepTx>> {
+        let conn = self.lock();
+        let mut st = conn.prepare(
+            "SELECT session, chain_id, nonce, token, spender, hash, raw, signed_at FROM sweeps \
+             WHERE session = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map(params![a(session)], |r| {
+            Ok(StoredSweepTx {
+                session: parse_addr(&r.get::<_, String>(0)?)?,
+                chain_id: r.get::<_, i64>(1)?.max(0) as u64,
+                nonce: r.get::<_, i64>(2)?.max(0) as u64,
+                token: parse_addr(&r.get::<_, String>(3)?)?,
+                spender: parse_addr(&r.get::<_, String>(4)?)?,
+                hash: parse_hash(&r.get::<_, String>(5)?)?,
+                raw_transaction: Bytes::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                signed_at: r.get::<_, i64>(7)?.max(0) as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn record_event(&self, event: Event) -> bool {
         match self.events.try_send(WriterMsg::Event(event)) {
             Ok(()) => true,

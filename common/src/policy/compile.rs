@@ -66,7 +66,31 @@ pub struct CompiledPolicy {
     pub approval_caps: Vec<Option<U256>>,
     /// Permit2 contracts: the canonical one and any a permit rule names.
     pub permit2: Vec<Address>,
+    /// Per token index: its USD price (18 decimals) per whole token, if the table has one.
+    pub token_prices: Vec<Option<U256>>,
+    /// The native coin's USD price, if the table has one.
+    pub native_price: Option<U256>,
+    /// Compiled `approvals.jit` rules, parallel to the document's.
+    pub jit: Vec<CompiledJit>,
+    /// The asset `escalate.above_value` counts.
+    pub escalate_asset: Option<AssetRef>,
 }
+
+/// A compiled just-in-time consumer rule.
+#[derive(Debug, Clone)]
+pub struct CompiledJit {
+    pub selector: [u8; 4],
+    pub params: DynSolType,
+    pub amount_path: Vec<u32>,
+    pub token_path: Option<Vec<u32>>,
+}
+
+/// Longest approval lifetime a policy may set.
+pub const MAX_APPROVAL_LIFETIME: u64 = 30 * 86_400;
+/// Largest just-in-time tolerance: 10 % (AG-212 4.1).
+pub const MAX_JIT_TOLERANCE_BPS: u32 = 1_000;
+/// Longest escalation time-to-live.
+pub const MAX_ESCALATION_TTL: u64 = 86_400;
 
 fn invalid(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
     Denial::rule(ErrorCode::InvalidPolicy, rule, reason)
@@ -141,6 +165,10 @@ impl CompiledPolicy {
             typed_data,
             permits,
             messages,
+            prices,
+            exposure_ceiling,
+            escalate,
+            trip_wire,
         } = &doc;
 
         if *version != POLICY_VERSION {
@@ -186,6 +214,8 @@ impl CompiledPolicy {
             ("typed_data", typed_data.len()),
             ("permits", permits.len()),
             ("messages", messages.len()),
+            ("prices", prices.len()),
+            ("approvals.jit", approvals.jit.len()),
         ] {
             if n > MAX_ENTRIES {
                 return Err(invalid(what, format!("{n} entries; at most {MAX_ENTRIES}")));
@@ -363,7 +393,59 @@ impl CompiledPolicy {
             cost_limits: _,
             count_in_native: _,
         } = gas;
-        let ApprovalRules { spenders: _, caps } = approvals;
+        let ApprovalRules { spenders: _, caps, lifetime, jit, jit_tolerance_bps, jit_only } = approvals;
+        if let Some(l) = lifetime {
+            if *l == 0 || *l > MAX_APPROVAL_LIFETIME {
+                return Err(invalid(
+                    "approvals.lifetime",
+                    format!("must be between 1 second and {}", format_duration(MAX_APPROVAL_LIFETIME)),
+                ));
+            }
+        }
+        if *jit_tolerance_bps > MAX_JIT_TOLERANCE_BPS {
+            return Err(invalid(
+                "approvals.jit_tolerance",
+                format!("{}% is above the 10% maximum (AG-212 4.1)", format_decimal(U256::from(*jit_tolerance_bps), 2)),
+            ));
+        }
+        if *jit_only && jit.is_empty() {
+            return Err(invalid(
+                "approvals.jit_only",
+                "jit_only without approvals.jit rules would allow no approval; name the consuming functions",
+            ));
+        }
+        let mut compiled_jit = Vec::with_capacity(jit.len());
+        for (i, j) in jit.iter().enumerate() {
+            let JitRule { signature, amount_path, token_path } = j;
+            let rule = format!("approvals.jit[{i}]");
+            let (matcher, parsed) = parse_function(signature).map_err(|e| invalid(&rule, e))?;
+            let (FnMatcher::Selector(selector), Some((_, params))) = (matcher, parsed) else {
+                return Err(invalid(rule, format!("`{signature}` is not a function with arguments")));
+            };
+            match type_at(&params, amount_path) {
+                Some(DynSolType::Uint(_)) if !amount_path.is_empty() => {}
+                _ => {
+                    return Err(invalid(
+                        rule,
+                        format!("amount argument {amount_path:?} is not a uint of `{signature}`"),
+                    ))
+                }
+            }
+            if let Some(tp) = token_path {
+                match type_at(&params, tp) {
+                    Some(DynSolType::Address) if !tp.is_empty() => {}
+                    _ => {
+                        return Err(invalid(rule, format!("token argument {tp:?} is not an address of `{signature}`")))
+                    }
+                }
+            }
+            compiled_jit.push(CompiledJit {
+                selector,
+                params,
+                amount_path: amount_path.clone(),
+                token_path: token_path.clone(),
+            });
+        }
         let mut approval_caps = vec![None; tokens.len()];
         for (i, c) in caps.iter().enumerate() {
             let ApprovalCap { token, max } = c;
@@ -531,6 +613,62 @@ impl CompiledPolicy {
             }
         }
 
+        // Price table, exposure ceiling, escalation, trip-wire (AG-212).
+        let mut token_prices = vec![None; tokens.len()];
+        let mut native_price = None;
+        for (i, pr) in prices.iter().enumerate() {
+            let Price { asset, usd } = pr;
+            let rule = format!("prices[{i}]");
+            if usd.is_zero() {
+                return Err(invalid(
+                    rule,
+                    "a price of 0 would make the asset free: approvals of it would count nothing",
+                ));
+            }
+            let slot = match asset_ref(asset, &rule)? {
+                AssetRef::Native => &mut native_price,
+                AssetRef::Token(t) => &mut token_prices[t],
+            };
+            if slot.is_some() {
+                return Err(invalid(rule, "asset priced twice"));
+            }
+            *slot = Some(*usd);
+        }
+        if exposure_ceiling.is_some() && prices.is_empty() {
+            return Err(invalid(
+                "exposure_ceiling",
+                "an exposure ceiling needs a price table (prices): approvals are valued in USD",
+            ));
+        }
+        let mut escalate_asset = None;
+        if let Some(e) = escalate {
+            let Escalation { above_value, above_usd, ttl } = e;
+            if above_value.is_none() && above_usd.is_none() {
+                return Err(invalid("escalate", "give above_value or above_usd (or both)"));
+            }
+            if *ttl == 0 || *ttl > MAX_ESCALATION_TTL {
+                return Err(invalid(
+                    "escalate.ttl",
+                    format!("must be between 1 second and {}", format_duration(MAX_ESCALATION_TTL)),
+                ));
+            }
+            if let Some(EscalateValue { asset, max: _ }) = above_value {
+                escalate_asset = Some(asset_ref(asset, "escalate.above_value")?);
+            }
+            if above_usd.is_some() && prices.is_empty() {
+                return Err(invalid("escalate.above_usd", "a USD threshold needs a price table (prices)"));
+            }
+        }
+        if let Some(t) = trip_wire {
+            let TripWire { denials, within } = t;
+            if *denials == 0 || *denials > 10_000 {
+                return Err(invalid("trip_wire.denials", "must be 1 to 10000"));
+            }
+            if *within == 0 || *within > 30 * 86_400 {
+                return Err(invalid("trip_wire.within", "must be between 1 second and 30 days"));
+            }
+        }
+
         Ok(CompiledPolicy {
             doc: doc.clone(),
             hash,
@@ -542,6 +680,10 @@ impl CompiledPolicy {
             stream_assets,
             approval_caps,
             permit2,
+            token_prices,
+            native_price,
+            jit: compiled_jit,
+            escalate_asset,
         })
     }
 

@@ -75,6 +75,66 @@ pub struct Policy {
     /// EIP-191 personal messages (R-SIGN-4).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<MessageRule>,
+    /// The owner-signed price table: USD per whole unit of an asset (R-APP-5, R-POL-10).
+    /// Omitted when empty, like every governance field below, so older policies keep
+    /// their hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prices: Vec<Price>,
+    /// Most outstanding approved value, USD (18 decimals), across the session's allowance
+    /// registry (R-APP-5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure_ceiling: Option<U256>,
+    /// Requests above a threshold are held for the owner's approval (R-POL-10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate: Option<Escalation>,
+    /// N denials within T seconds suspend the session (R-APP-7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trip_wire: Option<TripWire>,
+}
+
+/// Decimals of the USD amounts in a policy (prices, ceilings, thresholds): exact
+/// fixed-point integers, never floats.
+pub const USD_DECIMALS: u8 = 18;
+
+/// The USD price of one whole unit (10^decimals base units) of an asset, 18 decimals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub asset: Asset,
+    pub usd: U256,
+}
+
+/// Escalation (R-POL-10): a request above a threshold is held as pending until the owner
+/// approves exactly its digest, within `ttl` seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    /// Escalate when the request moves more than `max` of `asset` (native value, or a
+    /// token's transfers and approvals, as charged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above_value: Option<EscalateValue>,
+    /// Escalate when the request's priced value (every charged asset at the price table)
+    /// is above this, USD with 18 decimals. An unpriced charged asset escalates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above_usd: Option<U256>,
+    /// Seconds the owner has to approve, and the agent then has to collect the signature.
+    pub ttl: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateValue {
+    pub asset: Asset,
+    pub max: U256,
+}
+
+/// The trip-wire (R-APP-7): `denials` policy denials within `within` seconds suspend the
+/// session; only the owner lifts it (an owner-signed policy update, or revoke).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TripWire {
+    pub denials: u32,
+    pub within: u64,
 }
 
 /// An ERC-20 token the policy knows.
@@ -254,6 +314,41 @@ pub struct ApprovalRules {
     /// Most one approval (per spender) may grant, per token.
     #[serde(default)]
     pub caps: Vec<ApprovalCap>,
+    /// How long an approval stays current in the allowance registry, seconds; absent: 24 h
+    /// above 10 000 USD (or unpriced), 7 days at or below (R-APP-4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<u64>,
+    /// Just-in-time approvals (R-APP-2): the calls that consume an approval directly
+    /// before them in a batch, and where their amount is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jit: Vec<JitRule>,
+    /// Tolerance over the consuming call's amount, basis points (at most 1 000 = 10 %).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub jit_tolerance_bps: u32,
+    /// Every non-zero on-chain approval must be just-in-time (R-APP-2, AG-212 4.1).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub jit_only: bool,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+/// A function that consumes an approval granted directly before it in the same batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JitRule {
+    /// Human-readable signature, e.g. `swap(address tokenIn,uint256 amountIn)`.
+    pub signature: String,
+    /// Index path of the uint argument that is the amount it consumes.
+    pub amount_path: Vec<u32>,
+    /// Index path of an address argument that must be the approved token, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_path: Option<Vec<u32>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 use super::compile::{AssetRef, CompiledFn, CompiledPolicy, FnMatcher};
 use super::doc::{ArgValue, Op, Party};
 use super::state::Counters;
+use crate::allowance::{fmt_usd, AllowanceKind, Grant, GrantOp};
 use crate::error::{Denial, ErrorCode};
 use crate::period::{format_time, Period};
 use crate::tx::{Call, Gas};
@@ -44,13 +45,15 @@ pub struct Operation<'a> {
     pub gas: Option<Gas>,
 }
 
-/// What an allowed request costs, by asset.
+/// What an allowed request costs, by asset, and the approvals it grants.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Charges {
     pub native: U256,
     /// (token index, amount); a few entries at most.
     pub tokens: Vec<(usize, U256)>,
     pub gas_cost: U256,
+    /// Approvals and permits, in request order, for the allowance registry (R-APP-4).
+    pub approvals: Vec<Grant>,
 }
 
 impl Charges {
@@ -157,7 +160,20 @@ pub fn check_chain(p: &CompiledPolicy, chain_id: u64) -> Result<(), Denial> {
 }
 
 /// Decide whether `op` is allowed under `p` given what the session has done (`c`).
+/// Approvals are granted from the session's own address.
 pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<'_>) -> Result<Charges, Denial> {
+    evaluate_for(p, c, ctx, op, ctx.account)
+}
+
+/// [`evaluate`], for calls made by `holder` (a user operation's smart account): the
+/// approvals they grant are the holder's.
+pub fn evaluate_for(
+    p: &CompiledPolicy,
+    c: &Counters,
+    ctx: &Context,
+    op: &Operation<'_>,
+    holder: Address,
+) -> Result<Charges, Denial> {
     check_session(p, c, ctx)?;
     check_chain(p, op.chain_id)?;
 
@@ -169,15 +185,182 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
         return Err(Denial::malformed("the request makes no call"));
     }
     for (k, call) in op.calls.iter().enumerate() {
-        check_call(p, ctx, op.chain_id, call, &mut charges).map_err(|mut d| {
-            if op.calls.len() > 1 {
-                d.reason = format!("call {k}: {}", d.reason);
-            }
-            d
-        })?;
+        check_call(p, ctx, op.chain_id, call, holder, &mut charges).and_then(|()| check_jit(p, op.calls, k)).map_err(
+            |mut d| {
+                if op.calls.len() > 1 {
+                    d.reason = format!("call {k}: {}", d.reason);
+                }
+                d
+            },
+        )?;
     }
     check_spend(p, c, ctx, &charges)?;
+    check_allowances(p, c, ctx, &charges)?;
     Ok(charges)
+}
+
+/// Just-in-time approvals (R-APP-2): an `approve(spender, X)` directly followed by a call
+/// to `spender` that one of `approvals.jit` names is bounded by that call's amount plus
+/// `approvals.jit_tolerance`; with `approvals.jit_only`, every non-zero on-chain approval
+/// must be such a pair.
+fn check_jit(p: &CompiledPolicy, calls: &[Call], k: usize) -> Result<(), Denial> {
+    let data = calls[k].data.as_ref();
+    let (spender, amount, kind) = match erc20_effect(data) {
+        Some(Ok(Erc20::Approve { spender, amount, kind })) if !amount.is_zero() => (spender, amount, kind),
+        _ => return Ok(()),
+    };
+    let rules = &p.doc.approvals;
+    if kind != "approve" {
+        if rules.jit_only {
+            return Err(Denial::rule(
+                ErrorCode::UnlimitedApproval,
+                "approvals.jit_only",
+                format!("{kind} is not just-in-time; approve exactly what the next call consumes"),
+            ));
+        }
+        return Ok(());
+    }
+    let token = calls[k].to.unwrap_or_default();
+    let consumer = calls.get(k + 1).and_then(|n| jit_consumer(p, n, spender, token));
+    match consumer {
+        Some((i, consumed)) => {
+            let bps = U256::from(rules.jit_tolerance_bps);
+            let bound = consumed.saturating_mul(U256::from(10_000u32) + bps) / U256::from(10_000u32);
+            if amount > bound {
+                return Err(Denial::rule(
+                    ErrorCode::UnlimitedApproval,
+                    format!("approvals.jit[{i}]"),
+                    format!(
+                        "approve of {amount} to {spender} exceeds what the next call consumes ({consumed}) plus the {}% tolerance ({bound})",
+                        crate::units::format_decimal(bps, 2)
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        None if rules.jit_only => Err(Denial::rule(
+            ErrorCode::UnlimitedApproval,
+            "approvals.jit_only",
+            format!(
+                "approve to {spender} is not directly followed by a call to it that consumes it (approvals.jit); only just-in-time approvals are allowed"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// If `next` is a call to `spender` matching a JIT rule (and naming `token` when the rule
+/// says where the token is), the rule index and the amount it consumes.
+fn jit_consumer(p: &CompiledPolicy, next: &Call, spender: Address, token: Address) -> Option<(usize, U256)> {
+    if next.to != Some(spender) || next.data.len() < 4 {
+        return None;
+    }
+    for (i, j) in p.jit.iter().enumerate() {
+        if next.data[..4] != j.selector {
+            continue;
+        }
+        let Ok(decoded) = j.params.abi_decode_params(&next.data[4..]) else { continue };
+        let Some(DynSolValue::Uint(consumed, _)) = value_at(&decoded, &j.amount_path) else { continue };
+        if let Some(tp) = &j.token_path {
+            match value_at(&decoded, tp) {
+                Some(DynSolValue::Address(a)) if *a == token => {}
+                _ => continue,
+            }
+        }
+        return Some((i, *consumed));
+    }
+    None
+}
+
+/// The allowance registry as it would be after `charges.approvals` (R-APP-1, R-APP-5):
+/// room for them; an allowance raised by `increaseAllowance` within the token's approval
+/// cap in total; and, with an exposure ceiling, every raised allowance priced and the
+/// outstanding total within the ceiling (a request that lowers exposure always passes).
+pub(crate) fn check_allowances(
+    p: &CompiledPolicy,
+    c: &Counters,
+    ctx: &Context,
+    charges: &Charges,
+) -> Result<(), Denial> {
+    if charges.approvals.is_empty() {
+        return Ok(());
+    }
+    let reg = &c.allowances;
+    let mut after = reg.clone();
+    if after.apply(p, &charges.approvals, ctx.now).is_err() {
+        return Err(Denial::rule(
+            ErrorCode::ExposureCeiling,
+            "allowances",
+            format!(
+                "the allowance registry holds {} outstanding approvals, its maximum; revoke or sweep some first",
+                crate::allowance::MAX_ENTRIES
+            ),
+        ));
+    }
+    let raised = reg.increases(p, &charges.approvals, ctx.now);
+    for (g, _, a) in &raised {
+        if !matches!(g.op, GrantOp::Add(_)) || g.kind != AllowanceKind::Erc20 {
+            continue;
+        }
+        if let Some(t) = g.token_index {
+            if let Some(cap) = p.approval_caps[t] {
+                if *a > cap {
+                    let idx = p.doc.approvals.caps.iter().position(|c| c.token == p.doc.tokens[t].symbol).unwrap_or(0);
+                    return Err(Denial::rule(
+                        ErrorCode::UnlimitedApproval,
+                        format!("approvals.caps[{idx}]"),
+                        format!(
+                            "{} would bring the allowance of {} to {}, above the per-spender cap {}",
+                            g.via,
+                            g.spender,
+                            p.fmt_amount(AssetRef::Token(t), *a),
+                            p.fmt_amount(AssetRef::Token(t), cap)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let Some(ceiling) = p.doc.exposure_ceiling else { return Ok(()) };
+    if raised.is_empty() {
+        return Ok(());
+    }
+    for (g, _, _) in &raised {
+        let priced = g.token_index.is_some_and(|t| p.token_prices[t].is_some());
+        if !priced {
+            let name = g.token_index.map(|t| p.doc.tokens[t].symbol.clone()).unwrap_or_else(|| g.token.to_string());
+            return Err(Denial::rule(
+                ErrorCode::ExposureCeiling,
+                "prices",
+                format!("{name} has no price in the price table: with an exposure ceiling, its approvals cannot be valued and are denied"),
+            ));
+        }
+    }
+    let before = reg.exposure(p, ctx.now);
+    let now_x = after.exposure(p, ctx.now);
+    if !now_x.unpriced.is_empty() {
+        return Err(Denial::rule(
+            ErrorCode::ExposureCeiling,
+            "prices",
+            format!(
+                "outstanding approvals of {} have no price in the price table, so the exposure cannot be valued; revoke them or price them",
+                now_x.unpriced.join(", ")
+            ),
+        ));
+    }
+    if now_x.usd > ceiling && now_x.usd > before.usd {
+        return Err(Denial::rule(
+            ErrorCode::ExposureCeiling,
+            "exposure_ceiling",
+            format!(
+                "outstanding approvals would be worth {}, above the ceiling {} (outstanding now: {})",
+                fmt_usd(now_x.usd),
+                fmt_usd(ceiling),
+                fmt_usd(before.usd)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Decide an ERC-4337 v0.7 user operation (R-SIGN-2): entry point, sender, factory and
@@ -233,7 +416,7 @@ pub fn evaluate_user_op(
     op.hash()?;
     let gas = op.gas()?;
     let calls = op.calls()?;
-    evaluate(p, c, ctx, &Operation { chain_id: op.chain_id, calls: &calls, gas: Some(gas) })
+    evaluate_for(p, c, ctx, &Operation { chain_id: op.chain_id, calls: &calls, gas: Some(gas) }, op.sender)
 }
 
 fn check_gas(p: &CompiledPolicy, c: &Counters, ctx: &Context, g: &Gas, charges: &mut Charges) -> Result<(), Denial> {
@@ -295,6 +478,7 @@ fn check_call(
     ctx: &Context,
     chain_id: u64,
     call: &Call,
+    holder: Address,
     charges: &mut Charges,
 ) -> Result<(), Denial> {
     let doc = &p.doc;
@@ -397,6 +581,17 @@ fn check_call(
                     if let Some(t) = token {
                         charges.add(AssetRef::Token(t), amount);
                     }
+                    charges.approvals.push(Grant {
+                        chain_id,
+                        holder,
+                        token: to,
+                        token_index: token,
+                        spender,
+                        kind: AllowanceKind::Erc20,
+                        op: if kind == "approve" { GrantOp::Set(amount) } else { GrantOp::Add(amount) },
+                        onchain_until: None,
+                        via: kind,
+                    });
                 }
             }
         }

@@ -147,6 +147,67 @@ pub fn explain(p: &CompiledPolicy) -> String {
                 writeln!(s, "approvals.caps[{i}]: at most {} per approval", p.fmt_amount(AssetRef::Token(t), c.max));
         }
     }
+    match a.lifetime {
+        Some(l) => {
+            let _ = writeln!(s, "approvals.lifetime: every approval is current for {} in the allowance registry, then expired and swept", format_duration(l));
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "approvals: each approval is current for 24 h when worth more than 10000 USD (or unpriced), 7 days otherwise; then expired and swept"
+            );
+        }
+    }
+    for (i, j) in a.jit.iter().enumerate() {
+        let token = j.token_path.as_ref().map(|t| format!(", token argument {t:?}")).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "approvals.jit[{i}]: an approve(spender, X) directly followed by `{}` on the spender may grant at most its argument {:?} plus {}%{token}",
+            j.signature,
+            j.amount_path,
+            format_decimal(alloy_primitives::U256::from(a.jit_tolerance_bps), 2)
+        );
+    }
+    if a.jit_only {
+        let _ = writeln!(s, "approvals.jit_only: every non-zero on-chain approval must be just-in-time");
+    }
+    for (i, pr) in d.prices.iter().enumerate() {
+        let name = match &pr.asset {
+            super::doc::Asset::Native => "ETH".to_string(),
+            super::doc::Asset::Token(t) => t.clone(),
+        };
+        let _ = writeln!(s, "prices[{i}]: 1 {name} = {}", crate::allowance::fmt_usd(pr.usd));
+    }
+    if let Some(c) = d.exposure_ceiling {
+        let _ = writeln!(
+            s,
+            "exposure_ceiling: outstanding approvals across tokens, spenders and chains may be worth at most {}; approvals of unpriced tokens are denied",
+            crate::allowance::fmt_usd(c)
+        );
+    }
+    if let Some(e) = &d.escalate {
+        let mut when = vec![];
+        if let (Some(v), Some(asset)) = (&e.above_value, p.escalate_asset) {
+            when.push(format!("moves more than {}", p.fmt_amount(asset, v.max)));
+        }
+        if let Some(u) = e.above_usd {
+            when.push(format!("is worth more than {} at the price table", crate::allowance::fmt_usd(u)));
+        }
+        let _ = writeln!(
+            s,
+            "escalate: a request that {} is held for the owner's approval of its digest, for at most {}",
+            when.join(" or "),
+            format_duration(e.ttl)
+        );
+    }
+    if let Some(t) = &d.trip_wire {
+        let _ = writeln!(
+            s,
+            "trip_wire: {} denials within {} suspend the session until the owner updates its policy or revokes it",
+            t.denials,
+            format_duration(t.within)
+        );
+    }
 
     // User operations (R-SIGN-2).
     let u = &d.user_operations;

@@ -8,6 +8,7 @@ use crate::error::{Denial, ErrorCode};
 use crate::period::{parse_time, Period};
 use crate::units::{native_unit_decimals, parse_decimal, parse_duration, parse_native, split_amount};
 use alloy_dyn_abi::DynSolType;
+use alloy_json_abi::Function;
 use alloy_primitives::{Address, Bytes, I256, U256};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -50,6 +51,50 @@ pub struct PolicyFile {
     pub permits: Vec<PermitSpec>,
     #[serde(default)]
     pub messages: Vec<MessageSpec>,
+    /// USD per whole token (or "ETH" for the native coin): `{ USDC = "1.00", WETH = "3000" }`.
+    #[serde(default)]
+    pub prices: BTreeMap<String, PriceSpec>,
+    /// "50000 USD": most outstanding approved value across the allowance registry.
+    pub exposure_ceiling: Option<String>,
+    /// `{ above_value = "1 ETH", above_usd = "10000 USD", ttl = "10m" }`.
+    pub escalate: Option<EscalateSpec>,
+    /// `{ denials = 5, within = "10m" }`.
+    pub trip_wire: Option<TripWireSpec>,
+}
+
+/// A price: a decimal string ("1.00") or an integer (3000); never a float.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum PriceSpec {
+    Int(u64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateSpec {
+    pub above_value: Option<String>,
+    pub above_usd: Option<String>,
+    /// Default "10m".
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TripWireSpec {
+    pub denials: u32,
+    pub within: String,
+}
+
+/// `[[approvals.jit]]`: a function that consumes the approval directly before it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JitSpec {
+    pub signature: String,
+    /// Parameter name, index, or dotted index path of the amount consumed.
+    pub amount_arg: ArgRef,
+    /// Parameter that must be the approved token, when given.
+    pub token_arg: Option<ArgRef>,
 }
 
 /// `[user_operations]`: addresses; an entry point may be written "v0.7" for the canonical
@@ -202,6 +247,14 @@ pub struct ApprovalSpec {
     /// Per-spender cap per token: ["500 USDC"].
     #[serde(default)]
     pub max: Vec<String>,
+    /// How long an approval stays current: "6h". Default: 24 h above 10 000 USD, 7 days below.
+    pub lifetime: Option<String>,
+    #[serde(default)]
+    pub jit: Vec<JitSpec>,
+    /// "0.5%"; default 0, at most 10 %.
+    pub jit_tolerance: Option<String>,
+    #[serde(default)]
+    pub jit_only: bool,
 }
 
 fn err(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
@@ -390,6 +443,25 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
             (Asset::Native, _) => return Err(err(rule, "approval caps are per token, not native")),
         }
     }
+    let lifetime = f
+        .approvals
+        .lifetime
+        .as_deref()
+        .map(|d| parse_duration(d).map_err(|e| err("approvals.lifetime", e.to_string())))
+        .transpose()?;
+    let jit_tolerance_bps =
+        f.approvals.jit_tolerance.as_deref().map(|t| parse_percent_bps(t, "approvals.jit_tolerance")).transpose()?;
+    let mut jit = Vec::new();
+    for (i, j) in f.approvals.jit.iter().enumerate() {
+        let rule = format!("approvals.jit[{i}]");
+        let (_, parsed) = parse_function(&j.signature).map_err(|e| err(&rule, e))?;
+        let Some((func, tuple)) = parsed else {
+            return Err(err(&rule, format!("`{}` has no arguments: it cannot consume an approval", j.signature)));
+        };
+        let amount_path = arg_path(&func, &tuple, &j.amount_arg, &rule, &j.signature)?;
+        let token_path = j.token_arg.as_ref().map(|a| arg_path(&func, &tuple, a, &rule, &j.signature)).transpose()?;
+        jit.push(JitRule { signature: j.signature.trim().to_string(), amount_path, token_path });
+    }
     let approvals = ApprovalRules {
         spenders: f
             .approvals
@@ -398,6 +470,10 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
             .map(|s| parse_address(s, "approvals.spenders"))
             .collect::<Result<_, _>>()?,
         caps,
+        lifetime,
+        jit,
+        jit_tolerance_bps: jit_tolerance_bps.unwrap_or(0),
+        jit_only: f.approvals.jit_only,
     };
 
     let addrs = |v: &[String], rule: &str| -> Result<Vec<Address>, Denial> {
@@ -452,6 +528,47 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         });
     }
 
+    let mut prices = Vec::new();
+    for (sym, v) in &f.prices {
+        let rule = format!("prices.{sym}");
+        let asset = if sym.eq_ignore_ascii_case("ETH") {
+            Asset::Native
+        } else if tokens.iter().any(|t| &t.symbol == sym) {
+            Asset::Token(sym.clone())
+        } else {
+            return Err(err(rule, format!("`{sym}` is neither ETH nor a symbol listed under [tokens]")));
+        };
+        let usd = match v {
+            PriceSpec::Int(n) => U256::from(*n) * U256::from(10u8).pow(U256::from(USD_DECIMALS)),
+            PriceSpec::Text(t) => parse_usd(t, false, &rule)?,
+        };
+        prices.push(Price { asset, usd });
+    }
+    let exposure_ceiling = f.exposure_ceiling.as_deref().map(|t| parse_usd(t, true, "exposure_ceiling")).transpose()?;
+    let escalate = match &f.escalate {
+        None => None,
+        Some(e) => {
+            let above_value = e
+                .above_value
+                .as_deref()
+                .map(|v| u.amount(v, "escalate.above_value").map(|(asset, max)| EscalateValue { asset, max }))
+                .transpose()?;
+            let above_usd = e.above_usd.as_deref().map(|t| parse_usd(t, true, "escalate.above_usd")).transpose()?;
+            let ttl =
+                parse_duration(e.ttl.as_deref().unwrap_or("10m")).map_err(|x| err("escalate.ttl", x.to_string()))?;
+            Some(Escalation { above_value, above_usd, ttl })
+        }
+    };
+    let trip_wire = f
+        .trip_wire
+        .as_ref()
+        .map(|t| {
+            parse_duration(&t.within)
+                .map(|within| TripWire { denials: t.denials, within })
+                .map_err(|e| err("trip_wire.within", e.to_string()))
+        })
+        .transpose()?;
+
     Ok(Policy {
         version: f.version,
         name: f.name,
@@ -473,7 +590,53 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         typed_data,
         permits,
         messages,
+        prices,
+        exposure_ceiling,
+        escalate,
+        trip_wire,
     })
+}
+
+/// "50000 USD" (unit required when `unit`), or "1.00" / "1.00 USD" for a price: USD with
+/// 18 decimals, exact.
+fn parse_usd(text: &str, unit: bool, rule: &str) -> Result<U256, Denial> {
+    let t = text.trim();
+    let num = match t.strip_suffix("USD").or_else(|| t.strip_suffix("usd")) {
+        Some(n) => n.trim(),
+        None if unit => return Err(err(rule, format!("`{text}` needs the unit USD, e.g. \"50000 USD\""))),
+        None => t,
+    };
+    let num = num.strip_prefix('$').unwrap_or(num);
+    parse_decimal(num, USD_DECIMALS, "USD").map_err(|e| err(rule, e.to_string()))
+}
+
+/// "0.5%" → 50 basis points.
+fn parse_percent_bps(text: &str, rule: &str) -> Result<u32, Denial> {
+    let num = text
+        .trim()
+        .strip_suffix('%')
+        .ok_or_else(|| err(rule, format!("`{text}` is not a percentage like \"1%\" or \"0.5%\"")))?;
+    let v = parse_decimal(num.trim(), 2, "%").map_err(|e| err(rule, e.to_string()))?;
+    u32::try_from(v).map_err(|_| err(rule, format!("`{text}` is out of range")))
+}
+
+/// An argument reference (name, index, or dotted index path) resolved to an index path
+/// that exists in `tuple`.
+fn arg_path(func: &Function, tuple: &DynSolType, a: &ArgRef, rule: &str, sig: &str) -> Result<Vec<u32>, Denial> {
+    let path: Vec<u32> = match a {
+        ArgRef::Index(i) => vec![*i],
+        ArgRef::Name(n) => {
+            if let Some(i) = func.inputs.iter().position(|p| p.name == *n) {
+                vec![i as u32]
+            } else {
+                n.split('.').map(|p| p.trim().parse::<u32>()).collect::<Result<_, _>>().map_err(|_| {
+                    err(rule, format!("`{n}` is neither a parameter name of `{sig}` nor an index path like 2.1"))
+                })?
+            }
+        }
+    };
+    type_at(tuple, &path).ok_or_else(|| err(rule, format!("argument {path:?} does not exist in `{sig}`")))?;
+    Ok(path)
 }
 
 fn resolve_party(s: &str, rule: &str) -> Result<Party, Denial> {
@@ -495,24 +658,7 @@ fn resolve_args(r: &FnRulesSpec, u: &Units<'_>, rule: &str) -> Result<Vec<ArgRul
     let mut out = Vec::new();
     for (k, a) in r.args.iter().enumerate() {
         let arule = format!("{rule}.args[{k}]");
-        let path: Vec<u32> = match &a.arg {
-            ArgRef::Index(i) => vec![*i],
-            ArgRef::Name(n) => {
-                if let Some(i) = func.inputs.iter().position(|p| p.name == *n) {
-                    vec![i as u32]
-                } else {
-                    n.split('.').map(|p| p.trim().parse::<u32>()).collect::<Result<_, _>>().map_err(|_| {
-                        err(
-                            &arule,
-                            format!(
-                                "`{n}` is neither a parameter name of `{}` nor an index path like 2.1",
-                                r.signature
-                            ),
-                        )
-                    })?
-                }
-            }
-        };
+        let path = arg_path(&func, &tuple, &a.arg, &arule, &r.signature)?;
         let ty = type_at(&tuple, &path)
             .ok_or_else(|| err(&arule, format!("argument {path:?} does not exist in `{}`", r.signature)))?;
         let op = Op::parse(a.op.trim()).ok_or_else(|| {

@@ -3,8 +3,11 @@
 pub mod compile;
 pub mod doc;
 pub mod engine;
+pub mod escalate;
 pub mod explain;
 pub mod file;
+#[cfg(test)]
+mod governance_tests;
 pub mod offchain;
 #[cfg(test)]
 mod signing_tests;
@@ -14,6 +17,7 @@ mod tests;
 
 pub use compile::CompiledPolicy;
 pub use doc::Policy;
-pub use engine::{evaluate, evaluate_user_op, Charges, Context, Operation};
+pub use engine::{evaluate, evaluate_for, evaluate_user_op, Charges, Context, Operation};
+pub use escalate::escalation;
 pub use offchain::{evaluate_message, evaluate_typed_data};
 pub use state::Counters;

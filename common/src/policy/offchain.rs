@@ -5,8 +5,9 @@
 
 use super::compile::{AssetRef, CompiledPolicy};
 use super::doc::{MessageRule, PermitKind, PermitRule};
-use super::engine::{check_approval, check_chain, check_session, check_spend, Charges, Context};
+use super::engine::{check_allowances, check_approval, check_chain, check_session, check_spend, Charges, Context};
 use super::state::Counters;
+use crate::allowance::{AllowanceKind, Grant, GrantOp};
 use crate::error::{Denial, ErrorCode};
 use crate::period::format_time;
 use crate::typed::{classify, u160_max, ParsedTypedData, PermitMsg, TypedClass};
@@ -73,6 +74,7 @@ pub fn evaluate_typed_data(
             let mut charges = Charges::default();
             check_permit(p, ctx, chain, td, &m, &mut charges)?;
             check_spend(p, c, ctx, &charges)?;
+            check_allowances(p, c, ctx, &charges)?;
             Ok(charges)
         }
     }
@@ -169,6 +171,18 @@ fn check_permit(
             if let Some(t) = token {
                 charges.add(AssetRef::Token(t), *value);
             }
+            // An EIP-2612 permit sets the token's allowance, exactly as approve does.
+            charges.approvals.push(Grant {
+                chain_id: chain,
+                holder: ctx.account,
+                token: vc,
+                token_index: token,
+                spender: *spender,
+                kind: AllowanceKind::Erc20,
+                op: GrantOp::Set(*value),
+                onchain_until: None,
+                via: "permit",
+            });
         }
         PermitMsg::Permit2Allowance { spender, details, sig_deadline, batch: _ } => {
             permit2_domain(dom)?;
@@ -191,6 +205,19 @@ fn check_permit(
                 if let Some(t) = token {
                     charges.add(AssetRef::Token(t), d.amount);
                 }
+                // Permit2 treats expiration 0 as "this block only".
+                let exp = u64::try_from(d.expiration).unwrap_or(u64::MAX);
+                charges.approvals.push(Grant {
+                    chain_id: chain,
+                    holder: ctx.account,
+                    token: d.token,
+                    token_index: token,
+                    spender: *spender,
+                    kind: AllowanceKind::Permit2 { contract: vc },
+                    op: GrantOp::Set(d.amount),
+                    onchain_until: Some(if exp == 0 { ctx.now } else { exp }),
+                    via: "Permit2 allowance",
+                });
             }
         }
         PermitMsg::Permit2Transfer { spender, permitted, deadline, batch: _ } => {
@@ -213,6 +240,17 @@ fn check_permit(
                 if let Some(t) = token {
                     charges.add(AssetRef::Token(t), *amount);
                 }
+                charges.approvals.push(Grant {
+                    chain_id: chain,
+                    holder: ctx.account,
+                    token: *tok,
+                    token_index: token,
+                    spender: *spender,
+                    kind: AllowanceKind::SignatureTransfer { contract: vc },
+                    op: GrantOp::Add(*amount),
+                    onchain_until: Some(u64::try_from(*deadline).unwrap_or(u64::MAX)),
+                    via: "Permit2 transfer",
+                });
             }
         }
     }

@@ -3,6 +3,7 @@
 use super::compile::AssetRef;
 use super::compile::CompiledPolicy;
 use super::engine::Charges;
+use crate::allowance::Registry;
 use crate::period::Period;
 use alloy_primitives::U256;
 use std::collections::VecDeque;
@@ -47,6 +48,8 @@ pub struct Counters {
     pub gas: Vec<PeriodCounter>,
     /// Times of recent signatures, oldest first (bounded by the largest rate limit).
     pub recent: VecDeque<u64>,
+    /// Every approval and permit the session signed (R-APP-4).
+    pub allowances: Registry,
 }
 
 impl Counters {
@@ -57,6 +60,7 @@ impl Counters {
             streams: vec![U256::ZERO; p.doc.streams.len()],
             gas: vec![PeriodCounter::default(); p.doc.gas.cost_limits.len()],
             recent: VecDeque::new(),
+            allowances: Registry::default(),
         }
     }
 
@@ -66,6 +70,8 @@ impl Counters {
         let mut c = Counters::new(new);
         c.uses = self.uses;
         c.recent = self.recent.clone();
+        // Approvals are facts on chain, whatever the policy says now.
+        c.allowances = self.allowances.clone();
         for (i, l) in new.doc.limits.iter().enumerate() {
             if let Some(j) = old.doc.limits.iter().position(|o| o.asset == l.asset && o.period == l.period) {
                 c.limits[i] = self.limits[j];
@@ -82,6 +88,15 @@ impl Counters {
             }
         }
         c
+    }
+
+    /// Charge gas cost alone (a revocation sweep: not a use, not rate limited).
+    pub fn charge_gas(&mut self, p: &CompiledPolicy, cost: U256, anchor: u64, now: u64) {
+        for (i, g) in p.doc.gas.cost_limits.iter().enumerate() {
+            if !cost.is_zero() {
+                self.gas[i].charge(g.period, anchor, now, cost);
+            }
+        }
     }
 
     /// Signatures within the last `window` seconds before `now`. `recent` is kept
@@ -110,6 +125,8 @@ impl Counters {
                 self.gas[i].charge(g.period, anchor, now, charges.gas_cost);
             }
         }
+        // The engine checked that the registry has room (`check_allowances`) under this lock.
+        let _ = self.allowances.apply(p, &charges.approvals, now);
         let keep = p.doc.rate_limits.iter().map(|r| r.max).max().unwrap_or(0) as usize;
         let horizon = p.doc.rate_limits.iter().map(|r| r.window).max().unwrap_or(0);
         if keep > 0 {

@@ -190,6 +190,10 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
                     uses: 0,
                     uses_left: None,
                     caps: vec![],
+                    suspended_reason: None,
+                    allowances: vec![],
+                    exposure: Default::default(),
+                    pending: vec![],
                 });
             }
             Ok(Reply::Status(s))
@@ -282,8 +286,9 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
             }
         }
         Call::ApprovePending(_) => Err(Denial::new(ErrorCode::Unsupported, "not yet")),
+        Call::Sweep(_) => Err(Denial::new(ErrorCode::Unsupported, "not in the fake enclave")),
         Call::Attest(a) => Ok(Reply::Attestation(AttestationReply { document: a.nonce.unwrap_or_default() })),
-        Call::Audit(_) => Ok(Reply::Audit(AuditReply { entries: vec![] })),
+        Call::Audit(_) => Err(Denial::new(ErrorCode::Unsupported, "not in the fake enclave")),
     }
 }
 
@@ -346,6 +351,10 @@ pub fn policy(name: &str) -> Policy {
         typed_data: vec![],
         permits: vec![],
         messages: vec![],
+        prices: vec![],
+        exposure_ceiling: None,
+        escalate: None,
+        trip_wire: None,
     }
 }
 

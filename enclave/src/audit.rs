@@ -1,0 +1,655 @@
+//! The enclave's audit log (R-AUD-1): every decision appended to a hash chain, the head
+//! signed by the identity key when the log is read.
+//!
+//! * **Cheap appends.** [`AuditLog::append`] links one entry (one keccak over a few hundred
+//!   bytes) under a short mutex that is a *leaf* lock: nothing else is ever locked while it
+//!   is held, so callers may append while holding a session's lock. No signature is made per
+//!   append: the head is signed on demand, by [`AuditLog::reply`], outside the lock.
+//! * **Bounded memory.** The last `capacity` entries (default 1 000 000) are kept; older
+//!   ones are dropped and are no longer served. The host pulls the log continuously (every
+//!   second, and after each relayed call) and stores it, so in practice nothing is dropped
+//!   before the host has it; if it was (the host was away for more than `capacity`
+//!   decisions), the next reply starts at the oldest entry still held and the gap is visible
+//!   to every verifier as missing entries.
+//! * **No flooding.** Every request that reached a decision as the agent's own fresh request
+//!   (stamp verified, nonce never seen) is logged, allowed or denied, without limit, and
+//!   so is every owner action that took effect. Refusals that anyone on the path (the
+//!   untrusted host included) can cause at will — an unknown session, a bad or missing
+//!   stamp, a replayed stamp, a malformed payload, a call on a revoked or suspended
+//!   session, a failed owner call — are logged up to a bound per bucket (per session, one
+//!   for unknown sessions, one for owner calls; default 16 per 60 s) and overall (default
+//!   1024 per 60 s). Past the bound they are counted, and the next entry of that bucket
+//!   says how many were not logged and since when.
+//!
+//! Hooking it in: each decision point of the service appends its entry with
+//! [`AuditLog::append`] and a constructor of [`rec`] (`rec::allowed`, `rec::denied`, …);
+//! refusals that come before a decision go through [`AuditLog::record_sign_refusal`] and
+//! [`AuditLog::record_owner_refusal`] (bounded); `audit(since)` is [`AuditLog::reply`].
+
+use crate::keys::Key;
+use alloy_primitives::{Address, B256};
+use bridle_common::audit::{AuditEntry, AuditHead, AuditReply, ChainWriter, Decision, Record, MAX_REPLY_ENTRIES};
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::protocol::{Call, SignRequest};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+/// Default number of entries kept in memory.
+pub const DEFAULT_CAPACITY: usize = 1_000_000;
+/// At most this many limiter buckets are tracked (idle ones are pruned first).
+const MAX_BUCKETS: usize = 4096;
+
+/// Tunables of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Entries kept in memory (at least 1).
+    pub capacity: usize,
+    /// Bounded refusals logged per bucket per window.
+    pub refusals_per_bucket: u32,
+    /// Bounded refusals logged in all per window.
+    pub refusals_overall: u32,
+    /// The window of the two bounds above, seconds.
+    pub refusal_window: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { capacity: DEFAULT_CAPACITY, refusals_per_bucket: 16, refusals_overall: 1024, refusal_window: 60 }
+    }
+}
+
+/// Who a bounded refusal is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    Session(Address),
+    /// Requests naming a session this enclave does not have.
+    UnknownSession,
+    /// Refused owner calls.
+    Owner,
+    /// Everything else once [`MAX_BUCKETS`] buckets are live.
+    Overflow,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    start: u64,
+    count: u32,
+    suppressed: u64,
+    suppressed_since: u64,
+}
+
+impl Window {
+    fn roll(&mut self, now: u64, len: u64) {
+        // A clock moved backwards also starts a new window.
+        if now < self.start || now - self.start >= len {
+            self.start = now;
+            self.count = 0;
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Limiter {
+    buckets: HashMap<Bucket, Window>,
+    overall: Window,
+}
+
+/// `Some(suppressed note)` when admitted.
+type Admission = Option<Option<(u64, u64)>>;
+
+impl Limiter {
+    fn admit(&mut self, cfg: &AuditConfig, mut bucket: Bucket, now: u64) -> Admission {
+        let len = cfg.refusal_window.max(1);
+        if !self.buckets.contains_key(&bucket) && self.buckets.len() >= MAX_BUCKETS {
+            self.buckets.retain(|_, w| w.suppressed > 0 || (now >= w.start && now - w.start < len));
+            if self.buckets.len() >= MAX_BUCKETS {
+                bucket = Bucket::Overflow;
+            }
+        }
+        self.overall.roll(now, len);
+        let w = self.buckets.entry(bucket).or_default();
+        w.roll(now, len);
+        if w.count < cfg.refusals_per_bucket && self.overall.count < cfg.refusals_overall {
+            w.count += 1;
+            self.overall.count += 1;
+            let note = (w.suppressed > 0).then_some((w.suppressed, w.suppressed_since));
+            w.suppressed = 0;
+            Some(note)
+        } else {
+            if w.suppressed == 0 {
+                w.suppressed_since = now;
+            }
+            w.suppressed += 1;
+            None
+        }
+    }
+}
+
+struct Inner {
+    chain: ChainWriter,
+    entries: VecDeque<AuditEntry>,
+    limiter: Limiter,
+}
+
+/// The enclave's audit log. See the module docs.
+pub struct AuditLog {
+    config: AuditConfig,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self.lock();
+        f.debug_struct("AuditLog")
+            .field("enclave", &g.chain.enclave())
+            .field("next_seq", &g.chain.next_seq())
+            .field("held", &g.entries.len())
+            .finish()
+    }
+}
+
+/// The subject of an owner call, taken from the call before it is served (see
+/// [`AuditLog::record_owner_refusal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// Not an owner call (signing, status, attest, audit).
+    None,
+    CreateSession {
+        owner: Address,
+    },
+    UpdatePolicy {
+        owner: Address,
+        session: Address,
+    },
+    Revoke {
+        owner: Address,
+        session: Address,
+    },
+    RevokeAll {
+        owner: Address,
+    },
+    ApprovePending {
+        owner: Address,
+        session: Address,
+        digest: B256,
+    },
+}
+
+impl Subject {
+    pub fn of(call: &Call) -> Subject {
+        match call {
+            Call::CreateSession(c) => Subject::CreateSession { owner: c.auth.owner },
+            Call::UpdatePolicy(u) => Subject::UpdatePolicy { owner: u.auth.owner, session: u.session },
+            Call::Revoke(r) => Subject::Revoke { owner: r.auth.owner, session: r.session },
+            Call::RevokeAll(r) => Subject::RevokeAll { owner: r.auth.owner },
+            Call::ApprovePending(a) => {
+                Subject::ApprovePending { owner: a.auth.owner, session: a.session, digest: a.digest }
+            }
+            // Signing (see `record_sign_refusal`), status, attest, audit, and calls this log
+            // does not know.
+            _ => Subject::None,
+        }
+    }
+
+    fn parts(&self) -> Option<(&'static str, Address, Address, B256)> {
+        Some(match *self {
+            Subject::None => return None,
+            Subject::CreateSession { owner } => ("create_session", owner, Address::ZERO, B256::ZERO),
+            Subject::UpdatePolicy { owner, session } => ("update_policy", owner, session, B256::ZERO),
+            Subject::Revoke { owner, session } => ("revoke", owner, session, B256::ZERO),
+            Subject::RevokeAll { owner } => ("revoke_all", owner, Address::ZERO, B256::ZERO),
+            Subject::ApprovePending { owner, session, digest } => ("approve_pending", owner, session, digest),
+        })
+    }
+}
+
+impl AuditLog {
+    /// A log for the enclave with identity `enclave`, started at `now`: entry 0 records the
+    /// start (so the log is never empty and always has a head to sign).
+    pub fn new(enclave: Address, now: u64, config: AuditConfig) -> AuditLog {
+        let config = AuditConfig { capacity: config.capacity.max(1), ..config };
+        let log = AuditLog {
+            inner: Mutex::new(Inner {
+                chain: ChainWriter::new(enclave),
+                // Reserved once (address space; pages are touched as entries arrive), so an
+                // append never moves the window.
+                entries: VecDeque::with_capacity(config.capacity),
+                limiter: Limiter::default(),
+            }),
+            config,
+        };
+        let detail = format!("bridle-enclave {} started", env!("CARGO_PKG_VERSION"));
+        log.append(now, Record::new(Decision::Started, Address::ZERO, B256::ZERO, &detail));
+        log
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every mutation under this lock is a single step; a poisoned lock keeps its state.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn config(&self) -> &AuditConfig {
+        &self.config
+    }
+
+    /// The sequence number the next entry gets (= entries ever appended).
+    pub fn next_seq(&self) -> u64 {
+        self.lock().chain.next_seq()
+    }
+
+    /// Append one entry at `now`; returns its sequence number. O(1): one keccak, no
+    /// allocation of the window (reserved at start), no signature.
+    pub fn append(&self, now: u64, rec: Record) -> u64 {
+        let mut g = self.lock();
+        let e = g.chain.append(now, rec);
+        let seq = e.seq;
+        if g.entries.len() >= self.config.capacity {
+            g.entries.pop_front();
+        }
+        g.entries.push_back(e);
+        seq
+    }
+
+    /// Append a refusal that anyone on the path can cause at will, within the bounds of
+    /// `bucket`. `make` runs only when the entry is admitted. Returns its sequence number,
+    /// or `None` when it was only counted.
+    pub fn append_bounded(&self, now: u64, bucket: Bucket, make: impl FnOnce() -> Record) -> Option<u64> {
+        let note = self.lock().limiter.admit(&self.config, bucket, now)?;
+        let mut rec = make();
+        if let Some((n, since)) = note {
+            rec.detail = format!("[{n} similar refusals not logged since {since}] {}", rec.detail);
+        }
+        Some(self.append(now, rec))
+    }
+
+    /// Record a `sign_if_allowed` refusal that came before the request was known to be the
+    /// agent's own fresh request (unknown session, undecodable payload, bad stamp, revoked or
+    /// suspended session, replayed stamp): within the bounds of its session's bucket (one
+    /// shared bucket for unknown sessions). The digest is computed only when it is logged.
+    pub fn record_sign_refusal(&self, now: u64, req: &SignRequest, d: &Denial) -> Option<u64> {
+        let bucket =
+            if d.code == ErrorCode::UnknownSession { Bucket::UnknownSession } else { Bucket::Session(req.session) };
+        self.append_bounded(now, bucket, || {
+            let digest = bridle_common::payload::stamp_digest(&req.payload).unwrap_or(B256::ZERO);
+            rec::denied(req.session, digest, d)
+        })
+    }
+
+    /// Record a refused owner call (`subject` taken with [`Subject::of`] before the call was
+    /// served), within the `Owner` bound. A no-op for calls that are not owner calls.
+    pub fn record_owner_refusal(&self, now: u64, subject: Subject, d: &Denial) -> Option<u64> {
+        let (call, owner, session, digest) = subject.parts()?;
+        self.append_bounded(now, Bucket::Owner, || {
+            Record::new(Decision::Denied, session, digest, &format!("{call} by {owner} refused: {}", d.reason))
+                .with_code(d.code, d.rule.as_deref())
+        })
+    }
+
+    /// Up to `max` entries from `since` (at most [`MAX_REPLY_ENTRIES`]) and a head signed by
+    /// `identity` at the last of them — or, when there are none, at the log's current end.
+    /// `since` past the end is refused; `since` older than the oldest entry held starts at
+    /// that entry (the older ones are gone: the verifier sees them missing).
+    pub fn entries(&self, since: u64, max: usize, identity: &Key, now: u64) -> Result<AuditReply, Denial> {
+        let (entries, seq, hash, more) = {
+            let g = self.lock();
+            let next = g.chain.next_seq();
+            let first = next - g.entries.len() as u64;
+            if since > next {
+                return Err(Denial::malformed(format!(
+                    "audit: since {since} is past the end of the log (the next entry is {next})"
+                )));
+            }
+            let start = since.max(first);
+            let n = usize::try_from(next - start).unwrap_or(usize::MAX).min(max.clamp(1, MAX_REPLY_ENTRIES));
+            let off = (start - first) as usize;
+            let batch: Vec<AuditEntry> = g.entries.range(off..off + n).cloned().collect();
+            let (seq, hash) = match g.entries.get(off + n) {
+                // The head at the last entry returned: its hash is its successor's `prev`.
+                Some(after) if n > 0 => (start + n as u64 - 1, after.prev),
+                _ => (next - 1, g.chain.last_hash()),
+            };
+            (batch, seq, hash, start + (n as u64) < next)
+        };
+        let enclave = identity.address();
+        let head = AuditHead::signed(seq, hash, now, enclave, |d| identity.sign_digest(d))
+            .map_err(|e| Denial::new(ErrorCode::Internal, format!("audit head signature failed: {e}")))?;
+        Ok(AuditReply { entries, head, more })
+    }
+
+    /// The `audit(since)` call: [`AuditLog::entries`] with the largest batch.
+    pub fn reply(&self, since: u64, identity: &Key, now: u64) -> Result<AuditReply, Denial> {
+        self.entries(since, MAX_REPLY_ENTRIES, identity, now)
+    }
+}
+
+/// The entry of each kind of decision, for the enclave's decision points.
+pub mod rec {
+    use super::*;
+
+    /// A signature was produced; `what` names the payload (e.g. `transaction`).
+    pub fn allowed(session: Address, digest: B256, what: &str) -> Record {
+        Record::new(Decision::Allowed, session, digest, what)
+    }
+
+    /// A refusal: its code, rule and reason. `pending_approval` is recorded as `pending`.
+    pub fn denied(session: Address, digest: B256, d: &Denial) -> Record {
+        let kind = if d.code == ErrorCode::PendingApproval { Decision::Pending } else { Decision::Denied };
+        Record::new(kind, session, digest, &d.reason).with_code(d.code, d.rule.as_deref())
+    }
+
+    /// Held for the owner's approval of `digest` until `expires_at`.
+    pub fn pending(session: Address, digest: B256, rule: &str, expires_at: u64) -> Record {
+        Record::new(Decision::Pending, session, digest, &format!("held for the owner's approval until {expires_at}"))
+            .with_code(ErrorCode::PendingApproval, Some(rule))
+    }
+
+    /// The owner approved `digest`; it was signed.
+    pub fn approved(session: Address, digest: B256) -> Record {
+        Record::new(Decision::Approved, session, digest, "approved by the owner; signed")
+    }
+
+    /// `digest` waited for approval until `expired_at` and expired.
+    pub fn expired_pending(session: Address, digest: B256, expired_at: u64) -> Record {
+        Record::new(Decision::ExpiredPending, session, digest, &format!("not approved by {expired_at}"))
+    }
+
+    /// The trip-wire suspended the session.
+    pub fn suspended(session: Address, reason: &str) -> Record {
+        Record::new(Decision::Suspended, session, B256::ZERO, reason)
+    }
+
+    /// The owner revoked the session (`all`: by revoke-all).
+    pub fn revoked(session: Address, owner: Address, all: bool) -> Record {
+        let kind = if all { Decision::RevokedAll } else { Decision::Revoked };
+        Record::new(kind, session, B256::ZERO, &format!("owner {owner}"))
+    }
+
+    /// The session's policy is now `policy_hash`.
+    pub fn policy_updated(session: Address, owner: Address, policy_hash: B256) -> Record {
+        Record::new(Decision::PolicyUpdated, session, policy_hash, &format!("owner {owner}"))
+    }
+
+    /// A session was created under `policy_hash`.
+    pub fn session_created(
+        session: Address,
+        owner: Address,
+        agent: Address,
+        policy_hash: B256,
+        valid_until: u64,
+    ) -> Record {
+        let detail = format!("owner {owner} agent {agent} valid_until {valid_until}");
+        Record::new(Decision::SessionCreated, session, policy_hash, &detail)
+    }
+
+    /// One signed revocation of a sweep; `tx_hash` is the transaction's hash.
+    pub fn sweep(
+        session: Address,
+        tx_hash: B256,
+        chain_id: u64,
+        nonce: u64,
+        token: Address,
+        spender: Address,
+    ) -> Record {
+        let detail = format!("approve({spender}, 0) on {token}, chain {chain_id}, nonce {nonce}");
+        Record::new(Decision::Sweep, session, tx_hash, &detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bridle_common::audit::{verify_chain, AuditError};
+    use bridle_common::protocol::{OwnerAuth, Revoke, RevokeAll, SignPayload};
+    use bridle_common::stamp::Stamp;
+    use bridle_common::tx::{Eip1559Request, TxRequest};
+    use std::sync::Arc;
+
+    const T0: u64 = 1_700_000_000;
+
+    fn log(identity: &Key, config: AuditConfig) -> AuditLog {
+        AuditLog::new(identity.address(), T0, config)
+    }
+
+    fn all(log: &AuditLog, identity: &Key) -> (Vec<AuditEntry>, AuditHead) {
+        let mut out = Vec::new();
+        let mut since = 0;
+        loop {
+            let r = log.reply(since, identity, T0 + 5).unwrap();
+            out.extend(r.entries);
+            since = r.head.seq + 1;
+            if !r.more {
+                return (out, r.head);
+            }
+        }
+    }
+
+    fn sign_req(session: Address) -> SignRequest {
+        let tx = TxRequest::Eip1559(Eip1559Request {
+            chain_id: 1,
+            nonce: 0,
+            max_fee_per_gas: 1,
+            max_priority_fee_per_gas: 1,
+            gas_limit: 21_000,
+            to: Some(Address::repeat_byte(1)),
+            value: Default::default(),
+            data: Default::default(),
+            access_list: vec![],
+        });
+        SignRequest {
+            session,
+            payload: SignPayload::Transaction(tx),
+            stamp: Stamp { nonce: [0; 16], timestamp: T0, mac: [0; 32] },
+        }
+    }
+
+    fn auth(owner: Address) -> OwnerAuth {
+        OwnerAuth { owner, nonce: 1, signature: Default::default() }
+    }
+
+    #[test]
+    fn the_log_starts_with_the_start_and_verifies() {
+        let id = Key::generate();
+        let l = log(&id, AuditConfig::default());
+        let (es, head) = all(&l, &id);
+        assert_eq!(es.len(), 1);
+        assert_eq!(es[0].kind, Decision::Started);
+        assert_eq!((head.seq, head.time, head.enclave), (0, T0 + 5, id.address()));
+        verify_chain(&es, &head, id.address(), None).unwrap();
+    }
+
+    #[test]
+    fn decisions_are_recorded_and_the_chain_verifies() {
+        let id = Key::generate();
+        let l = log(&id, AuditConfig::default());
+        let (s, owner, agent) = (Address::repeat_byte(0x5e), Address::repeat_byte(0x0e), Address::repeat_byte(0xa9));
+        let req = sign_req(s);
+        let digest = bridle_common::payload::stamp_digest(&req.payload).unwrap();
+        let policy = B256::repeat_byte(0x77);
+        l.append(T0, rec::session_created(s, owner, agent, policy, T0 + 3600));
+        l.append(T0 + 1, rec::allowed(s, digest, "transaction"));
+        let spend = Denial::rule(ErrorCode::SpendCap, "limits[0]", "USDC per day: spent 80, asking 30, cap 100");
+        l.append(T0 + 2, rec::denied(s, digest, &spend));
+        l.append(T0 + 2, rec::pending(s, digest, "escalate", T0 + 900));
+        l.append(T0 + 3, rec::approved(s, digest));
+        l.append(T0 + 3, rec::expired_pending(s, B256::repeat_byte(1), T0 + 3));
+        l.append(T0 + 3, rec::suspended(s, "trip-wire: 5 denials within 1m"));
+        l.append(T0 + 3, rec::policy_updated(s, owner, B256::repeat_byte(0x78)));
+        l.append(T0 + 3, rec::sweep(s, B256::repeat_byte(2), 1, 7, Address::repeat_byte(3), Address::repeat_byte(4)));
+        l.append(T0 + 4, rec::revoked(s, owner, false));
+        l.append(T0 + 4, rec::revoked(s, owner, true));
+        let unauth = Denial::new(ErrorCode::Unauthenticated, "agent stamp does not verify");
+        assert_eq!(l.record_sign_refusal(T0 + 5, &req, &unauth), Some(12));
+        let revoke = Call::Revoke(Revoke { auth: auth(owner), session: s });
+        let replayed = Denial::new(ErrorCode::Replayed, "owner nonce 1 is not above the last accepted 1");
+        assert_eq!(l.record_owner_refusal(T0 + 5, Subject::of(&revoke), &replayed), Some(13));
+        let status = Call::Status(bridle_common::protocol::StatusQuery { session: None });
+        assert_eq!(l.record_owner_refusal(T0 + 5, Subject::of(&status), &replayed), None, "not an owner call");
+        let call = Call::RevokeAll(RevokeAll { auth: auth(owner) });
+        assert_eq!(Subject::of(&call), Subject::RevokeAll { owner });
+
+        let (es, head) = all(&l, &id);
+        let kinds: Vec<Decision> = es.iter().map(|e| e.kind).collect();
+        {
+            use Decision::*;
+            let expected = [
+                Started,
+                SessionCreated,
+                Allowed,
+                Denied,
+                Pending,
+                Approved,
+                ExpiredPending,
+                Suspended,
+                PolicyUpdated,
+                Sweep,
+                Revoked,
+                RevokedAll,
+                Denied,
+                Denied,
+            ];
+            assert_eq!(kinds, expected);
+        }
+        assert_eq!((es[1].session, es[1].request_digest), (s, policy));
+        assert_eq!(es[2].request_digest, digest);
+        assert_eq!((es[3].code, es[3].rule.as_deref()), (Some(ErrorCode::SpendCap), Some("limits[0]")));
+        assert_eq!(es[4].code, Some(ErrorCode::PendingApproval));
+        assert_eq!(es[12].code, Some(ErrorCode::Unauthenticated));
+        assert_eq!(es[12].request_digest, digest, "the digest is computed for bounded refusals too");
+        assert_eq!((es[13].session, es[13].code), (s, Some(ErrorCode::Replayed)));
+        assert!(es[13].detail.starts_with("revoke by"), "{}", es[13].detail);
+        // A pending_approval denial is recorded as pending.
+        assert_eq!(rec::denied(s, digest, &Denial::new(ErrorCode::PendingApproval, "held")).kind, Decision::Pending);
+        let sum = verify_chain(&es, &head, id.address(), None).unwrap();
+        assert_eq!(sum.head_seq, 13);
+    }
+
+    #[test]
+    fn host_caused_refusals_are_bounded_and_counted() {
+        let id = Key::generate();
+        let cfg = AuditConfig { refusals_per_bucket: 3, refusals_overall: 5, refusal_window: 60, ..Default::default() };
+        let l = log(&id, cfg);
+        let (a, b, c) = (Address::repeat_byte(1), Address::repeat_byte(2), Address::repeat_byte(3));
+        let unauth = Denial::new(ErrorCode::Unauthenticated, "bad stamp");
+        for _ in 0..10 {
+            l.record_sign_refusal(T0, &sign_req(a), &unauth);
+        }
+        assert_eq!(l.next_seq(), 4, "3 of a's refusals, after the start");
+        for _ in 0..10 {
+            l.record_sign_refusal(T0, &sign_req(b), &unauth);
+        }
+        assert_eq!(l.next_seq(), 6, "overall bound: 2 more");
+        assert_eq!(l.record_sign_refusal(T0, &sign_req(c), &unauth), None);
+        assert_eq!(l.next_seq(), 6);
+        // Decisions are never bounded.
+        let spend = Denial::rule(ErrorCode::SpendCap, "limits[0]", "cap");
+        for _ in 0..10 {
+            l.append(T0, rec::denied(a, B256::ZERO, &spend));
+        }
+        assert_eq!(l.next_seq(), 16);
+        // A new window: the next bounded entry says what was not logged.
+        l.record_sign_refusal(T0 + 60, &sign_req(a), &unauth);
+        let (es, head) = all(&l, &id);
+        let last = es.last().unwrap();
+        assert!(last.detail.starts_with(&format!("[7 similar refusals not logged since {T0}] ")), "{}", last.detail);
+        verify_chain(&es, &head, id.address(), None).unwrap();
+        // Unknown sessions share one bucket whatever address they name; owner refusals another.
+        let l = log(&id, AuditConfig { refusals_per_bucket: 2, ..Default::default() });
+        let unknown = Denial::new(ErrorCode::UnknownSession, "no session");
+        for i in 0..50u8 {
+            l.record_sign_refusal(T0, &sign_req(Address::repeat_byte(i)), &unknown);
+        }
+        assert_eq!(l.next_seq(), 3);
+        for i in 0..50u8 {
+            let s = Subject::Revoke { owner: Address::repeat_byte(i), session: Address::repeat_byte(i) };
+            l.record_owner_refusal(T0, s, &unknown);
+        }
+        assert_eq!(l.next_seq(), 5);
+    }
+
+    #[test]
+    fn the_window_is_bounded_and_old_entries_are_gone() {
+        let id = Key::generate();
+        let l = log(&id, AuditConfig { capacity: 100, ..Default::default() });
+        for i in 0..250u64 {
+            l.append(T0 + i, Record::new(Decision::Allowed, Address::ZERO, B256::ZERO, "x"));
+        }
+        // Entries 0..151 are gone; asking from 0 starts at 151.
+        let r = l.reply(0, &id, T0).unwrap();
+        assert_eq!((r.entries.len(), r.entries[0].seq, r.head.seq, r.more), (100, 151, 250, false));
+        let e = verify_chain(&r.entries, &r.head, id.address(), None).unwrap_err();
+        assert_eq!(e, AuditError::Missing { seq: 0, head_seq: 250 });
+        // As a continuation from the first entry held, it verifies.
+        let from = (151, r.entries[0].prev);
+        verify_chain(&r.entries, &r.head, id.address(), Some(from)).unwrap();
+        // Past the end is refused; at the end is an empty reply with the current head.
+        assert_eq!(l.reply(252, &id, T0).unwrap_err().code, ErrorCode::Malformed);
+        let r = l.reply(251, &id, T0).unwrap();
+        assert!(r.entries.is_empty() && !r.more);
+        assert_eq!(r.head.seq, 250);
+    }
+
+    #[test]
+    fn replies_are_paged_and_each_page_verifies_on_its_own() {
+        let id = Key::generate();
+        let l = log(&id, AuditConfig::default());
+        for i in 0..2500u64 {
+            l.append(T0 + i, Record::new(Decision::Allowed, Address::with_last_byte(i as u8), B256::ZERO, "tx"));
+        }
+        let mut anchor: Option<(u64, B256)> = None;
+        let mut pages = 0;
+        let mut since = 0;
+        loop {
+            let r = l.reply(since, &id, T0).unwrap();
+            assert!(r.entries.len() <= MAX_REPLY_ENTRIES);
+            verify_chain(&r.entries, &r.head, id.address(), anchor).unwrap();
+            anchor = Some((r.head.seq + 1, r.head.hash));
+            since = r.head.seq + 1;
+            pages += 1;
+            if !r.more {
+                break;
+            }
+        }
+        assert_eq!((pages, since), (3, 2501));
+        // A small page size too.
+        let r = l.entries(10, 5, &id, T0).unwrap();
+        assert_eq!((r.entries.len(), r.head.seq, r.more), (5, 14, true));
+    }
+
+    #[test]
+    fn a_full_reply_fits_in_a_frame() {
+        let id = Key::generate();
+        let l = log(&id, AuditConfig::default());
+        let long = "é".repeat(1000);
+        for _ in 0..MAX_REPLY_ENTRIES {
+            let rec = Record::new(Decision::Denied, Address::repeat_byte(0xff), B256::repeat_byte(0xff), &long)
+                .with_code(ErrorCode::TypedDataNotAllowed, Some(&long));
+            l.append(u64::MAX, rec);
+        }
+        let r = l.reply(1, &id, u64::MAX).unwrap();
+        assert_eq!(r.entries.len(), MAX_REPLY_ENTRIES);
+        let frame = bridle_common::frame::to_cbor(&r).unwrap();
+        assert!(frame.len() < bridle_common::frame::DEFAULT_MAX_FRAME * 3 / 4, "{} bytes", frame.len());
+    }
+
+    #[test]
+    fn concurrent_appends_form_one_chain() {
+        let id = Key::generate();
+        let l = Arc::new(log(&id, AuditConfig::default()));
+        let threads: Vec<_> = (0..8u8)
+            .map(|t| {
+                let l = l.clone();
+                std::thread::spawn(move || {
+                    for i in 0..500u64 {
+                        l.append(T0 + i, Record::new(Decision::Allowed, Address::repeat_byte(t), B256::ZERO, "x"));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let (es, head) = all(&l, &id);
+        assert_eq!(es.len(), 4001);
+        verify_chain(&es, &head, id.address(), None).unwrap();
+    }
+}
