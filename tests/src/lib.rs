@@ -290,11 +290,8 @@ pub fn create_action(enclave: Address, agent: Address, policy_hash: B256, nonce:
     }
 }
 
-/// An ERC-20 transfer as an EIP-1559 transaction request.
-pub fn erc20_transfer(chain_id: u64, nonce: u64, token: Address, to: Address, amount: U256) -> TxRequest {
-    use alloy_sol_types::{sol, SolCall};
-    sol! { function transfer(address to, uint256 amount) returns (bool); function approve(address spender, uint256 amount) returns (bool); }
-    let data = transferCall { to, amount }.abi_encode();
+/// A call to `token` as an EIP-1559 transaction request with test gas terms.
+fn erc20_call(chain_id: u64, nonce: u64, token: Address, data: Vec<u8>) -> TxRequest {
     TxRequest::Eip1559(Eip1559Request {
         chain_id,
         nonce,
@@ -308,21 +305,21 @@ pub fn erc20_transfer(chain_id: u64, nonce: u64, token: Address, to: Address, am
     })
 }
 
+alloy_sol_types::sol! {
+    function transfer(address to, uint256 amount) returns (bool);
+    function approve(address spender, uint256 amount) returns (bool);
+}
+
+/// An ERC-20 transfer as an EIP-1559 transaction request.
+pub fn erc20_transfer(chain_id: u64, nonce: u64, token: Address, to: Address, amount: U256) -> TxRequest {
+    use alloy_sol_types::SolCall;
+    erc20_call(chain_id, nonce, token, transferCall { to, amount }.abi_encode())
+}
+
+/// An ERC-20 approval as an EIP-1559 transaction request.
 pub fn erc20_approve(chain_id: u64, nonce: u64, token: Address, spender: Address, amount: U256) -> TxRequest {
-    use alloy_sol_types::{sol, SolCall};
-    sol! { function approve(address spender, uint256 amount) returns (bool); }
-    let data = approveCall { spender, amount }.abi_encode();
-    TxRequest::Eip1559(Eip1559Request {
-        chain_id,
-        nonce,
-        max_fee_per_gas: 2_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        gas_limit: 100_000,
-        to: Some(token),
-        value: U256::ZERO,
-        data: data.into(),
-        access_list: vec![],
-    })
+    use alloy_sol_types::SolCall;
+    erc20_call(chain_id, nonce, token, approveCall { spender, amount }.abi_encode())
 }
 
 /// Recover a raw signed transaction's signer with alloy's consensus code.
