@@ -42,11 +42,16 @@ pub struct Config {
     pub replay_capacity: usize,
     /// The audit log: entries kept in memory, bounds on host-caused refusals (R-AUD-1).
     pub audit: AuditConfig,
+    /// Most sessions held at once. Any Ethereum key can be an owner, so without a bound
+    /// session creation could exhaust the enclave's memory. When full, finished sessions
+    /// (revoked with their key destroyed, or expired with nothing left to sweep) are
+    /// dropped; if it is still full, creation is refused.
+    pub max_sessions: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { stamp_window: 60, replay_capacity: 1 << 16, audit: AuditConfig::default() }
+        Config { stamp_window: 60, replay_capacity: 1 << 16, audit: AuditConfig::default(), max_sessions: 100_000 }
     }
 }
 
@@ -546,6 +551,9 @@ impl Enclave {
         }
         let mut owners =
             self.authorize(&c.auth, action::CREATE_SESSION, Address::ZERO, agent, policy.hash, B256::ZERO)?;
+        // Creations are serialized by the owner-nonce lock held in `owners`, so this check
+        // and the insert below cannot race with another creation.
+        self.make_room(now)?;
 
         let key = Key::generate();
         let address = key.address();
@@ -591,6 +599,35 @@ impl Enclave {
             binding_signature: Bytes::copy_from_slice(&binding_signature.as_bytes()),
             attestation: attestation.map(Bytes::from),
         })
+    }
+
+    /// Keep the session count under `max_sessions`: when full, drop finished sessions; if
+    /// still full, refuse. Dropped sessions answer `unknown_session`; their history stays
+    /// in the audit log and in the host's store.
+    fn make_room(&self, now: u64) -> Result<(), Denial> {
+        let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() < self.config.max_sessions {
+            return Ok(());
+        }
+        let before = map.len();
+        map.retain(|_, s| {
+            let inner = s.lock();
+            let finished = match inner.state(now) {
+                SessionState::Revoked => inner.key.is_none(),
+                SessionState::Expired => !inner.has_sweepable(s.address, now),
+                _ => false,
+            };
+            !finished
+        });
+        tracing::info!(dropped = before - map.len(), held = map.len(), "finished sessions dropped");
+        if map.len() >= self.config.max_sessions {
+            return Err(Denial::rule(
+                ErrorCode::RateLimited,
+                "enclave.max_sessions",
+                format!("the enclave holds {} live sessions, its limit; revoke finished ones", map.len()),
+            ));
+        }
+        Ok(())
     }
 
     fn update_policy(&self, u: UpdatePolicy) -> Result<PolicyUpdated, Denial> {

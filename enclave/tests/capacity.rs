@@ -1,0 +1,111 @@
+//! The session cap: anyone can be an owner, so sessions are bounded; finished sessions make
+//! room, live ones do not, and a refused creation changes nothing.
+
+use alloy_primitives::{Address, Bytes, B256};
+use bridle_common::owner::{action, OwnerAction};
+use bridle_common::policy::file::resolve_text;
+use bridle_common::protocol::*;
+use bridle_enclave::clock::{Clock, FixedClock};
+use bridle_enclave::{Config, Enclave};
+use k256::elliptic_curve::sec1::ToEncodedPoint;
+use k256::SecretKey;
+use std::sync::Arc;
+
+const T0: u64 = 1_800_000_000;
+
+struct Shared(Arc<FixedClock>);
+impl Clock for Shared {
+    fn now(&self) -> u64 {
+        self.0.now()
+    }
+}
+
+fn addr(k: &SecretKey) -> Address {
+    Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&k.public_key()))
+}
+
+fn sign(owner: &SecretKey, msg: &OwnerAction) -> OwnerAuth {
+    let (sig, recid) = k256::ecdsa::SigningKey::from(owner).sign_prehash_recoverable(msg.digest().as_slice()).unwrap();
+    let sig = alloy_primitives::Signature::from_signature_and_parity(sig, recid.is_y_odd());
+    OwnerAuth { owner: addr(owner), nonce: msg.nonce, signature: Bytes::copy_from_slice(&sig.as_bytes()) }
+}
+
+fn create(
+    e: &Enclave,
+    now: u64,
+    owner: &SecretKey,
+    nonce: u64,
+    valid_for: &str,
+) -> Result<Address, bridle_common::Denial> {
+    let policy = resolve_text(
+        &format!("name='c'\nchains=[1]\nvalid_for='{valid_for}'\n[[calls]]\ntarget='0x000000000000000000000000000000000000dEaD'\nfunctions=['receive()']\n"),
+        now,
+    )
+    .unwrap();
+    let agent = SecretKey::from_slice(&[nonce as u8 + 1; 32]).unwrap();
+    let msg = OwnerAction {
+        action: action::CREATE_SESSION.into(),
+        enclave: e.identity_address(),
+        session: Address::ZERO,
+        agent: addr(&agent),
+        policyHash: policy.hash(),
+        subject: B256::ZERO,
+        nonce,
+    };
+    let reply = e.handle(Call::CreateSession(CreateSession {
+        auth: sign(owner, &msg),
+        agent_public_key: Bytes::from(agent.public_key().to_encoded_point(true).as_bytes().to_vec()),
+        policy,
+    }))?;
+    match reply {
+        Reply::SessionCreated(c) => Ok(c.binding.session),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn revoke(e: &Enclave, owner: &SecretKey, session: Address, agent_seed: u8, nonce: u64) {
+    let agent = SecretKey::from_slice(&[agent_seed; 32]).unwrap();
+    let msg = OwnerAction {
+        action: action::REVOKE.into(),
+        enclave: e.identity_address(),
+        session,
+        agent: addr(&agent),
+        policyHash: B256::ZERO,
+        subject: B256::ZERO,
+        nonce,
+    };
+    e.handle(Call::Revoke(Revoke { auth: sign(owner, &msg), session })).expect("revoke");
+}
+
+#[test]
+fn sessions_are_bounded_and_finished_ones_make_room() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let e = Enclave::new(Box::new(Shared(clock.clone())), None, Config { max_sessions: 2, ..Config::default() });
+    let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let s1 = create(&e, T0, &owner, 1, "1h").unwrap();
+    let _s2 = create(&e, T0, &owner, 2, "2h").unwrap();
+
+    // Full of live sessions: refused, naming the limit, and nothing changed.
+    let d = create(&e, T0, &owner, 3, "1h").unwrap_err();
+    assert_eq!((d.code.as_str(), d.rule.as_deref()), ("rate_limited", Some("enclave.max_sessions")));
+    assert_eq!(e.status(None).sessions_total, 2);
+    // The refused creation did not consume the owner's nonce: 3 is accepted next.
+
+    // Revoking one (no approvals outstanding, so its key is destroyed) makes room.
+    revoke(&e, &owner, s1, 2, 3);
+    let s3 = create(&e, T0, &owner, 5, "1h").unwrap();
+    assert_eq!(e.status(None).sessions_total, 2);
+    assert!(
+        matches!(e.handle(Call::Status(StatusQuery { session: Some(s1) })), Ok(Reply::Status(st)) if st.session.is_none())
+    );
+
+    // Expired sessions make room too; live ones are never dropped.
+    clock.set(T0 + 3601);
+    let s4 = create(&e, T0 + 3601, &owner, 6, "1h").unwrap();
+    let st = e.status(None);
+    assert_eq!(st.sessions_total, 2);
+    for (s, live) in [(s3, false), (s4, true)] {
+        let known = matches!(e.handle(Call::Status(StatusQuery { session: Some(s) })), Ok(Reply::Status(st)) if st.session.is_some());
+        assert_eq!(known, live, "{s}");
+    }
+}
