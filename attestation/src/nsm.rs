@@ -160,32 +160,6 @@ impl<T: NsmProvider + ?Sized> NsmProvider for Arc<T> {
     }
 }
 
-impl<T: NsmProvider + ?Sized> NsmProvider for Box<T> {
-    fn get_random(&self, len: usize) -> Result<Vec<u8>, NsmError> {
-        (**self).get_random(len)
-    }
-    fn describe_pcr(&self, index: u16) -> Result<PcrDescription, NsmError> {
-        (**self).describe_pcr(index)
-    }
-    fn extend_pcr(&self, index: u16, data: &[u8]) -> Result<Vec<u8>, NsmError> {
-        (**self).extend_pcr(index, data)
-    }
-    fn lock_pcr(&self, index: u16) -> Result<(), NsmError> {
-        (**self).lock_pcr(index)
-    }
-    fn lock_pcrs(&self, range: u16) -> Result<(), NsmError> {
-        (**self).lock_pcrs(range)
-    }
-    fn attestation(
-        &self,
-        user_data: Option<Vec<u8>>,
-        nonce: Option<Vec<u8>>,
-        public_key: Option<Vec<u8>>,
-    ) -> Result<Vec<u8>, NsmError> {
-        (**self).attestation(user_data, nonce, public_key)
-    }
-}
-
 /// Checks the sizes of the optional attestation inputs against the NSM limits.
 pub(crate) fn check_attestation_inputs(
     user_data: Option<&[u8]>,

@@ -27,19 +27,8 @@ fn usdc(n: u64) -> U256 {
     U256::from(n) * U256::from(1_000_000u64)
 }
 
-const POLICY: &str = r#"
-name = "usdc-daily"
-chains = [31337]
-valid_for = "24h"
-[tokens]
-USDC = { address = "0x5FbDB2315678afecb367f032d93F642f64180aa3", decimals = 6 }
-[[calls]]
-target = "USDC"
-functions = ["transfer(address,uint256)"]
-[[limits]]
-max = "100 USDC"
-per = "day"
-"#;
+/// The README walkthrough policy: 100 USDC per day, only `transfer` on the USDC contract.
+const POLICY: &str = include_str!("../../examples/policies/usdc-daily.toml");
 
 /// Enclave (writing its mock NSM root) and host.
 fn start() -> (Stack, PathBuf) {
