@@ -642,7 +642,7 @@ impl CompiledPolicy {
         }
         let mut escalate_asset = None;
         if let Some(e) = escalate {
-            let Escalation { above_value, above_usd, ttl } = e;
+            let Escalation { above_value, above_usd, per: _, ttl } = e;
             if above_value.is_none() && above_usd.is_none() {
                 return Err(invalid("escalate", "give above_value or above_usd (or both)"));
             }

@@ -104,7 +104,8 @@ pub struct Price {
     pub usd: U256,
 }
 
-/// Escalation (R-POL-10): a request above a threshold is held as pending until the owner
+/// Escalation (R-POL-10): a request that brings what the session moved in the current
+/// period (`per`, default a day) above a threshold is held as pending until the owner
 /// approves exactly its digest, within `ttl` seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +118,11 @@ pub struct Escalation {
     /// is above this, USD with 18 decimals. An unpriced charged asset escalates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub above_usd: Option<U256>,
+    /// The period the thresholds count over: a request is held when what the session
+    /// moved in the current period plus the request crosses a threshold (RULES.md §8).
+    /// Absent: a day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per: Option<Period>,
     /// Seconds the owner has to approve, and the agent then has to collect the signature.
     pub ttl: u64,
 }

@@ -75,6 +75,9 @@ pub enum PriceSpec {
 pub struct EscalateSpec {
     pub above_value: Option<String>,
     pub above_usd: Option<String>,
+    /// The period the thresholds count over: minute, hour, day (default), week, month or
+    /// session.
+    pub per: Option<String>,
     /// Default "10m".
     pub ttl: Option<String>,
 }
@@ -556,7 +559,16 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
             let above_usd = e.above_usd.as_deref().map(|t| parse_usd(t, true, "escalate.above_usd")).transpose()?;
             let ttl =
                 parse_duration(e.ttl.as_deref().unwrap_or("10m")).map_err(|x| err("escalate.ttl", x.to_string()))?;
-            Some(Escalation { above_value, above_usd, ttl })
+            let per = e
+                .per
+                .as_deref()
+                .map(|p| {
+                    Period::parse(p).ok_or_else(|| {
+                        err("escalate.per", format!("`{p}` is not a period (minute, hour, day, week, month, session)"))
+                    })
+                })
+                .transpose()?;
+            Some(Escalation { above_value, above_usd, per, ttl })
         }
     };
     let trip_wire = f
