@@ -1,1 +1,325 @@
-//! The reference model (work in progress).
+//! An independent, deliberately simple reference model of Bridle's policy rules, written
+//! from RULES.md, SPEC.md and the README only (never from the engine), for differential
+//! testing: the harness runs the same request sequences through the engine and the model
+//! and compares every verdict.
+//!
+//! Simplicity over speed: the ledger is the list of every charge (a period's spend is the
+//! sum of the charges in that period), the rate-limit history is the list of every
+//! signature, and the allowance registry explores every history explicitly.
+//!
+//! Scope: see `model/AMBIGUITIES.md` for the readings chosen where RULES.md is silent, and
+//! [`Model::new`] for the policies the model refuses.
+
+#![forbid(unsafe_code)]
+
+pub mod abi;
+mod check;
+pub mod registry;
+pub mod time;
+
+use alloy_primitives::{Address, Bytes, U256};
+use bridle_common::policy::doc::{Asset, PermitKind, Policy};
+
+pub use check::{ENTRY_POINT_CODES, PERMIT2, PERMIT_RULE_CODES};
+
+/// Most allowance writes (signed ones plus the request's) the model explores; beyond it a
+/// request that needs the registry gets `Denied(["model_limit"])`.
+pub const MAX_WRITES: usize = 12;
+
+/// The pseudo-code the model gives when it cannot decide: the harness skips the sequence.
+pub const MODEL_LIMIT: &str = "model_limit";
+
+/// What a request asks to sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Req {
+    /// An EIP-1559 transaction from the session's own address (lane = (chain, session)).
+    Tx {
+        chain_id: u64,
+        nonce: u64,
+        to: Option<Address>,
+        value: U256,
+        data: Bytes,
+        gas_limit: u64,
+        max_fee_per_gas: u128,
+        max_priority_fee_per_gas: u128,
+    },
+    /// An EIP-2612 permit signed by the session (owner = the session's address).
+    Permit { chain_id: u64, token: Address, spender: Address, value: U256, deadline: u64 },
+    /// An ERC-4337 v0.7 user operation whose callData is a batch of `calls`; `gas` is the
+    /// sum of all its gas limits.
+    UserOp {
+        chain_id: u64,
+        entry_point: Address,
+        sender: Address,
+        nonce: U256,
+        calls: Vec<(Address, U256, Bytes)>,
+        gas: u64,
+        max_fee_per_gas: u128,
+        max_priority_fee_per_gas: u128,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Held for the owner's approval; the id names it for `approve`.
+    Pending(u64),
+    /// Every check that fails (stable code strings). Never empty. `["model_limit"]` means
+    /// the model cannot decide: skip the sequence.
+    Denied(Vec<&'static str>),
+}
+
+/// A ledger asset (RULES §3): the native coin, a token by address, gas cost, USD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ledger {
+    Native,
+    Token(Address),
+    Gas,
+    Usd,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    id: u64,
+    req: Req,
+    held_at: u64,
+    ttl: u64,
+}
+
+/// One session.
+#[derive(Debug, Clone)]
+pub struct Model {
+    policy: Policy,
+    owner: Address,
+    account: Address,
+    anchor: u64,
+    /// Session time of the last decision (creation time at first).
+    now: u64,
+    uses: u64,
+    /// (signing time, weight) of every signature.
+    rate: Vec<(u64, u64)>,
+    /// (time, asset, amount) of every charge.
+    ledger: Vec<(u64, Ledger, U256)>,
+    /// Every signed request with where it sits and what it wrote.
+    registry: Vec<registry::Item>,
+    pending: Vec<Pending>,
+    next_id: u64,
+    revoked: bool,
+    suspended: bool,
+    /// Session times of policy denials (trip-wire).
+    denials: Vec<u64>,
+}
+
+/// Why the model refuses a policy (features out of its scope), or `Ok`.
+fn supported(p: &Policy) -> Result<(), String> {
+    if p.calls.iter().any(|c| c.functions.iter().any(|f| !f.args.is_empty())) {
+        return Err("argument rules are out of the model's scope".into());
+    }
+    if !p.typed_data.is_empty() || !p.messages.is_empty() {
+        return Err("typed-data and message rules are out of the model's scope".into());
+    }
+    if p.permits.iter().any(|r| r.kind == PermitKind::Permit2) {
+        return Err("Permit2 is out of the model's scope".into());
+    }
+    if !p.approvals.jit.is_empty() || p.approvals.jit_only {
+        return Err("just-in-time approvals are out of the model's scope".into());
+    }
+    let known = |a: &Asset| match a {
+        Asset::Native => true,
+        Asset::Token(s) => p.tokens.iter().any(|t| &t.symbol == s),
+    };
+    let mut assets: Vec<&Asset> = p.limits.iter().map(|l| &l.asset).collect();
+    assets.extend(p.streams.iter().map(|s| &s.asset));
+    assets.extend(p.prices.iter().map(|x| &x.asset));
+    assets.extend(p.escalate.iter().filter_map(|e| e.above_value.as_ref()).map(|v| &v.asset));
+    if let Some(a) = assets.into_iter().find(|a| !known(a)) {
+        return Err(format!("unknown asset {a:?}"));
+    }
+    if p.streams.iter().any(|s| s.every == 0) {
+        return Err("a stream with every = 0".into());
+    }
+    Ok(())
+}
+
+impl Model {
+    /// A session created at `created_at` for `owner`, whose own address is `account`.
+    pub fn new(policy: &Policy, created_at: u64, owner: Address, account: Address) -> Result<Model, String> {
+        supported(policy)?;
+        Ok(Model {
+            policy: policy.clone(),
+            owner,
+            account,
+            anchor: created_at.max(policy.valid_after.unwrap_or(0)),
+            now: created_at,
+            uses: 0,
+            rate: Vec::new(),
+            ledger: Vec::new(),
+            registry: Vec::new(),
+            pending: Vec::new(),
+            next_id: 1,
+            revoked: false,
+            suspended: false,
+            denials: Vec::new(),
+        })
+    }
+
+    /// RULES §1: session time never goes back.
+    fn advance(&mut self, clock: u64) -> u64 {
+        self.now = self.now.max(clock);
+        self.now
+    }
+
+    /// Decide a signing request at enclave clock reading `clock`.
+    pub fn sign(&mut self, req: &Req, clock: u64) -> Verdict {
+        let t = self.advance(clock);
+        let ev = self.evaluate(req, t);
+        if ev.limit {
+            return Verdict::Denied(vec![MODEL_LIMIT]);
+        }
+        if !ev.codes.is_empty() {
+            self.trip(t);
+            return Verdict::Denied(ev.codes);
+        }
+        if let Some(ttl) = self.escalates(&ev, t) {
+            let live = self.pending.iter().find(|p| p.req == *req && t < p.held_at.saturating_add(p.ttl));
+            if let Some(p) = live {
+                return Verdict::Pending(p.id);
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            self.pending.push(Pending { id, req: req.clone(), held_at: t, ttl });
+            return Verdict::Pending(id);
+        }
+        self.commit(ev, t);
+        Verdict::Allowed
+    }
+
+    /// The owner approves pending request `id` at `clock`: re-checked, then signed and charged.
+    pub fn approve(&mut self, id: u64, clock: u64) -> Verdict {
+        let t = self.advance(clock);
+        let Some(i) = self.pending.iter().position(|p| p.id == id) else {
+            return Verdict::Denied(vec!["expired", "malformed", "unknown_session", "unsupported"]);
+        };
+        if t >= self.pending[i].held_at.saturating_add(self.pending[i].ttl) {
+            self.pending.remove(i);
+            let mut codes = vec!["expired"];
+            if self.revoked {
+                codes.push("revoked");
+            }
+            if self.suspended {
+                codes.push("suspended");
+            }
+            return Verdict::Denied(codes);
+        }
+        let req = self.pending[i].req.clone();
+        let ev = self.evaluate(&req, t);
+        if ev.limit {
+            return Verdict::Denied(vec![MODEL_LIMIT]);
+        }
+        if !ev.codes.is_empty() {
+            return Verdict::Denied(ev.codes);
+        }
+        self.pending.remove(i);
+        self.commit(ev, t);
+        Verdict::Allowed
+    }
+
+    /// An owner-signed policy update at `clock` (RULES §7).
+    pub fn update(&mut self, policy: &Policy, clock: u64) -> Result<(), String> {
+        if self.revoked {
+            return Err("the session is revoked".into());
+        }
+        supported(policy)?;
+        self.advance(clock);
+        self.policy = policy.clone();
+        self.suspended = false;
+        Ok(())
+    }
+
+    /// The owner revokes the session at `clock`.
+    pub fn revoke(&mut self, clock: u64) {
+        self.advance(clock);
+        self.revoked = true;
+    }
+
+    /// Total exposure in USD (18 decimals), RULES §6, with no request: per key, the worst
+    /// case over every history and every point, priced at the current price table (unpriced
+    /// keys count 0). Unsigned nonces below a signed one are never filled (no phantoms; see
+    /// [`Model::has_nonce_gaps`]). `U256::MAX` when the registry is too big to explore.
+    pub fn exposure_usd(&self, clock: u64) -> U256 {
+        let t = self.now.max(clock);
+        let mut sum = U256::ZERO;
+        for key in registry::keys(self.registry.iter()) {
+            let Some(w) = registry::worst(&self.registry, None, &key, false, t) else { return U256::MAX };
+            if let Some((usd, dec)) = self.price(key.chain, &Ledger::Token(key.token)) {
+                sum = sum.saturating_add(check::usd_of(w, usd, dec));
+            }
+        }
+        sum
+    }
+
+    /// uses (weight signed so far).
+    pub fn uses(&self) -> u64 {
+        self.uses
+    }
+
+    /// Whether some own-address lane has an unsigned nonce below a signed one (then the
+    /// exposure reading is ambiguous: compare `exposure_usd` only when this is false).
+    pub fn has_nonce_gaps(&self) -> bool {
+        registry::has_gaps(self.registry.iter())
+    }
+
+    /// Whether the trip-wire has suspended the session.
+    pub fn is_suspended(&self) -> bool {
+        self.suspended
+    }
+
+    /// What was charged of `asset` in the current `period` at `clock` (for status comparison).
+    pub fn spent_in(&self, asset: Ledger, period: bridle_common::period::Period, clock: u64) -> U256 {
+        self.spent(&asset, period, self.now.max(clock))
+    }
+
+    /// RULES §8: the ttl when the request is held, `None` when it is signed at once.
+    fn escalates(&self, ev: &check::Eval, t: u64) -> Option<u64> {
+        let e = self.policy.escalate.as_ref()?;
+        let per = e.per.unwrap_or(bridle_common::period::Period::Day);
+        let mut held = false;
+        if let Some(v) = &e.above_value {
+            if let Some(asset) = self.resolve(&v.asset) {
+                let c = ev.charges.get(&asset);
+                held |= !c.is_zero() && self.spent(&asset, per, t).saturating_add(c) > v.max;
+            }
+        }
+        if let Some(y) = e.above_usd {
+            let usd = ev.charges.usd;
+            held |= ev.charges.unpriced || (!usd.is_zero() && self.spent(&Ledger::Usd, per, t).saturating_add(usd) > y);
+        }
+        held.then_some(e.ttl)
+    }
+
+    /// Sign: charge the ledger, count the weight, record the registry item.
+    fn commit(&mut self, ev: check::Eval, t: u64) {
+        self.uses = self.uses.saturating_add(ev.weight);
+        self.rate.push((t, ev.weight));
+        let c = &ev.charges;
+        let mut entries = vec![(Ledger::Native, c.native), (Ledger::Gas, c.gas), (Ledger::Usd, c.usd)];
+        entries.extend(c.tokens.iter().map(|(a, v)| (Ledger::Token(*a), *v)));
+        for (asset, v) in entries {
+            if !v.is_zero() {
+                self.ledger.push((t, asset, v));
+            }
+        }
+        self.registry.push(ev.item);
+    }
+
+    /// RULES §9: remember a policy denial; suspend when `denials` are remembered.
+    fn trip(&mut self, t: u64) {
+        self.denials.push(t);
+        if let Some(tw) = &self.policy.trip_wire {
+            let n = self.denials.iter().filter(|&&s| t - s < tw.within).count();
+            if n >= tw.denials as usize {
+                self.suspended = true;
+            }
+        }
+    }
+}

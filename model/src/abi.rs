@@ -1,0 +1,269 @@
+//! Hand-written ABI bits: selectors from canonical signatures, and strict decoding of the
+//! four metered ERC-20 calls (RULES §5).
+
+use alloy_primitives::{keccak256, Address, U256};
+
+/// The 4-byte selector of a function signature (canonicalized first; `None` when it does
+/// not parse).
+pub fn selector(sig: &str) -> Option<[u8; 4]> {
+    let c = canonical(sig)?;
+    let h = keccak256(c.as_bytes());
+    Some([h[0], h[1], h[2], h[3]])
+}
+
+/// The selector of a signature already known to be canonical.
+pub fn sel(canonical_sig: &str) -> [u8; 4] {
+    let h = keccak256(canonical_sig.as_bytes());
+    [h[0], h[1], h[2], h[3]]
+}
+
+/// `name(type name, ...)` → `name(type,...)`: parameter names and data locations dropped,
+/// `uint`/`int` widened to 256 bits, tuples kept as `(...)`.
+pub fn canonical(sig: &str) -> Option<String> {
+    let s = sig.trim();
+    let s = s.strip_prefix("function ").unwrap_or(s).trim();
+    let open = s.find('(')?;
+    let name = s[..open].trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+        return None;
+    }
+    let rest = s[open..].trim_end();
+    let close = matching(rest)?;
+    if close != rest.len() - 1 {
+        return None;
+    }
+    Some(format!("{name}({})", canon_list(&rest[1..close])?))
+}
+
+/// Index of the `)` matching the `(` at index 0.
+fn matching(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn canon_list(inner: &str) -> Option<String> {
+    if inner.trim().is_empty() {
+        return Some(String::new());
+    }
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.checked_sub(1)?,
+            ',' if depth == 0 => {
+                parts.push(canon_param(&inner[start..i])?);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(canon_param(&inner[start..])?);
+    Some(parts.join(","))
+}
+
+fn canon_param(p: &str) -> Option<String> {
+    let p = p.trim();
+    let p = p.strip_prefix("tuple").filter(|r| r.starts_with('(')).unwrap_or(p);
+    if p.starts_with('(') {
+        let close = matching(p)?;
+        let inner = canon_list(&p[1..close])?;
+        let rest = &p[close + 1..];
+        let suffix_len = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+        let suffix = &rest[..suffix_len];
+        if !suffix.chars().all(|c| c == '[' || c == ']' || c.is_ascii_digit()) {
+            return None;
+        }
+        return Some(format!("({inner}){suffix}"));
+    }
+    let ty = p.split_whitespace().next()?;
+    let (base, suffix) = match ty.find('[') {
+        Some(i) => (&ty[..i], &ty[i..]),
+        None => (ty, ""),
+    };
+    if base.is_empty() || !base.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let base = match base {
+        "uint" => "uint256",
+        "int" => "int256",
+        b => b,
+    };
+    Some(format!("{base}{suffix}"))
+}
+
+pub const SIG_TRANSFER: &str = "transfer(address,uint256)";
+pub const SIG_TRANSFER_FROM: &str = "transferFrom(address,address,uint256)";
+pub const SIG_APPROVE: &str = "approve(address,uint256)";
+pub const SIG_INCREASE: &str = "increaseAllowance(address,uint256)";
+
+/// The selectors RULES §5 calls token-moving (refused on unlisted contracts through a
+/// wildcard target). Overloads are all included.
+pub const TOKEN_MOVING: &[&str] = &[
+    SIG_TRANSFER,
+    SIG_TRANSFER_FROM,
+    SIG_APPROVE,
+    SIG_INCREASE,
+    "transferAndCall(address,uint256)",
+    "transferAndCall(address,uint256,bytes)",
+    "send(address,uint256,bytes)",
+    "operatorSend(address,address,uint256,bytes,bytes)",
+    "authorizeOperator(address)",
+    "push(address,uint256)",
+    "pull(address,uint256)",
+    "move(address,address,uint256)",
+    "safeTransferFrom(address,address,uint256)",
+    "safeTransferFrom(address,address,uint256,bytes)",
+    "safeTransferFrom(address,address,uint256,uint256,bytes)",
+    "safeBatchTransferFrom(address,address,uint256[],uint256[],bytes)",
+    "setApprovalForAll(address,bool)",
+    "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)",
+    "permit(address,address,uint256,uint256,bool,uint8,bytes32,bytes32)",
+];
+
+pub fn is_token_moving(s: [u8; 4]) -> bool {
+    TOKEN_MOVING.iter().any(|sig| sel(sig) == s)
+}
+
+/// The first four bytes of calldata, when there are at least four.
+pub fn selector_of(data: &[u8]) -> Option<[u8; 4]> {
+    data.get(..4).map(|b| [b[0], b[1], b[2], b[3]])
+}
+
+/// One of the four metered ERC-20 calls, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Erc20 {
+    Transfer { to: Address, amount: U256 },
+    TransferFrom { to: Address, amount: U256 },
+    Approve { spender: Address, amount: U256 },
+    Increase { spender: Address, added: U256 },
+}
+
+impl Erc20 {
+    /// What the call moves of the token (its charge).
+    pub fn amount(&self) -> U256 {
+        match *self {
+            Erc20::Transfer { amount, .. } | Erc20::TransferFrom { amount, .. } | Erc20::Approve { amount, .. } => {
+                amount
+            }
+            Erc20::Increase { added, .. } => added,
+        }
+    }
+}
+
+/// Whether calldata starts with one of the four metered selectors.
+pub fn is_metered(data: &[u8]) -> bool {
+    let Some(s) = selector_of(data) else { return false };
+    [SIG_TRANSFER, SIG_TRANSFER_FROM, SIG_APPROVE, SIG_INCREASE].iter().any(|sig| sel(sig) == s)
+}
+
+/// Whether calldata starts with `approve` or `increaseAllowance`.
+pub fn is_approval(data: &[u8]) -> bool {
+    let Some(s) = selector_of(data) else { return false };
+    s == sel(SIG_APPROVE) || s == sel(SIG_INCREASE)
+}
+
+fn word(data: &[u8], i: usize) -> Option<&[u8]> {
+    data.get(4 + 32 * i..4 + 32 * (i + 1))
+}
+
+fn addr(data: &[u8], i: usize) -> Option<Address> {
+    let w = word(data, i)?;
+    if w[..12].iter().any(|&b| b != 0) {
+        return None;
+    }
+    Some(Address::from_slice(&w[12..]))
+}
+
+fn uint(data: &[u8], i: usize) -> Option<U256> {
+    Some(U256::from_be_slice(word(data, i)?))
+}
+
+/// Decode a metered ERC-20 call strictly: exactly the selector and its static words,
+/// addresses with 12 zero bytes. `None`: not a metered selector. `Some(Err)`: malformed.
+pub fn decode_erc20(data: &[u8]) -> Option<Result<Erc20, ()>> {
+    let s = selector_of(data)?;
+    let words = |n: usize| data.len() == 4 + 32 * n;
+    let r = if s == sel(SIG_TRANSFER) {
+        (|| Some(Erc20::Transfer { to: addr(data, 0)?, amount: uint(data, 1)? }))().filter(|_| words(2))
+    } else if s == sel(SIG_TRANSFER_FROM) {
+        (|| {
+            addr(data, 0)?;
+            Some(Erc20::TransferFrom { to: addr(data, 1)?, amount: uint(data, 2)? })
+        })()
+        .filter(|_| words(3))
+    } else if s == sel(SIG_APPROVE) {
+        (|| Some(Erc20::Approve { spender: addr(data, 0)?, amount: uint(data, 1)? }))().filter(|_| words(2))
+    } else if s == sel(SIG_INCREASE) {
+        (|| Some(Erc20::Increase { spender: addr(data, 0)?, added: uint(data, 1)? }))().filter(|_| words(2))
+    } else {
+        return None;
+    };
+    Some(r.ok_or(()))
+}
+
+/// Calldata for a call: selector of `sig` followed by 32-byte words (for tests and harnesses).
+pub fn encode_call(sig: &str, words: &[U256]) -> Vec<u8> {
+    let mut out = selector(sig).map(|s| s.to_vec()).unwrap_or_default();
+    for w in words {
+        out.extend_from_slice(&w.to_be_bytes::<32>());
+    }
+    out
+}
+
+/// An address as an ABI word.
+pub fn addr_word(a: Address) -> U256 {
+    U256::from_be_slice(a.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_selectors() {
+        assert_eq!(sel(SIG_TRANSFER), [0xa9, 0x05, 0x9c, 0xbb]);
+        assert_eq!(sel(SIG_APPROVE), [0x09, 0x5e, 0xa7, 0xb3]);
+        assert_eq!(sel(SIG_TRANSFER_FROM), [0x23, 0xb8, 0x72, 0xdd]);
+        assert_eq!(sel(SIG_INCREASE), [0x39, 0x50, 0x93, 0x51]);
+        assert_eq!(selector("transfer(address to, uint256 amount)"), Some(sel(SIG_TRANSFER)));
+        assert_eq!(selector("  function transfer(address to , uint amount) "), Some(sel(SIG_TRANSFER)));
+        assert_eq!(
+            canonical("exactInputSingle((address,address,uint24,address,uint256,uint256,uint160) params)").as_deref(),
+            Some("exactInputSingle((address,address,uint24,address,uint256,uint256,uint160))")
+        );
+        assert_eq!(
+            canonical("f(tuple(uint a, bytes b)[] xs, uint[2] y)").as_deref(),
+            Some("f((uint256,bytes)[],uint256[2])")
+        );
+        assert_eq!(canonical("bad"), None);
+        assert_eq!(canonical("f(uint"), None);
+    }
+
+    #[test]
+    fn strict_decoding() {
+        let a = Address::repeat_byte(0x11);
+        let ok = encode_call(SIG_TRANSFER, &[addr_word(a), U256::from(5)]);
+        assert_eq!(decode_erc20(&ok), Some(Ok(Erc20::Transfer { to: a, amount: U256::from(5) })));
+        let mut dirty = ok.clone();
+        dirty[4] = 1;
+        assert_eq!(decode_erc20(&dirty), Some(Err(())));
+        let mut long = ok.clone();
+        long.push(0);
+        assert_eq!(decode_erc20(&long), Some(Err(())));
+        assert_eq!(decode_erc20(&ok[..40]), Some(Err(())));
+        assert_eq!(decode_erc20(&[1, 2, 3, 4]), None);
+    }
+}

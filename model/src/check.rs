@@ -1,0 +1,517 @@
+//! Deciding one request (RULES §2–§6): every failing check is collected, so the engine's
+//! single code (the first in its order) must be one of them.
+
+use crate::abi::{self, Erc20};
+use crate::registry::{self, Item, Key, Place, Write};
+use crate::time::period_index;
+use crate::{Ledger, Model, Req};
+use alloy_primitives::{Address, U256};
+use bridle_common::period::Period;
+use bridle_common::policy::doc::{Asset, CallRule, Party, PermitKind, Token};
+
+/// The canonical Permit2 contract: its `approve` is metered with Permit2 semantics, which
+/// the model does not implement (any call to it is `model_limit`).
+pub const PERMIT2: Address = alloy_primitives::address!("000000000022D473030F116dDEE9F6B43aC78BA3");
+
+/// Codes the engine may give for a user operation whose entry point (or sender) is not
+/// listed: RULES.md does not name one.
+pub const ENTRY_POINT_CODES: &[&str] = &["target_not_allowed", "chain_not_allowed", "unsupported"];
+
+/// Codes for an EIP-2612 permit whose token no permit rule covers, or whose deadline is
+/// beyond `max_deadline`: RULES.md does not name one.
+pub const PERMIT_RULE_CODES: &[&str] = &["typed_data_not_allowed", "argument_rejected"];
+
+/// What a request would charge (RULES §3).
+#[derive(Debug, Clone, Default)]
+pub struct Charges {
+    pub native: U256,
+    /// Per token address, summed over the request's calls.
+    pub tokens: Vec<(Address, U256)>,
+    pub gas: U256,
+    /// USD (18 decimals) of the charged assets that have a price.
+    pub usd: U256,
+    /// Some charged asset has no price.
+    pub unpriced: bool,
+}
+
+impl Charges {
+    pub fn get(&self, asset: &Ledger) -> U256 {
+        match asset {
+            Ledger::Native => self.native,
+            Ledger::Token(a) => {
+                self.tokens.iter().filter(|(t, _)| t == a).map(|(_, v)| *v).fold(U256::ZERO, U256::saturating_add)
+            }
+            Ledger::Gas => self.gas,
+            Ledger::Usd => self.usd,
+        }
+    }
+    fn add_token(&mut self, token: Address, v: U256) {
+        match self.tokens.iter_mut().find(|(t, _)| *t == token) {
+            Some((_, x)) => *x = x.saturating_add(v),
+            None => self.tokens.push((token, v)),
+        }
+    }
+}
+
+/// The outcome of evaluating a request (before escalation).
+pub struct Eval {
+    pub codes: Vec<&'static str>,
+    /// The model cannot decide this request (`model_limit`).
+    pub limit: bool,
+    pub weight: u64,
+    pub charges: Charges,
+    /// Where the request sits and what it writes, for the registry.
+    pub item: Item,
+}
+
+pub fn ceil_div(a: U256, b: U256) -> U256 {
+    if b.is_zero() {
+        return U256::MAX;
+    }
+    let q = a / b;
+    if (a % b).is_zero() {
+        q
+    } else {
+        q.saturating_add(U256::from(1))
+    }
+}
+
+/// `ceil(amount × price / 10^decimals)`, saturating.
+pub fn usd_of(amount: U256, usd: U256, decimals: u8) -> U256 {
+    match amount.checked_mul(usd) {
+        Some(x) => ceil_div(x, U256::from(10).pow(U256::from(decimals))),
+        None => U256::MAX,
+    }
+}
+
+impl Model {
+    /// The listing of `addr` that applies on `chain`.
+    pub(crate) fn listing_here(&self, chain: u64, addr: Address) -> Option<&Token> {
+        self.policy.tokens.iter().find(|t| t.address == addr && t.chain_id.is_none_or(|c| c == chain))
+    }
+
+    pub(crate) fn resolve(&self, asset: &Asset) -> Option<Ledger> {
+        match asset {
+            Asset::Native => Some(Ledger::Native),
+            Asset::Token(sym) => self.policy.tokens.iter().find(|t| &t.symbol == sym).map(|t| Ledger::Token(t.address)),
+        }
+    }
+
+    /// USD price (18 decimals) and decimals of an asset as charged on `chain`.
+    pub(crate) fn price(&self, chain: u64, asset: &Ledger) -> Option<(U256, u8)> {
+        let (key, dec) = match asset {
+            Ledger::Native => (Asset::Native, 18),
+            Ledger::Token(a) => {
+                let t = self.listing_here(chain, *a)?;
+                (Asset::Token(t.symbol.clone()), t.decimals)
+            }
+            _ => return None,
+        };
+        self.policy.prices.iter().find(|p| p.asset == key).map(|p| (p.usd, dec))
+    }
+
+    /// Approval caps (`approvals.caps`) that apply to `token` on `chain`.
+    pub(crate) fn caps(&self, chain: u64, token: Address) -> Vec<U256> {
+        let Some(t) = self.listing_here(chain, token) else { return Vec::new() };
+        self.policy.approvals.caps.iter().filter(|c| c.token == t.symbol).map(|c| c.max).collect()
+    }
+
+    fn party(&self, p: &Party) -> Address {
+        match p {
+            Party::Address(a) => *a,
+            Party::Owner => self.owner,
+            Party::Account => self.account,
+        }
+    }
+
+    fn is_recipient(&self, a: Address) -> bool {
+        self.policy.recipients.as_ref().is_none_or(|rs| rs.iter().any(|p| self.party(p) == a))
+    }
+
+    /// What was charged of `asset` in the period of `period` that contains `t`.
+    pub(crate) fn spent(&self, asset: &Ledger, period: Period, t: u64) -> U256 {
+        let k = period_index(period, self.anchor, t);
+        self.ledger
+            .iter()
+            .filter(|(s, a, _)| a == asset && period_index(period, self.anchor, *s) == k)
+            .map(|(_, _, v)| *v)
+            .fold(U256::ZERO, U256::saturating_add)
+    }
+
+    /// Evaluate `req` at session time `t` against every rule but escalation.
+    pub(crate) fn evaluate(&self, req: &Req, t: u64) -> Eval {
+        let p = &self.policy;
+        let mut codes: Vec<&'static str> = Vec::new();
+        let mut limit = false;
+        let mut charges = Charges::default();
+        let (chain, weight) = match req {
+            Req::Tx { chain_id, .. } | Req::Permit { chain_id, .. } => (*chain_id, 1u64),
+            Req::UserOp { chain_id, calls, .. } => (*chain_id, calls.len() as u64),
+        };
+        // 1–2. State and validity.
+        if self.revoked {
+            codes.push("revoked");
+        }
+        if self.suspended {
+            codes.push("suspended");
+        }
+        if p.valid_after.is_some_and(|a| t < a) {
+            codes.push("not_yet_valid");
+        }
+        if p.valid_until.is_some_and(|u| t >= u) {
+            codes.push("expired");
+        }
+        // 3–4. Quota and rate limits (weight).
+        if p.quota.is_some_and(|q| self.uses.saturating_add(weight) > q) {
+            codes.push("quota_exhausted");
+        }
+        for rl in &p.rate_limits {
+            let used =
+                self.rate.iter().filter(|(s, _)| t - s < rl.window).map(|(_, w)| *w).fold(0u64, u64::saturating_add);
+            if used.saturating_add(weight) > rl.max {
+                codes.push("rate_limited");
+            }
+        }
+        // 5. Chain.
+        if !p.chains.contains(&chain) {
+            codes.push("chain_not_allowed");
+        }
+        // 6. Gas.
+        let (gas, fee, prio) = match req {
+            Req::Tx { gas_limit, max_fee_per_gas, max_priority_fee_per_gas, .. } => {
+                (Some(*gas_limit), *max_fee_per_gas, *max_priority_fee_per_gas)
+            }
+            Req::UserOp { gas, max_fee_per_gas, max_priority_fee_per_gas, .. } => {
+                (Some(*gas), *max_fee_per_gas, *max_priority_fee_per_gas)
+            }
+            Req::Permit { .. } => (None, 0, 0),
+        };
+        if let Some(g) = gas {
+            charges.gas = U256::from(g) * U256::from(fee);
+            if p.gas.max_fee_per_gas.is_some_and(|c| fee > c)
+                || p.gas.max_priority_fee_per_gas.is_some_and(|c| prio > c)
+                || p.gas.max_gas_limit.is_some_and(|c| g > c)
+            {
+                codes.push("gas_cap");
+            }
+        }
+        for cl in &p.gas.cost_limits {
+            if self.spent(&Ledger::Gas, cl.period, t).saturating_add(charges.gas) > cl.max {
+                codes.push("gas_cap");
+            }
+        }
+        if p.gas.count_in_native {
+            charges.native = charges.gas;
+        }
+        // 7. Calls (or the permit), collecting token charges and registry writes.
+        let mut writes: Vec<(Key, Write)> = Vec::new();
+        let place = match req {
+            Req::Tx { nonce, to, value, data, .. } => {
+                self.check_call(
+                    chain,
+                    *to,
+                    *value,
+                    data,
+                    self.account,
+                    &mut codes,
+                    &mut limit,
+                    &mut charges,
+                    &mut writes,
+                );
+                Place::Own { chain, pos: *nonce }
+            }
+            Req::UserOp { entry_point, sender, nonce, calls, .. } => {
+                if !p.user_operations.entry_points.contains(entry_point)
+                    || (!p.user_operations.senders.is_empty() && !p.user_operations.senders.contains(sender))
+                {
+                    codes.extend_from_slice(ENTRY_POINT_CODES);
+                }
+                if calls.is_empty() {
+                    limit = true;
+                }
+                for (target, value, data) in calls {
+                    self.check_call(
+                        chain,
+                        Some(*target),
+                        *value,
+                        data,
+                        *sender,
+                        &mut codes,
+                        &mut limit,
+                        &mut charges,
+                        &mut writes,
+                    );
+                }
+                let low = U256::from(u64::MAX);
+                let pos = u64::try_from(*nonce & low).unwrap_or(u64::MAX);
+                Place::Smart { chain, entry_point: *entry_point, sender: *sender, key: *nonce >> 64, pos }
+            }
+            Req::Permit { token, spender, value, deadline, .. } => {
+                self.check_permit(chain, *token, *spender, *value, *deadline, t, &mut codes, &mut charges, &mut writes);
+                Place::Float { deadline: *deadline }
+            }
+        };
+        // 8. Spend limits and streams.
+        for l in &p.limits {
+            let Some(asset) = self.resolve(&l.asset) else { continue };
+            let c = charges.get(&asset);
+            if !c.is_zero() && self.spent(&asset, l.period, t).saturating_add(c) > l.max {
+                codes.push("spend_cap");
+            }
+        }
+        for s in &p.streams {
+            let Some(asset) = self.resolve(&s.asset) else { continue };
+            let c = charges.get(&asset);
+            if c.is_zero() {
+                continue;
+            }
+            let e = U256::from(t.saturating_sub(self.anchor));
+            let accrued = s.rate.checked_mul(e).map_or(U256::MAX, |x| x / U256::from(s.every.max(1)));
+            let available = s.max.min(s.initial.saturating_add(accrued));
+            if self.spent(&asset, Period::Session, t).saturating_add(c) > available {
+                codes.push("spend_cap");
+            }
+        }
+        // USD value of the charged assets (RULES §3), for escalation.
+        let mut priced: Vec<(Ledger, U256)> = vec![(Ledger::Native, charges.native)];
+        priced.extend(charges.tokens.iter().map(|(a, v)| (Ledger::Token(*a), *v)));
+        for (asset, amount) in priced {
+            if amount.is_zero() {
+                continue;
+            }
+            match self.price(chain, &asset) {
+                Some((usd, dec)) => charges.usd = charges.usd.saturating_add(usd_of(amount, usd, dec)),
+                None => charges.unpriced = true,
+            }
+        }
+        let item = Item { place, signed_at: t, writes };
+        // 9. The registry after this request.
+        if !item.writes.is_empty() {
+            match self.registry_check(&item, t) {
+                Some(found) => codes.extend(found),
+                None => limit = true,
+            }
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        Eval { codes, limit, weight, charges, item }
+    }
+
+    /// RULES §5 for one call; `holder` owns the allowances it writes.
+    #[allow(clippy::too_many_arguments)]
+    fn check_call(
+        &self,
+        chain: u64,
+        to: Option<Address>,
+        value: U256,
+        data: &[u8],
+        holder: Address,
+        codes: &mut Vec<&'static str>,
+        limit: &mut bool,
+        charges: &mut Charges,
+        writes: &mut Vec<(Key, Write)>,
+    ) {
+        let p = &self.policy;
+        charges.native = charges.native.saturating_add(value);
+        if p.max_value_per_call.is_some_and(|m| value > m) {
+            codes.push("value_cap");
+        }
+        let Some(to) = to else {
+            codes.push("target_not_allowed");
+            if !value.is_zero() && p.recipients.is_some() {
+                codes.push("recipient_not_allowed");
+            }
+            return;
+        };
+        if to == PERMIT2 {
+            *limit = true;
+            return;
+        }
+        if (1..=3).contains(&data.len()) {
+            codes.push("selector_not_allowed");
+        }
+        let here = self.listing_here(chain, to).is_some();
+        if !here && p.tokens.iter().any(|t| t.address == to) {
+            codes.push("target_not_allowed");
+        }
+        codes.extend(self.allowlist(to, data, here));
+        let specific = p.calls.iter().any(|r| r.target == Some(to));
+        if !value.is_zero() && !self.is_recipient(to) && !specific {
+            codes.push("recipient_not_allowed");
+        }
+        let decoded = if here || abi::is_approval(data) { abi::decode_erc20(data) } else { None };
+        let e = match decoded {
+            None => return,
+            Some(Err(())) => {
+                codes.push("argument_rejected");
+                return;
+            }
+            Some(Ok(e)) => e,
+        };
+        if here {
+            charges.add_token(to, e.amount());
+        }
+        match e {
+            Erc20::Transfer { to: r, .. } | Erc20::TransferFrom { to: r, .. } => {
+                if here && !self.is_recipient(r) {
+                    codes.push("recipient_not_allowed");
+                }
+            }
+            Erc20::Approve { spender, amount } | Erc20::Increase { spender, added: amount } => {
+                let is_approve = matches!(e, Erc20::Approve { .. });
+                if !(is_approve && amount.is_zero()) {
+                    if !here || amount == U256::MAX || self.caps(chain, to).iter().any(|c| amount > *c) {
+                        codes.push("unlimited_approval");
+                    }
+                    if !p.approvals.spenders.contains(&spender) {
+                        codes.push("spender_not_allowed");
+                    }
+                }
+                if here {
+                    let key = Key { chain, holder, token: to, spender };
+                    writes.push((key, if is_approve { Write::Set(amount) } else { Write::Add(amount) }));
+                }
+            }
+        }
+    }
+
+    /// The allowlist (RULES §5): `None` codes when some entry admits the call.
+    fn allowlist(&self, to: Address, data: &[u8], listed_here: bool) -> Vec<&'static str> {
+        let sel = abi::selector_of(data);
+        let metered = listed_here && abi::is_metered(data);
+        let moving = !listed_here && sel.is_some_and(abi::is_token_moving);
+        let specific: Vec<&CallRule> = self.policy.calls.iter().filter(|r| r.target == Some(to)).collect();
+        let wild: Vec<&CallRule> = self.policy.calls.iter().filter(|r| r.target.is_none()).collect();
+        let mut blocked_moving = false;
+        let rules = specific.iter().map(|r| (*r, false)).chain(wild.iter().map(|r| (*r, true)));
+        for (rule, via_wild) in rules {
+            for f in &rule.functions {
+                let sig = f.signature.trim();
+                let star = sig == "*";
+                let matches = if star {
+                    true
+                } else if abi::canonical(sig).as_deref() == Some("receive()") {
+                    data.is_empty()
+                } else {
+                    sel.is_some() && abi::selector(sig) == sel
+                };
+                if !matches {
+                    continue;
+                }
+                // A listed token's other functions pass only when a rule for it names them.
+                let named = !star && !via_wild;
+                if listed_here && !metered && !named {
+                    continue;
+                }
+                if via_wild && moving {
+                    blocked_moving = true;
+                    continue;
+                }
+                return Vec::new();
+            }
+        }
+        if blocked_moving {
+            if specific.is_empty() {
+                vec!["target_not_allowed"]
+            } else {
+                vec!["target_not_allowed", "selector_not_allowed"]
+            }
+        } else if specific.is_empty() && wild.is_empty() {
+            vec!["target_not_allowed"]
+        } else {
+            vec!["selector_not_allowed"]
+        }
+    }
+
+    /// An EIP-2612 permit (owner = the session): RULES §5 "Permits".
+    #[allow(clippy::too_many_arguments)]
+    fn check_permit(
+        &self,
+        chain: u64,
+        token: Address,
+        spender: Address,
+        value: U256,
+        deadline: u64,
+        t: u64,
+        codes: &mut Vec<&'static str>,
+        charges: &mut Charges,
+        writes: &mut Vec<(Key, Write)>,
+    ) {
+        let p = &self.policy;
+        let here = self.listing_here(chain, token);
+        let covering: Vec<_> = p
+            .permits
+            .iter()
+            .filter(|r| r.kind == PermitKind::Eip2612)
+            .filter(|r| here.is_some_and(|h| r.tokens.is_empty() || r.tokens.contains(&h.symbol)))
+            .collect();
+        match here {
+            None => {
+                codes.push("unlimited_approval");
+                codes.extend_from_slice(PERMIT_RULE_CODES);
+            }
+            Some(_) if covering.is_empty() => codes.extend_from_slice(PERMIT_RULE_CODES),
+            Some(_) => {
+                if !covering.iter().any(|r| deadline <= t.saturating_add(r.max_deadline)) {
+                    codes.extend_from_slice(PERMIT_RULE_CODES);
+                }
+            }
+        }
+        if !value.is_zero() {
+            if value == U256::MAX || self.caps(chain, token).iter().any(|c| value > *c) {
+                codes.push("unlimited_approval");
+            }
+            if !p.approvals.spenders.contains(&spender) {
+                codes.push("spender_not_allowed");
+            }
+        }
+        if here.is_some() {
+            charges.add_token(token, value);
+            writes.push((Key { chain, holder: self.account, token, spender }, Write::Set(value)));
+        }
+    }
+
+    /// Exposure ceiling and per-spender maximum for request `item` (RULES §6). `None`: the
+    /// model cannot decide (too big, or the reading of unsigned nonces matters).
+    fn registry_check(&self, item: &Item, t: u64) -> Option<Vec<&'static str>> {
+        let total: usize = self.registry.iter().map(|i| i.writes.len()).sum::<usize>() + item.writes.len();
+        if total > crate::MAX_WRITES {
+            return None;
+        }
+        let silent = Item { writes: Vec::new(), ..item.clone() };
+        let keys = registry::keys(self.registry.iter().chain(std::iter::once(item)));
+        let gaps = registry::has_gaps(self.registry.iter().chain(std::iter::once(item)));
+        let mut verdicts = Vec::new();
+        for phantoms in if gaps { vec![false, true] } else { vec![false] } {
+            let mut codes = Vec::new();
+            let (mut with_sum, mut without_sum) = (U256::ZERO, U256::ZERO);
+            let (mut raised, mut unpriced) = (false, false);
+            for key in &keys {
+                let with = registry::worst(&self.registry, Some(item), key, phantoms, t)?;
+                let without = registry::worst(&self.registry, Some(&silent), key, phantoms, t)?;
+                raised |= with > without;
+                match self.price(key.chain, &Ledger::Token(key.token)) {
+                    Some((usd, dec)) => {
+                        with_sum = with_sum.saturating_add(usd_of(with, usd, dec));
+                        without_sum = without_sum.saturating_add(usd_of(without, usd, dec));
+                    }
+                    None => unpriced |= !with.is_zero(),
+                }
+                let adds = item.writes.iter().any(|(k, w)| k == key && matches!(w, Write::Add(_)));
+                if adds && self.caps(key.chain, key.token).iter().any(|c| with > *c) {
+                    codes.push("unlimited_approval");
+                }
+            }
+            if let Some(ceiling) = self.policy.exposure_ceiling {
+                if raised && (unpriced || (with_sum > ceiling && with_sum > without_sum)) {
+                    codes.push("exposure_ceiling");
+                }
+            }
+            verdicts.push(codes);
+        }
+        if verdicts.windows(2).any(|w| w[0] != w[1]) {
+            return None;
+        }
+        verdicts.pop()
+    }
+}
