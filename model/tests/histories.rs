@@ -1,0 +1,166 @@
+//! The registry search (`registry::worst`) against the most literal enumeration of RULES §6:
+//! pick a prefix and a transaction per position of the own lane, a subset of the smart
+//! lane's operations (one per position), a subset of the permits, then every interleaving
+//! that keeps lane order and the permit-deadline rule, and every point of it.
+
+use alloy_primitives::{address, Address, U256};
+use bridle_model::registry::{worst, Item, Key, Place, Write};
+
+const EPA: Address = address!("0000000071727De22E5E9d8BAf0edAc6f37da032");
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn key() -> Key {
+    Key { chain: 1, holder: Address::ZERO, token: Address::repeat_byte(1), spender: Address::repeat_byte(2) }
+}
+
+fn random_item(r: &mut Rng, signed_at: u64) -> Item {
+    let place = match r.below(3) {
+        0 => Place::Own { chain: 1, pos: r.below(3) },
+        1 => Place::Smart { chain: 1, entry_point: EPA, sender: Address::ZERO, key: U256::ZERO, pos: r.below(3) },
+        _ => Place::Float { deadline: r.below(12) },
+    };
+    let mut writes = Vec::new();
+    for _ in 0..r.below(3) {
+        let v = U256::from(r.below(4) * 10);
+        let w = if r.below(3) == 0 && !matches!(place, Place::Float { .. }) { Write::Add(v) } else { Write::Set(v) };
+        writes.push((key(), w));
+    }
+    Item { place, signed_at, writes }
+}
+
+fn is_float(i: &Item) -> bool {
+    matches!(i.place, Place::Float { .. })
+}
+
+fn pos(i: &Item) -> u64 {
+    match i.place {
+        Place::Own { pos, .. } | Place::Smart { pos, .. } => pos,
+        Place::Float { .. } => 0,
+    }
+}
+
+/// Every interleaving of `seqs` (each kept in order), passed to `f`.
+fn interleavings(seqs: &mut [Vec<usize>], at: &mut [usize], out: &mut Vec<usize>, f: &mut dyn FnMut(&[usize])) {
+    let mut any = false;
+    for s in 0..seqs.len() {
+        if at[s] < seqs[s].len() {
+            any = true;
+            out.push(seqs[s][at[s]]);
+            at[s] += 1;
+            interleavings(seqs, at, out, f);
+            at[s] -= 1;
+            out.pop();
+        }
+    }
+    if !any {
+        f(out);
+    }
+}
+
+fn literal(items: &[Item], t: Option<usize>) -> U256 {
+    let n = items.len();
+    let own: Vec<usize> = (0..n).filter(|&i| matches!(items[i].place, Place::Own { .. })).collect();
+    let smart: Vec<usize> = (0..n).filter(|&i| matches!(items[i].place, Place::Smart { .. })).collect();
+    let floats: Vec<usize> = (0..n).filter(|&i| is_float(&items[i])).collect();
+    // Own lane: every prefix k with one transaction per position.
+    let mut own_choices: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut frontier: Vec<Vec<usize>> = vec![Vec::new()];
+    for p in 0..4u64 {
+        let at: Vec<usize> = own.iter().copied().filter(|&i| pos(&items[i]) == p).collect();
+        let next: Vec<Vec<usize>> =
+            frontier.iter().flat_map(|f| at.iter().map(move |&i| [f.clone(), vec![i]].concat())).collect();
+        own_choices.extend(next.iter().cloned());
+        frontier = next;
+    }
+    // Smart lane: subsets with distinct positions, in position order.
+    let mut smart_choices = Vec::new();
+    for mask in 0u32..(1 << smart.len()) {
+        let mut s: Vec<usize> = (0..smart.len()).filter(|b| mask >> b & 1 == 1).map(|b| smart[b]).collect();
+        s.sort_by_key(|&i| pos(&items[i]));
+        if s.windows(2).all(|w| pos(&items[w[0]]) < pos(&items[w[1]])) {
+            smart_choices.push(s);
+        }
+    }
+    let mut best: Option<U256> = None;
+    for o in &own_choices {
+        for s in &smart_choices {
+            for fm in 0u32..(1 << floats.len()) {
+                let mut seqs: Vec<Vec<usize>> = vec![o.clone(), s.clone()];
+                seqs.extend((0..floats.len()).filter(|b| fm >> b & 1 == 1).map(|b| vec![floats[b]]));
+                let mut at = vec![0; seqs.len()];
+                interleavings(&mut seqs, &mut at, &mut Vec::new(), &mut |h: &[usize]| {
+                    let ok = h.iter().enumerate().all(|(j, &y)| match items[y].place {
+                        Place::Float { deadline } => h[..=j].iter().all(|&x| items[x].signed_at <= deadline),
+                        _ => true,
+                    });
+                    if !ok {
+                        return;
+                    }
+                    let mut v = U256::ZERO;
+                    let mut seen_t = t.is_none();
+                    if seen_t {
+                        best = Some(best.map_or(v, |b| b.max(v)));
+                    }
+                    for &x in h {
+                        for (_, w) in &items[x].writes {
+                            v = match *w {
+                                Write::Set(a) => a,
+                                Write::Add(a) => v.saturating_add(a),
+                            };
+                        }
+                        seen_t |= Some(x) == t;
+                        if seen_t {
+                            best = Some(best.map_or(v, |b| b.max(v)));
+                        }
+                    }
+                });
+            }
+        }
+    }
+    best.unwrap_or(U256::ZERO)
+}
+
+#[test]
+fn the_search_equals_the_literal_enumeration() {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    for case in 0..3000 {
+        let count = 1 + r.below(6) as usize;
+        let mut items: Vec<Item> = (0..count).map(|i| random_item(&mut r, i as u64 * 2)).collect();
+        let with_t = r.below(3) != 0;
+        let got = if with_t {
+            let t_item = items.pop().unwrap();
+            let got = worst(&items, Some(&t_item), &key(), false, 100);
+            // T at its position (the literal enumeration excludes the others there itself).
+            let t_idx = items.len();
+            let mut all = items.clone();
+            all.push(t_item.clone());
+            let exclude: Vec<usize> = (0..t_idx)
+                .filter(|&i| {
+                    std::mem::discriminant(&all[i].place) == std::mem::discriminant(&t_item.place)
+                        && !is_float(&t_item)
+                        && pos(&all[i]) == pos(&t_item)
+                })
+                .collect();
+            let kept: Vec<Item> =
+                all.iter().enumerate().filter(|(i, _)| !exclude.contains(i)).map(|(_, it)| it.clone()).collect();
+            let want = literal(&kept, Some(kept.len() - 1));
+            assert_eq!(got, Some(want), "case {case}: {items:?} T={t_item:?}");
+            continue;
+        } else {
+            worst(&items, None, &key(), false, 100)
+        };
+        assert_eq!(got, Some(literal(&items, None)), "case {case}: {items:?}");
+    }
+}
