@@ -13,7 +13,7 @@ use alloy_primitives::{Address, Bytes, B256, U256};
 use anyhow::{anyhow, bail, Context, Result};
 use bridle_common::owner::{action, OwnerAction};
 use bridle_common::policy::file::resolve_text;
-use bridle_common::policy::{explain::explain, CompiledPolicy, Context as EvalContext, Counters, Policy};
+use bridle_common::policy::{explain::explain, CompiledPolicy, Policy};
 use bridle_common::protocol::*;
 use bridle_common::stamp::{PayloadKind, StampKey};
 use bridle_common::tx::{Eip1559Request, LegacyRequest, TxRequest};
@@ -482,32 +482,49 @@ fn simulate(file: &PathBuf, request: &PathBuf) -> Result<i32> {
     let ptext = std::fs::read_to_string(file)?;
     let doc = resolve_text(&ptext, start).map_err(|d| anyhow!("{}: {d}", file.display()))?;
     let p = CompiledPolicy::compile(doc).map_err(|d| anyhow!("{}: {d}", file.display()))?;
-    let mut counters = Counters::new(&p);
-    let anchor = p.doc.valid_after.unwrap_or(start).max(start);
+    // The enclave's own decision core, with a throwaway key: what it decides here is what
+    // the enclave decides, request after request (session time, ledger, registry, pending).
+    let key = SimKey(k256::ecdsa::SigningKey::from_slice(&[0x51; 32]).map_err(|e| anyhow!("{e}"))?);
+    let account = if sim.account == Address::ZERO { key.address() } else { sim.account };
+    let mut m = bridle_common::machine::Machine::new(account, sim.owner, Address::ZERO, p.clone(), start, 60, 1 << 16);
     let mut all_allowed = true;
     for (i, r) in reqs.iter().enumerate() {
         let t = sim_time(&r.at, start)?;
-        let ctx = EvalContext { now: t, anchor, owner: sim.owner, account: sim.account };
-        let decision =
-            bridle_common::payload::prepare(&r.payload()?).and_then(|prep| prep.evaluate(&p, &counters, &ctx));
-        match decision {
-            Ok(ch) => {
+        let payload = r.payload()?;
+        let prepared = match bridle_common::payload::prepare(&payload) {
+            Ok(x) => x,
+            Err(d) => {
+                all_allowed = false;
+                println!("request {i}: {d}");
+                continue;
+            }
+        };
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let stamp = bridle_common::stamp::Stamp { nonce, timestamp: m.time_at(t), mac: [0; 32] };
+        let before = m.counters().ledger.clone();
+        let out = m.sign(t, &payload, prepared, &stamp, Some(&key));
+        match out.result {
+            Ok(_) => {
                 let mut parts = vec![];
-                if !ch.native.is_zero() {
-                    parts.push(format!("{} ETH", format_decimal(ch.native, 18)));
-                }
-                for (ti, v) in &ch.tokens {
-                    let tk = &p.doc.tokens[*ti];
-                    parts.push(format!("{} {}", format_decimal(*v, tk.decimals), tk.symbol));
+                for line in m.counters().ledger.lines() {
+                    use bridle_common::ledger::LedgerKey;
+                    if matches!(line.key, LedgerKey::GasCost | LedgerKey::Usd) {
+                        continue;
+                    }
+                    let after = line.counters[5].spent;
+                    let was =
+                        before.lines().iter().find(|l| l.key == line.key).map_or(U256::ZERO, |l| l.counters[5].spent);
+                    if after > was {
+                        parts.push(describe_charge(&p, line.key, after - was));
+                    }
                 }
                 let charged = if parts.is_empty() { "nothing".to_string() } else { parts.join(", ") };
-                if let Some(d) = bridle_common::policy::escalation(&p, &ch) {
-                    // Held for the owner's approval: charged only once approved and signed.
-                    println!("request {i}: {d} (would charge {charged} once approved)");
-                    continue;
-                }
                 println!("request {i}: allowed (charges {charged})");
-                counters.charge(&p, &ch, anchor, t);
+            }
+            Err(d) if d.code == bridle_common::ErrorCode::PendingApproval => {
+                // Held for the owner's approval: charged only once approved and signed.
+                println!("request {i}: {d}");
             }
             Err(d) => {
                 all_allowed = false;
@@ -516,6 +533,36 @@ fn simulate(file: &PathBuf, request: &PathBuf) -> Result<i32> {
         }
     }
     Ok(if all_allowed { 0 } else { 1 })
+}
+
+/// The throwaway key `policy simulate` signs with.
+struct SimKey(k256::ecdsa::SigningKey);
+
+impl SimKey {
+    fn address(&self) -> Address {
+        Address::from_public_key(self.0.verifying_key())
+    }
+}
+
+impl bridle_common::machine::Signer for SimKey {
+    fn sign(&self, digest: &B256) -> Result<alloy_primitives::Signature, String> {
+        let (sig, recid) = self.0.sign_prehash_recoverable(digest.as_slice()).map_err(|e| e.to_string())?;
+        Ok(alloy_primitives::Signature::from_signature_and_parity(sig, recid.is_y_odd()))
+    }
+}
+
+/// `80 USDC`, `0.5 ETH`, `0.002 ETH of gas`.
+fn describe_charge(p: &CompiledPolicy, key: bridle_common::ledger::LedgerKey, v: U256) -> String {
+    use bridle_common::ledger::LedgerKey;
+    match key {
+        LedgerKey::Native => format!("{} ETH", format_decimal(v, 18)),
+        LedgerKey::GasCost => format!("{} ETH of gas", format_decimal(v, 18)),
+        LedgerKey::Usd => format!("{} (at the price table)", bridle_common::allowance::fmt_usd(v)),
+        LedgerKey::Token(a) => match p.doc.tokens.iter().find(|t| t.address == a) {
+            Some(t) => format!("{} {}", format_decimal(v, t.decimals), t.symbol),
+            None => format!("{v} of token {a}"),
+        },
+    }
 }
 
 fn owner_cmd(o: OwnerCmd) -> Result<i32> {

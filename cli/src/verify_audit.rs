@@ -430,10 +430,11 @@ mod tests {
         assert!(err.contains("not the expected"), "{err}");
         // The whole file re-signed by another key claiming to be the enclave.
         let mut forged = ex.clone();
-        forged.head = AuditHead::signed(ex.head.seq, ex.head.hash, ex.head.time, ex.enclave, |d| {
-            Ok::<_, std::convert::Infallible>(other.sign_digest(d))
-        })
-        .unwrap();
+        forged.head =
+            AuditHead::signed(ex.head.seq, ex.head.hash, ex.head.time, ex.enclave, ex.head.end, ex.head.nonce, |d| {
+                Ok::<_, std::convert::Infallible>(other.sign_digest(d))
+            })
+            .unwrap();
         let (code, out, _) = verify(&serde_json::to_value(&forged).unwrap(), |a| a.enclave = Some(ex.enclave));
         assert_eq!(code, 1);
         assert!(out.contains("head_signer"), "{out}");

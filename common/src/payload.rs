@@ -11,6 +11,7 @@
 //! | user operation   | userOpHash (EntryPoint v0.7)        | EIP-191 hash of the 32-byte hash    |
 //! | type 4           | — refused before anything else      | never                               |
 
+use crate::allowance::Place;
 use crate::error::{Denial, ErrorCode};
 use crate::policy::{evaluate, evaluate_message, evaluate_typed_data, evaluate_user_op, Charges, CompiledPolicy};
 use crate::policy::{Context, Counters, Operation};
@@ -23,7 +24,7 @@ use alloy_primitives::{eip191_hash_message, Bytes, B256};
 /// A payload decoded and hashed, ready for the policy and the key.
 #[derive(Debug, Clone)]
 pub enum Prepared {
-    Transaction { built: Box<BuiltTx>, chain_id: u64, call: Call, gas: Option<Gas>, digest: B256 },
+    Transaction { built: Box<BuiltTx>, chain_id: u64, nonce: u64, call: Call, gas: Option<Gas>, digest: B256 },
     TypedData { parsed: Box<ParsedTypedData> },
     Message { bytes: Bytes, digest: B256 },
     UserOperation { op: Box<UserOperationRequest>, hash: B256 },
@@ -46,7 +47,14 @@ pub fn prepare(payload: &SignPayload) -> Result<Prepared, Denial> {
             let built = tx.build().ok_or_else(|| Denial::malformed("transaction cannot be built"))?;
             let call = tx.call().ok_or_else(|| Denial::malformed("transaction has no call"))?;
             let digest = built.signing_hash();
-            Prepared::Transaction { built: Box::new(built), chain_id: tx.chain_id(), call, gas: tx.gas(), digest }
+            Prepared::Transaction {
+                built: Box::new(built),
+                chain_id: tx.chain_id(),
+                nonce: tx.nonce(),
+                call,
+                gas: tx.gas(),
+                digest,
+            }
         }
         SignPayload::TypedData(json) => Prepared::TypedData { parsed: Box::new(crate::typed::parse(json)?) },
         SignPayload::Message(m) => {
@@ -86,15 +94,30 @@ impl Prepared {
     }
 
     /// The policy decision (pure; the caller charges on success under the session lock).
+    /// The charges carry the request's USD value at the price table (RULES.md §3).
     pub fn evaluate(&self, p: &CompiledPolicy, c: &Counters, ctx: &Context) -> Result<Charges, Denial> {
-        match self {
-            Prepared::Transaction { chain_id, call, gas, .. } => {
+        let mut charges = match self {
+            Prepared::Transaction { chain_id, nonce, call, gas, .. } => {
                 let calls = [call.clone()];
-                evaluate(p, c, ctx, &Operation { chain_id: *chain_id, calls: &calls, gas: *gas })
+                let place = Place::Own { chain_id: *chain_id, nonce: *nonce };
+                let op = Operation { chain_id: *chain_id, calls: &calls, gas: *gas, place, holder: ctx.account };
+                evaluate(p, c, ctx, &op)
             }
             Prepared::TypedData { parsed } => evaluate_typed_data(p, c, ctx, parsed),
             Prepared::Message { bytes, .. } => evaluate_message(p, c, ctx, bytes),
             Prepared::UserOperation { op, .. } => evaluate_user_op(p, c, ctx, op),
+        }?;
+        charges.usd = crate::policy::escalate::charges_usd(p, &charges).0;
+        Ok(charges)
+    }
+
+    /// What kind of payload it is: `transaction`, `typed_data`, `message`, `user_operation`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Prepared::Transaction { .. } => "transaction",
+            Prepared::TypedData { .. } => "typed_data",
+            Prepared::Message { .. } => "message",
+            Prepared::UserOperation { .. } => "user_operation",
         }
     }
 }

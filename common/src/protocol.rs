@@ -7,6 +7,7 @@
 use crate::allowance::{Allowance, AllowanceKind};
 use crate::error::Denial;
 use crate::policy::doc::Policy;
+use crate::receipt::{Receipt, Receipted};
 use crate::stamp::{PayloadKind, Stamp};
 use crate::tx::TxRequest;
 use crate::userop::UserOperationRequest;
@@ -199,6 +200,9 @@ pub struct SweepReply {
     pub skipped: Vec<SweepSkip>,
     /// The revoked session's key was destroyed after this sweep.
     pub key_destroyed: bool,
+    /// The enclave's signature over this reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +240,9 @@ pub struct Attest {
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub since: u64,
+    /// A verifier's nonce: the signed head then proves the log's end *now*.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<B256>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +250,10 @@ pub struct AuditQuery {
 pub struct StatusQuery {
     /// Ask for one session's facts as well.
     pub session: Option<Address>,
+    /// With a nonce, the enclave signs the reply (a [`Receipt`] for this nonce): the owner
+    /// tools show such a status as the enclave's word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<B256>,
 }
 
 /// Successful replies.
@@ -313,17 +324,30 @@ pub struct SessionCreated {
     pub attestation: Option<Bytes>,
 }
 
+/// The reply to `update_policy`: the session's new binding (R-ATT-2 for updates), signed by
+/// the identity key like the binding at creation, and a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyUpdated {
     pub session: Address,
     pub policy_hash: B256,
+    /// The binding now in force: `created_at` is when this policy took effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<SessionBinding>,
+    /// Identity key's 65-byte signature over `binding.digest()`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding_signature: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
+/// The reply to `revoke` / `revoke_all`: the sessions this call revoked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Revoked {
     pub sessions: Vec<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,6 +375,9 @@ pub struct Status {
     pub signatures: u64,
     pub denials: u64,
     pub session: Option<SessionStatus>,
+    /// The enclave's signature over this reply, when the query carried a nonce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -389,6 +416,12 @@ pub struct SessionStatus {
     /// Requests held for the owner's approval (R-POL-10).
     #[serde(default)]
     pub pending: Vec<PendingStatus>,
+    /// The session time these figures are at (RULES.md §1).
+    #[serde(default)]
+    pub time: u64,
+    /// Where the session's periods are counted from.
+    #[serde(default)]
+    pub anchor: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -413,10 +446,17 @@ pub struct PendingStatus {
     /// Waiting: the owner must approve before this. Signed: the agent may collect the
     /// signature (by asking again) until this.
     pub expires_at: u64,
-    /// `waiting` or `signed`.
+    /// `waiting`, `signed` or `expired`.
     pub state: String,
     /// Which threshold it crossed.
     pub reason: String,
+    /// The threshold's rule (`escalate.above_value`, `escalate.above_usd`).
+    #[serde(default)]
+    pub rule: String,
+    /// Exactly what was asked: the owner is shown it decoded, and checks that it hashes
+    /// to `digest` before approving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<SignPayload>,
 }
 
 /// One cap: how much of it is spent in the current period.
@@ -434,3 +474,22 @@ pub struct CapStatus {
     /// When the current period ends (unix seconds); `None` for session totals.
     pub resets_at: Option<u64>,
 }
+
+macro_rules! receipted {
+    ($t:ty, $kind:literal) => {
+        impl Receipted for $t {
+            const KIND: &'static str = $kind;
+            fn receipt(&self) -> Option<&Receipt> {
+                self.receipt.as_ref()
+            }
+            fn set_receipt(&mut self, r: Option<Receipt>) {
+                self.receipt = r;
+            }
+        }
+    };
+}
+
+receipted!(PolicyUpdated, "policy_updated");
+receipted!(Revoked, "revoked");
+receipted!(SweepReply, "swept");
+receipted!(Status, "status");

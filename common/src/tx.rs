@@ -140,6 +140,15 @@ impl TxRequest {
         }
     }
 
+    /// The transaction's nonce (0 for type 4, which is never signed).
+    pub fn nonce(&self) -> u64 {
+        match self {
+            TxRequest::Eip1559(t) => t.nonce,
+            TxRequest::Legacy(t) => t.nonce,
+            TxRequest::Eip7702 { .. } => 0,
+        }
+    }
+
     /// The single call this transaction makes.
     pub fn call(&self) -> Option<Call> {
         match self {

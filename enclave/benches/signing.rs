@@ -179,13 +179,19 @@ fn benches(c: &mut Criterion) {
     // Policy evaluation alone.
     let compiled = CompiledPolicy::compile(bench_policy()).unwrap();
     assert_eq!(compiled.doc.limits.len() + compiled.doc.calls.len() + compiled.doc.rate_limits.len() + 13, 22);
-    let counters = Counters::new(&compiled);
+    let counters = Counters::new();
     let tx = transfer_tx(0);
     let call: TxCall = tx.call().unwrap();
     let calls = [call];
     let ctx =
         Context { now: T0 + 10, anchor: T0, owner: Address::repeat_byte(0xaa), account: Address::repeat_byte(0xcc) };
-    let op = Operation { chain_id: 1, calls: &calls, gas: tx.gas() };
+    let op = Operation {
+        chain_id: 1,
+        calls: &calls,
+        gas: tx.gas(),
+        place: bridle_common::allowance::Place::Own { chain_id: 1, nonce: 0 },
+        holder: Address::repeat_byte(0xcc),
+    };
     assert!(evaluate(&compiled, &counters, &ctx, &op).is_ok());
     c.bench_function("policy/evaluate_20_rules", |b| {
         b.iter(|| evaluate(black_box(&compiled), &counters, &ctx, black_box(&op)).unwrap())

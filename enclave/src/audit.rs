@@ -28,6 +28,7 @@
 
 use crate::keys::Key;
 use alloy_primitives::{Address, B256};
+pub use bridle_common::audit::rec;
 use bridle_common::audit::{AuditEntry, AuditHead, AuditReply, ChainWriter, Decision, Record, MAX_REPLY_ENTRIES};
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::protocol::{Call, SignRequest};
@@ -289,8 +290,15 @@ impl AuditLog {
     /// `identity` at the last of them — or, when there are none, at the log's current end.
     /// `since` past the end is refused; `since` older than the oldest entry held starts at
     /// that entry (the older ones are gone: the verifier sees them missing).
-    pub fn entries(&self, since: u64, max: usize, identity: &Key, now: u64) -> Result<AuditReply, Denial> {
-        let (entries, seq, hash, more) = {
+    pub fn entries(
+        &self,
+        since: u64,
+        max: usize,
+        nonce: Option<B256>,
+        identity: &Key,
+        now: u64,
+    ) -> Result<AuditReply, Denial> {
+        let (entries, seq, hash, more, end) = {
             let g = self.lock();
             let next = g.chain.next_seq();
             let first = next - g.entries.len() as u64;
@@ -308,90 +316,20 @@ impl AuditLog {
                 Some(after) if n > 0 => (start + n as u64 - 1, after.prev),
                 _ => (next - 1, g.chain.last_hash()),
             };
-            (batch, seq, hash, start + (n as u64) < next)
+            (batch, seq, hash, start + (n as u64) < next, next)
         };
         let enclave = identity.address();
-        let head = AuditHead::signed(seq, hash, now, enclave, |d| identity.sign_digest(d))
+        let nonce = nonce.unwrap_or_default();
+        let head = AuditHead::signed(seq, hash, now, enclave, end, nonce, |d| identity.sign_digest(d))
             .map_err(|e| Denial::new(ErrorCode::Internal, format!("audit head signature failed: {e}")))?;
         Ok(AuditReply { entries, head, more })
     }
 
-    /// The `audit(since)` call: [`AuditLog::entries`] with the largest batch.
-    pub fn reply(&self, since: u64, identity: &Key, now: u64) -> Result<AuditReply, Denial> {
-        self.entries(since, MAX_REPLY_ENTRIES, identity, now)
-    }
-}
-
-/// The entry of each kind of decision, for the enclave's decision points.
-pub mod rec {
-    use super::*;
-
-    /// A signature was produced; `what` names the payload (e.g. `transaction`).
-    pub fn allowed(session: Address, digest: B256, what: &str) -> Record {
-        Record::new(Decision::Allowed, session, digest, what)
-    }
-
-    /// A refusal: its code, rule and reason. `pending_approval` is recorded as `pending`.
-    pub fn denied(session: Address, digest: B256, d: &Denial) -> Record {
-        let kind = if d.code == ErrorCode::PendingApproval { Decision::Pending } else { Decision::Denied };
-        Record::new(kind, session, digest, &d.reason).with_code(d.code, d.rule.as_deref())
-    }
-
-    /// Held for the owner's approval of `digest` until `expires_at`.
-    pub fn pending(session: Address, digest: B256, rule: &str, expires_at: u64) -> Record {
-        Record::new(Decision::Pending, session, digest, &format!("held for the owner's approval until {expires_at}"))
-            .with_code(ErrorCode::PendingApproval, Some(rule))
-    }
-
-    /// The owner approved `digest`; it was signed.
-    pub fn approved(session: Address, digest: B256) -> Record {
-        Record::new(Decision::Approved, session, digest, "approved by the owner; signed")
-    }
-
-    /// `digest` waited for approval until `expired_at` and expired.
-    pub fn expired_pending(session: Address, digest: B256, expired_at: u64) -> Record {
-        Record::new(Decision::ExpiredPending, session, digest, &format!("not approved by {expired_at}"))
-    }
-
-    /// The trip-wire suspended the session.
-    pub fn suspended(session: Address, reason: &str) -> Record {
-        Record::new(Decision::Suspended, session, B256::ZERO, reason)
-    }
-
-    /// The owner revoked the session (`all`: by revoke-all).
-    pub fn revoked(session: Address, owner: Address, all: bool) -> Record {
-        let kind = if all { Decision::RevokedAll } else { Decision::Revoked };
-        Record::new(kind, session, B256::ZERO, &format!("owner {owner}"))
-    }
-
-    /// The session's policy is now `policy_hash`.
-    pub fn policy_updated(session: Address, owner: Address, policy_hash: B256) -> Record {
-        Record::new(Decision::PolicyUpdated, session, policy_hash, &format!("owner {owner}"))
-    }
-
-    /// A session was created under `policy_hash`.
-    pub fn session_created(
-        session: Address,
-        owner: Address,
-        agent: Address,
-        policy_hash: B256,
-        valid_until: u64,
-    ) -> Record {
-        let detail = format!("owner {owner} agent {agent} valid_until {valid_until}");
-        Record::new(Decision::SessionCreated, session, policy_hash, &detail)
-    }
-
-    /// One signed revocation of a sweep; `tx_hash` is the transaction's hash.
-    pub fn sweep(
-        session: Address,
-        tx_hash: B256,
-        chain_id: u64,
-        nonce: u64,
-        token: Address,
-        spender: Address,
-    ) -> Record {
-        let detail = format!("approve({spender}, 0) on {token}, chain {chain_id}, nonce {nonce}");
-        Record::new(Decision::Sweep, session, tx_hash, &detail)
+    /// The `audit(since, nonce)` call: [`AuditLog::entries`] with the largest batch. The head
+    /// says how many entries the log holds right now (`end`), so a batch's head can never
+    /// pass for the whole log's.
+    pub fn reply(&self, since: u64, nonce: Option<B256>, identity: &Key, now: u64) -> Result<AuditReply, Denial> {
+        self.entries(since, MAX_REPLY_ENTRIES, nonce, identity, now)
     }
 }
 
@@ -406,6 +344,12 @@ mod tests {
 
     const T0: u64 = 1_700_000_000;
 
+    impl AuditLog {
+        fn reply_t(&self, since: u64, identity: &Key, now: u64) -> Result<AuditReply, Denial> {
+            self.reply(since, None, identity, now)
+        }
+    }
+
     fn log(identity: &Key, config: AuditConfig) -> AuditLog {
         AuditLog::new(identity.address(), T0, config)
     }
@@ -414,7 +358,7 @@ mod tests {
         let mut out = Vec::new();
         let mut since = 0;
         loop {
-            let r = log.reply(since, identity, T0 + 5).unwrap();
+            let r = log.reply(since, None, identity, T0 + 5).unwrap();
             out.extend(r.entries);
             since = r.head.seq + 1;
             if !r.more {
@@ -482,7 +426,7 @@ mod tests {
         let revoke = Call::Revoke(Revoke { auth: auth(owner), session: s });
         let replayed = Denial::new(ErrorCode::Replayed, "owner nonce 1 is not above the last accepted 1");
         assert_eq!(l.record_owner_refusal(T0 + 5, Subject::of(&revoke), &replayed), Some(13));
-        let status = Call::Status(bridle_common::protocol::StatusQuery { session: None });
+        let status = Call::Status(bridle_common::protocol::StatusQuery { session: None, nonce: None });
         assert_eq!(l.record_owner_refusal(T0 + 5, Subject::of(&status), &replayed), None, "not an owner call");
         let call = Call::RevokeAll(RevokeAll { auth: auth(owner) });
         assert_eq!(Subject::of(&call), Subject::RevokeAll { owner });
@@ -574,7 +518,7 @@ mod tests {
             l.append(T0 + i, Record::new(Decision::Allowed, Address::ZERO, B256::ZERO, "x"));
         }
         // Entries 0..151 are gone; asking from 0 starts at 151.
-        let r = l.reply(0, &id, T0).unwrap();
+        let r = l.reply_t(0, &id, T0).unwrap();
         assert_eq!((r.entries.len(), r.entries[0].seq, r.head.seq, r.more), (100, 151, 250, false));
         let e = verify_chain(&r.entries, &r.head, id.address(), None).unwrap_err();
         assert_eq!(e, AuditError::Missing { seq: 0, head_seq: 250 });
@@ -582,8 +526,8 @@ mod tests {
         let from = (151, r.entries[0].prev);
         verify_chain(&r.entries, &r.head, id.address(), Some(from)).unwrap();
         // Past the end is refused; at the end is an empty reply with the current head.
-        assert_eq!(l.reply(252, &id, T0).unwrap_err().code, ErrorCode::Malformed);
-        let r = l.reply(251, &id, T0).unwrap();
+        assert_eq!(l.reply_t(252, &id, T0).unwrap_err().code, ErrorCode::Malformed);
+        let r = l.reply_t(251, &id, T0).unwrap();
         assert!(r.entries.is_empty() && !r.more);
         assert_eq!(r.head.seq, 250);
     }
@@ -599,7 +543,7 @@ mod tests {
         let mut pages = 0;
         let mut since = 0;
         loop {
-            let r = l.reply(since, &id, T0).unwrap();
+            let r = l.reply_t(since, &id, T0).unwrap();
             assert!(r.entries.len() <= MAX_REPLY_ENTRIES);
             verify_chain(&r.entries, &r.head, id.address(), anchor).unwrap();
             anchor = Some((r.head.seq + 1, r.head.hash));
@@ -611,7 +555,7 @@ mod tests {
         }
         assert_eq!((pages, since), (3, 2501));
         // A small page size too.
-        let r = l.entries(10, 5, &id, T0).unwrap();
+        let r = l.entries(10, 5, None, &id, T0).unwrap();
         assert_eq!((r.entries.len(), r.head.seq, r.more), (5, 14, true));
     }
 
@@ -625,7 +569,7 @@ mod tests {
                 .with_code(ErrorCode::TypedDataNotAllowed, Some(&long));
             l.append(u64::MAX, rec);
         }
-        let r = l.reply(1, &id, u64::MAX).unwrap();
+        let r = l.reply_t(1, &id, u64::MAX).unwrap();
         assert_eq!(r.entries.len(), MAX_REPLY_ENTRIES);
         let frame = bridle_common::frame::to_cbor(&r).unwrap();
         assert!(frame.len() < bridle_common::frame::DEFAULT_MAX_FRAME * 3 / 4, "{} bytes", frame.len());

@@ -6,7 +6,6 @@ pub mod attest;
 pub mod audit;
 pub mod clock;
 pub mod keys;
-pub mod replay;
 pub mod server;
 pub mod service;
 pub mod session;

@@ -259,7 +259,7 @@ where
 // Handlers.
 
 pub async fn health(State(st): State<AppState>) -> Response {
-    match st.client.call(Call::Status(StatusQuery { session: None })).await {
+    match st.client.call(Call::Status(StatusQuery { session: None, nonce: None })).await {
         Ok(Reply::Status(s)) => (
             StatusCode::OK,
             Json(json!({
@@ -293,6 +293,14 @@ pub async fn health(State(st): State<AppState>) -> Response {
 #[derive(Deserialize)]
 pub struct StatusParams {
     session: Option<String>,
+    /// 32-byte hex: the enclave then signs the reply for this nonce (a receipt the owner
+    /// tools check).
+    nonce: Option<String>,
+}
+
+/// A 32-byte hex nonce from a query string.
+fn parse_b256(s: &str) -> Result<alloy_primitives::B256, ApiError> {
+    s.trim().parse().map_err(|_| ApiError::malformed(format!("nonce `{s}` is not 32 bytes of hex")))
 }
 
 pub async fn status(
@@ -301,7 +309,8 @@ pub async fn status(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::malformed(e.body_text()))?;
     let session = q.session.as_deref().map(parse_address).transpose()?;
-    match st.client.call(Call::Status(StatusQuery { session })).await? {
+    let nonce = q.nonce.as_deref().map(parse_b256).transpose()?;
+    match st.client.call(Call::Status(StatusQuery { session, nonce })).await? {
         Reply::Status(s) => Ok(Json(json!(s))),
         other => Err(ApiError::wrong_reply("status", &other)),
     }
@@ -413,7 +422,7 @@ pub fn reply_value(r: Reply) -> Value {
 /// exposure at the policy's price table (R-APP-5), as the enclave reports them.
 pub async fn allowances(State(st): State<AppState>, AddrPath(session): AddrPath) -> Result<Json<Value>, ApiError> {
     check_lost(&st, &session)?;
-    match st.client.call(Call::Status(StatusQuery { session: Some(session) })).await {
+    match st.client.call(Call::Status(StatusQuery { session: Some(session), nonce: None })).await {
         Ok(Reply::Status(s)) => match s.session {
             Some(ss) => Ok(Json(json!({
                 "session": ss.session,
@@ -491,7 +500,7 @@ pub async fn get_session(State(st): State<AppState>, AddrPath(session): AddrPath
         // The new enclave cannot know it; never re-send anything about it.
         None
     } else {
-        match st.client.call(Call::Status(StatusQuery { session: Some(session) })).await {
+        match st.client.call(Call::Status(StatusQuery { session: Some(session), nonce: None })).await {
             Ok(Reply::Status(s)) => s.session,
             Ok(other) => return Err(ApiError::wrong_reply("status", &other)),
             Err(ClientError::Denied(d)) if d.code == ErrorCode::UnknownSession => None,

@@ -460,7 +460,7 @@ impl AuditStore {
             None => None,
         };
         if known_pk.is_none() {
-            match client.call(Call::Status(StatusQuery { session: None })).await? {
+            match client.call(Call::Status(StatusQuery { session: None, nonce: None })).await? {
                 Reply::Status(st) => {
                     identity = Some(st.identity_address);
                     public_key = Some(st.identity_public_key);
@@ -475,7 +475,7 @@ impl AuditStore {
             let tip = self.run(move |s| s.tip(&enclave)).await?.map(|t| t.seq);
             pulled.through = tip;
             let since = tip.map_or(0, |t| t + 1);
-            let reply = match client.call(Call::Audit(AuditQuery { since })).await {
+            let reply = match client.call(Call::Audit(AuditQuery { since, nonce: None })).await {
                 Ok(r) => decode(r)?,
                 Err(ClientError::Denied(d)) if d.code == ErrorCode::Unsupported => {
                     return Err(PullError::Unsupported(d.reason))
@@ -728,7 +728,7 @@ mod tests {
         // A head signed by another key.
         let other = TestChain::new(6);
         let mut forged = reply(&c, 5, 11, false);
-        forged.head = AuditHead::signed(10, c.entries[10].hash(), 9, c.enclave(), |d| {
+        forged.head = AuditHead::signed(10, c.entries[10].hash(), 9, c.enclave(), 11, B256::ZERO, |d| {
             Ok::<_, std::convert::Infallible>(other.sign_digest(d))
         })
         .unwrap();

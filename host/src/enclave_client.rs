@@ -307,7 +307,7 @@ impl EnclaveClient {
         let mut conn = Conn { io };
         // Learn the identity before the connection carries anything else.
         let body =
-            to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call: Call::Status(StatusQuery { session: None }) })
+            to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call: Call::Status(StatusQuery { session: None, nonce: None }) })
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let reply = match self.attempt("status", &mut conn, &body).await? {
             Attempt::NotSent(why) => {

@@ -339,10 +339,18 @@ async fn t8_3_aggregate_exposure_limit() {
     let r = s.sign(&g, erc20_approve(CHAIN, 3, DAI, POOL, weth(1))).await;
     denied(&r, "exposure_ceiling");
     assert_eq!(r.1["error"]["rule"], "prices");
-    // Revoking one frees room for another.
+    // Revoking one frees room for what is signed after it (which can only be mined after
+    // the revocation) ...
     ok(&s.sign(&g, erc20_approve(CHAIN, 3, WETH, POOL, U256::ZERO)).await);
     ok(&s.sign(&g, erc20_approve(CHAIN, 4, USDC, POOL, usdc(20_000))).await);
-    assert_eq!(u256_of(&s.allowances(&g).await["exposure"]["usd"]), usd(50_000));
+    // ... but not for a replacement of the revocation at its own nonce (review finding 4).
+    denied(&s.sign(&g, erc20_approve(CHAIN, 3, USDC, POOL, usdc(20_000))).await, "exposure_ceiling");
+    // The registry shows each allowance at its worst: the WETH approval may still be live if
+    // its revocation (nonce 3) is never mined, so it counts, marked as settled once mined.
+    let a = s.allowances(&g).await;
+    assert_eq!(u256_of(&a["exposure"]["usd"]), usd(20_000 + 15_000 + 10_000 + 20_000));
+    let weth_pool = allowance_of(&a, WETH, POOL).unwrap();
+    assert_eq!((weth_pool["state"].as_str(), weth_pool["settled_at_nonce"].as_u64()), (Some("revoked"), Some(3)));
 }
 
 #[tokio::test]

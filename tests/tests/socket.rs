@@ -36,7 +36,7 @@ fn call(s: &mut UnixStream, c: Call) -> ResponseFrame {
 
 fn status_ok(e: &EnclaveProc) {
     let mut s = connect(e);
-    let r = call(&mut s, Call::Status(StatusQuery { session: None }));
+    let r = call(&mut s, Call::Status(StatusQuery { session: None, nonce: None }));
     assert!(matches!(r.result, Ok(Reply::Status(_))), "{r:?}");
 }
 
@@ -112,7 +112,7 @@ fn garbage_frames_get_malformed_and_the_enclave_keeps_serving() {
     send_raw(&mut s, &buf);
     assert_eq!(err_code(&read_response(&mut s).unwrap()), "unsupported");
     // And the same connection still serves real calls.
-    let r = call(&mut s, Call::Status(StatusQuery { session: None }));
+    let r = call(&mut s, Call::Status(StatusQuery { session: None, nonce: None }));
     assert!(matches!(r.result, Ok(Reply::Status(_))));
 }
 
@@ -121,9 +121,11 @@ fn partial_frames_and_abrupt_closes_do_not_hurt() {
     let e = EnclaveProc::start();
     for cut in [1usize, 3, 4, 6] {
         let mut s = connect(&e);
-        let body =
-            to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call: Call::Status(StatusQuery { session: None }) })
-                .unwrap();
+        let body = to_cbor(&RequestFrame {
+            version: PROTOCOL_VERSION,
+            call: Call::Status(StatusQuery { session: None, nonce: None }),
+        })
+        .unwrap();
         let mut buf = (body.len() as u32).to_be_bytes().to_vec();
         buf.extend_from_slice(&body);
         s.write_all(&buf[..cut]).unwrap();

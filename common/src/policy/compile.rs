@@ -16,6 +16,16 @@ use std::collections::HashMap;
 pub const MAX_ENTRIES: usize = 256;
 pub const MAX_RATE: u64 = 100_000;
 const MAX_NAME: usize = 128;
+/// Largest normalized policy (its canonical encoding), bytes. The README's example is about
+/// 2.5 KiB; a policy costs the enclave memory per session (review finding 7).
+pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+/// Most function entries across all `[[calls]]`, and argument rules across all of them.
+pub const MAX_FUNCTIONS: usize = 512;
+pub const MAX_ARG_RULES: usize = 1024;
+/// Longest function signature, and its deepest nesting of tuples and array dimensions:
+/// checked before a signature reaches the ABI parser (whose recursion follows the nesting).
+pub const MAX_SIGNATURE: usize = 1024;
+pub const MAX_TYPE_DEPTH: usize = 8;
 
 /// What an amount refers to, resolved to an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +63,8 @@ pub struct CompiledCall {
 pub struct CompiledPolicy {
     pub doc: Policy,
     pub hash: B256,
+    /// Bytes of the canonical encoding (what the enclave's memory budget charges for it).
+    pub canonical_len: usize,
     pub calls: Vec<CompiledCall>,
     /// Target address → indexes into `calls`.
     pub by_target: HashMap<Address, Vec<usize>>,
@@ -106,12 +118,37 @@ pub fn parse_function(sig: &str) -> Result<(FnMatcher, Option<(Function, DynSolT
     if s == "receive()" {
         return Ok((FnMatcher::Receive, None));
     }
+    check_signature_bounds(s)?;
     let f = Function::parse(s).map_err(|e| format!("`{sig}` is not a function signature: {e}"))?;
     let mut types = Vec::with_capacity(f.inputs.len());
     for p in &f.inputs {
         types.push(p.resolve().map_err(|e| format!("`{sig}`: {e}"))?);
     }
     Ok((FnMatcher::Selector(*f.selector()), Some((f, DynSolType::Tuple(types)))))
+}
+
+/// Hard bounds on a signature's text before any parser sees it: its length, and the depth
+/// of tuples and array dimensions (each `(` or `[` opens a level).
+pub fn check_signature_bounds(s: &str) -> Result<(), String> {
+    if s.len() > MAX_SIGNATURE {
+        return Err(format!("a function signature of {} bytes; at most {MAX_SIGNATURE}", s.len()));
+    }
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in s.chars() {
+        match c {
+            '(' | '[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    // The outer parentheses of the argument list are one level.
+    if max > MAX_TYPE_DEPTH + 1 {
+        return Err(format!("types nested {} deep; at most {MAX_TYPE_DEPTH}", max - 1));
+    }
+    Ok(())
 }
 
 /// The type at `path` inside a tuple type.
@@ -143,6 +180,14 @@ fn value_fits(ty: &DynSolType, v: &ArgValue) -> bool {
 impl CompiledPolicy {
     /// Validate and compile. Errors are `invalid_policy` naming the rule.
     pub fn compile(doc: Policy) -> Result<CompiledPolicy, Denial> {
+        let canonical_len = doc.canonical_bytes().len();
+        if canonical_len > MAX_POLICY_BYTES {
+            return Err(Denial::rule(
+                ErrorCode::TooLarge,
+                "policy",
+                format!("the normalized policy is {canonical_len} bytes; at most {MAX_POLICY_BYTES}"),
+            ));
+        }
         let hash = doc.hash();
         let Policy {
             version,
@@ -220,6 +265,15 @@ impl CompiledPolicy {
             if n > MAX_ENTRIES {
                 return Err(invalid(what, format!("{n} entries; at most {MAX_ENTRIES}")));
             }
+        }
+
+        let functions: usize = calls.iter().map(|c| c.functions.len()).sum();
+        let arg_rules: usize = calls.iter().flat_map(|c| c.functions.iter()).map(|f| f.args.len()).sum();
+        if functions > MAX_FUNCTIONS {
+            return Err(invalid("calls", format!("{functions} function entries in all; at most {MAX_FUNCTIONS}")));
+        }
+        if arg_rules > MAX_ARG_RULES {
+            return Err(invalid("calls", format!("{arg_rules} argument rules in all; at most {MAX_ARG_RULES}")));
         }
 
         // Tokens.
@@ -672,6 +726,7 @@ impl CompiledPolicy {
         Ok(CompiledPolicy {
             doc: doc.clone(),
             hash,
+            canonical_len,
             calls: compiled_calls,
             by_target,
             wildcards,

@@ -1,13 +1,17 @@
-//! Escalation (R-POL-10): whether an allowed request must first be approved by the owner.
+//! Escalation (R-POL-10, RULES.md §8): whether an allowed request must first be approved by
+//! the owner.
 //!
-//! Pure, like the engine: the enclave asks this after the policy allowed a request, holds
-//! the request as pending when it answers `Some`, and signs it only after the owner's
-//! `approve_pending` of exactly its digest (re-checking every rule and charging then).
+//! Pure, like the engine. The thresholds count what the session moved in the current period
+//! (`escalate.per`, default a day) plus the request, from the session's ledger: a payment
+//! split into many small requests escalates as soon as their sum crosses the threshold.
 
 use super::compile::CompiledPolicy;
-use super::engine::Charges;
+use super::engine::{Charges, Context};
+use super::state::Counters;
 use crate::allowance::{fmt_usd, value_usd};
 use crate::error::{Denial, ErrorCode};
+use crate::ledger::LedgerKey;
+use crate::period::Period;
 use alloy_primitives::U256;
 
 /// The USD value of a request's charges (native value, token transfers and approvals) at
@@ -34,16 +38,36 @@ pub fn charges_usd(p: &CompiledPolicy, charges: &Charges) -> (U256, Vec<String>)
     (usd, unpriced)
 }
 
-/// `Some(pending_approval denial)` when the request is over an `escalate` threshold.
-pub fn escalation(p: &CompiledPolicy, charges: &Charges) -> Option<Denial> {
+/// The period escalation thresholds count over.
+pub fn period(p: &CompiledPolicy) -> Period {
+    p.doc.escalate.as_ref().and_then(|e| e.per).unwrap_or(Period::Day)
+}
+
+/// `Some(pending_approval denial)` when the request brings what the session moved in the
+/// current period over an `escalate` threshold.
+pub fn escalation(p: &CompiledPolicy, c: &Counters, ctx: &Context, charges: &Charges) -> Option<Denial> {
     let e = p.doc.escalate.as_ref()?;
+    let per = period(p);
+    let over = |what: String| {
+        if per == Period::Session {
+            format!("{what} in this session")
+        } else {
+            format!("{what} this {per}")
+        }
+    };
     if let (Some(v), Some(a)) = (&e.above_value, p.escalate_asset) {
         let asked = charges.of(a);
-        if asked > v.max {
+        let moved = c.ledger.spent(Counters::key_of(p, a), per, ctx.anchor, ctx.now);
+        if !asked.is_zero() && moved.saturating_add(asked) > v.max {
             return Some(Denial::rule(
                 ErrorCode::PendingApproval,
                 "escalate.above_value",
-                format!("the request moves {}, above {}", p.fmt_amount(a, asked), p.fmt_amount(a, v.max)),
+                over(format!(
+                    "the request moves {} after {} moved, above {}",
+                    p.fmt_amount(a, asked),
+                    p.fmt_amount(a, moved),
+                    p.fmt_amount(a, v.max)
+                )),
             ));
         }
     }
@@ -56,11 +80,17 @@ pub fn escalation(p: &CompiledPolicy, charges: &Charges) -> Option<Denial> {
                 format!("the request moves {}, which the price table does not price", unpriced.join(", ")),
             ));
         }
-        if usd > limit {
+        let moved = c.ledger.spent(LedgerKey::Usd, per, ctx.anchor, ctx.now);
+        if !usd.is_zero() && moved.saturating_add(usd) > limit {
             return Some(Denial::rule(
                 ErrorCode::PendingApproval,
                 "escalate.above_usd",
-                format!("the request moves {}, above {}", fmt_usd(usd), fmt_usd(limit)),
+                over(format!(
+                    "the request moves {} after {} moved, above {}",
+                    fmt_usd(usd),
+                    fmt_usd(moved),
+                    fmt_usd(limit)
+                )),
             ));
         }
     }

@@ -1,10 +1,12 @@
 //! Policies: the document the owner signs, its TOML form, and the engine that enforces it.
 
+pub mod calls;
 pub mod compile;
 pub mod doc;
 pub mod engine;
 pub mod escalate;
 pub mod explain;
+pub mod exposure;
 pub mod file;
 #[cfg(test)]
 mod governance_tests;
@@ -17,7 +19,7 @@ mod tests;
 
 pub use compile::CompiledPolicy;
 pub use doc::Policy;
-pub use engine::{evaluate, evaluate_for, evaluate_user_op, Charges, Context, Operation};
+pub use engine::{evaluate, evaluate_user_op, Charges, Context, Operation};
 pub use escalate::escalation;
 pub use offchain::{evaluate_message, evaluate_typed_data};
 pub use state::Counters;

@@ -3,11 +3,13 @@
 //! a matching `typed_data` rule or is a bounded permit under a `permits` rule; a message
 //! needs a matching `messages` rule.
 
+use super::calls::check_approval;
 use super::compile::{AssetRef, CompiledPolicy};
 use super::doc::{MessageRule, PermitKind, PermitRule};
-use super::engine::{check_allowances, check_approval, check_chain, check_session, check_spend, Charges, Context};
+use super::engine::{check_chain, check_session, check_spend, Charges, Context};
+use super::exposure::check_allowances;
 use super::state::Counters;
-use crate::allowance::{AllowanceKind, Grant, GrantOp};
+use crate::allowance::{AllowanceKind, Grant, GrantOp, Key, Place};
 use crate::error::{Denial, ErrorCode};
 use crate::period::format_time;
 use crate::typed::{classify, u160_max, ParsedTypedData, PermitMsg, TypedClass};
@@ -29,7 +31,7 @@ pub fn evaluate_typed_data(
     ctx: &Context,
     td: &ParsedTypedData,
 ) -> Result<Charges, Denial> {
-    check_session(p, c, ctx)?;
+    check_session(p, c, ctx, 1)?;
     let dom = &td.data.domain;
     // A domain chain id, when present, must be an allowed chain.
     let chain = match dom.chain_id {
@@ -54,7 +56,7 @@ pub fn evaluate_typed_data(
                     && r.verifying_contract.is_none_or(|a| dom.verifying_contract == Some(a))
             });
             match hit {
-                Some(_) => Ok(Charges::default()),
+                Some(_) => Ok(Charges::at(None, 1)),
                 None => Err(not_allowed(
                     "typed_data",
                     format!(
@@ -71,7 +73,7 @@ pub fn evaluate_typed_data(
             let Some(chain) = chain else {
                 return Err(not_allowed("permits", "a permit domain without chainId could be replayed on any chain"));
             };
-            let mut charges = Charges::default();
+            let mut charges = Charges::at(None, 1);
             check_permit(p, ctx, chain, td, &m, &mut charges)?;
             check_spend(p, c, ctx, &charges)?;
             check_allowances(p, c, ctx, &charges)?;
@@ -123,7 +125,20 @@ fn permit_rule(
     ))
 }
 
+/// A permit time (a uint256) as unix seconds, saturating.
+fn as_time(t: U256) -> u64 {
+    u64::try_from(t).unwrap_or(u64::MAX)
+}
+
 fn check_deadline(ctx: &Context, rule: usize, r: &PermitRule, what: &str, t: U256) -> Result<(), Denial> {
+    if what != "expiration" && t < U256::from(ctx.now) {
+        let shown = u64::try_from(t).map(format_time).unwrap_or_else(|_| t.to_string());
+        return Err(Denial::rule(
+            ErrorCode::ArgumentRejected,
+            format!("permits[{rule}].max_deadline"),
+            format!("{what} {shown} is already past (now {})", format_time(ctx.now)),
+        ));
+    }
     let latest = ctx.now.saturating_add(r.max_deadline);
     if t > U256::from(latest) {
         let shown = u64::try_from(t).map(format_time).unwrap_or_else(|_| t.to_string());
@@ -171,16 +186,20 @@ fn check_permit(
             if let Some(t) = token {
                 charges.add(AssetRef::Token(t), *value);
             }
-            // An EIP-2612 permit sets the token's allowance, exactly as approve does.
+            // An EIP-2612 permit sets the token's allowance, exactly as approve does, at any
+            // moment until its deadline (RULES.md §6: it floats).
+            charges.place = Some(Place::Floating { deadline: as_time(*deadline) });
             charges.approvals.push(Grant {
-                chain_id: chain,
-                holder: ctx.account,
-                token: vc,
-                token_index: token,
-                spender: *spender,
-                kind: AllowanceKind::Erc20,
+                key: Key {
+                    chain_id: chain,
+                    holder: ctx.account,
+                    token: vc,
+                    spender: *spender,
+                    kind: AllowanceKind::Erc20,
+                },
                 op: GrantOp::Set(*value),
-                onchain_until: None,
+                end: None,
+                token_index: token,
                 via: "permit",
             });
         }
@@ -205,17 +224,21 @@ fn check_permit(
                 if let Some(t) = token {
                     charges.add(AssetRef::Token(t), d.amount);
                 }
-                // Permit2 treats expiration 0 as "this block only".
-                let exp = u64::try_from(d.expiration).unwrap_or(u64::MAX);
+                // Permit2 treats expiration 0 as "the block the permit is used in", which can
+                // be any block until the signature deadline.
+                let exp = as_time(d.expiration);
+                charges.place = Some(Place::Floating { deadline: as_time(*sig_deadline) });
                 charges.approvals.push(Grant {
-                    chain_id: chain,
-                    holder: ctx.account,
-                    token: d.token,
-                    token_index: token,
-                    spender: *spender,
-                    kind: AllowanceKind::Permit2 { contract: vc },
+                    key: Key {
+                        chain_id: chain,
+                        holder: ctx.account,
+                        token: d.token,
+                        spender: *spender,
+                        kind: AllowanceKind::Permit2 { contract: vc },
+                    },
                     op: GrantOp::Set(d.amount),
-                    onchain_until: Some(if exp == 0 { ctx.now } else { exp }),
+                    end: Some(if exp == 0 { as_time(*sig_deadline) } else { exp }),
+                    token_index: token,
                     via: "Permit2 allowance",
                 });
             }
@@ -240,15 +263,18 @@ fn check_permit(
                 if let Some(t) = token {
                     charges.add(AssetRef::Token(t), *amount);
                 }
+                charges.place = Some(Place::Floating { deadline: as_time(*deadline) });
                 charges.approvals.push(Grant {
-                    chain_id: chain,
-                    holder: ctx.account,
-                    token: *tok,
-                    token_index: token,
-                    spender: *spender,
-                    kind: AllowanceKind::SignatureTransfer { contract: vc },
+                    key: Key {
+                        chain_id: chain,
+                        holder: ctx.account,
+                        token: *tok,
+                        spender: *spender,
+                        kind: AllowanceKind::SignatureTransfer { contract: vc },
+                    },
                     op: GrantOp::Add(*amount),
-                    onchain_until: Some(u64::try_from(*deadline).unwrap_or(u64::MAX)),
+                    end: Some(as_time(*deadline)),
+                    token_index: token,
                     via: "Permit2 transfer",
                 });
             }
@@ -270,7 +296,7 @@ fn permit2_domain(dom: &alloy_sol_types::Eip712Domain) -> Result<(), Denial> {
 
 /// Decide an EIP-191 personal message.
 pub fn evaluate_message(p: &CompiledPolicy, c: &Counters, ctx: &Context, msg: &[u8]) -> Result<Charges, Denial> {
-    check_session(p, c, ctx)?;
+    check_session(p, c, ctx, 1)?;
     if msg.len() > MAX_MESSAGE {
         return Err(Denial::new(ErrorCode::TooLarge, format!("message of {} bytes; at most {MAX_MESSAGE}", msg.len())));
     }
@@ -279,7 +305,7 @@ pub fn evaluate_message(p: &CompiledPolicy, c: &Counters, ctx: &Context, msg: &[
         match r {
             MessageRule::Exact(t) => {
                 if msg == t.as_bytes() {
-                    return Ok(Charges::default());
+                    return Ok(Charges::at(None, 1));
                 }
             }
             // A 32-byte message could be a hash (a userOpHash is signed in exactly this
@@ -287,7 +313,7 @@ pub fn evaluate_message(p: &CompiledPolicy, c: &Counters, ctx: &Context, msg: &[
             MessageRule::Prefix(t) => {
                 if msg.starts_with(t.as_bytes()) {
                     if msg.len() != 32 {
-                        return Ok(Charges::default());
+                        return Ok(Charges::at(None, 1));
                     }
                     specific = Some(Denial::rule(
                         ErrorCode::MessageNotAllowed,
@@ -301,7 +327,7 @@ pub fn evaluate_message(p: &CompiledPolicy, c: &Counters, ctx: &Context, msg: &[
                     continue;
                 }
                 match check_siwe(p, ctx, msg, d) {
-                    Ok(true) => return Ok(Charges::default()),
+                    Ok(true) => return Ok(Charges::at(None, 1)),
                     Ok(false) => {}
                     Err(reason) => {
                         specific = Some(Denial::rule(ErrorCode::MessageNotAllowed, format!("messages[{i}]"), reason))
@@ -328,28 +354,96 @@ pub fn evaluate_message(p: &CompiledPolicy, c: &Counters, ctx: &Context, msg: &[
 /// `Ok(true)`: a SIWE message for `domain`, for the session's address, on an allowed
 /// chain. `Ok(false)`: not a SIWE message for this domain. `Err`: for this domain, but
 /// wrong in a way worth naming.
+///
+/// Parsed by EIP-4361's grammar, line by line and in its fixed order, so that nothing in
+/// the free-text statement (one line, no line feed) can stand for a field: a statement
+/// reading `Chain ID: 1` is a statement, and the chain is the one in the `Chain ID:` line.
 fn check_siwe(p: &CompiledPolicy, ctx: &Context, msg: &[u8], domain: &str) -> Result<bool, String> {
+    const HEADER: &str = " wants you to sign in with your Ethereum account:";
     let Ok(text) = std::str::from_utf8(msg) else { return Ok(false) };
-    let mut lines = text.split('\n');
-    let Some(first) = lines.next() else { return Ok(false) };
-    let Some(head) = first.strip_suffix(" wants you to sign in with your Ethereum account:") else {
-        return Ok(false);
+    let lines: Vec<&str> = text.split('\n').collect();
+    let Some(head) = lines[0].strip_suffix(HEADER) else { return Ok(false) };
+    let host = match head.split_once("://") {
+        Some((scheme, h)) => {
+            let ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+            if !ok {
+                return Ok(false);
+            }
+            h
+        }
+        None => head,
     };
-    let host = head.split_once("://").map(|(_, h)| h).unwrap_or(head);
     if !host.eq_ignore_ascii_case(domain) {
         return Ok(false);
     }
-    let addr_line = lines.next().unwrap_or("");
-    match Address::from_str(addr_line.trim()) {
-        Ok(a) if a == ctx.account => {}
-        Ok(a) => return Err(format!("SIWE message for {domain} signs in as {a}, not the session's address")),
-        Err(_) => return Err(format!("SIWE message for {domain} has no address line")),
+    let bad = |why: &str| Err(format!("not an EIP-4361 message for {domain}: {why}"));
+    let mut i = 1;
+    let mut next = || {
+        let l = lines.get(i).copied();
+        i += 1;
+        l
+    };
+    match next().map(|l| Address::from_str(l)) {
+        Some(Ok(a)) if a == ctx.account => {}
+        Some(Ok(a)) => return Err(format!("SIWE message for {domain} signs in as {a}, not the session's address")),
+        _ => return bad("the second line is not an address"),
     }
-    let chain = text
-        .split('\n')
-        .find_map(|l| l.strip_prefix("Chain ID: "))
-        .ok_or_else(|| format!("SIWE message for {domain} has no Chain ID"))?;
-    let id: u64 = chain.trim().parse().map_err(|_| format!("SIWE Chain ID `{chain}` is not a number"))?;
+    if next() != Some("") {
+        return bad("no empty line after the address");
+    }
+    // [ statement LF ] LF, or (as siwe libraries write it without a statement) nothing.
+    match lines.get(i).copied() {
+        Some("") => i += 1,
+        Some(l) if l.starts_with("URI: ") => {}
+        Some(_) => {
+            i += 1;
+            if lines.get(i).copied() != Some("") {
+                return bad("the statement is not followed by an empty line");
+            }
+            i += 1;
+        }
+        None => return bad("it ends after the address"),
+    }
+    let mut field = |name: &str| -> Result<&str, String> {
+        match lines.get(i).and_then(|l| l.strip_prefix(name)).and_then(|l| l.strip_prefix(": ")) {
+            Some(v) => {
+                i += 1;
+                Ok(v)
+            }
+            None => Err(format!("not an EIP-4361 message for {domain}: expected the `{name}:` line")),
+        }
+    };
+    let uri = field("URI")?;
+    let version = field("Version")?;
+    let chain = field("Chain ID")?;
+    let nonce = field("Nonce")?;
+    let _issued = field("Issued At")?;
+    if uri.is_empty() || uri.chars().any(|c| c.is_whitespace()) {
+        return bad("the URI is empty or has spaces");
+    }
+    if version != "1" {
+        return bad("Version is not 1");
+    }
+    if nonce.len() < 8 || !nonce.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return bad("the nonce is not 8 or more letters and digits");
+    }
+    let _ = field("Expiration Time");
+    let _ = field("Not Before");
+    let _ = field("Request ID");
+    if lines.get(i).copied() == Some("Resources:") {
+        i += 1;
+        while lines.get(i).is_some_and(|l| l.starts_with("- ")) {
+            i += 1;
+        }
+    }
+    if i != lines.len() {
+        return bad("a line is out of place or unknown");
+    }
+    if chain.is_empty() || !chain.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("SIWE Chain ID `{chain}` is not a number"));
+    }
+    let id: u64 = chain.parse().map_err(|_| format!("SIWE Chain ID `{chain}` is not a chain"))?;
     if !p.doc.chains.contains(&id) {
         return Err(format!("SIWE message for {domain} is for chain {id}, not in {:?}", p.doc.chains));
     }

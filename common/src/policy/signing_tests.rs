@@ -132,7 +132,7 @@ fn uo(o: UserOperationRequest) -> SignPayload {
 #[test]
 fn user_op_inner_calls_are_checked_and_charged_together() {
     let p = policy();
-    let c = Counters::new(&p);
+    let c = Counters::new();
     let single = encode::simple_execute(USDC, U256::ZERO, xfer(ALICE, usdc(60)));
     let ch = decide(&p, &c, uo(op(single))).unwrap();
     assert_eq!(ch.tokens, vec![(0, usdc(60))]);
@@ -165,7 +165,7 @@ fn user_op_inner_calls_are_checked_and_charged_together() {
 #[test]
 fn user_op_lists_and_gas() {
     let p = policy();
-    let c = Counters::new(&p);
+    let c = Counters::new();
     let cd = encode::erc7579_single(USDC, U256::ZERO, &xfer(ALICE, usdc(1)));
     let rule = |o: UserOperationRequest| decide(&p, &c, uo(o)).unwrap_err().rule.unwrap_or_default();
 
@@ -200,19 +200,19 @@ fn user_op_lists_and_gas() {
         &BASE.replace("entry_points = [\"v0.7\"]", &format!("entry_points = [\"v0.7\"]\nsenders = [\"{ALICE}\"]")),
     )
     .unwrap();
-    let d = decide(&p2, &Counters::new(&p2), uo(op(cd.clone()))).unwrap_err();
+    let d = decide(&p2, &Counters::new(), uo(op(cd.clone()))).unwrap_err();
     assert_eq!(d.rule.as_deref(), Some("user_operations.senders"));
 
     // No entry point listed: no user operation.
     let p3 = compile_text(&BASE.replace("entry_points = [\"v0.7\"]", "")).unwrap();
-    let d = decide(&p3, &Counters::new(&p3), uo(op(cd))).unwrap_err();
+    let d = decide(&p3, &Counters::new(), uo(op(cd))).unwrap_err();
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::TargetNotAllowed, Some("user_operations.entry_points")));
 }
 
 #[test]
 fn user_op_undecodable_call_data_is_denied() {
     let p = policy();
-    let c = Counters::new(&p);
+    let c = Counters::new();
     assert_eq!(code(decide(&p, &c, uo(op(Bytes::new())))), ErrorCode::SelectorNotAllowed);
     // The token's transfer called directly as the account's callData: not an execute.
     assert_eq!(code(decide(&p, &c, uo(op(xfer(ALICE, usdc(1)))))), ErrorCode::SelectorNotAllowed);
@@ -280,7 +280,7 @@ fn permit2_domain() -> Value {
 #[test]
 fn eip2612_permit_within_bounds_is_allowed_and_counted() {
     let p = policy();
-    let mut c = Counters::new(&p);
+    let mut c = Counters::new();
     let now = ctx().now;
     let ch = decide(&p, &c, permit(SESSION, ROUTER, usdc(40), now + 600)).unwrap();
     assert_eq!(ch.tokens, vec![(0, usdc(40))]);
@@ -295,7 +295,7 @@ fn eip2612_permit_within_bounds_is_allowed_and_counted() {
 #[test]
 fn eip2612_permit_refusals() {
     let p = policy();
-    let c = Counters::new(&p);
+    let c = Counters::new();
     let now = ctx().now;
     let d = decide(&p, &c, permit(SESSION, ROUTER, U256::MAX, now + 60)).unwrap_err();
     assert_eq!(d.code, ErrorCode::UnlimitedApproval);
@@ -309,7 +309,7 @@ fn eip2612_permit_refusals() {
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ArgumentRejected, Some("permits[0]")));
     // No permits rule: typed_data_not_allowed.
     let p2 = compile_text(&BASE.replace("kind = \"eip2612\"", "kind = \"permit2\"")).unwrap();
-    let d = decide(&p2, &Counters::new(&p2), permit(SESSION, ROUTER, usdc(1), now + 60)).unwrap_err();
+    let d = decide(&p2, &Counters::new(), permit(SESSION, ROUTER, usdc(1), now + 60)).unwrap_err();
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::TypedDataNotAllowed, Some("permits")));
     // A chain the policy does not allow.
     let other_chain = typed(
@@ -327,7 +327,7 @@ fn eip2612_permit_refusals() {
 #[test]
 fn permit2_messages() {
     let p = policy();
-    let c = Counters::new(&p);
+    let c = Counters::new();
     let now = ctx().now;
     let ch = decide(&p, &c, permit_single(usdc(10), now + 600, now + 600, permit2_domain())).unwrap();
     assert_eq!(ch.tokens, vec![(0, usdc(10))]);
@@ -387,7 +387,7 @@ fn permit2_messages() {
 #[test]
 fn generic_typed_data_rules_and_refusals() {
     let p = policy();
-    let c = Counters::new(&p);
+    let c = Counters::new();
     let order = |name: &str, vc: Address, primary: &str| {
         typed(
             json!({"name": name, "version": "1.6", "chainId": 1, "verifyingContract": vc}),
@@ -397,7 +397,7 @@ fn generic_typed_data_rules_and_refusals() {
         )
     };
     let ch = decide(&p, &c, order("Seaport", SEAPORT, "OrderComponents")).unwrap();
-    assert_eq!(ch, Charges::default());
+    assert_eq!(ch, Charges::at(None, 1));
     let d = decide(&p, &c, order("Seaport", ALICE, "OrderComponents")).unwrap_err();
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::TypedDataNotAllowed, Some("typed_data")));
     assert_eq!(code(decide(&p, &c, order("Seaport", SEAPORT, "Order"))), ErrorCode::TypedDataNotAllowed);
@@ -451,7 +451,7 @@ fn siwe(domain: &str, addr: Address, chain: u64) -> String {
 #[test]
 fn message_rules() {
     let p = policy();
-    let c = Counters::new(&p);
+    let c = Counters::new();
     assert!(decide(&p, &c, msg("gm")).is_ok());
     assert_eq!(code(decide(&p, &c, msg("gm!"))), ErrorCode::MessageNotAllowed);
     assert!(decide(&p, &c, msg("Bridle agent login: 2026-11-23 nonce 5")).is_ok());
@@ -472,14 +472,14 @@ fn message_rules() {
 
     // No message rules: nothing.
     let p2 = compile_text("").unwrap();
-    let d = decide(&p2, &Counters::new(&p2), msg("gm")).unwrap_err();
+    let d = decide(&p2, &Counters::new(), msg("gm")).unwrap_err();
     assert!(d.reason.contains("allows no personal message"), "{d}");
 }
 
 #[test]
 fn messages_and_typed_data_count_against_quota_and_rate() {
     let p = compile_text(&format!("quota = 1\n{BASE}")).unwrap();
-    let mut c = Counters::new(&p);
+    let mut c = Counters::new();
     let ch = decide(&p, &c, msg("gm")).unwrap();
     c.charge(&p, &ch, t0(), ctx().now);
     assert_eq!(code(decide(&p, &c, msg("gm"))), ErrorCode::QuotaExhausted);

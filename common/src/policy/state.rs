@@ -1,142 +1,114 @@
-//! Per-session counters the engine checks and the signing path charges (R-POL-11).
+//! Everything a session has done that its policy counts (RULES.md): uses, the recent
+//! signatures rate limits look at, the ledger, and the allowance registry. The engine reads
+//! it; the signing path charges it under the same lock (R-POL-11).
 
-use super::compile::AssetRef;
-use super::compile::CompiledPolicy;
+use super::compile::{AssetRef, CompiledPolicy};
 use super::engine::Charges;
-use crate::allowance::Registry;
-use crate::period::Period;
+use crate::allowance::{lifetime, Registry};
+use crate::ledger::{Ledger, LedgerKey};
 use alloy_primitives::U256;
 use std::collections::VecDeque;
 
-/// Spend in one period of a periodic cap.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PeriodCounter {
-    pub index: u64,
-    pub spent: U256,
-}
-
-impl PeriodCounter {
-    /// What has been spent in the period containing `now` (0 if that is a new period).
-    pub fn spent_at(&self, period: Period, anchor: u64, now: u64) -> U256 {
-        if period.index(anchor, now) == self.index {
-            self.spent
-        } else {
-            U256::ZERO
-        }
-    }
-
-    fn charge(&mut self, period: Period, anchor: u64, now: u64, amount: U256) {
-        let idx = period.index(anchor, now);
-        if idx != self.index {
-            self.index = idx;
-            self.spent = U256::ZERO;
-        }
-        self.spent = self.spent.saturating_add(amount);
-    }
-}
+/// Rate-limit history kept whatever the policy says: an update that adds or tightens a rate
+/// limit still sees at least this much of the past (RULES.md §7).
+pub const MIN_RATE_HISTORY: u64 = 64;
 
 /// Everything the policy engine remembers about a session.
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
-    /// Signatures made.
+    /// Weight signed (RULES.md §2: a user operation's inner calls each count).
     pub uses: u64,
-    /// Parallel to `policy.limits`.
-    pub limits: Vec<PeriodCounter>,
-    /// Parallel to `policy.streams`: total spent.
-    pub streams: Vec<U256>,
-    /// Parallel to `policy.gas.cost_limits`.
-    pub gas: Vec<PeriodCounter>,
-    /// Times of recent signatures, oldest first (bounded by the largest rate limit).
-    pub recent: VecDeque<u64>,
-    /// Every approval and permit the session signed (R-APP-4).
+    /// (session time, weight) of recent signatures, oldest first, times non-decreasing.
+    pub recent: VecDeque<(u64, u32)>,
+    /// What was charged, per asset and period (RULES.md §3).
+    pub ledger: Ledger,
+    /// Every approval and permit the session signed, where it sits (RULES.md §6).
     pub allowances: Registry,
 }
 
 impl Counters {
-    pub fn new(p: &CompiledPolicy) -> Counters {
-        Counters {
-            uses: 0,
-            limits: vec![PeriodCounter::default(); p.doc.limits.len()],
-            streams: vec![U256::ZERO; p.doc.streams.len()],
-            gas: vec![PeriodCounter::default(); p.doc.gas.cost_limits.len()],
-            recent: VecDeque::new(),
-            allowances: Registry::default(),
+    pub fn new() -> Counters {
+        Counters::default()
+    }
+
+    /// Weight signed at times `s` with `t − s < window`. `recent` is sorted by time, so this
+    /// is a binary search plus a sum over the window's entries (bounded by the history kept).
+    pub fn recent_within(&self, t: u64, window: u64) -> u64 {
+        let i = self.recent.partition_point(|&(s, _)| t.saturating_sub(s) >= window);
+        self.recent.range(i..).map(|&(_, w)| w as u64).sum()
+    }
+
+    /// The ledger line of a policy asset.
+    pub fn key_of(p: &CompiledPolicy, a: AssetRef) -> LedgerKey {
+        match a {
+            AssetRef::Native => LedgerKey::Native,
+            AssetRef::Token(i) => LedgerKey::Token(p.doc.tokens[i].address),
         }
     }
 
-    /// Counters for a new policy on the same session: a cap that exists in both policies
-    /// (same asset and period) keeps what was spent, so an update never forgives spend.
-    pub fn carry_over(&self, old: &CompiledPolicy, new: &CompiledPolicy) -> Counters {
-        let mut c = Counters::new(new);
-        c.uses = self.uses;
-        c.recent = self.recent.clone();
-        // Approvals are facts on chain, whatever the policy says now.
-        c.allowances = self.allowances.clone();
-        for (i, l) in new.doc.limits.iter().enumerate() {
-            if let Some(j) = old.doc.limits.iter().position(|o| o.asset == l.asset && o.period == l.period) {
-                c.limits[i] = self.limits[j];
-            }
-        }
-        for (i, s) in new.doc.streams.iter().enumerate() {
-            if let Some(j) = old.doc.streams.iter().position(|o| o.asset == s.asset) {
-                c.streams[i] = self.streams[j];
-            }
-        }
-        for (i, g) in new.doc.gas.cost_limits.iter().enumerate() {
-            if let Some(j) = old.doc.gas.cost_limits.iter().position(|o| o.period == g.period) {
-                c.gas[i] = self.gas[j];
-            }
-        }
-        c
+    /// Whether charging `charges` can be recorded in full (ledger lines, registry room).
+    pub fn has_room(&self, p: &CompiledPolicy, charges: &Charges, t: u64) -> bool {
+        let tokens_fit = charges.tokens.iter().all(|(i, _)| self.ledger.has_room(Self::key_of(p, AssetRef::Token(*i))));
+        tokens_fit && self.allowances.has_room(charges.approvals.len(), t)
     }
 
-    /// Charge gas cost alone (a revocation sweep: not a use, not rate limited).
-    pub fn charge_gas(&mut self, p: &CompiledPolicy, cost: U256, anchor: u64, now: u64) {
-        for (i, g) in p.doc.gas.cost_limits.iter().enumerate() {
-            if !cost.is_zero() {
-                self.gas[i].charge(g.period, anchor, now, cost);
-            }
+    /// Apply a signed request's charges at session time `t`. Called only after the engine
+    /// allowed it (and [`Counters::has_room`] held), under the same lock: check-and-charge is
+    /// one step.
+    pub fn charge(&mut self, p: &CompiledPolicy, charges: &Charges, anchor: u64, t: u64) {
+        self.uses = self.uses.saturating_add(charges.weight);
+        self.ledger.charge(LedgerKey::Native, charges.native, anchor, t);
+        for (i, amount) in &charges.tokens {
+            self.ledger.charge(Self::key_of(p, AssetRef::Token(*i)), *amount, anchor, t);
         }
+        self.ledger.charge(LedgerKey::GasCost, charges.gas_cost, anchor, t);
+        self.ledger.charge(LedgerKey::Usd, charges.usd, anchor, t);
+        if let Some(place) = charges.place {
+            // Room was checked under this lock (`has_room`): this cannot fail.
+            let _ = self.allowances.record(place, t, charges.approvals.clone(), false, |g| {
+                let (symbol, decimals) = match g.token_index {
+                    Some(i) => (p.doc.tokens[i].symbol.clone(), p.doc.tokens[i].decimals),
+                    None => (g.key.token.to_string(), 0),
+                };
+                let amount = match g.op {
+                    crate::allowance::GrantOp::Set(v) | crate::allowance::GrantOp::Add(v) => v,
+                };
+                let until = p.doc.valid_until.unwrap_or(u64::MAX);
+                (symbol, decimals, t.saturating_add(lifetime(p, g.token_index, amount)).min(until))
+            });
+        }
+        self.remember(p, t, charges.weight);
     }
 
-    /// Signatures within the last `window` seconds before `now`. `recent` is kept
-    /// non-decreasing, so this is a binary search: O(log n), not a scan of the window.
-    pub fn recent_within(&self, now: u64, window: u64) -> u64 {
-        let from = now.saturating_sub(window);
-        (self.recent.len() - self.recent.partition_point(|&t| t <= from)) as u64
-    }
-
-    /// Apply an allowed request's charges. Called only after the engine allowed it, under
-    /// the same lock, so check-and-charge is one step.
-    pub fn charge(&mut self, p: &CompiledPolicy, charges: &Charges, anchor: u64, now: u64) {
-        self.uses = self.uses.saturating_add(1);
-        for (i, l) in p.doc.limits.iter().enumerate() {
-            let amount = charges.of(p.limit_assets[i]);
-            if !amount.is_zero() {
-                self.limits[i].charge(l.period, anchor, now, amount);
-            }
+    /// Record a signature of weight `w` at `t` for the rate limits, keeping the newest
+    /// entries whose weights reach the largest `max` of the policy (and at least
+    /// [`MIN_RATE_HISTORY`]): older ones can never decide anything.
+    fn remember(&mut self, p: &CompiledPolicy, t: u64, w: u64) {
+        let w = u32::try_from(w).unwrap_or(u32::MAX);
+        match self.recent.back_mut() {
+            Some((s, x)) if *s == t => *x = x.saturating_add(w),
+            _ => self.recent.push_back((t, w)),
         }
-        for i in 0..p.doc.streams.len() {
-            let amount = charges.of(p.stream_assets[i]);
-            self.streams[i] = self.streams[i].saturating_add(amount);
-        }
-        for (i, g) in p.doc.gas.cost_limits.iter().enumerate() {
-            if !charges.gas_cost.is_zero() {
-                self.gas[i].charge(g.period, anchor, now, charges.gas_cost);
-            }
-        }
-        // The engine checked that the registry has room (`check_allowances`) under this lock.
-        let _ = self.allowances.apply(p, &charges.approvals, now);
-        let keep = p.doc.rate_limits.iter().map(|r| r.max).max().unwrap_or(0) as usize;
-        let horizon = p.doc.rate_limits.iter().map(|r| r.window).max().unwrap_or(0);
-        if keep > 0 {
-            // Never let a clock step backwards break the ordering the search relies on.
-            let t = self.recent.back().map_or(now, |&b| b.max(now));
-            self.recent.push_back(t);
-            while self.recent.len() > keep || self.recent.front().is_some_and(|&t| t + horizon <= now) {
+        let keep = p.doc.rate_limits.iter().map(|r| r.max).max().unwrap_or(0).max(MIN_RATE_HISTORY);
+        let mut total: u64 = self.recent.iter().map(|&(_, w)| w as u64).sum();
+        while let Some(&(_, front)) = self.recent.front() {
+            if total - front as u64 >= keep {
+                total -= front as u64;
                 self.recent.pop_front();
+            } else {
+                break;
             }
         }
+    }
+
+    /// Charge a revocation sweep's gas cost (not a use, not rate limited).
+    pub fn charge_gas(&mut self, cost: U256, anchor: u64, t: u64) {
+        self.ledger.charge(LedgerKey::GasCost, cost, anchor, t);
+    }
+
+    /// Approximate heap bytes.
+    pub fn footprint(&self) -> usize {
+        self.recent.capacity() * 16 + self.ledger.footprint() + self.allowances.footprint()
     }
 }
 

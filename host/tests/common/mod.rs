@@ -166,6 +166,7 @@ fn status(identity: Address, st: &FakeState) -> Status {
         signatures: 0,
         denials: 0,
         session: None,
+        receipt: None,
     }
 }
 
@@ -194,6 +195,8 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
                     allowances: vec![],
                     exposure: Default::default(),
                     pending: vec![],
+                    time: 1000,
+                    anchor: 1000,
                 });
             }
             Ok(Reply::Status(s))
@@ -224,20 +227,26 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
             if !st.sessions.contains_key(&u.session) {
                 return Err(Denial::new(ErrorCode::UnknownSession, "no such session"));
             }
-            Ok(Reply::PolicyUpdated(PolicyUpdated { session: u.session, policy_hash: u.policy.hash() }))
+            Ok(Reply::PolicyUpdated(PolicyUpdated {
+                session: u.session,
+                policy_hash: u.policy.hash(),
+                binding: None,
+                binding_signature: None,
+                receipt: None,
+            }))
         }
         Call::Revoke(r) => {
             if st.sessions.remove(&r.session).is_none() {
                 return Err(Denial::new(ErrorCode::UnknownSession, "no such session"));
             }
-            Ok(Reply::Revoked(Revoked { sessions: vec![r.session] }))
+            Ok(Reply::Revoked(Revoked { sessions: vec![r.session], receipt: None }))
         }
         Call::RevokeAll(r) => {
             let mine: Vec<Address> = st.sessions.iter().filter(|(_, o)| **o == r.auth.owner).map(|(s, _)| *s).collect();
             for s in &mine {
                 st.sessions.remove(s);
             }
-            Ok(Reply::Revoked(Revoked { sessions: mine }))
+            Ok(Reply::Revoked(Revoked { sessions: mine, receipt: None }))
         }
         Call::SignIfAllowed(req) => {
             if !st.sessions.contains_key(&req.session) {

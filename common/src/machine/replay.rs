@@ -7,6 +7,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
+#[derive(Debug, Clone)]
 pub struct ReplayCache {
     seen: HashSet<[u8; 16]>,
     /// (expiry, nonce), in insertion order; expiries are pruned from the front.
@@ -57,6 +58,11 @@ impl ReplayCache {
         self.order.push_back((expiry, nonce));
         self.seen.insert(nonce);
         Ok(())
+    }
+
+    /// Approximate heap bytes.
+    pub fn footprint(&self) -> usize {
+        self.seen.capacity() * 24 + self.order.capacity() * 24
     }
 
     pub fn len(&self) -> usize {

@@ -1,0 +1,280 @@
+//! The allowance registry (R-APP-4, R-APP-5, AG-212 4.3; RULES.md §6): every approval and
+//! permit a session signs, where it sits (a transaction's nonce, a user operation's nonce,
+//! a permit's deadline), and each allowance's **worst case over every on-chain history
+//! consistent with what the session signed**.
+//!
+//! The registry lives in the session's [`crate::policy::Counters`], checked and updated
+//! under the same lock as every other counter (R-POL-11). The engine values the registry
+//! as it would be after a request ([`worst`]) and the signing path records the request's
+//! [`Grant`]s only when it signs.
+//!
+//! * [`registry`] holds what was signed: items (a transaction, an operation or a permit, with
+//!   its writes), and the positions of transactions that wrote nothing.
+//! * [`worst`] computes a key's worst case, exactly as RULES.md §6 defines it, in time
+//!   linear in the items.
+//! * this module: prices, kinds, the owner's view of an entry, the revocation call.
+
+use crate::policy::doc::USD_DECIMALS;
+use crate::policy::CompiledPolicy;
+use crate::units::format_decimal;
+use alloy_primitives::{Address, U256, U512};
+use serde::{Deserialize, Serialize};
+
+pub mod registry;
+pub mod view;
+pub mod worst;
+
+pub use registry::{Grant, Item, Key, Place, Registry, MAX_WRITES};
+
+/// Default lifetime of an approval worth more than [`large_approval_usd`] (or unpriced).
+pub const LIFETIME_LARGE: u64 = 24 * 3600;
+/// Default lifetime of an approval worth at most [`large_approval_usd`].
+pub const LIFETIME_SMALL: u64 = 7 * 24 * 3600;
+
+/// 10 000 USD (18 decimals): above it, an approval's default lifetime is 24 h.
+pub fn large_approval_usd() -> U256 {
+    U256::from(10_000u64) * usd_unit()
+}
+
+/// One USD in the policy's fixed-point USD unit.
+pub fn usd_unit() -> U256 {
+    U256::from(10u8).pow(U256::from(USD_DECIMALS))
+}
+
+/// Format a USD amount (18 decimals): `12345.67 USD`.
+pub fn fmt_usd(v: U256) -> String {
+    format!("{} USD", format_decimal(v, USD_DECIMALS))
+}
+
+/// The USD value of `amount` base units of an asset with `decimals`, at `price` USD per
+/// whole unit (18 decimals). Exact integer arithmetic, rounded up (exposure is never
+/// understated); saturates at `U256::MAX`.
+pub fn value_usd(amount: U256, decimals: u8, price: U256) -> U256 {
+    let num = U512::from(amount) * U512::from(price);
+    let den = U512::from(10u8).pow(U512::from(decimals));
+    let q = num.div_ceil(den);
+    U256::checked_from_limbs_slice(&q.as_limbs()[..4])
+        .filter(|_| q.as_limbs()[4..].iter().all(|&l| l == 0))
+        .unwrap_or(U256::MAX)
+}
+
+/// What kind of delegated spending authority an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowanceKind {
+    /// An ERC-20 allowance: `approve`, `increaseAllowance`, an EIP-2612 permit.
+    Erc20,
+    /// A Permit2 AllowanceTransfer allowance, held in the Permit2 contract.
+    Permit2 { contract: Address },
+    /// A Permit2 SignatureTransfer: one-shot transfer authority until its deadline.
+    SignatureTransfer { contract: Address },
+}
+
+impl AllowanceKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AllowanceKind::Erc20 => "erc20",
+            AllowanceKind::Permit2 { .. } => "permit2",
+            AllowanceKind::SignatureTransfer { .. } => "signature_transfer",
+        }
+    }
+
+    /// Whether a transaction from the holder can set it to zero (the sweep, R-APP-6):
+    /// `approve(spender, 0)` on the token, or Permit2 `approve(token, spender, 0, 0)`.
+    pub fn sweepable(&self) -> bool {
+        !matches!(self, AllowanceKind::SignatureTransfer { .. })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowanceState {
+    /// Worst case above 0, within its lifetime.
+    Active,
+    /// Worst case above 0, lifetime over: still live on chain (unless it lapses there by
+    /// itself) and counted as exposure until a revocation settles it.
+    Expired,
+    /// Worst case 0, or a revocation the agent signed leaves it at 0 once mined.
+    Revoked,
+    /// A revocation the sweep signed leaves it at 0 once mined.
+    Swept,
+}
+
+impl AllowanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AllowanceState::Active => "active",
+            AllowanceState::Expired => "expired",
+            AllowanceState::Revoked => "revoked",
+            AllowanceState::Swept => "swept",
+        }
+    }
+}
+
+/// One key of the registry as the owner sees it (`status`): its worst case now, when it was
+/// last granted, and whether a signed revocation settles it once mined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allowance {
+    pub chain_id: u64,
+    pub token: Address,
+    pub spender: Address,
+    /// Whose tokens: the session's address (transactions, permits) or the smart account
+    /// (`sender`) of a user operation.
+    pub holder: Address,
+    pub kind: AllowanceKind,
+    pub symbol: String,
+    pub decimals: u8,
+    /// The worst case now (RULES.md §6): the most the spender may be able to pull, over
+    /// every history consistent with what the session signed. The registry cannot see
+    /// what the spender already pulled, nor which transactions were mined.
+    pub amount: U256,
+    /// When a non-zero amount was last granted.
+    pub granted_at: u64,
+    /// When it stops being current (its lifetime; the sweep revokes it after this).
+    pub expires_at: u64,
+    /// When the authority ends on chain by itself (Permit2 expiration, signature-transfer
+    /// deadline); `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onchain_until: Option<u64>,
+    /// Effective state now.
+    pub state: AllowanceState,
+    /// What granted it last: `approve`, `increaseAllowance`, `permit`, `Permit2 allowance`,
+    /// `Permit2 transfer`.
+    pub via: String,
+    /// When the last write to it was signed.
+    pub updated_at: u64,
+    /// The chain nonce of the latest signed revocation that leaves it at 0 once mined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_at_nonce: Option<u64>,
+}
+
+impl Allowance {
+    /// Whether the spender may still be able to pull tokens (worst case above 0 and no
+    /// signed revocation settles it).
+    pub fn outstanding(&self) -> bool {
+        matches!(self.state, AllowanceState::Active | AllowanceState::Expired)
+    }
+}
+
+/// How a grant changes an allowance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantOp {
+    /// `approve`, permits: the allowance becomes exactly this.
+    Set(U256),
+    /// `increaseAllowance`, signature transfers: this much more.
+    Add(U256),
+}
+
+/// Outstanding approved value at the price table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exposure {
+    /// USD, 18 decimals, rounded up.
+    pub usd: U256,
+    /// Symbols (or addresses) of outstanding entries the table does not price.
+    pub unpriced: Vec<String>,
+}
+
+/// The default lifetime of an approval of `amount` of token `t` (R-APP-4): the policy's
+/// `approvals.lifetime`, else 24 h above 10 000 USD or when unpriced, 7 days otherwise.
+pub fn lifetime(p: &CompiledPolicy, token_index: Option<usize>, amount: U256) -> u64 {
+    if let Some(l) = p.doc.approvals.lifetime {
+        return l;
+    }
+    let priced = token_index.and_then(|t| Some((p.token_prices.get(t).copied().flatten()?, p.doc.tokens[t].decimals)));
+    match priced {
+        Some((price, decimals)) if value_usd(amount, decimals, price) <= large_approval_usd() => LIFETIME_SMALL,
+        _ => LIFETIME_LARGE,
+    }
+}
+
+mod abi {
+    alloy_sol_types::sol! {
+        function approve(address spender, uint256 amount) returns (bool);
+    }
+    pub mod permit2 {
+        alloy_sol_types::sol! {
+            /// Permit2 AllowanceTransfer `approve`; expiration 0 means "now".
+            function approve(address token, address spender, uint160 amount, uint48 expiration);
+        }
+    }
+}
+
+/// The call that sets an entry to zero, from its holder (R-APP-6): `approve(spender, 0)`
+/// on the token, or Permit2 `approve(token, spender, 0, 0)`. `None` for a signature
+/// transfer, which lapses at its deadline.
+pub fn revocation_call(e: &Key) -> Option<(Address, alloy_primitives::Bytes)> {
+    use alloy_sol_types::SolCall;
+    match e.kind {
+        AllowanceKind::Erc20 => {
+            Some((e.token, abi::approveCall { spender: e.spender, amount: U256::ZERO }.abi_encode().into()))
+        }
+        AllowanceKind::Permit2 { contract } => Some((
+            contract,
+            abi::permit2::approveCall {
+                token: e.token,
+                spender: e.spender,
+                amount: alloy_primitives::aliases::U160::ZERO,
+                expiration: alloy_primitives::aliases::U48::ZERO,
+            }
+            .abi_encode()
+            .into(),
+        )),
+        AllowanceKind::SignatureTransfer { .. } => None,
+    }
+}
+
+/// The price (USD per whole token, 18 decimals) and decimals of the token at `token` on
+/// `chain`, under the current policy.
+pub fn price_of(p: &CompiledPolicy, chain: u64, token: &Address) -> Option<(U256, u8)> {
+    let t = p.token_at(chain, token)?;
+    Some((p.token_prices.get(t).copied().flatten()?, p.doc.tokens[t].decimals))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_is_exact_and_rounds_up() {
+        let usd = usd_unit();
+        // 1.5 USDC (6 decimals) at 1.00 USD.
+        assert_eq!(value_usd(U256::from(1_500_000u64), 6, usd), usd * U256::from(3) / U256::from(2));
+        // 1 wei of an 18-decimal token at 3000 USD: 3e-15 USD, exactly.
+        assert_eq!(value_usd(U256::from(1u8), 18, U256::from(3000u64) * usd), U256::from(3000u64));
+        // Rounded up, never down: 1 base unit of a 6-decimal token at 1e-18 USD.
+        assert_eq!(value_usd(U256::from(1u8), 6, U256::from(1u8)), U256::from(1u8));
+        // Saturates instead of wrapping.
+        assert_eq!(value_usd(U256::MAX, 0, U256::MAX), U256::MAX);
+        assert_eq!(fmt_usd(U256::from(12_345u64) * usd / U256::from(100u8)), "123.45 USD");
+    }
+
+    fn key(kind: AllowanceKind) -> Key {
+        Key {
+            chain_id: 1,
+            token: Address::repeat_byte(1),
+            spender: Address::repeat_byte(2),
+            holder: Address::repeat_byte(3),
+            kind,
+        }
+    }
+
+    #[test]
+    fn revocation_calls_set_the_allowance_to_zero() {
+        let sel = |sig: &str| alloy_primitives::keccak256(sig.as_bytes())[..4].to_vec();
+        let e = key(AllowanceKind::Erc20);
+        let (to, data) = revocation_call(&e).unwrap();
+        assert_eq!(to, e.token);
+        assert_eq!(data[..4], sel("approve(address,uint256)")[..]);
+        assert_eq!(data.len(), 4 + 64);
+        assert_eq!(data[16..36], e.spender[..]);
+        assert!(data[36..].iter().all(|&b| b == 0));
+        let p2 = Address::repeat_byte(9);
+        let (to, data) = revocation_call(&key(AllowanceKind::Permit2 { contract: p2 })).unwrap();
+        assert_eq!(to, p2);
+        assert_eq!(data[..4], sel("approve(address,address,uint160,uint48)")[..]);
+        assert_eq!((data[16..36].to_vec(), data[48..68].to_vec()), (e.token.to_vec(), e.spender.to_vec()));
+        assert!(data[68..].iter().all(|&b| b == 0));
+        assert!(revocation_call(&key(AllowanceKind::SignatureTransfer { contract: p2 })).is_none());
+    }
+}

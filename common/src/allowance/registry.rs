@@ -1,0 +1,304 @@
+//! What the registry holds: every item the session signed that writes approvals, where it
+//! sits on chain, and the positions of the session's transactions that wrote nothing.
+
+use super::{AllowanceKind, GrantOp};
+use alloy_primitives::{Address, U256};
+use std::collections::BTreeMap;
+
+/// Most writes (approvals, permits, revocations) one session's registry records. A request
+/// that would need more is denied (`exposure_ceiling`); Permit2 authorities that have ended
+/// on chain are forgotten first.
+pub const MAX_WRITES: usize = 512;
+/// Ranges of write-less transaction nonces remembered per chain (see [`Positions`]).
+pub const MAX_PLAIN_RANGES: usize = 64;
+
+/// An allowance: whose tokens, which token, which spender, on which chain, of which kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub chain_id: u64,
+    pub holder: Address,
+    pub token: Address,
+    pub spender: Address,
+    pub kind: AllowanceKind,
+}
+
+/// A user operation lane: the entry point keeps one nonce sequence per (sender, key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountLane {
+    pub chain_id: u64,
+    pub entry_point: Address,
+    pub sender: Address,
+    /// The nonce's upper 192 bits.
+    pub key: U256,
+}
+
+/// Where a signed item sits on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// A transaction from the session's own address: position `nonce` of the chain's lane.
+    Own { chain_id: u64, nonce: u64 },
+    /// A user operation: position `seq` (the nonce's lower 64 bits) of its lane.
+    Account { lane: AccountLane, seq: u64 },
+    /// A permit: anyone can submit it from its signing until `deadline`.
+    Floating { deadline: u64 },
+}
+
+impl Place {
+    /// The place of user operation `nonce` of `sender` through `entry_point` on `chain_id`.
+    pub fn user_operation(chain_id: u64, entry_point: Address, sender: Address, nonce: U256) -> Place {
+        let seq = u64::try_from(nonce & U256::from(u64::MAX)).unwrap_or(u64::MAX);
+        Place::Account { lane: AccountLane { chain_id, entry_point, sender, key: nonce >> 64 }, seq }
+    }
+}
+
+/// One write of a request: an approval, a permit, a revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub key: Key,
+    pub op: GrantOp,
+    /// When the authority ends on chain by itself (a Permit2 expiration — a
+    /// `PermitSingle`'s `sigDeadline` when its expiration is 0 — or a signature transfer's
+    /// deadline); `None`: never.
+    pub end: Option<u64>,
+    /// The token's index in the policy, when listed (for caps, prices, lifetimes).
+    pub token_index: Option<usize>,
+    /// What grants it: `approve`, `increaseAllowance`, `permit`, `Permit2 allowance`, …
+    pub via: &'static str,
+}
+
+/// Something the session signed that writes approvals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub place: Place,
+    pub signed_at: u64,
+    /// In call order; applied all or none.
+    pub grants: Vec<Grant>,
+    /// Signed by a revocation sweep.
+    pub sweep: bool,
+}
+
+/// What the owner's view keeps about a key besides its writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMeta {
+    pub symbol: String,
+    pub decimals: u8,
+    /// When a non-zero amount was last granted, and when that grant stops being current.
+    pub granted_at: u64,
+    pub expires_at: u64,
+    pub via: &'static str,
+    pub updated_at: u64,
+}
+
+/// The nonces of one chain's lane at which the session signed transactions that wrote no
+/// approval, as sorted, disjoint, inclusive ranges. At most [`MAX_PLAIN_RANGES`] ranges:
+/// beyond that the two closest are merged, which adds nonces that may hold such a
+/// transaction — more histories, so a worst case can only grow (never understated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions {
+    ranges: Vec<(u64, u64)>,
+    /// The highest nonce the session signed on this chain (any transaction).
+    pub max_nonce: Option<u64>,
+}
+
+impl Positions {
+    pub fn contains(&self, n: u64) -> bool {
+        let i = self.ranges.partition_point(|&(_, hi)| hi < n);
+        self.ranges.get(i).is_some_and(|&(lo, _)| lo <= n)
+    }
+
+    pub(crate) fn insert(&mut self, n: u64) {
+        self.max_nonce = Some(self.max_nonce.map_or(n, |m| m.max(n)));
+        if self.contains(n) {
+            return;
+        }
+        let i = self.ranges.partition_point(|&(_, hi)| hi < n);
+        let joins_prev = i > 0 && self.ranges[i - 1].1.checked_add(1) == Some(n);
+        let joins_next = self.ranges.get(i).is_some_and(|&(lo, _)| n.checked_add(1) == Some(lo));
+        match (joins_prev, joins_next) {
+            (true, true) => {
+                self.ranges[i - 1].1 = self.ranges[i].1;
+                self.ranges.remove(i);
+            }
+            (true, false) => self.ranges[i - 1].1 = n,
+            (false, true) => self.ranges[i].0 = n,
+            (false, false) => self.ranges.insert(i, (n, n)),
+        }
+        if self.ranges.len() > MAX_PLAIN_RANGES {
+            // Merge the two ranges with the smallest gap between them.
+            let j = (1..self.ranges.len()).min_by_key(|&j| self.ranges[j].0 - self.ranges[j - 1].1).unwrap_or(1);
+            self.ranges[j - 1].1 = self.ranges[j].1;
+            self.ranges.remove(j);
+        }
+    }
+
+    fn note(&mut self, n: u64) {
+        self.max_nonce = Some(self.max_nonce.map_or(n, |m| m.max(n)));
+    }
+}
+
+/// The registry is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryFull;
+
+/// A session's allowance registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registry {
+    pub(crate) items: Vec<Item>,
+    pub(crate) own: BTreeMap<u64, Positions>,
+    pub(crate) meta: BTreeMap<Key, KeyMeta>,
+    writes: usize,
+}
+
+impl Registry {
+    /// Items signed, in signing order.
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    /// Every key ever written, with its view metadata.
+    pub fn keys(&self) -> impl Iterator<Item = (&Key, &KeyMeta)> {
+        self.meta.iter()
+    }
+
+    /// The positions of write-less transactions on `chain_id`.
+    pub fn own_positions(&self, chain_id: u64) -> Option<&Positions> {
+        self.own.get(&chain_id)
+    }
+
+    /// The nonce after the highest the session signed on `chain_id` (0 if none).
+    pub fn next_nonce(&self, chain_id: u64) -> u64 {
+        self.own.get(&chain_id).and_then(|p| p.max_nonce).map_or(0, |m| m.saturating_add(1))
+    }
+
+    /// Whether every transaction the session signed at `nonce` on `chain_id` is a sweep
+    /// (and there is at least one): re-signing it replaces only a sweep.
+    pub fn only_sweeps_at(&self, chain_id: u64, nonce: u64) -> bool {
+        let at = |i: &&Item| i.place == Place::Own { chain_id, nonce };
+        let mut any = false;
+        for i in self.items.iter().filter(at) {
+            if !i.sweep {
+                return false;
+            }
+            any = true;
+        }
+        any && !self.own.get(&chain_id).is_some_and(|p| p.contains(nonce))
+    }
+
+    /// Whether `n` more writes fit at `now` (after forgetting ended Permit2 authorities).
+    pub fn has_room(&self, n: usize, now: u64) -> bool {
+        self.writes.saturating_add(n) <= MAX_WRITES || self.writes - self.forgettable(now) + n <= MAX_WRITES
+    }
+
+    /// Writes of floating items that can be forgotten exactly: Permit2 authorities whose
+    /// every write has ended (they can only ever be worth 0, and nothing forces them).
+    fn forgettable(&self, now: u64) -> usize {
+        self.items.iter().filter(|i| Self::ended(i, now)).map(|i| i.grants.len()).sum()
+    }
+
+    fn ended(i: &Item, now: u64) -> bool {
+        matches!(i.place, Place::Floating { .. })
+            && i.grants.iter().all(|g| g.key.kind != AllowanceKind::Erc20 && g.end.is_some_and(|e| e <= now))
+    }
+
+    /// Forget floating Permit2 authorities that ended by `now` (exact: see `forgettable`).
+    pub fn prune(&mut self, now: u64) {
+        if self.items.iter().any(|i| Self::ended(i, now)) {
+            self.items.retain(|i| !Self::ended(i, now));
+            self.writes = self.items.iter().map(|i| i.grants.len()).sum();
+        }
+    }
+
+    /// Record what the session signed at `place`, at session time `signed_at`. A transaction
+    /// with no write is remembered only as a position. `meta` gives, for a non-zero grant,
+    /// its symbol, decimals and when it stops being current.
+    pub fn record(
+        &mut self,
+        place: Place,
+        signed_at: u64,
+        grants: Vec<Grant>,
+        sweep: bool,
+        meta: impl Fn(&Grant) -> (String, u8, u64),
+    ) -> Result<(), RegistryFull> {
+        if grants.is_empty() {
+            if let Place::Own { chain_id, nonce } = place {
+                self.own.entry(chain_id).or_default().insert(nonce);
+            }
+            return Ok(());
+        }
+        if self.writes + grants.len() > MAX_WRITES {
+            self.prune(signed_at);
+            if self.writes + grants.len() > MAX_WRITES {
+                return Err(RegistryFull);
+            }
+        }
+        if let Place::Own { chain_id, nonce } = place {
+            self.own.entry(chain_id).or_default().note(nonce);
+        }
+        for g in &grants {
+            let nonzero = match g.op {
+                GrantOp::Set(v) | GrantOp::Add(v) => !v.is_zero(),
+            };
+            let m = self.meta.entry(g.key).or_insert_with(|| {
+                let (symbol, decimals, _) = meta(g);
+                KeyMeta { symbol, decimals, granted_at: signed_at, expires_at: signed_at, via: g.via, updated_at: 0 }
+            });
+            m.updated_at = signed_at;
+            m.via = g.via;
+            if nonzero {
+                let (symbol, decimals, expires_at) = meta(g);
+                m.symbol = symbol;
+                m.decimals = decimals;
+                m.granted_at = signed_at;
+                m.expires_at = expires_at;
+            }
+        }
+        self.writes += grants.len();
+        self.items.push(Item { place, signed_at, grants, sweep });
+        Ok(())
+    }
+
+    /// Approximate heap bytes.
+    pub fn footprint(&self) -> usize {
+        self.items.capacity() * std::mem::size_of::<Item>()
+            + self.writes * std::mem::size_of::<Grant>()
+            + self.meta.len() * (std::mem::size_of::<Key>() + std::mem::size_of::<KeyMeta>() + 32)
+            + self.own.len() * (MAX_PLAIN_RANGES * 16 + 64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_ranges_and_stay_bounded() {
+        let mut p = Positions::default();
+        for n in [5, 3, 4, 10, 11, 0] {
+            p.insert(n);
+        }
+        assert_eq!(p.ranges, vec![(0, 0), (3, 5), (10, 11)]);
+        assert!(p.contains(4) && !p.contains(6) && p.contains(0) && !p.contains(12));
+        assert_eq!(p.max_nonce, Some(11));
+        p.insert(1);
+        p.insert(2);
+        assert_eq!(p.ranges, vec![(0, 5), (10, 11)]);
+        for n in (100..1000).step_by(3) {
+            p.insert(n);
+        }
+        assert!(p.ranges.len() <= MAX_PLAIN_RANGES);
+        // Merging only adds positions: every inserted one is still there.
+        for n in (100..1000).step_by(3) {
+            assert!(p.contains(n));
+        }
+        assert!(p.contains(0) && p.contains(11));
+    }
+
+    #[test]
+    fn user_operation_places_split_the_nonce() {
+        let n = (U256::from(7u8) << 64) | U256::from(3u8);
+        match Place::user_operation(1, Address::ZERO, Address::repeat_byte(1), n) {
+            Place::Account { lane, seq } => assert_eq!((lane.key, seq), (U256::from(7u8), 3)),
+            p => panic!("{p:?}"),
+        }
+    }
+}

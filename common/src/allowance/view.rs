@@ -1,0 +1,60 @@
+//! The owner's view of a registry: each key at its worst case now, and whether a signed
+//! revocation settles it.
+
+use super::registry::{Item, Key, Registry};
+use super::worst::{worst, Request};
+use super::{Allowance, AllowanceState, GrantOp};
+use alloy_primitives::U256;
+
+/// Whether `item` sets `key` to 0 as its last write to it.
+fn zeroes(item: &Item, key: &Key) -> bool {
+    matches!(item.grants.iter().rev().find(|g| g.key == *key), Some(g) if g.op == GrantOp::Set(U256::ZERO))
+}
+
+/// The latest item that leaves `key` at 0 in every history that includes it, from that
+/// item on: once it is mined, the key is 0 for good.
+pub fn settled_by<'a>(reg: &'a Registry, key: &Key, now: u64) -> Option<&'a Item> {
+    reg.items()
+        .iter()
+        .rev()
+        .filter(|i| zeroes(i, key))
+        .find(|i| worst(reg, key, now, Some(Request { place: i.place, grants: &i.grants })).is_zero())
+}
+
+/// Every key, as the owner sees it at `now`.
+pub fn view(reg: &Registry, now: u64) -> Vec<Allowance> {
+    reg.keys()
+        .map(|(k, m)| {
+            let amount = worst(reg, k, now, None);
+            let settled = if amount.is_zero() { None } else { settled_by(reg, k, now) };
+            let last = reg.items().iter().rev().flat_map(|i| i.grants.iter().rev()).find(|g| g.key == *k);
+            let state = match settled {
+                _ if amount.is_zero() => AllowanceState::Revoked,
+                Some(i) if i.sweep => AllowanceState::Swept,
+                Some(_) => AllowanceState::Revoked,
+                None if now >= m.expires_at => AllowanceState::Expired,
+                None => AllowanceState::Active,
+            };
+            Allowance {
+                chain_id: k.chain_id,
+                token: k.token,
+                spender: k.spender,
+                holder: k.holder,
+                kind: k.kind,
+                symbol: m.symbol.clone(),
+                decimals: m.decimals,
+                amount,
+                granted_at: m.granted_at,
+                expires_at: m.expires_at,
+                onchain_until: last.and_then(|g| g.end),
+                state,
+                via: m.via.to_string(),
+                updated_at: m.updated_at,
+                settled_at_nonce: settled.and_then(|i| match i.place {
+                    super::Place::Own { nonce, .. } => Some(nonce),
+                    _ => None,
+                }),
+            }
+        })
+        .collect()
+}

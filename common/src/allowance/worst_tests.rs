@@ -1,0 +1,431 @@
+//! The worst case against a brute-force enumeration of every history (RULES.md §6), on
+//! many small random registries, plus the cases the security review named.
+
+use super::*;
+use crate::allowance::registry::{AccountLane, Positions};
+use alloy_primitives::Address;
+
+const SESSION: Address = Address::repeat_byte(0x5e);
+const ACCOUNT: Address = Address::repeat_byte(0xac);
+const TOKEN: Address = Address::repeat_byte(0x70);
+
+fn key(holder: Address, spender: u8, kind: AllowanceKind) -> Key {
+    Key { chain_id: 1, holder, token: TOKEN, spender: Address::repeat_byte(spender), kind }
+}
+
+fn grant(key: Key, op: GrantOp, end: Option<u64>) -> Grant {
+    Grant { key, op, end, token_index: None, via: "approve" }
+}
+
+fn set(k: Key, v: u64) -> Grant {
+    grant(k, GrantOp::Set(U256::from(v)), None)
+}
+
+fn add(k: Key, v: u64) -> Grant {
+    grant(k, GrantOp::Add(U256::from(v)), None)
+}
+
+fn own(n: u64) -> Place {
+    Place::Own { chain_id: 1, nonce: n }
+}
+
+fn rec(r: &mut Registry, place: Place, at: u64, grants: Vec<Grant>) {
+    r.record(place, at, grants, false, |_| ("T".into(), 0, u64::MAX)).unwrap();
+}
+
+fn w(r: &Registry, k: &Key, now: u64, req: Option<(Place, &[Grant])>) -> u64 {
+    let v = worst(r, k, now, req.map(|(place, grants)| Request { place, grants }));
+    u64::try_from(v).unwrap()
+}
+
+#[test]
+fn a_revocation_sharing_a_nonce_with_the_approval_counts_for_nothing() {
+    let a = key(SESSION, 0xa, AllowanceKind::Erc20);
+    let b = key(SESSION, 0xb, AllowanceKind::Erc20);
+    let mut r = Registry::default();
+    rec(&mut r, own(0), 1, vec![set(a, 1000)]);
+    rec(&mut r, own(0), 2, vec![set(a, 0)]);
+    let tb = [set(b, 1000)];
+    assert_eq!(w(&r, &a, 3, Some((own(1), &tb))), 1000, "A is outstanding when B (nonce 1) takes effect");
+    assert_eq!(w(&r, &b, 3, Some((own(1), &tb))), 1000);
+    // A revocation at its own nonce counts once a later transaction needs it mined.
+    let mut r = Registry::default();
+    rec(&mut r, own(0), 1, vec![set(a, 1000)]);
+    rec(&mut r, own(1), 2, vec![set(a, 0)]);
+    assert_eq!(w(&r, &a, 3, Some((own(2), &tb))), 0);
+    assert_eq!(w(&r, &a, 3, Some((own(1), &tb))), 1000, "B at nonce 1 replaces the revocation");
+    assert_eq!(w(&r, &a, 3, None), 1000, "without a later transaction the revocation may never be mined");
+    // A write-less transaction at the revocation's nonce breaks it too.
+    r.record(own(1), 2, vec![], false, |_| unreachable!()).unwrap();
+    assert_eq!(w(&r, &a, 3, Some((own(2), &tb))), 1000);
+}
+
+#[test]
+fn increase_allowance_builds_on_the_worst_base() {
+    let a = key(SESSION, 0xa, AllowanceKind::Erc20);
+    let mut r = Registry::default();
+    rec(&mut r, own(0), 1, vec![set(a, 1000)]);
+    rec(&mut r, own(0), 2, vec![set(a, 0)]);
+    let inc = [add(a, 1000)];
+    assert_eq!(w(&r, &a, 3, Some((own(1), &inc))), 2000);
+}
+
+#[test]
+fn a_permit_is_cleared_only_by_a_revocation_signed_after_its_deadline() {
+    let a = key(SESSION, 0xa, AllowanceKind::Erc20);
+    let b = key(SESSION, 0xb, AllowanceKind::Erc20);
+    let mut r = Registry::default();
+    rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![set(a, 500)]);
+    rec(&mut r, own(0), 50, vec![set(a, 0)]);
+    let tb = [set(b, 1)];
+    assert_eq!(w(&r, &a, 60, Some((own(1), &tb))), 500, "the permit may be used after the revocation is mined");
+    let mut r = Registry::default();
+    rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![set(a, 500)]);
+    rec(&mut r, own(0), 150, vec![set(a, 0)]);
+    assert_eq!(w(&r, &a, 160, Some((own(1), &tb))), 0);
+}
+
+#[test]
+fn permit2_expiration_zero_lasts_until_the_signature_deadline() {
+    let k = key(SESSION, 0xa, AllowanceKind::Permit2 { contract: Address::repeat_byte(2) });
+    let mut r = Registry::default();
+    rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![grant(k, GrantOp::Set(U256::from(7)), Some(100))]);
+    assert_eq!(w(&r, &k, 99, None), 7);
+    assert_eq!(w(&r, &k, 100, None), 0);
+}
+
+// ---- brute force ------------------------------------------------------------------------
+
+/// A tiny deterministic generator.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Alt {
+    sigma: u64,
+    grants: Vec<Grant>,
+}
+
+/// One event of a history: an alternative placed, its lane, and whether it is the request.
+#[derive(Clone, Debug)]
+struct Ev {
+    sigma: u64,
+    deadline: Option<u64>,
+    grants: Vec<Grant>,
+    request: bool,
+}
+
+struct World {
+    own: BTreeMap<u64, Vec<Alt>>,
+    plain: Positions,
+    accounts: BTreeMap<AccountLane, BTreeMap<u64, Vec<Alt>>>,
+    floating: Vec<(u64, Alt)>,
+}
+
+fn apply(v: &mut U256, g: &Grant, k: &Key, now: u64) {
+    if g.key != *k {
+        return;
+    }
+    match g.op {
+        GrantOp::Set(x) => *v = if g.end.is_some_and(|e| e <= now) { U256::ZERO } else { x },
+        GrantOp::Add(x) => *v = v.saturating_add(x),
+    }
+}
+
+#[derive(Clone)]
+struct State {
+    value: U256,
+    max_sigma: u64,
+    seen_request: bool,
+    need_request: bool,
+    key: Key,
+    now: u64,
+}
+
+impl State {
+    fn place(&mut self, ev: &Ev) {
+        for g in &ev.grants {
+            apply(&mut self.value, g, &self.key, self.now);
+        }
+        self.max_sigma = self.max_sigma.max(ev.sigma);
+        self.seen_request |= ev.request;
+    }
+}
+
+/// Every choice of prefix (own lane), subsets (account lanes) and alternatives.
+fn brute(wd: &World, k: &Key, now: u64, req: Option<(Place, Vec<Grant>)>) -> U256 {
+    let t_ev = req.as_ref().map(|(_, g)| Ev { sigma: now, deadline: None, grants: g.clone(), request: true });
+    // Own lane: positions 0..=max, gaps and write-less positions as write-less alternatives.
+    let top = wd.own.keys().last().copied().max(wd.plain.max_nonce).map_or(0, |m| m + 1);
+    let t_own = match req.as_ref().map(|r| r.0) {
+        Some(Place::Own { nonce, .. }) => Some(nonce),
+        _ => None,
+    };
+    let top = top.max(t_own.map_or(0, |n| n + 1));
+    let alts_at = |n: u64| -> Vec<Ev> {
+        if Some(n) == t_own {
+            return vec![t_ev.clone().unwrap()];
+        }
+        let mut v: Vec<Ev> = wd
+            .own
+            .get(&n)
+            .map(|a| {
+                a.iter()
+                    .map(|x| Ev { sigma: x.sigma, deadline: None, grants: x.grants.clone(), request: false })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if v.is_empty() || wd.plain.contains(n) {
+            v.push(Ev { sigma: 0, deadline: None, grants: vec![], request: false });
+        }
+        v
+    };
+    let mut own_choices: Vec<Vec<Ev>> = vec![];
+    let min_len = t_own.map_or(0, |n| n + 1);
+    for len in min_len..=top {
+        let mut acc: Vec<Vec<Ev>> = vec![vec![]];
+        for n in 0..len {
+            let alts = alts_at(n);
+            acc =
+                acc.into_iter().flat_map(|p| alts.iter().map(move |a| [p.clone(), vec![a.clone()]].concat())).collect();
+        }
+        own_choices.extend(acc);
+    }
+    // Account lanes: any subset in order, one alternative per position.
+    let t_acct = match req.as_ref().map(|r| r.0) {
+        Some(Place::Account { lane, seq }) => Some((lane, seq)),
+        _ => None,
+    };
+    let mut lanes: BTreeMap<AccountLane, Vec<(u64, Vec<Ev>)>> = BTreeMap::new();
+    for (lane, pos) in &wd.accounts {
+        for (&q, alts) in pos {
+            if t_acct == Some((*lane, q)) {
+                continue;
+            }
+            let evs =
+                alts.iter().map(|x| Ev { sigma: x.sigma, deadline: None, grants: x.grants.clone(), request: false });
+            lanes.entry(*lane).or_default().push((q, evs.collect()));
+        }
+    }
+    if let Some((lane, q)) = t_acct {
+        lanes.entry(lane).or_default().push((q, vec![t_ev.clone().unwrap()]));
+        lanes.get_mut(&lane).unwrap().sort_by_key(|x| x.0);
+    }
+    let mut lane_choices: Vec<Vec<Vec<Ev>>> = vec![vec![]];
+    for (_, pos) in lanes {
+        let mut seqs: Vec<Vec<Ev>> = vec![vec![]];
+        for (q, alts) in pos {
+            let forced = t_acct.is_some_and(|(_, n)| n == q);
+            let mut next = vec![];
+            for s in seqs {
+                if !forced {
+                    next.push(s.clone());
+                }
+                for a in &alts {
+                    next.push([s.clone(), vec![a.clone()]].concat());
+                }
+            }
+            seqs = next;
+        }
+        lane_choices = lane_choices
+            .into_iter()
+            .flat_map(|c| seqs.iter().map(move |s| [c.clone(), vec![s.clone()]].concat()))
+            .collect();
+    }
+    let mut floats: Vec<Ev> = wd
+        .floating
+        .iter()
+        .map(|(d, a)| Ev { sigma: a.sigma, deadline: Some(*d), grants: a.grants.clone(), request: false })
+        .collect();
+    let forced_float = matches!(req.as_ref().map(|r| r.0), Some(Place::Floating { .. }));
+    let mut best = U256::ZERO;
+    for oc in &own_choices {
+        for lc in &lane_choices {
+            let mut seqs: Vec<Vec<Ev>> = vec![oc.clone()];
+            seqs.extend(lc.iter().cloned());
+            if forced_float {
+                let (place, g) = req.as_ref().unwrap();
+                let d = match place {
+                    Place::Floating { deadline } => *deadline,
+                    _ => unreachable!(),
+                };
+                // The request is a permit that is surely included: put it in every
+                // order as a one-item sequence of its own.
+                seqs.push(vec![Ev { sigma: now, deadline: Some(d), grants: g.clone(), request: true }]);
+            }
+            let mut idx = vec![0; seqs.len()];
+            let mut used = vec![false; floats.len()];
+            let mut st = State {
+                value: U256::ZERO,
+                max_sigma: 0,
+                seen_request: false,
+                need_request: req.is_some(),
+                key: *k,
+                now,
+            };
+            best = best.max(interleave_checked(&mut seqs, &mut idx, &mut floats, &mut used, &mut st));
+        }
+    }
+    best
+}
+
+/// Every interleaving of `seqs` (each in order) and a subset of `floats`, where a permit
+/// never follows anything signed after its deadline: the max value of the key at points at
+/// or after the request (anywhere, without one).
+fn interleave_checked(
+    seqs: &mut [Vec<Ev>],
+    idx: &mut [usize],
+    floats: &mut [Ev],
+    used: &mut [bool],
+    st: &mut State,
+) -> U256 {
+    // A sequence item with a deadline (the floating request) must respect the timing rule:
+    // handled by giving it a deadline check in `place_ok`.
+    fn go(seqs: &[Vec<Ev>], idx: &mut [usize], floats: &[Ev], used: &mut [bool], st: &mut State) -> U256 {
+        let mut best = if st.seen_request || !st.need_request { st.value } else { U256::ZERO };
+        for s in 0..seqs.len() {
+            if idx[s] < seqs[s].len() {
+                let ev = &seqs[s][idx[s]];
+                if ev.deadline.is_some_and(|d| d < st.max_sigma) {
+                    continue;
+                }
+                let saved = st.clone();
+                st.place(ev);
+                idx[s] += 1;
+                best = best.max(go(seqs, idx, floats, used, st));
+                idx[s] -= 1;
+                *st = saved;
+            }
+        }
+        for f in 0..floats.len() {
+            if !used[f] && floats[f].deadline.unwrap_or(u64::MAX) >= st.max_sigma {
+                let saved = st.clone();
+                st.place(&floats[f]);
+                used[f] = true;
+                best = best.max(go(seqs, idx, floats, used, st));
+                used[f] = false;
+                *st = saved;
+            }
+        }
+        best
+    }
+    go(seqs, idx, floats, used, st)
+}
+
+fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
+    let holder_own = SESSION;
+    let k = key(holder_own, 0xa, kind);
+    let k2 = key(holder_own, 0xb, kind);
+    let ka = key(ACCOUNT, 0xa, kind);
+    let lane = AccountLane { chain_id: 1, entry_point: Address::repeat_byte(0xe9), sender: ACCOUNT, key: U256::ZERO };
+    let erc20 = kind == AllowanceKind::Erc20;
+    let g = |rng: &mut Rng, keys: &[Key]| -> Vec<Grant> {
+        let n = rng.below(3);
+        (0..n)
+            .map(|_| {
+                let key = keys[rng.below(keys.len() as u64) as usize];
+                let v = [0, 0, 5, 100, 1000][rng.below(5) as usize];
+                let end = if erc20 || rng.below(2) == 0 { None } else { Some(15 + rng.below(20)) };
+                if erc20 && rng.below(3) == 0 {
+                    grant(key, GrantOp::Add(U256::from(v)), None)
+                } else {
+                    grant(key, GrantOp::Set(U256::from(v)), end)
+                }
+            })
+            .collect()
+    };
+    let mut wd =
+        World { own: BTreeMap::new(), plain: Positions::default(), accounts: BTreeMap::new(), floating: vec![] };
+    let mut reg = Registry::default();
+    let mut events: Vec<(u64, Place, Vec<Grant>)> = vec![];
+    for _ in 0..rng.below(5) {
+        let n = rng.below(4);
+        let grants = g(rng, &[k, k2]);
+        events.push((rng.below(20), own(n), grants));
+    }
+    if rng.below(2) == 0 {
+        for _ in 0..rng.below(3) {
+            let q = rng.below(3);
+            events.push((rng.below(20), Place::Account { lane, seq: q }, g(rng, &[ka])));
+        }
+    }
+    for _ in 0..rng.below(3) {
+        let grants: Vec<Grant> = g(rng, &[k, k2]).into_iter().filter(|x| matches!(x.op, GrantOp::Set(_))).collect();
+        if !grants.is_empty() {
+            events.push((rng.below(20), Place::Floating { deadline: rng.below(40) }, grants));
+        }
+    }
+    events.sort_by_key(|e| e.0);
+    for (sigma, place, grants) in events {
+        match place {
+            Place::Own { nonce, .. } if grants.is_empty() => {
+                wd.plain.insert(nonce);
+            }
+            Place::Own { nonce, .. } => wd.own.entry(nonce).or_default().push(Alt { sigma, grants: grants.clone() }),
+            Place::Account { lane, seq } => {
+                if grants.is_empty() {
+                    continue;
+                }
+                wd.accounts.entry(lane).or_default().entry(seq).or_default().push(Alt { sigma, grants: grants.clone() })
+            }
+            Place::Floating { deadline } => wd.floating.push((deadline, Alt { sigma, grants: grants.clone() })),
+        }
+        reg.record(place, sigma, grants, false, |_| ("T".into(), 0, u64::MAX)).unwrap();
+    }
+    (wd, reg)
+}
+
+#[test]
+fn matches_brute_force_on_random_registries() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let now = 25;
+    let mut checked = 0;
+    for round in 0..3000 {
+        let kind = if round % 3 == 0 {
+            AllowanceKind::Permit2 { contract: Address::repeat_byte(2) }
+        } else {
+            AllowanceKind::Erc20
+        };
+        let (wd, reg) = random_world(&mut rng, kind);
+        let k = key(SESSION, 0xa, kind);
+        let ka = key(ACCOUNT, 0xa, kind);
+        let lane =
+            AccountLane { chain_id: 1, entry_point: Address::repeat_byte(0xe9), sender: ACCOUNT, key: U256::ZERO };
+        let erc20 = kind == AllowanceKind::Erc20;
+        let tg = |rng: &mut Rng, kk: Key| -> Vec<Grant> {
+            match rng.below(4) {
+                0 => vec![],
+                1 => vec![set(kk, [0, 7, 300][rng.below(3) as usize])],
+                2 if erc20 => vec![add(kk, 9)],
+                _ => vec![set(kk, 0), set(key(kk.holder, 0xb, kind), 4)],
+            }
+        };
+        let req = match rng.below(5) {
+            0 => None,
+            1 | 2 => Some((own(rng.below(5)), tg(&mut rng, k))),
+            3 => Some((Place::Account { lane, seq: rng.below(4) }, tg(&mut rng, ka))),
+            _ => {
+                let grants: Vec<Grant> =
+                    tg(&mut rng, k).into_iter().filter(|x| matches!(x.op, GrantOp::Set(_))).collect();
+                Some((Place::Floating { deadline: now + rng.below(10) }, grants))
+            }
+        };
+        for kk in [k, ka, key(SESSION, 0xb, kind)] {
+            let fast = worst(&reg, &kk, now, req.as_ref().map(|(p, g)| Request { place: *p, grants: g }));
+            let slow = brute(&wd, &kk, now, req.clone());
+            assert_eq!(fast, slow, "round {round}, key {kk:?}\nrequest {req:?}\nregistry {:#?}", reg.items());
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 9000);
+}

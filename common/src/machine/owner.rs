@@ -1,0 +1,121 @@
+//! Owner acts on one session, once the enclave has checked the owner's signature: policy
+//! update, revocation, approval of a pending request.
+
+use super::sign::sign_with;
+use super::{Machine, Outcome, Signer};
+use crate::audit::rec;
+use crate::error::{Denial, ErrorCode};
+use crate::period::format_time;
+use crate::policy::CompiledPolicy;
+use crate::protocol::Signed;
+use alloy_primitives::B256;
+use std::sync::Arc;
+
+impl Machine {
+    /// Refusals every owner act shares.
+    fn owner_gate(&self) -> Result<(), Denial> {
+        if self.revoked {
+            return Err(Denial::new(ErrorCode::Revoked, "the owner revoked this session"));
+        }
+        Ok(())
+    }
+
+    /// Replace the policy (RULES.md §7): the counters — ledger, uses, rate-limit history,
+    /// registry — stay; the owner's signed update lifts a trip-wire suspension.
+    pub fn update_policy(&mut self, clock: u64, policy: CompiledPolicy) -> Outcome<B256> {
+        let t = self.tick(clock);
+        let mut out = Outcome::new(t);
+        if let Err(d) = self.owner_gate() {
+            return out.done(Err(Denial { reason: "a revoked session cannot be updated".into(), ..d }));
+        }
+        let hash = policy.hash;
+        self.policy = Arc::new(policy);
+        self.suspended = None;
+        self.denials.clear();
+        out.records.push(rec::policy_updated(self.facts.address, self.facts.owner, hash));
+        out.done(Ok(hash))
+    }
+
+    /// Revoke (`all`: by revoke-all): nothing is signed any more but the sweep's revocations;
+    /// pending requests are dropped; the key is destroyed at once unless approvals of the
+    /// session's own address are still outstanding (R-APP-6). `Ok(false)`: already revoked.
+    pub fn revoke(&mut self, clock: u64, all: bool) -> Outcome<bool> {
+        let t = self.tick(clock);
+        let mut out = Outcome::new(t);
+        if self.revoked {
+            return out.done(Ok(false));
+        }
+        self.revoked = true;
+        self.pending.clear();
+        if !self.has_sweepable(t) {
+            self.key_destroyed = true;
+        }
+        out.records.push(rec::revoked(self.facts.address, self.facts.owner, all));
+        out.done(Ok(true))
+    }
+
+    /// The owner approves exactly one pending request's digest (R-POL-10): checked against
+    /// every rule again at this session time, signed and charged now, and the signature
+    /// kept for the agent to collect by asking again, until the same time-to-live passes.
+    pub fn approve(&mut self, clock: u64, digest: B256, key: Option<&dyn Signer>) -> Outcome<Signed> {
+        let t = self.tick(clock);
+        let mut out = Outcome::new(t);
+        let r = self.approve_at(t, digest, key, &mut out);
+        out.done(r)
+    }
+
+    fn approve_at(
+        &mut self,
+        t: u64,
+        digest: B256,
+        key: Option<&dyn Signer>,
+        out: &mut Outcome<Signed>,
+    ) -> Result<Signed, Denial> {
+        let session = self.facts.address;
+        self.owner_gate()?;
+        if let Some(why) = &self.suspended {
+            return Err(Denial::new(ErrorCode::Suspended, format!("session suspended: {why}")));
+        }
+        let Some(p) = self.pending.get(&digest) else {
+            return Err(Denial::malformed(format!(
+                "no request {digest:#x} is pending in session {session} (never held, or expired and asked again)"
+            )));
+        };
+        if let Some(signed) = &p.signed {
+            return Ok(signed.clone());
+        }
+        if t >= p.expires_at {
+            let expired = p.expires_at;
+            self.pending.remove(&digest);
+            out.records.push(rec::expired_pending(session, digest, expired));
+            return Err(Denial::rule(
+                ErrorCode::Expired,
+                "escalate.ttl",
+                format!(
+                    "request {digest:#x} waited for approval until {} and expired; it can no longer be approved (the agent must ask again)",
+                    format_time(expired)
+                ),
+            ));
+        }
+        let window = p.expires_at.saturating_sub(p.created_at);
+        let prepared = p.prepared.clone();
+        // Re-check every rule now: caps, quota, time; charging happens at signing time.
+        let policy = self.policy.clone();
+        let charges = prepared.evaluate(&policy, &self.counters, &self.ctx(t))?;
+        if !self.counters.has_room(&policy, &charges, t) {
+            return Err(Denial::rule(
+                ErrorCode::RateLimited,
+                "enclave.session_state",
+                "this session's ledger or allowance registry is full",
+            ));
+        }
+        let signed = sign_with(key, session, &prepared)?;
+        self.counters.charge(&policy, &charges, self.facts.anchor, t);
+        if let Some(p) = self.pending.get_mut(&digest) {
+            p.signed = Some(signed.clone());
+            p.expires_at = t.saturating_add(window);
+        }
+        out.records.push(rec::approved(session, digest));
+        Ok(signed)
+    }
+}

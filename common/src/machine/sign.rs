@@ -1,0 +1,222 @@
+//! `sign_if_allowed` on one session: replay window → pending? → evaluate → escalate? →
+//! sign → charge, at one session time, in one step.
+
+use super::replay::ReplayError;
+use super::{Machine, Outcome, Pending, Signer, MAX_PENDING};
+use crate::audit::rec;
+use crate::error::{Denial, ErrorCode};
+use crate::payload::Prepared;
+use crate::period::format_time;
+use crate::policy::{escalation, Context};
+use crate::protocol::{SignPayload, Signed};
+use crate::stamp::Stamp;
+use crate::units::format_duration;
+use alloy_primitives::{Bytes, B256};
+
+impl Machine {
+    /// The decision context at session time `t`.
+    pub(crate) fn ctx(&self, t: u64) -> Context {
+        Context { now: t, anchor: self.facts.anchor, owner: self.facts.owner, account: self.facts.address }
+    }
+
+    /// Decide and (when allowed) sign a request whose stamp MAC the caller has verified
+    /// for this session. `clock` is the enclave clock read under the session's lock.
+    pub fn sign(
+        &mut self,
+        clock: u64,
+        payload: &SignPayload,
+        prepared: Prepared,
+        stamp: &Stamp,
+        key: Option<&dyn Signer>,
+    ) -> Outcome<Signed> {
+        let t = self.tick(clock);
+        let mut out = Outcome::new(t);
+        let r = self.sign_at(t, payload, prepared, stamp, key, &mut out);
+        out.done(r)
+    }
+
+    fn sign_at(
+        &mut self,
+        t: u64,
+        payload: &SignPayload,
+        prepared: Prepared,
+        stamp: &Stamp,
+        key: Option<&dyn Signer>,
+        out: &mut Outcome<Signed>,
+    ) -> Result<Signed, Denial> {
+        let session = self.facts.address;
+        if self.revoked {
+            return Err(Denial::new(ErrorCode::Revoked, "the owner revoked this session"));
+        }
+        if let Some(why) = &self.suspended {
+            return Err(Denial::new(ErrorCode::Suspended, format!("session suspended: {why}")));
+        }
+        match self.replay.check_and_insert(stamp.nonce, stamp.timestamp, t) {
+            Ok(()) => {}
+            Err(ReplayError::Seen) => return Err(Denial::new(ErrorCode::Replayed, "stamp nonce already used")),
+            Err(ReplayError::OutsideWindow { timestamp, now, window }) => {
+                return Err(Denial::new(
+                    ErrorCode::Replayed,
+                    format!("stamp time {timestamp} is more than {window} s from the session time {now}"),
+                ))
+            }
+            Err(ReplayError::Full { capacity }) => {
+                return Err(Denial::new(
+                    ErrorCode::RateLimited,
+                    format!("more than {capacity} live stamps for this session"),
+                ))
+            }
+        }
+        out.fresh = true;
+        let digest = prepared.stamp_digest();
+
+        // A request already held for the owner's approval (R-POL-10): still waiting, or
+        // approved and signed — the agent collects that signature by asking again.
+        if let Some(p) = self.pending.get(&digest) {
+            if t < p.expires_at {
+                return match &p.signed {
+                    // Signed (and logged) at the approval: no new decision.
+                    Some(signed) => Ok(signed.clone()),
+                    None => Err(Denial::rule(
+                        ErrorCode::PendingApproval,
+                        p.rule.clone(),
+                        format!(
+                            "{}: still waiting for the owner's approval of request {digest:#x} (until {})",
+                            p.reason,
+                            format_time(p.expires_at)
+                        ),
+                    )),
+                };
+            }
+            // Expired: forgotten; the request is decided afresh below.
+            out.records.push(rec::expired_pending(session, digest, p.expires_at));
+            self.pending.remove(&digest);
+        }
+
+        let ctx = self.ctx(t);
+        let policy = self.policy.clone();
+        let charges = match prepared.evaluate(&policy, &self.counters, &ctx) {
+            Ok(c) => c,
+            Err(d) => {
+                out.records.push(rec::denied(session, digest, &d));
+                self.trip_wire(t, &d, out);
+                return Err(d);
+            }
+        };
+        if !self.counters.has_room(&policy, &charges, t) {
+            let d = Denial::rule(
+                ErrorCode::RateLimited,
+                "enclave.session_state",
+                "this session's ledger or allowance registry is full; it can sign nothing more that needs recording",
+            );
+            out.records.push(rec::denied(session, digest, &d));
+            return Err(d);
+        }
+        if let Some(d) = escalation(&policy, &self.counters, &ctx, &charges) {
+            return Err(self.hold(t, payload, prepared, digest, d, out));
+        }
+        // Allowed: signed and charged in one step.
+        let signed = sign_with(key, session, &prepared)?;
+        self.counters.charge(&policy, &charges, self.facts.anchor, t);
+        out.records.push(rec::allowed(session, digest, prepared.kind_name()));
+        Ok(signed)
+    }
+
+    /// The trip-wire (R-APP-7): `denials` policy denials within `within` seconds suspend
+    /// the session, recording why. Only the owner lifts it (a signed policy update) or ends
+    /// it (revoke).
+    pub(crate) fn trip_wire<T>(&mut self, t: u64, d: &Denial, out: &mut Outcome<T>) {
+        let Some(tw) = self.policy.doc.trip_wire.clone() else { return };
+        if !d.code.is_denial() || matches!(d.code, ErrorCode::PendingApproval) {
+            return;
+        }
+        self.denials.push_back(t);
+        while self.denials.front().is_some_and(|&x| x.saturating_add(tw.within) <= t) {
+            self.denials.pop_front();
+        }
+        if self.denials.len() >= tw.denials as usize {
+            let why = format!(
+                "trip-wire: {} denials within {} (trip_wire rule; last at {}: {d})",
+                self.denials.len(),
+                format_duration(tw.within),
+                format_time(t)
+            );
+            self.denials.clear();
+            self.pending.clear();
+            out.records.push(rec::suspended(self.facts.address, &why));
+            self.suspended = Some(why);
+        }
+    }
+
+    /// Hold an allowed request over an escalation threshold as pending (R-POL-10).
+    fn hold(
+        &mut self,
+        t: u64,
+        payload: &SignPayload,
+        prepared: Prepared,
+        digest: B256,
+        d: Denial,
+        out: &mut Outcome<Signed>,
+    ) -> Denial {
+        let session = self.facts.address;
+        let ttl = self.policy.doc.escalate.as_ref().map(|e| e.ttl).unwrap_or(0);
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.retain(|_, p| t < p.expires_at);
+        }
+        if self.pending.len() >= MAX_PENDING {
+            let d = Denial::rule(
+                ErrorCode::RateLimited,
+                "escalate",
+                format!("{MAX_PENDING} requests already wait for the owner's approval"),
+            );
+            out.records.push(rec::denied(session, digest, &d));
+            return d;
+        }
+        let expires_at = t.saturating_add(ttl);
+        let rule = d.rule.clone().unwrap_or_else(|| "escalate".into());
+        self.pending.insert(
+            digest,
+            Pending {
+                payload: payload.clone(),
+                prepared,
+                created_at: t,
+                expires_at,
+                rule: rule.clone(),
+                reason: d.reason.clone(),
+                signed: None,
+            },
+        );
+        out.records.push(rec::pending(session, digest, &rule, expires_at));
+        Denial::rule(
+            ErrorCode::PendingApproval,
+            rule,
+            format!(
+                "{}: held for the owner's approval of request {digest:#x} until {}; ask again with the same request to collect the signature once approved",
+                d.reason,
+                format_time(expires_at)
+            ),
+        )
+    }
+}
+
+/// Sign what `prepared` says with the session key.
+pub(crate) fn sign_with(
+    key: Option<&dyn Signer>,
+    session: alloy_primitives::Address,
+    prepared: &Prepared,
+) -> Result<Signed, Denial> {
+    let key = key.ok_or_else(|| Denial::new(ErrorCode::Revoked, "session key destroyed"))?;
+    let sig = key
+        .sign(&prepared.signing_digest())
+        .map_err(|e| Denial::new(ErrorCode::Internal, format!("signing failed: {e}")))?;
+    let raw_transaction = match prepared {
+        Prepared::Transaction { built, .. } => Some((**built).clone().encode_signed(sig)),
+        _ => None,
+    };
+    Ok(Signed {
+        session,
+        digest: prepared.stamp_digest(),
+        signature: Bytes::copy_from_slice(&sig.as_bytes()),
+        raw_transaction,
+    })
+}

@@ -1,0 +1,105 @@
+//! A session's facts as the owner sees them: state, spend against each cap, the allowance
+//! registry and exposure, pending requests.
+
+use super::Machine;
+use crate::allowance::view::view;
+use crate::ledger::LedgerKey;
+use crate::period::Period;
+use crate::policy::compile::AssetRef;
+use crate::policy::exposure::exposure_now;
+use crate::policy::Counters;
+use crate::protocol::{CapStatus, ExposureStatus, PendingStatus, SessionStatus};
+use crate::units::format_decimal;
+
+impl Machine {
+    /// The session's status at `clock` (read-only: the session time is not advanced).
+    pub fn status(&self, clock: u64) -> SessionStatus {
+        let t = self.time_at(clock);
+        let p = &self.policy;
+        let anchor = self.facts.anchor;
+        let ledger = &self.counters.ledger;
+        let mut caps = Vec::new();
+        for (i, l) in p.doc.limits.iter().enumerate() {
+            let a = p.limit_assets[i];
+            let (sym, dec) = p.unit(a);
+            let idx = l.period.index(anchor, t);
+            caps.push(CapStatus {
+                rule: format!("limits[{i}]"),
+                what: if l.period == Period::Session {
+                    format!("{sym} per session")
+                } else {
+                    format!("{sym} per {}", l.period)
+                },
+                spent: ledger.spent(Counters::key_of(p, a), l.period, anchor, t),
+                cap: l.max,
+                decimals: dec,
+                symbol: sym.to_string(),
+                resets_at: (l.period != Period::Session).then(|| l.period.end(anchor, idx)),
+            });
+        }
+        for (i, st) in p.doc.streams.iter().enumerate() {
+            let a = p.stream_assets[i];
+            let (sym, dec) = p.unit(a);
+            caps.push(CapStatus {
+                rule: format!("streams[{i}]"),
+                what: format!("{sym} stream (+{} every {} s)", format_decimal(st.rate, dec), st.every),
+                spent: ledger.spent(Counters::key_of(p, a), Period::Session, anchor, t),
+                cap: st.max,
+                decimals: dec,
+                symbol: sym.to_string(),
+                resets_at: None,
+            });
+        }
+        for (i, g) in p.doc.gas.cost_limits.iter().enumerate() {
+            let idx = g.period.index(anchor, t);
+            caps.push(CapStatus {
+                rule: format!("gas.cost_limits[{i}]"),
+                what: format!("gas cost per {}", g.period),
+                spent: ledger.spent(LedgerKey::GasCost, g.period, anchor, t),
+                cap: g.max,
+                decimals: 18,
+                symbol: p.unit(AssetRef::Native).0.to_string(),
+                resets_at: (g.period != Period::Session).then(|| g.period.end(anchor, idx)),
+            });
+        }
+        let x = exposure_now(p, &self.counters.allowances, t);
+        let pending = self
+            .pending
+            .iter()
+            .map(|(digest, q)| PendingStatus {
+                digest: *digest,
+                kind: q.prepared.kind_name().to_string(),
+                created_at: q.created_at,
+                expires_at: q.expires_at,
+                state: match (&q.signed, t < q.expires_at) {
+                    (_, false) => "expired",
+                    (Some(_), true) => "signed",
+                    (None, true) => "waiting",
+                }
+                .to_string(),
+                reason: q.reason.clone(),
+                rule: q.rule.clone(),
+                payload: Some(q.payload.clone()),
+            })
+            .collect();
+        SessionStatus {
+            session: self.facts.address,
+            owner: self.facts.owner,
+            agent: self.facts.agent,
+            policy_hash: p.hash,
+            state: self.state(t),
+            created_at: self.facts.created_at,
+            valid_after: p.doc.valid_after,
+            valid_until: p.doc.valid_until.unwrap_or(0),
+            uses: self.counters.uses,
+            uses_left: p.doc.quota.map(|q| q.saturating_sub(self.counters.uses)),
+            caps,
+            suspended_reason: self.suspended.clone(),
+            allowances: view(&self.counters.allowances, t),
+            exposure: Box::new(ExposureStatus { usd: x.usd, ceiling: p.doc.exposure_ceiling, unpriced: x.unpriced }),
+            pending,
+            time: t,
+            anchor,
+        }
+    }
+}

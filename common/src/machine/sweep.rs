@@ -1,0 +1,245 @@
+//! The revocation sweep (R-APP-6, RULES.md §6): `approve(spender, 0)` transactions from the
+//! session's own address for approvals whose worst case is above 0.
+
+use super::{Machine, Outcome, Signer};
+use crate::allowance::view::{settled_by, view};
+use crate::allowance::worst::worst;
+use crate::allowance::{revocation_call, Grant, GrantOp, Key, Place};
+use crate::audit::rec;
+use crate::error::{Denial, ErrorCode};
+use crate::policy::engine::check_gas_cost;
+use crate::protocol::{SessionState, SweepReply, SweepSkip, SweepTerms, SweepTx};
+use crate::tx::{Eip1559Request, TxRequest};
+use alloy_primitives::{keccak256, U256};
+
+/// Largest gas limit of one revocation in a sweep (an ERC-20 `approve` costs far less).
+pub const SWEEP_MAX_GAS: u64 = 200_000;
+/// Most chains one sweep may name.
+pub const MAX_SWEEP_CHAINS: usize = 64;
+
+impl Machine {
+    /// Whether approvals of the session's own address are outstanding and unsettled: their
+    /// revocations still have to be signed with this session's key.
+    pub fn has_sweepable(&self, t: u64) -> bool {
+        let reg = &self.counters.allowances;
+        reg.keys().any(|(k, _)| {
+            k.holder == self.facts.address
+                && k.kind.sweepable()
+                && !worst(reg, k, t, None).is_zero()
+                && settled_by(reg, k, t).is_none()
+        })
+    }
+
+    /// Sign revocations with the nonces and fees of `terms`, for
+    /// * expired approvals, on anyone's request (a sweep only revokes): fees within the
+    ///   policy's gas caps, gas cost within its gas cost limits, and nonces that replace no
+    ///   transaction the agent signed;
+    /// * every unsettled approval when the session is revoked, suspended or over;
+    /// * with the owner's signature (`authed`), every outstanding approval, settled or not, at
+    ///   the owner's nonces and fees; a revoked session's key is destroyed afterwards when
+    ///   nothing is left unsettled.
+    ///
+    /// Approvals held by a smart account (granted in user operations) cannot be revoked by a
+    /// transaction from the session key; they are reported as skipped.
+    pub fn sweep(
+        &mut self,
+        clock: u64,
+        terms: &[SweepTerms],
+        authed: bool,
+        key: Option<&dyn Signer>,
+    ) -> Outcome<SweepReply> {
+        let t = self.tick(clock);
+        let mut out = Outcome::new(t);
+        let r = self.sweep_at(t, terms, authed, key, &mut out);
+        out.done(r)
+    }
+
+    fn sweep_at(
+        &mut self,
+        t: u64,
+        terms: &[SweepTerms],
+        authed: bool,
+        key: Option<&dyn Signer>,
+        out: &mut Outcome<SweepReply>,
+    ) -> Result<SweepReply, Denial> {
+        let session = self.facts.address;
+        check_terms(terms)?;
+        let policy = self.policy.clone();
+        if !authed {
+            check_fees(&policy, terms)?;
+        }
+        let everything = authed || self.state(t) != SessionState::Active;
+        let reg = &self.counters.allowances;
+        let mut chosen: Vec<Key> = Vec::new();
+        let mut skipped = Vec::new();
+        for a in view(reg, t) {
+            let wanted = if authed {
+                !a.amount.is_zero()
+            } else {
+                a.outstanding() && (everything || a.state == crate::allowance::AllowanceState::Expired)
+            };
+            if !wanted {
+                continue;
+            }
+            let k = Key { chain_id: a.chain_id, holder: a.holder, token: a.token, spender: a.spender, kind: a.kind };
+            let skip = |reason: String| SweepSkip {
+                chain_id: k.chain_id,
+                token: k.token,
+                spender: k.spender,
+                holder: k.holder,
+                reason,
+            };
+            if k.holder != session {
+                skipped.push(skip(format!(
+                    "held by the smart account {}: revoke it with a user operation from that account",
+                    k.holder
+                )));
+            } else if !k.kind.sweepable() {
+                skipped
+                    .push(skip("a Permit2 signature transfer lapses at its deadline; approve cannot revoke it".into()));
+            } else if !terms.iter().any(|x| x.chain_id == k.chain_id) {
+                skipped.push(skip(format!("no nonce and fees were given for chain {}", k.chain_id)));
+            } else {
+                chosen.push(k);
+            }
+        }
+        // Nonces: an unauthenticated sweep never replaces what the agent signed.
+        let mut plan: Vec<(SweepTerms, u64, Key)> = Vec::new();
+        for x in terms {
+            let mut nonce = x.nonce;
+            for k in chosen.iter().filter(|k| k.chain_id == x.chain_id) {
+                if !authed && nonce < reg.next_nonce(x.chain_id) && !reg.only_sweeps_at(x.chain_id, nonce) {
+                    return Err(Denial::rule(
+                        ErrorCode::ArgumentRejected,
+                        "sweep.nonce",
+                        format!(
+                            "nonce {nonce} on chain {} holds a transaction the agent signed; an unauthenticated sweep starts at {} (or re-signs a sweep's own nonce)",
+                            x.chain_id,
+                            reg.next_nonce(x.chain_id)
+                        ),
+                    ));
+                }
+                plan.push((x.clone(), nonce, *k));
+                nonce = nonce.saturating_add(1);
+            }
+        }
+        let gas_cost = plan.iter().fold(U256::ZERO, |acc, (x, _, _)| {
+            acc.saturating_add(U256::from(x.gas_limit).saturating_mul(U256::from(x.max_fee_per_gas)))
+        });
+        if !authed {
+            check_gas_cost(&policy, &self.counters, &self.ctx(t), gas_cost)?;
+        }
+        if !reg.has_room(plan.len(), t) {
+            return Err(Denial::rule(
+                ErrorCode::RateLimited,
+                "allowances",
+                "the allowance registry is full: the session can record no more revocations",
+            ));
+        }
+        let key = key.ok_or_else(|| {
+            Denial::new(
+                ErrorCode::Revoked,
+                "the session key is destroyed: this session can sign nothing, not even a revocation",
+            )
+        })?;
+        let mut transactions = Vec::new();
+        for (x, nonce, k) in &plan {
+            let Some((to, data)) = revocation_call(k) else { continue };
+            let req = TxRequest::Eip1559(Eip1559Request {
+                chain_id: x.chain_id,
+                nonce: *nonce,
+                max_fee_per_gas: x.max_fee_per_gas,
+                max_priority_fee_per_gas: x.max_priority_fee_per_gas,
+                gas_limit: x.gas_limit,
+                to: Some(to),
+                value: U256::ZERO,
+                data,
+                access_list: vec![],
+            });
+            let built = req.build().ok_or_else(|| Denial::new(ErrorCode::Internal, "sweep transaction not built"))?;
+            let sig = key
+                .sign(&built.signing_hash())
+                .map_err(|e| Denial::new(ErrorCode::Internal, format!("signing failed: {e}")))?;
+            let raw = built.encode_signed(sig);
+            transactions.push(SweepTx {
+                chain_id: x.chain_id,
+                nonce: *nonce,
+                token: k.token,
+                spender: k.spender,
+                kind: k.kind,
+                to,
+                hash: keccak256(&raw),
+                raw_transaction: raw,
+            });
+        }
+        for (x, nonce, k) in &plan {
+            let g = Grant { key: *k, op: GrantOp::Set(U256::ZERO), end: None, token_index: None, via: "sweep" };
+            let place = Place::Own { chain_id: x.chain_id, nonce: *nonce };
+            // Room was checked above.
+            let _ = self.counters.allowances.record(place, t, vec![g], true, |_| (String::new(), 0, t));
+        }
+        self.counters.charge_gas(gas_cost, self.facts.anchor, t);
+        if self.revoked && authed && !self.has_sweepable(t) {
+            self.key_destroyed = true;
+        }
+        for tx in &transactions {
+            out.records.push(rec::sweep(session, tx.hash, tx.chain_id, tx.nonce, tx.token, tx.spender));
+        }
+        Ok(SweepReply { session, transactions, skipped, key_destroyed: self.key_destroyed, receipt: None })
+    }
+}
+
+/// The shape of sweep terms: few chains, each once, sane fees and gas.
+pub fn check_terms(terms: &[SweepTerms]) -> Result<(), Denial> {
+    if terms.len() > MAX_SWEEP_CHAINS {
+        return Err(Denial::new(ErrorCode::TooLarge, format!("at most {MAX_SWEEP_CHAINS} chains per sweep")));
+    }
+    for (i, x) in terms.iter().enumerate() {
+        if terms[..i].iter().any(|o| o.chain_id == x.chain_id) {
+            return Err(Denial::malformed(format!("chain {} has two sets of terms", x.chain_id)));
+        }
+        if x.max_priority_fee_per_gas > x.max_fee_per_gas {
+            return Err(Denial::malformed("max_priority_fee_per_gas is above max_fee_per_gas"));
+        }
+        if x.gas_limit < 21_000 || x.gas_limit > SWEEP_MAX_GAS {
+            return Err(Denial::rule(
+                ErrorCode::GasCap,
+                "sweep",
+                format!("gas limit {} per revocation; it must be 21000 to {SWEEP_MAX_GAS}", x.gas_limit),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fees a sweep nobody signed may pay: within the policy's fee caps, and only if it has one.
+fn check_fees(policy: &crate::policy::CompiledPolicy, terms: &[SweepTerms]) -> Result<(), Denial> {
+    let g = &policy.doc.gas;
+    for x in terms {
+        let Some(cap) = g.max_fee_per_gas else {
+            return Err(Denial::rule(
+                ErrorCode::GasCap,
+                "gas.max_fee_per_gas",
+                "the policy caps no fee, so only the owner may set a sweep's fees (sign the sweep)",
+            ));
+        };
+        if x.max_fee_per_gas > cap {
+            return Err(Denial::rule(
+                ErrorCode::GasCap,
+                "gas.max_fee_per_gas",
+                format!("sweep fee {} wei per gas above the cap {cap}", x.max_fee_per_gas),
+            ));
+        }
+        if g.max_priority_fee_per_gas.is_some_and(|c| x.max_priority_fee_per_gas > c) {
+            return Err(Denial::rule(
+                ErrorCode::GasCap,
+                "gas.max_priority_fee_per_gas",
+                "sweep priority fee above the cap",
+            ));
+        }
+        if g.max_gas_limit.is_some_and(|c| x.gas_limit > c) {
+            return Err(Denial::rule(ErrorCode::GasCap, "gas.max_gas_limit", "sweep gas limit above the cap"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! The machine on its own: session time, period boundaries, pending approvals.

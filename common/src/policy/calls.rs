@@ -1,0 +1,535 @@
+//! One call of a request against the policy (RULES.md §5): the allowlist and argument
+//! rules, what is metered, recipients, approvals.
+
+use super::compile::{AssetRef, CompiledFn, CompiledPolicy, FnMatcher};
+use super::doc::{ArgValue, Op, Party};
+use super::engine::{Charges, Context, Operation};
+use crate::allowance::{AllowanceKind, Grant, GrantOp, Key};
+use crate::error::{Denial, ErrorCode};
+use crate::tx::Call;
+use alloy_dyn_abi::{DynSolType, DynSolValue};
+use alloy_primitives::{keccak256, Address, U256};
+use alloy_sol_types::{sol, SolCall};
+use std::cmp::Ordering;
+use std::sync::OnceLock;
+
+sol! {
+    function transfer(address to, uint256 amount) returns (bool);
+    function transferFrom(address from, address to, uint256 amount) returns (bool);
+    function approve(address spender, uint256 amount) returns (bool);
+    function increaseAllowance(address spender, uint256 added) returns (bool);
+}
+
+/// Permit2's AllowanceTransfer `approve`.
+pub mod permit2 {
+    alloy_sol_types::sol! {
+        function approve(address token, address spender, uint160 amount, uint48 expiration);
+    }
+}
+
+/// Functions that move or authorize moving tokens. Through a wildcard target they are
+/// refused on any contract the policy does not list as a token (RULES.md §5): a wildcard
+/// would otherwise move value no cap meters.
+pub const TOKEN_MOVING: &[&str] = &[
+    "transfer(address,uint256)",
+    "transferFrom(address,address,uint256)",
+    "approve(address,uint256)",
+    "increaseAllowance(address,uint256)",
+    "transferAndCall(address,uint256,bytes)",
+    "transferAndCall(address,uint256)",
+    "transferFromAndCall(address,address,uint256,bytes)",
+    "approveAndCall(address,uint256,bytes)",
+    "send(address,uint256,bytes)",
+    "operatorSend(address,address,uint256,bytes,bytes)",
+    "authorizeOperator(address)",
+    "push(address,uint256)",
+    "pull(address,uint256)",
+    "move(address,address,uint256)",
+    "safeTransferFrom(address,address,uint256)",
+    "safeTransferFrom(address,address,uint256,bytes)",
+    "safeTransferFrom(address,address,uint256,uint256,bytes)",
+    "safeBatchTransferFrom(address,address,uint256[],uint256[],bytes)",
+    "setApprovalForAll(address,bool)",
+    "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)",
+    "permit(address,address,uint256,uint256,bool,uint8,bytes32,bytes32)",
+    "approve(address,address,uint160,uint48)",
+    "transferFrom(address,address,uint160,address)",
+];
+
+/// The selectors of [`TOKEN_MOVING`].
+pub fn token_moving_selectors() -> &'static [[u8; 4]] {
+    static S: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
+    S.get_or_init(|| {
+        TOKEN_MOVING
+            .iter()
+            .map(|sig| {
+                let h = keccak256(sig.as_bytes());
+                [h[0], h[1], h[2], h[3]]
+            })
+            .collect()
+    })
+}
+
+/// The functions of a listed token Bridle meters (charges and checks): the only ones a `*`
+/// entry or a wildcard target lets through on it.
+pub const METERED: [[u8; 4]; 4] =
+    [transferCall::SELECTOR, transferFromCall::SELECTOR, approveCall::SELECTOR, increaseAllowanceCall::SELECTOR];
+
+/// An ERC-20 effect recognised in a call. `transferFrom` counts as a transfer: whoever's
+/// allowance it spends, it moves value the policy caps.
+pub(crate) enum Erc20<'a> {
+    Transfer { to: Address, amount: U256 },
+    Approve { spender: Address, amount: U256, kind: &'a str },
+}
+
+/// Decode `data` as `C`, refusing any encoding that is not exactly the canonical one.
+fn canonical<C: SolCall>(data: &[u8]) -> Result<C, ()> {
+    let c = C::abi_decode(data).map_err(|_| ())?;
+    if c.abi_encode() != data {
+        return Err(());
+    }
+    Ok(c)
+}
+
+/// The ERC-20 effect of calldata: `None` for another function, `Some(Err)` for one of the
+/// four that does not decode canonically.
+pub(crate) fn erc20_effect(data: &[u8]) -> Option<Result<Erc20<'static>, ()>> {
+    let sel: [u8; 4] = data.get(..4)?.try_into().ok()?;
+    Some(match sel {
+        transferCall::SELECTOR => {
+            canonical::<transferCall>(data).map(|c| Erc20::Transfer { to: c.to, amount: c.amount })
+        }
+        transferFromCall::SELECTOR => {
+            canonical::<transferFromCall>(data).map(|c| Erc20::Transfer { to: c.to, amount: c.amount })
+        }
+        approveCall::SELECTOR => canonical::<approveCall>(data).map(|c| Erc20::Approve {
+            spender: c.spender,
+            amount: c.amount,
+            kind: "approve",
+        }),
+        increaseAllowanceCall::SELECTOR => canonical::<increaseAllowanceCall>(data).map(|c| Erc20::Approve {
+            spender: c.spender,
+            amount: c.added,
+            kind: "increaseAllowance",
+        }),
+        _ => return None,
+    })
+}
+
+fn party(p: &Party, ctx: &Context) -> Address {
+    match p {
+        Party::Address(a) => *a,
+        Party::Owner => ctx.owner,
+        Party::Account => ctx.account,
+    }
+}
+
+/// Why no function entry matched.
+enum Miss {
+    /// No entry names this function.
+    NotListed,
+    /// Only `*` or a wildcard target matched a function of a listed token (or Permit2) that
+    /// Bridle does not meter.
+    Unmetered,
+    /// Only a wildcard target matched a token-moving function of an unlisted contract.
+    UnlistedToken,
+}
+
+pub(crate) fn check_call(
+    p: &CompiledPolicy,
+    ctx: &Context,
+    op: &Operation<'_>,
+    call: &Call,
+    charges: &mut Charges,
+) -> Result<(), Denial> {
+    let doc = &p.doc;
+    let chain_id = op.chain_id;
+    let Some(to) = call.to else {
+        return Err(Denial::rule(ErrorCode::TargetNotAllowed, "calls", "contract creation is never allowed"));
+    };
+    let data = call.data.as_ref();
+    if !data.is_empty() && data.len() < 4 {
+        return Err(Denial::rule(
+            ErrorCode::SelectorNotAllowed,
+            "calls",
+            format!("calldata of {} bytes is shorter than a selector", data.len()),
+        ));
+    }
+    let token = p.token_at(chain_id, &to);
+    if token.is_none() {
+        if let Some(&i) = p.tokens_by_address.get(&to).and_then(|v| v.first()) {
+            let t = &p.doc.tokens[i];
+            return Err(Denial::rule(
+                ErrorCode::TargetNotAllowed,
+                format!("tokens[{i}]"),
+                format!(
+                    "{to} is {} on chain {} only: on chain {chain_id} it would be unmetered",
+                    t.symbol,
+                    t.chain_id.map(|c| c.to_string()).unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    let is_permit2 = p.permit2.contains(&to);
+    let selector: Option<[u8; 4]> = data.get(..4).and_then(|s| s.try_into().ok());
+    let metered =
+        selector.is_some_and(|s| if is_permit2 { s == permit2::approveCall::SELECTOR } else { METERED.contains(&s) });
+    let guarded = token.is_some() || is_permit2;
+    let moving = selector.is_some_and(|s| token_moving_selectors().contains(&s));
+
+    // Allowlist (R-POL-5) and argument rules (R-POL-6): the call passes if one matching
+    // function rule's predicates all hold.
+    let specific = p.by_target.get(&to).map(|v| v.as_slice()).unwrap_or(&[]);
+    if specific.is_empty() && p.wildcards.is_empty() {
+        return Err(Denial::rule(ErrorCode::TargetNotAllowed, "calls", format!("{to} is not an allowed target")));
+    }
+    let mut matched = false;
+    let mut miss = Miss::NotListed;
+    let mut last_arg_denial = None;
+    'rules: for &ri in specific.iter().chain(p.wildcards.iter()) {
+        let wildcard = p.calls[ri].target.is_none();
+        for f in &p.calls[ri].fns {
+            let hit = match f.matcher {
+                FnMatcher::Any => true,
+                FnMatcher::Receive => data.is_empty(),
+                FnMatcher::Selector(s) => selector == Some(s),
+            };
+            if !hit {
+                continue;
+            }
+            if !data.is_empty() {
+                if guarded && !metered && (wildcard || f.matcher == FnMatcher::Any) {
+                    miss = Miss::Unmetered;
+                    continue;
+                }
+                if !guarded && moving && wildcard {
+                    miss = Miss::UnlistedToken;
+                    continue;
+                }
+            }
+            matched = true;
+            match check_args(f, data, ctx) {
+                Ok(()) => {
+                    last_arg_denial = None;
+                    break 'rules;
+                }
+                Err(d) => last_arg_denial = Some(d),
+            }
+        }
+    }
+    if let Some(d) = last_arg_denial {
+        return Err(d);
+    }
+    if !matched {
+        let sel = selector.map(|s| format!("0x{}", hex::encode(s))).unwrap_or_default();
+        return Err(match miss {
+            Miss::Unmetered => Denial::rule(
+                ErrorCode::SelectorNotAllowed,
+                "calls",
+                format!(
+                    "function {sel} of {} is not one Bridle meters (transfer, transferFrom, approve, increaseAllowance{}): \"*\" and wildcard targets do not cover it; name it in a [[calls]] rule for {to}",
+                    token.map(|t| p.doc.tokens[t].symbol.clone()).unwrap_or_else(|| format!("Permit2 {to}")),
+                    if is_permit2 { "; Permit2: approve" } else { "" }
+                ),
+            ),
+            Miss::UnlistedToken => Denial::rule(
+                ErrorCode::TargetNotAllowed,
+                "tokens",
+                format!(
+                    "{to} is not a listed token; a wildcard target does not cover its token-moving function {sel}: list the token under tokens (its transfers are then capped) or name it as a target"
+                ),
+            ),
+            Miss::NotListed => {
+                let what = if data.is_empty() {
+                    "a plain value transfer (receive())".to_string()
+                } else {
+                    format!("selector {sel}")
+                };
+                Denial::rule(ErrorCode::SelectorNotAllowed, "calls", format!("{what} is not allowed on {to}"))
+            }
+        });
+    }
+
+    // Native value (R-POL-4, RULES.md §5): every call that carries value.
+    if let Some(max) = doc.max_value_per_call {
+        if call.value > max {
+            return Err(Denial::rule(
+                ErrorCode::ValueCap,
+                "max_value_per_call",
+                format!(
+                    "value {} above the per-call cap {}",
+                    p.fmt_amount(AssetRef::Native, call.value),
+                    p.fmt_amount(AssetRef::Native, max)
+                ),
+            ));
+        }
+    }
+    if !call.value.is_zero() && specific.is_empty() {
+        check_recipient(p, ctx, to)
+            .map_err(|d| Denial { reason: format!("{} (it would receive a non-zero value)", d.reason), ..d })?;
+    }
+    charges.add(AssetRef::Native, call.value);
+
+    // ERC-20 semantics (R-POL-9, R-APP-1, R-APP-3).
+    if is_permit2 && selector == Some(permit2::approveCall::SELECTOR) {
+        return permit2_approve(p, op, to, data, charges);
+    }
+    match erc20_effect(data) {
+        None => {}
+        Some(Err(())) => {
+            return Err(Denial::rule(
+                ErrorCode::ArgumentRejected,
+                "calls",
+                "ERC-20 call arguments do not decode canonically (exactly 32-byte words, clean addresses, no trailing bytes)",
+            ));
+        }
+        Some(Ok(effect)) => match effect {
+            Erc20::Transfer { to: rcpt, amount } => {
+                check_recipient(p, ctx, rcpt)?;
+                if let Some(t) = token {
+                    charges.add(AssetRef::Token(t), amount);
+                }
+            }
+            Erc20::Approve { spender, amount, kind } => {
+                check_approval(p, to, token, spender, amount, kind)?;
+                if let Some(t) = token {
+                    charges.add(AssetRef::Token(t), amount);
+                }
+                charges.approvals.push(Grant {
+                    key: Key { chain_id, holder: op.holder, token: to, spender, kind: AllowanceKind::Erc20 },
+                    op: if kind == "approve" { GrantOp::Set(amount) } else { GrantOp::Add(amount) },
+                    end: None,
+                    token_index: token,
+                    via: if kind == "approve" { "approve" } else { "increaseAllowance" },
+                });
+            }
+        },
+    }
+    Ok(())
+}
+
+/// A call to Permit2's `approve(token, spender, amount, expiration)`: an approval of
+/// `token` (kind `permit2`), bounded like any other; it ends at `expiration` (0: whenever
+/// the transaction is mined, so never, as far as the enclave knows).
+fn permit2_approve(
+    p: &CompiledPolicy,
+    op: &Operation<'_>,
+    contract: Address,
+    data: &[u8],
+    charges: &mut Charges,
+) -> Result<(), Denial> {
+    let c = canonical::<permit2::approveCall>(data).map_err(|()| {
+        Denial::rule(ErrorCode::ArgumentRejected, "calls", "Permit2 approve arguments do not decode canonically")
+    })?;
+    let amount = U256::from(c.amount);
+    if amount >= crate::typed::u160_max() {
+        return Err(Denial::rule(
+            ErrorCode::UnlimitedApproval,
+            "approvals",
+            format!("Permit2 allowance of type(uint160).max to {} is never allowed", c.spender),
+        ));
+    }
+    let token = p.token_at(op.chain_id, &c.token);
+    check_approval(p, c.token, token, c.spender, amount, "approve")?;
+    if let Some(t) = token {
+        charges.add(AssetRef::Token(t), amount);
+    }
+    let exp = u64::try_from(U256::from(c.expiration)).unwrap_or(u64::MAX);
+    charges.approvals.push(Grant {
+        key: Key {
+            chain_id: op.chain_id,
+            holder: op.holder,
+            token: c.token,
+            spender: c.spender,
+            kind: AllowanceKind::Permit2 { contract },
+        },
+        op: GrantOp::Set(amount),
+        end: (exp != 0).then_some(exp),
+        token_index: token,
+        via: "Permit2 approve",
+    });
+    Ok(())
+}
+
+pub(crate) fn check_recipient(p: &CompiledPolicy, ctx: &Context, rcpt: Address) -> Result<(), Denial> {
+    if let Some(list) = &p.doc.recipients {
+        if !list.iter().any(|r| party(r, ctx) == rcpt) {
+            return Err(Denial::rule(
+                ErrorCode::RecipientNotAllowed,
+                "recipients",
+                format!("{rcpt} is not an allowed recipient"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// R-APP-1 / R-APP-3: no unlimited approvals, only listed spenders, at most the cap.
+pub(crate) fn check_approval(
+    p: &CompiledPolicy,
+    token_addr: Address,
+    token: Option<usize>,
+    spender: Address,
+    amount: U256,
+    kind: &str,
+) -> Result<(), Denial> {
+    if amount == U256::MAX {
+        return Err(Denial::rule(
+            ErrorCode::UnlimitedApproval,
+            "approvals",
+            format!("{kind} of type(uint256).max to {spender} is never allowed"),
+        ));
+    }
+    if amount.is_zero() && kind == "approve" {
+        // approve(spender, 0) revokes; always allowed once the call itself is allowed.
+        return Ok(());
+    }
+    if !p.doc.approvals.spenders.contains(&spender) {
+        return Err(Denial::rule(
+            ErrorCode::SpenderNotAllowed,
+            "approvals.spenders",
+            format!("{spender} is not an allowed spender"),
+        ));
+    }
+    let Some(t) = token else {
+        return Err(Denial::rule(
+            ErrorCode::UnlimitedApproval,
+            "approvals.caps",
+            format!("{token_addr} is not a listed token, so no approval cap bounds it"),
+        ));
+    };
+    let Some(cap) = p.approval_caps[t] else {
+        return Err(Denial::rule(
+            ErrorCode::UnlimitedApproval,
+            "approvals.caps",
+            format!("no approval cap for {}: approvals must be bounded", p.doc.tokens[t].symbol),
+        ));
+    };
+    if amount > cap {
+        let idx = p.doc.approvals.caps.iter().position(|c| c.token == p.doc.tokens[t].symbol).unwrap_or(0);
+        return Err(Denial::rule(
+            ErrorCode::UnlimitedApproval,
+            format!("approvals.caps[{idx}]"),
+            format!(
+                "{kind} of {} to {spender} above the per-spender cap {}",
+                p.fmt_amount(AssetRef::Token(t), amount),
+                p.fmt_amount(AssetRef::Token(t), cap)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Decode ABI parameters of type `ty`, refusing anything but the canonical encoding (a
+/// narrow `uintN` word with high bits set, an `intN` not sign-extended, a dirty address or
+/// bool, odd offsets, trailing bytes). The calls the policy sees are then exactly the calls
+/// the contract decodes.
+pub(crate) fn decode_canonical(ty: &DynSolType, data: &[u8]) -> Option<DynSolValue> {
+    let v = ty.abi_decode_params(data).ok()?;
+    (v.abi_encode_params() == data).then_some(v)
+}
+
+fn check_args(f: &CompiledFn, data: &[u8], ctx: &Context) -> Result<(), Denial> {
+    let Some(ty) = &f.params else { return Ok(()) };
+    let decoded = decode_canonical(ty, data.get(4..).unwrap_or(&[])).ok_or_else(|| {
+        Denial::rule(
+            ErrorCode::ArgumentRejected,
+            &f.rule,
+            "arguments do not decode canonically (every word in range for its type, no trailing bytes)",
+        )
+    })?;
+    for (k, a) in f.args.iter().enumerate() {
+        let rule = || format!("{}.args[{k}]", f.rule);
+        let Some(v) = value_at(&decoded, &a.path) else {
+            return Err(Denial::rule(ErrorCode::ArgumentRejected, rule(), format!("argument {:?} is missing", a.path)));
+        };
+        let holds = match a.op {
+            Op::In => a.values.iter().any(|x| cmp(v, x, ctx) == Some(Ordering::Equal)),
+            Op::NotIn => a.values.iter().all(|x| matches!(cmp(v, x, ctx), Some(o) if o != Ordering::Equal)),
+            op => {
+                let o = a.values.first().and_then(|x| cmp(v, x, ctx));
+                match (op, o) {
+                    (_, None) => false,
+                    (Op::Eq, Some(o)) => o == Ordering::Equal,
+                    (Op::Ne, Some(o)) => o != Ordering::Equal,
+                    (Op::Lt, Some(o)) => o == Ordering::Less,
+                    (Op::Lte, Some(o)) => o != Ordering::Greater,
+                    (Op::Gt, Some(o)) => o == Ordering::Greater,
+                    (Op::Gte, Some(o)) => o != Ordering::Less,
+                    (Op::In | Op::NotIn, _) => false,
+                }
+            }
+        };
+        if !holds {
+            return Err(Denial::rule(
+                ErrorCode::ArgumentRejected,
+                rule(),
+                format!("argument {:?} = {} fails `{} {}`", a.path, show(v), a.op.as_str(), show_values(&a.values)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn value_at<'a>(v: &'a DynSolValue, path: &[u32]) -> Option<&'a DynSolValue> {
+    let mut cur = v;
+    for &i in path {
+        cur = match cur {
+            DynSolValue::Tuple(items) | DynSolValue::Array(items) | DynSolValue::FixedArray(items) => {
+                items.get(i as usize)?
+            }
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Compare a decoded value with a rule value; `None` when they are not comparable.
+fn cmp(v: &DynSolValue, x: &ArgValue, ctx: &Context) -> Option<Ordering> {
+    Some(match (v, x) {
+        (DynSolValue::Address(a), ArgValue::Address(b)) => a.cmp(b),
+        (DynSolValue::Address(a), ArgValue::Owner) => a.cmp(&ctx.owner),
+        (DynSolValue::Address(a), ArgValue::Account) => a.cmp(&ctx.account),
+        (DynSolValue::Uint(a, _), ArgValue::Uint(b)) => a.cmp(b),
+        (DynSolValue::Int(a, _), ArgValue::Int(b)) => a.cmp(b),
+        (DynSolValue::Bool(a), ArgValue::Bool(b)) => a.cmp(b),
+        (DynSolValue::Bytes(a), ArgValue::Bytes(b)) => a.as_slice().cmp(b.as_ref()),
+        (DynSolValue::FixedBytes(a, n), ArgValue::Bytes(b)) => a[..*n].cmp(b.as_ref()),
+        (DynSolValue::String(a), ArgValue::String(b)) => a.cmp(b),
+        _ => return None,
+    })
+}
+
+fn show(v: &DynSolValue) -> String {
+    match v {
+        DynSolValue::Address(a) => a.to_string(),
+        DynSolValue::Uint(u, _) => u.to_string(),
+        DynSolValue::Int(i, _) => i.to_string(),
+        DynSolValue::Bool(b) => b.to_string(),
+        DynSolValue::String(s) => format!("{s:?}"),
+        DynSolValue::Bytes(b) => format!("0x{}", hex::encode(b)),
+        DynSolValue::FixedBytes(b, n) => format!("0x{}", hex::encode(&b[..*n])),
+        other => format!("{other:?}"),
+    }
+}
+
+fn show_values(vs: &[ArgValue]) -> String {
+    let items: Vec<String> = vs
+        .iter()
+        .map(|v| match v {
+            ArgValue::Address(a) => a.to_string(),
+            ArgValue::Uint(u) => u.to_string(),
+            ArgValue::Int(i) => i.to_string(),
+            ArgValue::Bool(b) => b.to_string(),
+            ArgValue::Bytes(b) => b.to_string(),
+            ArgValue::String(s) => format!("{s:?}"),
+            ArgValue::Owner => "$owner".into(),
+            ArgValue::Account => "$account".into(),
+        })
+        .collect();
+    if items.len() == 1 {
+        items[0].clone()
+    } else {
+        format!("[{}]", items.join(", "))
+    }
+}

@@ -1,0 +1,45 @@
+//! The enclave's memory budget (review finding 7): what sessions hold (compiled policies,
+//! counters, replay windows, registries, pending requests) is charged against a fixed
+//! budget, and growth is refused — `rate_limited`, changing nothing — when it is spent. A
+//! Nitro Enclave that runs out of memory loses every key; refusing one more session or
+//! stamp does not.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Room a call must find before it may grow the state: the most one call can add (a
+/// session with the largest policy, or one request with the largest payload held pending).
+pub const HEADROOM: usize = 1 << 20;
+
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Budget {
+        Budget { used: AtomicUsize::new(0), limit }
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether `headroom` more bytes fit.
+    pub fn has_room(&self, headroom: usize) -> bool {
+        self.used().saturating_add(headroom) <= self.limit
+    }
+
+    /// Move a holder's charge from `old` to `new` bytes.
+    pub fn recharge(&self, old: usize, new: usize) {
+        if new >= old {
+            self.used.fetch_add(new - old, Ordering::Relaxed);
+        } else {
+            self.used.fetch_sub((old - new).min(self.used()), Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The enclave service: every call of SPEC §2, each one typed, each error a stable code.
+//!
+//! The decisions themselves are made by each session's [`Machine`] (pure); this module
+//! holds what spans sessions — the identity key, the session table, the owner-nonce book,
+//! the memory budget, the audit log — and does the I/O around a decision: it looks the
+//! session up, takes its lock, reads the clock **under** it, hands the machine the key, and
+//! appends the machine's audit records. Each call runs isolated: a panic becomes an
+//! `internal` error for that call only.
+
+mod budget;
+mod owner;
+mod owners;
+mod sign;
+
+use crate::audit::{AuditConfig, AuditLog, Subject};
+use crate::clock::Clock;
+use crate::keys::Key;
+use crate::session::{Inner, Session};
+use alloy_primitives::{Address, Bytes, B256};
+use bridle_common::audit::Record;
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::machine::{Machine, Outcome};
+use bridle_common::protocol::*;
+use bridle_common::receipt::{self, Receipted};
+pub use budget::Budget;
+use owners::OwnerBook;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Produces attestation documents (the NSM, or the mock NSM in development).
+pub trait Attestor: Send + Sync {
+    fn attest(
+        &self,
+        user_data: Option<Vec<u8>>,
+        nonce: Option<Vec<u8>>,
+        public_key: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, String>;
+}
+
+/// Tunables. Defaults are the production values.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Agent stamp timestamps must be within ±this many seconds (R-TRUST-3).
+    pub stamp_window: u64,
+    /// Live stamp nonces remembered per session.
+    pub replay_capacity: usize,
+    /// The audit log: entries kept in memory, bounds on host-caused refusals (R-AUD-1).
+    pub audit: AuditConfig,
+    /// Most sessions held at once. Any Ethereum key can be an owner, so without a bound
+    /// session creation could exhaust the enclave's memory. When full, finished sessions
+    /// (revoked with their key destroyed, or expired with nothing left to sweep) are
+    /// dropped; if it is still full, creation is refused.
+    pub max_sessions: usize,
+    /// Bytes the sessions' state may take in all (see [`Budget`]).
+    pub memory_budget: usize,
+    /// Owners whose last nonce is remembered (see [`owners`]).
+    pub max_owners: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            stamp_window: 60,
+            replay_capacity: 1 << 16,
+            audit: AuditConfig::default(),
+            max_sessions: 100_000,
+            memory_budget: 1536 << 20,
+            max_owners: 200_000,
+        }
+    }
+}
+
+pub struct Enclave {
+    identity: Key,
+    clock: Box<dyn Clock>,
+    attestor: Option<Box<dyn Attestor>>,
+    config: Config,
+    booted_at: u64,
+    sessions: RwLock<HashMap<Address, Arc<Session>>>,
+    /// Highest owner nonce accepted, per owner. Management calls hold this lock for their
+    /// whole check-and-apply, so they are serialized (they are rare).
+    owners: Mutex<OwnerBook>,
+    budget: Budget,
+    signatures: AtomicU64,
+    denials: AtomicU64,
+    audit: AuditLog,
+}
+
+pub(crate) fn denial(code: ErrorCode, reason: impl Into<String>) -> Denial {
+    Denial::new(code, reason)
+}
+
+impl Enclave {
+    pub fn new(clock: Box<dyn Clock>, attestor: Option<Box<dyn Attestor>>, config: Config) -> Enclave {
+        let booted_at = clock.now();
+        let identity = Key::generate();
+        let audit = AuditLog::new(identity.address(), booted_at, config.audit.clone());
+        Enclave {
+            identity,
+            clock,
+            attestor,
+            owners: Mutex::new(OwnerBook::new(config.max_owners)),
+            budget: Budget::new(config.memory_budget),
+            config,
+            booted_at,
+            sessions: RwLock::new(HashMap::new()),
+            signatures: AtomicU64::new(0),
+            denials: AtomicU64::new(0),
+            audit,
+        }
+    }
+
+    /// The audit log (R-AUD-1).
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    pub fn identity_address(&self) -> Address {
+        self.identity.address()
+    }
+
+    pub fn identity_public_key(&self) -> Vec<u8> {
+        self.identity.public_key_sec1()
+    }
+
+    /// The memory budget.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// Serve one call, isolated: a panic anywhere in it becomes an `internal` error for
+    /// this call only (the session it touched, if any, fails closed: see [`Session::lock`]).
+    pub fn handle(&self, call: Call) -> Result<Reply, Denial> {
+        let subject = Subject::of(&call);
+        let name = call.name();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dispatch(call))).unwrap_or_else(|_| {
+            tracing::error!(call = name, "a call panicked; refused as internal");
+            Err(denial(ErrorCode::Internal, format!("{name} failed internally; nothing was signed")))
+        });
+        if let Err(d) = &r {
+            // A refused owner call (within bounds; a no-op for other calls).
+            self.audit.record_owner_refusal(self.clock.now(), subject, d);
+            if d.code != ErrorCode::PendingApproval
+                && (d.code.is_denial() || matches!(d.code, ErrorCode::Unauthenticated | ErrorCode::Replayed))
+            {
+                self.denials.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
+    fn dispatch(&self, call: Call) -> Result<Reply, Denial> {
+        match call {
+            Call::SignIfAllowed(req) => self.sign_if_allowed(&req).map(Reply::Signed),
+            Call::CreateSession(c) => self.create_session(c).map(Reply::SessionCreated),
+            Call::UpdatePolicy(u) => self.update_policy(u).map(Reply::PolicyUpdated),
+            Call::Revoke(r) => self.revoke(&r).map(Reply::Revoked),
+            Call::RevokeAll(r) => self.revoke_all(&r).map(Reply::Revoked),
+            Call::ApprovePending(a) => self.approve_pending(&a).map(Reply::Signed),
+            Call::Attest(a) => self.attest(a).map(Reply::Attestation),
+            Call::Audit(q) => self.audit.reply(q.since, q.nonce, &self.identity, self.clock.now()).map(Reply::Audit),
+            Call::Status(q) => self.status(q.session, q.nonce).map(Reply::Status),
+            Call::Sweep(w) => self.sweep(&w).map(Reply::Swept),
+        }
+    }
+
+    fn session(&self, addr: &Address) -> Result<Arc<Session>, Denial> {
+        let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        map.get(addr).cloned().ok_or_else(|| {
+            denial(
+                ErrorCode::UnknownSession,
+                format!("no session {addr} in this enclave (sessions do not survive an enclave restart)"),
+            )
+        })
+    }
+
+    /// Append a decision's audit records at its session time, keep the key in step with the
+    /// machine, and re-charge the session's memory.
+    fn settle<T>(&self, inner: &mut Inner, out: &Outcome<T>) {
+        for r in &out.records {
+            self.audit.append(out.time, r.clone());
+        }
+        inner.settle_key();
+        let now = footprint(&inner.machine);
+        self.budget.recharge(inner.charged, now);
+        inner.charged = now;
+    }
+
+    /// Sign `body`'s receipt with the identity key (for `nonce`, zero when none).
+    fn receipted<T: Receipted>(&self, mut body: T, nonce: Option<B256>) -> Result<T, Denial> {
+        receipt::attach(&mut body, self.identity.address(), self.clock.now(), nonce.unwrap_or_default(), |d| {
+            self.identity.sign_digest(d)
+        })
+        .map_err(|e| denial(ErrorCode::Internal, format!("receipt signature failed: {e}")))?;
+        Ok(body)
+    }
+
+    fn attest(&self, a: Attest) -> Result<AttestationReply, Denial> {
+        let Some(att) = &self.attestor else {
+            return Err(denial(ErrorCode::Unsupported, "this enclave runs without an attestation provider"));
+        };
+        if a.nonce.as_ref().is_some_and(|n| n.len() > 512) {
+            return Err(denial(ErrorCode::TooLarge, "attestation nonce is limited to 512 bytes"));
+        }
+        let doc = att
+            .attest(None, a.nonce.map(|n| n.to_vec()), Some(self.identity.public_key_sec1()))
+            .map_err(|e| denial(ErrorCode::Internal, format!("attestation failed: {e}")))?;
+        Ok(AttestationReply { document: Bytes::from(doc) })
+    }
+
+    /// Public facts, and one session's when asked; signed when the query has a nonce.
+    pub fn status(&self, session: Option<Address>, nonce: Option<B256>) -> Result<Status, Denial> {
+        let now = self.clock.now();
+        let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        let total = map.len() as u64;
+        let active = map.values().filter(|s| s.lock().machine.state(now) == SessionState::Active).count() as u64;
+        let session = session.and_then(|a| map.get(&a).cloned());
+        drop(map);
+        let st = Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            identity_public_key: Bytes::from(self.identity.public_key_sec1()),
+            identity_address: self.identity.address(),
+            booted_at: self.booted_at,
+            now,
+            sessions_active: active,
+            sessions_total: total,
+            signatures: self.signatures.load(Ordering::Relaxed),
+            denials: self.denials.load(Ordering::Relaxed),
+            session: session.map(|s| s.lock().machine.status(self.clock.now())),
+            receipt: None,
+        };
+        match nonce {
+            Some(n) => self.receipted(st, Some(n)),
+            None => Ok(st),
+        }
+    }
+
+    /// Record a bounded refusal of `sign_if_allowed` (before it was the agent's own fresh
+    /// request).
+    fn record_sign_refusal(&self, req: &SignRequest, d: &Denial) {
+        self.audit.record_sign_refusal(self.clock.now(), req, d);
+    }
+
+    fn append(&self, time: u64, r: Record) {
+        self.audit.append(time, r);
+    }
+}
+
+/// Bytes a session is charged: its compiled policy (estimated from its canonical size) and
+/// its machine's state.
+pub fn footprint(m: &Machine) -> usize {
+    policy_bytes(m.policy().canonical_len) + m.footprint()
+}
+
+/// What a compiled policy of `canonical_len` canonical bytes takes in memory (measured:
+/// see BENCHMARKS.md, "memory per session").
+pub fn policy_bytes(canonical_len: usize) -> usize {
+    canonical_len.saturating_mul(4).saturating_add(2048)
+}

@@ -1,0 +1,310 @@
+//! Owner calls: each carries an owner-signed envelope the enclave rebuilds from the call's
+//! own fields; a refused call changes nothing (not even the owner's nonce).
+
+use super::{budget::HEADROOM, denial, footprint, policy_bytes, Enclave};
+use crate::keys::Key;
+use crate::session::Session;
+use alloy_primitives::{Address, Bytes, B256};
+use bridle_common::audit::rec;
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::machine::{sweep_terms_ok, Machine};
+use bridle_common::owner::{action, OwnerAction};
+use bridle_common::policy::{CompiledPolicy, Policy};
+use bridle_common::protocol::*;
+use bridle_common::stamp::StampKey;
+use k256::PublicKey;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+
+use super::owners::OwnerBook;
+
+impl Enclave {
+    /// Check an owner's signature over the action rebuilt from the call's own fields, and
+    /// that the nonce is fresh. Returns the nonce book's guard so the caller applies its
+    /// change and records the nonce in one step; a refused call changes nothing.
+    fn authorize(
+        &self,
+        auth: &OwnerAuth,
+        act: &str,
+        session: Address,
+        agent: Address,
+        policy_hash: B256,
+        subject: B256,
+    ) -> Result<MutexGuard<'_, OwnerBook>, Denial> {
+        let msg = OwnerAction {
+            action: act.to_string(),
+            enclave: self.identity.address(),
+            session,
+            agent,
+            policyHash: policy_hash,
+            subject,
+            nonce: auth.nonce,
+        };
+        match msg.recover(&auth.signature) {
+            Some(who) if who == auth.owner => {}
+            Some(who) => {
+                return Err(denial(
+                    ErrorCode::Unauthenticated,
+                    format!("owner signature is by {who}, expected {} (or the message differs)", auth.owner),
+                ))
+            }
+            None => return Err(denial(ErrorCode::Unauthenticated, "owner signature is not a valid 65-byte signature")),
+        }
+        let book = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        book.check(auth.owner, auth.nonce)?;
+        Ok(book)
+    }
+
+    /// Record an accepted owner nonce.
+    fn accept_nonce(&self, mut book: MutexGuard<'_, OwnerBook>, auth: &OwnerAuth) {
+        let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        book.accept(auth.owner, auth.nonce, |o| map.values().any(|s| s.owner == *o));
+    }
+
+    fn owned(&self, owner: Address, session: Address) -> Result<Arc<Session>, Denial> {
+        let s = self.session(&session)?;
+        if s.owner != owner {
+            return Err(denial(ErrorCode::Unauthenticated, format!("{owner} does not own session {session}")));
+        }
+        Ok(s)
+    }
+
+    fn compile(&self, policy: &Policy, now: u64) -> Result<CompiledPolicy, Denial> {
+        let p = CompiledPolicy::compile(policy.clone())?;
+        p.check_lifetime(now)?;
+        Ok(p)
+    }
+
+    fn budget_for(&self, policy: &CompiledPolicy) -> Result<(), Denial> {
+        if !self.budget.has_room(policy_bytes(policy.canonical_len).saturating_add(HEADROOM)) {
+            return Err(Denial::rule(
+                ErrorCode::RateLimited,
+                "enclave.memory_budget",
+                format!(
+                    "the enclave's memory budget ({} MiB) is spent: no new session or larger policy until sessions end",
+                    self.budget.limit() >> 20
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn create_session(&self, c: CreateSession) -> Result<SessionCreated, Denial> {
+        let now = self.clock.now();
+        let agent_pk = PublicKey::from_sec1_bytes(&c.agent_public_key)
+            .map_err(|_| Denial::malformed("agent_public_key is not a SEC1 secp256k1 public key"))?;
+        let agent = Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent_pk));
+        let policy = self.compile(&c.policy, now)?;
+        // R-TRUST-5: a session key can never own (grant, widen or revoke) sessions.
+        if self.sessions.read().unwrap_or_else(|e| e.into_inner()).contains_key(&c.auth.owner) {
+            return Err(denial(
+                ErrorCode::Unauthenticated,
+                "a session address cannot own sessions (agents are never admin)",
+            ));
+        }
+        let book = self.authorize(&c.auth, action::CREATE_SESSION, Address::ZERO, agent, policy.hash, B256::ZERO)?;
+        // Creations are serialized by the owner-nonce lock held in `book`, so this check
+        // and the insert below cannot race with another creation.
+        self.make_room(now)?;
+        self.budget_for(&policy)?;
+
+        let key = Key::generate();
+        let address = key.address();
+        let stamp_key = StampKey::derive(self.identity.secret(), &agent_pk, address, agent);
+        let valid_until = policy.doc.valid_until.unwrap_or(0);
+        let policy_hash = policy.hash;
+        let machine = Machine::new(
+            address,
+            c.auth.owner,
+            agent,
+            policy,
+            now,
+            self.config.stamp_window,
+            self.config.replay_capacity,
+        );
+        let binding = SessionBinding {
+            enclave: self.identity.address(),
+            session: address,
+            owner: c.auth.owner,
+            agent,
+            policy_hash,
+            created_at: now,
+            valid_until,
+        };
+        let (binding_signature, attestation) = self.bind(&binding)?;
+        let session = Arc::new(Session::new(key, stamp_key, machine));
+        {
+            let mut inner = session.lock();
+            let bytes = footprint(&inner.machine);
+            self.budget.recharge(0, bytes);
+            inner.charged = bytes;
+        }
+        self.sessions.write().unwrap_or_else(|e| e.into_inner()).insert(address, session);
+        self.accept_nonce(book, &c.auth);
+        self.append(now, rec::session_created(address, c.auth.owner, agent, policy_hash, valid_until));
+        Ok(SessionCreated { binding, binding_signature, attestation })
+    }
+
+    /// Sign a binding with the identity key, and attest it when the NSM is there.
+    fn bind(&self, binding: &SessionBinding) -> Result<(Bytes, Option<Bytes>), Denial> {
+        let bd = binding.digest();
+        let sig = self
+            .identity
+            .sign_digest(&bd)
+            .map_err(|e| denial(ErrorCode::Internal, format!("binding signature failed: {e}")))?;
+        let attestation = match &self.attestor {
+            Some(a) => Some(Bytes::from(
+                a.attest(Some(bd.to_vec()), None, Some(self.identity.public_key_sec1()))
+                    .map_err(|e| denial(ErrorCode::Internal, format!("attestation failed: {e}")))?,
+            )),
+            None => None,
+        };
+        Ok((Bytes::copy_from_slice(&sig.as_bytes()), attestation))
+    }
+
+    /// Keep the session count under `max_sessions`: when full, drop finished sessions; if
+    /// still full, refuse. Dropped sessions answer `unknown_session`; their history stays
+    /// in the audit log and in the host's store.
+    fn make_room(&self, now: u64) -> Result<(), Denial> {
+        let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() < self.config.max_sessions {
+            return Ok(());
+        }
+        let before = map.len();
+        map.retain(|_, s| {
+            let inner = s.lock();
+            let finished = inner.machine.finished(now);
+            if finished {
+                self.budget.recharge(inner.charged, 0);
+            }
+            !finished
+        });
+        tracing::info!(dropped = before - map.len(), held = map.len(), "finished sessions dropped");
+        if map.len() >= self.config.max_sessions {
+            return Err(Denial::rule(
+                ErrorCode::RateLimited,
+                "enclave.max_sessions",
+                format!("the enclave holds {} live sessions, its limit; revoke finished ones", map.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn update_policy(&self, u: UpdatePolicy) -> Result<PolicyUpdated, Denial> {
+        let session = self.owned(u.auth.owner, u.session)?;
+        let policy = self.compile(&u.policy, self.clock.now())?;
+        let book = self.authorize(&u.auth, action::UPDATE_POLICY, u.session, session.agent, policy.hash, B256::ZERO)?;
+        self.budget_for(&policy)?;
+        let valid_until = policy.doc.valid_until.unwrap_or(0);
+        let mut inner = session.lock();
+        let out = inner.machine.update_policy(self.clock.now(), policy);
+        self.settle(&mut inner, &out);
+        drop(inner);
+        let hash = out.result?;
+        self.accept_nonce(book, &u.auth);
+        let binding = SessionBinding {
+            enclave: self.identity.address(),
+            session: u.session,
+            owner: session.owner,
+            agent: session.agent,
+            policy_hash: hash,
+            created_at: out.time,
+            valid_until,
+        };
+        let (sig, _) = self.bind(&binding)?;
+        let reply = PolicyUpdated {
+            session: u.session,
+            policy_hash: hash,
+            binding: Some(binding),
+            binding_signature: Some(sig),
+            receipt: None,
+        };
+        self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(u.auth.nonce))))
+    }
+
+    pub(super) fn revoke(&self, r: &Revoke) -> Result<Revoked, Denial> {
+        let session = self.owned(r.auth.owner, r.session)?;
+        let book = self.authorize(&r.auth, action::REVOKE, r.session, session.agent, B256::ZERO, B256::ZERO)?;
+        let mut inner = session.lock();
+        let out = inner.machine.revoke(self.clock.now(), false);
+        self.settle(&mut inner, &out);
+        drop(inner);
+        out.result?;
+        self.accept_nonce(book, &r.auth);
+        let reply = Revoked { sessions: vec![r.session], receipt: None };
+        self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(r.auth.nonce))))
+    }
+
+    pub(super) fn revoke_all(&self, r: &RevokeAll) -> Result<Revoked, Denial> {
+        let book = self.authorize(&r.auth, action::REVOKE_ALL, Address::ZERO, Address::ZERO, B256::ZERO, B256::ZERO)?;
+        let mine: Vec<Arc<Session>> = self
+            .sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.owner == r.auth.owner)
+            .cloned()
+            .collect();
+        let mut sessions = Vec::new();
+        for s in mine {
+            let mut inner = s.lock();
+            let out = inner.machine.revoke(self.clock.now(), true);
+            self.settle(&mut inner, &out);
+            if out.result == Ok(true) {
+                sessions.push(s.address);
+            }
+        }
+        sessions.sort();
+        self.accept_nonce(book, &r.auth);
+        let reply = Revoked { sessions, receipt: None };
+        self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(r.auth.nonce))))
+    }
+
+    /// The owner approves exactly one pending request's digest (R-POL-10).
+    pub(super) fn approve_pending(&self, a: &ApprovePending) -> Result<Signed, Denial> {
+        let session = self.owned(a.auth.owner, a.session)?;
+        let book = self.authorize(&a.auth, action::APPROVE_PENDING, a.session, session.agent, B256::ZERO, a.digest)?;
+        let mut guard = session.lock();
+        let inner = &mut *guard;
+        let out = inner.machine.approve(self.clock.now(), a.digest, inner.key.as_ref().map(|k| k as _));
+        self.settle(inner, &out);
+        drop(guard);
+        let signed = out.result?;
+        self.accept_nonce(book, &a.auth);
+        if !out.records.is_empty() {
+            self.signatures.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(signed)
+    }
+
+    /// The revocation sweep (R-APP-6): see [`Machine::sweep`]. Anyone may ask (a sweep only
+    /// revokes, within the policy's gas caps); the owner's signature over the terms widens
+    /// it.
+    pub(super) fn sweep(&self, w: &Sweep) -> Result<SweepReply, Denial> {
+        let session = self.session(&w.session)?;
+        sweep_terms_ok(&w.terms)?;
+        let book = match &w.auth {
+            Some(auth) => {
+                if session.owner != auth.owner {
+                    return Err(denial(
+                        ErrorCode::Unauthenticated,
+                        format!("{} does not own session {}", auth.owner, w.session),
+                    ));
+                }
+                Some(self.authorize(auth, action::SWEEP, w.session, session.agent, B256::ZERO, w.terms_digest())?)
+            }
+            None => None,
+        };
+        let mut guard = session.lock();
+        let inner = &mut *guard;
+        let out = inner.machine.sweep(self.clock.now(), &w.terms, book.is_some(), inner.key.as_ref().map(|k| k as _));
+        self.settle(inner, &out);
+        drop(guard);
+        let reply = out.result?;
+        if let (Some(book), Some(auth)) = (book, &w.auth) {
+            self.accept_nonce(book, auth);
+        }
+        let nonce = w.auth.as_ref().map(|a| B256::from(alloy_primitives::U256::from(a.nonce)));
+        self.receipted(reply, nonce)
+    }
+}

@@ -1,0 +1,54 @@
+//! The signing path: decode → authenticate → (lock, read the clock) decide, sign, charge,
+//! log (unlock).
+
+use super::{budget::HEADROOM, denial, Enclave};
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::payload::prepare;
+use bridle_common::protocol::{SignRequest, Signed};
+use std::sync::atomic::Ordering;
+
+impl Enclave {
+    /// `sign_if_allowed` (R-TRUST-1, R-TRUST-3, R-POL-11).
+    pub fn sign_if_allowed(&self, req: &SignRequest) -> Result<Signed, Denial> {
+        let mut fresh = false;
+        let r = self.sign_checked(req, &mut fresh);
+        if let (Err(d), false) = (&r, fresh) {
+            // Refused before it was known to be the agent's own fresh request: anyone on the
+            // path can cause these, so they are logged within bounds (R-AUD-1).
+            self.record_sign_refusal(req, d);
+        }
+        r
+    }
+
+    fn sign_checked(&self, req: &SignRequest, fresh: &mut bool) -> Result<Signed, Denial> {
+        let session = self.session(&req.session)?;
+        // Decode: build exactly what will be signed, and its digest (R-TRUST-1), within
+        // hard bounds (nothing is parsed unbounded before authentication). Type-4
+        // transactions are refused here, before anything else (R-SIGN-1).
+        let prepared = prepare(&req.payload)?;
+        let digest = prepared.stamp_digest();
+        // Authenticate: only the session's agent can make this MAC (R-TRUST-3).
+        if !session.stamp_key.verify(session.address, req.payload.kind(), &digest, &req.stamp) {
+            return Err(denial(ErrorCode::Unauthenticated, "agent stamp does not verify for this session and request"));
+        }
+        if !self.budget.has_room(HEADROOM) {
+            return Err(Denial::rule(
+                ErrorCode::RateLimited,
+                "enclave.memory_budget",
+                "the enclave's memory budget is spent: it signs nothing that would grow its state until sessions end",
+            ));
+        }
+        // One step under the session lock, at one session time read under it.
+        let mut guard = session.lock();
+        let inner = &mut *guard;
+        let clock = self.clock.now();
+        let out = inner.machine.sign(clock, &req.payload, prepared, &req.stamp, inner.key.as_ref().map(|k| k as _));
+        self.settle(inner, &out);
+        drop(guard);
+        *fresh = out.fresh;
+        if out.result.is_ok() && !out.records.is_empty() {
+            self.signatures.fetch_add(1, Ordering::Relaxed);
+        }
+        out.result
+    }
+}
