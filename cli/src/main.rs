@@ -324,6 +324,10 @@ enum PolicyCmd {
         /// Name a token: SYMBOL=ADDRESS:DECIMALS (otherwise TOKEN1… in base units).
         #[arg(long = "token")]
         tokens: Vec<String>,
+        /// Map only the requests for this chain (one policy per chain: a policy's limits
+        /// apply on every chain it allows).
+        #[arg(long)]
+        chain: Option<u64>,
     },
 }
 
@@ -410,7 +414,7 @@ fn policy_cmd(p: PolicyCmd) -> Result<i32> {
         PolicyCmd::Explain { file } => print!("{}", explain(&compile(&file)?)),
         PolicyCmd::Normalize { file } => println!("{}", serde_json::to_string_pretty(&compile(&file)?.doc)?),
         PolicyCmd::Simulate { file, request } => return simulate(&file, &request),
-        PolicyCmd::FromErc7715 { file, tokens } => return from_erc7715(&file, &tokens),
+        PolicyCmd::FromErc7715 { file, tokens, chain } => return from_erc7715(&file, &tokens, chain),
     }
     Ok(0)
 }
@@ -1035,7 +1039,7 @@ fn sign_payload(a: &AgentArgs, payload: SignPayload) -> Result<Signed> {
     host.post("/v1/sign", &SignRequest { session: a.session, payload, stamp })
 }
 
-fn from_erc7715(file: &PathBuf, tokens: &[String]) -> Result<i32> {
+fn from_erc7715(file: &PathBuf, tokens: &[String], chain: Option<u64>) -> Result<i32> {
     let text = read_input(file)?;
     let mut known = Vec::new();
     for t in tokens {
@@ -1048,7 +1052,7 @@ fn from_erc7715(file: &PathBuf, tokens: &[String]) -> Result<i32> {
             decimals: dec.trim().parse().map_err(|e| anyhow!("--token {t}: {e}"))?,
         });
     }
-    let m = bridle_common::erc7715::map(&text, &known, now()).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let m = bridle_common::erc7715::map(&text, &known, now(), chain).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     // The output must be a policy this build accepts.
     let doc = resolve_text(&m.toml, now()).map_err(|d| anyhow!("the mapped policy does not resolve: {d}"))?;
     CompiledPolicy::compile(doc).map_err(|d| anyhow!("the mapped policy is not valid: {d}"))?;

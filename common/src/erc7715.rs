@@ -255,7 +255,14 @@ impl Out {
 }
 
 /// Map an ERC-7715 request (JSON text) at time `now`.
-pub fn map(json: &str, known: &[KnownToken], now: u64) -> Result<Mapped, String> {
+///
+/// Each permission stays on its own chain (review finding 9): a Bridle policy's limits apply
+/// on every chain it allows, so permissions for several chains cannot share one policy
+/// without each one's allowance applying on all of them. With `chain`, only the requests
+/// for that chain are mapped (the others are listed as left out); without it, requests for
+/// more than one chain are refused. A request without a chain id is refused: it cannot be
+/// mapped without widening it to every chain.
+pub fn map(json: &str, known: &[KnownToken], now: u64, chain: Option<u64>) -> Result<Mapped, String> {
     let v: Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
     let v = match v.get("params") {
         Some(p) if v.get("method").is_some() => {
@@ -275,6 +282,38 @@ pub fn map(json: &str, known: &[KnownToken], now: u64) -> Result<Mapped, String>
         return Err("no permission request".into());
     }
     let mut out = Out::default();
+    let mut chains: Vec<u64> = Vec::new();
+    for (r, req) in requests.iter().enumerate() {
+        match req.get("chainId").and_then(u64_of) {
+            Some(c) => {
+                if !chains.contains(&c) {
+                    chains.push(c)
+                }
+            }
+            None => {
+                return Err(format!(
+                    "request[{r}] has no chainId: mapping it would allow it on every chain; give its chain"
+                ))
+            }
+        }
+    }
+    let requests: Vec<Value> = match chain {
+        Some(c) => {
+            if !chains.contains(&c) {
+                return Err(format!("no request is for chain {c} (the requests are for {chains:?})"));
+            }
+            for other in chains.iter().filter(|x| **x != c) {
+                out.notes.push(format!("requests for chain {other}: left out (map them with --chain {other})"));
+            }
+            requests.into_iter().filter(|q| q.get("chainId").and_then(u64_of) == Some(c)).collect()
+        }
+        None if chains.len() > 1 => {
+            return Err(format!(
+                "the requests are for chains {chains:?}: one Bridle policy would let each permission apply on every one of them; map each chain on its own (--chain ID) and grant one session per chain"
+            ))
+        }
+        None => requests,
+    };
     // Expiry first: streams without maxAmount are bounded by it.
     for (r, req) in requests.iter().enumerate() {
         match req.get("expiry").and_then(u64_of) {
@@ -283,10 +322,10 @@ pub fn map(json: &str, known: &[KnownToken], now: u64) -> Result<Mapped, String>
         }
     }
     for (r, req) in requests.iter().enumerate() {
-        match req.get("chainId").and_then(u64_of) {
-            Some(c) if !out.chains.contains(&c) => out.chains.push(c),
-            Some(_) => {}
-            None => out.notes.push(format!("request[{r}]: no chainId; not mapped")),
+        if let Some(c) = req.get("chainId").and_then(u64_of) {
+            if !out.chains.contains(&c) {
+                out.chains.push(c);
+            }
         }
         if let Some(a) = req.get("address").and_then(Value::as_str) {
             out.notes.push(format!(
@@ -431,7 +470,7 @@ mod tests {
             }
         ]);
         let known = [KnownToken { symbol: "USDC".into(), address: usdc.parse().unwrap(), decimals: 6 }];
-        let m = map(&req.to_string(), &known, NOW).unwrap();
+        let m = map(&req.to_string(), &known, NOW, None).unwrap();
         let p = compile(&m);
         assert_eq!(p.doc.chains, vec![11155111]);
         assert_eq!(p.doc.valid_until, Some(NOW + 86_400)); // the earliest expiry
@@ -463,7 +502,7 @@ mod tests {
                 ]
             }]
         });
-        let m = map(&req.to_string(), &[], NOW).unwrap();
+        let m = map(&req.to_string(), &[], NOW, None).unwrap();
         let p = compile(&m);
         assert_eq!(p.doc.chains, vec![1]);
         assert_eq!(p.doc.max_duration, Some(3 * 86_400));
@@ -479,9 +518,37 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_be_a_policy() {
-        assert!(map("not json", &[], NOW).is_err());
-        assert!(map("[]", &[], NOW).is_err());
-        assert!(map(&json!([{"expiry": NOW + 10}]).to_string(), &[], NOW).is_err());
-        assert!(map(&json!([{"chainId": 1, "expiry": NOW - 10}]).to_string(), &[], NOW).is_err());
+        assert!(map("not json", &[], NOW, None).is_err());
+        assert!(map("[]", &[], NOW, None).is_err());
+        assert!(map(&json!([{"expiry": NOW + 10}]).to_string(), &[], NOW, None).is_err());
+    }
+
+    #[test]
+    fn each_permission_stays_on_its_own_chain() {
+        // Review finding 9: 10 USDC/day on chain 1 and 0.1 ETH/day on 8453 must not become a
+        // policy allowing both on both chains.
+        let usdc = "0xA0b86991c6218b36c1d19d4a2E9Eb0cE3606eB48";
+        let req = json!([
+            {"chainId": 1, "expiry": NOW + 3600, "permissions": [{"type": "erc20-token-periodic",
+                "data": {"tokenAddress": usdc, "periodAmount": "10000000", "periodDuration": 86400, "startTime": NOW}}]},
+            {"chainId": 8453, "expiry": NOW + 3600, "permissions": [{"type": "native-token-periodic",
+                "data": {"periodAmount": "100000000000000000", "periodDuration": 86400, "startTime": NOW}}]}
+        ])
+        .to_string();
+        let e = map(&req, &[], NOW, None).unwrap_err();
+        assert!(e.contains("on its own"), "{e}");
+        let one = map(&req, &[], NOW, Some(8453)).unwrap();
+        assert!(one.toml.contains("chains = [8453]"), "{}", one.toml);
+        assert!(
+            !one.toml.contains(&usdc.to_lowercase()) && !one.toml.to_lowercase().contains(&usdc.to_lowercase()),
+            "{}",
+            one.toml
+        );
+        assert!(one.notes.iter().any(|n| n.contains("chain 1")));
+        let p =
+            crate::policy::CompiledPolicy::compile(crate::policy::file::resolve_text(&one.toml, NOW).unwrap()).unwrap();
+        assert_eq!(p.doc.chains, vec![8453]);
+        assert!(map(&req, &[], NOW, Some(5)).is_err());
+        assert!(map(&json!([{"chainId": 1, "expiry": NOW - 10}]).to_string(), &[], NOW, None).is_err());
     }
 }

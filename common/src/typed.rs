@@ -56,8 +56,10 @@ pub fn parse(json: &str) -> Result<ParsedTypedData, Denial> {
             format!("typed data of {} bytes; at most {MAX_TYPED_DATA}", json.len()),
         ));
     }
-    let r = std::panic::catch_unwind(|| -> Result<ParsedTypedData, Denial> {
-        let data: TypedData = serde_json::from_str(json).map_err(|e| td_malformed(e.to_string()))?;
+    // Bounded before alloy sees it (review finding 2): nesting, counts, type names.
+    let value = crate::bounds::typed_data(json)?;
+    let r = std::panic::catch_unwind(move || -> Result<ParsedTypedData, Denial> {
+        let data: TypedData = serde_json::from_value(value).map_err(|e| td_malformed(e.to_string()))?;
         if data.primary_type == "EIP712Domain" {
             return Err(td_malformed("primaryType EIP712Domain signs no message"));
         }

@@ -246,8 +246,8 @@ impl UserOperationRequest {
 }
 
 /// Decode an account's `callData` into the calls it makes. Supported: ERC-7579
-/// `execute(bytes32,bytes)` in single and batch call types (default or try exec type,
-/// default mode selector), SimpleAccount `execute(address,uint256,bytes)`,
+/// `execute(bytes32,bytes)` in single and batch call types (default exec type, default
+/// mode selector), SimpleAccount `execute(address,uint256,bytes)`,
 /// `executeBatch(address[],uint256[],bytes[])` (v0.7), `executeBatch(address[],bytes[])`
 /// (v0.6) and `executeBatch((address,uint256,bytes)[])` (v0.8). Anything else — another
 /// function, delegatecall or staticcall, an unknown mode, a non-canonical encoding — is
@@ -281,8 +281,17 @@ pub fn decode_account_call(data: &[u8]) -> Result<Vec<Call>, Denial> {
                     hex::encode(mode)
                 )));
             }
-            if exec_type > 1 {
-                return Err(bad_args(format!("ERC-7579 exec type 0x{exec_type:02x} is unknown")));
+            match exec_type {
+                0x00 => {}
+                // Review finding 8: in try mode a failing call is skipped, so a trailing
+                // `approve(spender, 0)` that fails would leave the approval live while the
+                // policy counted it revoked.
+                0x01 => {
+                    return Err(bad_args(
+                        "ERC-7579 try exec type: a failing call would be skipped (a trailing approve(spender, 0) could fail and leave the approval live); only the default exec type is signed",
+                    ))
+                }
+                t => return Err(bad_args(format!("ERC-7579 exec type 0x{t:02x} is unknown"))),
             }
             let ec = c.executionCalldata.as_ref();
             match call_type {

@@ -25,6 +25,10 @@ struct Args {
     /// Agent stamp time window, seconds (±).
     #[arg(long, default_value_t = 60)]
     stamp_window: u64,
+    /// Memory the sessions' state may take, MiB (a session, a stamp or a pending request
+    /// that would go beyond it is refused `rate_limited`, never the enclave's end).
+    #[arg(long, default_value_t = 1536)]
+    memory_budget_mib: usize,
     /// Development mode: mock NSM, and development-only options below.
     #[arg(long)]
     dev: bool,
@@ -109,11 +113,14 @@ fn main() {
         None => Box::new(SystemClock),
     };
     let attestor = attestor(&args, &boot);
-    let config = Config { stamp_window: args.stamp_window, ..Config::default() };
+    let config =
+        Config { stamp_window: args.stamp_window, memory_budget: args.memory_budget_mib << 20, ..Config::default() };
     let enclave = Arc::new(Enclave::new(clock, Some(attestor), config));
     tracing::info!(identity = %enclave.identity_address(), "enclave identity generated");
 
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // An explicit, generous stack for every worker: request handling is bounded (no decoder
+    // recurses with its input), and this is the margin on top (review finding 2).
+    let rt = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(REQUEST_STACK).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bridle-enclave: cannot start runtime: {e}");
@@ -126,6 +133,9 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+/// Stack size of the threads that serve requests.
+const REQUEST_STACK: usize = 8 << 20;
 
 fn unreachable_args() -> SocketAddress {
     eprintln!("bridle-enclave: give --unix PATH or --vsock CID:PORT");

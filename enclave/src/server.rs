@@ -29,16 +29,20 @@ impl Default for ServerConfig {
     }
 }
 
-/// Decode and serve one frame body. Never panics; any failure is a typed error reply.
+/// Decode and serve one frame body. Never panics; any failure is a typed error reply. The
+/// decoding runs isolated too (a panic in it is an `internal` error for this frame only),
+/// and within hard bounds: the frame's size was checked before it was read, CBOR nesting is
+/// limited, and every payload decoder below is bounded before it runs.
 pub fn handle_frame(enclave: &Enclave, body: &[u8]) -> ResponseFrame {
-    let result = match from_cbor::<RequestFrame>(body) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match from_cbor::<RequestFrame>(body) {
         Err(e) => Err(Denial::new(ErrorCode::Malformed, format!("request frame: {e}"))),
         Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
             ErrorCode::Unsupported,
             format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
         )),
         Ok(f) => enclave.handle(f.call),
-    };
+    }))
+    .unwrap_or_else(|_| Err(Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed")));
     ResponseFrame { version: PROTOCOL_VERSION, result }
 }
 

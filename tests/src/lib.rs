@@ -846,3 +846,48 @@ pub fn allowance_of(v: &serde_json::Value, token: Address, spender: Address) -> 
 pub fn u256_of(v: &serde_json::Value) -> U256 {
     serde_json::from_value(v.clone()).unwrap_or_else(|_| panic!("not a U256: {v}"))
 }
+
+// ---------------------------------------------------------------------------------------
+// Straight to the enclave's socket (no host in between): for tests that must see exactly
+// what the enclave answers and logs.
+
+impl EnclaveProc {
+    /// One call over a fresh connection to the enclave socket.
+    pub fn call(&self, call: Call) -> Result<Reply, bridle_common::Denial> {
+        self.call_raw(&bridle_common::frame::to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call }).unwrap())
+    }
+
+    /// Send one frame body as is; the enclave's reply.
+    pub fn call_raw(&self, body: &[u8]) -> Result<Reply, bridle_common::Denial> {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).expect("connect to the enclave");
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut buf = (body.len() as u32).to_be_bytes().to_vec();
+        buf.extend_from_slice(body);
+        s.write_all(&buf).expect("send");
+        let mut h = [0u8; 4];
+        s.read_exact(&mut h).expect("a reply header (the enclave must answer, not die)");
+        let mut reply = vec![0u8; u32::from_be_bytes(h) as usize];
+        s.read_exact(&mut reply).expect("a reply body");
+        let f: ResponseFrame = bridle_common::frame::from_cbor(&reply).expect("a valid reply frame");
+        f.result
+    }
+
+    /// Every audit entry the enclave holds, with the last head.
+    pub fn audit_log(&self) -> (Vec<bridle_common::audit::AuditEntry>, bridle_common::audit::AuditHead) {
+        let mut entries = Vec::new();
+        let mut since = 0;
+        loop {
+            match self.call(Call::Audit(AuditQuery { since, nonce: None })) {
+                Ok(Reply::Audit(r)) => {
+                    entries.extend(r.entries);
+                    since = r.head.seq + 1;
+                    if !r.more {
+                        return (entries, r.head);
+                    }
+                }
+                other => panic!("audit: {other:?}"),
+            }
+        }
+    }
+}

@@ -49,10 +49,13 @@ pub fn explain(p: &CompiledPolicy) -> String {
         let _ = writeln!(s, "quota: at most {q} signatures in the session's life");
     }
     for (i, t) in d.tokens.iter().enumerate() {
-        let chain = t.chain_id.map(|c| format!(" on chain {c}")).unwrap_or_default();
+        let chain = match t.chain_id {
+            Some(c) => format!(" on chain {c} only (on any other chain, calls to this address are denied)"),
+            None => " on every allowed chain".to_string(),
+        };
         let _ = writeln!(
             s,
-            "tokens[{i}]: {} = {}{chain}, {} decimals (transfers and approvals count against its caps)",
+            "tokens[{i}]: {} = {}{chain}, {} decimals. Metered: transfer, transferFrom, approve and increaseAllowance count against its caps (and its permits); any other function of it is denied unless a [[calls]] rule for this token names it by signature (\"*\" and wildcard targets do not cover it), and is then not metered",
             t.symbol, t.address, t.decimals
         );
     }
@@ -88,6 +91,12 @@ pub fn explain(p: &CompiledPolicy) -> String {
                 FnMatcher::Selector(sel) => format!("{} (0x{})", d.calls[i].functions[j].signature, hex::encode(sel)),
             };
             let _ = writeln!(s, "calls[{i}].functions[{j}]: may call {what} on {target}");
+            if c.target.is_none() {
+                let _ = writeln!(
+                    s,
+                    "  (a wildcard: never a listed token's unmetered functions, nor token-moving functions (transfer, approve, transferAndCall, send, safeTransferFrom, setApprovalForAll, permit, …) of contracts not listed under tokens)"
+                );
+            }
             for (k, a) in f.args.iter().enumerate() {
                 let vals: Vec<String> = a.values.iter().map(value).collect();
                 let _ = writeln!(
@@ -105,7 +114,12 @@ pub fn explain(p: &CompiledPolicy) -> String {
     }
     if let Some(r) = &d.recipients {
         let names: Vec<String> = r.iter().map(party).collect();
-        let _ = writeln!(s, "recipients: value and token transfers only to {}", names.join(", "));
+        let _ = writeln!(
+            s,
+            "recipients: native value only to {} or to a target a [[calls]] rule names explicitly; token transfers only to {}",
+            names.join(", "),
+            names.join(", ")
+        );
     }
     for (i, r) in d.rate_limits.iter().enumerate() {
         let _ = writeln!(s, "rate_limits[{i}]: at most {} signatures per {}", r.max, format_duration(r.window));

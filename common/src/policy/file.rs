@@ -266,7 +266,12 @@ fn err(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
 
 /// Parse a policy file: TOML, or JSON when it starts with `{`.
 pub fn parse_file(text: &str) -> Result<PolicyFile, Denial> {
+    // Bounded before any parser recurses (TOML arrays and inline tables nest like JSON).
+    crate::bounds::check_json_depth(text, "the policy file")?;
     if text.trim_start().starts_with('{') {
+        // JSON takes the last of duplicate keys silently; a policy must say each thing once.
+        crate::policy::strict_json::no_duplicate_keys(text)
+            .map_err(|e| Denial::new(ErrorCode::InvalidPolicy, format!("policy JSON: {e}")))?;
         serde_json::from_str(text).map_err(|e| Denial::new(ErrorCode::InvalidPolicy, format!("policy JSON: {e}")))
     } else {
         toml::from_str(text).map_err(|e| Denial::new(ErrorCode::InvalidPolicy, format!("policy TOML: {e}")))
@@ -374,6 +379,14 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
     let mut calls = Vec::new();
     for (i, c) in f.calls.iter().enumerate() {
         let rule = format!("calls[{i}]");
+        let target_token: Option<&Token> = match c.target.trim() {
+            "*" => None,
+            t if t.starts_with("0x") => {
+                let a = parse_address(t, &rule)?;
+                tokens.iter().find(|x| x.address == a)
+            }
+            sym => tokens.iter().find(|x| x.symbol == sym),
+        };
         let target = match c.target.trim() {
             "*" => None,
             t if t.starts_with("0x") => Some(parse_address(t, &rule)?),
@@ -386,9 +399,10 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
             let frule = format!("{rule}.functions[{j}]");
             functions.push(match fs {
                 FnSpec::Plain(s) => FunctionRule { signature: s.trim().to_string(), args: vec![] },
-                FnSpec::Rules(r) => {
-                    FunctionRule { signature: r.signature.trim().to_string(), args: resolve_args(r, &u, &frule)? }
-                }
+                FnSpec::Rules(r) => FunctionRule {
+                    signature: r.signature.trim().to_string(),
+                    args: resolve_args(r, &u, &frule, target_token)?,
+                },
             });
         }
         calls.push(CallRule { target, functions });
@@ -659,7 +673,7 @@ fn resolve_party(s: &str, rule: &str) -> Result<Party, Denial> {
     }
 }
 
-fn resolve_args(r: &FnRulesSpec, u: &Units<'_>, rule: &str) -> Result<Vec<ArgRule>, Denial> {
+fn resolve_args(r: &FnRulesSpec, u: &Units<'_>, rule: &str, target: Option<&Token>) -> Result<Vec<ArgRule>, Denial> {
     if r.args.is_empty() {
         return Ok(vec![]);
     }
@@ -681,13 +695,22 @@ fn resolve_args(r: &FnRulesSpec, u: &Units<'_>, rule: &str) -> Result<Vec<ArgRul
             (None, Some(vs)) => vs.iter().collect(),
             _ => return Err(err(&arule, "give exactly one of value or values")),
         };
-        let values = raw.into_iter().map(|v| arg_value(ty, v, u, &arule)).collect::<Result<_, _>>()?;
+        let values = raw.into_iter().map(|v| arg_value(ty, v, u, &arule, target)).collect::<Result<_, _>>()?;
         out.push(ArgRule { path, op, values });
     }
     Ok(out)
 }
 
-fn arg_value(ty: &DynSolType, v: &toml::Value, u: &Units<'_>, rule: &str) -> Result<ArgValue, Denial> {
+/// An argument rule's value. An amount with a unit (`"50 USDC"`) on a call to a listed token
+/// must be in that token's unit: the unit picks the decimals, so `"50 DAI"` on a USDC
+/// argument would mean 5×10¹⁹ USDC base units (review finding 9).
+fn arg_value(
+    ty: &DynSolType,
+    v: &toml::Value,
+    u: &Units<'_>,
+    rule: &str,
+    target: Option<&Token>,
+) -> Result<ArgValue, Denial> {
     let bad = || err(rule, format!("{v} does not fit argument type {ty}"));
     match (ty, v) {
         (DynSolType::Address, toml::Value::String(s)) => match s.trim() {
@@ -707,7 +730,24 @@ fn arg_value(ty: &DynSolType, v: &toml::Value, u: &Units<'_>, rule: &str) -> Res
             if let Some(h) = s.strip_prefix("0x") {
                 return U256::from_str_radix(h, 16).map(ArgValue::Uint).map_err(|_| bad());
             }
-            u.amount(s, rule).map(|(_, v)| ArgValue::Uint(v))
+            let (asset, amount) = u.amount(s, rule)?;
+            if let Some(t) = target {
+                let same = matches!(&asset, Asset::Token(sym) if *sym == t.symbol);
+                if !same {
+                    let unit = match &asset {
+                        Asset::Token(sym) => sym.clone(),
+                        Asset::Native => "the native coin".into(),
+                    };
+                    return Err(err(
+                        rule,
+                        format!(
+                            "`{s}` is in {unit}, but the call's target is {}: write the amount in {} (or as a plain integer of base units)",
+                            t.symbol, t.symbol
+                        ),
+                    ));
+                }
+            }
+            Ok(ArgValue::Uint(amount))
         }
         (DynSolType::Int(_), toml::Value::Integer(i)) => Ok(ArgValue::Int(I256::try_from(*i).map_err(|_| bad())?)),
         (DynSolType::Int(_), toml::Value::String(s)) => {

@@ -14,6 +14,7 @@ pub mod offchain;
 #[cfg(test)]
 mod signing_tests;
 pub mod state;
+pub mod strict_json;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,220 @@
+//! Regression tests for the adversarial review (issue 9), against the real binaries: nothing
+//! an unauthenticated caller sends may abort, hang or exhaust the enclave (findings 2, 7).
+//! Each attack is sent straight to the enclave's socket with a garbage stamp or a bad owner
+//! signature; afterwards the enclave must still be running and a session made before must
+//! still sign.
+
+use alloy_primitives::{address, Address, Bytes, B256, U256};
+use bridle_common::owner::action;
+use bridle_common::protocol::*;
+use bridle_common::stamp::Stamp;
+use bridle_tests::*;
+
+const CHAIN: u64 = 31337;
+const USDC: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
+const DEAD: Address = address!("000000000000000000000000000000000000dEaD");
+
+fn garbage_stamp() -> Stamp {
+    Stamp { nonce: [7; 16], timestamp: now(), mac: [0x5a; 32] }
+}
+
+fn base_policy() -> String {
+    format!(
+        r#"
+name = "victim"
+chains = [{CHAIN}]
+valid_for = "1h"
+[tokens]
+USDC = {{ address = "{USDC}", decimals = 6 }}
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)"]
+[[limits]]
+max = "100 USDC"
+per = "day"
+"#
+    )
+}
+
+/// The enclave is alive and a session granted before the attack still signs.
+async fn still_serving(s: &mut Stack, g: &Granted, nonce: u64) {
+    assert!(s.enclave.proc.is_running(), "the enclave process died");
+    let (c, v) = s.sign(g, erc20_transfer(CHAIN, nonce, USDC, DEAD, U256::from(1))).await;
+    assert_eq!(c, 200, "a session made before the attack must still sign: {v}");
+}
+
+fn refused(r: Result<Reply, bridle_common::Denial>, codes: &[&str]) -> bridle_common::Denial {
+    match r {
+        Err(d) => {
+            assert!(codes.contains(&d.code.as_str()), "{d}");
+            d
+        }
+        Ok(r) => panic!("accepted: {r:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deep_typed_data_types_are_refused_before_parsing() {
+    let mut s = Stack::start();
+    let g = s.grant(&Actor::random(), &Actor::random(), &policy(&base_policy())).await.expect("grant");
+    // The review's crash: `uint256` followed by thousands of `[]`, well under 64 KiB. Alloy's
+    // type parser recursed until the worker's stack overflowed and the process aborted.
+    for n in [16_000usize, 24_000, 31_000] {
+        let t = format!("uint256{}", "[]".repeat(n));
+        let td = format!(
+            r#"{{"types":{{"EIP712Domain":[{{"name":"name","type":"string"}}],"A":[{{"name":"a","type":"{t}"}}]}},"primaryType":"A","domain":{{"name":"x"}},"message":{{"a":[]}}}}"#
+        );
+        let req = SignRequest { session: g.session, payload: SignPayload::TypedData(td), stamp: garbage_stamp() };
+        refused(s.enclave.call(Call::SignIfAllowed(req)), &["malformed", "too_large"]);
+    }
+    // Deep JSON nesting in the message, and a long chain of structs.
+    let deep = format!(
+        r#"{{"types":{{"A":[]}},"primaryType":"A","domain":{{}},"message":{}1{}}}"#,
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    );
+    let req = SignRequest { session: g.session, payload: SignPayload::TypedData(deep), stamp: garbage_stamp() };
+    refused(s.enclave.call(Call::SignIfAllowed(req)), &["malformed", "too_large"]);
+    let mut types = String::from(r#""EIP712Domain":[]"#);
+    for i in 0..60 {
+        types.push_str(&format!(r#","S{i}":[{{"name":"x","type":"S{}[]"}}]"#, i + 1));
+    }
+    types.push_str(r#","S60":[{"name":"x","type":"uint8"}]"#);
+    let chain = format!(r#"{{"types":{{{types}}},"primaryType":"S0","domain":{{}},"message":{{}}}}"#);
+    let req = SignRequest { session: g.session, payload: SignPayload::TypedData(chain), stamp: garbage_stamp() };
+    refused(s.enclave.call(Call::SignIfAllowed(req)), &["malformed", "too_large"]);
+    still_serving(&mut s, &g, 0).await;
+}
+
+#[tokio::test]
+async fn deep_frames_signatures_and_calldata_never_crash() {
+    let mut s = Stack::start();
+    let g = s.grant(&Actor::random(), &Actor::random(), &policy(&base_policy())).await.expect("grant");
+    // A CBOR frame nested 100 000 deep (arrays of arrays).
+    let mut deep = vec![0x81u8; 100_000];
+    deep.push(0x00);
+    refused(s.enclave.call_raw(&deep), &["malformed"]);
+    // A policy whose function signature nests tuples and arrays deeply, in a session
+    // creation with a bad owner signature: it is compiled before the signature is checked,
+    // so its parsing must be bounded.
+    let sig = format!("f({}uint256{})", "(".repeat(5_000), ")".repeat(5_000));
+    let arr = format!("g(uint256{})", "[]".repeat(20_000));
+    for sig in [sig, arr] {
+        let text =
+            base_policy().replace("functions = [\"transfer(address,uint256)\"]", &format!("functions = [\"{sig}\"]"));
+        let p = policy_unchecked(&text);
+        let call = Call::CreateSession(CreateSession {
+            auth: OwnerAuth { owner: Address::repeat_byte(1), nonce: 1, signature: Bytes::from(vec![1u8; 65]) },
+            agent_public_key: Actor::random().public_key_sec1(),
+            policy: p,
+        });
+        refused(s.enclave.call(call), &["invalid_policy", "too_large"]);
+    }
+    // A user operation with a batch of 5 000 calls (and a garbage stamp), under the frame limit.
+    let calls: Vec<(Address, U256, Bytes)> = (0..5_000).map(|_| (DEAD, U256::ZERO, Bytes::new())).collect();
+    let op = bridle_common::userop::UserOperationRequest {
+        chain_id: CHAIN,
+        entry_point: bridle_common::userop::ENTRY_POINT_V07,
+        sender: DEAD,
+        nonce: U256::ZERO,
+        factory: None,
+        factory_data: Bytes::new(),
+        init_code: None,
+        call_data: bridle_common::userop::encode::simple_execute_batch(&calls),
+        call_gas_limit: 1,
+        verification_gas_limit: 1,
+        pre_verification_gas: U256::from(1),
+        max_fee_per_gas: 1,
+        max_priority_fee_per_gas: 1,
+        paymaster: None,
+        paymaster_verification_gas_limit: 0,
+        paymaster_post_op_gas_limit: 0,
+        paymaster_data: Bytes::new(),
+    };
+    let req = SignRequest { session: g.session, payload: SignPayload::UserOperation(op), stamp: garbage_stamp() };
+    refused(s.enclave.call(Call::SignIfAllowed(req)), &["unauthenticated", "too_large"]);
+    still_serving(&mut s, &g, 0).await;
+}
+
+/// A policy resolved without compiling it (the enclave must refuse it itself).
+fn policy_unchecked(text: &str) -> bridle_common::policy::Policy {
+    bridle_common::policy::file::resolve_text(text, now()).unwrap_or_else(|d| panic!("{d}"))
+}
+
+/// Finding 7: a ~930 KB policy cost ~5 MB of enclave memory per session, and any key can own
+/// sessions; now policies are bounded and the enclave enforces a memory budget.
+#[tokio::test]
+async fn memory_is_bounded_whatever_owners_send() {
+    let e = EnclaveProc::start_with(&["--memory-budget-mib", "16"]);
+    let host = HostProc::start(&e.socket, e.dir.path());
+    let http = reqwest::Client::new();
+    let mut s = Stack { host, enclave: e, http };
+    let id = s.status().await.identity_address;
+
+    // A 930 KB policy: refused at once, whoever signs it.
+    let mut p = policy_unchecked(&base_policy());
+    p.name = "x".repeat(100);
+    p.recipients = Some(
+        (0..20_000u64)
+            .map(|i| bridle_common::policy::doc::Party::Address(Address::left_padding_from(&i.to_be_bytes())))
+            .collect(),
+    );
+    let owner = Actor::random();
+    let agent = Actor::random();
+    let msg = create_action(id, agent.address, p.hash(), Actor::next_nonce());
+    let call = Call::CreateSession(CreateSession {
+        auth: owner.sign_owner(&msg),
+        agent_public_key: agent.public_key_sec1(),
+        policy: p,
+    });
+    refused(s.enclave.call(call), &["too_large", "invalid_policy"]);
+
+    // Sessions with large (allowed) policies until the budget is spent: refused
+    // `rate_limited`, the enclave alive and within bounds.
+    let mut big = policy_unchecked(&base_policy());
+    big.recipients = Some(
+        (0..250u64)
+            .map(|i| bridle_common::policy::doc::Party::Address(Address::left_padding_from(&i.to_be_bytes())))
+            .collect(),
+    );
+    big.chains = (1..=250u64).collect();
+    big.chains.push(CHAIN);
+    big.chains.truncate(256);
+    let rss0 = s.enclave.rss_kib();
+    let mut made = 0;
+    let mut refused_budget = false;
+    for _ in 0..2_000 {
+        let agent = Actor::random();
+        let msg = create_action(id, agent.address, big.hash(), Actor::next_nonce());
+        let call = Call::CreateSession(CreateSession {
+            auth: Actor::random().sign_owner(&msg),
+            agent_public_key: agent.public_key_sec1(),
+            policy: big.clone(),
+        });
+        match s.enclave.call(call) {
+            Ok(_) => made += 1,
+            Err(d) => {
+                assert_eq!(
+                    (d.code.as_str(), d.rule.as_deref()),
+                    ("rate_limited", Some("enclave.memory_budget")),
+                    "{d}"
+                );
+                refused_budget = true;
+                break;
+            }
+        }
+    }
+    assert!(refused_budget, "{made} sessions and the budget never refused");
+    let grown = s.enclave.rss_kib().saturating_sub(rss0);
+    assert!(grown < 64 * 1024, "the enclave grew {grown} KiB under a 16 MiB budget ({made} sessions)");
+
+    // Owner nonces from thousands of fresh keys (revoke-all of nothing) stay bounded and the
+    // enclave keeps serving.
+    for _ in 0..2_000 {
+        let o = Actor::random();
+        let msg = owner_action(action::REVOKE_ALL, id, Address::ZERO, Address::ZERO, B256::ZERO);
+        let _ = s.enclave.call(Call::RevokeAll(RevokeAll { auth: o.sign_owner(&msg) }));
+    }
+    assert!(s.enclave.proc.is_running());
+    assert!(matches!(s.enclave.call(Call::Status(StatusQuery { session: None, nonce: None })), Ok(Reply::Status(_))));
+}
