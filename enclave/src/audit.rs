@@ -302,6 +302,8 @@ impl AuditLog {
             let g = self.lock();
             let next = g.chain.next_seq();
             let first = next - g.entries.len() as u64;
+            // `u64::MAX`: the head only, at the log's end (a verifier's fresh head).
+            let since = if since == u64::MAX { next } else { since };
             if since > next {
                 return Err(Denial::malformed(format!(
                     "audit: since {since} is past the end of the log (the next entry is {next})"

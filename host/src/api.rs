@@ -591,6 +591,26 @@ pub async fn audit(
     crate::audit_store::serve(&st, q).await
 }
 
+#[derive(Deserialize)]
+pub struct HeadParams {
+    nonce: Option<String>,
+}
+
+/// `GET /v1/audit/head?nonce=0x…`: the enclave's signed head at the end of its log *now*,
+/// answering the verifier's nonce — what `bridle verify audit` checks an export against, so
+/// that "complete" means complete at the time of asking.
+pub async fn audit_head(
+    State(st): State<AppState>,
+    q: Result<Query<HeadParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::malformed(e.body_text()))?;
+    let nonce = q.nonce.as_deref().map(parse_b256).transpose()?;
+    match st.client.call(Call::Audit(bridle_common::protocol::AuditQuery { since: u64::MAX, nonce })).await? {
+        Reply::Audit(a) => Ok(Json(json!(a.head))),
+        other => Err(ApiError::wrong_reply("audit", &other)),
+    }
+}
+
 pub async fn metrics(State(st): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], st.metrics.render()).into_response()
 }

@@ -196,6 +196,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/attestation", get(api::attestation))
         .route("/v1/audit", get(api::audit))
         .route("/v1/audit/export", get(audit_store::export))
+        .route("/v1/audit/head", get(api::audit_head))
         .route("/v1/sessions", post(api::create_session))
         .route("/v1/sessions/{session}", get(api::get_session))
         .route("/v1/sessions/{session}/policy", post(api::update_policy))

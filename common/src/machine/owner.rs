@@ -23,11 +23,13 @@ impl Machine {
     /// Replace the policy (RULES.md §7): the counters — ledger, uses, rate-limit history,
     /// registry — stay; the owner's signed update lifts a trip-wire suspension.
     pub fn update_policy(&mut self, clock: u64, policy: CompiledPolicy) -> Outcome<B256> {
-        let t = self.tick(clock);
-        let mut out = Outcome::new(t);
         if let Err(d) = self.owner_gate() {
+            // Refused: nothing changes, the session time included.
+            let out = Outcome::new(self.time);
             return out.done(Err(Denial { reason: "a revoked session cannot be updated".into(), ..d }));
         }
+        let t = self.tick(clock);
+        let mut out = Outcome::new(t);
         let hash = policy.hash;
         self.policy = Arc::new(policy);
         self.suspended = None;
