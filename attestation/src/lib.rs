@@ -23,6 +23,7 @@ mod document;
 mod input;
 pub mod mock;
 pub mod nsm;
+pub mod pcrs;
 pub mod verify;
 mod x509;
 
@@ -34,8 +35,9 @@ pub use nsm::{
     NsmError, NsmProvider, PcrDescription, RealNsm, FIRST_USER_PCR, MAX_NONCE_LEN, MAX_PUBLIC_KEY_LEN,
     MAX_USER_DATA_LEN, PCR_COUNT, PCR_LEN,
 };
+pub use pcrs::parse_pcrs_json;
 pub use verify::{
-    aws_nitro_root_g1_der, certificate_pem_to_der, verify, CertificateInfo, TrustedRoot, VerifiedDocument, VerifyError,
-    VerifyOptions, VerifyTime, AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256, DEFAULT_MAX_AGE_SECS,
+    aws_nitro_root_g1_der, certificate_pem_to_der, pins_image, verify, CertificateInfo, TrustedRoot, VerifiedDocument,
+    VerifyError, VerifyOptions, VerifyTime, AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256, DEFAULT_MAX_AGE_SECS,
 };
 pub use x509::CertRole;

@@ -12,6 +12,11 @@
 //! 5. the time rules of [`VerifyTime`] hold;
 //! 6. the document is not a debug-mode document unless `allow_debug`;
 //! 7. every expected PCR, nonce, public key and user data is equal.
+//!
+//! Before any of that, the options must pin the image: the expected PCRs include PCR0, or
+//! both PCR1 and PCR2 (together they measure what PCR0 measures), unless the caller sets
+//! `any_image` explicitly. A verifier that is given no expected image never passes: a
+//! valid document alone proves only that *some* enclave produced it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -304,6 +309,16 @@ pub enum VerifyError {
     /// The system clock is unusable.
     #[error("system clock is before 1970")]
     Clock,
+    /// The options pin no image (no expected PCR0, nor PCR1 and PCR2) and `any_image` is
+    /// not set.
+    #[error(
+        "no expected image: give the expected PCR0 (or PCR1 and PCR2) of the image you trust, e.g. from its \
+         pcrs.json, or accept any image explicitly (--any-image); expected PCRs given: {given}"
+    )]
+    NoExpectedImage {
+        /// The PCR indexes that were given, e.g. `16`, or `none`.
+        given: String,
+    },
     /// A debug-mode document (all-zero PCR0/1/2) and debug was not allowed.
     #[error("debug-mode enclave (PCR{index} is all zeros): refused unless debug is allowed explicitly")]
     DebugMode {
@@ -442,6 +457,10 @@ pub struct VerifyOptions {
     pub expected_user_data: Option<Vec<u8>>,
     /// Accept debug-mode documents (all-zero PCR0/1/2).
     pub allow_debug: bool,
+    /// Accept a document whatever image it measures: lifts the requirement that
+    /// `expected_pcrs` pin the image (PCR0, or PCR1 and PCR2). Other expected values still
+    /// apply. Development and diagnostics only.
+    pub any_image: bool,
 }
 
 impl VerifyOptions {
@@ -490,6 +509,23 @@ impl VerifyOptions {
         self.allow_debug = allow;
         self
     }
+
+    /// Accepts any image (see [`VerifyOptions::any_image`]).
+    pub fn with_any_image(mut self, any: bool) -> Self {
+        self.any_image = any;
+        self
+    }
+
+    /// Whether the expected PCRs pin an image: PCR0, or both PCR1 and PCR2.
+    pub fn pins_image(&self) -> bool {
+        pins_image(&self.expected_pcrs)
+    }
+}
+
+/// Whether `expected` pins an enclave image: it has PCR0 (the whole image), or both PCR1
+/// (kernel, command line, boot ramdisk) and PCR2 (the application ramdisks).
+pub fn pins_image(expected: &BTreeMap<u16, Vec<u8>>) -> bool {
+    expected.contains_key(&0) || (expected.contains_key(&1) && expected.contains_key(&2))
 }
 
 /// A document that passed every check.
@@ -557,6 +593,16 @@ fn compare_optional(
 /// Returns the document's contents only when every check of SPEC R-ATT-3
 /// passes; otherwise the first failed check. Never panics.
 pub fn verify(document: &[u8], options: &VerifyOptions) -> Result<VerifiedDocument, VerifyError> {
+    // 0. The caller says which image it trusts, or explicitly that any will do.
+    if !options.any_image && !options.pins_image() {
+        let given = if options.expected_pcrs.is_empty() {
+            "none".to_string()
+        } else {
+            options.expected_pcrs.keys().map(|i| format!("PCR{i}")).collect::<Vec<_>>().join(", ")
+        };
+        return Err(VerifyError::NoExpectedImage { given });
+    }
+
     // 1. COSE_Sign1 structure and algorithm.
     let cose = cose::parse_cose_sign1(document)?;
     cose::check_protected_header(&cose.protected)?;

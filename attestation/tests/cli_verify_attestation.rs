@@ -84,10 +84,15 @@ fn sample_valid_text_and_json() {
 
 #[test]
 fn sample_invalid_now_and_wrong_pcr() {
-    let (code, _, err) = run(&[&fixture("nitro_sample_2024.cbor"), "--json"]);
+    // No expected image: refused before anything else (usage, exit 2).
+    let (code, out, err) = run(&[&fixture("nitro_sample_2024.cbor"), "--json"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no expected image"), "{err}");
+    assert!(out.contains("\"verdict\":\"error\""), "{out}");
+    let (code, _, err) = run(&[&fixture("nitro_sample_2024.cbor"), "--any-image", "--json"]);
     assert_eq!(code, 1);
     assert!(err.contains("expired"), "{err}");
-    assert!(err.contains("warning: no --pcr"), "{err}");
+    assert!(err.contains("warning: --any-image"), "{err}");
 
     let a = sample_args(&["--pcr", "3=00", "--json"]);
     assert!(parse(&strs(&a)).is_err(), "short PCR value is a usage error");
@@ -110,10 +115,10 @@ fn sample_invalid_now_and_wrong_pcr() {
 #[test]
 fn debug_document_needs_allow_debug() {
     let ts = DEBUG_TS.to_string();
-    let (code, _, err) = run(&[&fixture("nitro_debug_2022.cbor"), "--at", &ts]);
+    let (code, _, err) = run(&[&fixture("nitro_debug_2022.cbor"), "--at", &ts, "--any-image"]);
     assert_eq!(code, 1);
     assert!(err.contains("debug"), "{err}");
-    let (code, _, err) = run(&[&fixture("nitro_debug_2022.cbor"), "--at", &ts, "--allow-debug"]);
+    let (code, _, err) = run(&[&fixture("nitro_debug_2022.cbor"), "--at", &ts, "--any-image", "--allow-debug"]);
     assert_eq!(code, 0, "{err}");
 }
 
@@ -154,13 +159,13 @@ fn base64_input_and_mock_root() {
     assert!(code == 0 || code == 1);
 
     // Unreadable files: exit 2.
-    let (code, _, err) = run(&["/nonexistent/doc.cbor"]);
+    let (code, _, err) = run(&["/nonexistent/doc.cbor", "--any-image"]);
     assert_eq!(code, 2, "{err}");
-    let (code, _, _) = run(&[&docs, "--root", "/nonexistent/root.pem"]);
+    let (code, _, _) = run(&[&docs, "--any-image", "--root", "/nonexistent/root.pem"]);
     assert_eq!(code, 2);
     std::fs::write(dir.join("bad.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
     let bad = dir.join("bad.pem").display().to_string();
-    let (code, _, _) = run(&[&docs, "--root", &bad]);
+    let (code, _, _) = run(&[&docs, "--any-image", "--root", &bad]);
     assert_eq!(code, 2);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -191,6 +196,60 @@ fn base64_encode(data: &[u8]) -> String {
 
 #[test]
 fn run_writes_to_the_process_streams() {
-    let args = parse(&[&fixture("nitro_debug_2022.cbor"), "--at", &DEBUG_TS.to_string()]).unwrap();
+    let args = parse(&[&fixture("nitro_debug_2022.cbor"), "--at", &DEBUG_TS.to_string(), "--any-image"]).unwrap();
     assert_eq!(verify_attestation::run(&args), 1);
+}
+
+#[test]
+fn expected_image_from_pcrs_json_or_pcr1_and_pcr2() {
+    let dir = std::env::temp_dir().join(format!("bridle-att-pcrs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = fixture("nitro_sample_2024.cbor");
+    let ts = SAMPLE_TS.to_string();
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    // The file `make enclave-image` writes: PCR0..2 (+ PCR16, descriptive keys ignored).
+    let good = write(
+        "pcrs.json",
+        format!(r#"{{"PCR0":"{SAMPLE_PCR0}","PCR1":"{SAMPLE_PCR1}","PCR2":"{SAMPLE_PCR2}","kernel":"linux-image-…"}}"#),
+    );
+    let (code, out, err) = run(&[&f, "--at", &ts, "--pcrs", &good]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("valid"), "{out}");
+    assert!(!err.contains("warning"), "{err}");
+    // nitro-cli's output format.
+    let nitro = write(
+        "nitro.json",
+        format!(r#"{{"Measurements":{{"HashAlgorithm":"Sha384 {{ ... }}","PCR0":"{SAMPLE_PCR0}"}}}}"#),
+    );
+    assert_eq!(run(&[&f, "--at", &ts, "--pcrs", &nitro]).0, 0);
+    // Another image's file.
+    let other = write("other.json", format!(r#"{{"PCR0":"{SAMPLE_PCR0}","PCR1":"{}"}}"#, "11".repeat(48)));
+    let (code, _, err) = run(&[&f, "--at", &ts, "--pcrs", &other]);
+    assert_eq!(code, 1);
+    assert!(err.contains("PCR1 mismatch"), "{err}");
+    // --pcr and --pcrs disagreeing on an index, a malformed or missing file: usage errors.
+    let wrong0 = format!("0={}", "22".repeat(48));
+    let (code, _, err) = run(&[&f, "--at", &ts, "--pcrs", &good, "--pcr", &wrong0]);
+    assert_eq!(code, 2);
+    assert!(err.contains("PCR0 given twice"), "{err}");
+    let bad = write("bad.json", r#"{"PCR0":"xyz"}"#.to_string());
+    let (code, _, err) = run(&[&f, "--at", &ts, "--pcrs", &bad]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not hex"), "{err}");
+    assert_eq!(run(&[&f, "--at", &ts, "--pcrs", "/nonexistent/pcrs.json"]).0, 2);
+    // PCR1 and PCR2 together pin the image too; PCR16 alone (configuration) does not.
+    let (p1, p2) = (format!("1={SAMPLE_PCR1}"), format!("2={SAMPLE_PCR2}"));
+    assert_eq!(run(&[&f, "--at", &ts, "--pcr", &p1, "--pcr", &p2]).0, 0);
+    let (code, _, err) = run(&[&f, "--at", &ts, "--pcr", &p1]);
+    assert_eq!(code, 2);
+    assert!(err.contains("expected PCRs given: PCR1"), "{err}");
+    let p16 = format!("16={}", "ab".repeat(48));
+    let (code, _, err) = run(&[&f, "--at", &ts, "--pcr", &p16]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no expected image"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
 }

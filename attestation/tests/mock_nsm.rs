@@ -53,8 +53,20 @@ fn mock_document_passes_with_mock_root_and_fails_without() {
     let aws = VerifyOptions { root: TrustedRoot::AwsNitroRootG1, ..opts.clone() };
     let err = verify(&doc, &aws).unwrap_err();
     assert!(matches!(err, VerifyError::UntrustedRoot { .. }), "{err}");
-    let err = verify(&doc, &VerifyOptions::default()).unwrap_err();
+    let err = verify(&doc, &VerifyOptions::default().with_any_image(true)).unwrap_err();
     assert!(matches!(err, VerifyError::UntrustedRoot { .. }), "{err}");
+    // No expected image, and any image not allowed: refused before anything else.
+    let err = verify(&doc, &VerifyOptions::now(300).with_root_der(nsm.root_der().to_vec())).unwrap_err();
+    assert_eq!(err, VerifyError::NoExpectedImage { given: "none".into() });
+    let only16 = VerifyOptions::now(300).with_root_der(nsm.root_der().to_vec()).with_pcr(16, vec![0; 48]);
+    let err = verify(&doc, &only16).unwrap_err();
+    assert_eq!(err, VerifyError::NoExpectedImage { given: "PCR16".into() });
+    assert!(err.to_string().contains("--any-image"), "{err}");
+    let pcr12 = VerifyOptions::now(300)
+        .with_root_der(nsm.root_der().to_vec())
+        .with_pcr(1, nsm.image().pcr1.to_vec())
+        .with_pcr(2, nsm.image().pcr2.to_vec());
+    verify(&doc, &pcr12).expect("PCR1 and PCR2 pin the image");
 
     // Root given as PEM works too.
     let pem_opts = VerifyOptions { root: TrustedRoot::from_pem(nsm.root_pem()).unwrap(), ..opts };
@@ -83,7 +95,7 @@ fn document_resigned_under_another_root_with_aws_cabundle_zero_is_refused() {
             Some(Value::Array(vec![Value::Bytes(aws_root), Value::Bytes(nsm.intermediate_der().to_vec())])),
         )
     });
-    let err = verify(&doc, &VerifyOptions::now(300)).unwrap_err();
+    let err = verify(&doc, &VerifyOptions::now(300).with_any_image(true)).unwrap_err();
     assert!(matches!(err, VerifyError::UntrustedRoot { .. }), "{err}");
     // ... and it is accepted with the mock root: cabundle[0] plays no part.
     verify(&doc, &mock_options(&nsm)).expect("cabundle[0] is ignored");
@@ -260,7 +272,7 @@ fn debug_mock_refused_unless_allowed() {
     assert!(nsm.is_debug());
     assert_eq!(nsm.describe_pcr(0).unwrap().data, vec![0; 48]);
     let doc = nsm.attestation(None, None, None).unwrap();
-    let opts = VerifyOptions::now(300).with_root_der(nsm.root_der().to_vec());
+    let opts = VerifyOptions::now(300).with_root_der(nsm.root_der().to_vec()).with_any_image(true);
     assert_eq!(verify(&doc, &opts).unwrap_err(), VerifyError::DebugMode { index: 0 });
     assert!(verify(&doc, &opts.with_allow_debug(true)).unwrap().debug);
 }

@@ -8,8 +8,10 @@ use bridle_attestation::{decode_document_input, verify, MockNsm, NsmProvider, Ve
 use common::*;
 use proptest::prelude::*;
 
+/// Any image: these tests exercise every parser and check, which a missing image
+/// expectation would short-circuit.
 fn sample_options() -> VerifyOptions {
-    VerifyOptions::at(SAMPLE_TS)
+    VerifyOptions::at(SAMPLE_TS).with_any_image(true)
 }
 
 struct MockFixture {
@@ -93,7 +95,7 @@ proptest! {
         let m = mock();
         let doc = apply(&m.doc, &muts);
         prop_assume!(doc != m.doc);
-        let opts = VerifyOptions::now(3600).with_root_der(m.nsm.root_der().to_vec());
+        let opts = VerifyOptions::now(3600).with_root_der(m.nsm.root_der().to_vec()).with_any_image(true);
         prop_assert!(verify(&doc, &opts).is_err());
     }
 
@@ -104,7 +106,7 @@ proptest! {
         let m = mock();
         let payload = m.nsm.attestation_payload(None, None, None).unwrap();
         let doc = m.nsm.sign_payload(&apply(&payload, &muts)).unwrap();
-        let opts = VerifyOptions::now(3600).with_root_der(m.nsm.root_der().to_vec());
+        let opts = VerifyOptions::now(3600).with_root_der(m.nsm.root_der().to_vec()).with_any_image(true);
         let _ = verify(&doc, &opts);
     }
 }

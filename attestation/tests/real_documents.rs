@@ -75,8 +75,11 @@ fn sample_invalid_before_chain_not_before() {
 
 #[test]
 fn sample_invalid_now() {
-    let err = verify(SAMPLE_2024, &VerifyOptions::default()).unwrap_err();
+    let err = verify(SAMPLE_2024, &VerifyOptions::default().with_any_image(true)).unwrap_err();
     assert!(matches!(err, VerifyError::CertificateExpired { .. }), "{err}");
+    // Without an expected image (and without any_image): refused before anything else.
+    let err = verify(SAMPLE_2024, &VerifyOptions::at(SAMPLE_TS)).unwrap_err();
+    assert!(matches!(err, VerifyError::NoExpectedImage { .. }), "{err}");
 }
 
 #[test]
@@ -89,7 +92,7 @@ fn sample_dated_after_verification_time_is_refused() {
 
 #[test]
 fn debug_document_refused_unless_allowed() {
-    let opts = VerifyOptions::at(DEBUG_TS);
+    let opts = VerifyOptions::at(DEBUG_TS).with_any_image(true);
     let err = verify(DEBUG_2022, &opts).unwrap_err();
     assert_eq!(err, VerifyError::DebugMode { index: 0 });
     assert!(err.to_string().contains("debug"));

@@ -2,21 +2,28 @@
 //!
 //! ```text
 //! bridle verify attestation <FILE> [--root <PEM>] [--at <unix-seconds> | --max-age <seconds>]
-//!                           [--pcr <N>=<hex>]... [--nonce <hex>] [--allow-debug] [--json]
+//!                           (--pcrs <pcrs.json> | --pcr <N>=<hex>... | --any-image)
+//!                           [--nonce <hex>] [--allow-debug] [--json]
 //! ```
 //!
+//! The expected PCRs must pin the image (PCR0, or PCR1 and PCR2), from `--pcr` and/or a
+//! release's `pcrs.json` (`--pcrs`), unless `--any-image` says explicitly that any image
+//! will do: a verifier given no expected image never passes.
+//!
 //! Exit status: 0 the document is valid; 1 it is invalid (the reason is printed on
-//! stderr); 2 usage error (clap's own, a duplicate `--pcr` index, or FILE / the root
-//! file cannot be read or parsed as a certificate).
+//! stderr); 2 usage error (clap's own, a PCR index given twice with different values, no
+//! expected image without `--any-image`, or FILE / the root / the pcrs file cannot be read
+//! or parsed).
 //!
 //! Self-contained: uses only `clap`, `serde_json`, `hex` and `bridle_attestation`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bridle_attestation::{
-    decode_document_input, verify, TrustedRoot, VerifiedDocument, VerifyOptions, VerifyTime, DEFAULT_MAX_AGE_SECS,
+    decode_document_input, parse_pcrs_json, pins_image, verify, TrustedRoot, VerifiedDocument, VerifyOptions,
+    VerifyTime, DEFAULT_MAX_AGE_SECS,
 };
 
 /// An expected PCR given as `N=HEX`.
@@ -85,6 +92,16 @@ pub struct VerifyAttestationArgs {
     #[arg(long = "pcr", value_name = "N=HEX", value_parser = parse_pcr)]
     pub pcrs: Vec<PcrArg>,
 
+    /// Expected PCRs from a release's pcrs.json (`make enclave-image` writes
+    /// target/eif/pcrs.json): every `PCR<n>` in it must be present and equal.
+    #[arg(long = "pcrs", value_name = "FILE")]
+    pub pcrs_file: Option<PathBuf>,
+
+    /// Accept the document whatever image it measures (no PCR0, or PCR1 and PCR2,
+    /// expected). Development and diagnostics only.
+    #[arg(long)]
+    pub any_image: bool,
+
     /// Expected nonce (hex).
     #[arg(long, value_name = "HEX", value_parser = parse_hex_arg)]
     pub nonce: Option<HexArg>,
@@ -96,6 +113,45 @@ pub struct VerifyAttestationArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The expected PCRs from `--pcr` options (`given`) and a `--pcrs` file, merged: an index
+/// given twice must have one value. Unless `any_image`, they must pin the image (PCR0, or
+/// PCR1 and PCR2). Errors are usage errors (exit 2).
+pub fn expected_pcrs(
+    given: impl IntoIterator<Item = (u16, Vec<u8>)>,
+    pcrs_file: Option<&Path>,
+    any_image: bool,
+) -> Result<BTreeMap<u16, Vec<u8>>, String> {
+    let mut expected: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
+    let mut add = |index: u16, value: Vec<u8>, from: &str| -> Result<(), String> {
+        match expected.insert(index, value.clone()) {
+            Some(prev) if prev != value => Err(format!("PCR{index} given twice with different values ({from})")),
+            _ => Ok(()),
+        }
+    };
+    for (index, value) in given {
+        add(index, value, "--pcr")?;
+    }
+    if let Some(path) = pcrs_file {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let file = parse_pcrs_json(&text).map_err(|e| format!("--pcrs {}: {e}", path.display()))?;
+        for (index, value) in file {
+            add(index, value, &format!("--pcr and --pcrs {}", path.display()))?;
+        }
+    }
+    if !any_image && !pins_image(&expected) {
+        let given = if expected.is_empty() {
+            "none".to_string()
+        } else {
+            expected.keys().map(|i| format!("PCR{i}")).collect::<Vec<_>>().join(", ")
+        };
+        return Err(format!(
+            "no expected image (expected PCRs given: {given}): pass the image's PCR0 (or PCR1 and PCR2) with \
+             --pcrs pcrs.json or --pcr 0=<hex>, or --any-image to accept whatever image produced the document"
+        ));
+    }
+    Ok(expected)
 }
 
 /// Runs the command; returns the process exit status (0 valid, 1 invalid, 2 usage).
@@ -173,14 +229,11 @@ pub fn run_with(args: &VerifyAttestationArgs, out: &mut dyn Write, err: &mut dyn
         2
     };
 
-    let mut expected_pcrs: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
-    for p in &args.pcrs {
-        if let Some(prev) = expected_pcrs.insert(p.index, p.value.clone()) {
-            if prev != p.value {
-                return usage(err, out, format!("--pcr {} given twice with different values", p.index));
-            }
-        }
-    }
+    let given = args.pcrs.iter().map(|p| (p.index, p.value.clone()));
+    let expected_pcrs = match expected_pcrs(given, args.pcrs_file.as_deref(), args.any_image) {
+        Ok(e) => e,
+        Err(reason) => return usage(err, out, reason),
+    };
 
     let root = match &args.root {
         None => TrustedRoot::AwsNitroRootG1,
@@ -209,10 +262,10 @@ pub fn run_with(args: &VerifyAttestationArgs, out: &mut dyn Write, err: &mut dyn
         Some(at) => VerifyTime::At(at),
         None => VerifyTime::Now { max_age_secs: args.max_age.unwrap_or(DEFAULT_MAX_AGE_SECS) },
     };
-    if expected_pcrs.is_empty() {
+    if args.any_image && !pins_image(&expected_pcrs) {
         let _ = writeln!(
             err,
-            "warning: no --pcr given: a valid document then only proves that some Nitro enclave produced it"
+            "warning: --any-image: a valid document then only proves that some Nitro enclave produced it"
         );
     }
     let options = VerifyOptions {
@@ -223,6 +276,7 @@ pub fn run_with(args: &VerifyAttestationArgs, out: &mut dyn Write, err: &mut dyn
         expected_public_key: None,
         expected_user_data: None,
         allow_debug: args.allow_debug,
+        any_image: args.any_image,
     };
 
     let result = decode_document_input(&raw).and_then(|(doc, _)| verify(&doc, &options));

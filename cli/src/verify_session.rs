@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! bridle verify session (--host <URL> --session <0x…> | --binding <FILE> [--session <0x…>])
-//!                       --policy <FILE> [--root <PEM>] [--pcr <N>=<hex>]... [--allow-debug]
+//!                       --policy <FILE> [--root <PEM>]
+//!                       (--pcrs <pcrs.json> | --pcr <N>=<hex>... | --any-image) [--allow-debug]
 //!                       [--max-age <seconds>] [--owner <0x…>] [--agent <0x…>] [--json]
 //! ```
 //!
@@ -13,7 +14,8 @@
 //!
 //! 1. the binding is for the session asked about (`--session`);
 //! 2. the attestation document verifies (`bridle_attestation::verify`: chain to the AWS root or
-//!    `--root`, ES384 signature, expected `--pcr`s, not debug unless `--allow-debug`), with
+//!    `--root`, ES384 signature, expected `--pcr`s / `--pcrs` — which must pin the image
+//!    (PCR0, or PCR1 and PCR2) unless `--any-image` —, not debug unless `--allow-debug`), with
 //!    `user_data` = `binding.digest()`; time: as of the document's own timestamp (a stored
 //!    document), or now with `--max-age`;
 //! 3. its `public_key` is a secp256k1 key whose address is `binding.enclave` (the identity);
@@ -36,16 +38,17 @@
 //! Exit status: 0 valid; 1 invalid (the reason on stderr); 2 usage error or the inputs could
 //! not be obtained (unreadable file, host unreachable, no stored binding).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
 use alloy_primitives::{Address, Signature, B256};
-use bridle_attestation::{parse_document, verify, TrustedRoot, VerifyOptions, VerifyTime};
+use bridle_attestation::{parse_document, pins_image, verify, TrustedRoot, VerifyOptions, VerifyTime};
 use bridle_common::policy::file::{parse_file, resolve};
 use bridle_common::policy::Policy;
 use bridle_common::protocol::SessionCreated;
 use bridle_common::units::parse_duration;
+
+use crate::verify_attestation::expected_pcrs;
 
 /// Clock skew tolerated between the owner's CLI (which resolves `valid_for`) and the enclave.
 pub const VALID_FOR_SKEW_SECS: u64 = 300;
@@ -106,6 +109,16 @@ pub struct VerifySessionArgs {
     /// Expected PCR value (repeatable), e.g. --pcr 0=… --pcr 16=…
     #[arg(long = "pcr", value_name = "N=HEX", value_parser = parse_pcr)]
     pub pcrs: Vec<PcrArg>,
+
+    /// Expected PCRs from a release's pcrs.json (`make enclave-image` writes
+    /// target/eif/pcrs.json): every `PCR<n>` in it must be present and equal.
+    #[arg(long = "pcrs", value_name = "FILE")]
+    pub pcrs_file: Option<PathBuf>,
+
+    /// Accept the document whatever image it measures (no PCR0, or PCR1 and PCR2,
+    /// expected). Development and diagnostics only.
+    #[arg(long)]
+    pub any_image: bool,
 
     /// Accept debug-mode documents (all-zero PCR0/1/2). Never for production.
     #[arg(long)]
@@ -305,14 +318,11 @@ fn hex_or_null(v: &Option<Vec<u8>>) -> serde_json::Value {
 }
 
 fn check(args: &VerifySessionArgs, err: &mut dyn Write) -> Result<serde_json::Value, Failure> {
-    let mut expected_pcrs: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
-    for p in &args.pcrs {
-        if let Some(prev) = expected_pcrs.insert(p.index, p.value.clone()) {
-            if prev != p.value {
-                return usage(format!("--pcr {} given twice with different values", p.index));
-            }
-        }
-    }
+    let given = args.pcrs.iter().map(|p| (p.index, p.value.clone()));
+    let expected_pcrs = match expected_pcrs(given, args.pcrs_file.as_deref(), args.any_image) {
+        Ok(e) => e,
+        Err(reason) => return usage(reason),
+    };
     let root = match &args.root {
         Some(p) => read_root(p)?,
         None => TrustedRoot::AwsNitroRootG1,
@@ -343,11 +353,9 @@ fn check(args: &VerifySessionArgs, err: &mut dyn Write) -> Result<serde_json::Va
             Err(e) => return invalid(format!("attestation document: {e}")),
         },
     };
-    if expected_pcrs.is_empty() {
-        let _ = writeln!(
-            err,
-            "warning: no --pcr given: the document then only proves that some Nitro enclave holds the key"
-        );
+    if args.any_image && !pins_image(&expected_pcrs) {
+        let _ =
+            writeln!(err, "warning: --any-image: the document then only proves that some Nitro enclave holds the key");
     }
     let options = VerifyOptions {
         root,
@@ -357,6 +365,7 @@ fn check(args: &VerifySessionArgs, err: &mut dyn Write) -> Result<serde_json::Va
         expected_public_key: None,
         expected_user_data: Some(digest.to_vec()),
         allow_debug: args.allow_debug,
+        any_image: args.any_image,
     };
     let verified = match verify(doc, &options) {
         Ok(v) => v,

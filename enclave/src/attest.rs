@@ -193,6 +193,7 @@ mod tests {
             &doc,
             &VerifyOptions::now(60)
                 .with_root_der(nsm.root_der().to_vec())
+                .with_pcr(0, nsm.image().pcr0.to_vec())
                 .with_pcr(CONFIG_PCR, pcr16.to_vec())
                 .with_nonce(b"nonce".to_vec())
                 .with_user_data(vec![7; 32])

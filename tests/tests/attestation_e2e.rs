@@ -157,25 +157,36 @@ fn fresh_attestation_through_the_host_verifies_with_the_mock_root() {
     // The raw CBOR file verifies the same.
     let o = bridle(
         dir,
-        &["verify", "attestation", "doc.cbor", "--root", dev.root(), "--nonce", &nonce, "--pcr", &pcr16_arg],
+        &[
+            "verify",
+            "attestation",
+            "doc.cbor",
+            "--root",
+            dev.root(),
+            "--nonce",
+            &nonce,
+            "--pcr",
+            &pcr16_arg,
+            "--any-image",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     // Without --root: the embedded AWS root, which never signed the mock chain.
-    let o = bridle(dir, &["verify", "attestation", "doc.b64", "--nonce", &nonce, "--pcr", &pcr16_arg]);
+    let o = bridle(dir, &["verify", "attestation", "doc.b64", "--nonce", &nonce, "--pcr", &pcr16_arg, "--any-image"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(stderr(&o).contains("does not end at the trusted root"), "{}", text(&o));
 
     // A wrong nonce (another fresh one).
     let other = random_hex(32);
-    let o = bridle(dir, &["verify", "attestation", "doc.b64", "--root", dev.root(), "--nonce", &other]);
+    let o = bridle(dir, &["verify", "attestation", "doc.b64", "--root", dev.root(), "--nonce", &other, "--any-image"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(stderr(&o).contains("nonce mismatch"), "{}", text(&o));
 
     // A PCR16 for another configuration (stamp window 61, or production mode).
     for wrong in [expected_pcr16(61, DEFAULT_MAX_FRAME, true), expected_pcr16(60, DEFAULT_MAX_FRAME, false)] {
         let arg = format!("16={wrong}");
-        let o = bridle(dir, &["verify", "attestation", "doc.b64", "--root", dev.root(), "--pcr", &arg]);
+        let o = bridle(dir, &["verify", "attestation", "doc.b64", "--root", dev.root(), "--pcr", &arg, "--any-image"]);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
         assert!(stderr(&o).contains("PCR16 mismatch"), "{}", text(&o));
     }
@@ -370,7 +381,7 @@ fn session_binding_verifies_end_to_end() {
     assert!(stderr(&o).contains("binding_signature"), "{}", text(&o));
 
     // Without the mock root; with a wrong PCR.
-    let o = bridle(dir, &["verify", "session", "--binding", "created.json", "--policy", "policy.toml"]);
+    let o = bridle(dir, &["verify", "session", "--binding", "created.json", "--policy", "policy.toml", "--any-image"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(stderr(&o).contains("does not end at the trusted root"), "{}", text(&o));
     let wrong = format!("16={}", expected_pcr16(60, DEFAULT_MAX_FRAME, false));
@@ -387,6 +398,7 @@ fn session_binding_verifies_end_to_end() {
             dev.root(),
             "--pcr",
             &wrong,
+            "--any-image",
         ],
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -420,10 +432,21 @@ fn bridle_dev_writes_the_mock_root_and_its_attestations_verify() {
     let pcr16 = format!("16={}", expected_pcr16(60, DEFAULT_MAX_FRAME, true));
     let o = bridle(
         dir,
-        &["verify", "attestation", "doc.b64", "--root", root.to_str().unwrap(), "--nonce", &nonce, "--pcr", &pcr16],
+        &[
+            "verify",
+            "attestation",
+            "doc.b64",
+            "--root",
+            root.to_str().unwrap(),
+            "--nonce",
+            &nonce,
+            "--pcr",
+            &pcr16,
+            "--any-image",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = bridle(dir, &["verify", "attestation", "doc.b64", "--nonce", &nonce]);
+    let o = bridle(dir, &["verify", "attestation", "doc.b64", "--nonce", &nonce, "--any-image"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(dev.terminate().is_some_and(|s| s.success()));
 }

@@ -98,7 +98,17 @@ async fn attested_identity_key(s: &Stack, root: &Path) -> String {
     std::fs::write(dir.join("doc.b64"), v["document_base64"].as_str().expect("document_base64")).unwrap();
     let o = bridle(
         dir,
-        &["verify", "attestation", "doc.b64", "--root", root.to_str().unwrap(), "--nonce", &nonce, "--json"],
+        &[
+            "verify",
+            "attestation",
+            "doc.b64",
+            "--root",
+            root.to_str().unwrap(),
+            "--nonce",
+            &nonce,
+            "--any-image",
+            "--json",
+        ],
     );
     assert!(o.status.success(), "{}", text(&o));
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
