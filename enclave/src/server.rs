@@ -86,6 +86,7 @@ where
 /// Listen on `addr` and serve forever.
 pub async fn serve(enclave: Arc<Enclave>, addr: SocketAddress, cfg: ServerConfig) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let addr_text = addr.to_string();
     match addr {
         SocketAddress::Unix(path) => {
             if path.exists() {
@@ -112,6 +113,10 @@ pub async fn serve(enclave: Arc<Enclave>, addr: SocketAddress, cfg: ServerConfig
                 spawn_conn(&enclave, &slots, stream, &cfg);
             }
         }
+        SocketAddress::VsockUds { .. } => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{addr_text}: vsock-uds is a host-side connector; the enclave listens on unix: or vsock:"),
+        )),
     }
 }
 

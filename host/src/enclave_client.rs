@@ -1,5 +1,6 @@
 //! The host's connection to the enclave: a small pool of framed connections over a Unix
-//! socket (development) or vsock (Nitro).
+//! socket (development), vsock (Nitro), or a hybrid-vsock Unix socket (a VM whose vsock
+//! device is backed in user space, e.g. by vhost-device-vsock: see [`hybrid_vsock_handshake`]).
 //!
 //! Each connection carries one request/response exchange at a time, in order. Up to
 //! `pool_size` exchanges run concurrently, each on its own connection; connections are
@@ -303,6 +304,11 @@ impl EnclaveClient {
                     .await
                     .map_err(unavailable)?,
             ),
+            SocketAddress::VsockUds { path, port } => {
+                let mut stream = tokio::net::UnixStream::connect(path).await.map_err(unavailable)?;
+                hybrid_vsock_handshake(&mut stream, *port).await.map_err(unavailable)?;
+                Box::new(stream)
+            }
         };
         let mut conn = Conn { io };
         // Learn the identity before the connection carries anything else.
@@ -343,6 +349,48 @@ impl EnclaveClient {
     }
 }
 
+/// Longest reply line accepted from a hybrid-vsock backend (`OK <port>\n` is at most 14).
+const HYBRID_VSOCK_MAX_LINE: usize = 64;
+
+/// The hybrid-vsock handshake (Firecracker's protocol, spoken by vhost-device-vsock's
+/// `--uds-path` socket): send `CONNECT <port>\n`, read one line, which must be `OK …\n`.
+/// Afterwards the stream carries the guest's vsock connection to `port`. The line is read
+/// byte by byte so that nothing after it is consumed.
+pub async fn hybrid_vsock_handshake<S>(stream: &mut S, port: u32) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let refused = |why: String| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, why);
+    stream.write_all(format!("CONNECT {port}\n").as_bytes()).await?;
+    stream.flush().await?;
+    let mut line = Vec::with_capacity(16);
+    loop {
+        let mut byte = [0u8; 1];
+        if stream.read(&mut byte).await? == 0 {
+            return Err(refused(format!(
+                "hybrid vsock: the backend closed the connection before answering CONNECT {port} \
+                 (nothing listening on guest port {port}?)"
+            )));
+        }
+        if byte[0] == b'\n' {
+            break;
+        }
+        if line.len() >= HYBRID_VSOCK_MAX_LINE {
+            return Err(refused(format!(
+                "hybrid vsock: reply to CONNECT {port} longer than {HYBRID_VSOCK_MAX_LINE} bytes"
+            )));
+        }
+        line.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&line);
+    if text == "OK" || text.starts_with("OK ") {
+        Ok(())
+    } else {
+        Err(refused(format!("hybrid vsock: CONNECT {port} answered {text:?}, expected \"OK …\"")))
+    }
+}
+
 /// The wire name of a reply kind, for messages.
 pub fn reply_name(r: &Reply) -> &'static str {
     match r {
@@ -354,5 +402,100 @@ pub fn reply_name(r: &Reply) -> &'static str {
         Reply::Audit(_) => "audit",
         Reply::Status(_) => "status",
         Reply::Swept(_) => "swept",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A backend that reads the CONNECT line, answers `reply`, then sends `after`.
+    async fn backend(
+        reply: &'static [u8],
+        after: &'static [u8],
+    ) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<String>) {
+        let (client, mut server) = tokio::io::duplex(256);
+        let task = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut b = [0u8; 1];
+            while server.read(&mut b).await.unwrap() == 1 {
+                got.push(b[0]);
+                if b[0] == b'\n' {
+                    break;
+                }
+            }
+            server.write_all(reply).await.unwrap();
+            server.write_all(after).await.unwrap();
+            // Keep the stream open until the client is done reading.
+            let _ = server.read(&mut b).await;
+            String::from_utf8(got).unwrap()
+        });
+        (client, task)
+    }
+
+    #[tokio::test]
+    async fn handshake_sends_connect_and_leaves_the_stream_after_ok() {
+        let (mut c, task) = backend(b"OK 1073741824\n", b"\x00\x00\x00\x02hi").await;
+        hybrid_vsock_handshake(&mut c, 5000).await.unwrap();
+        let mut frame = [0u8; 6];
+        c.read_exact(&mut frame).await.unwrap();
+        assert_eq!(&frame, b"\x00\x00\x00\x02hi", "bytes after the OK line are the guest's");
+        drop(c);
+        assert_eq!(task.await.unwrap(), "CONNECT 5000\n");
+        let (mut c, _task) = backend(b"OK\n", b"").await;
+        hybrid_vsock_handshake(&mut c, 1).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn handshake_refuses_anything_but_ok() {
+        for (reply, expect) in [
+            (&b"ERR no listener\n"[..], "expected \"OK"),
+            (&b"OKAY\n"[..], "expected \"OK"),
+            (&b""[..], "closed the connection"),
+            (&[b'O'; 100][..], "longer than"),
+        ] {
+            let (mut c, _task) = backend(reply, b"").await;
+            if reply.is_empty() {
+                // The backend hangs up without a word.
+                let (mut c2, s2) = tokio::io::duplex(64);
+                drop(s2);
+                let e = hybrid_vsock_handshake(&mut c2, 5000).await.unwrap_err();
+                assert!(e.to_string().contains(expect) || e.kind() == std::io::ErrorKind::BrokenPipe, "{e}");
+                continue;
+            }
+            let e = hybrid_vsock_handshake(&mut c, 5000).await.unwrap_err();
+            assert!(e.to_string().contains(expect), "{reply:?}: {e}");
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+        }
+    }
+
+    #[tokio::test]
+    async fn client_speaks_frames_through_a_hybrid_vsock_socket() {
+        // A fake backend on a real Unix socket: handshake, then an enclave that answers
+        // `status` (the first thing a new connection carries) with a malformed frame.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vm.vsock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut line = Vec::new();
+            let mut b = [0u8; 1];
+            while s.read(&mut b).await.unwrap() == 1 && b[0] != b'\n' {
+                line.push(b[0]);
+            }
+            s.write_all(b"OK 1073741825\n").await.unwrap();
+            let body = read_frame(&mut s, DEFAULT_MAX_FRAME).await.unwrap();
+            let req: RequestFrame = from_cbor(&body).unwrap();
+            write_frame(&mut s, b"\xff").await.unwrap();
+            (String::from_utf8(line).unwrap(), req.call.name())
+        });
+        let addr: SocketAddress = format!("vsock-uds:{}:5000", path.display()).parse().unwrap();
+        let client = EnclaveClient::new(addr, ClientConfig::default());
+        let err = client.call(Call::Status(StatusQuery { session: None })).await.unwrap_err();
+        assert!(matches!(err, ClientError::Protocol(_)), "{err}");
+        let (line, call) = server.await.unwrap();
+        assert_eq!(line, "CONNECT 5000");
+        assert_eq!(call, "status");
     }
 }

@@ -25,8 +25,9 @@ struct Args {
     /// Print the effective configuration, and where each value came from, as JSON; then exit.
     #[arg(long)]
     print_config: bool,
-    /// Enclave socket: `unix:/path/to/socket` or `vsock:CID:PORT`. Required (here, in the
-    /// environment or in the config file).
+    /// Enclave socket: `unix:/path/to/socket`, `vsock:CID:PORT`, or `vsock-uds:PATH:PORT` (a
+    /// VM's vsock port through a hybrid-vsock Unix socket, e.g. vhost-device-vsock's
+    /// `--uds-path`). Required (here, in the environment or in the config file).
     #[arg(long, env = "BRIDLE_ENCLAVE")]
     enclave: Option<String>,
     /// HTTP listen address [default: 127.0.0.1:8547].
