@@ -12,7 +12,10 @@ help:
 	@echo "make lint       rustfmt --check and clippy -D warnings"
 	@echo "make bench      criterion benchmarks and the end-to-end load generator (release)"
 	@echo "make fuzz       fuzz the enclave frame decoder and the policy parser (nightly, cargo-fuzz)"
-	@echo "make nitro-check / enclave-image / run-enclave   Nitro steps (see ATTESTATION.md)"
+	@echo "make enclave-image  the reproducible enclave image: target/eif/bridle.eif + pcrs.json (no docker)"
+	@echo "make vm-e2e         boot the image in QEMU and sign through bridle-host over real vsock"
+	@echo "make enclave-repro-check   build the image in two fresh clones and compare the bytes"
+	@echo "make nitro-check / run-enclave / stop-enclave   Nitro steps (see DEPLOY.md)"
 
 build:
 	$(CARGO) build --workspace --bins

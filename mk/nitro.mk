@@ -2,25 +2,33 @@
 #
 # Include from the top-level Makefile:   include mk/nitro.mk
 #
-#   make nitro-check         say whether docker and nitro-cli exist here (always exits 0)
-#   make enclave-image       static musl enclave binary -> docker image -> bridle.eif,
-#                            then print PCR0/1/2 (the values verifiers must expect)
-#   make enclave-pcrs        print the measurements of an existing bridle.eif
+#   make enclave-image       the reproducible EIF, without docker or nitro-cli: static musl
+#                            bridle-enclave and bridle-init, the pinned Debian 6.12 cloud
+#                            kernel, deterministic cpio ramdisks, assembled by the xtask
+#                            (aws-nitro-enclaves-image-format) -> target/eif/bridle.eif and
+#                            target/eif/pcrs.json (PCR0/1/2, PCR8 if signed, PCR16)
+#   make enclave-describe    print the measurements of an EIF (NITRO_EIF), as nitro-cli does
+#   make enclave-repro-check build the image in two fresh clones of HEAD: byte-identical?
+#   make vm-e2e              boot the image's kernel and ramdisks in QEMU (TCG), virtio-vsock
+#                            through vhost-device-vsock, and sign through bridle-host
+#   make vm-deps             install QEMU 10 (bookworm-backports), vhost-device-vsock
 #   make enclave-pcr16       print the PCR16 (configuration commitment) of the image's
 #                            enclave command line (NITRO_ENCLAVE_ARGS); needs only cargo
-#   make run-enclave         run bridle.eif (production mode: real PCRs)
+#   make nitro-check         say whether nitro-cli (and docker) exist here (always exits 0)
+#   make run-enclave         run the EIF with nitro-cli (production mode: real PCRs)
 #   make run-enclave-debug   run with --debug-mode --attach-console (PCRs are all zeros:
 #                            verifiers refuse its documents unless --allow-debug)
 #   make stop-enclave        terminate the running Bridle enclave
+#   make enclave-image-docker  the former path: docker image + nitro-cli build-enclave
 #
-# enclave-image, run-enclave* and stop-enclave first check that docker and nitro-cli
-# exist; where they don't (any machine that is not a Nitro-enabled EC2 instance with
-# the Nitro CLI installed), they say so plainly and exit non-zero. nitro-check only
-# reports and exits 0.
+# run-enclave* and stop-enclave need nitro-cli (a Nitro-enabled EC2 instance with the Nitro
+# CLI); where it does not exist they say so plainly and exit non-zero.
 
 NITRO_DOCKERFILE   ?= attestation/nitro/Dockerfile
 NITRO_DOCKER_IMAGE ?= bridle-enclave:latest
-NITRO_EIF          ?= bridle.eif
+NITRO_EIF          ?= target/eif/bridle.eif
+EIF_SIGN_CERT      ?=
+EIF_SIGN_KEY       ?=
 NITRO_CPU_COUNT    ?= 2
 NITRO_MEMORY_MIB   ?= 1024
 NITRO_ENCLAVE_CID  ?= 16
@@ -33,38 +41,59 @@ CARGO              ?= cargo
 DOCKER    ?= docker
 NITRO_CLI ?= nitro-cli
 
-# Prints which of docker / nitro-cli is missing; $(1) = exit status when missing.
+# Prints which of the tools $(2) is missing; $(1) = exit status when missing.
 define nitro_require_tools
 	@missing=""; \
-	command -v $(DOCKER) >/dev/null 2>&1 || missing="$$missing docker"; \
-	command -v $(NITRO_CLI) >/dev/null 2>&1 || missing="$$missing nitro-cli"; \
+	for t in $(2); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "nitro: not available on this machine:$$missing does not exist here."; \
-	  echo "nitro: AWS Nitro Enclaves need a Nitro-enabled EC2 instance with docker and the"; \
-	  echo "nitro: Nitro CLI (aws-nitro-enclaves-cli) installed; nothing was built or run."; \
+	  echo "nitro: running AWS Nitro Enclaves needs a Nitro-enabled EC2 instance with the"; \
+	  echo "nitro: Nitro CLI (aws-nitro-enclaves-cli) installed; nothing was run."; \
 	  exit $(1); \
 	else \
-	  echo "nitro: docker: $$(command -v $(DOCKER)); nitro-cli: $$(command -v $(NITRO_CLI))"; \
+	  for t in $(2); do echo "nitro: $$t: $$(command -v $$t)"; done; \
 	fi
 endef
 
-.PHONY: nitro-check enclave-image enclave-image-check enclave-pcrs enclave-pcr16 run-enclave \
-        run-enclave-check run-enclave-debug stop-enclave
+.PHONY: nitro-check enclave-image enclave-image-docker eif-deps enclave-describe enclave-repro-check \
+        vm-deps vm-e2e enclave-pcrs enclave-pcr16 run-enclave run-enclave-check run-enclave-debug stop-enclave
 
 nitro-check:
-	$(call nitro_require_tools,0)
+	$(call nitro_require_tools,0,$(NITRO_CLI) $(DOCKER))
 
-enclave-image-check: nitro-check
 run-enclave-check: nitro-check
 
-enclave-image:
-	$(call nitro_require_tools,1)
+eif-deps:
+	./scripts/install-eif-deps.sh
+
+# The docker-free, reproducible image (see ATTESTATION.md, "Building the enclave image").
+enclave-image: eif-deps
+	$(CARGO) run -q -p xtask -- enclave-image $(if $(EIF_SIGN_CERT),--sign-cert $(EIF_SIGN_CERT) --sign-key $(EIF_SIGN_KEY))
+
+enclave-describe:
+	@test -f $(NITRO_EIF) || { echo "nitro: $(NITRO_EIF) does not exist: run 'make enclave-image'"; exit 1; }
+	@$(CARGO) run -q -p xtask -- describe-eif $(NITRO_EIF)
+
+enclave-repro-check: eif-deps
+	./scripts/eif-repro-check.sh
+
+vm-deps: eif-deps
+	./scripts/install-vm-deps.sh
+
+# Boot test: the EIF's kernel and ramdisks in QEMU, the walkthrough over real vsock.
+vm-e2e: vm-deps build enclave-image
+	$(CARGO) run -q -p xtask -- vm-e2e
+
+# The former path, kept as an alternative where docker and nitro-cli exist: docker image,
+# then nitro-cli build-enclave (its own kernel and init; other PCRs than enclave-image's).
+enclave-image-docker:
+	$(call nitro_require_tools,1,$(DOCKER) $(NITRO_CLI))
 	$(DOCKER) build -f $(NITRO_DOCKERFILE) --build-arg RUST_IMAGE=$(NITRO_RUST_IMAGE) \
 	  -t $(NITRO_DOCKER_IMAGE) .
-	$(NITRO_CLI) build-enclave --docker-uri $(NITRO_DOCKER_IMAGE) --output-file $(NITRO_EIF) \
-	  | tee $(NITRO_EIF).measurements.json
-	@echo "nitro: $(NITRO_EIF) built. Expected PCRs for 'bridle verify attestation':"
-	@sed -n 's/.*"\(PCR[0-2]\)": *"\([0-9a-fA-F]*\)".*/  --pcr \1=\2/p' $(NITRO_EIF).measurements.json \
+	$(NITRO_CLI) build-enclave --docker-uri $(NITRO_DOCKER_IMAGE) --output-file bridle-docker.eif \
+	  | tee bridle-docker.eif.measurements.json
+	@echo "nitro: bridle-docker.eif built. Expected PCRs for 'bridle verify attestation':"
+	@sed -n 's/.*"\(PCR[0-2]\)": *"\([0-9a-fA-F]*\)".*/  --pcr \1=\2/p' bridle-docker.eif.measurements.json \
 	  | sed 's/--pcr PCR/--pcr /'
 	@$(CARGO) run -q -p bridle-enclave -- --print-pcr16 $(NITRO_ENCLAVE_ARGS) | sed -n 's/^pcr16=/  --pcr 16=/p'
 
@@ -73,24 +102,24 @@ enclave-pcr16:
 	@$(CARGO) run -q -p bridle-enclave -- --print-pcr16 $(NITRO_ENCLAVE_ARGS)
 
 enclave-pcrs:
-	$(call nitro_require_tools,1)
+	$(call nitro_require_tools,1,$(NITRO_CLI))
 	@test -f $(NITRO_EIF) || { echo "nitro: $(NITRO_EIF) does not exist: run 'make enclave-image'"; exit 1; }
 	$(NITRO_CLI) describe-eif --eif-path $(NITRO_EIF)
 
 run-enclave:
-	$(call nitro_require_tools,1)
+	$(call nitro_require_tools,1,$(NITRO_CLI))
 	@test -f $(NITRO_EIF) || { echo "nitro: $(NITRO_EIF) does not exist: run 'make enclave-image'"; exit 1; }
 	$(NITRO_CLI) run-enclave --eif-path $(NITRO_EIF) --cpu-count $(NITRO_CPU_COUNT) \
 	  --memory $(NITRO_MEMORY_MIB) --enclave-cid $(NITRO_ENCLAVE_CID)
 	$(NITRO_CLI) describe-enclaves
 
 run-enclave-debug:
-	$(call nitro_require_tools,1)
+	$(call nitro_require_tools,1,$(NITRO_CLI))
 	@test -f $(NITRO_EIF) || { echo "nitro: $(NITRO_EIF) does not exist: run 'make enclave-image'"; exit 1; }
 	@echo "nitro: debug mode: PCR0..2 will be all zeros and attestation refused unless --allow-debug"
 	$(NITRO_CLI) run-enclave --eif-path $(NITRO_EIF) --cpu-count $(NITRO_CPU_COUNT) \
 	  --memory $(NITRO_MEMORY_MIB) --enclave-cid $(NITRO_ENCLAVE_CID) --debug-mode --attach-console
 
 stop-enclave:
-	$(call nitro_require_tools,1)
+	$(call nitro_require_tools,1,$(NITRO_CLI))
 	$(NITRO_CLI) terminate-enclave --all

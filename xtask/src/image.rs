@@ -1,0 +1,257 @@
+//! `xtask enclave-image`: the reproducible enclave image.
+//!
+//! 1. `bridle-enclave` and `bridle-init`, static (x86_64-unknown-linux-musl), built with the
+//!    locked dependencies, in their own target directory, with paths remapped, no build id,
+//!    no debug info, `SOURCE_DATE_EPOCH` set;
+//! 2. the pinned kernel ([`crate::kernel`]);
+//! 3. two deterministic cpio ramdisks ([`crate::cpio`]): the boot ramdisk (`/init`, the
+//!    modules, `/dev/console`; measured in PCR1 with the kernel and command line) and the
+//!    application ramdisk (`/bridle/enclave` and its arguments; PCR2);
+//! 4. the EIF, assembled and measured by `aws-nitro-enclaves-image-format` (the library
+//!    behind `nitro-cli build-enclave`), then read back and measured again;
+//! 5. `pcrs.json`: PCR0, PCR1, PCR2 (PCR8 when signed) and PCR16, the configuration
+//!    commitment of the image's enclave arguments (`bridle-enclave --print-pcr16`).
+
+use anyhow::{bail, Context, Result};
+use aws_nitro_enclaves_image_format::defs::{EifBuildInfo, EifIdentityInfo};
+use aws_nitro_enclaves_image_format::utils::eif_reader::EifReader;
+use aws_nitro_enclaves_image_format::utils::{get_pcrs, EifBuilder, SignEnclaveInfo};
+use sha2::Digest as _;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cpio::{Archive, Kind};
+use crate::kernel;
+
+pub const TARGET: &str = "x86_64-unknown-linux-musl";
+/// The toolchain the published PCRs were built with; another gives other PCRs.
+pub const RUST_VERSION: &str = "1.95.0";
+/// The kernel command line on Nitro (measured in PCR0/PCR1).
+pub const CMDLINE: &str = "reboot=k panic=30 pci=off console=ttyS0 random.trust_cpu=on";
+/// The enclave's arguments in the image (one per line in /bridle/enclave.args): vsock,
+/// any CID (VMADDR_CID_ANY), port 5000 — what `bridle-host --enclave vsock:CID:5000` reaches.
+pub const DEFAULT_ENCLAVE_ARGS: [&str; 2] = ["--vsock", "4294967295:5000"];
+
+pub struct Options {
+    pub root: PathBuf,
+    pub out: PathBuf,
+    pub enclave_args: Vec<String>,
+    pub sign: Option<(PathBuf, PathBuf)>,
+}
+
+fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `SOURCE_DATE_EPOCH`, or the commit time of HEAD, or 0.
+pub fn source_date_epoch(root: &Path) -> u64 {
+    if let Some(v) = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()) {
+        return v;
+    }
+    run(Command::new("git").args(["log", "-1", "--format=%ct"]).current_dir(root))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn source_commit(root: &Path) -> String {
+    let commit = run(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(root)).map(|s| s.trim().to_string());
+    let dirty = run(Command::new("git").args(["status", "--porcelain", "--untracked-files=no"]).current_dir(root))
+        .map(|s| !s.trim().is_empty())
+        .unwrap_or(true);
+    match commit {
+        Ok(c) if dirty => format!("{c}-dirty"),
+        Ok(c) => c,
+        Err(_) => "unknown".into(),
+    }
+}
+
+/// Builds the two static binaries reproducibly; returns their paths.
+fn build_binaries(root: &Path, epoch: u64) -> Result<(PathBuf, PathBuf, String)> {
+    let rustc = run(Command::new("rustc").arg("--version").current_dir(root))?.trim().to_string();
+    if !rustc.starts_with(&format!("rustc {RUST_VERSION} ")) && std::env::var_os("EIF_ALLOW_OTHER_RUST").is_none() {
+        bail!(
+            "the image is built with Rust {RUST_VERSION} (another compiler gives other PCRs), found {rustc:?}. \
+             Install it (rustup toolchain install {RUST_VERSION} --target {TARGET}) and run with \
+             RUSTUP_TOOLCHAIN={RUST_VERSION}, or set EIF_ALLOW_OTHER_RUST=1 for a build whose PCRs won't match"
+        );
+    }
+    let target_dir = root.join("target/eif-build");
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
+    let rustflags = [
+        "-C target-feature=+crt-static".to_string(),
+        "-C link-arg=-Wl,--build-id=none".to_string(),
+        format!("--remap-path-prefix={}=/bridle", root.display()),
+        format!("--remap-path-prefix={}=/cargo", home.display()),
+    ]
+    .join(" ");
+    eprintln!("xtask: building bridle-enclave and bridle-init ({TARGET}, {rustc})");
+    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--locked", "--target", TARGET, "-p", "bridle-enclave", "-p", "bridle-init"])
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("RUSTFLAGS", rustflags)
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "0")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
+        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
+        .env("CC_x86_64_unknown_linux_musl", "musl-gcc")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .context("running cargo")?;
+    if !st.success() {
+        bail!("building the static binaries failed (is the {TARGET} target installed and musl-gcc present? scripts/install-eif-deps.sh)");
+    }
+    let dir = target_dir.join(TARGET).join("release");
+    Ok((dir.join("bridle-enclave"), dir.join("bridle-init"), rustc))
+}
+
+/// The boot ramdisk: /init, the console node, the mount points, the modules and their order.
+pub fn boot_ramdisk(init: Vec<u8>, modules: &[(String, Vec<u8>)], mtime: u32) -> Result<Vec<u8>> {
+    let mut a = Archive::new();
+    let e = |r: Result<(), String>| r.map_err(anyhow::Error::msg);
+    e(a.add("init", Kind::File(init), 0o755))?;
+    e(a.add("dev/console", Kind::CharDev(5, 1), 0o600))?;
+    for d in ["proc", "sys", "tmp"] {
+        e(a.add(d, Kind::Dir, 0o755))?;
+    }
+    let mut order = String::from("# load order (bridle-init)\n");
+    for (name, ko) in modules {
+        e(a.add(&format!("lib/modules/{name}"), Kind::File(ko.clone()), 0o644))?;
+        order.push_str(name);
+        order.push('\n');
+    }
+    e(a.add("lib/modules/order", Kind::File(order.into_bytes()), 0o644))?;
+    Ok(a.to_bytes(mtime))
+}
+
+/// The application ramdisk: the enclave and its arguments.
+pub fn app_ramdisk(enclave: Vec<u8>, args: &[String], mtime: u32) -> Result<Vec<u8>> {
+    let mut a = Archive::new();
+    let e = |r: Result<(), String>| r.map_err(anyhow::Error::msg);
+    e(a.add("bridle/enclave", Kind::File(enclave), 0o755))?;
+    let text: String = args.iter().map(|a| format!("{a}\n")).collect();
+    e(a.add("bridle/enclave.args", Kind::File(text.into_bytes()), 0o644))?;
+    Ok(a.to_bytes(mtime))
+}
+
+/// RFC 3339 UTC for unix seconds (civil-from-days).
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// Measures an EIF file as `nitro-cli describe-eif` does: PCR0, PCR1, PCR2 (PCR8 if signed).
+pub fn describe(eif: &Path) -> Result<BTreeMap<String, String>> {
+    let mut r = EifReader::from_eif(eif.display().to_string()).map_err(anyhow::Error::msg)?;
+    if r.eif_crc != r.header.eif_crc32 {
+        bail!("{}: CRC mismatch (corrupt EIF)", eif.display());
+    }
+    let signed = r.signature_section.is_some();
+    let pcrs = get_pcrs(
+        &mut r.image_hasher,
+        &mut r.bootstrap_hasher,
+        &mut r.app_hasher,
+        &mut r.cert_hasher,
+        <sha2_09::Sha384 as sha2_09::Digest>::new(),
+        signed,
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(pcrs)
+}
+
+pub fn build(o: &Options) -> Result<BTreeMap<String, String>> {
+    let epoch = source_date_epoch(&o.root);
+    let mtime = u32::try_from(epoch).unwrap_or(u32::MAX);
+    let (enclave_bin, init_bin, rustc) = build_binaries(&o.root, epoch)?;
+    let enclave = std::fs::read(&enclave_bin).with_context(|| format!("reading {}", enclave_bin.display()))?;
+    let init = std::fs::read(&init_bin).with_context(|| format!("reading {}", init_bin.display()))?;
+    let k = kernel::fetch(&o.root.join("target/eif-cache"))?;
+
+    std::fs::create_dir_all(&o.out)?;
+    let boot = o.out.join("boot.cpio");
+    let app = o.out.join("app.cpio");
+    std::fs::write(&boot, boot_ramdisk(init, &k.modules, mtime)?)?;
+    std::fs::write(&app, app_ramdisk(enclave, &o.enclave_args, mtime)?)?;
+
+    let info = EifIdentityInfo {
+        img_name: "bridle-enclave".into(),
+        img_version: env!("CARGO_PKG_VERSION").into(),
+        build_info: EifBuildInfo {
+            build_time: rfc3339(epoch),
+            build_tool: "bridle xtask enclave-image".into(),
+            build_tool_version: env!("CARGO_PKG_VERSION").into(),
+            img_os: "linux".into(),
+            img_kernel: kernel::RELEASE.into(),
+        },
+        docker_info: serde_json::json!({}),
+        custom_info: serde_json::json!({
+            "source_commit": source_commit(&o.root),
+            "kernel_package": format!("{}={}", kernel::PACKAGE, kernel::VERSION),
+            "kernel_deb_sha256": kernel::DEB_SHA256,
+        }),
+    };
+    let sign = match &o.sign {
+        Some((cert, key)) => Some(
+            SignEnclaveInfo::new(&cert.display().to_string(), &key.display().to_string())
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
+    let eif_path = o.out.join("bridle.eif");
+    let mut builder =
+        EifBuilder::new(&k.vmlinuz, CMDLINE.to_string(), sign, <sha2_09::Sha384 as sha2_09::Digest>::new(), 0, info);
+    builder.add_ramdisk(&boot);
+    builder.add_ramdisk(&app);
+    let mut file = std::fs::File::create(&eif_path)?;
+    let built = builder.write_to(&mut file);
+    drop(file);
+    // Read back and measure again, as a verifier with `nitro-cli describe-eif` would.
+    let described = describe(&eif_path)?;
+    if described != built {
+        bail!("the EIF measures {described:?} read back, but {built:?} when built");
+    }
+
+    // PCR16: the configuration commitment of the image's enclave arguments.
+    let mut pcr16_cmd = Command::new(&enclave_bin);
+    pcr16_cmd.arg("--print-pcr16").args(&o.enclave_args);
+    let printed = run(&mut pcr16_cmd)?;
+    let pcr16 = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("pcr16="))
+        .context("bridle-enclave --print-pcr16 printed no pcr16=")?
+        .to_string();
+
+    let eif_bytes = std::fs::read(&eif_path)?;
+    let mut pcrs = built.clone();
+    pcrs.insert("PCR16".into(), pcr16);
+    let mut doc = serde_json::Map::new();
+    for (k, v) in &pcrs {
+        doc.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    doc.insert("enclave_args".into(), serde_json::json!(o.enclave_args));
+    doc.insert("kernel".into(), serde_json::json!(format!("{}={}", kernel::PACKAGE, kernel::VERSION)));
+    doc.insert("cmdline".into(), serde_json::json!(CMDLINE));
+    doc.insert("eif_sha256".into(), serde_json::json!(hex::encode(sha2::Sha256::digest(&eif_bytes))));
+    doc.insert("toolchain".into(), serde_json::json!(rustc));
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(doc))? + "\n";
+    std::fs::write(o.out.join("pcrs.json"), text)?;
+    Ok(pcrs)
+}
