@@ -109,15 +109,17 @@ pub const SIG_TRANSFER_FROM: &str = "transferFrom(address,address,uint256)";
 pub const SIG_APPROVE: &str = "approve(address,uint256)";
 pub const SIG_INCREASE: &str = "increaseAllowance(address,uint256)";
 
-/// The selectors RULES §5 calls token-moving (refused on unlisted contracts through a
-/// wildcard target). Overloads are all included.
+/// The token-moving signatures, exactly as RULES §5 lists them (refused on unlisted
+/// contracts through a wildcard target).
 pub const TOKEN_MOVING: &[&str] = &[
     SIG_TRANSFER,
     SIG_TRANSFER_FROM,
     SIG_APPROVE,
     SIG_INCREASE,
-    "transferAndCall(address,uint256)",
     "transferAndCall(address,uint256,bytes)",
+    "transferAndCall(address,uint256)",
+    "transferFromAndCall(address,address,uint256,bytes)",
+    "approveAndCall(address,uint256,bytes)",
     "send(address,uint256,bytes)",
     "operatorSend(address,address,uint256,bytes,bytes)",
     "authorizeOperator(address)",
@@ -131,6 +133,8 @@ pub const TOKEN_MOVING: &[&str] = &[
     "setApprovalForAll(address,bool)",
     "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)",
     "permit(address,address,uint256,uint256,bool,uint8,bytes32,bytes32)",
+    "approve(address,address,uint160,uint48)",
+    "transferFrom(address,address,uint160,address)",
 ];
 
 pub fn is_token_moving(s: [u8; 4]) -> bool {
@@ -250,6 +254,22 @@ mod tests {
         );
         assert_eq!(canonical("bad"), None);
         assert_eq!(canonical("f(uint"), None);
+    }
+
+    #[test]
+    fn the_token_moving_list_is_exactly_the_rules_list() {
+        assert_eq!(TOKEN_MOVING.len(), 23);
+        let mut sels: Vec<[u8; 4]> = TOKEN_MOVING.iter().map(|s| sel(s)).collect();
+        for s in TOKEN_MOVING {
+            assert_eq!(canonical(s).as_deref(), Some(*s));
+        }
+        sels.sort_unstable();
+        sels.dedup();
+        assert_eq!(sels.len(), 23);
+        assert!(is_token_moving(sel("transferFromAndCall(address,address,uint256,bytes)")));
+        assert!(is_token_moving(sel("approveAndCall(address,uint256,bytes)")));
+        assert!(!is_token_moving(sel("approveAndCall(address,uint256)")));
+        assert!(!is_token_moving(sel("deposit()")));
     }
 
     #[test]

@@ -10,15 +10,16 @@ use bridle_common::period::Period;
 use bridle_common::policy::doc::{Asset, CallRule, Party, PermitKind, Token};
 
 /// The canonical Permit2 contract: its `approve` is metered with Permit2 semantics, which
-/// the model does not implement (any call to it is `model_limit`).
+/// the model does not implement (any call to it with calldata is `model_limit`; a plain
+/// value transfer is decided like one to any other target).
 pub const PERMIT2: Address = alloy_primitives::address!("000000000022D473030F116dDEE9F6B43aC78BA3");
 
 /// Codes the engine may give for a user operation whose entry point (or sender) is not
 /// listed: RULES.md does not name one.
 pub const ENTRY_POINT_CODES: &[&str] = &["target_not_allowed", "chain_not_allowed", "unsupported"];
 
-/// Codes for an EIP-2612 permit whose token no permit rule covers, or whose deadline is
-/// beyond `max_deadline`: RULES.md does not name one.
+/// Codes for an EIP-2612 permit whose token no permit rule covers: RULES.md does not name
+/// one. (A deadline already past or beyond `max_deadline` is `argument_rejected`.)
 pub const PERMIT_RULE_CODES: &[&str] = &["typed_data_not_allowed", "argument_rejected"];
 
 /// What a request would charge (RULES §3).
@@ -110,10 +111,32 @@ impl Model {
         self.policy.prices.iter().find(|p| p.asset == key).map(|p| (p.usd, dec))
     }
 
-    /// Approval caps (`approvals.caps`) that apply to `token` on `chain`.
+    /// Approval caps (`approvals.max`) that apply to `token` on `chain`.
     pub(crate) fn caps(&self, chain: u64, token: Address) -> Vec<U256> {
         let Some(t) = self.listing_here(chain, token) else { return Vec::new() };
         self.policy.approvals.caps.iter().filter(|c| c.token == t.symbol).map(|c| c.max).collect()
+    }
+
+    /// RULES §5 "Approvals" for an approval of `amount` of `token` to `spender` that is not
+    /// `approve(spender, 0)`: `type(uint256).max`, an unlisted token, a listed token without
+    /// an `approvals.max` entry (approvals must be bounded) or above it is
+    /// `unlimited_approval`; a spender not listed, `spender_not_allowed`.
+    fn approval_codes(
+        &self,
+        chain: u64,
+        token: Address,
+        spender: Address,
+        amount: U256,
+        codes: &mut Vec<&'static str>,
+    ) {
+        let listed = self.listing_here(chain, token).is_some();
+        let caps = self.caps(chain, token);
+        if amount == U256::MAX || !listed || caps.is_empty() || caps.iter().any(|c| amount > *c) {
+            codes.push("unlimited_approval");
+        }
+        if !self.policy.approvals.spenders.contains(&spender) {
+            codes.push("spender_not_allowed");
+        }
     }
 
     fn party(&self, p: &Party) -> Address {
@@ -186,6 +209,7 @@ impl Model {
             }
             Req::Permit { .. } => (None, 0, 0),
         };
+        // A request without gas (a permit) checks no gas rule at all (RULES §2).
         if let Some(g) = gas {
             charges.gas = U256::from(g) * U256::from(fee);
             if p.gas.max_fee_per_gas.is_some_and(|c| fee > c)
@@ -194,10 +218,10 @@ impl Model {
             {
                 codes.push("gas_cap");
             }
-        }
-        for cl in &p.gas.cost_limits {
-            if self.spent(&Ledger::Gas, cl.period, t).saturating_add(charges.gas) > cl.max {
-                codes.push("gas_cap");
+            for cl in &p.gas.cost_limits {
+                if self.spent(&Ledger::Gas, cl.period, t).saturating_add(charges.gas) > cl.max {
+                    codes.push("gas_cap");
+                }
             }
         }
         if p.gas.count_in_native {
@@ -287,7 +311,7 @@ impl Model {
         let item = Item { place, signed_at: t, writes };
         // 9. The registry after this request.
         if !item.writes.is_empty() {
-            match self.registry_check(&item, t) {
+            match self.registry_check(&item) {
                 Some(found) => codes.extend(found),
                 None => limit = true,
             }
@@ -323,7 +347,7 @@ impl Model {
             }
             return;
         };
-        if to == PERMIT2 {
+        if to == PERMIT2 && !data.is_empty() {
             *limit = true;
             return;
         }
@@ -359,13 +383,9 @@ impl Model {
             }
             Erc20::Approve { spender, amount } | Erc20::Increase { spender, added: amount } => {
                 let is_approve = matches!(e, Erc20::Approve { .. });
+                // Only `approve(spender, 0)` passes unconditionally.
                 if !(is_approve && amount.is_zero()) {
-                    if !here || amount == U256::MAX || self.caps(chain, to).iter().any(|c| amount > *c) {
-                        codes.push("unlimited_approval");
-                    }
-                    if !p.approvals.spenders.contains(&spender) {
-                        codes.push("spender_not_allowed");
-                    }
+                    self.approval_codes(chain, to, spender, amount, codes);
                 }
                 if here {
                     let key = Key { chain, holder, token: to, spender };
@@ -375,9 +395,12 @@ impl Model {
         }
     }
 
-    /// The allowlist (RULES §5): `None` codes when some entry admits the call.
+    /// The allowlist (RULES §5): no codes when some entry admits the call.
     fn allowlist(&self, to: Address, data: &[u8], listed_here: bool) -> Vec<&'static str> {
         let sel = abi::selector_of(data);
+        // A plain value transfer is not a function: it passes `*`, `receive()` and the
+        // wildcard on any target, listed tokens included.
+        let plain = data.is_empty();
         let metered = listed_here && abi::is_metered(data);
         let moving = !listed_here && sel.is_some_and(abi::is_token_moving);
         let specific: Vec<&CallRule> = self.policy.calls.iter().filter(|r| r.target == Some(to)).collect();
@@ -400,7 +423,7 @@ impl Model {
                 }
                 // A listed token's other functions pass only when a rule for it names them.
                 let named = !star && !via_wild;
-                if listed_here && !metered && !named {
+                if listed_here && !metered && !plain && !named {
                     continue;
                 }
                 if via_wild && moving {
@@ -439,6 +462,11 @@ impl Model {
     ) {
         let p = &self.policy;
         let here = self.listing_here(chain, token);
+        // A deadline already past can never be used; one beyond every covering rule's
+        // `max_deadline` is too long (RULES §5: `argument_rejected` both).
+        if deadline < t {
+            codes.push("argument_rejected");
+        }
         let covering: Vec<_> = p
             .permits
             .iter()
@@ -453,18 +481,13 @@ impl Model {
             Some(_) if covering.is_empty() => codes.extend_from_slice(PERMIT_RULE_CODES),
             Some(_) => {
                 if !covering.iter().any(|r| deadline <= t.saturating_add(r.max_deadline)) {
-                    codes.extend_from_slice(PERMIT_RULE_CODES);
+                    codes.push("argument_rejected");
                 }
             }
         }
-        if !value.is_zero() {
-            if value == U256::MAX || self.caps(chain, token).iter().any(|c| value > *c) {
-                codes.push("unlimited_approval");
-            }
-            if !p.approvals.spenders.contains(&spender) {
-                codes.push("spender_not_allowed");
-            }
-        }
+        // Permits: the same approval checks; only `approve(spender, 0)` is exempt, so a
+        // permit of 0 is not.
+        self.approval_codes(chain, token, spender, value, codes);
         if here.is_some() {
             charges.add_token(token, value);
             writes.push((Key { chain, holder: self.account, token, spender }, Write::Set(value)));
@@ -472,46 +495,38 @@ impl Model {
     }
 
     /// Exposure ceiling and per-spender maximum for request `item` (RULES §6). `None`: the
-    /// model cannot decide (too big, or the reading of unsigned nonces matters).
-    fn registry_check(&self, item: &Item, t: u64) -> Option<Vec<&'static str>> {
+    /// model cannot decide (too big to explore).
+    fn registry_check(&self, item: &Item) -> Option<Vec<&'static str>> {
         let total: usize = self.registry.iter().map(|i| i.writes.len()).sum::<usize>() + item.writes.len();
         if total > crate::MAX_WRITES {
             return None;
         }
         let silent = Item { writes: Vec::new(), ..item.clone() };
         let keys = registry::keys(self.registry.iter().chain(std::iter::once(item)));
-        let gaps = registry::has_gaps(self.registry.iter().chain(std::iter::once(item)));
-        let mut verdicts = Vec::new();
-        for phantoms in if gaps { vec![false, true] } else { vec![false] } {
-            let mut codes = Vec::new();
-            let (mut with_sum, mut without_sum) = (U256::ZERO, U256::ZERO);
-            let (mut raised, mut unpriced) = (false, false);
-            for key in &keys {
-                let with = registry::worst(&self.registry, Some(item), key, phantoms, t)?;
-                let without = registry::worst(&self.registry, Some(&silent), key, phantoms, t)?;
-                raised |= with > without;
-                match self.price(key.chain, &Ledger::Token(key.token)) {
-                    Some((usd, dec)) => {
-                        with_sum = with_sum.saturating_add(usd_of(with, usd, dec));
-                        without_sum = without_sum.saturating_add(usd_of(without, usd, dec));
-                    }
-                    None => unpriced |= !with.is_zero(),
+        let mut codes = Vec::new();
+        let (mut with_sum, mut without_sum) = (U256::ZERO, U256::ZERO);
+        let (mut raised, mut unpriced) = (false, false);
+        for key in &keys {
+            let with = registry::worst(&self.registry, Some(item), key)?;
+            let without = registry::worst(&self.registry, Some(&silent), key)?;
+            raised |= with > without;
+            match self.price(key.chain, &Ledger::Token(key.token)) {
+                Some((usd, dec)) => {
+                    with_sum = with_sum.saturating_add(usd_of(with, usd, dec));
+                    without_sum = without_sum.saturating_add(usd_of(without, usd, dec));
                 }
-                let adds = item.writes.iter().any(|(k, w)| k == key && matches!(w, Write::Add(_)));
-                if adds && self.caps(key.chain, key.token).iter().any(|c| with > *c) {
-                    codes.push("unlimited_approval");
-                }
+                None => unpriced |= !with.is_zero(),
             }
-            if let Some(ceiling) = self.policy.exposure_ceiling {
-                if raised && (unpriced || (with_sum > ceiling && with_sum > without_sum)) {
-                    codes.push("exposure_ceiling");
-                }
+            let adds = item.writes.iter().any(|(k, w)| k == key && matches!(w, Write::Add(_)));
+            if adds && self.caps(key.chain, key.token).iter().any(|c| with > *c) {
+                codes.push("unlimited_approval");
             }
-            verdicts.push(codes);
         }
-        if verdicts.windows(2).any(|w| w[0] != w[1]) {
-            return None;
+        if let Some(ceiling) = self.policy.exposure_ceiling {
+            if raised && (unpriced || (with_sum > ceiling && with_sum > without_sum)) {
+                codes.push("exposure_ceiling");
+            }
         }
-        verdicts.pop()
+        Some(codes)
     }
 }

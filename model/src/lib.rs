@@ -78,12 +78,20 @@ pub enum Ledger {
     Usd,
 }
 
+/// A held request (RULES §8): pending while `t < held_at + ttl`; once the owner approved it
+/// (`approved`), asking again returns the signature made at the approval until that time.
 #[derive(Debug, Clone)]
 struct Pending {
-    id: u64,
     req: Req,
     held_at: u64,
     ttl: u64,
+    approved: bool,
+}
+
+impl Pending {
+    fn live(&self, t: u64) -> bool {
+        t < self.held_at.saturating_add(self.ttl)
+    }
 }
 
 /// One session.
@@ -103,10 +111,12 @@ pub struct Model {
     /// Every signed request with where it sits and what it wrote.
     registry: Vec<registry::Item>,
     pending: Vec<Pending>,
-    next_id: u64,
+    /// Every request ever held: a request's id is its index + 1 here, so the same request
+    /// (the same digest) always has the same id.
+    held: Vec<Req>,
     revoked: bool,
     suspended: bool,
-    /// Session times of policy denials (trip-wire).
+    /// Session times of the remembered policy denials (trip-wire).
     denials: Vec<u64>,
 }
 
@@ -156,7 +166,7 @@ impl Model {
             ledger: Vec::new(),
             registry: Vec::new(),
             pending: Vec::new(),
-            next_id: 1,
+            held: Vec::new(),
             revoked: false,
             suspended: false,
             denials: Vec::new(),
@@ -172,44 +182,76 @@ impl Model {
     /// Decide a signing request at enclave clock reading `clock`.
     pub fn sign(&mut self, req: &Req, clock: u64) -> Verdict {
         let t = self.advance(clock);
+        // RULES §8: a held request asked again is not decided again while its time runs
+        // (a revoked or suspended session is decided, and denied by its state: §2 item 1).
+        if !self.revoked && !self.suspended {
+            if let Some(i) = self.pending.iter().position(|p| p.req == *req) {
+                if self.pending[i].live(t) {
+                    return if self.pending[i].approved { Verdict::Allowed } else { Verdict::Pending(self.id_of(req)) };
+                }
+                self.pending.remove(i);
+            }
+        }
         let ev = self.evaluate(req, t);
         if ev.limit {
             return Verdict::Denied(vec![MODEL_LIMIT]);
         }
         if !ev.codes.is_empty() {
-            self.trip(t);
+            // RULES §9: `revoked` and `suspended` come before the policy checks and are not
+            // counted (the engine's code is one of them whenever the session is either).
+            if !self.revoked && !self.suspended {
+                self.trip(t);
+            }
             return Verdict::Denied(ev.codes);
         }
         if let Some(ttl) = self.escalates(&ev, t) {
-            let live = self.pending.iter().find(|p| p.req == *req && t < p.held_at.saturating_add(p.ttl));
-            if let Some(p) = live {
-                return Verdict::Pending(p.id);
-            }
-            let id = self.next_id;
-            self.next_id += 1;
-            self.pending.push(Pending { id, req: req.clone(), held_at: t, ttl });
-            return Verdict::Pending(id);
+            self.pending.push(Pending { req: req.clone(), held_at: t, ttl, approved: false });
+            return Verdict::Pending(self.id_of(req));
         }
         self.commit(ev, t);
         Verdict::Allowed
     }
 
-    /// The owner approves pending request `id` at `clock`: re-checked, then signed and charged.
+    /// The id of a held request: the same request always has the same id.
+    fn id_of(&mut self, req: &Req) -> u64 {
+        let i = match self.held.iter().position(|r| r == req) {
+            Some(i) => i,
+            None => {
+                self.held.push(req.clone());
+                self.held.len() - 1
+            }
+        };
+        i as u64 + 1
+    }
+
+    /// The owner approves pending request `id` at `clock`: re-checked, then signed and
+    /// charged (RULES §8). Not pending: `malformed`; its time over: `expired` (with
+    /// `revoked`/`suspended` besides when the session is either: RULES does not say which
+    /// comes first for an owner call).
     pub fn approve(&mut self, id: u64, clock: u64) -> Verdict {
         let t = self.advance(clock);
-        let Some(i) = self.pending.iter().position(|p| p.id == id) else {
-            return Verdict::Denied(vec!["expired", "malformed", "unknown_session", "unsupported"]);
+        let mut state = Vec::new();
+        if self.revoked {
+            state.push("revoked");
+        }
+        if self.suspended {
+            state.push("suspended");
+        }
+        let refused = |code: &'static str, mut state: Vec<&'static str>| {
+            state.push(code);
+            state.sort_unstable();
+            Verdict::Denied(state)
         };
-        if t >= self.pending[i].held_at.saturating_add(self.pending[i].ttl) {
+        let req = usize::try_from(id).ok().and_then(|i| i.checked_sub(1)).and_then(|i| self.held.get(i));
+        let Some(i) = req.and_then(|r| self.pending.iter().position(|p| p.req == *r)) else {
+            return refused("malformed", state);
+        };
+        if !self.pending[i].live(t) {
             self.pending.remove(i);
-            let mut codes = vec!["expired"];
-            if self.revoked {
-                codes.push("revoked");
-            }
-            if self.suspended {
-                codes.push("suspended");
-            }
-            return Verdict::Denied(codes);
+            return refused("expired", state);
+        }
+        if self.pending[i].approved {
+            return refused("malformed", state);
         }
         let req = self.pending[i].req.clone();
         let ev = self.evaluate(&req, t);
@@ -217,14 +259,18 @@ impl Model {
             return Verdict::Denied(vec![MODEL_LIMIT]);
         }
         if !ev.codes.is_empty() {
+            // Stays pending; an owner call is never counted by the trip-wire.
             return Verdict::Denied(ev.codes);
         }
-        self.pending.remove(i);
+        self.pending[i].approved = true;
         self.commit(ev, t);
         Verdict::Allowed
     }
 
-    /// An owner-signed policy update at `clock` (RULES §7).
+    /// An owner-signed policy update at `clock` (RULES §7, §9). Refused on a revoked
+    /// session, or for a policy out of the model's scope: then nothing changes, session
+    /// time included. An update of a suspended session lifts the suspension and forgets
+    /// the remembered denials; otherwise the denial times stay (§7).
     pub fn update(&mut self, policy: &Policy, clock: u64) -> Result<(), String> {
         if self.revoked {
             return Err("the session is revoked".into());
@@ -232,7 +278,10 @@ impl Model {
         supported(policy)?;
         self.advance(clock);
         self.policy = policy.clone();
-        self.suspended = false;
+        if self.suspended {
+            self.suspended = false;
+            self.denials.clear();
+        }
         Ok(())
     }
 
@@ -244,13 +293,13 @@ impl Model {
 
     /// Total exposure in USD (18 decimals), RULES §6, with no request: per key, the worst
     /// case over every history and every point, priced at the current price table (unpriced
-    /// keys count 0). Unsigned nonces below a signed one are never filled (no phantoms; see
-    /// [`Model::has_nonce_gaps`]). `U256::MAX` when the registry is too big to explore.
-    pub fn exposure_usd(&self, clock: u64) -> U256 {
-        let t = self.now.max(clock);
+    /// keys count 0). An unsigned nonce below a signed one may be filled by a transaction
+    /// that writes nothing, signed at time 0. `U256::MAX` when the registry is too big to
+    /// explore. `clock` is unused (the model does not model moments: AMBIGUITIES item 3).
+    pub fn exposure_usd(&self, _clock: u64) -> U256 {
         let mut sum = U256::ZERO;
         for key in registry::keys(self.registry.iter()) {
-            let Some(w) = registry::worst(&self.registry, None, &key, false, t) else { return U256::MAX };
+            let Some(w) = registry::worst(&self.registry, None, &key) else { return U256::MAX };
             if let Some((usd, dec)) = self.price(key.chain, &Ledger::Token(key.token)) {
                 sum = sum.saturating_add(check::usd_of(w, usd, dec));
             }
@@ -263,8 +312,8 @@ impl Model {
         self.uses
     }
 
-    /// Whether some own-address lane has an unsigned nonce below a signed one (then the
-    /// exposure reading is ambiguous: compare `exposure_usd` only when this is false).
+    /// Whether some own-address lane has an unsigned nonce below a signed one. Informational
+    /// only: RULES §6 now says how a gap is filled, and `exposure_usd` follows it.
     pub fn has_nonce_gaps(&self) -> bool {
         registry::has_gaps(self.registry.iter())
     }
@@ -272,6 +321,32 @@ impl Model {
     /// Whether the trip-wire has suspended the session.
     pub fn is_suspended(&self) -> bool {
         self.suspended
+    }
+
+    /// Whether the owner revoked the session.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked
+    }
+
+    /// The session time of the last decision or owner call (creation time at first).
+    pub fn session_time(&self) -> u64 {
+        self.now
+    }
+
+    /// How many policy denials the trip-wire remembers at `clock` (under the current
+    /// policy's `within`; every denial since the last forgetting when there is no trip-wire).
+    pub fn remembered_denials(&self, clock: u64) -> usize {
+        let t = self.now.max(clock);
+        match &self.policy.trip_wire {
+            Some(tw) => self.denials.iter().filter(|&&s| t - s < tw.within).count(),
+            None => self.denials.len(),
+        }
+    }
+
+    /// Whether request `req` is held and waiting for the owner's approval at `clock`.
+    pub fn is_pending(&self, req: &Req, clock: u64) -> bool {
+        let t = self.now.max(clock);
+        self.pending.iter().any(|p| p.req == *req && !p.approved && p.live(t))
     }
 
     /// What was charged of `asset` in the current `period` at `clock` (for status comparison).
@@ -312,13 +387,15 @@ impl Model {
         self.registry.push(ev.item);
     }
 
-    /// RULES §9: remember a policy denial; suspend when `denials` are remembered.
+    /// RULES §9: remember a policy denial; when `denials` are remembered, suspend and drop
+    /// the pending requests (approved ones are no longer pending: their signature stays).
     fn trip(&mut self, t: u64) {
         self.denials.push(t);
         if let Some(tw) = &self.policy.trip_wire {
             let n = self.denials.iter().filter(|&&s| t - s < tw.within).count();
             if n >= tw.denials as usize {
                 self.suspended = true;
+                self.pending.retain(|p| p.approved);
             }
         }
     }

@@ -3,9 +3,12 @@
 //! when it was signed; a key's worst case is found by exploring every history explicitly.
 //!
 //! A history is built one request at a time: the next position of an own-address lane
-//! (filled by exactly one of the transactions signed there), any later position of a
-//! smart-account lane, or an unused permit (allowed only when its deadline is not earlier
-//! than the signing time of everything before it, itself included). Every state reached
+//! (filled by exactly one of the transactions signed there or, when the session signed
+//! nothing there and a later position is signed, by a transaction that writes nothing),
+//! any later position of a smart-account lane, or an unused permit (allowed only when its
+//! deadline is not earlier than the signing time of everything before it, itself
+//! included). For that timing rule a transaction of an own-address lane that writes no
+//! approval (and a gap's filler) counts as signed at time 0 (RULES §6). Every state reached
 //! is a point of a history; its value of the key is the fold of the writes so far. States
 //! are deduplicated (the rest of a history only depends on the state), which keeps the
 //! exploration exact and finite.
@@ -96,12 +99,21 @@ fn pos_of(place: &Place) -> u64 {
     }
 }
 
+/// The time an item counts as signed at for the permit timing rule (RULES §6): 0 for a
+/// transaction of an own-address lane that writes no approval.
+pub fn timing(item: &Item) -> u64 {
+    match item.place {
+        Place::Own { .. } if item.writes.is_empty() => 0,
+        _ => item.signed_at,
+    }
+}
+
 /// The worst case of `key`: the largest value it takes at a point at or after `t_item`
 /// (when given) of a history that includes it; without `t_item`, over every point of
-/// every history. `phantoms`: positions of an own lane that the session has not signed
-/// (gaps) may be filled by unknown future transactions that write nothing (signed at
-/// `now`). `None` when the search is too big.
-pub fn worst(items: &[Item], t_item: Option<&Item>, key: &Key, phantoms: bool, now: u64) -> Option<U256> {
+/// every history. A position of an own lane that the session has not signed, below one it
+/// has (a gap), may be filled by a transaction that writes nothing, signed at time 0.
+/// `None` when the search is too big.
+pub fn worst(items: &[Item], t_item: Option<&Item>, key: &Key) -> Option<U256> {
     let all: Vec<(&Item, bool)> = items.iter().map(|i| (i, false)).chain(t_item.map(|i| (i, true))).collect();
     // Relevant: lanes with a write to `key` or holding T; permits writing `key` or T.
     let touches = |i: &Item| i.writes.iter().any(|(k, _)| k == key);
@@ -116,7 +128,7 @@ pub fn worst(items: &[Item], t_item: Option<&Item>, key: &Key, phantoms: bool, n
     let mut nodes: Vec<Node> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     let node_of = |it: &Item, is_t: bool| Node {
-        signed: it.signed_at,
+        signed: timing(it),
         writes: it.writes.iter().filter(|(k, _)| k == key).map(|(_, w)| *w).collect(),
         is_t,
     };
@@ -152,10 +164,10 @@ pub fn worst(items: &[Item], t_item: Option<&Item>, key: &Key, phantoms: bool, n
     if t_item.is_some() && !nodes.iter().any(|n| n.is_t) {
         return Some(U256::ZERO);
     }
-    search(&nodes, &groups, t_item.is_some(), phantoms, now)
+    search(&nodes, &groups, t_item.is_some())
 }
 
-fn search(nodes: &[Node], groups: &[Group], need_t: bool, phantoms: bool, now: u64) -> Option<U256> {
+fn search(nodes: &[Node], groups: &[Group], need_t: bool) -> Option<U256> {
     let start = State { prog: vec![0; groups.len()], max_signed: 0, value: U256::ZERO, t_placed: false };
     let mut seen: HashSet<State> = HashSet::new();
     let mut stack = vec![start.clone()];
@@ -166,7 +178,7 @@ fn search(nodes: &[Node], groups: &[Group], need_t: bool, phantoms: bool, now: u
             best = Some(best.map_or(st.value, |b| b.max(st.value)));
         }
         for (g, group) in groups.iter().enumerate() {
-            // (next progress, node or None for a phantom)
+            // (next progress, node or None for a gap's filler)
             let mut moves: Vec<(u128, Option<usize>)> = Vec::new();
             let p = st.prog[g];
             match group {
@@ -181,7 +193,7 @@ fn search(nodes: &[Node], groups: &[Group], need_t: bool, phantoms: bool, now: u
                                 }
                             }
                         }
-                        None if phantoms && pos < *top => moves.push((next, None)),
+                        None if pos < *top => moves.push((next, None)),
                         None => {}
                     }
                 }
@@ -201,14 +213,12 @@ fn search(nodes: &[Node], groups: &[Group], need_t: bool, phantoms: bool, now: u
             for (np, n) in moves {
                 let mut next = st.clone();
                 next.prog[g] = np;
-                match n {
-                    Some(n) => {
-                        let node = &nodes[n];
-                        next.max_signed = next.max_signed.max(node.signed);
-                        next.value = node.writes.iter().fold(next.value, apply);
-                        next.t_placed |= node.is_t;
-                    }
-                    None => next.max_signed = next.max_signed.max(now),
+                // A gap's filler (`None`) writes nothing and is signed at time 0.
+                if let Some(n) = n {
+                    let node = &nodes[n];
+                    next.max_signed = next.max_signed.max(node.signed);
+                    next.value = node.writes.iter().fold(next.value, apply);
+                    next.t_placed |= node.is_t;
                 }
                 if !seen.contains(&next) {
                     if seen.len() >= MAX_STATES {
@@ -220,7 +230,7 @@ fn search(nodes: &[Node], groups: &[Group], need_t: bool, phantoms: bool, now: u
             }
         }
     }
-    // No history includes T (it sits above a gap of its lane): it can never take effect.
+    // Every lane position below T can be filled, so some history includes T; 0 otherwise.
     Some(best.unwrap_or(U256::ZERO))
 }
 

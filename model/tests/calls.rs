@@ -182,3 +182,77 @@ fn out_of_scope_policies_are_refused() {
     p.permits = vec![PermitRule { kind: PermitKind::Permit2, tokens: Vec::new(), max_deadline: 60, permit2: None }];
     assert!(bridle_model::Model::new(&p, t0(), OWNER, ACCOUNT).is_err());
 }
+
+fn plain(nonce: u64, to: alloy_primitives::Address, value: u64) -> Req {
+    Req::Tx {
+        chain_id: CHAIN,
+        nonce,
+        to: Some(to),
+        value: U256::from(value),
+        data: Bytes::new(),
+        gas_limit: 21_000,
+        max_fee_per_gas: 1_000_000_000,
+        max_priority_fee_per_gas: 0,
+    }
+}
+
+#[test]
+fn a_plain_value_transfer_passes_the_wildcard_on_a_listed_token() {
+    let mut p = base();
+    p.calls = vec![calls(None, &["*"])];
+    p.limits = vec![limit(Asset::Native, bridle_common::period::Period::Day, U256::from(1000))];
+    let mut m = model(&p);
+    let t = t0();
+    // Empty calldata is native value, not a function of the token.
+    assert_eq!(m.sign(&plain(0, USDC, 600), t), Verdict::Allowed);
+    assert_eq!(m.spent_in(bridle_model::Ledger::Native, bridle_common::period::Period::Day, t), U256::from(600));
+    assert_eq!(m.spent_in(bridle_model::Ledger::Token(USDC), bridle_common::period::Period::Day, t), U256::ZERO);
+    // Metered as native value.
+    assert_eq!(m.sign(&plain(1, USDC, 401), t), Verdict::Denied(vec!["spend_cap"]));
+    // Also through `receive()` on the wildcard, and `*` or `receive()` on a rule for the token.
+    for sig in ["receive()", "*"] {
+        for target in [None, Some(USDC)] {
+            let mut q = p.clone();
+            q.calls = vec![calls(target, &[sig])];
+            m.update(&q, t).unwrap();
+            assert_eq!(m.sign(&plain(1, USDC, 1), t), Verdict::Allowed, "{sig} on {target:?}");
+        }
+    }
+    // A rule for the token that names only `transfer` does not admit it.
+    let mut q = p.clone();
+    q.calls = vec![calls(Some(USDC), &["transfer(address,uint256)"])];
+    m.update(&q, t).unwrap();
+    assert_eq!(m.sign(&plain(1, USDC, 1), t), Verdict::Denied(vec!["selector_not_allowed"]));
+}
+
+#[test]
+fn a_plain_value_transfer_to_permit2_is_decided() {
+    let mut p = base();
+    p.calls = vec![calls(None, &["*"])];
+    let mut m = model(&p);
+    assert_eq!(m.sign(&plain(0, bridle_model::PERMIT2, 5), t0()), Verdict::Allowed);
+}
+
+#[test]
+fn the_token_moving_list_through_the_wildcard() {
+    let mut p = base();
+    p.calls = vec![calls(None, &["*"])];
+    let mut m = model(&p);
+    let t = t0();
+    let w = |sig: &str, n: usize| -> Bytes {
+        let mut words = vec![addr_word(A), addr_word(B), U256::from(1), U256::from(128), U256::ZERO];
+        words.truncate(n);
+        encode_call(sig, &words).into()
+    };
+    for (sig, n) in [
+        ("transferFromAndCall(address,address,uint256,bytes)", 5),
+        ("approveAndCall(address,uint256,bytes)", 4),
+        ("approve(address,address,uint160,uint48)", 4),
+        ("transferFrom(address,address,uint160,address)", 4),
+        ("permit(address,address,uint256,uint256,bool,uint8,bytes32,bytes32)", 5),
+    ] {
+        assert_eq!(m.sign(&tx(0, DAI, w(sig, n)), t), Verdict::Denied(vec!["target_not_allowed"]), "{sig}");
+    }
+    // Not on the list: passes.
+    assert_eq!(m.sign(&tx(0, DAI, w("approveAndCall(address,uint256)", 2)), t), Verdict::Allowed);
+}

@@ -1,7 +1,11 @@
 //! The registry search (`registry::worst`) against the most literal enumeration of RULES §6:
-//! pick a prefix and a transaction per position of the own lane, a subset of the smart
-//! lane's operations (one per position), a subset of the permits, then every interleaving
-//! that keeps lane order and the permit-deadline rule, and every point of it.
+//! pick a prefix and a transaction per position of the own lane (a position the session
+//! signed nothing at, below one it did, holds a transaction that writes nothing, signed at
+//! time 0), a subset of the smart lane's operations (one per position), a subset of the
+//! permits, then every interleaving that keeps lane order and the permit-deadline rule
+//! (a permit comes after something only if its deadline is not earlier than when that was
+//! signed; an own-lane transaction that writes no approval counts as signed at time 0), and
+//! every point of it.
 
 use alloy_primitives::{address, Address, U256};
 use bridle_model::registry::{worst, Item, Key, Place, Write};
@@ -69,7 +73,24 @@ fn interleavings(seqs: &mut [Vec<usize>], at: &mut [usize], out: &mut Vec<usize>
     }
 }
 
+/// When an item counts as signed for the permit timing rule.
+fn signed(i: &Item) -> u64 {
+    match i.place {
+        Place::Own { .. } if i.writes.is_empty() => 0,
+        _ => i.signed_at,
+    }
+}
+
 fn literal(items: &[Item], t: Option<usize>) -> U256 {
+    // Fill the own lane's gaps with transactions that write nothing, signed at time 0.
+    let mut items = items.to_vec();
+    let own_top = items.iter().filter(|i| matches!(i.place, Place::Own { .. })).map(pos).max();
+    for p in 0..own_top.unwrap_or(0) {
+        if !items.iter().any(|i| matches!(i.place, Place::Own { .. }) && pos(i) == p) {
+            items.push(Item { place: Place::Own { chain: 1, pos: p }, signed_at: 0, writes: Vec::new() });
+        }
+    }
+    let items = &items[..];
     let n = items.len();
     let own: Vec<usize> = (0..n).filter(|&i| matches!(items[i].place, Place::Own { .. })).collect();
     let smart: Vec<usize> = (0..n).filter(|&i| matches!(items[i].place, Place::Smart { .. })).collect();
@@ -102,7 +123,7 @@ fn literal(items: &[Item], t: Option<usize>) -> U256 {
                 let mut at = vec![0; seqs.len()];
                 interleavings(&mut seqs, &mut at, &mut Vec::new(), &mut |h: &[usize]| {
                     let ok = h.iter().enumerate().all(|(j, &y)| match items[y].place {
-                        Place::Float { deadline } => h[..=j].iter().all(|&x| items[x].signed_at <= deadline),
+                        Place::Float { deadline } => h[..=j].iter().all(|&x| signed(&items[x]) <= deadline),
                         _ => true,
                     });
                     if !ok {
@@ -141,7 +162,7 @@ fn the_search_equals_the_literal_enumeration() {
         let with_t = r.below(3) != 0;
         let got = if with_t {
             let t_item = items.pop().unwrap();
-            let got = worst(&items, Some(&t_item), &key(), false, 100);
+            let got = worst(&items, Some(&t_item), &key());
             // T at its position (the literal enumeration excludes the others there itself).
             let t_idx = items.len();
             let mut all = items.clone();
@@ -159,7 +180,7 @@ fn the_search_equals_the_literal_enumeration() {
             assert_eq!(got, Some(want), "case {case}: {items:?} T={t_item:?}");
             continue;
         } else {
-            worst(&items, None, &key(), false, 100)
+            worst(&items, None, &key())
         };
         assert_eq!(got, Some(literal(&items, None)), "case {case}: {items:?}");
     }

@@ -122,19 +122,41 @@ fn random_sequences_never_panic_and_respect_caps() {
         let mut ids = Vec::new();
         for _ in 0..25 {
             clock = (clock + r.below(400)).saturating_sub(r.below(100));
-            let v = match r.below(12) {
-                0 if !ids.is_empty() => m.approve(ids[r.below(ids.len() as u64) as usize], clock),
-                1 => {
+            let mut asked = None;
+            let v = match r.below(40) {
+                0..=3 if !ids.is_empty() => m.approve(ids[r.below(ids.len() as u64) as usize], clock),
+                4..=6 => {
                     m.exposure_usd(clock);
                     continue;
                 }
-                _ => m.sign(&request(&mut r, clock), clock),
+                7 => {
+                    // An owner update (the same policy): lifts a suspension, forgets denials.
+                    let was_suspended = m.is_suspended();
+                    m.update(&p, clock).unwrap();
+                    assert!(!m.is_suspended());
+                    if was_suspended {
+                        assert_eq!(m.remembered_denials(clock), 0);
+                    }
+                    continue;
+                }
+                _ => {
+                    let req = request(&mut r, clock);
+                    let v = m.sign(&req, clock);
+                    asked = Some(req);
+                    v
+                }
             };
             match v {
                 Verdict::Allowed => allowed += 1,
                 Verdict::Pending(id) => {
                     pending += 1;
-                    ids.push(id)
+                    ids.push(id);
+                    // Asked again at once: still pending, under the same id, nothing charged.
+                    if let Some(req) = &asked {
+                        let uses = m.uses();
+                        assert_eq!(m.sign(req, clock), Verdict::Pending(id));
+                        assert_eq!(m.uses(), uses);
+                    }
                 }
                 Verdict::Denied(codes) if codes == [bridle_model::MODEL_LIMIT] => {
                     limits += 1;

@@ -4,15 +4,17 @@ mod util;
 
 use alloy_primitives::U256;
 use bridle_common::policy::doc::*;
-use bridle_model::{Req, Verdict, MODEL_LIMIT};
+use bridle_model::{Req, Verdict};
 use util::*;
 
-/// USDC at 1 USD, spenders A and B, a ceiling of 1000 USD, EIP-2612 permits of USDC.
+/// USDC at 1 USD, spenders A and B, approvals of at most 1 000 000 USDC, a ceiling of
+/// 1000 USD, EIP-2612 permits of USDC.
 fn governed() -> Policy {
     let mut p = base();
     p.prices = vec![Price { asset: usdc_asset(), usd: usd(1) }];
     p.exposure_ceiling = Some(usd(1000));
     p.approvals.spenders = vec![A, B];
+    p.approvals.caps = vec![ApprovalCap { token: "USDC".into(), max: usdc(1_000_000) }];
     p.permits = vec![PermitRule { kind: PermitKind::Eip2612, tokens: Vec::new(), max_deadline: 3600, permit2: None }];
     p
 }
@@ -82,12 +84,16 @@ fn permit_checks() {
     let mut m = model(&governed());
     let t = t0();
     assert_denied(m.sign(&permit(U256::MAX, t + 10), t), "unlimited_approval");
-    let far = m.sign(&permit(usdc(1), t + 3601), t);
-    assert!(matches!(&far, Verdict::Denied(c) if c.contains(&"typed_data_not_allowed")), "{far:?}");
+    // A deadline beyond `max_deadline`, or already past: `argument_rejected` (RULES §5).
+    assert_eq!(m.sign(&permit(usdc(1), t + 3601), t), Verdict::Denied(vec!["argument_rejected"]));
+    assert_eq!(m.sign(&permit(usdc(1), t + 3600), t), Verdict::Allowed);
     let stranger = Req::Permit { chain_id: CHAIN, token: USDC, spender: DEAD, value: usdc(1), deadline: t + 10 };
     assert_denied(m.sign(&stranger, t), "spender_not_allowed");
+    // Only `approve(spender, 0)` passes unconditionally: a permit of 0 still needs a listed
+    // spender.
     let zero = Req::Permit { chain_id: CHAIN, token: USDC, spender: DEAD, value: U256::ZERO, deadline: t + 10 };
-    assert_eq!(m.sign(&zero, t), Verdict::Allowed);
+    assert_eq!(m.sign(&zero, t), Verdict::Denied(vec!["spender_not_allowed"]));
+    assert_eq!(m.sign(&permit(U256::ZERO, t + 10), t), Verdict::Allowed);
     // Two live permits to A: the worst case is the larger one, not the sum.
     assert_eq!(m.sign(&permit(usdc(600), t + 100), t + 1), Verdict::Allowed);
     assert_eq!(m.sign(&permit(usdc(900), t + 100), t + 2), Verdict::Allowed);
@@ -156,16 +162,77 @@ fn an_unpriced_key_cannot_be_raised_under_a_ceiling() {
 }
 
 #[test]
-fn nonce_gaps_that_matter_are_a_model_limit() {
+fn a_gap_below_a_request_is_filled_by_a_transaction_that_writes_nothing() {
     let mut m = model(&governed());
     let t = t0();
     assert_eq!(m.sign(&tx(0, USDC, approve(A, usdc(1000))), t), Verdict::Allowed);
     assert_eq!(m.sign(&tx(0, USDC, approve(A, U256::ZERO)), t), Verdict::Allowed);
-    // Nonce 2 sits above an unsigned nonce 1: whether it can ever be mined is the reading
-    // RULES.md leaves open; here it decides the ceiling.
-    assert_eq!(m.sign(&tx(2, USDC, approve(B, usdc(1000))), t), Verdict::Denied(vec![MODEL_LIMIT]));
-    assert!(!m.has_nonce_gaps());
+    // Nonce 2 sits above an unsigned nonce 1: it is in the histories where nonce 1 holds a
+    // transaction that writes nothing, and nonce 0 may be the approval of 1000 to A.
+    assert_eq!(m.sign(&tx(2, USDC, approve(B, usdc(1000))), t), Verdict::Denied(vec!["exposure_ceiling"]));
+    assert_eq!(m.sign(&tx(2, USDC, approve(B, usdc(1))), t), Verdict::Denied(vec!["exposure_ceiling"]));
     // A request without allowance writes never needs the registry.
     assert_eq!(m.sign(&tx(2, USDC, transfer(DEAD, usdc(1))), t), Verdict::Allowed);
     assert!(m.has_nonce_gaps());
+    assert_eq!(m.exposure_usd(t), usd(1000));
+}
+
+#[test]
+fn a_revocation_above_a_gap_still_counts_for_a_request_above_it() {
+    let mut m = model(&governed());
+    let t = t0();
+    assert_eq!(m.sign(&tx(0, USDC, approve(A, usdc(1000))), t), Verdict::Allowed);
+    // The revocation at nonce 2 sits above a gap at nonce 1.
+    assert_eq!(m.sign(&tx(2, USDC, approve(A, U256::ZERO)), t + 1), Verdict::Allowed);
+    // Without a request, nonce 2 may never be mined: A still counts.
+    assert_eq!(m.exposure_usd(t + 1), usd(1000));
+    // A request at the gap itself (nonce 1) is below the revocation: A may be live.
+    assert_eq!(m.sign(&tx(1, USDC, approve(B, usdc(500))), t + 2), Verdict::Denied(vec!["exposure_ceiling"]));
+    // A request at nonce 3: every history that includes it fills 0..2 (nonce 1 with a
+    // transaction that writes nothing), so the revocation of A has happened.
+    assert_eq!(m.sign(&tx(3, USDC, approve(B, usdc(1000))), t + 3), Verdict::Allowed);
+    assert_eq!(m.exposure_usd(t + 3), usd(2000));
+}
+
+#[test]
+fn a_revoking_permit_does_not_cover_an_earlier_permit() {
+    let mut m = model(&governed());
+    let t = t0();
+    // Permit of 800 to A (deadline t + 100), then a revoking permit of 0 to A signed at
+    // t + 200: the first can never come after the second (its deadline is earlier than
+    // the second's signing), so once both are used A ends at 0 — but permits are never
+    // forced: the first alone is a history too, and A's worst case stays 800.
+    assert_eq!(m.sign(&permit(usdc(800), t + 100), t), Verdict::Allowed);
+    assert_eq!(m.sign(&permit(U256::ZERO, t + 1000), t + 200), Verdict::Allowed);
+    assert_eq!(m.exposure_usd(t + 200), usd(800));
+    // A new permit to B raises B: 800 + 300 > 1000 with A at its worst.
+    let to_b = Req::Permit { chain_id: CHAIN, token: USDC, spender: B, value: usdc(300), deadline: t + 1200 };
+    assert_eq!(m.sign(&to_b, t + 300), Verdict::Denied(vec!["exposure_ceiling"]));
+}
+
+#[test]
+fn a_past_deadline_permit_is_refused() {
+    let mut m = model(&governed());
+    let t = t0() + 500;
+    assert_eq!(m.sign(&permit(usdc(1), t - 1), t), Verdict::Denied(vec!["argument_rejected"]));
+    // A deadline equal to now is not past.
+    assert_eq!(m.sign(&permit(usdc(1), t), t), Verdict::Allowed);
+    // The session time, not the clock: a clock going back does not revive a past deadline.
+    assert_eq!(m.sign(&permit(usdc(2), t + 5), t + 10), Verdict::Denied(vec!["argument_rejected"]));
+    assert_eq!(m.sign(&permit(usdc(2), t + 5), t), Verdict::Denied(vec!["argument_rejected"]));
+}
+
+#[test]
+fn a_listed_token_without_a_cap_refuses_every_approval_but_approve_zero() {
+    let mut p = governed();
+    p.approvals.caps.clear();
+    let mut m = model(&p);
+    let t = t0();
+    assert_eq!(m.sign(&tx(0, USDC, approve(A, U256::from(1))), t), Verdict::Denied(vec!["unlimited_approval"]));
+    assert_eq!(m.sign(&tx(0, USDC, increase(A, U256::from(1))), t), Verdict::Denied(vec!["unlimited_approval"]));
+    assert_eq!(m.sign(&permit(U256::from(1), t + 10), t), Verdict::Denied(vec!["unlimited_approval"]));
+    // `increaseAllowance(spender, 0)` and a permit of 0 are not `approve(spender, 0)`.
+    assert_eq!(m.sign(&tx(0, USDC, increase(A, U256::ZERO)), t), Verdict::Denied(vec!["unlimited_approval"]));
+    assert_eq!(m.sign(&permit(U256::ZERO, t + 10), t), Verdict::Denied(vec!["unlimited_approval"]));
+    assert_eq!(m.sign(&tx(0, USDC, approve(DEAD, U256::ZERO)), t), Verdict::Allowed);
 }
