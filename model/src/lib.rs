@@ -251,7 +251,8 @@ impl Model {
             return refused("expired", state);
         }
         if self.pending[i].approved {
-            return refused("malformed", state);
+            // Approving again returns the signature made at the approval (RULES §8).
+            return if state.is_empty() { Verdict::Allowed } else { Verdict::Denied(state) };
         }
         let req = self.pending[i].req.clone();
         let ev = self.evaluate(&req, t);
@@ -263,14 +264,16 @@ impl Model {
             return Verdict::Denied(ev.codes);
         }
         self.pending[i].approved = true;
+        // The agent may collect the signature for another ttl from the approval (RULES §8).
+        self.pending[i].held_at = t;
         self.commit(ev, t);
         Verdict::Allowed
     }
 
     /// An owner-signed policy update at `clock` (RULES §7, §9). Refused on a revoked
     /// session, or for a policy out of the model's scope: then nothing changes, session
-    /// time included. An update of a suspended session lifts the suspension and forgets
-    /// the remembered denials; otherwise the denial times stay (§7).
+    /// time included. An update lifts a suspension and forgets the remembered denials
+    /// (RULES §7, §9).
     pub fn update(&mut self, policy: &Policy, clock: u64) -> Result<(), String> {
         if self.revoked {
             return Err("the session is revoked".into());
@@ -278,10 +281,8 @@ impl Model {
         supported(policy)?;
         self.advance(clock);
         self.policy = policy.clone();
-        if self.suspended {
-            self.suspended = false;
-            self.denials.clear();
-        }
+        self.suspended = false;
+        self.denials.clear();
         Ok(())
     }
 

@@ -52,13 +52,15 @@ fn once_approved_asking_again_returns_that_signature_without_charging() {
     assert_eq!(m.approve(id, t + 1), Verdict::Allowed);
     assert_eq!(m.uses(), 1);
     assert_eq!(m.sign(&pay(0, 150), t + 2), Verdict::Allowed);
-    assert_eq!(m.sign(&pay(0, 150), t + 599), Verdict::Allowed);
+    // The signature can be collected for another ttl from the approval (RULES §8).
+    assert_eq!(m.sign(&pay(0, 150), t + 600), Verdict::Allowed);
     assert_eq!(m.uses(), 1);
-    assert_eq!(m.spent_in(Ledger::Token(USDC), Period::Day, t + 599), usdc(150));
-    // Approving it again: it is not pending any more.
-    assert_eq!(m.approve(id, t + 3), Verdict::Denied(vec!["malformed"]));
+    assert_eq!(m.spent_in(Ledger::Token(USDC), Period::Day, t + 600), usdc(150));
+    // Approving it again returns that signature, charging nothing.
+    assert_eq!(m.approve(id, t + 3), Verdict::Allowed);
+    assert_eq!(m.uses(), 1);
     // Once its time is over it is forgotten and decided afresh: held again, same id.
-    assert_eq!(m.sign(&pay(0, 150), t + 600), Verdict::Pending(id));
+    assert_eq!(m.sign(&pay(0, 150), t + 601), Verdict::Pending(id));
     assert_eq!(m.uses(), 1);
 }
 
@@ -134,7 +136,7 @@ fn the_trip_wire_counts_policy_denials_only() {
 }
 
 #[test]
-fn an_update_without_a_suspension_keeps_the_denial_times() {
+fn an_update_forgets_the_denial_times() {
     let mut p = base();
     p.trip_wire = Some(TripWire { denials: 2, within: 600 });
     let mut m = model(&p);
@@ -142,9 +144,9 @@ fn an_update_without_a_suspension_keeps_the_denial_times() {
     let bad = tx(0, DEAD, transfer(DEAD, usdc(1)));
     assert_denied(m.sign(&bad, t), "target_not_allowed");
     m.update(&p, t + 1).unwrap();
-    assert_eq!(m.remembered_denials(t + 1), 1);
+    assert_eq!(m.remembered_denials(t + 1), 0);
     assert_denied(m.sign(&bad, t + 2), "target_not_allowed");
-    assert!(m.is_suspended());
+    assert!(!m.is_suspended());
 }
 
 #[test]

@@ -83,8 +83,11 @@ impl Machine {
                 "no request {digest:#x} is pending in session {session} (never held, or expired and asked again)"
             )));
         };
-        if let Some(signed) = &p.signed {
-            return Ok(signed.clone());
+        if t < p.expires_at {
+            if let Some(signed) = &p.signed {
+                // Approving again returns the signature made at the approval.
+                return Ok(signed.clone());
+            }
         }
         if t >= p.expires_at {
             let expired = p.expires_at;
