@@ -891,3 +891,5 @@ impl EnclaveProc {
         }
     }
 }
+
+pub mod differential;

@@ -142,7 +142,8 @@ impl Machine {
                 format_time(t)
             );
             self.denials.clear();
-            self.pending.clear();
+            // Requests waiting for approval are dropped; approved ones are signed already.
+            self.pending.retain(|_, p| p.signed.is_some());
             out.records.push(rec::suspended(self.facts.address, &why));
             self.suspended = Some(why);
         }
