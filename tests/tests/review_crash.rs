@@ -218,3 +218,47 @@ async fn memory_is_bounded_whatever_owners_send() {
     assert!(s.enclave.proc.is_running());
     assert!(matches!(s.enclave.call(Call::Status(StatusQuery { session: None, nonce: None })), Ok(Reply::Status(_))));
 }
+
+/// Memory per session with the README's example policy (the first policy block of the
+/// README), measured on the real enclave process: `cargo test -p bridle-tests --test
+/// review_crash -- --ignored --nocapture memory_per_session`. Reported in SECURITY.md and
+/// BENCHMARKS.md; the budget's per-session estimate must stay above it.
+#[tokio::test]
+#[ignore]
+async fn memory_per_session() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme.find("```toml\n").unwrap() + "```toml\n".len();
+    let text = &readme[start..start + readme[start..].find("```").unwrap()];
+    let e = EnclaveProc::start();
+    let host = HostProc::start(&e.socket, e.dir.path());
+    let s = Stack { host, enclave: e, http: reqwest::Client::new() };
+    let id = s.status().await.identity_address;
+    let p = policy_unchecked(text);
+    let compiled = bridle_common::policy::CompiledPolicy::compile(p.clone()).unwrap();
+    let n = 5_000u64;
+    let create = |k: u64| {
+        let owner = Actor::random();
+        let agent = Actor::random();
+        let msg = create_action(id, agent.address, p.hash(), Actor::next_nonce() + k);
+        Call::CreateSession(CreateSession {
+            auth: owner.sign_owner(&msg),
+            agent_public_key: agent.public_key_sec1(),
+            policy: p.clone(),
+        })
+    };
+    for k in 0..200 {
+        s.enclave.call(create(k)).unwrap();
+    }
+    let before = s.enclave.rss_kib();
+    for k in 0..n {
+        s.enclave.call(create(k)).unwrap();
+    }
+    let after = s.enclave.rss_kib();
+    let per = (after - before) * 1024 / n;
+    println!(
+        "README policy: {} canonical bytes; {n} sessions: RSS +{} KiB, {per} bytes per session; budget estimate {} bytes",
+        compiled.canonical_len,
+        after - before,
+        bridle_enclave::service::footprint_estimate(compiled.canonical_len)
+    );
+}

@@ -253,6 +253,11 @@ pub fn footprint(m: &Machine) -> usize {
     policy_bytes(m.policy().canonical_len) + m.footprint()
 }
 
+/// What the budget charges a new session whose policy has `canonical_len` canonical bytes.
+pub fn footprint_estimate(canonical_len: usize) -> usize {
+    policy_bytes(canonical_len) + std::mem::size_of::<Machine>()
+}
+
 /// What a compiled policy of `canonical_len` canonical bytes takes in memory (measured:
 /// see BENCHMARKS.md, "memory per session").
 pub fn policy_bytes(canonical_len: usize) -> usize {
