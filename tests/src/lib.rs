@@ -349,6 +349,8 @@ pub struct Granted {
     pub agent: Actor,
     pub session: Address,
     pub enclave_pk: Bytes,
+    /// When the enclave created it (its binding's `created_at`).
+    pub created_at: u64,
 }
 
 impl Stack {
@@ -375,6 +377,7 @@ impl Stack {
             agent: agent.clone(),
             session: created.binding.session,
             enclave_pk: st.identity_public_key,
+            created_at: created.binding.created_at,
         })
     }
 

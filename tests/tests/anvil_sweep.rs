@@ -226,8 +226,13 @@ per = "day"
     assert_eq!((c, code(&v)), (403, "pending_approval"), "{v}");
     assert_eq!(chain.nonce(g.session, "pending").await, 1);
     // Only the session's owner can approve, and only a pending digest.
-    let mallory =
-        Granted { owner: Actor::random(), agent: agent.clone(), session: g.session, enclave_pk: g.enclave_pk.clone() };
+    let mallory = Granted {
+        owner: Actor::random(),
+        agent: agent.clone(),
+        session: g.session,
+        enclave_pk: g.enclave_pk.clone(),
+        created_at: g.created_at,
+    };
     let (c, v) = s.approve_pending(&mallory, digest).await;
     assert_eq!((c, code(&v)), (401, "unauthenticated"), "{v}");
     let (c, v) = s.approve_pending(&g, B256::repeat_byte(7)).await;

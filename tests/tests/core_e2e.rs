@@ -251,6 +251,7 @@ async fn replays_and_forgeries_are_refused() {
         agent: agent.clone(),
         session: session.binding.session,
         enclave_pk: st.identity_public_key.clone(),
+        created_at: session.binding.created_at,
     };
 
     // A replayed agent stamp: the same request body twice.

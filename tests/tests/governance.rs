@@ -546,5 +546,11 @@ async fn trip_wire_counts_only_denials_within_its_window_and_records_why() {
 }
 
 fn grant_clone(g: &Granted) -> Granted {
-    Granted { owner: g.owner.clone(), agent: g.agent.clone(), session: g.session, enclave_pk: g.enclave_pk.clone() }
+    Granted {
+        owner: g.owner.clone(),
+        agent: g.agent.clone(),
+        session: g.session,
+        enclave_pk: g.enclave_pk.clone(),
+        created_at: g.created_at,
+    }
 }

@@ -240,8 +240,11 @@ pub struct AuditHead {
     /// The enclave identity address.
     pub enclave: Address,
     /// How many entries the log held when the enclave signed (its next sequence number).
+    /// A head without it (an old export) reads as 0 and never verifies.
+    #[serde(default)]
     pub end: u64,
     /// The verifier's nonce this head answers (zero when none was given).
+    #[serde(default)]
     pub nonce: B256,
     /// 65-byte `r ‖ s ‖ v` over [`AuditHead::digest`].
     pub signature: Bytes,
@@ -317,6 +320,11 @@ pub struct AuditExport {
     pub identity_public_key: Option<Bytes>,
     pub entries: Vec<AuditEntry>,
     pub head: AuditHead,
+    /// A head the enclave signed at the log's end for the exporter's nonce
+    /// (`GET /v1/audit/head?nonce=`) when the export was made: the export is complete as of
+    /// that head only if its entries reach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_head: Option<AuditHead>,
 }
 
 fn export_format() -> String {
