@@ -426,7 +426,28 @@ pub(crate) fn check_approval(
 /// the contract decodes.
 pub(crate) fn decode_canonical(ty: &DynSolType, data: &[u8]) -> Option<DynSolValue> {
     let v = ty.abi_decode_params(data).ok()?;
-    (v.abi_encode_params() == data).then_some(v)
+    (in_range(&v) && v.abi_encode_params() == data).then_some(v)
+}
+
+/// Whether every integer of a decoded value fits its type: the decoder reads a `uint8` word
+/// with high bits set as a value above 255 (and re-encodes it to the same word), which a
+/// contract that masks the word would read as another value (review finding 8). The depth
+/// follows the policy's type, bounded at compile time.
+fn in_range(v: &DynSolValue) -> bool {
+    match v {
+        DynSolValue::Uint(u, bits) => *bits >= 256 || u.bit_len() <= *bits,
+        DynSolValue::Int(i, bits) => {
+            if *bits >= 256 {
+                return true;
+            }
+            let half = alloy_primitives::I256::ONE << (*bits - 1);
+            *i >= -half && *i < half
+        }
+        DynSolValue::Tuple(items) | DynSolValue::Array(items) | DynSolValue::FixedArray(items) => {
+            items.iter().all(in_range)
+        }
+        _ => true,
+    }
 }
 
 fn check_args(f: &CompiledFn, data: &[u8], ctx: &Context) -> Result<(), Denial> {
@@ -531,5 +552,30 @@ fn show_values(vs: &[ArgValue]) -> String {
         items[0].clone()
     } else {
         format!("[{}]", items.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrow_integers_must_fit_their_type() {
+        let ty: DynSolType = "(uint8,int16)".parse().unwrap();
+        let mut w = vec![0u8; 64];
+        w[31] = 5;
+        w[32..].fill(0xff);
+        w[63] = 0xfb; // -5, sign-extended
+        assert!(decode_canonical(&ty, &w).is_some());
+        let mut dirty = w.clone();
+        dirty[30] = 1; // uint8 read as 261
+        assert!(decode_canonical(&ty, &dirty).is_none());
+        let mut unextended = w.clone();
+        unextended[32..62].fill(0); // int16 -5 not sign-extended: read as 65531
+        assert!(decode_canonical(&ty, &unextended).is_none());
+        // Trailing bytes are not canonical either.
+        let mut long = w;
+        long.push(0);
+        assert!(decode_canonical(&ty, &long).is_none());
     }
 }
