@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build release dev test test-deps lint fmt bench load fuzz clean help
+.PHONY: all build release dev test test-deps lint fmt bench load fuzz fuzz-long check-long clean help
 
 all: build
 
@@ -11,7 +11,8 @@ help:
 	@echo "make test       install test dependencies, build the binaries, run every test"
 	@echo "make lint       rustfmt --check and clippy -D warnings"
 	@echo "make bench      criterion benchmarks and the end-to-end load generator (release)"
-	@echo "make fuzz       fuzz the enclave frame decoder and the policy parser (nightly, cargo-fuzz)"
+	@echo "make check-long the engine against the reference model on 10^6 random sequences (release)"
+	@echo "make fuzz       every fuzz target for FUZZ_SECONDS each (nightly, cargo-fuzz); fuzz-long: 30 min each"
 	@echo "make enclave-image  the reproducible enclave image: target/eif/bridle.eif + pcrs.json (no docker)"
 	@echo "make vm-e2e         boot the image in QEMU and sign through bridle-host over real vsock"
 	@echo "make enclave-repro-check   build the image in two fresh clones and compare the bytes"
@@ -48,11 +49,25 @@ bench: release
 load: release
 	BRIDLE_BIN_DIR=target/release ./target/release/bridle-load --requests 4000 --concurrency 16
 
-# Coverage-guided fuzzing of the decoders (needs nightly and `cargo install cargo-fuzz`).
+# The decision core against the independent reference model (model/, RULES.md) on a million
+# random sequences; CI runs 10^5 of them in `make test`. Results: SECURITY.md.
+DIFF_SEQUENCES ?= 1000000
+check-long:
+	BRIDLE_DIFF_SEQUENCES=$(DIFF_SEQUENCES) BRIDLE_DIFF_CONCURRENT=2000 $(CARGO) test --release -p bridle-tests \
+	  --test differential --test differential_concurrent -- --nocapture
+
+# Coverage-guided fuzzing (needs nightly and `cargo install cargo-fuzz`): the enclave's
+# frames, typed data, user operations, calldata, owner envelopes, policy files, and the
+# decision core against the reference model. Results of 30-minute runs: SECURITY.md.
 FUZZ_SECONDS ?= 120
+FUZZ_TARGETS ?= enclave_frame typed_data user_operation calldata owner_envelope policy_file sign_path
 fuzz:
-	cd fuzz && cargo +nightly fuzz run -O enclave_frame -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
-	cd fuzz && cargo +nightly fuzz run -O policy_file -- -max_total_time=$(FUZZ_SECONDS) -max_len=2048
+	@for t in $(FUZZ_TARGETS); do \
+	  len=4096; case $$t in typed_data|user_operation) len=65536;; esac; \
+	  (cd fuzz && cargo +nightly fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=$$len) || exit 1; \
+	done
+fuzz-long:
+	$(MAKE) fuzz FUZZ_SECONDS=1800
 
 clean:
 	$(CARGO) clean
