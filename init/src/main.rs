@@ -129,6 +129,25 @@ fn load_modules(cmdline: &str) -> Result<(), String> {
         } else {
             say(format!("module {name} loaded ({params})"));
         }
+        check_params_taken(name, &params)?;
+    }
+    Ok(())
+}
+
+/// A parameter the command line gives a module that the module does not have is ignored by
+/// the kernel. For `virtio_mmio.device=` (how a hypervisor without ACPI announces its
+/// virtio-mmio devices: vsock, the NSM) that would leave the enclave without its devices,
+/// so say exactly why instead.
+fn check_params_taken(name: &str, params: &str) -> Result<(), String> {
+    for p in params.split_whitespace() {
+        let key = p.split('=').next().unwrap_or(p);
+        if name == "virtio_mmio" && key == "device" && !Path::new("/sys/module/virtio_mmio/parameters/device").exists()
+        {
+            return Err("the command line announces virtio-mmio devices (virtio_mmio.device=…), but this \
+                        kernel's virtio_mmio has no `device` parameter (built without \
+                        CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES): the vsock and NSM devices cannot be found"
+                .into());
+        }
     }
     Ok(())
 }

@@ -86,10 +86,11 @@ fn real_main() -> Result<()> {
             let pcrs = image::build(&opts)?;
             println!("enclave image: {}", out.join("bridle.eif").display());
             println!("measurements:  {} ({:.0} s)", out.join("pcrs.json").display(), t0.elapsed().as_secs_f64());
-            for (k, v) in &pcrs {
-                if let Some(i) = k.strip_prefix("PCR") {
-                    println!("  --pcr {i}={v}");
-                }
+            let mut numbered: Vec<(u16, &String)> =
+                pcrs.iter().filter_map(|(k, v)| Some((k.strip_prefix("PCR")?.parse().ok()?, v))).collect();
+            numbered.sort();
+            for (i, v) in numbered {
+                println!("  --pcr {i}={v}");
             }
             println!("verifiers: bridle verify attestation|session --pcrs {}", out.join("pcrs.json").display());
         }

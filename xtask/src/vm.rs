@@ -298,7 +298,16 @@ pub fn run(o: &Options) -> Result<()> {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let policy = o.root.join("examples/policies/usdc-daily.toml").display().to_string();
+    // The README's example policy, with a 23 h lifetime instead of 24 h: the VM's clock is
+    // set from an emulated RTC with one-second resolution, so it may lag this machine's (where
+    // the owner's CLI resolves `valid_for`) by up to a second, and a 24 h session would then
+    // last 86 401 s by the enclave's clock: more than the one day a policy may last.
+    let example = std::fs::read_to_string(o.root.join("examples/policies/usdc-daily.toml"))?;
+    if !example.contains("valid_for = \"24h\"") {
+        bail!("examples/policies/usdc-daily.toml no longer says valid_for = \"24h\"");
+    }
+    std::fs::write(w("usdc-daily.toml"), example.replace("valid_for = \"24h\"", "valid_for = \"23h\""))?;
+    let policy = w("usdc-daily.toml").display().to_string();
     ok(&["owner", "keygen", "--out", "owner.key"])?;
     ok(&["agent", "keygen", "--out", "agent.key"])?;
     let granted = ok(&["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", &policy, "--json"])?;
