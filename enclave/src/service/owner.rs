@@ -55,10 +55,17 @@ impl Enclave {
         Ok(book)
     }
 
-    /// Record an accepted owner nonce.
+    /// Record an accepted owner nonce. When the book is full, the owners that hold sessions
+    /// are collected once (never one scan of the sessions per owner considered).
     fn accept_nonce(&self, mut book: MutexGuard<'_, OwnerBook>, auth: &OwnerAuth) {
-        let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
-        book.accept(auth.owner, auth.nonce, |o| map.values().any(|s| s.owner == *o));
+        if book.is_full() {
+            let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+            let holders: std::collections::HashSet<Address> = map.values().map(|s| s.owner).collect();
+            drop(map);
+            book.accept(auth.owner, auth.nonce, |o| holders.contains(o));
+        } else {
+            book.accept(auth.owner, auth.nonce, |_| true);
+        }
     }
 
     fn owned(&self, owner: Address, session: Address) -> Result<Arc<Session>, Denial> {

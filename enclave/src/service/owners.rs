@@ -46,8 +46,14 @@ impl OwnerBook {
         }
     }
 
+    /// Whether recording a new owner would need forgetting one.
+    pub fn is_full(&self) -> bool {
+        self.last.len() >= self.capacity
+    }
+
     /// Record `nonce` (already checked) for `owner`; `holds_sessions` says whether an owner
-    /// has sessions (those are never forgotten).
+    /// has sessions (those are never forgotten). It is consulted only when the book is over
+    /// its capacity.
     pub fn accept(&mut self, owner: Address, nonce: u64, holds_sessions: impl Fn(&Address) -> bool) {
         if let Some(old) = self.last.insert(owner, nonce) {
             self.by_nonce.remove(&(old, owner));
