@@ -262,3 +262,22 @@ async fn memory_per_session() {
         bridle_enclave::service::footprint_estimate(compiled.canonical_len)
     );
 }
+
+/// Policy files nested deep (JSON and TOML) are refused by `bridle policy check`, never a
+/// crash of the CLI (finding 2: every decoder bounded).
+#[test]
+fn deep_policy_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("deep.json");
+    std::fs::write(&json, format!("{{\"name\": {}1{}}}", "[".repeat(200_000), "]".repeat(200_000))).unwrap();
+    let toml = dir.path().join("deep.toml");
+    std::fs::write(&toml, format!("name = {}1{}\n", "[".repeat(200_000), "]".repeat(200_000))).unwrap();
+    let dup = dir.path().join("dup.json");
+    std::fs::write(&dup, r#"{"name": "a", "chains": [1], "valid_for": "1h", "name": "b"}"#).unwrap();
+    for (f, want) in [(&json, "nests"), (&toml, "nests"), (&dup, "appears twice")] {
+        let o = std::process::Command::new(bin("bridle")).arg("policy").arg("check").arg(f).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+}
