@@ -1,15 +1,15 @@
 //! `bridle agent`: keys, and signing requests under a session's policy.
 
-use crate::client::Host;
+use crate::checks;
 use crate::keys;
-use crate::owner::status;
-use crate::util::{gwei_or_unit, now, read_input, HostArg};
+use crate::owner::Conn;
+use crate::util::{gwei_or_unit, now, read_input};
 use alloy_dyn_abi::{DynSolType, DynSolValue};
 use alloy_json_abi::Function;
 use alloy_primitives::{Address, Bytes, B256, U256};
 use anyhow::{anyhow, bail, Context, Result};
 use bridle_common::protocol::*;
-use bridle_common::stamp::{PayloadKind, StampKey};
+use bridle_common::stamp::StampKey;
 use bridle_common::tx::{Eip1559Request, LegacyRequest, TxRequest};
 use bridle_common::units::parse_native;
 use clap::{Args, Subcommand};
@@ -62,7 +62,7 @@ pub enum AgentCmd {
 #[derive(Args)]
 pub struct AgentArgs {
     #[command(flatten)]
-    host: HostArg,
+    conn: Conn,
     /// Agent key file.
     #[arg(long)]
     key: PathBuf,
@@ -74,7 +74,7 @@ pub struct AgentArgs {
 #[derive(Args)]
 pub struct SignTxArgs {
     #[command(flatten)]
-    host: HostArg,
+    conn: Conn,
     /// Agent key file.
     #[arg(long)]
     key: PathBuf,
@@ -145,7 +145,7 @@ pub fn run(a: AgentCmd) -> Result<i32> {
             let text = read_input(&data)?;
             serde_json::from_str::<serde_json::Value>(&text)
                 .with_context(|| format!("{} is not JSON", data.display()))?;
-            let signed = sign_payload(&agent, SignPayload::TypedData(text))?;
+            let signed = sign_payload(&agent.conn, &agent.key, agent.session, SignPayload::TypedData(text))?;
             println!("{}", serde_json::to_string_pretty(&signed)?);
         }
         AgentCmd::SignMessage { agent, message, hex: hx, file } => {
@@ -155,14 +155,14 @@ pub fn run(a: AgentCmd) -> Result<i32> {
                 (None, None, Some(f)) => std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?,
                 _ => bail!("give one of --message, --hex or --file"),
             };
-            let signed = sign_payload(&agent, SignPayload::Message(bytes.into()))?;
+            let signed = sign_payload(&agent.conn, &agent.key, agent.session, SignPayload::Message(bytes.into()))?;
             println!("{}", serde_json::to_string_pretty(&signed)?);
         }
         AgentCmd::SignUserop { agent, op } => {
             let text = read_input(&op)?;
             let op: bridle_common::userop::UserOperationRequest =
                 serde_json::from_str(&text).context("not a user operation (UserOperationRequest JSON)")?;
-            let signed = sign_payload(&agent, SignPayload::UserOperation(op))?;
+            let signed = sign_payload(&agent.conn, &agent.key, agent.session, SignPayload::UserOperation(op))?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
@@ -176,25 +176,31 @@ pub fn run(a: AgentCmd) -> Result<i32> {
     Ok(0)
 }
 
-/// Stamp a payload with the digest the enclave will compute, and send it.
-fn sign_payload(a: &AgentArgs, payload: SignPayload) -> Result<Signed> {
-    let host = Host::new(&a.host.host)?;
-    let key = keys::load(&a.key)?;
-    let st = status(&host)?;
-    let enclave_pk =
-        k256::PublicKey::from_sec1_bytes(&st.identity_public_key).context("enclave identity key from host")?;
+/// Stamp a payload for the trusted enclave with the digest it will compute, send it, and
+/// check the reply: our own digest, a signature of the session over what the key signs for
+/// this payload, and for a transaction the raw transaction decoded and compared field by
+/// field with the request.
+fn sign_payload(conn: &Conn, key: &std::path::Path, session: Address, payload: SignPayload) -> Result<Signed> {
+    let key = keys::load(key)?;
+    let e = conn.connect(Some(session))?;
+    if let Some(ss) = &e.status.session {
+        if ss.agent != key.address {
+            bail!("session {session} belongs to agent {}, not to your key ({})", ss.agent, key.address);
+        }
+    }
     // A payload that does not decode is sent anyway: the enclave refuses it with its code.
     let digest = bridle_common::payload::stamp_digest(&payload).unwrap_or(B256::ZERO);
-    let sk = StampKey::derive(&key.secret, &enclave_pk, a.session, key.address);
+    let sk = StampKey::derive(&key.secret, &e.trusted.verifying_key()?, session, key.address);
     let mut nonce = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
-    let stamp = sk.stamp(a.session, payload.kind(), &digest, nonce, now());
-    host.post("/v1/sign", &SignRequest { session: a.session, payload, stamp })
+    let stamp = sk.stamp(session, payload.kind(), &digest, nonce, now());
+    let signed: Signed = e.host.post("/v1/sign", &SignRequest { session, payload: payload.clone(), stamp })?;
+    checks::signed(&payload, &signed, session)
+        .context("the host's reply is not this request signed by the session: nothing printed")?;
+    Ok(signed)
 }
 
 fn sign_tx(s: SignTxArgs) -> Result<i32> {
-    let host = Host::new(&s.host.host)?;
-    let key = keys::load(&s.key)?;
     let tx: TxRequest = match &s.tx {
         Some(p) => serde_json::from_str(&std::fs::read_to_string(p)?)
             .with_context(|| format!("{} is not a transaction request", p.display()))?,
@@ -232,19 +238,7 @@ fn sign_tx(s: SignTxArgs) -> Result<i32> {
             }
         }
     };
-    let st = status(&host)?;
-    let enclave_pk =
-        k256::PublicKey::from_sec1_bytes(&st.identity_public_key).context("enclave identity key from host")?;
-    let digest = match tx.build() {
-        Some(b) => b.signing_hash(),
-        None => B256::ZERO, // type 4: the enclave refuses it before checking anything else
-    };
-    let sk = StampKey::derive(&key.secret, &enclave_pk, s.session, key.address);
-    let mut nonce = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
-    let stamp = sk.stamp(s.session, PayloadKind::Transaction, &digest, nonce, now());
-    let req = SignRequest { session: s.session, payload: SignPayload::Transaction(tx), stamp };
-    let signed: Signed = host.post("/v1/sign", &req)?;
+    let signed = sign_payload(&s.conn, &s.key, s.session, SignPayload::Transaction(tx))?;
     if s.raw {
         println!("{}", signed.raw_transaction.map(|r| r.to_string()).unwrap_or_default());
     } else {

@@ -95,7 +95,21 @@ pub fn run(a: DevArgs) -> Result<i32> {
     kids.0.push(child);
     let url = line.rsplit(' ').next().unwrap_or("").to_string();
 
-    print_banner(&url, &sock, &db, &dir, &root);
+    // Trust this enclave for this host URL before anyone is told about it: the owner and
+    // agent commands then work at once, with no flag.
+    let trust = match crate::trust_cmd::dev_setup(&url, &root) {
+        Ok((file, e)) => format!(
+            "enclave {} attested with the mock root (any image: development only), in {}",
+            e.identity_address,
+            file.display()
+        ),
+        Err(e) => {
+            eprintln!("warning: could not record trust in the development enclave: {e:#}");
+            format!("NOT SET UP ({e}); pass --identity-key to the owner and agent commands")
+        }
+    };
+
+    print_banner(&url, &sock, &db, &dir, &root, &trust);
 
     loop {
         for (i, c) in kids.0.iter_mut().enumerate() {
@@ -113,8 +127,9 @@ pub fn run(a: DevArgs) -> Result<i32> {
     }
 }
 
-fn print_banner(url: &str, sock: &Path, db: &Path, dir: &Path, root: &Path) {
+fn print_banner(url: &str, sock: &Path, db: &Path, dir: &Path, root: &Path, trust: &str) {
     println!("Bridle dev is running (development enclave: keys in memory, mock NSM).");
+    println!("  trust:   {trust}");
     println!("  host:    {url}");
     println!("  enclave: unix:{}", sock.display());
     println!("  db:      {}", db.display());

@@ -1,12 +1,20 @@
 //! `bridle`: the command line for owners, agents, policy authors and verifiers.
 
 mod agent;
+mod approve;
+mod audit_export;
+mod carry;
+mod checks;
 mod client;
+mod decode;
 mod dev;
 mod keys;
 mod owner;
 mod owner_view;
 mod policy_cmd;
+mod sweep;
+mod trust;
+mod trust_cmd;
 mod util;
 mod verify_attestation;
 mod verify_audit;
@@ -36,12 +44,15 @@ enum Cmd {
     /// Policy files: check, hash, explain, simulate.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCmd),
+    /// The enclave identity trusted for each host: attest, pin, show, forget.
+    #[command(subcommand)]
+    Trust(trust_cmd::TrustCmd),
     /// Verify attestation documents.
     #[command(subcommand)]
     Verify(VerifyCmd),
     /// The enclave's signed audit log: export it from the host (then `bridle verify audit`).
     #[command(subcommand)]
-    Audit(verify_audit::AuditCmd),
+    Audit(audit_export::AuditCmd),
 }
 
 #[derive(Subcommand)]
@@ -76,8 +87,9 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Verify(VerifyCmd::Attestation(a)) => Ok(verify_attestation::run(&a)),
         Cmd::Verify(VerifyCmd::Session(a)) => Ok(verify_session::run(&a)),
         Cmd::Verify(VerifyCmd::Audit(a)) => Ok(verify_audit::run(&a)),
-        Cmd::Audit(a) => verify_audit::audit_cmd(&a),
+        Cmd::Audit(a) => audit_export::audit_cmd(&a),
         Cmd::Policy(p) => policy_cmd::run(p),
+        Cmd::Trust(t) => trust_cmd::run(t),
         Cmd::Owner(o) => owner::run(o),
         Cmd::Agent(a) => agent::run(a),
     }

@@ -1,17 +1,39 @@
 //! `bridle owner`: keys, grant, update, revoke, revoke-all, status, allowances, sweep, approve.
+//!
+//! Every command that talks to the host first resolves the enclave identity trusted for it
+//! (see [`crate::trust`]) and checks a status that identity signed for a fresh nonce; owner
+//! messages name that identity, and nothing the host returns is printed as the enclave's act
+//! unless the enclave signed it: a binding for grants and updates, a receipt for this owner
+//! nonce for updates, revocations and sweeps, a signed status for what a session is.
 
-use crate::client::Host;
+use crate::checks::{self, Expected};
 use crate::keys;
-use crate::owner_view::{print_allowances, print_status};
 use crate::policy_cmd::compile;
-use crate::util::{default_nonce, gwei_or_unit, now, HostArg};
+use crate::trust::{self, Enclave, TrustOpts};
+use crate::trust_cmd::Expectation;
+use crate::util::{default_nonce, now, HostArg};
 use alloy_primitives::{Address, Bytes, B256};
 use anyhow::{anyhow, bail, Context, Result};
 use bridle_common::owner::{action, OwnerAction};
+use bridle_common::policy::Policy;
 use bridle_common::protocol::*;
-use clap::Subcommand;
-use std::path::PathBuf;
-use std::str::FromStr;
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// The host, and which enclave identity to believe behind it.
+#[derive(Args, Clone)]
+pub struct Conn {
+    #[command(flatten)]
+    pub host: HostArg,
+    #[command(flatten)]
+    pub trust: TrustOpts,
+}
+
+impl Conn {
+    pub fn connect(&self, session: Option<Address>) -> Result<Enclave> {
+        trust::connect(&self.host.host, &self.trust, session)
+    }
+}
 
 #[derive(Subcommand)]
 pub enum OwnerCmd {
@@ -22,10 +44,11 @@ pub enum OwnerCmd {
         #[arg(long)]
         force: bool,
     },
-    /// Grant a session to an agent under a policy.
+    /// Grant a session to an agent under a policy; the session is printed only once the
+    /// enclave's signed binding names the trusted enclave, you, this agent and this policy.
     Grant {
         #[command(flatten)]
-        host: HostArg,
+        conn: Conn,
         /// Owner key file (or a file holding a 0x-hex private key).
         #[arg(long)]
         key: PathBuf,
@@ -38,14 +61,15 @@ pub enum OwnerCmd {
         /// Owner nonce; default: the current time in milliseconds.
         #[arg(long)]
         nonce: Option<u64>,
-        /// Print the full JSON reply.
+        /// Print the full JSON reply (after the checks).
         #[arg(long)]
         json: bool,
     },
-    /// Replace a session's policy.
+    /// Replace a session's policy. First shows what the session already spent that the new
+    /// rules start from (the ledger belongs to the session).
     Update {
         #[command(flatten)]
-        host: HostArg,
+        conn: Conn,
         #[arg(long)]
         key: PathBuf,
         #[arg(long)]
@@ -54,11 +78,14 @@ pub enum OwnerCmd {
         policy: PathBuf,
         #[arg(long)]
         nonce: Option<u64>,
+        /// Only show what carries over; sign nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Revoke one session.
     Revoke {
         #[command(flatten)]
-        host: HostArg,
+        conn: Conn,
         #[arg(long)]
         key: PathBuf,
         #[arg(long)]
@@ -69,93 +96,79 @@ pub enum OwnerCmd {
     /// Revoke every session of this owner at once.
     RevokeAll {
         #[command(flatten)]
-        host: HostArg,
+        conn: Conn,
         #[arg(long)]
         key: PathBuf,
         #[arg(long)]
         nonce: Option<u64>,
     },
-    /// Show a session: state, spend against each cap, uses left, expiry.
-    Status {
-        #[command(flatten)]
-        host: HostArg,
-        #[arg(long)]
-        session: Address,
-        #[arg(long)]
-        json: bool,
-    },
+    /// Show a session: state, spend against each cap, uses left, expiry — as the enclave
+    /// signed it for a fresh nonce.
+    Status(crate::owner_view::ViewArgs),
     /// Show a session's allowance registry: every approval and permit it signed, its state,
-    /// and the outstanding exposure against the ceiling.
-    Allowances {
-        #[command(flatten)]
-        host: HostArg,
-        #[arg(long)]
-        session: Address,
-        #[arg(long)]
-        json: bool,
-    },
+    /// and the outstanding exposure against the ceiling — as the enclave signed it.
+    Allowances(crate::owner_view::ViewArgs),
     /// Revocation sweep: the enclave signs approve(spender, 0) for expired approvals (and for
     /// every outstanding one of a revoked, suspended or ended session). With --key the owner
     /// signs the sweep: every outstanding (or already swept) approval, at these fees; a
-    /// revoked session's key is destroyed afterwards.
-    Sweep {
-        #[command(flatten)]
-        host: HostArg,
-        #[arg(long)]
-        session: Address,
-        /// Owner key file: sign the sweep.
-        #[arg(long)]
-        key: Option<PathBuf>,
-        /// An Ethereum JSON-RPC URL: read the chain id, the session's next nonce and the
-        /// fees there (and, with --send, broadcast the revocations).
-        #[arg(long)]
-        rpc: Option<String>,
-        #[arg(long)]
-        chain_id: Option<u64>,
-        /// The session address's next nonce on that chain.
-        #[arg(long)]
-        nonce: Option<u64>,
-        /// Max fee per gas, e.g. "2 gwei"; with --rpc, default 2 × base fee + priority fee.
-        #[arg(long)]
-        max_fee: Option<String>,
-        #[arg(long, default_value = "1 gwei")]
-        priority_fee: String,
-        /// Gas limit per revocation.
-        #[arg(long, default_value_t = 100_000)]
-        gas: u64,
-        /// Broadcast the signed revocations through --rpc.
-        #[arg(long, requires = "rpc")]
-        send: bool,
-        /// Owner nonce (with --key); default: the current time in milliseconds.
-        #[arg(long)]
-        owner_nonce: Option<u64>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Approve a request held for your approval (escalation): the enclave signs it now and
-    /// returns the signature; the agent can also collect it by asking again.
-    Approve {
-        #[command(flatten)]
-        host: HostArg,
-        #[arg(long)]
-        key: PathBuf,
-        #[arg(long)]
-        session: Address,
-        /// The pending request's digest (from `bridle owner status` or the agent's refusal).
-        #[arg(long)]
-        digest: B256,
-        #[arg(long)]
-        nonce: Option<u64>,
-    },
+    /// revoked session's key is destroyed afterwards. Every transaction is decoded and
+    /// checked before it is printed or broadcast.
+    Sweep(Box<crate::sweep::SweepArgs>),
+    /// Approve a request held for your approval (escalation): shows the request decoded
+    /// from the enclave's signed record, then the enclave signs it.
+    Approve(crate::approve::ApproveArgs),
 }
 
-pub fn status(host: &Host) -> Result<Status> {
-    host.get("/v1/status")
-}
-
-fn owner_auth(key: &keys::LoadedKey, msg: &OwnerAction) -> Result<OwnerAuth> {
+pub fn owner_auth(key: &keys::LoadedKey, msg: &OwnerAction) -> Result<OwnerAuth> {
     let sig = key.sign_digest(&msg.digest())?;
     Ok(OwnerAuth { owner: key.address, nonce: msg.nonce, signature: Bytes::copy_from_slice(&sig.as_bytes()) })
+}
+
+/// The enclave, with `session`'s facts as it signed them; the session must be `owner`'s.
+pub fn owned_session(conn: &Conn, session: Address, owner: Address) -> Result<(Enclave, SessionStatus)> {
+    let e = conn.connect(Some(session))?;
+    let Some(ss) = e.status.session.clone() else {
+        bail!(
+            "the enclave {} holds no session {session} (its signed status says so): unknown to it, lost in an \
+             enclave restart, or dropped after it ended",
+            e.trusted.address
+        );
+    };
+    if ss.owner != owner {
+        bail!("session {session} belongs to owner {}, not to your key ({owner})", ss.owner);
+    }
+    Ok((e, ss))
+}
+
+/// An owner action on `session`, for the trusted enclave.
+pub fn action_for(
+    e: &Enclave,
+    act: &str,
+    session: Address,
+    agent: Address,
+    policy_hash: B256,
+    subject: B256,
+    nonce: u64,
+) -> OwnerAction {
+    OwnerAction {
+        action: act.into(),
+        enclave: e.trusted.address,
+        session,
+        agent,
+        policyHash: policy_hash,
+        subject,
+        nonce,
+    }
+}
+
+/// The session's current policy document, from the host's records, if its hash is the one
+/// the enclave signed (so the host's copy can be believed).
+pub fn current_policy(e: &Enclave, session: Address, hash: B256) -> Option<Policy> {
+    let list: Vec<serde_json::Value> = e.host.get(&format!("/v1/sessions/{session}/policies")).ok()?;
+    list.iter().rev().find_map(|r| {
+        let p: Policy = serde_json::from_value(r["policy"].clone()).ok()?;
+        (p.hash() == hash).then_some(p)
+    })
 }
 
 pub fn run(o: OwnerCmd) -> Result<i32> {
@@ -165,290 +178,192 @@ pub fn run(o: OwnerCmd) -> Result<i32> {
             println!("owner address: {}", k.address);
             println!("key file:      {} (mode 0600)", out.display());
         }
-        OwnerCmd::Grant { host, key, agent, policy, nonce, json } => {
-            let host = Host::new(&host.host)?;
-            let key = keys::load(&key)?;
-            let agent_pk = keys::agent_public_key(&agent)?;
-            let agent_addr = Address::from_public_key(
-                &k256::ecdsa::VerifyingKey::from_sec1_bytes(&agent_pk).context("agent public key")?,
-            );
-            let p = compile(&policy)?;
-            p.check_lifetime(now()).map_err(|d| anyhow!("{d}"))?;
-            let st = status(&host)?;
-            let msg = OwnerAction {
-                action: action::CREATE_SESSION.into(),
-                enclave: st.identity_address,
-                session: Address::ZERO,
-                agent: agent_addr,
-                policyHash: p.hash,
-                subject: B256::ZERO,
-                nonce: default_nonce(nonce),
-            };
-            let body = CreateSession {
-                auth: owner_auth(&key, &msg)?,
-                agent_public_key: Bytes::from(agent_pk),
-                policy: p.doc.clone(),
-            };
-            let created: SessionCreated = host.post("/v1/sessions", &body)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&created)?);
-            } else {
-                let b = &created.binding;
-                println!("session:     {}", b.session);
-                println!("owner:       {}", b.owner);
-                println!("agent:       {}", b.agent);
-                println!("policy hash: {}", b.policy_hash);
-                println!("valid until: {}", bridle_common::period::format_time(b.valid_until));
-                println!("enclave:     {}", b.enclave);
-            }
+        OwnerCmd::Grant { conn, key, agent, policy, nonce, json } => grant(&conn, &key, &agent, &policy, nonce, json)?,
+        OwnerCmd::Update { conn, key, session, policy, nonce, dry_run } => {
+            update(&conn, &key, session, &policy, nonce, dry_run)?
         }
-        OwnerCmd::Update { host, key, session, policy, nonce } => {
-            let host = Host::new(&host.host)?;
+        OwnerCmd::Revoke { conn, key, session, nonce } => {
             let key = keys::load(&key)?;
-            let p = compile(&policy)?;
-            let st = status(&host)?;
-            let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}"))?;
-            let agent = session_agent(&info)?;
-            let msg = OwnerAction {
-                action: action::UPDATE_POLICY.into(),
-                enclave: st.identity_address,
-                session,
-                agent,
-                policyHash: p.hash,
-                subject: B256::ZERO,
-                nonce: default_nonce(nonce),
-            };
-            let body = UpdatePolicy { auth: owner_auth(&key, &msg)?, session, policy: p.doc.clone() };
-            let r: PolicyUpdated = host.post(&format!("/v1/sessions/{session}/policy"), &body)?;
-            println!("session {} now enforces policy {}", r.session, r.policy_hash);
-        }
-        OwnerCmd::Revoke { host, key, session, nonce } => {
-            let host = Host::new(&host.host)?;
-            let key = keys::load(&key)?;
-            let st = status(&host)?;
-            let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}"))?;
-            let agent = session_agent(&info)?;
-            let msg = OwnerAction {
-                action: action::REVOKE.into(),
-                enclave: st.identity_address,
-                session,
-                agent,
-                policyHash: B256::ZERO,
-                subject: B256::ZERO,
-                nonce: default_nonce(nonce),
-            };
-            let r: Revoked = host
+            let (e, ss) = owned_session(&conn, session, key.address)?;
+            let n = default_nonce(nonce);
+            let msg = action_for(&e, action::REVOKE, session, ss.agent, B256::ZERO, B256::ZERO, n);
+            let r: Revoked = e
+                .host
                 .post(&format!("/v1/sessions/{session}/revoke"), &Revoke { auth: owner_auth(&key, &msg)?, session })?;
-            println!("revoked: {}", r.sessions.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
-            sweep_hint(&host, session);
+            let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the revocation reply")
+                .context("the revocation is not confirmed by the enclave: treat the session as live")?;
+            if !r.sessions.contains(&session) {
+                bail!(
+                    "the enclave's signed reply does not list session {session} as revoked (it lists {:?}): treat \
+                     the session as live",
+                    r.sessions
+                );
+            }
+            println!("revoked: {session}");
+            println!("  signed by the enclave {} at {}", rc.enclave, bridle_common::period::format_time(rc.time));
+            sweep_hint(&e, session);
         }
-        OwnerCmd::RevokeAll { host, key, nonce } => {
-            let host = Host::new(&host.host)?;
+        OwnerCmd::RevokeAll { conn, key, nonce } => {
             let key = keys::load(&key)?;
-            let st = status(&host)?;
-            let msg = OwnerAction {
-                action: action::REVOKE_ALL.into(),
-                enclave: st.identity_address,
-                session: Address::ZERO,
-                agent: Address::ZERO,
-                policyHash: B256::ZERO,
-                subject: B256::ZERO,
-                nonce: default_nonce(nonce),
-            };
-            let r: Revoked = host.post(
+            let e = conn.connect(None)?;
+            let n = default_nonce(nonce);
+            let msg = action_for(&e, action::REVOKE_ALL, Address::ZERO, Address::ZERO, B256::ZERO, B256::ZERO, n);
+            let r: Revoked = e.host.post(
                 &format!("/v1/owners/{}/revoke-all", key.address),
                 &RevokeAll { auth: owner_auth(&key, &msg)? },
             )?;
+            let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the revoke-all reply")
+                .context("the revocations are not confirmed by the enclave: treat your sessions as live")?;
             println!("revoked {} session(s)", r.sessions.len());
+            println!("  signed by the enclave {} at {}", rc.enclave, bridle_common::period::format_time(rc.time));
             for s in r.sessions {
                 println!("  {s}");
-                sweep_hint(&host, s);
+                sweep_hint(&e, s);
             }
         }
-        OwnerCmd::Status { host, session, json } => {
-            let host = Host::new(&host.host)?;
-            let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}"))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&info)?);
-            } else {
-                print_status(&info)?;
-            }
-        }
-        OwnerCmd::Allowances { host, session, json } => {
-            let host = Host::new(&host.host)?;
-            let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}/allowances"))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&info)?);
-            } else {
-                print_allowances(session, &info)?;
-            }
-        }
-        OwnerCmd::Sweep {
-            host,
-            session,
-            key,
-            rpc,
-            chain_id,
-            nonce,
-            max_fee,
-            priority_fee,
-            gas,
-            send,
-            owner_nonce,
-            json,
-        } => {
-            let host = Host::new(&host.host)?;
-            let priority = gwei_or_unit(&priority_fee)?;
-            let (chain_id, nonce, max_fee) = match &rpc {
-                Some(url) => {
-                    let chain = match chain_id {
-                        Some(c) => c,
-                        None => quantity(&eth_rpc(url, "eth_chainId", serde_json::json!([]))?)?,
-                    };
-                    let n = match nonce {
-                        Some(n) => n,
-                        None => quantity(&eth_rpc(
-                            url,
-                            "eth_getTransactionCount",
-                            serde_json::json!([session, "pending"]),
-                        )?)?,
-                    };
-                    let fee = match &max_fee {
-                        Some(f) => gwei_or_unit(f)?,
-                        None => {
-                            let b = eth_rpc(url, "eth_getBlockByNumber", serde_json::json!(["latest", false]))?;
-                            let base = quantity(&b["baseFeePerGas"]).unwrap_or(1_000_000_000) as u128;
-                            base.saturating_mul(2).saturating_add(priority)
-                        }
-                    };
-                    (chain, n, fee)
-                }
-                None => (
-                    chain_id.ok_or_else(|| anyhow!("--chain-id is required (or --rpc)"))?,
-                    nonce.ok_or_else(|| anyhow!("--nonce is required (or --rpc): the session's next nonce"))?,
-                    gwei_or_unit(max_fee.as_deref().ok_or_else(|| anyhow!("--max-fee is required (or --rpc)"))?)?,
-                ),
-            };
-            let terms = vec![SweepTerms {
-                chain_id,
-                nonce,
-                max_fee_per_gas: max_fee,
-                max_priority_fee_per_gas: priority.min(max_fee),
-                gas_limit: gas,
-            }];
-            let mut body = Sweep { session, terms, auth: None };
-            if let Some(k) = &key {
-                let key = keys::load(k)?;
-                let st = status(&host)?;
-                let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}"))?;
-                let msg = OwnerAction {
-                    action: action::SWEEP.into(),
-                    enclave: st.identity_address,
-                    session,
-                    agent: session_agent(&info)?,
-                    policyHash: B256::ZERO,
-                    subject: body.terms_digest(),
-                    nonce: default_nonce(owner_nonce),
-                };
-                body.auth = Some(owner_auth(&key, &msg)?);
-            }
-            let r: SweepReply = host.post(&format!("/v1/sessions/{session}/sweep"), &body)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                println!("{} revocation(s) signed", r.transactions.len());
-                for t in &r.transactions {
-                    println!(
-                        "  chain {} nonce {}: approve({}, 0) on {} → {}",
-                        t.chain_id, t.nonce, t.spender, t.to, t.hash
-                    );
-                    println!("    {}", t.raw_transaction);
-                }
-                for k in &r.skipped {
-                    println!("  skipped {} → {} on chain {}: {}", k.token, k.spender, k.chain_id, k.reason);
-                }
-                if r.key_destroyed {
-                    println!("the revoked session's key is destroyed");
-                }
-            }
-            if send {
-                let url = rpc.as_deref().unwrap_or_default();
-                for t in &r.transactions {
-                    let h = eth_rpc(url, "eth_sendRawTransaction", serde_json::json!([t.raw_transaction]))?;
-                    eprintln!("sent {}", h.as_str().unwrap_or_default());
-                }
-            }
-        }
-        OwnerCmd::Approve { host, key, session, digest, nonce } => {
-            let host = Host::new(&host.host)?;
-            let key = keys::load(&key)?;
-            let st = status(&host)?;
-            let info: serde_json::Value = host.get(&format!("/v1/sessions/{session}"))?;
-            let msg = OwnerAction {
-                action: action::APPROVE_PENDING.into(),
-                enclave: st.identity_address,
-                session,
-                agent: session_agent(&info)?,
-                policyHash: B256::ZERO,
-                subject: digest,
-                nonce: default_nonce(nonce),
-            };
-            let body = ApprovePending { auth: owner_auth(&key, &msg)?, session, digest };
-            let signed: Signed = host.post(&format!("/v1/sessions/{session}/approve"), &body)?;
-            println!("{}", serde_json::to_string_pretty(&signed)?);
-        }
+        OwnerCmd::Status(v) => return crate::owner_view::run(&v, crate::owner_view::View::Status),
+        OwnerCmd::Allowances(v) => return crate::owner_view::run(&v, crate::owner_view::View::Allowances),
+        OwnerCmd::Sweep(s) => return crate::sweep::run(*s),
+        OwnerCmd::Approve(a) => return crate::approve::run(a),
     }
     Ok(0)
 }
 
+fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u64>, json: bool) -> Result<()> {
+    let key = keys::load(key)?;
+    let agent_pk = keys::agent_public_key(agent)?;
+    let agent_addr =
+        Address::from_public_key(&k256::ecdsa::VerifyingKey::from_sec1_bytes(&agent_pk).context("agent public key")?);
+    let p = compile(policy)?;
+    p.check_lifetime(now()).map_err(|d| anyhow!("{d}"))?;
+    let e = conn.connect(None)?;
+    let msg = OwnerAction {
+        action: action::CREATE_SESSION.into(),
+        enclave: e.trusted.address,
+        session: Address::ZERO,
+        agent: agent_addr,
+        policyHash: p.hash,
+        subject: B256::ZERO,
+        nonce: default_nonce(nonce),
+    };
+    let body =
+        CreateSession { auth: owner_auth(&key, &msg)?, agent_public_key: Bytes::from(agent_pk), policy: p.doc.clone() };
+    let created: SessionCreated = e.host.post("/v1/sessions", &body)?;
+    let want = Expected {
+        enclave: e.trusted.address,
+        session: None,
+        owner: key.address,
+        agent: agent_addr,
+        policy_hash: p.hash,
+        valid_until: p.doc.valid_until,
+    };
+    checks::binding(&created.binding, &created.binding_signature, &want).context(
+        "the host's reply is not a session the trusted enclave created for this grant: do not use or fund it",
+    )?;
+    let attested = attestation_note(&e, &created)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&created)?);
+        return Ok(());
+    }
+    let b = &created.binding;
+    println!("session:     {}", b.session);
+    println!("owner:       {}", b.owner);
+    println!("agent:       {}", b.agent);
+    println!("policy hash: {}", b.policy_hash);
+    println!("valid until: {}", bridle_common::period::format_time(b.valid_until));
+    println!("enclave:     {} ({})", b.enclave, e.trusted.label());
+    println!(
+        "verified:    the binding is signed by the trusted enclave identity and names you, this agent and the policy \
+         you signed{attested}"
+    );
+    Ok(())
+}
+
+/// What the attestation document that comes with a binding proves, checked when the
+/// identity was attested.
+fn attestation_note(e: &Enclave, created: &SessionCreated) -> Result<String> {
+    let digest = created.binding.digest();
+    let record = e.trusted.entry().and_then(|x| x.attestation.as_ref());
+    Ok(match (&created.attestation, record) {
+        (Some(doc), Some(a)) => {
+            let v = Expectation::of(a)?
+                .verify(doc, 600, None, Some(digest.as_slice()))
+                .context("the attestation document that came with the binding is invalid")?;
+            let pk = v.public_key.as_deref().ok_or_else(|| anyhow!("the binding's attestation has no public_key"))?;
+            let (_, who) = trust::identity_from_sec1(pk)?;
+            if who != e.trusted.address {
+                bail!("the binding's attestation is for identity {who}, not the trusted {}", e.trusted.address);
+            }
+            "; its attestation document verifies against the trusted root and PCRs with user_data = the binding \
+             digest"
+                .to_string()
+        }
+        (Some(_), None) => "; an attestation document came with it (`bridle verify session` checks it)".to_string(),
+        (None, Some(_)) => "; no attestation document came with it (the identity's signature stands)".to_string(),
+        (None, None) => String::new(),
+    })
+}
+
+fn update(conn: &Conn, key: &Path, session: Address, policy: &PathBuf, nonce: Option<u64>, dry: bool) -> Result<()> {
+    let key = keys::load(key)?;
+    let p = compile(policy)?;
+    let (e, ss) = owned_session(conn, session, key.address)?;
+    let old = current_policy(&e, session, ss.policy_hash);
+    println!("session {session} enforces policy {} now; {}", ss.policy_hash, e.signed_line());
+    println!(
+        "what the new rules start from (the ledger belongs to the session, RULES.md §7; the enclave's signed figures):"
+    );
+    for l in crate::carry::report(&ss, old.as_ref(), &p) {
+        println!("  {l}");
+    }
+    if old.is_none() {
+        println!("  (the host holds no copy of the current policy with the signed hash: tokens matched by symbol)");
+    }
+    if dry {
+        println!("dry run: nothing signed");
+        return Ok(());
+    }
+    let n = default_nonce(nonce);
+    let msg = action_for(&e, action::UPDATE_POLICY, session, ss.agent, p.hash, B256::ZERO, n);
+    let body = UpdatePolicy { auth: owner_auth(&key, &msg)?, session, policy: p.doc.clone() };
+    let r: PolicyUpdated = e.host.post(&format!("/v1/sessions/{session}/policy"), &body)?;
+    let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the update reply")
+        .context("the update is not confirmed by the enclave: the old policy may still be in force")?;
+    if r.session != session || r.policy_hash != p.hash {
+        bail!("the enclave's signed reply is for session {} and policy {}, not this update", r.session, r.policy_hash);
+    }
+    let (Some(b), Some(sig)) = (&r.binding, &r.binding_signature) else {
+        bail!("the update reply carries no signed binding of the new policy");
+    };
+    let want = Expected {
+        enclave: e.trusted.address,
+        session: Some(session),
+        owner: key.address,
+        agent: ss.agent,
+        policy_hash: p.hash,
+        valid_until: p.doc.valid_until,
+    };
+    checks::binding(b, sig, &want).context("the new binding")?;
+    println!("session {session} now enforces policy {}", r.policy_hash);
+    println!(
+        "  signed by the enclave {} at {} (receipt for owner nonce {n}; new binding in force since {})",
+        rc.enclave,
+        bridle_common::period::format_time(rc.time),
+        bridle_common::period::format_time(b.created_at)
+    );
+    Ok(())
+}
+
 /// After a revocation: approvals still outstanding keep the session key alive, able to sign
-/// only their revocation, until the owner's sweep.
-fn sweep_hint(host: &Host, session: Address) {
-    let Ok(info) = host.get::<serde_json::Value>(&format!("/v1/sessions/{session}/allowances")) else { return };
-    let n = info["allowances"]
-        .as_array()
-        .map(|l| {
-            l.iter()
-                .filter(|e| {
-                    matches!(e["state"].as_str(), Some("active" | "expired"))
-                        && e["holder"] == serde_json::json!(session)
-                })
-                .count()
-        })
-        .unwrap_or(0);
+/// only their revocation, until the owner's sweep (read from a freshly signed status).
+fn sweep_hint(e: &Enclave, session: Address) {
+    let Ok(st) = e.refresh(Some(session)) else { return };
+    let Some(ss) = st.session else { return };
+    let n = ss.allowances.iter().filter(|a| a.outstanding() && a.holder == session).count();
     if n > 0 {
         println!(
             "  {n} approval(s) still outstanding: the key is kept only to sign their revocation; run \
              `bridle owner sweep --session {session} --key <owner key> --rpc <url> --send`"
         );
     }
-}
-
-/// One Ethereum JSON-RPC call (for `owner sweep --rpc`).
-fn eth_rpc(url: &str, method: &str, params: serde_json::Value) -> Result<serde_json::Value> {
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let v: serde_json::Value = reqwest::blocking::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .map_err(|e| anyhow!("cannot reach {url}: {e}"))?
-        .json()
-        .map_err(|e| anyhow!("{url}: {e}"))?;
-    if let Some(e) = v.get("error") {
-        bail!("{method}: {e}");
-    }
-    Ok(v["result"].clone())
-}
-
-fn quantity(v: &serde_json::Value) -> Result<u64> {
-    let s = v.as_str().ok_or_else(|| anyhow!("expected a hex quantity, got {v}"))?;
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| anyhow!("{s}: {e}"))
-}
-
-fn session_agent(info: &serde_json::Value) -> Result<Address> {
-    let a = info["session"]["agent"]
-        .as_str()
-        .or_else(|| info["stored"]["agent"].as_str())
-        .ok_or_else(|| anyhow!("the host does not know this session's agent"))?;
-    Address::from_str(a).map_err(|e| anyhow!("bad agent address from host: {e}"))
 }

@@ -1,13 +1,81 @@
-//! How the owner commands print a session: status, spend against caps, allowances.
+//! `bridle owner status | allowances`: a session as the enclave signed it for a fresh nonce;
+//! anything else is printed under an `UNVERIFIED (the host's word)` label and the command
+//! exits 1 (0 with `--allow-unverified`).
 
+use crate::client::Host;
+use crate::trust::{self, TrustOpts};
+use crate::util::HostArg;
 use alloy_primitives::Address;
 use anyhow::Result;
+use bridle_common::period::format_time;
 use bridle_common::protocol::*;
 use bridle_common::units::format_decimal;
+use clap::Args;
 
-pub fn print_allowances(session: Address, info: &serde_json::Value) -> Result<()> {
-    let list: Vec<bridle_common::allowance::Allowance> = serde_json::from_value(info["allowances"].clone())?;
-    let x: ExposureStatus = serde_json::from_value(info["exposure"].clone()).unwrap_or_default();
+#[derive(Args)]
+pub struct ViewArgs {
+    #[command(flatten)]
+    pub host: HostArg,
+    #[command(flatten)]
+    pub trust: TrustOpts,
+    #[arg(long)]
+    pub session: Address,
+    /// Print the status as JSON: `{verified, signed_at, enclave, reason, status}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 0 even when the status cannot be verified (it is still labelled unverified).
+    #[arg(long)]
+    pub allow_unverified: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Status,
+    Allowances,
+}
+
+pub fn run(a: &ViewArgs, view: View) -> Result<i32> {
+    let host = Host::new(&a.host.host)?;
+    let resolved = trust::resolve(&a.host.host, &a.trust)?;
+    let (st, nonce) = trust::fetch_status(&host, Some(a.session))?;
+    let verdict = trust::judge(&a.host.host, resolved, &st, nonce);
+    if a.json {
+        let v = serde_json::json!({
+            "verified": verdict.is_ok(),
+            "signed_at": verdict.as_ref().ok().and(st.receipt.as_ref()).map(|r| r.time),
+            "enclave": verdict.as_ref().ok().map(|t| t.address),
+            "reason": verdict.as_ref().err().map(|e| format!("{e:#}")),
+            "status": st,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        match &verdict {
+            Ok(t) => println!("{}", trust::signed_line(&st, t)),
+            Err(e) => println!("UNVERIFIED (the host's word): not signed by a trusted enclave: {e:#}"),
+        }
+        match (&st.session, view) {
+            (None, _) => println!(
+                "session {} is not in the enclave: unknown to it, lost in an enclave restart, or dropped after it ended",
+                a.session
+            ),
+            (Some(ss), View::Status) => print_status(ss),
+            (Some(ss), View::Allowances) => print_allowances(ss),
+        }
+        if verdict.is_err() {
+            println!("UNVERIFIED (the host's word): everything above is what the host says, not the enclave");
+        }
+    }
+    match verdict {
+        Ok(_) => Ok(0),
+        Err(e) => {
+            eprintln!("bridle: the status is not verified: {e:#}");
+            Ok(if a.allow_unverified { 0 } else { 1 })
+        }
+    }
+}
+
+pub fn print_allowances(ss: &SessionStatus) {
+    let x = &ss.exposure;
     let usd = |v| bridle_common::allowance::fmt_usd(v);
     match x.ceiling {
         Some(c) => println!("outstanding exposure: {} of a {} ceiling", usd(x.usd), usd(c)),
@@ -16,11 +84,11 @@ pub fn print_allowances(session: Address, info: &serde_json::Value) -> Result<()
     if !x.unpriced.is_empty() {
         println!("unpriced outstanding: {}", x.unpriced.join(", "));
     }
-    if list.is_empty() {
+    if ss.allowances.is_empty() {
         println!("no approvals signed");
     }
-    for e in &list {
-        let holder = if e.holder == session { String::new() } else { format!(" (held by {})", e.holder) };
+    for e in &ss.allowances {
+        let holder = if e.holder == ss.session { String::new() } else { format!(" (held by {})", e.holder) };
         println!(
             "chain {:<6} {:<9} {} {} → {} [{}] via {}{holder}",
             e.chain_id,
@@ -31,29 +99,34 @@ pub fn print_allowances(session: Address, info: &serde_json::Value) -> Result<()
             e.kind.as_str(),
             e.via
         );
-        println!(
-            "             granted {}, expires {}",
-            bridle_common::period::format_time(e.granted_at),
-            bridle_common::period::format_time(e.expires_at)
-        );
+        println!("             granted {}, expires {}", format_time(e.granted_at), format_time(e.expires_at));
     }
-    Ok(())
+    print_pending(ss);
+    if let Some(why) = &ss.suspended_reason {
+        println!("suspended:  {why}");
+    }
 }
 
-pub fn print_status(info: &serde_json::Value) -> Result<()> {
-    let s = &info["session"];
-    if s.is_null() {
-        let state = info["stored"]["state"].as_str().unwrap_or("unknown");
-        println!("session not in the enclave (host records state: {state})");
-        return Ok(());
+fn print_pending(ss: &SessionStatus) {
+    for p in &ss.pending {
+        println!(
+            "pending:    {} {} ({}, until {}): {}",
+            p.digest,
+            p.kind,
+            p.state,
+            format_time(p.expires_at),
+            p.reason
+        );
     }
-    let ss: SessionStatus = serde_json::from_value(s.clone())?;
+}
+
+pub fn print_status(ss: &SessionStatus) {
     println!("session:    {}", ss.session);
     println!("state:      {:?}", ss.state);
     println!("owner:      {}", ss.owner);
     println!("agent:      {}", ss.agent);
     println!("policy:     {}", ss.policy_hash);
-    println!("valid until {}", bridle_common::period::format_time(ss.valid_until));
+    println!("valid until {}", format_time(ss.valid_until));
     match ss.uses_left {
         Some(l) => println!("uses:       {} ({l} left)", ss.uses),
         None => println!("uses:       {}", ss.uses),
@@ -61,8 +134,7 @@ pub fn print_status(info: &serde_json::Value) -> Result<()> {
     if let Some(why) = &ss.suspended_reason {
         println!("suspended:  {why}");
     }
-    let outstanding =
-        ss.allowances.iter().filter(|a| a.state.as_str() == "active" || a.state.as_str() == "expired").count();
+    let outstanding = ss.allowances.iter().filter(|a| a.outstanding()).count();
     println!(
         "approvals:  {} outstanding of {} recorded, exposure {}{}",
         outstanding,
@@ -70,19 +142,9 @@ pub fn print_status(info: &serde_json::Value) -> Result<()> {
         bridle_common::allowance::fmt_usd(ss.exposure.usd),
         ss.exposure.ceiling.map(|c| format!(" of {}", bridle_common::allowance::fmt_usd(c))).unwrap_or_default()
     );
-    for p in &ss.pending {
-        println!(
-            "pending:    {} {} ({}, until {}): {}",
-            p.digest,
-            p.kind,
-            p.state,
-            bridle_common::period::format_time(p.expires_at),
-            p.reason
-        );
-    }
+    print_pending(ss);
     for c in &ss.caps {
-        let reset =
-            c.resets_at.map(|t| format!(", resets {}", bridle_common::period::format_time(t))).unwrap_or_default();
+        let reset = c.resets_at.map(|t| format!(", resets {}", format_time(t))).unwrap_or_default();
         println!(
             "{:<22} {}: spent {} of {} {}{reset}",
             c.rule,
@@ -92,5 +154,4 @@ pub fn print_status(info: &serde_json::Value) -> Result<()> {
             c.symbol
         );
     }
-    Ok(())
 }

@@ -1,8 +1,8 @@
 //! `bridle verify audit` and `bridle audit export`: the signed audit log (R-AUD-1).
 //!
 //! ```text
-//! bridle audit export [--host <URL>] [--out <FILE>] [--enclave <0x…>]
-//! bridle verify audit <FILE> [--identity-key <HEX>] [--enclave <0x…>] [--json]
+//! bridle audit export [--host <URL>] [--out <FILE>] [--enclave <0x…>] [--identity-key <HEX>]
+//! bridle verify audit <FILE> [--identity-key <HEX>] [--enclave <0x…>] [--host <URL>] [--json]
 //! ```
 //!
 //! The export is the host's stored copy of the enclave's hash-chained log
@@ -14,7 +14,17 @@
 //!    attestation` prints it) or `--enclave` (its address) is given;
 //! 2. the entries run from seq 0 without a gap, each linking to the one before it (entry 0
 //!    to the enclave's genesis hash);
-//! 3. the last entry is the one the head signs.
+//! 3. the last entry is the one the head signs;
+//! 4. the head was signed at the log's end (`head.end = head.seq + 1`): a head of one batch
+//!    says how many entries the log held, so a log cut at a batch boundary is incomplete;
+//! 5. the export reaches every *fresh head* — one the enclave signed at its log's end for a
+//!    verifier's nonce (`GET /v1/audit/head?nonce=`): the exporter's, stored in the file as
+//!    `fresh_head`, and with `--host` one asked for now. Otherwise it reports how many entries
+//!    are missing.
+//!
+//! "complete" means complete as of the latest fresh head reached (now, with `--host`);
+//! without any, "complete as of" the head's own signing time: nothing then says what the
+//! enclave logged after it.
 //!
 //! It reports the first broken link: which entry is missing, changed, duplicated or out of
 //! order, or what is wrong with the head.
@@ -23,11 +33,15 @@
 //! itself names: that proves it complete and self-consistent, not that it comes from an
 //! attested enclave (a warning says so).
 //!
-//! Exit status: 0 valid; 1 invalid (the first broken link on stderr); 2 usage error or an
-//! input that could not be read.
+//! `bridle audit export` asks the enclave for a fresh head first, then for the host's copy,
+//! and stores the head in the file; it fails (exit 1, file written) when the copy does not
+//! reach it.
+//!
+//! Exit status: 0 valid; 1 invalid or incomplete (the first broken link, or what is missing,
+//! on stderr); 2 usage error or an input that could not be read.
 
 use alloy_primitives::{Address, Bytes};
-use anyhow::{anyhow, Context as _};
+use anyhow::anyhow;
 use bridle_common::audit::{verify_chain, AuditEntry, AuditHead, Decision};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -47,58 +61,15 @@ pub struct VerifyAuditArgs {
     #[arg(long, value_name = "0x…")]
     pub enclave: Option<Address>,
 
+    /// Ask this host for a fresh head (signed at the log's end for a nonce of ours): the export
+    /// must reach it to be complete now. Its trusted identity is used unless --identity-key
+    /// or --enclave is given.
+    #[arg(long, value_name = "URL")]
+    pub host: Option<String>,
+
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `bridle audit …`.
-#[derive(clap::Subcommand, Debug, Clone)]
-pub enum AuditCmd {
-    /// Download the host's stored audit log as an export file, for `bridle verify audit`.
-    Export(ExportArgs),
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct ExportArgs {
-    /// The host's base URL.
-    #[arg(long, env = "BRIDLE_HOST", default_value = "http://127.0.0.1:8547")]
-    pub host: String,
-    /// Write the export here (default: stdout).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// The enclave identity whose log to export (default: the current enclave's).
-    #[arg(long, value_name = "0x…")]
-    pub enclave: Option<Address>,
-}
-
-/// Run `bridle audit …`.
-pub fn audit_cmd(c: &AuditCmd) -> anyhow::Result<i32> {
-    match c {
-        AuditCmd::Export(a) => {
-            let host = crate::client::Host::new(&a.host)?;
-            let path = match a.enclave {
-                Some(e) => format!("/v1/audit/export?enclave={e}"),
-                None => "/v1/audit/export".to_string(),
-            };
-            let v: serde_json::Value = host.get(&path)?;
-            let n = v["entries"].as_array().map_or(0, Vec::len);
-            let text = serde_json::to_string_pretty(&v)? + "\n";
-            match &a.out {
-                Some(p) => {
-                    std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
-                    eprintln!(
-                        "wrote {n} audit entries of enclave {} (head at seq {}) to {}",
-                        v["enclave"].as_str().unwrap_or("?"),
-                        v["head"]["seq"],
-                        p.display()
-                    );
-                }
-                None => print!("{text}"),
-            }
-            Ok(0)
-        }
-    }
 }
 
 /// A failed check (exit 1) or an input that could not be obtained (exit 2).
@@ -129,8 +100,12 @@ pub fn run_with(args: &VerifyAuditArgs, out: &mut dyn Write, err: &mut dyn Write
             if args.json {
                 let _ = writeln!(out, "{report}");
             } else {
-                let _ =
-                    writeln!(out, "valid: audit log complete, every entry linked, head signed by the enclave identity");
+                let _ = writeln!(
+                    out,
+                    "valid: audit log complete as of {} ({}); every entry linked, head signed by the enclave identity",
+                    report["complete_as_of_utc"].as_str().unwrap_or(""),
+                    report["complete_as_of_source"].as_str().unwrap_or("")
+                );
                 let _ = writeln!(
                     out,
                     "enclave:  {} ({})",
@@ -202,6 +177,7 @@ struct Export {
     identity_public_key: Option<Bytes>,
     entries: Vec<AuditEntry>,
     head: AuditHead,
+    fresh_head: Option<AuditHead>,
 }
 
 /// Parse the export leniently at the top level (a `GET /v1/audit` body works too) and
@@ -241,7 +217,101 @@ fn parse_export(text: &str, what: &str) -> Result<Export, Failure> {
                 .or_else(|e| usage(format!("{what}: identity_public_key is not hex: {e}")))?,
         ),
     };
-    Ok(Export { enclave, identity_public_key, entries, head })
+    let fresh_head = match v.get("fresh_head") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(h) => Some(
+            serde_json::from_value(h.clone())
+                .or_else(|e| invalid(format!("the fresh head is malformed: {e}"), "malformed", None))?,
+        ),
+    };
+    Ok(Export { enclave, identity_public_key, entries, head, fresh_head })
+}
+
+/// Where a fresh head came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FreshFrom {
+    /// The exporter's, stored in the file.
+    File,
+    /// Ours, asked for now (`--host`).
+    Now,
+}
+
+/// A fresh head is the expected enclave's, at its log's end; the export must reach it.
+fn reach(ex: &Export, expected: Address, f: &AuditHead, from: FreshFrom, head_seq: u64) -> Result<(), Failure> {
+    let what = match from {
+        FreshFrom::File => "the exporter's fresh head",
+        FreshFrom::Now => "the fresh head the enclave signed for this verifier's nonce",
+    };
+    match f.signer() {
+        Ok(a) if a == expected && f.enclave == expected => {}
+        Ok(a) => {
+            return invalid(
+                format!("{what} is signed by {a} for enclave {}, not by {expected}", f.enclave),
+                "fresh_head",
+                None,
+            )
+        }
+        Err(e) => return invalid(format!("{what}: {e}"), "fresh_head", None),
+    }
+    if !f.at_end() {
+        return invalid(
+            format!("{what} (seq {}) is not at the log's end ({} entries)", f.seq, f.end),
+            "fresh_head",
+            None,
+        );
+    }
+    if f.seq > head_seq {
+        let missing = f.end - (head_seq + 1);
+        return invalid(
+            format!(
+                "incomplete: the enclave's log held {} entries at {} ({what}); this export stops at seq {head_seq}: \
+                 {missing} entries missing (seq {}..={})",
+                f.end,
+                bridle_common::period::format_time(f.time),
+                head_seq + 1,
+                f.seq
+            ),
+            "incomplete",
+            Some(head_seq + 1),
+        );
+    }
+    match ex.entries.get(f.seq as usize) {
+        Some(e) if e.seq == f.seq && e.hash() == f.hash => Ok(()),
+        _ => invalid(
+            format!(
+                "entry {} is not the enclave's: {what} records hash {} for it (the export forks from the log)",
+                f.seq, f.hash
+            ),
+            "changed",
+            Some(f.seq),
+        ),
+    }
+}
+
+/// Our own fresh head from `url`; `None` (with a note) when the host now serves another
+/// enclave: this log's enclave is gone, and no fresh head can speak for it.
+fn fresh_from(url: &str, expected: Address, err: &mut dyn Write) -> Result<Option<AuditHead>, Failure> {
+    let host = crate::client::Host::new(url).or_else(|e| usage(format!("--host: {e:#}")))?;
+    let nonce = crate::trust::fresh_nonce();
+    let h: AuditHead =
+        host.get(&format!("/v1/audit/head?nonce={nonce}")).or_else(|e| usage(format!("--host {url}: {e:#}")))?;
+    if h.enclave != expected {
+        let _ = writeln!(
+            err,
+            "note: {url} now serves enclave {}, not {expected}: no fresh head for this log (its enclave restarted or \
+             is elsewhere)",
+            h.enclave
+        );
+        return Ok(None);
+    }
+    if h.nonce != nonce {
+        return invalid(
+            format!("the host's fresh head answers nonce {}, not ours: a replayed head", h.nonce),
+            "fresh_head",
+            None,
+        );
+    }
+    Ok(Some(h))
 }
 
 fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Value, Failure> {
@@ -261,10 +331,17 @@ fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Valu
     let text = read(&args.file)?;
     let ex = parse_export(&text, &args.file.display().to_string())?;
 
-    let (expected, pinned_by) = match (from_key, args.enclave) {
-        (Some(k), _) => (k, "pinned by --identity-key"),
-        (None, Some(e)) => (e, "pinned by --enclave"),
-        (None, None) => {
+    let from_store = match (&args.host, from_key, args.enclave) {
+        (Some(url), None, None) => {
+            crate::audit_export::trusted_identity(url, None).or_else(|e| usage(format!("{e:#}")))?
+        }
+        _ => None,
+    };
+    let (expected, pinned_by) = match (from_key, args.enclave, from_store) {
+        (Some(k), _, _) => (k, "pinned by --identity-key"),
+        (None, Some(e), _) => (e, "pinned by --enclave"),
+        (None, None, Some((a, _))) => (a, "the identity trusted for --host"),
+        (None, None, None) => {
             let named = match &ex.identity_public_key {
                 Some(pk) => {
                     let a =
@@ -287,7 +364,7 @@ fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Valu
             };
             let _ = writeln!(
                 err,
-                "warning: no --identity-key or --enclave given: checked against the identity the file names ({named}); \
+                "warning: no --identity-key, --enclave or trusted --host given: checked against the identity the file names ({named}); \
                  this proves the log complete and self-consistent, not that it comes from an attested enclave \
                  (pass the public_key of the enclave's attestation document)"
             );
@@ -309,6 +386,35 @@ fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Valu
         Ok(s) => s,
         Err(e) => return invalid(e.to_string(), e.kind(), e.seq()),
     };
+    if !summary.complete {
+        let missing = summary.log_end - (summary.head_seq + 1);
+        return invalid(
+            format!(
+                "incomplete: its head (seq {}, signed at {}) says the log held {} entries; this export stops at seq {}: \
+                 {missing} entries missing (a log cut at a batch boundary)",
+                summary.head_seq,
+                bridle_common::period::format_time(summary.head_time),
+                summary.log_end,
+                summary.head_seq
+            ),
+            "incomplete",
+            Some(summary.head_seq + 1),
+        );
+    }
+    // Fresh heads: the exporter's, and ours with --host.
+    let mut as_of = (summary.head_time, "when its head was signed: nothing says what the enclave logged after it");
+    if let Some(f) = &ex.fresh_head {
+        reach(&ex, expected, f, FreshFrom::File, summary.head_seq)?;
+        as_of = (f.time, "the fresh head the exporter asked for");
+    }
+    let mut fresh_now = None;
+    if let Some(url) = &args.host {
+        if let Some(f) = fresh_from(url, expected, err)? {
+            reach(&ex, expected, &f, FreshFrom::Now, summary.head_seq)?;
+            as_of = (f.time, "now: the fresh head the enclave signed for this verifier's nonce");
+            fresh_now = Some(f);
+        }
+    }
     let mut counts: BTreeMap<Decision, u64> = BTreeMap::new();
     for e in &ex.entries {
         *counts.entry(e.kind).or_default() += 1;
@@ -328,131 +434,16 @@ fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Valu
             "time_utc": bridle_common::period::format_time(summary.head_time),
         },
         "counts": counts,
+        "complete": true,
+        "complete_as_of": as_of.0,
+        "complete_as_of_utc": bridle_common::period::format_time(as_of.0),
+        "complete_as_of_source": as_of.1,
+        "log_end": summary.log_end,
+        "fresh_head": ex.fresh_head,
+        "fresh_head_now": fresh_now,
     }))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use alloy_primitives::B256;
-    use bridle_common::audit::testing::TestChain;
-    use bridle_common::audit::{AuditExport, Record, EXPORT_FORMAT};
-
-    fn export() -> (TestChain, AuditExport) {
-        let mut c = TestChain::new(4);
-        c.push(1, Record::new(Decision::Started, Address::ZERO, B256::ZERO, "started"));
-        c.fill(9);
-        let ex = AuditExport {
-            format: EXPORT_FORMAT.into(),
-            enclave: c.enclave(),
-            identity_public_key: Some(Bytes::from(c.public_key())),
-            entries: c.entries.clone(),
-            head: c.head(100),
-        };
-        (c, ex)
-    }
-
-    fn verify(ex: &serde_json::Value, extra: impl FnOnce(&mut VerifyAuditArgs)) -> (i32, String, String) {
-        let dir = std::env::temp_dir().join(format!("bridle-verify-audit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let path = dir.join(format!("{}.json", N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
-        std::fs::write(&path, ex.to_string()).unwrap();
-        let mut args = VerifyAuditArgs { file: path.clone(), identity_key: None, enclave: None, json: true };
-        extra(&mut args);
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = run_with(&args, &mut out, &mut err);
-        let _ = std::fs::remove_file(path);
-        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
-    }
-
-    #[test]
-    fn a_genuine_export_verifies_pinned_or_not() {
-        let (c, ex) = export();
-        let v = serde_json::to_value(&ex).unwrap();
-        let key = hex::encode(c.public_key());
-        let (code, out, err) = verify(&v, |a| a.identity_key = Some(key.clone()));
-        assert_eq!(code, 0, "{out}{err}");
-        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(
-            (r["verdict"].as_str(), r["entries"].as_u64(), r["pinned"].as_bool()),
-            (Some("valid"), Some(10), Some(true))
-        );
-        assert_eq!(r["counts"]["started"], 1);
-        let (code, _, err) = verify(&v, |_| {});
-        assert_eq!(code, 0);
-        assert!(err.contains("warning: no --identity-key"), "{err}");
-        let (code, _, _) = verify(&v, |a| a.enclave = Some(c.enclave()));
-        assert_eq!(code, 0);
-    }
-
-    #[test]
-    fn tampering_is_reported_with_the_entry() {
-        let (c, ex) = export();
-        let key = hex::encode(c.public_key());
-        type Tamper = fn(&mut AuditExport);
-        let cases: [(&str, Tamper, &str, u64); 3] = [
-            ("changed", |e| e.entries[4].detail = "nothing happened".into(), "changed", 4),
-            (
-                "removed",
-                |e| {
-                    e.entries.remove(6);
-                },
-                "missing",
-                6,
-            ),
-            ("reordered", |e| e.entries.swap(2, 3), "out_of_order", 2),
-        ];
-        for (name, tamper, kind, seq) in cases {
-            let mut t = ex.clone();
-            tamper(&mut t);
-            let (code, out, err) = verify(&serde_json::to_value(&t).unwrap(), |a| a.identity_key = Some(key.clone()));
-            assert_eq!(code, 1, "{name}: {out}{err}");
-            let r: serde_json::Value = serde_json::from_str(&out).unwrap();
-            assert_eq!((r["kind"].as_str(), r["seq"].as_u64()), (Some(kind), Some(seq)), "{name}: {r}");
-            assert!(err.starts_with(&format!("invalid: entry {seq} ")), "{name}: {err}");
-        }
-        // A field added to an entry.
-        let mut v = serde_json::to_value(&ex).unwrap();
-        v["entries"][3]["note"] = "x".into();
-        let (code, out, _) = verify(&v, |_| {});
-        assert_eq!(code, 1);
-        assert!(out.contains("\"seq\":3"), "{out}");
-    }
-
-    #[test]
-    fn the_head_must_be_the_attested_identity() {
-        let (_, ex) = export();
-        let other = TestChain::new(8);
-        let v = serde_json::to_value(&ex).unwrap();
-        let (code, out, err) = verify(&v, |a| a.identity_key = Some(hex::encode(other.public_key())));
-        assert_eq!(code, 1, "{out}{err}");
-        assert!(err.contains("not the expected"), "{err}");
-        // The whole file re-signed by another key claiming to be the enclave.
-        let mut forged = ex.clone();
-        forged.head =
-            AuditHead::signed(ex.head.seq, ex.head.hash, ex.head.time, ex.enclave, ex.head.end, ex.head.nonce, |d| {
-                Ok::<_, std::convert::Infallible>(other.sign_digest(d))
-            })
-            .unwrap();
-        let (code, out, _) = verify(&serde_json::to_value(&forged).unwrap(), |a| a.enclave = Some(ex.enclave));
-        assert_eq!(code, 1);
-        assert!(out.contains("head_signer"), "{out}");
-    }
-
-    #[test]
-    fn usage_errors_exit_2() {
-        let (c, ex) = export();
-        let v = serde_json::to_value(&ex).unwrap();
-        assert_eq!(verify(&v, |a| a.identity_key = Some("zz".into())).0, 2);
-        let (code, _, err) = verify(&v, |a| {
-            a.identity_key = Some(hex::encode(c.public_key()));
-            a.enclave = Some(Address::ZERO);
-        });
-        assert_eq!(code, 2, "{err}");
-        assert_eq!(verify(&serde_json::json!({"entries": []}), |_| {}).0, 2);
-        let args =
-            VerifyAuditArgs { file: "/nonexistent/x.json".into(), identity_key: None, enclave: None, json: false };
-        assert_eq!(run_with(&args, &mut Vec::new(), &mut Vec::new()), 2);
-    }
-}
+#[path = "verify_audit_tests.rs"]
+mod tests;

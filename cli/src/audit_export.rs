@@ -1,0 +1,133 @@
+//! `bridle audit export`: the host's copy of the enclave's signed audit log, checked against
+//! a fresh head.
+//!
+//! The command asks the enclave (through the host) for a head signed at its log's end for a
+//! random nonce of ours *first*, then for the host's copy of the log, and stores that head in
+//! the export (`fresh_head`). The copy must reach it: otherwise the host withholds entries
+//! (or lags), and the command says how many are missing and exits 1 (the file is written
+//! for inspection). `bridle verify audit` checks the same, and more.
+
+use alloy_primitives::Address;
+use anyhow::{anyhow, Context as _};
+use bridle_common::audit::AuditHead;
+use std::path::PathBuf;
+
+/// `bridle audit …`.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum AuditCmd {
+    /// Download the host's stored audit log as an export file, for `bridle verify audit`.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// The host's base URL.
+    #[arg(long, env = "BRIDLE_HOST", default_value = "http://127.0.0.1:8547")]
+    pub host: String,
+    /// Write the export here (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The enclave identity whose log to export (default: the current enclave's).
+    #[arg(long, value_name = "0x…")]
+    pub enclave: Option<Address>,
+    /// Check the fresh head against this identity public key (default: the identity trusted
+    /// for the host, if any).
+    #[arg(long, value_name = "HEX")]
+    pub identity_key: Option<String>,
+}
+
+/// Run `bridle audit …`.
+pub fn audit_cmd(c: &AuditCmd) -> anyhow::Result<i32> {
+    match c {
+        AuditCmd::Export(a) => export(a),
+    }
+}
+
+/// The identity to check heads from `url` against: `--identity-key`, else the trust store's.
+pub fn trusted_identity(url: &str, key: Option<&str>) -> anyhow::Result<Option<(Address, &'static str)>> {
+    if let Some(k) = key {
+        return Ok(Some((crate::trust::parse_identity_key(k)?.1, "pinned by --identity-key")));
+    }
+    let (_, f) = crate::trust::load()?;
+    Ok(f.hosts.get(&crate::trust::normalize_url(url)).map(|e| (e.identity_address, "trusted for the host")))
+}
+
+/// A head the enclave signed at its log's end for a fresh nonce of ours, checked: our nonce,
+/// at the end, signed by `expected` (or by the enclave it names, when none is trusted).
+pub fn fresh_head(host: &crate::client::Host, expected: Option<Address>) -> anyhow::Result<AuditHead> {
+    let nonce = crate::trust::fresh_nonce();
+    let h: AuditHead = host.get(&format!("/v1/audit/head?nonce={nonce}"))?;
+    if h.nonce != nonce {
+        anyhow::bail!("the fresh head answers nonce {}, not ours ({nonce}): a replayed head", h.nonce);
+    }
+    if !h.at_end() {
+        anyhow::bail!("the fresh head (seq {}) is not at the log's end ({} entries)", h.seq, h.end);
+    }
+    let signer = h.signer().map_err(|e| anyhow!("the fresh head's signature: {e}"))?;
+    let want = expected.unwrap_or(h.enclave);
+    if signer != want || h.enclave != want {
+        anyhow::bail!("the fresh head is signed by {signer} for enclave {}, not by {want}", h.enclave);
+    }
+    Ok(h)
+}
+
+fn export(a: &ExportArgs) -> anyhow::Result<i32> {
+    let host = crate::client::Host::new(&a.host)?;
+    let trusted = trusted_identity(&a.host, a.identity_key.as_deref())?;
+    // The enclave's end first: the host's copy, fetched after it, must reach it.
+    let fresh = fresh_head(&host, trusted.map(|t| t.0))?;
+    let enclave = a.enclave.unwrap_or(fresh.enclave);
+    let current = enclave == fresh.enclave;
+    let path = format!("/v1/audit/export?enclave={enclave}");
+    let mut v: serde_json::Value = host.get(&path)?;
+    let reaches = |v: &serde_json::Value| v["head"]["seq"].as_u64().is_some_and(|s| s >= fresh.seq);
+    for _ in 0..20 {
+        if !current || reaches(&v) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        v = host.get(&path)?;
+    }
+    if current {
+        v["fresh_head"] = serde_json::to_value(&fresh)?;
+    }
+    let n = v["entries"].as_array().map_or(0, Vec::len);
+    let text = serde_json::to_string_pretty(&v)? + "\n";
+    match &a.out {
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
+            eprintln!(
+                "wrote {n} audit entries of enclave {} (head at seq {}) to {}",
+                v["enclave"].as_str().unwrap_or("?"),
+                v["head"]["seq"],
+                p.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    let time = bridle_common::period::format_time(fresh.time);
+    if !current {
+        eprintln!(
+            "note: enclave {enclave} is not the one the host serves now ({}): its log is complete only as of its own \
+             head",
+            fresh.enclave
+        );
+    } else if reaches(&v) {
+        eprintln!(
+            "the enclave's log held {} entries at {time} (fresh head for our nonce, {}); the export reaches it",
+            fresh.end,
+            trusted.map_or("signed by the enclave it names: no identity trusted for this host", |t| t.1)
+        );
+    } else {
+        let last = v["head"]["seq"].as_u64();
+        let missing = fresh.end - last.map_or(0, |s| s + 1);
+        eprintln!(
+            "incomplete: the enclave's log held {} entries at {time} (fresh head), the host's copy stops at seq {}: \
+             {missing} entries missing",
+            fresh.end,
+            last.map_or("-".to_string(), |s| s.to_string())
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}

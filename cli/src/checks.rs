@@ -1,0 +1,397 @@
+//! What the CLI checks before it prints anything as the enclave's word.
+//!
+//! The host relays; it can drop, replay, alter or invent replies. Each check here names what
+//! failed, and the commands stop (exit 1) instead of printing the reply.
+
+use alloy_consensus::transaction::SignerRecoverable;
+use alloy_consensus::{TxEnvelope, Typed2718};
+use alloy_eips::eip2718::Decodable2718;
+use alloy_primitives::{keccak256, Address, Signature, TxKind, B256, U256};
+use anyhow::{anyhow, bail, Result};
+use bridle_common::allowance::{revocation_call, AllowanceKind, Key};
+use bridle_common::payload::prepare;
+use bridle_common::protocol::{SessionBinding, SignPayload, Signed, SweepTerms, SweepTx};
+use bridle_common::receipt::{self, Receipt, Receipted};
+use bridle_common::tx::TxRequest;
+
+/// The receipt nonce of an owner call: the owner nonce as a 32-byte big-endian word.
+pub fn owner_nonce(n: u64) -> B256 {
+    B256::from(U256::from(n))
+}
+
+/// `body` carries a receipt of the trusted enclave for `nonce`.
+pub fn receipt<'a, T: Receipted>(body: &'a T, trusted: Address, nonce: B256, what: &str) -> Result<&'a Receipt> {
+    receipt::verify(body, trusted, Some(nonce)).map_err(|e| anyhow!("{what}: {e}"))
+}
+
+/// What a binding returned by `create_session` or `update_policy` must say.
+pub struct Expected {
+    pub enclave: Address,
+    /// `None` at grant: the session is new.
+    pub session: Option<Address>,
+    pub owner: Address,
+    pub agent: Address,
+    pub policy_hash: B256,
+    pub valid_until: Option<u64>,
+}
+
+/// A session binding is signed by the trusted identity and names exactly what the owner
+/// signed.
+pub fn binding(b: &SessionBinding, signature: &[u8], want: &Expected) -> Result<()> {
+    if b.enclave != want.enclave {
+        bail!("the binding names enclave {}, not the trusted enclave {}", b.enclave, want.enclave);
+    }
+    let digest = b.digest();
+    let signer = Signature::from_raw(signature)
+        .ok()
+        .and_then(|s| s.recover_address_from_prehash(&digest).ok())
+        .ok_or_else(|| anyhow!("the binding signature is not a valid 65-byte signature"))?;
+    if signer != want.enclave {
+        bail!(
+            "the binding is signed by {signer}, not by the trusted enclave {}: the host forged or altered it",
+            want.enclave
+        );
+    }
+    if let Some(s) = want.session {
+        if b.session != s {
+            bail!("the binding is for session {}, not {s}", b.session);
+        }
+    }
+    if b.owner != want.owner {
+        bail!("the binding names owner {}, not you ({})", b.owner, want.owner);
+    }
+    if b.agent != want.agent {
+        bail!("the binding names agent {}, not the agent you granted ({})", b.agent, want.agent);
+    }
+    if b.policy_hash != want.policy_hash {
+        bail!("the binding is for policy {}, not the policy you signed ({})", b.policy_hash, want.policy_hash);
+    }
+    if let Some(v) = want.valid_until {
+        if b.valid_until != v {
+            bail!("the binding's valid_until is {}, not the policy's {v}", b.valid_until);
+        }
+    }
+    Ok(())
+}
+
+/// A signature of `session` over `digest` (65 bytes, v = 27/28 or 0/1).
+pub fn recovers_to(signature: &[u8], digest: &B256, session: Address) -> Result<Signature> {
+    let sig = Signature::from_raw(signature)
+        .map_err(|e| anyhow!("the signature is not a 65-byte r ‖ s ‖ v signature: {e}"))?;
+    let who = sig.recover_address_from_prehash(digest).map_err(|e| anyhow!("the signature does not recover: {e}"))?;
+    if who != session {
+        bail!("the signature recovers to {who}, not the session {session}");
+    }
+    Ok(sig)
+}
+
+/// A `Signed` reply is for exactly `payload`: the digest we compute ourselves, a signature
+/// of `session` over what the key signs, and for a transaction a raw transaction that is ours
+/// field by field with that signature.
+pub fn signed(payload: &SignPayload, reply: &Signed, session: Address) -> Result<()> {
+    let p = prepare(payload).map_err(|d| anyhow!("the request does not decode here: {d}"))?;
+    if reply.session != session {
+        bail!("the reply is for session {}, not {session}", reply.session);
+    }
+    let digest = p.stamp_digest();
+    if reply.digest != digest {
+        bail!("the reply is for digest {}, not this request's {digest}", reply.digest);
+    }
+    let sig = recovers_to(&reply.signature, &p.signing_digest(), session)?;
+    match (payload, &reply.raw_transaction) {
+        (SignPayload::Transaction(tx), Some(raw)) => raw_transaction(tx, raw, session, &sig),
+        (SignPayload::Transaction(_), None) => bail!("the reply carries no raw transaction"),
+        (_, Some(_)) => bail!("the reply carries a raw transaction for a request that is not one"),
+        (_, None) => Ok(()),
+    }
+}
+
+fn differs<T: std::fmt::Debug + PartialEq>(field: &str, got: T, want: T) -> Result<()> {
+    if got != want {
+        bail!("the raw transaction's {field} is {got:?}, not the requested {want:?}");
+    }
+    Ok(())
+}
+
+/// Decode a raw EIP-2718 transaction and compare every field with `req`; the signer must be
+/// `session` and the signature `sig`.
+pub fn raw_transaction(req: &TxRequest, raw: &[u8], session: Address, sig: &Signature) -> Result<()> {
+    let env = TxEnvelope::decode_2718(&mut &raw[..])
+        .map_err(|e| anyhow!("the raw transaction does not decode as an EIP-2718 transaction: {e}"))?;
+    let kind = |to: Option<Address>| to.map_or(TxKind::Create, TxKind::Call);
+    let got_sig = match (&env, req) {
+        (TxEnvelope::Eip1559(s), TxRequest::Eip1559(r)) => {
+            let t = s.tx();
+            differs("chain id", t.chain_id, r.chain_id)?;
+            differs("nonce", t.nonce, r.nonce)?;
+            differs("gas limit", t.gas_limit, r.gas_limit)?;
+            differs("max fee per gas", t.max_fee_per_gas, r.max_fee_per_gas)?;
+            differs("max priority fee per gas", t.max_priority_fee_per_gas, r.max_priority_fee_per_gas)?;
+            differs("destination", t.to, kind(r.to))?;
+            differs("value", t.value, r.value)?;
+            differs("calldata", &t.input, &r.data)?;
+            let list: Vec<(Address, Vec<B256>)> =
+                t.access_list.0.iter().map(|e| (e.address, e.storage_keys.clone())).collect();
+            let want: Vec<(Address, Vec<B256>)> =
+                r.access_list.iter().map(|e| (e.address, e.storage_keys.clone())).collect();
+            differs("access list", list, want)?;
+            *s.signature()
+        }
+        (TxEnvelope::Legacy(s), TxRequest::Legacy(r)) => {
+            let t = s.tx();
+            differs("chain id", t.chain_id, Some(r.chain_id))?;
+            differs("nonce", t.nonce, r.nonce)?;
+            differs("gas limit", t.gas_limit, r.gas_limit)?;
+            differs("gas price", t.gas_price, r.gas_price)?;
+            differs("destination", t.to, kind(r.to))?;
+            differs("value", t.value, r.value)?;
+            differs("calldata", &t.input, &r.data)?;
+            *s.signature()
+        }
+        (e, r) => bail!(
+            "the raw transaction is of type {}, not the requested {}",
+            e.ty(),
+            match r {
+                TxRequest::Legacy(_) => "legacy (0)",
+                TxRequest::Eip1559(_) => "EIP-1559 (2)",
+                TxRequest::Eip7702 { .. } => "EIP-7702 (4)",
+            }
+        ),
+    };
+    if (got_sig.r(), got_sig.s(), got_sig.v()) != (sig.r(), sig.s(), sig.v()) {
+        bail!("the raw transaction carries another signature than the reply's");
+    }
+    let signer = env.recover_signer().map_err(|e| anyhow!("the raw transaction's signature does not recover: {e}"))?;
+    if signer != session {
+        bail!("the raw transaction is signed by {signer}, not the session {session}");
+    }
+    // And byte for byte what we would encode.
+    let built = req.build().ok_or_else(|| anyhow!("the request cannot be built"))?;
+    if built.encode_signed(*sig).as_ref() != raw {
+        bail!("the raw transaction is not the canonical encoding of the request and its signature");
+    }
+    Ok(())
+}
+
+/// One revocation of a sweep: decoded, it is a transaction from `session` on the planned
+/// chain and nonce, to the entry's token (or Permit2 contract), whose calldata is exactly the
+/// revocation, at fees and gas within `terms`.
+pub fn sweep_tx(t: &SweepTx, terms: &SweepTerms, nonce: u64, session: Address) -> Result<()> {
+    let what = format!("revocation of {} → {} on chain {}", t.token, t.spender, t.chain_id);
+    let env = TxEnvelope::decode_2718(&mut &t.raw_transaction[..])
+        .map_err(|e| anyhow!("{what}: the raw transaction does not decode: {e}"))?;
+    let TxEnvelope::Eip1559(s) = &env else {
+        bail!("{what}: a type-{} transaction, not an EIP-1559 revocation", env.ty());
+    };
+    let x = s.tx();
+    let signer = env.recover_signer().map_err(|e| anyhow!("{what}: the signature does not recover: {e}"))?;
+    if signer != session {
+        bail!("{what}: signed by {signer}, not the session {session}");
+    }
+    if x.chain_id != terms.chain_id || t.chain_id != terms.chain_id {
+        bail!("{what}: on chain {}, not the chain {} of the terms", x.chain_id, terms.chain_id);
+    }
+    if x.nonce != nonce || t.nonce != nonce {
+        bail!("{what}: nonce {} (listed as {}), not the planned {nonce}", x.nonce, t.nonce);
+    }
+    let key = Key { chain_id: t.chain_id, holder: session, token: t.token, spender: t.spender, kind: t.kind };
+    let Some((to, data)) = revocation_call(&key) else {
+        bail!("{what}: a {} entry has no revocation transaction", t.kind.as_str());
+    };
+    if let AllowanceKind::Erc20 = t.kind {
+        if to != t.token {
+            bail!("{what}: internal: the revocation is not to the token");
+        }
+    }
+    if x.to != TxKind::Call(to) || t.to != to {
+        bail!("{what}: sent to {:?} (listed as {}), not to {to}", x.to, t.to);
+    }
+    if x.input != data {
+        bail!(
+            "{what}: the calldata is not {} — the host swapped the transaction (calldata 0x{})",
+            match t.kind {
+                AllowanceKind::Erc20 => format!("approve({}, 0)", t.spender),
+                _ => format!("Permit2 approve({}, {}, 0, 0)", t.token, t.spender),
+            },
+            hex::encode(&x.input)
+        );
+    }
+    if !x.value.is_zero() {
+        bail!("{what}: sends {} wei of value", x.value);
+    }
+    if !x.access_list.0.is_empty() {
+        bail!("{what}: carries an access list");
+    }
+    if x.max_fee_per_gas > terms.max_fee_per_gas
+        || x.max_priority_fee_per_gas > terms.max_priority_fee_per_gas
+        || x.gas_limit > terms.gas_limit
+    {
+        bail!(
+            "{what}: fees or gas above the terms sent (max fee {} > {}, priority {} > {}, or gas {} > {})",
+            x.max_fee_per_gas,
+            terms.max_fee_per_gas,
+            x.max_priority_fee_per_gas,
+            terms.max_priority_fee_per_gas,
+            x.gas_limit,
+            terms.gas_limit
+        );
+    }
+    if t.hash != keccak256(&t.raw_transaction) {
+        bail!("{what}: its listed hash {} is not the raw transaction's", t.hash);
+    }
+    Ok(())
+}
+
+/// Every transaction of a sweep, in order: nonces follow each other per chain from the
+/// terms' first nonce.
+pub fn sweep(txs: &[SweepTx], terms: &[SweepTerms], session: Address) -> Result<()> {
+    let mut next: std::collections::BTreeMap<u64, u64> = terms.iter().map(|t| (t.chain_id, t.nonce)).collect();
+    for t in txs {
+        let Some(x) = terms.iter().find(|x| x.chain_id == t.chain_id) else {
+            bail!("a revocation on chain {}, for which no terms were sent", t.chain_id);
+        };
+        let n = next.get_mut(&t.chain_id).expect("terms chain");
+        sweep_tx(t, x, *n, session)?;
+        *n += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bridle_common::tx::Eip1559Request;
+    use k256::ecdsa::SigningKey;
+
+    fn key() -> (SigningKey, Address) {
+        let k = SigningKey::from_slice(&[5u8; 32]).unwrap();
+        let a = Address::from_public_key(k.verifying_key());
+        (k, a)
+    }
+
+    fn sign(k: &SigningKey, d: &B256) -> Signature {
+        let (s, r) = k.sign_prehash_recoverable(d.as_slice()).unwrap();
+        Signature::from_signature_and_parity(s, r.is_y_odd())
+    }
+
+    fn tx(to: Address, data: Vec<u8>, nonce: u64) -> TxRequest {
+        TxRequest::Eip1559(Eip1559Request {
+            chain_id: 31337,
+            nonce,
+            max_fee_per_gas: 2_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+            gas_limit: 100_000,
+            to: Some(to),
+            value: U256::ZERO,
+            data: data.into(),
+            access_list: vec![],
+        })
+    }
+
+    fn signed_reply(k: &SigningKey, session: Address, req: &TxRequest) -> Signed {
+        let b = req.build().unwrap();
+        let d = b.signing_hash();
+        let sig = sign(k, &d);
+        Signed {
+            session,
+            digest: d,
+            signature: sig.as_bytes().to_vec().into(),
+            raw_transaction: Some(b.encode_signed(sig)),
+        }
+    }
+
+    #[test]
+    fn a_genuine_signed_transaction_passes_and_any_swap_fails() {
+        let (k, me) = key();
+        let req = tx(Address::repeat_byte(1), vec![1, 2, 3], 0);
+        let reply = signed_reply(&k, me, &req);
+        signed(&SignPayload::Transaction(req.clone()), &reply, me).unwrap();
+        // Another transaction signed by the same key, swapped in as the raw transaction.
+        let other = signed_reply(&k, me, &tx(Address::repeat_byte(9), vec![1, 2, 3], 0));
+        let mut swapped = reply.clone();
+        swapped.raw_transaction = other.raw_transaction.clone();
+        let e = signed(&SignPayload::Transaction(req.clone()), &swapped, me).unwrap_err().to_string();
+        assert!(e.contains("destination"), "{e}");
+        // The whole reply swapped: the digest is not ours.
+        let e = signed(&SignPayload::Transaction(req.clone()), &other, me).unwrap_err().to_string();
+        assert!(e.contains("not this request's"), "{e}");
+        // A signature by someone else.
+        let stranger = SigningKey::from_slice(&[6u8; 32]).unwrap();
+        let forged = signed_reply(&stranger, me, &req);
+        let e = signed(&SignPayload::Transaction(req), &forged, me).unwrap_err().to_string();
+        assert!(e.contains("recovers to"), "{e}");
+    }
+
+    #[test]
+    fn a_sweep_transaction_must_be_exactly_the_revocation() {
+        use alloy_sol_types::{sol, SolCall};
+        sol! {
+            function approve(address spender, uint256 amount) returns (bool);
+            function transfer(address to, uint256 amount) returns (bool);
+        }
+        let (k, me) = key();
+        let (token, spender) = (Address::repeat_byte(0x70), Address::repeat_byte(0x5e));
+        let terms = SweepTerms {
+            chain_id: 31337,
+            nonce: 4,
+            max_fee_per_gas: 2_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+            gas_limit: 100_000,
+        };
+        let mk = |data: Vec<u8>, nonce: u64| {
+            let r = signed_reply(&k, me, &tx(token, data, nonce)).raw_transaction.unwrap();
+            SweepTx {
+                chain_id: 31337,
+                nonce,
+                token,
+                spender,
+                kind: AllowanceKind::Erc20,
+                to: token,
+                hash: keccak256(&r),
+                raw_transaction: r,
+            }
+        };
+        let good = mk(approveCall { spender, amount: U256::ZERO }.abi_encode(), 4);
+        sweep(std::slice::from_ref(&good), std::slice::from_ref(&terms), me).unwrap();
+        let bad = mk(transferCall { to: spender, amount: U256::from(5) }.abi_encode(), 4);
+        let e = sweep(&[bad], std::slice::from_ref(&terms), me).unwrap_err().to_string();
+        assert!(e.contains("swapped"), "{e}");
+        let e =
+            sweep(&[mk(approveCall { spender, amount: U256::ZERO }.abi_encode(), 5)], std::slice::from_ref(&terms), me)
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("not the planned 4"), "{e}");
+        let e = sweep(&[good], &[terms], Address::repeat_byte(3)).unwrap_err().to_string();
+        assert!(e.contains("not the session"), "{e}");
+    }
+
+    #[test]
+    fn bindings_name_what_was_signed() {
+        let (k, me) = key();
+        let b = SessionBinding {
+            enclave: me,
+            session: Address::repeat_byte(1),
+            owner: Address::repeat_byte(2),
+            agent: Address::repeat_byte(3),
+            policy_hash: B256::repeat_byte(4),
+            created_at: 1,
+            valid_until: 2,
+        };
+        let sig = sign(&k, &b.digest()).as_bytes();
+        let want = Expected {
+            enclave: me,
+            session: None,
+            owner: b.owner,
+            agent: b.agent,
+            policy_hash: b.policy_hash,
+            valid_until: Some(2),
+        };
+        binding(&b, &sig, &want).unwrap();
+        let mut swapped = b.clone();
+        swapped.session = Address::repeat_byte(9);
+        let e = binding(&swapped, &sig, &want).unwrap_err().to_string();
+        assert!(e.contains("forged or altered"), "{e}");
+        let e = binding(&b, &sig, &Expected { policy_hash: B256::ZERO, ..want }).unwrap_err().to_string();
+        assert!(e.contains("not the policy you signed"), "{e}");
+    }
+}

@@ -1,0 +1,192 @@
+//! `bridle owner sweep`: the revocation sweep (R-APP-6), checked before anything is printed
+//! or broadcast.
+//!
+//! Every raw transaction of the reply is decoded (`TxEnvelope::decode_2718`): it must be
+//! signed by the session, on the chain and at the nonce planned from the terms sent, to the
+//! entry's token (or its Permit2 contract) with calldata exactly `approve(spender, 0)` (or
+//! Permit2 `approve(token, spender, 0, 0)`), no value, fees and gas within the terms. The
+//! reply is the enclave's word only with its receipt: for an owner-signed sweep, a receipt
+//! for this owner nonce (only then is `key_destroyed` reported); an unsigned sweep answers no
+//! nonce of ours, so it is labelled unverified.
+
+use crate::checks;
+use crate::keys;
+use crate::owner::{action_for, owned_session, owner_auth, Conn};
+use crate::util::{default_nonce, gwei_or_unit};
+use alloy_primitives::{Address, B256};
+use anyhow::{anyhow, bail, Context, Result};
+use bridle_common::owner::action;
+use bridle_common::protocol::{Sweep, SweepReply, SweepTerms};
+use bridle_common::receipt;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    #[arg(long)]
+    pub session: Address,
+    /// Owner key file: sign the sweep.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// An Ethereum JSON-RPC URL: read the chain id, the session's next nonce and the fees
+    /// there (and, with --send, broadcast the revocations).
+    #[arg(long)]
+    pub rpc: Option<String>,
+    #[arg(long)]
+    pub chain_id: Option<u64>,
+    /// The session address's next nonce on that chain.
+    #[arg(long)]
+    pub nonce: Option<u64>,
+    /// Max fee per gas, e.g. "2 gwei"; with --rpc, default 2 × base fee + priority fee.
+    #[arg(long)]
+    pub max_fee: Option<String>,
+    #[arg(long, default_value = "1 gwei")]
+    pub priority_fee: String,
+    /// Gas limit per revocation.
+    #[arg(long, default_value_t = 100_000)]
+    pub gas: u64,
+    /// Broadcast the signed revocations through --rpc (only after every check passed).
+    #[arg(long, requires = "rpc")]
+    pub send: bool,
+    /// Owner nonce (with --key); default: the current time in milliseconds.
+    #[arg(long)]
+    pub owner_nonce: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One Ethereum JSON-RPC call (for `--rpc`).
+fn eth_rpc(url: &str, method: &str, params: serde_json::Value) -> Result<serde_json::Value> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let v: serde_json::Value = reqwest::blocking::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .map_err(|e| anyhow!("cannot reach {url}: {e}"))?
+        .json()
+        .map_err(|e| anyhow!("{url}: {e}"))?;
+    if let Some(e) = v.get("error") {
+        bail!("{method}: {e}");
+    }
+    Ok(v["result"].clone())
+}
+
+fn quantity(v: &serde_json::Value) -> Result<u64> {
+    let s = v.as_str().ok_or_else(|| anyhow!("expected a hex quantity, got {v}"))?;
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| anyhow!("{s}: {e}"))
+}
+
+/// Chain id, first nonce and max fee: given, or read from `--rpc`.
+fn terms(a: &SweepArgs, priority: u128) -> Result<SweepTerms> {
+    let (chain_id, nonce, max_fee) = match &a.rpc {
+        Some(url) => {
+            let chain = match a.chain_id {
+                Some(c) => c,
+                None => quantity(&eth_rpc(url, "eth_chainId", serde_json::json!([]))?)?,
+            };
+            let n = match a.nonce {
+                Some(n) => n,
+                None => quantity(&eth_rpc(url, "eth_getTransactionCount", serde_json::json!([a.session, "pending"]))?)?,
+            };
+            let fee = match &a.max_fee {
+                Some(f) => gwei_or_unit(f)?,
+                None => {
+                    let b = eth_rpc(url, "eth_getBlockByNumber", serde_json::json!(["latest", false]))?;
+                    let base = quantity(&b["baseFeePerGas"]).unwrap_or(1_000_000_000) as u128;
+                    base.saturating_mul(2).saturating_add(priority)
+                }
+            };
+            (chain, n, fee)
+        }
+        None => (
+            a.chain_id.ok_or_else(|| anyhow!("--chain-id is required (or --rpc)"))?,
+            a.nonce.ok_or_else(|| anyhow!("--nonce is required (or --rpc): the session's next nonce"))?,
+            gwei_or_unit(a.max_fee.as_deref().ok_or_else(|| anyhow!("--max-fee is required (or --rpc)"))?)?,
+        ),
+    };
+    Ok(SweepTerms {
+        chain_id,
+        nonce,
+        max_fee_per_gas: max_fee,
+        max_priority_fee_per_gas: priority.min(max_fee),
+        gas_limit: a.gas,
+    })
+}
+
+pub fn run(a: SweepArgs) -> Result<i32> {
+    let session = a.session;
+    let priority = gwei_or_unit(&a.priority_fee)?;
+    let mut body = Sweep { session, terms: vec![terms(&a, priority)?], auth: None };
+    let mut owner_nonce = None;
+    let e = match &a.key {
+        Some(k) => {
+            let key = keys::load(k)?;
+            let (e, ss) = owned_session(&a.conn, session, key.address)?;
+            let n = default_nonce(a.owner_nonce);
+            let msg = action_for(&e, action::SWEEP, session, ss.agent, B256::ZERO, body.terms_digest(), n);
+            body.auth = Some(owner_auth(&key, &msg)?);
+            owner_nonce = Some(n);
+            e
+        }
+        None => a.conn.connect(Some(session))?,
+    };
+    let r: SweepReply = e.host.post(&format!("/v1/sessions/{session}/sweep"), &body)?;
+    if r.session != session {
+        bail!("the sweep reply is for session {}, not {session}", r.session);
+    }
+    checks::sweep(&r.transactions, &body.terms, session)
+        .context("refusing the sweep reply: nothing is printed as signed, nothing is sent")?;
+    // Whose word is the reply?
+    let word = match owner_nonce {
+        Some(n) => {
+            let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the sweep reply")
+                .context("the sweep is not confirmed by the enclave")?;
+            format!(
+                "signed by the enclave {} at {} (receipt for owner nonce {n})",
+                rc.enclave,
+                bridle_common::period::format_time(rc.time)
+            )
+        }
+        None => match receipt::verify(&r, e.trusted.address, None) {
+            Ok(rc) => format!(
+                "UNVERIFIED freshness: signed by the enclave at {}, but an unsigned sweep answers no nonce of yours \
+                 (the host may replay an old reply); each transaction was checked",
+                bridle_common::period::format_time(rc.time)
+            ),
+            Err(err) => format!("UNVERIFIED (the host's word): {err}; each transaction was checked"),
+        },
+    };
+    let verified = owner_nonce.is_some();
+    if a.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["verified"] = verified.into();
+        if !verified {
+            // Only a receipt for our nonce makes it the enclave's word.
+            v["key_destroyed"] = serde_json::Value::Null;
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{} revocation(s) signed by the session, each decoded and checked", r.transactions.len());
+        println!("  {word}");
+        for t in &r.transactions {
+            println!("  chain {} nonce {}: approve({}, 0) on {} → {}", t.chain_id, t.nonce, t.spender, t.to, t.hash);
+            println!("    {}", t.raw_transaction);
+        }
+        for k in &r.skipped {
+            println!("  skipped {} → {} on chain {}: {}", k.token, k.spender, k.chain_id, k.reason);
+        }
+        if verified && r.key_destroyed {
+            println!("the revoked session's key is destroyed");
+        }
+    }
+    if a.send {
+        let url = a.rpc.as_deref().unwrap_or_default();
+        for t in &r.transactions {
+            let h = eth_rpc(url, "eth_sendRawTransaction", serde_json::json!([t.raw_transaction]))?;
+            eprintln!("sent {}", h.as_str().unwrap_or_default());
+        }
+    }
+    Ok(0)
+}
