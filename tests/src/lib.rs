@@ -630,6 +630,7 @@ impl Dev {
         std::fs::write(&clock_file, "0").unwrap();
         let mut cmd = Command::new(bin("bridle"));
         cmd.arg("dev")
+            .env("BRIDLE_TRUST_FILE", dir.path().join("trust.json"))
             .arg("--dir")
             .arg(dir.path().join("dev"))
             .args(["--listen", "127.0.0.1:0"])
@@ -645,11 +646,17 @@ impl Dev {
         std::fs::write(&self.clock_file, secs.to_string()).unwrap();
     }
 
+    /// The trust file `bridle dev` wrote its enclave's identity to (the CLI runs use it).
+    pub fn trust_file(&self) -> PathBuf {
+        self.dir.path().join("trust.json")
+    }
+
     /// Run the `bridle` CLI against this host; panics unless it succeeds; returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(bin("bridle"))
             .args(args)
             .env("BRIDLE_HOST", &self.url)
+            .env("BRIDLE_TRUST_FILE", self.trust_file())
             .current_dir(self.dir.path())
             .output()
             .expect("run bridle");
@@ -895,4 +902,6 @@ impl EnclaveProc {
     }
 }
 
+pub mod cli;
 pub mod differential;
+pub mod proxy;

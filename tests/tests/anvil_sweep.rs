@@ -45,8 +45,17 @@ async fn broadcast(chain: &Anvil, raw: &Value) -> Value {
 }
 
 /// The `bridle` CLI against `host`; asserts success; returns stdout.
-fn cli(host: &str, dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(bin("bridle")).args(args).env("BRIDLE_HOST", host).current_dir(dir).output().unwrap();
+/// Run the owner CLI against the stack's host, trusting the enclave identity the test reads
+/// over the enclave's own socket (never the host's word).
+fn cli(s: &Stack, dir: &std::path::Path, args: &[&str]) -> String {
+    let identity = s.enclave.identity_key_hex();
+    let out = Command::new(bin("bridle"))
+        .args(args)
+        .args(["--identity-key", &identity])
+        .env("BRIDLE_HOST", &s.host.url)
+        .current_dir(dir)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "bridle {args:?} failed:\n{}{}",
@@ -138,12 +147,12 @@ max_gas_limit = 200000
     let key = dir.path().join("owner.json");
     write_key_file(&key, "owner", &owner);
     let session = g.session.to_string();
-    let listed = cli(&s.host.url, dir.path(), &["owner", "allowances", "--session", &session]);
+    let listed = cli(&s, dir.path(), &["owner", "allowances", "--session", &session]);
     assert!(listed.contains("swept") && listed.contains("active"), "{listed}");
     // (The tests' owner nonces count from now × 10^6; the CLI's default is milliseconds.)
     let owner_nonce = Actor::next_nonce().to_string();
     let out = cli(
-        &s.host.url,
+        &s,
         dir.path(),
         &[
             "owner",
@@ -244,7 +253,7 @@ per = "day"
     write_key_file(&key, "owner", &owner);
     let owner_nonce = Actor::next_nonce().to_string();
     let out = cli(
-        &s.host.url,
+        &s,
         dir.path(),
         &[
             "owner",
@@ -257,6 +266,7 @@ per = "day"
             key.to_str().unwrap(),
             "--nonce",
             &owner_nonce,
+            "--json",
         ],
     );
     let signed: Signed = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));

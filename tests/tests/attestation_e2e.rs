@@ -49,8 +49,14 @@ fn mock_pcr(i: u8) -> String {
     hex::encode(sha384(format!("bridle mock enclave PCR{i}").as_bytes()))
 }
 
+/// `bridle` in `dir`, with `dir/trust.json` as its trust file.
 fn bridle(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin("bridle")).current_dir(dir).args(args).output().expect("run bridle")
+    Command::new(bin("bridle"))
+        .current_dir(dir)
+        .env("BRIDLE_TRUST_FILE", dir.join("trust.json"))
+        .args(args)
+        .output()
+        .expect("run bridle")
 }
 
 fn text(o: &Output) -> String {
@@ -275,6 +281,28 @@ fn session_binding_verifies_end_to_end() {
         let o = bridle(dir, &[who, "keygen", "--out", file]);
         assert!(o.status.success(), "{}", text(&o));
     }
+    // No identity trusted for the host yet: the grant refuses, and says how to establish one.
+    let args =
+        ["owner", "grant", "--host", host, "--key", "owner.key", "--agent", "agent.key", "--policy", "policy.toml"];
+    let o = bridle(dir, &args);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("no trusted enclave identity") && stderr(&o).contains("bridle trust attest"),
+        "{}",
+        text(&o)
+    );
+    // Attest the host's enclave: fresh document, mock root, the mock image's PCR0 and this
+    // configuration's PCR16; the grant then checks its binding's document the same way.
+    let o = bridle(dir, &["trust", "attest", "--host", host, "--root", dev.root(), "--pcr", &pcr0, "--pcr", &pcr16]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("attested against root"), "{}", text(&o));
+    let o = bridle(dir, &args);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("user_data = the binding digest"), "{}", text(&o));
+    // A wrong expected PCR: trust is not established.
+    let wrong = format!("0={}", mock_pcr(1));
+    let o = bridle(dir, &["trust", "attest", "--host", host, "--root", dev.root(), "--pcr", &wrong]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(stderr(&o).contains("PCR0 mismatch"), "{}", text(&o));
     let o = bridle(
         dir,
         &[

@@ -146,7 +146,9 @@ for i, e in enumerate(ex['entries']):
                   + opt(e['code']) + opt(e['rule']) + h(e['request_digest']) + s(e['detail']) + h(e['prev']))
 hd = ex['head']
 assert hd['seq'] == len(ex['entries']) - 1 and h(hd['hash']) == prev
-d = keccak(b'bridle/audit-head/v1' + u64(hd['seq']) + h(hd['hash']) + u64(hd['time']) + h(hd['enclave']))
+assert hd['end'] == hd['seq'] + 1
+d = keccak(b'bridle/audit-head/v2' + u64(hd['seq']) + h(hd['hash']) + u64(hd['time']) + h(hd['enclave'])
+           + u64(hd['end']) + h(hd['nonce']))
 sig = h(hd['signature'])
 v = sig[64] - 27 if sig[64] >= 27 else sig[64]
 pub = keys.Signature(vrs=(v, int.from_bytes(sig[:32], 'big'), int.from_bytes(sig[32:64], 'big')))

@@ -5,8 +5,15 @@ use bridle_tests::{bin, Proc};
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// Every run uses the test's own trust file (`bridle dev` writes its enclave there).
 fn bridle(dir: &Path, host: &str, args: &[&str]) -> Output {
-    Command::new(bin("bridle")).current_dir(dir).env("BRIDLE_HOST", host).args(args).output().expect("run bridle")
+    Command::new(bin("bridle"))
+        .current_dir(dir)
+        .env("BRIDLE_HOST", host)
+        .env("BRIDLE_TRUST_FILE", dir.join("trust.json"))
+        .args(args)
+        .output()
+        .expect("run bridle")
 }
 
 fn ok(o: &Output) -> String {
@@ -36,16 +43,27 @@ fn walkthrough() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut cmd = Command::new(bin("bridle"));
-    cmd.arg("dev").arg("--dir").arg(dir.join("dev")).arg("--listen").arg("127.0.0.1:0").current_dir(dir);
+    cmd.arg("dev")
+        .arg("--dir")
+        .arg(dir.join("dev"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .current_dir(dir)
+        .env("BRIDLE_TRUST_FILE", dir.join("trust.json"));
     let mut dev = Proc::spawn_until(cmd, "host:");
     let host = dev.line.split_whitespace().last().unwrap().to_string();
     assert!(host.starts_with("http://127.0.0.1:"), "{host}");
+    // `bridle dev` trusted its own enclave before printing its URL: verified with the mock
+    // root, any image (the mock's measurements pin nothing), and recorded as such.
+    let trust = ok(&bridle(dir, &host, &["trust", "show", "--host", &host]));
+    assert!(trust.contains("attested against root") && trust.contains("any image (development only)"), "{trust}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(dir.join("trust.json")).unwrap().permissions().mode() & 0o777, 0o600);
 
     ok(&bridle(dir, &host, &["owner", "keygen", "--out", "owner.key"]));
     let agent_out = ok(&bridle(dir, &host, &["agent", "keygen", "--out", "agent.key"]));
     assert!(agent_out.contains("agent public key: 0x"));
     // Key files are private.
-    use std::os::unix::fs::PermissionsExt;
     for k in ["owner.key", "agent.key"] {
         assert_eq!(std::fs::metadata(dir.join(k)).unwrap().permissions().mode() & 0o777, 0o600);
     }
@@ -53,8 +71,11 @@ fn walkthrough() {
     assert!(!bridle(dir, &host, &["owner", "keygen", "--out", "owner.key"]).status.success());
 
     let policy = example_policy();
+    // No flag: the identity `bridle dev` set up is the one the grant is checked against.
     let grant =
         ok(&bridle(dir, &host, &["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", &policy]));
+    assert!(grant.contains("verified:    the binding is signed by the trusted enclave identity"), "{grant}");
+    assert!(grant.contains("user_data = the binding digest"), "{grant}");
     let session = field(&grant, "session:");
     let hash = field(&grant, "policy hash:");
     assert!(hash.starts_with("0x") && hash.len() == 66, "{hash}");
@@ -96,10 +117,12 @@ fn walkthrough() {
     assert!(err.contains("[spend_cap]") && err.contains("rule limits[0]"), "{err}");
 
     let status = ok(&bridle(dir, &host, &["owner", "status", "--session", &session]));
+    assert!(status.starts_with("signed by the enclave 0x"), "{status}");
     assert!(status.contains("spent 60 of 100 USDC"), "{status}");
     assert_eq!(field(&status, "policy:"), hash, "the enclave enforces the policy the owner signed");
 
-    ok(&bridle(dir, &host, &["owner", "revoke", "--key", "owner.key", "--session", &session]));
+    let revoked = ok(&bridle(dir, &host, &["owner", "revoke", "--key", "owner.key", "--session", &session]));
+    assert!(revoked.contains(&format!("revoked: {session}")) && revoked.contains("signed by the enclave"), "{revoked}");
     let after = sign("1", "2");
     assert!(String::from_utf8_lossy(&after.stderr).contains("[revoked]"));
 

@@ -357,7 +357,9 @@ async fn cli_signs_typed_data_and_messages_and_imports_erc7715() {
     let key = dir.path().join("agent.key");
     std::fs::write(&key, agent.private_key_hex()).unwrap();
     let (host, key_s, session) = (s.host.url.as_str(), key.to_str().unwrap(), g.session.to_string());
-    let common = ["--host", host, "--key", key_s, "--session", session.as_str()];
+    // The enclave identity as a careful agent knows it: not from the host.
+    let identity = s.enclave.identity_key_hex();
+    let common = ["--host", host, "--key", key_s, "--session", session.as_str(), "--identity-key", identity.as_str()];
 
     // sign-message: allowed prefix signed, recovers to the session; other text refused.
     let text = "Bridle agent login: from the bridle CLI";
