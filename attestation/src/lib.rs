@@ -30,7 +30,7 @@ mod x509;
 pub use cose::{ALG_ES384, COSE_SIGN1_TAG, MAX_DOCUMENT_LEN};
 pub use document::{parse_document, UnverifiedDocument};
 pub use input::{decode_document_input, encode_base64, InputEncoding};
-pub use mock::{ImageMeasurement, MockNsm, PayloadEncoding};
+pub use mock::{ImageMeasurement, MockCa, MockNsm, PayloadEncoding};
 pub use nsm::{
     NsmError, NsmProvider, PcrDescription, RealNsm, FIRST_USER_PCR, MAX_NONCE_LEN, MAX_PUBLIC_KEY_LEN,
     MAX_USER_DATA_LEN, PCR_COUNT, PCR_LEN,

@@ -2,27 +2,27 @@
 //!
 //! [`MockNsm`] keeps PCR state with the hardware's semantics and issues real
 //! COSE_Sign1 ES384 attestation documents in the AWS format, signed by a leaf
-//! key of its own freshly generated P-384 chain root → intermediate → leaf.
-//! The production verifier accepts them only when given [`MockNsm::root_der`]
-//! explicitly (never with its default AWS root).
+//! key of a P-384 chain root → intermediate → leaf. The production verifier
+//! accepts them only when given [`MockNsm::root_der`] explicitly (never with its
+//! default AWS root).
+//!
+//! By default each mock generates its own root, so two mocks cannot verify each
+//! other. For several mock enclaves (possibly in different processes) that must
+//! trust each other, create one [`MockCa`] (root + intermediate, persisted with
+//! [`MockCa::save`] / [`MockCa::load`]) and start each with [`MockNsm::with_ca`]:
+//! their leaves all chain to [`MockCa::root_der`].
 
-use std::str::FromStr;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ciborium::value::Value;
-use der::asn1::UtcTime;
-use der::pem::LineEnding;
-use der::{Encode, EncodePem};
 use p384::ecdsa::signature::Signer;
-use p384::ecdsa::{DerSignature, Signature, SigningKey};
+use p384::ecdsa::{Signature, SigningKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha384};
-use x509_cert::builder::{Builder, CertificateBuilder, Profile};
-use x509_cert::name::Name;
-use x509_cert::serial_number::SerialNumber;
-use x509_cert::spki::SubjectPublicKeyInfoOwned;
-use x509_cert::time::{Time, Validity};
+
+mod ca;
+pub use ca::MockCa;
 
 use crate::cose;
 use crate::nsm::{
@@ -31,7 +31,8 @@ use crate::nsm::{
 };
 
 /// The enclave image measurement: PCR0 (image), PCR1 (kernel and bootstrap),
-/// PCR2 (application), as `nitro-cli build-enclave` prints them.
+/// PCR2 (application), as `nitro-cli build-enclave` prints them, and PCR8 (the
+/// image's signing certificate; all zeros for an unsigned image, the default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageMeasurement {
     /// PCR0: enclave image file.
@@ -40,6 +41,10 @@ pub struct ImageMeasurement {
     pub pcr1: [u8; PCR_LEN],
     /// PCR2: application.
     pub pcr2: [u8; PCR_LEN],
+    /// PCR8: measurement of the EIF signing certificate; all zeros when the image
+    /// is not signed (the default). Set it with [`ImageMeasurement::with_pcr8`]
+    /// to model images signed by a release key.
+    pub pcr8: [u8; PCR_LEN],
 }
 
 fn pcr_from_hex(name: &str, s: &str) -> Result<[u8; PCR_LEN], NsmError> {
@@ -55,23 +60,28 @@ fn pcr_from_hex(name: &str, s: &str) -> Result<[u8; PCR_LEN], NsmError> {
 
 impl ImageMeasurement {
     /// A measurement from the three PCR values.
+    /// PCR8 is all zeros (unsigned image).
     pub fn new(pcr0: [u8; PCR_LEN], pcr1: [u8; PCR_LEN], pcr2: [u8; PCR_LEN]) -> Self {
-        ImageMeasurement { pcr0, pcr1, pcr2 }
+        ImageMeasurement { pcr0, pcr1, pcr2, pcr8: [0; PCR_LEN] }
     }
 
-    /// A measurement from 96-digit hex strings (as printed by `nitro-cli`).
+    /// The same measurement for an image signed with a certificate measured as `pcr8`.
+    pub fn with_pcr8(mut self, pcr8: [u8; PCR_LEN]) -> Self {
+        self.pcr8 = pcr8;
+        self
+    }
+
+    /// A measurement from 96-digit hex strings (as printed by `nitro-cli`); PCR8
+    /// all zeros.
     pub fn from_hex(pcr0: &str, pcr1: &str, pcr2: &str) -> Result<Self, NsmError> {
-        Ok(ImageMeasurement {
-            pcr0: pcr_from_hex("PCR0", pcr0)?,
-            pcr1: pcr_from_hex("PCR1", pcr1)?,
-            pcr2: pcr_from_hex("PCR2", pcr2)?,
-        })
+        Ok(ImageMeasurement::new(pcr_from_hex("PCR0", pcr0)?, pcr_from_hex("PCR1", pcr1)?, pcr_from_hex("PCR2", pcr2)?))
     }
 
-    /// The mock's default measurement: `SHA384("bridle mock enclave PCR<i>")`.
+    /// The mock's default measurement: `SHA384("bridle mock enclave PCR<i>")` for
+    /// PCR0..2; PCR8 all zeros.
     pub fn mock_default() -> Self {
         let h = |i: u8| -> [u8; PCR_LEN] { Sha384::digest(format!("bridle mock enclave PCR{i}").as_bytes()).into() };
-        ImageMeasurement { pcr0: h(0), pcr1: h(1), pcr2: h(2) }
+        ImageMeasurement::new(h(0), h(1), h(2))
     }
 }
 
@@ -97,11 +107,6 @@ struct State {
     encoding: PayloadEncoding,
     tagged: bool,
 }
-
-/// Validity of the mock chain, relative to its creation.
-const MOCK_BACKDATE: Duration = Duration::from_secs(3600);
-const MOCK_ROOT_LIFETIME: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
-const MOCK_LEAF_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// A mock Nitro Secure Module. See the [module documentation](self).
 pub struct MockNsm {
@@ -137,102 +142,19 @@ fn random_bytes(rng: &SystemRandom, len: usize) -> Result<Vec<u8>, NsmError> {
     Ok(out)
 }
 
-fn random_signing_key(rng: &SystemRandom) -> Result<SigningKey, NsmError> {
-    for _ in 0..16 {
-        let bytes = random_bytes(rng, 48)?;
-        if let Ok(key) = SigningKey::from_slice(&bytes) {
-            return Ok(key);
-        }
-    }
-    Err(NsmError::Internal("could not generate a P-384 key".to_string()))
-}
-
-fn utc(t: SystemTime) -> Result<Time, NsmError> {
-    let d = t.duration_since(UNIX_EPOCH).map_err(|e| internal("clock", e))?;
-    Ok(Time::UtcTime(
-        UtcTime::from_unix_duration(Duration::from_secs(d.as_secs())).map_err(|e| internal("certificate time", e))?,
-    ))
-}
-
-fn validity(now: SystemTime, lifetime: Duration) -> Result<Validity, NsmError> {
-    let start = now.checked_sub(MOCK_BACKDATE).unwrap_or(now);
-    let end = now.checked_add(lifetime).unwrap_or(now);
-    Ok(Validity { not_before: utc(start)?, not_after: utc(end)? })
-}
-
-fn serial(rng: &SystemRandom) -> Result<SerialNumber, NsmError> {
-    let mut bytes = random_bytes(rng, 16)?;
-    if let Some(first) = bytes.first_mut() {
-        *first = (*first & 0x7f) | 0x40;
-    }
-    SerialNumber::new(&bytes).map_err(|e| internal("serial number", e))
-}
-
-fn spki(key: &SigningKey) -> Result<SubjectPublicKeyInfoOwned, NsmError> {
-    SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).map_err(|e| internal("SPKI", e))
-}
-
-fn name(s: &str) -> Result<Name, NsmError> {
-    Name::from_str(s).map_err(|e| internal("name", e))
-}
-
-struct Chain {
-    root: x509_cert::Certificate,
-    intermediate: x509_cert::Certificate,
-    leaf: x509_cert::Certificate,
-    leaf_key: SigningKey,
-}
-
-fn generate_chain(rng: &SystemRandom, tag: &str) -> Result<Chain, NsmError> {
-    let now = SystemTime::now();
-    let root_key = random_signing_key(rng)?;
-    let inter_key = random_signing_key(rng)?;
-    let leaf_key = random_signing_key(rng)?;
-    let root_name = name(&format!("CN=Bridle mock Nitro root {tag},OU=mock NSM - not AWS,O=Bridle,C=US"))?;
-    let inter_name = name(&format!("CN=Bridle mock Nitro intermediate {tag},OU=mock NSM - not AWS,O=Bridle,C=US"))?;
-    let leaf_name = name(&format!("CN=Bridle mock Nitro enclave {tag},OU=mock NSM - not AWS,O=Bridle,C=US"))?;
-
-    let root = CertificateBuilder::new(
-        Profile::Root,
-        serial(rng)?,
-        validity(now, MOCK_ROOT_LIFETIME)?,
-        root_name.clone(),
-        spki(&root_key)?,
-        &root_key,
-    )
-    .map_err(|e| internal("root certificate", e))?
-    .build::<DerSignature>()
-    .map_err(|e| internal("root certificate", e))?;
-
-    let intermediate = CertificateBuilder::new(
-        Profile::SubCA { issuer: root_name, path_len_constraint: Some(0) },
-        serial(rng)?,
-        validity(now, MOCK_ROOT_LIFETIME)?,
-        inter_name.clone(),
-        spki(&inter_key)?,
-        &root_key,
-    )
-    .map_err(|e| internal("intermediate certificate", e))?
-    .build::<DerSignature>()
-    .map_err(|e| internal("intermediate certificate", e))?;
-
-    let leaf = CertificateBuilder::new(
-        Profile::Leaf { issuer: inter_name, enable_key_agreement: false, enable_key_encipherment: false },
-        serial(rng)?,
-        validity(now, MOCK_LEAF_LIFETIME)?,
-        leaf_name,
-        spki(&leaf_key)?,
-        &inter_key,
-    )
-    .map_err(|e| internal("leaf certificate", e))?
-    .build::<DerSignature>()
-    .map_err(|e| internal("leaf certificate", e))?;
-
-    Ok(Chain { root, intermediate, leaf, leaf_key })
-}
-
 fn is_zero(v: &[u8]) -> bool {
     v.iter().all(|b| *b == 0)
+}
+
+fn check_not_debug(image: &ImageMeasurement) -> Result<(), NsmError> {
+    for (i, v) in [&image.pcr0, &image.pcr1, &image.pcr2].iter().enumerate() {
+        if is_zero(&v[..]) {
+            return Err(NsmError::InvalidArgument(format!(
+                "PCR{i} all zeros is the debug-mode measurement; use MockNsm::new_debug"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn opt_bytes(v: Option<Vec<u8>>) -> Value {
@@ -248,34 +170,50 @@ impl MockNsm {
         Self::with_image(ImageMeasurement::mock_default())
     }
 
-    /// A mock NSM booted from an image with the given measurement (PCR0..2).
-    /// All-zero PCR values are refused: only [`MockNsm::new_debug`] produces them.
+    /// A mock NSM booted from an image with the given measurement (PCR0..2, PCR8),
+    /// with its own freshly generated root. All-zero PCR0..2 values are refused:
+    /// only [`MockNsm::new_debug`] produces them.
     pub fn with_image(image: ImageMeasurement) -> Result<Self, NsmError> {
-        for (i, v) in [&image.pcr0, &image.pcr1, &image.pcr2].iter().enumerate() {
-            if is_zero(&v[..]) {
-                return Err(NsmError::InvalidArgument(format!(
-                    "PCR{i} all zeros is the debug-mode measurement; use MockNsm::new_debug"
-                )));
-            }
-        }
-        Self::build(image, false)
+        check_not_debug(&image)?;
+        Self::build(image, false, None)
+    }
+
+    /// A mock NSM booted from an image with the given measurement whose documents
+    /// are signed by a fresh leaf certificate issued by `ca`'s intermediate: every
+    /// mock created from the same [`MockCa`] (in this process or another one that
+    /// loaded it) verifies with [`MockCa::root_der`]. All-zero PCR0..2 are refused.
+    pub fn with_ca(ca: &MockCa, image: ImageMeasurement) -> Result<Self, NsmError> {
+        check_not_debug(&image)?;
+        Self::build(image, false, Some(ca))
     }
 
     /// A mock NSM in debug mode: PCR0..2 are all zeros, as on a real enclave
     /// started with `--debug-mode`. Verifiers refuse its documents unless they
     /// allow debug explicitly.
     pub fn new_debug() -> Result<Self, NsmError> {
-        Self::build(ImageMeasurement { pcr0: [0; PCR_LEN], pcr1: [0; PCR_LEN], pcr2: [0; PCR_LEN] }, true)
+        Self::build(ImageMeasurement::new([0; PCR_LEN], [0; PCR_LEN], [0; PCR_LEN]), true, None)
     }
 
-    fn build(image: ImageMeasurement, debug: bool) -> Result<Self, NsmError> {
+    /// [`MockNsm::new_debug`] with a leaf issued by `ca` (see [`MockNsm::with_ca`]).
+    pub fn new_debug_with_ca(ca: &MockCa) -> Result<Self, NsmError> {
+        Self::build(ImageMeasurement::new([0; PCR_LEN], [0; PCR_LEN], [0; PCR_LEN]), true, Some(ca))
+    }
+
+    fn build(image: ImageMeasurement, debug: bool, ca: Option<&MockCa>) -> Result<Self, NsmError> {
         let rng = SystemRandom::new();
         let id = hex::encode(random_bytes(&rng, 8)?);
-        let chain = generate_chain(&rng, &id)?;
-        let root_der = chain.root.to_der().map_err(|e| internal("root DER", e))?;
-        let root_pem = chain.root.to_pem(LineEnding::LF).map_err(|e| internal("root PEM", e))?;
-        let intermediate_der = chain.intermediate.to_der().map_err(|e| internal("intermediate DER", e))?;
-        let leaf_der = chain.leaf.to_der().map_err(|e| internal("leaf DER", e))?;
+        let own_ca;
+        let ca = match ca {
+            Some(ca) => ca,
+            None => {
+                own_ca = MockCa::generate_tagged(&rng, &id)?;
+                &own_ca
+            }
+        };
+        let (leaf_key, leaf_der) = ca.issue_leaf(&rng, &id)?;
+        let root_der = ca.root_der().to_vec();
+        let root_pem = ca.root_pem().to_string();
+        let intermediate_der = ca.intermediate_der().to_vec();
 
         let mut pcrs = vec![Pcr { value: [0; PCR_LEN], locked: false }; usize::from(PCR_COUNT)];
         for (i, pcr) in pcrs.iter_mut().enumerate() {
@@ -284,12 +222,13 @@ impl MockNsm {
                 0 => image.pcr0,
                 1 => image.pcr1,
                 2 => image.pcr2,
+                8 => image.pcr8,
                 _ => [0; PCR_LEN],
             };
         }
         Ok(MockNsm {
             state: Mutex::new(State { pcrs, encoding: PayloadEncoding::Definite, tagged: false }),
-            leaf_key: chain.leaf_key,
+            leaf_key,
             root_der,
             root_pem,
             intermediate_der,
@@ -330,7 +269,7 @@ impl MockNsm {
         &self.module_id
     }
 
-    /// The image measurement (PCR0..2) the mock was booted with.
+    /// The image measurement (PCR0..2, PCR8) the mock was booted with.
     pub fn image(&self) -> &ImageMeasurement {
         &self.image
     }
