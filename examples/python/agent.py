@@ -7,7 +7,12 @@ middleware has the enclave sign it (under the owner's policy), and web3.py broad
     python3 examples/python/agent.py \
         --rpc http://127.0.0.1:8545 --bridle http://127.0.0.1:8547 \
         --key .bridle-dev/agent.key --session 0xSESSION \
+        --enclave-public-key $(bridle trust show --host http://127.0.0.1:8547 --public-key) \
         --token 0xTOKEN --to 0xRECIPIENT --amount 60
+
+The enclave identity key is pinned (from an attestation you verified: `bridle trust attest`
+records it, `bridle dev` does for its own enclave); `--trust-on-first-use` takes the
+host's word instead.
 
 Exit status: 0 mined with status 1; 2 refused by Bridle (the code, e.g. spend_cap, is
 printed); 1 any other failure. `--json` prints one JSON object on the last line.
@@ -67,7 +72,10 @@ def main() -> int:
     ap.add_argument("--token", required=True, help="ERC-20 contract address")
     ap.add_argument("--to", required=True, help="recipient")
     ap.add_argument("--amount", required=True, help="amount in whole tokens, e.g. 60 or 2.5")
-    ap.add_argument("--enclave-public-key", help="pin the enclave identity key (default: the host's /v1/status)")
+    ap.add_argument("--enclave-public-key", default=os.environ.get("BRIDLE_ENCLAVE_PUBLIC_KEY"),
+                    help="the enclave identity key from an attestation you verified (bridle trust show --public-key)")
+    ap.add_argument("--trust-on-first-use", action="store_true",
+                    help="accept the enclave identity the host reports (not verified)")
     ap.add_argument("--clock-offset", type=int, default=int(os.environ.get("BRIDLE_CLOCK_OFFSET", "0")),
                     help="seconds added to the stamp time (tests only)")
     ap.add_argument("--json", action="store_true", help="print a JSON result on the last line")
@@ -82,7 +90,7 @@ def main() -> int:
 
     w3 = Web3(Web3.HTTPProvider(a.rpc))
     signer = BridleSigner(a.bridle, a.key, a.session, enclave_public_key=a.enclave_public_key,
-                          clock_offset=a.clock_offset)
+                          clock_offset=a.clock_offset, trust_on_first_use=a.trust_on_first_use)
     # Every eth_sendTransaction from the session address is now signed by Bridle.
     w3.middleware_onion.inject(signer.middleware(), layer=0)
 

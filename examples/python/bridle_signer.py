@@ -19,7 +19,8 @@ Usage (see agent.py for a complete program):
     from web3 import Web3
     from bridle_signer import BridleSigner
 
-    signer = BridleSigner("http://127.0.0.1:8547", agent_key="agent.key", session="0x...")
+    signer = BridleSigner("http://127.0.0.1:8547", agent_key="agent.key", session="0x...",
+                          enclave_public_key="0x02...")   # the attested enclave identity key
     w3 = Web3(Web3.HTTPProvider("http://127.0.0.1:8545"))
     w3.middleware_onion.inject(signer.middleware(), layer=0)
     token.functions.transfer(to, amount).transact({"from": signer.address})
@@ -28,6 +29,12 @@ or, without the middleware, exactly like a local eth-account account:
 
     signed = signer.sign_transaction(tx_dict)        # tx_dict has nonce, gas, fees, chainId
     w3.eth.send_raw_transaction(signed.raw_transaction)
+
+The enclave identity key is pinned: take it from an attestation you verified (`bridle trust
+attest` records it; `bridle trust show --host URL --public-key` prints it). It is checked
+against the host's status before the stamp key is derived; `trust_on_first_use=True`
+takes the host's word instead (a warning says so). Every signature is then checked to be
+the session's over our own digest, and the raw transaction to be ours.
 
 Bridle fills nothing in: the transaction must carry its chain id, nonce, gas and fees
 (web3.py's middleware fills them from the node before asking Bridle, as it does for a
@@ -43,6 +50,7 @@ import json
 import os
 import secrets
 import time
+import warnings
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -159,6 +167,21 @@ def _addr20(a: Union[str, bytes]) -> bytes:
     return b
 
 
+def _key_bytes(k: Union[str, bytes]) -> bytes:
+    return bytes.fromhex(k.strip().removeprefix("0x")) if isinstance(k, str) else bytes(k)
+
+
+def _key_address(pub: bytes) -> str:
+    """The address of a secp256k1 public key (SEC1, compressed or not)."""
+    if len(pub) == 33:
+        key = eth_keys.PublicKey.from_compressed_bytes(pub)
+    elif len(pub) == 65 and pub[0] == 4:
+        key = eth_keys.PublicKey(pub[1:])
+    else:
+        raise ValueError(f"not a SEC1 secp256k1 public key: {pub.hex()}")
+    return key.to_checksum_address()
+
+
 def stamp_key(agent_secret: bytes, enclave_public_key: bytes, session: Union[str, bytes], agent: Union[str, bytes]) -> bytes:
     """The per-session HMAC key: HKDF-SHA256 over the ECDH x-coordinate."""
     sk = ec.derive_private_key(int.from_bytes(agent_secret, "big"), ec.SECP256K1())
@@ -259,9 +282,12 @@ class BridleSigner:
     host:               the Bridle host's base URL, e.g. "http://127.0.0.1:8547".
     agent_key:          the agent identity key: bytes, 0x-hex, or a key file path.
     session:            the session address the owner granted (the transaction's `from`).
-    enclave_public_key: the enclave identity key (SEC1 hex or bytes). Default: read from
-                        the host's /v1/status. In production, take it from an attestation
-                        you verified (`bridle verify attestation`) and pin it here.
+    enclave_public_key: the enclave identity key (SEC1 hex or bytes) from an attestation you
+                        verified (`bridle trust attest`, `bridle verify attestation`).
+                        Required unless trust_on_first_use; checked against the identity
+                        the host's enclave reports now (BridleError "enclave_mismatch"
+                        when it differs: the enclave restarted, or another one answers).
+    trust_on_first_use: accept the identity the host reports (its word, not verified).
     clock_offset:       seconds added to this machine's clock in stamps (tests move the
                         development enclave's clock; real agents leave it at 0).
     """
@@ -274,6 +300,8 @@ class BridleSigner:
         enclave_public_key: Union[str, bytes, None] = None,
         clock_offset: int = 0,
         timeout: float = 30.0,
+        *,
+        trust_on_first_use: bool = False,
     ):
         self.host = host.rstrip("/")
         self._secret = load_private_key(agent_key)
@@ -281,11 +309,29 @@ class BridleSigner:
         self.address = to_checksum_address(session)
         self.clock_offset = int(clock_offset)
         self.timeout = timeout
-        if enclave_public_key is None:
-            enclave_public_key = self._get("/v1/status")["identity_public_key"]
-        if isinstance(enclave_public_key, str):
-            enclave_public_key = bytes.fromhex(enclave_public_key.removeprefix("0x"))
-        self.enclave_public_key = bytes(enclave_public_key)
+        reported = _key_bytes(self._get("/v1/status")["identity_public_key"])
+        if enclave_public_key is None or enclave_public_key == "":
+            if not trust_on_first_use:
+                raise ValueError(
+                    "enclave_public_key is required: pin the enclave identity key from an attestation you verified "
+                    "(`bridle trust attest`, then `bridle trust show --host URL --public-key`), or pass "
+                    "trust_on_first_use=True to accept the identity the host reports (not verified)"
+                )
+            warnings.warn(
+                f"bridle: trusting enclave identity {_key_address(reported)} on the host's word "
+                "(trust_on_first_use); pin it in production",
+                stacklevel=2,
+            )
+            enclave_public_key = reported
+        pinned = _key_bytes(enclave_public_key)
+        if _key_address(pinned) != _key_address(reported):
+            raise BridleError(
+                "enclave_mismatch",
+                f"the host reports enclave identity {_key_address(reported)}, not the pinned {_key_address(pinned)}: "
+                "the enclave restarted (a new identity; its sessions are lost) or the host serves another enclave; "
+                "verify it and re-attest",
+            )
+        self.enclave_public_key = pinned
         self._key = stamp_key(self._secret, self.enclave_public_key, self.address, self.agent_address)
         self._id = 0
 

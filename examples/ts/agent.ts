@@ -3,7 +3,12 @@
 //   cd examples/ts && npm ci
 //   npx tsx agent.ts --rpc http://127.0.0.1:8545 --bridle http://127.0.0.1:8547 \
 //       --key ../../.bridle-dev/agent.key --session 0xSESSION \
+//       --enclave-public-key $(bridle trust show --host http://127.0.0.1:8547 --public-key) \
 //       --token 0xTOKEN --to 0xRECIPIENT --amount 60
+//
+// The enclave identity key is pinned (from an attestation you verified: `bridle trust attest`
+// records it, `bridle dev` does for its own enclave); `--trust-on-first-use` takes the
+// host's word instead.
 //
 // Exit status: 0 mined with status 1; 2 refused by Bridle (the code, e.g. spend_cap, is
 // printed); 1 any other failure. `--json` prints one JSON object on the last line.
@@ -42,13 +47,14 @@ const { values: a } = parseArgs({
     token: { type: "string" },
     to: { type: "string" },
     amount: { type: "string" },
-    "enclave-public-key": { type: "string" },
+    "enclave-public-key": { type: "string", default: process.env.BRIDLE_ENCLAVE_PUBLIC_KEY },
+    "trust-on-first-use": { type: "boolean", default: false },
     "clock-offset": { type: "string", default: process.env.BRIDLE_CLOCK_OFFSET ?? "0" },
     json: { type: "boolean", default: false },
   },
 });
 if (!a.key || !a.session || !a.token || !a.to || !a.amount) {
-  console.error("usage: agent.ts --key AGENT_KEY --session 0x.. --token 0x.. --to 0x.. --amount N [--rpc URL] [--bridle URL]");
+  console.error("usage: agent.ts --key AGENT_KEY --session 0x.. --token 0x.. --to 0x.. --amount N (--enclave-public-key HEX | --trust-on-first-use) [--rpc URL] [--bridle URL]");
   process.exit(1);
 }
 
@@ -71,6 +77,7 @@ const account = await bridleAccount({
   agentKey: a.key,
   session: a.session,
   enclavePublicKey: a["enclave-public-key"],
+  trustOnFirstUse: a["trust-on-first-use"],
   clockOffset: Number(a["clock-offset"]),
 });
 const wallet = createWalletClient({ account, chain, transport: http(a.rpc) });

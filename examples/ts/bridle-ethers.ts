@@ -1,12 +1,14 @@
 // Bridle as an ethers v6 Signer: the session key lives in the Bridle enclave.
 //
 //   const provider = new JsonRpcProvider(rpcUrl);
-//   const signer = await BridleSigner.create({ host, agentKey, session }, provider);
+//   const signer = await BridleSigner.create({ host, agentKey, session, enclavePublicKey }, provider);
 //   await new Contract(token, abi, signer).transfer(to, amount);
 //
 // ethers populates the transaction from the node (nonce, gas, fees, chain id); the signer
 // stamps its unsigned hash and asks the host's `eth_signTransaction`. A refusal throws
-// BridleError with Bridle's code ("spend_cap", ...), rule and reason.
+// BridleError with Bridle's code ("spend_cap", ...), rule and reason. The enclave identity
+// key is pinned (`enclavePublicKey`) or explicitly taken on the host's word
+// (`trustOnFirstUse: true`), and checked against the host's status first.
 
 import {
   AbstractSigner,

@@ -5,7 +5,8 @@
 //   import { bridleAccount } from "./bridle-signer.ts";
 //
 //   const account = await bridleAccount({ host: "http://127.0.0.1:8547",
-//                                         agentKey: ".bridle-dev/agent.key", session: "0x..." });
+//                                         agentKey: ".bridle-dev/agent.key", session: "0x...",
+//                                         enclavePublicKey: "0x02..." });  // the attested identity
 //   const wallet = createWalletClient({ account, chain, transport: http(rpcUrl) });
 //   await wallet.writeContract({ address: token, abi, functionName: "transfer", args: [to, amount] });
 //
@@ -13,6 +14,11 @@
 // account stamps its signing hash, keccak256(serializeTransaction(tx)), and asks the host's
 // `eth_signTransaction`; the enclave checks the stamp and the owner's policy and signs or
 // refuses. A refusal throws BridleError with Bridle's code ("spend_cap", ...), rule and reason.
+//
+// The enclave identity key must be pinned (`enclavePublicKey`, from an attestation you
+// verified) or explicitly taken on the host's word (`trustOnFirstUse: true`); it is checked
+// against the host's status before the stamp key is derived, and every signature is checked
+// to be the session's over our own digest.
 
 import {
   keccak256,

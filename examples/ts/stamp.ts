@@ -101,13 +101,48 @@ export function makeStamp(
   return `v1.${bytesToHex(nonce)}.${ts}.${bytesToHex(hmac(sha256, key, msg))}`;
 }
 
-/** The enclave identity public key the host reports (`GET /v1/status`). In production,
- *  take it from an attestation you verified and pin it instead. */
+/** The Ethereum address of a secp256k1 public key (SEC1, compressed or not). */
+export function addressOfPublicKey(pub: Uint8Array): Hex {
+  const u = secp256k1.Point.fromBytes(pub).toBytes(false); // 0x04 || X || Y
+  return `0x${bytesToHex(keccak_256(u.subarray(1)).subarray(12))}`;
+}
+
+/** The enclave identity public key the host reports (`GET /v1/status`): the host's word. */
 export async function fetchEnclavePublicKey(host: string): Promise<Uint8Array> {
   const r = await fetch(`${host.replace(/\/$/, "")}/v1/status`);
   if (!r.ok) throw new BridleError("http_error", `GET /v1/status: HTTP ${r.status}`);
   const st = (await r.json()) as { identity_public_key: string };
   return toBytes(st.identity_public_key);
+}
+
+/** The enclave identity to stamp for: the pinned key, checked against the one the host's
+ *  enclave reports now (a different one means the enclave restarted, losing every session,
+ *  or the host serves another enclave); or, only with `trustOnFirstUse`, the host's word. */
+export async function enclaveIdentity(o: BridleOptions): Promise<Uint8Array> {
+  const reported = await fetchEnclavePublicKey(o.host);
+  if (o.enclavePublicKey === undefined || o.enclavePublicKey === "") {
+    if (!o.trustOnFirstUse) {
+      throw new Error(
+        "enclavePublicKey is required: pin the enclave identity key from an attestation you verified " +
+          "(`bridle trust attest`, then `bridle trust show --host URL --public-key`), or pass trustOnFirstUse: true " +
+          "to accept the identity the host reports (not verified)",
+      );
+    }
+    console.warn(
+      `bridle: trusting enclave identity ${addressOfPublicKey(reported)} on the host's word (trustOnFirstUse); pin it in production`,
+    );
+    return reported;
+  }
+  const pinned = toBytes(o.enclavePublicKey);
+  const [want, got] = [addressOfPublicKey(pinned), addressOfPublicKey(reported)];
+  if (want !== got) {
+    throw new BridleError(
+      "enclave_mismatch",
+      `the host reports enclave identity ${got}, not the pinned ${want}: the enclave restarted (a new identity; ` +
+        "its sessions are lost) or the host serves another enclave; verify it and re-attest",
+    );
+  }
+  return pinned;
 }
 
 let rpcId = 0;
@@ -154,8 +189,11 @@ export type BridleOptions = {
   agentKey: string | Uint8Array;
   /** The session address the owner granted. */
   session: string;
-  /** Pin the enclave identity key (SEC1 hex); default: the host's /v1/status. */
+  /** The enclave identity key (SEC1 hex) from an attestation you verified: required unless
+   *  `trustOnFirstUse`. Checked against the host's status before any stamp key is derived. */
   enclavePublicKey?: string | Uint8Array;
+  /** Accept the identity the host reports (the host's word, never verified). */
+  trustOnFirstUse?: boolean;
   /** Seconds added to this machine's clock in stamps (tests move the dev enclave's clock). */
   clockOffset?: number;
 };
@@ -172,7 +210,7 @@ export class Stamper {
 
   static async create(o: BridleOptions): Promise<Stamper> {
     const secret = loadAgentKey(o.agentKey);
-    const enclave = o.enclavePublicKey ? toBytes(o.enclavePublicKey) : await fetchEnclavePublicKey(o.host);
+    const enclave = await enclaveIdentity(o);
     const session = `0x${strip0x(o.session).toLowerCase()}` as Hex;
     const agent = addressOf(secret);
     return new Stamper(o.host, session, agent, stampKey(secret, enclave, session, agent), o.clockOffset ?? 0);

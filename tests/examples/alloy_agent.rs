@@ -11,8 +11,13 @@
 //! cargo run -p bridle-tests --example alloy_agent -- \
 //!     --rpc http://127.0.0.1:8545 --bridle http://127.0.0.1:8547 \
 //!     --key .bridle-dev/agent.key --session 0xSESSION \
+//!     --enclave-public-key $(bridle trust show --host http://127.0.0.1:8547 --public-key) \
 //!     --token 0xTOKEN --to 0xRECIPIENT --amount 60
 //! ```
+//!
+//! The enclave identity key is pinned ([`EnclaveTrust::Pinned`], from an attestation you
+//! verified) and checked against the host's status before the stamp key is derived;
+//! `--trust-on-first-use` ([`EnclaveTrust::TrustOnFirstUse`]) takes the host's word instead.
 //!
 //! Exit status: 0 mined with status 1; 2 refused by Bridle; 1 any other failure. The last
 //! line printed is a JSON result.
@@ -74,6 +79,15 @@ pub fn load_agent_key(arg: &str) -> Result<SecretKey, BoxError> {
     Ok(SecretKey::from_slice(&hex::decode(hex_key.trim_start_matches("0x"))?)?)
 }
 
+/// Which enclave identity to stamp for.
+#[derive(Debug, Clone)]
+pub enum EnclaveTrust {
+    /// The identity key from an attestation you verified.
+    Pinned(PublicKey),
+    /// Whatever the host reports (its word, never verified).
+    TrustOnFirstUse,
+}
+
 /// A remote signer for one Bridle session.
 pub struct BridleSigner {
     host: String,
@@ -84,24 +98,50 @@ pub struct BridleSigner {
     http: reqwest::Client,
 }
 
+fn key_address(pk: &PublicKey) -> Address {
+    Address::from_public_key(&k256::ecdsa::VerifyingKey::from(pk))
+}
+
 impl BridleSigner {
-    /// `enclave_public_key`: pin the enclave identity key (SEC1); `None` reads it from the
-    /// host's `/v1/status` — in production take it from an attestation you verified.
+    /// Connect for `session`: the enclave identity the host's status reports must be the
+    /// pinned one (else `enclave_mismatch`: the enclave restarted, losing its sessions, or
+    /// the host serves another enclave); only then is the stamp key derived.
     pub async fn connect(
         host: &str,
         agent_key: &SecretKey,
         session: Address,
-        enclave_public_key: Option<PublicKey>,
+        trust: EnclaveTrust,
         clock_offset: i64,
     ) -> Result<BridleSigner, BoxError> {
         let host = host.trim_end_matches('/').to_string();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        let enclave = match enclave_public_key {
-            Some(pk) => pk,
-            None => {
-                let st: Value = http.get(format!("{host}/v1/status")).send().await?.json().await?;
-                let pk = st["identity_public_key"].as_str().ok_or("no identity_public_key in /v1/status")?;
-                PublicKey::from_sec1_bytes(&hex::decode(pk.trim_start_matches("0x"))?)?
+        let st: Value = http.get(format!("{host}/v1/status")).send().await?.json().await?;
+        let pk = st["identity_public_key"].as_str().ok_or("no identity_public_key in /v1/status")?;
+        let reported = PublicKey::from_sec1_bytes(&hex::decode(pk.trim_start_matches("0x"))?)?;
+        let enclave = match trust {
+            EnclaveTrust::Pinned(pinned) => {
+                if key_address(&pinned) != key_address(&reported) {
+                    return Err(Box::new(BridleError {
+                        code: "enclave_mismatch".into(),
+                        rule: None,
+                        reason: format!(
+                            "the host reports enclave identity {}, not the pinned {}: the enclave restarted (a new \
+                             identity; its sessions are lost) or the host serves another enclave; verify it and \
+                             re-attest",
+                            key_address(&reported),
+                            key_address(&pinned)
+                        ),
+                    }));
+                }
+                pinned
+            }
+            EnclaveTrust::TrustOnFirstUse => {
+                eprintln!(
+                    "warning: trusting enclave identity {} on the host's word (trust on first use); pin it in \
+                     production",
+                    key_address(&reported)
+                );
+                reported
             }
         };
         let agent = Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent_key.public_key()));
@@ -321,14 +361,22 @@ pub struct Args {
     pub to: Address,
     pub amount: String,
     pub clock_offset: i64,
+    /// The pinned enclave identity key (hex SEC1).
+    pub enclave_public_key: Option<String>,
+    pub trust_on_first_use: bool,
 }
 
 impl Args {
     pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, BoxError> {
         let mut m = std::collections::HashMap::new();
+        let mut tofu = false;
         let mut it = argv.into_iter();
         while let Some(k) = it.next() {
             let name = k.strip_prefix("--").ok_or_else(|| format!("unexpected argument {k}"))?.to_string();
+            if name == "trust-on-first-use" {
+                tofu = true;
+                continue;
+            }
             m.insert(name, it.next().ok_or_else(|| format!("{k} needs a value"))?);
         }
         let env = |k: &str| std::env::var(k).ok();
@@ -343,6 +391,8 @@ impl Args {
             to: need("to", "-")?.parse()?,
             amount: need("amount", "-")?,
             clock_offset: get("clock-offset", "BRIDLE_CLOCK_OFFSET").unwrap_or_else(|| "0".into()).parse()?,
+            enclave_public_key: get("enclave-public-key", "BRIDLE_ENCLAVE_PUBLIC_KEY"),
+            trust_on_first_use: tofu,
         })
     }
 }
@@ -350,7 +400,20 @@ impl Args {
 /// The whole agent: connect, transfer, report.
 pub async fn run(args: &Args) -> Result<Outcome, BoxError> {
     let key = load_agent_key(&args.key)?;
-    let signer = BridleSigner::connect(&args.bridle, &key, args.session, None, args.clock_offset).await?;
+    let trust = match (&args.enclave_public_key, args.trust_on_first_use) {
+        (Some(k), _) => {
+            EnclaveTrust::Pinned(PublicKey::from_sec1_bytes(&hex::decode(k.trim().trim_start_matches("0x"))?)?)
+        }
+        (None, true) => EnclaveTrust::TrustOnFirstUse,
+        (None, false) => {
+            return Err(
+                "--enclave-public-key is required (the attested enclave identity key), or --trust-on-first-use \
+                        to take the host's word"
+                    .into(),
+            )
+        }
+    };
+    let signer = BridleSigner::connect(&args.bridle, &key, args.session, trust, args.clock_offset).await?;
     println!("session {} (agent {}) sends {} to {}", signer.address(), signer.agent(), args.amount, args.to);
     transfer(&Node::new(&args.rpc), &signer, args.token, args.to, &args.amount).await
 }

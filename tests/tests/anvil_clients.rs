@@ -72,6 +72,8 @@ struct World {
     token: Address,
     session: Address,
     agent_key: PathBuf,
+    /// The enclave identity key the clients pin (never the host's word).
+    enclave_key: String,
     set_enclave_clock: Box<dyn Fn(i64)>,
 }
 
@@ -95,6 +97,8 @@ impl World {
             amount.into(),
             "--clock-offset".into(),
             clock_offset.to_string(),
+            "--enclave-public-key".into(),
+            self.enclave_key.clone(),
         ];
         let root = repo_root();
         match client {
@@ -213,6 +217,7 @@ async fn stack_world(stack: &Stack, dir: &Path) -> World {
         token,
         session: g.session,
         agent_key,
+        enclave_key: stack.enclave.identity_key_hex(),
         set_enclave_clock: Box::new(move |secs| std::fs::write(&clock, secs.to_string()).unwrap()),
     }
 }
@@ -260,6 +265,8 @@ async fn web3py_agent_follows_the_readme() {
         token,
         session,
         agent_key: d.join("agent.key"),
+        // The identity `bridle dev` attested and recorded, as the README has the agent pin it.
+        enclave_key: dev.cli(&["trust", "show", "--host", &dev.url, "--public-key"]).trim().to_string(),
         set_enclave_clock: Box::new(move |secs| std::fs::write(&clock, secs.to_string()).unwrap()),
     };
     world.allowed_capped_and_reset(Client::Web3Py).await;
