@@ -1,0 +1,680 @@
+//! What owners and agents see must be true (issue 9, findings 6 and 9): the CLI and the
+//! client helpers against a LYING host.
+//!
+//! Each test runs the real `bridle-enclave` and `bridle-host`, with a proxy in front of the
+//! host (`bridle_tests::proxy::LyingProxy`) that forwards everything but rewrites chosen
+//! replies, or answers chosen requests itself. The CLI trusts the enclave identity the test
+//! read over the enclave's own socket (`bridle trust pin`), as a user who verified an
+//! attestation would. Before the fix, every one of these lies was printed as fact: a host-
+//! chosen session address as granted, revocations that never happened, unsigned spend
+//! figures, a transfer in place of a revocation, a swapped raw transaction, a truncated
+//! audit log as "complete", and helpers that stamped for whatever enclave the host named.
+
+#[path = "../examples/alloy_agent.rs"]
+mod alloy_agent;
+
+use alloy_primitives::{address, keccak256, Address, Bytes, B256, U256};
+use bridle_common::protocol::*;
+use bridle_tests::cli::Cli;
+use bridle_tests::proxy::LyingProxy;
+use bridle_tests::*;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+const USDC: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
+const DEAD: Address = address!("000000000000000000000000000000000000dEaD");
+const SPENDER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
+
+fn usdc(n: u64) -> U256 {
+    U256::from(n) * U256::from(1_000_000u64)
+}
+
+const POLICY: &str = r#"
+name = "review-cli"
+chains = [31337]
+valid_for = "24h"
+
+[tokens]
+USDC = { address = "0x5FbDB2315678afecb367f032d93F642f64180aa3", decimals = 6 }
+
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)", "approve(address,uint256)"]
+
+[[limits]]
+max = "100 USDC"
+per = "day"
+
+[approvals]
+spenders = ["0xe592427a0aece92de3edee1f18e0157c05861564"]
+max = ["500 USDC"]
+"#;
+
+/// A stack, a lying proxy in front of its host, and a CLI that trusts the real enclave.
+struct World {
+    stack: Stack,
+    proxy: LyingProxy,
+    cli: Cli,
+    owner: Actor,
+    agent: Actor,
+    identity: String,
+    _dir: tempfile::TempDir,
+}
+
+fn world() -> World {
+    let stack = Stack::start();
+    let proxy = LyingProxy::start(&stack.host.url);
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path(), &proxy.url);
+    let identity = stack.enclave.identity_key_hex();
+    cli.pin(&identity);
+    let (owner, agent) = (Actor::random(), Actor::random());
+    write_key_file(&dir.path().join("owner.key"), "owner", &owner);
+    write_key_file(&dir.path().join("agent.key"), "agent", &agent);
+    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    World { stack, proxy, cli, owner, agent, identity, _dir: dir }
+}
+
+impl World {
+    async fn grant(&self) -> Granted {
+        self.stack.grant(&self.owner, &self.agent, &policy(POLICY)).await.expect("grant")
+    }
+
+    /// A transaction the session really signed (the host relays every one: it has them).
+    async fn signed(&self, g: &Granted, tx: bridle_common::tx::TxRequest) -> Signed {
+        let (c, v) = self.stack.sign(g, tx).await;
+        assert_eq!(c, 200, "{v}");
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The session's facts, straight from the enclave's socket.
+    fn truth(&self, g: &Granted) -> SessionStatus {
+        match self.stack.enclave.call(Call::Status(StatusQuery { session: Some(g.session), nonce: None })) {
+            Ok(Reply::Status(s)) => s.session.expect("the session is in the enclave"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// A fresh owner nonce: the tests' own owner calls count from now × 10^6, above the CLI's
+/// default (milliseconds), so every CLI owner call here names one.
+fn n() -> String {
+    Actor::next_nonce().to_string()
+}
+
+/// `owner grant` with a fresh nonce.
+fn grant_args(nonce: &str) -> [&str; 10] {
+    ["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", "policy.toml", "--nonce", nonce]
+}
+
+#[tokio::test]
+async fn a_grant_whose_session_or_binding_was_swapped_is_refused() {
+    let w = world();
+    // 1. The host swaps the session address for one whose key it holds.
+    let attacker = Actor::random().address;
+    w.proxy.rewrite("POST", "/v1/sessions", move |req, v| {
+        if req.path == "/v1/sessions" {
+            v["binding"]["session"] = json!(attacker);
+        }
+    });
+    let (out, err) = w.cli.fails(&grant_args(&n()));
+    assert!(!out.contains("session:"), "nothing printed as a session: {out}");
+    assert!(err.contains("forged or altered") && err.contains("do not use or fund it"), "{err}");
+
+    // 2. The host runs an enclave of its own: a binding signed by its key, naming itself.
+    w.proxy.clear();
+    let fake = k256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let fake_enclave = Address::from_public_key(fake.verifying_key());
+    let owner = w.owner.address;
+    let agent = w.agent.address;
+    let hash = policy(POLICY).hash();
+    w.proxy.answer("POST", "/v1/sessions", move |req| {
+        let b = SessionBinding {
+            enclave: fake_enclave,
+            session: attacker,
+            owner,
+            agent,
+            policy_hash: hash,
+            created_at: now(),
+            valid_until: req.json()["policy"]["valid_until"].as_u64().unwrap_or(0),
+        };
+        let (sig, rid) = fake.sign_prehash_recoverable(b.digest().as_slice()).unwrap();
+        let sig = alloy_primitives::Signature::from_signature_and_parity(sig, rid.is_y_odd());
+        (
+            200,
+            json!(SessionCreated { binding: b, binding_signature: sig.as_bytes().to_vec().into(), attestation: None }),
+        )
+    });
+    let (out, err) = w.cli.fails(&grant_args(&n()));
+    assert!(!out.contains("session:"), "{out}");
+    assert!(err.contains(&format!("names enclave {fake_enclave}, not the trusted enclave")), "{err}");
+
+    // 3. The host replays a genuine binding of this owner, granted to another agent.
+    w.proxy.clear();
+    let other = w.stack.grant(&w.owner, &Actor::random(), &policy(POLICY)).await.unwrap();
+    let (_, stored) = w.stack.get(&format!("/v1/sessions/{}", other.session)).await;
+    let replay = stored["stored"]["binding"].clone();
+    assert!(replay.is_object(), "{stored}");
+    w.proxy.answer("POST", "/v1/sessions", move |_| (200, replay.clone()));
+    let (out, err) = w.cli.fails(&grant_args(&n()));
+    assert!(!out.contains("session:"), "{out}");
+    assert!(err.contains("not the agent you granted"), "{err}");
+
+    // The truth: granted, checked, printed.
+    w.proxy.clear();
+    let out = w.cli.ok(&grant_args(&n()));
+    assert!(out.contains("verified:    the binding is signed by the trusted enclave identity"), "{out}");
+}
+
+#[tokio::test]
+async fn a_revoke_that_never_reached_the_enclave_is_not_reported() {
+    let w = world();
+    let g = w.grant().await;
+    let s = g.session.to_string();
+    let path = format!("/v1/sessions/{s}/revoke");
+    w.proxy.answer("POST", &path, move |_| (200, json!({"sessions": [g.session]})));
+    let (out, err) = w.cli.fails(&["owner", "revoke", "--key", "owner.key", "--session", &s, "--nonce", &n()]);
+    assert!(!out.contains("revoked"), "{out}");
+    assert!(err.contains("not confirmed by the enclave") && err.contains("only the host's word"), "{err}");
+    assert_eq!(w.proxy.forwarded("POST", &path), 0, "the host never relayed it");
+    assert_eq!(w.truth(&g).state, SessionState::Active, "and the session is live");
+    // revoke-all answered by the host alike.
+    w.proxy.answer("POST", "/v1/owners/", move |_| (200, json!({"sessions": [g.session]})));
+    let (out, err) = w.cli.fails(&["owner", "revoke-all", "--key", "owner.key", "--nonce", &n()]);
+    assert!(!out.contains("revoked"), "{out}");
+    assert!(err.contains("not confirmed by the enclave"), "{err}");
+    assert_eq!(w.truth(&g).state, SessionState::Active);
+}
+
+#[tokio::test]
+async fn an_old_revoke_receipt_replayed_is_refused() {
+    let w = world();
+    let g1 = w.grant().await;
+    // A genuine revocation, its reply kept by the host.
+    let kept: Arc<Mutex<Option<Value>>> = Arc::default();
+    let k = Arc::clone(&kept);
+    w.proxy.rewrite("POST", "/v1/sessions/", move |req, v| {
+        if req.path.ends_with("/revoke") {
+            *k.lock().unwrap() = Some(v.clone());
+        }
+    });
+    let out =
+        w.cli.ok(&["owner", "revoke", "--key", "owner.key", "--session", &g1.session.to_string(), "--nonce", &n()]);
+    assert!(out.contains(&format!("revoked: {}", g1.session)) && out.contains("signed by the enclave"), "{out}");
+    let old = kept.lock().unwrap().clone().expect("the reply");
+    assert!(old["receipt"].is_object(), "{old}");
+
+    // A new session: the host answers its revocation with the old, genuinely signed reply
+    // (listing it for good measure: the signature then breaks too).
+    let g2 = w.grant().await;
+    w.proxy.clear();
+    let replay = old.clone();
+    w.proxy.answer("POST", "/v1/sessions/", move |_| (200, replay.clone()));
+    let (out, err) =
+        w.cli.fails(&["owner", "revoke", "--key", "owner.key", "--session", &g2.session.to_string(), "--nonce", &n()]);
+    assert!(!out.contains("revoked"), "{out}");
+    assert!(err.contains("a replayed reply"), "{err}");
+    assert_eq!(w.truth(&g2).state, SessionState::Active);
+
+    // revoke-all: the same.
+    w.proxy.clear();
+    let replay = old.clone();
+    w.proxy.answer("POST", "/v1/owners/", move |_| (200, replay.clone()));
+    let (_, err) = w.cli.fails(&["owner", "revoke-all", "--key", "owner.key", "--nonce", &n()]);
+    assert!(err.contains("a replayed reply"), "{err}");
+    assert_eq!(w.truth(&g2).state, SessionState::Active);
+}
+
+#[tokio::test]
+async fn an_unsigned_altered_or_replayed_status_is_labelled_and_fails() {
+    let w = world();
+    let g = w.grant().await;
+    w.signed(&g, erc20_transfer(31337, 0, USDC, DEAD, usdc(60))).await;
+    let s = g.session.to_string();
+    let status = ["owner", "status", "--session", s.as_str()];
+
+    let out = w.cli.ok(&status);
+    assert!(out.starts_with("signed by the enclave 0x"), "{out}");
+    assert!(out.contains("spent 60 of 100 USDC"), "{out}");
+
+    // Unsigned: shown only under the label, and the command fails.
+    w.proxy.rewrite("GET", "/v1/status", |_, v| v["receipt"] = Value::Null);
+    let (out, err) = w.cli.fails(&status);
+    assert!(out.starts_with("UNVERIFIED (the host's word)"), "{out}");
+    assert!(out.trim_end().ends_with("not the enclave"), "{out}");
+    assert!(err.contains("only the host's word"), "{err}");
+    let o = w.cli.run(&["owner", "status", "--session", &s, "--allow-unverified"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("UNVERIFIED"), "{o:?}");
+    let (out, _) = w.cli.fails(&["owner", "allowances", "--session", &s]);
+    assert!(out.starts_with("UNVERIFIED (the host's word)"), "{out}");
+
+    // Altered: the host hides the spend.
+    w.proxy.clear();
+    w.proxy.rewrite("GET", "/v1/status", |_, v| {
+        if v["session"].is_object() {
+            v["session"]["caps"][0]["spent"] = json!("0x0");
+        }
+    });
+    let (out, err) = w.cli.fails(&status);
+    assert!(out.starts_with("UNVERIFIED") && out.contains("spent 0 of 100 USDC"), "{out}");
+    assert!(err.contains("altered or forged"), "{err}");
+    // Nothing an owner signs rests on it.
+    let (_, err) = w.cli.fails(&[
+        "owner",
+        "update",
+        "--key",
+        "owner.key",
+        "--session",
+        &s,
+        "--policy",
+        "policy.toml",
+        "--nonce",
+        &n(),
+    ]);
+    assert!(err.contains("not the trusted enclave's word") && err.contains("nothing was sent"), "{err}");
+
+    // Replayed: an old signed status (for someone else's nonce).
+    w.proxy.clear();
+    let (_, old) = w.stack.get(&format!("/v1/status?session={s}&nonce={}", B256::repeat_byte(7))).await;
+    w.proxy.answer("GET", "/v1/status", move |_| (200, old.clone()));
+    let (out, err) = w.cli.fails(&status);
+    assert!(out.starts_with("UNVERIFIED"), "{out}");
+    assert!(err.contains("a replayed reply"), "{err}");
+}
+
+#[tokio::test]
+async fn a_sweep_transaction_swapped_for_a_transfer_is_refused() {
+    let w = world();
+    let g = w.grant().await;
+    w.signed(&g, erc20_approve(31337, 0, USDC, SPENDER, usdc(50))).await;
+    // A transfer the session really signed, at the nonce the sweep will use.
+    let transfer = w.signed(&g, erc20_transfer(31337, 2, USDC, DEAD, usdc(10))).await;
+    let raw = transfer.raw_transaction.clone().unwrap();
+    let (c, v) = w.stack.revoke(&g).await;
+    assert_eq!(c, 200, "{v}");
+    let s = g.session.to_string();
+    let sweep = |owner_nonce: &str| -> Vec<String> {
+        ["owner", "sweep", "--session", &s, "--key", "owner.key", "--chain-id", "31337", "--nonce", "2"]
+            .into_iter()
+            .chain(["--max-fee", "2 gwei", "--owner-nonce", owner_nonce])
+            .map(String::from)
+            .collect()
+    };
+
+    // The host answers with the transfer as the "revocation".
+    let session = g.session;
+    w.proxy.answer("POST", &format!("/v1/sessions/{s}/sweep"), move |_| {
+        (
+            200,
+            json!({
+                "session": session,
+                "transactions": [{
+                    "chain_id": 31337, "nonce": 2, "token": USDC, "spender": SPENDER, "kind": "erc20",
+                    "to": USDC, "hash": keccak256(&raw), "raw_transaction": raw,
+                }],
+                "skipped": [],
+                "key_destroyed": true,
+            }),
+        )
+    });
+    let args = sweep(&n());
+    let (out, err) = w.cli.fails(&as_strs(&args));
+    assert!(!out.contains("destroyed") && !out.contains("revocation(s)"), "{out}");
+    assert!(err.contains("the host swapped the transaction") && err.contains("nothing is sent"), "{err}");
+
+    // The genuine sweep with its receipt stripped: the transactions check out, but the key's
+    // destruction is not reported, and the command fails.
+    w.proxy.clear();
+    w.proxy.rewrite("POST", &format!("/v1/sessions/{s}/sweep"), |_, v| v["receipt"] = Value::Null);
+    let args = sweep(&n());
+    let (out, err) = w.cli.fails(&as_strs(&args));
+    assert!(!out.contains("destroyed"), "{out}");
+    assert!(err.contains("not confirmed by the enclave"), "{err}");
+}
+
+#[tokio::test]
+async fn a_swapped_sign_tx_reply_is_refused() {
+    let w = world();
+    let g = w.grant().await;
+    // Another transaction the session signed: the host has it.
+    let other = w.signed(&g, erc20_transfer(31337, 5, USDC, DEAD, usdc(1))).await;
+    let s = g.session.to_string();
+    let sign = |nonce: &str| {
+        vec![
+            "agent".to_string(),
+            "sign-tx".into(),
+            "--key".into(),
+            "agent.key".into(),
+            "--session".into(),
+            s.clone(),
+            "--chain-id".into(),
+            "31337".into(),
+            "--nonce".into(),
+            nonce.into(),
+            "--to".into(),
+            USDC.to_string(),
+            "--call".into(),
+            "transfer(address,uint256)".into(),
+            "--arg".into(),
+            DEAD.to_string(),
+            "--arg".into(),
+            "2000000".into(),
+            "--raw".into(),
+        ]
+    };
+    let args = sign("0");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    // The raw transaction swapped.
+    let raw = other.raw_transaction.clone().unwrap();
+    w.proxy.rewrite("POST", "/v1/sign", move |_, v| v["raw_transaction"] = json!(raw));
+    let (out, err) = w.cli.fails(&args);
+    assert!(out.trim().is_empty(), "no raw transaction printed: {out}");
+    assert!(err.contains("the raw transaction's nonce is 5, not the requested 0"), "{err}");
+    // The whole reply swapped.
+    w.proxy.clear();
+    let whole = json!(other);
+    w.proxy.rewrite("POST", "/v1/sign", move |_, v| *v = whole.clone());
+    let (out, err) = w.cli.fails(&args);
+    assert!(out.trim().is_empty(), "{out}");
+    assert!(err.contains("not this request's"), "{err}");
+    // The truth.
+    w.proxy.clear();
+    let args = sign("1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let raw = w.cli.ok(&args);
+    assert_eq!(recover_raw(&hex::decode(raw.trim().trim_start_matches("0x")).unwrap()), g.session);
+}
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Over 1 000 entries in the log: the first batch (entries 0..=999) ends at a batch boundary,
+/// with a head the enclave really signed there.
+fn fill_log(w: &World, g: &Granted, n: usize) {
+    for i in 0..n {
+        let payload = SignPayload::Transaction(erc20_transfer(1, i as u64, USDC, DEAD, usdc(1)));
+        let stamp = g.agent.stamp_payload(&g.enclave_pk, g.session, &payload, now());
+        let r = w.stack.enclave.call(Call::SignIfAllowed(SignRequest { session: g.session, payload, stamp }));
+        assert!(matches!(r, Err(ref d) if d.code == bridle_common::ErrorCode::ChainNotAllowed), "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_audit_export_cut_at_a_batch_boundary_is_incomplete() {
+    let w = world();
+    let g = w.grant().await;
+    fill_log(&w, &g, 1_001);
+    let batch = match w.stack.enclave.call(Call::Audit(AuditQuery { since: 0, nonce: None })) {
+        Ok(Reply::Audit(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((batch.entries.len(), batch.head.seq), (1_000, 999));
+    assert!(batch.more && batch.head.end > 1_000, "{:?}", batch.head);
+    let st = w.stack.status().await;
+    let cut = json!({
+        "format": "bridle-audit-export/v1",
+        "enclave": st.identity_address,
+        "identity_public_key": st.identity_public_key,
+        "entries": batch.entries,
+        "head": batch.head,
+    });
+    w.proxy.answer("GET", "/v1/audit/export", move |_| (200, cut.clone()));
+    let (_, err) = w.cli.fails(&["audit", "export", "--out", "cut.json"]);
+    assert!(err.contains("incomplete") && err.contains("entries missing"), "{err}");
+    // The file (written for inspection) never verifies as complete: its head says more
+    // entries existed, and its fresh head says how many.
+    let (_, err) = w.cli.fails(&["verify", "audit", "cut.json", "--identity-key", &w.identity]);
+    assert!(err.contains("incomplete"), "{err}");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(w.cli.dir.join("cut.json")).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("fresh_head");
+    std::fs::write(w.cli.dir.join("bare.json"), v.to_string()).unwrap();
+    let (_, err) = w.cli.fails(&["verify", "audit", "bare.json", "--identity-key", &w.identity]);
+    assert!(err.contains("a log cut at a batch boundary"), "{err}");
+}
+
+#[tokio::test]
+async fn a_stale_audit_export_is_caught_by_the_fresh_head() {
+    let w = world();
+    let g = w.grant().await;
+    w.signed(&g, erc20_transfer(31337, 0, USDC, DEAD, usdc(60))).await;
+    let out = w.cli.run(&["audit", "export", "--out", "e0.json"]);
+    assert!(out.status.success(), "{}", bridle_tests::cli::text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the export reaches it"), "{out:?}");
+    let o = w.cli.run(&["verify", "audit", "e0.json", "--host", &w.proxy.url]);
+    assert!(o.status.success(), "{}", bridle_tests::cli::text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(now: the fresh head"), "{o:?}");
+
+    // More happens: a transfer and the owner's revocation. The host serves the old copy.
+    w.signed(&g, erc20_transfer(31337, 1, USDC, DEAD, usdc(30))).await;
+    assert_eq!(w.stack.revoke(&g).await.0, 200);
+    let mut old: Value = serde_json::from_str(&std::fs::read_to_string(w.cli.dir.join("e0.json")).unwrap()).unwrap();
+    old.as_object_mut().unwrap().remove("fresh_head");
+    w.proxy.answer("GET", "/v1/audit/export", move |_| (200, old.clone()));
+    let (_, err) = w.cli.fails(&["audit", "export", "--out", "e1.json"]);
+    assert!(err.contains("incomplete") && err.contains("2 entries missing"), "{err}");
+    let (_, err) = w.cli.fails(&["verify", "audit", "e1.json", "--identity-key", &w.identity]);
+    assert!(err.contains("incomplete") && err.contains("2 entries missing"), "{err}");
+    // The old file alone is complete only as of when it was made; asked now, it is not.
+    let o = w.cli.run(&["verify", "audit", "e0.json", "--identity-key", &w.identity]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("the fresh head the exporter asked for"), "{o:?}");
+    let (_, err) = w.cli.fails(&["verify", "audit", "e0.json", "--host", &w.proxy.url]);
+    assert!(err.contains("2 entries missing"), "{err}");
+}
+
+#[tokio::test]
+async fn a_changed_enclave_behind_the_host_stops_every_command() {
+    let w = world();
+    let g = w.grant().await;
+    // The proxy now forwards to another enclave's host (a restart looks the same).
+    let other = Stack::start();
+    let proxy = LyingProxy::start(&other.host.url);
+    let cli = Cli { dir: w.cli.dir.clone(), host: proxy.url.clone(), trust: w.cli.trust.clone() };
+    cli.pin(&w.identity);
+    let (out, err) = cli.fails(&grant_args(&n()));
+    assert!(!out.contains("session:"), "{out}");
+    assert!(err.contains("re-attest") && err.contains("nothing was sent"), "{err}");
+    let (_, err) = cli.fails(&["owner", "status", "--session", &g.session.to_string()]);
+    assert!(err.contains("re-attest"), "{err}");
+    // Without any trusted identity: a clear way to establish one.
+    cli.ok(&["trust", "forget", "--host", &proxy.url]);
+    let (_, err) = cli.fails(&grant_args(&n()));
+    assert!(err.contains("no trusted enclave identity") && err.contains("--trust-on-first-use"), "{err}");
+    // Trust on first use: only when asked, and said.
+    let o = cli.run(&[
+        "owner",
+        "grant",
+        "--trust-on-first-use",
+        "--key",
+        "owner.key",
+        "--agent",
+        "agent.key",
+        "--policy",
+        "policy.toml",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning: --trust-on-first-use"), "{o:?}");
+    assert!(cli.ok(&["trust", "show", "--host", &proxy.url]).contains("trusted on first use"));
+}
+
+#[tokio::test]
+async fn an_update_shows_what_carries_over_and_needs_the_enclaves_receipt() {
+    let w = world();
+    let g = w.grant().await;
+    w.signed(&g, erc20_transfer(31337, 0, USDC, DEAD, usdc(60))).await;
+    let weekly = POLICY.replace("max = \"100 USDC\"\nper = \"day\"", "max = \"300 USDC\"\nper = \"week\"");
+    std::fs::write(w.cli.dir.join("weekly.toml"), &weekly).unwrap();
+    let s = g.session.to_string();
+    let update = |nonce: String| -> Vec<String> {
+        ["owner", "update", "--key", "owner.key", "--session", &s, "--policy", "weekly.toml", "--nonce", &nonce]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    };
+    let mut dry = update(n());
+    dry.push("--dry-run".into());
+    let out = w.cli.ok(&as_strs(&dry));
+    assert!(out.contains("limits[0] (300 USDC per week): at least 60 USDC already spent in the current week"), "{out}");
+    assert!(out.contains("dry run: nothing signed"), "{out}");
+    // A lying host answers the update itself.
+    let hash = policy(&weekly).hash();
+    let session = g.session;
+    w.proxy.answer("POST", &format!("/v1/sessions/{s}/policy"), move |_| {
+        (200, json!({"session": session, "policy_hash": hash}))
+    });
+    let (out, err) = w.cli.fails(&as_strs(&update(n())));
+    assert!(!out.contains(&format!("now enforces policy {hash}")), "{out}");
+    assert!(err.contains("not confirmed by the enclave"), "{err}");
+    assert_eq!(w.truth(&g).policy_hash, policy(POLICY).hash(), "the old policy is still in force");
+    // The truth: receipt and new binding.
+    w.proxy.clear();
+    let out = w.cli.ok(&as_strs(&update(n())));
+    assert!(out.contains(&format!("session {s} now enforces policy {}", w.truth(&g).policy_hash)), "{out}");
+    assert!(out.contains("receipt for owner nonce"), "{out}");
+}
+
+#[tokio::test]
+async fn an_approval_shows_the_enclaves_record_of_the_request_and_checks_the_signature() {
+    let w = world();
+    let text = POLICY
+        .replace("valid_for = \"24h\"", "valid_for = \"24h\"\nescalate = { above_value = \"50 USDC\", ttl = \"10m\" }");
+    let g = w.stack.grant(&w.owner, &w.agent, &policy(&text)).await.unwrap();
+    let big = SignPayload::Transaction(erc20_transfer(31337, 0, USDC, DEAD, usdc(80)));
+    let digest = bridle_common::payload::stamp_digest(&big).unwrap();
+    let (c, v) = w.stack.sign_payload(&g, big).await;
+    assert_eq!((c, code(&v)), (403, "pending_approval"), "{v}");
+    let (s, d) = (g.session.to_string(), digest.to_string());
+    let approve = |extra: &str| -> Vec<String> {
+        let mut v: Vec<String> = ["owner", "approve", "--key", "owner.key", "--session", &s, "--digest", &d, "--nonce"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        v.push(n());
+        if !extra.is_empty() {
+            v.push(extra.into());
+        }
+        v
+    };
+
+    let out = w.cli.ok(&as_strs(&approve("--dry-run")));
+    assert!(out.contains(&format!("ERC-20 transfer of 80 USDC to {DEAD}")), "{out}");
+    assert!(out.contains("transaction (EIP-1559) on chain 31337, nonce 0"), "{out}");
+    // The host changes the held request's recipient: the record no longer carries the
+    // enclave's signature.
+    let thief = Actor::random().address;
+    w.proxy.rewrite("GET", "/v1/status", move |_, v| {
+        if let Some(p) = v["session"]["pending"].get_mut(0) {
+            let data = p["payload"]["transaction"]["eip1559"]["data"].as_str().unwrap_or("").to_string();
+            let swapped = data.replace(&hex::encode(DEAD.as_slice()), &hex::encode(thief.as_slice()));
+            p["payload"]["transaction"]["eip1559"]["data"] = json!(swapped);
+        }
+    });
+    let (out, err) = w.cli.fails(&as_strs(&approve("")));
+    assert!(!out.contains("transfer"), "{out}");
+    assert!(err.contains("altered or forged"), "{err}");
+    // The approval's signature swapped for another: refused (the enclave did sign).
+    w.proxy.clear();
+    w.proxy.rewrite("POST", &format!("/v1/sessions/{s}/approve"), |_, v| {
+        v["signature"] = json!(Bytes::from(vec![1u8; 65]));
+    });
+    let (_, err) = w.cli.fails(&as_strs(&approve("")));
+    assert!(err.contains("not this request signed by the session"), "{err}");
+    // The truth (the approval is collectable again).
+    w.proxy.clear();
+    let out = w.cli.ok(&as_strs(&approve("--json")));
+    let signed: Signed = serde_json::from_str(&out).unwrap();
+    assert_eq!(recover_raw(&signed.raw_transaction.unwrap()), g.session);
+}
+
+#[tokio::test]
+async fn client_helpers_pinned_to_another_identity_refuse_before_signing() {
+    require_python_clients();
+    let w = world();
+    let g = w.grant().await;
+    let stranger = {
+        use k256::elliptic_curve::sec1::ToEncodedPoint;
+        let k = k256::SecretKey::random(&mut rand_core::OsRng);
+        format!("0x{}", hex::encode(k.public_key().to_encoded_point(true).as_bytes()))
+    };
+    let key = w.cli.dir.join("agent.key");
+    let session = g.session.to_string();
+
+    // Python (web3.py helper): pinned to another identity, not pinned, pinned right.
+    let py = r#"
+import sys, warnings
+sys.path.insert(0, sys.argv[1])
+from bridle_signer import BridleSigner, BridleError
+host, key, session, pin = sys.argv[2:6]
+def attempt(**kw):
+    try:
+        BridleSigner(host, key, session, **kw)
+        return "accepted"
+    except BridleError as e:
+        return e.code
+    except ValueError as e:
+        return "value_error:" + str(e)[:40]
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    print("|".join([attempt(enclave_public_key=pin), attempt(), attempt(enclave_public_key=sys.argv[6]),
+                    attempt(trust_on_first_use=True)]))
+"#;
+    let root = repo_root();
+    let examples = root.join("examples/python");
+    let out = eth_account_py(
+        py,
+        &[examples.to_str().unwrap(), &w.proxy.url, key.to_str().unwrap(), &session, &stranger, &w.identity],
+    );
+    let parts: Vec<&str> = out.split('|').collect();
+    assert_eq!(parts.len(), 4, "{out}");
+    assert_eq!(parts[0], "enclave_mismatch", "{out}");
+    assert!(parts[1].starts_with("value_error:enclave_public_key is required"), "{out}");
+    assert_eq!((parts[2], parts[3]), ("accepted", "accepted"), "{out}");
+
+    // viem and ethers (one Stamper): pinned to another identity.
+    let tsx = tsx_bin();
+    let script = w.cli.dir.join("pin.mts");
+    let ts = root.join("examples/ts");
+    std::fs::write(
+        &script,
+        format!(
+            r#"import {{ bridleAccount }} from "{0}/bridle-signer.ts";
+import {{ BridleSigner }} from "{0}/bridle-ethers.ts";
+const o = {{ host: process.argv[2], agentKey: process.argv[3], session: process.argv[4] }};
+const codes: string[] = [];
+for (const f of [() => bridleAccount({{ ...o, enclavePublicKey: process.argv[5] }}),
+                 () => BridleSigner.create({{ ...o, enclavePublicKey: process.argv[5] }}),
+                 () => bridleAccount(o),
+                 () => bridleAccount({{ ...o, enclavePublicKey: process.argv[6] }})]) {{
+  try {{ await f(); codes.push("accepted"); }} catch (e: any) {{ codes.push(e.code ?? "error"); }}
+}}
+console.log(codes.join(" "));
+"#,
+            ts.display()
+        ),
+    )
+    .unwrap();
+    let o = std::process::Command::new(&tsx)
+        .arg(&script)
+        .args([&w.proxy.url, key.to_str().unwrap(), &session, &stranger, &w.identity])
+        .current_dir(&ts)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.trim(), "enclave_mismatch enclave_mismatch error accepted", "{o:?}");
+
+    // alloy.
+    let secret = alloy_agent::load_agent_key(key.to_str().unwrap()).unwrap();
+    let pk = |h: &str| k256::PublicKey::from_sec1_bytes(&hex::decode(h.trim_start_matches("0x")).unwrap()).unwrap();
+    let pinned = alloy_agent::EnclaveTrust::Pinned(pk(&stranger));
+    match alloy_agent::BridleSigner::connect(&w.proxy.url, &secret, g.session, pinned, 0).await {
+        Err(e) => {
+            let b = e.downcast::<alloy_agent::BridleError>().expect("a BridleError");
+            assert_eq!(b.code, "enclave_mismatch", "{b}");
+        }
+        Ok(_) => panic!("pinned to another identity, yet connected"),
+    }
+    let right = alloy_agent::EnclaveTrust::Pinned(pk(&w.identity));
+    assert!(alloy_agent::BridleSigner::connect(&w.proxy.url, &secret, g.session, right, 0).await.is_ok());
+}
