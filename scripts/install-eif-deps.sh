@@ -2,7 +2,8 @@
 # What `make enclave-image` needs beyond cargo, on a Debian bookworm machine (root, or
 # sudo). Idempotent; no prompts; no docker, no nitro-cli.
 #  - the x86_64-unknown-linux-musl Rust target (rustup), musl-gcc (ring's C code),
-#    libssl-dev + pkg-config (the EIF library signs with OpenSSL);
+#    libssl-dev + pkg-config (the EIF library signs with OpenSSL), make + gcc-12 + libelf
+#    (virtio_mmio.ko is rebuilt against the pinned kernel's headers);
 #  - the bookworm-backports apt source (the pinned 6.12 cloud kernel comes from there; the
 #    archive URI is the one the machine already uses for bookworm), with the Debian archive
 #    keyring.
@@ -23,6 +24,12 @@ command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+# virtio_mmio.ko is rebuilt against the kernel's headers (xtask/src/kernel.rs).
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v x86_64-linux-gnu-gcc-12 >/dev/null 2>&1 || need+=(gcc-12)
+command -v strip >/dev/null 2>&1 || need+=(binutils)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
+dpkg -s libelf1 >/dev/null 2>&1 || need+=(libelf1)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== apt-get install ${need[*]}"
   $SUDO apt-get update -q

@@ -3,6 +3,14 @@
 //! `dpkg-deb -x` into the build directory (nothing is installed). Its modules are `.ko.xz`;
 //! they are decompressed here, at build time, so that the init loads plain `.ko` files with
 //! `init_module(2)` and needs no decompressor.
+//!
+//! One module is rebuilt: Nitro announces its virtio-mmio devices (vsock, the NSM) on the
+//! kernel command line (`virtio_mmio.device=…`; no PCI, no ACPI), and Debian builds
+//! `virtio_mmio` without `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES`. The same version's
+//! `virtio_mmio.c` (from `linux-source-6.12`) is compiled with that option against the
+//! kernel's own headers (`linux-headers-…`, `linux-kbuild-…`, all pinned like the kernel),
+//! with the build directory mapped out of every path and the debug information stripped, so
+//! the module is the same bytes wherever it is built.
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -19,7 +27,8 @@ pub const DEB_SHA256: &str = "69c92f43b23821de79576fa4d7c86e2924ae2c1b247a47cc5e
 pub const RELEASE: &str = "6.12.95+deb12-cloud-amd64";
 
 /// The modules the image loads, in load order (relative to `lib/modules/RELEASE/kernel`):
-/// the virtio-mmio transport (Nitro's devices are virtio-mmio), the NSM driver
+/// the virtio-mmio transport (Nitro's devices are virtio-mmio; this one is rebuilt, see
+/// above), the NSM driver
 /// (`/dev/nsm`), then vsock and its virtio transport.
 pub const MODULES: [&str; 5] = [
     "drivers/virtio/virtio_mmio.ko.xz",
@@ -27,6 +36,18 @@ pub const MODULES: [&str; 5] = [
     "net/vmw_vsock/vsock.ko.xz",
     "net/vmw_vsock/vmw_vsock_virtio_transport_common.ko.xz",
     "net/vmw_vsock/vmw_vsock_virtio_transport.ko.xz",
+];
+
+/// The packages the rebuilt `virtio_mmio` needs: (package, architecture, SHA-256 of the .deb).
+pub const KMOD_PACKAGES: [(&str, &str, &str); 4] = [
+    (
+        "linux-headers-6.12.95+deb12-cloud-amd64",
+        "amd64",
+        "8e4ad8e4a06b2ed286ab086d4c450ec00694a7724a0f80cb5d7a8f3bd1038446",
+    ),
+    ("linux-headers-6.12.95+deb12-common", "all", "5f0ddff86b25a7c8ba07ee2e6f7f74b17d4c0a3f621b08b50fa91290e689fd72"),
+    ("linux-kbuild-6.12.95+deb12", "amd64", "7770286db28850f6d589c89908823368cdd4aca3e489155fdcc371d95c103cbc"),
+    ("linux-source-6.12", "all", "a7fe4673af74236c99dad9766eca714a198e50a07e5d659e63ec312ae6afccfe"),
 ];
 
 /// The kernel image and the decompressed modules (file name, bytes) in load order.
@@ -39,41 +60,116 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Downloads (once; cached in `cache`) and unpacks the pinned kernel package.
-pub fn fetch(cache: &Path) -> Result<Kernel> {
-    std::fs::create_dir_all(cache)?;
-    let deb = cache.join(format!("{PACKAGE}_{}_amd64.deb", VERSION.replace(':', "%3a")));
-    let cached_ok = deb.exists() && sha256_hex(&std::fs::read(&deb)?) == DEB_SHA256;
+/// Downloads `package=VERSION` into `cache` (once) and checks its SHA-256.
+fn fetch_deb(cache: &Path, package: &str, arch: &str, sha256: &str) -> Result<PathBuf> {
+    let deb = cache.join(format!("{package}_{}_{arch}.deb", VERSION.replace(':', "%3a")));
+    let cached_ok = deb.exists() && sha256_hex(&std::fs::read(&deb)?) == sha256;
     if !cached_ok {
         let _ = std::fs::remove_file(&deb);
-        eprintln!("xtask: apt-get download {PACKAGE}={VERSION}");
+        eprintln!("xtask: apt-get download {package}={VERSION}");
         let st = Command::new("apt-get")
-            .args(["download", "-q", &format!("{PACKAGE}={VERSION}")])
+            .args(["download", "-q", &format!("{package}={VERSION}")])
             .current_dir(cache)
             .status()
             .context("running apt-get (Debian's package tool is needed to fetch the kernel)")?;
         if !st.success() || !deb.exists() {
             bail!(
-                "cannot download {PACKAGE}={VERSION}: is bookworm-backports in the apt sources \
+                "cannot download {package}={VERSION}: is bookworm-backports in the apt sources \
                  (scripts/install-eif-deps.sh adds it) and `apt-get update` done?"
             );
         }
     }
     let got = sha256_hex(&std::fs::read(&deb)?);
-    if got != DEB_SHA256 {
-        bail!("{} has SHA-256 {got}, expected {DEB_SHA256}: refusing to build with it", deb.display());
+    if got != sha256 {
+        bail!("{} has SHA-256 {got}, expected {sha256}: refusing to build with it", deb.display());
     }
+    Ok(deb)
+}
+
+fn unpack(deb: &Path, root: &Path) -> Result<()> {
+    let st = Command::new("dpkg-deb").arg("-x").arg(deb).arg(root).status().context("running dpkg-deb")?;
+    if !st.success() {
+        bail!("dpkg-deb -x {} failed", deb.display());
+    }
+    Ok(())
+}
+
+fn run_ok(cmd: &mut Command) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// `virtio_mmio.ko` with `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES`, built from the kernel's own
+/// source and headers (see the module documentation).
+fn build_virtio_mmio(cache: &Path) -> Result<Vec<u8>> {
+    let root = cache.join("kmod-root");
+    let headers = root.join(format!("usr/src/linux-headers-{RELEASE}"));
+    if !headers.join(".config").exists() {
+        let _ = std::fs::remove_dir_all(&root);
+        for (package, arch, sha) in KMOD_PACKAGES {
+            unpack(&fetch_deb(cache, package, arch, sha)?, &root)?;
+        }
+        // Debian's headers include the common tree by its installed path; point it here.
+        let mk = headers.join("Makefile");
+        let text = std::fs::read_to_string(&mk)?;
+        std::fs::write(&mk, text.replace("include /usr/src/", &format!("include {}/usr/src/", root.display())))?;
+        run_ok(
+            Command::new("tar")
+                .arg("-xJf")
+                .arg(root.join("usr/src/linux-source-6.12.tar.xz"))
+                .arg("-C")
+                .arg(&root)
+                .arg("linux-source-6.12/drivers/virtio/virtio_mmio.c"),
+        )?;
+    }
+    let build = cache.join("kmod-build");
+    let _ = std::fs::remove_dir_all(&build);
+    std::fs::create_dir_all(&build)?;
+    std::fs::copy(root.join("linux-source-6.12/drivers/virtio/virtio_mmio.c"), build.join("virtio_mmio.c"))?;
+    std::fs::write(
+        build.join("Kbuild"),
+        "obj-m := virtio_mmio.o\nccflags-y := -DCONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=1\n",
+    )?;
+    let map = format!("{}/=drivers/virtio/", build.display());
+    eprintln!("xtask: building virtio_mmio.ko with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES");
+    run_ok(
+        Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(&headers)
+            .arg(format!("M={}", build.display()))
+            .arg("CONFIG_DEBUG_INFO_BTF_MODULES=")
+            .arg(format!("KCFLAGS=-fmacro-prefix-map={map} -ffile-prefix-map={map}"))
+            .arg("modules")
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS"),
+    )
+    .context("building virtio_mmio.ko (needs make, gcc-12, libelf: scripts/install-eif-deps.sh)")?;
+    let stripped = build.join("virtio_mmio.stripped.ko");
+    run_ok(Command::new("strip").arg("--strip-debug").arg("-o").arg(&stripped).arg(build.join("virtio_mmio.ko")))?;
+    Ok(std::fs::read(stripped)?)
+}
+
+/// Downloads (once; cached in `cache`) and unpacks the pinned kernel package.
+pub fn fetch(cache: &Path) -> Result<Kernel> {
+    std::fs::create_dir_all(cache)?;
+    let deb = fetch_deb(cache, PACKAGE, "amd64", DEB_SHA256)?;
     let root = cache.join("kernel-root");
     let vmlinuz = root.join(format!("boot/vmlinuz-{RELEASE}"));
     if !vmlinuz.exists() {
         let _ = std::fs::remove_dir_all(&root);
-        let st = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root).status().context("running dpkg-deb")?;
-        if !st.success() {
-            bail!("dpkg-deb -x {} failed", deb.display());
-        }
+        unpack(&deb, &root)?;
     }
     let mut modules = Vec::new();
     for m in MODULES {
+        let name = Path::new(m).file_name().unwrap().to_string_lossy().trim_end_matches(".xz").to_string();
+        if name == "virtio_mmio.ko" {
+            modules.push((name, build_virtio_mmio(cache)?));
+            continue;
+        }
         let path = root.join(format!("lib/modules/{RELEASE}/kernel/{m}"));
         let xz = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let mut ko = Vec::new();
@@ -81,7 +177,6 @@ pub fn fetch(cache: &Path) -> Result<Kernel> {
         if !ko.starts_with(b"\x7fELF") {
             bail!("{}: not an ELF module after decompression", path.display());
         }
-        let name = Path::new(m).file_name().unwrap().to_string_lossy().trim_end_matches(".xz").to_string();
         modules.push((name, ko));
     }
     Ok(Kernel { vmlinuz, modules })
