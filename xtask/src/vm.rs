@@ -346,11 +346,30 @@ fn walk(o: &Options, m: &Machine) -> Result<f64> {
     }
     eprintln!("vm-e2e: bridle-host at {url} → vsock-uds:{}:{ENCLAVE_PORT}", vm_vsock.display());
 
+    // What a verifier of this enclave expects: the mock image's PCR0..2 and the PCR16 of the
+    // image's enclave arguments in development mode.
+    let enclave_bin = o.root.join("target/eif-build/x86_64-unknown-linux-musl/release/bridle-enclave");
+    let args_in_image = std::fs::read_to_string(o.eif.with_file_name("pcrs.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["enclave_args"].as_array().cloned())
+        .unwrap_or_default();
+    let mut pcr16_cmd = Command::new(&enclave_bin);
+    pcr16_cmd.arg("--print-pcr16").args(args_in_image.iter().filter_map(|a| a.as_str())).arg("--dev");
+    let printed =
+        String::from_utf8_lossy(&pcr16_cmd.output().context("bridle-enclave --print-pcr16")?.stdout).into_owned();
+    let pcr16 = printed.lines().find_map(|l| l.strip_prefix("pcr16=")).context("no pcr16")?.to_string();
+    let mut expected_pcrs: Vec<String> = (0..3)
+        .map(|i| format!("{i}={}", hex::encode(sha2::Sha384::digest(format!("bridle mock enclave PCR{i}")))))
+        .collect();
+    expected_pcrs.push(format!("16={pcr16}"));
+
     let cli = |args: &[&str]| -> Result<Output> {
         Command::new(bin("bridle"))
             .args(args)
             .current_dir(&work)
             .env("BRIDLE_HOST", &url)
+            .env("BRIDLE_TRUST_FILE", w("trust.json"))
             .output()
             .context("running bridle")
     };
@@ -371,6 +390,16 @@ fn walk(o: &Options, m: &Machine) -> Result<f64> {
     }
     std::fs::write(w("usdc-daily.toml"), example.replace("valid_for = \"24h\"", "valid_for = \"23h\""))?;
     let policy = w("usdc-daily.toml").display().to_string();
+    // CLIs that keep a trust store of enclave identities: establish it from an attestation
+    // verified with the mock root and the expected PCRs, as an owner would.
+    if cli(&["trust", "attest", "--help"])?.status.success() {
+        let mut a = vec!["trust", "attest", "--host", &url, "--root", "mock-root.pem"];
+        for p in &expected_pcrs {
+            a.extend(["--pcr", p.as_str()]);
+        }
+        ok(&a)?;
+        eprintln!("vm-e2e: {}: enclave identity attested and trusted for {url}", m.name);
+    }
     ok(&["owner", "keygen", "--out", "owner.key"])?;
     ok(&["agent", "keygen", "--out", "agent.key"])?;
     let granted = ok(&["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", &policy, "--json"])?;
@@ -419,25 +448,12 @@ fn walk(o: &Options, m: &Machine) -> Result<f64> {
     let nonce = hex::encode(sha2::Sha256::digest(format!("{:?}{}", Instant::now(), std::process::id())));
     let att = http_get_json(&url, &format!("/v1/attestation?nonce={nonce}"))?;
     std::fs::write(w("doc.b64"), att["document_base64"].as_str().context("no document_base64")?)?;
-    let enclave_bin = o.root.join("target/eif-build/x86_64-unknown-linux-musl/release/bridle-enclave");
-    let args_in_image = std::fs::read_to_string(o.eif.with_file_name("pcrs.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["enclave_args"].as_array().cloned())
-        .unwrap_or_default();
-    let mut pcr16_cmd = Command::new(&enclave_bin);
-    pcr16_cmd.arg("--print-pcr16").args(args_in_image.iter().filter_map(|a| a.as_str())).arg("--dev");
-    let printed =
-        String::from_utf8_lossy(&pcr16_cmd.output().context("bridle-enclave --print-pcr16")?.stdout).into_owned();
-    let pcr16 = printed.lines().find_map(|l| l.strip_prefix("pcr16=")).context("no pcr16")?.to_string();
     let mut verify =
         vec!["verify".to_string(), "attestation".into(), "doc.b64".into(), "--nonce".into(), nonce.clone()];
     verify.extend(["--max-age".into(), "300".into(), "--json".into()]);
-    for i in 0..3 {
-        let mock = hex::encode(sha2::Sha384::digest(format!("bridle mock enclave PCR{i}")));
-        verify.extend(["--pcr".into(), format!("{i}={mock}")]);
+    for p in &expected_pcrs {
+        verify.extend(["--pcr".into(), p.clone()]);
     }
-    verify.extend(["--pcr".into(), format!("16={pcr16}")]);
     let without_root: Vec<&str> = verify.iter().map(String::as_str).collect();
     let mut with_root = without_root.clone();
     with_root.extend(["--root", "mock-root.pem"]);
