@@ -212,6 +212,27 @@ impl Model {
         Verdict::Allowed
     }
 
+    /// The agent asks again with a stamp it used before (RULES §2, "asking again with the
+    /// same stamp"): `signed_before` says whether that stamp's first ask was signed,
+    /// `stamp_time` is its time. `Allowed` means the same signature again, charging nothing.
+    pub fn reask(&mut self, signed_before: bool, stamp_time: u64, clock: u64, window: u64) -> Verdict {
+        let t = self.advance(clock);
+        if self.revoked || self.suspended {
+            let mut codes = Vec::new();
+            if self.revoked {
+                codes.push("revoked");
+            }
+            if self.suspended {
+                codes.push("suspended");
+            }
+            return Verdict::Denied(codes);
+        }
+        if stamp_time.abs_diff(t) > window || !signed_before {
+            return Verdict::Denied(vec!["replayed"]);
+        }
+        Verdict::Allowed
+    }
+
     /// The id of a held request: the same request always has the same id.
     fn id_of(&mut self, req: &Req) -> u64 {
         let i = match self.held.iter().position(|r| r == req) {

@@ -241,6 +241,8 @@ pub enum Event {
     Approve(u64),
     Update(String),
     Revoke,
+    /// Ask again with the stamp of an earlier ask (its index).
+    Reask(usize),
 }
 
 fn amount(r: &mut Rng) -> U256 {
@@ -383,6 +385,8 @@ pub struct Stats {
     pub denied: u64,
     pub pending: u64,
     pub skipped: u64,
+    /// Asks repeated with their stamp that returned the signature again.
+    pub reasked: u64,
     /// Denials by code.
     pub codes: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -395,6 +399,7 @@ impl std::ops::AddAssign for Stats {
         self.denied += o.denied;
         self.pending += o.pending;
         self.skipped += o.skipped;
+        self.reasked += o.reasked;
         for (k, v) in o.codes {
             *self.codes.entry(k).or_default() += v;
         }
@@ -425,6 +430,8 @@ pub fn run(mut r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
     let mut clock = created;
     let mut nonces: HashMap<u64, u64> = HashMap::new();
     let mut pending: HashMap<u64, B256> = HashMap::new();
+    // Every stamped ask whose nonce was recorded: its payload, stamp, and whether it was signed.
+    let mut asked: Vec<(SignPayload, Stamp, bool)> = Vec::new();
     let mut log = vec![format!("policy:\n{text}")];
     let fail = |log: &[String], what: String| Err(format!("seed {seed}: {what}\n--- sequence ---\n{}", log.join("\n")));
     let mut steps_left = steps;
@@ -445,6 +452,7 @@ pub fn run(mut r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
             }
             1 => Event::Update(random_policy(&mut r, clock)),
             2 if r.chance(10) => Event::Revoke,
+            3 if !asked.is_empty() => Event::Reask(r.below(asked.len() as u64) as usize),
             _ => Event::Sign(random_req(&mut r, &mut nonces, clock, &chains)),
         };
         log.push(format!("step {i} at {clock}: {ev:?}"));
@@ -463,6 +471,12 @@ pub fn run(mut r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
                         let stamp = Stamp { nonce, timestamp: engine.time_at(clock), mac: [0; 32] };
                         let digest = prepared.stamp_digest();
                         let out = engine.sign(clock, &payload, prepared, &stamp, Some(&NullSigner));
+                        // Step 1 (revoked, suspended) refuses before the nonce is recorded.
+                        let recorded =
+                            !matches!(&out.result, Err(d) if matches!(d.code.as_str(), "revoked" | "suspended"));
+                        if recorded {
+                            asked.push((payload.clone(), stamp, out.result.is_ok()));
+                        }
                         (out.result.map(|_| ()), digest)
                     }
                     Err(d) => (Err(d), B256::ZERO),
@@ -480,6 +494,23 @@ pub fn run(mut r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
                         *st.codes.entry(d.code.as_str()).or_default() += 1;
                     }
                     _ => return fail(&log, format!("step {i}: engine {:?}, model {m:?}", e.0)),
+                }
+            }
+            Event::Reask(j) => {
+                let (payload, stamp, signed) = asked[j].clone();
+                let m = model.reask(signed, stamp.timestamp, clock, 60);
+                let e = match prepare(&payload) {
+                    Ok(prepared) => {
+                        engine.sign(clock, &payload, prepared, &stamp, Some(&NullSigner)).result.map(|_| ())
+                    }
+                    Err(d) => Err(d),
+                };
+                log.push(format!("  engine {:?} / model {m:?}", e.as_ref().map_err(|d| d.to_string())));
+                st.decisions += 1;
+                match (&e, &m) {
+                    (Ok(()), Verdict::Allowed) => st.reasked += 1,
+                    (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => {}
+                    _ => return fail(&log, format!("step {i} re-ask of ask {j}: engine {e:?}, model {m:?}")),
                 }
             }
             Event::Approve(id) => {

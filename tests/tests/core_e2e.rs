@@ -254,13 +254,26 @@ async fn replays_and_forgeries_are_refused() {
         created_at: session.binding.created_at,
     };
 
-    // A replayed agent stamp: the same request body twice.
+    // The same stamped request twice (a client that lost the answer asks again): the same
+    // signature, charged once (RULES.md §2, "asking again with the same stamp").
     let payload = SignPayload::Transaction(erc20_transfer(31337, 0, USDC, DEAD, usdc(1)));
     let req =
         SignRequest { session: g.session, stamp: agent.stamp(&g.enclave_pk, g.session, &payload, now()), payload };
-    assert_eq!(s.post("/v1/sign", &req).await.0, 200);
+    let (c, first) = s.post("/v1/sign", &req).await;
+    assert_eq!(c, 200, "{first}");
+    let (c, again) = s.post("/v1/sign", &req).await;
+    assert_eq!(c, 200, "{again}");
+    assert_eq!(first["signature"], again["signature"], "the same signature, not a second one");
+    assert_eq!(first["raw_transaction"], again["raw_transaction"]);
+    // A used stamp on another request (a host that kept the stamp and changed the payload
+    // fails the MAC; one with a refused first ask is a replay).
+    let payload = SignPayload::Transaction(erc20_transfer(31337, 9, USDC, DEAD, usdc(500)));
+    let req =
+        SignRequest { session: g.session, stamp: agent.stamp(&g.enclave_pk, g.session, &payload, now()), payload };
     let (c, v) = s.post("/v1/sign", &req).await;
-    assert_eq!((c, code(&v)), (401, "replayed"), "{v}");
+    assert_eq!((c, code(&v)), (403, "spend_cap"), "{v}");
+    let (c, v) = s.post("/v1/sign", &req).await;
+    assert_eq!((c, code(&v)), (401, "replayed"), "a refused ask is not asked again: {v}");
 
     // A stamp by another agent.
     let other = Actor::random();

@@ -53,7 +53,12 @@ impl Machine {
         }
         match self.replay.check_and_insert(stamp.nonce, stamp.timestamp, t) {
             Ok(()) => {}
-            Err(ReplayError::Seen) => return Err(Denial::new(ErrorCode::Replayed, "stamp nonce already used")),
+            Err(ReplayError::Seen { signed: Some(d) }) if d == prepared.stamp_digest() => {
+                // The identical request, signed before: the same signature again (RFC 6979
+                // makes it the same bytes), charged and logged once (RULES.md §3).
+                return sign_with(key, session, &prepared);
+            }
+            Err(ReplayError::Seen { .. }) => return Err(Denial::new(ErrorCode::Replayed, "stamp nonce already used")),
             Err(ReplayError::OutsideWindow { timestamp, now, window }) => {
                 return Err(Denial::new(
                     ErrorCode::Replayed,
@@ -76,7 +81,11 @@ impl Machine {
             if t < p.expires_at {
                 return match &p.signed {
                     // Signed (and logged) at the approval: no new decision.
-                    Some(signed) => Ok(signed.clone()),
+                    Some(signed) => {
+                        let signed = signed.clone();
+                        self.replay.mark_signed(stamp.nonce, digest);
+                        Ok(signed)
+                    }
                     None => Err(Denial::rule(
                         ErrorCode::PendingApproval,
                         p.rule.clone(),
@@ -118,6 +127,7 @@ impl Machine {
         // Allowed: signed and charged in one step.
         let signed = sign_with(key, session, &prepared)?;
         self.counters.charge(&policy, &charges, self.facts.anchor, t);
+        self.replay.mark_signed(stamp.nonce, digest);
         out.records.push(rec::allowed(session, digest, prepared.kind_name()));
         Ok(signed)
     }
