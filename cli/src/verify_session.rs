@@ -22,7 +22,14 @@
 //! 4. `binding_signature` recovers to that identity address;
 //! 5. `binding.policy_hash` is the hash of the policy the owner holds (`--policy`), and
 //!    `binding.valid_until` its `valid_until`;
-//! 6. `--owner` / `--agent`, when given, are the binding's.
+//! 6. `--owner` / `--agent`, when given, are the binding's;
+//! 7. with `--host`: the policy in force *now*. The binding proves the policy at creation; an
+//!    owner update replaces it. The session's status is fetched for a fresh random nonce and
+//!    must be signed by the identity the attestation proved (a receipt for that nonce): it
+//!    names the policy hash in force now, which must be the hash of `--policy` (resolved with
+//!    the session's current `valid_until`), the same owner and agent, and says the session is
+//!    still held by that enclave (an enclave restart loses it). Offline (`--binding`), only
+//!    the policy at creation is proven, and the command says so.
 //!
 //! Policies: a normalized policy JSON (`bridle policy normalize`, or the host's stored
 //! `policy`) is hashed as is. A TOML/JSON policy file with an absolute `valid_until` (or
@@ -45,7 +52,7 @@ use alloy_primitives::{Address, Signature, B256};
 use bridle_attestation::{parse_document, pins_image, verify, TrustedRoot, VerifyOptions, VerifyTime};
 use bridle_common::policy::file::{parse_file, resolve};
 use bridle_common::policy::Policy;
-use bridle_common::protocol::SessionCreated;
+use bridle_common::protocol::{SessionBinding, SessionCreated};
 use bridle_common::units::parse_duration;
 
 use crate::verify_attestation::expected_pcrs;
@@ -210,9 +217,23 @@ pub fn run_with(args: &VerifySessionArgs, out: &mut dyn Write, err: &mut dyn Wri
                         }
                     }
                 }
+                let when = match b["now"]["signed_at_utc"].as_str() {
+                    Some(t) => format!(
+                        "now (status signed by the attested identity at {t} for a fresh nonce; state {})",
+                        b["now"]["state"].as_str().unwrap_or("?")
+                    ),
+                    None => "at its creation (offline: not proven for now)".to_string(),
+                };
+                if b["updated_since_creation"] == true {
+                    let _ = writeln!(
+                        out,
+                        "updated:      created under policy {}, replaced since by an owner update",
+                        b["policy_at_creation"].as_str().unwrap_or("")
+                    );
+                }
                 let _ = writeln!(
                     out,
-                    "proven: key {} lives in an enclave with these PCRs and enforces policy {} for owner {}",
+                    "proven: key {} lives in an enclave with these PCRs and enforces policy {} for owner {} {when}",
                     b["session"].as_str().unwrap_or(""),
                     b["policy_hash"].as_str().unwrap_or(""),
                     b["owner"].as_str().unwrap_or("")
@@ -310,6 +331,42 @@ fn owner_policy(path: &PathBuf, created_at: u64, valid_until: u64) -> Result<(Po
     }
 }
 
+/// The session now, as the attested enclave signed it for a fresh nonce of ours.
+struct Now {
+    status: bridle_common::protocol::SessionStatus,
+    signed_at: u64,
+    nonce: B256,
+}
+
+fn policy_now(url: &str, session: Address, identity: Address, b: &SessionBinding) -> Result<Now, Failure> {
+    let host = crate::client::Host::new(url).or_else(|e| usage(format!("{e:#}")))?;
+    let (st, nonce) = crate::trust::fetch_status(&host, Some(session))
+        .or_else(|e| usage(format!("the session's status from {url}: {e:#}")))?;
+    if st.identity_address != identity {
+        return invalid(format!(
+            "the host's enclave is now {}, not the attested {identity} that holds the session: the enclave restarted \
+             (the session is lost) or the host serves another enclave",
+            st.identity_address
+        ));
+    }
+    let r = match bridle_common::receipt::verify(&st, identity, Some(nonce)) {
+        Ok(r) => r.clone(),
+        Err(e) => return invalid(format!("the session's status is not the attested enclave's word: {e}")),
+    };
+    let Some(ss) = st.session else {
+        return invalid(format!(
+            "the attested enclave holds no session {session} now (its signed status says so): ended and dropped"
+        ));
+    };
+    if ss.owner != b.owner || ss.agent != b.agent {
+        return invalid(format!(
+            "the enclave's signed status names owner {} and agent {}, not the binding's {} and {}",
+            ss.owner, ss.agent, b.owner, b.agent
+        ));
+    }
+    Ok(Now { status: ss, signed_at: r.time, nonce })
+}
+
 fn hex_or_null(v: &Option<Vec<u8>>) -> serde_json::Value {
     match v {
         Some(b) => serde_json::Value::String(hex::encode(b)),
@@ -330,7 +387,7 @@ fn check(args: &VerifySessionArgs, err: &mut dyn Write) -> Result<serde_json::Va
     if !args.policy.exists() {
         return usage(format!("cannot read {}: no such file", args.policy.display()));
     }
-    let (created, current_policy_hash) = fetch(args)?;
+    let (created, _host_says) = fetch(args)?;
     let b = &created.binding;
     let digest = b.digest();
 
@@ -396,26 +453,44 @@ fn check(args: &VerifySessionArgs, err: &mut dyn Write) -> Result<serde_json::Va
         None => return invalid("binding_signature is not a valid 65-byte signature over the binding digest"),
     }
 
+    // 7. With --host: the policy in force now, from a status the attested identity signed
+    //    for a fresh nonce of ours. Otherwise the binding's (the policy at creation).
+    let now = match (&args.host, args.session) {
+        (Some(url), Some(session)) => Some(policy_now(url, session, identity, b)?),
+        _ => None,
+    };
+    let (in_force, valid_until, created_at) = match &now {
+        Some(n) => (n.status.policy_hash, n.status.valid_until, n.status.created_at),
+        None => (b.policy_hash, b.valid_until, b.created_at),
+    };
+    let updated = in_force != b.policy_hash;
+
     // 5. The policy the owner holds.
-    let (policy, source) = owner_policy(&args.policy, b.created_at, b.valid_until)?;
+    let (policy, source) = owner_policy(&args.policy, created_at, valid_until)?;
     let hash = policy.hash();
-    if hash != b.policy_hash {
+    if hash != in_force {
+        let what = if now.is_some() { "in force now (the enclave's signed status)" } else { "bound at creation" };
+        // The file may be the policy the session was created with (resolved as at creation).
+        let at_creation = updated
+            && owner_policy(&args.policy, b.created_at, b.valid_until).is_ok_and(|(p, _)| p.hash() == b.policy_hash);
+        let also =
+            if at_creation { " — it is the policy bound at creation, replaced since by an owner update" } else { "" };
         return invalid(format!(
-            "policy hash mismatch: the enclave enforces {}, the policy in {} ({}) hashes to {hash}",
-            b.policy_hash,
+            "policy hash mismatch: the policy {what} is {in_force}, the policy in {} ({}) hashes to {hash}{also}",
             args.policy.display(),
             source.describe()
         ));
     }
-    if policy.valid_until.unwrap_or(0) != b.valid_until {
+    if policy.valid_until.unwrap_or(0) != valid_until {
         return invalid(format!(
-            "the binding's valid_until {} differs from the policy's {:?}",
-            b.valid_until, policy.valid_until
+            "the session's valid_until {valid_until} differs from the policy's {:?}",
+            policy.valid_until
         ));
     }
-    if let PolicySource::ValidFor { secs, resolved_at } = source {
+    if let (PolicySource::ValidFor { secs, resolved_at }, false) = (&source, updated) {
         // The owner's CLI resolved valid_for just before relaying the grant: the implied
         // grant time must be the session's creation, give or take the clock skew.
+        let (secs, resolved_at) = (*secs, *resolved_at);
         if resolved_at.abs_diff(b.created_at) > VALID_FOR_SKEW_SECS {
             return invalid(format!(
                 "the session lives {} s from its creation (created_at {}, valid_until {}), but {} says valid_for \
@@ -440,13 +515,12 @@ fn check(args: &VerifySessionArgs, err: &mut dyn Write) -> Result<serde_json::Va
         }
     }
 
-    if let Some(current) = current_policy_hash {
-        if current != b.policy_hash {
-            let _ = writeln!(
-                err,
-                "note: the host reports a later policy {current}: this binding proves the policy at creation"
-            );
-        }
+    if now.is_none() {
+        let _ = writeln!(
+            err,
+            "note: offline, this proves the policy at the session's creation; an owner update may have replaced it \
+             (pass --host and --session to prove the policy in force now)"
+        );
     }
     if verified.debug {
         let _ = writeln!(err, "warning: debug-mode enclave accepted (--allow-debug)");
@@ -460,11 +534,21 @@ fn check(args: &VerifySessionArgs, err: &mut dyn Write) -> Result<serde_json::Va
         "owner": b.owner,
         "agent": b.agent,
         "enclave": b.enclave,
-        "policy_hash": b.policy_hash,
+        "policy_hash": in_force,
         "policy_source": source.describe(),
         "created_at": b.created_at,
         "valid_until": b.valid_until,
         "binding_digest": digest,
+        "policy_at_creation": b.policy_hash,
+        "updated_since_creation": updated,
+        "now": now.as_ref().map(|n| serde_json::json!({
+            "policy_hash": n.status.policy_hash,
+            "state": n.status.state,
+            "valid_until": n.status.valid_until,
+            "signed_at": n.signed_at,
+            "signed_at_utc": bridle_common::period::format_time(n.signed_at),
+            "nonce": n.nonce,
+        })),
         "identity_public_key": format!("0x{}", hex::encode(pk)),
         "document": {
             "module_id": verified.module_id,

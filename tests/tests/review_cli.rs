@@ -678,3 +678,81 @@ console.log(codes.join(" "));
     let right = alloy_agent::EnclaveTrust::Pinned(pk(&w.identity));
     assert!(alloy_agent::BridleSigner::connect(&w.proxy.url, &secret, g.session, right, 0).await.is_ok());
 }
+
+#[tokio::test]
+async fn verify_session_proves_the_policy_in_force_now() {
+    // An enclave that writes its mock root, so that its attestations can be verified.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mock-root.pem");
+    let enclave = EnclaveProc::start_in(dir, &["--dev-nsm-root-out", root.to_str().unwrap()]);
+    let host = HostProc::start(&enclave.socket, enclave.dir.path());
+    let proxy = LyingProxy::start(&host.url);
+    let work = tempfile::tempdir().unwrap();
+    let cli = Cli::new(work.path(), &proxy.url);
+    cli.ok(&["trust", "attest", "--host", &proxy.url, "--root", root.to_str().unwrap(), "--any-image"]);
+    let owner = Actor::random();
+    write_key_file(&work.path().join("owner.key"), "owner", &owner);
+    write_key_file(&work.path().join("agent.key"), "agent", &Actor::random());
+    std::fs::write(work.path().join("policy.toml"), POLICY).unwrap();
+    let weekly = POLICY.replace("max = \"100 USDC\"\nper = \"day\"", "max = \"300 USDC\"\nper = \"week\"");
+    std::fs::write(work.path().join("weekly.toml"), &weekly).unwrap();
+    let created = cli.ok(&[&grant_args(&n())[..], &["--json"][..]].concat());
+    std::fs::write(work.path().join("created.json"), &created).unwrap();
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let s = created["binding"]["session"].as_str().unwrap().to_string();
+    let root = root.to_str().unwrap().to_string();
+    let verify = |policy: &str| {
+        cli.run(&[
+            "verify",
+            "session",
+            "--host",
+            &proxy.url,
+            "--session",
+            &s,
+            "--policy",
+            policy,
+            "--root",
+            &root,
+            "--any-image",
+        ])
+    };
+    let o = verify("policy.toml");
+    assert!(o.status.success(), "{}", bridle_tests::cli::text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("now (status signed by the attested identity"), "{o:?}");
+
+    // The owner updates the policy: the creation binding no longer says what is in force.
+    cli.ok(&["owner", "update", "--key", "owner.key", "--session", &s, "--policy", "weekly.toml", "--nonce", &n()]);
+    let o = verify("policy.toml");
+    assert_eq!(o.status.code(), Some(1), "{}", bridle_tests::cli::text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("replaced since by an owner update"), "{o:?}");
+    let o = verify("weekly.toml");
+    assert!(o.status.success(), "{}", bridle_tests::cli::text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("updated:      created under policy") && out.contains("now (status signed"), "{out}");
+    // Offline, the saved binding proves only the creation, and says so.
+    let o = cli.run(&[
+        "verify",
+        "session",
+        "--binding",
+        "created.json",
+        "--policy",
+        "policy.toml",
+        "--root",
+        &root,
+        "--any-image",
+    ]);
+    assert!(o.status.success(), "{}", bridle_tests::cli::text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("offline, this proves the policy at the session's creation"));
+
+    // A host that hides the update (an unsigned status claiming the old policy) is caught.
+    let old = policy(POLICY);
+    proxy.rewrite("GET", "/v1/status", move |_, v| {
+        if v["session"].is_object() {
+            v["session"]["policy_hash"] = json!(old.hash());
+            v["session"]["valid_until"] = json!(old.valid_until);
+        }
+    });
+    let o = verify("policy.toml");
+    assert_eq!(o.status.code(), Some(1), "{}", bridle_tests::cli::text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not the attested enclave's word"), "{o:?}");
+}
