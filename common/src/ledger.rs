@@ -10,9 +10,10 @@
 
 use crate::period::Period;
 use alloy_primitives::{Address, U256};
+use serde::{Deserialize, Serialize};
 
 /// What a ledger line counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LedgerKey {
     /// The native coin, on every chain together.
     Native,
@@ -25,7 +26,7 @@ pub enum LedgerKey {
 }
 
 /// Spend in one period.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeriodCounter {
     pub index: u64,
     pub spent: U256,
@@ -68,7 +69,7 @@ fn slot(p: Period) -> usize {
 }
 
 /// One asset's counters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     pub key: LedgerKey,
     pub counters: [PeriodCounter; 6],
@@ -79,7 +80,7 @@ pub struct Line {
 pub const MAX_LINES: usize = 1024;
 
 /// The ledger. Few lines (one per charged asset), so a sorted vector.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     lines: Vec<Line>,
 }
@@ -128,9 +129,11 @@ impl Ledger {
         &self.lines
     }
 
-    /// Approximate heap bytes.
+    /// Approximate heap bytes, from lengths (never capacities), so that every replica of a
+    /// session — grown step by step or restored from a snapshot — computes the same figure
+    /// (the memory budget decides with it). Growable containers count twice their length.
     pub fn footprint(&self) -> usize {
-        self.lines.capacity() * std::mem::size_of::<Line>()
+        2 * self.lines.len() * std::mem::size_of::<Line>()
     }
 }
 

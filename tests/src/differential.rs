@@ -387,6 +387,8 @@ pub struct Stats {
     pub skipped: u64,
     /// Asks repeated with their stamp that returned the signature again.
     pub reasked: u64,
+    /// Times the engine was replaced by a replica restored from its snapshot.
+    pub restored: u64,
     /// Denials by code.
     pub codes: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -400,6 +402,7 @@ impl std::ops::AddAssign for Stats {
         self.pending += o.pending;
         self.skipped += o.skipped;
         self.reasked += o.reasked;
+        self.restored += o.restored;
         for (k, v) in o.codes {
             *self.codes.entry(k).or_default() += v;
         }
@@ -544,6 +547,21 @@ pub fn run(mut r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
                 // A few more requests show it holds; the rest of the sequence would only repeat it.
                 steps_left = steps_left.min(3);
             }
+        }
+        // Now and then the engine continues as a replica restored from its snapshot (what a
+        // cluster node that catches up receives), through CBOR as on the wire.
+        if r.chance(3) {
+            let bytes = bridle_common::frame::to_cbor(&engine.snapshot()).map_err(|e| format!("seed {seed}: {e}"))?;
+            let snap = bridle_common::frame::from_cbor(&bytes).map_err(|e| format!("seed {seed}: {e}"))?;
+            let before = engine.footprint();
+            engine = Machine::restore(snap).map_err(|e| format!("seed {seed} step {i}: restore: {e}"))?;
+            if engine.footprint() != before {
+                return fail(
+                    &log,
+                    format!("step {i}: footprint {before} before the snapshot, {} after", engine.footprint()),
+                );
+            }
+            st.restored += 1;
         }
         // The same figures after every step.
         let t = engine.time_at(clock);

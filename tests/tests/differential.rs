@@ -43,5 +43,5 @@ fn engine_and_model_agree_on_random_sequences() {
     println!("{n} seeds in {:.1?}: {total:?}", start.elapsed());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // The sequences must exercise every outcome.
-    assert!(total.allowed > 0 && total.denied > 0 && total.pending > 0 && total.reasked > 0, "{total:?}");
+    assert!(total.allowed > 0 && total.denied > 0 && total.pending > 0 && total.reasked > 0 && total.restored > 0, "{total:?}");
 }

@@ -24,7 +24,7 @@ pub mod registry;
 pub mod view;
 pub mod worst;
 
-pub use registry::{Grant, Item, Key, Place, Registry, MAX_WRITES};
+pub use registry::{Grant, Item, Key, Place, Registry, Via, MAX_WRITES};
 
 /// Default lifetime of an approval worth more than [`large_approval_usd`] (or unpriced).
 pub const LIFETIME_LARGE: u64 = 24 * 3600;
@@ -158,7 +158,7 @@ impl Allowance {
 }
 
 /// How a grant changes an allowance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GrantOp {
     /// `approve`, permits: the allowance becomes exactly this.
     Set(U256),

@@ -3,6 +3,7 @@
 
 use super::{AllowanceKind, GrantOp};
 use alloy_primitives::{Address, U256};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Most writes (approvals, permits, revocations) one session's registry records. A request
@@ -13,7 +14,7 @@ pub const MAX_WRITES: usize = 512;
 pub const MAX_PLAIN_RANGES: usize = 64;
 
 /// An allowance: whose tokens, which token, which spender, on which chain, of which kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Key {
     pub chain_id: u64,
     pub holder: Address,
@@ -23,7 +24,7 @@ pub struct Key {
 }
 
 /// A user operation lane: the entry point keeps one nonce sequence per (sender, key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AccountLane {
     pub chain_id: u64,
     pub entry_point: Address,
@@ -33,7 +34,7 @@ pub struct AccountLane {
 }
 
 /// Where a signed item sits on chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Place {
     /// A transaction from the session's own address: position `nonce` of the chain's lane.
     Own { chain_id: u64, nonce: u64 },
@@ -52,7 +53,7 @@ impl Place {
 }
 
 /// One write of a request: an approval, a permit, a revocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub key: Key,
     pub op: GrantOp,
@@ -63,11 +64,11 @@ pub struct Grant {
     /// The token's index in the policy, when listed (for caps, prices, lifetimes).
     pub token_index: Option<usize>,
     /// What grants it: `approve`, `increaseAllowance`, `permit`, `Permit2 allowance`, …
-    pub via: &'static str,
+    pub via: Via,
 }
 
 /// Something the session signed that writes approvals.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     pub place: Place,
     pub signed_at: u64,
@@ -78,14 +79,14 @@ pub struct Item {
 }
 
 /// What the owner's view keeps about a key besides its writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyMeta {
     pub symbol: String,
     pub decimals: u8,
     /// When a non-zero amount was last granted, and when that grant stops being current.
     pub granted_at: u64,
     pub expires_at: u64,
-    pub via: &'static str,
+    pub via: Via,
     pub updated_at: u64,
 }
 
@@ -93,7 +94,7 @@ pub struct KeyMeta {
 /// approval, as sorted, disjoint, inclusive ranges. At most [`MAX_PLAIN_RANGES`] ranges:
 /// beyond that the two closest are merged, which adds nonces that may hold such a
 /// transaction — more histories, so a worst case can only grow (never understated).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Positions {
     ranges: Vec<(u64, u64)>,
     /// The highest nonce the session signed on this chain (any transaction).
@@ -141,7 +142,7 @@ impl Positions {
 pub struct RegistryFull;
 
 /// A session's allowance registry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registry {
     pub(crate) items: Vec<Item>,
     pub(crate) own: BTreeMap<u64, Positions>,
@@ -257,9 +258,11 @@ impl Registry {
         Ok(())
     }
 
-    /// Approximate heap bytes.
+    /// Approximate heap bytes, from lengths (never capacities), so that every replica of a
+    /// session — grown step by step or restored from a snapshot — computes the same figure
+    /// (the memory budget decides with it). Growable containers count twice their length.
     pub fn footprint(&self) -> usize {
-        self.items.capacity() * std::mem::size_of::<Item>()
+        2 * self.items.len() * std::mem::size_of::<Item>()
             + self.writes * std::mem::size_of::<Grant>()
             + self.meta.len() * (std::mem::size_of::<Key>() + std::mem::size_of::<KeyMeta>() + 32)
             + self.own.len() * (MAX_PLAIN_RANGES * 16 + 64)
@@ -300,5 +303,36 @@ mod tests {
             Place::Account { lane, seq } => assert_eq!((lane.key, seq), (U256::from(7u8), 3)),
             p => panic!("{p:?}"),
         }
+    }
+}
+
+/// The names of what wrote an allowance ([`Grant::via`], [`KeyMeta::via`]).
+pub const VIAS: &[&str] =
+    &["approve", "increaseAllowance", "Permit2 approve", "permit", "Permit2 allowance", "Permit2 transfer", "sweep"];
+
+/// What wrote an allowance: one of [`VIAS`]. A snapshot stores the name and a restore maps it
+/// back (an unknown name is an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via(pub &'static str);
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Serialize for Via {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Via {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Via, D::Error> {
+        let s = String::deserialize(d)?;
+        VIAS.iter()
+            .find(|v| **v == s)
+            .map(|v| Via(v))
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown allowance writer {s:?}")))
     }
 }

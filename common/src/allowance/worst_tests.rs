@@ -2,7 +2,7 @@
 //! many small random registries, plus the cases the security review named.
 
 use super::*;
-use crate::allowance::registry::{AccountLane, Positions};
+use crate::allowance::registry::{AccountLane, Positions, Via};
 use alloy_primitives::Address;
 
 const SESSION: Address = Address::repeat_byte(0x5e);
@@ -14,7 +14,7 @@ fn key(holder: Address, spender: u8, kind: AllowanceKind) -> Key {
 }
 
 fn grant(key: Key, op: GrantOp, end: Option<u64>) -> Grant {
-    Grant { key, op, end, token_index: None, via: "approve" }
+    Grant { key, op, end, token_index: None, via: Via("approve") }
 }
 
 fn set(k: Key, v: u64) -> Grant {

@@ -12,6 +12,7 @@
 mod owner;
 pub mod replay;
 mod sign;
+pub mod snapshot;
 mod status;
 mod sweep;
 
@@ -36,7 +37,7 @@ pub trait Signer {
 }
 
 /// What does not change over a session's life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Facts {
     /// The session key's address (`$account`).
     pub address: Address,
@@ -212,7 +213,7 @@ impl Machine {
         std::mem::size_of::<Machine>()
             + self.counters.footprint()
             + self.replay.footprint()
-            + self.denials.capacity() * 8
+            + 2 * self.denials.len() * 8
             + pending
     }
 }

@@ -84,9 +84,11 @@ impl ReplayCache {
         }
     }
 
-    /// Approximate heap bytes.
+    /// Approximate heap bytes, from lengths (never capacities), so that every replica of a
+    /// session — grown step by step or restored from a snapshot — computes the same figure
+    /// (the memory budget decides with it). Growable containers count twice their length.
     pub fn footprint(&self) -> usize {
-        self.seen.capacity() * 57 + self.order.capacity() * 24
+        2 * (self.seen.len() * 57 + self.order.len() * 24)
     }
 
     /// The live nonces, in the order they expire, with what each was signed for (for a

@@ -4,7 +4,7 @@
 use super::{Machine, Outcome, Signer};
 use crate::allowance::view::{settled_by, view};
 use crate::allowance::worst::worst;
-use crate::allowance::{revocation_call, Grant, GrantOp, Key, Place};
+use crate::allowance::{revocation_call, Grant, GrantOp, Key, Place, Via};
 use crate::audit::rec;
 use crate::error::{Denial, ErrorCode};
 use crate::policy::engine::check_gas_cost;
@@ -173,7 +173,7 @@ impl Machine {
             });
         }
         for (x, nonce, k) in &plan {
-            let g = Grant { key: *k, op: GrantOp::Set(U256::ZERO), end: None, token_index: None, via: "sweep" };
+            let g = Grant { key: *k, op: GrantOp::Set(U256::ZERO), end: None, token_index: None, via: Via("sweep") };
             let place = Place::Own { chain_id: x.chain_id, nonce: *nonce };
             // Room was checked above.
             let _ = self.counters.allowances.record(place, t, vec![g], true, |_| (String::new(), 0, t));

@@ -4,7 +4,7 @@
 use super::compile::{AssetRef, CompiledFn, CompiledPolicy, FnMatcher};
 use super::doc::{ArgValue, Op, Party};
 use super::engine::{Charges, Context, Operation};
-use crate::allowance::{AllowanceKind, Grant, GrantOp, Key};
+use crate::allowance::{AllowanceKind, Grant, GrantOp, Key, Via};
 use crate::error::{Denial, ErrorCode};
 use crate::tx::Call;
 use alloy_dyn_abi::{DynSolType, DynSolValue};
@@ -300,7 +300,7 @@ pub(crate) fn check_call(
                     op: if kind == "approve" { GrantOp::Set(amount) } else { GrantOp::Add(amount) },
                     end: None,
                     token_index: token,
-                    via: if kind == "approve" { "approve" } else { "increaseAllowance" },
+                    via: Via(if kind == "approve" { "approve" } else { "increaseAllowance" }),
                 });
             }
         },
@@ -346,7 +346,7 @@ fn permit2_approve(
         op: GrantOp::Set(amount),
         end: (exp != 0).then_some(exp),
         token_index: token,
-        via: "Permit2 approve",
+        via: Via("Permit2 approve"),
     });
     Ok(())
 }

@@ -9,7 +9,7 @@ use super::doc::{MessageRule, PermitKind, PermitRule};
 use super::engine::{check_chain, check_session, check_spend, Charges, Context};
 use super::exposure::check_allowances;
 use super::state::Counters;
-use crate::allowance::{AllowanceKind, Grant, GrantOp, Key, Place};
+use crate::allowance::{AllowanceKind, Grant, GrantOp, Key, Place, Via};
 use crate::error::{Denial, ErrorCode};
 use crate::period::format_time;
 use crate::typed::{classify, u160_max, ParsedTypedData, PermitMsg, TypedClass};
@@ -200,7 +200,7 @@ fn check_permit(
                 op: GrantOp::Set(*value),
                 end: None,
                 token_index: token,
-                via: "permit",
+                via: Via("permit"),
             });
         }
         PermitMsg::Permit2Allowance { spender, details, sig_deadline, batch: _ } => {
@@ -239,7 +239,7 @@ fn check_permit(
                     op: GrantOp::Set(d.amount),
                     end: Some(if exp == 0 { as_time(*sig_deadline) } else { exp }),
                     token_index: token,
-                    via: "Permit2 allowance",
+                    via: Via("Permit2 allowance"),
                 });
             }
         }
@@ -275,7 +275,7 @@ fn check_permit(
                     op: GrantOp::Add(*amount),
                     end: Some(as_time(*deadline)),
                     token_index: token,
-                    via: "Permit2 transfer",
+                    via: Via("Permit2 transfer"),
                 });
             }
         }

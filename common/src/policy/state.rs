@@ -7,6 +7,7 @@ use super::engine::Charges;
 use crate::allowance::{lifetime, Registry};
 use crate::ledger::{Ledger, LedgerKey};
 use alloy_primitives::U256;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// Rate-limit history kept whatever the policy says: an update that adds or tightens a rate
@@ -14,7 +15,7 @@ use std::collections::VecDeque;
 pub const MIN_RATE_HISTORY: u64 = 64;
 
 /// Everything the policy engine remembers about a session.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Counters {
     /// Weight signed (RULES.md §2: a user operation's inner calls each count).
     pub uses: u64,
@@ -106,9 +107,11 @@ impl Counters {
         self.ledger.charge(LedgerKey::GasCost, cost, anchor, t);
     }
 
-    /// Approximate heap bytes.
+    /// Approximate heap bytes, from lengths (never capacities), so that every replica of a
+    /// session — grown step by step or restored from a snapshot — computes the same figure
+    /// (the memory budget decides with it). Growable containers count twice their length.
     pub fn footprint(&self) -> usize {
-        self.recent.capacity() * 16 + self.ledger.footprint() + self.allowances.footprint()
+        2 * self.recent.len() * 16 + self.ledger.footprint() + self.allowances.footprint()
     }
 }
 
