@@ -206,8 +206,33 @@ pub fn dev_setup(url: &str, root: &std::path::Path) -> Result<(PathBuf, Entry)> 
         root.display()
     );
     let entry = attest(&host, &exp, 300, Some(note))?;
-    let (file, _) = trust::store(url, entry.clone())?;
+    let urls = dev_urls(url);
+    let (file, _) = trust::update(|f| {
+        for u in &urls {
+            f.hosts.insert(trust::normalize_url(u), entry.clone());
+        }
+        Ok(())
+    })?;
     Ok((file, entry))
+}
+
+/// The URLs a local user may name `bridle dev`'s host by: its own, and for a loopback or
+/// unspecified address the 127.0.0.1 and localhost forms too.
+fn dev_urls(url: &str) -> Vec<String> {
+    let mut out = vec![url.to_string()];
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((addr, port)) = rest.rsplit_once(':') {
+            if ["127.0.0.1", "localhost", "0.0.0.0", "[::]", "[::1]"].contains(&addr) {
+                for alias in ["127.0.0.1", "localhost"] {
+                    let u = format!("{scheme}://{alias}:{port}");
+                    if !out.contains(&u) {
+                        out.push(u);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 pub fn run(c: TrustCmd) -> Result<i32> {
@@ -311,4 +336,17 @@ fn print_stored(url: &str, e: &Entry, old: Option<&Entry>, file: &std::path::Pat
         println!("  replaces enclave {} ({})", o.identity_address, o.method.as_str());
     }
     println!("  stored in {}", file.display());
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dev_urls_cover_the_loopback_names() {
+        assert_eq!(
+            super::dev_urls("http://0.0.0.0:8547"),
+            ["http://0.0.0.0:8547", "http://127.0.0.1:8547", "http://localhost:8547"]
+        );
+        assert_eq!(super::dev_urls("http://127.0.0.1:9"), ["http://127.0.0.1:9", "http://localhost:9"]);
+        assert_eq!(super::dev_urls("http://10.0.0.2:9"), ["http://10.0.0.2:9"]);
+    }
 }
