@@ -174,18 +174,22 @@ pub fn check_lost(st: &AppState, session: &Address) -> Result<(), ApiError> {
 }
 
 /// Map an enclave error for a session: `unknown_session` for a session the host knows
-/// was lost (the restart was noticed during this very call) becomes 410.
-fn session_error(st: &AppState, session: &Address, e: ClientError) -> ApiError {
-    if let ClientError::Denied(d) = &e {
-        if d.code == ErrorCode::UnknownSession {
-            check_lost(st, session).err().unwrap_or_else(|| ApiError::denial(d.clone()))
-        } else {
-            ApiError::denial(d.clone())
+/// was lost (the restart was noticed during this very call, or another host sharing the
+/// database marked it) becomes 410. Only this error path reads the database: the session's
+/// state is refreshed from it when the index does not already say lost.
+async fn session_error(st: &AppState, session: &Address, e: ClientError) -> ApiError {
+    let ClientError::Denied(d) = &e else { return e.into() };
+    if d.code != ErrorCode::UnknownSession {
+        return ApiError::denial(d.clone());
+    }
+    if check_lost(st, session).is_ok() {
+        let s = *session;
+        if let Err(e) = st.store.run(move |db| db.load_session_state(&s)).await {
+            tracing::warn!(session = %session, error = %format!("{e:#}"), "cannot read the session from the database");
         }
-    } else {
-        e.into()
     }
 }
+    check_lost(st, session).err().unwrap_or_else(|| ApiError::denial(d.clone()))
 
 fn event_for(call: &str, session: Option<Address>, r: &Result<Reply, ClientError>) -> Event {
     match r {
@@ -216,7 +220,7 @@ pub async fn relay_sign(st: &AppState, req: SignRequest) -> Result<Signed, ApiEr
                 ev.detail = Some(truncate(&d.reason, 200));
             }
             st.record_event(ev);
-            Err(session_error(st, &session, e))
+            Err(session_error(st, &session, e).await)
         }
     }
 }
@@ -240,7 +244,7 @@ async fn relay_owner(st: &AppState, call: Call, session: Option<Address>) -> Res
     st.record_event(ev);
     match (r, session) {
         (Ok(reply), _) => Ok(reply),
-        (Err(e), Some(s)) => Err(session_error(st, &s, e)),
+        (Err(e), Some(s)) => Err(session_error(st, &s, e).await),
         (Err(e), None) => Err(e.into()),
     }
 }
@@ -439,7 +443,7 @@ pub async fn allowances(State(st): State<AppState>, AddrPath(session): AddrPath)
             ))),
         },
         Ok(other) => Err(ApiError::wrong_reply("status", &other)),
-        Err(e) => Err(session_error(&st, &session, e)),
+        Err(e) => Err(session_error(&st, &session, e).await),
     }
 }
 

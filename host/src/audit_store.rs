@@ -15,7 +15,12 @@
 //! the export then reports those entries missing.
 //!
 //! Each enclave identity has its own chain (a restarted enclave starts a new one); entries
-//! are stored under the identity address.
+//! are stored under the identity address, in the host's database ([`AuditBackend`]: SQLite
+//! or PostgreSQL). Several hosts may store into one database, and hosts whose enclaves
+//! share an identity key push the same entries: an entry already stored under the same
+//! (enclave, seq) is skipped when identical, and a different one refuses the batch (a
+//! conflict: logged at error level and reported in the sync status). The tip a pull
+//! continues from is read from the stored entries, whoever stored them.
 //!
 //! HTTP: `GET /v1/audit?since=N[&limit=M][&enclave=0x…]` serves stored entries with the
 //! latest head; `GET /v1/audit/export[?enclave=0x…]` the whole chain as one JSON file
@@ -24,9 +29,9 @@
 
 use crate::api::{parse_address, ApiError};
 use crate::enclave_client::{reply_name, ClientError, EnclaveClient};
+use crate::store::{AuditBackend, Batch, BatchError};
 use crate::AppState;
-use alloy_primitives::{Address, Bytes, B256};
-use anyhow::Context as _;
+use alloy_primitives::{Address, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -34,12 +39,9 @@ use axum::Json;
 use bridle_common::audit::{verify_chain, AuditEntry, AuditError, AuditHead, AuditReply, EXPORT_FORMAT};
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::protocol::{AuditQuery, Call, Reply, StatusQuery};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::path::Path;
-use std::str::FromStr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -53,40 +55,12 @@ const MAX_BATCHES_PER_PULL: usize = 1000;
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 10_000;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS audit_entries (
-    enclave  TEXT NOT NULL,
-    seq      INTEGER NOT NULL,
-    time     INTEGER NOT NULL,
-    session  TEXT NOT NULL,
-    kind     TEXT NOT NULL,
-    code     TEXT,
-    hash     TEXT NOT NULL,
-    entry    TEXT NOT NULL,
-    PRIMARY KEY (enclave, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS audit_entries_session ON audit_entries(session);
-CREATE TABLE IF NOT EXISTS audit_heads (
-    enclave              TEXT PRIMARY KEY,
-    identity_public_key  TEXT,
-    seq                  INTEGER NOT NULL,
-    hash                 TEXT NOT NULL,
-    head                 TEXT NOT NULL,
-    updated_at           INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_gaps (
-    enclave     TEXT NOT NULL,
-    from_seq    INTEGER NOT NULL,
-    to_seq      INTEGER NOT NULL,
-    noticed_at  INTEGER NOT NULL
-);
-";
-
 /// How the last pull went.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyncStatus {
     /// `never` (no pull yet), `ok`, `unsupported` (the enclave serves no signed audit log),
-    /// `unreachable`, or `refused` (a batch did not verify and was not stored).
+    /// `unreachable`, `refused` (a batch did not verify and was not stored), or `conflict`
+    /// (a batch verified, but the database holds other entries under its keys).
     pub state: String,
     pub enclave: Option<Address>,
     /// The last entry stored for `enclave`.
@@ -96,13 +70,7 @@ pub struct SyncStatus {
     pub error: Option<String>,
 }
 
-/// The stored chain of one enclave: its tip and what the host knows of its identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tip {
-    pub seq: u64,
-    pub hash: B256,
-    pub identity_public_key: Option<Bytes>,
-}
+pub use crate::store::Tip;
 
 /// What one pull did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -125,9 +93,9 @@ pub struct Page {
     pub more: bool,
 }
 
-/// The audit log as stored. Its own SQLite connection (to the host's database file).
+/// The audit log as stored, and its puller.
 pub struct AuditStore {
-    conn: Mutex<Connection>,
+    backend: Arc<dyn AuditBackend>,
     kick: Notify,
     pulling: tokio::sync::Mutex<()>,
     status: Mutex<SyncStatus>,
@@ -139,16 +107,8 @@ impl std::fmt::Debug for AuditStore {
     }
 }
 
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 fn now_secs() -> u64 {
     crate::store::now_secs()
-}
-
-fn conv_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
 /// Why a batch from the enclave was not stored.
@@ -160,6 +120,10 @@ pub enum PullError {
     Unsupported(String),
     #[error("audit batch from enclave {enclave} refused (not stored): {error}")]
     Refused { enclave: Address, error: AuditError },
+    /// The batch verified, but the database already holds a different entry under one of
+    /// its (enclave, seq) keys.
+    #[error("{0}")]
+    Conflict(String),
     /// Not this time (e.g. the enclave restarted during the pull); the next pull retries.
     #[error("{0}")]
     Retry(String),
@@ -168,22 +132,14 @@ pub enum PullError {
 }
 
 impl AuditStore {
-    /// Open the audit tables in the database at `path` (`:memory:`: a private in-memory one).
-    pub fn open(path: &Path) -> anyhow::Result<Arc<AuditStore>> {
-        let conn = Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        conn.execute_batch(SCHEMA).context("cannot create the audit tables")?;
-        Ok(Arc::new(AuditStore {
-            conn: Mutex::new(conn),
+    /// The audit log over an opened database.
+    pub fn new(backend: Arc<dyn AuditBackend>) -> Arc<AuditStore> {
+        Arc::new(AuditStore {
+            backend,
             kick: Notify::new(),
             pulling: tokio::sync::Mutex::new(()),
             status: Mutex::new(SyncStatus { state: "never".into(), ..SyncStatus::default() }),
-        }))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        })
     }
 
     /// Ask the background task to pull now (merged with other kicks; cheap).
@@ -201,87 +157,15 @@ impl AuditStore {
 
     // ---- storage -----------------------------------------------------------------------
 
-    /// The stored tip of `enclave`'s chain.
+    /// The stored tip of `enclave`'s chain (read from the database: another host may
+    /// have stored entries since the last pull).
     pub fn tip(&self, enclave: &Address) -> anyhow::Result<Option<Tip>> {
-        let conn = self.lock();
-        Self::tip_in(&conn, enclave)
+        self.backend.tip(enclave)
     }
 
-    fn tip_in(conn: &Connection, enclave: &Address) -> anyhow::Result<Option<Tip>> {
-        let row: Option<(i64, String, Option<String>)> = conn
-            .query_row(
-                "SELECT seq, hash, identity_public_key FROM audit_heads WHERE enclave = ?1",
-                params![format!("{enclave:#x}")],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        Ok(match row {
-            None => None,
-            Some((seq, hash, pk)) => Some(Tip {
-                seq: seq.max(0) as u64,
-                hash: B256::from_str(&hash).context("stored audit head hash")?,
-                identity_public_key: pk.and_then(|p| Bytes::from_str(&p).ok()),
-            }),
-        })
-    }
-
-    /// Store a verified batch and its head (one transaction); record a gap before it.
-    fn store_batch(
-        &self,
-        enclave: &Address,
-        public_key: Option<&Bytes>,
-        entries: &[AuditEntry],
-        head: &AuditHead,
-        gap: Option<(u64, u64)>,
-    ) -> anyhow::Result<()> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let e_hex = format!("{enclave:#x}");
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO audit_entries (enclave, seq, time, session, kind, code, hash, entry)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for e in entries {
-                ins.execute(params![
-                    e_hex,
-                    int(e.seq),
-                    int(e.time),
-                    format!("{:#x}", e.session),
-                    e.kind.as_str(),
-                    e.code.map(|c| c.as_str()),
-                    format!("{:#x}", e.hash()),
-                    serde_json::to_string(e)?,
-                ])?;
-            }
-        }
-        if let Some((from, to)) = gap {
-            tx.execute(
-                "INSERT INTO audit_gaps (enclave, from_seq, to_seq, noticed_at) VALUES (?1, ?2, ?3, ?4)",
-                params![e_hex, int(from), int(to), int(now_secs())],
-            )?;
-        }
-        tx.execute(
-            "INSERT INTO audit_heads (enclave, identity_public_key, seq, hash, head, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(enclave) DO UPDATE SET
-                identity_public_key = COALESCE(excluded.identity_public_key, identity_public_key),
-                seq = excluded.seq, hash = excluded.hash, head = excluded.head, updated_at = excluded.updated_at",
-            params![
-                e_hex,
-                public_key.map(|p| p.to_string()),
-                int(head.seq),
-                format!("{:#x}", head.hash),
-                serde_json::to_string(head)?,
-                int(now_secs()),
-            ],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Check a batch from the enclave against what is stored and store it. Returns the gap
-    /// it revealed, if any. Nothing is stored unless it verifies.
+    /// Check a batch from the enclave against what is stored and store it. Returns how many
+    /// entries were new and the gap it revealed, if any. Nothing is stored unless it
+    /// verifies, and nothing of a batch that conflicts with stored entries.
     pub fn accept(
         &self,
         enclave: Address,
@@ -296,66 +180,53 @@ impl AuditStore {
             verify_chain(&[], &reply.head, enclave, from).map_err(|error| PullError::Refused { enclave, error })?;
             return Ok((0, None));
         }
+        let storage = |e: anyhow::Error| PullError::Other(format!("storage: {e:#}"));
         let (from, gap) = match reply.entries.first() {
             // The enclave no longer holds `since ..first`: they were dropped from its window
             // before this host stored them. What follows is checked from its own first link.
             Some(first) if first.seq > since => (Some((first.seq, first.prev)), Some((since, first.seq - 1))),
+            // The batch overlaps what is stored (another host stored it meanwhile, or it is
+            // pushed again): it must continue the stored link before it; the overlap is then
+            // checked entry by entry when stored (identical: skipped; different: conflict).
+            Some(first) if first.seq < since => match first.seq.checked_sub(1) {
+                None => (None, None),
+                Some(before) => match self.backend.entry_hash(&enclave, before).map_err(storage)? {
+                    Some(hash) => (Some((first.seq, hash)), None),
+                    // Inside a recorded gap: checked from its own first link.
+                    None => (Some((first.seq, first.prev)), None),
+                },
+            },
             _ => (from, None),
         };
         verify_chain(&reply.entries, &reply.head, enclave, from)
             .map_err(|error| PullError::Refused { enclave, error })?;
-        self.store_batch(&enclave, public_key, &reply.entries, &reply.head, gap)
-            .map_err(|e| PullError::Other(format!("storage: {e:#}")))?;
-        Ok((reply.entries.len(), gap))
+        let batch = Batch { enclave, public_key, entries: &reply.entries, head: &reply.head, gap, now: now_secs() };
+        let stored = self.backend.store_batch(&batch).map_err(|e| match e {
+            c @ BatchError::Conflict { .. } => PullError::Conflict(c.to_string()),
+            BatchError::Storage(e) => storage(e),
+        })?;
+        Ok((stored, gap))
     }
 
     /// The enclave to serve by default: the one with the most recently updated head.
     pub fn latest_enclave(&self) -> anyhow::Result<Option<Address>> {
-        let conn = self.lock();
-        let a: Option<String> = conn
-            .query_row("SELECT enclave FROM audit_heads ORDER BY updated_at DESC, rowid DESC LIMIT 1", [], |r| r.get(0))
-            .optional()?;
-        Ok(a.and_then(|a| Address::from_str(&a).ok()))
+        self.backend.latest_enclave()
     }
 
     /// Stored entries of `enclave` from `since` (at most `limit`), with the latest head.
     pub fn page(&self, enclave: &Address, since: u64, limit: usize) -> anyhow::Result<Page> {
-        let conn = self.lock();
-        let e_hex = format!("{enclave:#x}");
-        let mut st = conn
-            .prepare_cached("SELECT entry FROM audit_entries WHERE enclave = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3")?;
-        let rows = st.query_map(params![e_hex, int(since), int(limit as u64 + 1)], |r| {
-            let text: String = r.get(0)?;
-            serde_json::from_str::<AuditEntry>(&text).map_err(conv_err)
-        })?;
-        let mut entries = rows.collect::<Result<Vec<_>, _>>()?;
+        let mut entries = self.backend.entries(enclave, since, limit.saturating_add(1))?;
         let more = entries.len() > limit;
         entries.truncate(limit);
-        let (head, identity_public_key) = Self::head_in(&conn, enclave)?;
+        let (head, identity_public_key) = self.backend.head(enclave)?;
         Ok(Page { entries, head, identity_public_key, more })
     }
 
-    fn head_in(conn: &Connection, enclave: &Address) -> anyhow::Result<(Option<AuditHead>, Option<Bytes>)> {
-        let row: Option<(String, Option<String>)> = conn
-            .query_row(
-                "SELECT head, identity_public_key FROM audit_heads WHERE enclave = ?1",
-                params![format!("{enclave:#x}")],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        Ok(match row {
-            None => (None, None),
-            Some((h, pk)) => {
-                (Some(serde_json::from_str(&h).context("stored head")?), pk.and_then(|p| Bytes::from_str(&p).ok()))
-            }
-        })
-    }
-
     /// The whole stored chain of `enclave` as an export file (JSON text), built from the
-    /// stored JSON without re-parsing each entry. `None` when nothing is stored for it.
+    /// stored JSON (each entry checked to parse, as untrusted storage). `None` when
+    /// nothing is stored for it.
     pub fn export_json(&self, enclave: &Address) -> anyhow::Result<Option<String>> {
-        let conn = self.lock();
-        let (Some(head), pk) = Self::head_in(&conn, enclave)? else { return Ok(None) };
+        let (Some(head), pk) = self.backend.head(enclave)? else { return Ok(None) };
         let mut out = String::new();
         out.push_str("{\n\"format\": ");
         out.push_str(&serde_json::to_string(EXPORT_FORMAT)?);
@@ -366,28 +237,21 @@ impl AuditStore {
         out.push_str(",\n\"head\": ");
         out.push_str(&serde_json::to_string(&head)?);
         out.push_str(",\n\"entries\": [");
-        let mut st =
-            conn.prepare_cached("SELECT entry FROM audit_entries WHERE enclave = ?1 AND seq <= ?2 ORDER BY seq")?;
-        let mut rows = st.query(params![format!("{enclave:#x}"), int(head.seq)])?;
         let mut first = true;
-        while let Some(r) = rows.next()? {
+        self.backend.entry_texts(enclave, head.seq, &mut |seq, text| {
+            crate::store::check_entry_text(seq, text)?;
             out.push_str(if first { "\n" } else { ",\n" });
             first = false;
-            out.push_str(&r.get::<_, String>(0)?);
-        }
+            out.push_str(text);
+            Ok(())
+        })?;
         out.push_str("\n]\n}\n");
         Ok(Some(out))
     }
 
     /// Gaps recorded for `enclave`: entries dropped by the enclave before the host had them.
     pub fn gaps(&self, enclave: &Address) -> anyhow::Result<Vec<(u64, u64)>> {
-        let conn = self.lock();
-        let mut st =
-            conn.prepare_cached("SELECT from_seq, to_seq FROM audit_gaps WHERE enclave = ?1 ORDER BY from_seq")?;
-        let rows = st.query_map(params![format!("{enclave:#x}")], |r| {
-            Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?.max(0) as u64))
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        self.backend.gaps(enclave)
     }
 
     // ---- pulling -----------------------------------------------------------------------
@@ -423,6 +287,7 @@ impl AuditStore {
                     }
                     PullError::Client(_) | PullError::Retry(_) => "unreachable",
                     PullError::Refused { .. } | PullError::Other(_) => "refused",
+                    PullError::Conflict(_) => "conflict",
                 };
                 let msg = e.to_string();
                 self.set_status(|s| {
@@ -433,6 +298,11 @@ impl AuditStore {
                                 error = %msg,
                                 "AUDIT LOG: a batch from the enclave did not verify and was NOT stored; \
                                  the host keeps the last verified chain and retries"
+                            ),
+                            PullError::Conflict(_) => tracing::error!(
+                                error = %msg,
+                                "AUDIT LOG CONFLICT: the database already holds a different entry under the same \
+                                 (enclave, seq); the batch was NOT stored"
                             ),
                             PullError::Unsupported(_) => tracing::info!(error = %msg, "audit log not pulled"),
                             PullError::Client(_) | PullError::Retry(_) => {
@@ -672,130 +542,5 @@ fn no_log(enclave: Option<Address>, sync: &SyncStatus) -> ApiError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bridle_common::audit::testing::TestChain;
-    use bridle_common::audit::{AuditExport, Decision, Record};
-
-    fn started(c: &mut TestChain) {
-        c.push(1, Record::new(Decision::Started, Address::ZERO, B256::ZERO, "started"));
-    }
-
-    fn reply(c: &TestChain, from: usize, to: usize, more: bool) -> AuditReply {
-        AuditReply { entries: c.entries[from..to].to_vec(), head: c.head_at(to as u64 - 1, 9), more }
-    }
-
-    #[test]
-    fn batches_are_verified_stored_and_exported() {
-        let s = AuditStore::open(Path::new(":memory:")).unwrap();
-        let mut c = TestChain::new(5);
-        started(&mut c);
-        c.fill(20);
-        let pk = Bytes::from(c.public_key());
-        assert_eq!(s.accept(c.enclave(), Some(&pk), &reply(&c, 0, 8, true)).unwrap(), (8, None));
-        assert_eq!(s.accept(c.enclave(), None, &reply(&c, 8, 21, false)).unwrap(), (13, None));
-        // Nothing new.
-        let same = AuditReply { entries: vec![], head: c.head_at(20, 10), more: false };
-        assert_eq!(s.accept(c.enclave(), None, &same).unwrap(), (0, None));
-        let tip = s.tip(&c.enclave()).unwrap().unwrap();
-        assert_eq!((tip.seq, tip.hash, tip.identity_public_key), (20, c.entries[20].hash(), Some(pk.clone())));
-
-        let text = s.export_json(&c.enclave()).unwrap().unwrap();
-        let ex: AuditExport = serde_json::from_str(&text).unwrap();
-        assert_eq!((ex.format.as_str(), ex.enclave, ex.identity_public_key), (EXPORT_FORMAT, c.enclave(), Some(pk)));
-        assert_eq!(ex.entries, c.entries);
-        verify_chain(&ex.entries, &ex.head, c.enclave(), None).unwrap();
-
-        let page = s.page(&c.enclave(), 5, 10).unwrap();
-        assert_eq!((page.entries.len(), page.entries[0].seq, page.more), (10, 5, true));
-        assert_eq!(page.head.unwrap().seq, 20);
-        assert_eq!(s.latest_enclave().unwrap(), Some(c.enclave()));
-        assert!(s.export_json(&Address::ZERO).unwrap().is_none());
-    }
-
-    #[test]
-    fn broken_batches_are_refused_and_nothing_is_stored() {
-        let s = AuditStore::open(Path::new(":memory:")).unwrap();
-        let mut c = TestChain::new(5);
-        started(&mut c);
-        c.fill(10);
-        s.accept(c.enclave(), None, &reply(&c, 0, 5, true)).unwrap();
-        // A changed entry.
-        let mut bad = reply(&c, 5, 11, false);
-        bad.entries[2].detail = "rewritten".into();
-        let e = s.accept(c.enclave(), None, &bad).unwrap_err();
-        assert!(matches!(&e, PullError::Refused { error, .. } if error.seq() == Some(7)), "{e}");
-        // A head signed by another key.
-        let other = TestChain::new(6);
-        let mut forged = reply(&c, 5, 11, false);
-        forged.head = AuditHead::signed(10, c.entries[10].hash(), 9, c.enclave(), 11, B256::ZERO, |d| {
-            Ok::<_, std::convert::Infallible>(other.sign_digest(d))
-        })
-        .unwrap();
-        assert!(matches!(s.accept(c.enclave(), None, &forged), Err(PullError::Refused { .. })));
-        // A batch that does not continue the stored chain (another history).
-        let mut fork = TestChain::new(5);
-        started(&mut fork);
-        fork.fill(3);
-        fork.push(99, Record::new(Decision::Allowed, Address::ZERO, B256::ZERO, "forked"));
-        fork.fill(6);
-        let e = s.accept(c.enclave(), None, &reply(&fork, 5, 11, false)).unwrap_err();
-        assert!(matches!(&e, PullError::Refused { error, .. } if error.seq() == Some(5)), "{e}");
-        assert_eq!(s.tip(&c.enclave()).unwrap().unwrap().seq, 4, "nothing stored");
-        // The genuine batch still goes in.
-        s.accept(c.enclave(), None, &reply(&c, 5, 11, false)).unwrap();
-        assert_eq!(s.tip(&c.enclave()).unwrap().unwrap().seq, 10);
-    }
-
-    #[test]
-    fn a_gap_is_recorded_and_shows_in_the_export() {
-        let s = AuditStore::open(Path::new(":memory:")).unwrap();
-        let mut c = TestChain::new(5);
-        started(&mut c);
-        c.fill(30);
-        s.accept(c.enclave(), None, &reply(&c, 0, 10, true)).unwrap();
-        // The enclave's window now starts at 20.
-        let (n, gap) = s.accept(c.enclave(), None, &reply(&c, 20, 31, false)).unwrap();
-        assert_eq!((n, gap), (11, Some((10, 19))));
-        assert_eq!(s.gaps(&c.enclave()).unwrap(), vec![(10, 19)]);
-        let ex: AuditExport = serde_json::from_str(&s.export_json(&c.enclave()).unwrap().unwrap()).unwrap();
-        let e = verify_chain(&ex.entries, &ex.head, c.enclave(), None).unwrap_err();
-        assert_eq!(e, AuditError::Missing { seq: 10, head_seq: 30 });
-    }
-
-    #[test]
-    fn chains_of_different_enclaves_are_kept_apart() {
-        let s = AuditStore::open(Path::new(":memory:")).unwrap();
-        let (mut a, mut b) = (TestChain::new(1), TestChain::new(2));
-        started(&mut a);
-        started(&mut b);
-        a.fill(3);
-        b.fill(5);
-        s.accept(a.enclave(), None, &reply(&a, 0, 4, false)).unwrap();
-        s.accept(b.enclave(), None, &reply(&b, 0, 6, false)).unwrap();
-        // A's batch offered as B's is refused.
-        let e = s.accept(b.enclave(), None, &reply(&a, 0, 4, false)).unwrap_err();
-        assert!(matches!(e, PullError::Refused { error: AuditError::WrongEnclave { .. }, .. }), "{e}");
-        for (c, n) in [(&a, 4), (&b, 6)] {
-            let ex: AuditExport = serde_json::from_str(&s.export_json(&c.enclave()).unwrap().unwrap()).unwrap();
-            assert_eq!(ex.entries.len(), n);
-            verify_chain(&ex.entries, &ex.head, c.enclave(), None).unwrap();
-        }
-    }
-
-    /// Against protocol v1's unsigned reply, `decode` says unsupported; once the protocol
-    /// carries the signed batch, it passes it through.
-    #[test]
-    fn decode_follows_the_protocol() {
-        let mut c = TestChain::new(5);
-        started(&mut c);
-        let signed = reply(&c, 0, 1, false);
-        match serde_json::from_value::<Reply>(json!({ "audit": signed })) {
-            Ok(r) => assert_eq!(decode(r).unwrap(), signed),
-            Err(_) => {
-                let old: Reply = serde_json::from_value(json!({ "audit": { "entries": ["0x78"] } })).unwrap();
-                assert!(matches!(decode(old), Err(PullError::Unsupported(_))));
-            }
-        }
-    }
-}
+#[path = "audit_store_tests.rs"]
+mod tests;

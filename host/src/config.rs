@@ -6,7 +6,8 @@
 //! highest first: **flag > environment variable > file > built-in default**.
 //! `examples/host.toml` documents every key.
 
-use crate::{HostConfig, DEFAULT_BODY_LIMIT, DEFAULT_DB, DEFAULT_LISTEN};
+use crate::store::Database;
+use crate::{default_host_id, HostConfig, DEFAULT_BODY_LIMIT, DEFAULT_DB, DEFAULT_LISTEN};
 use bridle_common::address::SocketAddress;
 use bridle_common::frame::DEFAULT_MAX_FRAME;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,10 @@ pub struct Layer {
     pub listen: Option<String>,
     /// SQLite database path.
     pub db: Option<PathBuf>,
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (or `sqlite:PATH`); replaces `db`.
+    pub database_url: Option<String>,
+    /// This host's name in a shared database.
+    pub host_id: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<LogFormat>,
     /// Pooled enclave connections (concurrent enclave calls).
@@ -91,6 +96,9 @@ pub struct Settings {
     pub enclave: SocketAddress,
     pub listen: String,
     pub db: PathBuf,
+    /// The database in use: `db` unless `database_url` names one.
+    pub database: Database,
+    pub host_id: String,
     pub log_format: LogFormat,
     pub pool: usize,
     pub call_timeout: u64,
@@ -136,6 +144,24 @@ impl Settings {
             .map_err(|e| format!("enclave `{enclave_text}` (from {}): {e}", source_name(sources["enclave"])))?;
         let listen = pick!(listen, DEFAULT_LISTEN.to_string());
         let db = pick!(db, PathBuf::from(DEFAULT_DB));
+        let database_url = pick!(database_url, String::new());
+        let database = if database_url.trim().is_empty() {
+            Database::Sqlite(db.clone())
+        } else {
+            if sources["db"] != Source::Default {
+                return Err(format!(
+                    "both db (from {}) and database_url (from {}) name a database: give one",
+                    source_name(sources["db"]),
+                    source_name(sources["database_url"])
+                ));
+            }
+            Database::parse(&database_url)
+                .map_err(|e| format!("database_url (from {}): {e}", source_name(sources["database_url"])))?
+        };
+        let host_id = pick!(host_id, default_host_id(&enclave));
+        if host_id.trim().is_empty() {
+            return Err(format!("host_id is empty (from {})", source_name(sources["host_id"])));
+        }
         let log_format = pick!(log_format, LogFormat::Text);
         let pool = pick!(pool, crate::enclave_client::DEFAULT_POOL_SIZE);
         let call_timeout = pick!(call_timeout, DEFAULT_CALL_TIMEOUT_SECS);
@@ -152,6 +178,8 @@ impl Settings {
             enclave,
             listen,
             db,
+            database,
+            host_id,
             log_format,
             pool,
             call_timeout,
@@ -166,7 +194,8 @@ impl Settings {
     /// The host configuration these settings describe.
     pub fn host_config(&self) -> HostConfig {
         let mut c = HostConfig::new(self.enclave.clone());
-        c.db_path = self.db.clone();
+        c.database = self.database.clone();
+        c.host_id = self.host_id.clone();
         c.pool_size = self.pool;
         c.call_timeout = Duration::from_secs(self.call_timeout);
         c.body_limit = self.body_limit;
@@ -175,12 +204,23 @@ impl Settings {
         c
     }
 
-    /// The effective settings as JSON (`bridle-host --print-config`).
+    /// The effective settings as JSON (`bridle-host --print-config`). A database password
+    /// is shown as `***`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "enclave": self.enclave.to_string(),
             "listen": self.listen,
             "db": self.db,
+            "database_url": match &self.database {
+                Database::Postgres(_) => Some(self.database.redacted()),
+                Database::Sqlite(_) if self.sources.get("database_url") != Some(&Source::Default) => {
+                    Some(self.database.redacted())
+                }
+                Database::Sqlite(_) => None,
+            },
+            "database": self.database.redacted(),
+            "backend": self.database.kind(),
+            "host_id": self.host_id,
             "log_format": self.log_format,
             "pool": self.pool,
             "call_timeout": self.call_timeout,

@@ -19,9 +19,15 @@ pub mod metrics;
 pub mod rpc;
 pub mod store;
 
+/// A real PostgreSQL server for the store tests: the file `bridle-tests` exports too.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/src/postgres.rs"]
+mod test_pg;
+
 use crate::enclave_client::{ClientConfig, EnclaveClient, IdentityHook};
 use crate::metrics::Metrics;
-use crate::store::{Event, Store};
+use crate::store::{Database, Event, Store};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
@@ -38,7 +44,7 @@ pub use crate::enclave_client::ClientError;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8547";
-/// Default database path.
+/// Default database path (SQLite).
 pub const DEFAULT_DB: &str = "bridle-host.sqlite";
 /// Default HTTP body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -50,8 +56,12 @@ pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 pub struct HostConfig {
     /// The enclave socket: `unix:/path` or `vsock:CID:PORT`.
     pub enclave: SocketAddress,
-    /// SQLite database path (`:memory:` for a throwaway database).
-    pub db_path: PathBuf,
+    /// Where the host keeps its records: a SQLite file (`:memory:` for a throwaway
+    /// database) or a PostgreSQL server other hosts may share.
+    pub database: Database,
+    /// This host's name in a shared database (which enclave identity it fronts, so that a
+    /// restart marks lost only that enclave's sessions). Default: `HOSTNAME/ENCLAVE`.
+    pub host_id: String,
     /// Pooled enclave connections (and concurrent enclave calls).
     pub pool_size: usize,
     /// Largest enclave frame, bytes.
@@ -71,8 +81,9 @@ impl HostConfig {
     /// Defaults for everything but the enclave address.
     pub fn new(enclave: SocketAddress) -> HostConfig {
         HostConfig {
+            host_id: default_host_id(&enclave),
             enclave,
-            db_path: PathBuf::from(DEFAULT_DB),
+            database: Database::Sqlite(PathBuf::from(DEFAULT_DB)),
             pool_size: enclave_client::DEFAULT_POOL_SIZE,
             max_frame: DEFAULT_MAX_FRAME,
             call_timeout: enclave_client::DEFAULT_CALL_TIMEOUT,
@@ -81,6 +92,17 @@ impl HostConfig {
             event_queue: store::DEFAULT_EVENT_QUEUE,
         }
     }
+}
+
+/// `HOSTNAME/ENCLAVE`: stable across restarts of this host in front of the same socket.
+pub fn default_host_id(enclave: &SocketAddress) -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{name}/{enclave}")
 }
 
 /// Shared state of the HTTP handlers.
@@ -107,14 +129,15 @@ impl AppState {
     /// Open the database and set up the (lazy) enclave client. Does not contact the
     /// enclave: the host starts whether or not the enclave is up.
     pub fn open(config: HostConfig) -> anyhow::Result<AppState> {
-        let store = Store::open(&config.db_path, config.event_queue)?;
-        let audit = audit_store::AuditStore::open(&config.db_path)?;
+        let backends = store::open(&config.database)?;
+        let store = Store::new(backends.store, &config.host_id, config.event_queue)?;
+        let audit = audit_store::AuditStore::new(backends.audit);
         let metrics = Arc::new(Metrics::new());
         let hook_store = store.clone();
         let hook: IdentityHook = Arc::new(move |previous, current| {
             let store = hook_store.clone();
             Box::pin(async move {
-                match store.run(move |s| s.mark_lost_except(&current)).await {
+                match store.run(move |s| s.enclave_changed(previous, &current)).await {
                     Ok(n) => match previous {
                         Some(old) => tracing::warn!(
                             old_identity = %old,

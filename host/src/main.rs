@@ -33,9 +33,24 @@ struct Args {
     /// HTTP listen address [default: 127.0.0.1:8547].
     #[arg(long, env = "BRIDLE_LISTEN")]
     listen: Option<String>,
-    /// SQLite database path [default: bridle-host.sqlite].
+    /// SQLite database path [default: bridle-host.sqlite]. The default storage: one file,
+    /// one host.
     #[arg(long, env = "BRIDLE_DB")]
     db: Option<PathBuf>,
+    /// Store in PostgreSQL instead of SQLite: `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`
+    /// (also `postgresql://`; `?host=/run/postgresql` for a Unix socket; no TLS: keep the
+    /// server on a private network). `sqlite:PATH` names a SQLite file. Several hosts, each
+    /// in front of its own enclave, may share one database: sessions, policies, events,
+    /// sweeps and audit entries of all of them. The store is untrusted (the enclave checks
+    /// everything); whoever can write the database can change what the hosts report, not
+    /// what the enclaves sign. The password is never printed. Not with --db.
+    #[arg(long, env = "BRIDLE_DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// This host's name in a shared database: it records which enclave identity the host
+    /// fronts, so that an enclave restart marks lost only that enclave's sessions
+    /// [default: HOSTNAME/ENCLAVE].
+    #[arg(long, env = "BRIDLE_HOST_ID")]
+    host_id: Option<String>,
     /// Log format [default: text].
     #[arg(long, env = "BRIDLE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
@@ -62,6 +77,8 @@ impl Args {
             enclave: self.enclave.clone(),
             listen: self.listen.clone(),
             db: self.db.clone(),
+            database_url: self.database_url.clone(),
+            host_id: self.host_id.clone(),
             log_format: self.log_format,
             pool: self.pool,
             call_timeout: self.call_timeout,
@@ -124,7 +141,8 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         listen = %addr,
         enclave = %settings.enclave,
-        db = %settings.db.display(),
+        database = %settings.database,
+        host_id = %settings.host_id,
         config = ?settings.config_file,
         "bridle-host starting"
     );

@@ -213,10 +213,16 @@ async fn dispatch(st: &AppState, headers: &HeaderMap, method: &str, params: Vec<
     match method {
         "eth_accounts" => {
             let session = header_session(headers)?;
-            Ok(match session {
-                Some(s) if matches!(st.store.session_state(&s), Some((StoredState::Active, _))) => {
-                    json!([s])
-                }
+            let state = match session {
+                // Not known here: another host sharing the database may have stored it.
+                Some(s) => match st.store.session_state(&s) {
+                    Some(known) => Some(known),
+                    None => st.store.run(move |db| db.load_session_state(&s)).await.unwrap_or(None),
+                },
+                None => None,
+            };
+            Ok(match (session, state) {
+                (Some(s), Some((StoredState::Active, _))) => json!([s]),
                 _ => json!([]),
             })
         }

@@ -3,6 +3,18 @@
 
 mod common;
 
+crate::on_both_backends!(
+    health_status_and_reconnect_when_enclave_comes_up,
+    owner_routes_store_and_map_errors,
+    sign_route_success_and_error_mapping,
+    json_rpc_face,
+    enclave_restart_marks_sessions_lost_and_answers_410,
+    background_probe_detects_restart_without_traffic,
+    metrics_count_calls,
+    store_persists_across_reopen,
+    sign_route_accepts_a_transaction,
+);
+
 use alloy_primitives::{keccak256, Address, Bytes, U256};
 use bridle_common::protocol::*;
 use bridle_common::tx::{Eip1559Request, TxRequest};
@@ -10,11 +22,11 @@ use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-async fn setup() -> (tempfile::TempDir, FakeEnclave, TestHost) {
+async fn setup(db: &Db) -> (tempfile::TempDir, FakeEnclave, TestHost) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("enclave.sock");
     let enclave = FakeEnclave::start(&sock, IDENTITY_1).await;
-    let host = TestHost::start(config(dir.path(), &sock)).await;
+    let host = TestHost::start(db.config(dir.path(), &sock)).await;
     (dir, enclave, host)
 }
 
@@ -44,12 +56,11 @@ fn assert_error_body(v: &Value, code: &str) {
     assert!(e.get("rule").is_some(), "{v}");
 }
 
-#[tokio::test]
-async fn health_status_and_reconnect_when_enclave_comes_up() {
+async fn health_status_and_reconnect_when_enclave_comes_up(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("enclave.sock");
     // The host starts with no enclave.
-    let host = TestHost::start(config(dir.path(), &sock)).await;
+    let host = TestHost::start(db.config(dir.path(), &sock)).await;
     let c = http();
     let r = c.get(format!("{}/health", host.url)).send().await.unwrap();
     assert_eq!(r.status(), 503);
@@ -79,9 +90,8 @@ async fn health_status_and_reconnect_when_enclave_comes_up() {
     enclave.stop().await;
 }
 
-#[tokio::test]
-async fn owner_routes_store_and_map_errors() {
-    let (_dir, enclave, host) = setup().await;
+async fn owner_routes_store_and_map_errors(db: Db) {
+    let (_dir, enclave, host) = setup(&db).await;
     let c = http();
     let url = &host.url;
 
@@ -214,9 +224,8 @@ async fn owner_routes_store_and_map_errors() {
     enclave.stop().await;
 }
 
-#[tokio::test]
-async fn sign_route_success_and_error_mapping() {
-    let (_dir, enclave, host) = setup().await;
+async fn sign_route_success_and_error_mapping(db: Db) {
+    let (_dir, enclave, host) = setup(&db).await;
     let c = http();
     let url = &host.url;
     let session = create_session(&c, url, 1).await;
@@ -341,9 +350,8 @@ fn req(id: u64, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
-#[tokio::test]
-async fn json_rpc_face() {
-    let (_dir, enclave, host) = setup().await;
+async fn json_rpc_face(db: Db) {
+    let (_dir, enclave, host) = setup(&db).await;
     let c = http();
     let url = &host.url;
     let session = create_session(&c, url, 1).await;
@@ -507,12 +515,11 @@ async fn json_rpc_face() {
     enclave.stop().await;
 }
 
-#[tokio::test]
-async fn enclave_restart_marks_sessions_lost_and_answers_410() {
+async fn enclave_restart_marks_sessions_lost_and_answers_410(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("enclave.sock");
     let enclave = FakeEnclave::start(&sock, IDENTITY_1).await;
-    let host = TestHost::start(config(dir.path(), &sock)).await;
+    let host = TestHost::start(db.config(dir.path(), &sock)).await;
     let c = http();
     let url = &host.url;
     let s1 = create_session(&c, url, 1).await;
@@ -576,13 +583,13 @@ async fn enclave_restart_marks_sessions_lost_and_answers_410() {
 
     // A host restarted later against the same new enclave keeps them as they are; one
     // restarted against yet another enclave marks the rest lost on first contact.
-    let host = TestHost::start(config(dir.path(), &sock)).await;
+    let host = TestHost::start(db.config(dir.path(), &sock)).await;
     let v: Value = c.get(format!("{}/v1/sessions/{s3}", host.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["stored"]["state"], "active");
     host.stop().await;
     enclave.stop().await;
     let enclave = FakeEnclave::start(&sock, IDENTITY_1).await;
-    let host = TestHost::start(config(dir.path(), &sock)).await;
+    let host = TestHost::start(db.config(dir.path(), &sock)).await;
     let r = c.get(format!("{}/health", host.url)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = c.post(format!("{}/v1/sign", host.url)).json(&message_request(s3, "hi")).send().await.unwrap();
@@ -591,12 +598,11 @@ async fn enclave_restart_marks_sessions_lost_and_answers_410() {
     enclave.stop().await;
 }
 
-#[tokio::test]
-async fn background_probe_detects_restart_without_traffic() {
+async fn background_probe_detects_restart_without_traffic(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("enclave.sock");
     let enclave = FakeEnclave::start(&sock, IDENTITY_1).await;
-    let mut cfg = config(dir.path(), &sock);
+    let mut cfg = db.config(dir.path(), &sock);
     cfg.probe_interval = Some(Duration::from_millis(50));
     let host = TestHost::start(cfg).await;
     let c = http();
@@ -616,9 +622,8 @@ async fn background_probe_detects_restart_without_traffic() {
     enclave.stop().await;
 }
 
-#[tokio::test]
-async fn metrics_count_calls() {
-    let (_dir, enclave, host) = setup().await;
+async fn metrics_count_calls(db: Db) {
+    let (_dir, enclave, host) = setup(&db).await;
     let c = http();
     let url = &host.url;
     let session = create_session(&c, url, 1).await;
@@ -651,39 +656,42 @@ async fn metrics_count_calls() {
     host.stop().await;
 }
 
-#[tokio::test]
-async fn store_persists_across_reopen() {
+async fn store_persists_across_reopen(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("enclave.sock");
     let enclave = FakeEnclave::start(&sock, IDENTITY_1).await;
-    let host = TestHost::start(config(dir.path(), &sock)).await;
+    let host = TestHost::start(db.config(dir.path(), &sock)).await;
     let c = http();
     let session = create_session(&c, &host.url, 1).await;
     let r = c.post(format!("{}/v1/sign", host.url)).json(&message_request(session, "hi")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     host.stop().await;
 
-    // Reopen the database directly.
-    let store = bridle_host::store::Store::open(&dir.path().join("host.sqlite"), 16).unwrap();
-    let s = store.get_session(&session).unwrap().expect("stored");
-    assert_eq!(s.owner, OWNER);
-    assert_eq!(s.enclave, IDENTITY_1);
-    assert_eq!(s.state, bridle_host::store::StoredState::Active);
-    assert_eq!(s.policy_hash, policy("test").hash());
-    assert_eq!(store.session_state(&session), Some((bridle_host::store::StoredState::Active, IDENTITY_1)));
-    let pol = store.policies(&session).unwrap();
-    assert_eq!(pol.len(), 1);
-    assert_eq!(pol[0].nonce, 1);
-    assert_eq!(pol[0].signature, auth(1).signature);
-    let ev = store.events(Some(&session), 10).unwrap();
-    assert!(
-        ev.iter().any(|e| e.call == "sign_if_allowed" && e.outcome == "ok"),
-        "sign events flushed at shutdown: {ev:?}"
-    );
-    drop(store);
+    // Reopen the database directly (off the runtime: the store is synchronous).
+    let database = db.database(dir.path());
+    tokio::task::spawn_blocking(move || {
+        let store = bridle_host::store::Store::open(&database, "test", 16).unwrap();
+        let s = store.get_session(&session).unwrap().expect("stored");
+        assert_eq!(s.owner, OWNER);
+        assert_eq!(s.enclave, IDENTITY_1);
+        assert_eq!(s.state, bridle_host::store::StoredState::Active);
+        assert_eq!(s.policy_hash, policy("test").hash());
+        assert_eq!(store.session_state(&session), Some((bridle_host::store::StoredState::Active, IDENTITY_1)));
+        let pol = store.policies(&session).unwrap();
+        assert_eq!(pol.len(), 1);
+        assert_eq!(pol[0].nonce, 1);
+        assert_eq!(pol[0].signature, auth(1).signature);
+        let ev = store.events(Some(&session), 10).unwrap();
+        assert!(
+            ev.iter().any(|e| e.call == "sign_if_allowed" && e.outcome == "ok"),
+            "sign events flushed at shutdown: {ev:?}"
+        );
+    })
+    .await
+    .unwrap();
 
     // And through a new host.
-    let host = TestHost::start(config(dir.path(), &sock)).await;
+    let host = TestHost::start(db.config(dir.path(), &sock)).await;
     let list: Vec<Value> =
         c.get(format!("{}/v1/owners/{OWNER}/sessions", host.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(list.len(), 1);
@@ -693,9 +701,8 @@ async fn store_persists_across_reopen() {
 
 /// `/v1/sign` with a transaction payload in the exact serde form of `SignRequest`,
 /// relayed unchanged; a policy denial on it maps to 403.
-#[tokio::test]
-async fn sign_route_accepts_a_transaction() {
-    let (_dir, enclave, host) = setup().await;
+async fn sign_route_accepts_a_transaction(db: Db) {
+    let (_dir, enclave, host) = setup(&db).await;
     let c = http();
     let session = create_session(&c, &host.url, 1).await;
     let req = sign_request(session, 5);

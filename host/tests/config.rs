@@ -144,3 +144,50 @@ fn the_host_runs_from_its_config_file() {
     assert!(status.success(), "{status}: {rest}");
     assert!(rest.contains("bridle-host stopped"), "{rest}");
 }
+
+#[test]
+fn database_url_from_each_layer_never_shows_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("host.toml");
+    std::fs::write(
+        &file,
+        "enclave = \"vsock:16:5000\"\ndatabase_url = \"postgres://bridle:file-pw-1@db.internal/bridle\"\n",
+    )
+    .unwrap();
+    let v = print_config(host().arg("--config").arg(&file));
+    assert_eq!(v["database_url"], "postgres://bridle:***@db.internal/bridle");
+    assert_eq!(v["database"], v["database_url"]);
+    assert_eq!((v["backend"].as_str(), v["sources"]["database_url"].as_str()), (Some("postgres"), Some("file")));
+    assert!(v["host_id"].as_str().unwrap().ends_with("/vsock:16:5000"), "{v}");
+    assert_eq!(v["sources"]["host_id"], "default");
+    assert!(!v.to_string().contains("file-pw-1"), "{v}");
+
+    let v = print_config(
+        host()
+            .arg("--config")
+            .arg(&file)
+            .env("BRIDLE_DATABASE_URL", "postgresql://u:env-pw-2@10.0.0.5:6432/x?sslmode=disable")
+            .args(["--host-id", "host-a"]),
+    );
+    assert_eq!(v["database_url"], "postgresql://u:***@10.0.0.5:6432/x?sslmode=disable");
+    assert_eq!(v["sources"]["database_url"], "env");
+    assert_eq!((v["host_id"].as_str(), v["sources"]["host_id"].as_str()), (Some("host-a"), Some("flag")));
+    assert!(!v.to_string().contains("env-pw-2"), "{v}");
+
+    // SQLite by URL; the default stays the SQLite file.
+    let v = print_config(host().args(["--enclave", "vsock:16:5000", "--database-url", "sqlite:/tmp/x.sqlite"]));
+    assert_eq!((v["backend"].as_str(), v["database"].as_str()), (Some("sqlite"), Some("sqlite:/tmp/x.sqlite")));
+    let v = print_config(host().args(["--enclave", "vsock:16:5000"]));
+    assert_eq!((v["backend"].as_str(), v["database_url"].clone()), (Some("sqlite"), serde_json::Value::Null));
+
+    // Both a SQLite path and a URL, or a URL of another kind: refused, password unshown.
+    for args in [
+        &["--db", "x.sqlite", "--database-url", "postgres://u:flag-pw-3@h/d"][..],
+        &["--database-url", "mysql://u:flag-pw-3@h/d"][..],
+    ] {
+        let out = host().args(["--enclave", "vsock:16:5000"]).args(args).arg("--print-config").output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("database_url") && !err.contains("flag-pw-3"), "{err}");
+    }
+}

@@ -904,4 +904,5 @@ impl EnclaveProc {
 
 pub mod cli;
 pub mod differential;
+pub mod postgres;
 pub mod proxy;

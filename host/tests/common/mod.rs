@@ -13,6 +13,12 @@ use bridle_common::policy::doc::{ApprovalRules, GasRules, Policy};
 use bridle_common::protocol::*;
 use bridle_common::stamp::Stamp;
 use bridle_common::tx::TxRequest;
+use bridle_host::store::Database;
+
+/// A real PostgreSQL server (the helper `bridle-tests` exports, included as a file).
+#[allow(dead_code)]
+#[path = "../../../tests/src/postgres.rs"]
+pub mod postgres;
 use bridle_host::{AppState, HostConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -331,11 +337,66 @@ impl TestHost {
 }
 
 pub fn config(dir: &Path, sock: &Path) -> HostConfig {
-    let mut c = HostConfig::new(bridle_common::address::SocketAddress::Unix(sock.to_path_buf()));
-    c.db_path = dir.join("host.sqlite");
-    c.probe_interval = None;
-    c.call_timeout = Duration::from_secs(5);
-    c
+    Db::Sqlite.config(dir, sock)
+}
+
+/// The storage backend a test runs against: SQLite in the test's directory, or a fresh
+/// database on a real PostgreSQL server (one per test process; see `postgres`).
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Db {
+    /// A fresh PostgreSQL database; `None` (the test skips, saying why) when PostgreSQL is
+    /// not installed and this is not CI.
+    pub fn postgres(tag: &str) -> Option<Db> {
+        postgres::fresh_database(tag).map(Db::Postgres)
+    }
+
+    /// The database: `dir/host.sqlite`, or the PostgreSQL one (the same for every call).
+    pub fn database(&self, dir: &Path) -> Database {
+        match self {
+            Db::Sqlite => Database::Sqlite(dir.join("host.sqlite")),
+            Db::Postgres(url) => Database::parse(url).expect("test database URL"),
+        }
+    }
+
+    /// A host configuration on this backend, in front of `sock`.
+    pub fn config(&self, dir: &Path, sock: &Path) -> HostConfig {
+        let mut c = HostConfig::new(bridle_common::address::SocketAddress::Unix(sock.to_path_buf()));
+        c.database = self.database(dir);
+        c.probe_interval = None;
+        c.call_timeout = Duration::from_secs(5);
+        c
+    }
+}
+
+/// Run each named `async fn NAME(db: Db)` once per backend, as `sqlite::NAME` and
+/// `postgres::NAME`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Db::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(db) = $crate::common::Db::postgres(stringify!($name)) {
+                        super::$name(db).await
+                    }
+                }
+            )*
+        }
+    };
 }
 
 pub fn policy(name: &str) -> Policy {

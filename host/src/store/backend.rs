@@ -1,0 +1,345 @@
+//! The storage traits both backends implement, and the reading of their rows.
+//!
+//! The database is untrusted storage: whatever a row holds, reading it never panics. A
+//! value that does not parse (an address, a hash, JSON, a negative count, an unknown
+//! state) is an error naming the column, not a default.
+
+use super::{Event, PolicyRecord, StoredSession, StoredState, StoredSweepTx};
+use alloy_primitives::{Address, Bytes, B256};
+use anyhow::{anyhow, Context as _};
+use bridle_common::audit::{AuditEntry, AuditHead};
+use std::str::FromStr;
+
+/// Sessions, policies, events and sweeps.
+///
+/// Implementations are synchronous: the host calls them from `spawn_blocking` (owner
+/// actions, reads) and from the event writer thread, never from the signing path.
+/// They must allow other hosts to write the same database when [`Backend::shared`] says so:
+/// ids come from the database, and no method assumes it saw every write.
+pub trait Backend: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn kind(&self) -> &'static str;
+    /// Whether other hosts may write this database too (PostgreSQL). A SQLite file belongs
+    /// to one host.
+    fn shared(&self) -> bool;
+    /// Record a session (or overwrite one with the same address) and its first policy.
+    fn insert_session(&self, session: &SessionRow, policy: &PolicyRow) -> anyhow::Result<()>;
+    /// Record an accepted policy update.
+    fn update_policy(&self, valid_until: Option<i64>, policy: &PolicyRow) -> anyhow::Result<()>;
+    /// Mark active sessions revoked; returns those that changed.
+    fn mark_revoked(&self, sessions: &[Address], now: i64) -> anyhow::Result<Vec<Address>>;
+    /// The enclave behind host `host` now has identity `current`; `previous` is the one
+    /// this process saw before, if any. Marks lost the sessions of every identity the host
+    /// fronted before (recorded in `host_enclaves`), and, when the database is not shared,
+    /// of every identity but `current`. Returns the identities retired and the count.
+    fn enclave_seen(
+        &self,
+        host: &str,
+        previous: Option<Address>,
+        current: &Address,
+        now: i64,
+    ) -> anyhow::Result<(Vec<Address>, usize)>;
+    fn session(&self, session: &Address) -> anyhow::Result<Option<StoredSession>>;
+    /// Every stored session of an owner, oldest first.
+    fn sessions_by_owner(&self, owner: &Address) -> anyhow::Result<Vec<StoredSession>>;
+    /// (session, state, enclave) of every stored session: the in-memory index at start.
+    fn session_states(&self) -> anyhow::Result<Vec<(Address, StoredState, Address)>>;
+    /// A session's policy history, oldest first.
+    fn policies(&self, session: &Address) -> anyhow::Result<Vec<PolicyRecord>>;
+    /// The latest `limit` events, newest first; only those of `session` when given.
+    fn events(&self, session: Option<&Address>, limit: usize) -> anyhow::Result<Vec<Event>>;
+    /// Store a batch of events (one transaction).
+    fn write_events(&self, events: &[Event]) -> anyhow::Result<()>;
+    fn insert_sweeps(&self, txs: &[StoredSweepTx]) -> anyhow::Result<()>;
+    /// A session's signed revocations, oldest first.
+    fn sweeps(&self, session: &Address) -> anyhow::Result<Vec<StoredSweepTx>>;
+}
+
+/// The enclave's signed audit log, as stored: entries keyed by (enclave identity, seq).
+pub trait AuditBackend: Send + Sync {
+    /// The last stored entry of `enclave` (from the entries themselves, whoever stored
+    /// them) and the identity public key known for it.
+    fn tip(&self, enclave: &Address) -> anyhow::Result<Option<Tip>>;
+    /// The hash of the stored entry `seq` of `enclave`.
+    fn entry_hash(&self, enclave: &Address, seq: u64) -> anyhow::Result<Option<B256>>;
+    /// Store a verified batch in one transaction; returns how many entries were new. An
+    /// entry already stored under the same (enclave, seq) is skipped when identical and
+    /// refuses the whole batch when not. The head is replaced only by one at the same or a
+    /// later seq.
+    fn store_batch(&self, batch: &Batch<'_>) -> Result<usize, BatchError>;
+    /// The enclave with the most recently updated head.
+    fn latest_enclave(&self) -> anyhow::Result<Option<Address>>;
+    /// The latest stored head of `enclave` and its identity public key.
+    fn head(&self, enclave: &Address) -> anyhow::Result<(Option<AuditHead>, Option<Bytes>)>;
+    /// Stored entries from `since`, at most `limit`, by seq.
+    fn entries(&self, enclave: &Address, since: u64, limit: usize) -> anyhow::Result<Vec<AuditEntry>>;
+    /// The stored JSON text of every entry up to `through`, by seq (for the export).
+    fn entry_texts(
+        &self,
+        enclave: &Address,
+        through: u64,
+        each: &mut dyn FnMut(u64, &str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
+    /// Recorded gaps: entries the enclave dropped before a host stored them.
+    fn gaps(&self, enclave: &Address) -> anyhow::Result<Vec<(u64, u64)>>;
+}
+
+/// The stored chain of one enclave: its tip and what the host knows of its identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tip {
+    pub seq: u64,
+    pub hash: B256,
+    pub identity_public_key: Option<Bytes>,
+}
+
+/// A verified batch to store.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    pub enclave: Address,
+    pub public_key: Option<&'a Bytes>,
+    pub entries: &'a [AuditEntry],
+    pub head: &'a AuditHead,
+    pub gap: Option<(u64, u64)>,
+    pub now: u64,
+}
+
+/// Why a batch was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Another entry is already stored under this (enclave, seq): two histories signed by
+    /// the same identity, or tampered storage. Nothing of the batch is stored.
+    #[error(
+        "audit entry conflict for enclave {enclave} seq {seq}: the database holds an entry with hash {stored}, \
+         the batch one with hash {offered}; batch refused"
+    )]
+    Conflict { enclave: Address, seq: u64, stored: String, offered: B256 },
+    #[error("{0:#}")]
+    Storage(#[from] anyhow::Error),
+}
+
+// ---- writing -----------------------------------------------------------------------------
+
+pub(crate) fn a(addr: &Address) -> String {
+    format!("{addr:#x}")
+}
+
+pub(crate) fn h(hash: &B256) -> String {
+    format!("{hash:#x}")
+}
+
+/// A u64 as SQL's signed 64-bit integer (saturating: times and counts never get there).
+pub(crate) fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A session's row, encoded.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub session: String,
+    pub owner: String,
+    pub agent: String,
+    pub enclave: String,
+    pub policy_hash: String,
+    pub policy_json: String,
+    pub created_at: i64,
+    pub valid_until: i64,
+    pub binding: String,
+    pub now: i64,
+}
+
+/// A policy history row, encoded.
+#[derive(Debug, Clone)]
+pub struct PolicyRow {
+    pub session: String,
+    pub policy_hash: String,
+    pub policy_json: String,
+    pub owner: String,
+    pub nonce: String,
+    pub signature: String,
+    pub received_at: i64,
+}
+
+// ---- reading -----------------------------------------------------------------------------
+
+/// The cells of one result row, whatever the driver.
+pub(crate) trait Cells {
+    fn text(&self, i: usize) -> anyhow::Result<String>;
+    fn opt_text(&self, i: usize) -> anyhow::Result<Option<String>>;
+    fn int(&self, i: usize) -> anyhow::Result<i64>;
+}
+
+pub(crate) fn uint(v: i64, what: &str) -> anyhow::Result<u64> {
+    u64::try_from(v).map_err(|_| anyhow!("stored {what} is negative ({v})"))
+}
+
+pub(crate) fn addr(s: &str, what: &str) -> anyhow::Result<Address> {
+    Address::from_str(s).map_err(|e| anyhow!("stored {what} `{}` is not an address: {e}", clip(s)))
+}
+
+pub(crate) fn hash(s: &str, what: &str) -> anyhow::Result<B256> {
+    B256::from_str(s).map_err(|e| anyhow!("stored {what} `{}` is not a 32-byte hash: {e}", clip(s)))
+}
+
+pub(crate) fn bytes(s: &str, what: &str) -> anyhow::Result<Bytes> {
+    Bytes::from_str(s).map_err(|e| anyhow!("stored {what} is not hex: {e}"))
+}
+
+pub(crate) fn json(s: &str, what: &str) -> anyhow::Result<serde_json::Value> {
+    serde_json::from_str(s).with_context(|| format!("stored {what} is not JSON"))
+}
+
+fn clip(s: &str) -> String {
+    bridle_common::audit::truncate(s, 80)
+}
+
+impl StoredState {
+    pub(crate) fn parse(s: &str) -> anyhow::Result<StoredState> {
+        match s {
+            "active" => Ok(StoredState::Active),
+            "revoked" => Ok(StoredState::Revoked),
+            "lost" => Ok(StoredState::Lost),
+            other => Err(anyhow!("stored session state `{}` is not active, revoked or lost", clip(other))),
+        }
+    }
+}
+
+/// Columns read by [`session_from`], in order.
+pub(crate) const SESSION_COLUMNS: &str =
+    "session, owner, agent, enclave, policy_hash, state, created_at, valid_until, policy_json, binding";
+
+pub(crate) fn session_from(r: &impl Cells) -> anyhow::Result<StoredSession> {
+    Ok(StoredSession {
+        session: addr(&r.text(0)?, "session")?,
+        owner: addr(&r.text(1)?, "owner")?,
+        agent: addr(&r.text(2)?, "agent")?,
+        enclave: addr(&r.text(3)?, "enclave")?,
+        policy_hash: hash(&r.text(4)?, "policy hash")?,
+        state: StoredState::parse(&r.text(5)?)?,
+        created_at: uint(r.int(6)?, "created_at")?,
+        valid_until: uint(r.int(7)?, "valid_until")?,
+        policy: json(&r.text(8)?, "policy")?,
+        binding: json(&r.text(9)?, "binding")?,
+    })
+}
+
+/// (session, state, enclave).
+pub(crate) fn state_from(r: &impl Cells) -> anyhow::Result<(Address, StoredState, Address)> {
+    Ok((addr(&r.text(0)?, "session")?, StoredState::parse(&r.text(1)?)?, addr(&r.text(2)?, "enclave")?))
+}
+
+/// Columns read by [`policy_from`], in order.
+pub(crate) const POLICY_COLUMNS: &str = "session, policy_hash, policy_json, owner, nonce, signature, received_at";
+
+pub(crate) fn policy_from(r: &impl Cells) -> anyhow::Result<PolicyRecord> {
+    let nonce = r.text(4)?;
+    Ok(PolicyRecord {
+        session: addr(&r.text(0)?, "session")?,
+        policy_hash: hash(&r.text(1)?, "policy hash")?,
+        policy: json(&r.text(2)?, "policy")?,
+        owner: addr(&r.text(3)?, "owner")?,
+        nonce: nonce.parse().map_err(|_| anyhow!("stored owner nonce `{}` is not a u64", clip(&nonce)))?,
+        signature: bytes(&r.text(5)?, "owner signature")?,
+        received_at: uint(r.int(6)?, "received_at")?,
+    })
+}
+
+/// Columns read by [`event_from`], in order.
+pub(crate) const EVENT_COLUMNS: &str = "time_ms, call, session, outcome, code, detail";
+
+pub(crate) fn event_from(r: &impl Cells) -> anyhow::Result<Event> {
+    Ok(Event {
+        time_ms: uint(r.int(0)?, "event time")?,
+        call: r.text(1)?,
+        session: r.opt_text(2)?.map(|s| addr(&s, "event session")).transpose()?,
+        outcome: r.text(3)?,
+        code: r.opt_text(4)?,
+        detail: r.opt_text(5)?,
+    })
+}
+
+/// Columns read by [`sweep_from`], in order.
+pub(crate) const SWEEP_COLUMNS: &str = "session, chain_id, nonce, token, spender, hash, raw, signed_at";
+
+pub(crate) fn sweep_from(r: &impl Cells) -> anyhow::Result<StoredSweepTx> {
+    Ok(StoredSweepTx {
+        session: addr(&r.text(0)?, "session")?,
+        chain_id: uint(r.int(1)?, "chain id")?,
+        nonce: uint(r.int(2)?, "sweep nonce")?,
+        token: addr(&r.text(3)?, "token")?,
+        spender: addr(&r.text(4)?, "spender")?,
+        hash: hash(&r.text(5)?, "transaction hash")?,
+        raw_transaction: bytes(&r.text(6)?, "raw transaction")?,
+        signed_at: uint(r.int(7)?, "signed_at")?,
+    })
+}
+
+/// (seq, hash, identity public key): a [`Tip`].
+pub(crate) fn tip_from(r: &impl Cells) -> anyhow::Result<Tip> {
+    Ok(Tip {
+        seq: uint(r.int(0)?, "audit seq")?,
+        hash: hash(&r.text(1)?, "audit entry hash")?,
+        identity_public_key: r.opt_text(2)?.map(|p| bytes(&p, "identity public key")).transpose()?,
+    })
+}
+
+/// (head JSON, identity public key).
+pub(crate) fn head_from(r: &impl Cells) -> anyhow::Result<(Option<AuditHead>, Option<Bytes>)> {
+    let head: AuditHead = serde_json::from_str(&r.text(0)?).context("stored audit head is not a head")?;
+    let pk = r.opt_text(1)?.map(|p| bytes(&p, "identity public key")).transpose()?;
+    Ok((Some(head), pk))
+}
+
+/// An entry from its stored JSON, checked against the row's seq.
+pub(crate) fn entry_from(seq: i64, text: &str) -> anyhow::Result<AuditEntry> {
+    let e: AuditEntry =
+        serde_json::from_str(text).with_context(|| format!("stored audit entry {seq} is not an entry"))?;
+    if int(e.seq) != seq {
+        return Err(anyhow!("stored audit entry under seq {seq} says seq {}", e.seq));
+    }
+    Ok(e)
+}
+
+/// (from_seq, to_seq).
+pub(crate) fn gap_from(r: &impl Cells) -> anyhow::Result<(u64, u64)> {
+    Ok((uint(r.int(0)?, "gap start")?, uint(r.int(1)?, "gap end")?))
+}
+
+/// What an audit entry row holds besides its key.
+pub(crate) struct EntryRow {
+    pub seq: i64,
+    pub time: i64,
+    pub session: String,
+    pub kind: &'static str,
+    pub code: Option<&'static str>,
+    pub hash: String,
+    pub json: String,
+}
+
+impl EntryRow {
+    pub(crate) fn of(e: &AuditEntry) -> anyhow::Result<EntryRow> {
+        Ok(EntryRow {
+            seq: int(e.seq),
+            time: int(e.time),
+            session: a(&e.session),
+            kind: e.kind.as_str(),
+            code: e.code.map(|c| c.as_str()),
+            hash: h(&e.hash()),
+            json: serde_json::to_string(e)?,
+        })
+    }
+}
+
+/// The conflict error when the stored hash under a key differs from the batch's.
+pub(crate) fn check_same(
+    enclave: &Address,
+    e: &AuditEntry,
+    row: &EntryRow,
+    stored: Option<String>,
+) -> Result<(), BatchError> {
+    match stored {
+        Some(s) if s == row.hash => Ok(()),
+        Some(s) => Err(BatchError::Conflict { enclave: *enclave, seq: e.seq, stored: clip(&s), offered: e.hash() }),
+        // Not inserted yet not there: someone deleted it in between. Retry later.
+        None => Err(BatchError::Storage(anyhow!("audit entry {} of {enclave} vanished during the insert", e.seq))),
+    }
+}
