@@ -13,7 +13,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 commit=$(git -C "$root" rev-parse HEAD)
 work=$(mktemp -d /tmp/bridle-repro.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+keep=0
+trap '[ $keep = 1 ] || rm -rf "$work"' EXIT
 # The xtask program itself (not the image's binaries) may be cached across clones.
 export CARGO_TARGET_DIR_XTASK="$root/target/repro-xtask"
 
@@ -45,5 +46,12 @@ for f in bridle.eif pcrs.json; do
     status=1
   fi
 done
+if [ $status != 0 ]; then
+  keep=1
+  echo "kept for inspection: $work" >&2
+  for f in boot.cpio app.cpio pcrs.json; do
+    echo "  $f: $(sha256sum "$ref/$f" | cut -c1-16) vs $(sha256sum "$other/$f" | cut -c1-16)" >&2
+  done
+fi
 [ $status = 0 ] && sed -n 's/^ *"\(PCR[0-9]*\)": "\(.*\)",*$/  \1 \2/p' "$ref/pcrs.json"
 exit $status

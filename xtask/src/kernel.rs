@@ -134,6 +134,7 @@ fn build_virtio_mmio(cache: &Path) -> Result<Vec<u8>> {
         "obj-m := virtio_mmio.o\nccflags-y := -DCONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=1\n",
     )?;
     let map = format!("{}/=drivers/virtio/", build.display());
+    let root_map = format!("{}/=/", root.display());
     eprintln!("xtask: building virtio_mmio.ko with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES");
     run_ok(
         Command::new("make")
@@ -142,14 +143,21 @@ fn build_virtio_mmio(cache: &Path) -> Result<Vec<u8>> {
             .arg(&headers)
             .arg(format!("M={}", build.display()))
             .arg("CONFIG_DEBUG_INFO_BTF_MODULES=")
-            .arg(format!("KCFLAGS=-fmacro-prefix-map={map} -ffile-prefix-map={map}"))
+            .arg(format!("KCFLAGS=-fmacro-prefix-map={map} -ffile-prefix-map={map} -ffile-prefix-map={root_map}"))
             .arg("modules")
             .env_remove("MAKEFLAGS")
             .env_remove("MFLAGS"),
     )
     .context("building virtio_mmio.ko (needs make, gcc-12, libelf: scripts/install-eif-deps.sh)")?;
     let stripped = build.join("virtio_mmio.stripped.ko");
-    run_ok(Command::new("strip").arg("--strip-debug").arg("-o").arg(&stripped).arg(build.join("virtio_mmio.ko")))?;
+    // Debug information (and so the linker's build id, a hash that covers it) holds build
+    // paths: both go.
+    run_ok(
+        Command::new("strip")
+            .args(["--strip-debug", "--remove-section=.note.gnu.build-id", "-o"])
+            .arg(&stripped)
+            .arg(build.join("virtio_mmio.ko")),
+    )?;
     Ok(std::fs::read(stripped)?)
 }
 
