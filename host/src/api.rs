@@ -188,8 +188,8 @@ async fn session_error(st: &AppState, session: &Address, e: ClientError) -> ApiE
             tracing::warn!(session = %session, error = %format!("{e:#}"), "cannot read the session from the database");
         }
     }
-}
     check_lost(st, session).err().unwrap_or_else(|| ApiError::denial(d.clone()))
+}
 
 fn event_for(call: &str, session: Option<Address>, r: &Result<Reply, ClientError>) -> Event {
     match r {
