@@ -5,6 +5,8 @@
 #  - npm: viem, ethers, @noble/*, tsx (examples/ts); anvil and solc-js (tests/js);
 #    @account-abstraction/contracts 0.7 (EntryPoint), OpenZeppelin (tests/fixtures/userop).
 #    Lock files are committed: `npm ci` is deterministic.
+#  - apt: postgresql (the host store's tests run against a real PostgreSQL server,
+#    tests/src/postgres.rs; with CI=true a missing server fails them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,5 +28,12 @@ if [ ! -d tests/fixtures/userop/node_modules/@account-abstraction ]; then
   echo "== installing tests/fixtures/userop (EntryPoint v0.7 artifacts, OpenZeppelin, viem)"
   npm ci --prefix tests/fixtures/userop --no-audit --no-fund
 fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "== installing PostgreSQL (apt: postgresql)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql
+fi
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL server binaries missing after install" >&2; exit 1; }
 tests/js/node_modules/.bin/anvil --version | head -1
 echo "test dependencies ready"
