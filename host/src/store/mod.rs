@@ -441,3 +441,7 @@ fn writer(backend: Arc<dyn Backend>, rx: Receiver<WriterMsg>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,185 @@
+//! The store on both backends: schema versions, untrusted rows, two hosts on one database.
+
+use super::backend::{PolicyRow, SessionRow};
+use super::*;
+
+/// A fresh database of each backend: a SQLite file, then a new database on a real
+/// PostgreSQL server (skipped, saying why, when PostgreSQL is absent and this is not CI).
+fn each_database(tag: &str, f: impl Fn(&Database)) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dbs = vec![Database::Sqlite(dir.path().join("host.sqlite"))];
+    if let Some(url) = crate::test_pg::fresh_database(tag) {
+        dbs.push(Database::parse(&url).unwrap());
+    }
+    for db in dbs {
+        eprintln!("backend: {}", db.kind());
+        f(&db);
+    }
+}
+
+/// Run raw SQL on the database, behind the store's back (a tampering or older writer).
+fn exec(db: &Database, sql: &str) {
+    match db {
+        Database::Sqlite(p) => rusqlite::Connection::open(p).unwrap().execute_batch(sql).unwrap(),
+        Database::Postgres(u) => u.config().unwrap().connect(::postgres::NoTls).unwrap().batch_execute(sql).unwrap(),
+    }
+}
+
+fn versions(db: &Database) -> Vec<i64> {
+    let sql = "SELECT version FROM schema_version ORDER BY version";
+    match db {
+        Database::Sqlite(p) => {
+            let c = rusqlite::Connection::open(p).unwrap();
+            let mut st = c.prepare(sql).unwrap();
+            st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        }
+        Database::Postgres(u) => {
+            let mut c = u.config().unwrap().connect(::postgres::NoTls).unwrap();
+            c.query(sql, &[]).unwrap().iter().map(|r| r.get(0)).collect()
+        }
+    }
+}
+
+fn session(n: u8, enclave: Address) -> (SessionRow, PolicyRow) {
+    let s = Address::repeat_byte(n);
+    let row = SessionRow {
+        session: a(&s),
+        owner: a(&Address::repeat_byte(0xa1)),
+        agent: a(&Address::repeat_byte(0xb2)),
+        enclave: a(&enclave),
+        policy_hash: h(&B256::repeat_byte(7)),
+        policy_json: "{\"name\":\"p\"}".into(),
+        created_at: 1000,
+        valid_until: 2000,
+        binding: "{}".into(),
+        now: 1000,
+    };
+    let policy = PolicyRow {
+        session: row.session.clone(),
+        policy_hash: row.policy_hash.clone(),
+        policy_json: row.policy_json.clone(),
+        owner: row.owner.clone(),
+        nonce: "1".into(),
+        signature: "0x1234".into(),
+        received_at: 1000,
+    };
+    (row, policy)
+}
+
+#[test]
+fn the_schema_is_versioned_and_a_newer_one_refused() {
+    each_database("schema_versioned", |db| {
+        open(db).unwrap();
+        open(db).unwrap();
+        assert_eq!(versions(db), vec![1, 2]);
+        exec(db, "INSERT INTO schema_version (version) VALUES (99)");
+        let e = format!("{:#}", open(db).err().expect("a newer schema is refused"));
+        assert!(e.contains("schema version 99 is newer"), "{e}");
+    });
+}
+
+/// A database written by the previous build (schema 1, no audit tables) is migrated.
+#[test]
+fn a_version_1_sqlite_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::Sqlite(dir.path().join("old.sqlite"));
+    let old = rusqlite::Connection::open(dir.path().join("old.sqlite")).unwrap();
+    old.execute_batch(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);
+         CREATE TABLE sessions (session TEXT PRIMARY KEY, owner TEXT NOT NULL, agent TEXT NOT NULL,
+             enclave TEXT NOT NULL, policy_hash TEXT NOT NULL, policy_json TEXT NOT NULL,
+             created_at INTEGER NOT NULL, valid_until INTEGER NOT NULL, state TEXT NOT NULL,
+             binding TEXT NOT NULL, updated_at INTEGER NOT NULL);",
+    )
+    .unwrap();
+    let (row, _) = session(0x51, Address::repeat_byte(0x1d));
+    old.execute(
+        "INSERT INTO sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1000, 2000, 'active', '{}', 1000)",
+        rusqlite::params![row.session, row.owner, row.agent, row.enclave, row.policy_hash, row.policy_json],
+    )
+    .unwrap();
+    drop(old);
+    let b = open(&db).unwrap();
+    assert_eq!(versions(&db), vec![1, 2]);
+    let s = b.store.session(&Address::repeat_byte(0x51)).unwrap().unwrap();
+    assert_eq!((s.state, s.created_at), (StoredState::Active, 1000));
+    assert!(b.audit.tip(&Address::repeat_byte(0x1d)).unwrap().is_none());
+}
+
+/// The database is untrusted: a row that does not parse is an error naming what is wrong.
+#[test]
+fn bad_rows_are_errors_not_panics() {
+    each_database("bad_rows", |db| {
+        let b = open(db).unwrap().store;
+        let enclave = Address::repeat_byte(0x1d);
+        let (row, pol) = session(0x51, enclave);
+        b.insert_session(&row, &pol).unwrap();
+        let s = Address::repeat_byte(0x51);
+        // The CHECK on `state` is the database's own; a tamperer can lift it.
+        exec(
+            db,
+            match db {
+                Database::Sqlite(_) => "PRAGMA ignore_check_constraints = ON; UPDATE sessions SET state = 'zombie'",
+                Database::Postgres(_) => {
+                    "ALTER TABLE sessions DROP CONSTRAINT sessions_state_check; UPDATE sessions SET state = 'zombie'"
+                }
+            },
+        );
+        assert!(format!("{:#}", b.session(&s).unwrap_err()).contains("zombie"));
+        for (sql, what) in [
+            ("UPDATE sessions SET state = 'active', policy_json = 'not json'", "policy is not JSON"),
+            ("UPDATE sessions SET policy_json = '{}', owner = '0xnope'", "owner"),
+            ("UPDATE sessions SET owner = '0x00000000000000000000000000000000000000a1', created_at = -5", "negative"),
+        ] {
+            exec(db, sql);
+            let e = format!("{:#}", b.session(&s).unwrap_err());
+            assert!(e.contains(what), "{sql}: {e}");
+        }
+        exec(db, "UPDATE policies SET nonce = 'x'");
+        assert!(format!("{:#}", b.policies(&s).unwrap_err()).contains("nonce"));
+        exec(db, "UPDATE policies SET nonce = '1', signature = 'zz'");
+        assert!(format!("{:#}", b.policies(&s).unwrap_err()).contains("signature"));
+    });
+}
+
+/// Two hosts, each in front of its own enclave, on one database.
+#[test]
+fn two_hosts_on_one_database() {
+    each_database("two_hosts_one_database", |db| {
+        let (ea, eb) = (Address::repeat_byte(0xea), Address::repeat_byte(0xeb));
+        let a = Store::new(open(db).unwrap().store, "host-a", 16).unwrap();
+        let b = Store::new(open(db).unwrap().store, "host-b", 16).unwrap();
+        a.enclave_changed(None, &ea).unwrap();
+        let (row, pol) = session(0x51, ea);
+        a.backend.insert_session(&row, &pol).unwrap();
+        let s = Address::repeat_byte(0x51);
+        // B did not see it being stored: unknown in its memory until read.
+        assert_eq!(b.session_state(&s), None);
+        assert_eq!(b.load_session_state(&s).unwrap(), Some((StoredState::Active, ea)));
+        assert_eq!(b.session_state(&s), Some((StoredState::Active, ea)));
+        // Events of both, ids from the database.
+        for st in [&a, &b] {
+            assert!(st.record_event(Event::now("sign_if_allowed", Some(s), "ok", None)));
+            st.flush();
+        }
+        assert_eq!(a.events(Some(&s), 10).unwrap().len(), 2);
+        // B meets its enclave: with a shared database, A's session stays active; a SQLite
+        // file belongs to one host, so there it is lost.
+        b.enclave_changed(None, &eb).unwrap();
+        let shared = db.kind() == "postgres";
+        let want = if shared { StoredState::Active } else { StoredState::Lost };
+        assert_eq!(a.get_session(&s).unwrap().unwrap().state, want);
+        // A's enclave restarts: A's sessions are lost, for B too once read.
+        a.enclave_changed(Some(ea), &Address::repeat_byte(0xec)).unwrap();
+        assert_eq!(a.session_state(&s).map(|x| x.0), Some(StoredState::Lost));
+        assert_eq!(b.load_session_state(&s).unwrap().map(|x| x.0), Some(StoredState::Lost));
+        // A host restarted in front of a restarted enclave (no `previous`): what it fronted
+        // before, recorded in the database, is lost.
+        let (row, pol) = session(0x52, Address::repeat_byte(0xec));
+        a.backend.insert_session(&row, &pol).unwrap();
+        let a2 = Store::new(open(db).unwrap().store, "host-a", 16).unwrap();
+        assert_eq!(a2.enclave_changed(None, &Address::repeat_byte(0xed)).unwrap(), 1);
+        let st = a2.get_session(&Address::repeat_byte(0x52)).unwrap().unwrap().state;
+        assert_eq!(st, StoredState::Lost);
+    });
+}
