@@ -101,9 +101,12 @@ fn split_type(t: &str) -> Result<(&str, usize), Denial> {
     let (base, mut rest) = t.split_at(base_end);
     let mut dims = 0;
     while !rest.is_empty() {
+        if !rest.starts_with('[') {
+            return Err(bad(format!("type `{t}` has a bad array dimension")));
+        }
         let close = rest.find(']').ok_or_else(|| bad(format!("type `{t}` has an unclosed `[`")))?;
         let n = &rest[1..close];
-        if !rest.starts_with('[') || !n.bytes().all(|c| c.is_ascii_digit()) || n.len() > 6 {
+        if !n.bytes().all(|c| c.is_ascii_digit()) || n.len() > 6 {
             return Err(bad(format!("type `{t}` has a bad array dimension")));
         }
         dims += 1;
@@ -218,6 +221,16 @@ mod tests {
         let e = typed_data(&doc(&format!("uint256{}", "[]".repeat(5)))).unwrap_err();
         assert_eq!(e.code, ErrorCode::TooLarge);
         typed_data(&doc("uint256[][2][]")).unwrap();
+    }
+
+    #[test]
+    fn a_closing_bracket_after_a_dimension_is_refused_not_a_panic() {
+        // Found by the `parse_and_classify_never_panic` property test: after `[]`, a `]`
+        // where a `[` must come sliced `rest[1..0]` and panicked (before authentication).
+        for t in ["a[]]]zhzm]]D_", "uint256[]]", "uint8[2]]x", "A[]x]"] {
+            let e = typed_data(&doc(t)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Malformed, "{t}: {e}");
+        }
     }
 
     #[test]

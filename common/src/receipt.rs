@@ -93,11 +93,7 @@ pub enum ReceiptError {
 
 /// Check that `body` carries a receipt by the trusted enclave `expected` (and, when given,
 /// for `nonce`). Returns the receipt.
-pub fn verify<'a, T: Receipted>(
-    body: &'a T,
-    expected: Address,
-    nonce: Option<B256>,
-) -> Result<&'a Receipt, ReceiptError> {
+pub fn verify<T: Receipted>(body: &T, expected: Address, nonce: Option<B256>) -> Result<&Receipt, ReceiptError> {
     let r = body.receipt().ok_or(ReceiptError::Missing)?;
     if r.enclave != expected {
         return Err(ReceiptError::WrongEnclave { expected, found: r.enclave });

@@ -54,7 +54,7 @@ impl Rng {
     pub fn from_bytes(data: &[u8]) -> Rng {
         Rng::Bytes(data.to_vec(), 0)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         match self {
             Rng::Seeded(x) => {
                 *x ^= *x >> 12;
@@ -73,7 +73,7 @@ impl Rng {
         }
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     pub fn chance(&mut self, pct: u64) -> bool {
         self.below(100) < pct
@@ -88,7 +88,7 @@ pub fn random_policy(r: &mut Rng, created: u64) -> String {
     let periods = ["minute", "hour", "day", "week", "month", "session"];
     let mut s = String::from("name = \"diff\"\n");
     let options: [&[u64]; 3] = [&[1], &[1, 10], &[1, 10, 31337]];
-    let chains: &[u64] = *r.pick(&options);
+    let chains = *r.pick(&options);
     s += &format!("chains = {chains:?}\n");
     if r.chance(15) {
         s += &format!("valid_after = {}\n", created + r.below(3) * 600);
@@ -103,7 +103,7 @@ pub fn random_policy(r: &mut Rng, created: u64) -> String {
     }
     if r.chance(30) {
         let options: [&[&str]; 2] = [&["$owner"], &["$owner", "0x00000000000000000000000000000000000a11ce"]];
-        let rs: &[&str] = *r.pick(&options);
+        let rs = *r.pick(&options);
         s += &format!("recipients = {rs:?}\n");
     }
     let priced = r.chance(40);

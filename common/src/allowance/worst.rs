@@ -69,7 +69,7 @@ fn effect(grants: &[Grant], key: &Key, now: u64) -> Eff {
 }
 
 /// One position of a lane, as far as the key is concerned.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Slot {
     /// Candidate last sets: each resetting alternative's total.
     resets: Vec<U256>,
@@ -80,10 +80,14 @@ struct Slot {
     min_sigma: u64,
 }
 
-impl Slot {
-    fn new() -> Slot {
+impl Default for Slot {
+    /// No alternative yet: the earliest signing time is the largest.
+    fn default() -> Slot {
         Slot { resets: vec![], nonreset: None, min_sigma: u64::MAX }
     }
+}
+
+impl Slot {
     fn push(&mut self, e: Eff, sigma: u64) {
         self.min_sigma = self.min_sigma.min(sigma);
         match e {
@@ -214,7 +218,7 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
                 if lt == Some(nonce) {
                     continue; // the request fills this position
                 }
-                own.0.entry(nonce).or_insert_with(Slot::new).push(effect(&item.grants, key, now), item.signed_at);
+                own.0.entry(nonce).or_default().push(effect(&item.grants, key, now), item.signed_at);
             }
             Place::Account { lane, seq } if lane.chain_id == key.chain_id && lane.sender == key.holder => {
                 if at == Some((lane, seq)) {
@@ -222,7 +226,7 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
                 }
                 let e = effect(&item.grants, key, now);
                 if e != Eff::None {
-                    accounts.entry(lane).or_default().0.entry(seq).or_insert_with(Slot::new).push(e, item.signed_at);
+                    accounts.entry(lane).or_default().0.entry(seq).or_default().push(e, item.signed_at);
                 }
             }
             Place::Floating { deadline } => {

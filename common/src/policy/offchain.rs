@@ -384,7 +384,7 @@ fn check_siwe(p: &CompiledPolicy, ctx: &Context, msg: &[u8], domain: &str) -> Re
         i += 1;
         l
     };
-    match next().map(|l| Address::from_str(l)) {
+    match next().map(Address::from_str) {
         Some(Ok(a)) if a == ctx.account => {}
         Some(Ok(a)) => return Err(format!("SIWE message for {domain} signs in as {a}, not the session's address")),
         _ => return bad("the second line is not an address"),
