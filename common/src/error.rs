@@ -38,6 +38,10 @@ pub enum ErrorCode {
     Malformed,
     TooLarge,
     Unsupported,
+    /// A cluster node cannot decide now (no leader or no majority reachable, or this
+    /// cluster's leader may not hold the session's key): nothing was signed or charged;
+    /// ask again.
+    Unavailable,
     Internal,
 }
 
@@ -74,6 +78,7 @@ impl ErrorCode {
             Malformed => "malformed",
             TooLarge => "too_large",
             Unsupported => "unsupported",
+            Unavailable => "unavailable",
             Internal => "internal",
         }
     }
@@ -81,7 +86,10 @@ impl ErrorCode {
     /// Whether this code is a policy denial (as opposed to a protocol error).
     pub fn is_denial(self) -> bool {
         use ErrorCode::*;
-        !matches!(self, Malformed | TooLarge | Unsupported | Internal | InvalidPolicy | Unauthenticated | Replayed)
+        !matches!(
+            self,
+            Malformed | TooLarge | Unsupported | Unavailable | Internal | InvalidPolicy | Unauthenticated | Replayed
+        )
     }
 
     /// A short human title used in messages.
@@ -116,6 +124,7 @@ impl ErrorCode {
             Malformed => "malformed request",
             TooLarge => "too large",
             Unsupported => "unsupported",
+            Unavailable => "unavailable",
             Internal => "internal error",
         }
     }

@@ -7,6 +7,7 @@ pub mod address;
 pub mod allowance;
 pub mod audit;
 pub mod bounds;
+pub mod cluster;
 pub mod erc7715;
 pub mod error;
 pub mod frame;

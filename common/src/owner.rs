@@ -33,6 +33,9 @@ pub mod action {
     pub const APPROVE_PENDING: &str = "approve_pending";
     /// A revocation sweep with the owner's fees (subject: `Sweep::terms_digest`).
     pub const SWEEP: &str = "sweep";
+    /// Let a cluster's nodes of another image hold the key (subject: the image digest,
+    /// keccak256(PCR0 ‖ PCR1 ‖ PCR2); session zero: every session of the owner).
+    pub const ALLOW_IMAGE: &str = "allow_image";
 }
 
 /// The EIP-712 domain of every owner message.

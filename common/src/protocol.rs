@@ -46,6 +46,10 @@ pub enum Call {
     Status(StatusQuery),
     /// The revocation sweep (R-APP-6): sign `approve(spender, 0)` transactions.
     Sweep(Sweep),
+    /// Carrying an enclave cluster's traffic (see [`crate::cluster`]).
+    Cluster(crate::cluster::ClusterCall),
+    /// A cluster upgrade: let nodes of another image hold sessions' keys.
+    AllowImage(AllowImage),
 }
 
 impl Call {
@@ -61,6 +65,8 @@ impl Call {
             Call::Audit(_) => "audit",
             Call::Status(_) => "status",
             Call::Sweep(_) => "sweep",
+            Call::Cluster(_) => "cluster",
+            Call::AllowImage(_) => "allow_image",
         }
     }
 }
@@ -130,6 +136,37 @@ pub struct UpdatePolicy {
 pub struct Revoke {
     pub auth: OwnerAuth,
     pub session: Address,
+}
+
+/// A cluster upgrade, session by session (ATTESTATION.md, "Upgrades"): the owner lets nodes
+/// running the image `image` (keccak256 of its PCR0 ‖ PCR1 ‖ PCR2) hold the key of `session`
+/// — or of every session the owner holds when `session` is zero. Without it, a session's
+/// key stays on nodes of the image it was created on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowImage {
+    pub auth: OwnerAuth,
+    pub session: Address,
+    pub image: B256,
+}
+
+/// The sessions whose keys nodes of `image` may now hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageAllowed {
+    pub image: B256,
+    pub sessions: Vec<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+/// The image digest of a measurement: keccak256(PCR0 ‖ PCR1 ‖ PCR2).
+pub fn image_digest(pcr0: &[u8], pcr1: &[u8], pcr2: &[u8]) -> B256 {
+    let mut b = Vec::with_capacity(pcr0.len() + pcr1.len() + pcr2.len());
+    b.extend_from_slice(pcr0);
+    b.extend_from_slice(pcr1);
+    b.extend_from_slice(pcr2);
+    alloy_primitives::keccak256(b)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +297,10 @@ pub struct StatusQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
+    /// A cluster follower's answer to a call only the leader serves: ask the leader.
+    NotLeader(crate::cluster::NotLeader),
+    Cluster(crate::cluster::ClusterReply),
+    ImageAllowed(ImageAllowed),
     Signed(Signed),
     SessionCreated(SessionCreated),
     PolicyUpdated(PolicyUpdated),
@@ -491,5 +532,6 @@ macro_rules! receipted {
 
 receipted!(PolicyUpdated, "policy_updated");
 receipted!(Revoked, "revoked");
+receipted!(ImageAllowed, "image_allowed");
 receipted!(SweepReply, "swept");
 receipted!(Status, "status");

@@ -61,6 +61,16 @@ impl Drop for StampKey {
 }
 
 impl StampKey {
+    /// The key as bytes, for replication to the enclave's attested replicas only.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
+    /// A key from [`StampKey::to_bytes`].
+    pub fn from_bytes(bytes: [u8; 32]) -> StampKey {
+        StampKey(bytes)
+    }
+
     /// Derive from our secret and the peer's public key. Symmetric: the agent calls it with
     /// (agent secret, enclave public), the enclave with (enclave secret, agent public).
     pub fn derive(secret: &SecretKey, peer: &PublicKey, session: Address, agent: Address) -> StampKey {

@@ -41,6 +41,27 @@ pub struct BootConfig {
     pub max_frame: usize,
     /// Development mode (`--dev`: mock NSM, movable clock).
     pub dev: bool,
+    /// Cluster mode (`--cluster`): what every node of the cluster must share.
+    pub cluster: Option<ClusterBoot>,
+}
+
+/// The part of a cluster node's configuration its peers check (README, "High
+/// availability"): the canonical text gains the lines
+///
+/// ```text
+/// cluster=<id>
+/// memory_budget_mib=<n>
+/// release_pcr8=<hex or none>
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterBoot {
+    /// The cluster's name (`--cluster`): nodes of different clusters never talk.
+    pub id: String,
+    /// The memory budget (decisions depend on it, so every node has the same).
+    pub memory_budget_mib: usize,
+    /// PCR8 of the release signer whose images may join (`--release-pcr8`); `None`: only
+    /// this very image.
+    pub release_pcr8: Option<Vec<u8>>,
 }
 
 impl BootConfig {
@@ -52,15 +73,27 @@ impl BootConfig {
             stamp_window,
             max_frame,
             dev,
+            cluster: None,
         }
+    }
+
+    /// The same configuration, as a node of a cluster.
+    pub fn with_cluster(mut self, cluster: ClusterBoot) -> BootConfig {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// The canonical text that is hashed: one `key=value` per line, fixed order, `\n` endings.
     pub fn canonical(&self) -> String {
-        format!(
+        let mut s = format!(
             "{CONFIG_DOMAIN}\ncrate_version={}\nprotocol_version={}\nstamp_window={}\nmax_frame={}\ndev={}\n",
             self.crate_version, self.protocol_version, self.stamp_window, self.max_frame, self.dev
-        )
+        );
+        if let Some(c) = &self.cluster {
+            let pcr8 = c.release_pcr8.as_ref().map_or_else(|| "none".to_string(), hex::encode);
+            s.push_str(&format!("cluster={}\nmemory_budget_mib={}\nrelease_pcr8={pcr8}\n", c.id, c.memory_budget_mib));
+        }
+        s
     }
 
     /// `C = SHA384(canonical)`: what PCR16 is extended with.
@@ -161,6 +194,7 @@ mod tests {
             stamp_window: 60,
             max_frame: 1 << 20,
             dev: false,
+            cluster: None,
         };
         assert_eq!(
             c.canonical(),

@@ -32,6 +32,7 @@ pub use bridle_common::audit::rec;
 use bridle_common::audit::{AuditEntry, AuditHead, AuditReply, ChainWriter, Decision, Record, MAX_REPLY_ENTRIES};
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::protocol::{Call, SignRequest};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
@@ -60,7 +61,7 @@ impl Default for AuditConfig {
 }
 
 /// Who a bounded refusal is counted against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Bucket {
     Session(Address),
     /// Requests naming a session this enclave does not have.
@@ -71,7 +72,7 @@ pub enum Bucket {
     Overflow,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Window {
     start: u64,
     count: u32,
@@ -174,6 +175,11 @@ pub enum Subject {
         session: Address,
         digest: B256,
     },
+    AllowImage {
+        owner: Address,
+        session: Address,
+        image: B256,
+    },
 }
 
 impl Subject {
@@ -186,6 +192,7 @@ impl Subject {
             Call::ApprovePending(a) => {
                 Subject::ApprovePending { owner: a.auth.owner, session: a.session, digest: a.digest }
             }
+            Call::AllowImage(a) => Subject::AllowImage { owner: a.auth.owner, session: a.session, image: a.image },
             // Signing (see `record_sign_refusal`), status, attest, audit, and calls this log
             // does not know.
             _ => Subject::None,
@@ -200,11 +207,56 @@ impl Subject {
             Subject::Revoke { owner, session } => ("revoke", owner, session, B256::ZERO),
             Subject::RevokeAll { owner } => ("revoke_all", owner, Address::ZERO, B256::ZERO),
             Subject::ApprovePending { owner, session, digest } => ("approve_pending", owner, session, digest),
+            Subject::AllowImage { owner, session, image } => ("allow_image", owner, session, image),
         })
     }
 }
 
+/// An [`AuditLog`] as data: the chain's end, the newest entries held (at most the number
+/// asked for), and the refusal limiter (it decides what is logged, so replicas share it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditSnapshot {
+    pub enclave: Address,
+    pub next_seq: u64,
+    pub last_hash: B256,
+    pub entries: Vec<AuditEntry>,
+    limiter: Vec<(Bucket, Window)>,
+    overall: Window,
+}
+
 impl AuditLog {
+    /// The log as data, with at most `max_entries` of the newest entries.
+    pub fn snapshot(&self, max_entries: usize) -> AuditSnapshot {
+        let g = self.lock();
+        let skip = g.entries.len().saturating_sub(max_entries);
+        let mut limiter: Vec<(Bucket, Window)> = g.limiter.buckets.iter().map(|(b, w)| (*b, *w)).collect();
+        limiter.sort_by_key(|(b, _)| format!("{b:?}"));
+        AuditSnapshot {
+            enclave: g.chain.enclave(),
+            next_seq: g.chain.next_seq(),
+            last_hash: g.chain.last_hash(),
+            entries: g.entries.iter().skip(skip).cloned().collect(),
+            limiter,
+            overall: g.limiter.overall,
+        }
+    }
+
+    /// The log `s` describes: it continues the same chain.
+    pub fn restore(s: AuditSnapshot, config: AuditConfig) -> AuditLog {
+        let config = AuditConfig { capacity: config.capacity.max(1), ..config };
+        let mut entries = VecDeque::with_capacity(config.capacity);
+        let skip = s.entries.len().saturating_sub(config.capacity);
+        entries.extend(s.entries.into_iter().skip(skip));
+        AuditLog {
+            inner: Mutex::new(Inner {
+                chain: ChainWriter::resume(s.enclave, s.next_seq, s.last_hash),
+                entries,
+                limiter: Limiter { buckets: s.limiter.into_iter().collect(), overall: s.overall },
+            }),
+            config,
+        }
+    }
+
     /// A log for the enclave with identity `enclave`, started at `now`: entry 0 records the
     /// start (so the log is never empty and always has a head to sign).
     pub fn new(enclave: Address, now: u64, config: AuditConfig) -> AuditLog {

@@ -46,3 +46,37 @@ impl Clock for FixedClock {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// A cluster node's clock: within the application of a log entry, the entry's time (see
+/// [`crate::apply`]); otherwise this machine's clock, never below the latest entry applied
+/// (so a leader whose clock is behind its predecessor's never proposes an earlier time).
+pub struct ReplicaClock {
+    inner: Box<dyn Clock>,
+    applied: std::sync::atomic::AtomicU64,
+}
+
+impl ReplicaClock {
+    pub fn new(inner: Box<dyn Clock>) -> ReplicaClock {
+        ReplicaClock { inner, applied: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// Note that an entry of time `t` was applied.
+    pub fn applied(&self, t: u64) {
+        self.applied.fetch_max(t, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ReplicaClock {
+    fn now(&self) -> u64 {
+        match crate::apply::current() {
+            Some(ctx) => ctx.clock,
+            None => self.inner.now().max(self.applied.load(std::sync::atomic::Ordering::SeqCst)),
+        }
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> u64 {
+        (**self).now()
+    }
+}

@@ -44,6 +44,18 @@ impl Key {
         Ok(Signature::from_signature_and_parity(sig, recid.is_y_odd()))
     }
 
+    /// The key with secret scalar `bytes` (a replica's copy of a session or identity key,
+    /// received over an attested channel). `None` for an invalid scalar.
+    pub fn from_secret_bytes(bytes: &[u8; 32]) -> Option<Key> {
+        SecretKey::from_slice(bytes).ok().map(Self::from_secret)
+    }
+
+    /// The secret scalar, for replication to attested replicas only (a cluster snapshot or
+    /// log entry, which never leaves an attested channel). Zeroized when dropped.
+    pub(crate) fn secret_bytes(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.secret.to_bytes().into())
+    }
+
     /// For ECDH inside the enclave only (stamp key derivation).
     pub(crate) fn secret(&self) -> &SecretKey {
         &self.secret

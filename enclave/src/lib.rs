@@ -2,9 +2,11 @@
 //! one socket. This crate has no HTTP, database or outbound network dependency: the trust
 //! boundary is visible in its dependency list.
 
+pub mod apply;
 pub mod attest;
 pub mod audit;
 pub mod clock;
+pub mod cluster;
 pub mod keys;
 pub mod server;
 pub mod service;

@@ -1,10 +1,11 @@
 //! `bridle-enclave`: serve the enclave socket.
 
-use bridle_attestation::{MockNsm, NsmProvider, RealNsm};
+use bridle_attestation::{ImageMeasurement, MockCa, MockNsm, NsmProvider, RealNsm, TrustedRoot};
 use bridle_common::address::SocketAddress;
-use bridle_enclave::attest::{commit_config, BootConfig, NsmAttestor, CONFIG_PCR};
+use bridle_enclave::attest::{commit_config, BootConfig, ClusterBoot, NsmAttestor, CONFIG_PCR};
 use bridle_enclave::clock::{Clock, OffsetFileClock, SystemClock};
-use bridle_enclave::server::{serve, ServerConfig};
+use bridle_enclave::cluster::{launch, NodeConfig, MAX_MESSAGE};
+use bridle_enclave::server::{serve, ServerConfig, Service};
 use bridle_enclave::{Attestor, Config, Enclave};
 use clap::Parser;
 use std::path::PathBuf;
@@ -43,6 +44,90 @@ struct Args {
     /// other options would have, then exit (for verifiers: `--pcr 16=<hex>`).
     #[arg(long)]
     print_pcr16: bool,
+    /// Run as a node of the enclave cluster NAME (README, "High availability"): sessions are
+    /// replicated to the cluster's other nodes through the hosts, in attested channels. The
+    /// name is part of the configuration committed to PCR16.
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+    /// Cluster only: PCR8 (hex) of the release signer whose images may join this cluster
+    /// beside this very image (rolling upgrades). Committed to PCR16.
+    #[arg(long, value_name = "HEX", requires = "cluster")]
+    release_pcr8: Option<String>,
+    /// Cluster only: take a snapshot of the state every N log entries, then drop older
+    /// entries (a node that falls further behind, or joins, receives the snapshot).
+    #[arg(long, value_name = "N", default_value_t = 10_000, requires = "cluster")]
+    cluster_snapshot_logs: u64,
+    /// Development only: the mock certificate authority shared by the nodes of a
+    /// development cluster (created if absent), so that they verify each other.
+    #[arg(long, value_name = "PATH", requires = "dev")]
+    dev_mock_ca: Option<PathBuf>,
+    /// Development only: the mock image's PCR0 (hex), to play another image.
+    #[arg(long, value_name = "HEX", requires = "dev")]
+    dev_pcr0: Option<String>,
+    /// Development only: the mock image's PCR8 (hex): the release signer it is signed by.
+    #[arg(long, value_name = "HEX", requires = "dev")]
+    dev_pcr8: Option<String>,
+}
+
+fn pcr_hex(what: &str, s: &str) -> Vec<u8> {
+    match hex::decode(s.trim_start_matches("0x")) {
+        Ok(v) if v.len() == bridle_attestation::PCR_LEN => v,
+        _ => fail(format!("{what} must be {} bytes of hex", bridle_attestation::PCR_LEN)),
+    }
+}
+
+fn cluster_boot(args: &Args) -> Option<ClusterBoot> {
+    let id = args.cluster.clone()?;
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        fail("--cluster NAME: 1 to 64 letters, digits, '.', '_' or '-'");
+    }
+    Some(ClusterBoot {
+        id,
+        memory_budget_mib: args.memory_budget_mib,
+        release_pcr8: args.release_pcr8.as_deref().map(|h| pcr_hex("--release-pcr8", h)),
+    })
+}
+
+/// The NSM: the hardware module, or in `--dev` the mock (of a shared CA in a cluster).
+fn open_nsm(args: &Args) -> (Arc<dyn NsmProvider>, TrustedRoot) {
+    if !args.dev {
+        return match RealNsm::open() {
+            Ok(nsm) => (Arc::new(nsm), TrustedRoot::AwsNitroRootG1),
+            Err(e) => fail(format!(
+                "refusing to start without attestation: {e}. Production runs only inside a Nitro Enclave; \
+                 use --dev for development (mock NSM)"
+            )),
+        };
+    }
+    let mut image = ImageMeasurement::mock_default();
+    if let Some(h) = &args.dev_pcr0 {
+        image.pcr0.copy_from_slice(&pcr_hex("--dev-pcr0", h));
+    }
+    if let Some(h) = &args.dev_pcr8 {
+        let mut p = [0u8; bridle_attestation::PCR_LEN];
+        p.copy_from_slice(&pcr_hex("--dev-pcr8", h));
+        image = image.with_pcr8(p);
+    }
+    let (nsm, root) = match &args.dev_mock_ca {
+        Some(path) => {
+            let ca = MockCa::load_or_create(path).unwrap_or_else(|e| fail(format!("mock CA {}: {e}", path.display())));
+            let nsm = MockNsm::with_ca(&ca, image).unwrap_or_else(|e| fail(format!("cannot create the mock NSM: {e}")));
+            (nsm, TrustedRoot::Der(ca.root_der().to_vec()))
+        }
+        None => {
+            let nsm = MockNsm::with_image(image).unwrap_or_else(|e| fail(format!("cannot create the mock NSM: {e}")));
+            let root = TrustedRoot::Der(nsm.root_der().to_vec());
+            (nsm, root)
+        }
+    };
+    if let Some(path) = &args.dev_nsm_root_out {
+        if let Err(e) = std::fs::write(path, nsm.root_pem()) {
+            fail(format!("cannot write the mock NSM root to {}: {e}", path.display()));
+        }
+        tracing::info!(path = %path.display(), "mock NSM root certificate written");
+    }
+    tracing::warn!("development mode: mock NSM; its documents verify only against its own root, never AWS's");
+    (Arc::new(nsm), root)
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
@@ -50,42 +135,23 @@ fn fail(msg: impl std::fmt::Display) -> ! {
     std::process::exit(1)
 }
 
-/// Open the NSM (mock in `--dev`), commit the configuration into PCR16 and lock it.
-/// Production never runs without attestation: no NSM, no enclave.
-fn attestor(args: &Args, boot: &BootConfig) -> Box<dyn Attestor> {
-    fn commit<N: NsmProvider + 'static>(nsm: N, boot: &BootConfig) -> Box<dyn Attestor> {
-        match commit_config(&nsm, boot) {
-            Ok(pcr16) => {
-                tracing::info!(pcr16 = %hex::encode(pcr16), "configuration committed to PCR{CONFIG_PCR} and locked");
-                Box::new(NsmAttestor::new(nsm))
-            }
-            Err(e) => fail(format!("refusing to start: {e}")),
+/// Commit the configuration into PCR16 and lock it. Production never runs without
+/// attestation: no NSM, no enclave.
+fn commit(nsm: &Arc<dyn NsmProvider>, boot: &BootConfig) {
+    match commit_config(nsm.as_ref(), boot) {
+        Ok(pcr16) => {
+            tracing::info!(pcr16 = %hex::encode(pcr16), "configuration committed to PCR{CONFIG_PCR} and locked");
         }
-    }
-    if args.dev {
-        let nsm = MockNsm::new().unwrap_or_else(|e| fail(format!("cannot create the mock NSM: {e}")));
-        if let Some(path) = &args.dev_nsm_root_out {
-            if let Err(e) = std::fs::write(path, nsm.root_pem()) {
-                fail(format!("cannot write the mock NSM root to {}: {e}", path.display()));
-            }
-            tracing::info!(path = %path.display(), "mock NSM root certificate written");
-        }
-        tracing::warn!("development mode: mock NSM; its documents verify only against its own root, never AWS's");
-        commit(nsm, boot)
-    } else {
-        match RealNsm::open() {
-            Ok(nsm) => commit(nsm, boot),
-            Err(e) => fail(format!(
-                "refusing to start without attestation: {e}. Production runs only inside a Nitro Enclave; \
-                 use --dev for development (mock NSM)"
-            )),
-        }
+        Err(e) => fail(format!("refusing to start: {e}")),
     }
 }
 
 fn main() {
     let args = Args::parse();
-    let boot = BootConfig::new(args.stamp_window, args.max_frame, args.dev);
+    let mut boot = BootConfig::new(args.stamp_window, args.max_frame, args.dev);
+    if let Some(c) = cluster_boot(&args) {
+        boot = boot.with_cluster(c);
+    }
     if args.print_pcr16 {
         print!("{}", boot.canonical());
         println!("commitment={}", hex::encode(boot.commitment()));
@@ -112,11 +178,10 @@ fn main() {
         Some(p) => Box::new(OffsetFileClock(p.clone())),
         None => Box::new(SystemClock),
     };
-    let attestor = attestor(&args, &boot);
+    let (nsm, root) = open_nsm(&args);
+    commit(&nsm, &boot);
     let config =
         Config { stamp_window: args.stamp_window, memory_budget: args.memory_budget_mib << 20, ..Config::default() };
-    let enclave = Arc::new(Enclave::new(clock, Some(attestor), config));
-    tracing::info!(identity = %enclave.identity_address(), "enclave identity generated");
 
     // An explicit, generous stack for every worker: request handling is bounded (no decoder
     // recurses with its input), and this is the margin on top (review finding 2).
@@ -127,8 +192,24 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let cfg = ServerConfig { max_frame: args.max_frame, ..ServerConfig::default() };
-    if let Err(e) = rt.block_on(serve(enclave, addr, cfg)) {
+    let result = rt.block_on(async move {
+        let (service, cfg) = if boot.cluster.is_some() {
+            let node = launch(NodeConfig { nsm, boot, root, config, clock, snapshot_logs: args.cluster_snapshot_logs })
+                .await
+                .unwrap_or_else(|e| fail(e));
+            // Cluster messages (batches of log entries, snapshot chunks) are larger than
+            // requests; fewer connections keep what unauthenticated frames can hold bounded.
+            let max_frame = args.max_frame.max(MAX_MESSAGE as usize + (1 << 20));
+            (Service::Cluster(node), ServerConfig { max_frame, max_connections: 64, ..ServerConfig::default() })
+        } else {
+            let attestor: Box<dyn Attestor> = Box::new(NsmAttestor::new(nsm));
+            let enclave = Arc::new(Enclave::new(clock, Some(attestor), config));
+            tracing::info!(identity = %enclave.identity_address(), "enclave identity generated");
+            (Service::Single(enclave), ServerConfig { max_frame: args.max_frame, ..ServerConfig::default() })
+        };
+        serve(service, addr, cfg).await
+    });
+    if let Err(e) = result {
         eprintln!("bridle-enclave: {e}");
         std::process::exit(1);
     }

@@ -1,6 +1,7 @@
 //! The enclave's one socket: length-prefixed CBOR frames over a Unix socket (development)
 //! or vsock (Nitro). One request frame, one response frame, in order, per connection.
 
+use crate::cluster::ClusterNode;
 use crate::service::Enclave;
 use bridle_common::address::SocketAddress;
 use bridle_common::error::{Denial, ErrorCode};
@@ -29,6 +30,35 @@ impl Default for ServerConfig {
     }
 }
 
+/// What the socket serves: one enclave, or a node of an enclave cluster.
+#[derive(Clone)]
+pub enum Service {
+    Single(Arc<Enclave>),
+    Cluster(Arc<ClusterNode>),
+}
+
+/// Decode and serve one frame body for `service` (see [`handle_frame`]). A cluster node's
+/// calls are asynchronous (they wait for the log); each runs in its own task, so a panic in
+/// one is an `internal` error for that frame only.
+pub async fn handle_frame_service(service: &Service, body: &[u8]) -> ResponseFrame {
+    let node = match service {
+        Service::Single(e) => return handle_frame(e, body),
+        Service::Cluster(n) => n.clone(),
+    };
+    let result = match from_cbor::<RequestFrame>(body) {
+        Err(e) => Err(Denial::new(ErrorCode::Malformed, format!("request frame: {e}"))),
+        Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
+            ErrorCode::Unsupported,
+            format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
+        )),
+        Ok(f) => match tokio::spawn(async move { node.handle(f.call).await }).await {
+            Ok(r) => r,
+            Err(_) => Err(Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed")),
+        },
+    };
+    ResponseFrame { version: PROTOCOL_VERSION, result }
+}
+
 /// Decode and serve one frame body. Never panics; any failure is a typed error reply. The
 /// decoding runs isolated too (a panic in it is an `internal` error for this frame only),
 /// and within hard bounds: the frame's size was checked before it was read, CBOR nesting is
@@ -42,7 +72,9 @@ pub fn handle_frame(enclave: &Enclave, body: &[u8]) -> ResponseFrame {
         )),
         Ok(f) => enclave.handle(f.call),
     }))
-    .unwrap_or_else(|_| Err(Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed")));
+    .unwrap_or_else(|_| {
+        Err(Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed"))
+    });
     ResponseFrame { version: PROTOCOL_VERSION, result }
 }
 
@@ -52,7 +84,7 @@ async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, resp: &ResponseFrame) 
 }
 
 /// Serve one connection until it closes or sends a frame over the limit.
-pub async fn serve_connection<S>(enclave: Arc<Enclave>, stream: S, cfg: ServerConfig)
+pub async fn serve_connection<S>(service: Service, stream: S, cfg: ServerConfig)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -76,7 +108,7 @@ where
             Ok(Err(FrameError::Io(_))) => return,
             Ok(Ok(body)) => body,
         };
-        let resp = handle_frame(&enclave, &body);
+        let resp = handle_frame_service(&service, &body).await;
         if write_response(&mut w, &resp).await.is_err() {
             return;
         }
@@ -84,7 +116,7 @@ where
 }
 
 /// Listen on `addr` and serve forever.
-pub async fn serve(enclave: Arc<Enclave>, addr: SocketAddress, cfg: ServerConfig) -> std::io::Result<()> {
+pub async fn serve(service: Service, addr: SocketAddress, cfg: ServerConfig) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let addr_text = addr.to_string();
     match addr {
@@ -101,7 +133,7 @@ pub async fn serve(enclave: Arc<Enclave>, addr: SocketAddress, cfg: ServerConfig
             println!("bridle-enclave listening on unix:{}", path.display());
             loop {
                 let (stream, _) = listener.accept().await?;
-                spawn_conn(&enclave, &slots, stream, &cfg);
+                spawn_conn(&service, &slots, stream, &cfg);
             }
         }
         SocketAddress::Vsock { cid, port } => {
@@ -110,7 +142,7 @@ pub async fn serve(enclave: Arc<Enclave>, addr: SocketAddress, cfg: ServerConfig
             println!("bridle-enclave listening on vsock:{cid}:{port}");
             loop {
                 let (stream, _) = listener.accept().await?;
-                spawn_conn(&enclave, &slots, stream, &cfg);
+                spawn_conn(&service, &slots, stream, &cfg);
             }
         }
         SocketAddress::VsockUds { .. } => Err(std::io::Error::new(
@@ -120,7 +152,7 @@ pub async fn serve(enclave: Arc<Enclave>, addr: SocketAddress, cfg: ServerConfig
     }
 }
 
-fn spawn_conn<S>(enclave: &Arc<Enclave>, slots: &Arc<Semaphore>, stream: S, cfg: &ServerConfig)
+fn spawn_conn<S>(service: &Service, slots: &Arc<Semaphore>, stream: S, cfg: &ServerConfig)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -128,10 +160,10 @@ where
         tracing::warn!("connection refused: too many connections");
         return;
     };
-    let enclave = Arc::clone(enclave);
+    let service = service.clone();
     let cfg = cfg.clone();
     tokio::spawn(async move {
-        serve_connection(enclave, stream, cfg).await;
+        serve_connection(service, stream, cfg).await;
         drop(permit);
     });
 }

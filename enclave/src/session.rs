@@ -13,6 +13,22 @@ impl Signer for Key {
     }
 }
 
+/// A cluster replica's stand-in for a signature it does not need (see [`crate::apply`]):
+/// a fixed value that no key produced. Decisions never depend on a signature's bytes.
+pub struct Placeholder;
+
+/// The placeholder's value: r = s = 1, v = 27. Never returned to a client (the proposer of
+/// an entry always signs for real, and a reply carrying it is refused).
+pub fn placeholder_signature() -> Signature {
+    Signature::new(alloy_primitives::U256::from(1), alloy_primitives::U256::from(1), false)
+}
+
+impl Signer for Placeholder {
+    fn sign(&self, _digest: &B256) -> Result<Signature, String> {
+        Ok(placeholder_signature())
+    }
+}
+
 /// Immutable facts about a session plus its state behind one lock. Everything the signing
 /// path checks and charges is inside that lock, and the clock is read under it, so
 /// check-and-charge is one step per session at one session time (R-POL-4, R-POL-11).
@@ -26,16 +42,34 @@ pub struct Session {
 
 pub struct Inner {
     pub machine: Machine,
-    /// `None` once the machine says the key is destroyed (R-APP-6).
+    /// `None` once the machine says the key is destroyed (R-APP-6) — or, on a cluster node,
+    /// when this node's image may not hold it (see `custody`).
     pub key: Option<Key>,
     /// Bytes this session is charged in the enclave's memory budget.
     pub charged: usize,
+    /// Cluster only: the images (digests of PCR0‖PCR1‖PCR2) whose nodes may hold the key:
+    /// the image it was created on, and those its owner allowed since.
+    pub custody: Vec<B256>,
 }
 
 impl Inner {
-    /// The key, as the machine signs with it.
-    pub fn signer(&self) -> Option<&dyn Signer> {
-        self.key.as_ref().map(|k| k as &dyn Signer)
+    /// The key, as the machine signs with it. `stored`: the signature is kept in the
+    /// session's state (an approval's), not only returned.
+    ///
+    /// Outside a cluster entry: the key (none once destroyed). Within one (see
+    /// [`crate::apply`]): the key where a real signature is needed and held; a placeholder
+    /// everywhere else, so every replica reaches the same state; none once destroyed.
+    /// Returns the machine and the signer, borrowed apart.
+    pub fn with_signer(&mut self, stored: bool) -> (&mut Machine, Option<&dyn Signer>) {
+        let signer = match crate::apply::current() {
+            None => self.key.as_ref().map(|k| k as &dyn Signer),
+            Some(_) if self.machine.key_destroyed() => None,
+            Some(ctx) => match &self.key {
+                Some(k) if ctx.proposer || stored => Some(k as &dyn Signer),
+                _ => Some(&Placeholder as &dyn Signer),
+            },
+        };
+        (&mut self.machine, signer)
     }
 
     /// Drop the key if the machine says it is destroyed (k256 zeroizes it on drop).
@@ -47,13 +81,14 @@ impl Inner {
 }
 
 impl Session {
-    pub fn new(key: Key, stamp_key: StampKey, machine: Machine) -> Session {
+    /// A session whose key is `key` (`None`: held elsewhere in the cluster, see `custody`).
+    pub fn new(key: Option<Key>, stamp_key: StampKey, machine: Machine, custody: Vec<B256>) -> Session {
         Session {
             address: machine.facts.address,
             owner: machine.facts.owner,
             agent: machine.facts.agent,
             stamp_key,
-            inner: Mutex::new(Inner { machine, key: Some(key), charged: 0 }),
+            inner: Mutex::new(Inner { machine, key, charged: 0, custody }),
         }
     }
 

@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::protocol::{
-    ApprovePending, Attest, Call, CreateSession, Reply, Revoke, RevokeAll, SignRequest, Signed, StatusQuery, Sweep,
-    UpdatePolicy,
+    AllowImage, ApprovePending, Attest, Call, CreateSession, Reply, Revoke, RevokeAll, SignRequest, Signed,
+    StatusQuery, Sweep, UpdatePolicy,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -43,6 +43,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         Malformed | InvalidPolicy => StatusCode::BAD_REQUEST,
         TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Unsupported => StatusCode::NOT_IMPLEMENTED,
+        Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         c if c.is_denial() => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
@@ -395,6 +396,23 @@ pub async fn revoke_all(
     }
 }
 
+/// `POST /v1/owners/{owner}/allow-image`: a cluster upgrade, by the owner (ATTESTATION.md,
+/// "Upgrades"): nodes of the named image may hold the key of `session` (zero: every
+/// session of the owner).
+pub async fn allow_image(
+    State(st): State<AppState>,
+    AddrPath(owner): AddrPath,
+    ApiJson(req): ApiJson<AllowImage>,
+) -> Result<Json<Value>, ApiError> {
+    if req.auth.owner != owner {
+        return Err(ApiError::malformed(format!("auth.owner {} does not match the path's {owner}", req.auth.owner)));
+    }
+    match relay_owner(&st, Call::AllowImage(req), None).await? {
+        Reply::ImageAllowed(r) => Ok(Json(json!(r))),
+        other => Err(ApiError::wrong_reply("allow_image", &other)),
+    }
+}
+
 pub async fn approve_pending(
     State(st): State<AppState>,
     AddrPath(session): AddrPath,
@@ -419,6 +437,9 @@ pub fn reply_value(r: Reply) -> Value {
         Reply::Audit(x) => json!(x),
         Reply::Status(x) => json!(x),
         Reply::Swept(x) => json!(x),
+        Reply::ImageAllowed(x) => json!(x),
+        Reply::NotLeader(x) => json!({ "not_leader": x }),
+        Reply::Cluster(x) => json!({ "cluster": x }),
     }
 }
 

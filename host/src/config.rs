@@ -64,6 +64,16 @@ pub struct Layer {
     pub max_frame: Option<usize>,
     /// Seconds between background enclave status probes; 0 disables.
     pub probe_interval: Option<u64>,
+    /// Cluster: where this host listens for the other hosts (e.g. `0.0.0.0:8550`).
+    pub cluster_listen: Option<String>,
+    /// Cluster: the URL the other hosts reach this one at (e.g. `http://10.0.1.5:8550`).
+    pub cluster_advertise: Option<String>,
+    /// Cluster: hosts of existing members to join through, comma-separated URLs.
+    pub cluster_seeds: Option<String>,
+    /// Cluster: found a new cluster (the first node only, once).
+    pub cluster_bootstrap: Option<bool>,
+    /// Cluster: the local IP address connections to the other hosts come from.
+    pub cluster_source_address: Option<String>,
 }
 
 impl Layer {
@@ -105,6 +115,8 @@ pub struct Settings {
     pub body_limit: usize,
     pub max_frame: usize,
     pub probe_interval: u64,
+    /// The cluster part, when `cluster_listen` is set.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// Setting name → where its value came from.
@@ -168,6 +180,40 @@ impl Settings {
         let body_limit = pick!(body_limit, DEFAULT_BODY_LIMIT);
         let max_frame = pick!(max_frame, DEFAULT_MAX_FRAME);
         let probe_interval = pick!(probe_interval, DEFAULT_PROBE_INTERVAL_SECS);
+        let cluster_listen = pick!(cluster_listen, String::new());
+        let cluster_advertise = pick!(cluster_advertise, String::new());
+        let cluster_seeds = pick!(cluster_seeds, String::new());
+        let cluster_bootstrap = pick!(cluster_bootstrap, false);
+        let cluster_source_address = pick!(cluster_source_address, String::new());
+        let cluster = if cluster_listen.trim().is_empty() {
+            if !cluster_advertise.is_empty() || !cluster_seeds.is_empty() || cluster_bootstrap {
+                return Err("cluster_advertise, cluster_seeds and cluster_bootstrap need cluster_listen".into());
+            }
+            None
+        } else {
+            if !(cluster_advertise.starts_with("http://") || cluster_advertise.starts_with("https://")) {
+                return Err(format!(
+                    "cluster_advertise must be the http(s) URL other hosts reach this one at (from {}), got {cluster_advertise:?}",
+                    source_name(sources["cluster_advertise"])
+                ));
+            }
+            let seeds: Vec<String> =
+                cluster_seeds.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            if !cluster_bootstrap && seeds.is_empty() {
+                return Err("a cluster host needs cluster_seeds (to join) or cluster_bootstrap (to found one)".into());
+            }
+            let source = match cluster_source_address.trim() {
+                "" => None,
+                a => Some(a.parse().map_err(|e| format!("cluster_source_address {a:?}: {e}"))?),
+            };
+            Some(crate::cluster::ClusterSettings {
+                listen: cluster_listen,
+                advertise: cluster_advertise,
+                seeds,
+                bootstrap: cluster_bootstrap,
+                source,
+            })
+        };
         if pool == 0 {
             return Err(format!("pool must be at least 1 (from {})", source_name(sources["pool"])));
         }
@@ -186,6 +232,7 @@ impl Settings {
             body_limit,
             max_frame,
             probe_interval,
+            cluster,
             config_file,
             sources,
         })
@@ -201,6 +248,7 @@ impl Settings {
         c.body_limit = self.body_limit;
         c.max_frame = self.max_frame;
         c.probe_interval = (self.probe_interval > 0).then(|| Duration::from_secs(self.probe_interval));
+        c.cluster = self.cluster.clone();
         c
     }
 
@@ -227,6 +275,13 @@ impl Settings {
             "body_limit": self.body_limit,
             "max_frame": self.max_frame,
             "probe_interval": self.probe_interval,
+            "cluster": self.cluster.as_ref().map(|c| serde_json::json!({
+                "listen": c.listen,
+                "advertise": c.advertise,
+                "seeds": c.seeds,
+                "bootstrap": c.bootstrap,
+                "source_address": c.source.map(|a| a.to_string()),
+            })),
             "config_file": self.config_file,
             "sources": self.sources,
         })

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 
+use crate::cluster::ClusterLink;
 use crate::metrics::Metrics;
 
 /// Default number of pooled connections (and concurrent exchanges).
@@ -113,6 +114,8 @@ pub struct EnclaveClient {
     identity: RwLock<Option<Address>>,
     hook: Option<IdentityHook>,
     metrics: Option<Arc<Metrics>>,
+    /// In a cluster: the other hosts, to send calls to the leader and fail over.
+    cluster: Option<Arc<ClusterLink>>,
 }
 
 impl std::fmt::Debug for EnclaveClient {
@@ -144,7 +147,19 @@ impl EnclaveClient {
             identity: RwLock::new(None),
             hook: None,
             metrics: None,
+            cluster: None,
         }
+    }
+
+    /// Route calls through the cluster (see [`EnclaveClient::call`]).
+    pub fn with_cluster(mut self, link: Arc<ClusterLink>) -> Self {
+        self.cluster = Some(link);
+        self
+    }
+
+    /// The cluster link, when this host's enclave is a cluster node.
+    pub fn cluster(&self) -> Option<&Arc<ClusterLink>> {
+        self.cluster.as_ref()
     }
 
     /// Record calls, round trips and reachability in `metrics`.
@@ -173,9 +188,19 @@ impl EnclaveClient {
     }
 
     /// Send one call and wait for its reply.
+    ///
+    /// In a cluster, a call goes where it can be served: a follower's enclave answers
+    /// `not_leader` with the leader's host, and the call is sent there; when this host's
+    /// enclave (or the leader) cannot be reached, the call goes to another member's host,
+    /// until the call timeout. Sending a call again is safe: the cluster's log refuses a
+    /// stamp or an owner nonce it has already accepted (and a signing request asked again
+    /// with its stamp returns the signature it was charged for).
     pub async fn call(&self, call: Call) -> Result<Reply, ClientError> {
         let name = call.name();
-        let result = self.call_inner(call).await;
+        let result = match &self.cluster {
+            Some(link) if !matches!(call, Call::Cluster(_)) => self.call_routed(link, call).await,
+            _ => self.call_inner(call).await,
+        };
         if let Some(m) = &self.metrics {
             match &result {
                 Ok(_) => m.record_request(name, "ok", ""),
@@ -191,6 +216,53 @@ impl EnclaveClient {
             self.observe_identity(s.identity_address).await;
         }
         result
+    }
+
+    /// One call to this host's own enclave, never routed elsewhere.
+    pub async fn call_direct(&self, call: Call) -> Result<Reply, ClientError> {
+        self.call_inner(call).await
+    }
+
+    async fn call_routed(&self, link: &ClusterLink, call: Call) -> Result<Reply, ClientError> {
+        let deadline = Instant::now() + self.cfg.call_timeout;
+        let mut target: Option<String> = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let r = match &target {
+                None => self.call_inner(call.clone()).await,
+                Some(url) => link.forward(url, &call, left.max(Duration::from_millis(100))).await,
+            };
+            let pause = match &r {
+                Ok(Reply::NotLeader(nl)) => {
+                    target = nl.leader_url.clone().filter(|u| !link.is_me(u));
+                    // No leader known yet (an election): ask again shortly.
+                    if target.is_some() {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_millis(100)
+                    }
+                }
+                Err(ClientError::Unavailable(_)) | Err(ClientError::Timeout(_)) => {
+                    target = link.next_peer(target.as_deref());
+                    Duration::from_millis(100)
+                }
+                Err(ClientError::Denied(d)) if d.code == ErrorCode::Unavailable => {
+                    target = link.next_peer(target.as_deref());
+                    Duration::from_millis(100)
+                }
+                _ => return r,
+            };
+            if Instant::now() + pause >= deadline {
+                return match r {
+                    Ok(Reply::NotLeader(_)) => Err(ClientError::Denied(Denial::new(
+                        ErrorCode::Unavailable,
+                        "the cluster has no leader now (an election, or no majority); nothing was signed; ask again",
+                    ))),
+                    other => other,
+                };
+            }
+            tokio::time::sleep(pause).await;
+        }
     }
 
     async fn call_inner(&self, call: Call) -> Result<Reply, ClientError> {
@@ -312,9 +384,11 @@ impl EnclaveClient {
         };
         let mut conn = Conn { io };
         // Learn the identity before the connection carries anything else.
-        let body =
-            to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call: Call::Status(StatusQuery { session: None, nonce: None }) })
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let body = to_cbor(&RequestFrame {
+            version: PROTOCOL_VERSION,
+            call: Call::Status(StatusQuery { session: None, nonce: None }),
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let reply = match self.attempt("status", &mut conn, &body).await? {
             Attempt::NotSent(why) => {
                 return Err(ClientError::Unavailable(format!("enclave closed the new connection: {why}")))
@@ -326,6 +400,9 @@ impl EnclaveClient {
                 self.observe_identity(s.identity_address).await;
                 Ok(conn)
             }
+            // A cluster node that has not joined yet has no identity to give: the
+            // connection is good (it carries the cluster calls that make it join).
+            Err(d) if d.code == ErrorCode::Unavailable => Ok(conn),
             Ok(other) => Err(ClientError::Protocol(format!("status answered with {}", reply_name(&other)))),
             Err(d) => Err(ClientError::Protocol(format!("enclave refused status: {d}"))),
         }
@@ -402,6 +479,9 @@ pub fn reply_name(r: &Reply) -> &'static str {
         Reply::Audit(_) => "audit",
         Reply::Status(_) => "status",
         Reply::Swept(_) => "swept",
+        Reply::NotLeader(_) => "not_leader",
+        Reply::Cluster(_) => "cluster",
+        Reply::ImageAllowed(_) => "image_allowed",
     }
 }
 
@@ -492,7 +572,7 @@ mod tests {
         });
         let addr: SocketAddress = format!("vsock-uds:{}:5000", path.display()).parse().unwrap();
         let client = EnclaveClient::new(addr, ClientConfig::default());
-        let err = client.call(Call::Status(StatusQuery { session: None })).await.unwrap_err();
+        let err = client.call(Call::Status(StatusQuery { session: None, nonce: None })).await.unwrap_err();
         assert!(matches!(err, ClientError::Protocol(_)), "{err}");
         let (line, call) = server.await.unwrap();
         assert_eq!(line, "CONNECT 5000");

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod attestation;
 pub mod audit_store;
+pub mod cluster;
 pub mod config;
 pub mod enclave_client;
 pub mod metrics;
@@ -75,6 +76,8 @@ pub struct HostConfig {
     pub probe_interval: Option<Duration>,
     /// Capacity of the asynchronous event queue.
     pub event_queue: usize,
+    /// When the enclave is a node of an enclave cluster: how this host takes part.
+    pub cluster: Option<cluster::ClusterSettings>,
 }
 
 impl HostConfig {
@@ -90,6 +93,7 @@ impl HostConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             probe_interval: Some(DEFAULT_PROBE_INTERVAL),
             event_queue: store::DEFAULT_EVENT_QUEUE,
+            cluster: None,
         }
     }
 }
@@ -111,6 +115,9 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub client: EnclaveClient,
+    /// A cluster node's own connections for the cluster's traffic (polling, delivering,
+    /// replies), apart from the pool client calls wait in: a commit waits for this traffic.
+    pub cluster_client: Option<EnclaveClient>,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub config: HostConfig,
@@ -160,17 +167,24 @@ impl AppState {
                 }
             })
         });
-        let client = EnclaveClient::new(
+        // A cluster node's frames carry the cluster's messages (up to 20 MiB).
+        let max_frame =
+            if config.cluster.is_some() { config.max_frame.max(cluster::MAX_RELAY_BODY) } else { config.max_frame };
+        let mut client = EnclaveClient::new(
             config.enclave.clone(),
-            ClientConfig {
-                pool_size: config.pool_size,
-                max_frame: config.max_frame,
-                call_timeout: config.call_timeout,
-            },
+            ClientConfig { pool_size: config.pool_size, max_frame, call_timeout: config.call_timeout },
         )
         .with_metrics(metrics.clone())
         .on_identity(hook);
-        Ok(AppState(Arc::new(Shared { client, store, metrics, config, audit })))
+        let mut cluster_client = None;
+        if let Some(c) = &config.cluster {
+            client = client.with_cluster(Arc::new(cluster::ClusterLink::new(c.clone())));
+            cluster_client = Some(EnclaveClient::new(
+                config.enclave.clone(),
+                ClientConfig { pool_size: cluster::TRAFFIC_POOL, max_frame, call_timeout: config.call_timeout },
+            ));
+        }
+        Ok(AppState(Arc::new(Shared { client, cluster_client, store, metrics, config, audit })))
     }
 
     /// Queue an event for storage without waiting; a full queue drops it (counted).
@@ -230,6 +244,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{session}/sweep", post(api::sweep))
         .route("/v1/sessions/{session}/sweeps", get(api::sweeps))
         .route("/v1/owners/{owner}/revoke-all", post(api::revoke_all))
+        .route("/v1/owners/{owner}/allow-image", post(api::allow_image))
+        .route("/v1/cluster/info", get(cluster::info))
         .route("/v1/owners/{owner}/sessions", get(api::owner_sessions))
         .route("/v1/sign", post(api::sign))
         .route("/rpc", post(rpc::rpc))
@@ -252,11 +268,27 @@ pub async fn run(
     let audit =
         state.config.probe_interval.map(|_| audit_store::spawn(state.clone(), audit_store::DEFAULT_PULL_INTERVAL));
     let app = router(state.clone());
+    // The cluster listener and the node's traffic, when this host's enclave is a node.
+    let mut cluster_tasks = Vec::new();
+    if let Some(c) = &state.config.cluster {
+        let l = tokio::net::TcpListener::bind(&c.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for the cluster on {}: {e}", c.listen))?;
+        tracing::info!(listen = %c.listen, advertise = %c.advertise, "cluster listener");
+        let peer_app = cluster::router(state.clone());
+        cluster_tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(l, peer_app).await;
+        }));
+        cluster_tasks.extend(cluster::spawn(state.clone()));
+    }
     let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await;
     if let Some(p) = probe {
         p.abort();
+    }
+    for t in cluster_tasks {
+        t.abort();
     }
     if let Some(a) = audit {
         a.abort();

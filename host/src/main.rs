@@ -69,6 +69,24 @@ struct Args {
     /// Seconds between background enclave status probes; 0 disables [default: 5].
     #[arg(long, env = "BRIDLE_PROBE_INTERVAL")]
     probe_interval: Option<u64>,
+    /// Enclave cluster (README, "High availability"): listen here for the other nodes'
+    /// hosts (e.g. 0.0.0.0:8550). The enclave must run with --cluster. Only sealed enclave
+    /// traffic and forwarded calls arrive here: open it to the other hosts only.
+    #[arg(long, env = "BRIDLE_CLUSTER_LISTEN", value_name = "ADDR")]
+    cluster_listen: Option<String>,
+    /// Cluster: the URL the other hosts reach this one at (e.g. http://10.0.1.5:8550).
+    #[arg(long, env = "BRIDLE_CLUSTER_ADVERTISE", value_name = "URL")]
+    cluster_advertise: Option<String>,
+    /// Cluster: other nodes' hosts to join through, comma-separated URLs.
+    #[arg(long, env = "BRIDLE_CLUSTER_SEEDS", value_name = "URLS")]
+    cluster_seeds: Option<String>,
+    /// Cluster: found a new cluster with this node (the first node only, once).
+    #[arg(long, env = "BRIDLE_CLUSTER_BOOTSTRAP")]
+    cluster_bootstrap: bool,
+    /// Cluster: the local IP address this host's connections to the other hosts come from
+    /// [default: the system's choice].
+    #[arg(long, env = "BRIDLE_CLUSTER_SOURCE_ADDRESS", value_name = "IP")]
+    cluster_source_address: Option<String>,
 }
 
 impl Args {
@@ -85,6 +103,11 @@ impl Args {
             body_limit: self.body_limit,
             max_frame: self.max_frame,
             probe_interval: self.probe_interval,
+            cluster_listen: self.cluster_listen.clone(),
+            cluster_advertise: self.cluster_advertise.clone(),
+            cluster_seeds: self.cluster_seeds.clone(),
+            cluster_bootstrap: self.cluster_bootstrap.then_some(true),
+            cluster_source_address: self.cluster_source_address.clone(),
         }
     }
 }

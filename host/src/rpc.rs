@@ -69,7 +69,7 @@ pub fn rpc_code(code: ErrorCode) -> i64 {
         Unauthenticated | Replayed => UNAUTHORIZED,
         Malformed | InvalidPolicy | TooLarge => INVALID_PARAMS,
         Unsupported => UNSUPPORTED,
-        Internal => INTERNAL_ERROR,
+        Internal | Unavailable => INTERNAL_ERROR,
         c if c.is_denial() => TRANSACTION_REJECTED,
         _ => INVALID_PARAMS,
     }

@@ -47,7 +47,21 @@ impl Proc {
     /// Spawn and wait (up to 20 s) for a stdout line containing `marker`.
     pub fn spawn_until(mut cmd: Command, marker: &str) -> Proc {
         let marker = marker.to_string();
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn");
+        // BRIDLE_TEST_LOG_DIR keeps every process's stderr (its log) for debugging.
+        let stderr = match std::env::var_os("BRIDLE_TEST_LOG_DIR") {
+            Some(d) => {
+                static N: AtomicU64 = AtomicU64::new(0);
+                let name = format!(
+                    "{}-{}-{}.log",
+                    cmd.get_program().to_string_lossy().rsplit('/').next().unwrap_or("proc"),
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                );
+                std::fs::File::create(Path::new(&d).join(name)).map(Stdio::from).unwrap_or_else(|_| Stdio::null())
+            }
+            None => Stdio::null(),
+        };
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn");
         let out = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -344,6 +358,7 @@ pub fn recover_raw_eth_account(raw: &[u8]) -> Address {
 }
 
 /// A session granted through the host.
+#[derive(Clone)]
 pub struct Granted {
     pub owner: Actor,
     pub agent: Actor,
@@ -903,6 +918,7 @@ impl EnclaveProc {
 }
 
 pub mod cli;
+pub mod cluster;
 pub mod differential;
 pub mod postgres;
 pub mod proxy;

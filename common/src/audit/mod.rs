@@ -91,11 +91,13 @@ pub enum Decision {
     Suspended,
     /// A revocation-sweep transaction was signed (`request_digest` is its signing hash).
     Sweep,
+    /// The owner let a cluster's nodes of another image hold the session's key.
+    ImageAllowed,
 }
 
 impl Decision {
     /// All kinds, in declaration order.
-    pub const ALL: [Decision; 12] = [
+    pub const ALL: [Decision; 13] = [
         Decision::Started,
         Decision::Allowed,
         Decision::Denied,
@@ -108,6 +110,7 @@ impl Decision {
         Decision::PolicyUpdated,
         Decision::Suspended,
         Decision::Sweep,
+        Decision::ImageAllowed,
     ];
 
     /// The stable wire name, as hashed.
@@ -125,6 +128,7 @@ impl Decision {
             Decision::PolicyUpdated => "policy_updated",
             Decision::Suspended => "suspended",
             Decision::Sweep => "sweep",
+            Decision::ImageAllowed => "image_allowed",
         }
     }
 }
@@ -372,6 +376,12 @@ impl ChainWriter {
 
     pub fn enclave(&self) -> Address {
         self.enclave
+    }
+
+    /// A chain that continues where another left off (a replica restored from a snapshot):
+    /// the next entry gets `next_seq` and links to `last_hash`.
+    pub fn resume(enclave: Address, next_seq: u64, last_hash: B256) -> ChainWriter {
+        ChainWriter { enclave, next_seq, last_hash }
     }
 
     /// The sequence number the next entry gets.

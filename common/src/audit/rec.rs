@@ -60,8 +60,23 @@ pub fn session_created(
     Record::new(Decision::SessionCreated, session, policy_hash, &detail)
 }
 
-/// One signed revocation of a sweep; `tx_hash` is the transaction's hash.
-pub fn sweep(session: Address, tx_hash: B256, chain_id: u64, nonce: u64, token: Address, spender: Address) -> Record {
+/// The owner let nodes of `image` hold the session's key.
+pub fn image_allowed(session: Address, owner: Address, image: B256) -> Record {
+    Record::new(Decision::ImageAllowed, session, image, &format!("owner {owner}"))
+}
+
+/// One signed revocation of a sweep; `signing_hash` is the transaction's signing hash (what
+/// the key signed — not the signed transaction's hash, which depends on the signature's
+/// bytes: every replica of a cluster records the same entry, including those that do not
+/// hold the key).
+pub fn sweep(
+    session: Address,
+    signing_hash: B256,
+    chain_id: u64,
+    nonce: u64,
+    token: Address,
+    spender: Address,
+) -> Record {
     let detail = format!("approve({spender}, 0) on {token}, chain {chain_id}, nonce {nonce}");
-    Record::new(Decision::Sweep, session, tx_hash, &detail)
+    Record::new(Decision::Sweep, session, signing_hash, &detail)
 }

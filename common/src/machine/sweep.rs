@@ -143,6 +143,7 @@ impl Machine {
             )
         })?;
         let mut transactions = Vec::new();
+        let mut signed = Vec::new();
         for (x, nonce, k) in &plan {
             let Some((to, data)) = revocation_call(k) else { continue };
             let req = TxRequest::Eip1559(Eip1559Request {
@@ -157,10 +158,12 @@ impl Machine {
                 access_list: vec![],
             });
             let built = req.build().ok_or_else(|| Denial::new(ErrorCode::Internal, "sweep transaction not built"))?;
+            let signing_hash = built.signing_hash();
             let sig = key
-                .sign(&built.signing_hash())
+                .sign(&signing_hash)
                 .map_err(|e| Denial::new(ErrorCode::Internal, format!("signing failed: {e}")))?;
             let raw = built.encode_signed(sig);
+            signed.push(signing_hash);
             transactions.push(SweepTx {
                 chain_id: x.chain_id,
                 nonce: *nonce,
@@ -182,8 +185,8 @@ impl Machine {
         if self.revoked && authed && !self.has_sweepable(t) {
             self.key_destroyed = true;
         }
-        for tx in &transactions {
-            out.records.push(rec::sweep(session, tx.hash, tx.chain_id, tx.nonce, tx.token, tx.spender));
+        for (tx, signing_hash) in transactions.iter().zip(&signed) {
+            out.records.push(rec::sweep(session, *signing_hash, tx.chain_id, tx.nonce, tx.token, tx.spender));
         }
         Ok(SweepReply { session, transactions, skipped, key_destroyed: self.key_destroyed, receipt: None })
     }

@@ -8,9 +8,11 @@
 //! `internal` error for that call only.
 
 mod budget;
+pub mod custody;
 mod owner;
 mod owners;
 mod sign;
+pub mod snapshot;
 
 use crate::audit::{AuditConfig, AuditLog, Subject};
 use crate::clock::Clock;
@@ -134,7 +136,18 @@ impl Enclave {
     pub fn handle(&self, call: Call) -> Result<Reply, Denial> {
         let subject = Subject::of(&call);
         let name = call.name();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dispatch(call))).unwrap_or_else(|_| {
+        self.isolated(name, subject, || self.dispatch(call))
+    }
+
+    /// Run one call isolated (see [`Enclave::handle`]): a panic is an `internal` error for it
+    /// alone; a refused owner call is logged within bounds; refusals are counted.
+    pub fn isolated(
+        &self,
+        name: &'static str,
+        subject: Subject,
+        f: impl FnOnce() -> Result<Reply, Denial>,
+    ) -> Result<Reply, Denial> {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
             tracing::error!(call = name, "a call panicked; refused as internal");
             Err(denial(ErrorCode::Internal, format!("{name} failed internally; nothing was signed")))
         });
@@ -162,10 +175,13 @@ impl Enclave {
             Call::Audit(q) => self.audit.reply(q.since, q.nonce, &self.identity, self.clock.now()).map(Reply::Audit),
             Call::Status(q) => self.status(q.session, q.nonce).map(Reply::Status),
             Call::Sweep(w) => self.sweep(&w).map(Reply::Swept),
+            Call::Cluster(_) | Call::AllowImage(_) => {
+                Err(denial(ErrorCode::Unsupported, "this enclave is not a cluster node (start it with --cluster)"))
+            }
         }
     }
 
-    fn session(&self, addr: &Address) -> Result<Arc<Session>, Denial> {
+    pub(super) fn session(&self, addr: &Address) -> Result<Arc<Session>, Denial> {
         let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
         map.get(addr).cloned().ok_or_else(|| {
             denial(
@@ -188,7 +204,7 @@ impl Enclave {
     }
 
     /// Sign `body`'s receipt with the identity key (for `nonce`, zero when none).
-    fn receipted<T: Receipted>(&self, mut body: T, nonce: Option<B256>) -> Result<T, Denial> {
+    pub(super) fn receipted<T: Receipted>(&self, mut body: T, nonce: Option<B256>) -> Result<T, Denial> {
         receipt::attach(&mut body, self.identity.address(), self.clock.now(), nonce.unwrap_or_default(), |d| {
             self.identity.sign_digest(d)
         })

@@ -15,6 +15,14 @@ use alloy_primitives::Address;
 use bridle_common::error::{Denial, ErrorCode};
 use std::collections::{BTreeSet, HashMap};
 
+/// An [`OwnerBook`] as data.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OwnerBookSnapshot {
+    pub last: Vec<(Address, u64)>,
+    pub floor: u64,
+    pub capacity: usize,
+}
+
 pub struct OwnerBook {
     last: HashMap<Address, u64>,
     /// (nonce, owner) of every entry, to forget the lowest first.
@@ -74,6 +82,26 @@ impl OwnerBook {
             self.last.remove(&o);
             self.floor = self.floor.max(n);
         }
+    }
+
+    /// The book as data: every (owner, last nonce), the floor and the capacity.
+    pub fn snapshot(&self) -> OwnerBookSnapshot {
+        let mut last: Vec<(Address, u64)> = self.last.iter().map(|(a, n)| (*a, *n)).collect();
+        last.sort();
+        OwnerBookSnapshot { last, floor: self.floor, capacity: self.capacity }
+    }
+
+    /// The book `s` describes.
+    pub fn restore(s: OwnerBookSnapshot) -> OwnerBook {
+        let mut b = OwnerBook::new(s.capacity);
+        b.floor = s.floor;
+        for (a, n) in s.last {
+            if let Some(old) = b.last.insert(a, n) {
+                b.by_nonce.remove(&(old, a));
+            }
+            b.by_nonce.insert((n, a));
+        }
+        b
     }
 
     #[cfg(test)]

@@ -20,6 +20,20 @@ impl Enclave {
         r
     }
 
+    /// What a cluster leader checks before it proposes a signing request: the session, the
+    /// payload's bounds and the agent's stamp. `Ok(false)`: this node does not hold the
+    /// session's key (its image is not in the session's custody).
+    pub fn precheck_sign(&self, req: &SignRequest) -> Result<bool, Denial> {
+        let session = self.session(&req.session)?;
+        let prepared = prepare(&req.payload)?;
+        let digest = prepared.stamp_digest();
+        if !session.stamp_key.verify(session.address, req.payload.kind(), &digest, &req.stamp) {
+            return Err(denial(ErrorCode::Unauthenticated, "agent stamp does not verify for this session and request"));
+        }
+        let inner = session.lock();
+        Ok(inner.key.is_some() || inner.machine.key_destroyed())
+    }
+
     fn sign_checked(&self, req: &SignRequest, fresh: &mut bool) -> Result<Signed, Denial> {
         let session = self.session(&req.session)?;
         // Decode: build exactly what will be signed, and its digest (R-TRUST-1), within
@@ -42,7 +56,8 @@ impl Enclave {
         let mut guard = session.lock();
         let inner = &mut *guard;
         let clock = self.clock.now();
-        let out = inner.machine.sign(clock, &req.payload, prepared, &req.stamp, inner.key.as_ref().map(|k| k as _));
+        let (machine, signer) = inner.with_signer(false);
+        let out = machine.sign(clock, &req.payload, prepared, &req.stamp, signer);
         self.settle(inner, &out);
         drop(guard);
         *fresh = out.fresh;

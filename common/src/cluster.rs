@@ -1,0 +1,109 @@
+//! The cluster calls: how a host carries its enclave's traffic to the other nodes of an
+//! enclave cluster (README, "High availability").
+//!
+//! The enclaves of a cluster talk only to each other, through their hosts, inside channels
+//! bound to each node's attestation (crate `bridle-channel`). A host never reads or makes
+//! that traffic: it polls its enclave for messages to deliver ([`ClusterCall::Poll`]),
+//! posts each to the named node's host, hands what comes back to its enclave
+//! ([`ClusterCall::Respond`]), and hands its enclave the messages other hosts post to it
+//! ([`ClusterCall::Deliver`]). Whatever a host does to these bytes — drop, delay, reorder,
+//! replay, alter — costs availability at most.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest message a node sends another (a snapshot chunk, a batch of log entries).
+pub const MAX_CLUSTER_MESSAGE: usize = 16 << 20;
+
+/// The cluster calls. See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterCall {
+    /// Take part in the cluster: found a new one (`bootstrap`), or join one through the
+    /// nodes at `seeds`. `advertise` is the URL where this node's host receives cluster
+    /// traffic. Answered at once; joining goes on in the background ([`ClusterCall::Info`]).
+    Start(ClusterStart),
+    /// Messages this enclave wants delivered, waiting up to `wait_ms` for the first.
+    Poll { wait_ms: u64, max: u32 },
+    /// A message another node's host posted to ours; the reply goes back to it.
+    Deliver {
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// What came back for outbound message `id` (or why nothing did).
+    Respond { id: u64, result: Result<serde_bytes::ByteBuf, String> },
+    /// Where this node stands.
+    Info,
+}
+
+/// See [`ClusterCall::Start`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterStart {
+    pub advertise: String,
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    #[serde(default)]
+    pub bootstrap: bool,
+}
+
+/// A message for another node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbound {
+    pub id: u64,
+    /// The URL of the host that receives it (`…/v1/cluster/relay` is appended by the host).
+    pub to: String,
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// Replies to cluster calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterReply {
+    Started,
+    Outbound(Vec<Outbound>),
+    Delivered {
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    Ok,
+    Info(ClusterInfo),
+}
+
+/// One member of the cluster as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub node_id: u64,
+    pub peer_url: String,
+    /// Digest of the member's image (keccak256 of PCR0 ‖ PCR1 ‖ PCR2), hex.
+    pub image: String,
+    pub voter: bool,
+}
+
+/// Where a node stands (not the enclave's signed word: an operator's view).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub node_id: u64,
+    /// `leader`, `follower`, `candidate`, `learner`, `joining` or `shutdown`.
+    pub role: String,
+    pub leader: Option<u64>,
+    pub leader_url: Option<String>,
+    pub term: u64,
+    pub last_applied: Option<u64>,
+    /// The log index of this node's latest snapshot (built, or received from the leader).
+    #[serde(default)]
+    pub snapshot: Option<u64>,
+    pub members: Vec<MemberInfo>,
+    /// This node's image digest, hex.
+    pub image: String,
+    /// Whether the cluster's state (its identity) has reached this node.
+    pub ready: bool,
+}
+
+/// A call that only the leader serves, made to a follower: where to send it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotLeader {
+    pub leader: Option<u64>,
+    /// The leader's host (its cluster URL), when known.
+    pub leader_url: Option<String>,
+}

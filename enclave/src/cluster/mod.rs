@@ -1,0 +1,105 @@
+//! The enclave cluster (README, "High availability"): N enclaves on N instances replicate
+//! the enclave's whole state — session keys included — with Raft (openraft), through their
+//! hosts, inside channels bound to each node's attestation. Sessions survive a node's
+//! death; caps stay exact across any failure (every charge is committed by a majority
+//! before its signature is released; asking again with the same stamp collects it).
+//!
+//! * [`types`] — the log's commands and the members;
+//! * [`replica`] — the state machine: the enclave itself, snapshots;
+//! * [`log_store`] — the log, in memory;
+//! * [`peers`], [`network`] — attested channels through the hosts, openraft's network;
+//! * [`admit`] — who may be a node;
+//! * [`node`] — serving calls: the leader proposes, every node applies.
+
+pub mod admit;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod peers;
+pub mod replica;
+pub mod types;
+
+use crate::attest::{BootConfig, NsmAttestor};
+use crate::clock::{Clock, ReplicaClock};
+use crate::Config;
+use admit::ClusterAdmit;
+use bridle_attestation::{NsmProvider, TrustedRoot};
+use bridle_channel::NodeIdentity;
+pub use node::ClusterNode;
+use peers::Peers;
+use replica::{Replica, SharedAttestor};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Largest message between two nodes (a batch of log entries, a snapshot chunk).
+pub const MAX_MESSAGE: u64 = 20 << 20;
+
+/// What a node is made of.
+pub struct NodeConfig {
+    pub nsm: Arc<dyn NsmProvider>,
+    /// The node's configuration (committed to PCR16), with its cluster part.
+    pub boot: BootConfig,
+    /// The root peers' documents must chain to.
+    pub root: TrustedRoot,
+    pub config: Config,
+    pub clock: Box<dyn Clock>,
+    /// A snapshot every this many log entries (then older entries are dropped).
+    pub snapshot_logs: u64,
+}
+
+/// Start a node: its channel identity, its Raft instance, its state machine. It serves
+/// nothing until its host starts it ([`bridle_common::cluster::ClusterCall::Start`]).
+pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
+    let NodeConfig { nsm, boot, root, config, clock, snapshot_logs } = cfg;
+    let snapshot_logs = snapshot_logs.max(16);
+    let Some(cluster) = boot.cluster.clone() else { return Err("not a cluster configuration".into()) };
+    let pcr = |i: u16| nsm.describe_pcr(i).map(|d| d.data).map_err(|e| format!("PCR{i}: {e}"));
+    let image_pcrs = [pcr(0)?, pcr(1)?, pcr(2)?];
+    let image = bridle_common::protocol::image_digest(&image_pcrs[0], &image_pcrs[1], &image_pcrs[2]);
+    let mut id_bytes = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id_bytes);
+    let id = u64::from_le_bytes(id_bytes) >> 1 | 1;
+
+    let identity = NodeIdentity::generate(nsm.clone(), boot.canonical(), root)
+        .and_then(|i| i.with_max_message_len(MAX_MESSAGE))
+        .map_err(|e| format!("channel identity: {e}"))?;
+    let admit = ClusterAdmit::new(image_pcrs, &boot);
+    let peers = Arc::new(Peers::new(identity, cluster.id.as_bytes().to_vec(), admit));
+    let clock = Arc::new(ReplicaClock::new(clock));
+    let attestor = SharedAttestor(Arc::new(NsmAttestor::new(nsm.clone())));
+    let replica = Arc::new(Replica::new(id, image, clock.clone(), Some(attestor), config));
+    let raft_config = openraft::Config {
+        cluster_name: cluster.id.clone(),
+        // Each message crosses two hosts (four hops through sockets and HTTP): openraft
+        // bounds every append by the heartbeat interval, so it leaves room for that.
+        heartbeat_interval: 400,
+        election_timeout_min: 1500,
+        election_timeout_max: 3000,
+        max_payload_entries: 16,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_logs),
+        max_in_snapshot_log_to_keep: (snapshot_logs / 2).min(1_000),
+        snapshot_max_chunk_size: 4 << 20,
+        install_snapshot_timeout: 5_000,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| format!("raft configuration: {e}"))?;
+    let last_ok = Arc::new(Mutex::new(HashMap::new()));
+    let network = network::Network { peers: peers.clone(), image, last_ok: last_ok.clone() };
+    let raft = types::Raft::new(id, Arc::new(raft_config), network, log_store::LogStore::default(), replica.clone())
+        .await
+        .map_err(|e| format!("raft: {e}"))?;
+    let node = Arc::new(ClusterNode::assemble(id, image, raft, replica, peers.clone(), clock, last_ok));
+    peers.set_handler(node.clone());
+    let weak = Arc::downgrade(&node);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let Some(n) = weak.upgrade() else { return };
+            n.tend().await;
+        }
+    });
+    tracing::info!(node = id, image = %image, cluster = %cluster.id, "cluster node started");
+    Ok(node)
+}

@@ -1,0 +1,209 @@
+//! openraft's network over the attested channels ([`super::peers`]), and the messages nodes
+//! exchange. Whatever a node sends a peer of another image has the keys that image may not
+//! hold taken out first (log entries and snapshots alike).
+
+use super::peers::{NetError, Peers};
+use super::replica::{decode_snapshot, encode_snapshot};
+use super::types::{redact_entries, Member, NodeId, TypeConfig};
+use alloy_primitives::B256;
+use bridle_common::frame::{from_cbor, to_cbor};
+use openraft::error::{
+    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Unreachable,
+};
+use openraft::network::snapshot_transport::{Chunked, SnapshotTransport};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, SnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{Snapshot, Vote};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A node asking to join (sent to any member; members that do not lead say who does).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub node_id: NodeId,
+    pub member: Member,
+}
+
+/// The answer to a join.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum JoinReply {
+    /// Added (as a learner first; promoted once caught up).
+    Accepted,
+    /// Ask the leader.
+    NotLeader {
+        leader_url: Option<String>,
+    },
+    Refused(String),
+}
+
+/// A request in a channel.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Rpc {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    Join(JoinRequest),
+}
+
+/// Its reply.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RpcReply {
+    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    Join(JoinReply),
+    Refused(String),
+}
+
+/// Send `rpc` to `url` (channel key `expected`) and decode the reply.
+pub async fn call(
+    peers: &Peers,
+    url: &str,
+    expected: Option<[u8; 32]>,
+    rpc: &Rpc,
+    timeout: Duration,
+) -> Result<RpcReply, NetError> {
+    let bytes = to_cbor(rpc).map_err(|e| NetError::Refused(url.into(), e.to_string()))?;
+    let (reply, _) = peers.request(url, expected, &bytes, timeout).await?;
+    from_cbor(&reply).map_err(|e| NetError::Refused(url.into(), format!("undecodable reply: {e}")))
+}
+
+/// The factory openraft asks for a connection to each peer.
+#[derive(Clone)]
+pub struct Network {
+    pub peers: Arc<Peers>,
+    pub image: B256,
+    /// When each peer last answered.
+    pub last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
+}
+
+/// A connection to one peer.
+pub struct Conn {
+    peers: Arc<Peers>,
+    target: NodeId,
+    member: Member,
+    image: B256,
+    last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Conn;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> Conn {
+        Conn {
+            peers: self.peers.clone(),
+            target,
+            member: node.clone(),
+            image: self.image,
+            last_ok: self.last_ok.clone(),
+        }
+    }
+}
+
+fn unreachable<E: std::error::Error + 'static>(e: &E) -> Unreachable {
+    Unreachable::new(e)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Msg(String);
+
+impl Conn {
+    async fn send(&self, rpc: &Rpc, ttl: Duration) -> Result<RpcReply, NetError> {
+        let r = call(&self.peers, &self.member.peer_url, Some(self.member.static_key), rpc, ttl).await;
+        if r.is_ok() {
+            self.last_ok.lock().unwrap_or_else(|e| e.into_inner()).insert(self.target, Instant::now());
+        }
+        r
+    }
+
+    fn net<E: std::error::Error>(e: NetError) -> RPCError<NodeId, Member, E> {
+        match e {
+            NetError::Unreachable(..) | NetError::OtherNode { .. } => RPCError::Unreachable(unreachable(&e)),
+            NetError::Refused(..) => RPCError::Network(NetworkError::new(&e)),
+        }
+    }
+
+    fn unexpected<E: std::error::Error>(r: RpcReply) -> RPCError<NodeId, Member, E> {
+        RPCError::Network(NetworkError::new(&Msg(format!("unexpected reply {r:?}"))))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Conn {
+    async fn append_entries(
+        &mut self,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        if self.member.image != self.image {
+            redact_entries(&mut rpc.entries, &self.member.image);
+        }
+        match self.send(&Rpc::Append(rpc), option.hard_ttl()).await.map_err(Self::net)? {
+            RpcReply::Append(Ok(r)) => Ok(r),
+            RpcReply::Append(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            r => Err(Self::unexpected(r)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        match self.send(&Rpc::Snapshot(rpc), option.hard_ttl()).await.map_err(Self::net)? {
+            RpcReply::Snapshot(Ok(r)) => Ok(r),
+            RpcReply::Snapshot(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            r => Err(Self::unexpected(r)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        match self.send(&Rpc::Vote(rpc), option.hard_ttl()).await.map_err(Self::net)? {
+            RpcReply::Vote(Ok(r)) => Ok(r),
+            RpcReply::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            r => Err(Self::unexpected(r)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let snapshot = if self.member.image != self.image {
+            let data = snapshot.snapshot.into_inner();
+            let redacted = if data.is_empty() {
+                data
+            } else {
+                let mut s = decode_snapshot(&data)
+                    .map_err(|e| StreamingError::Unreachable(unreachable(&Msg(format!("snapshot: {e}")))))?;
+                s.redact(&self.member.image);
+                encode_snapshot(&s)
+                    .map_err(|e| StreamingError::Unreachable(unreachable(&Msg(format!("snapshot: {e}")))))?
+            };
+            Snapshot { meta: snapshot.meta, snapshot: Box::new(Cursor::new(redacted)) }
+        } else {
+            snapshot
+        };
+        Chunked::send_snapshot(self, vote, snapshot, cancel, option).await
+    }
+
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}

@@ -1,0 +1,443 @@
+//! A cluster node: the enclave's calls served through the Raft log (README, "High
+//! availability").
+//!
+//! * **Signing and every call that changes state** is served by the leader: it checks what
+//!   it can before the log (bounds, the agent's stamp, that it holds the session's key),
+//!   then proposes the call at its clock reading; once a majority holds the entry, every
+//!   node applies it (the same decision everywhere), and the leader answers with what its
+//!   own application returned — the signature is released only after the charge, the nonce
+//!   and the audit entry are committed. A follower answers [`NotLeader`] and its host asks
+//!   the leader.
+//! * **Reads** (status, audit log) are served by the leader after it confirmed it still
+//!   leads (a linearizable read): a deposed leader never shows stale counters.
+//! * **Attestation** is served by every node: its own document, for the cluster's identity.
+
+use super::network::{JoinReply, JoinRequest, Rpc, RpcReply};
+use super::peers::Peers;
+use super::replica::Replica;
+use super::types::{Cmd, Member, NodeId, Op, Raft, Secret};
+use crate::clock::{Clock, ReplicaClock};
+use crate::keys::Key;
+use crate::session::placeholder_signature;
+use alloy_primitives::B256;
+use bridle_common::cluster::{ClusterCall, ClusterInfo, ClusterReply, ClusterStart, MemberInfo, NotLeader};
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::frame::{from_cbor, to_cbor};
+use bridle_common::protocol::{Call, Reply};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ServerState;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a call waits for its entry to be committed and applied.
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A voter that answered nothing for this long is replaced by a caught-up learner.
+pub const DEAD_AFTER: Duration = Duration::from_secs(6);
+/// Refused-before-the-log requests proposed anyway (so their bounded audit entries are
+/// the same on every node), per second at most; beyond, refused unlogged.
+const REFUSALS_PER_SECOND: u32 = 64;
+
+fn unavailable(why: impl Into<String>) -> Denial {
+    Denial::new(ErrorCode::Unavailable, why)
+}
+
+/// See the module docs.
+pub struct ClusterNode {
+    pub(super) id: NodeId,
+    pub(super) image: B256,
+    pub(super) raft: Raft,
+    pub(super) replica: Arc<Replica>,
+    pub(super) peers: Arc<Peers>,
+    pub(super) clock: Arc<ReplicaClock>,
+    pub(super) advertise: Mutex<Option<String>>,
+    /// When each peer last answered (heartbeats included), for replacing dead voters.
+    pub(super) last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
+    refusals: Mutex<(u64, u32)>,
+    /// A join is under way (started once; it goes on until the node has the state).
+    joining: std::sync::atomic::AtomicBool,
+}
+
+impl ClusterNode {
+    pub(super) fn assemble(
+        id: NodeId,
+        image: B256,
+        raft: Raft,
+        replica: Arc<Replica>,
+        peers: Arc<Peers>,
+        clock: Arc<ReplicaClock>,
+        last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
+    ) -> ClusterNode {
+        ClusterNode {
+            id,
+            image,
+            raft,
+            replica,
+            peers,
+            clock,
+            advertise: Mutex::new(None),
+            last_ok,
+            refusals: Mutex::new((0, 0)),
+            joining: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    fn member(&self) -> Option<Member> {
+        let url = self.advertise.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        Some(Member { peer_url: url, static_key: self.peers.static_key(), image: self.image })
+    }
+
+    fn url_of(&self, node: NodeId) -> Option<String> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership().get_node(&node).map(|n| n.peer_url.clone())
+    }
+
+    fn not_leader(&self) -> Reply {
+        let leader = self.raft.metrics().borrow().current_leader;
+        Reply::NotLeader(NotLeader { leader, leader_url: leader.and_then(|l| self.url_of(l)) })
+    }
+
+    fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    /// Serve one call (see the module docs).
+    pub async fn handle(&self, call: Call) -> Result<Reply, Denial> {
+        match call {
+            Call::Cluster(c) => self.cluster_call(c).await,
+            Call::Attest(_) => {
+                let e = self.replica.enclave().ok_or_else(|| unavailable("this node has not joined yet"))?;
+                e.handle(call)
+            }
+            // Public facts (the identity, counts): any node that has joined, so that every
+            // host learns the cluster's identity from its own enclave.
+            Call::Status(q) if q.session.is_none() && q.nonce.is_none() => {
+                let e = self.replica.enclave().ok_or_else(|| unavailable("this node has not joined yet"))?;
+                e.handle(Call::Status(q))
+            }
+            Call::Status(_) | Call::Audit(_) => {
+                if !self.is_leader() {
+                    return Ok(self.not_leader());
+                }
+                if let Err(e) = self.raft.ensure_linearizable().await {
+                    return match e {
+                        RaftError::APIError(_) => Ok(self.not_leader()),
+                        RaftError::Fatal(f) => Err(unavailable(format!("this node stopped: {f}"))),
+                    };
+                }
+                let e = self.replica.enclave().ok_or_else(|| unavailable("the cluster has no identity yet"))?;
+                e.handle(call)
+            }
+            other => self.propose_call(other).await,
+        }
+    }
+
+    fn refusal_allowed(&self) -> bool {
+        let now = self.clock.now();
+        let mut g = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 != now {
+            *g = (now, 0);
+        }
+        g.1 += 1;
+        g.1 <= REFUSALS_PER_SECOND
+    }
+
+    async fn propose_call(&self, call: Call) -> Result<Reply, Denial> {
+        if !self.is_leader() {
+            return Ok(self.not_leader());
+        }
+        let enclave = self.replica.enclave().ok_or_else(|| unavailable("the cluster has no identity yet"))?;
+        let op = match call {
+            Call::CreateSession(c) => {
+                let key = Key::generate();
+                let address = key.address();
+                Op::CreateSession {
+                    call: Box::new(c),
+                    address,
+                    key: Some(Secret(*key.secret_bytes())),
+                    custody: vec![self.image],
+                }
+            }
+            Call::AllowImage(a) => {
+                let scope = enclave.allow_image_scope(&a)?;
+                let mut keys = Vec::with_capacity(scope.len());
+                for s in scope {
+                    match enclave.session_secret(&s) {
+                        Some(k) => keys.push((s, Some(Secret(*k)))),
+                        None => {
+                            return Err(unavailable(format!(
+                                "this cluster's leader does not hold the key of session {s} (it lives on nodes of another image); ask again when one of them leads"
+                            )))
+                        }
+                    }
+                }
+                Op::AllowImage { call: Box::new(a), keys }
+            }
+            Call::SignIfAllowed(req) => {
+                match enclave.precheck_sign(&req) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Err(unavailable(format!(
+                            "this cluster's leader may not hold the key of session {} (its owner has not allowed this image); ask again when a node of its image leads",
+                            req.session
+                        )))
+                    }
+                    // Refused before the log: proposed anyway within a bound, so that every
+                    // node logs the same bounded refusal.
+                    Err(d) if !self.refusal_allowed() => return Err(d),
+                    Err(_) => {}
+                }
+                Op::Call(Box::new(Call::SignIfAllowed(req)))
+            }
+            c @ (Call::UpdatePolicy(_)
+            | Call::Revoke(_)
+            | Call::RevokeAll(_)
+            | Call::ApprovePending(_)
+            | Call::Sweep(_)) => {
+                if let Call::ApprovePending(a) = &c {
+                    if !enclave.holds_key(&a.session)? {
+                        return Err(unavailable("this cluster's leader may not hold this session's key"));
+                    }
+                }
+                Op::Call(Box::new(c))
+            }
+            Call::Status(_) | Call::Audit(_) | Call::Attest(_) | Call::Cluster(_) => {
+                return Err(Denial::new(ErrorCode::Internal, "not a proposal"))
+            }
+        };
+        let reply = self.propose(op).await?;
+        if let Ok(Reply::Signed(s)) = &reply {
+            if s.signature.as_ref() == placeholder_signature().as_bytes().as_slice() {
+                return Err(Denial::new(
+                    ErrorCode::Internal,
+                    "the leader lost the session's key; nothing was returned",
+                ));
+            }
+        }
+        reply
+    }
+
+    /// Propose `op` and wait for this node's application of it.
+    pub(super) async fn propose(&self, op: Op) -> Result<Result<Reply, Denial>, Denial> {
+        let cmd = Cmd { proposer: self.id, clock: self.clock.now(), op };
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(cmd)).await {
+            Err(_) => Err(unavailable(format!(
+                "no majority confirmed the request within {COMMIT_TIMEOUT:?}; if it is committed later, asking again with the same stamp returns its signature"
+            ))),
+            Ok(Ok(resp)) => Ok(resp.data.0),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Ok(Ok(self.not_leader())),
+            Ok(Err(RaftError::APIError(e))) => Err(unavailable(e.to_string())),
+            Ok(Err(RaftError::Fatal(f))) => Err(unavailable(format!("this node stopped: {f}"))),
+        }
+    }
+
+    async fn cluster_call(&self, c: ClusterCall) -> Result<Reply, Denial> {
+        Ok(Reply::Cluster(match c {
+            ClusterCall::Start(s) => {
+                self.start(s).await?;
+                ClusterReply::Started
+            }
+            ClusterCall::Poll { wait_ms, max } => {
+                let wait = Duration::from_millis(wait_ms.min(30_000));
+                ClusterReply::Outbound(self.peers.poll(wait, max.clamp(1, 256) as usize).await)
+            }
+            ClusterCall::Deliver { bytes } => ClusterReply::Delivered { bytes: self.peers.deliver(&bytes).await },
+            ClusterCall::Respond { id, result } => {
+                self.peers.respond(id, result.map(|b| b.into_vec()));
+                ClusterReply::Ok
+            }
+            ClusterCall::Info => ClusterReply::Info(self.info()),
+        }))
+    }
+
+    /// Where this node stands.
+    pub fn info(&self) -> ClusterInfo {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, n)| MemberInfo {
+                node_id: *id,
+                peer_url: n.peer_url.clone(),
+                image: hex::encode(n.image),
+                voter: voters.contains(id),
+            })
+            .collect::<Vec<_>>();
+        let role = match m.state {
+            _ if members.is_empty() => "joining",
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        ClusterInfo {
+            node_id: self.id,
+            role: role.to_string(),
+            leader: m.current_leader,
+            leader_url: m.current_leader.and_then(|l| membership.get_node(&l).map(|n| n.peer_url.clone())),
+            term: m.current_term,
+            last_applied: m.last_applied.map(|l| l.index),
+            snapshot: m.snapshot.map(|l| l.index),
+            members,
+            image: hex::encode(self.image),
+            ready: self.replica.enclave().is_some(),
+        }
+    }
+
+    /// Found the cluster, or join it (in the background).
+    async fn start(&self, s: ClusterStart) -> Result<(), Denial> {
+        if s.advertise.is_empty() || s.advertise.len() > 512 || s.seeds.len() > 16 {
+            return Err(Denial::malformed("advertise must be a URL (≤ 512 bytes), with at most 16 seeds"));
+        }
+        *self.advertise.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.advertise.clone());
+        let Some(me) = self.member() else { return Err(Denial::malformed("no advertise URL")) };
+        if s.bootstrap {
+            let initialized = self.raft.is_initialized().await.map_err(|e| unavailable(e.to_string()))?;
+            if initialized {
+                return Ok(());
+            }
+            let mut members = BTreeMap::new();
+            members.insert(self.id, me);
+            self.raft.initialize(members).await.map_err(|e| unavailable(format!("cannot found the cluster: {e}")))?;
+            // The cluster's identity: the first command.
+            let identity = Key::generate();
+            let op = Op::Init { identity: Secret(*identity.secret_bytes()), booted_at: self.clock.now() };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if self.is_leader() {
+                    match self.propose(op.clone()).await {
+                        Ok(_) => break,
+                        Err(e) if Instant::now() > deadline => return Err(e),
+                        Err(_) => {}
+                    }
+                } else if Instant::now() > deadline {
+                    return Err(unavailable("this node did not become the leader of the cluster it founded"));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tracing::info!(node = self.id, "cluster founded");
+            return Ok(());
+        }
+        if self.joining.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let peers = self.peers.clone();
+        let req = JoinRequest { node_id: self.id, member: me };
+        let replica = self.replica.clone();
+        tokio::spawn(join(peers, s.seeds, req, replica));
+        Ok(())
+    }
+
+    /// A join request from `peer` (its channel's attestation).
+    pub(super) async fn on_join(&self, req: JoinRequest, peer: &bridle_channel::PeerAttestation) -> JoinReply {
+        let image = bridle_common::protocol::image_digest(
+            peer.pcr(0).unwrap_or_default(),
+            peer.pcr(1).unwrap_or_default(),
+            peer.pcr(2).unwrap_or_default(),
+        );
+        if req.member.static_key != peer.static_key || req.member.image != image {
+            return JoinReply::Refused("the join names another key or image than its channel's attestation".into());
+        }
+        if !self.is_leader() {
+            let leader = self.raft.metrics().borrow().current_leader;
+            return JoinReply::NotLeader { leader_url: leader.and_then(|l| self.url_of(l)) };
+        }
+        match self.raft.add_learner(req.node_id, req.member, false).await {
+            Ok(_) => {
+                tracing::info!(node = req.node_id, "node joined as a learner");
+                JoinReply::Accepted
+            }
+            Err(e) => JoinReply::Refused(e.to_string()),
+        }
+    }
+
+    /// The leader's membership upkeep (run every few hundred ms): promote learners that
+    /// caught up; replace voters that stopped answering.
+    pub(super) async fn tend(&self) {
+        if !self.is_leader() {
+            return;
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        if membership.get_joint_config().len() > 1 {
+            return;
+        }
+        let last = m.last_log_index.unwrap_or(0);
+        let matched = m.replication.clone().unwrap_or_default();
+        let ready: Vec<NodeId> = membership
+            .learner_ids()
+            .filter(|l| matched.get(l).and_then(|x| x.map(|x| x.index)).is_some_and(|i| i + 64 >= last))
+            .collect();
+        let last_ok = self.last_ok.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let dead: Vec<NodeId> = membership
+            .voter_ids()
+            .filter(|v| *v != self.id && last_ok.get(v).is_none_or(|t| t.elapsed() > DEAD_AFTER))
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let mut voters: BTreeSet<NodeId> = membership.voter_ids().filter(|v| !dead.contains(v)).collect();
+        voters.extend(ready.iter().copied());
+        tracing::info!(?ready, ?dead, ?voters, "changing the cluster's voters");
+        if let Err(e) = self.raft.change_membership(voters, false).await {
+            tracing::warn!(error = %e, "membership change failed");
+        }
+    }
+}
+
+/// Ask the seeds (then whoever they name as leader) to add this node, until it is in.
+async fn join(peers: Arc<Peers>, seeds: Vec<String>, req: JoinRequest, replica: Arc<Replica>) {
+    let mut targets = seeds.clone();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if replica.enclave().is_some() {
+            return;
+        }
+        let Some(url) = targets.pop() else {
+            targets = seeds.clone();
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            continue;
+        };
+        match super::network::call(&peers, &url, None, &Rpc::Join(req.clone()), Duration::from_secs(5)).await {
+            Ok(RpcReply::Join(JoinReply::Accepted)) => {
+                tracing::info!(via = %url, "joined the cluster; waiting for its state");
+                // Wait for the state to arrive; ask again if it does not.
+                for _ in 0..100 {
+                    if replica.enclave().is_some() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Ok(RpcReply::Join(JoinReply::NotLeader { leader_url: Some(l) })) if l != url => targets.push(l),
+            Ok(other) => tracing::warn!(via = %url, reply = ?other, "join not accepted"),
+            Err(e) => tracing::warn!(via = %url, error = %e, "join failed"),
+        }
+    }
+}
+
+impl super::peers::Handler for ClusterNode {
+    fn handle<'a>(
+        &'a self,
+        request: Vec<u8>,
+        peer: &'a bridle_channel::PeerAttestation,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send + 'a>> {
+        Box::pin(async move {
+            let reply = match from_cbor::<Rpc>(&request) {
+                Err(e) => RpcReply::Refused(format!("undecodable request: {e}")),
+                Ok(Rpc::Append(r)) => RpcReply::Append(self.raft.append_entries(r).await),
+                Ok(Rpc::Vote(r)) => RpcReply::Vote(self.raft.vote(r).await),
+                Ok(Rpc::Snapshot(r)) => RpcReply::Snapshot(self.raft.install_snapshot(r).await),
+                Ok(Rpc::Join(r)) => RpcReply::Join(self.on_join(r, peer).await),
+            };
+            to_cbor(&reply).unwrap_or_default()
+        })
+    }
+}

@@ -1,0 +1,375 @@
+//! The node's channels to its peers, and the queue its host carries them through.
+//!
+//! Every message between two enclaves is a request and a reply. A node sends a request by
+//! queueing it for its host ([`Peers::poll`]); the host posts it to the peer's host, which
+//! hands it to the peer enclave ([`Peers::deliver`]) and brings the reply back
+//! ([`Peers::respond`]). Inside: a Noise handshake bound to both nodes' attestations
+//! (`bridle-channel`), then sealed requests and replies. A node initiates its own channel
+//! to each peer it sends to; it answers on the channels peers initiated to it.
+
+use super::admit::ClusterAdmit;
+use bridle_channel::{Channel, Initiator, NodeIdentity, PeerAttestation, Responder, ResponderState};
+use bridle_common::cluster::Outbound;
+use bridle_common::frame::{from_cbor, to_cbor};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{oneshot, Notify};
+
+/// Most messages waiting for the host; past it, sending fails at once (the host is away).
+const MAX_QUEUE: usize = 4096;
+/// Handshakes started by peers and not finished, at most.
+const MAX_PENDING_HANDSHAKES: usize = 64;
+/// Channels peers initiated, at most (the oldest are dropped; their peers make new ones).
+const MAX_INBOUND_CHANNELS: usize = 256;
+/// Handshakes answered per second, at most (each asks the NSM for a document).
+const HANDSHAKES_PER_SECOND: u32 = 50;
+
+/// The envelope between two enclaves (outside the channel: the handshake, and sealed frames).
+#[derive(Debug, Serialize, Deserialize)]
+enum Wire {
+    Hello { hs: u64, msg1: ByteBuf },
+    Finish { hs: u64, msg3: ByteBuf },
+    Sealed { channel: [u8; 32], frame: ByteBuf },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum WireReply {
+    Hello {
+        msg2: ByteBuf,
+    },
+    Finished,
+    Sealed {
+        frame: ByteBuf,
+    },
+    /// No such channel here (the peer restarted, or dropped it): make a new one.
+    UnknownChannel,
+    Refused(String),
+}
+
+/// Why a request to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("peer {0} unreachable: {1}")]
+    Unreachable(String, String),
+    #[error("peer {0} refused: {1}")]
+    Refused(String, String),
+    #[error("peer {url} is another node now (channel key {actual}, expected {expected})")]
+    OtherNode { url: String, expected: String, actual: String },
+}
+
+/// What the node does with a request that arrived in a channel.
+pub trait Handler: Send + Sync + 'static {
+    fn handle<'a>(
+        &'a self,
+        request: Vec<u8>,
+        peer: &'a PeerAttestation,
+    ) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'a>>;
+}
+
+/// Where the reply to an outbound message goes.
+type Waiter = oneshot::Sender<Result<Vec<u8>, String>>;
+
+/// Channels peers initiated, by channel id, and their order of arrival (oldest first).
+#[derive(Default)]
+struct Inbound {
+    channels: HashMap<[u8; 32], Arc<Mutex<Channel>>>,
+    order: VecDeque<[u8; 32]>,
+}
+
+struct OutChannel {
+    channel: Channel,
+    channel_id: [u8; 32],
+}
+
+struct Bucket {
+    second: u64,
+    used: u32,
+}
+
+/// See the module docs.
+pub struct Peers {
+    identity: NodeIdentity,
+    cluster_id: Vec<u8>,
+    admit: ClusterAdmit,
+    queue: Mutex<VecDeque<Outbound>>,
+    queued: Notify,
+    waiting: Mutex<HashMap<u64, Waiter>>,
+    next_id: AtomicU64,
+    out: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<OutChannel>>>>>,
+    inbound: Mutex<Inbound>,
+    pending: Mutex<(HashMap<u64, ResponderState>, VecDeque<u64>)>,
+    bucket: Mutex<Bucket>,
+    handler: std::sync::OnceLock<Arc<dyn Handler>>,
+}
+
+impl Peers {
+    pub fn new(identity: NodeIdentity, cluster_id: Vec<u8>, admit: ClusterAdmit) -> Peers {
+        Peers {
+            identity,
+            cluster_id,
+            admit,
+            queue: Mutex::new(VecDeque::new()),
+            queued: Notify::new(),
+            waiting: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            out: Mutex::new(HashMap::new()),
+            inbound: Mutex::new(Inbound::default()),
+            pending: Mutex::new((HashMap::new(), VecDeque::new())),
+            bucket: Mutex::new(Bucket { second: 0, used: 0 }),
+            handler: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Set who handles requests that arrive in channels (once).
+    pub fn set_handler(&self, h: Arc<dyn Handler>) {
+        let _ = self.handler.set(h);
+    }
+
+    pub fn static_key(&self) -> [u8; 32] {
+        self.identity.static_public_key()
+    }
+
+    // ----- the host's side -----
+
+    /// Messages for the host to deliver: waits up to `wait` for the first.
+    pub async fn poll(&self, wait: Duration, max: usize) -> Vec<Outbound> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.queued.notified();
+            {
+                let mut q = lock(&self.queue);
+                if !q.is_empty() {
+                    let n = q.len().min(max.max(1));
+                    return q.drain(..n).collect();
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Vec::new();
+            }
+        }
+    }
+
+    /// What came back for outbound message `id`.
+    pub fn respond(&self, id: u64, result: Result<Vec<u8>, String>) {
+        if let Some(tx) = lock(&self.waiting).remove(&id) {
+            let _ = tx.send(result);
+        }
+    }
+
+    /// A message from a peer (through the hosts): its reply.
+    pub async fn deliver(&self, bytes: &[u8]) -> Vec<u8> {
+        let reply = match from_cbor::<Wire>(bytes) {
+            Err(e) => WireReply::Refused(format!("undecodable message: {e}")),
+            Ok(Wire::Hello { hs, msg1 }) => self.hello(hs, &msg1),
+            Ok(Wire::Finish { hs, msg3 }) => self.finish(hs, &msg3),
+            Ok(Wire::Sealed { channel, frame }) => self.sealed(channel, &frame).await,
+        };
+        to_cbor(&reply).unwrap_or_default()
+    }
+
+    fn hello(&self, hs: u64, msg1: &[u8]) -> WireReply {
+        {
+            let now = unix_secs();
+            let mut b = lock(&self.bucket);
+            if b.second != now {
+                *b = Bucket { second: now, used: 0 };
+            }
+            if b.used >= HANDSHAKES_PER_SECOND {
+                return WireReply::Refused("too many handshakes; try again".into());
+            }
+            b.used += 1;
+        }
+        match Responder::respond(&self.identity, &self.cluster_id, msg1) {
+            Err(e) => WireReply::Refused(e.to_string()),
+            Ok((state, msg2)) => {
+                let mut g = lock(&self.pending);
+                let (map, order) = &mut *g;
+                if map.len() >= MAX_PENDING_HANDSHAKES {
+                    if let Some(old) = order.pop_front() {
+                        map.remove(&old);
+                    }
+                }
+                if map.insert(hs, state).is_none() {
+                    order.push_back(hs);
+                }
+                WireReply::Hello { msg2: ByteBuf::from(msg2) }
+            }
+        }
+    }
+
+    fn finish(&self, hs: u64, msg3: &[u8]) -> WireReply {
+        let Some(state) = lock(&self.pending).0.remove(&hs) else {
+            return WireReply::Refused("no such handshake (expired or finished)".into());
+        };
+        match state.finish(msg3, &self.admit) {
+            Err(e) => {
+                tracing::warn!(error = %e, "a peer's handshake was refused");
+                WireReply::Refused(e.to_string())
+            }
+            Ok((channel, peer)) => {
+                let id = channel.channel_id();
+                tracing::info!(channel = %hex::encode(&id[..8]), peer_key = %hex::encode(&peer.static_key[..8]), "channel from a peer");
+                let mut g = lock(&self.inbound);
+                if g.channels.len() >= MAX_INBOUND_CHANNELS {
+                    if let Some(old) = g.order.pop_front() {
+                        g.channels.remove(&old);
+                    }
+                }
+                g.channels.insert(id, Arc::new(Mutex::new(channel)));
+                g.order.push_back(id);
+                WireReply::Finished
+            }
+        }
+    }
+
+    async fn sealed(&self, id: [u8; 32], frame: &[u8]) -> WireReply {
+        let Some(ch) = lock(&self.inbound).channels.get(&id).cloned() else {
+            return WireReply::UnknownChannel;
+        };
+        let (request, peer) = {
+            let mut c = lock(&ch);
+            match c.open(frame) {
+                Ok(r) => (r, c.peer().clone()),
+                Err(e) => return WireReply::Refused(format!("frame refused: {e}")),
+            }
+        };
+        let Some(handler) = self.handler.get().cloned() else {
+            return WireReply::Refused("this node is starting".into());
+        };
+        let reply = handler.handle(request, &peer).await;
+        let sealed = lock(&ch).seal(&reply);
+        match sealed {
+            Ok(frame) => WireReply::Sealed { frame: ByteBuf::from(frame) },
+            Err(e) => WireReply::Refused(format!("reply not sealed: {e}")),
+        }
+    }
+
+    // ----- the node's side -----
+
+    async fn send(&self, to: &str, bytes: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, NetError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut q = lock(&self.queue);
+            if q.len() >= MAX_QUEUE {
+                return Err(NetError::Unreachable(to.into(), "the host is not carrying messages".into()));
+            }
+            lock(&self.waiting).insert(id, tx);
+            q.push_back(Outbound { id, to: to.to_string(), bytes });
+        }
+        self.queued.notify_one();
+        let r = tokio::time::timeout(timeout, rx).await;
+        lock(&self.waiting).remove(&id);
+        match r {
+            Err(_) => Err(NetError::Unreachable(to.into(), format!("no answer within {timeout:?}"))),
+            Ok(Err(_)) => Err(NetError::Unreachable(to.into(), "dropped".into())),
+            Ok(Ok(Err(e))) => Err(NetError::Unreachable(to.into(), e)),
+            Ok(Ok(Ok(b))) => Ok(b),
+        }
+    }
+
+    async fn exchange(&self, to: &str, w: &Wire, timeout: Duration) -> Result<WireReply, NetError> {
+        let bytes = to_cbor(w).map_err(|e| NetError::Refused(to.into(), e.to_string()))?;
+        let reply = self.send(to, bytes, timeout).await?;
+        from_cbor(&reply).map_err(|e| NetError::Refused(to.into(), format!("undecodable reply: {e}")))
+    }
+
+    async fn handshake(&self, to: &str, timeout: Duration) -> Result<(OutChannel, PeerAttestation), NetError> {
+        let hs = self.next_id.fetch_add(1, Ordering::Relaxed) ^ rand_u64();
+        let (state, msg1) = Initiator::start(&self.identity, &self.cluster_id)
+            .map_err(|e| NetError::Refused(to.into(), e.to_string()))?;
+        let msg2 = match self.exchange(to, &Wire::Hello { hs, msg1: ByteBuf::from(msg1) }, timeout).await? {
+            WireReply::Hello { msg2 } => msg2,
+            WireReply::Refused(r) => return Err(NetError::Refused(to.into(), r)),
+            other => return Err(NetError::Refused(to.into(), format!("unexpected reply {other:?}"))),
+        };
+        let (channel, peer, msg3) =
+            state.finish(&msg2, &self.admit).map_err(|e| NetError::Refused(to.into(), e.to_string()))?;
+        match self.exchange(to, &Wire::Finish { hs, msg3: ByteBuf::from(msg3) }, timeout).await? {
+            WireReply::Finished => {}
+            WireReply::Refused(r) => return Err(NetError::Refused(to.into(), r)),
+            other => return Err(NetError::Refused(to.into(), format!("unexpected reply {other:?}"))),
+        }
+        let channel_id = channel.channel_id();
+        tracing::info!(peer = to, channel = %hex::encode(&channel_id[..8]), "channel to a peer");
+        Ok((OutChannel { channel, channel_id }, peer))
+    }
+
+    /// Send `request` to the node at `to` (whose channel key must be `expected`, when given)
+    /// and return its reply, making a channel first when there is none.
+    pub async fn request(
+        &self,
+        to: &str,
+        expected: Option<[u8; 32]>,
+        request: &[u8],
+        timeout: Duration,
+    ) -> Result<(Vec<u8>, PeerAttestation), NetError> {
+        let slot = lock(&self.out).entry(to.to_string()).or_default().clone();
+        for attempt in 0..2 {
+            let mut g = slot.lock().await;
+            if g.is_none() {
+                let (ch, _) = self.handshake(to, timeout).await?;
+                *g = Some(ch);
+            }
+            let Some(oc) = g.as_mut() else { continue };
+            let peer = oc.channel.peer().clone();
+            if let Some(exp) = expected {
+                if peer.static_key != exp {
+                    *g = None;
+                    return Err(NetError::OtherNode {
+                        url: to.into(),
+                        expected: hex::encode(exp),
+                        actual: hex::encode(peer.static_key),
+                    });
+                }
+            }
+            let frame = oc.channel.seal(request).map_err(|e| NetError::Refused(to.into(), e.to_string()))?;
+            let channel = oc.channel_id;
+            drop(g);
+            match self.exchange(to, &Wire::Sealed { channel, frame: ByteBuf::from(frame) }, timeout).await? {
+                WireReply::Sealed { frame } => {
+                    let mut g = slot.lock().await;
+                    let Some(oc) = g.as_mut().filter(|oc| oc.channel_id == channel) else {
+                        return Err(NetError::Unreachable(to.into(), "channel replaced meanwhile".into()));
+                    };
+                    let reply = oc.channel.open(&frame).map_err(|e| NetError::Refused(to.into(), e.to_string()))?;
+                    return Ok((reply, peer));
+                }
+                WireReply::UnknownChannel if attempt == 0 => {
+                    let mut g = slot.lock().await;
+                    if g.as_ref().is_some_and(|oc| oc.channel_id == channel) {
+                        *g = None;
+                    }
+                }
+                WireReply::Refused(r) => return Err(NetError::Refused(to.into(), r)),
+                other => return Err(NetError::Refused(to.into(), format!("unexpected reply {other:?}"))),
+            }
+        }
+        Err(NetError::Unreachable(to.into(), "no channel".into()))
+    }
+
+    /// Forget the channel to `to` (its node is gone).
+    pub fn forget(&self, to: &str) {
+        lock(&self.out).remove(to);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    u64::from_le_bytes(b)
+}

@@ -1,0 +1,259 @@
+//! The replicated state machine: the enclave itself. Every node applies the same committed
+//! commands in the same order, at the times the proposer read, with the same decision core,
+//! so every node holds the same sessions, counters, replay windows, owner nonces, pending
+//! approvals and audit chain (see [`crate::apply`] for the two things that differ: clocks
+//! and signatures). Snapshots carry the whole enclave ([`EnclaveSnapshot`]).
+
+use super::types::{Cmd, CmdReply, Entry, LogId, NodeId, Op, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::apply::{self, ApplyCtx};
+use crate::clock::ReplicaClock;
+use crate::keys::Key;
+use crate::service::snapshot::EnclaveSnapshot;
+use crate::{Attestor, Config, Enclave};
+use alloy_primitives::B256;
+use bridle_common::cluster::ClusterReply;
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::frame::{from_cbor, to_cbor};
+use bridle_common::protocol::Reply;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Newest audit entries a snapshot carries (the chain itself continues whole).
+pub const SNAPSHOT_AUDIT_ENTRIES: usize = 100_000;
+
+/// An attestor shared by every enclave instance a replica makes over its life.
+#[derive(Clone)]
+pub struct SharedAttestor(pub Arc<dyn Attestor>);
+
+impl Attestor for SharedAttestor {
+    fn attest(
+        &self,
+        user_data: Option<Vec<u8>>,
+        nonce: Option<Vec<u8>>,
+        public_key: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, String> {
+        self.0.attest(user_data, nonce, public_key)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    enclave: Option<Arc<Enclave>>,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// The state machine. See the module docs.
+pub struct Replica {
+    me: NodeId,
+    image: B256,
+    clock: Arc<ReplicaClock>,
+    attestor: Option<SharedAttestor>,
+    config: Config,
+    state: RwLock<State>,
+    current: Mutex<Option<(SnapshotMeta, Arc<Vec<u8>>)>>,
+    snapshot_seq: AtomicU64,
+}
+
+impl Replica {
+    pub fn new(
+        me: NodeId,
+        image: B256,
+        clock: Arc<ReplicaClock>,
+        attestor: Option<SharedAttestor>,
+        config: Config,
+    ) -> Replica {
+        Replica {
+            me,
+            image,
+            clock,
+            attestor,
+            config,
+            state: RwLock::new(State::default()),
+            current: Mutex::new(None),
+            snapshot_seq: AtomicU64::new(0),
+        }
+    }
+
+    /// The enclave, once the cluster's first command (or a snapshot) reached this node.
+    pub fn enclave(&self) -> Option<Arc<Enclave>> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).enclave.clone()
+    }
+
+    pub fn last_applied(&self) -> Option<LogId> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).last_applied
+    }
+
+    pub fn image(&self) -> B256 {
+        self.image
+    }
+
+    fn new_enclave(&self, identity: Key, booted_at: u64) -> Enclave {
+        Enclave::with_identity(
+            identity,
+            booted_at,
+            Box::new(self.clock.clone()),
+            self.attestor.clone().map(|a| Box::new(a) as Box<dyn Attestor>),
+            self.config.clone(),
+        )
+    }
+
+    /// Apply one command (see the module docs). Deterministic: the same command on the same
+    /// state gives the same state on every node.
+    fn apply_cmd(&self, state: &mut State, cmd: Cmd) -> CmdReply {
+        self.clock.applied(cmd.clock);
+        let ctx = ApplyCtx { clock: cmd.clock, proposer: cmd.proposer == self.me };
+        apply::with(ctx, || {
+            let Some(enclave) = state.enclave.clone() else {
+                return match cmd.op {
+                    Op::Init { identity, booted_at } => match Key::from_secret_bytes(&identity.0) {
+                        Some(k) => {
+                            state.enclave = Some(Arc::new(self.new_enclave(k, booted_at)));
+                            CmdReply(Ok(Reply::Cluster(ClusterReply::Ok)))
+                        }
+                        None => CmdReply(Err(Denial::new(ErrorCode::Internal, "invalid cluster identity"))),
+                    },
+                    _ => CmdReply(Err(Denial::new(ErrorCode::Unavailable, "the cluster has no identity yet"))),
+                };
+            };
+            CmdReply(match cmd.op {
+                // A second identity is ignored: the first one stays (every node alike).
+                Op::Init { .. } => Ok(Reply::Cluster(ClusterReply::Ok)),
+                Op::CreateSession { call, address, key, custody } => {
+                    let key = match key {
+                        Some(s) => match Key::from_secret_bytes(&s.0) {
+                            Some(k) => Some(k),
+                            None => return CmdReply(Err(Denial::new(ErrorCode::Internal, "invalid session key"))),
+                        },
+                        None => None,
+                    };
+                    enclave.apply_create_session(*call, address, key, custody)
+                }
+                Op::Call(call) => enclave.handle(*call),
+                Op::AllowImage { call, keys } => {
+                    let keys =
+                        keys.into_iter().map(|(a, s)| (a, s.and_then(|s| Key::from_secret_bytes(&s.0)))).collect();
+                    enclave.apply_allow_image(&call, keys, self.image)
+                }
+            })
+        })
+    }
+
+}
+
+/// Decode a snapshot's bytes.
+pub fn decode_snapshot(bytes: &[u8]) -> Result<EnclaveSnapshot, String> {
+    from_cbor::<EnclaveSnapshot>(bytes).map_err(|e| e.to_string())
+}
+
+/// Encode a snapshot.
+pub fn encode_snapshot(s: &EnclaveSnapshot) -> Result<Vec<u8>, String> {
+    to_cbor(s).map_err(|e| e.to_string())
+}
+
+/// Builds a snapshot from the state captured when it was asked for (consistent: captured
+/// between two applied entries).
+pub struct Builder {
+    replica: Arc<Replica>,
+    captured: Option<EnclaveSnapshot>,
+    meta: SnapshotMeta,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for Builder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let data = match &self.captured {
+            Some(s) => to_cbor(s).map_err(|e| StorageError::from(StorageIOError::read_state_machine(&e)))?,
+            None => Vec::new(),
+        };
+        let data = Arc::new(data);
+        *self.replica.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((self.meta.clone(), data.clone()));
+        Ok(Snapshot { meta: self.meta.clone(), snapshot: Box::new(Cursor::new((*data).clone())) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for Arc<Replica> {
+    type SnapshotBuilder = Builder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let g = self.state.read().unwrap_or_else(|e| e.into_inner());
+        Ok((g.last_applied, g.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CmdReply>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let mut out = Vec::new();
+        let mut g = self.state.write().unwrap_or_else(|e| e.into_inner());
+        for e in entries {
+            g.last_applied = Some(e.log_id);
+            out.push(match e.payload {
+                EntryPayload::Blank => CmdReply(Ok(Reply::Cluster(ClusterReply::Ok))),
+                EntryPayload::Normal(cmd) => self.apply_cmd(&mut g, cmd),
+                EntryPayload::Membership(m) => {
+                    g.membership = StoredMembership::new(Some(e.log_id), m);
+                    CmdReply(Ok(Reply::Cluster(ClusterReply::Ok)))
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let g = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = match g.last_applied {
+            Some(l) => format!("{}-{}-{seq}", l.leader_id, l.index),
+            None => format!("--{seq}"),
+        };
+        Builder {
+            replica: self.clone(),
+            captured: g.enclave.as_ref().map(|e| e.snapshot(SNAPSHOT_AUDIT_ENTRIES)),
+            meta: SnapshotMeta { last_log_id: g.last_applied, last_membership: g.membership.clone(), snapshot_id: id },
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let enclave = if data.is_empty() {
+            None
+        } else {
+            let snap = decode_snapshot(&data)
+                .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(e)))?;
+            let e = Enclave::restore(
+                &snap,
+                Box::new(self.clock.clone()),
+                self.attestor.clone().map(|a| Box::new(a) as Box<dyn Attestor>),
+                self.config.clone(),
+            )
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(e)))?;
+            Some(Arc::new(e))
+        };
+        let mut g = self.state.write().unwrap_or_else(|e| e.into_inner());
+        g.enclave = enclave;
+        g.last_applied = meta.last_log_id;
+        g.membership = meta.last_membership.clone();
+        drop(g);
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta.clone(), Arc::new(data)));
+        tracing::info!(snapshot = %meta.snapshot_id, "cluster snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let g = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(g.as_ref()
+            .map(|(meta, data)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new((**data).clone())) }))
+    }
+}

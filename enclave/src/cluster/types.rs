@@ -1,0 +1,146 @@
+//! What the cluster's Raft log holds: the type configuration for openraft, the members, and
+//! the commands every node applies in the same order.
+
+use alloy_primitives::{Address, B256};
+use bridle_common::error::Denial;
+use bridle_common::protocol::{AllowImage, Call, CreateSession, Reply};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+use zeroize::Zeroize;
+
+/// A node's id: random, drawn at boot. A restarted enclave is a new node (its log and vote
+/// were in memory, so it must never take the place of its former self).
+pub type NodeId = u64;
+
+/// A member as the cluster's membership records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Where the node's host receives cluster traffic.
+    pub peer_url: String,
+    /// The node's channel key (its Noise static key, attested when the channel was made).
+    pub static_key: [u8; 32],
+    /// The node's image: keccak256(PCR0 ‖ PCR1 ‖ PCR2).
+    pub image: B256,
+}
+
+openraft::declare_raft_types!(
+    /// The cluster's Raft types.
+    pub TypeConfig:
+        D = Cmd,
+        R = CmdReply,
+        NodeId = NodeId,
+        Node = Member,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, Member>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Member>;
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// A secret scalar in a log entry: never printed, zeroized when dropped. It travels only
+/// inside attested channels, and only to nodes whose image may hold it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret(pub [u8; 32]);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// One command of the log, proposed by `proposer` at its clock reading `clock`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cmd {
+    pub proposer: NodeId,
+    pub clock: u64,
+    pub op: Op,
+}
+
+/// What a command does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// The cluster's first command: its identity key (the enclave identity every node
+    /// shares: bindings, receipts and audit heads verify against it across failovers).
+    Init { identity: Secret, booted_at: u64 },
+    /// A session, with the key the proposer generated. `key` is `None` on the wire to a node
+    /// whose image is not in `custody`.
+    CreateSession { call: Box<CreateSession>, address: Address, key: Option<Secret>, custody: Vec<B256> },
+    /// Any other call that changes state (signing, owner calls, sweeps).
+    Call(Box<Call>),
+    /// The owner's `allow_image`, with the keys of the sessions it names (attached by the
+    /// proposer, which holds them); `keys` are sent only to nodes of the allowed image.
+    AllowImage { call: Box<AllowImage>, keys: Vec<(Address, Option<Secret>)> },
+}
+
+impl Op {
+    /// Take out the keys a node of `image` may not hold.
+    pub fn redact_for(&mut self, image: &B256) {
+        match self {
+            Op::CreateSession { key, custody, .. } if !custody.contains(image) => *key = None,
+            Op::AllowImage { call, keys } if call.image != *image => {
+                for (_, k) in keys.iter_mut() {
+                    *k = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether this op carries a key a node of `image` may not hold.
+    pub fn needs_redaction(&self, image: &B256) -> bool {
+        match self {
+            Op::CreateSession { key, custody, .. } => key.is_some() && !custody.contains(image),
+            Op::AllowImage { call, keys } => call.image != *image && keys.iter().any(|(_, k)| k.is_some()),
+            _ => false,
+        }
+    }
+}
+
+/// What applying a command returned (only the proposer's copy reaches a client).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CmdReply(pub Result<Reply, Denial>);
+
+impl Default for CmdReply {
+    fn default() -> Self {
+        CmdReply(Err(Denial::new(bridle_common::error::ErrorCode::Internal, "no reply")))
+    }
+}
+
+/// Redact the entries a node of `image` receives.
+pub fn redact_entries(entries: &mut [Entry], image: &B256) {
+    for e in entries {
+        if let openraft::EntryPayload::Normal(cmd) = &mut e.payload {
+            cmd.op.redact_for(image);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_go_only_to_their_images() {
+        use bridle_common::protocol::OwnerAuth;
+        let (a, b) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let auth = OwnerAuth { owner: Address::ZERO, nonce: 1, signature: Default::default() };
+        let call = Box::new(AllowImage { auth, session: Address::ZERO, image: b });
+        let mut op = Op::AllowImage { call: call.clone(), keys: vec![(Address::ZERO, Some(Secret([7; 32])))] };
+        assert!(op.needs_redaction(&a));
+        assert!(!op.needs_redaction(&b));
+        op.redact_for(&a);
+        assert_eq!(op, Op::AllowImage { call, keys: vec![(Address::ZERO, None)] });
+        assert!(!format!("{:?}", Secret([7; 32])).contains('7'));
+    }
+}

@@ -1,0 +1,106 @@
+//! Who may hold a session's key in a cluster (ATTESTATION.md, "Upgrades"), and the calls a
+//! cluster replica applies that a single enclave never sees.
+//!
+//! A session's key goes to the nodes whose image is in its *custody*: the image it was
+//! created on, and every image its owner allowed since (`allow_image`, signed by the owner
+//! like every owner call). The custody list is part of the replicated state; the key itself
+//! is sent only to nodes of those images (the cluster's network layer takes it out of
+//! whatever it sends to others).
+
+use super::{denial, Enclave};
+use crate::audit::Subject;
+use crate::keys::Key;
+use alloy_primitives::{Address, B256, U256};
+use bridle_common::audit::rec;
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::owner::action;
+use bridle_common::protocol::{AllowImage, CreateSession, ImageAllowed, Reply};
+use std::sync::Arc;
+
+impl Enclave {
+    /// `create_session` with the key the proposer generated (see
+    /// [`Enclave::create_session_with`]), isolated like every call.
+    pub fn apply_create_session(
+        &self,
+        c: CreateSession,
+        address: Address,
+        key: Option<Key>,
+        custody: Vec<B256>,
+    ) -> Result<Reply, Denial> {
+        let subject = Subject::CreateSession { owner: c.auth.owner };
+        self.isolated("create_session", subject, || {
+            self.create_session_with(c, address, key, custody).map(Reply::SessionCreated)
+        })
+    }
+
+    /// The sessions an `allow_image` call names, if its owner holds them: one session, or
+    /// every session of the owner (sorted by address).
+    pub fn allow_image_scope(&self, a: &AllowImage) -> Result<Vec<Address>, Denial> {
+        if a.session != Address::ZERO {
+            return Ok(vec![self.owned(a.auth.owner, a.session)?.address]);
+        }
+        let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        let mut mine: Vec<Address> = map.values().filter(|s| s.owner == a.auth.owner).map(|s| s.address).collect();
+        mine.sort();
+        Ok(mine)
+    }
+
+    /// The secret of `session`'s key, if this node holds it (for the leader to attach to an
+    /// `allow_image` entry, sent only to nodes of the allowed image).
+    pub fn session_secret(&self, session: &Address) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+        let s = self.session(session).ok()?;
+        let inner = s.lock();
+        inner.key.as_ref().map(|k| k.secret_bytes())
+    }
+
+    /// Whether this node can sign for `session`: it holds the key (or the key is destroyed,
+    /// and every node refuses alike). `Ok(false)`: the key lives only on other images.
+    pub fn holds_key(&self, session: &Address) -> Result<bool, Denial> {
+        let s = self.session(session)?;
+        let inner = s.lock();
+        Ok(inner.key.is_some() || inner.machine.key_destroyed())
+    }
+
+    /// Apply an owner's `allow_image`: add `a.image` to the custody of every session in
+    /// scope; where this node runs that image (`mine`), take the keys from `keys`.
+    pub fn apply_allow_image(
+        &self,
+        a: &AllowImage,
+        keys: Vec<(Address, Option<Key>)>,
+        mine: B256,
+    ) -> Result<Reply, Denial> {
+        let subject = Subject::AllowImage { owner: a.auth.owner, session: a.session, image: a.image };
+        self.isolated("allow_image", subject, || {
+            let agent = match a.session {
+                Address::ZERO => Address::ZERO,
+                s => self.owned(a.auth.owner, s)?.agent,
+            };
+            let book = self.authorize(&a.auth, action::ALLOW_IMAGE, a.session, agent, B256::ZERO, a.image)?;
+            let scope = self.allow_image_scope(a)?;
+            let mut keys: std::collections::HashMap<Address, Key> =
+                keys.into_iter().filter_map(|(s, k)| k.map(|k| (s, k))).collect();
+            let now = self.clock.now();
+            for addr in &scope {
+                let session: Arc<crate::session::Session> = self.session(addr)?;
+                let mut inner = session.lock();
+                if !inner.custody.contains(&a.image) {
+                    inner.custody.push(a.image);
+                }
+                if mine == a.image && inner.key.is_none() && !inner.machine.key_destroyed() {
+                    match keys.remove(addr) {
+                        Some(k) if k.address() == *addr => inner.key = Some(k),
+                        Some(_) => {
+                            return Err(denial(ErrorCode::Internal, format!("the key sent for {addr} is another's")))
+                        }
+                        None => {}
+                    }
+                }
+                drop(inner);
+                self.append(now, rec::image_allowed(*addr, a.auth.owner, a.image));
+            }
+            self.accept_nonce(book, &a.auth);
+            let reply = ImageAllowed { image: a.image, sessions: scope, receipt: None };
+            self.receipted(reply, Some(B256::from(U256::from(a.auth.nonce)))).map(Reply::ImageAllowed)
+        })
+    }
+}

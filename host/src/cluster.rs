@@ -1,0 +1,280 @@
+//! The host's part in an enclave cluster (README, "High availability"): carry its
+//! enclave's messages to the other nodes' hosts and theirs to it, and send calls to the
+//! cluster's leader.
+//!
+//! The host is not trusted with any of it. Messages between enclaves are sealed in channels
+//! bound to their attestations (the host sees ciphertext); a call forwarded to the leader
+//! is decided by the leader's enclave like any other. What a host can do is stop carrying:
+//! its node then drops out, and the others carry on while a majority remains.
+//!
+//! * `POST /v1/cluster/relay` (the cluster listener): a message from another node, handed
+//!   to this host's enclave; the reply is the enclave's.
+//! * `POST /v1/cluster/call`: a call another host forwards (a CBOR request frame), served
+//!   by this host's enclave without forwarding further.
+//! * `GET /v1/cluster/info`: where this node stands (the operator's view, not the enclave's
+//!   signed word).
+
+use crate::enclave_client::ClientError;
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bridle_common::cluster::{ClusterCall, ClusterReply, ClusterStart, Outbound};
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::frame::{from_cbor, to_cbor};
+use bridle_common::protocol::{Call, Reply, RequestFrame, ResponseFrame, PROTOCOL_VERSION};
+use std::sync::RwLock;
+use std::time::Duration;
+
+/// Connections kept for the cluster's traffic (beside the client calls' pool).
+pub const TRAFFIC_POOL: usize = 32;
+
+/// Largest message between two nodes' hosts (20 MiB of sealed cluster traffic plus framing).
+pub const MAX_RELAY_BODY: usize = 22 << 20;
+
+/// The cluster part of the host's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// Where this host listens for the other hosts (`--cluster-listen`).
+    pub listen: String,
+    /// The URL the other hosts reach this one at (`--cluster-advertise`).
+    pub advertise: String,
+    /// Hosts of existing members to join through (`--cluster-seeds`).
+    pub seeds: Vec<String>,
+    /// Found a new cluster (`--cluster-bootstrap`): only the first node, once.
+    pub bootstrap: bool,
+    /// The local address this host's connections to the other hosts come from
+    /// (`--cluster-source-address`; default: the system's choice), for multi-homed instances
+    /// that keep cluster traffic on one network.
+    pub source: Option<std::net::IpAddr>,
+}
+
+/// What the host knows of the cluster: where the other hosts are.
+#[derive(Debug)]
+pub struct ClusterLink {
+    pub settings: ClusterSettings,
+    http: reqwest::Client,
+    peers: RwLock<Vec<String>>,
+}
+
+fn trim(url: &str) -> &str {
+    url.trim_end_matches('/')
+}
+
+impl ClusterLink {
+    pub fn new(settings: ClusterSettings) -> ClusterLink {
+        let http = reqwest::Client::builder()
+            .local_address(settings.source)
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        let peers = settings.seeds.iter().map(|s| trim(s).to_string()).collect();
+        ClusterLink { settings, http, peers: RwLock::new(peers) }
+    }
+
+    /// The other hosts this one knows (seeds and members).
+    pub fn peers(&self) -> Vec<String> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn learn(&self, urls: impl IntoIterator<Item = String>) {
+        let me = trim(&self.settings.advertise).to_string();
+        let mut g = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        for u in urls {
+            let u = trim(&u).to_string();
+            if u != me && !g.contains(&u) {
+                g.push(u);
+            }
+        }
+    }
+
+    /// The peer after `current` in the known list (round robin), for failing over.
+    pub fn next_peer(&self, current: Option<&str>) -> Option<String> {
+        let peers = self.peers();
+        if peers.is_empty() {
+            return None;
+        }
+        let i = current.and_then(|c| peers.iter().position(|p| p == c)).map_or(0, |i| (i + 1) % peers.len());
+        peers.get(i).cloned()
+    }
+
+    /// Whether `url` is this host.
+    pub fn is_me(&self, url: &str) -> bool {
+        trim(url) == trim(&self.settings.advertise)
+    }
+
+    /// Send `call` to the enclave behind the host at `url`.
+    pub async fn forward(&self, url: &str, call: &Call, timeout: Duration) -> Result<Reply, ClientError> {
+        let body = to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call: call.clone() })
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = self
+            .http
+            .post(format!("{}/v1/cluster/call", trim(url)))
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unavailable(format!("cluster peer {url}: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(ClientError::Unavailable(format!("cluster peer {url}: HTTP {}", resp.status())));
+        }
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Unavailable(format!("cluster peer {url}: {e}")))?;
+        let frame: ResponseFrame = from_cbor(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        frame.result.map_err(ClientError::Denied)
+    }
+
+    async fn relay(&self, m: &Outbound) -> Result<Vec<u8>, String> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/cluster/relay", trim(&m.to)))
+            .timeout(Duration::from_secs(10))
+            .body(m.bytes.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status()));
+        }
+        resp.bytes().await.map(|b| b.to_vec()).map_err(|e| e.to_string())
+    }
+}
+
+/// Start the node's cluster role and carry its traffic, for as long as the host runs.
+pub fn spawn(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let link = st.client.cluster()?.clone();
+    Some(tokio::spawn(async move {
+        // Upkeep: start the node when its enclave is not part of the cluster (at first, and
+        // after the enclave restarted: a new node, which joins through the known members;
+        // only the very first start may found the cluster), and learn the members' hosts.
+        let _upkeep = AbortOnDrop({
+            let (st, link) = (st.clone(), link.clone());
+            tokio::spawn(async move {
+                let mut may_found = link.settings.bootstrap;
+                loop {
+                    match traffic(&st).call_direct(Call::Cluster(ClusterCall::Info)).await {
+                        Ok(Reply::Cluster(ClusterReply::Info(i))) => {
+                            let joining = i.role == "joining";
+                            link.learn(i.members.into_iter().map(|m| m.peer_url));
+                            if joining {
+                                let start = ClusterStart {
+                                    advertise: trim(&link.settings.advertise).to_string(),
+                                    seeds: link.peers(),
+                                    bootstrap: may_found,
+                                };
+                                match traffic(&st).call_direct(Call::Cluster(ClusterCall::Start(start))).await {
+                                    Ok(_) => {
+                                        tracing::info!(found = may_found, "cluster node started");
+                                        may_found = false;
+                                    }
+                                    Err(e) => tracing::warn!(error = %e, "cluster start failed; retrying"),
+                                }
+                            }
+                        }
+                        Ok(other) => tracing::warn!(reply = ?other, "unexpected cluster info"),
+                        Err(e) => tracing::debug!(error = %e, "cluster info"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            })
+        });
+        // Carry the enclave's outbound messages.
+        loop {
+            let polled = traffic(&st).call_direct(Call::Cluster(ClusterCall::Poll { wait_ms: 1000, max: 64 })).await;
+            match polled {
+                Ok(Reply::Cluster(ClusterReply::Outbound(msgs))) => {
+                    for m in msgs {
+                        let (st, link) = (st.clone(), link.clone());
+                        tokio::spawn(async move {
+                            let result = link.relay(&m).await.map(serde_bytes::ByteBuf::from);
+                            let _ = traffic(&st)
+                                .call_direct(Call::Cluster(ClusterCall::Respond { id: m.id, result }))
+                                .await;
+                        });
+                    }
+                }
+                Ok(other) => {
+                    tracing::warn!(reply = ?other, "unexpected poll reply");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }))
+}
+
+/// The connections for cluster traffic (the client's own pool when there are none).
+fn traffic(st: &AppState) -> &crate::enclave_client::EnclaveClient {
+    st.cluster_client.as_ref().unwrap_or(&st.client)
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn cbor_response(status: StatusCode, bytes: Vec<u8>) -> Response {
+    (status, [("content-type", "application/cbor")], bytes).into_response()
+}
+
+async fn relay(State(st): State<AppState>, body: Bytes) -> Response {
+    match traffic(&st).call_direct(Call::Cluster(ClusterCall::Deliver { bytes: body.to_vec() })).await {
+        Ok(Reply::Cluster(ClusterReply::Delivered { bytes })) => cbor_response(StatusCode::OK, bytes),
+        Ok(other) => (StatusCode::BAD_GATEWAY, format!("unexpected enclave reply {other:?}")).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+async fn call(State(st): State<AppState>, body: Bytes) -> Response {
+    let result = match from_cbor::<RequestFrame>(&body) {
+        Err(e) => Err(Denial::new(ErrorCode::Malformed, format!("request frame: {e}"))),
+        Ok(f) if matches!(f.call, Call::Cluster(_)) => {
+            Err(Denial::new(ErrorCode::Unsupported, "cluster calls are not forwarded"))
+        }
+        Ok(f) => match st.client.call_direct(f.call).await {
+            Ok(r) => Ok(r),
+            Err(ClientError::Denied(d)) => Err(d),
+            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        },
+    };
+    let frame = ResponseFrame { version: PROTOCOL_VERSION, result };
+    match to_cbor(&frame) {
+        Ok(b) => cbor_response(StatusCode::OK, b),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// `GET /v1/cluster/info` (also on the public API).
+pub async fn info(State(st): State<AppState>) -> Response {
+    match traffic(&st).call_direct(Call::Cluster(ClusterCall::Info)).await {
+        Ok(Reply::Cluster(ClusterReply::Info(i))) => Json(serde_json::json!({
+            "node": i,
+            "host": st.client.cluster().map(|l| l.settings.advertise.clone()),
+            "note": "this node's view, as its host reports it: not the enclave's signed word",
+        }))
+        .into_response(),
+        Ok(other) => (StatusCode::BAD_GATEWAY, format!("unexpected enclave reply {other:?}")).into_response(),
+        Err(ClientError::Denied(d)) if d.code == ErrorCode::Unsupported => {
+            (StatusCode::NOT_FOUND, "this host's enclave is not a cluster node").into_response()
+        }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// The cluster listener's router.
+pub fn router(st: AppState) -> Router {
+    Router::new()
+        .route("/v1/cluster/relay", post(relay))
+        .route("/v1/cluster/call", post(call))
+        .route("/v1/cluster/info", get(info))
+        .layer(DefaultBodyLimit::max(MAX_RELAY_BODY))
+        .with_state(st)
+}

@@ -1,0 +1,408 @@
+//! An enclave cluster of real processes on loopback: N `bridle-enclave --dev --cluster`
+//! nodes, each behind its own `bridle-host`, their hosts talking through [`Netsplit`]
+//! proxies that a test can cut (a partition) — README, "High availability".
+//!
+//! Node `i`'s host connects out from `127.0.0.{10+i}` (`--cluster-source-address`), so the
+//! proxy in front of every other node can tell its traffic apart and drop it.
+
+use crate::{bin, now, Actor, Granted, Proc};
+use alloy_primitives::{Address, Bytes};
+use bridle_common::policy::Policy;
+use bridle_common::protocol::*;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::copy_bidirectional;
+use tokio::net::{TcpListener, TcpStream};
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The source address of node `i`'s cluster traffic.
+pub fn source_ip(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + i as u8))
+}
+
+#[derive(Default)]
+struct Cut {
+    /// Every connection refused (the node behind this proxy is cut off).
+    all: bool,
+    /// Connections from these sources refused.
+    from: HashSet<IpAddr>,
+    generation: u64,
+}
+
+/// A TCP proxy in front of one host's cluster listener that a test can cut.
+#[derive(Clone)]
+pub struct Netsplit {
+    pub port: u16,
+    cut: Arc<Mutex<Cut>>,
+}
+
+impl Netsplit {
+    /// Listen on a free port, forward to `127.0.0.1:target`.
+    pub async fn start(target: u16) -> Netsplit {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut: Arc<Mutex<Cut>> = Arc::default();
+        let c = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, peer)) = listener.accept().await else { continue };
+                let (refused, generation) = {
+                    let g = c.lock().unwrap();
+                    (g.all || g.from.contains(&peer.ip()), g.generation)
+                };
+                if refused {
+                    continue; // dropped: the connection closes
+                }
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await else { return };
+                    let watch = async {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let g = c.lock().unwrap();
+                            if g.generation != generation && (g.all || g.from.contains(&peer.ip())) {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch => {}
+                    }
+                });
+            }
+        });
+        Netsplit { port, cut }
+    }
+
+    /// Refuse (and break) every connection, or only those from `from`.
+    pub fn block(&self, all: bool, from: &[IpAddr]) {
+        let mut g = self.cut.lock().unwrap();
+        g.all = all;
+        g.from = from.iter().copied().collect();
+        g.generation += 1;
+    }
+
+    pub fn heal(&self) {
+        self.block(false, &[]);
+    }
+}
+
+/// One node: its enclave, its host, the proxy in front of its cluster listener.
+pub struct Node {
+    pub enclave: Option<Proc>,
+    pub host: Option<Proc>,
+    pub socket: PathBuf,
+    pub api: String,
+    pub proxy: Netsplit,
+    pub cluster_port: u16,
+    pub enclave_args: Vec<String>,
+}
+
+impl Node {
+    /// The URL the other hosts reach this node at (through its proxy).
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.proxy.port)
+    }
+}
+
+/// A cluster of real processes. See the module docs.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<Node>,
+    pub http: reqwest::Client,
+    pub name: String,
+}
+
+impl Cluster {
+    /// `n` nodes of one image; the first founds the cluster, the others join it. Returns
+    /// once every node is a voter and has the cluster's state.
+    pub async fn start(n: usize) -> Cluster {
+        let mut c = Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            nodes: Vec::new(),
+            http: reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap(),
+            name: format!("test-{}", std::process::id()),
+        };
+        for i in 0..n {
+            c.add_node(&[]).await;
+            c.start_node(i, i == 0);
+            if i == 0 {
+                c.wait_ready(0, Duration::from_secs(30)).await;
+            }
+        }
+        c.wait_voters(n, Duration::from_secs(60)).await;
+        c
+    }
+
+    /// A new node (not started): its proxy and paths; `extra` enclave arguments (e.g. to
+    /// play another image).
+    pub async fn add_node(&mut self, extra: &[&str]) -> usize {
+        let i = self.nodes.len();
+        let cluster_port = free_port();
+        let proxy = Netsplit::start(cluster_port).await;
+        self.nodes.push(Node {
+            enclave: None,
+            host: None,
+            socket: self.dir.path().join(format!("enclave-{i}.sock")),
+            api: String::new(),
+            proxy,
+            cluster_port,
+            enclave_args: extra.iter().map(|s| s.to_string()).collect(),
+        });
+        i
+    }
+
+    /// Start node `i`'s enclave and host (a fresh enclave: a new node, whatever it was).
+    pub fn start_node(&mut self, i: usize, bootstrap: bool) {
+        let mut e = Command::new(bin("bridle-enclave"));
+        e.arg("--unix")
+            .arg(&self.nodes[i].socket)
+            .args(["--dev", "--cluster", &self.name, "--cluster-snapshot-logs", "64", "--dev-mock-ca"])
+            .arg(self.dir.path().join("mock-ca.json"))
+            .args(&self.nodes[i].enclave_args);
+        self.nodes[i].enclave = Some(Proc::spawn(e));
+        let seeds: Vec<String> = (0..self.nodes.len()).filter(|j| *j != i).map(|j| self.nodes[j].peer_url()).collect();
+        let mut h = Command::new(bin("bridle-host"));
+        h.arg("--enclave")
+            .arg(format!("unix:{}", self.nodes[i].socket.display()))
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(self.dir.path().join(format!("host-{i}-{}.sqlite", now())))
+            .args(["--cluster-listen", &format!("127.0.0.1:{}", self.nodes[i].cluster_port)])
+            .args(["--cluster-advertise", &self.nodes[i].peer_url()])
+            .args(["--cluster-source-address", &source_ip(i).to_string()])
+            .args(["--probe-interval", "1"]);
+        if bootstrap {
+            h.arg("--cluster-bootstrap");
+        } else {
+            h.args(["--cluster-seeds", &seeds.join(",")]);
+        }
+        let host = Proc::spawn(h);
+        self.nodes[i].api =
+            host.line.split_whitespace().find(|w| w.starts_with("http://")).expect("host url").to_string();
+        self.nodes[i].host = Some(host);
+    }
+
+    /// Start node `i`'s enclave again behind its running host: a new node, which the host
+    /// makes join the cluster.
+    pub fn restart_enclave(&mut self, i: usize) {
+        let mut e = Command::new(bin("bridle-enclave"));
+        e.arg("--unix")
+            .arg(&self.nodes[i].socket)
+            .args(["--dev", "--cluster", &self.name, "--cluster-snapshot-logs", "64", "--dev-mock-ca"])
+            .arg(self.dir.path().join("mock-ca.json"))
+            .args(&self.nodes[i].enclave_args);
+        self.nodes[i].enclave = Some(Proc::spawn(e));
+    }
+
+    /// kill -9 node `i`'s enclave (its host stays).
+    pub fn kill_enclave(&mut self, i: usize) {
+        if let Some(mut p) = self.nodes[i].enclave.take() {
+            let _ = Command::new("kill").arg("-KILL").arg(p.pid().to_string()).status();
+            p.kill();
+        }
+    }
+
+    /// Stop node `i` entirely (enclave and host).
+    pub fn stop_node(&mut self, i: usize) {
+        self.kill_enclave(i);
+        if let Some(mut h) = self.nodes[i].host.take() {
+            h.kill();
+        }
+    }
+
+    pub async fn get(&self, i: usize, path: &str) -> (u16, Value) {
+        match self.http.get(format!("{}{path}", self.nodes[i].api)).timeout(Duration::from_secs(15)).send().await {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                (s, r.json().await.unwrap_or(Value::Null))
+            }
+            Err(e) => (0, Value::String(e.to_string())),
+        }
+    }
+
+    pub async fn post<B: serde::Serialize>(&self, i: usize, path: &str, body: &B) -> (u16, Value) {
+        match self
+            .http
+            .post(format!("{}{path}", self.nodes[i].api))
+            .json(body)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+        {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                (s, r.json().await.unwrap_or(Value::Null))
+            }
+            Err(e) => (0, Value::String(e.to_string())),
+        }
+    }
+
+    /// Node `i`'s view (`GET /v1/cluster/info`).
+    pub async fn info(&self, i: usize) -> Option<Value> {
+        let (s, v) = self.get(i, "/v1/cluster/info").await;
+        (s == 200).then(|| v["node"].clone())
+    }
+
+    /// The index of the node that leads, in the view of the live nodes.
+    pub async fn leader(&self) -> Option<usize> {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].enclave.is_none() {
+                continue;
+            }
+            if let Some(v) = self.info(i).await {
+                if v["role"] == "leader" {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    pub async fn wait_leader(&self, timeout: Duration) -> usize {
+        let t0 = Instant::now();
+        loop {
+            if let Some(l) = self.leader().await {
+                return l;
+            }
+            assert!(t0.elapsed() < timeout, "no leader within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_ready(&self, i: usize, timeout: Duration) {
+        let t0 = Instant::now();
+        loop {
+            if self
+                .info(i)
+                .await
+                .is_some_and(|v| v["ready"] == true && v["members"].as_array().is_some_and(|m| !m.is_empty()))
+            {
+                return;
+            }
+            assert!(t0.elapsed() < timeout, "node {i} not ready within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait until the leader counts `n` voters, every live node has the cluster's state.
+    pub async fn wait_voters(&self, n: usize, timeout: Duration) {
+        let t0 = Instant::now();
+        loop {
+            if let Some(l) = self.leader().await {
+                if let Some(v) = self.info(l).await {
+                    let voters = v["members"].as_array().map_or(0, |m| m.iter().filter(|m| m["voter"] == true).count());
+                    let mut ready = true;
+                    for i in 0..self.nodes.len() {
+                        if self.nodes[i].enclave.is_some() && !self.info(i).await.is_some_and(|v| v["ready"] == true) {
+                            ready = false;
+                        }
+                    }
+                    if voters == n && ready {
+                        return;
+                    }
+                }
+            }
+            assert!(t0.elapsed() < timeout, "not {n} voters within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The cluster's identity (its public facts, through node `i`).
+    pub async fn status(&self, i: usize) -> Status {
+        let (code, v) = self.get(i, "/v1/status").await;
+        assert_eq!(code, 200, "{v}");
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// Grant a session through node `i`'s host.
+    pub async fn grant(&self, i: usize, owner: &Actor, agent: &Actor, policy: &Policy) -> Granted {
+        let st = self.status(i).await;
+        let msg = crate::create_action(st.identity_address, agent.address, policy.hash(), Actor::next_nonce());
+        let body = CreateSession {
+            auth: owner.sign_owner(&msg),
+            agent_public_key: agent.public_key_sec1(),
+            policy: policy.clone(),
+        };
+        let (code, v) = self.post(i, "/v1/sessions", &body).await;
+        assert_eq!(code, 200, "{v}");
+        let created: SessionCreated = serde_json::from_value(v).unwrap();
+        Granted {
+            owner: owner.clone(),
+            agent: agent.clone(),
+            session: created.binding.session,
+            enclave_pk: st.identity_public_key,
+            created_at: created.binding.created_at,
+        }
+    }
+
+    /// A client of every node's host (cheap to clone; outlives node restarts' handles).
+    pub fn client(&self) -> ClusterClient {
+        ClusterClient { http: self.http.clone(), apis: self.nodes.iter().map(|n| n.api.clone()).collect() }
+    }
+}
+
+/// Talks to the hosts of a [`Cluster`].
+#[derive(Clone)]
+pub struct ClusterClient {
+    pub http: reqwest::Client,
+    pub apis: Vec<String>,
+}
+
+impl ClusterClient {
+    pub async fn post<B: serde::Serialize>(&self, i: usize, path: &str, body: &B) -> (u16, Value) {
+        match self.http.post(format!("{}{path}", self.apis[i])).json(body).timeout(Duration::from_secs(20)).send().await
+        {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                (s, r.json().await.unwrap_or(Value::Null))
+            }
+            Err(e) => (0, Value::String(e.to_string())),
+        }
+    }
+
+    /// `POST /v1/sign` through host `i`, asking again with the same stamp (as a client that
+    /// lost the answer does) until a decision or `patience` runs out: (status, body, tries).
+    pub async fn sign_until_decided(&self, i: usize, req: &SignRequest, patience: Duration) -> (u16, Value, u32) {
+        let t0 = Instant::now();
+        let mut at = i;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (c, v) = self.post(at, "/v1/sign", req).await;
+            let decided = matches!(c, 200 | 400 | 401 | 403 | 404 | 410 | 413 | 422 | 429);
+            if decided || t0.elapsed() > patience {
+                return (c, v, tries);
+            }
+            // The host is down or the cluster is electing: ask again, through another host.
+            at = (at + 1) % self.apis.len();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A stamped request of `g`'s agent (kept, so it can be asked again with the same stamp).
+pub fn stamped(g: &Granted, payload: SignPayload) -> SignRequest {
+    let stamp = g.agent.stamp_payload(&g.enclave_pk, g.session, &payload, now());
+    SignRequest { session: g.session, payload, stamp }
+}
+
+/// The signer of a signed raw transaction.
+pub fn signer_of(v: &Value) -> Address {
+    let raw: Bytes = serde_json::from_value(v["raw_transaction"].clone()).unwrap();
+    crate::recover_raw(&raw)
+}
+
+/// Bind check for loopback aliases: whether `127.0.0.{10+i}` can be used as a source.
+pub fn loopback_aliases_work(n: usize) -> bool {
+    (0..n).all(|i| std::net::TcpListener::bind(SocketAddr::new(source_ip(i), 0)).is_ok())
+}
