@@ -15,6 +15,7 @@ pub mod attestation;
 pub mod audit_store;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod enclave_client;
 pub mod metrics;
 pub mod rpc;
@@ -249,6 +250,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/owners/{owner}/sessions", get(api::owner_sessions))
         .route("/v1/sign", post(api::sign))
         .route("/rpc", post(rpc::rpc))
+        .merge(console::router())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), api::track))

@@ -1,0 +1,462 @@
+// The owner console: wiring. State lives in this module; the pure parts are in bytes.js,
+// eip712.js, verify.js, attest.js, x509.js, decode.js (tested under node against the Rust
+// code) and the DOM parts in views.js and chart.js.
+import { get, post, ApiError, freshNonce, auditLog } from "./api.js";
+import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey, sameAddress } from "./bytes.js";
+import { verifyAttestation, parsePcrsJson } from "./attest.js";
+import { checkBinding, verifyAuditLog } from "./verify.js";
+import * as owner from "./owner.js";
+import { renderSessions, renderDetail, renderAudit, badge, time } from "./views.js";
+
+const $ = (id) => document.getElementById(id);
+const TRUST_KEY = "bridle.trust";
+const SETTINGS_KEY = "bridle.attestation";
+const POLICIES_KEY = "bridle.policies";
+
+const state = {
+  account: null,
+  status: null, // the host's /v1/status
+  trust: null, // {method, identity, publicKey, detail}
+  preview: null, // {canonical, hash, explain}
+  sessions: [],
+  selected: null,
+  audit: null, // {ok, entries, …}
+  busy: false,
+};
+
+function say(text, cls = "") {
+  const s = $("status");
+  s.className = `status ${cls}`;
+  s.textContent = text;
+}
+
+function errorText(e) {
+  if (e instanceof ApiError) return `the host answered ${e.status}: ${e.message}`;
+  if (e && e.code === 4001) return "you rejected the request in your wallet: nothing was sent";
+  return e && e.message ? e.message : String(e);
+}
+
+/** Run an action with the buttons disabled and its outcome in the status line. */
+async function act(label, f) {
+  if (state.busy) return;
+  state.busy = true;
+  document.body.setAttribute("aria-busy", "true");
+  say(`${label}…`);
+  try {
+    const msg = await f();
+    if (msg) say(msg, "ok");
+  } catch (e) {
+    say(`${label} failed: ${errorText(e)}`, "bad");
+  } finally {
+    state.busy = false;
+    document.body.removeAttribute("aria-busy");
+    updateButtons();
+  }
+}
+
+function load(key, fallback) {
+  try {
+    return JSON.parse(localStorage.getItem(key)) ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+// ---- trust in the enclave ---------------------------------------------------------------------
+
+function settings() {
+  return load(SETTINGS_KEY, { rootPem: null, rootName: null, pcrs: null, anyImage: false });
+}
+
+function showSettings() {
+  const s = settings();
+  $("any-image").checked = !!s.anyImage;
+  const pcrs = s.pcrs ? Object.keys(s.pcrs).map((i) => `PCR${i}`).join(", ") : "none";
+  $("trust-config").textContent = `Root: ${s.rootName ?? "AWS Nitro Enclaves Root-G1 (embedded, pinned)"}; expected PCRs: ${pcrs}${s.anyImage ? "; any image accepted" : ""}.`;
+}
+
+function verifyOpts(extra) {
+  const s = settings();
+  const pcrs = {};
+  for (const [i, v] of Object.entries(s.pcrs ?? {})) pcrs[i] = hexToBytes(v);
+  return { rootPem: s.rootPem ?? undefined, pcrs, anyImage: !!s.anyImage, ...extra };
+}
+
+async function attestNow() {
+  const pk = hexToBytes(state.status.identity_public_key);
+  const nonce = freshNonce();
+  const a = await get(`/v1/attestation?nonce=${nonce}`);
+  const v = verifyAttestation(hexToBytes(a.document), verifyOpts({ nonce: hexToBytes(nonce), publicKey: pk }));
+  const s = settings();
+  const image = s.anyImage && !(s.pcrs && (0 in s.pcrs || (1 in s.pcrs && 2 in s.pcrs))) ? "any image (development)" : "the expected PCRs";
+  return `attestation verified in this browser for a fresh nonce: root ${v.rootSha256.slice(0, 16)}…, ${image}, module ${v.moduleId}`;
+}
+
+function setTrust(t) {
+  state.trust = t;
+  const el = $("trust");
+  if (t && t.method) {
+    el.replaceWith(Object.assign(badge(t.method === "attested" ? "attested" : "pinned", "ok"), { id: "trust" }));
+  } else {
+    el.replaceWith(Object.assign(badge("not verified", "bad"), { id: "trust" }));
+  }
+  $("trust-detail").textContent = t ? t.detail : "";
+  updateButtons();
+}
+
+async function establishTrust() {
+  const stored = load(TRUST_KEY, null);
+  const pk = state.status.identity_public_key;
+  if (stored && stored.publicKey.toLowerCase() !== pk.toLowerCase()) {
+    setTrust({ method: null, detail: `the host now reports another identity than the ${stored.method} one (${addressOfPublicKey(hexToBytes(stored.publicKey))}): the enclave restarted or was replaced; verify again` });
+    return;
+  }
+  if (stored && stored.method === "pinned") {
+    setTrust({ method: "pinned", identity: addressOfPublicKey(hexToBytes(pk)), publicKey: pk, detail: "a key you pinned in this browser" });
+    return;
+  }
+  const s = settings();
+  if (stored || s.anyImage || s.pcrs) {
+    try {
+      const detail = await attestNow();
+      localStorage.setItem(TRUST_KEY, JSON.stringify({ method: "attested", publicKey: pk }));
+      setTrust({ method: "attested", identity: addressOfPublicKey(hexToBytes(pk)), publicKey: pk, detail });
+      return;
+    } catch (e) {
+      setTrust({ method: null, detail: `attestation does not verify: ${errorText(e)}` });
+      return;
+    }
+  }
+  setTrust({ method: null, detail: "the identity is the host's word: verify the attestation or pin a key below" });
+}
+
+// ---- wallet -------------------------------------------------------------------------------------
+
+function wallet() {
+  return window.ethereum ?? null;
+}
+
+async function connect() {
+  const w = wallet();
+  if (!w) throw new Error("no EIP-1193 wallet in this browser (window.ethereum): install or unlock one");
+  const accounts = await w.request({ method: "eth_requestAccounts" });
+  setAccount(accounts[0] ?? null);
+  await refresh();
+  return state.account ? `connected ${state.account}` : "the wallet gave no account";
+}
+
+function setAccount(a) {
+  state.account = a ? addressOfChecksum(a) : null;
+  $("account").textContent = state.account ?? "no wallet connected";
+  $("connect").textContent = state.account ? "Reconnect" : "Connect wallet";
+  updateButtons();
+}
+
+function addressOfChecksum(a) {
+  return a.toLowerCase().startsWith("0x") ? a : `0x${a}`;
+}
+
+function ctx() {
+  const identity = state.trust?.identity ?? (state.status ? state.status.identity_address : null);
+  return {
+    wallet: wallet(),
+    account: state.account,
+    identity,
+    onTypedData: (td) => {
+      $("typed-data").textContent = JSON.stringify(td, null, 2);
+    },
+  };
+}
+
+function updateButtons() {
+  const trusted = !!state.trust?.method;
+  const connected = !!state.account;
+  const idle = !state.busy;
+  $("grant-btn").disabled = !(idle && connected && trusted && state.preview);
+  $("update-btn").disabled = !(idle && connected && trusted && state.preview && state.selected);
+  $("revoke-all").disabled = !(idle && connected);
+  $("revoke").disabled = !(idle && connected && state.selected);
+  $("sweep").disabled = !(idle && connected && trusted && state.selected);
+  for (const b of document.querySelectorAll("button.approve")) b.disabled = !(idle && connected && trusted);
+}
+
+// ---- policies -----------------------------------------------------------------------------------
+
+async function preview() {
+  const text = $("policy-text").value;
+  if (!text.trim()) throw new Error("paste a policy or choose a file first");
+  const r = await post("/v1/policy/normalize", { text });
+  // The hash the owner signs is computed here from the exact bytes that will be sent.
+  const hash = bytesToHex(keccak(utf8("bridle/policy/v1\n"), utf8(r.canonical)));
+  if (hash !== r.hash.toLowerCase()) throw new Error(`the host's policy hash ${r.hash} is not the hash of its canonical document (${hash})`);
+  state.preview = { canonical: r.canonical, hash, explain: r.explain };
+  $("policy-hash").textContent = hash;
+  $("explain").textContent = r.explain;
+  $("canonical").textContent = JSON.stringify(JSON.parse(r.canonical), null, 2);
+  $("lifetime").hidden = !r.lifetime_error;
+  $("lifetime").textContent = r.lifetime_error ? `A session granted now would be refused: ${r.lifetime_error}` : "";
+  $("preview-out").hidden = false;
+  updateButtons();
+  return `policy ${hash}: read the explanation, then sign`;
+}
+
+function rememberPolicy(p) {
+  const all = load(POLICIES_KEY, {});
+  all[p.hash] = p.canonical;
+  localStorage.setItem(POLICIES_KEY, JSON.stringify(all));
+}
+
+/** The session's policy: this browser's canonical copy (hash checked), else the host's copy. */
+async function policyOf(session, hash) {
+  const mine = load(POLICIES_KEY, {})[hash.toLowerCase()];
+  if (mine && bytesToHex(keccak(utf8("bridle/policy/v1\n"), utf8(mine))) === hash.toLowerCase()) {
+    return { doc: JSON.parse(mine), verified: true };
+  }
+  try {
+    const list = await get(`/v1/sessions/${session}/policies`);
+    const r = list.reverse().find((x) => x.policy_hash.toLowerCase() === hash.toLowerCase());
+    return r ? { doc: r.policy, verified: false } : { doc: null, verified: false };
+  } catch {
+    return { doc: null, verified: false };
+  }
+}
+
+// ---- refresh ------------------------------------------------------------------------------------
+
+async function refresh() {
+  state.status = await get("/v1/status");
+  $("identity").textContent = `${state.status.identity_address} (booted ${time(state.status.booted_at)}, ${state.status.sessions_active} active sessions)`;
+  $("pin-key").placeholder = state.status.identity_public_key;
+  if (!state.trust || !state.trust.method || state.trust.publicKey?.toLowerCase() !== state.status.identity_public_key.toLowerCase()) {
+    await establishTrust();
+  }
+  await refreshAudit();
+  if (!state.account) {
+    renderSessions($("session-table").tBodies[0], [], 0, () => {});
+    return;
+  }
+  const stored = await get(`/v1/owners/${state.account}/sessions`);
+  const rows = [];
+  for (const s of stored) {
+    let live = null;
+    try {
+      live = (await get(`/v1/sessions/${s.session}`)).session;
+    } catch {
+      live = null;
+    }
+    let bindingOk = false;
+    let bindingError = null;
+    try {
+      if (!state.trust?.method) throw new Error("enclave not verified");
+      checkBinding(s.binding.binding, s.binding.binding_signature, state.trust.identity, { owner: state.account, session: s.session });
+      bindingOk = true;
+    } catch (e) {
+      bindingError = sameAddress(s.enclave, state.status.identity_address) ? e.message : "another enclave's";
+    }
+    rows.push({ stored: s, live, bindingOk, bindingError });
+  }
+  state.sessions = rows;
+  const now = state.status.now;
+  renderSessions($("session-table").tBodies[0], rows, now, (sess) => act("Opening the session", () => open(sess)));
+  if (state.selected) await showDetail();
+  if (state.audit) renderAudit($("audit-table").tBodies[0], state.audit.entries, rows.map((r) => r.stored.session));
+}
+
+async function refreshAudit() {
+  if (!state.trust?.method) {
+    state.audit = null;
+    $("audit-result").replaceChildren(badge("not checked", "warn"), " verify the enclave first: the log is checked against its identity");
+    return;
+  }
+  const log = await auditLog();
+  const v = verifyAuditLog(log.entries, log.head, state.trust.identity);
+  state.audit = v.ok ? { ...v, entries: log.entries } : null;
+  const out = $("audit-result");
+  if (v.ok) {
+    out.replaceChildren(badge("verified in this browser", "ok"),
+      ` ${v.entries} entries, hash chain recomputed from the genesis of ${state.trust.identity}; head at seq ${v.headSeq} signed by the enclave identity at ${time(v.headTime)}; `,
+      v.complete ? "complete as of that head." : "the head was not at the log's end when signed (more entries existed).");
+  } else {
+    out.replaceChildren(badge("DOES NOT VERIFY", "bad"), ` ${v.error}`);
+  }
+}
+
+async function open(session) {
+  state.selected = session;
+  await showDetail();
+  $("detail").hidden = false;
+  $("detail-h").focus?.();
+  updateButtons();
+  return null;
+}
+
+async function showDetail() {
+  const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
+  if (!row) return;
+  $("detail-session").textContent = row.stored.session;
+  const live = row.live;
+  const pol = live ? await policyOf(row.stored.session, live.policy_hash) : { doc: null, verified: false };
+  const audit = state.audit ? state.audit.entries.filter((e) => sameAddress(e.session, row.stored.session)) : null;
+  renderDetail($("detail-body"), {
+    live, stored: row.stored, policy: pol.doc, policyVerified: pol.verified, audit, now: state.status.now,
+    onApprove: (p) => act("Approving the request", async () => {
+      await owner.approve(ctx(), row.stored.session, live.agent, p);
+      await refresh();
+      return `approved ${p.digest}: the enclave signed it, and the signature recovers to the session`;
+    }),
+  });
+  updateButtons();
+}
+
+// ---- wiring -------------------------------------------------------------------------------------
+
+function readFile(input) {
+  const f = input.files && input.files[0];
+  return f ? f.text().then((t) => ({ name: f.name, text: t })) : Promise.resolve(null);
+}
+
+function wire() {
+  $("connect").addEventListener("click", () => act("Connecting the wallet", connect));
+  $("refresh").addEventListener("click", () => act("Refreshing", async () => (await refresh(), "up to date")));
+  $("preview").addEventListener("click", () => act("Normalizing the policy", preview));
+  $("policy-file").addEventListener("change", async () => {
+    const f = await readFile($("policy-file"));
+    if (f) $("policy-text").value = f.text;
+  });
+  $("policy-text").addEventListener("input", () => {
+    state.preview = null;
+    $("preview-out").hidden = true;
+    updateButtons();
+  });
+  $("root-file").addEventListener("change", () => act("Reading the root certificate", async () => {
+    const f = await readFile($("root-file"));
+    if (!f) return null;
+    localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), rootPem: f.text, rootName: f.name }));
+    showSettings();
+    return `root certificate ${f.name} will be used`;
+  }));
+  $("root-aws").addEventListener("click", () => {
+    localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), rootPem: null, rootName: null }));
+    showSettings();
+  });
+  $("pcrs-file").addEventListener("change", () => act("Reading the PCRs", async () => {
+    const f = await readFile($("pcrs-file"));
+    if (!f) return null;
+    const p = parsePcrsJson(f.text);
+    const hex = Object.fromEntries(Object.entries(p).map(([i, v]) => [i, bytesToHex(v)]));
+    localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), pcrs: hex }));
+    showSettings();
+    return `expected PCRs: ${Object.keys(p).map((i) => `PCR${i}`).join(", ")}`;
+  }));
+  $("any-image").addEventListener("change", () => {
+    localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), anyImage: $("any-image").checked }));
+    showSettings();
+  });
+  $("verify-attestation").addEventListener("click", () => act("Verifying the attestation", async () => {
+    localStorage.removeItem(TRUST_KEY);
+    state.trust = null;
+    const detail = await attestNow().catch((e) => {
+      setTrust({ method: null, detail: `attestation does not verify: ${errorText(e)}` });
+      throw e;
+    });
+    const pk = state.status.identity_public_key;
+    localStorage.setItem(TRUST_KEY, JSON.stringify({ method: "attested", publicKey: pk }));
+    setTrust({ method: "attested", identity: addressOfPublicKey(hexToBytes(pk)), publicKey: pk, detail });
+    await refresh();
+    return detail;
+  }));
+  $("pin").addEventListener("click", () => act("Pinning the key", async () => {
+    const pk = $("pin-key").value.trim();
+    const addr = addressOfPublicKey(hexToBytes(pk));
+    if (pk.toLowerCase() !== state.status.identity_public_key.toLowerCase()) {
+      throw new Error(`the host reports identity ${state.status.identity_address}, not ${addr}: not pinned`);
+    }
+    localStorage.setItem(TRUST_KEY, JSON.stringify({ method: "pinned", publicKey: pk }));
+    await establishTrust();
+    await refresh();
+    return `pinned ${addr}`;
+  }));
+  $("forget").addEventListener("click", () => {
+    localStorage.removeItem(TRUST_KEY);
+    setTrust({ method: null, detail: "forgotten" });
+  });
+  $("grant-btn").addEventListener("click", () => act("Granting", async () => {
+    const p = state.preview;
+    const verifyDoc = state.trust.method === "attested"
+      ? (doc, userData) => verifyAttestation(doc, verifyOpts({ userData, publicKey: hexToBytes(state.trust.publicKey), maxAgeSecs: 600 }))
+      : null;
+    const { created, attested } = await owner.grant(ctx(), $("agent-key").value, p, verifyDoc);
+    rememberPolicy(p);
+    state.selected = created.binding.session;
+    await refresh();
+    $("detail").hidden = false;
+    return `session ${created.binding.session} granted: the binding is signed by the trusted enclave and names you, this agent and policy ${p.hash}${attested ? "; its attestation document verifies with user_data = the binding digest" : ""}`;
+  }));
+  $("update-btn").addEventListener("click", () => act("Updating the policy", async () => {
+    const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
+    const { receipt } = await owner.update(ctx(), row.stored.session, row.stored.agent, state.preview);
+    rememberPolicy(state.preview);
+    await refresh();
+    return `session now enforces policy ${state.preview.hash} (receipt signed by the enclave at ${time(receipt.time)})`;
+  }));
+  $("revoke").addEventListener("click", () => act("Revoking", async () => {
+    const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
+    const { receipt } = await owner.revoke(ctx(), row.stored.session, row.stored.agent);
+    await refresh();
+    return `revoked ${row.stored.session} (receipt for your nonce, signed by the enclave at ${time(receipt.time)})` + (state.trust?.method ? "" : " — enclave not verified: the receipt proves nothing");
+  }));
+  $("revoke-all").addEventListener("click", () => act("Revoking every session", async () => {
+    const { reply, receipt } = await owner.revokeAll(ctx());
+    await refresh();
+    return `revoked ${reply.sessions.length} session(s) (receipt signed by the enclave at ${time(receipt.time)})`;
+  }));
+  $("sweep").addEventListener("click", () => act("Sweeping", async () => {
+    const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
+    const gwei = (id) => BigInt(Math.round(Number($(id).value) * 1e9));
+    const max = gwei("sw-fee");
+    const prio = gwei("sw-prio") < max ? gwei("sw-prio") : max;
+    const terms = [{ chain_id: BigInt($("sw-chain").value), nonce: BigInt($("sw-nonce").value), max_fee_per_gas: max, max_priority_fee_per_gas: prio, gas_limit: BigInt($("sw-gas").value) }];
+    const { reply } = await owner.sweep(ctx(), row.stored.session, row.stored.agent, terms);
+    const out = $("sweep-out");
+    out.hidden = false;
+    out.textContent = reply.transactions.map((t) => `chain ${t.chain_id} nonce ${t.nonce}: approve(${t.spender}, 0) on ${t.to}\n${t.raw_transaction}`).join("\n\n")
+      + reply.skipped.map((k) => `\nskipped ${k.token} → ${k.spender}: ${k.reason}`).join("") || "nothing to revoke";
+    await refresh();
+    return `${reply.transactions.length} revocation(s) signed (receipt for your nonce checked; broadcast them with your node, or verify each with bridle owner sweep)`;
+  }));
+  const w = wallet();
+  if (w && w.on) w.on("accountsChanged", (a) => { setAccount(a[0] ?? null); act("Refreshing", async () => (await refresh(), null)); });
+}
+
+async function start() {
+  wire();
+  showSettings();
+  updateButtons();
+  await act("Reading the host", async () => {
+    await refresh();
+    const w = wallet();
+    if (w) {
+      const a = await w.request({ method: "eth_accounts" });
+      if (a && a[0]) {
+        setAccount(a[0]);
+        await refresh();
+      }
+    }
+    return wallet() ? null : "no wallet in this browser: you can look, but signing needs an EIP-1193 wallet";
+  });
+  // Quiet background refresh (never while an action runs; an error shows in the status line).
+  setInterval(async () => {
+    if (state.busy || state.refreshing || document.hidden) return;
+    state.refreshing = true;
+    try {
+      await refresh();
+    } catch (e) {
+      say(`refresh failed: ${errorText(e)}`, "bad");
+    } finally {
+      state.refreshing = false;
+    }
+  }, 15000);
+}
+
+start();
+

@@ -1,0 +1,139 @@
+// Bytes, hex, integers and the hashes every other module uses. No DOM here: the same file
+// runs under node in the cross-check test (tests/tests/console_digests.rs).
+import { keccak_256, secp256k1 } from "./vendor/noble.js";
+
+const enc = new TextEncoder();
+
+export function utf8(s) {
+  return enc.encode(s);
+}
+
+export function hexToBytes(h) {
+  if (typeof h !== "string") throw new Error(`expected a hex string, got ${typeof h}`);
+  const s = h.startsWith("0x") || h.startsWith("0X") ? h.slice(2) : h;
+  if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) throw new Error(`not hex: ${h.slice(0, 20)}…`);
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(i * 2, 2), 16);
+  return out;
+}
+
+export function bytesToHex(b, prefix = true) {
+  let s = "";
+  for (const x of b) s += x.toString(16).padStart(2, "0");
+  return prefix ? "0x" + s : s;
+}
+
+export function concat(...parts) {
+  const n = parts.reduce((a, p) => a + p.length, 0);
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export function equalBytes(a, b) {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
+  return d === 0;
+}
+
+/** Big-endian unsigned integer of `width` bytes (value: number, bigint or decimal string). */
+export function uintBE(value, width) {
+  let v = BigInt(value);
+  if (v < 0n || v >= 1n << BigInt(8 * width)) throw new Error(`${value} does not fit in ${width} bytes`);
+  const out = new Uint8Array(width);
+  for (let i = width - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+export const u32 = (v) => uintBE(v, 4);
+export const u64 = (v) => uintBE(v, 8);
+export const u128 = (v) => uintBE(v, 16);
+
+export function keccak(...parts) {
+  return keccak_256(concat(...parts));
+}
+
+/** Parse a 20-byte address (any case) to bytes. */
+export function addressBytes(a) {
+  const b = hexToBytes(a);
+  if (b.length !== 20) throw new Error(`not a 20-byte address: ${a}`);
+  return b;
+}
+
+export function b32(h) {
+  const b = hexToBytes(h);
+  if (b.length !== 32) throw new Error(`not 32 bytes: ${h}`);
+  return b;
+}
+
+/** EIP-55 checksummed form of an address. */
+export function checksum(a) {
+  const lower = bytesToHex(addressBytes(a), false);
+  const h = bytesToHex(keccak_256(utf8(lower)), false);
+  let out = "0x";
+  for (let i = 0; i < 40; i++) out += parseInt(h[i], 16) >= 8 ? lower[i].toUpperCase() : lower[i];
+  return out;
+}
+
+export const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
+export const ZERO32 = "0x" + "00".repeat(32);
+
+/** The Ethereum address of a SEC1 public key (33 or 65 bytes). */
+export function addressOfPublicKey(pk) {
+  const point = secp256k1.Point.fromBytes(pk);
+  const raw = point.toBytes(false);
+  return checksum(bytesToHex(keccak_256(raw.subarray(1)).subarray(12)));
+}
+
+/**
+ * The address a 65-byte r ‖ s ‖ v signature over a 32-byte digest recovers to, or null.
+ * v may be 0/1 or 27/28.
+ */
+export function recoverAddress(digest, signature) {
+  const sig = typeof signature === "string" ? hexToBytes(signature) : signature;
+  if (sig.length !== 65) return null;
+  let v = sig[64];
+  if (v >= 27) v -= 27;
+  if (v !== 0 && v !== 1) return null;
+  try {
+    const s = secp256k1.Signature.fromBytes(concat(Uint8Array.of(v), sig.subarray(0, 64)), "recovered");
+    const pk = s.recoverPublicKey(digest).toBytes(false);
+    return checksum(bytesToHex(keccak_256(pk.subarray(1)).subarray(12)));
+  } catch {
+    return null;
+  }
+}
+
+export function sameAddress(a, b) {
+  return typeof a === "string" && typeof b === "string" && a.toLowerCase() === b.toLowerCase();
+}
+
+/** JSON text with BigInt values written as plain JSON numbers (u64/u128 fields). */
+export function jsonWithBigInts(value) {
+  const text = JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? `__bigint__${v}` : v));
+  return text.replace(/"__bigint__(\d+)"/g, "$1");
+}
+
+/** A fresh owner nonce: the current time in milliseconds, as the CLI's default. */
+export function defaultNonce() {
+  return Date.now();
+}
+
+/** Decimal string of `value` (bigint) with `decimals` places, trailing zeros cut. */
+export function formatUnits(value, decimals) {
+  const v = BigInt(value);
+  const neg = v < 0n;
+  const a = neg ? -v : v;
+  const base = 10n ** BigInt(decimals);
+  const whole = a / base;
+  let frac = (a % base).toString().padStart(decimals, "0").replace(/0+$/, "");
+  return (neg ? "-" : "") + whole.toString() + (frac ? "." + frac : "");
+}

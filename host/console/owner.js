@@ -1,0 +1,129 @@
+// Owner acts, signed in the owner's wallet as the EIP-712 envelopes `bridle owner …` signs
+// (cli/src/owner.rs, approve.rs, sweep.rs), sent to the host, and the enclave's answer
+// checked against the trusted identity before the page reports it as done.
+import { ownerTypedData, ownerDigest, ACTION } from "./eip712.js";
+import {
+  keccak, utf8, u64, u128, concat, recoverAddress, sameAddress, addressOfPublicKey, hexToBytes, bytesToHex,
+  ZERO_ADDRESS, ZERO32, defaultNonce, jsonWithBigInts,
+} from "./bytes.js";
+import { checkBinding, checkReceipt, ownerNonceWord, bindingDigest } from "./verify.js";
+import { postText } from "./api.js";
+
+/**
+ * ctx: {wallet (EIP-1193), account, identity (trusted enclave address), onTypedData?(td)}.
+ * Asks the wallet to sign the typed data and checks that the signature is the account's over
+ * exactly that message; returns the OwnerAuth.
+ */
+export async function signAction(ctx, fields) {
+  const td = ownerTypedData({ enclave: ctx.identity, nonce: defaultNonce(), ...fields });
+  if (ctx.onTypedData) ctx.onTypedData(td);
+  const signature = await ctx.wallet.request({ method: "eth_signTypedData_v4", params: [ctx.account, JSON.stringify(td)] });
+  const who = recoverAddress(ownerDigest(td), signature);
+  if (!sameAddress(who, ctx.account)) {
+    throw new Error(`the wallet's signature recovers to ${who ?? "nobody"}, not ${ctx.account}: nothing was sent`);
+  }
+  return { auth: { owner: ctx.account, nonce: td.message.nonce, signature }, typedData: td };
+}
+
+const authJson = (a) => JSON.stringify({ owner: a.owner, nonce: a.nonce, signature: a.signature });
+
+/** Grant: `policy` is {canonical, hash} from the preview (hash recomputed by the page). */
+export async function grant(ctx, agentPublicKey, policy, verifyDoc) {
+  const pk = hexToBytes(agentPublicKey.trim());
+  const agent = addressOfPublicKey(pk);
+  const { auth } = await signAction(ctx, {
+    action: ACTION.CREATE_SESSION, session: ZERO_ADDRESS, agent, policyHash: policy.hash, subject: ZERO32,
+  });
+  const body = `{"auth":${authJson(auth)},"agent_public_key":"${bytesToHex(pk)}","policy":${policy.canonical}}`;
+  const created = await postText("/v1/sessions", body);
+  const validUntil = JSON.parse(policy.canonical).valid_until;
+  checkBinding(created.binding, created.binding_signature, ctx.identity, {
+    enclave: ctx.identity, owner: ctx.account, agent, policy_hash: policy.hash, valid_until: validUntil,
+  });
+  let attested = null;
+  if (created.attestation && verifyDoc) {
+    attested = verifyDoc(hexToBytes(created.attestation), hexToBytes(bytesToHex(bindingDigest(created.binding))));
+  }
+  return { created, attested };
+}
+
+export async function update(ctx, session, agent, policy) {
+  const { auth } = await signAction(ctx, {
+    action: ACTION.UPDATE_POLICY, session, agent, policyHash: policy.hash, subject: ZERO32,
+  });
+  const body = `{"auth":${authJson(auth)},"session":"${session}","policy":${policy.canonical}}`;
+  const r = await postText(`/v1/sessions/${session}/policy`, body);
+  const rc = checkReceipt("policy_updated", r, ctx.identity, ownerNonceWord(auth.nonce));
+  if (!sameAddress(r.session, session) || r.policy_hash.toLowerCase() !== policy.hash.toLowerCase()) {
+    throw new Error(`the enclave's signed reply is for session ${r.session} and policy ${r.policy_hash}, not this update`);
+  }
+  if (!r.binding) throw new Error("the update reply carries no signed binding of the new policy");
+  checkBinding(r.binding, r.binding_signature, ctx.identity, { session, owner: ctx.account, agent, policy_hash: policy.hash });
+  return { reply: r, receipt: rc };
+}
+
+export async function revoke(ctx, session, agent) {
+  const { auth } = await signAction(ctx, { action: ACTION.REVOKE, session, agent, policyHash: ZERO32, subject: ZERO32 });
+  const r = await postText(`/v1/sessions/${session}/revoke`, `{"auth":${authJson(auth)},"session":"${session}"}`);
+  const rc = checkReceipt("revoked", r, ctx.identity, ownerNonceWord(auth.nonce));
+  if (!r.sessions.some((s) => sameAddress(s, session))) {
+    throw new Error("the enclave's signed reply does not list the session as revoked: treat it as live");
+  }
+  return { reply: r, receipt: rc };
+}
+
+export async function revokeAll(ctx) {
+  const { auth } = await signAction(ctx, {
+    action: ACTION.REVOKE_ALL, session: ZERO_ADDRESS, agent: ZERO_ADDRESS, policyHash: ZERO32, subject: ZERO32,
+  });
+  const r = await postText(`/v1/owners/${ctx.account}/revoke-all`, `{"auth":${authJson(auth)}}`);
+  const rc = checkReceipt("revoked", r, ctx.identity, ownerNonceWord(auth.nonce));
+  return { reply: r, receipt: rc };
+}
+
+/** EIP-191 form of a 32-byte hash (what a user operation's key signs). */
+function ethSigned(digest) {
+  return keccak(utf8("\x19Ethereum Signed Message:\n32"), digest);
+}
+
+/**
+ * Approve a held request. `pending` is the status record; its digest is what the owner's
+ * signature commits to (the subject), and the enclave's signature must recover to the session.
+ */
+export async function approve(ctx, session, agent, pending) {
+  const { auth } = await signAction(ctx, {
+    action: ACTION.APPROVE_PENDING, session, agent, policyHash: ZERO32, subject: pending.digest,
+  });
+  const signed = await postText(
+    `/v1/sessions/${session}/approve`,
+    `{"auth":${authJson(auth)},"session":"${session}","digest":"${pending.digest}"}`,
+  );
+  if (signed.digest.toLowerCase() !== pending.digest.toLowerCase()) {
+    throw new Error(`the approval's reply signs digest ${signed.digest}, not ${pending.digest}`);
+  }
+  const d = hexToBytes(signed.digest);
+  const who = recoverAddress(pending.kind === "user_operation" ? ethSigned(d) : d, signed.signature);
+  if (!sameAddress(who, session)) throw new Error(`the approval's signature recovers to ${who}, not the session`);
+  return signed;
+}
+
+/** Sweep terms digest (protocol::Sweep::terms_digest). */
+export function termsDigest(terms) {
+  const parts = [utf8("bridle/sweep/v1")];
+  for (const t of terms) {
+    parts.push(u64(t.chain_id), u64(t.nonce), u128(t.max_fee_per_gas), u128(t.max_priority_fee_per_gas), u64(t.gas_limit));
+  }
+  return bytesToHex(keccak(concat(...parts)));
+}
+
+/** An owner-signed sweep with the owner's terms ({chain_id, nonce, max_fee_per_gas, …} as BigInt). */
+export async function sweep(ctx, session, agent, terms) {
+  const { auth } = await signAction(ctx, {
+    action: ACTION.SWEEP, session, agent, policyHash: ZERO32, subject: termsDigest(terms),
+  });
+  const body = jsonWithBigInts({ session, terms, auth });
+  const r = await postText(`/v1/sessions/${session}/sweep`, body);
+  const rc = checkReceipt("swept", r, ctx.identity, ownerNonceWord(auth.nonce));
+  if (!sameAddress(r.session, session)) throw new Error(`the sweep reply is for session ${r.session}`);
+  return { reply: r, receipt: rc };
+}

@@ -1,0 +1,258 @@
+// What the page checks itself, against the enclave identity it trusts: session bindings,
+// receipts over owner-action replies, and the audit log's hash chain and signed head
+// (common/src/receipt.rs, common/src/protocol.rs, common/src/audit/mod.rs). No DOM.
+import {
+  keccak, utf8, u32, u64, concat, addressBytes, b32, hexToBytes, bytesToHex, recoverAddress, sameAddress,
+} from "./bytes.js";
+
+// ---- session bindings (R-ATT-2) ---------------------------------------------------------
+
+export function bindingDigest(b) {
+  return keccak(
+    utf8("bridle/session-binding/v1"),
+    addressBytes(b.enclave),
+    addressBytes(b.session),
+    addressBytes(b.owner),
+    addressBytes(b.agent),
+    b32(b.policy_hash),
+    u64(b.created_at),
+    u64(b.valid_until),
+  );
+}
+
+/** Throws unless `binding` is signed by `identity` and names what `want` names. */
+export function checkBinding(binding, signature, identity, want) {
+  const who = recoverAddress(bindingDigest(binding), signature);
+  if (!sameAddress(who, identity)) {
+    throw new Error(`the binding is signed by ${who ?? "nobody"}, not the trusted enclave ${identity}`);
+  }
+  for (const k of ["enclave", "session", "owner", "agent", "policy_hash"]) {
+    if (want[k] !== undefined && want[k].toLowerCase() !== String(binding[k]).toLowerCase()) {
+      throw new Error(`the binding names ${k} ${binding[k]}, not ${want[k]}`);
+    }
+  }
+  if (want.valid_until !== undefined && BigInt(want.valid_until) !== BigInt(binding.valid_until)) {
+    throw new Error(`the binding is valid until ${binding.valid_until}, not ${want.valid_until}`);
+  }
+}
+
+// ---- receipts: the enclave's signature over a reply --------------------------------------
+// digest = keccak256("bridle/receipt/v1" ‖ str(kind) ‖ enclave ‖ time ‖ nonce ‖
+//                    keccak256(cbor(reply without its receipt)))
+// The CBOR is ciborium's serde encoding (not human-readable: addresses, hashes and byte
+// strings are CBOR byte strings; structs are maps in declaration order, skipped optionals
+// absent). The host's JSON is sorted, so each reply's field order is written out here.
+
+function head(major, n) {
+  const v = BigInt(n);
+  const m = major << 5;
+  if (v < 24n) return Uint8Array.of(m | Number(v));
+  if (v < 0x100n) return Uint8Array.of(m | 24, Number(v));
+  if (v < 0x10000n) return concat(Uint8Array.of(m | 25), u32(v).subarray(2));
+  if (v < 0x100000000n) return concat(Uint8Array.of(m | 26), u32(v));
+  return concat(Uint8Array.of(m | 27), u64(v));
+}
+
+export const cbor = {
+  uint: (n) => head(0, n),
+  bytes: (b) => concat(head(2, b.length), b),
+  text: (s) => {
+    const b = utf8(s);
+    return concat(head(3, b.length), b);
+  },
+  array: (items) => concat(head(4, items.length), ...items),
+  /** entries: [key, encodedValue] in order; undefined values are skipped. */
+  map: (entries) => {
+    const kept = entries.filter(([, v]) => v !== undefined);
+    return concat(head(5, kept.length), ...kept.flatMap(([k, v]) => [cbor.text(k), v]));
+  },
+  bool: (b) => Uint8Array.of(b ? 0xf5 : 0xf4),
+  null: () => Uint8Array.of(0xf6),
+};
+
+const hexBytes = (h) => cbor.bytes(hexToBytes(h));
+const opt = (v, f) => (v === null || v === undefined ? undefined : f(v));
+
+function bindingCbor(b) {
+  return cbor.map([
+    ["enclave", hexBytes(b.enclave)],
+    ["session", hexBytes(b.session)],
+    ["owner", hexBytes(b.owner)],
+    ["agent", hexBytes(b.agent)],
+    ["policy_hash", hexBytes(b.policy_hash)],
+    ["created_at", cbor.uint(b.created_at)],
+    ["valid_until", cbor.uint(b.valid_until)],
+  ]);
+}
+
+function kindCbor(k) {
+  if (typeof k === "string") return cbor.text(k);
+  const [name, inner] = Object.entries(k)[0];
+  return cbor.map([[name, cbor.map([["contract", hexBytes(inner.contract)]])]]);
+}
+
+/** The reply kinds whose receipts the page checks, and their canonical encodings. */
+export const RECEIPTED = {
+  revoked: (r) => cbor.map([["sessions", cbor.array(r.sessions.map(hexBytes))]]),
+  policy_updated: (r) =>
+    cbor.map([
+      ["session", hexBytes(r.session)],
+      ["policy_hash", hexBytes(r.policy_hash)],
+      ["binding", opt(r.binding, bindingCbor)],
+      ["binding_signature", opt(r.binding_signature, hexBytes)],
+    ]),
+  swept: (r) =>
+    cbor.map([
+      ["session", hexBytes(r.session)],
+      [
+        "transactions",
+        cbor.array(
+          r.transactions.map((t) =>
+            cbor.map([
+              ["chain_id", cbor.uint(t.chain_id)],
+              ["nonce", cbor.uint(t.nonce)],
+              ["token", hexBytes(t.token)],
+              ["spender", hexBytes(t.spender)],
+              ["kind", kindCbor(t.kind)],
+              ["to", hexBytes(t.to)],
+              ["hash", hexBytes(t.hash)],
+              ["raw_transaction", hexBytes(t.raw_transaction)],
+            ]),
+          ),
+        ),
+      ],
+      [
+        "skipped",
+        cbor.array(
+          r.skipped.map((k) =>
+            cbor.map([
+              ["chain_id", cbor.uint(k.chain_id)],
+              ["token", hexBytes(k.token)],
+              ["spender", hexBytes(k.spender)],
+              ["holder", hexBytes(k.holder)],
+              ["reason", cbor.text(k.reason)],
+            ]),
+          ),
+        ),
+      ],
+      ["key_destroyed", cbor.bool(r.key_destroyed)],
+    ]),
+};
+
+export function receiptDigest(kind, reply, enclave, time, nonce) {
+  const body = RECEIPTED[kind](reply);
+  return keccak(
+    utf8("bridle/receipt/v1"),
+    u32(kind.length),
+    utf8(kind),
+    addressBytes(enclave),
+    u64(time),
+    b32(nonce),
+    keccak(body),
+  );
+}
+
+/** The receipt nonce of an owner action: the owner nonce as a 32-byte big-endian word. */
+export function ownerNonceWord(n) {
+  return "0x" + BigInt(n).toString(16).padStart(64, "0");
+}
+
+/** Throws unless `reply` carries a receipt by `identity` for `nonce`; returns the receipt. */
+export function checkReceipt(kind, reply, identity, nonce) {
+  const r = reply.receipt;
+  if (!r) throw new Error("the reply carries no enclave signature: it is only the host's word");
+  if (!sameAddress(r.enclave, identity)) throw new Error(`the receipt names enclave ${r.enclave}, not ${identity}`);
+  if (nonce !== undefined && r.nonce.toLowerCase() !== nonce.toLowerCase()) {
+    throw new Error(`the receipt answers nonce ${r.nonce}, not ${nonce} (a replayed reply)`);
+  }
+  const who = recoverAddress(receiptDigest(kind, reply, r.enclave, r.time, r.nonce), r.signature);
+  if (!sameAddress(who, identity)) {
+    throw new Error(`the receipt is signed by ${who ?? "nobody"}, not the trusted enclave ${identity}`);
+  }
+  return r;
+}
+
+// ---- the audit log (R-AUD-1) -------------------------------------------------------------
+
+export function genesis(enclave) {
+  return keccak(utf8("bridle/audit-genesis/v1"), addressBytes(enclave));
+}
+
+function str(s) {
+  const b = utf8(s);
+  return concat(u32(b.length), b);
+}
+
+function optStr(s) {
+  return s === null || s === undefined ? Uint8Array.of(0) : concat(Uint8Array.of(1), str(s));
+}
+
+export function entryHash(e) {
+  return keccak(
+    utf8("bridle/audit-entry/v1"),
+    u64(e.seq),
+    u64(e.time),
+    addressBytes(e.session),
+    str(e.kind),
+    optStr(e.code),
+    optStr(e.rule),
+    b32(e.request_digest),
+    str(e.detail),
+    b32(e.prev),
+  );
+}
+
+export function headDigest(h) {
+  return keccak(
+    utf8("bridle/audit-head/v2"),
+    u64(h.seq),
+    b32(h.hash),
+    u64(h.time),
+    addressBytes(h.enclave),
+    u64(h.end ?? 0),
+    b32(h.nonce ?? "0x" + "00".repeat(32)),
+  );
+}
+
+/**
+ * Verify a whole log (entries from seq 0) against its signed head and the enclave identity
+ * address: every link recomputed, nothing missing, changed, reordered or beyond the head.
+ * Returns {ok, entries, headSeq, complete, error, seq} — `complete` when the head was at the
+ * log's end when signed.
+ */
+export function verifyAuditLog(entries, headObj, identity) {
+  const fail = (error, seq) => ({ ok: false, error, seq, entries: entries.length });
+  if (!headObj) return fail("no signed head");
+  if (!sameAddress(headObj.enclave, identity)) {
+    return fail(`the head is for enclave ${headObj.enclave}, not the trusted ${identity}`);
+  }
+  const signer = recoverAddress(headDigest(headObj), headObj.signature);
+  if (!sameAddress(signer, identity)) {
+    return fail(`the head (at seq ${headObj.seq}) is not signed by the enclave identity: it recovers to ${signer}`);
+  }
+  let prev = genesis(identity);
+  let last = null;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (BigInt(e.seq) !== BigInt(i)) return fail(`entry ${i} is missing (position ${i} holds entry ${e.seq})`, i);
+    if (BigInt(e.seq) > BigInt(headObj.seq)) {
+      return fail(`entry ${e.seq} follows the signed head (at seq ${headObj.seq})`, e.seq);
+    }
+    if (bytesToHex(prev) !== e.prev.toLowerCase()) {
+      return fail(
+        i === 0 ? "entry 0 does not start at this enclave's genesis hash" : `entry ${e.seq} was changed (link)`,
+        e.seq,
+      );
+    }
+    prev = entryHash(e);
+    last = e;
+  }
+  if (!last || BigInt(last.seq) !== BigInt(headObj.seq)) {
+    return fail(`entry ${last ? BigInt(last.seq) + 1n : 0n} is missing (the signed head is at seq ${headObj.seq})`);
+  }
+  if (bytesToHex(prev) !== headObj.hash.toLowerCase()) {
+    return fail(`entry ${headObj.seq} was changed: it does not hash to the signed head`, headObj.seq);
+  }
+  const complete = BigInt(headObj.seq) + 1n === BigInt(headObj.end ?? 0);
+  return { ok: true, entries: entries.length, headSeq: headObj.seq, headTime: headObj.time, complete };
+}

@@ -1,0 +1,190 @@
+// Rendering. Everything from the host goes into the page as text (textContent), never as
+// markup: a hostile host can send strings, not elements.
+import { formatUnits, bytesToHex } from "./bytes.js";
+import { describe, payloadDigest } from "./decode.js";
+import { spendChart, recordSample } from "./chart.js";
+
+export function h(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const k of kids.flat()) if (k !== null && k !== undefined && k !== false) e.append(k instanceof Node ? k : String(k));
+  return e;
+}
+
+export function time(t) {
+  if (!t) return "—";
+  return new Date(Number(t) * 1000).toISOString().replace("T", " ").replace(".000Z", " UTC");
+}
+
+export function short(a) {
+  return a ? `${a.slice(0, 8)}…${a.slice(-6)}` : "—";
+}
+
+export function badge(text, cls) {
+  return h("span", { class: `badge ${cls}` }, text);
+}
+
+function inSecs(t, now) {
+  const d = Number(t) - now;
+  if (d <= 0) return "passed";
+  if (d < 120) return `in ${d} s`;
+  if (d < 7200) return `in ${Math.round(d / 60)} min`;
+  return `in ${(d / 3600).toFixed(1)} h`;
+}
+
+const STATE_CLASS = { active: "ok", revoked: "bad", suspended: "bad", expired: "warn", not_yet_valid: "warn", lost: "bad" };
+
+/** One row per session: [{stored, live, bindingOk, bindingError}]. */
+export function renderSessions(tbody, rows, now, onOpen) {
+  tbody.replaceChildren();
+  if (!rows.length) {
+    tbody.append(h("tr", {}, h("td", { colspan: 6, class: "small" }, "No session of this owner is stored on this host.")));
+    return;
+  }
+  for (const r of rows) {
+    const state = r.live ? r.live.state : r.stored.state;
+    const until = r.live ? r.live.valid_until : r.stored.valid_until;
+    tbody.append(
+      h(
+        "tr",
+        { "data-session": r.stored.session },
+        h("td", { class: "mono", title: r.stored.session }, short(r.stored.session)),
+        h("td", { class: "mono", title: r.stored.agent }, short(r.stored.agent)),
+        h("td", {}, badge(state, STATE_CLASS[state] ?? "")),
+        h("td", {}, `${time(until)} (${inSecs(until, now)})`),
+        h("td", {}, r.bindingOk ? badge("signed by the enclave", "ok") : badge(r.bindingError ?? "not checked", "bad")),
+        h("td", {}, h("button", { type: "button", class: "open", onclick: () => onOpen(r.stored.session) }, "Open")),
+      ),
+    );
+  }
+}
+
+function capRow(session, c, now, ticks) {
+  const spent = BigInt(c.spent);
+  const cap = BigInt(c.cap);
+  const fmt = (v) => `${formatUnits(v, c.decimals)} ${c.symbol}`;
+  const pct = cap > 0n ? Number((spent * 1000n) / cap) / 10 : 100;
+  const samples = recordSample(session, c.rule, now, spent);
+  return h(
+    "div",
+    { class: "cap-row" },
+    h("p", {}, h("strong", {}, `${c.what} `), h("span", { class: "small" }, `(${c.rule})`)),
+    h(
+      "p",
+      {},
+      h("span", { class: "bar", role: "img", "aria-label": `${pct}% of the cap` }, h("span", { class: spent > cap ? "over" : "", style: null })),
+      ` spent ${fmt(spent)} of ${fmt(cap)} — ${c.resets_at ? `resets ${time(c.resets_at)} (${inSecs(c.resets_at, now)})` : "for the whole session"}`,
+    ),
+    spendChart({ samples, cap, ticks, resetsAt: c.resets_at, now, fmt, title: `${c.what}: spend over time` }),
+  );
+}
+
+/** Width of the bars: set after insertion (no inline style attribute in the markup). */
+function sizeBars(root) {
+  for (const b of root.querySelectorAll(".bar")) {
+    const m = /([\d.]+)%/.exec(b.getAttribute("aria-label"));
+    b.firstChild.style.width = `${Math.min(100, Number(m ? m[1] : 0))}%`;
+  }
+}
+
+/**
+ * The selected session. d = {live, stored, policy (doc or null), policyVerified, audit
+ * (verified entries of this session or null), now, onApprove(pending)}.
+ */
+export function renderDetail(root, d) {
+  root.replaceChildren();
+  const s = d.live;
+  if (!s) {
+    root.append(h("p", { class: "bad" }, d.stored.state === "lost"
+      ? "This session is lost: its enclave restarted, and a session key never leaves its enclave."
+      : "The enclave holds no such session now (unknown, lost, or dropped after it ended)."));
+    return;
+  }
+  const facts = h("dl", { class: "facts" },
+    h("dt", {}, "State"), h("dd", {}, badge(s.state, STATE_CLASS[s.state] ?? "")),
+    h("dt", {}, "Owner"), h("dd", { class: "mono" }, s.owner),
+    h("dt", {}, "Agent"), h("dd", { class: "mono" }, s.agent),
+    h("dt", {}, "Policy hash"), h("dd", { class: "mono" }, s.policy_hash),
+    h("dt", {}, "Created"), h("dd", {}, time(s.created_at)),
+    h("dt", {}, "Valid until"), h("dd", {}, `${time(s.valid_until)} (${inSecs(s.valid_until, d.now)})`),
+    h("dt", {}, "Signatures (quota)"), h("dd", {}, `${s.uses} used` + (s.uses_left !== null && s.uses_left !== undefined ? `, ${s.uses_left} left` : ", no quota")),
+  );
+  if (s.suspended_reason) facts.append(h("dt", {}, "Suspended because"), h("dd", { class: "bad" }, s.suspended_reason));
+  root.append(facts);
+
+  const ticks = (d.audit ?? []).filter((e) => e.kind === "allowed").map((e) => Number(e.time));
+  root.append(h("h3", {}, "Spend against each cap"));
+  if (!s.caps.length) root.append(h("p", { class: "small" }, "The policy sets no cap."));
+  for (const c of s.caps) root.append(capRow(s.session, c, d.now, ticks));
+
+  root.append(h("h3", {}, "Rate limits"));
+  const limits = d.policy?.rate_limits ?? [];
+  if (!d.policy) root.append(h("p", { class: "small" }, "The policy document is not known to this page."));
+  else if (!limits.length) root.append(h("p", { class: "small" }, "The policy sets no rate limit."));
+  for (const [i, r] of limits.entries()) {
+    const used = d.audit ? ticks.filter((t) => t > d.now - Number(r.window)).length : null;
+    root.append(h("p", {}, `rate_limits[${i}]: at most ${r.max} signatures per ${r.window} s — `,
+      used === null ? "use unknown (verify the audit log)" : `${used} in the last ${r.window} s (from the verified audit log)`));
+  }
+  if (d.policy && !d.policyVerified) root.append(h("p", { class: "warn small" }, "Rate limits from the host's copy of the policy: its hash was not checked here."));
+
+  root.append(h("h3", {}, "Allowances and exposure"));
+  const x = s.exposure ?? {};
+  const usd = (v) => `${formatUnits(BigInt(v), 18)} USD`;
+  root.append(h("p", {}, `Outstanding exposure ${usd(x.usd ?? 0)}`, x.ceiling ? ` of a ceiling of ${usd(x.ceiling)}` : " (no ceiling set)",
+    x.unpriced && x.unpriced.length ? `; unpriced: ${x.unpriced.join(", ")}` : ""));
+  if (s.allowances.length) {
+    const t = h("table", {}, h("thead", {}, h("tr", {}, ...["Token", "Spender", "Chain", "Kind", "Amount", "State", "Expires"].map((c) => h("th", { scope: "col" }, c)))));
+    const tb = h("tbody");
+    for (const a of s.allowances) {
+      const kind = typeof a.kind === "string" ? a.kind : Object.keys(a.kind)[0];
+      tb.append(h("tr", {}, h("td", { class: "mono" }, short(a.token)), h("td", { class: "mono" }, short(a.spender)), h("td", {}, a.chain_id),
+        h("td", {}, kind), h("td", {}, `${formatUnits(BigInt(a.amount), a.decimals)} ${a.symbol}`), h("td", {}, String(a.state ?? "")), h("td", {}, a.expires_at ? time(a.expires_at) : "—")));
+    }
+    t.append(tb);
+    root.append(t);
+  } else root.append(h("p", { class: "small" }, "No approval or permit signed by this session."));
+
+  root.append(h("h3", {}, "Requests held for your approval"));
+  if (!s.pending.length) root.append(h("p", { class: "small" }, "None."));
+  for (const p of s.pending) root.append(pendingBox(p, d));
+  sizeBars(root);
+}
+
+function pendingBox(p, d) {
+  const tokens = d.policy?.tokens ?? [];
+  const lines = p.payload ? describe(p.payload, tokens) : ["(the record carries no request)"];
+  const computed = p.payload ? payloadDigest(p.payload) : null;
+  const match = computed ? bytesToHex(computed) === p.digest.toLowerCase() : null;
+  const box = h("div", { class: "pending", "data-digest": p.digest },
+    h("p", {}, badge(p.state, p.state === "waiting" ? "warn" : p.state === "signed" ? "ok" : "bad"),
+      ` ${p.kind}, held since ${time(p.created_at)}; ${p.state === "signed" ? "collectable" : "approvable"} until ${time(p.expires_at)} (${inSecs(p.expires_at, d.now)})`),
+    h("p", {}, `Crossed ${p.rule || "the escalation threshold"}: ${p.reason}`),
+    h("p", { class: "mono" }, `digest ${p.digest} `,
+      match === null ? badge("not recomputed in the browser", "warn") : match ? badge("recomputed from the request", "ok") : badge("DOES NOT MATCH the request", "bad")),
+    h("pre", { class: "mono" }, lines.join("\n")),
+  );
+  if (p.state === "waiting" && match !== false) {
+    box.append(h("div", { class: "row" },
+      h("button", { type: "button", class: "approve", onclick: () => d.onApprove(p) }, "Approve (sign in wallet)"),
+      h("span", { class: "small" }, "To deny, do nothing: the request expires unapproved at its deadline (there is no deny message).")));
+  }
+  return box;
+}
+
+/** Audit rows of the owner's sessions, newest first (at most `limit`). */
+export function renderAudit(tbody, entries, sessions, limit = 100) {
+  tbody.replaceChildren();
+  const mine = new Set(sessions.map((s) => s.toLowerCase()));
+  const rows = entries.filter((e) => mine.has(e.session.toLowerCase())).slice(-limit).reverse();
+  if (!rows.length) tbody.append(h("tr", {}, h("td", { colspan: 5, class: "small" }, "No entry for your sessions.")));
+  for (const e of rows) {
+    tbody.append(h("tr", {}, h("td", {}, e.seq), h("td", {}, time(e.time)), h("td", { class: "mono" }, short(e.session)),
+      h("td", {}, badge(e.kind, e.kind === "denied" ? "bad" : e.kind === "allowed" ? "ok" : "")),
+      h("td", {}, [e.code, e.rule, e.detail].filter(Boolean).join(" — "))));
+  }
+}

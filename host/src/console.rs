@@ -1,0 +1,162 @@
+//! The owner console: a static page at `/ui` (README, "Owner console"; docs/console.md).
+//!
+//! The page's files are embedded in the binary (`host/console/`): plain ES modules, a style
+//! sheet and one vendored bundle of the audited @noble libraries — nothing is fetched from
+//! anywhere else. They are served with a strict Content-Security-Policy: scripts, styles and
+//! requests only from this origin, no inline script or style, no framing.
+//!
+//! The page talks to the public API below and to the owner's own wallet (EIP-1193). It holds
+//! nothing secret: every owner act is EIP-712 typed data the wallet shows and signs, and the
+//! enclave rebuilds that message from the call's fields.
+//!
+//! One route exists for the page: `POST /v1/policy/normalize` resolves a policy file (TOML
+//! or JSON) exactly as `bridle policy normalize` does and answers the canonical document,
+//! its hash and the `explain` text. It signs nothing; the page hashes the canonical bytes
+//! itself, and that hash is what the wallet shows.
+
+use crate::api::{ApiError, ApiJson};
+use crate::AppState;
+use axum::extract::Path;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bridle_common::policy::explain::explain;
+use bridle_common::policy::file::resolve_text;
+use bridle_common::policy::CompiledPolicy;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The page's Content-Security-Policy: this origin only, no inline code, no framing.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                       connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// One embedded file: path under `/ui/`, content type, bytes.
+struct Asset {
+    path: &'static str,
+    mime: &'static str,
+    body: &'static [u8],
+}
+
+macro_rules! asset {
+    ($path:literal, $mime:expr) => {
+        Asset { path: $path, mime: $mime, body: include_bytes!(concat!("../console/", $path)) }
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every file the console serves. A path not listed is 404.
+static ASSETS: &[Asset] = &[
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("console.css", "text/css; charset=utf-8"),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("owner.js", JS),
+    asset!("eip712.js", JS),
+    asset!("bytes.js", JS),
+    asset!("verify.js", JS),
+    asset!("attest.js", JS),
+    asset!("x509.js", JS),
+    asset!("views.js", JS),
+    asset!("chart.js", JS),
+    asset!("decode.js", JS),
+    asset!("vendor/noble.js", JS),
+    asset!("vendor/LICENSE-noble-curves", "text/plain; charset=utf-8"),
+    asset!("vendor/LICENSE-noble-hashes", "text/plain; charset=utf-8"),
+];
+
+/// The console's routes (merged into the API router).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        .route("/ui/", get(|| async { serve("index.html") }))
+        .route("/ui/{*path}", get(|Path(p): Path<String>| async move { serve(&p) }))
+        .route("/v1/policy/normalize", post(normalize))
+}
+
+fn serve(path: &str) -> Response {
+    let Some(a) = ASSETS.iter().find(|a| a.path == path) else {
+        return (StatusCode::NOT_FOUND, secure_headers(), "not found").into_response();
+    };
+    let mut r = (StatusCode::OK, secure_headers(), a.body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(a.mime));
+    r
+}
+
+fn secure_headers() -> [(header::HeaderName, HeaderValue); 7] {
+    [
+        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (header::HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
+        (header::HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin")),
+    ]
+}
+
+/// Body of `POST /v1/policy/normalize`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizeRequest {
+    /// The policy file's text, TOML or JSON (as `bridle policy normalize FILE` reads it).
+    pub text: String,
+}
+
+/// `POST /v1/policy/normalize`: `{canonical, hash, explain, lifetime_error}`.
+///
+/// `canonical` is the normalized document's canonical encoding as text — exactly the bytes
+/// the policy hash covers (`keccak256("bridle/policy/v1\n" ‖ canonical)`) and the `policy`
+/// a `CreateSession` or `UpdatePolicy` body carries. Relative times (`valid_for`) resolve
+/// against the host's clock now, as the CLI's do against the owner's machine's.
+pub async fn normalize(ApiJson(req): ApiJson<NormalizeRequest>) -> Result<Json<Value>, ApiError> {
+    let now = crate::store::now_secs();
+    let doc = resolve_text(&req.text, now).map_err(ApiError::denial)?;
+    let compiled = CompiledPolicy::compile(doc).map_err(ApiError::denial)?;
+    let canonical = String::from_utf8(compiled.doc.canonical_bytes())
+        .map_err(|_| ApiError::internal("canonical policy is not UTF-8"))?;
+    Ok(Json(json!({
+        "canonical": canonical,
+        "hash": compiled.hash,
+        "explain": explain(&compiled),
+        "lifetime_error": compiled.check_lifetime(now).err().map(|d| d.to_string()),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_asset_is_listed_once_and_not_empty() {
+        for (i, a) in ASSETS.iter().enumerate() {
+            assert!(!a.body.is_empty(), "{} is empty", a.path);
+            assert!(ASSETS[..i].iter().all(|b| b.path != a.path), "{} listed twice", a.path);
+        }
+    }
+
+    #[test]
+    fn no_page_loads_anything_from_elsewhere() {
+        // The CSP forbids it; the files must not even try (no CDN, no inline script).
+        for a in ASSETS.iter().filter(|a| !a.path.starts_with("vendor/")) {
+            let text = std::str::from_utf8(a.body).unwrap();
+            for bad in ["http://", "https://", "<script>", " onclick=", " onload=", "style=\""] {
+                assert!(!text.contains(bad), "{} contains {bad:?}", a.path);
+            }
+        }
+    }
+
+    #[test]
+    fn normalize_matches_the_cli_form() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies/usdc-daily.toml"))
+                .unwrap();
+        let now = crate::store::now_secs();
+        let doc = resolve_text(&text, now).unwrap();
+        let c = CompiledPolicy::compile(doc).unwrap();
+        let mut buf = b"bridle/policy/v1\n".to_vec();
+        buf.extend_from_slice(&c.doc.canonical_bytes());
+        assert_eq!(alloy_primitives::keccak256(buf), c.hash);
+    }
+}
