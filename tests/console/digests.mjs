@@ -1,0 +1,61 @@
+// The console's pure modules under node, for tests/tests/console_digests.rs: reads a JSON
+// array of cases on stdin, answers a JSON array of results (same order) on stdout. The Rust
+// test compares every digest with the one bridle-common computes for the same input.
+import { ownerTypedData, ownerDigest } from "../../host/console/eip712.js";
+import { bindingDigest, receiptDigest, checkReceipt, verifyAuditLog, entryHash } from "../../host/console/verify.js";
+import { termsDigest } from "../../host/console/owner.js";
+import { payloadDigest } from "../../host/console/decode.js";
+import { verifyAttestation } from "../../host/console/attest.js";
+import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey } from "../../host/console/bytes.js";
+
+const hex = (b) => bytesToHex(b);
+const ops = {
+  owner: (c) => {
+    const td = ownerTypedData(c.fields);
+    return { typed_data: td, digest: hex(ownerDigest(td)) };
+  },
+  binding: (c) => ({ digest: hex(bindingDigest(c.binding)) }),
+  receipt: (c) => {
+    const r = c.reply.receipt;
+    const digest = hex(receiptDigest(c.kind, c.reply, r.enclave, r.time, r.nonce));
+    try {
+      checkReceipt(c.kind, c.reply, c.identity, c.nonce);
+      return { digest, ok: true };
+    } catch (e) {
+      return { digest, ok: false, error: e.message };
+    }
+  },
+  audit: (c) => ({ result: verifyAuditLog(c.entries, c.head, c.identity), hashes: c.entries.map((e) => hex(entryHash(e))) }),
+  policy_hash: (c) => ({ hash: hex(keccak(utf8("bridle/policy/v1\n"), utf8(c.canonical))) }),
+  terms: (c) => ({ digest: termsDigest(c.terms.map((t) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, BigInt(v)])))) }),
+  payload: (c) => {
+    const d = payloadDigest(c.payload);
+    return { digest: d ? hex(d) : null };
+  },
+  address: (c) => ({ address: addressOfPublicKey(hexToBytes(c.public_key)) }),
+  attest: (c) => {
+    try {
+      const o = c.opts;
+      const pcrs = Object.fromEntries(Object.entries(o.pcrs ?? {}).map(([i, v]) => [i, hexToBytes(v)]));
+      const v = verifyAttestation(hexToBytes(c.document), {
+        rootPem: o.root_pem ?? undefined,
+        anyImage: !!o.any_image,
+        pcrs,
+        nonce: o.nonce ? hexToBytes(o.nonce) : undefined,
+        publicKey: o.public_key ? hexToBytes(o.public_key) : undefined,
+      });
+      return { ok: true, module_id: v.moduleId, public_key: v.publicKey ? hex(v.publicKey) : null, pcr0: hex(v.pcrs[0]) };
+    } catch (e) {
+      return { ok: false, error: e.message };
+    }
+  },
+};
+
+let input = "";
+for await (const chunk of process.stdin) input += chunk;
+const out = JSON.parse(input).map((c) => {
+  const f = ops[c.op];
+  if (!f) return { error: `unknown op ${c.op}` };
+  return f(c);
+});
+process.stdout.write(JSON.stringify(out, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
