@@ -319,6 +319,11 @@ function wire() {
   $("connect").addEventListener("click", () => act("Connecting the wallet", connect));
   $("refresh").addEventListener("click", () => act("Refreshing", async () => (await refresh(), "up to date")));
   $("preview").addEventListener("click", () => act("Normalizing the policy", preview));
+  $("verify-audit").addEventListener("click", () => act("Verifying the audit log", async () => {
+    await refreshAudit();
+    if (state.audit) renderAudit($("audit-table").tBodies[0], state.audit.entries, state.sessions.map((r) => r.stored.session));
+    return state.audit ? "the audit log verifies" : null;
+  }));
   $("policy-file").addEventListener("change", async () => {
     const f = await readFile($("policy-file"));
     if (f) $("policy-text").value = f.text;
