@@ -7,6 +7,9 @@
 #    Lock files are committed: `npm ci` is deterministic.
 #  - apt: postgresql (the host store's tests run against a real PostgreSQL server,
 #    tests/src/postgres.rs; with CI=true a missing server fails them).
+#  - apt: chromium, and pip: playwright (tests/console/requirements.txt) for the owner
+#    console's browser test (tests/tests/console_ui.rs); Playwright drives the system
+#    Chromium, it downloads no browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,5 +38,16 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql
 fi
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL server binaries missing after install" >&2; exit 1; }
+if ! python3 -c "import playwright.sync_api" >/dev/null 2>&1; then
+  echo "== installing Playwright for Python (the console's browser test; no browser download)"
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/console/requirements.txt
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing Chromium (apt: chromium)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+fi
+[ -x /usr/bin/chromium ] && python3 -c "import playwright.sync_api" || { echo "chromium or Playwright missing after install" >&2; exit 1; }
 tests/js/node_modules/.bin/anvil --version | head -1
 echo "test dependencies ready"
