@@ -324,15 +324,18 @@ function wire() {
     if (state.audit) renderAudit($("audit-table").tBodies[0], state.audit.entries, state.sessions.map((r) => r.stored.session));
     return state.audit ? "the audit log verifies" : null;
   }));
-  $("policy-file").addEventListener("change", async () => {
-    const f = await readFile($("policy-file"));
-    if (f) $("policy-text").value = f.text;
-  });
-  $("policy-text").addEventListener("input", () => {
+  // A new text invalidates the preview: only a previewed text can be signed.
+  const policyChanged = () => {
     state.preview = null;
     $("preview-out").hidden = true;
     updateButtons();
+  };
+  $("policy-file").addEventListener("change", async () => {
+    const f = await readFile($("policy-file"));
+    if (f) $("policy-text").value = f.text;
+    policyChanged();
   });
+  $("policy-text").addEventListener("input", policyChanged);
   $("root-file").addEventListener("change", () => act("Reading the root certificate", async () => {
     const f = await readFile($("root-file"));
     if (!f) return null;

@@ -13,6 +13,7 @@ or uncaught exception fails the run.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -193,11 +194,33 @@ def main():
         expect(page.locator("#audit-table")).to_contain_text("approved")
         shot("audit")
 
+        # A policy update: a higher cap; the spend carries over (the ledger is the session's).
+        raised = a.policy.replace(".toml", "-raised.toml")
+        with open(a.policy) as f, open(raised, "w") as g:
+            g.write(f.read().replace('max = "100 USDC"', 'max = "200 USDC"'))
+        raised_hash = cli("policy", "hash", raised).stdout.strip()
+        page.set_input_files("#policy-file", raised)
+        expect(page.locator("#policy-text")).to_have_value(re.compile("200 USDC"))
+        expect(page.locator("#update-btn")).to_be_disabled()
+        page.click("#preview")
+        wait_status("read the explanation")
+        expect(page.locator("#policy-hash")).to_have_text(raised_hash)
+        page.click("#update-btn")
+        wait_status("now enforces policy")
+        m = asked[-1]["message"]
+        assert m["action"] == "update_policy" and m["policyHash"] == raised_hash and m["session"].lower() == session.lower(), m
+        expect(page.locator("#detail-body")).to_contain_text("spent 75 USDC of 200 USDC")
+        shot("updated")
+
         page.click("#revoke")
         wait_status("revoked")
         assert asked[-1]["message"]["action"] == "revoke", asked[-1]
         expect(page.locator(f'tr[data-session="{session}"]')).to_contain_text("revoked")
         shot("revoked")
+        page.click("#revoke-all")
+        wait_status("revoked 0 session(s)")
+        m = asked[-1]["message"]
+        assert m["action"] == "revoke_all" and int(m["session"], 16) == 0 and int(m["agent"], 16) == 0, m
         browser.close()
 
     if errors:
