@@ -80,7 +80,7 @@ def main():
     errors = []
     shot_n = [0]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=a.chromium, headless=True, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=a.chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"])
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
