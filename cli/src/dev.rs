@@ -131,6 +131,7 @@ fn print_banner(url: &str, sock: &Path, db: &Path, dir: &Path, root: &Path, trus
     println!("Bridle dev is running (development enclave: keys in memory, mock NSM).");
     println!("  trust:   {trust}");
     println!("  host:    {url}");
+    println!("  console: {url}/ui/ (owner console: open it in a browser with a wallet)");
     println!("  enclave: unix:{}", sock.display());
     println!("  db:      {}", db.display());
     println!("  nsm root: {} (mock; bridle verify attestation|session --root)", root.display());
