@@ -8,7 +8,7 @@
 //! | transaction      | EIP-155 / EIP-1559 signing hash     | the same                            |
 //! | typed data       | EIP-712 signing hash                | the same                            |
 //! | message          | EIP-191 hash of the bytes           | the same                            |
-//! | user operation   | userOpHash (EntryPoint v0.7)        | EIP-191 hash of the 32-byte hash    |
+//! | user operation   | userOpHash (EntryPoint v0.7 / v0.8) | v0.7: EIP-191 hash of the 32-byte hash; v0.8: the hash |
 //! | type 4           | — refused before anything else      | never                               |
 
 use crate::allowance::Place;
@@ -88,7 +88,7 @@ impl Prepared {
     /// What the session key signs.
     pub fn signing_digest(&self) -> B256 {
         match self {
-            Prepared::UserOperation { hash, .. } => UserOperationRequest::signing_digest(hash),
+            Prepared::UserOperation { op, hash } => op.signing_digest(hash),
             other => other.stamp_digest(),
         }
     }

@@ -1,6 +1,7 @@
-//! ERC-4337 v0.7 packed user operations (R-SIGN-2): the request as the enclave receives
-//! it, the user operation hash computed exactly as EntryPoint v0.7 `getUserOpHash`, and
-//! the decoding of the account's `callData` into the inner calls the policy checks.
+//! ERC-4337 packed user operations (R-SIGN-2), for EntryPoint v0.7 and v0.8: the request as
+//! the enclave receives it, the user operation hash computed exactly as the entry point's
+//! `getUserOpHash`, and the decoding of the account's `callData` into the inner calls the
+//! policy checks.
 //!
 //! The enclave never signs a caller-supplied hash (R-TRUST-1): it packs the operation
 //! from these fields and hashes it itself, with the entry point and chain id of the
@@ -11,6 +12,13 @@
 //! `ECDSA.recover(MessageHashUtils.toEthSignedMessageHash(userOpHash), signature)`, so the
 //! enclave signs the EIP-191 hash of the 32-byte userOpHash
 //! (`keccak256("\x19Ethereum Signed Message:\n32" ‖ userOpHash)`).
+//!
+//! EntryPoint v0.8 (`@account-abstraction/contracts` 0.8.0) makes `getUserOpHash` an EIP-712
+//! hash — domain `ERC4337`/`1`, the chain id and the entry point — of the same packed fields,
+//! and SimpleAccount v0.8 checks `ECDSA.recover(userOpHash, signature)`: the key signs the
+//! hash itself. An operation whose `initCode` carries v0.8's EIP-7702 marker hashes the
+//! account's delegate, which only the chain knows; like every EIP-7702 authorization it is
+//! never signed (R-SIGN-1).
 
 use crate::error::{Denial, ErrorCode};
 use crate::tx::{Call, Gas};
@@ -21,10 +29,35 @@ use serde::{Deserialize, Serialize};
 /// The canonical EntryPoint v0.7 address.
 pub const ENTRY_POINT_V07: Address = address!("0000000071727De22E5E9d8BAf0edAc6f37da032");
 
+/// The canonical EntryPoint v0.8 address.
+pub const ENTRY_POINT_V08: Address = address!("4337084D9E255Ff0702461CF8895CE9E3b5Ff108");
+
+/// Which EntryPoint an operation is for: it decides the hash and what the key signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntryPointVersion {
+    #[serde(rename = "0.7")]
+    V07,
+    #[serde(rename = "0.8")]
+    V08,
+}
+
+impl EntryPointVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryPointVersion::V07 => "v0.7",
+            EntryPointVersion::V08 => "v0.8",
+        }
+    }
+}
+
+/// `typeHash` of EntryPoint v0.8's `PackedUserOperation` (UserOperationLib).
+const PACKED_USEROP_TYPEHASH_STR: &str = "PackedUserOperation(address sender,uint256 nonce,bytes initCode,bytes callData,bytes32 accountGasLimits,uint256 preVerificationGas,bytes32 gasFees,bytes paymasterAndData)";
+
 /// Most inner calls one user operation may make.
 pub const MAX_INNER_CALLS: usize = 64;
 
-/// A v0.7 user operation to sign, in its unpacked (RPC) form plus where it will run.
+/// A v0.7 or v0.8 user operation to sign, in its unpacked (RPC) form plus where it will run
+/// (the two versions pack the same fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserOperationRequest {
@@ -32,6 +65,10 @@ pub struct UserOperationRequest {
     pub chain_id: u64,
     /// The entry point that will validate it (part of the hash); must be on the policy's list.
     pub entry_point: Address,
+    /// Which EntryPoint version `entry_point` is; absent: v0.8 for the canonical v0.8
+    /// address, v0.7 otherwise. The policy lists each entry point under its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_point_version: Option<EntryPointVersion>,
     pub sender: Address,
     pub nonce: U256,
     /// Account factory (v0.7 RPC form); `factory_data` is its calldata.
@@ -189,12 +226,28 @@ impl UserOperationRequest {
         })
     }
 
-    /// `getUserOpHash` of EntryPoint v0.7:
-    /// `keccak256(abi.encode(keccak256(UserOperationLib.encode(op)), entryPoint, chainId))`
-    /// where `encode` hashes initCode, callData and paymasterAndData.
+    /// The entry point's version (see [`UserOperationRequest::entry_point_version`]).
+    pub fn version(&self) -> EntryPointVersion {
+        self.entry_point_version.unwrap_or(if self.entry_point == ENTRY_POINT_V08 {
+            EntryPointVersion::V08
+        } else {
+            EntryPointVersion::V07
+        })
+    }
+
+    /// `getUserOpHash` of the operation's entry point.
+    ///
+    /// v0.7: `keccak256(abi.encode(keccak256(UserOperationLib.encode(op)), entryPoint,
+    /// chainId))` where `encode` hashes initCode, callData and paymasterAndData.
+    ///
+    /// v0.8: the EIP-712 hash `keccak256(0x1901 ‖ domainSeparator ‖ structHash)`, domain
+    /// `{name: "ERC4337", version: "1", chainId, verifyingContract: entryPoint}`, struct hash
+    /// `keccak256(abi.encode(PACKED_USEROP_TYPEHASH, sender, nonce, keccak(initCode),
+    /// keccak(callData), accountGasLimits, preVerificationGas, gasFees,
+    /// keccak(paymasterAndData)))`.
     pub fn hash(&self) -> Result<B256, Denial> {
         let p = self.packed(Bytes::new())?;
-        let inner = (
+        let fields = (
             p.sender,
             p.nonce,
             keccak256(&p.initCode),
@@ -203,15 +256,50 @@ impl UserOperationRequest {
             p.preVerificationGas,
             p.gasFees,
             keccak256(&p.paymasterAndData),
-        )
-            .abi_encode_params();
-        Ok(keccak256((keccak256(inner), self.entry_point, U256::from(self.chain_id)).abi_encode_params()))
+        );
+        match self.version() {
+            EntryPointVersion::V07 => {
+                let inner = fields.abi_encode_params();
+                Ok(keccak256((keccak256(inner), self.entry_point, U256::from(self.chain_id)).abi_encode_params()))
+            }
+            EntryPointVersion::V08 => {
+                if is_eip7702_init_code(&p.initCode) {
+                    return Err(Denial::rule(
+                        ErrorCode::AuthorizationDenied,
+                        "user_operations",
+                        "an EntryPoint v0.8 operation with an EIP-7702 initCode hands the account to a delegate only the chain knows; never signed",
+                    ));
+                }
+                let typehash = keccak256(PACKED_USEROP_TYPEHASH_STR.as_bytes());
+                let (a, b, c, d, e, f, g, h) = fields;
+                let struct_hash = keccak256((typehash, a, b, c, d, e, f, g, h).abi_encode_params());
+                let domain = keccak256(
+                    (
+                        keccak256(
+                            "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+                                .as_bytes(),
+                        ),
+                        keccak256("ERC4337".as_bytes()),
+                        keccak256("1".as_bytes()),
+                        U256::from(self.chain_id),
+                        self.entry_point,
+                    )
+                        .abi_encode_params(),
+                );
+                Ok(keccak256([&[0x19u8, 0x01][..], domain.as_slice(), struct_hash.as_slice()].concat()))
+            }
+        }
     }
 
-    /// The digest the session key signs: the EIP-191 hash of the 32-byte userOpHash, as
-    /// SimpleAccount v0.7 verifies (`toEthSignedMessageHash(userOpHash)`).
-    pub fn signing_digest(user_op_hash: &B256) -> B256 {
-        alloy_primitives::eip191_hash_message(user_op_hash.as_slice())
+    /// The digest the session key signs for this operation's `userOpHash`: v0.7 — the
+    /// EIP-191 hash of the 32-byte hash, as SimpleAccount v0.7 verifies
+    /// (`toEthSignedMessageHash(userOpHash)`); v0.8 — the (EIP-712) hash itself, as
+    /// SimpleAccount v0.8 verifies (`ECDSA.recover(userOpHash, signature)`).
+    pub fn signing_digest(&self, user_op_hash: &B256) -> B256 {
+        match self.version() {
+            EntryPointVersion::V07 => alloy_primitives::eip191_hash_message(user_op_hash.as_slice()),
+            EntryPointVersion::V08 => *user_op_hash,
+        }
     }
 
     /// Gas terms: the sum of every gas limit (call, verification, pre-verification,
@@ -242,6 +330,17 @@ impl UserOperationRequest {
     /// The inner calls the account will make (see [`decode_account_call`]).
     pub fn calls(&self) -> Result<Vec<Call>, Denial> {
         decode_account_call(&self.call_data)
+    }
+}
+
+/// Whether `init_code` starts with EntryPoint v0.8's EIP-7702 marker (`0x7702` padded to 20
+/// bytes).
+fn is_eip7702_init_code(init_code: &[u8]) -> bool {
+    init_code.len() >= 2 && {
+        let mut first = [0u8; 20];
+        let n = init_code.len().min(20);
+        first[..n].copy_from_slice(&init_code[..n]);
+        first[0] == 0x77 && first[1] == 0x02 && first[2..].iter().all(|&b| b == 0)
     }
 }
 
@@ -405,216 +504,5 @@ pub mod encode {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use alloy_dyn_abi::DynSolValue;
-
-    fn op() -> UserOperationRequest {
-        UserOperationRequest {
-            chain_id: 31337,
-            entry_point: ENTRY_POINT_V07,
-            sender: Address::repeat_byte(0x11),
-            nonce: U256::from(7),
-            factory: None,
-            factory_data: Bytes::new(),
-            init_code: None,
-            call_data: encode::simple_execute(Address::repeat_byte(0x22), U256::from(5), Bytes::new()),
-            call_gas_limit: 100_000,
-            verification_gas_limit: 200_000,
-            pre_verification_gas: U256::from(50_000),
-            max_fee_per_gas: 2_000_000_000,
-            max_priority_fee_per_gas: 1_000_000_000,
-            paymaster: None,
-            paymaster_verification_gas_limit: 0,
-            paymaster_post_op_gas_limit: 0,
-            paymaster_data: Bytes::new(),
-        }
-    }
-
-    /// The hash computed a second way: alloy-dyn-abi's encoder over the words, built by
-    /// hand from the EntryPoint v0.7 source, rather than sol! types.
-    fn hash_dyn(o: &UserOperationRequest) -> B256 {
-        let word = |hi: u128, lo: u128| DynSolValue::FixedBytes(B256::from(U256::from(hi) << 128 | U256::from(lo)), 32);
-        let inner = DynSolValue::Tuple(vec![
-            DynSolValue::Address(o.sender),
-            DynSolValue::Uint(o.nonce, 256),
-            DynSolValue::FixedBytes(keccak256(o.init_code().unwrap()), 32),
-            DynSolValue::FixedBytes(keccak256(&o.call_data), 32),
-            word(o.verification_gas_limit, o.call_gas_limit),
-            DynSolValue::Uint(o.pre_verification_gas, 256),
-            word(o.max_priority_fee_per_gas, o.max_fee_per_gas),
-            DynSolValue::FixedBytes(keccak256(o.paymaster_and_data().unwrap()), 32),
-        ])
-        .abi_encode_params();
-        let outer = DynSolValue::Tuple(vec![
-            DynSolValue::FixedBytes(keccak256(inner), 32),
-            DynSolValue::Address(o.entry_point),
-            DynSolValue::Uint(U256::from(o.chain_id), 256),
-        ])
-        .abi_encode_params();
-        keccak256(outer)
-    }
-
-    #[test]
-    fn hash_matches_an_independent_encoding_and_binds_every_field() {
-        let base = op();
-        assert_eq!(base.hash().unwrap(), hash_dyn(&base));
-        let mut variants = vec![];
-        let mut v = base.clone();
-        v.chain_id = 1;
-        variants.push(v);
-        let mut v = base.clone();
-        v.entry_point = Address::repeat_byte(9);
-        variants.push(v);
-        let mut v = base.clone();
-        v.factory = Some(Address::repeat_byte(0xfa));
-        v.factory_data = Bytes::from_static(&[1, 2, 3]);
-        variants.push(v);
-        let mut v = base.clone();
-        v.paymaster = Some(Address::repeat_byte(0xbb));
-        v.paymaster_verification_gas_limit = 1;
-        v.paymaster_post_op_gas_limit = 2;
-        v.paymaster_data = Bytes::from_static(&[4]);
-        variants.push(v);
-        let mut v = base.clone();
-        v.max_priority_fee_per_gas += 1;
-        variants.push(v);
-        let mut v = base.clone();
-        v.call_gas_limit += 1;
-        variants.push(v);
-        for v in &variants {
-            assert_eq!(v.hash().unwrap(), hash_dyn(v));
-            assert_ne!(v.hash().unwrap(), base.hash().unwrap());
-        }
-        // init_code and factory + factory_data are the same operation.
-        let mut a = base.clone();
-        a.factory = Some(Address::repeat_byte(0xfa));
-        a.factory_data = Bytes::from_static(&[1, 2, 3]);
-        let mut b = base.clone();
-        b.init_code = Some([&[0xfa; 20][..], &[1, 2, 3]].concat().into());
-        assert_eq!(a.hash().unwrap(), b.hash().unwrap());
-    }
-
-    #[test]
-    fn malformed_packing_is_refused() {
-        let mut o = op();
-        o.init_code = Some(Bytes::from_static(&[1, 2]));
-        assert_eq!(o.hash().unwrap_err().code, ErrorCode::Malformed);
-        let mut o = op();
-        o.paymaster_data = Bytes::from_static(&[1]);
-        assert_eq!(o.hash().unwrap_err().code, ErrorCode::Malformed);
-        let mut o = op();
-        o.factory = Some(Address::ZERO);
-        o.init_code = Some(Bytes::new());
-        assert_eq!(o.hash().unwrap_err().code, ErrorCode::Malformed);
-        let mut o = op();
-        o.factory_data = Bytes::from_static(&[1]);
-        assert_eq!(o.hash().unwrap_err().code, ErrorCode::Malformed);
-    }
-
-    #[test]
-    fn gas_sums_every_limit() {
-        let mut o = op();
-        o.paymaster = Some(Address::repeat_byte(1));
-        o.paymaster_verification_gas_limit = 30_000;
-        o.paymaster_post_op_gas_limit = 20_000;
-        let g = o.gas().unwrap();
-        assert_eq!(g.gas_limit, 100_000 + 200_000 + 50_000 + 30_000 + 20_000);
-        assert_eq!(g.max_cost(), U256::from(400_000u64) * U256::from(2_000_000_000u64));
-        o.call_gas_limit = u128::MAX;
-        assert_eq!(o.gas().unwrap_err().code, ErrorCode::GasCap);
-    }
-
-    #[test]
-    fn decodes_every_supported_shape() {
-        let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
-        let d1 = Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef, 1]);
-        let d2 = Bytes::from_static(&[0xca, 0xfe, 0xba, 0xbe]);
-        let want = vec![
-            Call { to: Some(a), value: U256::from(1), data: d1.clone() },
-            Call { to: Some(b), value: U256::from(2), data: d2.clone() },
-        ];
-        let batch = [(a, U256::from(1), d1.clone()), (b, U256::from(2), d2.clone())];
-        assert_eq!(decode_account_call(&encode::simple_execute_batch(&batch)).unwrap(), want);
-        assert_eq!(decode_account_call(&encode::erc7579_batch(&batch)).unwrap(), want);
-        assert_eq!(decode_account_call(&encode::erc7579_single(a, U256::from(1), &d1)).unwrap(), want[..1]);
-        assert_eq!(decode_account_call(&encode::simple_execute(a, U256::from(1), d1.clone())).unwrap(), want[..1]);
-        let v06 = simple_account::v06::executeBatchCall { dest: vec![a, b], func: vec![d1.clone(), d2.clone()] };
-        let got = decode_account_call(&v06.abi_encode()).unwrap();
-        assert_eq!(got.len(), 2);
-        assert!(got.iter().all(|c| c.value.is_zero()));
-        let v08 = simple_account::v08::executeBatchCall {
-            calls: vec![
-                simple_account::v08::Call { target: a, value: U256::from(1), data: d1.clone() },
-                simple_account::v08::Call { target: b, value: U256::from(2), data: d2.clone() },
-            ],
-        };
-        assert_eq!(decode_account_call(&v08.abi_encode()).unwrap(), want);
-        // v0.7 executeBatch with an empty value array: zero values.
-        let c = simple_account::executeBatchCall { dest: vec![a, b], value: vec![], func: vec![d1, d2] };
-        assert!(decode_account_call(&c.abi_encode()).unwrap().iter().all(|c| c.value.is_zero()));
-    }
-
-    #[test]
-    fn refuses_what_it_cannot_see() {
-        let a = Address::repeat_byte(0xa);
-        let code = |d: &[u8]| decode_account_call(d).unwrap_err().code;
-        assert_eq!(code(&[]), ErrorCode::SelectorNotAllowed);
-        assert_eq!(code(&[1, 2, 3, 4, 5]), ErrorCode::SelectorNotAllowed);
-        // Delegatecall, staticcall, unknown call type, mode selector, exec type.
-        for (i, b) in [(0usize, 0xffu8), (0, 0xfe), (0, 0x02), (6, 0x01), (1, 0x02), (31, 0x01)] {
-            let mut mode = [0u8; 32];
-            mode[i] = b;
-            let c = erc7579::executeCall { mode: B256::from(mode), executionCalldata: Bytes::from(vec![0u8; 52]) };
-            assert_eq!(code(&c.abi_encode()), ErrorCode::ArgumentRejected, "mode {mode:?}");
-        }
-        // Short single execution.
-        let c = erc7579::executeCall { mode: B256::ZERO, executionCalldata: Bytes::from(vec![0u8; 51]) };
-        assert_eq!(code(&c.abi_encode()), ErrorCode::ArgumentRejected);
-        // Mismatched batch lengths.
-        let c =
-            simple_account::executeBatchCall { dest: vec![a], value: vec![U256::ZERO; 2], func: vec![Bytes::new()] };
-        assert_eq!(code(&c.abi_encode()), ErrorCode::ArgumentRejected);
-        // Trailing bytes are not canonical.
-        let mut d = encode::simple_execute(a, U256::ZERO, Bytes::new()).to_vec();
-        d.extend_from_slice(&[0u8; 32]);
-        assert_eq!(code(&d), ErrorCode::ArgumentRejected);
-        // Truncated.
-        let d = encode::simple_execute_batch(&[(a, U256::ZERO, Bytes::new())]);
-        assert_eq!(code(&d[..d.len() - 1]), ErrorCode::ArgumentRejected);
-        // Empty batch.
-        assert_eq!(code(&encode::erc7579_batch(&[])), ErrorCode::ArgumentRejected);
-        // Too many calls.
-        let many: Vec<_> = (0..=MAX_INNER_CALLS).map(|_| (a, U256::ZERO, Bytes::new())).collect();
-        assert_eq!(code(&encode::simple_execute_batch(&many)), ErrorCode::TooLarge);
-    }
-
-    #[test]
-    fn json_and_cbor_round_trip() {
-        let mut o = op();
-        o.paymaster = Some(Address::repeat_byte(3));
-        o.paymaster_post_op_gas_limit = u128::MAX;
-        let json = serde_json::to_string(&o).unwrap();
-        assert_eq!(serde_json::from_str::<UserOperationRequest>(&json).unwrap(), o);
-        let cbor = crate::frame::to_cbor(&o).unwrap();
-        assert_eq!(crate::frame::from_cbor::<UserOperationRequest>(&cbor).unwrap(), o);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn decoder_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
-            let _ = decode_account_call(&data);
-            for sel in [
-                erc7579::executeCall::SELECTOR,
-                simple_account::executeCall::SELECTOR,
-                simple_account::executeBatchCall::SELECTOR,
-                simple_account::v06::executeBatchCall::SELECTOR,
-                simple_account::v08::executeBatchCall::SELECTOR,
-            ] {
-                let mut d = sel.to_vec();
-                d.extend_from_slice(&data);
-                let _ = decode_account_call(&d);
-            }
-        }
-    }
-}
+#[path = "userop_tests.rs"]
+mod tests;

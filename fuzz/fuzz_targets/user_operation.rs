@@ -90,6 +90,7 @@ fuzz_target!(|data: &[u8]| {
     let op = UserOperationRequest {
         chain_id: 1,
         entry_point: ENTRY_POINT_V07,
+        entry_point_version: None,
         sender: Address::repeat_byte(0x5c),
         nonce: U256::from(u64::arbitrary(&mut u).unwrap_or(0)),
         factory: None,

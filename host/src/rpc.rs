@@ -9,8 +9,9 @@
 //!   goes to the enclave as [`TxRequest::Eip7702`] so that the enclave refuses it with its
 //!   own code.
 //! * `eth_signTypedData_v4`, `personal_sign` — relayed as typed-data JSON / message bytes.
-//! * `bridle_signUserOperation(userOp, entryPoint, chainId)` — an ERC-4337 v0.7 user
-//!   operation in its RPC JSON form (`sender`, `nonce`, `factory`, `factoryData`,
+//! * `bridle_signUserOperation(userOp, entryPoint, chainId)` — an ERC-4337 v0.7 or v0.8
+//!   user operation (`entryPointVersion: "0.8"` for a v0.8 entry point elsewhere than its
+//!   canonical address) in its RPC JSON form (`sender`, `nonce`, `factory`, `factoryData`,
 //!   `callData`, `callGasLimit`, …, `paymasterData`), converted field by field into a
 //!   [`UserOperationRequest`]; the session is the `Bridle-Session` header (the account's
 //!   owner key, not `sender`). Answers `{"signature", "userOpHash"}`. An `eip7702Auth`
@@ -301,10 +302,12 @@ const USER_OP_FIELDS: &[&str] = &[
     "paymasterData",
     "signature",
     "chainId",
+    "entryPointVersion",
 ];
 
-/// Convert an ERC-4337 v0.7 RPC user operation. `chainId` comes from the params or the
-/// object; nothing is filled in.
+/// Convert an ERC-4337 v0.7/v0.8 RPC user operation (the same fields; `entryPointVersion`
+/// "0.8" marks a v0.8 entry point at a non-canonical address). `chainId` comes from the
+/// params or the object; nothing is filled in.
 pub fn parse_user_op(v: &Value, entry_point: Address, chain_id: Option<u64>) -> Result<UserOperationRequest, RpcError> {
     let obj = v.as_object().ok_or_else(|| RpcError::invalid("the user operation must be a JSON object"))?;
     for k in obj.keys() {
@@ -325,6 +328,12 @@ pub fn parse_user_op(v: &Value, entry_point: Address, chain_id: Option<u64>) -> 
     Ok(UserOperationRequest {
         chain_id,
         entry_point,
+        entry_point_version: match present(obj, "entryPointVersion").map(|v| v.as_str()) {
+            None => None,
+            Some(Some("0.7" | "v0.7")) => Some(bridle_common::userop::EntryPointVersion::V07),
+            Some(Some("0.8" | "v0.8")) => Some(bridle_common::userop::EntryPointVersion::V08),
+            Some(_) => return Err(RpcError::invalid("entryPointVersion must be \"0.7\" or \"0.8\"")),
+        },
         sender: required(addr("sender")?, "sender")?,
         nonce: required(opt_u256(obj, "nonce")?, "nonce")?,
         factory: addr("factory")?,

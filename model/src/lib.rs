@@ -268,7 +268,11 @@ impl Model {
             return refused("malformed", state);
         };
         if !self.pending[i].live(t) {
-            self.pending.remove(i);
+            // A refused owner call changes nothing: on a revoked or suspended session the
+            // expired request stays until an approval can look at it (seed 494148).
+            if state.is_empty() {
+                self.pending.remove(i);
+            }
             return refused("expired", state);
         }
         if self.pending[i].approved {

@@ -356,6 +356,7 @@ pub fn payload_for(req: &Req, account: Address) -> SignPayload {
             SignPayload::UserOperation(UserOperationRequest {
                 chain_id: *chain_id,
                 entry_point: *entry_point,
+                entry_point_version: None,
                 sender: *sender,
                 nonce: *nonce,
                 factory: None,

@@ -917,6 +917,7 @@ impl EnclaveProc {
     }
 }
 
+pub mod aa;
 pub mod cli;
 pub mod cluster;
 pub mod differential;

@@ -180,6 +180,7 @@ fn base_op(ep: Address, sender: Address, call_data: Bytes) -> UserOperationReque
     UserOperationRequest {
         chain_id: 31337,
         entry_point: ep,
+        entry_point_version: None,
         sender,
         nonce: U256::ZERO,
         factory: None,

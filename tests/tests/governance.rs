@@ -112,6 +112,7 @@ fn user_op(calls: &[(Address, U256, Bytes)]) -> SignPayload {
     SignPayload::UserOperation(UserOperationRequest {
         chain_id: CHAIN,
         entry_point: ENTRY_POINT_V07,
+        entry_point_version: None,
         sender: SCA,
         nonce: U256::ZERO,
         factory: None,

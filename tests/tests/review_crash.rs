@@ -115,6 +115,7 @@ async fn deep_frames_signatures_and_calldata_never_crash() {
     let op = bridle_common::userop::UserOperationRequest {
         chain_id: CHAIN,
         entry_point: bridle_common::userop::ENTRY_POINT_V07,
+        entry_point_version: None,
         sender: DEAD,
         nonce: U256::ZERO,
         factory: None,

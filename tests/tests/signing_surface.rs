@@ -399,6 +399,7 @@ async fn cli_signs_typed_data_and_messages_and_imports_erc7715() {
     let op = bridle_common::userop::UserOperationRequest {
         chain_id: 31337,
         entry_point: bridle_common::userop::ENTRY_POINT_V07,
+        entry_point_version: None,
         sender: STRANGER,
         nonce: U256::ZERO,
         factory: None,

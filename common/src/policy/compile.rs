@@ -253,6 +253,7 @@ impl CompiledPolicy {
             ("approvals.caps", approvals.caps.len()),
             ("recipients", recipients.as_ref().map_or(0, |r| r.len())),
             ("user_operations.entry_points", user_operations.entry_points.len()),
+            ("user_operations.entry_points_v08", user_operations.entry_points_v08.len()),
             ("user_operations.paymasters", user_operations.paymasters.len()),
             ("user_operations.factories", user_operations.factories.len()),
             ("user_operations.senders", user_operations.senders.len()),
@@ -519,9 +520,15 @@ impl CompiledPolicy {
         }
 
         // User operations: addresses only; every list is an allowlist.
-        let UserOpRules { entry_points, paymasters: _, factories: _, senders: _ } = user_operations;
-        if entry_points.contains(&Address::ZERO) {
+        let UserOpRules { entry_points, entry_points_v08, paymasters: _, factories: _, senders: _ } = user_operations;
+        if entry_points.contains(&Address::ZERO) || entry_points_v08.contains(&Address::ZERO) {
             return Err(invalid("user_operations.entry_points", "the zero address is not an entry point"));
+        }
+        if let Some(a) = entry_points.iter().find(|a| entry_points_v08.contains(a)) {
+            return Err(invalid(
+                "user_operations.entry_points",
+                format!("{a} is listed as both a v0.7 and a v0.8 entry point"),
+            ));
         }
 
         // Typed data rules (R-SIGN-3).

@@ -368,9 +368,14 @@ pub struct ApprovalCap {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserOpRules {
-    /// Entry points the session signs for (the hash binds the entry point and chain).
+    /// EntryPoint v0.7 entry points the session signs for (the hash binds the entry point
+    /// and chain).
     #[serde(default)]
     pub entry_points: Vec<Address>,
+    /// EntryPoint v0.8 entry points (EIP-712 `getUserOpHash`). Omitted when empty, so older
+    /// policies keep their hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entry_points_v08: Vec<Address>,
     /// Paymasters an operation may name; none listed: no paymaster.
     #[serde(default)]
     pub paymasters: Vec<Address>,
@@ -385,6 +390,7 @@ pub struct UserOpRules {
 impl UserOpRules {
     pub fn is_empty(&self) -> bool {
         self.entry_points.is_empty()
+            && self.entry_points_v08.is_empty()
             && self.paymasters.is_empty()
             && self.factories.is_empty()
             && self.senders.is_empty()

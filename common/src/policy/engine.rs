@@ -14,7 +14,7 @@ use crate::ledger::LedgerKey;
 use crate::period::{format_time, Period};
 use crate::tx::{Call, Gas};
 use crate::units::format_duration;
-use crate::userop::UserOperationRequest;
+use crate::userop::{EntryPointVersion, UserOperationRequest};
 use alloy_dyn_abi::DynSolValue;
 use alloy_primitives::{Address, U256};
 
@@ -246,7 +246,8 @@ fn jit_consumer(p: &CompiledPolicy, next: &Call, spender: Address, token: Addres
     None
 }
 
-/// Decide an ERC-4337 v0.7 user operation (R-SIGN-2): entry point, sender, factory and
+/// Decide an ERC-4337 v0.7 or v0.8 user operation (R-SIGN-2): entry point (listed under its
+/// version), sender, factory and
 /// paymaster on the policy's lists; the callData decoded into inner calls, each checked
 /// as a call and all charged together; the summed gas limits at `max_fee_per_gas` under
 /// the gas rules. Undecodable callData is denied.
@@ -259,14 +260,19 @@ pub fn evaluate_user_op(
     check_time(p, ctx.now)?;
     check_chain(p, op.chain_id)?;
     let u = &p.doc.user_operations;
-    if !u.entry_points.contains(&op.entry_point) {
+    let version = op.version();
+    let listed = match version {
+        EntryPointVersion::V07 => &u.entry_points,
+        EntryPointVersion::V08 => &u.entry_points_v08,
+    };
+    if !listed.contains(&op.entry_point) {
         return Err(Denial::rule(
             ErrorCode::TargetNotAllowed,
             "user_operations.entry_points",
-            if u.entry_points.is_empty() {
+            if u.entry_points.is_empty() && u.entry_points_v08.is_empty() {
                 "the policy lists no entry point: it allows no user operation".to_string()
             } else {
-                format!("entry point {} is not allowed", op.entry_point)
+                format!("entry point {} is not allowed as an EntryPoint {}", op.entry_point, version.as_str())
             },
         ));
     }

@@ -225,15 +225,20 @@ pub fn explain(p: &CompiledPolicy) -> String {
 
     // User operations (R-SIGN-2).
     let u = &d.user_operations;
-    if u.entry_points.is_empty() {
+    if u.entry_points.is_empty() && u.entry_points_v08.is_empty() {
         let _ = writeln!(s, "user_operations: none (no entry point is listed)");
     } else {
         let list = |v: &[alloy_primitives::Address]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
-        let _ = writeln!(
-            s,
-            "user_operations.entry_points: ERC-4337 v0.7 user operations for {}; each inner call of the account's execute/executeBatch must pass the call rules above, all charged together; other callData is denied",
-            list(&u.entry_points)
-        );
+        for (v, eps) in [("v0.7", &u.entry_points), ("v0.8", &u.entry_points_v08)] {
+            if eps.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "user_operations.entry_points: ERC-4337 {v} user operations for {}; each inner call of the account's execute/executeBatch must pass the call rules above, all charged together; other callData is denied",
+                list(eps)
+            );
+        }
         if u.senders.is_empty() {
             let _ = writeln!(s, "user_operations.senders: any smart account");
         } else {

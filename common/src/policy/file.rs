@@ -100,8 +100,9 @@ pub struct JitSpec {
     pub token_arg: Option<ArgRef>,
 }
 
-/// `[user_operations]`: addresses; an entry point may be written "v0.7" for the canonical
-/// EntryPoint v0.7.
+/// `[user_operations]`: addresses; an entry point may be written "v0.7" or "v0.8" for the
+/// canonical EntryPoint v0.7 or v0.8, and "0x…@v0.8" for a v0.8 entry point at another
+/// address ("0x…" and "0x…@v0.7" are v0.7).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserOpSpec {
@@ -501,8 +502,23 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
             })
             .collect()
     };
+    let (mut entry_points, mut entry_points_v08) = (Vec::new(), Vec::new());
+    for e in &f.user_operations.entry_points {
+        let rule = "user_operations.entry_points";
+        match e.trim() {
+            "v0.7" | "entrypoint-v0.7" => entry_points.push(crate::userop::ENTRY_POINT_V07),
+            "v0.8" | "entrypoint-v0.8" => entry_points_v08.push(crate::userop::ENTRY_POINT_V08),
+            a => match a.split_once('@') {
+                Some((a, "v0.8")) => entry_points_v08.push(parse_address(a.trim(), rule)?),
+                Some((a, "v0.7")) => entry_points.push(parse_address(a.trim(), rule)?),
+                Some((_, v)) => return Err(err(rule, format!("entry point version {v:?}: write v0.7 or v0.8"))),
+                None => entry_points.push(parse_address(a, rule)?),
+            },
+        }
+    }
     let user_operations = UserOpRules {
-        entry_points: addrs(&f.user_operations.entry_points, "user_operations.entry_points")?,
+        entry_points,
+        entry_points_v08,
         paymasters: addrs(&f.user_operations.paymasters, "user_operations.paymasters")?,
         factories: addrs(&f.user_operations.factories, "user_operations.factories")?,
         senders: addrs(&f.user_operations.senders, "user_operations.senders")?,

@@ -145,6 +145,7 @@ fn op(calls: &[(Address, U256, Bytes)]) -> SignPayload {
     SignPayload::UserOperation(UserOperationRequest {
         chain_id: 1,
         entry_point: ENTRY_POINT_V07,
+        entry_point_version: None,
         sender: SCA,
         nonce: U256::from(next_nonce()),
         factory: None,

@@ -107,6 +107,7 @@ fn op(call_data: Bytes) -> UserOperationRequest {
     UserOperationRequest {
         chain_id: 1,
         entry_point: ENTRY_POINT_V07,
+        entry_point_version: None,
         sender: ACCOUNT_SCA,
         nonce: U256::ZERO,
         factory: None,
@@ -127,6 +128,34 @@ fn op(call_data: Bytes) -> UserOperationRequest {
 
 fn uo(o: UserOperationRequest) -> SignPayload {
     SignPayload::UserOperation(o)
+}
+
+#[test]
+fn entry_points_are_listed_under_their_version() {
+    use crate::userop::{EntryPointVersion, ENTRY_POINT_V08};
+    let ep8 = Address::repeat_byte(0x08);
+    let with = |eps: &str| compile_text(&BASE.replace(r#"entry_points = ["v0.7"]"#, &format!("entry_points = {eps}")));
+    let p = with(&format!(r#"["v0.8", "{ep8}@v0.8"]"#)).unwrap();
+    let u = &p.doc.user_operations;
+    assert_eq!((u.entry_points.clone(), u.entry_points_v08.clone()), (vec![], vec![ENTRY_POINT_V08, ep8]));
+    let c = Counters::new();
+    let single = encode::simple_execute(USDC, U256::ZERO, xfer(ALICE, usdc(1)));
+    let mut o = op(single);
+    // The canonical v0.8 address is v0.8 by itself; another needs the request to say so.
+    o.entry_point = ENTRY_POINT_V08;
+    decide(&p, &c, uo(o.clone())).unwrap();
+    o.entry_point_version = Some(EntryPointVersion::V07);
+    assert_eq!(code(decide(&p, &c, uo(o.clone()))), ErrorCode::TargetNotAllowed);
+    o.entry_point = ep8;
+    assert_eq!(code(decide(&p, &c, uo(o.clone()))), ErrorCode::TargetNotAllowed);
+    o.entry_point_version = Some(EntryPointVersion::V08);
+    decide(&p, &c, uo(o.clone())).unwrap();
+    // v0.7 lists keep their meaning, and the two lists are disjoint.
+    assert_eq!(code(decide(&policy(), &c, uo(o))), ErrorCode::TargetNotAllowed);
+    assert_eq!(with(&format!(r#"["{ep8}", "{ep8}@v0.8"]"#)).unwrap_err().code, ErrorCode::InvalidPolicy);
+    assert_eq!(with(&format!(r#"["{ep8}@v0.9"]"#)).unwrap_err().code, ErrorCode::InvalidPolicy);
+    // A policy without v0.8 entry points hashes as before (the field is omitted).
+    assert!(!serde_json::to_string(&policy().doc).unwrap().contains("entry_points_v08"));
 }
 
 #[test]
