@@ -20,10 +20,14 @@ pub struct DevArgs {
     /// Development clock offset file passed to the enclave (tests move time with it).
     #[arg(long)]
     clock_offset_file: Option<PathBuf>,
+    /// Run an enclave cluster of N nodes instead of one enclave (README, "High
+    /// availability"): N enclaves and N hosts on loopback; `<dir>/cluster.json` lists them.
+    #[arg(long, value_name = "N")]
+    cluster: Option<usize>,
 }
 
 /// Find a sibling binary (same directory as `bridle`), else rely on PATH.
-fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     if let Ok(me) = std::env::current_exe() {
         if let Some(dir) = me.parent() {
             let p = dir.join(name);
@@ -35,7 +39,7 @@ fn binary(name: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-struct Kids(Vec<Child>);
+pub(crate) struct Kids(pub Vec<Child>);
 impl Drop for Kids {
     fn drop(&mut self) {
         for c in &mut self.0 {
@@ -46,7 +50,7 @@ impl Drop for Kids {
 }
 
 /// Start a child and wait for its "listening" line on stdout.
-fn start(mut cmd: Command, what: &str) -> Result<(Child, String)> {
+pub(crate) fn start(mut cmd: Command, what: &str) -> Result<(Child, String)> {
     let mut child =
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().with_context(|| format!("cannot start {what}"))?;
     let out = child.stdout.take().ok_or_else(|| anyhow!("no stdout from {what}"))?;
@@ -76,6 +80,9 @@ pub fn run(a: DevArgs) -> Result<i32> {
     }
     std::fs::create_dir_all(&a.dir)?;
     let dir = a.dir.canonicalize()?;
+    if let Some(n) = a.cluster {
+        return crate::dev_cluster::run(n, &dir, &a.listen, a.clock_offset_file.as_ref(), stop);
+    }
     let sock = dir.join("enclave.sock");
     let db = dir.join("host.sqlite");
     let mut kids = Kids(vec![]);

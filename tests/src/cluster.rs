@@ -127,6 +127,11 @@ impl Cluster {
     /// `n` nodes of one image; the first founds the cluster, the others join it. Returns
     /// once every node is a voter and has the cluster's state.
     pub async fn start(n: usize) -> Cluster {
+        Self::start_with(n, &[]).await
+    }
+
+    /// [`Cluster::start`] with `extra` arguments for every enclave.
+    pub async fn start_with(n: usize, extra: &[&str]) -> Cluster {
         let mut c = Cluster {
             dir: tempfile::tempdir().unwrap(),
             nodes: Vec::new(),
@@ -134,7 +139,7 @@ impl Cluster {
             name: format!("test-{}", std::process::id()),
         };
         for i in 0..n {
-            c.add_node(&[]).await;
+            c.add_node(extra).await;
             c.start_node(i, i == 0);
             if i == 0 {
                 c.wait_ready(0, Duration::from_secs(30)).await;
@@ -317,6 +322,22 @@ impl Cluster {
         }
     }
 
+    /// Wait until node `i` is a voter in the leader's view.
+    pub async fn wait_voter(&self, i: usize, timeout: Duration) {
+        let t0 = Instant::now();
+        loop {
+            let id = self.info(i).await.and_then(|v| v["node_id"].as_u64());
+            if let (Some(id), Some(l)) = (id, self.leader().await) {
+                let v = self.info(l).await.unwrap_or_default();
+                if v["members"].as_array().is_some_and(|m| m.iter().any(|m| m["node_id"] == id && m["voter"] == true)) {
+                    return;
+                }
+            }
+            assert!(t0.elapsed() < timeout, "node {i} not a voter within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The cluster's identity (its public facts, through node `i`).
     pub async fn status(&self, i: usize) -> Status {
         let (code, v) = self.get(i, "/v1/status").await;
@@ -405,4 +426,38 @@ pub fn signer_of(v: &Value) -> Address {
 /// Bind check for loopback aliases: whether `127.0.0.{10+i}` can be used as a source.
 pub fn loopback_aliases_work(n: usize) -> bool {
     (0..n).all(|i| std::net::TcpListener::bind(SocketAddr::new(source_ip(i), 0)).is_ok())
+}
+
+/// The chain, token and recipient the cluster tests use.
+pub const CHAIN: u64 = 31337;
+pub const USDC: Address = alloy_primitives::address!("0x5fbdb2315678afecb367f032d93f642f64180aa3");
+pub const DEAD: Address = alloy_primitives::address!("0x000000000000000000000000000000000000dead");
+
+/// `n` USDC (6 decimals).
+pub fn usdc(n: u64) -> alloy_primitives::U256 {
+    alloy_primitives::U256::from(n) * alloy_primitives::U256::from(1_000_000u64)
+}
+
+/// USDC transfers only, at most `cap` USDC a day.
+pub fn cap_policy(cap: u64) -> Policy {
+    crate::policy(&format!(
+        r#"
+name = "cluster-cap"
+chains = [{CHAIN}]
+valid_for = "23h"
+[tokens]
+USDC = {{ address = "{USDC}", decimals = 6 }}
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)"]
+[[limits]]
+max = "{cap} USDC"
+per = "day"
+"#
+    ))
+}
+
+/// A stamped transfer of `n` USDC with transaction nonce `nonce`.
+pub fn transfer(g: &Granted, nonce: u64, n: u64) -> SignRequest {
+    stamped(g, SignPayload::Transaction(crate::erc20_transfer(CHAIN, nonce, USDC, DEAD, usdc(n))))
 }

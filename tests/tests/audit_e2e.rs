@@ -292,11 +292,19 @@ async fn a_tampered_export_is_rejected_naming_the_entry() {
     let mut forged = original.clone();
     let mallory = Actor::random();
     let head: bridle_common::audit::AuditHead = serde_json::from_value(forged["head"].clone()).unwrap();
-    let re = bridle_common::audit::AuditHead::signed(head.seq, head.hash, head.time, head.enclave, head.end, head.nonce, |d| {
-        let sk = k256::ecdsa::SigningKey::from(&mallory.secret);
-        let (sig, recid) = sk.sign_prehash_recoverable(d.as_slice())?;
-        Ok::<_, k256::ecdsa::Error>(alloy_primitives::Signature::from_signature_and_parity(sig, recid.is_y_odd()))
-    })
+    let re = bridle_common::audit::AuditHead::signed(
+        head.seq,
+        head.hash,
+        head.time,
+        head.enclave,
+        head.end,
+        head.nonce,
+        |d| {
+            let sk = k256::ecdsa::SigningKey::from(&mallory.secret);
+            let (sig, recid) = sk.sign_prehash_recoverable(d.as_slice())?;
+            Ok::<_, k256::ecdsa::Error>(alloy_primitives::Signature::from_signature_and_parity(sig, recid.is_y_odd()))
+        },
+    )
     .unwrap();
     forged["head"] = serde_json::to_value(re).unwrap();
     std::fs::write(dir.join("forged.json"), forged.to_string()).unwrap();

@@ -177,6 +177,10 @@ fn value_fits(ty: &DynSolType, v: &ArgValue) -> bool {
     )
 }
 
+/// How far the owner's and the enclave's clocks may differ when a session's length is
+/// checked against `max_duration` (seconds).
+pub const CLOCK_SKEW: u64 = 300;
+
 impl CompiledPolicy {
     /// Validate and compile. Errors are `invalid_policy` naming the rule.
     pub fn compile(doc: Policy) -> Result<CompiledPolicy, Denial> {
@@ -751,6 +755,10 @@ impl CompiledPolicy {
 
     /// Checks that depend on when the session is created or updated: the session must not
     /// be over already, and may last at most `max_duration` (default 24 h) from its start.
+    ///
+    /// The owner's tools resolve `valid_for` with the owner's clock, the enclave checks with
+    /// its own: a session may last [`CLOCK_SKEW`] more than `max_duration`, so that an
+    /// enclave clock a little behind the owner's does not refuse a `valid_for = "24h"`.
     pub fn check_lifetime(&self, now: u64) -> Result<(), Denial> {
         let until = self.doc.valid_until.unwrap_or(0);
         if until <= now {
@@ -759,7 +767,7 @@ impl CompiledPolicy {
         let start = self.doc.valid_after.unwrap_or(now).max(now);
         let max = self.doc.max_duration.unwrap_or(DEFAULT_MAX_DURATION);
         let len = until - start;
-        if len > max {
+        if len > max.saturating_add(CLOCK_SKEW) {
             return Err(invalid(
                 "valid_until",
                 format!(

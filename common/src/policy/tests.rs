@@ -236,9 +236,14 @@ fn lifetime_rules_at_creation() {
     // Already over.
     let doc = file::resolve_text(&format!("name='t'\nchains=[1]\nvalid_until={}\n", t0() - 1), t0()).unwrap();
     assert_eq!(CompiledPolicy::compile(doc).unwrap().check_lifetime(t0()).unwrap_err().code, ErrorCode::Expired);
-    // 24h exactly is fine.
+    // 24h exactly is fine — also checked by an enclave whose clock is a little behind the
+    // owner's (who resolved `valid_for`), but not more than the skew allowed.
     let doc = file::resolve_text("name='t'\nchains=[1]\nvalid_for='24h'\n", t0()).unwrap();
-    assert!(CompiledPolicy::compile(doc).unwrap().check_lifetime(t0()).is_ok());
+    let p = CompiledPolicy::compile(doc).unwrap();
+    assert!(p.check_lifetime(t0()).is_ok());
+    assert!(p.check_lifetime(t0() - 1).is_ok());
+    assert!(p.check_lifetime(t0() - super::compile::CLOCK_SKEW).is_ok());
+    assert_eq!(p.check_lifetime(t0() - super::compile::CLOCK_SKEW - 1).unwrap_err().code, ErrorCode::InvalidPolicy);
 }
 
 #[test]

@@ -141,7 +141,6 @@ impl Replica {
             })
         })
     }
-
 }
 
 /// Decode a snapshot's bytes.

@@ -301,7 +301,9 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
             }
         }
         Call::ApprovePending(_) => Err(Denial::new(ErrorCode::Unsupported, "not yet")),
-        Call::Sweep(_) | Call::Cluster(_) | Call::AllowImage(_) => Err(Denial::new(ErrorCode::Unsupported, "not in the fake enclave")),
+        Call::Sweep(_) | Call::Cluster(_) | Call::AllowImage(_) => {
+            Err(Denial::new(ErrorCode::Unsupported, "not in the fake enclave"))
+        }
         Call::Attest(a) => Ok(Reply::Attestation(AttestationReply { document: a.nonce.unwrap_or_default() })),
         Call::Audit(_) => Err(Denial::new(ErrorCode::Unsupported, "not in the fake enclave")),
     }

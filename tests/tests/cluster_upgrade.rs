@@ -1,0 +1,70 @@
+//! A rolling upgrade of an enclave cluster to a new image (ATTESTATION.md, "Upgrades"):
+//! nodes of the new image join because the cluster's configuration names their release
+//! signer (PCR8); a session whose owner signed `allow_image` for the new image moves with
+//! the nodes and keeps its address; a session without it stays on the old image's nodes,
+//! and once none of them is left, nothing can sign for it.
+
+use alloy_primitives::B256;
+use bridle_common::owner::{action, OwnerAction};
+use bridle_common::protocol::{image_digest, AllowImage, ImageAllowed};
+use bridle_tests::cluster::{cap_policy, signer_of, transfer, Cluster};
+use bridle_tests::{code, Actor};
+use sha2::{Digest, Sha384};
+use std::time::Duration;
+
+const SIGNER: &str = "5e000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000005e";
+const NEW_PCR0: &str =
+    "0e000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000e";
+
+fn mock_pcr(i: u8) -> Vec<u8> {
+    Sha384::digest(format!("bridle mock enclave PCR{i}").as_bytes()).to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_upgrade_moves_only_the_sessions_their_owners_allowed() {
+    let old = ["--release-pcr8", SIGNER, "--dev-pcr8", SIGNER];
+    let new = ["--release-pcr8", SIGNER, "--dev-pcr8", SIGNER, "--dev-pcr0", NEW_PCR0];
+    let new_image = image_digest(&hex::decode(NEW_PCR0).unwrap(), &mock_pcr(1), &mock_pcr(2));
+    let mut c = Cluster::start_with(3, &old).await;
+    let owner = Actor::random();
+    let moving = c.grant(0, &owner, &Actor::random(), &cap_policy(100)).await;
+    let staying = c.grant(0, &owner, &Actor::random(), &cap_policy(100)).await;
+
+    // The owner lets the new image hold `moving`'s key (the old leader attaches it, for
+    // nodes of that image only).
+    let st = c.status(0).await;
+    let msg = OwnerAction {
+        action: action::ALLOW_IMAGE.into(),
+        enclave: st.identity_address,
+        session: moving.session,
+        agent: moving.agent.address,
+        policyHash: B256::ZERO,
+        subject: new_image,
+        nonce: Actor::next_nonce(),
+    };
+    let body = AllowImage { auth: owner.sign_owner(&msg), session: moving.session, image: new_image };
+    let (s, v) = c.post(1, &format!("/v1/owners/{}/allow-image", owner.address), &body).await;
+    assert_eq!(s, 200, "{v}");
+    let r: ImageAllowed = serde_json::from_value(v).unwrap();
+    assert_eq!(r.sessions, vec![moving.session]);
+
+    // Roll: each old node is replaced by a node of the new image.
+    for old_node in 0..3 {
+        let n = c.add_node(&new).await;
+        c.start_node(n, false);
+        c.wait_ready(n, Duration::from_secs(60)).await;
+        c.wait_voter(n, Duration::from_secs(60)).await;
+        assert_eq!(c.info(n).await.unwrap()["image"], hex::encode(new_image));
+        c.kill_enclave(old_node);
+    }
+
+    // Only new-image nodes are left. The allowed session signs, with its address; the other
+    // cannot be signed for: its key never left the old image.
+    let client = c.client();
+    let live = 3;
+    let (s, v, _) = client.sign_until_decided(live, &transfer(&moving, 0, 1), Duration::from_secs(30)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(signer_of(&v), moving.session);
+    let (s, v) = client.post(live, "/v1/sign", &transfer(&staying, 0, 1)).await;
+    assert_eq!((s, code(&v)), (503, "unavailable"), "{v}");
+}

@@ -1,0 +1,118 @@
+//! `bridle dev --cluster 3`: three enclaves and three hosts on loopback, `cluster.json`
+//! listing them; the CLI grants and signs through any host, and keeps signing after the
+//! leader's enclave is killed.
+
+use bridle_tests::{bin, Proc};
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn cluster_json(dir: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap()).unwrap()
+}
+
+fn cli(dir: &std::path::Path, host: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin("bridle"))
+        .args(args)
+        .env("BRIDLE_HOST", host)
+        .env("BRIDLE_TRUST_FILE", dir.join("trust.json"))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn sign_args<'a>(session: &'a str, nonce: &'a str) -> Vec<&'a str> {
+    vec![
+        "agent",
+        "sign-tx",
+        "--key",
+        "agent.key",
+        "--session",
+        session,
+        "--to",
+        "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "--call",
+        "transfer(address,uint256)",
+        "--arg",
+        "0x000000000000000000000000000000000000dEaD",
+        "--arg",
+        "1000000",
+        "--chain-id",
+        "31337",
+        "--nonce",
+        nonce,
+    ]
+}
+
+#[test]
+fn dev_cluster_runs_three_nodes_and_survives_its_leader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dev");
+    let mut cmd = Command::new(bin("bridle"));
+    cmd.env("BRIDLE_TRUST_FILE", tmp.path().join("trust.json"))
+        .args(["dev", "--cluster", "3", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(&dir);
+    let _dev = Proc::spawn_until(cmd, "host: ");
+    let v = cluster_json(&dir);
+    let nodes = v["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 3, "{v}");
+    // Roles settle within a couple of rewrites.
+    let t0 = Instant::now();
+    let leader = loop {
+        let v = cluster_json(&dir);
+        let roles: Vec<&str> =
+            v["nodes"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap_or("")).collect();
+        if roles.iter().filter(|r| **r == "leader").count() == 1
+            && roles.iter().filter(|r| **r == "follower").count() == 2
+        {
+            break roles.iter().position(|r| *r == "leader").unwrap();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "roles {roles:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let host = |i: usize| nodes[i]["host"].as_str().unwrap().to_string();
+    let follower = (leader + 1) % 3;
+    let d = tmp.path();
+    let ok = |args: &[&str], at: &str| {
+        let (ok, out) = cli(d, at, args);
+        assert!(ok, "bridle {args:?}: {out}");
+        out
+    };
+    ok(&["owner", "keygen", "--out", "owner.key"], &host(0));
+    ok(&["agent", "keygen", "--out", "agent.key"], &host(0));
+    let policy = bridle_tests::repo_root().join("examples/policies/usdc-daily.toml");
+    let policy = policy.to_str().unwrap();
+    let out =
+        ok(&["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", policy], &host(follower));
+    let session = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("session:"))
+        .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
+        .unwrap_or_else(|| panic!("no session in {out}"));
+    let sign = |nonce: &str, at: &str| ok(&sign_args(&session, nonce), at);
+    sign("0", &host(follower));
+
+    // Kill -9 the leader's enclave: the cluster elects another and keeps signing.
+    let pid = nodes[leader]["enclave_pid"].as_u64().unwrap().to_string();
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    let t0 = Instant::now();
+    loop {
+        let (done, out) = cli(d, &host(follower), &sign_args(&session, "1"));
+        if done {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "no signature after the failover: {out}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let t0 = Instant::now();
+    loop {
+        let v = cluster_json(&dir);
+        let new_leader = v["nodes"].as_array().unwrap().iter().position(|n| n["role"] == "leader");
+        if new_leader.is_some_and(|l| l != leader) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "cluster.json shows no new leader: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
