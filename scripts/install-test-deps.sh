@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain. Idempotent; no prompts.
 #  - Python: eth-account (independent recovery, wallet-style EIP-712), web3.py and
-#    cryptography (the web3.py client helper) — examples/python/requirements.txt
+#    cryptography (the web3.py client helper) — examples/python/requirements.txt;
+#    the MCP SDK (a client for `bridle mcp`), openapi-spec-validator and jsonschema (the
+#    host's /openapi.json and replies against it) — tests/py/requirements.txt
 #  - npm: viem, ethers, @noble/*, tsx (examples/ts); anvil and solc-js (tests/js);
 #    @account-abstraction/contracts 0.7 (EntryPoint), OpenZeppelin (tests/fixtures/userop).
 #    Lock files are committed: `npm ci` is deterministic.
@@ -18,6 +20,11 @@ if ! python3 -c "import web3, eth_account, cryptography" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
 fi
 python3 -c "import web3, eth_account, cryptography" || { echo "Python test dependencies missing after install" >&2; exit 1; }
+if ! python3 -c "import mcp, openapi_spec_validator, jsonschema" >/dev/null 2>&1; then
+  echo "== installing Python test dependencies (tests/py: mcp, openapi-spec-validator, jsonschema)"
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
+fi
+python3 -c "import mcp, openapi_spec_validator, jsonschema" || { echo "tests/py dependencies missing after install" >&2; exit 1; }
 
 if [ ! -x examples/ts/node_modules/.bin/tsx ]; then
   echo "== installing examples/ts (viem, ethers, noble, tsx)"

@@ -3,6 +3,7 @@
 use crate::checks;
 use crate::keys;
 use crate::owner::Conn;
+use crate::trust::Enclave;
 use crate::util::{gwei_or_unit, now, read_input};
 use alloy_dyn_abi::{DynSolType, DynSolValue};
 use alloy_json_abi::Function;
@@ -117,7 +118,7 @@ pub struct SignTxArgs {
     raw: bool,
 }
 
-fn encode_call(sig: &str, args: &[String]) -> Result<Bytes> {
+pub fn encode_call(sig: &str, args: &[String]) -> Result<Bytes> {
     let f = Function::parse(sig).map_err(|e| anyhow!("`{sig}`: {e}"))?;
     if f.inputs.len() != args.len() {
         bail!("`{sig}` takes {} arguments, {} given", f.inputs.len(), args.len());
@@ -183,11 +184,22 @@ pub fn run(a: AgentCmd) -> Result<i32> {
 fn sign_payload(conn: &Conn, key: &std::path::Path, session: Address, payload: SignPayload) -> Result<Signed> {
     let key = keys::load(key)?;
     let e = conn.connect(Some(session))?;
+    check_agent(&e, &key, session)?;
+    sign_with(&e, &key, session, payload)
+}
+
+/// The session, as the enclave's signed status names it, belongs to this agent key.
+pub fn check_agent(e: &Enclave, key: &keys::LoadedKey, session: Address) -> Result<()> {
     if let Some(ss) = &e.status.session {
         if ss.agent != key.address {
             bail!("session {session} belongs to agent {}, not to your key ({})", ss.agent, key.address);
         }
     }
+    Ok(())
+}
+
+/// [`sign_payload`] on an enclave already connected (its identity checked).
+pub fn sign_with(e: &Enclave, key: &keys::LoadedKey, session: Address, payload: SignPayload) -> Result<Signed> {
     // A payload that does not decode is sent anyway: the enclave refuses it with its code.
     let digest = bridle_common::payload::stamp_digest(&payload).unwrap_or(B256::ZERO);
     let sk = StampKey::derive(&key.secret, &e.trusted.verifying_key()?, session, key.address);

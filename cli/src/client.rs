@@ -13,6 +13,13 @@ pub struct Host {
 #[derive(Debug)]
 pub struct Refused {
     pub message: String,
+    /// The host's HTTP status.
+    pub status: u16,
+    /// Bridle's stable code (`spend_cap`, `unauthenticated`, …), the rule that failed and
+    /// the reason, when the host answered with its error body.
+    pub code: Option<String>,
+    pub rule: Option<String>,
+    pub reason: Option<String>,
 }
 
 impl std::fmt::Display for Refused {
@@ -38,7 +45,15 @@ impl Host {
         let err = &v["error"];
         let message =
             err["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("host answered {status}: {text}"));
-        Err(Refused { message }.into())
+        let field = |k: &str| err[k].as_str().map(str::to_string);
+        Err(Refused {
+            message,
+            status: status.as_u16(),
+            code: field("code"),
+            rule: field("rule"),
+            reason: field("reason"),
+        }
+        .into())
     }
 
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {

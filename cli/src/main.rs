@@ -8,13 +8,17 @@ mod checks;
 mod client;
 mod decode;
 mod dev;
+mod dev_cluster;
 mod keys;
+mod mcp;
+mod mcp_agent;
 mod owner;
 mod owner_view;
 mod policy_cmd;
 mod sweep;
 mod trust;
 mod trust_cmd;
+mod upgrade;
 mod util;
 mod verify_attestation;
 mod verify_audit;
@@ -50,6 +54,9 @@ enum Cmd {
     /// Verify attestation documents.
     #[command(subcommand)]
     Verify(VerifyCmd),
+    /// Serve the agent's session to an LLM over the Model Context Protocol (stdio): tools to
+    /// send transactions and sign under the owner's policy; the key never reaches the model.
+    Mcp(Box<mcp::McpArgs>),
     /// The enclave's signed audit log: export it from the host (then `bridle verify audit`).
     #[command(subcommand)]
     Audit(audit_export::AuditCmd),
@@ -92,5 +99,6 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Trust(t) => trust_cmd::run(t),
         Cmd::Owner(o) => owner::run(o),
         Cmd::Agent(a) => agent::run(a),
+        Cmd::Mcp(a) => mcp::run(*a),
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Stable codes. The wire form is the snake_case name; never renumber or rename.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -38,9 +39,10 @@ pub enum ErrorCode {
     Malformed,
     TooLarge,
     Unsupported,
-    /// A cluster node cannot decide now (no leader or no majority reachable, or this
-    /// cluster's leader may not hold the session's key): nothing was signed or charged;
-    /// ask again.
+    /// No enclave could decide now: the host cannot reach one, or a cluster has no leader
+    /// or no majority, or its leader may not hold the session's key. Ask again — with the
+    /// same stamp: if the request was decided after all, asking again returns that
+    /// decision's signature, never a second charge (RULES.md §2).
     Unavailable,
     Internal,
 }
@@ -137,6 +139,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// A refusal: code, the rule that failed (if a policy rule), and a reason.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Denial {

@@ -72,6 +72,7 @@ impl Call {
 }
 
 /// What to sign. The enclave computes the digest from these fields itself.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SignPayload {
@@ -95,6 +96,7 @@ impl SignPayload {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
@@ -105,6 +107,7 @@ pub struct SignRequest {
 
 /// An owner's signature over an [`crate::owner::OwnerAction`] the enclave rebuilds from
 /// the call's own fields.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OwnerAuth {
@@ -114,23 +117,30 @@ pub struct OwnerAuth {
     pub signature: Bytes,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
     pub auth: OwnerAuth,
     /// The agent's secp256k1 public key, SEC1 (33 or 65 bytes). The owner signs its address.
     pub agent_public_key: Bytes,
+    /// The normalized policy document (`bridle policy normalize`), whose keccak hash the owner signs.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub policy: Policy,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePolicy {
     pub auth: OwnerAuth,
     pub session: Address,
+    /// The normalized policy document (`bridle policy normalize`), whose keccak hash the owner signs.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub policy: Policy,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Revoke {
@@ -142,6 +152,7 @@ pub struct Revoke {
 /// running the image `image` (keccak256 of its PCR0 ‖ PCR1 ‖ PCR2) hold the key of `session`
 /// — or of every session the owner holds when `session` is zero. Without it, a session's
 /// key stays on nodes of the image it was created on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AllowImage {
@@ -151,6 +162,7 @@ pub struct AllowImage {
 }
 
 /// The sessions whose keys nodes of `image` may now hold.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageAllowed {
@@ -169,12 +181,14 @@ pub fn image_digest(pcr0: &[u8], pcr1: &[u8], pcr2: &[u8]) -> B256 {
     alloy_primitives::keccak256(b)
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeAll {
     pub auth: OwnerAuth,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovePending {
@@ -189,6 +203,7 @@ pub struct ApprovePending {
 /// policy's gas caps. With the owner's signature (action `sweep`, subject
 /// [`Sweep::terms_digest`]) every outstanding or already swept approval is (re)signed with
 /// the owner's fees, and a revoked session's key is destroyed afterwards.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
@@ -200,6 +215,7 @@ pub struct Sweep {
 }
 
 /// What the host supplies for one chain: the session's next nonce there and the fees.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepTerms {
@@ -228,6 +244,7 @@ impl Sweep {
 }
 
 /// The signed revocations, ready to broadcast in order per chain.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepReply {
@@ -242,6 +259,7 @@ pub struct SweepReply {
     pub receipt: Option<Receipt>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepTx {
@@ -257,6 +275,7 @@ pub struct SweepTx {
     pub raw_transaction: Bytes,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepSkip {
@@ -311,6 +330,7 @@ pub enum Reply {
     Swept(SweepReply),
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Signed {
@@ -327,6 +347,7 @@ pub struct Signed {
 }
 
 /// The session binding (R-ATT-2): what the enclave identity key signs at creation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionBinding {
@@ -355,6 +376,7 @@ impl SessionBinding {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionCreated {
@@ -367,6 +389,7 @@ pub struct SessionCreated {
 
 /// The reply to `update_policy`: the session's new binding (R-ATT-2 for updates), signed by
 /// the identity key like the binding at creation, and a receipt.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyUpdated {
@@ -383,6 +406,7 @@ pub struct PolicyUpdated {
 }
 
 /// The reply to `revoke` / `revoke_all`: the sessions this call revoked.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Revoked {
@@ -402,6 +426,7 @@ pub struct AttestationReply {
 pub use crate::audit::AuditReply;
 
 /// Public facts about the enclave (and optionally one session).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Status {
@@ -421,6 +446,7 @@ pub struct Status {
     pub receipt: Option<Receipt>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
@@ -431,6 +457,7 @@ pub enum SessionState {
     Suspended,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionStatus {
@@ -465,6 +492,7 @@ pub struct SessionStatus {
     pub anchor: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExposureStatus {
@@ -476,6 +504,7 @@ pub struct ExposureStatus {
     pub unpriced: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PendingStatus {
@@ -501,6 +530,7 @@ pub struct PendingStatus {
 }
 
 /// One cap: how much of it is spent in the current period.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapStatus {

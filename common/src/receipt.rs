@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub const RECEIPT_TAG: &[u8] = b"bridle/receipt/v1";
 
 /// The enclave identity key's signature over a reply.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {

@@ -31,14 +31,18 @@ pub enum PayloadKind {
 }
 
 /// The stamp an agent attaches to a signing request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stamp {
-    /// 16 random bytes, never reused.
+    /// 16 random bytes, never reused: 32 lowercase hex digits, no `0x`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     #[serde(with = "hex_16")]
     pub nonce: [u8; 16],
     /// Unix seconds when the agent made the stamp.
     pub timestamp: u64,
+    /// HMAC-SHA256: 64 lowercase hex digits, no `0x`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     #[serde(with = "hex_32")]
     pub mac: [u8; 32],
 }

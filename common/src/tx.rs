@@ -10,6 +10,7 @@ use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
 use serde::{Deserialize, Serialize};
 
 /// An EIP-2930 access list entry.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessEntry {
@@ -18,6 +19,7 @@ pub struct AccessEntry {
 }
 
 /// An EIP-1559 (type 2) transaction.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Eip1559Request {
@@ -37,6 +39,7 @@ pub struct Eip1559Request {
 }
 
 /// A legacy transaction; always signed with EIP-155 replay protection.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LegacyRequest {
@@ -52,6 +55,7 @@ pub struct LegacyRequest {
 }
 
 /// An EIP-7702 authorization tuple, as asked for. Always refused.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationRequest {
@@ -61,6 +65,7 @@ pub struct AuthorizationRequest {
 }
 
 /// A transaction to sign.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum TxRequest {

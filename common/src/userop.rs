@@ -33,6 +33,7 @@ pub const ENTRY_POINT_V07: Address = address!("0000000071727De22E5E9d8BAf0edAc6f
 pub const ENTRY_POINT_V08: Address = address!("4337084D9E255Ff0702461CF8895CE9E3b5Ff108");
 
 /// Which EntryPoint an operation is for: it decides the hash and what the key signs.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EntryPointVersion {
     #[serde(rename = "0.7")]
@@ -58,6 +59,7 @@ pub const MAX_INNER_CALLS: usize = 64;
 
 /// A v0.7 or v0.8 user operation to sign, in its unpacked (RPC) form plus where it will run
 /// (the two versions pack the same fields).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserOperationRequest {

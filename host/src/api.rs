@@ -109,9 +109,11 @@ impl From<ClientError> for ApiError {
     fn from(e: ClientError) -> ApiError {
         match e {
             ClientError::Denied(d) => ApiError::denial(d),
-            ClientError::Unavailable(m) => {
-                ApiError::transport(StatusCode::SERVICE_UNAVAILABLE, format!("enclave unreachable: {m}"))
-            }
+            ClientError::Unavailable(m) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                denial: Denial::new(ErrorCode::Unavailable, format!("enclave unreachable: {m}")),
+                transport: true,
+            },
             ClientError::Timeout(_) => ApiError::transport(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
             ClientError::Protocol(_) => ApiError::transport(StatusCode::BAD_GATEWAY, e.to_string()),
         }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod console;
 pub mod enclave_client;
 pub mod metrics;
+pub mod openapi;
 pub mod rpc;
 pub mod store;
 
@@ -230,6 +231,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(api::health))
         .route("/metrics", get(api::metrics))
+        .route("/openapi.json", get(openapi::serve))
         .route("/v1/status", get(api::status))
         .route("/v1/attestation", get(api::attestation))
         .route("/v1/audit", get(api::audit))

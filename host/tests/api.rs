@@ -69,7 +69,7 @@ async fn health_status_and_reconnect_when_enclave_comes_up(db: Db) {
 
     let r = c.get(format!("{}/v1/status", host.url)).send().await.unwrap();
     assert_eq!(r.status(), 503);
-    assert_error_body(&r.json().await.unwrap(), "internal");
+    assert_error_body(&r.json().await.unwrap(), "unavailable");
 
     // The enclave comes up: the host connects.
     let enclave = FakeEnclave::start(&sock, IDENTITY_1).await;

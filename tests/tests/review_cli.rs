@@ -668,7 +668,7 @@ console.log(codes.join(" "));
     let secret = alloy_agent::load_agent_key(key.to_str().unwrap()).unwrap();
     let pk = |h: &str| k256::PublicKey::from_sec1_bytes(&hex::decode(h.trim_start_matches("0x")).unwrap()).unwrap();
     let pinned = alloy_agent::EnclaveTrust::Pinned(pk(&stranger));
-    match alloy_agent::BridleSigner::connect(&w.proxy.url, &secret, g.session, pinned, 0).await {
+    match alloy_agent::BridleSigner::connect(&w.proxy.url, &secret, g.session, pinned).await {
         Err(e) => {
             let b = e.downcast::<alloy_agent::BridleError>().expect("a BridleError");
             assert_eq!(b.code, "enclave_mismatch", "{b}");
@@ -676,7 +676,7 @@ console.log(codes.join(" "));
         Ok(_) => panic!("pinned to another identity, yet connected"),
     }
     let right = alloy_agent::EnclaveTrust::Pinned(pk(&w.identity));
-    assert!(alloy_agent::BridleSigner::connect(&w.proxy.url, &secret, g.session, right, 0).await.is_ok());
+    assert!(alloy_agent::BridleSigner::connect(&w.proxy.url, &secret, g.session, right).await.is_ok());
 }
 
 #[tokio::test]

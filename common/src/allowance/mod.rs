@@ -59,6 +59,7 @@ pub fn value_usd(amount: U256, decimals: u8, price: U256) -> U256 {
 }
 
 /// What kind of delegated spending authority an entry is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AllowanceKind {
@@ -86,6 +87,7 @@ impl AllowanceKind {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AllowanceState {
@@ -113,6 +115,7 @@ impl AllowanceState {
 
 /// One key of the registry as the owner sees it (`status`): its worst case now, when it was
 /// last granted, and whether a signed revocation settles it once mined.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Allowance {

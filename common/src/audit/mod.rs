@@ -64,6 +64,7 @@ pub const MAX_REPLY_ENTRIES: usize = 1000;
 pub const EXPORT_FORMAT: &str = "bridle-audit-export/v1";
 
 /// What an entry records. The wire name (snake_case) is part of the entry hash: never rename.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
@@ -140,6 +141,7 @@ impl fmt::Display for Decision {
 }
 
 /// One link of the chain.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditEntry {
@@ -232,6 +234,7 @@ impl AuditEntry {
 }
 
 /// The chain's head, signed by the enclave identity key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditHead {
@@ -302,6 +305,7 @@ impl AuditHead {
 
 /// The reply to `audit(since)`: entries `since ..` (at most [`MAX_REPLY_ENTRIES`]) and a
 /// head signed at the last of them (or, with no entries, at the log's current end).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditReply {

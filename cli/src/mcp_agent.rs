@@ -1,0 +1,380 @@
+//! What `bridle mcp`'s tools do, blocking: the agent's session, connected to the trusted
+//! enclave once, and a node to fill and broadcast transactions.
+//!
+//! The agent key is held here and used for two things only: deriving the stamp key and
+//! checking that the session is this agent's. It is never formatted into any reply, error
+//! or log line.
+
+use crate::agent::{check_agent, encode_call, sign_with};
+use crate::client::Refused;
+use crate::keys::LoadedKey;
+use crate::owner::Conn;
+use crate::trust::{signed_line, Enclave};
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use anyhow::{anyhow, bail, Context, Result};
+use bridle_common::period::format_time;
+use bridle_common::policy::{explain::explain, CompiledPolicy, Policy};
+use bridle_common::protocol::{SessionStatus, SignPayload, Signed};
+use bridle_common::tx::{Eip1559Request, LegacyRequest, TxRequest};
+use bridle_common::units::{format_decimal, parse_native};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// The agent behind the MCP tools.
+pub struct Agent {
+    pub enclave: Enclave,
+    key: LoadedKey,
+    pub session: Address,
+    pub node: Option<Node>,
+}
+
+/// What `send_transaction` is asked to send.
+#[derive(Debug, Default, Clone)]
+pub struct SendRequest {
+    pub to: Address,
+    /// "0.01 ETH", "30 gwei", or a decimal number of wei.
+    pub value: Option<String>,
+    pub data: Option<String>,
+    pub function: Option<String>,
+    pub args: Vec<String>,
+    pub gas_limit: Option<u64>,
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("Agent").field("session", &self.session).field("agent", &self.key.address).finish()
+    }
+}
+
+impl Agent {
+    /// Load the key, verify the host's enclave answers for the trusted identity (a status
+    /// signed for a fresh nonce, like every agent command), and check the session is ours.
+    pub fn connect(conn: &Conn, key: &std::path::Path, session: Address, rpc: Option<&str>) -> Result<Agent> {
+        let key = crate::keys::load(key)?;
+        let enclave = conn.connect(Some(session))?;
+        check_agent(&enclave, &key, session)?;
+        if enclave.status.session.is_none() {
+            bail!("session {session} is not in the enclave (unknown, lost in an enclave restart, or over)");
+        }
+        let node = rpc.map(Node::new).transpose()?;
+        Ok(Agent { enclave, key, session, node })
+    }
+
+    pub fn agent_address(&self) -> Address {
+        self.key.address
+    }
+
+    pub fn address_info(&self) -> Value {
+        json!({
+            "session": self.session,
+            "agent": self.key.address,
+            "enclave_identity": self.enclave.trusted.address,
+            "enclave_trust": self.enclave.trusted.label(),
+            "host": self.enclave.host.base,
+            "rpc": self.node.as_ref().map(|n| n.url.clone()),
+            "note": "the session address is the account that sends and signs; fund it and give it as `from`",
+        })
+    }
+
+    /// A status the trusted enclave signed for a fresh nonce, summarised.
+    pub fn status(&self) -> Result<Value> {
+        let st = self.enclave.refresh(Some(self.session))?;
+        let ss = st.session.as_ref().ok_or_else(|| {
+            anyhow!("session {} is not in the enclave (unknown, lost in an enclave restart, or over)", self.session)
+        })?;
+        let mut v = summary(ss, st.now);
+        v["verified"] = json!(signed_line(&st, &self.enclave.trusted));
+        Ok(v)
+    }
+
+    /// The policy in force, as the owner signed it: the host's stored copy whose hash is the
+    /// one the enclave's signed status names, explained.
+    pub fn explain_policy(&self) -> Result<Value> {
+        let st = self.enclave.refresh(Some(self.session))?;
+        let ss = st.session.as_ref().ok_or_else(|| anyhow!("session {} is not in the enclave", self.session))?;
+        let records: Vec<Value> = self.enclave.host.get(&format!("/v1/sessions/{}/policies", self.session))?;
+        for r in records.iter().rev() {
+            let Ok(p) = serde_json::from_value::<Policy>(r["policy"].clone()) else { continue };
+            if p.hash() != ss.policy_hash {
+                continue;
+            }
+            let compiled = CompiledPolicy::compile(p).map_err(|d| anyhow!("the policy does not compile: {d}"))?;
+            return Ok(json!({
+                "policy_hash": ss.policy_hash,
+                "verified": "the enclave's signed status names this policy hash, and the policy text hashes to it",
+                "explanation": explain(&compiled),
+            }));
+        }
+        bail!(
+            "the host has no stored policy hashing to {}, the hash in force that the enclave signed: cannot explain it",
+            ss.policy_hash
+        )
+    }
+
+    pub fn sign(&self, payload: SignPayload) -> Result<Signed> {
+        sign_with(&self.enclave, &self.key, self.session, payload)
+    }
+
+    pub fn sign_typed_data(&self, data: &Value) -> Result<Value> {
+        let text = match data {
+            Value::String(s) => {
+                serde_json::from_str::<Value>(s).context("typed_data is a string that is not JSON")?;
+                s.clone()
+            }
+            Value::Object(_) => data.to_string(),
+            _ => bail!("typed_data must be the eth_signTypedData_v4 object (or its JSON text)"),
+        };
+        let s = self.sign(SignPayload::TypedData(text))?;
+        Ok(json!({"session": s.session, "digest": s.digest, "signature": s.signature}))
+    }
+
+    pub fn sign_message(&self, message: Option<&str>, hex_bytes: Option<&str>) -> Result<Value> {
+        let bytes = match (message, hex_bytes) {
+            (Some(m), None) => m.as_bytes().to_vec(),
+            (None, Some(h)) => hex::decode(h.trim().trim_start_matches("0x")).context("hex is not hex")?,
+            _ => bail!("give exactly one of `message` (text) or `hex` (0x-hex bytes)"),
+        };
+        let s = self.sign(SignPayload::Message(bytes.into()))?;
+        Ok(json!({"session": s.session, "digest": s.digest, "signature": s.signature}))
+    }
+
+    /// Fill nonce, gas and fees from the node, sign through Bridle, broadcast, and (when
+    /// asked) wait for the receipt.
+    pub fn send_transaction(&self, r: &SendRequest) -> Result<Value> {
+        let node = self.node.as_ref().ok_or_else(|| {
+            anyhow!("no node: start `bridle mcp` with --rpc URL to send transactions (sign_* tools work without)")
+        })?;
+        let from = self.session;
+        let value = match r.value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            None => U256::ZERO,
+            Some(v) if v.bytes().all(|b| b.is_ascii_digit()) => v.parse().context("value")?,
+            Some(v) => parse_native(v).map_err(|e| anyhow!("value: {e}"))?,
+        };
+        let data: Bytes = match (&r.data, &r.function) {
+            (Some(_), Some(_)) => bail!("give either `data` or `function` with `args`, not both"),
+            (Some(d), None) => hex::decode(d.trim().trim_start_matches("0x")).context("data is not hex")?.into(),
+            (None, Some(f)) => encode_call(f, &r.args)?,
+            (None, None) => Bytes::new(),
+        };
+        let chain_id = node.quantity("eth_chainId", json!([]))? as u64;
+        let nonce = node.quantity("eth_getTransactionCount", json!([from, "pending"]))? as u64;
+        let call = json!({"from": from, "to": r.to, "value": format!("{value:#x}"), "data": data});
+        let gas_limit = match r.gas_limit {
+            Some(g) => g,
+            None => {
+                let g = node
+                    .quantity("eth_estimateGas", json!([call]))
+                    .context("the node cannot estimate gas (the call would revert?)")? as u64;
+                g + g / 5
+            }
+        };
+        let block = node.call("eth_getBlockByNumber", json!(["latest", false]))?;
+        let tx = match block.get("baseFeePerGas").and_then(Value::as_str) {
+            Some(b) => {
+                let base = u128::from_str_radix(b.trim_start_matches("0x"), 16).context("baseFeePerGas")?;
+                let priority = node.quantity("eth_maxPriorityFeePerGas", json!([])).unwrap_or(1_000_000_000);
+                TxRequest::Eip1559(Eip1559Request {
+                    chain_id,
+                    nonce,
+                    max_fee_per_gas: base * 2 + priority,
+                    max_priority_fee_per_gas: priority,
+                    gas_limit,
+                    to: Some(r.to),
+                    value,
+                    data,
+                    access_list: vec![],
+                })
+            }
+            None => TxRequest::Legacy(LegacyRequest {
+                chain_id,
+                nonce,
+                gas_price: node.quantity("eth_gasPrice", json!([]))?,
+                gas_limit,
+                to: Some(r.to),
+                value,
+                data,
+            }),
+        };
+        let signed = self.sign(SignPayload::Transaction(tx.clone()))?;
+        let raw = signed.raw_transaction.ok_or_else(|| anyhow!("the enclave returned no raw transaction"))?;
+        let hash: B256 = serde_json::from_value(node.call("eth_sendRawTransaction", json!([raw]))?)
+            .context("eth_sendRawTransaction answered no hash")?;
+        if hash != keccak256(&raw) {
+            bail!("the node answered hash {hash}, not the raw transaction's {}", keccak256(&raw));
+        }
+        let mut out = json!({
+            "hash": hash,
+            "from": from,
+            "chain_id": chain_id,
+            "nonce": nonce,
+            "gas_limit": gas_limit,
+            "signed_by": "the session key in the enclave, under the owner's policy",
+        });
+        match &tx {
+            TxRequest::Eip1559(t) => {
+                out["max_fee_per_gas"] = json!(t.max_fee_per_gas.to_string());
+                out["max_priority_fee_per_gas"] = json!(t.max_priority_fee_per_gas.to_string());
+            }
+            TxRequest::Legacy(t) => out["gas_price"] = json!(t.gas_price.to_string()),
+            TxRequest::Eip7702 { .. } => {}
+        }
+        if r.wait {
+            let rc = node.receipt(hash, r.timeout)?;
+            let q = |k: &str| rc[k].as_str().and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
+            out["receipt"] = json!({
+                "status": q("status"),
+                "success": q("status") == Some(1),
+                "block_number": q("blockNumber"),
+                "gas_used": q("gasUsed"),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A session's status for a model: amounts in units with the raw integers, times as unix
+/// seconds and UTC.
+pub fn summary(ss: &SessionStatus, now: u64) -> Value {
+    let caps: Vec<Value> = ss
+        .caps
+        .iter()
+        .map(|c| {
+            let left = c.cap.saturating_sub(c.spent);
+            let fmt = |v: U256| format!("{} {}", format_decimal(v, c.decimals), c.symbol);
+            json!({
+                "rule": c.rule,
+                "what": c.what,
+                "spent": fmt(c.spent),
+                "cap": fmt(c.cap),
+                "remaining": fmt(left),
+                "remaining_base_units": left.to_string(),
+                "decimals": c.decimals,
+                "resets_at": c.resets_at,
+                "resets_at_utc": c.resets_at.map(format_time),
+            })
+        })
+        .collect();
+    let pending: Vec<Value> = ss
+        .pending
+        .iter()
+        .map(|p| {
+            json!({
+                "digest": p.digest, "kind": p.kind, "state": p.state, "reason": p.reason,
+                "expires_at": p.expires_at, "expires_at_utc": format_time(p.expires_at),
+            })
+        })
+        .collect();
+    json!({
+        "session": ss.session,
+        "owner": ss.owner,
+        "agent": ss.agent,
+        "policy_hash": ss.policy_hash,
+        "state": ss.state,
+        "now": now,
+        "valid_after": ss.valid_after,
+        "valid_until": ss.valid_until,
+        "valid_until_utc": format_time(ss.valid_until),
+        "expires_in_seconds": ss.valid_until.saturating_sub(now),
+        "uses": ss.uses,
+        "uses_left": ss.uses_left,
+        "caps": caps,
+        "pending": pending,
+        "suspended_reason": ss.suspended_reason,
+    })
+}
+
+/// What a model should do about a refusal code.
+fn hint(code: &str) -> &'static str {
+    match code {
+        "spend_cap" => "ask for no more than what remains (the status tool shows it) or wait for the cap's reset",
+        "value_cap" => "send less native value per call",
+        "rate_limited" => "wait: too many signatures in the policy's window",
+        "quota_exhausted" => "the session's signature quota is used up; ask the owner for a new session",
+        "gas_cap" => {
+            "the fees or gas limit are above the policy's gas rules; set a lower gas_limit or wait for lower fees"
+        }
+        "target_not_allowed" | "selector_not_allowed" | "argument_rejected" | "recipient_not_allowed" => {
+            "the policy does not allow this call; explain_policy lists what it allows"
+        }
+        "chain_not_allowed" => "this chain is not in the policy's chains",
+        "expired" | "revoked" | "suspended" | "not_yet_valid" => {
+            "the session cannot sign now; the owner must act (new session, policy update)"
+        }
+        "pending_approval" => "held for the owner's approval; send exactly the same request again after approval",
+        "unauthenticated" | "replayed" => "the stamp was refused: check the enclave identity and the clock",
+        _ => "",
+    }
+}
+
+/// A failure as a tool error: Bridle's refusal with its code, rule and reason (the numbers
+/// are in the reason), or any other error's message.
+pub fn tool_error(e: &anyhow::Error) -> (String, Value) {
+    if let Some(r) = e.downcast_ref::<Refused>() {
+        let code = r.code.clone().unwrap_or_else(|| "error".into());
+        let reason = r.reason.clone().unwrap_or_else(|| r.message.clone());
+        let text = match &r.rule {
+            Some(rule) => format!("refused by Bridle: {code} (rule {rule}): {reason}"),
+            None => format!("refused by Bridle: {code}: {reason}"),
+        };
+        let h = hint(&code);
+        let text = if h.is_empty() { text } else { format!("{text}. Hint: {h}") };
+        let v = json!({
+            "refused": true, "code": code, "rule": r.rule, "reason": reason, "message": r.message, "hint": h,
+            "http_status": r.status,
+        });
+        return (text, v);
+    }
+    let text = format!("{e:#}");
+    (text.clone(), json!({"refused": false, "error": text}))
+}
+
+/// A node's JSON-RPC (blocking).
+pub struct Node {
+    pub url: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Node {
+    pub fn new(url: &str) -> Result<Node> {
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Node { url: url.to_string(), http })
+    }
+
+    pub fn call(&self, method: &str, params: Value) -> Result<Value> {
+        let reply: Value = self
+            .http
+            .post(&self.url)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .map_err(|e| anyhow!("cannot reach the node at {}: {e}", self.url))?
+            .json()
+            .map_err(|e| anyhow!("{method}: the node's reply is not JSON: {e}"))?;
+        if let Some(e) = reply.get("error") {
+            bail!("{method}: the node answered {}", e);
+        }
+        Ok(reply["result"].clone())
+    }
+
+    pub fn quantity(&self, method: &str, params: Value) -> Result<u128> {
+        let v = self.call(method, params)?;
+        let s = v.as_str().ok_or_else(|| anyhow!("{method}: not a quantity: {v}"))?;
+        u128::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| anyhow!("{method}: {s}: {e}"))
+    }
+
+    pub fn receipt(&self, hash: B256, timeout: Duration) -> Result<Value> {
+        let start = Instant::now();
+        loop {
+            let r = self.call("eth_getTransactionReceipt", json!([hash]))?;
+            if !r.is_null() {
+                return Ok(r);
+            }
+            if start.elapsed() > timeout {
+                bail!("transaction {hash} was sent but not mined within {} s", timeout.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! A Bridle session as an alloy signer and wallet.
+//!
+//! [`BridleSigner`] implements alloy's [`TxSigner<Signature>`] and [`NetworkWallet`]: the
+//! session address is the sender, and every signature is made in the enclave, under the
+//! owner's policy, when the agent's stamp proves the request is the agent's. The agent holds
+//! its agent key only (for the stamp); the session key never leaves the enclave.
+//!
+//! ```ignore
+//! let bridle = BridleSigner::connect(HOST, &agent_key, session, EnclaveTrust::Pinned(identity)).await?;
+//! let provider = ProviderBuilder::new().wallet(bridle).connect_http(node_url);
+//! provider.send_transaction(tx).await?;   // filled by alloy, signed by Bridle, sent by alloy
+//! ```
+//!
+//! * **Bridle fills nothing**: alloy's fillers set chain id, nonce, gas and fees from the
+//!   node, as for a local key; Bridle signs exactly those values and checks them against
+//!   the policy.
+//! * **The enclave identity is pinned** ([`EnclaveTrust::Pinned`], from an attestation you
+//!   verified: `bridle trust show --host URL --public-key`) and compared with the identity
+//!   `GET /v1/status` reports before the stamp key is derived; another one is refused with
+//!   `enclave_mismatch`. [`EnclaveTrust::TrustOnFirstUse`] takes the host's word.
+//! * **Nothing from the host is trusted**: the signature must recover to the session over
+//!   the digest computed here; the envelope is built here from the caller's own transaction.
+//! * **Refusals** are [`BridleError`]s (`code`, `rule`, `reason`) inside
+//!   `alloy_signer::Error::Other`; [`BridleError::find`] digs one out of any error alloy
+//!   returns (e.g. `provider.send_transaction`'s `LocalUsageError`).
+//!
+//! Wire protocol: `docs/api.md` (`POST /rpc`, `eth_signTransaction`, the `Bridle-Stamp`
+//! header).
+
+use alloy_consensus::{SignableTransaction, Signed};
+use alloy_network::{Network, NetworkWallet, TxSigner};
+use alloy_primitives::{Address, Signature, TxKind, B256, U256};
+use bridle_common::stamp::{PayloadKind, StampKey};
+use k256::{PublicKey, SecretKey};
+use serde_json::{json, Value};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A refusal or error from Bridle: `code` is Bridle's stable code (e.g. `spend_cap`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridleError {
+    pub code: String,
+    pub rule: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for BridleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rule {
+            Some(r) => write!(f, "bridle refused: {} (rule {r}): {}", self.code, self.reason),
+            None => write!(f, "bridle refused: {}: {}", self.code, self.reason),
+        }
+    }
+}
+
+impl std::error::Error for BridleError {}
+
+impl BridleError {
+    fn new(code: &str, reason: impl Into<String>) -> BridleError {
+        BridleError { code: code.into(), rule: None, reason: reason.into() }
+    }
+
+    /// The Bridle refusal inside an error alloy returned: the error itself, an
+    /// `alloy_signer::Error::Other` holding one (also inside a `TransactionBuilderError`,
+    /// as a provider's wallet filler returns it), or anything in its source chain.
+    pub fn find<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a BridleError> {
+        let mut cur = Some(e);
+        while let Some(e) = cur {
+            if let Some(b) = e.downcast_ref::<BridleError>() {
+                return Some(b);
+            }
+            // Transparent wrappers hide their inner error from `source()`: open them here.
+            let signer = e.downcast_ref::<alloy_signer::Error>().or_else(|| match e
+                .downcast_ref::<alloy_network::TransactionBuilderError<
+                alloy_network::Ethereum,
+            >>() {
+                Some(alloy_network::TransactionBuilderError::Signer(s)) => Some(s),
+                _ => None,
+            });
+            if let Some(alloy_signer::Error::Other(inner)) = signer {
+                if let Some(b) = BridleError::find(inner.as_ref()) {
+                    return Some(b);
+                }
+            }
+            cur = e.source();
+        }
+        None
+    }
+}
+
+/// Which enclave identity to stamp for.
+#[derive(Debug, Clone)]
+pub enum EnclaveTrust {
+    /// The identity key from an attestation you verified.
+    Pinned(PublicKey),
+    /// Whatever the host reports (its word, never verified).
+    TrustOnFirstUse,
+}
+
+impl EnclaveTrust {
+    /// A pinned identity from its hex SEC1 form (`0x02…`, as `bridle trust show --public-key`
+    /// prints it).
+    pub fn pinned_hex(hex_key: &str) -> Result<EnclaveTrust, BoxError> {
+        let b = hex::decode(hex_key.trim().trim_start_matches("0x"))?;
+        Ok(EnclaveTrust::Pinned(PublicKey::from_sec1_bytes(&b)?))
+    }
+}
+
+/// The agent key from a `bridle agent keygen` key file (JSON with `private_key`), a file
+/// holding 0x-hex, or 0x-hex itself.
+pub fn load_agent_key(arg: &str) -> Result<SecretKey, BoxError> {
+    let text = std::fs::read_to_string(arg).unwrap_or_else(|_| arg.to_string());
+    let text = text.trim();
+    let hex_key = if text.starts_with('{') {
+        let v: Value = serde_json::from_str(text)?;
+        v["private_key"].as_str().ok_or("key file has no private_key")?.to_string()
+    } else {
+        text.to_string()
+    };
+    Ok(SecretKey::from_slice(&hex::decode(hex_key.trim_start_matches("0x"))?)?)
+}
+
+fn key_address(pk: &PublicKey) -> Address {
+    Address::from_public_key(&k256::ecdsa::VerifyingKey::from(pk))
+}
+
+/// A remote signer for one Bridle session: alloy's [`TxSigner`] and [`NetworkWallet`].
+#[derive(Clone)]
+pub struct BridleSigner {
+    host: String,
+    session: Address,
+    agent: Address,
+    key: StampKey,
+    clock_offset: i64,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for BridleSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridleSigner")
+            .field("host", &self.host)
+            .field("session", &self.session)
+            .field("agent", &self.agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BridleSigner {
+    /// Connect for `session`: the enclave identity the host's status reports must be the
+    /// pinned one (else `enclave_mismatch`: the enclave restarted, losing its sessions, or
+    /// the host serves another enclave); only then is the stamp key derived.
+    pub async fn connect(
+        host: &str,
+        agent_key: &SecretKey,
+        session: Address,
+        trust: EnclaveTrust,
+    ) -> Result<BridleSigner, BoxError> {
+        let host = host.trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let st: Value = http.get(format!("{host}/v1/status")).send().await?.json().await?;
+        let pk = st["identity_public_key"].as_str().ok_or("no identity_public_key in /v1/status")?;
+        let reported = PublicKey::from_sec1_bytes(&hex::decode(pk.trim_start_matches("0x"))?)?;
+        let enclave = match trust {
+            EnclaveTrust::Pinned(pinned) => {
+                if key_address(&pinned) != key_address(&reported) {
+                    return Err(Box::new(BridleError::new(
+                        "enclave_mismatch",
+                        format!(
+                            "the host reports enclave identity {}, not the pinned {}: the enclave restarted (a new \
+                             identity; its sessions are lost) or the host serves another enclave; verify it and \
+                             re-attest",
+                            key_address(&reported),
+                            key_address(&pinned)
+                        ),
+                    )));
+                }
+                pinned
+            }
+            EnclaveTrust::TrustOnFirstUse => {
+                eprintln!(
+                    "warning: trusting enclave identity {} on the host's word (trust on first use); pin it in \
+                     production",
+                    key_address(&reported)
+                );
+                reported
+            }
+        };
+        let agent = key_address(&agent_key.public_key());
+        let key = StampKey::derive(agent_key, &enclave, session, agent);
+        Ok(BridleSigner { host, session, agent, key, clock_offset: 0, http })
+    }
+
+    /// Stamp with the clock moved by `secs` (tests that move the enclave's clock).
+    pub fn with_clock_offset(mut self, secs: i64) -> BridleSigner {
+        self.clock_offset = secs;
+        self
+    }
+
+    /// The session address: the transactions' sender.
+    pub fn address(&self) -> Address {
+        self.session
+    }
+
+    /// The agent's address (its key signs nothing on chain; it stamps).
+    pub fn agent(&self) -> Address {
+        self.agent
+    }
+
+    /// Sign `tx` through Bridle's `eth_signTransaction`. Bridle fills nothing: chain id,
+    /// nonce, gas and fees must be set (alloy's fillers set them).
+    pub async fn sign_tx(&self, tx: &mut dyn SignableTransaction<Signature>) -> Result<Signature, BoxError> {
+        let digest = tx.signature_hash();
+        let q = |v: u128| format!("{v:#x}");
+        let mut obj = json!({
+            "from": self.session,
+            "chainId": q(tx.chain_id().ok_or("the transaction has no chain id: Bridle fills nothing")? as u128),
+            "nonce": q(tx.nonce() as u128),
+            "gas": q(tx.gas_limit() as u128),
+            "value": format!("{:#x}", tx.value()),
+            "data": tx.input(),
+        });
+        if let TxKind::Call(to) = tx.kind() {
+            obj["to"] = json!(to);
+        }
+        match tx.ty() {
+            0 => {
+                obj["type"] = json!("0x0");
+                obj["gasPrice"] = json!(q(tx.gas_price().ok_or("legacy transaction without gas price")?));
+            }
+            2 => {
+                obj["type"] = json!("0x2");
+                obj["maxFeePerGas"] = json!(q(tx.max_fee_per_gas()));
+                obj["maxPriorityFeePerGas"] = json!(q(tx.max_priority_fee_per_gas().unwrap_or(0)));
+                if let Some(list) = tx.access_list().filter(|l| !l.is_empty()) {
+                    obj["accessList"] = json!(list
+                        .iter()
+                        .map(|e| json!({"address": e.address, "storageKeys": e.storage_keys}))
+                        .collect::<Vec<_>>());
+                }
+            }
+            t => {
+                return Err(Box::new(BridleError::new(
+                    "unsupported",
+                    format!("transaction type {t} is not signed by Bridle (legacy and EIP-1559 only)"),
+                )))
+            }
+        }
+        let result = self.rpc("eth_signTransaction", json!([obj]), digest).await?;
+        let signed = &result["tx"];
+        let field = |k: &str| -> Result<U256, BoxError> {
+            let s = signed[k].as_str().ok_or_else(|| format!("no {k} in the signed transaction"))?;
+            Ok(U256::from_str(s)?)
+        };
+        let parity = if signed.get("yParity").is_some() {
+            field("yParity")? == U256::from(1)
+        } else {
+            (field("v")? - U256::from(35)) % U256::from(2) == U256::from(1)
+        };
+        let sig = Signature::new(field("r")?, field("s")?, parity);
+        // Trust nothing from the host: the signature must be the session's over our digest.
+        let signer = sig.recover_address_from_prehash(&digest)?;
+        if signer != self.session {
+            return Err(format!("signature recovers to {signer}, not the session {}", self.session).into());
+        }
+        Ok(sig)
+    }
+
+    async fn rpc(&self, method: &str, params: Value, digest: B256) -> Result<Value, BoxError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64 + self.clock_offset;
+        let mut nonce = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+        let stamp = self.key.stamp(self.session, PayloadKind::Transaction, &digest, nonce, now as u64);
+        let reply: Value = self
+            .http
+            .post(format!("{}/rpc", self.host))
+            .header("Bridle-Session", self.session.to_string())
+            .header("Bridle-Stamp", stamp.to_header())
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if let Some(e) = reply.get("error") {
+            let data = &e["data"];
+            return Err(Box::new(BridleError {
+                code: data["code"].as_str().or(e["message"].as_str()).unwrap_or("error").to_string(),
+                rule: data["rule"].as_str().map(str::to_string),
+                reason: data["reason"].as_str().or(e["message"].as_str()).unwrap_or("").to_string(),
+            }));
+        }
+        Ok(reply["result"].clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl TxSigner<Signature> for BridleSigner {
+    fn address(&self) -> Address {
+        self.session
+    }
+
+    async fn sign_transaction(&self, tx: &mut dyn SignableTransaction<Signature>) -> alloy_signer::Result<Signature> {
+        self.sign_tx(tx).await.map_err(alloy_signer::Error::Other)
+    }
+}
+
+/// The session as a wallet of one account: `ProviderBuilder::new().wallet(bridle)`.
+impl<N: Network> NetworkWallet<N> for BridleSigner
+where
+    N::TxEnvelope: From<Signed<N::UnsignedTx>>,
+    N::UnsignedTx: SignableTransaction<Signature>,
+{
+    fn default_signer_address(&self) -> Address {
+        self.session
+    }
+
+    fn has_signer_for(&self, address: &Address) -> bool {
+        *address == self.session
+    }
+
+    fn signer_addresses(&self) -> impl Iterator<Item = Address> {
+        std::iter::once(self.session)
+    }
+
+    async fn sign_transaction_from(
+        &self,
+        sender: Address,
+        mut tx: N::UnsignedTx,
+    ) -> alloy_signer::Result<N::TxEnvelope> {
+        if sender != self.session {
+            return Err(alloy_signer::Error::other(BridleError::new(
+                "malformed",
+                format!("this wallet signs for the session {} only, not {sender}", self.session),
+            )));
+        }
+        let sig = self.sign_tx(&mut tx).await.map_err(alloy_signer::Error::Other)?;
+        Ok(tx.into_signed(sig).into())
+    }
+}

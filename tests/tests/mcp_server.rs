@@ -1,0 +1,123 @@
+//! `bridle mcp` driven by an independent MCP client (the official Python `mcp` SDK,
+//! tests/py/mcp_client.py) on a real chain: anvil, `bridle dev`, a session granted with the
+//! CLI under a 100 USDC a day policy, funded on chain.
+//!
+//! The client lists the tools, sends an allowed 60 USDC transfer (mined, status 1), then
+//! 50 more (a tool error: `spend_cap`, rule `limits[0]`, spent 60, asking 50, cap 100 —
+//! nothing reaches the chain), signs an allowed message, and reads the status (60 of 100
+//! spent). The agent's private key is in no tool result.
+
+use alloy_primitives::{address, Address, U256};
+use bridle_tests::*;
+use std::process::{Command, Stdio};
+
+const DEAD: Address = address!("000000000000000000000000000000000000dEaD");
+
+fn require_python_mcp() {
+    let out = Command::new("python3").args(["-c", "import mcp"]).output().expect("python3");
+    assert!(
+        out.status.success(),
+        "the Python MCP SDK is missing: run scripts/install-test-deps.sh (pip install -r tests/py/requirements.txt)\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn an_mcp_client_transfers_within_the_cap_and_is_told_why_not_over_it() {
+    require_python_mcp();
+    let chain = Anvil::start();
+    let token = chain.deploy_erc20().await;
+    let dev = Dev::start();
+    let d = dev.dir.path();
+    dev.cli(&["owner", "keygen", "--out", "owner.key"]);
+    dev.cli(&["agent", "keygen", "--out", "agent.key"]);
+    let policy = format!(
+        r#"
+name = "mcp-usdc-daily"
+chains = [31337]
+valid_for = "24h"
+
+[tokens]
+USDC = {{ address = "{token}", decimals = 6 }}
+
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)"]
+
+[[limits]]
+max = "100 USDC"
+per = "day"
+
+[[messages]]
+exact = "gm"
+"#
+    );
+    std::fs::write(d.join("policy.toml"), policy).unwrap();
+    let granted =
+        dev.cli(&["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", "policy.toml", "--json"]);
+    let granted: serde_json::Value = serde_json::from_str(&granted).unwrap_or_else(|e| panic!("{e}: {granted}"));
+    let session: Address = serde_json::from_value(granted["binding"]["session"].clone()).unwrap();
+    chain.mint(token, session, U256::from(1_000_000_000_u64)).await;
+    chain.set_balance(session, U256::from(10u64).pow(U256::from(19u64))).await;
+    let key_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("agent.key")).unwrap()).unwrap();
+
+    let case = serde_json::json!({
+        "bridle": bin("bridle"),
+        "key": d.join("agent.key"),
+        "session": session,
+        "host": dev.url,
+        "rpc": chain.url,
+        "token": token,
+        "to": DEAD,
+        "trust_file": dev.trust_file(),
+        "agent_private_key": key_file["private_key"],
+    });
+    let mut child = Command::new("python3")
+        .arg(repo_root().join("tests/py/mcp_client.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(case.to_string().as_bytes()).unwrap();
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let all = format!("--- stdout\n{stdout}\n--- stderr\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the MCP client failed:\n{all}");
+    let r: serde_json::Value =
+        serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {all}"));
+
+    assert_eq!(r["server"], "bridle", "{all}");
+    assert_eq!(r["address"]["structured"]["session"], serde_json::json!(session), "{all}");
+    assert_eq!(r["status_before"]["is_error"], false, "{all}");
+    assert_eq!(r["status_before"]["structured"]["caps"][0]["remaining"], "100 USDC", "{all}");
+    assert!(r["policy"]["structured"]["explanation"].as_str().unwrap_or("").contains("100 USDC"), "{all}");
+
+    // Allowed: mined, status 1, from the session to the token.
+    let allowed = &r["allowed"];
+    assert_eq!(allowed["is_error"], false, "{all}");
+    assert_eq!(allowed["structured"]["receipt"]["success"], true, "{all}");
+    let hash = allowed["structured"]["hash"].as_str().unwrap();
+    let tx = chain.transaction(hash).await;
+    let from: Address = serde_json::from_value(tx["from"].clone()).unwrap();
+    assert_eq!(from, session, "{tx}");
+    assert_eq!(chain.token_balance(token, DEAD).await, U256::from(60_000_000u64));
+
+    // Over the cap: a tool error naming the code, the rule and the numbers; nothing sent.
+    let over = &r["over_cap"];
+    assert_eq!(over["is_error"], true, "{all}");
+    assert_eq!(over["structured"]["code"], "spend_cap", "{all}");
+    assert_eq!(over["structured"]["rule"], "limits[0]", "{all}");
+    let text = over["text"].as_str().unwrap();
+    assert!(text.contains("spend_cap") && text.contains("spent 60 USDC, asking 50 USDC, cap 100 USDC"), "{text}");
+    assert_eq!(chain.nonce(session, "pending").await, 1, "nothing reached the chain");
+    assert_eq!(chain.token_balance(token, DEAD).await, U256::from(60_000_000u64));
+
+    assert_eq!(r["message"]["is_error"], false, "{all}");
+    assert_eq!(r["status_after"]["structured"]["caps"][0]["spent"], "60 USDC", "{all}");
+    assert_eq!(r["key_leaked"], false, "the agent key reached a tool result: {all}");
+}
