@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build release dev test test-deps lint fmt bench load fuzz fuzz-long check-long clean help
+.PHONY: all build release dev test test-deps lint fmt bench load bench-cluster fuzz fuzz-long check-long clean help
 
 all: build
 
@@ -45,9 +45,15 @@ bench: release
 	$(CARGO) bench -p bridle-enclave --bench signing
 	$(CARGO) bench -p bridle-attestation
 	$(MAKE) load
+	$(MAKE) bench-cluster
 
 load: release
 	BRIDLE_BIN_DIR=target/release ./target/release/bridle-load --requests 4000 --concurrency 16
+
+# Replication's cost (issue 11): a 3-node cluster against one enclave in the same run —
+# throughput, memory per session, failover time (BENCHMARKS.md, "Enclave cluster").
+bench-cluster: release
+	BRIDLE_BIN_DIR=target/release ./target/release/bridle-cluster-bench --requests 4000 --concurrency 16 --sessions 1000 --failovers 5
 
 # The decision core against the independent reference model (model/, RULES.md) on a million
 # random sequences; CI runs 10^5 of them in `make test`. Results: SECURITY.md.

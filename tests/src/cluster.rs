@@ -322,6 +322,21 @@ impl Cluster {
         }
     }
 
+    /// Wait until the leader's membership no longer lists node `id` (a dead node dropped).
+    pub async fn wait_removed(&self, id: u64, timeout: Duration) {
+        let t0 = Instant::now();
+        loop {
+            if let Some(l) = self.leader().await {
+                let v = self.info(l).await.unwrap_or_default();
+                if v["members"].as_array().is_some_and(|m| !m.iter().any(|m| m["node_id"] == id)) {
+                    return;
+                }
+            }
+            assert!(t0.elapsed() < timeout, "node {id} still a member after {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Wait until node `i` is a voter in the leader's view.
     pub async fn wait_voter(&self, i: usize, timeout: Duration) {
         let t0 = Instant::now();

@@ -125,3 +125,26 @@ async fn leader_killed_under_load_signs_exactly_the_cap() {
     let (status, v, _) = client.sign_until_decided(leader, &req, Duration::from_secs(30)).await;
     assert_eq!(status, 200, "{v}");
 }
+
+/// A follower killed and restarted at once: its new enclave joins and is promoted while the
+/// dead one still looks alive to the leader. The dead voter must still be dropped (else the
+/// cluster has four voters, one dead, and the next kill leaves no majority): the leader
+/// dies next, and the two survivors — one of them the new node — elect and sign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_restarted_at_once_leaves_no_dead_voter_behind() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader(Duration::from_secs(30)).await;
+    let g = c.grant(leader, &Actor::random(), &Actor::random(), &cap_policy(100)).await;
+    let f = (leader + 1) % 3;
+    c.kill_enclave(f);
+    c.restart_enclave(f);
+    c.wait_voter(f, Duration::from_secs(60)).await;
+    c.wait_voters(3, Duration::from_secs(60)).await;
+
+    c.kill_enclave(leader);
+    let client = c.client();
+    let req = stamped(&g, SignPayload::Transaction(erc20_transfer(CHAIN, 0, USDC, DEAD, usdc(1))));
+    let (status, v, _) = client.sign_until_decided(f, &req, Duration::from_secs(60)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(signer_of(&v), g.session);
+}

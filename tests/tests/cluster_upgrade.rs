@@ -55,7 +55,11 @@ async fn a_rolling_upgrade_moves_only_the_sessions_their_owners_allowed() {
         c.wait_ready(n, Duration::from_secs(60)).await;
         c.wait_voter(n, Duration::from_secs(60)).await;
         assert_eq!(c.info(n).await.unwrap()["image"], hex::encode(new_image));
+        // As an operator does: the replaced node is gone from the membership before the
+        // next one is replaced (docs/high-availability.md, "Upgrades").
+        let id = c.info(old_node).await.unwrap()["node_id"].as_u64().unwrap();
         c.kill_enclave(old_node);
+        c.wait_removed(id, Duration::from_secs(60)).await;
     }
 
     // Only new-image nodes are left. The allowed session signs, with its address; the other

@@ -73,9 +73,9 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
         cluster_name: cluster.id.clone(),
         // Each message crosses two hosts (four hops through sockets and HTTP): openraft
         // bounds every append by the heartbeat interval, so it leaves room for that.
-        heartbeat_interval: 400,
-        election_timeout_min: 1500,
-        election_timeout_max: 3000,
+        heartbeat_interval: 300,
+        election_timeout_min: 900,
+        election_timeout_max: 1500,
         max_payload_entries: 16,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_logs),
         max_in_snapshot_log_to_keep: (snapshot_logs / 2).min(1_000),

@@ -32,8 +32,16 @@ use std::time::{Duration, Instant};
 
 /// How long a call waits for its entry to be committed and applied.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A voter that answered nothing for this long is replaced by a caught-up learner.
+/// A voter that answered nothing for this long is dead: dropped even with no learner to
+/// replace it, when enough voters remain ([`MIN_VOTERS`]).
 pub const DEAD_AFTER: Duration = Duration::from_secs(6);
+
+/// A voter silent this long (heartbeats go every 300 ms) is replaced when a caught-up
+/// learner can take its place.
+pub const SUSPECT_AFTER: Duration = Duration::from_millis(1500);
+
+/// The fewest voters a cluster keeps by dropping dead ones without a replacement.
+pub const MIN_VOTERS: usize = 3;
 /// Refused-before-the-log requests proposed anyway (so their bounded audit entries are
 /// the same on every node), per second at most; beyond, refused unlogged.
 const REFUSALS_PER_SECOND: u32 = 64;
@@ -53,6 +61,9 @@ pub struct ClusterNode {
     pub(super) advertise: Mutex<Option<String>>,
     /// When each peer last answered (heartbeats included), for replacing dead voters.
     pub(super) last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
+    /// Since when this node leads (seen by the upkeep): a voter never heard from is dead
+    /// only once the leader has led for [`DEAD_AFTER`].
+    leading_since: Mutex<Option<Instant>>,
     refusals: Mutex<(u64, u32)>,
     /// A join is under way (started once; it goes on until the node has the state).
     joining: std::sync::atomic::AtomicBool,
@@ -77,6 +88,7 @@ impl ClusterNode {
             clock,
             advertise: Mutex::new(None),
             last_ok,
+            leading_since: Mutex::new(None),
             refusals: Mutex::new((0, 0)),
             joining: std::sync::atomic::AtomicBool::new(false),
         }
@@ -360,9 +372,14 @@ impl ClusterNode {
     /// The leader's membership upkeep (run every few hundred ms): promote learners that
     /// caught up; replace voters that stopped answering.
     pub(super) async fn tend(&self) {
-        if !self.is_leader() {
-            return;
-        }
+        let since = {
+            let mut since = self.leading_since.lock().unwrap_or_else(|e| e.into_inner());
+            if !self.is_leader() {
+                *since = None;
+                return;
+            }
+            *since.get_or_insert_with(Instant::now)
+        };
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership().clone();
         if membership.get_joint_config().len() > 1 {
@@ -375,14 +392,25 @@ impl ClusterNode {
             .filter(|l| matched.get(l).and_then(|x| x.map(|x| x.index)).is_some_and(|i| i + 64 >= last))
             .collect();
         let last_ok = self.last_ok.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let dead: Vec<NodeId> = membership
-            .voter_ids()
-            .filter(|v| *v != self.id && last_ok.get(v).is_none_or(|t| t.elapsed() > DEAD_AFTER))
-            .collect();
-        if ready.is_empty() {
+        // Silent for `after`, counted from when this node began to lead at the earliest (a
+        // new leader has heard from nobody yet).
+        let silent = |v: &NodeId, after: Duration| {
+            *v != self.id && last_ok.get(v).map_or(since, |t| (*t).max(since)).elapsed() > after
+        };
+        let voters_now: Vec<NodeId> = membership.voter_ids().collect();
+        // A caught-up learner replaces voters that missed a few heartbeats; with none to
+        // promote, a voter is dropped only once surely dead and only when the survivors are
+        // a full cluster by themselves (a learner promoted before a voter went silent leaves
+        // one voter too many, which would otherwise count against every majority).
+        let dead: Vec<NodeId> = if ready.is_empty() {
+            voters_now.iter().copied().filter(|v| silent(v, DEAD_AFTER)).collect()
+        } else {
+            voters_now.iter().copied().filter(|v| silent(v, SUSPECT_AFTER)).collect()
+        };
+        let mut voters: BTreeSet<NodeId> = voters_now.iter().copied().filter(|v| !dead.contains(v)).collect();
+        if ready.is_empty() && (dead.is_empty() || voters.len() < MIN_VOTERS) {
             return;
         }
-        let mut voters: BTreeSet<NodeId> = membership.voter_ids().filter(|v| !dead.contains(v)).collect();
         voters.extend(ready.iter().copied());
         tracing::info!(?ready, ?dead, ?voters, "changing the cluster's voters");
         if let Err(e) = self.raft.change_membership(voters, false).await {
