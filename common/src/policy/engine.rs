@@ -57,6 +57,9 @@ pub struct Charges {
     pub place: Option<Place>,
     /// How many calls it makes (RULES.md §2): quota and rate limits count this.
     pub weight: u64,
+    /// Just-in-time `increaseAllowance` grants: (index in `approvals`, the most the
+    /// allowance may reach, the rule), checked against the registry's worst case.
+    pub jit_adds: Vec<(usize, U256, String)>,
 }
 
 impl Charges {
@@ -160,12 +163,14 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
         return Err(Denial::malformed("the request makes no call"));
     }
     for (k, call) in op.calls.iter().enumerate() {
-        check_call(p, ctx, op, call, &mut charges).and_then(|()| check_jit(p, op.calls, k)).map_err(|mut d| {
-            if op.calls.len() > 1 {
-                d.reason = format!("call {k}: {}", d.reason);
-            }
-            d
-        })?;
+        check_call(p, ctx, op, call, &mut charges).and_then(|()| check_jit(p, op.calls, k, &mut charges)).map_err(
+            |mut d| {
+                if op.calls.len() > 1 {
+                    d.reason = format!("call {k}: {}", d.reason);
+                }
+                d
+            },
+        )?;
     }
     check_spend(p, c, ctx, &charges)?;
     check_allowances(p, c, ctx, &charges)?;
@@ -176,14 +181,14 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
 /// to `spender` that one of `approvals.jit` names is bounded by that call's amount plus
 /// `approvals.jit_tolerance`; with `approvals.jit_only`, every non-zero on-chain approval
 /// must be such a pair.
-fn check_jit(p: &CompiledPolicy, calls: &[Call], k: usize) -> Result<(), Denial> {
+fn check_jit(p: &CompiledPolicy, calls: &[Call], k: usize, charges: &mut Charges) -> Result<(), Denial> {
     let data = calls[k].data.as_ref();
     let (spender, amount, kind) = match erc20_effect(data) {
         Some(Ok(Erc20::Approve { spender, amount, kind })) if !amount.is_zero() => (spender, amount, kind),
         _ => return Ok(()),
     };
     let rules = &p.doc.approvals;
-    if kind != "approve" {
+    if kind != "approve" && kind != "increaseAllowance" {
         if rules.jit_only {
             return Err(Denial::rule(
                 ErrorCode::UnlimitedApproval,
@@ -208,6 +213,13 @@ fn check_jit(p: &CompiledPolicy, calls: &[Call], k: usize) -> Result<(), Denial>
                         crate::units::format_decimal(bps, 2)
                     ),
                 ));
+            }
+            if kind == "increaseAllowance" {
+                // What it adds to may already be outstanding: the allowance it leaves, at
+                // worst, is checked against the same bound (`check_allowances`).
+                if let Some(g) = charges.approvals.len().checked_sub(1) {
+                    charges.jit_adds.push((g, bound, format!("approvals.jit[{i}]")));
+                }
             }
             Ok(())
         }

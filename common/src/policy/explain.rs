@@ -176,7 +176,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
         let token = j.token_path.as_ref().map(|t| format!(", token argument {t:?}")).unwrap_or_default();
         let _ = writeln!(
             s,
-            "approvals.jit[{i}]: an approve(spender, X) directly followed by `{}` on the spender may grant at most its argument {:?} plus {}%{token}",
+            "approvals.jit[{i}]: an approve(spender, X) or increaseAllowance(spender, X) directly followed by `{}` on the spender may grant at most its argument {:?} plus {}%{token} (with increaseAllowance, counting what may already be outstanding)",
             j.signature,
             j.amount_path,
             format_decimal(alloy_primitives::U256::from(a.jit_tolerance_bps), 2)

@@ -67,6 +67,23 @@ pub(crate) fn check_allowances(
     let with = Request { place, grants: &charges.approvals };
     let without = Request { place, grants: &[] };
     let touched: BTreeSet<Key> = charges.approvals.iter().map(|g| g.key).collect();
+    // A just-in-time `increaseAllowance` (R-APP-2) adds to whatever may be outstanding at
+    // worst before it: together they must stay within what the next call consumes.
+    for (gi, bound, rule) in &charges.jit_adds {
+        let Some(g) = charges.approvals.get(*gi) else { continue };
+        let GrantOp::Add(added) = g.op else { continue };
+        let before = worst(reg, &g.key, ctx.now, Some(Request { place, grants: &charges.approvals[..*gi] }));
+        if before.saturating_add(added) > *bound {
+            return Err(Denial::rule(
+                ErrorCode::UnlimitedApproval,
+                rule.clone(),
+                format!(
+                    "increaseAllowance of {added} to {} adds to an allowance that may already be {before} (over every history consistent with what this session signed); together they exceed what the next call consumes plus the tolerance ({bound})",
+                    g.key.spender
+                ),
+            ));
+        }
+    }
     // Per-spender maximum for what `increaseAllowance` raises (R-APP-1).
     for g in charges.approvals.iter().filter(|g| matches!(g.op, GrantOp::Add(_))) {
         let Some(t) = g.token_index else { continue };

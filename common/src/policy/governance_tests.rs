@@ -470,6 +470,32 @@ fn jit_approval_is_bounded_by_the_consuming_call() {
 }
 
 #[test]
+fn jit_increase_allowance_is_bounded_together_with_what_may_be_outstanding() {
+    let inc =
+        |n: U256| (USDC, U256::ZERO, Bytes::from(increaseAllowanceCall { spender: ROUTER, added: n }.abi_encode()));
+    let p = jit_policy("0%", true);
+    let mut c = Counters::new();
+    let now = t0() + 10;
+    // Nothing outstanding: increaseAllowance(500) then a swap of 500 is just in time, even
+    // under jit_only (issue 14, item 6).
+    sign(&p, &mut c, now, &op(&[inc(usdc(500)), swap_call(usdc(500), USDC)])).unwrap();
+    // More than the swap consumes: refused, as for approve.
+    let d = decide(&p, &c, now, &op(&[inc(usdc(501)), swap_call(usdc(500), USDC)])).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::UnlimitedApproval, Some("approvals.jit[0]")));
+    // The enclave cannot see the first swap consume its 500: at worst they are still there,
+    // and another 500 on top would leave 1 000 for a swap of 500.
+    let d = decide(&p, &c, now, &op(&[inc(usdc(500)), swap_call(usdc(500), USDC)])).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::UnlimitedApproval, Some("approvals.jit[0]")));
+    assert!(d.reason.contains("may already be"), "{}", d.reason);
+    // Set to zero first in the same batch: just in time again.
+    let reset = op(&[approve_call(USDC, ROUTER, U256::ZERO), inc(usdc(500)), swap_call(usdc(500), USDC)]);
+    decide(&p, &c, now, &reset).unwrap();
+    // Not followed by its consumer: refused under jit_only.
+    let d = decide(&p, &c, now, &op(&[inc(usdc(1))])).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::UnlimitedApproval, Some("approvals.jit_only")));
+}
+
+#[test]
 fn trailing_zero_approval_leaves_nothing_outstanding() {
     // The ceiling is 1 000 USD, yet a 10 000 USDC just-in-time approval passes: it is
     // revoked to zero in the same batch, so exposure after the batch is unchanged.
