@@ -310,7 +310,7 @@ impl Model {
         }
         let item = Item { place, signed_at: t, writes };
         // 9. The registry after this request.
-        if !item.writes.is_empty() {
+        if !item.writes.is_empty() || !self.displaced(&item).is_empty() {
             match self.registry_check(&item) {
                 Some(found) => codes.extend(found),
                 None => limit = true,
@@ -494,36 +494,57 @@ impl Model {
         }
     }
 
+    /// Signed items that `item` would take the place of (same nonce; a permit floats and
+    /// takes no place): only one of them and the request can be mined.
+    fn displaced(&self, item: &Item) -> Vec<&Item> {
+        if matches!(item.place, Place::Float { .. }) {
+            return Vec::new();
+        }
+        self.registry.iter().filter(|i| i.place == item.place && !i.writes.is_empty()).collect()
+    }
+
     /// Exposure ceiling and per-spender maximum for request `item` (RULES §6). `None`: the
-    /// model cannot decide (too big to explore).
+    /// model cannot decide (too big to explore). Compared with the same position without the
+    /// request: one of the items it displaces mined there (the worst), or, displacing none,
+    /// a transaction that writes nothing.
     fn registry_check(&self, item: &Item) -> Option<Vec<&'static str>> {
         let total: usize = self.registry.iter().map(|i| i.writes.len()).sum::<usize>() + item.writes.len();
         if total > crate::MAX_WRITES {
             return None;
         }
         let silent = Item { writes: Vec::new(), ..item.clone() };
+        let displaced = self.displaced(item);
+        let alternatives: Vec<&Item> = if displaced.is_empty() { vec![&silent] } else { displaced.clone() };
         let keys = registry::keys(self.registry.iter().chain(std::iter::once(item)));
         let mut codes = Vec::new();
-        let (mut with_sum, mut without_sum) = (U256::ZERO, U256::ZERO);
+        let mut with_sum = U256::ZERO;
+        let mut without_sums = vec![U256::ZERO; alternatives.len()];
         let (mut raised, mut unpriced) = (false, false);
         for key in &keys {
             let with = registry::worst(&self.registry, Some(item), key)?;
-            let without = registry::worst(&self.registry, Some(&silent), key)?;
-            raised |= with > without;
-            match self.price(key.chain, &Ledger::Token(key.token)) {
-                Some((usd, dec)) => {
-                    with_sum = with_sum.saturating_add(usd_of(with, usd, dec));
-                    without_sum = without_sum.saturating_add(usd_of(without, usd, dec));
+            let mut without = U256::ZERO;
+            let price = self.price(key.chain, &Ledger::Token(key.token));
+            for (a, sum) in alternatives.iter().zip(without_sums.iter_mut()) {
+                let w = registry::worst(&self.registry, Some(a), key)?;
+                without = without.max(w);
+                if let Some((usd, dec)) = price {
+                    *sum = sum.saturating_add(usd_of(w, usd, dec));
                 }
+            }
+            let raised_here = with > without;
+            raised |= raised_here;
+            match price {
+                Some((usd, dec)) => with_sum = with_sum.saturating_add(usd_of(with, usd, dec)),
                 None => unpriced |= !with.is_zero(),
             }
             let adds = item.writes.iter().any(|(k, w)| k == key && matches!(w, Write::Add(_)));
-            if adds && self.caps(key.chain, key.token).iter().any(|c| with > *c) {
+            if (adds || raised_here) && self.caps(key.chain, key.token).iter().any(|c| with > *c) {
                 codes.push("unlimited_approval");
             }
         }
+        let without_sum = without_sums.into_iter().max().unwrap_or_default();
         if let Some(ceiling) = self.policy.exposure_ceiling {
-            if raised && (unpriced || (with_sum > ceiling && with_sum > without_sum)) {
+            if (raised || !displaced.is_empty()) && (unpriced || (with_sum > ceiling && with_sum > without_sum)) {
                 codes.push("exposure_ceiling");
             }
         }

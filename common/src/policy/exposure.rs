@@ -7,8 +7,9 @@ use super::compile::{AssetRef, CompiledPolicy};
 use super::engine::{Charges, Context};
 use super::state::Counters;
 use crate::allowance::worst::{worst, Request};
-use crate::allowance::{fmt_usd, price_of, value_usd, Exposure, GrantOp, Key, Registry, MAX_WRITES};
+use crate::allowance::{fmt_usd, price_of, value_usd, Exposure, Grant, GrantOp, Key, Place, Registry, MAX_WRITES};
 use crate::error::{Denial, ErrorCode};
+use alloy_primitives::U256;
 use std::collections::BTreeSet;
 
 /// Exposure over `keys`: each key's worst case (for `req`) at the price table.
@@ -50,12 +51,25 @@ pub(crate) fn check_allowances(
     ctx: &Context,
     charges: &Charges,
 ) -> Result<(), Denial> {
-    if charges.approvals.is_empty() {
-        return Ok(());
-    }
     let Some(place) = charges.place else { return Ok(()) };
     let reg = &c.allowances;
-    if !reg.has_room(charges.approvals.len(), ctx.now) {
+    // What the request would take the place of: signed items at the same nonce (a
+    // replacement — only one of them can be mined). A permit floats and displaces nothing.
+    let displaced: Vec<&[Grant]> = match place {
+        Place::Floating { .. } => Vec::new(),
+        _ => reg.items.iter().filter(|i| i.place == place).map(|i| i.grants.as_slice()).collect(),
+    };
+    if charges.approvals.is_empty() && displaced.is_empty() {
+        return Ok(());
+    }
+    // Without the request, at its position: one of the displaced items mined there (the
+    // worst of them), or, with none, a transaction that writes no approval.
+    let alternatives: Vec<Request<'_>> = if displaced.is_empty() {
+        vec![Request { place, grants: &[] }]
+    } else {
+        displaced.iter().map(|grants| Request { place, grants }).collect()
+    };
+    if !charges.approvals.is_empty() && !reg.has_room(charges.approvals.len(), ctx.now) {
         return Err(Denial::rule(
             ErrorCode::ExposureCeiling,
             "allowances",
@@ -65,8 +79,19 @@ pub(crate) fn check_allowances(
         ));
     }
     let with = Request { place, grants: &charges.approvals };
-    let without = Request { place, grants: &[] };
     let touched: BTreeSet<Key> = charges.approvals.iter().map(|g| g.key).collect();
+    // Every key the request may raise: those it grants, and those whose revocation it may
+    // displace by taking that revocation's nonce (review finding 4: the replaced
+    // revocation then never happens). Against the same position without the request.
+    let keys: BTreeSet<Key> = reg.keys().map(|(k, _)| *k).chain(touched.iter().copied()).collect();
+    let raised: Vec<(Key, U256)> = keys
+        .iter()
+        .filter_map(|k| {
+            let after = worst(reg, k, ctx.now, Some(with));
+            let before = alternatives.iter().map(|a| worst(reg, k, ctx.now, Some(*a))).max().unwrap_or_default();
+            (after > before).then_some((*k, after))
+        })
+        .collect();
     // A just-in-time `increaseAllowance` (R-APP-2) adds to whatever may be outstanding at
     // worst before it: together they must stay within what the next call consumes.
     for (gi, bound, rule) in &charges.jit_adds {
@@ -84,38 +109,46 @@ pub(crate) fn check_allowances(
             ));
         }
     }
-    // Per-spender maximum for what `increaseAllowance` raises (R-APP-1).
-    for g in charges.approvals.iter().filter(|g| matches!(g.op, GrantOp::Add(_))) {
-        let Some(t) = g.token_index else { continue };
+    // Per-spender maxima (R-APP-1): what `increaseAllowance` adds up to, or what any key
+    // the request raises (a displaced revocation included) reaches, at worst.
+    let adds = charges
+        .approvals
+        .iter()
+        .filter(|g| matches!(g.op, GrantOp::Add(_)) && !raised.iter().any(|(k, _)| *k == g.key))
+        .map(|g| (g.key, worst(reg, &g.key, ctx.now, Some(with))))
+        .collect::<Vec<_>>();
+    for (k, after) in raised.iter().chain(adds.iter()) {
+        let Some(t) = token_of(p, k) else { continue };
         let Some(cap) = p.approval_caps[t] else { continue };
-        let after = worst(reg, &g.key, ctx.now, Some(with));
-        if after > cap {
+        if *after > cap {
             let idx = p.doc.approvals.caps.iter().position(|c| c.token == p.doc.tokens[t].symbol).unwrap_or(0);
+            let via = charges
+                .approvals
+                .iter()
+                .find(|g| g.key == *k)
+                .map_or("this request's nonce".to_string(), |g| g.via.to_string());
             return Err(Denial::rule(
                 ErrorCode::UnlimitedApproval,
                 format!("approvals.caps[{idx}]"),
                 format!(
-                    "{} would bring the allowance of {} to {} at worst (over every history consistent with what this session signed), above the per-spender cap {}",
-                    g.via,
-                    g.key.spender,
-                    p.fmt_amount(AssetRef::Token(t), after),
+                    "{via} would bring the allowance of {} to {} at worst (over every history consistent with what this session signed), above the per-spender cap {}",
+                    k.spender,
+                    p.fmt_amount(AssetRef::Token(t), *after),
                     p.fmt_amount(AssetRef::Token(t), cap)
                 ),
             ));
         }
     }
     let Some(ceiling) = p.doc.exposure_ceiling else { return Ok(()) };
-    let raised: Vec<&Key> =
-        touched.iter().filter(|k| worst(reg, k, ctx.now, Some(with)) > worst(reg, k, ctx.now, Some(without))).collect();
-    if raised.is_empty() {
+    if raised.is_empty() && displaced.is_empty() {
         return Ok(());
     }
-    for k in &raised {
+    for (k, _) in &raised {
         if price_of(p, k.chain_id, &k.token).is_none() {
             let name = charges
                 .approvals
                 .iter()
-                .find(|g| g.key == **k)
+                .find(|g| g.key == *k)
                 .and_then(|g| g.token_index)
                 .map(|t| p.doc.tokens[t].symbol.clone())
                 .unwrap_or_else(|| k.token.to_string());
@@ -126,7 +159,6 @@ pub(crate) fn check_allowances(
             ));
         }
     }
-    let keys: BTreeSet<Key> = reg.keys().map(|(k, _)| *k).chain(touched.iter().copied()).collect();
     let after = exposure_of(p, reg, keys.iter(), ctx.now, Some(with));
     if !after.unpriced.is_empty() {
         return Err(Denial::rule(
@@ -138,8 +170,9 @@ pub(crate) fn check_allowances(
             ),
         ));
     }
-    let before = exposure_of(p, reg, keys.iter(), ctx.now, Some(without));
-    if after.usd > ceiling && after.usd > before.usd {
+    let before =
+        alternatives.iter().map(|a| exposure_of(p, reg, keys.iter(), ctx.now, Some(*a)).usd).max().unwrap_or_default();
+    if after.usd > ceiling && after.usd > before {
         return Err(Denial::rule(
             ErrorCode::ExposureCeiling,
             "exposure_ceiling",
@@ -147,9 +180,14 @@ pub(crate) fn check_allowances(
                 "outstanding approvals would be worth {} at worst (every allowance in the history that is worst for it), above the ceiling {} (without this request: {})",
                 fmt_usd(after.usd),
                 fmt_usd(ceiling),
-                fmt_usd(before.usd)
+                fmt_usd(before)
             ),
         ));
     }
     Ok(())
+}
+
+/// The policy's index of the token a key is about (by chain and address).
+fn token_of(p: &CompiledPolicy, k: &Key) -> Option<usize> {
+    p.doc.tokens.iter().position(|t| t.address == k.token && t.chain_id.is_none_or(|c| c == k.chain_id))
 }

@@ -722,3 +722,26 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_request_that_takes_a_revocations_nonce_is_checked_for_what_the_revocation_covered() {
+    // governance::t8_3 over HTTP: USDC/POOL is already approved at a later nonce, so the
+    // replacement raises no key it grants — but it displaces the WETH revocation at nonce 3,
+    // which the approval at nonce 4 was allowed on. Refused, whatever it grants (even nothing).
+    let p = with("prices = { USDC = \"1.00\", USDCB = \"1.00\", WETH = \"3000\" }\nexposure_ceiling = \"50000 USD\"");
+    let mut c = Counters::new();
+    let now = t0() + 10;
+    sign(&p, &mut c, now, &approve_tx_at(1, 0, USDC, ROUTER, usdc(20_000))).unwrap();
+    sign(&p, &mut c, now, &approve_tx_at(1, 1, WETH, POOL, weth(5))).unwrap();
+    sign(&p, &mut c, now, &approve_tx_at(8453, 0, USDC_B, ROUTER, usdc(10_000))).unwrap();
+    sign(&p, &mut c, now, &approve_tx_at(1, 2, USDC, POOL, usdc(5_000))).unwrap();
+    sign(&p, &mut c, now, &approve_tx_at(1, 3, WETH, POOL, U256::ZERO)).unwrap();
+    sign(&p, &mut c, now, &approve_tx_at(1, 4, USDC, POOL, usdc(20_000))).unwrap();
+    let d = decide(&p, &c, now, &approve_tx_at(1, 3, USDC, POOL, usdc(20_000))).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ExposureCeiling, Some("exposure_ceiling")), "{d}");
+    let transfer = tx_at(1, 3, USDC, transferCall { to: OWNER, amount: usdc(1) }.abi_encode());
+    let d = decide(&p, &c, now, &transfer).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ExposureCeiling, Some("exposure_ceiling")), "{d}");
+    // At a fresh nonce the same transfer is fine.
+    decide(&p, &c, now, &tx_at(1, 5, USDC, transferCall { to: OWNER, amount: usdc(1) }.abi_encode())).unwrap();
+}
