@@ -115,6 +115,12 @@ impl Node {
     }
 }
 
+/// How many log entries between snapshots: 64 in tests (so that snapshots happen),
+/// `BRIDLE_CLUSTER_SNAPSHOT_LOGS` to change it (the benchmark uses the enclave's default).
+fn snapshot_logs() -> String {
+    std::env::var("BRIDLE_CLUSTER_SNAPSHOT_LOGS").unwrap_or_else(|_| "64".into())
+}
+
 /// A cluster of real processes. See the module docs.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -172,7 +178,7 @@ impl Cluster {
         let mut e = Command::new(bin("bridle-enclave"));
         e.arg("--unix")
             .arg(&self.nodes[i].socket)
-            .args(["--dev", "--cluster", &self.name, "--cluster-snapshot-logs", "64", "--dev-mock-ca"])
+            .args(["--dev", "--cluster", &self.name, "--cluster-snapshot-logs", &snapshot_logs(), "--dev-mock-ca"])
             .arg(self.dir.path().join("mock-ca.json"))
             .args(&self.nodes[i].enclave_args);
         self.nodes[i].enclave = Some(Proc::spawn(e));
@@ -203,7 +209,7 @@ impl Cluster {
         let mut e = Command::new(bin("bridle-enclave"));
         e.arg("--unix")
             .arg(&self.nodes[i].socket)
-            .args(["--dev", "--cluster", &self.name, "--cluster-snapshot-logs", "64", "--dev-mock-ca"])
+            .args(["--dev", "--cluster", &self.name, "--cluster-snapshot-logs", &snapshot_logs(), "--dev-mock-ca"])
             .arg(self.dir.path().join("mock-ca.json"))
             .args(&self.nodes[i].enclave_args);
         self.nodes[i].enclave = Some(Proc::spawn(e));

@@ -38,6 +38,25 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) used so far by a process.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of each process in `pids`.
+fn cpu_of(pids: &[u32]) -> Vec<f64> {
+    pids.iter().map(|p| cpu_secs(*p)).collect()
+}
+
+/// Microseconds of CPU per request between two readings, per process.
+fn per_request(a: &[f64], b: &[f64], n: u64) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| 1e6 * (y - x) / n.max(1) as f64).collect()
+}
+
 /// The README's example policy (what `bridle policy init` writes), valid for a day.
 fn example_policy() -> Policy {
     let text = std::fs::read_to_string(repo_root().join("examples/policies/usdc-daily.toml"))
@@ -88,6 +107,9 @@ async fn main() {
     let concurrency = arg("--concurrency", 16) as usize;
     let sessions = arg("--sessions", 300);
     let failovers = arg("--failovers", 3);
+    // Snapshots as in production (every 10 000 entries), not as often as the tests take them.
+    let snapshot_logs = arg("--snapshot-logs", 10_000);
+    std::env::set_var("BRIDLE_CLUSTER_SNAPSHOT_LOGS", snapshot_logs.to_string());
     let example = example_policy();
 
     // --- one enclave, one host ---
@@ -97,6 +119,8 @@ async fn main() {
     for i in 0..20 {
         let _ = s.post("/v1/sign", &transfer(&g, 1_000_000 + i, 1)).await;
     }
+    let single_pids = [s.enclave.proc.pid(), s.host.proc.pid()];
+    let c0 = cpu_of(&single_pids);
     let single = {
         let (s, g) = (s.clone(), g.clone());
         throughput(requests, concurrency, move |i| {
@@ -105,6 +129,7 @@ async fn main() {
         })
         .await
     };
+    let single_cpu = per_request(&c0, &cpu_of(&single_pids), requests);
     let pid = s.enclave.proc.pid();
     let before = rss_kib(pid);
     for _ in 0..sessions {
@@ -122,6 +147,12 @@ async fn main() {
     for i in 0..20 {
         let _ = client.post(leader, "/v1/sign", &transfer(&g, 1_000_000 + i, 1)).await;
     }
+    let pids = |c: &Cluster, i: usize| c.nodes[i].enclave.as_ref().map(|p| p.pid()).unwrap_or(0);
+    let hpid = |c: &Cluster, i: usize| c.nodes[i].host.as_ref().map(|p| p.pid()).unwrap_or(0);
+    let other = 3 - leader - follower;
+    let cluster_pids =
+        [pids(&c, leader), pids(&c, follower), pids(&c, other), hpid(&c, leader), hpid(&c, follower), hpid(&c, other)];
+    let c0 = cpu_of(&cluster_pids);
     let replicated = {
         let (client, g) = (client.clone(), g.clone());
         throughput(requests, concurrency, move |i| {
@@ -130,7 +161,7 @@ async fn main() {
         })
         .await
     };
-    let pids = |c: &Cluster, i: usize| c.nodes[i].enclave.as_ref().map(|p| p.pid()).unwrap_or(0);
+    let cluster_cpu = per_request(&c0, &cpu_of(&cluster_pids), requests);
     let (lb, fb) = (rss_kib(pids(&c, leader)), rss_kib(pids(&c, follower)));
     for _ in 0..sessions {
         c.grant(leader, &Actor::random(), &Actor::random(), &example).await;
@@ -182,10 +213,39 @@ async fn main() {
     times.sort_by(f64::total_cmp);
 
     println!();
-    println!("requests {requests}, concurrency {concurrency}, sessions {sessions}, failovers {failovers}");
+    println!(
+        "requests {requests}, concurrency {concurrency}, sessions {sessions}, failovers {failovers}, snapshot every {snapshot_logs} entries"
+    );
     println!("throughput, one enclave:            {single:.0} signatures/s");
     println!("throughput, 3-node cluster (leader): {replicated:.0} signatures/s");
     println!("ratio cluster / one enclave:         {:.1} %", 100.0 * replicated / single);
+    let raw = {
+        let key = k256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let t = std::time::Instant::now();
+        for i in 0..2000u32 {
+            let mut d = [9u8; 32];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            let _ = key.sign_prehash_recoverable(&d).unwrap();
+        }
+        t.elapsed().as_secs_f64() * 1e6 / 2000.0
+    };
+    println!("CPU per signed request (µs; one raw k256 signature here: {raw:.0} µs):");
+    println!(
+        "  one enclave:  enclave {:.0}, host {:.0}; total {:.0}",
+        single_cpu[0],
+        single_cpu[1],
+        single_cpu.iter().sum::<f64>()
+    );
+    println!(
+        "  cluster:      leader enclave {:.0}, follower enclaves {:.0} + {:.0}, leader's host {:.0}, other hosts {:.0} + {:.0}; total {:.0}",
+        cluster_cpu[0],
+        cluster_cpu[1],
+        cluster_cpu[2],
+        cluster_cpu[3],
+        cluster_cpu[4],
+        cluster_cpu[5],
+        cluster_cpu.iter().sum::<f64>()
+    );
     println!("memory per session, one enclave:     {single_mem:.1} KiB");
     println!("memory per session, cluster leader:  {leader_mem:.1} KiB ({:.0} %)", 100.0 * leader_mem / single_mem);
     println!(
