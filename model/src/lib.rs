@@ -29,6 +29,9 @@ pub const MAX_WRITES: usize = 12;
 /// The pseudo-code the model gives when it cannot decide: the harness skips the sequence.
 pub const MODEL_LIMIT: &str = "model_limit";
 
+/// Requests held for the owner's approval at once, per session (RULES §8).
+pub const MAX_PENDING: usize = 16;
+
 /// What a request asks to sign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Req {
@@ -205,6 +208,14 @@ impl Model {
             return Verdict::Denied(ev.codes);
         }
         if let Some(ttl) = self.escalates(&ev, t) {
+            // RULES §8: at most MAX_PENDING held at once (expired ones are forgotten only to
+            // make room); one more is refused, not counted by the trip-wire.
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.retain(|p| p.live(t));
+            }
+            if self.pending.len() >= MAX_PENDING {
+                return Verdict::Denied(vec!["rate_limited"]);
+            }
             self.pending.push(Pending { req: req.clone(), held_at: t, ttl, approved: false });
             return Verdict::Pending(self.id_of(req));
         }
