@@ -38,8 +38,83 @@ pub fn to_cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, FrameError> {
     Ok(buf)
 }
 
-/// Decode CBOR; trailing bytes are an error.
+/// How deep CBOR may nest (ciborium's own recursion limit is the same).
+const MAX_CBOR_DEPTH: usize = 64;
+
+/// The structure of one CBOR item, checked before any decoder sees it: every declared
+/// length of an array, map, byte or text string fits in the bytes that remain (an item takes
+/// at least one byte), nesting stays within [`MAX_CBOR_DEPTH`], headers are well formed.
+/// Decoders size buffers from declared lengths (`Vec::with_capacity`): without this check a
+/// nine-byte header claiming 2^40 elements aborts the process on the allocation (found by
+/// the `enclave_frame` fuzz target) — before anything is authenticated.
+fn check_cbor_structure(bytes: &[u8]) -> Result<(), FrameError> {
+    const INDEFINITE: u64 = u64::MAX;
+    let bad = |what: &str| Err(FrameError::Malformed(format!("CBOR {what}")));
+    let mut pos = 0usize;
+    // Items still expected at each open level (INDEFINITE: until a break).
+    let mut open: Vec<u64> = vec![1];
+    while let Some(&left) = open.last() {
+        if left == 0 {
+            open.pop();
+            continue;
+        }
+        let Some(&initial) = bytes.get(pos) else { return bad("value is truncated") };
+        pos += 1;
+        if initial == 0xff {
+            if left != INDEFINITE {
+                return bad("break outside an indefinite-length item");
+            }
+            open.pop();
+            continue;
+        }
+        if left != INDEFINITE {
+            if let Some(l) = open.last_mut() {
+                *l -= 1;
+            }
+        }
+        let (major, info) = (initial >> 5, initial & 0x1f);
+        let arg: u64 = match info {
+            0..=23 => u64::from(info),
+            24..=27 => {
+                let n = 1usize << (info - 24);
+                let Some(b) = bytes.get(pos..pos + n) else { return bad("header is truncated") };
+                pos += n;
+                b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x))
+            }
+            31 if matches!(major, 2..=5) => INDEFINITE,
+            _ => return bad("header is malformed"),
+        };
+        let remaining = (bytes.len() - pos) as u64;
+        match major {
+            0 | 1 | 7 => {}
+            2 | 3 if arg == INDEFINITE => open.push(INDEFINITE),
+            2 | 3 => {
+                if arg > remaining {
+                    return bad("string is longer than what follows it");
+                }
+                pos += arg as usize;
+            }
+            4 | 5 if arg == INDEFINITE => open.push(INDEFINITE),
+            4 | 5 => {
+                let items = if major == 5 { arg.saturating_mul(2) } else { arg };
+                if items > remaining {
+                    return bad("array or map declares more items than follow it");
+                }
+                open.push(items);
+            }
+            _ => open.push(1), // a tag, then one item
+        }
+        if open.len() > MAX_CBOR_DEPTH + 1 {
+            return bad("nesting is too deep");
+        }
+    }
+    Ok(())
+}
+
+/// Decode CBOR; trailing bytes are an error. The structure is checked first
+/// ([`check_cbor_structure`]): no declared length is trusted.
 pub fn from_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+    check_cbor_structure(bytes)?;
     let mut cursor = std::io::Cursor::new(bytes);
     let v = ciborium::de::from_reader_with_recursion_limit(&mut cursor, 64)
         .map_err(|e| FrameError::Malformed(e.to_string()))?;
@@ -123,6 +198,51 @@ mod tests {
         write_frame(&mut buf, b"hello").await.unwrap();
         let mut r = &buf[..];
         assert_eq!(read_frame(&mut r, 100).await.unwrap(), b"hello");
+    }
+
+    #[test]
+    fn declared_lengths_beyond_the_frame_are_refused_before_decoding() {
+        // An array of 2^40 bytes (the fuzz crash: alloy's Bytes reserves the declared length).
+        let huge_array = [0x9b, 0, 0, 0x01, 0, 0, 0, 0, 0, 0x00];
+        assert!(matches!(from_cbor::<alloy_primitives::Bytes>(&huge_array), Err(FrameError::Malformed(_))));
+        assert!(matches!(from_cbor::<Vec<u8>>(&huge_array), Err(FrameError::Malformed(_))));
+        // Beyond isize::MAX (a capacity-overflow panic otherwise), a byte string, a map.
+        let over = [0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00];
+        assert!(from_cbor::<Vec<u8>>(&over).is_err());
+        assert!(from_cbor::<serde_bytes::ByteBuf>(&[0x5b, 0, 0, 0, 0x10, 0, 0, 0, 0, 1, 2]).is_err());
+        assert!(from_cbor::<std::collections::BTreeMap<u8, u8>>(&[0xbb, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 1]).is_err());
+        // Two declared items, one present.
+        assert!(from_cbor::<Vec<u8>>(&[0x82, 0x01]).is_err());
+        // Too deep, malformed headers, a stray break.
+        let mut deep = vec![0x81u8; 100];
+        deep.push(0x00);
+        assert!(from_cbor::<serde_json::Value>(&deep).is_err());
+        assert!(from_cbor::<u8>(&[0x1c]).is_err());
+        assert!(from_cbor::<u8>(&[0x18]).is_err());
+        assert!(from_cbor::<u8>(&[0xff]).is_err());
+    }
+
+    #[test]
+    fn well_formed_cbor_still_decodes() {
+        use std::collections::BTreeMap;
+        let v: (Vec<u8>, String, BTreeMap<String, Vec<u64>>, serde_bytes::ByteBuf, Option<bool>, f64) = (
+            vec![1, 2, 3],
+            "text".into(),
+            [("a".to_string(), vec![1, u64::MAX]), ("b".to_string(), vec![])].into_iter().collect(),
+            serde_bytes::ByteBuf::from(vec![0u8; 300]),
+            None,
+            1.5,
+        );
+        assert_eq!(from_cbor::<_>(&to_cbor(&v).unwrap()).ok(), Some(v));
+        // Indefinite-length array, byte string in chunks, and a tag.
+        assert_eq!(from_cbor::<Vec<u8>>(&[0x9f, 0x01, 0x02, 0xff]).unwrap(), vec![1, 2]);
+        assert_eq!(
+            from_cbor::<serde_bytes::ByteBuf>(&[0x5f, 0x41, 0x07, 0x42, 0x08, 0x09, 0xff]).unwrap().to_vec(),
+            vec![7, 8, 9]
+        );
+        let mut nested = vec![0x81u8; 60];
+        nested.push(0x00);
+        assert!(check_cbor_structure(&nested).is_ok());
     }
 
     #[test]
