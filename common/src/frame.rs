@@ -222,10 +222,13 @@ mod tests {
         assert!(from_cbor::<u8>(&[0xff]).is_err());
     }
 
+    /// Arrays, text, a map, a byte string, an option and a float in one value.
+    type Mixed =
+        (Vec<u8>, String, std::collections::BTreeMap<String, Vec<u64>>, serde_bytes::ByteBuf, Option<bool>, f64);
+
     #[test]
     fn well_formed_cbor_still_decodes() {
-        use std::collections::BTreeMap;
-        let v: (Vec<u8>, String, BTreeMap<String, Vec<u64>>, serde_bytes::ByteBuf, Option<bool>, f64) = (
+        let v: Mixed = (
             vec![1, 2, 3],
             "text".into(),
             [("a".to_string(), vec![1, u64::MAX]), ("b".to_string(), vec![])].into_iter().collect(),
