@@ -11,6 +11,7 @@ use bridle_common::policy::Policy;
 use bridle_common::protocol::*;
 use serde_json::Value;
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
@@ -115,6 +116,39 @@ impl Node {
     }
 }
 
+/// Ask `check` every `every` until it answers `Ok`; once `timeout` has passed since the
+/// first ask, panic with its last `Err`. The polling loop of every cluster test.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, every: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let t0 = Instant::now();
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(why) => assert!(t0.elapsed() < timeout, "{why}"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Send `req`: (status, JSON body), or (0, the error) when no answer came.
+async fn reply(req: reqwest::RequestBuilder) -> (u16, Value) {
+    match req.send().await {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(e) => (0, Value::String(e.to_string())),
+    }
+}
+
+/// `POST {api}{path}` with a JSON body, 20 s at the most.
+async fn post_json<B: serde::Serialize>(http: &reqwest::Client, api: &str, path: &str, body: &B) -> (u16, Value) {
+    reply(http.post(format!("{api}{path}")).json(body).timeout(Duration::from_secs(20))).await
+}
+
 /// How many log entries between snapshots: 64 in tests (so that snapshots happen),
 /// `BRIDLE_CLUSTER_SNAPSHOT_LOGS` to change it (the benchmark uses the enclave's default).
 fn snapshot_logs() -> String {
@@ -175,13 +209,7 @@ impl Cluster {
 
     /// Start node `i`'s enclave and host (a fresh enclave: a new node, whatever it was).
     pub fn start_node(&mut self, i: usize, bootstrap: bool) {
-        let mut e = Command::new(bin("bridle-enclave"));
-        e.arg("--unix")
-            .arg(&self.nodes[i].socket)
-            .args(["--dev", "--cluster", &self.name, "--cluster-snapshot-logs", &snapshot_logs(), "--dev-mock-ca"])
-            .arg(self.dir.path().join("mock-ca.json"))
-            .args(&self.nodes[i].enclave_args);
-        self.nodes[i].enclave = Some(Proc::spawn(e));
+        self.spawn_enclave(i);
         let seeds: Vec<String> = (0..self.nodes.len()).filter(|j| *j != i).map(|j| self.nodes[j].peer_url()).collect();
         let mut h = Command::new(bin("bridle-host"));
         h.arg("--enclave")
@@ -206,6 +234,11 @@ impl Cluster {
     /// Start node `i`'s enclave again behind its running host: a new node, which the host
     /// makes join the cluster.
     pub fn restart_enclave(&mut self, i: usize) {
+        self.spawn_enclave(i);
+    }
+
+    /// Spawn node `i`'s enclave (a fresh one) on its socket.
+    fn spawn_enclave(&mut self, i: usize) {
         let mut e = Command::new(bin("bridle-enclave"));
         e.arg("--unix")
             .arg(&self.nodes[i].socket)
@@ -232,30 +265,11 @@ impl Cluster {
     }
 
     pub async fn get(&self, i: usize, path: &str) -> (u16, Value) {
-        match self.http.get(format!("{}{path}", self.nodes[i].api)).timeout(Duration::from_secs(15)).send().await {
-            Ok(r) => {
-                let s = r.status().as_u16();
-                (s, r.json().await.unwrap_or(Value::Null))
-            }
-            Err(e) => (0, Value::String(e.to_string())),
-        }
+        reply(self.http.get(format!("{}{path}", self.nodes[i].api)).timeout(Duration::from_secs(15))).await
     }
 
     pub async fn post<B: serde::Serialize>(&self, i: usize, path: &str, body: &B) -> (u16, Value) {
-        match self
-            .http
-            .post(format!("{}{path}", self.nodes[i].api))
-            .json(body)
-            .timeout(Duration::from_secs(20))
-            .send()
-            .await
-        {
-            Ok(r) => {
-                let s = r.status().as_u16();
-                (s, r.json().await.unwrap_or(Value::Null))
-            }
-            Err(e) => (0, Value::String(e.to_string())),
-        }
+        post_json(&self.http, &self.nodes[i].api, path, body).await
     }
 
     /// Node `i`'s view (`GET /v1/cluster/info`).
@@ -280,35 +294,29 @@ impl Cluster {
     }
 
     pub async fn wait_leader(&self, timeout: Duration) -> usize {
-        let t0 = Instant::now();
-        loop {
-            if let Some(l) = self.leader().await {
-                return l;
-            }
-            assert!(t0.elapsed() < timeout, "no leader within {timeout:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_until(timeout, Duration::from_millis(100), move || async move {
+            self.leader().await.ok_or_else(|| format!("no leader within {timeout:?}"))
+        })
+        .await
     }
 
     pub async fn wait_ready(&self, i: usize, timeout: Duration) {
-        let t0 = Instant::now();
-        loop {
+        wait_until(timeout, Duration::from_millis(100), move || async move {
             if self
                 .info(i)
                 .await
                 .is_some_and(|v| v["ready"] == true && v["members"].as_array().is_some_and(|m| !m.is_empty()))
             {
-                return;
+                return Ok(());
             }
-            assert!(t0.elapsed() < timeout, "node {i} not ready within {timeout:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            Err(format!("node {i} not ready within {timeout:?}"))
+        })
+        .await
     }
 
     /// Wait until the leader counts `n` voters, every live node has the cluster's state.
     pub async fn wait_voters(&self, n: usize, timeout: Duration) {
-        let t0 = Instant::now();
-        loop {
+        wait_until(timeout, Duration::from_millis(200), move || async move {
             if let Some(l) = self.leader().await {
                 if let Some(v) = self.info(l).await {
                     let voters = v["members"].as_array().map_or(0, |m| m.iter().filter(|m| m["voter"] == true).count());
@@ -319,44 +327,42 @@ impl Cluster {
                         }
                     }
                     if voters == n && ready {
-                        return;
+                        return Ok(());
                     }
                 }
             }
-            assert!(t0.elapsed() < timeout, "not {n} voters within {timeout:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            Err(format!("not {n} voters within {timeout:?}"))
+        })
+        .await
     }
 
     /// Wait until the leader's membership no longer lists node `id` (a dead node dropped).
     pub async fn wait_removed(&self, id: u64, timeout: Duration) {
-        let t0 = Instant::now();
-        loop {
+        wait_until(timeout, Duration::from_millis(200), move || async move {
             if let Some(l) = self.leader().await {
                 let v = self.info(l).await.unwrap_or_default();
                 if v["members"].as_array().is_some_and(|m| !m.iter().any(|m| m["node_id"] == id)) {
-                    return;
+                    return Ok(());
                 }
             }
-            assert!(t0.elapsed() < timeout, "node {id} still a member after {timeout:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            Err(format!("node {id} still a member after {timeout:?}"))
+        })
+        .await
     }
 
     /// Wait until node `i` is a voter in the leader's view.
     pub async fn wait_voter(&self, i: usize, timeout: Duration) {
-        let t0 = Instant::now();
-        loop {
+        wait_until(timeout, Duration::from_millis(200), move || async move {
             let id = self.info(i).await.and_then(|v| v["node_id"].as_u64());
             if let (Some(id), Some(l)) = (id, self.leader().await) {
                 let v = self.info(l).await.unwrap_or_default();
                 if v["members"].as_array().is_some_and(|m| m.iter().any(|m| m["node_id"] == id && m["voter"] == true)) {
-                    return;
+                    return Ok(());
                 }
             }
-            assert!(t0.elapsed() < timeout, "node {i} not a voter within {timeout:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            Err(format!("node {i} not a voter within {timeout:?}"))
+        })
+        .await
     }
 
     /// The cluster's identity (its public facts, through node `i`).
@@ -402,14 +408,7 @@ pub struct ClusterClient {
 
 impl ClusterClient {
     pub async fn post<B: serde::Serialize>(&self, i: usize, path: &str, body: &B) -> (u16, Value) {
-        match self.http.post(format!("{}{path}", self.apis[i])).json(body).timeout(Duration::from_secs(20)).send().await
-        {
-            Ok(r) => {
-                let s = r.status().as_u16();
-                (s, r.json().await.unwrap_or(Value::Null))
-            }
-            Err(e) => (0, Value::String(e.to_string())),
-        }
+        post_json(&self.http, &self.apis[i], path, body).await
     }
 
     /// `POST /v1/sign` through host `i`, asking again with the same stamp (as a client that

@@ -923,3 +923,4 @@ pub mod cluster;
 pub mod differential;
 pub mod postgres;
 pub mod proxy;
+pub mod pyclient;

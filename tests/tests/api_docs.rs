@@ -10,7 +10,6 @@
 //! document (openapi-spec-validator) and every reply against it (jsonschema).
 
 use bridle_tests::*;
-use std::process::{Command, Stdio};
 
 const POLICY: &str = r#"
 name = "doc-client"
@@ -38,21 +37,12 @@ primary_type = "Mail"
 exact = "gm"
 "#;
 
-fn require_python_doc_deps() {
-    let out = Command::new("python3")
-        .args(["-c", "import eth_account, cryptography, jsonschema, openapi_spec_validator"])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "Python test dependencies missing: run scripts/install-test-deps.sh (pip install -r tests/py/requirements.txt)\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test]
 async fn a_client_written_from_the_docs_signs_every_payload_type() {
-    require_python_doc_deps();
+    pyclient::require(
+        "eth_account, cryptography, jsonschema, openapi_spec_validator",
+        "Python test dependencies missing",
+    );
     let stack = Stack::start();
     let (owner, agent) = (Actor::random(), Actor::random());
     let g = stack.grant(&owner, &agent, &policy(POLICY)).await.expect("grant");
@@ -71,23 +61,7 @@ async fn a_client_written_from_the_docs_signs_every_payload_type() {
         "identity_public_key": stack.enclave.identity_key_hex(),
         "chain_id": 31337,
     });
-    let mut child = Command::new("python3")
-        .arg(repo_root().join("tests/py/doc_client.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(case.to_string().as_bytes()).unwrap();
-    }
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let all = format!("--- stdout\n{stdout}\n--- stderr\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the documented client failed:\n{all}");
-    let r: serde_json::Value =
-        serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {all}"));
+    let (r, all) = pyclient::run("doc_client.py", "the documented client", &case).await;
     assert_eq!(r["ok"], true, "{all}");
     let checked = r["checked"].as_array().unwrap();
     assert!(checked.len() >= 15, "{all}");

@@ -2,38 +2,10 @@
 //! stays exact across the failover, nothing is signed twice, sessions keep their addresses
 //! and keep signing; a killed node rejoins and catches up.
 
-use alloy_primitives::{address, Address, U256};
-use bridle_common::protocol::SignPayload;
-use bridle_tests::cluster::{signer_of, stamped, Cluster};
-use bridle_tests::{code, erc20_transfer, policy, Actor};
+use bridle_tests::cluster::{cap_policy, signer_of, transfer, Cluster};
+use bridle_tests::{code, Actor};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-
-const CHAIN: u64 = 31337;
-const USDC: Address = address!("0x5fbdb2315678afecb367f032d93f642f64180aa3");
-const DEAD: Address = address!("0x000000000000000000000000000000000000dead");
-
-fn usdc(n: u64) -> U256 {
-    U256::from(n) * U256::from(1_000_000u64)
-}
-
-fn cap_policy(cap: u64) -> bridle_common::policy::Policy {
-    policy(&format!(
-        r#"
-name = "cluster-cap"
-chains = [{CHAIN}]
-valid_for = "24h"
-[tokens]
-USDC = {{ address = "{USDC}", decimals = 6 }}
-[[calls]]
-target = "USDC"
-functions = ["transfer(address,uint256)"]
-[[limits]]
-max = "{cap} USDC"
-per = "day"
-"#
-    ))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_killed_under_load_signs_exactly_the_cap() {
@@ -44,9 +16,7 @@ async fn leader_killed_under_load_signs_exactly_the_cap() {
     let leader = c.wait_leader(Duration::from_secs(10)).await;
 
     // 200 requests of 1 USDC against a 100 USDC cap, 32 at a time, through every host.
-    let reqs: Vec<_> = (0..200u64)
-        .map(|n| stamped(&g, SignPayload::Transaction(erc20_transfer(CHAIN, n, USDC, DEAD, usdc(1)))))
-        .collect();
+    let reqs: Vec<_> = (0..200u64).map(|n| transfer(&g, n, 1)).collect();
     let client = c.client();
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -70,7 +40,7 @@ async fn leader_killed_under_load_signs_exactly_the_cap() {
     let probe = {
         let (client, other) = (client.clone(), other.clone());
         tokio::spawn(async move {
-            let req = stamped(&other, SignPayload::Transaction(erc20_transfer(CHAIN, 0, USDC, DEAD, usdc(1))));
+            let req = transfer(&other, 0, 1);
             let r = client.sign_until_decided((leader + 1) % 3, &req, Duration::from_secs(60)).await;
             (r, killed_at.elapsed())
         })
@@ -104,13 +74,13 @@ async fn leader_killed_under_load_signs_exactly_the_cap() {
     assert_eq!(signer_of(&v), other.session);
     println!("failover: leader enclave killed; another session's next signature {after:?} later (under load)");
     // Through the host whose enclave died: it sends calls to the leader.
-    let req = stamped(&other, SignPayload::Transaction(erc20_transfer(CHAIN, 1, USDC, DEAD, usdc(1))));
+    let req = transfer(&other, 1, 1);
     let (status, v, _) = client.sign_until_decided(leader, &req, Duration::from_secs(30)).await;
     assert_eq!(status, 200, "{v}");
     let (s, v) = c.get(new_leader, &format!("/v1/sessions/{}", g.session)).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["session"]["uses"], 100, "{v}");
-    let req = stamped(&g, SignPayload::Transaction(erc20_transfer(CHAIN, 500, USDC, DEAD, usdc(1))));
+    let req = transfer(&g, 500, 1);
     let (status, v, _) = client.sign_until_decided(new_leader, &req, Duration::from_secs(30)).await;
     assert_eq!((status, code(&v)), (403, "spend_cap"), "{v}");
 
@@ -121,7 +91,7 @@ async fn leader_killed_under_load_signs_exactly_the_cap() {
     c.wait_ready(leader, Duration::from_secs(30)).await;
     let info = c.info(leader).await.unwrap();
     assert!(info["snapshot"].as_u64().is_some(), "it caught up from a snapshot: {info}");
-    let req = stamped(&other, SignPayload::Transaction(erc20_transfer(CHAIN, 2, USDC, DEAD, usdc(1))));
+    let req = transfer(&other, 2, 1);
     let (status, v, _) = client.sign_until_decided(leader, &req, Duration::from_secs(30)).await;
     assert_eq!(status, 200, "{v}");
 }
@@ -143,7 +113,7 @@ async fn a_node_restarted_at_once_leaves_no_dead_voter_behind() {
 
     c.kill_enclave(leader);
     let client = c.client();
-    let req = stamped(&g, SignPayload::Transaction(erc20_transfer(CHAIN, 0, USDC, DEAD, usdc(1))));
+    let req = transfer(&g, 0, 1);
     let (status, v, _) = client.sign_until_decided(f, &req, Duration::from_secs(60)).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(signer_of(&v), g.session);

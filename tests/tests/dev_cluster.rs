@@ -2,23 +2,20 @@
 //! listing them; the CLI grants and signs through any host, and keeps signing after the
 //! leader's enclave is killed.
 
+use bridle_tests::cli::bridle_with;
+use bridle_tests::cluster::wait_until;
 use bridle_tests::{bin, Proc};
 use serde_json::Value;
+use std::future::ready;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn cluster_json(dir: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap()).unwrap()
 }
 
 fn cli(dir: &std::path::Path, host: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin("bridle"))
-        .args(args)
-        .env("BRIDLE_HOST", host)
-        .env("BRIDLE_TRUST_FILE", dir.join("trust.json"))
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let out = bridle_with(dir, host, &dir.join("trust.json"), args);
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
@@ -45,8 +42,8 @@ fn sign_args<'a>(session: &'a str, nonce: &'a str) -> Vec<&'a str> {
     ]
 }
 
-#[test]
-fn dev_cluster_runs_three_nodes_and_survives_its_leader() {
+#[tokio::test]
+async fn dev_cluster_runs_three_nodes_and_survives_its_leader() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("dev");
     let mut cmd = Command::new(bin("bridle"));
@@ -58,19 +55,21 @@ fn dev_cluster_runs_three_nodes_and_survives_its_leader() {
     let nodes = v["nodes"].as_array().unwrap().clone();
     assert_eq!(nodes.len(), 3, "{v}");
     // Roles settle within a couple of rewrites.
-    let t0 = Instant::now();
-    let leader = loop {
+    let leader = wait_until(Duration::from_secs(20), Duration::from_millis(300), || {
         let v = cluster_json(&dir);
         let roles: Vec<&str> =
             v["nodes"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap_or("")).collect();
-        if roles.iter().filter(|r| **r == "leader").count() == 1
-            && roles.iter().filter(|r| **r == "follower").count() == 2
-        {
-            break roles.iter().position(|r| *r == "leader").unwrap();
-        }
-        assert!(t0.elapsed() < Duration::from_secs(20), "roles {roles:?}");
-        std::thread::sleep(Duration::from_millis(300));
-    };
+        ready(
+            if roles.iter().filter(|r| **r == "leader").count() == 1
+                && roles.iter().filter(|r| **r == "follower").count() == 2
+            {
+                Ok(roles.iter().position(|r| *r == "leader").unwrap())
+            } else {
+                Err(format!("roles {roles:?}"))
+            },
+        )
+    })
+    .await;
     let host = |i: usize| nodes[i]["host"].as_str().unwrap().to_string();
     let follower = (leader + 1) % 3;
     let d = tmp.path();
@@ -96,23 +95,19 @@ fn dev_cluster_runs_three_nodes_and_survives_its_leader() {
     // Kill -9 the leader's enclave: the cluster elects another and keeps signing.
     let pid = nodes[leader]["enclave_pid"].as_u64().unwrap().to_string();
     Command::new("kill").args(["-KILL", &pid]).status().unwrap();
-    let t0 = Instant::now();
-    loop {
+    wait_until(Duration::from_secs(30), Duration::from_millis(300), || {
         let (done, out) = cli(d, &host(follower), &sign_args(&session, "1"));
-        if done {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(30), "no signature after the failover: {out}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    let t0 = Instant::now();
-    loop {
+        ready(if done { Ok(()) } else { Err(format!("no signature after the failover: {out}")) })
+    })
+    .await;
+    wait_until(Duration::from_secs(20), Duration::from_millis(300), || {
         let v = cluster_json(&dir);
         let new_leader = v["nodes"].as_array().unwrap().iter().position(|n| n["role"] == "leader");
-        if new_leader.is_some_and(|l| l != leader) {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(20), "cluster.json shows no new leader: {v}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+        ready(if new_leader.is_some_and(|l| l != leader) {
+            Ok(())
+        } else {
+            Err(format!("cluster.json shows no new leader: {v}"))
+        })
+    })
+    .await;
 }

@@ -9,22 +9,12 @@
 
 use alloy_primitives::{address, Address, U256};
 use bridle_tests::*;
-use std::process::{Command, Stdio};
 
 const DEAD: Address = address!("000000000000000000000000000000000000dEaD");
 
-fn require_python_mcp() {
-    let out = Command::new("python3").args(["-c", "import mcp"]).output().expect("python3");
-    assert!(
-        out.status.success(),
-        "the Python MCP SDK is missing: run scripts/install-test-deps.sh (pip install -r tests/py/requirements.txt)\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test]
 async fn an_mcp_client_transfers_within_the_cap_and_is_told_why_not_over_it() {
-    require_python_mcp();
+    pyclient::require("mcp", "the Python MCP SDK is missing");
     let chain = Anvil::start();
     let token = chain.deploy_erc20().await;
     let dev = Dev::start();
@@ -73,23 +63,7 @@ exact = "gm"
         "trust_file": dev.trust_file(),
         "agent_private_key": key_file["private_key"],
     });
-    let mut child = Command::new("python3")
-        .arg(repo_root().join("tests/py/mcp_client.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(case.to_string().as_bytes()).unwrap();
-    }
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let all = format!("--- stdout\n{stdout}\n--- stderr\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the MCP client failed:\n{all}");
-    let r: serde_json::Value =
-        serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {all}"));
+    let (r, all) = pyclient::run("mcp_client.py", "the MCP client", &case).await;
 
     assert_eq!(r["server"], "bridle", "{all}");
     assert_eq!(r["address"]["structured"]["session"], serde_json::json!(session), "{all}");
