@@ -1,7 +1,8 @@
-//! Verification cost: one real AWS document and one mock document.
+//! Verification cost: one real AWS document (first verification, and with its chain
+//! prefix already verified) and one mock document.
 
-use bridle_attestation::{verify, MockNsm, NsmProvider, VerifyOptions};
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use bridle_attestation::{verify_uncached, verify_with_cache, CertCache, MockNsm, NsmProvider, VerifyOptions};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 
 const SAMPLE_2024: &[u8] = include_bytes!("../../tests/fixtures/nitro/nitro_sample_2024.cbor");
 const SAMPLE_TS: u64 = 1_708_930_921;
@@ -21,8 +22,30 @@ fn bench_verify(c: &mut Criterion) {
             2,
             pcr("249037310daa90f4eb0703e7b105a241fdb09f12d3c40b7aea2f39e57b07b887e6ff4e4f9757943e127e391626b5e4d5"),
         );
-    verify(SAMPLE_2024, &real_opts).expect("sample verifies");
-    c.bench_function("verify/aws_sample_2024", |b| b.iter(|| verify(black_box(SAMPLE_2024), black_box(&real_opts))));
+    verify_uncached(SAMPLE_2024, &real_opts).expect("sample verifies");
+
+    // First verification: no cache at all (every certificate parsed, every signature checked).
+    c.bench_function("verify/aws_sample_2024", |b| {
+        b.iter(|| verify_uncached(black_box(SAMPLE_2024), black_box(&real_opts)))
+    });
+    // First verification through a cache: a fresh, empty cache each time (the cost of
+    // looking up and filling it included).
+    c.bench_function("verify/aws_sample_2024_fresh_cache", |b| {
+        b.iter_batched(
+            CertCache::default,
+            |cache| verify_with_cache(black_box(SAMPLE_2024), black_box(&real_opts), &cache),
+            BatchSize::SmallInput,
+        )
+    });
+    // The chain prefix (root → … → instance certificate) already verified: the leaf
+    // certificate's signature and the COSE signature are still checked.
+    let cache = CertCache::default();
+    verify_with_cache(SAMPLE_2024, &real_opts, &cache).expect("sample verifies");
+    assert_eq!(cache.len(), 3, "three CA links cached");
+    c.bench_function("verify/aws_sample_2024_prefix_cached", |b| {
+        b.iter(|| verify_with_cache(black_box(SAMPLE_2024), black_box(&real_opts), &cache))
+    });
+    assert_eq!(cache.stats().misses, 3, "every later verification hit the cache");
 
     let nsm = MockNsm::new().expect("mock");
     let doc = nsm.attestation(None, Some(b"bench nonce".to_vec()), None).expect("mock document");
@@ -30,8 +53,8 @@ fn bench_verify(c: &mut Criterion) {
         .with_root_der(nsm.root_der().to_vec())
         .with_pcr(0, nsm.image().pcr0.to_vec())
         .with_nonce(b"bench nonce".to_vec());
-    verify(&doc, &mock_opts).expect("mock verifies");
-    c.bench_function("verify/mock", |b| b.iter(|| verify(black_box(&doc), black_box(&mock_opts))));
+    verify_uncached(&doc, &mock_opts).expect("mock verifies");
+    c.bench_function("verify/mock", |b| b.iter(|| verify_uncached(black_box(&doc), black_box(&mock_opts))));
 
     c.bench_function("mock/attestation", |b| b.iter(|| nsm.attestation(None, Some(b"n".to_vec()), None)));
 }

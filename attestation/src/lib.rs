@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cache;
 mod cose;
 mod document;
 mod input;
@@ -27,6 +28,7 @@ pub mod pcrs;
 pub mod verify;
 mod x509;
 
+pub use cache::{CertCache, CertCacheStats};
 pub use cose::{ALG_ES384, COSE_SIGN1_TAG, MAX_DOCUMENT_LEN};
 pub use document::{parse_document, UnverifiedDocument};
 pub use input::{decode_document_input, encode_base64, InputEncoding};
@@ -37,7 +39,8 @@ pub use nsm::{
 };
 pub use pcrs::parse_pcrs_json;
 pub use verify::{
-    aws_nitro_root_g1_der, certificate_pem_to_der, pins_image, verify, CertificateInfo, TrustedRoot, VerifiedDocument,
-    VerifyError, VerifyOptions, VerifyTime, AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256, DEFAULT_MAX_AGE_SECS,
+    aws_nitro_root_g1_der, certificate_pem_to_der, pins_image, verify, verify_uncached, verify_with_cache,
+    CertificateInfo, TrustedRoot, VerifiedDocument, VerifyError, VerifyOptions, VerifyTime, AWS_NITRO_ROOT_G1_PEM,
+    AWS_NITRO_ROOT_G1_SHA256, DEFAULT_MAX_AGE_SECS,
 };
 pub use x509::CertRole;

@@ -13,6 +13,11 @@
 //! 6. the document is not a debug-mode document unless `allow_debug`;
 //! 7. every expected PCR, nonce, public key and user data is equal.
 //!
+//! [`verify`] remembers the CA certificate links of step 3 that it verified in a
+//! process-wide [`CertCache`], so that a later document with the same chain prefix
+//! costs only the leaf and COSE signatures; [`verify_with_cache`] takes the caller's
+//! cache and [`verify_uncached`] none. All three return the same result.
+//!
 //! Before any of that, the options must pin the image: the expected PCRs include PCR0, or
 //! both PCR1 and PCR2 (together they measure what PCR0 measures), unless the caller sets
 //! `any_image` explicitly. A verifier that is given no expected image never passes: a
@@ -20,13 +25,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use der::{DecodePem, Encode};
 use ring::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
 use sha2::{Digest, Sha256};
 
+use crate::cache::{CertCache, CertHash};
 use crate::cose::{self, ES384_SIGNATURE_LEN};
 use crate::document;
 pub use crate::x509::CertificateInfo;
@@ -570,9 +576,20 @@ fn now_ms() -> Result<u64, VerifyError> {
     u64::try_from(d.as_millis()).map_err(|_| VerifyError::Clock)
 }
 
-fn parse_root(options: &VerifyOptions) -> Result<ParsedCert, VerifyError> {
+/// The parsed trusted root and the SHA-256 of its DER (parsed once per cache).
+fn parse_root(options: &VerifyOptions, cache: Option<&CertCache>) -> Result<(Arc<ParsedCert>, CertHash), VerifyError> {
     let der = options.root.der()?;
-    x509::parse_cert(CertRole::TrustedRoot, &der).map_err(|e| VerifyError::InvalidTrustedRoot { reason: e.to_string() })
+    let hash: CertHash = Sha256::digest(&der).into();
+    if let Some(root) = cache.and_then(|c| c.root(&hash)) {
+        return Ok((root, hash));
+    }
+    let root = x509::parse_cert(CertRole::TrustedRoot, &der)
+        .map_err(|e| VerifyError::InvalidTrustedRoot { reason: e.to_string() })?;
+    let root = Arc::new(root);
+    if let Some(cache) = cache {
+        cache.insert_root(hash, Arc::clone(&root));
+    }
+    Ok((root, hash))
 }
 
 fn compare_optional(
@@ -592,7 +609,35 @@ fn compare_optional(
 ///
 /// Returns the document's contents only when every check of SPEC R-ATT-3
 /// passes; otherwise the first failed check. Never panics.
+///
+/// CA certificate links verified before are taken from the process-wide
+/// [`CertCache::global`] (see [`crate::cache`]): the result is the same as
+/// [`verify_uncached`]'s, only faster for a chain prefix seen before.
 pub fn verify(document: &[u8], options: &VerifyOptions) -> Result<VerifiedDocument, VerifyError> {
+    verify_inner(document, options, Some(CertCache::global()))
+}
+
+/// [`verify()`] with the caller's own cache of verified CA certificates instead of
+/// the process-wide one.
+pub fn verify_with_cache(
+    document: &[u8],
+    options: &VerifyOptions,
+    cache: &CertCache,
+) -> Result<VerifiedDocument, VerifyError> {
+    verify_inner(document, options, Some(cache))
+}
+
+/// [`verify()`] without any cache: every certificate is parsed and every signature
+/// checked, and nothing is remembered.
+pub fn verify_uncached(document: &[u8], options: &VerifyOptions) -> Result<VerifiedDocument, VerifyError> {
+    verify_inner(document, options, None)
+}
+
+fn verify_inner(
+    document: &[u8],
+    options: &VerifyOptions,
+    cache: Option<&CertCache>,
+) -> Result<VerifiedDocument, VerifyError> {
     // 0. The caller says which image it trusts, or explicitly that any will do.
     if !options.any_image && !options.pins_image() {
         let given = if options.expected_pcrs.is_empty() {
@@ -618,8 +663,8 @@ pub fn verify(document: &[u8], options: &VerifyOptions) -> Result<VerifiedDocume
             (now / 1000, Some((now, max_age_secs)))
         }
     };
-    let root = parse_root(options)?;
-    let chain = x509::verify_chain(&doc.certificate, &doc.cabundle, &root, at_secs)?;
+    let (root, root_hash) = parse_root(options, cache)?;
+    let chain = x509::verify_chain(&doc.certificate, &doc.cabundle, &root, &root_hash, at_secs, cache)?;
     let leaf =
         chain.first().ok_or_else(|| VerifyError::InvalidInput { reason: "empty certificate chain".to_string() })?;
 

@@ -1,6 +1,7 @@
 //! X.509 certificate parsing and chain validation for the Nitro attestation PKI.
 
 use std::fmt;
+use std::sync::Arc;
 
 use der::{Decode, Encode};
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
@@ -9,6 +10,7 @@ use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::spki::ObjectIdentifier;
 use x509_cert::Certificate;
 
+use crate::cache::{CertCache, CertHash, Window};
 use crate::verify::VerifyError;
 
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -217,7 +219,15 @@ pub(crate) fn check_validity(cert: &ParsedCert, at: u64) -> Result<(), VerifyErr
 
 /// Checks that `issuer` may issue certificates and that `child` is signed by it.
 /// `ca_below` is the number of CA certificates between `issuer` and the leaf.
-fn check_link(child: &ParsedCert, issuer: &ParsedCert, ca_below: usize, anchored: bool) -> Result<(), VerifyError> {
+/// With `signature_known`, the signature was verified before (by this same pair of
+/// certificates) and is not checked again; everything else is.
+fn check_link(
+    child: &ParsedCert,
+    issuer: &ParsedCert,
+    ca_below: usize,
+    anchored: bool,
+    signature_known: bool,
+) -> Result<(), VerifyError> {
     if child.issuer_der != issuer.subject_der {
         if anchored {
             return Err(VerifyError::UntrustedRoot { expected: issuer.subject.clone(), actual: child.issuer.clone() });
@@ -242,6 +252,9 @@ fn check_link(child: &ParsedCert, issuer: &ParsedCert, ca_below: usize, anchored
         if !ku.0.contains(KeyUsages::KeyCertSign) {
             return Err(VerifyError::NotACertificateAuthority { cert: issuer.role, subject: issuer.subject.clone() });
         }
+    }
+    if signature_known {
+        return Ok(());
     }
     let alg = ring_algorithm(child.signature_alg, issuer.curve);
     UnparsedPublicKey::new(alg, &issuer.public_key).verify(&child.tbs_der, &child.signature).map_err(|_| {
@@ -289,12 +302,22 @@ impl From<&ParsedCert> for CertificateInfo {
 
 /// Validates `leaf ← intermediates[n-1] ← … ← intermediates[0] ← root` at `at`
 /// (unix seconds). `intermediates` is `cabundle[1..]` (`cabundle[0]` is ignored
-/// and replaced by `root`). Returns the chain, leaf first.
+/// and replaced by `root`; `root_hash` is the SHA-256 of its DER). Returns the
+/// chain, leaf first.
+///
+/// With a `cache`, a CA certificate whose link to its issuer (by DER hashes) was
+/// verified before, for a window containing `at`, is taken parsed from the cache and
+/// its signature is not checked again; every other check is the same, in the same
+/// order, so the result is the same as without the cache. The links verified here
+/// are added to the cache when the whole chain is valid. The leaf's link is never
+/// cached.
 pub(crate) fn verify_chain(
     leaf_der: &[u8],
     cabundle: &[Vec<u8>],
     root: &ParsedCert,
+    root_hash: &CertHash,
     at: u64,
+    cache: Option<&CertCache>,
 ) -> Result<Vec<ParsedCert>, VerifyError> {
     let leaf = parse_cert(CertRole::Leaf, leaf_der)?;
     if leaf.curve != Curve::P384 {
@@ -304,10 +327,43 @@ pub(crate) fn verify_chain(
             actual: "prime256v1 (1.2.840.10045.3.1.7)".to_string(),
         });
     }
+
     // cabundle[0] is the root itself in AWS documents: never trusted, skipped.
+    // With a cache: `hashes[i]` is the SHA-256 of cabundle[i] (i ≥ 1), `cached[i]` the
+    // cached cabundle[i] if its link to its issuer (cabundle[i - 1], or the trusted
+    // root for i = 1) is cached for `at`.
+    let (hashes, cached): (Vec<CertHash>, Vec<Option<Arc<ParsedCert>>>) = match cache {
+        Some(cache) if cabundle.len() > 1 => {
+            let hashes: Vec<CertHash> =
+                std::iter::once([0; 32]).chain(cabundle.iter().skip(1).map(|d| Sha256::digest(d).into())).collect();
+            let links: Vec<(CertHash, CertHash)> = hashes
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, h)| (*h, if i == 1 { *root_hash } else { hashes.get(i - 1).copied().unwrap_or_default() }))
+                .collect();
+            let cached = std::iter::once(None).chain(cache.lookup(&links, at)).collect();
+            (hashes, cached)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+
+    // Leaf first; `signature_known[j]`: chain[j]'s signature by chain[j + 1] is cached.
     let mut chain = vec![leaf];
+    let mut signature_known = vec![false];
     for (i, der) in cabundle.iter().enumerate().skip(1).rev() {
-        chain.push(parse_cert(CertRole::CaBundle(i), der)?);
+        match cached.get(i).cloned().flatten() {
+            Some(cert) => {
+                let mut cert = ParsedCert::clone(&cert);
+                cert.role = CertRole::CaBundle(i);
+                chain.push(cert);
+                signature_known.push(true);
+            }
+            None => {
+                chain.push(parse_cert(CertRole::CaBundle(i), der)?);
+                signature_known.push(false);
+            }
+        }
     }
     chain.push(root.clone());
 
@@ -318,12 +374,33 @@ pub(crate) fn verify_chain(
         };
         // CAs strictly between this issuer and the leaf.
         let ca_below = i;
-        check_link(child, issuer, ca_below, i + 2 == n)?;
+        let known = signature_known.get(i).copied().unwrap_or(false);
+        check_link(child, issuer, ca_below, i + 2 == n, known)?;
     }
     // Names and signatures first (so that a foreign chain is reported as
     // such), then every certificate's validity at the verification time.
     for cert in &chain {
         check_validity(cert, at)?;
+    }
+
+    if let Some(cache) = cache {
+        // From the root down (cabundle[1], cabundle[2], …): each CA certificate with
+        // the validity of its whole prefix, keyed by its hash and its issuer's.
+        let mut new_links = Vec::new();
+        let mut window = Window::of(root);
+        let mut issuer_hash = *root_hash;
+        for (i, hash) in hashes.iter().enumerate().skip(1) {
+            // cabundle[i] is chain[n - 1 - i].
+            let Some(cert) = n.checked_sub(1 + i).and_then(|j| chain.get(j)) else { break };
+            window = window.narrowed(cert);
+            if cached.get(i).is_some_and(Option::is_none) {
+                new_links.push((*hash, issuer_hash, Arc::new(cert.clone()), window));
+            }
+            issuer_hash = *hash;
+        }
+        if !new_links.is_empty() {
+            cache.insert(new_links);
+        }
     }
     Ok(chain)
 }
