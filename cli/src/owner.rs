@@ -117,6 +117,10 @@ pub enum OwnerCmd {
     /// Approve a request held for your approval (escalation): shows the request decoded
     /// from the enclave's signed record, then the enclave signs it.
     Approve(crate::approve::ApproveArgs),
+    /// Deny a request held for your approval: shows it as for approve; the enclave then
+    /// never signs it, and the agent asking again is refused (denied_by_owner) until its
+    /// time-to-live passes. The enclave's receipt is checked.
+    Deny(crate::approve::ApproveArgs),
     /// Enclave cluster upgrade: let nodes of a new image hold the key of a session (or of
     /// all your sessions, with one signature). Without it a session's key stays on nodes
     /// of the image it was created on.
@@ -229,6 +233,7 @@ pub fn run(o: OwnerCmd) -> Result<i32> {
         OwnerCmd::Allowances(v) => return crate::owner_view::run(&v, crate::owner_view::View::Allowances),
         OwnerCmd::Sweep(s) => return crate::sweep::run(*s),
         OwnerCmd::Approve(a) => return crate::approve::run(a),
+        OwnerCmd::Deny(a) => return crate::approve::deny(a),
         OwnerCmd::AllowImage(a) => return crate::upgrade::run(*a),
     }
     Ok(0)

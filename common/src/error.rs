@@ -35,6 +35,9 @@ pub enum ErrorCode {
     MessageNotAllowed,
     AuthorizationDenied,
     PendingApproval,
+    /// The owner denied this very request (`deny_pending`); asking again is refused until
+    /// the held request's time-to-live passes.
+    DeniedByOwner,
     InvalidPolicy,
     Malformed,
     TooLarge,
@@ -76,6 +79,7 @@ impl ErrorCode {
             MessageNotAllowed => "message_not_allowed",
             AuthorizationDenied => "authorization_denied",
             PendingApproval => "pending_approval",
+            DeniedByOwner => "denied_by_owner",
             InvalidPolicy => "invalid_policy",
             Malformed => "malformed",
             TooLarge => "too_large",
@@ -122,6 +126,7 @@ impl ErrorCode {
             MessageNotAllowed => "message not allowed",
             AuthorizationDenied => "EIP-7702 authorization refused",
             PendingApproval => "pending owner approval",
+            DeniedByOwner => "denied by the owner",
             InvalidPolicy => "invalid policy",
             Malformed => "malformed request",
             TooLarge => "too large",

@@ -31,6 +31,8 @@ pub mod action {
     pub const REVOKE: &str = "revoke";
     pub const REVOKE_ALL: &str = "revoke_all";
     pub const APPROVE_PENDING: &str = "approve_pending";
+    /// Refuse one held request (subject: its digest).
+    pub const DENY_PENDING: &str = "deny_pending";
     /// A revocation sweep with the owner's fees (subject: `Sweep::terms_digest`).
     pub const SWEEP: &str = "sweep";
     /// Let a cluster's nodes of another image hold the key (subject: the image digest,

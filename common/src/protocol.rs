@@ -41,6 +41,8 @@ pub enum Call {
     Revoke(Revoke),
     RevokeAll(RevokeAll),
     ApprovePending(ApprovePending),
+    /// The owner refuses a held request: it is never signed.
+    DenyPending(DenyPending),
     Attest(Attest),
     Audit(AuditQuery),
     Status(StatusQuery),
@@ -61,6 +63,7 @@ impl Call {
             Call::Revoke(_) => "revoke",
             Call::RevokeAll(_) => "revoke_all",
             Call::ApprovePending(_) => "approve_pending",
+            Call::DenyPending(_) => "deny_pending",
             Call::Attest(_) => "attest",
             Call::Audit(_) => "audit",
             Call::Status(_) => "status",
@@ -197,6 +200,29 @@ pub struct ApprovePending {
     pub digest: B256,
 }
 
+/// The owner denies one held request (action `deny_pending`, subject: its digest).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyPending {
+    pub auth: OwnerAuth,
+    pub session: Address,
+    pub digest: B256,
+}
+
+/// The enclave's signed word that a held request is denied: it was not signed, and asking
+/// again is refused `denied_by_owner` until `until` (its time-to-live).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingDenied {
+    pub session: Address,
+    pub digest: B256,
+    pub until: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
 /// The revocation sweep (R-APP-6). The host (or anyone) may ask for the revocation of
 /// expired approvals — and of every outstanding approval of a session that is revoked,
 /// suspended or over — since a sweep only ever revokes; fees must then be within the
@@ -324,6 +350,7 @@ pub enum Reply {
     SessionCreated(SessionCreated),
     PolicyUpdated(PolicyUpdated),
     Revoked(Revoked),
+    PendingDenied(PendingDenied),
     Attestation(AttestationReply),
     Audit(AuditReply),
     Status(Status),
@@ -516,7 +543,8 @@ pub struct PendingStatus {
     /// Waiting: the owner must approve before this. Signed: the agent may collect the
     /// signature (by asking again) until this.
     pub expires_at: u64,
-    /// `waiting`, `signed` or `expired`.
+    /// `waiting`, `signed`, `denied` (by the owner; asking again is refused
+    /// `denied_by_owner` until `expires_at`) or `expired`.
     pub state: String,
     /// Which threshold it crossed.
     pub reason: String,
@@ -563,5 +591,6 @@ macro_rules! receipted {
 receipted!(PolicyUpdated, "policy_updated");
 receipted!(Revoked, "revoked");
 receipted!(ImageAllowed, "image_allowed");
+receipted!(PendingDenied, "pending_denied");
 receipted!(SweepReply, "swept");
 receipted!(Status, "status");

@@ -175,6 +175,11 @@ pub enum Subject {
         session: Address,
         digest: B256,
     },
+    DenyPending {
+        owner: Address,
+        session: Address,
+        digest: B256,
+    },
     AllowImage {
         owner: Address,
         session: Address,
@@ -192,6 +197,7 @@ impl Subject {
             Call::ApprovePending(a) => {
                 Subject::ApprovePending { owner: a.auth.owner, session: a.session, digest: a.digest }
             }
+            Call::DenyPending(d) => Subject::DenyPending { owner: d.auth.owner, session: d.session, digest: d.digest },
             Call::AllowImage(a) => Subject::AllowImage { owner: a.auth.owner, session: a.session, image: a.image },
             // Signing (see `record_sign_refusal`), status, attest, audit, and calls this log
             // does not know.
@@ -207,6 +213,7 @@ impl Subject {
             Subject::Revoke { owner, session } => ("revoke", owner, session, B256::ZERO),
             Subject::RevokeAll { owner } => ("revoke_all", owner, Address::ZERO, B256::ZERO),
             Subject::ApprovePending { owner, session, digest } => ("approve_pending", owner, session, digest),
+            Subject::DenyPending { owner, session, digest } => ("deny_pending", owner, session, digest),
             Subject::AllowImage { owner, session, image } => ("allow_image", owner, session, image),
         })
     }

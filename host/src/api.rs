@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::protocol::{
-    AllowImage, ApprovePending, Attest, Call, CreateSession, Reply, Revoke, RevokeAll, SignRequest, Signed,
-    StatusQuery, Sweep, UpdatePolicy,
+    AllowImage, ApprovePending, Attest, Call, CreateSession, DenyPending, Reply, Revoke, RevokeAll, SignRequest,
+    Signed, StatusQuery, Sweep, UpdatePolicy,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -428,6 +428,23 @@ pub async fn approve_pending(
     Ok(Json(reply_value(reply)))
 }
 
+/// `POST /v1/sessions/{s}/deny`: the owner refuses one held request; the reply is the
+/// enclave's receipted `PendingDenied`.
+pub async fn deny_pending(
+    State(st): State<AppState>,
+    AddrPath(session): AddrPath,
+    ApiJson(req): ApiJson<DenyPending>,
+) -> Result<Json<Value>, ApiError> {
+    if req.session != session {
+        return Err(ApiError::malformed(format!("body session {} does not match the path's {session}", req.session)));
+    }
+    check_lost(&st, &session)?;
+    match relay_owner(&st, Call::DenyPending(req), Some(session)).await? {
+        Reply::PendingDenied(r) => Ok(Json(json!(r))),
+        other => Err(ApiError::wrong_reply("deny_pending", &other)),
+    }
+}
+
 /// The inner object of a reply, as JSON.
 pub fn reply_value(r: Reply) -> Value {
     match r {
@@ -435,6 +452,7 @@ pub fn reply_value(r: Reply) -> Value {
         Reply::SessionCreated(x) => json!(x),
         Reply::PolicyUpdated(x) => json!(x),
         Reply::Revoked(x) => json!(x),
+        Reply::PendingDenied(x) => json!(x),
         Reply::Attestation(x) => json!(x),
         Reply::Audit(x) => json!(x),
         Reply::Status(x) => json!(x),

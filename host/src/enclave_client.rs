@@ -475,6 +475,7 @@ pub fn reply_name(r: &Reply) -> &'static str {
         Reply::SessionCreated(_) => "session_created",
         Reply::PolicyUpdated(_) => "policy_updated",
         Reply::Revoked(_) => "revoked",
+        Reply::PendingDenied(_) => "pending_denied",
         Reply::Attestation(_) => "attestation",
         Reply::Audit(_) => "audit",
         Reply::Status(_) => "status",

@@ -243,6 +243,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{session}/policies", get(api::session_policies))
         .route("/v1/sessions/{session}/revoke", post(api::revoke))
         .route("/v1/sessions/{session}/approve", post(api::approve_pending))
+        .route("/v1/sessions/{session}/deny", post(api::deny_pending))
         .route("/v1/sessions/{session}/allowances", get(api::allowances))
         .route("/v1/sessions/{session}/sweep", post(api::sweep))
         .route("/v1/sessions/{session}/sweeps", get(api::sweeps))

@@ -311,6 +311,12 @@ fn revoke() {}
               (status = "4XX", body = ErrorBody, description = ERRORS), (status = "5XX", body = ErrorBody, description = ERRORS)))]
 fn approve_pending() {}
 
+#[utoipa::path(post, path = "/v1/sessions/{session}/deny", tag = "owner", request_body = DenyPending,
+    params(("session" = String, Path)),
+    responses((status = 200, body = PendingDenied, description = "the enclave's receipted word that the held request is denied"),
+              (status = "4XX", body = ErrorBody, description = ERRORS), (status = "5XX", body = ErrorBody, description = ERRORS)))]
+fn deny_pending() {}
+
 #[utoipa::path(get, path = "/v1/sessions/{session}/allowances", tag = "sessions",
     params(("session" = String, Path)),
     responses((status = 200, body = AllowancesView, description = "the reply"), (status = "4XX", body = ErrorBody, description = ERRORS),
@@ -375,7 +381,7 @@ fn rpc() {}
         license(name = "Apache-2.0")
     ),
     paths(health, metrics, openapi_json, status, attestation, audit, audit_export, audit_head, create_session,
-          get_session, update_policy, session_policies, revoke, approve_pending, allowances, sweep, sweeps,
+          get_session, update_policy, session_policies, revoke, approve_pending, deny_pending, allowances, sweep, sweeps,
           revoke_all, allow_image, owner_sessions, cluster_info, sign, rpc),
     components(schemas(ErrorBody, SignedTransaction, SignedUserOperation, AuditReply)),
     tags((name = "agent", description = "signing under a session's policy (agent stamp)"),

@@ -82,13 +82,15 @@ pub enum Ledger {
 }
 
 /// A held request (RULES §8): pending while `t < held_at + ttl`; once the owner approved it
-/// (`approved`), asking again returns the signature made at the approval until that time.
+/// (`approved`), asking again returns the signature made at the approval until that time;
+/// once the owner denied it (`denied`), asking again is refused until that time.
 #[derive(Debug, Clone)]
 struct Pending {
     req: Req,
     held_at: u64,
     ttl: u64,
     approved: bool,
+    denied: bool,
 }
 
 impl Pending {
@@ -190,7 +192,11 @@ impl Model {
         if !self.revoked && !self.suspended {
             if let Some(i) = self.pending.iter().position(|p| p.req == *req) {
                 if self.pending[i].live(t) {
-                    return if self.pending[i].approved { Verdict::Allowed } else { Verdict::Pending(self.id_of(req)) };
+                    return match (self.pending[i].approved, self.pending[i].denied) {
+                        (true, _) => Verdict::Allowed,
+                        (false, true) => Verdict::Denied(vec!["denied_by_owner"]),
+                        (false, false) => Verdict::Pending(self.id_of(req)),
+                    };
                 }
                 self.pending.remove(i);
             }
@@ -216,7 +222,7 @@ impl Model {
             if self.pending.len() >= MAX_PENDING {
                 return Verdict::Denied(vec!["rate_limited"]);
             }
-            self.pending.push(Pending { req: req.clone(), held_at: t, ttl, approved: false });
+            self.pending.push(Pending { req: req.clone(), held_at: t, ttl, approved: false, denied: false });
             return Verdict::Pending(self.id_of(req));
         }
         self.commit(ev, t);
@@ -290,6 +296,10 @@ impl Model {
             // Approving again returns the signature made at the approval (RULES §8).
             return if state.is_empty() { Verdict::Allowed } else { Verdict::Denied(state) };
         }
+        if self.pending[i].denied {
+            // RULES §8: a denial is final while the request's time runs.
+            return refused("denied_by_owner", state);
+        }
         let req = self.pending[i].req.clone();
         let ev = self.evaluate(&req, t);
         if ev.limit {
@@ -303,6 +313,30 @@ impl Model {
         // The agent may collect the signature for another ttl from the approval (RULES §8).
         self.pending[i].held_at = t;
         self.commit(ev, t);
+        Verdict::Allowed
+    }
+
+    /// The owner denies pending request `id` at `clock` (RULES §8): `Allowed` means the
+    /// denial took effect (or already had). Revoked: `revoked`; not pending: `malformed`;
+    /// its time over: `expired`; approved already: `malformed` (a signature cannot be taken
+    /// back). A suspended session has no waiting request (the trip-wire dropped them).
+    pub fn deny(&mut self, id: u64, clock: u64) -> Verdict {
+        let t = self.advance(clock);
+        if self.revoked {
+            return Verdict::Denied(vec!["revoked"]);
+        }
+        let req = usize::try_from(id).ok().and_then(|i| i.checked_sub(1)).and_then(|i| self.held.get(i));
+        let Some(i) = req.and_then(|r| self.pending.iter().position(|p| p.req == *r)) else {
+            return Verdict::Denied(vec!["malformed"]);
+        };
+        if !self.pending[i].live(t) {
+            self.pending.remove(i);
+            return Verdict::Denied(vec!["expired"]);
+        }
+        if self.pending[i].approved {
+            return Verdict::Denied(vec!["malformed"]);
+        }
+        self.pending[i].denied = true;
         Verdict::Allowed
     }
 

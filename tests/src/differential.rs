@@ -239,6 +239,8 @@ impl Signer for NullSigner {
 pub enum Event {
     Sign(Req),
     Approve(u64),
+    /// The owner denies a held request.
+    Deny(u64),
     Update(String),
     Revoke,
     /// Ask again with the stamp of an earlier ask (its index).
@@ -390,6 +392,8 @@ pub struct Stats {
     pub reasked: u64,
     /// Times the engine was replaced by a replica restored from its snapshot.
     pub restored: u64,
+    /// Owner denials of held requests that took effect.
+    pub denied_by_owner: u64,
     /// Denials by code.
     pub codes: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -404,6 +408,7 @@ impl std::ops::AddAssign for Stats {
         self.skipped += o.skipped;
         self.reasked += o.reasked;
         self.restored += o.restored;
+        self.denied_by_owner += o.denied_by_owner;
         for (k, v) in o.codes {
             *self.codes.entry(k).or_default() += v;
         }
@@ -423,7 +428,13 @@ pub fn run_sequence(seed: u64, steps: usize) -> Result<Stats, String> {
 }
 
 /// Run one sequence drawing its choices from `r` (`seed` only names it in reports).
-pub fn run(mut r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
+pub fn run(r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
+    run_with(r, seed, steps, true)
+}
+
+/// [`run`]; without `denials` the owner never denies a held request, and the choices drawn
+/// are those of the generator before `deny_pending` existed (for seeds kept as regressions).
+pub fn run_with(mut r: Rng, seed: u64, steps: usize, denials: bool) -> Result<Stats, String> {
     let mut st = Stats { sequences: 1, ..Stats::default() };
     let created = T0 + r.below(400 * 86_400);
     let text = random_policy(&mut r, created);
@@ -434,6 +445,8 @@ pub fn run(mut r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
     let mut clock = created;
     let mut nonces: HashMap<u64, u64> = HashMap::new();
     let mut pending: HashMap<u64, B256> = HashMap::new();
+    // The request of each held id, for asking again after the owner decided.
+    let mut held: HashMap<u64, Req> = HashMap::new();
     // Every stamped ask whose nonce was recorded: its payload, stamp, and whether it was signed.
     let mut asked: Vec<(SignPayload, Stamp, bool)> = Vec::new();
     let mut log = vec![format!("policy:\n{text}")];
@@ -451,12 +464,24 @@ pub fn run(mut r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
         };
         let ev = match r.below(20) {
             0 if !pending.is_empty() => {
-                let ids: Vec<u64> = pending.keys().copied().collect();
-                Event::Approve(*r.pick(&ids))
+                let mut ids: Vec<u64> = pending.keys().copied().collect();
+                ids.sort_unstable();
+                let id = *r.pick(&ids);
+                if denials && r.chance(30) {
+                    Event::Deny(id)
+                } else {
+                    Event::Approve(id)
+                }
             }
             1 => Event::Update(random_policy(&mut r, clock)),
             2 if r.chance(10) => Event::Revoke,
             3 if !asked.is_empty() => Event::Reask(r.below(asked.len() as u64) as usize),
+            // The agent asks again (a fresh stamp) for a request it was told is held.
+            4 if denials && !held.is_empty() && r.chance(60) => {
+                let mut ids: Vec<u64> = held.keys().copied().collect();
+                ids.sort_unstable();
+                Event::Sign(held[r.pick(&ids)].clone())
+            }
             _ => Event::Sign(random_req(&mut r, &mut nonces, clock, &chains)),
         };
         log.push(format!("step {i} at {clock}: {ev:?}"));
@@ -492,6 +517,7 @@ pub fn run(mut r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
                     (Err(d), Verdict::Pending(id)) if d.code.as_str() == "pending_approval" => {
                         st.pending += 1;
                         pending.insert(*id, e.1);
+                        held.insert(*id, req.clone());
                     }
                     (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => {
                         st.denied += 1;
@@ -527,6 +553,18 @@ pub fn run(mut r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
                     (Ok(()), Verdict::Allowed) => {}
                     (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => {}
                     _ => return fail(&log, format!("step {i} approve: engine {e:?}, model {m:?}")),
+                }
+            }
+            Event::Deny(id) => {
+                let digest = pending[&id];
+                let m = model.deny(id, clock);
+                let e = engine.deny(clock, digest).result.map(|_| ());
+                log.push(format!("  engine {:?} / model {m:?}", e.as_ref().map_err(|d| d.to_string())));
+                st.decisions += 1;
+                match (&e, &m) {
+                    (Ok(()), Verdict::Allowed) => st.denied_by_owner += 1,
+                    (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => {}
+                    _ => return fail(&log, format!("step {i} deny: engine {e:?}, model {m:?}")),
                 }
             }
             Event::Update(text) => {

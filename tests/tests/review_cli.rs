@@ -13,10 +13,11 @@
 #[path = "../examples/alloy_agent.rs"]
 mod alloy_agent;
 
-use alloy_primitives::{address, keccak256, Address, Bytes, B256, U256};
+use alloy_primitives::{address, keccak256, Address, B256, U256};
 use bridle_common::protocol::*;
 use bridle_tests::cli::Cli;
 use bridle_tests::proxy::LyingProxy;
+use bridle_tests::review::{fresh_nonce, World};
 use bridle_tests::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -51,55 +52,12 @@ max = ["500 USDC"]
 "#;
 
 /// A stack, a lying proxy in front of its host, and a CLI that trusts the real enclave.
-struct World {
-    stack: Stack,
-    proxy: LyingProxy,
-    cli: Cli,
-    owner: Actor,
-    agent: Actor,
-    identity: String,
-    _dir: tempfile::TempDir,
-}
-
 fn world() -> World {
-    let stack = Stack::start();
-    let proxy = LyingProxy::start(&stack.host.url);
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Cli::new(dir.path(), &proxy.url);
-    let identity = stack.enclave.identity_key_hex();
-    cli.pin(&identity);
-    let (owner, agent) = (Actor::random(), Actor::random());
-    write_key_file(&dir.path().join("owner.key"), "owner", &owner);
-    write_key_file(&dir.path().join("agent.key"), "agent", &agent);
-    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
-    World { stack, proxy, cli, owner, agent, identity, _dir: dir }
+    World::start(POLICY)
 }
 
-impl World {
-    async fn grant(&self) -> Granted {
-        self.stack.grant(&self.owner, &self.agent, &policy(POLICY)).await.expect("grant")
-    }
-
-    /// A transaction the session really signed (the host relays every one: it has them).
-    async fn signed(&self, g: &Granted, tx: bridle_common::tx::TxRequest) -> Signed {
-        let (c, v) = self.stack.sign(g, tx).await;
-        assert_eq!(c, 200, "{v}");
-        serde_json::from_value(v).unwrap()
-    }
-
-    /// The session's facts, straight from the enclave's socket.
-    fn truth(&self, g: &Granted) -> SessionStatus {
-        match self.stack.enclave.call(Call::Status(StatusQuery { session: Some(g.session), nonce: None })) {
-            Ok(Reply::Status(s)) => s.session.expect("the session is in the enclave"),
-            other => panic!("{other:?}"),
-        }
-    }
-}
-
-/// A fresh owner nonce: the tests' own owner calls count from now × 10^6, above the CLI's
-/// default (milliseconds), so every CLI owner call here names one.
 fn n() -> String {
-    Actor::next_nonce().to_string()
+    fresh_nonce()
 }
 
 /// `owner grant` with a fresh nonce.
@@ -533,59 +491,6 @@ async fn an_update_shows_what_carries_over_and_needs_the_enclaves_receipt() {
     let out = w.cli.ok(&as_strs(&update(n())));
     assert!(out.contains(&format!("session {s} now enforces policy {}", w.truth(&g).policy_hash)), "{out}");
     assert!(out.contains("receipt for owner nonce"), "{out}");
-}
-
-#[tokio::test]
-async fn an_approval_shows_the_enclaves_record_of_the_request_and_checks_the_signature() {
-    let w = world();
-    let text = POLICY
-        .replace("valid_for = \"24h\"", "valid_for = \"24h\"\nescalate = { above_value = \"50 USDC\", ttl = \"10m\" }");
-    let g = w.stack.grant(&w.owner, &w.agent, &policy(&text)).await.unwrap();
-    let big = SignPayload::Transaction(erc20_transfer(31337, 0, USDC, DEAD, usdc(80)));
-    let digest = bridle_common::payload::stamp_digest(&big).unwrap();
-    let (c, v) = w.stack.sign_payload(&g, big).await;
-    assert_eq!((c, code(&v)), (403, "pending_approval"), "{v}");
-    let (s, d) = (g.session.to_string(), digest.to_string());
-    let approve = |extra: &str| -> Vec<String> {
-        let mut v: Vec<String> = ["owner", "approve", "--key", "owner.key", "--session", &s, "--digest", &d, "--nonce"]
-            .into_iter()
-            .map(String::from)
-            .collect();
-        v.push(n());
-        if !extra.is_empty() {
-            v.push(extra.into());
-        }
-        v
-    };
-
-    let out = w.cli.ok(&as_strs(&approve("--dry-run")));
-    assert!(out.contains(&format!("ERC-20 transfer of 80 USDC to {DEAD}")), "{out}");
-    assert!(out.contains("transaction (EIP-1559) on chain 31337, nonce 0"), "{out}");
-    // The host changes the held request's recipient: the record no longer carries the
-    // enclave's signature.
-    let thief = Actor::random().address;
-    w.proxy.rewrite("GET", "/v1/status", move |_, v| {
-        if let Some(p) = v["session"]["pending"].get_mut(0) {
-            let data = p["payload"]["transaction"]["eip1559"]["data"].as_str().unwrap_or("").to_string();
-            let swapped = data.replace(&hex::encode(DEAD.as_slice()), &hex::encode(thief.as_slice()));
-            p["payload"]["transaction"]["eip1559"]["data"] = json!(swapped);
-        }
-    });
-    let (out, err) = w.cli.fails(&as_strs(&approve("")));
-    assert!(!out.contains("transfer"), "{out}");
-    assert!(err.contains("altered or forged"), "{err}");
-    // The approval's signature swapped for another: refused (the enclave did sign).
-    w.proxy.clear();
-    w.proxy.rewrite("POST", &format!("/v1/sessions/{s}/approve"), |_, v| {
-        v["signature"] = json!(Bytes::from(vec![1u8; 65]));
-    });
-    let (_, err) = w.cli.fails(&as_strs(&approve("")));
-    assert!(err.contains("not this request signed by the session"), "{err}");
-    // The truth (the approval is collectable again).
-    w.proxy.clear();
-    let out = w.cli.ok(&as_strs(&approve("--json")));
-    let signed: Signed = serde_json::from_str(&out).unwrap();
-    assert_eq!(recover_raw(&signed.raw_transaction.unwrap()), g.session);
 }
 
 #[tokio::test]

@@ -94,11 +94,13 @@ pub enum Decision {
     Sweep,
     /// The owner let a cluster's nodes of another image hold the session's key.
     ImageAllowed,
+    /// The owner denied a pending request's digest (`deny_pending`).
+    Rejected,
 }
 
 impl Decision {
     /// All kinds, in declaration order.
-    pub const ALL: [Decision; 13] = [
+    pub const ALL: [Decision; 14] = [
         Decision::Started,
         Decision::Allowed,
         Decision::Denied,
@@ -112,6 +114,7 @@ impl Decision {
         Decision::Suspended,
         Decision::Sweep,
         Decision::ImageAllowed,
+        Decision::Rejected,
     ];
 
     /// The stable wire name, as hashed.
@@ -130,6 +133,7 @@ impl Decision {
             Decision::Suspended => "suspended",
             Decision::Sweep => "sweep",
             Decision::ImageAllowed => "image_allowed",
+            Decision::Rejected => "rejected",
         }
     }
 }

@@ -27,6 +27,12 @@ pub fn approved(session: Address, digest: B256) -> Record {
     Record::new(Decision::Approved, session, digest, "approved by the owner; signed")
 }
 
+/// The owner denied pending `digest`; asking again is refused until `until`.
+pub fn rejected(session: Address, digest: B256, until: u64) -> Record {
+    Record::new(Decision::Rejected, session, digest, &format!("denied by the owner; refused until {until}"))
+        .with_code(ErrorCode::DeniedByOwner, None)
+}
+
 /// `digest` waited for approval until `expired_at` and expired.
 pub fn expired_pending(session: Address, digest: B256, expired_at: u64) -> Record {
     Record::new(Decision::ExpiredPending, session, digest, &format!("not approved by {expired_at}"))

@@ -63,6 +63,9 @@ pub struct Pending {
     pub reason: String,
     /// Set once the owner approved and the enclave signed (and charged).
     pub signed: Option<Signed>,
+    /// Set (to the session time) once the owner denied it: until `expires_at` asking again
+    /// is refused `denied_by_owner` instead of being held anew (RULES §8).
+    pub denied_at: Option<u64>,
 }
 
 /// The result of one call on a session: its reply (or refusal), the audit records it

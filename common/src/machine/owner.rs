@@ -102,6 +102,17 @@ impl Machine {
                 ),
             ));
         }
+        if let Some(at) = p.denied_at {
+            return Err(Denial::rule(
+                ErrorCode::DeniedByOwner,
+                p.rule.clone(),
+                format!(
+                    "request {digest:#x} was denied by the owner at {}; a denial is final until {} (then the agent may ask again)",
+                    format_time(at),
+                    format_time(p.expires_at)
+                ),
+            ));
+        }
         let window = p.expires_at.saturating_sub(p.created_at);
         let prepared = p.prepared.clone();
         // Re-check every rule now: caps, quota, time; charging happens at signing time.
@@ -122,5 +133,47 @@ impl Machine {
         }
         out.records.push(rec::approved(session, digest));
         Ok(signed)
+    }
+
+    /// The owner denies exactly one pending request's digest (R-POL-10): it is never
+    /// signed; until its time-to-live passes, the agent asking again is refused
+    /// `denied_by_owner` (rather than held anew), then the request is decided afresh.
+    /// Returns the time until which it stays denied. A request already approved and signed
+    /// cannot be denied (its signature exists: revoke the session to stop its use).
+    pub fn deny(&mut self, clock: u64, digest: B256) -> Outcome<u64> {
+        let t = self.tick(clock);
+        let mut out = Outcome::new(t);
+        let r = self.deny_at(t, digest, &mut out);
+        out.done(r)
+    }
+
+    fn deny_at(&mut self, t: u64, digest: B256, out: &mut Outcome<u64>) -> Result<u64, Denial> {
+        let session = self.facts.address;
+        self.owner_gate()?;
+        let Some(p) = self.pending.get_mut(&digest) else {
+            return Err(Denial::malformed(format!(
+                "no request {digest:#x} is pending in session {session} (never held, expired, or dropped by a suspension)"
+            )));
+        };
+        if t >= p.expires_at {
+            let expired = p.expires_at;
+            self.pending.remove(&digest);
+            out.records.push(rec::expired_pending(session, digest, expired));
+            return Err(Denial::rule(
+                ErrorCode::Expired,
+                "escalate.ttl",
+                format!("request {digest:#x} waited for approval until {} and expired unsigned", format_time(expired)),
+            ));
+        }
+        if p.signed.is_some() {
+            return Err(Denial::malformed(format!(
+                "request {digest:#x} was approved and signed already; a signature cannot be taken back (revoke the session to stop the agent using it)"
+            )));
+        }
+        if p.denied_at.is_none() {
+            p.denied_at = Some(t);
+            out.records.push(rec::rejected(session, digest, p.expires_at));
+        }
+        Ok(p.expires_at)
     }
 }

@@ -86,6 +86,16 @@ impl Machine {
                         self.replay.mark_signed(stamp.nonce, digest);
                         Ok(signed)
                     }
+                    None if p.denied_at.is_some() => Err(Denial::rule(
+                        ErrorCode::DeniedByOwner,
+                        p.rule.clone(),
+                        format!(
+                            "{}: the owner denied request {digest:#x} at {}; asking again is refused until {}, then decided afresh",
+                            p.reason,
+                            format_time(p.denied_at.unwrap_or_default()),
+                            format_time(p.expires_at)
+                        ),
+                    )),
                     None => Err(Denial::rule(
                         ErrorCode::PendingApproval,
                         p.rule.clone(),
@@ -195,6 +205,7 @@ impl Machine {
                 rule: rule.clone(),
                 reason: d.reason.clone(),
                 signed: None,
+                denied_at: None,
             },
         );
         out.records.push(rec::pending(session, digest, &rule, expires_at));

@@ -27,6 +27,9 @@ pub struct PendingSnapshot {
     pub rule: String,
     pub reason: String,
     pub signed: Option<Signed>,
+    /// When the owner denied it (absent in snapshots from before `deny_pending`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_at: Option<u64>,
 }
 
 /// A [`Machine`] as data. See the module docs.
@@ -75,6 +78,7 @@ impl Machine {
                     rule: p.rule.clone(),
                     reason: p.reason.clone(),
                     signed: p.signed.clone(),
+                    denied_at: p.denied_at,
                 })
                 .collect(),
         }
@@ -123,6 +127,7 @@ impl Machine {
                     rule: p.rule,
                     reason: p.reason,
                     signed: p.signed,
+                    denied_at: p.denied_at,
                 },
             );
         }

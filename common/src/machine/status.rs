@@ -74,6 +74,7 @@ impl Machine {
                 state: match (&q.signed, t < q.expires_at) {
                     (_, false) => "expired",
                     (Some(_), true) => "signed",
+                    (None, true) if q.denied_at.is_some() => "denied",
                     (None, true) => "waiting",
                 }
                 .to_string(),

@@ -209,6 +209,7 @@ impl ClusterNode {
             | Call::Revoke(_)
             | Call::RevokeAll(_)
             | Call::ApprovePending(_)
+            | Call::DenyPending(_)
             | Call::Sweep(_)) => {
                 if let Call::ApprovePending(a) = &c {
                     if !enclave.holds_key(&a.session)? {

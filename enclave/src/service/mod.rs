@@ -171,6 +171,7 @@ impl Enclave {
             Call::Revoke(r) => self.revoke(&r).map(Reply::Revoked),
             Call::RevokeAll(r) => self.revoke_all(&r).map(Reply::Revoked),
             Call::ApprovePending(a) => self.approve_pending(&a).map(Reply::Signed),
+            Call::DenyPending(d) => self.deny_pending(&d).map(Reply::PendingDenied),
             Call::Attest(a) => self.attest(a).map(Reply::Attestation),
             Call::Audit(q) => self.audit.reply(q.since, q.nonce, &self.identity, self.clock.now()).map(Reply::Audit),
             Call::Status(q) => self.status(q.session, q.nonce).map(Reply::Status),

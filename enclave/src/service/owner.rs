@@ -304,6 +304,22 @@ impl Enclave {
         Ok(signed)
     }
 
+    /// The owner denies exactly one pending request's digest: see [`Machine::deny`]. The
+    /// reply carries a receipt for the owner's nonce.
+    pub(super) fn deny_pending(&self, d: &DenyPending) -> Result<PendingDenied, Denial> {
+        let session = self.owned(d.auth.owner, d.session)?;
+        let book = self.authorize(&d.auth, action::DENY_PENDING, d.session, session.agent, B256::ZERO, d.digest)?;
+        let mut guard = session.lock();
+        let inner = &mut *guard;
+        let out = inner.machine.deny(self.clock.now(), d.digest);
+        self.settle(inner, &out);
+        drop(guard);
+        let until = out.result?;
+        self.accept_nonce(book, &d.auth);
+        let reply = PendingDenied { session: d.session, digest: d.digest, until, receipt: None };
+        self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(d.auth.nonce))))
+    }
+
     /// The revocation sweep (R-APP-6): see [`Machine::sweep`]. Anyone may ask (a sweep only
     /// revokes, within the policy's gas caps); the owner's signature over the terms widens
     /// it.

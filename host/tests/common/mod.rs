@@ -300,7 +300,7 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
                 })),
             }
         }
-        Call::ApprovePending(_) => Err(Denial::new(ErrorCode::Unsupported, "not yet")),
+        Call::ApprovePending(_) | Call::DenyPending(_) => Err(Denial::new(ErrorCode::Unsupported, "not yet")),
         Call::Sweep(_) | Call::Cluster(_) | Call::AllowImage(_) => {
             Err(Denial::new(ErrorCode::Unsupported, "not in the fake enclave"))
         }
