@@ -177,7 +177,7 @@ function updateButtons() {
   $("revoke-all").disabled = !(idle && connected);
   $("revoke").disabled = !(idle && connected && state.selected);
   $("sweep").disabled = !(idle && connected && trusted && state.selected);
-  for (const b of document.querySelectorAll("button.approve")) b.disabled = !(idle && connected && trusted);
+  for (const b of document.querySelectorAll("button.approve, button.deny")) b.disabled = !(idle && connected && trusted);
 }
 
 // ---- policies -----------------------------------------------------------------------------------
@@ -303,6 +303,11 @@ async function showDetail() {
       await owner.approve(ctx(), row.stored.session, live.agent, p);
       await refresh();
       return `approved ${p.digest}: the enclave signed it, and the signature recovers to the session`;
+    }),
+    onDeny: (p) => act("Denying the request", async () => {
+      const { reply, receipt } = await owner.deny(ctx(), row.stored.session, live.agent, p);
+      await refresh();
+      return `denied ${p.digest}: never signed; the agent is refused until ${time(reply.until)} (receipt signed by the enclave at ${time(receipt.time)})`;
     }),
   });
   updateButtons();

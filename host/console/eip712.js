@@ -22,6 +22,7 @@ export const ACTION = Object.freeze({
   UPDATE_POLICY: "update_policy",
   REVOKE: "revoke",
   REVOKE_ALL: "revoke_all",
+  DENY_PENDING: "deny_pending",
   APPROVE_PENDING: "approve_pending",
   SWEEP: "sweep",
 });

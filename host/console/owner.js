@@ -107,6 +107,26 @@ export async function approve(ctx, session, agent, pending) {
   return signed;
 }
 
+/**
+ * Deny a held request: the enclave never signs it, and refuses the agent asking again until
+ * `until`. Done only when the reply carries the enclave's receipt for this nonce naming this
+ * session and digest.
+ */
+export async function deny(ctx, session, agent, pending) {
+  const { auth } = await signAction(ctx, {
+    action: ACTION.DENY_PENDING, session, agent, policyHash: ZERO32, subject: pending.digest,
+  });
+  const r = await postText(
+    `/v1/sessions/${session}/deny`,
+    `{"auth":${authJson(auth)},"session":"${session}","digest":"${pending.digest}"}`,
+  );
+  const rc = checkReceipt("pending_denied", r, ctx.identity, ownerNonceWord(auth.nonce));
+  if (!sameAddress(r.session, session) || r.digest.toLowerCase() !== pending.digest.toLowerCase()) {
+    throw new Error(`the enclave's signed reply denies ${r.digest} of ${r.session}, not this request: treat it as still approvable`);
+  }
+  return { reply: r, receipt: rc };
+}
+
 /** Sweep terms digest (protocol::Sweep::terms_digest). */
 export function termsDigest(terms) {
   const parts = [utf8("bridle/sweep/v1")];

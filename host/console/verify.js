@@ -94,6 +94,12 @@ function kindCbor(k) {
 /** The reply kinds whose receipts the page checks, and their canonical encodings. */
 export const RECEIPTED = {
   revoked: (r) => cbor.map([["sessions", cbor.array(r.sessions.map(hexBytes))]]),
+  pending_denied: (r) =>
+    cbor.map([
+      ["session", hexBytes(r.session)],
+      ["digest", hexBytes(r.digest)],
+      ["until", cbor.uint(r.until)],
+    ]),
   policy_updated: (r) =>
     cbor.map([
       ["session", hexBytes(r.session)],

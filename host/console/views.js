@@ -155,6 +155,9 @@ export function renderDetail(root, d) {
   sizeBars(root);
 }
 
+/** What a held request's deadline means in each state. */
+const UNTIL = { waiting: "approvable", signed: "collectable", denied: "denied by you, refused", expired: "was held" };
+
 function pendingBox(p, d) {
   const tokens = d.policy?.tokens ?? [];
   const lines = p.payload ? describe(p.payload, tokens) : ["(the record carries no request)"];
@@ -162,7 +165,7 @@ function pendingBox(p, d) {
   const match = computed ? bytesToHex(computed) === p.digest.toLowerCase() : null;
   const box = h("div", { class: "pending", "data-digest": p.digest },
     h("p", {}, badge(p.state, p.state === "waiting" ? "warn" : p.state === "signed" ? "ok" : "bad"),
-      ` ${p.kind}, held since ${time(p.created_at)}; ${p.state === "signed" ? "collectable" : "approvable"} until ${time(p.expires_at)} (${inSecs(p.expires_at, d.now)})`),
+      ` ${p.kind}, held since ${time(p.created_at)}; ${UNTIL[p.state] ?? "held"} until ${time(p.expires_at)} (${inSecs(p.expires_at, d.now)})`),
     h("p", {}, `Crossed ${p.rule || "the escalation threshold"}: ${p.reason}`),
     h("p", { class: "mono" }, `digest ${p.digest} `,
       match === null ? badge("not recomputed in the browser", "warn") : match ? badge("recomputed from the request", "ok") : badge("DOES NOT MATCH the request", "bad")),
@@ -171,7 +174,8 @@ function pendingBox(p, d) {
   if (p.state === "waiting" && match !== false) {
     box.append(h("div", { class: "row" },
       h("button", { type: "button", class: "approve", onclick: () => d.onApprove(p) }, "Approve (sign in wallet)"),
-      h("span", { class: "small" }, "To deny, do nothing: the request expires unapproved at its deadline (there is no deny message).")));
+      h("button", { type: "button", class: "deny", onclick: () => d.onDeny(p) }, "Deny (sign in wallet)"),
+      h("span", { class: "small" }, "A denied request is never signed; the agent asking again is refused until the deadline.")));
   }
   return box;
 }
@@ -184,7 +188,7 @@ export function renderAudit(tbody, entries, sessions, limit = 100) {
   if (!rows.length) tbody.append(h("tr", {}, h("td", { colspan: 5, class: "small" }, "No entry for your sessions.")));
   for (const e of rows) {
     tbody.append(h("tr", {}, h("td", {}, e.seq), h("td", {}, time(e.time)), h("td", { class: "mono" }, short(e.session)),
-      h("td", {}, badge(e.kind, e.kind === "denied" ? "bad" : e.kind === "allowed" ? "ok" : "")),
+      h("td", {}, badge(e.kind, e.kind === "denied" ? "bad" : e.kind === "allowed" ? "ok" : e.kind === "rejected" ? "warn" : "")),
       h("td", {}, [e.code, e.rule, e.detail].filter(Boolean).join(" — "))));
   }
 }

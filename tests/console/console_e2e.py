@@ -6,7 +6,7 @@ calls back into this process and eth-account (an EIP-712 implementation we did n
 signs exactly the JSON the page handed to the wallet. The flow: verify the enclave's
 attestation in the page, connect, preview and grant a policy, let the agent sign through the
 host API (the `bridle` CLI) so that spend appears, approve an escalated request with the
-keyboard, verify the audit log, revoke. Screenshots of each step are kept; any console error
+keyboard, deny another, verify the audit log, revoke. Screenshots of each step are kept; any console error
 or uncaught exception fails the run.
 """
 
@@ -188,10 +188,28 @@ def main():
         expect(page.locator(".pending").first).to_contain_text("signed")
         shot("approved")
 
+        # Another held request, denied from the page: never signed, the agent refused.
+        held = transfer(2, 5_000_000, ok=False)
+        assert "pending" in (held.stdout + held.stderr), held.stdout + held.stderr
+        page.click("#refresh")
+        wait_status("up to date")
+        waiting = page.locator(".pending", has_text="waiting")
+        expect(waiting).to_contain_text("amount 5 USDC")
+        denied_digest = waiting.get_attribute("data-digest")
+        waiting.locator("button.deny").click()
+        wait_status("never signed")
+        m = asked[-1]["message"]
+        assert m["action"] == "deny_pending" and m["subject"].lower() == denied_digest.lower(), m
+        expect(page.locator(f'.pending[data-digest="{denied_digest}"]')).to_contain_text("denied by you")
+        again = transfer(2, 5_000_000, ok=False)
+        assert "denied_by_owner" in (again.stdout + again.stderr), again.stdout + again.stderr
+        shot("denied")
+
         # The audit log, verified in the browser against the attested identity.
         page.click("#verify-audit")
         expect(page.locator("#audit-result")).to_contain_text("verified in this browser", timeout=20000)
         expect(page.locator("#audit-table")).to_contain_text("approved")
+        expect(page.locator("#audit-table")).to_contain_text("rejected")
         shot("audit")
 
         # A policy update: a higher cap; the spend carries over (the ledger is the session's).

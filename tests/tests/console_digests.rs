@@ -155,6 +155,13 @@ fn bindings_receipts_and_audit_match_bridle_common() {
         receipt: None,
     };
     receipt::attach(&mut swept, enclave, 1_796_000_300, nonce, signer(&k)).unwrap();
+    let mut denied = PendingDenied {
+        session: Address::repeat_byte(0x31),
+        digest: B256::repeat_byte(0x32),
+        until: 1_796_000_900,
+        receipt: None,
+    };
+    receipt::attach(&mut denied, enclave, 1_796_000_350, nonce, signer(&k)).unwrap();
     // A reply the host altered after the enclave signed it.
     let mut forged = revoked.clone();
     forged.sessions.pop();
@@ -179,6 +186,7 @@ fn bindings_receipts_and_audit_match_bridle_common() {
         json!({"op": "audit", "entries": tampered, "head": head, "identity": chain.enclave()}),
         json!({"op": "audit", "entries": dropped, "head": head, "identity": chain.enclave()}),
         json!({"op": "audit", "entries": chain.entries, "head": head, "identity": enclave}),
+        json!({"op": "receipt", "kind": "pending_denied", "reply": denied, "identity": enclave, "nonce": n}),
     ];
     let r = node(&cases);
     assert_eq!(b256(&r[0]["digest"]), binding.digest());
@@ -199,6 +207,9 @@ fn bindings_receipts_and_audit_match_bridle_common() {
     assert_eq!(r[7]["result"]["ok"], false, "a changed entry: {}", r[7]["result"]);
     assert_eq!(r[8]["result"]["ok"], false, "a missing entry: {}", r[8]["result"]);
     assert!(r[9]["result"]["error"].as_str().unwrap().contains("not the trusted"), "{}", r[9]["result"]);
+    assert_eq!(b256(&r[10]["digest"]), receipt::digest(&denied, enclave, 1_796_000_350, nonce), "pending_denied");
+    assert_eq!(r[10]["ok"], true, "{}", r[10]);
+    assert_eq!(PendingDenied::KIND, "pending_denied");
 }
 
 #[test]
