@@ -108,6 +108,12 @@ fn check_cbor_structure(bytes: &[u8]) -> Result<(), FrameError> {
             return bad("nesting is too deep");
         }
     }
+    // Nothing may follow the value: every byte a decoder reads must have been checked here.
+    // (ciborium reads an enum given as text followed by another item — its newtype
+    // variant's content — so it can read past the end of the one item checked above.)
+    if pos != bytes.len() {
+        return bad("value is followed by trailing bytes");
+    }
     Ok(())
 }
 
@@ -220,6 +226,26 @@ mod tests {
         assert!(from_cbor::<u8>(&[0x1c]).is_err());
         assert!(from_cbor::<u8>(&[0x18]).is_err());
         assert!(from_cbor::<u8>(&[0xff]).is_err());
+    }
+
+    #[test]
+    fn nothing_after_the_checked_value_reaches_a_decoder() {
+        // Found by the enclave_frame fuzz target (fuzz/artifacts/enclave_frame/oom-46c9…):
+        // {"call": "attest"} followed by {"nonce": [2 593 823 386 items…]}. The structure
+        // check ended with the first map; ciborium, reading the text "attest" as an enum,
+        // took the next item as its content and alloy's Bytes reserved 2.6 GB for it.
+        let mut frame = vec![0xa1, 0x44];
+        frame.extend_from_slice(b"call");
+        frame.push(0x66);
+        frame.extend_from_slice(b"attest");
+        frame.extend_from_slice(&[0xa1, 0x65]);
+        frame.extend_from_slice(b"nonce");
+        frame.extend_from_slice(&[0x9a, 0x9a, 0x9a, 0x9a, 0x9a, 0x81, 0xc3]);
+        frame.extend_from_slice(&[0xff; 40]);
+        assert!(check_cbor_structure(&frame).is_err());
+        assert!(from_cbor::<crate::protocol::RequestFrame>(&frame).is_err());
+        // The same with a well-formed second item: still refused before decoding.
+        assert!(check_cbor_structure(&[0x01, 0x02]).is_err());
     }
 
     /// Arrays, text, a map, a byte string, an option and a float in one value.
