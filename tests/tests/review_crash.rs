@@ -94,6 +94,18 @@ async fn deep_frames_signatures_and_calldata_never_crash() {
     let mut deep = vec![0x81u8; 100_000];
     deep.push(0x00);
     refused(s.enclave.call_raw(&deep), &["malformed"]);
+    // A frame whose first CBOR item is complete ({"call": "attest"}) followed by a map whose
+    // array declares 2^40 items (the enclave_frame fuzz finding): ciborium reads the enum
+    // given as text and then the next item as its content, and alloy's Bytes reserved the
+    // declared length — an allocation abort, not a panic. Nothing after the value is read.
+    let mut trailing = vec![0xa1, 0x44];
+    trailing.extend_from_slice(b"call");
+    trailing.push(0x66);
+    trailing.extend_from_slice(b"attest");
+    trailing.extend_from_slice(&[0xa1, 0x65]);
+    trailing.extend_from_slice(b"nonce");
+    trailing.extend_from_slice(&[0x9b, 0, 0, 0x01, 0, 0, 0, 0, 0, 0x00]);
+    refused(s.enclave.call_raw(&trailing), &["malformed"]);
     // A policy whose function signature nests tuples and arrays deeply, in a session
     // creation with a bad owner signature: it is compiled before the signature is checked,
     // so its parsing must be bounded.
