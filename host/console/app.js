@@ -5,6 +5,7 @@ import { get, post, ApiError, freshNonce, auditLog } from "./api.js";
 import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey, sameAddress } from "./bytes.js";
 import { verifyAttestation, parsePcrsJson } from "./attest.js";
 import { checkBinding, verifyAuditLog } from "./verify.js";
+import { checkSignedStatus } from "./status.js";
 import * as owner from "./owner.js";
 import { renderSessions, renderDetail, renderAudit, badge, time } from "./views.js";
 
@@ -290,15 +291,30 @@ async function open(session) {
   return null;
 }
 
+/** The session's status signed by the enclave for a fresh nonce, checked here. */
+async function signedStatus(session) {
+  if (!state.trust?.method) return { error: "the enclave is not verified in this browser" };
+  const nonce = freshNonce();
+  try {
+    const r = await get(`/v1/status?session=${session}&nonce=${nonce}&cbor=1`);
+    const receipt = checkSignedStatus(r, state.trust.identity, nonce);
+    return { live: r.session ?? null, receipt, now: r.now };
+  } catch (e) {
+    return { error: errorText(e) };
+  }
+}
+
 async function showDetail() {
   const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
   if (!row) return;
   $("detail-session").textContent = row.stored.session;
-  const live = row.live;
+  const signed = await signedStatus(row.stored.session);
+  const live = signed.receipt ? signed.live : row.live;
   const pol = live ? await policyOf(row.stored.session, live.policy_hash) : { doc: null, verified: false };
   const audit = state.audit ? state.audit.entries.filter((e) => sameAddress(e.session, row.stored.session)) : null;
   renderDetail($("detail-body"), {
-    live, stored: row.stored, policy: pol.doc, policyVerified: pol.verified, audit, now: state.status.now,
+    live, stored: row.stored, policy: pol.doc, policyVerified: pol.verified, audit, now: signed.now ?? state.status.now,
+    signed: signed.receipt ?? null, signedError: signed.error,
     onApprove: (p) => act("Approving the request", async () => {
       await owner.approve(ctx(), row.stored.session, live.agent, p);
       await refresh();

@@ -146,7 +146,11 @@ export const RECEIPTED = {
 };
 
 export function receiptDigest(kind, reply, enclave, time, nonce) {
-  const body = RECEIPTED[kind](reply);
+  return receiptDigestOver(kind, RECEIPTED[kind](reply), enclave, time, nonce);
+}
+
+/** The receipt digest over `body`, the reply's CBOR (without its receipt) as bytes. */
+export function receiptDigestOver(kind, body, enclave, time, nonce) {
   return keccak(
     utf8("bridle/receipt/v1"),
     u32(kind.length),

@@ -104,6 +104,9 @@ export function renderDetail(root, d) {
       : "The enclave holds no such session now (unknown, lost, or dropped after it ended)."));
     return;
   }
+  root.append(h("p", { class: "small", id: "status-word" }, d.signed
+    ? [badge("signed by the enclave", "ok"), ` for a fresh nonce at ${time(d.signed.time)}: the receipt checks against the trusted identity and this page shows what it signed.`]
+    : [badge("the host's word", "bad"), ` not signed by the enclave (${d.signedError ?? "not checked"}): state, spend and held requests below are unverified.`]));
   const facts = h("dl", { class: "facts" },
     h("dt", {}, "State"), h("dd", {}, badge(s.state, STATE_CLASS[s.state] ?? "")),
     h("dt", {}, "Owner"), h("dd", { class: "mono" }, s.owner),

@@ -303,6 +303,10 @@ pub struct StatusParams {
     /// 32-byte hex: the enclave then signs the reply for this nonce (a receipt the owner
     /// tools check).
     nonce: Option<String>,
+    /// `1`: add `cbor`, the reply's CBOR without its receipt — the bytes the receipt signs —
+    /// so that a client without the Rust types (the owner console) can check the receipt
+    /// and that the JSON says what was signed.
+    cbor: Option<String>,
 }
 
 /// A 32-byte hex nonce from a query string.
@@ -317,8 +321,23 @@ pub async fn status(
     let Query(q) = q.map_err(|e| ApiError::malformed(e.body_text()))?;
     let session = q.session.as_deref().map(parse_address).transpose()?;
     let nonce = q.nonce.as_deref().map(parse_b256).transpose()?;
+    let with_cbor = match q.cbor.as_deref() {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(other) => return Err(ApiError::malformed(format!("cbor={other}: expected 1 or 0"))),
+    };
     match st.client.call(Call::Status(StatusQuery { session, nonce })).await? {
-        Reply::Status(s) => Ok(Json(json!(s))),
+        Reply::Status(s) => {
+            let mut v = json!(s);
+            if with_cbor {
+                let mut bare = s;
+                bridle_common::receipt::Receipted::set_receipt(&mut bare, None);
+                let bytes = bridle_common::frame::to_cbor(&bare)
+                    .map_err(|e| ApiError::internal(format!("status as CBOR: {e}")))?;
+                v["cbor"] = json!(alloy_primitives::hex::encode_prefixed(bytes));
+            }
+            Ok(Json(v))
+        }
         other => Err(ApiError::wrong_reply("status", &other)),
     }
 }

@@ -56,6 +56,7 @@ static ASSETS: &[Asset] = &[
     asset!("eip712.js", JS),
     asset!("bytes.js", JS),
     asset!("verify.js", JS),
+    asset!("status.js", JS),
     asset!("attest.js", JS),
     asset!("x509.js", JS),
     asset!("views.js", JS),

@@ -160,6 +160,9 @@ def main():
         page.click("#refresh")
         wait_status("up to date")
         expect(page.locator("#detail-body")).to_contain_text("spent 30 USDC of 100 USDC")
+        # The figures are the enclave's word: its status for a fresh nonce, receipt checked
+        # in the page, and the JSON shown equal to the signed CBOR.
+        expect(page.locator("#status-word")).to_contain_text("signed by the enclave")
         expect(page.locator("#detail-body svg.chart").first).to_be_visible()
         shot("spend")
 

@@ -4,6 +4,7 @@
 import { ownerTypedData, ownerDigest } from "../../host/console/eip712.js";
 import { bindingDigest, receiptDigest, checkReceipt, verifyAuditLog, entryHash } from "../../host/console/verify.js";
 import { termsDigest } from "../../host/console/owner.js";
+import { checkSignedStatus } from "../../host/console/status.js";
 import { payloadDigest } from "../../host/console/decode.js";
 import { verifyAttestation } from "../../host/console/attest.js";
 import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey } from "../../host/console/bytes.js";
@@ -23,6 +24,14 @@ const ops = {
       return { digest, ok: true };
     } catch (e) {
       return { digest, ok: false, error: e.message };
+    }
+  },
+  status: (c) => {
+    try {
+      checkSignedStatus(c.reply, c.identity, c.nonce);
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, error: e.message };
     }
   },
   audit: (c) => ({ result: verifyAuditLog(c.entries, c.head, c.identity), hashes: c.entries.map((e) => hex(entryHash(e))) }),

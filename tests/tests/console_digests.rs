@@ -327,3 +327,118 @@ async fn attestation_documents_of_bridle_dev_verify_in_the_console_code() {
     assert_eq!(r[6]["ok"], false, "an altered document: {}", r[6]);
     refused(7, "public_key mismatch");
 }
+
+/// A session's status as the enclave reports it after a signed transfer, a signed approval
+/// and a held request (caps with spend, the allowance registry, a pending record with its
+/// request), from the one decision core.
+fn session_status(session: Address) -> SessionStatus {
+    use bridle_common::machine::{Machine, Signer};
+    use bridle_common::payload::prepare;
+    use bridle_common::stamp::Stamp;
+    struct Key;
+    impl Signer for Key {
+        fn sign(&self, _: &B256) -> Result<Signature, String> {
+            Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
+        }
+    }
+    const T0: u64 = 1_800_000_000;
+    let text = r#"
+name = "console-status"
+chains = [31337]
+valid_for = "24h"
+escalate = { above_value = "50 USDC", ttl = "10m" }
+[tokens]
+USDC = { address = "0x5FbDB2315678afecb367f032d93F642f64180aa3", decimals = 6 }
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)", "approve(address,uint256)"]
+[[limits]]
+max = "100 USDC"
+per = "day"
+[approvals]
+spenders = ["0xe592427a0aece92de3edee1f18e0157c05861564"]
+max = ["500 USDC"]
+"#;
+    let doc = bridle_common::policy::file::resolve_text(text, T0).unwrap();
+    let compiled = bridle_common::policy::CompiledPolicy::compile(doc).unwrap();
+    let mut m = Machine::new(session, Address::repeat_byte(0xb0), Address::repeat_byte(0xa9), compiled, T0, 60, 64);
+    let usdc = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
+    let spender = address!("e592427a0aece92de3edee1f18e0157c05861564");
+    let requests = [
+        bridle_tests::erc20_approve(31337, 0, usdc, spender, U256::from(40_000_000u64)),
+        bridle_tests::erc20_transfer(31337, 1, usdc, Address::repeat_byte(0xde), U256::from(5_000_000u64)),
+        bridle_tests::erc20_transfer(31337, 2, usdc, Address::repeat_byte(0xde), U256::from(45_000_000u64)),
+    ];
+    for (i, tx) in requests.into_iter().enumerate() {
+        let p = SignPayload::Transaction(tx);
+        let stamp = Stamp { nonce: [i as u8 + 1; 16], timestamp: T0 + 1, mac: [0; 32] };
+        let _ = m.sign(T0 + 1, &p, prepare(&p).unwrap(), &stamp, Some(&Key));
+    }
+    let s = m.status(T0 + 5);
+    assert!(!s.caps.is_empty() && !s.allowances.is_empty() && s.pending.len() == 1, "{s:?}");
+    s
+}
+
+#[test]
+fn a_signed_status_is_checked_in_the_browser_and_the_json_must_say_what_was_signed() {
+    let (k, enclave) = key(11);
+    let session = Address::repeat_byte(0x5e);
+    let nonce = B256::repeat_byte(0x4e);
+    let mut status = Status {
+        version: "0.1.0".into(),
+        identity_public_key: Bytes::from(vec![2u8; 33]),
+        identity_address: enclave,
+        booted_at: 1_800_000_000,
+        now: 1_800_000_005,
+        sessions_active: 1,
+        sessions_total: 1,
+        signatures: 2,
+        denials: 0,
+        session: Some(session_status(session)),
+        receipt: None,
+    };
+    let cbor_of = |s: &Status| {
+        let mut bare = s.clone();
+        bare.set_receipt(None);
+        alloy_primitives::hex::encode_prefixed(bridle_common::frame::to_cbor(&bare).unwrap())
+    };
+    receipt::attach(&mut status, enclave, 1_800_000_005, nonce, signer(&k)).unwrap();
+    // What the host's `GET /v1/status?session=…&nonce=…&cbor=1` answers.
+    let mut reply = serde_json::to_value(&status).unwrap();
+    reply["cbor"] = json!(cbor_of(&status));
+
+    // The host lowers the spend shown, keeps the signed bytes.
+    let mut spent = reply.clone();
+    spent["session"]["caps"][0]["spent"] = json!("0x0");
+    // The host swaps the held request's recipient in the JSON.
+    let mut swapped = reply.clone();
+    let data =
+        swapped["session"]["pending"][0]["payload"]["transaction"]["eip1559"]["data"].as_str().unwrap().to_string();
+    swapped["session"]["pending"][0]["payload"]["transaction"]["eip1559"]["data"] =
+        json!(data.replace(&"de".repeat(20), &"66".repeat(20)));
+    // The host re-encodes a changed status: the receipt no longer covers the bytes.
+    let mut reencoded = spent.clone();
+    let mut changed = status.clone();
+    changed.session.as_mut().unwrap().uses = 0;
+    reencoded["cbor"] = json!(cbor_of(&changed));
+    // The host drops the bytes, or answers an older nonce.
+    let mut no_bytes = reply.clone();
+    no_bytes.as_object_mut().unwrap().remove("cbor");
+
+    let case = |r: &Value, n: B256| json!({"op": "status", "reply": r, "identity": enclave, "nonce": n});
+    let r = node(&[
+        case(&reply, nonce),
+        case(&spent, nonce),
+        case(&swapped, nonce),
+        case(&reencoded, nonce),
+        case(&no_bytes, nonce),
+        case(&reply, B256::repeat_byte(1)),
+    ]);
+    assert_eq!(r[0]["ok"], true, "the enclave's status verifies: {}", r[0]);
+    let err = |i: usize| r[i]["error"].as_str().unwrap_or_default().to_string();
+    assert!(err(1).contains("status.session.caps[0].spent"), "{}", r[1]);
+    assert!(err(2).contains("status.session.pending[0].payload.transaction.eip1559.data"), "{}", r[2]);
+    assert!(err(3).contains("not the trusted enclave"), "{}", r[3]);
+    assert!(err(4).contains("did not relay the signed status bytes"), "{}", r[4]);
+    assert!(err(5).contains("replayed"), "{}", r[5]);
+}

@@ -1,0 +1,182 @@
+// A session's status as the enclave's word: the host relays the enclave's status reply for a
+// fresh nonce as JSON together with its CBOR (the bytes the enclave's receipt signs). The
+// page checks the receipt over those bytes, decodes them, and requires the JSON it renders
+// to say exactly what the signed CBOR says; otherwise the status is the host's word and is
+// labelled so. No DOM.
+import { hexToBytes, bytesToHex, recoverAddress, sameAddress } from "./bytes.js";
+import { receiptDigestOver } from "./verify.js";
+
+const MAX_DEPTH = 64;
+
+/**
+ * Decode one CBOR value (RFC 8949) from `bytes`; anything after it is an error. Integers
+ * are BigInt, byte strings Uint8Array, maps Map, tags {tag, value}.
+ */
+export function decodeCbor(bytes) {
+  let pos = 0;
+  const need = (n) => {
+    if (pos + n > bytes.length) throw new Error("CBOR: truncated");
+  };
+  const arg = (info) => {
+    if (info < 24) return BigInt(info);
+    const n = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
+    if (!n) throw new Error(`CBOR: unsupported additional info ${info}`);
+    need(n);
+    let v = 0n;
+    for (let i = 0; i < n; i++) v = (v << 8n) | BigInt(bytes[pos + i]);
+    pos += n;
+    return v;
+  };
+  const count = (v) => {
+    if (v > BigInt(bytes.length - pos)) throw new Error("CBOR: a length beyond the data");
+    return Number(v);
+  };
+  const item = (depth) => {
+    if (depth > MAX_DEPTH) throw new Error("CBOR: nested too deep");
+    need(1);
+    const ib = bytes[pos++];
+    const major = ib >> 5;
+    const info = ib & 31;
+    if (info === 31) throw new Error("CBOR: indefinite lengths are not expected here");
+    if (major === 7) {
+      if (info === 20) return false;
+      if (info === 21) return true;
+      if (info === 22) return null;
+      if (info === 23) return undefined;
+      const n = { 25: 2, 26: 4, 27: 8 }[info];
+      if (!n) throw new Error(`CBOR: unsupported simple value ${info}`);
+      need(n);
+      const dv = new DataView(bytes.buffer, bytes.byteOffset + pos, n);
+      pos += n;
+      return n === 8 ? dv.getFloat64(0) : n === 4 ? dv.getFloat32(0) : halfFloat(dv.getUint16(0));
+    }
+    const v = arg(info);
+    switch (major) {
+      case 0:
+        return v;
+      case 1:
+        return -1n - v;
+      case 2: {
+        const n = count(v);
+        const b = bytes.slice(pos, pos + n);
+        pos += n;
+        return b;
+      }
+      case 3: {
+        const n = count(v);
+        const t = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(pos, pos + n));
+        pos += n;
+        return t;
+      }
+      case 4: {
+        const out = [];
+        for (let i = 0, n = count(v); i < n; i++) out.push(item(depth + 1));
+        return out;
+      }
+      case 5: {
+        const out = new Map();
+        for (let i = 0, n = count(v * 2n) / 2; i < n; i++) {
+          const k = item(depth + 1);
+          out.set(k, item(depth + 1));
+        }
+        return out;
+      }
+      default:
+        return { tag: v, value: item(depth + 1) };
+    }
+  };
+  const value = item(0);
+  if (pos !== bytes.length) throw new Error("CBOR: trailing bytes after the value");
+  return value;
+}
+
+function halfFloat(h) {
+  const e = (h >> 10) & 31;
+  const f = h & 1023;
+  const v = e === 0 ? f * 2 ** -24 : e === 31 ? (f ? NaN : Infinity) : (1 + f / 1024) * 2 ** (e - 15);
+  return h & 0x8000 ? -v : v;
+}
+
+/**
+ * Throws (naming the path) unless the JSON value `j` says what the signed CBOR value `c`
+ * says, as serde writes one Rust value both ways: 0x-hex strings are CBOR byte strings (or,
+ * for U256 quantities, the same number), numbers are integers, objects are maps with the
+ * same keys.
+ */
+export function sameAsSigned(j, c, path = "status") {
+  const fail = (why) => {
+    throw new Error(`${path}: ${why}`);
+  };
+  if (j === null || j === undefined) {
+    if (c !== null && c !== undefined) fail("absent in the JSON but present in the signed reply");
+    return;
+  }
+  if (typeof j === "boolean") {
+    if (c !== j) fail(`${j} in the JSON, ${String(c)} signed`);
+    return;
+  }
+  if (typeof j === "number") {
+    const ok = typeof c === "bigint" ? Number.isSafeInteger(j) && BigInt(j) === c : c === j;
+    if (!ok) fail(`${j} in the JSON, ${String(c)} signed`);
+    return;
+  }
+  if (typeof j === "string") {
+    if (typeof c === "string") {
+      if (c !== j) fail(`"${j}" in the JSON, "${c}" signed`);
+      return;
+    }
+    if (c instanceof Uint8Array && /^0x[0-9a-fA-F]*$/.test(j)) {
+      const signed = bytesToHex(c);
+      if (signed === j.toLowerCase()) return;
+      // A U256 quantity: the same number (CBOR carries it big-endian, minimal).
+      if (c.length <= 32 && BigInt(j) === (c.length ? BigInt(signed) : 0n)) return;
+      fail(`${j} in the JSON, ${signed} signed`);
+    }
+    if (typeof c === "bigint" && /^(0x[0-9a-fA-F]+|[0-9]+)$/.test(j) && BigInt(j) === c) return;
+    fail(`"${j}" in the JSON, not what was signed`);
+  }
+  if (Array.isArray(j)) {
+    if (!Array.isArray(c) || c.length !== j.length) fail("a list of another length than the signed one");
+    j.forEach((x, i) => sameAsSigned(x, c[i], `${path}[${i}]`));
+    return;
+  }
+  if (typeof j === "object") {
+    if (!(c instanceof Map)) fail("an object where the signed reply has none");
+    const present = Object.entries(j).filter(([, v]) => v !== null && v !== undefined);
+    const signedKeys = [...c.keys()].filter((k) => c.get(k) !== null && c.get(k) !== undefined);
+    for (const k of signedKeys) {
+      if (typeof k !== "string" || !(k in j)) fail(`the signed reply has "${String(k)}", the JSON does not`);
+    }
+    for (const [k, v] of present) {
+      if (!c.has(k)) fail(`the JSON has "${k}", the signed reply does not`);
+      sameAsSigned(v, c.get(k), `${path}.${k}`);
+    }
+    return;
+  }
+  fail("a value the page does not know");
+}
+
+/**
+ * Check a status reply fetched for `nonce` (`GET /v1/status?session=…&nonce=…&cbor=1`): the
+ * enclave's receipt (kind "status") over `reply.cbor`, for this nonce, by `identity`; then
+ * the JSON equal to the signed CBOR. Returns the receipt; throws otherwise.
+ */
+export function checkSignedStatus(reply, identity, nonce) {
+  const r = reply.receipt;
+  if (!r) throw new Error("the status carries no enclave signature: it is only the host's word");
+  if (typeof reply.cbor !== "string") throw new Error("the host did not relay the signed status bytes");
+  if (!sameAddress(r.enclave, identity)) throw new Error(`the receipt names enclave ${r.enclave}, not ${identity}`);
+  if (r.nonce.toLowerCase() !== nonce.toLowerCase()) {
+    throw new Error(`the receipt answers nonce ${r.nonce}, not ${nonce} (a replayed status)`);
+  }
+  const body = hexToBytes(reply.cbor);
+  const who = recoverAddress(receiptDigestOver("status", body, r.enclave, r.time, r.nonce), r.signature);
+  if (!sameAddress(who, identity)) {
+    throw new Error(`the status is signed by ${who ?? "nobody"}, not the trusted enclave ${identity}`);
+  }
+  const { receipt, cbor, ...json } = reply;
+  void receipt;
+  void cbor;
+  sameAsSigned(json, decodeCbor(body));
+  return r;
+}
