@@ -2,6 +2,13 @@
 //! [`RealNsm`] over `/dev/nsm`, [`MockNsm`] for development) and the verifier of
 //! AWS Nitro Enclaves attestation documents ([`verify()`]).
 //!
+//! [`verify()`] keeps a process-wide [`CertCache`] of the certificate links it verified
+//! in documents that passed: the CA links of the bundle, and each enclave's leaf
+//! certificate by its instance CA (a Nitro enclave keeps one leaf for hours). A later
+//! document from the same enclave then costs one P-384 check, its COSE signature, which
+//! is always verified; every other check is made each time and the result is the same
+//! as [`verify_uncached`]'s. See [`cache`].
+//!
 //! ```
 //! use bridle_attestation::{verify, MockNsm, NsmProvider, VerifyOptions};
 //!

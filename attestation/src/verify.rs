@@ -7,16 +7,20 @@
 //!    SHA384, `timestamp`, `pcrs`, `certificate`, `cabundle`);
 //! 3. `certificate` ← `cabundle[n-1]` ← … ← `cabundle[1]` ← the trusted root
 //!    (`cabundle[0]` is ignored) is a valid chain: names, signatures, CA basic
-//!    constraints, path lengths, and every certificate valid at the verification time;
+//!    constraints, path lengths, a leaf that is not a CA (and whose keyUsage, if any,
+//!    allows digitalSignature), and every certificate valid at the verification time;
 //! 4. the COSE signature verifies with the leaf certificate's P-384 key;
 //! 5. the time rules of [`VerifyTime`] hold;
 //! 6. the document is not a debug-mode document unless `allow_debug`;
 //! 7. every expected PCR, nonce, public key and user data is equal.
 //!
-//! [`verify`] remembers the CA certificate links of step 3 that it verified in a
-//! process-wide [`CertCache`], so that a later document with the same chain prefix
-//! costs only the leaf and COSE signatures; [`verify_with_cache`] takes the caller's
-//! cache and [`verify_uncached`] none. All three return the same result.
+//! When a document passes, [`verify`] remembers the certificate links of step 3 whose
+//! signatures it checked — the CA links of the bundle and the leaf's link to its
+//! instance CA — in a process-wide [`CertCache`], so that a later document with the
+//! same chain costs only what differs per document: one P-384 check, the COSE
+//! signature of step 4, which is always verified (a new leaf certificate costs its own
+//! signature check once more). [`verify_with_cache`] takes the caller's cache and
+//! [`verify_uncached`] none. All three return the same result.
 //!
 //! Before any of that, the options must pin the image: the expected PCRs include PCR0, or
 //! both PCR1 and PCR2 (together they measure what PCR0 measures), unless the caller sets
@@ -610,14 +614,15 @@ fn compare_optional(
 /// Returns the document's contents only when every check of SPEC R-ATT-3
 /// passes; otherwise the first failed check. Never panics.
 ///
-/// CA certificate links verified before are taken from the process-wide
-/// [`CertCache::global`] (see [`crate::cache`]): the result is the same as
-/// [`verify_uncached`]'s, only faster for a chain prefix seen before.
+/// Certificate links (CA certificates of the bundle, and the leaf by its issuer)
+/// verified before are taken from the process-wide [`CertCache::global`] (see
+/// [`crate::cache`]), and those of a document that passes are added to it: the result
+/// is the same as [`verify_uncached`]'s, only faster for a chain seen before.
 pub fn verify(document: &[u8], options: &VerifyOptions) -> Result<VerifiedDocument, VerifyError> {
     verify_inner(document, options, Some(CertCache::global()))
 }
 
-/// [`verify()`] with the caller's own cache of verified CA certificates instead of
+/// [`verify()`] with the caller's own cache of verified certificate links instead of
 /// the process-wide one.
 pub fn verify_with_cache(
     document: &[u8],
@@ -665,8 +670,10 @@ fn verify_inner(
     };
     let (root, root_hash) = parse_root(options, cache)?;
     let chain = x509::verify_chain(&doc.certificate, &doc.cabundle, &root, &root_hash, at_secs, cache)?;
-    let leaf =
-        chain.first().ok_or_else(|| VerifyError::InvalidInput { reason: "empty certificate chain".to_string() })?;
+    let leaf = chain
+        .certs
+        .first()
+        .ok_or_else(|| VerifyError::InvalidInput { reason: "empty certificate chain".to_string() })?;
 
     // 4. COSE signature with the leaf key.
     if cose.signature.len() != ES384_SIGNATURE_LEN {
@@ -745,6 +752,12 @@ fn verify_inner(
         actual,
     })?;
 
+    // 8. Everything verified: only now may the links checked here enter the cache, so
+    // that every entry comes from a fully verified document.
+    if let Some(cache) = cache {
+        cache.insert(chain.new_links);
+    }
+
     Ok(VerifiedDocument {
         module_id: doc.module_id,
         timestamp_ms: doc.timestamp_ms,
@@ -754,6 +767,6 @@ fn verify_inner(
         user_data: doc.user_data,
         nonce: doc.nonce,
         debug: debug_pcr.is_some(),
-        chain: chain.iter().map(CertificateInfo::from).collect(),
+        chain: chain.certs.iter().map(CertificateInfo::from).collect(),
     })
 }

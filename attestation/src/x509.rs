@@ -10,7 +10,7 @@ use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::spki::ObjectIdentifier;
 use x509_cert::Certificate;
 
-use crate::cache::{CertCache, CertHash, Window};
+use crate::cache::{CertCache, CertHash, LinkKey, LinkKind, NewLink, Window};
 use crate::verify::VerifyError;
 
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -300,26 +300,19 @@ impl From<&ParsedCert> for CertificateInfo {
     }
 }
 
-/// Validates `leaf ← intermediates[n-1] ← … ← intermediates[0] ← root` at `at`
-/// (unix seconds). `intermediates` is `cabundle[1..]` (`cabundle[0]` is ignored
-/// and replaced by `root`; `root_hash` is the SHA-256 of its DER). Returns the
-/// chain, leaf first.
-///
-/// With a `cache`, a CA certificate whose link to its issuer (by DER hashes) was
-/// verified before, for a window containing `at`, is taken parsed from the cache and
-/// its signature is not checked again; every other check is the same, in the same
-/// order, so the result is the same as without the cache. The links verified here
-/// are added to the cache when the whole chain is valid. The leaf's link is never
-/// cached.
-pub(crate) fn verify_chain(
-    leaf_der: &[u8],
-    cabundle: &[Vec<u8>],
-    root: &ParsedCert,
-    root_hash: &CertHash,
-    at: u64,
-    cache: Option<&CertCache>,
-) -> Result<Vec<ParsedCert>, VerifyError> {
-    let leaf = parse_cert(CertRole::Leaf, leaf_der)?;
+/// A chain validated by [`verify_chain`].
+#[derive(Debug)]
+pub(crate) struct VerifiedChain {
+    /// The chain, leaf first, trusted root last.
+    pub certs: Vec<ParsedCert>,
+    /// The links whose signature was checked here (not taken from the cache), to add
+    /// to the cache once the whole document verified — never before. Empty without a
+    /// cache.
+    pub new_links: Vec<NewLink>,
+}
+
+/// Checks that the leaf's key is a P-384 key (the COSE signature is ES384).
+fn check_leaf_key(leaf: &ParsedCert) -> Result<(), VerifyError> {
     if leaf.curve != Curve::P384 {
         return Err(VerifyError::UnsupportedCertificateAlgorithm {
             cert: CertRole::Leaf,
@@ -327,32 +320,78 @@ pub(crate) fn verify_chain(
             actual: "prime256v1 (1.2.840.10045.3.1.7)".to_string(),
         });
     }
+    Ok(())
+}
 
-    // cabundle[0] is the root itself in AWS documents: never trusted, skipped.
-    // With a cache: `hashes[i]` is the SHA-256 of cabundle[i] (i ≥ 1), `cached[i]` the
-    // cached cabundle[i] if its link to its issuer (cabundle[i - 1], or the trusted
-    // root for i = 1) is cached for `at`.
-    let (hashes, cached): (Vec<CertHash>, Vec<Option<Arc<ParsedCert>>>) = match cache {
-        Some(cache) if cabundle.len() > 1 => {
-            let hashes: Vec<CertHash> =
-                std::iter::once([0; 32]).chain(cabundle.iter().skip(1).map(|d| Sha256::digest(d).into())).collect();
-            let links: Vec<(CertHash, CertHash)> = hashes
-                .iter()
-                .enumerate()
-                .skip(1)
-                .map(|(i, h)| (*h, if i == 1 { *root_hash } else { hashes.get(i - 1).copied().unwrap_or_default() }))
-                .collect();
-            let cached = std::iter::once(None).chain(cache.lookup(&links, at)).collect();
-            (hashes, cached)
+/// Checks that the leaf is a document signing certificate: not a CA, and a keyUsage,
+/// if it has one, that allows digital signatures.
+fn check_leaf_usage(leaf: &ParsedCert) -> Result<(), VerifyError> {
+    if leaf.basic_constraints.as_ref().is_some_and(|bc| bc.ca) {
+        return Err(cert_err(
+            CertRole::Leaf,
+            "is a certificate authority (basicConstraints CA): a CA certificate does not sign attestation documents",
+        ));
+    }
+    if let Some(ku) = &leaf.key_usage {
+        if !ku.0.contains(KeyUsages::DigitalSignature) {
+            return Err(cert_err(CertRole::Leaf, "keyUsage does not allow digitalSignature"));
         }
-        _ => (Vec::new(), Vec::new()),
-    };
+    }
+    Ok(())
+}
+
+/// Validates `leaf ← intermediates[n-1] ← … ← intermediates[0] ← root` at `at`
+/// (unix seconds). `intermediates` is `cabundle[1..]` (`cabundle[0]` is ignored
+/// and replaced by `root`; `root_hash` is the SHA-256 of its DER).
+///
+/// With a `cache`, a certificate — a CA certificate of the bundle, or the leaf —
+/// whose link to its issuer (by DER hashes) was verified before, for a window
+/// containing `at`, is taken parsed from the cache and its signature is not checked
+/// again; every other check (names, CA constraints, path lengths, key usage, the
+/// leaf's curve and that it is not a CA, every validity at `at`) is the same, in the
+/// same order, so the result is the same as without the cache. The links verified
+/// here are returned in [`VerifiedChain::new_links`], not added: the caller adds them
+/// once the whole document verified.
+pub(crate) fn verify_chain(
+    leaf_der: &[u8],
+    cabundle: &[Vec<u8>],
+    root: &ParsedCert,
+    root_hash: &CertHash,
+    at: u64,
+    cache: Option<&CertCache>,
+) -> Result<VerifiedChain, VerifyError> {
+    // cabundle[0] is the root itself in AWS documents: never trusted, skipped.
+    // With a cache: `keys[i - 1]` is the link of cabundle[i] (i ≥ 1) to its issuer
+    // (cabundle[i - 1], or the trusted root for i = 1), and the last key the leaf's
+    // link to the last certificate of the bundle (or to the root if there is none);
+    // `found[k]` is the cached certificate of `keys[k]`, if cached for `at`.
+    let ca_count = cabundle.len().saturating_sub(1);
+    let mut keys: Vec<LinkKey> = Vec::new();
+    let mut found: Vec<Option<Arc<ParsedCert>>> = Vec::new();
+    if let Some(cache) = cache {
+        keys.reserve(ca_count + 1);
+        let mut issuer = *root_hash;
+        for der in cabundle.iter().skip(1) {
+            let cert: CertHash = Sha256::digest(der).into();
+            keys.push(LinkKey { cert, issuer, kind: LinkKind::Ca });
+            issuer = cert;
+        }
+        keys.push(LinkKey { cert: Sha256::digest(leaf_der).into(), issuer, kind: LinkKind::Leaf });
+        found = cache.lookup(&keys, at);
+    }
+    let cached = |k: usize| found.get(k).cloned().flatten();
 
     // Leaf first; `signature_known[j]`: chain[j]'s signature by chain[j + 1] is cached.
+    let cached_leaf = cached(ca_count);
+    let leaf = match &cached_leaf {
+        Some(cert) => ParsedCert::clone(cert),
+        None => parse_cert(CertRole::Leaf, leaf_der)?,
+    };
+    check_leaf_key(&leaf)?;
     let mut chain = vec![leaf];
-    let mut signature_known = vec![false];
+    let mut signature_known = vec![cached_leaf.is_some()];
     for (i, der) in cabundle.iter().enumerate().skip(1).rev() {
-        match cached.get(i).cloned().flatten() {
+        match cached(i - 1) {
             Some(cert) => {
                 let mut cert = ParsedCert::clone(&cert);
                 cert.role = CertRole::CaBundle(i);
@@ -378,29 +417,27 @@ pub(crate) fn verify_chain(
         check_link(child, issuer, ca_below, i + 2 == n, known)?;
     }
     // Names and signatures first (so that a foreign chain is reported as
-    // such), then every certificate's validity at the verification time.
+    // such), then the leaf's usage, then every certificate's validity at the
+    // verification time.
+    if let Some(leaf) = chain.first() {
+        check_leaf_usage(leaf)?;
+    }
     for cert in &chain {
         check_validity(cert, at)?;
     }
 
-    if let Some(cache) = cache {
-        // From the root down (cabundle[1], cabundle[2], …): each CA certificate with
-        // the validity of its whole prefix, keyed by its hash and its issuer's.
-        let mut new_links = Vec::new();
-        let mut window = Window::of(root);
-        let mut issuer_hash = *root_hash;
-        for (i, hash) in hashes.iter().enumerate().skip(1) {
-            // cabundle[i] is chain[n - 1 - i].
-            let Some(cert) = n.checked_sub(1 + i).and_then(|j| chain.get(j)) else { break };
-            window = window.narrowed(cert);
-            if cached.get(i).is_some_and(Option::is_none) {
-                new_links.push((*hash, issuer_hash, Arc::new(cert.clone()), window));
-            }
-            issuer_hash = *hash;
-        }
-        if !new_links.is_empty() {
-            cache.insert(new_links);
+    // From the root down (cabundle[1], cabundle[2], …, the leaf): each certificate
+    // with the validity of its whole prefix, keyed by its hash and its issuer's.
+    let mut new_links = Vec::new();
+    let mut window = Window::of(root);
+    for (k, key) in keys.iter().enumerate() {
+        // keys[k] is about chain[n - 2 - k]: cabundle[k + 1], the leaf for the last.
+        let Some(cert) = n.checked_sub(2 + k).and_then(|j| chain.get(j)) else { break };
+        window = window.narrowed(cert);
+        let wanted = key.kind == LinkKind::Ca || cache.is_some_and(CertCache::caches_leaf_links);
+        if wanted && found.get(k).is_some_and(Option::is_none) {
+            new_links.push(NewLink { key: *key, cert: Arc::new(cert.clone()), window });
         }
     }
-    Ok(chain)
+    Ok(VerifiedChain { certs: chain, new_links })
 }

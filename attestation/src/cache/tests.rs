@@ -1,5 +1,7 @@
 //! The cache changes no verification result: real AWS documents and synthetic chains,
-//! each verified without a cache and with a warm one.
+//! each verified without a cache and with a warm one. Cached leaf links never spare the
+//! COSE signature, never vouch for a leaf under another issuer, and are only made by
+//! documents that passed every check.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,6 +17,10 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::{Time, Validity};
 use x509_cert::Certificate;
+
+use der::asn1::{BitString, OctetString};
+use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+use x509_cert::spki::ObjectIdentifier;
 
 use super::CertCache;
 use crate::cose;
@@ -45,12 +51,20 @@ fn sample_options(at: u64) -> VerifyOptions {
     VerifyOptions::at(at).with_pcr(0, hex::decode(SAMPLE_PCR0).unwrap())
 }
 
-/// A cache in which the sample's three CA links are verified.
+/// A cache in which the sample's three CA links and its leaf link are verified.
 fn warm_sample_cache() -> CertCache {
     let cache = CertCache::default();
     verify_with_cache(SAMPLE_2024, &sample_options(SAMPLE_TS), &cache).expect("sample verifies");
-    assert_eq!(cache.len(), 3);
+    assert_eq!(cache.len(), 4);
+    assert_eq!(cache.stats().leaf_entries, 1);
     cache
+}
+
+/// `doc` with its payload field `name` set to `value`, signed by `key`.
+fn resigned(doc: &[u8], name: &str, value: Value, key: &SigningKey) -> Vec<u8> {
+    let mut map = payload_map(&cose_parts(doc).1);
+    set_field(&mut map, name, value);
+    sign_document(key, &cose::encode_cbor(&Value::Map(map)).unwrap())
 }
 
 fn cose_parts(doc: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
@@ -149,6 +163,7 @@ struct Pki {
     zonal: Vec<u8>,
     instance: Vec<u8>,
     regional_key: SigningKey,
+    zonal_key: SigningKey,
     instance_key: SigningKey,
 }
 
@@ -164,18 +179,22 @@ impl Pki {
         let (znb, zna) = zonal_validity;
         let zonal = sub_ca("zonal", &zonal_k, "regional", &regional_k, znb, zna);
         let instance = sub_ca("instance", &instance_k, "zonal", &zonal_k, wide_nb, wide_na);
-        Pki { root, regional, zonal, instance, regional_key: regional_k, instance_key: instance_k }
+        Pki { root, regional, zonal, instance, regional_key: regional_k, zonal_key: zonal_k, instance_key: instance_k }
     }
 
     fn cabundle(&self) -> Vec<Vec<u8>> {
         vec![self.root.clone(), self.regional.clone(), self.zonal.clone(), self.instance.clone()]
     }
 
-    /// A document by a fresh leaf (key `leaf_key`) under the instance certificate.
+    /// The leaf certificate of key `key(leaf_key)` under the instance certificate,
+    /// valid T0 ± 1000 s.
+    fn leaf(&self, leaf_key: u8) -> Vec<u8> {
+        leaf_cert("leaf", &key(leaf_key), name("instance"), &self.instance_key, T0 - 1_000, T0 + 1_000)
+    }
+
+    /// A document by the leaf of key `key(leaf_key)` under the instance certificate.
     fn document(&self, leaf_key: u8, timestamp_ms: u64) -> Vec<u8> {
-        let k = key(leaf_key);
-        let leaf = leaf_cert("leaf", &k, name("instance"), &self.instance_key, T0 - 1_000, T0 + 1_000);
-        document(&k, leaf, self.cabundle(), timestamp_ms)
+        document(&key(leaf_key), self.leaf(leaf_key), self.cabundle(), timestamp_ms)
     }
 
     fn options(&self, at: u64) -> VerifyOptions {
@@ -210,9 +229,11 @@ fn real_documents_same_with_and_without_cache() {
         }
     }
     assert_eq!(ok, 3, "the sample at its timestamp and the debug document with allow_debug (twice)");
-    // Both documents' chains are cached, and were used.
-    assert_eq!(cache.len(), 6);
+    // Both documents' chains and leaves are cached, and were used.
+    assert_eq!(cache.len(), 8);
+    assert_eq!(cache.stats().leaf_entries, 2);
     assert!(cache.stats().hits >= 20, "{:?}", cache.stats());
+    assert!(cache.stats().leaf_hits >= 10, "{:?}", cache.stats());
 
     // Every byte of the sample's cabundle flipped in turn: same result either way.
     let (_, payload, _) = cose_parts(SAMPLE_2024);
@@ -238,6 +259,26 @@ fn real_documents_same_with_and_without_cache() {
             assert!(same(&doc, &sample_options(SAMPLE_TS), &cache).is_err());
         }
     }
+    // Every byte of the sample's leaf certificate flipped in turn: same result either
+    // way (the cached leaf link is for the genuine bytes only).
+    let leaf = field(&map, "certificate").as_bytes().unwrap().clone();
+    let leaf_hits = cache.stats().leaf_hits;
+    for pos in (0..leaf.len()).step_by(23) {
+        let mut flipped = leaf.clone();
+        flipped[pos] ^= 0x01;
+        let mut m = map.clone();
+        set_field(&mut m, "certificate", Value::Bytes(flipped));
+        let doc = cose::encode_cose_sign1(
+            &cose_parts(SAMPLE_2024).0,
+            &cose::encode_cbor(&Value::Map(m)).unwrap(),
+            &cose_parts(SAMPLE_2024).2,
+            false,
+        )
+        .unwrap();
+        assert!(same(&doc, &sample_options(SAMPLE_TS), &cache).is_err());
+    }
+    assert_eq!(cache.stats().leaf_hits, leaf_hits, "no altered leaf answered by the cache");
+    assert_eq!(cache.len(), 8, "nothing added by the refused documents");
 }
 
 #[test]
@@ -246,16 +287,18 @@ fn cached_chain_still_rejects_a_bad_cose_signature() {
     let (protected, payload, mut signature) = cose_parts(SAMPLE_2024);
     signature[10] ^= 0x80;
     let doc = cose::encode_cose_sign1(&protected, &payload, &signature, false).unwrap();
-    let hits = cache.stats().hits;
+    let before = cache.stats();
     let err = same(&doc, &sample_options(SAMPLE_TS), &cache).unwrap_err();
     assert!(matches!(err, VerifyError::SignatureInvalid { .. }), "{err}");
-    assert_eq!(cache.stats().hits, hits + 6, "the chain came from the cache");
+    assert_eq!(cache.stats().hits, before.hits + 8, "the chain, leaf included, came from the cache");
+    assert_eq!(cache.stats().leaf_hits, before.leaf_hits + 2);
     // A payload changed under the genuine signature: refused too.
     let mut map = payload_map(&payload);
     set_field(&mut map, "module_id", Value::Text("i-0df237f0418feb41f-enc018de4b6f5d5e5e6".to_string()));
     let doc =
         cose::encode_cose_sign1(&protected, &cose::encode_cbor(&Value::Map(map)).unwrap(), &signature, false).unwrap();
     assert!(matches!(same(&doc, &sample_options(SAMPLE_TS), &cache), Err(VerifyError::SignatureInvalid { .. })));
+    assert_eq!(cache.len(), 4, "nothing added");
 }
 
 #[test]
@@ -283,7 +326,7 @@ fn cached_chain_still_rejects_a_leaf_its_issuer_did_not_sign() {
         assert!(matches!(err, VerifyError::CertificateSignature { cert: CertRole::Leaf, .. }), "{err}");
         assert_eq!(cache.stats().hits, hits + 2 * (depth as u64 - 1), "the CA links came from the cache");
     }
-    assert_eq!(cache.len(), 3, "nothing added by the refused documents");
+    assert_eq!(cache.len(), 4, "nothing added by the refused documents");
 }
 
 #[test]
@@ -292,7 +335,7 @@ fn cache_carries_no_trust_from_one_root_to_another() {
     let a = Pki::new(1, (T0 - 100_000, T0 + 100_000));
     let doc = a.document(71, T0 * 1000);
     same(&doc, &a.options(T0), &cache).expect("valid under root A");
-    assert_eq!(cache.len(), 3);
+    assert_eq!(cache.len(), 4);
 
     // Root B: the same name and validity as A, another key. The bundle (A's chain)
     // is refused under B with or without A's links in the cache.
@@ -317,9 +360,9 @@ fn cache_carries_no_trust_from_one_root_to_another() {
     let bundle = vec![root_b, regional_b, a.zonal.clone(), a.instance.clone()];
     let doc_b = document(&k, leaf, bundle, T0 * 1000);
     same(&doc_b, &options_b, &cache).expect("valid under root B");
-    // New links: regional_b under B and the zonal certificate under regional_b; the
-    // instance certificate under the zonal one is the same link as in A's chain.
-    assert_eq!(cache.len(), 5);
+    // New links: regional_b under B, the zonal certificate under regional_b and the new
+    // leaf; the instance certificate under the zonal one is the same link as in A's chain.
+    assert_eq!(cache.len(), 7);
     // A's documents are still refused under B.
     assert!(matches!(same(&doc, &options_b, &cache), Err(VerifyError::UntrustedRoot { .. })));
 }
@@ -331,15 +374,15 @@ fn cached_links_outside_their_validity_fail_as_uncached() {
     let cache = CertCache::default();
     let doc = pki.document(73, (T0 - 500) * 1000);
     same(&doc, &pki.options(T0), &cache).expect("valid at T0");
-    assert_eq!(cache.len(), 3);
+    assert_eq!(cache.len(), 4);
 
     // Inside the zonal certificate's validity: every link from the cache.
     let before = cache.stats();
     same(&doc, &pki.options(zna), &cache).expect("valid at the zonal notAfter");
-    assert_eq!(cache.stats().hits, before.hits + 6);
+    assert_eq!(cache.stats().hits, before.hits + 8);
 
-    // After the zonal notAfter: the zonal and instance links (whose windows end there)
-    // are not used, and the result is the uncached one.
+    // After the zonal notAfter: the zonal, instance and leaf links (whose windows end
+    // there) are not used, and the result is the uncached one.
     let before = cache.stats();
     let err = same(&doc, &pki.options(zna + 1), &cache).unwrap_err();
     assert!(
@@ -347,7 +390,8 @@ fn cached_links_outside_their_validity_fail_as_uncached() {
         "{err}"
     );
     assert_eq!(cache.stats().hits, before.hits + 2, "only the regional link, twice");
-    assert_eq!(cache.stats().misses, before.misses + 4);
+    assert_eq!(cache.stats().misses, before.misses + 6);
+    assert_eq!(cache.stats().leaf_misses, before.leaf_misses + 2);
 
     // Before the zonal notBefore.
     let err = same(&doc, &pki.options(znb - 1), &cache).unwrap_err();
@@ -355,7 +399,7 @@ fn cached_links_outside_their_validity_fail_as_uncached() {
         matches!(err, VerifyError::CertificateNotYetValid { cert: CertRole::CaBundle(2), not_before, .. } if not_before == znb),
         "{err}"
     );
-    assert_eq!(cache.len(), 3, "failed verifications add nothing");
+    assert_eq!(cache.len(), 4, "failed verifications add nothing");
 }
 
 #[test]
@@ -367,7 +411,7 @@ fn structural_checks_still_apply_to_cached_certificates() {
     let cache = CertCache::default();
     let doc = crate::NsmProvider::attestation(&nsm, None, None, None).unwrap();
     same(&doc, &options, &cache).expect("mock document");
-    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.len(), 2, "the intermediate and the leaf");
     // The cached intermediate used one level higher, above another CA: its
     // pathLenConstraint is exceeded, cached or not.
     let inter = Certificate::from_der(ca.intermediate_der()).unwrap().tbs_certificate.subject;
@@ -408,22 +452,22 @@ fn capacity_bounds_the_cache_and_evicts_the_least_recently_used() {
     assert!(none.is_empty());
     assert_eq!(none.stats().hits, 0);
 
-    let small = CertCache::new(4);
+    let small = CertCache::new(5);
     let a = Pki::new(1, (T0 - 100, T0 + 100));
     let b = Pki::new(2, (T0 - 100, T0 + 100));
     let doc_a = a.document(74, T0 * 1000);
     let doc_b = b.document(75, T0 * 1000);
     verify_with_cache(&doc_a, &a.options(T0), &small).unwrap();
-    assert_eq!(small.len(), 3);
-    // B shares no link with A (another root key, so other certificates all the way
-    // down): 3 more links, 2 of A's evicted.
-    verify_with_cache(&doc_b, &b.options(T0), &small).unwrap();
     assert_eq!(small.len(), 4);
-    assert_eq!(small.stats().evictions, 2);
+    // B shares no link with A (another root key, so other certificates all the way
+    // down): 4 more links (3 CA, 1 leaf), 3 of A's evicted.
+    verify_with_cache(&doc_b, &b.options(T0), &small).unwrap();
+    assert_eq!(small.len(), 5);
+    assert_eq!(small.stats().evictions, 3);
     // B's links are the most recent: all held.
     let hits = small.stats().hits;
     verify_with_cache(&doc_b, &b.options(T0), &small).unwrap();
-    assert_eq!(small.stats().hits, hits + 3);
+    assert_eq!(small.stats().hits, hits + 4);
     // A's still verify, from what is left, and the same.
     same(&doc_a, &a.options(T0), &small).expect("A still verifies");
     small.clear();
@@ -442,9 +486,10 @@ fn one_cache_shared_between_threads() {
             });
         }
     });
-    assert_eq!(cache.len(), 3);
+    assert_eq!(cache.len(), 4);
     let stats = cache.stats();
-    assert_eq!(stats.hits + stats.misses, 4 * 3 * 3);
+    assert_eq!(stats.hits + stats.misses, 4 * 3 * 4);
+    assert_eq!(stats.leaf_hits + stats.leaf_misses, 4 * 3);
 }
 
 #[test]
@@ -455,6 +500,175 @@ fn verify_uses_the_process_wide_cache() {
         verify(SAMPLE_2024, &sample_options(SAMPLE_TS)),
         verify_uncached(SAMPLE_2024, &sample_options(SAMPLE_TS))
     );
-    assert!(CertCache::global().stats().hits >= hits + 3);
-    assert!(CertCache::global().len() >= 3);
+    assert!(CertCache::global().stats().hits >= hits + 4);
+    assert!(CertCache::global().len() >= 4);
+}
+
+// --- Leaf links. ---
+
+#[test]
+fn cached_leaf_does_not_spare_the_cose_signature() {
+    let pki = Pki::new(1, (T0 - 100_000, T0 + 100_000));
+    let cache = CertCache::default();
+    let doc = pki.document(81, T0 * 1000);
+    same(&doc, &pki.options(T0), &cache).expect("valid");
+    assert_eq!(cache.stats().leaf_entries, 1);
+
+    // The same leaf certificate, another payload (a nonce), signed by another key:
+    // the leaf link comes from the cache, the COSE signature is refused.
+    let before = cache.stats();
+    let forged = resigned(&doc, "nonce", Value::Bytes(b"another document".to_vec()), &key(82));
+    let err = same(&forged, &pki.options(T0), &cache).unwrap_err();
+    assert!(matches!(err, VerifyError::SignatureInvalid { .. }), "{err}");
+    assert_eq!(cache.stats().leaf_hits, before.leaf_hits + 2, "the leaf link came from the cache");
+    // The genuine document's signature over another payload: refused too.
+    let (protected, _, signature) = cose_parts(&doc);
+    let (_, other_payload, _) = cose_parts(&forged);
+    let swapped = cose::encode_cose_sign1(&protected, &other_payload, &signature, false).unwrap();
+    assert!(matches!(same(&swapped, &pki.options(T0), &cache), Err(VerifyError::SignatureInvalid { .. })));
+    // A new document by the genuine key with the same leaf: accepted, leaf from the cache.
+    let next = resigned(&doc, "nonce", Value::Bytes(b"next document".to_vec()), &key(81));
+    let before = cache.stats();
+    same(&next, &pki.options(T0), &cache).expect("the enclave's next document");
+    assert_eq!(cache.stats().leaf_hits, before.leaf_hits + 2);
+    assert_eq!(cache.len(), 4, "nothing added");
+}
+
+#[test]
+fn only_fully_verified_documents_add_links() {
+    let pki = Pki::new(1, (T0 - 100_000, T0 + 100_000));
+    let doc = pki.document(83, T0 * 1000);
+    let (protected, payload, mut signature) = cose_parts(&doc);
+    signature[20] ^= 0x04;
+    let bad_signature = cose::encode_cose_sign1(&protected, &payload, &signature, false).unwrap();
+    let nonce = |n: &[u8]| pki.options(T0).with_nonce(n.to_vec());
+    let with_nonce = resigned(&doc, "nonce", Value::Bytes(b"n1".to_vec()), &key(83));
+    // Each of these fails after its whole chain, leaf included, verified: a bad COSE
+    // signature, an unexpected nonce, a PCR0 other than the expected one, a document
+    // dated after the verification time.
+    let refused: Vec<(&[u8], VerifyOptions)> = vec![
+        (&bad_signature, pki.options(T0)),
+        (&with_nonce, nonce(b"n2")),
+        (&doc, pki.options(T0).with_pcr(0, vec![8; 48])),
+        (&doc, pki.options(T0 - 1)),
+    ];
+    for (doc, options) in &refused {
+        let cache = CertCache::default();
+        assert!(same(doc, options, &cache).is_err());
+        assert!(cache.is_empty(), "a refused document planted {:?}", cache.stats());
+    }
+    // The same chain in a document that passes: every link added.
+    let cache = CertCache::default();
+    same(&with_nonce, &nonce(b"n1"), &cache).expect("valid");
+    assert_eq!(cache.len(), 4);
+    assert_eq!(cache.stats().leaf_entries, 1);
+}
+
+#[test]
+fn cached_leaf_is_not_trusted_under_another_instance_ca() {
+    let pki = Pki::new(1, (T0 - 100_000, T0 + 100_000));
+    let cache = CertCache::default();
+    let doc = pki.document(84, T0 * 1000);
+    same(&doc, &pki.options(T0), &cache).expect("valid");
+    assert_eq!(cache.len(), 4);
+
+    // Another instance CA with the same name, under the same zonal CA, another key:
+    // the cached leaf (issued by the first) is refused under it, cached or not.
+    let (wide_nb, wide_na) = (T0 - 100_000_000, T0 + 100_000_000);
+    let other = sub_ca("instance", &key(85), "zonal", &pki.zonal_key, wide_nb, wide_na);
+    let mut bundle = pki.cabundle();
+    bundle[3] = other;
+    let doc_other = document(&key(84), pki.leaf(84), bundle, T0 * 1000);
+    let before = cache.stats();
+    let err = same(&doc_other, &pki.options(T0), &cache).unwrap_err();
+    assert!(matches!(err, VerifyError::CertificateSignature { cert: CertRole::Leaf, .. }), "{err}");
+    assert_eq!(cache.stats().leaf_hits, before.leaf_hits, "the leaf link is not found under another issuer");
+    assert_eq!(cache.stats().leaf_misses, before.leaf_misses + 2);
+    assert_eq!(cache.len(), 4, "nothing added");
+
+    // A second certificate for the same instance key (other validity, so other DER):
+    // the leaf's signature does verify under it, checked anew, and cached apart.
+    let reissued = sub_ca("instance", &pki.instance_key, "zonal", &pki.zonal_key, wide_nb + 1, wide_na);
+    let mut bundle = pki.cabundle();
+    bundle[3] = reissued;
+    let doc_reissued = document(&key(84), pki.leaf(84), bundle, T0 * 1000);
+    let before = cache.stats();
+    same(&doc_reissued, &pki.options(T0), &cache).expect("valid under the reissued instance certificate");
+    assert_eq!(cache.stats().leaf_misses, before.leaf_misses + 1);
+    assert_eq!(cache.stats().leaf_hits, before.leaf_hits + 1);
+    assert_eq!(cache.stats().leaf_entries, 2, "one leaf link per issuer");
+    assert_eq!(cache.len(), 6);
+}
+
+#[test]
+fn cached_leaf_outside_its_validity_fails_as_uncached() {
+    // Leaf valid T0 ± 1000 s, every CA far wider.
+    let pki = Pki::new(1, (T0 - 100_000, T0 + 100_000));
+    let cache = CertCache::default();
+    let doc = pki.document(86, (T0 - 900) * 1000);
+    same(&doc, &pki.options(T0), &cache).expect("valid at T0");
+    assert_eq!(cache.stats().leaf_entries, 1);
+
+    let before = cache.stats();
+    same(&doc, &pki.options(T0 + 1_000), &cache).expect("valid at the leaf's notAfter");
+    assert_eq!(cache.stats().leaf_hits, before.leaf_hits + 2);
+
+    let before = cache.stats();
+    let err = same(&doc, &pki.options(T0 + 1_001), &cache).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::CertificateExpired { cert: CertRole::Leaf, not_after, at, .. } if not_after == T0 + 1_000 && at == T0 + 1_001),
+        "{err}"
+    );
+    assert_eq!(cache.stats().leaf_hits, before.leaf_hits, "the leaf link is not used after its window");
+    assert_eq!(cache.stats().leaf_misses, before.leaf_misses + 2);
+    assert_eq!(cache.stats().hits, before.hits + 6, "the CA links still are");
+
+    let before = cache.stats();
+    let err = same(&doc, &pki.options(T0 - 1_001), &cache).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::CertificateNotYetValid { cert: CertRole::Leaf, not_before, .. } if not_before == T0 - 1_000),
+        "{err}"
+    );
+    assert_eq!(cache.stats().leaf_hits, before.leaf_hits);
+    assert_eq!(cache.len(), 4, "failed verifications add nothing");
+}
+
+#[test]
+fn a_leaf_must_not_be_a_ca_nor_barred_from_signing() {
+    let pki = Pki::new(1, (T0 - 100_000, T0 + 100_000));
+    let cache = CertCache::default();
+    let k = key(87);
+    // A CA certificate as the document's leaf: refused, cached or not.
+    let ca_leaf = sub_ca("leaf", &k, "instance", &pki.instance_key, T0 - 1_000, T0 + 1_000);
+    let doc = document(&k, ca_leaf, pki.cabundle(), T0 * 1000);
+    let err = same(&doc, &pki.options(T0), &cache).unwrap_err();
+    assert!(matches!(err, VerifyError::InvalidCertificate { cert: CertRole::Leaf, .. }), "{err}");
+    assert!(err.to_string().contains("certificate authority"), "{err}");
+    // A leaf whose keyUsage allows only key encipherment (re-signed by its issuer).
+    let mut leaf = Certificate::from_der(&pki.leaf(87)).unwrap();
+    let key_usage = ObjectIdentifier::new_unwrap("2.5.29.15");
+    let ext = leaf.tbs_certificate.extensions.iter_mut().flatten().find(|e| e.extn_id == key_usage).unwrap();
+    ext.extn_value = OctetString::new(KeyUsage(KeyUsages::KeyEncipherment.into()).to_der().unwrap()).unwrap();
+    let signature: DerSignature = pki.instance_key.sign(&leaf.tbs_certificate.to_der().unwrap());
+    leaf.signature = BitString::from_bytes(signature.as_bytes()).unwrap();
+    let leaf = leaf.to_der().unwrap();
+    let doc = document(&k, leaf, pki.cabundle(), T0 * 1000);
+    let err = same(&doc, &pki.options(T0), &cache).unwrap_err();
+    assert!(matches!(err, VerifyError::InvalidCertificate { cert: CertRole::Leaf, .. }), "{err}");
+    assert!(err.to_string().contains("digitalSignature"), "{err}");
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn a_cache_without_leaf_links_checks_the_leaf_every_time() {
+    let cache = CertCache::default().with_leaf_links(false);
+    assert!(!cache.caches_leaf_links());
+    assert!(CertCache::default().caches_leaf_links());
+    same(SAMPLE_2024, &sample_options(SAMPLE_TS), &cache).expect("sample verifies");
+    same(DEBUG_2022, &VerifyOptions::at(DEBUG_TS).with_any_image(true).with_allow_debug(true), &cache)
+        .expect("debug document verifies with allow_debug");
+    let stats = cache.stats();
+    assert_eq!((stats.entries, stats.leaf_entries), (6, 0), "{stats:?}");
+    assert_eq!((stats.leaf_hits, stats.leaf_misses), (0, 0), "leaf lookups are not made");
+    assert_eq!(stats.hits, 6, "the second verification of each took the CA links from the cache");
 }
