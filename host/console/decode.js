@@ -1,7 +1,9 @@
-// What a held request is, shown decoded before the owner approves its digest — and, for
-// transactions and messages, the digest recomputed here from the request itself, so the
-// record cannot describe one request while the digest signs another (cli/src/approve.rs).
-import { keccak, utf8, hexToBytes, concat, formatUnits } from "./bytes.js";
+// What a held request is, shown decoded before the owner approves its digest — and the
+// digest recomputed here from the request itself (transactions, messages, EIP-712 typed
+// data, ERC-4337 user operations), so the record cannot describe one request while the
+// digest signs another (cli/src/approve.rs).
+import { keccak, utf8, hexToBytes, concat, formatUnits, uintBE, addressBytes, bytesToHex, checksum } from "./bytes.js";
+import { hashTypedData, parseU256 } from "./typed.js";
 
 // ---- RLP ------------------------------------------------------------------------------------
 
@@ -56,10 +58,124 @@ export function messageHash(bytes) {
   return keccak(utf8(`\x19Ethereum Signed Message:\n${bytes.length}`), bytes);
 }
 
-/** The digest a payload hashes to, when the page can compute it; null otherwise. */
+// ---- ERC-4337 user operations (common/src/userop.rs) ------------------------------------------
+
+const ENTRY_POINT_V08 = "0x4337084d9e255ff0702461cf8895ce9e3b5ff108";
+const PACKED_USEROP_TYPE =
+  "PackedUserOperation(address sender,uint256 nonce,bytes initCode,bytes callData,bytes32 accountGasLimits,uint256 preVerificationGas,bytes32 gasFees,bytes paymasterAndData)";
+const DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)";
+/** `UserOperationRequest`'s fields (it denies unknown ones). */
+const USEROP_FIELDS = new Set([
+  "chain_id", "entry_point", "entry_point_version", "sender", "nonce", "factory", "factory_data", "init_code",
+  "call_data", "call_gas_limit", "verification_gas_limit", "pre_verification_gas", "max_fee_per_gas",
+  "max_priority_fee_per_gas", "paymaster", "paymaster_verification_gas_limit", "paymaster_post_op_gas_limit",
+  "paymaster_data",
+]);
+const U128_LIMIT = 1n << 128n;
+
+/**
+ * A user operation request as serde writes it, read strictly: integers the page cannot hold
+ * exactly (JSON numbers beyond 2^53) and anything the enclave would not deserialize throw.
+ */
+export function readUserOp(u) {
+  if (!u || typeof u !== "object" || Array.isArray(u)) throw new Error("not an object");
+  for (const k of Object.keys(u)) if (!USEROP_FIELDS.has(k)) throw new Error(`unknown field ${k}`);
+  const has = (k) => u[k] !== undefined;
+  const need = (k) => {
+    if (!has(k) || u[k] === null) throw new Error(`no ${k}`);
+    return u[k];
+  };
+  const opt = (k) => (has(k) && u[k] !== null ? u[k] : undefined);
+  const uint = (k, limit, fallback) => {
+    const v = fallback !== undefined && !has(k) ? fallback : need(k);
+    let x = null;
+    if (typeof v === "number") x = Number.isSafeInteger(v) && v >= 0 ? BigInt(v) : null;
+    else if (typeof v === "bigint") x = v;
+    else if (limit > U128_LIMIT) x = parseU256(v); // U256 quantities: 0x-hex strings
+    if (x === null || x < 0n || x >= limit) throw new Error(`${k} ${v} is not an integer the page can hold exactly`);
+    return x;
+  };
+  const bytes = (v) => hexToBytes(v);
+  const out = {
+    chainId: uint("chain_id", 1n << 64n),
+    entryPoint: addressBytes(need("entry_point")),
+    sender: addressBytes(need("sender")),
+    nonce: uint("nonce", 1n << 256n),
+    factory: opt("factory") === undefined ? null : addressBytes(u.factory),
+    factoryData: has("factory_data") ? bytes(u.factory_data) : new Uint8Array(),
+    initCode: opt("init_code") === undefined ? null : bytes(u.init_code),
+    callData: has("call_data") ? bytes(u.call_data) : new Uint8Array(),
+    callGasLimit: uint("call_gas_limit", U128_LIMIT),
+    verificationGasLimit: uint("verification_gas_limit", U128_LIMIT),
+    preVerificationGas: uint("pre_verification_gas", 1n << 256n),
+    maxFeePerGas: uint("max_fee_per_gas", U128_LIMIT),
+    maxPriorityFeePerGas: uint("max_priority_fee_per_gas", U128_LIMIT),
+    paymaster: opt("paymaster") === undefined ? null : addressBytes(u.paymaster),
+    paymasterVerificationGasLimit: uint("paymaster_verification_gas_limit", U128_LIMIT, 0n),
+    paymasterPostOpGasLimit: uint("paymaster_post_op_gas_limit", U128_LIMIT, 0n),
+    paymasterData: has("paymaster_data") ? bytes(u.paymaster_data) : new Uint8Array(),
+  };
+  const v = opt("entry_point_version");
+  if (v !== undefined && v !== "0.7" && v !== "0.8") throw new Error(`entry_point_version ${v} is not 0.7 or 0.8`);
+  out.version = v ?? (bytesToHex(out.entryPoint) === ENTRY_POINT_V08 ? "0.8" : "0.7");
+  // The packed initCode (UserOperationRequest::init_code).
+  if (out.factory && out.initCode) throw new Error("give factory/factory_data or init_code, not both");
+  if (out.initCode && out.initCode.length > 0 && out.initCode.length < 20) {
+    throw new Error(`init_code of ${out.initCode.length} bytes is shorter than a factory address`);
+  }
+  if (!out.factory && !out.initCode && out.factoryData.length) throw new Error("factory_data without a factory");
+  out.packedInitCode = out.factory ? concat(out.factory, out.factoryData) : (out.initCode ?? new Uint8Array());
+  // paymasterAndData.
+  if (!out.paymaster) {
+    if (out.paymasterVerificationGasLimit || out.paymasterPostOpGasLimit || out.paymasterData.length) {
+      throw new Error("paymaster gas limits or data without a paymaster");
+    }
+    out.paymasterAndData = new Uint8Array();
+  } else {
+    out.paymasterAndData = concat(out.paymaster, uintBE(out.paymasterVerificationGasLimit, 16), uintBE(out.paymasterPostOpGasLimit, 16), out.paymasterData);
+  }
+  return out;
+}
+
+const word = (x) => uintBE(x, 32);
+const addrWord = (a) => concat(new Uint8Array(12), a);
+
+/** `getUserOpHash` of the operation's EntryPoint (v0.7, or v0.8's EIP-712 hash). */
+export function userOpHash(request) {
+  const u = readUserOp(request);
+  const fields = [
+    addrWord(u.sender),
+    word(u.nonce),
+    keccak(u.packedInitCode),
+    keccak(u.callData),
+    concat(uintBE(u.verificationGasLimit, 16), uintBE(u.callGasLimit, 16)),
+    word(u.preVerificationGas),
+    concat(uintBE(u.maxPriorityFeePerGas, 16), uintBE(u.maxFeePerGas, 16)),
+    keccak(u.paymasterAndData),
+  ];
+  if (u.version === "0.7") return keccak(keccak(...fields), addrWord(u.entryPoint), word(u.chainId));
+  // v0.8: an EIP-7702 initCode (0x7702 padded to 20 bytes) is never signed.
+  const ic = u.packedInitCode;
+  if (ic.length >= 2 && ic[0] === 0x77 && ic[1] === 0x02 && ic.subarray(2, 20).every((b) => b === 0)) {
+    throw new Error("an EntryPoint v0.8 operation with an EIP-7702 initCode is never signed");
+  }
+  const structHash = keccak(keccak(utf8(PACKED_USEROP_TYPE)), ...fields);
+  const domain = keccak(keccak(utf8(DOMAIN_TYPE)), keccak(utf8("ERC4337")), keccak(utf8("1")), word(u.chainId), addrWord(u.entryPoint));
+  return keccak(Uint8Array.of(0x19, 0x01), domain, structHash);
+}
+
+/** The digest a payload hashes to (the enclave's `stamp_digest`), when the page can compute it; null otherwise. */
 export function payloadDigest(payload) {
   if (payload.transaction) return txSigningHash(payload.transaction);
   if (payload.message !== undefined) return messageHash(hexToBytes(payload.message));
+  // Typed data and user operations the enclave would refuse (or the page cannot follow) are
+  // "not recomputed".
+  try {
+    if (payload.typed_data !== undefined) return hashTypedData(payload.typed_data).digest;
+    if (payload.user_operation !== undefined) return userOpHash(payload.user_operation);
+  } catch {
+    return null;
+  }
   return null;
 }
 
@@ -71,44 +187,126 @@ const SELECTORS = {
   "23b872dd": ["transferFrom", ["from", "to", "amount"]],
 };
 
+/** What a call does: ERC-20 transfer/approve/transferFrom named in the token's units. */
+function callLines(to, value, dataHex, tokens, indent = "") {
+  const lines = [];
+  if (to) lines.push(`${indent}to ${to}`);
+  if (value && BigInt(value) !== 0n) lines.push(`${indent}value ${formatUnits(BigInt(value), 18)} ETH`);
+  const d = dataHex ? dataHex.replace(/^0x/i, "").toLowerCase() : "";
+  const sel = SELECTORS[d.slice(0, 8)];
+  if (sel && d.length === 8 + 64 * sel[1].length) {
+    const tok = tokens.find((x) => to && x.address.toLowerCase() === to.toLowerCase());
+    const args = sel[1].map((name, i) => {
+      const w = d.slice(8 + 64 * i, 8 + 64 * (i + 1));
+      if (name === "amount") {
+        const v = BigInt("0x" + w);
+        return `${name} ${tok ? `${formatUnits(v, tok.decimals)} ${tok.symbol}` : `${v} (base units)`}`;
+      }
+      return `${name} 0x${w.slice(24)}`;
+    });
+    lines.push(`${indent}calls ${sel[0]}(${args.join(", ")})`);
+  } else if (d.length) {
+    lines.push(`${indent}calldata ${d.length / 2} bytes, selector 0x${d.slice(0, 8)}`);
+  }
+  return lines;
+}
+
+const ACCOUNT_CALLS = {
+  b61d27f6: "SimpleAccount execute",
+  e9ae5c53: "ERC-7579 execute",
+  "47e1da2a": "SimpleAccount executeBatch(address[],uint256[],bytes[])",
+  "18dfb3c7": "SimpleAccount executeBatch(address[],bytes[])",
+  "34fcd5be": "executeBatch((address,uint256,bytes)[])",
+};
+
+/** The account's callData: single calls decoded (the enclave decodes and bounds every one). */
+function accountCallLines(data, tokens) {
+  const d = bytesToHex(data, false);
+  const name = ACCOUNT_CALLS[d.slice(0, 8)];
+  if (!name) return [`callData ${data.length} bytes, selector 0x${d.slice(0, 8)} (not an account call the page decodes)`];
+  const wordAt = (hex, i) => hex.slice(64 * i, 64 * (i + 1));
+  const args = d.slice(8);
+  try {
+    if (d.startsWith("b61d27f6")) {
+      // execute(address dest, uint256 value, bytes func)
+      const off = Number(BigInt("0x" + wordAt(args, 2))) / 32;
+      const len = Number(BigInt("0x" + wordAt(args, off)));
+      const func = args.slice(64 * (off + 1), 64 * (off + 1) + 2 * len);
+      if (func.length !== 2 * len) throw new Error("short");
+      return [`${name}:`, ...callLines(checksum("0x" + wordAt(args, 0).slice(24)), BigInt("0x" + wordAt(args, 1)), func, tokens, "  ")];
+    }
+    if (d.startsWith("e9ae5c53") && /^0{64}$/.test(wordAt(args, 0))) {
+      // execute(bytes32 mode = single call, bytes target ‖ value ‖ callData)
+      const off = Number(BigInt("0x" + wordAt(args, 1))) / 32;
+      const len = Number(BigInt("0x" + wordAt(args, off)));
+      const ec = args.slice(64 * (off + 1), 64 * (off + 1) + 2 * len);
+      if (ec.length !== 2 * len || len < 52) throw new Error("short");
+      return [`${name} (single call):`, ...callLines(checksum("0x" + ec.slice(0, 40)), BigInt("0x" + ec.slice(40, 104)), ec.slice(104), tokens, "  ")];
+    }
+  } catch {
+    // Fall through: named, not decoded.
+  }
+  return [`${name}, callData ${data.length} bytes`];
+}
+
+/** Text from a request on one line, so it cannot pass for a decoded field. */
+const oneLine = (x) => String(x).replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, " ");
+
+function typedDataLines(text) {
+  try {
+    const t = hashTypedData(text);
+    return [`typed data ${t.primaryType}`, `domain: ${t.domain.join(", ") || "(empty)"}`, "message:", ...t.message];
+  } catch (e) {
+    let head = "typed data (does not parse)";
+    try {
+      const td = JSON.parse(text);
+      head = `typed data ${oneLine(td?.primaryType ?? "?")}${td?.domain !== undefined ? `, domain ${JSON.stringify(td.domain)}` : ""}`;
+    } catch {
+      // The head says so.
+    }
+    return [head, `not recomputed: ${oneLine(e.message)}`];
+  }
+}
+
+function userOpLines(op, tokens) {
+  let u;
+  try {
+    u = readUserOp(op);
+  } catch (e) {
+    return [oneLine(`user operation from ${op?.sender ?? "?"} on chain ${op?.chain_id ?? "?"}`), `not recomputed: ${oneLine(e.message)}`];
+  }
+  const addr = (b) => checksum(bytesToHex(b));
+  const lines = [
+    `user operation for EntryPoint v${u.version} ${addr(u.entryPoint)} on chain ${u.chainId}`,
+    `sender ${addr(u.sender)}, nonce ${u.nonce}`,
+  ];
+  if (u.packedInitCode.length) {
+    lines.push(`deploys the account: factory ${addr(u.packedInitCode.subarray(0, 20))}, factoryData ${u.packedInitCode.length - 20} bytes`);
+  }
+  lines.push(...accountCallLines(u.callData, tokens));
+  if (u.paymaster) {
+    lines.push(`paymaster ${addr(u.paymaster)} (verification gas ${u.paymasterVerificationGasLimit}, post-op gas ${u.paymasterPostOpGasLimit}, data ${u.paymasterData.length} bytes)`);
+  }
+  lines.push(
+    `gas: call ${u.callGasLimit}, verification ${u.verificationGasLimit}, pre-verification ${u.preVerificationGas}; max fee ${formatUnits(u.maxFeePerGas, 9)} gwei, priority ${formatUnits(u.maxPriorityFeePerGas, 9)} gwei`,
+  );
+  return lines;
+}
+
 /** `tokens`: [{symbol, address, decimals}] from the session's policy, to name amounts. */
 export function describe(payload, tokens = []) {
   const lines = [];
   if (payload.transaction) {
     const [kind, t] = Object.entries(payload.transaction)[0];
     lines.push(`${kind} transaction on chain ${t.chain_id}, nonce ${t.nonce ?? "-"}`);
-    if (t.to) lines.push(`to ${t.to}`);
-    if (t.value && BigInt(t.value) !== 0n) lines.push(`value ${formatUnits(BigInt(t.value), 18)} ETH`);
-    const d = t.data ? t.data.slice(2) : "";
-    const sel = SELECTORS[d.slice(0, 8)];
-    if (sel && d.length === 8 + 64 * sel[1].length) {
-      const tok = tokens.find((x) => t.to && x.address.toLowerCase() === t.to.toLowerCase());
-      const args = sel[1].map((name, i) => {
-        const w = d.slice(8 + 64 * i, 8 + 64 * (i + 1));
-        if (name === "amount") {
-          const v = BigInt("0x" + w);
-          return `${name} ${tok ? `${formatUnits(v, tok.decimals)} ${tok.symbol}` : `${v} (base units)`}`;
-        }
-        return `${name} 0x${w.slice(24)}`;
-      });
-      lines.push(`calls ${sel[0]}(${args.join(", ")})`);
-    } else if (d.length) {
-      lines.push(`calldata ${d.length / 2} bytes, selector 0x${d.slice(0, 8)}`);
-    }
+    lines.push(...callLines(t.to, t.value, t.data, tokens));
   } else if (payload.typed_data !== undefined) {
-    try {
-      const td = JSON.parse(payload.typed_data);
-      lines.push(`typed data ${td.primaryType}, domain ${JSON.stringify(td.domain)}`);
-    } catch {
-      lines.push("typed data (does not parse)");
-    }
+    lines.push(...typedDataLines(payload.typed_data));
   } else if (payload.message !== undefined) {
     const b = hexToBytes(payload.message);
     lines.push(`message: ${new TextDecoder().decode(b)}`);
   } else if (payload.user_operation) {
-    const u = payload.user_operation;
-    lines.push(`user operation from ${u.sender ?? "?"} on chain ${u.chain_id ?? "?"}`);
+    lines.push(...userOpLines(payload.user_operation, tokens));
   }
   return lines;
 }
-

@@ -62,6 +62,7 @@ static ASSETS: &[Asset] = &[
     asset!("views.js", JS),
     asset!("chart.js", JS),
     asset!("decode.js", JS),
+    asset!("typed.js", JS),
     asset!("vendor/noble.js", JS),
     asset!("vendor/LICENSE-noble-curves", "text/plain; charset=utf-8"),
     asset!("vendor/LICENSE-noble-hashes", "text/plain; charset=utf-8"),

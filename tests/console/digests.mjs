@@ -5,7 +5,7 @@ import { ownerTypedData, ownerDigest } from "../../host/console/eip712.js";
 import { bindingDigest, receiptDigest, checkReceipt, verifyAuditLog, entryHash } from "../../host/console/verify.js";
 import { termsDigest } from "../../host/console/owner.js";
 import { checkSignedStatus } from "../../host/console/status.js";
-import { payloadDigest } from "../../host/console/decode.js";
+import { payloadDigest, describe } from "../../host/console/decode.js";
 import { verifyAttestation } from "../../host/console/attest.js";
 import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey } from "../../host/console/bytes.js";
 
@@ -39,7 +39,7 @@ const ops = {
   terms: (c) => ({ digest: termsDigest(c.terms.map((t) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, BigInt(v)])))) }),
   payload: (c) => {
     const d = payloadDigest(c.payload);
-    return { digest: d ? hex(d) : null };
+    return { digest: d ? hex(d) : null, lines: describe(c.payload, c.tokens ?? []) };
   },
   address: (c) => ({ address: addressOfPublicKey(hexToBytes(c.public_key)) }),
   attest: (c) => {

@@ -12,6 +12,7 @@ use bridle_common::owner::{action, OwnerAction};
 use bridle_common::protocol::*;
 use bridle_common::receipt::{self, Receipted};
 use bridle_common::tx::{Eip1559Request, TxRequest};
+use bridle_common::userop::{self, EntryPointVersion, UserOperationRequest, ENTRY_POINT_V07, ENTRY_POINT_V08};
 use bridle_tests::{repo_root, Dev};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -280,6 +281,444 @@ fn policy_sweep_and_request_digests_match_bridle_common() {
     assert_eq!(b256(&r[2]["digest"]), stamp(&tx), "EIP-1559 signing hash");
     assert_eq!(b256(&r[3]["digest"]), stamp(&msg), "EIP-191 message hash");
     assert_eq!(r[4]["address"], json!(who.to_checksum(None)));
+
+    // EIP-712 typed data and ERC-4337 user operations: recomputed in the browser exactly as
+    // the enclave computes them.
+    let signed: Vec<(&str, SignPayload)> = typed_data_payloads().into_iter().chain(user_operation_payloads()).collect();
+    let tokens = json!([{"symbol": "USDC", "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3", "decimals": 6}]);
+    let cases: Vec<Value> =
+        signed.iter().map(|(_, p)| json!({"op": "payload", "payload": p, "tokens": tokens})).collect();
+    let r = node(&cases);
+    for ((name, p), x) in signed.iter().zip(&r) {
+        assert!(x["digest"].is_string(), "{name}: not recomputed in the browser: {x}");
+        assert_eq!(b256(&x["digest"]), stamp(p), "{name}: the browser's digest is the enclave's");
+        println!(
+            "{name}: {}\n  {}",
+            x["digest"],
+            x["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>().join("\n  ")
+        );
+    }
+    // EIP-712's own example (Mail from Person to Person).
+    let mail = signed.iter().position(|(n, _)| *n == "eip712 mail").unwrap();
+    assert_eq!(
+        b256(&r[mail]["digest"]),
+        b256(&json!("0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2"))
+    );
+
+    // The decoded request says what is hashed: declared fields only, in their types' terms.
+    let lines = |i: usize| {
+        r[i]["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let at = |n: &str| signed.iter().position(|(name, _)| *name == n).unwrap();
+    let permit = lines(at("permit"));
+    assert!(permit.contains(&"domain: name \"USD Coin\", version \"2\", chainId 1, verifyingContract 0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48".to_string()), "{permit:?}");
+    assert!(permit.contains(&"  value: 1000000000".to_string()), "{permit:?}");
+    let extra = lines(at("domain fields as alloy reads them, extra keys ignored"));
+    assert!(
+        !extra.iter().any(|l| l.contains("not signed")),
+        "a key outside the declared fields is not shown: {extra:?}"
+    );
+    let u = lines(at("userop v0.7"));
+    assert!(
+        u[0].starts_with(
+            "user operation for EntryPoint v0.7 0x0000000071727De22E5E9d8BAf0edAc6f37da032 on chain 31337"
+        ),
+        "{u:?}"
+    );
+    assert!(u.iter().any(|l| l.contains("calls transfer(to 0x") && l.contains("amount 45 USDC")), "{u:?}");
+    let u = lines(at("userop v0.8 (canonical address)"));
+    assert!(u[0].starts_with("user operation for EntryPoint v0.8"), "{u:?}");
+
+    // A host that alters the request it shows: the page's digest differs from the signed one
+    // (the page says "DOES NOT MATCH the request").
+    let mut altered_permit = permit_doc();
+    altered_permit["message"]["spender"] = json!(Address::repeat_byte(0x66));
+    let altered_permit = SignPayload::TypedData(altered_permit.to_string());
+    let mut altered_mail = mail_doc();
+    altered_mail["message"]["contents"] = json!("Hello, Eve!");
+    let altered_mail = SignPayload::TypedData(altered_mail.to_string());
+    let mut op = user_op();
+    op.nonce += U256::from(1);
+    let altered_op = SignPayload::UserOperation(op);
+    let mut op = user_op();
+    op.entry_point_version = Some(EntryPointVersion::V08);
+    let other_version = SignPayload::UserOperation(op);
+    let altered = [
+        ("permit", altered_permit),
+        ("eip712 mail", altered_mail),
+        ("userop v0.7", altered_op),
+        ("userop v0.7", other_version),
+    ];
+    let cases: Vec<Value> = altered.iter().map(|(_, p)| json!({"op": "payload", "payload": p})).collect();
+    for ((name, p), x) in altered.iter().zip(node(&cases)) {
+        let original = &signed[at(name)].1;
+        assert_eq!(b256(&x["digest"]), stamp(p), "{name}: the altered request's own digest");
+        assert_ne!(b256(&x["digest"]), stamp(original), "{name}: an altered request must not match the signed digest");
+    }
+
+    // What the enclave refuses, the page does not recompute ("not recomputed").
+    let refused = refused_payloads();
+    let cases: Vec<Value> = refused.iter().map(|(_, p)| json!({"op": "payload", "payload": p})).collect();
+    for ((name, p), x) in refused.iter().zip(node(&cases)) {
+        assert!(bridle_common::payload::stamp_digest(p).is_err(), "{name}: the enclave refuses it");
+        assert_eq!(x["digest"], Value::Null, "{name}: refused by the enclave, so not recomputed: {x}");
+    }
+    // A gas limit beyond 2^53 reaches the page as an inexact JSON number: not recomputed.
+    let mut op = user_op();
+    op.call_gas_limit = (1 << 60) + 1;
+    let big_gas = SignPayload::UserOperation(op);
+    stamp(&big_gas);
+    let x = &node(&[json!({"op": "payload", "payload": big_gas})])[0];
+    assert_eq!(x["digest"], Value::Null, "{x}");
+}
+
+fn permit_doc() -> Value {
+    json!({
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+            ],
+            "Permit": [
+                {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"}
+            ]
+        },
+        "primaryType": "Permit",
+        "domain": {"name": "USD Coin", "version": "2", "chainId": 1, "verifyingContract": "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"},
+        "message": {
+            "owner": Address::repeat_byte(0x11), "spender": address!("000000000022D473030F116dDEE9F6B43aC78BA3"),
+            "value": "1000000000", "nonce": 0, "deadline": 1_800_000_000u64
+        }
+    })
+}
+
+/// The example of EIP-712 itself.
+fn mail_doc() -> Value {
+    json!({
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+            ],
+            "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
+            "Mail": [{"name": "from", "type": "Person"}, {"name": "to", "type": "Person"}, {"name": "contents", "type": "string"}]
+        },
+        "primaryType": "Mail",
+        "domain": {"name": "Ether Mail", "version": "1", "chainId": 1, "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
+        "message": {
+            "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
+            "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
+            "contents": "Hello, Bob!"
+        }
+    })
+}
+
+/// One struct `S` with the given fields and values, in a small domain.
+fn one_struct(fields: Value, message: Value) -> Value {
+    json!({
+        "types": {"EIP712Domain": [{"name": "name", "type": "string"}], "S": fields},
+        "primaryType": "S", "domain": {"name": "Test"}, "message": message
+    })
+}
+
+fn typed_data_payloads() -> Vec<(&'static str, SignPayload)> {
+    let td = |v: Value| SignPayload::TypedData(v.to_string());
+    let permit2 = json!({
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"}
+            ],
+            "PermitDetails": [
+                {"name": "token", "type": "address"}, {"name": "amount", "type": "uint160"},
+                {"name": "expiration", "type": "uint48"}, {"name": "nonce", "type": "uint48"}
+            ],
+            "PermitSingle": [
+                {"name": "details", "type": "PermitDetails"}, {"name": "spender", "type": "address"},
+                {"name": "sigDeadline", "type": "uint256"}
+            ]
+        },
+        "primaryType": "PermitSingle",
+        "domain": {"name": "Permit2", "chainId": 8453, "verifyingContract": "0x000000000022D473030F116dDEE9F6B43aC78BA3"},
+        "message": {
+            "details": {
+                "token": "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
+                "amount": "1461501637330902918203684832716283019655932542975",
+                "expiration": 281_474_976_710_655u64, "nonce": 3
+            },
+            "spender": "0x3fC91A3afd70395Cd496C647d5a6CC9D4B2b7FAD",
+            "sigDeadline": "0x6b49d200"
+        }
+    });
+    let arrays = json!({
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}],
+            "Order": [
+                {"name": "maker", "type": "address"}, {"name": "items", "type": "Item[]"},
+                {"name": "pair", "type": "Item[2]"}, {"name": "grid", "type": "uint8[2][3]"},
+                {"name": "ragged", "type": "uint256[][]"}, {"name": "tags", "type": "string[]"},
+                {"name": "blobs", "type": "bytes[]"}, {"name": "keys", "type": "bytes32[2]"},
+                {"name": "flags", "type": "bool[]"}, {"name": "none", "type": "Item[]"}
+            ],
+            "Item": [{"name": "token", "type": "address"}, {"name": "amount", "type": "uint256"}, {"name": "meta", "type": "Meta"}],
+            "Meta": [{"name": "note", "type": "string"}, {"name": "ids", "type": "uint16[]"}]
+        },
+        "primaryType": "Order",
+        "domain": {"name": "Arrays", "chainId": "31337"},
+        "message": {
+            "maker": Address::repeat_byte(0xab),
+            "items": [
+                {"token": Address::repeat_byte(1), "amount": "5", "meta": {"note": "first", "ids": [1, 2, 65535]}},
+                {"token": Address::repeat_byte(2), "amount": 6, "meta": {"note": "", "ids": []}}
+            ],
+            "pair": [
+                {"token": Address::repeat_byte(3), "amount": "0x07", "meta": {"note": "a", "ids": [9]}},
+                {"token": Address::repeat_byte(4), "amount": "8", "meta": {"note": "b", "ids": []}}
+            ],
+            "grid": [[1, 2], [3, 4], [255, "0"]],
+            "ragged": [[], ["1"], [2, 3, "115792089237316195423570985008687907853269984665640564039457584007913129639935"]],
+            "tags": ["x", "ÿ", ""],
+            "blobs": ["0x", "0x00ff", [1, 2, 3]],
+            "keys": [B256::repeat_byte(7), B256::ZERO],
+            "flags": [true, "false", false],
+            "none": []
+        }
+    });
+    let signed_ints = one_struct(
+        json!([
+            {"name": "a", "type": "int8"}, {"name": "b", "type": "int8"}, {"name": "c", "type": "int16"},
+            {"name": "d", "type": "int24"}, {"name": "e", "type": "int64"}, {"name": "f", "type": "int128"},
+            {"name": "g", "type": "int256"}, {"name": "h", "type": "int256"}, {"name": "i", "type": "int32"},
+            {"name": "j", "type": "int256[]"}
+        ]),
+        json!({
+            "a": -128, "b": 127, "c": "-0x10", "d": "-8388608", "e": i64::MIN,
+            "f": "-170141183460469231731687303715884105728", "g": "-1",
+            "h": "57896044618658097711785492504343953926634992332820282019728792003956564819967",
+            "i": "+42", "j": [-1, 0, "-57896044618658097711785492504343953926634992332820282019728792003956564819968"]
+        }),
+    );
+    let bytes_and_strings = one_struct(
+        json!([
+            {"name": "empty", "type": "bytes"}, {"name": "list", "type": "bytes"}, {"name": "blob", "type": "bytes"},
+            {"name": "text", "type": "string"}, {"name": "nothing", "type": "string"}, {"name": "one", "type": "bytes1"},
+            {"name": "word", "type": "bytes32"}, {"name": "yes", "type": "bool"}, {"name": "no", "type": "bool"},
+            {"name": "twelve", "type": "bytes12"}
+        ]),
+        json!({
+            "empty": "0x", "list": [1, 2, 255], "blob": format!("0x{}", "de".repeat(300)),
+            "text": "héllo — ✓ 🦀 \"quoted\"\n", "nothing": "", "one": "0xff",
+            "word": format!("0X{}", "Ab".repeat(32)), "yes": "true", "no": false, "twelve": "00112233445566778899aabb"
+        }),
+    );
+    let numbers = one_struct(
+        json!([
+            {"name": "max64", "type": "uint64"}, {"name": "underscores", "type": "uint256"}, {"name": "binary", "type": "uint8"},
+            {"name": "octal", "type": "uint256"}, {"name": "empty", "type": "uint256"}, {"name": "big", "type": "uint256"},
+            {"name": "padded", "type": "uint08"}
+        ]),
+        json!({
+            "max64": u64::MAX, "underscores": "1_000_000", "binary": "0b101", "octal": "0o17", "empty": "",
+            "big": "0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", "padded": 7
+        }),
+    );
+    // alloy hashes the domain's own fields, whatever types.EIP712Domain declares; keys it
+    // does not know, in the domain or the message, are not hashed.
+    let domain = json!({
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}],
+            "Note": [{"name": "text", "type": "string"}]
+        },
+        "primaryType": "Note",
+        "domain": {
+            "name": "Notes", "version": null, "chainId": "0x89", "verifyingContract": "cccccccccccccccccccccccccccccccccccccccc",
+            "salt": B256::repeat_byte(0x5a), "foo": "bar"
+        },
+        "message": {"text": "hi", "extra": "not signed"}
+    });
+    // Referenced structs sorted by their encodeType text.
+    let sorting = json!({
+        "types": {
+            "Root": [
+                {"name": "z", "type": "Zeta"}, {"name": "b", "type": "Beta"}, {"name": "be", "type": "Be"},
+                {"name": "bx", "type": "B_x"}, {"name": "lower", "type": "alpha"}
+            ],
+            "Zeta": [{"name": "a", "type": "Alpha"}], "Beta": [{"name": "v", "type": "uint8"}],
+            "Be": [{"name": "v", "type": "uint8"}], "B_x": [{"name": "v", "type": "uint8"}],
+            "alpha": [{"name": "v", "type": "uint8"}], "Alpha": [{"name": "v", "type": "bool"}],
+            "Unused": [{"name": "v", "type": "uint8"}]
+        },
+        "primaryType": "Root",
+        "domain": {},
+        "message": {"z": {"a": {"v": true}}, "b": {"v": 1}, "be": {"v": 2}, "bx": {"v": 3}, "lower": {"v": 4}}
+    });
+    let namespaced = json!({
+        "types": {"ns:Root": [{"name": "v", "type": "uint256"}]},
+        "primaryType": "ns:Root", "domain": {"name": "ns"}, "message": {"v": 1}
+    });
+    vec![
+        ("permit", td(permit_doc())),
+        ("permit2 PermitSingle", td(permit2)),
+        ("arrays of structs, fixed and nested arrays", td(arrays)),
+        ("negative intN", td(signed_ints)),
+        ("bytes and strings", td(bytes_and_strings)),
+        ("eip712 mail", td(mail_doc())),
+        ("integers beyond 2^53 and in every notation", td(numbers)),
+        ("domain fields as alloy reads them, extra keys ignored", td(domain)),
+        ("sorted referenced types", td(sorting)),
+        ("namespaced struct name", td(namespaced)),
+        // A JSON string holding the document, as some wallets send it.
+        ("permit as a JSON string", SignPayload::TypedData(Value::String(permit_doc().to_string()).to_string())),
+    ]
+}
+
+fn user_op() -> UserOperationRequest {
+    let usdc = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
+    let transfer = hex::decode(format!("a9059cbb{:0>64}{:0>64x}", "dead", 45_000_000u64)).unwrap();
+    UserOperationRequest {
+        chain_id: 31337,
+        entry_point: ENTRY_POINT_V07,
+        entry_point_version: None,
+        sender: Address::repeat_byte(0x5e),
+        nonce: U256::from(7) << 64 | U256::from(3),
+        factory: None,
+        factory_data: Bytes::new(),
+        init_code: None,
+        call_data: userop::encode::simple_execute(usdc, U256::ZERO, transfer.into()),
+        call_gas_limit: 100_000,
+        verification_gas_limit: 200_000,
+        pre_verification_gas: U256::from(50_000),
+        max_fee_per_gas: 2_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        paymaster: None,
+        paymaster_verification_gas_limit: 0,
+        paymaster_post_op_gas_limit: 0,
+        paymaster_data: Bytes::new(),
+    }
+}
+
+fn user_operation_payloads() -> Vec<(&'static str, SignPayload)> {
+    let uo = SignPayload::UserOperation;
+    let with_factory_and_paymaster = UserOperationRequest {
+        entry_point_version: Some(EntryPointVersion::V07),
+        factory: Some(Address::repeat_byte(0xfa)),
+        factory_data: Bytes::from(vec![0x5f, 0xbf, 0xb9, 0xcf, 1, 2, 3]),
+        paymaster: Some(Address::repeat_byte(0x9a)),
+        paymaster_verification_gas_limit: 60_000,
+        paymaster_post_op_gas_limit: 7_000,
+        paymaster_data: Bytes::from(vec![0xee; 65]),
+        ..user_op()
+    };
+    let with_init_code = UserOperationRequest {
+        init_code: Some([Address::repeat_byte(0xfb).as_slice(), &[9, 8, 7]].concat().into()),
+        nonce: U256::MAX,
+        pre_verification_gas: U256::from(1u64 << 60),
+        ..user_op()
+    };
+    let v08 = UserOperationRequest {
+        entry_point: ENTRY_POINT_V08,
+        paymaster: Some(Address::repeat_byte(0x9b)),
+        paymaster_verification_gas_limit: 1,
+        paymaster_post_op_gas_limit: 0,
+        call_data: userop::encode::erc7579_single(Address::repeat_byte(0x22), U256::from(5), &[]),
+        ..user_op()
+    };
+    let v08_elsewhere = UserOperationRequest {
+        entry_point: Address::repeat_byte(0x08),
+        entry_point_version: Some(EntryPointVersion::V08),
+        factory: Some(Address::repeat_byte(0xfc)),
+        chain_id: 8453,
+        ..user_op()
+    };
+    let v07_at_v08_address = UserOperationRequest {
+        entry_point: ENTRY_POINT_V08,
+        entry_point_version: Some(EntryPointVersion::V07),
+        call_data: Bytes::new(),
+        ..user_op()
+    };
+    vec![
+        ("userop v0.7", uo(user_op())),
+        ("userop v0.7 with factory and paymaster", uo(with_factory_and_paymaster)),
+        ("userop v0.7 with init_code", uo(with_init_code)),
+        ("userop v0.8 (canonical address)", uo(v08)),
+        ("userop v0.8 (declared) with factory", uo(v08_elsewhere)),
+        ("userop v0.7 declared at the v0.8 address", uo(v07_at_v08_address)),
+    ]
+}
+
+/// Requests the enclave refuses to hash: the page must not recompute them either.
+fn refused_payloads() -> Vec<(&'static str, SignPayload)> {
+    let td = |v: Value| SignPayload::TypedData(v.to_string());
+    let s = |ty: &str, v: Value| td(one_struct(json!([{"name": "x", "type": ty}]), json!({ "x": v })));
+    let mut missing = permit_doc();
+    missing["message"].as_object_mut().unwrap().remove("deadline");
+    let mut domain_primary = permit_doc();
+    domain_primary["primaryType"] = json!("EIP712Domain");
+    let cycle = json!({
+        "types": {"A": [{"name": "b", "type": "B"}], "B": [{"name": "a", "type": "A[]"}]},
+        "primaryType": "A", "domain": {}, "message": {"b": {"a": []}}
+    });
+    let recursive = json!({
+        "types": {"Node": [{"name": "v", "type": "uint8"}, {"name": "next", "type": "Node[]"}]},
+        "primaryType": "Node", "domain": {}, "message": {"v": 1, "next": []}
+    });
+    let v08_7702 = UserOperationRequest {
+        entry_point: ENTRY_POINT_V08,
+        init_code: Some([&[0x77u8, 0x02][..], &[0u8; 18], &[1, 2]].concat().into()),
+        ..user_op()
+    };
+    let both = UserOperationRequest {
+        factory: Some(Address::repeat_byte(1)),
+        init_code: Some(Bytes::from(vec![2u8; 20])),
+        ..user_op()
+    };
+    let stray_paymaster_gas = UserOperationRequest { paymaster_post_op_gas_limit: 1, ..user_op() };
+    vec![
+        ("uint8 of 300", s("uint8", json!(300))),
+        ("int8 of 128", s("int8", json!(128))),
+        ("int8 of -129", s("int8", json!("-129"))),
+        ("a negative uint", s("uint256", json!(-1))),
+        (
+            "-0 as an int",
+            SignPayload::TypedData(
+                one_struct(json!([{"name": "x", "type": "int8"}]), json!({"x": 0}))
+                    .to_string()
+                    .replace("\"x\":0", "\"x\":-0"),
+            ),
+        ),
+        (
+            "a float",
+            SignPayload::TypedData(
+                one_struct(json!([{"name": "x", "type": "uint8"}]), json!({"x": 0}))
+                    .to_string()
+                    .replace("\"x\":0", "\"x\":1.0"),
+            ),
+        ),
+        ("a short address", s("address", json!("0x00000000000000000000000000000000000000"))),
+        ("bytes2 of 3 bytes", s("bytes2", json!("0x010203"))),
+        ("a byte of 256", s("bytes", json!([1, 256]))),
+        ("a fixed array of the wrong length", s("uint8[2]", json!([1, 2, 3]))),
+        ("an undeclared bare uint", s("uint", json!(1))),
+        ("uint7", s("uint7", json!(1))),
+        (
+            "a lone surrogate",
+            SignPayload::TypedData(
+                one_struct(json!([{"name": "x", "type": "string"}]), json!({"x": "?"}))
+                    .to_string()
+                    .replace("\"?\"", "\"\\ud800\""),
+            ),
+        ),
+        ("a missing field", td(missing)),
+        ("primaryType EIP712Domain", td(domain_primary)),
+        ("a cycle", td(cycle)),
+        ("a recursive struct", td(recursive)),
+        ("too large", SignPayload::TypedData(format!("{}{}", permit_doc(), " ".repeat(64 * 1024)))),
+        ("userop v0.8 with an EIP-7702 initCode", SignPayload::UserOperation(v08_7702)),
+        ("userop with factory and init_code", SignPayload::UserOperation(both)),
+        ("userop with paymaster gas and no paymaster", SignPayload::UserOperation(stray_paymaster_gas)),
+    ]
 }
 
 /// Attestation documents of a real development enclave, verified by the console's code
@@ -441,4 +880,184 @@ fn a_signed_status_is_checked_in_the_browser_and_the_json_must_say_what_was_sign
     assert!(err(3).contains("not the trusted enclave"), "{}", r[3]);
     assert!(err(4).contains("did not relay the signed status bytes"), "{}", r[4]);
     assert!(err(5).contains("replayed"), "{}", r[5]);
+}
+
+/// Generated typed data (random structs, types, notations, some values out of range) hashed
+/// by the enclave's code and by the page's: the same digest, or both refuse.
+#[test]
+fn generated_typed_data_hashes_alike_in_the_browser() {
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+            &xs[self.below(xs.len() as u64) as usize]
+        }
+    }
+    fn value(rng: &mut Rng, base: &str, structs: &[(String, Vec<(String, String)>)]) -> Value {
+        if let Some((_, fields)) = structs.iter().find(|(n, _)| n == base) {
+            let mut m = serde_json::Map::new();
+            for (name, ty) in fields {
+                if rng.below(60) != 0 {
+                    m.insert(name.clone(), typed_value(rng, ty, structs));
+                }
+            }
+            return Value::Object(m);
+        }
+        let big = |rng: &mut Rng, bits: u32| {
+            let mut v = U256::ZERO;
+            for _ in 0..4 {
+                v = v << 64 | U256::from(rng.next());
+            }
+            if bits < 256 {
+                v &= (U256::from(1) << bits) - U256::from(1);
+            }
+            v
+        };
+        if let Some(bits) = base.strip_prefix("uint").and_then(|b| b.parse::<u32>().ok()) {
+            let over = u32::from(rng.below(20) == 0);
+            let mut v = big(rng, bits + over);
+            if rng.below(3) == 0 {
+                v = U256::from(rng.below(1000));
+            }
+            return match rng.below(5) {
+                0 if v <= U256::from(u64::MAX) => json!(v.to::<u64>()),
+                1 => json!(format!("{v:#x}")),
+                2 => json!(format!("{v}")),
+                3 => json!(v),
+                _ => json!(format!("{v}")),
+            };
+        }
+        if let Some(bits) = base.strip_prefix("int").and_then(|b| b.parse::<u32>().ok()) {
+            let shift = if rng.below(20) == 0 { bits } else { bits - 1 };
+            let mut v = big(rng, shift);
+            if rng.below(3) == 0 {
+                v = U256::from(rng.below(1000));
+            }
+            let neg = rng.below(2) == 0;
+            let dec = if neg { format!("-{v}") } else { format!("{v}") };
+            return match rng.below(4) {
+                0 if v <= U256::from(i64::MAX as u64) => {
+                    let x = v.to::<u64>() as i64;
+                    json!(if neg { -x } else { x })
+                }
+                1 => json!(format!("{}{v:#x}", if neg { "-" } else { "" })),
+                _ => json!(dec),
+            };
+        }
+        if let Some(n) = base.strip_prefix("bytes").and_then(|b| b.parse::<usize>().ok()) {
+            let len = if rng.below(20) == 0 { n + 1 } else { n };
+            let b: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            return json!(format!("0x{}", hex::encode(b)));
+        }
+        match base {
+            "address" => json!(Address::from_word(B256::from(big(rng, 256)))),
+            "bool" => rng.pick(&[json!(true), json!(false), json!("true"), json!("false")]).clone(),
+            "string" => json!(*rng.pick(&["", "a", "héllo ✓", "🦀\n\"", "x y z"])),
+            "bytes" => {
+                let b: Vec<u8> = (0..rng.below(70)).map(|_| rng.next() as u8).collect();
+                if rng.below(3) == 0 {
+                    json!(b)
+                } else {
+                    json!(format!("0x{}", hex::encode(b)))
+                }
+            }
+            _ => unreachable!("{base}"),
+        }
+    }
+    fn typed_value(rng: &mut Rng, ty: &str, structs: &[(String, Vec<(String, String)>)]) -> Value {
+        if let Some(open) = ty.rfind('[') {
+            let inner = &ty[..open];
+            let size = ty[open + 1..ty.len() - 1].parse::<u64>().ok();
+            let mut n = size.unwrap_or_else(|| rng.below(4));
+            if size.is_some() && rng.below(30) == 0 {
+                n += 1;
+            }
+            return Value::Array((0..n).map(|_| typed_value(rng, inner, structs)).collect());
+        }
+        value(rng, ty, structs)
+    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let atomics = [
+        "uint8", "uint16", "uint48", "uint64", "uint160", "uint256", "int8", "int24", "int64", "int128", "int256",
+        "address", "bool", "string", "bytes", "bytes1", "bytes4", "bytes20", "bytes32",
+    ];
+    let mut cases = Vec::new();
+    let mut payloads = Vec::new();
+    for _ in 0..300 {
+        let count = 1 + rng.below(4) as usize;
+        let names: Vec<String> =
+            (0..count).map(|i| format!("{}{i}", rng.pick(&["S", "Order", "A", "a_", "T$"]))).collect();
+        let mut structs: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let fields = (0..1 + rng.below(5))
+                .map(|k| {
+                    let base = if i + 1 < count && rng.below(3) == 0 {
+                        names[i + 1 + rng.below((count - i - 1) as u64) as usize].clone()
+                    } else {
+                        rng.pick(&atomics).to_string()
+                    };
+                    let dims: String = (0..rng.below(3))
+                        .map(|_| if rng.below(2) == 0 { "[]".to_string() } else { format!("[{}]", 1 + rng.below(3)) })
+                        .collect();
+                    (format!("f{k}"), format!("{base}{dims}"))
+                })
+                .collect();
+            structs.push((name.clone(), fields));
+        }
+        let types: serde_json::Map<String, Value> = structs
+            .iter()
+            .map(|(n, fs)| {
+                (n.clone(), json!(fs.iter().map(|(f, t)| json!({"name": f, "type": t})).collect::<Vec<_>>()))
+            })
+            .collect();
+        let mut domain = serde_json::Map::new();
+        if rng.below(2) == 0 {
+            domain.insert("name".into(), json!("Gen"));
+        }
+        if rng.below(2) == 0 {
+            domain.insert("version".into(), json!("7"));
+        }
+        if rng.below(2) == 0 {
+            domain.insert(
+                "chainId".into(),
+                rng.pick(&[json!(1), json!("0x2105"), json!("8453"), json!(u64::MAX)]).clone(),
+            );
+        }
+        if rng.below(2) == 0 {
+            domain.insert("verifyingContract".into(), json!(Address::repeat_byte(rng.next() as u8)));
+        }
+        if rng.below(4) == 0 {
+            domain.insert("salt".into(), json!(B256::repeat_byte(rng.next() as u8)));
+        }
+        let doc = json!({
+            "types": types, "primaryType": names[0], "domain": domain,
+            "message": value(&mut rng, &names[0], &structs),
+        });
+        let p = SignPayload::TypedData(doc.to_string());
+        cases.push(json!({"op": "payload", "payload": p}));
+        payloads.push(p);
+    }
+    let (mut signed, mut refused) = (0, 0);
+    for (i, (p, x)) in payloads.iter().zip(node(&cases)).enumerate() {
+        match bridle_common::payload::stamp_digest(p) {
+            Ok(d) => {
+                signed += 1;
+                assert_eq!(x["digest"], json!(d), "case {i}: {p:?}");
+            }
+            Err(e) => {
+                refused += 1;
+                assert_eq!(x["digest"], Value::Null, "case {i} is refused by the enclave ({e}): {p:?}");
+            }
+        }
+    }
+    println!("{signed} hashed alike, {refused} refused by both");
+    assert!(signed > 100 && refused > 20, "{signed} hashed, {refused} refused");
 }
