@@ -304,6 +304,9 @@ fn hint(code: &str) -> &'static str {
             "the session cannot sign now; the owner must act (new session, policy update)"
         }
         "pending_approval" => "held for the owner's approval; send exactly the same request again after approval",
+        "denied_by_owner" => {
+            "the owner denied this very request; do not send it again (it stays refused until the hold expires)"
+        }
         "unauthenticated" | "replayed" => "the stamp was refused: check the enclave identity and the clock",
         _ => "",
     }

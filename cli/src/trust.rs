@@ -382,7 +382,10 @@ fn no_trust(url: &str) -> anyhow::Error {
 }
 
 /// Ask the host for a status signed for a fresh nonce (one session's facts too, when
-/// `session` is given). Nothing is checked here.
+/// `session` is given). Nothing is checked here; the nonce returned is the one the
+/// enclave's receipt must carry: the fresh nonce bound to the session asked about
+/// (`receipt::status_nonce`), so a status of another session, or "no such session" for
+/// another address, does not verify.
 pub fn fetch_status(host: &Host, session: Option<Address>) -> Result<(Status, B256)> {
     let nonce = fresh_nonce();
     let path = match session {
@@ -390,7 +393,12 @@ pub fn fetch_status(host: &Host, session: Option<Address>) -> Result<(Status, B2
         None => format!("/v1/status?nonce={nonce}"),
     };
     let st: Status = host.get(&path)?;
-    Ok((st, nonce))
+    if let (Some(asked), Some(ss)) = (session, &st.session) {
+        if ss.session != asked {
+            bail!("the host answered a question about session {asked} with the status of session {}", ss.session);
+        }
+    }
+    Ok((st, receipt::status_nonce(nonce, session)))
 }
 
 /// Check that `st` answers `nonce` and is signed by `trusted`.

@@ -61,6 +61,24 @@ pub fn digest<T: Receipted>(body: &T, enclave: Address, time: u64, nonce: B256) 
     keccak256(buf)
 }
 
+/// The receipt nonce of a status reply about `session`: the caller's nonce bound to the
+/// session asked about, `keccak256("bridle/status/v1" ‖ nonce[32] ‖ session[20])`, so that a
+/// host cannot answer a question about one session with the enclave's signed status of
+/// another (or with "no such session" for an address it chose). Without a session, the
+/// caller's nonce itself.
+pub fn status_nonce(nonce: B256, session: Option<Address>) -> B256 {
+    match session {
+        None => nonce,
+        Some(s) => {
+            let mut buf = Vec::with_capacity(16 + 32 + 20);
+            buf.extend_from_slice(b"bridle/status/v1");
+            buf.extend_from_slice(nonce.as_slice());
+            buf.extend_from_slice(s.as_slice());
+            keccak256(buf)
+        }
+    }
+}
+
 /// Attach a receipt signed with `sign` (the identity key).
 pub fn attach<T: Receipted, E>(
     body: &mut T,

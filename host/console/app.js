@@ -297,7 +297,7 @@ async function signedStatus(session) {
   const nonce = freshNonce();
   try {
     const r = await get(`/v1/status?session=${session}&nonce=${nonce}&cbor=1`);
-    const receipt = checkSignedStatus(r, state.trust.identity, nonce);
+    const receipt = checkSignedStatus(r, state.trust.identity, nonce, session);
     return { live: r.session ?? null, receipt, now: r.now };
   } catch (e) {
     return { error: errorText(e) };

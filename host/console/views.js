@@ -174,9 +174,13 @@ function pendingBox(p, d) {
       match === null ? badge("not recomputed in the browser", "warn") : match ? badge("recomputed from the request", "ok") : badge("DOES NOT MATCH the request", "bad")),
     h("pre", { class: "mono" }, lines.join("\n")),
   );
-  if (p.state === "waiting" && match !== false) {
+  if (p.state === "waiting") {
+    // Approving signs the digest: only when the page recomputed it from the request it shows.
+    // Denying is always safe.
     box.append(h("div", { class: "row" },
-      h("button", { type: "button", class: "approve", onclick: () => d.onApprove(p) }, "Approve (sign in wallet)"),
+      match === true
+        ? h("button", { type: "button", class: "approve", onclick: () => d.onApprove(p) }, "Approve (sign in wallet)")
+        : h("span", { class: "small bad" }, "Approve with bridle owner approve: this page could not check that the digest is this request."),
       h("button", { type: "button", class: "deny", onclick: () => d.onDeny(p) }, "Deny (sign in wallet)"),
       h("span", { class: "small" }, "A denied request is never signed; the agent asking again is refused until the deadline.")));
   }

@@ -466,7 +466,7 @@ impl Model {
             let n = self.denials.iter().filter(|&&s| t - s < tw.within).count();
             if n >= tw.denials as usize {
                 self.suspended = true;
-                self.pending.retain(|p| p.approved);
+                self.pending.retain(|p| p.approved || p.denied);
             }
         }
     }

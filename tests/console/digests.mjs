@@ -28,7 +28,7 @@ const ops = {
   },
   status: (c) => {
     try {
-      checkSignedStatus(c.reply, c.identity, c.nonce);
+      checkSignedStatus(c.reply, c.identity, c.nonce, c.session);
       return { ok: true };
     } catch (e) {
       return { ok: false, error: e.message };

@@ -841,7 +841,9 @@ fn a_signed_status_is_checked_in_the_browser_and_the_json_must_say_what_was_sign
         bare.set_receipt(None);
         alloy_primitives::hex::encode_prefixed(bridle_common::frame::to_cbor(&bare).unwrap())
     };
-    receipt::attach(&mut status, enclave, 1_800_000_005, nonce, signer(&k)).unwrap();
+    // The enclave binds the receipt's nonce to the session asked about.
+    let bound = receipt::status_nonce(nonce, Some(session));
+    receipt::attach(&mut status, enclave, 1_800_000_005, bound, signer(&k)).unwrap();
     // What the host's `GET /v1/status?session=…&nonce=…&cbor=1` answers.
     let mut reply = serde_json::to_value(&status).unwrap();
     reply["cbor"] = json!(cbor_of(&status));
@@ -863,15 +865,28 @@ fn a_signed_status_is_checked_in_the_browser_and_the_json_must_say_what_was_sign
     // The host drops the bytes, or answers an older nonce.
     let mut no_bytes = reply.clone();
     no_bytes.as_object_mut().unwrap().remove("cbor");
+    // The host nulls out signed values (a reset time; the held request itself).
+    let mut nulled = reply.clone();
+    nulled["session"]["caps"][0]["resets_at"] = Value::Null;
+    let mut no_request = reply.clone();
+    no_request["session"]["pending"][0]["payload"] = Value::Null;
+    // A hash written with its leading zeros dropped is not the signed bytes.
+    let mut short_hash = reply.clone();
+    short_hash["session"]["policy_hash"] = json!("0x1234");
 
-    let case = |r: &Value, n: B256| json!({"op": "status", "reply": r, "identity": enclave, "nonce": n});
+    let case = |r: &Value, n: B256, s: Address| json!({"op": "status", "reply": r, "identity": enclave, "nonce": n, "session": s});
     let r = node(&[
-        case(&reply, nonce),
-        case(&spent, nonce),
-        case(&swapped, nonce),
-        case(&reencoded, nonce),
-        case(&no_bytes, nonce),
-        case(&reply, B256::repeat_byte(1)),
+        case(&reply, nonce, session),
+        case(&spent, nonce, session),
+        case(&swapped, nonce, session),
+        case(&reencoded, nonce, session),
+        case(&no_bytes, nonce, session),
+        case(&reply, B256::repeat_byte(1), session),
+        // The page asked about another session; the host answers with this one's status.
+        case(&reply, nonce, Address::repeat_byte(0x77)),
+        case(&nulled, nonce, session),
+        case(&no_request, nonce, session),
+        case(&short_hash, nonce, session),
     ]);
     assert_eq!(r[0]["ok"], true, "the enclave's status verifies: {}", r[0]);
     let err = |i: usize| r[i]["error"].as_str().unwrap_or_default().to_string();
@@ -880,6 +895,10 @@ fn a_signed_status_is_checked_in_the_browser_and_the_json_must_say_what_was_sign
     assert!(err(3).contains("not the trusted enclave"), "{}", r[3]);
     assert!(err(4).contains("did not relay the signed status bytes"), "{}", r[4]);
     assert!(err(5).contains("replayed"), "{}", r[5]);
+    assert!(err(6).contains("another session"), "{}", r[6]);
+    assert!(err(7).contains("status.session.caps[0].resets_at"), "{}", r[7]);
+    assert!(err(8).contains("status.session.pending[0].payload"), "{}", r[8]);
+    assert!(err(9).contains("status.session.policy_hash"), "{}", r[9]);
 }
 
 /// Generated typed data (random structs, types, notations, some values out of range) hashed

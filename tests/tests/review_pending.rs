@@ -163,3 +163,91 @@ async fn a_denial_counts_only_with_the_enclaves_receipt_and_refuses_the_agent_un
     assert_eq!(rejected[0]["request_digest"], json!(d), "{log}");
     assert_eq!(rejected[0]["code"], "denied_by_owner", "{log}");
 }
+
+/// The enclave's genuine status of `session`, signed for `nonce` (what a lying host can get
+/// by asking the enclave itself about another session than the one it was asked about).
+fn genuine_status(socket: &std::path::Path, session: Address, nonce: alloy_primitives::B256) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let call = Call::Status(StatusQuery { session: Some(session), nonce: Some(nonce) });
+    let body = bridle_common::frame::to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call }).unwrap();
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    let mut buf = (body.len() as u32).to_be_bytes().to_vec();
+    buf.extend_from_slice(&body);
+    s.write_all(&buf).unwrap();
+    let mut h = [0u8; 4];
+    s.read_exact(&mut h).unwrap();
+    let mut reply = vec![0u8; u32::from_be_bytes(h) as usize];
+    s.read_exact(&mut reply).unwrap();
+    let f: ResponseFrame = bridle_common::frame::from_cbor(&reply).unwrap();
+    match f.result {
+        Ok(Reply::Status(st)) => serde_json::to_value(st).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_status_about_another_session_is_not_the_answer() {
+    // Review finding: the status receipt covered the reply and the nonce, not the session
+    // asked about. A host forwards the owner's fresh nonce but asks the enclave about another
+    // session (a revoked one, or an address that holds none): genuinely signed, wrongly
+    // answered. The receipt's nonce now binds the session asked about.
+    let w = World::start(POLICY);
+    let live = w.grant().await;
+    let other = w.grant().await;
+    let (c, v) = w.stack.revoke(&other).await;
+    assert_eq!(c, 200, "{v}");
+    let socket = w.stack.enclave.socket.clone();
+    let swap_to = other.session;
+    w.proxy.answer("GET", "/v1/status", move |req| {
+        let nonce: alloy_primitives::B256 = req.query("nonce").unwrap().parse().unwrap();
+        (200, genuine_status(&socket, swap_to, nonce))
+    });
+    let s = live.session.to_string();
+    let (out, err) = w.cli.fails(&["owner", "status", "--session", &s]);
+    assert!(!out.contains("revoked"), "{out}");
+    assert!(err.contains(&format!("with the status of session {swap_to}")), "{err}");
+    // An address that holds no session: "no such session", signed — but not for this question.
+    let nobody = Address::repeat_byte(0x42);
+    let socket = w.stack.enclave.socket.clone();
+    w.proxy.clear();
+    w.proxy.answer("GET", "/v1/status", move |req| {
+        let nonce: alloy_primitives::B256 = req.query("nonce").unwrap().parse().unwrap();
+        (200, genuine_status(&socket, nobody, nonce))
+    });
+    let (out, err) = w.cli.fails(&["owner", "status", "--session", &s]);
+    assert!(!out.contains("no session"), "{out}");
+    assert!(err.contains("not the trusted enclave's word") || err.contains("nonce"), "{err}");
+    // The truth.
+    w.proxy.clear();
+    let out = w.cli.ok(&["owner", "status", "--session", &s]);
+    assert!(out.contains("state:      Active"), "{out}");
+}
+
+#[tokio::test]
+async fn a_refused_approval_cannot_be_replayed_later() {
+    // Review finding: a refused approval left the owner's nonce unspent; a host that kept it
+    // could relay it again once it would pass — after the owner denied the request.
+    let w = World::start(POLICY);
+    let (g, _, d) = held(&w).await;
+    let small = erc20_transfer(31337, 1, USDC, DEAD, usdc(30));
+    let (c, v) = w.stack.sign(&g, small).await;
+    assert_eq!(c, 200, "{v}");
+    // 30 spent: approving the held 80 now would reach 110 of the 100 cap.
+    let st = w.stack.status().await;
+    let digest: alloy_primitives::B256 = d.parse().unwrap();
+    let msg = owner_action(
+        bridle_common::owner::action::APPROVE_PENDING,
+        st.identity_address,
+        g.session,
+        g.agent.address,
+        digest,
+    );
+    let body = ApprovePending { auth: g.owner.sign_owner(&msg), session: g.session, digest };
+    let path = format!("/v1/sessions/{}/approve", g.session);
+    let (c, v) = w.stack.post(&path, &body).await;
+    assert_eq!((c, code(&v)), (403, "spend_cap"), "{v}");
+    // The same envelope again: its nonce is spent.
+    let (c, v) = w.stack.post(&path, &body).await;
+    assert_eq!((c, code(&v)), (401, "replayed"), "{v}");
+    assert_eq!(w.truth(&g).pending[0].state, "waiting");
+}

@@ -33,9 +33,9 @@ pub fn rejected(session: Address, digest: B256, until: u64) -> Record {
         .with_code(ErrorCode::DeniedByOwner, None)
 }
 
-/// `digest` waited for approval until `expired_at` and expired.
+/// `digest` waited for approval (or stayed denied) until `expired_at` and expired.
 pub fn expired_pending(session: Address, digest: B256, expired_at: u64) -> Record {
-    Record::new(Decision::ExpiredPending, session, digest, &format!("not approved by {expired_at}"))
+    Record::new(Decision::ExpiredPending, session, digest, &format!("held request ended unsigned at {expired_at}"))
 }
 
 /// The trip-wire suspended the session.

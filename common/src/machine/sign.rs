@@ -86,16 +86,22 @@ impl Machine {
                         self.replay.mark_signed(stamp.nonce, digest);
                         Ok(signed)
                     }
-                    None if p.denied_at.is_some() => Err(Denial::rule(
-                        ErrorCode::DeniedByOwner,
-                        p.rule.clone(),
-                        format!(
-                            "{}: the owner denied request {digest:#x} at {}; asking again is refused until {}, then decided afresh",
-                            p.reason,
-                            format_time(p.denied_at.unwrap_or_default()),
-                            format_time(p.expires_at)
-                        ),
-                    )),
+                    None if p.denied_at.is_some() => {
+                        let d = Denial::rule(
+                            ErrorCode::DeniedByOwner,
+                            p.rule.clone(),
+                            format!(
+                                "{}: the owner denied request {digest:#x} at {}; asking again is refused until {}, then decided afresh",
+                                p.reason,
+                                format_time(p.denied_at.unwrap_or_default()),
+                                format_time(p.expires_at)
+                            ),
+                        );
+                        // The agent's own fresh request, refused: logged (not counted by
+                        // the trip-wire: the owner's denial, not a policy denial).
+                        out.records.push(rec::denied(session, digest, &d));
+                        Err(d)
+                    }
                     None => Err(Denial::rule(
                         ErrorCode::PendingApproval,
                         p.rule.clone(),
@@ -162,8 +168,9 @@ impl Machine {
                 format_time(t)
             );
             self.denials.clear();
-            // Requests waiting for approval are dropped; approved ones are signed already.
-            self.pending.retain(|_, p| p.signed.is_some());
+            // Requests waiting for approval are dropped; approved ones are signed already;
+            // denied ones stay denied until their time (a suspension must not wipe a denial).
+            self.pending.retain(|_, p| p.signed.is_some() || p.denied_at.is_some());
             out.records.push(rec::suspended(self.facts.address, &why));
             self.suspended = Some(why);
         }

@@ -62,12 +62,16 @@ fn pay(nonce: u64, milli_eth: u64) -> SignPayload {
 
 /// Ask with a fresh stamp at `clock`.
 fn ask(m: &mut Machine, clock: u64, p: &SignPayload) -> Result<Signed, Denial> {
+    ask_out(m, clock, p).result
+}
+
+fn ask_out(m: &mut Machine, clock: u64, p: &SignPayload) -> Outcome<Signed> {
     static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let n = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut nonce = [0u8; 16];
     nonce[..8].copy_from_slice(&n.to_be_bytes());
     let stamp = Stamp { nonce, timestamp: clock, mac: [0u8; 32] };
-    m.sign(clock, p, prepare(p).expect("prepares"), &stamp, Some(&Key)).result
+    m.sign(clock, p, prepare(p).expect("prepares"), &stamp, Some(&Key))
 }
 
 fn digest(p: &SignPayload) -> B256 {
@@ -87,9 +91,13 @@ fn a_denied_request_is_refused_until_its_ttl_then_decided_afresh() {
     assert_eq!(kinds, [Decision::Rejected]);
     assert_eq!(out.records[0].code, Some(ErrorCode::DeniedByOwner));
 
-    // Asking again: refused with the escalation rule named, not held again, not counted.
-    let e = ask(&mut m, T0 + 3, &big).unwrap_err();
+    // Asking again: refused with the escalation rule named, not held again, not counted,
+    // and logged (the agent's own fresh request, refused).
+    let again = ask_out(&mut m, T0 + 3, &big);
+    let e = again.result.unwrap_err();
     assert_eq!((e.code, e.rule.as_deref()), (ErrorCode::DeniedByOwner, Some("escalate.above_value")));
+    let logged: Vec<(Decision, Option<ErrorCode>)> = again.records.iter().map(|r| (r.kind, r.code)).collect();
+    assert_eq!(logged, [(Decision::Denied, Some(ErrorCode::DeniedByOwner))]);
     assert_eq!(m.counters().uses, 0);
     // Denying again changes nothing and logs nothing; approving is refused.
     let again = m.deny(T0 + 4, d);
@@ -144,4 +152,38 @@ fn a_denial_survives_a_snapshot() {
     let bytes = crate::frame::to_cbor(&m.snapshot()).expect("cbor");
     let mut r = Machine::restore(crate::frame::from_cbor(&bytes).expect("decodes")).expect("restores");
     assert_eq!(ask(&mut r, T0 + 3, &big).unwrap_err().code, ErrorCode::DeniedByOwner);
+}
+
+#[test]
+fn a_suspension_does_not_wipe_a_denial() {
+    // Review finding: the agent trips the trip-wire to drop the owner's denial, then the
+    // owner's update lifts the suspension and the request would be held (or signed) again.
+    let text = POLICY
+        .replace("name = \"machine-tests\"", "name = \"machine-tests\"\ntrip_wire = { denials = 2, within = \"1h\" }");
+    let doc = resolve_text(&text, T0).expect("policy");
+    let mut m = Machine::new(
+        SESSION,
+        OWNER,
+        Address::repeat_byte(0xa9),
+        CompiledPolicy::compile(doc.clone()).unwrap(),
+        T0,
+        60,
+        1024,
+    );
+    let big = pay(0, 500);
+    assert_eq!(ask(&mut m, T0 + 1, &big).unwrap_err().code, ErrorCode::PendingApproval);
+    assert!(m.deny(T0 + 2, digest(&big)).result.is_ok());
+    // Two policy denials (value to a stranger): suspended.
+    let stranger = |n: u64| {
+        let SignPayload::Transaction(TxRequest::Eip1559(mut r)) = pay(n, 1) else { unreachable!() };
+        r.to = Some(Address::repeat_byte(0x66));
+        SignPayload::Transaction(TxRequest::Eip1559(r))
+    };
+    assert_eq!(ask(&mut m, T0 + 3, &stranger(5)).unwrap_err().code, ErrorCode::TargetNotAllowed);
+    assert_eq!(ask(&mut m, T0 + 4, &stranger(6)).unwrap_err().code, ErrorCode::TargetNotAllowed);
+    assert_eq!(ask(&mut m, T0 + 5, &big).unwrap_err().code, ErrorCode::Suspended);
+    // The owner lifts the suspension: the denial still holds until its time.
+    assert!(m.update_policy(T0 + 6, CompiledPolicy::compile(doc).unwrap()).result.is_ok());
+    assert_eq!(ask(&mut m, T0 + 7, &big).unwrap_err().code, ErrorCode::DeniedByOwner);
+    assert_eq!(m.counters().uses, 0);
 }

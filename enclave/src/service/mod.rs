@@ -226,13 +226,14 @@ impl Enclave {
         Ok(AttestationReply { document: Bytes::from(doc) })
     }
 
-    /// Public facts, and one session's when asked; signed when the query has a nonce.
-    pub fn status(&self, session: Option<Address>, nonce: Option<B256>) -> Result<Status, Denial> {
+    /// Public facts, and one session's when asked; signed when the query has a nonce (the
+    /// receipt's nonce binds the session asked about: [`receipt::status_nonce`]).
+    pub fn status(&self, asked: Option<Address>, nonce: Option<B256>) -> Result<Status, Denial> {
         let now = self.clock.now();
         let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
         let total = map.len() as u64;
         let active = map.values().filter(|s| s.lock().machine.state(now) == SessionState::Active).count() as u64;
-        let session = session.and_then(|a| map.get(&a).cloned());
+        let session = asked.and_then(|a| map.get(&a).cloned());
         drop(map);
         let st = Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -248,7 +249,7 @@ impl Enclave {
             receipt: None,
         };
         match nonce {
-            Some(n) => self.receipted(st, Some(n)),
+            Some(n) => self.receipted(st, Some(bridle_common::receipt::status_nonce(n, asked))),
             None => Ok(st),
         }
     }

@@ -1,5 +1,6 @@
 //! Owner calls: each carries an owner-signed envelope the enclave rebuilds from the call's
-//! own fields; a refused call changes nothing (not even the owner's nonce).
+//! own fields; a refused call changes nothing (not even the owner's nonce), except a refused
+//! approval or denial of a held request, whose nonce is spent (it must not be replayable).
 
 use super::{budget::HEADROOM, denial, footprint, policy_bytes, Enclave};
 use crate::keys::Key;
@@ -296,8 +297,11 @@ impl Enclave {
         let out = machine.approve(self.clock.now(), a.digest, signer);
         self.settle(inner, &out);
         drop(guard);
-        let signed = out.result?;
+        // The owner's decision is spent even when the enclave refuses it (a cap used up, say):
+        // a refused approval must not be replayable later — after the owner denied the
+        // request, or changed their mind. (Other owner calls that are refused change nothing.)
         self.accept_nonce(book, &a.auth);
+        let signed = out.result?;
         if !out.records.is_empty() {
             self.signatures.fetch_add(1, Ordering::Relaxed);
         }
@@ -314,8 +318,9 @@ impl Enclave {
         let out = inner.machine.deny(self.clock.now(), d.digest);
         self.settle(inner, &out);
         drop(guard);
-        let until = out.result?;
+        // Spent even when refused, as an approval is.
         self.accept_nonce(book, &d.auth);
+        let until = out.result?;
         let reply = PendingDenied { session: d.session, digest: d.digest, until, receipt: None };
         self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(d.auth.nonce))))
     }
