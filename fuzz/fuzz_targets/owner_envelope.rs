@@ -80,10 +80,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let auth = OwnerAuth { owner, nonce: i.nonce, signature: Bytes::from(i.signature) };
     let target = if i.which & 0x40 != 0 { *session } else { Address::from(i.session) };
-    let call = match i.which % 4 {
+    let call = match i.which % 5 {
         0 => Call::Revoke(Revoke { auth, session: target }),
         1 => Call::RevokeAll(RevokeAll { auth }),
         2 => Call::ApprovePending(ApprovePending { auth, session: target, digest: B256::from(i.subject) }),
+        3 => Call::DenyPending(DenyPending { auth, session: target, digest: B256::from(i.subject) }),
         _ => Call::Sweep(Sweep { session: target, terms: vec![], auth: Some(auth) }),
     };
     let r = e.handle(call);
