@@ -923,5 +923,5 @@ pub mod cluster;
 pub mod differential;
 pub mod postgres;
 pub mod proxy;
-pub mod review;
 pub mod pyclient;
+pub mod review;
