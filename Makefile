@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build release dev test test-deps lint fmt bench load bench-cluster fuzz fuzz-long check-long clean help
+.PHONY: all build release dev test test-deps lint fmt bench load load-smoke bench-cluster fuzz fuzz-long check-long clean help
 
 all: build
 
@@ -47,8 +47,21 @@ bench: release
 	$(MAKE) load
 	$(MAKE) bench-cluster
 
-load: release
-	BRIDLE_BIN_DIR=target/release ./target/release/bridle-load --requests 4000 --concurrency 16
+# End-to-end load (issue 12; BENCHMARKS.md, "End to end"): bridle-load starts the release
+# enclave and host, grants the sessions and prints the human summary. Against another host:
+#   ./target/release/bridle-load --host URL --enclave-key 0x… [--rate R] [--json]   (--help)
+LOAD_ARGS ?= --sessions 64 --concurrency 32 --duration 20
+LOAD_BINS = --bin bridle-enclave --bin bridle-host --bin bridle-load
+load:
+	$(CARGO) build --release -p bridle-enclave -p bridle-host -p bridle-tests $(LOAD_BINS)
+	BRIDLE_BIN_DIR=target/release ./target/release/bridle-load $(LOAD_ARGS)
+
+# A short debug run for CI: exits 0 only if every request was signed (JSON kept in target/).
+load-smoke:
+	$(CARGO) build -p bridle-enclave -p bridle-host -p bridle-tests $(LOAD_BINS)
+	set -o pipefail; BRIDLE_BIN_DIR=target/debug ./target/debug/bridle-load --sessions 4 --requests 200 --json \
+	  --quiet --raw-secs 0.5 | tee target/load-smoke.json | grep '"ok":200,' >/dev/null
+	@echo "load-smoke: 200 of 200 requests signed (target/load-smoke.json)"
 
 # Replication's cost (issue 11): a 3-node cluster against one enclave in the same run —
 # throughput, memory per session, failover time (BENCHMARKS.md, "Enclave cluster").

@@ -921,6 +921,7 @@ pub mod aa;
 pub mod cli;
 pub mod cluster;
 pub mod differential;
+pub mod load;
 pub mod postgres;
 pub mod proxy;
 pub mod pyclient;
