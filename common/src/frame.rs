@@ -73,6 +73,11 @@ fn check_cbor_structure(bytes: &[u8]) -> Result<(), FrameError> {
             }
         }
         let (major, info) = (initial >> 5, initial & 0x1f);
+        // An indefinite length is told by the header (additional info 31), never by the
+        // value of a declared length: a definite array may declare u64::MAX items (found by
+        // the enclave_frame fuzz target: such an array passed as "indefinite" here, while
+        // ciborium reserved u64::MAX bytes for it — a capacity-overflow panic).
+        let indefinite = info == 31;
         let arg: u64 = match info {
             0..=23 => u64::from(info),
             24..=27 => {
@@ -81,22 +86,23 @@ fn check_cbor_structure(bytes: &[u8]) -> Result<(), FrameError> {
                 pos += n;
                 b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x))
             }
-            31 if matches!(major, 2..=5) => INDEFINITE,
+            31 if matches!(major, 2..=5) => 0,
             _ => return bad("header is malformed"),
         };
         let remaining = (bytes.len() - pos) as u64;
         match major {
             0 | 1 | 7 => {}
-            2 | 3 if arg == INDEFINITE => open.push(INDEFINITE),
+            2 | 3 if indefinite => open.push(INDEFINITE),
             2 | 3 => {
                 if arg > remaining {
                     return bad("string is longer than what follows it");
                 }
                 pos += arg as usize;
             }
-            4 | 5 if arg == INDEFINITE => open.push(INDEFINITE),
+            4 | 5 if indefinite => open.push(INDEFINITE),
             4 | 5 => {
                 let items = if major == 5 { arg.saturating_mul(2) } else { arg };
+                // (`items` ≤ `remaining` < u64::MAX: a definite count is never the sentinel.)
                 if items > remaining {
                     return bad("array or map declares more items than follow it");
                 }
@@ -246,6 +252,28 @@ mod tests {
         assert!(from_cbor::<crate::protocol::RequestFrame>(&frame).is_err());
         // The same with a well-formed second item: still refused before decoding.
         assert!(check_cbor_structure(&[0x01, 0x02]).is_err());
+    }
+
+    #[test]
+    fn a_definite_length_of_u64_max_is_not_taken_for_an_indefinite_one() {
+        // Found by the enclave_frame fuzz target (fuzz/artifacts/enclave_frame/crash-9fe0…): an
+        // array declaring 2^64 − 1 items, closed by a break byte, passed the structure check
+        // as if indefinite; ciborium then reserved that many bytes for alloy's Bytes.
+        let mut frame = vec![0xbf, 0x44];
+        frame.extend_from_slice(b"call");
+        frame.extend_from_slice(&[0xd7, 0xd1, 0x66]);
+        frame.extend_from_slice(b"attest");
+        frame.extend_from_slice(&[0xbf, 0xc1, 0x65]);
+        frame.extend_from_slice(b"nonce");
+        frame.extend_from_slice(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        frame.extend_from_slice(&[0x00, 0xff, 0xff, 0x24, 0x00, 0xff]);
+        assert!(check_cbor_structure(&frame).is_err());
+        assert!(from_cbor::<crate::protocol::RequestFrame>(&frame).is_err());
+        // u64::MAX as a byte-string or map length, too.
+        assert!(check_cbor_structure(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff]).is_err());
+        assert!(check_cbor_structure(&[0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff]).is_err());
+        // A genuine indefinite array still passes.
+        assert!(check_cbor_structure(&[0x9f, 0x01, 0xff]).is_ok());
     }
 
     /// Arrays, text, a map, a byte string, an option and a float in one value.

@@ -229,7 +229,9 @@ def main() -> None:
     caps = [c for c in st["session"]["caps"] if c["symbol"] == "ETH"]
     assert caps and caps[0]["spent"].startswith("0x"), st["session"]["caps"]
     assert int(caps[0]["spent"], 16) == spent, (caps, spent)
-    assert st["receipt"]["nonce"] == "0x" + nonce, st["receipt"]
+    # §7: the receipt's nonce binds the session asked about.
+    bound = keccak(b"bridle/status/v1" + bytes.fromhex(nonce) + bytes.fromhex(session[2:]))
+    assert st["receipt"]["nonce"] == h(bound), (st["receipt"], h(bound))
     host.check("GET", "/v1/sessions/{session}", f"/v1/sessions/{session}", want=200)
     host.check("GET", "/v1/sessions/{session}/allowances", f"/v1/sessions/{session}/allowances", want=200)
     host.check("GET", "/v1/attestation", f"/v1/attestation?nonce=0x{nonce}", want=200)
