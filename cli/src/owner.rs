@@ -108,6 +108,10 @@ pub enum OwnerCmd {
     /// Show a session's allowance registry: every approval and permit it signed, its state,
     /// and the outstanding exposure against the ceiling — as the enclave signed it.
     Allowances(crate::owner_view::ViewArgs),
+    /// Show the exposure across sessions: what every session of this session's owner, and
+    /// every session of its agent key, may have outstanding at worst, against each
+    /// owner- or agent-wide ceiling binding it — as the enclave signed it.
+    Exposure(crate::owner_view::ViewArgs),
     /// Revocation sweep: the enclave signs approve(spender, 0) for expired approvals (and for
     /// every outstanding one of a revoked, suspended or ended session). With --key the owner
     /// signs the sweep: every outstanding (or already swept) approval, at these fees; a
@@ -231,6 +235,7 @@ pub fn run(o: OwnerCmd) -> Result<i32> {
         }
         OwnerCmd::Status(v) => return crate::owner_view::run(&v, crate::owner_view::View::Status),
         OwnerCmd::Allowances(v) => return crate::owner_view::run(&v, crate::owner_view::View::Allowances),
+        OwnerCmd::Exposure(v) => return crate::owner_view::run(&v, crate::owner_view::View::Exposure),
         OwnerCmd::Sweep(s) => return crate::sweep::run(*s),
         OwnerCmd::Approve(a) => return crate::approve::run(a),
         OwnerCmd::Deny(a) => return crate::approve::deny(a),

@@ -7,6 +7,7 @@ use crate::trust::{self, TrustOpts};
 use crate::util::HostArg;
 use alloy_primitives::Address;
 use anyhow::Result;
+use bridle_common::allowance::{aggregate, fmt_usd};
 use bridle_common::period::format_time;
 use bridle_common::protocol::*;
 use bridle_common::units::format_decimal;
@@ -32,6 +33,7 @@ pub struct ViewArgs {
 pub enum View {
     Status,
     Allowances,
+    Exposure,
 }
 
 pub fn run(a: &ViewArgs, view: View) -> Result<i32> {
@@ -60,6 +62,7 @@ pub fn run(a: &ViewArgs, view: View) -> Result<i32> {
             ),
             (Some(ss), View::Status) => print_status(ss),
             (Some(ss), View::Allowances) => print_allowances(ss),
+            (Some(ss), View::Exposure) => print_exposure(ss, &st.aggregate),
         }
         if verdict.is_err() {
             println!("UNVERIFIED (the host's word): everything above is what the host says, not the enclave");
@@ -70,6 +73,41 @@ pub fn run(a: &ViewArgs, view: View) -> Result<i32> {
         Err(e) => {
             eprintln!("bridle: the status is not verified: {e:#}");
             Ok(if a.allow_unverified { 0 } else { 1 })
+        }
+    }
+}
+
+/// The session's own exposure, then each group it belongs to (RULES.md §6a).
+pub fn print_exposure(ss: &SessionStatus, groups: &[AggregateStatus]) {
+    let x = &ss.exposure;
+    let ceiling = x.ceiling.map_or("no ceiling".to_string(), |c| format!("ceiling {}", fmt_usd(c)));
+    println!("session {}: outstanding approvals worth {} at worst ({ceiling})", ss.session, fmt_usd(x.usd));
+    for g in groups {
+        let who = match g.scope {
+            aggregate::Scope::Owner => format!("every session of owner {}", ss.owner),
+            aggregate::Scope::Agent => format!("every session of agent {} (any owner)", ss.agent),
+        };
+        println!("{who}: {} session(s) holding approvals or declaring a ceiling", g.sessions);
+        for h in &g.holdings {
+            println!("  may have outstanding: {} base units of {} on chain {}", h.amount, h.token, h.chain_id);
+        }
+        if g.ceilings.is_empty() {
+            println!("  no {} binds this session", g.scope.rule());
+        }
+        for c in &g.ceilings {
+            let unpriced = if c.unpriced.is_empty() {
+                String::new()
+            } else {
+                format!(" (unpriced, so further raises are refused: {})", c.unpriced.join(", "))
+            };
+            println!(
+                "  {} {} (policy {:#x}): {} at that policy's prices, {} left{unpriced}",
+                g.scope.rule(),
+                fmt_usd(c.ceiling),
+                c.policy_hash,
+                fmt_usd(c.usd),
+                fmt_usd(c.ceiling.saturating_sub(c.usd))
+            );
         }
     }
 }

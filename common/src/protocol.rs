@@ -468,6 +468,11 @@ pub struct Status {
     pub signatures: u64,
     pub denials: u64,
     pub session: Option<SessionStatus>,
+    /// The asked session's groups — every session of its owner, every session of its agent
+    /// key — with what each may have outstanding and the ceilings binding the session
+    /// (RULES.md §6a). Empty when no session was asked about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aggregate: Vec<AggregateStatus>,
     /// The enclave's signature over this reply, when the query carried a nonce.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<Receipt>,
@@ -529,6 +534,67 @@ pub struct ExposureStatus {
     pub ceiling: Option<U256>,
     /// Outstanding approvals of tokens the table does not price.
     pub unpriced: Vec<String>,
+}
+
+/// One group of sessions a session belongs to (RULES.md §6a).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateStatus {
+    /// `owner`: every session of the session's owner; `agent`: every session of its agent key.
+    pub scope: crate::allowance::aggregate::Scope,
+    /// Sessions of the group that hold approvals or declare a ceiling.
+    pub sessions: u64,
+    /// What the group may have outstanding at worst, per chain and token (base units).
+    pub holdings: Vec<TokenHolding>,
+    /// Every ceiling binding the session over this group, valued at its own price table.
+    pub ceilings: Vec<CeilingStatus>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenHolding {
+    pub chain_id: u64,
+    pub token: Address,
+    pub amount: U256,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CeilingStatus {
+    /// USD, 18 decimals.
+    pub ceiling: U256,
+    /// The hash of the policy that declares it.
+    pub policy_hash: B256,
+    /// The group's holdings at that policy's price table, USD with 18 decimals.
+    pub usd: U256,
+    /// Holdings that table does not price.
+    pub unpriced: Vec<String>,
+}
+
+impl From<crate::allowance::aggregate::GroupView> for AggregateStatus {
+    fn from(g: crate::allowance::aggregate::GroupView) -> Self {
+        let crate::allowance::aggregate::GroupView { scope, sessions, holdings, limits } = g;
+        AggregateStatus {
+            scope,
+            sessions,
+            holdings: holdings
+                .into_iter()
+                .map(|(chain_id, token, amount)| TokenHolding { chain_id, token, amount })
+                .collect(),
+            ceilings: limits
+                .into_iter()
+                .map(|l| CeilingStatus {
+                    ceiling: l.ceiling,
+                    policy_hash: l.policy_hash,
+                    usd: l.exposure.usd,
+                    unpriced: l.exposure.unpriced,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

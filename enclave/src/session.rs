@@ -3,6 +3,7 @@
 
 use crate::keys::Key;
 use alloy_primitives::{Address, Signature, B256};
+use bridle_common::allowance::aggregate::Holdings;
 use bridle_common::machine::{Machine, Signer};
 use bridle_common::stamp::StampKey;
 use std::sync::{Mutex, MutexGuard};
@@ -50,6 +51,9 @@ pub struct Inner {
     /// Cluster only: the images (digests of PCR0‖PCR1‖PCR2) whose nodes may hold the key:
     /// the image it was created on, and those its owner allowed since.
     pub custody: Vec<B256>,
+    /// What was last published to the enclave's exposure book for this session: its
+    /// holdings and the hash of its policy when that declares an aggregate ceiling.
+    pub published: Option<(Holdings, Option<B256>)>,
 }
 
 impl Inner {
@@ -88,7 +92,7 @@ impl Session {
             owner: machine.facts.owner,
             agent: machine.facts.agent,
             stamp_key,
-            inner: Mutex::new(Inner { machine, key, charged: 0, custody }),
+            inner: Mutex::new(Inner { machine, key, charged: 0, custody, published: None }),
         }
     }
 

@@ -834,6 +834,7 @@ fn a_signed_status_is_checked_in_the_browser_and_the_json_must_say_what_was_sign
         signatures: 2,
         denials: 0,
         session: Some(session_status(session)),
+        aggregate: vec![],
         receipt: None,
     };
     let cbor_of = |s: &Status| {

@@ -231,6 +231,7 @@ fn serve(mut s: UnixStream, chain: &TestChain) {
                 signatures: 0,
                 denials: 0,
                 session: None,
+                aggregate: vec![],
                 receipt: None,
             })),
             Call::Audit(_) => Ok(Reply::Audit(AuditReply {

@@ -20,6 +20,7 @@ use crate::units::format_decimal;
 use alloy_primitives::{Address, U256, U512};
 use serde::{Deserialize, Serialize};
 
+pub mod aggregate;
 pub mod registry;
 pub mod view;
 pub mod worst;

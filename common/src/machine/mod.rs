@@ -145,6 +145,24 @@ impl Machine {
         self.time
     }
 
+    /// The session time of the latest decision.
+    pub fn time(&self) -> u64 {
+        self.time
+    }
+
+    /// What this session may have outstanding at worst, per chain and token, at its latest
+    /// session time (published to the enclave's book: RULES.md §6a).
+    pub fn holdings(&self) -> crate::allowance::aggregate::Holdings {
+        crate::allowance::aggregate::holdings_now(&self.counters.allowances, self.time)
+    }
+
+    /// The policy to publish as declaring aggregate ceilings: the session's, unless revoked.
+    pub fn declares(&self) -> Option<Arc<CompiledPolicy>> {
+        let d = &self.policy.doc;
+        (!self.revoked && (d.owner_exposure_ceiling.is_some() || d.agent_exposure_ceiling.is_some()))
+            .then(|| self.policy.clone())
+    }
+
     /// The session time a decision at `clock` would have (without advancing it).
     pub fn time_at(&self, clock: u64) -> u64 {
         self.time.max(clock)

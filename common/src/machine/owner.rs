@@ -3,9 +3,11 @@
 
 use super::sign::sign_with;
 use super::{Machine, Outcome, Signer};
+use crate::allowance::aggregate::{Aggregate, Unbound};
 use crate::audit::rec;
 use crate::error::{Denial, ErrorCode};
 use crate::period::format_time;
+use crate::policy::exposure::raise_of;
 use crate::policy::CompiledPolicy;
 use crate::protocol::Signed;
 use alloy_primitives::B256;
@@ -60,9 +62,20 @@ impl Machine {
     /// every rule again at this session time, signed and charged now, and the signature
     /// kept for the agent to collect by asking again, until the same time-to-live passes.
     pub fn approve(&mut self, clock: u64, digest: B256, key: Option<&dyn Signer>) -> Outcome<Signed> {
+        self.approve_within(clock, digest, key, &mut Unbound)
+    }
+
+    /// [`Machine::approve`] with the check across sessions (RULES.md §6a).
+    pub fn approve_within(
+        &mut self,
+        clock: u64,
+        digest: B256,
+        key: Option<&dyn Signer>,
+        aggregate: &mut dyn Aggregate,
+    ) -> Outcome<Signed> {
         let t = self.tick(clock);
         let mut out = Outcome::new(t);
-        let r = self.approve_at(t, digest, key, &mut out);
+        let r = self.approve_at(t, digest, key, aggregate, &mut out);
         out.done(r)
     }
 
@@ -71,6 +84,7 @@ impl Machine {
         t: u64,
         digest: B256,
         key: Option<&dyn Signer>,
+        aggregate: &mut dyn Aggregate,
         out: &mut Outcome<Signed>,
     ) -> Result<Signed, Denial> {
         let session = self.facts.address;
@@ -117,13 +131,17 @@ impl Machine {
         let prepared = p.prepared.clone();
         // Re-check every rule now: caps, quota, time; charging happens at signing time.
         let policy = self.policy.clone();
-        let charges = prepared.evaluate(&policy, &self.counters, &self.ctx(t))?;
+        let ctx = self.ctx(t);
+        let charges = prepared.evaluate(&policy, &self.counters, &ctx)?;
         if !self.counters.has_room(&policy, &charges, t) {
             return Err(Denial::rule(
                 ErrorCode::RateLimited,
                 "enclave.session_state",
                 "this session's ledger or allowance registry is full",
             ));
+        }
+        if let Some(raise) = raise_of(&self.counters, &ctx, &charges) {
+            aggregate.check(&raise)?;
         }
         let signed = sign_with(key, session, &prepared)?;
         self.counters.charge(&policy, &charges, self.facts.anchor, t);

@@ -3,10 +3,12 @@
 
 use super::replay::ReplayError;
 use super::{Machine, Outcome, Pending, Signer, MAX_PENDING};
+use crate::allowance::aggregate::{Aggregate, Unbound};
 use crate::audit::rec;
 use crate::error::{Denial, ErrorCode};
 use crate::payload::Prepared;
 use crate::period::format_time;
+use crate::policy::exposure::raise_of;
 use crate::policy::{escalation, Context};
 use crate::protocol::{SignPayload, Signed};
 use crate::stamp::Stamp;
@@ -29,12 +31,27 @@ impl Machine {
         stamp: &Stamp,
         key: Option<&dyn Signer>,
     ) -> Outcome<Signed> {
+        self.sign_within(clock, payload, prepared, stamp, key, &mut Unbound)
+    }
+
+    /// [`Machine::sign`] with the check across sessions (RULES.md §6a): `aggregate` is asked
+    /// about every request that may raise the session's exposure, before it is signed.
+    pub fn sign_within(
+        &mut self,
+        clock: u64,
+        payload: &SignPayload,
+        prepared: Prepared,
+        stamp: &Stamp,
+        key: Option<&dyn Signer>,
+        aggregate: &mut dyn Aggregate,
+    ) -> Outcome<Signed> {
         let t = self.tick(clock);
         let mut out = Outcome::new(t);
-        let r = self.sign_at(t, payload, prepared, stamp, key, &mut out);
+        let r = self.sign_at(t, payload, prepared, stamp, key, aggregate, &mut out);
         out.done(r)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn sign_at(
         &mut self,
         t: u64,
@@ -42,6 +59,7 @@ impl Machine {
         prepared: Prepared,
         stamp: &Stamp,
         key: Option<&dyn Signer>,
+        aggregate: &mut dyn Aggregate,
         out: &mut Outcome<Signed>,
     ) -> Result<Signed, Denial> {
         let session = self.facts.address;
@@ -136,6 +154,15 @@ impl Machine {
             );
             out.records.push(rec::denied(session, digest, &d));
             return Err(d);
+        }
+        // Exposure across sessions (RULES.md §6a), before the request may be held: a
+        // request over an aggregate ceiling is refused, not offered to the owner.
+        if let Some(raise) = raise_of(&self.counters, &ctx, &charges) {
+            if let Err(d) = aggregate.check(&raise) {
+                out.records.push(rec::denied(session, digest, &d));
+                self.trip_wire(t, &d, out);
+                return Err(d);
+            }
         }
         if let Some(d) = escalation(&policy, &self.counters, &ctx, &charges) {
             return Err(self.hold(t, payload, prepared, digest, d, out));

@@ -216,6 +216,8 @@ impl CompiledPolicy {
             messages,
             prices,
             exposure_ceiling,
+            owner_exposure_ceiling,
+            agent_exposure_ceiling,
             escalate,
             trip_wire,
         } = &doc;
@@ -699,11 +701,17 @@ impl CompiledPolicy {
             }
             *slot = Some(*usd);
         }
-        if exposure_ceiling.is_some() && prices.is_empty() {
-            return Err(invalid(
-                "exposure_ceiling",
-                "an exposure ceiling needs a price table (prices): approvals are valued in USD",
-            ));
+        for (name, c) in [
+            ("exposure_ceiling", exposure_ceiling),
+            ("owner_exposure_ceiling", owner_exposure_ceiling),
+            ("agent_exposure_ceiling", agent_exposure_ceiling),
+        ] {
+            if c.is_some() && prices.is_empty() {
+                return Err(invalid(
+                    name,
+                    "an exposure ceiling needs a price table (prices): approvals are valued in USD",
+                ));
+            }
         }
         let mut escalate_asset = None;
         if let Some(e) = escalate {

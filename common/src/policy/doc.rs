@@ -84,6 +84,17 @@ pub struct Policy {
     /// registry (R-APP-5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposure_ceiling: Option<U256>,
+    /// Most outstanding approved value, USD (18 decimals), across every session of this
+    /// policy's owner in the enclave (AG-212 4.4, RULES.md §6a). Valued at this policy's
+    /// price table; every such ceiling the owner signed into a live session binds all of
+    /// the owner's sessions (the strictest applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_exposure_ceiling: Option<U256>,
+    /// Most outstanding approved value, USD (18 decimals), across every session the
+    /// session's agent key uses, whoever owns it (RULES.md §6a). It binds the sessions of
+    /// the owner who signed it (with that agent), never another owner's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_exposure_ceiling: Option<U256>,
     /// Requests above a threshold are held for the owner's approval (R-POL-10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalate: Option<Escalation>,

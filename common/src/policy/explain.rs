@@ -199,6 +199,20 @@ pub fn explain(p: &CompiledPolicy) -> String {
             crate::allowance::fmt_usd(c)
         );
     }
+    if let Some(c) = d.owner_exposure_ceiling {
+        let _ = writeln!(
+            s,
+            "owner_exposure_ceiling: outstanding approvals across every session of this owner in the enclave may be worth at most {} (at this price table); the strictest such ceiling of the owner's live sessions applies to all of them",
+            crate::allowance::fmt_usd(c)
+        );
+    }
+    if let Some(c) = d.agent_exposure_ceiling {
+        let _ = writeln!(
+            s,
+            "agent_exposure_ceiling: outstanding approvals across every session this agent key uses, whoever owns it, may be worth at most {} (at this price table) for this owner's sessions to raise them",
+            crate::allowance::fmt_usd(c)
+        );
+    }
     if let Some(e) = &d.escalate {
         let mut when = vec![];
         if let (Some(v), Some(asset)) = (&e.above_value, p.escalate_asset) {

@@ -6,6 +6,7 @@
 use super::compile::{AssetRef, CompiledPolicy};
 use super::engine::{Charges, Context};
 use super::state::Counters;
+use crate::allowance::aggregate::{holdings_of, Raise};
 use crate::allowance::worst::{worst, Request};
 use crate::allowance::{fmt_usd, price_of, value_usd, Exposure, Grant, GrantOp, Key, Place, Registry, MAX_WRITES};
 use crate::error::{Denial, ErrorCode};
@@ -45,6 +46,70 @@ pub fn exposure_now(p: &CompiledPolicy, reg: &Registry, now: u64) -> Exposure {
     exposure_of(p, reg, reg.keys().map(|(k, _)| k), now, None)
 }
 
+/// Signed items the request would take the place of: those at the same nonce (a
+/// replacement — only one of them can be mined). A permit floats and displaces nothing.
+fn displaced_at(reg: &Registry, place: Place) -> Vec<&[Grant]> {
+    match place {
+        Place::Floating { .. } => Vec::new(),
+        _ => reg.items.iter().filter(|i| i.place == place).map(|i| i.grants.as_slice()).collect(),
+    }
+}
+
+/// Without the request, at its position: one of the displaced items mined there (the
+/// worst of them), or, with none, a transaction that writes no approval.
+fn alternatives<'a>(place: Place, displaced: &[&'a [Grant]]) -> Vec<Request<'a>> {
+    if displaced.is_empty() {
+        vec![Request { place, grants: &[] }]
+    } else {
+        displaced.iter().map(|grants| Request { place, grants }).collect()
+    }
+}
+
+/// Every key the request may raise: those it grants, and those whose revocation it may
+/// displace by taking that revocation's nonce (review finding 4: the replaced revocation
+/// then never happens) — with the worst case each reaches, against the same position
+/// without the request.
+fn raised_keys(
+    reg: &Registry,
+    keys: &BTreeSet<Key>,
+    now: u64,
+    with: Request<'_>,
+    alts: &[Request<'_>],
+) -> Vec<(Key, U256)> {
+    keys.iter()
+        .filter_map(|k| {
+            let after = worst(reg, k, now, Some(with));
+            let before = alts.iter().map(|a| worst(reg, k, now, Some(*a))).max().unwrap_or_default();
+            (after > before).then_some((*k, after))
+        })
+        .collect()
+}
+
+fn keys_of(reg: &Registry, charges: &Charges) -> BTreeSet<Key> {
+    reg.keys().map(|(k, _)| *k).chain(charges.approvals.iter().map(|g| g.key)).collect()
+}
+
+/// What an allowed request may raise, for the check across sessions (RULES.md §6a):
+/// `None` when it raises nothing (no approval written, none displaced, no key raised).
+pub fn raise_of(c: &Counters, ctx: &Context, charges: &Charges) -> Option<Raise> {
+    let place = charges.place?;
+    let reg = &c.allowances;
+    let displaced = displaced_at(reg, place);
+    if charges.approvals.is_empty() && displaced.is_empty() {
+        return None;
+    }
+    let alts = alternatives(place, &displaced);
+    let with = Request { place, grants: &charges.approvals };
+    let keys = keys_of(reg, charges);
+    if raised_keys(reg, &keys, ctx.now, with, &alts).is_empty() && displaced.is_empty() {
+        return None;
+    }
+    Some(Raise {
+        after: holdings_of(reg, keys.iter(), ctx.now, Some(with)),
+        before: alts.iter().map(|a| holdings_of(reg, keys.iter(), ctx.now, Some(*a))).collect(),
+    })
+}
+
 pub(crate) fn check_allowances(
     p: &CompiledPolicy,
     c: &Counters,
@@ -53,22 +118,11 @@ pub(crate) fn check_allowances(
 ) -> Result<(), Denial> {
     let Some(place) = charges.place else { return Ok(()) };
     let reg = &c.allowances;
-    // What the request would take the place of: signed items at the same nonce (a
-    // replacement — only one of them can be mined). A permit floats and displaces nothing.
-    let displaced: Vec<&[Grant]> = match place {
-        Place::Floating { .. } => Vec::new(),
-        _ => reg.items.iter().filter(|i| i.place == place).map(|i| i.grants.as_slice()).collect(),
-    };
+    let displaced = displaced_at(reg, place);
     if charges.approvals.is_empty() && displaced.is_empty() {
         return Ok(());
     }
-    // Without the request, at its position: one of the displaced items mined there (the
-    // worst of them), or, with none, a transaction that writes no approval.
-    let alternatives: Vec<Request<'_>> = if displaced.is_empty() {
-        vec![Request { place, grants: &[] }]
-    } else {
-        displaced.iter().map(|grants| Request { place, grants }).collect()
-    };
+    let alternatives = alternatives(place, &displaced);
     if !charges.approvals.is_empty() && !reg.has_room(charges.approvals.len(), ctx.now) {
         return Err(Denial::rule(
             ErrorCode::ExposureCeiling,
@@ -79,19 +133,8 @@ pub(crate) fn check_allowances(
         ));
     }
     let with = Request { place, grants: &charges.approvals };
-    let touched: BTreeSet<Key> = charges.approvals.iter().map(|g| g.key).collect();
-    // Every key the request may raise: those it grants, and those whose revocation it may
-    // displace by taking that revocation's nonce (review finding 4: the replaced
-    // revocation then never happens). Against the same position without the request.
-    let keys: BTreeSet<Key> = reg.keys().map(|(k, _)| *k).chain(touched.iter().copied()).collect();
-    let raised: Vec<(Key, U256)> = keys
-        .iter()
-        .filter_map(|k| {
-            let after = worst(reg, k, ctx.now, Some(with));
-            let before = alternatives.iter().map(|a| worst(reg, k, ctx.now, Some(*a))).max().unwrap_or_default();
-            (after > before).then_some((*k, after))
-        })
-        .collect();
+    let keys = keys_of(reg, charges);
+    let raised = raised_keys(reg, &keys, ctx.now, with, &alternatives);
     // A just-in-time `increaseAllowance` (R-APP-2) adds to whatever may be outstanding at
     // worst before it: together they must stay within what the next call consumes.
     for (gi, bound, rule) in &charges.jit_adds {

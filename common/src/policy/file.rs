@@ -56,6 +56,10 @@ pub struct PolicyFile {
     pub prices: BTreeMap<String, PriceSpec>,
     /// "50000 USD": most outstanding approved value across the allowance registry.
     pub exposure_ceiling: Option<String>,
+    /// "250000 USD": most outstanding approved value across every session of the owner.
+    pub owner_exposure_ceiling: Option<String>,
+    /// "1000000 USD": most outstanding approved value across every session of the agent key.
+    pub agent_exposure_ceiling: Option<String>,
     /// `{ above_value = "1 ETH", above_usd = "10000 USD", ttl = "10m" }`.
     pub escalate: Option<EscalateSpec>,
     /// `{ denials = 5, within = "10m" }`.
@@ -578,6 +582,10 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         prices.push(Price { asset, usd });
     }
     let exposure_ceiling = f.exposure_ceiling.as_deref().map(|t| parse_usd(t, true, "exposure_ceiling")).transpose()?;
+    let owner_exposure_ceiling =
+        f.owner_exposure_ceiling.as_deref().map(|t| parse_usd(t, true, "owner_exposure_ceiling")).transpose()?;
+    let agent_exposure_ceiling =
+        f.agent_exposure_ceiling.as_deref().map(|t| parse_usd(t, true, "agent_exposure_ceiling")).transpose()?;
     let escalate = match &f.escalate {
         None => None,
         Some(e) => {
@@ -634,6 +642,8 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         messages,
         prices,
         exposure_ceiling,
+        owner_exposure_ceiling,
+        agent_exposure_ceiling,
         escalate,
         trip_wire,
     })

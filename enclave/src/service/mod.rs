@@ -9,6 +9,7 @@
 
 mod budget;
 pub mod custody;
+mod exposure;
 mod owner;
 mod owners;
 mod sign;
@@ -19,6 +20,7 @@ use crate::clock::Clock;
 use crate::keys::Key;
 use crate::session::{Inner, Session};
 use alloy_primitives::{Address, Bytes, B256};
+use bridle_common::allowance::aggregate::Book;
 use bridle_common::audit::Record;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::machine::{Machine, Outcome};
@@ -84,6 +86,9 @@ pub struct Enclave {
     /// whole check-and-apply, so they are serialized (they are rare).
     owners: Mutex<OwnerBook>,
     budget: Budget,
+    /// Every session's holdings and declared aggregate ceilings (RULES.md §6a); locked after
+    /// a session's lock, never before.
+    exposure: Mutex<Book>,
     signatures: AtomicU64,
     denials: AtomicU64,
     audit: AuditLog,
@@ -104,6 +109,7 @@ impl Enclave {
             attestor,
             owners: Mutex::new(OwnerBook::new(config.max_owners)),
             budget: Budget::new(config.memory_budget),
+            exposure: Mutex::new(Book::new()),
             config,
             booted_at,
             sessions: RwLock::new(HashMap::new()),
@@ -194,10 +200,17 @@ impl Enclave {
 
     /// Append a decision's audit records at its session time, keep the key in step with the
     /// machine, and re-charge the session's memory.
-    fn settle<T>(&self, inner: &mut Inner, out: &Outcome<T>) {
+    fn settle<T>(&self, session: &Session, inner: &mut Inner, out: &Outcome<T>) {
+        self.settle_with(inner, out, &mut self.gate(session));
+    }
+
+    /// [`Enclave::settle`] through the gate the decision used (still holding the book when
+    /// the decision checked it), publishing the session's new holdings.
+    fn settle_with<T>(&self, inner: &mut Inner, out: &Outcome<T>, gate: &mut exposure::Gate<'_>) {
         for r in &out.records {
             self.audit.append(out.time, r.clone());
         }
+        gate.publish(inner);
         inner.settle_key();
         let now = footprint(&inner.machine);
         self.budget.recharge(inner.charged, now);
@@ -245,6 +258,10 @@ impl Enclave {
             sessions_total: total,
             signatures: self.signatures.load(Ordering::Relaxed),
             denials: self.denials.load(Ordering::Relaxed),
+            aggregate: session
+                .as_ref()
+                .map(|s| self.groups(s).into_iter().map(Into::into).collect())
+                .unwrap_or_default(),
             session: session.map(|s| s.lock().machine.status(self.clock.now())),
             receipt: None,
         };

@@ -161,6 +161,8 @@ impl Enclave {
             let bytes = footprint(&inner.machine);
             self.budget.recharge(0, bytes);
             inner.charged = bytes;
+            // Its declared ceilings (if any) bind the owner's sessions from now on.
+            self.gate(&session).publish(&mut inner);
         }
         self.sessions.write().unwrap_or_else(|e| e.into_inner()).insert(address, session);
         self.accept_nonce(book, &c.auth);
@@ -203,6 +205,7 @@ impl Enclave {
             let finished = inner.machine.finished(now);
             if finished {
                 self.budget.recharge(inner.charged, 0);
+                self.unpublish(&s.address);
             }
             !finished
         });
@@ -225,7 +228,7 @@ impl Enclave {
         let valid_until = policy.doc.valid_until.unwrap_or(0);
         let mut inner = session.lock();
         let out = inner.machine.update_policy(self.clock.now(), policy);
-        self.settle(&mut inner, &out);
+        self.settle(&session, &mut inner, &out);
         drop(inner);
         let hash = out.result?;
         self.accept_nonce(book, &u.auth);
@@ -254,7 +257,7 @@ impl Enclave {
         let book = self.authorize(&r.auth, action::REVOKE, r.session, session.agent, B256::ZERO, B256::ZERO)?;
         let mut inner = session.lock();
         let out = inner.machine.revoke(self.clock.now(), false);
-        self.settle(&mut inner, &out);
+        self.settle(&session, &mut inner, &out);
         drop(inner);
         out.result?;
         self.accept_nonce(book, &r.auth);
@@ -276,7 +279,7 @@ impl Enclave {
         for s in mine {
             let mut inner = s.lock();
             let out = inner.machine.revoke(self.clock.now(), true);
-            self.settle(&mut inner, &out);
+            self.settle(&s, &mut inner, &out);
             if out.result == Ok(true) {
                 sessions.push(s.address);
             }
@@ -293,9 +296,11 @@ impl Enclave {
         let book = self.authorize(&a.auth, action::APPROVE_PENDING, a.session, session.agent, B256::ZERO, a.digest)?;
         let mut guard = session.lock();
         let inner = &mut *guard;
+        let mut gate = self.gate(&session);
         let (machine, signer) = inner.with_signer(true);
-        let out = machine.approve(self.clock.now(), a.digest, signer);
-        self.settle(inner, &out);
+        let out = machine.approve_within(self.clock.now(), a.digest, signer, &mut gate);
+        self.settle_with(inner, &out, &mut gate);
+        drop(gate);
         drop(guard);
         // The owner's decision is spent even when the enclave refuses it (a cap used up, say):
         // a refused approval must not be replayable later — after the owner denied the
@@ -316,7 +321,7 @@ impl Enclave {
         let mut guard = session.lock();
         let inner = &mut *guard;
         let out = inner.machine.deny(self.clock.now(), d.digest);
-        self.settle(inner, &out);
+        self.settle(&session, inner, &out);
         drop(guard);
         // Spent even when refused, as an approval is.
         self.accept_nonce(book, &d.auth);
@@ -347,7 +352,7 @@ impl Enclave {
         let inner = &mut *guard;
         let (machine, signer) = inner.with_signer(false);
         let out = machine.sweep(self.clock.now(), &w.terms, book.is_some(), signer);
-        self.settle(inner, &out);
+        self.settle(&session, inner, &out);
         drop(guard);
         let reply = out.result?;
         if let (Some(book), Some(auth)) = (book, &w.auth) {

@@ -56,9 +56,11 @@ impl Enclave {
         let mut guard = session.lock();
         let inner = &mut *guard;
         let clock = self.clock.now();
+        let mut gate = self.gate(&session);
         let (machine, signer) = inner.with_signer(false);
-        let out = machine.sign(clock, &req.payload, prepared, &req.stamp, signer);
-        self.settle(inner, &out);
+        let out = machine.sign_within(clock, &req.payload, prepared, &req.stamp, signer, &mut gate);
+        self.settle_with(inner, &out, &mut gate);
+        drop(gate);
         drop(guard);
         *fresh = out.fresh;
         if out.result.is_ok() && !out.records.is_empty() {

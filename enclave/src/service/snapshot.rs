@@ -10,6 +10,7 @@ use crate::keys::Key;
 use crate::session::Session;
 use crate::Attestor;
 use alloy_primitives::{Address, B256};
+use bridle_common::allowance::aggregate::Book;
 use bridle_common::machine::snapshot::MachineSnapshot;
 use bridle_common::machine::Machine;
 use bridle_common::stamp::StampKey;
@@ -93,6 +94,7 @@ impl Enclave {
             attestor,
             owners: Mutex::new(OwnerBook::new(config.max_owners)),
             budget: Budget::new(config.memory_budget),
+            exposure: Mutex::new(Book::new()),
             config,
             booted_at,
             sessions: RwLock::new(HashMap::new()),
@@ -163,6 +165,9 @@ impl Enclave {
                 let bytes = footprint(&inner.machine);
                 e.budget.recharge(0, bytes);
                 inner.charged = bytes;
+                // The book as the live node has it: each session's holdings at its latest
+                // session time (RULES.md §6a).
+                e.gate(&session).publish(&mut inner);
             }
             map.insert(address, Arc::new(session));
         }

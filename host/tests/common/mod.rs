@@ -172,6 +172,7 @@ fn status(identity: Address, st: &FakeState) -> Status {
         signatures: 0,
         denials: 0,
         session: None,
+        aggregate: vec![],
         receipt: None,
     }
 }
@@ -425,6 +426,8 @@ pub fn policy(name: &str) -> Policy {
         messages: vec![],
         prices: vec![],
         exposure_ceiling: None,
+        owner_exposure_ceiling: None,
+        agent_exposure_ceiling: None,
         escalate: None,
         trip_wire: None,
     }

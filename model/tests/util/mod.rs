@@ -81,6 +81,8 @@ pub fn base() -> Policy {
         messages: Vec::new(),
         prices: Vec::new(),
         exposure_ceiling: None,
+        owner_exposure_ceiling: None,
+        agent_exposure_ceiling: None,
         escalate: None,
         trip_wire: None,
     }

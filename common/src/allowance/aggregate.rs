@@ -1,0 +1,404 @@
+//! Exposure across sessions (AG-212 4.4, RULES.md §6a): what every session of one owner,
+//! and every session one agent key uses, may have outstanding at worst, against ceilings
+//! their owners signed into policies (`owner_exposure_ceiling`, `agent_exposure_ceiling`).
+//!
+//! Each session publishes its *holdings* — per chain and token, the sum over spenders of
+//! each allowance's worst case over every history consistent with what it signed (the
+//! figure of its own registry, RULES.md §6) — taken at its latest session time. Worst cases
+//! only fall as time passes (approvals end, permits lapse), so a published figure is never
+//! below the truth. The book keeps exact sums per group (U512: no saturation, so a figure
+//! withdrawn leaves exactly what the others hold). A request that raises its session's
+//! exposure is refused when, for any ceiling binding it, the group's holdings with the
+//! request — valued at the price table of the policy that declared the ceiling — exceed
+//! that ceiling and exceed them without it. Pure: the enclave holds the book under one lock
+//! from the check to the publication of the new holdings, so concurrent requests of
+//! different sessions are decided one after the other.
+
+use super::worst::{worst, Request};
+use super::{fmt_usd, price_of, value_usd, Exposure, Key, Registry};
+use crate::error::{Denial, ErrorCode};
+use crate::policy::CompiledPolicy;
+use alloy_primitives::{Address, B256, U256, U512};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Per (chain id, token): the sum over spenders of each allowance's worst case.
+pub type Holdings = BTreeMap<(u64, Address), U256>;
+
+/// A session's holdings over `keys` (with `req` in its history, when given).
+pub fn holdings_of<'a>(
+    reg: &Registry,
+    keys: impl Iterator<Item = &'a Key>,
+    now: u64,
+    req: Option<Request<'_>>,
+) -> Holdings {
+    let mut h = Holdings::new();
+    for k in keys {
+        let amount = worst(reg, k, now, req);
+        if !amount.is_zero() {
+            let e = h.entry((k.chain_id, k.token)).or_default();
+            *e = e.saturating_add(amount);
+        }
+    }
+    h
+}
+
+/// A session's holdings now (no request).
+pub fn holdings_now(reg: &Registry, now: u64) -> Holdings {
+    holdings_of(reg, reg.keys().map(|(k, _)| k), now, None)
+}
+
+/// What a request may raise, as its session's own check computed it: the session's
+/// holdings with the request, and at each alternative of its position without it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Raise {
+    pub after: Holdings,
+    pub before: Vec<Holdings>,
+}
+
+/// The check across sessions, as a session's decision sees it (the enclave's book under
+/// its lock; [`Unbound`] outside an enclave).
+pub trait Aggregate {
+    /// Refuse the request if it would take a group the session belongs to above a ceiling
+    /// that binds it. Called only for requests that may raise the session's exposure.
+    fn check(&mut self, raise: &Raise) -> Result<(), Denial>;
+}
+
+/// No other sessions (simulation, tests, the reference-model comparison).
+pub struct Unbound;
+
+impl Aggregate for Unbound {
+    fn check(&mut self, _raise: &Raise) -> Result<(), Denial> {
+        Ok(())
+    }
+}
+
+/// Which sessions a ceiling is over.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every session of one owner.
+    Owner,
+    /// Every session one agent key uses, whoever owns it.
+    Agent,
+}
+
+impl Scope {
+    /// The policy field that declares it (the rule a denial names).
+    pub fn rule(self) -> &'static str {
+        match self {
+            Scope::Owner => "owner_exposure_ceiling",
+            Scope::Agent => "agent_exposure_ceiling",
+        }
+    }
+    fn ceiling(self, p: &CompiledPolicy) -> Option<U256> {
+        match self {
+            Scope::Owner => p.doc.owner_exposure_ceiling,
+            Scope::Agent => p.doc.agent_exposure_ceiling,
+        }
+    }
+    fn group(self) -> &'static str {
+        match self {
+            Scope::Owner => "every session of this owner",
+            Scope::Agent => "every session of this agent key",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    owner: Address,
+    agent: Address,
+    holdings: Holdings,
+    /// The session's policy, when it declares a ceiling and the session is live.
+    declares: Option<Arc<CompiledPolicy>>,
+}
+
+/// Exact sums of a group's holdings, and how many sessions are in it.
+#[derive(Debug, Default)]
+struct Sum {
+    sessions: usize,
+    tokens: BTreeMap<(u64, Address), U512>,
+}
+
+impl Sum {
+    fn add(&mut self, h: &Holdings) {
+        self.sessions += 1;
+        for (t, v) in h {
+            *self.tokens.entry(*t).or_default() += U512::from(*v);
+        }
+    }
+    fn sub(&mut self, h: &Holdings) {
+        self.sessions = self.sessions.saturating_sub(1);
+        for (t, v) in h {
+            if let Some(x) = self.tokens.get_mut(t) {
+                *x = x.saturating_sub(U512::from(*v));
+                if x.is_zero() {
+                    self.tokens.remove(t);
+                }
+            }
+        }
+    }
+    /// The group's holdings with `mine` replaced by `with`.
+    fn with(&self, mine: Option<&Holdings>, with: &Holdings) -> BTreeMap<(u64, Address), U512> {
+        let mut out = self.tokens.clone();
+        for (t, v) in mine.into_iter().flatten() {
+            if let Some(x) = out.get_mut(t) {
+                *x = x.saturating_sub(U512::from(*v));
+            }
+        }
+        for (t, v) in with {
+            *out.entry(*t).or_default() += U512::from(*v);
+        }
+        out
+    }
+}
+
+/// Ceilings declared for a group: by policy hash, the policy and how many sessions carry it.
+type Declared = BTreeMap<B256, (Arc<CompiledPolicy>, usize)>;
+
+/// The enclave's book of every session's holdings and declared ceilings. Sessions with
+/// neither are not in it.
+#[derive(Debug, Default)]
+pub struct Book {
+    entries: HashMap<Address, Entry>,
+    by_owner: HashMap<Address, Sum>,
+    by_agent: HashMap<Address, Sum>,
+    owner_ceilings: HashMap<Address, Declared>,
+    agent_ceilings: HashMap<(Address, Address), Declared>,
+}
+
+fn declare(d: &mut Declared, p: &Arc<CompiledPolicy>) {
+    d.entry(p.hash).or_insert_with(|| (p.clone(), 0)).1 += 1;
+}
+
+fn withdraw(d: &mut Declared, p: &Arc<CompiledPolicy>) {
+    if let Some(e) = d.get_mut(&p.hash) {
+        e.1 -= 1;
+        if e.1 == 0 {
+            d.remove(&p.hash);
+        }
+    }
+}
+
+/// `v`, or 2^256 − 1 when larger.
+fn saturate(v: U512) -> U256 {
+    let l = v.as_limbs();
+    if l[4..].iter().any(|x| *x != 0) {
+        U256::MAX
+    } else {
+        U256::from_limbs([l[0], l[1], l[2], l[3]])
+    }
+}
+
+/// `v` valued at `p`'s price table (tokens it does not price are listed by symbol or address).
+fn value(p: &CompiledPolicy, v: &BTreeMap<(u64, Address), U512>) -> Exposure {
+    let mut x = Exposure::default();
+    for ((chain, token), amount) in v {
+        if amount.is_zero() {
+            continue;
+        }
+        let amount = saturate(*amount);
+        match price_of(p, *chain, token) {
+            Some((price, decimals)) => x.usd = x.usd.saturating_add(value_usd(amount, decimals, price)),
+            None => x.unpriced.push(format!("{token} on chain {chain}")),
+        }
+    }
+    x
+}
+
+/// A ceiling binding a session, for its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub scope: Scope,
+    pub ceiling: U256,
+    /// The declaring policy's hash.
+    pub policy_hash: B256,
+    /// The group's holdings now, at that policy's prices.
+    pub exposure: Exposure,
+}
+
+/// A group a session belongs to, for its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupView {
+    pub scope: Scope,
+    /// Sessions in the group holding approvals or declaring a ceiling.
+    pub sessions: u64,
+    /// Per (chain id, token), what the group may have outstanding (saturated at 2^256−1).
+    pub holdings: Vec<(u64, Address, U256)>,
+    pub limits: Vec<Limit>,
+}
+
+impl Book {
+    pub fn new() -> Book {
+        Book::default()
+    }
+
+    /// Sessions in the book.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// What the book holds for `session`: its holdings and whether it declares a ceiling.
+    pub fn published(&self, session: &Address) -> Option<(&Holdings, bool)> {
+        self.entries.get(session).map(|e| (&e.holdings, e.declares.is_some()))
+    }
+
+    /// Replace `session`'s entry: its holdings now and, when it is live and its policy
+    /// declares a ceiling, that policy.
+    pub fn publish(
+        &mut self,
+        session: Address,
+        owner: Address,
+        agent: Address,
+        holdings: Holdings,
+        declares: Option<Arc<CompiledPolicy>>,
+    ) {
+        self.remove(&session);
+        let declares =
+            declares.filter(|p| p.doc.owner_exposure_ceiling.is_some() || p.doc.agent_exposure_ceiling.is_some());
+        if holdings.is_empty() && declares.is_none() {
+            return;
+        }
+        self.by_owner.entry(owner).or_default().add(&holdings);
+        self.by_agent.entry(agent).or_default().add(&holdings);
+        if let Some(p) = &declares {
+            if p.doc.owner_exposure_ceiling.is_some() {
+                declare(self.owner_ceilings.entry(owner).or_default(), p);
+            }
+            if p.doc.agent_exposure_ceiling.is_some() {
+                declare(self.agent_ceilings.entry((owner, agent)).or_default(), p);
+            }
+        }
+        self.entries.insert(session, Entry { owner, agent, holdings, declares });
+    }
+
+    /// Forget `session` (dropped from the enclave).
+    pub fn remove(&mut self, session: &Address) {
+        let Some(e) = self.entries.remove(session) else { return };
+        for (map, k) in [(&mut self.by_owner, e.owner), (&mut self.by_agent, e.agent)] {
+            if let Some(s) = map.get_mut(&k) {
+                s.sub(&e.holdings);
+                if s.sessions == 0 {
+                    map.remove(&k);
+                }
+            }
+        }
+        if let Some(p) = &e.declares {
+            if let Some(d) = self.owner_ceilings.get_mut(&e.owner) {
+                withdraw(d, p);
+                if d.is_empty() {
+                    self.owner_ceilings.remove(&e.owner);
+                }
+            }
+            if let Some(d) = self.agent_ceilings.get_mut(&(e.owner, e.agent)) {
+                withdraw(d, p);
+                if d.is_empty() {
+                    self.agent_ceilings.remove(&(e.owner, e.agent));
+                }
+            }
+        }
+    }
+
+    /// The ceilings binding a session of `owner` with `agent`: every one its owner signed
+    /// into a live session (agent-wide ones: into a session with the same agent).
+    fn limits(&self, owner: Address, agent: Address) -> Vec<(Scope, &Arc<CompiledPolicy>)> {
+        let own = self.owner_ceilings.get(&owner).into_iter().flat_map(|d| d.values().map(|(p, _)| (Scope::Owner, p)));
+        let ag = self
+            .agent_ceilings
+            .get(&(owner, agent))
+            .into_iter()
+            .flat_map(|d| d.values().map(|(p, _)| (Scope::Agent, p)));
+        own.chain(ag).collect()
+    }
+
+    fn sum(&self, scope: Scope, owner: Address, agent: Address) -> Option<&Sum> {
+        match scope {
+            Scope::Owner => self.by_owner.get(&owner),
+            Scope::Agent => self.by_agent.get(&agent),
+        }
+    }
+
+    /// Decide `raise` for `session` (of `owner`, used by `agent`): see the module docs.
+    pub fn check(&self, session: Address, owner: Address, agent: Address, raise: &Raise) -> Result<(), Denial> {
+        let mine = self.entries.get(&session).map(|e| &e.holdings);
+        let empty = Sum::default();
+        for (scope, p) in self.limits(owner, agent) {
+            let Some(ceiling) = scope.ceiling(p) else { continue };
+            let sum = self.sum(scope, owner, agent).unwrap_or(&empty);
+            let after = value(p, &sum.with(mine, &raise.after));
+            if !after.unpriced.is_empty() {
+                return Err(Denial::rule(
+                    ErrorCode::ExposureCeiling,
+                    scope.rule(),
+                    format!(
+                        "approvals of {} outstanding across {} have no price in the price table of the policy that declares the {} (policy {:#x}), so the aggregate cannot be valued; price them or revoke them",
+                        after.unpriced.join(", "),
+                        scope.group(),
+                        scope.rule(),
+                        p.hash
+                    ),
+                ));
+            }
+            if after.usd <= ceiling {
+                continue;
+            }
+            let before = raise.before.iter().map(|b| value(p, &sum.with(mine, b)).usd).max().unwrap_or_default();
+            if after.usd > before {
+                return Err(Denial::rule(
+                    ErrorCode::ExposureCeiling,
+                    scope.rule(),
+                    format!(
+                        "outstanding approvals across {} would be worth {} at worst (each session's worst case over every history consistent with what it signed), above the {} of {} signed in policy {:#x} (without this request: {})",
+                        scope.group(),
+                        fmt_usd(after.usd),
+                        scope.rule(),
+                        fmt_usd(ceiling),
+                        p.hash,
+                        fmt_usd(before)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The groups a session of `owner` with `agent` belongs to, as they stand.
+    pub fn view(&self, owner: Address, agent: Address) -> Vec<GroupView> {
+        let limits = self.limits(owner, agent);
+        [Scope::Owner, Scope::Agent]
+            .into_iter()
+            .map(|scope| {
+                let sum = self.sum(scope, owner, agent);
+                let tokens = sum.map(|s| s.tokens.clone()).unwrap_or_default();
+                GroupView {
+                    scope,
+                    sessions: sum.map_or(0, |s| s.sessions as u64),
+                    holdings: tokens.iter().map(|((c, t), v)| (*c, *t, saturate(*v))).collect(),
+                    limits: limits
+                        .iter()
+                        .filter(|(s, _)| *s == scope)
+                        .filter_map(|(_, p)| {
+                            Some(Limit {
+                                scope,
+                                ceiling: scope.ceiling(p)?,
+                                policy_hash: p.hash,
+                                exposure: value(p, &tokens),
+                            })
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "aggregate_tests.rs"]
+mod tests;

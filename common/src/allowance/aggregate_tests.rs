@@ -1,0 +1,205 @@
+use super::*;
+use crate::policy::file;
+use alloy_primitives::address;
+
+const USDC: Address = address!("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48");
+const WETH: Address = address!("c02aaa39b223fe8d0a0e5c4f27ead9083c756cc2");
+
+fn policy(extra: &str) -> Arc<CompiledPolicy> {
+    let text = format!(
+        r#"
+name = "aggregate"
+chains = [1]
+valid_for = "1 day"
+tokens = {{ USDC = {{ address = "{USDC}", decimals = 6 }}, WETH = {{ address = "{WETH}", decimals = 18 }} }}
+{extra}
+"#
+    );
+    let now = crate::period::parse_time("2026-11-30T10:00:00Z").unwrap();
+    Arc::new(CompiledPolicy::compile(file::resolve_text(&text, now).unwrap()).unwrap())
+}
+
+fn usdc(n: u64) -> Holdings {
+    Holdings::from([((1, USDC), U256::from(n) * U256::from(1_000_000u64))])
+}
+
+fn raise(after: Holdings, before: Holdings) -> Raise {
+    Raise { after, before: vec![before] }
+}
+
+fn addr(n: u8) -> Address {
+    Address::with_last_byte(n)
+}
+
+fn rule(r: Result<(), Denial>) -> Option<String> {
+    r.err().map(|d| {
+        assert_eq!(d.code, ErrorCode::ExposureCeiling, "{d}");
+        d.rule.unwrap_or_default()
+    })
+}
+
+#[test]
+fn an_owner_ceiling_binds_every_session_of_that_owner_and_only_raises() {
+    let (o, a) = (addr(1), addr(2));
+    let declaring = policy("prices = { USDC = \"1.00\" }\nowner_exposure_ceiling = \"1000 USD\"");
+    let mut b = Book::new();
+    b.publish(addr(10), o, a, usdc(600), Some(declaring.clone()));
+    b.publish(addr(11), o, a, usdc(300), None);
+    // Session 12 (declaring nothing itself) is bound: 600 + 300 + 100 = 1000 passes.
+    assert_eq!(rule(b.check(addr(12), o, a, &raise(usdc(100), Holdings::new()))), None);
+    // 600 + 300 + 101 does not.
+    assert_eq!(
+        rule(b.check(addr(12), o, a, &raise(usdc(101), Holdings::new()))).as_deref(),
+        Some("owner_exposure_ceiling")
+    );
+    // Session 11 replacing its own 300 by 400 is a raise to 1000: allowed; to 401: refused.
+    assert_eq!(rule(b.check(addr(11), o, a, &raise(usdc(400), usdc(300)))), None);
+    assert!(rule(b.check(addr(11), o, a, &raise(usdc(401), usdc(300)))).is_some());
+    // Over the ceiling already, a request that does not raise it is not refused.
+    b.publish(addr(11), o, a, usdc(900), None);
+    assert_eq!(rule(b.check(addr(11), o, a, &raise(usdc(900), usdc(900)))), None);
+    // Another owner is not bound by it.
+    assert_eq!(rule(b.check(addr(20), addr(3), a, &raise(usdc(10_000), Holdings::new()))), None);
+    // Revoked (published without its declaration): the ceiling no longer binds.
+    b.publish(addr(10), o, a, usdc(600), None);
+    assert_eq!(rule(b.check(addr(12), o, a, &raise(usdc(5_000), Holdings::new()))), None);
+}
+
+#[test]
+fn an_agent_ceiling_counts_every_owner_but_binds_only_the_owner_who_signed_it() {
+    let agent = addr(2);
+    let (alice, bob) = (addr(1), addr(3));
+    let capped = policy("prices = { USDC = \"1.00\" }\nagent_exposure_ceiling = \"500 USD\"");
+    let mut b = Book::new();
+    b.publish(addr(10), alice, agent, usdc(100), Some(capped));
+    // Bob did not opt in: his session raises freely and counts for Alice's ceiling.
+    assert_eq!(rule(b.check(addr(20), bob, agent, &raise(usdc(1_000), Holdings::new()))), None);
+    b.publish(addr(20), bob, agent, usdc(350), None);
+    assert_eq!(rule(b.check(addr(10), alice, agent, &raise(usdc(150), usdc(100)))), None);
+    assert_eq!(
+        rule(b.check(addr(10), alice, agent, &raise(usdc(151), usdc(100)))).as_deref(),
+        Some("agent_exposure_ceiling")
+    );
+    // Another agent of Alice's is not in this group.
+    assert_eq!(rule(b.check(addr(11), alice, addr(9), &raise(usdc(1_000), Holdings::new()))), None);
+}
+
+#[test]
+fn the_strictest_ceiling_applies_each_at_its_own_prices_and_unpriced_holdings_are_refused() {
+    let (o, a) = (addr(1), addr(2));
+    let mut b = Book::new();
+    b.publish(
+        addr(10),
+        o,
+        a,
+        Holdings::new(),
+        Some(policy("prices = { USDC = \"1.00\" }\nowner_exposure_ceiling = \"1000 USD\"")),
+    );
+    b.publish(
+        addr(11),
+        o,
+        a,
+        Holdings::new(),
+        Some(policy("prices = { USDC = \"2.00\" }\nowner_exposure_ceiling = \"1000 USD\"")),
+    );
+    // 600 USDC is 600 USD at one table, 1200 USD at the other: refused.
+    let d = b.check(addr(12), o, a, &raise(usdc(600), Holdings::new())).unwrap_err();
+    assert!(d.reason.contains("1,200") || d.reason.contains("1200"), "{d}");
+    assert_eq!(rule(b.check(addr(12), o, a, &raise(usdc(500), Holdings::new()))), None);
+    // WETH is priced by neither table: an aggregate holding it cannot be valued.
+    let weth = Holdings::from([((1, WETH), U256::from(1u64))]);
+    assert!(rule(b.check(addr(12), o, a, &raise(weth, Holdings::new()))).is_some());
+}
+
+#[test]
+fn sums_are_exact_and_unlimited_approvals_do_not_saturate_them() {
+    let (o, a) = (addr(1), addr(2));
+    let mut b = Book::new();
+    let max = Holdings::from([((1, USDC), U256::MAX)]);
+    b.publish(addr(10), o, a, max.clone(), None);
+    b.publish(addr(11), o, a, max.clone(), None);
+    b.publish(addr(12), o, a, usdc(7), None);
+    b.remove(&addr(10));
+    b.publish(addr(11), o, a, Holdings::new(), None);
+    let v = b.view(o, a);
+    assert_eq!(v[0].holdings, vec![(1, USDC, U256::from(7_000_000u64))]);
+    assert_eq!(v[0].sessions, 1);
+    b.remove(&addr(12));
+    assert!(b.is_empty());
+    assert!(b.view(o, a).iter().all(|g| g.holdings.is_empty() && g.sessions == 0));
+}
+
+/// A second, naive model: every check recomputes the groups from every entry. Random
+/// publications, removals and checks must agree with the book's incremental sums.
+#[test]
+fn the_book_agrees_with_a_naive_recomputation_on_random_sequences() {
+    let declaring = [
+        None,
+        Some(policy("prices = { USDC = \"1.00\" }\nowner_exposure_ceiling = \"1000 USD\"")),
+        Some(policy("prices = { USDC = \"1.50\" }\nagent_exposure_ceiling = \"2000 USD\"")),
+        Some(policy(
+            "prices = { USDC = \"1.00\" }\nowner_exposure_ceiling = \"700 USD\"\nagent_exposure_ceiling = \"900 USD\"",
+        )),
+    ];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for _round in 0..200 {
+        let mut b = Book::new();
+        // session → (owner, agent, holdings in USDC, declaration index)
+        let mut naive: HashMap<Address, (Address, Address, u64, usize)> = HashMap::new();
+        for _ in 0..60 {
+            let s = addr(10 + next(12) as u8);
+            let (o, a) = (addr(1 + next(2) as u8), addr(5 + next(2) as u8));
+            let (o, a) = naive.get(&s).map(|e| (e.0, e.1)).unwrap_or((o, a));
+            match next(4) {
+                0 => {
+                    b.remove(&s);
+                    naive.remove(&s);
+                }
+                1 | 2 => {
+                    let (h, d) = (next(400), next(4) as usize);
+                    b.publish(s, o, a, if h == 0 { Holdings::new() } else { usdc(h) }, declaring[d].clone());
+                    naive.insert(s, (o, a, h, d));
+                }
+                _ => {
+                    let mine = naive.get(&s).map_or(0, |e| e.2);
+                    let after = next(500);
+                    let r = raise(usdc(after), usdc(mine));
+                    let got = b.check(s, o, a, &r).is_ok();
+                    // The model: each ceiling declared by a session of the same owner (agent
+                    // ceilings: with the same agent), over the group with `after` for `s`.
+                    let mut want = true;
+                    for (_, (oo, aa, _, d)) in naive.iter().filter(|(_, e)| e.0 == o && e.3 != 0) {
+                        let p = declaring[*d].as_ref().unwrap();
+                        let price = if *d == 2 { 3u64 } else { 2 }; // half-dollars per USDC
+                        let scopes = [
+                            (p.doc.owner_exposure_ceiling, true),
+                            (p.doc.agent_exposure_ceiling.filter(|_| *aa == a), false),
+                        ];
+                        let _ = oo;
+                        for (c, by_owner) in scopes {
+                            let Some(c) = c else { continue };
+                            let others: u64 = naive
+                                .iter()
+                                .filter(|(x, e)| **x != s && if by_owner { e.0 == o } else { e.1 == a })
+                                .map(|(_, e)| e.2)
+                                .sum();
+                            let usd = |n: u64| {
+                                U256::from((others + n) * price) * crate::allowance::usd_unit() / U256::from(2u8)
+                            };
+                            if usd(after) > c && usd(after) > usd(mine) {
+                                want = false;
+                            }
+                        }
+                    }
+                    assert_eq!(got, want, "session {s} after {after} mine {mine}: {naive:?}");
+                }
+            }
+        }
+    }
+}

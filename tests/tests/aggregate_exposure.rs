@@ -1,0 +1,166 @@
+//! Exposure across sessions (AG-212 4.4, RULES.md §6a), against the real binaries: an agent
+//! managing 200 client wallets, each within its own ceiling, is refused once the agent-wide
+//! ceiling its owners signed is reached; an owner-wide ceiling stays exact under concurrent
+//! requests of different sessions; the enclave signs what it counted.
+
+use alloy_primitives::{address, Address, U256};
+use bridle_common::protocol::*;
+use bridle_tests::*;
+
+const CHAIN: u64 = 31337;
+const USDC: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
+
+fn usdc(n: u64) -> U256 {
+    U256::from(n) * U256::from(1_000_000u64)
+}
+
+fn spender(i: u64) -> Address {
+    Address::with_last_byte(0x40 + i as u8)
+}
+
+fn governed(extra: &str) -> String {
+    let spenders: Vec<String> = (0..10).map(|i| format!("\"{}\"", spender(i))).collect();
+    format!(
+        r#"
+name = "aggregate"
+chains = [{CHAIN}]
+valid_for = "1h"
+prices = {{ USDC = "1.00" }}
+exposure_ceiling = "1000 USD"
+{extra}
+[tokens]
+USDC = {{ address = "{USDC}", decimals = 6 }}
+[[calls]]
+target = "USDC"
+functions = ["approve(address,uint256)"]
+[gas]
+max_fee_per_gas = "10 gwei"
+[approvals]
+spenders = [{}]
+max = ["1000 USDC"]
+"#,
+        spenders.join(", ")
+    )
+}
+
+fn rule(v: &serde_json::Value) -> &str {
+    v["error"]["rule"].as_str().unwrap_or("<none>")
+}
+
+#[tokio::test]
+async fn an_agent_managing_200_wallets_is_refused_at_the_agent_wide_ceiling() {
+    let s = Stack::start();
+    let agent = Actor::random();
+    let opted_in = policy(&governed("agent_exposure_ceiling = \"5000 USD\""));
+    let mut wallets = Vec::new();
+    for _ in 0..200 {
+        wallets.push(s.grant(&Actor::random(), &agent, &opted_in).await.expect("grant"));
+    }
+    // Each wallet approves 100 USDC: well within its own 1000 USD ceiling. The first 50
+    // bring the agent's total to 5000 USD; every later one is refused, naming the rule.
+    let mut signed = 0;
+    for (i, g) in wallets.iter().enumerate() {
+        let (code, v) = s.sign(g, erc20_approve(CHAIN, 0, USDC, spender(0), usdc(100))).await;
+        if i < 50 {
+            assert_eq!(code, 200, "wallet {i}: {v}");
+            signed += 1;
+        } else {
+            assert_eq!(
+                (code, bridle_tests::code(&v), rule(&v)),
+                (403, "exposure_ceiling", "agent_exposure_ceiling"),
+                "wallet {i}: {v}"
+            );
+        }
+    }
+    assert_eq!(signed, 50);
+    // A wallet whose owner did not opt in is not bound by the others' ceiling, and what it
+    // approves counts for theirs.
+    let free = s.grant(&Actor::random(), &agent, &policy(&governed(""))).await.expect("grant");
+    let (code, v) = s.sign(&free, erc20_approve(CHAIN, 0, USDC, spender(0), usdc(100))).await;
+    assert_eq!(code, 200, "{v}");
+    // Lowering an allowance is never refused (it raises nothing).
+    let (code, v) = s.sign(&wallets[0], erc20_approve(CHAIN, 1, USDC, spender(0), U256::ZERO)).await;
+    assert_eq!(code, 200, "{v}");
+    // The enclave's signed status shows the agent's group: 51 wallets × 100 USDC at worst
+    // (a revocation signed but not seen mined frees nothing), and the opted-in ceiling.
+    let st = s.status_of(&wallets[1]).await;
+    let agent_group =
+        st.aggregate.iter().find(|g| g.scope == bridle_common::allowance::aggregate::Scope::Agent).unwrap();
+    assert_eq!(agent_group.holdings, vec![TokenHolding { chain_id: CHAIN, token: USDC, amount: usdc(5_100) }]);
+    assert_eq!(agent_group.ceilings.len(), 1);
+    assert_eq!(agent_group.ceilings[0].usd, U256::from(5_100u64) * bridle_common::allowance::usd_unit());
+}
+
+#[tokio::test]
+async fn an_owner_wide_ceiling_is_exact_under_concurrent_requests_of_different_sessions() {
+    let s = std::sync::Arc::new(Stack::start());
+    let owner = Actor::random();
+    let p = policy(&governed("owner_exposure_ceiling = \"1000 USD\""));
+    let mut sessions = Vec::new();
+    for _ in 0..20 {
+        sessions.push(s.grant(&owner, &Actor::random(), &p).await.expect("grant"));
+    }
+    // 20 sessions × 10 approvals of 10 USDC to distinct spenders: 2000 USD asked for at
+    // once against a 1000 USD owner-wide ceiling → exactly 100 signed.
+    let mut tasks = Vec::new();
+    for g in &sessions {
+        for i in 0..10u64 {
+            let (s, g) = (s.clone(), g.clone());
+            tasks.push(tokio::spawn(
+                async move { s.sign(&g, erc20_approve(CHAIN, i, USDC, spender(i), usdc(10))).await },
+            ));
+        }
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for t in tasks {
+        let (code, v) = t.await.unwrap();
+        match code {
+            200 => ok += 1,
+            403 => {
+                assert_eq!((bridle_tests::code(&v), rule(&v)), ("exposure_ceiling", "owner_exposure_ceiling"), "{v}");
+                refused += 1
+            }
+            _ => panic!("{code}: {v}"),
+        }
+    }
+    assert_eq!((ok, refused), (100, 100));
+    let st = s.status_of(&sessions[0]).await;
+    let own = st.aggregate.iter().find(|g| g.scope == bridle_common::allowance::aggregate::Scope::Owner).unwrap();
+    assert_eq!(own.holdings, vec![TokenHolding { chain_id: CHAIN, token: USDC, amount: usdc(1_000) }]);
+    // Revoking the declaring sessions lifts the owner's ceiling: a fresh session of the same
+    // owner without one is bound by nothing any more.
+    for g in &sessions {
+        revoke(&s, g).await;
+    }
+    let free = s.grant(&owner, &Actor::random(), &policy(&governed(""))).await.expect("grant");
+    let (code, v) = s.sign(&free, erc20_approve(CHAIN, 0, USDC, spender(0), usdc(500))).await;
+    assert_eq!(code, 200, "{v}");
+}
+
+async fn revoke(s: &Stack, g: &Granted) {
+    let st = s.status().await;
+    let msg = bridle_common::owner::OwnerAction {
+        action: bridle_common::owner::action::REVOKE.into(),
+        enclave: st.identity_address,
+        session: g.session,
+        agent: g.agent.address,
+        policyHash: alloy_primitives::B256::ZERO,
+        subject: alloy_primitives::B256::ZERO,
+        nonce: Actor::next_nonce(),
+    };
+    let body = Revoke { auth: g.owner.sign_owner(&msg), session: g.session };
+    let (code, v) = s.post(&format!("/v1/sessions/{}/revoke", g.session), &body).await;
+    assert_eq!(code, 200, "{v}");
+}
+
+trait StatusOf {
+    async fn status_of(&self, g: &Granted) -> Status;
+}
+
+impl StatusOf for Stack {
+    async fn status_of(&self, g: &Granted) -> Status {
+        let (code, v) = self.get(&format!("/v1/status?session={}", g.session)).await;
+        assert_eq!(code, 200, "{v}");
+        serde_json::from_value(v).unwrap()
+    }
+}
