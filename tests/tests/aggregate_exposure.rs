@@ -164,3 +164,79 @@ impl StatusOf for Stack {
         serde_json::from_value(v).unwrap()
     }
 }
+
+/// The same exactness with no host in between: eight threads call a real in-process enclave
+/// at once (the host may serialize its calls; the enclave must not depend on that).
+#[test]
+fn the_owner_wide_ceiling_is_exact_with_eight_threads_inside_the_enclave() {
+    use alloy_primitives::{Bytes, B256};
+    use bridle_common::owner::OwnerAction;
+    use bridle_common::payload::stamp_digest;
+    use bridle_common::stamp::StampKey;
+    use bridle_enclave::clock::SystemClock;
+    use bridle_enclave::{Config, Enclave};
+    use k256::ecdsa::SigningKey;
+    use std::sync::Arc;
+
+    let e = Arc::new(Enclave::new(Box::new(SystemClock), None, Config::default()));
+    let owner = SigningKey::random(&mut rand_core::OsRng);
+    let owner_addr = Address::from_public_key(owner.verifying_key());
+    let auth = |msg: &OwnerAction| {
+        let (sig, rec) = owner.sign_prehash_recoverable(msg.digest().as_slice()).unwrap();
+        let sig = alloy_primitives::Signature::from_signature_and_parity(sig, rec.is_y_odd());
+        OwnerAuth { owner: owner_addr, nonce: msg.nonce, signature: Bytes::copy_from_slice(&sig.as_bytes()) }
+    };
+    let doc = policy(&governed("owner_exposure_ceiling = \"1000 USD\""));
+    let enclave_pk = k256::PublicKey::from_sec1_bytes(&e.identity_public_key()).unwrap();
+    let mut sessions = Vec::new();
+    for n in 1..=20u64 {
+        let agent = SigningKey::random(&mut rand_core::OsRng);
+        let agent_addr = Address::from_public_key(agent.verifying_key());
+        let msg = OwnerAction {
+            action: "create_session".into(),
+            enclave: e.identity_address(),
+            session: Address::ZERO,
+            agent: agent_addr,
+            policyHash: doc.hash(),
+            subject: B256::ZERO,
+            nonce: n,
+        };
+        let r = e.handle(Call::CreateSession(CreateSession {
+            auth: auth(&msg),
+            agent_public_key: Bytes::copy_from_slice(agent.verifying_key().to_encoded_point(true).as_bytes()),
+            policy: doc.clone(),
+        }));
+        let Ok(Reply::SessionCreated(c)) = r else { panic!("{r:?}") };
+        let session = c.binding.session;
+        let key = StampKey::derive(&k256::SecretKey::from(agent.as_nonzero_scalar()), &enclave_pk, session, agent_addr);
+        sessions.push((session, Arc::new(key)));
+    }
+    let signed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let threads: Vec<_> = (0..8usize)
+        .map(|t| {
+            let (e, sessions, signed) = (e.clone(), sessions.clone(), signed.clone());
+            std::thread::spawn(move || {
+                // Thread t takes every 8th (session, nonce) pair of the 200.
+                for k in (t..200).step_by(8) {
+                    let (session, key) = &sessions[k % 20];
+                    let i = (k / 20) as u64;
+                    let p = SignPayload::Transaction(erc20_approve(CHAIN, i, USDC, spender(i), usdc(10)));
+                    let digest = stamp_digest(&p).unwrap();
+                    let mut nonce = [0u8; 16];
+                    nonce[..8].copy_from_slice(&(k as u64).to_be_bytes());
+                    let stamp = key.stamp(*session, p.kind(), &digest, nonce, now());
+                    match e.handle(Call::SignIfAllowed(SignRequest { session: *session, payload: p, stamp })) {
+                        Ok(_) => {
+                            signed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Err(d) => assert_eq!(d.rule.as_deref(), Some("owner_exposure_ceiling"), "{d}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(signed.load(std::sync::atomic::Ordering::SeqCst), 100);
+}
