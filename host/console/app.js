@@ -298,7 +298,7 @@ async function signedStatus(session) {
   try {
     const r = await get(`/v1/status?session=${session}&nonce=${nonce}&cbor=1`);
     const receipt = checkSignedStatus(r, state.trust.identity, nonce, session);
-    return { live: r.session ?? null, receipt, now: r.now };
+    return { live: r.session ?? null, aggregate: r.aggregate ?? [], receipt, now: r.now };
   } catch (e) {
     return { error: errorText(e) };
   }
@@ -314,7 +314,7 @@ async function showDetail() {
   const audit = state.audit ? state.audit.entries.filter((e) => sameAddress(e.session, row.stored.session)) : null;
   renderDetail($("detail-body"), {
     live, stored: row.stored, policy: pol.doc, policyVerified: pol.verified, audit, now: signed.now ?? state.status.now,
-    signed: signed.receipt ?? null, signedError: signed.error,
+    signed: signed.receipt ?? null, signedError: signed.error, aggregate: signed.receipt ? signed.aggregate : null,
     onApprove: (p) => act("Approving the request", async () => {
       await owner.approve(ctx(), row.stored.session, live.agent, p);
       await refresh();

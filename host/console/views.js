@@ -95,6 +95,29 @@ function sizeBars(root) {
  * The selected session. d = {live, stored, policy (doc or null), policyVerified, audit
  * (verified entries of this session or null), now, onApprove(pending)}.
  */
+/** Exposure across sessions (RULES.md §6a), only from the enclave's signed status. */
+function aggregateBox(s, groups, usd) {
+  const box = h("div", { id: "aggregate" }, h("h4", {}, "Exposure across sessions"));
+  if (groups === null || groups === undefined) {
+    box.append(h("p", { class: "small" }, "Not shown: the status was not signed by the enclave."));
+    return box;
+  }
+  for (const scope of ["owner", "agent"]) {
+    const g = groups.find((x) => x.scope === scope);
+    const who = scope === "owner" ? `Every session of owner ${short(s.owner)}` : `Every session of agent ${short(s.agent)} (any owner)`;
+    if (!g) {
+      box.append(h("p", { class: "small" }, `${who}: no session holds approvals or declares a ceiling.`));
+      continue;
+    }
+    const ceilings = g.ceilings.length
+      ? g.ceilings.map((c) => `${scope}_exposure_ceiling ${usd(c.ceiling)}: ${usd(c.usd)} outstanding at worst` +
+          (c.unpriced.length ? ` (unpriced: ${c.unpriced.join(", ")})` : ""))
+      : [`no ${scope}_exposure_ceiling binds this session`];
+    box.append(h("p", { class: "aggregate-" + scope }, `${who}: ${g.sessions} session(s) counted; `, ceilings.join("; ")));
+  }
+  return box;
+}
+
 export function renderDetail(root, d) {
   root.replaceChildren();
   const s = d.live;
@@ -140,6 +163,7 @@ export function renderDetail(root, d) {
   const usd = (v) => `${formatUnits(BigInt(v), 18)} USD`;
   root.append(h("p", {}, `Outstanding exposure ${usd(x.usd ?? 0)}`, x.ceiling ? ` of a ceiling of ${usd(x.ceiling)}` : " (no ceiling set)",
     x.unpriced && x.unpriced.length ? `; unpriced: ${x.unpriced.join(", ")}` : ""));
+  root.append(aggregateBox(s, d.aggregate, usd));
   if (s.allowances.length) {
     const t = h("table", {}, h("thead", {}, h("tr", {}, ...["Token", "Spender", "Chain", "Kind", "Amount", "State", "Expires"].map((c) => h("th", { scope: "col" }, c)))));
     const tb = h("tbody");

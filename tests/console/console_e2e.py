@@ -163,6 +163,9 @@ def main():
         # The figures are the enclave's word: its status for a fresh nonce, receipt checked
         # in the page, and the JSON shown equal to the signed CBOR.
         expect(page.locator("#status-word")).to_contain_text("signed by the enclave")
+        # Exposure across sessions, from the signed status (RULES.md §6a).
+        expect(page.locator(".aggregate-owner")).to_contain_text("owner_exposure_ceiling 5000")
+        expect(page.locator(".aggregate-agent")).to_contain_text("no agent_exposure_ceiling binds this session")
         expect(page.locator("#detail-body svg.chart").first).to_be_visible()
         shot("spend")
 

@@ -49,6 +49,8 @@ chains = [31337]
 valid_until = {}
 quota = 20
 escalate = {{ above_value = "40 USDC", ttl = "10m" }}
+prices = {{ USDC = "1.00" }}
+owner_exposure_ceiling = "5000 USD"
 
 [tokens]
 USDC = {{ address = "0x5FbDB2315678afecb367f032d93F642f64180aa3", decimals = 6 }}
