@@ -676,7 +676,11 @@ pub async fn audit_head(
 }
 
 pub async fn metrics(State(st): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], st.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        st.metrics.render() + &st.sweep_metrics.render(),
+    )
+        .into_response()
 }
 
 pub async fn not_found(method: Method, uri: Uri) -> ApiError {

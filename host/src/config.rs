@@ -17,6 +17,10 @@ use std::time::Duration;
 
 /// Default per enclave call timeout, seconds.
 pub const DEFAULT_CALL_TIMEOUT_SECS: u64 = 10;
+/// Default seconds between the sweeper's rounds.
+pub const DEFAULT_SWEEP_INTERVAL_SECS: u64 = 30;
+/// Default seconds before an unmined revocation's fees are bumped.
+pub const DEFAULT_SWEEP_BUMP_AFTER_SECS: u64 = 120;
 /// Default seconds between background enclave probes.
 pub const DEFAULT_PROBE_INTERVAL_SECS: u64 = 5;
 
@@ -74,6 +78,12 @@ pub struct Layer {
     pub cluster_bootstrap: Option<bool>,
     /// Cluster: the local IP address connections to the other hosts come from.
     pub cluster_source_address: Option<String>,
+    /// Sweeps that run by themselves: Ethereum JSON-RPC URLs, comma-separated, one per chain.
+    pub sweep_rpc: Option<String>,
+    /// Seconds between the sweeper's looks at every session.
+    pub sweep_interval: Option<u64>,
+    /// Seconds a broadcast revocation may stay unmined before its fees are bumped.
+    pub sweep_bump_after: Option<u64>,
 }
 
 impl Layer {
@@ -117,6 +127,8 @@ pub struct Settings {
     pub probe_interval: u64,
     /// The cluster part, when `cluster_listen` is set.
     pub cluster: Option<crate::cluster::ClusterSettings>,
+    /// The sweeper, when `sweep_rpc` is set.
+    pub sweep: Option<crate::sweeper::SweepSettings>,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// Setting name → where its value came from.
@@ -214,6 +226,24 @@ impl Settings {
                 source,
             })
         };
+        let sweep_rpc = pick!(sweep_rpc, String::new());
+        let sweep_interval = pick!(sweep_interval, DEFAULT_SWEEP_INTERVAL_SECS);
+        let sweep_bump_after = pick!(sweep_bump_after, DEFAULT_SWEEP_BUMP_AFTER_SECS);
+        let rpcs: Vec<String> = sweep_rpc.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        if let Some(bad) = rpcs.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            return Err(format!(
+                "sweep_rpc: {bad:?} is not an http(s) URL (from {})",
+                source_name(sources["sweep_rpc"])
+            ));
+        }
+        if sweep_interval == 0 || sweep_bump_after == 0 {
+            return Err("sweep_interval and sweep_bump_after must be at least 1 s".into());
+        }
+        let sweep = (!rpcs.is_empty()).then(|| crate::sweeper::SweepSettings {
+            rpcs,
+            interval: Duration::from_secs(sweep_interval),
+            bump_after: Duration::from_secs(sweep_bump_after),
+        });
         if pool == 0 {
             return Err(format!("pool must be at least 1 (from {})", source_name(sources["pool"])));
         }
@@ -233,6 +263,7 @@ impl Settings {
             max_frame,
             probe_interval,
             cluster,
+            sweep,
             config_file,
             sources,
         })
@@ -249,6 +280,7 @@ impl Settings {
         c.max_frame = self.max_frame;
         c.probe_interval = (self.probe_interval > 0).then(|| Duration::from_secs(self.probe_interval));
         c.cluster = self.cluster.clone();
+        c.sweep = self.sweep.clone();
         c
     }
 
@@ -275,6 +307,9 @@ impl Settings {
             "body_limit": self.body_limit,
             "max_frame": self.max_frame,
             "probe_interval": self.probe_interval,
+            "sweep": self.sweep.as_ref().map(|w| serde_json::json!({
+                "rpc": w.rpcs, "interval": w.interval.as_secs(), "bump_after": w.bump_after.as_secs(),
+            })),
             "cluster": self.cluster.as_ref().map(|c| serde_json::json!({
                 "listen": c.listen,
                 "advertise": c.advertise,

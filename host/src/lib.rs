@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod rpc;
 pub mod store;
+pub mod sweeper;
 
 /// A real PostgreSQL server for the store tests: the file `bridle-tests` exports too.
 #[cfg(test)]
@@ -80,6 +81,8 @@ pub struct HostConfig {
     pub event_queue: usize,
     /// When the enclave is a node of an enclave cluster: how this host takes part.
     pub cluster: Option<cluster::ClusterSettings>,
+    /// Sweeps that run by themselves ([`sweeper`]), when set.
+    pub sweep: Option<sweeper::SweepSettings>,
 }
 
 impl HostConfig {
@@ -96,6 +99,7 @@ impl HostConfig {
             probe_interval: Some(DEFAULT_PROBE_INTERVAL),
             event_queue: store::DEFAULT_EVENT_QUEUE,
             cluster: None,
+            sweep: None,
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct Shared {
     pub config: HostConfig,
     /// The enclave's signed audit log, as stored (R-AUD-1).
     pub audit: Arc<audit_store::AuditStore>,
+    /// The sweeper's counters (rendered on `/metrics` when it runs).
+    pub sweep_metrics: Arc<sweeper::SweepMetrics>,
 }
 
 impl std::ops::Deref for AppState {
@@ -186,7 +192,15 @@ impl AppState {
                 ClientConfig { pool_size: cluster::TRAFFIC_POOL, max_frame, call_timeout: config.call_timeout },
             ));
         }
-        Ok(AppState(Arc::new(Shared { client, cluster_client, store, metrics, config, audit })))
+        Ok(AppState(Arc::new(Shared {
+            client,
+            cluster_client,
+            store,
+            metrics,
+            config,
+            audit,
+            sweep_metrics: Arc::default(),
+        })))
     }
 
     /// Queue an event for storage without waiting; a full queue drops it (counted).
@@ -272,6 +286,7 @@ pub async fn run(
     // The audit puller is background enclave traffic too: it runs when the probe does.
     let audit =
         state.config.probe_interval.map(|_| audit_store::spawn(state.clone(), audit_store::DEFAULT_PULL_INTERVAL));
+    let sweeper = sweeper::spawn(state.clone());
     let app = router(state.clone());
     // The cluster listener and the node's traffic, when this host's enclave is a node.
     let mut cluster_tasks = Vec::new();
@@ -297,6 +312,9 @@ pub async fn run(
     }
     if let Some(a) = audit {
         a.abort();
+    }
+    if let Some(s) = sweeper {
+        s.abort();
     }
     let store = state.store.clone();
     let _ = tokio::task::spawn_blocking(move || store.flush()).await;

@@ -87,6 +87,20 @@ struct Args {
     /// [default: the system's choice].
     #[arg(long, env = "BRIDLE_CLUSTER_SOURCE_ADDRESS", value_name = "IP")]
     cluster_source_address: Option<String>,
+    /// Sweeps that run by themselves: Ethereum JSON-RPC URLs (comma-separated, one per
+    /// chain). The host then asks the enclave to revoke approvals past their lifetime (and
+    /// every outstanding one of a revoked, suspended or ended session), with nonces and fees
+    /// from the node — the enclave checks them against the policy's gas caps —, broadcasts
+    /// the revocations, follows them to their receipts and bumps their fees when stuck.
+    #[arg(long, env = "BRIDLE_SWEEP_RPC", value_name = "URLS")]
+    sweep_rpc: Option<String>,
+    /// Seconds between the sweeper's looks at every session [default: 30].
+    #[arg(long, env = "BRIDLE_SWEEP_INTERVAL")]
+    sweep_interval: Option<u64>,
+    /// Seconds a broadcast revocation may stay unmined before it is re-signed at the same
+    /// nonce with 12.5 % higher fees [default: 120].
+    #[arg(long, env = "BRIDLE_SWEEP_BUMP_AFTER")]
+    sweep_bump_after: Option<u64>,
 }
 
 impl Args {
@@ -108,6 +122,9 @@ impl Args {
             cluster_seeds: self.cluster_seeds.clone(),
             cluster_bootstrap: self.cluster_bootstrap.then_some(true),
             cluster_source_address: self.cluster_source_address.clone(),
+            sweep_rpc: self.sweep_rpc.clone(),
+            sweep_interval: self.sweep_interval,
+            sweep_bump_after: self.sweep_bump_after,
         }
     }
 }

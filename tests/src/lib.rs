@@ -183,13 +183,19 @@ impl HostProc {
     }
 
     pub fn start_db(enclave_socket: &Path, db: &Path) -> HostProc {
+        Self::start_with(enclave_socket, db, &[])
+    }
+
+    /// A host with `extra` flags.
+    pub fn start_with(enclave_socket: &Path, db: &Path, extra: &[&str]) -> HostProc {
         let mut cmd = Command::new(bin("bridle-host"));
         cmd.arg("--enclave")
             .arg(format!("unix:{}", enclave_socket.display()))
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--db")
-            .arg(db);
+            .arg(db)
+            .args(extra);
         let proc = Proc::spawn(cmd);
         let url =
             proc.line.split_whitespace().find(|w| w.starts_with("http://")).expect("url in listening line").to_string();
@@ -206,8 +212,13 @@ pub struct Stack {
 
 impl Stack {
     pub fn start() -> Stack {
+        Self::start_host_with(&[])
+    }
+
+    /// A stack whose host gets `extra` flags.
+    pub fn start_host_with(extra: &[&str]) -> Stack {
         let enclave = EnclaveProc::start();
-        let host = HostProc::start(&enclave.socket, enclave.dir.path());
+        let host = HostProc::start_with(&enclave.socket, &enclave.dir.path().join("host.sqlite"), extra);
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
         Stack { host, enclave, http }
     }

@@ -132,6 +132,40 @@ async fn unauthenticated_sweeps_cannot_clear_or_preempt() {
     assert_eq!((r.0, code(&r.1)), (403, "gas_cap"), "{}", r.1);
 }
 
+/// Fee bumps (issue 14, the host's own sweeper): an unauthenticated sweep may re-sign a
+/// revocation at a nonce only sweeps used — never at the agent's nonce, never a key swept
+/// below the nonce asked for — and each re-signature is charged like any sweep.
+#[tokio::test]
+async fn an_unauthenticated_fee_bump_re_signs_only_the_sweeps_own_nonces() {
+    let s = Stack::start();
+    let text = governed("").replace("[approvals]\nspenders", "[approvals]\nlifetime = \"1m\"\nspenders");
+    let g = s.grant(&Actor::random(), &Actor::random(), &policy(&text)).await.expect("grant");
+    ok(&s.sign(&g, erc20_approve(CHAIN, 0, USDC, ROUTER, usdc(1000))).await);
+    s.enclave.set_clock_offset(120);
+    let terms = SweepTerms { max_fee_per_gas: 2_000_000_000, ..sweep_terms(CHAIN, 1) };
+    let r = s.sweep(&g, vec![terms.clone()], false).await;
+    ok(&r);
+    let first = r.1["transactions"].as_array().unwrap().clone();
+    assert_eq!(first.len(), 1, "{}", r.1);
+    // The same nonce, higher fees: the swept approval's revocation is signed again.
+    let bumped =
+        SweepTerms { max_fee_per_gas: 3_000_000_000, max_priority_fee_per_gas: 1_500_000_000, ..terms.clone() };
+    let r = s.sweep(&g, vec![bumped], false).await;
+    ok(&r);
+    let again = r.1["transactions"].as_array().unwrap().clone();
+    assert_eq!(again.len(), 1, "{}", r.1);
+    assert_eq!(again[0]["nonce"], 1);
+    assert_ne!(again[0]["hash"], first[0]["hash"]);
+    // At the agent's own nonce: nothing is signed (the swept key is not re-signed there).
+    let r = s.sweep(&g, vec![sweep_terms(CHAIN, 0)], false).await;
+    ok(&r);
+    assert!(r.1["transactions"].as_array().unwrap().is_empty(), "{}", r.1);
+    // At a fresh nonce: nothing left to sweep (the swept key is not signed again there).
+    let r = s.sweep(&g, vec![sweep_terms(CHAIN, 2)], false).await;
+    ok(&r);
+    assert!(r.1["transactions"].as_array().unwrap().is_empty(), "{}", r.1);
+}
+
 #[tokio::test]
 async fn permit2_expiration_zero_counts_until_the_signature_deadline() {
     let s = Stack::start();

@@ -76,7 +76,8 @@ impl Machine {
             let wanted = if authed {
                 !a.amount.is_zero()
             } else {
-                a.outstanding() && (everything || a.state == crate::allowance::AllowanceState::Expired)
+                (a.outstanding() && (everything || a.state == crate::allowance::AllowanceState::Expired))
+                    || resigns(reg, &a, terms)
             };
             if !wanted {
                 continue;
@@ -190,6 +191,23 @@ impl Machine {
         }
         Ok(SweepReply { session, transactions, skipped, key_destroyed: self.key_destroyed, receipt: None })
     }
+}
+
+/// Whether an unauthenticated sweep re-signs `a`'s revocation (a fee bump): it is swept at
+/// a nonce the terms start at or before, and that nonce holds only sweeps — so the new
+/// revocation replaces a revocation, never a transaction the agent signed. Its fees are
+/// checked against the policy's caps and its gas cost charged like any sweep's, so the
+/// bumps a host can ask for are bounded by the session's gas limits (and cost the owner
+/// nothing unless mined: one transaction per nonce is).
+fn resigns(reg: &crate::allowance::Registry, a: &crate::allowance::Allowance, terms: &[SweepTerms]) -> bool {
+    a.state == crate::allowance::AllowanceState::Swept
+        && a.kind.sweepable()
+        && terms.iter().any(|x| {
+            x.chain_id == a.chain_id
+                && a.settled_at_nonce.is_some_and(|n| n >= x.nonce)
+                && x.nonce < reg.next_nonce(x.chain_id)
+                && reg.only_sweeps_at(x.chain_id, x.nonce)
+        })
 }
 
 /// The shape of sweep terms: few chains, each once, sane fees and gas.

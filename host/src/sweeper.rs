@@ -1,0 +1,342 @@
+//! Sweeps that run by themselves (AG-212 4.3 and 4.6, R-APP-6): with `--sweep-rpc URL`
+//! the host watches every session it knows, and when approvals of a session's own address
+//! are past their lifetime — or every outstanding one, once the session is revoked,
+//! suspended or over — it asks the enclave for their revocations (an unauthenticated sweep:
+//! a sweep only revokes), with the nonce and fees taken from the node, broadcasts them,
+//! follows them to their receipts and, when one is not mined within `sweep_bump_after`,
+//! asks again at the same nonce with fees raised by 12.5 % (a replacement). The enclave
+//! checks every sweep's fees against the policy's gas caps and charges its gas cost, so the
+//! host can never spend beyond what the owner allowed; a refused sweep is counted and
+//! logged. The host is untrusted here as everywhere: a host that does not sweep leaves the
+//! approvals outstanding (visible in `bridle owner allowances` and the metrics below), it
+//! cannot make the enclave sign anything but revocations.
+//!
+//! Metrics: `bridle_sweep_outstanding_past_expiry` (approvals past their lifetime, not yet
+//! settled by a signed revocation), `bridle_sweep_broadcast_total`,
+//! `bridle_sweep_confirmed_total`, `bridle_sweep_fee_bumps_total`,
+//! `bridle_sweep_refused_total` (the enclave refused: fees over the caps, say),
+//! `bridle_sweep_errors_total` (node or enclave unreachable).
+
+use crate::store::{StoredState, StoredSweepTx};
+use crate::AppState;
+use alloy_primitives::{Address, B256};
+use anyhow::{anyhow, Context, Result};
+use bridle_common::allowance::AllowanceState;
+use bridle_common::protocol::*;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Gas limit of one revocation (an ERC-20 `approve(spender, 0)` costs about 30 000).
+pub const SWEEP_GAS_LIMIT: u64 = 100_000;
+
+/// The sweeper's settings (`sweep_rpc`, `sweep_interval`, `sweep_bump_after`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepSettings {
+    /// Ethereum JSON-RPC endpoints, one per chain (each is asked its chain id).
+    pub rpcs: Vec<String>,
+    /// How often every session is looked at.
+    pub interval: Duration,
+    /// How long a broadcast revocation may stay unmined before its fees are bumped.
+    pub bump_after: Duration,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct SweepMetrics {
+    past_expiry: AtomicU64,
+    broadcast: AtomicU64,
+    confirmed: AtomicU64,
+    bumps: AtomicU64,
+    refused: AtomicU64,
+    errors: AtomicU64,
+    enabled: std::sync::atomic::AtomicBool,
+}
+
+impl SweepMetrics {
+    /// Prometheus text (empty when the sweeper is off).
+    pub fn render(&self) -> String {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return String::new();
+        }
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "# HELP bridle_sweep_outstanding_past_expiry Approvals past their lifetime not yet settled by a signed revocation.\n\
+             # TYPE bridle_sweep_outstanding_past_expiry gauge\nbridle_sweep_outstanding_past_expiry {}\n\
+             # HELP bridle_sweep_broadcast_total Revocations the sweeper broadcast (fee bumps included).\n\
+             # TYPE bridle_sweep_broadcast_total counter\nbridle_sweep_broadcast_total {}\n\
+             # HELP bridle_sweep_confirmed_total Revocations seen mined.\n\
+             # TYPE bridle_sweep_confirmed_total counter\nbridle_sweep_confirmed_total {}\n\
+             # HELP bridle_sweep_fee_bumps_total Sweeps re-signed with higher fees at the same nonces.\n\
+             # TYPE bridle_sweep_fee_bumps_total counter\nbridle_sweep_fee_bumps_total {}\n\
+             # HELP bridle_sweep_refused_total Sweeps the enclave refused.\n\
+             # TYPE bridle_sweep_refused_total counter\nbridle_sweep_refused_total {}\n\
+             # HELP bridle_sweep_errors_total Node or enclave errors while sweeping.\n\
+             # TYPE bridle_sweep_errors_total counter\nbridle_sweep_errors_total {}\n",
+            g(&self.past_expiry),
+            g(&self.broadcast),
+            g(&self.confirmed),
+            g(&self.bumps),
+            g(&self.refused),
+            g(&self.errors)
+        )
+    }
+}
+
+/// A revocation broadcast and not yet seen mined.
+#[derive(Debug, Clone)]
+struct Inflight {
+    /// Every hash broadcast at this nonce (the first, then each bump).
+    hashes: Vec<B256>,
+    max_fee_per_gas: u128,
+    max_priority_fee_per_gas: u128,
+    sent_at: Instant,
+}
+
+/// (session, chain id) → nonce → what was broadcast there.
+type Book = HashMap<(Address, u64), BTreeMap<u64, Inflight>>;
+
+/// Start the sweeper (when `sweep_rpc` is set).
+pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let settings = state.config.sweep.clone()?;
+    state.sweep_metrics.enabled.store(true, Ordering::Relaxed);
+    Some(tokio::spawn(async move {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+        let mut nodes: HashMap<u64, String> = HashMap::new();
+        let mut book = Book::new();
+        loop {
+            if nodes.len() < settings.rpcs.len() {
+                for url in &settings.rpcs {
+                    if nodes.values().any(|u| u == url) {
+                        continue;
+                    }
+                    match rpc(&http, url, "eth_chainId", json!([])).await.and_then(|v| quantity(&v)) {
+                        Ok(id) => {
+                            tracing::info!(chain_id = id, url = %url, "sweeper: node");
+                            nodes.insert(id as u64, url.clone());
+                        }
+                        Err(e) => {
+                            state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(url = %url, error = %e, "sweeper: node unreachable");
+                        }
+                    }
+                }
+            }
+            round(&state, &http, &nodes, &mut book, settings.bump_after).await;
+            tokio::time::sleep(settings.interval).await;
+        }
+    }))
+}
+
+/// Look at every session once.
+async fn round(
+    state: &AppState,
+    http: &reqwest::Client,
+    nodes: &HashMap<u64, String>,
+    book: &mut Book,
+    bump_after: Duration,
+) {
+    let mut past_expiry = 0u64;
+    for (session, stored, _) in state.store.known_sessions() {
+        if stored == StoredState::Lost {
+            continue;
+        }
+        let st = match state.client.call(Call::Status(StatusQuery { session: Some(session), nonce: None })).await {
+            Ok(Reply::Status(st)) => st,
+            Ok(_) | Err(_) => {
+                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let Some(ss) = st.session else { continue };
+        past_expiry += ss.allowances.iter().filter(|a| a.state == AllowanceState::Expired).count() as u64;
+        let ended = ss.state != SessionState::Active;
+        let mut chains: Vec<u64> = ss
+            .allowances
+            .iter()
+            .filter(|a| {
+                a.holder == session
+                    && a.kind.sweepable()
+                    && (a.state == AllowanceState::Expired || (ended && a.state == AllowanceState::Active))
+            })
+            .map(|a| a.chain_id)
+            .collect();
+        chains.extend(book.keys().filter(|(s, _)| *s == session).map(|(_, c)| *c));
+        chains.sort_unstable();
+        chains.dedup();
+        for chain in chains {
+            let Some(url) = nodes.get(&chain) else { continue };
+            if let Err(e) = sweep_chain(state, http, url, session, chain, book, bump_after).await {
+                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%session, chain, error = %e, "sweeper");
+            }
+        }
+    }
+    state.sweep_metrics.past_expiry.store(past_expiry, Ordering::Relaxed);
+}
+
+/// Follow what is in flight for one session on one chain; bump what is stuck; sweep what
+/// is due and not in flight.
+async fn sweep_chain(
+    state: &AppState,
+    http: &reqwest::Client,
+    url: &str,
+    session: Address,
+    chain: u64,
+    book: &mut Book,
+    bump_after: Duration,
+) -> Result<()> {
+    let mined = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "latest"])).await?)? as u64;
+    if let Some(inflight) = book.get_mut(&(session, chain)) {
+        let done: Vec<u64> = inflight.range(..mined).map(|(n, _)| *n).collect();
+        for n in done {
+            let Some(f) = inflight.remove(&n) else { continue };
+            for h in &f.hashes {
+                if !rpc(http, url, "eth_getTransactionReceipt", json!([h])).await?.is_null() {
+                    state.sweep_metrics.confirmed.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%session, chain, nonce = n, hash = %h, "sweeper: revocation mined");
+                    break;
+                }
+            }
+        }
+        if inflight.is_empty() {
+            book.remove(&(session, chain));
+        }
+    }
+    if let Some(inflight) = book.get(&(session, chain)) {
+        // Stuck: re-sign from the lowest unmined nonce with fees 12.5 % higher (nodes ask
+        // for at least 10 % to replace), or the node's current fees if higher.
+        let Some((&first, f)) = inflight.iter().next() else { return Ok(()) };
+        if f.sent_at.elapsed() < bump_after {
+            return Ok(());
+        }
+        let (fee, tip) = fees(http, url).await?;
+        let bump = |x: u128| x.saturating_add(x / 8).saturating_add(1);
+        let terms = SweepTerms {
+            chain_id: chain,
+            nonce: first,
+            max_fee_per_gas: bump(f.max_fee_per_gas).max(fee),
+            max_priority_fee_per_gas: bump(f.max_priority_fee_per_gas).max(tip),
+            gas_limit: SWEEP_GAS_LIMIT,
+        };
+        if sweep(state, http, url, session, terms, book).await? {
+            state.sweep_metrics.bumps.fetch_add(1, Ordering::Relaxed);
+        }
+        return Ok(());
+    }
+    let pending = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "pending"])).await?)? as u64;
+    let (fee, tip) = fees(http, url).await?;
+    let terms = SweepTerms {
+        chain_id: chain,
+        nonce: pending,
+        max_fee_per_gas: fee,
+        max_priority_fee_per_gas: tip,
+        gas_limit: SWEEP_GAS_LIMIT,
+    };
+    sweep(state, http, url, session, terms, book).await?;
+    Ok(())
+}
+
+/// Ask the enclave for a sweep at `terms`, store and broadcast what it signed. `Ok(false)`:
+/// refused, or nothing to sign.
+async fn sweep(
+    state: &AppState,
+    http: &reqwest::Client,
+    url: &str,
+    session: Address,
+    terms: SweepTerms,
+    book: &mut Book,
+) -> Result<bool> {
+    let call = Call::Sweep(Sweep { session, terms: vec![terms.clone()], auth: None });
+    let reply = match state.client.call(call).await {
+        Ok(Reply::Swept(r)) => r,
+        Ok(_) => return Err(anyhow!("the enclave answered a sweep with another reply")),
+        Err(crate::enclave_client::ClientError::Denied(d)) => {
+            state.sweep_metrics.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%session, chain = terms.chain_id, code = d.code.as_str(), rule = ?d.rule, reason = %d.reason, "sweeper: the enclave refused the sweep");
+            return Ok(false);
+        }
+        Err(e) => return Err(anyhow!("enclave: {e}")),
+    };
+    if reply.transactions.is_empty() {
+        return Ok(false);
+    }
+    let at = crate::store::now_secs();
+    let stored: Vec<StoredSweepTx> = reply
+        .transactions
+        .iter()
+        .map(|t| StoredSweepTx {
+            session,
+            chain_id: t.chain_id,
+            nonce: t.nonce,
+            token: t.token,
+            spender: t.spender,
+            hash: t.hash,
+            raw_transaction: t.raw_transaction.clone(),
+            signed_at: at,
+        })
+        .collect();
+    if let Err(e) = state.store.run(move |db| db.insert_sweep(&stored)).await {
+        tracing::error!(error = %e, "sweeper: cannot store the sweep");
+    }
+    let inflight = book.entry((session, terms.chain_id)).or_default();
+    for t in &reply.transactions {
+        let raw = format!("0x{}", hex::encode(&t.raw_transaction));
+        match rpc(http, url, "eth_sendRawTransaction", json!([raw])).await {
+            Ok(_) => {
+                state.sweep_metrics.broadcast.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%session, chain = t.chain_id, nonce = t.nonce, hash = %t.hash, spender = %t.spender, "sweeper: revocation broadcast");
+            }
+            // Still followed: the node may know it already, or a bump may replace it.
+            Err(e) => {
+                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%session, nonce = t.nonce, error = %e, "sweeper: broadcast failed");
+            }
+        }
+        let e = inflight.entry(t.nonce).or_insert_with(|| Inflight {
+            hashes: vec![],
+            max_fee_per_gas: 0,
+            max_priority_fee_per_gas: 0,
+            sent_at: Instant::now(),
+        });
+        e.hashes.push(t.hash);
+        e.max_fee_per_gas = terms.max_fee_per_gas;
+        e.max_priority_fee_per_gas = terms.max_priority_fee_per_gas;
+        e.sent_at = Instant::now();
+    }
+    Ok(true)
+}
+
+/// The node's fees: max fee = 2 × the latest base fee + the suggested tip.
+async fn fees(http: &reqwest::Client, url: &str) -> Result<(u128, u128)> {
+    let block = rpc(http, url, "eth_getBlockByNumber", json!(["latest", false])).await?;
+    let base = quantity(&block["baseFeePerGas"]).unwrap_or(0);
+    let tip = match rpc(http, url, "eth_maxPriorityFeePerGas", json!([])).await {
+        Ok(v) => quantity(&v).unwrap_or(1_000_000_000),
+        Err(_) => 1_000_000_000,
+    };
+    Ok((base.saturating_mul(2).saturating_add(tip), tip))
+}
+
+async fn rpc(http: &reqwest::Client, url: &str, method: &str, params: Value) -> Result<Value> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let v: Value = http
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .context(method.to_string())?
+        .json()
+        .await
+        .context(method.to_string())?;
+    if let Some(e) = v.get("error") {
+        return Err(anyhow!("{method}: {e}"));
+    }
+    Ok(v.get("result").cloned().unwrap_or(Value::Null))
+}
+
+fn quantity(v: &Value) -> Result<u128> {
+    let s = v.as_str().ok_or_else(|| anyhow!("not a quantity: {v}"))?;
+    u128::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| anyhow!("{s}: {e}"))
+}
