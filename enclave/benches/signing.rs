@@ -1,9 +1,15 @@
 //! Signing-path benchmarks, measured side by side in one run so ratios are meaningful on
 //! a noisy machine:
 //! - `k256/sign_prehash`: one bare secp256k1 signature (the reference);
+//! - `libsecp256k1/sign_ecdsa_recoverable`: the same signature by bitcoin-core's
+//!   libsecp256k1 (crate `secp256k1`), for reference only — the physical limit for this
+//!   curve on this machine; k256 stays the signer. Both are also timed interleaved before
+//!   criterion runs, and the rates and their ratio printed (one line, same run);
 //! - `policy/evaluate_20_rules`: the policy engine on an ERC-20 transfer, 20-rule policy;
 //! - `path/sign_if_allowed`: the in-process signing path (stamp check, decode, evaluate,
-//!   charge, sign), with 1 and with 10 000 sessions in the enclave.
+//!   charge, sign), with 1 and with 10 000 sessions in the enclave;
+//! - multi-core (printed, issue 12 item 3): the signing path over 64 sessions on 1 thread
+//!   and on every core, beside raw k256 on 1 and every core, alternated in one run.
 
 use alloy_primitives::{address, Address, Bytes, B256, U256};
 use alloy_sol_types::{sol, SolCall};
@@ -116,6 +122,8 @@ struct Setup {
     agent: SecretKey,
     session: Address,
     stamp_key: StampKey,
+    /// The first `MULTICORE_SESSIONS` other sessions, with their stamp keys.
+    others: Vec<(Address, StampKey)>,
 }
 
 fn setup(extra_sessions: usize) -> Setup {
@@ -155,25 +163,195 @@ fn setup(extra_sessions: usize) -> Setup {
             _ => unreachable!(),
         }
     };
+    let enclave_pk = k256::PublicKey::from_sec1_bytes(&enclave.identity_public_key()).unwrap();
+    let stamp_key_of = |agent: &SecretKey, session: Address| {
+        let agent_addr = Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent.public_key()));
+        StampKey::derive(agent, &enclave_pk, session, agent_addr)
+    };
+    let mut others = Vec::new();
     for i in 0..extra_sessions {
         let mut seed = [1u8; 32];
         seed[..8].copy_from_slice(&(i as u64 + 1000).to_be_bytes());
-        create(&SecretKey::from_slice(&seed).unwrap());
+        let agent = SecretKey::from_slice(&seed).unwrap();
+        let session = create(&agent);
+        // Stamp keys (an ECDH each) only for the sessions the multi-core bench drives.
+        if others.len() < MULTICORE_SESSIONS {
+            others.push((session, stamp_key_of(&agent, session)));
+        }
     }
     let agent = SecretKey::from_slice(&[9u8; 32]).unwrap();
     let session = create(&agent);
-    let agent_addr = Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent.public_key()));
-    let enclave_pk = k256::PublicKey::from_sec1_bytes(&enclave.identity_public_key()).unwrap();
-    let stamp_key = StampKey::derive(&agent, &enclave_pk, session, agent_addr);
-    Setup { enclave, clock, agent, session, stamp_key }
+    let stamp_key = stamp_key_of(&agent, session);
+    Setup { enclave, clock, agent, session, stamp_key, others }
+}
+
+/// Sessions driven by the multi-core measurement (issue 12 item 3).
+const MULTICORE_SESSIONS: usize = 64;
+
+/// Signed requests per second through `Enclave::sign_if_allowed` with `threads` threads,
+/// each signing round-robin over its share of `sessions` (a nonce per session), for
+/// `secs` seconds. Each request is built and stamped in the loop (≈ 3 µs beside the
+/// signature), as a client would.
+fn path_rate(s: &Setup, sessions: &[(Address, StampKey)], threads: usize, secs: f64, base: u64) -> f64 {
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let stop = start + Duration::from_secs_f64(secs);
+    let total: u64 = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                sc.spawn(move || {
+                    let mine: Vec<_> = sessions.iter().skip(t).step_by(threads).collect();
+                    let mut n = 0u64;
+                    while Instant::now() < stop {
+                        let (session, key) = mine[(n as usize) % mine.len()];
+                        let i = base + n;
+                        // The replay cache holds a bounded number of live nonces per
+                        // session: move the clock on as the bench above does.
+                        if n % 500 == 499 {
+                            s.clock.set(s.clock.now() + 1);
+                        }
+                        let tx = transfer_tx(i);
+                        let digest = tx.build().unwrap().signing_hash();
+                        let mut nonce = [0u8; 16];
+                        nonce[..8].copy_from_slice(&i.to_be_bytes());
+                        nonce[8] = t as u8;
+                        let stamp = key.stamp(
+                            *session,
+                            bridle_common::stamp::PayloadKind::Transaction,
+                            &digest,
+                            nonce,
+                            s.clock.now(),
+                        );
+                        let req = SignRequest { session: *session, payload: SignPayload::Transaction(tx), stamp };
+                        s.enclave.sign_if_allowed(&req).expect("allowed");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("signing thread")).sum()
+    });
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Raw k256 signatures per second on `threads` threads for `secs` seconds.
+fn raw_rate(threads: usize, secs: f64) -> f64 {
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let stop = start + Duration::from_secs_f64(secs);
+    let total: u64 = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                sc.spawn(move || {
+                    let key = k256::ecdsa::SigningKey::from_slice(&[t as u8 + 1; 32]).unwrap();
+                    let mut d = [7u8; 32];
+                    let mut n = 0u64;
+                    while Instant::now() < stop {
+                        d[..8].copy_from_slice(&n.to_le_bytes());
+                        black_box(key.sign_prehash_recoverable(&d).unwrap());
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Issue 12 item 3, in process: the signing path on 1 and on all cores over 64 sessions,
+/// beside the raw k256 rate on 1 and all cores (the machine's own ceiling), alternated
+/// so that load from elsewhere falls on both. Printed as one line.
+fn multicore(secs: f64) {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let s = setup(MULTICORE_SESSIONS - 1);
+    let mut sessions = s.others.clone();
+    sessions.push((s.session, s.stamp_key.clone()));
+    let (mut p1, mut pn, mut r1, mut rn) = (0.0, 0.0, 0.0, 0.0);
+    let rounds = 4;
+    let slice = secs / (4 * rounds) as f64;
+    for round in 0..rounds {
+        let base = 1_000_000 * (round as u64 + 1);
+        p1 += path_rate(&s, &sessions, 1, slice, base) / rounds as f64;
+        pn += path_rate(&s, &sessions, cores, slice, base + 500_000) / rounds as f64;
+        r1 += raw_rate(1, slice) / rounds as f64;
+        rn += raw_rate(cores, slice) / rounds as f64;
+    }
+    println!(
+        "multi-core, {} sessions, in process: sign_if_allowed 1 thread {:.0} /s, {cores} threads {:.0} /s = {:.2}×; \
+         raw k256 1 thread {:.0} /s, {cores} threads {:.0} /s = {:.2}× (the machine's ceiling now); \
+         path scaling / raw scaling = {:.0} %",
+        sessions.len(),
+        p1,
+        pn,
+        pn / p1,
+        r1,
+        rn,
+        rn / r1,
+        100.0 * (pn / p1) / (rn / r1)
+    );
+}
+
+/// k256 and libsecp256k1 recoverable signatures per second, timed in alternating slices
+/// of 50 ms for `secs` seconds in all (so machine load falls on both alike).
+fn raw_rates_interleaved(secs: f64) -> (f64, f64) {
+    use std::time::{Duration, Instant};
+    let k = k256::ecdsa::SigningKey::from_slice(&[3u8; 32]).unwrap();
+    let secp = secp256k1::Secp256k1::signing_only();
+    let sk = secp256k1::SecretKey::from_byte_array([3u8; 32]).unwrap();
+    let (mut k_n, mut k_t, mut s_n, mut s_t) = (0u64, Duration::ZERO, 0u64, Duration::ZERO);
+    let mut d = [0x11u8; 32];
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let slice = Duration::from_millis(50);
+    while Instant::now() < end {
+        let t = Instant::now();
+        while t.elapsed() < slice {
+            d[..8].copy_from_slice(&k_n.to_le_bytes());
+            black_box(k.sign_prehash_recoverable(black_box(&d)).unwrap());
+            k_n += 1;
+        }
+        k_t += t.elapsed();
+        let t = Instant::now();
+        while t.elapsed() < slice {
+            d[..8].copy_from_slice(&s_n.to_le_bytes());
+            black_box(secp.sign_ecdsa_recoverable(secp256k1::Message::from_digest(black_box(d)), &sk));
+            s_n += 1;
+        }
+        s_t += t.elapsed();
+    }
+    (k_n as f64 / k_t.as_secs_f64(), s_n as f64 / s_t.as_secs_f64())
 }
 
 fn benches(c: &mut Criterion) {
+    // Raw rates side by side (interleaved), printed as one line: the ratio is from one run.
+    // `cargo bench … -- --test` (a smoke run) times them briefly.
+    let smoke = std::env::args().any(|a| a == "--test");
+    let (k256_rate, secp_rate) = raw_rates_interleaved(if smoke { 0.2 } else { 4.0 });
+    println!(
+        "raw signing rate, 1 thread, interleaved: k256 {:.0} /s ({:.2} µs), libsecp256k1 {:.0} /s ({:.2} µs); \
+         libsecp256k1 / k256 = {:.2}×",
+        k256_rate,
+        1e6 / k256_rate,
+        secp_rate,
+        1e6 / secp_rate,
+        secp_rate / k256_rate
+    );
+
+    multicore(if smoke { 0.4 } else { 8.0 });
+
     // The reference: one bare k256 signature over a digest.
     let key = k256::ecdsa::SigningKey::from_slice(&[3u8; 32]).unwrap();
     let digest = B256::repeat_byte(0x11);
     c.bench_function("k256/sign_prehash", |b| {
         b.iter(|| key.sign_prehash_recoverable(black_box(digest.as_slice())).unwrap())
+    });
+    // For reference only: the same signature by libsecp256k1 (the same key and digest).
+    let secp = secp256k1::Secp256k1::signing_only();
+    let sk = secp256k1::SecretKey::from_byte_array([3u8; 32]).unwrap();
+    c.bench_function("libsecp256k1/sign_ecdsa_recoverable", |b| {
+        b.iter(|| secp.sign_ecdsa_recoverable(secp256k1::Message::from_digest(black_box(digest.0)), &sk))
     });
 
     // Policy evaluation alone.
