@@ -118,7 +118,7 @@ fn terms(a: &SweepArgs, priority: u128) -> Result<SweepTerms> {
 pub fn run(a: SweepArgs) -> Result<i32> {
     let session = a.session;
     let priority = gwei_or_unit(&a.priority_fee)?;
-    let mut body = Sweep { session, terms: vec![terms(&a, priority)?], auth: None };
+    let mut body = Sweep { session, terms: vec![terms(&a, priority)?], accounts: vec![], auth: None };
     let mut owner_nonce = None;
     let e = match &a.key {
         Some(k) => {

@@ -236,8 +236,59 @@ pub struct Sweep {
     pub session: Address,
     /// Nonce and fees per chain; approvals on a chain without terms are skipped.
     pub terms: Vec<SweepTerms>,
+    /// Per smart account: a user operation from it revoking the approvals it granted in
+    /// user operations this session signed (issue 14: AG-212 4.6 for smart accounts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountSweepTerms>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<OwnerAuth>,
+}
+
+/// How a smart account encodes a batch of calls in its `callData`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountFormat {
+    /// SimpleAccount v0.7 `executeBatch(address[] dest, uint256[] value, bytes[] func)`.
+    SimpleAccount,
+    /// SimpleAccount v0.8 (`BaseAccount`) `executeBatch(Call[] calls)`.
+    SimpleAccountV08,
+    /// ERC-7579 `execute(mode = batch, abi.encode(Execution[]))`.
+    Erc7579,
+}
+
+/// A smart account's sweep: the user operation's nonce, gas and fees (the host's, or the
+/// owner's when signed), through `entry_point` on `chain_id`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSweepTerms {
+    pub chain_id: u64,
+    pub entry_point: Address,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_point_version: Option<crate::userop::EntryPointVersion>,
+    pub sender: Address,
+    pub nonce: U256,
+    pub format: AccountFormat,
+    pub call_gas_limit: u128,
+    pub verification_gas_limit: u128,
+    pub pre_verification_gas: U256,
+    pub max_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: u128,
+}
+
+/// A signed sweep user operation, ready for `handleOps`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepUserOp {
+    pub user_operation: crate::userop::UserOperationRequest,
+    /// The entry point's `getUserOpHash`.
+    pub hash: B256,
+    /// The session key's signature, as the account checks it.
+    pub signature: Bytes,
+    /// What it revokes: `(token, spender)` per inner call, in order.
+    pub revokes: Vec<(Address, Address)>,
 }
 
 /// What the host supplies for one chain: the session's next nonce there and the fees.
@@ -265,6 +316,21 @@ impl Sweep {
             buf.extend_from_slice(&t.max_priority_fee_per_gas.to_be_bytes());
             buf.extend_from_slice(&t.gas_limit.to_be_bytes());
         }
+        // Appended only when present: a sweep without accounts keeps its digest.
+        for a in &self.accounts {
+            buf.extend_from_slice(b"account");
+            buf.extend_from_slice(&a.chain_id.to_be_bytes());
+            buf.extend_from_slice(a.entry_point.as_slice());
+            buf.push(a.entry_point_version.map_or(0, |v| v as u8 + 1));
+            buf.extend_from_slice(a.sender.as_slice());
+            buf.extend_from_slice(&a.nonce.to_be_bytes::<32>());
+            buf.push(a.format as u8);
+            buf.extend_from_slice(&a.call_gas_limit.to_be_bytes());
+            buf.extend_from_slice(&a.verification_gas_limit.to_be_bytes());
+            buf.extend_from_slice(&a.pre_verification_gas.to_be_bytes::<32>());
+            buf.extend_from_slice(&a.max_fee_per_gas.to_be_bytes());
+            buf.extend_from_slice(&a.max_priority_fee_per_gas.to_be_bytes());
+        }
         alloy_primitives::keccak256(buf)
     }
 }
@@ -276,6 +342,9 @@ impl Sweep {
 pub struct SweepReply {
     pub session: Address,
     pub transactions: Vec<SweepTx>,
+    /// Smart-account sweeps: signed user operations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_operations: Vec<SweepUserOp>,
     /// Outstanding approvals this sweep could not revoke, and why.
     pub skipped: Vec<SweepSkip>,
     /// The revoked session's key was destroyed after this sweep.

@@ -248,7 +248,7 @@ async fn sweep(
     terms: SweepTerms,
     book: &mut Book,
 ) -> Result<bool> {
-    let call = Call::Sweep(Sweep { session, terms: vec![terms.clone()], auth: None });
+    let call = Call::Sweep(Sweep { session, terms: vec![terms.clone()], accounts: vec![], auth: None });
     let reply = match state.client.call(call).await {
         Ok(Reply::Swept(r)) => r,
         Ok(_) => return Err(anyhow!("the enclave answered a sweep with another reply")),

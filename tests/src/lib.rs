@@ -807,7 +807,7 @@ impl Stack {
 
     /// `POST /v1/sessions/{s}/sweep`, signed by the owner when `owner_signed`.
     pub async fn sweep(&self, g: &Granted, terms: Vec<SweepTerms>, owner_signed: bool) -> (u16, serde_json::Value) {
-        let mut body = Sweep { session: g.session, terms, auth: None };
+        let mut body = Sweep { session: g.session, terms, accounts: vec![], auth: None };
         if owner_signed {
             let st = self.status().await;
             let msg = owner_action(

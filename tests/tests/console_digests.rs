@@ -123,6 +123,7 @@ fn bindings_receipts_and_audit_match_bridle_common() {
     receipt::attach(&mut updated, enclave, 1_796_000_200, nonce, signer(&k)).unwrap();
     let mut swept = SweepReply {
         session: binding.session,
+        user_operations: vec![],
         transactions: vec![
             SweepTx {
                 chain_id: 31337,
@@ -236,6 +237,7 @@ fn policy_sweep_and_request_digests_match_bridle_common() {
                 gas_limit: 21_000,
             },
         ],
+        accounts: vec![],
         auth: None,
     };
     let terms: Vec<Value> = sweep

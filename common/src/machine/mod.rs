@@ -15,6 +15,7 @@ mod sign;
 pub mod snapshot;
 mod status;
 mod sweep;
+mod sweep_account;
 
 use crate::audit::Record;
 use crate::error::{Denial, ErrorCode};

@@ -1,6 +1,7 @@
 //! The revocation sweep (R-APP-6, RULES.md §6): `approve(spender, 0)` transactions from the
 //! session's own address for approvals whose worst case is above 0.
 
+use super::sweep_account;
 use super::{Machine, Outcome, Signer};
 use crate::allowance::view::{settled_by, view};
 use crate::allowance::worst::worst;
@@ -8,7 +9,7 @@ use crate::allowance::{revocation_call, Grant, GrantOp, Key, Place, Via};
 use crate::audit::rec;
 use crate::error::{Denial, ErrorCode};
 use crate::policy::engine::check_gas_cost;
-use crate::protocol::{SessionState, SweepReply, SweepSkip, SweepTerms, SweepTx};
+use crate::protocol::{AccountSweepTerms, SessionState, SweepReply, SweepSkip, SweepTerms, SweepTx};
 use crate::tx::{Eip1559Request, TxRequest};
 use alloy_primitives::{keccak256, U256};
 
@@ -48,9 +49,22 @@ impl Machine {
         authed: bool,
         key: Option<&dyn Signer>,
     ) -> Outcome<SweepReply> {
+        self.sweep_with_accounts(clock, terms, &[], authed, key)
+    }
+
+    /// [`Machine::sweep`], with user operations from the smart accounts `accounts` names
+    /// for the approvals they hold (see `sweep_account`).
+    pub fn sweep_with_accounts(
+        &mut self,
+        clock: u64,
+        terms: &[SweepTerms],
+        accounts: &[AccountSweepTerms],
+        authed: bool,
+        key: Option<&dyn Signer>,
+    ) -> Outcome<SweepReply> {
         let t = self.tick(clock);
         let mut out = Outcome::new(t);
-        let r = self.sweep_at(t, terms, authed, key, &mut out);
+        let r = self.sweep_at(t, terms, accounts, authed, key, &mut out);
         out.done(r)
     }
 
@@ -58,12 +72,14 @@ impl Machine {
         &mut self,
         t: u64,
         terms: &[SweepTerms],
+        accounts: &[AccountSweepTerms],
         authed: bool,
         key: Option<&dyn Signer>,
         out: &mut Outcome<SweepReply>,
     ) -> Result<SweepReply, Denial> {
         let session = self.facts.address;
         check_terms(terms)?;
+        sweep_account::check_account_terms(accounts)?;
         let policy = self.policy.clone();
         if !authed {
             check_fees(&policy, terms)?;
@@ -71,6 +87,7 @@ impl Machine {
         let everything = authed || self.state(t) != SessionState::Active;
         let reg = &self.counters.allowances;
         let mut chosen: Vec<Key> = Vec::new();
+        let mut account_keys: Vec<Key> = Vec::new();
         let mut skipped = Vec::new();
         for a in view(reg, t) {
             let wanted = if authed {
@@ -90,7 +107,12 @@ impl Machine {
                 holder: k.holder,
                 reason,
             };
-            if k.holder != session {
+            if k.holder != session
+                && k.kind.sweepable()
+                && accounts.iter().any(|x| x.chain_id == k.chain_id && x.sender == k.holder)
+            {
+                account_keys.push(k);
+            } else if k.holder != session {
                 skipped.push(skip(format!(
                     "held by the smart account {}: revoke it with a user operation from that account",
                     k.holder
@@ -124,13 +146,17 @@ impl Machine {
                 nonce = nonce.saturating_add(1);
             }
         }
-        let gas_cost = plan.iter().fold(U256::ZERO, |acc, (x, _, _)| {
-            acc.saturating_add(U256::from(x.gas_limit).saturating_mul(U256::from(x.max_fee_per_gas)))
-        });
+        let (account_plans, account_cost) = sweep_account::plan(&policy, reg, accounts, &account_keys, authed)?;
+        let gas_cost = plan
+            .iter()
+            .fold(U256::ZERO, |acc, (x, _, _)| {
+                acc.saturating_add(U256::from(x.gas_limit).saturating_mul(U256::from(x.max_fee_per_gas)))
+            })
+            .saturating_add(account_cost);
         if !authed {
             check_gas_cost(&policy, &self.counters, &self.ctx(t), gas_cost)?;
         }
-        if !reg.has_room(plan.len(), t) {
+        if !reg.has_room(plan.len() + account_plans.len(), t) {
             return Err(Denial::rule(
                 ErrorCode::RateLimited,
                 "allowances",
@@ -176,6 +202,16 @@ impl Machine {
                 raw_transaction: raw,
             });
         }
+        let user_operations = sweep_account::sign(&account_plans, key)?;
+        for (p, u) in account_plans.iter().zip(&user_operations) {
+            // Room was checked above.
+            let _ =
+                self.counters.allowances.record(p.place, t, sweep_account::grants(p), true, |_| (String::new(), 0, t));
+            let seq = u64::try_from(p.op.nonce & U256::from(u64::MAX)).unwrap_or(u64::MAX);
+            for k in &p.keys {
+                out.records.push(rec::sweep(session, u.hash, p.op.chain_id, seq, k.token, k.spender));
+            }
+        }
         for (x, nonce, k) in &plan {
             let g = Grant { key: *k, op: GrantOp::Set(U256::ZERO), end: None, token_index: None, via: Via("sweep") };
             let place = Place::Own { chain_id: x.chain_id, nonce: *nonce };
@@ -189,7 +225,14 @@ impl Machine {
         for (tx, signing_hash) in transactions.iter().zip(&signed) {
             out.records.push(rec::sweep(session, *signing_hash, tx.chain_id, tx.nonce, tx.token, tx.spender));
         }
-        Ok(SweepReply { session, transactions, skipped, key_destroyed: self.key_destroyed, receipt: None })
+        Ok(SweepReply {
+            session,
+            transactions,
+            user_operations,
+            skipped,
+            key_destroyed: self.key_destroyed,
+            receipt: None,
+        })
     }
 }
 
@@ -234,7 +277,7 @@ pub fn check_terms(terms: &[SweepTerms]) -> Result<(), Denial> {
 }
 
 /// Fees a sweep nobody signed may pay: within the policy's fee caps, and only if it has one.
-fn check_fees(policy: &crate::policy::CompiledPolicy, terms: &[SweepTerms]) -> Result<(), Denial> {
+pub(super) fn check_fees(policy: &crate::policy::CompiledPolicy, terms: &[SweepTerms]) -> Result<(), Denial> {
     let g = &policy.doc.gas;
     for x in terms {
         let Some(cap) = g.max_fee_per_gas else {

@@ -351,7 +351,7 @@ impl Enclave {
         let mut guard = session.lock();
         let inner = &mut *guard;
         let (machine, signer) = inner.with_signer(false);
-        let out = machine.sweep(self.clock.now(), &w.terms, book.is_some(), signer);
+        let out = machine.sweep_with_accounts(self.clock.now(), &w.terms, &w.accounts, book.is_some(), signer);
         self.settle(&session, inner, &out);
         drop(guard);
         let reply = out.result?;
