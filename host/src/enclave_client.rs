@@ -87,18 +87,27 @@ pub type IdentityHook = Arc<dyn Fn(Option<Address>, Address) -> Pin<Box<dyn Futu
 trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
+/// One connection. Reads are buffered so that a reply's length prefix and body usually
+/// come in one `recv` rather than two (issue 12: one system call less per request).
 struct Conn {
-    io: Box<dyn Io>,
+    io: tokio::io::BufReader<Box<dyn Io>>,
 }
 
 impl Conn {
+    fn new(io: Box<dyn Io>) -> Conn {
+        Conn { io: tokio::io::BufReader::new(io) }
+    }
+
     /// A pooled connection is alive when a read would block: EOF, an error, or unsolicited
-    /// bytes all mean it must be dropped.
+    /// bytes (buffered already, or waiting on the socket) all mean it must be dropped.
     fn is_alive(&mut self) -> bool {
+        if !self.io.buffer().is_empty() {
+            return false;
+        }
         let mut cx = Context::from_waker(Waker::noop());
         let mut byte = [0u8; 1];
         let mut buf = ReadBuf::new(&mut byte);
-        matches!(Pin::new(&mut self.io).poll_read(&mut cx, &mut buf), Poll::Pending)
+        matches!(Pin::new(self.io.get_mut()).poll_read(&mut cx, &mut buf), Poll::Pending)
     }
 }
 
@@ -382,7 +391,7 @@ impl EnclaveClient {
                 Box::new(stream)
             }
         };
-        let mut conn = Conn { io };
+        let mut conn = Conn::new(io);
         // Learn the identity before the connection carries anything else.
         let body = to_cbor(&RequestFrame {
             version: PROTOCOL_VERSION,
