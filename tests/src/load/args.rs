@@ -11,7 +11,7 @@ pub const MAX_DURATION_SECS: f64 = 3600.0;
 pub const DEFAULT_DURATION_SECS: f64 = 10.0;
 /// Time bound when only `--requests` is given.
 pub const DEFAULT_TIME_BOUND_SECS: f64 = 600.0;
-pub const MAX_SESSIONS: usize = 10_000;
+pub const MAX_SESSIONS: usize = 100_000;
 pub const MAX_CONCURRENCY: usize = 4096;
 pub const MAX_RATE: f64 = 1_000_000.0;
 

@@ -28,6 +28,12 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     Some((ticks(11)? + ticks(12)?) / clock_ticks())
 }
 
+/// Resident memory of a process (KiB, `VmRSS` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    st.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// The 1-, 5- and 15-minute load averages.
 pub fn load_average() -> Option<[f64; 3]> {
     let s = std::fs::read_to_string("/proc/loadavg").ok()?;
@@ -75,5 +81,7 @@ mod tests {
         assert!(cpu_secs(me).unwrap() >= a);
         assert!(cpu_secs(u32::MAX).is_none());
         assert!(load_average().is_some());
+        assert!(rss_kib(me).unwrap() > 0);
+        assert!(rss_kib(u32::MAX).is_none());
     }
 }

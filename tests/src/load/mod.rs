@@ -74,6 +74,12 @@ pub struct Report {
     pub load_after: Option<[f64; 3]>,
     /// Remote hosts: sessions revoked at the end / granted.
     pub revoked: Option<u64>,
+    /// How long granting `sessions` took (issue 12 item 5: session creation rate).
+    pub grant_time: Duration,
+    /// Grants in flight while granting.
+    pub grant_concurrency: usize,
+    /// The local enclave's resident memory (KiB) before and after the grants.
+    pub enclave_rss_kib: Option<(u64, u64)>,
 }
 
 impl Report {
@@ -170,7 +176,20 @@ impl Report {
                 "load_average_after": self.load_after,
             },
             "sessions_revoked": self.revoked,
+            "grants": {
+                "seconds": round(self.grant_time.as_secs_f64(), 3),
+                "per_s": round(self.sessions as f64 / self.grant_time.as_secs_f64().max(1e-9), 1),
+                "in_flight": self.grant_concurrency,
+                "enclave_rss_kib_before": self.enclave_rss_kib.map(|r| r.0),
+                "enclave_rss_kib_after": self.enclave_rss_kib.map(|r| r.1),
+                "enclave_rss_kib_per_session": self.rss_per_session_kib().map(|v| round(v, 2)),
+            },
         })
+    }
+
+    /// The enclave's RSS growth over the grants, per session (KiB); local stack only.
+    pub fn rss_per_session_kib(&self) -> Option<f64> {
+        self.enclave_rss_kib.map(|(a, b)| (b as f64 - a as f64) / self.sessions.max(1) as f64)
     }
 
     pub fn human(&self) -> String {
@@ -195,6 +214,23 @@ impl Report {
             self.sessions,
             self.request_bound,
             self.time_bound.as_secs_f64()
+        ));
+        let rss = match (self.enclave_rss_kib, self.rss_per_session_kib()) {
+            (Some((a, b)), Some(per)) => {
+                format!(
+                    "; enclave RSS {:.1} → {:.1} MiB ({per:+.2} KiB per session)",
+                    a as f64 / 1024.0,
+                    b as f64 / 1024.0
+                )
+            }
+            _ => String::new(),
+        };
+        line(format!(
+            "sessions granted:             {} in {:.2} s ({:.0} /s, {} in flight){rss}",
+            self.sessions,
+            self.grant_time.as_secs_f64(),
+            self.sessions as f64 / self.grant_time.as_secs_f64().max(1e-9),
+            self.grant_concurrency
         ));
         let t = &self.tally;
         line(format!(
@@ -429,7 +465,12 @@ pub async fn execute(a: &Args, note: &(dyn Fn(&str) + Sync)) -> Result<Report, F
     let valid = a.duration.as_secs() + a.timeout.as_secs() + 900;
     let policy = target::load_policy(a.chain_id, cap, valid, t.enclave_time())?;
     note(&format!("granting {} sessions", a.sessions));
-    let sessions = Arc::new(grant_all(&t, &policy, a.sessions, a.concurrency.clamp(1, 16)).await?);
+    let grant_concurrency = a.concurrency.clamp(1, 16);
+    let rss0 = enclave_pid.and_then(machine::rss_kib);
+    let g0 = std::time::Instant::now();
+    let sessions = Arc::new(grant_all(&t, &policy, a.sessions, grant_concurrency).await?);
+    let grant_time = g0.elapsed();
+    let enclave_rss_kib = rss0.zip(enclave_pid.and_then(machine::rss_kib));
     let warm = warm_up(&t, &sessions, a.concurrency).await?;
     note(&format!("{warm} warm-up requests signed (not measured); measuring"));
 
@@ -495,6 +536,9 @@ pub async fn execute(a: &Args, note: &(dyn Fn(&str) + Sync)) -> Result<Report, F
         load_before,
         load_after,
         revoked,
+        grant_time,
+        grant_concurrency,
+        enclave_rss_kib,
     })
 }
 
