@@ -63,6 +63,12 @@ pub trait Aggregate {
     /// Refuse the request if it would take a group the session belongs to above a ceiling
     /// that binds it. Called only for requests that may raise the session's exposure.
     fn check(&mut self, raise: &Raise) -> Result<(), Denial>;
+
+    /// Whether [`Aggregate::check`] needs to be asked at all (computing a [`Raise`] costs
+    /// a second pass over the session's registry).
+    fn bound(&self) -> bool {
+        true
+    }
 }
 
 /// No other sessions (simulation, tests, the reference-model comparison).
@@ -71,6 +77,10 @@ pub struct Unbound;
 impl Aggregate for Unbound {
     fn check(&mut self, _raise: &Raise) -> Result<(), Denial> {
         Ok(())
+    }
+
+    fn bound(&self) -> bool {
+        false
     }
 }
 

@@ -140,7 +140,7 @@ impl Machine {
                 "this session's ledger or allowance registry is full",
             ));
         }
-        if let Some(raise) = raise_of(&self.counters, &ctx, &charges) {
+        if let Some(raise) = aggregate.bound().then(|| raise_of(&self.counters, &ctx, &charges)).flatten() {
             aggregate.check(&raise)?;
         }
         let signed = sign_with(key, session, &prepared)?;

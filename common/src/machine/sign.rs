@@ -157,7 +157,7 @@ impl Machine {
         }
         // Exposure across sessions (RULES.md §6a), before the request may be held: a
         // request over an aggregate ceiling is refused, not offered to the owner.
-        if let Some(raise) = raise_of(&self.counters, &ctx, &charges) {
+        if let Some(raise) = aggregate.bound().then(|| raise_of(&self.counters, &ctx, &charges)).flatten() {
             if let Err(d) = aggregate.check(&raise) {
                 out.records.push(rec::denied(session, digest, &d));
                 self.trip_wire(t, &d, out);
