@@ -127,6 +127,19 @@ async fn an_owner_wide_ceiling_is_exact_under_concurrent_requests_of_different_s
     let st = s.status_of(&sessions[0]).await;
     let own = st.aggregate.iter().find(|g| g.scope == bridle_common::allowance::aggregate::Scope::Owner).unwrap();
     assert_eq!(own.holdings, vec![TokenHolding { chain_id: CHAIN, token: USDC, amount: usdc(1_000) }]);
+    // The owner's CLI prints it as the enclave signed it (trusting the enclave identity read
+    // over the enclave's own socket, never the host's word).
+    let out = std::process::Command::new(bin("bridle"))
+        .args(["owner", "exposure", "--session", &sessions[0].session.to_string()])
+        .args(["--identity-key", &s.enclave.identity_key_hex()])
+        .env("BRIDLE_HOST", &s.host.url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("signed by the enclave"), "{text}");
+    assert!(text.contains("owner_exposure_ceiling 1000 USD"), "{text}");
+    assert!(text.contains("1000 USD at that policy's prices, 0 USD left"), "{text}");
     // Revoking the declaring sessions lifts the owner's ceiling: a fresh session of the same
     // owner without one is bound by nothing any more.
     for g in &sessions {
