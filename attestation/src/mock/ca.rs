@@ -95,7 +95,7 @@ fn bad_file(reason: impl std::fmt::Display) -> NsmError {
 
 /// A mock Nitro certificate authority: a P-384 root and an intermediate (keys and
 /// certificates). [`MockNsm::with_ca`](super::MockNsm::with_ca) issues each mock
-/// enclave a leaf under the intermediate. See the [module documentation](self).
+/// enclave a leaf under the intermediate. See the `mock::ca` module documentation.
 #[derive(Clone)]
 pub struct MockCa {
     root_key: SigningKey,
@@ -205,7 +205,7 @@ impl MockCa {
         &self.intermediate_der
     }
 
-    /// The CA as the JSON text described in the [module documentation](self),
+    /// The CA as the JSON text described in the `mock::ca` module documentation,
     /// private keys included.
     pub fn to_json(&self) -> Result<String, NsmError> {
         let inter_pem = self.intermediate.to_pem(LineEnding::LF).map_err(|e| internal("intermediate PEM", e))?;
