@@ -35,6 +35,10 @@ use std::time::Duration;
 /// Largest message between two nodes (a batch of log entries, a snapshot chunk).
 pub const MAX_MESSAGE: u64 = 20 << 20;
 
+/// openraft's maximum election timeout, which is also its leader lease (a voter refuses
+/// to vote while it heard from a leader this recently).
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 1000;
+
 /// What a node is made of.
 pub struct NodeConfig {
     pub nsm: Arc<dyn NsmProvider>,
@@ -71,12 +75,21 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
     let replica = Arc::new(Replica::new(id, image, clock.clone(), Some(attestor), config));
     let raft_config = openraft::Config {
         cluster_name: cluster.id.clone(),
-        // Each message crosses two hosts (four hops through sockets and HTTP): openraft
-        // bounds every append by the heartbeat interval, so it leaves room for that.
+        // Each message crosses two hosts (four hops through sockets and a host-to-host
+        // stream): openraft bounds every append by the heartbeat interval, so it leaves room
+        // for that. A follower starts an election once it heard nothing for the leader lease
+        // (openraft 0.9: = election_timeout_max) plus an election timeout, checked every
+        // 1.5 heartbeats: 1.6–2.45 s after the leader's last message; the node's own
+        // failure detector stands earlier, 1.1–1.5 s (`ClusterNode::watch_leader`), with a
+        // fresh random wait each time (openraft draws one per node). Safety does not
+        // depend on these: a leader releases a signature only after a majority holds its
+        // entry, and a deposed leader can commit nothing (BENCHMARKS.md, "Failover").
         heartbeat_interval: 300,
-        election_timeout_min: 900,
-        election_timeout_max: 1500,
-        max_payload_entries: 16,
+        election_timeout_min: 600,
+        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        // Entries per append: under load, all the proposals made during one round trip go
+        // in one message (a batch of grants is at most 64 × ≈ 5 KiB).
+        max_payload_entries: 64,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_logs),
         max_in_snapshot_log_to_keep: (snapshot_logs / 2).min(1_000),
         snapshot_max_chunk_size: 4 << 20,
@@ -98,6 +111,14 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let Some(n) = weak.upgrade() else { return };
             n.tend().await;
+        }
+    });
+    let weak = Arc::downgrade(&node);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let Some(n) = weak.upgrade() else { return };
+            n.watch_leader().await;
         }
     });
     tracing::info!(node = id, image = %image, cluster = %cluster.id, "cluster node started");

@@ -25,6 +25,7 @@ use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor, to_cbor};
 use bridle_common::protocol::{Call, Reply};
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::AppendEntriesResponse;
 use openraft::ServerState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,18 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(6);
 /// learner can take its place.
 pub const SUSPECT_AFTER: Duration = Duration::from_millis(1500);
 
+/// A voter that heard nothing from a leader for the leader lease (openraft 0.9: the
+/// maximum election timeout, [`super::ELECTION_TIMEOUT_MAX_MS`]) plus this margin plus a
+/// fresh random part of [`ELECT_JITTER`] stands for election itself (see
+/// [`ClusterNode::watch_leader`]); the margin covers the other voters' leases, which
+/// started when they, a little later, heard the same message.
+pub const ELECT_MARGIN: Duration = Duration::from_millis(100);
+/// The random part of every wait before standing for election, drawn afresh each time (so
+/// that two voters that stood at once — a split vote — do not again).
+pub const ELECT_JITTER: Duration = Duration::from_millis(400);
+/// After standing without being elected, the wait (plus jitter) before standing again.
+pub const ELECT_RETRY: Duration = Duration::from_millis(300);
+
 /// The fewest voters a cluster keeps by dropping dead ones without a replacement.
 pub const MIN_VOTERS: usize = 3;
 /// Refused-before-the-log requests proposed anyway (so their bounded audit entries are
@@ -48,6 +61,19 @@ const REFUSALS_PER_SECOND: u32 = 64;
 
 fn unavailable(why: impl Into<String>) -> Denial {
     Denial::new(ErrorCode::Unavailable, why)
+}
+
+/// What [`ClusterNode::watch_leader`] keeps.
+struct Election {
+    heard: Instant,
+    stood: Option<Instant>,
+    jitter: Duration,
+}
+
+fn jitter() -> Duration {
+    let mut b = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    Duration::from_millis(u64::from_le_bytes(b) % (ELECT_JITTER.as_millis() as u64 + 1))
 }
 
 /// See the module docs.
@@ -65,6 +91,9 @@ pub struct ClusterNode {
     /// only once the leader has led for [`DEAD_AFTER`].
     leading_since: Mutex<Option<Instant>>,
     refusals: Mutex<(u64, u32)>,
+    /// When this node last accepted a leader's message (or granted a vote), when it last
+    /// stood for election since, and the random part of its next wait.
+    election: Mutex<Election>,
     /// A join is under way (started once; it goes on until the node has the state).
     joining: std::sync::atomic::AtomicBool,
 }
@@ -90,6 +119,7 @@ impl ClusterNode {
             last_ok,
             leading_since: Mutex::new(None),
             refusals: Mutex::new((0, 0)),
+            election: Mutex::new(Election { heard: Instant::now(), stood: None, jitter: jitter() }),
             joining: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -370,6 +400,48 @@ impl ClusterNode {
         }
     }
 
+    /// A leader's message was accepted (or a vote granted): no election for a while.
+    fn heard_from_leader(&self) {
+        let mut e = self.election.lock().unwrap_or_else(|e| e.into_inner());
+        e.heard = Instant::now();
+        e.stood = None;
+    }
+
+    /// The failure detector (run every 50 ms): a voter that heard from no leader for the
+    /// lease plus [`ELECT_MARGIN`] plus fresh jitter asks openraft to hold an election.
+    /// openraft's own timer does the same, but its timeout is drawn once per node and it
+    /// checks only every 1.5 heartbeats, so two voters whose draws round to the same tick
+    /// split the vote again and again. Safety is openraft's: the other voters still refuse
+    /// while their own lease runs, and a leader signs only what a majority committed.
+    pub(super) async fn watch_leader(&self) {
+        let (state, voter) = {
+            let m = self.raft.metrics().borrow().clone();
+            (m.state, m.membership_config.membership().voter_ids().any(|v| v == self.id))
+        };
+        let now = Instant::now();
+        {
+            let mut e = self.election.lock().unwrap_or_else(|e| e.into_inner());
+            if !voter || !matches!(state, ServerState::Follower | ServerState::Candidate) {
+                e.heard = now;
+                e.stood = None;
+                return;
+            }
+            let lease = Duration::from_millis(super::ELECTION_TIMEOUT_MAX_MS);
+            if now.duration_since(e.heard) < lease + ELECT_MARGIN + e.jitter {
+                return;
+            }
+            if e.stood.is_some_and(|t| now.duration_since(t) < ELECT_RETRY + e.jitter) {
+                return;
+            }
+            e.stood = Some(now);
+            e.jitter = jitter();
+        }
+        tracing::info!(node = self.id, "no leader heard from: standing for election");
+        if let Err(e) = self.raft.trigger().elect().await {
+            tracing::warn!(error = %e, "election trigger failed");
+        }
+    }
+
     /// The leader's membership upkeep (run every few hundred ms): promote learners that
     /// caught up; replace voters that stopped answering.
     pub(super) async fn tend(&self) {
@@ -461,8 +533,25 @@ impl super::peers::Handler for ClusterNode {
         Box::pin(async move {
             let reply = match from_cbor::<Rpc>(&request) {
                 Err(e) => RpcReply::Refused(format!("undecodable request: {e}")),
-                Ok(Rpc::Append(r)) => RpcReply::Append(self.raft.append_entries(r).await),
-                Ok(Rpc::Vote(r)) => RpcReply::Vote(self.raft.vote(r).await),
+                Ok(Rpc::Append(r)) => {
+                    let r = self.raft.append_entries(r).await;
+                    if matches!(
+                        r,
+                        Ok(AppendEntriesResponse::Success
+                            | AppendEntriesResponse::PartialSuccess(_)
+                            | AppendEntriesResponse::Conflict)
+                    ) {
+                        self.heard_from_leader();
+                    }
+                    RpcReply::Append(r)
+                }
+                Ok(Rpc::Vote(r)) => {
+                    let r = self.raft.vote(r).await;
+                    if r.as_ref().is_ok_and(|v| v.vote_granted) {
+                        self.heard_from_leader();
+                    }
+                    RpcReply::Vote(r)
+                }
                 Ok(Rpc::Snapshot(r)) => RpcReply::Snapshot(self.raft.install_snapshot(r).await),
                 Ok(Rpc::Join(r)) => RpcReply::Join(self.on_join(r, peer).await),
             };
