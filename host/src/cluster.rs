@@ -13,6 +13,11 @@
 //!   by this host's enclave without forwarding further.
 //! * `GET /v1/cluster/info`: where this node stands (the operator's view, not the enclave's
 //!   signed word).
+//! * `GET /v1/cluster/stream` (`Upgrade: bridle-cluster-relay`): a persistent stream of
+//!   relayed messages ([`stream`]); hosts use it before the per-message HTTP relay.
+
+#[path = "cluster_stream.rs"]
+pub mod stream;
 
 use crate::enclave_client::ClientError;
 use crate::AppState;
@@ -58,6 +63,10 @@ pub struct ClusterLink {
     pub settings: ClusterSettings,
     http: reqwest::Client,
     peers: RwLock<Vec<String>>,
+    streams: stream::Streams,
+    /// `BRIDLE_CLUSTER_RELAY=http`: relay every message as its own HTTP request, as before
+    /// the streams (to compare the two: `bridle-cluster-bench --relay-http`).
+    http_only: bool,
 }
 
 fn trim(url: &str) -> &str {
@@ -74,7 +83,8 @@ impl ClusterLink {
             .build()
             .unwrap_or_default();
         let peers = settings.seeds.iter().map(|s| trim(s).to_string()).collect();
-        ClusterLink { settings, http, peers: RwLock::new(peers) }
+        let http_only = std::env::var("BRIDLE_CLUSTER_RELAY").is_ok_and(|v| v == "http");
+        ClusterLink { settings, http, peers: RwLock::new(peers), streams: stream::Streams::default(), http_only }
     }
 
     /// The other hosts this one knows (seeds and members).
@@ -129,10 +139,17 @@ impl ClusterLink {
     }
 
     async fn relay(&self, m: &Outbound) -> Result<Vec<u8>, String> {
+        let timeout = Duration::from_secs(10);
+        if !self.http_only {
+            let streamed = self.streams.relay(trim(&m.to), self.settings.source, &m.bytes, timeout, MAX_RELAY_BODY);
+            if let Some(r) = streamed.await {
+                return r;
+            }
+        }
         let resp = self
             .http
             .post(format!("{}/v1/cluster/relay", trim(&m.to)))
-            .timeout(Duration::from_secs(10))
+            .timeout(timeout)
             .body(m.bytes.clone())
             .send()
             .await
@@ -233,6 +250,42 @@ async fn relay(State(st): State<AppState>, body: Bytes) -> Response {
     }
 }
 
+/// `GET /v1/cluster/stream`: switch the connection to a stream of relayed messages.
+async fn stream_upgrade(State(st): State<AppState>, mut req: axum::extract::Request) -> Response {
+    let wanted = req
+        .headers()
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(stream::PROTOCOL));
+    let Some(on) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>().filter(|_| wanted) else {
+        return (StatusCode::UPGRADE_REQUIRED, format!("Upgrade: {} expected", stream::PROTOCOL)).into_response();
+    };
+    tokio::spawn(async move {
+        match on.await {
+            Ok(up) => {
+                stream::serve(hyper_util::rt::TokioIo::new(up), MAX_RELAY_BODY, move |bytes| {
+                    let st = st.clone();
+                    async move {
+                        match traffic(&st).call_direct(Call::Cluster(ClusterCall::Deliver { bytes })).await {
+                            Ok(Reply::Cluster(ClusterReply::Delivered { bytes })) => Ok(bytes),
+                            Ok(other) => Err(format!("unexpected enclave reply {other:?}")),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                })
+                .await
+            }
+            Err(e) => tracing::debug!(error = %e, "cluster stream upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(axum::http::header::CONNECTION, "upgrade")
+        .header(axum::http::header::UPGRADE, stream::PROTOCOL)
+        .body(axum::body::Body::empty())
+        .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+}
+
 async fn call(State(st): State<AppState>, body: Bytes) -> Response {
     let result = match from_cbor::<RequestFrame>(&body) {
         Err(e) => Err(Denial::new(ErrorCode::Malformed, format!("request frame: {e}"))),
@@ -275,6 +328,7 @@ pub fn router(st: AppState) -> Router {
         .route("/v1/cluster/relay", post(relay))
         .route("/v1/cluster/call", post(call))
         .route("/v1/cluster/info", get(info))
+        .route(stream::PATH, get(stream_upgrade))
         .layer(DefaultBodyLimit::max(MAX_RELAY_BODY))
         .with_state(st)
 }
