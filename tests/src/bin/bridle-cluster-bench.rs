@@ -6,7 +6,11 @@
 //!    three-node cluster (every decision committed by a majority before it is released).
 //! 2. Memory per session: the enclave's resident memory before and after `--sessions`
 //!    grants of the README's example policy, on the stand-alone enclave and on the cluster's
-//!    leader and a follower.
+//!    leader and a follower (noisy: the allocator reuses freed memory); and, exactly, the
+//!    enclave code's own accounting in this process ([`heap_per_session`]): the heap it
+//!    keeps and its memory budget's charge per session, for a stand-alone enclave and for
+//!    a cluster node's state machine applying the same grants as log entries, plus what a
+//!    node holds besides (the log entry until the next snapshot, the last snapshot's bytes).
 //! 3. Failover, `--failovers` times: with one agent signing back to back through a
 //!    follower's host, kill -9 the leader's enclave; the time from the kill to the first
 //!    signature completed after it. The killed node then rejoins as a new node.
@@ -97,6 +101,125 @@ where
     ok as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Counts the bytes this process holds on the heap (for [`heap_per_session`]).
+struct Counting;
+
+static LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+// SAFETY: every call is passed to the system allocator unchanged; only a counter is added.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        let p = std::alloc::System.alloc(l);
+        if !p.is_null() {
+            LIVE.fetch_add(l.size() as i64, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, l: std::alloc::Layout) -> *mut u8 {
+        let p = std::alloc::System.alloc_zeroed(l);
+        if !p.is_null() {
+            LIVE.fetch_add(l.size() as i64, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        std::alloc::System.dealloc(p, l);
+        LIVE.fetch_sub(l.size() as i64, Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
+        let q = std::alloc::System.realloc(p, l, new);
+        if !q.is_null() {
+            LIVE.fetch_add(new as i64 - l.size() as i64, Ordering::Relaxed);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live() -> i64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Memory per session by the enclave code's own accounting, in this process (no other
+/// work running): `n` grants of `policy` on a stand-alone enclave (`Enclave::handle`), and
+/// the same grants applied as a cluster node applies its log's `CreateSession` entries
+/// (`apply::with` + `Enclave::apply_create_session` on an enclave with the cluster's
+/// identity, as `cluster::replica` does). Returns bytes per session: (single heap, single
+/// budget, node heap, node budget, log entry kept until the next snapshot, the last
+/// snapshot's encoded bytes that a node keeps to send).
+fn heap_per_session(n: usize, policy: &Policy) -> [f64; 6] {
+    use bridle_common::protocol::{Call, CreateSession};
+    use bridle_enclave::apply::{with, ApplyCtx};
+    use bridle_enclave::clock::{ReplicaClock, SystemClock};
+    use bridle_enclave::cluster::replica::{encode_snapshot, SNAPSHOT_AUDIT_ENTRIES};
+    use bridle_enclave::cluster::types::{Cmd, Op, Secret};
+    use bridle_enclave::keys::Key;
+    use bridle_enclave::{Config, Enclave};
+    let calls = |identity: alloy_primitives::Address| -> Vec<CreateSession> {
+        (0..n)
+            .map(|_| {
+                let (owner, agent) = (Actor::random(), Actor::random());
+                let msg = create_action(identity, agent.address, policy.hash(), Actor::next_nonce());
+                CreateSession {
+                    auth: owner.sign_owner(&msg),
+                    agent_public_key: agent.public_key_sec1(),
+                    policy: policy.clone(),
+                }
+            })
+            .collect()
+    };
+    let per = |a: i64, b: i64| (b - a) as f64 / n as f64;
+
+    let single = Enclave::new(Box::new(SystemClock), None, Config::default());
+    let cs = calls(single.identity_address());
+    let (h0, b0) = (live(), single.budget().used() as i64);
+    for c in cs {
+        assert!(single.handle(Call::CreateSession(c)).is_ok(), "grant refused");
+    }
+    let (single_heap, single_budget) = (per(h0, live()), per(b0, single.budget().used() as i64));
+    drop(single);
+
+    let identity = Key::from_secret_bytes(&[0x42; 32]).expect("key");
+    let clock = now();
+    let node = Enclave::with_identity(
+        identity,
+        clock,
+        Box::new(ReplicaClock::new(Box::new(SystemClock))),
+        None,
+        Config::default(),
+    );
+    let image = alloy_primitives::B256::repeat_byte(7);
+    let cmds: Vec<Cmd> = calls(node.identity_address())
+        .into_iter()
+        .map(|call| {
+            let secret = k256::SecretKey::random(&mut rand_core::OsRng).to_bytes();
+            let secret: [u8; 32] = secret.into();
+            let address = Key::from_secret_bytes(&secret).expect("key").address();
+            let op =
+                Op::CreateSession { call: Box::new(call), address, key: Some(Secret(secret)), custody: vec![image] };
+            Cmd { proposer: 1, clock, op }
+        })
+        .collect();
+    let h0 = live();
+    let log: Vec<Cmd> = cmds.clone();
+    let log_entry = per(h0, live());
+    let (h0, b0) = (live(), node.budget().used() as i64);
+    for cmd in cmds {
+        let Op::CreateSession { call, address, key, custody } = cmd.op else { unreachable!() };
+        let key = key.and_then(|s| Key::from_secret_bytes(&s.0));
+        let r = with(ApplyCtx { clock: cmd.clock, proposer: true }, || {
+            node.apply_create_session(*call, address, key, custody)
+        });
+        assert!(r.is_ok(), "grant refused: {r:?}");
+    }
+    let (node_heap, node_budget) = (per(h0, live()), per(b0, node.budget().used() as i64));
+    let snapshot = encode_snapshot(&node.snapshot(SNAPSHOT_AUDIT_ENTRIES)).expect("snapshot").len() as f64 / n as f64;
+    drop(log);
+    [single_heap, single_budget, node_heap, node_budget, log_entry, snapshot]
+}
+
 fn signed(c: u16) -> bool {
     c == 200
 }
@@ -110,7 +233,18 @@ async fn main() {
     // Snapshots as in production (every 10 000 entries), not as often as the tests take them.
     let snapshot_logs = arg("--snapshot-logs", 10_000);
     std::env::set_var("BRIDLE_CLUSTER_SNAPSHOT_LOGS", snapshot_logs.to_string());
+    // The hosts relay each message as its own HTTP request (as before the streams), to compare.
+    let relay_http = std::env::args().any(|a| a == "--relay-http");
+    if relay_http {
+        std::env::set_var("BRIDLE_CLUSTER_RELAY", "http");
+    }
     let example = example_policy();
+    // First, alone in this process: the enclave code's own accounting.
+    let accounted = {
+        let example = example.clone();
+        let n = sessions as usize;
+        tokio::task::spawn_blocking(move || heap_per_session(n.max(1), &example)).await.unwrap()
+    };
 
     // --- one enclave, one host ---
     let s = Arc::new(Stack::start());
@@ -172,6 +306,7 @@ async fn main() {
 
     // --- failover ---
     let mut times = Vec::new();
+    let mut phases = Vec::new();
     let mut nonce = 2_000_000u64;
     for round in 0..failovers {
         let leader = c.wait_leader(Duration::from_secs(60)).await;
@@ -187,9 +322,17 @@ async fn main() {
             tokio::spawn(async move { sign_loop(client, via, g, first, stop, done).await })
         };
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        let killed_id = c.info(leader).await.and_then(|v| v["node_id"].as_u64());
         let killed_at = Instant::now();
         c.kill_enclave(leader);
         eprintln!("killed node {leader} at {:?}", std::time::SystemTime::now());
+        // Where the time goes: when a survivor first stood as candidate, when one first
+        // led, and when the host signed through (`via`) first knew the new leader.
+        let watch = {
+            let (client, stop) = (client.clone(), stop.clone());
+            let survivors: Vec<usize> = (0..c.nodes.len()).filter(|i| *i != leader).collect();
+            tokio::spawn(async move { watch_election(client, survivors, via, killed_id, killed_at, stop).await })
+        };
         let t0 = Instant::now();
         let next = loop {
             // The first signature asked for after the kill (one in flight at the kill may
@@ -202,9 +345,19 @@ async fn main() {
         };
         stop.store(1, Ordering::Relaxed);
         nonce = agent.await.unwrap() + 1;
+        let [candidate, elected, known] = watch.await.unwrap();
         let ms = next.duration_since(killed_at).as_secs_f64() * 1000.0;
-        println!("failover {round}: leader node {leader} killed, next signature after {ms:.0} ms");
+        let at = |t: Option<f64>| t.map_or("?".to_string(), |t| format!("{t:.0}"));
+        println!(
+            "failover {round}: leader node {leader} killed, next signature after {ms:.0} ms (first candidate at {} ms, new leader at {} ms, known to the signing host's enclave at {} ms)",
+            at(candidate),
+            at(elected),
+            at(known)
+        );
         times.push(ms);
+        if let Some(e) = elected {
+            phases.push((candidate.unwrap_or(e), e, ms));
+        }
         // The killed node rejoins as a new node before the next round.
         c.restart_enclave(leader);
         c.wait_voter(leader, Duration::from_secs(120)).await;
@@ -214,7 +367,8 @@ async fn main() {
 
     println!();
     println!(
-        "requests {requests}, concurrency {concurrency}, sessions {sessions}, failovers {failovers}, snapshot every {snapshot_logs} entries"
+        "requests {requests}, concurrency {concurrency}, sessions {sessions}, failovers {failovers}, snapshot every {snapshot_logs} entries, relay between hosts: {}",
+        if relay_http { "an HTTP request per message" } else { "persistent streams" }
     );
     println!("throughput, one enclave:            {single:.0} signatures/s");
     println!("throughput, 3-node cluster (leader): {replicated:.0} signatures/s");
@@ -252,6 +406,21 @@ async fn main() {
         "memory per session, cluster follower: {follower_mem:.1} KiB ({:.0} %)",
         100.0 * follower_mem / single_mem
     );
+    let [sh, sb, nh, nb, log_entry, snap] = accounted;
+    let kib = |b: f64| b / 1024.0;
+    println!(
+        "memory per session, enclave's own accounting ({sessions} grants in this process): one enclave heap {:.2} KiB (budget charge {:.2} KiB); cluster node's state machine heap {:.2} KiB = {:.1} % (budget charge {:.2} KiB)",
+        kib(sh),
+        kib(sb),
+        kib(nh),
+        100.0 * nh / sh,
+        kib(nb)
+    );
+    println!(
+        "  besides, on every node: its log entry until the next snapshot {:.2} KiB, the last snapshot's bytes (kept to send) {:.2} KiB",
+        kib(log_entry),
+        kib(snap)
+    );
     if !times.is_empty() {
         println!(
             "failover, kill -9 to next signature: min {:.0} ms, median {:.0} ms, max {:.0} ms",
@@ -260,6 +429,56 @@ async fn main() {
             times[times.len() - 1]
         );
     }
+    if !phases.is_empty() {
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "failover phases (medians): kill → first candidate {:.0} ms; candidate → leader {:.0} ms; leader → next signature {:.0} ms",
+            median(phases.iter().map(|p| p.0).collect()),
+            median(phases.iter().map(|p| p.1 - p.0).collect()),
+            median(phases.iter().map(|p| p.2 - p.1).collect())
+        );
+    }
+}
+
+/// Poll the survivors' `/v1/cluster/info` every 20 ms until `stop`: milliseconds from the
+/// kill to the first survivor seen as candidate (or in a later term), to the first seen as
+/// leader, and to `via`'s node naming a leader other than `killed`.
+async fn watch_election(
+    client: ClusterClient,
+    survivors: Vec<usize>,
+    via: usize,
+    killed: Option<u64>,
+    killed_at: Instant,
+    stop: Arc<AtomicU64>,
+) -> [Option<f64>; 3] {
+    let mut out = [None; 3];
+    let mut term0: Option<u64> = None;
+    while stop.load(Ordering::Relaxed) == 0 && out.iter().any(|t| t.is_none()) {
+        for &i in &survivors {
+            let r =
+                client.http.get(format!("{}/v1/cluster/info", client.apis[i])).timeout(Duration::from_secs(2)).send();
+            let Ok(r) = r.await else { continue };
+            let Ok(v) = r.json::<serde_json::Value>().await else { continue };
+            let n = &v["node"];
+            let ms = killed_at.elapsed().as_secs_f64() * 1000.0;
+            let term = n["term"].as_u64().unwrap_or(0);
+            let t0 = *term0.get_or_insert(term);
+            if out[0].is_none() && (n["role"] == "candidate" || term > t0) {
+                out[0] = Some(ms);
+            }
+            if out[1].is_none() && n["role"] == "leader" {
+                out[1] = Some(ms);
+            }
+            if out[2].is_none() && i == via && n["leader"].as_u64().is_some_and(|l| Some(l) != killed) {
+                out[2] = Some(ms);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    out
 }
 
 /// Sign transfers back to back through host `via` until `stop`; returns the last nonce used.
