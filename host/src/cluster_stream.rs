@@ -37,8 +37,12 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> std::io::Res
     if len > max {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
     }
-    let mut bytes = vec![0u8; len];
-    r.read_exact(&mut bytes).await?;
+    // Read as it arrives: a head alone does not reserve what it declares.
+    let mut bytes = Vec::with_capacity(len.min(64 << 10));
+    (&mut *r).take(len as u64).read_to_end(&mut bytes).await?;
+    if bytes.len() != len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok((kind, bytes))
 }
 
@@ -219,6 +223,14 @@ mod tests {
         }
         write_frame(&mut a, OK, &[]).await.unwrap();
         assert_eq!(read_frame(&mut a, 1 << 20).await.unwrap(), (ERR, b"empty".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_short_frame_is_an_error() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        a.write_all(&[OK, 10, 0, 0, 0, 1, 2]).await.unwrap();
+        drop(a);
+        assert!(read_frame(&mut b, 1 << 20).await.is_err());
     }
 
     #[tokio::test]
