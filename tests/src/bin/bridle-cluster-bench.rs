@@ -13,7 +13,12 @@
 //!    node holds besides (the log entry until the next snapshot, the last snapshot's bytes).
 //! 3. Failover, `--failovers` times: with one agent signing back to back through a
 //!    follower's host, kill -9 the leader's enclave; the time from the kill to the first
-//!    signature completed after it. The killed node then rejoins as a new node.
+//!    signature completed after it, and its phases (polling the survivors' cluster info
+//!    every 20 ms: first candidate, new leader, known to the signing host's enclave). The
+//!    killed node then rejoins as a new node.
+//!
+//! `--relay-http` makes the hosts relay each message as its own HTTP request (as before the
+//! persistent streams), to compare the two.
 //!
 //! Starts real binaries from `BRIDLE_BIN_DIR` (release binaries for numbers: `make
 //! bench-cluster`). Bounded in count and time; talks only to 127.0.0.1.
