@@ -316,7 +316,13 @@ impl Sweep {
             buf.extend_from_slice(&t.max_priority_fee_per_gas.to_be_bytes());
             buf.extend_from_slice(&t.gas_limit.to_be_bytes());
         }
-        // Appended only when present: a sweep without accounts keeps its digest.
+        // Appended only when present: a sweep without accounts keeps its digest. Counted, so
+        // that the encoding stays unambiguous whatever the caps.
+        if !self.accounts.is_empty() {
+            buf.extend_from_slice(b"accounts");
+            buf.extend_from_slice(&(self.terms.len() as u64).to_be_bytes());
+            buf.extend_from_slice(&(self.accounts.len() as u64).to_be_bytes());
+        }
         for a in &self.accounts {
             buf.extend_from_slice(b"account");
             buf.extend_from_slice(&a.chain_id.to_be_bytes());

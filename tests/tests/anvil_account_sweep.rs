@@ -1,6 +1,7 @@
 //! Smart-account sweeps (issue 14 item 2; AG-212 4.6) through the real EntryPoint on anvil:
 //! approvals a SimpleAccount granted in user operations the session signed are revoked by
-//! one user operation from that account, signed by the session key, submitted through
+//! one user operation from that account, asked for by the owner and signed by the session
+//! key within the policy's gas caps, submitted through
 //! `handleOps` — leaving every allowance at 0. EntryPoint v0.7 (SimpleAccount v0.7
 //! `executeBatch(address[],uint256[],bytes[])`) and v0.8 (`executeBatch(Call[])`).
 //!
@@ -106,15 +107,37 @@ async fn one(version: EntryPointVersion, format: AccountFormat) {
     assert_eq!(c, 200, "{v}");
     assert_eq!(v["skipped"].as_array().unwrap().len(), 2, "{v}");
 
-    // Fees above the policy's cap: refused (anyone may ask for a sweep, within the caps).
+    // Nobody but the owner asks for an account sweep (an account's nonces are not the
+    // session's: other signers fill them, and every nonce key is valid).
     let nonce = ep.nonce(&anvil, sender).await;
-    let body = |t: AccountSweepTerms| Sweep { session: g.session, terms: vec![], accounts: vec![t], auth: None };
     let path = format!("/v1/sessions/{}/sweep", g.session);
-    let (c, v) = s.post(&path, &body(terms(&ep, sender, nonce, format, 11_000_000_000))).await;
+    let unsigned = Sweep {
+        session: g.session,
+        terms: vec![],
+        accounts: vec![terms(&ep, sender, nonce, format, 5_000_000_000)],
+        auth: None,
+    };
+    let (c, v) = s.post(&path, &unsigned).await;
+    assert_eq!((c, code(&v)), (401, "unauthenticated"), "{v}");
+    // The owner's sweep: fees above the policy's cap are refused even so.
+    let st = s.status().await;
+    let signed = |t: AccountSweepTerms| {
+        let mut body = Sweep { session: g.session, terms: vec![], accounts: vec![t], auth: None };
+        let msg = owner_action(
+            bridle_common::owner::action::SWEEP,
+            st.identity_address,
+            g.session,
+            g.agent.address,
+            body.terms_digest(),
+        );
+        body.auth = Some(g.owner.sign_owner(&msg));
+        body
+    };
+    let (c, v) = s.post(&path, &signed(terms(&ep, sender, nonce, format, 11_000_000_000))).await;
     assert_eq!((c, code(&v)), (403, "gas_cap"), "{v}");
 
-    // An hour later both are expired: one user operation from the account revokes both.
-    let (c, v) = s.post(&path, &body(terms(&ep, sender, nonce, format, 5_000_000_000))).await;
+    // One user operation from the account revokes both.
+    let (c, v) = s.post(&path, &signed(terms(&ep, sender, nonce, format, 5_000_000_000))).await;
     assert_eq!(c, 200, "{v}");
     let reply: SweepReply = serde_json::from_value(v.clone()).unwrap();
     assert_eq!(reply.user_operations.len(), 1, "{v}");

@@ -84,6 +84,16 @@ impl Machine {
         if !authed {
             check_fees(&policy, terms)?;
         }
+        if !authed && !accounts.is_empty() {
+            // Review (issue 14): an account's nonce space is not the session's — other
+            // signers fill it and any nonce key is valid — so an unauthenticated account sweep
+            // could take the place of an operation the enclave never saw, or be asked for
+            // again and again at fresh nonce keys. Only the owner asks for account sweeps.
+            return Err(Denial::new(
+                ErrorCode::Unauthenticated,
+                "a smart-account sweep needs the owner's signature over its terms (bridle owner sweep --key)",
+            ));
+        }
         let everything = authed || self.state(t) != SessionState::Active;
         let reg = &self.counters.allowances;
         let mut chosen: Vec<Key> = Vec::new();
@@ -94,7 +104,7 @@ impl Machine {
                 !a.amount.is_zero()
             } else {
                 (a.outstanding() && (everything || a.state == crate::allowance::AllowanceState::Expired))
-                    || resigns(reg, &a, terms)
+                    || resigns(reg, &a, terms, t)
             };
             if !wanted {
                 continue;
@@ -242,16 +252,29 @@ impl Machine {
 /// checked against the policy's caps and its gas cost charged like any sweep's, so the
 /// bumps a host can ask for are bounded by the session's gas limits (and cost the owner
 /// nothing unless mined: one transaction per nonce is).
-fn resigns(reg: &crate::allowance::Registry, a: &crate::allowance::Allowance, terms: &[SweepTerms]) -> bool {
+///
+/// Bounded (review, issue 14): at most [`MAX_RESIGNS`] sweeps at one nonce, and only while
+/// the registry is at most half full — so re-signing can never fill a session's registry
+/// and block its approvals and revocations.
+fn resigns(reg: &crate::allowance::Registry, a: &crate::allowance::Allowance, terms: &[SweepTerms], now: u64) -> bool {
     a.state == crate::allowance::AllowanceState::Swept
         && a.kind.sweepable()
+        && reg.has_room(crate::allowance::MAX_WRITES / 2, now)
         && terms.iter().any(|x| {
             x.chain_id == a.chain_id
                 && a.settled_at_nonce.is_some_and(|n| n >= x.nonce)
                 && x.nonce < reg.next_nonce(x.chain_id)
                 && reg.only_sweeps_at(x.chain_id, x.nonce)
+                && a.settled_at_nonce.is_some_and(|n| {
+                    let at = Place::Own { chain_id: x.chain_id, nonce: n };
+                    reg.items().iter().filter(|i| i.place == at && i.sweep).count() < MAX_RESIGNS
+                })
         })
 }
+
+/// Most sweeps (the first and its fee bumps) an unauthenticated caller may have signed at one
+/// nonce.
+pub const MAX_RESIGNS: usize = 4;
 
 /// The shape of sweep terms: few chains, each once, sane fees and gas.
 pub fn check_terms(terms: &[SweepTerms]) -> Result<(), Denial> {

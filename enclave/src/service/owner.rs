@@ -202,7 +202,10 @@ impl Enclave {
         let before = map.len();
         map.retain(|_, s| {
             let inner = s.lock();
-            let finished = inner.machine.finished(now);
+            // Never a session that may still have approvals outstanding (a smart account's,
+            // a swept one not yet mined): its holdings count in the exposure book (review,
+            // issue 14).
+            let finished = inner.machine.finished(now) && inner.machine.holdings().is_empty();
             if finished {
                 self.budget.recharge(inner.charged, 0);
                 self.unpublish(&s.address);
