@@ -487,6 +487,19 @@ pub mod encode {
         .into()
     }
 
+    /// SimpleAccount v0.8 (`BaseAccount`) `executeBatch(Call[])`.
+    pub fn simple_v08_execute_batch(calls: &[(Address, U256, Bytes)]) -> Bytes {
+        let calls = calls
+            .iter()
+            .map(|(target, value, data)| simple_account::v08::Call {
+                target: *target,
+                value: *value,
+                data: data.clone(),
+            })
+            .collect();
+        simple_account::v08::executeBatchCall { calls }.abi_encode().into()
+    }
+
     /// ERC-7579 `execute` in single mode: `abi.encodePacked(target, value, callData)`.
     pub fn erc7579_single(target: Address, value: U256, data: &[u8]) -> Bytes {
         let ec = [target.as_slice(), &value.to_be_bytes::<32>(), data].concat();

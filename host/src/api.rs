@@ -522,20 +522,8 @@ pub async fn sweep(
     match relay_owner(&st, Call::Sweep(req), Some(session)).await? {
         Reply::Swept(r) => {
             let at = crate::store::now_secs();
-            let txs: Vec<crate::store::StoredSweepTx> = r
-                .transactions
-                .iter()
-                .map(|t| crate::store::StoredSweepTx {
-                    session,
-                    chain_id: t.chain_id,
-                    nonce: t.nonce,
-                    token: t.token,
-                    spender: t.spender,
-                    hash: t.hash,
-                    raw_transaction: t.raw_transaction.clone(),
-                    signed_at: at,
-                })
-                .collect();
+            let txs: Vec<crate::store::StoredSweepTx> =
+                r.transactions.iter().map(|t| crate::store::StoredSweepTx::of(session, t, at)).collect();
             if !txs.is_empty() {
                 store_write(&st, "sweep", move |db| db.insert_sweep(&txs)).await;
             }

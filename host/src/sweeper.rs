@@ -263,20 +263,8 @@ async fn sweep(
         return Ok(false);
     }
     let at = crate::store::now_secs();
-    let stored: Vec<StoredSweepTx> = reply
-        .transactions
-        .iter()
-        .map(|t| StoredSweepTx {
-            session,
-            chain_id: t.chain_id,
-            nonce: t.nonce,
-            token: t.token,
-            spender: t.spender,
-            hash: t.hash,
-            raw_transaction: t.raw_transaction.clone(),
-            signed_at: at,
-        })
-        .collect();
+    let stored: Vec<StoredSweepTx> =
+        reply.transactions.iter().map(|t| crate::store::StoredSweepTx::of(session, t, at)).collect();
     if let Err(e) = state.store.run(move |db| db.insert_sweep(&stored)).await {
         tracing::error!(error = %e, "sweeper: cannot store the sweep");
     }

@@ -9,7 +9,7 @@
 
 use alloy_primitives::{address, Address, Bytes, U256};
 use bridle_common::protocol::{AccountFormat, AccountSweepTerms, SignPayload, Sweep, SweepReply};
-use bridle_common::userop::{decode_account_call, encode, simple_account, EntryPointVersion};
+use bridle_common::userop::{decode_account_call, encode, EntryPointVersion};
 use bridle_tests::aa::*;
 use bridle_tests::*;
 
@@ -78,18 +78,7 @@ async fn one(version: EntryPointVersion, format: AccountFormat) {
     let calls =
         vec![(token, U256::ZERO, approve_data(ROUTER, usdc(100))), (token, U256::ZERO, approve_data(POOL, usdc(50)))];
     let data: Bytes = match format {
-        AccountFormat::SimpleAccountV08 => {
-            use alloy_sol_types::SolCall;
-            let calls = calls
-                .iter()
-                .map(|(target, value, data)| simple_account::v08::Call {
-                    target: *target,
-                    value: *value,
-                    data: data.clone(),
-                })
-                .collect();
-            simple_account::v08::executeBatchCall { calls }.abi_encode().into()
-        }
+        AccountFormat::SimpleAccountV08 => encode::simple_v08_execute_batch(&calls),
         _ => encode::simple_execute_batch(&calls),
     };
     let op = ep.deploying(ep.op(sender, 0, data), g.session);

@@ -13,7 +13,7 @@ use crate::allowance::{revocation_call, Grant, GrantOp, Key, Place, Registry, Vi
 use crate::error::{Denial, ErrorCode};
 use crate::policy::CompiledPolicy;
 use crate::protocol::{AccountFormat, AccountSweepTerms, SweepTerms, SweepUserOp};
-use crate::userop::{encode, simple_account, EntryPointVersion, UserOperationRequest};
+use crate::userop::{encode, EntryPointVersion, UserOperationRequest};
 use alloy_primitives::{Address, Bytes, U256};
 
 /// Most approvals one sweep user operation revokes.
@@ -81,18 +81,7 @@ pub(super) fn plan(
             mine.iter().filter_map(revocation_call).map(|(to, data)| (to, U256::ZERO, data)).collect();
         let call_data = match a.format {
             AccountFormat::SimpleAccount => encode::simple_execute_batch(&calls),
-            AccountFormat::SimpleAccountV08 => {
-                use alloy_sol_types::SolCall;
-                let calls = calls
-                    .iter()
-                    .map(|(target, value, data)| simple_account::v08::Call {
-                        target: *target,
-                        value: *value,
-                        data: data.clone(),
-                    })
-                    .collect();
-                simple_account::v08::executeBatchCall { calls }.abi_encode().into()
-            }
+            AccountFormat::SimpleAccountV08 => encode::simple_v08_execute_batch(&calls),
             AccountFormat::Erc7579 => encode::erc7579_batch(&calls),
         };
         let op = UserOperationRequest {

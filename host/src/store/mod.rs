@@ -147,6 +147,22 @@ pub struct StoredSweepTx {
     pub signed_at: u64,
 }
 
+impl StoredSweepTx {
+    /// What the host keeps of a revocation the enclave signed for `session` at `signed_at`.
+    pub fn of(session: Address, t: &bridle_common::protocol::SweepTx, signed_at: u64) -> StoredSweepTx {
+        StoredSweepTx {
+            session,
+            chain_id: t.chain_id,
+            nonce: t.nonce,
+            token: t.token,
+            spender: t.spender,
+            hash: t.hash,
+            raw_transaction: t.raw_transaction.clone(),
+            signed_at,
+        }
+    }
+}
+
 /// One relayed action or sign decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
