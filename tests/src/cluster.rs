@@ -294,75 +294,122 @@ impl Cluster {
     }
 
     pub async fn wait_leader(&self, timeout: Duration) -> usize {
-        wait_until(timeout, Duration::from_millis(100), move || async move {
-            self.leader().await.ok_or_else(|| format!("no leader within {timeout:?}"))
+        self.wait(timeout, Duration::from_millis(100), move || async move {
+            self.leader().await.ok_or_else(|| "no leader".to_string())
         })
         .await
     }
 
     pub async fn wait_ready(&self, i: usize, timeout: Duration) {
-        wait_until(timeout, Duration::from_millis(100), move || async move {
-            if self
-                .info(i)
-                .await
-                .is_some_and(|v| v["ready"] == true && v["members"].as_array().is_some_and(|m| !m.is_empty()))
-            {
-                return Ok(());
+        self.wait(timeout, Duration::from_millis(100), move || async move {
+            match self.info(i).await {
+                Some(v) if v["ready"] == true && v["members"].as_array().is_some_and(|m| !m.is_empty()) => Ok(()),
+                Some(v) => Err(format!("node {i} not ready: {}", brief(&v))),
+                None => Err(format!("node {i} not ready: no answer")),
             }
-            Err(format!("node {i} not ready within {timeout:?}"))
         })
         .await
     }
 
     /// Wait until the leader counts `n` voters, every live node has the cluster's state.
     pub async fn wait_voters(&self, n: usize, timeout: Duration) {
-        wait_until(timeout, Duration::from_millis(200), move || async move {
-            if let Some(l) = self.leader().await {
-                if let Some(v) = self.info(l).await {
-                    let voters = v["members"].as_array().map_or(0, |m| m.iter().filter(|m| m["voter"] == true).count());
-                    let mut ready = true;
-                    for i in 0..self.nodes.len() {
-                        if self.nodes[i].enclave.is_some() && !self.info(i).await.is_some_and(|v| v["ready"] == true) {
-                            ready = false;
-                        }
-                    }
-                    if voters == n && ready {
-                        return Ok(());
-                    }
+        self.wait(timeout, Duration::from_millis(200), move || async move {
+            let l = self.leader().await.ok_or("no leader")?;
+            let v = self.info(l).await.ok_or_else(|| format!("leader node {l} did not answer"))?;
+            let voters = v["members"].as_array().map_or(0, |m| m.iter().filter(|m| m["voter"] == true).count());
+            let mut not_ready = Vec::new();
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].enclave.is_some() && !self.info(i).await.is_some_and(|v| v["ready"] == true) {
+                    not_ready.push(i);
                 }
             }
-            Err(format!("not {n} voters within {timeout:?}"))
+            if voters == n && not_ready.is_empty() {
+                return Ok(());
+            }
+            Err(format!(
+                "not {n} voters with every live node ready: leader node {l} counts {voters}; not ready: {not_ready:?}"
+            ))
         })
         .await
     }
 
     /// Wait until the leader's membership no longer lists node `id` (a dead node dropped).
     pub async fn wait_removed(&self, id: u64, timeout: Duration) {
-        wait_until(timeout, Duration::from_millis(200), move || async move {
-            if let Some(l) = self.leader().await {
-                let v = self.info(l).await.unwrap_or_default();
-                if v["members"].as_array().is_some_and(|m| !m.iter().any(|m| m["node_id"] == id)) {
-                    return Ok(());
-                }
+        self.wait(timeout, Duration::from_millis(200), move || async move {
+            let l = self.leader().await.ok_or("no leader")?;
+            let v = self.info(l).await.unwrap_or_default();
+            if v["members"].as_array().is_some_and(|m| !m.iter().any(|m| m["node_id"] == id)) {
+                return Ok(());
             }
-            Err(format!("node {id} still a member after {timeout:?}"))
+            Err(format!("node id {id} still a member in leader node {l}'s view"))
         })
         .await
     }
 
     /// Wait until node `i` is a voter in the leader's view.
     pub async fn wait_voter(&self, i: usize, timeout: Duration) {
-        wait_until(timeout, Duration::from_millis(200), move || async move {
-            let id = self.info(i).await.and_then(|v| v["node_id"].as_u64());
-            if let (Some(id), Some(l)) = (id, self.leader().await) {
-                let v = self.info(l).await.unwrap_or_default();
-                if v["members"].as_array().is_some_and(|m| m.iter().any(|m| m["node_id"] == id && m["voter"] == true)) {
-                    return Ok(());
-                }
+        self.wait(timeout, Duration::from_millis(200), move || async move {
+            let id = self
+                .info(i)
+                .await
+                .and_then(|v| v["node_id"].as_u64())
+                .ok_or_else(|| format!("node {i} did not answer"))?;
+            let l = self.leader().await.ok_or("no leader")?;
+            let v = self.info(l).await.unwrap_or_default();
+            if v["members"].as_array().is_some_and(|m| m.iter().any(|m| m["node_id"] == id && m["voter"] == true)) {
+                return Ok(());
             }
-            Err(format!("node {i} not a voter within {timeout:?}"))
+            Err(format!("node {i} (id {id}) not a voter in leader node {l}'s view"))
         })
         .await
+    }
+
+    /// [`wait_until`], but a timeout's panic also says where every node stands
+    /// ([`Cluster::describe`]): the next failure explains itself.
+    pub async fn wait<T, F, Fut>(&self, timeout: Duration, every: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        let t0 = Instant::now();
+        loop {
+            match check().await {
+                Ok(v) => return v,
+                Err(why) if t0.elapsed() >= timeout => {
+                    panic!("{why} (waited {:?}, limit {timeout:?})\n{}", t0.elapsed(), self.describe().await)
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Where every node stands, as its host reports it (`/v1/cluster/info`): role, ready,
+    /// leader, term, last applied and snapshot index, and its view of the membership (node
+    /// ids, voter or learner, URL).
+    pub async fn describe(&self) -> String {
+        let mut out = String::from("cluster state:");
+        for (i, n) in self.nodes.iter().enumerate() {
+            let enclave = match &n.enclave {
+                Some(p) => format!("enclave pid {}", p.pid()),
+                None => "enclave killed".to_string(),
+            };
+            let host = if n.host.is_some() { n.api.as_str() } else { "stopped" };
+            let r = self.http.get(format!("{}/v1/cluster/info", n.api)).timeout(Duration::from_secs(3));
+            let view = match r.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let text = resp.text().await.unwrap_or_default();
+                    match serde_json::from_str::<Value>(&text) {
+                        Ok(v) if status == 200 => brief(&v["node"]),
+                        _ => format!("HTTP {status}: {text}"),
+                    }
+                }
+                Err(e) => format!("no answer: {e}"),
+            };
+            out.push_str(&format!("\n  node {i} ({enclave}; host {host}; peer url {}): {view}", n.peer_url()));
+        }
+        out
     }
 
     /// The cluster's identity (its public facts, through node `i`).
@@ -429,6 +476,26 @@ impl ClusterClient {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// One node's `/v1/cluster/info` in a line: who it is, where it stands, its membership.
+pub fn brief(v: &Value) -> String {
+    let members = v["members"].as_array().map_or_else(
+        || "-".to_string(),
+        |m| {
+            m.iter()
+                .map(|m| {
+                    let kind = if m["voter"] == true { "voter" } else { "learner" };
+                    format!("{} {kind} {}", m["node_id"], m["peer_url"].as_str().unwrap_or("?"))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    format!(
+        "id {} role {} ready {} leader {} term {} last_applied {} snapshot {} members [{members}]",
+        v["node_id"], v["role"], v["ready"], v["leader"], v["term"], v["last_applied"], v["snapshot"]
+    )
 }
 
 /// A stamped request of `g`'s agent (kept, so it can be asked again with the same stamp).
