@@ -20,6 +20,9 @@ pub mod enclave_client;
 pub mod metrics;
 pub mod openapi;
 pub mod rpc;
+pub mod rpc_json;
+pub mod rpc_tx;
+pub mod rpc_userop;
 pub mod store;
 pub mod sweeper;
 
