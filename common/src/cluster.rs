@@ -35,7 +35,16 @@ pub enum ClusterCall {
     Info,
 }
 
-/// See [`ClusterCall::Start`].
+/// Most seeds a [`ClusterStart`] may name.
+pub const MAX_SEEDS: usize = 16;
+
+/// The header (HTTP relay) and upgrade-request header (stream) in which a host names the
+/// URL it is reached at (its `--cluster-advertise`): the receiving host learns its peers
+/// from the traffic it carries, even those its own enclave never told it of.
+pub const RELAY_FROM_HEADER: &str = "x-bridle-cluster-from";
+
+/// See [`ClusterCall::Start`]. Sent again while the node is still joining, with the host's
+/// latest seeds (a joining node asks those).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterStart {

@@ -27,11 +27,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bridle_common::cluster::{ClusterCall, ClusterReply, ClusterStart, Outbound};
+use bridle_common::cluster::{ClusterCall, ClusterReply, ClusterStart, Outbound, MAX_SEEDS, RELAY_FROM_HEADER};
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor, to_cbor};
 use bridle_common::protocol::{Call, Reply, RequestFrame, ResponseFrame, PROTOCOL_VERSION};
-use std::sync::RwLock;
+use std::collections::VecDeque;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 /// Connections kept for the cluster's traffic (beside the client calls' pool).
@@ -39,6 +40,10 @@ pub const TRAFFIC_POOL: usize = 32;
 
 /// Largest message between two nodes' hosts (20 MiB of sealed cluster traffic plus framing).
 pub const MAX_RELAY_BODY: usize = 22 << 20;
+
+/// Hosts heard from (their relays' [`RELAY_FROM_HEADER`]) that are neither seeds nor
+/// members this host knows of, kept (most recent first) at most.
+const MAX_HEARD: usize = 8;
 
 /// The cluster part of the host's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,11 +63,20 @@ pub struct ClusterSettings {
 }
 
 /// What the host knows of the cluster: where the other hosts are.
+///
+/// From three sources: its seeds (`--cluster-seeds`), the members its enclave lists (asked
+/// every 500 ms), and the hosts that relay traffic to it (they name themselves in
+/// [`RELAY_FROM_HEADER`]). The last one matters to the founder's host, which has no seeds:
+/// if its enclave dies before the host asked it for the members, the members' traffic to
+/// the dead node still names them, and the restarted enclave joins through them.
 #[derive(Debug)]
 pub struct ClusterLink {
     pub settings: ClusterSettings,
     http: reqwest::Client,
     peers: RwLock<Vec<String>>,
+    /// Hosts heard from, not in `peers` (most recent first, at most [`MAX_HEARD`]): named
+    /// by whoever reaches the cluster listener, so kept apart from the seeds and members.
+    heard: Mutex<VecDeque<String>>,
     streams: stream::Streams,
     /// `BRIDLE_CLUSTER_RELAY=http`: relay every message as its own HTTP request, as before
     /// the streams (to compare the two: `bridle-cluster-bench --relay-http`).
@@ -84,12 +98,32 @@ impl ClusterLink {
             .unwrap_or_default();
         let peers = settings.seeds.iter().map(|s| trim(s).to_string()).collect();
         let http_only = std::env::var("BRIDLE_CLUSTER_RELAY").is_ok_and(|v| v == "http");
-        ClusterLink { settings, http, peers: RwLock::new(peers), streams: stream::Streams::default(), http_only }
+        ClusterLink {
+            settings,
+            http,
+            peers: RwLock::new(peers),
+            heard: Mutex::new(VecDeque::new()),
+            streams: stream::Streams::default(),
+            http_only,
+        }
     }
 
-    /// The other hosts this one knows (seeds and members).
+    /// The other hosts this one knows: seeds and members first, then hosts heard from.
     pub fn peers(&self) -> Vec<String> {
-        self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
+        let mut all = self.peers.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for h in self.heard.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if !all.contains(h) {
+                all.push(h.clone());
+            }
+        }
+        all
+    }
+
+    /// The seeds for a joining enclave (at most [`MAX_SEEDS`], which the enclave accepts).
+    pub fn seeds(&self) -> Vec<String> {
+        let mut all = self.peers();
+        all.truncate(MAX_SEEDS);
+        all
     }
 
     fn learn(&self, urls: impl IntoIterator<Item = String>) {
@@ -98,9 +132,37 @@ impl ClusterLink {
         for u in urls {
             let u = trim(&u).to_string();
             if u != me && !g.contains(&u) {
+                tracing::info!(peer = %u, "cluster peer learned");
                 g.push(u);
             }
         }
+    }
+
+    /// A host relayed traffic to this one, naming itself `url`: remember it (first among
+    /// the hosts heard from) unless it is known already. Only `http(s)://` URLs of at most
+    /// 512 bytes (what an enclave accepts as a peer URL).
+    pub fn hear(&self, url: &str) {
+        let url = trim(url);
+        let plausible = url.len() <= 512
+            && (url.starts_with("http://") || url.starts_with("https://"))
+            && !url.chars().any(|c| c.is_control() || c.is_whitespace());
+        if !plausible
+            || self.is_me(url)
+            || self.peers.read().unwrap_or_else(|e| e.into_inner()).iter().any(|p| p == url)
+        {
+            return;
+        }
+        let mut g = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        if g.front().is_some_and(|h| h == url) {
+            return;
+        }
+        if let Some(i) = g.iter().position(|h| h == url) {
+            g.remove(i);
+        } else {
+            tracing::info!(peer = %url, "cluster peer heard from");
+        }
+        g.push_front(url.to_string());
+        g.truncate(MAX_HEARD);
     }
 
     /// The peer after `current` in the known list (round robin), for failing over.
@@ -141,7 +203,9 @@ impl ClusterLink {
     async fn relay(&self, m: &Outbound) -> Result<Vec<u8>, String> {
         let timeout = Duration::from_secs(10);
         if !self.http_only {
-            let streamed = self.streams.relay(trim(&m.to), self.settings.source, &m.bytes, timeout, MAX_RELAY_BODY);
+            let from = trim(&self.settings.advertise);
+            let streamed =
+                self.streams.relay(trim(&m.to), self.settings.source, from, &m.bytes, timeout, MAX_RELAY_BODY);
             if let Some(r) = streamed.await {
                 return r;
             }
@@ -149,6 +213,7 @@ impl ClusterLink {
         let resp = self
             .http
             .post(format!("{}/v1/cluster/relay", trim(&m.to)))
+            .header(RELAY_FROM_HEADER, trim(&self.settings.advertise))
             .timeout(timeout)
             .body(m.bytes.clone())
             .send()
@@ -180,7 +245,7 @@ pub fn spawn(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
                             if joining {
                                 let start = ClusterStart {
                                     advertise: trim(&link.settings.advertise).to_string(),
-                                    seeds: link.peers(),
+                                    seeds: link.seeds(),
                                     bootstrap: may_found,
                                 };
                                 match traffic(&st).call_direct(Call::Cluster(ClusterCall::Start(start))).await {
@@ -242,7 +307,17 @@ fn cbor_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     (status, [("content-type", "application/cbor")], bytes).into_response()
 }
 
-async fn relay(State(st): State<AppState>, body: Bytes) -> Response {
+/// Remember the host that names itself in `headers` ([`ClusterLink::hear`]).
+fn hear_from(st: &AppState, headers: &axum::http::HeaderMap) {
+    if let (Some(link), Some(from)) =
+        (st.client.cluster(), headers.get(RELAY_FROM_HEADER).and_then(|v| v.to_str().ok()))
+    {
+        link.hear(from);
+    }
+}
+
+async fn relay(State(st): State<AppState>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
+    hear_from(&st, &headers);
     match traffic(&st).call_direct(Call::Cluster(ClusterCall::Deliver { bytes: body.to_vec() })).await {
         Ok(Reply::Cluster(ClusterReply::Delivered { bytes })) => cbor_response(StatusCode::OK, bytes),
         Ok(other) => (StatusCode::BAD_GATEWAY, format!("unexpected enclave reply {other:?}")).into_response(),
@@ -252,6 +327,7 @@ async fn relay(State(st): State<AppState>, body: Bytes) -> Response {
 
 /// `GET /v1/cluster/stream`: switch the connection to a stream of relayed messages.
 async fn stream_upgrade(State(st): State<AppState>, mut req: axum::extract::Request) -> Response {
+    hear_from(&st, req.headers());
     let wanted = req
         .headers()
         .get(axum::http::header::UPGRADE)

@@ -60,7 +60,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn open(url: &str, source: Option<std::net::IpAddr>) -> Result<BufReader<TcpStream>, String> {
+async fn open(url: &str, source: Option<std::net::IpAddr>, from: &str) -> Result<BufReader<TcpStream>, String> {
     let u = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
     if u.scheme() != "http" {
         return Err(format!("no stream over {}", u.scheme()));
@@ -79,8 +79,13 @@ async fn open(url: &str, source: Option<std::net::IpAddr>) -> Result<BufReader<T
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
     let _ = s.set_nodelay(true);
-    let hello =
-        format!("GET {PATH} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: {PROTOCOL}\r\n\r\n", u.authority());
+    // This host's own URL, so that the peer learns it (a header line: no control bytes).
+    let from = if from.chars().any(|c| c.is_control()) { "" } else { from };
+    let hello = format!(
+        "GET {PATH} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: {PROTOCOL}\r\n{}: {from}\r\n\r\n",
+        u.authority(),
+        bridle_common::cluster::RELAY_FROM_HEADER
+    );
     s.write_all(hello.as_bytes()).await.map_err(|e| e.to_string())?;
     // The answer's head, byte by byte (nothing follows it before the first message).
     let mut head = Vec::with_capacity(256);
@@ -130,11 +135,13 @@ impl std::fmt::Debug for Streams {
 
 impl Streams {
     /// Send `bytes` to the host at `url` on a stream and return the reply; `None` when no
-    /// stream to it could be opened (the caller uses the HTTP relay).
+    /// stream to it could be opened (the caller uses the HTTP relay). `from`: this host's URL
+    /// (named when a stream is opened).
     pub async fn relay(
         &self,
         url: &str,
         source: Option<std::net::IpAddr>,
+        from: &str,
         bytes: &[u8],
         timeout: Duration,
         max: usize,
@@ -147,7 +154,7 @@ impl Streams {
         let mut conn = match idle {
             Some(c) => c,
             None if failed => return None,
-            None => match open(url, source).await {
+            None => match open(url, source, from).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(peer = url, error = %e, "no cluster stream; HTTP relay");

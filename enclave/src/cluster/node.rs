@@ -20,7 +20,7 @@ use crate::clock::{Clock, ReplicaClock};
 use crate::keys::Key;
 use crate::session::placeholder_signature;
 use alloy_primitives::B256;
-use bridle_common::cluster::{ClusterCall, ClusterInfo, ClusterReply, ClusterStart, MemberInfo, NotLeader};
+use bridle_common::cluster::{ClusterCall, ClusterInfo, ClusterReply, ClusterStart, MemberInfo, NotLeader, MAX_SEEDS};
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor, to_cbor};
 use bridle_common::protocol::{Call, Reply};
@@ -94,8 +94,9 @@ pub struct ClusterNode {
     /// When this node last accepted a leader's message (or granted a vote), when it last
     /// stood for election since, and the random part of its next wait.
     election: Mutex<Election>,
-    /// A join is under way (started once; it goes on until the node has the state).
-    joining: std::sync::atomic::AtomicBool,
+    /// The seeds a join asks, once started (it goes on until the node has the state); each
+    /// start while joining replaces them with its host's latest list.
+    joining: Arc<Mutex<Option<Vec<String>>>>,
 }
 
 impl ClusterNode {
@@ -120,7 +121,7 @@ impl ClusterNode {
             leading_since: Mutex::new(None),
             refusals: Mutex::new((0, 0)),
             election: Mutex::new(Election { heard: Instant::now(), stood: None, jitter: jitter() }),
-            joining: std::sync::atomic::AtomicBool::new(false),
+            joining: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -335,8 +336,14 @@ impl ClusterNode {
 
     /// Found the cluster, or join it (in the background).
     async fn start(&self, s: ClusterStart) -> Result<(), Denial> {
-        if s.advertise.is_empty() || s.advertise.len() > 512 || s.seeds.len() > 16 {
-            return Err(Denial::malformed("advertise must be a URL (≤ 512 bytes), with at most 16 seeds"));
+        if s.advertise.is_empty()
+            || s.advertise.len() > 512
+            || s.seeds.len() > MAX_SEEDS
+            || s.seeds.iter().any(|u| u.len() > 512)
+        {
+            return Err(Denial::malformed(format!(
+                "advertise must be a URL (≤ 512 bytes), with at most {MAX_SEEDS} seeds (URLs of ≤ 512 bytes)"
+            )));
         }
         *self.advertise.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.advertise.clone());
         let Some(me) = self.member() else { return Err(Denial::malformed("no advertise URL")) };
@@ -367,13 +374,13 @@ impl ClusterNode {
             tracing::info!(node = self.id, "cluster founded");
             return Ok(());
         }
-        if self.joining.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Ok(());
+        // The host starts a joining node again and again, with the seeds it knows by then
+        // (it may learn more meanwhile): the join under way asks the latest.
+        let first = self.joining.lock().unwrap_or_else(|e| e.into_inner()).replace(s.seeds).is_none();
+        if first {
+            let req = JoinRequest { node_id: self.id, member: me };
+            tokio::spawn(join(self.peers.clone(), self.joining.clone(), req, self.replica.clone()));
         }
-        let peers = self.peers.clone();
-        let req = JoinRequest { node_id: self.id, member: me };
-        let replica = self.replica.clone();
-        tokio::spawn(join(peers, s.seeds, req, replica));
         Ok(())
     }
 
@@ -492,35 +499,55 @@ impl ClusterNode {
     }
 }
 
-/// Ask the seeds (then whoever they name as leader) to add this node, until it is in.
-async fn join(peers: Arc<Peers>, seeds: Vec<String>, req: JoinRequest, replica: Arc<Replica>) {
-    let mut targets = seeds.clone();
+/// Ask the seeds (then whoever they name as leader) to add this node, until it has the
+/// cluster's state. Every round asks each seed (its own URL aside) and follows each leader
+/// named once; between rounds it waits (0.2 s, doubling to 2 s) and takes the latest seeds
+/// (`seeds`, replaced by each start of the node). Nothing ends it but the state arriving.
+async fn join(peers: Arc<Peers>, seeds: Arc<Mutex<Option<Vec<String>>>>, req: JoinRequest, replica: Arc<Replica>) {
+    let me = req.member.peer_url.trim_end_matches('/').to_string();
     let mut backoff = Duration::from_millis(200);
+    let mut rounds = 0u64;
     loop {
+        let round: Vec<String> = seeds.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default();
+        let mut asked = BTreeSet::new();
+        let mut targets: Vec<String> = round.into_iter().rev().collect();
+        while let Some(url) = targets.pop() {
+            if replica.enclave().is_some() {
+                return;
+            }
+            let trimmed = url.trim_end_matches('/').to_string();
+            if trimmed == me || !asked.insert(trimmed) {
+                continue;
+            }
+            match super::network::call(&peers, &url, None, &Rpc::Join(req.clone()), Duration::from_secs(5)).await {
+                Ok(RpcReply::Join(JoinReply::Accepted)) => {
+                    tracing::info!(via = %url, "joined the cluster; waiting for its state");
+                    // Wait for the state to arrive; ask again if it does not.
+                    for _ in 0..100 {
+                        if replica.enclave().is_some() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    tracing::warn!(via = %url, "no state 10 s after joining; asking again");
+                }
+                Ok(RpcReply::Join(JoinReply::NotLeader { leader_url: Some(l) })) => {
+                    tracing::debug!(via = %url, leader = %l, "join: asking the leader");
+                    targets.push(l);
+                }
+                Ok(other) => tracing::warn!(via = %url, reply = ?other, "join not accepted"),
+                Err(e) => tracing::warn!(via = %url, error = %e, "join failed"),
+            }
+        }
         if replica.enclave().is_some() {
             return;
         }
-        let Some(url) = targets.pop() else {
-            targets = seeds.clone();
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-            continue;
-        };
-        match super::network::call(&peers, &url, None, &Rpc::Join(req.clone()), Duration::from_secs(5)).await {
-            Ok(RpcReply::Join(JoinReply::Accepted)) => {
-                tracing::info!(via = %url, "joined the cluster; waiting for its state");
-                // Wait for the state to arrive; ask again if it does not.
-                for _ in 0..100 {
-                    if replica.enclave().is_some() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-            Ok(RpcReply::Join(JoinReply::NotLeader { leader_url: Some(l) })) if l != url => targets.push(l),
-            Ok(other) => tracing::warn!(via = %url, reply = ?other, "join not accepted"),
-            Err(e) => tracing::warn!(via = %url, error = %e, "join failed"),
+        if asked.is_empty() && rounds.is_multiple_of(10) {
+            tracing::warn!("no cluster member to ask to join (the host knows none yet); waiting for seeds");
         }
+        rounds += 1;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
