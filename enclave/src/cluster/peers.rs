@@ -87,6 +87,10 @@ struct OutChannel {
     channel_id: [u8; 32],
 }
 
+/// A peer's URL and the channel key expected there (none: whoever answers, for a join).
+type OutKey = (String, Option<[u8; 32]>);
+type OutSlot = Arc<tokio::sync::Mutex<Option<OutChannel>>>;
+
 struct Bucket {
     second: u64,
     used: u32,
@@ -101,7 +105,12 @@ pub struct Peers {
     queued: Notify,
     waiting: Mutex<HashMap<u64, Waiter>>,
     next_id: AtomicU64,
-    out: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<OutChannel>>>>>,
+    /// This node's channels, by peer URL and the channel key expected there: after a node
+    /// restarted behind the same host (a new node at the old URL), the channels to the old
+    /// one (which fail: another key answers) and to the new one are apart, and the old
+    /// one's failing attempts do not replace the new one's channel (which cut its
+    /// replication and snapshots short, attempt after attempt).
+    out: Mutex<HashMap<OutKey, OutSlot>>,
     inbound: Mutex<Inbound>,
     pending: Mutex<(HashMap<u64, ResponderState>, VecDeque<u64>)>,
     bucket: Mutex<Bucket>,
@@ -310,7 +319,7 @@ impl Peers {
         request: &[u8],
         timeout: Duration,
     ) -> Result<(Vec<u8>, PeerAttestation), NetError> {
-        let slot = lock(&self.out).entry(to.to_string()).or_default().clone();
+        let slot = lock(&self.out).entry((to.to_string(), expected)).or_default().clone();
         for attempt in 0..2 {
             let mut g = slot.lock().await;
             if g.is_none() {
@@ -354,9 +363,9 @@ impl Peers {
         Err(NetError::Unreachable(to.into(), "no channel".into()))
     }
 
-    /// Forget the channel to `to` (its node is gone).
+    /// Forget the channels to `to` (its node is gone).
     pub fn forget(&self, to: &str) {
-        lock(&self.out).remove(to);
+        lock(&self.out).retain(|(url, _), _| url != to);
     }
 }
 
