@@ -79,10 +79,10 @@ check-long:
 # frames, typed data, user operations, calldata, owner envelopes, policy files, and the
 # decision core against the reference model. Results of 30-minute runs: SECURITY.md.
 FUZZ_SECONDS ?= 120
-FUZZ_TARGETS ?= enclave_frame typed_data user_operation calldata owner_envelope policy_file sign_path
+FUZZ_TARGETS ?= enclave_frame typed_data user_operation calldata redemption owner_envelope policy_file sign_path
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
-	  len=4096; case $$t in typed_data|user_operation) len=65536;; esac; \
+	  len=4096; case $$t in typed_data|user_operation|redemption) len=65536;; esac; \
 	  (cd fuzz && cargo +nightly fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=$$len) || exit 1; \
 	done
 fuzz-long:

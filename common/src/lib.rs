@@ -8,6 +8,7 @@ pub mod allowance;
 pub mod audit;
 pub mod bounds;
 pub mod cluster;
+pub mod delegation;
 pub mod erc7715;
 pub mod error;
 pub mod frame;

@@ -374,52 +374,7 @@ pub fn decode_account_call(data: &[u8]) -> Result<Vec<Call>, Denial> {
     let calls = match sel {
         erc7579::executeCall::SELECTOR => {
             let c: erc7579::executeCall = canonical(data, "ERC-7579 execute")?;
-            let mode = c.mode.0;
-            let (call_type, exec_type) = (mode[0], mode[1]);
-            if mode[2..].iter().any(|&b| b != 0) {
-                return Err(bad_args(format!(
-                    "ERC-7579 mode 0x{} uses a mode selector or payload; only the default mode is decoded",
-                    hex::encode(mode)
-                )));
-            }
-            match exec_type {
-                0x00 => {}
-                // Review finding 8: in try mode a failing call is skipped, so a trailing
-                // `approve(spender, 0)` that fails would leave the approval live while the
-                // policy counted it revoked.
-                0x01 => {
-                    return Err(bad_args(
-                        "ERC-7579 try exec type: a failing call would be skipped (a trailing approve(spender, 0) could fail and leave the approval live); only the default exec type is signed",
-                    ))
-                }
-                t => return Err(bad_args(format!("ERC-7579 exec type 0x{t:02x} is unknown"))),
-            }
-            let ec = c.executionCalldata.as_ref();
-            match call_type {
-                0x00 => {
-                    if ec.len() < 52 {
-                        return Err(bad_args("ERC-7579 single execution is shorter than target ‖ value"));
-                    }
-                    vec![call(
-                        Address::from_slice(&ec[..20]),
-                        U256::from_be_slice(&ec[20..52]),
-                        Bytes::copy_from_slice(&ec[52..]),
-                    )]
-                }
-                0x01 => {
-                    let execs = <Vec<erc7579::Execution>>::abi_decode(ec)
-                        .map_err(|e| bad_args(format!("ERC-7579 batch does not decode: {e}")))?;
-                    if execs.abi_encode() != ec {
-                        return Err(bad_args("ERC-7579 batch is not canonically ABI-encoded"));
-                    }
-                    execs.into_iter().map(|x| call(x.target, x.value, x.callData)).collect()
-                }
-                0xfe => return Err(bad_args("ERC-7579 staticcall mode is not signed")),
-                0xff => {
-                    return Err(bad_args("ERC-7579 delegatecall mode runs foreign code as the account; never signed"))
-                }
-                t => return Err(bad_args(format!("ERC-7579 call type 0x{t:02x} is unknown"))),
-            }
+            decode_erc7579_execution(&c.mode.0, &c.executionCalldata, "user_operations.call_data")?
         }
         simple_account::executeCall::SELECTOR => {
             let c: simple_account::executeCall = canonical(data, "SimpleAccount execute")?;
@@ -465,6 +420,57 @@ pub fn decode_account_call(data: &[u8]) -> Result<Vec<Call>, Denial> {
         ));
     }
     Ok(calls)
+}
+
+/// Decode an ERC-7579 execution — `mode` and `executionCalldata`, as an account's
+/// `execute(bytes32,bytes)` and a DeleGator's `executeFromExecutor(bytes32,bytes)` take them —
+/// into its calls. Only the default mode selector and payload, single and batch call types
+/// and the default exec type are decoded; a denial names `rule`.
+pub fn decode_erc7579_execution(mode: &[u8; 32], ec: &[u8], rule: &str) -> Result<Vec<Call>, Denial> {
+    let bad = |reason: String| Denial::rule(ErrorCode::ArgumentRejected, rule, reason);
+    let call = |to: Address, value: U256, data: Bytes| Call { to: Some(to), value, data };
+    let (call_type, exec_type) = (mode[0], mode[1]);
+    if mode[2..].iter().any(|&b| b != 0) {
+        return Err(bad(format!(
+            "ERC-7579 mode 0x{} uses a mode selector or payload; only the default mode is decoded",
+            hex::encode(mode)
+        )));
+    }
+    match exec_type {
+        0x00 => {}
+        // Review finding 8: in try mode a failing call is skipped, so a trailing
+        // `approve(spender, 0)` that fails would leave the approval live while the
+        // policy counted it revoked.
+        0x01 => {
+            return Err(bad(
+                "ERC-7579 try exec type: a failing call would be skipped (a trailing approve(spender, 0) could fail and leave the approval live); only the default exec type is signed".into(),
+            ))
+        }
+        t => return Err(bad(format!("ERC-7579 exec type 0x{t:02x} is unknown"))),
+    }
+    match call_type {
+        0x00 => {
+            if ec.len() < 52 {
+                return Err(bad("ERC-7579 single execution is shorter than target ‖ value".into()));
+            }
+            Ok(vec![call(
+                Address::from_slice(&ec[..20]),
+                U256::from_be_slice(&ec[20..52]),
+                Bytes::copy_from_slice(&ec[52..]),
+            )])
+        }
+        0x01 => {
+            let execs = <Vec<erc7579::Execution>>::abi_decode(ec)
+                .map_err(|e| bad(format!("ERC-7579 batch does not decode: {e}")))?;
+            if execs.abi_encode() != ec {
+                return Err(bad("ERC-7579 batch is not canonically ABI-encoded".into()));
+            }
+            Ok(execs.into_iter().map(|x| call(x.target, x.value, x.callData)).collect())
+        }
+        0xfe => Err(bad("ERC-7579 staticcall mode is not signed".into())),
+        0xff => Err(bad("ERC-7579 delegatecall mode runs foreign code as the account; never signed".into())),
+        t => Err(bad(format!("ERC-7579 call type 0x{t:02x} is unknown"))),
+    }
 }
 
 /// Build ERC-7579 and SimpleAccount callData (for clients and tests).

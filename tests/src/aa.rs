@@ -94,6 +94,12 @@ impl Anvil {
         hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap()
     }
 
+    /// The code at `who` (an EIP-7702 designator for a delegated EOA).
+    pub async fn code(&self, who: Address) -> Vec<u8> {
+        let out = self.rpc("eth_getCode", json!([who, "latest"])).await;
+        hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap()
+    }
+
     /// An ERC-20 allowance on chain.
     pub async fn allowance(&self, token: Address, owner: Address, spender: Address) -> U256 {
         allowanceCall::abi_decode_returns(&self.view(token, allowanceCall { owner, spender }.abi_encode()).await)

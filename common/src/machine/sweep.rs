@@ -124,7 +124,7 @@ impl Machine {
                 account_keys.push(k);
             } else if k.holder != session {
                 skipped.push(skip(format!(
-                    "held by the smart account {}: revoke it with a user operation from that account",
+                    "held by {}, not the session: revoke it from that account (a user operation from the smart account, or approve(spender, 0) in a delegation redemption)",
                     k.holder
                 )));
             } else if !k.kind.sweepable() {

@@ -211,6 +211,7 @@ impl CompiledPolicy {
             gas,
             approvals,
             user_operations,
+            delegations,
             typed_data,
             permits,
             messages,
@@ -263,6 +264,8 @@ impl CompiledPolicy {
             ("user_operations.paymasters", user_operations.paymasters.len()),
             ("user_operations.factories", user_operations.factories.len()),
             ("user_operations.senders", user_operations.senders.len()),
+            ("delegations.managers", delegations.managers.len()),
+            ("delegations.delegators", delegations.delegators.len()),
             ("typed_data", typed_data.len()),
             ("permits", permits.len()),
             ("messages", messages.len()),
@@ -534,6 +537,18 @@ impl CompiledPolicy {
             return Err(invalid(
                 "user_operations.entry_points",
                 format!("{a} is listed as both a v0.7 and a v0.8 entry point"),
+            ));
+        }
+
+        // Delegations (ERC-7710): addresses only; both lists are allowlists.
+        let DelegationRules { managers, delegators } = delegations;
+        if managers.contains(&Address::ZERO) || delegators.contains(&Address::ZERO) {
+            return Err(invalid("delegations", "the zero address is not a delegation manager or delegator"));
+        }
+        if managers.is_empty() && !delegators.is_empty() {
+            return Err(invalid(
+                "delegations.delegators",
+                "delegators are listed but no manager: list the DelegationManager under delegations.managers",
             ));
         }
 

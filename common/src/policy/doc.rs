@@ -66,6 +66,10 @@ pub struct Policy {
     /// Omitted from the canonical encoding when empty, so older policies keep their hash.
     #[serde(default, skip_serializing_if = "UserOpRules::is_empty")]
     pub user_operations: UserOpRules,
+    /// ERC-7710 delegation redemption (AG-212 4.8): the managers the session may call
+    /// `redeemDelegations` on, and whose delegations. Omitted when empty.
+    #[serde(default, skip_serializing_if = "DelegationRules::is_empty")]
+    pub delegations: DelegationRules,
     /// EIP-712 typed data allowed by domain and primary type (R-SIGN-3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub typed_data: Vec<TypedDataRule>,
@@ -396,6 +400,26 @@ pub struct UserOpRules {
     /// Smart accounts (`sender`) the session signs for; empty: any sender.
     #[serde(default)]
     pub senders: Vec<Address>,
+}
+
+/// ERC-7710 delegations the session may redeem (RULES.md §5b). No manager listed: none.
+/// Every execution of a redemption is checked as a call held by its root delegator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationRules {
+    /// Delegation managers (`redeemDelegations(bytes[],bytes32[],bytes[])`) the session may
+    /// call, as a transaction from the session's own address.
+    #[serde(default)]
+    pub managers: Vec<Address>,
+    /// Root delegators whose delegations the session may redeem; empty: any.
+    #[serde(default)]
+    pub delegators: Vec<Address>,
+}
+
+impl DelegationRules {
+    pub fn is_empty(&self) -> bool {
+        self.managers.is_empty() && self.delegators.is_empty()
+    }
 }
 
 impl UserOpRules {

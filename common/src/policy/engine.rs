@@ -150,8 +150,13 @@ pub fn check_chain(p: &CompiledPolicy, chain_id: u64) -> Result<(), Denial> {
 }
 
 /// Decide whether `op` is allowed under `p` given what the session has done (`c`).
+/// The calls checked are the request's calls as they run (RULES.md §5b, `redeem.rs`): a
+/// delegation redemption's executions, each held by its root delegator.
 pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<'_>) -> Result<Charges, Denial> {
-    let weight = op.calls.len().max(1) as u64;
+    check_time(p, ctx.now)?;
+    let held = super::redeem::expand(p, ctx, op)?;
+    let calls: &[Call] = &held.calls;
+    let weight = calls.len().max(1) as u64;
     check_session(p, c, ctx, weight)?;
     check_chain(p, op.chain_id)?;
 
@@ -159,18 +164,19 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
     if let Some(g) = &op.gas {
         check_gas(p, c, ctx, g, &mut charges)?;
     }
-    if op.calls.is_empty() {
+    if calls.is_empty() {
         return Err(Denial::malformed("the request makes no call"));
     }
-    for (k, call) in op.calls.iter().enumerate() {
-        check_call(p, ctx, op, call, &mut charges).and_then(|()| check_jit(p, op.calls, k, &mut charges)).map_err(
-            |mut d| {
-                if op.calls.len() > 1 {
+    for (k, call) in calls.iter().enumerate() {
+        let inner = Operation { holder: held.holders[k], calls, ..op.clone() };
+        check_call(p, ctx, &inner, call, &mut charges)
+            .and_then(|()| check_jit(p, calls, &held.holders, k, &mut charges))
+            .map_err(|mut d| {
+                if calls.len() > 1 {
                     d.reason = format!("call {k}: {}", d.reason);
                 }
                 d
-            },
-        )?;
+            })?;
     }
     check_spend(p, c, ctx, &charges)?;
     check_allowances(p, c, ctx, &charges)?;
@@ -181,7 +187,15 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
 /// to `spender` that one of `approvals.jit` names is bounded by that call's amount plus
 /// `approvals.jit_tolerance`; with `approvals.jit_only`, every non-zero on-chain approval
 /// must be such a pair.
-fn check_jit(p: &CompiledPolicy, calls: &[Call], k: usize, charges: &mut Charges) -> Result<(), Denial> {
+/// The pair must run as one account (`holders`): another account's call consumes nothing
+/// of this one's approval.
+fn check_jit(
+    p: &CompiledPolicy,
+    calls: &[Call],
+    holders: &[Address],
+    k: usize,
+    charges: &mut Charges,
+) -> Result<(), Denial> {
     let data = calls[k].data.as_ref();
     let (spender, amount, kind) = match erc20_effect(data) {
         Some(Ok(Erc20::Approve { spender, amount, kind })) if !amount.is_zero() => (spender, amount, kind),
@@ -199,7 +213,10 @@ fn check_jit(p: &CompiledPolicy, calls: &[Call], k: usize, charges: &mut Charges
         return Ok(());
     }
     let token = calls[k].to.unwrap_or_default();
-    let consumer = calls.get(k + 1).and_then(|n| jit_consumer(p, n, spender, token));
+    let consumer = calls
+        .get(k + 1)
+        .filter(|_| holders.get(k + 1) == holders.get(k))
+        .and_then(|n| jit_consumer(p, n, spender, token));
     match consumer {
         Some((i, consumed)) => {
             let bps = U256::from(rules.jit_tolerance_bps);

@@ -270,6 +270,24 @@ pub fn explain(p: &CompiledPolicy) -> String {
         }
     }
 
+    // Delegation redemption (ERC-7710, RULES.md §5b).
+    let del = &d.delegations;
+    if del.managers.is_empty() {
+        let _ = writeln!(s, "delegations: none (no delegation manager is listed; redeemDelegations is denied)");
+    } else {
+        let list = |v: &[alloy_primitives::Address]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            s,
+            "delegations.managers: redeemDelegations on {} from the session; every execution runs as its root delegator and must pass the call rules above, all charged together",
+            list(&del.managers)
+        );
+        if del.delegators.is_empty() {
+            let _ = writeln!(s, "delegations.delegators: any delegator");
+        } else {
+            let _ = writeln!(s, "delegations.delegators: only {}", list(&del.delegators));
+        }
+    }
+
     // Typed data and permits (R-SIGN-3).
     let _ = writeln!(
         s,

@@ -46,6 +46,8 @@ pub struct PolicyFile {
     #[serde(default)]
     pub user_operations: UserOpSpec,
     #[serde(default)]
+    pub delegations: DelegationSpec,
+    #[serde(default)]
     pub typed_data: Vec<TypedDataSpec>,
     #[serde(default)]
     pub permits: Vec<PermitSpec>,
@@ -118,6 +120,16 @@ pub struct UserOpSpec {
     pub factories: Vec<String>,
     #[serde(default)]
     pub senders: Vec<String>,
+}
+
+/// `[delegations]` (ERC-7710): delegation managers and root delegators, addresses.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationSpec {
+    #[serde(default)]
+    pub managers: Vec<String>,
+    #[serde(default)]
+    pub delegators: Vec<String>,
 }
 
 /// `[[typed_data]]`: domain fields to match, and the primary type.
@@ -527,6 +539,12 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         factories: addrs(&f.user_operations.factories, "user_operations.factories")?,
         senders: addrs(&f.user_operations.senders, "user_operations.senders")?,
     };
+    let list =
+        |v: &[String], rule: &str| v.iter().map(|a| parse_address(a.trim(), rule)).collect::<Result<Vec<_>, Denial>>();
+    let delegations = DelegationRules {
+        managers: list(&f.delegations.managers, "delegations.managers")?,
+        delegators: list(&f.delegations.delegators, "delegations.delegators")?,
+    };
     let mut typed_data = Vec::new();
     for (i, t) in f.typed_data.iter().enumerate() {
         let rule = format!("typed_data[{i}]");
@@ -637,6 +655,7 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         gas,
         approvals,
         user_operations,
+        delegations,
         typed_data,
         permits,
         messages,

@@ -11,6 +11,9 @@ pub mod file;
 #[cfg(test)]
 mod governance_tests;
 pub mod offchain;
+mod redeem;
+#[cfg(test)]
+mod redeem_tests;
 #[cfg(test)]
 mod signing_tests;
 pub mod state;

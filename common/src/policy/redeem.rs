@@ -1,0 +1,118 @@
+//! Who runs each call (RULES.md §5b): a request's calls as the policy checks them, each
+//! with the account it runs as. A transaction's call runs as the session; a user
+//! operation's inner calls as its sender; the executions of an ERC-7710 redemption
+//! (`redeemDelegations` on a listed delegation manager) as each entry's root delegator.
+//!
+//! Deny by default: a redemption anywhere else (on an unlisted contract, inside a user
+//! operation, nested inside an execution) is refused, and so is a call from an account
+//! other than the session to that account itself — smart accounts let themselves do
+//! anything (SimpleAccount's `upgradeToAndCall`, a DeleGator's `execute`), so such a call
+//! could run calls the policy never sees.
+
+use super::compile::CompiledPolicy;
+use super::engine::{Context, Operation};
+use crate::allowance::Place;
+use crate::delegation::{decode_redemption, is_redemption};
+use crate::error::{Denial, ErrorCode};
+use crate::tx::Call;
+use alloy_primitives::Address;
+use std::borrow::Cow;
+
+/// The calls of an operation and, for each, the account it runs as.
+pub(crate) struct Held<'a> {
+    pub calls: Cow<'a, [Call]>,
+    pub holders: Vec<Address>,
+}
+
+/// Expand `op`'s calls (see the module documentation).
+pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) -> Result<Held<'a>, Denial> {
+    let rules = &p.doc.delegations;
+    let listed = |a: Option<Address>| a.is_some_and(|a| rules.managers.contains(&a));
+    if !op.calls.iter().any(|c| is_redemption(&c.data) || listed(c.to)) {
+        for c in op.calls {
+            check_self_call(ctx, op.holder, c)?;
+        }
+        return Ok(Held { calls: Cow::Borrowed(op.calls), holders: vec![op.holder; op.calls.len()] });
+    }
+    let (mut calls, mut holders) = (Vec::new(), Vec::new());
+    for call in op.calls {
+        let to = call.to.unwrap_or_default();
+        if !is_redemption(&call.data) {
+            check_self_call(ctx, op.holder, call)?;
+            calls.push(call.clone());
+            holders.push(op.holder);
+            continue;
+        }
+        if !listed(call.to) {
+            return Err(Denial::rule(
+                ErrorCode::TargetNotAllowed,
+                "delegations.managers",
+                format!(
+                    "redeemDelegations on {to}, which delegations.managers does not list: the calls it would run are not checked"
+                ),
+            ));
+        }
+        if !matches!(op.place, Place::Own { .. }) {
+            return Err(Denial::rule(
+                ErrorCode::SelectorNotAllowed,
+                "delegations",
+                "redeemDelegations inside a user operation is not decoded; redeem with a transaction from the session",
+            ));
+        }
+        if !call.value.is_zero() {
+            return Err(Denial::rule(
+                ErrorCode::ArgumentRejected,
+                "delegations",
+                format!("redeemDelegations is not payable; the call carries {} wei", call.value),
+            ));
+        }
+        for entry in decode_redemption(&call.data, op.holder)? {
+            let holder = entry.root.unwrap_or(op.holder);
+            if let Some(root) = entry.root {
+                if !rules.delegators.is_empty() && !rules.delegators.contains(&root) {
+                    return Err(Denial::rule(
+                        ErrorCode::TargetNotAllowed,
+                        "delegations.delegators",
+                        format!("the delegation's root delegator {root} is not an allowed delegator"),
+                    ));
+                }
+            }
+            for inner in entry.calls {
+                if is_redemption(&inner.data) || listed(inner.to) {
+                    return Err(Denial::rule(
+                        ErrorCode::SelectorNotAllowed,
+                        "delegations",
+                        format!(
+                            "an execution of {holder} calls the delegation manager {}: nested redemptions are not decoded",
+                            inner.to.unwrap_or_default()
+                        ),
+                    ));
+                }
+                check_self_call(ctx, holder, &inner)?;
+                calls.push(inner);
+                holders.push(holder);
+            }
+        }
+    }
+    if calls.len() > crate::userop::MAX_INNER_CALLS {
+        return Err(Denial::new(
+            ErrorCode::TooLarge,
+            format!("{} calls in all; at most {}", calls.len(), crate::userop::MAX_INNER_CALLS),
+        ));
+    }
+    Ok(Held { calls: Cow::Owned(calls), holders })
+}
+
+/// A call from `holder` (not the session) to `holder` itself is refused.
+fn check_self_call(ctx: &Context, holder: Address, call: &Call) -> Result<(), Denial> {
+    if holder != ctx.account && call.to == Some(holder) {
+        return Err(Denial::rule(
+            ErrorCode::TargetNotAllowed,
+            "calls",
+            format!(
+                "a call from the account {holder} to itself: accounts let themselves do anything (upgrade, execute), so it could run calls the policy does not see"
+            ),
+        ));
+    }
+    Ok(())
+}

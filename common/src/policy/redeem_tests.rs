@@ -1,0 +1,301 @@
+//! ERC-7710 redemptions through the policy (RULES.md §5b): every execution checked as a call
+//! held by its root delegator, charged with the rest; a redemption anywhere the enclave cannot
+//! see into is refused; a call from an account to itself is refused.
+
+use super::*;
+use crate::allowance::Place;
+use crate::delegation::{batch_execution, encode_redemption, single_execution, Delegation, MODE_BATCH, MODE_SINGLE};
+use crate::error::ErrorCode;
+use crate::payload::prepare;
+use crate::period::parse_time;
+use crate::protocol::SignPayload;
+use crate::tx::{Eip1559Request, TxRequest};
+use crate::userop::{encode, UserOperationRequest, ENTRY_POINT_V07};
+use alloy_primitives::{address, Address, Bytes, B256, U256};
+use alloy_sol_types::{sol, SolCall};
+
+sol! {
+    function transfer(address to, uint256 amount) returns (bool);
+    function approve(address spender, uint256 amount) returns (bool);
+    function swap(address tokenIn, uint256 amountIn);
+    function execute(address dest, uint256 value, bytes func);
+}
+
+const USDC: Address = address!("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48");
+const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
+const ALICE: Address = address!("00000000000000000000000000000000000a11ce");
+const BOB: Address = address!("0000000000000000000000000000000000000b0b");
+const OWNER: Address = address!("00000000000000000000000000000000000000aa");
+const SESSION: Address = address!("00000000000000000000000000000000000000cc");
+const MANAGER: Address = address!("000000000000000000000000000000000000da7a");
+const OTHER_MANAGER: Address = address!("000000000000000000000000000000000000da7b");
+const D1: Address = address!("000000000000000000000000000000000000d001");
+const D2: Address = address!("000000000000000000000000000000000000d002");
+const SCA: Address = address!("0000000000000000000000000000000000005ca0");
+
+fn t0() -> u64 {
+    parse_time("2026-11-23T10:00:00Z").unwrap()
+}
+
+fn usdc(n: u64) -> U256 {
+    U256::from(n) * U256::from(1_000_000u64)
+}
+
+const BASE: &str = r#"
+recipients = ["0x00000000000000000000000000000000000a11ce", "$account"]
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)", "approve(address,uint256)"]
+[[calls]]
+target = "0xe592427a0aece92de3edee1f18e0157c05861564"
+functions = ["swap(address tokenIn, uint256 amountIn)"]
+[[limits]]
+max = "100 USDC"
+per = "day"
+[approvals]
+spenders = ["0xe592427a0aece92de3edee1f18e0157c05861564"]
+max = ["50 USDC"]
+[user_operations]
+entry_points = ["v0.7"]
+[gas]
+max_fee_per_gas = "50 gwei"
+max_gas_limit = 1000000
+"#;
+
+/// `extra` may start with top-level keys up to a line `---`.
+fn policy_with(extra: &str) -> CompiledPolicy {
+    let (top, extra) = extra.split_once("---\n").unwrap_or(("", extra));
+    let text = format!(
+        "name = \"redeem\"\nchains = [1]\nvalid_for = \"24h\"\n{top}tokens = {{ USDC = {{ address = \"{USDC}\", decimals = 6 }} }}\n{BASE}\n{extra}"
+    );
+    CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap_or_else(|d| panic!("{d}"))).unwrap()
+}
+
+fn policy() -> CompiledPolicy {
+    policy_with(&format!("[delegations]\nmanagers = [\"{MANAGER}\"]\n"))
+}
+
+fn ctx() -> Context {
+    Context { now: t0() + 10, anchor: t0(), owner: OWNER, account: SESSION }
+}
+
+fn tx(to: Address, data: Vec<u8>, value: U256) -> SignPayload {
+    SignPayload::Transaction(TxRequest::Eip1559(Eip1559Request {
+        chain_id: 1,
+        nonce: 3,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        gas_limit: 300_000,
+        to: Some(to),
+        value,
+        data: data.into(),
+        access_list: vec![],
+    }))
+}
+
+fn decide(p: &CompiledPolicy, c: &Counters, payload: SignPayload) -> Result<Charges, crate::Denial> {
+    prepare(&payload)?.evaluate(p, c, &ctx())
+}
+
+fn root(delegator: Address) -> Vec<Delegation> {
+    vec![Delegation {
+        delegate: SESSION,
+        delegator,
+        authority: B256::repeat_byte(0xff),
+        caveats: vec![],
+        salt: U256::from(1),
+        signature: Bytes::from(vec![0u8; 65]),
+    }]
+}
+
+fn xfer(to: Address, amount: U256) -> Vec<u8> {
+    transferCall { to, amount }.abi_encode()
+}
+
+/// A redemption of `delegator`'s single execution `call` on `manager`.
+fn redeem_on(manager: Address, delegator: Address, target: Address, data: Vec<u8>) -> SignPayload {
+    let r = encode_redemption(&[(root(delegator), MODE_SINGLE, single_execution(target, U256::ZERO, &data))]);
+    tx(manager, r, U256::ZERO)
+}
+
+fn redeem(delegator: Address, target: Address, data: Vec<u8>) -> SignPayload {
+    redeem_on(MANAGER, delegator, target, data)
+}
+
+fn denied(r: Result<Charges, crate::Denial>) -> (ErrorCode, String) {
+    let d = r.expect_err("expected a denial");
+    (d.code, d.rule.unwrap_or_default())
+}
+
+#[test]
+fn each_execution_is_checked_and_charged_like_an_inner_call() {
+    let p = policy();
+    let mut c = Counters::default();
+    let ch = decide(&p, &c, redeem(D1, USDC, xfer(ALICE, usdc(60)))).unwrap();
+    assert_eq!(ch.tokens, vec![(0, usdc(60))], "the delegator's transfer counts against the session's cap");
+    assert_eq!(ch.weight, 1);
+    assert_eq!(ch.place, Some(Place::Own { chain_id: 1, nonce: 3 }));
+    c.charge(&p, &ch, t0(), t0() + 10);
+    // The cap is the session's, whoever's tokens move.
+    let r = decide(&p, &c, redeem(D2, USDC, xfer(ALICE, usdc(60))));
+    assert_eq!(denied(r), (ErrorCode::SpendCap, "limits[0]".into()));
+    // Recipients, targets and selectors apply to executions as to any call.
+    assert_eq!(denied(decide(&p, &c, redeem(D1, USDC, xfer(BOB, usdc(1))))).0, ErrorCode::RecipientNotAllowed);
+    assert_eq!(denied(decide(&p, &c, redeem(D1, BOB, vec![]))).0, ErrorCode::TargetNotAllowed);
+    // `$account` is still the session: the delegator may pay the session.
+    decide(&p, &c, redeem(D1, USDC, xfer(SESSION, usdc(1)))).unwrap();
+}
+
+#[test]
+fn approvals_inside_a_redemption_are_held_by_the_root_delegator() {
+    let p = policy();
+    let c = Counters::default();
+    let ch = decide(&p, &c, redeem(D1, USDC, approveCall { spender: ROUTER, amount: usdc(40) }.abi_encode())).unwrap();
+    assert_eq!(ch.approvals.len(), 1);
+    assert_eq!(ch.approvals[0].key.holder, D1, "the delegator's allowance, not the session's");
+    let over = decide(&p, &c, redeem(D1, USDC, approveCall { spender: ROUTER, amount: usdc(51) }.abi_encode()));
+    assert_eq!(denied(over).0, ErrorCode::UnlimitedApproval);
+    let unlimited = decide(&p, &c, redeem(D1, USDC, approveCall { spender: ROUTER, amount: U256::MAX }.abi_encode()));
+    assert_eq!(denied(unlimited).0, ErrorCode::UnlimitedApproval);
+}
+
+#[test]
+fn batches_and_several_entries_count_every_call() {
+    let p = policy();
+    let c = Counters::default();
+    let batch = batch_execution(&[
+        (USDC, U256::ZERO, xfer(ALICE, usdc(10)).into()),
+        (USDC, U256::ZERO, xfer(ALICE, usdc(20)).into()),
+    ]);
+    let r = encode_redemption(&[
+        (root(D1), MODE_BATCH, batch),
+        (root(D2), MODE_SINGLE, single_execution(USDC, U256::ZERO, &xfer(ALICE, usdc(30)))),
+        (vec![], MODE_SINGLE, single_execution(USDC, U256::ZERO, &xfer(ALICE, usdc(40)))),
+    ]);
+    let ch = decide(&p, &c, tx(MANAGER, r.clone(), U256::ZERO)).unwrap();
+    assert_eq!(ch.weight, 4, "quota and rate limits count each execution");
+    assert_eq!(ch.tokens, vec![(0, usdc(100))]);
+    // One call over makes the whole redemption over (it is atomic on chain).
+    let r = encode_redemption(&[
+        (root(D1), MODE_SINGLE, single_execution(USDC, U256::ZERO, &xfer(ALICE, usdc(60)))),
+        (root(D2), MODE_SINGLE, single_execution(USDC, U256::ZERO, &xfer(ALICE, usdc(41)))),
+    ]);
+    assert_eq!(denied(decide(&p, &c, tx(MANAGER, r, U256::ZERO))).0, ErrorCode::SpendCap);
+}
+
+#[test]
+fn a_redemption_the_policy_cannot_see_into_is_refused() {
+    let p = policy();
+    let c = Counters::default();
+    // On a contract delegations.managers does not list — even where a wildcard target allows
+    // any function.
+    let wild = policy_with(&format!(
+        "max_value_per_call = \"0 ETH\"\n---\n[[calls]]\ntarget = \"*\"\nfunctions = [\"*\"]\n[delegations]\nmanagers = [\"{MANAGER}\"]\n"
+    ));
+    for p in [&p, &wild] {
+        let r = decide(p, &c, redeem_on(OTHER_MANAGER, D1, USDC, xfer(ALICE, usdc(1))));
+        assert_eq!(denied(r), (ErrorCode::TargetNotAllowed, "delegations.managers".into()));
+    }
+    // A policy without [delegations] redeems nothing.
+    let none = policy_with("");
+    let r = decide(&none, &c, redeem(D1, USDC, xfer(ALICE, usdc(1))));
+    assert_eq!(denied(r), (ErrorCode::TargetNotAllowed, "delegations.managers".into()));
+    // Nested: an execution that calls a manager.
+    let inner =
+        encode_redemption(&[(root(D2), MODE_SINGLE, single_execution(USDC, U256::ZERO, &xfer(ALICE, usdc(1))))]);
+    let r = decide(&p, &c, redeem(D1, MANAGER, inner));
+    assert_eq!(denied(r), (ErrorCode::SelectorNotAllowed, "delegations".into()));
+    // Inside a user operation.
+    let mut op = user_op(encode::simple_execute(MANAGER, U256::ZERO, redeem_data(D1).into()));
+    op.sender = SCA;
+    let r = decide(&p, &c, SignPayload::UserOperation(op));
+    assert_eq!(denied(r), (ErrorCode::SelectorNotAllowed, "delegations".into()));
+    // With value (redeemDelegations is not payable).
+    let r = decide(&p, &c, tx(MANAGER, redeem_data(D1), U256::from(1)));
+    assert_eq!(denied(r).0, ErrorCode::ArgumentRejected);
+}
+
+fn redeem_data(delegator: Address) -> Vec<u8> {
+    encode_redemption(&[(root(delegator), MODE_SINGLE, single_execution(USDC, U256::ZERO, &xfer(ALICE, usdc(1))))])
+}
+
+fn user_op(call_data: Bytes) -> UserOperationRequest {
+    UserOperationRequest {
+        chain_id: 1,
+        entry_point: ENTRY_POINT_V07,
+        entry_point_version: None,
+        sender: SCA,
+        nonce: U256::ZERO,
+        factory: None,
+        factory_data: Bytes::new(),
+        init_code: None,
+        call_data,
+        call_gas_limit: 100_000,
+        verification_gas_limit: 100_000,
+        pre_verification_gas: U256::from(50_000),
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        paymaster: None,
+        paymaster_verification_gas_limit: 0,
+        paymaster_post_op_gas_limit: 0,
+        paymaster_data: Bytes::new(),
+    }
+}
+
+#[test]
+fn only_listed_delegators_when_the_policy_lists_them() {
+    let p = policy_with(&format!("[delegations]\nmanagers = [\"{MANAGER}\"]\ndelegators = [\"{D1}\"]\n"));
+    let c = Counters::default();
+    decide(&p, &c, redeem(D1, USDC, xfer(ALICE, usdc(1)))).unwrap();
+    let r = decide(&p, &c, redeem(D2, USDC, xfer(ALICE, usdc(1))));
+    assert_eq!(denied(r), (ErrorCode::TargetNotAllowed, "delegations.delegators".into()));
+    // Delegators without a manager is a policy error.
+    let text = format!("name = \"x\"\nchains = [1]\nvalid_for = \"24h\"\n[delegations]\ndelegators = [\"{D1}\"]\n");
+    let doc = file::resolve_text(&text, t0()).unwrap();
+    assert_eq!(CompiledPolicy::compile(doc).unwrap_err().code, ErrorCode::InvalidPolicy);
+}
+
+#[test]
+fn an_account_calling_itself_is_refused() {
+    // Accounts let themselves do anything: a call to itself could upgrade or execute.
+    let p = policy_with(&format!(
+        "max_value_per_call = \"0 ETH\"\n---\n[[calls]]\ntarget = \"*\"\nfunctions = [\"*\"]\n[delegations]\nmanagers = [\"{MANAGER}\"]\n"
+    ));
+    let c = Counters::default();
+    let hidden = executeCall { dest: USDC, value: U256::ZERO, func: xfer(BOB, usdc(1000)).into() }.abi_encode();
+    let r = decide(&p, &c, redeem(D1, D1, hidden.clone()));
+    assert_eq!(denied(r), (ErrorCode::TargetNotAllowed, "calls".into()));
+    let op = user_op(encode::simple_execute(SCA, U256::ZERO, hidden.into()));
+    let r = decide(&p, &c, SignPayload::UserOperation(op));
+    assert_eq!(denied(r), (ErrorCode::TargetNotAllowed, "calls".into()));
+}
+
+#[test]
+fn a_just_in_time_pair_runs_as_one_account() {
+    let jit = format!("[delegations]\nmanagers = [\"{MANAGER}\"]\n");
+    let p = {
+        let text = format!(
+            "name = \"jit\"\nchains = [1]\nvalid_for = \"24h\"\ntokens = {{ USDC = {{ address = \"{USDC}\", decimals = 6 }} }}\n\
+             [[calls]]\ntarget = \"USDC\"\nfunctions = [\"approve(address,uint256)\"]\n\
+             [[calls]]\ntarget = \"{ROUTER}\"\nfunctions = [\"swap(address tokenIn, uint256 amountIn)\"]\n\
+             [[limits]]\nmax = \"1000 USDC\"\nper = \"day\"\n\
+             [approvals]\nspenders = [\"{ROUTER}\"]\nmax = [\"500 USDC\"]\njit_only = true\n\
+             jit = [{{ signature = \"swap(address tokenIn, uint256 amountIn)\", amount_arg = \"amountIn\", token_arg = \"tokenIn\" }}]\n{jit}"
+        );
+        CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap_or_else(|d| panic!("{d}"))).unwrap()
+    };
+    let c = Counters::default();
+    let approve = approveCall { spender: ROUTER, amount: usdc(10) }.abi_encode();
+    let swap = swapCall { tokenIn: USDC, amountIn: usdc(10) }.abi_encode();
+    // One delegator approves and swaps in one batch: just in time.
+    let batch =
+        batch_execution(&[(USDC, U256::ZERO, approve.clone().into()), (ROUTER, U256::ZERO, swap.clone().into())]);
+    decide(&p, &c, tx(MANAGER, encode_redemption(&[(root(D1), MODE_BATCH, batch)]), U256::ZERO)).unwrap();
+    // D1 approves, D2 swaps: D1's approval is not consumed.
+    let r = encode_redemption(&[
+        (root(D1), MODE_SINGLE, single_execution(USDC, U256::ZERO, &approve)),
+        (root(D2), MODE_SINGLE, single_execution(ROUTER, U256::ZERO, &swap)),
+    ]);
+    let d = decide(&p, &c, tx(MANAGER, r, U256::ZERO));
+    assert_eq!(denied(d), (ErrorCode::UnlimitedApproval, "approvals.jit_only".into()));
+}
