@@ -18,8 +18,8 @@ use bridle_common::protocol::Reply;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use std::io::Cursor;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// Newest audit entries a snapshot carries (the chain itself continues whole).
 pub const SNAPSHOT_AUDIT_ENTRIES: usize = 100_000;
@@ -54,7 +54,11 @@ pub struct Replica {
     attestor: Option<SharedAttestor>,
     config: Config,
     state: RwLock<State>,
-    current: Mutex<Option<(SnapshotMeta, Arc<Vec<u8>>)>>,
+    /// Whether a snapshot was made (or installed): then openraft may ask for one to send to
+    /// a node that lags. Its bytes are not kept (they grow with the sessions: ≈ 1.2 KiB
+    /// each, BENCHMARKS.md "Enclave cluster"); [`Replica::snapshot_now`] makes them when
+    /// asked.
+    snapshotted: AtomicBool,
     snapshot_seq: AtomicU64,
 }
 
@@ -73,7 +77,7 @@ impl Replica {
             attestor,
             config,
             state: RwLock::new(State::default()),
-            current: Mutex::new(None),
+            snapshotted: AtomicBool::new(false),
             snapshot_seq: AtomicU64::new(0),
         }
     }
@@ -89,6 +93,22 @@ impl Replica {
 
     pub fn image(&self) -> B256 {
         self.image
+    }
+
+    /// A snapshot of the state as it is now (consistent: captured between two applied
+    /// entries), its meta naming the last entry applied and the membership then; the state
+    /// itself only when `capture`.
+    fn snapshot_now(&self, capture: bool) -> Builder {
+        let g = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = match g.last_applied {
+            Some(l) => format!("{}-{}-{seq}", l.leader_id, l.index),
+            None => format!("--{seq}"),
+        };
+        Builder {
+            captured: g.enclave.as_ref().filter(|_| capture).map(|e| e.snapshot(SNAPSHOT_AUDIT_ENTRIES)),
+            meta: SnapshotMeta { last_log_id: g.last_applied, last_membership: g.membership.clone(), snapshot_id: id },
+        }
     }
 
     fn new_enclave(&self, identity: Key, booted_at: u64) -> Enclave {
@@ -156,20 +176,24 @@ pub fn encode_snapshot(s: &EnclaveSnapshot) -> Result<Vec<u8>, String> {
 /// Builds a snapshot from the state captured when it was asked for (consistent: captured
 /// between two applied entries).
 pub struct Builder {
-    replica: Arc<Replica>,
     captured: Option<EnclaveSnapshot>,
     meta: SnapshotMeta,
 }
 
+impl Builder {
+    /// The captured state's bytes (none when nothing was captured).
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        match &self.captured {
+            Some(s) => encode_snapshot(s),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for Builder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let data = match &self.captured {
-            Some(s) => to_cbor(s).map_err(|e| StorageError::from(StorageIOError::read_state_machine(&e)))?,
-            None => Vec::new(),
-        };
-        let data = Arc::new(data);
-        *self.replica.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((self.meta.clone(), data.clone()));
-        Ok(Snapshot { meta: self.meta.clone(), snapshot: Box::new(Cursor::new((*data).clone())) })
+        // openraft keeps the meta (and compacts the log up to it); the bytes are dropped.
+        Ok(Snapshot { meta: self.meta.clone(), snapshot: Box::new(Cursor::new(Vec::new())) })
     }
 }
 
@@ -203,17 +227,9 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        let g = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let id = match g.last_applied {
-            Some(l) => format!("{}-{}-{seq}", l.leader_id, l.index),
-            None => format!("--{seq}"),
-        };
-        Builder {
-            replica: self.clone(),
-            captured: g.enclave.as_ref().map(|e| e.snapshot(SNAPSHOT_AUDIT_ENTRIES)),
-            meta: SnapshotMeta { last_log_id: g.last_applied, last_membership: g.membership.clone(), snapshot_id: id },
-        }
+        self.snapshotted.store(true, Ordering::SeqCst);
+        // The meta only (openraft compacts the log up to it): nothing is sent from it.
+        self.snapshot_now(false)
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -245,14 +261,21 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
         g.last_applied = meta.last_log_id;
         g.membership = meta.last_membership.clone();
         drop(g);
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta.clone(), Arc::new(data)));
+        self.snapshotted.store(true, Ordering::SeqCst);
         tracing::info!(snapshot = %meta.snapshot_id, "cluster snapshot installed");
         Ok(())
     }
 
+    /// The state as it is now, encoded when asked (to send to a node that lags): at or past
+    /// the last snapshot openraft made, never behind it (the state only moves forward), and
+    /// its meta names exactly the entries it holds, so the node that installs it goes on
+    /// from there with the log. Nothing is kept between two asks.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let g = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(g.as_ref()
-            .map(|(meta, data)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new((**data).clone())) }))
+        if !self.snapshotted.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let b = self.snapshot_now(true);
+        let data = b.encode().map_err(|e| StorageIOError::read_state_machine(&std::io::Error::other(e)))?;
+        Ok(Some(Snapshot { meta: b.meta, snapshot: Box::new(Cursor::new(data)) }))
     }
 }
