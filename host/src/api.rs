@@ -606,9 +606,9 @@ pub async fn owner_sessions(State(st): State<AppState>, AddrPath(owner): AddrPat
     Ok(Json(json!(v)))
 }
 
-pub async fn sign(State(st): State<AppState>, ApiJson(req): ApiJson<SignRequest>) -> Result<Json<Value>, ApiError> {
-    let signed = relay_sign(&st, req).await?;
-    Ok(Json(json!(signed)))
+/// The reply is `Signed` serialized as it is (not through a `serde_json::Value` map).
+pub async fn sign(State(st): State<AppState>, ApiJson(req): ApiJson<SignRequest>) -> Result<Json<Signed>, ApiError> {
+    relay_sign(&st, req).await.map(Json)
 }
 
 #[derive(Deserialize)]

@@ -24,6 +24,7 @@ USAGE:
                [--host-pid PID] [--enclave-pid PID]]
               [--sessions N] [--concurrency C] [--duration SECS] [--requests N] [--rate R]
               [--json] [--quiet] [--raw-secs S] [--verify-every K] [--timeout SECS] [--chain-id ID]
+              [--api sign|rpc]
 
 Without --host it starts its own enclave and host from BRIDLE_BIN_DIR (default target/debug:
 use target/release for numbers) and tears them down at the end.
@@ -51,6 +52,8 @@ use target/release for numbers) and tears them down at the end.
                            the digest of every signed request is checked
   --timeout SECS           per-request timeout (default 30)
   --chain-id ID            chain of the transfers and the policy (default 31337)
+  --api sign|rpc           sign through POST /v1/sign (default) or the JSON-RPC face
+                           (eth_signTransaction on POST /rpc, as Ethereum client libraries do)
 
 Exit status: 0 every request signed; 1 the run finished with refusals or errors; 2 usage or
 setup error (nothing was measured).";
@@ -78,6 +81,8 @@ pub struct Args {
     pub verify_every: u64,
     pub timeout: Duration,
     pub chain_id: u64,
+    /// Sign through `eth_signTransaction` on `POST /rpc` instead of `POST /v1/sign`.
+    pub rpc: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +122,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
     let mut verify_every = 64u64;
     let mut timeout = 30.0;
     let mut chain_id = 31337u64;
+    let mut rpc = false;
 
     let mut it = argv.iter();
     while let Some(a) = it.next() {
@@ -153,6 +159,13 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
             "--verify-every" => verify_every = num(flag, &value()?)?,
             "--timeout" => timeout = secs(flag, &value()?)?,
             "--chain-id" => chain_id = num(flag, &value()?)?,
+            "--api" => {
+                rpc = match value()?.as_str() {
+                    "sign" => false,
+                    "rpc" => true,
+                    other => return Err(format!("--api: sign or rpc, not {other:?}")),
+                }
+            }
             other => return Err(format!("unknown argument {other:?} (--help lists them)")),
         }
     }
@@ -243,6 +256,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
         verify_every,
         timeout: Duration::from_secs_f64(timeout),
         chain_id,
+        rpc,
     })))
 }
 

@@ -55,6 +55,8 @@ pub struct Report {
     pub sessions: usize,
     pub concurrency: usize,
     pub rate: Option<f64>,
+    /// Signed through the JSON-RPC face.
+    pub rpc: bool,
     pub request_bound: u64,
     pub time_bound: Duration,
     pub elapsed: Duration,
@@ -134,6 +136,7 @@ impl Report {
                 "after_run_error": self.identity_after.as_ref().err(),
             },
             "mode": if self.rate.is_some() { "open" } else { "closed" },
+            "api": if self.rpc { "rpc eth_signTransaction" } else { "POST /v1/sign" },
             "rate_target_per_s": self.rate,
             "sessions": self.sessions,
             "concurrency": self.concurrency,
@@ -209,6 +212,7 @@ impl Report {
             Some(r) => format!("open loop at {r} requests/s, at most {} in flight", self.concurrency),
             None => format!("closed loop, {} in flight", self.concurrency),
         };
+        let mode = if self.rpc { format!("{mode}, eth_signTransaction on /rpc") } else { mode };
         line(format!(
             "load:                         {mode}; {} sessions round-robin; bounds {} requests, {:.0} s",
             self.sessions,
@@ -458,7 +462,7 @@ pub async fn execute(a: &Args, note: &(dyn Fn(&str) + Sync)) -> Result<Report, F
         "enclave identity {} ({}); enclave clock {clock_offset:+} s from ours",
         identity.address, identity.source
     ));
-    let t = Arc::new(Target { url: url.clone(), http, identity, clock_offset, chain_id: a.chain_id });
+    let t = Arc::new(Target { url: url.clone(), http, identity, clock_offset, chain_id: a.chain_id, rpc: a.rpc });
 
     // Sessions: generous enough that nothing is refused for caps.
     let cap = a.requests + (a.sessions + a.concurrency) as u64 + 16;
@@ -519,6 +523,7 @@ pub async fn execute(a: &Args, note: &(dyn Fn(&str) + Sync)) -> Result<Report, F
         sessions: a.sessions,
         concurrency: a.concurrency,
         rate: a.rate,
+        rpc: a.rpc,
         request_bound: a.requests,
         time_bound: a.duration,
         elapsed: r.elapsed,

@@ -157,6 +157,9 @@ pub struct Target {
     /// Enclave time minus this machine's time, seconds (stamps carry enclave time).
     pub clock_offset: i64,
     pub chain_id: u64,
+    /// Sign through the JSON-RPC face (`eth_signTransaction` on `POST /rpc`) instead of
+    /// `POST /v1/sign`.
+    pub rpc: bool,
 }
 
 /// An HTTP client that talks to exactly the address it is given.
@@ -289,6 +292,9 @@ impl Target {
         let mut n = [0u8; 16];
         OsRng.fill_bytes(&mut n);
         let stamp = s.key.stamp(s.session, payload.kind(), &digest, n, self.enclave_time());
+        if self.rpc {
+            return self.sign_rpc(s, payload, stamp, digest, check_sig).await;
+        }
         let req = SignRequest { session: s.session, payload, stamp };
         let (c, v) = match reply(self.http.post(format!("{}/v1/sign", self.url)).json(&req).send().await).await {
             Ok(r) => r,
@@ -311,6 +317,70 @@ impl Target {
             403 => Outcome::Refused(code(&v).to_string()),
             _ => Outcome::Error(format!("http_{c}_{}", code(&v))),
         }
+    }
+
+    /// The same transfer as `eth_signTransaction` (the Ethereum JSON transaction object, the
+    /// session and stamp in the `Bridle-Session` / `Bridle-Stamp` headers). Signed only if
+    /// the reply's nonce is ours and, when `check_sig`, its r, s, yParity recover to the
+    /// session over our own signing hash.
+    async fn sign_rpc(
+        &self,
+        s: &LoadSession,
+        payload: SignPayload,
+        stamp: bridle_common::stamp::Stamp,
+        digest: B256,
+        check_sig: bool,
+    ) -> Outcome {
+        use serde_json::json;
+        let SignPayload::Transaction(bridle_common::tx::TxRequest::Eip1559(t)) = payload else {
+            return Outcome::Error("not_eip1559".into());
+        };
+        let q = |v: u128| format!("{v:#x}");
+        let body = json!({"jsonrpc": "2.0", "id": t.nonce, "method": "eth_signTransaction", "params": [{
+            "from": s.session, "to": t.to, "type": "0x2", "chainId": q(t.chain_id.into()),
+            "nonce": q(t.nonce.into()), "gas": q(t.gas_limit.into()), "maxFeePerGas": q(t.max_fee_per_gas),
+            "maxPriorityFeePerGas": q(t.max_priority_fee_per_gas), "value": format!("{:#x}", t.value),
+            "input": t.data,
+        }]});
+        let req = self
+            .http
+            .post(format!("{}/rpc", self.url))
+            .header("bridle-session", s.session.to_string())
+            .header("bridle-stamp", stamp.to_header())
+            .json(&body);
+        let (c, v) = match reply(req.send().await).await {
+            Ok(r) => r,
+            Err(e) => return Outcome::Error(e),
+        };
+        if c != 200 {
+            return Outcome::Error(format!("http_{c}_rpc"));
+        }
+        if let Some(e) = v.get("error") {
+            let code = e["data"]["code"].as_str().unwrap_or("no_code").to_string();
+            return match e["code"].as_i64() {
+                Some(-32003) => Outcome::Refused(code),
+                _ => Outcome::Error(format!("rpc_{code}")),
+            };
+        }
+        let tx = &v["result"]["tx"];
+        if tx["nonce"].as_str() != Some(q(t.nonce.into()).as_str()) || !v["result"]["raw"].is_string() {
+            return Outcome::Error("wrong_reply".into());
+        }
+        if check_sig {
+            let word = |f: &str| serde_json::from_value::<U256>(tx[f].clone()).ok();
+            let parity = tx["yParity"].as_str().map(|p| p == "0x1");
+            let (Some(r), Some(sv), Some(p)) = (word("r"), word("s"), parity) else {
+                return Outcome::Error("bad_signature".into());
+            };
+            let mut sig = [0u8; 65];
+            sig[..32].copy_from_slice(&r.to_be_bytes::<32>());
+            sig[32..64].copy_from_slice(&sv.to_be_bytes::<32>());
+            sig[64] = 27 + p as u8;
+            if !recovers_to(&sig, &digest, s.session) {
+                return Outcome::Error("bad_signature".into());
+            }
+        }
+        Outcome::Ok
     }
 
     /// The owner revokes the session. Returns whether the host said 200.

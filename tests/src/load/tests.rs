@@ -110,6 +110,7 @@ async fn refusals_are_counted_by_code() {
         identity: Identity { public_key, address, source: "test".into(), verified: true },
         clock_offset: 0,
         chain_id: 31337,
+        rpc: false,
     };
     let g = t.grant(&target::load_policy(31337, 2, 600, crate::now()).unwrap()).await.unwrap();
     assert_eq!(t.sign(&g, true).await, Outcome::Ok);
@@ -129,6 +130,19 @@ async fn refusals_are_counted_by_code() {
     };
     match t.sign(&forged, true).await {
         Outcome::Error(e) => assert!(e.starts_with("http_401"), "{e}"),
+        o => panic!("{o:?}"),
+    }
+    // The same through the JSON-RPC face (eth_signTransaction).
+    let tr = target::Target { rpc: true, http: t.http.clone(), identity: t.identity.clone(), url: t.url.clone(), ..t };
+    let h = tr.grant(&target::load_policy(31337, 2, 600, crate::now()).unwrap()).await.unwrap();
+    assert_eq!(tr.sign(&h, true).await, Outcome::Ok);
+    assert_eq!(tr.sign(&h, true).await, Outcome::Ok);
+    match tr.sign(&h, true).await {
+        Outcome::Refused(code) => assert!(code.contains("limit") || code.contains("cap"), "{code}"),
+        o => panic!("{o:?}"),
+    }
+    match tr.sign(&forged, true).await {
+        Outcome::Error(e) => assert_eq!(e, "rpc_unauthenticated"),
         o => panic!("{o:?}"),
     }
 }
