@@ -16,6 +16,7 @@
 //! Only canonical ABI encodings are accepted (re-encoding what was decoded gives the same
 //! bytes), so the calls the policy sees are the calls Solidity's `abi.decode` sees.
 
+use crate::abi_shape::{check_params, Shape};
 use crate::error::{Denial, ErrorCode};
 use crate::tx::Call;
 use crate::userop::decode_erc7579_execution;
@@ -53,10 +54,17 @@ pub const MAX_CHAIN: usize = 8;
 /// One entry of a redemption: whose account runs the calls, and the calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The root delegator; `None` for an empty permission context (the redeemer itself).
-    pub root: Option<Address>,
+    /// The root delegator: the account the calls run as.
+    pub root: Address,
     pub calls: Vec<Call>,
 }
+
+/// `redeemDelegations`' arguments, `Delegation[]` and ERC-7579 `Execution[]`, for the
+/// layout check before decoding.
+const CAVEAT: Shape = Shape::Tuple(&[Shape::Word, Shape::Bytes, Shape::Bytes]);
+const DELEGATION: Shape =
+    Shape::Tuple(&[Shape::Word, Shape::Word, Shape::Word, Shape::Array(&CAVEAT), Shape::Word, Shape::Bytes]);
+const REDEEM: &[Shape] = &[Shape::Array(&Shape::Bytes), Shape::Array(&Shape::Word), Shape::Array(&Shape::Bytes)];
 
 fn bad(reason: impl Into<String>) -> Denial {
     Denial::rule(ErrorCode::ArgumentRejected, "delegations", reason)
@@ -73,6 +81,8 @@ pub fn is_redemption(data: &[u8]) -> bool {
 /// neither the redeemer nor `ANY_DELEGATE` (the manager would revert), and every execution
 /// [`decode_erc7579_execution`] refuses.
 pub fn decode_redemption(data: &[u8], redeemer: Address) -> Result<Vec<Entry>, Denial> {
+    check_params(REDEEM, data.get(4..).unwrap_or_default())
+        .map_err(|e| bad(format!("redeemDelegations arguments are not canonically ABI-encoded ({})", e.0)))?;
     let c = redeemDelegationsCall::abi_decode(data)
         .map_err(|e| bad(format!("redeemDelegations arguments do not decode: {e}")))?;
     if c.abi_encode() != data {
@@ -97,13 +107,23 @@ pub fn decode_redemption(data: &[u8], redeemer: Address) -> Result<Vec<Entry>, D
         let at = |d: Denial| Denial { reason: format!("entry {i}: {}", d.reason), ..d };
         let root = root_of(ctx, redeemer).map_err(at)?;
         let calls = decode_erc7579_execution(&mode.0, ec, "delegations").map_err(at)?;
+        if calls.is_empty() {
+            return Err(at(bad("the execution makes no call")));
+        }
         out.push(Entry { root, calls });
     }
     Ok(out)
 }
 
-/// The root delegator of a permission context (`None`: empty, the redeemer itself).
-fn root_of(ctx: &[u8], redeemer: Address) -> Result<Option<Address>, Denial> {
+/// The root delegator of a permission context. Refused: an empty context (the redeemer
+/// would run the execution itself — `executeFromExecutor` on the session, which has no code:
+/// it reverts, and a revocation in it would be counted as done), a root that is the redeemer,
+/// and caveat `args` (the redeemer chooses them, and some enforcers act on them: a royalty
+/// enforcer pays its balance to the address in `args`, a payment enforcer redeems the
+/// delegations in `args`).
+fn root_of(ctx: &[u8], redeemer: Address) -> Result<Address, Denial> {
+    check_params(&[Shape::Array(&DELEGATION)], ctx)
+        .map_err(|e| bad(format!("the permission context is not a canonically encoded Delegation[] ({})", e.0)))?;
     let chain = <Vec<Delegation>>::abi_decode(ctx)
         .map_err(|e| bad(format!("the permission context is not a Delegation[]: {e}")))?;
     if chain.abi_encode() != ctx {
@@ -115,14 +135,26 @@ fn root_of(ctx: &[u8], redeemer: Address) -> Result<Option<Address>, Denial> {
             format!("a chain of {} delegations; at most {MAX_CHAIN}", chain.len()),
         ));
     }
-    let (Some(leaf), Some(root)) = (chain.first(), chain.last()) else { return Ok(None) };
+    let (Some(leaf), Some(root)) = (chain.first(), chain.last()) else {
+        return Err(bad(
+            "an empty permission context makes the session run the execution itself, which it cannot (it has no code): the redemption would revert",
+        ));
+    };
     if leaf.delegate != redeemer && leaf.delegate != ANY_DELEGATE {
         return Err(bad(format!(
             "the leaf delegation is to {}, not to the redeemer {redeemer}: the manager would revert",
             leaf.delegate
         )));
     }
-    Ok(Some(root.delegator))
+    if root.delegator == redeemer {
+        return Err(bad("the root delegator is the session itself, which cannot execute (it has no code)"));
+    }
+    if chain.iter().flat_map(|d| &d.caveats).any(|c| !c.args.is_empty()) {
+        return Err(bad(
+            "a caveat carries args: the redeemer chooses them and some enforcers act on them (paying out, redeeming more); only caveats without args are signed",
+        ));
+    }
+    Ok(root.delegator)
 }
 
 /// Build `redeemDelegations` calldata (for clients and tests): one entry per

@@ -26,16 +26,52 @@ fn single() -> Vec<u8> {
 }
 
 #[test]
-fn the_root_is_the_last_delegator_and_an_empty_context_is_the_redeemer() {
+fn the_root_is_the_last_delegator() {
     // Leaf to root: SESSION ← MIDDLE ← DELEGATOR.
     let chain = vec![delegation(SESSION, MIDDLE), delegation(MIDDLE, DELEGATOR)];
-    let data = encode_redemption(&[(chain, MODE_SINGLE, single()), (vec![], MODE_SINGLE, single())]);
+    let data = encode_redemption(&[(chain, MODE_SINGLE, single())]);
     let entries = decode_redemption(&data, SESSION).unwrap();
-    assert_eq!(entries.len(), 2);
-    assert_eq!(entries[0].root, Some(DELEGATOR));
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].root, DELEGATOR);
     assert_eq!(entries[0].calls.len(), 1);
     assert_eq!(entries[0].calls[0].to, Some(TOKEN));
-    assert_eq!(entries[1].root, None, "self-authorized: the redeemer runs it");
+}
+
+#[test]
+fn what_would_revert_or_lets_the_redeemer_choose_is_refused() {
+    let refused = |data: Vec<u8>, why: &str| {
+        let d = decode_redemption(&data, SESSION).unwrap_err();
+        assert_eq!(d.code, ErrorCode::ArgumentRejected, "{d}");
+        assert!(d.reason.contains(why), "{d}");
+    };
+    // An empty context: the session would run it itself (it has no code).
+    refused(encode_redemption(&[(vec![], MODE_SINGLE, single())]), "empty permission context");
+    // The session as the root delegator.
+    refused(encode_redemption(&[(vec![delegation(SESSION, SESSION)], MODE_SINGLE, single())]), "session itself");
+    // Caveat args: the redeemer's choice.
+    let mut d = delegation(SESSION, DELEGATOR);
+    d.caveats[0].args = Bytes::from(vec![1]);
+    refused(encode_redemption(&[(vec![d], MODE_SINGLE, single())]), "args");
+    // An empty batch.
+    refused(encode_redemption(&[(vec![delegation(SESSION, DELEGATOR)], MODE_BATCH, batch_execution(&[]))]), "no call");
+}
+
+#[test]
+fn aliased_offsets_are_refused_before_decoding() {
+    // Three executions pointing at one tail: a decoder would copy it three times.
+    let data = encode_redemption(&[
+        (vec![delegation(SESSION, DELEGATOR)], MODE_SINGLE, single()),
+        (vec![delegation(SESSION, DELEGATOR)], MODE_SINGLE, single()),
+    ]);
+    let args = &data[4..];
+    // The third argument (bytes[] executions): its two element offsets; point the second
+    // at the first.
+    let third = usize::try_from(U256::from_be_slice(&args[64..96])).unwrap();
+    let first_off = args[third + 32..third + 64].to_vec();
+    let mut aliased = data.clone();
+    aliased[4 + third + 64..4 + third + 96].copy_from_slice(&first_off);
+    let d = decode_redemption(&aliased, SESSION).unwrap_err();
+    assert!(d.reason.contains("canonically"), "{d}");
 }
 
 #[test]
@@ -51,7 +87,7 @@ fn batches_decode_into_each_call() {
 #[test]
 fn any_delegate_may_be_redeemed_by_the_session_but_another_delegate_may_not() {
     let ok = encode_redemption(&[(vec![delegation(ANY_DELEGATE, DELEGATOR)], MODE_SINGLE, single())]);
-    assert_eq!(decode_redemption(&ok, SESSION).unwrap()[0].root, Some(DELEGATOR));
+    assert_eq!(decode_redemption(&ok, SESSION).unwrap()[0].root, DELEGATOR);
     let other = encode_redemption(&[(vec![delegation(ALICE, DELEGATOR)], MODE_SINGLE, single())]);
     let d = decode_redemption(&other, SESSION).unwrap_err();
     assert_eq!(d.code, ErrorCode::ArgumentRejected);
@@ -110,7 +146,8 @@ fn non_canonical_and_mismatched_encodings_are_refused() {
 
 #[test]
 fn bounds_on_entries_and_chains() {
-    let many: Vec<_> = (0..=MAX_ENTRIES).map(|_| (vec![], MODE_SINGLE, single())).collect();
+    let many: Vec<_> =
+        (0..=MAX_ENTRIES).map(|_| (vec![delegation(SESSION, DELEGATOR)], MODE_SINGLE, single())).collect();
     assert_eq!(decode_redemption(&encode_redemption(&many), SESSION).unwrap_err().code, ErrorCode::TooLarge);
     let long: Vec<_> = (0..=MAX_CHAIN).map(|_| delegation(SESSION, DELEGATOR)).collect();
     let data = encode_redemption(&[(long, MODE_SINGLE, single())]);
@@ -119,7 +156,11 @@ fn bounds_on_entries_and_chains() {
 
 #[test]
 fn random_bytes_never_panic() {
-    let good = encode_redemption(&[(vec![delegation(SESSION, DELEGATOR)], MODE_BATCH, batch_execution(&[]))]);
+    let good = encode_redemption(&[(
+        vec![delegation(SESSION, DELEGATOR)],
+        MODE_BATCH,
+        batch_execution(&[(TOKEN, U256::ZERO, Bytes::from(vec![1, 2, 3, 4]))]),
+    )]);
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
         seed ^= seed << 13;

@@ -3,6 +3,7 @@
 //! Pure: no network, no clock of its own, no randomness. The enclave, host and CLI all use
 //! these types, so what the CLI simulates is exactly what the enclave enforces.
 
+pub mod abi_shape;
 pub mod address;
 pub mod allowance;
 pub mod audit;

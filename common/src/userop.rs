@@ -363,7 +363,23 @@ pub fn decode_account_call(data: &[u8]) -> Result<Vec<Call>, Denial> {
     let sel: [u8; 4] = sel.try_into().unwrap_or_default();
     // A canonical encoding only: re-encoding what was decoded must give the same bytes, so
     // the calls the policy sees are exactly the calls the account decodes.
+    use crate::abi_shape::{check_params, Shape};
+    const CALL: Shape = Shape::Tuple(&[Shape::Word, Shape::Word, Shape::Bytes]);
     fn canonical<C: SolCall>(data: &[u8], name: &str) -> Result<C, Denial> {
+        // The layout first: decoding aliased offsets would copy without bound.
+        let shape: &'static [Shape] = match C::SELECTOR {
+            erc7579::executeCall::SELECTOR => &[Shape::Word, Shape::Bytes],
+            simple_account::executeCall::SELECTOR => &[Shape::Word, Shape::Word, Shape::Bytes],
+            simple_account::executeBatchCall::SELECTOR => {
+                &[Shape::Array(&Shape::Word), Shape::Array(&Shape::Word), Shape::Array(&Shape::Bytes)]
+            }
+            simple_account::v06::executeBatchCall::SELECTOR => {
+                &[Shape::Array(&Shape::Word), Shape::Array(&Shape::Bytes)]
+            }
+            _ => &[Shape::Array(&CALL)],
+        };
+        check_params(shape, data.get(4..).unwrap_or_default())
+            .map_err(|e| bad_args(format!("{name} arguments are not canonically ABI-encoded ({})", e.0)))?;
         let c = C::abi_decode(data).map_err(|e| bad_args(format!("{name} arguments do not decode: {e}")))?;
         if c.abi_encode() != data {
             return Err(bad_args(format!("{name} arguments are not canonically ABI-encoded")));
@@ -460,6 +476,10 @@ pub fn decode_erc7579_execution(mode: &[u8; 32], ec: &[u8], rule: &str) -> Resul
             )])
         }
         0x01 => {
+            use crate::abi_shape::{check_params, Shape};
+            const EXECUTION: Shape = Shape::Tuple(&[Shape::Word, Shape::Word, Shape::Bytes]);
+            check_params(&[Shape::Array(&EXECUTION)], ec)
+                .map_err(|e| bad(format!("ERC-7579 batch is not canonically ABI-encoded ({})", e.0)))?;
             let execs = <Vec<erc7579::Execution>>::abi_decode(ec)
                 .map_err(|e| bad(format!("ERC-7579 batch does not decode: {e}")))?;
             if execs.abi_encode() != ec {

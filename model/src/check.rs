@@ -170,6 +170,7 @@ impl Model {
         let (chain, weight) = match req {
             Req::Tx { chain_id, .. } | Req::Permit { chain_id, .. } => (*chain_id, 1u64),
             Req::UserOp { chain_id, calls, .. } => (*chain_id, calls.len() as u64),
+            Req::Redeem { chain_id, entries, .. } => (*chain_id, entries.iter().map(|e| e.1.len() as u64).sum()),
         };
         // 1–2. State and validity.
         if self.revoked {
@@ -201,7 +202,8 @@ impl Model {
         }
         // 6. Gas.
         let (gas, fee, prio) = match req {
-            Req::Tx { gas_limit, max_fee_per_gas, max_priority_fee_per_gas, .. } => {
+            Req::Tx { gas_limit, max_fee_per_gas, max_priority_fee_per_gas, .. }
+            | Req::Redeem { gas_limit, max_fee_per_gas, max_priority_fee_per_gas, .. } => {
                 (Some(*gas_limit), *max_fee_per_gas, *max_priority_fee_per_gas)
             }
             Req::UserOp { gas, max_fee_per_gas, max_priority_fee_per_gas, .. } => {
@@ -254,6 +256,10 @@ impl Model {
                     limit = true;
                 }
                 for (target, value, data) in calls {
+                    // RULES §5, self-calls: an account other than the session calling itself.
+                    if target == sender && *sender != self.account {
+                        codes.push("target_not_allowed");
+                    }
                     self.check_call(
                         chain,
                         Some(*target),
@@ -269,6 +275,61 @@ impl Model {
                 let low = U256::from(u64::MAX);
                 let pos = u64::try_from(*nonce & low).unwrap_or(u64::MAX);
                 Place::Smart { chain, entry_point: *entry_point, sender: *sender, key: *nonce >> 64, pos }
+            }
+            Req::Redeem { nonce, manager, entries, .. } => {
+                // RULES §5b: the manager listed, each root delegator listed (when the
+                // policy lists them), no nested redemption, no self-call; every call checked
+                // as a call held by its root delegator.
+                let d = &p.delegations;
+                if !d.managers.contains(manager) {
+                    codes.push("target_not_allowed");
+                }
+                if entries.is_empty() || entries.iter().any(|e| e.1.is_empty()) {
+                    limit = true;
+                }
+                for (root, calls) in entries {
+                    // An empty context, or the session as the root: it would revert.
+                    if root.is_none_or(|r| r == self.account) {
+                        codes.push("argument_rejected");
+                    }
+                    if root.is_some_and(|r| !d.delegators.is_empty() && !d.delegators.contains(&r)) {
+                        codes.push("target_not_allowed");
+                    }
+                    let holder = root.unwrap_or(self.account);
+                    let first = writes.len();
+                    for (target, value, data) in calls {
+                        if d.managers.contains(target) {
+                            codes.push("selector_not_allowed");
+                        }
+                        if *target == holder && holder != self.account {
+                            codes.push("target_not_allowed");
+                        }
+                        // Only metered calls run as a delegator.
+                        let metered =
+                            data.is_empty() || (self.listing_here(chain, *target).is_some() && abi::is_metered(data));
+                        if !metered {
+                            codes.push("selector_not_allowed");
+                        }
+                        self.check_call(
+                            chain,
+                            Some(*target),
+                            *value,
+                            data,
+                            holder,
+                            &mut codes,
+                            &mut limit,
+                            &mut charges,
+                            &mut writes,
+                        );
+                    }
+                    // It may revert: a set counts as added, a revocation as nothing.
+                    for (_, w) in &mut writes[first..] {
+                        if let Write::Set(v) = *w {
+                            *w = Write::Add(v);
+                        }
+                    }
+                }
+                Place::Own { chain, pos: *nonce }
             }
             Req::Permit { token, spender, value, deadline, .. } => {
                 self.check_permit(chain, *token, *spender, *value, *deadline, t, &mut codes, &mut charges, &mut writes);

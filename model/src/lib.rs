@@ -32,6 +32,10 @@ pub const MODEL_LIMIT: &str = "model_limit";
 /// Requests held for the owner's approval at once, per session (RULES §8).
 pub const MAX_PENDING: usize = 16;
 
+/// One entry of a redemption: its root delegator (`None`: an empty permission context) and
+/// the calls `(target, value, data)` it runs.
+pub type RedeemEntry = (Option<Address>, Vec<(Address, U256, Bytes)>);
+
 /// What a request asks to sign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Req {
@@ -42,6 +46,18 @@ pub enum Req {
         to: Option<Address>,
         value: U256,
         data: Bytes,
+        gas_limit: u64,
+        max_fee_per_gas: u128,
+        max_priority_fee_per_gas: u128,
+    },
+    /// An ERC-7710 redemption (RULES §5b): a transaction from the session to `manager`
+    /// calling `redeemDelegations`; each entry's calls run as its root delegator (`None`:
+    /// an empty permission context, the session itself).
+    Redeem {
+        chain_id: u64,
+        nonce: u64,
+        manager: Address,
+        entries: Vec<RedeemEntry>,
         gas_limit: u64,
         max_fee_per_gas: u128,
         max_priority_fee_per_gas: u128,

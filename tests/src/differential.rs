@@ -29,6 +29,11 @@ pub const ALICE: Address = address!("00000000000000000000000000000000000a11ce");
 pub const S1: Address = address!("000000000000000000000000000000000000a001");
 pub const S2: Address = address!("000000000000000000000000000000000000a002");
 pub const SCA: Address = address!("0000000000000000000000000000000000005ca0");
+/// The delegation manager random policies list, one they never list, and two delegators.
+pub const MGR: Address = address!("000000000000000000000000000000000000da7a");
+pub const MGR2: Address = address!("000000000000000000000000000000000000da7b");
+pub const D1: Address = address!("000000000000000000000000000000000000d001");
+pub const D2: Address = address!("000000000000000000000000000000000000d002");
 
 alloy_sol_types::sol! {
     function transfer(address to, uint256 amount) returns (bool);
@@ -83,8 +88,13 @@ impl Rng {
     }
 }
 
-/// A random policy (TOML), within the model's scope.
+/// A random policy (TOML), within the model's scope, without delegations.
 pub fn random_policy(r: &mut Rng, created: u64) -> String {
+    random_policy_with(r, created, false)
+}
+
+/// A random policy; with `delegations`, it may list delegation managers (RULES §5b).
+pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> String {
     let periods = ["minute", "hour", "day", "week", "month", "session"];
     let mut s = String::from("name = \"diff\"\n");
     let options: [&[u64]; 3] = [&[1], &[1, 10], &[1, 10, 31337]];
@@ -222,6 +232,12 @@ pub fn random_policy(r: &mut Rng, created: u64) -> String {
     if r.chance(30) {
         s += "[user_operations]\nentry_points = [\"v0.7\"]\n";
     }
+    if delegations && r.chance(50) {
+        s += &format!("[delegations]\nmanagers = [\"{MGR}\"]\n");
+        if r.chance(40) {
+            s += &format!("delegators = [\"{D1}\"]\n");
+        }
+    }
     s
 }
 
@@ -251,8 +267,52 @@ fn amount(r: &mut Rng) -> U256 {
     U256::from(*r.pick(&[0u64, 1, 5, 50, 100, 300, 999, 1000, 2500]))
 }
 
-/// A random request, mostly on one of `chains` (the policy's).
+/// A random request, mostly on one of `chains` (the policy's); never a redemption.
 pub fn random_req(r: &mut Rng, nonces: &mut HashMap<u64, u64>, clock: u64, chains: &[u64]) -> Req {
+    random_req_with(r, nonces, clock, chains, false)
+}
+
+/// A random request; with `delegations`, sometimes an ERC-7710 redemption whose entries are
+/// random calls held by random delegators (or the session), now and then calling the
+/// delegator itself or a manager.
+pub fn random_req_with(
+    r: &mut Rng,
+    nonces: &mut HashMap<u64, u64>,
+    clock: u64,
+    chains: &[u64],
+    delegations: bool,
+) -> Req {
+    if delegations && r.chance(15) {
+        let entries = (0..1 + r.below(3))
+            .map(|_| {
+                let root = *r.pick(&[Some(D1), Some(D1), Some(D2), None]);
+                let calls = (0..1 + r.below(3))
+                    .map(|_| match (random_req_with(r, nonces, clock, chains, false), r.below(12)) {
+                        (_, 0) => (root.unwrap_or(OTHER), U256::ZERO, Bytes::from(vec![0xb6, 0x1d, 0x27, 0xf6])),
+                        (_, 1) => (MGR, U256::ZERO, Bytes::new()),
+                        (Req::Tx { to: Some(to), value, data, .. }, _) => (to, value, data),
+                        _ => {
+                            (TOK1, U256::ZERO, Bytes::from(transferCall { to: ALICE, amount: amount(r) }.abi_encode()))
+                        }
+                    })
+                    .collect();
+                (root, calls)
+            })
+            .collect();
+        let chain = if r.chance(90) && !chains.is_empty() { *r.pick(chains) } else { 5 };
+        let next = nonces.entry(chain).or_insert(0);
+        let nonce = *next;
+        *next += 1;
+        return Req::Redeem {
+            chain_id: chain,
+            nonce,
+            manager: *r.pick(&[MGR, MGR, MGR, MGR2]),
+            entries,
+            gas_limit: 21_000 + r.below(100_000),
+            max_fee_per_gas: r.below(12) as u128,
+            max_priority_fee_per_gas: 0,
+        };
+    }
     let chain = if r.chance(85) && !chains.is_empty() { *r.pick(chains) } else { *r.pick(&[1u64, 10, 31337, 5]) };
     let next = nonces.entry(chain).or_insert(0);
     let nonce = match r.below(10) {
@@ -340,6 +400,40 @@ pub fn payload_for(req: &Req, account: Address) -> SignPayload {
                 access_list: vec![],
             }))
         }
+        Req::Redeem { chain_id, nonce, manager, entries, gas_limit, max_fee_per_gas, max_priority_fee_per_gas } => {
+            use bridle_common::delegation::*;
+            let parts: Vec<_> = entries
+                .iter()
+                .map(|(root, calls)| {
+                    let chain = root
+                        .map(|d| Delegation {
+                            delegate: account,
+                            delegator: d,
+                            authority: B256::repeat_byte(0xff),
+                            caveats: vec![],
+                            salt: U256::ZERO,
+                            signature: Bytes::new(),
+                        })
+                        .into_iter()
+                        .collect::<Vec<_>>();
+                    match calls.as_slice() {
+                        [(to, value, data)] => (chain, MODE_SINGLE, single_execution(*to, *value, data)),
+                        _ => (chain, MODE_BATCH, batch_execution(calls)),
+                    }
+                })
+                .collect();
+            SignPayload::Transaction(TxRequest::Eip1559(Eip1559Request {
+                chain_id: *chain_id,
+                nonce: *nonce,
+                max_fee_per_gas: *max_fee_per_gas,
+                max_priority_fee_per_gas: *max_priority_fee_per_gas,
+                gas_limit: *gas_limit,
+                to: Some(*manager),
+                value: U256::ZERO,
+                data: encode_redemption(&parts).into(),
+                access_list: vec![],
+            }))
+        }
         Req::Permit { chain_id, token, spender, value, deadline } => SignPayload::TypedData(
             serde_json::json!({
                 "types": {
@@ -394,6 +488,8 @@ pub struct Stats {
     pub restored: u64,
     /// Owner denials of held requests that took effect.
     pub denied_by_owner: u64,
+    /// ERC-7710 redemptions signed.
+    pub redeemed: u64,
     /// Denials by code.
     pub codes: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -409,6 +505,7 @@ impl std::ops::AddAssign for Stats {
         self.reasked += o.reasked;
         self.restored += o.restored;
         self.denied_by_owner += o.denied_by_owner;
+        self.redeemed += o.redeemed;
         for (k, v) in o.codes {
             *self.codes.entry(k).or_default() += v;
         }
@@ -429,15 +526,21 @@ pub fn run_sequence(seed: u64, steps: usize) -> Result<Stats, String> {
 
 /// Run one sequence drawing its choices from `r` (`seed` only names it in reports).
 pub fn run(r: Rng, seed: u64, steps: usize) -> Result<Stats, String> {
-    run_with(r, seed, steps, true)
+    run_gen(r, seed, steps, true, true)
 }
 
 /// [`run`]; without `denials` the owner never denies a held request, and the choices drawn
 /// are those of the generator before `deny_pending` existed (for seeds kept as regressions).
-pub fn run_with(mut r: Rng, seed: u64, steps: usize, denials: bool) -> Result<Stats, String> {
+pub fn run_with(r: Rng, seed: u64, steps: usize, denials: bool) -> Result<Stats, String> {
+    run_gen(r, seed, steps, denials, false)
+}
+
+/// [`run_with`]; with `delegations`, policies may list delegation managers and requests
+/// may be redemptions (RULES §5b).
+pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: bool) -> Result<Stats, String> {
     let mut st = Stats { sequences: 1, ..Stats::default() };
     let created = T0 + r.below(400 * 86_400);
-    let text = random_policy(&mut r, created);
+    let text = random_policy_with(&mut r, created, delegations);
     let Some((doc, compiled)) = compile(&text, created) else { return Ok(Stats::default()) };
     let Ok(mut model) = Model::new(&doc, created, OWNER, ACCOUNT) else { return Ok(Stats::default()) };
     let mut chains = doc.chains.clone();
@@ -473,7 +576,7 @@ pub fn run_with(mut r: Rng, seed: u64, steps: usize, denials: bool) -> Result<St
                     Event::Approve(id)
                 }
             }
-            1 => Event::Update(random_policy(&mut r, clock)),
+            1 => Event::Update(random_policy_with(&mut r, clock, delegations)),
             2 if r.chance(10) => Event::Revoke,
             3 if !asked.is_empty() => Event::Reask(r.below(asked.len() as u64) as usize),
             // The agent asks again (a fresh stamp) for a request it was told is held.
@@ -482,7 +585,7 @@ pub fn run_with(mut r: Rng, seed: u64, steps: usize, denials: bool) -> Result<St
                 ids.sort_unstable();
                 Event::Sign(held[r.pick(&ids)].clone())
             }
-            _ => Event::Sign(random_req(&mut r, &mut nonces, clock, &chains)),
+            _ => Event::Sign(random_req_with(&mut r, &mut nonces, clock, &chains, delegations)),
         };
         log.push(format!("step {i} at {clock}: {ev:?}"));
         match ev {
@@ -513,7 +616,10 @@ pub fn run_with(mut r: Rng, seed: u64, steps: usize, denials: bool) -> Result<St
                 log.push(format!("  engine {:?} / model {m:?}", e.0.as_ref().map_err(|d| d.to_string())));
                 st.decisions += 1;
                 match (&e.0, &m) {
-                    (Ok(()), Verdict::Allowed) => st.allowed += 1,
+                    (Ok(()), Verdict::Allowed) => {
+                        st.allowed += 1;
+                        st.redeemed += u64::from(matches!(req, Req::Redeem { .. }));
+                    }
                     (Err(d), Verdict::Pending(id)) if d.code.as_str() == "pending_approval" => {
                         st.pending += 1;
                         pending.insert(*id, e.1);

@@ -191,12 +191,19 @@ async fn a_session_redeems_a_delegation_within_its_policy() {
     assert_eq!(entries[0]["holder"], json!(d1.address), "held by the delegator: {a}");
     assert_eq!(entries[0]["spender"], json!(ROUTER), "{a}");
 
-    // Revoking it through the delegation is always allowed, and works on chain.
+    // Revoking it through the delegation is allowed and works on chain; but a redemption
+    // can be mined and revert at the agent's will (another entry's bad signature), so the
+    // enclave counts its revocations as nothing: the registry keeps the 40 (RULES.md §5b).
     let r = redeem(&delegation, MODE_SINGLE, single_execution(token, U256::ZERO, &approve_data(ROUTER, U256::ZERO)));
     sign_and_send(&s, &g, &anvil, tx(fw.manager, r, 2)).await;
     assert_eq!(anvil.allowance(token, d1.address, ROUTER).await, U256::ZERO);
     let a = s.allowances(&g).await;
-    assert_eq!(a["allowances"][0]["state"], "revoked", "{a}");
+    assert_eq!(a["allowances"][0]["amount"], json!(usdc(40)), "{a}");
+    // A router call run as the delegator could spend its standing allowances: refused,
+    // whatever the policy allows the session itself.
+    let swap = single_execution(ROUTER, U256::ZERO, &[0x41, 0x4b, 0xf3, 0x89]);
+    let (c, v) = s.sign_payload(&g, tx(fw.manager, redeem(&delegation, MODE_SINGLE, swap), 3)).await;
+    assert_eq!((c, code(&v)), (403, "selector_not_allowed"), "{v}");
 }
 
 #[tokio::test]
@@ -274,6 +281,9 @@ async fn redemptions_the_policy_does_not_cover_are_refused() {
         "delegations",
     )
     .await;
+    // An empty permission context (the session would run it itself: it reverts).
+    deny(fw.manager, encode_redemption(&[(vec![], MODE_SINGLE, exec.clone())]), "argument_rejected", "delegations")
+        .await;
     // A delegation to someone else (the manager would revert).
     let to_bob = fw.delegate(&anvil, &d1, BOB, 2).await;
     deny(fw.manager, encode_redemption(&[(vec![to_bob], MODE_SINGLE, exec)]), "argument_rejected", "delegations").await;

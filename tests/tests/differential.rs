@@ -50,6 +50,7 @@ fn engine_and_model_agree_on_random_sequences() {
             && total.reasked > 0
             && total.restored > 0
             && total.denied_by_owner > 0
+            && total.redeemed > 0
             && total.codes.get("denied_by_owner").is_some_and(|&n| n > 0),
         "{total:?}"
     );

@@ -8,7 +8,7 @@ use super::calls::{check_call, erc20_effect, Erc20};
 use super::compile::{AssetRef, CompiledPolicy};
 use super::exposure::check_allowances;
 use super::state::Counters;
-use crate::allowance::{Grant, Place};
+use crate::allowance::{Grant, GrantOp, Place};
 use crate::error::{Denial, ErrorCode};
 use crate::ledger::LedgerKey;
 use crate::period::{format_time, Period};
@@ -169,8 +169,24 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
     }
     for (k, call) in calls.iter().enumerate() {
         let inner = Operation { holder: held.holders[k], calls, ..op.clone() };
+        let granted = charges.approvals.len();
         check_call(p, ctx, &inner, call, &mut charges)
             .and_then(|()| check_jit(p, calls, &held.holders, k, &mut charges))
+            .map(|()| {
+                // A redemption may be mined and revert at the agent's will (a bad signature
+                // in another entry, a failing caveat): what it sets may not happen. Its
+                // approvals count as added to what is there, and its revocations as nothing
+                // (RULES.md §5b).
+                // In the session's own lane, a holder other than the session is a delegator.
+                let delegated = matches!(op.place, Place::Own { .. }) && held.holders[k] != ctx.account;
+                if delegated {
+                    for g in &mut charges.approvals[granted..] {
+                        if let GrantOp::Set(v) = g.op {
+                            g.op = GrantOp::Add(v);
+                        }
+                    }
+                }
+            })
             .map_err(|mut d| {
                 if calls.len() > 1 {
                     d.reason = format!("call {k}: {}", d.reason);

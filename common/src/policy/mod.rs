@@ -13,6 +13,8 @@ mod governance_tests;
 pub mod offchain;
 mod redeem;
 #[cfg(test)]
+mod redeem_review_tests;
+#[cfg(test)]
 mod redeem_tests;
 #[cfg(test)]
 mod signing_tests;

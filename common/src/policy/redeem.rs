@@ -67,15 +67,13 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
             ));
         }
         for entry in decode_redemption(&call.data, op.holder)? {
-            let holder = entry.root.unwrap_or(op.holder);
-            if let Some(root) = entry.root {
-                if !rules.delegators.is_empty() && !rules.delegators.contains(&root) {
-                    return Err(Denial::rule(
-                        ErrorCode::TargetNotAllowed,
-                        "delegations.delegators",
-                        format!("the delegation's root delegator {root} is not an allowed delegator"),
-                    ));
-                }
+            let holder = entry.root;
+            if !rules.delegators.is_empty() && !rules.delegators.contains(&holder) {
+                return Err(Denial::rule(
+                    ErrorCode::TargetNotAllowed,
+                    "delegations.delegators",
+                    format!("the delegation's root delegator {holder} is not an allowed delegator"),
+                ));
             }
             for inner in entry.calls {
                 if is_redemption(&inner.data) || listed(inner.to) {
@@ -89,6 +87,7 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
                     ));
                 }
                 check_self_call(ctx, holder, &inner)?;
+                check_metered(p, op.chain_id, holder, &inner)?;
                 calls.push(inner);
                 holders.push(holder);
             }
@@ -101,6 +100,29 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
         ));
     }
     Ok(Held { calls: Cow::Owned(calls), holders })
+}
+
+/// A call run as a delegator must be one Bridle meters: a transfer, `transferFrom`,
+/// `approve` or `increaseAllowance` of a token the policy lists on this chain, or a plain
+/// value transfer. Anything else could spend what the delegator already approved or
+/// deposited (a router pulling its standing allowance, a vault withdrawal), value no cap
+/// sees: the session's own address holds only approvals Bridle metered, a delegator's does
+/// not.
+fn check_metered(p: &CompiledPolicy, chain_id: u64, holder: Address, call: &Call) -> Result<(), Denial> {
+    let to = call.to.unwrap_or_default();
+    let metered = call.data.is_empty()
+        || (p.token_at(chain_id, &to).is_some()
+            && call.data.get(..4).is_some_and(|s| super::calls::METERED.iter().any(|m| m[..] == *s)));
+    if metered {
+        return Ok(());
+    }
+    Err(Denial::rule(
+        ErrorCode::SelectorNotAllowed,
+        "delegations",
+        format!(
+            "a call run as the delegator {holder} to {to} is not a metered token call (transfer, transferFrom, approve, increaseAllowance of a listed token) or a plain value transfer: it could spend the delegator's standing allowances or deposits, which no cap sees"
+        ),
+    ))
 }
 
 /// A call from `holder` (not the session) to `holder` itself is refused.

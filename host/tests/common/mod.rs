@@ -421,6 +421,7 @@ pub fn policy(name: &str) -> Policy {
         gas: GasRules::default(),
         approvals: ApprovalRules::default(),
         user_operations: Default::default(),
+        delegations: Default::default(),
         typed_data: vec![],
         permits: vec![],
         messages: vec![],

@@ -76,6 +76,7 @@ pub fn base() -> Policy {
         gas: GasRules::default(),
         approvals: ApprovalRules::default(),
         user_operations: UserOpRules::default(),
+        delegations: Default::default(),
         typed_data: Vec::new(),
         permits: Vec::new(),
         messages: Vec::new(),
