@@ -181,6 +181,14 @@ pub fn classify(p: &ParsedTypedData, permit2: &[Address]) -> TypedClass {
             "typed data in the \"Bridle\" domain is an owner envelope; a session never signs one (R-TRUST-5)",
         );
     }
+    // ERC-7710 (RULES.md §5b): a delegation the session signs would hand what it may do —
+    // and every delegation it may redeem — to a delegate no policy binds.
+    if pt.eq_ignore_ascii_case("Delegation") || dname == "DelegationManager" {
+        return refused(
+            ErrorCode::TypedDataNotAllowed,
+            "an ERC-7710 delegation (or anything in a DelegationManager's domain) from the session would hand its authority to a delegate no policy binds; never signed",
+        );
+    }
     let tuple_like = match &p.message {
         DynSolValue::CustomStruct { prop_names, .. } => {
             let mut n: Vec<String> = prop_names.iter().map(|s| s.to_ascii_lowercase().replace('_', "")).collect();

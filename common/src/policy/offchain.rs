@@ -44,6 +44,13 @@ pub fn evaluate_typed_data(
             Some(id)
         }
     };
+    if dom.verifying_contract.is_some_and(|a| p.doc.delegations.managers.contains(&a)) {
+        return Err(Denial::rule(
+            ErrorCode::TypedDataNotAllowed,
+            "delegations.managers",
+            "typed data for a delegation manager (a delegation from the session) is never signed",
+        ));
+    }
     match classify(td, &p.permit2) {
         TypedClass::Refused(d) => Err(d),
         TypedClass::Generic => {

@@ -300,3 +300,35 @@ fn a_redemptions_approvals_count_as_added_and_its_revocations_as_nothing() {
         decide(&p, &c, tx(USDC, approveCall { spender: ROUTER, amount: usdc(40) }.abi_encode(), U256::ZERO)).unwrap();
     assert_eq!(ch.approvals[0].op, crate::allowance::GrantOp::Set(usdc(40)));
 }
+
+#[test]
+fn the_session_never_signs_a_delegation() {
+    // Even where a typed_data rule names it: a delegation from the session would hand what
+    // it may do (and the delegations it holds) to a delegate no policy binds.
+    let p = policy_with(&format!(
+        "[delegations]\nmanagers = [\"{MANAGER}\"]\n[[typed_data]]\nname = \"DelegationManager\"\nprimary_type = \"Delegation\"\n[[typed_data]]\nverifying_contract = \"{MANAGER}\"\nprimary_type = \"Other\"\n"
+    ));
+    let c = Counters::default();
+    let td = |name: &str, vc: Address, primary: &str| {
+        SignPayload::TypedData(
+            serde_json::json!({
+                "types": {
+                    "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                        {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+                    primary: [{"name": "delegate", "type": "address"}, {"name": "delegator", "type": "address"},
+                        {"name": "authority", "type": "bytes32"}, {"name": "salt", "type": "uint256"}]},
+                "primaryType": primary,
+                "domain": {"name": name, "version": "1", "chainId": 1, "verifyingContract": vc},
+                "message": {"delegate": ALICE, "delegator": SESSION, "authority": B256::repeat_byte(0xff), "salt": "1"}
+            })
+            .to_string(),
+        )
+    };
+    for payload in [
+        td("DelegationManager", OTHER_MANAGER, "Delegation"),
+        td("Anything", OTHER_MANAGER, "Delegation"),
+        td("Other", MANAGER, "Other"),
+    ] {
+        assert_eq!(denied(decide(&p, &c, payload)).0, ErrorCode::TypedDataNotAllowed);
+    }
+}
