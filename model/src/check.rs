@@ -369,7 +369,11 @@ impl Model {
                 None => charges.unpriced = true,
             }
         }
-        let item = Item { place, signed_at: t, writes };
+        // RULES §6: a transaction below approvals.revoke_gas (default 100 000) may be mined
+        // out of gas and write nothing.
+        let revoke_gas = p.approvals.revoke_gas.unwrap_or(100_000);
+        let may_revert = matches!(req, Req::Tx { .. } | Req::Redeem { .. }) && gas.is_some_and(|g| g < revoke_gas);
+        let item = Item { place, signed_at: t, writes, may_revert };
         // 9. The registry after this request.
         if !item.writes.is_empty() || !self.displaced(&item).is_empty() {
             match self.registry_check(&item) {
@@ -573,7 +577,7 @@ impl Model {
         if total > crate::MAX_WRITES {
             return None;
         }
-        let silent = Item { writes: Vec::new(), ..item.clone() };
+        let silent = Item { writes: Vec::new(), may_revert: false, ..item.clone() };
         let displaced = self.displaced(item);
         let alternatives: Vec<&Item> = if displaced.is_empty() { vec![&silent] } else { displaced.clone() };
         let keys = registry::keys(self.registry.iter().chain(std::iter::once(item)));

@@ -47,6 +47,10 @@ pub struct Item {
     pub place: Place,
     pub signed_at: u64,
     pub writes: Vec<(Key, Write)>,
+    /// A transaction of an own-address lane signed with a gas limit below
+    /// `approvals.revoke_gas` (RULES §6): it may also be mined out of gas, filling its
+    /// position and writing nothing (as a write-less transaction, signed at time 0).
+    pub may_revert: bool,
 }
 
 /// Most states one search may visit before the model gives up (`model_limit`).
@@ -63,6 +67,7 @@ struct Node {
     signed: u64,
     writes: Vec<Write>,
     is_t: bool,
+    may_revert: bool,
 }
 
 enum Group {
@@ -131,6 +136,7 @@ pub fn worst(items: &[Item], t_item: Option<&Item>, key: &Key) -> Option<U256> {
         signed: timing(it),
         writes: it.writes.iter().filter(|(k, _)| k == key).map(|(_, w)| *w).collect(),
         is_t,
+        may_revert: it.may_revert && matches!(it.place, Place::Own { .. }),
     };
     for lane in &lanes {
         let members: Vec<&(&Item, bool)> =
@@ -178,8 +184,8 @@ fn search(nodes: &[Node], groups: &[Group], need_t: bool) -> Option<U256> {
             best = Some(best.map_or(st.value, |b| b.max(st.value)));
         }
         for (g, group) in groups.iter().enumerate() {
-            // (next progress, node or None for a gap's filler)
-            let mut moves: Vec<(u128, Option<usize>)> = Vec::new();
+            // (next progress, node or None for a gap's filler, mined out of gas)
+            let mut moves: Vec<(u128, Option<usize>, bool)> = Vec::new();
             let p = st.prog[g];
             match group {
                 Group::Own { by_pos, t_pos, top } => {
@@ -189,35 +195,41 @@ fn search(nodes: &[Node], groups: &[Group], need_t: bool) -> Option<U256> {
                         Some(list) => {
                             for &n in list {
                                 if *t_pos != Some(pos) || nodes[n].is_t {
-                                    moves.push((next, Some(n)));
+                                    moves.push((next, Some(n), false));
+                                    if nodes[n].may_revert {
+                                        moves.push((next, Some(n), true));
+                                    }
                                 }
                             }
                         }
-                        None if pos < *top => moves.push((next, None)),
+                        None if pos < *top => moves.push((next, None, false)),
                         None => {}
                     }
                 }
                 Group::Smart { list, t_pos } => {
                     for &(pos, n) in list {
                         if u128::from(pos) >= p && (*t_pos != Some(pos) || nodes[n].is_t) {
-                            moves.push((u128::from(pos) + 1, Some(n)));
+                            moves.push((u128::from(pos) + 1, Some(n), false));
                         }
                     }
                 }
                 Group::Float { node, deadline } => {
                     if p == 0 && st.max_signed.max(nodes[*node].signed) <= *deadline {
-                        moves.push((1, Some(*node)));
+                        moves.push((1, Some(*node), false));
                     }
                 }
             }
-            for (np, n) in moves {
+            for (np, n, void) in moves {
                 let mut next = st.clone();
                 next.prog[g] = np;
-                // A gap's filler (`None`) writes nothing and is signed at time 0.
+                // A gap's filler (`None`) writes nothing and is signed at time 0; so does a
+                // transaction mined out of gas (`void`).
                 if let Some(n) = n {
                     let node = &nodes[n];
-                    next.max_signed = next.max_signed.max(node.signed);
-                    next.value = node.writes.iter().fold(next.value, apply);
+                    if !void {
+                        next.max_signed = next.max_signed.max(node.signed);
+                        next.value = node.writes.iter().fold(next.value, apply);
+                    }
                     next.t_placed |= node.is_t;
                 }
                 if !seen.contains(&next) {

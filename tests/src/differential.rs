@@ -217,6 +217,9 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
         "[approvals]\nspenders = [\"{S1}\"{}]\n",
         if r.chance(50) { format!(", \"{S2}\"") } else { String::new() }
     );
+    if r.chance(30) {
+        s += &format!("revoke_gas = {}\n", 21_000 + r.below(150_000));
+    }
     let mut caps: Vec<String> = Vec::new();
     for t in ["T1", "T2"] {
         if r.chance(70) {
@@ -308,7 +311,9 @@ pub fn random_req_with(
             nonce,
             manager: *r.pick(&[MGR, MGR, MGR, MGR2]),
             entries,
-            gas_limit: 21_000 + r.below(100_000),
+            // Either side of approvals.revoke_gas (RULES §6: below it, a revocation may run
+            // out of gas and force nothing).
+            gas_limit: 21_000 + r.below(200_000),
             max_fee_per_gas: r.below(12) as u128,
             max_priority_fee_per_gas: 0,
         };
@@ -372,7 +377,9 @@ pub fn random_req_with(
             to: Some(to),
             value,
             data: Bytes::from(data),
-            gas_limit: 21_000 + r.below(100_000),
+            // Either side of approvals.revoke_gas (RULES §6: below it, a revocation may run
+            // out of gas and force nothing).
+            gas_limit: 21_000 + r.below(200_000),
             max_fee_per_gas: r.below(12) as u128,
             max_priority_fee_per_gas: 0,
         },

@@ -27,6 +27,15 @@ pub mod worst;
 
 pub use registry::{Grant, Item, Key, Place, Registry, Via, MAX_WRITES};
 
+/// The least gas limit with which a transaction's approval writes count as applied once it
+/// is mined, unless the policy says otherwise (`approvals.revoke_gas`, RULES.md §6). A mined
+/// transaction consumes its nonce even when it runs out of gas and writes nothing; an
+/// ERC-20 `approve(spender, 0)` costs about 26 000 to 45 000 gas, proxies and blacklists
+/// included.
+pub const DEFAULT_REVOKE_GAS: u64 = 100_000;
+/// The largest `approvals.revoke_gas` (and a sweep's largest gas limit per revocation).
+pub const MAX_REVOKE_GAS: u64 = 200_000;
+
 /// Default lifetime of an approval worth more than [`large_approval_usd`] (or unpriced).
 pub const LIFETIME_LARGE: u64 = 24 * 3600;
 /// Default lifetime of an approval worth at most [`large_approval_usd`].
@@ -177,6 +186,12 @@ pub struct Exposure {
     pub usd: U256,
     /// Symbols (or addresses) of outstanding entries the table does not price.
     pub unpriced: Vec<String>,
+}
+
+/// The least gas limit with which a transaction's approval writes count as applied once mined
+/// (`approvals.revoke_gas`, else [`DEFAULT_REVOKE_GAS`]).
+pub fn revoke_gas(p: &CompiledPolicy) -> u64 {
+    p.doc.approvals.revoke_gas.unwrap_or(DEFAULT_REVOKE_GAS)
 }
 
 /// The default lifetime of an approval of `amount` of token `t` (R-APP-4): the policy's

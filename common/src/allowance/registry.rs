@@ -76,6 +76,10 @@ pub struct Item {
     pub grants: Vec<Grant>,
     /// Signed by a revocation sweep.
     pub sweep: bool,
+    /// A transaction whose gas limit is below `approvals.revoke_gas`: it may be mined, run
+    /// out of gas and write nothing (RULES.md §6).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub may_revert: bool,
 }
 
 /// What the owner's view keeps about a key besides its writes.
@@ -210,7 +214,8 @@ impl Registry {
     }
 
     /// Record what the session signed at `place`, at session time `signed_at`. A transaction
-    /// with no write is remembered only as a position. `meta` gives, for a non-zero grant,
+    /// with no write is remembered only as a position; one that `may_revert` also counts as
+    /// a write-less transaction at its position. `meta` gives, for a non-zero grant,
     /// its symbol, decimals and when it stops being current.
     pub fn record(
         &mut self,
@@ -218,6 +223,7 @@ impl Registry {
         signed_at: u64,
         grants: Vec<Grant>,
         sweep: bool,
+        may_revert: bool,
         meta: impl Fn(&Grant) -> (String, u8, u64),
     ) -> Result<(), RegistryFull> {
         if grants.is_empty() {
@@ -254,7 +260,7 @@ impl Registry {
             }
         }
         self.writes += grants.len();
-        self.items.push(Item { place, signed_at, grants, sweep });
+        self.items.push(Item { place, signed_at, grants, sweep, may_revert });
         Ok(())
     }
 

@@ -14,11 +14,9 @@ fn zeroes(item: &Item, key: &Key) -> bool {
 /// The latest item that leaves `key` at 0 in every history that includes it, from that
 /// item on: once it is mined, the key is 0 for good.
 pub fn settled_by<'a>(reg: &'a Registry, key: &Key, now: u64) -> Option<&'a Item> {
-    reg.items()
-        .iter()
-        .rev()
-        .filter(|i| zeroes(i, key))
-        .find(|i| worst(reg, key, now, Some(Request { place: i.place, grants: &i.grants })).is_zero())
+    reg.items().iter().rev().filter(|i| zeroes(i, key)).find(|i| {
+        worst(reg, key, now, Some(Request { place: i.place, grants: &i.grants, may_revert: i.may_revert })).is_zero()
+    })
 }
 
 /// Every key, as the owner sees it at `now`.

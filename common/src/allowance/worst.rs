@@ -16,7 +16,9 @@
 //!   position of another lane is ever forced.
 //!
 //! Write-less transactions and positions at which the session signed nothing count as
-//! write-less transactions signed at time 0 (they only add histories). The tests below
+//! write-less transactions signed at time 0 (they only add histories). A transaction that
+//! may run out of gas (below `approvals.revoke_gas`) is also, at its position, a write-less
+//! transaction: it forces nothing. The tests below
 //! check this against a brute-force enumeration of histories.
 
 use super::registry::{AccountLane, Grant, Key, Place, Registry};
@@ -30,6 +32,8 @@ use std::collections::BTreeMap;
 pub struct Request<'a> {
     pub place: Place,
     pub grants: &'a [Grant],
+    /// It may be mined and write nothing (a transaction below `approvals.revoke_gas`).
+    pub may_revert: bool,
 }
 
 /// What one item does to the key, net.
@@ -183,6 +187,13 @@ impl Lane {
 /// (when given) and every point at or after it — or, without a request, over every history
 /// and every point from now on.
 pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U256 {
+    if let Some(r) = req.filter(|r| r.may_revert && !r.grants.is_empty()) {
+        // The histories that include it: those where its writes apply, and those where it
+        // runs out of gas at its position and writes nothing.
+        let applied = Request { may_revert: false, ..r };
+        let void = Request { grants: &[], may_revert: false, ..r };
+        return worst(reg, key, now, Some(applied)).max(worst(reg, key, now, Some(void)));
+    }
     if let AllowanceKind::SignatureTransfer { .. } = key.kind {
         // One-shot authorities, each floating until it ends: all of them, as long as alive.
         let live = |g: &Grant| g.key == *key && g.end.is_none_or(|e| e > now);
@@ -218,7 +229,12 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
                 if lt == Some(nonce) {
                     continue; // the request fills this position
                 }
-                own.0.entry(nonce).or_default().push(effect(&item.grants, key, now), item.signed_at);
+                let slot = own.0.entry(nonce).or_default();
+                slot.push(effect(&item.grants, key, now), item.signed_at);
+                if item.may_revert {
+                    // Mined out of gas: it fills the position and writes nothing.
+                    slot.push(Eff::None, 0);
+                }
             }
             Place::Account { lane, seq } if lane.chain_id == key.chain_id && lane.sender == key.holder => {
                 if at == Some((lane, seq)) {

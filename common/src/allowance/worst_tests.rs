@@ -30,12 +30,43 @@ fn own(n: u64) -> Place {
 }
 
 fn rec(r: &mut Registry, place: Place, at: u64, grants: Vec<Grant>) {
-    r.record(place, at, grants, false, |_| ("T".into(), 0, u64::MAX)).unwrap();
+    r.record(place, at, grants, false, false, |_| ("T".into(), 0, u64::MAX)).unwrap();
+}
+
+fn rec_low_gas(r: &mut Registry, place: Place, at: u64, grants: Vec<Grant>) {
+    r.record(place, at, grants, false, true, |_| ("T".into(), 0, u64::MAX)).unwrap();
 }
 
 fn w(r: &Registry, k: &Key, now: u64, req: Option<(Place, &[Grant])>) -> u64 {
-    let v = worst(r, k, now, req.map(|(place, grants)| Request { place, grants }));
+    let v = worst(r, k, now, req.map(|(place, grants)| Request { place, grants, may_revert: false }));
     u64::try_from(v).unwrap()
+}
+
+#[test]
+fn a_revocation_that_may_run_out_of_gas_forces_nothing() {
+    // Review (issue 14): `approve(s, 0)` signed with 22 500 gas is mined, runs out of gas and
+    // consumes its nonce; the approval stays. A later transaction needs the nonce filled,
+    // not the revocation applied.
+    let a = key(SESSION, 0xa, AllowanceKind::Erc20);
+    let b = key(SESSION, 0xb, AllowanceKind::Erc20);
+    let mut r = Registry::default();
+    rec(&mut r, own(0), 1, vec![set(a, 1000)]);
+    rec_low_gas(&mut r, own(1), 2, vec![set(a, 0)]);
+    let tb = [set(b, 1000)];
+    assert_eq!(w(&r, &a, 3, Some((own(2), &tb))), 1000, "the revocation may have run out of gas");
+    let ta = [add(a, 500)];
+    assert_eq!(w(&r, &a, 3, Some((own(2), &ta))), 1500, "increaseAllowance adds to what may be left");
+    // With enough gas the same revocation forces the reset.
+    let mut r = Registry::default();
+    rec(&mut r, own(0), 1, vec![set(a, 1000)]);
+    rec(&mut r, own(1), 2, vec![set(a, 0)]);
+    assert_eq!(w(&r, &a, 3, Some((own(2), &ta))), 500);
+    // The request itself: a revocation that may run out of gas leaves the approval at worst.
+    let mut r = Registry::default();
+    rec(&mut r, own(0), 1, vec![set(a, 1000)]);
+    let low = |g: &[Grant]| worst(&r, &a, 3, Some(Request { place: own(1), grants: g, may_revert: true }));
+    assert_eq!(low(&[set(a, 0)]), U256::from(1000));
+    assert_eq!(low(&[set(a, 10)]), U256::from(1000));
 }
 
 #[test]
@@ -56,7 +87,7 @@ fn a_revocation_sharing_a_nonce_with_the_approval_counts_for_nothing() {
     assert_eq!(w(&r, &a, 3, Some((own(1), &tb))), 1000, "B at nonce 1 replaces the revocation");
     assert_eq!(w(&r, &a, 3, None), 1000, "without a later transaction the revocation may never be mined");
     // A write-less transaction at the revocation's nonce breaks it too.
-    r.record(own(1), 2, vec![], false, |_| unreachable!()).unwrap();
+    r.record(own(1), 2, vec![], false, false, |_| unreachable!()).unwrap();
     assert_eq!(w(&r, &a, 3, Some((own(2), &tb))), 1000);
 }
 
@@ -347,31 +378,39 @@ fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
     let mut wd =
         World { own: BTreeMap::new(), plain: Positions::default(), accounts: BTreeMap::new(), floating: vec![] };
     let mut reg = Registry::default();
-    let mut events: Vec<(u64, Place, Vec<Grant>)> = vec![];
+    // (signed at, place, writes, may run out of gas)
+    let mut events: Vec<(u64, Place, Vec<Grant>, bool)> = vec![];
     for _ in 0..rng.below(5) {
         let n = rng.below(4);
         let grants = g(rng, &[k, k2]);
-        events.push((rng.below(20), own(n), grants));
+        events.push((rng.below(20), own(n), grants, rng.below(4) == 0));
     }
     if rng.below(2) == 0 {
         for _ in 0..rng.below(3) {
             let q = rng.below(3);
-            events.push((rng.below(20), Place::Account { lane, seq: q }, g(rng, &[ka])));
+            events.push((rng.below(20), Place::Account { lane, seq: q }, g(rng, &[ka]), false));
         }
     }
     for _ in 0..rng.below(3) {
         let grants: Vec<Grant> = g(rng, &[k, k2]).into_iter().filter(|x| matches!(x.op, GrantOp::Set(_))).collect();
         if !grants.is_empty() {
-            events.push((rng.below(20), Place::Floating { deadline: rng.below(40) }, grants));
+            events.push((rng.below(20), Place::Floating { deadline: rng.below(40) }, grants, false));
         }
     }
     events.sort_by_key(|e| e.0);
-    for (sigma, place, grants) in events {
+    for (sigma, place, grants, may_revert) in events {
         match place {
             Place::Own { nonce, .. } if grants.is_empty() => {
                 wd.plain.insert(nonce);
             }
-            Place::Own { nonce, .. } => wd.own.entry(nonce).or_default().push(Alt { sigma, grants: grants.clone() }),
+            Place::Own { nonce, .. } => {
+                // Out of gas, it is mined at its nonce and writes nothing (signed at time 0,
+                // like every write-less transaction).
+                if may_revert {
+                    wd.plain.insert(nonce);
+                }
+                wd.own.entry(nonce).or_default().push(Alt { sigma, grants: grants.clone() })
+            }
             Place::Account { lane, seq } => {
                 if grants.is_empty() {
                     continue;
@@ -380,7 +419,7 @@ fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
             }
             Place::Floating { deadline } => wd.floating.push((deadline, Alt { sigma, grants: grants.clone() })),
         }
-        reg.record(place, sigma, grants, false, |_| ("T".into(), 0, u64::MAX)).unwrap();
+        reg.record(place, sigma, grants, false, may_revert, |_| ("T".into(), 0, u64::MAX)).unwrap();
     }
     (wd, reg)
 }
@@ -421,8 +460,16 @@ fn matches_brute_force_on_random_registries() {
             }
         };
         for kk in [k, ka, key(SESSION, 0xb, kind)] {
-            let fast = worst(&reg, &kk, now, req.as_ref().map(|(p, g)| Request { place: *p, grants: g }));
+            let fast =
+                worst(&reg, &kk, now, req.as_ref().map(|(p, g)| Request { place: *p, grants: g, may_revert: false }));
             let slow = brute(&wd, &kk, now, req.clone());
+            // A request that may run out of gas: the histories where it applies and those
+            // where it fills its nonce writing nothing.
+            if let Some((p @ Place::Own { .. }, g)) = &req {
+                let fast_low = worst(&reg, &kk, now, Some(Request { place: *p, grants: g, may_revert: true }));
+                let slow_low = slow.max(brute(&wd, &kk, now, Some((*p, vec![]))));
+                assert_eq!(fast_low, slow_low, "round {round} (request out of gas), key {kk:?}");
+            }
             assert_eq!(fast, slow, "round {round}, key {kk:?}\nrequest {req:?}\nregistry {:#?}", reg.items());
             checked += 1;
         }

@@ -14,7 +14,7 @@ use crate::tx::{Eip1559Request, TxRequest};
 use alloy_primitives::{keccak256, U256};
 
 /// Largest gas limit of one revocation in a sweep (an ERC-20 `approve` costs far less).
-pub const SWEEP_MAX_GAS: u64 = 200_000;
+pub const SWEEP_MAX_GAS: u64 = crate::allowance::MAX_REVOKE_GAS;
 /// Most chains one sweep may name.
 pub const MAX_SWEEP_CHAINS: usize = 64;
 
@@ -156,6 +156,19 @@ impl Machine {
                 nonce = nonce.saturating_add(1);
             }
         }
+        // A revocation below `approvals.revoke_gas` may be mined, run out of gas and revoke
+        // nothing (RULES.md §6): it would settle nothing, and it would spend the nonce.
+        let floor = crate::allowance::revoke_gas(&policy);
+        if let Some((x, _, _)) = plan.iter().find(|(x, _, _)| x.gas_limit < floor) {
+            return Err(Denial::rule(
+                ErrorCode::GasCap,
+                "approvals.revoke_gas",
+                format!(
+                    "sweep gas limit {} per revocation on chain {} is below {floor}: a revocation that may run out of gas settles nothing",
+                    x.gas_limit, x.chain_id
+                ),
+            ));
+        }
         let (account_plans, account_cost) = sweep_account::plan(&policy, reg, accounts, &account_keys, authed)?;
         let gas_cost = plan
             .iter()
@@ -215,8 +228,10 @@ impl Machine {
         let user_operations = sweep_account::sign(&account_plans, key)?;
         for (p, u) in account_plans.iter().zip(&user_operations) {
             // Room was checked above.
-            let _ =
-                self.counters.allowances.record(p.place, t, sweep_account::grants(p), true, |_| (String::new(), 0, t));
+            let _ = self
+                .counters
+                .allowances
+                .record(p.place, t, sweep_account::grants(p), true, false, |_| (String::new(), 0, t));
             let seq = u64::try_from(p.op.nonce & U256::from(u64::MAX)).unwrap_or(u64::MAX);
             for k in &p.keys {
                 out.records.push(rec::sweep(session, u.hash, p.op.chain_id, seq, k.token, k.spender));
@@ -226,7 +241,7 @@ impl Machine {
             let g = Grant { key: *k, op: GrantOp::Set(U256::ZERO), end: None, token_index: None, via: Via("sweep") };
             let place = Place::Own { chain_id: x.chain_id, nonce: *nonce };
             // Room was checked above.
-            let _ = self.counters.allowances.record(place, t, vec![g], true, |_| (String::new(), 0, t));
+            let _ = self.counters.allowances.record(place, t, vec![g], true, false, |_| (String::new(), 0, t));
         }
         self.counters.charge_gas(gas_cost, self.facts.anchor, t);
         if self.revoked && authed && !self.has_sweepable(t) {

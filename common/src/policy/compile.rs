@@ -457,7 +457,15 @@ impl CompiledPolicy {
             cost_limits: _,
             count_in_native: _,
         } = gas;
-        let ApprovalRules { spenders: _, caps, lifetime, jit, jit_tolerance_bps, jit_only } = approvals;
+        let ApprovalRules { spenders: _, caps, lifetime, jit, jit_tolerance_bps, jit_only, revoke_gas } = approvals;
+        if let Some(g) = revoke_gas {
+            if !(21_000..=crate::allowance::MAX_REVOKE_GAS).contains(g) {
+                return Err(invalid(
+                    "approvals.revoke_gas",
+                    format!("must be 21000 to {} (a sweep's largest gas limit)", crate::allowance::MAX_REVOKE_GAS),
+                ));
+            }
+        }
         if let Some(l) = lifetime {
             if *l == 0 || *l > MAX_APPROVAL_LIFETIME {
                 return Err(invalid(

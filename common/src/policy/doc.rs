@@ -349,6 +349,11 @@ pub struct ApprovalRules {
     /// Every non-zero on-chain approval must be just-in-time (R-APP-2, AG-212 4.1).
     #[serde(default, skip_serializing_if = "is_false")]
     pub jit_only: bool,
+    /// The least gas limit with which a transaction's approval writes count as applied once
+    /// it is mined (RULES.md §6); below it the transaction may be mined, run out of gas and
+    /// write nothing. Absent: [`crate::allowance::DEFAULT_REVOKE_GAS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_gas: Option<u64>,
 }
 
 fn is_zero_u32(v: &u32) -> bool {

@@ -60,6 +60,10 @@ pub struct Charges {
     /// Just-in-time `increaseAllowance` grants: (index in `approvals`, the most the
     /// allowance may reach, the rule), checked against the registry's worst case.
     pub jit_adds: Vec<(usize, U256, String)>,
+    /// A transaction from the session's own address whose gas limit is below
+    /// `approvals.revoke_gas`: it may be mined, run out of gas and write nothing
+    /// (RULES.md §6), so its writes force no reset.
+    pub may_revert: bool,
 }
 
 impl Charges {
@@ -164,6 +168,9 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
     if let Some(g) = &op.gas {
         check_gas(p, c, ctx, g, &mut charges)?;
     }
+    // A smart-account lane forces nothing anyway (RULES.md §6): only the own lane needs it.
+    charges.may_revert = matches!(op.place, Place::Own { .. })
+        && op.gas.as_ref().is_none_or(|g| g.gas_limit < crate::allowance::revoke_gas(p));
     if calls.is_empty() {
         return Err(Denial::malformed("the request makes no call"));
     }

@@ -172,6 +172,11 @@ pub fn explain(p: &CompiledPolicy) -> String {
             );
         }
     }
+    let _ = writeln!(
+        s,
+        "approvals.revoke_gas: a revocation counts once mined only when its transaction's gas limit is at least {} (below it, it may run out of gas and leave the approval); sweeps use at least that",
+        crate::allowance::revoke_gas(p)
+    );
     for (i, j) in a.jit.iter().enumerate() {
         let token = j.token_path.as_ref().map(|t| format!(", token argument {t:?}")).unwrap_or_default();
         let _ = writeln!(

@@ -48,20 +48,20 @@ pub fn exposure_now(p: &CompiledPolicy, reg: &Registry, now: u64) -> Exposure {
 
 /// Signed items the request would take the place of: those at the same nonce (a
 /// replacement — only one of them can be mined). A permit floats and displaces nothing.
-fn displaced_at(reg: &Registry, place: Place) -> Vec<&[Grant]> {
+fn displaced_at(reg: &Registry, place: Place) -> Vec<(&[Grant], bool)> {
     match place {
         Place::Floating { .. } => Vec::new(),
-        _ => reg.items.iter().filter(|i| i.place == place).map(|i| i.grants.as_slice()).collect(),
+        _ => reg.items.iter().filter(|i| i.place == place).map(|i| (i.grants.as_slice(), i.may_revert)).collect(),
     }
 }
 
 /// Without the request, at its position: one of the displaced items mined there (the
 /// worst of them), or, with none, a transaction that writes no approval.
-fn alternatives<'a>(place: Place, displaced: &[&'a [Grant]]) -> Vec<Request<'a>> {
+fn alternatives<'a>(place: Place, displaced: &[(&'a [Grant], bool)]) -> Vec<Request<'a>> {
     if displaced.is_empty() {
-        vec![Request { place, grants: &[] }]
+        vec![Request { place, grants: &[], may_revert: false }]
     } else {
-        displaced.iter().map(|grants| Request { place, grants }).collect()
+        displaced.iter().map(|&(grants, may_revert)| Request { place, grants, may_revert }).collect()
     }
 }
 
@@ -99,7 +99,7 @@ pub fn raise_of(c: &Counters, ctx: &Context, charges: &Charges) -> Option<Raise>
         return None;
     }
     let alts = alternatives(place, &displaced);
-    let with = Request { place, grants: &charges.approvals };
+    let with = Request { place, grants: &charges.approvals, may_revert: charges.may_revert };
     let keys = keys_of(reg, charges);
     if raised_keys(reg, &keys, ctx.now, with, &alts).is_empty() && displaced.is_empty() {
         return None;
@@ -132,7 +132,7 @@ pub(crate) fn check_allowances(
             ),
         ));
     }
-    let with = Request { place, grants: &charges.approvals };
+    let with = Request { place, grants: &charges.approvals, may_revert: charges.may_revert };
     let keys = keys_of(reg, charges);
     let raised = raised_keys(reg, &keys, ctx.now, with, &alternatives);
     // A just-in-time `increaseAllowance` (R-APP-2) adds to whatever may be outstanding at
@@ -140,7 +140,8 @@ pub(crate) fn check_allowances(
     for (gi, bound, rule) in &charges.jit_adds {
         let Some(g) = charges.approvals.get(*gi) else { continue };
         let GrantOp::Add(added) = g.op else { continue };
-        let before = worst(reg, &g.key, ctx.now, Some(Request { place, grants: &charges.approvals[..*gi] }));
+        let before =
+            worst(reg, &g.key, ctx.now, Some(Request { place, grants: &charges.approvals[..*gi], may_revert: false }));
         if before.saturating_add(added) > *bound {
             return Err(Denial::rule(
                 ErrorCode::UnlimitedApproval,

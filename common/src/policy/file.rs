@@ -275,6 +275,8 @@ pub struct ApprovalSpec {
     pub jit_tolerance: Option<String>,
     #[serde(default)]
     pub jit_only: bool,
+    /// Least gas limit of a transaction whose revocations count (RULES.md §6): 100000.
+    pub revoke_gas: Option<u64>,
 }
 
 fn err(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
@@ -508,6 +510,7 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         jit,
         jit_tolerance_bps: jit_tolerance_bps.unwrap_or(0),
         jit_only: f.approvals.jit_only,
+        revoke_gas: f.approvals.revoke_gas,
     };
 
     let addrs = |v: &[String], rule: &str| -> Result<Vec<Address>, Denial> {

@@ -606,6 +606,8 @@ fn governance_rules_are_validated() {
     assert_eq!(bad("[approvals]\njit_tolerance = \"10.01%\""), r("approvals.jit_tolerance"));
     assert_eq!(bad("[approvals]\njit_tolerance = \"5\""), r("approvals.jit_tolerance"));
     assert_eq!(bad("[approvals]\njit_only = true"), r("approvals.jit_only"));
+    assert_eq!(bad("[approvals]\nrevoke_gas = 20999"), r("approvals.revoke_gas"));
+    assert_eq!(bad("[approvals]\nrevoke_gas = 200001"), r("approvals.revoke_gas"));
     assert_eq!(
         bad("[approvals]\njit = [{ signature = \"swap(address,uint256)\", amount_arg = 0 }]"),
         r("approvals.jit[0]")
@@ -628,7 +630,14 @@ fn governance_rules_are_validated() {
     assert_eq!(p.native_price, Some(usd(3000)));
     assert_eq!(p.doc.trip_wire, Some(doc::TripWire { denials: 5, within: 600 }));
     let text = explain::explain(&p);
-    for want in ["exposure_ceiling", "prices[", "trip_wire: 5 denials within", "approvals.jit[0]", "0.5%"] {
+    for want in [
+        "exposure_ceiling",
+        "prices[",
+        "trip_wire: 5 denials within",
+        "approvals.jit[0]",
+        "0.5%",
+        "approvals.revoke_gas: a revocation counts once mined only when its transaction's gas limit is at least 100000",
+    ] {
         assert!(text.contains(want), "explain lacks {want}:\n{text}");
     }
 }
@@ -637,7 +646,7 @@ fn governance_rules_are_validated() {
 fn policies_without_governance_fields_keep_their_encoding() {
     let p = with("");
     let json = String::from_utf8(p.doc.canonical_bytes()).unwrap();
-    for field in ["prices", "exposure_ceiling", "escalate", "trip_wire", "lifetime", "jit"] {
+    for field in ["prices", "exposure_ceiling", "escalate", "trip_wire", "lifetime", "jit", "revoke_gas"] {
         assert!(!json.contains(field), "{field} in {json}");
     }
 }

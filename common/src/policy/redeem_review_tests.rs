@@ -341,7 +341,6 @@ fn review_a_safe_module_root_lets_the_safe_call_itself() {
 /// `approve(spender, 0)` whose gas limit covers the intrinsic cost (and the EIP-7623 floor)
 /// but not the SSTORE is mined, reverts out of gas, uses the nonce — and counts as forced.
 #[test]
-#[ignore = "open finding (SECURITY.md): a mined transaction that runs out of gas consumes its nonce and writes nothing"]
 fn review_out_of_gas_revocation_is_counted() {
     let p = policy();
     let mut c = Counters::default();
@@ -352,7 +351,62 @@ fn review_out_of_gas_revocation_is_counted() {
     }
     step(&p, &mut c, oog).unwrap();
     let r = step(&p, &mut c, tx_at(2, USDC, increase(usdc(50))));
-    assert!(r.is_err(), "signed: on chain 100 USDC (nonce 1 ran out of gas), cap 50");
+    let d = r.expect_err("signed: on chain 100 USDC (nonce 1 ran out of gas), cap 50");
+    assert_eq!(d.code, crate::error::ErrorCode::UnlimitedApproval, "{d:?}");
+    // The same revocation with approvals.revoke_gas (100 000 by default) forces the reset.
+    let mut c = Counters::default();
+    step(&p, &mut c, tx_at(0, USDC, approve(usdc(50)))).unwrap();
+    let mut revoke = tx_at(1, USDC, approve(U256::ZERO));
+    if let SignPayload::Transaction(TxRequest::Eip1559(t)) = &mut revoke {
+        t.gas_limit = 100_000;
+    }
+    step(&p, &mut c, revoke).unwrap();
+    step(&p, &mut c, tx_at(2, USDC, increase(usdc(50)))).expect("nonce 1 reset it: 50 at most");
+}
+
+/// The sweep side of the same finding: a sweep's revocations must carry
+/// `approvals.revoke_gas`, and an agent's revocation below it leaves the approval outstanding
+/// (and the revoked session's key alive for the owner's sweep).
+#[test]
+fn a_sweep_below_revoke_gas_is_refused_and_a_low_gas_revocation_settles_nothing() {
+    struct K;
+    impl Signer for K {
+        fn sign(&self, _: &B256) -> Result<Signature, String> {
+            Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
+        }
+    }
+    let mut m = Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
+    let mut n = 0u8;
+    let mut ask = |m: &mut Machine, clock: u64, p: SignPayload| {
+        n += 1;
+        let stamp = Stamp { nonce: [n; 16], timestamp: clock, mac: [0u8; 32] };
+        m.sign(clock, &p, prepare(&p).unwrap(), &stamp, Some(&K)).result
+    };
+    ask(&mut m, t0() + 10, tx_at(0, USDC, approve(usdc(50)))).expect("approve");
+    let mut oog = tx_at(1, USDC, approve(U256::ZERO));
+    if let SignPayload::Transaction(TxRequest::Eip1559(t)) = &mut oog {
+        t.gas_limit = 22_500;
+    }
+    ask(&mut m, t0() + 11, oog).expect("a revocation is always signed");
+    let view = crate::allowance::view::view(&m.counters().allowances, t0() + 12);
+    assert_eq!(view.len(), 1);
+    assert_eq!((view[0].amount, view[0].state), (usdc(50), crate::allowance::AllowanceState::Active));
+    m.revoke(t0() + 20, false);
+    let terms = |gas_limit: u64| {
+        [crate::protocol::SweepTerms {
+            chain_id: 1,
+            nonce: 2,
+            max_fee_per_gas: 1_000_000_000,
+            max_priority_fee_per_gas: 1,
+            gas_limit,
+        }]
+    };
+    let d = m.sweep(t0() + 30, &terms(60_000), true, Some(&K)).result.expect_err("below revoke_gas");
+    assert_eq!((d.code, d.rule.as_deref()), (crate::error::ErrorCode::GasCap, Some("approvals.revoke_gas")), "{d:?}");
+    assert!(!m.key_destroyed(), "nothing was settled: the key must stay for the owner's sweep");
+    let r = m.sweep(t0() + 31, &terms(100_000), true, Some(&K)).result.expect("swept");
+    assert_eq!(r.transactions.len(), 1);
+    assert!(r.key_destroyed, "the sweep settles the approval: the revoked session's key goes");
 }
 
 // ---------------------------------------------------------------------------------------

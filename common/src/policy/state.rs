@@ -66,7 +66,7 @@ impl Counters {
         self.ledger.charge(LedgerKey::Usd, charges.usd, anchor, t);
         if let Some(place) = charges.place {
             // Room was checked under this lock (`has_room`): this cannot fail.
-            let _ = self.allowances.record(place, t, charges.approvals.clone(), false, |g| {
+            let _ = self.allowances.record(place, t, charges.approvals.clone(), false, charges.may_revert, |g| {
                 let (symbol, decimals) = match g.token_index {
                     Some(i) => (p.doc.tokens[i].symbol.clone(), p.doc.tokens[i].decimals),
                     None => (g.key.token.to_string(), 0),
