@@ -5,16 +5,11 @@
 //! and, once the owner revokes the session, sweeps every outstanding approval — leaving
 //! every allowance at 0 on chain, with no owner action beyond the revoke.
 
-use alloy_primitives::{address, Address, Bytes, U256};
-use alloy_sol_types::{sol, SolCall};
+use alloy_primitives::{address, Address, U256};
 use bridle_common::protocol::SignPayload;
 use bridle_tests::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-sol! {
-    function allowance(address owner, address spender) returns (uint256);
-}
 
 const CHAIN: u64 = 31337;
 const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
@@ -22,12 +17,6 @@ const POOL: Address = address!("87870bca3f3fd6335c3f4ce8392d69350b4fa4e2");
 
 fn usdc(n: u64) -> U256 {
     U256::from(n) * U256::from(1_000_000u64)
-}
-
-async fn allowance_on_chain(chain: &Anvil, token: Address, owner: Address, spender: Address) -> U256 {
-    let data = Bytes::from(allowanceCall { owner, spender }.abi_encode());
-    let v = chain.rpc("eth_call", json!([{"to": token, "data": data}, "latest"])).await;
-    U256::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
 async fn metric(s: &Stack, name: &str) -> u64 {
@@ -83,7 +72,7 @@ max_gas_limit = 200000
     assert_eq!(c, 200, "{v}");
     let hash = chain.rpc("eth_sendRawTransaction", json!([v["raw_transaction"]])).await;
     chain.receipt(&hash).await;
-    assert_eq!(allowance_on_chain(&chain, token, g.session, ROUTER).await, usdc(100));
+    assert_eq!(chain.allowance(token, g.session, ROUTER).await, usdc(100));
     assert_eq!(metric(&s, "bridle_sweep_outstanding_past_expiry").await, 0);
 
     // The node stops mining; an hour passes in the enclave: the approval is past its
@@ -100,7 +89,7 @@ max_gas_limit = 200000
     // Mined now: the node keeps the replacement, whose fees are higher than the first's.
     chain.rpc("evm_mine", json!([])).await;
     chain.rpc("evm_setAutomine", json!([true])).await;
-    assert_eq!(allowance_on_chain(&chain, token, g.session, ROUTER).await, U256::ZERO);
+    assert_eq!(chain.allowance(token, g.session, ROUTER).await, U256::ZERO);
     let block = chain.rpc("eth_getBlockByNumber", json!(["latest", true])).await;
     let mined = &block["transactions"][0];
     let (first, last) = (sweeps.first().unwrap(), sweeps.last().unwrap());
@@ -129,14 +118,14 @@ max_gas_limit = 200000
     assert_eq!(c, 200, "{v}");
     let hash = chain.rpc("eth_sendRawTransaction", json!([v["raw_transaction"]])).await;
     chain.receipt(&hash).await;
-    assert_eq!(allowance_on_chain(&chain, token, g.session, POOL).await, usdc(50));
+    assert_eq!(chain.allowance(token, g.session, POOL).await, usdc(50));
     let (c, v) = s.revoke(&g).await;
     assert_eq!(c, 200, "{v}");
     until("the revoked session's approval revoked on chain", || async {
-        allowance_on_chain(&chain, token, g.session, POOL).await.is_zero()
+        chain.allowance(token, g.session, POOL).await.is_zero()
     })
     .await;
-    assert_eq!(allowance_on_chain(&chain, token, g.session, ROUTER).await, U256::ZERO);
+    assert_eq!(chain.allowance(token, g.session, ROUTER).await, U256::ZERO);
     let a = s.allowances(&g).await;
     assert!(a["allowances"].as_array().unwrap().iter().all(|e| e["state"] == "swept"), "{a}");
     assert_eq!(metric(&s, "bridle_sweep_refused_total").await, 0);

@@ -10,16 +10,11 @@
 //!
 //! Needs anvil (see `bridle_tests::anvil_bin`); a missing one fails the test.
 
-use alloy_primitives::{address, Address, Bytes, U256};
-use alloy_sol_types::{sol, SolCall};
+use alloy_primitives::{address, Address, U256};
 use bridle_common::protocol::SweepTerms;
 use bridle_common::tx::TxRequest;
 use bridle_tests::*;
 use serde_json::{json, Value};
-
-sol! {
-    function allowance(address owner, address spender) returns (uint256);
-}
 
 const CHAIN: u64 = 31337;
 const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
@@ -27,12 +22,6 @@ const POOL: Address = address!("87870bca3f3fd6335c3f4ce8392d69350b4fa4e2");
 
 fn usdc(n: u64) -> U256 {
     U256::from(n) * U256::from(1_000_000u64)
-}
-
-async fn allowance_on_chain(chain: &Anvil, token: Address, owner: Address, spender: Address) -> U256 {
-    let data = Bytes::from(allowanceCall { owner, spender }.abi_encode());
-    let v = chain.rpc("eth_call", json!([{"to": token, "data": data}, "latest"])).await;
-    U256::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
 /// Broadcast a signed raw transaction; its receipt.
@@ -89,7 +78,7 @@ max_gas_limit = 200000
     let r = mine(&chain, &v["raw_transaction"]).await;
     assert_eq!(r["status"], "0x0", "the revocation ran out of gas: {r}");
     assert_eq!(chain.nonce(g.session, "latest").await, 2, "a reverted transaction consumes its nonce");
-    assert_eq!(allowance_on_chain(&chain, token, g.session, ROUTER).await, usdc(50));
+    assert_eq!(chain.allowance(token, g.session, ROUTER).await, usdc(50));
     let a = s.allowances(&g).await;
     let router = a["allowances"].as_array().unwrap().iter().find(|e| e["spender"] == json!(ROUTER)).unwrap().clone();
     assert_eq!(router["state"], "active", "the registry must not call it revoked: {a}");
@@ -108,9 +97,9 @@ max_gas_limit = 200000
     let (c, v) = s.sign(&g, erc20_approve(CHAIN, 2, token, ROUTER, U256::ZERO)).await;
     assert_eq!(c, 200, "{v}");
     assert_eq!(mine(&chain, &v["raw_transaction"]).await["status"], "0x1");
-    assert_eq!(allowance_on_chain(&chain, token, g.session, ROUTER).await, U256::ZERO);
+    assert_eq!(chain.allowance(token, g.session, ROUTER).await, U256::ZERO);
     let (c, v) = s.sign(&g, erc20_approve(CHAIN, 3, token, POOL, usdc(50))).await;
     assert_eq!(c, 200, "nonce 2 reset the router's allowance, so 50 to the pool fits: {v}");
     assert_eq!(mine(&chain, &v["raw_transaction"]).await["status"], "0x1");
-    assert_eq!(allowance_on_chain(&chain, token, g.session, POOL).await, usdc(50));
+    assert_eq!(chain.allowance(token, g.session, POOL).await, usdc(50));
 }

@@ -9,16 +9,11 @@
 //!
 //! Needs anvil (see `bridle_tests::anvil_bin`); a missing one fails the test.
 
-use alloy_primitives::{address, Address, Bytes, B256, U256};
-use alloy_sol_types::{sol, SolCall};
+use alloy_primitives::{address, Address, B256, U256};
 use bridle_common::protocol::*;
 use bridle_tests::*;
 use serde_json::{json, Value};
 use std::process::Command;
-
-sol! {
-    function allowance(address owner, address spender) returns (uint256);
-}
 
 const CHAIN: u64 = 31337;
 const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
@@ -28,12 +23,6 @@ const DEAD: Address = address!("000000000000000000000000000000000000dEaD");
 
 fn usdc(n: u64) -> U256 {
     U256::from(n) * U256::from(1_000_000u64)
-}
-
-async fn allowance_on_chain(chain: &Anvil, token: Address, owner: Address, spender: Address) -> U256 {
-    let data = Bytes::from(allowanceCall { owner, spender }.abi_encode());
-    let v = chain.rpc("eth_call", json!([{"to": token, "data": data}, "latest"])).await;
-    U256::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
 /// Broadcast a signed raw transaction and wait for its receipt (status 1 asserted).
@@ -104,7 +93,7 @@ max_gas_limit = 200000
         let (c, v) = s.sign(&g, erc20_approve(CHAIN, nonce, token, spender, amount)).await;
         assert_eq!(c, 200, "{v}");
         broadcast(&chain, &v["raw_transaction"]).await;
-        assert_eq!(allowance_on_chain(&chain, token, g.session, spender).await, amount);
+        assert_eq!(chain.allowance(token, g.session, spender).await, amount);
         nonce += 1;
     }
     // An hour later they are expired: the host asks for their sweep (no owner needed:
@@ -120,8 +109,8 @@ max_gas_limit = 200000
     for t in &txs {
         broadcast(&chain, &t["raw_transaction"]).await;
     }
-    assert_eq!(allowance_on_chain(&chain, usdc_addr, g.session, ROUTER).await, U256::ZERO);
-    assert_eq!(allowance_on_chain(&chain, usdt_addr, g.session, VAULT).await, U256::ZERO);
+    assert_eq!(chain.allowance(usdc_addr, g.session, ROUTER).await, U256::ZERO);
+    assert_eq!(chain.allowance(usdt_addr, g.session, VAULT).await, U256::ZERO);
 
     // Phase B: two more approvals, mined; then the owner revokes the session.
     let ts = now() + later as u64;
@@ -131,7 +120,7 @@ max_gas_limit = 200000
         let (c, v) = s.sign_payload_at(&g, payload, ts).await;
         assert_eq!(c, 200, "{v}");
         broadcast(&chain, &v["raw_transaction"]).await;
-        assert_eq!(allowance_on_chain(&chain, token, g.session, spender).await, amount);
+        assert_eq!(chain.allowance(token, g.session, spender).await, amount);
         nonce += 1;
     }
     let (c, v) = s.revoke(&g).await;
@@ -173,7 +162,7 @@ max_gas_limit = 200000
     for (token, spender) in [(usdc_addr, ROUTER), (usdt_addr, VAULT), (usdc_addr, POOL), (usdt_addr, ROUTER)] {
         let mut left = U256::MAX;
         for _ in 0..100 {
-            left = allowance_on_chain(&chain, token, g.session, spender).await;
+            left = chain.allowance(token, g.session, spender).await;
             if left.is_zero() {
                 break;
             }

@@ -184,9 +184,7 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
                 // in another entry, a failing caveat): what it sets may not happen. Its
                 // approvals count as added to what is there, and its revocations as nothing
                 // (RULES.md §5b).
-                // In the session's own lane, a holder other than the session is a delegator.
-                let delegated = matches!(op.place, Place::Own { .. }) && held.holders[k] != ctx.account;
-                if delegated {
+                if held.delegated[k] {
                     for g in &mut charges.approvals[granted..] {
                         if let GrantOp::Set(v) = g.op {
                             g.op = GrantOp::Add(v);

@@ -18,10 +18,13 @@ use crate::tx::Call;
 use alloy_primitives::Address;
 use std::borrow::Cow;
 
-/// The calls of an operation and, for each, the account it runs as.
+/// The calls of an operation and, for each, the account it runs as and whether it is an
+/// execution of a redemption (run as a delegator, inside a transaction that may revert at
+/// the agent's will: RULES.md §5b).
 pub(crate) struct Held<'a> {
     pub calls: Cow<'a, [Call]>,
     pub holders: Vec<Address>,
+    pub delegated: Vec<bool>,
 }
 
 /// Expand `op`'s calls (see the module documentation).
@@ -32,15 +35,17 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
         for c in op.calls {
             check_self_call(ctx, op.holder, c)?;
         }
-        return Ok(Held { calls: Cow::Borrowed(op.calls), holders: vec![op.holder; op.calls.len()] });
+        let n = op.calls.len();
+        return Ok(Held { calls: Cow::Borrowed(op.calls), holders: vec![op.holder; n], delegated: vec![false; n] });
     }
-    let (mut calls, mut holders) = (Vec::new(), Vec::new());
+    let (mut calls, mut holders, mut delegated) = (Vec::new(), Vec::new(), Vec::new());
     for call in op.calls {
         let to = call.to.unwrap_or_default();
         if !is_redemption(&call.data) {
             check_self_call(ctx, op.holder, call)?;
             calls.push(call.clone());
             holders.push(op.holder);
+            delegated.push(false);
             continue;
         }
         if !listed(call.to) {
@@ -90,6 +95,7 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
                 check_metered(p, op.chain_id, holder, &inner)?;
                 calls.push(inner);
                 holders.push(holder);
+                delegated.push(true);
             }
         }
     }
@@ -99,7 +105,7 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
             format!("{} calls in all; at most {}", calls.len(), crate::userop::MAX_INNER_CALLS),
         ));
     }
-    Ok(Held { calls: Cow::Owned(calls), holders })
+    Ok(Held { calls: Cow::Owned(calls), holders, delegated })
 }
 
 /// A call run as a delegator must be one Bridle meters: a transfer, `transferFrom`,

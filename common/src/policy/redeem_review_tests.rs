@@ -33,6 +33,15 @@ const MANAGER: Address = address!("000000000000000000000000000000000000da7a");
 const D1: Address = address!("000000000000000000000000000000000000d001");
 const D2: Address = address!("000000000000000000000000000000000000d002");
 
+/// A session key for the machine: the signature's value is never checked here.
+struct K;
+
+impl Signer for K {
+    fn sign(&self, _: &B256) -> Result<Signature, String> {
+        Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
+    }
+}
+
 fn t0() -> u64 {
     parse_time("2026-11-23T10:00:00Z").unwrap()
 }
@@ -168,12 +177,6 @@ fn review_empty_context_revocation_lets_increase_allowance_exceed_the_cap() {
 /// the session's own approval is live on chain — nobody can ever revoke it again.
 #[test]
 fn review_revoke_destroys_the_key_with_a_live_approval() {
-    struct K;
-    impl Signer for K {
-        fn sign(&self, _: &B256) -> Result<Signature, String> {
-            Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
-        }
-    }
     let mut m = Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
     let mut n = 0u64;
     let mut ask = |m: &mut Machine, p: SignPayload| {
@@ -369,12 +372,6 @@ fn review_out_of_gas_revocation_is_counted() {
 /// (and the revoked session's key alive for the owner's sweep).
 #[test]
 fn a_sweep_below_revoke_gas_is_refused_and_a_low_gas_revocation_settles_nothing() {
-    struct K;
-    impl Signer for K {
-        fn sign(&self, _: &B256) -> Result<Signature, String> {
-            Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
-        }
-    }
     let mut m = Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
     let mut n = 0u8;
     let mut ask = |m: &mut Machine, clock: u64, p: SignPayload| {
@@ -420,12 +417,6 @@ fn a_sweep_below_revoke_gas_is_refused_and_a_low_gas_revocation_settles_nothing(
 #[test]
 #[ignore = "open finding (SECURITY.md): delegator-held approvals are never settled"]
 fn review_a_delegator_held_approval_pins_the_session_for_ever() {
-    struct K;
-    impl Signer for K {
-        fn sign(&self, _: &B256) -> Result<Signature, String> {
-            Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
-        }
-    }
     let mut m = Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
     let p = tx_at(
         0,

@@ -10,7 +10,8 @@
 //!    enclave code's own accounting in this process ([`heap_per_session`]): the heap it
 //!    keeps and its memory budget's charge per session, for a stand-alone enclave and for
 //!    a cluster node's state machine applying the same grants as log entries, plus what a
-//!    node holds besides (the log entry until the next snapshot, the last snapshot's bytes).
+//!    node holds besides (the log entry until the next snapshot; a snapshot's encoding, built
+//!    only while one is sent).
 //! 3. Failover, `--failovers` times: with one agent signing back to back through a
 //!    follower's host, kill -9 the leader's enclave; the time from the kill to the first
 //!    signature completed after it, and its phases (polling the survivors' cluster info
@@ -152,8 +153,8 @@ fn live() -> i64 {
 /// the same grants applied as a cluster node applies its log's `CreateSession` entries
 /// (`apply::with` + `Enclave::apply_create_session` on an enclave with the cluster's
 /// identity, as `cluster::replica` does). Returns bytes per session: (single heap, single
-/// budget, node heap, node budget, log entry kept until the next snapshot, the last
-/// snapshot's encoded bytes that a node keeps to send).
+/// budget, node heap, node budget, log entry kept until the next snapshot, a snapshot's
+/// encoded size — built only while a snapshot is sent, never kept).
 fn heap_per_session(n: usize, policy: &Policy) -> [f64; 6] {
     use bridle_common::protocol::{Call, CreateSession};
     use bridle_enclave::apply::{with, ApplyCtx};
@@ -422,7 +423,7 @@ async fn main() {
         kib(nb)
     );
     println!(
-        "  besides, on every node: its log entry until the next snapshot {:.2} KiB, the last snapshot's bytes (kept to send) {:.2} KiB",
+        "  besides, on every node: its log entry until the next snapshot {:.2} KiB, a snapshot's encoding (only while one is sent) {:.2} KiB",
         kib(log_entry),
         kib(snap)
     );
