@@ -4,7 +4,9 @@
 //! suspended or over — it asks the enclave for their revocations (an unauthenticated sweep:
 //! a sweep only revokes), with the nonce and fees taken from the node, broadcasts them,
 //! follows them to their receipts and, when one is not mined within `sweep_bump_after`,
-//! asks again at the same nonce with fees raised by 12.5 % (a replacement). The enclave
+//! asks again at the same nonce with fees raised by 12.5 % (a replacement), within the
+//! fee caps and with the gas per revocation of the session's policy as this host stored
+//! it (`approvals.revoke_gas`; at the caps a stuck revocation waits). The enclave
 //! checks every sweep's fees against the policy's gas caps and charges its gas cost, so the
 //! host can never spend beyond what the owner allowed; a refused sweep is counted and
 //! logged. The host is untrusted here as everywhere: a host that does not sweep leaves the
@@ -28,8 +30,52 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Gas limit of one revocation (an ERC-20 `approve(spender, 0)` costs about 30 000).
+/// Gas limit of one revocation (an ERC-20 `approve(spender, 0)` costs about 30 000), unless
+/// the session's policy asks for more (`approvals.revoke_gas`: the enclave refuses a sweep
+/// below it).
 pub const SWEEP_GAS_LIMIT: u64 = 100_000;
+
+/// What the session's policy (as this host stored it — the enclave checks again) lets an
+/// unauthenticated sweep use: the gas per revocation and the fee caps a bump must stay
+/// within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    gas_limit: u64,
+    max_fee_per_gas: Option<u128>,
+    max_priority_fee_per_gas: Option<u128>,
+}
+
+impl Limits {
+    fn of(policy: Option<&bridle_common::policy::Policy>) -> Limits {
+        let Some(p) = policy else {
+            return Limits { gas_limit: SWEEP_GAS_LIMIT, max_fee_per_gas: None, max_priority_fee_per_gas: None };
+        };
+        Limits {
+            gas_limit: SWEEP_GAS_LIMIT.max(p.approvals.revoke_gas.unwrap_or(0)),
+            max_fee_per_gas: p.gas.max_fee_per_gas,
+            max_priority_fee_per_gas: p.gas.max_priority_fee_per_gas,
+        }
+    }
+
+    /// Fees `(max, tip)` raised for a replacement of `(max, tip)` — 12.5 % (nodes ask for
+    /// at least 10 %), or the node's current fees if higher — within the caps; `None` when
+    /// the caps leave no room for a replacement the node would accept.
+    fn bumped(&self, was: (u128, u128), node: (u128, u128)) -> Option<(u128, u128)> {
+        let bump = |x: u128| x.saturating_add(x / 8).saturating_add(1);
+        let cap = |x: u128, c: Option<u128>| c.map_or(x, |c| x.min(c));
+        let fee = cap(bump(was.0).max(node.0), self.max_fee_per_gas);
+        let tip = cap(bump(was.1).max(node.1), self.max_priority_fee_per_gas).min(fee);
+        let replaces = |new: u128, old: u128| new >= old.saturating_add(old / 10).max(old.saturating_add(1));
+        (replaces(fee, was.0) && replaces(tip, was.1)).then_some((fee, tip))
+    }
+}
+
+/// The stored policy the session runs now (the one whose hash the enclave reports).
+async fn policy_of(state: &AppState, session: Address, hash: B256) -> Option<bridle_common::policy::Policy> {
+    let records = state.store.run(move |db| db.policies(&session)).await.ok()?;
+    let r = records.into_iter().rev().find(|r| r.policy_hash == hash)?;
+    serde_json::from_value(r.policy).ok()
+}
 
 /// The sweeper's settings (`sweep_rpc`, `sweep_interval`, `sweep_bump_after`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,9 +211,13 @@ async fn round(
         chains.extend(book.keys().filter(|(s, _)| *s == session).map(|(_, c)| *c));
         chains.sort_unstable();
         chains.dedup();
+        if chains.is_empty() {
+            continue;
+        }
+        let limits = Limits::of(policy_of(state, session, ss.policy_hash).await.as_ref());
         for chain in chains {
             let Some(url) = nodes.get(&chain) else { continue };
-            if let Err(e) = sweep_chain(state, http, url, session, chain, book, bump_after).await {
+            if let Err(e) = sweep_chain(state, http, url, (session, chain), book, bump_after, limits).await {
                 state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%session, chain, error = %e, "sweeper");
             }
@@ -176,17 +226,18 @@ async fn round(
     state.sweep_metrics.past_expiry.store(past_expiry, Ordering::Relaxed);
 }
 
-/// Follow what is in flight for one session on one chain; bump what is stuck; sweep what
-/// is due and not in flight.
+/// Follow what is in flight for one session on one chain (`at`); bump what is stuck; sweep
+/// what is due and not in flight.
 async fn sweep_chain(
     state: &AppState,
     http: &reqwest::Client,
     url: &str,
-    session: Address,
-    chain: u64,
+    at: (Address, u64),
     book: &mut Book,
     bump_after: Duration,
+    limits: Limits,
 ) -> Result<()> {
+    let (session, chain) = at;
     let mined = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "latest"])).await?)? as u64;
     if let Some(inflight) = book.get_mut(&(session, chain)) {
         let done: Vec<u64> = inflight.range(..mined).map(|(n, _)| *n).collect();
@@ -206,19 +257,25 @@ async fn sweep_chain(
     }
     if let Some(inflight) = book.get(&(session, chain)) {
         // Stuck: re-sign from the lowest unmined nonce with fees 12.5 % higher (nodes ask
-        // for at least 10 % to replace), or the node's current fees if higher.
+        // for at least 10 % to replace), or the node's current fees if higher — within the
+        // policy's fee caps; at the caps it waits (the enclave would refuse every round).
         let Some((&first, f)) = inflight.iter().next() else { return Ok(()) };
         if f.sent_at.elapsed() < bump_after {
             return Ok(());
         }
-        let (fee, tip) = fees(http, url).await?;
-        let bump = |x: u128| x.saturating_add(x / 8).saturating_add(1);
+        let node = fees(http, url).await?;
+        let Some((max_fee_per_gas, max_priority_fee_per_gas)) =
+            limits.bumped((f.max_fee_per_gas, f.max_priority_fee_per_gas), node)
+        else {
+            tracing::debug!(%session, chain, nonce = first, "sweeper: stuck at the policy's fee caps; waiting");
+            return Ok(());
+        };
         let terms = SweepTerms {
             chain_id: chain,
             nonce: first,
-            max_fee_per_gas: bump(f.max_fee_per_gas).max(fee),
-            max_priority_fee_per_gas: bump(f.max_priority_fee_per_gas).max(tip),
-            gas_limit: SWEEP_GAS_LIMIT,
+            max_fee_per_gas,
+            max_priority_fee_per_gas,
+            gas_limit: limits.gas_limit,
         };
         if sweep(state, http, url, session, terms, book).await? {
             state.sweep_metrics.bumps.fetch_add(1, Ordering::Relaxed);
@@ -230,9 +287,9 @@ async fn sweep_chain(
     let terms = SweepTerms {
         chain_id: chain,
         nonce: pending,
-        max_fee_per_gas: fee,
-        max_priority_fee_per_gas: tip,
-        gas_limit: SWEEP_GAS_LIMIT,
+        max_fee_per_gas: limits.max_fee_per_gas.map_or(fee, |c| fee.min(c)),
+        max_priority_fee_per_gas: limits.max_priority_fee_per_gas.map_or(tip, |c| tip.min(c)).min(fee),
+        gas_limit: limits.gas_limit,
     };
     sweep(state, http, url, session, terms, book).await?;
     Ok(())
@@ -327,4 +384,35 @@ async fn rpc(http: &reqwest::Client, url: &str, method: &str, params: Value) -> 
 fn quantity(v: &Value) -> Result<u128> {
     let s = v.as_str().ok_or_else(|| anyhow!("not a quantity: {v}"))?;
     u128::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| anyhow!("{s}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(text: &str) -> bridle_common::policy::Policy {
+        bridle_common::policy::file::resolve_text(text, 1_800_000_000).expect("policy")
+    }
+
+    #[test]
+    fn sweeps_use_the_policys_revoke_gas_and_bumps_stay_within_its_fee_caps() {
+        let base = "name = \"s\"\nchains = [1]\nvalid_for = \"1d\"\n";
+        assert_eq!(Limits::of(None).gas_limit, SWEEP_GAS_LIMIT);
+        let p = policy(&format!("{base}[approvals]\nrevoke_gas = 150000\n[gas]\nmax_fee_per_gas = \"100 wei\"\nmax_priority_fee_per_gas = \"10 wei\"\n"));
+        let l = Limits::of(Some(&p));
+        assert_eq!((l.gas_limit, l.max_fee_per_gas, l.max_priority_fee_per_gas), (150_000, Some(100), Some(10)));
+        // A floor below the default keeps the default (more gas only makes a revocation surer).
+        let low = policy(&format!("{base}[approvals]\nrevoke_gas = 50000\n"));
+        assert_eq!(Limits::of(Some(&low)).gas_limit, SWEEP_GAS_LIMIT);
+        // 12.5 % up, or the node's fees if higher.
+        assert_eq!(l.bumped((40, 4), (0, 0)), Some((46, 5)));
+        assert_eq!(l.bumped((40, 4), (60, 6)), Some((60, 6)));
+        // Capped: still a valid replacement (>= 10 % up) at the cap.
+        assert_eq!(l.bumped((90, 9), (0, 0)), Some((100, 10)));
+        // At the caps: no replacement the node would take — wait instead of asking again.
+        assert_eq!(l.bumped((100, 10), (500, 50)), None);
+        assert_eq!(l.bumped((95, 5), (0, 0)), None, "100 is not 10 % above 95");
+        // Without caps, only the bump.
+        assert_eq!(Limits::of(None).bumped((1_000, 100), (0, 0)), Some((1_126, 113)));
+    }
 }

@@ -59,6 +59,7 @@ functions = ["approve(address,uint256)"]
 spenders = ["{ROUTER}", "{POOL}"]
 max = ["1000 USDC"]
 lifetime = "1h"
+revoke_gas = 150000
 [gas]
 max_fee_per_gas = "50 gwei"
 max_gas_limit = 200000
@@ -102,6 +103,9 @@ max_gas_limit = 200000
         let raw = alloy_primitives::hex::decode(t["raw_transaction"].as_str().unwrap()).unwrap();
         assert_eq!(recover_raw(&raw), g.session);
         let env = alloy_consensus::TxEnvelope::decode_2718(&mut &raw[..]).unwrap();
+        // The policy's approvals.revoke_gas, read from the session's stored policy: the
+        // enclave refuses a sweep below it.
+        assert_eq!(env.gas_limit(), 150_000, "{t}");
         (env.max_fee_per_gas(), env.max_priority_fee_per_gas().unwrap_or_default())
     };
     let (f0, p0) = fees(first);
