@@ -95,6 +95,16 @@ pub struct Gas {
     /// Maximum fee per gas (gas price for legacy).
     pub max_fee_per_gas: u128,
     pub max_priority_fee_per_gas: u128,
+    /// Gas the transaction's access list costs before its call runs (EIP-2930: 2 400 per
+    /// address, 1 900 per storage key); 0 without one.
+    pub access_list_gas: u64,
+}
+
+/// What an access list costs up front (EIP-2930), saturating.
+pub fn access_list_gas(list: &[AccessEntry]) -> u64 {
+    list.iter().fold(0u64, |acc, e| {
+        acc.saturating_add(2_400).saturating_add((e.storage_keys.len() as u64).saturating_mul(1_900))
+    })
 }
 
 impl Gas {
@@ -169,11 +179,13 @@ impl TxRequest {
                 gas_limit: t.gas_limit,
                 max_fee_per_gas: t.max_fee_per_gas,
                 max_priority_fee_per_gas: t.max_priority_fee_per_gas,
+                access_list_gas: access_list_gas(&t.access_list),
             }),
             TxRequest::Legacy(t) => Some(Gas {
                 gas_limit: t.gas_limit,
                 max_fee_per_gas: t.gas_price,
                 max_priority_fee_per_gas: t.gas_price,
+                access_list_gas: 0,
             }),
             TxRequest::Eip7702 { .. } => None,
         }

@@ -326,6 +326,7 @@ impl UserOperationRequest {
             gas_limit,
             max_fee_per_gas: self.max_fee_per_gas,
             max_priority_fee_per_gas: self.max_priority_fee_per_gas,
+            access_list_gas: 0,
         })
     }
 

@@ -369,10 +369,18 @@ impl Model {
                 None => charges.unpriced = true,
             }
         }
-        // RULES §6: a transaction below approvals.revoke_gas (default 100 000) may be mined
-        // out of gas and write nothing.
+        // RULES §6: a transaction may be mined and write nothing when its gas limit is below
+        // approvals.revoke_gas (default 100 000; the model's transactions have no access
+        // list), when a call carries value, or when it sets an allowance to a non-zero amount.
         let revoke_gas = p.approvals.revoke_gas.unwrap_or(100_000);
-        let may_revert = matches!(req, Req::Tx { .. } | Req::Redeem { .. }) && gas.is_some_and(|g| g < revoke_gas);
+        let carries_value = match req {
+            Req::Tx { value, .. } => !value.is_zero(),
+            Req::Redeem { entries, .. } => entries.iter().flat_map(|e| &e.1).any(|c| !c.1.is_zero()),
+            _ => false,
+        };
+        let sets_non_zero = writes.iter().any(|(_, w)| matches!(w, Write::Set(v) if !v.is_zero()));
+        let may_revert = matches!(req, Req::Tx { .. } | Req::Redeem { .. })
+            && (gas.is_none_or(|g| g < revoke_gas) || carries_value || sets_non_zero);
         let item = Item { place, signed_at: t, writes, may_revert };
         // 9. The registry after this request.
         if !item.writes.is_empty() || !self.displaced(&item).is_empty() {

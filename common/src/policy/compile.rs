@@ -459,10 +459,15 @@ impl CompiledPolicy {
         } = gas;
         let ApprovalRules { spenders: _, caps, lifetime, jit, jit_tolerance_bps, jit_only, revoke_gas } = approvals;
         if let Some(g) = revoke_gas {
-            if !(21_000..=crate::allowance::MAX_REVOKE_GAS).contains(g) {
+            let range = crate::allowance::MIN_REVOKE_GAS..=crate::allowance::MAX_REVOKE_GAS;
+            if !range.contains(g) {
                 return Err(invalid(
                     "approvals.revoke_gas",
-                    format!("must be 21000 to {} (a sweep's largest gas limit)", crate::allowance::MAX_REVOKE_GAS),
+                    format!(
+                        "must be {} to {} (what an approve costs at least; a sweep's largest gas limit)",
+                        range.start(),
+                        range.end()
+                    ),
                 ));
             }
         }

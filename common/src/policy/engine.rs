@@ -168,9 +168,6 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
     if let Some(g) = &op.gas {
         check_gas(p, c, ctx, g, &mut charges)?;
     }
-    // A smart-account lane forces nothing anyway (RULES.md §6): only the own lane needs it.
-    charges.may_revert = matches!(op.place, Place::Own { .. })
-        && op.gas.as_ref().is_none_or(|g| g.gas_limit < crate::allowance::revoke_gas(p));
     if calls.is_empty() {
         return Err(Denial::malformed("the request makes no call"));
     }
@@ -199,9 +196,25 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
                 d
             })?;
     }
+    charges.may_revert = may_revert(p, op, calls, &charges.approvals);
     check_spend(p, c, ctx, &charges)?;
     check_allowances(p, c, ctx, &charges)?;
     Ok(charges)
+}
+
+/// Whether a transaction of the session's own address may be mined and write nothing
+/// (RULES.md §6): its gas limit less what its access list costs up front is below
+/// `approvals.revoke_gas`; or a call carries value (`approve` is not payable: it reverts); or
+/// it sets an allowance to a non-zero amount (tokens like USDT revert `approve` from one
+/// non-zero amount to another). A smart-account lane forces nothing anyway.
+fn may_revert(p: &CompiledPolicy, op: &Operation<'_>, calls: &[Call], grants: &[Grant]) -> bool {
+    if !matches!(op.place, Place::Own { .. }) {
+        return false;
+    }
+    let floor = crate::allowance::revoke_gas(p);
+    op.gas.as_ref().is_none_or(|g| g.gas_limit.saturating_sub(g.access_list_gas) < floor)
+        || calls.iter().any(|c| !c.value.is_zero())
+        || grants.iter().any(|g| matches!(g.op, GrantOp::Set(v) if !v.is_zero()))
 }
 
 /// Just-in-time approvals (R-APP-2): an `approve(spender, X)` directly followed by a call

@@ -174,7 +174,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
     }
     let _ = writeln!(
         s,
-        "approvals.revoke_gas: a revocation counts once mined only when its transaction's gas limit is at least {} (below it, it may run out of gas and leave the approval); sweeps use at least that",
+        "approvals.revoke_gas: a revocation counts once mined only when its transaction's gas limit, less its access list's cost, is at least {} and it carries no value (otherwise it may revert and leave the approval); a non-zero approve never lowers an allowance (revoke first); sweeps use at least that gas",
         crate::allowance::revoke_gas(p)
     );
     for (i, j) in a.jit.iter().enumerate() {

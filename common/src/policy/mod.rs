@@ -17,6 +17,8 @@ mod redeem_review_tests;
 #[cfg(test)]
 mod redeem_tests;
 #[cfg(test)]
+mod revoke_gas_tests;
+#[cfg(test)]
 mod signing_tests;
 pub mod state;
 pub mod strict_json;

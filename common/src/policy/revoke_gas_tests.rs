@@ -1,0 +1,216 @@
+//! What makes a transaction's revocation uncertain besides too little gas (adversarial
+//! review of the `approvals.revoke_gas` change, RULES.md §6): an access list that eats the
+//! gas up front, value on a non-payable `approve`, and a non-zero `approve` over a non-zero
+//! allowance (USDT refuses it). Each attack signed beyond the cap before the fix.
+use super::*;
+use crate::payload::prepare;
+use crate::period::parse_time;
+use crate::protocol::SignPayload;
+use crate::tx::{AccessEntry, Eip1559Request, LegacyRequest, TxRequest};
+use alloy_primitives::{address, Address, B256, U256};
+use alloy_sol_types::{sol, SolCall};
+
+sol! {
+    function approve(address spender, uint256 amount) returns (bool);
+    function increaseAllowance(address spender, uint256 added) returns (bool);
+}
+
+const USDC: Address = address!("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48");
+const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
+const ALICE: Address = address!("00000000000000000000000000000000000a11ce");
+const OWNER: Address = address!("00000000000000000000000000000000000000aa");
+const SESSION: Address = address!("00000000000000000000000000000000000000cc");
+const POOL: Address = address!("87870bca3f3fd6335c3f4ce8392d69350b4fa4e2");
+
+fn t0() -> u64 {
+    parse_time("2026-11-23T10:00:00Z").unwrap()
+}
+fn usdc(n: u64) -> U256 {
+    U256::from(n) * U256::from(1_000_000u64)
+}
+
+fn policy() -> CompiledPolicy {
+    let text = format!(
+        r#"
+name = "review"
+chains = [1]
+valid_for = "24h"
+recipients = ["{ALICE}", "$account"]
+prices = {{ USDC = "1" }}
+exposure_ceiling = "60 USD"
+tokens = {{ USDC = {{ address = "{USDC}", decimals = 6 }} }}
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)", "approve(address,uint256)", "increaseAllowance(address,uint256)"]
+[approvals]
+spenders = ["{ROUTER}", "{POOL}"]
+max = ["50 USDC"]
+[gas]
+max_fee_per_gas = "50 gwei"
+max_gas_limit = 1000000
+"#
+    );
+    CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap_or_else(|d| panic!("{d}"))).unwrap()
+}
+
+fn ctx() -> Context {
+    Context { now: t0() + 10, anchor: t0(), owner: OWNER, account: SESSION }
+}
+
+fn tx_at(nonce: u64, data: Vec<u8>, gas_limit: u64, access_list: Vec<AccessEntry>) -> SignPayload {
+    SignPayload::Transaction(TxRequest::Eip1559(Eip1559Request {
+        chain_id: 1,
+        nonce,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        gas_limit,
+        to: Some(USDC),
+        value: U256::ZERO,
+        data: data.into(),
+        access_list,
+    }))
+}
+
+fn refused(r: Result<Charges, crate::Denial>, why: &str) {
+    let d = r.err().unwrap_or_else(|| panic!("signed: {why}"));
+    assert!(
+        matches!(d.code, crate::error::ErrorCode::UnlimitedApproval | crate::error::ErrorCode::ExposureCeiling),
+        "{d:?}"
+    );
+}
+
+fn step(p: &CompiledPolicy, c: &mut Counters, payload: SignPayload) -> Result<Charges, crate::Denial> {
+    let ch = prepare(&payload)?.evaluate(p, c, &ctx())?;
+    c.charge(p, &ch, t0(), t0() + 10);
+    Ok(ch)
+}
+
+/// EIP-2930 access-list cost is intrinsic gas: 2 400 per address + 1 900 per storage key,
+/// charged before execution. A gas limit of 100 000 (= the default revoke_gas) with an
+/// access list of one address and 40 (duplicate, irrelevant) keys leaves about 40 gas for
+/// the call: `approve(router, 0)` is mined, runs out of gas, uses nonce 1 and writes
+/// nothing. It counted as a forced reset.
+#[test]
+fn an_access_list_that_eats_the_revoke_gas_makes_the_revocation_uncertain() {
+    let p = policy();
+    let mut c = Counters::default();
+    step(&p, &mut c, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+        .unwrap();
+    let al = vec![AccessEntry { address: ALICE, storage_keys: vec![B256::repeat_byte(1); 40] }];
+    // intrinsic: 21 000 + calldata (~560) + 2 400 + 40 × 1 900 = 99 960 ≤ 100 000
+    let ch = step(&p, &mut c, tx_at(1, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 100_000, al))
+        .unwrap();
+    assert!(ch.may_revert, "100 000 gas less 78 400 for the access list is below revoke_gas");
+    let r = step(
+        &p,
+        &mut c,
+        tx_at(2, increaseAllowanceCall { spender: ROUTER, added: usdc(50) }.abi_encode(), 100_000, vec![]),
+    );
+    refused(r, "on chain 100 USDC (nonce 1 ran out of gas: the access list ate the gas), cap 50");
+    // Control: with room left after its access list, the revocation counts.
+    let mut c = Counters::default();
+    step(&p, &mut c, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+        .unwrap();
+    let al = vec![AccessEntry { address: ALICE, storage_keys: vec![B256::repeat_byte(1); 40] }];
+    let ch = step(&p, &mut c, tx_at(1, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 180_000, al))
+        .unwrap();
+    assert!(!ch.may_revert);
+    step(
+        &p,
+        &mut c,
+        tx_at(2, increaseAllowanceCall { spender: ROUTER, added: usdc(50) }.abi_encode(), 100_000, vec![]),
+    )
+    .expect("nonce 1 reset it");
+}
+
+/// Legacy carries gas too (control).
+#[test]
+fn a_legacy_transaction_below_revoke_gas_is_uncertain() {
+    let p = policy();
+    let c = Counters::default();
+    let tx = SignPayload::Transaction(TxRequest::Legacy(LegacyRequest {
+        chain_id: 1,
+        nonce: 1,
+        gas_price: 10_000_000_000,
+        gas_limit: 30_000,
+        to: Some(USDC),
+        value: U256::ZERO,
+        data: approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode().into(),
+    }));
+    let ch = prepare(&tx).unwrap().evaluate(&p, &c, &ctx()).unwrap();
+    assert!(ch.may_revert);
+}
+
+/// ERC-20 `approve` is non-payable: a call that carries 1 wei reverts (whatever the gas),
+/// is mined, uses its nonce and writes nothing. It counted as a forced reset.
+#[test]
+fn value_on_a_revocation_makes_it_uncertain() {
+    let p = policy();
+    let mut c = Counters::default();
+    step(&p, &mut c, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+        .unwrap();
+    let mut revoke = tx_at(1, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 100_000, vec![]);
+    if let SignPayload::Transaction(TxRequest::Eip1559(t)) = &mut revoke {
+        t.value = U256::from(1u8);
+    }
+    let ch = step(&p, &mut c, revoke).expect("signed with 1 wei");
+    assert!(ch.may_revert);
+    let r = step(
+        &p,
+        &mut c,
+        tx_at(2, increaseAllowanceCall { spender: ROUTER, added: usdc(50) }.abi_encode(), 100_000, vec![]),
+    );
+    refused(r, "on chain 100 USDC (nonce 1 reverted: approve is non-payable), cap 50");
+}
+
+/// Consequence for R-APP-6: the owner revokes the session; the access-list revocation was
+/// taken as settling the approval, so the key was destroyed at once — the approval live on
+/// chain and nobody able to sweep it with the session key any more.
+#[test]
+fn an_uncertain_revocation_never_destroys_the_key() {
+    use crate::machine::{Machine, Signer};
+    use crate::stamp::Stamp;
+    use alloy_primitives::Signature;
+    struct K;
+    impl Signer for K {
+        fn sign(&self, _: &B256) -> Result<Signature, String> {
+            Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
+        }
+    }
+    let mut m = Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
+    let mut n = 0u8;
+    let mut ask = |m: &mut Machine, clock: u64, p: SignPayload| {
+        n += 1;
+        let stamp = Stamp { nonce: [n; 16], timestamp: clock, mac: [0u8; 32] };
+        m.sign(clock, &p, prepare(&p).unwrap(), &stamp, Some(&K)).result
+    };
+    ask(&mut m, t0() + 10, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+        .expect("approve");
+    let al = vec![AccessEntry { address: ALICE, storage_keys: vec![B256::repeat_byte(1); 40] }];
+    ask(&mut m, t0() + 11, tx_at(1, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 100_000, al))
+        .expect("revocation");
+    m.revoke(t0() + 20, false);
+    assert!(!m.key_destroyed(), "the approval may be live (nonce 1 may have run out of gas): the key must stay");
+}
+
+/// USDT's `approve` reverts from one non-zero amount to another: `approve(router, 1)` over
+/// 50 is mined and reverted, the allowance stays 50. It counted as lowering it to 1, and
+/// 50 more to the pool fitted the 60 USD ceiling (100 on chain).
+#[test]
+fn a_non_zero_approve_over_an_allowance_is_uncertain() {
+    let p = policy();
+    let mut c = Counters::default();
+    step(&p, &mut c, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+        .unwrap();
+    let ch = step(&p, &mut c, tx_at(1, approveCall { spender: ROUTER, amount: usdc(1) }.abi_encode(), 100_000, vec![]))
+        .expect("lowering is allowed");
+    assert!(ch.may_revert);
+    let d = step(&p, &mut c, tx_at(2, approveCall { spender: POOL, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+        .expect_err("50 (router, nonce 1 may have reverted) + 50 (pool) is above the 60 USD ceiling");
+    assert_eq!(d.code, crate::error::ErrorCode::ExposureCeiling, "{d:?}");
+    // Resetting to 0 first (certain), then approving: fits.
+    step(&p, &mut c, tx_at(2, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 100_000, vec![]))
+        .unwrap();
+    step(&p, &mut c, tx_at(3, approveCall { spender: POOL, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+        .expect("the router's allowance is reset at nonce 2");
+}
