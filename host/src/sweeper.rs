@@ -51,7 +51,10 @@ impl Limits {
             return Limits { gas_limit: SWEEP_GAS_LIMIT, max_fee_per_gas: None, max_priority_fee_per_gas: None };
         };
         Limits {
-            gas_limit: SWEEP_GAS_LIMIT.max(p.approvals.revoke_gas.unwrap_or(0)),
+            // The store is the host's own: clamped to what the enclave accepts at all.
+            gas_limit: SWEEP_GAS_LIMIT
+                .max(p.approvals.revoke_gas.unwrap_or(0))
+                .min(bridle_common::allowance::MAX_REVOKE_GAS),
             max_fee_per_gas: p.gas.max_fee_per_gas,
             max_priority_fee_per_gas: p.gas.max_priority_fee_per_gas,
         }
@@ -402,7 +405,7 @@ mod tests {
         let l = Limits::of(Some(&p));
         assert_eq!((l.gas_limit, l.max_fee_per_gas, l.max_priority_fee_per_gas), (150_000, Some(100), Some(10)));
         // A floor below the default keeps the default (more gas only makes a revocation surer).
-        let low = policy(&format!("{base}[approvals]\nrevoke_gas = 50000\n"));
+        let low = policy(&format!("{base}[approvals]\nrevoke_gas = 70000\n"));
         assert_eq!(Limits::of(Some(&low)).gas_limit, SWEEP_GAS_LIMIT);
         // 12.5 % up, or the node's fees if higher.
         assert_eq!(l.bumped((40, 4), (0, 0)), Some((46, 5)));

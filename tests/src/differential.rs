@@ -218,7 +218,7 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
         if r.chance(50) { format!(", \"{S2}\"") } else { String::new() }
     );
     if r.chance(30) {
-        s += &format!("revoke_gas = {}\n", 40_000 + r.below(130_000));
+        s += &format!("revoke_gas = {}\n", 60_000 + r.below(110_000));
     }
     let mut caps: Vec<String> = Vec::new();
     for t in ["T1", "T2"] {

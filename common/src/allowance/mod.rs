@@ -33,9 +33,9 @@ pub use registry::{Grant, Item, Key, Place, Registry, Via, MAX_WRITES};
 /// ERC-20 `approve(spender, 0)` costs about 26 000 to 45 000 gas, proxies and blacklists
 /// included.
 pub const DEFAULT_REVOKE_GAS: u64 = 100_000;
-/// The smallest `approvals.revoke_gas`: a transaction (21 000), an `approve`'s calldata
-/// (about 600) and the cheapest `approve(spender, 0)` (about 5 000) with room to spare.
-pub const MIN_REVOKE_GAS: u64 = 40_000;
+/// The smallest `approvals.revoke_gas`: what a proxied token with pause and blacklist checks
+/// (USDC) needs for `approve(spender, 0)` before refunds, about 45 000, with room to spare.
+pub const MIN_REVOKE_GAS: u64 = 60_000;
 /// The largest `approvals.revoke_gas` (and a sweep's largest gas limit per revocation).
 pub const MAX_REVOKE_GAS: u64 = 200_000;
 

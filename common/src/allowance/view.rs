@@ -1,7 +1,7 @@
 //! The owner's view of a registry: each key at its worst case now, and whether a signed
 //! revocation settles it.
 
-use super::registry::{Item, Key, Registry};
+use super::registry::{Item, Key, Place, Registry};
 use super::worst::{worst, Request};
 use super::{Allowance, AllowanceState, GrantOp};
 use alloy_primitives::U256;
@@ -11,10 +11,25 @@ fn zeroes(item: &Item, key: &Key) -> bool {
     matches!(item.grants.iter().rev().find(|g| g.key == *key), Some(g) if g.op == GrantOp::Set(U256::ZERO))
 }
 
+/// Whether nothing else can take `item`'s place: every item signed at its position zeroes
+/// `key` and cannot revert, and no write-less transaction was signed there (review of
+/// 2026-12-01: an `approve(s, 50)` and an `approve(s, 0)` at one nonce, or an owner's sweep
+/// at a nonce the agent already used — the host mines the other one).
+fn alone(reg: &Registry, item: &Item, key: &Key) -> bool {
+    if let Place::Own { chain_id, nonce } = item.place {
+        if reg.own_positions(chain_id).is_some_and(|p| p.contains(nonce)) {
+            return false;
+        }
+    }
+    matches!(item.place, Place::Floating { .. })
+        || reg.items().iter().filter(|j| j.place == item.place).all(|j| zeroes(j, key) && !j.may_revert)
+}
+
 /// The latest item that leaves `key` at 0 in every history that includes it, from that
-/// item on: once it is mined, the key is 0 for good.
+/// item on, and that nothing else can take the place of: once it is mined, the key is 0 for
+/// good. A revoked session's key is destroyed only when every key is settled this way.
 pub fn settled_by<'a>(reg: &'a Registry, key: &Key, now: u64) -> Option<&'a Item> {
-    reg.items().iter().rev().filter(|i| zeroes(i, key)).find(|i| {
+    reg.items().iter().rev().filter(|i| zeroes(i, key) && alone(reg, i, key)).find(|i| {
         worst(reg, key, now, Some(Request { place: i.place, grants: &i.grants, may_revert: i.may_revert })).is_zero()
     })
 }

@@ -606,7 +606,7 @@ fn governance_rules_are_validated() {
     assert_eq!(bad("[approvals]\njit_tolerance = \"10.01%\""), r("approvals.jit_tolerance"));
     assert_eq!(bad("[approvals]\njit_tolerance = \"5\""), r("approvals.jit_tolerance"));
     assert_eq!(bad("[approvals]\njit_only = true"), r("approvals.jit_only"));
-    assert_eq!(bad("[approvals]\nrevoke_gas = 39999"), r("approvals.revoke_gas"));
+    assert_eq!(bad("[approvals]\nrevoke_gas = 59999"), r("approvals.revoke_gas"));
     assert_eq!(bad("[approvals]\nrevoke_gas = 200001"), r("approvals.revoke_gas"));
     assert_eq!(
         bad("[approvals]\njit = [{ signature = \"swap(address,uint256)\", amount_arg = 0 }]"),

@@ -13,6 +13,7 @@ use alloy_sol_types::{sol, SolCall};
 sol! {
     function approve(address spender, uint256 amount) returns (bool);
     function increaseAllowance(address spender, uint256 added) returns (bool);
+    function transfer(address to, uint256 amount) returns (bool);
 }
 
 const USDC: Address = address!("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48");
@@ -213,4 +214,85 @@ fn a_non_zero_approve_over_an_allowance_is_uncertain() {
         .unwrap();
     step(&p, &mut c, tx_at(3, approveCall { spender: POOL, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
         .expect("the router's allowance is reset at nonce 2");
+}
+
+/// Review of 2026-12-01: a revocation that shares its nonce with the approval settles
+/// nothing — the host can mine the approval there instead — so revoking the session keeps
+/// the key for the owner's sweep, and the owner's view shows the approval outstanding.
+#[test]
+fn a_revocation_sharing_its_nonce_with_the_approval_never_destroys_the_key() {
+    use crate::machine::{Machine, Signer};
+    use crate::stamp::Stamp;
+    use alloy_primitives::Signature;
+    struct K;
+    impl Signer for K {
+        fn sign(&self, _: &B256) -> Result<Signature, String> {
+            Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
+        }
+    }
+    let mut m = Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
+    let mut n = 0u8;
+    let mut ask = |m: &mut Machine, clock: u64, p: SignPayload| {
+        n += 1;
+        let stamp = Stamp { nonce: [n; 16], timestamp: clock, mac: [0u8; 32] };
+        m.sign(clock, &p, prepare(&p).unwrap(), &stamp, Some(&K)).result
+    };
+    ask(&mut m, t0() + 10, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+        .expect("approve");
+    ask(&mut m, t0() + 11, tx_at(0, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 100_000, vec![]))
+        .expect("a revocation at the same nonce");
+    let view = crate::allowance::view::view(&m.counters().allowances, t0() + 12);
+    assert_eq!(view[0].state, crate::allowance::AllowanceState::Active, "{view:?}");
+    m.revoke(t0() + 20, false);
+    assert!(!m.key_destroyed(), "the approval may be mined at nonce 0 instead: the key must stay");
+    // The owner's sweep at a fresh nonce settles it.
+    let terms = [crate::protocol::SweepTerms {
+        chain_id: 1,
+        nonce: 1,
+        max_fee_per_gas: 1_000_000_000,
+        max_priority_fee_per_gas: 1,
+        gas_limit: 100_000,
+    }];
+    let r = m.sweep(t0() + 30, &terms, true, Some(&K)).result.expect("swept");
+    assert!(r.key_destroyed);
+}
+
+/// The owner's sweep at a nonce the agent already used for a transaction writing nothing
+/// (a pending nonce read from a node the host controls) settles nothing either.
+#[test]
+fn an_owner_sweep_at_a_used_nonce_never_destroys_the_key() {
+    use crate::machine::{Machine, Signer};
+    use crate::stamp::Stamp;
+    use alloy_primitives::Signature;
+    struct K;
+    impl Signer for K {
+        fn sign(&self, _: &B256) -> Result<Signature, String> {
+            Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
+        }
+    }
+    let mut m = Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
+    let mut n = 0u8;
+    let mut ask = |m: &mut Machine, clock: u64, p: SignPayload| {
+        n += 1;
+        let stamp = Stamp { nonce: [n; 16], timestamp: clock, mac: [0u8; 32] };
+        m.sign(clock, &p, prepare(&p).unwrap(), &stamp, Some(&K)).result
+    };
+    ask(&mut m, t0() + 10, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+        .expect("approve");
+    ask(&mut m, t0() + 11, tx_at(1, transferCall { to: ALICE, amount: usdc(1) }.abi_encode(), 100_000, vec![]))
+        .expect("a transfer at nonce 1, withheld by the host");
+    m.revoke(t0() + 20, false);
+    let terms = |nonce| {
+        [crate::protocol::SweepTerms {
+            chain_id: 1,
+            nonce,
+            max_fee_per_gas: 1_000_000_000,
+            max_priority_fee_per_gas: 1,
+            gas_limit: 100_000,
+        }]
+    };
+    let r = m.sweep(t0() + 30, &terms(1), true, Some(&K)).result.expect("the owner may sweep at any nonce");
+    assert!(!r.key_destroyed, "the withheld transfer can take nonce 1: the approval may stay live");
+    let r = m.sweep(t0() + 31, &terms(2), true, Some(&K)).result.expect("swept at a fresh nonce");
+    assert!(r.key_destroyed);
 }
