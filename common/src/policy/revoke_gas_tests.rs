@@ -72,6 +72,34 @@ fn tx_at(nonce: u64, data: Vec<u8>, gas_limit: u64, access_list: Vec<AccessEntry
     }))
 }
 
+/// A session machine and stamped asks (a fresh stamp nonce each), signing with a key whose
+/// signature is never checked here.
+struct Session {
+    m: crate::machine::Machine,
+    stamps: u8,
+}
+
+struct Key;
+
+impl crate::machine::Signer for Key {
+    fn sign(&self, _: &B256) -> Result<alloy_primitives::Signature, String> {
+        Ok(alloy_primitives::Signature::new(U256::from(1u8), U256::from(1u8), false))
+    }
+}
+
+impl Session {
+    fn new() -> Session {
+        let m = crate::machine::Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
+        Session { m, stamps: 0 }
+    }
+
+    fn ask(&mut self, clock: u64, p: SignPayload) -> Result<crate::protocol::Signed, crate::Denial> {
+        self.stamps += 1;
+        let stamp = crate::stamp::Stamp { nonce: [self.stamps; 16], timestamp: clock, mac: [0u8; 32] };
+        self.m.sign(clock, &p, prepare(&p).unwrap(), &stamp, Some(&Key)).result
+    }
+}
+
 fn refused(r: Result<Charges, crate::Denial>, why: &str) {
     let d = r.err().unwrap_or_else(|| panic!("signed: {why}"));
     assert!(
@@ -169,29 +197,14 @@ fn value_on_a_revocation_makes_it_uncertain() {
 /// chain and nobody able to sweep it with the session key any more.
 #[test]
 fn an_uncertain_revocation_never_destroys_the_key() {
-    use crate::machine::{Machine, Signer};
-    use crate::stamp::Stamp;
-    use alloy_primitives::Signature;
-    struct K;
-    impl Signer for K {
-        fn sign(&self, _: &B256) -> Result<Signature, String> {
-            Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
-        }
-    }
-    let mut m = Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
-    let mut n = 0u8;
-    let mut ask = |m: &mut Machine, clock: u64, p: SignPayload| {
-        n += 1;
-        let stamp = Stamp { nonce: [n; 16], timestamp: clock, mac: [0u8; 32] };
-        m.sign(clock, &p, prepare(&p).unwrap(), &stamp, Some(&K)).result
-    };
-    ask(&mut m, t0() + 10, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+    let mut s = Session::new();
+    s.ask(t0() + 10, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
         .expect("approve");
     let al = vec![AccessEntry { address: ALICE, storage_keys: vec![B256::repeat_byte(1); 40] }];
-    ask(&mut m, t0() + 11, tx_at(1, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 100_000, al))
+    s.ask(t0() + 11, tx_at(1, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 100_000, al))
         .expect("revocation");
-    m.revoke(t0() + 20, false);
-    assert!(!m.key_destroyed(), "the approval may be live (nonce 1 may have run out of gas): the key must stay");
+    s.m.revoke(t0() + 20, false);
+    assert!(!s.m.key_destroyed(), "the approval may be live (nonce 1 may have run out of gas): the key must stay");
 }
 
 /// USDT's `approve` reverts from one non-zero amount to another: `approve(router, 1)` over
@@ -221,30 +234,15 @@ fn a_non_zero_approve_over_an_allowance_is_uncertain() {
 /// the key for the owner's sweep, and the owner's view shows the approval outstanding.
 #[test]
 fn a_revocation_sharing_its_nonce_with_the_approval_never_destroys_the_key() {
-    use crate::machine::{Machine, Signer};
-    use crate::stamp::Stamp;
-    use alloy_primitives::Signature;
-    struct K;
-    impl Signer for K {
-        fn sign(&self, _: &B256) -> Result<Signature, String> {
-            Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
-        }
-    }
-    let mut m = Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
-    let mut n = 0u8;
-    let mut ask = |m: &mut Machine, clock: u64, p: SignPayload| {
-        n += 1;
-        let stamp = Stamp { nonce: [n; 16], timestamp: clock, mac: [0u8; 32] };
-        m.sign(clock, &p, prepare(&p).unwrap(), &stamp, Some(&K)).result
-    };
-    ask(&mut m, t0() + 10, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+    let mut s = Session::new();
+    s.ask(t0() + 10, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
         .expect("approve");
-    ask(&mut m, t0() + 11, tx_at(0, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 100_000, vec![]))
+    s.ask(t0() + 11, tx_at(0, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 100_000, vec![]))
         .expect("a revocation at the same nonce");
-    let view = crate::allowance::view::view(&m.counters().allowances, t0() + 12);
+    let view = crate::allowance::view::view(&s.m.counters().allowances, t0() + 12);
     assert_eq!(view[0].state, crate::allowance::AllowanceState::Active, "{view:?}");
-    m.revoke(t0() + 20, false);
-    assert!(!m.key_destroyed(), "the approval may be mined at nonce 0 instead: the key must stay");
+    s.m.revoke(t0() + 20, false);
+    assert!(!s.m.key_destroyed(), "the approval may be mined at nonce 0 instead: the key must stay");
     // The owner's sweep at a fresh nonce settles it.
     let terms = [crate::protocol::SweepTerms {
         chain_id: 1,
@@ -253,7 +251,7 @@ fn a_revocation_sharing_its_nonce_with_the_approval_never_destroys_the_key() {
         max_priority_fee_per_gas: 1,
         gas_limit: 100_000,
     }];
-    let r = m.sweep(t0() + 30, &terms, true, Some(&K)).result.expect("swept");
+    let r = s.m.sweep(t0() + 30, &terms, true, Some(&Key)).result.expect("swept");
     assert!(r.key_destroyed);
 }
 
@@ -261,27 +259,12 @@ fn a_revocation_sharing_its_nonce_with_the_approval_never_destroys_the_key() {
 /// (a pending nonce read from a node the host controls) settles nothing either.
 #[test]
 fn an_owner_sweep_at_a_used_nonce_never_destroys_the_key() {
-    use crate::machine::{Machine, Signer};
-    use crate::stamp::Stamp;
-    use alloy_primitives::Signature;
-    struct K;
-    impl Signer for K {
-        fn sign(&self, _: &B256) -> Result<Signature, String> {
-            Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
-        }
-    }
-    let mut m = Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
-    let mut n = 0u8;
-    let mut ask = |m: &mut Machine, clock: u64, p: SignPayload| {
-        n += 1;
-        let stamp = Stamp { nonce: [n; 16], timestamp: clock, mac: [0u8; 32] };
-        m.sign(clock, &p, prepare(&p).unwrap(), &stamp, Some(&K)).result
-    };
-    ask(&mut m, t0() + 10, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
+    let mut s = Session::new();
+    s.ask(t0() + 10, tx_at(0, approveCall { spender: ROUTER, amount: usdc(50) }.abi_encode(), 100_000, vec![]))
         .expect("approve");
-    ask(&mut m, t0() + 11, tx_at(1, transferCall { to: ALICE, amount: usdc(1) }.abi_encode(), 100_000, vec![]))
+    s.ask(t0() + 11, tx_at(1, transferCall { to: ALICE, amount: usdc(1) }.abi_encode(), 100_000, vec![]))
         .expect("a transfer at nonce 1, withheld by the host");
-    m.revoke(t0() + 20, false);
+    s.m.revoke(t0() + 20, false);
     let terms = |nonce| {
         [crate::protocol::SweepTerms {
             chain_id: 1,
@@ -291,8 +274,8 @@ fn an_owner_sweep_at_a_used_nonce_never_destroys_the_key() {
             gas_limit: 100_000,
         }]
     };
-    let r = m.sweep(t0() + 30, &terms(1), true, Some(&K)).result.expect("the owner may sweep at any nonce");
+    let r = s.m.sweep(t0() + 30, &terms(1), true, Some(&Key)).result.expect("the owner may sweep at any nonce");
     assert!(!r.key_destroyed, "the withheld transfer can take nonce 1: the approval may stay live");
-    let r = m.sweep(t0() + 31, &terms(2), true, Some(&K)).result.expect("swept at a fresh nonce");
+    let r = s.m.sweep(t0() + 31, &terms(2), true, Some(&Key)).result.expect("swept at a fresh nonce");
     assert!(r.key_destroyed);
 }
