@@ -97,7 +97,8 @@ pub fn random_policy(r: &mut Rng, created: u64) -> String {
 pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> String {
     let periods = ["minute", "hour", "day", "week", "month", "session"];
     let mut s = String::from("name = \"diff\"\n");
-    let options: [&[u64]; 3] = [&[1], &[1, 10], &[1, 10, 31337]];
+    // 42161 (Arbitrum One) takes L1 data gas from the gas limit (RULES §6).
+    let options: [&[u64]; 4] = [&[1], &[1, 10], &[1, 10, 31337], &[1, 42_161]];
     let chains = *r.pick(&options);
     s += &format!("chains = {chains:?}\n");
     if r.chance(15) {
@@ -204,8 +205,11 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
     if r.chance(30) {
         s += &format!("max_fee_per_gas = \"{} wei\"\n", 10 + r.below(40));
     }
+    // approvals.revoke_gas is at most gas.max_gas_limit (a policy with both contradicting is
+    // refused).
+    let revoke_gas = r.chance(30).then(|| 60_000 + r.below(110_000));
     if r.chance(20) {
-        s += &format!("max_gas_limit = {}\n", 21_000 + r.below(200_000));
+        s += &format!("max_gas_limit = {}\n", revoke_gas.unwrap_or(21_000) + r.below(200_000));
     }
     if r.chance(30) {
         s += "count_in_native = true\n";
@@ -217,8 +221,11 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
         "[approvals]\nspenders = [\"{S1}\"{}]\n",
         if r.chance(50) { format!(", \"{S2}\"") } else { String::new() }
     );
-    if r.chance(30) {
-        s += &format!("revoke_gas = {}\n", 60_000 + r.below(110_000));
+    if let Some(g) = revoke_gas {
+        s += &format!("revoke_gas = {g}\n");
+    }
+    if r.chance(20) {
+        s += &format!("l1_gas_chains = [{}]\n", r.pick(&[1u64, 10]));
     }
     let mut caps: Vec<String> = Vec::new();
     for t in ["T1", "T2"] {

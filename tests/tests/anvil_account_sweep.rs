@@ -124,6 +124,12 @@ async fn one(version: EntryPointVersion, format: AccountFormat) {
     };
     let (c, v) = s.post(&path, &signed(terms(&ep, sender, nonce, format, 11_000_000_000))).await;
     assert_eq!((c, code(&v)), (403, "gas_cap"), "{v}");
+    // And a call gas limit below the floor for two revocations (2 × approvals.revoke_gas,
+    // 100 000 each): the operation could run out of gas, spend the account's nonce and
+    // revoke nothing.
+    let short = AccountSweepTerms { call_gas_limit: 150_000, ..terms(&ep, sender, nonce, format, 5_000_000_000) };
+    let (c, v) = s.post(&path, &signed(short)).await;
+    assert_eq!((c, code(&v), v["error"]["rule"].as_str()), (403, "gas_cap", Some("approvals.revoke_gas")), "{v}");
 
     // One user operation from the account revokes both.
     let (c, v) = s.post(&path, &signed(terms(&ep, sender, nonce, format, 5_000_000_000))).await;
@@ -143,6 +149,13 @@ async fn one(version: EntryPointVersion, format: AccountFormat) {
     assert!(handle_ops(&anvil, ep.address, &u.user_operation, u.signature.clone(), u.hash).await, "the sweep failed");
     assert_eq!(anvil.allowance(token, sender, ROUTER).await, U256::ZERO);
     assert_eq!(anvil.allowance(token, sender, POOL).await, U256::ZERO);
+    // The enclave cannot know that this operation was the one mined at the account's nonce
+    // (another operation writing no approval may have been signed there, and a reverted
+    // one uses its nonce too): its view never calls these approvals swept or revoked.
+    let a = s.allowances(&g).await;
+    let listed = a["allowances"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{a}");
+    assert!(listed.iter().all(|e| e["state"] != "swept" && e["state"] != "revoked"), "{a}");
 }
 
 #[tokio::test]

@@ -197,6 +197,23 @@ pub fn revoke_gas(p: &CompiledPolicy) -> u64 {
     p.doc.approvals.revoke_gas.unwrap_or(DEFAULT_REVOKE_GAS)
 }
 
+/// Chains that charge L1 data as gas taken from the transaction's gas limit (Arbitrum One,
+/// Arbitrum Nova, Arbitrum Sepolia; zkSync Era and its Sepolia testnet): the gas left for
+/// the call depends on the L1 fee when it is included, so no gas limit proves that a
+/// revocation runs there (RULES.md §6). Owners name further such chains (Orbit, ZK Stack)
+/// in `approvals.l1_gas_chains`.
+pub const L1_GAS_CHAINS: &[u64] = &[42_161, 42_170, 421_614, 324, 300];
+
+/// Most entries of `approvals.l1_gas_chains`.
+pub const MAX_L1_GAS_CHAINS: usize = 64;
+
+/// Whether every transaction from the session's own address on `chain_id` may run out of
+/// gas whatever its gas limit ([`L1_GAS_CHAINS`] and the policy's `approvals.l1_gas_chains`):
+/// there it may be mined and write nothing, and its revocations settle nothing.
+pub fn gas_uncertain(p: &CompiledPolicy, chain_id: u64) -> bool {
+    L1_GAS_CHAINS.contains(&chain_id) || p.doc.approvals.l1_gas_chains.contains(&chain_id)
+}
+
 /// The default lifetime of an approval of `amount` of token `t` (R-APP-4): the policy's
 /// `approvals.lifetime`, else 24 h above 10 000 USD or when unpriced, 7 days otherwise.
 pub fn lifetime(p: &CompiledPolicy, token_index: Option<usize>, amount: U256) -> u64 {

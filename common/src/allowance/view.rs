@@ -15,14 +15,19 @@ fn zeroes(item: &Item, key: &Key) -> bool {
 /// `key` and cannot revert, and no write-less transaction was signed there (review of
 /// 2026-12-01: an `approve(s, 50)` and an `approve(s, 0)` at one nonce, or an owner's sweep
 /// at a nonce the agent already used — the host mines the other one).
+///
+/// A user operation is never alone: the registry does not remember user operations that
+/// write no approval, so one may have been signed at the same account nonce, and an
+/// operation that reverts uses its nonce too.
 fn alone(reg: &Registry, item: &Item, key: &Key) -> bool {
-    if let Place::Own { chain_id, nonce } = item.place {
-        if reg.own_positions(chain_id).is_some_and(|p| p.contains(nonce)) {
-            return false;
+    match item.place {
+        Place::Floating { .. } => true,
+        Place::Account { .. } => false,
+        Place::Own { chain_id, nonce } => {
+            !reg.own_positions(chain_id).is_some_and(|p| p.contains(nonce))
+                && reg.items().iter().filter(|j| j.place == item.place).all(|j| zeroes(j, key) && !j.may_revert)
         }
     }
-    matches!(item.place, Place::Floating { .. })
-        || reg.items().iter().filter(|j| j.place == item.place).all(|j| zeroes(j, key) && !j.may_revert)
 }
 
 /// The latest item that leaves `key` at 0 in every history that includes it, from that

@@ -240,8 +240,11 @@ impl Machine {
         for (x, nonce, k) in &plan {
             let g = Grant { key: *k, op: GrantOp::Set(U256::ZERO), end: None, token_index: None, via: Via("sweep") };
             let place = Place::Own { chain_id: x.chain_id, nonce: *nonce };
+            // On a chain that takes L1 data gas from the gas limit, even a revocation at the
+            // floor may run out of gas: it settles nothing there (RULES.md §6).
+            let may_revert = crate::allowance::gas_uncertain(&policy, x.chain_id);
             // Room was checked above.
-            let _ = self.counters.allowances.record(place, t, vec![g], true, false, |_| (String::new(), 0, t));
+            let _ = self.counters.allowances.record(place, t, vec![g], true, may_revert, |_| (String::new(), 0, t));
         }
         self.counters.charge_gas(gas_cost, self.facts.anchor, t);
         if self.revoked && authed && !self.has_sweepable(t) {

@@ -77,6 +77,23 @@ pub(super) fn plan(
         if mine.is_empty() {
             continue;
         }
+        // Each revocation needs the policy's floor (RULES.md §6); one that runs out of gas
+        // spends the account's nonce and the gas and revokes nothing.
+        let floor = U256::from(crate::allowance::revoke_gas(policy)) * U256::from(mine.len() as u64);
+        if U256::from(a.call_gas_limit) < floor {
+            return Err(Denial::rule(
+                ErrorCode::GasCap,
+                "approvals.revoke_gas",
+                format!(
+                    "call gas limit {} of the sweep of account {} on chain {} is below {floor} ({} revocations at {} each)",
+                    a.call_gas_limit,
+                    a.sender,
+                    a.chain_id,
+                    mine.len(),
+                    crate::allowance::revoke_gas(policy)
+                ),
+            ));
+        }
         let calls: Vec<(Address, U256, Bytes)> =
             mine.iter().filter_map(revocation_call).map(|(to, data)| (to, U256::ZERO, data)).collect();
         let call_data = match a.format {

@@ -453,11 +453,12 @@ impl CompiledPolicy {
         let GasRules {
             max_fee_per_gas: _,
             max_priority_fee_per_gas: _,
-            max_gas_limit: _,
+            max_gas_limit,
             cost_limits: _,
             count_in_native: _,
         } = gas;
-        let ApprovalRules { spenders: _, caps, lifetime, jit, jit_tolerance_bps, jit_only, revoke_gas } = approvals;
+        let ApprovalRules { spenders: _, caps, lifetime, jit, jit_tolerance_bps, jit_only, revoke_gas, l1_gas_chains } =
+            approvals;
         if let Some(g) = revoke_gas {
             let range = crate::allowance::MIN_REVOKE_GAS..=crate::allowance::MAX_REVOKE_GAS;
             if !range.contains(g) {
@@ -468,6 +469,30 @@ impl CompiledPolicy {
                         range.start(),
                         range.end()
                     ),
+                ));
+            }
+            // Every revocation below the floor settles nothing, and every sweep at or above
+            // it is over the cap: the two rules contradict each other.
+            if let Some(max) = max_gas_limit.filter(|max| max < g) {
+                return Err(invalid(
+                    "approvals.revoke_gas",
+                    format!(
+                        "{g} is above gas.max_gas_limit {max}: no revocation could settle and every sweep would be refused"
+                    ),
+                ));
+            }
+        }
+        if l1_gas_chains.len() > crate::allowance::MAX_L1_GAS_CHAINS {
+            return Err(invalid(
+                "approvals.l1_gas_chains",
+                format!("at most {} chains, got {}", crate::allowance::MAX_L1_GAS_CHAINS, l1_gas_chains.len()),
+            ));
+        }
+        for (i, c) in l1_gas_chains.iter().enumerate() {
+            if *c == 0 || l1_gas_chains[..i].contains(c) {
+                return Err(invalid(
+                    format!("approvals.l1_gas_chains[{i}]"),
+                    format!("chain {c} is zero or listed twice"),
                 ));
             }
         }

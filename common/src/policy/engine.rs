@@ -206,13 +206,16 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
 /// (RULES.md §6): its gas limit less what its access list costs up front is below
 /// `approvals.revoke_gas`; or a call carries value (`approve` is not payable: it reverts); or
 /// it sets an allowance to a non-zero amount (tokens like USDT revert `approve` from one
-/// non-zero amount to another). A smart-account lane forces nothing anyway.
+/// non-zero amount to another); or the chain takes L1 data gas from the gas limit (Arbitrum,
+/// zkSync Era, `approvals.l1_gas_chains`), where no gas limit proves the call runs. A
+/// smart-account lane forces nothing anyway.
 fn may_revert(p: &CompiledPolicy, op: &Operation<'_>, calls: &[Call], grants: &[Grant]) -> bool {
     if !matches!(op.place, Place::Own { .. }) {
         return false;
     }
     let floor = crate::allowance::revoke_gas(p);
-    op.gas.as_ref().is_none_or(|g| g.gas_limit.saturating_sub(g.access_list_gas) < floor)
+    crate::allowance::gas_uncertain(p, op.chain_id)
+        || op.gas.as_ref().is_none_or(|g| g.gas_limit.saturating_sub(g.access_list_gas) < floor)
         || calls.iter().any(|c| !c.value.is_zero())
         || grants.iter().any(|g| matches!(g.op, GrantOp::Set(v) if !v.is_zero()))
 }

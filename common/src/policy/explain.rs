@@ -177,6 +177,22 @@ pub fn explain(p: &CompiledPolicy) -> String {
         "approvals.revoke_gas: a revocation counts once mined only when its transaction's gas limit, less its access list's cost, is at least {} and it carries no value (otherwise it may revert and leave the approval); a non-zero approve never lowers an allowance (revoke first); sweeps use at least that gas",
         crate::allowance::revoke_gas(p)
     );
+    let mut l1: Vec<u64> = crate::allowance::L1_GAS_CHAINS.to_vec();
+    l1.extend(&a.l1_gas_chains);
+    let l1: Vec<u64> = l1.into_iter().filter(|c| p.doc.chains.contains(c)).collect();
+    if !l1.is_empty() {
+        let _ = writeln!(
+            s,
+            "approvals.l1_gas_chains: chains {l1:?} take L1 data gas from the gas limit: no revocation there counts as lowering an allowance (any may run out of gas), and a revoked session's key stays while approvals there are outstanding"
+        );
+    }
+    if let Some(max) = p.doc.gas.max_gas_limit.filter(|m| *m < crate::allowance::revoke_gas(p)) {
+        let _ = writeln!(
+            s,
+            "gas.max_gas_limit {max} is below approvals.revoke_gas {}: no revocation counts and every sweep is refused (fine for a policy that approves nothing)",
+            crate::allowance::revoke_gas(p)
+        );
+    }
     for (i, j) in a.jit.iter().enumerate() {
         let token = j.token_path.as_ref().map(|t| format!(", token argument {t:?}")).unwrap_or_default();
         let _ = writeln!(

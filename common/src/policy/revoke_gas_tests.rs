@@ -31,10 +31,20 @@ fn usdc(n: u64) -> U256 {
 }
 
 fn policy() -> CompiledPolicy {
-    let text = format!(
+    policy_on("[1]", "")
+}
+
+/// The test policy on `chains`, with `approvals` lines added.
+fn policy_on(chains: &str, approvals: &str) -> CompiledPolicy {
+    CompiledPolicy::compile(file::resolve_text(&policy_text(chains, approvals), t0()).unwrap_or_else(|d| panic!("{d}")))
+        .unwrap()
+}
+
+fn policy_text(chains: &str, approvals: &str) -> String {
+    format!(
         r#"
 name = "review"
-chains = [1]
+chains = {chains}
 valid_for = "24h"
 recipients = ["{ALICE}", "$account"]
 prices = {{ USDC = "1" }}
@@ -46,12 +56,12 @@ functions = ["transfer(address,uint256)", "approve(address,uint256)", "increaseA
 [approvals]
 spenders = ["{ROUTER}", "{POOL}"]
 max = ["50 USDC"]
+{approvals}
 [gas]
 max_fee_per_gas = "50 gwei"
 max_gas_limit = 1000000
 "#
-    );
-    CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap_or_else(|d| panic!("{d}"))).unwrap()
+    )
 }
 
 fn ctx() -> Context {
@@ -59,8 +69,12 @@ fn ctx() -> Context {
 }
 
 fn tx_at(nonce: u64, data: Vec<u8>, gas_limit: u64, access_list: Vec<AccessEntry>) -> SignPayload {
+    tx_on(1, nonce, data, gas_limit, access_list)
+}
+
+fn tx_on(chain_id: u64, nonce: u64, data: Vec<u8>, gas_limit: u64, access_list: Vec<AccessEntry>) -> SignPayload {
     SignPayload::Transaction(TxRequest::Eip1559(Eip1559Request {
-        chain_id: 1,
+        chain_id,
         nonce,
         max_fee_per_gas: 10_000_000_000,
         max_priority_fee_per_gas: 1_000_000_000,
@@ -89,7 +103,11 @@ impl crate::machine::Signer for Key {
 
 impl Session {
     fn new() -> Session {
-        let m = crate::machine::Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
+        Session::with(policy())
+    }
+
+    fn with(p: CompiledPolicy) -> Session {
+        let m = crate::machine::Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), p, t0(), 60, 1024);
         Session { m, stamps: 0 }
     }
 
@@ -278,4 +296,73 @@ fn an_owner_sweep_at_a_used_nonce_never_destroys_the_key() {
     assert!(!r.key_destroyed, "the withheld transfer can take nonce 1: the approval may stay live");
     let r = s.m.sweep(t0() + 31, &terms(2), true, Some(&Key)).result.expect("swept at a fresh nonce");
     assert!(r.key_destroyed);
+}
+
+/// Arbitrum and zkSync Era charge L1 data as gas taken from the gas limit: how much is left
+/// for `approve(router, 0)` depends on the L1 fee at inclusion, so even 200 000 gas proves
+/// nothing (second review of 2026-12-01). The revocation forces no reset there, the next
+/// approval is decided as if the first were still live, and neither the agent's revocation
+/// nor the owner's sweep lets a revoked session's key be destroyed.
+#[test]
+fn on_a_chain_taking_l1_gas_from_the_limit_no_revocation_settles() {
+    const ARBITRUM: u64 = 42_161;
+    let mut s = Session::with(policy_on("[42161]", ""));
+    let approve =
+        |nonce, amount| tx_on(ARBITRUM, nonce, approveCall { spender: ROUTER, amount }.abi_encode(), 200_000, vec![]);
+    s.ask(t0() + 10, approve(0, usdc(50))).expect("approve");
+    s.ask(t0() + 11, approve(1, U256::ZERO)).expect("revocation with 200 000 gas");
+    let add =
+        tx_on(ARBITRUM, 2, increaseAllowanceCall { spender: ROUTER, added: usdc(50) }.abi_encode(), 200_000, vec![]);
+    let d = s.ask(t0() + 12, add).expect_err("nonce 1 may run out of gas on Arbitrum: 100 on chain, cap 50");
+    assert!(
+        matches!(d.code, crate::error::ErrorCode::UnlimitedApproval | crate::error::ErrorCode::ExposureCeiling),
+        "{d:?}"
+    );
+    let view = crate::allowance::view::view(&s.m.counters().allowances, t0() + 12);
+    assert_eq!(view[0].state, crate::allowance::AllowanceState::Active, "{view:?}");
+    s.m.revoke(t0() + 20, false);
+    assert!(!s.m.key_destroyed());
+    let terms = [crate::protocol::SweepTerms {
+        chain_id: ARBITRUM,
+        nonce: 2,
+        max_fee_per_gas: 1_000_000_000,
+        max_priority_fee_per_gas: 1,
+        gas_limit: 200_000,
+    }];
+    let r = s.m.sweep(t0() + 30, &terms, true, Some(&Key)).result.expect("the owner's sweep is still signed");
+    assert_eq!(r.transactions.len(), 1);
+    assert!(!r.key_destroyed, "the sweep may run out of gas too: the key stays for the next one");
+}
+
+/// `approvals.l1_gas_chains` names further such chains (Orbit, ZK Stack): the same rule.
+#[test]
+fn l1_gas_chains_names_further_chains() {
+    let revoke = tx_at(1, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 200_000, vec![]);
+    let c = Counters::default();
+    let ch = prepare(&revoke).unwrap().evaluate(&policy(), &c, &ctx()).unwrap();
+    assert!(!ch.may_revert, "control: 200 000 gas on chain 1 is above the floor");
+    let ch = prepare(&revoke).unwrap().evaluate(&policy_on("[1]", "l1_gas_chains = [1]"), &c, &ctx()).unwrap();
+    assert!(ch.may_revert, "chain 1 declared as taking L1 gas from the limit");
+}
+
+/// Contradictory or malformed gas rules are refused with the rule that fails.
+#[test]
+fn contradictory_gas_rules_are_refused_at_compile_time() {
+    let compile = |chains: &str, approvals: &str, gas: &str| {
+        let text = policy_text(chains, approvals).replace("max_gas_limit = 1000000", gas);
+        CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).err()
+    };
+    let d = compile("[1]", "revoke_gas = 150000", "max_gas_limit = 120000").expect("refused");
+    assert_eq!(d.rule.as_deref(), Some("approvals.revoke_gas"), "{d:?}");
+    assert!(d.reason.contains("150000") && d.reason.contains("120000"), "{d:?}");
+    assert!(compile("[1]", "revoke_gas = 120000", "max_gas_limit = 120000").is_none());
+    // Without an explicit floor a small gas cap is a transfer-only policy: allowed.
+    assert!(compile("[1]", "", "max_gas_limit = 21000").is_none());
+    let d = compile("[1]", "l1_gas_chains = [5, 5]", "").expect("refused");
+    assert_eq!(d.rule.as_deref(), Some("approvals.l1_gas_chains[1]"), "{d:?}");
+    let d = compile("[1]", "l1_gas_chains = [0]", "").expect("refused");
+    assert_eq!(d.rule.as_deref(), Some("approvals.l1_gas_chains[0]"), "{d:?}");
+    let many: Vec<String> = (1..=65).map(|c| c.to_string()).collect();
+    let d = compile("[1]", &format!("l1_gas_chains = [{}]", many.join(", ")), "").expect("refused");
+    assert_eq!(d.rule.as_deref(), Some("approvals.l1_gas_chains"), "{d:?}");
 }
