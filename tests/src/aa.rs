@@ -107,8 +107,8 @@ impl Anvil {
     }
 
     /// Send a raw signed transaction and wait for its receipt.
-    pub async fn send_raw(&self, raw: &[u8]) -> Value {
-        let hash = self.rpc("eth_sendRawTransaction", json!([Bytes::copy_from_slice(raw)])).await;
+    pub async fn send_raw(&self, raw: impl serde::Serialize) -> Value {
+        let hash = self.rpc("eth_sendRawTransaction", json!([raw])).await;
         self.receipt(&hash).await
     }
 }

@@ -14,7 +14,7 @@ use alloy_primitives::{address, Address, U256};
 use bridle_common::protocol::SweepTerms;
 use bridle_common::tx::TxRequest;
 use bridle_tests::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const CHAIN: u64 = 31337;
 const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
@@ -25,11 +25,6 @@ fn usdc(n: u64) -> U256 {
 }
 
 /// Broadcast a signed raw transaction; its receipt.
-async fn mine(chain: &Anvil, raw: &Value) -> Value {
-    let hash = chain.rpc("eth_sendRawTransaction", json!([raw])).await;
-    chain.receipt(&hash).await
-}
-
 fn with_gas(mut t: TxRequest, gas: u64) -> TxRequest {
     if let TxRequest::Eip1559(r) = &mut t {
         r.gas_limit = gas;
@@ -69,13 +64,13 @@ max_gas_limit = 200000
     // 50 USDC to the router, mined.
     let (c, v) = s.sign(&g, erc20_approve(CHAIN, 0, token, ROUTER, usdc(50))).await;
     assert_eq!(c, 200, "{v}");
-    assert_eq!(mine(&chain, &v["raw_transaction"]).await["status"], "0x1");
+    assert_eq!(chain.send_raw(&v["raw_transaction"]).await["status"], "0x1");
 
     // Its revocation with 22 500 gas: signed (a revocation is never refused), mined, out of
     // gas — the nonce is used and the allowance stays.
     let (c, v) = s.sign(&g, with_gas(erc20_approve(CHAIN, 1, token, ROUTER, U256::ZERO), 22_500)).await;
     assert_eq!(c, 200, "{v}");
-    let r = mine(&chain, &v["raw_transaction"]).await;
+    let r = chain.send_raw(&v["raw_transaction"]).await;
     assert_eq!(r["status"], "0x0", "the revocation ran out of gas: {r}");
     assert_eq!(chain.nonce(g.session, "latest").await, 2, "a reverted transaction consumes its nonce");
     assert_eq!(chain.allowance(token, g.session, ROUTER).await, usdc(50));
@@ -96,10 +91,10 @@ max_gas_limit = 200000
     // The revocation with enough gas: mined, reset on chain and in the registry.
     let (c, v) = s.sign(&g, erc20_approve(CHAIN, 2, token, ROUTER, U256::ZERO)).await;
     assert_eq!(c, 200, "{v}");
-    assert_eq!(mine(&chain, &v["raw_transaction"]).await["status"], "0x1");
+    assert_eq!(chain.send_raw(&v["raw_transaction"]).await["status"], "0x1");
     assert_eq!(chain.allowance(token, g.session, ROUTER).await, U256::ZERO);
     let (c, v) = s.sign(&g, erc20_approve(CHAIN, 3, token, POOL, usdc(50))).await;
     assert_eq!(c, 200, "nonce 2 reset the router's allowance, so 50 to the pool fits: {v}");
-    assert_eq!(mine(&chain, &v["raw_transaction"]).await["status"], "0x1");
+    assert_eq!(chain.send_raw(&v["raw_transaction"]).await["status"], "0x1");
     assert_eq!(chain.allowance(token, g.session, POOL).await, usdc(50));
 }

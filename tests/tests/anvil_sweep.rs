@@ -27,8 +27,7 @@ fn usdc(n: u64) -> U256 {
 
 /// Broadcast a signed raw transaction and wait for its receipt (status 1 asserted).
 async fn broadcast(chain: &Anvil, raw: &Value) -> Value {
-    let hash = chain.rpc("eth_sendRawTransaction", json!([raw])).await;
-    let r = chain.receipt(&hash).await;
+    let r = chain.send_raw(raw).await;
     assert_eq!(r["status"], "0x1", "{raw} failed: {r}");
     r
 }
