@@ -95,6 +95,7 @@ pub struct SweepSettings {
 #[derive(Debug, Default)]
 pub struct SweepMetrics {
     past_expiry: AtomicU64,
+    at_fee_cap: AtomicU64,
     broadcast: AtomicU64,
     confirmed: AtomicU64,
     bumps: AtomicU64,
@@ -111,8 +112,10 @@ impl SweepMetrics {
         }
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "# HELP bridle_sweep_outstanding_past_expiry Approvals past their lifetime not yet settled by a signed revocation.\n\
+            "# HELP bridle_sweep_outstanding_past_expiry Approvals past their lifetime that no signed revocation settles or sweep revokes.\n\
              # TYPE bridle_sweep_outstanding_past_expiry gauge\nbridle_sweep_outstanding_past_expiry {}\n\
+             # HELP bridle_sweep_waiting_at_fee_cap Sessions and chains whose stuck revocations wait because a bump would exceed the policy's fee caps.\n\
+             # TYPE bridle_sweep_waiting_at_fee_cap gauge\nbridle_sweep_waiting_at_fee_cap {}\n\
              # HELP bridle_sweep_broadcast_total Revocations the sweeper broadcast (fee bumps included).\n\
              # TYPE bridle_sweep_broadcast_total counter\nbridle_sweep_broadcast_total {}\n\
              # HELP bridle_sweep_confirmed_total Revocations seen mined.\n\
@@ -124,6 +127,7 @@ impl SweepMetrics {
              # HELP bridle_sweep_errors_total Node or enclave errors while sweeping.\n\
              # TYPE bridle_sweep_errors_total counter\nbridle_sweep_errors_total {}\n",
             g(&self.past_expiry),
+            g(&self.at_fee_cap),
             g(&self.broadcast),
             g(&self.confirmed),
             g(&self.bumps),
@@ -187,6 +191,7 @@ async fn round(
     bump_after: Duration,
 ) {
     let mut past_expiry = 0u64;
+    let mut at_fee_cap = 0u64;
     for (session, stored, _) in state.store.known_sessions() {
         if stored == StoredState::Lost {
             continue;
@@ -199,7 +204,12 @@ async fn round(
             }
         };
         let Some(ss) = st.session else { continue };
-        past_expiry += ss.allowances.iter().filter(|a| a.state == AllowanceState::Expired).count() as u64;
+        // A key a signed sweep revokes but cannot settle (RULES.md §6: chains that take L1
+        // data gas from the gas limit) is not counted: the enclave re-signs it only at that
+        // sweep's nonce (a fee bump, followed in the book until mined).
+        let unswept = |a: &&bridle_common::allowance::Allowance| a.swept_at_nonce.is_none();
+        past_expiry +=
+            ss.allowances.iter().filter(unswept).filter(|a| a.state == AllowanceState::Expired).count() as u64;
         let ended = ss.state != SessionState::Active;
         let mut chains: Vec<u64> = ss
             .allowances
@@ -220,13 +230,25 @@ async fn round(
         let limits = Limits::of(policy_of(state, session, ss.policy_hash).await.as_ref());
         for chain in chains {
             let Some(url) = nodes.get(&chain) else { continue };
-            if let Err(e) = sweep_chain(state, http, url, (session, chain), book, bump_after, limits).await {
-                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%session, chain, error = %e, "sweeper");
+            match sweep_chain(state, http, url, (session, chain), book, bump_after, limits).await {
+                Ok(Lane::Moving) => {}
+                Ok(Lane::AtFeeCap) => at_fee_cap += 1,
+                Err(e) => {
+                    state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%session, chain, error = %e, "sweeper");
+                }
             }
         }
     }
     state.sweep_metrics.past_expiry.store(past_expiry, Ordering::Relaxed);
+    state.sweep_metrics.at_fee_cap.store(at_fee_cap, Ordering::Relaxed);
+}
+
+/// What a session's revocations on one chain are doing after a round.
+enum Lane {
+    Moving,
+    /// Stuck, and a bump would exceed the policy's fee caps: waiting.
+    AtFeeCap,
 }
 
 /// Follow what is in flight for one session on one chain (`at`); bump what is stuck; sweep
@@ -239,7 +261,7 @@ async fn sweep_chain(
     book: &mut Book,
     bump_after: Duration,
     limits: Limits,
-) -> Result<()> {
+) -> Result<Lane> {
     let (session, chain) = at;
     let mined = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "latest"])).await?)? as u64;
     if let Some(inflight) = book.get_mut(&(session, chain)) {
@@ -262,16 +284,16 @@ async fn sweep_chain(
         // Stuck: re-sign from the lowest unmined nonce with fees 12.5 % higher (nodes ask
         // for at least 10 % to replace), or the node's current fees if higher — within the
         // policy's fee caps; at the caps it waits (the enclave would refuse every round).
-        let Some((&first, f)) = inflight.iter().next() else { return Ok(()) };
+        let Some((&first, f)) = inflight.iter().next() else { return Ok(Lane::Moving) };
         if f.sent_at.elapsed() < bump_after {
-            return Ok(());
+            return Ok(Lane::Moving);
         }
         let node = fees(http, url).await?;
         let Some((max_fee_per_gas, max_priority_fee_per_gas)) =
             limits.bumped((f.max_fee_per_gas, f.max_priority_fee_per_gas), node)
         else {
-            tracing::debug!(%session, chain, nonce = first, "sweeper: stuck at the policy's fee caps; waiting");
-            return Ok(());
+            tracing::warn!(%session, chain, nonce = first, "sweeper: stuck at the policy's fee caps; waiting");
+            return Ok(Lane::AtFeeCap);
         };
         let terms = SweepTerms {
             chain_id: chain,
@@ -283,7 +305,7 @@ async fn sweep_chain(
         if sweep(state, http, url, session, terms, book).await? {
             state.sweep_metrics.bumps.fetch_add(1, Ordering::Relaxed);
         }
-        return Ok(());
+        return Ok(Lane::Moving);
     }
     let pending = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "pending"])).await?)? as u64;
     let (fee, tip) = fees(http, url).await?;
@@ -295,7 +317,7 @@ async fn sweep_chain(
         gas_limit: limits.gas_limit,
     };
     sweep(state, http, url, session, terms, book).await?;
-    Ok(())
+    Ok(Lane::Moving)
 }
 
 /// Ask the enclave for a sweep at `terms`, store and broadcast what it signed. `Ok(false)`:

@@ -133,4 +133,6 @@ max_gas_limit = 200000
     let a = s.allowances(&g).await;
     assert!(a["allowances"].as_array().unwrap().iter().all(|e| e["state"] == "swept"), "{a}");
     assert_eq!(metric(&s, "bridle_sweep_refused_total").await, 0);
+    // Never stuck at the policy's fee caps (50 gwei, far above anvil's fees).
+    assert_eq!(metric(&s, "bridle_sweep_waiting_at_fee_cap").await, 0);
 }

@@ -163,6 +163,10 @@ pub struct Allowance {
     /// The chain nonce of the latest signed revocation that leaves it at 0 once mined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled_at_nonce: Option<u64>,
+    /// The chain nonce of the sweep that revoked it last, settling or not (on a chain that
+    /// takes L1 data gas from the gas limit a sweep never settles: RULES.md §6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swept_at_nonce: Option<u64>,
 }
 
 impl Allowance {

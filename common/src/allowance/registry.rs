@@ -189,6 +189,17 @@ impl Registry {
         any && !self.own.get(&chain_id).is_some_and(|p| p.contains(nonce))
     }
 
+    /// The nonce of the sweep that wrote `key` last, if the last item (in signing order) that
+    /// writes it is a sweep of the session's own address: a revocation is signed and nothing
+    /// was granted since, whether or not it settles the key (on a chain that takes L1 data
+    /// gas from the gas limit it never does).
+    pub fn swept_at(&self, key: &Key) -> Option<u64> {
+        match self.items.iter().rev().find(|i| i.grants.iter().any(|g| g.key == *key))? {
+            Item { sweep: true, place: Place::Own { nonce, .. }, .. } => Some(*nonce),
+            _ => None,
+        }
+    }
+
     /// Whether `n` more writes fit at `now` (after forgetting ended Permit2 authorities).
     pub fn has_room(&self, n: usize, now: u64) -> bool {
         self.writes.saturating_add(n) <= MAX_WRITES || self.writes - self.forgettable(now) + n <= MAX_WRITES

@@ -72,6 +72,7 @@ pub fn view(reg: &Registry, now: u64) -> Vec<Allowance> {
                     super::Place::Own { nonce, .. } => Some(nonce),
                     _ => None,
                 }),
+                swept_at_nonce: reg.swept_at(k),
             }
         })
         .collect()

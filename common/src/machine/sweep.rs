@@ -100,11 +100,16 @@ impl Machine {
         let mut account_keys: Vec<Key> = Vec::new();
         let mut skipped = Vec::new();
         for a in view(reg, t) {
+            // Without the owner's signature a key a sweep already revokes is only re-signed
+            // at that sweep's nonce (a fee bump) while nothing else was signed there: where
+            // sweeps never settle (RULES.md §6) it would otherwise be swept again at every
+            // fresh nonce, each paying gas.
             let wanted = if authed {
                 !a.amount.is_zero()
+            } else if a.swept_at_nonce.is_some_and(|n| reg.only_sweeps_at(a.chain_id, n)) {
+                resigns(reg, &a, terms, t)
             } else {
-                (a.outstanding() && (everything || a.state == crate::allowance::AllowanceState::Expired))
-                    || resigns(reg, &a, terms, t)
+                a.outstanding() && (everything || a.state == crate::allowance::AllowanceState::Expired)
             };
             if !wanted {
                 continue;
@@ -275,18 +280,21 @@ impl Machine {
 /// the registry is at most half full — so re-signing can never fill a session's registry
 /// and block its approvals and revocations.
 fn resigns(reg: &crate::allowance::Registry, a: &crate::allowance::Allowance, terms: &[SweepTerms], now: u64) -> bool {
-    a.state == crate::allowance::AllowanceState::Swept
+    let Some(n) = a.swept_at_nonce else { return false };
+    !a.amount.is_zero()
         && a.kind.sweepable()
         && reg.has_room(crate::allowance::MAX_WRITES / 2, now)
         && terms.iter().any(|x| {
             x.chain_id == a.chain_id
-                && a.settled_at_nonce.is_some_and(|n| n >= x.nonce)
+                && n >= x.nonce
                 && x.nonce < reg.next_nonce(x.chain_id)
                 && reg.only_sweeps_at(x.chain_id, x.nonce)
-                && a.settled_at_nonce.is_some_and(|n| {
-                    let at = Place::Own { chain_id: x.chain_id, nonce: n };
-                    reg.items().iter().filter(|i| i.place == at && i.sweep).count() < MAX_RESIGNS
-                })
+                && reg
+                    .items()
+                    .iter()
+                    .filter(|i| i.place == Place::Own { chain_id: x.chain_id, nonce: n } && i.sweep)
+                    .count()
+                    < MAX_RESIGNS
         })
 }
 

@@ -332,6 +332,20 @@ fn on_a_chain_taking_l1_gas_from_the_limit_no_revocation_settles() {
     let r = s.m.sweep(t0() + 30, &terms, true, Some(&Key)).result.expect("the owner's sweep is still signed");
     assert_eq!(r.transactions.len(), 1);
     assert!(!r.key_destroyed, "the sweep may run out of gas too: the key stays for the next one");
+    let view = crate::allowance::view::view(&s.m.counters().allowances, t0() + 31);
+    assert_eq!(
+        (view[0].state, view[0].swept_at_nonce),
+        (crate::allowance::AllowanceState::Active, Some(2)),
+        "{view:?}"
+    );
+    // Anyone may ask again, but only at the sweep's own nonce (a fee bump): never a fresh
+    // revocation at every nonce, each paying gas, because none ever settles here.
+    let at = |nonce| [crate::protocol::SweepTerms { nonce, ..terms[0] }];
+    let r = s.m.sweep(t0() + 40, &at(3), false, Some(&Key)).result;
+    assert!(r.as_ref().is_ok_and(|r| r.transactions.is_empty()), "{r:?}");
+    let r = s.m.sweep(t0() + 41, &at(2), false, Some(&Key)).result.expect("a fee bump at nonce 2");
+    assert_eq!(r.transactions.len(), 1);
+    assert_eq!(r.transactions[0].nonce, 2);
 }
 
 /// `approvals.l1_gas_chains` names further such chains (Orbit, ZK Stack): the same rule.
