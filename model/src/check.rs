@@ -379,11 +379,9 @@ impl Model {
             _ => false,
         };
         let sets_non_zero = writes.iter().any(|(_, w)| matches!(w, Write::Set(v) if !v.is_zero()));
-        // On chains that take L1 data gas from the gas limit (RULES §6: Arbitrum One, Nova
-        // and Sepolia, zkSync Era and its testnet, and approvals.l1_gas_chains) every gas
-        // limit may run out.
-        let l1_gas =
-            [42_161u64, 42_170, 421_614, 324, 300].contains(&chain) || p.approvals.l1_gas_chains.contains(&chain);
+        // Only on chains whose gas limit is known to pay for execution alone does a gas
+        // limit make a transaction certain (RULES §6).
+        let l1_gas = crate::gas_uncertain(p, chain);
         let may_revert = matches!(req, Req::Tx { .. } | Req::Redeem { .. })
             && (l1_gas || gas.is_none_or(|g| g < revoke_gas) || carries_value || sets_non_zero);
         let item = Item { place, signed_at: t, writes, may_revert };

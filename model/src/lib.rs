@@ -366,6 +366,16 @@ impl Model {
         }
         supported(policy)?;
         self.advance(clock);
+        // RULES §6: a chain's gas is a fact about the chain — a chain no longer listed as
+        // spending its gas limit on execution alone makes every transaction signed there
+        // uncertain, those signed before included.
+        for it in &mut self.registry {
+            if let registry::Place::Own { chain, .. } = it.place {
+                if gas_uncertain(policy, chain) {
+                    it.may_revert = true;
+                }
+            }
+        }
         self.policy = policy.clone();
         self.suspended = false;
         self.denials.clear();
@@ -486,4 +496,17 @@ impl Model {
             }
         }
     }
+}
+
+/// RULES §6: whether no gas limit on `chain` makes a transaction certain — the chains that
+/// take L1 data gas from the gas limit (Arbitrum One, Nova, Sepolia; zkSync Era and its
+/// testnet), and every chain not known to spend its gas limit on execution alone (the
+/// built-in list, written out again here, or the policy's `approvals.execution_gas_chains`).
+pub fn gas_uncertain(p: &Policy, chain: u64) -> bool {
+    const L1_GAS: [u64; 5] = [42_161, 42_170, 421_614, 324, 300];
+    const EXECUTION_GAS: [u64; 18] = [
+        1, 5, 11_155_111, 17_000, 560_048, 10, 11_155_420, 8_453, 84_532, 137, 80_002, 56, 97, 43_114, 43_113, 100,
+        31_337, 1_337,
+    ];
+    L1_GAS.contains(&chain) || !(EXECUTION_GAS.contains(&chain) || p.approvals.execution_gas_chains.contains(&chain))
 }

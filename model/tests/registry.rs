@@ -237,9 +237,10 @@ fn a_listed_token_without_a_cap_refuses_every_approval_but_approve_zero() {
     assert_eq!(m.sign(&tx(0, USDC, approve(DEAD, U256::ZERO)), t), Verdict::Allowed);
 }
 
-/// RULES §6: on a chain that takes L1 data gas from the gas limit (Arbitrum One built in,
-/// or one the policy lists in `approvals.l1_gas_chains`) no gas limit makes a revocation
-/// certain; elsewhere 200 000 gas does.
+/// RULES §6: on a chain that takes L1 data gas from the gas limit (Arbitrum One), or one
+/// not known to spend its gas limit on execution alone (777, unless the policy lists it in
+/// `approvals.execution_gas_chains`), no gas limit makes a revocation certain; on Ethereum
+/// 200 000 gas does. A policy update that stops listing a chain reaches what was signed.
 #[test]
 fn on_a_chain_taking_l1_gas_from_the_limit_a_revocation_forces_nothing() {
     let with_gas = |mut r: Req| {
@@ -248,17 +249,25 @@ fn on_a_chain_taking_l1_gas_from_the_limit_a_revocation_forces_nothing() {
         }
         r
     };
-    let run = |p: &Policy, chain: u64| {
+    let signed = |p: &Policy, chain: u64| {
         let mut m = model(p);
         let t = t0();
         assert_eq!(m.sign(&with_gas(tx_on(chain, 0, USDC, approve(A, usdc(1000)))), t), Verdict::Allowed);
         assert_eq!(m.sign(&with_gas(tx_on(chain, 1, USDC, approve(A, U256::ZERO))), t + 1), Verdict::Allowed);
-        m.sign(&with_gas(tx_on(chain, 2, USDC, approve(B, usdc(1000)))), t + 2)
+        m
+    };
+    let next = |m: &mut bridle_model::Model, chain: u64| {
+        m.sign(&with_gas(tx_on(chain, 2, USDC, approve(B, usdc(1000)))), t0() + 2)
     };
     let mut p = governed();
-    p.chains.push(42_161);
-    assert_eq!(run(&p, CHAIN), Verdict::Allowed, "control: nonce 1 resets A's allowance");
-    assert_eq!(run(&p, 42_161), Verdict::Denied(vec!["exposure_ceiling"]), "Arbitrum: nonce 1 may run out of gas");
-    p.approvals.l1_gas_chains = vec![CHAIN];
-    assert_eq!(run(&p, CHAIN), Verdict::Denied(vec!["exposure_ceiling"]), "declared by the policy");
+    p.chains.extend([42_161, 777]);
+    assert_eq!(next(&mut signed(&p, CHAIN), CHAIN), Verdict::Allowed, "control: nonce 1 resets A's allowance");
+    assert_eq!(next(&mut signed(&p, 42_161), 42_161), Verdict::Denied(vec!["exposure_ceiling"]), "Arbitrum");
+    assert_eq!(next(&mut signed(&p, 777), 777), Verdict::Denied(vec!["exposure_ceiling"]), "not known");
+    p.approvals.execution_gas_chains = vec![777];
+    let mut m = signed(&p, 777);
+    assert_eq!(next(&mut m.clone(), 777), Verdict::Allowed, "listed by the policy");
+    p.approvals.execution_gas_chains.clear();
+    m.update(&p, t0() + 2).unwrap();
+    assert_eq!(next(&mut m, 777), Verdict::Denied(vec!["exposure_ceiling"]), "no longer listed");
 }

@@ -97,8 +97,9 @@ pub fn random_policy(r: &mut Rng, created: u64) -> String {
 pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> String {
     let periods = ["minute", "hour", "day", "week", "month", "session"];
     let mut s = String::from("name = \"diff\"\n");
-    // 42161 (Arbitrum One) takes L1 data gas from the gas limit (RULES §6).
-    let options: [&[u64]; 4] = [&[1], &[1, 10], &[1, 10, 31337], &[1, 42_161]];
+    // 42161 (Arbitrum One) takes L1 data gas from the gas limit, and 777 is not known to
+    // spend it on execution alone unless the policy lists it (RULES §6).
+    let options: [&[u64]; 5] = [&[1], &[1, 10], &[1, 10, 31337], &[1, 42_161], &[1, 777]];
     let chains = *r.pick(&options);
     s += &format!("chains = {chains:?}\n");
     if r.chance(15) {
@@ -224,8 +225,8 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
     if let Some(g) = revoke_gas {
         s += &format!("revoke_gas = {g}\n");
     }
-    if r.chance(20) {
-        s += &format!("l1_gas_chains = [{}]\n", r.pick(&[1u64, 10]));
+    if r.chance(40) {
+        s += "execution_gas_chains = [777]\n";
     }
     let mut caps: Vec<String> = Vec::new();
     for t in ["T1", "T2"] {
@@ -340,7 +341,11 @@ pub fn random_req_with(
     let a = amount(r);
     let (to, value, data): (Address, U256, Vec<u8>) = match r.below(14) {
         0 | 1 | 2 | 12 | 13 => (token, U256::ZERO, transferCall { to: who, amount: a }.abi_encode()),
-        3 | 4 => (token, U256::ZERO, approveCall { spender: *r.pick(&[S1, S2, OTHER]), amount: a }.abi_encode()),
+        // Revocations often: whether they force a reset is where the registry is subtle.
+        3 | 4 => {
+            let amount = if r.chance(35) { U256::ZERO } else { a };
+            (token, U256::ZERO, approveCall { spender: *r.pick(&[S1, S2, OTHER]), amount }.abi_encode())
+        }
         5 => (token, U256::ZERO, increaseAllowanceCall { spender: *r.pick(&[S1, S2]), added: a }.abi_encode()),
         6 => (token, U256::ZERO, transferFromCall { from: OTHER, to: who, amount: a }.abi_encode()),
         7 => (token, U256::ZERO, transferAndCallCall { to: who, amount: a, data: Bytes::new() }.abi_encode()),

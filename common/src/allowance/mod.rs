@@ -201,21 +201,33 @@ pub fn revoke_gas(p: &CompiledPolicy) -> u64 {
     p.doc.approvals.revoke_gas.unwrap_or(DEFAULT_REVOKE_GAS)
 }
 
-/// Chains that charge L1 data as gas taken from the transaction's gas limit (Arbitrum One,
-/// Arbitrum Nova, Arbitrum Sepolia; zkSync Era and its Sepolia testnet): the gas left for
-/// the call depends on the L1 fee when it is included, so no gas limit proves that a
-/// revocation runs there (RULES.md §6). Owners name further such chains (Orbit, ZK Stack)
-/// in `approvals.l1_gas_chains`.
+/// Chains known to charge L1 data as gas taken from the transaction's gas limit (Arbitrum
+/// One, Arbitrum Nova, Arbitrum Sepolia; zkSync Era and its Sepolia testnet): the gas left
+/// for the call depends on the L1 fee when it is included, so no gas limit proves that a
+/// revocation runs there (RULES.md §6). No policy can list them as execution-gas chains.
 pub const L1_GAS_CHAINS: &[u64] = &[42_161, 42_170, 421_614, 324, 300];
 
-/// Most entries of `approvals.l1_gas_chains`.
-pub const MAX_L1_GAS_CHAINS: usize = 64;
+/// Chains whose gas limit is spent on execution alone (an L1 data fee, where there is one,
+/// is charged apart from it): Ethereum and its testnets (Goerli, Sepolia, Holesky, Hoodi),
+/// OP Mainnet, Base and their Sepolia testnets, Polygon PoS and Amoy, BNB Smart Chain and
+/// its testnet, Avalanche C-Chain and Fuji, Gnosis, and local development chains (anvil,
+/// Hardhat: 31337, 1337). Only there — and on chains a policy lists in
+/// `approvals.execution_gas_chains` — does a gas limit make a revocation certain.
+pub const EXECUTION_GAS_CHAINS: &[u64] = &[
+    1, 5, 11_155_111, 17_000, 560_048, 10, 11_155_420, 8_453, 84_532, 137, 80_002, 56, 97, 43_114, 43_113, 100, 31_337,
+    1_337,
+];
+
+/// Most entries of `approvals.execution_gas_chains`.
+pub const MAX_EXECUTION_GAS_CHAINS: usize = 64;
 
 /// Whether every transaction from the session's own address on `chain_id` may run out of
-/// gas whatever its gas limit ([`L1_GAS_CHAINS`] and the policy's `approvals.l1_gas_chains`):
-/// there it may be mined and write nothing, and its revocations settle nothing.
+/// gas whatever its gas limit — deny by default: every chain but [`EXECUTION_GAS_CHAINS`]
+/// and the policy's `approvals.execution_gas_chains`, and always [`L1_GAS_CHAINS`]. There a
+/// transaction may be mined and write nothing, and its revocations settle nothing.
 pub fn gas_uncertain(p: &CompiledPolicy, chain_id: u64) -> bool {
-    L1_GAS_CHAINS.contains(&chain_id) || p.doc.approvals.l1_gas_chains.contains(&chain_id)
+    L1_GAS_CHAINS.contains(&chain_id)
+        || !(EXECUTION_GAS_CHAINS.contains(&chain_id) || p.doc.approvals.execution_gas_chains.contains(&chain_id))
 }
 
 /// The default lifetime of an approval of `amount` of token `t` (R-APP-4): the policy's

@@ -189,6 +189,21 @@ impl Registry {
         any && !self.own.get(&chain_id).is_some_and(|p| p.contains(nonce))
     }
 
+    /// Mark every transaction of the session's own address on a chain where `uncertain` holds
+    /// as one that may revert (RULES.md §6). Whether a chain takes L1 data gas from the gas
+    /// limit is a fact about the chain, not about when a transaction was signed: a policy
+    /// update that stops listing a chain in `approvals.execution_gas_chains` (or a snapshot
+    /// from an older build) reaches the revocations already signed there. Only ever stricter.
+    pub fn mark_uncertain(&mut self, uncertain: impl Fn(u64) -> bool) {
+        for i in &mut self.items {
+            if let Place::Own { chain_id, .. } = i.place {
+                if uncertain(chain_id) {
+                    i.may_revert = true;
+                }
+            }
+        }
+    }
+
     /// The nonce of the sweep that wrote `key` last, if the last item (in signing order) that
     /// writes it is a sweep of the session's own address: a revocation is signed and nothing
     /// was granted since, whether or not it settles the key (on a chain that takes L1 data

@@ -33,6 +33,7 @@ impl Machine {
         let t = self.tick(clock);
         let mut out = Outcome::new(t);
         let hash = policy.hash;
+        self.counters.allowances.mark_uncertain(|c| crate::allowance::gas_uncertain(&policy, c));
         self.policy = Arc::new(policy);
         self.suspended = None;
         self.denials.clear();

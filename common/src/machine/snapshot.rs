@@ -107,6 +107,9 @@ impl Machine {
         if compiled.hash != policy_hash {
             return Err(format!("policy compiles to {:#x}, the snapshot says {policy_hash:#x}", compiled.hash));
         }
+        // Transactions a build older than the L1-gas rule recorded as certain (RULES.md §6).
+        let mut counters = counters;
+        counters.allowances.mark_uncertain(|c| crate::allowance::gas_uncertain(&compiled, c));
         let mut held = BTreeMap::new();
         for p in pending {
             let prepared = prepare(&p.payload).map_err(|d| format!("held request {:#x}: {d}", p.digest))?;

@@ -457,8 +457,16 @@ impl CompiledPolicy {
             cost_limits: _,
             count_in_native: _,
         } = gas;
-        let ApprovalRules { spenders: _, caps, lifetime, jit, jit_tolerance_bps, jit_only, revoke_gas, l1_gas_chains } =
-            approvals;
+        let ApprovalRules {
+            spenders: _,
+            caps,
+            lifetime,
+            jit,
+            jit_tolerance_bps,
+            jit_only,
+            revoke_gas,
+            execution_gas_chains,
+        } = approvals;
         if let Some(g) = revoke_gas {
             let range = crate::allowance::MIN_REVOKE_GAS..=crate::allowance::MAX_REVOKE_GAS;
             if !range.contains(g) {
@@ -477,22 +485,34 @@ impl CompiledPolicy {
                 return Err(invalid(
                     "approvals.revoke_gas",
                     format!(
-                        "{g} is above gas.max_gas_limit {max}: no revocation could settle and every sweep would be refused"
+                        "{g} is above gas.max_gas_limit {max}: the agent's revocations could settle nothing and only the owner's signed sweep could revoke"
                     ),
                 ));
             }
         }
-        if l1_gas_chains.len() > crate::allowance::MAX_L1_GAS_CHAINS {
+        if execution_gas_chains.len() > crate::allowance::MAX_EXECUTION_GAS_CHAINS {
             return Err(invalid(
-                "approvals.l1_gas_chains",
-                format!("at most {} chains, got {}", crate::allowance::MAX_L1_GAS_CHAINS, l1_gas_chains.len()),
+                "approvals.execution_gas_chains",
+                format!(
+                    "at most {} chains, got {}",
+                    crate::allowance::MAX_EXECUTION_GAS_CHAINS,
+                    execution_gas_chains.len()
+                ),
             ));
         }
-        for (i, c) in l1_gas_chains.iter().enumerate() {
-            if *c == 0 || l1_gas_chains[..i].contains(c) {
+        for (i, c) in execution_gas_chains.iter().enumerate() {
+            if *c == 0 || execution_gas_chains[..i].contains(c) {
                 return Err(invalid(
-                    format!("approvals.l1_gas_chains[{i}]"),
+                    format!("approvals.execution_gas_chains[{i}]"),
                     format!("chain {c} is zero or listed twice"),
+                ));
+            }
+            if crate::allowance::L1_GAS_CHAINS.contains(c) {
+                return Err(invalid(
+                    format!("approvals.execution_gas_chains[{i}]"),
+                    format!(
+                        "chain {c} takes L1 data gas from the gas limit: no gas limit makes a revocation certain there"
+                    ),
                 ));
             }
         }

@@ -354,10 +354,11 @@ pub struct ApprovalRules {
     /// write nothing. Absent: [`crate::allowance::DEFAULT_REVOKE_GAS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke_gas: Option<u64>,
-    /// Chains besides [`crate::allowance::L1_GAS_CHAINS`] that take L1 data gas from the
-    /// gas limit (RULES.md §6): every own-address transaction there may run out of gas.
+    /// Chains besides [`crate::allowance::EXECUTION_GAS_CHAINS`] whose gas limit is spent
+    /// on execution alone (RULES.md §6): elsewhere every own-address transaction may run
+    /// out of gas whatever its gas limit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub l1_gas_chains: Vec<u64>,
+    pub execution_gas_chains: Vec<u64>,
 }
 
 fn is_zero_u32(v: &u32) -> bool {

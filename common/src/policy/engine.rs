@@ -206,9 +206,9 @@ pub fn evaluate(p: &CompiledPolicy, c: &Counters, ctx: &Context, op: &Operation<
 /// (RULES.md §6): its gas limit less what its access list costs up front is below
 /// `approvals.revoke_gas`; or a call carries value (`approve` is not payable: it reverts); or
 /// it sets an allowance to a non-zero amount (tokens like USDT revert `approve` from one
-/// non-zero amount to another); or the chain takes L1 data gas from the gas limit (Arbitrum,
-/// zkSync Era, `approvals.l1_gas_chains`), where no gas limit proves the call runs. A
-/// smart-account lane forces nothing anyway.
+/// non-zero amount to another); or its chain is not known to spend the gas limit on
+/// execution alone (`allowance::gas_uncertain`: Arbitrum and zkSync Era take L1 data gas from
+/// it), where no gas limit proves the call runs. A smart-account lane forces nothing anyway.
 fn may_revert(p: &CompiledPolicy, op: &Operation<'_>, calls: &[Call], grants: &[Grant]) -> bool {
     if !matches!(op.place, Place::Own { .. }) {
         return false;

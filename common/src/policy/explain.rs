@@ -177,19 +177,17 @@ pub fn explain(p: &CompiledPolicy) -> String {
         "approvals.revoke_gas: a revocation counts once mined only when its transaction's gas limit, less its access list's cost, is at least {} and it carries no value (otherwise it may revert and leave the approval); a non-zero approve never lowers an allowance (revoke first); sweeps use at least that gas",
         crate::allowance::revoke_gas(p)
     );
-    let mut l1: Vec<u64> = crate::allowance::L1_GAS_CHAINS.to_vec();
-    l1.extend(&a.l1_gas_chains);
-    let l1: Vec<u64> = l1.into_iter().filter(|c| p.doc.chains.contains(c)).collect();
-    if !l1.is_empty() {
+    let uncertain: Vec<u64> = p.doc.chains.iter().copied().filter(|c| crate::allowance::gas_uncertain(p, *c)).collect();
+    if !uncertain.is_empty() {
         let _ = writeln!(
             s,
-            "approvals.l1_gas_chains: chains {l1:?} take L1 data gas from the gas limit: no revocation there counts as lowering an allowance (any may run out of gas), and a revoked session's key stays while approvals there are outstanding"
+            "approvals.execution_gas_chains: on chains {uncertain:?} no gas limit is known to be spent on execution alone (L1 data gas may be taken from it): no revocation there ever counts as lowering an allowance, approvals there count against the ceilings for the whole session, and a revoked session's key stays while they are outstanding (list a chain whose gas limit pays for execution only in approvals.execution_gas_chains)"
         );
     }
     if let Some(max) = p.doc.gas.max_gas_limit.filter(|m| *m < crate::allowance::revoke_gas(p)) {
         let _ = writeln!(
             s,
-            "gas.max_gas_limit {max} is below approvals.revoke_gas {}: no revocation counts and every sweep is refused (fine for a policy that approves nothing)",
+            "gas.max_gas_limit {max} is below approvals.revoke_gas {}: the agent's revocations count for nothing and only the owner's signed sweep can revoke (fine for a policy that approves nothing)",
             crate::allowance::revoke_gas(p)
         );
     }

@@ -277,10 +277,10 @@ pub struct ApprovalSpec {
     pub jit_only: bool,
     /// Least gas limit of a transaction whose revocations count (RULES.md §6): 100000.
     pub revoke_gas: Option<u64>,
-    /// Chains that take L1 data gas from the gas limit, besides Arbitrum and zkSync Era
-    /// (RULES.md §6): [660279].
+    /// Chains whose gas limit is spent on execution alone, besides the built-in ones
+    /// (RULES.md §6): [534352].
     #[serde(default)]
-    pub l1_gas_chains: Vec<u64>,
+    pub execution_gas_chains: Vec<u64>,
 }
 
 fn err(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
@@ -515,7 +515,7 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         jit_tolerance_bps: jit_tolerance_bps.unwrap_or(0),
         jit_only: f.approvals.jit_only,
         revoke_gas: f.approvals.revoke_gas,
-        l1_gas_chains: f.approvals.l1_gas_chains.clone(),
+        execution_gas_chains: f.approvals.execution_gas_chains.clone(),
     };
 
     let addrs = |v: &[String], rule: &str| -> Result<Vec<Address>, Denial> {

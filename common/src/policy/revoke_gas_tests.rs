@@ -348,15 +348,21 @@ fn on_a_chain_taking_l1_gas_from_the_limit_no_revocation_settles() {
     assert_eq!(r.transactions[0].nonce, 2);
 }
 
-/// `approvals.l1_gas_chains` names further such chains (Orbit, ZK Stack): the same rule.
+/// Deny by default: on a chain not known to spend its gas limit on execution alone a
+/// revocation is uncertain whatever its gas, unless the policy lists the chain in
+/// `approvals.execution_gas_chains`.
 #[test]
-fn l1_gas_chains_names_further_chains() {
-    let revoke = tx_at(1, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 200_000, vec![]);
+fn only_chains_known_to_spend_gas_on_execution_make_a_revocation_certain() {
+    let revoke =
+        |chain| tx_on(chain, 1, approveCall { spender: ROUTER, amount: U256::ZERO }.abi_encode(), 200_000, vec![]);
     let c = Counters::default();
-    let ch = prepare(&revoke).unwrap().evaluate(&policy(), &c, &ctx()).unwrap();
-    assert!(!ch.may_revert, "control: 200 000 gas on chain 1 is above the floor");
-    let ch = prepare(&revoke).unwrap().evaluate(&policy_on("[1]", "l1_gas_chains = [1]"), &c, &ctx()).unwrap();
-    assert!(ch.may_revert, "chain 1 declared as taking L1 gas from the limit");
+    let ch = prepare(&revoke(1)).unwrap().evaluate(&policy(), &c, &ctx()).unwrap();
+    assert!(!ch.may_revert, "control: 200 000 gas on Ethereum is above the floor");
+    let ch = prepare(&revoke(777)).unwrap().evaluate(&policy_on("[1, 777]", ""), &c, &ctx()).unwrap();
+    assert!(ch.may_revert, "chain 777 is not known to spend its gas limit on execution alone");
+    let listed = policy_on("[1, 777]", "execution_gas_chains = [777]");
+    let ch = prepare(&revoke(777)).unwrap().evaluate(&listed, &c, &ctx()).unwrap();
+    assert!(!ch.may_revert, "listed by the policy");
 }
 
 /// Contradictory or malformed gas rules are refused with the rule that fails.
@@ -372,11 +378,102 @@ fn contradictory_gas_rules_are_refused_at_compile_time() {
     assert!(compile("[1]", "revoke_gas = 120000", "max_gas_limit = 120000").is_none());
     // Without an explicit floor a small gas cap is a transfer-only policy: allowed.
     assert!(compile("[1]", "", "max_gas_limit = 21000").is_none());
-    let d = compile("[1]", "l1_gas_chains = [5, 5]", "").expect("refused");
-    assert_eq!(d.rule.as_deref(), Some("approvals.l1_gas_chains[1]"), "{d:?}");
-    let d = compile("[1]", "l1_gas_chains = [0]", "").expect("refused");
-    assert_eq!(d.rule.as_deref(), Some("approvals.l1_gas_chains[0]"), "{d:?}");
+    let d = compile("[1]", "execution_gas_chains = [5, 5]", "").expect("refused");
+    assert_eq!(d.rule.as_deref(), Some("approvals.execution_gas_chains[1]"), "{d:?}");
+    let d = compile("[1]", "execution_gas_chains = [0]", "").expect("refused");
+    assert_eq!(d.rule.as_deref(), Some("approvals.execution_gas_chains[0]"), "{d:?}");
+    let d = compile("[1]", "execution_gas_chains = [777, 42161]", "").expect("Arbitrum cannot be listed");
+    assert_eq!(d.rule.as_deref(), Some("approvals.execution_gas_chains[1]"), "{d:?}");
     let many: Vec<String> = (1..=65).map(|c| c.to_string()).collect();
-    let d = compile("[1]", &format!("l1_gas_chains = [{}]", many.join(", ")), "").expect("refused");
-    assert_eq!(d.rule.as_deref(), Some("approvals.l1_gas_chains"), "{d:?}");
+    let d = compile("[1]", &format!("execution_gas_chains = [{}]", many.join(", ")), "").expect("refused");
+    assert_eq!(d.rule.as_deref(), Some("approvals.execution_gas_chains"), "{d:?}");
+}
+
+/// A chain's gas is a fact about the chain: a policy update that stops listing it in
+/// `approvals.execution_gas_chains` reaches the revocations already signed there (review of
+/// b6a51bd: the revocation at nonce 1 still reset the allowance and the next increase
+/// took it to 100 on chain, cap 50).
+#[test]
+fn a_chain_no_longer_listed_makes_earlier_revocations_uncertain() {
+    let mut s = Session::with(policy_on("[1, 777]", "execution_gas_chains = [777]"));
+    let approve =
+        |nonce, amount| tx_on(777, nonce, approveCall { spender: ROUTER, amount }.abi_encode(), 200_000, vec![]);
+    s.ask(t0() + 10, approve(0, usdc(50))).expect("approve");
+    s.ask(t0() + 11, approve(1, U256::ZERO)).expect("revoke");
+    s.m.update_policy(t0() + 12, policy_on("[1, 777]", "")).result.expect("update");
+    let add = tx_on(777, 2, increaseAllowanceCall { spender: ROUTER, added: usdc(50) }.abi_encode(), 200_000, vec![]);
+    let d = s.ask(t0() + 13, add).expect_err("nonce 1 may have run out of gas: 100 on chain, cap 50");
+    assert!(
+        matches!(d.code, crate::error::ErrorCode::UnlimitedApproval | crate::error::ErrorCode::ExposureCeiling),
+        "{d:?}"
+    );
+    let v = crate::allowance::view::view(&s.m.counters().allowances, t0() + 14);
+    assert_eq!(v[0].state, crate::allowance::AllowanceState::Active, "{v:?}");
+}
+
+fn free_terms(chain_id: u64, nonce: u64) -> crate::protocol::SweepTerms {
+    crate::protocol::SweepTerms { chain_id, nonce, max_fee_per_gas: 0, max_priority_fee_per_gas: 0, gas_limit: 200_000 }
+}
+
+/// Review of b6a51bd: on Arbitrum a swept key stays outstanding, and unauthenticated sweeps
+/// at the sweep's nonce (free, at fee 0) re-signed it 510 times until the registry was full
+/// and the owner's own sweep of another chain was refused. At most MAX_RESIGNS now.
+#[test]
+fn unauthenticated_resweeps_where_none_settles_are_bounded() {
+    const ARBITRUM: u64 = 42_161;
+    let mut s = Session::with(policy_on("[1, 42161]", ""));
+    let a = |chain, nonce| {
+        tx_on(chain, nonce, approveCall { spender: ROUTER, amount: usdc(5) }.abi_encode(), 200_000, vec![])
+    };
+    s.ask(t0() + 10, a(1, 0)).expect("approve on chain 1");
+    s.ask(t0() + 11, a(ARBITRUM, 0)).expect("approve on Arbitrum");
+    let over = t0() + 25 * 3600; // the session is over: every outstanding key is swept on anyone's request
+    let mut n = 0;
+    while n <= 20 {
+        match s.m.sweep(over + n, &[free_terms(ARBITRUM, 1)], false, Some(&Key)).result {
+            Ok(r) if !r.transactions.is_empty() => n += 1,
+            _ => break,
+        }
+    }
+    assert!(n as usize <= crate::machine::MAX_RESIGNS, "signed {n} times at one nonce");
+    let r = s.m.sweep(over + 100, &[free_terms(1, 1)], true, Some(&Key)).result.expect("the owner's sweep");
+    assert_eq!(r.transactions.len(), 1);
+}
+
+/// Review of b6a51bd (any chain): a fee bump that lays two swept keys out in the other
+/// order leaves revocations of both keys at each nonce, so neither is settled and both were
+/// re-signed without bound (254 times until the registry was full).
+#[test]
+fn a_reordered_fee_bump_stays_bounded() {
+    let mut s = Session::with(policy_on("[1]", "lifetime = \"1h\""));
+    let a = |nonce, sp| tx_on(1, nonce, approveCall { spender: sp, amount: usdc(5) }.abi_encode(), 200_000, vec![]);
+    s.ask(t0() + 10, a(0, ROUTER)).expect("approve router");
+    s.ask(t0() + 2 * 3600, a(1, POOL)).expect("approve pool");
+    s.m.sweep(t0() + 2 * 3600 + 1800, &[free_terms(1, 2)], false, Some(&Key)).result.expect("sweep 1");
+    s.m.sweep(t0() + 3 * 3600 + 1800, &[free_terms(1, 3)], false, Some(&Key)).result.expect("sweep 2");
+    let base = t0() + 4 * 3600;
+    let mut n = 0u64;
+    while n <= 20 {
+        match s.m.sweep(base + n, &[free_terms(1, 2)], false, Some(&Key)).result {
+            Ok(r) if !r.transactions.is_empty() => n += 1,
+            _ => break,
+        }
+    }
+    assert!(n as usize <= crate::machine::MAX_RESIGNS, "re-signed {n} times");
+}
+
+/// The owner's signed sweep is not bound by `gas.max_gas_limit` (review of b6a51bd: the
+/// docs said every sweep is refused below the floor); an unauthenticated one is.
+#[test]
+fn only_the_owners_sweep_passes_a_gas_cap_below_the_floor() {
+    let text = policy_text("[1]", "").replace("max_gas_limit = 1000000", "max_gas_limit = 50000");
+    let mut s = Session::with(CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap()).unwrap());
+    s.ask(t0() + 10, tx_on(1, 0, approveCall { spender: ROUTER, amount: usdc(5) }.abi_encode(), 50_000, vec![]))
+        .expect("approve");
+    let terms = [crate::protocol::SweepTerms { gas_limit: 100_000, ..free_terms(1, 1) }];
+    let d = s.m.sweep(t0() + 25 * 3600, &terms, false, Some(&Key)).result.expect_err("over the gas cap");
+    assert_eq!(d.rule.as_deref(), Some("gas.max_gas_limit"), "{d:?}");
+    s.m.revoke(t0() + 25 * 3600 + 1, false);
+    let r = s.m.sweep(t0() + 25 * 3600 + 2, &terms, true, Some(&Key)).result.expect("the owner's sweep");
+    assert_eq!((r.transactions.len(), r.key_destroyed), (1, true));
 }
