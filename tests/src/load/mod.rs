@@ -82,6 +82,9 @@ pub struct Report {
     pub grant_concurrency: usize,
     /// The local enclave's resident memory (KiB) before and after the grants.
     pub enclave_rss_kib: Option<(u64, u64)>,
+    /// The granted policy's normalized size (its canonical encoding, what is hashed and
+    /// travels to the enclave), bytes: issue 12 item 5 counts memory beyond it.
+    pub policy_bytes: usize,
 }
 
 impl Report {
@@ -186,6 +189,8 @@ impl Report {
                 "enclave_rss_kib_before": self.enclave_rss_kib.map(|r| r.0),
                 "enclave_rss_kib_after": self.enclave_rss_kib.map(|r| r.1),
                 "enclave_rss_kib_per_session": self.rss_per_session_kib().map(|v| round(v, 2)),
+                "policy_normalized_bytes": self.policy_bytes,
+                "enclave_rss_kib_per_session_beyond_policy": self.rss_beyond_policy_kib().map(|v| round(v, 2)),
             },
         })
     }
@@ -193,6 +198,11 @@ impl Report {
     /// The enclave's RSS growth over the grants, per session (KiB); local stack only.
     pub fn rss_per_session_kib(&self) -> Option<f64> {
         self.enclave_rss_kib.map(|(a, b)| (b as f64 - a as f64) / self.sessions.max(1) as f64)
+    }
+
+    /// [`Report::rss_per_session_kib`] less the policy's normalized size.
+    pub fn rss_beyond_policy_kib(&self) -> Option<f64> {
+        self.rss_per_session_kib().map(|v| v - self.policy_bytes as f64 / 1024.0)
     }
 
     pub fn human(&self) -> String {
@@ -219,12 +229,13 @@ impl Report {
             self.request_bound,
             self.time_bound.as_secs_f64()
         ));
-        let rss = match (self.enclave_rss_kib, self.rss_per_session_kib()) {
-            (Some((a, b)), Some(per)) => {
+        let rss = match (self.enclave_rss_kib, self.rss_per_session_kib(), self.rss_beyond_policy_kib()) {
+            (Some((a, b)), Some(per), Some(beyond)) => {
                 format!(
-                    "; enclave RSS {:.1} → {:.1} MiB ({per:+.2} KiB per session)",
+                    "; enclave RSS {:.1} → {:.1} MiB ({per:+.2} KiB per session: the policy's normalized {} B + {beyond:.2} KiB beyond it)",
                     a as f64 / 1024.0,
-                    b as f64 / 1024.0
+                    b as f64 / 1024.0,
+                    self.policy_bytes
                 )
             }
             _ => String::new(),
@@ -544,6 +555,7 @@ pub async fn execute(a: &Args, note: &(dyn Fn(&str) + Sync)) -> Result<Report, F
         grant_time,
         grant_concurrency,
         enclave_rss_kib,
+        policy_bytes: policy.canonical_bytes().len(),
     })
 }
 
