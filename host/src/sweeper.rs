@@ -112,7 +112,7 @@ impl SweepMetrics {
         }
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "# HELP bridle_sweep_outstanding_past_expiry Approvals past their lifetime that no signed revocation settles or sweep revokes.\n\
+            "# HELP bridle_sweep_outstanding_past_expiry Approvals past their lifetime not settled by a signed revocation.\n\
              # TYPE bridle_sweep_outstanding_past_expiry gauge\nbridle_sweep_outstanding_past_expiry {}\n\
              # HELP bridle_sweep_waiting_at_fee_cap Sessions and chains whose stuck revocations wait because a bump would exceed the policy's fee caps.\n\
              # TYPE bridle_sweep_waiting_at_fee_cap gauge\nbridle_sweep_waiting_at_fee_cap {}\n\
@@ -204,12 +204,9 @@ async fn round(
             }
         };
         let Some(ss) = st.session else { continue };
-        // A key a signed sweep revokes but cannot settle (RULES.md §6: chains that take L1
-        // data gas from the gas limit) is not counted: the enclave re-signs it only at that
-        // sweep's nonce (a fee bump, followed in the book until mined).
-        let unswept = |a: &&bridle_common::allowance::Allowance| a.swept_at_nonce.is_none();
-        past_expiry +=
-            ss.allowances.iter().filter(unswept).filter(|a| a.state == AllowanceState::Expired).count() as u64;
+        // Counted even when a signed sweep revokes it: the enclave cannot tell whether that
+        // sweep was mined (where sweeps never settle, RULES.md §6, it stays counted).
+        past_expiry += ss.allowances.iter().filter(|a| a.state == AllowanceState::Expired).count() as u64;
         let ended = ss.state != SessionState::Active;
         let mut chains: Vec<u64> = ss
             .allowances

@@ -210,8 +210,8 @@ pub const L1_GAS_CHAINS: &[u64] = &[42_161, 42_170, 421_614, 324, 300];
 /// Chains whose gas limit is spent on execution alone (an L1 data fee, where there is one,
 /// is charged apart from it): Ethereum and its testnets (Goerli, Sepolia, Holesky, Hoodi),
 /// OP Mainnet, Base and their Sepolia testnets, Polygon PoS and Amoy, BNB Smart Chain and
-/// its testnet, Avalanche C-Chain and Fuji, Gnosis, and local development chains (anvil,
-/// Hardhat: 31337, 1337). Only there — and on chains a policy lists in
+/// its testnet, Avalanche C-Chain and Fuji, Gnosis, and local development chains (anvil and
+/// Hardhat 31337; Ganache and geth `--dev` 1337). Only there — and on chains a policy lists in
 /// `approvals.execution_gas_chains` — does a gas limit make a revocation certain.
 pub const EXECUTION_GAS_CHAINS: &[u64] = &[
     1, 5, 11_155_111, 17_000, 560_048, 10, 11_155_420, 8_453, 84_532, 137, 80_002, 56, 97, 43_114, 43_113, 100, 31_337,

@@ -97,20 +97,34 @@ impl Machine {
         let everything = authed || self.state(t) != SessionState::Active;
         let reg = &self.counters.allowances;
         let mut chosen: Vec<Key> = Vec::new();
+        // Keys whose sweep's re-signs are used up: only a fresh nonce for them.
+        let mut fresh_only: Vec<Key> = Vec::new();
         let mut account_keys: Vec<Key> = Vec::new();
         let mut skipped = Vec::new();
         for a in view(reg, t) {
             // Without the owner's signature a key a sweep already revokes is only re-signed
-            // at that sweep's nonce (a fee bump) while nothing else was signed there: where
-            // sweeps never settle (RULES.md §6) it would otherwise be swept again at every
-            // fresh nonce, each paying gas.
-            let wanted = if authed {
-                !a.amount.is_zero()
-            } else if a.swept_at_nonce.is_some_and(|n| reg.only_sweeps_at(a.chain_id, n)) {
-                resigns(reg, &a, terms, t)
-            } else {
-                a.outstanding() && (everything || a.state == crate::allowance::AllowanceState::Expired)
+            // at that sweep's nonce (a fee bump) while nothing else was signed there and its
+            // re-signs last: where sweeps never settle (RULES.md §6) it would otherwise be
+            // swept again at every fresh nonce, each paying gas. Once they are used up (by
+            // anyone, at any fee) a fresh nonce is allowed again, while the registry is at
+            // most half full, so that nobody can freeze the host's sweeping for good.
+            let due = a.outstanding() && (everything || a.state == crate::allowance::AllowanceState::Expired);
+            let covered = a.swept_at_nonce.filter(|&n| reg.only_sweeps_at(a.chain_id, n));
+            let wanted = match covered {
+                _ if authed => !a.amount.is_zero(),
+                Some(n) if sweeps_at(reg, a.chain_id, n) < MAX_RESIGNS => resigns(reg, &a, terms, t),
+                Some(_) => due && reg.has_room(crate::allowance::MAX_WRITES / 2, t),
+                None => due,
             };
+            if wanted && !authed && covered.is_some_and(|n| sweeps_at(reg, a.chain_id, n) >= MAX_RESIGNS) {
+                fresh_only.push(Key {
+                    chain_id: a.chain_id,
+                    holder: a.holder,
+                    token: a.token,
+                    spender: a.spender,
+                    kind: a.kind,
+                });
+            }
             if !wanted {
                 continue;
             }
@@ -145,7 +159,33 @@ impl Machine {
         let mut plan: Vec<(SweepTerms, u64, Key)> = Vec::new();
         for x in terms {
             let mut nonce = x.nonce;
+            // Above the next nonce no history reaches the revocation: a sweep there would only
+            // stand in the way of the ones that can be mined (review of 5d39b59).
+            if !authed && nonce > reg.next_nonce(x.chain_id) && chosen.iter().any(|k| k.chain_id == x.chain_id) {
+                return Err(Denial::rule(
+                    ErrorCode::ArgumentRejected,
+                    "sweep.nonce",
+                    format!(
+                        "nonce {nonce} on chain {} is above the next one, {}: an unauthenticated sweep starts there (or re-signs a sweep's own nonce)",
+                        x.chain_id,
+                        reg.next_nonce(x.chain_id)
+                    ),
+                ));
+            }
             for k in chosen.iter().filter(|k| k.chain_id == x.chain_id) {
+                if !authed && nonce < reg.next_nonce(x.chain_id) && fresh_only.contains(k) {
+                    return Err(Denial::rule(
+                        ErrorCode::ArgumentRejected,
+                        "sweep.nonce",
+                        format!(
+                            "the revocation of {} for {} on chain {} was re-signed {MAX_RESIGNS} times at its nonce: sweep it at the next nonce, {}",
+                            k.token,
+                            k.spender,
+                            x.chain_id,
+                            reg.next_nonce(x.chain_id)
+                        ),
+                    ));
+                }
                 if !authed && nonce < reg.next_nonce(x.chain_id) && !reg.only_sweeps_at(x.chain_id, nonce) {
                     return Err(Denial::rule(
                         ErrorCode::ArgumentRejected,
@@ -289,13 +329,13 @@ fn resigns(reg: &crate::allowance::Registry, a: &crate::allowance::Allowance, te
                 && n >= x.nonce
                 && x.nonce < reg.next_nonce(x.chain_id)
                 && reg.only_sweeps_at(x.chain_id, x.nonce)
-                && reg
-                    .items()
-                    .iter()
-                    .filter(|i| i.place == Place::Own { chain_id: x.chain_id, nonce: n } && i.sweep)
-                    .count()
-                    < MAX_RESIGNS
+                && sweeps_at(reg, x.chain_id, n) < MAX_RESIGNS
         })
+}
+
+/// How many sweeps were signed at `nonce` on `chain_id`.
+fn sweeps_at(reg: &crate::allowance::Registry, chain_id: u64, nonce: u64) -> usize {
+    reg.items().iter().filter(|i| i.place == Place::Own { chain_id, nonce } && i.sweep).count()
 }
 
 /// Most sweeps (the first and its fee bumps) an unauthenticated caller may have signed at one

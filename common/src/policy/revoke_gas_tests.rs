@@ -438,6 +438,16 @@ fn unauthenticated_resweeps_where_none_settles_are_bounded() {
     assert!(n as usize <= crate::machine::MAX_RESIGNS, "signed {n} times at one nonce");
     let r = s.m.sweep(over + 100, &[free_terms(1, 1)], true, Some(&Key)).result.expect("the owner's sweep");
     assert_eq!(r.transactions.len(), 1);
+    // Review of 5d39b59: those re-signs (at fee 0, never broadcast) must not freeze the
+    // host's sweeping. Once they are used up the next nonce is open again; a nonce above it
+    // (which no history reaches) never is.
+    let d = s.m.sweep(over + 101, &[free_terms(ARBITRUM, 1_000_000)], false, Some(&Key)).result.expect_err("far");
+    assert_eq!(d.rule.as_deref(), Some("sweep.nonce"), "{d:?}");
+    let r = s.m.sweep(over + 102, &[free_terms(ARBITRUM, 2)], false, Some(&Key)).result.expect("at the next nonce");
+    assert_eq!(r.transactions.iter().map(|t| t.nonce).collect::<Vec<_>>(), vec![2]);
+    // And then it is covered at nonce 2: nothing more at a fresh nonce.
+    let r = s.m.sweep(over + 103, &[free_terms(ARBITRUM, 3)], false, Some(&Key)).result.expect("nothing to do");
+    assert!(r.transactions.is_empty());
 }
 
 /// Review of b6a51bd (any chain): a fee bump that lays two swept keys out in the other
