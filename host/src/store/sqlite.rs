@@ -122,12 +122,19 @@ impl Cells for rusqlite::Row<'_> {
     }
 }
 
+/// Page cache per connection, as SQLite's `cache_size` takes it (negative: KiB).
+const SQLITE_CACHE_KIB: i64 = -65_536;
+
 fn connect(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     // In-memory databases answer "memory"; that is fine.
     let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // 64 MiB of page cache per connection (SQLite's default is 2 MiB): with 100 000
+    // sessions the session-keyed indexes outgrow the default, and every insert then spills
+    // and re-reads pages (BENCHMARKS.md, "Scale": a fifth of the host's CPU).
+    conn.pragma_update(None, "cache_size", SQLITE_CACHE_KIB)?;
     migrate(&conn).with_context(|| format!("database {}", path.display()))?;
     Ok(conn)
 }
