@@ -97,33 +97,28 @@ impl Machine {
         let everything = authed || self.state(t) != SessionState::Active;
         let reg = &self.counters.allowances;
         let mut chosen: Vec<Key> = Vec::new();
-        // Keys whose sweep's re-signs are used up: only a fresh nonce for them.
-        let mut fresh_only: Vec<Key> = Vec::new();
+        // Writes an unauthenticated sweep adds for keys a sweep already revokes: at most up to
+        // half the registry, so the owner's sweep and the agent's revocations keep room.
+        let mut bounded = 0usize;
         let mut account_keys: Vec<Key> = Vec::new();
         let mut skipped = Vec::new();
         for a in view(reg, t) {
-            // Without the owner's signature a key a sweep already revokes is only re-signed
-            // at that sweep's nonce (a fee bump) while nothing else was signed there and its
-            // re-signs last: where sweeps never settle (RULES.md §6) it would otherwise be
-            // swept again at every fresh nonce, each paying gas. Once they are used up (by
-            // anyone, at any fee) a fresh nonce is allowed again, while the registry is at
-            // most half full, so that nobody can freeze the host's sweeping for good.
+            // Without the owner's signature a key a sweep already revokes is only re-signed at
+            // a nonce that only sweeps used, at or below that sweep's (a fee bump): where
+            // sweeps never settle (RULES.md §6) it would otherwise be swept again at every
+            // fresh nonce, each paying gas. Re-signs are bounded by half the registry alone,
+            // counted within the request — a count per nonce let re-signs nobody broadcast
+            // freeze the host's own fee bumps (reviews of 5d39b59 and e7bd0a9).
             let due = a.outstanding() && (everything || a.state == crate::allowance::AllowanceState::Expired);
             let covered = a.swept_at_nonce.filter(|&n| reg.only_sweeps_at(a.chain_id, n));
+            let room = || reg.has_room(crate::allowance::MAX_WRITES / 2 + bounded + 1, t);
             let wanted = match covered {
                 _ if authed => !a.amount.is_zero(),
-                Some(n) if sweeps_at(reg, a.chain_id, n) < MAX_RESIGNS => resigns(reg, &a, terms, t),
-                Some(_) => due && reg.has_room(crate::allowance::MAX_WRITES / 2, t),
                 None => due,
+                Some(_) => resigns(reg, &a, terms) && room(),
             };
-            if wanted && !authed && covered.is_some_and(|n| sweeps_at(reg, a.chain_id, n) >= MAX_RESIGNS) {
-                fresh_only.push(Key {
-                    chain_id: a.chain_id,
-                    holder: a.holder,
-                    token: a.token,
-                    spender: a.spender,
-                    kind: a.kind,
-                });
+            if wanted && !authed && covered.is_some() {
+                bounded += 1;
             }
             if !wanted {
                 continue;
@@ -173,19 +168,6 @@ impl Machine {
                 ));
             }
             for k in chosen.iter().filter(|k| k.chain_id == x.chain_id) {
-                if !authed && nonce < reg.next_nonce(x.chain_id) && fresh_only.contains(k) {
-                    return Err(Denial::rule(
-                        ErrorCode::ArgumentRejected,
-                        "sweep.nonce",
-                        format!(
-                            "the revocation of {} for {} on chain {} was re-signed {MAX_RESIGNS} times at its nonce: sweep it at the next nonce, {}",
-                            k.token,
-                            k.spender,
-                            x.chain_id,
-                            reg.next_nonce(x.chain_id)
-                        ),
-                    ));
-                }
                 if !authed && nonce < reg.next_nonce(x.chain_id) && !reg.only_sweeps_at(x.chain_id, nonce) {
                     return Err(Denial::rule(
                         ErrorCode::ArgumentRejected,
@@ -316,31 +298,20 @@ impl Machine {
 /// bumps a host can ask for are bounded by the session's gas limits (and cost the owner
 /// nothing unless mined: one transaction per nonce is).
 ///
-/// Bounded (review, issue 14): at most [`MAX_RESIGNS`] sweeps at one nonce, and only while
-/// the registry is at most half full — so re-signing can never fill a session's registry
-/// and block its approvals and revocations.
-fn resigns(reg: &crate::allowance::Registry, a: &crate::allowance::Allowance, terms: &[SweepTerms], now: u64) -> bool {
+/// Bounded: every write for a key a sweep already revokes counts against half the registry
+/// (see `sweep_at`) — so re-signing can never fill a session's registry and block its
+/// approvals and revocations, and the owner's sweep keeps room.
+fn resigns(reg: &crate::allowance::Registry, a: &crate::allowance::Allowance, terms: &[SweepTerms]) -> bool {
     let Some(n) = a.swept_at_nonce else { return false };
     !a.amount.is_zero()
         && a.kind.sweepable()
-        && reg.has_room(crate::allowance::MAX_WRITES / 2, now)
         && terms.iter().any(|x| {
             x.chain_id == a.chain_id
                 && n >= x.nonce
                 && x.nonce < reg.next_nonce(x.chain_id)
                 && reg.only_sweeps_at(x.chain_id, x.nonce)
-                && sweeps_at(reg, x.chain_id, n) < MAX_RESIGNS
         })
 }
-
-/// How many sweeps were signed at `nonce` on `chain_id`.
-fn sweeps_at(reg: &crate::allowance::Registry, chain_id: u64, nonce: u64) -> usize {
-    reg.items().iter().filter(|i| i.place == Place::Own { chain_id, nonce } && i.sweep).count()
-}
-
-/// Most sweeps (the first and its fee bumps) an unauthenticated caller may have signed at one
-/// nonce.
-pub const MAX_RESIGNS: usize = 4;
 
 /// The shape of sweep terms: few chains, each once, sane fees and gas.
 pub fn check_terms(terms: &[SweepTerms]) -> Result<(), Denial> {
