@@ -96,7 +96,8 @@ impl Machine {
         }
         let everything = authed || self.state(t) != SessionState::Active;
         let reg = &self.counters.allowances;
-        let mut chosen: Vec<Key> = Vec::new();
+        // With the nonce of the sweep that covers it, if one does.
+        let mut chosen: Vec<(Option<u64>, Key)> = Vec::new();
         // Writes an unauthenticated sweep adds for keys a sweep already revokes: at most up to
         // half the registry, so the owner's sweep and the agent's revocations keep room.
         let mut bounded = 0usize;
@@ -147,10 +148,18 @@ impl Machine {
             } else if !terms.iter().any(|x| x.chain_id == k.chain_id) {
                 skipped.push(skip(format!("no nonce and fees were given for chain {}", k.chain_id)));
             } else {
-                chosen.push(k);
+                chosen.push((covered, k));
             }
         }
-        // Nonces: an unauthenticated sweep never replaces what the agent signed.
+        // Nonces: an unauthenticated sweep never replaces what the agent signed. Keys a sweep
+        // already covers come first, in the order of their sweeps' nonces, so a fee bump lays
+        // each where its sweep was; past the first, a nonce holding the agent's transaction
+        // is skipped, not refused (a refused re-sign left a sweep nobody broadcast in place
+        // for good: review of the host's sweeper lanes).
+        if !authed {
+            chosen.sort_by_key(|(covered, _)| covered.unwrap_or(u64::MAX));
+        }
+        let chosen: Vec<Key> = chosen.into_iter().map(|(_, k)| k).collect();
         let mut plan: Vec<(SweepTerms, u64, Key)> = Vec::new();
         for x in terms {
             let mut nonce = x.nonce;
@@ -167,8 +176,15 @@ impl Machine {
                     ),
                 ));
             }
+            let next = reg.next_nonce(x.chain_id);
+            let open = if authed { Vec::new() } else { sweep_only_nonces(reg, x.chain_id) };
+            let agents = |n: u64| n < next && open.binary_search(&n).is_err();
             for k in chosen.iter().filter(|k| k.chain_id == x.chain_id) {
-                if !authed && nonce < reg.next_nonce(x.chain_id) && !reg.only_sweeps_at(x.chain_id, nonce) {
+                if !authed && nonce != x.nonce && agents(nonce) {
+                    // The first nonce after it that only sweeps used, or the next one.
+                    nonce = open.iter().copied().find(|&m| m > nonce).unwrap_or(next).min(next);
+                }
+                if !authed && agents(nonce) {
                     return Err(Denial::rule(
                         ErrorCode::ArgumentRejected,
                         "sweep.nonce",
@@ -289,6 +305,25 @@ impl Machine {
             receipt: None,
         })
     }
+}
+
+/// The nonces below the next one on `chain_id` that only sweeps used, sorted: where an
+/// unauthenticated sweep may re-sign (every other nonce below the next holds, or may hold,
+/// a transaction the agent signed). Registry-bounded.
+fn sweep_only_nonces(reg: &crate::allowance::Registry, chain_id: u64) -> Vec<u64> {
+    let next = reg.next_nonce(chain_id);
+    let mut out: Vec<u64> = reg
+        .items()
+        .iter()
+        .filter_map(|i| match i.place {
+            Place::Own { chain_id: c, nonce } if c == chain_id && nonce < next => Some(nonce),
+            _ => None,
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out.retain(|&n| reg.only_sweeps_at(chain_id, n));
+    out
 }
 
 /// Whether an unauthenticated sweep re-signs `a`'s revocation (a fee bump): it is swept at
