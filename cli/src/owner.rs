@@ -149,7 +149,7 @@ pub fn owned_session(conn: &Conn, session: Address, owner: Address) -> Result<(E
     if ss.owner != owner {
         bail!("session {session} belongs to owner {}, not to your key ({owner})", ss.owner);
     }
-    Ok((e, ss))
+    Ok((e, *ss))
 }
 
 /// An owner action on `session`, for the trusted enclave.

@@ -364,7 +364,7 @@ fn policy_now(url: &str, session: Address, identity: Address, b: &SessionBinding
             ss.owner, ss.agent, b.owner, b.agent
         ));
     }
-    Ok(Now { status: ss, signed_at: r.time, nonce })
+    Ok(Now { status: *ss, signed_at: r.time, nonce })
 }
 
 fn hex_or_null(v: &Option<Vec<u8>>) -> serde_json::Value {

@@ -381,7 +381,7 @@ pub struct Status {
     pub sessions_total: u64,
     pub signatures: u64,
     pub denials: u64,
-    pub session: Option<SessionStatus>,
+    pub session: Option<Box<SessionStatus>>,
     /// The asked session's groups — every session of its owner, every session of its agent
     /// key — with what each may have outstanding and the ceilings binding the session
     /// (RULES.md §6a). Empty when no session was asked about.
@@ -436,6 +436,20 @@ pub struct SessionStatus {
     /// Where the session's periods are counted from.
     #[serde(default)]
     pub anchor: u64,
+    /// Per chain the session signed transactions on: the nonce after the highest it signed
+    /// there. An unauthenticated sweep starts there at the latest (RULES.md §6); the host's
+    /// sweeper asks at the larger of it and the node's pending nonce.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_nonces: Vec<ChainNonce>,
+}
+
+/// The next nonce of a session's own address on one chain, as far as the enclave signed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainNonce {
+    pub chain_id: u64,
+    pub nonce: u64,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -539,11 +539,16 @@ fn quantity(v: &serde_json::Value) -> U256 {
 
 impl Anvil {
     pub fn start() -> Anvil {
+        Self::start_chain(31337)
+    }
+
+    /// A node whose chain id is `chain_id`.
+    pub fn start_chain(chain_id: u64) -> Anvil {
         let mut cmd = Command::new(anvil_bin());
-        cmd.args(["--host", "127.0.0.1", "--port", "0", "--chain-id", "31337"]);
+        cmd.args(["--host", "127.0.0.1", "--port", "0", "--chain-id", &chain_id.to_string()]);
         let proc = Proc::spawn_until(cmd, "Listening on");
         let addr = proc.line.split_whitespace().last().expect("anvil address").to_string();
-        Anvil { proc, url: format!("http://{addr}"), chain_id: 31337, http: reqwest::Client::new() }
+        Anvil { proc, url: format!("http://{addr}"), chain_id, http: reqwest::Client::new() }
     }
 
     pub async fn try_rpc(

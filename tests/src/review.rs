@@ -51,7 +51,7 @@ impl World {
     /// The session's facts, straight from the enclave's socket.
     pub fn truth(&self, g: &Granted) -> SessionStatus {
         match self.stack.enclave.call(Call::Status(StatusQuery { session: Some(g.session), nonce: None })) {
-            Ok(Reply::Status(s)) => s.session.expect("the session is in the enclave"),
+            Ok(Reply::Status(s)) => *s.session.expect("the session is in the enclave"),
             other => panic!("{other:?}"),
         }
     }

@@ -835,7 +835,7 @@ fn a_signed_status_is_checked_in_the_browser_and_the_json_must_say_what_was_sign
         sessions_total: 1,
         signatures: 2,
         denials: 0,
-        session: Some(session_status(session)),
+        session: Some(Box::new(session_status(session))),
         aggregate: vec![],
         receipt: None,
     };

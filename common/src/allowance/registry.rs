@@ -175,6 +175,17 @@ impl Registry {
         self.own.get(&chain_id).and_then(|p| p.max_nonce).map_or(0, |m| m.saturating_add(1))
     }
 
+    /// Every chain the session signed a transaction on, with the nonce after the highest
+    /// there ([`Registry::next_nonce`]), by chain id.
+    pub fn next_nonces(&self) -> Vec<crate::protocol::ChainNonce> {
+        self.own
+            .iter()
+            .filter_map(|(&chain_id, p)| {
+                p.max_nonce.map(|m| crate::protocol::ChainNonce { chain_id, nonce: m.saturating_add(1) })
+            })
+            .collect()
+    }
+
     /// Whether every transaction the session signed at `nonce` on `chain_id` is a sweep
     /// (and there is at least one): re-signing it replaces only a sweep.
     pub fn only_sweeps_at(&self, chain_id: u64, nonce: u64) -> bool {

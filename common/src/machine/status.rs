@@ -101,6 +101,7 @@ impl Machine {
             pending,
             time: t,
             anchor,
+            next_nonces: self.counters.allowances.next_nonces(),
         }
     }
 }

@@ -262,7 +262,7 @@ impl Enclave {
                 .as_ref()
                 .map(|s| self.groups(s).into_iter().map(Into::into).collect())
                 .unwrap_or_default(),
-            session: session.map(|s| s.lock().machine.status(self.clock.now())),
+            session: session.map(|s| Box::new(s.lock().machine.status(self.clock.now()))),
             receipt: None,
         };
         match nonce {

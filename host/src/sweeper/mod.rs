@@ -6,7 +6,15 @@
 //! follows them to their receipts and, when one is not mined within `sweep_bump_after`,
 //! asks again at the same nonce with fees raised by 12.5 % (a replacement), within the
 //! fee caps and with the gas per revocation of the session's policy as this host stored
-//! it (`approvals.revoke_gas`; at the caps a stuck revocation waits). The enclave
+//! it (`approvals.revoke_gas`; at the caps a stuck revocation waits). A new sweep starts at
+//! the larger of the node's pending nonce and the enclave's next one. A sweep the enclave
+//! signed that the chain has not reached and this host has not broadcast (asked for by
+//! someone else and never broadcast, or by this host before a restart) is re-signed at its
+//! own nonce and broadcast: the enclave shows its approvals as `swept` once signed, so a
+//! sweep nobody broadcasts would otherwise leave them live. A lane where the enclave signs
+//! nothing more or refuses (a sweep's nonce was used where sweeps never settle, re-signs or
+//! the gas budget are used up) is left alone until the enclave's view of it changes
+//! (checked again every 10 minutes, a minute after a refusal). The enclave
 //! checks every sweep's fees against the policy's gas caps and charges its gas cost, so the
 //! host can never spend beyond what the owner allowed; a refused sweep is counted and
 //! logged. The host is untrusted here as everywhere: a host that does not sweep leaves the
@@ -14,10 +22,17 @@
 //! cannot make the enclave sign anything but revocations.
 //!
 //! Metrics: `bridle_sweep_outstanding_past_expiry` (approvals past their lifetime, not yet
-//! settled by a signed revocation), `bridle_sweep_broadcast_total`,
+//! settled by a signed revocation), `bridle_sweep_waiting_at_fee_cap`,
+//! `bridle_sweep_left_to_owner` (sessions and chains whose due approvals the enclave does
+//! not revoke for the host now: it signs nothing more or refuses), `bridle_sweep_waiting_behind_gap`
+//! (a revocation waits behind nonces the node has no transaction for: the agent's, never
+//! broadcast; no bump helps), `bridle_sweep_requests_total`
+//! (sweeps asked of the enclave), `bridle_sweep_broadcast_total`,
 //! `bridle_sweep_confirmed_total`, `bridle_sweep_fee_bumps_total`,
 //! `bridle_sweep_refused_total` (the enclave refused: fees over the caps, say),
 //! `bridle_sweep_errors_total` (node or enclave unreachable).
+
+mod lane;
 
 use crate::store::{StoredState, StoredSweepTx};
 use crate::AppState;
@@ -25,6 +40,7 @@ use alloy_primitives::{Address, B256};
 use anyhow::{anyhow, Context, Result};
 use bridle_common::allowance::AllowanceState;
 use bridle_common::protocol::*;
+use lane::{Fingerprint, Idle, Step};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,6 +112,9 @@ pub struct SweepSettings {
 pub struct SweepMetrics {
     past_expiry: AtomicU64,
     at_fee_cap: AtomicU64,
+    left_to_owner: AtomicU64,
+    behind_gap: AtomicU64,
+    requests: AtomicU64,
     broadcast: AtomicU64,
     confirmed: AtomicU64,
     bumps: AtomicU64,
@@ -116,6 +135,12 @@ impl SweepMetrics {
              # TYPE bridle_sweep_outstanding_past_expiry gauge\nbridle_sweep_outstanding_past_expiry {}\n\
              # HELP bridle_sweep_waiting_at_fee_cap Sessions and chains whose stuck revocations wait because a bump would exceed the policy's fee caps.\n\
              # TYPE bridle_sweep_waiting_at_fee_cap gauge\nbridle_sweep_waiting_at_fee_cap {}\n\
+             # HELP bridle_sweep_left_to_owner Sessions and chains whose due approvals the enclave does not revoke for the host now (it signs nothing or refuses); the owner's sweep does.\n\
+             # TYPE bridle_sweep_left_to_owner gauge\nbridle_sweep_left_to_owner {}\n\
+             # HELP bridle_sweep_waiting_behind_gap Sessions and chains whose revocation waits behind nonces the node has no transaction for.\n\
+             # TYPE bridle_sweep_waiting_behind_gap gauge\nbridle_sweep_waiting_behind_gap {}\n\
+             # HELP bridle_sweep_requests_total Sweeps the sweeper asked the enclave for.\n\
+             # TYPE bridle_sweep_requests_total counter\nbridle_sweep_requests_total {}\n\
              # HELP bridle_sweep_broadcast_total Revocations the sweeper broadcast (fee bumps included).\n\
              # TYPE bridle_sweep_broadcast_total counter\nbridle_sweep_broadcast_total {}\n\
              # HELP bridle_sweep_confirmed_total Revocations seen mined.\n\
@@ -128,6 +153,9 @@ impl SweepMetrics {
              # TYPE bridle_sweep_errors_total counter\nbridle_sweep_errors_total {}\n",
             g(&self.past_expiry),
             g(&self.at_fee_cap),
+            g(&self.left_to_owner),
+            g(&self.behind_gap),
+            g(&self.requests),
             g(&self.broadcast),
             g(&self.confirmed),
             g(&self.bumps),
@@ -150,6 +178,9 @@ struct Inflight {
 /// (session, chain id) → nonce → what was broadcast there.
 type Book = HashMap<(Address, u64), BTreeMap<u64, Inflight>>;
 
+/// Lanes (session, chain id) left alone until the enclave's view of them changes.
+type IdleLanes = HashMap<(Address, u64), Idle>;
+
 /// Start the sweeper (when `sweep_rpc` is set).
 pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     let settings = state.config.sweep.clone()?;
@@ -158,6 +189,7 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         let mut nodes: HashMap<u64, String> = HashMap::new();
         let mut book = Book::new();
+        let mut idle = IdleLanes::new();
         loop {
             if nodes.len() < settings.rpcs.len() {
                 for url in &settings.rpcs {
@@ -176,7 +208,7 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
                     }
                 }
             }
-            round(&state, &http, &nodes, &mut book, settings.bump_after).await;
+            round(&state, &http, &nodes, (&mut book, &mut idle), settings.bump_after).await;
             tokio::time::sleep(settings.interval).await;
         }
     }))
@@ -187,11 +219,13 @@ async fn round(
     state: &AppState,
     http: &reqwest::Client,
     nodes: &HashMap<u64, String>,
-    book: &mut Book,
+    (book, idle): (&mut Book, &mut IdleLanes),
     bump_after: Duration,
 ) {
     let mut past_expiry = 0u64;
     let mut at_fee_cap = 0u64;
+    let mut left_to_owner = 0u64;
+    let mut behind_gap = 0u64;
     for (session, stored, _) in state.store.known_sessions() {
         if stored == StoredState::Lost {
             continue;
@@ -207,29 +241,37 @@ async fn round(
         // Counted even when a signed sweep revokes it: the enclave cannot tell whether that
         // sweep was mined (where sweeps never settle, RULES.md §6, it stays counted).
         past_expiry += ss.allowances.iter().filter(|a| a.state == AllowanceState::Expired).count() as u64;
-        let ended = ss.state != SessionState::Active;
-        let mut chains: Vec<u64> = ss
-            .allowances
-            .iter()
-            .filter(|a| {
-                a.holder == session
-                    && a.kind.sweepable()
-                    && (a.state == AllowanceState::Expired || (ended && a.state == AllowanceState::Active))
-            })
-            .map(|a| a.chain_id)
-            .collect();
+        let mut chains = lane::chains(&ss);
         chains.extend(book.keys().filter(|(s, _)| *s == session).map(|(_, c)| *c));
         chains.sort_unstable();
         chains.dedup();
+        idle.retain(|(s, c), _| *s != session || chains.contains(c));
         if chains.is_empty() {
             continue;
         }
         let limits = Limits::of(policy_of(state, session, ss.policy_hash).await.as_ref());
         for chain in chains {
             let Some(url) = nodes.get(&chain) else { continue };
-            match sweep_chain(state, http, url, (session, chain), book, bump_after, limits).await {
+            let fingerprint = Fingerprint::of(&ss, chain);
+            if let Some(i) = idle.get(&(session, chain)) {
+                if i.fingerprint == fingerprint && Instant::now() < i.until && !book.contains_key(&(session, chain)) {
+                    left_to_owner += u64::from(i.left_to_owner);
+                    continue;
+                }
+            }
+            idle.remove(&(session, chain));
+            match sweep_chain(state, http, url, (&ss, chain), book, bump_after, limits).await {
                 Ok(Lane::Moving) => {}
                 Ok(Lane::AtFeeCap) => at_fee_cap += 1,
+                Ok(Lane::BehindGap) => behind_gap += 1,
+                Ok(Lane::Idle { left_to_owner: owner, recheck }) => {
+                    left_to_owner += u64::from(owner);
+                    if owner {
+                        tracing::warn!(%session, chain, "sweeper: approvals stay outstanding; the enclave revokes them only with the owner's signature now (bridle owner sweep)");
+                    }
+                    let until = Instant::now() + recheck;
+                    idle.insert((session, chain), Idle { fingerprint, until, left_to_owner: owner });
+                }
                 Err(e) => {
                     state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%session, chain, error = %e, "sweeper");
@@ -239,6 +281,8 @@ async fn round(
     }
     state.sweep_metrics.past_expiry.store(past_expiry, Ordering::Relaxed);
     state.sweep_metrics.at_fee_cap.store(at_fee_cap, Ordering::Relaxed);
+    state.sweep_metrics.left_to_owner.store(left_to_owner, Ordering::Relaxed);
+    state.sweep_metrics.behind_gap.store(behind_gap, Ordering::Relaxed);
 }
 
 /// What a session's revocations on one chain are doing after a round.
@@ -246,6 +290,15 @@ enum Lane {
     Moving,
     /// Stuck, and a bump would exceed the policy's fee caps: waiting.
     AtFeeCap,
+    /// Stuck behind nonces the node has no transaction for: waiting (no bump helps).
+    BehindGap,
+    /// Nothing in flight and nothing the enclave signs (or it refused): leave the lane
+    /// alone for `recheck` unless the enclave's view of it changes. `left_to_owner`:
+    /// approvals there are due and the enclave does not revoke them for the host now.
+    Idle {
+        left_to_owner: bool,
+        recheck: Duration,
+    },
 }
 
 /// Follow what is in flight for one session on one chain (`at`); bump what is stuck; sweep
@@ -254,12 +307,13 @@ async fn sweep_chain(
     state: &AppState,
     http: &reqwest::Client,
     url: &str,
-    at: (Address, u64),
+    at: (&SessionStatus, u64),
     book: &mut Book,
     bump_after: Duration,
     limits: Limits,
 ) -> Result<Lane> {
-    let (session, chain) = at;
+    let (st, chain) = at;
+    let session = st.session;
     let mined = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "latest"])).await?)? as u64;
     if let Some(inflight) = book.get_mut(&(session, chain)) {
         let done: Vec<u64> = inflight.range(..mined).map(|(n, _)| *n).collect();
@@ -285,6 +339,14 @@ async fn sweep_chain(
         if f.sent_at.elapsed() < bump_after {
             return Ok(Lane::Moving);
         }
+        // Below it, a nonce the node has nothing for (a transaction the agent signed and
+        // nobody broadcast): no fee gets this mined, and every bump is charged to the gas
+        // budget. Wait for the gap to fill.
+        let pending = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "pending"])).await?)? as u64;
+        if pending < first {
+            tracing::warn!(%session, chain, nonce = first, pending, "sweeper: behind a nonce gap (transactions the agent signed, not broadcast); waiting");
+            return Ok(Lane::BehindGap);
+        }
         let node = fees(http, url).await?;
         let Some((max_fee_per_gas, max_priority_fee_per_gas)) =
             limits.bumped((f.max_fee_per_gas, f.max_priority_fee_per_gas), node)
@@ -299,26 +361,48 @@ async fn sweep_chain(
             max_priority_fee_per_gas,
             gas_limit: limits.gas_limit,
         };
-        if sweep(state, http, url, session, terms, book).await? {
+        if sweep(state, http, url, session, terms, book).await? == Signed::Some {
             state.sweep_metrics.bumps.fetch_add(1, Ordering::Relaxed);
         }
         return Ok(Lane::Moving);
     }
     let pending = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "pending"])).await?)? as u64;
+    let step = lane::step(st, chain, mined, pending);
+    let nonce = match step {
+        Step::Nothing => return Ok(Lane::Idle { left_to_owner: false, recheck: lane::IDLE_RECHECK }),
+        Step::Resign(n) => {
+            tracing::info!(%session, chain, nonce = n, "sweeper: a signed sweep the chain has not reached and this host did not broadcast; re-signing it");
+            n
+        }
+        Step::Sweep(n) => n,
+    };
     let (fee, tip) = fees(http, url).await?;
     let terms = SweepTerms {
         chain_id: chain,
-        nonce: pending,
+        nonce,
         max_fee_per_gas: limits.max_fee_per_gas.map_or(fee, |c| fee.min(c)),
         max_priority_fee_per_gas: limits.max_priority_fee_per_gas.map_or(tip, |c| tip.min(c)).min(fee),
         gas_limit: limits.gas_limit,
     };
-    sweep(state, http, url, session, terms, book).await?;
-    Ok(Lane::Moving)
+    // Due, and nothing signed or refused: each due key's sweep nonce is used (where sweeps
+    // never settle, RULES.md §6), re-signs are used up (half the registry) or the gas budget
+    // is (until its period ends). Only the owner's sweep is sure to revoke them now.
+    Ok(match sweep(state, http, url, session, terms, book).await? {
+        Signed::Some => Lane::Moving,
+        Signed::Nothing => Lane::Idle { left_to_owner: true, recheck: lane::IDLE_RECHECK },
+        Signed::Refused => Lane::Idle { left_to_owner: true, recheck: lane::REFUSED_RECHECK },
+    })
 }
 
-/// Ask the enclave for a sweep at `terms`, store and broadcast what it signed. `Ok(false)`:
-/// refused, or nothing to sign.
+/// What the enclave did with a sweep request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signed {
+    Some,
+    Nothing,
+    Refused,
+}
+
+/// Ask the enclave for a sweep at `terms`, store and broadcast what it signed.
 async fn sweep(
     state: &AppState,
     http: &reqwest::Client,
@@ -326,7 +410,8 @@ async fn sweep(
     session: Address,
     terms: SweepTerms,
     book: &mut Book,
-) -> Result<bool> {
+) -> Result<Signed> {
+    state.sweep_metrics.requests.fetch_add(1, Ordering::Relaxed);
     let call = Call::Sweep(Sweep { session, terms: vec![terms.clone()], accounts: vec![], auth: None });
     let reply = match state.client.call(call).await {
         Ok(Reply::Swept(r)) => r,
@@ -334,12 +419,12 @@ async fn sweep(
         Err(crate::enclave_client::ClientError::Denied(d)) => {
             state.sweep_metrics.refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%session, chain = terms.chain_id, code = d.code.as_str(), rule = ?d.rule, reason = %d.reason, "sweeper: the enclave refused the sweep");
-            return Ok(false);
+            return Ok(Signed::Refused);
         }
         Err(e) => return Err(anyhow!("enclave: {e}")),
     };
     if reply.transactions.is_empty() {
-        return Ok(false);
+        return Ok(Signed::Nothing);
     }
     let at = crate::store::now_secs();
     let stored: Vec<StoredSweepTx> =
@@ -372,7 +457,7 @@ async fn sweep(
         e.max_priority_fee_per_gas = terms.max_priority_fee_per_gas;
         e.sent_at = Instant::now();
     }
-    Ok(true)
+    Ok(Signed::Some)
 }
 
 /// The node's fees: max fee = 2 × the latest base fee + the suggested tip.

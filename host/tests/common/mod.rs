@@ -186,7 +186,7 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
                 let Some(owner) = st.sessions.get(&session) else {
                     return Err(Denial::new(ErrorCode::UnknownSession, "no such session"));
                 };
-                s.session = Some(SessionStatus {
+                s.session = Some(Box::new(SessionStatus {
                     session,
                     owner: *owner,
                     agent: AGENT,
@@ -204,7 +204,8 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
                     pending: vec![],
                     time: 1000,
                     anchor: 1000,
-                });
+                    next_nonces: vec![],
+                }));
             }
             Ok(Reply::Status(s))
         }
