@@ -544,8 +544,17 @@ impl Anvil {
 
     /// A node whose chain id is `chain_id`.
     pub fn start_chain(chain_id: u64) -> Anvil {
+        Self::start_chain_with(chain_id, &[])
+    }
+
+    /// A node (chain 31337) started with `extra` flags (e.g. `--disable-code-size-limit`).
+    pub fn start_with(extra: &[&str]) -> Anvil {
+        Self::start_chain_with(31337, extra)
+    }
+
+    fn start_chain_with(chain_id: u64, extra: &[&str]) -> Anvil {
         let mut cmd = Command::new(anvil_bin());
-        cmd.args(["--host", "127.0.0.1", "--port", "0", "--chain-id", &chain_id.to_string()]);
+        cmd.args(["--host", "127.0.0.1", "--port", "0", "--chain-id", &chain_id.to_string()]).args(extra);
         let proc = Proc::spawn_until(cmd, "Listening on");
         let addr = proc.line.split_whitespace().last().expect("anvil address").to_string();
         Anvil { proc, url: format!("http://{addr}"), chain_id, http: reqwest::Client::new() }
@@ -937,6 +946,7 @@ pub mod aa;
 pub mod cli;
 pub mod cluster;
 pub mod differential;
+pub mod erc7579;
 pub mod load;
 pub mod postgres;
 pub mod proxy;
