@@ -152,10 +152,11 @@ impl Machine {
             }
         }
         // Nonces: an unauthenticated sweep never replaces what the agent signed. Keys a sweep
-        // already covers come first, in the order of their sweeps' nonces, so a fee bump lays
-        // each where its sweep was; past the first, a nonce holding the agent's transaction
-        // is skipped, not refused (a refused re-sign left a sweep nobody broadcast in place
-        // for good: review of the host's sweeper lanes).
+        // already covers come first, in the order of their sweeps' nonces (a fee bump tends
+        // to lay each where its sweep was; not always — two keys may share a sweep's nonce);
+        // past the first, every nonce below the next one that only sweeps did not use is
+        // skipped, not refused (a refused re-sign left a sweep nobody broadcast in place for
+        // good: review of the host's sweeper lanes).
         if !authed {
             chosen.sort_by_key(|(covered, _)| covered.unwrap_or(u64::MAX));
         }
@@ -177,7 +178,8 @@ impl Machine {
                 ));
             }
             let next = reg.next_nonce(x.chain_id);
-            let open = if authed { Vec::new() } else { sweep_only_nonces(reg, x.chain_id) };
+            let mine = chosen.iter().any(|k| k.chain_id == x.chain_id);
+            let open = if authed || !mine { Vec::new() } else { sweep_only_nonces(reg, x.chain_id) };
             let agents = |n: u64| n < next && open.binary_search(&n).is_err();
             for k in chosen.iter().filter(|k| k.chain_id == x.chain_id) {
                 if !authed && nonce != x.nonce && agents(nonce) {

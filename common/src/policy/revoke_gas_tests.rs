@@ -491,24 +491,25 @@ fn only_the_owners_sweep_passes_a_gas_cap_below_the_floor() {
 /// Review of the host's sweeper lanes: a sweep at nonce 1 nobody broadcast, the agent's
 /// approval at 2, expired too. Re-signing from 1 laid the second key at 2, over the agent's
 /// transaction, and the whole request was refused — every time, so the unbroadcast sweep
-/// stayed in place. Now the covered key keeps its sweep's nonce and the other skips the
-/// agent's: 1 and 3.
+/// stayed in place. Now the covered key (ROUTER, which sorts after POOL) comes first and
+/// keeps its sweep's nonce, and the other skips the agent's: 1 and 3.
 #[test]
 fn a_re_sign_skips_the_agents_nonces_instead_of_refusing() {
     let mut s = Session::with(policy_on("[1]", "lifetime = \"1h\""));
     let a = |nonce, sp| tx_on(1, nonce, approveCall { spender: sp, amount: usdc(5) }.abi_encode(), 200_000, vec![]);
-    s.ask(t0() + 10, a(0, POOL)).expect("approve pool");
+    assert!(POOL < ROUTER, "the covered key sorts last");
+    s.ask(t0() + 10, a(0, ROUTER)).expect("approve router");
     let r = s.m.sweep(t0() + 3_700, &[free_terms(1, 1)], false, Some(&Key)).result.expect("sweep at 1");
-    assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(1, POOL)]);
-    s.ask(t0() + 3_800, a(2, ROUTER)).expect("approve router at 2");
+    assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(1, ROUTER)]);
+    s.ask(t0() + 3_800, a(2, POOL)).expect("approve pool at 2");
     let later = t0() + 3 * 3_600;
     let r = s.m.sweep(later, &[free_terms(1, 1)], false, Some(&Key)).result.expect("re-sign from 1");
-    assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(1, POOL), (3, ROUTER)]);
+    assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(1, ROUTER), (3, POOL)]);
     // From the agent's own nonce nothing is re-signed (it holds no sweep), and with a key due
     // a request starting there is refused: the host asked for a replacement.
     let r = s.m.sweep(later + 1, &[free_terms(1, 2)], false, Some(&Key)).result.expect("nothing at 2");
     assert!(r.transactions.is_empty(), "{r:?}");
-    s.ask(later + 2, a(4, ROUTER)).expect("approve router at 4");
+    s.ask(later + 2, a(4, POOL)).expect("approve pool at 4");
     let d = s.m.sweep(later + 2 * 3_600, &[free_terms(1, 4)], false, Some(&Key)).result.expect_err("at 4");
     assert_eq!(d.rule.as_deref(), Some("sweep.nonce"), "{d:?}");
 }
