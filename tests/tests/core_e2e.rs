@@ -458,3 +458,52 @@ async fn policy_update_keeps_spend_and_needs_the_owner() {
     let (c, v) = s.post(&format!("/v1/sessions/{}/policy", g.session), &by_agent).await;
     assert_eq!((c, code(&v)), (401, "unauthenticated"), "{v}");
 }
+
+/// A JSON-RPC batch shares one `Bridle-Stamp` header, and a stamp covers one signing
+/// digest: the batch's `eth_accounts` and the signing request the stamp covers are served,
+/// any other signing request in it is refused (`unauthenticated`) and signs nothing — the
+/// README says so.
+#[tokio::test]
+async fn a_json_rpc_batch_signs_only_what_its_one_stamp_covers() {
+    let s = Stack::start();
+    let g = s.grant(&Actor::random(), &Actor::random(), &policy(&usdc_daily(""))).await.unwrap();
+    let json_tx = |nonce: u64| {
+        let bridle_common::tx::TxRequest::Eip1559(t) = erc20_transfer(31337, nonce, USDC, DEAD, usdc(2)) else {
+            unreachable!()
+        };
+        serde_json::json!({
+            "from": g.session, "to": t.to, "data": t.data, "value": "0x0",
+            "nonce": format!("{:#x}", t.nonce), "chainId": format!("{:#x}", t.chain_id),
+            "gas": format!("{:#x}", t.gas_limit), "maxFeePerGas": format!("{:#x}", t.max_fee_per_gas),
+            "maxPriorityFeePerGas": format!("{:#x}", t.max_priority_fee_per_gas), "type": "0x2"
+        })
+    };
+    let covered = SignPayload::Transaction(erc20_transfer(31337, 5, USDC, DEAD, usdc(2)));
+    let stamp = g.agent.stamp(&g.enclave_pk, g.session, &covered, now());
+    let batch = serde_json::json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "eth_accounts", "params": []},
+        {"jsonrpc": "2.0", "id": 2, "method": "eth_signTransaction", "params": [json_tx(5)]},
+        {"jsonrpc": "2.0", "id": 3, "method": "eth_signTransaction", "params": [json_tx(6)]},
+    ]);
+    let r = s
+        .http
+        .post(format!("{}/rpc", s.host.url))
+        .header("Bridle-Session", g.session.to_string())
+        .header("Bridle-Stamp", stamp.to_header())
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    let items = v.as_array().unwrap_or_else(|| panic!("{v}"));
+    let by_id = |id: u64| items.iter().find(|i| i["id"] == id).unwrap_or_else(|| panic!("no reply {id}: {v}"));
+    assert_eq!(by_id(1)["result"], serde_json::json!([g.session]), "{v}");
+    let raw: Bytes = serde_json::from_value(by_id(2)["result"]["raw"].clone()).unwrap_or_else(|_| panic!("{v}"));
+    assert_eq!(recover_raw(&raw), g.session);
+    let refused = by_id(3);
+    assert!(refused.get("result").is_none() && refused["error"].is_object(), "{v}");
+    assert!(refused.to_string().contains("unauthenticated"), "{refused}");
+    // Nothing was signed at nonce 6: the session's use count is the one signature.
+    let (c, st) = s.get(&format!("/v1/sessions/{}", g.session)).await;
+    assert_eq!((c, st["session"]["uses"].as_u64()), (200, Some(1)), "{st}");
+}
