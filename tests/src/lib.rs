@@ -943,11 +943,13 @@ impl EnclaveProc {
 }
 
 pub mod aa;
+pub mod account_sweep;
 pub mod cli;
 pub mod cluster;
 pub mod differential;
 pub mod erc7579;
 pub mod load;
+pub mod poll;
 pub mod postgres;
 pub mod proxy;
 pub mod pyclient;

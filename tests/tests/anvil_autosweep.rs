@@ -7,37 +7,14 @@
 
 use alloy_primitives::{address, Address, U256};
 use bridle_common::protocol::SignPayload;
+use bridle_tests::cluster::usdc;
+use bridle_tests::poll::until;
 use bridle_tests::*;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 
 const CHAIN: u64 = 31337;
 const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
 const POOL: Address = address!("87870bca3f3fd6335c3f4ce8392d69350b4fa4e2");
-
-fn usdc(n: u64) -> U256 {
-    U256::from(n) * U256::from(1_000_000u64)
-}
-
-async fn metric(s: &Stack, name: &str) -> u64 {
-    let text = s.http.get(format!("{}/metrics", s.host.url)).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
-}
-
-/// Wait (up to 30 s) until `f` holds.
-async fn until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test]
 async fn the_host_sweeps_expired_and_revoked_approvals_by_itself_and_bumps_stuck_fees() {
@@ -74,15 +51,15 @@ max_gas_limit = 200000
     let hash = chain.rpc("eth_sendRawTransaction", json!([v["raw_transaction"]])).await;
     chain.receipt(&hash).await;
     assert_eq!(chain.allowance(token, g.session, ROUTER).await, usdc(100));
-    assert_eq!(metric(&s, "bridle_sweep_outstanding_past_expiry").await, 0);
+    assert_eq!(s.metric("bridle_sweep_outstanding_past_expiry").await, 0);
 
     // The node stops mining; an hour passes in the enclave: the approval is past its
     // lifetime. The host sweeps it by itself, and since the revocation is not mined, re-signs
     // it at the same nonce with higher fees.
     chain.rpc("evm_setAutomine", json!([false])).await;
     s.enclave.set_clock_offset(3_601);
-    until("a revocation broadcast", || async { metric(&s, "bridle_sweep_broadcast_total").await >= 1 }).await;
-    until("a fee bump", || async { metric(&s, "bridle_sweep_fee_bumps_total").await >= 1 }).await;
+    until("a revocation broadcast", || async { s.metric("bridle_sweep_broadcast_total").await >= 1 }).await;
+    until("a fee bump", || async { s.metric("bridle_sweep_fee_bumps_total").await >= 1 }).await;
     let (c, sweeps) = s.get(&format!("/v1/sessions/{}/sweeps", g.session)).await;
     assert_eq!(c, 200, "{sweeps}");
     let sweeps: Vec<Value> = sweeps["sweeps"].as_array().or(sweeps.as_array()).cloned().unwrap_or_default();
@@ -111,8 +88,8 @@ max_gas_limit = 200000
     let (f0, p0) = fees(first);
     let (f1, p1) = fees(last);
     assert!(f1 * 100 >= f0 * 110 && p1 * 100 >= p0 * 110, "fees {f0}/{p0} → {f1}/{p1}");
-    until("the revocation confirmed", || async { metric(&s, "bridle_sweep_confirmed_total").await >= 1 }).await;
-    until("nothing past expiry", || async { metric(&s, "bridle_sweep_outstanding_past_expiry").await == 0 }).await;
+    until("the revocation confirmed", || async { s.metric("bridle_sweep_confirmed_total").await >= 1 }).await;
+    until("nothing past expiry", || async { s.metric("bridle_sweep_outstanding_past_expiry").await == 0 }).await;
 
     // A fresh approval (current: within its lifetime), mined; then the owner revokes the
     // session. The host sweeps every outstanding approval of the revoked session.
@@ -132,7 +109,7 @@ max_gas_limit = 200000
     assert_eq!(chain.allowance(token, g.session, ROUTER).await, U256::ZERO);
     let a = s.allowances(&g).await;
     assert!(a["allowances"].as_array().unwrap().iter().all(|e| e["state"] == "swept"), "{a}");
-    assert_eq!(metric(&s, "bridle_sweep_refused_total").await, 0);
+    assert_eq!(s.metric("bridle_sweep_refused_total").await, 0);
     // Never stuck at the policy's fee caps (50 gwei, far above anvil's fees).
-    assert_eq!(metric(&s, "bridle_sweep_waiting_at_fee_cap").await, 0);
+    assert_eq!(s.metric("bridle_sweep_waiting_at_fee_cap").await, 0);
 }

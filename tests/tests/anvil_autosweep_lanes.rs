@@ -5,35 +5,12 @@
 //! enclave, real host, anvil.
 
 use alloy_primitives::{address, Address, U256};
+use bridle_tests::cluster::usdc;
+use bridle_tests::poll::until;
 use bridle_tests::*;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 
 const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
-
-fn usdc(n: u64) -> U256 {
-    U256::from(n) * U256::from(1_000_000u64)
-}
-
-async fn metric(s: &Stack, name: &str) -> u64 {
-    let text = s.http.get(format!("{}/metrics", s.host.url)).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|r| r.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
-}
-
-/// Wait (up to 30 s) until `f` holds.
-async fn until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn policy_text(chain: u64, token: Address) -> String {
     format!(
@@ -83,9 +60,13 @@ async fn a_sweep_someone_asked_for_and_never_broadcast_is_re_signed_and_mined_by
     let g = s.grant(&owner, &agent, &policy(&policy_text(chain.chain_id, token))).await.expect("grant");
     approved(&chain, &s, &g, token).await;
     s.enclave.set_clock_offset(3_601);
-    let (c, v) = s.sweep(&g, vec![sweep_terms(chain.chain_id, 1)], false).await;
+    // Fees of its own choosing (5 gwei): the host's re-signed one, at the node's, differs.
+    let terms =
+        bridle_common::protocol::SweepTerms { max_fee_per_gas: 5_000_000_000, ..sweep_terms(chain.chain_id, 1) };
+    let (c, v) = s.sweep(&g, vec![terms], false).await;
     assert_eq!(c, 200, "{v}");
     assert_eq!(v["transactions"].as_array().map(Vec::len), Some(1), "{v}");
+    let strangers = v["transactions"][0]["hash"].clone();
     // The enclave shows the approval as swept at nonce 1 — a revocation settles it once
     // mined — but nobody broadcast it: it is live on chain.
     let a = s.allowances(&g).await;
@@ -100,16 +81,20 @@ async fn a_sweep_someone_asked_for_and_never_broadcast_is_re_signed_and_mined_by
     s.host = HostProc::start_with(&s.enclave.socket, &db, &["--sweep-rpc", &chain.url, "--sweep-interval", "1"]);
     until("the approval revoked on chain", || async { chain.allowance(token, g.session, ROUTER).await.is_zero() })
         .await;
-    until("the revocation confirmed", || async { metric(&s, "bridle_sweep_confirmed_total").await >= 1 }).await;
+    until("the revocation confirmed", || async { s.metric("bridle_sweep_confirmed_total").await >= 1 }).await;
     assert_eq!(chain.nonce(g.session, "latest").await, 2);
-    assert_eq!(metric(&s, "bridle_sweep_refused_total").await, 0);
-    assert_eq!(metric(&s, "bridle_sweep_left_to_owner").await, 0);
-    // The re-signed revocation is the session's, at nonce 1, and the host keeps it.
+    assert_eq!(s.metric("bridle_sweep_refused_total").await, 0);
+    assert_eq!(s.metric("bridle_sweep_left_to_owner").await, 0);
+    // What was mined is the host's re-signed revocation (asked of the enclave, not the
+    // stranger's stored copy): the session's, at nonce 1, kept by the host.
+    assert_eq!(s.metric("bridle_sweep_requests_total").await, 1);
     let (c, sweeps) = s.get(&format!("/v1/sessions/{}/sweeps", g.session)).await;
     assert_eq!(c, 200, "{sweeps}");
-    let sweeps: Vec<Value> = sweeps["sweeps"].as_array().or(sweeps.as_array()).cloned().unwrap_or_default();
+    let sweeps: &Vec<Value> = sweeps.as_array().unwrap_or_else(|| panic!("{sweeps}"));
+    assert_eq!(sweeps.len(), 2, "the stranger's and the re-signed one: {sweeps:?}");
     let block = chain.rpc("eth_getBlockByNumber", json!(["latest", true])).await;
     let mined = &block["transactions"][0];
+    assert_ne!(mined["hash"], strangers, "the stranger's own transaction was never broadcast");
     let kept = sweeps.iter().find(|t| t["hash"] == mined["hash"]).unwrap_or_else(|| panic!("{sweeps:?}"));
     assert_eq!(kept["nonce"], 1, "{kept}");
     let raw = alloy_primitives::hex::decode(kept["raw_transaction"].as_str().unwrap()).unwrap();
@@ -127,24 +112,22 @@ async fn where_sweeps_never_settle_the_host_sweeps_once_then_leaves_the_lane_to_
     let (owner, agent) = (Actor::random(), Actor::random());
     let g = s.grant(&owner, &agent, &policy(&policy_text(chain.chain_id, token))).await.expect("grant");
     approved(&chain, &s, &g, token).await;
-    assert_eq!(metric(&s, "bridle_sweep_requests_total").await, 0, "nothing is due yet");
+    assert_eq!(s.metric("bridle_sweep_requests_total").await, 0, "nothing is due yet");
 
     s.enclave.set_clock_offset(3_601);
     until("the approval revoked on chain", || async { chain.allowance(token, g.session, ROUTER).await.is_zero() })
         .await;
-    until("the lane left to the owner", || async { metric(&s, "bridle_sweep_left_to_owner").await == 1 }).await;
+    until("the lane left to the owner", || async { s.metric("bridle_sweep_left_to_owner").await == 1 }).await;
     // The enclave still counts it: it cannot tell whether the revocation ran out of gas.
     let a = s.allowances(&g).await;
     assert_eq!((only_key(&a)["state"].as_str(), only_key(&a)["swept_at_nonce"].as_u64()), (Some("expired"), Some(1)));
-    assert_eq!(metric(&s, "bridle_sweep_outstanding_past_expiry").await, 1);
+    assert_eq!(s.metric("bridle_sweep_outstanding_past_expiry").await, 1);
     // One sweep signed and mined, one more asked for (signed nothing): then no more
     // requests, round after round, and nothing refused.
-    let asked = metric(&s, "bridle_sweep_requests_total").await;
-    assert_eq!(asked, 2);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(metric(&s, "bridle_sweep_requests_total").await, asked);
-    assert_eq!(metric(&s, "bridle_sweep_broadcast_total").await, 1);
-    assert_eq!(metric(&s, "bridle_sweep_refused_total").await, 0);
+    assert_eq!(s.metric("bridle_sweep_requests_total").await, 2);
+    quiet_for_three_rounds(&s, 2).await;
+    assert_eq!(s.metric("bridle_sweep_broadcast_total").await, 1);
+    assert_eq!(s.metric("bridle_sweep_refused_total").await, 0);
     assert_eq!(chain.nonce(g.session, "latest").await, 2);
 
     // The owner's sweep (asked for here and not broadcast) changes the enclave's view: the
@@ -153,9 +136,17 @@ async fn where_sweeps_never_settle_the_host_sweeps_once_then_leaves_the_lane_to_
     let (c, v) = s.sweep(&g, vec![sweep_terms(chain.chain_id, 2)], true).await;
     assert_eq!(c, 200, "{v}");
     until("the re-signed sweep mined", || async { chain.nonce(g.session, "latest").await == 3 }).await;
-    until("the re-signed sweep counted", || async { metric(&s, "bridle_sweep_broadcast_total").await == 2 }).await;
-    until("the lane left to the owner again", || async { metric(&s, "bridle_sweep_left_to_owner").await == 1 }).await;
-    let asked = metric(&s, "bridle_sweep_requests_total").await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(metric(&s, "bridle_sweep_requests_total").await, asked);
+    until("the re-signed sweep counted", || async { s.metric("bridle_sweep_broadcast_total").await == 2 }).await;
+    // The re-sign, then one request that signs nothing.
+    until("the lane looked at again", || async { s.metric("bridle_sweep_requests_total").await == 4 }).await;
+    quiet_for_three_rounds(&s, 4).await;
+    assert_eq!(s.metric("bridle_sweep_left_to_owner").await, 1);
+}
+
+/// Three more sweeper rounds finish and the enclave is asked nothing in them: the lane is
+/// left alone (not a stalled sweeper).
+async fn quiet_for_three_rounds(s: &Stack, asked: u64) {
+    let rounds = s.metric("bridle_sweep_rounds_total").await;
+    until("three more rounds", || async { s.metric("bridle_sweep_rounds_total").await >= rounds + 3 }).await;
+    assert_eq!(s.metric("bridle_sweep_requests_total").await, asked);
 }

@@ -26,7 +26,7 @@
 //! `bridle_sweep_left_to_owner` (sessions and chains whose due approvals the enclave does
 //! not revoke for the host now: it signs nothing more or refuses), `bridle_sweep_waiting_behind_gap`
 //! (a revocation waits behind nonces the node has no transaction for: the agent's, never
-//! broadcast; no bump helps), `bridle_sweep_requests_total`
+//! broadcast; no bump helps), `bridle_sweep_rounds_total`, `bridle_sweep_requests_total`
 //! (sweeps asked of the enclave), `bridle_sweep_broadcast_total`,
 //! `bridle_sweep_confirmed_total`, `bridle_sweep_fee_bumps_total`,
 //! `bridle_sweep_refused_total` (the enclave refused: fees over the caps, say),
@@ -115,6 +115,7 @@ pub struct SweepMetrics {
     left_to_owner: AtomicU64,
     behind_gap: AtomicU64,
     requests: AtomicU64,
+    rounds: AtomicU64,
     broadcast: AtomicU64,
     confirmed: AtomicU64,
     bumps: AtomicU64,
@@ -139,6 +140,8 @@ impl SweepMetrics {
              # TYPE bridle_sweep_left_to_owner gauge\nbridle_sweep_left_to_owner {}\n\
              # HELP bridle_sweep_waiting_behind_gap Sessions and chains whose revocation waits behind nonces the node has no transaction for.\n\
              # TYPE bridle_sweep_waiting_behind_gap gauge\nbridle_sweep_waiting_behind_gap {}\n\
+             # HELP bridle_sweep_rounds_total Rounds the sweeper finished (every session looked at once).\n\
+             # TYPE bridle_sweep_rounds_total counter\nbridle_sweep_rounds_total {}\n\
              # HELP bridle_sweep_requests_total Sweeps the sweeper asked the enclave for.\n\
              # TYPE bridle_sweep_requests_total counter\nbridle_sweep_requests_total {}\n\
              # HELP bridle_sweep_broadcast_total Revocations the sweeper broadcast (fee bumps included).\n\
@@ -155,6 +158,7 @@ impl SweepMetrics {
             g(&self.at_fee_cap),
             g(&self.left_to_owner),
             g(&self.behind_gap),
+            g(&self.rounds),
             g(&self.requests),
             g(&self.broadcast),
             g(&self.confirmed),
@@ -283,6 +287,7 @@ async fn round(
     state.sweep_metrics.at_fee_cap.store(at_fee_cap, Ordering::Relaxed);
     state.sweep_metrics.left_to_owner.store(left_to_owner, Ordering::Relaxed);
     state.sweep_metrics.behind_gap.store(behind_gap, Ordering::Relaxed);
+    state.sweep_metrics.rounds.fetch_add(1, Ordering::Relaxed);
 }
 
 /// What a session's revocations on one chain are doing after a round.
