@@ -32,11 +32,21 @@ sol! {
 /// Kernel's validation type of a plain validator module (`VALIDATION_TYPE_VALIDATOR`).
 const VALIDATION_TYPE_VALIDATOR: u8 = 0x01;
 
-fn fixture_hex(name: &str) -> Vec<u8> {
+/// A fixture's bytes, checked against the sha256 its provenance (tests/fixtures/erc7579
+/// README.md) pins.
+fn fixture_hex(name: &str, sha256: &str) -> Vec<u8> {
+    use sha2::Digest as _;
     let p = repo_root().join("tests/fixtures/erc7579").join(name);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    hex::decode(text.trim().trim_start_matches("0x")).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    let bytes = hex::decode(text.trim().trim_start_matches("0x")).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), sha256, "{}: not the pinned bytecode", p.display());
+    bytes
 }
+
+/// sha256 of Kernel v3.1's creation bytecode (`KERNEL_BYTECODE`, modulekit 0.5.9).
+const KERNEL_SHA256: &str = "def9c0d92344b9e1f0d3359cb9eab2ca6e01b30c84bda7efc37365f00f584d2d";
+/// sha256 of its KernelFactory's (`KERNEL_FACTORY_BYTECODE`).
+const KERNEL_FACTORY_SHA256: &str = "cdb9647a6ed0aa0f9d4e55aa28903eb125450d937cca5cadc2a1b2d367ed3814";
 
 /// Kernel v3.1 for one entry point: implementation, factory and the ECDSA validator.
 #[derive(Debug, Clone, Copy)]
@@ -50,14 +60,14 @@ impl Kernel {
     /// Deploy Kernel's implementation bound to `ep` (its constructor argument), a
     /// KernelFactory for it and the validator.
     pub async fn deploy(anvil: &Anvil, ep: &EntryPoint) -> Kernel {
-        let mut code = fixture_hex("KernelV3_1.hex");
+        let mut code = fixture_hex("KernelV3_1.hex", KERNEL_SHA256);
         code.extend(ep.address.abi_encode());
         let implementation = anvil.deploy(code).await;
         assert!(
             anvil.code(implementation).await.len() > 24_576,
             "Kernel not deployed: start anvil with {KERNEL_ANVIL_FLAGS:?}"
         );
-        let mut code = fixture_hex("KernelFactoryV3_1.hex");
+        let mut code = fixture_hex("KernelFactoryV3_1.hex", KERNEL_FACTORY_SHA256);
         code.extend(implementation.abi_encode());
         let factory = anvil.deploy(code).await;
         let v: serde_json::Value = serde_json::from_str(
