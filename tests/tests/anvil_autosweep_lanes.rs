@@ -150,3 +150,39 @@ async fn quiet_for_three_rounds(s: &Stack, asked: u64) {
     until("three more rounds", || async { s.metric("bridle_sweep_rounds_total").await >= rounds + 3 }).await;
     assert_eq!(s.metric("bridle_sweep_requests_total").await, asked);
 }
+
+#[tokio::test]
+async fn a_revocation_behind_a_nonce_gap_waits_unbumped_until_the_gap_is_filled() {
+    let chain = Anvil::start();
+    let token = chain.deploy_erc20().await;
+    let s = Stack::start_host_with(&["--sweep-rpc", &chain.url, "--sweep-interval", "1", "--sweep-bump-after", "2"]);
+    let (owner, agent) = (Actor::random(), Actor::random());
+    let g = s.grant(&owner, &agent, &policy(&policy_text(chain.chain_id, token))).await.expect("grant");
+    approved(&chain, &s, &g, token).await;
+    // The agent signs a second approval at nonce 1 and never broadcasts it: the node's
+    // pending nonce stays 1, the enclave's next is 2.
+    let (c, held) = s.sign(&g, erc20_approve(chain.chain_id, 1, token, ROUTER, usdc(50))).await;
+    assert_eq!(c, 200, "{held}");
+    assert_eq!(chain.nonce(g.session, "pending").await, 1);
+
+    // An hour later the sweeper asks at the enclave's next nonce (2; at 1 the enclave
+    // would refuse: the agent's transaction is there), broadcasts it — the node can only
+    // queue it — and does not bump it: no fee gets it mined before nonce 1.
+    s.enclave.set_clock_offset(3_601);
+    until("the revocation broadcast", || async { s.metric("bridle_sweep_broadcast_total").await == 1 }).await;
+    until("waiting behind the gap", || async { s.metric("bridle_sweep_waiting_behind_gap").await == 1 }).await;
+    let rounds = s.metric("bridle_sweep_rounds_total").await;
+    until("three more rounds", || async { s.metric("bridle_sweep_rounds_total").await >= rounds + 3 }).await;
+    assert_eq!(s.metric("bridle_sweep_fee_bumps_total").await, 0);
+    assert_eq!(s.metric("bridle_sweep_refused_total").await, 0);
+    assert_eq!(chain.allowance(token, g.session, ROUTER).await, usdc(100));
+
+    // The agent's transaction arrives: the gap is filled and the queued revocation is
+    // mined after it — the allowance ends at 0, the gauge back at 0.
+    chain.rpc("eth_sendRawTransaction", json!([held["raw_transaction"]])).await;
+    until("the approval revoked on chain", || async { chain.allowance(token, g.session, ROUTER).await.is_zero() })
+        .await;
+    until("no longer behind a gap", || async { s.metric("bridle_sweep_waiting_behind_gap").await == 0 }).await;
+    assert_eq!(chain.nonce(g.session, "latest").await, 3);
+    assert_eq!(s.metric("bridle_sweep_fee_bumps_total").await, 0);
+}
