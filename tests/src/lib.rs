@@ -954,3 +954,4 @@ pub mod postgres;
 pub mod proxy;
 pub mod pyclient;
 pub mod review;
+pub mod solc;

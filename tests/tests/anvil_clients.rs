@@ -403,8 +403,5 @@ async fn client_helpers_agree_with_the_enclave_on_stamps_and_digests() {
 /// (solc-js from tests/js, the pinned compiler and settings).
 #[test]
 fn erc20_fixture_is_built_from_its_source() {
-    let js = repo_root().join("tests/js");
-    assert!(js.join("node_modules/solc").exists(), "solc-js missing: run `npm ci --prefix tests/js`");
-    let out = Command::new("node").arg("build-erc20.mjs").arg("--check").current_dir(&js).output().expect("node");
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    bridle_tests::solc::assert_built_from_source("erc20", "TestToken");
 }

@@ -106,13 +106,5 @@ async fn a_kernel_v3_1_erc7579_v08_sweep_through_handle_ops_leaves_every_allowan
 /// checked against its npm package by tests/fixtures/erc7579/extract-kernel.mjs (network).
 #[test]
 fn the_ecdsa_validator_fixture_is_built_from_its_source() {
-    let js = repo_root().join("tests/js");
-    assert!(js.join("node_modules/solc").exists(), "solc-js missing: run `npm ci --prefix tests/js`");
-    let out = std::process::Command::new("node")
-        .arg("build-erc7579.mjs")
-        .arg("--check")
-        .current_dir(&js)
-        .output()
-        .expect("node");
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    bridle_tests::solc::assert_built_from_source("erc7579", "EcdsaValidator");
 }
