@@ -154,6 +154,18 @@ impl EnclaveProc {
         EnclaveProc { proc, socket, clock_file, dir }
     }
 
+    /// An enclave on the system clock alone, as in production (no offset file read on every
+    /// clock reading): for benchmarks. `set_clock_offset` does nothing to it.
+    pub fn start_system_clock() -> EnclaveProc {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("enclave.sock");
+        let clock_file = dir.path().join("clock-offset-unused");
+        let mut cmd = Command::new(bin("bridle-enclave"));
+        cmd.arg("--unix").arg(&socket).arg("--dev");
+        let proc = Proc::spawn(cmd);
+        EnclaveProc { proc, socket, clock_file, dir }
+    }
+
     /// Move the enclave's clock by `secs` from real time.
     pub fn set_clock_offset(&self, secs: i64) {
         std::fs::write(&self.clock_file, secs.to_string()).unwrap();
@@ -213,6 +225,15 @@ pub struct Stack {
 impl Stack {
     pub fn start() -> Stack {
         Self::start_host_with(&[])
+    }
+
+    /// A stack whose enclave runs on the system clock alone (`EnclaveProc::start_system_clock`):
+    /// what `bridle-load` measures.
+    pub fn start_system_clock() -> Stack {
+        let enclave = EnclaveProc::start_system_clock();
+        let host = HostProc::start(&enclave.socket, enclave.dir.path());
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        Stack { host, enclave, http }
     }
 
     /// A stack whose host gets `extra` flags.
