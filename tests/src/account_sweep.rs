@@ -5,9 +5,9 @@
 
 use crate::aa::{approve_data, handle_ops, EntryPoint};
 use crate::cluster::usdc;
-use crate::{code, owner_action, Anvil, Granted, Stack};
+use crate::{code, Anvil, Granted, Stack};
 use alloy_primitives::{address, Address, U256};
-use bridle_common::protocol::{AccountFormat, AccountSweepTerms, Sweep, SweepReply, SweepUserOp};
+use bridle_common::protocol::{AccountFormat, AccountSweepTerms, SweepReply, SweepUserOp};
 use bridle_common::userop::{decode_account_call, EntryPointVersion};
 
 pub const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
@@ -76,19 +76,7 @@ impl Stack {
         accounts: Vec<AccountSweepTerms>,
         owner_signed: bool,
     ) -> (u16, serde_json::Value) {
-        let mut body = Sweep { session: g.session, terms: vec![], accounts, auth: None };
-        if owner_signed {
-            let st = self.status().await;
-            let msg = owner_action(
-                bridle_common::owner::action::SWEEP,
-                st.identity_address,
-                g.session,
-                g.agent.address,
-                body.terms_digest(),
-            );
-            body.auth = Some(g.owner.sign_owner(&msg));
-        }
-        self.post(&format!("/v1/sessions/{}/sweep", g.session), &body).await
+        self.sweep_with(g, vec![], accounts, owner_signed).await
     }
 }
 

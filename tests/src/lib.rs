@@ -842,7 +842,19 @@ impl Stack {
 
     /// `POST /v1/sessions/{s}/sweep`, signed by the owner when `owner_signed`.
     pub async fn sweep(&self, g: &Granted, terms: Vec<SweepTerms>, owner_signed: bool) -> (u16, serde_json::Value) {
-        let mut body = Sweep { session: g.session, terms, accounts: vec![], auth: None };
+        self.sweep_with(g, terms, vec![], owner_signed).await
+    }
+
+    /// `POST /v1/sessions/{s}/sweep` with transaction and account terms, signed by the owner
+    /// when `owner_signed`.
+    pub async fn sweep_with(
+        &self,
+        g: &Granted,
+        terms: Vec<SweepTerms>,
+        accounts: Vec<bridle_common::protocol::AccountSweepTerms>,
+        owner_signed: bool,
+    ) -> (u16, serde_json::Value) {
+        let mut body = Sweep { session: g.session, terms, accounts, auth: None };
         if owner_signed {
             let st = self.status().await;
             let msg = owner_action(
