@@ -117,7 +117,10 @@ CREATE TABLE IF NOT EXISTS host_enclaves (
 );
 ";
 
-const MIGRATIONS: [(i64, &str); 2] = [(1, V1), (2, V2)];
+/// Schema version 3: no index of the audit log by session (see the SQLite backend's V3).
+const V3: &str = "DROP INDEX IF EXISTS audit_entries_session;";
+
+const MIGRATIONS: [(i64, &str); 3] = [(1, V1), (2, V2), (3, V3)];
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
@@ -334,10 +337,18 @@ impl Backend for PostgresBackend {
     }
 
     fn events(&self, session: Option<&Address>, limit: usize) -> anyhow::Result<Vec<Event>> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE $1::TEXT IS NULL OR session = $1 ORDER BY id DESC LIMIT $2"
-        );
-        collect(&mut *self.conn()?, &sql, &[&session.map(a), &int(limit as u64)], event_from)
+        // Two statements, so that a session's events come through `events_session`.
+        let limit = int(limit as u64);
+        match session {
+            None => {
+                let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT $1");
+                collect(&mut *self.conn()?, &sql, &[&limit], event_from)
+            }
+            Some(s) => {
+                let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE session = $1 ORDER BY id DESC LIMIT $2");
+                collect(&mut *self.conn()?, &sql, &[&a(s), &limit], event_from)
+            }
+        }
     }
 
     fn write_events(&self, events: &[Event]) -> anyhow::Result<()> {

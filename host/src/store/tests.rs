@@ -71,7 +71,7 @@ fn the_schema_is_versioned_and_a_newer_one_refused() {
     each_database("schema_versioned", |db| {
         open(db).unwrap();
         open(db).unwrap();
-        assert_eq!(versions(db), vec![1, 2]);
+        assert_eq!(versions(db), vec![1, 2, 3]);
         exec(db, "INSERT INTO schema_version (version) VALUES (99)");
         let e = format!("{:#}", open(db).err().expect("a newer schema is refused"));
         assert!(e.contains("schema version 99 is newer"), "{e}");
@@ -100,7 +100,7 @@ fn a_version_1_sqlite_database_is_migrated() {
     .unwrap();
     drop(old);
     let b = open(&db).unwrap();
-    assert_eq!(versions(&db), vec![1, 2]);
+    assert_eq!(versions(&db), vec![1, 2, 3]);
     let s = b.store.session(&Address::repeat_byte(0x51)).unwrap().unwrap();
     assert_eq!((s.state, s.created_at), (StoredState::Active, 1000));
     assert!(b.audit.tip(&Address::repeat_byte(0x1d)).unwrap().is_none());
@@ -139,6 +139,45 @@ fn bad_rows_are_errors_not_panics() {
         assert!(format!("{:#}", b.policies(&s).unwrap_err()).contains("nonce"));
         exec(db, "UPDATE policies SET nonce = '1', signature = 'zz'");
         assert!(format!("{:#}", b.policies(&s).unwrap_err()).contains("signature"));
+    });
+}
+
+/// A session's events: only its own, the latest `limit` of them (oldest first); on SQLite through the
+/// session index, not a scan of every event (`?1 IS NULL OR session = ?1` scanned). And
+/// version 3 took away the audit log's session index, which nothing read.
+#[test]
+fn a_sessions_events_come_through_its_index() {
+    each_database("events_by_session", |db| {
+        let st = Store::new(open(db).unwrap().store, "host-a", 16).unwrap();
+        let (s1, s2) = (Address::repeat_byte(0x51), Address::repeat_byte(0x52));
+        for i in 0..7 {
+            let s = if i % 3 == 0 { s1 } else { s2 };
+            assert!(st.record_event(Event::now(&format!("call{i}"), Some(s), "ok", None)));
+        }
+        assert!(st.record_event(Event::now("status", None, "ok", None)));
+        st.flush();
+        let calls = |s: Option<&Address>, limit| -> Vec<String> {
+            st.events(s, limit).unwrap().into_iter().map(|e| e.call).collect()
+        };
+        assert_eq!(calls(Some(&s1), 10), ["call0", "call3", "call6"]);
+        assert_eq!(calls(Some(&s2), 2), ["call4", "call5"]);
+        assert_eq!(calls(None, 3), ["call5", "call6", "status"]);
+        assert!(calls(Some(&Address::repeat_byte(0x53)), 10).is_empty());
+        if let Database::Sqlite(p) = db {
+            let c = rusqlite::Connection::open(p).unwrap();
+            let plan: String = c
+                .query_row(
+                    "EXPLAIN QUERY PLAN SELECT id FROM events WHERE session = ?1 ORDER BY id DESC LIMIT ?2",
+                    rusqlite::params!["0x51", 10],
+                    |r| r.get(3),
+                )
+                .unwrap();
+            assert!(plan.contains("USING INDEX events_session") || plan.contains("USING COVERING INDEX"), "{plan}");
+            let n: i64 = c
+                .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'audit_entries_session'", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 0);
+        }
     });
 }
 
