@@ -35,6 +35,11 @@ pub enum ClusterCall {
     Info,
 }
 
+/// Connections a cluster node's enclave serves at once (its host's client pool, its
+/// cluster-traffic pool and reconnections share them; more are refused). A host checks its
+/// pools against it at start.
+pub const NODE_MAX_CONNECTIONS: usize = 64;
+
 /// Most seeds a [`ClusterStart`] may name.
 pub const MAX_SEEDS: usize = 16;
 

@@ -200,7 +200,14 @@ fn main() {
             // Cluster messages (batches of log entries, snapshot chunks) are larger than
             // requests; fewer connections keep what unauthenticated frames can hold bounded.
             let max_frame = args.max_frame.max(MAX_MESSAGE as usize + (1 << 20));
-            (Service::Cluster(node), ServerConfig { max_frame, max_connections: 64, ..ServerConfig::default() })
+            (
+                Service::Cluster(node),
+                ServerConfig {
+                    max_frame,
+                    max_connections: bridle_common::cluster::NODE_MAX_CONNECTIONS,
+                    ..ServerConfig::default()
+                },
+            )
         } else {
             let attestor: Box<dyn Attestor> = Box::new(NsmAttestor::new(nsm));
             let enclave = Arc::new(Enclave::new(clock, Some(attestor), config));

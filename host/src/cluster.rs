@@ -38,6 +38,18 @@ use std::time::Duration;
 /// Connections kept for the cluster's traffic (beside the client calls' pool).
 pub const TRAFFIC_POOL: usize = 32;
 
+/// Connections of the enclave left free for reconnections (a connection the host dropped
+/// holds its slot until the enclave notices).
+pub const SPARE_CONNECTIONS: usize = 8;
+
+/// The largest client pool of a cluster host, and its default: the enclave's connections
+/// less the traffic pool and the spare ones. A cluster node holds each signing call for a
+/// commit round trip (milliseconds, not the ≈ 0.1 ms of a stand-alone enclave), so the
+/// pool bounds the signatures in flight, and with them how many entries one commit
+/// carries: 8 connections capped a node at ≈ 2 700 signatures/s here, 24 let commits batch
+/// (BENCHMARKS.md, "Enclave cluster").
+pub const MAX_CLIENT_POOL: usize = bridle_common::cluster::NODE_MAX_CONNECTIONS - TRAFFIC_POOL - SPARE_CONNECTIONS;
+
 /// Largest message between two nodes' hosts (20 MiB of sealed cluster traffic plus framing).
 pub const MAX_RELAY_BODY: usize = 22 << 20;
 

@@ -187,7 +187,6 @@ impl Settings {
             return Err(format!("host_id is empty (from {})", source_name(sources["host_id"])));
         }
         let log_format = pick!(log_format, LogFormat::Text);
-        let pool = pick!(pool, crate::enclave_client::DEFAULT_POOL_SIZE);
         let call_timeout = pick!(call_timeout, DEFAULT_CALL_TIMEOUT_SECS);
         let body_limit = pick!(body_limit, DEFAULT_BODY_LIMIT);
         let max_frame = pick!(max_frame, DEFAULT_MAX_FRAME);
@@ -244,8 +243,24 @@ impl Settings {
             interval: Duration::from_secs(sweep_interval),
             bump_after: Duration::from_secs(sweep_bump_after),
         });
+        // A cluster host's calls wait for commits: its default pool is the largest the
+        // node's enclave leaves it (see `cluster::MAX_CLIENT_POOL`).
+        let pool = pick!(
+            pool,
+            if cluster.is_some() { crate::cluster::MAX_CLIENT_POOL } else { crate::enclave_client::DEFAULT_POOL_SIZE }
+        );
         if pool == 0 {
             return Err(format!("pool must be at least 1 (from {})", source_name(sources["pool"])));
+        }
+        if cluster.is_some() && pool > crate::cluster::MAX_CLIENT_POOL {
+            return Err(format!(
+                "pool {pool} (from {}) is more than a cluster node's enclave leaves this host's calls: at most {} ({} connections, {} of them for cluster traffic, {} spare)",
+                source_name(sources["pool"]),
+                crate::cluster::MAX_CLIENT_POOL,
+                bridle_common::cluster::NODE_MAX_CONNECTIONS,
+                crate::cluster::TRAFFIC_POOL,
+                crate::cluster::SPARE_CONNECTIONS
+            ));
         }
         if call_timeout == 0 {
             return Err(format!("call_timeout must be at least 1 s (from {})", source_name(sources["call_timeout"])));
@@ -378,5 +393,34 @@ mod tests {
         assert_eq!(s.host_config().probe_interval, None);
         let cli = Layer { pool: Some(0), ..Layer::default() };
         assert!(Settings::resolve(&cli, flag, &file, None).unwrap_err().contains("pool"));
+    }
+
+    /// A cluster host's calls wait for commits: its pool defaults to the most the node's
+    /// enclave leaves it, and a larger one is refused (the enclave would refuse the
+    /// connections beyond its limit, and the calls behind them would stall).
+    #[test]
+    fn a_cluster_hosts_pool_fits_its_enclave() {
+        let file = Layer::from_toml(
+            "enclave = \"unix:/run/bridle/enclave.sock\"\ncluster_listen = \"0.0.0.0:7443\"\ncluster_advertise = \"http://10.0.0.1:7443\"\ncluster_bootstrap = true\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&Layer::default(), flag, &file, None).unwrap();
+        assert_eq!(s.pool, crate::cluster::MAX_CLIENT_POOL);
+        assert_eq!(s.pool, 24);
+        assert_eq!(
+            s.pool + crate::cluster::TRAFFIC_POOL + crate::cluster::SPARE_CONNECTIONS,
+            bridle_common::cluster::NODE_MAX_CONNECTIONS
+        );
+        let cli = Layer { pool: Some(12), ..Layer::default() };
+        assert_eq!(Settings::resolve(&cli, flag, &file, None).unwrap().pool, 12);
+        let cli = Layer { pool: Some(25), ..Layer::default() };
+        let e = Settings::resolve(&cli, flag, &file, None).unwrap_err();
+        assert!(e.contains("pool 25") && e.contains("at most 24"), "{e}");
+        // Stand-alone: the small default, and no such bound.
+        let file = Layer { enclave: Some("vsock:16:5000".into()), ..Layer::default() };
+        let s = Settings::resolve(&Layer::default(), flag, &file, None).unwrap();
+        assert_eq!(s.pool, crate::enclave_client::DEFAULT_POOL_SIZE);
+        let cli = Layer { pool: Some(64), ..Layer::default() };
+        assert_eq!(Settings::resolve(&cli, flag, &file, None).unwrap().pool, 64);
     }
 }
