@@ -7,6 +7,7 @@ use bridle_common::address::SocketAddress;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor, read_frame, to_cbor, write_frame, FrameError};
 use bridle_common::protocol::{RequestFrame, ResponseFrame, PROTOCOL_VERSION};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -51,12 +52,24 @@ pub async fn handle_frame_service(service: &Service, body: &[u8]) -> ResponseFra
             ErrorCode::Unsupported,
             format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
         )),
-        Ok(f) => match tokio::spawn(async move { node.handle(f.call).await }).await {
-            Ok(r) => r,
-            Err(_) => Err(Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed")),
-        },
+        Ok(f) => isolated(node.handle(f.call)).await,
     };
     ResponseFrame { version: PROTOCOL_VERSION, result }
+}
+
+/// Run `call` with each of its polls isolated, as a task of its own would be, without
+/// moving the call's future to the heap and to another task for every frame: a panic ends
+/// it with `internal` (it is never polled again), and the connection serves on.
+async fn isolated<T>(call: impl Future<Output = Result<T, Denial>>) -> Result<T, Denial> {
+    let mut call = std::pin::pin!(call);
+    std::future::poll_fn(|cx| match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.as_mut().poll(cx))) {
+        Ok(p) => p,
+        Err(_) => std::task::Poll::Ready(Err(Denial::new(
+            ErrorCode::Internal,
+            "the request could not be processed; nothing was signed",
+        ))),
+    })
+    .await
 }
 
 /// Decode and serve one frame body. Never panics; any failure is a typed error reply. The
@@ -166,4 +179,30 @@ where
         serve_connection(service, stream, cfg).await;
         drop(permit);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_that_panics_mid_way_is_an_internal_error() {
+        let r = isolated(async {
+            tokio::task::yield_now().await;
+            Ok::<u8, Denial>(7)
+        })
+        .await;
+        assert_eq!(r.unwrap(), 7);
+        let r = isolated(async {
+            tokio::task::yield_now().await;
+            if std::hint::black_box(true) {
+                panic!("a bug in the call");
+            }
+            Ok::<u8, Denial>(7)
+        })
+        .await;
+        let d = r.unwrap_err();
+        assert_eq!(d.code, ErrorCode::Internal);
+        assert!(d.reason.contains("nothing was signed"), "{d:?}");
+    }
 }
