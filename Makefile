@@ -66,7 +66,7 @@ load-smoke:
 # Replication's cost (issue 11): a 3-node cluster against one enclave in the same run —
 # throughput, memory per session, failover time (BENCHMARKS.md, "Enclave cluster").
 bench-cluster: release
-	BRIDLE_BIN_DIR=target/release ./target/release/bridle-cluster-bench --requests 4000 --concurrency 16 --sessions 1000 --failovers 5
+	BRIDLE_BIN_DIR=target/release ./target/release/bridle-cluster-bench --requests 30000 --concurrency 64 --sessions 1000 --failovers 5
 
 # The decision core against the independent reference model (model/, RULES.md) on a million
 # random sequences; CI runs 10^5 of them in `make test`. Results: SECURITY.md.
