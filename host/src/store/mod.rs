@@ -392,7 +392,9 @@ impl Store {
         self.backend.policies(session)
     }
 
-    /// The latest `limit` events, oldest first; only those of `session` when given.
+    /// The latest `limit` events, oldest first; only those of `session` when given (no
+    /// index by session: that reads back through the events until it has `limit` of them,
+    /// for tools and tests, never on a request path).
     pub fn events(&self, session: Option<&Address>, limit: usize) -> anyhow::Result<Vec<Event>> {
         let mut v = self.backend.events(session, limit)?;
         v.reverse();

@@ -117,8 +117,9 @@ CREATE TABLE IF NOT EXISTS host_enclaves (
 );
 ";
 
-/// Schema version 3: no index of the audit log by session (see the SQLite backend's V3).
-const V3: &str = "DROP INDEX IF EXISTS audit_entries_session;";
+/// Schema version 3: no index by session on the audit log and the events (see the SQLite
+/// backend's V3).
+const V3: &str = "DROP INDEX IF EXISTS audit_entries_session; DROP INDEX IF EXISTS events_session;";
 
 const MIGRATIONS: [(i64, &str); 3] = [(1, V1), (2, V2), (3, V3)];
 
@@ -337,7 +338,7 @@ impl Backend for PostgresBackend {
     }
 
     fn events(&self, session: Option<&Address>, limit: usize) -> anyhow::Result<Vec<Event>> {
-        // Two statements, so that a session's events come through `events_session`.
+        // Two statements (see the SQLite backend's).
         let limit = int(limit as u64);
         match session {
             None => {

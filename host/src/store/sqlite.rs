@@ -102,11 +102,15 @@ CREATE TABLE IF NOT EXISTS host_enclaves (
 );
 ";
 
-/// Schema version 3: no index of the audit log by session. No query reads a session's
-/// audit entries (verifiers read the log in order, by `seq`), and with many sessions each
-/// entry's index row landed on a page of its own: one more page written per signature
-/// (BENCHMARKS.md, "Scale").
-const V3: &str = "DROP INDEX IF EXISTS audit_entries_session;";
+/// Schema version 3: no index by session on the rows written for every signature, the
+/// audit log's and the events'. Nothing reads either by session on any request path
+/// (verifiers read the audit log by `seq`; a session's events are read only by tools, and
+/// scan), and with many sessions each row's index entry landed on a page of its own: one
+/// more page written and checkpointed per signature and per index — with 100 000 sessions
+/// the host spent a fifth of its CPU on them (BENCHMARKS.md, "Scale"). An operator who
+/// wants a session's events fast can add `CREATE INDEX events_session ON events(session)`
+/// and pay that cost.
+const V3: &str = "DROP INDEX IF EXISTS audit_entries_session; DROP INDEX IF EXISTS events_session;";
 
 const MIGRATIONS: [(i64, &str); 3] = [(1, V1), (2, V2), (3, V3)];
 
@@ -329,8 +333,9 @@ impl Backend for SqliteBackend {
     }
 
     fn events(&self, session: Option<&Address>, limit: usize) -> anyhow::Result<Vec<Event>> {
-        // Two statements, so that a session's events come through `events_session` (one
-        // statement for both reads the whole table: `?1 IS NULL OR …` defeats the index).
+        // Two statements: the latest events come from the end of the table (one statement
+        // for both, `?1 IS NULL OR session = ?1`, read the whole table); a session's are
+        // found by reading back from the end (no index by session: see V3).
         let limit = int(limit as u64);
         match session {
             None => {
