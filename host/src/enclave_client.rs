@@ -8,6 +8,12 @@
 //! identity (`status`), so an enclave restart (a new identity key, R-TRUST-4) is noticed
 //! before any request goes over the new connection.
 //!
+//! A caller that goes away while its request is with the enclave (its timeout, an agent
+//! that hung up) does not free its connection: the enclave serves every call to its end
+//! (a cluster call: until committed, up to seconds) and holds a connection slot meanwhile,
+//! so the reply is read in the background and the pool permit released only then. The
+//! host's connections to the enclave never outnumber its pool.
+//!
 //! Retry rule: a request is retried once, on a fresh connection, only when writing it
 //! failed — i.e. the enclave cannot have received a complete frame. Once a request is
 //! fully written it is never re-sent: a signing request may have reached the enclave.
@@ -23,7 +29,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::cluster::ClusterLink;
 use crate::metrics::Metrics;
@@ -111,11 +117,57 @@ impl Conn {
     }
 }
 
+/// Longest a cancelled call's reply is waited for in the background (a cluster call ends
+/// within its commit timeout; a wedged enclave is dropped after this).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection with an exchange on it, and the pool permit it holds. Dropped before
+/// [`InFlight::finish`] (the caller went away mid-exchange), it reads the reply in the
+/// background and only then closes the connection and releases the permit: the enclave
+/// keeps serving the call, and its connection slot, until it answers.
+struct InFlight {
+    conn: Option<Conn>,
+    permit: Option<OwnedSemaphorePermit>,
+    max_frame: usize,
+}
+
+impl InFlight {
+    fn new(conn: Conn, permit: OwnedSemaphorePermit, max_frame: usize) -> InFlight {
+        InFlight { conn: Some(conn), permit: Some(permit), max_frame }
+    }
+
+    fn conn(&mut self) -> &mut Conn {
+        self.conn.as_mut().unwrap_or_else(|| unreachable!("an in-flight exchange has its connection until finished"))
+    }
+
+    /// The exchange ended here (a reply, or an error): the connection and permit back.
+    fn finish(mut self) -> (Conn, OwnedSemaphorePermit) {
+        match (self.conn.take(), self.permit.take()) {
+            (Some(c), Some(p)) => (c, p),
+            _ => unreachable!("finished once"),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let (Some(mut conn), Some(permit)) = (self.conn.take(), self.permit.take()) else { return };
+        let max = self.max_frame;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT, read_frame(&mut conn.io, max)).await;
+                drop(conn);
+                drop(permit);
+            });
+        }
+    }
+}
+
 /// A pooled, framed client for the enclave socket.
 pub struct EnclaveClient {
     addr: SocketAddress,
     cfg: ClientConfig,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     idle: Mutex<Vec<Conn>>,
     /// Serializes identity changes so the hook runs once per change.
     identity_lock: tokio::sync::Mutex<Option<Address>>,
@@ -150,7 +202,7 @@ impl EnclaveClient {
         EnclaveClient {
             addr,
             cfg: ClientConfig { pool_size: pool, ..cfg },
-            permits: Semaphore::new(pool),
+            permits: Arc::new(Semaphore::new(pool)),
             idle: Mutex::new(Vec::with_capacity(pool)),
             identity_lock: tokio::sync::Mutex::new(None),
             identity: RwLock::new(None),
@@ -297,9 +349,12 @@ impl EnclaveClient {
 
     async fn exchange(&self, name: &str, body: &[u8]) -> Result<Reply, ClientError> {
         // The semaphore is never closed.
-        let _permit = self.permits.acquire().await.map_err(|_| ClientError::Unavailable("client closed".into()))?;
-        let mut conn = self.checkout(false).await?;
-        match self.attempt(name, &mut conn, body).await? {
+        let permit =
+            self.permits.clone().acquire_owned().await.map_err(|_| ClientError::Unavailable("client closed".into()))?;
+        let mut inflight = InFlight::new(self.checkout(false).await?, permit, self.cfg.max_frame);
+        let r = self.attempt(name, inflight.conn(), body).await;
+        let (conn, permit) = inflight.finish();
+        match r? {
             Attempt::Reply(r) => {
                 self.checkin(conn);
                 (*r).map_err(ClientError::Denied)
@@ -307,8 +362,10 @@ impl EnclaveClient {
             Attempt::NotSent(why) => {
                 drop(conn);
                 tracing::debug!(call = name, error = %why, "request not sent; retrying once on a fresh connection");
-                let mut conn = self.checkout(true).await?;
-                match self.attempt(name, &mut conn, body).await? {
+                let mut inflight = InFlight::new(self.checkout(true).await?, permit, self.cfg.max_frame);
+                let r = self.attempt(name, inflight.conn(), body).await;
+                let (conn, _permit) = inflight.finish();
+                match r? {
                     Attempt::Reply(r) => {
                         self.checkin(conn);
                         (*r).map_err(ClientError::Denied)
@@ -496,96 +553,5 @@ pub fn reply_name(r: &Reply) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// A backend that reads the CONNECT line, answers `reply`, then sends `after`.
-    async fn backend(
-        reply: &'static [u8],
-        after: &'static [u8],
-    ) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<String>) {
-        let (client, mut server) = tokio::io::duplex(256);
-        let task = tokio::spawn(async move {
-            let mut got = Vec::new();
-            let mut b = [0u8; 1];
-            while server.read(&mut b).await.unwrap() == 1 {
-                got.push(b[0]);
-                if b[0] == b'\n' {
-                    break;
-                }
-            }
-            server.write_all(reply).await.unwrap();
-            server.write_all(after).await.unwrap();
-            // Keep the stream open until the client is done reading.
-            let _ = server.read(&mut b).await;
-            String::from_utf8(got).unwrap()
-        });
-        (client, task)
-    }
-
-    #[tokio::test]
-    async fn handshake_sends_connect_and_leaves_the_stream_after_ok() {
-        let (mut c, task) = backend(b"OK 1073741824\n", b"\x00\x00\x00\x02hi").await;
-        hybrid_vsock_handshake(&mut c, 5000).await.unwrap();
-        let mut frame = [0u8; 6];
-        c.read_exact(&mut frame).await.unwrap();
-        assert_eq!(&frame, b"\x00\x00\x00\x02hi", "bytes after the OK line are the guest's");
-        drop(c);
-        assert_eq!(task.await.unwrap(), "CONNECT 5000\n");
-        let (mut c, _task) = backend(b"OK\n", b"").await;
-        hybrid_vsock_handshake(&mut c, 1).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn handshake_refuses_anything_but_ok() {
-        for (reply, expect) in [
-            (&b"ERR no listener\n"[..], "expected \"OK"),
-            (&b"OKAY\n"[..], "expected \"OK"),
-            (&b""[..], "closed the connection"),
-            (&[b'O'; 100][..], "longer than"),
-        ] {
-            let (mut c, _task) = backend(reply, b"").await;
-            if reply.is_empty() {
-                // The backend hangs up without a word.
-                let (mut c2, s2) = tokio::io::duplex(64);
-                drop(s2);
-                let e = hybrid_vsock_handshake(&mut c2, 5000).await.unwrap_err();
-                assert!(e.to_string().contains(expect) || e.kind() == std::io::ErrorKind::BrokenPipe, "{e}");
-                continue;
-            }
-            let e = hybrid_vsock_handshake(&mut c, 5000).await.unwrap_err();
-            assert!(e.to_string().contains(expect), "{reply:?}: {e}");
-            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
-        }
-    }
-
-    #[tokio::test]
-    async fn client_speaks_frames_through_a_hybrid_vsock_socket() {
-        // A fake backend on a real Unix socket: handshake, then an enclave that answers
-        // `status` (the first thing a new connection carries) with a malformed frame.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("vm.vsock");
-        let listener = tokio::net::UnixListener::bind(&path).unwrap();
-        let server = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut line = Vec::new();
-            let mut b = [0u8; 1];
-            while s.read(&mut b).await.unwrap() == 1 && b[0] != b'\n' {
-                line.push(b[0]);
-            }
-            s.write_all(b"OK 1073741825\n").await.unwrap();
-            let body = read_frame(&mut s, DEFAULT_MAX_FRAME).await.unwrap();
-            let req: RequestFrame = from_cbor(&body).unwrap();
-            write_frame(&mut s, b"\xff").await.unwrap();
-            (String::from_utf8(line).unwrap(), req.call.name())
-        });
-        let addr: SocketAddress = format!("vsock-uds:{}:5000", path.display()).parse().unwrap();
-        let client = EnclaveClient::new(addr, ClientConfig::default());
-        let err = client.call(Call::Status(StatusQuery { session: None, nonce: None })).await.unwrap_err();
-        assert!(matches!(err, ClientError::Protocol(_)), "{err}");
-        let (line, call) = server.await.unwrap();
-        assert_eq!(line, "CONNECT 5000");
-        assert_eq!(call, "status");
-    }
-}
+#[path = "enclave_client_tests.rs"]
+mod tests;

@@ -189,6 +189,13 @@ impl AppState {
         .on_identity(hook);
         let mut cluster_client = None;
         if let Some(c) = &config.cluster {
+            if config.pool_size > cluster::MAX_CLIENT_POOL {
+                anyhow::bail!(
+                    "pool {} is more than a cluster node's enclave leaves this host's calls: at most {}",
+                    config.pool_size,
+                    cluster::MAX_CLIENT_POOL
+                );
+            }
             client = client.with_cluster(Arc::new(cluster::ClusterLink::new(c.clone())));
             cluster_client = Some(EnclaveClient::new(
                 config.enclave.clone(),
