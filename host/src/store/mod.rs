@@ -44,7 +44,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The schema this build writes (both backends; see `schema_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 /// Default capacity of the event queue.
 pub const DEFAULT_EVENT_QUEUE: usize = 8192;
 const MAX_BATCH: usize = 512;

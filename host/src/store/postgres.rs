@@ -117,11 +117,13 @@ CREATE TABLE IF NOT EXISTS host_enclaves (
 );
 ";
 
-/// Schema version 3: no index by session on the audit log and the events (see the SQLite
-/// backend's V3).
-const V3: &str = "DROP INDEX IF EXISTS audit_entries_session; DROP INDEX IF EXISTS events_session;";
+/// Schema version 3: no index of the audit log by session (see the SQLite backend's V3).
+const V3: &str = "DROP INDEX IF EXISTS audit_entries_session;";
 
-const MIGRATIONS: [(i64, &str); 3] = [(1, V1), (2, V2), (3, V3)];
+/// Schema version 4: no index of the events by session either (see V3).
+const V4: &str = "DROP INDEX IF EXISTS events_session;";
+
+const MIGRATIONS: [(i64, &str); 4] = [(1, V1), (2, V2), (3, V3), (4, V4)];
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
@@ -160,6 +162,10 @@ impl Cells for Row {
 fn migrate(client: &mut Client) -> anyhow::Result<()> {
     let mut tx = client.transaction()?;
     // Hosts starting together: one creates the tables, the others wait and find them.
+    // A migration waits at most this long for a lock (another host's migration, or an
+    // index dropped under readers): then this host's start fails, saying so, and its
+    // supervisor starts it again, instead of queueing every other host's writes behind it.
+    tx.batch_execute("SET LOCAL lock_timeout = '30s'")?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
     let version: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version", &[])?.try_get(0)?;
@@ -338,18 +344,11 @@ impl Backend for PostgresBackend {
     }
 
     fn events(&self, session: Option<&Address>, limit: usize) -> anyhow::Result<Vec<Event>> {
-        // Two statements (see the SQLite backend's).
-        let limit = int(limit as u64);
-        match session {
-            None => {
-                let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT $1");
-                collect(&mut *self.conn()?, &sql, &[&limit], event_from)
-            }
-            Some(s) => {
-                let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE session = $1 ORDER BY id DESC LIMIT $2");
-                collect(&mut *self.conn()?, &sql, &[&a(s), &limit], event_from)
-            }
-        }
+        // No index by session (V4): read back from the newest event until `limit` match.
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE $1::TEXT IS NULL OR session = $1 ORDER BY id DESC LIMIT $2"
+        );
+        collect(&mut *self.conn()?, &sql, &[&session.map(a), &int(limit as u64)], event_from)
     }
 
     fn write_events(&self, events: &[Event]) -> anyhow::Result<()> {

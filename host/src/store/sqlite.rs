@@ -102,17 +102,20 @@ CREATE TABLE IF NOT EXISTS host_enclaves (
 );
 ";
 
-/// Schema version 3: no index by session on the rows written for every signature, the
-/// audit log's and the events'. Nothing reads either by session on any request path
+/// Schema versions 3 and 4: no index by session on the rows written for every signature,
+/// the audit log's (3) and the events' (4). Nothing reads either by session on any request path
 /// (verifiers read the audit log by `seq`; a session's events are read only by tools, and
 /// scan), and with many sessions each row's index entry landed on a page of its own: one
 /// more page written and checkpointed per signature and per index — with 100 000 sessions
 /// the host spent a fifth of its CPU on them (BENCHMARKS.md, "Scale"). An operator who
 /// wants a session's events fast can add `CREATE INDEX events_session ON events(session)`
 /// and pay that cost.
-const V3: &str = "DROP INDEX IF EXISTS audit_entries_session; DROP INDEX IF EXISTS events_session;";
+const V3: &str = "DROP INDEX IF EXISTS audit_entries_session;";
 
-const MIGRATIONS: [(i64, &str); 3] = [(1, V1), (2, V2), (3, V3)];
+/// Schema version 4: no index of the events by session either (see V3).
+const V4: &str = "DROP INDEX IF EXISTS events_session;";
+
+const MIGRATIONS: [(i64, &str); 4] = [(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// A SQLite database file.
 pub struct SqliteBackend {
@@ -333,20 +336,10 @@ impl Backend for SqliteBackend {
     }
 
     fn events(&self, session: Option<&Address>, limit: usize) -> anyhow::Result<Vec<Event>> {
-        // Two statements: the latest events come from the end of the table (one statement
-        // for both, `?1 IS NULL OR session = ?1`, read the whole table); a session's are
-        // found by reading back from the end (no index by session: see V3).
-        let limit = int(limit as u64);
-        match session {
-            None => {
-                let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT ?1");
-                collect(&self.main(), &sql, params![limit], |r| event_from(r))
-            }
-            Some(s) => {
-                let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE session = ?1 ORDER BY id DESC LIMIT ?2");
-                collect(&self.main(), &sql, params![a(s), limit], |r| event_from(r))
-            }
-        }
+        // No index by session (V4): read back from the newest event until `limit` match.
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE ?1 IS NULL OR session = ?1 ORDER BY id DESC LIMIT ?2");
+        collect(&self.main(), &sql, params![session.map(a), int(limit as u64)], |r| event_from(r))
     }
 
     fn write_events(&self, events: &[Event]) -> anyhow::Result<()> {
