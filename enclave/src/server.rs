@@ -59,15 +59,31 @@ pub async fn handle_frame_service(service: &Service, body: &[u8]) -> ResponseFra
 
 /// Run `call` with each of its polls isolated, as a task of its own would be, without
 /// moving the call's future to the heap and to another task for every frame: a panic ends
-/// it with `internal` (it is never polled again), and the connection serves on.
+/// it with `internal` (it is dropped at once, its own drop isolated too, and never polled
+/// again), and the connection serves on.
 async fn isolated<T>(call: impl Future<Output = Result<T, Denial>>) -> Result<T, Denial> {
-    let mut call = std::pin::pin!(call);
-    std::future::poll_fn(|cx| match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.as_mut().poll(cx))) {
-        Ok(p) => p,
-        Err(_) => std::task::Poll::Ready(Err(Denial::new(
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::Poll;
+    let failed = || {
+        Denial::new(
             ErrorCode::Internal,
-            "the request could not be processed; nothing was signed",
-        ))),
+            "the request could not be processed; if it was committed, asking again with the same stamp returns its result",
+        )
+    };
+    let mut call = std::pin::pin!(Some(call));
+    std::future::poll_fn(|cx| {
+        let polled = catch_unwind(AssertUnwindSafe(|| match call.as_mut().as_pin_mut() {
+            Some(f) => f.poll(cx),
+            None => Poll::Ready(Err(failed())),
+        }));
+        match polled {
+            Ok(p) => p,
+            Err(_) => {
+                tracing::error!("a cluster call panicked; it ends with `internal`, the node serves on");
+                let _ = catch_unwind(AssertUnwindSafe(|| call.set(None)));
+                Poll::Ready(Err(failed()))
+            }
+        }
     })
     .await
 }
@@ -203,6 +219,6 @@ mod tests {
         .await;
         let d = r.unwrap_err();
         assert_eq!(d.code, ErrorCode::Internal);
-        assert!(d.reason.contains("nothing was signed"), "{d:?}");
+        assert!(d.reason.contains("asking again with the same stamp"), "{d:?}");
     }
 }
