@@ -25,8 +25,11 @@ fn exec(db: &Database, sql: &str) {
     }
 }
 
-fn versions(db: &Database) -> Vec<i64> {
-    let sql = "SELECT version FROM schema_version ORDER BY version";
+/// The first column of every row `sql` returns, read behind the store's back.
+fn column<T>(db: &Database, sql: &str) -> Vec<T>
+where
+    T: rusqlite::types::FromSql + for<'a> ::postgres::types::FromSql<'a>,
+{
     match db {
         Database::Sqlite(p) => {
             let c = rusqlite::Connection::open(p).unwrap();
@@ -38,6 +41,10 @@ fn versions(db: &Database) -> Vec<i64> {
             c.query(sql, &[]).unwrap().iter().map(|r| r.get(0)).collect()
         }
     }
+}
+
+fn versions(db: &Database) -> Vec<i64> {
+    column(db, "SELECT version FROM schema_version ORDER BY version")
 }
 
 fn session(n: u8, enclave: Address) -> (SessionRow, PolicyRow) {
@@ -170,17 +177,7 @@ fn a_sessions_events_without_a_session_index() {
                 "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname"
             }
         };
-        let names: Vec<String> = match db {
-            Database::Sqlite(p) => {
-                let c = rusqlite::Connection::open(p).unwrap();
-                let mut q = c.prepare(sql).unwrap();
-                q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-            }
-            Database::Postgres(u) => {
-                let mut c = u.config().unwrap().connect(::postgres::NoTls).unwrap();
-                c.query(sql, &[]).unwrap().iter().map(|r| r.get(0)).collect()
-            }
-        };
+        let names: Vec<String> = column(db, sql);
         assert!(names.iter().any(|n| n == "sessions_owner"), "{names:?}");
         for gone in ["events_session", "audit_entries_session"] {
             assert!(!names.iter().any(|n| n == gone), "{gone} in {names:?}");
