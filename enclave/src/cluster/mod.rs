@@ -9,9 +9,11 @@
 //! * [`log_store`] — the log, in memory;
 //! * [`peers`], [`network`] — attested channels through the hosts, openraft's network;
 //! * [`admit`] — who may be a node;
+//! * [`election`] — when a voter stands for election;
 //! * [`node`] — serving calls: the leader proposes, every node applies.
 
 pub mod admit;
+pub mod election;
 pub mod log_store;
 pub mod network;
 pub mod node;
@@ -98,12 +100,17 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
     }
     .validate()
     .map_err(|e| format!("raft configuration: {e}"))?;
-    let last_ok = Arc::new(Mutex::new(HashMap::new()));
-    let network = network::Network { peers: peers.clone(), image, last_ok: last_ok.clone() };
-    let raft = types::Raft::new(id, Arc::new(raft_config), network, log_store::LogStore::default(), replica.clone())
-        .await
-        .map_err(|e| format!("raft: {e}"))?;
-    let node = Arc::new(ClusterNode::assemble(id, image, raft, replica, peers.clone(), clock, last_ok));
+    let network = network::Network {
+        peers: peers.clone(),
+        image,
+        last_ok: Arc::new(Mutex::new(HashMap::new())),
+        election: Arc::new(Mutex::new(election::Election::new(std::time::Instant::now(), election::jitter()))),
+    };
+    let raft =
+        types::Raft::new(id, Arc::new(raft_config), network.clone(), log_store::LogStore::default(), replica.clone())
+            .await
+            .map_err(|e| format!("raft: {e}"))?;
+    let node = Arc::new(ClusterNode::assemble(id, raft, replica, clock, &network));
     peers.set_handler(node.clone());
     let weak = Arc::downgrade(&node);
     tokio::spawn(async move {

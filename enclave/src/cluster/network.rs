@@ -2,6 +2,7 @@
 //! exchange. Whatever a node sends a peer of another image has the keys that image may not
 //! hold taken out first (log entries and snapshots alike).
 
+use super::election::Election;
 use super::peers::{NetError, Peers};
 use super::replica::{decode_snapshot, encode_snapshot};
 use super::types::{redact_entries, Member, NodeId, TypeConfig};
@@ -83,6 +84,8 @@ pub struct Network {
     pub image: B256,
     /// When each peer last answered.
     pub last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
+    /// The node's failure detector, told when a voter refuses its candidacy for a longer log.
+    pub election: Arc<Mutex<Election>>,
 }
 
 /// A connection to one peer.
@@ -92,6 +95,7 @@ pub struct Conn {
     member: Member,
     image: B256,
     last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
+    election: Arc<Mutex<Election>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -104,6 +108,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             member: node.clone(),
             image: self.image,
             last_ok: self.last_ok.clone(),
+            election: self.election.clone(),
         }
     }
 }
@@ -171,8 +176,17 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        let candidate_log = rpc.last_log_id;
         match self.send(&Rpc::Vote(rpc), option.hard_ttl()).await.map_err(Self::net)? {
-            RpcReply::Vote(Ok(r)) => Ok(r),
+            RpcReply::Vote(Ok(r)) => {
+                // Refused by a voter whose log is longer: only such a voter can be elected,
+                // and standing again would raise the term it has to beat (see `election`).
+                if !r.vote_granted && r.last_log_id > candidate_log {
+                    tracing::info!(voter = self.target, "a voter with a longer log refused the vote: yielding to it");
+                    self.election.lock().unwrap_or_else(|e| e.into_inner()).outvoted_by_longer_log(Instant::now());
+                }
+                Ok(r)
+            }
             RpcReply::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
             r => Err(Self::unexpected(r)),
         }

@@ -12,6 +12,7 @@
 //!   leads (a linearizable read): a deposed leader never shows stale counters.
 //! * **Attestation** is served by every node: its own document, for the cluster's identity.
 
+use super::election::{jitter, Election};
 use super::network::{JoinReply, JoinRequest, Rpc, RpcReply};
 use super::peers::Peers;
 use super::replica::Replica;
@@ -41,18 +42,6 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(6);
 /// learner can take its place.
 pub const SUSPECT_AFTER: Duration = Duration::from_millis(1500);
 
-/// A voter that heard nothing from a leader for the leader lease (openraft 0.9: the
-/// maximum election timeout, [`super::ELECTION_TIMEOUT_MAX_MS`]) plus this margin plus a
-/// fresh random part of [`ELECT_JITTER`] stands for election itself (see
-/// [`ClusterNode::watch_leader`]); the margin covers the other voters' leases, which
-/// started when they, a little later, heard the same message.
-pub const ELECT_MARGIN: Duration = Duration::from_millis(100);
-/// The random part of every wait before standing for election, drawn afresh each time (so
-/// that two voters that stood at once — a split vote — do not again).
-pub const ELECT_JITTER: Duration = Duration::from_millis(400);
-/// After standing without being elected, the wait (plus jitter) before standing again.
-pub const ELECT_RETRY: Duration = Duration::from_millis(300);
-
 /// The fewest voters a cluster keeps by dropping dead ones without a replacement.
 pub const MIN_VOTERS: usize = 3;
 /// Refused-before-the-log requests proposed anyway (so their bounded audit entries are
@@ -61,19 +50,6 @@ const REFUSALS_PER_SECOND: u32 = 64;
 
 fn unavailable(why: impl Into<String>) -> Denial {
     Denial::new(ErrorCode::Unavailable, why)
-}
-
-/// What [`ClusterNode::watch_leader`] keeps.
-struct Election {
-    heard: Instant,
-    stood: Option<Instant>,
-    jitter: Duration,
-}
-
-fn jitter() -> Duration {
-    let mut b = [0u8; 8];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-    Duration::from_millis(u64::from_le_bytes(b) % (ELECT_JITTER.as_millis() as u64 + 1))
 }
 
 /// See the module docs.
@@ -91,24 +67,25 @@ pub struct ClusterNode {
     /// only once the leader has led for [`DEAD_AFTER`].
     leading_since: Mutex<Option<Instant>>,
     refusals: Mutex<(u64, u32)>,
-    /// When this node last accepted a leader's message (or granted a vote), when it last
-    /// stood for election since, and the random part of its next wait.
-    election: Mutex<Election>,
+    /// The failure detector's state ([`Election`]), shared with the network, which tells it
+    /// when a voter refused this node's candidacy for a longer log.
+    election: Arc<Mutex<Election>>,
     /// The seeds a join asks, once started (it goes on until the node has the state); each
     /// start while joining replaces them with its host's latest list.
     joining: Arc<Mutex<Option<Vec<String>>>>,
 }
 
 impl ClusterNode {
+    /// The node, sharing with `network` (openraft's) the peers, the answers heard, and the
+    /// failure detector.
     pub(super) fn assemble(
         id: NodeId,
-        image: B256,
         raft: Raft,
         replica: Arc<Replica>,
-        peers: Arc<Peers>,
         clock: Arc<ReplicaClock>,
-        last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
+        network: &super::network::Network,
     ) -> ClusterNode {
+        let super::network::Network { peers, image, last_ok, election } = network.clone();
         ClusterNode {
             id,
             image,
@@ -120,7 +97,7 @@ impl ClusterNode {
             last_ok,
             leading_since: Mutex::new(None),
             refusals: Mutex::new((0, 0)),
-            election: Mutex::new(Election { heard: Instant::now(), stood: None, jitter: jitter() }),
+            election,
             joining: Arc::new(Mutex::new(None)),
         }
     }
@@ -409,17 +386,13 @@ impl ClusterNode {
 
     /// A leader's message was accepted (or a vote granted): no election for a while.
     fn heard_from_leader(&self) {
-        let mut e = self.election.lock().unwrap_or_else(|e| e.into_inner());
-        e.heard = Instant::now();
-        e.stood = None;
+        self.election.lock().unwrap_or_else(|e| e.into_inner()).heard(Instant::now());
     }
 
-    /// The failure detector (run every 50 ms): a voter that heard from no leader for the
-    /// lease plus [`ELECT_MARGIN`] plus fresh jitter asks openraft to hold an election.
-    /// openraft's own timer does the same, but its timeout is drawn once per node and it
-    /// checks only every 1.5 heartbeats, so two voters whose draws round to the same tick
-    /// split the vote again and again. Safety is openraft's: the other voters still refuse
-    /// while their own lease runs, and a leader signs only what a majority committed.
+    /// The failure detector (run every 50 ms; see [`super::election`]): a voter that heard
+    /// from no leader for the lease plus a margin plus fresh jitter asks openraft to hold an
+    /// election, and again after a retry wait — but not while it yields to a voter whose log
+    /// is longer than its own.
     pub(super) async fn watch_leader(&self) {
         let (state, voter) = {
             let m = self.raft.metrics().borrow().clone();
@@ -429,19 +402,13 @@ impl ClusterNode {
         {
             let mut e = self.election.lock().unwrap_or_else(|e| e.into_inner());
             if !voter || !matches!(state, ServerState::Follower | ServerState::Candidate) {
-                e.heard = now;
-                e.stood = None;
+                e.heard(now);
                 return;
             }
             let lease = Duration::from_millis(super::ELECTION_TIMEOUT_MAX_MS);
-            if now.duration_since(e.heard) < lease + ELECT_MARGIN + e.jitter {
+            if !e.stand(now, lease, jitter) {
                 return;
             }
-            if e.stood.is_some_and(|t| now.duration_since(t) < ELECT_RETRY + e.jitter) {
-                return;
-            }
-            e.stood = Some(now);
-            e.jitter = jitter();
         }
         tracing::info!(node = self.id, "no leader heard from: standing for election");
         if let Err(e) = self.raft.trigger().elect().await {
