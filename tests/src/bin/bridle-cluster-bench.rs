@@ -33,6 +33,47 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+const USAGE: &str =
+    "usage: bridle-cluster-bench [--requests N (≤ 60000, default 2000)] [--concurrency C (default 16)] \
+     [--sessions S (default 300)] [--failovers F (default 3)] [--snapshot-logs L (default 10000)] [--relay-http]
+Starts release binaries from BRIDLE_BIN_DIR on 127.0.0.1; see BENCHMARKS.md, \"Enclave cluster\".";
+
+const VALUED: [&str; 5] = ["--requests", "--concurrency", "--sessions", "--failovers", "--snapshot-logs"];
+
+/// Every argument is a known option with a number where one is due; anything else (and
+/// `--help`) prints the usage instead of running a benchmark with defaults.
+fn check_args() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "--relay-http" {
+            i += 1;
+            continue;
+        }
+        let why = if a == "--help" || a == "-h" {
+            None
+        } else if !VALUED.contains(&a) {
+            Some(format!("unknown option {a:?}"))
+        } else if args.get(i + 1).and_then(|v| v.parse::<u64>().ok()).is_none() {
+            Some(format!("{a} needs a whole number"))
+        } else {
+            i += 2;
+            continue;
+        };
+        match why {
+            None => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            Some(why) => {
+                eprintln!("{why}\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+}
+
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -226,14 +267,31 @@ fn heap_per_session(n: usize, policy: &Policy) -> [f64; 6] {
     [single_heap, single_budget, node_heap, node_budget, log_entry, snapshot]
 }
 
+/// The most `--requests` (see `main`).
+const MAX_REQUESTS: u64 = 60_000;
+
 fn signed(c: u16) -> bool {
     c == 200
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    check_args();
     let requests = arg("--requests", 2000);
     let concurrency = arg("--concurrency", 16) as usize;
+    // Each throughput phase signs on one session, whose replay cache holds 2^16 live stamps
+    // (the enclave's default `replay_capacity`): beyond, the enclave refuses, by design.
+    if concurrency == 0 {
+        eprintln!("--concurrency 0: at least one request must be in flight\n{USAGE}");
+        std::process::exit(2);
+    }
+    if requests > MAX_REQUESTS {
+        eprintln!(
+            "--requests {requests}: at most {MAX_REQUESTS} (each phase signs on one session, whose replay cache \
+             holds 65 536 live stamps; the enclave refuses more within the stamp window)"
+        );
+        std::process::exit(2);
+    }
     let sessions = arg("--sessions", 300);
     let failovers = arg("--failovers", 3);
     // Snapshots as in production (every 10 000 entries), not as often as the tests take them.
