@@ -1,16 +1,16 @@
 //! The enclave's one socket: length-prefixed CBOR frames over a Unix socket (development)
-//! or vsock (Nitro). One request frame, one response frame, in order, per connection.
+//! or vsock (Nitro). One response frame per request frame, in order, per connection.
 
 use crate::cluster::ClusterNode;
 use crate::service::Enclave;
 use bridle_common::address::SocketAddress;
 use bridle_common::error::{Denial, ErrorCode};
-use bridle_common::frame::{from_cbor, read_frame, to_cbor, write_frame, FrameError};
+use bridle_common::frame::{from_cbor, read_frame, to_cbor, FrameError};
 use bridle_common::protocol::{RequestFrame, ResponseFrame, PROTOCOL_VERSION};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 #[derive(Debug, Clone)]
@@ -107,42 +107,69 @@ pub fn handle_frame(enclave: &Enclave, body: &[u8]) -> ResponseFrame {
     ResponseFrame { version: PROTOCOL_VERSION, result }
 }
 
-async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, resp: &ResponseFrame) -> Result<(), FrameError> {
+/// Append one response frame to `out`.
+fn push_response(out: &mut Vec<u8>, resp: &ResponseFrame) -> Result<(), FrameError> {
     let bytes = to_cbor(resp)?;
-    write_frame(w, &bytes).await
+    let len =
+        u32::try_from(bytes.len()).map_err(|_| FrameError::TooLarge { len: bytes.len(), max: u32::MAX as usize })?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&bytes);
+    Ok(())
 }
 
-/// Serve one connection until it closes or sends a frame over the limit.
+/// Send the responses owed.
+async fn flush<W: AsyncWrite + Unpin>(w: &mut W, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    if !out.is_empty() {
+        w.write_all(out).await?;
+        w.flush().await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Whether `buf` starts with a whole frame (length prefix and body).
+fn whole_frame(buf: &[u8]) -> bool {
+    buf.len() >= 4 && buf.len() - 4 >= u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize
+}
+
+/// Most bytes of responses held back while more requests are already buffered.
+const MAX_HELD: usize = 256 << 10;
+
+/// Serve one connection until it closes or sends a frame over the limit. Requests are
+/// answered one after another, in order; a host may send the next before the previous
+/// answer (a pipeline). Responses to requests that came in together go out together: a
+/// response is held back while the next request is already whole in the read buffer.
 pub async fn serve_connection<S>(service: Service, stream: S, cfg: ServerConfig)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (r, mut w) = tokio::io::split(stream);
     // Buffered, so that a frame's length prefix and body usually come in one `recv` rather
-    // than two (issue 12: one system call less per request). The buffer never holds more
+    // than two, and frames sent together in one (issue 12). The buffer never holds more
     // than its capacity: a frame's size is still checked before its body is allocated.
     let mut r = tokio::io::BufReader::new(r);
+    let mut out = Vec::new();
     loop {
+        if (!whole_frame(r.buffer()) || out.len() >= MAX_HELD) && flush(&mut w, &mut out).await.is_err() {
+            return;
+        }
         let body = match tokio::time::timeout(cfg.idle_timeout, read_frame(&mut r, cfg.max_frame)).await {
             Err(_) => return,
             Ok(Err(FrameError::Closed)) => return,
-            Ok(Err(e @ FrameError::TooLarge { .. })) => {
-                // The body was never read or allocated; the stream can't be resynchronised,
-                // so answer and close.
+            Ok(Err(e @ (FrameError::TooLarge { .. } | FrameError::Malformed(_)))) => {
+                // A body over the limit was never read or allocated; the stream can't be
+                // resynchronised either way, so answer and close.
                 let resp = ResponseFrame { version: PROTOCOL_VERSION, result: Err(e.to_denial()) };
-                let _ = write_response(&mut w, &resp).await;
-                return;
-            }
-            Ok(Err(e @ FrameError::Malformed(_))) => {
-                let resp = ResponseFrame { version: PROTOCOL_VERSION, result: Err(e.to_denial()) };
-                let _ = write_response(&mut w, &resp).await;
+                if push_response(&mut out, &resp).is_ok() {
+                    let _ = flush(&mut w, &mut out).await;
+                }
                 return;
             }
             Ok(Err(FrameError::Io(_))) => return,
             Ok(Ok(body)) => body,
         };
         let resp = handle_frame_service(&service, &body).await;
-        if write_response(&mut w, &resp).await.is_err() {
+        if push_response(&mut out, &resp).is_err() {
             return;
         }
     }

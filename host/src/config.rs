@@ -58,8 +58,10 @@ pub struct Layer {
     pub host_id: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<LogFormat>,
-    /// Pooled enclave connections (concurrent enclave calls).
+    /// Pooled enclave connections.
     pub pool: Option<usize>,
+    /// Enclave calls in flight on one connection (1 to 64; a cluster host: 1 only).
+    pub pipeline: Option<usize>,
     /// Per enclave call timeout, seconds.
     pub call_timeout: Option<u64>,
     /// Largest HTTP request body, bytes.
@@ -121,6 +123,7 @@ pub struct Settings {
     pub host_id: String,
     pub log_format: LogFormat,
     pub pool: usize,
+    pub pipeline: usize,
     pub call_timeout: u64,
     pub body_limit: usize,
     pub max_frame: usize,
@@ -262,6 +265,22 @@ impl Settings {
                 crate::cluster::SPARE_CONNECTIONS
             ));
         }
+        // A cluster call holds its connection until committed, and the enclave serves a
+        // connection's calls one after another: a cluster host's calls are not pipelined.
+        let pipeline = pick!(pipeline, if cluster.is_some() { 1 } else { crate::enclave_client::DEFAULT_PIPELINE });
+        if pipeline == 0 || pipeline > crate::enclave_client::MAX_PIPELINE {
+            return Err(format!(
+                "pipeline {pipeline} (from {}) must be 1 to {}",
+                source_name(sources["pipeline"]),
+                crate::enclave_client::MAX_PIPELINE
+            ));
+        }
+        if cluster.is_some() && pipeline != 1 {
+            return Err(format!(
+                "pipeline {pipeline} (from {}): a cluster host's enclave calls are not pipelined (a cluster call holds its connection until committed); remove it or set 1",
+                source_name(sources["pipeline"])
+            ));
+        }
         if call_timeout == 0 {
             return Err(format!("call_timeout must be at least 1 s (from {})", source_name(sources["call_timeout"])));
         }
@@ -273,6 +292,7 @@ impl Settings {
             host_id,
             log_format,
             pool,
+            pipeline,
             call_timeout,
             body_limit,
             max_frame,
@@ -290,6 +310,7 @@ impl Settings {
         c.database = self.database.clone();
         c.host_id = self.host_id.clone();
         c.pool_size = self.pool;
+        c.pipeline = self.pipeline;
         c.call_timeout = Duration::from_secs(self.call_timeout);
         c.body_limit = self.body_limit;
         c.max_frame = self.max_frame;
@@ -318,6 +339,7 @@ impl Settings {
             "host_id": self.host_id,
             "log_format": self.log_format,
             "pool": self.pool,
+            "pipeline": self.pipeline,
             "call_timeout": self.call_timeout,
             "body_limit": self.body_limit,
             "max_frame": self.max_frame,
@@ -422,5 +444,52 @@ mod tests {
         assert_eq!(s.pool, crate::enclave_client::DEFAULT_POOL_SIZE);
         let cli = Layer { pool: Some(64), ..Layer::default() };
         assert_eq!(Settings::resolve(&cli, flag, &file, None).unwrap().pool, 64);
+    }
+
+    /// `examples/host.toml` documents every key a config file may hold.
+    #[test]
+    fn the_example_config_documents_every_key() {
+        let example = include_str!("../../examples/host.toml");
+        let keys = serde_json::to_value(Layer::default()).unwrap();
+        for key in keys.as_object().unwrap().keys() {
+            let set = example.lines().any(|l| {
+                let l = l.trim_start_matches('#').trim_start();
+                l.starts_with(&format!("{key} =")) || l.starts_with(&format!("{key}="))
+            });
+            assert!(set, "examples/host.toml does not show `{key} = …`");
+        }
+        // And it parses, commented keys aside.
+        Layer::from_toml(example).unwrap();
+    }
+
+    /// A stand-alone host pipelines its enclave calls (4 per connection unless set, 1 to
+    /// 64); a cluster host never does: a cluster call holds its connection until committed.
+    #[test]
+    fn only_a_stand_alone_host_pipelines_its_enclave_calls() {
+        let file = Layer { enclave: Some("vsock:16:5000".into()), ..Layer::default() };
+        let s = Settings::resolve(&Layer::default(), flag, &file, None).unwrap();
+        assert_eq!((s.pipeline, s.host_config().pipeline), (4, 4));
+        assert_eq!(s.sources["pipeline"], Source::Default);
+        let cli = Layer { pipeline: Some(16), ..Layer::default() };
+        let s = Settings::resolve(&cli, flag, &file, None).unwrap();
+        assert_eq!((s.pipeline, s.host_config().pipeline, s.sources["pipeline"]), (16, 16, Source::Flag));
+        assert_eq!(s.to_json()["pipeline"], 16);
+        for bad in [0, 65] {
+            let cli = Layer { pipeline: Some(bad), ..Layer::default() };
+            let e = Settings::resolve(&cli, flag, &file, None).unwrap_err();
+            assert!(e.contains(&format!("pipeline {bad}")) && e.contains("1 to 64"), "{e}");
+        }
+        let e = Layer::from_toml("pipeline = -1").unwrap_err();
+        assert!(e.contains("pipeline"), "{e}");
+        let cluster = Layer::from_toml(
+            "enclave = \"unix:/run/bridle/enclave.sock\"\ncluster_listen = \"0.0.0.0:7443\"\ncluster_advertise = \"http://10.0.0.1:7443\"\ncluster_bootstrap = true\n",
+        )
+        .unwrap();
+        assert_eq!(Settings::resolve(&Layer::default(), flag, &cluster, None).unwrap().pipeline, 1);
+        let cli = Layer { pipeline: Some(4), ..Layer::default() };
+        let e = Settings::resolve(&cli, flag, &cluster, None).unwrap_err();
+        assert!(e.contains("pipeline 4") && e.contains("not pipelined"), "{e}");
+        let cli = Layer { pipeline: Some(1), ..Layer::default() };
+        assert_eq!(Settings::resolve(&cli, flag, &cluster, None).unwrap().pipeline, 1);
     }
 }

@@ -2,17 +2,20 @@
 //! socket (development), vsock (Nitro), or a hybrid-vsock Unix socket (a VM whose vsock
 //! device is backed in user space, e.g. by vhost-device-vsock: see [`hybrid_vsock_handshake`]).
 //!
-//! Each connection carries one request/response exchange at a time, in order. Up to
-//! `pool_size` exchanges run concurrently, each on its own connection; connections are
-//! made lazily and kept for reuse. Every new connection first asks the enclave for its
-//! identity (`status`), so an enclave restart (a new identity key, R-TRUST-4) is noticed
-//! before any request goes over the new connection.
+//! Up to `pool_size` connections, each carrying up to `pipeline` exchanges at once, in order
+//! ([`crate::enclave_pipe`]: the requests in flight on a connection share its system calls
+//! and wake-ups). A call goes to an idle connection, else to a new one while the pool has
+//! room, else to the least busy. Connections are made lazily and kept for reuse. Every new
+//! connection first asks the enclave for its identity (`status`), so an enclave restart (a
+//! new identity key, R-TRUST-4) is noticed before any request goes over the new connection.
+//! A cluster host uses a pipeline of 1: a cluster call holds its connection until committed,
+//! and the enclave serves a connection's calls one after another.
 //!
 //! A caller that goes away while its request is with the enclave (its timeout, an agent
-//! that hung up) does not free its connection: the enclave serves every call to its end
-//! (a cluster call: until committed, up to seconds) and holds a connection slot meanwhile,
-//! so the reply is read in the background and the pool permit released only then. The
-//! host's connections to the enclave never outnumber its pool.
+//! that hung up) does not free its place: the enclave serves every call to its end (a
+//! cluster call: until committed, up to seconds), so its reply is still read, and the pool
+//! permit released only then. The host's connections to the enclave never outnumber its
+//! pool, nor its requests in flight `pool_size × pipeline`.
 //!
 //! Retry rule: a request is retried once, on a fresh connection, only when writing it
 //! failed — i.e. the enclave cannot have received a complete frame. Once a request is
@@ -21,21 +24,25 @@
 use alloy_primitives::Address;
 use bridle_common::address::SocketAddress;
 use bridle_common::error::{Denial, ErrorCode};
-use bridle_common::frame::{from_cbor, read_frame, to_cbor, write_frame, FrameError, DEFAULT_MAX_FRAME};
+use bridle_common::frame::{from_cbor, to_cbor, write_frame, DEFAULT_MAX_FRAME};
 use bridle_common::protocol::{Call, Reply, RequestFrame, ResponseFrame, StatusQuery, PROTOCOL_VERSION};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Notify, Semaphore};
 
 use crate::cluster::ClusterLink;
+use crate::enclave_pipe::{FrameReader, Io, Outcome, Pipe};
 use crate::metrics::Metrics;
 
-/// Default number of pooled connections (and concurrent exchanges).
+/// Default number of pooled connections.
 pub const DEFAULT_POOL_SIZE: usize = 8;
+/// Default number of exchanges in flight on one connection (outside a cluster).
+pub const DEFAULT_PIPELINE: usize = 4;
+/// Most exchanges in flight on one connection.
+pub const MAX_PIPELINE: usize = 64;
 /// Default per-call timeout.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -72,8 +79,10 @@ impl ClientError {
 /// Client settings.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// Most connections (and so concurrent exchanges). At least 1.
+    /// Most connections. At least 1.
     pub pool_size: usize,
+    /// Most exchanges in flight on one connection, 1 to [`MAX_PIPELINE`] (1 in a cluster).
+    pub pipeline: usize,
     /// Largest frame accepted from, or sent to, the enclave.
     pub max_frame: usize,
     /// Per-call timeout, including waiting for a free connection and connecting.
@@ -82,7 +91,12 @@ pub struct ClientConfig {
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        ClientConfig { pool_size: DEFAULT_POOL_SIZE, max_frame: DEFAULT_MAX_FRAME, call_timeout: DEFAULT_CALL_TIMEOUT }
+        ClientConfig {
+            pool_size: DEFAULT_POOL_SIZE,
+            pipeline: DEFAULT_PIPELINE,
+            max_frame: DEFAULT_MAX_FRAME,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+        }
     }
 }
 
@@ -90,85 +104,22 @@ impl Default for ClientConfig {
 /// `(previous identity, new identity)`. Awaited before the new connection is used.
 pub type IdentityHook = Arc<dyn Fn(Option<Address>, Address) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
-
-/// One connection. Reads are buffered so that a reply's length prefix and body usually
-/// come in one `recv` rather than two (issue 12: one system call less per request).
-struct Conn {
-    io: tokio::io::BufReader<Box<dyn Io>>,
-}
-
-impl Conn {
-    fn new(io: Box<dyn Io>) -> Conn {
-        Conn { io: tokio::io::BufReader::new(io) }
-    }
-
-    /// A pooled connection is alive when a read would block: EOF, an error, or unsolicited
-    /// bytes (buffered already, or waiting on the socket) all mean it must be dropped.
-    fn is_alive(&mut self) -> bool {
-        if !self.io.buffer().is_empty() {
-            return false;
-        }
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut byte = [0u8; 1];
-        let mut buf = ReadBuf::new(&mut byte);
-        matches!(Pin::new(self.io.get_mut()).poll_read(&mut cx, &mut buf), Poll::Pending)
-    }
-}
-
-/// Longest a cancelled call's reply is waited for in the background (a cluster call ends
-/// within its commit timeout; a wedged enclave is dropped after this).
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A connection with an exchange on it, and the pool permit it holds. Dropped before
-/// [`InFlight::finish`] (the caller went away mid-exchange), it reads the reply in the
-/// background and only then closes the connection and releases the permit: the enclave
-/// keeps serving the call, and its connection slot, until it answers.
-struct InFlight {
-    conn: Option<Conn>,
-    permit: Option<OwnedSemaphorePermit>,
-    max_frame: usize,
-}
-
-impl InFlight {
-    fn new(conn: Conn, permit: OwnedSemaphorePermit, max_frame: usize) -> InFlight {
-        InFlight { conn: Some(conn), permit: Some(permit), max_frame }
-    }
-
-    fn conn(&mut self) -> &mut Conn {
-        self.conn.as_mut().unwrap_or_else(|| unreachable!("an in-flight exchange has its connection until finished"))
-    }
-
-    /// The exchange ended here (a reply, or an error): the connection and permit back.
-    fn finish(mut self) -> (Conn, OwnedSemaphorePermit) {
-        match (self.conn.take(), self.permit.take()) {
-            (Some(c), Some(p)) => (c, p),
-            _ => unreachable!("finished once"),
-        }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let (Some(mut conn), Some(permit)) = (self.conn.take(), self.permit.take()) else { return };
-        let max = self.max_frame;
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = tokio::time::timeout(DRAIN_TIMEOUT, read_frame(&mut conn.io, max)).await;
-                drop(conn);
-                drop(permit);
-            });
-        }
-    }
+/// The pool's connections, and how many are being made.
+#[derive(Default)]
+struct Pool {
+    pipes: Vec<Arc<Pipe>>,
+    connecting: usize,
 }
 
 /// A pooled, framed client for the enclave socket.
 pub struct EnclaveClient {
     addr: SocketAddress,
     cfg: ClientConfig,
+    /// One per exchange in flight: `pool_size × pipeline`.
     permits: Arc<Semaphore>,
-    idle: Mutex<Vec<Conn>>,
+    pool: Mutex<Pool>,
+    /// Notified when a connection has room again, closes, or is made.
+    room: Arc<Notify>,
     /// Serializes identity changes so the hook runs once per change.
     identity_lock: tokio::sync::Mutex<Option<Address>>,
     /// The identity as last established (after its hook ran).
@@ -189,21 +140,17 @@ impl std::fmt::Debug for EnclaveClient {
     }
 }
 
-enum Attempt {
-    Reply(Box<Result<Reply, Denial>>),
-    /// Writing failed: the enclave never received the whole request.
-    NotSent(String),
-}
-
 impl EnclaveClient {
     /// A client for `addr`. Connects lazily: nothing happens until the first call.
     pub fn new(addr: SocketAddress, cfg: ClientConfig) -> EnclaveClient {
         let pool = cfg.pool_size.max(1);
+        let pipeline = cfg.pipeline.clamp(1, MAX_PIPELINE);
         EnclaveClient {
             addr,
-            cfg: ClientConfig { pool_size: pool, ..cfg },
-            permits: Arc::new(Semaphore::new(pool)),
-            idle: Mutex::new(Vec::with_capacity(pool)),
+            cfg: ClientConfig { pool_size: pool, pipeline, ..cfg },
+            permits: Arc::new(Semaphore::new(pool * pipeline)),
+            pool: Mutex::new(Pool::default()),
+            room: Arc::new(Notify::new()),
             identity_lock: tokio::sync::Mutex::new(None),
             identity: RwLock::new(None),
             hook: None,
@@ -348,94 +295,90 @@ impl EnclaveClient {
     }
 
     async fn exchange(&self, name: &str, body: &[u8]) -> Result<Reply, ClientError> {
-        // The semaphore is never closed.
-        let permit =
-            self.permits.clone().acquire_owned().await.map_err(|_| ClientError::Unavailable("client closed".into()))?;
-        let mut inflight = InFlight::new(self.checkout(false).await?, permit, self.cfg.max_frame);
-        let r = self.attempt(name, inflight.conn(), body).await;
-        let (conn, permit) = inflight.finish();
-        match r? {
-            Attempt::Reply(r) => {
-                self.checkin(conn);
-                (*r).map_err(ClientError::Denied)
-            }
-            Attempt::NotSent(why) => {
-                drop(conn);
-                tracing::debug!(call = name, error = %why, "request not sent; retrying once on a fresh connection");
-                let mut inflight = InFlight::new(self.checkout(true).await?, permit, self.cfg.max_frame);
-                let r = self.attempt(name, inflight.conn(), body).await;
-                let (conn, _permit) = inflight.finish();
-                match r? {
-                    Attempt::Reply(r) => {
-                        self.checkin(conn);
-                        (*r).map_err(ClientError::Denied)
+        let mut fresh = false;
+        loop {
+            // The semaphore is never closed.
+            let permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| ClientError::Unavailable("client closed".into()))?;
+            let pipe = self.pipe(fresh).await?;
+            let t0 = Instant::now();
+            let outcome = pipe.send(body.to_vec(), permit).await;
+            match outcome {
+                Ok(Outcome::Reply(resp)) => {
+                    if let Some(m) = &self.metrics {
+                        m.observe_roundtrip(name, t0.elapsed());
                     }
-                    Attempt::NotSent(why) => {
-                        Err(ClientError::Unavailable(format!("cannot send the request to the enclave: {why}")))
-                    }
+                    return decode_response(&resp).and_then(|r| r.map_err(ClientError::Denied));
+                }
+                Ok(Outcome::NotSent(why)) if !fresh => {
+                    tracing::debug!(call = name, error = %why, "request not sent; retrying once on a fresh connection");
+                    fresh = true;
+                }
+                Ok(Outcome::NotSent(why)) => {
+                    return Err(ClientError::Unavailable(format!("cannot send the request to the enclave: {why}")))
+                }
+                Ok(Outcome::Lost(why)) => return Err(ClientError::Unavailable(why)),
+                Ok(Outcome::Protocol(why)) => return Err(ClientError::Protocol(why)),
+                Err(_) => {
+                    return Err(ClientError::Unavailable(
+                        "connection to the enclave lost after the request was sent; not retried".into(),
+                    ))
                 }
             }
         }
     }
 
-    /// One exchange on `conn`. On any error after the request was written the connection
-    /// is left for the caller to drop (it is not checked in).
-    async fn attempt(&self, name: &str, conn: &mut Conn, body: &[u8]) -> Result<Attempt, ClientError> {
-        let t0 = Instant::now();
-        if let Err(e) = write_frame(&mut conn.io, body).await {
-            return Ok(Attempt::NotSent(e.to_string()));
-        }
-        let resp = read_frame(&mut conn.io, self.cfg.max_frame).await.map_err(|e| match e {
-            FrameError::Closed | FrameError::Io(_) => ClientError::Unavailable(format!(
-                "connection to the enclave lost after the request was sent ({e}); not retried"
-            )),
-            other => ClientError::Protocol(other.to_string()),
-        })?;
-        if let Some(m) = &self.metrics {
-            m.observe_roundtrip(name, t0.elapsed());
-        }
-        let frame: ResponseFrame = from_cbor(&resp).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        if frame.version != PROTOCOL_VERSION {
-            return Err(ClientError::Protocol(format!(
-                "enclave speaks protocol version {}, this host {}",
-                frame.version, PROTOCOL_VERSION
-            )));
-        }
-        Ok(Attempt::Reply(Box::new(frame.result)))
-    }
-
-    async fn checkout(&self, fresh: bool) -> Result<Conn, ClientError> {
-        if !fresh {
-            loop {
-                let c = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                match c {
-                    Some(mut c) => {
-                        if c.is_alive() {
-                            return Ok(c);
-                        }
+    /// A connection for one more exchange, counted on it: an idle one, else a new one while
+    /// the pool has room, else the least busy with room in its pipeline (`fresh`: a new one).
+    async fn pipe(&self, fresh: bool) -> Result<Arc<Pipe>, ClientError> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                pool.pipes.retain(|p| !p.is_closed());
+                let open = pool.pipes.iter().filter(|p| !p.is_dead());
+                let best = if fresh { None } else { open.min_by_key(|p| p.load()) };
+                let can_connect = pool.pipes.len() + pool.connecting < self.cfg.pool_size;
+                match best {
+                    Some(p) if p.load() == 0 || (!can_connect && p.load() < self.cfg.pipeline) => {
+                        p.reserve();
+                        return Ok(p.clone());
                     }
-                    None => break,
+                    _ if can_connect => {
+                        pool.connecting += 1;
+                        break;
+                    }
+                    _ => {}
                 }
             }
+            room.await;
         }
-        self.connect().await
-    }
-
-    fn checkin(&self, conn: Conn) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.cfg.pool_size {
-            idle.push(conn);
+        // Counted as connecting until made, failed, or abandoned (a caller's timeout).
+        struct Connecting<'a>(&'a EnclaveClient);
+        impl Drop for Connecting<'_> {
+            fn drop(&mut self) {
+                self.0.pool.lock().unwrap_or_else(|e| e.into_inner()).connecting -= 1;
+                self.0.room.notify_waiters();
+            }
         }
+        let connecting = Connecting(self);
+        let pipe = Arc::new(self.connect().await?);
+        pipe.reserve();
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).pipes.push(pipe.clone());
+        drop(connecting);
+        Ok(pipe)
     }
 
-    /// Drop every pooled connection (the next call connects afresh).
-    pub fn reset(&self) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-
-    async fn connect(&self) -> Result<Conn, ClientError> {
+    /// A new connection, its identity learned before it carries anything else.
+    async fn connect(&self) -> Result<Pipe, ClientError> {
         let unavailable = |e: std::io::Error| ClientError::Unavailable(format!("cannot connect to {}: {e}", self.addr));
-        let io: Box<dyn Io> = match &self.addr {
+        let mut io: Box<dyn Io> = match &self.addr {
             SocketAddress::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await.map_err(unavailable)?),
             SocketAddress::Vsock { cid, port } => Box::new(
                 tokio_vsock::VsockStream::connect(tokio_vsock::VsockAddr::new(*cid, *port))
@@ -448,27 +391,35 @@ impl EnclaveClient {
                 Box::new(stream)
             }
         };
-        let mut conn = Conn::new(io);
-        // Learn the identity before the connection carries anything else.
         let body = to_cbor(&RequestFrame {
             version: PROTOCOL_VERSION,
             call: Call::Status(StatusQuery { session: None, nonce: None }),
         })
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let reply = match self.attempt("status", &mut conn, &body).await? {
-            Attempt::NotSent(why) => {
-                return Err(ClientError::Unavailable(format!("enclave closed the new connection: {why}")))
-            }
-            Attempt::Reply(r) => *r,
-        };
+        let t0 = Instant::now();
+        if let Err(e) = write_frame(&mut io, &body).await {
+            return Err(ClientError::Unavailable(format!("enclave closed the new connection: {e}")));
+        }
+        let mut reader = FrameReader { io: &mut io, buf: Vec::new(), max: self.cfg.max_frame };
+        let resp = reader.next().await.map_err(|e| {
+            ClientError::Unavailable(format!("enclave closed the new connection before answering status: {e}"))
+        })?;
+        if !reader.buf.is_empty() {
+            return Err(ClientError::Protocol("the enclave sent more than its answer to status".into()));
+        }
+        if let Some(m) = &self.metrics {
+            m.observe_roundtrip("status", t0.elapsed());
+        }
+        let reply = decode_response(&resp)?;
+        let pipe = || Pipe::start(io, self.cfg.max_frame, self.cfg.call_timeout, self.room.clone());
         match reply {
             Ok(Reply::Status(s)) => {
                 self.observe_identity(s.identity_address).await;
-                Ok(conn)
+                Ok(pipe())
             }
             // A cluster node that has not joined yet has no identity to give: the
             // connection is good (it carries the cluster calls that make it join).
-            Err(d) if d.code == ErrorCode::Unavailable => Ok(conn),
+            Err(d) if d.code == ErrorCode::Unavailable => Ok(pipe()),
             Ok(other) => Err(ClientError::Protocol(format!("status answered with {}", reply_name(&other)))),
             Err(d) => Err(ClientError::Protocol(format!("enclave refused status: {d}"))),
         }
@@ -490,6 +441,18 @@ impl EnclaveClient {
         *known = Some(id);
         *self.identity.write().unwrap_or_else(|e| e.into_inner()) = Some(id);
     }
+}
+
+/// A response frame's body: the enclave's answer, or a protocol error.
+fn decode_response(body: &[u8]) -> Result<Result<Reply, Denial>, ClientError> {
+    let frame: ResponseFrame = from_cbor(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    if frame.version != PROTOCOL_VERSION {
+        return Err(ClientError::Protocol(format!(
+            "enclave speaks protocol version {}, this host {}",
+            frame.version, PROTOCOL_VERSION
+        )));
+    }
+    Ok(frame.result)
 }
 
 /// Longest reply line accepted from a hybrid-vsock backend (`OK <port>\n` is at most 14).

@@ -1,6 +1,7 @@
 //! The enclave client against fake enclaves: the hybrid-vsock handshake, framed calls, and
 //! a cancelled call's connection.
 use super::*;
+use bridle_common::frame::read_frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A backend that reads the CONNECT line, answers `reply`, then sends `after`.
@@ -140,4 +141,207 @@ async fn a_cancelled_call_holds_its_connection_until_the_enclave_answers() {
     let r = client.call_direct(info()).await;
     assert!(matches!(&r, Err(ClientError::Denied(d)) if d.reason == "served"), "{r:?}");
     assert_eq!(most.load(Ordering::SeqCst), 1, "never more connections than the pool");
+}
+
+/// Each accepted connection runs `serve` (after answering `status`, the first call of every
+/// connection, as a node that has not joined would: `unavailable`).
+async fn fake_enclave<F, Fut>(serve: F) -> (tempfile::TempDir, SocketAddress, Arc<std::sync::atomic::AtomicUsize>)
+where
+    F: Fn(tokio::net::UnixStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("enclave.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let a = accepted.clone();
+    let serve = Arc::new(serve);
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            a.fetch_add(1, Ordering::SeqCst);
+            let serve = serve.clone();
+            tokio::spawn(async move {
+                let body = read_frame(&mut s, DEFAULT_MAX_FRAME).await.unwrap();
+                assert_eq!(from_cbor::<RequestFrame>(&body).unwrap().call.name(), "status");
+                answer(&mut s, Err(Denial::new(ErrorCode::Unavailable, "not joined"))).await;
+                serve(s).await;
+            });
+        }
+    });
+    (dir, SocketAddress::Unix(path), accepted)
+}
+
+async fn answer(s: &mut tokio::net::UnixStream, result: Result<Reply, Denial>) {
+    let _ = write_frame(s, &to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result }).unwrap()).await;
+}
+
+/// A status call that names `i`, and the session it names, for telling replies apart.
+fn ask(i: u8) -> Call {
+    Call::Status(StatusQuery { session: Some(Address::repeat_byte(i)), nonce: None })
+}
+
+fn asked(body: &[u8]) -> Address {
+    match from_cbor::<RequestFrame>(body).unwrap().call {
+        Call::Status(q) => q.session.unwrap(),
+        other => panic!("unexpected {}", other.name()),
+    }
+}
+
+fn reason(r: Result<Reply, ClientError>) -> String {
+    match r {
+        Err(ClientError::Denied(d)) => d.reason,
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+/// Four calls in flight on one connection: the enclave reads all four before answering any
+/// (it could not, were they sent one exchange at a time), answers in order, and each caller
+/// gets the answer to its own request.
+#[tokio::test]
+async fn pipelined_calls_share_a_connection_and_each_gets_its_own_answer() {
+    let (_dir, addr, accepted) = fake_enclave(|mut s| async move {
+        loop {
+            let mut got = Vec::new();
+            for _ in 0..4 {
+                match read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+                    Ok(b) => got.push(asked(&b)),
+                    Err(_) => return,
+                }
+            }
+            for a in got {
+                answer(&mut s, Err(Denial::new(ErrorCode::Internal, format!("{a}")))).await;
+            }
+        }
+    })
+    .await;
+    let client =
+        Arc::new(EnclaveClient::new(addr, ClientConfig { pool_size: 1, pipeline: 4, ..ClientConfig::default() }));
+    for round in 0..3u8 {
+        let calls: Vec<_> = (1..=4u8)
+            .map(|i| {
+                let c = client.clone();
+                tokio::spawn(async move { (i, reason(c.call_direct(ask(round * 4 + i)).await)) })
+            })
+            .collect();
+        for t in calls {
+            let (i, r) = t.await.unwrap();
+            assert_eq!(r, format!("{}", Address::repeat_byte(round * 4 + i)), "call {i} got another call's answer");
+        }
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "one connection carried them all");
+}
+
+/// A caller that went away keeps its place in the connection's queue: its answer is read
+/// and dropped, and the next caller gets its own.
+#[tokio::test]
+async fn a_cancelled_call_keeps_its_place_so_answers_do_not_shift() {
+    let (_dir, addr, _) = fake_enclave(|mut s| async move {
+        while let Ok(b) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+            let a = asked(&b);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            answer(&mut s, Err(Denial::new(ErrorCode::Internal, format!("{a}")))).await;
+        }
+    })
+    .await;
+    let client = EnclaveClient::new(addr, ClientConfig { pool_size: 1, pipeline: 2, ..ClientConfig::default() });
+    assert!(tokio::time::timeout(Duration::from_millis(50), client.call_direct(ask(1))).await.is_err());
+    assert_eq!(reason(client.call_direct(ask(2)).await), format!("{}", Address::repeat_byte(2)));
+    assert_eq!(reason(client.call_direct(ask(3)).await), format!("{}", Address::repeat_byte(3)));
+}
+
+/// The enclave goes away with two requests unanswered: both callers learn the connection
+/// was lost and that nothing is re-sent; the next call goes over a new connection.
+#[tokio::test]
+async fn a_lost_connection_fails_what_was_sent_and_the_next_call_reconnects() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let first = Arc::new(AtomicBool::new(true));
+    let (_dir, addr, accepted) = fake_enclave(move |mut s| {
+        let first = first.swap(false, Ordering::SeqCst);
+        async move {
+            if first {
+                // Read both requests, then hang up without a word.
+                for _ in 0..2 {
+                    let _ = read_frame(&mut s, DEFAULT_MAX_FRAME).await;
+                }
+                return;
+            }
+            while let Ok(b) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+                answer(&mut s, Err(Denial::new(ErrorCode::Internal, format!("{}", asked(&b))))).await;
+            }
+        }
+    })
+    .await;
+    let client =
+        Arc::new(EnclaveClient::new(addr, ClientConfig { pool_size: 1, pipeline: 2, ..ClientConfig::default() }));
+    let (a, b) = (client.clone(), client.clone());
+    let (ra, rb) = tokio::join!(a.call_direct(ask(1)), b.call_direct(ask(2)));
+    for r in [ra, rb] {
+        match r {
+            Err(ClientError::Unavailable(why)) => assert!(why.contains("not retried"), "{why}"),
+            other => panic!("expected the connection lost, got {other:?}"),
+        }
+    }
+    assert_eq!(reason(client.call_direct(ask(3)).await), format!("{}", Address::repeat_byte(3)));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+/// A connection the enclave closed while idle is replaced: the call goes through (over a
+/// new connection, or sent again because writing to the closed one failed).
+#[tokio::test]
+async fn an_idle_connection_the_enclave_closed_is_replaced() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let first = Arc::new(AtomicBool::new(true));
+    let (_dir, addr, accepted) = fake_enclave(move |mut s| {
+        let first = first.swap(false, Ordering::SeqCst);
+        async move {
+            while let Ok(b) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+                answer(&mut s, Err(Denial::new(ErrorCode::Internal, format!("{}", asked(&b))))).await;
+                if first {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let client = EnclaveClient::new(addr, ClientConfig { pool_size: 1, pipeline: 4, ..ClientConfig::default() });
+    assert_eq!(reason(client.call_direct(ask(1)).await), format!("{}", Address::repeat_byte(1)));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(reason(client.call_direct(ask(2)).await), format!("{}", Address::repeat_byte(2)));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+/// A caller that gives up while its connection is being made (the enclave slow to answer
+/// `status`) leaves no phantom connection counted against the pool.
+#[tokio::test]
+async fn a_call_abandoned_while_connecting_leaves_the_pool_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("enclave.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                while let Ok(b) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+                    let a = asked_or_status(&b);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    answer(&mut s, Err(Denial::new(ErrorCode::Unavailable, a))).await;
+                }
+            });
+        }
+    });
+    let cfg = ClientConfig { pool_size: 1, pipeline: 1, call_timeout: Duration::from_secs(2), ..Default::default() };
+    let client = EnclaveClient::new(SocketAddress::Unix(path), cfg);
+    for _ in 0..3 {
+        assert!(tokio::time::timeout(Duration::from_millis(50), client.call_direct(ask(1))).await.is_err());
+    }
+    assert_eq!(reason(client.call_direct(ask(2)).await), format!("{}", Address::repeat_byte(2)));
+}
+
+fn asked_or_status(body: &[u8]) -> String {
+    match from_cbor::<RequestFrame>(body).unwrap().call {
+        Call::Status(StatusQuery { session: Some(a), .. }) => format!("{a}"),
+        _ => "status".into(),
+    }
 }

@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod enclave_client;
+pub mod enclave_pipe;
 pub mod metrics;
 pub mod openapi;
 pub mod rpc;
@@ -69,8 +70,11 @@ pub struct HostConfig {
     /// This host's name in a shared database (which enclave identity it fronts, so that a
     /// restart marks lost only that enclave's sessions). Default: `HOSTNAME/ENCLAVE`.
     pub host_id: String,
-    /// Pooled enclave connections (and concurrent enclave calls).
+    /// Pooled enclave connections.
     pub pool_size: usize,
+    /// Enclave calls in flight on one connection (a cluster host uses 1: a cluster call holds
+    /// its connection until committed).
+    pub pipeline: usize,
     /// Largest enclave frame, bytes.
     pub max_frame: usize,
     /// Per enclave call timeout.
@@ -96,6 +100,7 @@ impl HostConfig {
             enclave,
             database: Database::Sqlite(PathBuf::from(DEFAULT_DB)),
             pool_size: enclave_client::DEFAULT_POOL_SIZE,
+            pipeline: enclave_client::DEFAULT_PIPELINE,
             max_frame: DEFAULT_MAX_FRAME,
             call_timeout: enclave_client::DEFAULT_CALL_TIMEOUT,
             body_limit: DEFAULT_BODY_LIMIT,
@@ -183,7 +188,12 @@ impl AppState {
             if config.cluster.is_some() { config.max_frame.max(cluster::MAX_RELAY_BODY) } else { config.max_frame };
         let mut client = EnclaveClient::new(
             config.enclave.clone(),
-            ClientConfig { pool_size: config.pool_size, max_frame, call_timeout: config.call_timeout },
+            ClientConfig {
+                pool_size: config.pool_size,
+                pipeline: if config.cluster.is_some() { 1 } else { config.pipeline },
+                max_frame,
+                call_timeout: config.call_timeout,
+            },
         )
         .with_metrics(metrics.clone())
         .on_identity(hook);
@@ -199,7 +209,12 @@ impl AppState {
             client = client.with_cluster(Arc::new(cluster::ClusterLink::new(c.clone())));
             cluster_client = Some(EnclaveClient::new(
                 config.enclave.clone(),
-                ClientConfig { pool_size: cluster::TRAFFIC_POOL, max_frame, call_timeout: config.call_timeout },
+                ClientConfig {
+                    pool_size: cluster::TRAFFIC_POOL,
+                    pipeline: 1,
+                    max_frame,
+                    call_timeout: config.call_timeout,
+                },
             ));
         }
         Ok(AppState(Arc::new(Shared {

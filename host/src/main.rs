@@ -54,9 +54,12 @@ struct Args {
     /// Log format [default: text].
     #[arg(long, env = "BRIDLE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
-    /// Enclave connections in the pool (concurrent enclave calls) [default: 8].
+    /// Enclave connections in the pool [default: 8; a cluster host: 24].
     #[arg(long, env = "BRIDLE_POOL")]
     pool: Option<usize>,
+    /// Enclave calls in flight on one connection, 1–64 [default: 4; a cluster host: 1].
+    #[arg(long, env = "BRIDLE_PIPELINE")]
+    pipeline: Option<usize>,
     /// Per enclave call timeout, seconds [default: 10].
     #[arg(long, env = "BRIDLE_CALL_TIMEOUT")]
     call_timeout: Option<u64>,
@@ -113,6 +116,7 @@ impl Args {
             host_id: self.host_id.clone(),
             log_format: self.log_format,
             pool: self.pool,
+            pipeline: self.pipeline,
             call_timeout: self.call_timeout,
             body_limit: self.body_limit,
             max_frame: self.max_frame,

@@ -175,3 +175,37 @@ fn random_frames_never_crash_the_enclave() {
     assert!(e.proc.is_running());
     status_ok(&e);
 }
+
+/// A host may send the next requests before the answers (a pipeline): the enclave answers
+/// every frame, in order, whatever came in one write — good frames, garbage between them,
+/// and a frame over the limit last, after which it closes.
+#[test]
+fn pipelined_frames_are_answered_in_order() {
+    let e = EnclaveProc::start();
+    let mut s = connect(&e);
+    let status = |i: u8| {
+        to_cbor(&RequestFrame {
+            version: PROTOCOL_VERSION,
+            call: Call::Status(StatusQuery { session: None, nonce: Some(alloy_primitives::B256::repeat_byte(i)) }),
+        })
+        .unwrap()
+    };
+    let mut burst = Vec::new();
+    for body in [status(1), b"\xff\x00".to_vec(), status(2), status(3)] {
+        burst.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        burst.extend_from_slice(&body);
+    }
+    burst.extend_from_slice(&u32::MAX.to_be_bytes());
+    s.write_all(&burst).unwrap();
+    let mut answers = Vec::new();
+    while let Some(r) = read_response(&mut s) {
+        answers.push(match r.result {
+            Ok(Reply::Status(st)) => format!("status {}", st.receipt.map(|r| r.nonce.to_string()).unwrap_or_default()),
+            Err(d) => d.code.as_str().to_string(),
+            Ok(other) => panic!("unexpected {other:?}"),
+        });
+    }
+    let n = |i: u8| format!("status {}", alloy_primitives::B256::repeat_byte(i));
+    assert_eq!(answers, [n(1), "malformed".into(), n(2), n(3), "too_large".into()]);
+    status_ok(&e);
+}
