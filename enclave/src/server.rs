@@ -149,8 +149,10 @@ where
     // than its capacity: a frame's size is still checked before its body is allocated.
     let mut r = tokio::io::BufReader::new(r);
     let mut out = Vec::new();
+    // A cluster call may wait for a commit: nothing is held behind one.
+    let hold = matches!(service, Service::Single(_));
     loop {
-        if (!whole_frame(r.buffer()) || out.len() >= MAX_HELD) && flush(&mut w, &mut out).await.is_err() {
+        if (!hold || !whole_frame(r.buffer()) || out.len() >= MAX_HELD) && flush(&mut w, &mut out).await.is_err() {
             return;
         }
         let body = match tokio::time::timeout(cfg.idle_timeout, read_frame(&mut r, cfg.max_frame)).await {
@@ -170,6 +172,8 @@ where
         };
         let resp = handle_frame_service(&service, &body).await;
         if push_response(&mut out, &resp).is_err() {
+            // (Not expected: encoding into memory.) What was answered before still goes.
+            let _ = flush(&mut w, &mut out).await;
             return;
         }
     }

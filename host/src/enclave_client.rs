@@ -17,7 +17,7 @@
 //! permit released only then. The host's connections to the enclave never outnumber its
 //! pool, nor its requests in flight `pool_size × pipeline`.
 //!
-//! Retry rule: a request is retried once, on a fresh connection, only when writing it
+//! Retry rule: a request is retried once, on another connection, only when writing it
 //! failed — i.e. the enclave cannot have received a complete frame. Once a request is
 //! fully written it is never re-sent: a signing request may have reached the enclave.
 
@@ -295,7 +295,7 @@ impl EnclaveClient {
     }
 
     async fn exchange(&self, name: &str, body: &[u8]) -> Result<Reply, ClientError> {
-        let mut fresh = false;
+        let mut retried = false;
         loop {
             // The semaphore is never closed.
             let permit = self
@@ -304,7 +304,7 @@ impl EnclaveClient {
                 .acquire_owned()
                 .await
                 .map_err(|_| ClientError::Unavailable("client closed".into()))?;
-            let pipe = self.pipe(fresh).await?;
+            let pipe = self.pipe().await?;
             let t0 = Instant::now();
             let outcome = pipe.send(body.to_vec(), permit).await;
             match outcome {
@@ -314,9 +314,10 @@ impl EnclaveClient {
                     }
                     return decode_response(&resp).and_then(|r| r.map_err(ClientError::Denied));
                 }
-                Ok(Outcome::NotSent(why)) if !fresh => {
-                    tracing::debug!(call = name, error = %why, "request not sent; retrying once on a fresh connection");
-                    fresh = true;
+                Ok(Outcome::NotSent(why)) if !retried => {
+                    // Its connection takes no more requests: another one carries it.
+                    tracing::debug!(call = name, error = %why, "request not sent; retrying once on another connection");
+                    retried = true;
                 }
                 Ok(Outcome::NotSent(why)) => {
                     return Err(ClientError::Unavailable(format!("cannot send the request to the enclave: {why}")))
@@ -333,8 +334,8 @@ impl EnclaveClient {
     }
 
     /// A connection for one more exchange, counted on it: an idle one, else a new one while
-    /// the pool has room, else the least busy with room in its pipeline (`fresh`: a new one).
-    async fn pipe(&self, fresh: bool) -> Result<Arc<Pipe>, ClientError> {
+    /// the pool has room, else the least busy with room in its pipeline.
+    async fn pipe(&self) -> Result<Arc<Pipe>, ClientError> {
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
@@ -343,7 +344,7 @@ impl EnclaveClient {
                 let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
                 pool.pipes.retain(|p| !p.is_closed());
                 let open = pool.pipes.iter().filter(|p| !p.is_dead());
-                let best = if fresh { None } else { open.min_by_key(|p| p.load()) };
+                let best = open.min_by_key(|p| p.load());
                 let can_connect = pool.pipes.len() + pool.connecting < self.cfg.pool_size;
                 match best {
                     Some(p) if p.load() == 0 || (!can_connect && p.load() < self.cfg.pipeline) => {

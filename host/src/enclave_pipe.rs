@@ -43,7 +43,8 @@ pub const IDLE_CLOSE: Duration = Duration::from_secs(240);
 /// Most bytes of requests the writer puts in one write.
 const MAX_WRITE: usize = 256 << 10;
 
-/// Anything a pipe runs over.
+/// Anything a pipe runs over: an unbuffered socket (Unix, vsock), so that bytes a write
+/// accepted are the kernel's — the writer counts them to tell sent from not sent.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
@@ -235,8 +236,16 @@ async fn write_loop(shared: Arc<Shared>, mut w: WriteHalf<Box<dyn Io>>, mut rx: 
         }
         let mut written = 0;
         let failed = loop {
+            if shared.closed.load(Ordering::SeqCst) {
+                // The reader ended and answered every waiter: write nothing more.
+                break Some("the connection closed".to_string());
+            }
             if written == buf.len() {
-                break None;
+                break tokio::time::timeout(shared.overdue_after, w.flush())
+                    .await
+                    .ok()
+                    .and_then(|r| r.err())
+                    .map(|e| e.to_string());
             }
             // A write that does not finish in time wrote nothing (it was still pending).
             match tokio::time::timeout(shared.overdue_after, w.write(&buf[written..])).await {
@@ -265,7 +274,8 @@ async fn write_loop(shared: Arc<Shared>, mut w: WriteHalf<Box<dyn Io>>, mut rx: 
     shared.dead.store(true, Ordering::SeqCst);
     let _ = tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
     rx.close();
-    while let Ok(j) = rx.try_recv() {
+    // (`recv` after `close` returns every job sent before it, then `None`.)
+    while let Some(j) = rx.recv().await {
         j.waiter.answer(Outcome::NotSent("the connection is closing".into()));
     }
 }
