@@ -163,13 +163,20 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<V
     Ok(body)
 }
 
-/// Write one frame.
-pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Result<(), FrameError> {
+/// Append one frame (length prefix, then `body`) to `out`, for frames written together.
+pub fn push_frame(out: &mut Vec<u8>, body: &[u8]) -> Result<(), FrameError> {
     let len =
         u32::try_from(body.len()).map_err(|_| FrameError::TooLarge { len: body.len(), max: u32::MAX as usize })?;
-    let mut buf = Vec::with_capacity(4 + body.len());
-    buf.extend_from_slice(&len.to_be_bytes());
-    buf.extend_from_slice(body);
+    out.reserve(4 + body.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+/// Write one frame.
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Result<(), FrameError> {
+    let mut buf = Vec::new();
+    push_frame(&mut buf, body)?;
     w.write_all(&buf).await?;
     w.flush().await?;
     Ok(())

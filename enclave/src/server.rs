@@ -5,7 +5,7 @@ use crate::cluster::ClusterNode;
 use crate::service::Enclave;
 use bridle_common::address::SocketAddress;
 use bridle_common::error::{Denial, ErrorCode};
-use bridle_common::frame::{from_cbor, read_frame, to_cbor, FrameError};
+use bridle_common::frame::{from_cbor, push_frame, read_frame, to_cbor, FrameError};
 use bridle_common::protocol::{RequestFrame, ResponseFrame, PROTOCOL_VERSION};
 use std::future::Future;
 use std::sync::Arc;
@@ -109,12 +109,7 @@ pub fn handle_frame(enclave: &Enclave, body: &[u8]) -> ResponseFrame {
 
 /// Append one response frame to `out`.
 fn push_response(out: &mut Vec<u8>, resp: &ResponseFrame) -> Result<(), FrameError> {
-    let bytes = to_cbor(resp)?;
-    let len =
-        u32::try_from(bytes.len()).map_err(|_| FrameError::TooLarge { len: bytes.len(), max: u32::MAX as usize })?;
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&bytes);
-    Ok(())
+    push_frame(out, &to_cbor(resp)?)
 }
 
 /// Send the responses owed.

@@ -24,7 +24,7 @@
 //! * A waiter holds its caller's pool permit until the reply is read (or the pipe closes),
 //!   even when the caller went away: the enclave serves every request to its end.
 
-use bridle_common::frame::FrameError;
+use bridle_common::frame::{push_frame, FrameError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,8 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// A pipe with nothing in flight for this long closes (the enclave closes connections idle
 /// for 300 s).
 pub const IDLE_CLOSE: Duration = Duration::from_secs(240);
+/// Why a request handed over as its connection closes is not sent.
+const CLOSING: &str = "the connection is closing";
 /// Most bytes of requests the writer puts in one write.
 const MAX_WRITE: usize = 256 << 10;
 
@@ -182,14 +184,9 @@ impl Pipe {
         let (tx, rx) = oneshot::channel();
         let waiter = Waiter { tx: Some(tx), _permit: permit, shared: self.shared.clone() };
         if let Err(mpsc::error::SendError(job)) = self.jobs.send(Job { body, waiter }) {
-            job.waiter.answer(Outcome::NotSent("the connection is closing".into()));
+            job.waiter.answer(Outcome::NotSent(CLOSING.into()));
         }
         rx
-    }
-
-    /// Take no more requests; those in flight still get their replies.
-    pub fn retire(&self) {
-        self.shared.dead.store(true, Ordering::SeqCst);
     }
 }
 
@@ -222,16 +219,19 @@ async fn write_loop(shared: Arc<Shared>, mut w: WriteHalf<Box<dyn Io>>, mut rx: 
             if shared.dead.load(Ordering::SeqCst) {
                 drop(q);
                 for j in jobs {
-                    j.waiter.answer(Outcome::NotSent("the connection is closing".into()));
+                    j.waiter.answer(Outcome::NotSent(CLOSING.into()));
                 }
                 continue;
             }
             for j in jobs {
-                // The client refuses bodies over the frame limit before sending (≤ 1 MiB).
-                buf.extend_from_slice(&(j.body.len() as u32).to_be_bytes());
-                buf.extend_from_slice(&j.body);
-                ends.push(buf.len());
-                q.push_back(j.waiter);
+                // (The client refuses bodies over the frame limit before sending.)
+                match push_frame(&mut buf, &j.body) {
+                    Ok(()) => {
+                        ends.push(buf.len());
+                        q.push_back(j.waiter);
+                    }
+                    Err(e) => j.waiter.answer(Outcome::NotSent(e.to_string())),
+                }
             }
         }
         let mut written = 0;
@@ -276,7 +276,7 @@ async fn write_loop(shared: Arc<Shared>, mut w: WriteHalf<Box<dyn Io>>, mut rx: 
     rx.close();
     // (`recv` after `close` returns every job sent before it, then `None`.)
     while let Some(j) = rx.recv().await {
-        j.waiter.answer(Outcome::NotSent("the connection is closing".into()));
+        j.waiter.answer(Outcome::NotSent(CLOSING.into()));
     }
 }
 
