@@ -8,6 +8,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Default frame limit: 1 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
+/// Most requests a host sends on one connection before their answers (its pipeline); a
+/// cluster node serves that many of a connection's calls at once.
+pub const MAX_PIPELINE: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {

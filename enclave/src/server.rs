@@ -39,21 +39,24 @@ pub enum Service {
 }
 
 /// Decode and serve one frame body for `service` (see [`handle_frame`]). A cluster node's
-/// calls are asynchronous (they wait for the log); each runs in its own task, so a panic in
-/// one is an `internal` error for that frame only.
+/// calls are asynchronous (they wait for the log); each poll of one, its decoding included,
+/// is isolated, so a panic in it is an `internal` error for that frame only.
 pub async fn handle_frame_service(service: &Service, body: &[u8]) -> ResponseFrame {
     let node = match service {
         Service::Single(e) => return handle_frame(e, body),
-        Service::Cluster(n) => n.clone(),
+        Service::Cluster(n) => n,
     };
-    let result = match from_cbor::<RequestFrame>(body) {
-        Err(e) => Err(Denial::new(ErrorCode::Malformed, format!("request frame: {e}"))),
-        Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
-            ErrorCode::Unsupported,
-            format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
-        )),
-        Ok(f) => isolated(node.handle(f.call)).await,
-    };
+    let result = isolated(async {
+        match from_cbor::<RequestFrame>(body) {
+            Err(e) => Err(Denial::new(ErrorCode::Malformed, format!("request frame: {e}"))),
+            Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
+                ErrorCode::Unsupported,
+                format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
+            )),
+            Ok(f) => node.handle(f.call).await,
+        }
+    })
+    .await;
     ResponseFrame { version: PROTOCOL_VERSION, result }
 }
 
@@ -130,11 +133,31 @@ fn whole_frame(buf: &[u8]) -> bool {
 /// Most bytes of responses held back while more requests are already buffered.
 const MAX_HELD: usize = 256 << 10;
 
-/// Serve one connection until it closes or sends a frame over the limit. Requests are
-/// answered one after another, in order; a host may send the next before the previous
-/// answer (a pipeline). Responses to requests that came in together go out together: a
-/// response is held back while the next request is already whole in the read buffer.
+/// Serve one connection until it closes or sends a frame over the limit. A host may send
+/// its next requests before the answers to the previous ones (a pipeline); the answers
+/// come back in the order of the requests. A stand-alone enclave answers each request
+/// before it reads the next; a cluster node serves up to [`MAX_CONCURRENT_CALLS`] of a
+/// connection's calls at once, since a call waits for the log.
 pub async fn serve_connection<S>(service: Service, stream: S, cfg: ServerConfig)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match service {
+        Service::Single(enclave) => serve_in_turn(&enclave, stream, &cfg).await,
+        Service::Cluster(_) => {
+            let call = |body: Vec<u8>| {
+                let service = service.clone();
+                async move { handle_frame_service(&service, &body).await }
+            };
+            serve_concurrently(call, stream, &cfg).await
+        }
+    }
+}
+
+/// Requests answered one after another. Responses to requests that came in together go out
+/// together: a response is held back while the next request is already whole in the read
+/// buffer (at most [`MAX_HELD`] bytes of them).
+async fn serve_in_turn<S>(enclave: &Enclave, stream: S, cfg: &ServerConfig)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -144,33 +167,126 @@ where
     // than its capacity: a frame's size is still checked before its body is allocated.
     let mut r = tokio::io::BufReader::new(r);
     let mut out = Vec::new();
-    // A cluster call may wait for a commit: nothing is held behind one.
-    let hold = matches!(service, Service::Single(_));
     loop {
-        if (!hold || !whole_frame(r.buffer()) || out.len() >= MAX_HELD) && flush(&mut w, &mut out).await.is_err() {
+        if (!whole_frame(r.buffer()) || out.len() >= MAX_HELD) && flush(&mut w, &mut out).await.is_err() {
             return;
         }
-        let body = match tokio::time::timeout(cfg.idle_timeout, read_frame(&mut r, cfg.max_frame)).await {
-            Err(_) => return,
-            Ok(Err(FrameError::Closed)) => return,
-            Ok(Err(e @ (FrameError::TooLarge { .. } | FrameError::Malformed(_)))) => {
-                // A body over the limit was never read or allocated; the stream can't be
-                // resynchronised either way, so answer and close.
-                let resp = ResponseFrame { version: PROTOCOL_VERSION, result: Err(e.to_denial()) };
-                if push_response(&mut out, &resp).is_ok() {
-                    let _ = flush(&mut w, &mut out).await;
-                }
-                return;
-            }
-            Ok(Err(FrameError::Io(_))) => return,
-            Ok(Ok(body)) => body,
+        let body = match next_frame(&mut r, cfg).await {
+            Next::Body(body) => body,
+            Next::Refused(denial) => return answer_last(&mut w, &mut out, denial).await,
+            Next::End => return,
         };
-        let resp = handle_frame_service(&service, &body).await;
-        if push_response(&mut out, &resp).is_err() {
+        if push_response(&mut out, &handle_frame(enclave, &body)).is_err() {
             // (Not expected: encoding into memory.) What was answered before still goes.
             let _ = flush(&mut w, &mut out).await;
             return;
         }
+    }
+}
+
+/// Most calls of one connection a cluster node serves at once; the connection's next frame
+/// is not read while this many are unanswered: the most a host pipelines on one connection.
+pub const MAX_CONCURRENT_CALLS: usize = bridle_common::frame::MAX_PIPELINE;
+
+/// A cluster node's connection: each request is served as soon as it is read, while the
+/// earlier ones wait for the log, and answered in order. Answers that are ready together go
+/// out in one write.
+async fn serve_concurrently<S, F, C>(call: F, stream: S, cfg: &ServerConfig)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Fn(Vec<u8>) -> C,
+    C: Future<Output = ResponseFrame>,
+{
+    use futures_util::{stream::FuturesOrdered, FutureExt, StreamExt};
+    let (r, mut w) = tokio::io::split(stream);
+    let mut r = tokio::io::BufReader::new(r);
+    // Frames are read by a future of their own and handed over one at a time: a frame read
+    // must never be abandoned half-way (the stream would lose its framing), so it is not
+    // raced against the calls.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Next>(1);
+    let reader = {
+        let r = &mut r;
+        async move {
+            loop {
+                let Ok(slot) = tx.reserve().await else { return };
+                let next = next_frame(r, cfg).await;
+                let more = matches!(next, Next::Body(_));
+                slot.send(next);
+                if !more {
+                    return;
+                }
+            }
+        }
+    };
+    let calls_and_answers = async {
+        let mut calls = FuturesOrdered::new();
+        let mut out = Vec::new();
+        let mut reading = true;
+        let mut refused = None;
+        loop {
+            if flush(&mut w, &mut out).await.is_err() {
+                return;
+            }
+            if !reading && calls.is_empty() {
+                if let Some(denial) = refused {
+                    answer_last(&mut w, &mut out, denial).await;
+                }
+                return;
+            }
+            tokio::select! {
+                Some(first) = calls.next(), if !calls.is_empty() => {
+                    let mut resp: ResponseFrame = first;
+                    loop {
+                        if push_response(&mut out, &resp).is_err() {
+                            let _ = flush(&mut w, &mut out).await;
+                            return;
+                        }
+                        // The answers already done go out in the same write.
+                        match calls.next().now_or_never() {
+                            Some(Some(next)) => resp = next,
+                            _ => break,
+                        }
+                    }
+                }
+                next = rx.recv(), if reading && calls.len() < MAX_CONCURRENT_CALLS => match next {
+                    Some(Next::Body(body)) => calls.push_back(call(body)),
+                    Some(Next::Refused(denial)) => (reading, refused) = (false, Some(denial)),
+                    Some(Next::End) | None => reading = false,
+                },
+            }
+        }
+    };
+    // The connection ends with its answers; the reader, which may be waiting for a frame
+    // that never comes, is dropped then.
+    tokio::select! {
+        () = calls_and_answers => {}
+        () = async { reader.await; std::future::pending::<()>().await } => {}
+    }
+}
+
+/// What a connection's next frame read gave.
+enum Next {
+    Body(Vec<u8>),
+    /// A frame over the limit or malformed: answered, then the connection closes (a body
+    /// over the limit was never read or allocated, and the stream cannot be resynchronised).
+    Refused(Denial),
+    /// Closed, idle too long, or an I/O error.
+    End,
+}
+
+async fn next_frame<R: AsyncRead + Unpin>(r: &mut R, cfg: &ServerConfig) -> Next {
+    match tokio::time::timeout(cfg.idle_timeout, read_frame(r, cfg.max_frame)).await {
+        Ok(Ok(body)) => Next::Body(body),
+        Ok(Err(e @ (FrameError::TooLarge { .. } | FrameError::Malformed(_)))) => Next::Refused(e.to_denial()),
+        Err(_) | Ok(Err(FrameError::Closed | FrameError::Io(_))) => Next::End,
+    }
+}
+
+/// Answer `denial` after what is owed, then the connection closes.
+async fn answer_last<W: AsyncWrite + Unpin>(w: &mut W, out: &mut Vec<u8>, denial: Denial) {
+    let resp = ResponseFrame { version: PROTOCOL_VERSION, result: Err(denial) };
+    if push_response(out, &resp).is_ok() {
+        let _ = flush(w, out).await;
     }
 }
 
@@ -250,5 +366,133 @@ mod tests {
         let d = r.unwrap_err();
         assert_eq!(d.code, ErrorCode::Internal);
         assert!(d.reason.contains("asking again with the same stamp"), "{d:?}");
+    }
+
+    // A cluster node's connection (`serve_concurrently`), with a stand-in for the node's
+    // calls: each frame body is a label, answered as a denial whose reason is that label.
+
+    fn answer(body: &[u8]) -> ResponseFrame {
+        let label = String::from_utf8_lossy(body).into_owned();
+        ResponseFrame { version: PROTOCOL_VERSION, result: Err(Denial::new(ErrorCode::Malformed, label)) }
+    }
+
+    fn frames(labels: impl IntoIterator<Item = String>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for l in labels {
+            push_frame(&mut out, l.as_bytes()).unwrap();
+        }
+        out
+    }
+
+    async fn read_answer<R: AsyncRead + Unpin>(r: &mut R) -> Result<Denial, FrameError> {
+        let body = read_frame(r, 1 << 20).await?;
+        let resp: ResponseFrame = from_cbor(&body).unwrap();
+        Ok(resp.result.unwrap_err())
+    }
+
+    /// A bound on a test that would otherwise hang; not a measurement.
+    async fn within<T>(f: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(20), f).await.expect("the connection stalled")
+    }
+
+    /// The first call cannot finish before the second has run: served one after another,
+    /// they would never end. Its answer still comes first.
+    #[tokio::test]
+    async fn a_cluster_connection_serves_its_calls_at_once_and_answers_in_order() {
+        let second_ran = Arc::new(tokio::sync::Notify::new());
+        let (mut host, enclave) = tokio::io::duplex(1 << 16);
+        let n = second_ran.clone();
+        let call = move |body: Vec<u8>| {
+            let n = n.clone();
+            async move {
+                match body.as_slice() {
+                    b"first" => n.notified().await,
+                    _ => n.notify_one(),
+                }
+                answer(&body)
+            }
+        };
+        let server = tokio::spawn(async move { serve_concurrently(call, enclave, &ServerConfig::default()).await });
+        host.write_all(&frames(["first".into(), "second".into()])).await.unwrap();
+        let (a, b) =
+            within(async { (read_answer(&mut host).await.unwrap(), read_answer(&mut host).await.unwrap()) }).await;
+        assert_eq!((a.reason.as_str(), b.reason.as_str()), ("first", "second"));
+        drop(host);
+        within(server).await.unwrap();
+    }
+
+    /// At most `MAX_CONCURRENT_CALLS` of a connection's calls run at once: the next frame is
+    /// not read until one of them is answered. Every call is answered, in order.
+    #[tokio::test]
+    async fn a_cluster_connection_runs_at_most_its_bound_of_calls() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(Semaphore::new(0));
+        let (r, m, rel) = (running.clone(), most.clone(), release.clone());
+        let call = move |body: Vec<u8>| {
+            let (r, m, rel) = (r.clone(), m.clone(), rel.clone());
+            async move {
+                m.fetch_max(r.fetch_add(1, SeqCst) + 1, SeqCst);
+                rel.acquire().await.unwrap().forget();
+                r.fetch_sub(1, SeqCst);
+                answer(&body)
+            }
+        };
+        let (mut host, enclave) = tokio::io::duplex(1 << 20);
+        let server = tokio::spawn(async move { serve_concurrently(call, enclave, &ServerConfig::default()).await });
+        let total = MAX_CONCURRENT_CALLS + 36;
+        host.write_all(&frames((0..total).map(|i| i.to_string()))).await.unwrap();
+        within(async {
+            while running.load(SeqCst) < MAX_CONCURRENT_CALLS {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        // Every frame is in the socket: a server without the bound would start more now.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(running.load(SeqCst), MAX_CONCURRENT_CALLS);
+        release.add_permits(total);
+        for i in 0..total {
+            assert_eq!(within(read_answer(&mut host)).await.unwrap().reason, i.to_string());
+        }
+        assert_eq!(most.load(SeqCst), MAX_CONCURRENT_CALLS);
+        drop(host);
+        within(server).await.unwrap();
+    }
+
+    /// A host that stops sending still gets the answers to what it sent; a frame over the
+    /// limit is answered after the calls before it, and then the connection closes.
+    #[tokio::test]
+    async fn a_cluster_connection_answers_what_came_before_its_end() {
+        let call = |body: Vec<u8>| async move {
+            tokio::task::yield_now().await;
+            answer(&body)
+        };
+        let cfg = ServerConfig { max_frame: 1024, ..ServerConfig::default() };
+        // The host half-closes after three calls.
+        let (host, enclave) = tokio::io::duplex(1 << 16);
+        let (mut hr, mut hw) = tokio::io::split(host);
+        let c = cfg.clone();
+        let server = tokio::spawn(async move { serve_concurrently(call, enclave, &c).await });
+        hw.write_all(&frames(["a", "b", "c"].map(String::from))).await.unwrap();
+        hw.shutdown().await.unwrap();
+        for l in ["a", "b", "c"] {
+            assert_eq!(within(read_answer(&mut hr)).await.unwrap().reason, l);
+        }
+        assert!(matches!(within(read_answer(&mut hr)).await, Err(FrameError::Closed)));
+        within(server).await.unwrap();
+        // Two calls, then a length prefix over the limit (its body never sent).
+        let (mut host, enclave) = tokio::io::duplex(1 << 16);
+        let server = tokio::spawn(async move { serve_concurrently(call, enclave, &cfg).await });
+        let mut bytes = frames(["x", "y"].map(String::from));
+        bytes.extend_from_slice(&4096u32.to_be_bytes());
+        host.write_all(&bytes).await.unwrap();
+        for l in ["x", "y"] {
+            assert_eq!(within(read_answer(&mut host)).await.unwrap().reason, l);
+        }
+        assert_eq!(within(read_answer(&mut host)).await.unwrap().code, ErrorCode::TooLarge);
+        assert!(matches!(within(read_answer(&mut host)).await, Err(FrameError::Closed)));
+        within(server).await.unwrap();
     }
 }

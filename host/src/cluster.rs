@@ -42,13 +42,18 @@ pub const TRAFFIC_POOL: usize = 32;
 /// holds its slot until the enclave notices).
 pub const SPARE_CONNECTIONS: usize = 8;
 
-/// The largest client pool of a cluster host, and its default: the enclave's connections
-/// less the traffic pool and the spare ones. A cluster node holds each signing call for a
-/// commit round trip (milliseconds, not the ≈ 0.1 ms of a stand-alone enclave), so the
-/// pool bounds the signatures in flight, and with them how many entries one commit
-/// carries: 8 connections capped a node at ≈ 2 700 signatures/s here, 24 let commits batch
-/// (BENCHMARKS.md, "Enclave cluster").
+/// The largest client pool of a cluster host: the enclave's connections less the traffic
+/// pool and the spare ones.
 pub const MAX_CLIENT_POOL: usize = bridle_common::cluster::NODE_MAX_CONNECTIONS - TRAFFIC_POOL - SPARE_CONNECTIONS;
+
+/// A cluster host's default pipeline (its pool's default is the stand-alone one, 8). A
+/// cluster node holds each signing call for a commit round trip (milliseconds, not the
+/// ≈ 0.1 ms of a stand-alone enclave), so the calls in flight, pool × pipeline, bound how
+/// many entries one commit carries: 8 calls capped a node at ≈ 2 700 signatures/s here.
+/// The node serves a connection's calls at once and answers them in order; 8 × 8 = 64 in
+/// flight over 8 connections did better than 24 × 1, 24 × 4 or 4 × 16 (BENCHMARKS.md,
+/// "Enclave cluster").
+pub const DEFAULT_CLIENT_PIPELINE: usize = 8;
 
 /// Largest message between two nodes' hosts (20 MiB of sealed cluster traffic plus framing).
 pub const MAX_RELAY_BODY: usize = 22 << 20;

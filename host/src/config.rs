@@ -246,12 +246,9 @@ impl Settings {
             interval: Duration::from_secs(sweep_interval),
             bump_after: Duration::from_secs(sweep_bump_after),
         });
-        // A cluster host's calls wait for commits: its default pool is the largest the
-        // node's enclave leaves it (see `cluster::MAX_CLIENT_POOL`).
-        let pool = pick!(
-            pool,
-            if cluster.is_some() { crate::cluster::MAX_CLIENT_POOL } else { crate::enclave_client::DEFAULT_POOL_SIZE }
-        );
+        // A cluster host's pool is bounded by what the node's enclave leaves it (see
+        // `cluster::MAX_CLIENT_POOL`).
+        let pool = pick!(pool, crate::enclave_client::DEFAULT_POOL_SIZE);
         if pool == 0 {
             return Err(format!("pool must be at least 1 (from {})", source_name(sources["pool"])));
         }
@@ -265,20 +262,21 @@ impl Settings {
                 crate::cluster::SPARE_CONNECTIONS
             ));
         }
-        // A cluster call holds its connection until committed, and the enclave serves a
-        // connection's calls one after another: a cluster host's calls are not pipelined.
-        let pipeline = pick!(pipeline, if cluster.is_some() { 1 } else { crate::enclave_client::DEFAULT_PIPELINE });
+        // A cluster host's calls wait for commits: more of them in flight (see
+        // `cluster::DEFAULT_CLIENT_PIPELINE`).
+        let pipeline = pick!(
+            pipeline,
+            if cluster.is_some() {
+                crate::cluster::DEFAULT_CLIENT_PIPELINE
+            } else {
+                crate::enclave_client::DEFAULT_PIPELINE
+            }
+        );
         if pipeline == 0 || pipeline > crate::enclave_client::MAX_PIPELINE {
             return Err(format!(
                 "pipeline {pipeline} (from {}) must be 1 to {}",
                 source_name(sources["pipeline"]),
                 crate::enclave_client::MAX_PIPELINE
-            ));
-        }
-        if cluster.is_some() && pipeline != 1 {
-            return Err(format!(
-                "pipeline {pipeline} (from {}): a cluster host's enclave calls are not pipelined (a cluster call holds its connection until committed); remove it or set 1",
-                source_name(sources["pipeline"])
             ));
         }
         if call_timeout == 0 {
@@ -417,9 +415,9 @@ mod tests {
         assert!(Settings::resolve(&cli, flag, &file, None).unwrap_err().contains("pool"));
     }
 
-    /// A cluster host's calls wait for commits: its pool defaults to the most the node's
-    /// enclave leaves it, and a larger one is refused (the enclave would refuse the
-    /// connections beyond its limit, and the calls behind them would stall).
+    /// A cluster host's pool defaults to the stand-alone 8, and one larger than its node's
+    /// enclave leaves it is refused (the enclave would refuse the connections beyond its
+    /// limit, and the calls behind them would stall).
     #[test]
     fn a_cluster_hosts_pool_fits_its_enclave() {
         let file = Layer::from_toml(
@@ -427,10 +425,10 @@ mod tests {
         )
         .unwrap();
         let s = Settings::resolve(&Layer::default(), flag, &file, None).unwrap();
-        assert_eq!(s.pool, crate::cluster::MAX_CLIENT_POOL);
-        assert_eq!(s.pool, 24);
+        assert_eq!(s.pool, 8);
+        assert_eq!(crate::cluster::MAX_CLIENT_POOL, 24);
         assert_eq!(
-            s.pool + crate::cluster::TRAFFIC_POOL + crate::cluster::SPARE_CONNECTIONS,
+            crate::cluster::MAX_CLIENT_POOL + crate::cluster::TRAFFIC_POOL + crate::cluster::SPARE_CONNECTIONS,
             bridle_common::cluster::NODE_MAX_CONNECTIONS
         );
         let cli = Layer { pool: Some(12), ..Layer::default() };
@@ -462,10 +460,10 @@ mod tests {
         Layer::from_toml(example).unwrap();
     }
 
-    /// A stand-alone host pipelines its enclave calls (4 per connection unless set, 1 to
-    /// 64); a cluster host never does: a cluster call holds its connection until committed.
+    /// A host pipelines its enclave calls: 4 per connection unless set, 1 to 64; a cluster
+    /// host 8 unless set (its calls wait for commits).
     #[test]
-    fn only_a_stand_alone_host_pipelines_its_enclave_calls() {
+    fn a_host_pipelines_its_enclave_calls() {
         let file = Layer { enclave: Some("vsock:16:5000".into()), ..Layer::default() };
         let s = Settings::resolve(&Layer::default(), flag, &file, None).unwrap();
         assert_eq!((s.pipeline, s.host_config().pipeline), (4, 4));
@@ -485,11 +483,13 @@ mod tests {
             "enclave = \"unix:/run/bridle/enclave.sock\"\ncluster_listen = \"0.0.0.0:7443\"\ncluster_advertise = \"http://10.0.0.1:7443\"\ncluster_bootstrap = true\n",
         )
         .unwrap();
-        assert_eq!(Settings::resolve(&Layer::default(), flag, &cluster, None).unwrap().pipeline, 1);
-        let cli = Layer { pipeline: Some(4), ..Layer::default() };
-        let e = Settings::resolve(&cli, flag, &cluster, None).unwrap_err();
-        assert!(e.contains("pipeline 4") && e.contains("not pipelined"), "{e}");
-        let cli = Layer { pipeline: Some(1), ..Layer::default() };
-        assert_eq!(Settings::resolve(&cli, flag, &cluster, None).unwrap().pipeline, 1);
+        let s = Settings::resolve(&Layer::default(), flag, &cluster, None).unwrap();
+        assert_eq!((s.pipeline, s.host_config().pipeline), (8, 8));
+        for (set, got) in [(1, 1), (64, 64)] {
+            let cli = Layer { pipeline: Some(set), ..Layer::default() };
+            assert_eq!(Settings::resolve(&cli, flag, &cluster, None).unwrap().pipeline, got);
+        }
+        let cli = Layer { pipeline: Some(65), ..Layer::default() };
+        assert!(Settings::resolve(&cli, flag, &cluster, None).unwrap_err().contains("1 to 64"));
     }
 }

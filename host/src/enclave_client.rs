@@ -8,8 +8,8 @@
 //! room, else to the least busy. Connections are made lazily and kept for reuse. Every new
 //! connection first asks the enclave for its identity (`status`), so an enclave restart (a
 //! new identity key, R-TRUST-4) is noticed before any request goes over the new connection.
-//! A cluster host uses a pipeline of 1: a cluster call holds its connection until committed,
-//! and the enclave serves a connection's calls one after another.
+//! A cluster node's enclave serves a connection's calls at once (each waits for a commit)
+//! and answers them in order, as a stand-alone one does.
 //!
 //! A caller that goes away while its request is with the enclave (its timeout, an agent
 //! that hung up) does not free its place: the enclave serves every call to its end (a
@@ -39,10 +39,10 @@ use crate::metrics::Metrics;
 
 /// Default number of pooled connections.
 pub const DEFAULT_POOL_SIZE: usize = 8;
-/// Default number of exchanges in flight on one connection (outside a cluster).
+/// Default number of exchanges in flight on one connection.
 pub const DEFAULT_PIPELINE: usize = 4;
 /// Most exchanges in flight on one connection.
-pub const MAX_PIPELINE: usize = 64;
+pub const MAX_PIPELINE: usize = bridle_common::frame::MAX_PIPELINE;
 /// Default per-call timeout.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -81,7 +81,7 @@ impl ClientError {
 pub struct ClientConfig {
     /// Most connections. At least 1.
     pub pool_size: usize,
-    /// Most exchanges in flight on one connection, 1 to [`MAX_PIPELINE`] (1 in a cluster).
+    /// Most exchanges in flight on one connection, 1 to [`MAX_PIPELINE`].
     pub pipeline: usize,
     /// Largest frame accepted from, or sent to, the enclave.
     pub max_frame: usize,

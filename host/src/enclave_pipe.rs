@@ -1,5 +1,6 @@
 //! One connection to the enclave carrying several exchanges at once, in order: the
-//! enclave answers a connection's frames one after another, so the n-th reply read belongs
+//! enclave answers a connection's frames in the order they came (a cluster node serves
+//! them at once, a stand-alone enclave one after another), so the n-th reply read belongs
 //! to the n-th request written. Several requests in flight on one connection share its
 //! system calls and wake-ups on both sides: a `recv` that brings several frames, a `send`
 //! that carries several (issue 12).

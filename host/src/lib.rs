@@ -190,7 +190,7 @@ impl AppState {
             config.enclave.clone(),
             ClientConfig {
                 pool_size: config.pool_size,
-                pipeline: if config.cluster.is_some() { 1 } else { config.pipeline },
+                pipeline: config.pipeline,
                 max_frame,
                 call_timeout: config.call_timeout,
             },

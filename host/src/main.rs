@@ -54,10 +54,10 @@ struct Args {
     /// Log format [default: text].
     #[arg(long, env = "BRIDLE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
-    /// Enclave connections in the pool [default: 8; a cluster host: 24].
+    /// Enclave connections in the pool [default: 8; a cluster host: at most 24].
     #[arg(long, env = "BRIDLE_POOL")]
     pool: Option<usize>,
-    /// Enclave calls in flight on one connection, 1–64 [default: 4; a cluster host: 1].
+    /// Enclave calls in flight on one connection, 1–64 [default: 4; a cluster host: 8].
     #[arg(long, env = "BRIDLE_PIPELINE")]
     pipeline: Option<usize>,
     /// Per enclave call timeout, seconds [default: 10].
