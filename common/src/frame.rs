@@ -141,6 +141,13 @@ pub fn from_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
 
 /// Read one frame's body. A clean EOF before the header is `Closed`.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Vec<u8>, FrameError> {
+    let len = read_frame_len(r, max).await?;
+    read_frame_body(r, len).await
+}
+
+/// Read one frame's length prefix, checked against `max` (nothing is allocated). A clean
+/// EOF before it is `Closed`. The body follows: [`read_frame_body`].
+pub async fn read_frame_len<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<usize, FrameError> {
     let mut header = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -158,6 +165,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<V
     if len > max {
         return Err(FrameError::TooLarge { len, max });
     }
+    Ok(len)
+}
+
+/// Read a frame body of `len` bytes (a length [`read_frame_len`] checked).
+pub async fn read_frame_body<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> Result<Vec<u8>, FrameError> {
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => FrameError::Malformed("connection closed inside a frame body".into()),

@@ -5,19 +5,22 @@ use crate::cluster::ClusterNode;
 use crate::service::Enclave;
 use bridle_common::address::SocketAddress;
 use bridle_common::error::{Denial, ErrorCode};
-use bridle_common::frame::{from_cbor, push_frame, read_frame, to_cbor, FrameError};
+use bridle_common::frame::{from_cbor, push_frame, read_frame, read_frame_body, read_frame_len, to_cbor, FrameError};
 use bridle_common::protocol::{RequestFrame, ResponseFrame, PROTOCOL_VERSION};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub max_frame: usize,
     pub max_connections: usize,
-    /// A connection idle (or stuck mid-frame) this long is closed.
+    /// A connection idle (or stuck mid-frame) this long is closed; so is one whose peer
+    /// has not taken an answer for this long. On a cluster node the idle clock also runs
+    /// while calls are in flight (they end within seconds); the connection then answers
+    /// what it owes and closes.
     pub idle_timeout: Duration,
 }
 
@@ -115,11 +118,17 @@ fn push_response(out: &mut Vec<u8>, resp: &ResponseFrame) -> Result<(), FrameErr
     push_frame(out, &to_cbor(resp)?)
 }
 
-/// Send the responses owed.
-async fn flush<W: AsyncWrite + Unpin>(w: &mut W, out: &mut Vec<u8>) -> Result<(), FrameError> {
+/// Send the responses owed, within `limit` (a peer that does not read is not waited for).
+async fn flush<W: AsyncWrite + Unpin>(w: &mut W, out: &mut Vec<u8>, limit: Duration) -> Result<(), FrameError> {
     if !out.is_empty() {
-        w.write_all(out).await?;
-        w.flush().await?;
+        let write = async {
+            w.write_all(out).await?;
+            w.flush().await
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(written) => written?,
+            Err(_) => return Err(FrameError::Io(std::io::ErrorKind::TimedOut.into())),
+        }
         out.clear();
     }
     Ok(())
@@ -168,17 +177,19 @@ where
     let mut r = tokio::io::BufReader::new(r);
     let mut out = Vec::new();
     loop {
-        if (!whole_frame(r.buffer()) || out.len() >= MAX_HELD) && flush(&mut w, &mut out).await.is_err() {
+        if (!whole_frame(r.buffer()) || out.len() >= MAX_HELD)
+            && flush(&mut w, &mut out, cfg.idle_timeout).await.is_err()
+        {
             return;
         }
         let body = match next_frame(&mut r, cfg).await {
             Next::Body(body) => body,
-            Next::Refused(denial) => return answer_last(&mut w, &mut out, denial).await,
+            Next::Refused(denial) => return answer_last(&mut w, &mut out, denial, cfg.idle_timeout).await,
             Next::End => return,
         };
         if push_response(&mut out, &handle_frame(enclave, &body)).is_err() {
             // (Not expected: encoding into memory.) What was answered before still goes.
-            let _ = flush(&mut w, &mut out).await;
+            let _ = flush(&mut w, &mut out, cfg.idle_timeout).await;
             return;
         }
     }
@@ -190,7 +201,14 @@ pub const MAX_CONCURRENT_CALLS: usize = bridle_common::frame::MAX_PIPELINE;
 
 /// A cluster node's connection: each request is served as soon as it is read, while the
 /// earlier ones wait for the log, and answered in order. Answers that are ready together go
-/// out in one write.
+/// out in one write. Calls of one connection run concurrently: their order in the log is
+/// not the order they were sent in (as for calls on different connections).
+///
+/// What unanswered requests hold is bounded as for one call at a time: at most
+/// [`MAX_CONCURRENT_CALLS`] calls, and their bodies (with the one read ahead) at most
+/// `max_frame` bytes together — a frame's body is read only once the bodies before it
+/// leave room for it. Every call accepted is served to its end, even when the peer has
+/// gone (its answer is then dropped).
 async fn serve_concurrently<S, F, C>(call: F, stream: S, cfg: &ServerConfig)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -200,18 +218,32 @@ where
     use futures_util::{stream::FuturesOrdered, FutureExt, StreamExt};
     let (r, mut w) = tokio::io::split(stream);
     let mut r = tokio::io::BufReader::new(r);
+    // Bytes of request bodies not yet answered (u32: a frame's length is one).
+    let credit = Semaphore::new(cfg.max_frame.min(u32::MAX as usize));
     // Frames are read by a future of their own and handed over one at a time: a frame read
     // must never be abandoned half-way (the stream would lose its framing), so it is not
     // raced against the calls.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Next>(1);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Next, Option<SemaphorePermit<'_>>)>(1);
     let reader = {
-        let r = &mut r;
+        let (r, credit) = (&mut r, &credit);
         async move {
             loop {
                 let Ok(slot) = tx.reserve().await else { return };
-                let next = next_frame(r, cfg).await;
+                let (next, held) = match tokio::time::timeout(cfg.idle_timeout, read_frame_len(r, cfg.max_frame)).await
+                {
+                    Ok(Ok(len)) => {
+                        let Ok(held) = credit.acquire_many(len as u32).await else { return };
+                        match tokio::time::timeout(cfg.idle_timeout, read_frame_body(r, len)).await {
+                            Ok(Ok(body)) => (Next::Body(body), Some(held)),
+                            Ok(Err(e)) => (Next::ended(e), None),
+                            Err(_) => (Next::End, None),
+                        }
+                    }
+                    Ok(Err(e)) => (Next::ended(e), None),
+                    Err(_) => (Next::End, None),
+                };
                 let more = matches!(next, Next::Body(_));
-                slot.send(next);
+                slot.send((next, held));
                 if !more {
                     return;
                 }
@@ -223,13 +255,19 @@ where
         let mut out = Vec::new();
         let mut reading = true;
         let mut refused = None;
+        let mut gone = false;
         loop {
-            if flush(&mut w, &mut out).await.is_err() {
+            if !gone && flush(&mut w, &mut out, cfg.idle_timeout).await.is_err() {
+                gone = true;
+            }
+            if gone {
+                // The peer is gone: serve what was accepted to its end, answer nothing.
+                while calls.next().await.is_some() {}
                 return;
             }
             if !reading && calls.is_empty() {
                 if let Some(denial) = refused {
-                    answer_last(&mut w, &mut out, denial).await;
+                    answer_last(&mut w, &mut out, denial, cfg.idle_timeout).await;
                 }
                 return;
             }
@@ -238,8 +276,11 @@ where
                     let mut resp: ResponseFrame = first;
                     loop {
                         if push_response(&mut out, &resp).is_err() {
-                            let _ = flush(&mut w, &mut out).await;
-                            return;
+                            // (Not expected: encoding into memory.) What was answered
+                            // before still goes; then the connection closes.
+                            let _ = flush(&mut w, &mut out, cfg.idle_timeout).await;
+                            gone = true;
+                            break;
                         }
                         // The answers already done go out in the same write.
                         match calls.next().now_or_never() {
@@ -249,9 +290,16 @@ where
                     }
                 }
                 next = rx.recv(), if reading && calls.len() < MAX_CONCURRENT_CALLS => match next {
-                    Some(Next::Body(body)) => calls.push_back(call(body)),
-                    Some(Next::Refused(denial)) => (reading, refused) = (false, Some(denial)),
-                    Some(Next::End) | None => reading = false,
+                    Some((Next::Body(body), held)) => {
+                        let served = call(body);
+                        calls.push_back(async move {
+                            let resp = served.await;
+                            drop(held);
+                            resp
+                        });
+                    }
+                    Some((Next::Refused(denial), _)) => (reading, refused) = (false, Some(denial)),
+                    Some((Next::End, _)) | None => reading = false,
                 },
             }
         }
@@ -274,19 +322,28 @@ enum Next {
     End,
 }
 
+impl Next {
+    fn ended(e: FrameError) -> Next {
+        match e {
+            FrameError::TooLarge { .. } | FrameError::Malformed(_) => Next::Refused(e.to_denial()),
+            FrameError::Closed | FrameError::Io(_) => Next::End,
+        }
+    }
+}
+
 async fn next_frame<R: AsyncRead + Unpin>(r: &mut R, cfg: &ServerConfig) -> Next {
     match tokio::time::timeout(cfg.idle_timeout, read_frame(r, cfg.max_frame)).await {
         Ok(Ok(body)) => Next::Body(body),
-        Ok(Err(e @ (FrameError::TooLarge { .. } | FrameError::Malformed(_)))) => Next::Refused(e.to_denial()),
-        Err(_) | Ok(Err(FrameError::Closed | FrameError::Io(_))) => Next::End,
+        Ok(Err(e)) => Next::ended(e),
+        Err(_) => Next::End,
     }
 }
 
 /// Answer `denial` after what is owed, then the connection closes.
-async fn answer_last<W: AsyncWrite + Unpin>(w: &mut W, out: &mut Vec<u8>, denial: Denial) {
+async fn answer_last<W: AsyncWrite + Unpin>(w: &mut W, out: &mut Vec<u8>, denial: Denial, limit: Duration) {
     let resp = ResponseFrame { version: PROTOCOL_VERSION, result: Err(denial) };
     if push_response(out, &resp).is_ok() {
-        let _ = flush(w, out).await;
+        let _ = flush(w, out, limit).await;
     }
 }
 
@@ -344,155 +401,5 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_call_that_panics_mid_way_is_an_internal_error() {
-        let r = isolated(async {
-            tokio::task::yield_now().await;
-            Ok::<u8, Denial>(7)
-        })
-        .await;
-        assert_eq!(r.unwrap(), 7);
-        let r = isolated(async {
-            tokio::task::yield_now().await;
-            if std::hint::black_box(true) {
-                panic!("a bug in the call");
-            }
-            Ok::<u8, Denial>(7)
-        })
-        .await;
-        let d = r.unwrap_err();
-        assert_eq!(d.code, ErrorCode::Internal);
-        assert!(d.reason.contains("asking again with the same stamp"), "{d:?}");
-    }
-
-    // A cluster node's connection (`serve_concurrently`), with a stand-in for the node's
-    // calls: each frame body is a label, answered as a denial whose reason is that label.
-
-    fn answer(body: &[u8]) -> ResponseFrame {
-        let label = String::from_utf8_lossy(body).into_owned();
-        ResponseFrame { version: PROTOCOL_VERSION, result: Err(Denial::new(ErrorCode::Malformed, label)) }
-    }
-
-    fn frames(labels: impl IntoIterator<Item = String>) -> Vec<u8> {
-        let mut out = Vec::new();
-        for l in labels {
-            push_frame(&mut out, l.as_bytes()).unwrap();
-        }
-        out
-    }
-
-    async fn read_answer<R: AsyncRead + Unpin>(r: &mut R) -> Result<Denial, FrameError> {
-        let body = read_frame(r, 1 << 20).await?;
-        let resp: ResponseFrame = from_cbor(&body).unwrap();
-        Ok(resp.result.unwrap_err())
-    }
-
-    /// A bound on a test that would otherwise hang; not a measurement.
-    async fn within<T>(f: impl Future<Output = T>) -> T {
-        tokio::time::timeout(Duration::from_secs(20), f).await.expect("the connection stalled")
-    }
-
-    /// The first call cannot finish before the second has run: served one after another,
-    /// they would never end. Its answer still comes first.
-    #[tokio::test]
-    async fn a_cluster_connection_serves_its_calls_at_once_and_answers_in_order() {
-        let second_ran = Arc::new(tokio::sync::Notify::new());
-        let (mut host, enclave) = tokio::io::duplex(1 << 16);
-        let n = second_ran.clone();
-        let call = move |body: Vec<u8>| {
-            let n = n.clone();
-            async move {
-                match body.as_slice() {
-                    b"first" => n.notified().await,
-                    _ => n.notify_one(),
-                }
-                answer(&body)
-            }
-        };
-        let server = tokio::spawn(async move { serve_concurrently(call, enclave, &ServerConfig::default()).await });
-        host.write_all(&frames(["first".into(), "second".into()])).await.unwrap();
-        let (a, b) =
-            within(async { (read_answer(&mut host).await.unwrap(), read_answer(&mut host).await.unwrap()) }).await;
-        assert_eq!((a.reason.as_str(), b.reason.as_str()), ("first", "second"));
-        drop(host);
-        within(server).await.unwrap();
-    }
-
-    /// At most `MAX_CONCURRENT_CALLS` of a connection's calls run at once: the next frame is
-    /// not read until one of them is answered. Every call is answered, in order.
-    #[tokio::test]
-    async fn a_cluster_connection_runs_at_most_its_bound_of_calls() {
-        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-        let running = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
-        let release = Arc::new(Semaphore::new(0));
-        let (r, m, rel) = (running.clone(), most.clone(), release.clone());
-        let call = move |body: Vec<u8>| {
-            let (r, m, rel) = (r.clone(), m.clone(), rel.clone());
-            async move {
-                m.fetch_max(r.fetch_add(1, SeqCst) + 1, SeqCst);
-                rel.acquire().await.unwrap().forget();
-                r.fetch_sub(1, SeqCst);
-                answer(&body)
-            }
-        };
-        let (mut host, enclave) = tokio::io::duplex(1 << 20);
-        let server = tokio::spawn(async move { serve_concurrently(call, enclave, &ServerConfig::default()).await });
-        let total = MAX_CONCURRENT_CALLS + 36;
-        host.write_all(&frames((0..total).map(|i| i.to_string()))).await.unwrap();
-        within(async {
-            while running.load(SeqCst) < MAX_CONCURRENT_CALLS {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await;
-        // Every frame is in the socket: a server without the bound would start more now.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(running.load(SeqCst), MAX_CONCURRENT_CALLS);
-        release.add_permits(total);
-        for i in 0..total {
-            assert_eq!(within(read_answer(&mut host)).await.unwrap().reason, i.to_string());
-        }
-        assert_eq!(most.load(SeqCst), MAX_CONCURRENT_CALLS);
-        drop(host);
-        within(server).await.unwrap();
-    }
-
-    /// A host that stops sending still gets the answers to what it sent; a frame over the
-    /// limit is answered after the calls before it, and then the connection closes.
-    #[tokio::test]
-    async fn a_cluster_connection_answers_what_came_before_its_end() {
-        let call = |body: Vec<u8>| async move {
-            tokio::task::yield_now().await;
-            answer(&body)
-        };
-        let cfg = ServerConfig { max_frame: 1024, ..ServerConfig::default() };
-        // The host half-closes after three calls.
-        let (host, enclave) = tokio::io::duplex(1 << 16);
-        let (mut hr, mut hw) = tokio::io::split(host);
-        let c = cfg.clone();
-        let server = tokio::spawn(async move { serve_concurrently(call, enclave, &c).await });
-        hw.write_all(&frames(["a", "b", "c"].map(String::from))).await.unwrap();
-        hw.shutdown().await.unwrap();
-        for l in ["a", "b", "c"] {
-            assert_eq!(within(read_answer(&mut hr)).await.unwrap().reason, l);
-        }
-        assert!(matches!(within(read_answer(&mut hr)).await, Err(FrameError::Closed)));
-        within(server).await.unwrap();
-        // Two calls, then a length prefix over the limit (its body never sent).
-        let (mut host, enclave) = tokio::io::duplex(1 << 16);
-        let server = tokio::spawn(async move { serve_concurrently(call, enclave, &cfg).await });
-        let mut bytes = frames(["x", "y"].map(String::from));
-        bytes.extend_from_slice(&4096u32.to_be_bytes());
-        host.write_all(&bytes).await.unwrap();
-        for l in ["x", "y"] {
-            assert_eq!(within(read_answer(&mut host)).await.unwrap().reason, l);
-        }
-        assert_eq!(within(read_answer(&mut host)).await.unwrap().code, ErrorCode::TooLarge);
-        assert!(matches!(within(read_answer(&mut host)).await, Err(FrameError::Closed)));
-        within(server).await.unwrap();
-    }
-}
+#[path = "server_tests.rs"]
+mod tests;
