@@ -34,6 +34,24 @@ impl FrameError {
     }
 }
 
+/// The length of a value's CBOR encoding, without keeping the encoding.
+pub fn cbor_len<T: Serialize>(v: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Counting cannot fail; a value serde cannot encode counts what was written before.
+    let _ = ciborium::into_writer(v, &mut c);
+    c.0
+}
+
 /// Encode a value as CBOR.
 pub fn to_cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, FrameError> {
     let mut buf = Vec::new();

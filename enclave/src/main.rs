@@ -57,6 +57,10 @@ struct Args {
     /// entries (a node that falls further behind, or joins, receives the snapshot).
     #[arg(long, value_name = "N", default_value_t = 10_000, requires = "cluster")]
     cluster_snapshot_logs: u64,
+    /// Cluster only: take a snapshot, too, once the log entries since the last one hold
+    /// more than this many bytes (at least 1 MiB) [default: 64 MiB].
+    #[arg(long, value_name = "BYTES", requires = "cluster")]
+    cluster_snapshot_bytes: Option<usize>,
     /// Development only: the mock certificate authority shared by the nodes of a
     /// development cluster (created if absent), so that they verify each other.
     #[arg(long, value_name = "PATH", requires = "dev")]
@@ -194,9 +198,17 @@ fn main() {
     };
     let result = rt.block_on(async move {
         let (service, cfg) = if boot.cluster.is_some() {
-            let node = launch(NodeConfig { nsm, boot, root, config, clock, snapshot_logs: args.cluster_snapshot_logs })
-                .await
-                .unwrap_or_else(|e| fail(e));
+            let node = launch(NodeConfig {
+                nsm,
+                boot,
+                root,
+                config,
+                clock,
+                snapshot_logs: args.cluster_snapshot_logs,
+                snapshot_bytes: args.cluster_snapshot_bytes.unwrap_or(bridle_enclave::cluster::DEFAULT_SNAPSHOT_BYTES),
+            })
+            .await
+            .unwrap_or_else(|e| fail(e));
             // Cluster messages (batches of log entries, snapshot chunks) are larger than
             // requests; fewer connections keep what unauthenticated frames can hold bounded.
             let max_frame = args.max_frame.max(MAX_MESSAGE as usize + (1 << 20));

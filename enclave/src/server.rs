@@ -4,9 +4,10 @@
 use crate::cluster::ClusterNode;
 use crate::service::Enclave;
 use bridle_common::address::SocketAddress;
+use bridle_common::cluster::MAX_CALL_FRAME;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor, push_frame, read_frame, read_frame_body, read_frame_len, to_cbor, FrameError};
-use bridle_common::protocol::{RequestFrame, ResponseFrame, PROTOCOL_VERSION};
+use bridle_common::protocol::{Call, RequestFrame, ResponseFrame, PROTOCOL_VERSION};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,11 @@ pub async fn handle_frame_service(service: &Service, body: &[u8]) -> ResponseFra
             Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
                 ErrorCode::Unsupported,
                 format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
+            )),
+            // Only cluster traffic may be larger than a call (see `MAX_CALL_FRAME`).
+            Ok(f) if body.len() > MAX_CALL_FRAME && !matches!(f.call, Call::Cluster(_)) => Err(Denial::new(
+                ErrorCode::TooLarge,
+                format!("a request of {} bytes; a cluster node serves at most {MAX_CALL_FRAME}", body.len()),
             )),
             Ok(f) => node.handle(f.call).await,
         }

@@ -250,9 +250,12 @@ impl Cluster {
         let mut e = Command::new(bin("bridle-enclave"));
         e.arg("--unix")
             .arg(&self.nodes[i].socket)
-            .args(["--dev", "--cluster", &self.name, "--cluster-snapshot-logs", &snapshot_logs(), "--dev-mock-ca"])
+            .args(["--dev", "--cluster", &self.name, "--dev-mock-ca"])
             .arg(self.dir.path().join("mock-ca.json"))
             .args(&self.nodes[i].enclave_args);
+        if !self.nodes[i].enclave_args.iter().any(|a| a == "--cluster-snapshot-logs") {
+            e.args(["--cluster-snapshot-logs", &snapshot_logs()]);
+        }
         self.nodes[i].enclave = Some(Proc::spawn(e));
     }
 

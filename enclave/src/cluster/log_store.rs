@@ -1,6 +1,11 @@
 //! The Raft log, its vote and commit point: in the enclave's memory, like everything else
 //! (the host only carries bytes). A node that stops loses them, so a restarted enclave
 //! joins as a new node (see [`super::types::NodeId`]).
+//!
+//! The log counts the bytes of its entries (their CBOR encoding), so that a node takes a
+//! snapshot, and drops the entries it covers, once the entries since its last snapshot
+//! hold too many bytes — not only after so many entries (`ClusterNode::snapshot_if_large`):
+//! entries of any size would otherwise fill the enclave's memory first.
 
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -13,7 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug, Default)]
 struct Inner {
     last_purged: Option<LogId>,
-    log: BTreeMap<u64, Entry>,
+    /// Each entry with the length of its encoding.
+    log: BTreeMap<u64, (Entry, usize)>,
     committed: Option<LogId>,
     vote: Option<Vote<NodeId>>,
 }
@@ -37,6 +43,28 @@ impl LogStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Add entries, each with the length of its encoding (counted outside the lock).
+    fn insert(&self, entries: impl IntoIterator<Item = Entry>) {
+        let sized: Vec<(Entry, usize)> = entries
+            .into_iter()
+            .map(|e| {
+                let n = bridle_common::frame::cbor_len(&e);
+                (e, n)
+            })
+            .collect();
+        let mut g = self.lock();
+        for (e, n) in sized {
+            g.log.insert(e.get_log_id().index, (e, n));
+        }
+    }
+
+    /// Bytes of the entries after index `after` (all of them for `None`).
+    pub fn bytes_after(&self, after: Option<u64>) -> usize {
+        let g = self.lock();
+        let from = after.map_or(0, |i| i.saturating_add(1));
+        g.log.range(from..).map(|(_, (_, n))| n).sum()
+    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -44,7 +72,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        Ok(self.lock().log.range(range).map(|(_, e)| e.clone()).collect())
+        Ok(self.lock().log.range(range).map(|(_, (e, _))| e.clone()).collect())
     }
 }
 
@@ -53,7 +81,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let g = self.lock();
-        let last = g.log.values().next_back().map(|e| *e.get_log_id()).or(g.last_purged);
+        let last = g.log.values().next_back().map(|(e, _)| *e.get_log_id()).or(g.last_purged);
         Ok(LogState { last_purged_log_id: g.last_purged, last_log_id: last })
     }
 
@@ -84,12 +112,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
     {
-        {
-            let mut g = self.lock();
-            for e in entries {
-                g.log.insert(e.get_log_id().index, e);
-            }
-        }
+        self.insert(entries);
         // Memory is this log's durable storage: it is "flushed" once inserted.
         callback.log_io_completed(Ok(()));
         Ok(())
@@ -109,5 +132,44 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let keep = g.log.split_off(&(log_id.index + 1));
         g.log = keep;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::types::{Cmd, Op};
+    use alloy_primitives::{Address, B256};
+    use bridle_common::protocol::{AllowImage, OwnerAuth};
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    /// An entry with `keys` sessions named (about 23 bytes each).
+    fn entry(index: u64, keys: usize) -> Entry {
+        let call = AllowImage {
+            auth: OwnerAuth { owner: Address::ZERO, nonce: 0, signature: Default::default() },
+            session: Address::ZERO,
+            image: B256::ZERO,
+        };
+        let op = Op::AllowImage { call: Box::new(call), keys: vec![(Address::ZERO, None); keys] };
+        let cmd = Cmd { proposer: 1, clock: 0, op };
+        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(cmd) }
+    }
+
+    /// What the log holds counts its entries' bytes: appended, truncated, purged.
+    #[tokio::test]
+    async fn the_log_counts_the_bytes_it_holds() {
+        let mut log = LogStore::default();
+        let (small, big) = (entry(1, 1), entry(2, 5_000));
+        let (ns, nb) = (bridle_common::frame::cbor_len(&small), bridle_common::frame::cbor_len(&big));
+        assert!(nb > 100_000 && ns < 1_000, "{ns} {nb}");
+        assert_eq!(nb, bridle_common::frame::to_cbor(&big).unwrap().len());
+        log.insert([small, big, entry(3, 1)]);
+        assert_eq!(log.bytes_after(None), 2 * ns + nb);
+        assert_eq!(log.bytes_after(Some(1)), ns + nb);
+        assert_eq!(log.bytes_after(Some(2)), ns);
+        log.truncate(LogId::new(CommittedLeaderId::new(1, 1), 3)).await.unwrap();
+        assert_eq!(log.bytes_after(None), ns + nb);
+        log.purge(LogId::new(CommittedLeaderId::new(1, 1), 2)).await.unwrap();
+        assert_eq!((log.bytes_after(None), log.len()), (0, 0));
     }
 }

@@ -52,13 +52,32 @@ pub struct NodeConfig {
     pub clock: Box<dyn Clock>,
     /// A snapshot every this many log entries (then older entries are dropped).
     pub snapshot_logs: u64,
+    /// A snapshot, too, once the entries since the last one hold more than this many bytes.
+    pub snapshot_bytes: usize,
+}
+
+/// The default of [`NodeConfig::snapshot_bytes`]: 64 MiB. With at most 1 000 entries kept
+/// after a snapshot (`max_in_snapshot_log_to_keep`), each at most a call's frame
+/// (`MAX_CALL_FRAME`, 128 KiB) or one owner's `allow_image` batch, the log holds a bounded
+/// share of the enclave's memory whatever its entries are.
+pub const DEFAULT_SNAPSHOT_BYTES: usize = 64 << 20;
+
+/// Take a snapshot (which drops the entries it covers) once the entries since the last
+/// one hold more than `limit` bytes. Asking while one is being built changes nothing.
+async fn snapshot_if_large(raft: &types::Raft, log: &log_store::LogStore, limit: usize) {
+    let since = raft.metrics().borrow().snapshot.map(|s| s.index);
+    if log.bytes_after(since) > limit {
+        tracing::info!(limit, "the log's entries since the last snapshot passed their byte limit: snapshot");
+        let _ = raft.trigger().snapshot().await;
+    }
 }
 
 /// Start a node: its channel identity, its Raft instance, its state machine. It serves
 /// nothing until its host starts it ([`bridle_common::cluster::ClusterCall::Start`]).
 pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
-    let NodeConfig { nsm, boot, root, config, clock, snapshot_logs } = cfg;
+    let NodeConfig { nsm, boot, root, config, clock, snapshot_logs, snapshot_bytes } = cfg;
     let snapshot_logs = snapshot_logs.max(16);
+    let snapshot_bytes = snapshot_bytes.max(1 << 20);
     let Some(cluster) = boot.cluster.clone() else { return Err("not a cluster configuration".into()) };
     let pcr = |i: u16| nsm.describe_pcr(i).map(|d| d.data).map_err(|e| format!("PCR{i}: {e}"));
     let image_pcrs = [pcr(0)?, pcr(1)?, pcr(2)?];
@@ -106,10 +125,10 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
         last_ok: Arc::new(Mutex::new(HashMap::new())),
         election: Arc::new(Mutex::new(election::Election::new(std::time::Instant::now(), election::jitter()))),
     };
-    let raft =
-        types::Raft::new(id, Arc::new(raft_config), network.clone(), log_store::LogStore::default(), replica.clone())
-            .await
-            .map_err(|e| format!("raft: {e}"))?;
+    let log = log_store::LogStore::default();
+    let raft = types::Raft::new(id, Arc::new(raft_config), network.clone(), log.clone(), replica.clone())
+        .await
+        .map_err(|e| format!("raft: {e}"))?;
     let node = Arc::new(ClusterNode::assemble(id, raft, replica, clock, &network));
     peers.set_handler(node.clone());
     let weak = Arc::downgrade(&node);
@@ -118,6 +137,7 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let Some(n) = weak.upgrade() else { return };
             n.tend().await;
+            snapshot_if_large(&n.raft, &log, snapshot_bytes).await;
         }
     });
     let weak = Arc::downgrade(&node);
