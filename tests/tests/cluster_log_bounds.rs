@@ -1,9 +1,12 @@
 //! What the cluster's log may hold is bounded in bytes, not only in entries: a request
 //! larger than a call may be (`MAX_CALL_FRAME`) is refused before the log, and once the
 //! entries since the last snapshot hold more than `--cluster-snapshot-bytes`, every node
-//! takes a snapshot and drops them — here long before the entry count would.
+//! takes a snapshot and drops them — here long before the entry count would. And an
+//! `allow_image` its owner did not sign never reaches the log (its entry would carry keys).
 
-use bridle_common::protocol::SignPayload;
+use alloy_primitives::{Address, B256};
+use bridle_common::owner::{action, OwnerAction};
+use bridle_common::protocol::{AllowImage, SignPayload};
 use bridle_tests::cluster::{cap_policy, stamped, Cluster};
 use bridle_tests::{code, Actor};
 use std::time::Duration;
@@ -57,5 +60,46 @@ async fn large_entries_make_every_node_snapshot_and_oversized_calls_stay_out() {
         })
         .await;
     }
+    c.kill_enclave(l);
+}
+
+/// An `allow_image` entry carries the keys of the sessions it names to every node of the
+/// image it names, so the leader checks the owner's signature before it attaches them: one
+/// its owner did not sign is refused before the log (nothing proposed, no key sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_allow_image_its_owner_did_not_sign_never_enters_the_log() {
+    let mut c = Cluster::start(3).await;
+    let owner = Actor::random();
+    let g = c.grant(0, &owner, &Actor::random(), &cap_policy(100)).await;
+    let l = c.wait_leader(Duration::from_secs(10)).await;
+    let st = c.status(l).await;
+    let image = B256::repeat_byte(7);
+    let msg = |session: Address, agent: Address| OwnerAction {
+        action: action::ALLOW_IMAGE.into(),
+        enclave: st.identity_address,
+        session,
+        agent,
+        policyHash: B256::ZERO,
+        subject: image,
+        nonce: Actor::next_nonce(),
+    };
+    let applied = |v: serde_json::Value| v["last_applied"].as_u64().unwrap_or(0);
+    let path = format!("/v1/owners/{}/allow-image", owner.address);
+    let before = applied(c.info(l).await.unwrap());
+
+    // Signed by someone else in the owner's name, for one session and for all of them.
+    for (session, agent) in [(g.session, g.agent.address), (Address::ZERO, Address::ZERO)] {
+        let mut auth = Actor::random().sign_owner(&msg(session, agent));
+        auth.owner = owner.address;
+        let (s, v) = c.post(l, &path, &AllowImage { auth, session, image }).await;
+        assert_eq!((s, code(&v)), (401, "unauthenticated"), "{v}");
+    }
+    assert_eq!(applied(c.info(l).await.unwrap()), before, "nothing was proposed");
+
+    // The owner's own: accepted, through the log.
+    let body = AllowImage { auth: owner.sign_owner(&msg(g.session, g.agent.address)), session: g.session, image };
+    let (s, v) = c.post(l, &path, &body).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(applied(c.info(l).await.unwrap()) > before);
     c.kill_enclave(l);
 }

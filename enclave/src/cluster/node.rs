@@ -183,6 +183,9 @@ impl ClusterNode {
                 }
             }
             Call::AllowImage(a) => {
+                // Keys are attached only to an allow_image its owner signed: the entry
+                // carries them to every node of the image it names.
+                enclave.check_allow_image(&a)?;
                 let scope = enclave.allow_image_scope(&a)?;
                 let mut keys = Vec::with_capacity(scope.len());
                 for s in scope {

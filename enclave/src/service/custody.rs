@@ -45,6 +45,17 @@ impl Enclave {
         Ok(mine)
     }
 
+    /// Whether `a` is its owner's, signed with a fresh nonce (nothing is recorded): checked
+    /// before a leader attaches any key to an `allow_image` entry, which nodes of `a.image`
+    /// receive — a refusal when the entry is applied would come after they held the keys.
+    pub fn check_allow_image(&self, a: &AllowImage) -> Result<(), Denial> {
+        let agent = match a.session {
+            Address::ZERO => Address::ZERO,
+            s => self.owned(a.auth.owner, s)?.agent,
+        };
+        self.authorize(&a.auth, action::ALLOW_IMAGE, a.session, agent, B256::ZERO, a.image).map(drop)
+    }
+
     /// The secret of `session`'s key, if this node holds it (for the leader to attach to an
     /// `allow_image` entry, sent only to nodes of the allowed image).
     pub fn session_secret(&self, session: &Address) -> Option<zeroize::Zeroizing<[u8; 32]>> {
