@@ -17,7 +17,7 @@ pub const MAX_CLUSTER_MESSAGE: usize = 16 << 20;
 /// Largest frame of a call other than cluster traffic that a cluster node serves (a
 /// stand-alone enclave: its `--max-frame`, 1 MiB). Every such call may become a log entry
 /// that every node holds until a snapshot covers it and that a snapshot keeps up to 1 000
-/// of, so its size is bounded before it is decoded further: 128 KiB holds the largest
+/// of, so its size is bounded before it is proposed: 128 KiB holds the largest
 /// policy (32 KiB), typed data (64 KiB) and a contract deployment's initcode (48 KiB,
 /// EIP-3860).
 pub const MAX_CALL_FRAME: usize = 128 << 10;

@@ -56,10 +56,13 @@ pub struct NodeConfig {
     pub snapshot_bytes: usize,
 }
 
-/// The default of [`NodeConfig::snapshot_bytes`]: 64 MiB. With at most 1 000 entries kept
-/// after a snapshot (`max_in_snapshot_log_to_keep`), each at most a call's frame
-/// (`MAX_CALL_FRAME`, 128 KiB) or one owner's `allow_image` batch, the log holds a bounded
-/// share of the enclave's memory whatever its entries are.
+/// The default of [`NodeConfig::snapshot_bytes`]: 64 MiB. The log then holds, once its
+/// entries are applied, at most this many bytes of entries after the last snapshot plus up
+/// to 1 000 before it (`max_in_snapshot_log_to_keep`), each at most a call's frame
+/// (`MAX_CALL_FRAME`, 128 KiB) or an `allow_image` entry (`types::MAX_ALLOW_IMAGE_KEYS`).
+/// Entries not yet committed cannot be covered by a snapshot: while no majority commits,
+/// what the leader's log holds grows with the calls it accepts (each waits at most
+/// `COMMIT_TIMEOUT`).
 pub const DEFAULT_SNAPSHOT_BYTES: usize = 64 << 20;
 
 /// Take a snapshot (which drops the entries it covers) once the entries since the last
@@ -109,7 +112,8 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
         election_timeout_min: 600,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
         // Entries per append: under load, all the proposals made during one round trip go
-        // in one message (a batch of grants is at most 64 × ≈ 5 KiB).
+        // in one message (64 entries of at most a call's 128 KiB; larger batches, of
+        // allow_image entries, go in parts: `types::APPEND_BYTES`).
         max_payload_entries: 64,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_logs),
         max_in_snapshot_log_to_keep: (snapshot_logs / 2).min(1_000),

@@ -5,7 +5,7 @@
 use super::election::Election;
 use super::peers::{NetError, Peers};
 use super::replica::{decode_snapshot, encode_snapshot};
-use super::types::{redact_entries, Member, NodeId, TypeConfig};
+use super::types::{entries_that_fit, redact_entries, Member, NodeId, TypeConfig, APPEND_BYTES};
 use alloy_primitives::B256;
 use bridle_common::frame::{from_cbor, to_cbor};
 use openraft::error::{
@@ -151,7 +151,16 @@ impl RaftNetwork<TypeConfig> for Conn {
         if self.member.image != self.image {
             redact_entries(&mut rpc.entries, &self.member.image);
         }
+        // A batch too large for one message goes in parts (openraft sends the rest next).
+        let fit = entries_that_fit(&rpc.entries, APPEND_BYTES);
+        let partial = (fit < rpc.entries.len()).then(|| {
+            rpc.entries.truncate(fit);
+            rpc.entries.last().map(|e| e.log_id)
+        });
         match self.send(&Rpc::Append(rpc), option.hard_ttl()).await.map_err(Self::net)? {
+            RpcReply::Append(Ok(AppendEntriesResponse::Success)) if partial.is_some() => {
+                Ok(AppendEntriesResponse::PartialSuccess(partial.flatten()))
+            }
             RpcReply::Append(Ok(r)) => Ok(r),
             RpcReply::Append(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
             r => Err(Self::unexpected(r)),

@@ -16,7 +16,7 @@ use super::election::{jitter, Election};
 use super::network::{JoinReply, JoinRequest, Rpc, RpcReply};
 use super::peers::Peers;
 use super::replica::Replica;
-use super::types::{Cmd, Member, NodeId, Op, Raft, Secret};
+use super::types::{Cmd, Member, NodeId, Op, Raft, Secret, MAX_ALLOW_IMAGE_KEYS};
 use crate::clock::{Clock, ReplicaClock};
 use crate::keys::Key;
 use crate::session::placeholder_signature;
@@ -187,6 +187,15 @@ impl ClusterNode {
                 // carries them to every node of the image it names.
                 enclave.check_allow_image(&a)?;
                 let scope = enclave.allow_image_scope(&a)?;
+                if scope.len() > MAX_ALLOW_IMAGE_KEYS {
+                    return Err(Denial::new(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "allow_image names {} sessions; a cluster allows at most {MAX_ALLOW_IMAGE_KEYS} in one (name the others one by one)",
+                            scope.len()
+                        ),
+                    ));
+                }
                 let mut keys = Vec::with_capacity(scope.len());
                 for s in scope {
                     match enclave.session_secret(&s) {

@@ -126,9 +126,71 @@ pub fn redact_entries(entries: &mut [Entry], image: &B256) {
     }
 }
 
+/// Most bytes of entries one append carries: openraft batches up to 64 entries, and a batch
+/// of large ones (`allow_image` entries carry up to [`MAX_ALLOW_IMAGE_KEYS`] keys) could
+/// pass what one channel message may hold (`MAX_MESSAGE`, 20 MiB) — then the same range
+/// would be refused and retried for ever, and nothing would commit.
+pub const APPEND_BYTES: usize = 12 << 20;
+// A full batch of the largest ordinary entries goes whole, with room to spare in a message.
+const _: () = assert!(
+    64 * (bridle_common::cluster::MAX_CALL_FRAME + 4096) <= APPEND_BYTES
+        && APPEND_BYTES + (1 << 20) < super::MAX_MESSAGE as usize
+);
+
+/// Most sessions one `allow_image` entry names (its keys: ≈ 88 bytes each, ≈ 4.2 MiB).
+pub const MAX_ALLOW_IMAGE_KEYS: usize = 50_000;
+
+/// How many of `entries`, from the first, one append carries: as many as fit in `budget`
+/// bytes, and at least one. An entry's size is bounded without encoding it, except for an
+/// `allow_image` entry: every other entry comes from a call of at most `MAX_CALL_FRAME`
+/// bytes (or is the cluster's own: its first command, a membership).
+pub fn entries_that_fit(entries: &[Entry], budget: usize) -> usize {
+    let mut used = 0usize;
+    for (i, e) in entries.iter().enumerate() {
+        let size = match &e.payload {
+            openraft::EntryPayload::Normal(Cmd { op: Op::AllowImage { .. }, .. }) => bridle_common::frame::cbor_len(e),
+            _ => bridle_common::cluster::MAX_CALL_FRAME + 4096,
+        };
+        used = used.saturating_add(size);
+        if used > budget && i > 0 {
+            return i;
+        }
+    }
+    entries.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn allow_image_entry(index: u64, keys: usize) -> Entry {
+        use bridle_common::protocol::OwnerAuth;
+        let auth = OwnerAuth { owner: Address::ZERO, nonce: 0, signature: Default::default() };
+        let call = AllowImage { auth, session: Address::ZERO, image: B256::ZERO };
+        let keys = vec![(Address::repeat_byte(9), Some(Secret([0xff; 32]))); keys];
+        let op = Op::AllowImage { call: Box::new(call), keys };
+        let log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index);
+        Entry { log_id, payload: openraft::EntryPayload::Normal(Cmd { proposer: 1, clock: 0, op }) }
+    }
+
+    /// An append carries at most `APPEND_BYTES` of entries (at least one), each
+    /// `allow_image` entry counted by its encoding and any other by the largest call.
+    #[test]
+    fn an_append_fits_in_a_message() {
+        let blank = |index| Entry {
+            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: openraft::EntryPayload::Blank,
+        };
+        let small: Vec<Entry> = (1..=64).map(blank).collect();
+        assert_eq!(entries_that_fit(&small, APPEND_BYTES), 64, "a batch of ordinary entries goes whole");
+        let big = allow_image_entry(1, MAX_ALLOW_IMAGE_KEYS);
+        let n = bridle_common::frame::cbor_len(&big);
+        assert!(n < APPEND_BYTES && n > 50_000 * 64, "{n}");
+        assert!(2 * n <= APPEND_BYTES && 3 * n > APPEND_BYTES, "{n}");
+        let batch: Vec<Entry> = (1..=4).map(|i| allow_image_entry(i, MAX_ALLOW_IMAGE_KEYS)).collect();
+        assert_eq!(entries_that_fit(&batch, APPEND_BYTES), 2);
+        assert_eq!(entries_that_fit(&batch, 1), 1, "at least one");
+    }
 
     #[test]
     fn keys_go_only_to_their_images() {
