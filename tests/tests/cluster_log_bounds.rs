@@ -6,7 +6,7 @@
 
 use alloy_primitives::{Address, B256};
 use bridle_common::owner::{action, OwnerAction};
-use bridle_common::protocol::{AllowImage, SignPayload};
+use bridle_common::protocol::{AllowImage, RevokeAll, SignPayload};
 use bridle_tests::cluster::{cap_policy, stamped, Cluster};
 use bridle_tests::{code, Actor};
 use std::time::Duration;
@@ -101,5 +101,58 @@ async fn an_allow_image_its_owner_did_not_sign_never_enters_the_log() {
     let (s, v) = c.post(l, &path, &body).await;
     assert_eq!(s, 200, "{v}");
     assert!(applied(c.info(l).await.unwrap()) > before);
+    c.kill_enclave(l);
+}
+
+/// Owner calls nobody signed are refused before the log beyond the leader's bound on
+/// refusals (64 a second): a burst of them leaves the log nearly as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn owner_calls_nobody_signed_are_logged_only_within_the_refusal_bound() {
+    let mut c = Cluster::start(3).await;
+    let owner = Actor::random();
+    let l = c.wait_leader(Duration::from_secs(10)).await;
+    let st = c.status(l).await;
+    let applied = |v: serde_json::Value| v["last_applied"].as_u64().unwrap_or(0);
+    let before = applied(c.info(l).await.unwrap());
+    let t0 = std::time::Instant::now();
+    let path = format!("/v1/owners/{}/revoke-all", owner.address);
+    let burst = 300;
+    let client = c.client();
+    let mut tasks = Vec::new();
+    for _ in 0..burst {
+        let msg = OwnerAction {
+            action: action::REVOKE_ALL.into(),
+            enclave: st.identity_address,
+            session: Address::ZERO,
+            agent: Address::ZERO,
+            policyHash: B256::ZERO,
+            subject: B256::ZERO,
+            nonce: Actor::next_nonce(),
+        };
+        let mut auth = Actor::random().sign_owner(&msg);
+        auth.owner = owner.address;
+        let (client, path) = (client.clone(), path.clone());
+        tasks.push(tokio::spawn(async move { client.post(l, &path, &RevokeAll { auth }).await }));
+    }
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        assert_eq!((s, code(&v)), (401, "unauthenticated"), "{v}");
+    }
+    let secs = t0.elapsed().as_secs() + 1;
+    let logged = applied(c.info(l).await.unwrap()) - before;
+    assert!(logged <= 64 * secs, "{logged} of {burst} refusals logged in {secs} s");
+    assert!(logged < burst, "{logged} of {burst}");
+    // The owner's own call still goes through.
+    let msg = OwnerAction {
+        action: action::REVOKE_ALL.into(),
+        enclave: st.identity_address,
+        session: Address::ZERO,
+        agent: Address::ZERO,
+        policyHash: B256::ZERO,
+        subject: B256::ZERO,
+        nonce: Actor::next_nonce(),
+    };
+    let (s, v) = c.post(l, &path, &RevokeAll { auth: owner.sign_owner(&msg) }).await;
+    assert_eq!(s, 200, "{v}");
     c.kill_enclave(l);
 }

@@ -171,6 +171,13 @@ impl ClusterNode {
             return Ok(self.not_leader());
         }
         let enclave = self.replica.enclave().ok_or_else(|| unavailable("the cluster has no identity yet"))?;
+        // An owner call its owner did not sign is logged only within the bound on
+        // refusals, like a signing request refused before the log.
+        if let Err(d) = enclave.precheck_owner(&call) {
+            if !self.refusal_allowed() {
+                return Err(d);
+            }
+        }
         let op = match call {
             Call::CreateSession(c) => {
                 let key = Key::generate();

@@ -69,6 +69,53 @@ impl Enclave {
         }
     }
 
+    /// What a cluster leader checks before it proposes an owner call: the owner's
+    /// signature over the action rebuilt from the call's fields, and a fresh nonce — the
+    /// checks the call itself makes when applied (below), recording nothing. Calls that
+    /// are not owner calls, sweeps (anyone may ask) and `allow_image` (checked strictly on
+    /// its own: [`Enclave::check_allow_image`]) pass.
+    pub fn precheck_owner(&self, call: &Call) -> Result<(), Denial> {
+        let none = B256::ZERO;
+        let guard = match call {
+            Call::CreateSession(c) => {
+                let agent_pk = PublicKey::from_sec1_bytes(&c.agent_public_key)
+                    .map_err(|_| Denial::malformed("agent_public_key is not a SEC1 secp256k1 public key"))?;
+                let agent = Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent_pk));
+                let policy = self.compile(&c.policy, self.clock.now())?;
+                self.authorize(&c.auth, action::CREATE_SESSION, Address::ZERO, agent, policy.hash, none)?
+            }
+            Call::UpdatePolicy(u) => {
+                let session = self.owned(u.auth.owner, u.session)?;
+                let policy = self.compile(&u.policy, self.clock.now())?;
+                self.authorize(&u.auth, action::UPDATE_POLICY, u.session, session.agent, policy.hash, none)?
+            }
+            Call::Revoke(r) => {
+                let session = self.owned(r.auth.owner, r.session)?;
+                self.authorize(&r.auth, action::REVOKE, r.session, session.agent, none, none)?
+            }
+            Call::RevokeAll(r) => {
+                self.authorize(&r.auth, action::REVOKE_ALL, Address::ZERO, Address::ZERO, none, none)?
+            }
+            Call::ApprovePending(a) => {
+                let session = self.owned(a.auth.owner, a.session)?;
+                self.authorize(&a.auth, action::APPROVE_PENDING, a.session, session.agent, none, a.digest)?
+            }
+            Call::DenyPending(d) => {
+                let session = self.owned(d.auth.owner, d.session)?;
+                self.authorize(&d.auth, action::DENY_PENDING, d.session, session.agent, none, d.digest)?
+            }
+            Call::SignIfAllowed(_)
+            | Call::AllowImage(_)
+            | Call::Sweep(_)
+            | Call::Attest(_)
+            | Call::Audit(_)
+            | Call::Status(_)
+            | Call::Cluster(_) => return Ok(()),
+        };
+        drop(guard);
+        Ok(())
+    }
+
     pub(super) fn owned(&self, owner: Address, session: Address) -> Result<Arc<Session>, Denial> {
         let s = self.session(&session)?;
         if s.owner != owner {
