@@ -20,6 +20,8 @@ struct Inner {
     last_purged: Option<LogId>,
     /// Each entry with the length of its encoding.
     log: BTreeMap<u64, (Entry, usize)>,
+    /// The lengths of all of them.
+    bytes: usize,
     committed: Option<LogId>,
     vote: Option<Vote<NodeId>>,
 }
@@ -55,8 +57,16 @@ impl LogStore {
             .collect();
         let mut g = self.lock();
         for (e, n) in sized {
-            g.log.insert(e.get_log_id().index, (e, n));
+            if let Some((_, old)) = g.log.insert(e.get_log_id().index, (e, n)) {
+                g.bytes -= old;
+            }
+            g.bytes += n;
         }
+    }
+
+    /// Bytes of all the entries held.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     /// Bytes of the entries after index `after` (all of them for `None`).
@@ -120,7 +130,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut g = self.lock();
-        let _ = g.log.split_off(&log_id.index);
+        let gone = g.log.split_off(&log_id.index);
+        g.bytes -= gone.values().map(|(_, n)| n).sum::<usize>();
         Ok(())
     }
 
@@ -130,7 +141,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             g.last_purged = Some(log_id);
         }
         let keep = g.log.split_off(&(log_id.index + 1));
-        g.log = keep;
+        let gone = std::mem::replace(&mut g.log, keep);
+        g.bytes -= gone.values().map(|(_, n)| n).sum::<usize>();
         Ok(())
     }
 }
@@ -165,11 +177,12 @@ mod tests {
         assert_eq!(nb, bridle_common::frame::to_cbor(&big).unwrap().len());
         log.insert([small, big, entry(3, 1)]);
         assert_eq!(log.bytes_after(None), 2 * ns + nb);
+        assert_eq!(log.bytes(), 2 * ns + nb);
         assert_eq!(log.bytes_after(Some(1)), ns + nb);
         assert_eq!(log.bytes_after(Some(2)), ns);
         log.truncate(LogId::new(CommittedLeaderId::new(1, 1), 3)).await.unwrap();
-        assert_eq!(log.bytes_after(None), ns + nb);
+        assert_eq!((log.bytes_after(None), log.bytes()), (ns + nb, ns + nb));
         log.purge(LogId::new(CommittedLeaderId::new(1, 1), 2)).await.unwrap();
-        assert_eq!((log.bytes_after(None), log.len()), (0, 0));
+        assert_eq!((log.bytes_after(None), log.bytes(), log.len()), (0, 0, 0));
     }
 }

@@ -68,6 +68,11 @@ pub const DEFAULT_SNAPSHOT_BYTES: usize = 64 << 20;
 /// Take a snapshot (which drops the entries it covers) once the entries since the last
 /// one hold more than `limit` bytes. Asking while one is being built changes nothing.
 async fn snapshot_if_large(raft: &types::Raft, log: &log_store::LogStore, limit: usize) {
+    // The whole log's bytes first (kept as it changes); the entries since the snapshot are
+    // summed only when that is over the limit.
+    if log.bytes() <= limit {
+        return;
+    }
     let since = raft.metrics().borrow().snapshot.map(|s| s.index);
     if log.bytes_after(since) > limit {
         tracing::info!(limit, "the log's entries since the last snapshot passed their byte limit: snapshot");
@@ -141,6 +146,14 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let Some(n) = weak.upgrade() else { return };
             n.tend().await;
+        }
+    });
+    // A task of its own: membership upkeep (`tend`) may wait on a change.
+    let weak = Arc::downgrade(&node);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let Some(n) = weak.upgrade() else { return };
             snapshot_if_large(&n.raft, &log, snapshot_bytes).await;
         }
     });
