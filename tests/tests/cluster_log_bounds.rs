@@ -101,6 +101,26 @@ async fn an_allow_image_its_owner_did_not_sign_never_enters_the_log() {
     let (s, v) = c.post(l, &path, &body).await;
     assert_eq!(s, 200, "{v}");
     assert!(applied(c.info(l).await.unwrap()) > before);
+
+    // Copies of one signed message, at once (a host may replay what it relays): one is
+    // accepted; the others are refused as replays, before the log while it is proposed.
+    let body = AllowImage { auth: owner.sign_owner(&msg(Address::ZERO, Address::ZERO)), session: Address::ZERO, image };
+    let client = c.client();
+    let copies: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, path, body) = (client.clone(), path.clone(), body.clone());
+            tokio::spawn(async move { client.post(l, &path, &body).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in copies {
+        let (s, v) = t.await.unwrap();
+        match s {
+            200 => ok += 1,
+            _ => assert_eq!((s, code(&v)), (401, "replayed"), "{v}"),
+        }
+    }
+    assert_eq!(ok, 1, "one copy accepted");
     c.kill_enclave(l);
 }
 

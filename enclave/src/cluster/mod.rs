@@ -18,6 +18,7 @@ pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod peers;
+pub mod proposing;
 pub mod replica;
 pub mod types;
 

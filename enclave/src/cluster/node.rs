@@ -15,6 +15,7 @@
 use super::election::{jitter, Election};
 use super::network::{JoinReply, JoinRequest, Rpc, RpcReply};
 use super::peers::Peers;
+use super::proposing::{owner_auth, Proposing};
 use super::replica::Replica;
 use super::types::{Cmd, Member, NodeId, Op, Raft, Secret, MAX_ALLOW_IMAGE_KEYS};
 use crate::clock::{Clock, ReplicaClock};
@@ -67,6 +68,8 @@ pub struct ClusterNode {
     /// only once the leader has led for [`DEAD_AFTER`].
     leading_since: Mutex<Option<Instant>>,
     refusals: Mutex<(u64, u32)>,
+    /// Owner messages being proposed: a copy of one is refused before the log.
+    proposing: Proposing,
     /// The failure detector's state ([`Election`]), shared with the network, which tells it
     /// when a voter refused this node's candidacy for a longer log.
     election: Arc<Mutex<Election>>,
@@ -97,6 +100,7 @@ impl ClusterNode {
             last_ok,
             leading_since: Mutex::new(None),
             refusals: Mutex::new((0, 0)),
+            proposing: Proposing::default(),
             election,
             joining: Arc::new(Mutex::new(None)),
         }
@@ -178,6 +182,8 @@ impl ClusterNode {
                 return Err(d);
             }
         }
+        // One entry at a time per owner message (until applied, its nonce is not spent).
+        let _held = owner_auth(&call).map(|a| self.proposing.hold(a)).transpose()?;
         let op = match call {
             Call::CreateSession(c) => {
                 let key = Key::generate();

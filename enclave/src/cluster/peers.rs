@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 
+/// Most bytes of messages one poll returns (beside the first): two appends of up to
+/// `types::APPEND_BYTES` would not fit in the frame a host reads.
+const POLL_BYTES: usize = 16 << 20;
 /// Most messages waiting for the host; past it, sending fails at once (the host is away).
 const MAX_QUEUE: usize = 4096;
 /// Handshakes started by peers and not finished, at most.
@@ -154,7 +157,7 @@ impl Peers {
             {
                 let mut q = lock(&self.queue);
                 if !q.is_empty() {
-                    let n = q.len().min(max.max(1));
+                    let n = poll_count(q.iter(), max, POLL_BYTES);
                     return q.drain(..n).collect();
                 }
             }
@@ -381,4 +384,36 @@ fn rand_u64() -> u64 {
     let mut b = [0u8; 8];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     u64::from_le_bytes(b)
+}
+
+/// How many of the queued messages one poll returns: at most `max` and `budget` bytes, at
+/// least one (the reply is one frame, which the host reads up to 22 MiB).
+fn poll_count<'a>(queued: impl Iterator<Item = &'a Outbound>, max: usize, budget: usize) -> usize {
+    let (mut n, mut bytes) = (0, 0usize);
+    for m in queued.take(max.max(1)) {
+        bytes = bytes.saturating_add(m.bytes.len() + m.to.len() + 64);
+        if n > 0 && bytes > budget {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod poll_tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_returns_at_most_its_budget_of_bytes_and_at_least_one_message() {
+        let m = |len| Outbound { id: 0, to: "http://h".into(), bytes: vec![0; len] };
+        let q: Vec<Outbound> = vec![m(12 << 20), m(12 << 20), m(10)];
+        assert_eq!(poll_count(q.iter(), 64, POLL_BYTES), 1);
+        assert_eq!(poll_count(q[1..].iter(), 64, POLL_BYTES), 2);
+        assert_eq!(poll_count(q.iter(), 64, 1), 1, "at least one");
+        let small: Vec<Outbound> = (0..100).map(|_| m(100)).collect();
+        assert_eq!(poll_count(small.iter(), 64, POLL_BYTES), 64);
+        assert_eq!(poll_count(small.iter(), 0, POLL_BYTES), 1);
+        assert_eq!(poll_count(std::iter::empty(), 64, POLL_BYTES), 0);
+    }
 }
