@@ -5,10 +5,10 @@
 //! `allow_image` its owner did not sign never reaches the log (its entry would carry keys).
 
 use alloy_primitives::{Address, B256};
-use bridle_common::owner::{action, OwnerAction};
+use bridle_common::owner::action;
 use bridle_common::protocol::{AllowImage, RevokeAll, SignPayload};
 use bridle_tests::cluster::{cap_policy, stamped, Cluster};
-use bridle_tests::{code, Actor};
+use bridle_tests::{code, owner_action, Actor};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -74,15 +74,7 @@ async fn an_allow_image_its_owner_did_not_sign_never_enters_the_log() {
     let l = c.wait_leader(Duration::from_secs(10)).await;
     let st = c.status(l).await;
     let image = B256::repeat_byte(7);
-    let msg = |session: Address, agent: Address| OwnerAction {
-        action: action::ALLOW_IMAGE.into(),
-        enclave: st.identity_address,
-        session,
-        agent,
-        policyHash: B256::ZERO,
-        subject: image,
-        nonce: Actor::next_nonce(),
-    };
+    let msg = |session, agent| owner_action(action::ALLOW_IMAGE, st.identity_address, session, agent, image);
     let applied = |v: serde_json::Value| v["last_applied"].as_u64().unwrap_or(0);
     let path = format!("/v1/owners/{}/allow-image", owner.address);
     let before = applied(c.info(l).await.unwrap());
@@ -136,19 +128,12 @@ async fn owner_calls_nobody_signed_are_logged_only_within_the_refusal_bound() {
     let before = applied(c.info(l).await.unwrap());
     let t0 = std::time::Instant::now();
     let path = format!("/v1/owners/{}/revoke-all", owner.address);
+    let revoke_all = || owner_action(action::REVOKE_ALL, st.identity_address, Address::ZERO, Address::ZERO, B256::ZERO);
     let burst = 300u64;
     let client = c.client();
     let mut tasks = Vec::new();
     for _ in 0..burst {
-        let msg = OwnerAction {
-            action: action::REVOKE_ALL.into(),
-            enclave: st.identity_address,
-            session: Address::ZERO,
-            agent: Address::ZERO,
-            policyHash: B256::ZERO,
-            subject: B256::ZERO,
-            nonce: Actor::next_nonce(),
-        };
+        let msg = revoke_all();
         let mut auth = Actor::random().sign_owner(&msg);
         auth.owner = owner.address;
         let (client, path) = (client.clone(), path.clone());
@@ -164,15 +149,7 @@ async fn owner_calls_nobody_signed_are_logged_only_within_the_refusal_bound() {
     let logged = applied(c.info(l).await.unwrap()) - before;
     assert!(logged <= 64 * secs, "{logged} of {burst} refusals logged in {secs} s");
     // The owner's own call still goes through.
-    let msg = OwnerAction {
-        action: action::REVOKE_ALL.into(),
-        enclave: st.identity_address,
-        session: Address::ZERO,
-        agent: Address::ZERO,
-        policyHash: B256::ZERO,
-        subject: B256::ZERO,
-        nonce: Actor::next_nonce(),
-    };
+    let msg = revoke_all();
     let (s, v) = c.post(l, &path, &RevokeAll { auth: owner.sign_owner(&msg) }).await;
     assert_eq!(s, 200, "{v}");
     c.kill_enclave(l);
