@@ -234,6 +234,9 @@ impl EnclaveClient {
     async fn call_routed(&self, link: &ClusterLink, call: Call) -> Result<Reply, ClientError> {
         let deadline = Instant::now() + self.cfg.call_timeout;
         let mut target: Option<String> = None;
+        // An enclave's own `unavailable` (and its reason) outranks a peer host that could
+        // not be reached: it is what the caller gets if time runs out on the latter.
+        let mut heard: Option<Result<Reply, ClientError>> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let r = match &target {
@@ -259,6 +262,16 @@ impl EnclaveClient {
                     Duration::from_millis(100)
                 }
                 _ => return r,
+            };
+            let r = match r {
+                Err(ClientError::Denied(_)) => {
+                    heard = Some(r.clone());
+                    r
+                }
+                Err(ClientError::Unavailable(_) | ClientError::Timeout(_)) if heard.is_some() => {
+                    heard.clone().unwrap_or(r)
+                }
+                r => r,
             };
             if Instant::now() + pause >= deadline {
                 return match r {

@@ -7,7 +7,7 @@
 use alloy_primitives::{Address, B256};
 use bridle_common::owner::action;
 use bridle_common::protocol::{AllowImage, RevokeAll, SignPayload};
-use bridle_tests::cluster::{cap_policy, stamped, Cluster};
+use bridle_tests::cluster::{cap_policy, stamped, transfer, Cluster};
 use bridle_tests::{code, owner_action, Actor};
 use std::time::Duration;
 
@@ -152,5 +152,50 @@ async fn owner_calls_nobody_signed_are_logged_only_within_the_refusal_bound() {
     let msg = revoke_all();
     let (s, v) = c.post(l, &path, &RevokeAll { auth: owner.sign_owner(&msg) }).await;
     assert_eq!(s, 200, "{v}");
+    c.kill_enclave(l);
+}
+
+/// Entries not yet committed cannot be snapshotted: a leader cut off from its majority
+/// stops proposing once its log holds half `--cluster-snapshot-bytes` (or 4 096 entries)
+/// after the last entry applied, and answers `unavailable` at once instead of growing its
+/// log with every call it accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_without_a_majority_stops_growing_its_log() {
+    // 1 MiB: the leader holds at most 512 KiB of entries nobody committed.
+    let mut c = Cluster::start_with(3, &["--cluster-snapshot-bytes", "1048576"]).await;
+    let g = c.grant(0, &Actor::random(), &Actor::random(), &cap_policy(100)).await;
+    let l = c.wait_leader(Duration::from_secs(10)).await;
+    for i in (0..3).filter(|&i| i != l) {
+        c.kill_enclave(i);
+    }
+    // Refused requests of ≈ 100 KB (a leader logs refusals within its bound, so that every
+    // node audits the same). Of a first wave of 8 at once, those that arrive before the log
+    // holds 512 KiB are proposed (calls in flight may each pass the check: the bound is
+    // exceeded by at most those) and wait for a majority that never comes; once they are
+    // in the log, every further one is refused before it.
+    let client = c.client();
+    let wave = |from: u8| {
+        (from..from + 8)
+            .map(|i| {
+                let mut m = vec![i; 100_000];
+                m[1] = 0xee;
+                let (client, req) = (client.clone(), stamped(&g, SignPayload::Message(m.into())));
+                tokio::spawn(async move { client.post(l, "/v1/sign", &req).await })
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = wave(0);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let second = wave(8);
+    for (n, t) in first.into_iter().chain(second).enumerate() {
+        let (s, v) = t.await.unwrap();
+        assert_eq!((s, code(&v)), (503, "unavailable"), "{v}");
+        let at_bound = v.to_string().contains("that no majority has committed yet");
+        assert!(at_bound || n < 8, "request {n}: {v}");
+    }
+    // And so is anything else, however small, while the majority is gone.
+    let (s, v) = client.post(l, "/v1/sign", &transfer(&g, 0, 1)).await;
+    assert_eq!((s, code(&v)), (503, "unavailable"), "{v}");
+    assert!(v.to_string().contains("at most 4096 entries and 524288 bytes"), "{v}");
     c.kill_enclave(l);
 }

@@ -71,9 +71,14 @@ impl LogStore {
 
     /// Bytes of the entries after index `after` (all of them for `None`).
     pub fn bytes_after(&self, after: Option<u64>) -> usize {
+        self.held_after(after).1
+    }
+
+    /// How many entries come after index `after` (all of them for `None`), and their bytes.
+    pub fn held_after(&self, after: Option<u64>) -> (usize, usize) {
         let g = self.lock();
         let from = after.map_or(0, |i| i.saturating_add(1));
-        g.log.range(from..).map(|(_, (_, n))| n).sum()
+        g.log.range(from..).fold((0, 0), |(k, b), (_, (_, n))| (k + 1, b + n))
     }
 }
 
@@ -147,6 +152,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
+/// Most entries a leader's log holds that are not yet applied (committed by a majority):
+/// beyond, it proposes nothing more (`unavailable`) until a majority catches up. Entries
+/// not yet committed cannot be covered by a snapshot, so without this a leader cut off from
+/// its majority would grow its log with every call it accepts. Under load a few hundred
+/// are in flight at most (64 calls on each of a few connections).
+pub const MAX_PENDING_ENTRIES: usize = 4096;
+
+/// Why a leader whose log holds `entries` entries of `bytes` bytes after the last one
+/// applied may not propose another, if so: the bytes are bounded by half the snapshot
+/// threshold.
+pub fn pending_refusal(entries: usize, bytes: usize, snapshot_bytes: usize) -> Option<String> {
+    let max_bytes = snapshot_bytes / 2;
+    (entries >= MAX_PENDING_ENTRIES || bytes >= max_bytes).then(|| {
+        format!(
+            "this leader holds {entries} entries ({bytes} bytes) that no majority has committed yet (at most {MAX_PENDING_ENTRIES} entries and {max_bytes} bytes); ask again once the cluster has a majority"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +191,15 @@ mod tests {
         Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(cmd) }
     }
 
+    #[test]
+    fn a_leader_stops_proposing_at_either_bound() {
+        assert_eq!(pending_refusal(0, 0, 64 << 20), None);
+        assert_eq!(pending_refusal(MAX_PENDING_ENTRIES - 1, (32 << 20) - 1, 64 << 20), None);
+        let why = pending_refusal(MAX_PENDING_ENTRIES, 10, 64 << 20).unwrap();
+        assert!(why.contains("4096 entries (10 bytes)"), "{why}");
+        assert!(pending_refusal(3, 32 << 20, 64 << 20).unwrap().contains("33554432 bytes"));
+    }
+
     /// What the log holds counts its entries' bytes: appended, truncated, purged.
     #[tokio::test]
     async fn the_log_counts_the_bytes_it_holds() {
@@ -180,6 +213,8 @@ mod tests {
         assert_eq!(log.bytes(), 2 * ns + nb);
         assert_eq!(log.bytes_after(Some(1)), ns + nb);
         assert_eq!(log.bytes_after(Some(2)), ns);
+        assert_eq!(log.held_after(Some(1)), (2, ns + nb));
+        assert_eq!(log.held_after(Some(3)), (0, 0));
         log.truncate(LogId::new(CommittedLeaderId::new(1, 1), 3)).await.unwrap();
         assert_eq!((log.bytes_after(None), log.bytes()), (ns + nb, ns + nb));
         log.purge(LogId::new(CommittedLeaderId::new(1, 1), 2)).await.unwrap();

@@ -61,9 +61,9 @@ pub struct NodeConfig {
 /// entries are applied, at most this many bytes of entries after the last snapshot plus up
 /// to 1 000 before it (`max_in_snapshot_log_to_keep`), each at most a call's frame
 /// (`MAX_CALL_FRAME`, 128 KiB) or an `allow_image` entry (`types::MAX_ALLOW_IMAGE_KEYS`).
-/// Entries not yet committed cannot be covered by a snapshot: while no majority commits,
-/// what the leader's log holds grows with the calls it accepts (each waits at most
-/// `COMMIT_TIMEOUT`).
+/// Entries not yet committed cannot be covered by a snapshot: while no majority commits, a
+/// leader proposes nothing once its log holds half this many bytes, or
+/// [`node::MAX_PENDING_ENTRIES`] entries, after the last one applied.
 pub const DEFAULT_SNAPSHOT_BYTES: usize = 64 << 20;
 
 /// Take a snapshot (which drops the entries it covers) once the entries since the last
@@ -139,7 +139,7 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
     let raft = types::Raft::new(id, Arc::new(raft_config), network.clone(), log.clone(), replica.clone())
         .await
         .map_err(|e| format!("raft: {e}"))?;
-    let node = Arc::new(ClusterNode::assemble(id, raft, replica, clock, &network));
+    let node = Arc::new(ClusterNode::assemble(id, raft, replica, clock, &network, (log.clone(), snapshot_bytes)));
     peers.set_handler(node.clone());
     let weak = Arc::downgrade(&node);
     tokio::spawn(async move {

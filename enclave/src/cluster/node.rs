@@ -13,6 +13,7 @@
 //! * **Attestation** is served by every node: its own document, for the cluster's identity.
 
 use super::election::{jitter, Election};
+use super::log_store::LogStore;
 use super::network::{JoinReply, JoinRequest, Rpc, RpcReply};
 use super::peers::Peers;
 use super::proposing::{owner_auth, Proposing};
@@ -48,7 +49,6 @@ pub const MIN_VOTERS: usize = 3;
 /// Refused-before-the-log requests proposed anyway (so their bounded audit entries are
 /// the same on every node), per second at most; beyond, refused unlogged.
 const REFUSALS_PER_SECOND: u32 = 64;
-
 fn unavailable(why: impl Into<String>) -> Denial {
     Denial::new(ErrorCode::Unavailable, why)
 }
@@ -60,6 +60,9 @@ pub struct ClusterNode {
     pub(super) raft: Raft,
     pub(super) replica: Arc<Replica>,
     pub(super) peers: Arc<Peers>,
+    /// The node's log, for what it holds that is not yet committed.
+    log: LogStore,
+    snapshot_bytes: usize,
     pub(super) clock: Arc<ReplicaClock>,
     pub(super) advertise: Mutex<Option<String>>,
     /// When each peer last answered (heartbeats included), for replacing dead voters.
@@ -87,6 +90,7 @@ impl ClusterNode {
         replica: Arc<Replica>,
         clock: Arc<ReplicaClock>,
         network: &super::network::Network,
+        (log, snapshot_bytes): (LogStore, usize),
     ) -> ClusterNode {
         let super::network::Network { peers, image, last_ok, election } = network.clone();
         ClusterNode {
@@ -95,6 +99,8 @@ impl ClusterNode {
             raft,
             replica,
             peers,
+            log,
+            snapshot_bytes,
             clock,
             advertise: Mutex::new(None),
             last_ok,
@@ -269,6 +275,13 @@ impl ClusterNode {
 
     /// Propose `op` and wait for this node's application of it.
     pub(super) async fn propose(&self, op: Op) -> Result<Result<Reply, Denial>, Denial> {
+        // Concurrent calls may each pass this check: the log then exceeds the bound by at
+        // most the calls in flight, which the connections bound.
+        let applied = self.raft.metrics().borrow().last_applied.map(|l| l.index);
+        let (entries, bytes) = self.log.held_after(applied);
+        if let Some(why) = super::log_store::pending_refusal(entries, bytes, self.snapshot_bytes) {
+            return Err(unavailable(why));
+        }
         let cmd = Cmd { proposer: self.id, clock: self.clock.now(), op };
         match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(cmd)).await {
             Err(_) => Err(unavailable(format!(
