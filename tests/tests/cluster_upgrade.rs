@@ -1,14 +1,16 @@
 //! A rolling upgrade of an enclave cluster to a new image (ATTESTATION.md, "Upgrades"):
 //! nodes of the new image join because the cluster's configuration names their release
-//! signer (PCR8); a session whose owner signed `allow_image` for the new image moves with
-//! the nodes and keeps its address; a session without it stays on the old image's nodes,
-//! and once none of them is left, nothing can sign for it.
+//! signer (PCR8); a session whose owner signed `allow_image` for the new image — or whose
+//! policy names that release signer — moves with the nodes and keeps its address; a session
+//! without either stays on the old image's nodes, and once none of them is left, nothing
+//! can sign for it.
 
-use alloy_primitives::B256;
+use alloy_primitives::{FixedBytes, B256};
 use bridle_common::owner::{action, OwnerAction};
-use bridle_common::protocol::{image_digest, AllowImage, ImageAllowed};
+use bridle_common::policy::Policy;
+use bridle_common::protocol::{image_digest, AllowImage, ImageAllowed, UpdatePolicy};
 use bridle_tests::cluster::{cap_policy, signer_of, transfer, Cluster};
-use bridle_tests::{code, Actor};
+use bridle_tests::{code, Actor, Granted};
 use sha2::{Digest, Sha384};
 use std::time::Duration;
 
@@ -71,4 +73,71 @@ async fn a_rolling_upgrade_moves_only_the_sessions_their_owners_allowed() {
     assert_eq!(signer_of(&v), moving.session);
     let (s, v) = client.post(live, "/v1/sign", &transfer(&staying, 0, 1)).await;
     assert_eq!((s, code(&v)), (503, "unavailable"), "{v}");
+}
+
+/// The owner updates `g`'s policy to `p`, through node `i`'s host.
+async fn update_policy(c: &Cluster, i: usize, g: &Granted, p: Policy) {
+    let st = c.status(i).await;
+    let msg = OwnerAction {
+        action: action::UPDATE_POLICY.into(),
+        enclave: st.identity_address,
+        session: g.session,
+        agent: g.agent.address,
+        policyHash: p.hash(),
+        subject: B256::ZERO,
+        nonce: Actor::next_nonce(),
+    };
+    let body = UpdatePolicy { session: g.session, policy: p, auth: g.owner.sign_owner(&msg) };
+    let (s, v) = c.post(i, &format!("/v1/sessions/{}/policy", g.session), &body).await;
+    assert_eq!(s, 200, "{v}");
+}
+
+/// A policy that names the release signer (`release_signers`) pre-authorizes every image
+/// that signer signs: no `allow_image` per release. The key reaches a new node with the
+/// session's creation or snapshot, or with the policy update that first names the signer;
+/// an update that drops the signer makes the nodes that held the key only through it drop
+/// it. After a full roll, exactly the sessions whose policy names the signer sign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_policy_naming_the_release_signer_moves_its_session_without_allow_image() {
+    let old = ["--release-pcr8", SIGNER, "--dev-pcr8", SIGNER];
+    let new = ["--release-pcr8", SIGNER, "--dev-pcr8", SIGNER, "--dev-pcr0", NEW_PCR0];
+    let mut c = Cluster::start_with(3, &old).await;
+    let owner = Actor::random();
+    let mut naming = cap_policy(100);
+    naming.release_signers = vec![FixedBytes::from_slice(&hex::decode(SIGNER).unwrap())];
+    let at_grant = c.grant(0, &owner, &Actor::random(), &naming).await;
+    let by_update = c.grant(0, &owner, &Actor::random(), &cap_policy(100)).await;
+    let withdrawn = c.grant(0, &owner, &Actor::random(), &naming).await;
+    let never = c.grant(0, &owner, &Actor::random(), &cap_policy(100)).await;
+
+    for old_node in 0..3 {
+        let n = c.add_node(&new).await;
+        c.start_node(n, false);
+        c.wait_ready(n, Duration::from_secs(60)).await;
+        c.wait_voter(n, Duration::from_secs(60)).await;
+        if old_node == 0 {
+            // A new-image node holds the keys now; the owner names the signer for one more
+            // session (its update carries the key) and withdraws it from another (the new
+            // node drops that key; later nodes never keep it).
+            update_policy(&c, 1, &by_update, naming.clone()).await;
+            let mut plain = cap_policy(100);
+            plain.name = "no release signer".into();
+            update_policy(&c, 1, &withdrawn, plain).await;
+        }
+        let id = c.info(old_node).await.unwrap()["node_id"].as_u64().unwrap();
+        c.kill_enclave(old_node);
+        c.wait_removed(id, Duration::from_secs(60)).await;
+    }
+
+    let client = c.client();
+    let live = 3;
+    for g in [&at_grant, &by_update] {
+        let (s, v, _) = client.sign_until_decided(live, &transfer(g, 0, 1), Duration::from_secs(30)).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(signer_of(&v), g.session, "the session keeps its address");
+    }
+    for g in [&withdrawn, &never] {
+        let (s, v) = client.post(live, "/v1/sign", &transfer(g, 0, 1)).await;
+        assert_eq!((s, code(&v)), (503, "unavailable"), "{v}");
+    }
 }

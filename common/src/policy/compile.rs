@@ -221,6 +221,7 @@ impl CompiledPolicy {
             agent_exposure_ceiling,
             escalate,
             trip_wire,
+            release_signers,
         } = &doc;
 
         if *version != POLICY_VERSION {
@@ -812,6 +813,26 @@ impl CompiledPolicy {
             }
             if *within == 0 || *within > 30 * 86_400 {
                 return Err(invalid("trip_wire.within", "must be between 1 second and 30 days"));
+            }
+        }
+
+        if release_signers.len() > MAX_RELEASE_SIGNERS {
+            return Err(invalid(
+                "release_signers",
+                format!("{} release signers; at most {MAX_RELEASE_SIGNERS}", release_signers.len()),
+            ));
+        }
+        for (i, signer) in release_signers.iter().enumerate() {
+            // An unsigned image's PCR8 is all zeros: naming it would hand the key to every
+            // unsigned image a cluster admits.
+            if signer.is_zero() {
+                return Err(invalid(
+                    format!("release_signers[{i}]"),
+                    "all zeros is the PCR8 of an unsigned image, not a release signer",
+                ));
+            }
+            if release_signers[..i].contains(signer) {
+                return Err(invalid(format!("release_signers[{i}]"), "listed twice"));
             }
         }
 

@@ -6,7 +6,7 @@
 //! field the enclave does not understand is an error, never silently ignored.
 
 use crate::period::Period;
-use alloy_primitives::{keccak256, Address, Bytes, B256, I256, U256};
+use alloy_primitives::{keccak256, Address, Bytes, FixedBytes, B256, I256, U256};
 use serde::{Deserialize, Serialize};
 
 /// The version of the normalized policy format this build understands.
@@ -105,7 +105,15 @@ pub struct Policy {
     /// N denials within T seconds suspend the session (R-APP-7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trip_wire: Option<TripWire>,
+    /// Cluster only (ATTESTATION.md, "Cluster and upgrades"): release signers — the PCR8 of
+    /// the certificate an enclave image was signed with — whose images' nodes may hold this
+    /// session's key, without an `allow_image` per image. Omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release_signers: Vec<FixedBytes<48>>,
 }
+
+/// Most release signers a policy names.
+pub const MAX_RELEASE_SIGNERS: usize = 8;
 
 /// Decimals of the USD amounts in a policy (prices, ceilings, thresholds): exact
 /// fixed-point integers, never floats.

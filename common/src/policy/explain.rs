@@ -255,6 +255,13 @@ pub fn explain(p: &CompiledPolicy) -> String {
             format_duration(t.within)
         );
     }
+    for signer in &d.release_signers {
+        let _ = writeln!(
+            s,
+            "release_signers: in a cluster, nodes of any image signed by the release signer with PCR8 {} may hold this session's key (no allow_image needed)",
+            hex::encode(signer)
+        );
+    }
 
     // User operations (R-SIGN-2).
     let u = &d.user_operations;

@@ -66,6 +66,10 @@ pub struct PolicyFile {
     pub escalate: Option<EscalateSpec>,
     /// `{ denials = 5, within = "10m" }`.
     pub trip_wire: Option<TripWireSpec>,
+    /// Cluster only: PCR8 values (96 hex digits) of release signers whose images' nodes may
+    /// hold the session's key.
+    #[serde(default)]
+    pub release_signers: Vec<String>,
 }
 
 /// A price: a decimal string ("1.00") or an integer (3000); never a float.
@@ -645,6 +649,23 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         })
         .transpose()?;
 
+    let release_signers = f
+        .release_signers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let t = h.trim();
+            let t = t.strip_prefix("0x").unwrap_or(t);
+            match hex::decode(t) {
+                Ok(b) if b.len() == 48 => Ok(alloy_primitives::FixedBytes::<48>::from_slice(&b)),
+                _ => Err(err(
+                    format!("release_signers[{i}]"),
+                    format!("`{h}` is not a PCR8 value (96 hex digits: the release's pcrs.json `PCR8`)"),
+                )),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
     Ok(Policy {
         version: f.version,
         name: f.name,
@@ -673,6 +694,7 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         agent_exposure_ceiling,
         escalate,
         trip_wire,
+        release_signers,
     })
 }
 

@@ -556,6 +556,40 @@ fn policy_hash_is_stable_and_sensitive() {
     assert!(serde_json::from_value::<Policy>(v).is_err());
 }
 
+/// `release_signers` (cluster key custody, ATTESTATION.md): PCR8 values, parsed from the
+/// file with or without `0x`, kept out of the canonical form when empty (older policies keep
+/// their hash); an all-zero PCR8 (every unsigned image's), a repeat, or more than eight are
+/// refused, naming the entry.
+#[test]
+fn release_signers_are_pcr8_values_and_never_the_unsigned_one() {
+    let signer = "5e".repeat(48);
+    let p = policy(&format!("release_signers = [\"{signer}\", \"0x{}\"]", "a1".repeat(48)));
+    assert_eq!(p.doc.release_signers.len(), 2);
+    assert_eq!(hex::encode(p.doc.release_signers[0]), signer);
+    let json = String::from_utf8(p.doc.canonical_bytes()).unwrap();
+    assert!(json.contains(&format!("\"release_signers\":[\"0x{signer}\"")), "{json}");
+    assert!(!String::from_utf8(policy("").doc.canonical_bytes()).unwrap().contains("release_signers"));
+    assert!(explain::explain(&p).contains(&format!("PCR8 {signer}")));
+
+    let refused = |extra: String| {
+        let text = format!("name = \"t\"\nchains = [1]\nvalid_for = \"24h\"\n{extra}\n");
+        match file::resolve_text(&text, t0()) {
+            Err(d) => d,
+            Ok(doc) => CompiledPolicy::compile(doc).expect_err("refused"),
+        }
+    };
+    let d = refused(format!("release_signers = [\"{}\"]", "00".repeat(48)));
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::InvalidPolicy, Some("release_signers[0]")), "{d}");
+    assert!(d.reason.contains("unsigned image"), "{d}");
+    let d = refused(format!("release_signers = [\"{signer}\", \"{signer}\"]"));
+    assert_eq!(d.rule.as_deref(), Some("release_signers[1]"), "{d}");
+    let d = refused("release_signers = [\"5e5e\"]".into());
+    assert_eq!(d.rule.as_deref(), Some("release_signers[0]"), "{d}");
+    let nine: Vec<String> = (1..=9u8).map(|i| format!("\"{}\"", hex::encode([i; 48]))).collect();
+    let d = refused(format!("release_signers = [{}]", nine.join(", ")));
+    assert_eq!(d.rule.as_deref(), Some("release_signers"), "{d}");
+}
+
 mod model {
     //! The daily cap against an independent model: a plain list of what was signed.
     use super::*;

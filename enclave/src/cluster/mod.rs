@@ -14,6 +14,7 @@
 
 pub mod admit;
 pub mod election;
+pub mod keyed;
 pub mod log_store;
 pub mod network;
 pub mod node;
@@ -90,7 +91,10 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
     let Some(cluster) = boot.cluster.clone() else { return Err("not a cluster configuration".into()) };
     let pcr = |i: u16| nsm.describe_pcr(i).map(|d| d.data).map_err(|e| format!("PCR{i}: {e}"));
     let image_pcrs = [pcr(0)?, pcr(1)?, pcr(2)?];
-    let image = bridle_common::protocol::image_digest(&image_pcrs[0], &image_pcrs[1], &image_pcrs[2]);
+    // PCR8 unreadable or all zeros: an unsigned image (no release signer's keys).
+    let pcr8 = pcr(8).ok();
+    let holder = types::Holder::from_pcrs(&image_pcrs[0], &image_pcrs[1], &image_pcrs[2], pcr8.as_deref());
+    let image = holder.image;
     let mut id_bytes = [0u8; 8];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id_bytes);
     let id = u64::from_le_bytes(id_bytes) >> 1 | 1;
@@ -102,7 +106,7 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
     let peers = Arc::new(Peers::new(identity, cluster.id.as_bytes().to_vec(), admit));
     let clock = Arc::new(ReplicaClock::new(clock));
     let attestor = SharedAttestor(Arc::new(NsmAttestor::new(nsm.clone())));
-    let replica = Arc::new(Replica::new(id, image, clock.clone(), Some(attestor), config));
+    let replica = Arc::new(Replica::new(id, holder, clock.clone(), Some(attestor), config));
     let raft_config = openraft::Config {
         cluster_name: cluster.id.clone(),
         // Each message crosses two hosts (four hops through sockets and a host-to-host
@@ -131,7 +135,7 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
     .map_err(|e| format!("raft configuration: {e}"))?;
     let network = network::Network {
         peers: peers.clone(),
-        image,
+        holder,
         last_ok: Arc::new(Mutex::new(HashMap::new())),
         election: Arc::new(Mutex::new(election::Election::new(std::time::Instant::now(), election::jitter()))),
     };

@@ -1,12 +1,11 @@
 //! openraft's network over the attested channels ([`super::peers`]), and the messages nodes
-//! exchange. Whatever a node sends a peer of another image has the keys that image may not
-//! hold taken out first (log entries and snapshots alike).
+//! exchange. Whatever a node sends a peer of another image or release signer has the keys
+//! that peer may not hold taken out first (log entries and snapshots alike).
 
 use super::election::Election;
 use super::peers::{NetError, Peers};
 use super::replica::{decode_snapshot, encode_snapshot};
-use super::types::{entries_that_fit, redact_entries, Member, NodeId, TypeConfig, APPEND_BYTES};
-use alloy_primitives::B256;
+use super::types::{entries_that_fit, redact_entries, Holder, Member, NodeId, TypeConfig, APPEND_BYTES};
 use bridle_common::frame::{from_cbor, to_cbor};
 use openraft::error::{
     Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
@@ -81,7 +80,8 @@ pub async fn call(
 #[derive(Clone)]
 pub struct Network {
     pub peers: Arc<Peers>,
-    pub image: B256,
+    /// This node's image and release signer: what it sends a peer of another is redacted.
+    pub holder: Holder,
     /// When each peer last answered.
     pub last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
     /// The node's failure detector, told when a voter refuses its candidacy for a longer log.
@@ -93,7 +93,7 @@ pub struct Conn {
     peers: Arc<Peers>,
     target: NodeId,
     member: Member,
-    image: B256,
+    me: Holder,
     last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
     election: Arc<Mutex<Election>>,
 }
@@ -106,7 +106,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             peers: self.peers.clone(),
             target,
             member: node.clone(),
-            image: self.image,
+            me: self.holder,
             last_ok: self.last_ok.clone(),
             election: self.election.clone(),
         }
@@ -148,8 +148,8 @@ impl RaftNetwork<TypeConfig> for Conn {
         mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        if self.member.image != self.image {
-            redact_entries(&mut rpc.entries, &self.member.image);
+        if self.member.holder() != self.me {
+            redact_entries(&mut rpc.entries, &self.member.holder());
         }
         // A batch too large for one message goes in parts (openraft sends the rest next).
         let fit = entries_that_fit(&rpc.entries, APPEND_BYTES);
@@ -208,14 +208,14 @@ impl RaftNetwork<TypeConfig> for Conn {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
-        let snapshot = if self.member.image != self.image {
+        let snapshot = if self.member.holder() != self.me {
             let data = snapshot.snapshot.into_inner();
             let redacted = if data.is_empty() {
                 data
             } else {
                 let mut s = decode_snapshot(&data)
                     .map_err(|e| StreamingError::Unreachable(unreachable(&Msg(format!("snapshot: {e}")))))?;
-                s.redact(&self.member.image);
+                s.redact(&self.member.holder());
                 encode_snapshot(&s)
                     .map_err(|e| StreamingError::Unreachable(unreachable(&Msg(format!("snapshot: {e}")))))?
             };

@@ -13,16 +13,16 @@
 //! * **Attestation** is served by every node: its own document, for the cluster's identity.
 
 use super::election::{jitter, Election};
+use super::keyed;
 use super::log_store::LogStore;
 use super::network::{JoinReply, JoinRequest, Rpc, RpcReply};
 use super::peers::Peers;
 use super::proposing::{owner_auth, Proposing};
 use super::replica::Replica;
-use super::types::{Cmd, Member, NodeId, Op, Raft, Secret, MAX_ALLOW_IMAGE_KEYS};
+use super::types::{Cmd, Holder, Member, NodeId, Op, Raft, Secret};
 use crate::clock::{Clock, ReplicaClock};
 use crate::keys::Key;
 use crate::session::placeholder_signature;
-use alloy_primitives::B256;
 use bridle_common::cluster::{ClusterCall, ClusterInfo, ClusterReply, ClusterStart, MemberInfo, NotLeader, MAX_SEEDS};
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor, to_cbor};
@@ -56,7 +56,8 @@ fn unavailable(why: impl Into<String>) -> Denial {
 /// See the module docs.
 pub struct ClusterNode {
     pub(super) id: NodeId,
-    pub(super) image: B256,
+    /// This node's image and release signer.
+    pub(super) holder: Holder,
     pub(super) raft: Raft,
     pub(super) replica: Arc<Replica>,
     pub(super) peers: Arc<Peers>,
@@ -92,10 +93,10 @@ impl ClusterNode {
         network: &super::network::Network,
         (log, snapshot_bytes): (LogStore, usize),
     ) -> ClusterNode {
-        let super::network::Network { peers, image, last_ok, election } = network.clone();
+        let super::network::Network { peers, holder, last_ok, election } = network.clone();
         ClusterNode {
             id,
-            image,
+            holder,
             raft,
             replica,
             peers,
@@ -118,7 +119,8 @@ impl ClusterNode {
 
     fn member(&self) -> Option<Member> {
         let url = self.advertise.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
-        Some(Member { peer_url: url, static_key: self.peers.static_key(), image: self.image })
+        let Holder { image, signer } = self.holder;
+        Some(Member { peer_url: url, static_key: self.peers.static_key(), image, signer })
     }
 
     fn url_of(&self, node: NodeId) -> Option<String> {
@@ -183,9 +185,10 @@ impl ClusterNode {
         let enclave = self.replica.enclave().ok_or_else(|| unavailable("the cluster has no identity yet"))?;
         // An owner call its owner did not sign is logged only within the bound on
         // refusals, like a signing request refused before the log.
-        if let Err(d) = enclave.precheck_owner(&call) {
+        let prechecked = enclave.precheck_owner(&call);
+        if let Err(d) = &prechecked {
             if !self.refusal_allowed() {
-                return Err(d);
+                return Err(d.clone());
             }
         }
         // One entry at a time per owner message (until applied, its nonce is not spent).
@@ -198,42 +201,16 @@ impl ClusterNode {
                     call: Box::new(c),
                     address,
                     key: Some(Secret(*key.secret_bytes())),
-                    custody: vec![self.image],
+                    custody: vec![self.holder.image],
                 }
             }
-            Call::AllowImage(a) => {
-                // Keys are attached only to an allow_image its owner signed: the entry
-                // carries them to every node of the image it names.
-                enclave.check_allow_image(&a)?;
-                let scope = enclave.allow_image_scope(&a)?;
-                if scope.len() > MAX_ALLOW_IMAGE_KEYS {
-                    return Err(Denial::new(
-                        ErrorCode::TooLarge,
-                        format!(
-                            "allow_image names {} sessions; a cluster allows at most {MAX_ALLOW_IMAGE_KEYS} in one (name the others one by one)",
-                            scope.len()
-                        ),
-                    ));
-                }
-                let mut keys = Vec::with_capacity(scope.len());
-                for s in scope {
-                    match enclave.session_secret(&s) {
-                        Some(k) => keys.push((s, Some(Secret(*k)))),
-                        None => {
-                            return Err(unavailable(format!(
-                                "this cluster's leader does not hold the key of session {s} (it lives on nodes of another image); ask again when one of them leads"
-                            )))
-                        }
-                    }
-                }
-                Op::AllowImage { call: Box::new(a), keys }
-            }
+            Call::AllowImage(a) => keyed::allow_image(&enclave, a)?,
             Call::SignIfAllowed(req) => {
                 match enclave.precheck_sign(&req) {
                     Ok(true) => {}
                     Ok(false) => {
                         return Err(unavailable(format!(
-                            "this cluster's leader may not hold the key of session {} (its owner has not allowed this image); ask again when a node of its image leads",
+                            "this cluster's leader may not hold the key of session {} (its owner has neither allowed this image nor named its release signer); ask again when a node of its image leads",
                             req.session
                         )))
                     }
@@ -243,6 +220,9 @@ impl ClusterNode {
                     Err(_) => {}
                 }
                 Op::Call(Box::new(Call::SignIfAllowed(req)))
+            }
+            Call::UpdatePolicy(u) if prechecked.is_ok() && keyed::adds_release_signer(&enclave, &u) => {
+                keyed::update_policy(&enclave, u)?
             }
             c @ (Call::UpdatePolicy(_)
             | Call::Revoke(_)
@@ -344,7 +324,7 @@ impl ClusterNode {
             last_applied: m.last_applied.map(|l| l.index),
             snapshot: m.snapshot.map(|l| l.index),
             members,
-            image: hex::encode(self.image),
+            image: hex::encode(self.holder.image),
             ready: self.replica.enclave().is_some(),
         }
     }
@@ -401,13 +381,18 @@ impl ClusterNode {
 
     /// A join request from `peer` (its channel's attestation).
     pub(super) async fn on_join(&self, req: JoinRequest, peer: &bridle_channel::PeerAttestation) -> JoinReply {
-        let image = bridle_common::protocol::image_digest(
+        let holder = Holder::from_pcrs(
             peer.pcr(0).unwrap_or_default(),
             peer.pcr(1).unwrap_or_default(),
             peer.pcr(2).unwrap_or_default(),
+            peer.pcr(super::admit::SIGNER_PCR),
         );
-        if req.member.static_key != peer.static_key || req.member.image != image {
-            return JoinReply::Refused("the join names another key or image than its channel's attestation".into());
+        // What the membership records decides which keys the node receives: it must be
+        // what the node's attestation shows.
+        if req.member.static_key != peer.static_key || req.member.holder() != holder {
+            return JoinReply::Refused(
+                "the join names another key, image or release signer than its channel's attestation".into(),
+            );
         }
         if !self.is_leader() {
             let leader = self.raft.metrics().borrow().current_leader;

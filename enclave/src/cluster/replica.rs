@@ -4,7 +4,9 @@
 //! approvals and audit chain (see [`crate::apply`] for the two things that differ: clocks
 //! and signatures). Snapshots carry the whole enclave ([`EnclaveSnapshot`]).
 
-use super::types::{Cmd, CmdReply, Entry, LogId, NodeId, Op, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use super::types::{
+    Cmd, CmdReply, Entry, Holder, LogId, NodeId, Op, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
 use crate::apply::{self, ApplyCtx};
 use crate::clock::ReplicaClock;
 use crate::keys::Key;
@@ -14,7 +16,7 @@ use alloy_primitives::B256;
 use bridle_common::cluster::ClusterReply;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor, to_cbor};
-use bridle_common::protocol::Reply;
+use bridle_common::protocol::{Call, Reply};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use std::io::Cursor;
@@ -49,7 +51,7 @@ struct State {
 /// The state machine. See the module docs.
 pub struct Replica {
     me: NodeId,
-    image: B256,
+    holder: Holder,
     clock: Arc<ReplicaClock>,
     attestor: Option<SharedAttestor>,
     config: Config,
@@ -65,14 +67,14 @@ pub struct Replica {
 impl Replica {
     pub fn new(
         me: NodeId,
-        image: B256,
+        holder: Holder,
         clock: Arc<ReplicaClock>,
         attestor: Option<SharedAttestor>,
         config: Config,
     ) -> Replica {
         Replica {
             me,
-            image,
+            holder,
             clock,
             attestor,
             config,
@@ -92,7 +94,7 @@ impl Replica {
     }
 
     pub fn image(&self) -> B256 {
-        self.image
+        self.holder.image
     }
 
     /// A snapshot of the state as it is now (consistent: captured between two applied
@@ -152,11 +154,19 @@ impl Replica {
                     };
                     enclave.apply_create_session(*call, address, key, custody)
                 }
-                Op::Call(call) => enclave.handle(*call),
+                Op::Call(call) => match *call {
+                    // A policy update may change which nodes hold the key.
+                    Call::UpdatePolicy(u) => enclave.apply_update_policy(u, None, &self.holder),
+                    call => enclave.handle(call),
+                },
+                Op::UpdatePolicy { call, key } => {
+                    let key = key.and_then(|s| Key::from_secret_bytes(&s.0));
+                    enclave.apply_update_policy(*call, key, &self.holder)
+                }
                 Op::AllowImage { call, keys } => {
                     let keys =
                         keys.into_iter().map(|(a, s)| (a, s.and_then(|s| Key::from_secret_bytes(&s.0)))).collect();
-                    enclave.apply_allow_image(&call, keys, self.image)
+                    enclave.apply_allow_image(&call, keys, self.holder.image)
                 }
             })
         })

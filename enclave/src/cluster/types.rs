@@ -1,9 +1,9 @@
 //! What the cluster's Raft log holds: the type configuration for openraft, the members, and
 //! the commands every node applies in the same order.
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, FixedBytes, B256};
 use bridle_common::error::Denial;
-use bridle_common::protocol::{AllowImage, Call, CreateSession, Reply};
+use bridle_common::protocol::{AllowImage, Call, CreateSession, Reply, UpdatePolicy};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use zeroize::Zeroize;
@@ -21,6 +21,42 @@ pub struct Member {
     pub static_key: [u8; 32],
     /// The node's image: keccak256(PCR0 ‖ PCR1 ‖ PCR2).
     pub image: B256,
+    /// The node's release signer (its PCR8), `None` for an unsigned image (PCR8 all zeros).
+    #[serde(default)]
+    pub signer: Option<Pcr8>,
+}
+
+impl Member {
+    /// What decides which keys the node may hold.
+    pub fn holder(&self) -> Holder {
+        Holder { image: self.image, signer: self.signer }
+    }
+}
+
+/// A PCR8 value: what an image's signing certificate measures to.
+pub type Pcr8 = FixedBytes<48>;
+
+/// What decides which session keys a node may hold (ATTESTATION.md, "Cluster and
+/// upgrades"): its image, and the release signer that signed it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Holder {
+    pub image: B256,
+    pub signer: Option<Pcr8>,
+}
+
+impl Holder {
+    /// A node's holder from its PCR0, PCR1, PCR2 and PCR8 (all zeros: unsigned).
+    pub fn from_pcrs(pcr0: &[u8], pcr1: &[u8], pcr2: &[u8], pcr8: Option<&[u8]>) -> Holder {
+        let image = bridle_common::protocol::image_digest(pcr0, pcr1, pcr2);
+        let signer = pcr8.filter(|p| p.len() == 48 && p.iter().any(|b| *b != 0)).map(Pcr8::from_slice);
+        Holder { image, signer }
+    }
+
+    /// Whether this node may hold the key of a session whose custody lists `custody` and
+    /// whose policy names `signers` as release signers.
+    pub fn may_hold(&self, custody: &[B256], signers: &[Pcr8]) -> bool {
+        custody.contains(&self.image) || self.signer.is_some_and(|s| signers.contains(&s))
+    }
 }
 
 openraft::declare_raft_types!(
@@ -81,28 +117,36 @@ pub enum Op {
     /// The owner's `allow_image`, with the keys of the sessions it names (attached by the
     /// proposer, which holds them); `keys` are sent only to nodes of the allowed image.
     AllowImage { call: Box<AllowImage>, keys: Vec<(Address, Option<Secret>)> },
+    /// The owner's policy update that names a release signer the session's policy did not,
+    /// with the session's key (attached by the proposer once the owner's signature checked);
+    /// `key` is sent only to nodes of the signers the new policy names.
+    UpdatePolicy { call: Box<UpdatePolicy>, key: Option<Secret> },
 }
 
 impl Op {
-    /// Take out the keys a node of `image` may not hold.
-    pub fn redact_for(&mut self, image: &B256) {
-        match self {
-            Op::CreateSession { key, custody, .. } if !custody.contains(image) => *key = None,
-            Op::AllowImage { call, keys } if call.image != *image => {
-                for (_, k) in keys.iter_mut() {
-                    *k = None;
-                }
+    /// Take out the keys `holder` may not hold.
+    pub fn redact_for(&mut self, holder: &Holder) {
+        if self.needs_redaction(holder) {
+            match self {
+                Op::CreateSession { key, .. } | Op::UpdatePolicy { key, .. } => *key = None,
+                Op::AllowImage { keys, .. } => keys.iter_mut().for_each(|(_, k)| *k = None),
+                Op::Init { .. } | Op::Call(_) => {}
             }
-            _ => {}
         }
     }
 
-    /// Whether this op carries a key a node of `image` may not hold.
-    pub fn needs_redaction(&self, image: &B256) -> bool {
+    /// Whether this op carries a key `holder` may not hold.
+    pub fn needs_redaction(&self, holder: &Holder) -> bool {
         match self {
-            Op::CreateSession { key, custody, .. } => key.is_some() && !custody.contains(image),
-            Op::AllowImage { call, keys } => call.image != *image && keys.iter().any(|(_, k)| k.is_some()),
-            _ => false,
+            Op::CreateSession { call, key, custody, .. } => {
+                key.is_some() && !holder.may_hold(custody, &call.policy.release_signers)
+            }
+            Op::AllowImage { call, keys } => {
+                keys.iter().any(|(_, k)| k.is_some()) && !holder.may_hold(&[call.image], &[])
+            }
+            Op::UpdatePolicy { call, key } => key.is_some() && !holder.may_hold(&[], &call.policy.release_signers),
+            // The cluster's identity goes to every admitted node.
+            Op::Init { .. } | Op::Call(_) => false,
         }
     }
 }
@@ -117,11 +161,11 @@ impl Default for CmdReply {
     }
 }
 
-/// Redact the entries a node of `image` receives.
-pub fn redact_entries(entries: &mut [Entry], image: &B256) {
+/// Redact the entries `holder` receives.
+pub fn redact_entries(entries: &mut [Entry], holder: &Holder) {
     for e in entries {
         if let openraft::EntryPayload::Normal(cmd) = &mut e.payload {
-            cmd.op.redact_for(image);
+            cmd.op.redact_for(holder);
         }
     }
 }
@@ -195,14 +239,64 @@ mod tests {
     #[test]
     fn keys_go_only_to_their_images() {
         use bridle_common::protocol::OwnerAuth;
-        let (a, b) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let (a, b) = (
+            Holder { image: B256::repeat_byte(1), signer: None },
+            Holder { image: B256::repeat_byte(2), signer: None },
+        );
         let auth = OwnerAuth { owner: Address::ZERO, nonce: 1, signature: Default::default() };
-        let call = Box::new(AllowImage { auth, session: Address::ZERO, image: b });
+        let call = Box::new(AllowImage { auth, session: Address::ZERO, image: b.image });
         let mut op = Op::AllowImage { call: call.clone(), keys: vec![(Address::ZERO, Some(Secret([7; 32])))] };
         assert!(op.needs_redaction(&a));
         assert!(!op.needs_redaction(&b));
         op.redact_for(&a);
         assert_eq!(op, Op::AllowImage { call, keys: vec![(Address::ZERO, None)] });
         assert!(!format!("{:?}", Secret([7; 32])).contains('7'));
+    }
+
+    /// A key travels to a node of another image when the session's policy names that
+    /// node's release signer (PCR8) — in the entry that creates the session, or in the
+    /// policy update that first names the signer — and to no other node.
+    #[test]
+    fn keys_go_to_the_release_signers_a_policy_names() {
+        use bridle_common::protocol::OwnerAuth;
+        let signer = Pcr8::repeat_byte(0x5e);
+        let text = format!(
+            "name = \"t\"\nchains = [1]\nvalid_for = \"1h\"\nrelease_signers = [\"{}\"]\n",
+            hex::encode(signer)
+        );
+        let policy = bridle_common::policy::file::resolve_text(&text, 1_800_000_000).unwrap();
+        let old = B256::repeat_byte(1);
+        let signed = Holder { image: B256::repeat_byte(2), signer: Some(signer) };
+        let other = Holder { image: B256::repeat_byte(3), signer: Some(Pcr8::repeat_byte(0x77)) };
+        let unsigned = Holder { image: B256::repeat_byte(4), signer: None };
+        let auth = OwnerAuth { owner: Address::ZERO, nonce: 1, signature: Default::default() };
+        let create = CreateSession { auth: auth.clone(), agent_public_key: Default::default(), policy: policy.clone() };
+        let ops = [
+            Op::CreateSession {
+                call: Box::new(create),
+                address: Address::ZERO,
+                key: Some(Secret([7; 32])),
+                custody: vec![old],
+            },
+            Op::UpdatePolicy {
+                call: Box::new(UpdatePolicy { auth, session: Address::ZERO, policy }),
+                key: Some(Secret([7; 32])),
+            },
+        ];
+        for op in ops {
+            assert!(!op.needs_redaction(&signed), "{op:?}");
+            for h in [other, unsigned] {
+                let mut op = op.clone();
+                assert!(op.needs_redaction(&h));
+                op.redact_for(&h);
+                assert!(!op.needs_redaction(&h));
+                assert!(matches!(op, Op::CreateSession { key: None, .. } | Op::UpdatePolicy { key: None, .. }));
+            }
+        }
+        // A node of the image the session was created on holds it whatever the policy says.
+        assert!(Holder { image: old, signer: None }.may_hold(&[old], &[]));
+        // PCR8 all zeros is an unsigned image: never a signer.
+        assert_eq!(Holder::from_pcrs(&[1], &[2], &[3], Some(&[0; 48])).signer, None);
+        assert_eq!(Holder::from_pcrs(&[1], &[2], &[3], Some(&[0x5e; 48])).signer, Some(signer));
     }
 }

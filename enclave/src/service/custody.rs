@@ -3,18 +3,21 @@
 //!
 //! A session's key goes to the nodes whose image is in its *custody*: the image it was
 //! created on, and every image its owner allowed since (`allow_image`, signed by the owner
-//! like every owner call). The custody list is part of the replicated state; the key itself
-//! is sent only to nodes of those images (the cluster's network layer takes it out of
-//! whatever it sends to others).
+//! like every owner call) — and to nodes of any image signed by a release signer (PCR8) its
+//! policy names (`release_signers`, in the policy the owner signed). The custody list and
+//! the policy are part of the replicated state; the key itself is sent only to nodes that
+//! may hold it (the cluster's network layer takes it out of whatever it sends to others),
+//! and a node that may no longer hold it (its signer left the policy) drops it.
 
 use super::{denial, Enclave};
 use crate::audit::Subject;
+use crate::cluster::types::{Holder, Pcr8};
 use crate::keys::Key;
 use alloy_primitives::{Address, B256, U256};
 use bridle_common::audit::rec;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::owner::action;
-use bridle_common::protocol::{AllowImage, CreateSession, ImageAllowed, Reply};
+use bridle_common::protocol::{AllowImage, Call, CreateSession, ImageAllowed, Reply, UpdatePolicy};
 use std::sync::Arc;
 
 impl Enclave {
@@ -113,5 +116,34 @@ impl Enclave {
             let reply = ImageAllowed { image: a.image, sessions: scope, receipt: None };
             self.receipted(reply, Some(B256::from(U256::from(a.auth.nonce)))).map(Reply::ImageAllowed)
         })
+    }
+
+    /// The release signers `session`'s policy names.
+    pub fn release_signers(&self, session: &Address) -> Result<Vec<Pcr8>, Denial> {
+        let s = self.session(session)?;
+        let inner = s.lock();
+        Ok(inner.machine.policy().doc.release_signers.clone())
+    }
+
+    /// Apply an owner's policy update on a cluster node (`holder`): as on any enclave; then,
+    /// if it was applied, the node takes `key` (sent with an update that first names a
+    /// release signer) when the new policy lets it hold the key and it has none, and drops
+    /// the key it holds when it may no longer hold it.
+    pub fn apply_update_policy(&self, u: UpdatePolicy, key: Option<Key>, holder: &Holder) -> Result<Reply, Denial> {
+        let address = u.session;
+        let reply = self.handle(Call::UpdatePolicy(u))?;
+        let session = self.session(&address)?;
+        let mut inner = session.lock();
+        let may = holder.may_hold(&inner.custody, &inner.machine.policy().doc.release_signers);
+        if !may {
+            inner.key = None;
+        } else if inner.key.is_none() && !inner.machine.key_destroyed() {
+            match key {
+                Some(k) if k.address() == address => inner.key = Some(k),
+                Some(_) => return Err(denial(ErrorCode::Internal, format!("the key sent for {address} is another's"))),
+                None => {}
+            }
+        }
+        Ok(reply)
     }
 }

@@ -65,11 +65,11 @@ impl std::fmt::Debug for EnclaveSnapshot {
 }
 
 impl EnclaveSnapshot {
-    /// Take out every session key that a node of `image` may not hold (its custody does not
-    /// list the image).
-    pub fn redact(&mut self, image: &B256) {
+    /// Take out every session key that `holder` may not hold: its custody does not list the
+    /// holder's image, nor does its policy name the holder's release signer.
+    pub fn redact(&mut self, holder: &crate::cluster::types::Holder) {
         for s in &mut self.sessions {
-            if !s.custody.contains(image) {
+            if !holder.may_hold(&s.custody, &s.machine.policy.release_signers) {
                 s.key.zeroize();
                 s.key = None;
             }

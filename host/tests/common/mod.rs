@@ -432,6 +432,7 @@ pub fn policy(name: &str) -> Policy {
         agent_exposure_ceiling: None,
         escalate: None,
         trip_wire: None,
+        release_signers: vec![],
     }
 }
 

@@ -86,6 +86,7 @@ pub fn base() -> Policy {
         agent_exposure_ceiling: None,
         escalate: None,
         trip_wire: None,
+        release_signers: vec![],
     }
 }
 

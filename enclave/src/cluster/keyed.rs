@@ -1,0 +1,62 @@
+//! The log entries that carry session keys, as a leader makes them (ATTESTATION.md,
+//! "Cluster and upgrades"): an owner's `allow_image`, with the keys of the sessions it names,
+//! and an owner's policy update that first names a release signer, with the session's key.
+//! Both are made only once the owner's signature and nonce are checked — the entry carries
+//! the keys to nodes that receive nothing else of them, so a refusal when it is applied
+//! would come after they held the keys — and only by a leader that holds the keys.
+
+use super::types::{Op, Secret, MAX_ALLOW_IMAGE_KEYS};
+use crate::Enclave;
+use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::protocol::{AllowImage, UpdatePolicy};
+
+fn unavailable(why: String) -> Denial {
+    Denial::new(ErrorCode::Unavailable, why)
+}
+
+/// The entry of an owner's `allow_image`: checked, then with the key of every session it
+/// names (at most [`MAX_ALLOW_IMAGE_KEYS`]).
+pub fn allow_image(enclave: &Enclave, a: AllowImage) -> Result<Op, Denial> {
+    enclave.check_allow_image(&a)?;
+    let scope = enclave.allow_image_scope(&a)?;
+    if scope.len() > MAX_ALLOW_IMAGE_KEYS {
+        return Err(Denial::new(
+            ErrorCode::TooLarge,
+            format!(
+                "allow_image names {} sessions; a cluster allows at most {MAX_ALLOW_IMAGE_KEYS} in one (name the others one by one)",
+                scope.len()
+            ),
+        ));
+    }
+    let mut keys = Vec::with_capacity(scope.len());
+    for s in scope {
+        match enclave.session_secret(&s) {
+            Some(k) => keys.push((s, Some(Secret(*k)))),
+            None => {
+                return Err(unavailable(format!(
+                    "this cluster's leader does not hold the key of session {s} (it lives on nodes of another image); ask again when one of them leads"
+                )))
+            }
+        }
+    }
+    Ok(Op::AllowImage { call: Box::new(a), keys })
+}
+
+/// Whether `u` names a release signer that its session's policy does not.
+pub fn adds_release_signer(enclave: &Enclave, u: &UpdatePolicy) -> bool {
+    let now = enclave.release_signers(&u.session).unwrap_or_default();
+    u.policy.release_signers.iter().any(|s| !now.contains(s))
+}
+
+/// The entry of a policy update that first names a release signer, with the session's key
+/// (for that signer's nodes). The caller checked the owner's signature
+/// (`Enclave::precheck_owner`).
+pub fn update_policy(enclave: &Enclave, u: UpdatePolicy) -> Result<Op, Denial> {
+    match enclave.session_secret(&u.session) {
+        Some(k) => Ok(Op::UpdatePolicy { call: Box::new(u), key: Some(Secret(*k)) }),
+        None => Err(unavailable(format!(
+            "this cluster's leader does not hold the key of session {} (it lives on nodes of another image), so the release signers the update names could not receive it; ask again when one of them leads",
+            u.session
+        ))),
+    }
+}
