@@ -235,7 +235,8 @@ impl EnclaveClient {
         let deadline = Instant::now() + self.cfg.call_timeout;
         let mut target: Option<String> = None;
         // An enclave's own `unavailable` (and its reason) outranks a peer host that could
-        // not be reached: it is what the caller gets if time runs out on the latter.
+        // not be reached: it is what the caller gets if time runs out on the latter (never
+        // on a timeout, whose call may have been committed).
         let mut heard: Option<Result<Reply, ClientError>> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -268,9 +269,8 @@ impl EnclaveClient {
                     heard = Some(r.clone());
                     r
                 }
-                Err(ClientError::Unavailable(_) | ClientError::Timeout(_)) if heard.is_some() => {
-                    heard.clone().unwrap_or(r)
-                }
+                // Not a timeout: its call's outcome is unknown (it may have been committed).
+                Err(ClientError::Unavailable(_)) if heard.is_some() => heard.clone().unwrap_or(r),
                 r => r,
             };
             if Instant::now() + pause >= deadline {

@@ -1,6 +1,6 @@
 //! The log entries that carry session keys, as a leader makes them (ATTESTATION.md,
 //! "Cluster and upgrades"): an owner's `allow_image`, with the keys of the sessions it names,
-//! and an owner's policy update that first names a release signer, with the session's key.
+//! and an owner's policy update that names release signers, with the session's key.
 //! Both are made only once the owner's signature and nonce are checked — the entry carries
 //! the keys to nodes that receive nothing else of them, so a refusal when it is applied
 //! would come after they held the keys — and only by a leader that holds the keys.
@@ -43,17 +43,22 @@ pub fn allow_image(enclave: &Enclave, a: AllowImage) -> Result<Op, Denial> {
 }
 
 /// Whether `u` names a release signer that its session's policy does not.
-pub fn adds_release_signer(enclave: &Enclave, u: &UpdatePolicy) -> bool {
+fn adds_release_signer(enclave: &Enclave, u: &UpdatePolicy) -> bool {
     let now = enclave.release_signers(&u.session).unwrap_or_default();
     u.policy.release_signers.iter().any(|s| !now.contains(s))
 }
 
-/// The entry of a policy update that first names a release signer, with the session's key
-/// (for that signer's nodes). The caller checked the owner's signature
-/// (`Enclave::precheck_owner`).
+/// The entry of a policy update that names release signers: with the session's key when
+/// this leader holds it (for those signers' nodes; whether they already hold it is not
+/// known here — an update dropping a signer may still be under way, and a node takes a key
+/// only when it has none). The caller checked the owner's signature
+/// (`Enclave::precheck_owner`). A leader without the key proposes the update without it,
+/// unless it names a signer the session's policy does not (that signer's nodes would never
+/// receive the key).
 pub fn update_policy(enclave: &Enclave, u: UpdatePolicy) -> Result<Op, Denial> {
     match enclave.session_secret(&u.session) {
         Some(k) => Ok(Op::UpdatePolicy { call: Box::new(u), key: Some(Secret(*k)) }),
+        None if !adds_release_signer(enclave, &u) => Ok(Op::Call(Box::new(bridle_common::protocol::Call::UpdatePolicy(u)))),
         None => Err(unavailable(format!(
             "this cluster's leader does not hold the key of session {} (it lives on nodes of another image), so the release signers the update names could not receive it; ask again when one of them leads",
             u.session

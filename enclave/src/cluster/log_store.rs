@@ -7,7 +7,8 @@
 //! hold too many bytes — not only after so many entries (`ClusterNode::snapshot_if_large`):
 //! entries of any size would otherwise fill the enclave's memory first.
 
-use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
+use super::types::{Cmd, Entry, LogId, NodeId, Op, Pcr8, StorageError, TypeConfig};
+use alloy_primitives::Address;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogId, RaftLogReader, Vote};
 use std::collections::BTreeMap;
@@ -72,6 +73,30 @@ impl LogStore {
     /// Bytes of the entries after index `after` (all of them for `None`).
     pub fn bytes_after(&self, after: Option<u64>) -> usize {
         self.held_after(after).1
+    }
+
+    /// The policy updates among the entries after index `after`, in log order: (index,
+    /// session, the release signers the new policy names). They may still be refused when
+    /// applied: only what they take away is counted ([`super::redact`]).
+    pub fn policy_updates_after(&self, after: Option<u64>) -> Vec<(u64, Address, Vec<Pcr8>)> {
+        use bridle_common::protocol::Call;
+        let g = self.lock();
+        let from = after.map_or(0, |i| i.saturating_add(1));
+        let mut out = Vec::new();
+        for (i, (e, _)) in g.log.range(from..) {
+            if let openraft::EntryPayload::Normal(Cmd { op, .. }) = &e.payload {
+                let u = match op {
+                    Op::UpdatePolicy { call, .. } => call,
+                    Op::Call(c) => match &**c {
+                        Call::UpdatePolicy(u) => u,
+                        _ => continue,
+                    },
+                    _ => continue,
+                };
+                out.push((*i, u.session, u.policy.release_signers.clone()));
+            }
+        }
+        out
     }
 
     /// How many entries come after index `after` (all of them for `None`), and their bytes.
@@ -174,8 +199,7 @@ pub fn pending_refusal(entries: usize, bytes: usize, snapshot_bytes: usize) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::types::{Cmd, Op};
-    use alloy_primitives::{Address, B256};
+    use alloy_primitives::B256;
     use bridle_common::protocol::{AllowImage, OwnerAuth};
     use openraft::{CommittedLeaderId, EntryPayload};
 

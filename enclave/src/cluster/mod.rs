@@ -20,6 +20,7 @@ pub mod network;
 pub mod node;
 pub mod peers;
 pub mod proposing;
+pub mod redact;
 pub mod replica;
 pub mod types;
 
@@ -133,13 +134,15 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
     }
     .validate()
     .map_err(|e| format!("raft configuration: {e}"))?;
+    let log = log_store::LogStore::default();
     let network = network::Network {
         peers: peers.clone(),
         holder,
+        replica: replica.clone(),
+        log: log.clone(),
         last_ok: Arc::new(Mutex::new(HashMap::new())),
         election: Arc::new(Mutex::new(election::Election::new(std::time::Instant::now(), election::jitter()))),
     };
-    let log = log_store::LogStore::default();
     let raft = types::Raft::new(id, Arc::new(raft_config), network.clone(), log.clone(), replica.clone())
         .await
         .map_err(|e| format!("raft: {e}"))?;

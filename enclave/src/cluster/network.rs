@@ -3,9 +3,13 @@
 //! that peer may not hold taken out first (log entries and snapshots alike).
 
 use super::election::Election;
+use super::log_store::LogStore;
 use super::peers::{NetError, Peers};
+use super::redact::{redact_entries, Current, KeyView};
+use super::replica::Replica;
 use super::replica::{decode_snapshot, encode_snapshot};
-use super::types::{entries_that_fit, redact_entries, Holder, Member, NodeId, TypeConfig, APPEND_BYTES};
+use super::types::{entries_that_fit, Holder, Member, NodeId, Pcr8, TypeConfig, APPEND_BYTES};
+use alloy_primitives::Address;
 use bridle_common::frame::{from_cbor, to_cbor};
 use openraft::error::{
     Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
@@ -19,7 +23,7 @@ use openraft::raft::{
 };
 use openraft::{Snapshot, Vote};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
@@ -86,6 +90,9 @@ pub struct Network {
     pub last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
     /// The node's failure detector, told when a voter refuses its candidacy for a longer log.
     pub election: Arc<Mutex<Election>>,
+    /// The node's state machine and log: what it knows decides which keys a peer receives.
+    pub replica: Arc<Replica>,
+    pub log: LogStore,
 }
 
 /// A connection to one peer.
@@ -94,6 +101,8 @@ pub struct Conn {
     target: NodeId,
     member: Member,
     me: Holder,
+    replica: Arc<Replica>,
+    log: LogStore,
     last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
     election: Arc<Mutex<Election>>,
 }
@@ -107,6 +116,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             member: node.clone(),
             me: self.holder,
+            replica: self.replica.clone(),
+            log: self.log.clone(),
             last_ok: self.last_ok.clone(),
             election: self.election.clone(),
         }
@@ -121,7 +132,47 @@ fn unreachable<E: std::error::Error + 'static>(e: &E) -> Unreachable {
 #[error("{0}")]
 struct Msg(String);
 
+/// What this node knows now, as [`redact`](super::redact) asks: its applied state, and the
+/// policy updates in its log after it.
+struct Known {
+    enclave: Option<Arc<crate::Enclave>>,
+    applied: Option<u64>,
+    /// (index, session, release signers named) of each later policy update.
+    later: Vec<(u64, Address, Vec<Pcr8>)>,
+}
+
+impl KeyView for Known {
+    fn current(&self, session: &Address, index: u64) -> Current {
+        let base = if self.applied.is_some_and(|a| index <= a) {
+            // Applied here: the session as it stands (no longer held: it ended).
+            match self.enclave.as_ref().and_then(|e| e.key_view(session)) {
+                Some(now) => now,
+                None => return Current::Gone,
+            }
+        } else {
+            Current::NotYetApplied
+        };
+        // Every later update narrows what is named (it may be refused when applied: it
+        // never adds).
+        let mut narrowed = base;
+        for (_, _, named) in self.later.iter().filter(|(i, s, _)| *i > index && s == session) {
+            narrowed = match narrowed {
+                Current::NotYetApplied => Current::Live(named.clone()),
+                Current::Live(list) => Current::Live(list.into_iter().filter(|p| named.contains(p)).collect()),
+                Current::Gone => Current::Gone,
+            };
+        }
+        narrowed
+    }
+}
+
 impl Conn {
+    /// What this node knows now ([`Known`]).
+    fn known(&self) -> Known {
+        let applied = self.replica.last_applied().map(|l| l.index);
+        Known { enclave: self.replica.enclave(), applied, later: self.log.policy_updates_after(applied) }
+    }
+
     async fn send(&self, rpc: &Rpc, ttl: Duration) -> Result<RpcReply, NetError> {
         let r = call(&self.peers, &self.member.peer_url, Some(self.member.static_key), rpc, ttl).await;
         if r.is_ok() {
@@ -148,8 +199,15 @@ impl RaftNetwork<TypeConfig> for Conn {
         mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        if self.member.holder() != self.me {
-            redact_entries(&mut rpc.entries, &self.member.holder());
+        // A peer of this node's own image and signer receives the entries as they are (see
+        // `redact`).
+        if self.member.holder() != self.me
+            && rpc
+                .entries
+                .iter()
+                .any(|e| matches!(&e.payload, openraft::EntryPayload::Normal(c) if c.op.carries_keys()))
+        {
+            redact_entries(&mut rpc.entries, &self.member.holder(), &self.known());
         }
         // A batch too large for one message goes in parts (openraft sends the rest next).
         let fit = entries_that_fit(&rpc.entries, APPEND_BYTES);
@@ -208,6 +266,10 @@ impl RaftNetwork<TypeConfig> for Conn {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        // A session whose policy an entry after the snapshot updates (not applied here yet:
+        // a leader just elected, say) sends no key by signer.
+        let last = snapshot.meta.last_log_id.map(|l| l.index);
+        let updated: HashSet<Address> = self.log.policy_updates_after(last).into_iter().map(|(_, s, _)| s).collect();
         let snapshot = if self.member.holder() != self.me {
             let data = snapshot.snapshot.into_inner();
             let redacted = if data.is_empty() {
@@ -215,7 +277,7 @@ impl RaftNetwork<TypeConfig> for Conn {
             } else {
                 let mut s = decode_snapshot(&data)
                     .map_err(|e| StreamingError::Unreachable(unreachable(&Msg(format!("snapshot: {e}")))))?;
-                s.redact(&self.member.holder());
+                s.redact(&self.member.holder(), &updated);
                 encode_snapshot(&s)
                     .map_err(|e| StreamingError::Unreachable(unreachable(&Msg(format!("snapshot: {e}")))))?
             };
@@ -228,5 +290,28 @@ impl RaftNetwork<TypeConfig> for Conn {
 
     fn backoff(&self) -> openraft::network::Backoff {
         openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a sender knows of a session: its applied state, narrowed by each later policy
+    /// update in its log — never widened (an update may still be refused when applied).
+    #[test]
+    fn later_updates_only_narrow_what_is_known() {
+        let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+        let (s, t) = (Pcr8::repeat_byte(0x5e), Pcr8::repeat_byte(0x77));
+        let known =
+            Known { enclave: None, applied: Some(5), later: vec![(7, a, vec![s, t]), (8, a, vec![s]), (9, a, vec![])] };
+        assert_eq!(known.current(&a, 6), Current::Live(vec![]), "dropped at 9");
+        assert_eq!(known.current(&a, 8), Current::Live(vec![]));
+        assert_eq!(known.current(&a, 9), Current::NotYetApplied, "its own word");
+        assert_eq!(known.current(&b, 6), Current::NotYetApplied);
+        // Applied here and not held: ended.
+        assert_eq!(known.current(&b, 3), Current::Gone);
+        let known = Known { enclave: None, applied: None, later: vec![(2, a, vec![s]), (3, a, vec![s, t])] };
+        assert_eq!(known.current(&a, 1), Current::Live(vec![s]), "3 does not add t back");
     }
 }

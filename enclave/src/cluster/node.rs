@@ -93,7 +93,7 @@ impl ClusterNode {
         network: &super::network::Network,
         (log, snapshot_bytes): (LogStore, usize),
     ) -> ClusterNode {
-        let super::network::Network { peers, holder, last_ok, election } = network.clone();
+        let super::network::Network { peers, holder, last_ok, election, replica: _, log: _ } = network.clone();
         ClusterNode {
             id,
             holder,
@@ -168,6 +168,16 @@ impl ClusterNode {
         }
     }
 
+    /// Wait until this leader has applied every entry committed before its term (its first
+    /// entry of the term included).
+    async fn applied_all(&self) -> Result<(), Denial> {
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(unavailable(format!("this node cannot confirm it leads: {e}"))),
+            Err(_) => Err(unavailable(format!("this leader did not catch up within {COMMIT_TIMEOUT:?}"))),
+        }
+    }
+
     fn refusal_allowed(&self) -> bool {
         let now = self.clock.now();
         let mut g = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
@@ -181,6 +191,12 @@ impl ClusterNode {
     async fn propose_call(&self, call: Call) -> Result<Reply, Denial> {
         if !self.is_leader() {
             return Ok(self.not_leader());
+        }
+        // A call whose entry may carry keys is checked against everything committed before
+        // this leader's term (a leader just elected may not have applied it yet: a nonce
+        // already spent, a release signer already dropped).
+        if matches!(call, Call::AllowImage(_) | Call::UpdatePolicy(_)) {
+            self.applied_all().await?;
         }
         let enclave = self.replica.enclave().ok_or_else(|| unavailable("the cluster has no identity yet"))?;
         // An owner call its owner did not sign is logged only within the bound on
@@ -221,7 +237,7 @@ impl ClusterNode {
                 }
                 Op::Call(Box::new(Call::SignIfAllowed(req)))
             }
-            Call::UpdatePolicy(u) if prechecked.is_ok() && keyed::adds_release_signer(&enclave, &u) => {
+            Call::UpdatePolicy(u) if prechecked.is_ok() && !u.policy.release_signers.is_empty() => {
                 keyed::update_policy(&enclave, u)?
             }
             c @ (Call::UpdatePolicy(_)

@@ -117,38 +117,10 @@ pub enum Op {
     /// The owner's `allow_image`, with the keys of the sessions it names (attached by the
     /// proposer, which holds them); `keys` are sent only to nodes of the allowed image.
     AllowImage { call: Box<AllowImage>, keys: Vec<(Address, Option<Secret>)> },
-    /// The owner's policy update that names a release signer the session's policy did not,
-    /// with the session's key (attached by the proposer once the owner's signature checked);
-    /// `key` is sent only to nodes of the signers the new policy names.
+    /// The owner's policy update that names a release signer, with the session's key
+    /// (attached by a proposer that holds it, once the owner's signature is checked); `key`
+    /// is sent only to nodes of the signers the new policy names ([`super::redact`]).
     UpdatePolicy { call: Box<UpdatePolicy>, key: Option<Secret> },
-}
-
-impl Op {
-    /// Take out the keys `holder` may not hold.
-    pub fn redact_for(&mut self, holder: &Holder) {
-        if self.needs_redaction(holder) {
-            match self {
-                Op::CreateSession { key, .. } | Op::UpdatePolicy { key, .. } => *key = None,
-                Op::AllowImage { keys, .. } => keys.iter_mut().for_each(|(_, k)| *k = None),
-                Op::Init { .. } | Op::Call(_) => {}
-            }
-        }
-    }
-
-    /// Whether this op carries a key `holder` may not hold.
-    pub fn needs_redaction(&self, holder: &Holder) -> bool {
-        match self {
-            Op::CreateSession { call, key, custody, .. } => {
-                key.is_some() && !holder.may_hold(custody, &call.policy.release_signers)
-            }
-            Op::AllowImage { call, keys } => {
-                keys.iter().any(|(_, k)| k.is_some()) && !holder.may_hold(&[call.image], &[])
-            }
-            Op::UpdatePolicy { call, key } => key.is_some() && !holder.may_hold(&[], &call.policy.release_signers),
-            // The cluster's identity goes to every admitted node.
-            Op::Init { .. } | Op::Call(_) => false,
-        }
-    }
 }
 
 /// What applying a command returned (only the proposer's copy reaches a client).
@@ -158,15 +130,6 @@ pub struct CmdReply(pub Result<Reply, Denial>);
 impl Default for CmdReply {
     fn default() -> Self {
         CmdReply(Err(Denial::new(bridle_common::error::ErrorCode::Internal, "no reply")))
-    }
-}
-
-/// Redact the entries `holder` receives.
-pub fn redact_entries(entries: &mut [Entry], holder: &Holder) {
-    for e in entries {
-        if let openraft::EntryPayload::Normal(cmd) = &mut e.payload {
-            cmd.op.redact_for(holder);
-        }
     }
 }
 
@@ -234,69 +197,5 @@ mod tests {
         let batch: Vec<Entry> = (1..=4).map(|i| allow_image_entry(i, MAX_ALLOW_IMAGE_KEYS)).collect();
         assert_eq!(entries_that_fit(&batch, APPEND_BYTES), 2);
         assert_eq!(entries_that_fit(&batch, 1), 1, "at least one");
-    }
-
-    #[test]
-    fn keys_go_only_to_their_images() {
-        use bridle_common::protocol::OwnerAuth;
-        let (a, b) = (
-            Holder { image: B256::repeat_byte(1), signer: None },
-            Holder { image: B256::repeat_byte(2), signer: None },
-        );
-        let auth = OwnerAuth { owner: Address::ZERO, nonce: 1, signature: Default::default() };
-        let call = Box::new(AllowImage { auth, session: Address::ZERO, image: b.image });
-        let mut op = Op::AllowImage { call: call.clone(), keys: vec![(Address::ZERO, Some(Secret([7; 32])))] };
-        assert!(op.needs_redaction(&a));
-        assert!(!op.needs_redaction(&b));
-        op.redact_for(&a);
-        assert_eq!(op, Op::AllowImage { call, keys: vec![(Address::ZERO, None)] });
-        assert!(!format!("{:?}", Secret([7; 32])).contains('7'));
-    }
-
-    /// A key travels to a node of another image when the session's policy names that
-    /// node's release signer (PCR8) — in the entry that creates the session, or in the
-    /// policy update that first names the signer — and to no other node.
-    #[test]
-    fn keys_go_to_the_release_signers_a_policy_names() {
-        use bridle_common::protocol::OwnerAuth;
-        let signer = Pcr8::repeat_byte(0x5e);
-        let text = format!(
-            "name = \"t\"\nchains = [1]\nvalid_for = \"1h\"\nrelease_signers = [\"{}\"]\n",
-            hex::encode(signer)
-        );
-        let policy = bridle_common::policy::file::resolve_text(&text, 1_800_000_000).unwrap();
-        let old = B256::repeat_byte(1);
-        let signed = Holder { image: B256::repeat_byte(2), signer: Some(signer) };
-        let other = Holder { image: B256::repeat_byte(3), signer: Some(Pcr8::repeat_byte(0x77)) };
-        let unsigned = Holder { image: B256::repeat_byte(4), signer: None };
-        let auth = OwnerAuth { owner: Address::ZERO, nonce: 1, signature: Default::default() };
-        let create = CreateSession { auth: auth.clone(), agent_public_key: Default::default(), policy: policy.clone() };
-        let ops = [
-            Op::CreateSession {
-                call: Box::new(create),
-                address: Address::ZERO,
-                key: Some(Secret([7; 32])),
-                custody: vec![old],
-            },
-            Op::UpdatePolicy {
-                call: Box::new(UpdatePolicy { auth, session: Address::ZERO, policy }),
-                key: Some(Secret([7; 32])),
-            },
-        ];
-        for op in ops {
-            assert!(!op.needs_redaction(&signed), "{op:?}");
-            for h in [other, unsigned] {
-                let mut op = op.clone();
-                assert!(op.needs_redaction(&h));
-                op.redact_for(&h);
-                assert!(!op.needs_redaction(&h));
-                assert!(matches!(op, Op::CreateSession { key: None, .. } | Op::UpdatePolicy { key: None, .. }));
-            }
-        }
-        // A node of the image the session was created on holds it whatever the policy says.
-        assert!(Holder { image: old, signer: None }.may_hold(&[old], &[]));
-        // PCR8 all zeros is an unsigned image: never a signer.
-        assert_eq!(Holder::from_pcrs(&[1], &[2], &[3], Some(&[0; 48])).signer, None);
-        assert_eq!(Holder::from_pcrs(&[1], &[2], &[3], Some(&[0x5e; 48])).signer, Some(signer));
     }
 }

@@ -52,11 +52,19 @@ impl Enclave {
     /// before a leader attaches any key to an `allow_image` entry, which nodes of `a.image`
     /// receive — a refusal when the entry is applied would come after they held the keys.
     pub fn check_allow_image(&self, a: &AllowImage) -> Result<(), Denial> {
+        self.authorize_allow_image(a).map(drop)
+    }
+
+    /// The owner's signature over `a` and its nonce, derived as the call is applied.
+    fn authorize_allow_image(
+        &self,
+        a: &AllowImage,
+    ) -> Result<std::sync::MutexGuard<'_, super::owners::OwnerBook>, Denial> {
         let agent = match a.session {
             Address::ZERO => Address::ZERO,
             s => self.owned(a.auth.owner, s)?.agent,
         };
-        self.authorize(&a.auth, action::ALLOW_IMAGE, a.session, agent, B256::ZERO, a.image).map(drop)
+        self.authorize(&a.auth, action::ALLOW_IMAGE, a.session, agent, B256::ZERO, a.image)
     }
 
     /// The secret of `session`'s key, if this node holds it (for the leader to attach to an
@@ -85,11 +93,7 @@ impl Enclave {
     ) -> Result<Reply, Denial> {
         let subject = Subject::AllowImage { owner: a.auth.owner, session: a.session, image: a.image };
         self.isolated("allow_image", subject, || {
-            let agent = match a.session {
-                Address::ZERO => Address::ZERO,
-                s => self.owned(a.auth.owner, s)?.agent,
-            };
-            let book = self.authorize(&a.auth, action::ALLOW_IMAGE, a.session, agent, B256::ZERO, a.image)?;
+            let book = self.authorize_allow_image(a)?;
             let scope = self.allow_image_scope(a)?;
             let mut keys: std::collections::HashMap<Address, Key> =
                 keys.into_iter().filter_map(|(s, k)| k.map(|k| (s, k))).collect();
@@ -145,5 +149,17 @@ impl Enclave {
             }
         }
         Ok(reply)
+    }
+
+    /// What this node's applied state says of `session`'s key, for deciding what a peer
+    /// receives ([`crate::cluster::redact`]); `None` for a session it does not hold.
+    pub fn key_view(&self, session: &Address) -> Option<crate::cluster::redact::Current> {
+        use crate::cluster::redact::Current;
+        let s = self.session(session).ok()?;
+        let inner = s.lock();
+        Some(match inner.machine.key_destroyed() {
+            true => Current::Gone,
+            false => Current::Live(inner.machine.policy().doc.release_signers.clone()),
+        })
     }
 }

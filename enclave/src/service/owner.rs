@@ -70,39 +70,21 @@ impl Enclave {
     }
 
     /// What a cluster leader checks before it proposes an owner call: the owner's
-    /// signature over the action rebuilt from the call's fields, and a fresh nonce — the
-    /// checks the call itself makes when applied (below), recording nothing. Calls that
-    /// are not owner calls, sweeps (anyone may ask) and `allow_image` (checked strictly on
-    /// its own: [`Enclave::check_allow_image`]) pass.
+    /// signature over the action rebuilt from the call's fields, and a fresh nonce — with
+    /// the very derivations the call makes when applied (the `authorize_*` helpers below),
+    /// recording nothing. Calls that are not owner calls, sweeps (anyone may ask) and
+    /// `allow_image` (checked strictly on its own: [`Enclave::check_allow_image`]) pass.
     pub fn precheck_owner(&self, call: &Call) -> Result<(), Denial> {
-        let none = B256::ZERO;
-        let guard = match call {
-            Call::CreateSession(c) => {
-                let agent_pk = PublicKey::from_sec1_bytes(&c.agent_public_key)
-                    .map_err(|_| Denial::malformed("agent_public_key is not a SEC1 secp256k1 public key"))?;
-                let agent = Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent_pk));
-                let policy = self.compile(&c.policy, self.clock.now())?;
-                self.authorize(&c.auth, action::CREATE_SESSION, Address::ZERO, agent, policy.hash, none)?
-            }
-            Call::UpdatePolicy(u) => {
-                let session = self.owned(u.auth.owner, u.session)?;
-                let policy = self.compile(&u.policy, self.clock.now())?;
-                self.authorize(&u.auth, action::UPDATE_POLICY, u.session, session.agent, policy.hash, none)?
-            }
-            Call::Revoke(r) => {
-                let session = self.owned(r.auth.owner, r.session)?;
-                self.authorize(&r.auth, action::REVOKE, r.session, session.agent, none, none)?
-            }
-            Call::RevokeAll(r) => {
-                self.authorize(&r.auth, action::REVOKE_ALL, Address::ZERO, Address::ZERO, none, none)?
-            }
+        match call {
+            Call::CreateSession(c) => drop(self.authorize_create(c, self.clock.now())?),
+            Call::UpdatePolicy(u) => drop(self.authorize_update(u)?),
+            Call::Revoke(r) => drop(self.authorize_on_session(&r.auth, action::REVOKE, r.session, B256::ZERO)?),
+            Call::RevokeAll(r) => drop(self.authorize_revoke_all(r)?),
             Call::ApprovePending(a) => {
-                let session = self.owned(a.auth.owner, a.session)?;
-                self.authorize(&a.auth, action::APPROVE_PENDING, a.session, session.agent, none, a.digest)?
+                drop(self.authorize_on_session(&a.auth, action::APPROVE_PENDING, a.session, a.digest)?)
             }
             Call::DenyPending(d) => {
-                let session = self.owned(d.auth.owner, d.session)?;
-                self.authorize(&d.auth, action::DENY_PENDING, d.session, session.agent, none, d.digest)?
+                drop(self.authorize_on_session(&d.auth, action::DENY_PENDING, d.session, d.digest)?)
             }
             Call::SignIfAllowed(_)
             | Call::AllowImage(_)
@@ -110,10 +92,62 @@ impl Enclave {
             | Call::Attest(_)
             | Call::Audit(_)
             | Call::Status(_)
-            | Call::Cluster(_) => return Ok(()),
-        };
-        drop(guard);
+            | Call::Cluster(_) => {}
+        }
         Ok(())
+    }
+
+    /// `create_session`'s checks up to the owner's signature: the agent's key, the policy,
+    /// that the owner is no session (R-TRUST-5), the signature and nonce.
+    #[allow(clippy::type_complexity)]
+    fn authorize_create(
+        &self,
+        c: &CreateSession,
+        now: u64,
+    ) -> Result<(PublicKey, Address, CompiledPolicy, MutexGuard<'_, OwnerBook>), Denial> {
+        let agent_pk = PublicKey::from_sec1_bytes(&c.agent_public_key)
+            .map_err(|_| Denial::malformed("agent_public_key is not a SEC1 secp256k1 public key"))?;
+        let agent = Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent_pk));
+        let policy = self.compile(&c.policy, now)?;
+        // R-TRUST-5: a session key can never own (grant, widen or revoke) sessions.
+        if self.sessions.read().unwrap_or_else(|e| e.into_inner()).contains_key(&c.auth.owner) {
+            return Err(denial(
+                ErrorCode::Unauthenticated,
+                "a session address cannot own sessions (agents are never admin)",
+            ));
+        }
+        let book = self.authorize(&c.auth, action::CREATE_SESSION, Address::ZERO, agent, policy.hash, B256::ZERO)?;
+        Ok((agent_pk, agent, policy, book))
+    }
+
+    /// `update_policy`'s checks up to the owner's signature: the session is the owner's,
+    /// the policy compiles, the signature over its hash and the nonce.
+    fn authorize_update(
+        &self,
+        u: &UpdatePolicy,
+    ) -> Result<(Arc<Session>, CompiledPolicy, MutexGuard<'_, OwnerBook>), Denial> {
+        let session = self.owned(u.auth.owner, u.session)?;
+        let policy = self.compile(&u.policy, self.clock.now())?;
+        let book = self.authorize(&u.auth, action::UPDATE_POLICY, u.session, session.agent, policy.hash, B256::ZERO)?;
+        Ok((session, policy, book))
+    }
+
+    /// The checks of an owner call on one session (revoke, approve, deny): the session is
+    /// the owner's, the signature over `act` with `subject`, and the nonce.
+    fn authorize_on_session(
+        &self,
+        auth: &OwnerAuth,
+        act: &str,
+        session: Address,
+        subject: B256,
+    ) -> Result<(Arc<Session>, MutexGuard<'_, OwnerBook>), Denial> {
+        let s = self.owned(auth.owner, session)?;
+        let book = self.authorize(auth, act, session, s.agent, B256::ZERO, subject)?;
+        Ok((s, book))
+    }
+
+    fn authorize_revoke_all(&self, r: &RevokeAll) -> Result<MutexGuard<'_, OwnerBook>, Denial> {
+        self.authorize(&r.auth, action::REVOKE_ALL, Address::ZERO, Address::ZERO, B256::ZERO, B256::ZERO)
     }
 
     pub(super) fn owned(&self, owner: Address, session: Address) -> Result<Arc<Session>, Denial> {
@@ -163,18 +197,7 @@ impl Enclave {
             return Err(denial(ErrorCode::Internal, "the session key does not match its address"));
         }
         let now = self.clock.now();
-        let agent_pk = PublicKey::from_sec1_bytes(&c.agent_public_key)
-            .map_err(|_| Denial::malformed("agent_public_key is not a SEC1 secp256k1 public key"))?;
-        let agent = Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent_pk));
-        let policy = self.compile(&c.policy, now)?;
-        // R-TRUST-5: a session key can never own (grant, widen or revoke) sessions.
-        if self.sessions.read().unwrap_or_else(|e| e.into_inner()).contains_key(&c.auth.owner) {
-            return Err(denial(
-                ErrorCode::Unauthenticated,
-                "a session address cannot own sessions (agents are never admin)",
-            ));
-        }
-        let book = self.authorize(&c.auth, action::CREATE_SESSION, Address::ZERO, agent, policy.hash, B256::ZERO)?;
+        let (agent_pk, agent, policy, book) = self.authorize_create(&c, now)?;
         // Creations are serialized by the owner-nonce lock held in `book`, so this check
         // and the insert below cannot race with another creation.
         self.make_room(now)?;
@@ -271,9 +294,7 @@ impl Enclave {
     }
 
     pub(super) fn update_policy(&self, u: UpdatePolicy) -> Result<PolicyUpdated, Denial> {
-        let session = self.owned(u.auth.owner, u.session)?;
-        let policy = self.compile(&u.policy, self.clock.now())?;
-        let book = self.authorize(&u.auth, action::UPDATE_POLICY, u.session, session.agent, policy.hash, B256::ZERO)?;
+        let (session, policy, book) = self.authorize_update(&u)?;
         self.budget_for(&policy)?;
         let valid_until = policy.doc.valid_until.unwrap_or(0);
         let mut inner = session.lock();
@@ -303,8 +324,7 @@ impl Enclave {
     }
 
     pub(super) fn revoke(&self, r: &Revoke) -> Result<Revoked, Denial> {
-        let session = self.owned(r.auth.owner, r.session)?;
-        let book = self.authorize(&r.auth, action::REVOKE, r.session, session.agent, B256::ZERO, B256::ZERO)?;
+        let (session, book) = self.authorize_on_session(&r.auth, action::REVOKE, r.session, B256::ZERO)?;
         let mut inner = session.lock();
         let out = inner.machine.revoke(self.clock.now(), false);
         self.settle(&session, &mut inner, &out);
@@ -316,7 +336,7 @@ impl Enclave {
     }
 
     pub(super) fn revoke_all(&self, r: &RevokeAll) -> Result<Revoked, Denial> {
-        let book = self.authorize(&r.auth, action::REVOKE_ALL, Address::ZERO, Address::ZERO, B256::ZERO, B256::ZERO)?;
+        let book = self.authorize_revoke_all(r)?;
         let mine: Vec<Arc<Session>> = self
             .sessions
             .read()
@@ -342,8 +362,7 @@ impl Enclave {
 
     /// The owner approves exactly one pending request's digest (R-POL-10).
     pub(super) fn approve_pending(&self, a: &ApprovePending) -> Result<Signed, Denial> {
-        let session = self.owned(a.auth.owner, a.session)?;
-        let book = self.authorize(&a.auth, action::APPROVE_PENDING, a.session, session.agent, B256::ZERO, a.digest)?;
+        let (session, book) = self.authorize_on_session(&a.auth, action::APPROVE_PENDING, a.session, a.digest)?;
         let mut guard = session.lock();
         let inner = &mut *guard;
         let mut gate = self.gate(&session);
@@ -366,8 +385,7 @@ impl Enclave {
     /// The owner denies exactly one pending request's digest: see [`Machine::deny`]. The
     /// reply carries a receipt for the owner's nonce.
     pub(super) fn deny_pending(&self, d: &DenyPending) -> Result<PendingDenied, Denial> {
-        let session = self.owned(d.auth.owner, d.session)?;
-        let book = self.authorize(&d.auth, action::DENY_PENDING, d.session, session.agent, B256::ZERO, d.digest)?;
+        let (session, book) = self.authorize_on_session(&d.auth, action::DENY_PENDING, d.session, d.digest)?;
         let mut guard = session.lock();
         let inner = &mut *guard;
         let out = inner.machine.deny(self.clock.now(), d.digest);

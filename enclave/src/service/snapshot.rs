@@ -66,10 +66,14 @@ impl std::fmt::Debug for EnclaveSnapshot {
 
 impl EnclaveSnapshot {
     /// Take out every session key that `holder` may not hold: its custody does not list the
-    /// holder's image, nor does its policy name the holder's release signer.
-    pub fn redact(&mut self, holder: &crate::cluster::types::Holder) {
+    /// holder's image, nor does its policy name the holder's release signer — by signer
+    /// only for sessions not in `updated` (those whose policy a later entry updates: it may
+    /// drop the signer).
+    pub fn redact(&mut self, holder: &crate::cluster::types::Holder, updated: &std::collections::HashSet<Address>) {
         for s in &mut self.sessions {
-            if !holder.may_hold(&s.custody, &s.machine.policy.release_signers) {
+            let signers: &[crate::cluster::types::Pcr8] =
+                if updated.contains(&s.machine.facts.address) { &[] } else { &s.machine.policy.release_signers };
+            if !holder.may_hold(&s.custody, signers) {
                 s.key.zeroize();
                 s.key = None;
             }
