@@ -11,9 +11,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Largest message a node sends another (a snapshot chunk, a batch of log entries).
-pub const MAX_CLUSTER_MESSAGE: usize = 16 << 20;
-
 /// Largest frame of a call other than cluster traffic that a cluster node serves (a
 /// stand-alone enclave: its `--max-frame`, 1 MiB). Every such call may become a log entry
 /// that every node holds until a snapshot covers it and that a snapshot keeps up to 1 000
