@@ -265,11 +265,14 @@ impl EnclaveClient {
                 _ => return r,
             };
             let r = match r {
+                // The first one heard (a commit that timed out says so first).
                 Err(ClientError::Denied(_)) => {
-                    heard = Some(r.clone());
+                    heard.get_or_insert_with(|| r.clone());
                     r
                 }
                 // Not a timeout: its call's outcome is unknown (it may have been committed).
+                // (A peer host's failures are all `Unavailable`, as before: every answer
+                // here means "ask again with the same stamp", which is idempotent.)
                 Err(ClientError::Unavailable(_)) if heard.is_some() => heard.clone().unwrap_or(r),
                 r => r,
             };

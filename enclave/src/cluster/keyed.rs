@@ -1,6 +1,7 @@
 //! The log entries that carry session keys, as a leader makes them (ATTESTATION.md,
 //! "Cluster and upgrades"): an owner's `allow_image`, with the keys of the sessions it names,
-//! and an owner's policy update that names release signers, with the session's key.
+//! and an owner's policy update (checked: the only kind that narrows what a peer receives),
+//! with the session's key when it names release signers.
 //! Both are made only once the owner's signature and nonce are checked — the entry carries
 //! the keys to nodes that receive nothing else of them, so a refusal when it is applied
 //! would come after they held the keys — and only by a leader that holds the keys.
@@ -48,17 +49,28 @@ fn adds_release_signer(enclave: &Enclave, u: &UpdatePolicy) -> bool {
     u.policy.release_signers.iter().any(|s| !now.contains(s))
 }
 
-/// The entry of a policy update that names release signers: with the session's key when
-/// this leader holds it (for those signers' nodes; whether they already hold it is not
-/// known here — an update dropping a signer may still be under way, and a node takes a key
-/// only when it has none). The caller checked the owner's signature
-/// (`Enclave::precheck_owner`). A leader without the key proposes the update without it,
-/// unless it names a signer the session's policy does not (that signer's nodes would never
-/// receive the key).
-pub fn update_policy(enclave: &Enclave, u: UpdatePolicy) -> Result<Op, Denial> {
+/// The entry of a policy update whose owner's signature the caller checked
+/// (`Enclave::precheck_owner`; an update that failed it is proposed as a plain call, within
+/// the bound on refusals, and never narrows what a peer receives: `super::redact`). When the
+/// new policy names release signers, it carries the session's key if this leader holds it
+/// (for those signers' nodes: whether they hold it already is not known here, and a node
+/// takes a key only when it has none). Refused (`unavailable`) while an earlier checked
+/// update of the session is not applied yet (`pending`: it might drop a signer this one
+/// names, or be refused), and — without the key — when it names a signer the session's
+/// policy does not (that signer's nodes would never receive the key).
+pub fn update_policy(enclave: &Enclave, u: UpdatePolicy, pending: bool) -> Result<Op, Denial> {
+    if u.policy.release_signers.is_empty() {
+        return Ok(Op::UpdatePolicy { call: Box::new(u), key: None });
+    }
+    if pending {
+        return Err(unavailable(format!(
+            "an earlier policy update of session {} is still being committed; ask again",
+            u.session
+        )));
+    }
     match enclave.session_secret(&u.session) {
         Some(k) => Ok(Op::UpdatePolicy { call: Box::new(u), key: Some(Secret(*k)) }),
-        None if !adds_release_signer(enclave, &u) => Ok(Op::Call(Box::new(bridle_common::protocol::Call::UpdatePolicy(u)))),
+        None if !adds_release_signer(enclave, &u) => Ok(Op::UpdatePolicy { call: Box::new(u), key: None }),
         None => Err(unavailable(format!(
             "this cluster's leader does not hold the key of session {} (it lives on nodes of another image), so the release signers the update names could not receive it; ask again when one of them leads",
             u.session

@@ -75,25 +75,18 @@ impl LogStore {
         self.held_after(after).1
     }
 
-    /// The policy updates among the entries after index `after`, in log order: (index,
-    /// session, the release signers the new policy names). They may still be refused when
+    /// The checked policy updates among the entries after index `after`, in log order:
+    /// (index, session, the release signers the new policy names). Only updates whose
+    /// owner's signature the leader checked (`Op::UpdatePolicy`) count — one nobody signed
+    /// would otherwise narrow what peers receive — and even these may still be refused when
     /// applied: only what they take away is counted ([`super::redact`]).
     pub fn policy_updates_after(&self, after: Option<u64>) -> Vec<(u64, Address, Vec<Pcr8>)> {
-        use bridle_common::protocol::Call;
         let g = self.lock();
         let from = after.map_or(0, |i| i.saturating_add(1));
         let mut out = Vec::new();
         for (i, (e, _)) in g.log.range(from..) {
-            if let openraft::EntryPayload::Normal(Cmd { op, .. }) = &e.payload {
-                let u = match op {
-                    Op::UpdatePolicy { call, .. } => call,
-                    Op::Call(c) => match &**c {
-                        Call::UpdatePolicy(u) => u,
-                        _ => continue,
-                    },
-                    _ => continue,
-                };
-                out.push((*i, u.session, u.policy.release_signers.clone()));
+            if let openraft::EntryPayload::Normal(Cmd { op: Op::UpdatePolicy { call, .. }, .. }) = &e.payload {
+                out.push((*i, call.session, call.policy.release_signers.clone()));
             }
         }
         out

@@ -23,7 +23,7 @@ use openraft::raft::{
 };
 use openraft::{Snapshot, Vote};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
@@ -199,15 +199,11 @@ impl RaftNetwork<TypeConfig> for Conn {
         mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        // A peer of this node's own image and signer receives the entries as they are (see
-        // `redact`).
-        if self.member.holder() != self.me
-            && rpc
-                .entries
-                .iter()
-                .any(|e| matches!(&e.payload, openraft::EntryPayload::Normal(c) if c.op.carries_keys()))
-        {
-            redact_entries(&mut rpc.entries, &self.member.holder(), &self.known());
+        // A peer of this node's own image and signer receives all but keys of sessions gone
+        // (see `redact`).
+        if rpc.entries.iter().any(|e| matches!(&e.payload, openraft::EntryPayload::Normal(c) if c.op.carries_keys())) {
+            let same = self.member.holder() == self.me;
+            redact_entries(&mut rpc.entries, &self.member.holder(), same, &self.known());
         }
         // A batch too large for one message goes in parts (openraft sends the rest next).
         let fit = entries_that_fit(&rpc.entries, APPEND_BYTES);
@@ -266,11 +262,20 @@ impl RaftNetwork<TypeConfig> for Conn {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
-        // A session whose policy an entry after the snapshot updates (not applied here yet:
-        // a leader just elected, say) sends no key by signer.
-        let last = snapshot.meta.last_log_id.map(|l| l.index);
-        let updated: HashSet<Address> = self.log.policy_updates_after(last).into_iter().map(|(_, s, _)| s).collect();
         let snapshot = if self.member.holder() != self.me {
+            // What the checked policy updates after the snapshot (not applied here yet: a
+            // leader just elected, say) still name, by session: only these signers may
+            // receive its key (an update only narrows, see `redact`).
+            let last = snapshot.meta.last_log_id.map(|l| l.index);
+            let mut updated: HashMap<Address, Vec<Pcr8>> = HashMap::new();
+            for (_, session, named) in self.log.policy_updates_after(last) {
+                match updated.get_mut(&session) {
+                    Some(list) => list.retain(|p| named.contains(p)),
+                    None => {
+                        updated.insert(session, named);
+                    }
+                }
+            }
             let data = snapshot.snapshot.into_inner();
             let redacted = if data.is_empty() {
                 data

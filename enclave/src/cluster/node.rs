@@ -170,9 +170,12 @@ impl ClusterNode {
 
     /// Wait until this leader has applied every entry committed before its term (its first
     /// entry of the term included).
-    async fn applied_all(&self) -> Result<(), Denial> {
+    /// `Ok(false)`: this node no longer leads.
+    async fn applied_all(&self) -> Result<bool, Denial> {
+        use openraft::error::CheckIsLeaderError;
         match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.ensure_linearizable()).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => Ok(false),
             Ok(Err(e)) => Err(unavailable(format!("this node cannot confirm it leads: {e}"))),
             Err(_) => Err(unavailable(format!("this leader did not catch up within {COMMIT_TIMEOUT:?}"))),
         }
@@ -195,8 +198,8 @@ impl ClusterNode {
         // A call whose entry may carry keys is checked against everything committed before
         // this leader's term (a leader just elected may not have applied it yet: a nonce
         // already spent, a release signer already dropped).
-        if matches!(call, Call::AllowImage(_) | Call::UpdatePolicy(_)) {
-            self.applied_all().await?;
+        if matches!(call, Call::AllowImage(_) | Call::UpdatePolicy(_)) && !self.applied_all().await? {
+            return Ok(self.not_leader());
         }
         let enclave = self.replica.enclave().ok_or_else(|| unavailable("the cluster has no identity yet"))?;
         // An owner call its owner did not sign is logged only within the bound on
@@ -237,8 +240,10 @@ impl ClusterNode {
                 }
                 Op::Call(Box::new(Call::SignIfAllowed(req)))
             }
-            Call::UpdatePolicy(u) if prechecked.is_ok() && !u.policy.release_signers.is_empty() => {
-                keyed::update_policy(&enclave, u)?
+            Call::UpdatePolicy(u) if prechecked.is_ok() => {
+                let applied = self.raft.metrics().borrow().last_applied.map(|l| l.index);
+                let pending = self.log.policy_updates_after(applied).iter().any(|(_, s, _)| *s == u.session);
+                keyed::update_policy(&enclave, u, pending)?
             }
             c @ (Call::UpdatePolicy(_)
             | Call::Revoke(_)

@@ -14,9 +14,11 @@
 //! applied, so a later update only ever takes signers away here, never adds one.
 //! A session that ended, or whose key is destroyed, sends no key to anyone.
 //!
-//! A peer of this node's own image and release signer receives entries and snapshots as
-//! they are: it may hold exactly what this node may, and its log must be this node's, for
-//! it may lead in turn and send them on to others (redacted then by its own view).
+//! A peer of this node's own image and release signer receives every key but those of
+//! sessions gone: it runs the very code this node runs (PCR0-2) and may hold exactly what
+//! this node may, and its log must be this node's, for it may lead in turn and send the
+//! entries on to others (redacted then by its own view). So such a peer, like this node,
+//! may keep in its log a key it no longer holds in its state, until a snapshot covers it.
 
 use super::types::{Entry, Holder, Op, Pcr8};
 use alloy_primitives::Address;
@@ -76,17 +78,18 @@ impl Op {
         }
     }
 
-    /// Take out the keys `holder` may not receive from this op, the entry at `index`.
-    pub fn redact_for(&mut self, holder: &Holder, index: u64, view: &impl KeyView) {
+    /// Take out the keys `holder` may not receive from this op, the entry at `index`;
+    /// `same`: `holder` is the sender's own image and signer (see the module docs).
+    pub fn redact_for(&mut self, holder: &Holder, same: bool, index: u64, view: &impl KeyView) {
         match self {
             Op::CreateSession { call, address, key, custody } => {
-                let by_image = custody.contains(&holder.image);
+                let by_image = same || custody.contains(&holder.image);
                 if key.is_some() && !receives(holder, by_image, &call.policy.release_signers, address, index, view) {
                     *key = None;
                 }
             }
             Op::AllowImage { call, keys } => {
-                let by_image = call.image == holder.image;
+                let by_image = same || call.image == holder.image;
                 for (session, key) in keys.iter_mut() {
                     if key.is_some() && !receives(holder, by_image, &[], session, index, view) {
                         *key = None;
@@ -94,7 +97,7 @@ impl Op {
                 }
             }
             Op::UpdatePolicy { call, key } => {
-                if key.is_some() && !receives(holder, false, &call.policy.release_signers, &call.session, index, view) {
+                if key.is_some() && !receives(holder, same, &call.policy.release_signers, &call.session, index, view) {
                     *key = None;
                 }
             }
@@ -104,12 +107,12 @@ impl Op {
     }
 }
 
-/// Redact the entries `holder` receives.
-pub fn redact_entries(entries: &mut [Entry], holder: &Holder, view: &impl KeyView) {
+/// Redact the entries `holder` receives (`same`: see [`Op::redact_for`]).
+pub fn redact_entries(entries: &mut [Entry], holder: &Holder, same: bool, view: &impl KeyView) {
     for e in entries {
         let index = e.log_id.index;
         if let openraft::EntryPayload::Normal(cmd) = &mut e.payload {
-            cmd.op.redact_for(holder, index, view);
+            cmd.op.redact_for(holder, same, index, view);
         }
     }
 }
@@ -131,8 +134,25 @@ mod tests {
 
     fn redacted(op: &Op, holder: &Holder, now: Current) -> bool {
         let mut op = op.clone();
-        op.redact_for(holder, 1, &Always(now));
+        op.redact_for(holder, false, 1, &Always(now));
         !op.carries_keys()
+    }
+
+    /// A peer of the sender's own image and signer receives every key but a gone session's.
+    #[test]
+    fn a_peer_like_the_sender_receives_all_but_keys_of_sessions_gone() {
+        let me = Holder { image: B256::repeat_byte(9), signer: Some(Pcr8::repeat_byte(0x5e)) };
+        let auth = OwnerAuth { owner: Address::ZERO, nonce: 1, signature: Default::default() };
+        let call = Box::new(AllowImage { auth, session: Address::ZERO, image: B256::repeat_byte(1) });
+        let op = Op::AllowImage { call, keys: vec![(Address::ZERO, Some(Secret([7; 32])))] };
+        let sent = |now: Current| {
+            let mut op = op.clone();
+            op.redact_for(&me, true, 1, &Always(now));
+            op.carries_keys()
+        };
+        assert!(sent(Current::Live(vec![])));
+        assert!(sent(Current::NotYetApplied));
+        assert!(!sent(Current::Gone));
     }
 
     #[test]

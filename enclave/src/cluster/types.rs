@@ -117,9 +117,10 @@ pub enum Op {
     /// The owner's `allow_image`, with the keys of the sessions it names (attached by the
     /// proposer, which holds them); `keys` are sent only to nodes of the allowed image.
     AllowImage { call: Box<AllowImage>, keys: Vec<(Address, Option<Secret>)> },
-    /// The owner's policy update that names a release signer, with the session's key
-    /// (attached by a proposer that holds it, once the owner's signature is checked); `key`
-    /// is sent only to nodes of the signers the new policy names ([`super::redact`]).
+    /// An owner's policy update whose signature the proposer checked, with the session's
+    /// key when the new policy names release signers and the proposer holds it; `key` is
+    /// sent only to nodes of the signers the new policy names ([`super::redact`]). An update
+    /// that failed the check is an [`Op::Call`] (refused when applied).
     UpdatePolicy { call: Box<UpdatePolicy>, key: Option<Secret> },
 }
 

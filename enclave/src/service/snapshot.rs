@@ -66,14 +66,19 @@ impl std::fmt::Debug for EnclaveSnapshot {
 
 impl EnclaveSnapshot {
     /// Take out every session key that `holder` may not hold: its custody does not list the
-    /// holder's image, nor does its policy name the holder's release signer — by signer
-    /// only for sessions not in `updated` (those whose policy a later entry updates: it may
-    /// drop the signer).
-    pub fn redact(&mut self, holder: &crate::cluster::types::Holder, updated: &std::collections::HashSet<Address>) {
+    /// holder's image, nor does its policy name the holder's release signer — nor, for a
+    /// session in `updated`, every later update (see `cluster::redact`): those only narrow.
+    pub fn redact(
+        &mut self,
+        holder: &crate::cluster::types::Holder,
+        updated: &HashMap<Address, Vec<crate::cluster::types::Pcr8>>,
+    ) {
         for s in &mut self.sessions {
-            let signers: &[crate::cluster::types::Pcr8] =
-                if updated.contains(&s.machine.facts.address) { &[] } else { &s.machine.policy.release_signers };
-            if !holder.may_hold(&s.custody, signers) {
+            let mut signers = s.machine.policy.release_signers.clone();
+            if let Some(later) = updated.get(&s.machine.facts.address) {
+                signers.retain(|p| later.contains(p));
+            }
+            if !holder.may_hold(&s.custody, &signers) {
                 s.key.zeroize();
                 s.key = None;
             }
