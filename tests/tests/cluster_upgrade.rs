@@ -10,7 +10,7 @@ use bridle_common::owner::{action, OwnerAction};
 use bridle_common::policy::Policy;
 use bridle_common::protocol::{image_digest, AllowImage, ImageAllowed, UpdatePolicy};
 use bridle_tests::cluster::{cap_policy, signer_of, transfer, Cluster};
-use bridle_tests::{code, Actor, Granted};
+use bridle_tests::{code, owner_action, Actor, Granted};
 use sha2::{Digest, Sha384};
 use std::time::Duration;
 
@@ -78,15 +78,8 @@ async fn a_rolling_upgrade_moves_only_the_sessions_their_owners_allowed() {
 /// The owner updates `g`'s policy to `p`, through node `i`'s host.
 async fn update_policy(c: &Cluster, i: usize, g: &Granted, p: Policy) {
     let st = c.status(i).await;
-    let msg = OwnerAction {
-        action: action::UPDATE_POLICY.into(),
-        enclave: st.identity_address,
-        session: g.session,
-        agent: g.agent.address,
-        policyHash: p.hash(),
-        subject: B256::ZERO,
-        nonce: Actor::next_nonce(),
-    };
+    let mut msg = owner_action(action::UPDATE_POLICY, st.identity_address, g.session, g.agent.address, B256::ZERO);
+    msg.policyHash = p.hash();
     let body = UpdatePolicy { session: g.session, policy: p, auth: g.owner.sign_owner(&msg) };
     let (s, v) = c.post(i, &format!("/v1/sessions/{}/policy", g.session), &body).await;
     assert_eq!(s, 200, "{v}");

@@ -51,7 +51,9 @@ fn adds_release_signer(enclave: &Enclave, u: &UpdatePolicy) -> bool {
 
 /// The entry of a policy update whose owner's signature the caller checked
 /// (`Enclave::precheck_owner`; an update that failed it is proposed as a plain call, within
-/// the bound on refusals, and never narrows what a peer receives: `super::redact`). When the
+/// the bound on refusals, and never narrows what a peer receives: `super::redact`; so is a
+/// checked one where no signer is named anywhere). The caller holds the session
+/// (`Proposing::hold_session`) until the entry is proposed. When the
 /// new policy names release signers, it carries the session's key if this leader holds it
 /// (for those signers' nodes: whether they hold it already is not known here, and a node
 /// takes a key only when it has none). Refused (`unavailable`) while an earlier checked
@@ -60,6 +62,12 @@ fn adds_release_signer(enclave: &Enclave, u: &UpdatePolicy) -> bool {
 /// policy does not (that signer's nodes would never receive the key).
 pub fn update_policy(enclave: &Enclave, u: UpdatePolicy, pending: bool) -> Result<Op, Denial> {
     if u.policy.release_signers.is_empty() {
+        // Neither this policy, nor the session's, nor one pending names a signer: nothing
+        // can carry the key by signer, so there is nothing to narrow — a plain call, which
+        // nodes of every release read (rolling upgrades from before `release_signers`).
+        if !pending && enclave.release_signers(&u.session).unwrap_or_default().is_empty() {
+            return Ok(Op::Call(Box::new(bridle_common::protocol::Call::UpdatePolicy(u))));
+        }
         return Ok(Op::UpdatePolicy { call: Box::new(u), key: None });
     }
     if pending {

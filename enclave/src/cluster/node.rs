@@ -74,6 +74,8 @@ pub struct ClusterNode {
     refusals: Mutex<(u64, u32)>,
     /// Owner messages being proposed: a copy of one is refused before the log.
     proposing: Proposing,
+    /// Sessions whose checked policy update is being proposed: one at a time each.
+    updating: Proposing,
     /// The failure detector's state ([`Election`]), shared with the network, which tells it
     /// when a voter refused this node's candidacy for a longer log.
     election: Arc<Mutex<Election>>,
@@ -108,6 +110,7 @@ impl ClusterNode {
             leading_since: Mutex::new(None),
             refusals: Mutex::new((0, 0)),
             proposing: Proposing::default(),
+            updating: Proposing::default(),
             election,
             joining: Arc::new(Mutex::new(None)),
         }
@@ -212,6 +215,7 @@ impl ClusterNode {
         }
         // One entry at a time per owner message (until applied, its nonce is not spent).
         let _held = owner_auth(&call).map(|a| self.proposing.hold(a)).transpose()?;
+        let mut _updating = None;
         let op = match call {
             Call::CreateSession(c) => {
                 let key = Key::generate();
@@ -241,6 +245,9 @@ impl ClusterNode {
                 Op::Call(Box::new(Call::SignIfAllowed(req)))
             }
             Call::UpdatePolicy(u) if prechecked.is_ok() => {
+                // Held until proposed: the next update of the session sees this one in the
+                // log (or waits).
+                _updating = Some(self.updating.hold_session(u.session)?);
                 let applied = self.raft.metrics().borrow().last_applied.map(|l| l.index);
                 let pending = self.log.policy_updates_after(applied).iter().any(|(_, s, _)| *s == u.session);
                 keyed::update_policy(&enclave, u, pending)?

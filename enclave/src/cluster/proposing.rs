@@ -55,6 +55,20 @@ impl Proposing {
         }
         Ok(Held { set: self.clone(), key })
     }
+
+    /// Hold `session` while a checked policy update of it is proposed (a set of its own:
+    /// the leader's `updating`); refused (`unavailable`: ask again) if one is, so that each
+    /// sees every earlier one in the log ([`super::keyed::update_policy`]).
+    pub fn hold_session(&self, session: Address) -> Result<Held, Denial> {
+        let key = (session, 0);
+        if !self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(key) {
+            return Err(Denial::new(
+                ErrorCode::Unavailable,
+                format!("another policy update of session {session} is being proposed; ask again"),
+            ));
+        }
+        Ok(Held { set: self.clone(), key })
+    }
 }
 
 #[cfg(test)]
@@ -74,5 +88,16 @@ mod tests {
         let _c = p.hold(&auth(2, 7)).unwrap();
         drop(held);
         let _again = p.hold(&auth(1, 7)).unwrap();
+    }
+
+    #[test]
+    fn a_session_is_updated_once_at_a_time() {
+        let p = Proposing::default();
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let held = p.hold_session(a).unwrap();
+        assert_eq!(p.hold_session(a).unwrap_err().code, ErrorCode::Unavailable);
+        let _b = p.hold_session(b).unwrap();
+        drop(held);
+        let _again = p.hold_session(a).unwrap();
     }
 }
