@@ -65,7 +65,7 @@ pub struct NodeConfig {
 /// (`MAX_CALL_FRAME`, 128 KiB) or an `allow_image` entry (`types::MAX_ALLOW_IMAGE_KEYS`).
 /// Entries not yet committed cannot be covered by a snapshot: while no majority commits, a
 /// leader proposes nothing once its log holds half this many bytes, or
-/// [`node::MAX_PENDING_ENTRIES`] entries, after the last one applied.
+/// [`log_store::MAX_PENDING_ENTRIES`] entries, after the last one applied.
 pub const DEFAULT_SNAPSHOT_BYTES: usize = 64 << 20;
 
 /// Take a snapshot (which drops the entries it covers) once the entries since the last

@@ -5,7 +5,7 @@
 use super::election::Election;
 use super::log_store::LogStore;
 use super::peers::{NetError, Peers};
-use super::redact::{redact_entries, Current, KeyView};
+use super::redact::{named_after, redact_entries, Current, KeyView};
 use super::replica::Replica;
 use super::replica::{decode_snapshot, encode_snapshot};
 use super::types::{entries_that_fit, Holder, Member, NodeId, Pcr8, TypeConfig, APPEND_BYTES};
@@ -154,15 +154,14 @@ impl KeyView for Known {
         };
         // Every later update narrows what is named (it may be refused when applied: it
         // never adds).
-        let mut narrowed = base;
-        for (_, _, named) in self.later.iter().filter(|(i, s, _)| *i > index && s == session) {
-            narrowed = match narrowed {
-                Current::NotYetApplied => Current::Live(named.clone()),
-                Current::Live(list) => Current::Live(list.into_iter().filter(|p| named.contains(p)).collect()),
-                Current::Gone => Current::Gone,
-            };
+        match (named_after(&self.later, session, index), base) {
+            (None, base) => base,
+            (Some(named), Current::NotYetApplied) => Current::Live(named),
+            (Some(named), Current::Live(list)) => {
+                Current::Live(list.into_iter().filter(|p| named.contains(p)).collect())
+            }
+            (Some(_), Current::Gone) => Current::Gone,
         }
-        narrowed
     }
 }
 
@@ -267,22 +266,15 @@ impl RaftNetwork<TypeConfig> for Conn {
             // leader just elected, say) still name, by session: only these signers may
             // receive its key (an update only narrows, see `redact`).
             let last = snapshot.meta.last_log_id.map(|l| l.index);
-            let mut updated: HashMap<Address, Vec<Pcr8>> = HashMap::new();
-            for (_, session, named) in self.log.policy_updates_after(last) {
-                match updated.get_mut(&session) {
-                    Some(list) => list.retain(|p| named.contains(p)),
-                    None => {
-                        updated.insert(session, named);
-                    }
-                }
-            }
+            let later = self.log.policy_updates_after(last);
+            let narrowed = |session: &Address| named_after(&later, session, last.unwrap_or(0));
             let data = snapshot.snapshot.into_inner();
             let redacted = if data.is_empty() {
                 data
             } else {
                 let mut s = decode_snapshot(&data)
                     .map_err(|e| StreamingError::Unreachable(unreachable(&Msg(format!("snapshot: {e}")))))?;
-                s.redact(&self.member.holder(), &updated);
+                s.redact(&self.member.holder(), narrowed);
                 encode_snapshot(&s)
                     .map_err(|e| StreamingError::Unreachable(unreachable(&Msg(format!("snapshot: {e}")))))?
             };

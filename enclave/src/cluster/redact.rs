@@ -36,6 +36,23 @@ pub enum Current {
     Gone,
 }
 
+/// What every checked policy update of `session` after log index `index` in `later`
+/// ((index, session, signers named), as `LogStore::policy_updates_after` lists them) still
+/// names — their intersection: a later update only narrows — or `None` if there is none.
+pub fn named_after(later: &[(u64, Address, Vec<Pcr8>)], session: &Address, index: u64) -> Option<Vec<Pcr8>> {
+    let mut named: Option<Vec<Pcr8>> = None;
+    for (_, _, list) in later.iter().filter(|(i, s, _)| *i > index && s == session) {
+        named = Some(match named {
+            None => list.clone(),
+            Some(mut n) => {
+                n.retain(|p| list.contains(p));
+                n
+            }
+        });
+    }
+    named
+}
+
 /// The sender's view of the sessions (see [`Current`]).
 pub trait KeyView {
     /// What is known now of `session`, whose key an entry at log index `index` carries.
@@ -218,5 +235,16 @@ mod tests {
         // PCR8 all zeros is an unsigned image: never a signer.
         assert_eq!(Holder::from_pcrs(&[1], &[2], &[3], Some(&[0; 48])).signer, None);
         assert_eq!(Holder::from_pcrs(&[1], &[2], &[3], Some(&[0x5e; 48])).signer, Some(signer));
+    }
+
+    #[test]
+    fn later_updates_name_their_intersection() {
+        let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+        let (s, t) = (Pcr8::repeat_byte(0x5e), Pcr8::repeat_byte(0x77));
+        let later = vec![(3, a, vec![s, t]), (4, b, vec![]), (5, a, vec![s])];
+        assert_eq!(named_after(&later, &a, 2), Some(vec![s]));
+        assert_eq!(named_after(&later, &a, 3), Some(vec![s]));
+        assert_eq!(named_after(&later, &a, 5), None);
+        assert_eq!(named_after(&later, &b, 0), Some(vec![]));
     }
 }

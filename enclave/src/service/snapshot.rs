@@ -66,16 +66,17 @@ impl std::fmt::Debug for EnclaveSnapshot {
 
 impl EnclaveSnapshot {
     /// Take out every session key that `holder` may not hold: its custody does not list the
-    /// holder's image, nor does its policy name the holder's release signer — nor, for a
-    /// session in `updated`, every later update (see `cluster::redact`): those only narrow.
+    /// holder's image, nor does its policy name the holder's release signer — nor what the
+    /// later policy updates still name (`narrowed`, see `cluster::redact`): those only
+    /// narrow.
     pub fn redact(
         &mut self,
         holder: &crate::cluster::types::Holder,
-        updated: &HashMap<Address, Vec<crate::cluster::types::Pcr8>>,
+        narrowed: impl Fn(&Address) -> Option<Vec<crate::cluster::types::Pcr8>>,
     ) {
         for s in &mut self.sessions {
             let mut signers = s.machine.policy.release_signers.clone();
-            if let Some(later) = updated.get(&s.machine.facts.address) {
+            if let Some(later) = narrowed(&s.machine.facts.address) {
                 signers.retain(|p| later.contains(p));
             }
             if !holder.may_hold(&s.custody, &signers) {
