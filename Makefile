@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build release dev test test-deps lint fmt bench load load-smoke bench-cluster fuzz fuzz-long check-long clean help
+.PHONY: all build release dev test test-deps lint fmt bench load load-smoke bench-enclave bench-cluster fuzz fuzz-long check-long clean help
 
 all: build
 
@@ -45,13 +45,14 @@ bench: release
 	$(CARGO) bench -p bridle-enclave --bench signing
 	$(CARGO) bench -p bridle-attestation
 	$(MAKE) load
+	$(MAKE) bench-enclave
 	$(MAKE) bench-cluster
 
 # End-to-end load (issue 12; BENCHMARKS.md, "End to end"): bridle-load starts the release
 # enclave and host, grants the sessions and prints the human summary. Against another host:
 #   ./target/release/bridle-load --host URL --enclave-key 0x… [--rate R] [--json]   (--help)
 LOAD_ARGS ?= --sessions 64 --concurrency 32 --duration 20
-LOAD_BINS = --bin bridle-enclave --bin bridle-host --bin bridle-load
+LOAD_BINS = --bin bridle-enclave --bin bridle-host --bin bridle-load --bin bridle-enclave-bench
 load:
 	$(CARGO) build --release -p bridle-enclave -p bridle-host -p bridle-tests $(LOAD_BINS)
 	BRIDLE_BIN_DIR=target/release ./target/release/bridle-load $(LOAD_ARGS)
@@ -62,6 +63,17 @@ load-smoke:
 	set -o pipefail; BRIDLE_BIN_DIR=target/debug ./target/debug/bridle-load --sessions 4 --requests 200 --json \
 	  --quiet --raw-secs 0.5 | tee target/load-smoke.json | grep '"ok":200,' >/dev/null
 	@echo "load-smoke: 200 of 200 requests signed (target/load-smoke.json)"
+	set -o pipefail; BRIDLE_BIN_DIR=target/debug ./target/debug/bridle-enclave-bench --sessions 4 --connections 2 \
+	  --pipeline 4 --requests 200 --rounds 1 --raw-secs 0.2 --json --quiet | tee target/enclave-bench-smoke.json \
+	  | grep -E '"signed":400[,}]' >/dev/null
+	@echo "load-smoke: bridle-enclave-bench signed 400 of 400 (target/enclave-bench-smoke.json)"
+
+# The enclave alone through its socket, no host (issue 12 items 2 and 3): CPU per request
+# against a raw signature, and every core against one (taskset), beside raw k256's scaling.
+ENCLAVE_BENCH_ARGS ?= --sessions 64 --connections 8 --pipeline 8 --requests 40000 --rounds 3
+bench-enclave:
+	$(CARGO) build --release -p bridle-enclave -p bridle-tests --bin bridle-enclave --bin bridle-enclave-bench
+	BRIDLE_BIN_DIR=target/release ./target/release/bridle-enclave-bench $(ENCLAVE_BENCH_ARGS)
 
 # Replication's cost (issue 11): a 3-node cluster against one enclave in the same run —
 # throughput, memory per session, failover time (BENCHMARKS.md, "Enclave cluster").

@@ -12,6 +12,7 @@
 pub mod args;
 pub mod machine;
 pub mod run;
+pub mod socket;
 pub mod stats;
 pub mod target;
 
