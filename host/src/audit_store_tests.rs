@@ -138,20 +138,22 @@ fn chains_of_different_enclaves_are_kept_apart() {
     });
 }
 
-/// Against protocol v1's unsigned reply, `decode` says unsupported; once the protocol
-/// carries the signed batch, it passes it through.
+/// The protocol's audit reply is the signed batch: `decode` passes it through unchanged,
+/// and names any other reply.
 #[test]
 fn decode_follows_the_protocol() {
     let mut c = TestChain::new(5);
     started(&mut c);
     let signed = reply(&c, 0, 1, false);
-    match serde_json::from_value::<Reply>(json!({ "audit": signed })) {
-        Ok(r) => assert_eq!(decode(r).unwrap(), signed),
-        Err(_) => {
-            let old: Reply = serde_json::from_value(json!({ "audit": { "entries": ["0x78"] } })).unwrap();
-            assert!(matches!(decode(old), Err(PullError::Unsupported(_))));
-        }
-    }
+    let r: Reply = serde_json::from_value(json!({ "audit": signed })).unwrap();
+    assert_eq!(decode(r).unwrap(), signed);
+    let other = Reply::PendingDenied(bridle_common::protocol::PendingDenied {
+        session: Default::default(),
+        digest: Default::default(),
+        until: 0,
+        receipt: None,
+    });
+    assert!(matches!(decode(other), Err(PullError::Other(m)) if m.contains("pending_denied")));
 }
 
 /// Two hosts on one database fed the same chain (enclaves sharing an identity key, or
