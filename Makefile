@@ -10,7 +10,7 @@ help:
 	@echo "make dev        build, then run a development enclave (mock NSM) and the host on 127.0.0.1:8547"
 	@echo "make test       install test dependencies, build the binaries, run every test"
 	@echo "make lint       rustfmt --check and clippy -D warnings"
-	@echo "make bench      criterion benchmarks and the end-to-end load generator (release)"
+	@echo "make bench      criterion benchmarks, the end-to-end load generator, the enclave alone, the cluster (release)"
 	@echo "make check-long the engine against the reference model on 10^6 random sequences (release)"
 	@echo "make fuzz       every fuzz target for FUZZ_SECONDS each (nightly, cargo-fuzz); fuzz-long: 30 min each"
 	@echo "make enclave-image  the reproducible enclave image: target/eif/bridle.eif + pcrs.json (no docker)"
