@@ -1,7 +1,9 @@
 //! The host's copy of the enclave's signed audit log (R-AUD-1).
 //!
-//! A background task pulls `audit(since)` from the enclave every second (and whenever
-//! [`AuditStore::kick`] is called, at most every [`MIN_PULL_GAP`]), checks every batch
+//! A background task pulls `audit(since)` from the enclave every second — every
+//! [`MIN_PULL_GAP`] while entries arrive at [`busy`]'s rate or faster, so that under load a
+//! pull holds a tenth of a second of entries rather than a second's — and whenever
+//! [`AuditStore::kick`] is called (at most every [`MIN_PULL_GAP`]), checks every batch
 //! against the enclave identity with [`verify_chain`] — as a continuation of what is
 //! already stored — and only then stores the entries and the signed head, in one
 //! transaction. A batch that does not verify is refused and logged at error level: the
@@ -49,11 +51,19 @@ use tokio::sync::Notify;
 pub const DEFAULT_PULL_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest pause between two pulls (kicks within it are merged).
 pub const MIN_PULL_GAP: Duration = Duration::from_millis(100);
-/// A pull that stored at least this many entries means a busy enclave: the next pull
-/// follows after [`MIN_PULL_GAP`] instead of the interval, so each pull (the enclave's
-/// reply, the chain check and the insert) stays small and never holds a core for long
-/// beside the signing path.
+/// Entries per [`MIN_PULL_GAP`] from which the enclave counts as busy (500 a second).
 pub const BUSY_PULL_ENTRIES: usize = 50;
+
+/// Whether a pull that stored `stored` entries, `since` after the pull before it, shows a
+/// busy enclave: entries arriving at [`BUSY_PULL_ENTRIES`] per [`MIN_PULL_GAP`] or faster.
+/// Then the next pull follows after [`MIN_PULL_GAP`] instead of the interval, so each pull
+/// (the enclave's reply, the chain check and the insert) stays small beside the signing
+/// path. A rate, not a count: a one-second pull and the short one after it see the same
+/// rate, so the pace does not flip between them.
+pub fn busy(stored: usize, since: Duration) -> bool {
+    let gaps = since.as_secs_f64() / MIN_PULL_GAP.as_secs_f64();
+    stored > 0 && stored as f64 >= BUSY_PULL_ENTRIES as f64 * gaps
+}
 /// The most batches one pull fetches (each at most `MAX_REPLY_ENTRIES`).
 const MAX_BATCHES_PER_PULL: usize = 1000;
 /// `GET /v1/audit` page size: default and maximum.
@@ -418,6 +428,7 @@ pub fn spawn(st: AppState, interval: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -426,9 +437,12 @@ pub fn spawn(st: AppState, interval: Duration) -> tokio::task::JoinHandle<()> {
             // While the enclave is busy, pull every MIN_PULL_GAP: small pulls, often (a
             // 20 ms gap was tried and measured no better: BENCHMARKS.md).
             loop {
-                let busy = matches!(audit.pull(&st.client).await, Ok(p) if p.stored >= BUSY_PULL_ENTRIES);
+                let stored = audit.pull(&st.client).await.map_or(0, |p| p.stored);
+                let now = tokio::time::Instant::now();
+                let was_busy = busy(stored, now - last);
+                last = now;
                 tokio::time::sleep(MIN_PULL_GAP).await;
-                if !busy {
+                if !was_busy {
                     break;
                 }
             }

@@ -234,3 +234,19 @@ fn bad_rows_are_errors() {
     conn.execute("UPDATE audit_heads SET head = '[]'", []).unwrap();
     assert!(s.export_json(&c.enclave()).is_err());
 }
+
+/// The pull pace follows the rate entries arrive at, not one pull's count: 500 a second
+/// and more is busy (pull every 100 ms), whether seen over a second or a tenth of one.
+#[test]
+fn a_busy_enclave_is_a_rate_of_entries() {
+    let ms = Duration::from_millis;
+    assert!(busy(50, ms(100)));
+    assert!(busy(500, ms(1000)));
+    assert!(busy(1300, ms(100)));
+    // 300 a second: a one-second pull sees 300, the short pull after it 30: neither busy.
+    assert!(!busy(300, ms(1000)));
+    assert!(!busy(30, ms(100)));
+    assert!(!busy(49, ms(100)));
+    assert!(!busy(0, ms(0)));
+    assert!(busy(1, ms(0)));
+}
