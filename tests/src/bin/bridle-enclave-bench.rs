@@ -9,14 +9,15 @@
 use bridle_tests::load::socket::{execute, SocketArgs};
 
 const USAGE: &str = "\
-bridle-enclave-bench: the enclave alone through its socket (starts BRIDLE_BIN_DIR/bridle-enclave)
+bridle-enclave-bench: the enclave alone through its socket (starts BRIDLE_BIN_DIR/bridle-enclave twice:
+one enclave with every allowed CPU, one started on the last of them alone; needs taskset)
 
-  --sessions N      sessions granted and used round-robin (default 64, at most 100000)
+  --sessions N      sessions on each enclave, used round-robin (default 64, at most 100000)
   --connections C   Unix connections (default 8)
   --pipeline P      frames in flight per connection (default 8, at most 64)
-  --requests M      requests per phase (default 40000, at most 10000000)
-  --rounds R        rounds; each runs one phase on one core and one on every core (default 3, at most 50)
-  --raw-secs S      seconds of raw k256 signing per measurement (default 1.0, at most 60)
+  --requests M      requests per phase, stamped before it (default 40000, at most 200000)
+  --rounds R        rounds; each runs a phase on the one-core enclave and one on the all-core enclave (default 3, at most 50)
+  --raw-secs S      seconds of each raw k256 measurement (default 1.0, above 0, at most 60)
   --verify-every K  recover every K-th signature to its session (default 64; 0: none)
   --json            one JSON object on stdout
   --quiet           no progress lines on stderr";
@@ -38,7 +39,7 @@ fn parse(argv: &[String]) -> Result<Option<(SocketArgs, bool, bool)>, String> {
             "--sessions" => a.sessions = value(100_000.0)? as usize,
             "--connections" => a.connections = value(256.0)? as usize,
             "--pipeline" => a.pipeline = value(64.0)? as usize,
-            "--requests" => a.requests = value(10_000_000.0)? as usize,
+            "--requests" => a.requests = value(200_000.0)? as usize,
             "--rounds" => a.rounds = value(50.0)? as usize,
             "--raw-secs" => a.raw_secs = value(60.0)?,
             "--verify-every" => a.verify_every = value(1e9)? as usize,
