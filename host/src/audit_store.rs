@@ -61,8 +61,7 @@ pub const BUSY_PULL_ENTRIES: usize = 50;
 /// path. A rate, not a count: a one-second pull and the short one after it see the same
 /// rate, so the pace does not flip between them.
 pub fn busy(stored: usize, since: Duration) -> bool {
-    let gaps = since.as_secs_f64() / MIN_PULL_GAP.as_secs_f64();
-    stored > 0 && stored as f64 >= BUSY_PULL_ENTRIES as f64 * gaps
+    stored > 0 && stored as u128 * MIN_PULL_GAP.as_nanos() >= BUSY_PULL_ENTRIES as u128 * since.as_nanos()
 }
 /// The most batches one pull fetches (each at most `MAX_REPLY_ENTRIES`).
 const MAX_BATCHES_PER_PULL: usize = 1000;

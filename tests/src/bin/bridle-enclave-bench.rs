@@ -13,11 +13,12 @@ bridle-enclave-bench: the enclave alone through its socket (starts BRIDLE_BIN_DI
 one enclave with every allowed CPU, one started on the last of them alone; needs taskset)
 
   --sessions N      sessions on each enclave, used round-robin (default 64, at most 100000)
-  --connections C   Unix connections (default 8)
+  --connections C   Unix connections (default 8, at most 256)
   --pipeline P      frames in flight per connection (default 8, at most 64)
   --requests M      requests per phase, stamped before it (default 40000, at most 200000)
   --rounds R        rounds; each runs a phase on the one-core enclave and one on the all-core enclave (default 3, at most 50)
-  --raw-secs S      seconds of each raw k256 measurement (default 1.0, above 0, at most 60)
+  --raw-secs S      seconds of each raw k256 measurement (default 1.0, 0.05 to 10)
+  (requests x rounds / sessions must stay at most 50000: the enclave keeps 65536 live stamps per session)
   --verify-every K  recover every K-th signature to its session (default 64; 0: none)
   --json            one JSON object on stdout
   --quiet           no progress lines on stderr";
@@ -41,7 +42,7 @@ fn parse(argv: &[String]) -> Result<Option<(SocketArgs, bool, bool)>, String> {
             "--pipeline" => a.pipeline = value(64.0)? as usize,
             "--requests" => a.requests = value(200_000.0)? as usize,
             "--rounds" => a.rounds = value(50.0)? as usize,
-            "--raw-secs" => a.raw_secs = value(60.0)?,
+            "--raw-secs" => a.raw_secs = value(10.0)?,
             "--verify-every" => a.verify_every = value(1e9)? as usize,
             "--json" => json = true,
             "--quiet" => quiet = true,

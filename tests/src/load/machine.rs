@@ -53,7 +53,8 @@ pub fn raw_rate(threads: usize, secs: f64) -> f64 {
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             std::thread::spawn(move || {
-                let key = k256::ecdsa::SigningKey::from_slice(&[t as u8 + 1; 32]).expect("a valid scalar");
+                // A nonzero byte below the group order's first byte: always a valid scalar.
+                let key = k256::ecdsa::SigningKey::from_slice(&[(t % 250) as u8 + 1; 32]).expect("a valid scalar");
                 let mut n = 0u64;
                 let mut d = [7u8; 32];
                 while Instant::now() < stop {

@@ -41,6 +41,12 @@ const MAX_REPLY: usize = 1 << 20;
 /// Most requests per phase: they are stamped before the phase, and the enclave takes a
 /// stamp for 60 s by default.
 pub const MAX_REQUESTS_PER_PHASE: usize = 200_000;
+/// Bounds of each raw k256 measurement: long enough to count, short enough that a phase's
+/// stamps (made right after the first one) stay well inside the enclave's 60 s window.
+pub const MIN_RAW_SECS: f64 = 0.05;
+pub const MAX_RAW_SECS: f64 = 10.0;
+/// Requests per session over all rounds, under the enclave's 65 536 live stamps.
+pub const MAX_STAMPS_PER_SESSION: usize = 50_000;
 /// How long a reply may take.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -294,6 +300,8 @@ struct Pins<'a> {
 /// One phase on `b`: the requests stamped first, then sent over `connections` at once.
 fn phase(a: &SocketArgs, b: &mut Bench, round: usize, which: Cpus, pins: Pins) -> Result<Phase, String> {
     let (me, pid) = (std::process::id(), b.proc.proc.pid());
+    // The yardstick first: the stamps made next must not age while it runs.
+    let raw_before = machine::raw_rate(1, a.raw_secs);
     let reqs = prepare(&mut b.held, 1, a.requests, crate::now())?;
     // Connection k carries requests k, k + C, …: each session stays on one connection when
     // the session count is a multiple of the connection count.
@@ -301,7 +309,6 @@ fn phase(a: &SocketArgs, b: &mut Bench, round: usize, which: Cpus, pins: Pins) -
     for (i, r) in reqs.into_iter().enumerate() {
         shares[i % a.connections].push(r);
     }
-    let raw_before = machine::raw_rate(1, a.raw_secs);
     cpus::pin(pid, pins.enclave)?;
     cpus::pin(me, pins.generator)?;
     let (e0, m0) = (machine::cpu_secs(pid), machine::cpu_secs(me));
@@ -346,8 +353,17 @@ pub fn execute(a: &SocketArgs, note: &dyn Fn(&str)) -> Result<SocketReport, Stri
     if a.requests > MAX_REQUESTS_PER_PHASE {
         return Err(format!("at most {MAX_REQUESTS_PER_PHASE} requests per phase (they are stamped before it)"));
     }
-    if a.raw_secs.is_nan() || a.raw_secs <= 0.0 {
-        return Err("the raw measurement needs a time above 0 s".into());
+    if !(MIN_RAW_SECS..=MAX_RAW_SECS).contains(&a.raw_secs) {
+        return Err(format!("--raw-secs must be between {MIN_RAW_SECS} and {MAX_RAW_SECS} s"));
+    }
+    // Each session remembers its live stamps (those within the enclave's 60 s window), at
+    // most 65 536: rounds follow each other within that window.
+    let per_session = a.requests.saturating_mul(a.rounds) / a.sessions;
+    if per_session > MAX_STAMPS_PER_SESSION {
+        return Err(format!(
+            "{per_session} requests per session over the rounds: at most {MAX_STAMPS_PER_SESSION} (the enclave keeps \
+             65 536 live stamps per session); add sessions or lower --requests or --rounds"
+        ));
     }
     let me = std::process::id();
     let allowed = cpus::allowed(me)?;
