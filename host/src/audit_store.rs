@@ -63,6 +63,7 @@ pub const BUSY_PULL_ENTRIES: usize = 50;
 pub fn busy(stored: usize, since: Duration) -> bool {
     stored > 0 && stored as u128 * MIN_PULL_GAP.as_nanos() >= BUSY_PULL_ENTRIES as u128 * since.as_nanos()
 }
+
 /// The most batches one pull fetches (each at most `MAX_REPLY_ENTRIES`).
 const MAX_BATCHES_PER_PULL: usize = 1000;
 /// `GET /v1/audit` page size: default and maximum.

@@ -235,6 +235,26 @@ pub fn load_policy(chain_id: u64, cap: u64, valid_secs: u64, now: u64) -> Result
     resolve_text(&text, now).map_err(|d| format!("load policy: {d}"))
 }
 
+/// Checks that a session creation's reply binds exactly what was granted (`enclave`,
+/// `owner`, `agent`, `policy`'s hash) and that the binding is signed by `enclave`'s
+/// identity key.
+pub fn check_created(
+    created: &SessionCreated,
+    enclave: Address,
+    owner: Address,
+    agent: Address,
+    policy: &Policy,
+) -> Result<(), String> {
+    let b = &created.binding;
+    if b.enclave != enclave || b.owner != owner || b.agent != agent || b.policy_hash != policy.hash() {
+        return Err(format!("the session binding does not name what was granted: {b:?}"));
+    }
+    if !recovers_to(&created.binding_signature, &b.digest(), enclave) {
+        return Err("the session binding is not signed by the enclave identity".into());
+    }
+    Ok(())
+}
+
 /// Check a signature (65 bytes r ‖ s ‖ v) over `digest` recovers to `who`.
 pub fn recovers_to(sig: &[u8], digest: &B256, who: Address) -> bool {
     Signature::from_raw(sig).ok().and_then(|s| s.recover_address_from_prehash(digest).ok()) == Some(who)
@@ -263,17 +283,8 @@ impl Target {
         }
         let created: SessionCreated =
             serde_json::from_value(v).map_err(|e| format!("POST /v1/sessions: not a SessionCreated: {e}"))?;
+        check_created(&created, self.identity.address, owner.address, agent.address, policy)?;
         let b = &created.binding;
-        if b.enclave != self.identity.address
-            || b.owner != owner.address
-            || b.agent != agent.address
-            || b.policy_hash != policy.hash()
-        {
-            return Err(format!("the session binding does not name what was granted: {b:?}"));
-        }
-        if !recovers_to(&created.binding_signature, &b.digest(), self.identity.address) {
-            return Err("the session binding is not signed by the trusted enclave identity".into());
-        }
         let pk = k256::PublicKey::from_sec1_bytes(&self.identity.public_key).map_err(|e| e.to_string())?;
         let key = StampKey::derive(&agent.secret, &pk, b.session, agent.address);
         Ok(LoadSession { owner, agent, session: b.session, key, nonce: AtomicU64::new(0) })
@@ -446,5 +457,43 @@ mod tests {
         let t = now();
         let p = load_policy(31337, 1_000_000, 7200, t).unwrap();
         assert_eq!(p.valid_until, Some(t + 7200));
+    }
+
+    #[test]
+    fn a_creation_reply_must_bind_what_was_granted_under_the_identity() {
+        use bridle_common::protocol::SessionBinding;
+        let (enclave, owner, agent, session, other) =
+            (Actor::random(), Actor::random(), Actor::random(), Actor::random(), Actor::random());
+        let policy = load_policy(31337, 1_000_000, 7200, now()).unwrap();
+        let sign = |who: &Actor, b: &SessionBinding| {
+            let sk = k256::ecdsa::SigningKey::from(&who.secret);
+            let (sig, recid) = sk.sign_prehash_recoverable(b.digest().as_slice()).unwrap();
+            Signature::from_signature_and_parity(sig, recid.is_y_odd()).as_bytes().to_vec().into()
+        };
+        let binding = SessionBinding {
+            enclave: enclave.address,
+            session: session.address,
+            owner: owner.address,
+            agent: agent.address,
+            policy_hash: policy.hash(),
+            created_at: 1,
+            valid_until: 2,
+        };
+        let created = |b: SessionBinding, by: &Actor| SessionCreated {
+            binding_signature: sign(by, &b),
+            binding: b,
+            attestation: None,
+        };
+        let check = |c: &SessionCreated| check_created(c, enclave.address, owner.address, agent.address, &policy);
+        assert_eq!(check(&created(binding.clone(), &enclave)), Ok(()));
+        let wrong_policy = SessionBinding { policy_hash: B256::repeat_byte(7), ..binding.clone() };
+        assert!(check(&created(wrong_policy, &enclave)).unwrap_err().contains("does not name"));
+        let wrong_owner = SessionBinding { owner: other.address, ..binding.clone() };
+        assert!(check(&created(wrong_owner, &enclave)).unwrap_err().contains("does not name"));
+        let wrong_agent = SessionBinding { agent: other.address, ..binding.clone() };
+        assert!(check(&created(wrong_agent, &enclave)).unwrap_err().contains("does not name"));
+        let wrong_enclave = SessionBinding { enclave: other.address, ..binding.clone() };
+        assert!(check(&created(wrong_enclave, &other)).unwrap_err().contains("does not name"));
+        assert!(check(&created(binding, &other)).unwrap_err().contains("not signed"));
     }
 }

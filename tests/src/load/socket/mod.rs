@@ -21,7 +21,7 @@ pub mod cpus;
 pub mod report;
 
 use super::machine;
-use super::target::{load_policy, recovers_to, RECIPIENT, TOKEN};
+use super::target::{check_created, load_policy, recovers_to, RECIPIENT, TOKEN};
 use crate::{create_action, erc20_transfer, Actor, EnclaveProc};
 use alloy_primitives::{Address, B256, U256};
 use bridle_common::frame::{from_cbor, to_cbor};
@@ -153,13 +153,8 @@ fn grant(socket: &Path, n: usize, chain_id: u64, cap: u64) -> Result<Vec<Held>, 
             Reply::SessionCreated(c) => c,
             other => return Err(format!("create_session answered {other:?}")),
         };
+        check_created(&created, address, owner.address, agent.address, &policy)?;
         let b = &created.binding;
-        if b.enclave != address || b.owner != owner.address || b.agent != agent.address {
-            return Err(format!("the session binding does not name what was granted: {b:?}"));
-        }
-        if !recovers_to(&created.binding_signature, &b.digest(), address) {
-            return Err("the session binding is not signed by the enclave identity".into());
-        }
         let key = StampKey::derive(&agent.secret, &pk, b.session, agent.address);
         held.push(Held { session: b.session, key, nonce: 0 });
     }
