@@ -1,6 +1,7 @@
 //! Verification cost: one real AWS document (first verification; with its CA chain
 //! prefix already verified; with its whole chain, enclave leaf included, already
-//! verified) and one mock document.
+//! verified) and one mock document; and, side by side for reference, one ECDSA P-384
+//! verification with AWS-LC (the verifier's library) and with ring (the one before it).
 
 use bridle_attestation::{verify_uncached, verify_with_cache, CertCache, MockNsm, NsmProvider, VerifyOptions};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
@@ -71,5 +72,23 @@ fn bench_verify(c: &mut Criterion) {
     c.bench_function("mock/attestation", |b| b.iter(|| nsm.attestation(None, Some(b"n".to_vec()), None)));
 }
 
-criterion_group!(benches, bench_verify);
+/// One P-384 verification (SHA-384, fixed-width r ‖ s, as a COSE signature), the same key,
+/// message and signature through both libraries.
+fn bench_p384(c: &mut Criterion) {
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).expect("key");
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8.as_ref()).expect("key");
+    let public = key.public_key().as_ref().to_vec();
+    let msg = b"bridle p384 reference";
+    let sig = key.sign(&rng, msg).expect("sign").as_ref().to_vec();
+    let aws = aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED, &public);
+    let ring = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P384_SHA384_FIXED, &public);
+    aws.verify(msg, &sig).expect("aws-lc verifies");
+    ring.verify(msg, &sig).expect("ring verifies");
+    c.bench_function("p384/verify_aws_lc", |b| b.iter(|| aws.verify(black_box(msg), black_box(&sig))));
+    c.bench_function("p384/verify_ring", |b| b.iter(|| ring.verify(black_box(msg), black_box(&sig))));
+}
+
+criterion_group!(benches, bench_verify, bench_p384);
 criterion_main!(benches);

@@ -15,10 +15,10 @@
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use ciborium::value::Value;
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
-use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha384};
 
 mod ca;

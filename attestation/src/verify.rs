@@ -32,8 +32,8 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
 use der::{DecodePem, Encode};
-use ring::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{CertCache, CertHash};

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use der::{Decode, Encode};
-use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::spki::ObjectIdentifier;
@@ -48,6 +48,23 @@ impl fmt::Display for CertRole {
 pub(crate) enum Curve {
     P256,
     P384,
+}
+
+impl Curve {
+    /// Bytes of an uncompressed point `04 ‖ x ‖ y`.
+    pub(crate) fn point_len(self) -> usize {
+        match self {
+            Curve::P256 => 65,
+            Curve::P384 => 97,
+        }
+    }
+}
+
+/// Whether `key` is an uncompressed point of `curve`'s size: the only encoding a
+/// certificate's key is taken in. (AWS-LC, given the key alone, would also take a hybrid
+/// `06`/`07` point — ring would not; `differential.rs` shows both.)
+pub(crate) fn is_uncompressed_point(key: &[u8], curve: Curve) -> bool {
+    key.len() == curve.point_len() && key.first() == Some(&0x04)
 }
 
 /// A parsed certificate with what chain validation needs.
@@ -120,10 +137,10 @@ pub(crate) fn parse_cert(role: CertRole, der_bytes: &[u8]) -> Result<ParsedCert,
         .ok_or_else(|| cert_err(role, "EC public key without named curve"))?
         .decode_as()
         .map_err(|e| cert_err(role, format!("EC public key curve is not a named curve: {e}")))?;
-    let (curve, point_len) = if curve_oid == OID_SECP384R1 {
-        (Curve::P384, 97)
+    let curve = if curve_oid == OID_SECP384R1 {
+        Curve::P384
     } else if curve_oid == OID_SECP256R1 {
-        (Curve::P256, 65)
+        Curve::P256
     } else {
         return Err(VerifyError::UnsupportedCertificateAlgorithm {
             cert: role,
@@ -136,10 +153,15 @@ pub(crate) fn parse_cert(role: CertRole, der_bytes: &[u8]) -> Result<ParsedCert,
         .as_bytes()
         .ok_or_else(|| cert_err(role, "public key bit string has unused bits"))?
         .to_vec();
-    if public_key.len() != point_len || public_key.first() != Some(&0x04) {
+    if !is_uncompressed_point(&public_key, curve) {
         return Err(cert_err(
             role,
-            format!("public key is not an uncompressed point of {point_len} bytes (got {} bytes)", public_key.len()),
+            format!(
+                "public key is not an uncompressed point (04 ‖ x ‖ y) of {} bytes (got {} bytes starting {:02x?})",
+                curve.point_len(),
+                public_key.len(),
+                public_key.first()
+            ),
         ));
     }
 
@@ -187,7 +209,10 @@ pub(crate) fn parse_cert(role: CertRole, der_bytes: &[u8]) -> Result<ParsedCert,
     })
 }
 
-fn ring_algorithm(sig_alg: ObjectIdentifier, issuer_curve: Curve) -> &'static dyn VerificationAlgorithm {
+#[cfg(test)]
+mod differential;
+
+fn verification_algorithm(sig_alg: ObjectIdentifier, issuer_curve: Curve) -> &'static dyn VerificationAlgorithm {
     match (sig_alg == OID_ECDSA_SHA384, issuer_curve) {
         (true, Curve::P384) => &signature::ECDSA_P384_SHA384_ASN1,
         (true, Curve::P256) => &signature::ECDSA_P256_SHA384_ASN1,
@@ -256,7 +281,7 @@ fn check_link(
     if signature_known {
         return Ok(());
     }
-    let alg = ring_algorithm(child.signature_alg, issuer.curve);
+    let alg = verification_algorithm(child.signature_alg, issuer.curve);
     UnparsedPublicKey::new(alg, &issuer.public_key).verify(&child.tbs_der, &child.signature).map_err(|_| {
         if anchored {
             VerifyError::UntrustedRoot {

@@ -92,6 +92,7 @@ fn build_binaries(root: &Path, epoch: u64) -> Result<(PathBuf, PathBuf, String)>
         format!("--remap-path-prefix={}=/cargo", home.display()),
     ]
     .join(" ");
+    let cflags = format!("-ffile-prefix-map={}=/bridle -ffile-prefix-map={}=/cargo", root.display(), home.display());
     eprintln!("xtask: building bridle-enclave and bridle-init ({TARGET}, {rustc})");
     let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "--locked", "--target", TARGET, "-p", "bridle-enclave", "-p", "bridle-init"])
@@ -103,6 +104,8 @@ fn build_binaries(root: &Path, epoch: u64) -> Result<(PathBuf, PathBuf, String)>
         .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
         .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
         .env("CC_x86_64_unknown_linux_musl", "musl-gcc")
+        // C sources (AWS-LC) name their files in error strings: map the clone's paths away.
+        .env("CFLAGS_x86_64_unknown_linux_musl", cflags)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()
         .context("running cargo")?;

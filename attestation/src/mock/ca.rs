@@ -24,11 +24,11 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::rand::SystemRandom;
 use der::asn1::UtcTime;
 use der::pem::LineEnding;
 use der::{DecodePem, Encode, EncodePem};
 use p384::ecdsa::{DerSignature, SigningKey};
-use ring::rand::SystemRandom;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
