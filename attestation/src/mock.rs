@@ -136,6 +136,8 @@ fn internal(what: &str, e: impl std::fmt::Display) -> NsmError {
     NsmError::Internal(format!("{what}: {e}"))
 }
 
+/// (AWS-LC aborts the process if the OS random source fails rather than return an
+/// error, so `NsmError::Random` is kept for the interface, not expected here.)
 fn random_bytes(rng: &SystemRandom, len: usize) -> Result<Vec<u8>, NsmError> {
     let mut out = vec![0u8; len];
     rng.fill(&mut out).map_err(|_| NsmError::Random("OS random source failed".to_string()))?;

@@ -32,7 +32,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
+use aws_lc_rs::signature::{EcdsaVerificationAlgorithm, UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
 use der::{DecodePem, Encode};
 use sha2::{Digest, Sha256};
 
@@ -41,6 +41,9 @@ use crate::cose::{self, ES384_SIGNATURE_LEN};
 use crate::document;
 pub use crate::x509::CertificateInfo;
 use crate::x509::{self, CertRole, ParsedCert};
+
+/// The COSE signature's algorithm: ES384 over the Sig_structure, `r ‖ s` of 48 bytes each.
+pub(crate) const COSE_ALGORITHM: &EcdsaVerificationAlgorithm = &ECDSA_P384_SHA384_FIXED;
 
 /// The AWS Nitro Enclaves Root-G1 certificate (PEM), embedded at build time.
 pub const AWS_NITRO_ROOT_G1_PEM: &str = include_str!("../../tests/fixtures/nitro/aws_nitro_root_g1.pem");
@@ -681,7 +684,7 @@ fn verify_inner(
     }
     let to_verify =
         cose::sig_structure(&cose.protected, &cose.payload).map_err(|reason| VerifyError::InvalidInput { reason })?;
-    UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &leaf.public_key)
+    UnparsedPublicKey::new(COSE_ALGORITHM, &leaf.public_key)
         .verify(&to_verify, &cose.signature)
         .map_err(|_| VerifyError::SignatureInvalid { subject: leaf.subject.clone() })?;
 

@@ -61,8 +61,9 @@ impl Curve {
 }
 
 /// Whether `key` is an uncompressed point of `curve`'s size: the only encoding a
-/// certificate's key is taken in. (AWS-LC, given the key alone, would also take a hybrid
-/// `06`/`07` point — ring would not; `differential.rs` shows both.)
+/// certificate's key is taken in. (AWS-LC, given a key alone, would also take a compressed
+/// `02`/`03` point, a hybrid `06`/`07` one or a whole SubjectPublicKeyInfo — ring would
+/// not; `differential.rs` shows both.)
 pub(crate) fn is_uncompressed_point(key: &[u8], curve: Curve) -> bool {
     key.len() == curve.point_len() && key.first() == Some(&0x04)
 }
@@ -157,10 +158,10 @@ pub(crate) fn parse_cert(role: CertRole, der_bytes: &[u8]) -> Result<ParsedCert,
         return Err(cert_err(
             role,
             format!(
-                "public key is not an uncompressed point (04 ‖ x ‖ y) of {} bytes (got {} bytes starting {:02x?})",
+                "public key is not an uncompressed point (04 ‖ x ‖ y) of {} bytes (got {} bytes starting {})",
                 curve.point_len(),
                 public_key.len(),
-                public_key.first()
+                public_key.first().map_or("with nothing".to_string(), |b| format!("{b:02x}"))
             ),
         ));
     }
@@ -208,9 +209,6 @@ pub(crate) fn parse_cert(role: CertRole, der_bytes: &[u8]) -> Result<ParsedCert,
         key_usage,
     })
 }
-
-#[cfg(test)]
-mod differential;
 
 fn verification_algorithm(sig_alg: ObjectIdentifier, issuer_curve: Curve) -> &'static dyn VerificationAlgorithm {
     match (sig_alg == OID_ECDSA_SHA384, issuer_curve) {
@@ -466,3 +464,6 @@ pub(crate) fn verify_chain(
     }
     Ok(VerifiedChain { certs: chain, new_links })
 }
+
+#[cfg(test)]
+mod differential;

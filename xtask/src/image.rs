@@ -71,6 +71,62 @@ fn source_commit(root: &Path) -> String {
     }
 }
 
+/// The C compiler behind musl-gcc (AWS-LC's C and assembly, musl's start files): pinned by
+/// `REALGCC` below, and recorded in pcrs.json with the musl package's version.
+const REAL_GCC: &str = "x86_64-linux-gnu-gcc-12";
+
+/// Whether an inherited environment variable could change what the static build produces:
+/// compilers, their flags and wrappers, cargo's build and profile settings, AWS-LC's build
+/// switches and a system crypto library it would take instead of the pinned source. Such
+/// variables are removed from the build's environment; what it needs is set explicitly.
+pub fn inherited_build_setting(name: &str) -> bool {
+    const EXACT: &[&str] = &["CC", "CXX", "AR", "RANLIB", "CPATH", "LIBRARY_PATH", "C_INCLUDE_PATH", "REALGCC"];
+    const PREFIXES: &[&str] = &[
+        "CC_",
+        "CXX_",
+        "AR_",
+        "CFLAGS",
+        "CXXFLAGS",
+        "CPPFLAGS",
+        "LDFLAGS",
+        "ASMFLAGS",
+        "TARGET_",
+        "HOST_",
+        "CRATE_CC_",
+        "AWS_LC_",
+        "OPENSSL_",
+        "PKG_CONFIG",
+        "BINDGEN_",
+        "CMAKE",
+        "RUSTFLAGS",
+        "RUSTC",
+        "RUSTDOCFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_",
+        "CARGO_PROFILE_",
+        "CARGO_TARGET_",
+        "CARGO_INCREMENTAL",
+        "CCACHE",
+        "SCCACHE",
+        "GCC_",
+        "COMPILER_PATH",
+        "LD_",
+    ];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The C toolchain as pcrs.json records it: the compiler's version and musl's package.
+fn c_toolchain() -> String {
+    let gcc = run(Command::new(REAL_GCC).arg("-dumpfullversion")).map(|s| s.trim().to_string());
+    let musl =
+        run(Command::new("dpkg-query").args(["-W", "-f", "${Version}", "musl-dev"])).map(|s| s.trim().to_string());
+    format!(
+        "{REAL_GCC} {}, musl-dev {}",
+        gcc.unwrap_or_else(|_| "unknown".into()),
+        musl.unwrap_or_else(|_| "unknown".into())
+    )
+}
+
 /// Builds the two static binaries reproducibly; returns their paths.
 fn build_binaries(root: &Path, epoch: u64) -> Result<(PathBuf, PathBuf, String)> {
     let rustc = run(Command::new("rustc").arg("--version").current_dir(root))?.trim().to_string();
@@ -94,7 +150,13 @@ fn build_binaries(root: &Path, epoch: u64) -> Result<(PathBuf, PathBuf, String)>
     .join(" ");
     let cflags = format!("-ffile-prefix-map={}=/bridle -ffile-prefix-map={}=/cargo", root.display(), home.display());
     eprintln!("xtask: building bridle-enclave and bridle-init ({TARGET}, {rustc})");
-    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_none_or(inherited_build_setting) {
+            cmd.env_remove(&name);
+        }
+    }
+    let st = cmd
         .args(["build", "--release", "--locked", "--target", TARGET, "-p", "bridle-enclave", "-p", "bridle-init"])
         .current_dir(root)
         .env("CARGO_TARGET_DIR", &target_dir)
@@ -104,9 +166,14 @@ fn build_binaries(root: &Path, epoch: u64) -> Result<(PathBuf, PathBuf, String)>
         .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
         .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
         .env("CC_x86_64_unknown_linux_musl", "musl-gcc")
-        // C sources (AWS-LC) name their files in error strings: map the clone's paths away.
+        .env("REALGCC", REAL_GCC)
+        // C sources (AWS-LC) name their files (`__FILE__`) in error strings: map the
+        // clone's and CARGO_HOME's paths (AWS-LC's sources) away.
         .env("CFLAGS_x86_64_unknown_linux_musl", cflags)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        // AWS-LC from the source Cargo.lock pins, built by its cc builder (never a system
+        // install it detects, nor a CMake fallback).
+        .env("AWS_LC_SYS_USE_SYSTEM", "0")
+        .env("AWS_LC_SYS_CMAKE_BUILDER", "0")
         .status()
         .context("running cargo")?;
     if !st.success() {
@@ -254,7 +321,44 @@ pub fn build(o: &Options) -> Result<BTreeMap<String, String>> {
     doc.insert("cmdline".into(), serde_json::json!(CMDLINE));
     doc.insert("eif_sha256".into(), serde_json::json!(hex::encode(sha2::Sha256::digest(&eif_bytes))));
     doc.insert("toolchain".into(), serde_json::json!(rustc));
+    doc.insert("c_toolchain".into(), serde_json::json!(c_toolchain()));
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(doc))? + "\n";
     std::fs::write(o.out.join("pcrs.json"), text)?;
     Ok(pcrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inherited_build_setting;
+
+    #[test]
+    fn compiler_and_build_settings_are_not_inherited() {
+        for name in [
+            "CC",
+            "CFLAGS",
+            "CFLAGS_x86_64_unknown_linux_musl",
+            "TARGET_CC",
+            "TARGET_CFLAGS",
+            "HOST_CFLAGS",
+            "CRATE_CC_NO_DEFAULTS",
+            "AWS_LC_SYS_USE_SYSTEM",
+            "AWS_LC_SYS_NO_JITTER_ENTROPY",
+            "OPENSSL_DIR",
+            "PKG_CONFIG_PATH",
+            "REALGCC",
+            "RUSTFLAGS",
+            "RUSTC_WRAPPER",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CARGO_PROFILE_RELEASE_LTO",
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER",
+            "CARGO_BUILD_TARGET",
+            "LD_PRELOAD",
+        ] {
+            assert!(inherited_build_setting(name), "{name} must not reach the build");
+        }
+        for name in ["PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "HTTPS_PROXY", "TMPDIR", "CARGO"]
+        {
+            assert!(!inherited_build_setting(name), "{name} is needed by the build");
+        }
+    }
 }
