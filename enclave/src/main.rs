@@ -11,6 +11,13 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// mimalloc in its secure mode (guard pages, encoded free lists, randomized allocation), in
+/// every build: the image's static musl binary would otherwise use musl's allocator, which
+/// cost the deployed enclave 15-20 % of its signing rate against the glibc build the
+/// benchmarks ran (BENCHMARKS.md, "The allocator the image runs").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "bridle-enclave", version, about = "Bridle enclave: sign-if-allowed over one socket")]
 struct Args {
