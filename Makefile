@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build release dev test test-deps lint fmt bench load load-smoke bench-enclave bench-cluster fuzz fuzz-long check-long clean help
+.PHONY: all build release dev test test-deps lint fmt bench load load-smoke bench-enclave bench-enclave-image bench-cluster fuzz fuzz-long check-long clean help
 
 all: build
 
@@ -46,6 +46,7 @@ bench: release
 	$(CARGO) bench -p bridle-attestation
 	$(MAKE) load
 	$(MAKE) bench-enclave
+	$(MAKE) bench-enclave-image
 	$(MAKE) bench-cluster
 
 # End-to-end load (issue 12; BENCHMARKS.md, "End to end"): bridle-load starts the release
@@ -73,6 +74,14 @@ ENCLAVE_BENCH_ARGS ?= --sessions 64 --connections 8 --pipeline 8 --requests 4000
 bench-enclave:
 	$(CARGO) build --release -p bridle-enclave -p bridle-tests --bin bridle-enclave --bin bridle-enclave-bench
 	BRIDLE_BIN_DIR=target/release ./target/release/bridle-enclave-bench $(ENCLAVE_BENCH_ARGS)
+
+# The same against the image's own static musl binary, the one that runs on Nitro (rebuilt
+# by `make enclave-image` first, so it is HEAD's): its libc is not the glibc build's.
+IMAGE_BIN_DIR = target/eif-build/x86_64-unknown-linux-musl/release
+bench-enclave-image:
+	$(MAKE) enclave-image
+	$(CARGO) build --release -p bridle-tests --bin bridle-enclave-bench
+	BRIDLE_BIN_DIR=$(IMAGE_BIN_DIR) ./target/release/bridle-enclave-bench $(ENCLAVE_BENCH_ARGS)
 
 # Replication's cost (issue 11): a 3-node cluster against one enclave in the same run —
 # throughput, memory per session, failover time (BENCHMARKS.md, "Enclave cluster").

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What `make enclave-image` needs beyond cargo, on a Debian bookworm machine (root, or
 # sudo). Idempotent; no prompts; no docker, no nitro-cli.
-#  - the x86_64-unknown-linux-musl Rust target (rustup), musl-gcc (AWS-LC's C code),
+#  - the x86_64-unknown-linux-musl Rust target (rustup), musl-gcc (AWS-LC's and mimalloc's C code),
 #    libssl-dev + pkg-config (the EIF library signs with OpenSSL), make + gcc-12 + libelf
 #    (virtio_mmio.ko is rebuilt against the pinned kernel's headers);
 #  - the bookworm-backports apt source (the pinned 6.12 cloud kernel comes from there; the

@@ -11,10 +11,11 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// mimalloc in its secure mode (guard pages, encoded free lists, randomized allocation), in
-/// every build: the image's static musl binary would otherwise use musl's allocator, which
-/// cost the deployed enclave 15-20 % of its signing rate against the glibc build the
-/// benchmarks ran (BENCHMARKS.md, "The allocator the image runs").
+/// mimalloc in its secure mode (guard pages around its metadata, encoded free lists,
+/// randomized allocation), in every build: the image's static musl binary would otherwise
+/// use musl's allocator, which cost the deployed enclave about 20 % of its signing rate
+/// against the glibc build the benchmarks ran (BENCHMARKS.md, "The allocator the image
+/// runs"). This is Rust's allocator only: AWS-LC's C code allocates through libc's `malloc`.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -71,8 +71,9 @@ fn source_commit(root: &Path) -> String {
     }
 }
 
-/// The C compiler behind musl-gcc (AWS-LC's C and assembly, musl's start files): pinned by
-/// `REALGCC` below, and recorded in pcrs.json with the musl package's version.
+/// The C compiler behind musl-gcc (AWS-LC's and mimalloc's C and assembly): pinned by
+/// `REALGCC` below, and recorded in pcrs.json with the version of the musl headers it
+/// compiles against. (mimalloc embeds `__DATE__`: gcc takes it from `SOURCE_DATE_EPOCH`.)
 const REAL_GCC: &str = "x86_64-linux-gnu-gcc-12";
 
 /// Whether an inherited environment variable could change what the static build produces:

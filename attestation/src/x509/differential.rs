@@ -3,9 +3,10 @@
 //! arithmetic's speed, never what verifies. The cases are every signature of the real AWS
 //! documents (each certificate link, the COSE signature) and made-up ones for the three
 //! certificate algorithms those documents do not use (P-256 with SHA-256 and SHA-384, P-384
-//! with SHA-256); each is checked as it is, under thousands of deterministic mutations, and
-//! under edge values chosen by hand (r or s of 0, 1, n − 1, n, all ones; the high-S twin;
-//! keys compressed, hybrid, wrapped in a SubjectPublicKeyInfo, at infinity, off the field).
+//! with SHA-256); each is checked as it is, under 600 deterministic mutations (7 800 in all),
+//! and under edge values chosen by hand (r or s of 0, 1, n − 1, n, n + r or n + s, all ones;
+//! the high-S twin; keys compressed, hybrid, wrapped in a SubjectPublicKeyInfo, at
+//! infinity, with a coordinate of p — not on the curve).
 
 use super::{
     is_uncompressed_point, parse_cert, verification_algorithm, CertRole, Curve, ObjectIdentifier, OID_ECDSA_SHA256,
@@ -235,6 +236,19 @@ fn sub(a: &[u8], b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Big-endian `a + b` (same width), one byte wider.
+fn add(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; a.len() + 1];
+    let mut carry = 0u16;
+    for i in (0..a.len()).rev() {
+        let t = a[i] as u16 + b[i] as u16 + carry;
+        out[i + 1] = t as u8;
+        carry = t >> 8;
+    }
+    out[0] = carry as u8;
+    out
+}
+
 /// `(r, s)` of a DER or fixed-width signature, at the curve's width.
 fn scalars(c: &Case) -> (Vec<u8>, Vec<u8>) {
     let w = c.curve.point_len() / 2;
@@ -306,6 +320,14 @@ fn the_verifier_and_ring_agree_on_edge_scalars() {
             let v = verdicts(c, &c.key, &c.msg, &encode(c, r2, s2));
             assert_eq!(v, (false, false), "{}: {name}", c.what);
         }
+        // r + n and s + n are r and s again modulo n: only a range check refuses them (DER
+        // only: a fixed-width field has no room for them).
+        if !c.fixed {
+            for (name, r2, s2) in [("r + n", add(&r, &n), s.clone()), ("s + n", r.clone(), add(&s, &n))] {
+                let v = verdicts(c, &c.key, &c.msg, &encode(c, &r2, &s2));
+                assert_eq!(v, (false, false), "{}: {name}", c.what);
+            }
+        }
     }
 }
 
@@ -320,8 +342,8 @@ fn spki_prefix(curve: Curve) -> Vec<u8> {
 
 /// Why the verifier checks a key's encoding itself: AWS-LC, given a key alone, also takes it
 /// compressed, hybrid or as a whole SubjectPublicKeyInfo; ring takes none of those, and
-/// neither does the verifier. Keys at infinity, with zero coordinates or an x of p are
-/// refused by all.
+/// neither does the verifier. Keys at infinity, with zero coordinates or a coordinate of p
+/// (not on the curve) are refused by all.
 #[test]
 fn the_verifier_and_ring_agree_on_key_encodings() {
     for c in &cases() {
