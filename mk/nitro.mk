@@ -30,7 +30,7 @@ NITRO_EIF          ?= target/eif/bridle.eif
 EIF_SIGN_CERT      ?=
 EIF_SIGN_KEY       ?=
 NITRO_CPU_COUNT    ?= 2
-NITRO_MEMORY_MIB   ?= 1024
+NITRO_MEMORY_MIB   ?= 1536
 NITRO_ENCLAVE_CID  ?= 16
 NITRO_RUST_IMAGE   ?= rust:1.95-alpine
 # Run-time options of the image's CMD (attestation/nitro/Dockerfile) that PCR16 commits to

@@ -5,7 +5,7 @@
 //!   bytes) under a short mutex that is a *leaf* lock: nothing else is ever locked while it
 //!   is held, so callers may append while holding a session's lock. No signature is made per
 //!   append: the head is signed on demand, by [`AuditLog::reply`], outside the lock.
-//! * **Bounded memory.** The last `capacity` entries (default 1 000 000) are kept; older
+//! * **Bounded memory.** The last `capacity` entries (default 262 144) are kept; older
 //!   ones are dropped and are no longer served. The host pulls the log continuously (every
 //!   second, and after each relayed call) and stores it, so in practice nothing is dropped
 //!   before the host has it; if it was (the host was away for more than `capacity`
@@ -37,7 +37,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 /// Default number of entries kept in memory.
-pub const DEFAULT_CAPACITY: usize = 1_000_000;
+/// The host pulls the log every 100 ms under load, so this is ample while it keeps up, but
+/// only ≈ 30 s of signing at the host's peak rate if it stops pulling (then the gap shows
+/// as missing entries). Each entry is counted at its largest in the memory plan, see
+/// [`crate::memory`].
+pub const DEFAULT_CAPACITY: usize = 262_144;
 /// At most this many limiter buckets are tracked (idle ones are pruned first).
 const MAX_BUCKETS: usize = 4096;
 

@@ -5,6 +5,7 @@ use bridle_common::address::SocketAddress;
 use bridle_enclave::attest::{commit_config, BootConfig, ClusterBoot, NsmAttestor, CONFIG_PCR};
 use bridle_enclave::clock::{Clock, OffsetFileClock, SystemClock};
 use bridle_enclave::cluster::{launch, NodeConfig, MAX_MESSAGE};
+use bridle_enclave::memory;
 use bridle_enclave::server::{serve, ServerConfig, Service};
 use bridle_enclave::{Attestor, Config, Enclave};
 use clap::Parser;
@@ -35,9 +36,12 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     stamp_window: u64,
     /// Memory the sessions' state may take, MiB (a session, a stamp or a pending request
-    /// that would go beyond it is refused `rate_limited`, never the enclave's end).
-    #[arg(long, default_value_t = 1536)]
-    memory_budget_mib: usize,
+    /// that would go beyond it is refused `rate_limited`, never the enclave's end). It must
+    /// fit, with the runtime, the connections and the audit log, in the memory available at
+    /// start, or the enclave does not start [default: nine tenths of what is left of that
+    /// memory; 1536 on a cluster node, whose budget is committed to PCR16].
+    #[arg(long, value_name = "MIB")]
+    memory_budget_mib: Option<usize>,
     /// Development mode: mock NSM, and development-only options below.
     #[arg(long)]
     dev: bool,
@@ -95,7 +99,7 @@ fn cluster_boot(args: &Args) -> Option<ClusterBoot> {
     }
     Some(ClusterBoot {
         id,
-        memory_budget_mib: args.memory_budget_mib,
+        memory_budget_mib: args.memory_budget_mib.unwrap_or(memory::CLUSTER_DEFAULT_BUDGET_MIB),
         release_pcr8: args.release_pcr8.as_deref().map(|h| pcr_hex("--release-pcr8", h)),
     })
 }
@@ -190,10 +194,11 @@ fn main() {
         Some(p) => Box::new(OffsetFileClock(p.clone())),
         None => Box::new(SystemClock),
     };
+    let mut config = Config { stamp_window: args.stamp_window, ..Config::default() };
+    let server = server_config(&args);
+    config.memory_budget = memory_plan(&args, &config, &server).budget;
     let (nsm, root) = open_nsm(&args);
     commit(&nsm, &boot);
-    let config =
-        Config { stamp_window: args.stamp_window, memory_budget: args.memory_budget_mib << 20, ..Config::default() };
 
     // An explicit, generous stack for every worker: request handling is bounded (no decoder
     // recurses with its input), and this is the margin on top (review finding 2).
@@ -217,28 +222,65 @@ fn main() {
             })
             .await
             .unwrap_or_else(|e| fail(e));
-            // Cluster messages (batches of log entries, snapshot chunks) are larger than
-            // requests; fewer connections keep what unauthenticated frames can hold bounded.
-            let max_frame = args.max_frame.max(MAX_MESSAGE as usize + (1 << 20));
-            (
-                Service::Cluster(node),
-                ServerConfig {
-                    max_frame,
-                    max_connections: bridle_common::cluster::NODE_MAX_CONNECTIONS,
-                    ..ServerConfig::default()
-                },
-            )
+            (Service::Cluster(node), server)
         } else {
             let attestor: Box<dyn Attestor> = Box::new(NsmAttestor::new(nsm));
             let enclave = Arc::new(Enclave::new(clock, Some(attestor), config));
             tracing::info!(identity = %enclave.identity_address(), "enclave identity generated");
-            (Service::Single(enclave), ServerConfig { max_frame: args.max_frame, ..ServerConfig::default() })
+            (Service::Single(enclave), server)
         };
         serve(service, addr, cfg).await
     });
     if let Err(e) = result {
         eprintln!("bridle-enclave: {e}");
         std::process::exit(1);
+    }
+}
+
+fn server_config(args: &Args) -> ServerConfig {
+    if args.cluster.is_none() {
+        return ServerConfig { max_frame: args.max_frame, ..ServerConfig::default() };
+    }
+    // Cluster messages (batches of log entries, snapshot chunks) are larger than requests;
+    // fewer connections keep what unauthenticated frames can hold bounded.
+    ServerConfig {
+        max_frame: args.max_frame.max(MAX_MESSAGE as usize + (1 << 20)),
+        max_connections: bridle_common::cluster::NODE_MAX_CONNECTIONS,
+        ..ServerConfig::default()
+    }
+}
+
+/// Divide the memory available at start (see [`memory`]); refuse to start when the
+/// sessions' budget does not fit beside the rest.
+fn memory_plan(args: &Args, config: &Config, server: &ServerConfig) -> memory::Plan {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_else(|e| {
+        fail(format!("refusing to start: cannot read /proc/meminfo to size the memory budget: {e}"))
+    });
+    let available = memory::mem_available(&meminfo)
+        .unwrap_or_else(|| fail("refusing to start: /proc/meminfo has no MemAvailable line to size the memory budget"));
+    let cluster = args.cluster.as_ref().map(|_| memory::ClusterInputs {
+        // As `launch` takes it: at least 1 MiB.
+        snapshot_bytes: args
+            .cluster_snapshot_bytes
+            .unwrap_or(bridle_enclave::cluster::DEFAULT_SNAPSHOT_BYTES)
+            .max(1 << 20),
+        max_message: MAX_MESSAGE as usize,
+    });
+    let inputs = memory::Inputs {
+        available,
+        budget_mib: args.memory_budget_mib,
+        max_connections: server.max_connections,
+        // A node's calls are at most a call frame; larger frames are its peers' messages.
+        call_frame: if cluster.is_some() { bridle_common::cluster::MAX_CALL_FRAME } else { server.max_frame },
+        audit_capacity: config.audit.capacity,
+        cluster,
+    };
+    match memory::plan(&inputs) {
+        Ok(plan) => {
+            tracing::info!("memory: {plan}");
+            plan
+        }
+        Err(e) => fail(format!("refusing to start: {e}")),
     }
 }
 

@@ -2,6 +2,8 @@
 //! or vsock (Nitro). One response frame per request frame, in order, per connection.
 
 use crate::cluster::ClusterNode;
+// Most bytes of responses held back while more requests are already buffered.
+use crate::memory::MAX_HELD;
 use crate::service::Enclave;
 use bridle_common::address::SocketAddress;
 use bridle_common::cluster::MAX_CALL_FRAME;
@@ -29,7 +31,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_frame: bridle_common::frame::DEFAULT_MAX_FRAME,
-            max_connections: 256,
+            max_connections: bridle_common::frame::ENCLAVE_MAX_CONNECTIONS,
             idle_timeout: Duration::from_secs(300),
         }
     }
@@ -144,9 +146,6 @@ async fn flush<W: AsyncWrite + Unpin>(w: &mut W, out: &mut Vec<u8>, limit: Durat
 fn whole_frame(buf: &[u8]) -> bool {
     buf.len() >= 4 && buf.len() - 4 >= u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize
 }
-
-/// Most bytes of responses held back while more requests are already buffered.
-const MAX_HELD: usize = 256 << 10;
 
 /// Serve one connection until it closes or sends a frame over the limit. A host may send
 /// its next requests before the answers to the previous ones (a pipeline); the answers

@@ -252,6 +252,14 @@ impl Settings {
         if pool == 0 {
             return Err(format!("pool must be at least 1 (from {})", source_name(sources["pool"])));
         }
+        if cluster.is_none() && pool > bridle_common::frame::MAX_HOST_POOL {
+            return Err(format!(
+                "pool {pool} (from {}) is more than the enclave serves a host: at most {} ({} connections, the rest spare)",
+                source_name(sources["pool"]),
+                bridle_common::frame::MAX_HOST_POOL,
+                bridle_common::frame::ENCLAVE_MAX_CONNECTIONS,
+            ));
+        }
         if cluster.is_some() && pool > crate::cluster::MAX_CLIENT_POOL {
             return Err(format!(
                 "pool {pool} (from {}) is more than a cluster node's enclave leaves this host's calls: at most {} ({} connections, {} of them for cluster traffic, {} spare)",
@@ -436,12 +444,15 @@ mod tests {
         let cli = Layer { pool: Some(25), ..Layer::default() };
         let e = Settings::resolve(&cli, flag, &file, None).unwrap_err();
         assert!(e.contains("pool 25") && e.contains("at most 24"), "{e}");
-        // Stand-alone: the small default, and no such bound.
+        // Stand-alone: the small default, and the stand-alone enclave's bound.
         let file = Layer { enclave: Some("vsock:16:5000".into()), ..Layer::default() };
         let s = Settings::resolve(&Layer::default(), flag, &file, None).unwrap();
         assert_eq!(s.pool, crate::enclave_client::DEFAULT_POOL_SIZE);
-        let cli = Layer { pool: Some(64), ..Layer::default() };
-        assert_eq!(Settings::resolve(&cli, flag, &file, None).unwrap().pool, 64);
+        let cli = Layer { pool: Some(24), ..Layer::default() };
+        assert_eq!(Settings::resolve(&cli, flag, &file, None).unwrap().pool, 24);
+        let cli = Layer { pool: Some(25), ..Layer::default() };
+        let e = Settings::resolve(&cli, flag, &file, None).unwrap_err();
+        assert!(e.contains("pool 25") && e.contains("at most 24") && e.contains("32 connections"), "{e}");
     }
 
     /// `examples/host.toml` documents every key a config file may hold.

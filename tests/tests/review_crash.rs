@@ -232,6 +232,56 @@ async fn memory_is_bounded_whatever_owners_send() {
     assert!(matches!(s.enclave.call(Call::Status(StatusQuery { session: None, nonce: None })), Ok(Reply::Status(_))));
 }
 
+/// The memory budget must fit in the memory the enclave has: a budget larger than what is
+/// left beside the runtime, the connections and the audit log is refused at start, naming
+/// each term, so that session creation (open to any key) can never drive the enclave out of
+/// memory and lose every key. Without `--memory-budget-mib`, the budget is nine tenths of
+/// what is left.
+#[test]
+fn a_memory_budget_beyond_the_enclaves_memory_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin("bridle-enclave"))
+        .arg("--unix")
+        .arg(dir.path().join("e.sock"))
+        .args(["--dev", "--memory-budget-mib", "100000000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for part in [
+        "refusing to start",
+        "100000000 MiB does not fit",
+        "MiB available",
+        "connections",
+        "audit log",
+        "give --memory-budget-mib at least 16 and at most",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from: {err}");
+    }
+    assert!(!dir.path().join("e.sock").exists(), "it listened anyway");
+
+    // Without a budget: derived from this machine's memory, logged, and the enclave listens.
+    let log = dir.path().join("enclave.log");
+    let mut child = std::process::Command::new(bin("bridle-enclave"))
+        .arg("--unix")
+        .arg(dir.path().join("e.sock"))
+        .arg("--dev")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !dir.path().join("e.sock").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(dir.path().join("e.sock").exists(), "never listened: {text}");
+    let line = text.lines().find(|l| l.contains("memory: sessions' budget")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("(nine tenths of what is left)") && line.contains("MiB available"), "{line}");
+}
+
 /// Memory per session with the README's example policy (the first policy block of the
 /// README), measured on the real enclave process: `cargo test -p bridle-tests --test
 /// review_crash -- --ignored --nocapture memory_per_session`. Reported in SECURITY.md and

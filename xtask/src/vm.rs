@@ -311,10 +311,20 @@ fn walk(o: &Options, m: &Machine) -> Result<f64> {
         m.name
     );
     let console_text = read_console();
-    for needle in ["module nsm loaded", "module vmw_vsock_virtio_transport loaded", "kernel RNG seeded", "clock:"] {
+    // "memory: sessions' budget": the enclave sized its budget from the VM's 512 MiB.
+    for needle in [
+        "module nsm loaded",
+        "module vmw_vsock_virtio_transport loaded",
+        "kernel RNG seeded",
+        "clock:",
+        "memory: sessions' budget",
+    ] {
         if !console_text.contains(needle) {
             bail!("console lacks {needle:?}:\n{console_text}");
         }
+    }
+    if let Some(line) = console_text.lines().find(|l| l.contains("memory: sessions' budget")) {
+        eprintln!("vm-e2e: {}: {}", m.name, line.split("memory: ").last().unwrap_or(line));
     }
     if m.name == "microvm" && !console_text.contains("module virtio_mmio loaded (device=") {
         bail!("the virtio-mmio vsock device was not announced to virtio_mmio on the command line:\n{console_text}");

@@ -404,11 +404,17 @@ impl ChainWriter {
 
     /// Link `rec` at `time` into the chain. Bounds are enforced here as well.
     pub fn append(&mut self, time: u64, rec: Record) -> AuditEntry {
-        let detail = if rec.detail.len() > MAX_DETAIL { truncate(&rec.detail, MAX_DETAIL) } else { rec.detail };
-        let rule = match rec.rule {
+        let mut detail = if rec.detail.len() > MAX_DETAIL { truncate(&rec.detail, MAX_DETAIL) } else { rec.detail };
+        let mut rule = match rec.rule {
             Some(r) if r.len() > MAX_RULE => Some(truncate(&r, MAX_RULE)),
             r => r,
         };
+        // An entry may be held in memory a long time (the enclave keeps the last ones): no
+        // spare capacity from `format!`, so it takes at most its bounded bytes.
+        detail.shrink_to_fit();
+        if let Some(r) = rule.as_mut() {
+            r.shrink_to_fit();
+        }
         let e = AuditEntry {
             seq: self.next_seq,
             time,

@@ -276,3 +276,25 @@ fn canonical_vectors() {
         keccak256(&hd)
     );
 }
+
+/// An entry held in the enclave's memory takes at most its bounded bytes: long details and
+/// rules are cut, and no string keeps spare capacity (the enclave's memory plan counts each
+/// entry at `MAX_DETAIL` + `MAX_RULE`).
+#[test]
+fn entries_hold_no_more_than_their_bounds() {
+    let mut w = ChainWriter::new(Address::repeat_byte(7));
+    for (detail, rule) in [
+        ("é".repeat(400), "r".repeat(500)),
+        ("x".repeat(MAX_DETAIL + 1), "y".repeat(MAX_RULE + 1)),
+        ("short".to_string(), "rule".to_string()),
+    ] {
+        let mut padded = String::with_capacity(4096);
+        padded.push_str(&detail);
+        let rec =
+            Record::new(Decision::Denied, Address::ZERO, B256::ZERO, "x").with_code(ErrorCode::SpendCap, Some(&rule));
+        let e = w.append(1, Record { detail: padded, ..rec });
+        assert!(e.detail.len() <= MAX_DETAIL && e.detail.capacity() == e.detail.len(), "{}", e.detail.capacity());
+        let r = e.rule.as_ref().unwrap();
+        assert!(r.len() <= MAX_RULE && r.capacity() == r.len(), "{}", r.capacity());
+    }
+}

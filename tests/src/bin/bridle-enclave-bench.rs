@@ -13,7 +13,7 @@ bridle-enclave-bench: the enclave alone through its socket (starts BRIDLE_BIN_DI
 one enclave with every allowed CPU, one started on the last of them alone; needs taskset)
 
   --sessions N      sessions on each enclave, used round-robin (default 64, at most 100000)
-  --connections C   Unix connections (default 8, at most 256)
+  --connections C   Unix connections (default 8, at most 24: a host's largest pool)
   --pipeline P      frames in flight per connection (default 8, at most 64)
   --requests M      requests per phase, stamped before it (default 40000, at most 200000)
   --rounds R        rounds; each runs a phase on the one-core enclave and one on the all-core enclave (default 3, at most 50)
@@ -38,7 +38,7 @@ fn parse(argv: &[String]) -> Result<Option<(SocketArgs, bool, bool)>, String> {
         };
         match flag.as_str() {
             "--sessions" => a.sessions = value(100_000.0)? as usize,
-            "--connections" => a.connections = value(256.0)? as usize,
+            "--connections" => a.connections = value(bridle_common::frame::MAX_HOST_POOL as f64)? as usize,
             "--pipeline" => a.pipeline = value(64.0)? as usize,
             "--requests" => a.requests = value(200_000.0)? as usize,
             "--rounds" => a.rounds = value(50.0)? as usize,

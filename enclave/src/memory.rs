@@ -1,0 +1,211 @@
+//! How the enclave's memory is divided, decided once at start.
+//!
+//! Sessions are refused `rate_limited` once their [`Budget`](crate::service::Budget) is
+//! spent, so the budget must fit in the memory the enclave really has, beside what is not
+//! charged to it: the runtime, the connections' buffers, the audit log and, on a cluster
+//! node, the replicated log. A budget larger than that would let anyone who can create
+//! sessions (any Ethereum key can be an owner) drive the enclave out of memory, and an
+//! enclave killed for lack of memory loses every key. So the plan is computed from the
+//! memory available at start (`MemAvailable` in `/proc/meminfo`: inside a Nitro Enclave,
+//! the enclave's memory less the kernel and the unpacked image) and the enclave refuses to
+//! start with a budget that does not fit. This module is pure: `main` reads the file.
+//!
+//! What the plan does not bound (SECURITY.md, "Memory"): answers larger than a frame (a
+//! session status lists each ceiling of its owner with the tokens held), and on a cluster
+//! node its peers' messages beyond one in and one out, the copies a snapshot install holds,
+//! and the exposure book. The runtime reserve is an estimate, not a measured maximum.
+
+use bridle_common::audit::{AuditEntry, MAX_DETAIL, MAX_RULE};
+
+/// Memory outside every other term: the binary, the runtime and its worker stacks, the
+/// owner-nonce book (200 000 sessionless owners at most, ≈ 20 MiB; owners with sessions are
+/// paid for by their sessions), allocator slack. An estimate: an idle enclave's RSS is
+/// ≈ 10 MiB (BENCHMARKS.md).
+pub const RUNTIME_RESERVE: usize = 96 << 20;
+/// A budget smaller than this is refused: the enclave could hold almost no session.
+pub const MIN_BUDGET: usize = 16 << 20;
+/// A cluster node's budget when none is given (the default before budgets were checked).
+/// It is committed to PCR16 with the rest of the cluster's configuration, so it cannot
+/// follow each machine's memory: every node of a cluster must have the same.
+pub const CLUSTER_DEFAULT_BUDGET_MIB: usize = 1536;
+/// A derived budget is this share (tenths) of what is left: a margin for the estimates.
+const DERIVED_TENTHS: usize = 9;
+/// Responses held back on a connection while more requests are buffered (see `server`).
+pub const MAX_HELD: usize = 256 << 10;
+/// A connection's read buffer and bookkeeping.
+const CONNECTION_SLACK: usize = 64 << 10;
+
+/// The most one entry of the in-memory audit log takes: the entry, its longest detail and
+/// rule, and the allocator's rounding of both.
+pub const AUDIT_ENTRY_MAX: usize = std::mem::size_of::<AuditEntry>() + MAX_DETAIL + MAX_RULE + 64;
+
+/// The most one connection holds: a request body of up to `max_frame` bytes, its answer
+/// (counted at a frame: see the module's note on larger answers), the answers held back,
+/// and the read buffer.
+pub fn per_connection(max_frame: usize) -> usize {
+    max_frame.saturating_mul(2).saturating_add(MAX_HELD).saturating_add(CONNECTION_SLACK)
+}
+
+/// What the plan is computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inputs {
+    /// Bytes available at start (`MemAvailable`).
+    pub available: usize,
+    /// `--memory-budget-mib`, if given.
+    pub budget_mib: Option<usize>,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// The largest call a connection carries: `--max-frame` on a stand-alone enclave, a
+    /// cluster node's call frame on a node.
+    pub call_frame: usize,
+    /// Entries the audit log keeps in memory.
+    pub audit_capacity: usize,
+    /// On a cluster node: what its log and its peers' messages may hold.
+    pub cluster: Option<ClusterInputs>,
+}
+
+/// A cluster node's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterInputs {
+    /// The log's bytes that trigger a snapshot (`--cluster-snapshot-bytes`).
+    pub snapshot_bytes: usize,
+    /// The largest message between nodes.
+    pub max_message: usize,
+}
+
+/// The memory plan: every term in bytes. `budget` is what sessions may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub available: usize,
+    pub runtime: usize,
+    pub connections: usize,
+    pub audit: usize,
+    /// A cluster node's log until its next snapshot and a snapshot being sent (twice the
+    /// snapshot threshold), a message in and one out, and a serialized snapshot of the
+    /// sessions (a quarter of the budget); zero on a stand-alone enclave.
+    pub cluster: usize,
+    pub budget: usize,
+    /// Whether the budget was derived (no `--memory-budget-mib` on a stand-alone enclave).
+    pub derived: bool,
+}
+
+/// Why the enclave will not start with this memory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{asked}: the enclave has {available_mib} MiB available, and the runtime ({runtime_mib} MiB), \
+     {connections} connections' buffers ({connections_mib} MiB), the audit log's {audit_entries} entries \
+     ({audit_mib} MiB){cluster} leave {ceiling_mib} MiB for sessions; {advice}"
+)]
+pub struct DoesNotFit {
+    /// "the memory budget of N MiB does not fit", or that too little is left.
+    pub asked: String,
+    pub available_mib: usize,
+    pub runtime_mib: usize,
+    pub connections: usize,
+    pub connections_mib: usize,
+    pub audit_entries: usize,
+    pub audit_mib: usize,
+    /// ", and the cluster log (N MiB)" on a cluster node.
+    pub cluster: String,
+    pub ceiling_mib: usize,
+    pub advice: String,
+}
+
+const MIB: usize = 1 << 20;
+
+/// Divide the memory. A stand-alone enclave without `--memory-budget-mib` gets what is
+/// left; a given budget, and a cluster node's (given or [`CLUSTER_DEFAULT_BUDGET_MIB`]),
+/// must fit in it.
+pub fn plan(i: &Inputs) -> Result<Plan, Box<DoesNotFit>> {
+    let Inputs { available, budget_mib, max_connections, call_frame, audit_capacity, cluster } = *i;
+    let runtime = RUNTIME_RESERVE;
+    let connections = max_connections.saturating_mul(per_connection(call_frame));
+    let audit = audit_capacity.saturating_mul(AUDIT_ENTRY_MAX);
+    let log = cluster.map_or(0, |c| c.snapshot_bytes.saturating_mul(2).saturating_add(c.max_message.saturating_mul(2)));
+    let left = available.saturating_sub(runtime).saturating_sub(connections).saturating_sub(audit).saturating_sub(log);
+    // On a cluster node a serialized snapshot of the sessions comes on top of the budget:
+    // budget + budget / 4 must fit in what is left.
+    let ceiling = if cluster.is_some() { left / 5 * 4 } else { left };
+    let asked = match (budget_mib, cluster) {
+        (Some(mib), _) => Some(mib.saturating_mul(MIB)),
+        (None, Some(_)) => Some(CLUSTER_DEFAULT_BUDGET_MIB * MIB),
+        (None, None) => None,
+    };
+    let budget = asked.unwrap_or(ceiling / 10 * DERIVED_TENTHS);
+    if budget > ceiling || budget < MIN_BUDGET {
+        let (asked, advice) = match (asked, budget_mib) {
+            (None, _) => (
+                "too little memory for sessions".to_string(),
+                format!("at least {} MiB are needed: give the enclave more memory", MIN_BUDGET / MIB),
+            ),
+            (Some(_), given) => (
+                format!(
+                    "the memory budget of {} MiB{} does not fit",
+                    given.unwrap_or(CLUSTER_DEFAULT_BUDGET_MIB),
+                    if given.is_none() { " (a cluster node's default)" } else { "" }
+                ),
+                if ceiling >= MIN_BUDGET {
+                    format!(
+                        "give --memory-budget-mib at least {} and at most {}{}, or the enclave more memory",
+                        MIN_BUDGET / MIB,
+                        ceiling / MIB,
+                        if cluster.is_some() { " (the same on every node)" } else { "" }
+                    )
+                } else {
+                    format!("at least {} MiB are needed: give the enclave more memory", MIN_BUDGET / MIB)
+                },
+            ),
+        };
+        return Err(Box::new(DoesNotFit {
+            asked,
+            available_mib: available / MIB,
+            runtime_mib: runtime / MIB,
+            connections: max_connections,
+            connections_mib: connections / MIB,
+            audit_entries: audit_capacity,
+            audit_mib: audit / MIB,
+            cluster: match cluster {
+                Some(_) => format!(
+                    ", the cluster log and messages ({} MiB) and a snapshot of the sessions (a quarter of the budget)",
+                    log / MIB
+                ),
+                None => String::new(),
+            },
+            ceiling_mib: ceiling / MIB,
+            advice,
+        }));
+    }
+    let cluster = if cluster.is_some() { log + budget / 4 } else { 0 };
+    Ok(Plan { available, runtime, connections, audit, cluster, budget, derived: asked.is_none() })
+}
+
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Plan { available, runtime, connections, audit, cluster, budget, derived } = *self;
+        write!(
+            f,
+            "sessions' budget {} MiB ({}) of {} MiB available: runtime {} MiB, connections {} MiB, audit log {} MiB",
+            budget / MIB,
+            if derived { "nine tenths of what is left" } else { "as configured" },
+            available / MIB,
+            runtime / MIB,
+            connections / MIB,
+            audit / MIB,
+        )?;
+        if cluster > 0 {
+            write!(f, ", cluster log, messages and snapshot {} MiB", cluster / MIB)?;
+        }
+        Ok(())
+    }
+}
+
+/// `MemAvailable` from the text of `/proc/meminfo`, in bytes.
+pub fn mem_available(meminfo: &str) -> Option<usize> {
+    let line = meminfo.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
+    let kib = line.trim().strip_suffix("kB")?.trim().parse::<usize>().ok()?;
+    kib.checked_mul(1024)
+}
+
+#[cfg(test)]
+#[path = "memory_tests.rs"]
+mod tests;
