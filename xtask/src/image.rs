@@ -116,16 +116,37 @@ pub fn inherited_build_setting(name: &str) -> bool {
     EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
-/// The C toolchain as pcrs.json records it: the compiler's version and musl's package.
+/// The C toolchain as pcrs.json records it: the compiler (also the linker driver), the
+/// linker's package (binutils) and musl's.
 fn c_toolchain() -> String {
     let gcc = run(Command::new(REAL_GCC).arg("-dumpfullversion")).map(|s| s.trim().to_string());
-    let musl =
-        run(Command::new("dpkg-query").args(["-W", "-f", "${Version}", "musl-dev"])).map(|s| s.trim().to_string());
+    let package = |name: &str| {
+        run(Command::new("dpkg-query").args(["-W", "-f", "${Version}", name])).map(|s| s.trim().to_string())
+    };
     format!(
-        "{REAL_GCC} {}, musl-dev {}",
+        "{REAL_GCC} {}, binutils {}, musl-dev {}",
         gcc.unwrap_or_else(|_| "unknown".into()),
-        musl.unwrap_or_else(|_| "unknown".into())
+        package("binutils").unwrap_or_else(|_| "unknown".into()),
+        package("musl-dev").unwrap_or_else(|_| "unknown".into())
     )
+}
+
+/// Cargo configuration files the build would read besides the clone's own: in `CARGO_HOME`
+/// and in every directory above the clone. Any of them can change the binaries (a linker, a
+/// flag, a patched dependency), and none is part of the source a verifier rebuilds.
+pub fn foreign_cargo_configs(root: &Path, cargo_home: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = root.ancestors().skip(1).map(|d| d.join(".cargo")).collect();
+    dirs.push(cargo_home.to_path_buf());
+    let mut found = Vec::new();
+    for dir in dirs {
+        for name in ["config", "config.toml"] {
+            let path = dir.join(name);
+            if path.is_file() && !found.contains(&path) {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 /// Builds the two static binaries reproducibly; returns their paths.
@@ -142,6 +163,15 @@ fn build_binaries(root: &Path, epoch: u64) -> Result<(PathBuf, PathBuf, String)>
     let home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
+    let foreign = foreign_cargo_configs(root, &home);
+    if !foreign.is_empty() && std::env::var_os("EIF_ALLOW_CARGO_CONFIG").is_none() {
+        bail!(
+            "cargo would read configuration from outside the source ({}): it can change the image, and a \
+             verifier's rebuild would not have it. Move it away, or set EIF_ALLOW_CARGO_CONFIG=1 for a build whose \
+             PCRs may not match",
+            foreign.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
     let rustflags = [
         "-C target-feature=+crt-static".to_string(),
         "-C link-arg=-Wl,--build-id=none".to_string(),
@@ -168,6 +198,8 @@ fn build_binaries(root: &Path, epoch: u64) -> Result<(PathBuf, PathBuf, String)>
         .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
         .env("CC_x86_64_unknown_linux_musl", "musl-gcc")
         .env("REALGCC", REAL_GCC)
+        // The linker driver, named rather than whatever `cc` is on this machine.
+        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER", REAL_GCC)
         // C sources (AWS-LC) name their files (`__FILE__`) in error strings: map the
         // clone's and CARGO_HOME's paths (AWS-LC's sources) away.
         .env("CFLAGS_x86_64_unknown_linux_musl", cflags)
@@ -330,7 +362,28 @@ pub fn build(o: &Options) -> Result<BTreeMap<String, String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::inherited_build_setting;
+    use super::{foreign_cargo_configs, inherited_build_setting};
+
+    #[test]
+    fn cargo_configs_outside_the_clone_are_found() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("a/b/clone");
+        let home = t.path().join("home/.cargo");
+        for d in [&root.join(".cargo"), &home, &t.path().join("a/.cargo")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        // The clone's own configuration is part of the source: never reported.
+        std::fs::write(root.join(".cargo/config.toml"), "").unwrap();
+        assert!(foreign_cargo_configs(&root, &home).is_empty());
+        std::fs::write(t.path().join("a/.cargo/config"), "").unwrap();
+        std::fs::write(home.join("config.toml"), "").unwrap();
+        let found = foreign_cargo_configs(&root, &home);
+        assert_eq!(found, vec![t.path().join("a/.cargo/config"), home.join("config.toml")]);
+        // A directory named like a file is not a configuration.
+        std::fs::remove_file(home.join("config.toml")).unwrap();
+        std::fs::create_dir(home.join("config.toml")).unwrap();
+        assert_eq!(foreign_cargo_configs(&root, &home), vec![t.path().join("a/.cargo/config")]);
+    }
 
     #[test]
     fn compiler_and_build_settings_are_not_inherited() {

@@ -102,6 +102,47 @@ fn run_ok(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Whether an inherited environment variable could change the module kbuild makes: make
+/// takes every environment variable as a variable of its own, so the kernel's build
+/// switches (`ARCH`, `CROSS_COMPILE`, `KBUILD_*`, `KCFLAGS`, `LLVM`, the tools) and what
+/// changes a Rust or C build (see `image::inherited_build_setting`) are removed.
+pub fn kbuild_setting(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "ARCH",
+        "SUBARCH",
+        "CROSS_COMPILE",
+        "KCFLAGS",
+        "KCPPFLAGS",
+        "KAFLAGS",
+        "KRUSTFLAGS",
+        "KLDFLAGS",
+        "LLVM",
+        "LLVM_IAS",
+        "LD",
+        "NM",
+        "OBJCOPY",
+        "OBJDUMP",
+        "STRIP",
+        "HOSTCC",
+        "HOSTCXX",
+        "HOSTLD",
+        "HOSTAR",
+        "O",
+        "M",
+        "V",
+        "W",
+        "C",
+        "INSTALL_MOD_PATH",
+        "INSTALL_MOD_STRIP",
+        "MAKEFLAGS",
+        "MFLAGS",
+        "GNUMAKEFLAGS",
+        "MAKEFILES",
+    ];
+    const PREFIXES: &[&str] = &["KBUILD_", "CONFIG_", "HOSTCFLAGS", "HOSTLDFLAGS", "KCONFIG_"];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p)) || crate::image::inherited_build_setting(name)
+}
+
 /// `virtio_mmio.ko` with `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES`, built from the kernel's own
 /// source and headers (see the module documentation).
 fn build_virtio_mmio(cache: &Path) -> Result<Vec<u8>> {
@@ -136,17 +177,20 @@ fn build_virtio_mmio(cache: &Path) -> Result<Vec<u8>> {
     let map = format!("{}/=drivers/virtio/", build.display());
     let root_map = format!("{}/=/", root.display());
     eprintln!("xtask: building virtio_mmio.ko with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES");
+    let mut make = Command::new("make");
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_none_or(kbuild_setting) {
+            make.env_remove(&name);
+        }
+    }
     run_ok(
-        Command::new("make")
-            .arg("-s")
+        make.arg("-s")
             .arg("-C")
             .arg(&headers)
             .arg(format!("M={}", build.display()))
             .arg("CONFIG_DEBUG_INFO_BTF_MODULES=")
             .arg(format!("KCFLAGS=-fmacro-prefix-map={map} -ffile-prefix-map={map} -ffile-prefix-map={root_map}"))
-            .arg("modules")
-            .env_remove("MAKEFLAGS")
-            .env_remove("MFLAGS"),
+            .arg("modules"),
     )
     .context("building virtio_mmio.ko (needs make, gcc-12, libelf: scripts/install-eif-deps.sh)")?;
     let stripped = build.join("virtio_mmio.stripped.ko");
@@ -188,4 +232,29 @@ pub fn fetch(cache: &Path) -> Result<Kernel> {
         modules.push((name, ko));
     }
     Ok(Kernel { vmlinuz, modules })
+}
+
+#[cfg(test)]
+mod kbuild_tests {
+    use super::kbuild_setting;
+
+    #[test]
+    fn kernel_build_switches_are_not_inherited() {
+        for name in [
+            "ARCH",
+            "CROSS_COMPILE",
+            "KBUILD_BUILD_USER",
+            "KBUILD_EXTRA_SYMBOLS",
+            "KCFLAGS",
+            "LLVM",
+            "CC",
+            "MAKEFLAGS",
+            "O",
+        ] {
+            assert!(kbuild_setting(name), "{name} must not reach make");
+        }
+        for name in ["PATH", "HOME", "TMPDIR", "SOURCE_DATE_EPOCH", "LANG"] {
+            assert!(!kbuild_setting(name), "{name} is harmless or needed");
+        }
+    }
 }
