@@ -37,8 +37,10 @@ fn a_standalone_enclave_without_a_budget_gets_what_is_left() {
     // The deployment's 1 536 MiB enclave (≈ 1 450 MiB available) holds 100 000 sessions of
     // the README's policy (charged 8 428 bytes each, SECURITY.md).
     assert!(plan(&single(1450, None)).unwrap().budget > 100_000 * 8_428, "{p}");
-    // The VM test's 512 MiB (408 MiB available) still starts.
-    assert!(plan(&single(408, None)).unwrap().budget >= MIN_BUDGET);
+    // The VM test's 512 MiB (409 MiB available) still starts.
+    assert!(plan(&single(409, None)).unwrap().budget >= MIN_BUDGET);
+    // An audit entry at its largest: 152 + 346 + 186 bytes.
+    assert_eq!(AUDIT_ENTRY_MAX, std::mem::size_of::<bridle_common::audit::AuditEntry>() + 346 + 186);
 }
 
 #[test]

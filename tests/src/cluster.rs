@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 use tokio::io::copy_bidirectional_with_sizes;
 use tokio::net::{TcpListener, TcpStream};
 
+/// The sessions' budget of a test cluster's nodes, MiB.
+pub const DEV_NODE_BUDGET_MIB: &str = "256";
+
 /// The proxy's copy buffer, each way (a batch of log entries in one piece, mostly).
 const COPY_BUFFER: usize = 64 << 10;
 
@@ -255,6 +258,11 @@ impl Cluster {
             .args(&self.nodes[i].enclave_args);
         if !self.nodes[i].enclave_args.iter().any(|a| a == "--cluster-snapshot-logs") {
             e.args(["--cluster-snapshot-logs", &snapshot_logs()]);
+        }
+        // One small budget for every node (it is committed to PCR16, so all must agree): the
+        // default 1 536 MiB would have each node check for ≈ 2.4 GiB of memory at start.
+        if !self.nodes[i].enclave_args.iter().any(|a| a == "--memory-budget-mib") {
+            e.args(["--memory-budget-mib", DEV_NODE_BUDGET_MIB]);
         }
         self.nodes[i].enclave = Some(Proc::spawn(e));
     }

@@ -194,6 +194,13 @@ pub fn genesis(enclave: Address) -> B256 {
     keccak256(buf)
 }
 
+/// Replace `s` with a copy allocated at its length, if it has spare capacity.
+fn exact(s: &mut String) {
+    if s.capacity() > s.len() {
+        *s = s.as_str().to_owned();
+    }
+}
+
 /// Cut `s` to at most `max` bytes on a character boundary, marking the cut with `…`.
 pub fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -203,7 +210,11 @@ pub fn truncate(s: &str, max: usize) -> String {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &s[..end])
+    // Allocated exactly: `format!` would leave spare capacity the allocator keeps.
+    let mut out = String::with_capacity(end + '…'.len_utf8());
+    out.push_str(&s[..end]);
+    out.push('…');
+    out
 }
 
 impl AuditEntry {
@@ -409,11 +420,12 @@ impl ChainWriter {
             Some(r) if r.len() > MAX_RULE => Some(truncate(&r, MAX_RULE)),
             r => r,
         };
-        // An entry may be held in memory a long time (the enclave keeps the last ones): no
-        // spare capacity from `format!`, so it takes at most its bounded bytes.
-        detail.shrink_to_fit();
+        // An entry may be held in memory a long time (the enclave keeps the last ones): a
+        // string with spare capacity is copied to one of its length (`shrink_to_fit` may keep
+        // the allocator's larger block), so it takes at most its bounded bytes.
+        exact(&mut detail);
         if let Some(r) = rule.as_mut() {
-            r.shrink_to_fit();
+            exact(r);
         }
         let e = AuditEntry {
             seq: self.next_seq,
