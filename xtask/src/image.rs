@@ -132,11 +132,13 @@ fn c_toolchain() -> String {
 }
 
 /// Cargo configuration files the build would read besides the clone's own: in `CARGO_HOME`
-/// and in every directory above the clone. Any of them can change the binaries (a linker, a
-/// flag, a patched dependency), and none is part of the source a verifier rebuilds.
+/// and in every directory above the clone (as cargo walks them: the physical path). Any of
+/// them can change the binaries (a linker, a flag, a patched dependency), and none is part
+/// of the source a verifier rebuilds. (The clone's own `.cargo`: see `untracked_cargo_files`.)
 pub fn foreign_cargo_configs(root: &Path, cargo_home: &Path) -> Vec<PathBuf> {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let mut dirs: Vec<PathBuf> = root.ancestors().skip(1).map(|d| d.join(".cargo")).collect();
-    dirs.push(cargo_home.to_path_buf());
+    dirs.push(cargo_home.canonicalize().unwrap_or_else(|_| cargo_home.to_path_buf()));
     let mut found = Vec::new();
     for dir in dirs {
         for name in ["config", "config.toml"] {
@@ -163,14 +165,21 @@ fn build_binaries(root: &Path, epoch: u64) -> Result<(PathBuf, PathBuf, String)>
     let home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
-    let foreign = foreign_cargo_configs(root, &home);
-    if !foreign.is_empty() && std::env::var_os("EIF_ALLOW_CARGO_CONFIG").is_none() {
+    let mut foreign = foreign_cargo_configs(root, &home);
+    // In the clone's own `.cargo`, only what the commit holds: cargo prefers an untracked
+    // `config` to the tracked `config.toml`, and the dirty check does not see untracked files.
+    let untracked = run(Command::new("git").args(["ls-files", "--others", "--", ".cargo"]).current_dir(root))?;
+    foreign.extend(untracked.lines().filter(|l| !l.is_empty()).map(|l| root.join(l)));
+    if !foreign.is_empty() && std::env::var("EIF_ALLOW_CARGO_CONFIG").as_deref() != Ok("1") {
         bail!(
             "cargo would read configuration from outside the source ({}): it can change the image, and a \
              verifier's rebuild would not have it. Move it away, or set EIF_ALLOW_CARGO_CONFIG=1 for a build whose \
              PCRs may not match",
             foreign.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
+    }
+    for path in &foreign {
+        eprintln!("xtask: WARNING: EIF_ALLOW_CARGO_CONFIG=1: cargo also reads {}", path.display());
     }
     let rustflags = [
         "-C target-feature=+crt-static".to_string(),
@@ -363,26 +372,34 @@ pub fn build(o: &Options) -> Result<BTreeMap<String, String>> {
 #[cfg(test)]
 mod tests {
     use super::{foreign_cargo_configs, inherited_build_setting};
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn cargo_configs_outside_the_clone_are_found() {
         let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("a/b/clone");
-        let home = t.path().join("home/.cargo");
-        for d in [&root.join(".cargo"), &home, &t.path().join("a/.cargo")] {
+        let base = t.path().canonicalize().unwrap();
+        let root = base.join("a/b/clone");
+        let home = base.join("home/.cargo");
+        for d in [&root.join(".cargo"), &home, &base.join("a/.cargo")] {
             std::fs::create_dir_all(d).unwrap();
         }
+        // Only what this test made counts (the machine may have its own above the temp dir).
+        let found = |root: &Path| -> Vec<PathBuf> {
+            foreign_cargo_configs(root, &home).into_iter().filter(|p| p.starts_with(&base)).collect()
+        };
         // The clone's own configuration is part of the source: never reported.
         std::fs::write(root.join(".cargo/config.toml"), "").unwrap();
-        assert!(foreign_cargo_configs(&root, &home).is_empty());
-        std::fs::write(t.path().join("a/.cargo/config"), "").unwrap();
+        assert!(found(&root).is_empty());
+        std::fs::write(base.join("a/.cargo/config"), "").unwrap();
         std::fs::write(home.join("config.toml"), "").unwrap();
-        let found = foreign_cargo_configs(&root, &home);
-        assert_eq!(found, vec![t.path().join("a/.cargo/config"), home.join("config.toml")]);
+        assert_eq!(found(&root), vec![base.join("a/.cargo/config"), home.join("config.toml")]);
+        // Reached through a symbolic link, the walk is the physical one (as cargo's).
+        std::os::unix::fs::symlink(base.join("a/b"), base.join("link")).unwrap();
+        assert_eq!(found(&base.join("link/clone")), vec![base.join("a/.cargo/config"), home.join("config.toml")]);
         // A directory named like a file is not a configuration.
         std::fs::remove_file(home.join("config.toml")).unwrap();
         std::fs::create_dir(home.join("config.toml")).unwrap();
-        assert_eq!(foreign_cargo_configs(&root, &home), vec![t.path().join("a/.cargo/config")]);
+        assert_eq!(found(&root), vec![base.join("a/.cargo/config")]);
     }
 
     #[test]

@@ -138,6 +138,7 @@ pub fn kbuild_setting(name: &str) -> bool {
         "MFLAGS",
         "GNUMAKEFLAGS",
         "MAKEFILES",
+        "DEBIAN_KERNEL_USE_CCACHE",
     ];
     const PREFIXES: &[&str] = &["KBUILD_", "CONFIG_", "HOSTCFLAGS", "HOSTLDFLAGS", "KCONFIG_"];
     EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p)) || crate::image::inherited_build_setting(name)
