@@ -73,7 +73,7 @@ pub fn run(n: usize, dir: &Path, listen: &str, clock: Option<&PathBuf>, stop: Ar
         let mut e = Command::new(binary("bridle-enclave"));
         e.arg("--unix").arg(&socket).args(["--dev", "--cluster", "dev", "--dev-mock-ca"]).arg(&ca);
         // The same small budget on every node (it is committed to PCR16): the default 1 536 MiB
-        // would have each node check for ≈ 2.4 GiB of memory at start, on one machine.
+        // would have each node check for ≈ 2.3 GiB of memory at start, on one machine.
         e.args(["--memory-budget-mib", "256"]);
         if i == 0 {
             e.arg("--dev-nsm-root-out").arg(&root);

@@ -257,7 +257,9 @@ impl AuditLog {
         let config = AuditConfig { capacity: config.capacity.max(1), ..config };
         let mut entries = VecDeque::with_capacity(config.capacity);
         let skip = s.entries.len().saturating_sub(config.capacity);
-        entries.extend(s.entries.into_iter().skip(skip));
+        // Held as appended ones are: strings at their length (a decoded string may have spare
+        // capacity), so each entry stays within what the memory plan counts.
+        entries.extend(s.entries.into_iter().skip(skip).map(AuditEntry::held_exactly));
         AuditLog {
             inner: Mutex::new(Inner {
                 chain: ChainWriter::resume(s.enclave, s.next_seq, s.last_hash),

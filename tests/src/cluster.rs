@@ -260,8 +260,8 @@ impl Cluster {
             e.args(["--cluster-snapshot-logs", &snapshot_logs()]);
         }
         // One small budget for every node (it is committed to PCR16, so all must agree): the
-        // default 1 536 MiB would have each node check for ≈ 2.4 GiB of memory at start.
-        if !self.nodes[i].enclave_args.iter().any(|a| a == "--memory-budget-mib") {
+        // default 1 536 MiB would have each node check for ≈ 2.3 GiB of memory at start.
+        if !self.nodes[i].enclave_args.iter().any(|a| a.starts_with("--memory-budget-mib")) {
             e.args(["--memory-budget-mib", DEV_NODE_BUDGET_MIB]);
         }
         self.nodes[i].enclave = Some(Proc::spawn(e));

@@ -134,7 +134,8 @@ fn c_toolchain() -> String {
 /// Cargo configuration files the build would read besides the clone's own: in `CARGO_HOME`
 /// and in every directory above the clone (as cargo walks them: the physical path). Any of
 /// them can change the binaries (a linker, a flag, a patched dependency), and none is part
-/// of the source a verifier rebuilds. (The clone's own `.cargo`: see `untracked_cargo_files`.)
+/// of the source a verifier rebuilds. (In the clone's own `.cargo`, `build_binaries` refuses
+/// untracked configuration files.)
 pub fn foreign_cargo_configs(root: &Path, cargo_home: &Path) -> Vec<PathBuf> {
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let mut dirs: Vec<PathBuf> = root.ancestors().skip(1).map(|d| d.join(".cargo")).collect();
@@ -168,8 +169,11 @@ fn build_binaries(root: &Path, epoch: u64) -> Result<(PathBuf, PathBuf, String)>
     let mut foreign = foreign_cargo_configs(root, &home);
     // In the clone's own `.cargo`, only what the commit holds: cargo prefers an untracked
     // `config` to the tracked `config.toml`, and the dirty check does not see untracked files.
-    let untracked = run(Command::new("git").args(["ls-files", "--others", "--", ".cargo"]).current_dir(root))?;
-    foreign.extend(untracked.lines().filter(|l| !l.is_empty()).map(|l| root.join(l)));
+    let untracked = run(Command::new("git")
+        .args(["ls-files", "-z", "--others", "--", ".cargo/config", ".cargo/config.toml"])
+        .current_dir(root))
+    .context("listing untracked files in the clone's .cargo (the image is built from a git checkout)")?;
+    foreign.extend(untracked.split('\0').filter(|l| !l.is_empty()).map(|l| root.join(l)));
     if !foreign.is_empty() && std::env::var("EIF_ALLOW_CARGO_CONFIG").as_deref() != Ok("1") {
         bail!(
             "cargo would read configuration from outside the source ({}): it can change the image, and a \

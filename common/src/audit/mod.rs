@@ -194,6 +194,17 @@ pub fn genesis(enclave: Address) -> B256 {
     keccak256(buf)
 }
 
+impl AuditEntry {
+    /// The entry with its strings allocated at their length (for entries kept in memory).
+    pub fn held_exactly(mut self) -> AuditEntry {
+        exact(&mut self.detail);
+        if let Some(r) = self.rule.as_mut() {
+            exact(r);
+        }
+        self
+    }
+}
+
 /// Replace `s` with a copy allocated at its length, if it has spare capacity.
 fn exact(s: &mut String) {
     if s.capacity() > s.len() {
@@ -206,14 +217,16 @@ pub fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
-    let mut end = max.saturating_sub('…'.len_utf8());
+    // No room for the mark: the cut alone.
+    let mark = if max < '…'.len_utf8() { "" } else { "…" };
+    let mut end = max - mark.len();
     while !s.is_char_boundary(end) {
         end -= 1;
     }
     // Allocated exactly: `format!` would leave spare capacity the allocator keeps.
-    let mut out = String::with_capacity(end + '…'.len_utf8());
+    let mut out = String::with_capacity(end + mark.len());
     out.push_str(&s[..end]);
-    out.push('…');
+    out.push_str(mark);
     out
 }
 

@@ -290,11 +290,24 @@ fn entries_hold_no_more_than_their_bounds() {
     ] {
         let mut padded = String::with_capacity(4096);
         padded.push_str(&detail);
+        let block = padded.as_ptr();
         let rec =
             Record::new(Decision::Denied, Address::ZERO, B256::ZERO, "x").with_code(ErrorCode::SpendCap, Some(&rule));
         let e = w.append(1, Record { detail: padded, ..rec });
         assert!(e.detail.len() <= MAX_DETAIL && e.detail.capacity() == e.detail.len(), "{}", e.detail.capacity());
+        // A new allocation of its length, not the 4 KiB block shrunk in place (which the
+        // allocator may keep whole, whatever `capacity()` then says).
+        assert_ne!(e.detail.as_ptr(), block);
         let r = e.rule.as_ref().unwrap();
         assert!(r.len() <= MAX_RULE && r.capacity() == r.len(), "{}", r.capacity());
+        // A restored entry (decoded from a snapshot) is held the same way.
+        let mut loose = e.clone();
+        loose.detail.reserve(1000);
+        let held = loose.held_exactly();
+        assert_eq!((held.detail.capacity(), held.hash()), (held.detail.len(), e.hash()));
     }
+    // Too small for the mark: the cut alone, never more than asked.
+    assert_eq!(truncate("abcdef", 2), "ab");
+    assert_eq!(truncate("éé", 1), "");
+    assert_eq!(truncate("abcdef", 4), "a…");
 }
