@@ -252,23 +252,29 @@ impl Settings {
         if pool == 0 {
             return Err(format!("pool must be at least 1 (from {})", source_name(sources["pool"])));
         }
-        if cluster.is_none() && pool > bridle_common::frame::MAX_HOST_POOL {
-            return Err(format!(
-                "pool {pool} (from {}) is more than the enclave serves a host: at most {} ({} connections, the rest spare)",
-                source_name(sources["pool"]),
-                bridle_common::frame::MAX_HOST_POOL,
-                bridle_common::frame::ENCLAVE_MAX_CONNECTIONS,
-            ));
-        }
-        if cluster.is_some() && pool > crate::cluster::MAX_CLIENT_POOL {
-            return Err(format!(
-                "pool {pool} (from {}) is more than a cluster node's enclave leaves this host's calls: at most {} ({} connections, {} of them for cluster traffic, {} spare)",
-                source_name(sources["pool"]),
-                crate::cluster::MAX_CLIENT_POOL,
-                bridle_common::cluster::NODE_MAX_CONNECTIONS,
-                crate::cluster::TRAFFIC_POOL,
-                crate::cluster::SPARE_CONNECTIONS
-            ));
+        let (max, explanation) = if cluster.is_some() {
+            let max = crate::cluster::MAX_CLIENT_POOL;
+            (
+                max,
+                format!(
+                    "a cluster node's enclave leaves this host's calls: at most {max} ({} connections, {} of them for cluster traffic, {} spare)",
+                    bridle_common::cluster::NODE_MAX_CONNECTIONS,
+                    crate::cluster::TRAFFIC_POOL,
+                    crate::cluster::SPARE_CONNECTIONS
+                ),
+            )
+        } else {
+            let max = bridle_common::frame::MAX_HOST_POOL;
+            (
+                max,
+                format!(
+                    "the enclave serves a host: at most {max} ({} connections, the rest spare)",
+                    bridle_common::frame::ENCLAVE_MAX_CONNECTIONS
+                ),
+            )
+        };
+        if pool > max {
+            return Err(format!("pool {pool} (from {}) is more than {explanation}", source_name(sources["pool"])));
         }
         // A cluster host's calls wait for commits: more of them in flight (see
         // `cluster::DEFAULT_CLIENT_PIPELINE`).

@@ -428,18 +428,14 @@ impl ChainWriter {
 
     /// Link `rec` at `time` into the chain. Bounds are enforced here as well.
     pub fn append(&mut self, time: u64, rec: Record) -> AuditEntry {
-        let mut detail = if rec.detail.len() > MAX_DETAIL { truncate(&rec.detail, MAX_DETAIL) } else { rec.detail };
-        let mut rule = match rec.rule {
+        let detail = if rec.detail.len() > MAX_DETAIL { truncate(&rec.detail, MAX_DETAIL) } else { rec.detail };
+        let rule = match rec.rule {
             Some(r) if r.len() > MAX_RULE => Some(truncate(&r, MAX_RULE)),
             r => r,
         };
         // An entry may be held in memory a long time (the enclave keeps the last ones): a
         // string with spare capacity is copied to one of its length (`shrink_to_fit` may keep
         // the allocator's larger block), so it takes at most its bounded bytes.
-        exact(&mut detail);
-        if let Some(r) = rule.as_mut() {
-            exact(r);
-        }
         let e = AuditEntry {
             seq: self.next_seq,
             time,
@@ -450,7 +446,8 @@ impl ChainWriter {
             request_digest: rec.request_digest,
             detail,
             prev: self.last_hash,
-        };
+        }
+        .held_exactly();
         self.last_hash = e.hash();
         self.next_seq += 1;
         e
