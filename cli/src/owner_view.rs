@@ -91,6 +91,9 @@ pub fn print_exposure(ss: &SessionStatus, groups: &[AggregateStatus]) {
         for h in &g.holdings {
             println!("  may have outstanding: {} base units of {} on chain {}", h.amount, h.token, h.chain_id);
         }
+        if g.holdings_omitted > 0 {
+            println!("  and {} more token(s) outstanding, not listed by the enclave", g.holdings_omitted);
+        }
         if g.ceilings.is_empty() {
             println!("  no {} binds this session", g.scope.rule());
         }
@@ -98,7 +101,10 @@ pub fn print_exposure(ss: &SessionStatus, groups: &[AggregateStatus]) {
             let unpriced = if c.unpriced.is_empty() {
                 String::new()
             } else {
-                format!(" (unpriced, so further raises are refused: {})", c.unpriced.join(", "))
+                format!(
+                    " (unpriced, so further raises are refused: {})",
+                    bridle_common::allowance::aggregate::listed(&c.unpriced, c.unpriced_omitted)
+                )
             };
             println!(
                 "  {} {} (policy {:#x}): {} at that policy's prices, {} left{unpriced}",
@@ -108,6 +114,9 @@ pub fn print_exposure(ss: &SessionStatus, groups: &[AggregateStatus]) {
                 fmt_usd(c.usd),
                 fmt_usd(c.ceiling.saturating_sub(c.usd))
             );
+        }
+        if g.ceilings_omitted > 0 {
+            println!("  and {} higher {}(s), not listed by the enclave", g.ceilings_omitted, g.scope.rule());
         }
     }
 }

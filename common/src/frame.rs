@@ -22,6 +22,8 @@ pub const MAX_PIPELINE: usize = 64;
 pub enum FrameError {
     #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },
+    #[error("a frame of {len} bytes decodes to more than {max} bytes")]
+    DecodedTooLarge { len: usize, max: usize },
     #[error("malformed frame: {0}")]
     Malformed(String),
     #[error("connection closed")]
@@ -33,7 +35,9 @@ pub enum FrameError {
 impl FrameError {
     pub fn to_denial(&self) -> Denial {
         match self {
-            FrameError::TooLarge { .. } => Denial::new(ErrorCode::TooLarge, self.to_string()),
+            FrameError::TooLarge { .. } | FrameError::DecodedTooLarge { .. } => {
+                Denial::new(ErrorCode::TooLarge, self.to_string())
+            }
             FrameError::Malformed(_) => Denial::new(ErrorCode::Malformed, self.to_string()),
             _ => Denial::new(ErrorCode::Internal, self.to_string()),
         }
@@ -119,7 +123,9 @@ fn check_cbor_structure(bytes: &[u8]) -> Result<(), FrameError> {
         let remaining = (bytes.len() - pos) as u64;
         match major {
             0 | 1 | 7 => {}
-            2 | 3 if indefinite => open.push(INDEFINITE),
+            // A string in pieces is gathered by the decoder before any visitor sees it (and
+            // so before the decode bound charges it); no encoder of ours writes one.
+            2 | 3 if indefinite => return bad("string of indefinite length"),
             2 | 3 => {
                 if arg > remaining {
                     return bad("string is longer than what follows it");
@@ -150,18 +156,78 @@ fn check_cbor_structure(bytes: &[u8]) -> Result<(), FrameError> {
     Ok(())
 }
 
+/// What decoding `len` bytes of CBOR may allocate: [`DECODED_PER_BYTE`] bytes per byte and
+/// [`DECODED_FLOOR`] — the decoder's scratch buffer (one byte per byte) and what the decoded
+/// value takes (charged as it is decoded; see [`crate::decode_bound`]).
+pub const fn max_decoded(len: usize) -> usize {
+    len.saturating_mul(DECODED_PER_BYTE).saturating_add(DECODED_FLOOR)
+}
+/// See [`max_decoded`]. A request's own bytes and strings are charged about twice; an
+/// address list about five and a half times, besides the scratch buffer.
+pub const DECODED_PER_BYTE: usize = 8;
+/// See [`max_decoded`].
+pub const DECODED_FLOOR: usize = 256 << 10;
+
 /// Decode CBOR; trailing bytes are an error. The structure is checked first
-/// ([`check_cbor_structure`]): no declared length is trusted.
+/// ([`check_cbor_structure`]): no declared length is trusted. What the decode allocates is
+/// charged as it goes and bounded by [`max_decoded`] ([`crate::decode_bound`]): a frame
+/// whose decoded form would be larger is refused before that allocation.
 pub fn from_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+    from_cbor_within(bytes, max_decoded(bytes.len()))
+}
+
+/// Decode what an attested peer enclave wrote, received over its authenticated channel (a
+/// cluster's replication calls and their replies, snapshots): the same checks as
+/// [`from_cbor`] but no bound on the decoded form beyond the frame's own, since such data
+/// was bounded where it was accepted and may be denser than a client's (a snapshot's owner
+/// book is ten times its encoding). Never for bytes from a host or a client.
+pub fn from_cbor_attested<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+    from_cbor_within(bytes, usize::MAX)
+}
+
+/// [`from_cbor`] within `max` bytes (at least the frame's length, for the scratch buffer).
+pub fn from_cbor_within<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, FrameError> {
     check_cbor_structure(bytes)?;
     let mut cursor = std::io::Cursor::new(bytes);
-    let v = ciborium::de::from_reader_with_recursion_limit(&mut cursor, 64)
-        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    // A scratch buffer as long as the frame: every string (none is in pieces) is read into
+    // it whole and handed to its visitor, which allocates only after it is charged (see
+    // `decode_bound`). Nesting was bounded by the structure check.
+    let mut scratch = vec![0u8; bytes.len()];
+    let (decoded, charged) = crate::decode_bound::within(max.saturating_sub(bytes.len()), || {
+        ciborium::de::from_reader_with_buffer::<crate::decode_bound::Bounded<T>, _>(&mut cursor, &mut scratch)
+    });
+    if charged.ran_out {
+        return Err(FrameError::DecodedTooLarge { len: bytes.len(), max });
+    }
+    let v = decoded.map_err(|e| FrameError::Malformed(decode_error(&e)))?.0;
     if (cursor.position() as usize) != bytes.len() {
         return Err(FrameError::Malformed("trailing bytes after CBOR value".into()));
     }
     Ok(v)
 }
+
+/// A decode error's text, at most [`MAX_ERROR_TEXT`] bytes: serde's messages quote what they
+/// were given (a string where a number belongs, an unknown field's name), and ciborium's
+/// `Display` escapes it, so the whole text would be several times a frame.
+fn decode_error(e: &ciborium::de::Error<std::io::Error>) -> String {
+    use ciborium::de::Error;
+    let text = match e {
+        Error::Io(e) => format!("i/o: {e}"),
+        Error::Syntax(at) => format!("syntax error at byte {at}"),
+        Error::Semantic(at, m) => {
+            let m = crate::audit::truncate(m, MAX_ERROR_TEXT);
+            match at {
+                Some(at) => format!("{m} (at byte {at})"),
+                None => m.to_string(),
+            }
+        }
+        Error::RecursionLimitExceeded => "nesting is too deep".to_string(),
+    };
+    crate::audit::truncate(&text, MAX_ERROR_TEXT)
+}
+
+/// See [`decode_error`].
+const MAX_ERROR_TEXT: usize = 256;
 
 /// Read one frame's body. A clean EOF before the header is `Closed`.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Vec<u8>, FrameError> {
@@ -339,12 +405,12 @@ mod tests {
             1.5,
         );
         assert_eq!(from_cbor::<_>(&to_cbor(&v).unwrap()).ok(), Some(v));
-        // Indefinite-length array, byte string in chunks, and a tag.
+        // Indefinite-length array and a tag.
         assert_eq!(from_cbor::<Vec<u8>>(&[0x9f, 0x01, 0x02, 0xff]).unwrap(), vec![1, 2]);
-        assert_eq!(
-            from_cbor::<serde_bytes::ByteBuf>(&[0x5f, 0x41, 0x07, 0x42, 0x08, 0x09, 0xff]).unwrap().to_vec(),
-            vec![7, 8, 9]
-        );
+        // A byte or text string in pieces is refused (see `check_cbor_structure`).
+        for pieces in [&[0x5f, 0x41, 0x07, 0x42, 0x08, 0x09, 0xff][..], &[0x7f, 0x61, b'a', 0xff]] {
+            assert!(matches!(from_cbor::<serde_bytes::ByteBuf>(pieces), Err(FrameError::Malformed(_))));
+        }
         let mut nested = vec![0x81u8; 60];
         nested.push(0x00);
         assert!(check_cbor_structure(&nested).is_ok());

@@ -9,6 +9,7 @@ pub mod allowance;
 pub mod audit;
 pub mod bounds;
 pub mod cluster;
+pub mod decode_bound;
 pub mod delegation;
 pub mod erc7715;
 pub mod error;

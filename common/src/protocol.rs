@@ -77,6 +77,62 @@ impl Call {
     }
 }
 
+/// Whether a request frame's call is cluster traffic ([`Call::Cluster`]), read without
+/// decoding the call: its name is compared where the decoder read it, and its content is
+/// skipped without being kept. A cluster node refuses a large frame that is not cluster
+/// traffic by this, before decoding it (`from_cbor`'s bound applies to what is read).
+pub fn is_cluster_call(frame: &[u8]) -> Result<bool, crate::frame::FrameError> {
+    use serde::de::{EnumAccess, IgnoredAny, VariantAccess, Visitor};
+    /// Whether a call's name is `cluster`.
+    struct IsCluster(bool);
+    impl<'de> Deserialize<'de> for IsCluster {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IsCluster, D::Error> {
+            struct Name;
+            impl<'de> Visitor<'de> for Name {
+                type Value = IsCluster;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a call's name")
+                }
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<IsCluster, E> {
+                    Ok(IsCluster(s == "cluster"))
+                }
+                fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<IsCluster, E> {
+                    Ok(IsCluster(b == b"cluster"))
+                }
+            }
+            d.deserialize_identifier(Name)
+        }
+    }
+    /// Whether a call is `cluster`.
+    struct CallKind(bool);
+    impl<'de> Deserialize<'de> for CallKind {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CallKind, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = CallKind;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a call")
+                }
+                fn visit_enum<A: EnumAccess<'de>>(self, a: A) -> Result<CallKind, A::Error> {
+                    let (name, rest) = a.variant::<IsCluster>()?;
+                    rest.newtype_variant::<IgnoredAny>()?;
+                    Ok(CallKind(name.0))
+                }
+            }
+            d.deserialize_enum("Call", &[], V)
+        }
+    }
+    // As strict as `RequestFrame`, so that both read the same frames.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Head {
+        #[allow(dead_code)]
+        version: u16,
+        call: CallKind,
+    }
+    crate::frame::from_cbor::<Head>(frame).map(|h| h.call.0)
+}
+
 /// What to sign. The enclave computes the digest from these fields itself.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -473,10 +529,22 @@ pub struct AggregateStatus {
     pub scope: crate::allowance::aggregate::Scope,
     /// Sessions of the group that hold approvals or declare a ceiling.
     pub sessions: u64,
-    /// What the group may have outstanding at worst, per chain and token (base units).
+    /// What the group may have outstanding at worst, per chain and token (base units): the
+    /// first 64 by chain and token (`allowance::aggregate::MAX_LISTED`).
     pub holdings: Vec<TokenHolding>,
-    /// Every ceiling binding the session over this group, valued at its own price table.
+    /// Holdings not listed in `holdings`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub holdings_omitted: u64,
+    /// The ceilings binding the session over this group, each valued at its own price
+    /// table: the 64 lowest.
     pub ceilings: Vec<CeilingStatus>,
+    /// Ceilings not listed in `ceilings`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ceilings_omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -498,13 +566,23 @@ pub struct CeilingStatus {
     pub policy_hash: B256,
     /// The group's holdings at that policy's price table, USD with 18 decimals.
     pub usd: U256,
-    /// Holdings that table does not price.
+    /// Holdings that table does not price (the first 64).
     pub unpriced: Vec<String>,
+    /// Unpriced holdings not listed in `unpriced`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unpriced_omitted: u64,
 }
 
 impl From<crate::allowance::aggregate::GroupView> for AggregateStatus {
     fn from(g: crate::allowance::aggregate::GroupView) -> Self {
-        let crate::allowance::aggregate::GroupView { scope, sessions, holdings, limits } = g;
+        let crate::allowance::aggregate::GroupView {
+            scope,
+            sessions,
+            holdings,
+            holdings_omitted,
+            limits,
+            limits_omitted,
+        } = g;
         AggregateStatus {
             scope,
             sessions,
@@ -512,6 +590,8 @@ impl From<crate::allowance::aggregate::GroupView> for AggregateStatus {
                 .into_iter()
                 .map(|(chain_id, token, amount)| TokenHolding { chain_id, token, amount })
                 .collect(),
+            holdings_omitted,
+            ceilings_omitted: limits_omitted,
             ceilings: limits
                 .into_iter()
                 .map(|l| CeilingStatus {
@@ -519,6 +599,7 @@ impl From<crate::allowance::aggregate::GroupView> for AggregateStatus {
                     policy_hash: l.policy_hash,
                     usd: l.exposure.usd,
                     unpriced: l.exposure.unpriced,
+                    unpriced_omitted: l.exposure.unpriced_omitted,
                 })
                 .collect(),
         }

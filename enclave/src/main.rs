@@ -196,13 +196,19 @@ fn main() {
     };
     let mut config = Config { stamp_window: args.stamp_window, ..Config::default() };
     let server = server_config(&args);
-    config.memory_budget = memory_plan(&args, &config, &server).budget;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    config.memory_budget = memory_plan(&args, &config, &server, workers).budget;
     let (nsm, root) = open_nsm(&args);
     commit(&nsm, &boot);
 
     // An explicit, generous stack for every worker: request handling is bounded (no decoder
     // recurses with its input), and this is the margin on top (review finding 2).
-    let rt = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(REQUEST_STACK).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_stack_size(REQUEST_STACK)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bridle-enclave: cannot start runtime: {e}");
@@ -252,7 +258,9 @@ fn server_config(args: &Args) -> ServerConfig {
 
 /// Divide the memory available at start (see [`memory`]); refuse to start when the
 /// sessions' budget does not fit beside the rest.
-fn memory_plan(args: &Args, config: &Config, server: &ServerConfig) -> memory::Plan {
+/// The memory plan; `workers` is how many threads the runtime gets (each may hold one
+/// request being decoded).
+fn memory_plan(args: &Args, config: &Config, server: &ServerConfig, workers: usize) -> memory::Plan {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_else(|e| {
         fail(format!("refusing to start: cannot read /proc/meminfo to size the memory budget: {e}"))
     });
@@ -273,6 +281,7 @@ fn memory_plan(args: &Args, config: &Config, server: &ServerConfig) -> memory::P
         // A node's calls are at most a call frame; larger frames are its peers' messages.
         call_frame: if cluster.is_some() { bridle_common::cluster::MAX_CALL_FRAME } else { server.max_frame },
         audit_capacity: config.audit.capacity,
+        workers,
         cluster,
     };
     match memory::plan(&inputs) {

@@ -10,13 +10,19 @@
 //! the enclave's memory less the kernel and the unpacked image) and the enclave refuses to
 //! start with a budget that does not fit. This module is pure: `main` reads the file.
 //!
-//! What the plan does not bound (SECURITY.md, "Open findings"): answers larger than a frame
-//! (a session status lists each ceiling of its owner with the tokens held), a request's
-//! decoded form (larger than its frame, before it is checked), and on a cluster node
-//! large frames on every connection at once, the copies a snapshot install holds, and the
-//! exposure book. The runtime reserve is an estimate, not a measured maximum.
+//! A request's decoded form is bounded by its frame ([`max_decoded`]): a stand-alone
+//! enclave decodes and serves each request on a worker thread without waiting, so at most
+//! one per worker is held at once, and the plan counts that many.
+//!
+//! What the plan does not bound (SECURITY.md, "Open findings"): an answer larger than a
+//! frame (a session status copies its held requests, up to 16 frames), and on a cluster
+//! node the calls held on every connection while they wait for the log, large frames on
+//! every connection at once, the copies a snapshot install holds, and the exposure book.
+//! The runtime reserve is an estimate, not a measured maximum.
 
+use crate::server::MAX_HELD;
 use bridle_common::audit::{AuditEntry, MAX_DETAIL, MAX_RULE};
+use bridle_common::frame::max_decoded;
 
 /// Memory outside every other term: the binary, the runtime and its worker stacks, the
 /// owner-nonce book (200 000 sessionless owners at most, ≈ 20 MiB; owners with sessions are
@@ -31,8 +37,6 @@ pub const MIN_BUDGET: usize = 16 << 20;
 pub const CLUSTER_DEFAULT_BUDGET_MIB: usize = 1536;
 /// A derived budget is this share (tenths) of what is left: a margin for the estimates.
 const DERIVED_TENTHS: usize = 9;
-/// Responses held back on a connection while more requests are buffered (see `server`).
-pub const MAX_HELD: usize = 256 << 10;
 /// A connection's read buffer and bookkeeping.
 const CONNECTION_SLACK: usize = 64 << 10;
 
@@ -69,6 +73,8 @@ pub struct Inputs {
     pub call_frame: usize,
     /// Entries the audit log keeps in memory.
     pub audit_capacity: usize,
+    /// Threads that decode and serve requests (the runtime's workers).
+    pub workers: usize,
     /// On a cluster node: what its log and its peers' messages may hold.
     pub cluster: Option<ClusterInputs>,
 }
@@ -88,6 +94,9 @@ pub struct Plan {
     pub available: usize,
     pub runtime: usize,
     pub connections: usize,
+    /// One request's decoded form at its largest ([`max_decoded`] of a call frame) per
+    /// worker.
+    pub decoding: usize,
     pub audit: usize,
     /// A cluster node's log until its next snapshot and a snapshot being sent (twice the
     /// snapshot threshold), a message in and one out, and a serialized snapshot of the
@@ -98,11 +107,23 @@ pub struct Plan {
     pub derived: bool,
 }
 
+/// Where a plan's budget comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Nine tenths of what is left (a stand-alone enclave without `--memory-budget-mib`).
+    Derived,
+    /// `--memory-budget-mib`, in MiB.
+    Given(usize),
+    /// A cluster node without `--memory-budget-mib`: [`CLUSTER_DEFAULT_BUDGET_MIB`].
+    NodeDefault,
+}
+
 /// Why the enclave will not start with this memory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{asked}: the enclave has {available_mib} MiB available, and the runtime ({runtime_mib} MiB), \
-     {connections} connections' buffers ({connections_mib} MiB), the audit log's {audit_entries} entries \
+     {connections} connections' buffers ({connections_mib} MiB), {workers} requests being decoded \
+     ({decoding_mib} MiB), the audit log's {audit_entries} entries \
      ({audit_mib} MiB){cluster} leave {ceiling_mib} MiB for sessions; {advice}"
 )]
 pub struct DoesNotFit {
@@ -112,6 +133,8 @@ pub struct DoesNotFit {
     pub runtime_mib: usize,
     pub connections: usize,
     pub connections_mib: usize,
+    pub workers: usize,
+    pub decoding_mib: usize,
     pub audit_entries: usize,
     pub audit_mib: usize,
     /// ", and the cluster log (N MiB)" on a cluster node.
@@ -126,44 +149,51 @@ const MIB: usize = 1 << 20;
 /// left; a given budget, and a cluster node's (given or [`CLUSTER_DEFAULT_BUDGET_MIB`]),
 /// must fit in it.
 pub fn plan(i: &Inputs) -> Result<Plan, Box<DoesNotFit>> {
-    let Inputs { available, budget_mib, max_connections, call_frame, audit_capacity, cluster } = *i;
+    let Inputs { available, budget_mib, max_connections, call_frame, audit_capacity, workers, cluster } = *i;
     let runtime = RUNTIME_RESERVE;
     let connections = max_connections.saturating_mul(per_connection(call_frame));
+    let decoding = workers.saturating_mul(max_decoded(call_frame));
     let audit = audit_capacity.saturating_mul(AUDIT_ENTRY_MAX);
     let log = cluster.map_or(0, |c| c.snapshot_bytes.saturating_mul(2).saturating_add(c.max_message.saturating_mul(2)));
-    let left = available.saturating_sub(runtime).saturating_sub(connections).saturating_sub(audit).saturating_sub(log);
+    let left = available
+        .saturating_sub(runtime)
+        .saturating_sub(connections)
+        .saturating_sub(decoding)
+        .saturating_sub(audit)
+        .saturating_sub(log);
     // On a cluster node a serialized snapshot of the sessions comes on top of the budget:
     // budget + budget / 4 must fit in what is left.
     let ceiling = if cluster.is_some() { left / 5 * 4 } else { left };
-    let asked = match (budget_mib, cluster) {
-        (Some(mib), _) => Some(mib.saturating_mul(MIB)),
-        (None, Some(_)) => Some(CLUSTER_DEFAULT_BUDGET_MIB * MIB),
-        (None, None) => None,
+    // Where the budget comes from: derived from what is left, given, or a node's default.
+    let source = match (budget_mib, cluster) {
+        (Some(mib), _) => Source::Given(mib),
+        (None, Some(_)) => Source::NodeDefault,
+        (None, None) => Source::Derived,
     };
-    let budget = asked.unwrap_or(ceiling / 10 * DERIVED_TENTHS);
+    let budget = match source {
+        Source::Given(mib) => mib.saturating_mul(MIB),
+        Source::NodeDefault => CLUSTER_DEFAULT_BUDGET_MIB * MIB,
+        Source::Derived => ceiling / 10 * DERIVED_TENTHS,
+    };
     if budget > ceiling || budget < MIN_BUDGET {
-        let (asked, advice) = match (asked, budget_mib) {
-            (None, _) => (
-                "too little memory for sessions".to_string(),
-                format!("at least {} MiB are needed: give the enclave more memory", MIN_BUDGET / MIB),
-            ),
-            (Some(_), given) => (
+        let more_memory = format!("at least {} MiB are needed: give the enclave more memory", MIN_BUDGET / MIB);
+        let fit = |mib: usize, whose: &str| {
+            let advice = if ceiling >= MIN_BUDGET {
                 format!(
-                    "the memory budget of {} MiB{} does not fit",
-                    given.unwrap_or(CLUSTER_DEFAULT_BUDGET_MIB),
-                    if given.is_none() { " (a cluster node's default)" } else { "" }
-                ),
-                if ceiling >= MIN_BUDGET {
-                    format!(
-                        "give --memory-budget-mib at least {} and at most {}{}, or the enclave more memory",
-                        MIN_BUDGET / MIB,
-                        ceiling / MIB,
-                        if cluster.is_some() { " (the same on every node)" } else { "" }
-                    )
-                } else {
-                    format!("at least {} MiB are needed: give the enclave more memory", MIN_BUDGET / MIB)
-                },
-            ),
+                    "give --memory-budget-mib at least {} and at most {}{}, or the enclave more memory",
+                    MIN_BUDGET / MIB,
+                    ceiling / MIB,
+                    if cluster.is_some() { " (the same on every node)" } else { "" }
+                )
+            } else {
+                more_memory.clone()
+            };
+            (format!("the memory budget of {mib} MiB{whose} does not fit"), advice)
+        };
+        let (asked, advice) = match source {
+            Source::Derived => ("too little memory for sessions".to_string(), more_memory.clone()),
+            Source::Given(mib) => fit(mib, ""),
+            Source::NodeDefault => fit(CLUSTER_DEFAULT_BUDGET_MIB, " (a cluster node's default)"),
         };
         return Err(Box::new(DoesNotFit {
             asked,
@@ -171,6 +201,8 @@ pub fn plan(i: &Inputs) -> Result<Plan, Box<DoesNotFit>> {
             runtime_mib: runtime / MIB,
             connections: max_connections,
             connections_mib: connections / MIB,
+            workers,
+            decoding_mib: decoding.div_ceil(MIB),
             audit_entries: audit_capacity,
             audit_mib: audit / MIB,
             cluster: match cluster {
@@ -185,20 +217,22 @@ pub fn plan(i: &Inputs) -> Result<Plan, Box<DoesNotFit>> {
         }));
     }
     let cluster = if cluster.is_some() { log + budget / 4 } else { 0 };
-    Ok(Plan { available, runtime, connections, audit, cluster, budget, derived: asked.is_none() })
+    Ok(Plan { available, runtime, connections, decoding, audit, cluster, budget, derived: source == Source::Derived })
 }
 
 impl std::fmt::Display for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Plan { available, runtime, connections, audit, cluster, budget, derived } = *self;
+        let Plan { available, runtime, connections, decoding, audit, cluster, budget, derived } = *self;
         write!(
             f,
-            "sessions' budget {} MiB ({}) of {} MiB available: runtime {} MiB, connections {} MiB, audit log {} MiB",
+            "sessions' budget {} MiB ({}) of {} MiB available: runtime {} MiB, connections {} MiB, \
+             decoding {} MiB, audit log {} MiB",
             budget / MIB,
             if derived { "nine tenths of what is left" } else { "as configured" },
             available / MIB,
             runtime / MIB,
             connections / MIB,
+            decoding.div_ceil(MIB),
             audit / MIB,
         )?;
         if cluster > 0 {

@@ -9,6 +9,7 @@ fn single(available_mib: usize, budget_mib: Option<usize>) -> Inputs {
         max_connections: bridle_common::frame::ENCLAVE_MAX_CONNECTIONS,
         call_frame: 1 << 20,
         audit_capacity: crate::audit::DEFAULT_CAPACITY,
+        workers: 2,
         cluster: None,
     }
 }
@@ -30,10 +31,12 @@ fn a_standalone_enclave_without_a_budget_gets_what_is_left() {
     let p = plan(&single(1000, None)).unwrap();
     assert!(p.derived);
     assert_eq!(p.available, 1000 * MIB);
-    let left = p.available - p.runtime - p.connections - p.audit;
+    let left = p.available - p.runtime - p.connections - p.decoding - p.audit;
     assert_eq!(p.budget, left / 10 * 9, "{p:?}");
     assert_eq!(p.connections, 32 * (2 * MIB + MAX_HELD + (64 << 10)));
     assert_eq!(p.audit, crate::audit::DEFAULT_CAPACITY * AUDIT_ENTRY_MAX);
+    // Two workers, each decoding a 1 MiB frame at its largest: 8 MiB and 256 KiB.
+    assert_eq!(p.decoding, 2 * (8 * MIB + (256 << 10)));
     // The deployment's 1 536 MiB enclave (≈ 1 450 MiB available) holds 100 000 sessions of
     // the README's policy (charged 8 428 bytes each, SECURITY.md).
     assert!(plan(&single(1450, None)).unwrap().budget > 100_000 * 8_428, "{p}");
@@ -55,6 +58,7 @@ fn a_budget_that_does_not_fit_is_refused_with_every_term() {
         "960 MiB available",
         "runtime (96 MiB)",
         "32 connections",
+        "2 requests being decoded (17 MiB)",
         "audit log",
         &format!("at most {free}"),
     ] {

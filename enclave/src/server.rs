@@ -2,14 +2,15 @@
 //! or vsock (Nitro). One response frame per request frame, in order, per connection.
 
 use crate::cluster::ClusterNode;
-// Most bytes of responses held back while more requests are already buffered.
-use crate::memory::MAX_HELD;
 use crate::service::Enclave;
 use bridle_common::address::SocketAddress;
 use bridle_common::cluster::MAX_CALL_FRAME;
 use bridle_common::error::{Denial, ErrorCode};
-use bridle_common::frame::{from_cbor, push_frame, read_frame, read_frame_body, read_frame_len, to_cbor, FrameError};
-use bridle_common::protocol::{Call, RequestFrame, ResponseFrame, PROTOCOL_VERSION};
+use bridle_common::frame::{
+    from_cbor, from_cbor_within, max_decoded, push_frame, read_frame, read_frame_body, read_frame_len, to_cbor,
+    FrameError,
+};
+use bridle_common::protocol::{is_cluster_call, Call, RequestFrame, ResponseFrame, PROTOCOL_VERSION};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,10 @@ impl Default for ServerConfig {
     }
 }
 
+/// Responses held back on a connection while more requests are buffered (at most this
+/// many bytes of them; the memory plan counts them per connection).
+pub const MAX_HELD: usize = 256 << 10;
+
 /// What the socket serves: one enclave, or a node of an enclave cluster.
 #[derive(Clone)]
 pub enum Service {
@@ -53,8 +58,31 @@ pub async fn handle_frame_service(service: &Service, body: &[u8]) -> ResponseFra
         Service::Cluster(n) => n,
     };
     let result = isolated(async {
-        match from_cbor::<RequestFrame>(body) {
-            Err(e) => Err(Denial::new(ErrorCode::Malformed, format!("request frame: {e}"))),
+        // Only cluster traffic may be larger than a call: anything else is refused before
+        // it is decoded, and cluster traffic is decoded within its bytes' worth (its large
+        // calls carry messages as byte strings) beside what a call may take.
+        let decoded = if body.len() > MAX_CALL_FRAME {
+            match is_cluster_call(body) {
+                Ok(true) => from_cbor_within::<RequestFrame>(
+                    body,
+                    body.len().saturating_mul(3).saturating_add(max_decoded(MAX_CALL_FRAME)),
+                ),
+                Ok(false) => {
+                    return Err(Denial::new(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "a request of {} bytes that is not cluster traffic; a cluster node serves at most {MAX_CALL_FRAME}",
+                            body.len()
+                        ),
+                    ))
+                }
+                Err(e) => return Err(undecodable(&e)),
+            }
+        } else {
+            from_cbor::<RequestFrame>(body)
+        };
+        match decoded {
+            Err(e) => Err(undecodable(&e)),
             Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
                 ErrorCode::Unsupported,
                 format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
@@ -69,6 +97,16 @@ pub async fn handle_frame_service(service: &Service, body: &[u8]) -> ResponseFra
     })
     .await;
     ResponseFrame { version: PROTOCOL_VERSION, result }
+}
+
+/// Why a request frame was not decoded: `too_large` for one whose decoded form exceeds its
+/// bound, else `malformed`.
+fn undecodable(e: &FrameError) -> Denial {
+    let code = match e {
+        FrameError::DecodedTooLarge { .. } => ErrorCode::TooLarge,
+        _ => ErrorCode::Malformed,
+    };
+    Denial::new(code, format!("request frame: {e}"))
 }
 
 /// Run `call` with each of its polls isolated, as a task of its own would be, without
@@ -108,7 +146,7 @@ async fn isolated<T>(call: impl Future<Output = Result<T, Denial>>) -> Result<T,
 /// limited, and every payload decoder below is bounded before it runs.
 pub fn handle_frame(enclave: &Enclave, body: &[u8]) -> ResponseFrame {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match from_cbor::<RequestFrame>(body) {
-        Err(e) => Err(Denial::new(ErrorCode::Malformed, format!("request frame: {e}"))),
+        Err(e) => Err(undecodable(&e)),
         Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
             ErrorCode::Unsupported,
             format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
@@ -334,7 +372,9 @@ enum Next {
 impl Next {
     fn ended(e: FrameError) -> Next {
         match e {
-            FrameError::TooLarge { .. } | FrameError::Malformed(_) => Next::Refused(e.to_denial()),
+            FrameError::TooLarge { .. } | FrameError::DecodedTooLarge { .. } | FrameError::Malformed(_) => {
+                Next::Refused(e.to_denial())
+            }
             FrameError::Closed | FrameError::Io(_) => Next::End,
         }
     }

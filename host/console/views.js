@@ -111,8 +111,10 @@ function aggregateBox(s, groups, usd) {
     }
     const ceilings = g.ceilings.length
       ? g.ceilings.map((c) => `${scope}_exposure_ceiling ${usd(c.ceiling)}: ${usd(c.usd)} outstanding at worst` +
-          (c.unpriced.length ? ` (unpriced: ${c.unpriced.join(", ")})` : ""))
+          (c.unpriced.length ? ` (unpriced: ${c.unpriced.join(", ")}` +
+            (c.unpriced_omitted ? ` and ${c.unpriced_omitted} more` : "") + ")" : ""))
       : [`no ${scope}_exposure_ceiling binds this session`];
+    if (g.ceilings_omitted) ceilings.push(`${g.ceilings_omitted} higher ${scope}_exposure_ceiling(s) not listed`);
     box.append(h("p", { class: "aggregate-" + scope }, `${who}: ${g.sessions} session(s) counted; `, ceilings.join("; ")));
   }
   return box;

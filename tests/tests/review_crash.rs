@@ -149,6 +149,63 @@ async fn deep_frames_signatures_and_calldata_never_crash() {
     still_serving(&mut s, &g, 0).await;
 }
 
+/// A frame whose decoded form is many times its size (review of 2026-12-02): a policy whose
+/// permit rule lists a million empty token names, each one CBOR byte and 24 bytes decoded
+/// (48 with the list's growth, ≈ 50 MiB in all), sent unauthenticated. It is refused while it
+/// decodes, within the bound (8 MiB and 256 KiB for a 1 MiB frame, the decoder's scratch
+/// buffer included): the enclave's peak memory grows by less than the list alone would take.
+#[tokio::test]
+async fn a_frame_that_decodes_to_many_times_its_size_is_refused_before_it_is_allocated() {
+    use bridle_common::policy::doc::{PermitKind, PermitRule};
+    let mut s = Stack::start();
+    let g = s.grant(&Actor::random(), &Actor::random(), &policy(&base_policy())).await.expect("grant");
+    still_serving(&mut s, &g, 0).await;
+    let mut p = policy_unchecked(&base_policy());
+    p.permits = vec![PermitRule {
+        kind: PermitKind::Eip2612,
+        tokens: vec![String::new(); 1_000_000],
+        max_deadline: 60,
+        permit2: None,
+    }];
+    let call = Call::CreateSession(CreateSession {
+        auth: OwnerAuth { owner: Address::repeat_byte(1), nonce: 1, signature: Bytes::from(vec![1u8; 65]) },
+        agent_public_key: Actor::random().public_key_sec1(),
+        policy: p,
+    });
+    let frame = bridle_common::frame::to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call }).unwrap();
+    assert!(frame.len() < bridle_common::frame::DEFAULT_MAX_FRAME, "{} bytes", frame.len());
+    // The measure: what a harmless unauthenticated frame of the same size costs (a message
+    // to sign with a garbage stamp: the frame, its decoded bytes, the reply), then the
+    // attack. The attack may add at most its bound, and a little slack, on top.
+    let harmless = {
+        let req = SignRequest {
+            session: g.session,
+            payload: SignPayload::Message(vec![7u8; frame.len() - 200].into()),
+            stamp: garbage_stamp(),
+        };
+        bridle_common::frame::to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call: Call::SignIfAllowed(req) })
+            .unwrap()
+    };
+    let start = s.enclave.peak_rss_kib();
+    refused(s.enclave.call_raw(&harmless), &["unauthenticated", "too_large"]);
+    let harmless_cost = s.enclave.peak_rss_kib().saturating_sub(start);
+    let d = refused(s.enclave.call_raw(&frame), &["too_large"]);
+    assert!(d.reason.contains("decodes to more than"), "{d}");
+    let grown = s.enclave.peak_rss_kib().saturating_sub(start);
+    // Decoded without the bound, this frame alone takes 48 MiB (50 331 050 bytes at the
+    // allocator, measured in-process on 2026-12-02); within it, 5.7 MB. The process's peak
+    // adds the allocator's own keeping (≈ 18 MiB on top of the harmless frame's here, glibc
+    // in a debug build), so the line is drawn between the two.
+    assert!(
+        grown < harmless_cost + 32 * 1024,
+        "the enclave's peak memory grew by {grown} KiB, {harmless_cost} KiB of it for a harmless frame"
+    );
+    for _ in 0..2 {
+        refused(s.enclave.call_raw(&frame), &["too_large"]);
+    }
+    still_serving(&mut s, &g, 1).await;
+}
+
 /// A policy resolved without compiling it (the enclave must refuse it itself).
 fn policy_unchecked(text: &str) -> bridle_common::policy::Policy {
     bridle_common::policy::file::resolve_text(text, now()).unwrap_or_else(|d| panic!("{d}"))

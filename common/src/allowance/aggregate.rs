@@ -213,10 +213,26 @@ fn value(p: &CompiledPolicy, v: &BTreeMap<(u64, Address), U512>) -> Exposure {
         let amount = saturate(*amount);
         match price_of(p, *chain, token) {
             Some((price, decimals)) => x.usd = x.usd.saturating_add(value_usd(amount, decimals, price)),
-            None => x.unpriced.push(format!("{token} on chain {chain}")),
+            None if x.unpriced.len() < MAX_LISTED => x.unpriced.push(format!("{token} on chain {chain}")),
+            None => x.unpriced_omitted += 1,
         }
     }
     x
+}
+
+/// The most holdings, ceilings and unpriced tokens per ceiling a group's view (a session's
+/// status, which anyone may ask for) or a refusal names; the rest are counted. A group's
+/// holdings and ceilings grow with its owner's sessions (any Ethereum key can be an owner),
+/// so listing them all would let one owner make every status of its sessions — built under
+/// the book's lock, held in the enclave's memory — as large as it likes.
+pub const MAX_LISTED: usize = 64;
+
+/// `names` and, if `omitted`, how many more.
+pub fn listed(names: &[String], omitted: u64) -> String {
+    match omitted {
+        0 => names.join(", "),
+        n => format!("{} and {n} more", names.join(", ")),
+    }
 }
 
 /// A ceiling binding a session, for its status.
@@ -236,9 +252,15 @@ pub struct GroupView {
     pub scope: Scope,
     /// Sessions in the group holding approvals or declaring a ceiling.
     pub sessions: u64,
-    /// Per (chain id, token), what the group may have outstanding (saturated at 2^256−1).
+    /// Per (chain id, token), what the group may have outstanding (saturated at 2^256−1):
+    /// the first [`MAX_LISTED`] by chain and token.
     pub holdings: Vec<(u64, Address, U256)>,
+    /// Holdings not listed.
+    pub holdings_omitted: u64,
+    /// The [`MAX_LISTED`] lowest ceilings binding the session over this group.
     pub limits: Vec<Limit>,
+    /// Ceilings not listed.
+    pub limits_omitted: u64,
 }
 
 impl Book {
@@ -349,7 +371,7 @@ impl Book {
                     scope.rule(),
                     format!(
                         "approvals of {} outstanding across {} have no price in the price table of the policy that declares the {} (policy {:#x}), so the aggregate cannot be valued; price them or revoke them",
-                        after.unpriced.join(", "),
+                        listed(&after.unpriced, after.unpriced_omitted),
                         scope.group(),
                         scope.rule(),
                         p.hash
@@ -386,22 +408,26 @@ impl Book {
             .into_iter()
             .map(|scope| {
                 let sum = self.sum(scope, owner, agent);
-                let tokens = sum.map(|s| s.tokens.clone()).unwrap_or_default();
+                let empty = BTreeMap::new();
+                let tokens = sum.map_or(&empty, |s| &s.tokens);
+                // The lowest ceilings first (the policy hash breaks ties): only those listed
+                // are valued.
+                let mut ceilings: Vec<(U256, &Arc<CompiledPolicy>)> = limits
+                    .iter()
+                    .filter(|(s, _)| *s == scope)
+                    .filter_map(|(_, p)| Some((scope.ceiling(p)?, *p)))
+                    .collect();
+                ceilings.sort_unstable_by_key(|(c, p)| (*c, p.hash));
                 GroupView {
                     scope,
                     sessions: sum.map_or(0, |s| s.sessions as u64),
-                    holdings: tokens.iter().map(|((c, t), v)| (*c, *t, saturate(*v))).collect(),
-                    limits: limits
-                        .iter()
-                        .filter(|(s, _)| *s == scope)
-                        .filter_map(|(_, p)| {
-                            Some(Limit {
-                                scope,
-                                ceiling: scope.ceiling(p)?,
-                                policy_hash: p.hash,
-                                exposure: value(p, &tokens),
-                            })
-                        })
+                    holdings: tokens.iter().take(MAX_LISTED).map(|((c, t), v)| (*c, *t, saturate(*v))).collect(),
+                    holdings_omitted: tokens.len().saturating_sub(MAX_LISTED) as u64,
+                    limits_omitted: ceilings.len().saturating_sub(MAX_LISTED) as u64,
+                    limits: ceilings
+                        .into_iter()
+                        .take(MAX_LISTED)
+                        .map(|(ceiling, p)| Limit { scope, ceiling, policy_hash: p.hash, exposure: value(p, tokens) })
                         .collect(),
                 }
             })

@@ -203,3 +203,47 @@ fn the_book_agrees_with_a_naive_recomputation_on_random_sequences() {
         }
     }
 }
+
+/// A session's status (anyone may ask for it) names at most `MAX_LISTED` holdings, ceilings
+/// and unpriced tokens per ceiling of each group, the lowest ceilings first, and counts the
+/// rest: one owner's many sessions cannot make it as large as they like.
+#[test]
+fn a_groups_view_lists_a_bounded_number_and_counts_the_rest() {
+    let (o, a) = (addr(1), addr(2));
+    let mut b = Book::new();
+    let tokens = 100u32;
+    let ceilings = 80u32;
+    let token = |i: u32| Address::left_padding_from(&(1000 + i).to_be_bytes());
+    // Sessions declaring 80 distinct owner-wide ceilings (their policies price only USDC),
+    // and one holding 100 tokens no policy prices.
+    for i in 0..ceilings {
+        let p = policy(&format!("prices = {{ USDC = \"1.00\" }}\nowner_exposure_ceiling = \"{} USD\"", 1000 + i));
+        b.publish(Address::left_padding_from(&(10_000 + i).to_be_bytes()), o, a, usdc(1), Some(p));
+    }
+    let unpriced: Holdings = (0..tokens).map(|i| ((1, token(i)), U256::from(5))).collect();
+    b.publish(addr(200), o, a, unpriced, None);
+    let views = b.view(o, a);
+    let owner = views.iter().find(|g| g.scope == Scope::Owner).unwrap();
+    assert_eq!(owner.holdings.len(), MAX_LISTED);
+    assert_eq!(owner.holdings_omitted, u64::from(tokens + 1) - MAX_LISTED as u64);
+    assert_eq!(owner.limits.len(), MAX_LISTED);
+    assert_eq!(owner.limits_omitted, u64::from(ceilings) - MAX_LISTED as u64);
+    // The lowest ceilings, in order.
+    let listed: Vec<U256> = owner.limits.iter().map(|l| l.ceiling).collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(listed, sorted);
+    assert_eq!(listed[0], U256::from(1000u64) * U256::from(10u64).pow(U256::from(18u64)));
+    for l in &owner.limits {
+        assert_eq!(l.exposure.unpriced.len(), MAX_LISTED);
+        assert_eq!(l.exposure.unpriced_omitted, u64::from(tokens) - MAX_LISTED as u64);
+    }
+    // A refusal names as many and counts the rest.
+    let d = b.check(addr(201), o, a, &raise(usdc(1), Holdings::new())).unwrap_err();
+    assert!(d.reason.contains(&format!("and {} more", tokens as usize - MAX_LISTED)), "{d}");
+    // The status as sent carries the counts.
+    let s = crate::protocol::AggregateStatus::from(owner.clone());
+    assert_eq!((s.holdings.len(), s.ceilings.len()), (MAX_LISTED, MAX_LISTED));
+    assert_eq!(s.ceilings_omitted, 16);
+    assert_eq!(s.ceilings[0].unpriced_omitted, 36);
+}

@@ -191,8 +191,12 @@ pub enum GrantOp {
 pub struct Exposure {
     /// USD, 18 decimals, rounded up.
     pub usd: U256,
-    /// Symbols (or addresses) of outstanding entries the table does not price.
+    /// Symbols (or addresses) of outstanding entries the table does not price (at most
+    /// [`aggregate::MAX_LISTED`] for a group's holdings; the rest are counted in
+    /// `unpriced_omitted`).
     pub unpriced: Vec<String>,
+    /// Unpriced entries not named in `unpriced`.
+    pub unpriced_omitted: u64,
 }
 
 /// The least gas limit with which a transaction's approval writes count as applied once mined

@@ -10,7 +10,7 @@ use super::replica::Replica;
 use super::replica::{decode_snapshot, encode_snapshot};
 use super::types::{entries_that_fit, Holder, Member, NodeId, Pcr8, TypeConfig, APPEND_BYTES};
 use alloy_primitives::Address;
-use bridle_common::frame::{from_cbor, to_cbor};
+use bridle_common::frame::{from_cbor_attested, to_cbor};
 use openraft::error::{
     Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
     Unreachable,
@@ -77,7 +77,7 @@ pub async fn call(
 ) -> Result<RpcReply, NetError> {
     let bytes = to_cbor(rpc).map_err(|e| NetError::Refused(url.into(), e.to_string()))?;
     let (reply, _) = peers.request(url, expected, &bytes, timeout).await?;
-    from_cbor(&reply).map_err(|e| NetError::Refused(url.into(), format!("undecodable reply: {e}")))
+    from_cbor_attested(&reply).map_err(|e| NetError::Refused(url.into(), format!("undecodable reply: {e}")))
 }
 
 /// The factory openraft asks for a connection to each peer.

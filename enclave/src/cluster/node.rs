@@ -25,7 +25,7 @@ use crate::keys::Key;
 use crate::session::placeholder_signature;
 use bridle_common::cluster::{ClusterCall, ClusterInfo, ClusterReply, ClusterStart, MemberInfo, NotLeader, MAX_SEEDS};
 use bridle_common::error::{Denial, ErrorCode};
-use bridle_common::frame::{from_cbor, to_cbor};
+use bridle_common::frame::{from_cbor_attested, to_cbor};
 use bridle_common::protocol::{Call, Reply};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesResponse;
@@ -576,7 +576,7 @@ impl super::peers::Handler for ClusterNode {
         peer: &'a bridle_channel::PeerAttestation,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send + 'a>> {
         Box::pin(async move {
-            let reply = match from_cbor::<Rpc>(&request) {
+            let reply = match from_cbor_attested::<Rpc>(&request) {
                 Err(e) => RpcReply::Refused(format!("undecodable request: {e}")),
                 Ok(Rpc::Append(r)) => {
                     let r = self.raft.append_entries(r).await;

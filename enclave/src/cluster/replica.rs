@@ -15,7 +15,7 @@ use crate::{Attestor, Config, Enclave};
 use alloy_primitives::B256;
 use bridle_common::cluster::ClusterReply;
 use bridle_common::error::{Denial, ErrorCode};
-use bridle_common::frame::{from_cbor, to_cbor};
+use bridle_common::frame::{from_cbor_attested, to_cbor};
 use bridle_common::protocol::{Call, Reply};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
@@ -175,7 +175,7 @@ impl Replica {
 
 /// Decode a snapshot's bytes.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<EnclaveSnapshot, String> {
-    from_cbor::<EnclaveSnapshot>(bytes).map_err(|e| e.to_string())
+    from_cbor_attested::<EnclaveSnapshot>(bytes).map_err(|e| e.to_string())
 }
 
 /// Encode a snapshot.
