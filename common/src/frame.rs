@@ -211,19 +211,18 @@ pub fn from_cbor_within<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result
 /// `Display` escapes it, so the whole text would be several times a frame.
 fn decode_error(e: &ciborium::de::Error<std::io::Error>) -> String {
     use ciborium::de::Error;
-    let text = match e {
+    match e {
         Error::Io(e) => format!("i/o: {e}"),
         Error::Syntax(at) => format!("syntax error at byte {at}"),
+        // serde quotes what it refused, which may be most of the frame: the message is cut
+        // as it is copied, to what the position leaves of the bound.
         Error::Semantic(at, m) => {
-            let m = crate::audit::truncate(m, MAX_ERROR_TEXT);
-            match at {
-                Some(at) => format!("{m} (at byte {at})"),
-                None => m.to_string(),
-            }
+            let head = at.map(|at| format!("at byte {at}: ")).unwrap_or_default();
+            let m = crate::audit::truncate(m, MAX_ERROR_TEXT - head.len());
+            head + &m
         }
         Error::RecursionLimitExceeded => "nesting is too deep".to_string(),
-    };
-    crate::audit::truncate(&text, MAX_ERROR_TEXT)
+    }
 }
 
 /// See [`decode_error`].
