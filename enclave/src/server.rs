@@ -107,6 +107,56 @@ fn undecodable(e: &FrameError) -> Denial {
     denial
 }
 
+/// Run `call` with each of its polls isolated, as a task of its own would be, without
+/// moving the call's future to the heap and to another task for every frame: a panic ends
+/// it with `internal` (it is dropped at once, its own drop isolated too, and never polled
+/// again), and the connection serves on.
+async fn isolated<T>(call: impl Future<Output = Result<T, Denial>>) -> Result<T, Denial> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::Poll;
+    let failed = || {
+        Denial::new(
+            ErrorCode::Internal,
+            "the request could not be processed; if it was committed, asking again with the same stamp returns its result",
+        )
+    };
+    let mut call = std::pin::pin!(Some(call));
+    std::future::poll_fn(|cx| {
+        let polled = catch_unwind(AssertUnwindSafe(|| match call.as_mut().as_pin_mut() {
+            Some(f) => f.poll(cx),
+            None => Poll::Ready(Err(failed())),
+        }));
+        match polled {
+            Ok(p) => p,
+            Err(_) => {
+                tracing::error!("a cluster call panicked; it ends with `internal`, the node serves on");
+                let _ = catch_unwind(AssertUnwindSafe(|| call.set(None)));
+                Poll::Ready(Err(failed()))
+            }
+        }
+    })
+    .await
+}
+
+/// Decode and serve one frame body. Never panics; any failure is a typed error reply. The
+/// decoding runs isolated too (a panic in it is an `internal` error for this frame only),
+/// and within hard bounds: the frame's size was checked before it was read, CBOR nesting is
+/// limited, and every payload decoder below is bounded before it runs.
+pub fn handle_frame(enclave: &Enclave, body: &[u8]) -> ResponseFrame {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match from_cbor::<RequestFrame>(body) {
+        Err(e) => Err(undecodable(&e)),
+        Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
+            ErrorCode::Unsupported,
+            format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
+        )),
+        Ok(f) => enclave.handle(f.call),
+    }))
+    .unwrap_or_else(|_| {
+        Err(Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed"))
+    });
+    ResponseFrame { version: PROTOCOL_VERSION, result }
+}
+
 /// Append one response frame to `out`.
 fn push_response(out: &mut Vec<u8>, resp: &ResponseFrame) -> Result<(), FrameError> {
     push_frame(out, &to_cbor(resp)?)
