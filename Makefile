@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build release dev test test-deps lint fmt bench load load-smoke bench-enclave bench-enclave-image bench-cluster fuzz fuzz-long check-long clean help
+.PHONY: all build release dev test test-deps lint fmt bench load load-smoke bench-http-floor bench-enclave bench-enclave-image bench-cluster fuzz fuzz-long check-long clean help
 
 all: build
 
@@ -45,6 +45,7 @@ bench: release
 	$(CARGO) bench -p bridle-enclave --bench signing
 	$(CARGO) bench -p bridle-attestation
 	$(MAKE) load
+	$(MAKE) bench-http-floor
 	$(MAKE) bench-enclave
 	$(MAKE) bench-enclave-image
 	$(MAKE) bench-cluster
@@ -53,7 +54,7 @@ bench: release
 # enclave and host, grants the sessions and prints the human summary. Against another host:
 #   ./target/release/bridle-load --host URL --enclave-key 0x… [--rate R] [--json]   (--help)
 LOAD_ARGS ?= --sessions 64 --concurrency 32 --duration 20
-LOAD_BINS = --bin bridle-enclave --bin bridle-host --bin bridle-load --bin bridle-enclave-bench
+LOAD_BINS = --bin bridle-enclave --bin bridle-host --bin bridle-load --bin bridle-enclave-bench --bin bridle-http-floor
 load:
 	$(CARGO) build --release -p bridle-enclave -p bridle-host -p bridle-tests $(LOAD_BINS)
 	BRIDLE_BIN_DIR=target/release ./target/release/bridle-load $(LOAD_ARGS)
@@ -67,6 +68,9 @@ load-smoke:
 	BRIDLE_BIN_DIR=target/debug ./target/debug/bridle-enclave-bench --sessions 4 --connections 2 --pipeline 4 \
 	  --requests 200 --rounds 1 --raw-secs 0.2 --json --quiet > target/enclave-bench-smoke.json
 	@echo "load-smoke: bridle-enclave-bench signed every request (exit 0; target/enclave-bench-smoke.json)"
+	./target/debug/bridle-http-floor --requests 500 --rounds 1 --concurrency 4 --raw-secs 0.1 --json --quiet \
+	  > target/http-floor-smoke.json
+	@echo "load-smoke: bridle-http-floor answered every request over HTTP and the socket (exit 0; target/http-floor-smoke.json)"
 
 # The enclave alone through its socket, no host (issue 12 items 2 and 3): CPU per request
 # against a raw signature, and every core against one (taskset), beside raw k256's scaling.
@@ -74,6 +78,14 @@ ENCLAVE_BENCH_ARGS ?= --sessions 64 --connections 8 --pipeline 8 --requests 4000
 bench-enclave:
 	$(CARGO) build --release -p bridle-enclave -p bridle-tests --bin bridle-enclave --bin bridle-enclave-bench
 	BRIDLE_BIN_DIR=target/release ./target/release/bridle-enclave-bench $(ENCLAVE_BENCH_ARGS)
+
+# Floors, in raw signatures measured in the same run: one HTTP request through the host's
+# stack with nothing behind it (issue 12 item 1), and one frame through the enclave's
+# connection loop on a Unix socket with nothing decoded (item 2).
+HTTP_FLOOR_ARGS ?= --concurrency 32 --requests 100000 --rounds 3
+bench-http-floor:
+	$(CARGO) build --release -p bridle-tests --bin bridle-http-floor
+	./target/release/bridle-http-floor $(HTTP_FLOOR_ARGS)
 
 # The same against the image's own static musl binary, the one that runs on Nitro (rebuilt
 # by `make enclave-image` first, so it is HEAD's): its libc is not the glibc build's.

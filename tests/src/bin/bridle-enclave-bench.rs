@@ -6,6 +6,7 @@
 //! Exit status: 0 every request signed; 1 refusals or errors (the figures are still
 //! printed); 2 usage or setup error.
 
+use bridle_tests::load::args::bounded;
 use bridle_tests::load::socket::{execute, SocketArgs};
 
 const USAGE: &str = "\
@@ -28,14 +29,7 @@ fn parse(argv: &[String]) -> Result<Option<(SocketArgs, bool, bool)>, String> {
     let (mut json, mut quiet) = (false, false);
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
-        let mut value = |max: f64| -> Result<f64, String> {
-            let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let n: f64 = v.parse().map_err(|_| format!("{flag}: not a number: {v}"))?;
-            if !(0.0..=max).contains(&n) {
-                return Err(format!("{flag}: {v} is outside 0..={max}"));
-            }
-            Ok(n)
-        };
+        let mut value = |max: f64| bounded(flag, &mut it, 0.0, max);
         match flag.as_str() {
             "--sessions" => a.sessions = value(100_000.0)? as usize,
             "--connections" => a.connections = value(bridle_common::frame::MAX_HOST_POOL as f64)? as usize,

@@ -103,6 +103,17 @@ fn secs(flag: &str, v: &str) -> Result<f64, String> {
     Ok(x)
 }
 
+/// The next argument, as the value of `flag`: a number within `min..=max` (the small
+/// benchmark binaries' options: `bridle-enclave-bench`, `bridle-http-floor`).
+pub fn bounded<'a>(flag: &str, it: &mut impl Iterator<Item = &'a String>, min: f64, max: f64) -> Result<f64, String> {
+    let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+    let n: f64 = num(flag, v)?;
+    if !(min..=max).contains(&n) {
+        return Err(format!("{flag}: {v} is outside {min}..={max}"));
+    }
+    Ok(n)
+}
+
 /// Parse the arguments after the program name.
 pub fn parse(argv: &[String]) -> Result<Parsed, String> {
     let mut host = None;

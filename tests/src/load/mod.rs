@@ -10,6 +10,8 @@
 //! and the ratios to the raw signature.
 
 pub mod args;
+pub mod floor;
+pub mod floor_socket;
 pub mod machine;
 pub mod run;
 pub mod socket;
