@@ -14,12 +14,15 @@ use bridle_tests::load::floor::{human, measure, serve, to_json, Config, Level};
 const USAGE: &str = "\
 bridle-http-floor: one request with nothing behind it, against a raw k256 signature measured
 in the same run: the floor under the host's CPU per request (issue 12 item 1) and under the
-enclave's beyond the signature (item 2). Starts three server processes (itself, --serve):
+enclave's beyond the signature (item 2). Starts four server processes (itself, --serve):
   http       tokio, hyper and axum (the host's stack) on this machine's loopback: reads the
              body and sends a fixed reply of a signed request's size;
   http+json  the same, decoding a typed SignRequest and encoding a typed Signed reply;
   socket     the enclave's framing and connection loop on a Unix socket: reads each frame
-             and sends a fixed CBOR Signed reply, nothing decoded.
+             and sends a fixed CBOR Signed reply, nothing decoded;
+  socket+sign  the same with one raw k256 signature per request: a server that only signs,
+             at a signing server's pace (its CPU per request less one raw signature is the
+             transport's share at the enclave's rate).
 HTTP is driven as bridle-load drives a host (reqwest, closed loop, kept-alive connections,
 the request body of an ERC-20 transfer with its stamp); the socket as bridle-enclave-bench
 drives an enclave (pipelined frames of that request).
@@ -66,7 +69,7 @@ fn main() {
     if argv.first().map(String::as_str) == Some("--serve") {
         let level = argv.get(1).and_then(|l| Level::parse(l));
         let Some(level) = level else {
-            eprintln!("bridle-http-floor: --serve http|http+json|socket");
+            eprintln!("bridle-http-floor: --serve http|http+json|socket|socket+sign");
             std::process::exit(2);
         };
         if let Err(e) = serve(level) {

@@ -10,6 +10,12 @@
 //! (blocking Unix connections, `pipeline` frames in flight, refilled half a pipeline per
 //! write; each reply read whole and decoded). Its CPU per request is the transport's share of
 //! the enclave's: what the socket costs before the first byte of CBOR is decoded.
+//!
+//! At `socket+sign` the server also makes one raw k256 signature per request (as
+//! `machine::raw_rate` does: the same key kind, a digest that changes with each request), so
+//! it runs at a signing server's pace and its wake-ups are those of a server that is busy
+//! between frames: its CPU per request less one raw signature is the transport's share at
+//! the enclave's rate, the least an enclave that only signed would spend.
 
 use super::floor::{reply, request_body};
 use bridle_common::frame::{from_cbor, push_frame, read_frame, to_cbor, DEFAULT_MAX_FRAME};
@@ -48,7 +54,10 @@ fn whole_frame(buf: &[u8]) -> bool {
     buf.len() >= 4 && buf.len() - 4 >= u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize
 }
 
-async fn connection(stream: tokio::net::UnixStream, reply: Arc<Vec<u8>>) {
+async fn connection(stream: tokio::net::UnixStream, reply: Arc<Vec<u8>>, sign: bool) {
+    // A nonzero byte below the group order's first byte: always a valid scalar.
+    let key = k256::ecdsa::SigningKey::from_slice(&[0x11; 32]).expect("a valid scalar");
+    let (mut n, mut digest) = (0u64, [7u8; 32]);
     let (r, mut w) = tokio::io::split(stream);
     let mut r = tokio::io::BufReader::new(r);
     let mut out = Vec::new();
@@ -68,6 +77,11 @@ async fn connection(stream: tokio::net::UnixStream, reply: Arc<Vec<u8>>) {
             _ => return,
         };
         std::hint::black_box(&body);
+        if sign {
+            digest[..8].copy_from_slice(&n.to_le_bytes());
+            n += 1;
+            std::hint::black_box(key.sign_prehash_recoverable(&digest).is_ok());
+        }
         if push_frame(&mut out, &reply).is_err() {
             return;
         }
@@ -75,8 +89,8 @@ async fn connection(stream: tokio::net::UnixStream, reply: Arc<Vec<u8>>) {
 }
 
 /// The server child: listens on a Unix socket in a directory of its own, prints the path on
-/// stdout, and runs until its stdin closes.
-pub fn serve() -> Result<(), String> {
+/// stdout, and runs until its stdin closes; with `sign`, one raw signature per request.
+pub fn serve(sign: bool) -> Result<(), String> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -96,7 +110,7 @@ pub fn serve() -> Result<(), String> {
         let accept = async {
             loop {
                 if let Ok((s, _)) = l.accept().await {
-                    tokio::spawn(connection(s, reply.clone()));
+                    tokio::spawn(connection(s, reply.clone(), sign));
                 }
             }
         };
