@@ -81,7 +81,8 @@ bench-enclave:
 
 # Floors, in raw signatures measured in the same run: one HTTP request through the host's
 # stack with nothing behind it (issue 12 item 1), and one frame through the enclave's
-# connection loop on a Unix socket with nothing decoded (item 2).
+# connection loop on a Unix socket with nothing decoded, and with one raw signature per
+# frame: a server that only frames and signs (item 2).
 HTTP_FLOOR_ARGS ?= --concurrency 32 --requests 100000 --rounds 3
 bench-http-floor:
 	$(CARGO) build --release -p bridle-tests --bin bridle-http-floor

@@ -124,11 +124,7 @@ pub fn serve(level: Level) -> Result<(), String> {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
         let port = l.local_addr().map_err(|e| e.to_string())?.port();
         println!("{port}");
-        // The parent holds our stdin: when it ends, so do we.
-        let stop = tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
-        });
+        let stop = tokio::task::spawn_blocking(until_stdin_closes);
         axum::serve(l, app)
             .with_graceful_shutdown(async move {
                 let _ = stop.await;
@@ -136,6 +132,18 @@ pub fn serve(level: Level) -> Result<(), String> {
             .await
             .map_err(|e| format!("serve: {e}"))
     })
+}
+
+/// How long a server child may take to say where it listens.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Block until this process's stdin ends: the parent holds it, so a server child ends with
+/// its parent.
+pub fn until_stdin_closes() {
+    let mut sink = String::new();
+    while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {
+        sink.clear();
+    }
 }
 
 /// A running floor server.
@@ -157,16 +165,32 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("starting the {} server: {e}", level.name()))?;
-        let mut line = String::new();
-        let out = child.stdout.take().ok_or("no stdout")?;
-        std::io::BufReader::new(out).read_line(&mut line).map_err(|e| e.to_string())?;
-        let url = if level.is_socket() {
-            line.trim().to_string()
+        let out = child.stdout.take();
+        // From here on, dropping the server ends the child.
+        let mut server = Server { level, url: String::new(), child };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            if let Some(out) = out {
+                let _ = std::io::BufReader::new(out).read_line(&mut line);
+            }
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(START_TIMEOUT)
+            .map_err(|_| format!("the {} server said nothing within {} s", level.name(), START_TIMEOUT.as_secs()))?;
+        let said = || format!("the {} server said {line:?}", level.name());
+        server.url = if level.is_socket() {
+            let path = line.trim();
+            if !std::path::Path::new(path).is_absolute() {
+                return Err(said());
+            }
+            path.to_string()
         } else {
-            let port: u16 = line.trim().parse().map_err(|_| format!("the {} server said {line:?}", level.name()))?;
+            let port: u16 = line.trim().parse().map_err(|_| said())?;
             format!("http://127.0.0.1:{port}")
         };
-        Ok(Server { level, url, child })
+        Ok(server)
     }
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -252,7 +276,8 @@ pub async fn drive(http: &reqwest::Client, url: &str, body: &[u8], requests: u64
 /// What `measure` runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Requests per phase.
+    /// Requests per phase (four times as many at the bare `socket` level, whose phases are
+    /// short: CPU time is read in 10 ms ticks).
     pub requests: u64,
     /// HTTP requests in flight.
     pub concurrency: usize,
@@ -271,11 +296,23 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Requests per phase at `level`.
+    pub fn requests_at(&self, level: Level) -> u64 {
+        if level == Level::Socket {
+            self.requests.saturating_mul(4)
+        } else {
+            self.requests
+        }
+    }
+}
+
 /// One phase's requests against `s`; returns the errors.
 fn phase(rt: &tokio::runtime::Runtime, http: &reqwest::Client, s: &Server, c: &Config) -> Result<u64, String> {
     if s.level.is_socket() {
         let frame = super::floor_socket::request_frame();
-        super::floor_socket::drive_all(std::path::Path::new(&s.url), &frame, c.requests, c.connections, c.pipeline)
+        let path = std::path::Path::new(&s.url);
+        super::floor_socket::drive_all(path, &frame, c.requests_at(s.level), c.connections, c.pipeline)
     } else {
         Ok(rt.block_on(drive(http, &s.url, &request_body(), c.requests, c.concurrency)).1)
     }
@@ -287,7 +324,8 @@ pub fn measure(c: &Config, note: &dyn Fn(&str)) -> Result<Vec<Phase>, String> {
     let servers: Vec<Server> = Level::ALL.into_iter().map(Server::start).collect::<Result<_, _>>()?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("runtime: {e}"))?;
     let http = http_client(c.concurrency, Duration::from_secs(30))?;
-    // Warm every connection of every server.
+    // Warm every server: the HTTP client's connections, which it keeps; the socket levels'
+    // runtimes and code paths (each phase opens its own connections: a few µs in a phase).
     let warm = Config { requests: (c.concurrency.max(c.connections * c.pipeline) * 4) as u64, ..c.clone() };
     for s in &servers {
         let errors = phase(&rt, &http, s, &warm)?;
@@ -308,7 +346,7 @@ pub fn measure(c: &Config, note: &dyn Fn(&str)) -> Result<Vec<Phase>, String> {
             let raw_after = 1e6 / raw_rate(1, c.raw_secs);
             let p = Phase {
                 level: s.level,
-                requests: c.requests,
+                requests: c.requests_at(s.level),
                 errors,
                 elapsed,
                 server_cpu: sc2 - sc,
@@ -332,31 +370,27 @@ pub fn measure(c: &Config, note: &dyn Fn(&str)) -> Result<Vec<Phase>, String> {
     Ok(phases)
 }
 
-/// The median of `xs` (0 when empty).
-pub fn median(mut xs: Vec<f64>) -> f64 {
-    if xs.is_empty() {
-        return 0.0;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
+/// The phase whose ratio to a raw signature is the median of `ps`' (the lower of the two
+/// middle ones for an even count): its figures are reported together, so they agree.
+pub fn median_phase<'a>(ps: &[&'a Phase]) -> Option<&'a Phase> {
+    let mut v = ps.to_vec();
+    v.sort_by(|a, b| a.over_raw().total_cmp(&b.over_raw()));
+    v.get(v.len().saturating_sub(1) / 2).copied()
 }
 
-/// Medians per level, as JSON (`--json`).
+/// Per level, the median phase's figures and the range of the ratios, as JSON (`--json`).
 pub fn to_json(phases: &[Phase], c: &Config) -> serde_json::Value {
     use super::stats::round;
     let levels: Vec<_> = Level::ALL
         .into_iter()
         .map(|l| {
             let ps: Vec<&Phase> = phases.iter().filter(|p| p.level == l).collect();
-            let m = |f: fn(&Phase) -> f64| median(ps.iter().map(|p| f(p)).collect());
+            let mid = median_phase(&ps);
+            let m = |f: fn(&Phase) -> f64| mid.map_or(0.0, f);
             serde_json::json!({
                 "level": l.name(),
                 "phases": ps.len(),
+                "requests_per_phase": c.requests_at(l),
                 "requests": ps.iter().map(|p| p.requests).sum::<u64>(),
                 "errors": ps.iter().map(|p| p.errors).sum::<u64>(),
                 "rate_per_s": round(m(Phase::rate), 0),
@@ -428,5 +462,29 @@ mod tests {
         for l in Level::ALL {
             assert_eq!(Level::parse(l.name()), Some(l));
         }
+    }
+
+    /// The figures reported for a level are one phase's, so µs, raw µs and the ratio agree.
+    #[test]
+    fn the_median_phase_is_reported_whole() {
+        let phase = |server_us: f64, raw_us: f64| Phase {
+            level: Level::Http,
+            requests: 1_000,
+            errors: 0,
+            elapsed: Duration::from_millis(100),
+            server_cpu: server_us * 1e-3,
+            client_cpu: 0.0,
+            raw_us,
+        };
+        let ps = [phase(10.0, 50.0), phase(30.0, 50.0), phase(12.0, 40.0)];
+        let mid = median_phase(&ps.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!((mid.server_us().round(), mid.raw_us), (12.0, 40.0));
+        let j = to_json(&ps, &Config { rounds: 3, ..Config::default() });
+        let http = &j["levels"][0];
+        assert_eq!(http["server_us_per_request"], 12.0);
+        assert_eq!(http["raw_signature_us"], 40.0);
+        assert_eq!(http["server_over_raw"], 0.3);
+        assert_eq!(http["server_over_raw_range"], serde_json::json!([0.2, 0.6]));
+        assert!(median_phase(&[]).is_none());
     }
 }

@@ -18,9 +18,10 @@
 //! the enclave's rate, the least an enclave that only signed would spend.
 
 use super::floor::{reply, request_body};
-use bridle_common::frame::{from_cbor, push_frame, read_frame, to_cbor, DEFAULT_MAX_FRAME};
+use super::socket::read_reply;
+use bridle_common::frame::{push_frame, read_frame, to_cbor, DEFAULT_MAX_FRAME};
 use bridle_common::protocol::{Call, Reply, RequestFrame, ResponseFrame, SignRequest, PROTOCOL_VERSION};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,10 +30,9 @@ use tokio::io::AsyncWriteExt;
 
 /// As the enclave's: answers held back at most this many bytes.
 const MAX_HELD: usize = 256 << 10;
-/// As the enclave's default idle timeout is applied: per read and per write.
+/// Each read and write under a timeout, as the enclave's are (its idle timeout, 300 s by
+/// default; the length does not change the cost).
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
-/// Largest reply the driver reads.
-const MAX_REPLY: usize = 1 << 20;
 
 /// One framed `sign_if_allowed` request of the shape `bridle-enclave-bench` sends.
 pub fn request_frame() -> Vec<u8> {
@@ -103,14 +103,13 @@ pub fn serve(sign: bool) -> Result<(), String> {
         let l = tokio::net::UnixListener::bind(&path).map_err(|e| format!("bind {}: {e}", path.display()))?;
         println!("{}", path.display());
         let reply = Arc::new(reply_body());
-        let stop = tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
-        });
+        let stop = tokio::task::spawn_blocking(super::floor::until_stdin_closes);
         let accept = async {
             loop {
-                if let Ok((s, _)) = l.accept().await {
-                    tokio::spawn(connection(s, reply.clone(), sign));
+                match l.accept().await {
+                    Ok((s, _)) => drop(tokio::spawn(connection(s, reply.clone(), sign))),
+                    // (Out of descriptors, say: not a reason to spin.)
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                 }
             }
         };
@@ -119,18 +118,6 @@ pub fn serve(sign: bool) -> Result<(), String> {
             () = accept => Ok(()),
         }
     })
-}
-
-fn read_reply(r: &mut impl Read) -> Result<ResponseFrame, String> {
-    let mut h = [0u8; 4];
-    r.read_exact(&mut h).map_err(|e| format!("reply header: {e}"))?;
-    let len = u32::from_be_bytes(h) as usize;
-    if len > MAX_REPLY {
-        return Err(format!("reply of {len} bytes exceeds {MAX_REPLY}"));
-    }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).map_err(|e| format!("reply body: {e}"))?;
-    from_cbor(&body).map_err(|e| format!("reply frame: {e}"))
 }
 
 /// Send `requests` copies of `frame` on one connection to `socket`, up to `pipeline` in
@@ -200,9 +187,9 @@ mod tests {
     fn the_frames_are_a_sign_request_and_a_signed_reply() {
         let f = request_frame();
         assert!(whole_frame(&f) && !whole_frame(&f[..f.len() - 1]));
-        let req: RequestFrame = from_cbor(&f[4..]).unwrap();
+        let req: RequestFrame = bridle_common::frame::from_cbor(&f[4..]).unwrap();
         assert!(matches!(req.call, Call::SignIfAllowed(_)));
-        let resp: ResponseFrame = from_cbor(&reply_body()).unwrap();
+        let resp: ResponseFrame = bridle_common::frame::from_cbor(&reply_body()).unwrap();
         assert!(matches!(resp.result, Ok(Reply::Signed(_))));
     }
 }

@@ -118,7 +118,7 @@ fn call(socket: &Path, call: Call) -> Result<Reply, String> {
     reply.result.map_err(|d| d.to_string())
 }
 
-fn read_reply(r: &mut impl Read) -> Result<ResponseFrame, String> {
+pub(crate) fn read_reply(r: &mut impl Read) -> Result<ResponseFrame, String> {
     let mut h = [0u8; 4];
     r.read_exact(&mut h).map_err(|e| io_error("reply header", e))?;
     let len = u32::from_be_bytes(h) as usize;
