@@ -423,8 +423,9 @@ pub fn to_json(phases: &[Phase], c: &Config) -> serde_json::Value {
 pub fn human(phases: &[Phase], c: &Config) -> String {
     let j = to_json(phases, c);
     let mut out = format!(
-        "bridle-http-floor: one request with nothing behind it; http: loopback, {} in flight, kept-alive \
-         connections; socket: the enclave's framing on a Unix socket, {} connections x {} in flight\n",
+        "bridle-http-floor: one request with nothing behind it (per level, the median round's figures); http: \
+         loopback, {} in flight, kept-alive connections; socket: the enclave's framing on a Unix socket, {} \
+         connections x {} in flight\n",
         c.concurrency, c.connections, c.pipeline
     );
     for l in j["levels"].as_array().into_iter().flatten() {
