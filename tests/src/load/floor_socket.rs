@@ -8,8 +8,9 @@
 //! decodes the request nor decides anything: every answer is the same CBOR `Signed` reply
 //! of a signed transfer's size. It is driven as `bridle-enclave-bench` drives an enclave
 //! (blocking Unix connections, `pipeline` frames in flight, refilled half a pipeline per
-//! write; each reply read whole and decoded). Its CPU per request is the transport's share of
-//! the enclave's: what the socket costs before the first byte of CBOR is decoded.
+//! write; each reply read whole and decoded). Its CPU per request is what the socket costs
+//! before the first byte of CBOR is decoded, at the pace this bare loop reaches: many times
+//! the enclave's, with more frames per wake-up, so a lower bound on the enclave's share.
 //!
 //! At `socket+sign` the server also makes one raw k256 signature per request (as
 //! `machine::raw_rate` does: the same key kind, a digest that changes with each request), so
