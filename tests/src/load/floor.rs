@@ -88,15 +88,22 @@ pub fn reply() -> Signed {
 /// The server child: serves `POST /v1/sign` on 127.0.0.1 (a port of its own), prints the
 /// port on stdout, and runs until its stdin closes.
 pub fn serve(level: Level) -> Result<(), String> {
-    use axum::routing::post;
-    if level.is_socket() {
-        return super::floor_socket::serve(level == Level::SocketSign);
+    match level {
+        Level::Http => serve_http(false),
+        Level::Json => serve_http(true),
+        Level::Socket => super::floor_socket::serve(false),
+        Level::SocketSign => super::floor_socket::serve(true),
     }
+}
+
+/// The HTTP levels' server; with `json`, a typed decode and encode per request.
+fn serve_http(json: bool) -> Result<(), String> {
+    use axum::routing::post;
     let rt = tokio::runtime::Runtime::new().map_err(|e| format!("runtime: {e}"))?;
     rt.block_on(async move {
         let fixed = axum::body::Bytes::from(serde_json::to_vec(&reply()).expect("a reply encodes"));
-        let app = match level {
-            Level::Http => axum::Router::new().route(
+        let app = if !json {
+            axum::Router::new().route(
                 "/v1/sign",
                 post(move |body: axum::body::Bytes| {
                     let fixed = fixed.clone();
@@ -105,8 +112,9 @@ pub fn serve(level: Level) -> Result<(), String> {
                         ([(axum::http::header::CONTENT_TYPE, "application/json")], fixed)
                     }
                 }),
-            ),
-            Level::Json | Level::Socket | Level::SocketSign => axum::Router::new().route(
+            )
+        } else {
+            axum::Router::new().route(
                 "/v1/sign",
                 // As the host's `ApiJson` does: the body's bytes through `serde_json::from_slice`.
                 post(|body: axum::body::Bytes| async move {
@@ -119,7 +127,7 @@ pub fn serve(level: Level) -> Result<(), String> {
                         Err(_) => Err(axum::http::StatusCode::BAD_REQUEST),
                     }
                 }),
-            ),
+            )
         };
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
         let port = l.local_addr().map_err(|e| e.to_string())?.port();
@@ -242,8 +250,8 @@ impl Phase {
     }
 }
 
-/// Send `requests` requests, `concurrency` at a time, to `server`; returns (sent, errors).
-pub async fn drive(http: &reqwest::Client, url: &str, body: &[u8], requests: u64, concurrency: usize) -> (u64, u64) {
+/// Send `requests` requests, `concurrency` at a time, to `url`; returns how many failed.
+pub async fn drive(http: &reqwest::Client, url: &str, body: &[u8], requests: u64, concurrency: usize) -> u64 {
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let body = axum::body::Bytes::copy_from_slice(body);
@@ -270,7 +278,7 @@ pub async fn drive(http: &reqwest::Client, url: &str, body: &[u8], requests: u64
     for t in tasks {
         let _ = t.await;
     }
-    (requests, errors.load(Ordering::Relaxed))
+    errors.load(Ordering::Relaxed)
 }
 
 /// What `measure` runs.
@@ -314,7 +322,7 @@ fn phase(rt: &tokio::runtime::Runtime, http: &reqwest::Client, s: &Server, c: &C
         let path = std::path::Path::new(&s.url);
         super::floor_socket::drive_all(path, &frame, c.requests_at(s.level), c.connections, c.pipeline)
     } else {
-        Ok(rt.block_on(drive(http, &s.url, &request_body(), c.requests, c.concurrency)).1)
+        Ok(rt.block_on(drive(http, &s.url, &request_body(), c.requests, c.concurrency)))
     }
 }
 
