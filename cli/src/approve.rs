@@ -53,7 +53,20 @@ struct Held {
 }
 
 fn show_held(a: &ApproveArgs, key_address: Address, verb: &str) -> Result<Held> {
-    let (e, ss) = owned_session(&a.conn, a.session, key_address)?;
+    let (mut e, mut ss) = owned_session(&a.conn, a.session, key_address)?;
+    // A status shows the held requests' payloads only while they fit together: ask for
+    // this one's (a status signed for another fresh nonce).
+    if ss.pending.iter().any(|p| p.digest == a.digest && p.payload.is_none() && p.payload_omitted) {
+        let st = e.refresh_showing(Some(a.session), Some(a.digest))?;
+        let Some(fresh) = st.session.clone() else {
+            bail!("the enclave's signed status no longer holds session {}", a.session);
+        };
+        if fresh.owner != key_address {
+            bail!("session {} belongs to owner {}, not to your key ({key_address})", a.session, fresh.owner);
+        }
+        ss = *fresh;
+        e.status = st;
+    }
     let Some(p) = ss.pending.iter().find(|p| p.digest == a.digest) else {
         let listed: Vec<String> = ss.pending.iter().map(|p| format!("{} ({})", p.digest, p.state)).collect();
         bail!(

@@ -387,10 +387,18 @@ fn no_trust(url: &str) -> anyhow::Error {
 /// (`receipt::status_nonce`), so a status of another session, or "no such session" for
 /// another address, does not verify.
 pub fn fetch_status(host: &Host, session: Option<Address>) -> Result<(Status, B256)> {
+    fetch_status_showing(host, session, None)
+}
+
+/// [`fetch_status`], asking the session's status to show the payload of the request held
+/// under `held` whatever its size (a status shows the others' only while they fit
+/// together: `payload_omitted`).
+pub fn fetch_status_showing(host: &Host, session: Option<Address>, held: Option<B256>) -> Result<(Status, B256)> {
     let nonce = fresh_nonce();
-    let path = match session {
-        Some(s) => format!("/v1/status?session={s}&nonce={nonce}"),
-        None => format!("/v1/status?nonce={nonce}"),
+    let path = match (session, held) {
+        (Some(s), Some(d)) => format!("/v1/status?session={s}&nonce={nonce}&held={d}"),
+        (Some(s), None) => format!("/v1/status?session={s}&nonce={nonce}"),
+        (None, _) => format!("/v1/status?nonce={nonce}"),
     };
     let st: Status = host.get(&path)?;
     if let (Some(asked), Some(ss)) = (session, &st.session) {
@@ -486,7 +494,12 @@ pub fn connect(url: &str, opts: &TrustOpts, session: Option<Address>) -> Result<
 impl Enclave {
     /// A new status signed for a fresh nonce (one session's facts too).
     pub fn refresh(&self, session: Option<Address>) -> Result<Status> {
-        let (st, nonce) = fetch_status(&self.host, session)?;
+        self.refresh_showing(session, None)
+    }
+
+    /// [`Self::refresh`], the session's status showing the payload held under `held`.
+    pub fn refresh_showing(&self, session: Option<Address>, held: Option<B256>) -> Result<Status> {
+        let (st, nonce) = fetch_status_showing(&self.host, session, held)?;
         check_status(&st, nonce, &self.trusted)?;
         Ok(st)
     }

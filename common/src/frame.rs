@@ -17,6 +17,16 @@ pub const MAX_HOST_POOL: usize = 24;
 /// Most requests a host sends on one connection before their answers (its pipeline); a
 /// cluster node serves that many of a connection's calls at once.
 pub const MAX_PIPELINE: usize = 64;
+/// How much larger than the largest request an answer may be: a session status adds to
+/// what its requests brought in its bounded lists (≈ 640 KB at most) and the held
+/// requests' payloads it shows (`machine::STATUS_PAYLOAD_BYTES`). The enclave answers
+/// `too_large` rather than send more ([`max_answer`]); hosts read answers up to it.
+pub const ANSWER_OVER: usize = 1 << 20;
+
+/// The largest answer to requests of at most `max_frame` bytes.
+pub const fn max_answer(max_frame: usize) -> usize {
+    max_frame.saturating_add(ANSWER_OVER)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {

@@ -94,6 +94,16 @@ pub enum SignPayload {
 }
 
 impl SignPayload {
+    /// `transaction`, `typed_data`, `message` or `user_operation`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            SignPayload::Transaction(_) => "transaction",
+            SignPayload::TypedData(_) => "typed_data",
+            SignPayload::Message(_) => "message",
+            SignPayload::UserOperation(_) => "user_operation",
+        }
+    }
+
     pub fn kind(&self) -> PayloadKind {
         match self {
             SignPayload::Transaction(_) => PayloadKind::Transaction,
@@ -252,6 +262,10 @@ pub struct StatusQuery {
     /// tools show such a status as the enclave's word.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<B256>,
+    /// With a session: show this held request's payload, and others' only as room is left
+    /// ([`PendingStatus::payload`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<B256>,
 }
 
 /// Successful replies.
@@ -573,9 +587,14 @@ pub struct PendingStatus {
     #[serde(default)]
     pub rule: String,
     /// Exactly what was asked: the owner is shown it decoded, and checks that it hashes
-    /// to `digest` before approving.
+    /// to `digest` before approving. A status shows the held requests' payloads up to
+    /// `machine::STATUS_PAYLOAD_BYTES` together; the others are `payload_omitted`, and a
+    /// status asked with `held` set to this digest shows this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<SignPayload>,
+    /// The payload is held but not shown in this status (see `payload`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub payload_omitted: bool,
 }
 
 /// One cap: how much of it is spent in the current period.

@@ -15,8 +15,7 @@
 //! The tag differs from every other digest the identity key signs (session bindings,
 //! audit heads), so no signature can be replayed across them.
 
-use crate::frame::to_cbor;
-use alloy_primitives::{keccak256, Address, Bytes, Signature, B256};
+use alloy_primitives::{keccak256, Address, Bytes, Keccak256, Signature, B256};
 use serde::{Deserialize, Serialize};
 
 /// Domain tag of receipt digests.
@@ -45,11 +44,18 @@ pub trait Receipted: Serialize + Clone {
     fn set_receipt(&mut self, r: Option<Receipt>);
 }
 
-/// The digest a receipt over `body` signs.
+/// The digest a receipt over `body` signs. The reply's CBOR is hashed as it is encoded,
+/// and the reply is copied only when it already carries a receipt (to leave it out): a
+/// status can be large (`frame::max_answer`), and the enclave signs it on a worker.
 pub fn digest<T: Receipted>(body: &T, enclave: Address, time: u64, nonce: B256) -> B256 {
-    let mut bare = body.clone();
-    bare.set_receipt(None);
-    let cbor = to_cbor(&bare).unwrap_or_default();
+    let body_hash = match body.receipt() {
+        None => cbor_keccak(body),
+        Some(_) => {
+            let mut bare = body.clone();
+            bare.set_receipt(None);
+            cbor_keccak(&bare)
+        }
+    };
     let mut buf = Vec::with_capacity(RECEIPT_TAG.len() + 128);
     buf.extend_from_slice(RECEIPT_TAG);
     buf.extend_from_slice(&(T::KIND.len() as u32).to_be_bytes());
@@ -57,8 +63,28 @@ pub fn digest<T: Receipted>(body: &T, enclave: Address, time: u64, nonce: B256) 
     buf.extend_from_slice(enclave.as_slice());
     buf.extend_from_slice(&time.to_be_bytes());
     buf.extend_from_slice(nonce.as_slice());
-    buf.extend_from_slice(keccak256(&cbor).as_slice());
+    buf.extend_from_slice(body_hash.as_slice());
     keccak256(buf)
+}
+
+/// `keccak256(cbor(v))` without holding the encoding (of a value serde cannot encode, the
+/// hash of nothing, as before).
+fn cbor_keccak<T: Serialize>(v: &T) -> B256 {
+    struct Hashing(Keccak256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.update(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(Keccak256::new());
+    match ciborium::into_writer(v, &mut h) {
+        Ok(()) => h.0.finalize(),
+        Err(_) => keccak256([]),
+    }
 }
 
 /// The receipt nonce of a status reply about `session`: the caller's nonce bound to the
@@ -159,5 +185,28 @@ mod tests {
         let mut forged = r.clone();
         forged.receipt.as_mut().unwrap().time = 101;
         assert!(matches!(verify(&forged, me, None), Err(ReceiptError::Signer { .. })));
+    }
+
+    /// The digest hashes the reply's CBOR as it is encoded: the same digest as hashing the
+    /// whole encoding (the formula in the module's docs), with or without a receipt on it.
+    #[test]
+    fn the_digest_is_the_documented_formula() {
+        let mut r = Revoked { sessions: (0..200u8).map(Address::repeat_byte).collect(), receipt: None };
+        let (me, nonce) = (Address::repeat_byte(7), B256::repeat_byte(9));
+        let formula = |r: &Revoked| {
+            let mut bare = r.clone();
+            bare.receipt = None;
+            let mut buf = RECEIPT_TAG.to_vec();
+            buf.extend_from_slice(&(Revoked::KIND.len() as u32).to_be_bytes());
+            buf.extend_from_slice(Revoked::KIND.as_bytes());
+            buf.extend_from_slice(me.as_slice());
+            buf.extend_from_slice(&100u64.to_be_bytes());
+            buf.extend_from_slice(nonce.as_slice());
+            buf.extend_from_slice(keccak256(crate::frame::to_cbor(&bare).unwrap()).as_slice());
+            keccak256(buf)
+        };
+        assert_eq!(digest(&r, me, 100, nonce), formula(&r));
+        r.receipt = Some(Receipt { enclave: me, time: 100, nonce, signature: Bytes::from(vec![1u8; 65]) });
+        assert_eq!(digest(&r, me, 100, nonce), formula(&r));
     }
 }

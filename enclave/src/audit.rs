@@ -493,7 +493,7 @@ mod tests {
         let revoke = Call::Revoke(Revoke { auth: auth(owner), session: s });
         let replayed = Denial::new(ErrorCode::Replayed, "owner nonce 1 is not above the last accepted 1");
         assert_eq!(l.record_owner_refusal(T0 + 5, Subject::of(&revoke), &replayed), Some(13));
-        let status = Call::Status(bridle_common::protocol::StatusQuery { session: None, nonce: None });
+        let status = Call::Status(bridle_common::protocol::StatusQuery { session: None, nonce: None, held: None });
         assert_eq!(l.record_owner_refusal(T0 + 5, Subject::of(&status), &replayed), None, "not an owner call");
         let call = Call::RevokeAll(RevokeAll { auth: auth(owner) });
         assert_eq!(Subject::of(&call), Subject::RevokeAll { owner });

@@ -29,7 +29,7 @@ struct Args {
     /// vsock CID:PORT (Nitro).
     #[arg(long, value_name = "CID:PORT")]
     vsock: Option<String>,
-    /// Largest accepted frame, bytes.
+    /// Largest accepted frame, bytes (at most the default, 1 MiB).
     #[arg(long, default_value_t = bridle_common::frame::DEFAULT_MAX_FRAME)]
     max_frame: usize,
     /// Agent stamp time window, seconds (±).
@@ -164,6 +164,15 @@ fn commit(nsm: &Arc<dyn NsmProvider>, boot: &BootConfig) {
 
 fn main() {
     let args = Args::parse();
+    if args.max_frame > bridle_common::frame::DEFAULT_MAX_FRAME {
+        // The memory budget keeps room for one held request of a frame (`HEADROOM`), and
+        // the memory plan counts answers from the frame: sized for at most this.
+        fail(format!(
+            "refusing to start: --max-frame {} is above the most the memory budget is sized for, {} bytes",
+            args.max_frame,
+            bridle_common::frame::DEFAULT_MAX_FRAME
+        ));
+    }
     let mut boot = BootConfig::new(args.stamp_window, args.max_frame, args.dev);
     if let Some(c) = cluster_boot(&args) {
         boot = boot.with_cluster(c);

@@ -10,19 +10,20 @@
 //! the enclave's memory less the kernel and the unpacked image) and the enclave refuses to
 //! start with a budget that does not fit. This module is pure: `main` reads the file.
 //!
-//! A request's decoded form is bounded by its frame ([`max_decoded`]): a stand-alone
-//! enclave decodes and serves each request on a worker thread without waiting, so at most
-//! one per worker is held at once, and the plan counts that many.
+//! A request's decoded form is bounded by its frame ([`max_decoded`]), and its answer by
+//! [`max_answer`] (the server refuses to send a larger one, and a session status copies
+//! no more than `STATUS_PAYLOAD_BYTES` of its held requests, beside the one asked for): a stand-alone enclave decodes
+//! and serves each request on a worker thread without waiting, so at most one request and
+//! one answer per worker are held at once, and the plan counts that many.
 //!
-//! What the plan does not bound (SECURITY.md, "Open findings"): an answer larger than a
-//! frame (a session status copies its held requests, up to 16 frames), and on a cluster
-//! node the calls held on every connection while they wait for the log, large frames on
-//! every connection at once, the copies a snapshot install holds, and the exposure book.
-//! The runtime reserve is an estimate, not a measured maximum.
+//! What the plan does not bound (SECURITY.md, "Open findings"): on a cluster node the
+//! calls held on every connection while they wait for the log, large frames on every
+//! connection at once, the copies a snapshot install holds, and the exposure book. The
+//! runtime reserve is an estimate, not a measured maximum.
 
 use crate::server::MAX_HELD;
 use bridle_common::audit::{AuditEntry, MAX_DETAIL, MAX_RULE};
-use bridle_common::frame::max_decoded;
+use bridle_common::frame::{max_answer, max_decoded};
 
 /// Memory outside every other term: the binary, the runtime and its worker stacks, the
 /// owner-nonce book (200 000 sessionless owners at most, ≈ 20 MiB; owners with sessions are
@@ -53,10 +54,17 @@ pub const fn allocated(n: usize) -> usize {
 }
 
 /// The most one connection holds: a request body of up to `max_frame` bytes, its answer
-/// (counted at a frame: see the module's note on larger answers), the answers held back,
-/// and the read buffer.
+/// encoded (at most [`max_answer`]), the answers held back, and the read buffer.
 pub fn per_connection(max_frame: usize) -> usize {
-    max_frame.saturating_mul(2).saturating_add(MAX_HELD).saturating_add(CONNECTION_SLACK)
+    max_frame.saturating_add(max_answer(max_frame)).saturating_add(MAX_HELD).saturating_add(CONNECTION_SLACK)
+}
+
+/// What one worker holds while it serves a request: the request decoded at its largest
+/// ([`max_decoded`]), the answer built (at most [`max_answer`]) and its encoding, whose
+/// buffer grows by doubling (at most twice that; a receipt hashes the answer as it encodes
+/// it, without a copy).
+pub fn per_worker(call_frame: usize) -> usize {
+    max_decoded(call_frame).saturating_add(max_answer(call_frame).saturating_mul(3))
 }
 
 /// What the plan is computed from.
@@ -94,7 +102,7 @@ pub struct Plan {
     pub available: usize,
     pub runtime: usize,
     pub connections: usize,
-    /// One request's decoded form at its largest ([`max_decoded`] of a call frame) per
+    /// One request's decoded form and its answer at their largest ([`per_worker`]) per
     /// worker.
     pub decoding: usize,
     pub audit: usize,
@@ -122,7 +130,7 @@ enum Source {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{asked}: the enclave has {available_mib} MiB available, and the runtime ({runtime_mib} MiB), \
-     {connections} connections' buffers ({connections_mib} MiB), {workers} requests being decoded \
+     {connections} connections' buffers ({connections_mib} MiB), {workers} requests being decoded and answered \
      ({decoding_mib} MiB), the audit log's {audit_entries} entries \
      ({audit_mib} MiB){cluster} leave {ceiling_mib} MiB for sessions; {advice}"
 )]
@@ -152,7 +160,7 @@ pub fn plan(i: &Inputs) -> Result<Plan, Box<DoesNotFit>> {
     let Inputs { available, budget_mib, max_connections, call_frame, audit_capacity, workers, cluster } = *i;
     let runtime = RUNTIME_RESERVE;
     let connections = max_connections.saturating_mul(per_connection(call_frame));
-    let decoding = workers.saturating_mul(max_decoded(call_frame));
+    let decoding = workers.saturating_mul(per_worker(call_frame));
     let audit = audit_capacity.saturating_mul(AUDIT_ENTRY_MAX);
     let log = cluster.map_or(0, |c| c.snapshot_bytes.saturating_mul(2).saturating_add(c.max_message.saturating_mul(2)));
     let left = available

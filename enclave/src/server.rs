@@ -7,8 +7,8 @@ use bridle_common::address::SocketAddress;
 use bridle_common::cluster::MAX_CALL_FRAME;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{
-    from_cbor, from_cbor_within, max_decoded, push_frame, read_frame, read_frame_body, read_frame_len, to_cbor,
-    FrameError,
+    from_cbor, from_cbor_within, max_answer, max_decoded, push_frame, read_frame, read_frame_body, read_frame_len,
+    to_cbor, FrameError,
 };
 use bridle_common::protocol::{is_cluster_call, Call, RequestFrame, ResponseFrame, PROTOCOL_VERSION};
 use std::future::Future;
@@ -157,9 +157,26 @@ pub fn handle_frame(enclave: &Enclave, body: &[u8]) -> ResponseFrame {
     ResponseFrame { version: PROTOCOL_VERSION, result }
 }
 
-/// Append one response frame to `out`.
-fn push_response(out: &mut Vec<u8>, resp: &ResponseFrame) -> Result<(), FrameError> {
-    push_frame(out, &to_cbor(resp)?)
+/// Append one response frame to `out`. An answer larger than [`max_answer`] of the
+/// connection's frame limit — more than the memory plan counts, and more than a host reads —
+/// is replaced by a `too_large` refusal.
+fn push_response(out: &mut Vec<u8>, resp: &ResponseFrame, max_frame: usize) -> Result<(), FrameError> {
+    let body = to_cbor(resp)?;
+    let max = max_answer(max_frame);
+    if body.len() > max {
+        let refused = ResponseFrame {
+            version: PROTOCOL_VERSION,
+            result: Err(Denial::new(
+                ErrorCode::TooLarge,
+                format!("the answer would be {} bytes; an answer is at most {max}", body.len()),
+            )),
+        };
+        return push_frame(out, &to_cbor(&refused)?);
+    }
+    // Grown to exactly what it holds (not doubled): `out` then never holds more than the
+    // answers held back and this one, as the memory plan counts.
+    out.reserve_exact(4 + body.len());
+    push_frame(out, &body)
 }
 
 /// Send the responses owed, within `limit` (a peer that does not read is not waited for).
@@ -174,6 +191,8 @@ async fn flush<W: AsyncWrite + Unpin>(w: &mut W, out: &mut Vec<u8>, limit: Durat
             Err(_) => return Err(FrameError::Io(std::io::ErrorKind::TimedOut.into())),
         }
         out.clear();
+        // A large answer's buffer is not kept for the connection's life.
+        out.shrink_to(MAX_HELD);
     }
     Ok(())
 }
@@ -228,7 +247,7 @@ where
             Next::Refused(denial) => return answer_last(&mut w, &mut out, denial, cfg.idle_timeout).await,
             Next::End => return,
         };
-        if push_response(&mut out, &handle_frame(enclave, &body)).is_err() {
+        if push_response(&mut out, &handle_frame(enclave, &body), cfg.max_frame).is_err() {
             // (Not expected: encoding into memory.) What was answered before still goes.
             let _ = flush(&mut w, &mut out, cfg.idle_timeout).await;
             return;
@@ -316,7 +335,7 @@ where
                 Some(first) = calls.next(), if !calls.is_empty() => {
                     let mut resp: ResponseFrame = first;
                     loop {
-                        if push_response(&mut out, &resp).is_err() {
+                        if push_response(&mut out, &resp, cfg.max_frame).is_err() {
                             // (Not expected: encoding into memory.) What was answered
                             // before still goes; then the connection closes.
                             let _ = flush(&mut w, &mut out, cfg.idle_timeout).await;
@@ -389,7 +408,8 @@ async fn next_frame<R: AsyncRead + Unpin>(r: &mut R, cfg: &ServerConfig) -> Next
 /// Answer `denial` after what is owed, then the connection closes.
 async fn answer_last<W: AsyncWrite + Unpin>(w: &mut W, out: &mut Vec<u8>, denial: Denial, limit: Duration) {
     let resp = ResponseFrame { version: PROTOCOL_VERSION, result: Err(denial) };
-    if push_response(out, &resp).is_ok() {
+    // A denial: its reason is bounded, far below any answer's limit.
+    if to_cbor(&resp).and_then(|body| push_frame(out, &body)).is_ok() {
         let _ = flush(w, out, limit).await;
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the enclave's socket server (`server.rs`).
 
 use super::*;
+use bridle_common::protocol::{AttestationReply, Reply};
 
 #[tokio::test]
 async fn a_call_that_panics_mid_way_is_an_internal_error() {
@@ -220,4 +221,59 @@ async fn a_cluster_connection_answers_what_came_before_its_end() {
     assert_eq!(within(read_answer(&mut host)).await.unwrap().code, ErrorCode::TooLarge);
     assert!(matches!(within(read_answer(&mut host)).await, Err(FrameError::Closed)));
     within(server).await.unwrap();
+}
+
+/// An answer is never larger than `max_answer` of the connection's frame limit (what the
+/// memory plan counts, and what a host reads): a larger one is replaced by `too_large`,
+/// and the connection goes on.
+#[tokio::test]
+async fn an_answer_larger_than_the_bound_is_refused_too_large() {
+    let cfg = ServerConfig { max_frame: 1000, ..ServerConfig::default() };
+    let bound = max_answer(1000);
+    let call = |body: Vec<u8>| async move {
+        let len: usize = String::from_utf8_lossy(&body).parse().unwrap();
+        let document = vec![7u8; len].into();
+        ResponseFrame { version: PROTOCOL_VERSION, result: Ok(Reply::Attestation(AttestationReply { document })) }
+    };
+    let (mut host, enclave) = tokio::io::duplex(1 << 16);
+    let server = tokio::spawn(async move { serve_concurrently(call, enclave, &cfg).await });
+    let sizes = [bound - 100, bound + 1, 10];
+    host.write_all(&frames(sizes.iter().map(|n| n.to_string()))).await.unwrap();
+    let mut got = Vec::new();
+    for _ in sizes {
+        let body = within(read_frame(&mut host, bound)).await.unwrap();
+        assert!(body.len() <= bound, "{}", body.len());
+        let resp: ResponseFrame = from_cbor_within(&body, usize::MAX).unwrap();
+        got.push(match resp.result {
+            Ok(Reply::Attestation(a)) => Ok(a.document.len()),
+            Ok(other) => panic!("{other:?}"),
+            Err(d) => Err((d.code, d.reason)),
+        });
+    }
+    assert_eq!(got[0], Ok(bound - 100));
+    let Err((code, reason)) = &got[1] else { panic!("{:?}", got[1]) };
+    assert_eq!(*code, ErrorCode::TooLarge);
+    assert!(reason.contains(&format!("an answer is at most {bound}")), "{reason}");
+    assert_eq!(got[2], Ok(10), "the connection goes on");
+    drop(host);
+    within(server).await.unwrap();
+}
+
+/// Both connection loops (`serve_in_turn`, stand-alone; `serve_concurrently`, a node) append
+/// answers with `push_response`: one over the bound becomes `too_large`, and the buffer
+/// grows to what it holds, not to twice that.
+#[test]
+fn push_response_refuses_an_oversized_answer_and_grows_the_buffer_exactly() {
+    let attestation = |len: usize| ResponseFrame {
+        version: PROTOCOL_VERSION,
+        result: Ok(Reply::Attestation(AttestationReply { document: vec![1u8; len].into() })),
+    };
+    let mut out = vec![0u8; 1000];
+    out.truncate(10);
+    push_response(&mut out, &attestation(500_000), 1000).unwrap();
+    assert!(out.capacity() < 10 + 500_100, "capacity {}", out.capacity());
+    let mut refused = Vec::new();
+    push_response(&mut refused, &attestation(max_answer(1000) + 1), 1000).unwrap();
+    let resp: ResponseFrame = from_cbor(&refused[4..]).unwrap();
+    assert_eq!(resp.result.unwrap_err().code, ErrorCode::TooLarge);
 }

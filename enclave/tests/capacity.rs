@@ -88,24 +88,24 @@ fn sessions_are_bounded_and_finished_ones_make_room() {
     // Full of live sessions: refused, naming the limit, and nothing changed.
     let d = create(&e, T0, &owner, 3, "1h").unwrap_err();
     assert_eq!((d.code.as_str(), d.rule.as_deref()), ("rate_limited", Some("enclave.max_sessions")));
-    assert_eq!(e.status(None, None).unwrap().sessions_total, 2);
+    assert_eq!(e.status(None, None, None).unwrap().sessions_total, 2);
     // The refused creation did not consume the owner's nonce: 3 is accepted next.
 
     // Revoking one (no approvals outstanding, so its key is destroyed) makes room.
     revoke(&e, &owner, s1, 2, 3);
     let s3 = create(&e, T0, &owner, 5, "1h").unwrap();
-    assert_eq!(e.status(None, None).unwrap().sessions_total, 2);
+    assert_eq!(e.status(None, None, None).unwrap().sessions_total, 2);
     assert!(
-        matches!(e.handle(Call::Status(StatusQuery { session: Some(s1), nonce: None })), Ok(Reply::Status(st)) if st.session.is_none())
+        matches!(e.handle(Call::Status(StatusQuery { session: Some(s1), nonce: None, held: None })), Ok(Reply::Status(st)) if st.session.is_none())
     );
 
     // Expired sessions make room too; live ones are never dropped.
     clock.set(T0 + 3601);
     let s4 = create(&e, T0 + 3601, &owner, 6, "1h").unwrap();
-    let st = e.status(None, None).unwrap();
+    let st = e.status(None, None, None).unwrap();
     assert_eq!(st.sessions_total, 2);
     for (s, live) in [(s3, false), (s4, true)] {
-        let known = matches!(e.handle(Call::Status(StatusQuery { session: Some(s), nonce: None })), Ok(Reply::Status(st)) if st.session.is_some());
+        let known = matches!(e.handle(Call::Status(StatusQuery { session: Some(s), nonce: None, held: None })), Ok(Reply::Status(st)) if st.session.is_some());
         assert_eq!(known, live, "{s}");
     }
 }

@@ -21,6 +21,7 @@ const state = {
   preview: null, // {canonical, hash, explain}
   sessions: [],
   selected: null,
+  showHeld: null, // {session, digest}: the held request whose payload the detail asks for
   audit: null, // {ok, entries, …}
   busy: false,
 };
@@ -291,12 +292,16 @@ async function open(session) {
   return null;
 }
 
-/** The session's status signed by the enclave for a fresh nonce, checked here. */
-async function signedStatus(session) {
+/**
+ * The session's status signed by the enclave for a fresh nonce, checked here; `held` names
+ * a held request whose payload it shows whatever its size (a status shows the others' only
+ * while they fit together: `payload_omitted`).
+ */
+async function signedStatus(session, held) {
   if (!state.trust?.method) return { error: "the enclave is not verified in this browser" };
   const nonce = freshNonce();
   try {
-    const r = await get(`/v1/status?session=${session}&nonce=${nonce}&cbor=1`);
+    const r = await get(`/v1/status?session=${session}&nonce=${nonce}&cbor=1${held ? `&held=${held}` : ""}`);
     const receipt = checkSignedStatus(r, state.trust.identity, nonce, session);
     return { live: r.session ?? null, aggregate: r.aggregate ?? [], receipt, now: r.now };
   } catch (e) {
@@ -308,7 +313,8 @@ async function showDetail() {
   const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
   if (!row) return;
   $("detail-session").textContent = row.stored.session;
-  const signed = await signedStatus(row.stored.session);
+  const held = state.showHeld && sameAddress(state.showHeld.session, row.stored.session) ? state.showHeld.digest : null;
+  const signed = await signedStatus(row.stored.session, held);
   const live = signed.receipt ? signed.live : row.live;
   const pol = live ? await policyOf(row.stored.session, live.policy_hash) : { doc: null, verified: false };
   const audit = state.audit ? state.audit.entries.filter((e) => sameAddress(e.session, row.stored.session)) : null;
@@ -320,6 +326,13 @@ async function showDetail() {
       await refresh();
       return `approved ${p.digest}: the enclave signed it, and the signature recovers to the session`;
     }),
+    onShow: (p) => act("Fetching the held request", async () => {
+      state.showHeld = { session: row.stored.session, digest: p.digest };
+      const again = await showDetail();
+      const shown = again?.receipt && (again.live?.pending ?? []).some((q) => q.digest === p.digest && q.payload);
+      if (!shown) throw new Error(`the enclave's signed status does not show held request ${p.digest}: ${again?.error ?? "the host did not ask for it"}`);
+      return `the enclave's signed status now shows held request ${p.digest}`;
+    }),
     onDeny: (p) => act("Denying the request", async () => {
       const { reply, receipt } = await owner.deny(ctx(), row.stored.session, live.agent, p);
       await refresh();
@@ -327,6 +340,7 @@ async function showDetail() {
     }),
   });
   updateButtons();
+  return signed;
 }
 
 // ---- wiring -------------------------------------------------------------------------------------

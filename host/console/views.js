@@ -93,7 +93,8 @@ function sizeBars(root) {
 
 /**
  * The selected session. d = {live, stored, policy (doc or null), policyVerified, audit
- * (verified entries of this session or null), now, onApprove(pending)}.
+ * (verified entries of this session or null), now, onApprove(pending), onDeny(pending),
+ * onShow(pending) (ask for a held request the status omitted)}.
  */
 /** Exposure across sessions (RULES.md §6a), only from the enclave's signed status. */
 function aggregateBox(s, groups, usd) {
@@ -189,7 +190,9 @@ const UNTIL = { waiting: "approvable", signed: "collectable", denied: "denied by
 
 function pendingBox(p, d) {
   const tokens = d.policy?.tokens ?? [];
-  const lines = p.payload ? describe(p.payload, tokens) : ["(the record carries no request)"];
+  const lines = p.payload
+    ? describe(p.payload, tokens)
+    : [p.payload_omitted ? "(too large to show beside the other held requests: Show it asks the enclave for it alone)" : "(the record carries no request)"];
   const computed = p.payload ? payloadDigest(p.payload) : null;
   const match = computed ? bytesToHex(computed) === p.digest.toLowerCase() : null;
   const box = h("div", { class: "pending", "data-digest": p.digest },
@@ -200,6 +203,9 @@ function pendingBox(p, d) {
       match === null ? badge("not recomputed in the browser", "warn") : match ? badge("recomputed from the request", "ok") : badge("DOES NOT MATCH the request", "bad")),
     h("pre", { class: "mono" }, lines.join("\n")),
   );
+  if (!p.payload && p.payload_omitted && d.onShow) {
+    box.append(h("div", { class: "row" }, h("button", { type: "button", class: "show-held", onclick: () => d.onShow(p) }, "Show this request")));
+  }
   if (p.state === "waiting") {
     // Approving signs the digest: only when the page recomputed it from the request it shows.
     // Denying is always safe.

@@ -266,7 +266,7 @@ where
 // Handlers.
 
 pub async fn health(State(st): State<AppState>) -> Response {
-    match st.client.call(Call::Status(StatusQuery { session: None, nonce: None })).await {
+    match st.client.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })).await {
         Ok(Reply::Status(s)) => (
             StatusCode::OK,
             Json(json!({
@@ -303,6 +303,9 @@ pub struct StatusParams {
     /// 32-byte hex: the enclave then signs the reply for this nonce (a receipt the owner
     /// tools check).
     nonce: Option<String>,
+    /// 32-byte hex: a held request whose payload the session's status shows whatever its
+    /// size (others' payloads are shown while they fit in 256 KiB together).
+    held: Option<String>,
     /// `1`: add `cbor`, the reply's CBOR without its receipt — the bytes the receipt signs —
     /// so that a client without the Rust types (the owner console) can check the receipt
     /// and that the JSON says what was signed.
@@ -311,7 +314,7 @@ pub struct StatusParams {
 
 /// A 32-byte hex nonce from a query string.
 fn parse_b256(s: &str) -> Result<alloy_primitives::B256, ApiError> {
-    s.trim().parse().map_err(|_| ApiError::malformed(format!("nonce `{s}` is not 32 bytes of hex")))
+    s.trim().parse().map_err(|_| ApiError::malformed(format!("`{s}` is not 32 bytes of hex")))
 }
 
 pub async fn status(
@@ -321,12 +324,16 @@ pub async fn status(
     let Query(q) = q.map_err(|e| ApiError::malformed(e.body_text()))?;
     let session = q.session.as_deref().map(parse_address).transpose()?;
     let nonce = q.nonce.as_deref().map(parse_b256).transpose()?;
+    let held = q.held.as_deref().map(parse_b256).transpose()?;
+    if held.is_some() && session.is_none() {
+        return Err(ApiError::malformed("held= names a request held in a session: give session= too"));
+    }
     let with_cbor = match q.cbor.as_deref() {
         None | Some("0") | Some("false") => false,
         Some("1") | Some("true") => true,
         Some(other) => return Err(ApiError::malformed(format!("cbor={other}: expected 1 or 0"))),
     };
-    match st.client.call(Call::Status(StatusQuery { session, nonce })).await? {
+    match st.client.call(Call::Status(StatusQuery { session, nonce, held })).await? {
         Reply::Status(s) => {
             let mut v = json!(s);
             if with_cbor {
@@ -486,7 +493,7 @@ pub fn reply_value(r: Reply) -> Value {
 /// exposure at the policy's price table (R-APP-5), as the enclave reports them.
 pub async fn allowances(State(st): State<AppState>, AddrPath(session): AddrPath) -> Result<Json<Value>, ApiError> {
     check_lost(&st, &session)?;
-    match st.client.call(Call::Status(StatusQuery { session: Some(session), nonce: None })).await {
+    match st.client.call(Call::Status(StatusQuery { session: Some(session), nonce: None, held: None })).await {
         Ok(Reply::Status(s)) => match s.session {
             Some(ss) => Ok(Json(json!({
                 "session": ss.session,
@@ -552,7 +559,7 @@ pub async fn get_session(State(st): State<AppState>, AddrPath(session): AddrPath
         // The new enclave cannot know it; never re-send anything about it.
         None
     } else {
-        match st.client.call(Call::Status(StatusQuery { session: Some(session), nonce: None })).await {
+        match st.client.call(Call::Status(StatusQuery { session: Some(session), nonce: None, held: None })).await {
             Ok(Reply::Status(s)) => s.session,
             Ok(other) => return Err(ApiError::wrong_reply("status", &other)),
             Err(ClientError::Denied(d)) if d.code == ErrorCode::UnknownSession => None,

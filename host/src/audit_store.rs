@@ -345,7 +345,7 @@ impl AuditStore {
             None => None,
         };
         if known_pk.is_none() {
-            match client.call(Call::Status(StatusQuery { session: None, nonce: None })).await? {
+            match client.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })).await? {
                 Reply::Status(st) => {
                     identity = Some(st.identity_address);
                     public_key = Some(st.identity_public_key);

@@ -24,7 +24,7 @@
 use alloy_primitives::Address;
 use bridle_common::address::SocketAddress;
 use bridle_common::error::{Denial, ErrorCode};
-use bridle_common::frame::{from_cbor, to_cbor, write_frame, DEFAULT_MAX_FRAME};
+use bridle_common::frame::{from_cbor, max_answer, to_cbor, write_frame, DEFAULT_MAX_FRAME};
 use bridle_common::protocol::{Call, Reply, RequestFrame, ResponseFrame, StatusQuery, PROTOCOL_VERSION};
 use std::future::Future;
 use std::pin::Pin;
@@ -83,7 +83,8 @@ pub struct ClientConfig {
     pub pool_size: usize,
     /// Most exchanges in flight on one connection, 1 to [`MAX_PIPELINE`].
     pub pipeline: usize,
-    /// Largest frame accepted from, or sent to, the enclave.
+    /// Largest frame sent to the enclave; its answers are read up to [`max_answer`] of it
+    /// (a session status may be larger than the requests).
     pub max_frame: usize,
     /// Per-call timeout, including waiting for a free connection and connecting.
     pub call_timeout: Duration,
@@ -410,14 +411,14 @@ impl EnclaveClient {
         };
         let body = to_cbor(&RequestFrame {
             version: PROTOCOL_VERSION,
-            call: Call::Status(StatusQuery { session: None, nonce: None }),
+            call: Call::Status(StatusQuery { session: None, nonce: None, held: None }),
         })
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let t0 = Instant::now();
         if let Err(e) = write_frame(&mut io, &body).await {
             return Err(ClientError::Unavailable(format!("enclave closed the new connection: {e}")));
         }
-        let mut reader = FrameReader { io: &mut io, buf: Vec::new(), max: self.cfg.max_frame };
+        let mut reader = FrameReader { io: &mut io, buf: Vec::new(), max: max_answer(self.cfg.max_frame) };
         let resp = reader.next().await.map_err(|e| {
             ClientError::Unavailable(format!("enclave closed the new connection before answering status: {e}"))
         })?;

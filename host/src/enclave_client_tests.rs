@@ -86,7 +86,7 @@ async fn client_speaks_frames_through_a_hybrid_vsock_socket() {
     });
     let addr: SocketAddress = format!("vsock-uds:{}:5000", path.display()).parse().unwrap();
     let client = EnclaveClient::new(addr, ClientConfig::default());
-    let err = client.call(Call::Status(StatusQuery { session: None, nonce: None })).await.unwrap_err();
+    let err = client.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })).await.unwrap_err();
     assert!(matches!(err, ClientError::Protocol(_)), "{err}");
     let (line, call) = server.await.unwrap();
     assert_eq!(line, "CONNECT 5000");
@@ -179,7 +179,7 @@ async fn answer(s: &mut tokio::net::UnixStream, result: Result<Reply, Denial>) {
 
 /// A status call that names `i`, and the session it names, for telling replies apart.
 fn ask(i: u8) -> Call {
-    Call::Status(StatusQuery { session: Some(Address::repeat_byte(i)), nonce: None })
+    Call::Status(StatusQuery { session: Some(Address::repeat_byte(i)), nonce: None, held: None })
 }
 
 fn asked(body: &[u8]) -> Address {

@@ -25,7 +25,7 @@
 //! * A waiter holds its caller's pool permit until the reply is read (or the pipe closes),
 //!   even when the caller went away: the enclave serves every request to its end.
 
-use bridle_common::frame::{push_frame, FrameError};
+use bridle_common::frame::{max_answer, push_frame, FrameError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -142,6 +142,7 @@ impl Pipe {
     /// Start the pipe's reader and writer over `io`, whose first exchange (if any) is done
     /// and fully read. `room` is notified when this pipe can take a request again or has
     /// closed; a due reply may take `call_timeout` or [`DRAIN_TIMEOUT`], whichever is longer.
+    /// Requests are at most `max_frame` bytes, and replies at most [`max_answer`] of it.
     pub fn start(io: Box<dyn Io>, max_frame: usize, call_timeout: Duration, room: Arc<Notify>) -> Pipe {
         let shared = Arc::new(Shared {
             waiting: Mutex::new(VecDeque::new()),
@@ -155,7 +156,7 @@ impl Pipe {
         let (r, w) = tokio::io::split(io);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(shared.clone(), w, rx));
-        tokio::spawn(read_loop(shared.clone(), FrameReader { io: r, buf: Vec::new(), max: max_frame }));
+        tokio::spawn(read_loop(shared.clone(), FrameReader { io: r, buf: Vec::new(), max: max_answer(max_frame) }));
         Pipe { shared, jobs: tx }
     }
 

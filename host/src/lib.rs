@@ -237,7 +237,7 @@ impl AppState {
 
     /// One status round trip (reachability, identity, restart detection).
     pub async fn probe(&self) -> Result<(), ClientError> {
-        self.client.call(Call::Status(StatusQuery { session: None, nonce: None })).await.map(|_| ())
+        self.client.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })).await.map(|_| ())
     }
 
     /// Start the background probe, when configured.

@@ -247,6 +247,7 @@ fn openapi_json() {}
 #[utoipa::path(get, path = "/v1/status", tag = "enclave",
     params(("session" = Option<String>, Query, description = "a session address: its facts come too"),
            ("nonce" = Option<String>, Query, description = "32 bytes, 0x-hex: the enclave signs the reply for it (`receipt`)"),
+           ("held" = Option<String>, Query, description = "with `session`: a held request's digest, 0x-hex; its payload is shown whatever its size (the others' only while they fit in 256 KiB together: `payload_omitted`)"),
            ("cbor" = Option<String>, Query, description = "`1`: the reply also carries `cbor`, 0x-hex of the reply's CBOR without its receipt (the bytes the receipt signs)")),
     responses((status = 200, body = Status, description = "`identity_public_key` is the enclave identity key (SEC1 compressed, 0x-hex) the agent's stamp key is derived with"),
               (status = "4XX", body = ErrorBody, description = ERRORS), (status = "5XX", body = ErrorBody, description = ERRORS)))]

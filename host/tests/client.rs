@@ -101,7 +101,7 @@ async fn unreachable_then_reconnects_and_notices_restart() {
         ch.lock().unwrap().push((old, new));
         Box::pin(async {})
     }));
-    let status = || Call::Status(StatusQuery { session: None, nonce: None });
+    let status = || Call::Status(StatusQuery { session: None, nonce: None, held: None });
     assert!(matches!(c.call(status()).await, Err(ClientError::Unavailable(_))));
 
     let enclave = FakeEnclave::start(&sock, IDENTITY_1).await;

@@ -63,7 +63,7 @@ impl EnclaveProc {
     /// The enclave's identity public key (0x-hex SEC1), asked over its own socket: what a
     /// test knows without believing any host.
     pub fn identity_key_hex(&self) -> String {
-        match self.call(Call::Status(StatusQuery { session: None, nonce: None })) {
+        match self.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })) {
             Ok(Reply::Status(s)) => format!("0x{}", hex::encode(&s.identity_public_key)),
             other => panic!("status over the socket: {other:?}"),
         }

@@ -4,7 +4,12 @@
 use crate::cli::Cli;
 use crate::proxy::LyingProxy;
 use crate::{policy, write_key_file, Actor, Granted, Stack};
-use bridle_common::protocol::{Call, Reply, SessionStatus, Signed, StatusQuery};
+use alloy_primitives::{Address, B256};
+use bridle_common::protocol::{
+    Call, Reply, RequestFrame, ResponseFrame, SessionStatus, Signed, StatusQuery, PROTOCOL_VERSION,
+};
+use std::io::{Read, Write};
+use std::path::Path;
 
 /// A stack, a lying proxy in front of its host, and a CLI that trusts the real enclave
 /// (pinned to the identity read over the enclave's own socket, as a user who verified an
@@ -50,7 +55,7 @@ impl World {
 
     /// The session's facts, straight from the enclave's socket.
     pub fn truth(&self, g: &Granted) -> SessionStatus {
-        match self.stack.enclave.call(Call::Status(StatusQuery { session: Some(g.session), nonce: None })) {
+        match self.stack.enclave.call(Call::Status(StatusQuery { session: Some(g.session), nonce: None, held: None })) {
             Ok(Reply::Status(s)) => *s.session.expect("the session is in the enclave"),
             other => panic!("{other:?}"),
         }
@@ -61,4 +66,25 @@ impl World {
 /// default (milliseconds), so every CLI owner call in these tests names one.
 pub fn fresh_nonce() -> String {
     Actor::next_nonce().to_string()
+}
+
+/// The enclave's genuine status of `session`, signed for `nonce` and showing the payload
+/// held under `held`, straight from its socket: what a lying host can get by asking the
+/// enclave itself another question than the one it was asked.
+pub fn genuine_status(socket: &Path, session: Address, nonce: B256, held: Option<B256>) -> serde_json::Value {
+    let call = Call::Status(StatusQuery { session: Some(session), nonce: Some(nonce), held });
+    let body = bridle_common::frame::to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call }).expect("encodes");
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("the enclave's socket");
+    let mut buf = (body.len() as u32).to_be_bytes().to_vec();
+    buf.extend_from_slice(&body);
+    s.write_all(&buf).expect("write");
+    let mut h = [0u8; 4];
+    s.read_exact(&mut h).expect("an answer");
+    let mut reply = vec![0u8; u32::from_be_bytes(h) as usize];
+    s.read_exact(&mut reply).expect("the answer's body");
+    let f: ResponseFrame = bridle_common::frame::from_cbor(&reply).expect("decodes");
+    match f.result {
+        Ok(Reply::Status(st)) => serde_json::to_value(st).expect("JSON"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -815,7 +815,7 @@ max = ["500 USDC"]
         let stamp = Stamp { nonce: [i as u8 + 1; 16], timestamp: T0 + 1, mac: [0; 32] };
         let _ = m.sign(T0 + 1, &p, prepare(&p).unwrap(), &stamp, Some(&Key));
     }
-    let s = m.status(T0 + 5);
+    let s = m.status(T0 + 5, None);
     assert!(!s.caps.is_empty() && !s.allowances.is_empty() && s.pending.len() == 1, "{s:?}");
     s
 }

@@ -286,7 +286,10 @@ async fn memory_is_bounded_whatever_owners_send() {
         let _ = s.enclave.call(Call::RevokeAll(RevokeAll { auth: o.sign_owner(&msg) }));
     }
     assert!(s.enclave.proc.is_running());
-    assert!(matches!(s.enclave.call(Call::Status(StatusQuery { session: None, nonce: None })), Ok(Reply::Status(_))));
+    assert!(matches!(
+        s.enclave.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })),
+        Ok(Reply::Status(_))
+    ));
 }
 
 /// The memory budget must fit in the memory the enclave has: a budget larger than what is
@@ -315,6 +318,19 @@ fn a_memory_budget_beyond_the_enclaves_memory_is_refused_at_start() {
     ] {
         assert!(err.contains(part), "{part:?} missing from: {err}");
     }
+    assert!(!dir.path().join("e.sock").exists(), "it listened anyway");
+
+    // A frame limit above what the budget's headroom (one held request of a frame) and the
+    // memory plan's answers are sized for: refused too.
+    let out = std::process::Command::new(bin("bridle-enclave"))
+        .arg("--unix")
+        .arg(dir.path().join("e.sock"))
+        .args(["--dev", "--max-frame", "1048577"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("refusing to start: --max-frame 1048577 is above"), "{err}");
     assert!(!dir.path().join("e.sock").exists(), "it listened anyway");
 
     // Without a budget: derived from this machine's memory, logged, and the enclave listens.

@@ -7,7 +7,7 @@
 
 use alloy_primitives::{address, Address, Bytes, U256};
 use bridle_common::protocol::*;
-use bridle_tests::review::{fresh_nonce as n, World};
+use bridle_tests::review::{fresh_nonce as n, genuine_status, World};
 use bridle_tests::*;
 use serde_json::json;
 
@@ -164,27 +164,6 @@ async fn a_denial_counts_only_with_the_enclaves_receipt_and_refuses_the_agent_un
     assert_eq!(rejected[0]["code"], "denied_by_owner", "{log}");
 }
 
-/// The enclave's genuine status of `session`, signed for `nonce` (what a lying host can get
-/// by asking the enclave itself about another session than the one it was asked about).
-fn genuine_status(socket: &std::path::Path, session: Address, nonce: alloy_primitives::B256) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let call = Call::Status(StatusQuery { session: Some(session), nonce: Some(nonce) });
-    let body = bridle_common::frame::to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call }).unwrap();
-    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
-    let mut buf = (body.len() as u32).to_be_bytes().to_vec();
-    buf.extend_from_slice(&body);
-    s.write_all(&buf).unwrap();
-    let mut h = [0u8; 4];
-    s.read_exact(&mut h).unwrap();
-    let mut reply = vec![0u8; u32::from_be_bytes(h) as usize];
-    s.read_exact(&mut reply).unwrap();
-    let f: ResponseFrame = bridle_common::frame::from_cbor(&reply).unwrap();
-    match f.result {
-        Ok(Reply::Status(st)) => serde_json::to_value(st).unwrap(),
-        other => panic!("{other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn a_status_about_another_session_is_not_the_answer() {
     // Review finding: the status receipt covered the reply and the nonce, not the session
@@ -200,7 +179,7 @@ async fn a_status_about_another_session_is_not_the_answer() {
     let swap_to = other.session;
     w.proxy.answer("GET", "/v1/status", move |req| {
         let nonce: alloy_primitives::B256 = req.query("nonce").unwrap().parse().unwrap();
-        (200, genuine_status(&socket, swap_to, nonce))
+        (200, genuine_status(&socket, swap_to, nonce, None))
     });
     let s = live.session.to_string();
     let (out, err) = w.cli.fails(&["owner", "status", "--session", &s]);
@@ -212,7 +191,7 @@ async fn a_status_about_another_session_is_not_the_answer() {
     w.proxy.clear();
     w.proxy.answer("GET", "/v1/status", move |req| {
         let nonce: alloy_primitives::B256 = req.query("nonce").unwrap().parse().unwrap();
-        (200, genuine_status(&socket, nobody, nonce))
+        (200, genuine_status(&socket, nobody, nonce, None))
     });
     let (out, err) = w.cli.fails(&["owner", "status", "--session", &s]);
     assert!(!out.contains("no session"), "{out}");

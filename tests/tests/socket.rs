@@ -36,7 +36,7 @@ fn call(s: &mut UnixStream, c: Call) -> ResponseFrame {
 
 fn status_ok(e: &EnclaveProc) {
     let mut s = connect(e);
-    let r = call(&mut s, Call::Status(StatusQuery { session: None, nonce: None }));
+    let r = call(&mut s, Call::Status(StatusQuery { session: None, nonce: None, held: None }));
     assert!(matches!(r.result, Ok(Reply::Status(_))), "{r:?}");
 }
 
@@ -112,7 +112,7 @@ fn garbage_frames_get_malformed_and_the_enclave_keeps_serving() {
     send_raw(&mut s, &buf);
     assert_eq!(err_code(&read_response(&mut s).unwrap()), "unsupported");
     // And the same connection still serves real calls.
-    let r = call(&mut s, Call::Status(StatusQuery { session: None, nonce: None }));
+    let r = call(&mut s, Call::Status(StatusQuery { session: None, nonce: None, held: None }));
     assert!(matches!(r.result, Ok(Reply::Status(_))));
 }
 
@@ -123,7 +123,7 @@ fn partial_frames_and_abrupt_closes_do_not_hurt() {
         let mut s = connect(&e);
         let body = to_cbor(&RequestFrame {
             version: PROTOCOL_VERSION,
-            call: Call::Status(StatusQuery { session: None, nonce: None }),
+            call: Call::Status(StatusQuery { session: None, nonce: None, held: None }),
         })
         .unwrap();
         let mut buf = (body.len() as u32).to_be_bytes().to_vec();
@@ -186,7 +186,11 @@ fn pipelined_frames_are_answered_in_order() {
     let status = |i: u8| {
         to_cbor(&RequestFrame {
             version: PROTOCOL_VERSION,
-            call: Call::Status(StatusQuery { session: None, nonce: Some(alloy_primitives::B256::repeat_byte(i)) }),
+            call: Call::Status(StatusQuery {
+                session: None,
+                nonce: Some(alloy_primitives::B256::repeat_byte(i)),
+                held: None,
+            }),
         })
         .unwrap()
     };

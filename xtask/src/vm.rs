@@ -267,7 +267,7 @@ fn walk(o: &Options, m: &Machine) -> Result<f64> {
     let console = w("console.log");
     let t_boot = Instant::now();
     let child = Command::new(&qemu)
-        .args(["-accel", "tcg", "-M", m.qemu_machine, "-cpu", "max", "-smp", "1", "-m", "512M"])
+        .args(["-accel", "tcg", "-M", m.qemu_machine, "-cpu", "max", "-smp", "1", "-m", "640M"])
         .args(["-display", "none", "-monitor", "none", "-no-reboot", "-nic", "none"])
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
@@ -276,7 +276,7 @@ fn walk(o: &Options, m: &Machine) -> Result<f64> {
         .arg("-initrd")
         .arg(o.work.join("initrd.cpio"))
         .args(["-append", &m.cmdline])
-        .args(["-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-machine", "memory-backend=mem"])
+        .args(["-object", "memory-backend-memfd,id=mem,size=640M,share=on", "-machine", "memory-backend=mem"])
         .arg("-chardev")
         .arg(format!("socket,id=c0,path={}", vhost_sock.display()))
         .arg("-device")
@@ -311,7 +311,7 @@ fn walk(o: &Options, m: &Machine) -> Result<f64> {
         m.name
     );
     let console_text = read_console();
-    // "memory: sessions' budget": the enclave sized its budget from the VM's 512 MiB.
+    // "memory: sessions' budget": the enclave sized its budget from the VM's 640 MiB.
     for needle in [
         "module nsm loaded",
         "module vmw_vsock_virtio_transport loaded",

@@ -19,7 +19,6 @@ mod sweep_account;
 
 use crate::audit::Record;
 use crate::error::{Denial, ErrorCode};
-use crate::payload::Prepared;
 use crate::policy::{CompiledPolicy, Counters};
 use crate::protocol::{SessionState, SignPayload, Signed};
 use alloy_primitives::{Address, Signature, B256};
@@ -27,6 +26,7 @@ use replay::ReplayCache;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+pub use status::STATUS_PAYLOAD_BYTES;
 pub use sweep::{check_terms as sweep_terms_ok, MAX_SWEEP_CHAINS, SWEEP_MAX_GAS};
 
 /// Most requests one session may have waiting for (or holding) the owner's approval.
@@ -49,12 +49,13 @@ pub struct Facts {
     pub anchor: u64,
 }
 
-/// A request held for the owner's approval (R-POL-10).
+/// A request held for the owner's approval (R-POL-10). Only the payload is kept: its
+/// prepared form (for typed data a parse several times the text's size) is made again
+/// when the owner approves it.
 #[derive(Debug, Clone)]
 pub struct Pending {
     /// Exactly what was asked: the owner is shown it and approves its digest.
     pub payload: SignPayload,
-    pub prepared: Prepared,
     pub created_at: u64,
     /// Waiting: the owner's approval must come before this. Signed: the agent may collect
     /// the signature until this.
@@ -67,6 +68,9 @@ pub struct Pending {
     /// Set (to the session time) once the owner denied it: until `expires_at` asking again
     /// is refused `denied_by_owner` instead of being held anew (RULES §8).
     pub denied_at: Option<u64>,
+    /// The payload's CBOR size ([`crate::frame::cbor_len`]), measured once when held: what
+    /// a status showing it carries, and what its memory is charged from ([`held_bytes`]).
+    pub cbor: usize,
 }
 
 /// The result of one call on a session: its reply (or refusal), the audit records it
@@ -109,7 +113,7 @@ pub struct Machine {
     suspended: Option<String>,
     /// Session times of recent policy denials, for the trip-wire.
     denials: VecDeque<u64>,
-    pending: BTreeMap<B256, Pending>,
+    pending: BTreeMap<B256, Box<Pending>>,
 }
 
 impl Machine {
@@ -177,7 +181,7 @@ impl Machine {
         &self.counters
     }
 
-    pub fn pending(&self) -> &BTreeMap<B256, Pending> {
+    pub fn pending(&self) -> &BTreeMap<B256, Box<Pending>> {
         &self.pending
     }
 
@@ -232,7 +236,7 @@ impl Machine {
     /// Approximate heap bytes this session holds beyond its compiled policy (for the
     /// enclave's memory budget).
     pub fn footprint(&self) -> usize {
-        let pending: usize = self.pending.values().map(|p| 512 + payload_bytes(&p.payload)).sum();
+        let pending: usize = self.pending.values().map(|p| held_bytes(p.cbor)).sum();
         std::mem::size_of::<Machine>()
             + self.counters.footprint()
             + self.replay.footprint()
@@ -241,14 +245,18 @@ impl Machine {
     }
 }
 
-fn payload_bytes(p: &SignPayload) -> usize {
-    match p {
-        SignPayload::Transaction(t) => 256 + t.call().map_or(0, |c| c.data.len()),
-        SignPayload::TypedData(s) => 2 * s.len(),
-        SignPayload::Message(m) => m.len(),
-        SignPayload::UserOperation(u) => 512 + u.call_data.len() + u.paymaster_data.len() + u.factory_data.len(),
-    }
+/// What a held request takes in memory, from its payload's CBOR size `cbor` (every part
+/// of a payload counts — calldata, access list, init code — since CBOR carries them all):
+/// the payload, at most twice its CBOR in memory (a byte string sent as an array of
+/// integers decodes into a buffer grown by doubling, and a list decoded without a size
+/// hint may hold twice its entries' room; an access-list entry takes 48 bytes and a key 32
+/// against CBOR's 44 and 33); once approved, its signed transaction, no larger than the
+/// payload's CBOR; the boxed record and its share of the map's node.
+pub const fn held_bytes(cbor: usize) -> usize {
+    cbor.saturating_mul(3).saturating_add(std::mem::size_of::<Pending>()).saturating_add(1024)
 }
 
+#[cfg(test)]
+mod status_tests;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ use super::{Machine, Outcome, Signer};
 use crate::allowance::aggregate::{Aggregate, Unbound};
 use crate::audit::rec;
 use crate::error::{Denial, ErrorCode};
+use crate::payload::prepare;
 use crate::period::format_time;
 use crate::policy::exposure::raise_of;
 use crate::policy::CompiledPolicy;
@@ -129,7 +130,11 @@ impl Machine {
             ));
         }
         let window = p.expires_at.saturating_sub(p.created_at);
-        let prepared = p.prepared.clone();
+        // Prepared again (held requests keep only their payload): as when it was held.
+        let prepared =
+            prepare(&p.payload).ok().filter(|prepared| prepared.stamp_digest() == digest).ok_or_else(|| {
+                Denial::new(ErrorCode::Internal, format!("held request {digest:#x} no longer prepares to its digest"))
+            })?;
         // Re-check every rule now: caps, quota, time; charging happens at signing time.
         let policy = self.policy.clone();
         let ctx = self.ctx(t);

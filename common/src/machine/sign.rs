@@ -165,7 +165,7 @@ impl Machine {
             }
         }
         if let Some(d) = escalation(&policy, &self.counters, &ctx, &charges) {
-            return Err(self.hold(t, payload, prepared, digest, d, out));
+            return Err(self.hold(t, payload, digest, d, out));
         }
         // Allowed: signed and charged in one step.
         let signed = sign_with(key, session, &prepared)?;
@@ -204,15 +204,7 @@ impl Machine {
     }
 
     /// Hold an allowed request over an escalation threshold as pending (R-POL-10).
-    fn hold(
-        &mut self,
-        t: u64,
-        payload: &SignPayload,
-        prepared: Prepared,
-        digest: B256,
-        d: Denial,
-        out: &mut Outcome<Signed>,
-    ) -> Denial {
+    fn hold(&mut self, t: u64, payload: &SignPayload, digest: B256, d: Denial, out: &mut Outcome<Signed>) -> Denial {
         let session = self.facts.address;
         let ttl = self.policy.doc.escalate.as_ref().map(|e| e.ttl).unwrap_or(0);
         if self.pending.len() >= MAX_PENDING {
@@ -231,16 +223,16 @@ impl Machine {
         let rule = d.rule.clone().unwrap_or_else(|| "escalate".into());
         self.pending.insert(
             digest,
-            Pending {
+            Box::new(Pending {
                 payload: payload.clone(),
-                prepared,
                 created_at: t,
                 expires_at,
                 rule: rule.clone(),
                 reason: d.reason.clone(),
                 signed: None,
                 denied_at: None,
-            },
+                cbor: crate::frame::cbor_len(payload),
+            }),
         );
         out.records.push(rec::pending(session, digest, &rule, expires_at));
         Denial::rule(

@@ -122,16 +122,16 @@ impl Machine {
             }
             held.insert(
                 p.digest,
-                Pending {
+                Box::new(Pending {
+                    cbor: crate::frame::cbor_len(&p.payload),
                     payload: p.payload,
-                    prepared,
                     created_at: p.created_at,
                     expires_at: p.expires_at,
                     rule: p.rule,
                     reason: p.reason,
                     signed: p.signed,
                     denied_at: p.denied_at,
-                },
+                }),
             );
         }
         Ok(Machine {

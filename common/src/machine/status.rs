@@ -10,10 +10,19 @@ use crate::policy::exposure::exposure_now;
 use crate::policy::Counters;
 use crate::protocol::{CapStatus, ExposureStatus, PendingStatus, SessionStatus};
 use crate::units::format_decimal;
+use alloy_primitives::B256;
+
+/// The most a status copies of its held requests' payloads together, by their CBOR size:
+/// up to 16 requests of up to a frame each would otherwise be copied into every status
+/// being answered. The payload a status is asked for (`held`) is shown whatever its size.
+pub const STATUS_PAYLOAD_BYTES: usize = 256 << 10;
 
 impl Machine {
-    /// The session's status at `clock` (read-only: the session time is not advanced).
-    pub fn status(&self, clock: u64) -> SessionStatus {
+    /// The session's status at `clock` (read-only: the session time is not advanced). The
+    /// held requests' payloads are shown in digest order while they fit in
+    /// [`STATUS_PAYLOAD_BYTES`] — `held`'s first, whatever its size — and the others are
+    /// marked `payload_omitted`.
+    pub fn status(&self, clock: u64, held: Option<B256>) -> SessionStatus {
         let t = self.time_at(clock);
         let p = &self.policy;
         let anchor = self.facts.anchor;
@@ -63,12 +72,25 @@ impl Machine {
             });
         }
         let x = exposure_now(p, &self.counters.allowances, t);
+        let mut room = STATUS_PAYLOAD_BYTES;
+        let asked = held.and_then(|d| self.pending.get(&d)).map_or(0, |q| q.cbor);
+        room = room.saturating_sub(asked);
         let pending = self
             .pending
             .iter()
-            .map(|(digest, q)| PendingStatus {
+            .map(|(digest, q)| {
+                let shown = Some(*digest) == held || {
+                    let fits = q.cbor <= room;
+                    if fits {
+                        room -= q.cbor;
+                    }
+                    fits
+                };
+                (digest, q, shown)
+            })
+            .map(|(digest, q, shown)| PendingStatus {
                 digest: *digest,
-                kind: q.prepared.kind_name().to_string(),
+                kind: q.payload.kind_name().to_string(),
                 created_at: q.created_at,
                 expires_at: q.expires_at,
                 state: match (&q.signed, t < q.expires_at) {
@@ -80,7 +102,8 @@ impl Machine {
                 .to_string(),
                 reason: q.reason.clone(),
                 rule: q.rule.clone(),
-                payload: Some(q.payload.clone()),
+                payload: shown.then(|| q.payload.clone()),
+                payload_omitted: !shown,
             })
             .collect();
         SessionStatus {

@@ -105,11 +105,11 @@ fn a_denied_request_is_refused_until_its_ttl_then_decided_afresh() {
     let a = m.approve(T0 + 5, d, Some(&Key));
     assert_eq!(a.result.unwrap_err().code, ErrorCode::DeniedByOwner);
     assert_eq!(m.counters().uses, 0, "nothing signed or charged");
-    assert_eq!(m.status(T0 + 5).pending[0].state, "denied");
+    assert_eq!(m.status(T0 + 5, None).pending[0].state, "denied");
 
     // After the time-to-live the request is decided afresh: held again for the owner.
     assert_eq!(ask(&mut m, T0 + 601, &big).unwrap_err().code, ErrorCode::PendingApproval);
-    assert_eq!(m.status(T0 + 602).pending[0].state, "waiting");
+    assert_eq!(m.status(T0 + 602, None).pending[0].state, "waiting");
 }
 
 #[test]

@@ -4,11 +4,14 @@
 //! Nitro Enclave that runs out of memory loses every key; refusing one more session or
 //! stamp does not.
 
+use bridle_common::frame::DEFAULT_MAX_FRAME;
+use bridle_common::machine::held_bytes;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Room a call must find before it may grow the state: the most one call can add (a
-/// session with the largest policy, or one request with the largest payload held pending).
-pub const HEADROOM: usize = 1 << 20;
+/// session with the largest policy, or one request of the largest frame held pending:
+/// `machine::held_bytes`; `--max-frame` is at most [`DEFAULT_MAX_FRAME`]).
+pub const HEADROOM: usize = held_bytes(DEFAULT_MAX_FRAME) + (64 << 10);
 
 #[derive(Debug)]
 pub struct Budget {

@@ -180,7 +180,7 @@ impl Enclave {
             Call::DenyPending(d) => self.deny_pending(&d).map(Reply::PendingDenied),
             Call::Attest(a) => self.attest(a).map(Reply::Attestation),
             Call::Audit(q) => self.audit.reply(q.since, q.nonce, &self.identity, self.clock.now()).map(Reply::Audit),
-            Call::Status(q) => self.status(q.session, q.nonce).map(Reply::Status),
+            Call::Status(q) => self.status(q.session, q.nonce, q.held).map(Reply::Status),
             Call::Sweep(w) => self.sweep(&w).map(Reply::Swept),
             Call::Cluster(_) | Call::AllowImage(_) => {
                 Err(denial(ErrorCode::Unsupported, "this enclave is not a cluster node (start it with --cluster)"))
@@ -240,8 +240,10 @@ impl Enclave {
     }
 
     /// Public facts, and one session's when asked; signed when the query has a nonce (the
-    /// receipt's nonce binds the session asked about: [`receipt::status_nonce`]).
-    pub fn status(&self, asked: Option<Address>, nonce: Option<B256>) -> Result<Status, Denial> {
+    /// receipt's nonce binds the session asked about: [`receipt::status_nonce`]). `held`
+    /// names the held request whose payload the session's facts show whatever its size
+    /// ([`bridle_common::machine::STATUS_PAYLOAD_BYTES`]).
+    pub fn status(&self, asked: Option<Address>, nonce: Option<B256>, held: Option<B256>) -> Result<Status, Denial> {
         let now = self.clock.now();
         let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
         let total = map.len() as u64;
@@ -262,7 +264,7 @@ impl Enclave {
                 .as_ref()
                 .map(|s| self.groups(s).into_iter().map(Into::into).collect())
                 .unwrap_or_default(),
-            session: session.map(|s| Box::new(s.lock().machine.status(self.clock.now()))),
+            session: session.map(|s| Box::new(s.lock().machine.status(self.clock.now(), held))),
             receipt: None,
         };
         match nonce {

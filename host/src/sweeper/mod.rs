@@ -234,7 +234,11 @@ async fn round(
         if stored == StoredState::Lost {
             continue;
         }
-        let st = match state.client.call(Call::Status(StatusQuery { session: Some(session), nonce: None })).await {
+        let st = match state
+            .client
+            .call(Call::Status(StatusQuery { session: Some(session), nonce: None, held: None }))
+            .await
+        {
             Ok(Reply::Status(st)) => st,
             Ok(_) | Err(_) => {
                 state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);

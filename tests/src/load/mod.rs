@@ -424,7 +424,7 @@ pub async fn execute(a: &Args, note: &(dyn Fn(&str) + Sync)) -> Result<Report, F
             // cost a file read on every clock reading (about 3 % of the enclave's CPU).
             let s = std::panic::catch_unwind(crate::Stack::start_system_clock)
                 .map_err(|_| Failure("could not start the local enclave and host (see above)".into()))?;
-            let st = match s.enclave.call(Call::Status(StatusQuery { session: None, nonce: None })) {
+            let st = match s.enclave.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })) {
                 Ok(Reply::Status(st)) => st,
                 other => return Err(Failure(format!("the local enclave's status: {other:?}"))),
             };

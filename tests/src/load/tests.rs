@@ -23,7 +23,7 @@ fn key_of(s: &Stack) -> String {
 }
 
 fn enclave_status(s: &Stack) -> bridle_common::protocol::Status {
-    match s.enclave.call(Call::Status(StatusQuery { session: None, nonce: None })) {
+    match s.enclave.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })) {
         Ok(Reply::Status(st)) => st,
         other => panic!("{other:?}"),
     }

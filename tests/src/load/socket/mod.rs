@@ -133,7 +133,7 @@ pub(crate) fn read_reply(r: &mut impl Read) -> Result<ResponseFrame, String> {
 /// Grant `n` sessions straight over the socket; every binding checked against the
 /// enclave's identity (read from its own socket).
 fn grant(socket: &Path, n: usize, chain_id: u64, cap: u64) -> Result<Vec<Held>, String> {
-    let st = match call(socket, Call::Status(StatusQuery { session: None, nonce: None }))? {
+    let st = match call(socket, Call::Status(StatusQuery { session: None, nonce: None, held: None }))? {
         Reply::Status(st) => st,
         other => return Err(format!("status answered {other:?}")),
     };
