@@ -43,9 +43,9 @@ fn a_standalone_enclave_without_a_budget_gets_what_is_left() {
     // The deployment's 1 536 MiB enclave (≈ 1 450 MiB available) holds 100 000 sessions of
     // the README's policy (charged 8 428 bytes each, SECURITY.md).
     assert!(plan(&single(1450, None)).unwrap().budget > 100_000 * 8_428, "{p}");
-    // The VM test's 640 MiB (≈ 550 MiB available; 530 here for a margin) still starts,
-    // with room.
-    assert!(plan(&single(530, None)).unwrap().budget >= 4 * MIN_BUDGET);
+    // The VM test's 640 MiB (496–499 MiB available, measured 2026-12-03; 490 here) still
+    // starts, with room.
+    assert!(plan(&single(490, None)).unwrap().budget >= 4 * MIN_BUDGET);
     // An audit entry at its largest: 152 + 346 + 186 bytes.
     assert_eq!(AUDIT_ENTRY_MAX, std::mem::size_of::<bridle_common::audit::AuditEntry>() + 346 + 186);
 }
