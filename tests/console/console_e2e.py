@@ -211,6 +211,27 @@ def main():
         assert "denied_by_owner" in (again.stdout + again.stderr), again.stdout + again.stderr
         shot("denied")
 
+        # Held requests too large to show together (ETH is unpriced: held by above_usd): a
+        # status shows held payloads only up to 256 KiB together; the page asks the enclave
+        # for an omitted one, in a status signed for a fresh nonce, and checks it as before.
+        store = "0x00000000000000000000000000000000000057e0"
+        for i in range(5):
+            held = cli("agent", "sign-tx", "--key", a.agent_key_file, "--session", session, "--chain-id", "31337",
+                       "--nonce", str(10 + i), "--to", store, "--value", "0.001 ETH", "--gas", "1500000",
+                       "--call", "store(bytes)", "--arg", "0x" + ("%02x" % (0x10 + i)) * 64000, ok=False)
+            assert "pending" in (held.stdout + held.stderr), held.stdout + held.stderr
+        page.click("#refresh")
+        wait_status("up to date")
+        omitted = page.locator(".pending", has_text="too large to show")
+        expect(omitted).to_have_count(1)
+        omitted_digest = omitted.get_attribute("data-digest")
+        omitted.locator("button.show-held").click()
+        wait_status("now shows held request")
+        shown = page.locator(f'.pending[data-digest="{omitted_digest}"]')
+        expect(shown).to_contain_text("recomputed from the request")
+        expect(shown.locator("button.approve")).to_have_count(1)
+        shot("held-shown")
+
         # The audit log, verified in the browser against the attested identity.
         page.click("#verify-audit")
         expect(page.locator("#audit-result")).to_contain_text("verified in this browser", timeout=20000)

@@ -48,7 +48,7 @@ fn owner_console_grants_shows_spend_approves_verifies_and_revokes_in_chromium() 
 chains = [31337]
 valid_until = {}
 quota = 20
-escalate = {{ above_value = "40 USDC", ttl = "10m" }}
+escalate = {{ above_value = "40 USDC", above_usd = "1000 USD", ttl = "10m" }}
 prices = {{ USDC = "1.00" }}
 owner_exposure_ceiling = "5000 USD"
 
@@ -59,12 +59,16 @@ USDC = {{ address = "0x5FbDB2315678afecb367f032d93F642f64180aa3", decimals = 6 }
 target = "USDC"
 functions = ["transfer(address,uint256)"]
 
+[[calls]]
+target = "0x00000000000000000000000000000000000057e0"
+functions = ["store(bytes)"]
+
 [[limits]]
 max = "100 USDC"
 per = "day"
 
 [[rate_limits]]
-max = 10
+max = 20
 window = "1 minute"
 "#,
             now() + 6 * 3600
