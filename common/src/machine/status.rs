@@ -72,9 +72,8 @@ impl Machine {
             });
         }
         let x = exposure_now(p, &self.counters.allowances, t);
-        let mut room = STATUS_PAYLOAD_BYTES;
         let asked = held.and_then(|d| self.pending.get(&d)).map_or(0, |q| q.cbor);
-        room = room.saturating_sub(asked);
+        let mut room = STATUS_PAYLOAD_BYTES.saturating_sub(asked);
         let pending = self
             .pending
             .iter()
