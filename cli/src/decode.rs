@@ -123,7 +123,11 @@ pub fn describe(payload: &SignPayload, t: &Tokens) -> Vec<String> {
                     d.chain_id.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
                     d.verifying_contract.map(|a| a.to_string()).unwrap_or_else(|| "-".into())
                 ));
-                let msg = serde_json::to_string_pretty(&p.data.message).unwrap_or_default();
+                // The parse keeps the coerced message, not its JSON: shown from the text.
+                let json = bridle_common::bounds::typed_data(json)
+                    .ok()
+                    .and_then(|mut v| v.get_mut("message").map(std::mem::take));
+                let msg = json.map(|m| serde_json::to_string_pretty(&m).unwrap_or_default()).unwrap_or_default();
                 for l in msg.lines().take(40) {
                     out.push(format!("  {l}"));
                 }

@@ -19,8 +19,38 @@ pub const MAX_ARRAY_DIMS: usize = 4;
 pub const MAX_TYPE_NAME: usize = 256;
 /// Deepest chain of struct types referring to struct types.
 pub const MAX_STRUCT_DEPTH: usize = 8;
-/// Most JSON values in all (objects, arrays and scalars) of a typed-data document.
-pub const MAX_JSON_VALUES: usize = 16_384;
+/// Most JSON values in all (objects, arrays and scalars) of a typed-data document, and
+/// most objects in its message: each is a node of the parse, kept while the request is
+/// served (a permit batch as large as the 64 KiB text allows, ≈ 600 details, fits).
+pub const MAX_JSON_VALUES: usize = 4_096;
+pub const MAX_MESSAGE_OBJECTS: usize = 1_024;
+/// Most bytes a struct type takes once resolved (alloy expands a type into a tree that
+/// repeats every struct it uses, with its names, each time it is used: 2 KB of `types`
+/// made a 9.5 MB type and 890 MB of memory before this bound; see [`TypeCost`]).
+pub const MAX_RESOLVED_TYPE: usize = 256 * 1024;
+/// Most work the message's structs may cause: each struct value in the message repeats
+/// its type's names when coerced and rebuilds its type's `encodeType` string when hashed,
+/// so (objects in the message) × (the largest of those per-struct costs) is bounded.
+pub const MAX_STRUCT_WORK: usize = 4 * 1024 * 1024;
+
+/// What a struct type costs (an upper bound, in bytes) once alloy has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TypeCost {
+    /// The type resolved to a `DynSolType` tree, every struct it uses expanded.
+    pub resolved: usize,
+    /// One value of the type coerced (its own names and slots, not its fields' values).
+    pub per_value: usize,
+    /// Its `encodeType` string: its own and every struct it uses, once each.
+    pub encode_type: usize,
+}
+
+/// Bytes one field adds to a struct's resolved type or coerced value: its name as a
+/// `String`, its type or value slot, and the allocator's rounding.
+const FIELD_OVERHEAD: usize =
+    std::mem::size_of::<String>() + 2 * std::mem::size_of::<alloy_dyn_abi::DynSolValue>() + 32;
+/// Bytes a struct itself adds (its name and vectors), and an array dimension.
+const STRUCT_OVERHEAD: usize =
+    3 * std::mem::size_of::<Vec<u8>>() + std::mem::size_of::<alloy_dyn_abi::DynSolType>() + 64;
 
 fn too(reason: String) -> Denial {
     Denial::new(ErrorCode::TooLarge, reason)
@@ -83,6 +113,23 @@ fn count_values(v: &Value) -> usize {
     n
 }
 
+/// Count the objects of a parsed document (iteratively).
+fn count_objects(v: &Value) -> usize {
+    let mut n = 0;
+    let mut stack = vec![v];
+    while let Some(x) = stack.pop() {
+        match x {
+            Value::Array(a) => stack.extend(a.iter()),
+            Value::Object(o) => {
+                n += 1;
+                stack.extend(o.values());
+            }
+            _ => {}
+        }
+    }
+    n
+}
+
 const ELEMENTARY_PREFIXES: [&str; 3] = ["uint", "int", "bytes"];
 
 fn elementary(base: &str) -> bool {
@@ -139,7 +186,7 @@ pub fn typed_data(text: &str) -> Result<Value, Denial> {
     if types.len() > MAX_STRUCTS {
         return Err(too(format!("{} struct types; at most {MAX_STRUCTS}", types.len())));
     }
-    let mut refs: Vec<(&str, Vec<&str>)> = Vec::with_capacity(types.len());
+    let mut refs: Vec<(&str, Vec<&str>, TypeCost)> = Vec::with_capacity(types.len());
     for (name, fields) in types {
         if name.is_empty() || name.len() > MAX_TYPE_NAME {
             return Err(bad(format!("a struct name of {} bytes (1 to {MAX_TYPE_NAME})", name.len())));
@@ -149,6 +196,9 @@ pub fn typed_data(text: &str) -> Result<Value, Denial> {
             return Err(too(format!("type `{name}` has {} fields; at most {MAX_FIELDS}", fields.len())));
         }
         let mut uses = Vec::new();
+        // `Name(type name,…)`: the struct's own part of an `encodeType` string.
+        let mut own =
+            TypeCost { resolved: STRUCT_OVERHEAD + 2 * name.len(), per_value: 0, encode_type: name.len() + 2 };
         for f in fields {
             let fname =
                 f.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("a field of `{name}` has no name")))?;
@@ -157,7 +207,9 @@ pub fn typed_data(text: &str) -> Result<Value, Denial> {
             if fname.len() > MAX_TYPE_NAME {
                 return Err(bad(format!("field name of {} bytes (at most {MAX_TYPE_NAME})", fname.len())));
             }
-            let (base, _) = split_type(ftype)?;
+            let (base, dims) = split_type(ftype)?;
+            own.resolved += FIELD_OVERHEAD + fname.len() + dims * STRUCT_OVERHEAD;
+            own.encode_type += ftype.len() + fname.len() + 2;
             if !elementary(base) {
                 if !types.contains_key(base) {
                     return Err(bad(format!("type `{base}` (field `{fname}` of `{name}`) is not declared")));
@@ -165,13 +217,18 @@ pub fn typed_data(text: &str) -> Result<Value, Denial> {
                 uses.push(base);
             }
         }
-        refs.push((name.as_str(), uses));
+        own.per_value = own.resolved;
+        refs.push((name.as_str(), uses, own));
     }
     // Struct nesting depth, iteratively, with cycle detection: Kahn-style layering from
-    // structs that use no struct.
-    let index = |n: &str| refs.iter().position(|(k, _)| *k == n);
+    // structs that use no struct. Each struct's resolved size adds its fields' (once per
+    // use: alloy copies them), its `encodeType` the structs it depends on (once each, as
+    // a set: at most 64 types, so a `u64` of them).
+    let index = |n: &str| refs.iter().position(|(k, _, _)| *k == n);
     let mut depth = vec![0usize; refs.len()];
     let mut done = vec![false; refs.len()];
+    let mut cost = vec![TypeCost::default(); refs.len()];
+    let mut deps = vec![0u64; refs.len()];
     for _round in 0..=refs.len() {
         let mut progressed = false;
         for i in 0..refs.len() {
@@ -187,6 +244,19 @@ pub fn typed_data(text: &str) -> Result<Value, Denial> {
                         refs[i].0, depth[i]
                     )));
                 }
+                let own = refs[i].2;
+                let resolved = children.iter().fold(own.resolved, |total, &c| total.saturating_add(cost[c].resolved));
+                if resolved > MAX_RESOLVED_TYPE {
+                    return Err(too(format!(
+                        "struct `{}` resolves to more than {MAX_RESOLVED_TYPE} bytes (every struct it uses, \
+                         repeated each time it is used)",
+                        refs[i].0
+                    )));
+                }
+                deps[i] = children.iter().fold(1u64 << i, |set, &c| set | deps[c]);
+                let encode_type =
+                    (0..refs.len()).filter(|&j| deps[i] >> j & 1 == 1).map(|j| refs[j].2.encode_type).sum();
+                cost[i] = TypeCost { resolved, per_value: own.per_value, encode_type };
                 done[i] = true;
                 progressed = true;
             }
@@ -197,6 +267,21 @@ pub fn typed_data(text: &str) -> Result<Value, Denial> {
     }
     if let Some(i) = done.iter().position(|d| !d) {
         return Err(bad(format!("struct `{}` refers to itself (a cycle of types)", refs[i].0)));
+    }
+    // Every object of the message may be a struct value of any type: each costs that
+    // type's names and slots once coerced (counted twice: the estimate's margin) and its
+    // `encodeType` string once hashed.
+    let per_object =
+        cost.iter().map(|c| c.per_value.saturating_mul(2).saturating_add(c.encode_type)).max().unwrap_or(0);
+    let objects = v.get("message").map_or(0, count_objects);
+    if objects > MAX_MESSAGE_OBJECTS {
+        return Err(too(format!("typed data's message has {objects} objects; at most {MAX_MESSAGE_OBJECTS}")));
+    }
+    let work = objects.saturating_mul(per_object);
+    if work > MAX_STRUCT_WORK {
+        return Err(too(format!(
+            "typed data's {objects} objects, each up to {per_object} bytes of struct work, exceed {MAX_STRUCT_WORK}"
+        )));
     }
     Ok(v)
 }
@@ -231,6 +316,53 @@ mod tests {
             let e = typed_data(&doc(t)).unwrap_err();
             assert_eq!(e.code, ErrorCode::Malformed, "{t}: {e}");
         }
+    }
+
+    /// `depth` structs, each with `fields` fields of the next.
+    fn fan_out(depth: usize, fields: usize) -> String {
+        let mut types = String::from(r#""EIP712Domain":[]"#);
+        for i in 0..depth {
+            let fs: Vec<String> = (0..fields).map(|f| format!(r#"{{"name":"f{f}","type":"S{}"}}"#, i + 1)).collect();
+            types.push_str(&format!(r#","S{i}":[{}]"#, fs.join(",")));
+        }
+        types.push_str(&format!(r#","S{depth}":[{{"name":"x","type":"uint8"}}]"#));
+        format!(r#"{{"types":{{{types}}},"primaryType":"S0","domain":{{}},"message":{{}}}}"#)
+    }
+
+    #[test]
+    fn a_type_that_expands_when_resolved_is_refused() {
+        // Alloy copies a struct's fields' types into it each time it uses them: 5 levels of
+        // 16 fields is 16^5 copies of the last (890 MB and 2.3 s before this bound).
+        for (depth, fields) in [(5, 16), (8, 64), (2, 64), (3, 20)] {
+            let e = typed_data(&fan_out(depth, fields)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::TooLarge, "{depth}×{fields}: {e}");
+            assert!(e.reason.contains("resolves to more than"), "{e}");
+        }
+        // Small trees pass: 2 levels of 8, 3 of 4.
+        typed_data(&fan_out(2, 8)).unwrap();
+        typed_data(&fan_out(3, 4)).unwrap();
+    }
+
+    #[test]
+    fn the_messages_objects_and_their_struct_work_are_bounded() {
+        let doc = |n: usize, name_len: usize, fields: usize| {
+            let fs: Vec<String> =
+                (0..fields).map(|f| format!(r#"{{"name":"{f:0>name_len$}","type":"uint8"}}"#)).collect();
+            format!(
+                r#"{{"types":{{"EIP712Domain":[],"S":[{}],"M":[{{"name":"v","type":"S[]"}}]}},"primaryType":"M","domain":{{}},"message":{{"v":[{}]}}}}"#,
+                fs.join(","),
+                vec!["{}"; n].join(",")
+            )
+        };
+        // Objects: 1 023 in the list and the message itself.
+        typed_data(&doc(1_023, 1, 1)).unwrap();
+        let e = typed_data(&doc(1_024, 1, 1)).unwrap_err();
+        assert!(e.reason.contains("1025 objects; at most 1024"), "{e}");
+        // Work: 64 field names of 250 bytes, repeated in every object.
+        let e = typed_data(&doc(500, 250, 64)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::TooLarge);
+        assert!(e.reason.contains("struct work"), "{e}");
+        typed_data(&doc(50, 250, 64)).unwrap();
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use crate::error::{Denial, ErrorCode};
 use alloy_dyn_abi::{DynSolValue, TypedData};
-use alloy_primitives::{address, Address, B256, U256};
+use alloy_primitives::{address, keccak256, Address, B256, U256};
 use alloy_sol_types::SolStruct;
 
 /// The canonical Uniswap Permit2 address (same on every chain).
@@ -17,6 +17,13 @@ pub const PERMIT2: Address = address!("000000000022D473030F116dDEE9F6B43aC78BA3"
 
 /// Largest typed-data JSON the enclave parses.
 pub const MAX_TYPED_DATA: usize = 64 * 1024;
+/// The most memory [`parse`] takes at once, its result included, within the bounds of
+/// [`crate::bounds::typed_data`]: the worst documents those bounds let through take
+/// ≈ 1.4 MB (`tests/typed_parse_memory.rs` measures them against this bound), and the
+/// allocator's rounding adds at most a quarter. The
+/// enclave's memory plan counts it on every worker: a typed-data request is parsed before
+/// its stamp can be checked (the stamp covers the EIP-712 digest).
+pub const MAX_PARSE_BYTES: usize = 4 << 20;
 
 /// The canonical permit structs: their `encodeType` is what a request must match.
 pub mod canonical {
@@ -37,14 +44,20 @@ pub mod canonical {
 /// Parsed typed data with its digest and its message coerced to the declared types.
 #[derive(Debug, Clone)]
 pub struct ParsedTypedData {
+    /// The domain, types and primary type; its `message` is `null` (the JSON tree is
+    /// dropped once coerced: [`ParsedTypedData::message`] holds it).
     pub data: TypedData,
     /// `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(message))`.
     pub digest: B256,
     pub message: DynSolValue,
 }
 
+/// Longest reason a typed-data refusal carries: alloy's errors print the whole type and
+/// value they failed on.
+const MAX_REASON: usize = 512;
+
 fn td_malformed(reason: impl Into<String>) -> Denial {
-    Denial::malformed(format!("typed data: {}", reason.into()))
+    Denial::malformed(format!("typed data: {}", crate::audit::truncate(&reason.into(), MAX_REASON)))
 }
 
 /// Parse `eth_signTypedData_v4` JSON (an object, or a string holding one) and compute its
@@ -59,12 +72,21 @@ pub fn parse(json: &str) -> Result<ParsedTypedData, Denial> {
     // Bounded before alloy sees it (review finding 2): nesting, counts, type names.
     let value = crate::bounds::typed_data(json)?;
     let r = std::panic::catch_unwind(move || -> Result<ParsedTypedData, Denial> {
-        let data: TypedData = serde_json::from_value(value).map_err(|e| td_malformed(e.to_string()))?;
+        let mut data: TypedData = serde_json::from_value(value).map_err(|e| td_malformed(e.to_string()))?;
         if data.primary_type == "EIP712Domain" {
             return Err(td_malformed("primaryType EIP712Domain signs no message"));
         }
         let message = data.coerce().map_err(|e| td_malformed(e.to_string()))?;
-        let digest = data.eip712_signing_hash().map_err(|e| td_malformed(e.to_string()))?;
+        // `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(message))` from the value just
+        // coerced (alloy's `eip712_signing_hash` would coerce the message a second time).
+        let hash_struct = data.resolver.eip712_data_word(&message).map_err(|e| td_malformed(e.to_string()))?;
+        let mut preimage = [0u8; 66];
+        preimage[..2].copy_from_slice(&[0x19, 0x01]);
+        preimage[2..34].copy_from_slice(data.domain.separator().as_slice());
+        preimage[34..].copy_from_slice(hash_struct.as_slice());
+        let digest = keccak256(preimage);
+        // The JSON tree is not kept: the coerced message says all it said.
+        data.message = serde_json::Value::Null;
         Ok(ParsedTypedData { data, digest, message })
     });
     r.unwrap_or_else(|_| Err(td_malformed("typed data could not be processed")))
@@ -311,6 +333,66 @@ mod tests {
             "domain": {"name": "USD Coin", "version": "2", "chainId": 1, "verifyingContract": "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"},
             "message": {"owner": owner, "spender": spender, "value": value, "nonce": 0, "deadline": deadline}
         })
+    }
+
+    /// A Permit2 `PermitBatch` of `n` details.
+    fn permit_batch(n: usize) -> serde_json::Value {
+        let detail = json!({"token": PERMIT2, "amount": "1000000", "expiration": 1_900_000_000u64, "nonce": 7});
+        json!({
+            "types": {
+                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+                "PermitDetails": [{"name": "token", "type": "address"}, {"name": "amount", "type": "uint160"}, {"name": "expiration", "type": "uint48"}, {"name": "nonce", "type": "uint48"}],
+                "PermitBatch": [{"name": "details", "type": "PermitDetails[]"}, {"name": "spender", "type": "address"}, {"name": "sigDeadline", "type": "uint256"}]
+            },
+            "primaryType": "PermitBatch",
+            "domain": {"name": "Permit2", "chainId": 1, "verifyingContract": PERMIT2},
+            "message": {"details": vec![detail; n], "spender": PERMIT2, "sigDeadline": "1900000000"}
+        })
+    }
+
+    #[test]
+    fn the_digest_is_alloys_and_the_json_tree_is_not_kept() {
+        // The digest is hashed from the message coerced once; alloy's own
+        // `eip712_signing_hash` coerces again. Nested structs, arrays of structs, bytes,
+        // strings and a string-wrapped document.
+        let nested = json!({
+            "types": {
+                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}],
+                "Person": [{"name": "name", "type": "string"}, {"name": "wallets", "type": "address[]"}],
+                "Mail": [{"name": "from", "type": "Person"}, {"name": "to", "type": "Person[]"}, {"name": "contents", "type": "string"}, {"name": "data", "type": "bytes"}]
+            },
+            "primaryType": "Mail",
+            "domain": {"name": "Ether Mail", "version": "1"},
+            "message": {
+                "from": {"name": "Cow", "wallets": [PERMIT2]},
+                "to": [{"name": "Bob", "wallets": []}, {"name": "Alice", "wallets": [PERMIT2, PERMIT2]}],
+                "contents": "Hello", "data": "0x0102"
+            }
+        });
+        let permit = permit_json(PERMIT2, PERMIT2, "5", 9);
+        for doc in [nested, permit, permit_batch(3)] {
+            let text = doc.to_string();
+            let alloy: TypedData = serde_json::from_value(doc).unwrap();
+            let want = alloy.eip712_signing_hash().unwrap();
+            let p = parse(&text).unwrap();
+            assert_eq!(p.digest, want);
+            assert_eq!(parse(&serde_json::to_string(&text).unwrap()).unwrap().digest, want);
+            assert!(p.data.message.is_null());
+        }
+    }
+
+    #[test]
+    fn the_largest_permit_batch_that_fits_in_the_text_bound_is_parsed() {
+        // The text bound (64 KiB) comes first: ≈ 600 details. The bounds on objects,
+        // values and struct work (crate::bounds) leave them all.
+        let text = permit_batch(600).to_string();
+        assert!(text.len() <= MAX_TYPED_DATA && permit_batch(610).to_string().len() > MAX_TYPED_DATA);
+        let p = parse(&text).unwrap();
+        match classify(&p, &[]) {
+            TypedClass::Permit(PermitMsg::Permit2Allowance { details, .. }) => assert_eq!(details.len(), 600),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse(&permit_batch(1_100).to_string()).unwrap_err().code, ErrorCode::TooLarge);
     }
 
     #[test]

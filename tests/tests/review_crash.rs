@@ -86,6 +86,58 @@ async fn deep_typed_data_types_are_refused_before_parsing() {
     still_serving(&mut s, &g, 0).await;
 }
 
+/// `depth` structs, each with `fields` fields of the next: a few KB of `types` that alloy
+/// resolves into a tree of `fields^depth` nodes.
+fn fan_out(depth: usize, fields: usize) -> String {
+    let mut types = String::from(r#""EIP712Domain":[{"name":"name","type":"string"}]"#);
+    for i in 0..depth {
+        let fs: Vec<String> = (0..fields).map(|f| format!(r#"{{"name":"f{f}","type":"S{}"}}"#, i + 1)).collect();
+        types.push_str(&format!(r#","S{i}":[{}]"#, fs.join(",")));
+    }
+    types.push_str(&format!(r#","S{depth}":[{{"name":"x","type":"uint8"}}]"#));
+    format!(r#"{{"types":{{{types}}},"primaryType":"S0","domain":{{"name":"x"}},"message":{{}}}}"#)
+}
+
+/// Found 2026-12-03: alloy resolves a struct type into a tree that repeats every struct it
+/// uses each time it is used. 2 KB of `types` (5 structs of 16 fields of the next) took
+/// 890 MB and 2.3 s, and 14 KB (8 of 64) would take 64^8 nodes: any caller who knows a
+/// session's address could exhaust the enclave's memory before the stamp is checked. The
+/// enclave runs here under a 4 GiB address-space limit, so a regression fails the test
+/// instead of the machine.
+#[tokio::test]
+async fn typed_data_types_that_expand_are_refused_before_they_are_resolved() {
+    let mut s = Stack::start();
+    let pid = s.enclave.proc.pid().to_string();
+    let limited = std::process::Command::new("prlimit").args(["--pid", &pid, "--as=4294967296"]).status();
+    assert!(limited.is_ok_and(|st| st.success()), "prlimit could not limit the enclave");
+    let g = s.grant(&Actor::random(), &Actor::random(), &policy(&base_policy())).await.expect("grant");
+    let before = s.enclave.rss_kib();
+    for (depth, fields) in [(5, 16), (8, 64), (4, 40), (2, 64)] {
+        let req = SignRequest {
+            session: g.session,
+            payload: SignPayload::TypedData(fan_out(depth, fields)),
+            stamp: garbage_stamp(),
+        };
+        let d = refused(s.enclave.call(Call::SignIfAllowed(req)), &["too_large"]);
+        assert!(d.reason.contains("resolves to more than"), "{d}");
+        assert!(d.reason.len() < 1024, "a refusal of {} bytes", d.reason.len());
+    }
+    // A thousand objects whose struct repeats 64 field names of 250 bytes: refused by the
+    // work they would cause, not parsed.
+    let fields: Vec<String> = (0..64).map(|f| format!(r#"{{"name":"{f:0>250}","type":"uint8"}}"#)).collect();
+    let doc = format!(
+        r#"{{"types":{{"EIP712Domain":[],"S":[{}],"M":[{{"name":"v","type":"S[]"}}]}},"primaryType":"M","domain":{{}},"message":{{"v":[{}]}}}}"#,
+        fields.join(","),
+        vec!["{}"; 1_000].join(",")
+    );
+    let req = SignRequest { session: g.session, payload: SignPayload::TypedData(doc), stamp: garbage_stamp() };
+    let d = refused(s.enclave.call(Call::SignIfAllowed(req)), &["too_large"]);
+    assert!(d.reason.contains("struct work"), "{d}");
+    let grew = s.enclave.rss_kib().saturating_sub(before);
+    assert!(grew < 64 * 1024, "the enclave grew by {grew} KiB");
+    still_serving(&mut s, &g, 0).await;
+}
+
 #[tokio::test]
 async fn deep_frames_signatures_and_calldata_never_crash() {
     let mut s = Stack::start();
