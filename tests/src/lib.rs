@@ -951,18 +951,7 @@ impl EnclaveProc {
 
     /// Send one frame body as is; the enclave's reply.
     pub fn call_raw(&self, body: &[u8]) -> Result<Reply, bridle_common::Denial> {
-        use std::io::{Read, Write};
-        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).expect("connect to the enclave");
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut buf = (body.len() as u32).to_be_bytes().to_vec();
-        buf.extend_from_slice(body);
-        s.write_all(&buf).expect("send");
-        let mut h = [0u8; 4];
-        s.read_exact(&mut h).expect("a reply header (the enclave must answer, not die)");
-        let mut reply = vec![0u8; u32::from_be_bytes(h) as usize];
-        s.read_exact(&mut reply).expect("a reply body");
-        let f: ResponseFrame = bridle_common::frame::from_cbor(&reply).expect("a valid reply frame");
-        f.result
+        call_socket_raw(&self.socket, body)
     }
 
     /// Every audit entry the enclave holds, with the last head.
@@ -997,3 +986,20 @@ pub mod proxy;
 pub mod pyclient;
 pub mod review;
 pub mod solc;
+
+/// Send one frame body as is to the enclave's socket at `socket`; the enclave's reply. A
+/// free function for callers that hold only the path (a lying proxy's `'static` closures).
+pub fn call_socket_raw(socket: &Path, body: &[u8]) -> Result<Reply, bridle_common::Denial> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect to the enclave");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut buf = (body.len() as u32).to_be_bytes().to_vec();
+    buf.extend_from_slice(body);
+    s.write_all(&buf).expect("send");
+    let mut h = [0u8; 4];
+    s.read_exact(&mut h).expect("a reply header (the enclave must answer, not die)");
+    let mut reply = vec![0u8; u32::from_be_bytes(h) as usize];
+    s.read_exact(&mut reply).expect("a reply body");
+    let f: ResponseFrame = bridle_common::frame::from_cbor(&reply).expect("a valid reply frame");
+    f.result
+}

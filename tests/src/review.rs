@@ -5,10 +5,7 @@ use crate::cli::Cli;
 use crate::proxy::LyingProxy;
 use crate::{policy, write_key_file, Actor, Granted, Stack};
 use alloy_primitives::{Address, B256};
-use bridle_common::protocol::{
-    Call, Reply, RequestFrame, ResponseFrame, SessionStatus, Signed, StatusQuery, PROTOCOL_VERSION,
-};
-use std::io::{Read, Write};
+use bridle_common::protocol::{Call, Reply, RequestFrame, SessionStatus, Signed, StatusQuery, PROTOCOL_VERSION};
 use std::path::Path;
 
 /// A stack, a lying proxy in front of its host, and a CLI that trusts the real enclave
@@ -74,16 +71,7 @@ pub fn fresh_nonce() -> String {
 pub fn genuine_status(socket: &Path, session: Address, nonce: B256, held: Option<B256>) -> serde_json::Value {
     let call = Call::Status(StatusQuery { session: Some(session), nonce: Some(nonce), held });
     let body = bridle_common::frame::to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call }).expect("encodes");
-    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("the enclave's socket");
-    let mut buf = (body.len() as u32).to_be_bytes().to_vec();
-    buf.extend_from_slice(&body);
-    s.write_all(&buf).expect("write");
-    let mut h = [0u8; 4];
-    s.read_exact(&mut h).expect("an answer");
-    let mut reply = vec![0u8; u32::from_be_bytes(h) as usize];
-    s.read_exact(&mut reply).expect("the answer's body");
-    let f: ResponseFrame = bridle_common::frame::from_cbor(&reply).expect("decodes");
-    match f.result {
+    match crate::call_socket_raw(socket, &body) {
         Ok(Reply::Status(st)) => serde_json::to_value(st).expect("JSON"),
         other => panic!("{other:?}"),
     }
