@@ -62,7 +62,14 @@ fn bad(reason: impl Into<String>) -> Denial {
 
 /// The deepest nesting of `[`/`{` in JSON text, outside strings: one pass, no recursion.
 pub fn json_depth(text: &str) -> usize {
-    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    scan(text).0
+}
+
+/// One pass over JSON text, outside strings: the deepest nesting of `[`/`{`, and a bound
+/// on how many values it holds (every value but the first follows a `[`, a `{` or a `,`:
+/// exact unless a container is empty).
+fn scan(text: &str) -> (usize, usize) {
+    let (mut depth, mut max, mut values, mut in_str, mut esc) = (0usize, 0usize, 1usize, false, false);
     for b in text.bytes() {
         if in_str {
             match (esc, b) {
@@ -78,12 +85,27 @@ pub fn json_depth(text: &str) -> usize {
             b'[' | b'{' => {
                 depth += 1;
                 max = max.max(depth);
+                values += 1;
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' => values += 1,
             _ => {}
         }
     }
-    max
+    (max, values)
+}
+
+/// Check typed-data text's nesting and its count of values before it is parsed at all:
+/// the JSON tree of 4 096 values is ≈ 1 MB, of 64 KiB of `[{"":0},…]` ≈ 6 MB.
+fn check_typed_text(text: &str) -> Result<(), Denial> {
+    let (depth, values) = scan(text);
+    if depth > MAX_JSON_DEPTH {
+        return Err(too(format!("typed data nests {depth} levels deep; at most {MAX_JSON_DEPTH}")));
+    }
+    if values > MAX_JSON_VALUES {
+        return Err(too(format!("typed data has more than {MAX_JSON_VALUES} JSON values")));
+    }
+    Ok(())
 }
 
 /// Check JSON text's nesting before it is parsed at all.
@@ -130,13 +152,27 @@ fn count_objects(v: &Value) -> usize {
     n
 }
 
-const ELEMENTARY_PREFIXES: [&str; 3] = ["uint", "int", "bytes"];
-
+/// Whether alloy resolves `base` as an elementary type (`uint` and `int` are 256 bits;
+/// `uint7`, `bytes0` or `bytes33` are not elementary, and alloy would look them up as
+/// structs): alloy's own rule, so the two cannot disagree.
 fn elementary(base: &str) -> bool {
-    matches!(base, "address" | "bool" | "string" | "bytes")
-        || ELEMENTARY_PREFIXES.iter().any(|p| {
-            base.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.len() <= 3 && n.bytes().all(|c| c.is_ascii_digit()))
-        })
+    alloy_dyn_abi::parser::RootType::parse(base).is_ok_and(|root| alloy_dyn_abi::Specifier::resolve(&root).is_ok())
+}
+
+/// A name a struct type may have (in `types`, `primaryType` and a policy's
+/// `primary_type`): an identifier of at most 256 bytes that alloy does not take for an
+/// elementary type, nor looks like one (`uint7`, `bytes33`: alloy would take them for
+/// structs, other EIP-712 implementations may not).
+pub fn is_struct_name(name: &str) -> bool {
+    let sized = ["uint", "int", "bytes"]
+        .iter()
+        .any(|p| name.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())));
+    !name.is_empty()
+        && name.len() <= MAX_TYPE_NAME
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !elementary(name)
+        && !sized
 }
 
 /// Split `Base[2][]` into (`Base`, dimensions), within bounds.
@@ -172,11 +208,11 @@ fn split_type(t: &str) -> Result<(&str, usize), Denial> {
 /// text), value count, the `types` table (struct and field counts, names, array dimensions,
 /// every referenced type declared, struct nesting depth and no cycles).
 pub fn typed_data(text: &str) -> Result<Value, Denial> {
-    check_json_depth(text, "typed data")?;
+    check_typed_text(text)?;
     let mut v: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
     // A JSON string holding the document (as some wallets send it).
     if let Value::String(inner) = &v {
-        check_json_depth(inner, "typed data")?;
+        check_typed_text(inner)?;
         v = serde_json::from_str(inner).map_err(|e| bad(e.to_string()))?;
     }
     if count_values(&v) > MAX_JSON_VALUES {
@@ -187,9 +223,22 @@ pub fn typed_data(text: &str) -> Result<Value, Denial> {
         return Err(too(format!("{} struct types; at most {MAX_STRUCTS}", types.len())));
     }
     let mut refs: Vec<(&str, Vec<&str>, TypeCost)> = Vec::with_capacity(types.len());
+    // The primary type is one of the structs bounded below: a tuple or an elementary type
+    // there would be resolved (and expanded) by alloy with none of these bounds.
+    let primary = v.get("primaryType").and_then(Value::as_str).ok_or_else(|| bad("no `primaryType` string"))?;
+    if !types.contains_key(primary) || primary == "EIP712Domain" {
+        return Err(bad(format!(
+            "primaryType `{}` is not one of the struct types declared in `types`",
+            crate::audit::truncate(primary, MAX_TYPE_NAME)
+        )));
+    }
     for (name, fields) in types {
-        if name.is_empty() || name.len() > MAX_TYPE_NAME {
-            return Err(bad(format!("a struct name of {} bytes (1 to {MAX_TYPE_NAME})", name.len())));
+        if !is_struct_name(name) {
+            return Err(bad(format!(
+                "`{}` cannot name a struct: 1 to {MAX_TYPE_NAME} bytes of letters, digits, `_` and `$`, not starting \
+                 with a digit, and not an elementary type's name",
+                crate::audit::truncate(name, MAX_TYPE_NAME)
+            )));
         }
         let fields = fields.as_array().ok_or_else(|| bad(format!("type `{name}` is not a list of fields")))?;
         if fields.len() > MAX_FIELDS {
@@ -341,6 +390,80 @@ mod tests {
         // Small trees pass: 2 levels of 8, 3 of 4.
         typed_data(&fan_out(2, 8)).unwrap();
         typed_data(&fan_out(3, 4)).unwrap();
+    }
+
+    #[test]
+    fn the_primary_type_is_a_declared_struct() {
+        // Found by a review of the first bounds: a tuple of structs as `primaryType` was
+        // resolved by alloy with none of the bounds (≈ 31 000 copies of a 175 KB struct in
+        // 62 KB of text), and `"uint8[]…"` escaped the array-dimension bound.
+        let with = |primary: &str| {
+            format!(
+                r#"{{"types":{{"EIP712Domain":[],"A":[{{"name":"a","type":"uint8"}}]}},"primaryType":"{primary}","domain":{{}},"message":{{}}}}"#
+            )
+        };
+        typed_data(&with("A")).unwrap();
+        let tuple = format!("({}A)", "A,".repeat(1_000));
+        for primary in [tuple.as_str(), "B", "EIP712Domain", "bytes32", "uint8[][][][][][]", "A[]", "X.Y", ""] {
+            let e = typed_data(&with(primary)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Malformed, "{primary}: {e}");
+            assert!(e.reason.len() < 1024);
+        }
+        let no_primary = r#"{"types":{"EIP712Domain":[]},"domain":{},"message":{}}"#;
+        assert_eq!(typed_data(no_primary).unwrap_err().code, ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn a_struct_cannot_take_an_elementary_types_name() {
+        // Found by the same review: bounds took `uint1`…`uint7`, `bytes0`, `bytes33` for
+        // elementary types, alloy for structs (it resolves a name it cannot size as a
+        // struct), so a fan-out of them passed every bound. What is elementary is now
+        // alloy's own rule, and no struct may take such a name.
+        for name in
+            ["uint1", "uint7", "uint9", "uint264", "int3", "bytes0", "bytes33", "uint", "int", "function", "uint8"]
+        {
+            let text = format!(
+                r#"{{"types":{{"EIP712Domain":[],"P":[{{"name":"a","type":"{name}"}}],"{name}":[{{"name":"x","type":"uint8"}}]}},"primaryType":"P","domain":{{}},"message":{{}}}}"#
+            );
+            let e = typed_data(&text).unwrap_err();
+            assert!(e.reason.contains("cannot name a struct"), "{name}: {e}");
+        }
+        for elementary in
+            ["uint", "int", "function", "uint8", "int256", "bytes1", "bytes32", "bytes", "string", "bool", "address"]
+        {
+            assert!(elementary_is(elementary), "{elementary}");
+        }
+        for not in ["uint7", "bytes0", "bytes33", "uint264", "Uint8", "A"] {
+            assert!(!elementary_is(not), "{not}");
+        }
+        // A fan-out through such names, 5 levels of 16 (the 890 MB case): refused.
+        let mut types = String::from(r#""EIP712Domain":[],"P":["#);
+        types.push_str(&(0..16).map(|f| format!(r#"{{"name":"f{f}","type":"uint1"}}"#)).collect::<Vec<_>>().join(","));
+        types.push(']');
+        for i in 1..5 {
+            let fs: Vec<String> = (0..16).map(|f| format!(r#"{{"name":"f{f}","type":"uint{}"}}"#, i + 1)).collect();
+            types.push_str(&format!(r#","uint{i}":[{}]"#, fs.join(",")));
+        }
+        types.push_str(r#","uint5":[{"name":"x","type":"uint8"}]"#);
+        let text = format!(r#"{{"types":{{{types}}},"primaryType":"P","domain":{{}},"message":{{}}}}"#);
+        assert_eq!(typed_data(&text).unwrap_err().code, ErrorCode::Malformed);
+    }
+
+    fn elementary_is(name: &str) -> bool {
+        elementary(name)
+    }
+
+    #[test]
+    fn values_are_counted_in_the_text_before_it_is_parsed() {
+        // 64 KiB of `[{"":0},…]` is ≈ 9 300 maps, ≈ 6 MB as a JSON tree: counted first.
+        let many = format!("[{}]", vec![r#"{"":0}"#; 9_300].join(","));
+        let e = typed_data(&many).unwrap_err();
+        assert!(e.reason.contains("more than 4096 JSON values"), "{e}");
+        // Six values; the empty object is counted twice (its `{` and the `,` before it).
+        assert_eq!(scan(r#"{"a":[1,2,{}],"b":"[,{"}"#), (3, 7));
+        // A document sent as a JSON string is counted again inside.
+        let e = typed_data(&serde_json::to_string(&many).unwrap()).unwrap_err();
+        assert!(e.reason.contains("more than 4096 JSON values"), "{e}");
     }
 
     #[test]

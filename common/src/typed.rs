@@ -77,6 +77,12 @@ pub fn parse(json: &str) -> Result<ParsedTypedData, Denial> {
             return Err(td_malformed("primaryType EIP712Domain signs no message"));
         }
         let message = data.coerce().map_err(|e| td_malformed(e.to_string()))?;
+        // `hashStruct` of the primary type is what EIP-712 signs: the message must be a
+        // value of that struct (the bounds admit only a declared struct as primary type;
+        // an elementary one would sign 32 bytes of the agent's choosing).
+        if !matches!(&message, DynSolValue::CustomStruct { name, .. } if *name == data.primary_type) {
+            return Err(td_malformed(format!("the message is not a `{}` struct", data.primary_type)));
+        }
         // `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(message))` from the value just
         // coerced (alloy's `eip712_signing_hash` would coerce the message a second time).
         let hash_struct = data.resolver.eip712_data_word(&message).map_err(|e| td_malformed(e.to_string()))?;
@@ -378,6 +384,20 @@ mod tests {
             assert_eq!(p.digest, want);
             assert_eq!(parse(&serde_json::to_string(&text).unwrap()).unwrap().digest, want);
             assert!(p.data.message.is_null());
+        }
+    }
+
+    #[test]
+    fn an_elementary_primary_type_is_never_signed() {
+        // alloy's `eip712_signing_hash` refuses it; hashing the coerced value would sign
+        // `keccak256(0x1901 ‖ domain ‖ X)` for an X of the agent's choosing.
+        let x = format!("0x{}", "ab".repeat(32));
+        for (primary, message) in [("bytes32", json!(x)), ("uint256", json!("1")), ("address", json!(PERMIT2))] {
+            let doc = json!({
+                "types": {"EIP712Domain": [{"name": "name", "type": "string"}]},
+                "primaryType": primary, "domain": {"name": "USD Coin"}, "message": message
+            });
+            assert_eq!(parse(&doc.to_string()).unwrap_err().code, ErrorCode::Malformed, "{primary}");
         }
     }
 

@@ -159,6 +159,43 @@ fn a_typed_data_parse_stays_within_its_bound() {
         20_000,
     ));
     let mut worst = 0;
+    // Documents refused: their refusal must come before the memory is taken. The shapes a
+    // review found past the first bounds (a tuple of structs as the primary type, structs
+    // named like elementary types, many small maps), and below, each family one step past
+    // its largest accepted size.
+    let tuple = {
+        let f16 = |t: &str| (0..16).map(|f| format!(r#"{{"name":"f{f}","type":"{t}"}}"#)).collect::<Vec<_>>().join(",");
+        format!(
+            r#"{{"types":{{"EIP712Domain":[],"C":[{{"name":"c","type":"uint8"}}],"B":[{}],"A":[{}]}},"primaryType":"({}A)","domain":{{}},"message":{{}}}}"#,
+            f16("C"),
+            f16("B"),
+            "A,".repeat(30_000)
+        )
+    };
+    let uint_names = {
+        let mut types = String::from(r#""EIP712Domain":[],"P":["#);
+        types.push_str(&(0..64).map(|f| format!(r#"{{"name":"f{f}","type":"uint1"}}"#)).collect::<Vec<_>>().join(","));
+        types.push(']');
+        for i in 1..4 {
+            let fs: Vec<String> = (0..64).map(|f| format!(r#"{{"name":"f{f}","type":"uint{}"}}"#, i + 1)).collect();
+            types.push_str(&format!(r#","uint{i}":[{}]"#, fs.join(",")));
+        }
+        types.push_str(r#","uint4":[{"name":"x","type":"uint8"}]"#);
+        format!(r#"{{"types":{{{types}}},"primaryType":"P","domain":{{}},"message":{{}}}}"#)
+    };
+    let maps = format!("[{}]", vec![r#"{"":0}"#; 9_300].join(","));
+    let refused: Vec<(String, String)> = vec![
+        ("tuple primary type".into(), tuple),
+        ("uint-named fan-out".into(), uint_names),
+        ("small maps".into(), maps),
+    ];
+    for (what, text) in &refused {
+        let (peak, _, r) = peak_of(text);
+        eprintln!("{what}: {} bytes of text, peak {peak} bytes, {r:?}", text.len());
+        assert!(r.is_err(), "{what} accepted");
+        assert!(peak <= typed::MAX_PARSE_BYTES, "{what}: {peak} > {}", typed::MAX_PARSE_BYTES);
+        worst = worst.max(peak);
+    }
     for (what, doc, hi) in &families {
         let Some(n) = largest_accepted(*hi, doc.as_ref()) else {
             eprintln!("{what}: refused at every size");
@@ -172,6 +209,12 @@ fn a_typed_data_parse_stays_within_its_bound() {
         eprintln!("{what}: n = {n}, {} bytes of text, peak {peak} bytes, kept {kept}, {took:?}, {r:?}", text.len());
         assert!(peak <= typed::MAX_PARSE_BYTES, "{what}: {peak} > {}", typed::MAX_PARSE_BYTES);
         worst = worst.max(peak);
+        if n < *hi {
+            let (peak, _, r) = peak_of(&doc(n + 1));
+            eprintln!("{what}: n = {}, peak {peak} bytes, {r:?}", n + 1);
+            assert_eq!(r, Err(ErrorCode::TooLarge), "{what}");
+            assert!(peak <= typed::MAX_PARSE_BYTES, "{what}: {peak} > {}", typed::MAX_PARSE_BYTES);
+        }
     }
     eprintln!("worst {worst} of {}", typed::MAX_PARSE_BYTES);
 }

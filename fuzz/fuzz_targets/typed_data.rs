@@ -11,7 +11,11 @@ use libfuzzer_sys::fuzz_target;
 use std::fmt::Write;
 use std::sync::OnceLock;
 
-const NAMES: [&str; 8] = ["EIP712Domain", "Permit", "PermitSingle", "PermitDetails", "Order", "A", "B", "OwnerAction"];
+// `uint1` and `bytes33`: names alloy resolves as structs, not elementary types.
+const NAMES: [&str; 10] =
+    ["EIP712Domain", "Permit", "PermitSingle", "PermitDetails", "Order", "A", "B", "OwnerAction", "uint1", "bytes33"];
+// Primary types beyond the declared names: tuples, arrays and elementary types.
+const PRIMARIES: [&str; 6] = ["(A,B)", "(A,A,A,A)", "A[]", "bytes32", "uint8[][]", "uint"];
 const ELEMS: [&str; 9] = ["uint256", "uint8", "int64", "address", "bool", "string", "bytes", "bytes32", "uint160"];
 
 fn policy() -> &'static CompiledPolicy {
@@ -59,7 +63,11 @@ fn value(u: &mut Unstructured<'_>, depth: u32, out: &mut String) -> arbitrary::R
                 if i > 0 {
                     out.push(',');
                 }
-                let _ = write!(out, "\"{}\":", u.choose(&["a", "b", "owner", "spender", "value", "details", "token", "amount"])?);
+                let _ = write!(
+                    out,
+                    "\"{}\":",
+                    u.choose(&["a", "b", "owner", "spender", "value", "details", "token", "amount"])?
+                );
                 value(u, depth + 1, out)?;
             }
             out.push('}');
@@ -67,7 +75,13 @@ fn value(u: &mut Unstructured<'_>, depth: u32, out: &mut String) -> arbitrary::R
         2 => {
             let _ = write!(out, "{}", u64::arbitrary(u)?);
         }
-        3 => out.push_str(u.choose(&["\"0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48\"", "\"0x00\"", "true", "null", "\"1000000\""])?),
+        3 => out.push_str(u.choose(&[
+            "\"0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48\"",
+            "\"0x00\"",
+            "true",
+            "null",
+            "\"1000000\"",
+        ])?),
         4 => {
             // A very deep array, to probe the bounds.
             let n = u.int_in_range(0..=20_000)?;
@@ -94,7 +108,8 @@ fn doc(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
             s.push(',');
         }
         let _ = write!(s, "\"{}\":[", u.choose(&NAMES)?);
-        for j in 0..u.int_in_range(0..=4)? {
+        // Up to 16 fields: wide enough for types that fan out when resolved.
+        for j in 0..u.int_in_range(0..=16)? {
             if j > 0 {
                 s.push(',');
             }
@@ -105,11 +120,17 @@ fn doc(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
                 2 => u.int_in_range(2..=5)?,
                 _ => u.int_in_range(6..=30_000)?,
             };
-            let _ = write!(s, "{{\"name\":\"{}\",\"type\":\"{base}{}\"}}", u.choose(&["a", "b", "owner", "spender", "value", "details", "token", "amount"])?, "[]".repeat(dims));
+            let _ = write!(
+                s,
+                "{{\"name\":\"{}\",\"type\":\"{base}{}\"}}",
+                u.choose(&["a", "b", "owner", "spender", "value", "details", "token", "amount"])?,
+                "[]".repeat(dims)
+            );
         }
         s.push(']');
     }
-    let _ = write!(s, "}},\"primaryType\":\"{}\",\"domain\":", u.choose(&NAMES)?);
+    let primary = if u.ratio(1, 4)? { u.choose(&PRIMARIES)? } else { u.choose(&NAMES)? };
+    let _ = write!(s, "}},\"primaryType\":\"{primary}\",\"domain\":");
     value(u, 0, &mut s)?;
     s.push_str(",\"message\":");
     value(u, 0, &mut s)?;
@@ -122,7 +143,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(json) = doc(&mut u) else { return };
     let payload = SignPayload::TypedData(json);
     if let Ok(prepared) = prepare(&payload) {
-        let ctx = Context { now: 1_800_000_000, anchor: 1_800_000_000, owner: Default::default(), account: Default::default() };
+        let ctx = Context {
+            now: 1_800_000_000,
+            anchor: 1_800_000_000,
+            owner: Default::default(),
+            account: Default::default(),
+        };
         let _ = prepared.evaluate(policy(), &Counters::new(), &ctx);
     }
 });

@@ -615,14 +615,13 @@ impl CompiledPolicy {
         for (i, r) in typed_data.iter().enumerate() {
             let TypedDataRule { name, version, chain_id, verifying_contract, primary_type } = r;
             let rule = format!("typed_data[{i}]");
-            let ident = |s: &str| {
-                !s.is_empty()
-                    && s.len() <= MAX_NAME
-                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-                    && !s.starts_with(|c: char| c.is_ascii_digit())
-            };
-            if !ident(primary_type) {
-                return Err(invalid(rule, format!("primary_type `{primary_type}` is not a type name")));
+            if primary_type.len() > MAX_NAME || !crate::bounds::is_struct_name(primary_type) {
+                return Err(invalid(
+                    rule,
+                    format!(
+                        "primary_type `{primary_type}` is not a struct type name (an elementary type is never signed)"
+                    ),
+                ));
             }
             if primary_type == "EIP712Domain" || primary_type == "OwnerAction" {
                 return Err(invalid(rule, format!("`{primary_type}` can never be signed by a session")));

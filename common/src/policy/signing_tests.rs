@@ -531,6 +531,10 @@ fn new_rules_are_validated() {
     bad(&format!("[[typed_data]]\nverifying_contract = \"{USDC}\"\nprimary_type = \"Thing\""), "typed_data[0]");
     bad("[[typed_data]]\nname = \"X\"\nchain_id = 5\nprimary_type = \"Thing\"", "typed_data[0]");
     bad("[[typed_data]]\nname = \"X\"\nprimary_type = \"not a type\"", "typed_data[0]");
+    // An elementary type as primary type would sign 32 bytes of the agent's choosing.
+    for elementary in ["bytes32", "uint256", "uint", "address", "function"] {
+        bad(&format!("[[typed_data]]\nname = \"X\"\nprimary_type = \"{elementary}\""), "typed_data[0]");
+    }
     bad("[[permits]]\nkind = \"eip2612\"\nmax_deadline = \"1h\"", "permits[0]"); // no caps, no spenders
     bad(
         "[approvals]\nspenders = [\"0xe592427a0aece92de3edee1f18e0157c05861564\"]\nmax = [\"5 USDC\"]\n[[permits]]\nkind = \"eip2612\"\nmax_deadline = \"0s\"",
