@@ -6,6 +6,8 @@
 //! copies at most the input's size. The walk reads each word at most once and allocates
 //! nothing; recursion is bounded by the (static) shape's depth.
 
+use alloy_dyn_abi::DynSolType;
+
 /// The shape of an ABI type, as far as layout goes.
 #[derive(Debug, Clone, Copy)]
 pub enum Shape {
@@ -100,6 +102,87 @@ fn walk(shape: &Shape, data: &[u8], at: usize) -> Result<usize, NotCanonical> {
     }
 }
 
+/// [`check_params`] for a type known only at run time (a policy's argument rules): the
+/// same canonical layout, walked over alloy's `DynSolType`. Static members (words, static
+/// tuples and fixed arrays) sit in their heads; dynamic ones must start where the previous
+/// one ended. The recursion follows the type, whose depth the policy compiler bounds.
+pub fn check_dyn_params(ty: &DynSolType, data: &[u8]) -> Result<(), NotCanonical> {
+    let members: &[DynSolType] = match ty {
+        DynSolType::Tuple(ts) => ts,
+        one => std::slice::from_ref(one),
+    };
+    let end = dyn_members(members.iter(), members.len(), data, 0)?;
+    if end != data.len() {
+        return Err(NotCanonical("bytes after the encoding"));
+    }
+    Ok(())
+}
+
+/// The encoded size of a static type; `None` for a dynamic one.
+fn static_size(ty: &DynSolType) -> Option<usize> {
+    match ty {
+        DynSolType::Bytes | DynSolType::String | DynSolType::Array(_) => None,
+        DynSolType::FixedArray(t, n) => static_size(t)?.checked_mul(*n),
+        DynSolType::Tuple(ts) | DynSolType::CustomStruct { tuple: ts, .. } => {
+            ts.iter().try_fold(0usize, |sum, t| sum.checked_add(static_size(t)?))
+        }
+        _ => Some(32),
+    }
+}
+
+/// The heads of `n` members starting at `at`, then each dynamic member's tail in order;
+/// where the last one ends.
+fn dyn_members<'a>(
+    members: impl Iterator<Item = &'a DynSolType> + Clone,
+    n: usize,
+    data: &[u8],
+    at: usize,
+) -> Result<usize, NotCanonical> {
+    let add = |a: usize, b: usize| a.checked_add(b).ok_or(NotCanonical("offset overflow"));
+    // Every member's head takes at least a word: more than the data holds is a lie.
+    if n > data.len().saturating_sub(at) / 32 {
+        return Err(NotCanonical("more members than the data holds"));
+    }
+    let heads = members.clone().try_fold(0usize, |sum, m| add(sum, static_size(m).unwrap_or(32)))?;
+    let mut cursor = add(at, heads)?;
+    if cursor > data.len() {
+        return Err(NotCanonical("truncated"));
+    }
+    let mut head = at;
+    for m in members {
+        match static_size(m) {
+            Some(size) => head = add(head, size)?,
+            None => {
+                let off = word(data, head)?;
+                if add(at, off)? != cursor {
+                    return Err(NotCanonical("a member not where the previous one ended"));
+                }
+                cursor = dyn_tail(m, data, cursor)?;
+                head = add(head, 32)?;
+            }
+        }
+    }
+    Ok(cursor)
+}
+
+/// Walk the tail of the dynamic value of `ty` at `at`; where it ends.
+fn dyn_tail(ty: &DynSolType, data: &[u8], at: usize) -> Result<usize, NotCanonical> {
+    match ty {
+        DynSolType::Bytes | DynSolType::String => walk(&Shape::Bytes, data, at),
+        DynSolType::Array(t) => {
+            let n = word(data, at)?;
+            let body = at.checked_add(32).ok_or(NotCanonical("offset overflow"))?;
+            dyn_members(std::iter::repeat_n(&**t, n), n, data, body)
+        }
+        DynSolType::FixedArray(t, n) => dyn_members(std::iter::repeat_n(&**t, *n), *n, data, at),
+        DynSolType::Tuple(ts) | DynSolType::CustomStruct { tuple: ts, .. } => {
+            dyn_members(ts.iter(), ts.len(), data, at)
+        }
+        // Static types have no tail.
+        _ => Err(NotCanonical("a static type walked as dynamic")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +212,85 @@ mod tests {
         let mut huge = enc.clone();
         huge[32..64].copy_from_slice(&[0xff; 32]);
         assert!(check_params(BYTES_ARRAY, &huge).is_err());
+    }
+
+    #[test]
+    fn run_time_types_pass_their_canonical_encodings_and_refuse_aliases() {
+        use alloy_dyn_abi::DynSolValue as V;
+        use alloy_primitives::{Address, U256};
+        let b = |n: usize, x: u8| V::Bytes(vec![x; n]);
+        let cases: Vec<(&str, Vec<V>)> = vec![
+            ("(uint256,bytes[])", vec![V::Uint(U256::from(7), 256), V::Array(vec![b(40, 1), b(0, 2), b(3, 3)])]),
+            (
+                "((address,string)[],uint8[3],string)",
+                vec![
+                    V::Array(vec![
+                        V::Tuple(vec![V::Address(Address::ZERO), V::String("x".repeat(70))]),
+                        V::Tuple(vec![V::Address(Address::ZERO), V::String(String::new())]),
+                    ]),
+                    V::FixedArray(vec![V::Uint(U256::from(1), 8); 3]),
+                    V::String("tail".into()),
+                ],
+            ),
+            (
+                "((uint256,bytes)[2],(uint256,uint256),bytes[][])",
+                vec![
+                    V::FixedArray(vec![
+                        V::Tuple(vec![V::Uint(U256::from(1), 256), b(33, 4)]),
+                        V::Tuple(vec![V::Uint(U256::from(2), 256), b(1, 5)]),
+                    ]),
+                    V::Tuple(vec![V::Uint(U256::from(3), 256), V::Uint(U256::from(4), 256)]),
+                    V::Array(vec![V::Array(vec![b(2, 6)]), V::Array(vec![])]),
+                ],
+            ),
+            ("(uint256[],address)", vec![V::Array(vec![V::Uint(U256::from(9), 256); 5]), V::Address(Address::ZERO)]),
+        ];
+        for (sig, values) in cases {
+            let ty: DynSolType = sig.parse().unwrap();
+            let enc = V::Tuple(values).abi_encode_params();
+            check_dyn_params(&ty, &enc).unwrap_or_else(|e| panic!("{sig}: {e:?}"));
+            let mut long = enc.clone();
+            long.extend_from_slice(&[0; 32]);
+            assert!(check_dyn_params(&ty, &long).is_err(), "{sig}: trailing bytes");
+            assert!(check_dyn_params(&ty, &enc[..enc.len() - 32]).is_err(), "{sig}: truncated");
+        }
+        // The attack: 2 000 elements of a `bytes[]` all pointing at one 100 KB blob decode
+        // into 200 MB; the layout check refuses them before the decoder runs.
+        let ty: DynSolType = "(bytes[])".parse().unwrap();
+        let n = 2_000usize;
+        let mut data = vec![0u8; 32];
+        data[31] = 32;
+        let mut len = [0u8; 32];
+        len[24..].copy_from_slice(&(n as u64).to_be_bytes());
+        data.extend_from_slice(&len);
+        for _ in 0..n {
+            let mut off = [0u8; 32];
+            off[24..].copy_from_slice(&((n * 32) as u64).to_be_bytes());
+            data.extend_from_slice(&off);
+        }
+        let mut blob_len = [0u8; 32];
+        blob_len[24..].copy_from_slice(&100_000u64.to_be_bytes());
+        data.extend_from_slice(&blob_len);
+        data.extend_from_slice(&vec![7u8; 100_000usize.div_ceil(32) * 32]);
+        assert!(check_dyn_params(&ty, &data).is_err());
+        // Random bytes never panic and never pass for a type with dynamic members unless
+        // they decode.
+        let mut seed = 11u64;
+        for n in 0..3000usize {
+            let bytes: Vec<u8> = (0..n % 400)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    if seed >> 62 == 0 {
+                        (seed >> 33) as u8
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            if check_dyn_params(&ty, &bytes).is_ok() {
+                assert!(ty.abi_decode_params(&bytes).is_ok());
+            }
+        }
     }
 
     #[test]

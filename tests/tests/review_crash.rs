@@ -138,6 +138,67 @@ async fn typed_data_types_that_expand_are_refused_before_they_are_resolved() {
     still_serving(&mut s, &g, 0).await;
 }
 
+/// Found 2026-12-03 by a review: the agent's calldata to a function with argument rules
+/// was decoded with no layout check. 2 000 to 10 000 elements of a `bytes[]`, every offset
+/// pointing at one 100 KB blob, decode into one copy each: 420 KB of calldata took 980 MB
+/// (alloy stops at 1 GiB). An agent — whose key may be stolen — could exhaust the enclave
+/// holding every other session's key. Sent here with the agent's genuine stamp, under a
+/// 4 GiB address-space limit.
+#[tokio::test]
+async fn aliased_calldata_is_refused_before_it_is_decoded() {
+    use bridle_common::tx::{Eip1559Request, TxRequest};
+    let mut s = Stack::start();
+    let pid = s.enclave.proc.pid().to_string();
+    let limited = std::process::Command::new("prlimit").args(["--pid", &pid, "--as=4294967296"]).status();
+    assert!(limited.is_ok_and(|st| st.success()), "prlimit could not limit the enclave");
+    let text = format!(
+        r#"{}
+[[calls]]
+target = "{DEAD}"
+functions = [{{ signature = "exec(address to, bytes[] data)", args = [{{ arg = "to", op = "eq", value = "{DEAD}" }}] }}]
+"#,
+        base_policy()
+    );
+    let g = s.grant(&Actor::random(), &Actor::random(), &policy(&text)).await.expect("grant");
+    let before = s.enclave.rss_kib();
+    let word = |n: usize| {
+        let mut w = [0u8; 32];
+        w[24..].copy_from_slice(&(n as u64).to_be_bytes());
+        w
+    };
+    let (n, blob) = (10_000usize, 100_000usize);
+    let mut data = alloy_primitives::keccak256("exec(address,bytes[])")[..4].to_vec();
+    data.extend_from_slice(&[&[0u8; 12][..], DEAD.as_slice()].concat());
+    data.extend_from_slice(&word(64));
+    data.extend_from_slice(&word(n));
+    for _ in 0..n {
+        data.extend_from_slice(&word(n * 32));
+    }
+    data.extend_from_slice(&word(blob));
+    data.extend_from_slice(&vec![7u8; blob.div_ceil(32) * 32]);
+    let tx = TxRequest::Eip1559(Eip1559Request {
+        chain_id: CHAIN,
+        nonce: 0,
+        max_fee_per_gas: 2_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        gas_limit: 100_000,
+        to: Some(DEAD),
+        value: U256::ZERO,
+        data: data.into(),
+        access_list: vec![],
+    });
+    let payload = SignPayload::Transaction(tx);
+    let stamp = g.agent.stamp(&g.enclave_pk, g.session, &payload, now());
+    let d = refused(
+        s.enclave.call(Call::SignIfAllowed(SignRequest { session: g.session, payload, stamp })),
+        &["argument_rejected"],
+    );
+    assert!(d.reason.contains("canonically"), "{d}");
+    let grew = s.enclave.rss_kib().saturating_sub(before);
+    assert!(grew < 64 * 1024, "the enclave grew by {grew} KiB");
+    still_serving(&mut s, &g, 0).await;
+}
+
 #[tokio::test]
 async fn deep_frames_signatures_and_calldata_never_crash() {
     let mut s = Stack::start();

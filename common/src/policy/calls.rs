@@ -424,7 +424,13 @@ pub(crate) fn check_approval(
 /// narrow `uintN` word with high bits set, an `intN` not sign-extended, a dirty address or
 /// bool, odd offsets, trailing bytes). The calls the policy sees are then exactly the calls
 /// the contract decodes.
+///
+/// The layout is checked first (`abi_shape::check_dyn_params`), before anything is decoded:
+/// a decoder follows offsets, and aliased ones make a `bytes[]` of a few hundred KiB
+/// decode into gigabytes (found 2026-12-03 by a review: the agent's calldata to a function
+/// with argument rules reached the decoder unchecked).
 pub(crate) fn decode_canonical(ty: &DynSolType, data: &[u8]) -> Option<DynSolValue> {
+    crate::abi_shape::check_dyn_params(ty, data).ok()?;
     let v = ty.abi_decode_params(data).ok()?;
     (in_range(&v) && v.abi_encode_params() == data).then_some(v)
 }
