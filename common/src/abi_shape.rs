@@ -3,8 +3,11 @@
 //! large blob, and decoding copies it once per element — a request of a few hundred KiB
 //! decodes into gigabytes. The canonical layout (each dynamic value's tail exactly where the
 //! previous one ended, nothing after the last) admits no aliasing, so once it holds, decoding
-//! copies at most the input's size. The walk reads each word at most once and allocates
-//! nothing; recursion is bounded by the (static) shape's depth.
+//! copies at most the input's bytes. It does not bound the decoder's nodes: alloy clones
+//! the element type's template for each element, so a type with many parts per 32-byte
+//! element builds many nodes per word ([`check_dyn_params`] counts them for the caller to
+//! bound). The walk reads each word at most once and allocates nothing; recursion is
+//! bounded by the shape's depth (static, or bounded by the policy compiler).
 
 use alloy_dyn_abi::DynSolType;
 
@@ -106,16 +109,23 @@ fn walk(shape: &Shape, data: &[u8], at: usize) -> Result<usize, NotCanonical> {
 /// same canonical layout, walked over alloy's `DynSolType`. Static members (words, static
 /// tuples and fixed arrays) sit in their heads; dynamic ones must start where the previous
 /// one ended. The recursion follows the type, whose depth the policy compiler bounds.
-pub fn check_dyn_params(ty: &DynSolType, data: &[u8]) -> Result<(), NotCanonical> {
+///
+/// Returns how many nodes alloy's decoder builds for it (every element counts its type's
+/// nodes: the decoder clones a template of the element type for each element, so a
+/// `bool[1][1]…[]` of 32-byte elements builds one node per dimension per element), which
+/// the caller bounds before decoding: the canonical layout bounds the bytes copied, not
+/// the nodes.
+pub fn check_dyn_params(ty: &DynSolType, data: &[u8]) -> Result<usize, NotCanonical> {
     let members: &[DynSolType] = match ty {
         DynSolType::Tuple(ts) => ts,
         one => std::slice::from_ref(one),
     };
-    let end = dyn_members(members.iter(), members.len(), data, 0)?;
+    let mut nodes = 1;
+    let end = dyn_members(members.iter(), members.len(), data, 0, &mut nodes)?;
     if end != data.len() {
         return Err(NotCanonical("bytes after the encoding"));
     }
-    Ok(())
+    Ok(nodes)
 }
 
 /// The encoded size of a static type; `None` for a dynamic one.
@@ -130,13 +140,26 @@ fn static_size(ty: &DynSolType) -> Option<usize> {
     }
 }
 
+/// The nodes of a type's tree, fixed arrays counted element by element (saturating).
+pub fn type_nodes(ty: &DynSolType) -> usize {
+    match ty {
+        DynSolType::Array(t) => type_nodes(t).saturating_add(1),
+        DynSolType::FixedArray(t, n) => type_nodes(t).saturating_mul(*n).saturating_add(1),
+        DynSolType::Tuple(ts) | DynSolType::CustomStruct { tuple: ts, .. } => {
+            ts.iter().fold(1usize, |sum, t| sum.saturating_add(type_nodes(t)))
+        }
+        _ => 1,
+    }
+}
+
 /// The heads of `n` members starting at `at`, then each dynamic member's tail in order;
-/// where the last one ends.
+/// where the last one ends. Adds each member's nodes to `nodes`.
 fn dyn_members<'a>(
     members: impl Iterator<Item = &'a DynSolType> + Clone,
     n: usize,
     data: &[u8],
     at: usize,
+    nodes: &mut usize,
 ) -> Result<usize, NotCanonical> {
     let add = |a: usize, b: usize| a.checked_add(b).ok_or(NotCanonical("offset overflow"));
     // Every member's head takes at least a word: more than the data holds is a lie.
@@ -150,6 +173,7 @@ fn dyn_members<'a>(
     }
     let mut head = at;
     for m in members {
+        *nodes = nodes.saturating_add(type_nodes(m));
         match static_size(m) {
             Some(size) => head = add(head, size)?,
             None => {
@@ -157,7 +181,7 @@ fn dyn_members<'a>(
                 if add(at, off)? != cursor {
                     return Err(NotCanonical("a member not where the previous one ended"));
                 }
-                cursor = dyn_tail(m, data, cursor)?;
+                cursor = dyn_tail(m, data, cursor, nodes)?;
                 head = add(head, 32)?;
             }
         }
@@ -166,17 +190,17 @@ fn dyn_members<'a>(
 }
 
 /// Walk the tail of the dynamic value of `ty` at `at`; where it ends.
-fn dyn_tail(ty: &DynSolType, data: &[u8], at: usize) -> Result<usize, NotCanonical> {
+fn dyn_tail(ty: &DynSolType, data: &[u8], at: usize, nodes: &mut usize) -> Result<usize, NotCanonical> {
     match ty {
         DynSolType::Bytes | DynSolType::String => walk(&Shape::Bytes, data, at),
         DynSolType::Array(t) => {
             let n = word(data, at)?;
             let body = at.checked_add(32).ok_or(NotCanonical("offset overflow"))?;
-            dyn_members(std::iter::repeat_n(&**t, n), n, data, body)
+            dyn_members(std::iter::repeat_n(&**t, n), n, data, body, nodes)
         }
-        DynSolType::FixedArray(t, n) => dyn_members(std::iter::repeat_n(&**t, *n), *n, data, at),
+        DynSolType::FixedArray(t, n) => dyn_members(std::iter::repeat_n(&**t, *n), *n, data, at, nodes),
         DynSolType::Tuple(ts) | DynSolType::CustomStruct { tuple: ts, .. } => {
-            dyn_members(ts.iter(), ts.len(), data, at)
+            dyn_members(ts.iter(), ts.len(), data, at, nodes)
         }
         // Static types have no tail.
         _ => Err(NotCanonical("a static type walked as dynamic")),
@@ -245,15 +269,31 @@ mod tests {
             ),
             ("(uint256[],address)", vec![V::Array(vec![V::Uint(U256::from(9), 256); 5]), V::Address(Address::ZERO)]),
         ];
+        fn count(v: &V) -> usize {
+            match v {
+                V::Array(vs) | V::FixedArray(vs) | V::Tuple(vs) => 1 + vs.iter().map(count).sum::<usize>(),
+                _ => 1,
+            }
+        }
         for (sig, values) in cases {
             let ty: DynSolType = sig.parse().unwrap();
-            let enc = V::Tuple(values).abi_encode_params();
-            check_dyn_params(&ty, &enc).unwrap_or_else(|e| panic!("{sig}: {e:?}"));
+            let v = V::Tuple(values);
+            let enc = v.abi_encode_params();
+            let nodes = check_dyn_params(&ty, &enc).unwrap_or_else(|e| panic!("{sig}: {e:?}"));
+            // At least the values' nodes: an empty dynamic array still clones its template.
+            assert!(nodes >= count(&v), "{sig}: {nodes} nodes < {}", count(&v));
             let mut long = enc.clone();
             long.extend_from_slice(&[0; 32]);
             assert!(check_dyn_params(&ty, &long).is_err(), "{sig}: trailing bytes");
             assert!(check_dyn_params(&ty, &enc[..enc.len() - 32]).is_err(), "{sig}: truncated");
         }
+        // A second review's amplification: elements of 32 bytes whose type has a node per
+        // dimension. 1 000 of them count 8 000 nodes and more.
+        let ty: DynSolType = "(bool[1][1][1][1][1][1][1][])".parse().unwrap();
+        let deep =
+            V::Tuple(vec![V::Array(vec![(0..7).fold(V::Bool(true), |inner, _| V::FixedArray(vec![inner])); 1_000])]);
+        let nodes = check_dyn_params(&ty, &deep.abi_encode_params()).unwrap();
+        assert!(nodes >= 8_000, "{nodes}");
         // The attack: 2 000 elements of a `bytes[]` all pointing at one 100 KB blob decode
         // into 200 MB; the layout check refuses them before the decoder runs.
         let ty: DynSolType = "(bytes[])".parse().unwrap();

@@ -24,6 +24,7 @@
 use crate::server::MAX_HELD;
 use bridle_common::audit::{AuditEntry, MAX_DETAIL, MAX_RULE};
 use bridle_common::frame::{max_answer, max_decoded};
+use bridle_common::policy::calls::MAX_DECODE_BYTES;
 use bridle_common::typed::MAX_PARSE_BYTES;
 
 /// Memory outside every other term: the binary, the runtime and its worker stacks, the
@@ -61,12 +62,15 @@ pub fn per_connection(max_frame: usize) -> usize {
 }
 
 /// What one worker holds while it serves a request: the request decoded at its largest
-/// ([`max_decoded`]), a typed-data request's parse ([`MAX_PARSE_BYTES`]: it is made before
-/// the stamp can be checked), the answer built (at most [`max_answer`]) and its encoding,
-/// whose buffer grows by doubling (at most twice that; a receipt hashes the answer as it
-/// encodes it, without a copy).
+/// ([`max_decoded`]), either a typed-data request's parse ([`MAX_PARSE_BYTES`]: it is made
+/// before the stamp can be checked) or a call's arguments decoded for the policy
+/// ([`MAX_DECODE_BYTES`], one call at a time), the answer built (at most [`max_answer`])
+/// and its encoding, whose buffer grows by doubling (at most twice that; a receipt hashes
+/// the answer as it encodes it, without a copy).
 pub fn per_worker(call_frame: usize) -> usize {
-    max_decoded(call_frame).saturating_add(MAX_PARSE_BYTES).saturating_add(max_answer(call_frame).saturating_mul(3))
+    max_decoded(call_frame)
+        .saturating_add(MAX_PARSE_BYTES.max(MAX_DECODE_BYTES))
+        .saturating_add(max_answer(call_frame).saturating_mul(3))
 }
 
 /// What the plan is computed from.

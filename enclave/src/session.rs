@@ -99,6 +99,19 @@ impl Session {
     /// Lock the session's state. A lock poisoned by a panic during a decision (which no
     /// input should cause; each request is isolated so the panic cost only that request) is
     /// recovered **failing closed**: the session is suspended until its owner reviews it.
+    /// The lock if it is free now (a poisoned one is taken as [`Session::lock`] takes it);
+    /// `None` if another thread holds it.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, Inner>> {
+        match self.inner.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                drop(p);
+                Some(self.lock())
+            }
+        }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         match self.inner.lock() {
             Ok(g) => g,

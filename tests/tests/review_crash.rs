@@ -199,6 +199,78 @@ functions = [{{ signature = "exec(address to, bytes[] data)", args = [{{ arg = "
     still_serving(&mut s, &g, 0).await;
 }
 
+/// Found 2026-12-03 by a second review: the policy compiler's bracket count let
+/// `bool[1][1]…[]` through with hundreds of dimensions, and alloy's decoder clones the
+/// element type's template, a node per dimension, for each 32-byte element: ≈ 530 MB from
+/// 1 MiB of calldata. Any key can create a session with such a policy and stamp the
+/// calls itself. Now the type is refused at creation, and within the depth bound the nodes
+/// a call would decode into are counted before decoding.
+#[tokio::test]
+async fn calldata_that_decodes_into_many_nodes_is_refused() {
+    use bridle_common::tx::{Eip1559Request, TxRequest};
+    let mut s = Stack::start();
+    let pid = s.enclave.proc.pid().to_string();
+    let limited = std::process::Command::new("prlimit").args(["--pid", &pid, "--as=4294967296"]).status();
+    assert!(limited.is_ok_and(|st| st.success()), "prlimit could not limit the enclave");
+    let with = |dims: usize| {
+        format!(
+            r#"{}
+[[calls]]
+target = "{DEAD}"
+functions = [{{ signature = "exec(address to, bool{}[] data)", args = [{{ arg = "to", op = "eq", value = "{DEAD}" }}] }}]
+"#,
+            base_policy(),
+            "[1]".repeat(dims)
+        )
+    };
+    // The CLI's policy file check refuses it too, so the document is edited after it.
+    let six = format!("bool{}[]", "[1]".repeat(6));
+    let json = serde_json::to_string(&policy_unchecked(&with(6))).unwrap();
+    assert!(json.contains(&six));
+    let hostile: bridle_common::policy::Policy =
+        serde_json::from_str(&json.replace(&six, &format!("bool{}[]", "[1]".repeat(330)))).unwrap();
+    let Err((_, e)) = s.grant(&Actor::random(), &Actor::random(), &hostile).await else {
+        panic!("a policy with 330 dimensions was accepted");
+    };
+    assert_eq!(code(&e), "invalid_policy", "{e}");
+    let g = s.grant(&Actor::random(), &Actor::random(), &policy(&with(6))).await.expect("grant");
+    let before = s.enclave.rss_kib();
+    let word = |n: usize| {
+        let mut w = [0u8; 32];
+        w[24..].copy_from_slice(&(n as u64).to_be_bytes());
+        w
+    };
+    let n = 30_000usize;
+    let mut data = alloy_primitives::keccak256(format!("exec(address,bool{}[])", "[1]".repeat(6)))[..4].to_vec();
+    data.extend_from_slice(&[&[0u8; 12][..], DEAD.as_slice()].concat());
+    data.extend_from_slice(&word(64));
+    data.extend_from_slice(&word(n));
+    for _ in 0..n {
+        data.extend_from_slice(&word(1));
+    }
+    let tx = TxRequest::Eip1559(Eip1559Request {
+        chain_id: CHAIN,
+        nonce: 0,
+        max_fee_per_gas: 2_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        gas_limit: 100_000,
+        to: Some(DEAD),
+        value: U256::ZERO,
+        data: data.into(),
+        access_list: vec![],
+    });
+    let payload = SignPayload::Transaction(tx);
+    let stamp = g.agent.stamp(&g.enclave_pk, g.session, &payload, now());
+    let d = refused(
+        s.enclave.call(Call::SignIfAllowed(SignRequest { session: g.session, payload, stamp })),
+        &["argument_rejected"],
+    );
+    assert!(d.reason.contains("at most 16384"), "{d}");
+    let grew = s.enclave.rss_kib().saturating_sub(before);
+    assert!(grew < 64 * 1024, "the enclave grew by {grew} KiB");
+    still_serving(&mut s, &g, 0).await;
+}
+
 #[tokio::test]
 async fn deep_frames_signatures_and_calldata_never_crash() {
     let mut s = Stack::start();

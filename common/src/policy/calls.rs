@@ -186,6 +186,7 @@ pub(crate) fn check_call(
     let mut matched = false;
     let mut miss = Miss::NotListed;
     let mut last_arg_denial = None;
+    let mut decoded = Decoded::default();
     'rules: for &ri in specific.iter().chain(p.wildcards.iter()) {
         let wildcard = p.calls[ri].target.is_none();
         for f in &p.calls[ri].fns {
@@ -208,7 +209,7 @@ pub(crate) fn check_call(
                 }
             }
             matched = true;
-            match check_args(f, data, ctx) {
+            match check_args(f, data, ctx, &mut decoded) {
                 Ok(()) => {
                     last_arg_denial = None;
                     break 'rules;
@@ -420,6 +421,16 @@ pub(crate) fn check_approval(
     Ok(())
 }
 
+/// Most nodes the decoder may build for one call's arguments (see
+/// [`crate::abi_shape::check_dyn_params`]): a `uint256[]` of 16 000 elements fits. With
+/// the decoder's tokens, the values and the re-encoding, [`MAX_DECODE_BYTES`] bounds what a
+/// decode holds; the enclave's memory plan counts it on every worker.
+pub const MAX_DECODED_NODES: usize = 16_384;
+/// What one argument decode holds at most: per node, alloy's token and value and their
+/// vectors' share, and the re-encoding (at most a frame, counted with the request).
+pub const MAX_DECODE_BYTES: usize = MAX_DECODED_NODES
+    * (std::mem::size_of::<alloy_dyn_abi::DynToken<'static>>() + std::mem::size_of::<DynSolValue>() + 64);
+
 /// Decode ABI parameters of type `ty`, refusing anything but the canonical encoding (a
 /// narrow `uintN` word with high bits set, an `intN` not sign-extended, a dirty address or
 /// bool, odd offsets, trailing bytes). The calls the policy sees are then exactly the calls
@@ -428,11 +439,23 @@ pub(crate) fn check_approval(
 /// The layout is checked first (`abi_shape::check_dyn_params`), before anything is decoded:
 /// a decoder follows offsets, and aliased ones make a `bytes[]` of a few hundred KiB
 /// decode into gigabytes (found 2026-12-03 by a review: the agent's calldata to a function
-/// with argument rules reached the decoder unchecked).
-pub(crate) fn decode_canonical(ty: &DynSolType, data: &[u8]) -> Option<DynSolValue> {
-    crate::abi_shape::check_dyn_params(ty, data).ok()?;
-    let v = ty.abi_decode_params(data).ok()?;
-    (in_range(&v) && v.abi_encode_params() == data).then_some(v)
+/// with argument rules reached the decoder unchecked); and the nodes the decoder would
+/// build are bounded (a second review: a type with a dimension per level, `bool[1][1]…[]`,
+/// built one node per level per 32-byte element — ≈ 530 MB from 1 MiB).
+pub(crate) fn decode_canonical(ty: &DynSolType, data: &[u8]) -> Result<DynSolValue, String> {
+    let not = |why: &str| format!("arguments do not decode canonically: {why}");
+    let nodes = crate::abi_shape::check_dyn_params(ty, data).map_err(|e| not(e.0))?;
+    if nodes > MAX_DECODED_NODES {
+        return Err(format!("arguments decode into {nodes} values; at most {MAX_DECODED_NODES}"));
+    }
+    let v = ty.abi_decode_params(data).map_err(|_| not("the decoder refuses them"))?;
+    if !in_range(&v) {
+        return Err(not("a word out of range for its type"));
+    }
+    if v.abi_encode_params() != data {
+        return Err(not("they re-encode to other bytes"));
+    }
+    Ok(v)
 }
 
 /// Whether every integer of a decoded value fits its type: the decoder reads a `uint8` word
@@ -456,18 +479,36 @@ fn in_range(v: &DynSolValue) -> bool {
     }
 }
 
-fn check_args(f: &CompiledFn, data: &[u8], ctx: &Context) -> Result<(), Denial> {
+/// Decoded arguments, once per parameter type for a call (every function rule matching
+/// a selector has the same types; a second review found each matching rule decoding the
+/// call again, up to hundreds of times under the session's lock).
+#[derive(Default)]
+struct Decoded<'p> {
+    by_type: Vec<(&'p DynSolType, Result<DynSolValue, String>)>,
+}
+
+impl<'p> Decoded<'p> {
+    fn get(&mut self, ty: &'p DynSolType, data: &[u8]) -> &Result<DynSolValue, String> {
+        let i = match self.by_type.iter().position(|(t, _)| *t == ty) {
+            Some(i) => i,
+            None => {
+                self.by_type.push((ty, decode_canonical(ty, data.get(4..).unwrap_or(&[]))));
+                self.by_type.len() - 1
+            }
+        };
+        &self.by_type[i].1
+    }
+}
+
+fn check_args<'p>(f: &'p CompiledFn, data: &[u8], ctx: &Context, cache: &mut Decoded<'p>) -> Result<(), Denial> {
     let Some(ty) = &f.params else { return Ok(()) };
-    let decoded = decode_canonical(ty, data.get(4..).unwrap_or(&[])).ok_or_else(|| {
-        Denial::rule(
-            ErrorCode::ArgumentRejected,
-            &f.rule,
-            "arguments do not decode canonically (every word in range for its type, no trailing bytes)",
-        )
-    })?;
+    let decoded = match cache.get(ty, data) {
+        Ok(v) => v,
+        Err(why) => return Err(Denial::rule(ErrorCode::ArgumentRejected, &f.rule, why.clone())),
+    };
     for (k, a) in f.args.iter().enumerate() {
         let rule = || format!("{}.args[{k}]", f.rule);
-        let Some(v) = value_at(&decoded, &a.path) else {
+        let Some(v) = value_at(decoded, &a.path) else {
             return Err(Denial::rule(ErrorCode::ArgumentRejected, rule(), format!("argument {:?} is missing", a.path)));
         };
         let holds = match a.op {
@@ -527,16 +568,47 @@ fn cmp(v: &DynSolValue, x: &ArgValue, ctx: &Context) -> Option<Ordering> {
     })
 }
 
+/// Longest argument a denial shows (a 1 MiB `bytes` would be 2 MiB of hex, and a
+/// `string` of control characters six times its length).
+const MAX_SHOWN: usize = 256;
+
 fn show(v: &DynSolValue) -> String {
+    let full = |n: usize| if n > MAX_SHOWN { format!(" ({n} bytes)") } else { String::new() };
     match v {
         DynSolValue::Address(a) => a.to_string(),
         DynSolValue::Uint(u, _) => u.to_string(),
         DynSolValue::Int(i, _) => i.to_string(),
         DynSolValue::Bool(b) => b.to_string(),
-        DynSolValue::String(s) => format!("{s:?}"),
-        DynSolValue::Bytes(b) => format!("0x{}", hex::encode(b)),
+        DynSolValue::String(s) => {
+            let cut = crate::audit::truncate(s, MAX_SHOWN);
+            format!("{cut:?}{}", full(s.len()))
+        }
+        DynSolValue::Bytes(b) => format!("0x{}{}", hex::encode(&b[..b.len().min(MAX_SHOWN / 2)]), full(b.len())),
         DynSolValue::FixedBytes(b, n) => format!("0x{}", hex::encode(&b[..*n])),
-        other => format!("{other:?}"),
+        other => {
+            // Debug of a list or tuple, written into a buffer that stops at the bound.
+            let mut out = Capped(String::new());
+            let _ = std::fmt::write(&mut out, format_args!("{other:?}"));
+            out.0
+        }
+    }
+}
+
+/// A `fmt::Write` that keeps at most [`MAX_SHOWN`] bytes and then stops the formatter.
+struct Capped(String);
+
+impl std::fmt::Write for Capped {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = MAX_SHOWN.saturating_sub(self.0.len());
+        if s.len() <= room {
+            self.0.push_str(s);
+            return Ok(());
+        }
+        self.0.push_str(&crate::audit::truncate(s, room));
+        if !self.0.ends_with('…') {
+            self.0.push('…');
+        }
+        Err(std::fmt::Error)
     }
 }
 
@@ -572,16 +644,16 @@ mod tests {
         w[31] = 5;
         w[32..].fill(0xff);
         w[63] = 0xfb; // -5, sign-extended
-        assert!(decode_canonical(&ty, &w).is_some());
+        assert!(decode_canonical(&ty, &w).is_ok());
         let mut dirty = w.clone();
         dirty[30] = 1; // uint8 read as 261
-        assert!(decode_canonical(&ty, &dirty).is_none());
+        assert!(decode_canonical(&ty, &dirty).is_err());
         let mut unextended = w.clone();
         unextended[32..62].fill(0); // int16 -5 not sign-extended: read as 65531
-        assert!(decode_canonical(&ty, &unextended).is_none());
+        assert!(decode_canonical(&ty, &unextended).is_err());
         // Trailing bytes are not canonical either.
         let mut long = w;
         long.push(0);
-        assert!(decode_canonical(&ty, &long).is_none());
+        assert!(decode_canonical(&ty, &long).is_err());
     }
 }

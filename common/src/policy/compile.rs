@@ -26,6 +26,8 @@ pub const MAX_ARG_RULES: usize = 1024;
 /// checked before a signature reaches the ABI parser (whose recursion follows the nesting).
 pub const MAX_SIGNATURE: usize = 1024;
 pub const MAX_TYPE_DEPTH: usize = 8;
+/// Most parts of a function's parameter types (fixed arrays counted element by element).
+pub const MAX_TYPE_NODES: usize = 256;
 
 /// What an amount refers to, resolved to an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,7 +126,20 @@ pub fn parse_function(sig: &str) -> Result<(FnMatcher, Option<(Function, DynSolT
     for p in &f.inputs {
         types.push(p.resolve().map_err(|e| format!("`{sig}`: {e}"))?);
     }
-    Ok((FnMatcher::Selector(*f.selector()), Some((f, DynSolType::Tuple(types)))))
+    let ty = DynSolType::Tuple(types);
+    // The text's bound counts brackets, which `T[1][1]…` closes one by one: a second
+    // review found ≈ 330 dimensions passing it, each a node alloy clones per element.
+    // alloy's own depth counts every dimension; the nodes count fixed arrays' elements.
+    if ty.nesting_depth() > MAX_TYPE_DEPTH + 1 {
+        return Err(format!("`{sig}`: types nested {} deep; at most {MAX_TYPE_DEPTH}", ty.nesting_depth() - 1));
+    }
+    let nodes = crate::abi_shape::type_nodes(&ty);
+    if nodes > MAX_TYPE_NODES {
+        return Err(format!(
+            "`{sig}`: its types have {nodes} parts (fixed arrays counted element by element); at most {MAX_TYPE_NODES}"
+        ));
+    }
+    Ok((FnMatcher::Selector(*f.selector()), Some((f, ty))))
 }
 
 /// Hard bounds on a signature's text before any parser sees it: its length, and the depth

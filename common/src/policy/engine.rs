@@ -295,14 +295,23 @@ fn jit_consumer(p: &CompiledPolicy, next: &Call, spender: Address, token: Addres
     if next.to != Some(spender) || next.data.len() < 4 {
         return None;
     }
+    let mut decoded: Vec<(&alloy_dyn_abi::DynSolType, Option<DynSolValue>)> = Vec::new();
     for (i, j) in p.jit.iter().enumerate() {
         if next.data[..4] != j.selector {
             continue;
         }
-        let Some(decoded) = super::calls::decode_canonical(&j.params, &next.data[4..]) else { continue };
-        let Some(DynSolValue::Uint(consumed, _)) = super::calls::value_at(&decoded, &j.amount_path) else { continue };
+        // Decoded once per parameter type, however many rules share it.
+        let i_ty = match decoded.iter().position(|(t, _)| *t == &j.params) {
+            Some(i_ty) => i_ty,
+            None => {
+                decoded.push((&j.params, super::calls::decode_canonical(&j.params, &next.data[4..]).ok()));
+                decoded.len() - 1
+            }
+        };
+        let Some(decoded) = &decoded[i_ty].1 else { continue };
+        let Some(DynSolValue::Uint(consumed, _)) = super::calls::value_at(decoded, &j.amount_path) else { continue };
         if let Some(tp) = &j.token_path {
-            match super::calls::value_at(&decoded, tp) {
+            match super::calls::value_at(decoded, tp) {
                 Some(DynSolValue::Address(a)) if *a == token => {}
                 _ => continue,
             }

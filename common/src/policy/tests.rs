@@ -627,3 +627,48 @@ mod model {
         }
     }
 }
+
+#[test]
+fn parameter_types_are_bounded_by_alloys_depth_and_their_parts() {
+    // A second review: the text's bracket count let `T[1][1]…` through with hundreds of
+    // dimensions, each a node alloy's decoder clones for every element.
+    let deep = format!("exec(address to, bool{}[] data)", "[1]".repeat(300));
+    let huge = "exec(address to, uint256[100000] data)".to_string();
+    let nine = format!("exec(address to, bool{}[] data)", "[1]".repeat(8));
+    for sig in [deep, huge, nine] {
+        let text = format!(
+            "name='t'\nchains=[1]\nvalid_for='1h'\n[[calls]]\ntarget='0x0000000000000000000000000000000000000001'\nfunctions = [{{ signature = \"{sig}\", args = [{{ arg = 0, op = \"eq\", value = \"{ALICE}\" }}] }}]\n"
+        );
+        let e = file::resolve_text(&text, t0()).and_then(CompiledPolicy::compile).expect_err(&sig);
+        assert_eq!(e.code, ErrorCode::InvalidPolicy, "{sig}: {e}");
+    }
+    policy(&format!(
+        "[[calls]]\ntarget = \"{ROUTER}\"\nfunctions = [{{ signature = \"exec(address to, bool{}[] data, uint256[64] w)\", args = [{{ arg = 0, op = \"eq\", value = \"{ALICE}\" }}] }}]",
+        "[1]".repeat(6)
+    ));
+}
+
+#[test]
+fn arguments_are_decoded_once_within_a_bound_and_shown_short() {
+    use alloy_dyn_abi::DynSolValue as V;
+    let p = policy(&format!(
+        "[[calls]]\ntarget = \"{ROUTER}\"\nfunctions = [{{ signature = \"exec(address to, uint256[] xs, bytes data)\", args = [{{ arg = 2, op = \"eq\", value = \"0x01\" }}] }}]"
+    ));
+    let sel = alloy_primitives::keccak256("exec(address,uint256[],bytes)");
+    let data = |n: usize, blob: usize| {
+        let args = V::Tuple(vec![
+            V::Address(ALICE),
+            V::Array(vec![V::Uint(U256::from(1), 256); n]),
+            V::Bytes(vec![0xab; blob]),
+        ]);
+        [&sel[..4], &args.abi_encode_params()].concat()
+    };
+    // Within the bound the rule decides; a denial shows at most 256 bytes of the argument.
+    let d = eval(&p, &Counters::new(), t0(), &[call(ROUTER, data(10, 100_000))]).unwrap_err();
+    assert_eq!(d.code, ErrorCode::ArgumentRejected);
+    assert!(d.reason.len() < 1024 && d.reason.contains("(100000 bytes)"), "{}", d.reason.len());
+    // 20 000 elements: more nodes than the decoder may build; refused before decoding.
+    let d = eval(&p, &Counters::new(), t0(), &[call(ROUTER, data(20_000, 1))]).unwrap_err();
+    assert_eq!(d.code, ErrorCode::ArgumentRejected);
+    assert!(d.reason.contains("at most 16384"), "{d}");
+}

@@ -247,9 +247,22 @@ impl Enclave {
         let now = self.clock.now();
         let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
         let total = map.len() as u64;
-        let active = map.values().filter(|s| s.lock().machine.state(now) == SessionState::Active).count() as u64;
+        // Sessions busy elsewhere are counted after the map's lock is released: waiting for
+        // one while holding it would queue every writer behind this status, and (the lock
+        // preferring writers) every reader behind them (found 2026-12-03 by a review).
+        let mut active = 0u64;
+        let mut busy = Vec::new();
+        for s in map.values() {
+            match s.try_lock() {
+                Some(inner) => active += u64::from(inner.machine.state(now) == SessionState::Active),
+                None => busy.push(Arc::clone(s)),
+            }
+        }
         let session = asked.and_then(|a| map.get(&a).cloned());
         drop(map);
+        for s in busy {
+            active += u64::from(s.lock().machine.state(now) == SessionState::Active);
+        }
         let st = Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
             identity_public_key: Bytes::from(self.identity.public_key_sec1()),
