@@ -173,7 +173,15 @@ fn dyn_members<'a>(
     }
     let mut head = at;
     for m in members {
-        *nodes = nodes.saturating_add(type_nodes(m));
+        // A static member is its type's nodes; an array, its template (the element type,
+        // cloned for each element, counted below); anything else dynamic, one node and its
+        // members, counted as the walk reaches them.
+        let own = match m {
+            _ if static_size(m).is_some() => type_nodes(m),
+            DynSolType::Array(_) => type_nodes(m),
+            _ => 1,
+        };
+        *nodes = nodes.saturating_add(own);
         match static_size(m) {
             Some(size) => head = add(head, size)?,
             None => {
@@ -192,7 +200,16 @@ fn dyn_members<'a>(
 /// Walk the tail of the dynamic value of `ty` at `at`; where it ends.
 fn dyn_tail(ty: &DynSolType, data: &[u8], at: usize, nodes: &mut usize) -> Result<usize, NotCanonical> {
     match ty {
-        DynSolType::Bytes | DynSolType::String => walk(&Shape::Bytes, data, at),
+        DynSolType::Bytes => walk(&Shape::Bytes, data, at),
+        // A string that is not UTF-8 decodes lossily into up to three times its bytes
+        // (and re-encodes to other bytes, so it would be refused after): refused here.
+        DynSolType::String => {
+            let end = walk(&Shape::Bytes, data, at)?;
+            let len = word(data, at)?;
+            let text = data.get(at + 32..at + 32 + len).ok_or(NotCanonical("truncated"))?;
+            std::str::from_utf8(text).map_err(|_| NotCanonical("a string that is not UTF-8"))?;
+            Ok(end)
+        }
         DynSolType::Array(t) => {
             let n = word(data, at)?;
             let body = at.checked_add(32).ok_or(NotCanonical("offset overflow"))?;
@@ -287,6 +304,16 @@ mod tests {
             assert!(check_dyn_params(&ty, &long).is_err(), "{sig}: trailing bytes");
             assert!(check_dyn_params(&ty, &enc[..enc.len() - 32]).is_err(), "{sig}: truncated");
         }
+        // Exact for a dynamic tuple's elements: the array, its template (3), and 3 each.
+        let ty: DynSolType = "((address,bytes)[])".parse().unwrap();
+        let v = V::Tuple(vec![V::Array(vec![V::Tuple(vec![V::Address(Address::ZERO), b(5, 1)]); 10])]);
+        assert_eq!(check_dyn_params(&ty, &v.abi_encode_params()).unwrap(), 1 + 4 + 30);
+        // A string that is not UTF-8 (a decoder would widen each bad byte to three).
+        let ty: DynSolType = "(string)".parse().unwrap();
+        let mut enc = V::Tuple(vec![V::String("abcd".into())]).abi_encode_params();
+        check_dyn_params(&ty, &enc).unwrap();
+        enc[64] = 0xff;
+        assert!(check_dyn_params(&ty, &enc).is_err());
         // A second review's amplification: elements of 32 bytes whose type has a node per
         // dimension. 1 000 of them count 8 000 nodes and more.
         let ty: DynSolType = "(bool[1][1][1][1][1][1][1][])".parse().unwrap();

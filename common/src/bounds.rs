@@ -160,17 +160,19 @@ fn elementary(base: &str) -> bool {
 }
 
 /// A name a struct type may have (in `types`, `primaryType` and a policy's
-/// `primary_type`): an identifier of at most 256 bytes that alloy does not take for an
-/// elementary type, nor looks like one (`uint7`, `bytes33`: alloy would take them for
-/// structs, other EIP-712 implementations may not).
+/// `primary_type`): an identifier of at most 256 bytes (`:` allowed, for namespaced names
+/// like `ns:Root`, which alloy and wallets take as one name; no field type may name such a
+/// struct, see [`split_type`]) that alloy does not take for an elementary type, nor looks
+/// like one (`uint7`, `bytes33`: alloy would take them for structs, other EIP-712
+/// implementations may not).
 pub fn is_struct_name(name: &str) -> bool {
     let sized = ["uint", "int", "bytes"]
         .iter()
         .any(|p| name.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())));
     !name.is_empty()
         && name.len() <= MAX_TYPE_NAME
-        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$')
-        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b':')
+        && !name.starts_with(|c: char| c.is_ascii_digit() || c == ':')
         && !elementary(name)
         && !sized
 }
@@ -235,8 +237,8 @@ pub fn typed_data(text: &str) -> Result<Value, Denial> {
     for (name, fields) in types {
         if !is_struct_name(name) {
             return Err(bad(format!(
-                "`{}` cannot name a struct: 1 to {MAX_TYPE_NAME} bytes of letters, digits, `_` and `$`, not starting \
-                 with a digit, and not an elementary type's name",
+                "`{}` cannot name a struct: 1 to {MAX_TYPE_NAME} bytes of letters, digits, `_`, `$` and `:`, not \
+                 starting with a digit or `:`, and not an elementary type's name",
                 crate::audit::truncate(name, MAX_TYPE_NAME)
             )));
         }
@@ -409,6 +411,9 @@ mod tests {
             assert_eq!(e.code, ErrorCode::Malformed, "{primary}: {e}");
             assert!(e.reason.len() < 1024);
         }
+        // A namespaced name is one struct's name.
+        let ns = r#"{"types":{"ns:Root":[{"name":"v","type":"uint256"}]},"primaryType":"ns:Root","domain":{},"message":{"v":1}}"#;
+        typed_data(ns).unwrap();
         let no_primary = r#"{"types":{"EIP712Domain":[]},"domain":{},"message":{}}"#;
         assert_eq!(typed_data(no_primary).unwrap_err().code, ErrorCode::Malformed);
     }

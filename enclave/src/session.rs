@@ -96,32 +96,30 @@ impl Session {
         }
     }
 
-    /// Lock the session's state. A lock poisoned by a panic during a decision (which no
-    /// input should cause; each request is isolated so the panic cost only that request) is
-    /// recovered **failing closed**: the session is suspended until its owner reviews it.
-    /// The lock if it is free now (a poisoned one is taken as [`Session::lock`] takes it);
-    /// `None` if another thread holds it.
+    /// The lock if it is free now (a poisoned one is recovered failing closed, as
+    /// [`Session::lock`] does); `None` if another thread holds it.
     pub fn try_lock(&self) -> Option<MutexGuard<'_, Inner>> {
         match self.inner.try_lock() {
             Ok(g) => Some(g),
             Err(std::sync::TryLockError::WouldBlock) => None,
-            Err(std::sync::TryLockError::Poisoned(p)) => {
-                drop(p);
-                Some(self.lock())
-            }
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(self.recover(p.into_inner())),
         }
     }
 
+    /// Lock the session's state. A lock poisoned by a panic during a decision (which no
+    /// input should cause; each request is isolated so the panic cost only that request) is
+    /// recovered **failing closed**: the session is suspended until its owner reviews it.
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         match self.inner.lock() {
             Ok(g) => g,
-            Err(poisoned) => {
-                let mut g = poisoned.into_inner();
-                g.machine.fail_closed("an internal error interrupted a decision on this session; the owner must review it and sign a policy update (or revoke)");
-                self.inner.clear_poison();
-                tracing::error!(session = %self.address, "session lock poisoned: session suspended");
-                g
-            }
+            Err(poisoned) => self.recover(poisoned.into_inner()),
         }
+    }
+
+    fn recover<'a>(&self, mut g: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+        g.machine.fail_closed("an internal error interrupted a decision on this session; the owner must review it and sign a policy update (or revoke)");
+        self.inner.clear_poison();
+        tracing::error!(session = %self.address, "session lock poisoned: session suspended");
+        g
     }
 }

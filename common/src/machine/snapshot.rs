@@ -103,7 +103,7 @@ impl Machine {
             denials,
             pending,
         } = s;
-        let compiled = CompiledPolicy::compile(policy).map_err(|d| format!("policy does not compile: {d}"))?;
+        let compiled = CompiledPolicy::compile_restored(policy).map_err(|d| format!("policy does not compile: {d}"))?;
         if compiled.hash != policy_hash {
             return Err(format!("policy compiles to {:#x}, the snapshot says {policy_hash:#x}", compiled.hash));
         }

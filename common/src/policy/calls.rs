@@ -479,24 +479,24 @@ fn in_range(v: &DynSolValue) -> bool {
     }
 }
 
-/// Decoded arguments, once per parameter type for a call (every function rule matching
-/// a selector has the same types; a second review found each matching rule decoding the
-/// call again, up to hundreds of times under the session's lock).
+/// A call's arguments decoded, kept while the rules that follow have the same parameter
+/// types (every function rule matching a selector does, unless a policy was written with a
+/// selector collision: then each type replaces the last, so at most one decode is held —
+/// a third review). A second review found each matching rule decoding the call again, up
+/// to hundreds of times under the session's lock.
 #[derive(Default)]
 struct Decoded<'p> {
-    by_type: Vec<(&'p DynSolType, Result<DynSolValue, String>)>,
+    last: Option<(&'p DynSolType, Result<DynSolValue, String>)>,
 }
 
 impl<'p> Decoded<'p> {
     fn get(&mut self, ty: &'p DynSolType, data: &[u8]) -> &Result<DynSolValue, String> {
-        let i = match self.by_type.iter().position(|(t, _)| *t == ty) {
-            Some(i) => i,
-            None => {
-                self.by_type.push((ty, decode_canonical(ty, data.get(4..).unwrap_or(&[]))));
-                self.by_type.len() - 1
-            }
-        };
-        &self.by_type[i].1
+        if !matches!(&self.last, Some((t, _)) if *t == ty) {
+            // The previous decode is dropped before the next is made.
+            self.last = None;
+        }
+        let (_, r) = self.last.get_or_insert_with(|| (ty, decode_canonical(ty, data.get(4..).unwrap_or(&[]))));
+        r
     }
 }
 

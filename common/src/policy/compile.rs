@@ -113,6 +113,23 @@ fn invalid(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
 /// Parse a function signature: `*`, `receive()`, or `name(type,…)` with optional
 /// parameter names. Returns the matcher and the parameter tuple type.
 pub fn parse_function(sig: &str) -> Result<(FnMatcher, Option<(Function, DynSolType)>), String> {
+    parse_function_with(sig, Limits::New)
+}
+
+/// Which bounds a policy is compiled under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// A policy being created or updated: every bound.
+    New,
+    /// A policy restored from a snapshot, accepted by an earlier build: the parameter
+    /// types' depth and parts (2026-12-03) are not applied again, so one session cannot stop
+    /// a node of a newer image from installing a snapshot. Calls are still bounded when
+    /// decoded (`calls::MAX_DECODED_NODES`).
+    Restored,
+}
+
+/// [`parse_function`] under `limits`.
+pub fn parse_function_with(sig: &str, limits: Limits) -> Result<(FnMatcher, Option<(Function, DynSolType)>), String> {
     let s = sig.trim();
     if s == "*" {
         return Ok((FnMatcher::Any, None));
@@ -127,6 +144,9 @@ pub fn parse_function(sig: &str) -> Result<(FnMatcher, Option<(Function, DynSolT
         types.push(p.resolve().map_err(|e| format!("`{sig}`: {e}"))?);
     }
     let ty = DynSolType::Tuple(types);
+    if limits == Limits::Restored {
+        return Ok((FnMatcher::Selector(*f.selector()), Some((f, ty))));
+    }
     // The text's bound counts brackets, which `T[1][1]…` closes one by one: a second
     // review found ≈ 330 dimensions passing it, each a node alloy clones per element.
     // alloy's own depth counts every dimension; the nodes count fixed arrays' elements.
@@ -199,6 +219,15 @@ pub const CLOCK_SKEW: u64 = 300;
 impl CompiledPolicy {
     /// Validate and compile. Errors are `invalid_policy` naming the rule.
     pub fn compile(doc: Policy) -> Result<CompiledPolicy, Denial> {
+        Self::compile_with(doc, Limits::New)
+    }
+
+    /// Compile a policy an earlier build accepted, restored from a snapshot ([`Limits`]).
+    pub fn compile_restored(doc: Policy) -> Result<CompiledPolicy, Denial> {
+        Self::compile_with(doc, Limits::Restored)
+    }
+
+    fn compile_with(doc: Policy, type_limits: Limits) -> Result<CompiledPolicy, Denial> {
         let canonical_len = doc.canonical_bytes().len();
         if canonical_len > MAX_POLICY_BYTES {
             return Err(Denial::rule(
@@ -379,7 +408,7 @@ impl CompiledPolicy {
             for (j, f) in functions.iter().enumerate() {
                 let FunctionRule { signature, args } = f;
                 let rule = format!("calls[{i}].functions[{j}]");
-                let (matcher, parsed) = parse_function(signature).map_err(|e| invalid(&rule, e))?;
+                let (matcher, parsed) = parse_function_with(signature, type_limits).map_err(|e| invalid(&rule, e))?;
                 if !args.is_empty() && parsed.is_none() {
                     return Err(invalid(&rule, format!("`{signature}` has no arguments to constrain")));
                 }
@@ -556,7 +585,7 @@ impl CompiledPolicy {
         for (i, j) in jit.iter().enumerate() {
             let JitRule { signature, amount_path, token_path } = j;
             let rule = format!("approvals.jit[{i}]");
-            let (matcher, parsed) = parse_function(signature).map_err(|e| invalid(&rule, e))?;
+            let (matcher, parsed) = parse_function_with(signature, type_limits).map_err(|e| invalid(&rule, e))?;
             let (FnMatcher::Selector(selector), Some((_, params))) = (matcher, parsed) else {
                 return Err(invalid(rule, format!("`{signature}` is not a function with arguments")));
             };

@@ -295,20 +295,19 @@ fn jit_consumer(p: &CompiledPolicy, next: &Call, spender: Address, token: Addres
     if next.to != Some(spender) || next.data.len() < 4 {
         return None;
     }
-    let mut decoded: Vec<(&alloy_dyn_abi::DynSolType, Option<DynSolValue>)> = Vec::new();
+    let mut last: Option<(&alloy_dyn_abi::DynSolType, Option<DynSolValue>)> = None;
     for (i, j) in p.jit.iter().enumerate() {
         if next.data[..4] != j.selector {
             continue;
         }
-        // Decoded once per parameter type, however many rules share it.
-        let i_ty = match decoded.iter().position(|(t, _)| *t == &j.params) {
-            Some(i_ty) => i_ty,
-            None => {
-                decoded.push((&j.params, super::calls::decode_canonical(&j.params, &next.data[4..]).ok()));
-                decoded.len() - 1
-            }
-        };
-        let Some(decoded) = &decoded[i_ty].1 else { continue };
+        // Decoded once while the rules' parameter types stay the same; at most one decode
+        // is held (a policy with a selector collision replaces it).
+        if !matches!(&last, Some((t, _)) if *t == &j.params) {
+            last = None;
+        }
+        let (_, decoded) =
+            last.get_or_insert_with(|| (&j.params, super::calls::decode_canonical(&j.params, &next.data[4..]).ok()));
+        let Some(decoded) = decoded else { continue };
         let Some(DynSolValue::Uint(consumed, _)) = super::calls::value_at(decoded, &j.amount_path) else { continue };
         if let Some(tp) = &j.token_path {
             match super::calls::value_at(decoded, tp) {

@@ -672,3 +672,18 @@ fn arguments_are_decoded_once_within_a_bound_and_shown_short() {
     assert_eq!(d.code, ErrorCode::ArgumentRejected);
     assert!(d.reason.contains("at most 16384"), "{d}");
 }
+
+#[test]
+fn a_restored_policy_is_not_held_to_the_newer_type_bounds() {
+    // A policy an earlier build accepted (nine dimensions) still compiles from a snapshot,
+    // so one session cannot stop a newer node from installing it; a new one is refused.
+    let six = format!("bool{}[]", "[1]".repeat(6));
+    let text = format!(
+        "name='t'\nchains=[1]\nvalid_for='1h'\n[[calls]]\ntarget='{ROUTER}'\nfunctions = [{{ signature = \"exec(address to, {six} data)\", args = [{{ arg = 0, op = \"eq\", value = \"{ALICE}\" }}] }}]\n"
+    );
+    let json = serde_json::to_string(&file::resolve_text(&text, t0()).unwrap()).unwrap();
+    let old: crate::policy::Policy =
+        serde_json::from_str(&json.replace(&six, &format!("bool{}[]", "[1]".repeat(9)))).unwrap();
+    assert_eq!(CompiledPolicy::compile(old.clone()).unwrap_err().code, ErrorCode::InvalidPolicy);
+    CompiledPolicy::compile_restored(old).unwrap();
+}
