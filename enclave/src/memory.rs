@@ -63,13 +63,15 @@ pub fn per_connection(max_frame: usize) -> usize {
 
 /// What one worker holds while it serves a request: the request decoded at its largest
 /// ([`max_decoded`]), either a typed-data request's parse ([`MAX_PARSE_BYTES`]: it is made
-/// before the stamp can be checked) or a call's arguments decoded for the policy
-/// ([`MAX_DECODE_BYTES`], one call at a time), the answer built (at most [`max_answer`])
-/// and its encoding, whose buffer grows by doubling (at most twice that; a receipt hashes
-/// the answer as it encodes it, without a copy).
+/// before the stamp can be checked) or a call's arguments decoded for the policy (one call
+/// at a time: its nodes, [`MAX_DECODE_BYTES`], and its data copied and re-encoded, at most
+/// twice the frame), the answer built (at most [`max_answer`]) and its encoding, whose
+/// buffer grows by doubling (at most twice that; a receipt hashes the answer as it encodes
+/// it, without a copy).
 pub fn per_worker(call_frame: usize) -> usize {
+    let arguments = MAX_DECODE_BYTES.saturating_add(call_frame.saturating_mul(2));
     max_decoded(call_frame)
-        .saturating_add(MAX_PARSE_BYTES.max(MAX_DECODE_BYTES))
+        .saturating_add(MAX_PARSE_BYTES.max(arguments))
         .saturating_add(max_answer(call_frame).saturating_mul(3))
 }
 

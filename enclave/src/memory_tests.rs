@@ -41,9 +41,16 @@ fn a_standalone_enclave_without_a_budget_gets_what_is_left() {
     // a typed-data request (4 MiB), and building its answer (2 MiB) and encoding it (a
     // buffer of up to 4 MiB).
     assert_eq!(p.decoding, 2 * (18 * MIB + (256 << 10)));
-    // A call's arguments decoded for the policy take less than a typed-data parse, so one
-    // term covers either.
-    const { assert!(bridle_common::policy::calls::MAX_DECODE_BYTES <= bridle_common::typed::MAX_PARSE_BYTES) };
+    // A call's arguments decoded for the policy (their nodes, and a frame's data copied
+    // and re-encoded) take less than a typed-data parse at the largest frame (the default,
+    // also the most `--max-frame` may be), so one term
+    // covers either.
+    const {
+        assert!(
+            bridle_common::policy::calls::MAX_DECODE_BYTES + 2 * bridle_common::frame::DEFAULT_MAX_FRAME
+                <= bridle_common::typed::MAX_PARSE_BYTES
+        )
+    };
     // The deployment's 1 536 MiB enclave (≈ 1 450 MiB available) holds 100 000 sessions of
     // the README's policy (charged 8 428 bytes each, SECURITY.md).
     assert!(plan(&single(1450, None)).unwrap().budget > 100_000 * 8_428, "{p}");

@@ -265,7 +265,7 @@ functions = [{{ signature = "exec(address to, bool{}[] data)", args = [{{ arg = 
         s.enclave.call(Call::SignIfAllowed(SignRequest { session: g.session, payload, stamp })),
         &["argument_rejected"],
     );
-    assert!(d.reason.contains("at most 16384"), "{d}");
+    assert!(d.reason.contains("at most 8192"), "{d}");
     let grew = s.enclave.rss_kib().saturating_sub(before);
     assert!(grew < 64 * 1024, "the enclave grew by {grew} KiB");
     still_serving(&mut s, &g, 0).await;

@@ -422,12 +422,12 @@ pub(crate) fn check_approval(
 }
 
 /// Most nodes the decoder may build for one call's arguments (see
-/// [`crate::abi_shape::check_dyn_params`]): a `uint256[]` of 16 000 elements fits. With
-/// the decoder's tokens, the values and the re-encoding, [`MAX_DECODE_BYTES`] bounds what a
-/// decode holds; the enclave's memory plan counts it on every worker.
-pub const MAX_DECODED_NODES: usize = 16_384;
-/// What one argument decode holds at most: per node, alloy's token and value and their
-/// vectors' share, and the re-encoding (at most a frame, counted with the request).
+/// [`crate::abi_shape::check_dyn_params`]): a `uint256[]` of 8 000 elements fits.
+pub const MAX_DECODED_NODES: usize = 8_192;
+/// What one argument decode's nodes hold at most: per node, alloy's token and value and
+/// their vectors' share. Besides them a decode copies the call's `bytes` and `string`
+/// values and re-encodes the whole (UTF-8 is checked first, so neither is larger than the
+/// call's data): the enclave's memory plan counts this and twice a frame on every worker.
 pub const MAX_DECODE_BYTES: usize = MAX_DECODED_NODES
     * (std::mem::size_of::<alloy_dyn_abi::DynToken<'static>>() + std::mem::size_of::<DynSolValue>() + 64);
 

@@ -670,7 +670,7 @@ fn arguments_are_decoded_once_within_a_bound_and_shown_short() {
     // 20 000 elements: more nodes than the decoder may build; refused before decoding.
     let d = eval(&p, &Counters::new(), t0(), &[call(ROUTER, data(20_000, 1))]).unwrap_err();
     assert_eq!(d.code, ErrorCode::ArgumentRejected);
-    assert!(d.reason.contains("at most 16384"), "{d}");
+    assert!(d.reason.contains("at most 8192"), "{d}");
 }
 
 #[test]
