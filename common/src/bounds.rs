@@ -155,8 +155,19 @@ fn count_objects(v: &Value) -> usize {
 /// Whether alloy resolves `base` as an elementary type (`uint` and `int` are 256 bits;
 /// `uint7`, `bytes0` or `bytes33` are not elementary, and alloy would look them up as
 /// structs): alloy's own rule, so the two cannot disagree.
-fn elementary(base: &str) -> bool {
+fn alloy_elementary(base: &str) -> bool {
     alloy_dyn_abi::parser::RootType::parse(base).is_ok_and(|root| alloy_dyn_abi::Specifier::resolve(&root).is_ok())
+}
+
+/// Whether a field's base type is one of EIP-712's atomic or dynamic types: alloy takes it
+/// as elementary, and it is spelled as EIP-712 spells it (`uint` and `function`, which
+/// alloy also reads, are not EIP-712 types: refused, as the console refuses them).
+fn elementary(base: &str) -> bool {
+    let spelled = matches!(base, "address" | "bool" | "string" | "bytes")
+        || ["uint", "int", "bytes"].iter().any(|p| {
+            base.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.len() <= 3 && n.bytes().all(|c| c.is_ascii_digit()))
+        });
+    spelled && alloy_elementary(base)
 }
 
 /// A name a struct type may have (in `types`, `primaryType` and a policy's
@@ -173,7 +184,7 @@ pub fn is_struct_name(name: &str) -> bool {
         && name.len() <= MAX_TYPE_NAME
         && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b':')
         && !name.starts_with(|c: char| c.is_ascii_digit() || c == ':')
-        && !elementary(name)
+        && !alloy_elementary(name)
         && !sized
 }
 
@@ -433,6 +444,13 @@ mod tests {
             let e = typed_data(&text).unwrap_err();
             assert!(e.reason.contains("cannot name a struct"), "{name}: {e}");
         }
+        // alloy reads `uint`, `int` and `function` as field types; EIP-712 has none of them.
+        for field in ["uint", "int", "function"] {
+            let text = format!(
+                r#"{{"types":{{"EIP712Domain":[],"P":[{{"name":"a","type":"{field}"}}]}},"primaryType":"P","domain":{{}},"message":{{}}}}"#
+            );
+            assert!(typed_data(&text).unwrap_err().reason.contains("is not declared"), "{field}");
+        }
         for elementary in
             ["uint", "int", "function", "uint8", "int256", "bytes1", "bytes32", "bytes", "string", "bool", "address"]
         {
@@ -455,7 +473,7 @@ mod tests {
     }
 
     fn elementary_is(name: &str) -> bool {
-        elementary(name)
+        alloy_elementary(name)
     }
 
     #[test]
