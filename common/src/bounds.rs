@@ -19,10 +19,12 @@ pub const MAX_ARRAY_DIMS: usize = 4;
 pub const MAX_TYPE_NAME: usize = 256;
 /// Deepest chain of struct types referring to struct types.
 pub const MAX_STRUCT_DEPTH: usize = 8;
-/// Most JSON values in all (objects, arrays and scalars) of a typed-data document, and
-/// most objects in its message: each is a node of the parse, kept while the request is
-/// served (a permit batch as large as the 64 KiB text allows, ≈ 600 details, fits).
+/// Most JSON values in all (objects, arrays and scalars) of a typed-data document,
+/// counted in its text before it is parsed: each is a node of the JSON tree (a permit
+/// batch as large as the 64 KiB text allows, ≈ 600 details, fits).
 pub const MAX_JSON_VALUES: usize = 4_096;
+/// Most objects in a typed-data message: each may become a struct value, kept (coerced)
+/// while the request is served.
 pub const MAX_MESSAGE_OBJECTS: usize = 1_024;
 /// Most bytes a struct type takes once resolved (alloy expands a type into a tree that
 /// repeats every struct it uses, with its names, each time it is used: 2 KB of `types`

@@ -33,7 +33,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-/// Peak bytes allocated while parsing `text`, beyond what was live before.
 /// Peak bytes allocated while parsing `text`, beyond what was live before, and what the
 /// parse keeps (its result).
 fn peak_of(text: &str) -> (usize, usize, Result<(), ErrorCode>) {

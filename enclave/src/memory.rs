@@ -14,7 +14,9 @@
 //! [`max_answer`] (the server refuses to send a larger one, and a session status copies
 //! no more than `STATUS_PAYLOAD_BYTES` of its held requests, beside the one asked for): a stand-alone enclave decodes
 //! and serves each request on a worker thread without waiting, so at most one request and
-//! one answer per worker are held at once, and the plan counts that many.
+//! one answer per worker are held at once, and the plan counts that many, with what
+//! serving it may hold beside (a typed-data parse or a call's arguments decoded for the
+//! policy: [`per_worker`]).
 //!
 //! What the plan does not bound (SECURITY.md, "Open findings"): on a cluster node the
 //! calls held on every connection while they wait for the log, large frames on every
@@ -110,8 +112,8 @@ pub struct Plan {
     pub available: usize,
     pub runtime: usize,
     pub connections: usize,
-    /// One request's decoded form and its answer at their largest ([`per_worker`]) per
-    /// worker.
+    /// One request's decoded form, a typed-data parse or a call's arguments decoded, and
+    /// its answer, at their largest ([`per_worker`]) per worker.
     pub decoding: usize,
     pub audit: usize,
     /// A cluster node's log until its next snapshot and a snapshot being sent (twice the

@@ -140,7 +140,8 @@ async fn typed_data_types_that_expand_are_refused_before_they_are_resolved() {
 
 /// Found 2026-12-03 by a review: the agent's calldata to a function with argument rules
 /// was decoded with no layout check. 2 000 to 10 000 elements of a `bytes[]`, every offset
-/// pointing at one 100 KB blob, decode into one copy each: 420 KB of calldata took 980 MB
+/// pointing at one 100 KB blob, decode into one copy each: 420 KB of calldata took 980 MB in alloy's decoder alone, and grew the real enclave (decoding
+/// and re-encoding) by 2.1 GB
 /// (alloy stops at 1 GiB). An agent — whose key may be stolen — could exhaust the enclave
 /// holding every other session's key. Sent here with the agent's genuine stamp, under a
 /// 4 GiB address-space limit.

@@ -568,8 +568,9 @@ fn cmp(v: &DynSolValue, x: &ArgValue, ctx: &Context) -> Option<Ordering> {
     })
 }
 
-/// Longest argument a denial shows (a 1 MiB `bytes` would be 2 MiB of hex, and a
-/// `string` of control characters six times its length).
+/// Most bytes of an argument a denial shows (a 1 MiB `bytes` would be 2 MiB of hex, and a
+/// `string` of control characters six times its length once escaped; 256 bytes of it
+/// escape to at most ≈ 1.5 KB).
 const MAX_SHOWN: usize = 256;
 
 fn show(v: &DynSolValue) -> String {

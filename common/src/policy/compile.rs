@@ -122,9 +122,10 @@ pub enum Limits {
     /// A policy being created or updated: every bound.
     New,
     /// A policy restored from a snapshot, accepted by an earlier build: the parameter
-    /// types' depth and parts (2026-12-03) are not applied again, so one session cannot stop
-    /// a node of a newer image from installing a snapshot. Calls are still bounded when
-    /// decoded (`calls::MAX_DECODED_NODES`).
+    /// types' depth and parts, and the struct-name rule for a typed-data `primary_type`
+    /// (2026-12-03), are not applied again, so one session cannot stop a node of a newer
+    /// image from installing a snapshot. Calls are still bounded when decoded
+    /// (`calls::MAX_DECODED_NODES`), and typed data must name a declared struct.
     Restored,
 }
 
@@ -659,7 +660,17 @@ impl CompiledPolicy {
         for (i, r) in typed_data.iter().enumerate() {
             let TypedDataRule { name, version, chain_id, verifying_contract, primary_type } = r;
             let rule = format!("typed_data[{i}]");
-            if primary_type.len() > MAX_NAME || !crate::bounds::is_struct_name(primary_type) {
+            // A restored policy keeps the rule it was accepted under (an identifier): one
+            // naming an elementary type then matches nothing, as typed data must name a
+            // declared struct.
+            let ident = !primary_type.is_empty()
+                && primary_type.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+                && !primary_type.starts_with(|c: char| c.is_ascii_digit());
+            let named = match type_limits {
+                Limits::New => crate::bounds::is_struct_name(primary_type),
+                Limits::Restored => ident,
+            };
+            if primary_type.len() > MAX_NAME || !named {
                 return Err(invalid(
                     rule,
                     format!(

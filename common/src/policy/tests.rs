@@ -675,7 +675,7 @@ fn arguments_are_decoded_once_within_a_bound_and_shown_short() {
 
 #[test]
 fn a_restored_policy_is_not_held_to_the_newer_type_bounds() {
-    // A policy an earlier build accepted (nine dimensions) still compiles from a snapshot,
+    // A policy an earlier build accepted (ten dimensions) still compiles from a snapshot,
     // so one session cannot stop a newer node from installing it; a new one is refused.
     let six = format!("bool{}[]", "[1]".repeat(6));
     let text = format!(
@@ -684,6 +684,12 @@ fn a_restored_policy_is_not_held_to_the_newer_type_bounds() {
     let json = serde_json::to_string(&file::resolve_text(&text, t0()).unwrap()).unwrap();
     let old: crate::policy::Policy =
         serde_json::from_str(&json.replace(&six, &format!("bool{}[]", "[1]".repeat(9)))).unwrap();
+    assert_eq!(CompiledPolicy::compile(old.clone()).unwrap_err().code, ErrorCode::InvalidPolicy);
+    CompiledPolicy::compile_restored(old).unwrap();
+    // A typed-data rule naming an elementary type, accepted before the struct-name rule.
+    let text = "name='t'\nchains=[1]\nvalid_for='1h'\n[[typed_data]]\nname = \"X\"\nprimary_type = \"Thing\"\n";
+    let json = serde_json::to_string(&file::resolve_text(text, t0()).unwrap()).unwrap();
+    let old: crate::policy::Policy = serde_json::from_str(&json.replace("\"Thing\"", "\"bytes32\"")).unwrap();
     assert_eq!(CompiledPolicy::compile(old.clone()).unwrap_err().code, ErrorCode::InvalidPolicy);
     CompiledPolicy::compile_restored(old).unwrap();
 }
