@@ -10,6 +10,7 @@
 //! * [`peers`], [`network`] — attested channels through the hosts, openraft's network;
 //! * [`admit`] — who may be a node;
 //! * [`election`] — when a voter stands for election;
+//! * [`upkeep`] — the leader's membership changes;
 //! * [`node`] — serving calls: the leader proposes, every node applies.
 
 pub mod admit;
@@ -23,6 +24,7 @@ pub mod proposing;
 pub mod redact;
 pub mod replica;
 pub mod types;
+pub mod upkeep;
 
 use crate::attest::{BootConfig, NsmAttestor};
 use crate::clock::{Clock, ReplicaClock};

@@ -20,6 +20,7 @@ use super::peers::Peers;
 use super::proposing::{owner_auth, Proposing};
 use super::replica::Replica;
 use super::types::{Cmd, Holder, Member, NodeId, Op, Raft, Secret};
+use super::upkeep::{plan, Step};
 use crate::clock::{Clock, ReplicaClock};
 use crate::keys::Key;
 use crate::session::placeholder_signature;
@@ -36,16 +37,6 @@ use std::time::{Duration, Instant};
 
 /// How long a call waits for its entry to be committed and applied.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A voter that answered nothing for this long is dead: dropped even with no learner to
-/// replace it, when enough voters remain ([`MIN_VOTERS`]).
-pub const DEAD_AFTER: Duration = Duration::from_secs(6);
-
-/// A voter silent this long (heartbeats go every 300 ms) is replaced when a caught-up
-/// learner can take its place.
-pub const SUSPECT_AFTER: Duration = Duration::from_millis(1500);
-
-/// The fewest voters a cluster keeps by dropping dead ones without a replacement.
-pub const MIN_VOTERS: usize = 3;
 /// Refused-before-the-log requests proposed anyway (so their bounded audit entries are
 /// the same on every node), per second at most; beyond, refused unlogged.
 const REFUSALS_PER_SECOND: u32 = 64;
@@ -69,7 +60,7 @@ pub struct ClusterNode {
     /// When each peer last answered (heartbeats included), for replacing dead voters.
     pub(super) last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
     /// Since when this node leads (seen by the upkeep): a voter never heard from is dead
-    /// only once the leader has led for [`DEAD_AFTER`].
+    /// only once the leader has led for [`super::upkeep::DEAD_AFTER`].
     leading_since: Mutex<Option<Instant>>,
     refusals: Mutex<(u64, u32)>,
     /// Owner messages being proposed: a copy of one is refused before the log.
@@ -82,6 +73,8 @@ pub struct ClusterNode {
     /// The seeds a join asks, once started (it goes on until the node has the state); each
     /// start while joining replaces them with its host's latest list.
     joining: Arc<Mutex<Option<Vec<String>>>>,
+    /// Held across each membership change (a join's learner entry, a change of voters).
+    changing: tokio::sync::Mutex<()>,
 }
 
 impl ClusterNode {
@@ -113,6 +106,7 @@ impl ClusterNode {
             updating: Proposing::default(),
             election,
             joining: Arc::new(Mutex::new(None)),
+            changing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -426,7 +420,13 @@ impl ClusterNode {
             let leader = self.raft.metrics().borrow().current_leader;
             return JoinReply::NotLeader { leader_url: leader.and_then(|l| self.url_of(l)) };
         }
-        match self.raft.add_learner(req.node_id, req.member, false).await {
+        // Not while a change of voters is under way (it may wait for a commit): the node
+        // asks again.
+        let Ok(_one) = tokio::time::timeout(Duration::from_secs(2), self.changing.lock()).await else {
+            return JoinReply::Refused("a membership change is under way; ask again".into());
+        };
+        let added = self.raft.add_learner(req.node_id, req.member, false).await;
+        match added {
             Ok(_) => {
                 tracing::info!(node = req.node_id, "node joined as a learner");
                 JoinReply::Accepted
@@ -479,38 +479,29 @@ impl ClusterNode {
             *since.get_or_insert_with(Instant::now)
         };
         let m = self.raft.metrics().borrow().clone();
-        let membership = m.membership_config.membership().clone();
-        if membership.get_joint_config().len() > 1 {
-            return;
-        }
         let last = m.last_log_index.unwrap_or(0);
-        let matched = m.replication.clone().unwrap_or_default();
-        let ready: Vec<NodeId> = membership
-            .learner_ids()
-            .filter(|l| matched.get(l).and_then(|x| x.map(|x| x.index)).is_some_and(|i| i + 64 >= last))
-            .collect();
+        let matched: BTreeMap<NodeId, Option<u64>> =
+            m.replication.clone().unwrap_or_default().into_iter().map(|(id, l)| (id, l.map(|l| l.index))).collect();
         let last_ok = self.last_ok.lock().unwrap_or_else(|e| e.into_inner()).clone();
         // Silent for `after`, counted from when this node began to lead at the earliest (a
         // new leader has heard from nobody yet).
         let silent = |v: &NodeId, after: Duration| {
             *v != self.id && last_ok.get(v).map_or(since, |t| (*t).max(since)).elapsed() > after
         };
-        let voters_now: Vec<NodeId> = membership.voter_ids().collect();
-        // A caught-up learner replaces voters that missed a few heartbeats; with none to
-        // promote, a voter is dropped only once surely dead and only when the survivors are
-        // a full cluster by themselves (a learner promoted before a voter went silent leaves
-        // one voter too many, which would otherwise count against every majority).
-        let dead: Vec<NodeId> = if ready.is_empty() {
-            voters_now.iter().copied().filter(|v| silent(v, DEAD_AFTER)).collect()
-        } else {
-            voters_now.iter().copied().filter(|v| silent(v, SUSPECT_AFTER)).collect()
+        let voters = match plan(m.membership_config.membership(), last, &matched, silent) {
+            Step::Keep => return,
+            Step::Finish(voters) => {
+                tracing::info!(?voters, "finishing a joint membership config");
+                voters
+            }
+            Step::Change { voters, ready, dead } => {
+                tracing::info!(?ready, ?dead, ?voters, "changing the cluster's voters");
+                voters
+            }
         };
-        let mut voters: BTreeSet<NodeId> = voters_now.iter().copied().filter(|v| !dead.contains(v)).collect();
-        if ready.is_empty() && (dead.is_empty() || voters.len() < MIN_VOTERS) {
-            return;
-        }
-        voters.extend(ready.iter().copied());
-        tracing::info!(?ready, ?dead, ?voters, "changing the cluster's voters");
+        // One membership change at a time from this node: a join's learner entry landing
+        // between a change's two entries would leave the config joint (see `upkeep`).
+        let _one = self.changing.lock().await;
         if let Err(e) = self.raft.change_membership(voters, false).await {
             tracing::warn!(error = %e, "membership change failed");
         }
