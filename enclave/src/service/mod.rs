@@ -313,3 +313,6 @@ pub fn footprint_estimate(canonical_len: usize) -> usize {
 pub fn policy_bytes(canonical_len: usize) -> usize {
     canonical_len.saturating_mul(4).saturating_add(2048)
 }
+
+#[cfg(test)]
+mod room_tests;

@@ -261,8 +261,8 @@ impl Enclave {
         Ok((Bytes::copy_from_slice(&sig.as_bytes()), attestation))
     }
 
-    /// Keep the session count under `max_sessions`: when full, drop finished sessions; if
-    /// still full, refuse. Dropped sessions answer `unknown_session`; their history stays
+    /// Keep the session count under `max_sessions`: when full, drop finished sessions not
+    /// busy at that moment; if still full, refuse. Dropped sessions answer `unknown_session`; their history stays
     /// in the audit log and in the host's store.
     fn make_room(&self, now: u64) -> Result<(), Denial> {
         let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
@@ -270,8 +270,11 @@ impl Enclave {
             return Ok(());
         }
         let before = map.len();
+        // A session busy with a decision is kept (it was in use a moment ago): waiting for it
+        // here would stall every caller behind the map's write lock (found 2026-12-03 by a
+        // review). The next creation at the limit looks again.
         map.retain(|_, s| {
-            let inner = s.lock();
+            let Some(inner) = s.try_lock() else { return true };
             // Never a session that may still have approvals outstanding (a smart account's,
             // a swept one not yet mined): its holdings count in the exposure book (review,
             // issue 14).

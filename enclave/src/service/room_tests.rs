@@ -1,0 +1,85 @@
+//! Making room at `max_sessions` never waits on a busy session while it holds the session
+//! map's write lock (third review of 2026-12-03: one slow decision stalled every caller).
+
+use super::*;
+use crate::clock::FixedClock;
+use bridle_common::owner::{action, OwnerAction};
+use bridle_common::policy::file::resolve_text;
+use k256::elliptic_curve::sec1::ToEncodedPoint;
+use k256::SecretKey;
+use std::sync::mpsc;
+use std::time::Duration;
+
+const T0: u64 = 1_800_000_000;
+
+struct Shared(Arc<FixedClock>);
+impl Clock for Shared {
+    fn now(&self) -> u64 {
+        self.0.now()
+    }
+}
+
+fn addr(k: &SecretKey) -> Address {
+    Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&k.public_key()))
+}
+
+fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
+    let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let policy = resolve_text(
+        "name='c'\nchains=[1]\nvalid_for='1h'\n[[calls]]\ntarget='0x000000000000000000000000000000000000dEaD'\nfunctions=['receive()']\n",
+        now,
+    )
+    .unwrap();
+    let agent = SecretKey::from_slice(&[nonce as u8 + 1; 32]).unwrap();
+    let msg = OwnerAction {
+        action: action::CREATE_SESSION.into(),
+        enclave: e.identity_address(),
+        session: Address::ZERO,
+        agent: addr(&agent),
+        policyHash: policy.hash(),
+        subject: B256::ZERO,
+        nonce,
+    };
+    let (sig, recid) = k256::ecdsa::SigningKey::from(&owner).sign_prehash_recoverable(msg.digest().as_slice()).unwrap();
+    let sig = alloy_primitives::Signature::from_signature_and_parity(sig, recid.is_y_odd());
+    let auth = OwnerAuth { owner: addr(&owner), nonce, signature: Bytes::copy_from_slice(&sig.as_bytes()) };
+    match e.handle(Call::CreateSession(CreateSession {
+        auth,
+        agent_public_key: Bytes::from(agent.public_key().to_encoded_point(true).as_bytes().to_vec()),
+        policy,
+    }))? {
+        Reply::SessionCreated(c) => Ok(c.binding.session),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_busy_session_is_skipped_not_waited_on() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let e =
+        Arc::new(Enclave::new(Box::new(Shared(clock.clone())), None, Config { max_sessions: 2, ..Config::default() }));
+    let busy = create(&e, T0, 1).unwrap();
+    let idle = create(&e, T0, 2).unwrap();
+    // Both expired; one is in the middle of a decision (its lock held here).
+    clock.set(T0 + 3601);
+    let held = e.sessions.read().unwrap().get(&busy).cloned().unwrap();
+    let guard = held.lock();
+    let (tx, rx) = mpsc::channel();
+    let e2 = e.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(create(&e2, T0 + 3601, 3));
+    });
+    // Before the fix this waited for the busy session, forever here.
+    let made = rx.recv_timeout(Duration::from_secs(20)).expect("making room waited on a busy session");
+    let new = made.expect("the idle finished session made room");
+    {
+        let map = e.sessions.read().unwrap();
+        assert!(map.contains_key(&busy), "a busy session is kept");
+        assert!(!map.contains_key(&idle), "an idle finished session is dropped");
+        assert!(map.contains_key(&new));
+    }
+    drop(guard);
+    // Once free, the busy session makes room at the next creation at the limit.
+    create(&e, T0 + 3601, 4).unwrap();
+    assert!(!e.sessions.read().unwrap().contains_key(&busy));
+}
