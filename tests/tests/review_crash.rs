@@ -107,9 +107,7 @@ fn fan_out(depth: usize, fields: usize) -> String {
 #[tokio::test]
 async fn typed_data_types_that_expand_are_refused_before_they_are_resolved() {
     let mut s = Stack::start();
-    let pid = s.enclave.proc.pid().to_string();
-    let limited = std::process::Command::new("prlimit").args(["--pid", &pid, "--as=4294967296"]).status();
-    assert!(limited.is_ok_and(|st| st.success()), "prlimit could not limit the enclave");
+    limit_address_space(&s);
     let g = s.grant(&Actor::random(), &Actor::random(), &policy(&base_policy())).await.expect("grant");
     let before = s.enclave.rss_kib();
     for (depth, fields) in [(5, 16), (8, 64), (4, 40), (2, 64)] {
@@ -147,11 +145,8 @@ async fn typed_data_types_that_expand_are_refused_before_they_are_resolved() {
 /// 4 GiB address-space limit.
 #[tokio::test]
 async fn aliased_calldata_is_refused_before_it_is_decoded() {
-    use bridle_common::tx::{Eip1559Request, TxRequest};
     let mut s = Stack::start();
-    let pid = s.enclave.proc.pid().to_string();
-    let limited = std::process::Command::new("prlimit").args(["--pid", &pid, "--as=4294967296"]).status();
-    assert!(limited.is_ok_and(|st| st.success()), "prlimit could not limit the enclave");
+    limit_address_space(&s);
     let text = format!(
         r#"{}
 [[calls]]
@@ -162,11 +157,6 @@ functions = [{{ signature = "exec(address to, bytes[] data)", args = [{{ arg = "
     );
     let g = s.grant(&Actor::random(), &Actor::random(), &policy(&text)).await.expect("grant");
     let before = s.enclave.rss_kib();
-    let word = |n: usize| {
-        let mut w = [0u8; 32];
-        w[24..].copy_from_slice(&(n as u64).to_be_bytes());
-        w
-    };
     let (n, blob) = (10_000usize, 100_000usize);
     let mut data = alloy_primitives::keccak256("exec(address,bytes[])")[..4].to_vec();
     data.extend_from_slice(&[&[0u8; 12][..], DEAD.as_slice()].concat());
@@ -177,23 +167,7 @@ functions = [{{ signature = "exec(address to, bytes[] data)", args = [{{ arg = "
     }
     data.extend_from_slice(&word(blob));
     data.extend_from_slice(&vec![7u8; blob.div_ceil(32) * 32]);
-    let tx = TxRequest::Eip1559(Eip1559Request {
-        chain_id: CHAIN,
-        nonce: 0,
-        max_fee_per_gas: 2_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        gas_limit: 100_000,
-        to: Some(DEAD),
-        value: U256::ZERO,
-        data: data.into(),
-        access_list: vec![],
-    });
-    let payload = SignPayload::Transaction(tx);
-    let stamp = g.agent.stamp(&g.enclave_pk, g.session, &payload, now());
-    let d = refused(
-        s.enclave.call(Call::SignIfAllowed(SignRequest { session: g.session, payload, stamp })),
-        &["argument_rejected"],
-    );
+    let d = refused(s.enclave.call(stamped_call(&g, DEAD, data)), &["argument_rejected"]);
     assert!(d.reason.contains("canonically"), "{d}");
     let grew = s.enclave.rss_kib().saturating_sub(before);
     assert!(grew < 64 * 1024, "the enclave grew by {grew} KiB");
@@ -208,11 +182,8 @@ functions = [{{ signature = "exec(address to, bytes[] data)", args = [{{ arg = "
 /// a call would decode into are counted before decoding.
 #[tokio::test]
 async fn calldata_that_decodes_into_many_nodes_is_refused() {
-    use bridle_common::tx::{Eip1559Request, TxRequest};
     let mut s = Stack::start();
-    let pid = s.enclave.proc.pid().to_string();
-    let limited = std::process::Command::new("prlimit").args(["--pid", &pid, "--as=4294967296"]).status();
-    assert!(limited.is_ok_and(|st| st.success()), "prlimit could not limit the enclave");
+    limit_address_space(&s);
     let with = |dims: usize| {
         format!(
             r#"{}
@@ -236,11 +207,6 @@ functions = [{{ signature = "exec(address to, bool{}[] data)", args = [{{ arg = 
     assert_eq!(code(&e), "invalid_policy", "{e}");
     let g = s.grant(&Actor::random(), &Actor::random(), &policy(&with(6))).await.expect("grant");
     let before = s.enclave.rss_kib();
-    let word = |n: usize| {
-        let mut w = [0u8; 32];
-        w[24..].copy_from_slice(&(n as u64).to_be_bytes());
-        w
-    };
     let n = 30_000usize;
     let mut data = alloy_primitives::keccak256(format!("exec(address,bool{}[])", "[1]".repeat(6)))[..4].to_vec();
     data.extend_from_slice(&[&[0u8; 12][..], DEAD.as_slice()].concat());
@@ -249,23 +215,7 @@ functions = [{{ signature = "exec(address to, bool{}[] data)", args = [{{ arg = 
     for _ in 0..n {
         data.extend_from_slice(&word(1));
     }
-    let tx = TxRequest::Eip1559(Eip1559Request {
-        chain_id: CHAIN,
-        nonce: 0,
-        max_fee_per_gas: 2_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        gas_limit: 100_000,
-        to: Some(DEAD),
-        value: U256::ZERO,
-        data: data.into(),
-        access_list: vec![],
-    });
-    let payload = SignPayload::Transaction(tx);
-    let stamp = g.agent.stamp(&g.enclave_pk, g.session, &payload, now());
-    let d = refused(
-        s.enclave.call(Call::SignIfAllowed(SignRequest { session: g.session, payload, stamp })),
-        &["argument_rejected"],
-    );
+    let d = refused(s.enclave.call(stamped_call(&g, DEAD, data)), &["argument_rejected"]);
     assert!(d.reason.contains("at most 8192"), "{d}");
     let grew = s.enclave.rss_kib().saturating_sub(before);
     assert!(grew < 64 * 1024, "the enclave grew by {grew} KiB");
@@ -602,4 +552,39 @@ fn deep_policy_files_are_refused() {
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(err.contains(want), "{err}");
     }
+}
+
+/// Limit the enclave's address space to 4 GiB: an allocation storm aborts it (and the test
+/// sees it dead) instead of exhausting the machine.
+fn limit_address_space(s: &Stack) {
+    let pid = s.enclave.proc.pid().to_string();
+    let limited = std::process::Command::new("prlimit").args(["--pid", &pid, "--as=4294967296"]).status();
+    assert!(limited.is_ok_and(|st| st.success()), "prlimit could not limit the enclave");
+}
+
+/// A 32-byte ABI word holding `n`.
+fn word(n: usize) -> [u8; 32] {
+    let mut w = [0u8; 32];
+    w[24..].copy_from_slice(&(n as u64).to_be_bytes());
+    w
+}
+
+/// A sign-if-allowed call of an EIP-1559 transaction to `to` with `data`, stamped by `g`'s
+/// agent.
+fn stamped_call(g: &Granted, to: Address, data: Vec<u8>) -> Call {
+    use bridle_common::tx::{Eip1559Request, TxRequest};
+    let tx = TxRequest::Eip1559(Eip1559Request {
+        chain_id: CHAIN,
+        nonce: 0,
+        max_fee_per_gas: 2_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        gas_limit: 100_000,
+        to: Some(to),
+        value: U256::ZERO,
+        data: data.into(),
+        access_list: vec![],
+    });
+    let payload = SignPayload::Transaction(tx);
+    let stamp = g.agent.stamp(&g.enclave_pk, g.session, &payload, now());
+    Call::SignIfAllowed(SignRequest { session: g.session, payload, stamp })
 }

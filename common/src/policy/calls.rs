@@ -485,12 +485,13 @@ fn in_range(v: &DynSolValue) -> bool {
 /// a third review). A second review found each matching rule decoding the call again, up
 /// to hundreds of times under the session's lock.
 #[derive(Default)]
-struct Decoded<'p> {
+pub(crate) struct Decoded<'p> {
     last: Option<(&'p DynSolType, Result<DynSolValue, String>)>,
 }
 
 impl<'p> Decoded<'p> {
-    fn get(&mut self, ty: &'p DynSolType, data: &[u8]) -> &Result<DynSolValue, String> {
+    /// `data` (a call: selector, then arguments) decoded as `ty`, canonically.
+    pub(crate) fn get(&mut self, ty: &'p DynSolType, data: &[u8]) -> &Result<DynSolValue, String> {
         if !matches!(&self.last, Some((t, _)) if *t == ty) {
             // The previous decode is dropped before the next is made.
             self.last = None;

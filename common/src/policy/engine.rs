@@ -295,19 +295,14 @@ fn jit_consumer(p: &CompiledPolicy, next: &Call, spender: Address, token: Addres
     if next.to != Some(spender) || next.data.len() < 4 {
         return None;
     }
-    let mut last: Option<(&alloy_dyn_abi::DynSolType, Option<DynSolValue>)> = None;
+    // Decoded once while the rules' parameter types stay the same; at most one decode is
+    // held (a policy with a selector collision replaces it).
+    let mut decoded = super::calls::Decoded::default();
     for (i, j) in p.jit.iter().enumerate() {
         if next.data[..4] != j.selector {
             continue;
         }
-        // Decoded once while the rules' parameter types stay the same; at most one decode
-        // is held (a policy with a selector collision replaces it).
-        if !matches!(&last, Some((t, _)) if *t == &j.params) {
-            last = None;
-        }
-        let (_, decoded) =
-            last.get_or_insert_with(|| (&j.params, super::calls::decode_canonical(&j.params, &next.data[4..]).ok()));
-        let Some(decoded) = decoded else { continue };
+        let Ok(decoded) = decoded.get(&j.params, &next.data) else { continue };
         let Some(DynSolValue::Uint(consumed, _)) = super::calls::value_at(decoded, &j.amount_path) else { continue };
         if let Some(tp) = &j.token_path {
             match super::calls::value_at(decoded, tp) {
