@@ -61,7 +61,8 @@ pub struct ClusterNode {
     pub(super) last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
     /// Since when this node leads (seen by the upkeep): a voter never heard from is dead
     /// only once the leader has led for [`super::upkeep::DEAD_AFTER`].
-    leading_since: Mutex<Option<Instant>>,
+    /// (term, instant): a leader deposed and elected again between two upkeeps starts anew.
+    leading_since: Mutex<Option<(u64, Instant)>>,
     refusals: Mutex<(u64, u32)>,
     /// Owner messages being proposed: a copy of one is refused before the log.
     proposing: Proposing,
@@ -425,13 +426,15 @@ impl ClusterNode {
         let Ok(_one) = tokio::time::timeout(Duration::from_secs(2), self.changing.lock()).await else {
             return JoinReply::Refused("a membership change is under way; ask again".into());
         };
-        let added = self.raft.add_learner(req.node_id, req.member, false).await;
-        match added {
-            Ok(_) => {
+        // Bounded, as the upkeep's changes are; the node asks again (adding a learner twice
+        // is harmless).
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.add_learner(req.node_id, req.member, false)).await {
+            Ok(Ok(_)) => {
                 tracing::info!(node = req.node_id, "node joined as a learner");
                 JoinReply::Accepted
             }
-            Err(e) => JoinReply::Refused(e.to_string()),
+            Ok(Err(e)) => JoinReply::Refused(e.to_string()),
+            Err(_) => JoinReply::Refused("the learner entry was not committed in time; ask again".into()),
         }
     }
 
@@ -470,15 +473,23 @@ impl ClusterNode {
     /// The leader's membership upkeep (run every few hundred ms): promote learners that
     /// caught up; replace voters that stopped answering.
     pub(super) async fn tend(&self) {
+        // One membership change at a time from this node: a join's learner entry landing
+        // between a change's two entries would leave the config joint (see `upkeep`). While
+        // a join is under way, look again at the next upkeep: a plan made before waiting
+        // could be stale by the time the lock came (a review of this fix).
+        let Ok(_one) = self.changing.try_lock() else { return };
+        let m = self.raft.metrics().borrow().clone();
         let since = {
             let mut since = self.leading_since.lock().unwrap_or_else(|e| e.into_inner());
-            if !self.is_leader() {
+            if m.current_leader != Some(self.id) {
                 *since = None;
                 return;
             }
-            *since.get_or_insert_with(Instant::now)
+            match *since {
+                Some((term, t)) if term == m.current_term => t,
+                _ => since.insert((m.current_term, Instant::now())).1,
+            }
         };
-        let m = self.raft.metrics().borrow().clone();
         let last = m.last_log_index.unwrap_or(0);
         let matched: BTreeMap<NodeId, Option<u64>> =
             m.replication.clone().unwrap_or_default().into_iter().map(|(id, l)| (id, l.map(|l| l.index))).collect();
@@ -499,11 +510,12 @@ impl ClusterNode {
                 voters
             }
         };
-        // One membership change at a time from this node: a join's learner entry landing
-        // between a change's two entries would leave the config joint (see `upkeep`).
-        let _one = self.changing.lock().await;
-        if let Err(e) = self.raft.change_membership(voters, false).await {
-            tracing::warn!(error = %e, "membership change failed");
+        // Bounded, so a host that withholds the commit cannot hold joins off for good; a
+        // change cut short between its two entries is finished at a later upkeep.
+        match tokio::time::timeout(2 * COMMIT_TIMEOUT, self.raft.change_membership(voters, false)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "membership change failed"),
+            Err(_) => tracing::warn!("membership change not committed in time; the upkeep looks again"),
         }
     }
 }

@@ -6,7 +6,8 @@
 //! between the two entries, or a learner's join landed between them (the second entry is
 //! then refused while the join is uncommitted). A joint config is therefore finished (to
 //! its last half) before anything else is decided: waiting for it to end by itself would
-//! wait forever.
+//! wait forever. Finishing drops the voters only its first half names, as the change that
+//! began it would have.
 
 use super::types::{Member, NodeId};
 use openraft::Membership;
