@@ -253,3 +253,37 @@ fn the_owner_wide_ceiling_is_exact_with_eight_threads_inside_the_enclave() {
     }
     assert_eq!(signed.load(std::sync::atomic::Ordering::SeqCst), 100);
 }
+
+/// Each exposure-raising request values the owner's holdings once per distinct policy
+/// declaring a ceiling over the owner's sessions, under one enclave-wide lock (a second
+/// review of 2026-12-03: thousands of distinct ceiling policies stalled every session's
+/// approvals). One owner's live sessions may carry at most 64 distinct such policies; the
+/// 65th is refused at creation and at an update, naming the rule, and changes nothing.
+#[tokio::test]
+async fn an_owner_may_carry_at_most_64_distinct_ceiling_policies() {
+    let s = Stack::start();
+    let owner = Actor::random();
+    let ceiling = |n: usize| policy(&governed(&format!("owner_exposure_ceiling = \"{} USD\"", 5000 + n)));
+    let (mut granted, mut carried) = (Vec::new(), Vec::new());
+    for n in 0..64 {
+        carried.push(ceiling(n));
+        granted.push(s.grant(&owner, &Actor::random(), &carried[n]).await.expect("grant"));
+    }
+    let Err((code, v)) = s.grant(&owner, &Actor::random(), &ceiling(64)).await else {
+        panic!("a 65th distinct ceiling policy was accepted");
+    };
+    assert_eq!((code, bridle_tests::code(&v), rule(&v)), (403, "rate_limited", "owner_exposure_ceiling"), "{v}");
+    // The same policy as another session, a policy declaring none, another owner: accepted.
+    s.grant(&owner, &Actor::random(), &carried[7]).await.expect("a policy already carried");
+    let plain = s.grant(&owner, &Actor::random(), &policy(&governed(""))).await.expect("no ceiling");
+    s.grant(&Actor::random(), &Actor::random(), &ceiling(64)).await.expect("another owner");
+    // An update to a 65th is refused too; the session keeps its policy and still signs.
+    let (code, v) = s.update_policy(&plain, &ceiling(64)).await;
+    assert_eq!((code, rule(&v)), (403, "owner_exposure_ceiling"), "{v}");
+    let (code, v) = s.sign(&plain, erc20_approve(CHAIN, 0, USDC, spender(0), usdc(1))).await;
+    assert_eq!(code, 200, "{v}");
+    // A session revoked leaves the count; then the 65th fits.
+    let (code, v) = s.revoke(&granted[0]).await;
+    assert_eq!(code, 200, "{v}");
+    s.grant(&owner, &Actor::random(), &ceiling(64)).await.expect("room after a revoke");
+}

@@ -227,6 +227,18 @@ fn value(p: &CompiledPolicy, v: &BTreeMap<(u64, Address), U512>) -> Exposure {
 /// the book's lock, held in the enclave's memory — as large as it likes.
 pub const MAX_LISTED: usize = 64;
 
+/// The most distinct policies declaring an owner-wide ceiling that one owner's live sessions
+/// may carry at once, and the most declaring an agent-wide ceiling for one owner and agent
+/// key: a request's check values the group's holdings once per declaring policy under the
+/// enclave-wide exposure lock, so their number bounds its work (a second review of
+/// 2026-12-03: thousands of distinct ceiling policies made each check ≈ 1 M map
+/// operations, stalling every session's approvals). Equal to [`MAX_LISTED`], so a status
+/// lists every ceiling binding a session.
+pub const MAX_DECLARING: usize = MAX_LISTED;
+
+/// The group's holdings with a request, and (once needed) at each alternative without it.
+type Summed = (BTreeMap<(u64, Address), U512>, Option<Vec<BTreeMap<(u64, Address), U512>>>);
+
 /// `names` and, if `omitted`, how many more.
 pub fn listed(names: &[String], omitted: u64) -> String {
     match omitted {
@@ -358,13 +370,17 @@ impl Book {
     }
 
     /// Decide `raise` for `session` (of `owner`, used by `agent`): see the module docs.
+    /// The group's holdings with and without the request are summed once per scope; each
+    /// declaring policy (at most [`MAX_DECLARING`] per scope) values them at its prices.
     pub fn check(&self, session: Address, owner: Address, agent: Address, raise: &Raise) -> Result<(), Denial> {
         let mine = self.entries.get(&session).map(|e| &e.holdings);
         let empty = Sum::default();
+        let mut summed: [Option<Summed>; 2] = [None, None];
         for (scope, p) in self.limits(owner, agent) {
             let Some(ceiling) = scope.ceiling(p) else { continue };
             let sum = self.sum(scope, owner, agent).unwrap_or(&empty);
-            let after = value(p, &sum.with(mine, &raise.after));
+            let (after, before) = summed[scope as usize].get_or_insert_with(|| (sum.with(mine, &raise.after), None));
+            let after = value(p, after);
             if !after.unpriced.is_empty() {
                 return Err(Denial::rule(
                     ErrorCode::ExposureCeiling,
@@ -381,7 +397,8 @@ impl Book {
             if after.usd <= ceiling {
                 continue;
             }
-            let before = raise.before.iter().map(|b| value(p, &sum.with(mine, b)).usd).max().unwrap_or_default();
+            let before = before.get_or_insert_with(|| raise.before.iter().map(|b| sum.with(mine, b)).collect());
+            let before = before.iter().map(|b| value(p, b).usd).max().unwrap_or_default();
             if after.usd > before {
                 return Err(Denial::rule(
                     ErrorCode::ExposureCeiling,
@@ -394,6 +411,46 @@ impl Book {
                         fmt_usd(ceiling),
                         p.hash,
                         fmt_usd(before)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuse `p` as the policy of `session` (of `owner`, with `agent`; a new session when it
+    /// is not in the book) when it would make one distinct policy declaring a ceiling too
+    /// many for a group it binds ([`MAX_DECLARING`]). What the session declares now is
+    /// replaced, so an update never counts against itself.
+    pub fn admit(&self, session: Address, owner: Address, agent: Address, p: &CompiledPolicy) -> Result<(), Denial> {
+        let now = self.entries.get(&session).and_then(|e| e.declares.as_ref());
+        for scope in [Scope::Owner, Scope::Agent] {
+            if scope.ceiling(p).is_none() {
+                continue;
+            }
+            let declared = match scope {
+                Scope::Owner => self.owner_ceilings.get(&owner),
+                Scope::Agent => self.agent_ceilings.get(&(owner, agent)),
+            };
+            let Some(d) = declared else { continue };
+            if d.contains_key(&p.hash) {
+                continue;
+            }
+            // The session's own declaring policy leaves the group if it is the last to carry it.
+            let leaving =
+                now.is_some_and(|q| scope.ceiling(q).is_some() && d.get(&q.hash).is_some_and(|(_, n)| *n == 1));
+            let distinct = d.len() - usize::from(leaving);
+            if distinct >= MAX_DECLARING {
+                return Err(Denial::rule(
+                    ErrorCode::RateLimited,
+                    scope.rule(),
+                    format!(
+                        "{} already carry {distinct} distinct policies declaring an {}, the most one group may carry at once ({MAX_DECLARING}): give this session one of those policies, or revoke sessions that carry others",
+                        match scope {
+                            Scope::Owner => "this owner's live sessions",
+                            Scope::Agent => "this owner's live sessions with this agent key",
+                        },
+                        scope.rule()
                     ),
                 ));
             }

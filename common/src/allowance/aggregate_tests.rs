@@ -247,3 +247,72 @@ fn a_groups_view_lists_a_bounded_number_and_counts_the_rest() {
     assert_eq!(s.ceilings_omitted, 16);
     assert_eq!(s.ceilings[0].unpriced_omitted, 36);
 }
+
+fn declaring(n: usize, scope: &str) -> Arc<CompiledPolicy> {
+    // A distinct policy per `n` (its ceiling differs), each with the same prices.
+    policy(&format!("prices = {{ USDC = \"1.00\" }}\n{scope}_exposure_ceiling = \"{} USD\"", 1000 + n))
+}
+
+#[test]
+fn a_group_may_carry_at_most_max_declaring_distinct_ceiling_policies() {
+    let (o, a, other) = (addr(1), addr(2), addr(3));
+    let mut b = Book::new();
+    for n in 0..MAX_DECLARING {
+        let p = declaring(n, "owner");
+        b.admit(addr(100 + n as u8), o, a, &p).unwrap();
+        b.publish(addr(100 + n as u8), o, a, Holdings::new(), Some(p));
+    }
+    let one_more = declaring(MAX_DECLARING, "owner");
+    let d = b.admit(addr(250), o, a, &one_more).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("owner_exposure_ceiling")), "{d}");
+    assert!(d.reason.contains("64 distinct policies"), "{d}");
+    // A policy already carried, one declaring nothing, and another owner are admitted.
+    b.admit(addr(250), o, a, &declaring(3, "owner")).unwrap();
+    b.admit(addr(250), o, a, &policy("")).unwrap();
+    b.admit(addr(250), other, a, &one_more).unwrap();
+    // A session replacing the last copy of its own declaring policy frees its place …
+    b.admit(addr(100), o, a, &one_more).unwrap();
+    // … but not while another session carries the same policy.
+    b.publish(addr(251), o, a, Holdings::new(), Some(declaring(0, "owner")));
+    assert!(b.admit(addr(100), o, a, &one_more).is_err());
+    // Agent-wide ceilings are counted per owner and agent key.
+    let mut b = Book::new();
+    for n in 0..MAX_DECLARING {
+        b.publish(addr(100 + n as u8), o, a, Holdings::new(), Some(declaring(n, "agent")));
+    }
+    let d = b.admit(addr(250), o, a, &declaring(MAX_DECLARING, "agent")).unwrap_err();
+    assert_eq!(d.rule.as_deref(), Some("agent_exposure_ceiling"));
+    b.admit(addr(250), o, other, &declaring(MAX_DECLARING, "agent")).unwrap();
+    // A session gone (revoked, dropped) leaves the count.
+    b.remove(&addr(100));
+    b.admit(addr(250), o, a, &declaring(MAX_DECLARING, "agent")).unwrap();
+}
+
+#[test]
+fn the_lowest_of_many_ceilings_binds_whichever_scope_declares_it() {
+    let (o, a) = (addr(1), addr(2));
+    let mut b = Book::new();
+    for n in (0..MAX_DECLARING).rev() {
+        b.publish(addr(100 + n as u8), o, a, usdc(10), Some(declaring(n, "owner")));
+    }
+    b.publish(
+        addr(200),
+        o,
+        a,
+        Holdings::new(),
+        Some(policy("prices = { USDC = \"1.00\" }\nagent_exposure_ceiling = \"700 USD\"")),
+    );
+    // 64 × 10 held; the agent-wide ceiling (700) binds before the owner-wide (1000 …).
+    assert_eq!(rule(b.check(addr(200), o, a, &raise(usdc(60), Holdings::new()))), None);
+    assert_eq!(
+        rule(b.check(addr(200), o, a, &raise(usdc(61), Holdings::new()))).as_deref(),
+        Some("agent_exposure_ceiling")
+    );
+    // Without it, the lowest owner-wide ceiling (1000) binds.
+    b.remove(&addr(200));
+    assert_eq!(rule(b.check(addr(200), o, a, &raise(usdc(360), Holdings::new()))), None);
+    assert_eq!(
+        rule(b.check(addr(200), o, a, &raise(usdc(361), Holdings::new()))).as_deref(),
+        Some("owner_exposure_ceiling")
+    );
+}

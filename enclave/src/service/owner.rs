@@ -202,6 +202,7 @@ impl Enclave {
         // and the insert below cannot race with another creation.
         self.make_room(now)?;
         self.budget_for(&policy)?;
+        self.exposure.lock().unwrap_or_else(|e| e.into_inner()).admit(address, c.auth.owner, agent, &policy)?;
 
         let stamp_key = StampKey::derive(self.identity.secret(), &agent_pk, address, agent);
         let valid_until = policy.doc.valid_until.unwrap_or(0);
@@ -272,15 +273,25 @@ impl Enclave {
         let before = map.len();
         // A session busy with a decision is kept (it was in use a moment ago): waiting for it
         // here would stall every caller behind the map's write lock (found 2026-12-03 by a
-        // review). The next creation at the limit looks again.
+        // review). The next creation at the limit looks again. Not on a cluster node applying
+        // a log entry: every replica must drop the same sessions, whatever reads hold their
+        // locks at that moment (a review of that fix), so there it waits as before.
+        let replicated = crate::apply::current().is_some();
         map.retain(|_, s| {
-            let Some(inner) = s.try_lock() else { return true };
+            let mut inner = match s.try_lock() {
+                Some(inner) => inner,
+                None if replicated => s.lock(),
+                None => return true,
+            };
             // Never a session that may still have approvals outstanding (a smart account's,
             // a swept one not yet mined): its holdings count in the exposure book (review,
             // issue 14).
             let finished = inner.machine.finished(now) && inner.machine.holdings().is_empty();
             if finished {
                 self.budget.recharge(inner.charged, 0);
+                // A request still holding the session settles against zero: what it charges
+                // then stays charged (conservative) instead of being refunded twice.
+                inner.charged = 0;
                 self.unpublish(&s.address);
             }
             !finished
@@ -299,6 +310,14 @@ impl Enclave {
     pub(super) fn update_policy(&self, u: UpdatePolicy) -> Result<PolicyUpdated, Denial> {
         let (session, policy, book) = self.authorize_update(&u)?;
         self.budget_for(&policy)?;
+        // Owner actions are serialized by the nonce book's lock (`book`), so nothing else
+        // declares for this owner between this check and the update's publication.
+        self.exposure.lock().unwrap_or_else(|e| e.into_inner()).admit(
+            u.session,
+            session.owner,
+            session.agent,
+            &policy,
+        )?;
         let valid_until = policy.doc.valid_until.unwrap_or(0);
         let mut inner = session.lock();
         let out = inner.machine.update_policy(self.clock.now(), policy);

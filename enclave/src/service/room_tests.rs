@@ -83,3 +83,28 @@ fn a_busy_session_is_skipped_not_waited_on() {
     create(&e, T0 + 3601, 4).unwrap();
     assert!(!e.sessions.read().unwrap().contains_key(&busy));
 }
+
+#[test]
+fn a_replica_applying_a_creation_waits_for_a_busy_session() {
+    // Every replica of a cluster must drop the same sessions, whatever reads hold their
+    // locks at that moment: within a log entry's application, making room waits.
+    let clock = Arc::new(FixedClock::new(T0));
+    let e = Enclave::new(Box::new(Shared(clock.clone())), None, Config { max_sessions: 2, ..Config::default() });
+    let busy = create(&e, T0, 1).unwrap();
+    let idle = create(&e, T0, 2).unwrap();
+    clock.set(T0 + 3601);
+    let held = e.sessions.read().unwrap().get(&busy).cloned().unwrap();
+    let (locked, release) = (mpsc::channel(), mpsc::channel::<()>());
+    let reader = std::thread::spawn(move || {
+        let _guard = held.lock();
+        locked.0.send(()).unwrap();
+        let _ = release.1.recv_timeout(Duration::from_millis(300));
+    });
+    locked.1.recv().unwrap();
+    let ctx = crate::apply::ApplyCtx { clock: T0 + 3601, proposer: true };
+    let new = crate::apply::with(ctx, || create(&e, T0 + 3601, 3)).unwrap();
+    reader.join().unwrap();
+    let map = e.sessions.read().unwrap();
+    assert!(!map.contains_key(&busy) && !map.contains_key(&idle), "both finished sessions dropped");
+    assert!(map.contains_key(&new));
+}
