@@ -54,6 +54,9 @@ pub struct Inner {
     /// What was last published to the enclave's exposure book for this session: its
     /// holdings and the hash of its policy when that declares an aggregate ceiling.
     pub published: Option<(Holdings, Option<B256>)>,
+    /// Dropped from the enclave's map (a finished session, to make room) while a request
+    /// may still hold it: no decision is made on it, nothing is charged or published.
+    pub dropped: bool,
 }
 
 impl Inner {
@@ -92,7 +95,7 @@ impl Session {
             owner: machine.facts.owner,
             agent: machine.facts.agent,
             stamp_key,
-            inner: Mutex::new(Inner { machine, key, charged: 0, custody, published: None }),
+            inner: Mutex::new(Inner { machine, key, charged: 0, custody, published: None, dropped: false }),
         }
     }
 

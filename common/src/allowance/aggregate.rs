@@ -397,8 +397,22 @@ impl Book {
             if after.usd <= ceiling {
                 continue;
             }
-            let before = before.get_or_insert_with(|| raise.before.iter().map(|b| sum.with(mine, b)).collect());
-            let before = before.iter().map(|b| value(p, b).usd).max().unwrap_or_default();
+            let before = before.get_or_insert_with(|| {
+                // Alternatives holding the same are valued once.
+                let mut alts: Vec<_> = raise.before.iter().map(|b| sum.with(mine, b)).collect();
+                alts.sort_unstable();
+                alts.dedup();
+                alts
+            });
+            // Not a raise as soon as one alternative is worth as much (no need to value the rest).
+            let mut worth = U256::ZERO;
+            for b in before.iter() {
+                worth = worth.max(value(p, b).usd);
+                if worth >= after.usd {
+                    break;
+                }
+            }
+            let before = worth;
             if after.usd > before {
                 return Err(Denial::rule(
                     ErrorCode::ExposureCeiling,

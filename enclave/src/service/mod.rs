@@ -188,6 +188,19 @@ impl Enclave {
         }
     }
 
+    /// `session`'s state, locked for a decision: refused as unknown when the session was
+    /// dropped (to make room) after the caller found it.
+    pub(super) fn decide_on<'s>(&self, session: &'s Session) -> Result<std::sync::MutexGuard<'s, Inner>, Denial> {
+        let inner = session.lock();
+        if inner.dropped {
+            return Err(denial(
+                ErrorCode::UnknownSession,
+                format!("no session {} in this enclave (it ended and was dropped)", session.address),
+            ));
+        }
+        Ok(inner)
+    }
+
     pub(super) fn session(&self, addr: &Address) -> Result<Arc<Session>, Denial> {
         let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
         map.get(addr).cloned().ok_or_else(|| {
@@ -209,6 +222,10 @@ impl Enclave {
     fn settle_with<T>(&self, inner: &mut Inner, out: &Outcome<T>, gate: &mut exposure::Gate<'_>) {
         for r in &out.records {
             self.audit.append(out.time, r.clone());
+        }
+        if inner.dropped {
+            // Its charge was refunded and its entry withdrawn when it was dropped.
+            return;
         }
         gate.publish(inner);
         inner.settle_key();

@@ -200,9 +200,10 @@ impl Enclave {
         let (agent_pk, agent, policy, book) = self.authorize_create(&c, now)?;
         // Creations are serialized by the owner-nonce lock held in `book`, so this check
         // and the insert below cannot race with another creation.
+        // Before making room: a creation refused for its ceiling policy drops nothing.
+        self.exposure.lock().unwrap_or_else(|e| e.into_inner()).admit(address, c.auth.owner, agent, &policy)?;
         self.make_room(now)?;
         self.budget_for(&policy)?;
-        self.exposure.lock().unwrap_or_else(|e| e.into_inner()).admit(address, c.auth.owner, agent, &policy)?;
 
         let stamp_key = StampKey::derive(self.identity.secret(), &agent_pk, address, agent);
         let valid_until = policy.doc.valid_until.unwrap_or(0);
@@ -289,9 +290,8 @@ impl Enclave {
             let finished = inner.machine.finished(now) && inner.machine.holdings().is_empty();
             if finished {
                 self.budget.recharge(inner.charged, 0);
-                // A request still holding the session settles against zero: what it charges
-                // then stays charged (conservative) instead of being refunded twice.
-                inner.charged = 0;
+                // A request still holding it decides nothing and settles nothing.
+                inner.dropped = true;
                 self.unpublish(&s.address);
             }
             !finished
@@ -319,7 +319,7 @@ impl Enclave {
             &policy,
         )?;
         let valid_until = policy.doc.valid_until.unwrap_or(0);
-        let mut inner = session.lock();
+        let mut inner = self.decide_on(&session)?;
         let out = inner.machine.update_policy(self.clock.now(), policy);
         self.settle(&session, &mut inner, &out);
         drop(inner);
@@ -347,7 +347,7 @@ impl Enclave {
 
     pub(super) fn revoke(&self, r: &Revoke) -> Result<Revoked, Denial> {
         let (session, book) = self.authorize_on_session(&r.auth, action::REVOKE, r.session, B256::ZERO)?;
-        let mut inner = session.lock();
+        let mut inner = self.decide_on(&session)?;
         let out = inner.machine.revoke(self.clock.now(), false);
         self.settle(&session, &mut inner, &out);
         drop(inner);
@@ -385,7 +385,7 @@ impl Enclave {
     /// The owner approves exactly one pending request's digest (R-POL-10).
     pub(super) fn approve_pending(&self, a: &ApprovePending) -> Result<Signed, Denial> {
         let (session, book) = self.authorize_on_session(&a.auth, action::APPROVE_PENDING, a.session, a.digest)?;
-        let mut guard = session.lock();
+        let mut guard = self.decide_on(&session)?;
         let inner = &mut *guard;
         let mut gate = self.gate(&session);
         let (machine, signer) = inner.with_signer(true);
@@ -408,7 +408,7 @@ impl Enclave {
     /// reply carries a receipt for the owner's nonce.
     pub(super) fn deny_pending(&self, d: &DenyPending) -> Result<PendingDenied, Denial> {
         let (session, book) = self.authorize_on_session(&d.auth, action::DENY_PENDING, d.session, d.digest)?;
-        let mut guard = session.lock();
+        let mut guard = self.decide_on(&session)?;
         let inner = &mut *guard;
         let out = inner.machine.deny(self.clock.now(), d.digest);
         self.settle(&session, inner, &out);
@@ -438,7 +438,7 @@ impl Enclave {
             }
             None => None,
         };
-        let mut guard = session.lock();
+        let mut guard = self.decide_on(&session)?;
         let inner = &mut *guard;
         let (machine, signer) = inner.with_signer(false);
         let out = machine.sweep_with_accounts(self.clock.now(), &w.terms, &w.accounts, book.is_some(), signer);

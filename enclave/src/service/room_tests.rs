@@ -108,3 +108,31 @@ fn a_replica_applying_a_creation_waits_for_a_busy_session() {
     assert!(!map.contains_key(&busy) && !map.contains_key(&idle), "both finished sessions dropped");
     assert!(map.contains_key(&new));
 }
+
+#[test]
+fn a_session_dropped_under_a_request_decides_and_charges_nothing() {
+    // A request found the session, then a creation at the limit dropped it before the
+    // request took its lock (a review: the request's settlement charged the whole footprint
+    // again, never refunded; an owner's update could publish a book entry nothing removes).
+    let clock = Arc::new(FixedClock::new(T0));
+    let e = Enclave::new(Box::new(Shared(clock.clone())), None, Config { max_sessions: 1, ..Config::default() });
+    let gone = create(&e, T0, 1).unwrap();
+    let found = e.session(&gone).unwrap();
+    clock.set(T0 + 3601);
+    let one = e.budget.used();
+    let new = create(&e, T0 + 3601, 2).unwrap();
+    assert!(!e.sessions.read().unwrap().contains_key(&gone));
+    // The same policy: one session's footprint, the dropped one refunded.
+    let with_new = e.budget.used();
+    assert_eq!(with_new, one);
+    let d = e.decide_on(&found).map(|_| ()).unwrap_err();
+    assert_eq!(d.code, ErrorCode::UnknownSession, "{d}");
+    // Its settlement (were a decision to reach it) charges and publishes nothing.
+    let mut inner = found.lock();
+    let out = Outcome { time: T0 + 3601, records: Vec::new(), result: Ok::<(), Denial>(()), fresh: false };
+    e.settle(&found, &mut inner, &out);
+    assert_eq!(e.budget.used(), with_new);
+    assert!(e.exposure.lock().unwrap().published(&gone).is_none());
+    drop(inner);
+    assert!(e.sessions.read().unwrap().contains_key(&new));
+}

@@ -53,7 +53,7 @@ impl Enclave {
             ));
         }
         // One step under the session lock, at one session time read under it.
-        let mut guard = session.lock();
+        let mut guard = self.decide_on(&session)?;
         let inner = &mut *guard;
         let clock = self.clock.now();
         let mut gate = self.gate(&session);
