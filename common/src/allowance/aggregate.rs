@@ -203,6 +203,20 @@ fn saturate(v: U512) -> U256 {
     }
 }
 
+/// One token's amount valued at `p`'s prices (zero when unpriced), as [`value`] counts it.
+fn worth_of(p: &CompiledPolicy, (chain, token): &(u64, Address), amount: U512) -> U256 {
+    match price_of(p, *chain, token) {
+        Some((price, decimals)) if !amount.is_zero() => value_usd(saturate(amount), decimals, price),
+        _ => U256::ZERO,
+    }
+}
+
+/// The priced part of `v` at `p`'s prices, unsaturated: `saturate(total(p, v))` is
+/// `value(p, v).usd` (a saturating sum of non-negative terms is their sum, capped).
+fn total(p: &CompiledPolicy, v: &BTreeMap<(u64, Address), U512>) -> U512 {
+    v.iter().map(|(t, a)| U512::from(worth_of(p, t, *a))).fold(U512::ZERO, |x, y| x + y)
+}
+
 /// `v` valued at `p`'s price table (tokens it does not price are listed by symbol or address).
 fn value(p: &CompiledPolicy, v: &BTreeMap<(u64, Address), U512>) -> Exposure {
     let mut x = Exposure::default();
@@ -236,8 +250,9 @@ pub const MAX_LISTED: usize = 64;
 /// lists every ceiling binding a session.
 pub const MAX_DECLARING: usize = MAX_LISTED;
 
-/// The group's holdings with a request, and (once needed) at each alternative without it.
-type Summed = (BTreeMap<(u64, Address), U512>, Option<Vec<BTreeMap<(u64, Address), U512>>>);
+/// The group's holdings with a request, and (once needed) the session's own at each distinct
+/// alternative without it.
+type Summed<'r> = (BTreeMap<(u64, Address), U512>, Option<Vec<&'r Holdings>>);
 
 /// `names` and, if `omitted`, how many more.
 pub fn listed(names: &[String], omitted: u64) -> String {
@@ -375,12 +390,13 @@ impl Book {
     pub fn check(&self, session: Address, owner: Address, agent: Address, raise: &Raise) -> Result<(), Denial> {
         let mine = self.entries.get(&session).map(|e| &e.holdings);
         let empty = Sum::default();
-        let mut summed: [Option<Summed>; 2] = [None, None];
+        let mut summed: [Option<Summed<'_>>; 2] = [None, None];
         for (scope, p) in self.limits(owner, agent) {
             let Some(ceiling) = scope.ceiling(p) else { continue };
             let sum = self.sum(scope, owner, agent).unwrap_or(&empty);
-            let (after, before) = summed[scope as usize].get_or_insert_with(|| (sum.with(mine, &raise.after), None));
-            let after = value(p, after);
+            let (after_map, before) =
+                summed[scope as usize].get_or_insert_with(|| (sum.with(mine, &raise.after), None));
+            let after = value(p, after_map);
             if !after.unpriced.is_empty() {
                 return Err(Denial::rule(
                     ErrorCode::ExposureCeiling,
@@ -399,15 +415,35 @@ impl Book {
             }
             let before = before.get_or_insert_with(|| {
                 // Alternatives holding the same are valued once.
-                let mut alts: Vec<_> = raise.before.iter().map(|b| sum.with(mine, b)).collect();
+                let mut alts: Vec<&Holdings> = raise.before.iter().collect();
                 alts.sort_unstable();
                 alts.dedup();
                 alts
             });
+            // Each alternative differs from the request only on the session's own tokens it
+            // holds differently: the group's worth with it is the worth with the request
+            // less those tokens' worth with the request plus their worth with it — exact, the
+            // sums being of non-negative terms in U512, saturated once (as `value` saturates).
+            // So an alternative costs its differing tokens, not the group's (a review: 64
+            // policies × 512 alternatives × the group's tokens under the exposure lock).
+            let at = |t: &(u64, Address), x: &Holdings| {
+                let base = sum.tokens.get(t).map_or(U512::ZERO, |g| {
+                    g.saturating_sub(mine.and_then(|m| m.get(t)).map_or(U512::ZERO, |v| U512::from(*v)))
+                });
+                base + x.get(t).map_or(U512::ZERO, |v| U512::from(*v))
+            };
+            let total_after = total(p, after_map);
             // Not a raise as soon as one alternative is worth as much (no need to value the rest).
             let mut worth = U256::ZERO;
             for b in before.iter() {
-                worth = worth.max(value(p, b).usd);
+                let mut with_b = total_after;
+                for t in raise.after.keys().chain(b.keys().filter(|t| !raise.after.contains_key(t))) {
+                    if raise.after.get(t) != b.get(t) {
+                        with_b -= U512::from(worth_of(p, t, at(t, &raise.after)));
+                        with_b += U512::from(worth_of(p, t, at(t, b)));
+                    }
+                }
+                worth = worth.max(saturate(with_b));
                 if worth >= after.usd {
                     break;
                 }
