@@ -436,14 +436,18 @@ impl Book {
             // Not a raise as soon as one alternative is worth as much (no need to value the rest).
             let mut worth = U256::ZERO;
             for b in before.iter() {
-                let mut with_b = total_after;
+                let mut with_b = Some(total_after);
                 for t in raise.after.keys().chain(b.keys().filter(|t| !raise.after.contains_key(t))) {
                     if raise.after.get(t) != b.get(t) {
-                        with_b -= U512::from(worth_of(p, t, at(t, &raise.after)));
-                        with_b += U512::from(worth_of(p, t, at(t, b)));
+                        with_b = with_b
+                            .and_then(|w| w.checked_sub(U512::from(worth_of(p, t, at(t, &raise.after)))))
+                            .map(|w| w + U512::from(worth_of(p, t, at(t, b))));
                     }
                 }
-                worth = worth.max(saturate(with_b));
+                // Each token's term is subtracted once from a total holding it, so this never
+                // falls short; were it to, the whole group is valued instead (never wrapped).
+                let with_b = with_b.map_or_else(|| value(p, &sum.with(mine, b)).usd, saturate);
+                worth = worth.max(with_b);
                 if worth >= after.usd {
                     break;
                 }

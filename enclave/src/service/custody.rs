@@ -97,6 +97,11 @@ impl Enclave {
             let scope = self.allow_image_scope(a)?;
             let mut keys: std::collections::HashMap<Address, Key> =
                 keys.into_iter().filter_map(|(s, k)| k.map(|k| (s, k))).collect();
+            // Every key checked before anything changes: a refusal half-way would leave this
+            // node's custody and audit log apart from the other nodes' (a review).
+            if let Some(addr) = keys.iter().find(|(s, k)| k.address() != **s).map(|(s, _)| *s) {
+                return Err(denial(ErrorCode::Internal, format!("the key sent for {addr} is another's")));
+            }
             let now = self.clock.now();
             for addr in &scope {
                 let session: Arc<crate::session::Session> = self.session(addr)?;
@@ -105,12 +110,8 @@ impl Enclave {
                     inner.custody.push(a.image);
                 }
                 if mine == a.image && inner.key.is_none() && !inner.machine.key_destroyed() {
-                    match keys.remove(addr) {
-                        Some(k) if k.address() == *addr => inner.key = Some(k),
-                        Some(_) => {
-                            return Err(denial(ErrorCode::Internal, format!("the key sent for {addr} is another's")))
-                        }
-                        None => {}
+                    if let Some(k) = keys.remove(addr) {
+                        inner.key = Some(k);
                     }
                 }
                 drop(inner);

@@ -200,10 +200,10 @@ impl Enclave {
         let (agent_pk, agent, policy, book) = self.authorize_create(&c, now)?;
         // Creations are serialized by the owner-nonce lock held in `book`, so this check
         // and the insert below cannot race with another creation.
-        // Before making room: a creation refused for its ceiling policy drops nothing.
-        self.exposure.lock().unwrap_or_else(|e| e.into_inner()).admit(address, c.auth.owner, agent, &policy)?;
         self.make_room(now)?;
         self.budget_for(&policy)?;
+        // After making room: finished sessions dropped free their ceiling policies' places.
+        self.exposure.lock().unwrap_or_else(|e| e.into_inner()).admit(address, c.auth.owner, agent, &policy)?;
 
         let stamp_key = StampKey::derive(self.identity.secret(), &agent_pk, address, agent);
         let valid_until = policy.doc.valid_until.unwrap_or(0);
@@ -359,7 +359,7 @@ impl Enclave {
 
     pub(super) fn revoke_all(&self, r: &RevokeAll) -> Result<Revoked, Denial> {
         let book = self.authorize_revoke_all(r)?;
-        let mine: Vec<Arc<Session>> = self
+        let mut mine: Vec<Arc<Session>> = self
             .sessions
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -367,9 +367,14 @@ impl Enclave {
             .filter(|s| s.owner == r.auth.owner)
             .cloned()
             .collect();
+        // In address order: each revocation appends to the audit chain, and every replica of
+        // a cluster must append in the same order (the map's order is each process's own —
+        // found 2026-12-03 by a review).
+        mine.sort_unstable_by_key(|s| s.address);
         let mut sessions = Vec::new();
         for s in mine {
-            let mut inner = s.lock();
+            // One dropped to make room since it was listed is gone, not revoked.
+            let Ok(mut inner) = self.decide_on(&s) else { continue };
             let out = inner.machine.revoke(self.clock.now(), true);
             self.settle(&s, &mut inner, &out);
             if out.result == Ok(true) {

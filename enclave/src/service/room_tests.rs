@@ -1,5 +1,7 @@
 //! Making room at `max_sessions` never waits on a busy session while it holds the session
-//! map's write lock (third review of 2026-12-03: one slow decision stalled every caller).
+//! map's write lock (third review of 2026-12-03: one slow decision stalled every caller);
+//! what a session dropped under a request can still do; and the order of an owner-wide
+//! revocation's audit entries.
 
 use super::*;
 use crate::clock::FixedClock;
@@ -23,6 +25,12 @@ fn addr(k: &SecretKey) -> Address {
     Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&k.public_key()))
 }
 
+fn sign(owner: &SecretKey, msg: &OwnerAction) -> OwnerAuth {
+    let (sig, recid) = k256::ecdsa::SigningKey::from(owner).sign_prehash_recoverable(msg.digest().as_slice()).unwrap();
+    let sig = alloy_primitives::Signature::from_signature_and_parity(sig, recid.is_y_odd());
+    OwnerAuth { owner: addr(owner), nonce: msg.nonce, signature: Bytes::copy_from_slice(&sig.as_bytes()) }
+}
+
 fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
     let policy = resolve_text(
@@ -40,11 +48,8 @@ fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
         subject: B256::ZERO,
         nonce,
     };
-    let (sig, recid) = k256::ecdsa::SigningKey::from(&owner).sign_prehash_recoverable(msg.digest().as_slice()).unwrap();
-    let sig = alloy_primitives::Signature::from_signature_and_parity(sig, recid.is_y_odd());
-    let auth = OwnerAuth { owner: addr(&owner), nonce, signature: Bytes::copy_from_slice(&sig.as_bytes()) };
     match e.handle(Call::CreateSession(CreateSession {
-        auth,
+        auth: sign(&owner, &msg),
         agent_public_key: Bytes::from(agent.public_key().to_encoded_point(true).as_bytes().to_vec()),
         policy,
     }))? {
@@ -135,4 +140,35 @@ fn a_session_dropped_under_a_request_decides_and_charges_nothing() {
     assert!(e.exposure.lock().unwrap().published(&gone).is_none());
     drop(inner);
     assert!(e.sessions.read().unwrap().contains_key(&new));
+}
+
+#[test]
+fn revoke_all_appends_in_session_address_order() {
+    // Every replica of a cluster must append the same audit chain; the session map's order
+    // is each process's own.
+    let e = Enclave::new(Box::new(Shared(Arc::new(FixedClock::new(T0)))), None, Config::default());
+    let mut made: Vec<Address> = (1..=12).map(|n| create(&e, T0, n).unwrap()).collect();
+    let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let msg = OwnerAction {
+        action: action::REVOKE_ALL.into(),
+        enclave: e.identity_address(),
+        session: Address::ZERO,
+        agent: Address::ZERO,
+        policyHash: B256::ZERO,
+        subject: B256::ZERO,
+        nonce: 100,
+    };
+    let Reply::Revoked(r) = e.handle(Call::RevokeAll(RevokeAll { auth: sign(&owner, &msg) })).unwrap() else {
+        panic!("not revoked")
+    };
+    made.sort();
+    assert_eq!(r.sessions, made);
+    let log = e.audit.entries(0, 1000, None, &e.identity, T0).unwrap();
+    let revoked: Vec<Address> = log
+        .entries
+        .iter()
+        .filter(|x| x.kind == bridle_common::audit::Decision::RevokedAll)
+        .map(|x| x.session)
+        .collect();
+    assert_eq!(revoked, made, "revocations appended in address order");
 }
