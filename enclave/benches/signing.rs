@@ -9,7 +9,9 @@
 //! - `path/sign_if_allowed`: the in-process signing path (stamp check, decode, evaluate,
 //!   charge, sign), with 1 and with 10 000 sessions in the enclave;
 //! - multi-core (printed, issue 12 item 3): the signing path over 64 sessions on 1 thread
-//!   and on every core, beside raw k256 on 1 and every core, alternated in one run.
+//!   and on every core, beside raw k256 on 1 and every core, alternated in one run;
+//! - `exposure/check_at_its_bound`: the check across sessions at the bound SECURITY.md
+//!   states, the longest any request holds the enclave-wide exposure lock for it.
 
 use alloy_primitives::{address, Address, Bytes, B256, U256};
 use alloy_sol_types::{sol, SolCall};
@@ -410,9 +412,55 @@ fn benches(c: &mut Criterion) {
     }
 }
 
+/// The exposure check at its bound: 64 owner-wide and 64 agent-wide ceiling policies of one
+/// owner and agent, each pricing 64 tokens the group holds; a request whose session holds
+/// all 64 with 512 distinct alternatives differing on every token, the request over every
+/// ceiling and only the last alternative (in the order they are valued) worth as much — so
+/// every policy would value every alternative before passing. The check stops at
+/// `MAX_CHECK_WORK` valuations: this is the longest a check holds the exposure lock.
+fn exposure_at_its_bound(c: &mut Criterion) {
+    use bridle_common::allowance::aggregate::{Book, Holdings, Raise};
+    const TOKENS: usize = 64;
+    let token = |i: usize| Address::with_last_byte(1).create(i as u64);
+    let declaring = |n: usize, scope: &str| {
+        let tokens: Vec<String> =
+            (0..TOKENS).map(|i| format!("T{i} = {{ address = \"{}\", decimals = 6 }}", token(i))).collect();
+        let prices: Vec<String> = (0..TOKENS).map(|i| format!("T{i} = \"1.{:02}\"", i % 100)).collect();
+        let text = format!(
+            "name = \"b\"\nchains = [1]\nvalid_for = \"1 day\"\ntokens = {{ {} }}\nprices = {{ {} }}\n{scope}_exposure_ceiling = \"{} USD\"\n",
+            tokens.join(", "),
+            prices.join(", "),
+            1_000 + n
+        );
+        Arc::new(CompiledPolicy::compile(resolve_text(&text, T0).unwrap()).unwrap())
+    };
+    let (owner, agent) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xbb));
+    let all = |amount: u64| -> Holdings { (0..TOKENS).map(|i| ((1u64, token(i)), U256::from(amount))).collect() };
+    let mut book = Book::new();
+    for n in 0..64 {
+        book.publish(Address::with_last_byte(n as u8), owner, agent, all(1_000_000), Some(declaring(n, "owner")));
+        book.publish(
+            Address::left_padding_from(&[1, n as u8]),
+            owner,
+            agent,
+            all(1_000_000),
+            Some(declaring(n, "agent")),
+        );
+    }
+    let session = Address::repeat_byte(0xcc);
+    let big = 10_000_000_000u64;
+    let raise = Raise { after: all(big), before: (0..512u64).map(|i| all(big - 511 + i)).collect() };
+    // Unbounded, it would pass after 8.4 M valuations (1.86 s here); it stops at the bound.
+    let refused = book.check(session, owner, agent, &raise).unwrap_err();
+    assert!(refused.reason.contains("token amounts"), "{refused}");
+    c.bench_function("exposure/check_at_its_bound", |b| {
+        b.iter(|| book.check(session, owner, agent, black_box(&raise)).unwrap_err())
+    });
+}
+
 criterion_group! {
     name = signing;
     config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(4)).warm_up_time(std::time::Duration::from_secs(1));
-    targets = benches
+    targets = benches, exposure_at_its_bound
 }
 criterion_main!(signing);

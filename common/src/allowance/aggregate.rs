@@ -250,6 +250,15 @@ pub const MAX_LISTED: usize = 64;
 /// lists every ceiling binding a session.
 pub const MAX_DECLARING: usize = MAX_LISTED;
 
+/// The most token amounts one check values (each declaring policy values its group's
+/// holdings twice, and each alternative it needs on the tokens it may differ on): what
+/// bounds how long a request holds the enclave-wide exposure lock. Measured in the signing
+/// bench (`exposure/check_at_its_bound`, 2026-12-03): unbounded, 128 policies × 512
+/// alternatives × 64 tokens took 1.86 s; at this bound a check takes 7.7 ms (171 k256
+/// signatures, same run). An ordinary request's check — 128 policies, 64 tokens held, one
+/// alternative differing on all — values ≈ 33 000.
+pub const MAX_CHECK_WORK: usize = 1 << 16;
+
 /// The group's holdings with a request, and (once needed) the session's own at each distinct
 /// alternative without it.
 type Summed<'r> = (BTreeMap<(u64, Address), U512>, Option<Vec<&'r Holdings>>);
@@ -391,11 +400,27 @@ impl Book {
         let mine = self.entries.get(&session).map(|e| &e.holdings);
         let empty = Sum::default();
         let mut summed: [Option<Summed<'_>>; 2] = [None, None];
+        // Token amounts valued so far, against MAX_CHECK_WORK (in the same order on every
+        // replica, so a refusal for it is the same everywhere).
+        let mut work = 0usize;
+        let too_much = |scope: Scope, work: usize| {
+            Denial::rule(
+                ErrorCode::ExposureCeiling,
+                scope.rule(),
+                format!(
+                    "checking this request against the ceilings binding its session would value more than {MAX_CHECK_WORK} token amounts (its group's tokens and its alternatives at this nonce, once per ceiling policy; {work} valued so far), so it is refused unchecked; fewer replacements at one nonce or fewer distinct ceiling policies bring it within"
+                ),
+            )
+        };
         for (scope, p) in self.limits(owner, agent) {
             let Some(ceiling) = scope.ceiling(p) else { continue };
             let sum = self.sum(scope, owner, agent).unwrap_or(&empty);
             let (after_map, before) =
                 summed[scope as usize].get_or_insert_with(|| (sum.with(mine, &raise.after), None));
+            work = work.saturating_add(2 * after_map.len());
+            if work > MAX_CHECK_WORK {
+                return Err(too_much(scope, work));
+            }
             let after = value(p, after_map);
             if !after.unpriced.is_empty() {
                 return Err(Denial::rule(
@@ -436,6 +461,10 @@ impl Book {
             // Not a raise as soon as one alternative is worth as much (no need to value the rest).
             let mut worth = U256::ZERO;
             for b in before.iter() {
+                work = work.saturating_add(1 + b.len() + raise.after.len());
+                if work > MAX_CHECK_WORK {
+                    return Err(too_much(scope, work));
+                }
                 let mut with_b = Some(total_after);
                 for t in raise.after.keys().chain(b.keys().filter(|t| !raise.after.contains_key(t))) {
                     if raise.after.get(t) != b.get(t) {

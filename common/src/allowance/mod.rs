@@ -59,12 +59,19 @@ pub fn fmt_usd(v: U256) -> String {
     format!("{} USD", format_decimal(v, USD_DECIMALS))
 }
 
+/// 10^`d` in U512 (a table for every `d` a token can have: 10^255 wraps U512, as the
+/// `pow` this replaces did — a valuation sits in the exposure check's inner loop).
+fn pow10(d: u8) -> U512 {
+    static TABLE: std::sync::OnceLock<Vec<U512>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| (0..=255u32).map(|d| U512::from(10u8).pow(U512::from(d))).collect())[usize::from(d)]
+}
+
 /// The USD value of `amount` base units of an asset with `decimals`, at `price` USD per
 /// whole unit (18 decimals). Exact integer arithmetic, rounded up (exposure is never
 /// understated); saturates at `U256::MAX`.
 pub fn value_usd(amount: U256, decimals: u8, price: U256) -> U256 {
     let num = U512::from(amount) * U512::from(price);
-    let den = U512::from(10u8).pow(U512::from(decimals));
+    let den = pow10(decimals);
     let q = num.div_ceil(den);
     U256::checked_from_limbs_slice(&q.as_limbs()[..4])
         .filter(|_| q.as_limbs()[4..].iter().all(|&l| l == 0))
