@@ -250,9 +250,10 @@ pub const MAX_LISTED: usize = 64;
 /// lists every ceiling binding a session.
 pub const MAX_DECLARING: usize = MAX_LISTED;
 
-/// The most token amounts one check values (each declaring policy values its group's
-/// holdings twice, and each alternative it needs on the tokens it may differ on): what
-/// bounds how long a request holds the enclave-wide exposure lock. Measured in the signing
+/// The most steps one check takes, each a token amount valued once or twice (each declaring
+/// policy values its group's holdings twice, and each alternative it needs on the tokens it
+/// may differ on); a status values its ceilings within it too: what bounds how long a
+/// request or a status holds the enclave-wide exposure lock. Measured in the signing
 /// bench (`exposure/check_at_its_bound`, 2026-12-03): unbounded, 128 policies × 512
 /// alternatives × 64 tokens took 1.86 s; at this bound a check takes 7.7 ms (171 k256
 /// signatures, same run). An ordinary request's check — 128 policies, 64 tokens held, one
@@ -293,7 +294,8 @@ pub struct GroupView {
     pub holdings: Vec<(u64, Address, U256)>,
     /// Holdings not listed.
     pub holdings_omitted: u64,
-    /// The [`MAX_LISTED`] lowest ceilings binding the session over this group.
+    /// The [`MAX_LISTED`] lowest ceilings binding the session over this group, fewer when
+    /// valuing them would pass [`MAX_CHECK_WORK`] token amounts (both groups together).
     pub limits: Vec<Limit>,
     /// Ceilings not listed.
     pub limits_omitted: u64,
@@ -415,12 +417,13 @@ impl Book {
         for (scope, p) in self.limits(owner, agent) {
             let Some(ceiling) = scope.ceiling(p) else { continue };
             let sum = self.sum(scope, owner, agent).unwrap_or(&empty);
-            let (after_map, before) =
-                summed[scope as usize].get_or_insert_with(|| (sum.with(mine, &raise.after), None));
-            work = work.saturating_add(2 * after_map.len());
+            // Counted before the group is copied (its size bounds the copy's).
+            work = work.saturating_add(2 * (sum.tokens.len() + raise.after.len()));
             if work > MAX_CHECK_WORK {
                 return Err(too_much(scope, work));
             }
+            let (after_map, before) =
+                summed[scope as usize].get_or_insert_with(|| (sum.with(mine, &raise.after), None));
             let after = value(p, after_map);
             if !after.unpriced.is_empty() {
                 return Err(Denial::rule(
@@ -544,6 +547,11 @@ impl Book {
     /// The groups a session of `owner` with `agent` belongs to, as they stand.
     pub fn view(&self, owner: Address, agent: Address) -> Vec<GroupView> {
         let limits = self.limits(owner, agent);
+        // Anyone may ask for a status, built under the book's lock: ceilings are valued
+        // while the tokens valued stay within MAX_CHECK_WORK across both groups, the rest
+        // counted as omitted (a review: 128 ceilings over a group of ≈ 65 000 tokens — one
+        // key's own sessions can hold that many — took seconds per status).
+        let mut work = 0usize;
         [Scope::Owner, Scope::Agent]
             .into_iter()
             .map(|scope| {
@@ -558,17 +566,27 @@ impl Book {
                     .filter_map(|(_, p)| Some((scope.ceiling(p)?, *p)))
                     .collect();
                 ceilings.sort_unstable_by_key(|(c, p)| (*c, p.hash));
+                let listed: Vec<Limit> = ceilings
+                    .iter()
+                    .take(MAX_LISTED)
+                    .take_while(|_| {
+                        work = work.saturating_add(tokens.len().max(1));
+                        work <= MAX_CHECK_WORK
+                    })
+                    .map(|(ceiling, p)| Limit {
+                        scope,
+                        ceiling: *ceiling,
+                        policy_hash: p.hash,
+                        exposure: value(p, tokens),
+                    })
+                    .collect();
                 GroupView {
                     scope,
                     sessions: sum.map_or(0, |s| s.sessions as u64),
                     holdings: tokens.iter().take(MAX_LISTED).map(|((c, t), v)| (*c, *t, saturate(*v))).collect(),
                     holdings_omitted: tokens.len().saturating_sub(MAX_LISTED) as u64,
-                    limits_omitted: ceilings.len().saturating_sub(MAX_LISTED) as u64,
-                    limits: ceilings
-                        .into_iter()
-                        .take(MAX_LISTED)
-                        .map(|(ceiling, p)| Limit { scope, ceiling, policy_hash: p.hash, exposure: value(p, tokens) })
-                        .collect(),
+                    limits_omitted: (ceilings.len() - listed.len()) as u64,
+                    limits: listed,
                 }
             })
             .collect()

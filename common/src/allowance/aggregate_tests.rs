@@ -443,3 +443,31 @@ fn a_check_values_at_most_max_check_work_token_amounts() {
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ExposureCeiling, Some("owner_exposure_ceiling")), "{d}");
     assert!(d.reason.contains(&format!("more than {MAX_CHECK_WORK} token amounts")), "{d}");
 }
+
+/// A status (anyone may ask for one) values its ceilings within MAX_CHECK_WORK too, across
+/// both groups: 64 ceilings over 20 000 tokens list the 3 lowest and count the rest; a
+/// check over 40 000 refuses before copying the group.
+#[test]
+fn a_status_values_ceilings_within_the_work_bound() {
+    let (o, a) = (addr(1), addr(2));
+    let tokens = |n: u32| -> Holdings {
+        (0..n).map(|i| ((1u64, Address::left_padding_from(&i.to_be_bytes())), U256::from(1u8))).collect()
+    };
+    let mut b = Book::new();
+    b.publish(addr(250), o, a, tokens(20_000), None);
+    for n in 0..MAX_DECLARING {
+        b.publish(addr(100 + n as u8), o, a, Holdings::new(), Some(declaring(n, "owner")));
+    }
+    let v = b.view(o, a);
+    assert_eq!((v[0].limits.len(), v[0].limits_omitted), (3, 61));
+    assert!(v[0].limits.windows(2).all(|w| w[0].ceiling <= w[1].ceiling), "the lowest first");
+    assert_eq!((v[1].limits.len(), v[1].limits_omitted), (0, 0));
+    // Within the bound, a group this large is valued (and refused here for its unpriced
+    // tokens); twice as large, it is refused before it is copied.
+    let r = raise(usdc(1), Holdings::new());
+    let d = b.check(addr(251), o, a, &r).unwrap_err();
+    assert!(d.reason.contains("no price"), "{}", &d.reason[..200]);
+    b.publish(addr(250), o, a, tokens(40_000), None);
+    let d = b.check(addr(251), o, a, &r).unwrap_err();
+    assert!(d.reason.contains("token amounts"), "{}", &d.reason[..200]);
+}
