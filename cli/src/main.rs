@@ -74,11 +74,15 @@ enum VerifyCmd {
 
 fn main() {
     let cli = Cli::parse();
+    let owner_command = matches!(cli.cmd, Cmd::Owner(_));
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
             if let Some(r) = e.downcast_ref::<Refused>() {
                 eprintln!("{r}");
+                if owner_command {
+                    eprintln!("{SPENT_NOTE}");
+                }
             } else {
                 eprintln!("bridle: {e:#}");
             }
@@ -87,6 +91,13 @@ fn main() {
     };
     std::process::exit(code);
 }
+
+/// After a refused owner command: what a refusal proves, and how to make sure a message the
+/// host may have kept can never take effect.
+const SPENT_NOTE: &str = "note: a refusal is the host's word (the enclave signs no refusal). A message the enclave \
+refused once your signature and nonce checked out is spent and can never take effect; if the host may have kept it \
+unrelayed, any later message you sign (grant, update, revoke, ...) that the enclave accepts makes it stale: an \
+owner's nonces only increase.";
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {

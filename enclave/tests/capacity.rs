@@ -89,10 +89,23 @@ fn sessions_are_bounded_and_finished_ones_make_room() {
     let d = create(&e, T0, &owner, 3, "1h").unwrap_err();
     assert_eq!((d.code.as_str(), d.rule.as_deref()), ("rate_limited", Some("enclave.max_sessions")));
     assert_eq!(e.status(None, None, None).unwrap().sessions_total, 2);
-    // The refused creation did not consume the owner's nonce: 3 is accepted next.
+    // The refused creation spent the owner's nonce (it must never take effect later): 3 is
+    // refused next, 4 accepted.
+    let agent = SecretKey::from_slice(&[2u8; 32]).unwrap();
+    let msg = OwnerAction {
+        action: action::REVOKE.into(),
+        enclave: e.identity_address(),
+        session: s1,
+        agent: addr(&agent),
+        policyHash: B256::ZERO,
+        subject: B256::ZERO,
+        nonce: 3,
+    };
+    let d = e.handle(Call::Revoke(Revoke { auth: sign(&owner, &msg), session: s1 })).unwrap_err();
+    assert_eq!(d.code.as_str(), "replayed", "{d}");
 
     // Revoking one (no approvals outstanding, so its key is destroyed) makes room.
-    revoke(&e, &owner, s1, 2, 3);
+    revoke(&e, &owner, s1, 2, 4);
     let s3 = create(&e, T0, &owner, 5, "1h").unwrap();
     assert_eq!(e.status(None, None, None).unwrap().sessions_total, 2);
     assert!(

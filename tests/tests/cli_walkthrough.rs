@@ -125,6 +125,13 @@ fn walkthrough() {
     assert!(revoked.contains(&format!("revoked: {session}")) && revoked.contains("signed by the enclave"), "{revoked}");
     let after = sign("1", "2");
     assert!(String::from_utf8_lossy(&after.stderr).contains("[revoked]"));
+    // A refused owner command says what a refusal proves: the host's word, the nonce spent.
+    let refused =
+        bridle(dir, &host, &["owner", "update", "--key", "owner.key", "--session", &session, "--policy", &policy]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains("[revoked]") && err.contains("a refusal is the host's word"), "{err}");
+    assert!(err.contains("is spent and can never take effect"), "{err}");
 
     // revoke-all on a fresh pair of sessions.
     let g1 =

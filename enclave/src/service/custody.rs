@@ -94,7 +94,11 @@ impl Enclave {
         let subject = Subject::AllowImage { owner: a.auth.owner, session: a.session, image: a.image };
         self.isolated("allow_image", subject, || {
             let book = self.authorize_allow_image(a)?;
-            let scope = self.allow_image_scope(a)?;
+            // A refusal once the owner's signature checks out spends the nonce (owner.rs).
+            let scope = match self.allow_image_scope(a) {
+                Ok(scope) => scope,
+                Err(refused) => return self.spend(book, &a.auth, Err(refused)),
+            };
             let mut keys: std::collections::HashMap<Address, Key> =
                 keys.into_iter().filter_map(|(s, k)| k.map(|k| (s, k))).collect();
             // Every key checked before anything changes: a refusal half-way would leave this

@@ -1,6 +1,9 @@
 //! Owner calls: each carries an owner-signed envelope the enclave rebuilds from the call's
-//! own fields; a refused call changes nothing (not even the owner's nonce), except a refused
-//! approval or denial of a held request, whose nonce is spent (it must not be replayable).
+//! own fields. A call refused before its signature and nonce check out changes nothing. Once
+//! they do, its nonce is spent whatever follows: a signed message the enclave refused (a
+//! creation while the enclave is full, an update over a cap, an approval of a request past
+//! its cap) must not take effect later, when a host that kept it relays it again and it
+//! would pass — after the owner has been told it was refused (found 2026-12-03 by a review).
 
 use super::{budget::HEADROOM, denial, footprint, policy_bytes, Enclave};
 use crate::keys::Key;
@@ -76,7 +79,7 @@ impl Enclave {
     /// `allow_image` (checked strictly on its own: [`Enclave::check_allow_image`]) pass.
     pub fn precheck_owner(&self, call: &Call) -> Result<(), Denial> {
         match call {
-            Call::CreateSession(c) => drop(self.authorize_create(c, self.clock.now())?),
+            Call::CreateSession(c) => drop(self.authorize_create(c)?),
             Call::UpdatePolicy(u) => drop(self.authorize_update(u)?),
             Call::Revoke(r) => drop(self.authorize_on_session(&r.auth, action::REVOKE, r.session, B256::ZERO)?),
             Call::RevokeAll(r) => drop(self.authorize_revoke_all(r)?),
@@ -103,12 +106,11 @@ impl Enclave {
     fn authorize_create(
         &self,
         c: &CreateSession,
-        now: u64,
     ) -> Result<(PublicKey, Address, CompiledPolicy, MutexGuard<'_, OwnerBook>), Denial> {
         let agent_pk = PublicKey::from_sec1_bytes(&c.agent_public_key)
             .map_err(|_| Denial::malformed("agent_public_key is not a SEC1 secp256k1 public key"))?;
         let agent = Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent_pk));
-        let policy = self.compile(&c.policy, now)?;
+        let policy = self.compile(&c.policy)?;
         // R-TRUST-5: a session key can never own (grant, widen or revoke) sessions.
         if self.sessions.read().unwrap_or_else(|e| e.into_inner()).contains_key(&c.auth.owner) {
             return Err(denial(
@@ -127,7 +129,7 @@ impl Enclave {
         u: &UpdatePolicy,
     ) -> Result<(Arc<Session>, CompiledPolicy, MutexGuard<'_, OwnerBook>), Denial> {
         let session = self.owned(u.auth.owner, u.session)?;
-        let policy = self.compile(&u.policy, self.clock.now())?;
+        let policy = self.compile(&u.policy)?;
         let book = self.authorize(&u.auth, action::UPDATE_POLICY, u.session, session.agent, policy.hash, B256::ZERO)?;
         Ok((session, policy, book))
     }
@@ -158,10 +160,21 @@ impl Enclave {
         Ok(s)
     }
 
-    fn compile(&self, policy: &Policy, now: u64) -> Result<CompiledPolicy, Denial> {
-        let p = CompiledPolicy::compile(policy.clone())?;
-        p.check_lifetime(now)?;
-        Ok(p)
+    /// The policy as sent, compiled. Its lifetime is checked after the owner's signature
+    /// (a policy refused as too long today may fit later: the refusal must spend the nonce).
+    fn compile(&self, policy: &Policy) -> Result<CompiledPolicy, Denial> {
+        CompiledPolicy::compile(policy.clone())
+    }
+
+    /// Spend an authenticated call's nonce, whatever `outcome` is.
+    pub(super) fn spend<T>(
+        &self,
+        book: MutexGuard<'_, OwnerBook>,
+        auth: &OwnerAuth,
+        outcome: Result<T, Denial>,
+    ) -> Result<T, Denial> {
+        self.accept_nonce(book, auth);
+        outcome
     }
 
     fn budget_for(&self, policy: &CompiledPolicy) -> Result<(), Denial> {
@@ -197,9 +210,28 @@ impl Enclave {
             return Err(denial(ErrorCode::Internal, "the session key does not match its address"));
         }
         let now = self.clock.now();
-        let (agent_pk, agent, policy, book) = self.authorize_create(&c, now)?;
-        // Creations are serialized by the owner-nonce lock held in `book`, so this check
-        // and the insert below cannot race with another creation.
+        let (agent_pk, agent, policy, book) = self.authorize_create(&c)?;
+        // Creations are serialized by the owner-nonce lock held in `book`, so the checks
+        // below and the insert cannot race with another creation.
+        let auth = c.auth.clone();
+        let created = self.create_authorized(c, address, key, custody, now, agent_pk, agent, policy);
+        self.spend(book, &auth, created)
+    }
+
+    /// `create_session_with` once the owner's signature and nonce check out.
+    #[allow(clippy::too_many_arguments)]
+    fn create_authorized(
+        &self,
+        c: CreateSession,
+        address: Address,
+        key: Option<Key>,
+        custody: Vec<B256>,
+        now: u64,
+        agent_pk: PublicKey,
+        agent: Address,
+        policy: CompiledPolicy,
+    ) -> Result<SessionCreated, Denial> {
+        policy.check_lifetime(now)?;
         self.make_room(now)?;
         self.budget_for(&policy)?;
         // After making room: finished sessions dropped free their ceiling policies' places.
@@ -237,7 +269,6 @@ impl Enclave {
             self.gate(&session).publish(&mut inner);
         }
         self.sessions.write().unwrap_or_else(|e| e.into_inner()).insert(address, session);
-        self.accept_nonce(book, &c.auth);
         self.append(now, rec::session_created(address, c.auth.owner, agent, policy_hash, valid_until));
         Ok(SessionCreated { binding, binding_signature, attestation })
     }
@@ -309,29 +340,17 @@ impl Enclave {
 
     pub(super) fn update_policy(&self, u: UpdatePolicy) -> Result<PolicyUpdated, Denial> {
         let (session, policy, book) = self.authorize_update(&u)?;
-        self.budget_for(&policy)?;
         // Owner actions are serialized by the nonce book's lock (`book`), so nothing else
-        // declares for this owner between this check and the update's publication.
-        self.exposure.lock().unwrap_or_else(|e| e.into_inner()).admit(
-            u.session,
-            session.owner,
-            session.agent,
-            &policy,
-        )?;
-        let valid_until = policy.doc.valid_until.unwrap_or(0);
-        let mut inner = self.decide_on(&session)?;
-        let out = inner.machine.update_policy(self.clock.now(), policy);
-        self.settle(&session, &mut inner, &out);
-        drop(inner);
-        let hash = out.result?;
-        self.accept_nonce(book, &u.auth);
+        // declares for this owner between the ceiling check and the update's publication.
+        let updated = self.update_authorized(&u, &session, policy);
+        let (hash, valid_until, time) = self.spend(book, &u.auth, updated)?;
         let binding = SessionBinding {
             enclave: self.identity.address(),
             session: u.session,
             owner: session.owner,
             agent: session.agent,
             policy_hash: hash,
-            created_at: out.time,
+            created_at: time,
             valid_until,
         };
         let (sig, _) = self.bind(&binding)?;
@@ -345,14 +364,38 @@ impl Enclave {
         self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(u.auth.nonce))))
     }
 
+    /// `update_policy` once the owner's signature and nonce check out: the policy's hash,
+    /// its end and the session time of the update.
+    fn update_authorized(
+        &self,
+        u: &UpdatePolicy,
+        session: &Arc<Session>,
+        policy: CompiledPolicy,
+    ) -> Result<(B256, u64, u64), Denial> {
+        policy.check_lifetime(self.clock.now())?;
+        self.budget_for(&policy)?;
+        self.exposure.lock().unwrap_or_else(|e| e.into_inner()).admit(
+            u.session,
+            session.owner,
+            session.agent,
+            &policy,
+        )?;
+        let valid_until = policy.doc.valid_until.unwrap_or(0);
+        let mut inner = self.decide_on(session)?;
+        let out = inner.machine.update_policy(self.clock.now(), policy);
+        self.settle(session, &mut inner, &out);
+        drop(inner);
+        Ok((out.result?, valid_until, out.time))
+    }
+
     pub(super) fn revoke(&self, r: &Revoke) -> Result<Revoked, Denial> {
         let (session, book) = self.authorize_on_session(&r.auth, action::REVOKE, r.session, B256::ZERO)?;
-        let mut inner = self.decide_on(&session)?;
-        let out = inner.machine.revoke(self.clock.now(), false);
-        self.settle(&session, &mut inner, &out);
-        drop(inner);
-        out.result?;
-        self.accept_nonce(book, &r.auth);
+        let revoked = self.decide_on(&session).and_then(|mut inner| {
+            let out = inner.machine.revoke(self.clock.now(), false);
+            self.settle(&session, &mut inner, &out);
+            out.result
+        });
+        self.spend(book, &r.auth, revoked)?;
         let reply = Revoked { sessions: vec![r.session], receipt: None };
         self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(r.auth.nonce))))
     }
@@ -390,7 +433,10 @@ impl Enclave {
     /// The owner approves exactly one pending request's digest (R-POL-10).
     pub(super) fn approve_pending(&self, a: &ApprovePending) -> Result<Signed, Denial> {
         let (session, book) = self.authorize_on_session(&a.auth, action::APPROVE_PENDING, a.session, a.digest)?;
-        let mut guard = self.decide_on(&session)?;
+        let mut guard = match self.decide_on(&session) {
+            Ok(guard) => guard,
+            Err(d) => return self.spend(book, &a.auth, Err(d)),
+        };
         let inner = &mut *guard;
         let mut gate = self.gate(&session);
         let (machine, signer) = inner.with_signer(true);
@@ -400,7 +446,7 @@ impl Enclave {
         drop(guard);
         // The owner's decision is spent even when the enclave refuses it (a cap used up, say):
         // a refused approval must not be replayable later — after the owner denied the
-        // request, or changed their mind. (Other owner calls that are refused change nothing.)
+        // request, or changed their mind.
         self.accept_nonce(book, &a.auth);
         let signed = out.result?;
         if !out.records.is_empty() {
@@ -413,7 +459,10 @@ impl Enclave {
     /// reply carries a receipt for the owner's nonce.
     pub(super) fn deny_pending(&self, d: &DenyPending) -> Result<PendingDenied, Denial> {
         let (session, book) = self.authorize_on_session(&d.auth, action::DENY_PENDING, d.session, d.digest)?;
-        let mut guard = self.decide_on(&session)?;
+        let mut guard = match self.decide_on(&session) {
+            Ok(guard) => guard,
+            Err(refused) => return self.spend(book, &d.auth, Err(refused)),
+        };
         let inner = &mut *guard;
         let out = inner.machine.deny(self.clock.now(), d.digest);
         self.settle(&session, inner, &out);
@@ -431,7 +480,8 @@ impl Enclave {
     pub(super) fn sweep(&self, w: &Sweep) -> Result<SweepReply, Denial> {
         let session = self.session(&w.session)?;
         sweep_terms_ok(&w.terms)?;
-        let book = match &w.auth {
+        // The owner's nonce book and signature, when the owner signed the terms.
+        let owner = match &w.auth {
             Some(auth) => {
                 if session.owner != auth.owner {
                     return Err(denial(
@@ -439,20 +489,25 @@ impl Enclave {
                         format!("{} does not own session {}", auth.owner, w.session),
                     ));
                 }
-                Some(self.authorize(auth, action::SWEEP, w.session, session.agent, B256::ZERO, w.terms_digest())?)
+                Some((
+                    self.authorize(auth, action::SWEEP, w.session, session.agent, B256::ZERO, w.terms_digest())?,
+                    auth,
+                ))
             }
             None => None,
         };
-        let mut guard = self.decide_on(&session)?;
-        let inner = &mut *guard;
-        let (machine, signer) = inner.with_signer(false);
-        let out = machine.sweep_with_accounts(self.clock.now(), &w.terms, &w.accounts, book.is_some(), signer);
-        self.settle(&session, inner, &out);
-        drop(guard);
-        let reply = out.result?;
-        if let (Some(book), Some(auth)) = (book, &w.auth) {
-            self.accept_nonce(book, auth);
-        }
+        let by_owner = owner.is_some();
+        let swept = self.decide_on(&session).and_then(|mut guard| {
+            let inner = &mut *guard;
+            let (machine, signer) = inner.with_signer(false);
+            let out = machine.sweep_with_accounts(self.clock.now(), &w.terms, &w.accounts, by_owner, signer);
+            self.settle(&session, inner, &out);
+            out.result
+        });
+        let reply = match owner {
+            Some((book, auth)) => self.spend(book, auth, swept)?,
+            None => swept?,
+        };
         let nonce = w.auth.as_ref().map(|a| B256::from(alloy_primitives::U256::from(a.nonce)));
         self.receipted(reply, nonce)
     }

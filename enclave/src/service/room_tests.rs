@@ -172,3 +172,20 @@ fn revoke_all_appends_in_session_address_order() {
         .collect();
     assert_eq!(revoked, made, "revocations appended in address order");
 }
+
+#[test]
+fn a_creation_refused_at_the_limit_cannot_be_relayed_once_there_is_room() {
+    // A host that kept a creation refused while the enclave was full could relay it once a
+    // finished session would make room (review of 2026-12-03): its nonce is spent.
+    let clock = Arc::new(FixedClock::new(T0));
+    let e = Enclave::new(Box::new(Shared(clock.clone())), None, Config { max_sessions: 1, ..Config::default() });
+    let first = create(&e, T0, 1).unwrap();
+    // Valid until T0 + 5400: still valid when the first session (until T0 + 3600) is over.
+    let d = create(&e, T0 + 1800, 2).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("enclave.max_sessions")), "{d}");
+    clock.set(T0 + 3601);
+    let d = create(&e, T0 + 1800, 2).unwrap_err();
+    assert_eq!(d.code, ErrorCode::Replayed, "the refused creation took effect later: {d}");
+    assert!(e.sessions.read().unwrap().contains_key(&first), "the replay made no room");
+    create(&e, T0 + 3601, 3).expect("signed afresh, it is created");
+}
