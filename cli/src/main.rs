@@ -74,7 +74,23 @@ enum VerifyCmd {
 
 fn main() {
     let cli = Cli::parse();
-    let owner_command = matches!(cli.cmd, Cmd::Owner(_));
+    // The owner commands that sign a message with an owner nonce.
+    let owner_command = {
+        use owner::OwnerCmd as O;
+        matches!(
+            cli.cmd,
+            Cmd::Owner(
+                O::Grant { .. }
+                    | O::Update { .. }
+                    | O::Revoke { .. }
+                    | O::RevokeAll { .. }
+                    | O::Approve(_)
+                    | O::Deny(_)
+                    | O::Sweep(_)
+                    | O::AllowImage(_)
+            )
+        )
+    };
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -96,8 +112,8 @@ fn main() {
 /// host may have kept can never take effect.
 const SPENT_NOTE: &str = "note: a refusal is the host's word (the enclave signs no refusal). A message the enclave \
 refused once your signature and nonce checked out is spent and can never take effect; if the host may have kept it \
-unrelayed, any later message you sign (grant, update, revoke, ...) that the enclave accepts makes it stale: an \
-owner's nonces only increase.";
+unrelayed, any later message you sign with a higher nonce (the default nonce is the time in milliseconds) that \
+the enclave accepts makes it stale: it accepts each owner's nonces only in increasing order.";
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {

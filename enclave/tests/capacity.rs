@@ -1,5 +1,5 @@
 //! The session cap: anyone can be an owner, so sessions are bounded; finished sessions make
-//! room, live ones do not, and a refused creation changes nothing.
+//! room, live ones do not, and a refused creation changes no session (its nonce is spent).
 
 use alloy_primitives::{Address, Bytes, B256};
 use bridle_common::owner::{action, OwnerAction};
@@ -85,7 +85,7 @@ fn sessions_are_bounded_and_finished_ones_make_room() {
     let s1 = create(&e, T0, &owner, 1, "1h").unwrap();
     let _s2 = create(&e, T0, &owner, 2, "2h").unwrap();
 
-    // Full of live sessions: refused, naming the limit, and nothing changed.
+    // Full of live sessions: refused, naming the limit; no session changed.
     let d = create(&e, T0, &owner, 3, "1h").unwrap_err();
     assert_eq!((d.code.as_str(), d.rule.as_deref()), ("rate_limited", Some("enclave.max_sessions")));
     assert_eq!(e.status(None, None, None).unwrap().sessions_total, 2);

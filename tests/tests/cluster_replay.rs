@@ -46,6 +46,20 @@ async fn stamps_and_owner_messages_are_accepted_once_cluster_wide() {
     let (s, v) = c.post(2, &path, &update).await;
     assert_eq!((s, code(&v)), (401, "replayed"), "{v}");
 
+    // An update the log's application refuses (a policy lasting past the 24-hour limit):
+    // every node spends its nonce, so relayed again through another node it is a replay,
+    // not a refusal that could pass later (review of 2026-12-03).
+    let long = bridle_tests::policy(
+        "name = \"long\"\nchains = [1]\nvalid_for = \"25h\"\n\n[[calls]]\n\
+         target = \"0x000000000000000000000000000000000000dEaD\"\nfunctions = [\"receive()\"]\n",
+    );
+    let msg = OwnerAction { policyHash: long.hash(), nonce: Actor::next_nonce(), ..msg };
+    let refused = UpdatePolicy { session: g.session, policy: long, auth: owner.sign_owner(&msg) };
+    let (s, v) = c.post(1, &path, &refused).await;
+    assert_eq!((s, code(&v)), (400, "invalid_policy"), "{v}");
+    let (s, v) = c.post(2, &path, &refused).await;
+    assert_eq!((s, code(&v)), (401, "replayed"), "{v}");
+
     // After the leader changes, the same holds.
     let l = c.wait_leader(Duration::from_secs(10)).await;
     c.kill_enclave(l);
@@ -56,6 +70,8 @@ async fn stamps_and_owner_messages_are_accepted_once_cluster_wide() {
     assert_eq!(signer_of(&v), g.session);
     let (s, v) = c.post(alive, &path, &update).await;
     assert_eq!((s, code(&v)), (401, "replayed"), "{v}");
+    let (s, v) = c.post(alive, &path, &refused).await;
+    assert_eq!((s, code(&v)), (401, "replayed"), "the refused update's nonce is spent on every node: {v}");
     let (s, v) = c.get(alive, &format!("/v1/sessions/{}", g.session)).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["session"]["uses"], 1, "charged once: {v}");

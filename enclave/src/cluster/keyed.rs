@@ -2,9 +2,10 @@
 //! "Cluster and upgrades"): an owner's `allow_image`, with the keys of the sessions it names,
 //! and an owner's policy update (checked: the only kind that narrows what a peer receives),
 //! with the session's key when it names release signers.
-//! Both are made only once the owner's signature and nonce are checked — the entry carries
-//! the keys to nodes that receive nothing else of them, so a refusal when it is applied
-//! would come after they held the keys — and only by a leader that holds the keys.
+//! Both are made only once the owner's signature and nonce are checked (and an update with
+//! a key only when its policy's lifetime passes) — the entry carries the keys to nodes that
+//! receive nothing else of them, so a refusal when it is applied would come after they held
+//! the keys — and only by a leader that holds the keys.
 
 use super::types::{Op, Secret, MAX_ALLOW_IMAGE_KEYS};
 use crate::Enclave;
@@ -75,6 +76,11 @@ pub fn update_policy(enclave: &Enclave, u: UpdatePolicy, pending: bool) -> Resul
             "an earlier policy update of session {} is still being committed; ask again",
             u.session
         )));
+    }
+    // A policy its application will refuse for its lifetime carries no key: redaction would
+    // send it to the release signers' nodes before that refusal (a review of 2026-12-03).
+    if !enclave.policy_would_pass_its_lifetime(&u.policy) {
+        return Ok(Op::UpdatePolicy { call: Box::new(u), key: None });
     }
     match enclave.session_secret(&u.session) {
         Some(k) => Ok(Op::UpdatePolicy { call: Box::new(u), key: Some(Secret(*k)) }),

@@ -94,7 +94,9 @@ impl Enclave {
         let subject = Subject::AllowImage { owner: a.auth.owner, session: a.session, image: a.image };
         self.isolated("allow_image", subject, || {
             let book = self.authorize_allow_image(a)?;
-            // A refusal once the owner's signature checks out spends the nonce (owner.rs).
+            // A refusal of the owner's message once its signature checks out spends the nonce
+            // (owner.rs). A key the leader sent wrongly (below) is the leader's fault, not the
+            // message's: that refusal spends nothing.
             let scope = match self.allow_image_scope(a) {
                 Ok(scope) => scope,
                 Err(refused) => return self.spend(book, &a.auth, Err(refused)),

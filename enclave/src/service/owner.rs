@@ -25,7 +25,8 @@ use super::owners::OwnerBook;
 impl Enclave {
     /// Check an owner's signature over the action rebuilt from the call's own fields, and
     /// that the nonce is fresh. Returns the nonce book's guard so the caller applies its
-    /// change and records the nonce in one step; a refused call changes nothing.
+    /// change and records the nonce in one step: once this passes, the nonce is spent
+    /// whatever follows ([`Enclave::spend`]); a call refused here changes no owner state.
     pub(super) fn authorize(
         &self,
         auth: &OwnerAuth,
@@ -164,6 +165,13 @@ impl Enclave {
     /// (a policy refused as too long today may fit later: the refusal must spend the nonce).
     fn compile(&self, policy: &Policy) -> Result<CompiledPolicy, Denial> {
         CompiledPolicy::compile(policy.clone())
+    }
+
+    /// Whether `policy` compiles and its lifetime passes now: a cluster leader attaches a
+    /// session key to an update only then (the lifetime is checked when the entry is applied,
+    /// after the key would have travelled to the release signers' nodes).
+    pub fn policy_would_pass_its_lifetime(&self, policy: &Policy) -> bool {
+        self.compile(policy).and_then(|p| p.check_lifetime(self.clock.now())).is_ok()
     }
 
     /// Spend an authenticated call's nonce, whatever `outcome` is.
