@@ -86,17 +86,18 @@ fn main() {
                     | O::RevokeAll { .. }
                     | O::Approve(_)
                     | O::Deny(_)
-                    | O::Sweep(_)
                     | O::AllowImage(_)
             )
-        )
+        ) || matches!(&cli.cmd, Cmd::Owner(O::Sweep(a)) if a.key.is_some())
     };
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
             if let Some(r) = e.downcast_ref::<Refused>() {
                 eprintln!("{r}");
-                if owner_command {
+                // `unavailable` (a cluster's leader answering before its log applied the call)
+                // is no refusal by the enclave: the message may not be spent, or still apply.
+                if owner_command && r.code.as_deref() != Some("unavailable") {
                     eprintln!("{SPENT_NOTE}");
                 }
             } else {

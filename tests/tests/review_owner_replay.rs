@@ -37,10 +37,11 @@ async fn a_refused_creation_or_update_cannot_be_relayed_once_it_would_pass() {
     let long = policy(&plain("25h"));
     let st = s.status().await;
 
-    // A creation refused as too long, kept by the host.
-    let agent = Actor::random();
+    // A creation refused as too long, kept by the host (another owner's: the update's refusal
+    // below must not be what makes this creation's nonce stale).
+    let (other, agent) = (Actor::random(), Actor::random());
     let create = CreateSession {
-        auth: owner.sign_owner(&create_action(st.identity_address, agent.address, long.hash(), Actor::next_nonce())),
+        auth: other.sign_owner(&create_action(st.identity_address, agent.address, long.hash(), Actor::next_nonce())),
         agent_public_key: agent.public_key_sec1(),
         policy: long.clone(),
     };
@@ -75,5 +76,5 @@ async fn a_refused_creation_or_update_cannot_be_relayed_once_it_would_pass() {
     let (code, v) = s.update_policy(&g, &long).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(policy_hash_of(&s, &g).await, long.hash());
-    s.grant(&owner, &Actor::random(), &long).await.expect("a fresh creation");
+    s.grant(&other, &Actor::random(), &long).await.expect("a fresh creation");
 }

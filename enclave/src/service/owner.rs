@@ -167,11 +167,16 @@ impl Enclave {
         CompiledPolicy::compile(policy.clone())
     }
 
-    /// Whether `policy` compiles and its lifetime passes now: a cluster leader attaches a
-    /// session key to an update only then (the lifetime is checked when the entry is applied,
-    /// after the key would have travelled to the release signers' nodes).
+    /// Whether `policy` compiles and its lifetime passes now or two seconds from now: a
+    /// cluster leader attaches a session key to an update only then (the lifetime is checked
+    /// when the entry is applied, at a clock read a moment later, after the key would have
+    /// travelled to the release signers' nodes). Either reading: a policy a second too long
+    /// now passes a second later and must not be applied without the key its signers' nodes
+    /// need; one expiring in that second sends the key only to nodes the owner named.
     pub fn policy_would_pass_its_lifetime(&self, policy: &Policy) -> bool {
-        self.compile(policy).and_then(|p| p.check_lifetime(self.clock.now())).is_ok()
+        let Ok(p) = self.compile(policy) else { return false };
+        let now = self.clock.now();
+        p.check_lifetime(now).is_ok() || p.check_lifetime(now.saturating_add(2)).is_ok()
     }
 
     /// Spend an authenticated call's nonce, whatever `outcome` is.

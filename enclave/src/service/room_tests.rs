@@ -1,7 +1,8 @@
 //! Making room at `max_sessions` never waits on a busy session while it holds the session
 //! map's write lock (third review of 2026-12-03: one slow decision stalled every caller);
-//! what a session dropped under a request can still do; and the order of an owner-wide
-//! revocation's audit entries.
+//! what a session dropped under a request can still do; the order of an owner-wide
+//! revocation's audit entries; and owner messages refused at the limit or for their
+//! lifetime.
 
 use super::*;
 use crate::clock::FixedClock;
@@ -188,4 +189,24 @@ fn a_creation_refused_at_the_limit_cannot_be_relayed_once_there_is_room() {
     assert_eq!(d.code, ErrorCode::Replayed, "the refused creation took effect later: {d}");
     assert!(e.sessions.read().unwrap().contains_key(&first), "the replay made no room");
     create(&e, T0 + 3601, 3).expect("signed afresh, it is created");
+}
+
+#[test]
+fn a_leader_attaches_a_key_when_the_lifetime_passes_now_or_two_seconds_later() {
+    // The entry's application checks the lifetime at its own clock reading, a moment after
+    // the leader's: a policy a second too long now must not lose the key its signers' nodes
+    // need (a review of 2026-12-03).
+    let e = Enclave::new(Box::new(Shared(Arc::new(FixedClock::new(T0)))), None, Config::default());
+    let until = |t: u64| {
+        resolve_text(
+            &format!("name='l'\nchains=[1]\nvalid_until={t}\n[[calls]]\ntarget='0x000000000000000000000000000000000000dEaD'\nfunctions=['receive()']\n"),
+            T0,
+        )
+        .unwrap()
+    };
+    assert!(e.policy_would_pass_its_lifetime(&until(T0 + 3600)));
+    // The limit is 24 h and 5 minutes of clock skew: 86 700 s.
+    assert!(e.policy_would_pass_its_lifetime(&until(T0 + 86_701)), "a second too long now, within it at T0 + 2");
+    assert!(!e.policy_would_pass_its_lifetime(&until(T0 + 86_703)), "too long at both readings");
+    assert!(e.policy_would_pass_its_lifetime(&until(T0 + 1)), "valid now");
 }
