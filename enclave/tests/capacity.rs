@@ -122,3 +122,62 @@ fn sessions_are_bounded_and_finished_ones_make_room() {
         assert_eq!(known, live, "{s}");
     }
 }
+
+fn revoke_all(e: &Enclave, owner: &SecretKey, nonce: u64) -> Result<Reply, bridle_common::Denial> {
+    let msg = OwnerAction {
+        action: action::REVOKE_ALL.into(),
+        enclave: e.identity_address(),
+        session: Address::ZERO,
+        agent: Address::ZERO,
+        policyHash: B256::ZERO,
+        subject: B256::ZERO,
+        nonce,
+    };
+    e.handle(Call::RevokeAll(RevokeAll { auth: sign(owner, &msg) }))
+}
+
+/// The owner-nonce book is bounded, so a flood of `revoke_all`s from fresh keys makes it
+/// forget owners and raise its floor (review of 2026-12-03). With nonces near 2^64 the floor
+/// used to reach 2^64 and refuse every new owner for good. Owner nonces are now bounded by
+/// the enclave's clock (milliseconds plus ten minutes): a new owner whose nonce is the time
+/// in milliseconds is refused only until ten minutes after the flood stops; an owner with
+/// sessions is never forgotten and keeps working through it.
+#[test]
+fn a_flood_of_owner_calls_locks_new_owners_out_only_until_the_clock_passes_it() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let e = Enclave::new(Box::new(Shared(clock.clone())), None, Config { max_owners: 8, ..Config::default() });
+    let ms = |t: u64| t * 1000;
+    let holder = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let s1 = create(&e, T0, &holder, ms(T0), "2h").unwrap();
+
+    // Too far ahead: refused `replayed` (as a stamp outside its time window is) before
+    // anything is recorded, naming the bound.
+    let flooder = |i: u32| SecretKey::from_slice(&B256::left_padding_from(&(i + 1000).to_be_bytes()).0).unwrap();
+    let d = revoke_all(&e, &flooder(0), u64::MAX - 1).unwrap_err();
+    assert_eq!(d.code.as_str(), "replayed", "{d}");
+    assert!(d.reason.contains(&(ms(T0) + 600_000).to_string()), "{d}");
+    let d = revoke_all(&e, &flooder(0), ms(T0) + 600_001).unwrap_err();
+    assert_eq!(d.code.as_str(), "replayed", "{d}");
+    // The refusal spent nothing: the same owner's nonce at the bound passes.
+    revoke_all(&e, &flooder(0), ms(T0) + 600_000).expect("at the bound");
+
+    // The flood: fresh keys at the highest nonce accepted, over a minute of the enclave's clock.
+    for i in 1..64u32 {
+        let now = T0 + u64::from(i);
+        clock.set(now);
+        revoke_all(&e, &flooder(i), ms(now) + 600_000).expect("a flood message is accepted");
+    }
+    let end = T0 + 63;
+    // A new owner's time in milliseconds is refused while the floor is ahead of the clock…
+    let newcomer = SecretKey::from_slice(&[7u8; 32]).unwrap();
+    let d = create(&e, end, &newcomer, ms(end), "1h").unwrap_err();
+    assert_eq!(d.code.as_str(), "replayed", "{d}");
+    assert!(d.reason.contains("passes it in about"), "{d}");
+    // …while the owner holding a session was never forgotten.
+    revoke(&e, &holder, s1, ms(T0) as u8 + 1, ms(end));
+
+    // Ten minutes after the flood, the time in milliseconds passes the floor.
+    let later = end + 600;
+    clock.set(later);
+    create(&e, later, &newcomer, ms(later), "1h").expect("the floor is behind the clock");
+}

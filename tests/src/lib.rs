@@ -32,6 +32,11 @@ pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
+/// Unix milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
 /// A child process killed on drop.
 pub struct Proc {
     pub child: Child,
@@ -297,9 +302,12 @@ impl Actor {
         Bytes::from(self.secret.public_key().to_encoded_point(true).as_bytes().to_vec())
     }
 
-    /// A fresh, increasing owner nonce.
+    /// A fresh, increasing owner nonce: this machine's time in milliseconds plus 5 minutes
+    /// (above the CLI's default, the time in milliseconds, for the length of a test; within
+    /// the enclave's bound of its own time plus 10 minutes), never below the last one + 1.
     pub fn next_nonce() -> u64 {
-        now() * 1_000_000 + NONCE.fetch_add(1, Ordering::SeqCst)
+        NONCE.fetch_max(now_ms() + 300_000 - 1, Ordering::SeqCst);
+        NONCE.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     pub fn sign_owner(&self, msg: &OwnerAction) -> OwnerAuth {

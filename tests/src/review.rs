@@ -59,8 +59,9 @@ impl World {
     }
 }
 
-/// A fresh owner nonce: the tests' own owner calls count from now × 10^6, above the CLI's
-/// default (milliseconds), so every CLI owner call in these tests names one.
+/// A fresh owner nonce: the tests' own owner calls count from the time in milliseconds plus
+/// 5 minutes, above the CLI's default (milliseconds), so every CLI owner call in these tests
+/// names one.
 pub fn fresh_nonce() -> String {
     Actor::next_nonce().to_string()
 }

@@ -137,7 +137,8 @@ max_gas_limit = 200000
     let session = g.session.to_string();
     let listed = cli(&s, dir.path(), &["owner", "allowances", "--session", &session]);
     assert!(listed.contains("swept") && listed.contains("active"), "{listed}");
-    // (The tests' owner nonces count from now × 10^6; the CLI's default is milliseconds.)
+    // (The tests' owner nonces count from the time in milliseconds plus 5 minutes; the
+    // CLI's default is the time in milliseconds.)
     let owner_nonce = Actor::next_nonce().to_string();
     let out = cli(
         &s,

@@ -78,3 +78,35 @@ async fn a_refused_creation_or_update_cannot_be_relayed_once_it_would_pass() {
     assert_eq!(policy_hash_of(&s, &g).await, long.hash());
     s.grant(&other, &Actor::random(), &long).await.expect("a fresh creation");
 }
+
+/// Owner nonces are bounded by the enclave's clock (its time in milliseconds plus ten
+/// minutes), so a flood of owner calls from fresh keys cannot push the owner book's floor
+/// out of reach for good (review of 2026-12-03): a nonce near 2^64 is refused `replayed`
+/// (as a stamp outside its time window is) and records nothing; the owner's time in
+/// milliseconds then passes.
+#[tokio::test]
+async fn an_owner_nonce_far_ahead_of_the_enclaves_clock_is_refused_and_records_nothing() {
+    let s = Stack::start();
+    let owner = Actor::random();
+    let st = s.status().await;
+    let revoke_all = |nonce: u64| {
+        let msg = OwnerAction {
+            action: action::REVOKE_ALL.into(),
+            enclave: st.identity_address,
+            session: alloy_primitives::Address::ZERO,
+            agent: alloy_primitives::Address::ZERO,
+            policyHash: B256::ZERO,
+            subject: B256::ZERO,
+            nonce,
+        };
+        RevokeAll { auth: owner.sign_owner(&msg) }
+    };
+    let path = format!("/v1/owners/{}/revoke-all", owner.address);
+    for nonce in [u64::MAX - 1, now_ms() + 3_600_000] {
+        let (code, v) = s.post(&path, &revoke_all(nonce)).await;
+        assert_eq!((code, bridle_tests::code(&v)), (401, "replayed"), "{v}");
+        assert!(v.to_string().contains("ahead of the enclave's clock"), "{v}");
+    }
+    let (code, v) = s.post(&path, &revoke_all(now_ms())).await;
+    assert_eq!(code, 200, "the refused nonces were recorded: {v}");
+}

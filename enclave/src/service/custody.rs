@@ -52,19 +52,21 @@ impl Enclave {
     /// before a leader attaches any key to an `allow_image` entry, which nodes of `a.image`
     /// receive — a refusal when the entry is applied would come after they held the keys.
     pub fn check_allow_image(&self, a: &AllowImage) -> Result<(), Denial> {
-        self.authorize_allow_image(a).map(drop)
+        self.authorize_allow_image(a, super::owner::PRECHECK_LEAD).map(drop)
     }
 
-    /// The owner's signature over `a` and its nonce, derived as the call is applied.
+    /// The owner's signature over `a` and its nonce, derived as the call is applied (its
+    /// nonce's bound read `lead` seconds ahead: [`Enclave::authorize`]).
     fn authorize_allow_image(
         &self,
         a: &AllowImage,
+        lead: u64,
     ) -> Result<std::sync::MutexGuard<'_, super::owners::OwnerBook>, Denial> {
         let agent = match a.session {
             Address::ZERO => Address::ZERO,
             s => self.owned(a.auth.owner, s)?.agent,
         };
-        self.authorize(&a.auth, action::ALLOW_IMAGE, a.session, agent, B256::ZERO, a.image)
+        self.authorize(&a.auth, action::ALLOW_IMAGE, a.session, agent, B256::ZERO, a.image, lead)
     }
 
     /// The secret of `session`'s key, if this node holds it (for the leader to attach to an
@@ -93,7 +95,7 @@ impl Enclave {
     ) -> Result<Reply, Denial> {
         let subject = Subject::AllowImage { owner: a.auth.owner, session: a.session, image: a.image };
         self.isolated("allow_image", subject, || {
-            let book = self.authorize_allow_image(a)?;
+            let book = self.authorize_allow_image(a, 0)?;
             // A refusal of the owner's message once its signature checks out spends the nonce
             // (owner.rs). A key the leader sent wrongly (below) is the leader's fault, not the
             // message's: that refusal spends nothing.

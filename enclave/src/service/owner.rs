@@ -22,11 +22,25 @@ use std::sync::{Arc, MutexGuard};
 
 use super::owners::OwnerBook;
 
+/// Seconds a cluster leader adds to its clock when it checks an owner call's nonce before
+/// proposing it ([`Enclave::precheck_owner`], [`Enclave::check_allow_image`]): the entry is
+/// applied at the leader's clock read a moment later, and its nonce may be at most that
+/// time plus ten minutes ([`super::owners::max_nonce`]). Checked at a later time, a nonce
+/// the leader refuses is refused when applied too — an update is never applied without the
+/// keys its release signers' nodes need because the check before it read an earlier second;
+/// one the leader passes and the entry's time then refuses has sent a key only to nodes the
+/// owner's signed message named (as the lifetime's check: `policy_would_pass_its_lifetime`).
+pub(super) const PRECHECK_LEAD: u64 = 2;
+
 impl Enclave {
     /// Check an owner's signature over the action rebuilt from the call's own fields, and
     /// that the nonce is fresh. Returns the nonce book's guard so the caller applies its
     /// change and records the nonce in one step: once this passes, the nonce is spent
     /// whatever follows ([`Enclave::spend`]); a call refused here changes no owner state.
+    /// The nonce's bound in time is read at the clock, under the book's lock, plus `lead`
+    /// seconds: 0 for a call, [`PRECHECK_LEAD`] for a cluster leader's check before it
+    /// proposes one.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn authorize(
         &self,
         auth: &OwnerAuth,
@@ -35,6 +49,7 @@ impl Enclave {
         agent: Address,
         policy_hash: B256,
         subject: B256,
+        lead: u64,
     ) -> Result<MutexGuard<'_, OwnerBook>, Denial> {
         let msg = OwnerAction {
             action: act.to_string(),
@@ -56,7 +71,7 @@ impl Enclave {
             None => return Err(denial(ErrorCode::Unauthenticated, "owner signature is not a valid 65-byte signature")),
         }
         let book = self.owners.lock().unwrap_or_else(|e| e.into_inner());
-        book.check(auth.owner, auth.nonce)?;
+        book.check(auth.owner, auth.nonce, self.clock.now().saturating_add(lead))?;
         Ok(book)
     }
 
@@ -80,15 +95,17 @@ impl Enclave {
     /// `allow_image` (checked strictly on its own: [`Enclave::check_allow_image`]) pass.
     pub fn precheck_owner(&self, call: &Call) -> Result<(), Denial> {
         match call {
-            Call::CreateSession(c) => drop(self.authorize_create(c)?),
-            Call::UpdatePolicy(u) => drop(self.authorize_update(u)?),
-            Call::Revoke(r) => drop(self.authorize_on_session(&r.auth, action::REVOKE, r.session, B256::ZERO)?),
-            Call::RevokeAll(r) => drop(self.authorize_revoke_all(r)?),
+            Call::CreateSession(c) => drop(self.authorize_create(c, PRECHECK_LEAD)?),
+            Call::UpdatePolicy(u) => drop(self.authorize_update(u, PRECHECK_LEAD)?),
+            Call::Revoke(r) => {
+                drop(self.authorize_on_session(&r.auth, action::REVOKE, r.session, B256::ZERO, PRECHECK_LEAD)?)
+            }
+            Call::RevokeAll(r) => drop(self.authorize_revoke_all(r, PRECHECK_LEAD)?),
             Call::ApprovePending(a) => {
-                drop(self.authorize_on_session(&a.auth, action::APPROVE_PENDING, a.session, a.digest)?)
+                drop(self.authorize_on_session(&a.auth, action::APPROVE_PENDING, a.session, a.digest, PRECHECK_LEAD)?)
             }
             Call::DenyPending(d) => {
-                drop(self.authorize_on_session(&d.auth, action::DENY_PENDING, d.session, d.digest)?)
+                drop(self.authorize_on_session(&d.auth, action::DENY_PENDING, d.session, d.digest, PRECHECK_LEAD)?)
             }
             Call::SignIfAllowed(_)
             | Call::AllowImage(_)
@@ -107,6 +124,7 @@ impl Enclave {
     fn authorize_create(
         &self,
         c: &CreateSession,
+        lead: u64,
     ) -> Result<(PublicKey, Address, CompiledPolicy, MutexGuard<'_, OwnerBook>), Denial> {
         let agent_pk = PublicKey::from_sec1_bytes(&c.agent_public_key)
             .map_err(|_| Denial::malformed("agent_public_key is not a SEC1 secp256k1 public key"))?;
@@ -119,7 +137,8 @@ impl Enclave {
                 "a session address cannot own sessions (agents are never admin)",
             ));
         }
-        let book = self.authorize(&c.auth, action::CREATE_SESSION, Address::ZERO, agent, policy.hash, B256::ZERO)?;
+        let book =
+            self.authorize(&c.auth, action::CREATE_SESSION, Address::ZERO, agent, policy.hash, B256::ZERO, lead)?;
         Ok((agent_pk, agent, policy, book))
     }
 
@@ -128,10 +147,12 @@ impl Enclave {
     fn authorize_update(
         &self,
         u: &UpdatePolicy,
+        lead: u64,
     ) -> Result<(Arc<Session>, CompiledPolicy, MutexGuard<'_, OwnerBook>), Denial> {
         let session = self.owned(u.auth.owner, u.session)?;
         let policy = self.compile(&u.policy)?;
-        let book = self.authorize(&u.auth, action::UPDATE_POLICY, u.session, session.agent, policy.hash, B256::ZERO)?;
+        let book =
+            self.authorize(&u.auth, action::UPDATE_POLICY, u.session, session.agent, policy.hash, B256::ZERO, lead)?;
         Ok((session, policy, book))
     }
 
@@ -143,14 +164,15 @@ impl Enclave {
         act: &str,
         session: Address,
         subject: B256,
+        lead: u64,
     ) -> Result<(Arc<Session>, MutexGuard<'_, OwnerBook>), Denial> {
         let s = self.owned(auth.owner, session)?;
-        let book = self.authorize(auth, act, session, s.agent, B256::ZERO, subject)?;
+        let book = self.authorize(auth, act, session, s.agent, B256::ZERO, subject, lead)?;
         Ok((s, book))
     }
 
-    fn authorize_revoke_all(&self, r: &RevokeAll) -> Result<MutexGuard<'_, OwnerBook>, Denial> {
-        self.authorize(&r.auth, action::REVOKE_ALL, Address::ZERO, Address::ZERO, B256::ZERO, B256::ZERO)
+    fn authorize_revoke_all(&self, r: &RevokeAll, lead: u64) -> Result<MutexGuard<'_, OwnerBook>, Denial> {
+        self.authorize(&r.auth, action::REVOKE_ALL, Address::ZERO, Address::ZERO, B256::ZERO, B256::ZERO, lead)
     }
 
     pub(super) fn owned(&self, owner: Address, session: Address) -> Result<Arc<Session>, Denial> {
@@ -223,7 +245,7 @@ impl Enclave {
             return Err(denial(ErrorCode::Internal, "the session key does not match its address"));
         }
         let now = self.clock.now();
-        let (agent_pk, agent, policy, book) = self.authorize_create(&c)?;
+        let (agent_pk, agent, policy, book) = self.authorize_create(&c, 0)?;
         // Creations are serialized by the owner-nonce lock held in `book`, so the checks
         // below and the insert cannot race with another creation.
         let auth = c.auth.clone();
@@ -352,7 +374,7 @@ impl Enclave {
     }
 
     pub(super) fn update_policy(&self, u: UpdatePolicy) -> Result<PolicyUpdated, Denial> {
-        let (session, policy, book) = self.authorize_update(&u)?;
+        let (session, policy, book) = self.authorize_update(&u, 0)?;
         // Owner actions are serialized by the nonce book's lock (`book`), so nothing else
         // declares for this owner between the ceiling check and the update's publication.
         let updated = self.update_authorized(&u, &session, policy);
@@ -402,7 +424,7 @@ impl Enclave {
     }
 
     pub(super) fn revoke(&self, r: &Revoke) -> Result<Revoked, Denial> {
-        let (session, book) = self.authorize_on_session(&r.auth, action::REVOKE, r.session, B256::ZERO)?;
+        let (session, book) = self.authorize_on_session(&r.auth, action::REVOKE, r.session, B256::ZERO, 0)?;
         let revoked = self.decide_on(&session).and_then(|mut inner| {
             let out = inner.machine.revoke(self.clock.now(), false);
             self.settle(&session, &mut inner, &out);
@@ -414,7 +436,7 @@ impl Enclave {
     }
 
     pub(super) fn revoke_all(&self, r: &RevokeAll) -> Result<Revoked, Denial> {
-        let book = self.authorize_revoke_all(r)?;
+        let book = self.authorize_revoke_all(r, 0)?;
         let mut mine: Vec<Arc<Session>> = self
             .sessions
             .read()
@@ -445,22 +467,19 @@ impl Enclave {
 
     /// The owner approves exactly one pending request's digest (R-POL-10).
     pub(super) fn approve_pending(&self, a: &ApprovePending) -> Result<Signed, Denial> {
-        let (session, book) = self.authorize_on_session(&a.auth, action::APPROVE_PENDING, a.session, a.digest)?;
-        let mut guard = match self.decide_on(&session) {
-            Ok(guard) => guard,
-            Err(d) => return self.spend(book, &a.auth, Err(d)),
-        };
-        let inner = &mut *guard;
-        let mut gate = self.gate(&session);
-        let (machine, signer) = inner.with_signer(true);
-        let out = machine.approve_within(self.clock.now(), a.digest, signer, &mut gate);
-        self.settle_with(inner, &out, &mut gate);
-        drop(gate);
-        drop(guard);
+        let (session, book) = self.authorize_on_session(&a.auth, action::APPROVE_PENDING, a.session, a.digest, 0)?;
         // The owner's decision is spent even when the enclave refuses it (a cap used up, say):
         // a refused approval must not be replayable later — after the owner denied the
         // request, or changed their mind.
-        self.accept_nonce(book, &a.auth);
+        let decided = self.decide_on(&session).map(|mut guard| {
+            let inner = &mut *guard;
+            let mut gate = self.gate(&session);
+            let (machine, signer) = inner.with_signer(true);
+            let out = machine.approve_within(self.clock.now(), a.digest, signer, &mut gate);
+            self.settle_with(inner, &out, &mut gate);
+            out
+        });
+        let out = self.spend(book, &a.auth, decided)?;
         let signed = out.result?;
         if !out.records.is_empty() {
             self.signatures.fetch_add(1, Ordering::Relaxed);
@@ -471,18 +490,14 @@ impl Enclave {
     /// The owner denies exactly one pending request's digest: see [`Machine::deny`]. The
     /// reply carries a receipt for the owner's nonce.
     pub(super) fn deny_pending(&self, d: &DenyPending) -> Result<PendingDenied, Denial> {
-        let (session, book) = self.authorize_on_session(&d.auth, action::DENY_PENDING, d.session, d.digest)?;
-        let mut guard = match self.decide_on(&session) {
-            Ok(guard) => guard,
-            Err(refused) => return self.spend(book, &d.auth, Err(refused)),
-        };
-        let inner = &mut *guard;
-        let out = inner.machine.deny(self.clock.now(), d.digest);
-        self.settle(&session, inner, &out);
-        drop(guard);
+        let (session, book) = self.authorize_on_session(&d.auth, action::DENY_PENDING, d.session, d.digest, 0)?;
         // Spent even when refused, as an approval is.
-        self.accept_nonce(book, &d.auth);
-        let until = out.result?;
+        let denied = self.decide_on(&session).and_then(|mut inner| {
+            let out = inner.machine.deny(self.clock.now(), d.digest);
+            self.settle(&session, &mut inner, &out);
+            out.result
+        });
+        let until = self.spend(book, &d.auth, denied)?;
         let reply = PendingDenied { session: d.session, digest: d.digest, until, receipt: None };
         self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(d.auth.nonce))))
     }
@@ -503,7 +518,7 @@ impl Enclave {
                     ));
                 }
                 Some((
-                    self.authorize(auth, action::SWEEP, w.session, session.agent, B256::ZERO, w.terms_digest())?,
+                    self.authorize(auth, action::SWEEP, w.session, session.agent, B256::ZERO, w.terms_digest(), 0)?,
                     auth,
                 ))
             }

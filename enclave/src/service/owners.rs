@@ -7,13 +7,32 @@
 //! lowest nonce first, and raises a **floor** to the highest nonce it forgot: an owner the
 //! book does not know (new, or forgotten) must use a nonce above the floor. Every message
 //! of a forgotten owner has a nonce at or below the floor, so none can be replayed; owners
-//! with sessions are never forgotten. (The CLI's default nonce is the time in
-//! milliseconds, which stays above any floor.)
+//! with sessions are never forgotten.
+//!
+//! Owner nonces are bounded in time: none may exceed the enclave's clock in milliseconds
+//! plus [`MAX_AHEAD_MS`]. Without that bound, anyone could push the floor out of reach for
+//! good — about `capacity` `revoke_all`s from fresh keys with nonces near 2^64 forget one
+//! another and raise the floor to 2^64, refusing every new owner forever (found 2026-12-03
+//! by a review). With it, the floor never exceeds the highest time the enclave has read plus
+//! the bound, so the CLI's and the console's default nonce (the time in milliseconds, on a
+//! clock that agrees with the enclave's) passes any floor at most [`MAX_AHEAD_MS`] after a
+//! flood of owner calls stops. (An owner whose last nonce was recorded beyond the bound
+//! keeps a step of one above it: [`OwnerBook::check`].)
 
 use crate::service::denial;
 use alloy_primitives::Address;
 use bridle_common::error::{Denial, ErrorCode};
 use std::collections::{BTreeSet, HashMap};
+
+/// How far ahead of the enclave's clock an owner nonce may be, in milliseconds (10 minutes):
+/// the owner's clock may run this much ahead of the enclave's, and a floor raised by a flood
+/// of owner calls falls below the time in milliseconds this long after the flood stops.
+pub const MAX_AHEAD_MS: u64 = 600_000;
+
+/// The largest owner nonce the enclave accepts at `now` (Unix seconds).
+pub fn max_nonce(now: u64) -> u64 {
+    now.saturating_mul(1000).saturating_add(MAX_AHEAD_MS)
+}
 
 /// An [`OwnerBook`] as data.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,20 +55,47 @@ impl OwnerBook {
         OwnerBook { last: HashMap::new(), by_nonce: BTreeSet::new(), floor: 0, capacity: capacity.max(1) }
     }
 
-    /// Whether `nonce` is fresh for `owner`.
-    pub fn check(&self, owner: Address, nonce: u64) -> Result<(), Denial> {
-        match self.last.get(&owner) {
-            Some(&last) if nonce <= last => Err(denial(
-                ErrorCode::Replayed,
-                format!("owner nonce {nonce} is not above the last accepted {last}"),
-            )),
-            None if nonce <= self.floor => Err(denial(
-                ErrorCode::Replayed,
-                format!(
-                    "owner nonce {nonce} is not above {}, the lowest this enclave accepts from an owner it holds no record of (use a larger nonce, such as the time in milliseconds)",
-                    self.floor
+    /// Whether `nonce` is fresh for `owner` at `now` (Unix seconds): above the owner's last
+    /// accepted nonce (or the floor, for an owner the book holds no record of), and at most
+    /// [`max_nonce`]`(now)` — or, for an owner whose last nonce is already beyond that (one
+    /// recorded before the bound, or under a clock since stepped back), exactly one above
+    /// it, so that such an owner can still revoke (a step of one per signed call, which
+    /// cannot carry a floor any further than the record already could).
+    pub fn check(&self, owner: Address, nonce: u64, now: u64) -> Result<(), Denial> {
+        let last = self.last.get(&owner).copied();
+        let max = max_nonce(now).max(last.map_or(0, |l| l.saturating_add(1)));
+        if nonce > max {
+            let why = match last {
+                Some(l) if l >= max_nonce(now) => format!(", one above this owner's last accepted {l}"),
+                _ => format!(
+                    " (the enclave's time in milliseconds, {}, plus {MAX_AHEAD_MS}); use the time in milliseconds",
+                    now.saturating_mul(1000)
                 ),
-            )),
+            };
+            return Err(denial(
+                ErrorCode::Replayed,
+                format!("owner nonce {nonce} is ahead of the enclave's clock: at most {max}{why}"),
+            ));
+        }
+        match last {
+            Some(last) if nonce <= last => {
+                Err(denial(ErrorCode::Replayed, format!("owner nonce {nonce} is not above the last accepted {last}")))
+            }
+            None if nonce <= self.floor => {
+                let wait = self.floor.saturating_sub(now.saturating_mul(1000)).div_ceil(1000);
+                let hint = if wait == 0 {
+                    "use a larger nonce, such as the time in milliseconds".to_string()
+                } else {
+                    format!("the enclave's time in milliseconds passes it in about {wait} s")
+                };
+                Err(denial(
+                    ErrorCode::Replayed,
+                    format!(
+                        "owner nonce {nonce} is not above {}, the lowest this enclave accepts from an owner it holds no record of ({hint})",
+                        self.floor
+                    ),
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -119,26 +165,29 @@ impl OwnerBook {
 mod tests {
     use super::*;
 
+    /// The enclave's clock in the tests (Unix seconds).
+    const T: u64 = 1_000;
+
     #[test]
     fn bounded_and_never_replayable() {
         let mut b = OwnerBook::new(3);
         let a = |i: u8| Address::repeat_byte(i);
         let none = |_: &Address| false;
         for i in 1..=10u8 {
-            b.check(a(i), 100 + i as u64).unwrap();
+            b.check(a(i), 100 + i as u64, T).unwrap();
             b.accept(a(i), 100 + i as u64, none);
             assert!(b.len() <= 3);
         }
         // Forgotten owners cannot replay anything they ever signed.
         for i in 1..=7u8 {
-            assert_eq!(b.check(a(i), 100 + i as u64).unwrap_err().code, ErrorCode::Replayed);
+            assert_eq!(b.check(a(i), 100 + i as u64, T).unwrap_err().code, ErrorCode::Replayed);
         }
         assert_eq!(b.floor(), 107);
         // A new owner needs a nonce above the floor; known owners keep their own rule.
-        assert!(b.check(a(50), 5).is_err());
-        b.check(a(50), 1_000).unwrap();
-        assert!(b.check(a(10), 110).is_err());
-        b.check(a(10), 111).unwrap();
+        assert!(b.check(a(50), 5, T).is_err());
+        b.check(a(50), 1_000, T).unwrap();
+        assert!(b.check(a(10), 110, T).is_err());
+        b.check(a(10), 111, T).unwrap();
         // Owners with sessions are never forgotten, whatever their nonce.
         let mut b = OwnerBook::new(2);
         let keep = |o: &Address| *o == Address::repeat_byte(1);
@@ -146,8 +195,65 @@ mod tests {
         for i in 2..=9u8 {
             b.accept(a(i), 1000 + i as u64, keep);
         }
-        assert!(b.check(a(1), 1).is_err());
-        b.check(a(1), 2).unwrap();
+        assert!(b.check(a(1), 1, T).is_err());
+        b.check(a(1), 2, T).unwrap();
         assert!(b.len() <= 2);
+    }
+
+    /// A flood of owner calls from fresh keys, each at the highest nonce the enclave accepts,
+    /// cannot raise the floor above the enclave's time plus the bound: once the flood stops,
+    /// an owner's nonce of the time in milliseconds passes within `MAX_AHEAD_MS`.
+    #[test]
+    fn a_flood_cannot_push_the_floor_past_the_clock() {
+        let mut b = OwnerBook::new(4);
+        let none = |_: &Address| false;
+        let owner = |i: u32| Address::left_padding_from(&i.to_be_bytes());
+        let victim = Address::repeat_byte(0xee);
+        // A nonce near 2^64 is refused, and records nothing.
+        let e = b.check(owner(1), u64::MAX - 1, T).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Replayed);
+        assert!(e.reason.contains(&max_nonce(T).to_string()), "{}", e.reason);
+        assert_eq!((b.len(), b.floor()), (0, 0));
+        b.check(owner(1), max_nonce(T), T).unwrap();
+        // The flood, over 100 s of the enclave's clock.
+        for i in 0..100u32 {
+            let now = T + u64::from(i);
+            b.check(owner(i), max_nonce(now), now).unwrap();
+            b.accept(owner(i), max_nonce(now), none);
+        }
+        let end = T + 99;
+        assert_eq!(b.floor(), max_nonce(end - 4), "the floor is the highest nonce forgotten");
+        // During the flood a new owner's time in milliseconds is refused…
+        let e = b.check(victim, end * 1000, end).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Replayed);
+        // …and passes once the enclave's clock is `MAX_AHEAD_MS` past the flood.
+        let later = end + MAX_AHEAD_MS / 1000;
+        assert!(b.floor() < later * 1000);
+        b.check(victim, later * 1000, later).unwrap();
+        // The floor is never above the clock plus the bound, whatever the order of nonces.
+        assert!(b.floor() <= max_nonce(end));
+    }
+
+    /// An owner whose last nonce was recorded beyond the bound (before it existed, say) is
+    /// not locked out: it may use exactly one above its last nonce, and nothing further.
+    #[test]
+    fn an_owner_recorded_beyond_the_bound_keeps_a_step_of_one() {
+        let far = u64::MAX / 2;
+        let owner = Address::repeat_byte(9);
+        let b = OwnerBook::restore(OwnerBookSnapshot { last: vec![(owner, far)], floor: 0, capacity: 4 });
+        b.check(owner, far + 1, T).unwrap();
+        let e = b.check(owner, far + 2, T).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Replayed);
+        assert!(e.reason.contains(&format!("one above this owner's last accepted {far}")), "{}", e.reason);
+        assert_eq!(b.check(owner, far, T).unwrap_err().code, ErrorCode::Replayed);
+        // Other owners keep the clock's bound.
+        assert_eq!(b.check(Address::repeat_byte(8), far + 1, T).unwrap_err().code, ErrorCode::Replayed);
+        // A record at the very top cannot step further.
+        let b = OwnerBook::restore(OwnerBookSnapshot { last: vec![(owner, u64::MAX)], floor: 0, capacity: 4 });
+        assert!(b.check(owner, u64::MAX, T).is_err());
+        // Behind the floor with nothing to wait for: told to use a larger nonce.
+        let b = OwnerBook::restore(OwnerBookSnapshot { last: vec![], floor: 5_000, capacity: 4 });
+        let e = b.check(owner, 4_000, T).unwrap_err();
+        assert!(e.reason.contains("use a larger nonce"), "{}", e.reason);
     }
 }

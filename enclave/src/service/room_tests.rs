@@ -1,8 +1,8 @@
 //! Making room at `max_sessions` never waits on a busy session while it holds the session
 //! map's write lock (third review of 2026-12-03: one slow decision stalled every caller);
 //! what a session dropped under a request can still do; the order of an owner-wide
-//! revocation's audit entries; and owner messages refused at the limit or for their
-//! lifetime.
+//! revocation's audit entries; owner messages refused at the limit or for their lifetime;
+//! and a leader's check of an owner nonce's bound in time.
 
 use super::*;
 use crate::clock::FixedClock;
@@ -209,4 +209,37 @@ fn a_leader_attaches_a_key_when_the_lifetime_passes_now_or_two_seconds_later() {
     assert!(e.policy_would_pass_its_lifetime(&until(T0 + 86_701)), "a second too long now, within it at T0 + 2");
     assert!(!e.policy_would_pass_its_lifetime(&until(T0 + 86_703)), "too long at both readings");
     assert!(e.policy_would_pass_its_lifetime(&until(T0 + 1)), "valid now");
+}
+
+#[test]
+fn a_leader_checks_an_owner_nonce_two_seconds_ahead_of_its_clock() {
+    // An owner nonce may be at most the entry's time in milliseconds plus ten minutes; the
+    // entry's time is read a moment after the leader's check. Checked at the same second, a
+    // nonce a second over the bound was refused before the log and then applied a second
+    // later — an update without the keys its release signers' nodes need (a review of
+    // 2026-12-03). The leader checks two seconds ahead, so what it refuses stays refused.
+    let clock = Arc::new(FixedClock::new(T0));
+    let e = Enclave::new(Box::new(Shared(clock.clone())), None, Config::default());
+    let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let revoke_all = |nonce: u64| {
+        let msg = OwnerAction {
+            action: action::REVOKE_ALL.into(),
+            enclave: e.identity_address(),
+            session: Address::ZERO,
+            agent: Address::ZERO,
+            policyHash: B256::ZERO,
+            subject: B256::ZERO,
+            nonce,
+        };
+        Call::RevokeAll(RevokeAll { auth: sign(&owner, &msg) })
+    };
+    let bound = super::owners::max_nonce(T0);
+    e.precheck_owner(&revoke_all(bound + 2_000)).expect("within the bound two seconds on");
+    let d = e.precheck_owner(&revoke_all(bound + 2_001)).unwrap_err();
+    assert_eq!(d.code, ErrorCode::Replayed, "{d}");
+    // Applied now, a nonce one second over the bound is refused (and spends nothing)…
+    assert_eq!(e.handle(revoke_all(bound + 1_000)).unwrap_err().code, ErrorCode::Replayed);
+    // …and a second later it passes.
+    clock.set(T0 + 1);
+    e.handle(revoke_all(bound + 1_000)).expect("applied at the next second");
 }

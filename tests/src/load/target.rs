@@ -269,7 +269,9 @@ impl Target {
     /// enclave signed names what was asked and carries the trusted identity's signature.
     pub async fn grant(&self, policy: &Policy) -> Result<LoadSession, String> {
         let (owner, agent) = (Actor::random(), Actor::random());
-        let msg = create_action(self.identity.address, agent.address, policy.hash(), Actor::next_nonce());
+        // A fresh owner's nonce: the enclave's time in milliseconds (an owner nonce may be at
+        // most ten minutes ahead of the enclave's clock, which need not agree with ours).
+        let msg = create_action(self.identity.address, agent.address, policy.hash(), self.enclave_time() * 1000);
         let body = CreateSession {
             auth: owner.sign_owner(&msg),
             agent_public_key: agent.public_key_sec1(),

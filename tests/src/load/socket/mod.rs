@@ -143,7 +143,8 @@ fn grant(socket: &Path, n: usize, chain_id: u64, cap: u64) -> Result<Vec<Held>, 
     let mut held = Vec::with_capacity(n);
     for _ in 0..n {
         let (owner, agent) = (Actor::random(), Actor::random());
-        let msg = create_action(address, agent.address, policy.hash(), Actor::next_nonce());
+        // A fresh owner's nonce: the enclave's time in milliseconds (see `Target::grant`).
+        let msg = create_action(address, agent.address, policy.hash(), st.now * 1000);
         let body = CreateSession {
             auth: owner.sign_owner(&msg),
             agent_public_key: agent.public_key_sec1(),
