@@ -97,7 +97,9 @@ fn main() {
                 eprintln!("{r}");
                 // `unavailable` (a cluster's leader answering before its log applied the call)
                 // is no refusal by the enclave: the message may not be spent, or still apply.
-                if owner_command && r.code.as_deref() != Some("unavailable") {
+                if owner_command && r.code.as_deref() == Some("internal") {
+                    eprintln!("{INTERNAL_NOTE}");
+                } else if owner_command && r.code.as_deref() != Some("unavailable") {
                     eprintln!("{SPENT_NOTE}");
                 }
             } else {
@@ -115,6 +117,13 @@ const SPENT_NOTE: &str = "note: a refusal is the host's word (the enclave signs 
 refused once your signature and nonce checked out is spent and can never take effect; if the host may have kept it \
 unrelayed, any later message you sign with a higher nonce (the default nonce is the time in milliseconds) that \
 the enclave accepts makes it stale: it accepts each owner's nonces only in increasing order.";
+
+/// After an owner command answered `internal`: the enclave's own failure, which may come
+/// after the change took effect (a creation or update whose binding it failed to sign or
+/// attest).
+const INTERNAL_NOTE: &str = "note: `internal` is the enclave's own failure (or the host's word). It may come after \
+the change took effect — a grant or an update whose binding the enclave failed to sign or attest is applied and its \
+nonce spent: look for it (the audit log's `session_created`, `bridle owner status`) before signing it again.";
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {

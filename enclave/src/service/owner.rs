@@ -293,7 +293,6 @@ impl Enclave {
             created_at: now,
             valid_until,
         };
-        let (binding_signature, attestation) = self.bind(&binding)?;
         let session = Arc::new(Session::new(key, stamp_key, machine, custody));
         {
             let mut inner = session.lock();
@@ -305,6 +304,12 @@ impl Enclave {
         }
         self.sessions.write().unwrap_or_else(|e| e.into_inner()).insert(address, session);
         self.append(now, rec::session_created(address, c.auth.owner, agent, policy_hash, valid_until));
+        // The reply's extras last, once the state is what every replica makes of the entry:
+        // only the node that answers signs and attests, and its failure there (the NSM's)
+        // must not leave that node without the session the others hold (a review of
+        // 2026-12-03). The owner is then told `internal`; the session exists, as the owner
+        // signed, and its status, a revoke or `revoke_all` reach it.
+        let (binding_signature, attestation) = self.bind(&binding)?;
         Ok(SessionCreated { binding, binding_signature, attestation })
     }
 

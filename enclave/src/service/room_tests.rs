@@ -243,3 +243,32 @@ fn a_leader_checks_an_owner_nonce_two_seconds_ahead_of_its_clock() {
     clock.set(T0 + 1);
     e.handle(revoke_all(bound + 1_000)).expect("applied at the next second");
 }
+
+#[test]
+fn a_creation_whose_attestation_fails_still_holds_the_session_every_replica_holds() {
+    // Only the node that answers a creation signs and attests its binding. A failure there
+    // (the NSM's) used to return before the session was inserted, charged and logged — after
+    // finished sessions were dropped and its ceilings admitted: that node alone lacked the
+    // session the others held (a review of 2026-12-03).
+    struct Failing;
+    impl Attestor for Failing {
+        fn attest(&self, _: Option<Vec<u8>>, _: Option<Vec<u8>>, _: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
+            Err("the NSM is gone".into())
+        }
+    }
+    let e = Enclave::new(Box::new(Shared(Arc::new(FixedClock::new(T0)))), Some(Box::new(Failing)), Config::default());
+    let d = create(&e, T0, 1).unwrap_err();
+    assert_eq!(d.code, ErrorCode::Internal, "{d}");
+    assert!(d.reason.contains("attestation failed"), "{d}");
+    let made: Vec<Address> = e.sessions.read().unwrap().keys().copied().collect();
+    assert_eq!(made.len(), 1, "the session exists, as on every replica");
+    let log = e.audit.entries(0, 1000, None, &e.identity, T0).unwrap();
+    assert!(log
+        .entries
+        .iter()
+        .any(|x| x.kind == bridle_common::audit::Decision::SessionCreated && x.session == made[0]));
+    // Its nonce is spent, and the owner reaches the session.
+    assert_eq!(create(&e, T0, 1).unwrap_err().code, ErrorCode::Replayed);
+    let st = e.status(Some(made[0]), None, None).unwrap();
+    assert!(st.session.is_some());
+}
