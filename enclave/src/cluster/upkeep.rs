@@ -62,11 +62,19 @@ pub fn plan(
     // full cluster by themselves (a learner promoted before a voter went silent leaves one
     // voter too many, which would otherwise count against every majority).
     let after = if ready.is_empty() { DEAD_AFTER } else { SUSPECT_AFTER };
-    let dead: Vec<NodeId> = voters_now.iter().copied().filter(|v| silent(v, after)).collect();
-    let mut voters: BTreeSet<NodeId> = voters_now.iter().copied().filter(|v| !dead.contains(v)).collect();
-    if ready.is_empty() && (dead.is_empty() || voters.len() < MIN_VOTERS) {
+    let mut silent_now: Vec<NodeId> = voters_now.iter().copied().filter(|v| silent(v, after)).collect();
+    // Never below a full cluster (or all the voters and learners there are): a host that
+    // delays two of three voters for 1.5 s must not shrink the cluster to two voters
+    // around one learner (a review of 2026-12-03). Surely dead voters go first, then the
+    // merely silent, in id order.
+    let floor = MIN_VOTERS.min(voters_now.len() + ready.len());
+    let droppable = (voters_now.len() + ready.len()).saturating_sub(floor);
+    silent_now.sort_by_key(|v| (!silent(v, DEAD_AFTER), *v));
+    let dead: Vec<NodeId> = silent_now.into_iter().take(droppable).collect();
+    if ready.is_empty() && dead.is_empty() {
         return Step::Keep;
     }
+    let mut voters: BTreeSet<NodeId> = voters_now.iter().copied().filter(|v| !dead.contains(v)).collect();
     voters.extend(ready.iter().copied());
     Step::Change { voters, ready, dead }
 }
@@ -135,6 +143,32 @@ mod tests {
         assert_eq!(
             plan(&m, 5, &matched, suspect_2),
             Step::Change { voters: set(&[0, 1, 3]), ready: vec![3], dead: vec![2] }
+        );
+    }
+
+    #[test]
+    fn suspects_are_replaced_one_for_one_never_below_a_full_cluster() {
+        // Two of three voters delayed for 1.5 s beside one caught-up learner: one is replaced,
+        // the cluster keeps three voters (it used to drop both and keep two).
+        let suspects = |v: &NodeId, after: Duration| (*v == 1 || *v == 2) && after == SUSPECT_AFTER;
+        let m = membership(vec![set(&[0, 1, 2])], &[3]);
+        let matched = BTreeMap::from([(3, Some(5))]);
+        assert_eq!(
+            plan(&m, 5, &matched, suspects),
+            Step::Change { voters: set(&[0, 2, 3]), ready: vec![3], dead: vec![1] }
+        );
+        // A surely dead voter goes before a merely silent one.
+        let one_dead = |v: &NodeId, after: Duration| *v == 2 || (*v == 1 && after == SUSPECT_AFTER);
+        assert_eq!(
+            plan(&m, 5, &matched, one_dead),
+            Step::Change { voters: set(&[0, 1, 3]), ready: vec![3], dead: vec![2] }
+        );
+        // Two learners replace both.
+        let m = membership(vec![set(&[0, 1, 2])], &[3, 4]);
+        let matched = BTreeMap::from([(3, Some(5)), (4, Some(5))]);
+        assert_eq!(
+            plan(&m, 5, &matched, suspects),
+            Step::Change { voters: set(&[0, 3, 4]), ready: vec![3, 4], dead: vec![1, 2] }
         );
     }
 }
