@@ -74,7 +74,8 @@ impl Agent {
             "enclave_identity": self.enclave.trusted.address,
             "enclave_trust": self.enclave.trusted.label(),
             "host": self.enclave.host.base,
-            "rpc": self.node.as_ref().map(|n| n.url.clone()),
+            // Only whether a node is set: its URL often carries a provider's API key.
+            "rpc": self.node.is_some(),
             "note": "the session address is the account that sends and signs; fund it and give it as `from`",
         })
     }
@@ -312,25 +313,45 @@ fn hint(code: &str) -> &'static str {
     }
 }
 
-/// A failure as a tool error: Bridle's refusal with its code, rule and reason (the numbers
-/// are in the reason), or any other error's message.
+/// The most of a refusal's or an error's text a tool result carries: the host writes it (a
+/// refusal is not signed), so it is bounded and quoted as data.
+const MAX_TOOL_TEXT: usize = 1024;
+
+/// `t` cut to [`MAX_TOOL_TEXT`] bytes (at a character boundary), saying so.
+fn bounded(t: &str) -> String {
+    if t.len() <= MAX_TOOL_TEXT {
+        return t.to_string();
+    }
+    let mut end = MAX_TOOL_TEXT;
+    while !t.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &t[..end], t.len() - end)
+}
+
+/// A failure as a tool error: a refusal with its code, rule and reason (the numbers are in
+/// the reason), labelled as the host's word — the enclave signs no refusal, so a host could
+/// answer one for a request it had signed — or any other error's message; both bounded.
 pub fn tool_error(e: &anyhow::Error) -> (String, Value) {
     if let Some(r) = e.downcast_ref::<Refused>() {
-        let code = r.code.clone().unwrap_or_else(|| "error".into());
-        let reason = r.reason.clone().unwrap_or_else(|| r.message.clone());
-        let text = match &r.rule {
-            Some(rule) => format!("refused by Bridle: {code} (rule {rule}): {reason}"),
-            None => format!("refused by Bridle: {code}: {reason}"),
+        let code = bounded(&r.code.clone().unwrap_or_else(|| "error".into()));
+        let reason = bounded(&r.reason.clone().unwrap_or_else(|| r.message.clone()));
+        let rule = r.rule.as_deref().map(bounded);
+        let text = match &rule {
+            Some(rule) => {
+                format!("refused (the host's word; refusals are not signed): {code} (rule {rule}): {reason:?}")
+            }
+            None => format!("refused (the host's word; refusals are not signed): {code}: {reason:?}"),
         };
         let h = hint(&code);
         let text = if h.is_empty() { text } else { format!("{text}. Hint: {h}") };
         let v = json!({
-            "refused": true, "code": code, "rule": r.rule, "reason": reason, "message": r.message, "hint": h,
-            "http_status": r.status,
+            "refused": true, "code": code, "rule": rule, "reason": reason, "message": bounded(&r.message),
+            "hint": h, "http_status": r.status, "signed_by_enclave": false,
         });
         return (text, v);
     }
-    let text = format!("{e:#}");
+    let text = bounded(&format!("{e:#}"));
     (text.clone(), json!({"refused": false, "error": text}))
 }
 

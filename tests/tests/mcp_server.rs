@@ -88,6 +88,9 @@ exact = "gm"
     assert_eq!(over["structured"]["rule"], "limits[0]", "{all}");
     let text = over["text"].as_str().unwrap();
     assert!(text.contains("spend_cap") && text.contains("spent 60 USDC, asking 50 USDC, cap 100 USDC"), "{text}");
+    // Labelled as the host's word: the enclave signs no refusal.
+    assert!(text.starts_with("refused (the host's word; refusals are not signed)"), "{text}");
+    assert_eq!(over["structured"]["signed_by_enclave"], false, "{all}");
     assert_eq!(chain.nonce(session, "pending").await, 1, "nothing reached the chain");
     assert_eq!(chain.token_balance(token, DEAD).await, U256::from(60_000_000u64));
 
