@@ -194,12 +194,37 @@ async function preview() {
   state.preview = { canonical: r.canonical, hash, explain: r.explain };
   $("policy-hash").textContent = hash;
   $("explain").textContent = r.explain;
-  $("canonical").textContent = JSON.stringify(JSON.parse(r.canonical), null, 2);
+  const doc = JSON.parse(r.canonical);
+  $("canonical").textContent = JSON.stringify(doc, null, 2);
+  // The host turned the text into the document: the page checks that only when the text is
+  // itself the JSON document (as `bridle policy normalize FILE` prints it).
+  const same = pastedJsonEquals(text, doc);
+  $("policy-match").replaceChildren(
+    same
+      ? badge("the document equals the JSON you pasted (compared in this page)", "ok")
+      : badge("the host turned your text into this document: this page cannot check that", "warn"),
+    same ? "" : " Read the document — it is exactly what you sign — or compare the hash with `bridle policy hash FILE` on your own machine (or paste the JSON `bridle policy normalize FILE` prints, which this page compares).",
+  );
   $("lifetime").hidden = !r.lifetime_error;
-  $("lifetime").textContent = r.lifetime_error ? `A session granted now would be refused: ${r.lifetime_error}` : "";
+  $("lifetime").textContent = r.lifetime_error ? `The host says a session granted now would be refused: ${r.lifetime_error}` : "";
   $("preview-out").hidden = false;
   updateButtons();
-  return `policy ${hash}: read the explanation, then sign`;
+  return `policy ${hash}: read the document you sign (the explanation is the host's word), then sign`;
+}
+
+/** Whether `text` is a JSON document equal to `doc` (same values; key order ignored). */
+function pastedJsonEquals(text, doc) {
+  let mine;
+  try {
+    mine = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  const norm = (v) =>
+    Array.isArray(v) ? v.map(norm)
+      : v && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, norm(v[k])]))
+        : v;
+  return JSON.stringify(norm(mine)) === JSON.stringify(norm(doc));
 }
 
 function rememberPolicy(p) {
@@ -451,7 +476,7 @@ function wire() {
   $("revoke-all").addEventListener("click", () => act("Revoking every session", async () => {
     const { reply, receipt } = await owner.revokeAll(ctx());
     await refresh();
-    return `revoked ${reply.sessions.length} session(s) (receipt signed by the enclave at ${time(receipt.time)})`;
+    return `revoked ${reply.sessions.length} session(s) (receipt signed by the enclave at ${time(receipt.time)})` + (state.trust?.method ? "" : " — enclave not verified: the receipt proves nothing");
   }));
   $("sweep").addEventListener("click", () => act("Sweeping", async () => {
     const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));

@@ -189,10 +189,13 @@ export function renderDetail(root, d) {
 const UNTIL = { waiting: "approvable", signed: "collectable", denied: "denied by you, refused", expired: "was held" };
 
 function pendingBox(p, d) {
-  const tokens = d.policy?.tokens ?? [];
+  // Amounts are named in the policy's units only from a copy whose hash this page checked:
+  // the host's copy could give a token any decimals (a review of 2026-12-03).
+  const tokens = d.policyVerified ? d.policy?.tokens ?? [] : [];
   const lines = p.payload
     ? describe(p.payload, tokens)
     : [p.payload_omitted ? "(too large to show beside the other held requests: Show it asks the enclave for it alone)" : "(the record carries no request)"];
+  if (p.payload && !d.policyVerified) lines.push("(amounts in base units: this browser holds no copy of the session's policy whose hash it checked)");
   const computed = p.payload ? payloadDigest(p.payload) : null;
   const match = computed ? bytesToHex(computed) === p.digest.toLowerCase() : null;
   const box = h("div", { class: "pending", "data-digest": p.digest },

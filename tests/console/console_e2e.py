@@ -130,10 +130,13 @@ def main():
         page.set_input_files("#policy-file", a.policy)
         expect(page.locator("#policy-text")).not_to_be_empty()
         page.click("#preview")
-        wait_status("read the explanation")
+        wait_status("read the document you sign")
         want_hash = cli("policy", "hash", a.policy).stdout.strip()
         expect(page.locator("#policy-hash")).to_have_text(want_hash)
         expect(page.locator("#explain")).to_contain_text("Everything not allowed below is denied")
+        # The explanation is the host's word; the host's conversion of TOML is not checked here.
+        expect(page.locator("#explain-label")).to_contain_text("the host's word")
+        expect(page.locator("#policy-match")).to_contain_text("this page cannot check that")
         shot("preview")
         page.click("#grant-btn")
         wait_status("granted")
@@ -247,8 +250,12 @@ def main():
         page.set_input_files("#policy-file", raised)
         expect(page.locator("#policy-text")).to_have_value(re.compile("200 USDC"))
         expect(page.locator("#update-btn")).to_be_disabled()
+        # Pasted as the JSON `bridle policy normalize` prints, the page compares it itself.
+        normalized = cli("policy", "normalize", raised).stdout
+        page.fill("#policy-text", normalized)
         page.click("#preview")
-        wait_status("read the explanation")
+        wait_status("read the document you sign")
+        expect(page.locator("#policy-match")).to_contain_text("equals the JSON you pasted")
         expect(page.locator("#policy-hash")).to_have_text(raised_hash)
         page.click("#update-btn")
         wait_status("now enforces policy")

@@ -693,3 +693,22 @@ fn a_restored_policy_is_not_held_to_the_newer_type_bounds() {
     assert_eq!(CompiledPolicy::compile(old.clone()).unwrap_err().code, ErrorCode::InvalidPolicy);
     CompiledPolicy::compile_restored(old).unwrap();
 }
+
+#[test]
+fn a_policy_document_is_read_as_it_is() {
+    // What `bridle policy normalize` prints (and what the enclave receives) is accepted as
+    // policy text: the owner's console compares the document it is shown with it.
+    let p = policy("");
+    let compact = String::from_utf8(p.doc.canonical_bytes()).unwrap();
+    let pretty = serde_json::to_string_pretty(&p.doc).unwrap();
+    for text in [&compact, &pretty] {
+        let again = file::resolve_text(text, t0() + 1000).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(again, p.doc);
+        assert_eq!(CompiledPolicy::compile(again).unwrap().hash, p.hash);
+    }
+    // The file's checks still hold: a duplicate key or a field it does not know is refused.
+    let dup = compact.replacen("{", "{\"name\":\"x\",", 1);
+    assert_eq!(file::resolve_text(&dup, t0()).unwrap_err().code, ErrorCode::InvalidPolicy);
+    let unknown = compact.replacen("{", "{\"surprise\":1,", 1);
+    assert_eq!(file::resolve_text(&unknown, t0()).unwrap_err().code, ErrorCode::InvalidPolicy);
+}
