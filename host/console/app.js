@@ -295,17 +295,41 @@ async function refreshAudit() {
     $("audit-result").replaceChildren(badge("not checked", "warn"), " verify the enclave first: the log is checked against its identity");
     return;
   }
+  // A head the enclave signs at its log's end for our nonce, asked first: the host's copy
+  // must reach it, or an older genuinely signed head could pass for the end (a review of
+  // 2026-12-03).
+  const nonce = freshNonce();
+  const fresh = await get(`/v1/audit/head?nonce=${nonce}`);
   const log = await auditLog();
   const v = verifyAuditLog(log.entries, log.head, state.trust.identity);
-  state.audit = v.ok ? { ...v, entries: log.entries } : null;
+  const now = v.ok ? freshness(log.entries, fresh, nonce) : null;
+  state.audit = v.ok ? { ...v, entries: log.entries, fresh: now.ok } : null;
   const out = $("audit-result");
   if (v.ok) {
     out.replaceChildren(badge("verified in this browser", "ok"),
       ` ${v.entries} entries, hash chain recomputed from the genesis of ${state.trust.identity}; head at seq ${v.headSeq} signed by the enclave identity at ${time(v.headTime)}; `,
-      v.complete ? "complete as of that head." : "the head was not at the log's end when signed (more entries existed).");
+      now.ok ? badge("complete now", "ok") : badge("not shown complete now", "warn"), ` ${now.text}`);
   } else {
     out.replaceChildren(badge("DOES NOT VERIFY", "bad"), ` ${v.error}`);
   }
+}
+
+/**
+ * Whether `entries` (a verified log from seq 0) reach `fresh`, the head the enclave signed at
+ * its log's end for `nonce`: {ok, text}.
+ */
+function freshness(entries, fresh, nonce) {
+  if (!fresh || !fresh.nonce || fresh.nonce.toLowerCase() !== nonce.toLowerCase()) {
+    return { ok: false, text: "the host's head for our nonce answers another nonce (a replayed head)" };
+  }
+  const seq = BigInt(fresh.seq);
+  if (BigInt(entries.length) <= seq) {
+    return { ok: false, text: `the enclave's log reached seq ${seq} when asked (signed for our nonce); the host's copy stops at seq ${entries.length - 1}` };
+  }
+  const prefix = verifyAuditLog(entries.slice(0, Number(seq) + 1), fresh, state.trust.identity);
+  if (!prefix.ok) return { ok: false, text: `the head signed for our nonce: ${prefix.error}` };
+  if (BigInt(fresh.end ?? 0) !== seq + 1n) return { ok: false, text: "the head signed for our nonce was not at the log's end" };
+  return { ok: true, text: `the log reaches the head the enclave signed at its end for our nonce at ${time(fresh.time)}.` };
 }
 
 async function open(session) {
@@ -344,7 +368,8 @@ async function showDetail() {
   const pol = live ? await policyOf(row.stored.session, live.policy_hash) : { doc: null, verified: false };
   const audit = state.audit ? state.audit.entries.filter((e) => sameAddress(e.session, row.stored.session)) : null;
   renderDetail($("detail-body"), {
-    live, stored: row.stored, policy: pol.doc, policyVerified: pol.verified, audit, now: signed.now ?? state.status.now,
+    live, stored: row.stored, policy: pol.doc, policyVerified: pol.verified, audit, auditFresh: state.audit?.fresh === true,
+    now: signed.now ?? state.status.now,
     signed: signed.receipt ?? null, signedError: signed.error, aggregate: signed.receipt ? signed.aggregate : null,
     onApprove: (p) => act("Approving the request", async () => {
       await owner.approve(ctx(), row.stored.session, live.agent, p);

@@ -157,7 +157,8 @@ export function renderDetail(root, d) {
   for (const [i, r] of limits.entries()) {
     const used = d.audit ? ticks.filter((t) => t > d.now - Number(r.window)).length : null;
     root.append(h("p", {}, `rate_limits[${i}]: at most ${r.max} signatures per ${r.window} s — `,
-      used === null ? "use unknown (verify the audit log)" : `${used} in the last ${r.window} s (from the verified audit log)`));
+      used === null ? "use unknown (verify the audit log)"
+        : `${used} in the last ${r.window} s (from the verified audit log${d.auditFresh ? ", complete now" : ", not shown complete now: it may be stale"})`));
   }
   if (d.policy && !d.policyVerified) root.append(h("p", { class: "warn small" }, "Rate limits from the host's copy of the policy: its hash was not checked here."));
 

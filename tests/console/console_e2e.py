@@ -238,6 +238,9 @@ def main():
         # The audit log, verified in the browser against the attested identity.
         page.click("#verify-audit")
         expect(page.locator("#audit-result")).to_contain_text("verified in this browser", timeout=20000)
+        # …and reaching the head the enclave signed at its log's end for the page's nonce.
+        expect(page.locator("#audit-result")).to_contain_text("complete now")
+        expect(page.locator("#audit-result")).not_to_contain_text("not shown complete now")
         expect(page.locator("#audit-table")).to_contain_text("approved")
         expect(page.locator("#audit-table")).to_contain_text("rejected")
         shot("audit")
