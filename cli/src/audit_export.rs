@@ -79,14 +79,14 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
     let enclave = a.enclave.unwrap_or(fresh.enclave);
     let current = enclave == fresh.enclave;
     let path = format!("/v1/audit/export?enclave={enclave}");
-    let mut v: serde_json::Value = host.get(&path)?;
+    let mut v: serde_json::Value = host.get_export(&path)?;
     let reaches = |v: &serde_json::Value| v["head"]["seq"].as_u64().is_some_and(|s| s >= fresh.seq);
     for _ in 0..20 {
         if !current || reaches(&v) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
-        v = host.get(&path)?;
+        v = host.get_export(&path)?;
     }
     if current {
         v["fresh_head"] = serde_json::to_value(&fresh)?;

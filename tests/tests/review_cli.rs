@@ -664,3 +664,23 @@ async fn verify_session_proves_the_policy_in_force_now() {
     assert_eq!(o.status.code(), Some(1), "{}", bridle_tests::cli::text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not the attested enclave's word"), "{o:?}");
 }
+
+#[tokio::test]
+async fn a_reply_of_any_size_is_not_read_whole() {
+    // The host is untrusted: a reply is read up to 64 MiB, and an error's text is quoted up
+    // to 1 KiB (a review of 2026-12-03: the MCP server held any reply whole and copied an
+    // error's body into its tool result).
+    let w = world();
+    let g = w.grant().await;
+    let s = g.session.to_string();
+    let status = ["owner", "status", "--session", s.as_str()];
+    w.proxy.answer("GET", "/v1/status", |_| (200, json!({"padding": "x".repeat(65 << 20)})));
+    let (out, err) = w.cli.fails(&status);
+    assert!(err.contains("the host's reply is over 67108864 bytes"), "{}", &err[..err.len().min(2000)]);
+    assert!(out.len() + err.len() < 16 << 10, "{} bytes printed", out.len() + err.len());
+    w.proxy.clear();
+    w.proxy.answer("GET", "/v1/status", |_| (400, json!({"error": {"message": "y".repeat(1 << 20)}})));
+    let (out, err) = w.cli.fails(&status);
+    assert!(err.contains("bytes cut"), "{}", &err[..err.len().min(2000)]);
+    assert!(out.len() + err.len() < 16 << 10, "{} bytes printed", out.len() + err.len());
+}
