@@ -198,7 +198,7 @@ async function preview() {
   $("canonical").textContent = JSON.stringify(doc, null, 2);
   // The host turned the text into the document: the page checks that only when the text is
   // itself the JSON document (as `bridle policy normalize FILE` prints it).
-  const same = pastedJsonEquals(text, doc);
+  const same = pastedJsonEquals(text, doc, r.canonical);
   $("policy-match").replaceChildren(
     same
       ? badge("the document equals the JSON you pasted (compared in this page)", "ok")
@@ -212,8 +212,13 @@ async function preview() {
   return `policy ${hash}: read the document you sign (the explanation is the host's word), then sign`;
 }
 
-/** Whether `text` is a JSON document equal to `doc` (same values; key order ignored). */
-function pastedJsonEquals(text, doc) {
+/**
+ * Whether `text` is a JSON document equal to `doc` (same values; key order ignored). Never
+ * when either holds a number of 16 digits or more: JSON.parse rounds past 2^53, and two
+ * different chain ids would compare equal.
+ */
+function pastedJsonEquals(text, doc, canonical) {
+  if (hasLongNumber(text) || hasLongNumber(canonical)) return false;
   let mine;
   try {
     mine = JSON.parse(text);
@@ -225,6 +230,24 @@ function pastedJsonEquals(text, doc) {
       : v && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, norm(v[k])]))
         : v;
   return JSON.stringify(norm(mine)) === JSON.stringify(norm(doc));
+}
+
+/** Whether JSON `text` holds, outside its strings, a run of 16 digits or more. */
+function hasLongNumber(text) {
+  let inString = false;
+  let run = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    run = c >= "0" && c <= "9" ? run + 1 : 0;
+    if (run >= 16) return true;
+  }
+  return false;
 }
 
 function rememberPolicy(p) {
