@@ -119,11 +119,10 @@ unrelayed, any later message you sign with a higher nonce (the default nonce is 
 the enclave accepts makes it stale: it accepts each owner's nonces only in increasing order.";
 
 /// After an owner command answered `internal`: the enclave's own failure, which may come
-/// after the change took effect (a creation or update whose binding it failed to sign or
-/// attest).
-const INTERNAL_NOTE: &str = "note: `internal` is the enclave's own failure (or the host's word). It may come after \
-the change took effect — a grant or an update whose binding the enclave failed to sign or attest is applied and its \
-nonce spent: look for it (the audit log's `session_created`, `bridle owner status`) before signing it again.";
+/// after the change took effect.
+const INTERNAL_NOTE: &str = "note: `internal` is the enclave's own failure (or the host's word); the message may \
+still have taken effect (a cluster's entry applied before its node failed): look for it in the audit log \
+(`bridle audit export`) before signing it again.";
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {

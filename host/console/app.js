@@ -195,7 +195,7 @@ async function preview() {
   $("policy-hash").textContent = hash;
   $("explain").textContent = r.explain;
   const doc = JSON.parse(r.canonical);
-  $("canonical").textContent = JSON.stringify(doc, null, 2);
+  $("canonical").textContent = prettyJson(r.canonical);
   // The host turned the text into the document: the page checks that only when the text is
   // itself the JSON document (as `bridle policy normalize FILE` prints it).
   const same = pastedJsonEquals(text, doc, r.canonical);
@@ -230,6 +230,42 @@ function pastedJsonEquals(text, doc, canonical) {
       : v && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, norm(v[k])]))
         : v;
   return JSON.stringify(norm(mine)) === JSON.stringify(norm(doc));
+}
+
+/** JSON `text` indented, every token kept as written (JSON.parse would round large numbers). */
+function prettyJson(text) {
+  let out = "";
+  let depth = 0;
+  let inString = false;
+  const nl = () => "\n" + "  ".repeat(depth);
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      out += c;
+      if (c === "\\") out += text[++i] ?? "";
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') {
+      inString = true;
+      out += c;
+    } else if (c === "{" || c === "[") {
+      const close = c === "{" ? "}" : "]";
+      if (text[i + 1] === close) {
+        out += c + close;
+        i++;
+      } else {
+        depth++;
+        out += c + nl();
+      }
+    } else if (c === "}" || c === "]") {
+      depth--;
+      out += nl() + c;
+    } else if (c === ",") out += "," + nl();
+    else if (c === ":") out += ": ";
+    else if (!/\s/.test(c)) out += c;
+  }
+  return out;
 }
 
 /** Whether JSON `text` holds, outside its strings, a run of 16 digits or more. */

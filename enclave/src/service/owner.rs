@@ -305,12 +305,27 @@ impl Enclave {
         self.sessions.write().unwrap_or_else(|e| e.into_inner()).insert(address, session);
         self.append(now, rec::session_created(address, c.auth.owner, agent, policy_hash, valid_until));
         // The reply's extras last, once the state is what every replica makes of the entry:
-        // only the node that answers signs and attests, and its failure there (the NSM's)
-        // must not leave that node without the session the others hold (a review of
-        // 2026-12-03). The owner is then told `internal`; the session exists, as the owner
-        // signed, and its status, a revoke or `revoke_all` reach it.
-        let (binding_signature, attestation) = self.bind(&binding)?;
+        // only the node that answers signs and attests, and a failure there (the NSM's) must
+        // neither leave that node without the session the others hold nor hide a session
+        // that exists (a review of 2026-12-03). The reply then carries the binding unsigned
+        // or unattested: owner tools refuse it, the host stores the session, and the owner
+        // can revoke it by its address.
+        let (binding_signature, attestation) = self.bind_or_log(&binding);
         Ok(SessionCreated { binding, binding_signature, attestation })
+    }
+
+    /// [`Enclave::bind`] for a change already made: a failure is logged and the reply
+    /// carries what could be made (an empty signature, no attestation) — the state must not
+    /// depend on it.
+    fn bind_or_log(&self, binding: &SessionBinding) -> (Bytes, Option<Bytes>) {
+        match self.bind(binding) {
+            Ok(b) => b,
+            Err(d) => {
+                eprintln!("bridle-enclave: the binding of session {} (its change is made): {d}", binding.session);
+                let sig = self.identity.sign_digest(&binding.digest()).map(|s| Bytes::copy_from_slice(&s.as_bytes()));
+                (sig.unwrap_or_default(), None)
+            }
+        }
     }
 
     /// Sign a binding with the identity key, and attest it when the NSM is there.
@@ -393,7 +408,8 @@ impl Enclave {
             created_at: time,
             valid_until,
         };
-        let (sig, _) = self.bind(&binding)?;
+        // After the update is applied: a failure to attest must not turn it into an error.
+        let (sig, _) = self.bind_or_log(&binding);
         let reply = PolicyUpdated {
             session: u.session,
             policy_hash: hash,

@@ -249,7 +249,9 @@ fn a_creation_whose_attestation_fails_still_holds_the_session_every_replica_hold
     // Only the node that answers a creation signs and attests its binding. A failure there
     // (the NSM's) used to return before the session was inserted, charged and logged — after
     // finished sessions were dropped and its ceilings admitted: that node alone lacked the
-    // session the others held (a review of 2026-12-03).
+    // session the others held (a review of 2026-12-03). Answering `internal` after the
+    // insert would hide a session that exists (the host stores one only from its reply, and
+    // an owner told `internal` grants again): the reply carries the binding unattested.
     struct Failing;
     impl Attestor for Failing {
         fn attest(&self, _: Option<Vec<u8>>, _: Option<Vec<u8>>, _: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
@@ -257,18 +259,14 @@ fn a_creation_whose_attestation_fails_still_holds_the_session_every_replica_hold
         }
     }
     let e = Enclave::new(Box::new(Shared(Arc::new(FixedClock::new(T0)))), Some(Box::new(Failing)), Config::default());
-    let d = create(&e, T0, 1).unwrap_err();
-    assert_eq!(d.code, ErrorCode::Internal, "{d}");
-    assert!(d.reason.contains("attestation failed"), "{d}");
+    let session = create(&e, T0, 1).expect("created, its binding unattested");
     let made: Vec<Address> = e.sessions.read().unwrap().keys().copied().collect();
-    assert_eq!(made.len(), 1, "the session exists, as on every replica");
+    assert_eq!(made, vec![session], "the session exists, as on every replica");
     let log = e.audit.entries(0, 1000, None, &e.identity, T0).unwrap();
-    assert!(log
-        .entries
-        .iter()
-        .any(|x| x.kind == bridle_common::audit::Decision::SessionCreated && x.session == made[0]));
+    let kinds: Vec<_> = log.entries.iter().map(|x| x.kind).collect();
+    assert!(kinds.contains(&bridle_common::audit::Decision::SessionCreated), "{kinds:?}");
+    assert_eq!(log.entries.len(), 2, "boot and creation only, no refusal beside it: {kinds:?}");
     // Its nonce is spent, and the owner reaches the session.
     assert_eq!(create(&e, T0, 1).unwrap_err().code, ErrorCode::Replayed);
-    let st = e.status(Some(made[0]), None, None).unwrap();
-    assert!(st.session.is_some());
+    assert!(e.status(Some(session), None, None).unwrap().session.is_some());
 }
