@@ -18,10 +18,12 @@ pub const MAX_REPLY_BYTES: u64 = 64 << 20;
 /// The most of an audit export read (4 GiB: a log of a million entries, as JSON).
 pub const MAX_EXPORT_BYTES: u64 = 4 << 30;
 
-/// The most of an error's text quoted in a message.
-const MAX_QUOTED: usize = 1024;
+/// The most of an error's text quoted in a message or a tool result: the host writes it (a
+/// refusal is not signed), so it is bounded and quoted as data.
+pub const MAX_QUOTED: usize = 1024;
 
-fn quoted(t: &str) -> String {
+/// `t` cut to [`MAX_QUOTED`] bytes (at a character boundary), saying so.
+pub fn quoted(t: &str) -> String {
     if t.len() <= MAX_QUOTED {
         return t.to_string();
     }

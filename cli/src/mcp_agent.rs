@@ -6,7 +6,7 @@
 //! or log line.
 
 use crate::agent::{check_agent, encode_call, sign_with};
-use crate::client::Refused;
+use crate::client::{quoted, Refused};
 use crate::keys::LoadedKey;
 use crate::owner::Conn;
 use crate::trust::{signed_line, Enclave};
@@ -313,30 +313,14 @@ fn hint(code: &str) -> &'static str {
     }
 }
 
-/// The most of a refusal's or an error's text a tool result carries: the host writes it (a
-/// refusal is not signed), so it is bounded and quoted as data.
-const MAX_TOOL_TEXT: usize = 1024;
-
-/// `t` cut to [`MAX_TOOL_TEXT`] bytes (at a character boundary), saying so.
-fn bounded(t: &str) -> String {
-    if t.len() <= MAX_TOOL_TEXT {
-        return t.to_string();
-    }
-    let mut end = MAX_TOOL_TEXT;
-    while !t.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes cut)", &t[..end], t.len() - end)
-}
-
 /// A failure as a tool error: a refusal with its code, rule and reason (the numbers are in
 /// the reason), labelled as the host's word — the enclave signs no refusal, so a host could
 /// answer one for a request it had signed — or any other error's message; both bounded.
 pub fn tool_error(e: &anyhow::Error) -> (String, Value) {
     if let Some(r) = e.downcast_ref::<Refused>() {
-        let code = bounded(&r.code.clone().unwrap_or_else(|| "error".into()));
-        let reason = bounded(&r.reason.clone().unwrap_or_else(|| r.message.clone()));
-        let rule = r.rule.as_deref().map(bounded);
+        let code = quoted(&r.code.clone().unwrap_or_else(|| "error".into()));
+        let reason = quoted(&r.reason.clone().unwrap_or_else(|| r.message.clone()));
+        let rule = r.rule.as_deref().map(quoted);
         let text = match &rule {
             Some(rule) => {
                 format!("refused (the host's word; refusals are not signed): {code} (rule {rule}): {reason:?}")
@@ -346,12 +330,12 @@ pub fn tool_error(e: &anyhow::Error) -> (String, Value) {
         let h = hint(&code);
         let text = if h.is_empty() { text } else { format!("{text}. Hint: {h}") };
         let v = json!({
-            "refused": true, "code": code, "rule": rule, "reason": reason, "message": bounded(&r.message),
+            "refused": true, "code": code, "rule": rule, "reason": reason, "message": quoted(&r.message),
             "hint": h, "http_status": r.status, "signed_by_enclave": false,
         });
         return (text, v);
     }
-    let text = bounded(&format!("{e:#}"));
+    let text = quoted(&format!("{e:#}"));
     (text.clone(), json!({"refused": false, "error": text}))
 }
 

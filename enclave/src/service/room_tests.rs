@@ -143,13 +143,8 @@ fn a_session_dropped_under_a_request_decides_and_charges_nothing() {
     assert!(e.sessions.read().unwrap().contains_key(&new));
 }
 
-#[test]
-fn revoke_all_appends_in_session_address_order() {
-    // Every replica of a cluster must append the same audit chain; the session map's order
-    // is each process's own.
-    let e = Enclave::new(Box::new(Shared(Arc::new(FixedClock::new(T0)))), None, Config::default());
-    let mut made: Vec<Address> = (1..=12).map(|n| create(&e, T0, n).unwrap()).collect();
-    let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+/// `owner`'s revoke-all call to `e`, with `nonce`.
+fn revoke_all(e: &Enclave, owner: &SecretKey, nonce: u64) -> Call {
     let msg = OwnerAction {
         action: action::REVOKE_ALL.into(),
         enclave: e.identity_address(),
@@ -157,11 +152,19 @@ fn revoke_all_appends_in_session_address_order() {
         agent: Address::ZERO,
         policyHash: B256::ZERO,
         subject: B256::ZERO,
-        nonce: 100,
+        nonce,
     };
-    let Reply::Revoked(r) = e.handle(Call::RevokeAll(RevokeAll { auth: sign(&owner, &msg) })).unwrap() else {
-        panic!("not revoked")
-    };
+    Call::RevokeAll(RevokeAll { auth: sign(owner, &msg) })
+}
+
+#[test]
+fn revoke_all_appends_in_session_address_order() {
+    // Every replica of a cluster must append the same audit chain; the session map's order
+    // is each process's own.
+    let e = Enclave::new(Box::new(Shared(Arc::new(FixedClock::new(T0)))), None, Config::default());
+    let mut made: Vec<Address> = (1..=12).map(|n| create(&e, T0, n).unwrap()).collect();
+    let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let Reply::Revoked(r) = e.handle(revoke_all(&e, &owner, 100)).unwrap() else { panic!("not revoked") };
     made.sort();
     assert_eq!(r.sessions, made);
     let log = e.audit.entries(0, 1000, None, &e.identity, T0).unwrap();
@@ -221,18 +224,7 @@ fn a_leader_checks_an_owner_nonce_two_seconds_ahead_of_its_clock() {
     let clock = Arc::new(FixedClock::new(T0));
     let e = Enclave::new(Box::new(Shared(clock.clone())), None, Config::default());
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
-    let revoke_all = |nonce: u64| {
-        let msg = OwnerAction {
-            action: action::REVOKE_ALL.into(),
-            enclave: e.identity_address(),
-            session: Address::ZERO,
-            agent: Address::ZERO,
-            policyHash: B256::ZERO,
-            subject: B256::ZERO,
-            nonce,
-        };
-        Call::RevokeAll(RevokeAll { auth: sign(&owner, &msg) })
-    };
+    let revoke_all = |nonce: u64| revoke_all(&e, &owner, nonce);
     let bound = super::owners::max_nonce(T0);
     e.precheck_owner(&revoke_all(bound + 2_000)).expect("within the bound two seconds on");
     let d = e.precheck_owner(&revoke_all(bound + 2_001)).unwrap_err();
