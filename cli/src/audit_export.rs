@@ -81,10 +81,11 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
     let path = format!("/v1/audit/export?enclave={enclave}");
     let mut v: serde_json::Value = host.get_export(&path)?;
     let reaches = |v: &serde_json::Value| v["head"]["seq"].as_u64().is_some_and(|s| s >= fresh.seq);
-    for _ in 0..20 {
-        if !current || reaches(&v) {
-            break;
-        }
+    // The host stores the enclave's entries as it reads them: give a busy one 15 s to catch
+    // up with the fresh head (a copy that stops short is written all the same, and `bridle
+    // verify audit` says it is not complete).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while current && !reaches(&v) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(250));
         v = host.get_export(&path)?;
     }

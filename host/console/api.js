@@ -10,14 +10,62 @@ export class ApiError extends Error {
   }
 }
 
-async function call(method, path, bodyText) {
+/** The most of one reply the page reads (as the CLI: 64 MiB): what a host makes the tab hold is bounded. */
+export const MAX_REPLY_BYTES = 64 << 20;
+
+/** The most of the audit log the page reads, over all its pages (512 MiB). */
+export const MAX_LOG_BYTES = 512 << 20;
+
+/** A reply larger than the page reads: it was not read whole, and nothing of it is used. */
+export class TooLarge extends Error {
+  constructor(max) {
+    super(`the host's reply is over ${max} bytes: not read (a host's reply is read up to that bound)`);
+    this.max = max;
+  }
+}
+
+/**
+ * `response`'s body as text, read up to `max` bytes: a larger one (by its Content-Length,
+ * or as it streams) is cancelled and refused with {@link TooLarge}. Answers {text, bytes}.
+ */
+export async function readBounded(response, max = MAX_REPLY_BYTES) {
+  const declared = Number(response.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > max) {
+    await response.body?.cancel().catch(() => {});
+    throw new TooLarge(max);
+  }
+  if (!response.body) return { text: "", bytes: 0 };
+  const reader = response.body.getReader();
+  const chunks = [];
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.byteLength;
+    if (bytes > max) {
+      await reader.cancel().catch(() => {});
+      throw new TooLarge(max);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(bytes);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return { text: new TextDecoder().decode(all), bytes };
+}
+
+/** A call's parsed reply and its size in bytes: {body, bytes}. */
+async function sized(method, path, bodyText, max = MAX_REPLY_BYTES) {
   const init = { method, headers: { Accept: "application/json" }, cache: "no-store" };
   if (bodyText !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = bodyText;
   }
   const r = await fetch(path, init);
-  const text = await r.text();
+  const { text, bytes } = await readBounded(r, max);
   let body = null;
   try {
     body = text ? JSON.parse(text) : null;
@@ -25,7 +73,11 @@ async function call(method, path, bodyText) {
     throw new ApiError(r.status, { error: { message: `HTTP ${r.status}: not JSON` } });
   }
   if (!r.ok) throw new ApiError(r.status, body);
-  return body;
+  return { body, bytes };
+}
+
+async function call(method, path, bodyText) {
+  return (await sized(method, path, bodyText)).body;
 }
 
 export const get = (path) => call("GET", path);
@@ -45,11 +97,22 @@ export async function auditLog() {
   let since = 0;
   let entries = [];
   let first = null;
+  let left = MAX_LOG_BYTES;
   for (let page = 0; page < 1000; page++) {
-    const r = await get(`/v1/audit?since=${since}&limit=10000`);
+    // Over the bound, the page refuses the whole log (TooLarge) rather than show a part.
+    const { body: r, bytes } = await sized("GET", `/v1/audit?since=${since}&limit=10000`, undefined, Math.min(left, MAX_REPLY_BYTES)).catch(
+      (e) => {
+        if (e instanceof TooLarge && left < MAX_REPLY_BYTES) {
+          throw new Error(`the host's audit log is over ${MAX_LOG_BYTES} bytes: not read (use bridle audit export)`);
+        }
+        throw e;
+      },
+    );
+    left -= bytes;
     first = first ?? r;
     if (r.enclave && first.enclave && r.enclave.toLowerCase() !== first.enclave.toLowerCase()) break;
-    entries = entries.concat(r.entries);
+    if (!Array.isArray(r.entries)) throw new Error("the host's audit page holds no list of entries");
+    for (const e of r.entries) entries.push(e);
     first.head = r.head;
     if (!r.more || r.entries.length === 0) break;
     since = Number(r.entries[r.entries.length - 1].seq) + 1;

@@ -3,10 +3,11 @@
 // test compares every digest with the one bridle-common computes for the same input.
 import { ownerTypedData, ownerDigest } from "../../host/console/eip712.js";
 import { bindingDigest, receiptDigest, checkReceipt, verifyAuditLog, entryHash } from "../../host/console/verify.js";
-import { termsDigest } from "../../host/console/owner.js";
+import { termsDigest, checkMadeFor } from "../../host/console/owner.js";
 import { checkSignedStatus } from "../../host/console/status.js";
 import { payloadDigest, describe } from "../../host/console/decode.js";
 import { verifyAttestation } from "../../host/console/attest.js";
+import { readBounded } from "../../host/console/api.js";
 import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey } from "../../host/console/bytes.js";
 
 const hex = (b) => bytesToHex(b);
@@ -58,13 +59,43 @@ const ops = {
       return { ok: false, error: e.message };
     }
   },
+  made_for: (c) => {
+    try {
+      checkMadeFor({ created_at: c.created_at }, c.nonce);
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, error: e.message };
+    }
+  },
+  // A host's reply read with a bound: `size` bytes (or endless), `declared` its Content-Length.
+  read: async (c) => {
+    let sent = 0;
+    const chunk = new Uint8Array(64 << 10).fill(0x20);
+    const body = new ReadableStream({
+      pull(ctl) {
+        if (c.size !== null && sent >= c.size) return ctl.close();
+        const n = c.size === null ? chunk.length : Math.min(chunk.length, c.size - sent);
+        sent += n;
+        ctl.enqueue(chunk.slice(0, n));
+      },
+    });
+    const headers = c.declared === null ? {} : { "content-length": String(c.declared) };
+    try {
+      const r = await readBounded(new Response(body, { headers }), c.max);
+      return { ok: true, bytes: r.bytes, length: r.text.length, sent };
+    } catch (e) {
+      return { ok: false, error: e.message, sent };
+    }
+  },
 };
 
 let input = "";
 for await (const chunk of process.stdin) input += chunk;
-const out = JSON.parse(input).map((c) => {
-  const f = ops[c.op];
-  if (!f) return { error: `unknown op ${c.op}` };
-  return f(c);
-});
+const out = await Promise.all(
+  JSON.parse(input).map((c) => {
+    const f = ops[c.op];
+    if (!f) return { error: `unknown op ${c.op}` };
+    return f(c);
+  }),
+);
 process.stdout.write(JSON.stringify(out, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));

@@ -1083,3 +1083,49 @@ fn generated_typed_data_hashes_alike_in_the_browser() {
     println!("{signed} hashed alike, {refused} refused by both");
     assert!(signed > 100 && refused > 20, "{signed} hashed, {refused} refused");
 }
+
+#[test]
+fn a_hosts_reply_is_read_only_up_to_its_bound() {
+    // The page reads every reply of the untrusted host through `readBounded`: one over the
+    // bound is refused — by its declared length before a byte is read, or as it streams,
+    // endless or not — and one within it is read whole.
+    let mib = 1u64 << 20;
+    let cases = [
+        json!({"op": "read", "size": mib, "declared": null, "max": mib}),
+        json!({"op": "read", "size": mib + 1, "declared": null, "max": mib}),
+        json!({"op": "read", "size": null, "declared": null, "max": mib}),
+        json!({"op": "read", "size": null, "declared": 2 * mib, "max": mib}),
+        json!({"op": "read", "size": 10, "declared": 10, "max": mib}),
+    ];
+    let out = node(&cases);
+    assert_eq!(out[0]["ok"], true, "{}", out[0]);
+    assert_eq!(out[0]["bytes"], mib);
+    assert_eq!(out[0]["length"], mib);
+    for (i, why) in [(1, "one byte over"), (2, "endless"), (3, "declared over")] {
+        assert_eq!(out[i]["ok"], false, "{why}: {}", out[i]);
+        assert!(out[i]["error"].as_str().unwrap().contains("not read"), "{why}: {}", out[i]);
+        // Stopped at the bound: at most one more chunk (64 KiB) than it allows was asked for.
+        assert!(out[i]["sent"].as_u64().unwrap() <= mib + 2 * (64 << 10), "{why}: {}", out[i]);
+    }
+    assert!(out[3]["sent"].as_u64().unwrap() <= 2 * (64 << 10), "declared: refused unread: {}", out[3]);
+    assert_eq!(out[4]["ok"], true, "{}", out[4]);
+    assert_eq!(out[4]["bytes"], 10);
+}
+
+#[test]
+fn a_grants_binding_is_judged_fresh_as_bridle_common_judges_it() {
+    // The page refuses a new session's binding made earlier than the enclave accepts the
+    // grant's nonce (an earlier grant's, replayed), exactly where the CLI does.
+    use bridle_common::owner::{made_for_nonce, MAX_NONCE_AHEAD_MS};
+    let t = 1_800_000_000u64;
+    let edge = t * 1000 + MAX_NONCE_AHEAD_MS;
+    let nonces = [0, t * 1000, edge - 1, edge, edge + 1, u64::MAX];
+    let cases: Vec<Value> =
+        nonces.iter().map(|n| json!({"op": "made_for", "created_at": t, "nonce": n.to_string()})).collect();
+    let out = node(&cases);
+    for (n, o) in nonces.iter().zip(&out) {
+        assert_eq!(o["ok"], made_for_nonce(t, *n), "nonce {n}: {o}");
+    }
+    assert!(made_for_nonce(t, edge) && !made_for_nonce(t, edge + 1));
+    assert!(out[4]["error"].as_str().unwrap().contains("replayed by the host"), "{}", out[4]);
+}

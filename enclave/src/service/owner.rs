@@ -198,7 +198,7 @@ impl Enclave {
     pub fn policy_would_pass_its_lifetime(&self, policy: &Policy) -> bool {
         let Ok(p) = self.compile(policy) else { return false };
         let now = self.clock.now();
-        p.check_lifetime(now).is_ok() || p.check_lifetime(now.saturating_add(2)).is_ok()
+        p.check_lifetime(now).is_ok() || p.check_lifetime(now.saturating_add(PRECHECK_LEAD)).is_ok()
     }
 
     /// Spend an authenticated call's nonce, whatever `outcome` is.
@@ -244,10 +244,12 @@ impl Enclave {
         if key.as_ref().is_some_and(|k| k.address() != address) {
             return Err(denial(ErrorCode::Internal, "the session key does not match its address"));
         }
-        let now = self.clock.now();
         let (agent_pk, agent, policy, book) = self.authorize_create(&c, 0)?;
         // Creations are serialized by the owner-nonce lock held in `book`, so the checks
-        // below and the insert cannot race with another creation.
+        // below and the insert cannot race with another creation. The session's time is read
+        // under that lock, no earlier than the nonce's bound was: a binding's `created_at`
+        // then satisfies `made_for_nonce` for the nonce it answers (owner tools check it).
+        let now = self.clock.now();
         let auth = c.auth.clone();
         let created = self.create_authorized(c, address, key, custody, now, agent_pk, agent, policy);
         self.spend(book, &auth, created)
@@ -314,39 +316,37 @@ impl Enclave {
         Ok(SessionCreated { binding, binding_signature, attestation })
     }
 
-    /// [`Enclave::bind`] for a change already made: a failure is logged and the reply
-    /// carries what could be made (an empty signature, no attestation) — the state must not
-    /// depend on it.
+    /// Sign a binding with the identity key and attest it when the NSM is there, for a
+    /// change already made: a failure of either is logged and the reply carries what could
+    /// be made (an empty signature, no attestation) — the state must not depend on it, and
+    /// nothing is signed twice.
     fn bind_or_log(&self, binding: &SessionBinding) -> (Bytes, Option<Bytes>) {
-        match self.bind(binding) {
-            Ok(b) => b,
-            Err(d) => {
-                eprintln!("bridle-enclave: the binding of session {} (its change is made): {d}", binding.session);
-                let sig = self.identity.sign_digest(&binding.digest()).map(|s| Bytes::copy_from_slice(&s.as_bytes()));
-                (sig.unwrap_or_default(), None)
-            }
-        }
-    }
-
-    /// Sign a binding with the identity key, and attest it when the NSM is there.
-    fn bind(&self, binding: &SessionBinding) -> Result<(Bytes, Option<Bytes>), Denial> {
         if !crate::apply::answers() {
             // A cluster replica that does not answer this call: no reply, no signature.
-            return Ok((Bytes::new(), None));
+            return (Bytes::new(), None);
         }
         let bd = binding.digest();
-        let sig = self
-            .identity
-            .sign_digest(&bd)
-            .map_err(|e| denial(ErrorCode::Internal, format!("binding signature failed: {e}")))?;
-        let attestation = match &self.attestor {
-            Some(a) => Some(Bytes::from(
-                a.attest(Some(bd.to_vec()), None, Some(self.identity.public_key_sec1()))
-                    .map_err(|e| denial(ErrorCode::Internal, format!("attestation failed: {e}")))?,
-            )),
-            None => None,
+        let session = binding.session;
+        let sig = match self.identity.sign_digest(&bd) {
+            Ok(sig) => Bytes::copy_from_slice(&sig.as_bytes()),
+            Err(e) => {
+                eprintln!(
+                    "bridle-enclave: the binding of session {session} (its change is made): signature failed: {e}"
+                );
+                return (Bytes::new(), None);
+            }
         };
-        Ok((Bytes::copy_from_slice(&sig.as_bytes()), attestation))
+        let attestation = self.attestor.as_ref().and_then(|a| {
+            a.attest(Some(bd.to_vec()), None, Some(self.identity.public_key_sec1()))
+                .map_err(|e| {
+                    eprintln!(
+                        "bridle-enclave: the binding of session {session} (its change is made): attestation failed: {e}"
+                    )
+                })
+                .ok()
+                .map(Bytes::from)
+        });
+        (sig, attestation)
     }
 
     /// Keep the session count under `max_sessions`: when full, drop finished sessions not
