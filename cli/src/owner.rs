@@ -261,6 +261,7 @@ fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u
         subject: B256::ZERO,
         nonce: default_nonce(nonce),
     };
+    let n = msg.nonce;
     let body =
         CreateSession { auth: owner_auth(&key, &msg)?, agent_public_key: Bytes::from(agent_pk), policy: p.doc.clone() };
     let created: SessionCreated = e.host.post("/v1/sessions", &body)?;
@@ -272,9 +273,11 @@ fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u
         policy_hash: p.hash,
         valid_until: p.doc.valid_until,
     };
-    checks::binding(&created.binding, &created.binding_signature, &want).context(
-        "the host's reply is not a session the trusted enclave created for this grant: do not use or fund it",
-    )?;
+    checks::binding(&created.binding, &created.binding_signature, &want)
+        .and_then(|()| checks::binding_made_for(&created.binding, n))
+        .context(
+            "the host's reply is not a session the trusted enclave created for this grant: do not use or fund it",
+        )?;
     let attested = attestation_note(&e, &created)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&created)?);

@@ -125,6 +125,43 @@ async fn a_grant_whose_session_or_binding_was_swapped_is_refused() {
 }
 
 #[tokio::test]
+async fn an_earlier_grants_binding_replayed_for_a_later_grant_is_refused() {
+    // A binding does not name the owner's nonce: a policy with a fixed end, granted to the
+    // same agent again, has the same binding fields but its time. The enclave accepts a nonce
+    // at most ten minutes ahead of its clock, so a binding made earlier than that is an
+    // earlier grant's, and the CLI refuses it (the console alike: console_digests).
+    let end = bridle_common::period::format_time(now() + 3 * 3600);
+    let w = World::start(&POLICY.replace("valid_for = \"24h\"", &format!("valid_until = \"{end}\"")));
+    let first = fresh_nonce();
+    let out = w.cli.ok(&[
+        "owner",
+        "grant",
+        "--key",
+        "owner.key",
+        "--agent",
+        "agent.key",
+        "--policy",
+        "policy.toml",
+        "--nonce",
+        &first,
+        "--json",
+    ]);
+    let genuine: Value = serde_json::from_str(&out).expect("the grant's reply");
+    // The later grant: its nonce eleven minutes on (as the clock would be); the host answers
+    // it with the first grant's genuine reply.
+    let later = (first.parse::<u64>().unwrap() + 660_000).to_string();
+    w.proxy.answer("POST", "/v1/sessions", move |_| (200, genuine.clone()));
+    let (out, err) = w.cli.fails(&grant_args(&later));
+    assert!(!out.contains("session:"), "{out}");
+    assert!(
+        err.contains("not made for this grant — an earlier binding replayed by the host")
+            && err.contains("do not use or fund it"),
+        "{err}"
+    );
+    assert_eq!(w.proxy.forwarded("POST", "/v1/sessions"), 1, "only the first grant reached the host");
+}
+
+#[tokio::test]
 async fn a_revoke_that_never_reached_the_enclave_is_not_reported() {
     let w = world();
     let g = w.grant().await;
