@@ -35,27 +35,6 @@ pub struct Expected {
     pub valid_until: Option<u64>,
 }
 
-/// A new session's binding was made for an owner call signed with nonce `n`: the enclave
-/// accepts a nonce at most [`bridle_common::owner::MAX_NONCE_AHEAD_MS`] ahead of its clock,
-/// so a binding created earlier than that is not this grant's — an earlier binding (a
-/// grant's or an update's) replayed by the host. One made within those ten minutes of the
-/// nonce is not told apart: the binding does not name the nonce. (The enclave accepts one
-/// nonce beyond the bound: one above an owner's last, when that was recorded beyond it.)
-pub fn binding_made_for(b: &SessionBinding, n: u64) -> Result<()> {
-    if !bridle_common::owner::made_for_nonce(b.created_at, n) {
-        bail!(
-            "the binding of session {} was made at {} ({} s), but this grant's nonce {n} (ms) is more than {} s \
-             after that: not made for this grant — an earlier binding replayed by the host (or, if you chose the \
-             nonce one above your last recorded beyond the enclave's bound, a session you may revoke)",
-            b.session,
-            bridle_common::period::format_time(b.created_at),
-            b.created_at,
-            bridle_common::owner::MAX_NONCE_AHEAD_MS / 1000
-        );
-    }
-    Ok(())
-}
-
 /// A session binding is signed by the trusted identity and names exactly what the owner
 /// signed.
 pub fn binding(b: &SessionBinding, signature: &[u8], want: &Expected) -> Result<()> {

@@ -273,8 +273,12 @@ fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u
         policy_hash: p.hash,
         valid_until: p.doc.valid_until,
     };
+    // And the receipt for this grant's nonce: the binding does not name the nonce, so a host
+    // could answer with an earlier binding of the same owner, agent and policy.
     checks::binding(&created.binding, &created.binding_signature, &want)
-        .and_then(|()| checks::binding_made_for(&created.binding, n))
+        .and_then(|()| {
+            checks::receipt(&created, e.trusted.address, checks::owner_nonce(n), "the grant reply").map(drop)
+        })
         .context(
             "the host's reply is not a session the trusted enclave created for this grant: do not use or fund it",
         )?;

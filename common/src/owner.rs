@@ -24,19 +24,6 @@ sol! {
     }
 }
 
-/// How far ahead of the enclave's clock an owner nonce may be, in milliseconds (10 minutes):
-/// the enclave refuses a nonce above its time in milliseconds plus this. So a session the
-/// enclave creates for a nonce `n` has `created_at * 1000 + MAX_NONCE_AHEAD_MS >= n`, which
-/// an owner's tool checks: a binding made earlier is not this grant's (a host replaying an
-/// earlier grant's reply).
-pub const MAX_NONCE_AHEAD_MS: u64 = 600_000;
-
-/// Whether a binding created at `created_at` (enclave seconds) can answer an owner call
-/// signed with nonce `n`: see [`MAX_NONCE_AHEAD_MS`].
-pub fn made_for_nonce(created_at: u64, n: u64) -> bool {
-    created_at.saturating_mul(1000).saturating_add(MAX_NONCE_AHEAD_MS) >= n
-}
-
 /// Action names.
 pub mod action {
     pub const CREATE_SESSION: &str = "create_session";

@@ -342,6 +342,11 @@ pub struct SessionCreated {
     pub binding_signature: Bytes,
     /// An attestation document whose `user_data` is `binding.digest()`, when available.
     pub attestation: Option<Bytes>,
+    /// The enclave's receipt over this reply for the owner's nonce (as a 32-byte word): the
+    /// binding does not name the nonce, so without it a host could answer a grant with an
+    /// earlier binding of the same owner, agent and policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 /// The reply to `update_policy`: the session's new binding (R-ATT-2 for updates), signed by
@@ -628,6 +633,7 @@ macro_rules! receipted {
     };
 }
 
+receipted!(SessionCreated, "session_created");
 receipted!(PolicyUpdated, "policy_updated");
 receipted!(Revoked, "revoked");
 receipted!(ImageAllowed, "image_allowed");

@@ -40,30 +40,14 @@ export async function grant(ctx, agentPublicKey, policy, verifyDoc) {
   checkBinding(created.binding, created.binding_signature, ctx.identity, {
     enclave: ctx.identity, owner: ctx.account, agent, policy_hash: policy.hash, valid_until: validUntil,
   });
-  checkMadeFor(created.binding, auth.nonce);
+  // And the receipt for this grant's nonce: the binding does not name the nonce, so a host
+  // could answer with an earlier binding of the same owner, agent and policy.
+  checkReceipt("session_created", created, ctx.identity, ownerNonceWord(auth.nonce));
   let attested = null;
   if (created.attestation && verifyDoc) {
     attested = verifyDoc(hexToBytes(created.attestation), hexToBytes(bytesToHex(bindingDigest(created.binding))));
   }
   return { created, attested };
-}
-
-/** How far ahead of the enclave's clock it accepts an owner nonce (ms; MAX_NONCE_AHEAD_MS). */
-export const MAX_NONCE_AHEAD_MS = 600000n;
-
-/**
- * A new session's binding was made for the grant signed with `nonce`: a binding created
- * earlier than the enclave accepts that nonce is an earlier binding (a grant's or an
- * update's) replayed by the host. One made within ten minutes of the nonce is not told apart.
- */
-export function checkMadeFor(binding, nonce) {
-  const made = BigInt(binding.created_at);
-  if (made * 1000n + MAX_NONCE_AHEAD_MS < BigInt(nonce)) {
-    throw new Error(
-      `the binding was made at ${made <= 8640000000000n ? new Date(Number(made) * 1000).toISOString() : "?"} (${made} s), but this grant's nonce ${nonce} (ms) ` +
-        `is more than ${MAX_NONCE_AHEAD_MS / 1000n} s after that: not made for this grant — an earlier binding replayed by the host`,
-    );
-  }
 }
 
 export async function update(ctx, session, agent, policy) {

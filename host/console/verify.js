@@ -100,6 +100,12 @@ export const RECEIPTED = {
       ["digest", hexBytes(r.digest)],
       ["until", cbor.uint(r.until)],
     ]),
+  session_created: (r) =>
+    cbor.map([
+      ["binding", bindingCbor(r.binding)],
+      ["binding_signature", hexBytes(r.binding_signature)],
+      ["attestation", r.attestation === null || r.attestation === undefined ? cbor.null() : hexBytes(r.attestation)],
+    ]),
   policy_updated: (r) =>
     cbor.map([
       ["session", hexBytes(r.session)],

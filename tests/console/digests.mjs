@@ -3,7 +3,7 @@
 // test compares every digest with the one bridle-common computes for the same input.
 import { ownerTypedData, ownerDigest } from "../../host/console/eip712.js";
 import { bindingDigest, receiptDigest, checkReceipt, verifyAuditLog, entryHash } from "../../host/console/verify.js";
-import { termsDigest, checkMadeFor } from "../../host/console/owner.js";
+import { termsDigest } from "../../host/console/owner.js";
 import { checkSignedStatus } from "../../host/console/status.js";
 import { payloadDigest, describe } from "../../host/console/decode.js";
 import { verifyAttestation } from "../../host/console/attest.js";
@@ -55,14 +55,6 @@ const ops = {
         publicKey: o.public_key ? hexToBytes(o.public_key) : undefined,
       });
       return { ok: true, module_id: v.moduleId, public_key: v.publicKey ? hex(v.publicKey) : null, pcr0: hex(v.pcrs[0]) };
-    } catch (e) {
-      return { ok: false, error: e.message };
-    }
-  },
-  made_for: (c) => {
-    try {
-      checkMadeFor({ created_at: c.created_at }, c.nonce);
-      return { ok: true };
     } catch (e) {
       return { ok: false, error: e.message };
     }

@@ -100,7 +100,12 @@ async fn a_grant_whose_session_or_binding_was_swapped_is_refused() {
         let sig = alloy_primitives::Signature::from_signature_and_parity(sig, rid.is_y_odd());
         (
             200,
-            json!(SessionCreated { binding: b, binding_signature: sig.as_bytes().to_vec().into(), attestation: None }),
+            json!(SessionCreated {
+                binding: b,
+                binding_signature: sig.as_bytes().to_vec().into(),
+                attestation: None,
+                receipt: None
+            }),
         )
     });
     let (out, err) = w.cli.fails(&grant_args(&n()));
@@ -125,14 +130,12 @@ async fn a_grant_whose_session_or_binding_was_swapped_is_refused() {
 }
 
 #[tokio::test]
-async fn an_earlier_grants_binding_replayed_for_a_later_grant_is_refused() {
+async fn an_earlier_grants_reply_replayed_for_a_later_grant_is_refused() {
     // A binding does not name the owner's nonce: a policy with a fixed end, granted to the
-    // same agent again, has the same binding fields but its time. The enclave accepts a nonce
-    // at most ten minutes ahead of its clock, so a binding made earlier than that is an
-    // earlier grant's, and the CLI refuses it (the console alike: console_digests).
+    // same agent again, has the same binding fields but its time. The reply's receipt, for
+    // the grant's nonce, tells them apart (the console alike: console_digests).
     let end = bridle_common::period::format_time(now() + 3 * 3600);
     let w = World::start(&POLICY.replace("valid_for = \"24h\"", &format!("valid_until = \"{end}\"")));
-    let first = fresh_nonce();
     let out = w.cli.ok(&[
         "owner",
         "grant",
@@ -143,21 +146,25 @@ async fn an_earlier_grants_binding_replayed_for_a_later_grant_is_refused() {
         "--policy",
         "policy.toml",
         "--nonce",
-        &first,
+        &n(),
         "--json",
     ]);
     let genuine: Value = serde_json::from_str(&out).expect("the grant's reply");
-    // The later grant: its nonce eleven minutes on (as the clock would be); the host answers
-    // it with the first grant's genuine reply.
-    let later = (first.parse::<u64>().unwrap() + 660_000).to_string();
-    w.proxy.answer("POST", "/v1/sessions", move |_| (200, genuine.clone()));
-    let (out, err) = w.cli.fails(&grant_args(&later));
+    assert!(genuine["receipt"].is_object(), "the enclave's receipt: {genuine}");
+    // The host answers the next grant with the first grant's genuine reply…
+    let replay = genuine.clone();
+    w.proxy.answer("POST", "/v1/sessions", move |_| (200, replay.clone()));
+    let (out, err) = w.cli.fails(&grant_args(&n()));
     assert!(!out.contains("session:"), "{out}");
-    assert!(
-        err.contains("not made for this grant — an earlier binding replayed by the host")
-            && err.contains("do not use or fund it"),
-        "{err}"
-    );
+    assert!(err.contains("(a replayed reply)") && err.contains("do not use or fund it"), "{err}");
+    // …or with it stripped of its receipt.
+    let mut bare = genuine.clone();
+    bare.as_object_mut().unwrap().remove("receipt");
+    w.proxy.clear();
+    w.proxy.answer("POST", "/v1/sessions", move |_| (200, bare.clone()));
+    let (out, err) = w.cli.fails(&grant_args(&n()));
+    assert!(!out.contains("session:"), "{out}");
+    assert!(err.contains("only the host's word"), "{err}");
     assert_eq!(w.proxy.forwarded("POST", "/v1/sessions"), 1, "only the first grant reached the host");
 }
 

@@ -15,6 +15,7 @@ use bridle_common::machine::{sweep_terms_ok, Machine};
 use bridle_common::owner::{action, OwnerAction};
 use bridle_common::policy::{CompiledPolicy, Policy};
 use bridle_common::protocol::*;
+use bridle_common::receipt::{self, Receipted};
 use bridle_common::stamp::StampKey;
 use k256::PublicKey;
 use std::sync::atomic::Ordering;
@@ -247,8 +248,7 @@ impl Enclave {
         let (agent_pk, agent, policy, book) = self.authorize_create(&c, 0)?;
         // Creations are serialized by the owner-nonce lock held in `book`, so the checks
         // below and the insert cannot race with another creation. The session's time is read
-        // under that lock, no earlier than the nonce's bound was: a binding's `created_at`
-        // then satisfies `made_for_nonce` for the nonce it answers (owner tools check it).
+        // under that lock, no earlier than the nonce's bound was.
         let now = self.clock.now();
         let auth = c.auth.clone();
         let created = self.create_authorized(c, address, key, custody, now, agent_pk, agent, policy);
@@ -313,7 +313,26 @@ impl Enclave {
         // or unattested: owner tools refuse it, the host stores the session, and the owner
         // can revoke it by its address.
         let (binding_signature, attestation) = self.bind_or_log(&binding);
-        Ok(SessionCreated { binding, binding_signature, attestation })
+        let reply = SessionCreated { binding, binding_signature, attestation, receipt: None };
+        Ok(self.receipted_or_log(reply, c.auth.nonce))
+    }
+
+    /// The reply to an owner's call already applied, with the enclave's receipt for the
+    /// owner's nonce — when this node answers, and when signing succeeds: a failure is logged
+    /// and the reply goes without (owner tools refuse it; the change stands, as with
+    /// [`Enclave::bind_or_log`]).
+    fn receipted_or_log<T: Receipted>(&self, mut reply: T, nonce: u64) -> T {
+        if !crate::apply::answers() {
+            return reply;
+        }
+        let nonce = B256::from(alloy_primitives::U256::from(nonce));
+        let now = self.clock.now();
+        if let Err(e) =
+            receipt::attach(&mut reply, self.identity.address(), now, nonce, |d| self.identity.sign_digest(d))
+        {
+            eprintln!("bridle-enclave: the receipt of a {} reply (its change is made): {e}", T::KIND);
+        }
+        reply
     }
 
     /// Sign a binding with the identity key and attest it when the NSM is there, for a

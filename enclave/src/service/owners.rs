@@ -27,7 +27,7 @@ use std::collections::{BTreeSet, HashMap};
 /// How far ahead of the enclave's clock an owner nonce may be, in milliseconds (10 minutes):
 /// the owner's clock may run this much ahead of the enclave's, and a floor raised by a flood
 /// of owner calls falls below the time in milliseconds this long after the flood stops.
-pub const MAX_AHEAD_MS: u64 = bridle_common::owner::MAX_NONCE_AHEAD_MS;
+pub const MAX_AHEAD_MS: u64 = 600_000;
 
 /// The largest owner nonce the enclave accepts at `now` (Unix seconds).
 pub fn max_nonce(now: u64) -> u64 {

@@ -54,7 +54,12 @@ fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
         agent_public_key: Bytes::from(agent.public_key().to_encoded_point(true).as_bytes().to_vec()),
         policy,
     }))? {
-        Reply::SessionCreated(c) => Ok(c.binding.session),
+        Reply::SessionCreated(c) => {
+            // Every creation's reply carries the enclave's receipt for the owner's nonce.
+            let word = B256::from(alloy_primitives::U256::from(nonce));
+            bridle_common::receipt::verify(&c, e.identity_address(), Some(word)).expect("the creation's receipt");
+            Ok(c.binding.session)
+        }
         other => panic!("unexpected {other:?}"),
     }
 }

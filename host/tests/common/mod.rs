@@ -229,6 +229,7 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
                 binding,
                 binding_signature: fake_signature(),
                 attestation: None,
+                receipt: None,
             }))
         }
         Call::UpdatePolicy(u) => {

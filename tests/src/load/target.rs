@@ -485,6 +485,7 @@ mod tests {
             binding_signature: sign(by, &b),
             binding: b,
             attestation: None,
+            receipt: None,
         };
         let check = |c: &SessionCreated| check_created(c, enclave.address, owner.address, agent.address, &policy);
         assert_eq!(check(&created(binding.clone(), &enclave)), Ok(()));
