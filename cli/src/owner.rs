@@ -273,15 +273,20 @@ fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u
         policy_hash: p.hash,
         valid_until: p.doc.valid_until,
     };
+    const NOT_THIS_GRANT: &str =
+        "the host's reply is not a session the trusted enclave created for this grant: do not use or fund it";
+    checks::binding(&created.binding, &created.binding_signature, &want).context(NOT_THIS_GRANT)?;
     // And the receipt for this grant's nonce: the binding does not name the nonce, so a host
     // could answer with an earlier binding of the same owner, agent and policy.
-    checks::binding(&created.binding, &created.binding_signature, &want)
-        .and_then(|()| {
-            checks::receipt(&created, e.trusted.address, checks::owner_nonce(n), "the grant reply").map(drop)
-        })
-        .context(
-            "the host's reply is not a session the trusted enclave created for this grant: do not use or fund it",
-        )?;
+    checks::receipt(&created, e.trusted.address, checks::owner_nonce(n), "the grant reply").with_context(|| {
+        let s = created.binding.session;
+        format!(
+            "{NOT_THIS_GRANT}. Its binding, signed by the enclave at {}, names session {s}: an earlier grant's, \
+             replayed — or, when the enclave predates receipts on creations (2026-12-03), this grant's, which then \
+             exists (`bridle owner status --session {s}` shows it; revoke it if it is not one you use)",
+            bridle_common::period::format_time(created.binding.created_at)
+        )
+    })?;
     let attested = attestation_note(&e, &created)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&created)?);

@@ -284,7 +284,7 @@ fn session_created(v: serde_json::Value, what: &str) -> Result<(SessionCreated, 
     } else if v.get("stored").is_some() {
         return usage(format!("{what}: the host has no stored binding for this session (created elsewhere?)"));
     } else {
-        return usage(format!("{what}: not a SessionCreated JSON (binding, binding_signature, attestation)"));
+        return usage(format!("{what}: not a SessionCreated JSON (binding, binding_signature, attestation, receipt)"));
     };
     match serde_json::from_value(created) {
         Ok(c) => Ok((c, current_hash)),

@@ -157,6 +157,9 @@ async fn an_earlier_grants_reply_replayed_for_a_later_grant_is_refused() {
     let (out, err) = w.cli.fails(&grant_args(&n()));
     assert!(!out.contains("session:"), "{out}");
     assert!(err.contains("(a replayed reply)") && err.contains("do not use or fund it"), "{err}");
+    // It names the session the replayed binding is for (the owner's earlier one).
+    let earlier = genuine["binding"]["session"].as_str().unwrap().to_lowercase();
+    assert!(err.to_lowercase().contains(&format!("names session {earlier}")), "{err}");
     // …or with it stripped of its receipt.
     let mut bare = genuine.clone();
     bare.as_object_mut().unwrap().remove("receipt");
