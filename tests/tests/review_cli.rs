@@ -136,19 +136,10 @@ async fn an_earlier_grants_reply_replayed_for_a_later_grant_is_refused() {
     // the grant's nonce, tells them apart (the console alike: console_digests).
     let end = bridle_common::period::format_time(now() + 3 * 3600);
     let w = World::start(&POLICY.replace("valid_for = \"24h\"", &format!("valid_until = \"{end}\"")));
-    let out = w.cli.ok(&[
-        "owner",
-        "grant",
-        "--key",
-        "owner.key",
-        "--agent",
-        "agent.key",
-        "--policy",
-        "policy.toml",
-        "--nonce",
-        &n(),
-        "--json",
-    ]);
+    let first = n();
+    let mut args = grant_args(&first).to_vec();
+    args.push("--json");
+    let out = w.cli.ok(&args);
     let genuine: Value = serde_json::from_str(&out).expect("the grant's reply");
     assert!(genuine["receipt"].is_object(), "the enclave's receipt: {genuine}");
     // The host answers the next grant with the first grant's genuine reply…
