@@ -13,7 +13,7 @@ use super::{denial, Enclave};
 use crate::audit::Subject;
 use crate::cluster::types::{Holder, Pcr8};
 use crate::keys::Key;
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, B256};
 use bridle_common::audit::rec;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::owner::action;
@@ -127,7 +127,7 @@ impl Enclave {
             }
             self.accept_nonce(book, &a.auth);
             let reply = ImageAllowed { image: a.image, sessions: scope, receipt: None };
-            self.receipted(reply, Some(B256::from(U256::from(a.auth.nonce)))).map(Reply::ImageAllowed)
+            Ok(Reply::ImageAllowed(self.receipted_after_change(reply, Some(a.auth.nonce))))
         })
     }
 

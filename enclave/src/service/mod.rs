@@ -234,13 +234,37 @@ impl Enclave {
         inner.charged = now;
     }
 
-    /// Sign `body`'s receipt with the identity key (for `nonce`, zero when none).
+    /// Sign the receipt of a reply that changes nothing (a status) with the identity key,
+    /// for `nonce` (zero when none): a failure answers `internal`, as nothing was done.
+    /// Replies to changes take [`Enclave::receipted_after_change`].
     pub(super) fn receipted<T: Receipted>(&self, mut body: T, nonce: Option<B256>) -> Result<T, Denial> {
         receipt::attach(&mut body, self.identity.address(), self.clock.now(), nonce.unwrap_or_default(), |d| {
             self.identity.sign_digest(d)
         })
         .map_err(|e| denial(ErrorCode::Internal, format!("receipt signature failed: {e}")))?;
         Ok(body)
+    }
+
+    /// The reply to an owner's call whose change is already made, with the enclave's
+    /// receipt for the owner's nonce (zero when the caller signed nothing: an anonymous
+    /// sweep). Only the node that answers signs (a cluster replica applying the same entry
+    /// makes no reply); a signing failure is logged and the reply goes without its receipt,
+    /// which owner tools refuse as unconfirmed. The change stands either way: answering
+    /// `internal` after it was made would tell the owner that a grant, an update, a
+    /// revocation or a denial did not happen when it did (and, in a cluster, only this node
+    /// would differ in what it answered). One path for every change, as
+    /// [`Enclave::bind_or_log`] is for bindings.
+    pub(super) fn receipted_after_change<T: Receipted>(&self, mut reply: T, nonce: Option<u64>) -> T {
+        if !crate::apply::answers() {
+            return reply;
+        }
+        let word = B256::from(alloy_primitives::U256::from(nonce.unwrap_or(0)));
+        if let Err(e) = receipt::attach(&mut reply, self.identity.address(), self.clock.now(), word, |d| {
+            self.identity.sign_digest(d)
+        }) {
+            eprintln!("bridle-enclave: the receipt of a {} reply (its change is made): {e}", T::KIND);
+        }
+        reply
     }
 
     fn attest(&self, a: Attest) -> Result<AttestationReply, Denial> {

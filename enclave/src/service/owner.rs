@@ -15,7 +15,6 @@ use bridle_common::machine::{sweep_terms_ok, Machine};
 use bridle_common::owner::{action, OwnerAction};
 use bridle_common::policy::{CompiledPolicy, Policy};
 use bridle_common::protocol::*;
-use bridle_common::receipt::{self, Receipted};
 use bridle_common::stamp::StampKey;
 use k256::PublicKey;
 use std::sync::atomic::Ordering;
@@ -314,25 +313,7 @@ impl Enclave {
         // can revoke it by its address.
         let (binding_signature, attestation) = self.bind_or_log(&binding);
         let reply = SessionCreated { binding, binding_signature, attestation, receipt: None };
-        Ok(self.receipted_or_log(reply, c.auth.nonce))
-    }
-
-    /// The reply to an owner's call already applied, with the enclave's receipt for the
-    /// owner's nonce — when this node answers, and when signing succeeds: a failure is logged
-    /// and the reply goes without (owner tools refuse it; the change stands, as with
-    /// [`Enclave::bind_or_log`]).
-    fn receipted_or_log<T: Receipted>(&self, mut reply: T, nonce: u64) -> T {
-        if !crate::apply::answers() {
-            return reply;
-        }
-        let nonce = B256::from(alloy_primitives::U256::from(nonce));
-        let now = self.clock.now();
-        if let Err(e) =
-            receipt::attach(&mut reply, self.identity.address(), now, nonce, |d| self.identity.sign_digest(d))
-        {
-            eprintln!("bridle-enclave: the receipt of a {} reply (its change is made): {e}", T::KIND);
-        }
-        reply
+        Ok(self.receipted_after_change(reply, Some(c.auth.nonce)))
     }
 
     /// Sign a binding with the identity key and attest it when the NSM is there, for a
@@ -436,7 +417,7 @@ impl Enclave {
             binding_signature: Some(sig),
             receipt: None,
         };
-        self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(u.auth.nonce))))
+        Ok(self.receipted_after_change(reply, Some(u.auth.nonce)))
     }
 
     /// `update_policy` once the owner's signature and nonce check out: the policy's hash,
@@ -472,7 +453,7 @@ impl Enclave {
         });
         self.spend(book, &r.auth, revoked)?;
         let reply = Revoked { sessions: vec![r.session], receipt: None };
-        self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(r.auth.nonce))))
+        Ok(self.receipted_after_change(reply, Some(r.auth.nonce)))
     }
 
     pub(super) fn revoke_all(&self, r: &RevokeAll) -> Result<Revoked, Denial> {
@@ -502,7 +483,7 @@ impl Enclave {
         sessions.sort();
         self.accept_nonce(book, &r.auth);
         let reply = Revoked { sessions, receipt: None };
-        self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(r.auth.nonce))))
+        Ok(self.receipted_after_change(reply, Some(r.auth.nonce)))
     }
 
     /// The owner approves exactly one pending request's digest (R-POL-10).
@@ -539,7 +520,7 @@ impl Enclave {
         });
         let until = self.spend(book, &d.auth, denied)?;
         let reply = PendingDenied { session: d.session, digest: d.digest, until, receipt: None };
-        self.receipted(reply, Some(B256::from(alloy_primitives::U256::from(d.auth.nonce))))
+        Ok(self.receipted_after_change(reply, Some(d.auth.nonce)))
     }
 
     /// The revocation sweep (R-APP-6): see [`Machine::sweep`]. Anyone may ask (a sweep only
@@ -576,7 +557,6 @@ impl Enclave {
             Some((book, auth)) => self.spend(book, auth, swept)?,
             None => swept?,
         };
-        let nonce = w.auth.as_ref().map(|a| B256::from(alloy_primitives::U256::from(a.nonce)));
-        self.receipted(reply, nonce)
+        Ok(self.receipted_after_change(reply, w.auth.as_ref().map(|a| a.nonce)))
     }
 }

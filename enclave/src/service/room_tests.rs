@@ -2,7 +2,8 @@
 //! map's write lock (third review of 2026-12-03: one slow decision stalled every caller);
 //! what a session dropped under a request can still do; the order of an owner-wide
 //! revocation's audit entries; owner messages refused at the limit or for their lifetime;
-//! and a leader's check of an owner nonce's bound in time.
+//! and a leader's check of an owner nonce's bound in time; an owner change's receipt, made by the node
+//! that answers only.
 
 use super::*;
 use crate::clock::FixedClock;
@@ -33,6 +34,15 @@ fn sign(owner: &SecretKey, msg: &OwnerAction) -> OwnerAuth {
 }
 
 fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
+    let c = create_reply(e, now, nonce)?;
+    // Every creation's reply carries the enclave's receipt for the owner's nonce.
+    let word = B256::from(alloy_primitives::U256::from(nonce));
+    bridle_common::receipt::verify(&c, e.identity_address(), Some(word)).expect("the creation's receipt");
+    Ok(c.binding.session)
+}
+
+/// The reply to a creation by the owner `[42; 32]`, with `nonce`, as made (not checked).
+fn create_reply(e: &Enclave, now: u64, nonce: u64) -> Result<SessionCreated, Denial> {
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
     let policy = resolve_text(
         "name='c'\nchains=[1]\nvalid_for='1h'\n[[calls]]\ntarget='0x000000000000000000000000000000000000dEaD'\nfunctions=['receive()']\n",
@@ -54,12 +64,7 @@ fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
         agent_public_key: Bytes::from(agent.public_key().to_encoded_point(true).as_bytes().to_vec()),
         policy,
     }))? {
-        Reply::SessionCreated(c) => {
-            // Every creation's reply carries the enclave's receipt for the owner's nonce.
-            let word = B256::from(alloy_primitives::U256::from(nonce));
-            bridle_common::receipt::verify(&c, e.identity_address(), Some(word)).expect("the creation's receipt");
-            Ok(c.binding.session)
-        }
+        Reply::SessionCreated(c) => Ok(c),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -266,4 +271,37 @@ fn a_creation_whose_attestation_fails_still_holds_the_session_every_replica_hold
     // Its nonce is spent, and the owner reaches the session.
     assert_eq!(create(&e, T0, 1).unwrap_err().code, ErrorCode::Replayed);
     assert!(e.status(Some(session), None, None).unwrap().session.is_some());
+}
+
+#[test]
+fn an_owners_change_is_receipted_by_the_node_that_answers_and_stands_on_every_replica() {
+    // One path for every owner change's receipt: signed after the change, by the node that
+    // answers; a replica applying the same log entry makes no reply and signs nothing.
+    let e = Enclave::new(Box::new(Shared(Arc::new(FixedClock::new(T0)))), None, Config::default());
+    let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let word = |n: u64| B256::from(alloy_primitives::U256::from(n));
+    let replica = crate::apply::ApplyCtx { clock: T0, proposer: false };
+    let proposer = crate::apply::ApplyCtx { clock: T0, proposer: true };
+
+    // A creation applied by a replica: the session is there, its reply unreceipted.
+    let c = crate::apply::with(replica, || create_reply(&e, T0, 1)).unwrap();
+    assert!(c.receipt.is_none() && c.binding_signature.is_empty(), "a replica signs nothing");
+    assert!(e.sessions.read().unwrap().contains_key(&c.binding.session), "the replica holds the session");
+    // The same on the proposer, and outside a cluster: receipted for the owner's nonce.
+    let c2 = crate::apply::with(proposer, || create_reply(&e, T0, 2)).unwrap();
+    bridle_common::receipt::verify(&c2, e.identity_address(), Some(word(2))).expect("the proposer's receipt");
+    let alone = create(&e, T0, 3).unwrap();
+
+    // A revocation of every session applied by a replica: all revoked, no receipt.
+    let Reply::Revoked(r) = crate::apply::with(replica, || e.handle(revoke_all(&e, &owner, 4))).unwrap() else {
+        panic!("not revoked")
+    };
+    assert!(r.receipt.is_none());
+    let mut all = vec![c.binding.session, c2.binding.session, alone];
+    all.sort();
+    assert_eq!(r.sessions, all, "the replica revoked them all");
+    // Answered alone, the same call (a fresh nonce: nothing left to revoke) is receipted.
+    let Reply::Revoked(r) = e.handle(revoke_all(&e, &owner, 5)).unwrap() else { panic!("not revoked") };
+    assert!(r.sessions.is_empty());
+    bridle_common::receipt::verify(&r, e.identity_address(), Some(word(5))).expect("the revocation's receipt");
 }
