@@ -139,16 +139,28 @@ pub fn run(a: SweepArgs) -> Result<i32> {
     checks::sweep(&r.transactions, &body.terms, session)
         .context("refusing the sweep reply: nothing is printed as signed, nothing is sent")?;
     // Whose word is the reply?
+    // An owner-signed sweep without its receipt is not the enclave's word: the enclave may
+    // have made it (and destroyed the key) and failed to sign the receipt, or the host
+    // replays an older reply. Each transaction was checked above — a revocation of this
+    // session's allowances, harmless to send whenever — so they are printed, labelled, and
+    // the command exits 1.
+    let mut unconfirmed = None;
     let word = match owner_nonce {
-        Some(n) => {
-            let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the sweep reply")
-                .context("the sweep is not confirmed by the enclave")?;
-            format!(
+        Some(n) => match checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the sweep reply") {
+            Ok(rc) => format!(
                 "signed by the enclave {} at {} (receipt for owner nonce {n})",
                 rc.enclave,
                 bridle_common::period::format_time(rc.time)
-            )
-        }
+            ),
+            Err(err) => {
+                let word = format!(
+                    "UNVERIFIED (the host's word): no receipt of the enclave for owner nonce {n} ({err:#}); \
+                     the sweep may or may not have been made; each transaction was checked"
+                );
+                unconfirmed = Some(err);
+                word
+            }
+        },
         None => match receipt::verify(&r, e.trusted.address, None) {
             Ok(rc) => format!(
                 "UNVERIFIED freshness: signed by the enclave at {}, but an unsigned sweep answers no nonce of yours \
@@ -158,7 +170,7 @@ pub fn run(a: SweepArgs) -> Result<i32> {
             Err(err) => format!("UNVERIFIED (the host's word): {err}; each transaction was checked"),
         },
     };
-    let verified = owner_nonce.is_some();
+    let verified = owner_nonce.is_some() && unconfirmed.is_none();
     if a.json {
         let mut v = serde_json::to_value(&r)?;
         v["verified"] = verified.into();
@@ -187,6 +199,10 @@ pub fn run(a: SweepArgs) -> Result<i32> {
             let h = eth_rpc(url, "eth_sendRawTransaction", serde_json::json!([t.raw_transaction]))?;
             eprintln!("sent {}", h.as_str().unwrap_or_default());
         }
+    }
+    if let Some(err) = unconfirmed {
+        eprintln!("bridle: the sweep is not confirmed by the enclave: {err:#}");
+        return Ok(1);
     }
     Ok(0)
 }

@@ -80,8 +80,10 @@ pub fn run(a: AllowImageArgs) -> Result<i32> {
         &format!("/v1/owners/{}/allow-image", key.address),
         &AllowImage { auth: owner_auth(&key, &msg)?, session, image },
     )?;
-    let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the allow-image reply")
-        .context("the enclave did not confirm it: treat the sessions as staying on their current image")?;
+    let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the allow-image reply").context(
+        "the enclave did not confirm it: it may have been applied (the new image's nodes may hold the keys); \
+             check with `bridle owner status`",
+    )?;
     if r.image != image {
         bail!("the enclave's signed reply names image {:#x}, not {image:#x}", r.image);
     }

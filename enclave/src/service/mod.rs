@@ -254,17 +254,12 @@ impl Enclave {
     /// revocation or a denial did not happen when it did (and, in a cluster, only this node
     /// would differ in what it answered). One path for every change, as
     /// [`Enclave::bind_or_log`] is for bindings.
-    pub(super) fn receipted_after_change<T: Receipted>(&self, mut reply: T, nonce: Option<u64>) -> T {
+    pub(super) fn receipted_after_change<T: Receipted>(&self, reply: T, nonce: Option<u64>) -> T {
         if !crate::apply::answers() {
             return reply;
         }
         let word = B256::from(alloy_primitives::U256::from(nonce.unwrap_or(0)));
-        if let Err(e) = receipt::attach(&mut reply, self.identity.address(), self.clock.now(), word, |d| {
-            self.identity.sign_digest(d)
-        }) {
-            eprintln!("bridle-enclave: the receipt of a {} reply (its change is made): {e}", T::KIND);
-        }
-        reply
+        receipt_or_log(reply, self.identity.address(), self.clock.now(), word, |d| self.identity.sign_digest(d))
     }
 
     fn attest(&self, a: Attest) -> Result<AttestationReply, Denial> {
@@ -353,6 +348,21 @@ pub fn footprint_estimate(canonical_len: usize) -> usize {
 /// see BENCHMARKS.md, "memory per session").
 pub fn policy_bytes(canonical_len: usize) -> usize {
     canonical_len.saturating_mul(4).saturating_add(2048)
+}
+
+/// `reply` with its receipt when `sign` succeeds, else as it is, the failure logged: a
+/// change's reply is never turned into an error ([`Enclave::receipted_after_change`]).
+fn receipt_or_log<T: Receipted, E: std::fmt::Display>(
+    mut reply: T,
+    enclave: Address,
+    now: u64,
+    nonce: B256,
+    sign: impl FnOnce(&B256) -> Result<alloy_primitives::Signature, E>,
+) -> T {
+    if let Err(e) = receipt::attach(&mut reply, enclave, now, nonce, sign) {
+        eprintln!("bridle-enclave: the receipt of a {} reply (its change is made): {e}", T::KIND);
+    }
+    reply
 }
 
 #[cfg(test)]
