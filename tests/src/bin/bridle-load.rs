@@ -8,8 +8,7 @@
 
 use bridle_tests::load::{self, args};
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let a = match args::parse(&argv) {
         Ok(args::Parsed::Run(a)) => a,
@@ -22,6 +21,23 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    // The generator's runtime: one worker per CPU unless `--threads` says otherwise (on the
+    // host's own machine, fewer leave more of it to the host and the enclave).
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(t) = a.threads {
+        rt.worker_threads(t);
+    }
+    let rt = match rt.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bridle-load: runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    rt.block_on(run(*a))
+}
+
+async fn run(a: args::Args) {
     let quiet = a.quiet;
     let note = move |m: &str| {
         if !quiet {

@@ -14,6 +14,8 @@ pub const DEFAULT_TIME_BOUND_SECS: f64 = 600.0;
 pub const MAX_SESSIONS: usize = 100_000;
 pub const MAX_CONCURRENCY: usize = 4096;
 pub const MAX_RATE: f64 = 1_000_000.0;
+/// Most worker threads of the generator's own runtime (`--threads`).
+pub const MAX_THREADS: usize = 256;
 
 pub const USAGE: &str = "\
 bridle-load: end-to-end signing load against a Bridle host, with latency percentiles, CPU per
@@ -24,7 +26,7 @@ USAGE:
                [--host-pid PID] [--enclave-pid PID]]
               [--sessions N] [--concurrency C] [--duration SECS] [--requests N] [--rate R]
               [--json] [--quiet] [--raw-secs S] [--verify-every K] [--timeout SECS] [--chain-id ID]
-              [--api sign|rpc]
+              [--api sign|rpc] [--threads T]
 
 Without --host it starts its own enclave and host from BRIDLE_BIN_DIR (default target/debug:
 use target/release for numbers) and tears them down at the end.
@@ -54,6 +56,8 @@ use target/release for numbers) and tears them down at the end.
   --chain-id ID            chain of the transfers and the policy (default 31337)
   --api sign|rpc           sign through POST /v1/sign (default) or the JSON-RPC face
                            (eth_signTransaction on POST /rpc, as Ethereum client libraries do)
+  --threads T              worker threads of the generator's own runtime (default: one per CPU);
+                           on the host's machine, fewer leave more of it to the host and enclave
 
 Exit status: 0 every request signed; 1 the run finished with refusals or errors; 2 usage or
 setup error (nothing was measured).";
@@ -83,6 +87,8 @@ pub struct Args {
     pub chain_id: u64,
     /// Sign through `eth_signTransaction` on `POST /rpc` instead of `POST /v1/sign`.
     pub rpc: bool,
+    /// Worker threads of the generator's runtime; one per CPU when `None`.
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +140,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
     let mut timeout = 30.0;
     let mut chain_id = 31337u64;
     let mut rpc = false;
+    let mut threads: Option<usize> = None;
 
     let mut it = argv.iter();
     while let Some(a) = it.next() {
@@ -170,6 +177,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
             "--verify-every" => verify_every = num(flag, &value()?)?,
             "--timeout" => timeout = secs(flag, &value()?)?,
             "--chain-id" => chain_id = num(flag, &value()?)?,
+            "--threads" => threads = Some(num(flag, &value()?)?),
             "--api" => {
                 rpc = match value()?.as_str() {
                     "sign" => false,
@@ -201,6 +209,9 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
         if !r.is_finite() || r <= 0.0 || r > MAX_RATE {
             return Err(format!("--rate: a positive number of requests per second, at most {MAX_RATE}"));
         }
+    }
+    if threads.is_some_and(|t| !(1..=MAX_THREADS).contains(&t)) {
+        return Err(format!("--threads: between 1 and {MAX_THREADS}"));
     }
     if raw_secs > 60.0 {
         return Err("--raw-secs: at most 60".into());
@@ -268,6 +279,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
         timeout: Duration::from_secs_f64(timeout),
         chain_id,
         rpc,
+        threads,
     })))
 }
 
@@ -301,6 +313,9 @@ mod tests {
         assert!(p("--concurrency 5000").is_err());
         assert!(p("--rate 0").is_err());
         assert!(p("--rate nan").is_err());
+        assert_eq!(p("--threads 1").unwrap().threads, Some(1));
+        assert_eq!(p("").unwrap().threads, None);
+        assert!(p("--threads 0").is_err() && p("--threads 257").is_err());
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub struct Report {
     pub rate: Option<f64>,
     /// Signed through the JSON-RPC face.
     pub rpc: bool,
+    /// The generator's runtime workers (`--threads`; one per CPU when not given).
+    pub generator_threads: usize,
     pub request_bound: u64,
     pub time_bound: Duration,
     pub elapsed: Duration,
@@ -146,6 +148,7 @@ impl Report {
             "rate_target_per_s": self.rate,
             "sessions": self.sessions,
             "concurrency": self.concurrency,
+            "generator_threads": self.generator_threads,
             "bounds": {"requests": self.request_bound, "seconds": round(self.time_bound.as_secs_f64(), 3)},
             "elapsed_s": round(self.elapsed.as_secs_f64(), 3),
             "started": self.started,
@@ -227,8 +230,9 @@ impl Report {
         };
         let mode = if self.rpc { format!("{mode}, eth_signTransaction on /rpc") } else { mode };
         line(format!(
-            "load:                         {mode}; {} sessions round-robin; bounds {} requests, {:.0} s",
+            "load:                         {mode}; {} sessions round-robin; {} generator threads; bounds {} requests, {:.0} s",
             self.sessions,
+            self.generator_threads,
             self.request_bound,
             self.time_bound.as_secs_f64()
         ));
@@ -540,6 +544,7 @@ pub async fn execute(a: &Args, note: &(dyn Fn(&str) + Sync)) -> Result<Report, F
         concurrency: a.concurrency,
         rate: a.rate,
         rpc: a.rpc,
+        generator_threads: a.threads.unwrap_or(cores),
         request_bound: a.requests,
         time_bound: a.duration,
         elapsed: r.elapsed,
