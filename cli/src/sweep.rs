@@ -155,7 +155,8 @@ pub fn run(a: SweepArgs) -> Result<i32> {
             Err(err) => {
                 let word = format!(
                     "UNVERIFIED (the host's word): no receipt of the enclave for owner nonce {n} ({err:#}); \
-                     the sweep may or may not have been made; each transaction was checked"
+                     the sweep may or may not have been made; each transaction was checked; \
+                     see the session's signed status (`bridle owner status`), or sweep again with a fresh nonce"
                 );
                 unconfirmed = Some(err);
                 word
@@ -193,6 +194,9 @@ pub fn run(a: SweepArgs) -> Result<i32> {
             println!("the revoked session's key is destroyed");
         }
     }
+    if let Some(err) = &unconfirmed {
+        eprintln!("bridle: the sweep is not confirmed by the enclave: {err:#}");
+    }
     if a.send {
         let url = a.rpc.as_deref().unwrap_or_default();
         for t in &r.transactions {
@@ -200,8 +204,7 @@ pub fn run(a: SweepArgs) -> Result<i32> {
             eprintln!("sent {}", h.as_str().unwrap_or_default());
         }
     }
-    if let Some(err) = unconfirmed {
-        eprintln!("bridle: the sweep is not confirmed by the enclave: {err:#}");
+    if unconfirmed.is_some() {
         return Ok(1);
     }
     Ok(0)

@@ -291,6 +291,7 @@ fn an_owners_change_is_receipted_by_the_node_that_answers_and_stands_on_every_re
     let c2 = crate::apply::with(proposer, || create_reply(&e, T0, 2)).unwrap();
     bridle_common::receipt::verify(&c2, e.identity_address(), Some(word(2))).expect("the proposer's receipt");
     let alone = create(&e, T0, 3).unwrap();
+    let extra = create(&e, T0, 4).unwrap();
 
     // One session's revocation applied by a replica: revoked, no receipt; answered alone,
     // receipted.
@@ -309,21 +310,23 @@ fn an_owners_change_is_receipted_by_the_node_that_answers_and_stands_on_every_re
             other => panic!("unexpected {other:?}"),
         }
     };
-    let r = crate::apply::with(replica, || revoke(alone, 4));
+    let r = crate::apply::with(replica, || revoke(alone, 5));
     assert!(r.receipt.is_none() && r.sessions == vec![alone]);
-    let r = revoke(c2.binding.session, 5);
-    bridle_common::receipt::verify(&r, e.identity_address(), Some(word(5))).expect("the revocation's receipt");
+    let r = revoke(c2.binding.session, 6);
+    bridle_common::receipt::verify(&r, e.identity_address(), Some(word(6))).expect("the revocation's receipt");
 
-    // A revocation of every session applied by a replica: the one left revoked, no receipt.
-    let Reply::Revoked(r) = crate::apply::with(replica, || e.handle(revoke_all(&e, &owner, 6))).unwrap() else {
+    // A revocation of every session applied by a replica: the two left revoked, no receipt.
+    let Reply::Revoked(r) = crate::apply::with(replica, || e.handle(revoke_all(&e, &owner, 7))).unwrap() else {
         panic!("not revoked")
     };
     assert!(r.receipt.is_none());
-    assert_eq!(r.sessions, vec![c.binding.session], "the replica revoked it");
+    let mut left = vec![c.binding.session, extra];
+    left.sort();
+    assert_eq!(r.sessions, left, "the replica revoked them");
     // Answered alone, the same call (a fresh nonce: nothing left to revoke) is receipted.
-    let Reply::Revoked(r) = e.handle(revoke_all(&e, &owner, 7)).unwrap() else { panic!("not revoked") };
+    let Reply::Revoked(r) = e.handle(revoke_all(&e, &owner, 8)).unwrap() else { panic!("not revoked") };
     assert!(r.sessions.is_empty());
-    bridle_common::receipt::verify(&r, e.identity_address(), Some(word(7))).expect("the revocation's receipt");
+    bridle_common::receipt::verify(&r, e.identity_address(), Some(word(8))).expect("the revocation's receipt");
 }
 
 #[test]

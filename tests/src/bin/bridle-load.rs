@@ -23,11 +23,8 @@ fn main() {
     };
     // The generator's runtime: one worker per CPU unless `--threads` says otherwise (on the
     // host's own machine, fewer leave more of it to the host and the enclave).
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(t) = a.threads {
-        rt.worker_threads(t);
-    }
-    let rt = match rt.enable_all().build() {
+    let threads = a.threads.unwrap_or_else(load::machine::cores);
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bridle-load: runtime: {e}");
