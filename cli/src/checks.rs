@@ -6,7 +6,7 @@
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::{TxEnvelope, Typed2718};
 use alloy_eips::eip2718::Decodable2718;
-use alloy_primitives::{keccak256, Address, Signature, TxKind, B256, U256};
+use alloy_primitives::{keccak256, Address, Signature, TxKind, B256};
 use anyhow::{anyhow, bail, Result};
 use bridle_common::allowance::{revocation_call, AllowanceKind, Key};
 use bridle_common::payload::prepare;
@@ -14,10 +14,7 @@ use bridle_common::protocol::{SessionBinding, SignPayload, Signed, SweepTerms, S
 use bridle_common::receipt::{self, Receipt, Receipted};
 use bridle_common::tx::TxRequest;
 
-/// The receipt nonce of an owner call: the owner nonce as a 32-byte big-endian word.
-pub fn owner_nonce(n: u64) -> B256 {
-    B256::from(U256::from(n))
-}
+pub use bridle_common::receipt::owner_nonce;
 
 /// `body` carries a receipt of the trusted enclave for `nonce`.
 pub fn receipt<'a, T: Receipted>(body: &'a T, trusted: Address, nonce: B256, what: &str) -> Result<&'a Receipt> {
@@ -260,6 +257,7 @@ pub fn sweep(txs: &[SweepTx], terms: &[SweepTerms], session: Address) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy_primitives::U256;
     use bridle_common::tx::Eip1559Request;
     use k256::ecdsa::SigningKey;
 

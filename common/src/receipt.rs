@@ -87,6 +87,12 @@ fn cbor_keccak<T: Serialize>(v: &T) -> B256 {
     }
 }
 
+/// The receipt nonce of an owner call's reply: the owner's nonce as a 32-byte big-endian
+/// word (zero for a call no owner signed: an anonymous sweep).
+pub fn owner_nonce(n: u64) -> B256 {
+    B256::from(alloy_primitives::U256::from(n))
+}
+
 /// The receipt nonce of a status reply about `session`: the caller's nonce bound to the
 /// session asked about, `keccak256("bridle/status/v1" ‖ nonce[32] ‖ session[20])`, so that a
 /// host cannot answer a question about one session with the enclave's signed status of

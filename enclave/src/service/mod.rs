@@ -258,7 +258,7 @@ impl Enclave {
         if !crate::apply::answers() {
             return reply;
         }
-        let word = B256::from(alloy_primitives::U256::from(nonce.unwrap_or(0)));
+        let word = receipt::owner_nonce(nonce.unwrap_or(0));
         receipt_or_log(reply, self.identity.address(), self.clock.now(), word, |d| self.identity.sign_digest(d))
     }
 

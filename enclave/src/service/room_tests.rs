@@ -36,7 +36,7 @@ fn sign(owner: &SecretKey, msg: &OwnerAction) -> OwnerAuth {
 fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
     let c = create_reply(e, now, nonce)?;
     // Every creation's reply carries the enclave's receipt for the owner's nonce.
-    let word = B256::from(alloy_primitives::U256::from(nonce));
+    let word = bridle_common::receipt::owner_nonce(nonce);
     bridle_common::receipt::verify(&c, e.identity_address(), Some(word)).expect("the creation's receipt");
     Ok(c.binding.session)
 }
@@ -279,7 +279,7 @@ fn an_owners_change_is_receipted_by_the_node_that_answers_and_stands_on_every_re
     // answers; a replica applying the same log entry makes no reply and signs nothing.
     let e = Enclave::new(Box::new(Shared(Arc::new(FixedClock::new(T0)))), None, Config::default());
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
-    let word = |n: u64| B256::from(alloy_primitives::U256::from(n));
+    let word = bridle_common::receipt::owner_nonce;
     let replica = crate::apply::ApplyCtx { clock: T0, proposer: false };
     let proposer = crate::apply::ApplyCtx { clock: T0, proposer: true };
 

@@ -544,7 +544,7 @@ pub async fn execute(a: &Args, note: &(dyn Fn(&str) + Sync)) -> Result<Report, F
         concurrency: a.concurrency,
         rate: a.rate,
         rpc: a.rpc,
-        generator_threads: a.threads.unwrap_or(cores),
+        generator_threads: tokio::runtime::Handle::current().metrics().num_workers(),
         request_bound: a.requests,
         time_bound: a.duration,
         elapsed: r.elapsed,
