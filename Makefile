@@ -30,9 +30,11 @@ dev: build
 test-deps:
 	./scripts/install-test-deps.sh
 
-# End-to-end tests start the real binaries, so they are built first.
+# End-to-end tests start the real binaries, so they are built first. scripts/test.sh runs
+# `cargo test --workspace --no-fail-fast`, with the CPU-bound differential check beside it
+# at the lowest priority (see the script).
 test: test-deps build
-	$(CARGO) test --workspace --no-fail-fast
+	CARGO='$(CARGO)' ./scripts/test.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

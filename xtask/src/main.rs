@@ -1,4 +1,4 @@
-//! Bridle's build and boot tasks (`cargo run -p xtask -- <task>`; the Makefile's
+//! Bridle's build and boot tasks (`cargo run --bin xtask -- <task>`; the Makefile's
 //! `enclave-image`, `enclave-describe` and `vm-e2e` targets call these).
 //!
 //! - `enclave-image`: the reproducible EIF and its PCRs (`target/eif/bridle.eif`,
@@ -19,11 +19,6 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "xtask", about = "Bridle build and boot tasks")]
 struct Cli {
-    /// The workspace to build or boot from (default: the one this program was built in).
-    /// scripts/eif-repro-check.sh runs one xtask, built from the same commit, on each of
-    /// its fresh clones.
-    #[arg(long, global = true)]
-    workspace: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -76,13 +71,9 @@ fn main() {
 }
 
 fn real_main() -> Result<()> {
-    let cli = Cli::parse();
-    let root = match cli.workspace {
-        Some(w) => std::fs::canonicalize(&w).map_err(|e| anyhow::anyhow!("--workspace {}: {e}", w.display()))?,
-        None => workspace_root(),
-    };
+    let root = workspace_root();
     let abs = |p: PathBuf| if p.is_absolute() { p } else { root.join(p) };
-    match cli.cmd {
+    match Cli::parse().cmd {
         Cmd::EnclaveImage { out, enclave_args, sign_cert, sign_key } => {
             let t0 = std::time::Instant::now();
             let enclave_args = if enclave_args.is_empty() {
