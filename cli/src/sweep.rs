@@ -175,6 +175,9 @@ pub fn run(a: SweepArgs) -> Result<i32> {
     if a.json {
         let mut v = serde_json::to_value(&r)?;
         v["verified"] = verified.into();
+        // Whose word the reply is, as the human output says it: with `verified: false`, the
+        // `receipt` and `skipped` fields above are only what the host returned.
+        v["word"] = word.as_str().into();
         if !verified {
             // Only a receipt for our nonce makes it the enclave's word.
             v["key_destroyed"] = serde_json::Value::Null;

@@ -323,13 +323,36 @@ async fn a_sweep_transaction_swapped_for_a_transfer_is_refused() {
     // only revocations the owner gets); the key's destruction is not reported, and the
     // command fails.
     w.proxy.clear();
-    w.proxy.rewrite("POST", &format!("/v1/sessions/{s}/sweep"), |_, v| v["receipt"] = Value::Null);
+    let kept = Arc::new(Mutex::new(Value::Null));
+    let keep = kept.clone();
+    w.proxy.rewrite("POST", &format!("/v1/sessions/{s}/sweep"), move |_, v| {
+        v["receipt"] = Value::Null;
+        // And the host claims the key is destroyed (here it is not: the agent used the
+        // sweep's nonce, so the revocation may never be mined and stays sweepable).
+        v["key_destroyed"] = json!(true);
+        *keep.lock().unwrap() = v.clone();
+    });
     let args = sweep(&n());
     let (out, err) = w.cli.fails(&as_strs(&args));
     assert!(!out.contains("destroyed"), "{out}");
     assert!(out.contains("revocation(s)") && out.contains("UNVERIFIED (the host's word)"), "{out}");
     assert!(out.contains("approve(") && out.contains("may or may not have been made"), "{out}");
     assert!(err.contains("not confirmed by the enclave"), "{err}");
+    // The same reply replayed for a later sweep, as JSON: exit status 1 exactly, the host's
+    // word labelled, its claim of the key's destruction not reported.
+    w.proxy.clear();
+    let reply = kept.lock().unwrap().clone();
+    assert!(reply["transactions"].is_array(), "{reply}");
+    w.proxy.answer("POST", &format!("/v1/sessions/{s}/sweep"), move |_| (200, reply.clone()));
+    let mut args = sweep(&n());
+    args.push("--json".into());
+    let o = w.cli.run(&as_strs(&args));
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {o:?}"));
+    assert_eq!(v["verified"], false, "{v}");
+    assert!(v["word"].as_str().is_some_and(|w| w.starts_with("UNVERIFIED (the host's word)")), "{v}");
+    assert_eq!(v["key_destroyed"], Value::Null, "{v}");
+    assert_eq!(v["transactions"].as_array().map(Vec::len), Some(1), "{v}");
 }
 
 #[tokio::test]
