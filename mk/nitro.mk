@@ -69,7 +69,8 @@ eif-deps:
 # The docker-free, reproducible image (see ATTESTATION.md, "Building the enclave image").
 # xtask is run with `--bin xtask`, not `-p xtask`: features are then resolved over the whole
 # workspace, as `make build` resolves them, and after it nothing is rebuilt (`-p` rebuilt
-# serde and 60 other crates, 2 minutes). The image's own binaries are built by xtask apart.
+# serde, clap and the other dependencies whose features differ: 2 minutes). The image's own
+# binaries are built by xtask apart, with their own settings.
 enclave-image: eif-deps
 	$(CARGO) run -q --bin xtask -- enclave-image $(if $(EIF_SIGN_CERT),--sign-cert $(EIF_SIGN_CERT) --sign-key $(EIF_SIGN_KEY))
 
