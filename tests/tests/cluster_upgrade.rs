@@ -8,9 +8,9 @@
 use alloy_primitives::{FixedBytes, B256};
 use bridle_common::owner::{action, OwnerAction};
 use bridle_common::policy::Policy;
-use bridle_common::protocol::{image_digest, AllowImage, ImageAllowed, UpdatePolicy};
+use bridle_common::protocol::{image_digest, AllowImage, ImageAllowed, Sweep, UpdatePolicy};
 use bridle_tests::cluster::{cap_policy, signer_of, transfer, Cluster};
-use bridle_tests::{code, owner_action, Actor, Granted};
+use bridle_tests::{code, owner_action, sweep_terms, Actor, Granted};
 use sha2::{Digest, Sha384};
 use std::time::Duration;
 
@@ -72,6 +72,17 @@ async fn a_rolling_upgrade_moves_only_the_sessions_their_owners_allowed() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(signer_of(&v), moving.session);
     let (s, v) = client.post(live, "/v1/sign", &transfer(&staying, 0, 1)).await;
+    assert_eq!((s, code(&v)), (503, "unavailable"), "{v}");
+    // Nor swept, even by its owner: a leader without the key signed a sweep's revocations
+    // with a placeholder while every node recorded them as made, and an owner's sweep of a
+    // revoked session destroyed the key where it was held (found 2026-12-04 by a review).
+    let mut sweep =
+        Sweep { session: staying.session, terms: vec![sweep_terms(31337, 0)], accounts: vec![], auth: None };
+    let st = c.status(live).await;
+    let msg =
+        owner_action(action::SWEEP, st.identity_address, staying.session, staying.agent.address, sweep.terms_digest());
+    sweep.auth = Some(owner.sign_owner(&msg));
+    let (s, v) = client.post(live, &format!("/v1/sessions/{}/sweep", staying.session), &sweep).await;
     assert_eq!((s, code(&v)), (503, "unavailable"), "{v}");
 }
 

@@ -253,8 +253,18 @@ impl ClusterNode {
             | Call::ApprovePending(_)
             | Call::DenyPending(_)
             | Call::Sweep(_)) => {
-                if let Call::ApprovePending(a) = &c {
-                    if !enclave.holds_key(&a.session)? {
+                // Calls whose answer the leader signs with the session's key: an approval,
+                // and a sweep's revocations. A leader without the key would sign them with the
+                // placeholder while every node records them as made — for an owner's sweep of
+                // a revoked session, destroying the key on the nodes that held it, with no
+                // revocation ever sent (found 2026-12-04 by a review).
+                let signs_for = match &c {
+                    Call::ApprovePending(a) => Some(a.session),
+                    Call::Sweep(s) => Some(s.session),
+                    _ => None,
+                };
+                if let Some(session) = signs_for {
+                    if !enclave.holds_key(&session)? {
                         return Err(unavailable("this cluster's leader may not hold this session's key"));
                     }
                 }
