@@ -84,6 +84,7 @@ async fn a_rolling_upgrade_moves_only_the_sessions_their_owners_allowed() {
     sweep.auth = Some(owner.sign_owner(&msg));
     let (s, v) = client.post(live, &format!("/v1/sessions/{}/sweep", staying.session), &sweep).await;
     assert_eq!((s, code(&v)), (503, "unavailable"), "{v}");
+    assert!(v.to_string().contains("may not hold this session's key"), "{v}");
 }
 
 /// The owner updates `g`'s policy to `p`, through node `i`'s host.

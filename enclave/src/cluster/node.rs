@@ -257,13 +257,28 @@ impl ClusterNode {
                 // and a sweep's revocations. A leader without the key would sign them with the
                 // placeholder while every node records them as made — for an owner's sweep of
                 // a revoked session, destroying the key on the nodes that held it, with no
-                // revocation ever sent (found 2026-12-04 by a review).
+                // revocation ever sent (found 2026-12-04 by a review). So the leader must
+                // hold the key when the entry is applied: it checks once it has applied
+                // everything committed before its term (a host can hand leadership to a
+                // node whose applied state still has a key an update has since dropped),
+                // with no policy update of the session in the log ahead, and none proposed
+                // until this entry is applied (held as an update is).
                 let signs_for = match &c {
                     Call::ApprovePending(a) => Some(a.session),
                     Call::Sweep(s) => Some(s.session),
                     _ => None,
                 };
                 if let Some(session) = signs_for {
+                    if !self.applied_all().await? {
+                        return Ok(self.not_leader());
+                    }
+                    _updating = Some(self.updating.hold_session(session)?);
+                    let applied = self.raft.metrics().borrow().last_applied.map(|l| l.index);
+                    if self.log.policy_updates_after(applied).iter().any(|(_, s, _)| *s == session) {
+                        return Err(unavailable(format!(
+                            "a policy update of session {session} is being applied; ask again"
+                        )));
+                    }
                     if !enclave.holds_key(&session)? {
                         return Err(unavailable("this cluster's leader may not hold this session's key"));
                     }

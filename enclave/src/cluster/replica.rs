@@ -144,11 +144,15 @@ impl Replica {
             CmdReply(match cmd.op {
                 // A second identity is ignored: the first one stays (every node alike).
                 Op::Init { .. } => Ok(Reply::Cluster(ClusterReply::Ok)),
-                // A key that is no valid scalar is not taken, and the call is applied as on a
-                // node whose copy was redacted: refusing it here only would part the nodes'
-                // states (as for a key of another address: service/custody.rs, `its_own`).
                 Op::CreateSession { call, address, key, custody } => {
-                    enclave.apply_create_session(*call, address, valid_key(key, address), custody)
+                    let key = match key {
+                        Some(s) => match Key::from_secret_bytes(&s.0) {
+                            Some(k) => Some(k),
+                            None => return CmdReply(Err(Denial::new(ErrorCode::Internal, "invalid session key"))),
+                        },
+                        None => None,
+                    };
+                    enclave.apply_create_session(*call, address, key, custody)
                 }
                 Op::Call(call) => match *call {
                     // A policy update may change which nodes hold the key.
@@ -156,27 +160,17 @@ impl Replica {
                     call => enclave.handle(call),
                 },
                 Op::UpdatePolicy { call, key } => {
-                    let key = valid_key(key, call.session);
+                    let key = key.and_then(|s| Key::from_secret_bytes(&s.0));
                     enclave.apply_update_policy(*call, key, &self.holder)
                 }
                 Op::AllowImage { call, keys } => {
-                    let keys = keys.into_iter().map(|(a, s)| (a, valid_key(s, a))).collect();
+                    let keys =
+                        keys.into_iter().map(|(a, s)| (a, s.and_then(|s| Key::from_secret_bytes(&s.0)))).collect();
                     enclave.apply_allow_image(&call, keys, self.holder.image)
                 }
             })
         })
     }
-}
-
-/// The key in `secret`, sent for `session`, if it is a valid scalar; an invalid one is
-/// logged and not taken (the leader's bug; the entry is applied as if it were redacted).
-pub(crate) fn valid_key(secret: Option<super::types::Secret>, session: alloy_primitives::Address) -> Option<Key> {
-    let secret = secret?;
-    let key = Key::from_secret_bytes(&secret.0);
-    if key.is_none() {
-        tracing::error!(%session, "a key sent for a session is no valid secp256k1 scalar: not taken");
-    }
-    key
 }
 
 /// Decode a snapshot's bytes.

@@ -9,32 +9,16 @@
 //! may hold it (the cluster's network layer takes it out of whatever it sends to others),
 //! and a node that may no longer hold it (its signer left the policy) drops it.
 
-use super::Enclave;
+use super::{denial, Enclave};
 use crate::audit::Subject;
 use crate::cluster::types::{Holder, Pcr8};
 use crate::keys::Key;
 use alloy_primitives::{Address, B256};
 use bridle_common::audit::rec;
-use bridle_common::error::Denial;
+use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::owner::action;
 use bridle_common::protocol::{AllowImage, Call, CreateSession, ImageAllowed, Reply, UpdatePolicy};
 use std::sync::Arc;
-
-/// The key a cluster leader sent with a change for `session`, if it is that session's. A key
-/// of another address (a leader's bug; hosts cannot forge peers' entries) is not taken: it is
-/// logged and dropped, and the change it came with is applied as on a node whose copy was
-/// redacted. So every node's replicated state stays the same (refusing the change here and
-/// not on those nodes would part them), and no node holds a key it would sign with for the
-/// wrong address.
-pub(crate) fn its_own(key: Option<Key>, session: Address) -> Option<Key> {
-    match key {
-        Some(k) if k.address() != session => {
-            tracing::error!(%session, sent = %k.address(), "a key sent for a session is another's: not taken");
-            None
-        }
-        key => key,
-    }
-}
 
 impl Enclave {
     /// `create_session` with the key the proposer generated (see
@@ -113,14 +97,19 @@ impl Enclave {
         self.isolated("allow_image", subject, || {
             let book = self.authorize_allow_image(a, 0)?;
             // A refusal of the owner's message once its signature checks out spends the nonce
-            // (owner.rs).
+            // (owner.rs). A key the leader sent wrongly (below) is the leader's fault, not the
+            // message's: that refusal spends nothing.
             let scope = match self.allow_image_scope(a) {
                 Ok(scope) => scope,
                 Err(refused) => return self.spend(book, &a.auth, Err(refused)),
             };
-            // A key the leader sent wrongly is not taken, and the change stands ([`its_own`]).
             let mut keys: std::collections::HashMap<Address, Key> =
-                keys.into_iter().filter_map(|(s, k)| its_own(k, s).map(|k| (s, k))).collect();
+                keys.into_iter().filter_map(|(s, k)| k.map(|k| (s, k))).collect();
+            // Every key checked before anything changes: a refusal half-way would leave this
+            // node's custody and audit log apart from the other nodes' (a review).
+            if let Some(addr) = keys.iter().find(|(s, k)| k.address() != **s).map(|(s, _)| *s) {
+                return Err(denial(ErrorCode::Internal, format!("the key sent for {addr} is another's")));
+            }
             let now = self.clock.now();
             for addr in &scope {
                 let session: Arc<crate::session::Session> = self.session(addr)?;
@@ -162,10 +151,10 @@ impl Enclave {
         if !may {
             inner.key = None;
         } else if inner.key.is_none() && !inner.machine.key_destroyed() {
-            // The update was applied above, on every node alike; a key of another address is
-            // not taken ([`its_own`]).
-            if let Some(k) = its_own(key, address) {
-                inner.key = Some(k);
+            match key {
+                Some(k) if k.address() == address => inner.key = Some(k),
+                Some(_) => return Err(denial(ErrorCode::Internal, format!("the key sent for {address} is another's"))),
+                None => {}
             }
         }
         Ok(reply)

@@ -241,11 +241,9 @@ impl Enclave {
         key: Option<Key>,
         custody: Vec<B256>,
     ) -> Result<SessionCreated, Denial> {
-        // A key of another address is not taken: the session is created without it on this
-        // node, as on a node whose copy was redacted (custody.rs, `its_own`).
-        let sent = key.is_some();
-        let key = super::custody::its_own(key, address);
-        let dropped = sent && key.is_none();
+        if key.as_ref().is_some_and(|k| k.address() != address) {
+            return Err(denial(ErrorCode::Internal, "the session key does not match its address"));
+        }
         let (agent_pk, agent, policy, book) = self.authorize_create(&c, 0)?;
         // Creations are serialized by the owner-nonce lock held in `book`, so the checks
         // below and the insert cannot race with another creation. The session's time is read
@@ -253,18 +251,6 @@ impl Enclave {
         let now = self.clock.now();
         let auth = c.auth.clone();
         let created = self.create_authorized(c, address, key, custody, now, agent_pk, agent, policy);
-        // Then no node holds the session's key (the leader made it, and sent it to every
-        // node that may hold it): the node that answers sends the binding unsigned and
-        // without its receipt, so that owner tools refuse it and the owner revokes the
-        // session instead of funding an address nothing can sign for.
-        let created = created.map(|mut c| {
-            if dropped {
-                c.binding_signature = Bytes::new();
-                c.attestation = None;
-                c.receipt = None;
-            }
-            c
-        });
         self.spend(book, &auth, created)
     }
 

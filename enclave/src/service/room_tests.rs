@@ -14,26 +14,26 @@ use k256::SecretKey;
 use std::sync::mpsc;
 use std::time::Duration;
 
-pub(super) const T0: u64 = 1_800_000_000;
+const T0: u64 = 1_800_000_000;
 
-pub(super) struct Shared(pub(super) Arc<FixedClock>);
+struct Shared(Arc<FixedClock>);
 impl Clock for Shared {
     fn now(&self) -> u64 {
         self.0.now()
     }
 }
 
-pub(super) fn addr(k: &SecretKey) -> Address {
+fn addr(k: &SecretKey) -> Address {
     Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&k.public_key()))
 }
 
-pub(super) fn sign(owner: &SecretKey, msg: &OwnerAction) -> OwnerAuth {
+fn sign(owner: &SecretKey, msg: &OwnerAction) -> OwnerAuth {
     let (sig, recid) = k256::ecdsa::SigningKey::from(owner).sign_prehash_recoverable(msg.digest().as_slice()).unwrap();
     let sig = alloy_primitives::Signature::from_signature_and_parity(sig, recid.is_y_odd());
     OwnerAuth { owner: addr(owner), nonce: msg.nonce, signature: Bytes::copy_from_slice(&sig.as_bytes()) }
 }
 
-pub(super) fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
+fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
     let c = create_reply(e, now, nonce)?;
     // Every creation's reply carries the enclave's receipt for the owner's nonce.
     let word = bridle_common::receipt::owner_nonce(nonce);

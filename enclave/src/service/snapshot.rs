@@ -159,17 +159,14 @@ impl Enclave {
         for ss in &s.sessions {
             let machine = Machine::restore(ss.machine.clone())?;
             let address = machine.facts.address;
-            // A key that is no valid scalar, or another address's (a leader's bug), is not
-            // taken, as in a log entry (custody.rs, `its_own`): refusing the snapshot would
-            // stop the nodes that received the key, not those whose copy was redacted.
             let key = match &ss.key {
-                Some(bytes) => match Key::from_secret_bytes(bytes) {
-                    Some(k) => super::custody::its_own(Some(k), address),
-                    None => {
-                        tracing::error!(session = %address, "a snapshot's key is no valid secp256k1 scalar: not taken");
-                        None
+                Some(bytes) => {
+                    let k = Key::from_secret_bytes(bytes).ok_or_else(|| format!("session {address}: invalid key"))?;
+                    if k.address() != address {
+                        return Err(format!("session {address}: the key is for {}", k.address()));
                     }
-                },
+                    Some(k)
+                }
                 None => None,
             };
             let session = Session::new(key, StampKey::from_bytes(ss.stamp_key), machine, ss.custody.clone());
