@@ -1,0 +1,81 @@
+//! A sweep the cluster cannot serve now, against a fake cluster node over a real socket.
+use super::*;
+use crate::cluster::ClusterSettings;
+use crate::store::Database;
+use bridle_common::address::SocketAddress;
+use bridle_common::error::Denial;
+use bridle_common::frame::{read_frame, to_cbor, write_frame, DEFAULT_MAX_FRAME};
+
+/// A cluster node whose every answer is `unavailable`, as a leader that may not hold the
+/// session's key answers a sweep during a rolling upgrade (status included: a node that has
+/// not joined answers it so, and the client takes that).
+fn unavailable_node(path: std::path::PathBuf) {
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                while read_frame(&mut s, DEFAULT_MAX_FRAME).await.is_ok() {
+                    let result = Err(Denial::new(
+                        ErrorCode::Unavailable,
+                        "this cluster's leader may not hold this session's key; nothing was signed",
+                    ));
+                    let frame = to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result }).unwrap();
+                    if write_frame(&mut s, &frame).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_the_cluster_cannot_serve_now_is_neither_a_refusal_nor_left_to_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("enclave.sock");
+    unavailable_node(path.clone());
+    let mut config = crate::HostConfig::new(SocketAddress::Unix(path));
+    config.database = Database::Sqlite(":memory:".into());
+    config.probe_interval = None;
+    config.cluster = Some(ClusterSettings {
+        listen: "127.0.0.1:0".into(),
+        advertise: "http://127.0.0.1:9".into(),
+        seeds: vec![],
+        bootstrap: false,
+        source: None,
+    });
+    let timeout = config.call_timeout;
+    assert!(timeout >= SWEEP_CALL_LIMIT * 3, "the test needs the call timeout well above the sweeper's limit");
+    let state = AppState::open(config).unwrap();
+    state.sweep_metrics.enabled.store(true, Ordering::Relaxed);
+    let terms = SweepTerms {
+        chain_id: 31337,
+        nonce: 0,
+        max_fee_per_gas: 1_000_000_000,
+        max_priority_fee_per_gas: 1,
+        gas_limit: SWEEP_GAS_LIMIT,
+    };
+    let mut book = Book::default();
+    let started = Instant::now();
+    // No node is asked: nothing was signed, so nothing is broadcast (the URL goes nowhere).
+    let signed =
+        sweep(&state, &reqwest::Client::new(), "http://127.0.0.1:9", Address::repeat_byte(7), terms, &mut book).await;
+    let took = started.elapsed();
+    assert_eq!(signed.unwrap(), Signed::Unavailable);
+    assert!(book.is_empty(), "nothing in flight");
+    // Passed around for the sweeper's limit, not the ten-second call timeout.
+    assert!(took < SWEEP_CALL_LIMIT * 2, "a sweep the cluster cannot serve held the sweeper {took:?}");
+    let m = state.sweep_metrics.render();
+    for line in
+        ["bridle_sweep_unavailable_total 1\n", "bridle_sweep_refused_total 0\n", "bridle_sweep_requests_total 1\n"]
+    {
+        assert!(m.contains(line), "{line:?} not in\n{m}");
+    }
+    // The lane is asked again soon, and not counted as the owner's to sweep.
+    assert_eq!(
+        after_sweep(Signed::Unavailable),
+        Lane::Idle { left_to_owner: false, recheck: lane::UNAVAILABLE_RECHECK }
+    );
+    assert_eq!(after_sweep(Signed::Refused), Lane::Idle { left_to_owner: true, recheck: lane::REFUSED_RECHECK });
+    assert!(lane::UNAVAILABLE_RECHECK < lane::REFUSED_RECHECK);
+}
