@@ -205,9 +205,24 @@ impl EnclaveClient {
     /// stamp or an owner nonce it has already accepted (and a signing request asked again
     /// with its stamp returns the signature it was charged for).
     pub async fn call(&self, call: Call) -> Result<Reply, ClientError> {
+        self.call_within(call, self.cfg.call_timeout).await
+    }
+
+    /// [`EnclaveClient::call`], but in a cluster no new try starts once `limit` (at most the
+    /// call timeout) has passed, instead of the whole call timeout: for callers that ask
+    /// again later anyway (the sweeper), so that a call the cluster keeps answering
+    /// `unavailable` (a leader that may not hold the session's key) does not hold them for
+    /// the whole timeout. Two exceptions, both within the call timeout: an exchange under
+    /// way is waited for (a call the leader may be committing is not cut short: its reply
+    /// would be lost while it takes effect), and one `not_leader` pointer to the leader that
+    /// arrives after the limit is followed (nothing was proposed yet; the leader may serve
+    /// it).
+    pub async fn call_within(&self, call: Call, limit: Duration) -> Result<Reply, ClientError> {
         let name = call.name();
         let result = match &self.cluster {
-            Some(link) if !matches!(call, Call::Cluster(_)) => self.call_routed(link, call).await,
+            Some(link) if !matches!(call, Call::Cluster(_)) => {
+                self.call_routed(link, call, limit.min(self.cfg.call_timeout)).await
+            }
             _ => self.call_inner(call).await,
         };
         if let Some(m) = &self.metrics {
@@ -232,15 +247,20 @@ impl EnclaveClient {
         self.call_inner(call).await
     }
 
-    async fn call_routed(&self, link: &ClusterLink, call: Call) -> Result<Reply, ClientError> {
-        let deadline = Instant::now() + self.cfg.call_timeout;
+    async fn call_routed(&self, link: &ClusterLink, call: Call, limit: Duration) -> Result<Reply, ClientError> {
+        let started = Instant::now();
+        // No new try after `deadline`; an exchange (or a redirect to the leader) may run
+        // until `hard`.
+        let (deadline, hard) = (started + limit, started + self.cfg.call_timeout);
         let mut target: Option<String> = None;
         // An enclave's own `unavailable` (and its reason) outranks a peer host that could
         // not be reached: it is what the caller gets if time runs out on the latter (never
         // on a timeout, whose call may have been committed).
         let mut heard: Option<Result<Reply, ClientError>> = None;
+        // Whether a pointer to the leader was followed after `deadline` (one is).
+        let mut followed_late = false;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = hard.saturating_duration_since(Instant::now());
             let r = match &target {
                 None => self.call_inner(call.clone()).await,
                 Some(url) => link.forward(url, &call, left.max(Duration::from_millis(100))).await,
@@ -277,7 +297,9 @@ impl EnclaveClient {
                 Err(ClientError::Unavailable(_)) if heard.is_some() => heard.clone().unwrap_or(r),
                 r => r,
             };
-            if Instant::now() + pause >= deadline {
+            let redirected = matches!(r, Ok(Reply::NotLeader(_))) && target.is_some();
+            let late = Instant::now() + pause >= deadline;
+            if late && (!redirected || followed_late || Instant::now() + pause >= hard) {
                 return match r {
                     Ok(Reply::NotLeader(_)) => Err(ClientError::Denied(Denial::new(
                         ErrorCode::Unavailable,
@@ -286,6 +308,7 @@ impl EnclaveClient {
                     other => other,
                 };
             }
+            followed_late |= late;
             tokio::time::sleep(pause).await;
         }
     }

@@ -345,3 +345,95 @@ fn asked_or_status(body: &[u8]) -> String {
         _ => "status".into(),
     }
 }
+
+/// A cluster node that answers every call `unavailable` (a leader that may not hold the
+/// session's key, say), with no other member known: `call` passes it around until the call
+/// timeout, `call_within` only for its limit; both end with the enclave's own refusal.
+#[tokio::test]
+async fn a_call_within_a_limit_stops_asking_the_cluster_at_the_limit() {
+    let (_dir, addr, _) = fake_enclave(|mut s| async move {
+        while read_frame(&mut s, DEFAULT_MAX_FRAME).await.is_ok() {
+            answer(&mut s, Err(Denial::new(ErrorCode::Unavailable, "this cluster's leader may not hold the key")))
+                .await;
+        }
+    })
+    .await;
+    let link = Arc::new(ClusterLink::new(crate::cluster::ClusterSettings {
+        listen: "127.0.0.1:0".into(),
+        advertise: "http://127.0.0.1:9".into(),
+        seeds: vec![],
+        bootstrap: false,
+        source: None,
+    }));
+    let timeout = Duration::from_secs(2);
+    let client =
+        EnclaveClient::new(addr, ClientConfig { pool_size: 1, call_timeout: timeout, ..ClientConfig::default() })
+            .with_cluster(link);
+
+    let started = Instant::now();
+    let r = client.call_within(ask(1), Duration::from_millis(300)).await;
+    let within = started.elapsed();
+    assert!(reason(r).contains("may not hold the key"));
+    let started = Instant::now();
+    let r = client.call(ask(2)).await;
+    let whole = started.elapsed();
+    assert!(reason(r).contains("may not hold the key"));
+    // The limit, not the timeout, ends the first; the second runs to the timeout (less the
+    // last pause between two tries, 100 ms).
+    assert!(
+        whole >= timeout - Duration::from_millis(150),
+        "call gave up after {whole:?}, before the {timeout:?} timeout"
+    );
+    assert!(within < timeout / 2, "call_within took {within:?} with a 300 ms limit");
+    // A limit beyond the timeout is the timeout.
+    let started = Instant::now();
+    let r = client.call_within(ask(3), Duration::from_secs(3600)).await;
+    assert!(reason(r).contains("may not hold the key"));
+    assert!(started.elapsed() < timeout * 3, "the timeout bounds call_within too");
+}
+
+/// The limit stops new tries, not the way to the leader: this host's enclave points to the
+/// leader's host only after the limit (a stale leader that first waits to apply its log),
+/// which is followed once, and the leader's host answers 600 ms later (as a leader
+/// committing a sweep may), which is waited for; the caller gets the leader's answer, not
+/// an `unavailable` of its own making while the call takes effect.
+#[tokio::test]
+async fn a_call_within_a_limit_waits_for_the_leaders_answer_under_way() {
+    let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer_url = format!("http://{}", peer.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/v1/cluster/call",
+        axum::routing::post(|| async {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let result: Result<Reply, Denial> = Err(Denial::new(ErrorCode::Internal, "served by the leader"));
+            to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result }).unwrap()
+        }),
+    );
+    tokio::spawn(async move { axum::serve(peer, app).await.unwrap() });
+    let url = peer_url.clone();
+    let (_dir, addr, _) = fake_enclave(move |mut s| {
+        let url = url.clone();
+        async move {
+            while read_frame(&mut s, DEFAULT_MAX_FRAME).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let nl = bridle_common::cluster::NotLeader { leader: Some(2), leader_url: Some(url.clone()) };
+                answer(&mut s, Ok(Reply::NotLeader(nl))).await;
+            }
+        }
+    })
+    .await;
+    let link = Arc::new(ClusterLink::new(crate::cluster::ClusterSettings {
+        listen: "127.0.0.1:0".into(),
+        advertise: "http://127.0.0.1:9".into(),
+        seeds: vec![],
+        bootstrap: false,
+        source: None,
+    }));
+    let client = EnclaveClient::new(
+        addr,
+        ClientConfig { pool_size: 1, call_timeout: Duration::from_secs(5), ..ClientConfig::default() },
+    )
+    .with_cluster(link);
+    let r = client.call_within(ask(1), Duration::from_millis(200)).await;
+    assert_eq!(reason(r), "served by the leader");
+}

@@ -14,7 +14,8 @@
 //! sweep nobody broadcasts would otherwise leave them live. A lane where the enclave signs
 //! nothing more or refuses (a sweep's nonce was used where sweeps never settle, re-signs or
 //! the gas budget are used up) is left alone until the enclave's view of it changes
-//! (checked again every 10 minutes, a minute after a refusal). The enclave
+//! (checked again every 10 minutes, a minute after a refusal; a cluster's `unavailable` is
+//! not a refusal: asked again every round). The enclave
 //! checks every sweep's fees against the policy's gas caps and charges its gas cost, so the
 //! host can never spend beyond what the owner allowed; a refused sweep is counted and
 //! logged. The host is untrusted here as everywhere: a host that does not sweep leaves the
@@ -30,7 +31,20 @@
 //! (sweeps asked of the enclave), `bridle_sweep_broadcast_total`,
 //! `bridle_sweep_confirmed_total`, `bridle_sweep_fee_bumps_total`,
 //! `bridle_sweep_refused_total` (the enclave refused: fees over the caps, say),
+//! `bridle_sweep_unavailable_total` (the cluster answered a sweep `unavailable`: e.g. a
+//! leader that may not hold the session's key, during a rolling upgrade, or no leader, or a
+//! commit that timed out, which may still take effect; not a refusal: the owner's sweep is
+//! refused alike until a node that may hold the key leads),
+//! `bridle_sweep_waiting_for_cluster` (sessions and chains whose last sweep was answered so;
+//! asked again every round, not counted as left to the owner),
 //! `bridle_sweep_errors_total` (node or enclave unreachable).
+//!
+//! In a cluster no new try of a sweep call starts after [`SWEEP_CALL_LIMIT`] (the call
+//! timeout for other calls): a leader that may not hold a session's key answers at once,
+//! and the host would otherwise ask its peers again and again for the whole 10 s, in every
+//! round, for every such session. An exchange under way is still waited for, and one
+//! pointer to the leader that arrives after the limit is followed. Each such lane still
+//! costs a round about that limit: fifty of them make a round of about 100 s.
 
 mod lane;
 
@@ -39,6 +53,7 @@ use crate::AppState;
 use alloy_primitives::{Address, B256};
 use anyhow::{anyhow, Context, Result};
 use bridle_common::allowance::AllowanceState;
+use bridle_common::error::ErrorCode;
 use bridle_common::protocol::*;
 use lane::{Fingerprint, Idle, Step};
 use serde_json::{json, Value};
@@ -50,6 +65,9 @@ use std::time::{Duration, Instant};
 /// the session's policy asks for more (`approvals.revoke_gas`: the enclave refuses a sweep
 /// below it).
 pub const SWEEP_GAS_LIMIT: u64 = 100_000;
+
+/// After how long no new try of a sweep call starts in a cluster (see the module docs).
+pub const SWEEP_CALL_LIMIT: Duration = Duration::from_secs(2);
 
 /// What the session's policy (as this host stored it — the enclave checks again) lets an
 /// unauthenticated sweep use: the gas per revocation and the fee caps a bump must stay
@@ -114,12 +132,14 @@ pub struct SweepMetrics {
     at_fee_cap: AtomicU64,
     left_to_owner: AtomicU64,
     behind_gap: AtomicU64,
+    waiting_for_cluster: AtomicU64,
     requests: AtomicU64,
     rounds: AtomicU64,
     broadcast: AtomicU64,
     confirmed: AtomicU64,
     bumps: AtomicU64,
     refused: AtomicU64,
+    unavailable: AtomicU64,
     errors: AtomicU64,
     enabled: std::sync::atomic::AtomicBool,
 }
@@ -140,6 +160,8 @@ impl SweepMetrics {
              # TYPE bridle_sweep_left_to_owner gauge\nbridle_sweep_left_to_owner {}\n\
              # HELP bridle_sweep_waiting_behind_gap Sessions and chains whose revocation waits behind nonces the node has no transaction for.\n\
              # TYPE bridle_sweep_waiting_behind_gap gauge\nbridle_sweep_waiting_behind_gap {}\n\
+             # HELP bridle_sweep_waiting_for_cluster Sessions and chains whose last sweep the cluster answered unavailable; asked again every round.\n\
+             # TYPE bridle_sweep_waiting_for_cluster gauge\nbridle_sweep_waiting_for_cluster {}\n\
              # HELP bridle_sweep_rounds_total Rounds the sweeper finished (every session looked at once).\n\
              # TYPE bridle_sweep_rounds_total counter\nbridle_sweep_rounds_total {}\n\
              # HELP bridle_sweep_requests_total Sweeps the sweeper asked the enclave for.\n\
@@ -152,18 +174,22 @@ impl SweepMetrics {
              # TYPE bridle_sweep_fee_bumps_total counter\nbridle_sweep_fee_bumps_total {}\n\
              # HELP bridle_sweep_refused_total Sweeps the enclave refused.\n\
              # TYPE bridle_sweep_refused_total counter\nbridle_sweep_refused_total {}\n\
+             # HELP bridle_sweep_unavailable_total Sweeps the cluster answered unavailable (e.g. no leader, or a leader that may not hold the session's key).\n\
+             # TYPE bridle_sweep_unavailable_total counter\nbridle_sweep_unavailable_total {}\n\
              # HELP bridle_sweep_errors_total Node or enclave errors while sweeping.\n\
              # TYPE bridle_sweep_errors_total counter\nbridle_sweep_errors_total {}\n",
             g(&self.past_expiry),
             g(&self.at_fee_cap),
             g(&self.left_to_owner),
             g(&self.behind_gap),
+            g(&self.waiting_for_cluster),
             g(&self.rounds),
             g(&self.requests),
             g(&self.broadcast),
             g(&self.confirmed),
             g(&self.bumps),
             g(&self.refused),
+            g(&self.unavailable),
             g(&self.errors)
         )
     }
@@ -230,6 +256,7 @@ async fn round(
     let mut at_fee_cap = 0u64;
     let mut left_to_owner = 0u64;
     let mut behind_gap = 0u64;
+    let mut waiting_for_cluster = 0u64;
     for (session, stored, _) in state.store.known_sessions() {
         if stored == StoredState::Lost {
             continue;
@@ -272,6 +299,7 @@ async fn round(
                 Ok(Lane::Moving) => {}
                 Ok(Lane::AtFeeCap) => at_fee_cap += 1,
                 Ok(Lane::BehindGap) => behind_gap += 1,
+                Ok(Lane::WaitingForCluster) => waiting_for_cluster += 1,
                 Ok(Lane::Idle { left_to_owner: owner, recheck }) => {
                     left_to_owner += u64::from(owner);
                     if owner {
@@ -291,16 +319,20 @@ async fn round(
     state.sweep_metrics.at_fee_cap.store(at_fee_cap, Ordering::Relaxed);
     state.sweep_metrics.left_to_owner.store(left_to_owner, Ordering::Relaxed);
     state.sweep_metrics.behind_gap.store(behind_gap, Ordering::Relaxed);
+    state.sweep_metrics.waiting_for_cluster.store(waiting_for_cluster, Ordering::Relaxed);
     state.sweep_metrics.rounds.fetch_add(1, Ordering::Relaxed);
 }
 
 /// What a session's revocations on one chain are doing after a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lane {
     Moving,
     /// Stuck, and a bump would exceed the policy's fee caps: waiting.
     AtFeeCap,
     /// Stuck behind nonces the node has no transaction for: waiting (no bump helps).
     BehindGap,
+    /// The cluster answered the sweep `unavailable`: asked again next round.
+    WaitingForCluster,
     /// Nothing in flight and nothing the enclave signs (or it refused): leave the lane
     /// alone for `recheck` unless the enclave's view of it changes. `left_to_owner`:
     /// approvals there are due and the enclave does not revoke them for the host now.
@@ -370,10 +402,14 @@ async fn sweep_chain(
             max_priority_fee_per_gas,
             gas_limit: limits.gas_limit,
         };
-        if sweep(state, http, url, session, terms, book).await? == Signed::Some {
-            state.sweep_metrics.bumps.fetch_add(1, Ordering::Relaxed);
-        }
-        return Ok(Lane::Moving);
+        return Ok(match sweep(state, http, url, session, terms, book).await? {
+            Signed::Some => {
+                state.sweep_metrics.bumps.fetch_add(1, Ordering::Relaxed);
+                Lane::Moving
+            }
+            Signed::Unavailable => Lane::WaitingForCluster,
+            Signed::Nothing | Signed::Refused => Lane::Moving,
+        });
     }
     let pending = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "pending"])).await?)? as u64;
     let step = lane::step(st, chain, mined, pending);
@@ -396,11 +432,19 @@ async fn sweep_chain(
     // Due, and nothing signed or refused: each due key's sweep nonce is used (where sweeps
     // never settle, RULES.md §6), re-signs are used up (half the registry) or the gas budget
     // is (until its period ends). Only the owner's sweep is sure to revoke them now.
-    Ok(match sweep(state, http, url, session, terms, book).await? {
+    Ok(after_sweep(sweep(state, http, url, session, terms, book).await?))
+}
+
+/// What a lane does after a sweep of what is due (not a bump).
+fn after_sweep(signed: Signed) -> Lane {
+    match signed {
         Signed::Some => Lane::Moving,
         Signed::Nothing => Lane::Idle { left_to_owner: true, recheck: lane::IDLE_RECHECK },
         Signed::Refused => Lane::Idle { left_to_owner: true, recheck: lane::REFUSED_RECHECK },
-    })
+        // Not the owner's either: the owner's sweep is refused alike until a node that may
+        // hold the key leads.
+        Signed::Unavailable => Lane::WaitingForCluster,
+    }
 }
 
 /// What the enclave did with a sweep request.
@@ -409,6 +453,10 @@ enum Signed {
     Some,
     Nothing,
     Refused,
+    /// The cluster answered `unavailable`: not a refusal. Nothing was signed for this host,
+    /// though a commit that timed out may still take effect (the next round's status shows
+    /// its approvals swept, and the sweeper re-signs and broadcasts what it never got).
+    Unavailable,
 }
 
 /// Ask the enclave for a sweep at `terms`, store and broadcast what it signed.
@@ -422,9 +470,14 @@ async fn sweep(
 ) -> Result<Signed> {
     state.sweep_metrics.requests.fetch_add(1, Ordering::Relaxed);
     let call = Call::Sweep(Sweep { session, terms: vec![terms.clone()], accounts: vec![], auth: None });
-    let reply = match state.client.call(call).await {
+    let reply = match state.client.call_within(call, SWEEP_CALL_LIMIT).await {
         Ok(Reply::Swept(r)) => r,
         Ok(_) => return Err(anyhow!("the enclave answered a sweep with another reply")),
+        Err(crate::enclave_client::ClientError::Denied(d)) if d.code == ErrorCode::Unavailable => {
+            state.sweep_metrics.unavailable.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%session, chain = terms.chain_id, reason = %d.reason, "sweeper: the cluster answered the sweep unavailable; asking again next round");
+            return Ok(Signed::Unavailable);
+        }
         Err(crate::enclave_client::ClientError::Denied(d)) => {
             state.sweep_metrics.refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%session, chain = terms.chain_id, code = d.code.as_str(), rule = ?d.rule, reason = %d.reason, "sweeper: the enclave refused the sweep");
@@ -501,6 +554,10 @@ fn quantity(v: &Value) -> Result<u128> {
     let s = v.as_str().ok_or_else(|| anyhow!("not a quantity: {v}"))?;
     u128::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| anyhow!("{s}: {e}"))
 }
+
+#[cfg(test)]
+#[path = "sweep_tests.rs"]
+mod sweep_tests;
 
 #[cfg(test)]
 mod tests {
