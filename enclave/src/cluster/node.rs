@@ -303,6 +303,14 @@ impl ClusterNode {
 
     /// Propose `op` and wait for this node's application of it.
     pub(super) async fn propose(&self, op: Op) -> Result<Result<Reply, Denial>, Denial> {
+        // A key attached to `op` that is not its session's (a bug: keys are checked when a
+        // session takes them) is never proposed: the nodes it reaches would refuse a creation
+        // or an `allow_image` and those whose copy is redacted would not, parting their
+        // states (SECURITY.md, "A keyed policy update refused when applied").
+        if let Some(why) = op.misdirected_key() {
+            tracing::error!("{why}: not proposed");
+            return Err(Denial::new(ErrorCode::Internal, format!("{why}; nothing was proposed")));
+        }
         // Concurrent calls may each pass this check: the log then exceeds the bound by at
         // most the calls in flight, which the connections bound.
         let applied = self.raft.metrics().borrow().last_applied.map(|l| l.index);

@@ -20,7 +20,8 @@
 //! entries on to others (redacted then by its own view). So such a peer, like this node,
 //! may keep in its log a key it no longer holds in its state, until a snapshot covers it.
 
-use super::types::{Entry, Holder, Op, Pcr8};
+use super::types::{Entry, Holder, Op, Pcr8, Secret};
+use crate::keys::Key;
 use alloy_primitives::Address;
 
 /// What the sender's applied state says now of a session whose key an entry carries.
@@ -92,6 +93,32 @@ impl Op {
             Op::CreateSession { key, .. } | Op::UpdatePolicy { key, .. } => key.is_some(),
             Op::AllowImage { keys, .. } => keys.iter().any(|(_, k)| k.is_some()),
             Op::Init { .. } | Op::Call(_) => false,
+        }
+    }
+
+    /// A key this op carries that is not its session's, or no valid secret at all: only a
+    /// leader's bug could attach one (hosts cannot forge peers' entries), and only the nodes
+    /// the key was not redacted for would see it, so refusing the change there would part
+    /// their states from the others'. A leader checks every op before proposing it
+    /// ([`super::node`], `propose`) and proposes nothing that fails.
+    pub fn misdirected_key(&self) -> Option<String> {
+        fn check(session: &Address, secret: &Secret) -> Option<String> {
+            match Key::from_secret_bytes(&secret.0) {
+                None => Some(format!("the key sent for session {session} is not a valid secret")),
+                Some(k) if k.address() != *session => {
+                    Some(format!("the key sent for session {session} is the key of {}", k.address()))
+                }
+                Some(_) => None,
+            }
+        }
+        match self {
+            Op::CreateSession { address, key: Some(k), .. } => check(address, k),
+            Op::UpdatePolicy { call, key: Some(k) } => check(&call.session, k),
+            Op::AllowImage { keys, .. } => keys.iter().find_map(|(s, k)| k.as_ref().and_then(|k| check(s, k))),
+            Op::CreateSession { key: None, .. }
+            | Op::UpdatePolicy { key: None, .. }
+            | Op::Init { .. }
+            | Op::Call(_) => None,
         }
     }
 
@@ -246,5 +273,79 @@ mod tests {
         assert_eq!(named_after(&later, &a, 3), Some(vec![s]));
         assert_eq!(named_after(&later, &a, 5), None);
         assert_eq!(named_after(&later, &b, 0), Some(vec![]));
+    }
+
+    /// Only a key that is its session's passes; any other, or no valid secret, is named.
+    #[test]
+    fn a_key_that_is_not_its_sessions_is_named() {
+        let (k, other) = (Key::generate(), Key::generate());
+        let (mine, theirs) = (Secret(*k.secret_bytes()), Secret(*other.secret_bytes()));
+        // Zero, the group order n and above are no secret; n − 1, the largest, is.
+        let n = alloy_primitives::U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+            16,
+        )
+        .unwrap();
+        let invalid = [Secret([0; 32]), Secret(n.to_be_bytes()), Secret([0xff; 32])];
+        let largest = Key::from_secret_bytes(&(n - alloy_primitives::U256::from(1)).to_be_bytes()).unwrap();
+        let at_largest = Op::UpdatePolicy {
+            call: Box::new(UpdatePolicy {
+                auth: OwnerAuth { owner: Address::ZERO, nonce: 1, signature: Default::default() },
+                session: largest.address(),
+                policy: bridle_common::policy::file::resolve_text(
+                    "name = \"t\"\nchains = [1]\nvalid_for = \"1h\"\n",
+                    1_800_000_000,
+                )
+                .unwrap(),
+            }),
+            key: Some(Secret(*largest.secret_bytes())),
+        };
+        assert_eq!(at_largest.misdirected_key(), None);
+        let auth = OwnerAuth { owner: Address::ZERO, nonce: 1, signature: Default::default() };
+        let policy = bridle_common::policy::file::resolve_text(
+            "name = \"t\"\nchains = [1]\nvalid_for = \"1h\"\n",
+            1_800_000_000,
+        )
+        .unwrap();
+        let create = |key: Option<Secret>| Op::CreateSession {
+            call: Box::new(CreateSession {
+                auth: auth.clone(),
+                agent_public_key: Default::default(),
+                policy: policy.clone(),
+            }),
+            address: k.address(),
+            key,
+            custody: vec![],
+        };
+        let update = |key: Option<Secret>| Op::UpdatePolicy {
+            call: Box::new(UpdatePolicy { auth: auth.clone(), session: k.address(), policy: policy.clone() }),
+            key,
+        };
+        let allow = |keys: Vec<(Address, Option<Secret>)>| Op::AllowImage {
+            call: Box::new(AllowImage { auth: auth.clone(), session: Address::ZERO, image: B256::repeat_byte(1) }),
+            keys,
+        };
+        for op in [create(Some(mine.clone())), create(None), update(Some(mine.clone())), update(None)] {
+            assert_eq!(op.misdirected_key(), None, "{op:?}");
+        }
+        let pair =
+            vec![(other.address(), Some(theirs.clone())), (k.address(), Some(mine.clone())), (Address::ZERO, None)];
+        assert_eq!(allow(pair).misdirected_key(), None);
+        for op in [create(Some(theirs.clone())), update(Some(theirs.clone()))] {
+            let why = op.misdirected_key().expect("another session's key");
+            assert!(why.contains(&format!("is the key of {}", other.address())), "{why}");
+        }
+        let swapped = vec![(other.address(), Some(theirs.clone())), (k.address(), Some(theirs.clone()))];
+        let why = allow(swapped).misdirected_key().expect("a key sent for the wrong session");
+        assert!(why.contains(&format!("for session {}", k.address())), "{why}");
+        for bad in invalid {
+            for op in
+                [create(Some(bad.clone())), update(Some(bad.clone())), allow(vec![(k.address(), Some(bad.clone()))])]
+            {
+                let why = op.misdirected_key().expect("no valid secret");
+                assert!(why.contains("not a valid secret"), "{why}");
+            }
+        }
+        assert_eq!(Op::Init { identity: Secret([0; 32]), booted_at: 0 }.misdirected_key(), None);
     }
 }
