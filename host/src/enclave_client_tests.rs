@@ -346,6 +346,17 @@ fn asked_or_status(body: &[u8]) -> String {
     }
 }
 
+/// The cluster link of a member that knows no other member.
+fn lone_member() -> Arc<ClusterLink> {
+    Arc::new(ClusterLink::new(crate::cluster::ClusterSettings {
+        listen: "127.0.0.1:0".into(),
+        advertise: "http://127.0.0.1:9".into(),
+        seeds: vec![],
+        bootstrap: false,
+        source: None,
+    }))
+}
+
 /// A cluster node that answers every call `unavailable` (a leader that may not hold the
 /// session's key, say), with no other member known: `call` passes it around until the call
 /// timeout, `call_within` only for its limit; both end with the enclave's own refusal.
@@ -358,13 +369,7 @@ async fn a_call_within_a_limit_stops_asking_the_cluster_at_the_limit() {
         }
     })
     .await;
-    let link = Arc::new(ClusterLink::new(crate::cluster::ClusterSettings {
-        listen: "127.0.0.1:0".into(),
-        advertise: "http://127.0.0.1:9".into(),
-        seeds: vec![],
-        bootstrap: false,
-        source: None,
-    }));
+    let link = lone_member();
     let timeout = Duration::from_secs(2);
     let client =
         EnclaveClient::new(addr, ClientConfig { pool_size: 1, call_timeout: timeout, ..ClientConfig::default() })
@@ -422,13 +427,7 @@ async fn a_call_within_a_limit_waits_for_the_leaders_answer_under_way() {
         }
     })
     .await;
-    let link = Arc::new(ClusterLink::new(crate::cluster::ClusterSettings {
-        listen: "127.0.0.1:0".into(),
-        advertise: "http://127.0.0.1:9".into(),
-        seeds: vec![],
-        bootstrap: false,
-        source: None,
-    }));
+    let link = lone_member();
     let client = EnclaveClient::new(
         addr,
         ClientConfig { pool_size: 1, call_timeout: Duration::from_secs(5), ..ClientConfig::default() },
