@@ -46,6 +46,7 @@ fmt:
 bench: release
 	$(CARGO) bench -p bridle-enclave --bench signing
 	$(CARGO) bench -p bridle-attestation
+	$(CARGO) bench -p bridle-host --bench audit_copy
 	$(MAKE) load
 	$(MAKE) bench-http-floor
 	$(MAKE) bench-enclave

@@ -38,7 +38,9 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bridle_common::audit::{verify_chain, AuditEntry, AuditError, AuditHead, AuditReply, EXPORT_FORMAT};
+use bridle_common::audit::{
+    verify_chain, verify_chain_hashes, AuditEntry, AuditError, AuditHead, AuditReply, EXPORT_FORMAT,
+};
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::protocol::{AuditQuery, Call, Reply, StatusQuery};
 use serde::{Deserialize, Serialize};
@@ -213,9 +215,17 @@ impl AuditStore {
             },
             _ => (from, None),
         };
-        verify_chain(&reply.entries, &reply.head, enclave, from)
+        let (_, hashes) = verify_chain_hashes(&reply.entries, &reply.head, enclave, from)
             .map_err(|error| PullError::Refused { enclave, error })?;
-        let batch = Batch { enclave, public_key, entries: &reply.entries, head: &reply.head, gap, now: now_secs() };
+        let batch = Batch {
+            enclave,
+            public_key,
+            entries: &reply.entries,
+            hashes: &hashes,
+            head: &reply.head,
+            gap,
+            now: now_secs(),
+        };
         let stored = self.backend.store_batch(&batch).map_err(|e| match e {
             c @ BatchError::Conflict { .. } => PullError::Conflict(c.to_string()),
             BatchError::Storage(e) => storage(e),

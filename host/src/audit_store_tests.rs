@@ -202,12 +202,22 @@ fn a_conflicting_entry_is_refused_and_nothing_of_the_batch_is_stored() {
         // Straight to the backend (a race past the tip check): refused the same way.
         let backend = crate::store::open(db).unwrap().audit;
         let head = y.head_at(6, 9);
+        let hashes: Vec<B256> = y.entries[4..].iter().map(AuditEntry::hash).collect();
+        let entries = &y.entries[4..];
         let batch =
-            Batch { enclave: y.enclave(), public_key: None, entries: &y.entries[4..], head: &head, gap: None, now: 1 };
+            Batch { enclave: y.enclave(), public_key: None, entries, hashes: &hashes, head: &head, gap: None, now: 1 };
         match backend.store_batch(&batch) {
             Err(BatchError::Conflict { seq, offered, .. }) => assert_eq!((seq, offered), (4, y.entries[4].hash())),
             other => panic!("{other:?}"),
         }
+        // Entries and hashes that do not pair up: refused, nothing stored.
+        let short = Batch { hashes: &hashes[..2], ..batch };
+        match backend.store_batch(&short) {
+            Err(BatchError::Storage(e)) => assert!(e.to_string().contains("3 audit entries came with 2 hashes"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        let tip = b.tip(&y.enclave()).unwrap().unwrap();
+        assert_eq!((tip.seq, tip.hash), (6, x.entries[6].hash()));
         let ex: AuditExport = serde_json::from_str(&b.export_json(&x.enclave()).unwrap().unwrap()).unwrap();
         assert_eq!(ex.entries, x.entries);
         assert_eq!(ex.head, x.head_at(6, 9));

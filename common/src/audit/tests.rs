@@ -25,6 +25,22 @@ fn an_intact_chain_verifies() {
 }
 
 #[test]
+fn the_check_hands_back_each_entrys_own_hash() {
+    let (c, head) = chain(10);
+    let own: Vec<B256> = c.entries.iter().map(AuditEntry::hash).collect();
+    let (s, hashes) = verify_chain_hashes(&c.entries, &head, c.enclave(), None).unwrap();
+    assert_eq!((s.entries, hashes), (10, own.clone()));
+    let (_, tail) = verify_chain_hashes(&c.entries[4..], &head, c.enclave(), Some((4, own[3]))).unwrap();
+    assert_eq!(tail, own[4..]);
+    // Nothing new: no hashes. A chain that does not verify hands back none.
+    let (_, none) = verify_chain_hashes(&[], &c.head_at(3, 1), c.enclave(), Some((4, own[3]))).unwrap();
+    assert!(none.is_empty());
+    let mut bad = c.entries.clone();
+    bad[5].detail.push('!');
+    assert!(verify_chain_hashes(&bad, &head, c.enclave(), None).is_err());
+}
+
+#[test]
 fn continuations_verify_from_an_anchor() {
     let (c, head) = chain(10);
     let anchor = (4, c.entries[3].hash());

@@ -146,6 +146,17 @@ pub fn verify_chain(
     expected_enclave: Address,
     from: Option<(u64, B256)>,
 ) -> Result<Summary, AuditError> {
+    verify_chain_hashes(entries, head, expected_enclave, from).map(|(summary, _)| summary)
+}
+
+/// [`verify_chain`], also returning each entry's hash as the check computed it (in the
+/// order of `entries`), for a store that keeps them: no entry is hashed twice.
+pub fn verify_chain_hashes(
+    entries: &[AuditEntry],
+    head: &AuditHead,
+    expected_enclave: Address,
+    from: Option<(u64, B256)>,
+) -> Result<(Summary, Vec<B256>), AuditError> {
     if head.enclave != expected_enclave {
         return Err(AuditError::WrongEnclave { expected: expected_enclave, head: head.enclave });
     }
@@ -186,7 +197,7 @@ pub fn verify_chain(
     if entries.is_empty() {
         // Only a continuation with nothing new: the head is the anchor.
         return match start.checked_sub(1) {
-            Some(last) if from.is_some() && head.seq == last && head.hash == prev => Ok(summary(0)),
+            Some(last) if from.is_some() && head.seq == last && head.hash == prev => Ok((summary(0), Vec::new())),
             Some(last) if from.is_some() && head.seq == last => {
                 Err(AuditError::Changed { seq: last, link: Link::Head, expected: head.hash, actual: prev })
             }
@@ -233,7 +244,7 @@ pub fn verify_chain(
     if prev != head.hash {
         return Err(AuditError::Changed { seq: last, link: Link::Head, expected: head.hash, actual: prev });
     }
-    Ok(summary(entries.len()))
+    Ok((summary(entries.len()), hashes))
 }
 
 /// Name the break at position `i`, where `expected` belongs.

@@ -98,9 +98,25 @@ pub struct Batch<'a> {
     pub enclave: Address,
     pub public_key: Option<&'a Bytes>,
     pub entries: &'a [AuditEntry],
+    /// Each entry's hash, as the chain check computed it ([`verify_chain_hashes`]): stored
+    /// without hashing the entry again.
+    ///
+    /// [`verify_chain_hashes`]: bridle_common::audit::verify_chain_hashes
+    pub hashes: &'a [B256],
     pub head: &'a AuditHead,
     pub gap: Option<(u64, u64)>,
     pub now: u64,
+}
+
+impl<'a> Batch<'a> {
+    /// Each entry with its hash; an error when they do not pair up (nothing is stored).
+    pub(crate) fn hashed(&self) -> anyhow::Result<impl Iterator<Item = (&'a AuditEntry, &'a B256)>> {
+        let (entries, hashes) = (self.entries, self.hashes);
+        if entries.len() != hashes.len() {
+            return Err(anyhow!("a batch of {} audit entries came with {} hashes", entries.len(), hashes.len()));
+        }
+        Ok(entries.iter().zip(hashes))
+    }
 }
 
 /// Why a batch was not stored.
@@ -316,14 +332,15 @@ pub(crate) struct EntryRow {
 }
 
 impl EntryRow {
-    pub(crate) fn of(e: &AuditEntry) -> anyhow::Result<EntryRow> {
+    /// The row of `e`, whose hash is `hash` (computed by the chain check).
+    pub(crate) fn of(e: &AuditEntry, hash: &B256) -> anyhow::Result<EntryRow> {
         Ok(EntryRow {
             seq: int(e.seq),
             time: int(e.time),
             session: a(&e.session),
             kind: e.kind.as_str(),
             code: e.code.map(|c| c.as_str()),
-            hash: h(&e.hash()),
+            hash: h(hash),
             json: serde_json::to_string(e)?,
         })
     }

@@ -425,8 +425,8 @@ impl AuditBackend for PostgresBackend {
         let stored = tx
             .prepare("SELECT hash FROM audit_entries WHERE enclave = $1 AND seq = $2")
             .map_err(anyhow::Error::from)?;
-        for e in b.entries {
-            let row = EntryRow::of(e)?;
+        for (e, hash) in b.hashed()? {
+            let row = EntryRow::of(e, hash)?;
             let n = tx
                 .execute(&ins, &[&e_hex, &row.seq, &row.time, &row.session, &row.kind, &row.code, &row.hash, &row.json])
                 .map_err(anyhow::Error::from)?;

@@ -413,8 +413,8 @@ impl AuditBackend for SqliteBackend {
             let mut stored = tx
                 .prepare_cached("SELECT hash FROM audit_entries WHERE enclave = ?1 AND seq = ?2")
                 .map_err(anyhow::Error::from)?;
-            for e in b.entries {
-                let row = EntryRow::of(e)?;
+            for (e, hash) in b.hashed()? {
+                let row = EntryRow::of(e, hash)?;
                 let n = ins
                     .execute(params![e_hex, row.seq, row.time, row.session, row.kind, row.code, row.hash, row.json])
                     .map_err(anyhow::Error::from)?;
