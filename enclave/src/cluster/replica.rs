@@ -145,14 +145,7 @@ impl Replica {
                 // A second identity is ignored: the first one stays (every node alike).
                 Op::Init { .. } => Ok(Reply::Cluster(ClusterReply::Ok)),
                 Op::CreateSession { call, address, key, custody } => {
-                    let key = match key {
-                        Some(s) => match Key::from_secret_bytes(&s.0) {
-                            Some(k) => Some(k),
-                            None => return CmdReply(Err(Denial::new(ErrorCode::Internal, "invalid session key"))),
-                        },
-                        None => None,
-                    };
-                    enclave.apply_create_session(*call, address, key, custody)
+                    enclave.apply_create_session(*call, address, key, custody, &self.holder)
                 }
                 Op::Call(call) => match *call {
                     // A policy update may change which nodes hold the key.

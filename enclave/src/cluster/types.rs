@@ -110,7 +110,8 @@ pub enum Op {
     /// shares: bindings, receipts and audit heads verify against it across failovers).
     Init { identity: Secret, booted_at: u64 },
     /// A session, with the key the proposer generated. `key` is `None` on the wire to a node
-    /// whose image is not in `custody`.
+    /// that may not hold it: its image is not in `custody` and the creation's policy does
+    /// not name its release signer (nor, for a session gone by then, anyone: see `redact`).
     CreateSession { call: Box<CreateSession>, address: Address, key: Option<Secret>, custody: Vec<B256> },
     /// Any other call that changes state (signing, owner calls, sweeps).
     Call(Box<Call>),

@@ -11,7 +11,7 @@
 
 use super::{denial, Enclave};
 use crate::audit::Subject;
-use crate::cluster::types::{Holder, Pcr8};
+use crate::cluster::types::{Holder, Pcr8, Secret};
 use crate::keys::Key;
 use alloy_primitives::{Address, B256};
 use bridle_common::audit::rec;
@@ -21,16 +21,40 @@ use bridle_common::protocol::{AllowImage, Call, CreateSession, ImageAllowed, Rep
 use std::sync::Arc;
 
 impl Enclave {
-    /// `create_session` with the key the proposer generated (see
-    /// [`Enclave::create_session_with`]), isolated like every call.
+    /// `create_session` on a cluster node (`holder`) with the key the proposer generated
+    /// (see [`Enclave::create_session_with`]), isolated like every call. The node keeps the
+    /// key only if it may hold it by the session's custody and release signers, as it
+    /// checks for a policy update and a snapshot: a key the leader should have redacted is
+    /// dropped here, leaving this node's state as a redacted copy leaves it (the session
+    /// made, no key), not refused (that would part it from the nodes whose copy was
+    /// redacted).
+    ///
+    /// The secret is decoded only where it is kept, so one the node may not hold never
+    /// refuses the creation here either. One it may hold that is no valid secret is refused
+    /// (`internal`; a leader checks every key before proposing it).
     pub fn apply_create_session(
         &self,
         c: CreateSession,
         address: Address,
-        key: Option<Key>,
+        key: Option<Secret>,
         custody: Vec<B256>,
+        holder: &Holder,
     ) -> Result<Reply, Denial> {
         let subject = Subject::CreateSession { owner: c.auth.owner };
+        let key = match key {
+            Some(_) if !holder.may_hold(&custody, &c.policy.release_signers) => {
+                tracing::error!(
+                    session = %address,
+                    "a creation carried the session's key to a node that may not hold it (a leader's bug): key dropped"
+                );
+                None
+            }
+            Some(s) => match Key::from_secret_bytes(&s.0) {
+                Some(k) => Some(k),
+                None => return Err(denial(ErrorCode::Internal, "invalid session key")),
+            },
+            None => None,
+        };
         self.isolated("create_session", subject, || {
             self.create_session_with(c, address, key, custody).map(Reply::SessionCreated)
         })

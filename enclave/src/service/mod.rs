@@ -366,4 +366,6 @@ fn receipt_or_log<T: Receipted, E: std::fmt::Display>(
 }
 
 #[cfg(test)]
+mod custody_tests;
+#[cfg(test)]
 mod room_tests;

@@ -14,7 +14,7 @@ use k256::SecretKey;
 use std::sync::mpsc;
 use std::time::Duration;
 
-const T0: u64 = 1_800_000_000;
+pub(super) const T0: u64 = 1_800_000_000;
 
 struct Shared(Arc<FixedClock>);
 impl Clock for Shared {
@@ -43,9 +43,24 @@ fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
 
 /// The reply to a creation by the owner `[42; 32]`, with `nonce`, as made (not checked).
 fn create_reply(e: &Enclave, now: u64, nonce: u64) -> Result<SessionCreated, Denial> {
+    match e.handle(Call::CreateSession(creation(e, now, nonce)))? {
+        Reply::SessionCreated(c) => Ok(c),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// A creation by the owner `[42; 32]` on `e`, with `nonce`: a one-hour policy made at `now`.
+pub(super) fn creation(e: &Enclave, now: u64, nonce: u64) -> CreateSession {
+    creation_naming(e, now, nonce, "")
+}
+
+/// [`creation`] with `top` (policy text) among the policy's top-level settings.
+pub(super) fn creation_naming(e: &Enclave, now: u64, nonce: u64, top: &str) -> CreateSession {
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
     let policy = resolve_text(
-        "name='c'\nchains=[1]\nvalid_for='1h'\n[[calls]]\ntarget='0x000000000000000000000000000000000000dEaD'\nfunctions=['receive()']\n",
+        &format!(
+            "name='c'\nchains=[1]\nvalid_for='1h'\n{top}\n[[calls]]\ntarget='0x000000000000000000000000000000000000dEaD'\nfunctions=['receive()']\n"
+        ),
         now,
     )
     .unwrap();
@@ -59,13 +74,10 @@ fn create_reply(e: &Enclave, now: u64, nonce: u64) -> Result<SessionCreated, Den
         subject: B256::ZERO,
         nonce,
     };
-    match e.handle(Call::CreateSession(CreateSession {
+    CreateSession {
         auth: sign(&owner, &msg),
         agent_public_key: Bytes::from(agent.public_key().to_encoded_point(true).as_bytes().to_vec()),
         policy,
-    }))? {
-        Reply::SessionCreated(c) => Ok(c),
-        other => panic!("unexpected {other:?}"),
     }
 }
 

@@ -201,7 +201,7 @@ fn heap_per_session(n: usize, policy: &Policy) -> [f64; 6] {
     use bridle_enclave::apply::{with, ApplyCtx};
     use bridle_enclave::clock::{ReplicaClock, SystemClock};
     use bridle_enclave::cluster::replica::{encode_snapshot, SNAPSHOT_AUDIT_ENTRIES};
-    use bridle_enclave::cluster::types::{Cmd, Op, Secret};
+    use bridle_enclave::cluster::types::{Cmd, Holder, Op, Secret};
     use bridle_enclave::keys::Key;
     use bridle_enclave::{Config, Enclave};
     let calls = |identity: alloy_primitives::Address| -> Vec<CreateSession> {
@@ -238,6 +238,7 @@ fn heap_per_session(n: usize, policy: &Policy) -> [f64; 6] {
         Config::default(),
     );
     let image = alloy_primitives::B256::repeat_byte(7);
+    let holder = Holder { image, signer: None };
     let cmds: Vec<Cmd> = calls(node.identity_address())
         .into_iter()
         .map(|call| {
@@ -255,9 +256,8 @@ fn heap_per_session(n: usize, policy: &Policy) -> [f64; 6] {
     let (h0, b0) = (live(), node.budget().used() as i64);
     for cmd in cmds {
         let Op::CreateSession { call, address, key, custody } = cmd.op else { unreachable!() };
-        let key = key.and_then(|s| Key::from_secret_bytes(&s.0));
         let r = with(ApplyCtx { clock: cmd.clock, proposer: true }, || {
-            node.apply_create_session(*call, address, key, custody)
+            node.apply_create_session(*call, address, key, custody, &holder)
         });
         assert!(r.is_ok(), "grant refused: {r:?}");
     }
