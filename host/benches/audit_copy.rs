@@ -1,14 +1,14 @@
 //! The host's copy of the enclave's audit log, per entry (issue 12, items 1 and 4:
-//! BENCHMARKS.md, "The audit copy per entry"). Measured side by side in one
-//! run, each as time per entry of a 1 000-entry batch shaped like the load's (signatures
-//! over 64 sessions):
-//! - `entry/hash`: one entry's chain hash (keccak over its canonical bytes);
-//! - `entry/json`: one entry's stored JSON text;
-//! - `batch/verify_chain`: the chain check of a batch against its signed head;
-//! - `batch/accept_sqlite`: the whole accept (tip read, chain check, rows written in one
-//!   transaction) into a SQLite file, as the pull's storage thread runs it.
+//! BENCHMARKS.md, "The audit copy per entry"). Measured side by side in one run, on
+//! entries shaped like the load's (signatures over 64 sessions):
+//! - `entry/hash`: one entry's chain hash (keccak over its canonical bytes), per entry;
+//! - `entry/json`: one entry's stored JSON text, per entry;
+//! - `batch/verify_chain`: the chain check of a 1 000-entry batch against its signed head;
+//! - `batch/accept_sqlite`: the whole accept of such a batch (tip read, chain check, rows
+//!   written in one transaction) into a SQLite file, as the pull's storage thread runs it.
 //!
-//! Every figure is divided by the entries in the batch to read as time per entry.
+//! The `batch/` times are per batch, their throughput in entries per second: divide by
+//! 1 000 for the time per entry.
 
 use alloy_primitives::{Address, B256};
 use bridle_common::audit::testing::TestChain;

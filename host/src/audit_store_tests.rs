@@ -202,8 +202,8 @@ fn a_conflicting_entry_is_refused_and_nothing_of_the_batch_is_stored() {
         // Straight to the backend (a race past the tip check): refused the same way.
         let backend = crate::store::open(db).unwrap().audit;
         let head = y.head_at(6, 9);
-        let hashes: Vec<B256> = y.entries[4..].iter().map(AuditEntry::hash).collect();
         let entries = &y.entries[4..];
+        let hashes: Vec<B256> = entries.iter().map(AuditEntry::hash).collect();
         let batch =
             Batch { enclave: y.enclave(), public_key: None, entries, hashes: &hashes, head: &head, gap: None, now: 1 };
         match backend.store_batch(&batch) {

@@ -349,13 +349,13 @@ impl EntryRow {
 /// The conflict error when the stored hash under a key differs from the batch's.
 pub(crate) fn check_same(
     enclave: &Address,
-    e: &AuditEntry,
+    (e, hash): (&AuditEntry, &B256),
     row: &EntryRow,
     stored: Option<String>,
 ) -> Result<(), BatchError> {
     match stored {
         Some(s) if s == row.hash => Ok(()),
-        Some(s) => Err(BatchError::Conflict { enclave: *enclave, seq: e.seq, stored: clip(&s), offered: e.hash() }),
+        Some(s) => Err(BatchError::Conflict { enclave: *enclave, seq: e.seq, stored: clip(&s), offered: *hash }),
         // Not inserted yet not there: someone deleted it in between. Retry later.
         None => Err(BatchError::Storage(anyhow!("audit entry {} of {enclave} vanished during the insert", e.seq))),
     }

@@ -434,7 +434,7 @@ impl AuditBackend for PostgresBackend {
             if n == 0 {
                 let s = tx.query_opt(&stored, &[&e_hex, &row.seq]).map_err(anyhow::Error::from)?;
                 let s = s.map(|r| r.text(0)).transpose()?;
-                check_same(&b.enclave, e, &row, s)?;
+                check_same(&b.enclave, (e, hash), &row, s)?;
             }
         }
         let now = int(b.now);

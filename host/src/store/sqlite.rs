@@ -424,7 +424,7 @@ impl AuditBackend for SqliteBackend {
                         .query_row(params![e_hex, row.seq], |r| r.get(0))
                         .optional()
                         .map_err(anyhow::Error::from)?;
-                    check_same(&b.enclave, e, &row, s)?;
+                    check_same(&b.enclave, (e, hash), &row, s)?;
                 }
             }
         }
