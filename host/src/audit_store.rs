@@ -215,17 +215,9 @@ impl AuditStore {
             },
             _ => (from, None),
         };
-        let (_, hashes) = verify_chain_hashes(&reply.entries, &reply.head, enclave, from)
+        let chain = verify_chain_hashes(&reply.entries, &reply.head, enclave, from)
             .map_err(|error| PullError::Refused { enclave, error })?;
-        let batch = Batch {
-            enclave,
-            public_key,
-            entries: &reply.entries,
-            hashes: &hashes,
-            head: &reply.head,
-            gap,
-            now: now_secs(),
-        };
+        let batch = Batch { public_key, chain: &chain, gap, now: now_secs() };
         let stored = self.backend.store_batch(&batch).map_err(|e| match e {
             c @ BatchError::Conflict { .. } => PullError::Conflict(c.to_string()),
             BatchError::Storage(e) => storage(e),

@@ -28,13 +28,18 @@ fn an_intact_chain_verifies() {
 fn the_check_hands_back_each_entrys_own_hash() {
     let (c, head) = chain(10);
     let own: Vec<B256> = c.entries.iter().map(AuditEntry::hash).collect();
-    let (s, hashes) = verify_chain_hashes(&c.entries, &head, c.enclave(), None).unwrap();
-    assert_eq!((s.entries, hashes), (10, own.clone()));
-    let (_, tail) = verify_chain_hashes(&c.entries[4..], &head, c.enclave(), Some((4, own[3]))).unwrap();
-    assert_eq!(tail, own[4..]);
+    let hashes = |v: &Verified<'_>| v.hashed().map(|(_, h)| *h).collect::<Vec<_>>();
+    let whole = verify_chain_hashes(&c.entries, &head, c.enclave(), None).unwrap();
+    assert_eq!((whole.summary().entries, hashes(&whole)), (10, own.clone()));
+    assert!(whole.hashed().map(|(e, _)| e).eq(&c.entries));
+    assert_eq!((whole.entries().len(), whole.head()), (10, &head));
+    let tail = verify_chain_hashes(&c.entries[4..], &head, c.enclave(), Some((4, own[3]))).unwrap();
+    assert_eq!(hashes(&tail), own[4..]);
+    assert!(tail.hashed().map(|(e, _)| e).eq(&c.entries[4..]));
     // Nothing new: no hashes. A chain that does not verify hands back none.
-    let (_, none) = verify_chain_hashes(&[], &c.head_at(3, 1), c.enclave(), Some((4, own[3]))).unwrap();
-    assert!(none.is_empty());
+    let at_3 = c.head_at(3, 1);
+    let none = verify_chain_hashes(&[], &at_3, c.enclave(), Some((4, own[3]))).unwrap();
+    assert_eq!(none.hashed().len(), 0);
     let mut bad = c.entries.clone();
     bad[5].detail.push('!');
     assert!(verify_chain_hashes(&bad, &head, c.enclave(), None).is_err());

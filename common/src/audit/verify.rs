@@ -146,17 +146,50 @@ pub fn verify_chain(
     expected_enclave: Address,
     from: Option<(u64, B256)>,
 ) -> Result<Summary, AuditError> {
-    verify_chain_hashes(entries, head, expected_enclave, from).map(|(summary, _)| summary)
+    verify_chain_hashes(entries, head, expected_enclave, from).map(|v| v.summary)
 }
 
-/// [`verify_chain`], also returning each entry's hash as the check computed it (in the
-/// order of `entries`), for a store that keeps them: no entry is hashed twice.
-pub fn verify_chain_hashes(
-    entries: &[AuditEntry],
-    head: &AuditHead,
+/// Entries whose chain checked out against a signed head, each with its hash as the check
+/// computed it. Only [`verify_chain_hashes`] makes one, so a store handed one holds entries
+/// that verified, each paired with its own hash (no entry is hashed twice).
+#[derive(Debug)]
+pub struct Verified<'a> {
+    entries: &'a [AuditEntry],
+    hashes: Vec<B256>,
+    head: &'a AuditHead,
+    summary: Summary,
+}
+
+impl<'a> Verified<'a> {
+    /// The entries checked, in order.
+    pub fn entries(&self) -> &'a [AuditEntry] {
+        self.entries
+    }
+
+    /// The signed head they were checked against.
+    pub fn head(&self) -> &'a AuditHead {
+        self.head
+    }
+
+    /// What the check established.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Each entry with its own hash, in order.
+    pub fn hashed(&self) -> impl ExactSizeIterator<Item = (&'a AuditEntry, &B256)> {
+        self.entries.iter().zip(&self.hashes)
+    }
+}
+
+/// [`verify_chain`], handing back what it checked as [`Verified`], each entry's hash as the
+/// check computed it, for a store that keeps them.
+pub fn verify_chain_hashes<'a>(
+    entries: &'a [AuditEntry],
+    head: &'a AuditHead,
     expected_enclave: Address,
     from: Option<(u64, B256)>,
-) -> Result<(Summary, Vec<B256>), AuditError> {
+) -> Result<Verified<'a>, AuditError> {
     if head.enclave != expected_enclave {
         return Err(AuditError::WrongEnclave { expected: expected_enclave, head: head.enclave });
     }
@@ -197,7 +230,9 @@ pub fn verify_chain_hashes(
     if entries.is_empty() {
         // Only a continuation with nothing new: the head is the anchor.
         return match start.checked_sub(1) {
-            Some(last) if from.is_some() && head.seq == last && head.hash == prev => Ok((summary(0), Vec::new())),
+            Some(last) if from.is_some() && head.seq == last && head.hash == prev => {
+                Ok(Verified { entries, hashes: Vec::new(), head, summary: summary(0) })
+            }
             Some(last) if from.is_some() && head.seq == last => {
                 Err(AuditError::Changed { seq: last, link: Link::Head, expected: head.hash, actual: prev })
             }
@@ -244,7 +279,7 @@ pub fn verify_chain_hashes(
     if prev != head.hash {
         return Err(AuditError::Changed { seq: last, link: Link::Head, expected: head.hash, actual: prev });
     }
-    Ok((summary(entries.len()), hashes))
+    Ok(Verified { entries, hashes, head, summary: summary(entries.len()) })
 }
 
 /// Name the break at position `i`, where `expected` belongs.

@@ -7,7 +7,7 @@
 use super::{Event, PolicyRecord, StoredSession, StoredState, StoredSweepTx};
 use alloy_primitives::{Address, Bytes, B256};
 use anyhow::{anyhow, Context as _};
-use bridle_common::audit::{AuditEntry, AuditHead};
+use bridle_common::audit::{AuditEntry, AuditHead, Verified};
 use std::str::FromStr;
 
 /// Sessions, policies, events and sweeps.
@@ -95,27 +95,22 @@ pub struct Tip {
 /// A verified batch to store.
 #[derive(Debug)]
 pub struct Batch<'a> {
-    pub enclave: Address,
     pub public_key: Option<&'a Bytes>,
-    pub entries: &'a [AuditEntry],
-    /// Each entry's hash, as the chain check computed it ([`verify_chain_hashes`]): stored
-    /// without hashing the entry again.
+    /// The entries, each with its hash as the chain check computed it, and the signed head
+    /// they were checked against: only the check makes one ([`verify_chain_hashes`]), so a
+    /// backend cannot be handed an entry with a hash not its own, nor a head it did not
+    /// verify against.
     ///
     /// [`verify_chain_hashes`]: bridle_common::audit::verify_chain_hashes
-    pub hashes: &'a [B256],
-    pub head: &'a AuditHead,
+    pub chain: &'a Verified<'a>,
     pub gap: Option<(u64, u64)>,
     pub now: u64,
 }
 
-impl<'a> Batch<'a> {
-    /// Each entry with its hash; an error when they do not pair up (nothing is stored).
-    pub(crate) fn hashed(&self) -> anyhow::Result<impl Iterator<Item = (&'a AuditEntry, &'a B256)>> {
-        let (entries, hashes) = (self.entries, self.hashes);
-        if entries.len() != hashes.len() {
-            return Err(anyhow!("a batch of {} audit entries came with {} hashes", entries.len(), hashes.len()));
-        }
-        Ok(entries.iter().zip(hashes))
+impl Batch<'_> {
+    /// The enclave whose signed head the chain was checked against.
+    pub fn enclave(&self) -> Address {
+        self.chain.summary().enclave
     }
 }
 

@@ -414,7 +414,8 @@ impl AuditBackend for PostgresBackend {
     fn store_batch(&self, b: &Batch<'_>) -> Result<usize, BatchError> {
         let mut c = self.conn()?;
         let mut tx = c.transaction().map_err(anyhow::Error::from)?;
-        let e_hex = a(&b.enclave);
+        let enclave = b.enclave();
+        let e_hex = a(&enclave);
         let mut new = 0;
         let ins = tx
             .prepare(
@@ -425,7 +426,7 @@ impl AuditBackend for PostgresBackend {
         let stored = tx
             .prepare("SELECT hash FROM audit_entries WHERE enclave = $1 AND seq = $2")
             .map_err(anyhow::Error::from)?;
-        for (e, hash) in b.hashed()? {
+        for (e, hash) in b.chain.hashed() {
             let row = EntryRow::of(e, hash)?;
             let n = tx
                 .execute(&ins, &[&e_hex, &row.seq, &row.time, &row.session, &row.kind, &row.code, &row.hash, &row.json])
@@ -434,11 +435,12 @@ impl AuditBackend for PostgresBackend {
             if n == 0 {
                 let s = tx.query_opt(&stored, &[&e_hex, &row.seq]).map_err(anyhow::Error::from)?;
                 let s = s.map(|r| r.text(0)).transpose()?;
-                check_same(&b.enclave, (e, hash), &row, s)?;
+                check_same(&enclave, (e, hash), &row, s)?;
             }
         }
         let now = int(b.now);
-        let head_json = serde_json::to_string(b.head).map_err(anyhow::Error::from)?;
+        let head = b.chain.head();
+        let head_json = serde_json::to_string(head).map_err(anyhow::Error::from)?;
         if let Some((from, to)) = b.gap {
             tx.execute(
                 "INSERT INTO audit_gaps (enclave, from_seq, to_seq, noticed_at) SELECT $1, $2, $3, $4
@@ -454,7 +456,7 @@ impl AuditBackend for PostgresBackend {
                 identity_public_key = COALESCE(EXCLUDED.identity_public_key, audit_heads.identity_public_key),
                 seq = EXCLUDED.seq, hash = EXCLUDED.hash, head = EXCLUDED.head, updated_at = EXCLUDED.updated_at
              WHERE EXCLUDED.seq >= audit_heads.seq",
-            &[&e_hex, &b.public_key.map(|p| p.to_string()), &int(b.head.seq), &h(&b.head.hash), &head_json, &now],
+            &[&e_hex, &b.public_key.map(|p| p.to_string()), &int(head.seq), &h(&head.hash), &head_json, &now],
         )
         .map_err(anyhow::Error::from)?;
         tx.commit().map_err(anyhow::Error::from)?;

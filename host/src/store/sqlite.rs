@@ -401,7 +401,8 @@ impl AuditBackend for SqliteBackend {
     fn store_batch(&self, b: &Batch<'_>) -> Result<usize, BatchError> {
         let mut conn = self.audit();
         let tx = conn.transaction().map_err(anyhow::Error::from)?;
-        let e_hex = a(&b.enclave);
+        let enclave = b.enclave();
+        let e_hex = a(&enclave);
         let mut new = 0;
         {
             let mut ins = tx
@@ -413,7 +414,7 @@ impl AuditBackend for SqliteBackend {
             let mut stored = tx
                 .prepare_cached("SELECT hash FROM audit_entries WHERE enclave = ?1 AND seq = ?2")
                 .map_err(anyhow::Error::from)?;
-            for (e, hash) in b.hashed()? {
+            for (e, hash) in b.chain.hashed() {
                 let row = EntryRow::of(e, hash)?;
                 let n = ins
                     .execute(params![e_hex, row.seq, row.time, row.session, row.kind, row.code, row.hash, row.json])
@@ -424,12 +425,13 @@ impl AuditBackend for SqliteBackend {
                         .query_row(params![e_hex, row.seq], |r| r.get(0))
                         .optional()
                         .map_err(anyhow::Error::from)?;
-                    check_same(&b.enclave, (e, hash), &row, s)?;
+                    check_same(&enclave, (e, hash), &row, s)?;
                 }
             }
         }
         let now = int(b.now);
-        let head_json = serde_json::to_string(b.head).map_err(anyhow::Error::from)?;
+        let head = b.chain.head();
+        let head_json = serde_json::to_string(head).map_err(anyhow::Error::from)?;
         let r: rusqlite::Result<()> = (|| {
             if let Some((from, to)) = b.gap {
                 tx.execute(
@@ -445,7 +447,7 @@ impl AuditBackend for SqliteBackend {
                     identity_public_key = COALESCE(excluded.identity_public_key, audit_heads.identity_public_key),
                     seq = excluded.seq, hash = excluded.hash, head = excluded.head, updated_at = excluded.updated_at
                  WHERE excluded.seq >= audit_heads.seq",
-                params![e_hex, b.public_key.map(|p| p.to_string()), int(b.head.seq), h(&b.head.hash), head_json, now],
+                params![e_hex, b.public_key.map(|p| p.to_string()), int(head.seq), h(&head.hash), head_json, now],
             )?;
             Ok(())
         })();
