@@ -11,8 +11,9 @@ pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 /// Connections a stand-alone enclave serves at once: each is counted at its largest in the
 /// enclave's memory plan, so they are few (a host keeps a pool of 8 by default).
 pub const ENCLAVE_MAX_CONNECTIONS: usize = 32;
-/// The largest pool a host keeps to a stand-alone enclave: the rest of its connections are
-/// spare, for a connection being replaced while the enclave has not yet seen the old one end.
+/// The largest pool a host keeps to a stand-alone enclave. The host's audit pull has one
+/// connection of its own beside it; the rest are spare, for a connection being replaced
+/// while the enclave has not yet seen the old one end.
 pub const MAX_HOST_POOL: usize = 24;
 /// Most requests a host sends on one connection before their answers (its pipeline); a
 /// cluster node serves that many of a connection's calls at once.

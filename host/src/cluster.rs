@@ -40,11 +40,15 @@ pub const TRAFFIC_POOL: usize = 32;
 
 /// Connections of the enclave left free for reconnections (a connection the host dropped
 /// holds its slot until the enclave notices).
-pub const SPARE_CONNECTIONS: usize = 8;
+pub const SPARE_CONNECTIONS: usize = 7;
 
 /// The largest client pool of a cluster host: the enclave's connections less the traffic
-/// pool and the spare ones.
-pub const MAX_CLIENT_POOL: usize = bridle_common::cluster::NODE_MAX_CONNECTIONS - TRAFFIC_POOL - SPARE_CONNECTIONS;
+/// pool, the audit pull's own ([`crate::enclave_client::AUDIT_CONNECTIONS`]) and the spare
+/// ones.
+pub const MAX_CLIENT_POOL: usize = bridle_common::cluster::NODE_MAX_CONNECTIONS
+    - TRAFFIC_POOL
+    - crate::enclave_client::AUDIT_CONNECTIONS
+    - SPARE_CONNECTIONS;
 
 /// A cluster host's default pipeline (its pool's default is the stand-alone one, 8). A
 /// cluster node holds each signing call for a commit round trip (milliseconds, not the

@@ -257,9 +257,10 @@ impl Settings {
             (
                 max,
                 format!(
-                    "a cluster node's enclave leaves this host's calls: at most {max} ({} connections, {} of them for cluster traffic, {} spare)",
+                    "a cluster node's enclave leaves this host's calls: at most {max} ({} connections, {} of them for cluster traffic, {} for the audit pull, {} spare)",
                     bridle_common::cluster::NODE_MAX_CONNECTIONS,
                     crate::cluster::TRAFFIC_POOL,
+                    crate::enclave_client::AUDIT_CONNECTIONS,
                     crate::cluster::SPARE_CONNECTIONS
                 ),
             )
@@ -268,8 +269,9 @@ impl Settings {
             (
                 max,
                 format!(
-                    "the enclave serves a host: at most {max} ({} connections, the rest spare)",
-                    bridle_common::frame::ENCLAVE_MAX_CONNECTIONS
+                    "the enclave serves a host: at most {max} ({} connections, {} for the audit pull, the rest spare)",
+                    bridle_common::frame::ENCLAVE_MAX_CONNECTIONS,
+                    crate::enclave_client::AUDIT_CONNECTIONS
                 ),
             )
         };
@@ -442,7 +444,10 @@ mod tests {
         assert_eq!(s.pool, 8);
         assert_eq!(crate::cluster::MAX_CLIENT_POOL, 24);
         assert_eq!(
-            crate::cluster::MAX_CLIENT_POOL + crate::cluster::TRAFFIC_POOL + crate::cluster::SPARE_CONNECTIONS,
+            crate::cluster::MAX_CLIENT_POOL
+                + crate::cluster::TRAFFIC_POOL
+                + crate::enclave_client::AUDIT_CONNECTIONS
+                + crate::cluster::SPARE_CONNECTIONS,
             bridle_common::cluster::NODE_MAX_CONNECTIONS
         );
         let cli = Layer { pool: Some(12), ..Layer::default() };

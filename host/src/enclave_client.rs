@@ -5,7 +5,9 @@
 //! Up to `pool_size` connections, each carrying up to `pipeline` exchanges at once, in order
 //! ([`crate::enclave_pipe`]: the requests in flight on a connection share its system calls
 //! and wake-ups). A call goes to an idle connection, else to a new one while the pool has
-//! room, else to the least busy. Connections are made lazily and kept for reuse. Every new
+//! room, else to the least busy. The audit pull's calls have a connection of their own
+//! ([`AUDIT_CONNECTIONS`]), whose answers of up to a thousand entries hold up no other call.
+//! Connections are made lazily and kept for reuse. Every new
 //! connection first asks the enclave for its identity (`status`), so an enclave restart (a
 //! new identity key, R-TRUST-4) is noticed before any request goes over the new connection.
 //! A cluster node's enclave serves a connection's calls at once (each waits for a commit)
@@ -15,7 +17,8 @@
 //! that hung up) does not free its place: the enclave serves every call to its end (a
 //! cluster call: until committed, up to seconds), so its reply is still read, and the pool
 //! permit released only then. The host's connections to the enclave never outnumber its
-//! pool, nor its requests in flight `pool_size × pipeline`.
+//! pool and the audit pull's, nor its requests in flight `(pool_size + AUDIT_CONNECTIONS) ×
+//! pipeline`.
 //!
 //! Retry rule: a request is retried once, on another connection, only when writing it
 //! failed — i.e. the enclave cannot have received a complete frame. Once a request is
@@ -112,15 +115,58 @@ struct Pool {
     connecting: usize,
 }
 
-/// A pooled, framed client for the enclave socket.
-pub struct EnclaveClient {
-    addr: SocketAddress,
-    cfg: ClientConfig,
-    /// One per exchange in flight: `pool_size × pipeline`.
+/// Connections kept for one kind of call: at most `size`, each carrying at most `pipeline`
+/// exchanges at once.
+struct Lane {
+    size: usize,
+    pipeline: usize,
+    /// One per exchange in flight: `size × pipeline`.
     permits: Arc<Semaphore>,
     pool: Mutex<Pool>,
     /// Notified when a connection has room again, closes, or is made.
     room: Arc<Notify>,
+}
+
+impl Lane {
+    fn new(size: usize, pipeline: usize) -> Lane {
+        Lane {
+            size,
+            pipeline,
+            permits: Arc::new(Semaphore::new(size * pipeline)),
+            pool: Mutex::new(Pool::default()),
+            room: Arc::new(Notify::new()),
+        }
+    }
+}
+
+/// Connections kept for the audit pull's calls apart from the pool: an answer of up to
+/// `MAX_REPLY_ENTRIES` entries, built, sent and read in turn on its connection, would hold
+/// up the signing requests queued behind it there (BENCHMARKS.md, "The audit pull on a
+/// connection of its own"). The pull's calls wait for each other there: one that is slow
+/// (or a connection lost and not yet noticed, up to the call timeout) holds up the next
+/// pull, never a signing request.
+pub const AUDIT_CONNECTIONS: usize = 1;
+
+// A full pool and the audit pull's connection leave a stand-alone enclave spare connections.
+const _: () =
+    assert!(bridle_common::frame::MAX_HOST_POOL + AUDIT_CONNECTIONS < bridle_common::frame::ENCLAVE_MAX_CONNECTIONS);
+
+/// Whether a call goes to the audit pull's connection: an `audit` call that fetches entries
+/// (this host's pull, or a peer's forwarded to this host in a cluster). A verifier's fresh
+/// head (`since` = `u64::MAX`, `GET /v1/audit/head`) is one small answer, and goes with the
+/// rest, so that such requests never queue ahead of the pull.
+fn is_bulk(call: &Call) -> bool {
+    matches!(call, Call::Audit(q) if q.since != u64::MAX)
+}
+
+/// A pooled, framed client for the enclave socket.
+pub struct EnclaveClient {
+    addr: SocketAddress,
+    cfg: ClientConfig,
+    /// Every call but the audit pull's: `pool_size` connections.
+    main: Lane,
+    /// The audit pull's calls: [`AUDIT_CONNECTIONS`] of their own.
+    bulk: Lane,
     /// Serializes identity changes so the hook runs once per change.
     identity_lock: tokio::sync::Mutex<Option<Address>>,
     /// The identity as last established (after its hook ran).
@@ -149,9 +195,8 @@ impl EnclaveClient {
         EnclaveClient {
             addr,
             cfg: ClientConfig { pool_size: pool, pipeline, ..cfg },
-            permits: Arc::new(Semaphore::new(pool * pipeline)),
-            pool: Mutex::new(Pool::default()),
-            room: Arc::new(Notify::new()),
+            main: Lane::new(pool, pipeline),
+            bulk: Lane::new(AUDIT_CONNECTIONS, pipeline),
             identity_lock: tokio::sync::Mutex::new(None),
             identity: RwLock::new(None),
             hook: None,
@@ -315,6 +360,7 @@ impl EnclaveClient {
 
     async fn call_inner(&self, call: Call) -> Result<Reply, ClientError> {
         let name = call.name();
+        let bulk = is_bulk(&call);
         let body = to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call })
             .map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
         if body.len() > self.cfg.max_frame {
@@ -328,23 +374,24 @@ impl EnclaveClient {
             )));
         }
         let timeout = self.cfg.call_timeout;
-        match tokio::time::timeout(timeout, self.exchange(name, &body)).await {
+        let lane = if bulk { &self.bulk } else { &self.main };
+        match tokio::time::timeout(timeout, self.exchange(lane, name, &body)).await {
             Ok(r) => r,
             Err(_) => Err(ClientError::Timeout(timeout)),
         }
     }
 
-    async fn exchange(&self, name: &str, body: &[u8]) -> Result<Reply, ClientError> {
+    async fn exchange(&self, lane: &Lane, name: &str, body: &[u8]) -> Result<Reply, ClientError> {
         let mut retried = false;
         loop {
             // The semaphore is never closed.
-            let permit = self
+            let permit = lane
                 .permits
                 .clone()
                 .acquire_owned()
                 .await
                 .map_err(|_| ClientError::Unavailable("client closed".into()))?;
-            let pipe = self.pipe().await?;
+            let pipe = self.pipe(lane).await?;
             let t0 = Instant::now();
             let outcome = pipe.send(body.to_vec(), permit).await;
             match outcome {
@@ -375,19 +422,19 @@ impl EnclaveClient {
 
     /// A connection for one more exchange, counted on it: an idle one, else a new one while
     /// the pool has room, else the least busy with room in its pipeline.
-    async fn pipe(&self) -> Result<Arc<Pipe>, ClientError> {
+    async fn pipe(&self, lane: &Lane) -> Result<Arc<Pipe>, ClientError> {
         loop {
-            let room = self.room.notified();
+            let room = lane.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             {
-                let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                let mut pool = lane.pool.lock().unwrap_or_else(|e| e.into_inner());
                 pool.pipes.retain(|p| !p.is_closed());
                 let open = pool.pipes.iter().filter(|p| !p.is_dead());
                 let best = open.min_by_key(|p| p.load());
-                let can_connect = pool.pipes.len() + pool.connecting < self.cfg.pool_size;
+                let can_connect = pool.pipes.len() + pool.connecting < lane.size;
                 match best {
-                    Some(p) if p.load() == 0 || (!can_connect && p.load() < self.cfg.pipeline) => {
+                    Some(p) if p.load() == 0 || (!can_connect && p.load() < lane.pipeline) => {
                         p.reserve();
                         return Ok(p.clone());
                     }
@@ -401,23 +448,23 @@ impl EnclaveClient {
             room.await;
         }
         // Counted as connecting until made, failed, or abandoned (a caller's timeout).
-        struct Connecting<'a>(&'a EnclaveClient);
+        struct Connecting<'a>(&'a Lane);
         impl Drop for Connecting<'_> {
             fn drop(&mut self) {
                 self.0.pool.lock().unwrap_or_else(|e| e.into_inner()).connecting -= 1;
                 self.0.room.notify_waiters();
             }
         }
-        let connecting = Connecting(self);
-        let pipe = Arc::new(self.connect().await?);
+        let connecting = Connecting(lane);
+        let pipe = Arc::new(self.connect(&lane.room).await?);
         pipe.reserve();
-        self.pool.lock().unwrap_or_else(|e| e.into_inner()).pipes.push(pipe.clone());
+        lane.pool.lock().unwrap_or_else(|e| e.into_inner()).pipes.push(pipe.clone());
         drop(connecting);
         Ok(pipe)
     }
 
     /// A new connection, its identity learned before it carries anything else.
-    async fn connect(&self) -> Result<Pipe, ClientError> {
+    async fn connect(&self, room: &Arc<Notify>) -> Result<Pipe, ClientError> {
         let unavailable = |e: std::io::Error| ClientError::Unavailable(format!("cannot connect to {}: {e}", self.addr));
         let mut io: Box<dyn Io> = match &self.addr {
             SocketAddress::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await.map_err(unavailable)?),
@@ -452,7 +499,7 @@ impl EnclaveClient {
             m.observe_roundtrip("status", t0.elapsed());
         }
         let reply = decode_response(&resp)?;
-        let pipe = || Pipe::start(io, self.cfg.max_frame, self.cfg.call_timeout, self.room.clone());
+        let pipe = || Pipe::start(io, self.cfg.max_frame, self.cfg.call_timeout, room.clone());
         match reply {
             Ok(Reply::Status(s)) => {
                 self.observe_identity(s.identity_address).await;

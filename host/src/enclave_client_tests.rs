@@ -436,3 +436,54 @@ async fn a_call_within_a_limit_waits_for_the_leaders_answer_under_way() {
     let r = client.call_within(ask(1), Duration::from_millis(200)).await;
     assert_eq!(reason(r), "served by the leader");
 }
+
+/// An audit call with `since`.
+fn audit(since: u64) -> Call {
+    Call::Audit(bridle_common::protocol::AuditQuery { since, nonce: None })
+}
+
+/// The audit pull's calls (those that fetch entries) go on a connection of their own: an
+/// answer built and read in turn there holds up no other call, and no other call's holds up
+/// the pull. The fake enclave serves each connection in turn and never answers `ask(1)` nor
+/// `audit(1)`.
+#[tokio::test]
+async fn audit_calls_have_a_connection_of_their_own() {
+    let (_dir, addr, accepted) = fake_enclave(|mut s| async move {
+        while let Ok(b) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+            let said = match from_cbor::<RequestFrame>(&b).unwrap().call {
+                Call::Status(q) if q.session == Some(Address::repeat_byte(1)) => None,
+                Call::Status(q) => Some(format!("status {}", q.session.unwrap())),
+                Call::Audit(q) if q.since == 1 => None,
+                Call::Audit(q) => Some(format!("audit {}", q.since)),
+                other => panic!("unexpected {}", other.name()),
+            };
+            match said {
+                Some(said) => answer(&mut s, Err(Denial::new(ErrorCode::Internal, said))).await,
+                None => std::future::pending().await,
+            }
+        }
+    })
+    .await;
+    let soon = |c| tokio::time::timeout(Duration::from_secs(5), c);
+    let config = ClientConfig { pool_size: 1, pipeline: 1, ..ClientConfig::default() };
+    // The pool's only place held by a call the enclave does not answer: the pull's still go.
+    let client = Arc::new(EnclaveClient::new(addr.clone(), config.clone()));
+    let c = client.clone();
+    let held = tokio::spawn(async move { c.call_direct(ask(1)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(reason(soon(client.call_direct(audit(0))).await.unwrap()), "audit 0");
+    assert_eq!(reason(soon(client.call_direct(audit(7))).await.unwrap()), "audit 7");
+    assert!(!held.is_finished());
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "one connection each");
+    // The pull's connection held: every other call still goes.
+    let client = Arc::new(EnclaveClient::new(addr, config));
+    let c = client.clone();
+    let pull = tokio::spawn(async move { c.call_direct(audit(1)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other = Address::repeat_byte(2);
+    assert_eq!(reason(soon(client.call_direct(ask(2))).await.unwrap()), format!("status {other}"));
+    // A verifier's fresh head fetches no entries: it goes with the rest, not behind the pull.
+    assert_eq!(reason(soon(client.call_direct(audit(u64::MAX))).await.unwrap()), format!("audit {}", u64::MAX));
+    assert!(!pull.is_finished());
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
