@@ -60,7 +60,7 @@ pub struct Layer {
     pub log_format: Option<LogFormat>,
     /// Pooled enclave connections.
     pub pool: Option<usize>,
-    /// Enclave calls in flight on one connection (1 to 64; a cluster host: 1 only).
+    /// Enclave calls in flight on one connection (1 to 64; a cluster host's default: 8).
     pub pipeline: Option<usize>,
     /// Per enclave call timeout, seconds.
     pub call_timeout: Option<u64>,

@@ -470,7 +470,9 @@ async fn audit_calls_have_a_connection_of_their_own() {
     let client = Arc::new(EnclaveClient::new(addr.clone(), config.clone()));
     let c = client.clone();
     let held = tokio::spawn(async move { c.call_direct(ask(1)).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(reason(soon(client.call_direct(audit(0))).await.unwrap()), "audit 0");
     assert_eq!(reason(soon(client.call_direct(audit(7))).await.unwrap()), "audit 7");
     assert!(!held.is_finished());
@@ -479,7 +481,9 @@ async fn audit_calls_have_a_connection_of_their_own() {
     let client = Arc::new(EnclaveClient::new(addr, config));
     let c = client.clone();
     let pull = tokio::spawn(async move { c.call_direct(audit(1)).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let other = Address::repeat_byte(2);
     assert_eq!(reason(soon(client.call_direct(ask(2))).await.unwrap()), format!("status {other}"));
     // A verifier's fresh head fetches no entries: it goes with the rest, not behind the pull.

@@ -72,8 +72,8 @@ pub struct HostConfig {
     pub host_id: String,
     /// Pooled enclave connections.
     pub pool_size: usize,
-    /// Enclave calls in flight on one connection (a cluster host uses 1: a cluster call holds
-    /// its connection until committed).
+    /// Enclave calls in flight on one connection (a cluster host's default is 8: a cluster
+    /// call holds its place until committed).
     pub pipeline: usize,
     /// Largest enclave frame, bytes.
     pub max_frame: usize,
