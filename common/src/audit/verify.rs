@@ -161,11 +161,6 @@ pub struct Verified<'a> {
 }
 
 impl<'a> Verified<'a> {
-    /// The entries checked, in order.
-    pub fn entries(&self) -> &'a [AuditEntry] {
-        self.entries
-    }
-
     /// The signed head they were checked against.
     pub fn head(&self) -> &'a AuditHead {
         self.head
