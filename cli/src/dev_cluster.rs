@@ -85,21 +85,33 @@ pub fn run(n: usize, dir: &Path, listen: &str, clock: Option<&PathBuf>, stop: Ar
         let enclave_pid = child.id();
         kids.0.push(child);
 
-        let cluster_port = free_port()?;
-        let peer_url = format!("http://127.0.0.1:{cluster_port}");
         let api = if i == 0 { listen.to_string() } else { "127.0.0.1:0".to_string() };
-        let mut h = Command::new(binary("bridle-host"));
-        h.arg("--enclave")
-            .arg(format!("unix:{}", socket.display()))
-            .args(["--listen", &api, "--db"])
-            .arg(ndir.join("host.sqlite"))
-            .args(["--cluster-listen", &format!("127.0.0.1:{cluster_port}"), "--cluster-advertise", &peer_url]);
-        if i == 0 {
-            h.arg("--cluster-bootstrap");
-        } else {
-            h.args(["--cluster-seeds", &nodes.iter().map(|n: &Node| n.peer_url.clone()).collect::<Vec<_>>().join(",")]);
-        }
-        let (child, line) = start(h, &format!("bridle-host (node {i})"))?;
+        // The cluster port is advertised, so it is picked before the host starts; another
+        // process may take it in between, and the host then fails before it says it listens:
+        // try another port (twice at most).
+        let mut attempt = 0;
+        let (child, line, peer_url) = loop {
+            attempt += 1;
+            let cluster_port = free_port()?;
+            let peer_url = format!("http://127.0.0.1:{cluster_port}");
+            let mut h = Command::new(binary("bridle-host"));
+            h.arg("--enclave")
+                .arg(format!("unix:{}", socket.display()))
+                .args(["--listen", &api, "--db"])
+                .arg(ndir.join("host.sqlite"))
+                .args(["--cluster-listen", &format!("127.0.0.1:{cluster_port}"), "--cluster-advertise", &peer_url]);
+            if i == 0 {
+                h.arg("--cluster-bootstrap");
+            } else {
+                let seeds = nodes.iter().map(|n: &Node| n.peer_url.clone()).collect::<Vec<_>>().join(",");
+                h.args(["--cluster-seeds", &seeds]);
+            }
+            match start(h, &format!("bridle-host (node {i})")) {
+                Ok((child, line)) => break (child, line, peer_url),
+                Err(e) if attempt < 3 => eprintln!("{e:#}; trying another cluster port"),
+                Err(e) => return Err(e),
+            }
+        };
         let host_pid = child.id();
         kids.0.push(child);
         let host_url = line.rsplit(' ').next().unwrap_or("").to_string();

@@ -307,6 +307,30 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let cluster = bind_cluster(&state.config).await?;
+    run_on(state, listener, cluster, shutdown).await
+}
+
+/// Bind the cluster listener when this host's enclave is a cluster node (`None` otherwise).
+///
+/// Bind it before announcing readiness: a port already taken then fails the start, instead
+/// of a host that says it is listening and exits a moment later.
+pub async fn bind_cluster(config: &HostConfig) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(c) = &config.cluster else { return Ok(None) };
+    let l = tokio::net::TcpListener::bind(&c.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for the cluster on {}: {e}", c.listen))?;
+    Ok(Some(l))
+}
+
+/// [`run`] on listeners bound beforehand: `cluster` from [`bind_cluster`] (required when
+/// the configuration has a cluster part, ignored otherwise).
+pub async fn run_on(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    cluster: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let probe = state.spawn_probe();
     // The audit puller is background enclave traffic too: it runs when the probe does.
     let audit =
@@ -316,10 +340,8 @@ pub async fn run(
     // The cluster listener and the node's traffic, when this host's enclave is a node.
     let mut cluster_tasks = Vec::new();
     if let Some(c) = &state.config.cluster {
-        let l = tokio::net::TcpListener::bind(&c.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen for the cluster on {}: {e}", c.listen))?;
-        tracing::info!(listen = %c.listen, advertise = %c.advertise, "cluster listener");
+        let l = cluster.ok_or_else(|| anyhow::anyhow!("a cluster host needs its cluster listener (bind_cluster)"))?;
+        tracing::info!(listen = %l.local_addr()?, advertise = %c.advertise, "cluster listener");
         let peer_app = cluster::router(state.clone());
         cluster_tasks.push(tokio::spawn(async move {
             let _ = axum::serve(l, peer_app).await;

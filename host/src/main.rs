@@ -182,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let cluster = bridle_host::bind_cluster(&state.config).await?;
     tracing::info!(
         listen = %addr,
         enclave = %settings.enclave,
@@ -192,10 +193,15 @@ async fn main() -> anyhow::Result<()> {
     );
     // Handlers first, then announce readiness (tests and supervisors act on that line).
     let shutdown = bridle_host::shutdown_signal();
+    // Every socket is bound before this line. The cluster listener's address comes first on
+    // a line of its own (`--cluster-listen 127.0.0.1:0` picks a free port; tests use that).
+    if let Some(l) = &cluster {
+        println!("bridle-host cluster listener on {}", l.local_addr()?);
+    }
     println!("bridle-host listening on http://{addr}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    bridle_host::run(state, listener, shutdown).await?;
+    bridle_host::run_on(state, listener, cluster, shutdown).await?;
     tracing::info!("bridle-host stopped");
     Ok(())
 }

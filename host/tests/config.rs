@@ -191,3 +191,42 @@ fn database_url_from_each_layer_never_shows_the_password() {
         assert!(err.contains("database_url") && !err.contains("flag-pw-3"), "{err}");
     }
 }
+
+/// Every socket is bound before the host says it is listening: a cluster port that is taken
+/// fails the start (no "listening" line, a clear error), instead of a host that announced
+/// itself and exits a moment later. A free one is named on its own line, first.
+#[test]
+fn the_cluster_listener_is_bound_before_the_host_says_it_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = |listen: &str| {
+        let mut c = host();
+        c.arg("--enclave")
+            .arg(format!("unix:{}", dir.path().join("no-enclave.sock").display()))
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(dir.path().join("host.sqlite"))
+            .args(["--cluster-listen", listen, "--cluster-advertise", "http://127.0.0.1:1", "--cluster-bootstrap"])
+            .args(["--probe-interval", "0"]);
+        c
+    };
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_at = taken.local_addr().unwrap().to_string();
+    let out = cluster(&taken_at).output().unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("listening on"), "{stdout}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot listen for the cluster on {taken_at}")), "{err}");
+
+    let mut child = cluster("127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    stdout.read_line(&mut first).unwrap();
+    stdout.read_line(&mut second).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let at = first.trim().strip_prefix("bridle-host cluster listener on ").unwrap_or_else(|| panic!("{first:?}"));
+    let at: std::net::SocketAddr = at.parse().unwrap();
+    assert!(at.ip().is_loopback() && at.port() != 0, "{at}");
+    assert!(second.starts_with("bridle-host listening on http://127.0.0.1:"), "{second:?}");
+}

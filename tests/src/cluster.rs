@@ -15,6 +15,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::copy_bidirectional_with_sizes;
@@ -25,11 +26,6 @@ pub const DEV_NODE_BUDGET_MIB: &str = "256";
 
 /// The proxy's copy buffer, each way (a batch of log entries in one piece, mostly).
 const COPY_BUFFER: usize = 64 << 10;
-
-/// A free loopback port (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// The source address of node `i`'s cluster traffic.
 pub fn source_ip(i: usize) -> IpAddr {
@@ -50,15 +46,22 @@ struct Cut {
 pub struct Netsplit {
     pub port: u16,
     cut: Arc<Mutex<Cut>>,
+    /// The host's cluster port (0 until the host has started: connections are then dropped).
+    target: Arc<AtomicU16>,
 }
 
 impl Netsplit {
-    /// Listen on a free port, forward to `127.0.0.1:target`.
-    pub async fn start(target: u16) -> Netsplit {
+    /// Listen on a free port; forward to `127.0.0.1:` the port [`Netsplit::set_target`] sets.
+    ///
+    /// The host binds its cluster port itself (`--cluster-listen 127.0.0.1:0`) and says which
+    /// it got: a port picked for it beforehand could be taken by another process in between.
+    pub async fn start() -> Netsplit {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut: Arc<Mutex<Cut>> = Arc::default();
+        let target = Arc::new(AtomicU16::new(0));
         let c = cut.clone();
+        let t = target.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, peer)) = listener.accept().await else { continue };
@@ -70,6 +73,10 @@ impl Netsplit {
                     continue; // dropped: the connection closes
                 }
                 let c = c.clone();
+                let target = t.load(Ordering::SeqCst);
+                if target == 0 {
+                    continue;
+                }
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await else { return };
                     // As the hosts' own sockets: no Nagle. A relayed message larger than the
@@ -93,7 +100,12 @@ impl Netsplit {
                 });
             }
         });
-        Netsplit { port, cut }
+        Netsplit { port, cut, target }
+    }
+
+    /// Forward to this port from now on.
+    pub fn set_target(&self, port: u16) {
+        self.target.store(port, Ordering::SeqCst);
     }
 
     /// Refuse (and break) every connection, or only those from `from`.
@@ -116,7 +128,6 @@ pub struct Node {
     pub socket: PathBuf,
     pub api: String,
     pub proxy: Netsplit,
-    pub cluster_port: u16,
     pub enclave_args: Vec<String>,
 }
 
@@ -204,15 +215,13 @@ impl Cluster {
     /// play another image).
     pub async fn add_node(&mut self, extra: &[&str]) -> usize {
         let i = self.nodes.len();
-        let cluster_port = free_port();
-        let proxy = Netsplit::start(cluster_port).await;
+        let proxy = Netsplit::start().await;
         self.nodes.push(Node {
             enclave: None,
             host: None,
             socket: self.dir.path().join(format!("enclave-{i}.sock")),
             api: String::new(),
             proxy,
-            cluster_port,
             enclave_args: extra.iter().map(|s| s.to_string()).collect(),
         });
         i
@@ -227,7 +236,7 @@ impl Cluster {
             .arg(format!("unix:{}", self.nodes[i].socket.display()))
             .args(["--listen", "127.0.0.1:0", "--db"])
             .arg(self.dir.path().join(format!("host-{i}-{}.sqlite", now())))
-            .args(["--cluster-listen", &format!("127.0.0.1:{}", self.nodes[i].cluster_port)])
+            .args(["--cluster-listen", "127.0.0.1:0"])
             .args(["--cluster-advertise", &self.nodes[i].peer_url()])
             .args(["--cluster-source-address", &source_ip(i).to_string()])
             .args(["--probe-interval", "1"]);
@@ -237,6 +246,13 @@ impl Cluster {
             h.args(["--cluster-seeds", &seeds.join(",")]);
         }
         let host = Proc::spawn(h);
+        let cluster = host
+            .before
+            .iter()
+            .find_map(|l| l.strip_prefix("bridle-host cluster listener on "))
+            .and_then(|a| a.trim().parse::<SocketAddr>().ok())
+            .expect("the host's cluster listener line");
+        self.nodes[i].proxy.set_target(cluster.port());
         self.nodes[i].api =
             host.line.split_whitespace().find(|w| w.starts_with("http://")).expect("host url").to_string();
         self.nodes[i].host = Some(host);

@@ -40,7 +40,10 @@ pub fn now_ms() -> u64 {
 /// A child process killed on drop.
 pub struct Proc {
     pub child: Child,
+    /// The stdout line that had the marker.
     pub line: String,
+    /// The stdout lines printed before it.
+    pub before: Vec<String>,
 }
 
 impl Proc {
@@ -71,22 +74,28 @@ impl Proc {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(out).lines();
+            let mut before = Vec::new();
             let mut sent = false;
             for l in lines.by_ref().map_while(Result::ok) {
-                if !sent && l.contains(&marker) {
-                    let _ = tx.send(l);
+                if sent {
+                    continue;
+                }
+                if l.contains(&marker) {
+                    let _ = tx.send((l, std::mem::take(&mut before)));
                     sent = true;
+                } else if before.len() < 64 {
+                    before.push(l);
                 }
             }
         });
-        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+        let (line, before) = match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
                 panic!("process did not start listening: {cmd:?}");
             }
         };
-        Proc { child, line }
+        Proc { child, line, before }
     }
 
     pub fn pid(&self) -> u32 {

@@ -101,7 +101,7 @@ impl PgServer {
                 std::os::unix::fs::chown(p, Some(uid), Some(gid)).expect("chown to postgres");
             }
         }
-        let server = PgServer { bin, dir, port: free_port(), password, as_postgres, watchdog: Mutex::new(None) };
+        let mut server = PgServer { bin, dir, port: free_port(), password, as_postgres, watchdog: Mutex::new(None) };
         server.watch();
         let data = server.dir.join("data");
         server.run(
@@ -119,15 +119,16 @@ impl PgServer {
                 "--no-sync".as_ref(),
             ],
         );
-        let opts = format!(
-            "-k {} -p {} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            server.dir.display(),
-            server.port
-        );
         let log = server.dir.join("server.log");
-        server.run(
-            "pg_ctl",
-            &[
+        // The port is picked before the server starts, and another process may take it in
+        // between: the server then cannot bind it, and another port is tried (twice at most).
+        for attempt in 1.. {
+            let opts = format!(
+                "-k {} -p {} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                server.dir.display(),
+                server.port
+            );
+            let args: [&std::ffi::OsStr; 10] = [
                 "-D".as_ref(),
                 data.as_os_str(),
                 "-l".as_ref(),
@@ -138,8 +139,16 @@ impl PgServer {
                 "-t".as_ref(),
                 "60".as_ref(),
                 "start".as_ref(),
-            ],
-        );
+            ];
+            match server.try_run("pg_ctl", &args) {
+                Ok(()) => break,
+                Err(e) if attempt < 3 && e.contains("Address already in use") => {
+                    eprintln!("PostgreSQL: port {} taken, trying another", server.port);
+                    server.port = free_port();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         Some(server)
     }
 
@@ -178,16 +187,24 @@ impl PgServer {
     }
 
     fn run(&self, program: &str, args: &[&std::ffi::OsStr]) {
-        let out = self.command(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-        if !out.status.success() {
-            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
-            panic!(
-                "{program} failed ({}):\n{}\n{}\n--- server.log\n{log}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+        if let Err(e) = self.try_run(program, args) {
+            panic!("{e}");
         }
+    }
+
+    /// Run `program`; its failure with its output and the server's log.
+    fn try_run(&self, program: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
+        let out = self.command(program).args(args).output().map_err(|e| format!("cannot run {program}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        Err(format!(
+            "{program} failed ({}):\n{}\n{}\n--- server.log\n{log}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 
     /// The password of the `postgres` role (for tests that check it is never printed).
