@@ -65,6 +65,7 @@ pub(crate) fn start(mut cmd: Command, what: &str) -> Result<(Child, String)> {
             Some(Ok(_)) => continue,
             _ => {
                 let _ = child.kill();
+                let _ = child.wait();
                 return Err(anyhow!("{what} exited before listening"));
             }
         }

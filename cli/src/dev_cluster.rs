@@ -87,8 +87,8 @@ pub fn run(n: usize, dir: &Path, listen: &str, clock: Option<&PathBuf>, stop: Ar
 
         let api = if i == 0 { listen.to_string() } else { "127.0.0.1:0".to_string() };
         // The cluster port is advertised, so it is picked before the host starts; another
-        // process may take it in between, and the host then fails before it says it listens:
-        // try another port (twice at most).
+        // process may take it in between, and the host then fails before it says it listens
+        // (the error is on stderr): try again on another port (twice at most).
         let mut attempt = 0;
         let (child, line, peer_url) = loop {
             attempt += 1;
@@ -108,7 +108,7 @@ pub fn run(n: usize, dir: &Path, listen: &str, clock: Option<&PathBuf>, stop: Ar
             }
             match start(h, &format!("bridle-host (node {i})")) {
                 Ok((child, line)) => break (child, line, peer_url),
-                Err(e) if attempt < 3 => eprintln!("{e:#}; trying another cluster port"),
+                Err(e) if attempt < 3 => eprintln!("{e:#}; trying again with another cluster port"),
                 Err(e) => return Err(e),
             }
         };

@@ -331,6 +331,11 @@ pub async fn run_on(
     cluster: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let cluster = match (&state.config.cluster, cluster) {
+        (Some(c), Some(l)) => Some((c.advertise.clone(), l)),
+        (Some(_), None) => anyhow::bail!("a cluster host needs its cluster listener (bind_cluster)"),
+        (None, _) => None,
+    };
     let probe = state.spawn_probe();
     // The audit puller is background enclave traffic too: it runs when the probe does.
     let audit =
@@ -339,9 +344,8 @@ pub async fn run_on(
     let app = router(state.clone());
     // The cluster listener and the node's traffic, when this host's enclave is a node.
     let mut cluster_tasks = Vec::new();
-    if let Some(c) = &state.config.cluster {
-        let l = cluster.ok_or_else(|| anyhow::anyhow!("a cluster host needs its cluster listener (bind_cluster)"))?;
-        tracing::info!(listen = %l.local_addr()?, advertise = %c.advertise, "cluster listener");
+    if let Some((advertise, l)) = cluster {
+        tracing::info!(listen = ?l.local_addr().ok(), advertise = %advertise, "cluster listener");
         let peer_app = cluster::router(state.clone());
         cluster_tasks.push(tokio::spawn(async move {
             let _ = axum::serve(l, peer_app).await;

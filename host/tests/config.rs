@@ -220,11 +220,16 @@ fn the_cluster_listener_is_bound_before_the_host_says_it_listens() {
 
     let mut child = cluster("127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut first, mut second) = (String::new(), String::new());
-    stdout.read_line(&mut first).unwrap();
-    stdout.read_line(&mut second).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut first, mut second) = (String::new(), String::new());
+        let _ = stdout.read_line(&mut first).and_then(|_| stdout.read_line(&mut second));
+        let _ = tx.send((first, second));
+    });
+    let lines = rx.recv_timeout(std::time::Duration::from_secs(20));
     let _ = child.kill();
     let _ = child.wait();
+    let (first, second) = lines.expect("two lines within 20 s");
     let at = first.trim().strip_prefix("bridle-host cluster listener on ").unwrap_or_else(|| panic!("{first:?}"));
     let at: std::net::SocketAddr = at.parse().unwrap();
     assert!(at.ip().is_loopback() && at.port() != 0, "{at}");

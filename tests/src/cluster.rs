@@ -297,6 +297,8 @@ impl Cluster {
         if let Some(mut h) = self.nodes[i].host.take() {
             h.kill();
         }
+        // Its port is free again, and another process could be given it.
+        self.nodes[i].proxy.set_target(0);
     }
 
     pub async fn get(&self, i: usize, path: &str) -> (u16, Value) {

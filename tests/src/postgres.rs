@@ -123,8 +123,10 @@ impl PgServer {
         // The port is picked before the server starts, and another process may take it in
         // between: the server then cannot bind it, and another port is tried (twice at most).
         for attempt in 1.. {
+            // Only what this attempt wrote to the log tells why it failed (pg_ctl appends).
+            let logged = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
             let opts = format!(
-                "-k {} -p {} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                "-k {} -p {} -h 127.0.0.1 -c lc_messages=C -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
                 server.dir.display(),
                 server.port
             );
@@ -142,7 +144,13 @@ impl PgServer {
             ];
             match server.try_run("pg_ctl", &args) {
                 Ok(()) => break,
-                Err(e) if attempt < 3 && e.contains("Address already in use") => {
+                Err(_)
+                    if attempt < 3
+                        && std::fs::read(&log).is_ok_and(|l| {
+                            String::from_utf8_lossy(l.get(logged..).unwrap_or_default())
+                                .contains("Address already in use")
+                        }) =>
+                {
                     eprintln!("PostgreSQL: port {} taken, trying another", server.port);
                     server.port = free_port();
                 }
