@@ -152,6 +152,15 @@ pub fn verify_chain(
 /// Entries whose chain checked out against a signed head, each with its hash as the check
 /// computed it. Only [`verify_chain_hashes`] makes one, so a store handed one holds entries
 /// that verified, each paired with its own hash (no entry is hashed twice).
+///
+/// Its fields are private: outside this crate it cannot be built by hand.
+///
+/// ```compile_fail,E0451
+/// use bridle_common::audit::{AuditEntry, AuditHead, Summary, Verified};
+/// fn forge<'a>(entries: &'a [AuditEntry], head: &'a AuditHead, summary: Summary) -> Verified<'a> {
+///     Verified { entries, hashes: Vec::new(), head, summary }
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Verified<'a> {
     entries: &'a [AuditEntry],
