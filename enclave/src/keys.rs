@@ -50,6 +50,16 @@ impl Key {
         SecretKey::from_slice(bytes).ok().map(Self::from_secret)
     }
 
+    /// `Err` naming both addresses when this is not the key of `session` (a key sent in a
+    /// cluster entry for the wrong session: a leader's bug). The one check of that, wherever a
+    /// key arrives with the session it is for.
+    pub fn check_is_of(&self, session: &Address) -> Result<(), String> {
+        if self.address == *session {
+            return Ok(());
+        }
+        Err(format!("the key sent for session {session} is the key of {}", self.address))
+    }
+
     /// The secret scalar, for replication to attested replicas only (a cluster snapshot or
     /// log entry, which never leaves an attested channel). Zeroized when dropped.
     pub(crate) fn secret_bytes(&self) -> zeroize::Zeroizing<[u8; 32]> {
@@ -81,5 +91,13 @@ mod tests {
         assert_ne!(Key::generate().address(), k.address());
         assert_eq!(k.public_key_sec1().len(), 33);
         assert!(!format!("{k:?}").contains(&hex::encode(k.secret().to_bytes())));
+    }
+
+    #[test]
+    fn a_key_is_checked_against_its_session_and_a_mismatch_names_both() {
+        let (k, other) = (Key::generate(), Key::generate());
+        assert_eq!(k.check_is_of(&k.address()), Ok(()));
+        let why = k.check_is_of(&other.address()).unwrap_err();
+        assert_eq!(why, format!("the key sent for session {} is the key of {}", other.address(), k.address()));
     }
 }

@@ -105,10 +105,7 @@ impl Op {
         fn check(session: &Address, secret: &Secret) -> Option<String> {
             match Key::from_secret_bytes(&secret.0) {
                 None => Some(format!("the key sent for session {session} is not a valid secret")),
-                Some(k) if k.address() != *session => {
-                    Some(format!("the key sent for session {session} is the key of {}", k.address()))
-                }
-                Some(_) => None,
+                Some(k) => k.check_is_of(session).err(),
             }
         }
         match self {
@@ -288,25 +285,17 @@ mod tests {
         .unwrap();
         let invalid = [Secret([0; 32]), Secret(n.to_be_bytes()), Secret([0xff; 32])];
         let largest = Key::from_secret_bytes(&(n - alloy_primitives::U256::from(1)).to_be_bytes()).unwrap();
-        let at_largest = Op::UpdatePolicy {
-            call: Box::new(UpdatePolicy {
-                auth: OwnerAuth { owner: Address::ZERO, nonce: 1, signature: Default::default() },
-                session: largest.address(),
-                policy: bridle_common::policy::file::resolve_text(
-                    "name = \"t\"\nchains = [1]\nvalid_for = \"1h\"\n",
-                    1_800_000_000,
-                )
-                .unwrap(),
-            }),
-            key: Some(Secret(*largest.secret_bytes())),
-        };
-        assert_eq!(at_largest.misdirected_key(), None);
         let auth = OwnerAuth { owner: Address::ZERO, nonce: 1, signature: Default::default() };
         let policy = bridle_common::policy::file::resolve_text(
             "name = \"t\"\nchains = [1]\nvalid_for = \"1h\"\n",
             1_800_000_000,
         )
         .unwrap();
+        let at_largest = Op::UpdatePolicy {
+            call: Box::new(UpdatePolicy { auth: auth.clone(), session: largest.address(), policy: policy.clone() }),
+            key: Some(Secret(*largest.secret_bytes())),
+        };
+        assert_eq!(at_largest.misdirected_key(), None);
         let create = |key: Option<Secret>| Op::CreateSession {
             call: Box::new(CreateSession {
                 auth: auth.clone(),

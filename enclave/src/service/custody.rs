@@ -131,8 +131,8 @@ impl Enclave {
                 keys.into_iter().filter_map(|(s, k)| k.map(|k| (s, k))).collect();
             // Every key checked before anything changes: a refusal half-way would leave this
             // node's custody and audit log apart from the other nodes' (a review).
-            if let Some(addr) = keys.iter().find(|(s, k)| k.address() != **s).map(|(s, _)| *s) {
-                return Err(denial(ErrorCode::Internal, format!("the key sent for {addr} is another's")));
+            if let Some(why) = keys.iter().find_map(|(s, k)| k.check_is_of(s).err()) {
+                return Err(denial(ErrorCode::Internal, why));
             }
             let now = self.clock.now();
             for addr in &scope {
@@ -175,10 +175,9 @@ impl Enclave {
         if !may {
             inner.key = None;
         } else if inner.key.is_none() && !inner.machine.key_destroyed() {
-            match key {
-                Some(k) if k.address() == address => inner.key = Some(k),
-                Some(_) => return Err(denial(ErrorCode::Internal, format!("the key sent for {address} is another's"))),
-                None => {}
+            if let Some(k) = key {
+                k.check_is_of(&address).map_err(|why| denial(ErrorCode::Internal, why))?;
+                inner.key = Some(k);
             }
         }
         Ok(reply)

@@ -242,8 +242,8 @@ impl Enclave {
         key: Option<Key>,
         custody: Vec<B256>,
     ) -> Result<SessionCreated, Denial> {
-        if key.as_ref().is_some_and(|k| k.address() != address) {
-            return Err(denial(ErrorCode::Internal, "the session key does not match its address"));
+        if let Some(k) = &key {
+            k.check_is_of(&address).map_err(|why| denial(ErrorCode::Internal, why))?;
         }
         let (agent_pk, agent, policy, book) = self.authorize_create(&c, 0)?;
         // Creations are serialized by the owner-nonce lock held in `book`, so the checks

@@ -162,9 +162,7 @@ impl Enclave {
             let key = match &ss.key {
                 Some(bytes) => {
                     let k = Key::from_secret_bytes(bytes).ok_or_else(|| format!("session {address}: invalid key"))?;
-                    if k.address() != address {
-                        return Err(format!("session {address}: the key is for {}", k.address()));
-                    }
+                    k.check_is_of(&address)?;
                     Some(k)
                 }
                 None => None,
