@@ -50,9 +50,9 @@ impl Key {
         SecretKey::from_slice(bytes).ok().map(Self::from_secret)
     }
 
-    /// `Err` naming both addresses when this is not the key of `session` (a key sent in a
-    /// cluster entry for the wrong session: a leader's bug). The one check of that, wherever a
-    /// key arrives with the session it is for.
+    /// `Err` naming both addresses when this is not the key of `session` (a key sent for the
+    /// wrong session in a cluster entry or a snapshot: a leader's bug). The one check of that,
+    /// wherever a key arrives with the session it is for. Both are public addresses.
     pub fn check_is_of(&self, session: &Address) -> Result<(), String> {
         if self.address == *session {
             return Ok(());

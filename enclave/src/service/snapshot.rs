@@ -162,7 +162,7 @@ impl Enclave {
             let key = match &ss.key {
                 Some(bytes) => {
                     let k = Key::from_secret_bytes(bytes).ok_or_else(|| format!("session {address}: invalid key"))?;
-                    k.check_is_of(&address)?;
+                    k.check_is_of(&address).map_err(|why| format!("session {address} in the snapshot: {why}"))?;
                     Some(k)
                 }
                 None => None,
