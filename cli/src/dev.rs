@@ -50,19 +50,30 @@ impl Drop for Kids {
 }
 
 /// Start a child and wait for its "listening" line on stdout.
-pub(crate) fn start(mut cmd: Command, what: &str) -> Result<(Child, String)> {
+pub(crate) fn start(cmd: Command, what: &str) -> Result<(Child, String)> {
+    start_reading(cmd, what).map(|(child, line, _)| (child, line))
+}
+
+/// [`start`], with the lines the child printed before its "listening" line (at most 64
+/// kept).
+pub(crate) fn start_reading(mut cmd: Command, what: &str) -> Result<(Child, String, Vec<String>)> {
     let mut child =
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().with_context(|| format!("cannot start {what}"))?;
     let out = child.stdout.take().ok_or_else(|| anyhow!("no stdout from {what}"))?;
     let mut lines = BufReader::new(out).lines();
+    let mut before = Vec::new();
     loop {
         match lines.next() {
             Some(Ok(l)) if l.contains("listening on") => {
                 // Keep draining stdout so the child never blocks on a full pipe.
                 std::thread::spawn(move || for _ in lines.by_ref() {});
-                return Ok((child, l));
+                return Ok((child, l, before));
             }
-            Some(Ok(_)) => continue,
+            Some(Ok(l)) => {
+                if before.len() < 64 {
+                    before.push(l);
+                }
+            }
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();

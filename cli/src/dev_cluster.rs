@@ -5,7 +5,7 @@
 //! node's enclave (`kill -9 <enclave_pid>`) shows a failover.
 
 use crate::client::Host;
-use crate::dev::{binary, start, Kids};
+use crate::dev::{binary, start, start_reading, Kids};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -21,10 +21,6 @@ struct Node {
     socket: PathBuf,
     enclave_pid: u32,
     host_pid: u32,
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The node's own view (`GET /v1/cluster/info`), if its host answers.
@@ -86,32 +82,26 @@ pub fn run(n: usize, dir: &Path, listen: &str, clock: Option<&PathBuf>, stop: Ar
         kids.0.push(child);
 
         let api = if i == 0 { listen.to_string() } else { "127.0.0.1:0".to_string() };
-        // The cluster port is advertised, so it is picked before the host starts; another
-        // process may take it in between, and the host then fails before it says it listens
-        // (the error is on stderr): try again on another port (twice at most).
-        let mut attempt = 0;
-        let (child, line, peer_url) = loop {
-            attempt += 1;
-            let cluster_port = free_port()?;
-            let peer_url = format!("http://127.0.0.1:{cluster_port}");
-            let mut h = Command::new(binary("bridle-host"));
-            h.arg("--enclave")
-                .arg(format!("unix:{}", socket.display()))
-                .args(["--listen", &api, "--db"])
-                .arg(ndir.join("host.sqlite"))
-                .args(["--cluster-listen", &format!("127.0.0.1:{cluster_port}"), "--cluster-advertise", &peer_url]);
-            if i == 0 {
-                h.arg("--cluster-bootstrap");
-            } else {
-                let seeds = nodes.iter().map(|n: &Node| n.peer_url.clone()).collect::<Vec<_>>().join(",");
-                h.args(["--cluster-seeds", &seeds]);
-            }
-            match start(h, &format!("bridle-host (node {i})")) {
-                Ok((child, line)) => break (child, line, peer_url),
-                Err(e) if attempt < 3 => eprintln!("{e:#}; trying again with another cluster port"),
-                Err(e) => return Err(e),
-            }
-        };
+        // The host binds its cluster listener on a port the system picks and advertises
+        // that address; it names it on a line before its "listening" line.
+        let mut h = Command::new(binary("bridle-host"));
+        h.arg("--enclave")
+            .arg(format!("unix:{}", socket.display()))
+            .args(["--listen", &api, "--db"])
+            .arg(ndir.join("host.sqlite"))
+            .args(["--cluster-listen", "127.0.0.1:0"]);
+        if i == 0 {
+            h.arg("--cluster-bootstrap");
+        } else {
+            let seeds = nodes.iter().map(|n: &Node| n.peer_url.clone()).collect::<Vec<_>>().join(",");
+            h.args(["--cluster-seeds", &seeds]);
+        }
+        let (child, line, before) = start_reading(h, &format!("bridle-host (node {i})"))?;
+        let peer_url = before
+            .iter()
+            .find_map(|l| l.strip_prefix("bridle-host cluster listener on "))
+            .map(|a| format!("http://{}", a.trim()))
+            .with_context(|| format!("bridle-host (node {i}) did not name its cluster listener"))?;
         let host_pid = child.id();
         kids.0.push(child);
         let host_url = line.rsplit(' ').next().unwrap_or("").to_string();

@@ -100,7 +100,14 @@ fn cluster_boot(args: &Args) -> Option<ClusterBoot> {
     Some(ClusterBoot {
         id,
         memory_budget_mib: args.memory_budget_mib.unwrap_or(memory::CLUSTER_DEFAULT_BUDGET_MIB),
-        release_pcr8: args.release_pcr8.as_deref().map(|h| pcr_hex("--release-pcr8", h)),
+        release_pcr8: args.release_pcr8.as_deref().map(|h| {
+            let v = pcr_hex("--release-pcr8", h);
+            // All zeros is the PCR8 of every unsigned image: no release signer.
+            if v.iter().all(|b| *b == 0) {
+                fail("--release-pcr8 is all zeros, the PCR8 of every unsigned image: it names no release signer");
+            }
+            v
+        }),
     })
 }
 

@@ -205,7 +205,26 @@ impl Settings {
             }
             None
         } else {
-            if !(cluster_advertise.starts_with("http://") || cluster_advertise.starts_with("https://")) {
+            if cluster_advertise.is_empty() {
+                // Derived from the bound address (`bind_cluster`): only one other hosts can
+                // reach, a literal IP address that is not the unspecified one.
+                // (An IPv6 address with a zone names no URL other hosts could use.)
+                match cluster_listen.trim().parse::<std::net::SocketAddr>() {
+                    Ok(std::net::SocketAddr::V6(a)) if a.scope_id() != 0 => {
+                        return Err(format!(
+                            "cluster_advertise is needed when cluster_listen has an IPv6 zone (from {}: {cluster_listen:?})",
+                            source_name(sources["cluster_listen"])
+                        ))
+                    }
+                    Ok(a) if !a.ip().is_unspecified() => {}
+                    _ => {
+                        return Err(format!(
+                            "cluster_advertise (the http(s) URL other hosts reach this one at) is needed when cluster_listen is not one IP address other hosts can reach (from {}: {cluster_listen:?})",
+                            source_name(sources["cluster_listen"])
+                        ))
+                    }
+                }
+            } else if !(cluster_advertise.starts_with("http://") || cluster_advertise.starts_with("https://")) {
                 return Err(format!(
                     "cluster_advertise must be the http(s) URL other hosts reach this one at (from {}), got {cluster_advertise:?}",
                     source_name(sources["cluster_advertise"])
@@ -429,6 +448,31 @@ mod tests {
         assert_eq!(s.host_config().probe_interval, None);
         let cli = Layer { pool: Some(0), ..Layer::default() };
         assert!(Settings::resolve(&cli, flag, &file, None).unwrap_err().contains("pool"));
+    }
+
+    /// Without `cluster_advertise`, the host advertises the address its cluster listener
+    /// bound (`bind_cluster`): allowed only for one IP address other hosts can reach, never
+    /// 0.0.0.0, :: or a name; an advertised URL must be http(s).
+    #[test]
+    fn the_advertised_url_defaults_to_the_bound_address_only_when_that_is_one_ip() {
+        let with = |listen: &str, advertise: &str| {
+            let mut text =
+                format!("enclave = \"unix:/run/bridle/enclave.sock\"\ncluster_listen = \"{listen}\"\ncluster_bootstrap = true\n");
+            if !advertise.is_empty() {
+                text += &format!("cluster_advertise = \"{advertise}\"\n");
+            }
+            Settings::resolve(&Layer::default(), flag, &Layer::from_toml(&text).unwrap(), None)
+        };
+        for listen in ["127.0.0.1:0", "10.0.0.1:7443", "[::1]:7443"] {
+            let c = with(listen, "").unwrap().host_config().cluster.unwrap();
+            assert_eq!((c.listen.as_str(), c.advertise.as_str()), (listen, ""), "derived when bound");
+        }
+        for listen in ["0.0.0.0:7443", "[::]:7443", "localhost:7443", "[fe80::1%2]:7443"] {
+            let e = with(listen, "").unwrap_err();
+            assert!(e.contains("cluster_advertise") && e.contains(listen), "{e}");
+            assert!(with(listen, "http://10.0.0.1:7443").is_ok(), "{listen}");
+        }
+        assert!(with("127.0.0.1:0", "10.0.0.1:7443").unwrap_err().contains("http(s) URL"));
     }
 
     /// A cluster host's pool defaults to the stand-alone 8, and one larger than its node's

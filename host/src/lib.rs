@@ -307,19 +307,29 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let cluster = bind_cluster(&state.config).await?;
+    // The state's cluster link took its advertised URL when it was opened: one left to the
+    // bound address must have been derived before ([`serve`] and `main` do); `run_on`
+    // refuses a state without one.
+    let cluster = bind_cluster(&mut state.config.clone()).await?;
     run_on(state, listener, cluster, shutdown).await
 }
 
-/// Bind the cluster listener when this host's enclave is a cluster node (`None` otherwise).
+/// Bind the cluster listener when this host's enclave is a cluster node (`None` otherwise),
+/// and when `config` advertises no URL, advertise `http://` the address bound (the
+/// configuration allows that only for a literal IP address that is not the unspecified
+/// one; a port of 0 then names the port the system picked).
 ///
-/// Bind it before announcing readiness: a port already taken then fails the start, instead
-/// of a host that says it is listening and exits a moment later.
-pub async fn bind_cluster(config: &HostConfig) -> anyhow::Result<Option<tokio::net::TcpListener>> {
-    let Some(c) = &config.cluster else { return Ok(None) };
+/// Bind it before announcing readiness, and before [`AppState::open`] (which takes the
+/// advertised URL): a port already taken then fails the start, instead of a host that says
+/// it is listening and exits a moment later.
+pub async fn bind_cluster(config: &mut HostConfig) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(c) = &mut config.cluster else { return Ok(None) };
     let l = tokio::net::TcpListener::bind(&c.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for the cluster on {}: {e}", c.listen))?;
+    if c.advertise.is_empty() {
+        c.advertise = format!("http://{}", l.local_addr()?);
+    }
     Ok(Some(l))
 }
 
@@ -332,6 +342,9 @@ pub async fn run_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let cluster = match (&state.config.cluster, cluster) {
+        (Some(c), Some(_)) if c.advertise.is_empty() => {
+            anyhow::bail!("a cluster host needs its advertised URL: bind_cluster derives it, before AppState::open")
+        }
         (Some(c), Some(l)) => Some((c.advertise.clone(), l)),
         (Some(_), None) => anyhow::bail!("a cluster host needs its cluster listener (bind_cluster)"),
         (None, _) => None,
@@ -373,10 +386,13 @@ pub async fn run_on(
 }
 
 /// Open the host with `config` and serve it on `listener` until SIGINT or SIGTERM.
-pub async fn serve(config: HostConfig, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+pub async fn serve(mut config: HostConfig, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
+    // The cluster listener first: an advertised URL left to it is derived from the address
+    // it bound, which the state's cluster link takes.
+    let cluster = bind_cluster(&mut config).await?;
     let state = AppState::open(config)?;
-    run(state, listener, shutdown).await
+    run_on(state, listener, cluster, shutdown).await
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -77,7 +77,9 @@ struct Args {
     /// traffic and forwarded calls arrive here: open it to the other hosts only.
     #[arg(long, env = "BRIDLE_CLUSTER_LISTEN", value_name = "ADDR")]
     cluster_listen: Option<String>,
-    /// Cluster: the URL the other hosts reach this one at (e.g. http://10.0.1.5:8550).
+    /// Cluster: the URL the other hosts reach this one at (e.g. http://10.0.1.5:8550);
+    /// by default `http://` the address the cluster listener bound, when `--cluster-listen`
+    /// is one IP address (not 0.0.0.0 or ::).
     #[arg(long, env = "BRIDLE_CLUSTER_ADVERTISE", value_name = "URL")]
     cluster_advertise: Option<String>,
     /// Cluster: other nodes' hosts to join through, comma-separated URLs.
@@ -177,12 +179,15 @@ async fn main() -> anyhow::Result<()> {
     }
     init_logging(settings.log_format);
 
-    let state = AppState::open(settings.host_config())?;
+    // The cluster listener first: an advertised URL left to it is derived from the port it
+    // bound, which the state's cluster link takes.
+    let mut config = settings.host_config();
+    let cluster = bridle_host::bind_cluster(&mut config).await?;
+    let state = AppState::open(config)?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let addr = listener.local_addr()?;
-    let cluster = bridle_host::bind_cluster(&state.config).await?;
     tracing::info!(
         listen = %addr,
         enclave = %settings.enclave,

@@ -370,6 +370,32 @@ impl Cluster {
         .await
     }
 
+    /// Wait until the log is quiet: node `l` leads, and its last applied index is the same
+    /// on every live node and unchanged over half a second (a membership change or an
+    /// election's first entry is no longer under way). Returns that index, from which a test
+    /// counts the entries its own calls add.
+    pub async fn wait_quiet(&self, l: usize, timeout: Duration) -> u64 {
+        self.wait(timeout, Duration::from_millis(100), move || async move {
+            let applied = |v: Option<Value>| v.and_then(|v| v["last_applied"].as_u64());
+            let first = applied(self.info(l).await).ok_or_else(|| format!("node {l} did not answer"))?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if self.leader().await != Some(l) {
+                return Err(format!("node {l} no longer leads"));
+            }
+            let mut seen = Vec::new();
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].enclave.is_some() {
+                    seen.push(applied(self.info(i).await));
+                }
+            }
+            if seen.iter().all(|a| *a == Some(first)) {
+                return Ok(first);
+            }
+            Err(format!("the log moves: node {l} had applied {first}, then the live nodes {seen:?}"))
+        })
+        .await
+    }
+
     /// Wait until the leader's membership no longer lists node `id` (a dead node dropped).
     pub async fn wait_removed(&self, id: u64, timeout: Duration) {
         self.wait(timeout, Duration::from_millis(200), move || async move {

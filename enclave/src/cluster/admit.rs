@@ -64,6 +64,11 @@ impl Admit for ClusterAdmit {
             return Ok(());
         }
         match &self.release_pcr8 {
+            // All zeros is every unsigned image's PCR8, never a release signer (refused at
+            // start too; a review of 2026-12-04).
+            Some(signer) if signer.iter().all(|b| *b == 0) => {
+                Err(AdmitError::Policy("the release signer is all zeros: an unsigned image signs nothing".into()))
+            }
             Some(signer) if peer.pcr(SIGNER_PCR) == Some(signer.as_slice()) => Ok(()),
             Some(signer) => Err(AdmitError::PcrMismatch {
                 index: SIGNER_PCR,
@@ -75,6 +80,49 @@ impl Admit for ClusterAdmit {
                 expected: self.image[0].clone(),
                 actual: peer.pcr(0).map(<[u8]>::to_vec),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attest::ClusterBoot;
+
+    fn peer(pcr0: u8, pcr8: u8, config: &BootConfig) -> PeerAttestation {
+        let mut h = Sha384::new();
+        h.update([0u8; 48]);
+        h.update(Sha384::digest(config.canonical().as_bytes()));
+        let pcr16: [u8; 48] = h.finalize().into();
+        let mut pcrs = std::collections::BTreeMap::new();
+        pcrs.insert(0u16, vec![pcr0; 48]);
+        pcrs.insert(1u16, vec![1; 48]);
+        pcrs.insert(2u16, vec![2; 48]);
+        pcrs.insert(SIGNER_PCR, vec![pcr8; 48]);
+        pcrs.insert(CONFIG_PCR, pcr16.to_vec());
+        PeerAttestation {
+            static_key: [0; 32],
+            pcrs,
+            user_data: config.canonical().into_bytes(),
+            module_id: "i-test".into(),
+            timestamp_ms: 0,
+            digest: "SHA384".into(),
+            debug: false,
+            document: Vec::new(),
+        }
+    }
+
+    /// A review of 2026-12-04: `--release-pcr8` of all zeros admitted every unsigned image
+    /// whose configuration matched (and let it lead, holding the cluster's identity key).
+    #[test]
+    fn an_all_zero_release_signer_admits_no_other_image() {
+        for (signer, other_image_admitted) in [(0u8, false), (8u8, true)] {
+            let mut boot = BootConfig::new(300, 1 << 20, true);
+            boot.cluster =
+                Some(ClusterBoot { id: "c".into(), memory_budget_mib: 64, release_pcr8: Some(vec![signer; 48]) });
+            let admit = ClusterAdmit::new([vec![9; 48], vec![1; 48], vec![2; 48]], &boot);
+            assert!(admit.admit(&peer(9, 0, &boot)).is_ok(), "this very image");
+            assert_eq!(admit.admit(&peer(7, signer, &boot)).is_ok(), other_image_admitted, "signer {signer}");
         }
     }
 }

@@ -159,7 +159,7 @@ impl ClusterNode {
                         RaftError::Fatal(f) => Err(unavailable(format!("this node stopped: {f}"))),
                     };
                 }
-                let e = self.replica.enclave().ok_or_else(|| unavailable("the cluster has no identity yet"))?;
+                let e = self.enclave()?;
                 e.handle(call)
             }
             other => self.propose_call(other).await,
@@ -177,6 +177,12 @@ impl ClusterNode {
             Ok(Err(e)) => Err(unavailable(format!("this node cannot confirm it leads: {e}"))),
             Err(_) => Err(unavailable(format!("this leader did not catch up within {COMMIT_TIMEOUT:?}"))),
         }
+    }
+
+    /// The enclave as applied now (a snapshot installed replaces it: fetch it again after
+    /// waiting).
+    fn enclave(&self) -> Result<Arc<crate::Enclave>, Denial> {
+        self.replica.enclave().ok_or_else(|| unavailable("the cluster has no identity yet"))
     }
 
     fn refusal_allowed(&self) -> bool {
@@ -199,7 +205,7 @@ impl ClusterNode {
         if matches!(call, Call::AllowImage(_) | Call::UpdatePolicy(_)) && !self.applied_all().await? {
             return Ok(self.not_leader());
         }
-        let enclave = self.replica.enclave().ok_or_else(|| unavailable("the cluster has no identity yet"))?;
+        let enclave = self.enclave()?;
         // An owner call its owner did not sign is logged only within the bound on
         // refusals, like a signing request refused before the log.
         let prechecked = enclave.precheck_owner(&call);
@@ -224,7 +230,28 @@ impl ClusterNode {
             }
             Call::AllowImage(a) => keyed::allow_image(&enclave, a)?,
             Call::SignIfAllowed(req) => {
-                match enclave.precheck_sign(&req) {
+                let mut checked = enclave.precheck_sign(&req);
+                // A session this leader does not know may be one whose creation it has not
+                // applied yet (a leader just elected): it catches up and checks again, so
+                // that no request passes the key check below on stale state (proposed, it
+                // would be signed under the placeholder and spend the session's budget
+                // with nothing returned). Within the refusal bound: at most
+                // REFUSALS_PER_SECOND such waits.
+                if let Err(d) = &checked {
+                    if !self.refusal_allowed() {
+                        return Err(d.clone());
+                    }
+                    if d.code == ErrorCode::UnknownSession {
+                        if !self.applied_all().await? {
+                            return Ok(self.not_leader());
+                        }
+                        // The state as applied now (a snapshot installed meanwhile
+                        // replaces the enclave).
+                        let enclave = self.enclave()?;
+                        checked = enclave.precheck_sign(&req);
+                    }
+                }
+                match checked {
                     Ok(true) => {}
                     Ok(false) => {
                         return Err(unavailable(format!(
@@ -232,9 +259,12 @@ impl ClusterNode {
                             req.session
                         )))
                     }
-                    // Refused before the log: proposed anyway within a bound, so that every
-                    // node logs the same bounded refusal.
-                    Err(d) if !self.refusal_allowed() => return Err(d),
+                    // Refused before the log: proposed anyway (within the bound counted
+                    // above), so that every node logs the same bounded refusal. For an
+                    // unknown session, every creation committed before this leader's term is
+                    // applied by now: the session is unknown everywhere, or its creation is
+                    // this leader's own (which holds its key), in flight. Other refusals
+                    // (payload, stamp) depend on nothing a later entry changes.
                     Err(_) => {}
                 }
                 Op::Call(Box::new(Call::SignIfAllowed(req)))
@@ -279,6 +309,7 @@ impl ClusterNode {
                             "a policy update of session {session} is being applied; ask again"
                         )));
                     }
+                    let enclave = self.enclave()?;
                     if !enclave.holds_key(&session)? {
                         return Err(unavailable("this cluster's leader may not hold this session's key"));
                     }

@@ -78,11 +78,41 @@ pub trait Handler: Send + Sync + 'static {
 /// Where the reply to an outbound message goes.
 type Waiter = oneshot::Sender<Result<Vec<u8>, String>>;
 
-/// Channels peers initiated, by channel id, and their order of arrival (oldest first).
-#[derive(Default)]
-struct Inbound {
-    channels: HashMap<[u8; 32], Arc<Mutex<Channel>>>,
-    order: VecDeque<[u8; 32]>,
+/// At most `max` values by key, the oldest evicted first: `order` holds exactly the map's
+/// keys, in order of arrival (a key taken out leaves it too — one left behind let the map
+/// pass its bound: a review of 2026-12-04 grew the handshakes a node holds without limit by
+/// finishing handshakes with junk, whose ids stayed queued and were "evicted" instead).
+struct Bounded<K, V> {
+    map: HashMap<K, V>,
+    order: VecDeque<K>,
+    max: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Copy, V> Bounded<K, V> {
+    fn new(max: usize) -> Self {
+        Bounded { map: HashMap::new(), order: VecDeque::new(), max }
+    }
+
+    /// Insert (a key already there keeps its place), then evict the oldest past `max`.
+    fn insert(&mut self, k: K, v: V) {
+        if self.map.insert(k, v).is_none() {
+            self.order.push_back(k);
+        }
+        while self.map.len() > self.max {
+            let Some(old) = self.order.pop_front() else { break };
+            self.map.remove(&old);
+        }
+    }
+
+    fn take(&mut self, k: &K) -> Option<V> {
+        let v = self.map.remove(k)?;
+        self.order.retain(|o| o != k);
+        Some(v)
+    }
+
+    fn get(&self, k: &K) -> Option<&V> {
+        self.map.get(k)
+    }
 }
 
 struct OutChannel {
@@ -114,8 +144,10 @@ pub struct Peers {
     /// one's failing attempts do not replace the new one's channel (which cut its
     /// replication and snapshots short, attempt after attempt).
     out: Mutex<HashMap<OutKey, OutSlot>>,
-    inbound: Mutex<Inbound>,
-    pending: Mutex<(HashMap<u64, ResponderState>, VecDeque<u64>)>,
+    /// Channels peers initiated, by channel id.
+    inbound: Mutex<Bounded<[u8; 32], Arc<Mutex<Channel>>>>,
+    /// Handshakes peers began and have not finished.
+    pending: Mutex<Bounded<u64, ResponderState>>,
     bucket: Mutex<Bucket>,
     handler: std::sync::OnceLock<Arc<dyn Handler>>,
 }
@@ -131,8 +163,8 @@ impl Peers {
             waiting: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             out: Mutex::new(HashMap::new()),
-            inbound: Mutex::new(Inbound::default()),
-            pending: Mutex::new((HashMap::new(), VecDeque::new())),
+            inbound: Mutex::new(Bounded::new(MAX_INBOUND_CHANNELS)),
+            pending: Mutex::new(Bounded::new(MAX_PENDING_HANDSHAKES)),
             bucket: Mutex::new(Bucket { second: 0, used: 0 }),
             handler: std::sync::OnceLock::new(),
         }
@@ -200,23 +232,14 @@ impl Peers {
         match Responder::respond(&self.identity, &self.cluster_id, msg1) {
             Err(e) => WireReply::Refused(e.to_string()),
             Ok((state, msg2)) => {
-                let mut g = lock(&self.pending);
-                let (map, order) = &mut *g;
-                if map.len() >= MAX_PENDING_HANDSHAKES {
-                    if let Some(old) = order.pop_front() {
-                        map.remove(&old);
-                    }
-                }
-                if map.insert(hs, state).is_none() {
-                    order.push_back(hs);
-                }
+                lock(&self.pending).insert(hs, state);
                 WireReply::Hello { msg2: ByteBuf::from(msg2) }
             }
         }
     }
 
     fn finish(&self, hs: u64, msg3: &[u8]) -> WireReply {
-        let Some(state) = lock(&self.pending).0.remove(&hs) else {
+        let Some(state) = lock(&self.pending).take(&hs) else {
             return WireReply::Refused("no such handshake (expired or finished)".into());
         };
         match state.finish(msg3, &self.admit) {
@@ -227,21 +250,14 @@ impl Peers {
             Ok((channel, peer)) => {
                 let id = channel.channel_id();
                 tracing::info!(channel = %hex::encode(&id[..8]), peer_key = %hex::encode(&peer.static_key[..8]), "channel from a peer");
-                let mut g = lock(&self.inbound);
-                if g.channels.len() >= MAX_INBOUND_CHANNELS {
-                    if let Some(old) = g.order.pop_front() {
-                        g.channels.remove(&old);
-                    }
-                }
-                g.channels.insert(id, Arc::new(Mutex::new(channel)));
-                g.order.push_back(id);
+                lock(&self.inbound).insert(id, Arc::new(Mutex::new(channel)));
                 WireReply::Finished
             }
         }
     }
 
     async fn sealed(&self, id: [u8; 32], frame: &[u8]) -> WireReply {
-        let Some(ch) = lock(&self.inbound).channels.get(&id).cloned() else {
+        let Some(ch) = lock(&self.inbound).get(&id).cloned() else {
             return WireReply::UnknownChannel;
         };
         let (request, peer) = {
@@ -255,7 +271,12 @@ impl Peers {
             return WireReply::Refused("this node is starting".into());
         };
         let reply = handler.handle(request, &peer).await;
-        let sealed = lock(&ch).seal(&reply);
+        // The reply names the request it answers (inside the seal): a host could otherwise
+        // hand a reply kept from one request to another (an old append's `Success` for an
+        // append never delivered: an entry "committed" without a majority; found 2026-12-04
+        // by a review).
+        let bound = [request_binding(frame).as_slice(), &reply].concat();
+        let sealed = lock(&ch).seal(&bound);
         match sealed {
             Ok(frame) => WireReply::Sealed { frame: ByteBuf::from(frame) },
             Err(e) => WireReply::Refused(format!("reply not sealed: {e}")),
@@ -341,17 +362,25 @@ impl Peers {
                     });
                 }
             }
-            let frame = oc.channel.seal(request).map_err(|e| NetError::Refused(to.into(), e.to_string()))?;
+            let sent = oc.channel.seal(request).map_err(|e| NetError::Refused(to.into(), e.to_string()))?;
+            let binding = request_binding(&sent);
             let channel = oc.channel_id;
             drop(g);
-            match self.exchange(to, &Wire::Sealed { channel, frame: ByteBuf::from(frame) }, timeout).await? {
+            match self.exchange(to, &Wire::Sealed { channel, frame: ByteBuf::from(sent) }, timeout).await? {
                 WireReply::Sealed { frame } => {
                     let mut g = slot.lock().await;
                     let Some(oc) = g.as_mut().filter(|oc| oc.channel_id == channel) else {
                         return Err(NetError::Unreachable(to.into(), "channel replaced meanwhile".into()));
                     };
                     let reply = oc.channel.open(&frame).map_err(|e| NetError::Refused(to.into(), e.to_string()))?;
-                    return Ok((reply, peer));
+                    drop(g);
+                    return match reply.split_at_checked(BINDING_LEN) {
+                        Some((b, reply)) if b == binding.as_slice() => Ok((reply.to_vec(), peer)),
+                        _ => Err(NetError::Refused(
+                            to.into(),
+                            "a reply that does not answer this request (the host handed another one)".into(),
+                        )),
+                    };
                 }
                 WireReply::UnknownChannel if attempt == 0 => {
                     let mut g = slot.lock().await;
@@ -370,6 +399,16 @@ impl Peers {
     pub fn forget(&self, to: &str) {
         lock(&self.out).retain(|(url, _), _| url != to);
     }
+}
+
+/// Bytes of [`request_binding`] at the head of every sealed reply.
+const BINDING_LEN: usize = 32;
+
+/// What binds a reply to its request: the SHA-256 of the request's sealed frame (unique:
+/// each frame carries its own counter under the channel's key).
+fn request_binding(frame: &[u8]) -> [u8; BINDING_LEN] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(frame).into()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -401,6 +440,10 @@ fn poll_count<'a>(queued: impl Iterator<Item = &'a Outbound>, max: usize, budget
 }
 
 #[cfg(test)]
+#[path = "peers_tests.rs"]
+mod peers_tests;
+
+#[cfg(test)]
 mod poll_tests {
     use super::*;
 
@@ -415,5 +458,33 @@ mod poll_tests {
         assert_eq!(poll_count(small.iter(), 64, POLL_BYTES), 64);
         assert_eq!(poll_count(small.iter(), 0, POLL_BYTES), 1);
         assert_eq!(poll_count(std::iter::empty(), 64, POLL_BYTES), 0);
+    }
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::Bounded;
+
+    /// Keys taken out leave the order too: alternating inserts and takes (handshakes
+    /// finished, with junk or not) never let the map pass its bound, and the order never
+    /// holds more than the map.
+    #[test]
+    fn taken_keys_leave_the_order_and_the_bound_holds() {
+        let mut b = Bounded::new(64);
+        for hs in 0..10_000u64 {
+            b.insert(hs, ());
+            assert!(b.take(&hs).is_some());
+        }
+        assert_eq!((b.map.len(), b.order.len()), (0, 0));
+        for hs in 10_000..10_200u64 {
+            b.insert(hs, ());
+            assert!(b.map.len() <= 64 && b.order.len() == b.map.len(), "{} {}", b.map.len(), b.order.len());
+        }
+        // The oldest were evicted, the newest 64 kept; a key inserted again keeps its place.
+        assert!(b.get(&10_135).is_none() && b.get(&10_136).is_some() && b.get(&10_199).is_some());
+        b.insert(10_136, ());
+        b.insert(10_200, ());
+        assert!(b.get(&10_136).is_none(), "the oldest, evicted first");
+        assert_eq!(b.take(&10_136), None);
     }
 }

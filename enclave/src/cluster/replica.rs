@@ -150,7 +150,31 @@ impl Replica {
                 Op::Call(call) => match *call {
                     // A policy update may change which nodes hold the key.
                     Call::UpdatePolicy(u) => enclave.apply_update_policy(u, None, &self.holder),
-                    call => enclave.handle(call),
+                    c @ (Call::SignIfAllowed(_)
+                    | Call::Revoke(_)
+                    | Call::RevokeAll(_)
+                    | Call::ApprovePending(_)
+                    | Call::DenyPending(_)
+                    | Call::Sweep(_)) => enclave.handle(c),
+                    // Calls no leader proposes as plain calls (none ever has). A creation
+                    // applied as one would generate a different key on every node, and an
+                    // attestation read each node's own NSM: refused alike on every node, with
+                    // nothing changed (a leader's bug; hosts cannot forge peers' entries).
+                    c @ (Call::CreateSession(_)
+                    | Call::AllowImage(_)
+                    | Call::Status(_)
+                    | Call::Audit(_)
+                    | Call::Attest(_)
+                    | Call::Cluster(_)) => {
+                        tracing::error!(call = c.name(), "a call no leader proposes reached the log as a plain call");
+                        Err(Denial::new(
+                            ErrorCode::Internal,
+                            format!(
+                                "a {} call reaches the log only as its own entry, never as a plain call: refused on every node, nothing changed",
+                                c.name()
+                            ),
+                        ))
+                    }
                 },
                 Op::UpdatePolicy { call, key } => {
                     let key = key.and_then(|s| Key::from_secret_bytes(&s.0));
@@ -280,5 +304,67 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
         let b = self.snapshot_now(true);
         let data = b.encode().map_err(|e| StorageIOError::read_state_machine(&std::io::Error::other(e)))?;
         Ok(Some(Snapshot { meta: b.meta, snapshot: Box::new(Cursor::new(data)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::types::Secret;
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::service::room_tests::{creation, T0};
+    use alloy_primitives::Address;
+    use bridle_common::cluster::ClusterCall;
+    use bridle_common::protocol::{AllowImage, Attest, AuditQuery, StatusQuery};
+
+    fn cmd(op: Op) -> Cmd {
+        Cmd { proposer: 1, clock: T0, op }
+    }
+
+    /// A creation (or a read) that reached the log as a plain call — which no leader
+    /// proposes — is refused when applied, changing nothing: applied as a call, a creation
+    /// would have made a session under a key each node generated itself. The same creation
+    /// as its own entry is made.
+    #[test]
+    fn calls_no_leader_proposes_as_plain_calls_are_refused_when_applied() {
+        let image = B256::repeat_byte(1);
+        let clock = Arc::new(ReplicaClock::new(Box::new(FixedClock::new(T0))));
+        let replica = Replica::new(1, Holder { image, signer: None }, clock, None, Config::default());
+        let mut state = State::default();
+        let identity = Secret(*Key::generate().secret_bytes());
+        let init = replica.apply_cmd(&mut state, cmd(Op::Init { identity, booted_at: T0 }));
+        assert!(init.0.is_ok(), "{init:?}");
+        let enclave = state.enclave.clone().expect("the cluster's enclave");
+        let before = encode_snapshot(&enclave.snapshot(SNAPSHOT_AUDIT_ENTRIES)).unwrap();
+        let c = creation(&enclave, T0, 1);
+        let plain = [
+            Call::CreateSession(c.clone()),
+            Call::Status(StatusQuery { session: None, nonce: None, held: None }),
+            Call::Audit(AuditQuery { since: 0, nonce: None }),
+            Call::Attest(Attest { nonce: None }),
+            Call::AllowImage(AllowImage { auth: c.auth.clone(), session: Address::ZERO, image }),
+            Call::Cluster(ClusterCall::Poll { wait_ms: 0, max: 1 }),
+        ];
+        for call in plain {
+            let name = call.name();
+            let CmdReply(r) = replica.apply_cmd(&mut state, cmd(Op::Call(Box::new(call))));
+            let d = r.expect_err(name);
+            assert_eq!(d.code, ErrorCode::Internal, "{name}: {d:?}");
+            assert!(d.reason.contains(&format!("a {name} call reaches the log only as its own entry")), "{d:?}");
+        }
+        let after = encode_snapshot(&enclave.snapshot(SNAPSHOT_AUDIT_ENTRIES)).unwrap();
+        assert!(before == after, "a refused plain call changed the state");
+        // The creation itself is valid: as its own entry, with its key, it is made.
+        let key = Key::generate();
+        let own = Op::CreateSession {
+            call: Box::new(c),
+            address: key.address(),
+            key: Some(Secret(*key.secret_bytes())),
+            custody: vec![image],
+        };
+        match replica.apply_cmd(&mut state, cmd(own)).0 {
+            Ok(Reply::SessionCreated(s)) => assert_eq!(s.binding.session, key.address()),
+            other => panic!("the creation as its own entry: {other:?}"),
+        }
     }
 }
