@@ -94,7 +94,10 @@ fn period_for(secs: u64) -> (&'static str, bool) {
         61..=3600 => ("hour", secs == 3600),
         3601..=86_400 => ("day", secs == 86_400),
         86_401..=604_800 => ("week", secs == 604_800),
-        604_801..=2_678_400 => ("month", false),
+        // A calendar month is 28 to 31 days: only a period no longer than the shortest
+        // month maps to one (a 30-day grant as a month would allow two periods' amounts
+        // within 30 days across February; found 2026-12-04 by a review).
+        604_801..=2_419_200 => ("month", false),
         _ => ("session", false),
     }
 }
@@ -514,6 +517,23 @@ mod tests {
         for want in ["contract-call", "7200 s", "TOKEN1", "address 0x2222", "maxAmount"] {
             assert!(all.contains(want), "missing note {want}:\n{all}");
         }
+    }
+
+    #[test]
+    fn a_period_maps_only_to_a_bridle_period_never_shorter() {
+        // Calendar months are 28 to 31 days: a 30-day period as a month would let two
+        // periods' amounts through within 30 days (anchored on 31 January, the second month
+        // starts 28 days later).
+        assert_eq!(period_for(2_419_200), ("month", false));
+        for secs in [2_419_201, 2_592_000, 2_678_400] {
+            assert_eq!(period_for(secs), ("session", false), "{secs} s");
+        }
+        assert_eq!(period_for(604_800), ("week", true));
+        assert_eq!(period_for(86_400), ("day", true));
+        let req = json!([{"chainId": 1, "expiry": NOW + 90 * 86_400, "permission": {"type": "native-token-periodic",
+            "data": {"periodAmount": "100", "periodDuration": 2_592_000}}}]);
+        let m = map(&req.to_string(), &[], NOW, None).unwrap();
+        assert_eq!(compile(&m).doc.limits[0].period, crate::period::Period::Session, "{}", m.toml);
     }
 
     #[test]

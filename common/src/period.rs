@@ -53,16 +53,24 @@ impl Period {
         match self {
             Period::Session => 0,
             Period::Month => {
+                // Past where months saturate (a clock beyond i64 seconds included, where the
+                // calendar difference below would turn negative): the last index.
+                if now - anchor >= 28 * 86_400 * MAX_MONTHS && now >= add_months(anchor, MAX_MONTHS) {
+                    return MAX_MONTHS;
+                }
                 let (ay, am, _) = civil_from_unix(anchor);
                 let (ny, nm, _) = civil_from_unix(now);
                 let diff = (ny - ay) * 12 + (nm as i64 - am as i64);
-                let mut k = diff.max(0) as u64;
+                // At most MAX_MONTHS, where `add_months` saturates: beyond it every month
+                // would start at the same time, and the search below would never end (a
+                // clock ≈ 83 000 years past the anchor; a review of 2026-12-04).
+                let mut k = (diff.max(0) as u64).min(MAX_MONTHS);
                 // The calendar difference can overshoot by one when `now` is earlier
                 // in its month than the anchor.
                 while k > 0 && add_months(anchor, k) > now {
                     k -= 1;
                 }
-                while add_months(anchor, k + 1) <= now {
+                while k < MAX_MONTHS && add_months(anchor, k + 1) <= now {
                     k += 1;
                 }
                 k
@@ -146,12 +154,15 @@ pub fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
+/// Most calendar months [`add_months`] adds (≈ 83 000 years); a month's index stops there.
+pub const MAX_MONTHS: u64 = 1_000_000;
+
 /// `t` plus `k` calendar months, the day clamped to the target month's length and the
-/// time of day kept. Saturates far in the future.
+/// time of day kept. Saturates far in the future (at [`MAX_MONTHS`] months).
 pub fn add_months(t: u64, k: u64) -> u64 {
     let (y, m, d) = civil_from_unix(t);
     let secs_of_day = t % 86_400;
-    let total = (m as i64 - 1).saturating_add(k.min(1_000_000) as i64);
+    let total = (m as i64 - 1).saturating_add(k.min(MAX_MONTHS) as i64);
     let ny = y + total.div_euclid(12);
     let nm = (total.rem_euclid(12) + 1) as u32;
     let nd = d.min(days_in_month(ny, nm));
@@ -227,6 +238,18 @@ mod tests {
         assert_eq!(Period::Session.end(a, 0), u64::MAX);
         // Before the anchor: period 0.
         assert_eq!(Period::Day.index(a, a - 5), 0);
+    }
+
+    /// A clock past where months saturate (≈ 83 000 years after the anchor) ends the
+    /// month's index at MAX_MONTHS instead of searching for ever.
+    #[test]
+    fn a_month_index_far_in_the_future_ends() {
+        let a = t("2026-11-23T10:00:00Z");
+        let far = add_months(a, MAX_MONTHS);
+        for now in [far, far + 1, far.saturating_mul(2), u64::MAX / 2, u64::MAX] {
+            assert_eq!(Period::Month.index(a, now), MAX_MONTHS, "{now}");
+        }
+        assert_eq!(Period::Month.index(a, add_months(a, 12)), 12);
     }
 
     #[test]

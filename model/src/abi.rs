@@ -141,6 +141,44 @@ pub fn is_token_moving(s: [u8; 4]) -> bool {
     TOKEN_MOVING.iter().any(|sig| sel(sig) == s)
 }
 
+/// The account-executing signatures, exactly as RULES §5 lists them (refused on any
+/// contract through a wildcard target).
+pub const ACCOUNT_EXECUTING: &[&str] = &[
+    // Executing calls as the account.
+    "execute(address,uint256,bytes)",
+    "executeBatch(address[],bytes[])",
+    "executeBatch(address[],uint256[],bytes[])",
+    "executeBatch((address,uint256,bytes)[])",
+    "execute(bytes32,bytes)",
+    "executeFromExecutor(bytes32,bytes)",
+    "execute(address,bytes)",
+    "execute(address,uint256,bytes,uint8)",
+    "executeCall(address,uint256,bytes)",
+    "execute(uint256,address,uint256,bytes)",
+    "executeBySender((address,uint256,bytes)[])",
+    "executeWithRuntimeValidation(bytes,bytes)",
+    "execTransaction(address,uint256,bytes,uint8,uint256,uint256,uint256,address,address,bytes)",
+    "execTransactionFromModule(address,uint256,bytes,uint8)",
+    "execTransactionFromModuleReturnData(address,uint256,bytes,uint8)",
+    "approveHash(bytes32)",
+    // Replacing the account's code.
+    "upgradeToAndCall(address,bytes)",
+    "upgradeTo(address)",
+    // Handing the account to another owner, signer or module.
+    "transferOwnership(address)",
+    "addOwnerAddress(address)",
+    "addOwnerPublicKey(bytes32,bytes32)",
+    "updateOwners(address[],address[])",
+    "addOwnerWithThreshold(address,uint256)",
+    "swapOwner(address,address,address)",
+    "enableModule(address)",
+    "installModule(uint256,address,bytes)",
+];
+
+pub fn is_account_executing(s: [u8; 4]) -> bool {
+    ACCOUNT_EXECUTING.iter().any(|sig| sel(sig) == s)
+}
+
 /// The first four bytes of calldata, when there are at least four.
 pub fn selector_of(data: &[u8]) -> Option<[u8; 4]> {
     data.get(..4).map(|b| [b[0], b[1], b[2], b[3]])
@@ -254,6 +292,21 @@ mod tests {
         );
         assert_eq!(canonical("bad"), None);
         assert_eq!(canonical("f(uint"), None);
+    }
+
+    #[test]
+    fn the_account_executing_list_is_exactly_the_rules_list() {
+        assert_eq!(ACCOUNT_EXECUTING.len(), 26);
+        let mut sels: Vec<[u8; 4]> = ACCOUNT_EXECUTING.iter().map(|s| sel(s)).collect();
+        for s in ACCOUNT_EXECUTING {
+            assert_eq!(canonical(s).as_deref(), Some(*s));
+            assert!(!is_token_moving(sel(s)), "{s}");
+        }
+        sels.sort_unstable();
+        sels.dedup();
+        assert_eq!(sels.len(), 26);
+        // SimpleAccount's execute, as the chain knows it.
+        assert_eq!(sel("execute(address,uint256,bytes)"), [0xb6, 0x1d, 0x27, 0xf6]);
     }
 
     #[test]

@@ -192,7 +192,8 @@ impl Model {
         for rl in &p.rate_limits {
             let used =
                 self.rate.iter().filter(|(s, _)| t - s < rl.window).map(|(_, w)| *w).fold(0u64, u64::saturating_add);
-            if used.saturating_add(weight) > rl.max {
+            // A window reaching a signature the session no longer keeps counts as full.
+            if self.rate_dropped.is_some_and(|d| t - d < rl.window) || used.saturating_add(weight) > rl.max {
                 codes.push("rate_limited");
             }
         }
@@ -257,7 +258,8 @@ impl Model {
                 }
                 for (target, value, data) in calls {
                     // RULES §5, self-calls: an account other than the session calling itself.
-                    if target == sender && *sender != self.account {
+                    // The zero address is the account itself to ERC-7821 accounts.
+                    if (target == sender || target.is_zero()) && *sender != self.account {
                         codes.push("target_not_allowed");
                     }
                     self.check_call(
@@ -301,7 +303,7 @@ impl Model {
                         if d.managers.contains(target) {
                             codes.push("selector_not_allowed");
                         }
-                        if *target == holder && holder != self.account {
+                        if (*target == holder || target.is_zero()) && holder != self.account {
                             codes.push("target_not_allowed");
                         }
                         // Only metered calls run as a delegator.
@@ -478,7 +480,13 @@ impl Model {
         // wildcard on any target, listed tokens included.
         let plain = data.is_empty();
         let metered = listed_here && abi::is_metered(data);
-        let moving = !listed_here && sel.is_some_and(abi::is_token_moving);
+        // Through a wildcard: an unlisted contract's token-moving functions, any contract's
+        // account-executing ones, and any function of an account the session signs user
+        // operations for.
+        let own_account = self.policy.user_operations.senders.contains(&to);
+        let moving = !listed_here
+            && !plain
+            && (sel.is_some_and(|s| abi::is_token_moving(s) || abi::is_account_executing(s)) || own_account);
         let specific: Vec<&CallRule> = self.policy.calls.iter().filter(|r| r.target == Some(to)).collect();
         let wild: Vec<&CallRule> = self.policy.calls.iter().filter(|r| r.target.is_none()).collect();
         let mut blocked_moving = false;

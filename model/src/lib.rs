@@ -125,8 +125,12 @@ pub struct Model {
     /// Session time of the last decision (creation time at first).
     now: u64,
     uses: u64,
-    /// (signing time, weight) of every signature.
+    /// (signing time, weight signed then) of the signatures the session keeps for its rate
+    /// limits (RULES §1, 4: the newest whose weights reach the largest `max` of the policy
+    /// in force when it signed, at least 64).
     rate: Vec<(u64, u64)>,
+    /// The time of the newest signature no longer kept: a window reaching it counts as full.
+    rate_dropped: Option<u64>,
     /// (time, asset, amount) of every charge.
     ledger: Vec<(u64, Ledger, U256)>,
     /// Every signed request with where it sits and what it wrote.
@@ -184,6 +188,7 @@ impl Model {
             now: created_at,
             uses: 0,
             rate: Vec::new(),
+            rate_dropped: None,
             ledger: Vec::new(),
             registry: Vec::new(),
             pending: Vec::new(),
@@ -472,7 +477,20 @@ impl Model {
     /// Sign: charge the ledger, count the weight, record the registry item.
     fn commit(&mut self, ev: check::Eval, t: u64) {
         self.uses = self.uses.saturating_add(ev.weight);
-        self.rate.push((t, ev.weight));
+        match self.rate.last_mut() {
+            Some((s, w)) if *s == t => *w = w.saturating_add(ev.weight),
+            _ => self.rate.push((t, ev.weight)),
+        }
+        let keep = self.policy.rate_limits.iter().map(|r| r.max).max().unwrap_or(0).max(64);
+        let mut total = self.rate.iter().map(|x| x.1).fold(0u64, u64::saturating_add);
+        while let Some(&(s, w)) = self.rate.first() {
+            if total - w < keep {
+                break;
+            }
+            total -= w;
+            self.rate.remove(0);
+            self.rate_dropped = Some(self.rate_dropped.map_or(s, |d| d.max(s)));
+        }
         let c = &ev.charges;
         let mut entries = vec![(Ledger::Native, c.native), (Ledger::Gas, c.gas), (Ledger::Usd, c.usd)];
         entries.extend(c.tokens.iter().map(|(a, v)| (Ledger::Token(*a), *v)));

@@ -214,7 +214,8 @@ fn search(nodes: &[Node], groups: &[Group], need_t: bool) -> Option<U256> {
                     }
                 }
                 Group::Float { node, deadline } => {
-                    if p == 0 && st.max_signed.max(nodes[*node].signed) <= *deadline {
+                    // RULES §6: a block's stamp may trail the signing by 60 s.
+                    if p == 0 && st.max_signed.max(nodes[*node].signed) <= deadline.saturating_add(60) {
                         moves.push((1, Some(*node), false));
                     }
                 }

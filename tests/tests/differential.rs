@@ -69,3 +69,11 @@ fn seeds_that_once_disagreed() {
         }
     }
 }
+
+/// The model's lists of selectors a wildcard never covers are written from RULES §5 on their
+/// own; they must be the engine's, signature for signature.
+#[test]
+fn the_model_and_the_engine_list_the_same_wildcard_exclusions() {
+    assert_eq!(bridle_common::policy::calls::TOKEN_MOVING, bridle_model::abi::TOKEN_MOVING);
+    assert_eq!(bridle_common::policy::calls::ACCOUNT_EXECUTING, bridle_model::abi::ACCOUNT_EXECUTING);
+}

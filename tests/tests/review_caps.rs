@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 sol! {
     function transferAndCall(address to, uint256 amount, bytes data) returns (bool);
     function push(address to, uint256 amount);
+    function execute(address dest, uint256 value, bytes func);
+    function transfer(address to, uint256 amount) returns (bool);
     function setFee(uint8 fee);
 }
 
@@ -213,6 +215,14 @@ per = "day"
     // An unlisted token's token-moving functions through the wildcard: refused.
     let (c, v) = s.sign(&g, call_tx(CHAIN, 1, OTHER_TOKEN, U256::ZERO, tac)).await;
     assert_eq!((c, code(&v)), (403, "target_not_allowed"), "{v}");
+    // A smart account the session owns, told to move its USDC (SimpleAccount's execute):
+    // the transfer inside is never decoded, so the wildcard does not cover it (a review of
+    // 2026-12-04 moved a whole balance past the 100 USDC cap this way).
+    let inner = transferCall { to: DEAD, amount: units(1_000_000, 6) }.abi_encode();
+    let exec = executeCall { dest: USDC, value: U256::ZERO, func: Bytes::from(inner) }.abi_encode();
+    let (c, v) = s.sign(&g, call_tx(CHAIN, 1, OTHER_TOKEN, U256::ZERO, exec)).await;
+    assert_eq!((c, code(&v)), (403, "target_not_allowed"), "{v}");
+    assert!(v.to_string().contains("executes calls as an account"), "{v}");
     // The metered ones are capped as ever.
     let (c, v) = s.sign(&g, erc20_transfer(CHAIN, 1, USDC, owner.address, units(101, 6))).await;
     assert_eq!((c, code(&v)), (403, "spend_cap"), "{v}");

@@ -27,6 +27,21 @@ pub mod worst;
 
 pub use registry::{Grant, Item, Key, Place, Registry, Via, MAX_WRITES};
 
+/// How far a block's timestamp may trail the enclave's clock at signing (RULES.md §6): on
+/// proof-of-stake Ethereum a block's timestamp is its slot's start, so a transaction signed
+/// up to 12 s later is mined in a block stamped before it, and the enclave's clock may
+/// drift (found 2026-12-04 by a review). Chains whose sequencer may stamp blocks further in
+/// the past are a residual (SECURITY.md).
+pub const CHAIN_TIME_SLACK: u64 = 60;
+
+/// Whether an authority or a signature with deadline `deadline` may still be used in a
+/// block holding what was signed at `at`: Permit2, EIP-2612 and signature transfers revert
+/// only when `block.timestamp > deadline`, and the block's stamp may trail `at` by
+/// [`CHAIN_TIME_SLACK`].
+pub fn usable(deadline: u64, at: u64) -> bool {
+    deadline.saturating_add(CHAIN_TIME_SLACK) >= at
+}
+
 /// The least gas limit with which a transaction's approval writes count as applied once it
 /// is mined, unless the policy says otherwise (`approvals.revoke_gas`, RULES.md §6). A mined
 /// transaction consumes its nonce even when it runs out of gas and writes nothing; an

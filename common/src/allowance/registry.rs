@@ -200,6 +200,29 @@ impl Registry {
         any && !self.own.get(&chain_id).is_some_and(|p| p.contains(nonce))
     }
 
+    /// Whether every transaction the session signed at `nonce` on `chain_id` is a sweep that
+    /// sets `key` to zero and nothing else: re-signing that nonce with `key`'s revocation is
+    /// a fee bump — whichever is mined revokes `key`. A sweep of another key there would
+    /// replace a revocation that requests signed since may rely on (found 2026-12-04 by a
+    /// review: an approval signed because an older one was certainly revoked, then that
+    /// revocation displaced by an unauthenticated sweep of a third key).
+    pub fn only_revokes_at(&self, chain_id: u64, nonce: u64, key: &Key) -> bool {
+        self.only_sweeps_at(chain_id, nonce)
+            && self
+                .items
+                .iter()
+                .filter(|i| i.place == Place::Own { chain_id, nonce })
+                .all(|i| i.grants.iter().all(|g| g.key == *key && g.op == GrantOp::Set(U256::ZERO)))
+    }
+
+    /// The key whose revocation every transaction at `nonce` on `chain_id` is, when they are
+    /// all sweeps of one key (see [`Registry::only_revokes_at`]).
+    pub fn sole_revocation_at(&self, chain_id: u64, nonce: u64) -> Option<Key> {
+        let first = self.items.iter().find(|i| i.place == Place::Own { chain_id, nonce })?;
+        let key = first.grants.first()?.key;
+        self.only_revokes_at(chain_id, nonce, &key).then_some(key)
+    }
+
     /// Mark every transaction of the session's own address on a chain where `uncertain` holds
     /// as one that may revert (RULES.md §6). Whether a chain takes L1 data gas from the gas
     /// limit is a fact about the chain, not about when a transaction was signed: a policy
@@ -239,7 +262,9 @@ impl Registry {
 
     fn ended(i: &Item, now: u64) -> bool {
         matches!(i.place, Place::Floating { .. })
-            && i.grants.iter().all(|g| g.key.kind != AllowanceKind::Erc20 && g.end.is_some_and(|e| e <= now))
+            && i.grants
+                .iter()
+                .all(|g| g.key.kind != AllowanceKind::Erc20 && g.end.is_some_and(|e| !super::usable(e, now)))
     }
 
     /// Forget floating Permit2 authorities that ended by `now` (exact: see `forgettable`).

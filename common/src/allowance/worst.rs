@@ -22,7 +22,7 @@
 //! check this against a brute-force enumeration of histories.
 
 use super::registry::{AccountLane, Grant, Key, Place, Registry};
-use super::{AllowanceKind, GrantOp};
+use super::{usable, AllowanceKind, GrantOp};
 use alloy_primitives::U256;
 use std::collections::BTreeMap;
 
@@ -63,7 +63,9 @@ fn effect(grants: &[Grant], key: &Key, now: u64) -> Eff {
     let mut e = Eff::None;
     for g in grants.iter().filter(|g| g.key == *key) {
         e = match (g.op, e) {
-            (GrantOp::Set(v), _) => Eff::Reset { total: if g.end.is_some_and(|t| t <= now) { U256::ZERO } else { v } },
+            (GrantOp::Set(v), _) => {
+                Eff::Reset { total: if g.end.is_some_and(|t| !usable(t, now)) { U256::ZERO } else { v } }
+            }
             (GrantOp::Add(a), Eff::None) => Eff::Add(a),
             (GrantOp::Add(a), Eff::Add(x)) => Eff::Add(x.saturating_add(a)),
             (GrantOp::Add(a), Eff::Reset { total }) => Eff::Reset { total: total.saturating_add(a) },
@@ -143,7 +145,7 @@ impl Lane {
     fn best_run(&self, d: Option<u64>) -> U256 {
         let (mut best, mut sum, mut reachable, mut prefix_ok) = (U256::ZERO, U256::ZERO, true, true);
         for s in self.0.values() {
-            let ok = d.is_none_or(|d| s.min_sigma <= d);
+            let ok = d.is_none_or(|d| usable(d, s.min_sigma));
             if s.all_reset() {
                 if reachable {
                     best = best.max(sum);
@@ -196,7 +198,7 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
     }
     if let AllowanceKind::SignatureTransfer { .. } = key.kind {
         // One-shot authorities, each floating until it ends: all of them, as long as alive.
-        let live = |g: &Grant| g.key == *key && g.end.is_none_or(|e| e > now);
+        let live = |g: &Grant| g.key == *key && g.end.is_none_or(|e| usable(e, now));
         let amount = |g: &Grant| match g.op {
             GrantOp::Set(v) | GrantOp::Add(v) => v,
         };
@@ -384,11 +386,11 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
     for &(d, total) in &floating {
         let feasible = match forced {
             Forced::None => true,
-            Forced::Request => d >= now,
+            Forced::Request => usable(d, now),
             Forced::Pos(m) => {
                 let signed = own.max_sigma_upto(m);
                 let signed = if Some(m) == lt { signed.max(now) } else { signed };
-                d >= signed
+                usable(d, signed)
             }
         };
         if !feasible {

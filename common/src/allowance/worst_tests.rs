@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::allowance::registry::{AccountLane, Positions, Via};
+use crate::allowance::{usable, CHAIN_TIME_SLACK};
 use alloy_primitives::Address;
 
 const SESSION: Address = Address::repeat_byte(0x5e);
@@ -12,6 +13,10 @@ const TOKEN: Address = Address::repeat_byte(0x70);
 fn key(holder: Address, spender: u8, kind: AllowanceKind) -> Key {
     Key { chain_id: 1, holder, token: TOKEN, spender: Address::repeat_byte(spender), kind }
 }
+
+/// The random worlds' unit of time: ten seconds, so that [`CHAIN_TIME_SLACK`] (60 s) decides
+/// some of their deadlines and not all.
+const TICK: u64 = 10;
 
 fn grant(key: Key, op: GrantOp, end: Option<u64>) -> Grant {
     Grant { key, op, end, token_index: None, via: Via("approve") }
@@ -110,10 +115,35 @@ fn a_permit_is_cleared_only_by_a_revocation_signed_after_its_deadline() {
     rec(&mut r, own(0), 50, vec![set(a, 0)]);
     let tb = [set(b, 1)];
     assert_eq!(w(&r, &a, 60, Some((own(1), &tb))), 500, "the permit may be used after the revocation is mined");
-    let mut r = Registry::default();
-    rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![set(a, 500)]);
-    rec(&mut r, own(0), 150, vec![set(a, 0)]);
-    assert_eq!(w(&r, &a, 160, Some((own(1), &tb))), 0);
+    // Signed at the deadline, or within CHAIN_TIME_SLACK after it, the revocation may be
+    // mined in a block stamped no later than the deadline, after the permit (a review of
+    // 2026-12-04: both revert only past `block.timestamp > deadline`).
+    for (signed, worst) in [(100, 500), (100 + CHAIN_TIME_SLACK, 500), (101 + CHAIN_TIME_SLACK, 0)] {
+        let mut r = Registry::default();
+        rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![set(a, 500)]);
+        rec(&mut r, own(0), signed, vec![set(a, 0)]);
+        assert_eq!(w(&r, &a, signed + 10, Some((own(1), &tb))), worst, "revocation signed at {signed}");
+    }
+}
+
+/// A review of the slack (2026-12-04): a revocation signed 30 s after the permit's deadline
+/// may be mined before it, so an `increaseAllowance` after the revocation adds to the
+/// permit's 500 — the run of adds after a floating set honours the slack too.
+#[test]
+fn adds_after_a_revocation_within_the_slack_add_to_the_permit() {
+    let a = key(SESSION, 0xa, AllowanceKind::Erc20);
+    let inc = [add(a, 200)];
+    // Past the slack the permit comes before the revocation or never: 200 after the add,
+    // or the permit's 500 alone in a history where the session's transactions are not mined.
+    for (revoked_at, worst, signed) in [(130, 700, 700), (101 + CHAIN_TIME_SLACK, 200, 500)] {
+        let mut r = Registry::default();
+        rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![set(a, 500)]);
+        rec(&mut r, own(0), revoked_at, vec![set(a, 0)]);
+        // As a request at the next nonce, and as what is signed (no request: a status).
+        assert_eq!(w(&r, &a, revoked_at + 5, Some((own(1), &inc))), worst, "revoked at {revoked_at}");
+        rec(&mut r, own(1), revoked_at + 5, inc.to_vec());
+        assert_eq!(w(&r, &a, revoked_at + 10, None), signed, "revoked at {revoked_at}, no request");
+    }
 }
 
 #[test]
@@ -122,7 +152,9 @@ fn permit2_expiration_zero_lasts_until_the_signature_deadline() {
     let mut r = Registry::default();
     rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![grant(k, GrantOp::Set(U256::from(7)), Some(100))]);
     assert_eq!(w(&r, &k, 99, None), 7);
-    assert_eq!(w(&r, &k, 100, None), 0);
+    // Usable while `block.timestamp ≤ deadline`, in a block stamped up to the slack earlier.
+    assert_eq!(w(&r, &k, 100 + CHAIN_TIME_SLACK, None), 7);
+    assert_eq!(w(&r, &k, 101 + CHAIN_TIME_SLACK, None), 0);
 }
 
 // ---- brute force ------------------------------------------------------------------------
@@ -168,7 +200,7 @@ fn apply(v: &mut U256, g: &Grant, k: &Key, now: u64) {
         return;
     }
     match g.op {
-        GrantOp::Set(x) => *v = if g.end.is_some_and(|e| e <= now) { U256::ZERO } else { x },
+        GrantOp::Set(x) => *v = if g.end.is_some_and(|e| !usable(e, now)) { U256::ZERO } else { x },
         GrantOp::Add(x) => *v = v.saturating_add(x),
     }
 }
@@ -327,7 +359,7 @@ fn interleave_checked(
         for s in 0..seqs.len() {
             if idx[s] < seqs[s].len() {
                 let ev = &seqs[s][idx[s]];
-                if ev.deadline.is_some_and(|d| d < st.max_sigma) {
+                if ev.deadline.is_some_and(|d| !usable(d, st.max_sigma)) {
                     continue;
                 }
                 let saved = st.clone();
@@ -339,7 +371,7 @@ fn interleave_checked(
             }
         }
         for f in 0..floats.len() {
-            if !used[f] && floats[f].deadline.unwrap_or(u64::MAX) >= st.max_sigma {
+            if !used[f] && floats[f].deadline.is_none_or(|d| usable(d, st.max_sigma)) {
                 let saved = st.clone();
                 st.place(&floats[f]);
                 used[f] = true;
@@ -366,7 +398,7 @@ fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
             .map(|_| {
                 let key = keys[rng.below(keys.len() as u64) as usize];
                 let v = [0, 0, 5, 100, 1000][rng.below(5) as usize];
-                let end = if erc20 || rng.below(2) == 0 { None } else { Some(15 + rng.below(20)) };
+                let end = if erc20 || rng.below(2) == 0 { None } else { Some(TICK * (15 + rng.below(20))) };
                 if erc20 && rng.below(3) == 0 {
                     grant(key, GrantOp::Add(U256::from(v)), None)
                 } else {
@@ -383,18 +415,18 @@ fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
     for _ in 0..rng.below(5) {
         let n = rng.below(4);
         let grants = g(rng, &[k, k2]);
-        events.push((rng.below(20), own(n), grants, rng.below(4) == 0));
+        events.push((TICK * rng.below(20), own(n), grants, rng.below(4) == 0));
     }
     if rng.below(2) == 0 {
         for _ in 0..rng.below(3) {
             let q = rng.below(3);
-            events.push((rng.below(20), Place::Account { lane, seq: q }, g(rng, &[ka]), false));
+            events.push((TICK * rng.below(20), Place::Account { lane, seq: q }, g(rng, &[ka]), false));
         }
     }
     for _ in 0..rng.below(3) {
         let grants: Vec<Grant> = g(rng, &[k, k2]).into_iter().filter(|x| matches!(x.op, GrantOp::Set(_))).collect();
         if !grants.is_empty() {
-            events.push((rng.below(20), Place::Floating { deadline: rng.below(40) }, grants, false));
+            events.push((TICK * rng.below(20), Place::Floating { deadline: TICK * rng.below(40) }, grants, false));
         }
     }
     events.sort_by_key(|e| e.0);
@@ -427,7 +459,7 @@ fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
 #[test]
 fn matches_brute_force_on_random_registries() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let now = 25;
+    let now = 25 * TICK;
     let mut checked = 0;
     for round in 0..3000 {
         let kind = if round % 3 == 0 {
@@ -456,7 +488,7 @@ fn matches_brute_force_on_random_registries() {
             _ => {
                 let grants: Vec<Grant> =
                     tg(&mut rng, k).into_iter().filter(|x| matches!(x.op, GrantOp::Set(_))).collect();
-                Some((Place::Floating { deadline: now + rng.below(10) }, grants))
+                Some((Place::Floating { deadline: now + TICK * rng.below(10) }, grants))
             }
         };
         for kk in [k, ka, key(SESSION, 0xb, kind)] {

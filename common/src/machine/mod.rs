@@ -201,8 +201,9 @@ impl Machine {
     /// Suspend the session because a decision on it was interrupted (fail closed): only the
     /// owner lifts it, like a trip-wire suspension.
     pub fn fail_closed(&mut self, why: &str) {
-        // Denials stay (a fail-closed session must not forget what the owner refused).
-        self.pending.retain(|_, p| p.denied_at.is_some());
+        // Denials stay (a fail-closed session must not forget what the owner refused), and so
+        // do approved requests the enclave signed and charged (still the agent's to collect).
+        self.pending.retain(|_, p| p.denied_at.is_some() || p.signed.is_some());
         self.suspended = Some(why.to_string());
     }
 

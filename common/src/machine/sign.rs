@@ -73,7 +73,7 @@ impl Machine {
             Ok(()) => {}
             Err(ReplayError::Seen { signed: Some(d) }) if d == prepared.stamp_digest() => {
                 // The identical request, signed before: the same signature again (RFC 6979
-                // makes it the same bytes), charged and logged once (RULES.md §3).
+                // makes it the same bytes), charged and logged once (RULES.md §2).
                 return sign_with(key, session, &prepared);
             }
             Err(ReplayError::Seen { .. }) => return Err(Denial::new(ErrorCode::Replayed, "stamp nonce already used")),

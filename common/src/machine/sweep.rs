@@ -151,6 +151,27 @@ impl Machine {
                 chosen.push((covered, k));
             }
         }
+        // A fee bump of the nonce the terms start at, when only one key's revocations sit
+        // there: it is re-signed with them even when that key no longer needs sweeping (the
+        // agent revoked it itself since) — otherwise no other key may take that nonce, and a
+        // sweep nobody mined would block it, and the agent's transactions above it, for good
+        // (a review of 2026-12-04). Bounded like every re-sign.
+        if !authed {
+            for x in terms {
+                let Some(k) = reg.sole_revocation_at(x.chain_id, x.nonce) else { continue };
+                // Listed already for another nonce, it is laid there too (placed by that
+                // nonce's order it would never come first here).
+                let here = chosen.iter().any(|(n, c)| *c == k && *n == Some(x.nonce));
+                if !here
+                    && k.holder == session
+                    && k.kind.sweepable()
+                    && reg.has_room(crate::allowance::MAX_WRITES / 2 + bounded + 1, t)
+                {
+                    bounded += 1;
+                    chosen.push((Some(x.nonce), k));
+                }
+            }
+        }
         // Nonces: an unauthenticated sweep never replaces what the agent signed. Keys a sweep
         // already covers come first, in the order of their sweeps' nonces (a fee bump tends
         // to lay each where its sweep was; not always — two keys may share a sweep's nonce);
@@ -181,10 +202,14 @@ impl Machine {
             let mine = chosen.iter().any(|k| k.chain_id == x.chain_id);
             let open = if authed || !mine { Vec::new() } else { sweep_only_nonces(reg, x.chain_id) };
             let agents = |n: u64| n < next && open.binary_search(&n).is_err();
+            // A nonce below the next one takes `k`'s revocation only where every sweep there
+            // revokes `k` alone (a fee bump): a revocation of another key there would
+            // displace one that requests signed since may rely on.
+            let fits = |n: u64, k: &Key| n >= next || reg.only_revokes_at(x.chain_id, n, k);
             for k in chosen.iter().filter(|k| k.chain_id == x.chain_id) {
-                if !authed && nonce != x.nonce && agents(nonce) {
-                    // The first nonce after it that only sweeps used, or the next one.
-                    nonce = open.iter().copied().find(|&m| m > nonce).unwrap_or(next).min(next);
+                if !authed && ((nonce != x.nonce && agents(nonce)) || (!agents(nonce) && !fits(nonce, k))) {
+                    // The first nonce after it that only sweeps of `k` used, or the next one.
+                    nonce = open.iter().copied().find(|&m| m > nonce && fits(m, k)).unwrap_or(next).min(next);
                 }
                 if !authed && agents(nonce) {
                     return Err(Denial::rule(

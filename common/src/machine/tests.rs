@@ -187,3 +187,23 @@ fn a_suspension_does_not_wipe_a_denial() {
     assert_eq!(ask(&mut m, T0 + 7, &big).unwrap_err().code, ErrorCode::DeniedByOwner);
     assert_eq!(m.counters().uses, 0);
 }
+
+/// A review of 2026-12-04: a session failed closed (a lock poisoned by a panic) forgot the
+/// requests the owner had approved and the enclave had signed and charged; once the owner
+/// lifted the suspension, asking again was decided afresh — held again, or charged twice.
+/// The signature stays collectable, charged once.
+#[test]
+fn failing_closed_keeps_what_the_owner_approved_and_the_enclave_signed() {
+    let mut m = machine();
+    let big = pay(0, 500);
+    assert_eq!(ask(&mut m, T0 + 1, &big).unwrap_err().code, ErrorCode::PendingApproval);
+    let signed = m.approve(T0 + 2, digest(&big), Some(&Key)).result.expect("approved");
+    let uses = m.counters().uses;
+    m.fail_closed("test");
+    assert_eq!(m.status(T0 + 3, None).pending.len(), 1, "the signed request is kept");
+    let same = m.policy().as_ref().clone();
+    m.update_policy(T0 + 4, same).result.expect("the owner lifts the suspension");
+    let again = ask(&mut m, T0 + 5, &big).expect("collected");
+    assert_eq!(again.signature, signed.signature);
+    assert_eq!(m.counters().uses, uses, "charged once");
+}

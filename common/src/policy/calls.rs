@@ -8,10 +8,9 @@ use crate::allowance::{AllowanceKind, Grant, GrantOp, Key, Via};
 use crate::error::{Denial, ErrorCode};
 use crate::tx::Call;
 use alloy_dyn_abi::{DynSolType, DynSolValue};
-use alloy_primitives::{keccak256, Address, U256};
+use alloy_primitives::{Address, U256};
 use alloy_sol_types::{sol, SolCall};
 use std::cmp::Ordering;
-use std::sync::OnceLock;
 
 sol! {
     function transfer(address to, uint256 amount) returns (bool);
@@ -27,48 +26,7 @@ pub mod permit2 {
     }
 }
 
-/// Functions that move or authorize moving tokens. Through a wildcard target they are
-/// refused on any contract the policy does not list as a token (RULES.md §5): a wildcard
-/// would otherwise move value no cap meters.
-pub const TOKEN_MOVING: &[&str] = &[
-    "transfer(address,uint256)",
-    "transferFrom(address,address,uint256)",
-    "approve(address,uint256)",
-    "increaseAllowance(address,uint256)",
-    "transferAndCall(address,uint256,bytes)",
-    "transferAndCall(address,uint256)",
-    "transferFromAndCall(address,address,uint256,bytes)",
-    "approveAndCall(address,uint256,bytes)",
-    "send(address,uint256,bytes)",
-    "operatorSend(address,address,uint256,bytes,bytes)",
-    "authorizeOperator(address)",
-    "push(address,uint256)",
-    "pull(address,uint256)",
-    "move(address,address,uint256)",
-    "safeTransferFrom(address,address,uint256)",
-    "safeTransferFrom(address,address,uint256,bytes)",
-    "safeTransferFrom(address,address,uint256,uint256,bytes)",
-    "safeBatchTransferFrom(address,address,uint256[],uint256[],bytes)",
-    "setApprovalForAll(address,bool)",
-    "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)",
-    "permit(address,address,uint256,uint256,bool,uint8,bytes32,bytes32)",
-    "approve(address,address,uint160,uint48)",
-    "transferFrom(address,address,uint160,address)",
-];
-
-/// The selectors of [`TOKEN_MOVING`].
-pub fn token_moving_selectors() -> &'static [[u8; 4]] {
-    static S: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
-    S.get_or_init(|| {
-        TOKEN_MOVING
-            .iter()
-            .map(|sig| {
-                let h = keccak256(sig.as_bytes());
-                [h[0], h[1], h[2], h[3]]
-            })
-            .collect()
-    })
-}
+pub use super::selectors::{account_executing_selectors, token_moving_selectors, ACCOUNT_EXECUTING, TOKEN_MOVING};
 
 /// The functions of a listed token Bridle meters (charges and checks): the only ones a `*`
 /// entry or a wildcard target lets through on it.
@@ -133,6 +91,11 @@ enum Miss {
     Unmetered,
     /// Only a wildcard target matched a token-moving function of an unlisted contract.
     UnlistedToken,
+    /// Only a wildcard target matched a function through which an account executes calls.
+    AccountCall,
+    /// Only a wildcard target matched a function of an account the session signs user
+    /// operations for (`user_operations.senders`).
+    OwnAccount,
 }
 
 pub(crate) fn check_call(
@@ -176,6 +139,9 @@ pub(crate) fn check_call(
         selector.is_some_and(|s| if is_permit2 { s == permit2::approveCall::SELECTOR } else { METERED.contains(&s) });
     let guarded = token.is_some() || is_permit2;
     let moving = selector.is_some_and(|s| token_moving_selectors().contains(&s));
+    // Looked up only when a wildcard rule matches (off the path of specific rules).
+    let executing = || selector.is_some_and(|s| account_executing_selectors().contains(&s));
+    let own_account = || doc.user_operations.senders.contains(&to);
 
     // Allowlist (R-POL-5) and argument rules (R-POL-6): the call passes if one matching
     // function rule's predicates all hold.
@@ -205,6 +171,14 @@ pub(crate) fn check_call(
                 }
                 if !guarded && moving && wildcard {
                     miss = Miss::UnlistedToken;
+                    continue;
+                }
+                if wildcard && !guarded && executing() {
+                    miss = Miss::AccountCall;
+                    continue;
+                }
+                if wildcard && !guarded && own_account() {
+                    miss = Miss::OwnAccount;
                     continue;
                 }
             }
@@ -238,6 +212,20 @@ pub(crate) fn check_call(
                 "tokens",
                 format!(
                     "{to} is not a listed token; a wildcard target does not cover its token-moving function {sel}: list the token under tokens (its transfers are then capped) or name it as a target"
+                ),
+            ),
+            Miss::AccountCall => Denial::rule(
+                ErrorCode::TargetNotAllowed,
+                "calls",
+                format!(
+                    "function {sel} of {to} executes calls as an account (execute, executeBatch, execTransaction, upgradeToAndCall, …): a wildcard target does not cover it, since the calls inside are never checked; name {to} and the function in a [[calls]] rule (its inner calls are then not metered)"
+                ),
+            ),
+            Miss::OwnAccount => Denial::rule(
+                ErrorCode::TargetNotAllowed,
+                "user_operations.senders",
+                format!(
+                    "{to} is an account this session signs user operations for: a wildcard target does not cover calls to it (what it does with its own tokens is never metered that way); name it in a [[calls]] rule, or send user operations"
                 ),
             ),
             Miss::NotListed => {

@@ -124,7 +124,17 @@ pub fn check_session(p: &CompiledPolicy, c: &Counters, ctx: &Context, w: u64) ->
         }
     }
     for (i, r) in doc.rate_limits.iter().enumerate() {
-        let n = c.recent_within(ctx.now, r.window);
+        let Some(n) = c.recent_within(ctx.now, r.window) else {
+            return Err(Denial::rule(
+                ErrorCode::RateLimited,
+                format!("rate_limits[{i}]"),
+                format!(
+                    "the last {} holds more signatures than this session's history kept under an earlier policy (a limit raised or added by an update counts them as reaching its {}); ask again once that window has passed",
+                    format_duration(r.window),
+                    r.max
+                ),
+            ));
+        };
         if n.saturating_add(w) > r.max {
             return Err(Denial::rule(
                 ErrorCode::RateLimited,
@@ -442,7 +452,7 @@ pub fn check_gas_cost(p: &CompiledPolicy, c: &Counters, ctx: &Context, cost: U25
 pub(crate) fn check_spend(p: &CompiledPolicy, c: &Counters, ctx: &Context, charges: &Charges) -> Result<(), Denial> {
     for (i, l) in p.doc.limits.iter().enumerate() {
         let a = p.limit_assets[i];
-        let ask = charges.of(a);
+        let ask = charges.of(p, a);
         if ask.is_zero() {
             continue;
         }
@@ -464,7 +474,7 @@ pub(crate) fn check_spend(p: &CompiledPolicy, c: &Counters, ctx: &Context, charg
     }
     for (i, s) in p.doc.streams.iter().enumerate() {
         let a = p.stream_assets[i];
-        let ask = charges.of(a);
+        let ask = charges.of(p, a);
         if ask.is_zero() {
             continue;
         }

@@ -56,7 +56,7 @@ pub fn escalation(p: &CompiledPolicy, c: &Counters, ctx: &Context, charges: &Cha
         }
     };
     if let (Some(v), Some(a)) = (&e.above_value, p.escalate_asset) {
-        let asked = charges.of(a);
+        let asked = charges.of(p, a);
         let moved = c.ledger.spent(Counters::key_of(p, a), per, ctx.anchor, ctx.now);
         if !asked.is_zero() && moved.saturating_add(asked) > v.max {
             return Some(Denial::rule(

@@ -94,7 +94,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
             if c.target.is_none() {
                 let _ = writeln!(
                     s,
-                    "  (a wildcard: never a listed token's unmetered functions, nor token-moving functions (transfer, approve, transferAndCall, send, safeTransferFrom, setApprovalForAll, permit, …) of contracts not listed under tokens)"
+                    "  (a wildcard: never a listed token's unmetered functions, nor token-moving functions (transfer, approve, transferAndCall, send, safeTransferFrom, setApprovalForAll, permit, …) of contracts not listed under tokens, nor functions through which an account executes calls (execute, executeBatch, execTransaction, upgradeToAndCall, …) of any contract, nor any function of an account listed under user_operations.senders)"
                 );
             }
             for (k, a) in f.args.iter().enumerate() {
@@ -281,6 +281,12 @@ pub fn explain(p: &CompiledPolicy) -> String {
         }
         if u.senders.is_empty() {
             let _ = writeln!(s, "user_operations.senders: any smart account");
+            if !p.wildcards.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  warning: with a wildcard target, list the accounts this session signs for here: a wildcard refuses the account functions RULES.md §5 names on any contract, but only an account listed here has every function of it refused (a list of names cannot cover every account's)"
+                );
+            }
         } else {
             let _ = writeln!(s, "user_operations.senders: only {}", list(&u.senders));
         }

@@ -10,7 +10,11 @@ pub mod exposure;
 pub mod file;
 #[cfg(test)]
 mod governance_tests;
+#[cfg(test)]
+mod listing_tests;
 pub mod offchain;
+#[cfg(test)]
+mod rate_history_tests;
 mod redeem;
 #[cfg(test)]
 mod redeem_review_tests;
@@ -18,6 +22,7 @@ mod redeem_review_tests;
 mod redeem_tests;
 #[cfg(test)]
 mod revoke_gas_tests;
+mod selectors;
 #[cfg(test)]
 mod signing_tests;
 pub mod state;

@@ -51,6 +51,29 @@ pub fn evaluate_typed_data(
             "typed data for a delegation manager (a delegation from the session) is never signed",
         ));
     }
+    // From EntryPoint v0.8 on, a user operation's hash is EIP-712 typed data (domain
+    // "ERC4337", primary type PackedUserOperation, the entry point as verifying contract):
+    // signed as typed data it would pass none of the user_operations checks (entry point,
+    // sender, paymaster, gas, the calls inside). Never signed that way, whatever
+    // [[typed_data]] allows: user operations go through their own payload (a review of
+    // 2026-12-04).
+    let uo = &p.doc.user_operations;
+    let entry_point = dom.verifying_contract.is_some_and(|a| {
+        a == crate::userop::ENTRY_POINT_V07
+            || a == crate::userop::ENTRY_POINT_V08
+            || uo.entry_points.contains(&a)
+            || uo.entry_points_v08.contains(&a)
+    });
+    // Safe's 4337 module signs its user operations as `SafeOp` typed data (the module as
+    // verifying contract, no domain name): the same.
+    let primary = td.data.primary_type.as_str();
+    if entry_point || matches!(primary, "PackedUserOperation" | "SafeOp") || dom.name.as_deref() == Some("ERC4337") {
+        return Err(Denial::rule(
+            ErrorCode::TypedDataNotAllowed,
+            "user_operations",
+            "typed data for an EntryPoint (a user operation's hash) is never signed as typed data: send the user operation itself",
+        ));
+    }
     match classify(td, &p.permit2) {
         TypedClass::Refused(d) => Err(d),
         TypedClass::Generic => {

@@ -131,14 +131,17 @@ fn check_metered(p: &CompiledPolicy, chain_id: u64, holder: Address, call: &Call
     ))
 }
 
-/// A call from `holder` (not the session) to `holder` itself is refused.
+/// A call from `holder` (not the session) to `holder` itself is refused, and so is one to
+/// the zero address: ERC-7821 accounts (Solady's, Alchemy's Modular Account v2) run a batch
+/// call to `address(0)` against themselves, in the batch mode ERC-7579 uses.
 fn check_self_call(ctx: &Context, holder: Address, call: &Call) -> Result<(), Denial> {
-    if holder != ctx.account && call.to == Some(holder) {
+    if holder != ctx.account && (call.to == Some(holder) || call.to == Some(Address::ZERO)) {
         return Err(Denial::rule(
             ErrorCode::TargetNotAllowed,
             "calls",
             format!(
-                "a call from the account {holder} to itself: accounts let themselves do anything (upgrade, execute), so it could run calls the policy does not see"
+                "a call from the account {holder} to {}: accounts let themselves do anything (upgrade, execute, install a validator), so it could run calls the policy does not see (ERC-7821 accounts run a call to the zero address against themselves)",
+                if call.to == Some(holder) { "itself".to_string() } else { "the zero address".to_string() }
             ),
         ));
     }

@@ -265,8 +265,19 @@ fn an_account_calling_itself_is_refused() {
     let hidden = executeCall { dest: USDC, value: U256::ZERO, func: xfer(BOB, usdc(1000)).into() }.abi_encode();
     let r = decide(&p, &c, redeem(D1, D1, hidden.clone()));
     assert_eq!(denied(r), (ErrorCode::TargetNotAllowed, "calls".into()));
-    let op = user_op(encode::simple_execute(SCA, U256::ZERO, hidden.into()));
+    let op = user_op(encode::simple_execute(SCA, U256::ZERO, hidden.clone().into()));
     let r = decide(&p, &c, SignPayload::UserOperation(op));
+    assert_eq!(denied(r), (ErrorCode::TargetNotAllowed, "calls".into()));
+    // ERC-7821 accounts (Solady's, Alchemy's Modular Account v2) run a batch call to the
+    // zero address against themselves, in ERC-7579's batch mode (a review of 2026-12-04):
+    // any function, not only those a wildcard refuses by name.
+    let install = [&[0x12u8, 0x34, 0x56, 0x78][..], &[0u8; 64]].concat();
+    for data in [install, hidden.clone()] {
+        let op = user_op(encode::erc7579_batch(&[(Address::ZERO, U256::ZERO, data.into())]));
+        let r = decide(&p, &c, SignPayload::UserOperation(op));
+        assert_eq!(denied(r), (ErrorCode::TargetNotAllowed, "calls".into()));
+    }
+    let r = decide(&p, &c, redeem(D1, Address::ZERO, hidden));
     assert_eq!(denied(r), (ErrorCode::TargetNotAllowed, "calls".into()));
 }
 
@@ -301,6 +312,56 @@ fn a_redemptions_approvals_count_as_added_and_its_revocations_as_nothing() {
     assert_eq!(ch.approvals[0].op, crate::allowance::GrantOp::Set(usdc(40)));
 }
 
+/// Typed data of one struct `primary` (its `fields`) in the domain {name, version 1, chain 1,
+/// `vc`}.
+fn typed(
+    name: &str,
+    vc: Address,
+    primary: &str,
+    fields: &serde_json::Value,
+    message: &serde_json::Value,
+) -> SignPayload {
+    SignPayload::TypedData(
+        serde_json::json!({
+            "types": {
+                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+                primary: fields},
+            "primaryType": primary,
+            "domain": {"name": name, "version": "1", "chainId": 1, "verifyingContract": vc},
+            "message": message
+        })
+        .to_string(),
+    )
+}
+
+/// A user operation's hash (EntryPoint v0.8 makes it EIP-712 typed data) is never signed as
+/// typed data, whatever a typed_data rule names: it would skip every user_operations check.
+#[test]
+fn the_session_never_signs_a_user_operation_as_typed_data() {
+    let v08 = crate::userop::ENTRY_POINT_V08;
+    let p = policy_with(&format!(
+        "[[typed_data]]\nverifying_contract = \"{OTHER_MANAGER}\"\nprimary_type = \"SafeOp\"\n[[typed_data]]\nname = \"ERC4337\"\nprimary_type = \"PackedUserOperation\"\n[[typed_data]]\nverifying_contract = \"{v08}\"\nprimary_type = \"Other\"\n[[typed_data]]\nname = \"Mine\"\nprimary_type = \"PackedUserOperation\"\n[[typed_data]]\nname = \"Mine\"\nprimary_type = \"Other\"\n"
+    ));
+    let c = Counters::default();
+    let fields = serde_json::json!([{"name": "sender", "type": "address"}, {"name": "nonce", "type": "uint256"}]);
+    let message = serde_json::json!({"sender": SESSION, "nonce": "1"});
+    let td = |name: &str, vc: Address, primary: &str| typed(name, vc, primary, &fields, &message);
+    for payload in [
+        td("ERC4337", v08, "PackedUserOperation"),
+        td("Other", v08, "Other"),
+        td("Mine", OTHER_MANAGER, "PackedUserOperation"),
+        td("ERC4337", OTHER_MANAGER, "Other"),
+        td("", OTHER_MANAGER, "SafeOp"),
+    ] {
+        let (code, rule) = denied(decide(&p, &c, payload.clone()));
+        assert_eq!(code, ErrorCode::TypedDataNotAllowed, "{payload:?}");
+        assert_eq!(rule, "user_operations", "{payload:?}");
+    }
+    // Typed data of another kind in a domain a rule names still passes.
+    assert!(decide(&p, &c, td("Mine", OTHER_MANAGER, "Other")).is_ok());
+}
+
 #[test]
 fn the_session_never_signs_a_delegation() {
     // Even where a typed_data rule names it: a delegation from the session would hand what
@@ -309,21 +370,11 @@ fn the_session_never_signs_a_delegation() {
         "[delegations]\nmanagers = [\"{MANAGER}\"]\n[[typed_data]]\nname = \"DelegationManager\"\nprimary_type = \"Delegation\"\n[[typed_data]]\nverifying_contract = \"{MANAGER}\"\nprimary_type = \"Other\"\n"
     ));
     let c = Counters::default();
-    let td = |name: &str, vc: Address, primary: &str| {
-        SignPayload::TypedData(
-            serde_json::json!({
-                "types": {
-                    "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                        {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
-                    primary: [{"name": "delegate", "type": "address"}, {"name": "delegator", "type": "address"},
-                        {"name": "authority", "type": "bytes32"}, {"name": "salt", "type": "uint256"}]},
-                "primaryType": primary,
-                "domain": {"name": name, "version": "1", "chainId": 1, "verifyingContract": vc},
-                "message": {"delegate": ALICE, "delegator": SESSION, "authority": B256::repeat_byte(0xff), "salt": "1"}
-            })
-            .to_string(),
-        )
-    };
+    let fields = serde_json::json!([{"name": "delegate", "type": "address"}, {"name": "delegator", "type": "address"},
+        {"name": "authority", "type": "bytes32"}, {"name": "salt", "type": "uint256"}]);
+    let message =
+        serde_json::json!({"delegate": ALICE, "delegator": SESSION, "authority": B256::repeat_byte(0xff), "salt": "1"});
+    let td = |name: &str, vc: Address, primary: &str| typed(name, vc, primary, &fields, &message);
     for payload in [
         td("DelegationManager", OTHER_MANAGER, "Delegation"),
         td("Anything", OTHER_MANAGER, "Delegation"),

@@ -513,3 +513,54 @@ fn a_re_sign_skips_the_agents_nonces_instead_of_refusing() {
     let d = s.m.sweep(later + 2 * 3_600, &[free_terms(1, 4)], false, Some(&Key)).result.expect_err("at 4");
     assert_eq!(d.rule.as_deref(), Some("sweep.nonce"), "{d:?}");
 }
+
+/// A review of 2026-12-04: an unauthenticated sweep laid a revocation of one key at a nonce
+/// that held only another key's revocation. The approval of POOL at 2 was signed because
+/// ROUTER's revocation at 1 was certain to be mined before it; replacing that revocation
+/// by POOL's (a no-op before 2) left both approvals live on chain. A nonce that holds only
+/// sweeps takes a revocation of the key they revoke (a fee bump), nothing else.
+#[test]
+fn a_sweep_never_displaces_another_keys_revocation() {
+    let mut s = Session::with(policy_on("[1]", "lifetime = \"1h\""));
+    let a = |nonce, sp, n| tx_on(1, nonce, approveCall { spender: sp, amount: usdc(n) }.abi_encode(), 200_000, vec![]);
+    s.ask(t0() + 10, a(0, ROUTER, 5)).expect("approve router");
+    let r = s.m.sweep(t0() + 3_700, &[free_terms(1, 1)], false, Some(&Key)).result.expect("sweep at 1");
+    assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(1, ROUTER)]);
+    s.ask(t0() + 3_800, a(2, POOL, 5)).expect("approve pool at 2, router revoked at 1");
+    s.ask(t0() + 3_900, a(3, ROUTER, 0)).expect("the agent revokes router itself at 3");
+    let later = t0() + 3 * 3_600;
+    let r = s.m.sweep(later, &[free_terms(1, 1)], false, Some(&Key)).result.expect("sweep from 1");
+    let laid: Vec<_> = r.transactions.iter().map(|t| (t.nonce, t.spender)).collect();
+    assert!(!laid.contains(&(1, POOL)), "POOL's revocation displaced ROUTER's at 1: {laid:?}");
+    assert!(laid.contains(&(4, POOL)), "POOL's revocation at the next nonce: {laid:?}");
+    // Nonce 1 is still fee-bumped, with ROUTER's revocation (the agent revoked ROUTER itself
+    // at 3, so it needs no sweep — but a sweep nobody mined at 1 would otherwise hold the
+    // agent's transactions above it for good: a review of the change).
+    assert_eq!(laid, vec![(1, ROUTER), (4, POOL)]);
+    let r = s.m.sweep(later + 60, &[free_terms(1, 1)], false, Some(&Key)).result.expect("bump again");
+    let laid: Vec<_> = r.transactions.iter().map(|t| (t.nonce, t.spender)).collect();
+    assert_eq!(laid[0], (1, ROUTER), "{laid:?}");
+}
+
+/// A review of the change above: ROUTER swept at 1 and never mined, then approved again at
+/// 3 and swept at 5 (after POOL at 4): a bump from 1 listed ROUTER for 5 and POOL for 4, so
+/// no key took 1, and the agent's transactions above it were stuck for good. ROUTER's
+/// revocation is laid at 1 as well.
+#[test]
+fn the_start_nonce_is_bumped_even_when_its_key_is_swept_again_later() {
+    let mut s = Session::with(policy_on("[1]", "lifetime = \"1h\""));
+    let a = |nonce, sp| tx_on(1, nonce, approveCall { spender: sp, amount: usdc(5) }.abi_encode(), 200_000, vec![]);
+    s.ask(t0() + 10, a(0, ROUTER)).expect("approve router");
+    let r = s.m.sweep(t0() + 3_700, &[free_terms(1, 1)], false, Some(&Key)).result.expect("sweep at 1");
+    assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(1, ROUTER)]);
+    s.ask(t0() + 3_800, a(2, POOL)).expect("approve pool at 2");
+    s.ask(t0() + 3_900, a(3, ROUTER)).expect("approve router again at 3");
+    let later = t0() + 3 * 3_600;
+    let r = s.m.sweep(later, &[free_terms(1, 4)], false, Some(&Key)).result.expect("sweep from 4");
+    let laid: Vec<_> = r.transactions.iter().map(|t| (t.nonce, t.spender)).collect();
+    assert_eq!(laid, vec![(4, POOL), (5, ROUTER)]);
+    let r = s.m.sweep(later + 60, &[free_terms(1, 1)], false, Some(&Key)).result.expect("bump from 1");
+    let laid: Vec<_> = r.transactions.iter().map(|t| (t.nonce, t.spender)).collect();
+    assert_eq!(laid.first(), Some(&(1, ROUTER)), "nonce 1 is bumped: {laid:?}");
+    assert!(laid.iter().all(|&(n, sp)| n != 1 || sp == ROUTER), "{laid:?}");
+}

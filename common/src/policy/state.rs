@@ -21,6 +21,10 @@ pub struct Counters {
     pub uses: u64,
     /// (session time, weight) of recent signatures, oldest first, times non-decreasing.
     pub recent: VecDeque<(u64, u32)>,
+    /// The time of the newest signature dropped from `recent`: a window reaching it is not
+    /// counted in full by what is kept (see [`Counters::recent_within`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_dropped: Option<u64>,
     /// What was charged, per asset and period (RULES.md §3).
     pub ledger: Ledger,
     /// Every approval and permit the session signed, where it sits (RULES.md §6).
@@ -32,11 +36,20 @@ impl Counters {
         Counters::default()
     }
 
-    /// Weight signed at times `s` with `t − s < window`. `recent` is sorted by time, so this
-    /// is a binary search plus a sum over the window's entries (bounded by the history kept).
-    pub fn recent_within(&self, t: u64, window: u64) -> u64 {
+    /// Weight signed at times `s` with `t − s < window`, or `None` when the history kept
+    /// cannot tell: a signature dropped from it falls within the window. Under the policy
+    /// that kept it that never decides anything (the history kept then reaches the largest
+    /// `max` within the window, so the limit is reached either way); after an update that
+    /// raised a limit above it, or added one, the window counts as full until it has passed
+    /// the last signature dropped (found 2026-12-04 by a review: 200 signatures in an hour
+    /// with no limit, then an update to 100 an hour, allowed 36 more). `recent` is sorted by
+    /// time, so this is a binary search plus a sum over the window's entries.
+    pub fn recent_within(&self, t: u64, window: u64) -> Option<u64> {
+        if self.recent_dropped.is_some_and(|d| t.saturating_sub(d) < window) {
+            return None;
+        }
         let i = self.recent.partition_point(|&(s, _)| t.saturating_sub(s) >= window);
-        self.recent.range(i..).map(|&(_, w)| w as u64).sum()
+        Some(self.recent.range(i..).map(|&(_, w)| w as u64).sum())
     }
 
     /// The ledger line of a policy asset.
@@ -95,7 +108,9 @@ impl Counters {
         while let Some(&(_, front)) = self.recent.front() {
             if total - front as u64 >= keep {
                 total -= front as u64;
-                self.recent.pop_front();
+                if let Some((at, _)) = self.recent.pop_front() {
+                    self.recent_dropped = Some(self.recent_dropped.map_or(at, |d| d.max(at)));
+                }
             } else {
                 break;
             }
@@ -116,11 +131,21 @@ impl Counters {
 }
 
 impl Charges {
-    /// The amount charged to an asset.
-    pub fn of(&self, a: AssetRef) -> U256 {
+    /// The amount charged to an asset: a token is its address (RULES §3, one asset across
+    /// chains), so every listing of that address counts — a token listed once per chain is
+    /// charged under the listing of the request's chain, and a limit naming the other
+    /// listing must still see it (found 2026-12-04 by a review: a transfer on chain 10 passed
+    /// the limit on chain 1's listing of the same address).
+    pub fn of(&self, p: &CompiledPolicy, a: AssetRef) -> U256 {
         match a {
             AssetRef::Native => self.native,
-            AssetRef::Token(i) => self.tokens.iter().find(|(t, _)| *t == i).map(|(_, v)| *v).unwrap_or(U256::ZERO),
+            AssetRef::Token(i) => {
+                let address = p.doc.tokens[i].address;
+                self.tokens
+                    .iter()
+                    .filter(|(t, _)| p.doc.tokens.get(*t).is_some_and(|x| x.address == address))
+                    .fold(U256::ZERO, |acc, (_, v)| acc.saturating_add(*v))
+            }
         }
     }
 }

@@ -495,6 +495,38 @@ fn wildcard_needs_caps_and_listed_tokens() {
     assert_eq!(eval(&p, &c, t0(), &[xfer(DAI, ALICE, U256::from(1))]).unwrap_err().code, ErrorCode::TargetNotAllowed);
     // Any other call is fine within the value cap.
     assert!(eval(&p, &c, t0(), &[call(ROUTER, vec![1, 2, 3, 4])]).is_ok());
+    // An account executing calls (here a USDC transfer inside SimpleAccount's execute) on
+    // any contract, through the wildcard: refused, as its inner calls go unmetered.
+    let inner = transferCall { to: ALICE, amount: usdc(1_000) }.abi_encode();
+    for sig in crate::policy::calls::ACCOUNT_EXECUTING {
+        let h = alloy_primitives::keccak256(sig.as_bytes());
+        let mut data = h[..4].to_vec();
+        data.extend_from_slice(&inner);
+        let d = eval(&p, &c, t0(), &[call(ROUTER, data)]).unwrap_err();
+        assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::TargetNotAllowed, Some("calls")), "{sig}: {d}");
+    }
+    // An account the session signs user operations for: no function of it through the
+    // wildcard (a plain value transfer to it still passes).
+    let senders = format!("{text}[user_operations]\nentry_points=['v0.7']\nsenders=['{ROUTER}']\n");
+    let p = CompiledPolicy::compile(file::resolve_text(&senders, t0()).unwrap()).unwrap();
+    let d = eval(&p, &c, t0(), &[call(ROUTER, vec![1, 2, 3, 4])]).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::TargetNotAllowed, Some("user_operations.senders")), "{d}");
+    assert!(eval(&p, &c, t0(), &[call(ROUTER, vec![])]).is_ok());
+    assert!(!crate::policy::explain::explain(&p).contains("warning: with a wildcard target"));
+    // User operations from any sender beside a wildcard: explain warns.
+    let any = format!("{text}[user_operations]\nentry_points=['v0.7']\n");
+    let any = CompiledPolicy::compile(file::resolve_text(&any, t0()).unwrap()).unwrap();
+    assert!(crate::policy::explain::explain(&any).contains("warning: with a wildcard target"));
+    // Named in a rule, the owner's word: allowed.
+    let named = format!("{senders}[[calls]]\ntarget='{ROUTER}'\nfunctions=['execute(address,uint256,bytes)']\n");
+    let p = CompiledPolicy::compile(file::resolve_text(&named, t0()).unwrap()).unwrap();
+    let mut data = alloy_primitives::keccak256("execute(address,uint256,bytes)")[..4].to_vec();
+    data.extend_from_slice(&alloy_sol_types::SolValue::abi_encode_params(&(
+        USDC,
+        U256::ZERO,
+        alloy_primitives::Bytes::from(inner),
+    )));
+    assert!(eval(&p, &c, t0(), &[call(ROUTER, data)]).is_ok());
 }
 
 #[test]
