@@ -103,6 +103,8 @@ fn show_held(a: &ApproveArgs, key_address: Address, verb: &str) -> Result<Held> 
     ];
     shown.extend(decode::describe(&payload, &tokens).into_iter().map(|l| format!("  {l}")));
     for l in &shown {
+        // The reason and kind can carry an agent's text: nothing a terminal obeys.
+        let l = crate::client::printable(l);
         if a.json {
             eprintln!("{l}");
         } else {
@@ -150,7 +152,7 @@ pub fn deny(a: ApproveArgs) -> Result<i32> {
     let msg = action_for(&e, action::DENY_PENDING, a.session, ss.agent, B256::ZERO, a.digest, n);
     let body = DenyPending { auth: owner_auth(&key, &msg)?, session: a.session, digest: a.digest };
     let r: PendingDenied = e.host.post(&format!("/v1/sessions/{}/deny", a.session), &body)?;
-    let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the denial reply")
+    let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(key.address, n), "the denial reply")
         .context("the denial is not confirmed by the enclave: treat the request as still approvable")?;
     if r.session != a.session || r.digest != a.digest {
         bail!(

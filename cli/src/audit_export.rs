@@ -43,13 +43,16 @@ pub fn audit_cmd(c: &AuditCmd) -> anyhow::Result<i32> {
     }
 }
 
-/// The identity to check heads from `url` against: `--identity-key`, else the trust store's.
-pub fn trusted_identity(url: &str, key: Option<&str>) -> anyhow::Result<Option<(Address, &'static str)>> {
+/// The identity to check heads from `url` against: `--identity-key`, else the trust store's,
+/// with what it rests on (a `tofu` identity is the host's own word, and says so).
+pub fn trusted_identity(url: &str, key: Option<&str>) -> anyhow::Result<Option<(Address, String)>> {
     if let Some(k) = key {
-        return Ok(Some((crate::trust::parse_identity_key(k)?.1, "pinned by --identity-key")));
+        return Ok(Some((crate::trust::parse_identity_key(k)?.1, "pinned by --identity-key".to_string())));
     }
     let (_, f) = crate::trust::load()?;
-    Ok(f.hosts.get(&crate::trust::normalize_url(url)).map(|e| (e.identity_address, "trusted for the host")))
+    Ok(f.hosts
+        .get(&crate::trust::normalize_url(url))
+        .map(|e| (e.identity_address, format!("trusted for the host: {}", e.describe()))))
 }
 
 /// A head the enclave signed at its log's end for a fresh nonce of ours, checked: our nonce,
@@ -75,17 +78,19 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
     let host = crate::client::Host::new(&a.host)?;
     let trusted = trusted_identity(&a.host, a.identity_key.as_deref())?;
     // The enclave's end first: the host's copy, fetched after it, must reach it.
-    let fresh = fresh_head(&host, trusted.map(|t| t.0))?;
+    let fresh = fresh_head(&host, trusted.as_ref().map(|t| t.0))?;
     let enclave = a.enclave.unwrap_or(fresh.enclave);
     let current = enclave == fresh.enclave;
     let path = format!("/v1/audit/export?enclave={enclave}");
     let mut v: serde_json::Value = host.get_export(&path)?;
-    let reaches = |v: &serde_json::Value| v["head"]["seq"].as_u64().is_some_and(|s| s >= fresh.seq);
+    // The host's word, only to know when to stop waiting: whether the copy reaches the
+    // fresh head is checked below, on the entries.
+    let says_it_reaches = |v: &serde_json::Value| v["head"]["seq"].as_u64().is_some_and(|s| s >= fresh.seq);
     // The host stores the enclave's entries as it reads them: give a busy one 15 s to catch
     // up with the fresh head (a copy that stops short is written all the same, and `bridle
     // verify audit` says it is not complete).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while current && !reaches(&v) && std::time::Instant::now() < deadline {
+    while current && !says_it_reaches(&v) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(250));
         v = host.get_export(&path)?;
     }
@@ -94,13 +99,16 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
     }
     let n = v["entries"].as_array().map_or(0, Vec::len);
     let text = serde_json::to_string_pretty(&v)? + "\n";
+    // The copy's chain, checked as `bridle verify audit` checks it, against the fresh head:
+    // the enclave's log from its first entry, linked, to the entry the fresh head signs.
+    let checked = current.then(|| crate::verify_audit::export_reaches(&text, fresh.enclave, &fresh));
     match &a.out {
         Some(p) => {
             std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
             eprintln!(
                 "wrote {n} audit entries of enclave {} (head at seq {}) to {}",
-                v["enclave"].as_str().unwrap_or("?"),
-                v["head"]["seq"],
+                crate::client::printable(v["enclave"].as_str().unwrap_or("?")),
+                v["head"]["seq"].as_u64().map_or("?".to_string(), |s| s.to_string()),
                 p.display()
             );
         }
@@ -113,22 +121,17 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
              head",
             fresh.enclave
         );
-    } else if reaches(&v) {
-        eprintln!(
-            "the enclave's log held {} entries at {time} (fresh head for our nonce, {}); the export reaches it",
-            fresh.end,
-            trusted.map_or("signed by the enclave it names: no identity trusted for this host", |t| t.1)
-        );
-    } else {
-        let last = v["head"]["seq"].as_u64();
-        let missing = fresh.end - last.map_or(0, |s| s + 1);
-        eprintln!(
-            "incomplete: the enclave's log held {} entries at {time} (fresh head), the host's copy stops at seq {}: \
-             {missing} entries missing",
-            fresh.end,
-            last.map_or("-".to_string(), |s| s.to_string())
-        );
+    } else if let Some(Err(reason)) = checked {
+        // Short of the fresh head ("incomplete: … entries missing"), or not the enclave's log.
+        eprintln!("{reason} (the host's copy, written for inspection; nothing in it is the enclave's word)");
         return Ok(1);
+    } else {
+        eprintln!(
+            "the enclave's log held {} entries at {time} (fresh head for our nonce, {}); the export reaches it: every \
+             entry linked from the first to the one the fresh head signs",
+            fresh.end,
+            trusted.as_ref().map_or("signed by the enclave it names: no identity trusted for this host", |t| &t.1)
+        );
     }
     Ok(0)
 }

@@ -75,6 +75,11 @@ pub fn binding(b: &SessionBinding, signature: &[u8], want: &Expected) -> Result<
 pub fn recovers_to(signature: &[u8], digest: &B256, session: Address) -> Result<Signature> {
     let sig = Signature::from_raw(signature)
         .map_err(|e| anyhow!("the signature is not a 65-byte r ‖ s ‖ v signature: {e}"))?;
+    // The enclave signs with low s only (EIP-2); recovery would accept the high-s twin,
+    // which nodes and OpenZeppelin's ECDSA refuse: a host's alteration, withheld from use.
+    if sig.normalize_s().is_some() {
+        bail!("the signature's s is in the upper half of the curve order: the enclave signs only low s (EIP-2), so the host altered it");
+    }
     let who = sig.recover_address_from_prehash(digest).map_err(|e| anyhow!("the signature does not recover: {e}"))?;
     if who != session {
         bail!("the signature recovers to {who}, not the session {session}");
@@ -240,16 +245,19 @@ pub fn sweep_tx(t: &SweepTx, terms: &SweepTerms, nonce: u64, session: Address) -
 }
 
 /// Every transaction of a sweep, in order: nonces follow each other per chain from the
-/// terms' first nonce.
-pub fn sweep(txs: &[SweepTx], terms: &[SweepTerms], session: Address) -> Result<()> {
+/// terms' first nonce (`consecutive`: an owner's sweep), or only increase from it (an
+/// unsigned sweep skips the nonces below the session's next one that hold the agent's
+/// transactions, or other keys' revocations).
+pub fn sweep(txs: &[SweepTx], terms: &[SweepTerms], session: Address, consecutive: bool) -> Result<()> {
     let mut next: std::collections::BTreeMap<u64, u64> = terms.iter().map(|t| (t.chain_id, t.nonce)).collect();
     for t in txs {
         let Some(x) = terms.iter().find(|x| x.chain_id == t.chain_id) else {
             bail!("a revocation on chain {}, for which no terms were sent", t.chain_id);
         };
-        let n = next.get_mut(&t.chain_id).expect("terms chain");
-        sweep_tx(t, x, *n, session)?;
-        *n += 1;
+        let Some(n) = next.get_mut(&t.chain_id) else { bail!("no terms for chain {}", t.chain_id) };
+        let at = if consecutive { *n } else { t.nonce.max(*n) };
+        sweep_tx(t, x, at, session)?;
+        *n = at.saturating_add(1);
     }
     Ok(())
 }
@@ -321,6 +329,23 @@ mod tests {
     }
 
     #[test]
+    fn the_high_s_twin_of_a_signature_is_refused() {
+        // n − s with the other parity recovers to the same key, but nodes and OpenZeppelin's
+        // ECDSA refuse it (EIP-2): the enclave never makes one.
+        let (k, me) = key();
+        let d = B256::repeat_byte(7);
+        let sig = sign(&k, &d);
+        recovers_to(&sig.as_bytes(), &d, me).unwrap();
+        let n = U256::from_be_slice(
+            &hex::decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141").unwrap(),
+        );
+        let twin = Signature::new(sig.r(), n - sig.s(), !sig.v());
+        assert_eq!(twin.recover_address_from_prehash(&d).unwrap(), me, "the twin recovers alike");
+        let e = recovers_to(&twin.as_bytes(), &d, me).unwrap_err().to_string();
+        assert!(e.contains("upper half"), "{e}");
+    }
+
+    #[test]
     fn a_sweep_transaction_must_be_exactly_the_revocation() {
         use alloy_sol_types::{sol, SolCall};
         sol! {
@@ -350,16 +375,18 @@ mod tests {
             }
         };
         let good = mk(approveCall { spender, amount: U256::ZERO }.abi_encode(), 4);
-        sweep(std::slice::from_ref(&good), std::slice::from_ref(&terms), me).unwrap();
+        sweep(std::slice::from_ref(&good), std::slice::from_ref(&terms), me, true).unwrap();
         let bad = mk(transferCall { to: spender, amount: U256::from(5) }.abi_encode(), 4);
-        let e = sweep(&[bad], std::slice::from_ref(&terms), me).unwrap_err().to_string();
+        let e = sweep(&[bad], std::slice::from_ref(&terms), me, true).unwrap_err().to_string();
         assert!(e.contains("swapped"), "{e}");
-        let e =
-            sweep(&[mk(approveCall { spender, amount: U256::ZERO }.abi_encode(), 5)], std::slice::from_ref(&terms), me)
-                .unwrap_err()
-                .to_string();
+        let later = mk(approveCall { spender, amount: U256::ZERO }.abi_encode(), 5);
+        let e = sweep(std::slice::from_ref(&later), std::slice::from_ref(&terms), me, true).unwrap_err().to_string();
         assert!(e.contains("not the planned 4"), "{e}");
-        let e = sweep(&[good], &[terms], Address::repeat_byte(3)).unwrap_err().to_string();
+        // An unsigned sweep may skip nonces, never go back.
+        sweep(std::slice::from_ref(&later), std::slice::from_ref(&terms), me, false).unwrap();
+        let e = sweep(&[later, good.clone()], std::slice::from_ref(&terms), me, false).unwrap_err().to_string();
+        assert!(e.contains("not the planned 6"), "{e}");
+        let e = sweep(&[good], &[terms], Address::repeat_byte(3), true).unwrap_err().to_string();
         assert!(e.contains("not the session"), "{e}");
     }
 

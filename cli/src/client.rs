@@ -22,16 +22,77 @@ pub const MAX_EXPORT_BYTES: u64 = 4 << 30;
 /// refusal is not signed), so it is bounded and quoted as data.
 pub const MAX_QUOTED: usize = 1024;
 
-/// `t` cut to [`MAX_QUOTED`] bytes (at a character boundary), saying so.
+/// `t` cut to [`MAX_QUOTED`] bytes (at a character boundary), saying so, and made
+/// [`printable`] on one line.
 pub fn quoted(t: &str) -> String {
     if t.len() <= MAX_QUOTED {
-        return t.to_string();
+        return printable(t).into_owned();
     }
     let mut end = MAX_QUOTED;
     while !t.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}… ({} bytes cut)", &t[..end], t.len() - end)
+    format!("{}… ({} bytes cut)", printable(&t[..end]), t.len() - end)
+}
+
+/// A character that a terminal obeys rather than shows, or that reorders or hides the
+/// text around it: control characters (C0, DEL, C1: escape sequences move the cursor,
+/// erase lines, hide text) and the format characters of bidirectional text and zero width.
+pub fn hides_text(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{06dd}'
+                | '\u{070f}'
+                | '\u{115f}'..='\u{1160}'
+                | '\u{180e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0000}'..='\u{e0fff}'
+        )
+}
+
+/// Text the host (or an agent) wrote, made safe to print on one line: every character
+/// [`hides_text`] says a terminal would obey (newlines included) is written as `\u{…}`, so
+/// no reply can erase, recolour, hide or forge a line the CLI prints as its own — a host's
+/// refusal drawing "revoked: …, signed by the enclave" over the real answer (found
+/// 2026-12-04 by a review).
+pub fn printable(t: &str) -> std::borrow::Cow<'_, str> {
+    if !t.chars().any(hides_text) {
+        return std::borrow::Cow::Borrowed(t);
+    }
+    let mut out = String::with_capacity(t.len() + 16);
+    for c in t.chars() {
+        if hides_text(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A reply's body, read up to `limit` bytes: a longer one is refused once `limit + 1` bytes
+/// are in, never held whole (the host and an agent's node are untrusted alike).
+pub fn read_within(resp: reqwest::blocking::Response, limit: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    resp.take(limit + 1).read_to_end(&mut body).map_err(|e| anyhow!("reading {what}: {e}"))?;
+    if body.len() as u64 > limit {
+        return Err(anyhow!("{what} is over {limit} bytes: not read"));
+    }
+    Ok(body)
 }
 
 /// A refusal from the enclave (or host), with its stable code.
@@ -61,17 +122,14 @@ impl Host {
     }
 
     fn handle<T: DeserializeOwned>(&self, resp: reqwest::blocking::Response, limit: u64) -> Result<T> {
-        use std::io::Read;
         let status = resp.status();
-        let mut body = Vec::new();
-        resp.take(limit + 1).read_to_end(&mut body).map_err(|e| anyhow!("reading the host's reply: {e}"))?;
-        if body.len() as u64 > limit {
-            return Err(anyhow!("the host's reply is over {limit} bytes: not read"));
-        }
+        let body = read_within(resp, limit, "the host's reply")?;
         let text = String::from_utf8_lossy(&body);
         if status.is_success() {
+            // serde's errors quote what they did not expect ("unknown variant `…`"): the
+            // host's text, made printable like the rest.
             return serde_json::from_str(&text)
-                .map_err(|e| anyhow!("unexpected reply from host: {e}: {}", quoted(&text)));
+                .map_err(|e| anyhow!("unexpected reply from host: {}: {}", quoted(&e.to_string()), quoted(&text)));
         }
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         let err = &v["error"];
@@ -112,5 +170,25 @@ impl Host {
             .send()
             .map_err(|e| anyhow!("cannot reach the host at {}: {e}", self.base))?;
         self.handle(resp, MAX_REPLY_BYTES)
+    }
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    #[test]
+    fn nothing_a_terminal_obeys_or_that_hides_text_is_printed_as_is() {
+        let hostile =
+            "ok\u{1b}[2K\r\nrevoked\u{7}\u{9b}\u{202e}\u{2028}\u{2029}\u{ad}\u{200b}\u{feff}\u{fffb}\u{e0041}\u{2066}";
+        let shown = printable(hostile);
+        assert!(!shown.chars().any(hides_text), "{shown:?}");
+        assert_eq!(
+            shown,
+            "ok\\u{001b}[2K\\u{000d}\\u{000a}revoked\\u{0007}\\u{009b}\\u{202e}\\u{2028}\\u{2029}\\u{00ad}\\u{200b}\\u{feff}\\u{fffb}\\u{e0041}\\u{2066}"
+        );
+        assert!(matches!(printable("plain text, ünïcode, 0x5FbD…"), std::borrow::Cow::Borrowed(_)));
+        let long = format!("{}\u{1b}", "a".repeat(MAX_QUOTED));
+        assert!(quoted(&long).ends_with("… (1 bytes cut)"), "{}", quoted(&long));
     }
 }

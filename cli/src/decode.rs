@@ -1,6 +1,8 @@
 //! A signing request, decoded for the owner to read before approving it: what it would do,
 //! not a bare digest.
 
+use crate::client::{hides_text, printable};
+use alloy_dyn_abi::DynSolValue;
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::{sol, SolCall};
 use bridle_common::policy::Policy;
@@ -123,22 +125,21 @@ pub fn describe(payload: &SignPayload, t: &Tokens) -> Vec<String> {
                     d.chain_id.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
                     d.verifying_contract.map(|a| a.to_string()).unwrap_or_else(|| "-".into())
                 ));
-                // The parse keeps the coerced message, not its JSON: shown from the text.
-                let json = bridle_common::bounds::typed_data(json)
-                    .ok()
-                    .and_then(|mut v| v.get_mut("message").map(std::mem::take));
-                let msg = json.map(|m| serde_json::to_string_pretty(&m).unwrap_or_default()).unwrap_or_default();
-                for l in msg.lines().take(40) {
-                    out.push(format!("  {l}"));
-                }
-                if msg.lines().count() > 40 {
-                    out.push("  …".to_string());
+                // What is hashed: the message as coerced to its declared types, every
+                // declared field in type order and nothing else (keys the types do not
+                // declare are not signed; shown from the JSON text, they could hide or fake
+                // the fields that are: found 2026-12-04 by a review).
+                out.push(format!("message ({}):", p.data.primary_type));
+                if let DynSolValue::CustomStruct { prop_names, tuple, .. } = &p.message {
+                    for (name, v) in prop_names.iter().zip(tuple) {
+                        typed_lines(name, v, 1, &mut out);
+                    }
                 }
             }
             Err(d) => out.push(format!("typed data that does not decode: {d}")),
         },
         SignPayload::Message(m) => match std::str::from_utf8(m) {
-            Ok(s) if !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+            Ok(s) if !s.chars().any(|c| hides_text(c) && c != '\n' && c != '\t') => {
                 out.push(format!("EIP-191 personal message, {} bytes:", m.len()));
                 for l in s.lines() {
                     out.push(format!("  {l}"));
@@ -167,7 +168,48 @@ pub fn describe(payload: &SignPayload, t: &Tokens) -> Vec<String> {
             }
         }
     }
-    out
+    // Nothing from the request reaches the terminal as something it would obey.
+    out.into_iter().map(|l| printable(&l).into_owned()).collect()
+}
+
+/// Longest `bytes` value shown whole; a longer one is shown up to it, saying so.
+const MAX_BYTES_SHOWN: usize = 256;
+
+/// One field of a typed-data message, `depth` levels in: its name and value as hashed; a
+/// struct or an array as a heading and its members below it.
+fn typed_lines(name: &str, v: &DynSolValue, depth: usize, out: &mut Vec<String>) {
+    let pad = "  ".repeat(depth);
+    let members: Option<(String, Vec<(String, &DynSolValue)>)> = match v {
+        DynSolValue::CustomStruct { name: ty, prop_names, tuple } => {
+            Some((ty.clone(), prop_names.iter().cloned().zip(tuple).collect()))
+        }
+        DynSolValue::Array(xs) | DynSolValue::FixedArray(xs) | DynSolValue::Tuple(xs) => {
+            Some((format!("{} item(s)", xs.len()), xs.iter().enumerate().map(|(i, x)| (format!("[{i}]"), x)).collect()))
+        }
+        _ => None,
+    };
+    if let Some((heading, members)) = members {
+        out.push(format!("{pad}{name}: {heading}"));
+        for (n, x) in members {
+            typed_lines(&n, x, depth + 1, out);
+        }
+        return;
+    }
+    let shown = match v {
+        DynSolValue::Bool(b) => b.to_string(),
+        DynSolValue::Int(i, bits) => format!("{i} (int{bits})"),
+        DynSolValue::Uint(u, bits) => format!("{u} (uint{bits})"),
+        DynSolValue::FixedBytes(w, n) => format!("0x{}", hex::encode(&w[..(*n).min(32)])),
+        DynSolValue::Address(a) => a.to_string(),
+        DynSolValue::Function(f) => format!("0x{}", hex::encode(f)),
+        DynSolValue::String(t) => format!("{t:?}"),
+        DynSolValue::Bytes(b) if b.len() > MAX_BYTES_SHOWN => {
+            format!("0x{}… ({} bytes; the first {MAX_BYTES_SHOWN} shown)", hex::encode(&b[..MAX_BYTES_SHOWN]), b.len())
+        }
+        DynSolValue::Bytes(b) => format!("0x{}", hex::encode(b)),
+        other => format!("{other:?}"),
+    };
+    out.push(format!("{pad}{name}: {shown}"));
 }
 
 #[cfg(test)]
@@ -198,5 +240,51 @@ mod tests {
         let want = format!("to USDC ({usdc}): ERC-20 transfer of 1500 USDC to {}", Address::repeat_byte(0xde));
         assert_eq!(lines[1], want);
         assert!(lines[2].contains("max fee 30 gwei"), "{}", lines[2]);
+    }
+
+    #[test]
+    fn typed_data_shows_what_is_hashed_and_nothing_a_terminal_obeys() {
+        // Undeclared keys sort before the declared ones and are not signed; a string field
+        // carries an escape sequence and a right-to-left override.
+        let mut message = serde_json::json!({
+            "spender": "0x2222222222222222222222222222222222222222",
+            "value": "1000000000",
+            "memo": "\u{1b}[2K\rapproved\u{202e}cba",
+            "nested": {"inner": true},
+            "blob": format!("0x{}", "ab".repeat(300)),
+        });
+        for i in 0..39 {
+            message[format!("a{i:02}")] = serde_json::json!("fake: 1 USDC");
+        }
+        let doc = serde_json::json!({
+            "types": {
+                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}],
+                "Grant": [
+                    {"name": "spender", "type": "address"}, {"name": "value", "type": "uint256"},
+                    {"name": "memo", "type": "string"}, {"name": "nested", "type": "Inner"},
+                    {"name": "blob", "type": "bytes"}
+                ],
+                "Inner": [{"name": "inner", "type": "bool"}]
+            },
+            "primaryType": "Grant",
+            "domain": {"name": "Example", "chainId": 1},
+            "message": message,
+        });
+        let lines = describe(&SignPayload::TypedData(doc.to_string()), &Tokens::default());
+        let all = lines.join("\n");
+        assert!(!all.contains("a00") && !all.contains("fake"), "undeclared keys are not shown:\n{all}");
+        let spender = Address::repeat_byte(0x22);
+        for want in [
+            "message (Grant):".to_string(),
+            format!("  spender: {spender}"),
+            "  value: 1000000000 (uint256)".to_string(),
+            "  nested: Inner".to_string(),
+            "    inner: true".to_string(),
+        ] {
+            assert!(lines.contains(&want), "{want:?} not in\n{all}");
+        }
+        assert!(all.contains("(300 bytes; the first 256 shown)"), "{all}");
+        assert!(!all.chars().any(|c| c == '\u{1b}' || c == '\r' || c == '\u{202e}'), "{all:?}");
+        assert!(all.contains("u{202e}"), "the override is shown escaped: {all}");
     }
 }

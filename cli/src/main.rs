@@ -90,6 +90,7 @@ fn main() {
             )
         ) || matches!(&cli.cmd, Cmd::Owner(O::Sweep(a)) if a.key.is_some())
     };
+    let agent_command = matches!(cli.cmd, Cmd::Agent(_));
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -97,13 +98,19 @@ fn main() {
                 eprintln!("{r}");
                 // `unavailable` (a cluster's leader answering before its log applied the call)
                 // is no refusal by the enclave: the message may not be spent, or still apply.
-                if owner_command && r.code.as_deref() == Some("internal") {
+                if owner_command && r.message.contains("is ahead of the enclave's clock") {
+                    eprintln!("{AHEAD_NOTE}");
+                } else if owner_command && r.code.as_deref() == Some("internal") {
                     eprintln!("{INTERNAL_NOTE}");
                 } else if owner_command && r.code.as_deref() != Some("unavailable") {
                     eprintln!("{SPENT_NOTE}");
+                } else if agent_command {
+                    eprintln!("{AGENT_NOTE}");
                 }
             } else {
-                eprintln!("bridle: {e:#}");
+                // An error may quote what the host sent (a serde error names the variant it
+                // did not expect): printed without anything a terminal would obey.
+                eprintln!("bridle: {}", client::printable(&format!("{e:#}")));
             }
             1
         }
@@ -117,6 +124,17 @@ const SPENT_NOTE: &str = "note: a refusal is the host's word (the enclave signs 
 refused once your signature and nonce checked out is spent and can never take effect; if the host may have kept it \
 unrelayed, any later message you sign with a higher nonce (the default nonce is the time in milliseconds) that \
 the enclave accepts makes it stale: it accepts each owner's nonces only in increasing order.";
+
+/// After an owner command refused for a nonce ahead of the enclave's clock: that refusal
+/// spends nothing (a review of 2026-12-04: the spent note said the opposite).
+const AHEAD_NOTE: &str = "note: this message was refused before it was spent: its nonce is ahead of the enclave's \
+clock (more than 10 minutes), so a host that kept it can still deliver it once the enclave's clock reaches the nonce \
+(milliseconds) less 10 minutes. A message signed now with a lower nonce does not make it stale; to make sure it never \
+takes effect, sign another owner message with a higher nonce after that time.";
+
+/// After an agent command was refused: whose word that is.
+const AGENT_NOTE: &str = "note: a refusal is the host's word (the enclave signs no refusal): a host could answer so \
+and keep a signature the enclave made; the session's signed status (`bridle owner status`) shows what was signed.";
 
 /// After an owner command answered `internal`: the enclave's own failure, which may come
 /// after the change took effect.

@@ -202,8 +202,9 @@ pub fn run(o: OwnerCmd) -> Result<i32> {
             let r: Revoked = e
                 .host
                 .post(&format!("/v1/sessions/{session}/revoke"), &Revoke { auth: owner_auth(&key, &msg)?, session })?;
-            let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the revocation reply")
-                .context("the revocation is not confirmed by the enclave: treat the session as live")?;
+            let rc =
+                checks::receipt(&r, e.trusted.address, checks::owner_nonce(key.address, n), "the revocation reply")
+                    .context("the revocation is not confirmed by the enclave: treat the session as live")?;
             if !r.sessions.contains(&session) {
                 bail!(
                     "the enclave's signed reply does not list session {session} as revoked (it lists {:?}): treat \
@@ -224,8 +225,9 @@ pub fn run(o: OwnerCmd) -> Result<i32> {
                 &format!("/v1/owners/{}/revoke-all", key.address),
                 &RevokeAll { auth: owner_auth(&key, &msg)? },
             )?;
-            let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the revoke-all reply")
-                .context("the revocations are not confirmed by the enclave: treat your sessions as live")?;
+            let rc =
+                checks::receipt(&r, e.trusted.address, checks::owner_nonce(key.address, n), "the revoke-all reply")
+                    .context("the revocations are not confirmed by the enclave: treat your sessions as live")?;
             println!("revoked {} session(s)", r.sessions.len());
             println!("  signed by the enclave {} at {}", rc.enclave, bridle_common::period::format_time(rc.time));
             for s in r.sessions {
@@ -278,15 +280,17 @@ fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u
     checks::binding(&created.binding, &created.binding_signature, &want).context(NOT_THIS_GRANT)?;
     // And the receipt for this grant's nonce: the binding does not name the nonce, so a host
     // could answer with an earlier binding of the same owner, agent and policy.
-    checks::receipt(&created, e.trusted.address, checks::owner_nonce(n), "the grant reply").with_context(|| {
-        let s = created.binding.session;
-        format!(
-            "{NOT_THIS_GRANT}. Its binding, signed by the enclave at {}, names session {s}: an earlier grant's, \
+    checks::receipt(&created, e.trusted.address, checks::owner_nonce(key.address, n), "the grant reply").with_context(
+        || {
+            let s = created.binding.session;
+            format!(
+                "{NOT_THIS_GRANT}. Its binding, signed by the enclave at {}, names session {s}: an earlier grant's, \
              replayed — or, when the enclave predates receipts on creations (2026-12-03), this grant's, which then \
              exists (`bridle owner status --session {s}` shows it; revoke it if it is not one you use)",
-            bridle_common::period::format_time(created.binding.created_at)
-        )
-    })?;
+                bridle_common::period::format_time(created.binding.created_at)
+            )
+        },
+    )?;
     let attested = attestation_note(&e, &created)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&created)?);
@@ -341,7 +345,7 @@ fn update(conn: &Conn, key: &Path, session: Address, policy: &PathBuf, nonce: Op
         "what the new rules start from (the ledger belongs to the session, RULES.md §7; the enclave's signed figures):"
     );
     for l in crate::carry::report(&ss, old.as_ref(), &p) {
-        println!("  {l}");
+        println!("  {}", crate::client::printable(&l));
     }
     if old.is_none() {
         println!("  (the host holds no copy of the current policy with the signed hash: tokens matched by symbol)");
@@ -354,7 +358,7 @@ fn update(conn: &Conn, key: &Path, session: Address, policy: &PathBuf, nonce: Op
     let msg = action_for(&e, action::UPDATE_POLICY, session, ss.agent, p.hash, B256::ZERO, n);
     let body = UpdatePolicy { auth: owner_auth(&key, &msg)?, session, policy: p.doc.clone() };
     let r: PolicyUpdated = e.host.post(&format!("/v1/sessions/{session}/policy"), &body)?;
-    let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the update reply")
+    let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(key.address, n), "the update reply")
         .context("the update is not confirmed by the enclave: the old policy may still be in force")?;
     if r.session != session || r.policy_hash != p.hash {
         bail!("the enclave's signed reply is for session {} and policy {}, not this update", r.session, r.policy_hash);

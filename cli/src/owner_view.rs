@@ -2,7 +2,7 @@
 //! anything else is printed under an `UNVERIFIED (the host's word)` label and the command
 //! exits 1 (0 with `--allow-unverified`).
 
-use crate::client::Host;
+use crate::client::{printable, Host};
 use crate::trust::{self, TrustOpts};
 use crate::util::HostArg;
 use alloy_primitives::Address;
@@ -53,7 +53,12 @@ pub fn run(a: &ViewArgs, view: View) -> Result<i32> {
     } else {
         match &verdict {
             Ok(t) => println!("{}", trust::signed_line(&st, t)),
-            Err(e) => println!("UNVERIFIED (the host's word): not signed by a trusted enclave: {e:#}"),
+            Err(e) => {
+                println!(
+                    "UNVERIFIED (the host's word): not signed by a trusted enclave: {}",
+                    printable(&format!("{e:#}"))
+                )
+            }
         }
         match (&st.session, view) {
             (None, _) => println!(
@@ -71,7 +76,7 @@ pub fn run(a: &ViewArgs, view: View) -> Result<i32> {
     match verdict {
         Ok(_) => Ok(0),
         Err(e) => {
-            eprintln!("bridle: the status is not verified: {e:#}");
+            eprintln!("bridle: the status is not verified: {}", printable(&format!("{e:#}")));
             Ok(if a.allow_unverified { 0 } else { 1 })
         }
     }
@@ -103,7 +108,7 @@ pub fn print_exposure(ss: &SessionStatus, groups: &[AggregateStatus]) {
             } else {
                 format!(
                     " (unpriced, so further raises are refused: {})",
-                    bridle_common::allowance::aggregate::listed(&c.unpriced, c.unpriced_omitted)
+                    printable(&bridle_common::allowance::aggregate::listed(&c.unpriced, c.unpriced_omitted))
                 )
             };
             println!(
@@ -129,7 +134,7 @@ pub fn print_allowances(ss: &SessionStatus) {
         None => println!("outstanding exposure: {} (no ceiling)", usd(x.usd)),
     }
     if !x.unpriced.is_empty() {
-        println!("unpriced outstanding: {}", x.unpriced.join(", "));
+        println!("unpriced outstanding: {}", printable(&x.unpriced.join(", ")));
     }
     if ss.allowances.is_empty() {
         println!("no approvals signed");
@@ -141,16 +146,16 @@ pub fn print_allowances(ss: &SessionStatus) {
             e.chain_id,
             e.state.as_str(),
             format_decimal(e.amount, e.decimals),
-            e.symbol,
+            printable(&e.symbol),
             e.spender,
             e.kind.as_str(),
-            e.via
+            printable(&e.via)
         );
         println!("             granted {}, expires {}", format_time(e.granted_at), format_time(e.expires_at));
     }
     print_pending(ss);
     if let Some(why) = &ss.suspended_reason {
-        println!("suspended:  {why}");
+        println!("suspended:  {}", printable(why));
     }
 }
 
@@ -159,10 +164,10 @@ fn print_pending(ss: &SessionStatus) {
         println!(
             "pending:    {} {} ({}, until {}): {}",
             p.digest,
-            p.kind,
-            p.state,
+            printable(&p.kind),
+            printable(&p.state),
             format_time(p.expires_at),
-            p.reason
+            printable(&p.reason)
         );
     }
 }
@@ -179,7 +184,7 @@ pub fn print_status(ss: &SessionStatus) {
         None => println!("uses:       {}", ss.uses),
     }
     if let Some(why) = &ss.suspended_reason {
-        println!("suspended:  {why}");
+        println!("suspended:  {}", printable(why));
     }
     let outstanding = ss.allowances.iter().filter(|a| a.outstanding()).count();
     println!(
@@ -194,11 +199,11 @@ pub fn print_status(ss: &SessionStatus) {
         let reset = c.resets_at.map(|t| format!(", resets {}", format_time(t))).unwrap_or_default();
         println!(
             "{:<22} {}: spent {} of {} {}{reset}",
-            c.rule,
-            c.what,
+            printable(&c.rule),
+            printable(&c.what),
             format_decimal(c.spent, c.decimals),
             format_decimal(c.cap, c.decimals),
-            c.symbol
+            printable(&c.symbol)
         );
     }
 }

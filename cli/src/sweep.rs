@@ -127,7 +127,7 @@ pub fn run(a: SweepArgs) -> Result<i32> {
             let n = default_nonce(a.owner_nonce);
             let msg = action_for(&e, action::SWEEP, session, ss.agent, B256::ZERO, body.terms_digest(), n);
             body.auth = Some(owner_auth(&key, &msg)?);
-            owner_nonce = Some(n);
+            owner_nonce = Some((key.address, n));
             e
         }
         None => a.conn.connect(Some(session))?,
@@ -136,7 +136,7 @@ pub fn run(a: SweepArgs) -> Result<i32> {
     if r.session != session {
         bail!("the sweep reply is for session {}, not {session}", r.session);
     }
-    checks::sweep(&r.transactions, &body.terms, session)
+    checks::sweep(&r.transactions, &body.terms, session, body.auth.is_some())
         .context("refusing the sweep reply: nothing is printed as signed, nothing is sent")?;
     // Whose word is the reply?
     // An owner-signed sweep without its receipt is not the enclave's word: the enclave may
@@ -146,22 +146,24 @@ pub fn run(a: SweepArgs) -> Result<i32> {
     // the command exits 1.
     let mut unconfirmed = None;
     let word = match owner_nonce {
-        Some(n) => match checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the sweep reply") {
-            Ok(rc) => format!(
-                "signed by the enclave {} at {} (receipt for owner nonce {n})",
-                rc.enclave,
-                bridle_common::period::format_time(rc.time)
-            ),
-            Err(err) => {
-                let word = format!(
-                    "UNVERIFIED (the host's word): no receipt of the enclave for owner nonce {n} ({err:#}); \
+        Some((owner, n)) => {
+            match checks::receipt(&r, e.trusted.address, checks::owner_nonce(owner, n), "the sweep reply") {
+                Ok(rc) => format!(
+                    "signed by the enclave {} at {} (receipt for owner nonce {n})",
+                    rc.enclave,
+                    bridle_common::period::format_time(rc.time)
+                ),
+                Err(err) => {
+                    let word = format!(
+                        "UNVERIFIED (the host's word): no receipt of the enclave for owner nonce {n} ({err:#}); \
                      the sweep may or may not have been made; each transaction was checked; \
                      see the session's signed status (`bridle owner status`), or sweep again with a fresh nonce"
-                );
-                unconfirmed = Some(err);
-                word
+                    );
+                    unconfirmed = Some(err);
+                    word
+                }
             }
-        },
+        }
         None => match receipt::verify(&r, e.trusted.address, None) {
             Ok(rc) => format!(
                 "UNVERIFIED freshness: signed by the enclave at {}, but an unsigned sweep answers no nonce of yours \
@@ -191,7 +193,13 @@ pub fn run(a: SweepArgs) -> Result<i32> {
             println!("    {}", t.raw_transaction);
         }
         for k in &r.skipped {
-            println!("  skipped {} → {} on chain {}: {}", k.token, k.spender, k.chain_id, k.reason);
+            println!(
+                "  skipped {} → {} on chain {}: {}",
+                k.token,
+                k.spender,
+                k.chain_id,
+                crate::client::printable(&k.reason)
+            );
         }
         if verified && r.key_destroyed {
             println!("the revoked session's key is destroyed");

@@ -273,9 +273,11 @@ pub fn run(c: TrustCmd) -> Result<i32> {
             match Host::new(&host.host).and_then(|h| trust::fetch_status(&h, None)) {
                 Ok((st, n)) => match trust::check_status(&st, n, &probe) {
                     Ok(()) => println!("the host's enclave answers for it (signed status for a fresh nonce)"),
-                    Err(e) => eprintln!("warning: {e:#}"),
+                    Err(e) => eprintln!("warning: {}", crate::client::printable(&format!("{e:#}"))),
                 },
-                Err(e) => eprintln!("note: the host could not be asked now: {e:#}"),
+                Err(e) => {
+                    eprintln!("note: the host could not be asked now: {}", crate::client::printable(&format!("{e:#}")))
+                }
             }
         }
         TrustCmd::Show { host, public_key, json } => {

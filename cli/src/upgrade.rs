@@ -80,11 +80,12 @@ pub fn run(a: AllowImageArgs) -> Result<i32> {
         &format!("/v1/owners/{}/allow-image", key.address),
         &AllowImage { auth: owner_auth(&key, &msg)?, session, image },
     )?;
-    let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(n), "the allow-image reply").context(
-        "the enclave did not confirm it: it may have been applied (the new image's nodes may hold the keys); \
+    let rc = checks::receipt(&r, e.trusted.address, checks::owner_nonce(key.address, n), "the allow-image reply")
+        .context(
+            "the enclave did not confirm it: it may have been applied (the new image's nodes may hold the keys); \
              ask again with a fresh nonce (allowing an image twice changes nothing) for the enclave's receipt, \
              or look for `image_allowed` in the enclave's signed audit log (`bridle audit export`)",
-    )?;
+        )?;
     if r.image != image {
         bail!("the enclave's signed reply names image {:#x}, not {image:#x}", r.image);
     }

@@ -20,7 +20,8 @@
 //! 5. the export reaches every *fresh head* — one the enclave signed at its log's end for a
 //!    verifier's nonce (`GET /v1/audit/head?nonce=`): the exporter's, stored in the file as
 //!    `fresh_head`, and with `--host` one asked for now. Otherwise it reports how many entries
-//!    are missing.
+//!    are missing. A host that answers `--host` for another enclave gives no fresh head for
+//!    this log: invalid (`no_fresh_head`), since the check asked for cannot be made.
 //!
 //! "complete" means complete as of the latest fresh head reached (now, with `--host`);
 //! without any, "complete as of" the head's own signing time: nothing then says what the
@@ -34,8 +35,8 @@
 //! attested enclave (a warning says so).
 //!
 //! `bridle audit export` asks the enclave for a fresh head first, then for the host's copy,
-//! and stores the head in the file; it fails (exit 1, file written) when the copy does not
-//! reach it.
+//! and stores the head in the file; it fails (exit 1, file written) unless the copy's
+//! entries, checked as here, reach it.
 //!
 //! Exit status: 0 valid; 1 invalid or incomplete (the first broken link, or what is missing,
 //! on stderr); 2 usage error or an input that could not be read.
@@ -288,21 +289,28 @@ fn reach(ex: &Export, expected: Address, f: &AuditHead, from: FreshFrom, head_se
     }
 }
 
-/// Our own fresh head from `url`; `None` (with a note) when the host now serves another
-/// enclave: this log's enclave is gone, and no fresh head can speak for it.
-fn fresh_from(url: &str, expected: Address, err: &mut dyn Write) -> Result<Option<AuditHead>, Failure> {
+/// Our own fresh head from `url`, which the export must reach. A host serving another
+/// enclave cannot give one for this log (its enclave restarted, is elsewhere — or the host
+/// says so: any head naming another enclave, even one signed by it, is the host's word
+/// here), so the check asked for cannot be made: invalid, not "complete as of" an older
+/// time (found 2026-12-04 by a review: a head naming another enclave, unchecked, turned the
+/// check off and a stale export passed).
+fn fresh_from(url: &str, expected: Address) -> Result<AuditHead, Failure> {
     let host = crate::client::Host::new(url).or_else(|e| usage(format!("--host: {e:#}")))?;
     let nonce = crate::trust::fresh_nonce();
     let h: AuditHead =
         host.get(&format!("/v1/audit/head?nonce={nonce}")).or_else(|e| usage(format!("--host {url}: {e:#}")))?;
     if h.enclave != expected {
-        let _ = writeln!(
-            err,
-            "note: {url} now serves enclave {}, not {expected}: no fresh head for this log (its enclave restarted or \
-             is elsewhere)",
-            h.enclave
+        return invalid(
+            format!(
+                "no fresh head for this log: {url} answers for enclave {}, not {expected} (its enclave restarted or \
+                 is elsewhere, or the host says so), so whether the export is complete now cannot be checked; \
+                 without --host it is checked as of the fresh head the exporter asked for",
+                h.enclave
+            ),
+            "no_fresh_head",
+            None,
         );
-        return Ok(None);
     }
     if h.nonce != nonce {
         return invalid(
@@ -311,7 +319,21 @@ fn fresh_from(url: &str, expected: Address, err: &mut dyn Write) -> Result<Optio
             None,
         );
     }
-    Ok(Some(h))
+    Ok(h)
+}
+
+/// Whether the export `text` is `expected`'s log from its first entry, linked, and reaches
+/// `fresh` (a head checked for our nonce): what `bridle audit export` must know before it
+/// calls the host's copy complete (the copy's own `head.seq` is only the host's word).
+/// `Err` says what is missing or broken.
+pub(crate) fn export_reaches(text: &str, expected: Address, fresh: &AuditHead) -> Result<(), String> {
+    let reason = |f: Failure| match f {
+        Failure::Invalid { reason, .. } => reason,
+        Failure::Usage(reason) => format!("invalid: {reason}"),
+    };
+    let ex = parse_export(text, "the host's export").map_err(reason)?;
+    let summary = verify_chain(&ex.entries, &ex.head, expected, None).map_err(|e| format!("invalid: {e}"))?;
+    reach(&ex, expected, fresh, FreshFrom::Now, summary.head_seq).map_err(reason)
 }
 
 fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Value, Failure> {
@@ -337,10 +359,10 @@ fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Valu
         }
         _ => None,
     };
-    let (expected, pinned_by) = match (from_key, args.enclave, from_store) {
-        (Some(k), _, _) => (k, "pinned by --identity-key"),
-        (None, Some(e), _) => (e, "pinned by --enclave"),
-        (None, None, Some((a, _))) => (a, "the identity trusted for --host"),
+    let (expected, pinned_by): (Address, std::borrow::Cow<'static, str>) = match (from_key, args.enclave, from_store) {
+        (Some(k), _, _) => (k, "pinned by --identity-key".into()),
+        (None, Some(e), _) => (e, "pinned by --enclave".into()),
+        (None, None, Some((a, how))) => (a, format!("the identity {how} (--host)").into()),
         (None, None, None) => {
             let named = match &ex.identity_public_key {
                 Some(pk) => {
@@ -368,7 +390,7 @@ fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Valu
                  this proves the log complete and self-consistent, not that it comes from an attested enclave \
                  (pass the public_key of the enclave's attestation document)"
             );
-            (named, "not pinned: the identity the file names")
+            (named, "not pinned: the identity the file names".into())
         }
     };
     if let Some(e) = ex.enclave {
@@ -409,11 +431,10 @@ fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Valu
     }
     let mut fresh_now = None;
     if let Some(url) = &args.host {
-        if let Some(f) = fresh_from(url, expected, err)? {
-            reach(&ex, expected, &f, FreshFrom::Now, summary.head_seq)?;
-            as_of = (f.time, "now: the fresh head the enclave signed for this verifier's nonce");
-            fresh_now = Some(f);
-        }
+        let f = fresh_from(url, expected)?;
+        reach(&ex, expected, &f, FreshFrom::Now, summary.head_seq)?;
+        as_of = (f.time, "now: the fresh head the enclave signed for this verifier's nonce");
+        fresh_now = Some(f);
     }
     let mut counts: BTreeMap<Decision, u64> = BTreeMap::new();
     for e in &ex.entries {

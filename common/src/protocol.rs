@@ -342,7 +342,8 @@ pub struct SessionCreated {
     pub binding_signature: Bytes,
     /// An attestation document whose `user_data` is `binding.digest()`, when available.
     pub attestation: Option<Bytes>,
-    /// The enclave's receipt over this reply for the owner's nonce (as a 32-byte word): the
+    /// The enclave's receipt over this reply for the owner's nonce (bound to the owner:
+    /// [`crate::receipt::owner_nonce`]): the
     /// binding does not name the nonce, so without it a host could answer a grant with an
     /// earlier binding of the same owner, agent and policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -87,10 +87,26 @@ fn cbor_keccak<T: Serialize>(v: &T) -> B256 {
     }
 }
 
-/// The receipt nonce of an owner call's reply: the owner's nonce as a 32-byte big-endian
-/// word (zero for a call no owner signed: an anonymous sweep).
-pub fn owner_nonce(n: u64) -> B256 {
-    B256::from(alloy_primitives::U256::from(n))
+/// The receipt nonce of an owner call's reply: the owner's nonce bound to the owner,
+/// `keccak256("bridle/owner-receipt/v1" ‖ owner[20] ‖ nonce as a 32-byte big-endian word)`
+/// (zero for a call no owner signed: an anonymous sweep, [`anonymous_nonce`]).
+///
+/// Nonces are per owner and anyone can be an owner, so the nonce alone named no owner: a
+/// host withholding an owner's `revoke_all` could send its own, from a fresh key with the
+/// same nonce, and show the owner the enclave's genuine receipt for it — "revoked, signed
+/// by the enclave" with none of the owner's sessions revoked (found 2026-12-04 by a review;
+/// `allow_image` alike).
+pub fn owner_nonce(owner: Address, n: u64) -> B256 {
+    let mut buf = Vec::with_capacity(23 + 20 + 32);
+    buf.extend_from_slice(b"bridle/owner-receipt/v1");
+    buf.extend_from_slice(owner.as_slice());
+    buf.extend_from_slice(&alloy_primitives::U256::from(n).to_be_bytes::<32>());
+    keccak256(buf)
+}
+
+/// The receipt nonce of the reply to a call no owner signed (an anonymous sweep): zero.
+pub fn anonymous_nonce() -> B256 {
+    B256::ZERO
 }
 
 /// The receipt nonce of a status reply about `session`: the caller's nonce bound to the

@@ -85,6 +85,8 @@ DOMAIN = b"bridle/stamp/v1"
 KIND_TRANSACTION = 1
 KIND_TYPED_DATA = 2
 KIND_MESSAGE = 3
+# Half the secp256k1 group order: a signature's s above it is the high-s twin (EIP-2).
+SECP256K1_N_HALF = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 # Fields of an Ethereum JSON transaction that Bridle's eth_signTransaction accepts.
 _QUANTITY_FIELDS = {
@@ -103,15 +105,27 @@ _QUANTITY_FIELDS = {
 class BridleError(Exception):
     """A refusal or error from Bridle: `code` is Bridle's stable code (e.g. "spend_cap"),
     `rule` the policy rule that failed (if any), `reason` the human reason, and
-    `rpc_code` the JSON-RPC error code (-32003 for policy denials)."""
+    `rpc_code` the JSON-RPC error code (-32003 for policy denials). `from_host`: the host's
+    answer — the enclave signs no refusal, so it is the host's word (a host may answer
+    `spend_cap` and keep a signature it was given); otherwise this helper's own check
+    failed (`bad_signature`, `enclave_mismatch`, ...)."""
 
-    def __init__(self, code: str, reason: str, rule: Optional[str] = None, rpc_code: Optional[int] = None):
+    def __init__(
+        self,
+        code: str,
+        reason: str,
+        rule: Optional[str] = None,
+        rpc_code: Optional[int] = None,
+        from_host: bool = False,
+    ):
         self.code = code
         self.reason = reason
         self.rule = rule
         self.rpc_code = rpc_code
+        self.from_host = from_host
         where = f" (rule {rule})" if rule else ""
-        super().__init__(f"bridle refused: {code}{where}: {reason}")
+        what = "bridle refused (the host's word; refusals are not signed)" if from_host else "bridle"
+        super().__init__(f"{what}: {code}{where}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -345,7 +359,7 @@ class BridleSigner:
             body = e.read()
             try:
                 err = json.loads(body)["error"]
-                raise BridleError(err.get("code", "error"), err.get("reason", ""), err.get("rule")) from None
+                raise BridleError(err.get("code", "error"), err.get("reason", ""), err.get("rule"), from_host=True) from None
             except (ValueError, KeyError, TypeError):
                 raise BridleError("http_error", f"GET {path}: HTTP {e.code}: {body[:200]!r}") from None
 
@@ -379,8 +393,9 @@ class BridleSigner:
                     data.get("reason") or err.get("message", ""),
                     data.get("rule"),
                     err.get("code"),
+                    from_host=True,
                 )
-            raise BridleError("error", str(err))
+            raise BridleError("error", str(err), from_host=True)
         return reply["result"]
 
     # -- signing -----------------------------------------------------------------------
@@ -401,19 +416,30 @@ class BridleSigner:
         if frm is not None and to_checksum_address(frm) != self.address:
             raise ValueError(f"from {frm} is not the Bridle session {self.address}")
         tx = _clean_tx(transaction_dict)
+        if "chainId" not in tx:
+            raise ValueError("a transaction for Bridle names its chainId (the enclave signs EIP-155 transactions only)")
         unsigned = serializable_unsigned_transaction_from_dict(tx)
         digest = bytes(unsigned.hash())
         result = self.rpc("eth_signTransaction", [_to_rpc_tx(tx, self.address)], self.stamp(KIND_TRANSACTION, digest))
         raw = bytes.fromhex(result["raw"].removeprefix("0x"))
         signed = result["tx"]
         r, s = int(signed["r"], 16), int(signed["s"], 16)
+        # The enclave signs with low s only (EIP-2): the high-s twin recovers alike, but no
+        # node accepts it (a host returning one withholds the transaction).
+        if s > SECP256K1_N_HALF:
+            raise BridleError("bad_signature", "the signature's s is in the upper half of the curve order (EIP-2): not the enclave's")
         typed = "type" in tx or "maxFeePerGas" in tx or "accessList" in tx
         if typed:
             v = int(signed.get("yParity", signed["v"]), 16)
             parity = v
         else:
-            v = int(signed["v"], 16)
-            parity = (v - 35) % 2 if v >= 35 else v - 27
+            # v as EIP-155 makes it from *our* chain id: the host's v could name another
+            # chain (or none) with a raw transaction to match.
+            host_v = int(signed["v"], 16)
+            parity = (host_v - 35) % 2 if host_v >= 35 else host_v - 27
+            if parity not in (0, 1):
+                raise BridleError("bad_signature", f"v = {host_v} is no signature parity")
+            v = int(tx["chainId"]) * 2 + 35 + parity
         # Trust nothing from the host: the signature must be the session's over *our*
         # digest, and the raw transaction exactly ours with that signature.
         sig = eth_keys.Signature(vrs=(parity, r, s))

@@ -31,6 +31,9 @@ import {
 import { toAccount } from "viem/accounts";
 import { BridleError, KIND_TRANSACTION, Stamper, type BridleOptions, type Hex } from "./stamp.ts";
 
+/** Half the secp256k1 group order: a signature's s above it is the high-s twin (EIP-2). */
+const SECP256K1_N_HALF = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+
 export { BridleError, type BridleOptions } from "./stamp.ts";
 
 const q = (v: bigint | number | undefined): Hex | undefined => (v === undefined ? undefined : `0x${BigInt(v).toString(16)}`);
@@ -94,6 +97,11 @@ export async function bridleAccount(opts: BridleOptions): Promise<LocalAccount<"
       const signed = result.tx as { r: ViemHex; s: ViemHex; v: ViemHex; yParity?: ViemHex };
       const yParity = signed.yParity !== undefined ? Number(BigInt(signed.yParity)) : Number((BigInt(signed.v) - 35n) % 2n);
       const signature = { r: signed.r, s: signed.s, yParity, v: 27n + BigInt(yParity) };
+      // The enclave signs with low s only (EIP-2): the high-s twin recovers alike, but no
+      // node accepts it (a host returning one withholds the transaction).
+      if (BigInt(signed.s) > SECP256K1_N_HALF) {
+        throw new BridleError("bad_signature", "the signature's s is in the upper half of the curve order (EIP-2): not the enclave's");
+      }
       // Trust nothing from the host: the signature must be the session's over our digest,
       // and the raw transaction exactly ours with that signature.
       const signer = await recoverAddress({ hash: digest, signature });

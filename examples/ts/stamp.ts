@@ -26,15 +26,22 @@ export const KIND_MESSAGE = 3;
 
 export type Hex = `0x${string}`;
 
-/** A refusal or error from Bridle: `code` is Bridle's stable code (e.g. "spend_cap"). */
+/**
+ * A refusal or error from Bridle: `code` is Bridle's stable code (e.g. "spend_cap").
+ * `fromHost`: the host's answer — the enclave signs no refusal, so it is the host's word (a
+ * host may answer `spend_cap` and keep a signature it was given); otherwise this helper's
+ * own check failed (`bad_signature`, `enclave_mismatch`, …).
+ */
 export class BridleError extends Error {
   constructor(
     public readonly code: string,
     public readonly reason: string,
     public readonly rule?: string | null,
     public readonly rpcCode?: number,
+    public readonly fromHost: boolean = false,
   ) {
-    super(`bridle refused: ${code}${rule ? ` (rule ${rule})` : ""}: ${reason}`);
+    const what = fromHost ? "bridle refused (the host's word; refusals are not signed)" : "bridle";
+    super(`${what}: ${code}${rule ? ` (rule ${rule})` : ""}: ${reason}`);
     this.name = "BridleError";
   }
 }
@@ -176,6 +183,7 @@ export async function bridleRpc(
       data.reason ?? reply.error.message ?? "",
       data.rule,
       reply.error.code,
+      true,
     );
   }
   return reply.result;

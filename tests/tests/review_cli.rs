@@ -180,6 +180,35 @@ async fn a_revoke_that_never_reached_the_enclave_is_not_reported() {
     assert!(!out.contains("revoked"), "{out}");
     assert!(err.contains("not confirmed by the enclave"), "{err}");
     assert_eq!(w.truth(&g).state, SessionState::Active);
+
+    // A refusal whose text would draw the success lines over the real answer (erase the
+    // line, return, print "revoked: …, signed by the enclave", hide what follows): printed
+    // with nothing a terminal obeys, on one line (found 2026-12-04 by a review).
+    w.proxy.clear();
+    let forged = format!(
+        "\u{1b}[2K\rrevoked: {s}\n  signed by the enclave {} at 2026-12-04\u{1b}[8m\u{202e}",
+        Address::repeat_byte(0xee)
+    );
+    w.proxy.answer("POST", &path, move |_| {
+        (403, json!({"error": {"code": "forbidden", "message": forged.clone(), "rule": "\u{1b}]0;title\u{7}"}}))
+    });
+    let (out, err) = w.cli.fails(&["owner", "revoke", "--key", "owner.key", "--session", &s, "--nonce", &n()]);
+    assert!(!out.contains("revoked"), "{out}");
+    assert!(!err.chars().any(|c| c == '\u{1b}' || c == '\r' || c == '\u{7}' || c == '\u{202e}'), "{err:?}");
+    assert!(
+        !err.lines().any(|l| l.trim_start().starts_with("revoked:") || l.trim_start().starts_with("signed by")),
+        "{err}"
+    );
+    assert!(err.contains("\\u{001b}[2K"), "the escape is shown as text: {err}");
+
+    // A nonce an hour ahead of the enclave's clock: refused and not spent, and the CLI says
+    // so (the "spent" note would tell the owner a message the host kept can never apply).
+    w.proxy.clear();
+    let ahead = (now() * 1000 + 3_600_000).to_string();
+    let (_, err) = w.cli.fails(&["owner", "revoke", "--key", "owner.key", "--session", &s, "--nonce", &ahead]);
+    assert!(err.contains("is ahead of the enclave's clock") && err.contains("refused before it was spent"), "{err}");
+    assert!(!err.contains("is spent and can never take effect"), "{err}");
+    assert_eq!(w.truth(&g).state, SessionState::Active);
 }
 
 #[tokio::test]
@@ -219,6 +248,31 @@ async fn an_old_revoke_receipt_replayed_is_refused() {
     let (_, err) = w.cli.fails(&["owner", "revoke-all", "--key", "owner.key", "--nonce", &n()]);
     assert!(err.contains("a replayed reply"), "{err}");
     assert_eq!(w.truth(&g2).state, SessionState::Active);
+}
+
+/// Owner nonces are per owner and anyone can be an owner: the host holds back the owner's
+/// `revoke-all` and answers with the enclave's genuine reply to its own, from a fresh key
+/// with the same nonce (found 2026-12-04 by a review: the receipt's word was the bare
+/// nonce, and the CLI printed "revoked, signed by the enclave"). The word binds the owner.
+#[tokio::test]
+async fn another_owners_revoke_all_with_the_same_nonce_is_not_this_owners() {
+    let w = world();
+    let g = w.grant().await;
+    let nonce = n();
+    let stranger = Actor::random();
+    let enclave = w.stack.status().await.identity_address;
+    let mut msg =
+        owner_action(bridle_common::owner::action::REVOKE_ALL, enclave, Address::ZERO, Address::ZERO, B256::ZERO);
+    msg.nonce = nonce.parse().unwrap();
+    let path = format!("/v1/owners/{}/revoke-all", stranger.address);
+    let (s, genuine) = w.stack.post(&path, &RevokeAll { auth: stranger.sign_owner(&msg) }).await;
+    assert_eq!(s, 200, "{genuine}");
+    assert!(genuine["receipt"].is_object(), "the enclave's genuine receipt: {genuine}");
+    w.proxy.answer("POST", "/v1/owners/", move |_| (200, genuine.clone()));
+    let (out, err) = w.cli.fails(&["owner", "revoke-all", "--key", "owner.key", "--nonce", &nonce]);
+    assert!(!out.contains("revoked"), "{out}");
+    assert!(err.contains("a replayed reply"), "{err}");
+    assert_eq!(w.truth(&g).state, SessionState::Active);
 }
 
 #[tokio::test]
@@ -485,6 +539,25 @@ async fn a_stale_audit_export_is_caught_by_the_fresh_head() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("the fresh head the exporter asked for"), "{o:?}");
     let (_, err) = w.cli.fails(&["verify", "audit", "e0.json", "--host", &w.proxy.url]);
     assert!(err.contains("2 entries missing"), "{err}");
+
+    // A host that says its enclave changed (a head naming another enclave) turns the check
+    // asked for off no longer: no fresh head for this log, so not complete now.
+    w.proxy.clear();
+    w.proxy.rewrite("GET", "/v1/audit/head", |_, v| v["enclave"] = json!(Address::repeat_byte(0x66)));
+    let (out, err) = w.cli.fails(&["verify", "audit", "e0.json", "--host", &w.proxy.url]);
+    assert!(!out.contains("valid"), "{out}");
+    assert!(err.contains("no fresh head for this log"), "{err}");
+
+    // A copy short of the fresh head whose head the host left at the end (the last entry
+    // dropped, the genuine head kept): `audit export` checks the entries, not the host's
+    // word for where they end.
+    w.proxy.clear();
+    let genuine: Value = w.stack.get("/v1/audit/export").await.1;
+    let mut short = genuine.clone();
+    short["entries"].as_array_mut().unwrap().pop();
+    w.proxy.answer("GET", "/v1/audit/export", move |_| (200, short.clone()));
+    let (_, err) = w.cli.fails(&["audit", "export", "--out", "e2.json"]);
+    assert!(err.contains("invalid") && !err.contains("the export reaches it"), "{err}");
 }
 
 #[tokio::test]
@@ -520,6 +593,13 @@ async fn a_changed_enclave_behind_the_host_stops_every_command() {
     assert!(o.status.success(), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("warning: --trust-on-first-use"), "{o:?}");
     assert!(cli.ok(&["trust", "show", "--host", &proxy.url]).contains("trusted on first use"));
+    // The audit commands say so too: a tofu identity is the host's word.
+    let o = cli.run(&["audit", "export", "--out", "tofu.json"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("trusted on first use: the host's word"), "{o:?}");
+    let o = cli.run(&["verify", "audit", "tofu.json", "--host", &proxy.url]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("trusted on first use: the host's word"), "{o:?}");
 }
 
 #[tokio::test]
@@ -649,7 +729,73 @@ console.log(codes.join(" "));
         Ok(_) => panic!("pinned to another identity, yet connected"),
     }
     let right = alloy_agent::EnclaveTrust::Pinned(pk(&w.identity));
-    assert!(alloy_agent::BridleSigner::connect(&w.proxy.url, &secret, g.session, right).await.is_ok());
+    let signer = alloy_agent::BridleSigner::connect(&w.proxy.url, &secret, g.session, right).await.unwrap();
+
+    // The host returns the high-s twin of the enclave's signature (n − s, the other parity):
+    // it recovers to the session alike, but no node accepts it (EIP-2), so the agent would
+    // track a transaction never mined while the host keeps the real one. Refused.
+    let n =
+        U256::from_be_slice(&hex::decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141").unwrap());
+    w.proxy.rewrite("POST", "/rpc", move |_, reply| {
+        let tx = &mut reply["result"]["tx"];
+        let s: U256 = tx["s"].as_str().unwrap().parse().unwrap();
+        tx["s"] = json!(format!("{:#x}", n - s));
+        let parity = tx["yParity"].as_str().unwrap() == "0x1";
+        tx["yParity"] = json!(if parity { "0x0" } else { "0x1" });
+        tx["v"] = tx["yParity"].clone();
+        // And a raw transaction to match, for the helpers that compare it.
+        use alloy_eips::eip2718::{Decodable2718, Encodable2718};
+        let raw = hex::decode(reply["result"]["raw"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+        let Ok(alloy_consensus::TxEnvelope::Eip1559(signed)) = alloy_consensus::TxEnvelope::decode_2718(&mut &raw[..])
+        else {
+            panic!("an EIP-1559 transaction")
+        };
+        let sig = signed.signature();
+        let twin = alloy_primitives::Signature::new(sig.r(), n - sig.s(), !sig.v());
+        let env = alloy_consensus::TxEnvelope::from(alloy_consensus::Signed::new_unhashed(signed.tx().clone(), twin));
+        reply["result"]["raw"] = json!(format!("0x{}", hex::encode(env.encoded_2718())));
+    });
+    let data = erc20_transfer(31337, 0, USDC, DEAD, usdc(1)).call().unwrap().data.clone();
+    let mut tx = alloy_consensus::TxEip1559 {
+        chain_id: 31337,
+        nonce: 0,
+        gas_limit: 100_000,
+        max_fee_per_gas: 2_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: alloy_primitives::TxKind::Call(USDC),
+        value: U256::ZERO,
+        access_list: Default::default(),
+        input: data,
+    };
+    let e = signer.sign_tx(&mut tx).await.expect_err("a high-s signature is not the enclave's");
+    assert!(e.to_string().contains("upper half of the curve order"), "{e}");
+    // viem: the same twin, with a raw transaction that matches it.
+    let script = w.cli.dir.join("high_s.mts");
+    std::fs::write(
+        &script,
+        format!(
+            r#"import {{ bridleAccount }} from "{0}/bridle-signer.ts";
+const a = await bridleAccount({{ host: process.argv[2], agentKey: process.argv[3], session: process.argv[4], enclavePublicKey: process.argv[5] }});
+try {{
+  await a.signTransaction({{ type: "eip1559", chainId: 31337, nonce: 0, gas: 100000n, maxFeePerGas: 2000000000n,
+    maxPriorityFeePerGas: 1000000000n, to: process.argv[6], value: 0n, data: process.argv[7] }});
+  console.log("accepted");
+}} catch (e: any) {{ console.log(e.code ?? "error", e.message); }}
+"#,
+            ts.display()
+        ),
+    )
+    .unwrap();
+    let o = std::process::Command::new(&tsx)
+        .arg(&script)
+        .args([&w.proxy.url, key.to_str().unwrap(), &session, &w.identity, &USDC.to_string(), &tx.input.to_string()])
+        .current_dir(&ts)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("bad_signature") && out.contains("upper half"), "{o:?}");
+    w.proxy.clear();
+    signer.sign_tx(&mut tx).await.expect("the enclave's own signature");
 }
 
 #[tokio::test]
@@ -748,4 +894,43 @@ async fn a_reply_of_any_size_is_not_read_whole() {
     let (out, err) = w.cli.fails(&status);
     assert!(err.contains("bytes cut"), "{}", &err[..err.len().min(2000)]);
     assert!(out.len() + err.len() < 16 << 10, "{} bytes printed", out.len() + err.len());
+}
+
+/// The Python helper builds a legacy transaction's `v` from its own chain id (EIP-155): a
+/// host answering with the enclave's genuine r and s but `v = 27 + parity` (and a raw
+/// transaction to match) names another chain, or none — refused, where it passed before
+/// (found 2026-12-04 by a review). The genuine answer passes.
+#[test]
+fn the_python_helper_takes_v_from_its_own_chain_id() {
+    let py = r#"
+import sys
+sys.path.insert(0, sys.argv[1])
+from bridle_signer import BridleSigner, BridleError
+from eth_account._utils.legacy_transactions import serializable_unsigned_transaction_from_dict, encode_transaction
+from eth_keys import keys
+key = keys.PrivateKey(b"\x11" * 32)
+tx = {"chainId": 31337, "nonce": 0, "gasPrice": 10**9, "gas": 21000, "to": "0x000000000000000000000000000000000000dEaD", "value": 1, "data": b""}
+unsigned = serializable_unsigned_transaction_from_dict(tx)
+sig = key.sign_msg_hash(bytes(unsigned.hash()))
+N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+def answer(v, s):
+    raw = bytes(encode_transaction(unsigned, (v, sig.r, s)))
+    return {"raw": "0x" + raw.hex(), "tx": {"v": hex(v), "r": hex(sig.r), "s": hex(s)}}
+def attempt(v, s=sig.s):
+    signer = BridleSigner.__new__(BridleSigner)
+    signer.address = key.public_key.to_checksum_address()
+    signer.stamp = lambda kind, digest: "stamp"
+    signer.rpc = lambda method, params, stamp=None: answer(v, s)
+    try:
+        signer.sign_transaction(tx)
+        return "accepted"
+    except BridleError as e:
+        return e.code
+# The high-s twin (n - s, the other parity) recovers to the session too; no node takes it.
+print(attempt(27 + sig.v), attempt(31337 * 2 + 35 + sig.v), attempt(1 * 2 + 35 + sig.v),
+      attempt(31337 * 2 + 35 + (1 - sig.v), N - sig.s))
+"#;
+    let examples = repo_root().join("examples/python");
+    let out = eth_account_py(py, &[examples.to_str().unwrap()]);
+    assert_eq!(out, "bad_signature accepted bad_signature bad_signature", "{out}");
 }

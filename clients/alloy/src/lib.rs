@@ -44,13 +44,18 @@ pub struct BridleError {
     pub code: String,
     pub rule: Option<String>,
     pub reason: String,
+    /// The host's answer: the enclave signs no refusal, so it is the host's word (a host
+    /// may answer `spend_cap` and keep a signature it was given). Otherwise this client's
+    /// own check failed (`bad_signature`, `enclave_mismatch`, …).
+    pub from_host: bool,
 }
 
 impl std::fmt::Display for BridleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.from_host { "bridle refused (the host's word; refusals are not signed)" } else { "bridle" };
         match &self.rule {
-            Some(r) => write!(f, "bridle refused: {} (rule {r}): {}", self.code, self.reason),
-            None => write!(f, "bridle refused: {}: {}", self.code, self.reason),
+            Some(r) => write!(f, "{what}: {} (rule {r}): {}", self.code, self.reason),
+            None => write!(f, "{what}: {}: {}", self.code, self.reason),
         }
     }
 }
@@ -59,7 +64,7 @@ impl std::error::Error for BridleError {}
 
 impl BridleError {
     fn new(code: &str, reason: impl Into<String>) -> BridleError {
-        BridleError { code: code.into(), rule: None, reason: reason.into() }
+        BridleError { code: code.into(), rule: None, reason: reason.into(), from_host: false }
     }
 
     /// The Bridle refusal inside an error alloy returned: the error itself, an
@@ -259,6 +264,11 @@ impl BridleSigner {
             (field("v")? - U256::from(35)) % U256::from(2) == U256::from(1)
         };
         let sig = Signature::new(field("r")?, field("s")?, parity);
+        // The enclave signs with low s only (EIP-2): the high-s twin recovers alike but no
+        // node accepts it, so a host returning one withholds the transaction.
+        if sig.normalize_s().is_some() {
+            return Err("the signature's s is in the upper half of the curve order (EIP-2): not the enclave's".into());
+        }
         // Trust nothing from the host: the signature must be the session's over our digest.
         let signer = sig.recover_address_from_prehash(&digest)?;
         if signer != self.session {
@@ -288,6 +298,7 @@ impl BridleSigner {
                 code: data["code"].as_str().or(e["message"].as_str()).unwrap_or("error").to_string(),
                 rule: data["rule"].as_str().map(str::to_string),
                 reason: data["reason"].as_str().or(e["message"].as_str()).unwrap_or("").to_string(),
+                from_host: true,
             }));
         }
         Ok(reply["result"].clone())

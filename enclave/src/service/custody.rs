@@ -151,7 +151,7 @@ impl Enclave {
             }
             self.accept_nonce(book, &a.auth);
             let reply = ImageAllowed { image: a.image, sessions: scope, receipt: None };
-            Ok(Reply::ImageAllowed(self.receipted_after_change(reply, Some(a.auth.nonce))))
+            Ok(Reply::ImageAllowed(self.receipted_after_change(reply, Some(&a.auth))))
         })
     }
 

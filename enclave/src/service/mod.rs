@@ -246,19 +246,21 @@ impl Enclave {
     }
 
     /// The reply to an owner's call whose change is already made, with the enclave's
-    /// receipt for the owner's nonce (zero when the caller signed nothing: an anonymous
-    /// sweep). Only the node that answers signs (a cluster replica applying the same entry
+    /// receipt for the owner's nonce bound to the owner (zero when the caller signed
+    /// nothing: an anonymous sweep). Only the node that answers signs (a cluster replica applying the same entry
     /// makes no reply); a signing failure is logged and the reply goes without its receipt,
     /// which owner tools refuse as unconfirmed. The change stands either way: answering
     /// `internal` after it was made would tell the owner that a grant, an update, a
     /// revocation or a denial did not happen when it did (and, in a cluster, only this node
     /// would differ in what it answered). One path for every change, as
     /// [`Enclave::bind_or_log`] is for bindings.
-    pub(super) fn receipted_after_change<T: Receipted>(&self, reply: T, nonce: Option<u64>) -> T {
+    pub(super) fn receipted_after_change<T: Receipted>(&self, reply: T, auth: Option<&OwnerAuth>) -> T {
         if !crate::apply::answers() {
             return reply;
         }
-        let word = receipt::owner_nonce(nonce.unwrap_or(0));
+        // The owner's nonce bound to the owner whose signature was checked: another owner's
+        // call with the same nonce gets another word (receipt::owner_nonce).
+        let word = auth.map_or_else(receipt::anonymous_nonce, |a| receipt::owner_nonce(a.owner, a.nonce));
         receipt_or_log(reply, self.identity.address(), self.clock.now(), word, |d| self.identity.sign_digest(d))
     }
 
@@ -368,4 +370,4 @@ fn receipt_or_log<T: Receipted, E: std::fmt::Display>(
 #[cfg(test)]
 mod custody_tests;
 #[cfg(test)]
-mod room_tests;
+pub(crate) mod room_tests;

@@ -314,7 +314,7 @@ impl Enclave {
         // can revoke it by its address.
         let (binding_signature, attestation) = self.bind_or_log(&binding);
         let reply = SessionCreated { binding, binding_signature, attestation, receipt: None };
-        Ok(self.receipted_after_change(reply, Some(c.auth.nonce)))
+        Ok(self.receipted_after_change(reply, Some(&c.auth)))
     }
 
     /// Sign a binding with the identity key and attest it when the NSM is there, for a
@@ -418,7 +418,7 @@ impl Enclave {
             binding_signature: Some(sig),
             receipt: None,
         };
-        Ok(self.receipted_after_change(reply, Some(u.auth.nonce)))
+        Ok(self.receipted_after_change(reply, Some(&u.auth)))
     }
 
     /// `update_policy` once the owner's signature and nonce check out: the policy's hash,
@@ -454,7 +454,7 @@ impl Enclave {
         });
         self.spend(book, &r.auth, revoked)?;
         let reply = Revoked { sessions: vec![r.session], receipt: None };
-        Ok(self.receipted_after_change(reply, Some(r.auth.nonce)))
+        Ok(self.receipted_after_change(reply, Some(&r.auth)))
     }
 
     pub(super) fn revoke_all(&self, r: &RevokeAll) -> Result<Revoked, Denial> {
@@ -484,7 +484,7 @@ impl Enclave {
         sessions.sort();
         self.accept_nonce(book, &r.auth);
         let reply = Revoked { sessions, receipt: None };
-        Ok(self.receipted_after_change(reply, Some(r.auth.nonce)))
+        Ok(self.receipted_after_change(reply, Some(&r.auth)))
     }
 
     /// The owner approves exactly one pending request's digest (R-POL-10).
@@ -521,7 +521,7 @@ impl Enclave {
         });
         let until = self.spend(book, &d.auth, denied)?;
         let reply = PendingDenied { session: d.session, digest: d.digest, until, receipt: None };
-        Ok(self.receipted_after_change(reply, Some(d.auth.nonce)))
+        Ok(self.receipted_after_change(reply, Some(&d.auth)))
     }
 
     /// The revocation sweep (R-APP-6): see [`Machine::sweep`]. Anyone may ask (a sweep only
@@ -558,6 +558,6 @@ impl Enclave {
             Some((book, auth)) => self.spend(book, auth, swept)?,
             None => swept?,
         };
-        Ok(self.receipted_after_change(reply, w.auth.as_ref().map(|a| a.nonce)))
+        Ok(self.receipted_after_change(reply, w.auth.as_ref()))
     }
 }

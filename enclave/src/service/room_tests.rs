@@ -14,7 +14,7 @@ use k256::SecretKey;
 use std::sync::mpsc;
 use std::time::Duration;
 
-pub(super) const T0: u64 = 1_800_000_000;
+pub(crate) const T0: u64 = 1_800_000_000;
 
 struct Shared(Arc<FixedClock>);
 impl Clock for Shared {
@@ -36,7 +36,7 @@ fn sign(owner: &SecretKey, msg: &OwnerAction) -> OwnerAuth {
 fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
     let c = create_reply(e, now, nonce)?;
     // Every creation's reply carries the enclave's receipt for the owner's nonce.
-    let word = bridle_common::receipt::owner_nonce(nonce);
+    let word = bridle_common::receipt::owner_nonce(addr(&SecretKey::from_slice(&[42u8; 32]).unwrap()), nonce);
     bridle_common::receipt::verify(&c, e.identity_address(), Some(word)).expect("the creation's receipt");
     Ok(c.binding.session)
 }
@@ -50,7 +50,7 @@ fn create_reply(e: &Enclave, now: u64, nonce: u64) -> Result<SessionCreated, Den
 }
 
 /// A creation by the owner `[42; 32]` on `e`, with `nonce`: a one-hour policy made at `now`.
-pub(super) fn creation(e: &Enclave, now: u64, nonce: u64) -> CreateSession {
+pub(crate) fn creation(e: &Enclave, now: u64, nonce: u64) -> CreateSession {
     creation_naming(e, now, nonce, "")
 }
 
@@ -179,6 +179,32 @@ fn revoke_all(e: &Enclave, owner: &SecretKey, nonce: u64) -> Call {
     Call::RevokeAll(RevokeAll { auth: sign(owner, &msg) })
 }
 
+/// Owner nonces are per owner and anyone can be an owner: a host holding back an owner's
+/// `revoke_all` and sending its own, from a fresh key with the same nonce, gets the
+/// enclave's genuine receipt — which must not answer the owner's message. The receipt's
+/// word binds the owner (found 2026-12-04 by a review: it was the bare nonce, and the owner
+/// tools printed "revoked, signed by the enclave" with none of the owner's sessions revoked).
+#[test]
+fn an_owner_receipt_answers_only_its_owners_message() {
+    let e = Enclave::new(Box::new(Shared(Arc::new(FixedClock::new(T0)))), None, Config::default());
+    let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let mine = create(&e, T0, 1).unwrap();
+    let stranger = SecretKey::from_slice(&[43u8; 32]).unwrap();
+    let Reply::Revoked(r) = e.handle(revoke_all(&e, &stranger, 100)).unwrap() else { panic!("not revoked") };
+    assert!(r.sessions.is_empty());
+    let word = |k: &SecretKey| bridle_common::receipt::owner_nonce(addr(k), 100);
+    assert_ne!(word(&owner), word(&stranger));
+    bridle_common::receipt::verify(&r, e.identity_address(), Some(word(&stranger)))
+        .expect("the stranger's own receipt");
+    let err = bridle_common::receipt::verify(&r, e.identity_address(), Some(word(&owner)))
+        .expect_err("another owner's receipt answers nothing the owner signed");
+    assert!(matches!(err, bridle_common::receipt::ReceiptError::WrongNonce { .. }), "{err:?}");
+    // The owner's own message, with the same nonce, is still accepted and answered.
+    let Reply::Revoked(r) = e.handle(revoke_all(&e, &owner, 100)).unwrap() else { panic!("not revoked") };
+    assert_eq!(r.sessions, vec![mine]);
+    bridle_common::receipt::verify(&r, e.identity_address(), Some(word(&owner))).expect("the owner's receipt");
+}
+
 #[test]
 fn revoke_all_appends_in_session_address_order() {
     // Every replica of a cluster must append the same audit chain; the session map's order
@@ -291,7 +317,7 @@ fn an_owners_change_is_receipted_by_the_node_that_answers_and_stands_on_every_re
     // answers; a replica applying the same log entry makes no reply and signs nothing.
     let e = Enclave::new(Box::new(Shared(Arc::new(FixedClock::new(T0)))), None, Config::default());
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
-    let word = bridle_common::receipt::owner_nonce;
+    let word = |n: u64| bridle_common::receipt::owner_nonce(addr(&owner), n);
     let replica = crate::apply::ApplyCtx { clock: T0, proposer: false };
     let proposer = crate::apply::ApplyCtx { clock: T0, proposer: true };
 
