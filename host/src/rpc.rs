@@ -53,6 +53,9 @@ pub const STAMP_HEADER: &str = "bridle-stamp";
 /// Most requests in one batch.
 pub const MAX_BATCH: usize = 100;
 
+/// The most params a request may carry (every method Bridle answers takes at most three).
+pub const MAX_PARAMS: usize = 16;
+
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
@@ -193,15 +196,19 @@ pub(crate) enum Body<'a> {
 /// Split a body into requests, or the one response it gets (parse error, bad batch, not an
 /// object). The body is read once; nothing but the envelope's fields is kept.
 pub(crate) fn read_body(body: &[u8]) -> Result<Body<'_>, Box<RpcResponse>> {
-    match first_char_bytes(body) {
+    match crate::rpc_json::first_byte(body) {
         Some(b'{') => serde_json::from_slice::<Envelope>(body).map(Body::One).map_err(parse_error),
         Some(b'[') => {
-            let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(parse_error)?;
+            // Counted while read: a batch over the bound is refused before it is held.
+            let items = match crate::rpc_json::array_within(body, MAX_BATCH, "batch") {
+                Ok(items) => items,
+                Err(crate::rpc_json::ArrayError::Malformed(e)) => return Err(parse_error(e)),
+                Err(_) => {
+                    return Err(invalid_request(&format!("invalid request: a batch exceeds {MAX_BATCH} requests")))
+                }
+            };
             if items.is_empty() {
                 return Err(invalid_request("invalid request: empty batch"));
-            }
-            if items.len() > MAX_BATCH {
-                return Err(invalid_request(&format!("invalid request: batch of {} exceeds {MAX_BATCH}", items.len())));
             }
             Ok(Body::Batch(
                 items
@@ -253,10 +260,6 @@ pub async fn rpc(
     }
 }
 
-fn first_char_bytes(b: &[u8]) -> Option<u8> {
-    b.iter().copied().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-}
-
 /// A checked request: the id to answer with (`None`: a notification), method and params.
 pub(crate) struct Checked<'a> {
     pub id: Option<Value>,
@@ -291,9 +294,9 @@ pub(crate) fn check<'s, 'a>(env: &'s Envelope<'a>) -> Result<Checked<'s>, Box<Rp
     };
     let params = match env.params.filter(|p| !crate::rpc_json::is_null(p)) {
         None => Vec::new(),
-        Some(p) => match crate::rpc_json::array(p) {
-            Some(a) => a,
-            None => return Err(Box::new(response(reply_id(), Err(RpcError::invalid("params must be an array"))))),
+        Some(p) => match crate::rpc_json::array_within(p.get().as_bytes(), MAX_PARAMS, "params") {
+            Ok(a) => a,
+            Err(e) => return Err(Box::new(response(reply_id(), Err(e.invalid("params"))))),
         },
     };
     Ok(Checked { id, method, params })

@@ -87,6 +87,8 @@ fn malformed_fields_are_named() {
         (r#""nonce":"0x""#, "nonce is not a valid quantity"),
         (r#""nonce":"12""#, "nonce must be a 0x-prefixed hex quantity"),
         (r#""nonce":"0xzz""#, "nonce is not a valid hex quantity"),
+        (r#""nonce":"0x_""#, "nonce is not a valid hex quantity"),
+        (r#""nonce":"0x1_0""#, "nonce is not a valid hex quantity"),
         (r#""nonce":"0x10000000000000000""#, "nonce is out of range"),
         (r#""nonce":-1"#, "nonce must be a non-negative integer"),
         (r#""nonce":1.5"#, "nonce must be a non-negative integer"),
@@ -326,7 +328,15 @@ fn envelopes() {
     );
     let many = format!("[{}]", vec!["1"; 101].join(","));
     let Err(r) = body(&many) else { panic!() };
-    assert!(text(&r).contains("batch of 101 exceeds 100"));
+    assert!(text(&r).contains("a batch exceeds 100 requests"), "{}", text(&r));
+    // Counted while read: a megabyte of items is refused at the 101st.
+    let huge = format!("[{}]", vec!["0"; 500_000].join(","));
+    let Err(r) = body(&huge) else { panic!() };
+    assert!(text(&r).contains("a batch exceeds 100 requests"));
+    let Err(r) = body("[1,2") else { panic!() };
+    assert!(text(&r).contains("-32700"), "a malformed batch is a parse error: {}", text(&r));
+    let Err(r) = read_body(b"[\"\xff\"]") else { panic!() };
+    assert!(text(&r).contains("-32700"), "a batch that is not UTF-8 is a parse error: {}", text(&r));
     for b in ["1", "\"x\"", " null ", "true"] {
         let Err(r) = body(b) else { panic!() };
         assert!(text(&r).contains("invalid request: not an object"), "{b}");
@@ -346,6 +356,9 @@ fn envelopes() {
     };
     assert_eq!(check_text(r#"{"jsonrpc":"2.0","method":"m","params":[1,{}],"id":7}"#), "ok Some(Number(7)) m 2");
     assert_eq!(check_text(r#"{"jsonrpc":"2.0","method":"m"}"#), "ok None m 0");
+    let many = format!(r#"{{"jsonrpc":"2.0","method":"m","id":1,"params":[{}]}}"#, vec!["0"; 100_000].join(","));
+    assert!(check_text(&many).contains("params has more than 16 items"), "{}", check_text(&many));
+    assert!(check_text(r#"{"jsonrpc":"2.0","method":"m","id":1,"params":{}}"#).contains("params must be an array"));
     assert_eq!(check_text(r#"{"jsonrpc":"2.0","method":"m","id":null,"params":null}"#), "ok Some(Null) m 0");
     assert_eq!(check_text(r#"{"id":"a","id":"b","jsonrpc":"2.0","method":"m"}"#), r#"ok Some(String("b")) m 0"#);
     assert_eq!(

@@ -4,8 +4,8 @@
 
 use crate::rpc::RpcError;
 use crate::rpc_json::{
-    array, bytes_field, first_char, json_object, object, opt_address, opt_u128, opt_u256, opt_u64, param_address,
-    present, present_raw, required, Scalar,
+    array_within, bytes_field, first_char, json_object, object, opt_address, opt_u128, opt_u256, opt_u64,
+    param_address, present, present_raw, required, Scalar,
 };
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use bridle_common::protocol::Signed;
@@ -52,11 +52,15 @@ json_object! {
     }
 }
 
+/// The most items of an access list, an entry's storage keys or an authorization list read
+/// (the enclave's frame bounds the whole; this bounds what is held while reading it).
+const MAX_LIST_ITEMS: usize = 4096;
+
 const BLOB_FIELDS: &[&str] = &["blobVersionedHashes", "maxFeePerBlobGas", "blobs", "sidecar"];
 
 fn access_list(v: Option<&RawValue>) -> Result<Vec<AccessEntry>, RpcError> {
     let Some(v) = v else { return Ok(Vec::new()) };
-    let arr = array(v).ok_or_else(|| RpcError::invalid("accessList must be an array"))?;
+    let arr = array_within(v.get().as_bytes(), MAX_LIST_ITEMS, "accessList").map_err(|e| e.invalid("accessList"))?;
     arr.iter()
         .enumerate()
         .map(|(i, e)| {
@@ -74,8 +78,9 @@ fn access_list(v: Option<&RawValue>) -> Result<Vec<AccessEntry>, RpcError> {
             let keys = match present_raw(item.storage_keys) {
                 None => Vec::new(),
                 Some(raw) => {
-                    let keys = array(raw)
-                        .ok_or_else(|| RpcError::invalid(format!("accessList[{i}].storageKeys must be an array")))?;
+                    let field = format!("accessList[{i}].storageKeys");
+                    let keys =
+                        array_within(raw.get().as_bytes(), MAX_LIST_ITEMS, &field).map_err(|e| e.invalid(&field))?;
                     keys.iter()
                         .map(|k| {
                             let k: Scalar = serde_json::from_str(k.get()).unwrap_or(Scalar::Other);
@@ -94,7 +99,8 @@ fn access_list(v: Option<&RawValue>) -> Result<Vec<AccessEntry>, RpcError> {
 }
 
 fn authorization_list(v: &RawValue) -> Result<Vec<AuthorizationRequest>, RpcError> {
-    let arr = array(v).ok_or_else(|| RpcError::invalid("authorizationList must be an array"))?;
+    let arr = array_within(v.get().as_bytes(), MAX_LIST_ITEMS, "authorizationList")
+        .map_err(|e| e.invalid("authorizationList"))?;
     arr.iter()
         .enumerate()
         .map(|(i, e)| {
