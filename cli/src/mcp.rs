@@ -64,7 +64,7 @@ pub struct SendTransaction {
     /// Wait until the transaction is mined and return its receipt (status, block, gas used).
     #[serde(default)]
     pub wait_for_receipt: bool,
-    /// How long to wait for the receipt, seconds (default 60).
+    /// How long to wait for the receipt, seconds (default 60, at most 600).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
 }
@@ -148,6 +148,14 @@ impl BridleMcp {
             Ok(a) => a,
             Err(_) => return refused(&anyhow::anyhow!("`to` is not a 0x-hex address: {}", p.to)),
         };
+        // A JSON number beyond 2^64 (or with a fraction) arrives as a float, and its text
+        // ("1.2345678901234568e20") would encode a rounded amount: refused, anywhere in an
+        // argument (a review of 2026-12-04).
+        if let Some(n) = p.args.iter().find_map(inexact_number) {
+            return refused(&anyhow::anyhow!(
+                "argument number {n} is not an exact integer (JSON numbers beyond 2^64 or with a fraction are rounded): pass it as a string, e.g. \"123456789012345678901\""
+            ));
+        }
         let args = p
             .args
             .iter()
@@ -164,7 +172,8 @@ impl BridleMcp {
             args,
             gas_limit: p.gas_limit,
             wait: p.wait_for_receipt,
-            timeout: Duration::from_secs(p.timeout_seconds.unwrap_or(60)),
+            // At most ten minutes: each call holds a blocking thread while it waits.
+            timeout: Duration::from_secs(p.timeout_seconds.unwrap_or(60).min(600)),
         };
         self.blocking(move |a| a.send_transaction(&req)).await
     }
@@ -226,4 +235,14 @@ pub fn run(a: McpArgs) -> Result<i32> {
     drop(agent);
     result?;
     Ok(0)
+}
+
+/// The first number in `v` (at any depth) that is not an exact integer.
+fn inexact_number(v: &Value) -> Option<serde_json::Number> {
+    match v {
+        Value::Number(n) if n.is_f64() => Some(n.clone()),
+        Value::Array(a) => a.iter().find_map(inexact_number),
+        Value::Object(o) => o.values().find_map(inexact_number),
+        _ => None,
+    }
 }

@@ -6,7 +6,7 @@
 //! or log line.
 
 use crate::agent::{check_agent, encode_call, sign_with};
-use crate::client::{quoted, Refused};
+use crate::client::{quoted, read_within, Refused};
 use crate::keys::LoadedKey;
 use crate::owner::Conn;
 use crate::trust::{signed_line, Enclave};
@@ -26,6 +26,9 @@ pub struct Agent {
     key: LoadedKey,
     pub session: Address,
     pub node: Option<Node>,
+    /// One `send_transaction` at a time: two at once would read the same pending nonce
+    /// and the second would replace the first (a review of 2026-12-04).
+    sending: std::sync::Mutex<()>,
 }
 
 /// What `send_transaction` is asked to send.
@@ -60,7 +63,7 @@ impl Agent {
             bail!("session {session} is not in the enclave (unknown, lost in an enclave restart, or over)");
         }
         let node = rpc.map(Node::new).transpose()?;
-        Ok(Agent { enclave, key, session, node })
+        Ok(Agent { enclave, key, session, node, sending: std::sync::Mutex::new(()) })
     }
 
     pub fn agent_address(&self) -> Address {
@@ -145,6 +148,7 @@ impl Agent {
     /// Fill nonce, gas and fees from the node, sign through Bridle, broadcast, and (when
     /// asked) wait for the receipt.
     pub fn send_transaction(&self, r: &SendRequest) -> Result<Value> {
+        let _one = self.sending.lock().unwrap_or_else(|e| e.into_inner());
         let node = self.node.as_ref().ok_or_else(|| {
             anyhow!("no node: start `bridle mcp` with --rpc URL to send transactions (sign_* tools work without)")
         })?;
@@ -201,11 +205,7 @@ impl Agent {
         };
         let signed = self.sign(SignPayload::Transaction(tx.clone()))?;
         let raw = signed.raw_transaction.ok_or_else(|| anyhow!("the enclave returned no raw transaction"))?;
-        let hash: B256 = serde_json::from_value(node.call("eth_sendRawTransaction", json!([raw]))?)
-            .context("eth_sendRawTransaction answered no hash")?;
-        if hash != keccak256(&raw) {
-            bail!("the node answered hash {hash}, not the raw transaction's {}", keccak256(&raw));
-        }
+        let hash = node.broadcast(&raw, nonce)?;
         let mut out = json!({
             "hash": hash,
             "from": from,
@@ -339,6 +339,10 @@ pub fn tool_error(e: &anyhow::Error) -> (String, Value) {
     (text.clone(), json!({"refused": false, "error": text}))
 }
 
+/// The most of a node's reply read (the node is the agent's, not the owner's: bounded like
+/// the host's replies).
+const MAX_NODE_REPLY: u64 = 16 << 20;
+
 /// A node's JSON-RPC (blocking).
 pub struct Node {
     pub url: String,
@@ -352,18 +356,39 @@ impl Node {
     }
 
     pub fn call(&self, method: &str, params: Value) -> Result<Value> {
-        let reply: Value = self
+        let reply = self
             .http
             .post(&self.url)
             .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
             .send()
-            .map_err(|e| anyhow!("cannot reach the node at {}: {e}", self.url))?
-            .json()
-            .map_err(|e| anyhow!("{method}: the node's reply is not JSON: {e}"))?;
+            // Not the URL: it often carries a provider's API key (docs/mcp.md).
+            .map_err(|e| anyhow!("{method}: cannot reach the node: {}", e.without_url()))?;
+        let body = read_within(reply, MAX_NODE_REPLY, &format!("{method}: the node's reply"))?;
+        let reply: Value =
+            serde_json::from_slice(&body).map_err(|e| anyhow!("{method}: the node's reply is not JSON: {e}"))?;
         if let Some(e) = reply.get("error") {
             bail!("{method}: the node answered {}", e);
         }
         Ok(reply["result"].clone())
+    }
+
+    /// Send a raw transaction the enclave signed; its hash. Signed and charged by then: a
+    /// failed broadcast may still have reached the node, so the error names the transaction
+    /// (hash and nonce) instead of inviting a second, different one (a review of 2026-12-04).
+    pub fn broadcast(&self, raw: &[u8], nonce: u64) -> Result<B256> {
+        let signed = keccak256(raw);
+        let sent = self
+            .call("eth_sendRawTransaction", json!([Bytes::copy_from_slice(raw)]))
+            .and_then(|v| serde_json::from_value::<B256>(v).context("eth_sendRawTransaction answered no hash"));
+        match sent {
+            Ok(h) if h == signed => Ok(h),
+            Ok(h) => bail!("the node answered hash {h}, not the raw transaction's {signed}"),
+            Err(e) => bail!(
+                "the enclave signed transaction {signed} (nonce {nonce}), but its broadcast failed: {e:#}. It may \
+                 still have reached the node: do not send this payment again; look for its receipt, or broadcast the \
+                 same transaction again"
+            ),
+        }
     }
 
     pub fn quantity(&self, method: &str, params: Value) -> Result<u128> {
@@ -384,5 +409,36 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+#[cfg(test)]
+mod node_tests {
+    use super::*;
+
+    /// A review of 2026-12-04: a node the model cannot reach was named in the tool result
+    /// with its URL (and reqwest's error repeated it), which often carries an API key; and a
+    /// broadcast that failed after signing said nothing of the signed transaction, so the
+    /// model sent a second payment at the next nonce.
+    #[test]
+    fn a_failed_broadcast_names_the_signed_transaction_and_never_the_url() {
+        // A node that takes the connection and closes it without an answer.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in listener.incoming().flatten() {
+                drop(s);
+            }
+        });
+        let node = Node::new(&format!("http://127.0.0.1:{port}/v3/SECRETKEY")).unwrap();
+        let raw = [0x02u8, 0xc0];
+        let e = format!("{:#}", node.broadcast(&raw, 7).unwrap_err());
+        assert!(e.contains(&keccak256(raw).to_string()) && e.contains("nonce 7"), "{e}");
+        assert!(e.contains("do not send this payment again"), "{e}");
+        assert!(!e.contains("SECRETKEY"), "{e}");
+        // Nobody listening at all (port 9, discard, is closed here).
+        let node = Node::new("http://127.0.0.1:9/v3/SECRETKEY").unwrap();
+        let e = format!("{:#}", node.call("eth_chainId", json!([])).unwrap_err());
+        assert!(!e.contains("SECRETKEY") && e.contains("cannot reach the node"), "{e}");
     }
 }

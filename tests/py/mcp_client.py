@@ -98,6 +98,13 @@ async def main() -> None:
                     {"to": case["token"], "function": transfer, "args": [case["to"], 50000000]},
                 )
             )
+            # A JSON number beyond 2^64 would arrive as a float and encode a rounded amount.
+            out["inexact"] = dump(
+                await session.call_tool(
+                    "send_transaction",
+                    {"to": case["token"], "function": transfer, "args": [case["to"], 123456789012345678901]},
+                )
+            )
             out["message"] = dump(await session.call_tool("sign_message", {"message": "gm"}))
             out["status_after"] = dump(await session.call_tool("status", {}))
 

@@ -94,6 +94,13 @@ exact = "gm"
     assert_eq!(chain.nonce(session, "pending").await, 1, "nothing reached the chain");
     assert_eq!(chain.token_balance(token, DEAD).await, U256::from(60_000_000u64));
 
+    // An amount given as a JSON number beyond 2^64: refused before anything is signed, not
+    // rounded.
+    let inexact = &r["inexact"];
+    assert_eq!(inexact["is_error"], true, "{all}");
+    assert!(inexact["text"].as_str().unwrap_or("").contains("not an exact integer"), "{all}");
+    assert_eq!(chain.nonce(session, "pending").await, 1, "nothing reached the chain");
+
     assert_eq!(r["message"]["is_error"], false, "{all}");
     assert_eq!(r["status_after"]["structured"]["caps"][0]["spent"], "60 USDC", "{all}");
     assert_eq!(r["key_leaked"], false, "the agent key reached a tool result: {all}");

@@ -63,9 +63,14 @@ async fn against_a_given_host() {
     assert_eq!(j["ok"], 60);
     assert_eq!(j["mode"], "closed");
     assert_eq!(j["identity"]["source"], "pinned with --enclave-key");
-    assert!(j["cpu"]["host"]["us_per_request"].as_f64().unwrap() > 0.0, "{j}");
-    assert!(j["cpu"]["enclave"]["us_per_request"].as_f64().unwrap() > 0.0, "{j}");
-    assert!(j["ratios"]["enclave_cpu_over_raw_signature"].as_f64().unwrap() > 0.0, "{j}");
+    // The CPU of the given processes, read from /proc in clock ticks (10 ms): 60 requests
+    // may cost the host less than one tick, so a figure of 0 is a measurement, not a miss
+    // (it failed CI once).
+    for (who, pid) in [("host", hp), ("enclave", ep)] {
+        assert_eq!(j["cpu"][who]["pid"], serde_json::json!(pid), "{j}");
+        assert!(j["cpu"][who]["us_per_request"].as_f64().is_some_and(|v| v >= 0.0), "{j}");
+    }
+    assert!(j["ratios"]["enclave_cpu_over_raw_signature"].as_f64().is_some_and(|v| v >= 0.0), "{j}");
     assert!(j["latency_ms"]["p99"].as_f64().unwrap() >= j["latency_ms"]["p50"].as_f64().unwrap());
     assert!(j["raw_k256"]["threads_1_per_s"].as_f64().unwrap() > 0.0);
     let st = enclave_status(&s);
