@@ -542,7 +542,10 @@ function wire() {
     state.selected = created.binding.session;
     await refresh();
     $("detail").hidden = false;
-    return `session ${created.binding.session} granted: the binding is signed by the trusted enclave and names you, this agent and policy ${p.hash}${attested ? "; its attestation document verifies with user_data = the binding digest" : ""}`;
+    const doc = attested
+      ? "; its attestation document verifies with user_data = the binding digest"
+      : verifyDoc ? "; no attestation document came with it (the identity's signature stands)" : "";
+    return `session ${created.binding.session} granted: the binding is signed by the trusted enclave and names you, this agent and policy ${p.hash}${doc}`;
   }));
   $("update-btn").addEventListener("click", () => act("Updating the policy", async () => {
     const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));

@@ -43,7 +43,11 @@ export function spendChart({ samples, cap, ticks = [], resetsAt = null, now, fmt
   const R = 10;
   const T = 16;
   const B = 28;
-  const t0 = Math.min(...samples.map((s) => s.t), ...ticks, now - 60);
+  // A loop, not Math.min(...): a session's ticks can outnumber a call's arguments (a
+  // review of 2026-12-04: 130 000 signatures threw and hid the held requests).
+  let t0 = now - 60;
+  for (const s of samples) if (s.t < t0) t0 = s.t;
+  for (const t of ticks) if (t < t0) t0 = t;
   const t1 = Math.max(now, resetsAt && resetsAt < now + 86400 ? resetsAt : now);
   const top = [cap, ...samples.map((s) => s.spent)].reduce((a, b) => (b > a ? b : a), 1n);
   const ymax = Number(top) * 1.1 || 1;
@@ -56,7 +60,10 @@ export function spendChart({ samples, cap, ticks = [], resetsAt = null, now, fmt
   svg.appendChild(el("line", { class: "cap", x1: L, y1: y(cap), x2: W - R, y2: y(cap) }));
   svg.appendChild(el("text", { x: 2, y: y(cap) + 3 }, `cap ${fmt(cap)}`));
   svg.appendChild(el("text", { x: 2, y: H - B }, "0"));
-  for (const t of ticks) svg.appendChild(el("line", { class: "tick", x1: x(t), y1: H - B, x2: x(t), y2: H - B + 6 }));
+  // One tick per pixel column at most: a tick mark per signature would be millions of nodes.
+  const columns = new Set();
+  for (const t of ticks) columns.add(Math.round(x(t)));
+  for (const c of columns) svg.appendChild(el("line", { class: "tick", x1: c, y1: H - B, x2: c, y2: H - B + 6 }));
   if (resetsAt && resetsAt <= t1) {
     svg.appendChild(el("line", { class: "axis", x1: x(resetsAt), y1: T, x2: x(resetsAt), y2: H - B, "stroke-dasharray": "2 2" }));
     svg.appendChild(el("text", { x: Math.min(x(resetsAt) - 30, W - 60), y: T - 4 }, "reset"));

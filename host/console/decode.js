@@ -164,15 +164,47 @@ export function userOpHash(request) {
   return keccak(Uint8Array.of(0x19, 0x01), domain, structHash);
 }
 
+const PAYLOAD_KINDS = ["transaction", "typed_data", "message", "user_operation"];
+const TX_KINDS = ["eip1559", "legacy"];
+
+/**
+ * The payload's one kind and value, or null: exactly one key, one the page knows (and a
+ * transaction of exactly one kind). A payload of two forms could be shown as one and hashed
+ * as the other (a review of 2026-12-04): the digest and the description read this entry only.
+ */
+export function payloadEntry(payload) {
+  if (!payload || typeof payload !== "object" || Array.isArray(payload)) return null;
+  const keys = Object.keys(payload);
+  if (keys.length !== 1 || !PAYLOAD_KINDS.includes(keys[0])) return null;
+  const [kind] = keys;
+  const value = payload[kind];
+  if (kind === "transaction") {
+    if (!value || typeof value !== "object" || Array.isArray(value)) return null;
+    const tk = Object.keys(value);
+    if (tk.length !== 1 || !TX_KINDS.includes(tk[0])) return null;
+    const t = value[tk[0]];
+    if (!t || typeof t !== "object" || Array.isArray(t)) return null;
+  }
+  return { kind, value };
+}
+
 /** The digest a payload hashes to (the enclave's `stamp_digest`), when the page can compute it; null otherwise. */
 export function payloadDigest(payload) {
-  if (payload.transaction) return txSigningHash(payload.transaction);
-  if (payload.message !== undefined) return messageHash(hexToBytes(payload.message));
+  const e = payloadEntry(payload);
+  if (!e) return null;
   // Typed data and user operations the enclave would refuse (or the page cannot follow) are
   // "not recomputed".
   try {
-    if (payload.typed_data !== undefined) return hashTypedData(payload.typed_data).digest;
-    if (payload.user_operation !== undefined) return userOpHash(payload.user_operation);
+    switch (e.kind) {
+      case "transaction":
+        return txSigningHash(e.value);
+      case "message":
+        return messageHash(hexToBytes(e.value));
+      case "typed_data":
+        return hashTypedData(e.value).digest;
+      case "user_operation":
+        return userOpHash(e.value);
+    }
   } catch {
     return null;
   }
@@ -254,7 +286,10 @@ const oneLine = (x) => String(x).replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, "
 
 function typedDataLines(text) {
   try {
-    const t = hashTypedData(text);
+    // Every line: a description cut short could hide what Approve signs (a review of
+    // 2026-12-04: a Permit2 batch of 41 details pushed its spender past a 200-line cut).
+    // The document's values are bounded (MAX_JSON_VALUES), so are its lines.
+    const t = hashTypedData(text, Number.MAX_SAFE_INTEGER);
     return [`typed data ${t.primaryType}`, `domain: ${t.domain.join(", ") || "(empty)"}`, "message:", ...t.message];
   } catch (e) {
     let head = "typed data (does not parse)";
@@ -293,20 +328,54 @@ function userOpLines(op, tokens) {
   return lines;
 }
 
+/**
+ * What the transaction may cost in fees: its gas limit and price, and their product (the
+ * most it can pay, beside its value). Fields the page cannot read are named as such.
+ */
+function feeLines(kind, t) {
+  // A JSON number beyond 2^53 arrived rounded: not read.
+  const n = (v) => {
+    if (typeof v === "number" && !(Number.isSafeInteger(v) && v >= 0)) return null;
+    try {
+      return BigInt(v ?? 0);
+    } catch {
+      return null;
+    }
+  };
+  const gas = n(t.gas_limit);
+  const price = kind === "eip1559" ? n(t.max_fee_per_gas) : n(t.gas_price);
+  if (gas === null || price === null) return ["fees: not read (a gas field is not a number)"];
+  const lines = [];
+  if (kind === "eip1559") {
+    const tip = n(t.max_priority_fee_per_gas);
+    lines.push(`gas limit ${gas}; max fee ${formatUnits(price, 9)} gwei, priority ${tip === null ? "?" : formatUnits(tip, 9)} gwei`);
+  } else {
+    lines.push(`gas limit ${gas}; gas price ${formatUnits(price, 9)} gwei`);
+  }
+  lines.push(`fees at most ${formatUnits(gas * price, 18)} ETH`);
+  const access = Array.isArray(t.access_list) ? t.access_list.length : 0;
+  if (access) lines.push(`access list: ${access} address${access === 1 ? "" : "es"}`);
+  return lines;
+}
+
 /** `tokens`: [{symbol, address, decimals}] from the session's policy, to name amounts. */
 export function describe(payload, tokens = []) {
   const lines = [];
-  if (payload.transaction) {
-    const [kind, t] = Object.entries(payload.transaction)[0];
+  const e = payloadEntry(payload);
+  if (!e) return ["(a request of no single kind this page knows: not shown)"];
+  if (e.kind === "transaction") {
+    const [kind, t] = Object.entries(e.value)[0];
     lines.push(`${kind} transaction on chain ${t.chain_id}, nonce ${t.nonce ?? "-"}`);
+    if (!t.to) lines.push("creates a contract (no recipient)");
     lines.push(...callLines(t.to, t.value, t.data, tokens));
-  } else if (payload.typed_data !== undefined) {
-    lines.push(...typedDataLines(payload.typed_data));
-  } else if (payload.message !== undefined) {
-    const b = hexToBytes(payload.message);
+    lines.push(...feeLines(kind, t));
+  } else if (e.kind === "typed_data") {
+    lines.push(...typedDataLines(e.value));
+  } else if (e.kind === "message") {
+    const b = hexToBytes(e.value);
     lines.push(`message: ${new TextDecoder().decode(b)}`);
-  } else if (payload.user_operation) {
-    lines.push(...userOpLines(payload.user_operation, tokens));
+  } else if (e.kind === "user_operation") {
+    lines.push(...userOpLines(e.value, tokens));
   }
   return lines;
 }

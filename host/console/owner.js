@@ -42,7 +42,7 @@ export async function grant(ctx, agentPublicKey, policy, verifyDoc) {
   });
   // And the receipt for this grant's nonce: the binding does not name the nonce, so a host
   // could answer with an earlier binding of the same owner, agent and policy.
-  checkReceipt("session_created", created, ctx.identity, ownerNonceWord(auth.nonce));
+  checkReceipt("session_created", created, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
   let attested = null;
   if (created.attestation && verifyDoc) {
     attested = verifyDoc(hexToBytes(created.attestation), hexToBytes(bytesToHex(bindingDigest(created.binding))));
@@ -56,7 +56,7 @@ export async function update(ctx, session, agent, policy) {
   });
   const body = `{"auth":${authJson(auth)},"session":"${session}","policy":${policy.canonical}}`;
   const r = await postText(`/v1/sessions/${session}/policy`, body);
-  const rc = checkReceipt("policy_updated", r, ctx.identity, ownerNonceWord(auth.nonce));
+  const rc = checkReceipt("policy_updated", r, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
   if (!sameAddress(r.session, session) || r.policy_hash.toLowerCase() !== policy.hash.toLowerCase()) {
     throw new Error(`the enclave's signed reply is for session ${r.session} and policy ${r.policy_hash}, not this update`);
   }
@@ -68,7 +68,7 @@ export async function update(ctx, session, agent, policy) {
 export async function revoke(ctx, session, agent) {
   const { auth } = await signAction(ctx, { action: ACTION.REVOKE, session, agent, policyHash: ZERO32, subject: ZERO32 });
   const r = await postText(`/v1/sessions/${session}/revoke`, `{"auth":${authJson(auth)},"session":"${session}"}`);
-  const rc = checkReceipt("revoked", r, ctx.identity, ownerNonceWord(auth.nonce));
+  const rc = checkReceipt("revoked", r, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
   if (!r.sessions.some((s) => sameAddress(s, session))) {
     throw new Error("the enclave's signed reply does not list the session as revoked: treat it as live");
   }
@@ -80,7 +80,7 @@ export async function revokeAll(ctx) {
     action: ACTION.REVOKE_ALL, session: ZERO_ADDRESS, agent: ZERO_ADDRESS, policyHash: ZERO32, subject: ZERO32,
   });
   const r = await postText(`/v1/owners/${ctx.account}/revoke-all`, `{"auth":${authJson(auth)}}`);
-  const rc = checkReceipt("revoked", r, ctx.identity, ownerNonceWord(auth.nonce));
+  const rc = checkReceipt("revoked", r, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
   return { reply: r, receipt: rc };
 }
 
@@ -123,7 +123,7 @@ export async function deny(ctx, session, agent, pending) {
     `/v1/sessions/${session}/deny`,
     `{"auth":${authJson(auth)},"session":"${session}","digest":"${pending.digest}"}`,
   );
-  const rc = checkReceipt("pending_denied", r, ctx.identity, ownerNonceWord(auth.nonce));
+  const rc = checkReceipt("pending_denied", r, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
   if (!sameAddress(r.session, session) || r.digest.toLowerCase() !== pending.digest.toLowerCase()) {
     throw new Error(`the enclave's signed reply denies ${r.digest} of ${r.session}, not this request: treat it as still approvable`);
   }
@@ -146,7 +146,7 @@ export async function sweep(ctx, session, agent, terms) {
   });
   const body = jsonWithBigInts({ session, terms, auth });
   const r = await postText(`/v1/sessions/${session}/sweep`, body);
-  const rc = checkReceipt("swept", r, ctx.identity, ownerNonceWord(auth.nonce));
+  const rc = checkReceipt("swept", r, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
   if (!sameAddress(r.session, session)) throw new Error(`the sweep reply is for session ${r.session}`);
   return { reply: r, receipt: rc };
 }

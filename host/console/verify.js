@@ -168,9 +168,15 @@ export function receiptDigestOver(kind, body, enclave, time, nonce) {
   );
 }
 
-/** The receipt nonce of an owner action: the owner nonce as a 32-byte big-endian word. */
-export function ownerNonceWord(n) {
-  return "0x" + BigInt(n).toString(16).padStart(64, "0");
+/**
+ * The receipt nonce of an owner action (common::receipt::owner_nonce): the owner's nonce
+ * bound to the owner, keccak256("bridle/owner-receipt/v1" ‖ owner ‖ nonce as a 32-byte word).
+ * Nonces are per owner: the bare nonce would let a host answer with the receipt of another
+ * owner's message carrying the same nonce.
+ */
+export function ownerNonceWord(owner, n) {
+  const word = "0x" + BigInt(n).toString(16).padStart(64, "0");
+  return bytesToHex(keccak(utf8("bridle/owner-receipt/v1"), addressBytes(owner), b32(word)));
 }
 
 /** Throws unless `reply` carries a receipt by `identity` for `nonce`; returns the receipt. */

@@ -211,12 +211,16 @@ function pendingBox(p, d) {
     box.append(h("div", { class: "row" }, h("button", { type: "button", class: "show-held", onclick: () => d.onShow(p) }, "Show this request")));
   }
   if (p.state === "waiting") {
-    // Approving signs the digest: only when the page recomputed it from the request it shows.
+    // Approving signs the digest: only when the page recomputed it from the request it shows,
+    // and the request is the enclave's record (a status it signed), not the host's word.
     // Denying is always safe.
+    const approvable = match === true && !!d.signed;
     box.append(h("div", { class: "row" },
-      match === true
+      approvable
         ? h("button", { type: "button", class: "approve", onclick: () => d.onApprove(p) }, "Approve (sign in wallet)")
-        : h("span", { class: "small bad" }, "Approve with bridle owner approve: this page could not check that the digest is this request."),
+        : h("span", { class: "small bad" }, match === true
+          ? "Approve with bridle owner approve: this request is the host's word (the status is not signed by the enclave)."
+          : "Approve with bridle owner approve: this page could not check that the digest is this request."),
       h("button", { type: "button", class: "deny", onclick: () => d.onDeny(p) }, "Deny (sign in wallet)"),
       h("span", { class: "small" }, "A denied request is never signed; the agent asking again is refused until the deadline.")));
   }

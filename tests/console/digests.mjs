@@ -2,13 +2,14 @@
 // array of cases on stdin, answers a JSON array of results (same order) on stdout. The Rust
 // test compares every digest with the one bridle-common computes for the same input.
 import { ownerTypedData, ownerDigest } from "../../host/console/eip712.js";
-import { bindingDigest, receiptDigest, checkReceipt, verifyAuditLog, entryHash } from "../../host/console/verify.js";
+import { bindingDigest, receiptDigest, checkReceipt, verifyAuditLog, entryHash, ownerNonceWord } from "../../host/console/verify.js";
 import { termsDigest } from "../../host/console/owner.js";
 import { checkSignedStatus } from "../../host/console/status.js";
 import { payloadDigest, describe } from "../../host/console/decode.js";
 import { verifyAttestation } from "../../host/console/attest.js";
 import { readBounded } from "../../host/console/api.js";
 import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey } from "../../host/console/bytes.js";
+import { spendChart } from "../../host/console/chart.js";
 
 const hex = (b) => bytesToHex(b);
 const ops = {
@@ -17,6 +18,7 @@ const ops = {
     return { typed_data: td, digest: hex(ownerDigest(td)) };
   },
   binding: (c) => ({ digest: hex(bindingDigest(c.binding)) }),
+  owner_nonce: (c) => ({ word: ownerNonceWord(c.owner, c.nonce) }),
   receipt: (c) => {
     const r = c.reply.receipt;
     const digest = hex(receiptDigest(c.kind, c.reply, r.enclave, r.time, r.nonce));
@@ -43,6 +45,34 @@ const ops = {
     return { digest: d ? hex(d) : null, lines: describe(c.payload, c.tokens ?? []) };
   },
   address: (c) => ({ address: addressOfPublicKey(hexToBytes(c.public_key)) }),
+  // The spend chart with `ticks` signatures, drawn into a stand-in for the DOM (it only
+  // creates elements): whether it throws, and how many tick marks it draws.
+  chart: (c) => {
+    let marks = 0;
+    const node = (name) => ({
+      setAttribute() {},
+      appendChild() {},
+      set textContent(_) {},
+      name,
+    });
+    globalThis.document = {
+      createElementNS: (_, name) => {
+        const n = node(name);
+        if (name === "line") marks++;
+        return n;
+      },
+    };
+    const now = 1_800_000_000;
+    const ticks = Array.from({ length: c.ticks }, (_, i) => now - c.ticks + i);
+    try {
+      spendChart({ samples: [{ t: now - 10, spent: 5n }], cap: 10n, ticks, now, fmt: String, title: "t" });
+      return { ok: true, marks };
+    } catch (e) {
+      return { ok: false, error: e.message };
+    } finally {
+      delete globalThis.document;
+    }
+  },
   attest: (c) => {
     try {
       const o = c.opts;

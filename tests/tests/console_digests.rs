@@ -301,6 +301,20 @@ fn policy_sweep_and_request_digests_match_bridle_common() {
     assert_eq!(b256(&r[1]["digest"]), sweep.terms_digest(), "sweep terms digest");
     let stamp = |p| bridle_common::payload::stamp_digest(p).unwrap();
     assert_eq!(b256(&r[2]["digest"]), stamp(&tx), "EIP-1559 signing hash");
+    // The owner sees what the transaction may cost beside its value: 90 000 gas at 30 gwei.
+    assert_eq!(
+        r[2]["lines"],
+        json!([
+            "eip1559 transaction on chain 31337, nonce 12",
+            "to 0x5fbdb2315678afecb367f032d93f642f64180aa3",
+            "calls transfer(to 0x000000000000000000000000000000000000dead, amount 60000000 (base units))",
+            "gas limit 90000; max fee 30 gwei, priority 1 gwei",
+            "fees at most 0.0027 ETH",
+            "access list: 1 address",
+        ]),
+        "{}",
+        r[2]
+    );
     assert_eq!(b256(&r[3]["digest"]), stamp(&msg), "EIP-191 message hash");
     assert_eq!(r[4]["address"], json!(who.to_checksum(None)));
 
@@ -392,6 +406,22 @@ fn policy_sweep_and_request_digests_match_bridle_common() {
     stamp(&big_gas);
     let x = &node(&[json!({"op": "payload", "payload": big_gas})])[0];
     assert_eq!(x["digest"], Value::Null, "{x}");
+
+    // A held request of two forms (a review of 2026-12-04: shown as the first, hashed as
+    // another, so Approve signed a request the owner never saw): neither shown nor hashed.
+    let (tx, msg) = (serde_json::to_value(&tx).unwrap(), serde_json::to_value(&msg).unwrap());
+    let one = &tx["transaction"]["eip1559"];
+    let two_kinds = json!({"transaction": {"legacy": one, "eip1559": one}});
+    let two_forms = json!({"message": msg["message"], "transaction": tx["transaction"]});
+    let cases = [
+        json!({"op": "payload", "payload": two_kinds}),
+        json!({"op": "payload", "payload": two_forms}),
+        json!({"op": "payload", "payload": {"transaction": {"legacy": null}}}),
+    ];
+    for x in node(&cases) {
+        assert_eq!(x["digest"], Value::Null, "{x}");
+        assert_eq!(x["lines"], json!(["(a request of no single kind this page knows: not shown)"]), "{x}");
+    }
 }
 
 fn permit_doc() -> Value {
@@ -1104,6 +1134,40 @@ fn generated_typed_data_hashes_alike_in_the_browser() {
     assert!(signed > 100 && refused > 20, "{signed} hashed, {refused} refused");
 }
 
+/// A review of 2026-12-04: the description of typed data stopped at 200 lines while
+/// Approve stayed offered, so a Permit2 batch of 41 details hid its last detail and its
+/// spender; and a session of 130 000 signatures made the spend chart throw (`Math.min` of
+/// too many arguments), hiding the held requests and Deny.
+#[test]
+fn long_requests_are_described_whole_and_many_signatures_still_draw() {
+    let spender = "0x1111111111111111111111111111111111111111";
+    let details: Vec<Value> = (0..41u64)
+        .map(|i| json!({"token": format!("0x{:040x}", i + 1), "amount": (1000 + i).to_string(), "expiration": "1900000000", "nonce": i.to_string()}))
+        .collect();
+    let doc = json!({
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+            "PermitBatch": [{"name": "details", "type": "PermitDetails[]"}, {"name": "spender", "type": "address"}, {"name": "sigDeadline", "type": "uint256"}],
+            "PermitDetails": [{"name": "token", "type": "address"}, {"name": "amount", "type": "uint160"}, {"name": "expiration", "type": "uint48"}, {"name": "nonce", "type": "uint48"}]
+        },
+        "primaryType": "PermitBatch",
+        "domain": {"name": "Permit2", "chainId": 1, "verifyingContract": "0x000000000022D473030F116dDEE9F6B43aC78BA3"},
+        "message": {"details": details, "spender": spender, "sigDeadline": "1900000000"}
+    });
+    let payload = SignPayload::TypedData(doc.to_string());
+    let r = &node(&[json!({"op": "payload", "payload": payload})])[0];
+    assert_eq!(b256(&r["digest"]), bridle_common::payload::stamp_digest(&payload).unwrap(), "{r}");
+    let lines: Vec<String> =
+        r["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_lowercase()).collect();
+    assert!(lines.iter().any(|l| l.contains("spender") && l.contains(spender)), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("1040")), "the last detail's amount: {lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("more line")), "{lines:?}");
+
+    let r = &node(&[json!({"op": "chart", "ticks": 200_000})])[0];
+    assert_eq!(r["ok"], json!(true), "{r}");
+    assert!(r["marks"].as_u64().unwrap() < 1000, "one tick mark per column at most: {r}");
+}
+
 #[test]
 fn a_hosts_reply_is_read_only_up_to_its_bound() {
     // The page reads every reply of the untrusted host through `readBounded`: one over the
@@ -1130,4 +1194,20 @@ fn a_hosts_reply_is_read_only_up_to_its_bound() {
     assert!(out[3]["sent"].as_u64().unwrap() <= 2 * (64 << 10), "declared: refused unread: {}", out[3]);
     assert_eq!(out[4]["ok"], true, "{}", out[4]);
     assert_eq!(out[4]["bytes"], 10);
+}
+
+/// The page binds an owner receipt's nonce to the owner as the enclave does
+/// (`receipt::owner_nonce`): another owner's message with the same nonce gets another word.
+#[test]
+fn the_owner_receipt_word_is_the_enclaves() {
+    let (a, b) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xbb));
+    let cases: Vec<Value> = [(a, 1u64), (a, 1_796_037_142_493), (b, 1_796_037_142_493), (b, u64::MAX)]
+        .iter()
+        .map(|(o, n)| json!({"op": "owner_nonce", "owner": o, "nonce": n.to_string()}))
+        .collect();
+    let r = node(&cases);
+    for (i, (o, n)) in [(a, 1u64), (a, 1_796_037_142_493), (b, 1_796_037_142_493), (b, u64::MAX)].iter().enumerate() {
+        assert_eq!(b256(&r[i]["word"]), receipt::owner_nonce(*o, *n), "{o} {n}");
+    }
+    assert_ne!(b256(&r[1]["word"]), b256(&r[2]["word"]));
 }
