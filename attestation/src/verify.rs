@@ -23,8 +23,9 @@
 //! [`verify_uncached`] none. All three return the same result.
 //!
 //! Before any of that, the options must pin the image: the expected PCRs include PCR0, or
-//! both PCR1 and PCR2 (together they measure what PCR0 measures), unless the caller sets
-//! `any_image` explicitly. A verifier that is given no expected image never passes: a
+//! both PCR1 and PCR2 (together they measure what PCR0 measures), none of them all zeros
+//! (every debug-mode image measures zeros there, whatever code it runs), unless the caller
+//! sets `any_image` explicitly. A verifier that is given no expected image never passes: a
 //! valid document alone proves only that *some* enclave produced it.
 
 use std::collections::BTreeMap;
@@ -322,11 +323,12 @@ pub enum VerifyError {
     /// The system clock is unusable.
     #[error("system clock is before 1970")]
     Clock,
-    /// The options pin no image (no expected PCR0, nor PCR1 and PCR2) and `any_image` is
-    /// not set.
+    /// The options pin no image (no expected PCR0, nor PCR1 and PCR2, other than all zeros)
+    /// and `any_image` is not set.
     #[error(
         "no expected image: give the expected PCR0 (or PCR1 and PCR2) of the image you trust, e.g. from its \
-         pcrs.json, or accept any image explicitly (--any-image); expected PCRs given: {given}"
+         pcrs.json (all zeros, a debug-mode enclave's, pins none), or accept any image explicitly \
+         (--any-image); expected PCRs given: {given}"
     )]
     NoExpectedImage {
         /// The PCR indexes that were given, e.g. `16`, or `none`.
@@ -529,16 +531,20 @@ impl VerifyOptions {
         self
     }
 
-    /// Whether the expected PCRs pin an image: PCR0, or both PCR1 and PCR2.
+    /// Whether the expected PCRs pin an image: PCR0, or both PCR1 and PCR2, not all zeros.
     pub fn pins_image(&self) -> bool {
         pins_image(&self.expected_pcrs)
     }
 }
 
 /// Whether `expected` pins an enclave image: it has PCR0 (the whole image), or both PCR1
-/// (kernel, command line, boot ramdisk) and PCR2 (the application ramdisks).
+/// (kernel, command line, boot ramdisk) and PCR2 (the application ramdisks) — each with a
+/// value that is not all zeros: a debug-mode enclave measures zeros there whatever code it
+/// runs, so a zero pins nothing (found 2026-12-05 by a review: `--allow-debug --pcr 0=00…`
+/// was labelled as an expected image and admitted any debug-mode image).
 pub fn pins_image(expected: &BTreeMap<u16, Vec<u8>>) -> bool {
-    expected.contains_key(&0) || (expected.contains_key(&1) && expected.contains_key(&2))
+    let pins = |i: u16| expected.get(&i).is_some_and(|v| v.iter().any(|b| *b != 0));
+    pins(0) || (pins(1) && pins(2))
 }
 
 /// A document that passed every check.

@@ -3,11 +3,13 @@
 mod common;
 
 use bridle_attestation::{
-    aws_nitro_root_g1_der, verify, CertRole, MockNsm, VerifyError, VerifyOptions, VerifyTime, AWS_NITRO_ROOT_G1_SHA256,
+    aws_nitro_root_g1_der, pins_image, verify, CertRole, MockNsm, VerifyError, VerifyOptions, VerifyTime,
+    AWS_NITRO_ROOT_G1_SHA256,
 };
 use ciborium::value::Value;
 use common::*;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 fn sample_options() -> VerifyOptions {
     VerifyOptions::at(SAMPLE_TS)
@@ -101,6 +103,27 @@ fn debug_document_refused_unless_allowed() {
     assert!(v.debug);
     assert_eq!(v.timestamp_ms, DEBUG_TS_MS);
     assert_eq!(v.pcrs.get(&0), Some(&vec![0u8; 48]));
+}
+
+/// A debug-mode enclave measures zeros in PCR0, 1 and 2 whatever code it runs: expecting
+/// those zeros pins no image (a review of 2026-12-05: `--allow-debug --pcr 0=00…` passed as
+/// an expected image and admitted any debug-mode image without a word).
+#[test]
+fn expected_zero_pcrs_pin_no_image() {
+    let zeros = |idx: &[u16]| -> BTreeMap<u16, Vec<u8>> { idx.iter().map(|i| (*i, vec![0u8; 48])).collect() };
+    for given in [zeros(&[0]), zeros(&[1, 2]), zeros(&[0, 1, 2])] {
+        assert!(!pins_image(&given), "{given:?}");
+        let opts = VerifyOptions { expected_pcrs: given, ..VerifyOptions::at(DEBUG_TS) }.with_allow_debug(true);
+        let err = verify(DEBUG_2022, &opts).unwrap_err();
+        assert!(matches!(err, VerifyError::NoExpectedImage { .. }), "{err}");
+        assert!(err.to_string().contains("pins none"), "{err}");
+        // Only an explicit --any-image accepts it.
+        assert!(verify(DEBUG_2022, &opts.with_any_image(true)).expect("any image, debug allowed").debug);
+    }
+    let mut one = zeros(&[1]);
+    one.insert(2, vec![7; 48]);
+    assert!(!pins_image(&one), "PCR1 of zeros with PCR2");
+    assert!(pins_image(&[(0u16, vec![7u8; 48])].into()));
 }
 
 #[test]

@@ -121,14 +121,20 @@ impl Entry {
                 } else {
                     "the AWS Nitro Root-G1".to_string()
                 };
-                let image =
-                    if a.any_image && !bridle_attestation::pins_image(&a.pcrs.keys().map(|k| (*k, vec![])).collect()) {
-                        "any image (development only)".to_string()
-                    } else {
-                        let list: Vec<String> = a.pcrs.keys().map(|i| format!("PCR{i}")).collect();
-                        format!("expected {}", list.join(", "))
-                    };
-                format!("attested against {root}, {image}")
+                // An expected PCR of zeros (a debug-mode enclave's) pins nothing.
+                let expected = a.pcrs.iter().map(|(k, v)| (*k, hex::decode(v).unwrap_or_default())).collect();
+                let image = if !bridle_attestation::pins_image(&expected) {
+                    "any image (development only)".to_string()
+                } else {
+                    let list: Vec<String> = a.pcrs.keys().map(|i| format!("PCR{i}")).collect();
+                    format!("expected {}", list.join(", "))
+                };
+                let debug = if a.allow_debug {
+                    ", debug-mode enclaves accepted (their parent reads their console; development only)"
+                } else {
+                    ""
+                };
+                format!("attested against {root}, {image}{debug}")
             }
             (Method::Attested, None) => "attested".to_string(),
             (Method::Pinned, _) => "pinned".to_string(),
@@ -174,8 +180,21 @@ pub fn load_from(p: &Path) -> Result<TrustFile> {
         Err(e) => return Err(anyhow!("cannot read the trust file {}: {e}", p.display())),
     };
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(p)?.permissions().mode();
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(p)?;
+        // Another user's file (a shared directory, a link into one) is refused whatever its
+        // mode: its owner chooses which enclave you believe (a review of 2026-12-05).
+        if let Some(me) = effective_uid() {
+            if meta.uid() != me {
+                bail!(
+                    "the trust file {} belongs to uid {}, not to you (uid {me}): whoever owns it chooses which \
+                     enclave you believe",
+                    p.display(),
+                    meta.uid()
+                );
+            }
+        }
+        let mode = meta.permissions().mode();
         if mode & 0o022 != 0 {
             bail!(
                 "the trust file {} is writable by others (mode {:o}): anyone who can write it chooses which enclave \
@@ -192,6 +211,13 @@ pub fn load_from(p: &Path) -> Result<TrustFile> {
         bail!("the trust file {} has format {:?}, expected {TRUST_FORMAT:?}", p.display(), f.format);
     }
     Ok(f)
+}
+
+/// This process's effective uid, from `/proc/self/status` (`None` where there is none).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// The trust file and its path.
@@ -614,6 +640,16 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(load_from(&p).unwrap(), TrustFile::default());
         assert_eq!(load_from(&dir.join("absent.json")).unwrap(), TrustFile::default());
+        // Another user's file, mode 0600 or not (checkable only with the right to give a
+        // file away: as root, as in CI).
+        let me = effective_uid().expect("Linux");
+        if me == 0 {
+            std::os::unix::fs::chown(&p, Some(12_345), None).unwrap();
+            let e = load_from(&p).unwrap_err().to_string();
+            assert!(e.contains("belongs to uid 12345"), "{e}");
+            std::os::unix::fs::chown(&p, Some(0), None).unwrap();
+            assert_eq!(load_from(&p).unwrap(), TrustFile::default());
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

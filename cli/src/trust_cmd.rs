@@ -29,9 +29,14 @@ pub enum TrustCmd {
         /// Only this host.
         #[arg(long)]
         host: Option<String>,
-        /// Print only the identity public key of --host (for scripts and client helpers).
+        /// Print only the identity public key of --host (for scripts and client helpers);
+        /// what it rests on goes to stderr. Refused for an identity trusted on first use
+        /// (the host's word) unless --allow-unverified.
         #[arg(long, requires = "host")]
         public_key: bool,
+        /// With --public-key: print it even when it was trusted on first use.
+        #[arg(long, requires = "public_key")]
+        allow_unverified: bool,
         #[arg(long)]
         json: bool,
     },
@@ -170,6 +175,12 @@ pub fn attest(host: &Host, exp: &Expectation, max_age: u64, note: Option<String>
     let nonce = trust::fresh_nonce();
     let doc = fetch_attestation(host, nonce.as_slice())?;
     let v = exp.verify(&doc, max_age, Some(nonce.as_slice()), None).context("the attestation document is invalid")?;
+    if v.debug {
+        eprintln!(
+            "warning: the enclave runs in debug mode (accepted: --allow-debug): its parent reads its console, and its \
+             PCR0, 1 and 2 are zeros, which measure no code: development only"
+        );
+    }
     let pk = v.public_key.as_deref().ok_or_else(|| anyhow!("the attestation document carries no public_key"))?;
     let (public_key, address) = trust::identity_from_sec1(pk).context("the attested public_key")?;
     let url = trust::normalize_url(&host.base);
@@ -280,7 +291,7 @@ pub fn run(c: TrustCmd) -> Result<i32> {
                 }
             }
         }
-        TrustCmd::Show { host, public_key, json } => {
+        TrustCmd::Show { host, public_key, allow_unverified, json } => {
             let (file, t) = trust::load()?;
             let hosts: BTreeMap<String, Entry> = match &host {
                 Some(h) => {
@@ -293,7 +304,18 @@ pub fn run(c: TrustCmd) -> Result<i32> {
                 None => t.hosts.clone(),
             };
             if public_key {
-                for e in hosts.values() {
+                for (url, e) in &hosts {
+                    // Client helpers take this key as one "from an attestation you verified":
+                    // a key the host itself named must not pass as one (a review of
+                    // 2026-12-05).
+                    if e.method == Method::Tofu && !allow_unverified {
+                        bail!(
+                            "the identity of {url} was trusted on first use: the host's word, never verified. Verify it \
+                             (`bridle trust attest --host {url} …`) or pin a key you verified (`bridle trust pin`); \
+                             --allow-unverified prints it anyway"
+                        );
+                    }
+                    eprintln!("bridle: the identity key of {url}, {}", e.describe());
                     println!("{}", e.identity_public_key);
                 }
             } else if json {

@@ -593,6 +593,13 @@ async fn a_changed_enclave_behind_the_host_stops_every_command() {
     assert!(o.status.success(), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("warning: --trust-on-first-use"), "{o:?}");
     assert!(cli.ok(&["trust", "show", "--host", &proxy.url]).contains("trusted on first use"));
+    // Its key is not handed to client helpers as a verified one (a review of 2026-12-05).
+    let o = cli.run(&["trust", "show", "--host", &proxy.url, "--public-key"]);
+    assert!(!o.status.success() && o.stdout.is_empty(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("trusted on first use: the host's word"), "{o:?}");
+    let o = cli.run(&["trust", "show", "--host", &proxy.url, "--public-key", "--allow-unverified"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).trim().starts_with("0x"), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("trusted on first use"), "{o:?}");
     // The audit commands say so too: a tofu identity is the host's word.
     let o = cli.run(&["audit", "export", "--out", "tofu.json"]);
     assert!(o.status.success(), "{o:?}");
