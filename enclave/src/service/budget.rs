@@ -6,22 +6,36 @@
 
 use bridle_common::frame::DEFAULT_MAX_FRAME;
 use bridle_common::machine::held_bytes;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Room a call must find before it may grow the state: the most one call can add (a
 /// session with the largest policy, or one request of the largest frame held pending:
 /// `machine::held_bytes`; `--max-frame` is at most [`DEFAULT_MAX_FRAME`]).
 pub const HEADROOM: usize = held_bytes(DEFAULT_MAX_FRAME) + (64 << 10);
 
+/// Seconds between two passes that drop finished sessions because the budget is short,
+/// outside a creation (a pass holds the session map's write lock).
+pub const RECLAIM_EVERY: u64 = 10;
+
 #[derive(Debug)]
 pub struct Budget {
     used: AtomicUsize,
     limit: usize,
+    /// When the last pass for a short budget ran (enclave time), outside a creation.
+    last_reclaim: AtomicU64,
 }
 
 impl Budget {
     pub fn new(limit: usize) -> Budget {
-        Budget { used: AtomicUsize::new(0), limit }
+        Budget { used: AtomicUsize::new(0), limit, last_reclaim: AtomicU64::new(0) }
+    }
+
+    /// Whether a pass dropping finished sessions may run at `now`: at most one every
+    /// [`RECLAIM_EVERY`] seconds (claimed by the caller that gets `true`).
+    pub fn reclaim_due(&self, now: u64) -> bool {
+        let last = self.last_reclaim.load(Ordering::Relaxed);
+        now >= last.saturating_add(RECLAIM_EVERY)
+            && self.last_reclaim.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
     pub fn used(&self) -> usize {

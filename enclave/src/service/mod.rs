@@ -368,6 +368,8 @@ fn receipt_or_log<T: Receipted, E: std::fmt::Display>(
 }
 
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
 mod custody_tests;
 #[cfg(test)]
 pub(crate) mod room_tests;

@@ -17,6 +17,7 @@ use bridle_common::policy::{CompiledPolicy, Policy};
 use bridle_common::protocol::*;
 use bridle_common::stamp::StampKey;
 use k256::PublicKey;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
@@ -269,7 +270,7 @@ impl Enclave {
         policy: CompiledPolicy,
     ) -> Result<SessionCreated, Denial> {
         policy.check_lifetime(now)?;
-        self.make_room(now)?;
+        self.make_room(now, policy_bytes(policy.canonical_len).saturating_add(HEADROOM))?;
         self.budget_for(&policy)?;
         // After making room: finished sessions dropped free their ceiling policies' places.
         self.exposure.lock().unwrap_or_else(|e| e.into_inner()).admit(address, c.auth.owner, agent, &policy)?;
@@ -350,14 +351,60 @@ impl Enclave {
         (sig, attestation)
     }
 
-    /// Keep the session count under `max_sessions`: when full, drop finished sessions not
-    /// busy at that moment; if still full, refuse. Dropped sessions answer `unknown_session`; their history stays
-    /// in the audit log and in the host's store.
-    fn make_room(&self, now: u64) -> Result<(), Denial> {
+    /// Keep the session count under `max_sessions` and find `need` bytes in the memory
+    /// budget: when full, or short, drop finished sessions not busy at that moment; if still
+    /// full, refuse (a budget still short is refused by the caller's check). Dropped
+    /// sessions answer `unknown_session`; their history stays in the audit log and in the
+    /// host's store. The budget counts too: it fills long before `max_sessions` on most
+    /// enclaves, and finished sessions were dropped only at the count, so a budget once
+    /// spent stayed spent — every creation and signature refused until a restart (found
+    /// 2026-12-05 by a review). Decided by the entry's clock and the replicated state alone,
+    /// so every replica drops the same sessions.
+    fn make_room(&self, now: u64, need: usize) -> Result<(), Denial> {
         let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() < self.config.max_sessions {
+        if map.len() < self.config.max_sessions && self.budget.has_room(need) {
             return Ok(());
         }
+        self.drop_finished(&mut map, now);
+        if map.len() >= self.config.max_sessions {
+            return Err(Denial::rule(
+                ErrorCode::RateLimited,
+                "enclave.max_sessions",
+                format!("the enclave holds {} live sessions, its limit; revoke finished ones", map.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// When the memory budget lacks `need` outside a creation (a signature, a sweep), drop
+    /// finished sessions, at most once every [`super::budget::RECLAIM_EVERY`] seconds. Only
+    /// on a stand-alone enclave: when that pass runs depends on this node's own calls, and
+    /// replicas must drop the same sessions (there, each creation makes room as above).
+    pub(super) fn reclaim(&self, now: u64, need: usize) {
+        if self.budget.has_room(need) || crate::apply::current().is_some() || !self.budget.reclaim_due(now) {
+            return;
+        }
+        let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+        self.drop_finished(&mut map, now);
+    }
+
+    /// Room for one call that may grow the state (a signature, a sweep): [`HEADROOM`] in the
+    /// budget, after dropping finished sessions if it is short (see [`Enclave::reclaim`]);
+    /// otherwise `rate_limited` (`enclave.memory_budget`), saying it signs `what`.
+    pub(super) fn room_to_grow(&self, what: &str) -> Result<(), Denial> {
+        self.reclaim(self.clock.now(), HEADROOM);
+        if self.budget.has_room(HEADROOM) {
+            return Ok(());
+        }
+        Err(Denial::rule(
+            ErrorCode::RateLimited,
+            "enclave.memory_budget",
+            format!("the enclave's memory budget is spent: it signs {what} until sessions end"),
+        ))
+    }
+
+    /// Drop the finished sessions not busy at this moment, refunding their charges.
+    fn drop_finished(&self, map: &mut HashMap<Address, Arc<Session>>, now: u64) {
         let before = map.len();
         // A session busy with a decision is kept (it was in use a moment ago): waiting for it
         // here would stall every caller behind the map's write lock (found 2026-12-03 by a
@@ -384,14 +431,6 @@ impl Enclave {
             !finished
         });
         tracing::info!(dropped = before - map.len(), held = map.len(), "finished sessions dropped");
-        if map.len() >= self.config.max_sessions {
-            return Err(Denial::rule(
-                ErrorCode::RateLimited,
-                "enclave.max_sessions",
-                format!("the enclave holds {} live sessions, its limit; revoke finished ones", map.len()),
-            ));
-        }
-        Ok(())
     }
 
     pub(super) fn update_policy(&self, u: UpdatePolicy) -> Result<PolicyUpdated, Denial> {
@@ -530,6 +569,10 @@ impl Enclave {
     pub(super) fn sweep(&self, w: &Sweep) -> Result<SweepReply, Denial> {
         let session = self.session(&w.session)?;
         sweep_terms_ok(&w.terms)?;
+        // A sweep grows the session's registry (each re-sign a write): within the memory
+        // budget like every call that grows the state (found 2026-12-05 by a review:
+        // anonymous re-signs at a fee of zero grew sessions past it unchecked).
+        self.room_to_grow("no sweep (which grows the session's state)")?;
         // The owner's nonce book and signature, when the owner signed the terms.
         let owner = match &w.auth {
             Some(auth) => {

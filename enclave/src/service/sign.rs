@@ -1,7 +1,7 @@
 //! The signing path: decode → authenticate → (lock, read the clock) decide, sign, charge,
 //! log (unlock).
 
-use super::{budget::HEADROOM, denial, Enclave};
+use super::{denial, Enclave};
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::payload::prepare;
 use bridle_common::protocol::{SignRequest, Signed};
@@ -45,13 +45,7 @@ impl Enclave {
         if !session.stamp_key.verify(session.address, req.payload.kind(), &digest, &req.stamp) {
             return Err(denial(ErrorCode::Unauthenticated, "agent stamp does not verify for this session and request"));
         }
-        if !self.budget.has_room(HEADROOM) {
-            return Err(Denial::rule(
-                ErrorCode::RateLimited,
-                "enclave.memory_budget",
-                "the enclave's memory budget is spent: it signs nothing that would grow its state until sessions end",
-            ));
-        }
+        self.room_to_grow("nothing that would grow its state")?;
         // One step under the session lock, at one session time read under it.
         let mut guard = self.decide_on(&session)?;
         let inner = &mut *guard;

@@ -1,0 +1,89 @@
+//! The memory budget frees what finished sessions held: at a creation the budget cannot
+//! take, and (at most every RECLAIM_EVERY seconds) at a signature or sweep it cannot.
+
+use super::budget::HEADROOM;
+use super::room_tests::{creation, T0};
+use super::*;
+use crate::clock::FixedClock;
+
+struct Shared(Arc<FixedClock>);
+impl Clock for Shared {
+    fn now(&self) -> u64 {
+        self.0.now()
+    }
+}
+
+fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
+    match e.handle(Call::CreateSession(creation(e, now, nonce)))? {
+        Reply::SessionCreated(c) => Ok(c.binding.session),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// An enclave whose budget takes exactly two of [`creation`]'s sessions (far below
+/// `max_sessions`), on a clock the test moves.
+fn two_sessions_budget() -> (Enclave, Arc<FixedClock>) {
+    let probe = Enclave::new(Box::new(FixedClock::new(T0)), None, Config::default());
+    create(&probe, T0, 1).unwrap();
+    let one = probe.budget.used();
+    assert!(one > 0);
+    let clock = Arc::new(FixedClock::new(T0));
+    let config = Config { memory_budget: HEADROOM + 2 * one, ..Config::default() };
+    (Enclave::new(Box::new(Shared(clock.clone())), None, config), clock)
+}
+
+/// A review of 2026-12-05: finished sessions were dropped only at `max_sessions`, which a
+/// real enclave's budget reaches long before; once spent, the budget refused every
+/// creation — and every signature — until a restart, long after the sessions that spent
+/// it had ended.
+#[test]
+fn a_creation_the_budget_cannot_take_drops_finished_sessions_first() {
+    let (e, clock) = two_sessions_budget();
+    create(&e, T0, 1).unwrap();
+    create(&e, T0, 2).unwrap();
+    let d = create(&e, T0, 3).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("enclave.memory_budget")), "{d}");
+    // Live sessions are never dropped to make room.
+    clock.set(T0 + 1_800);
+    let d = create(&e, T0 + 1_800, 4).unwrap_err();
+    assert_eq!(d.rule.as_deref(), Some("enclave.memory_budget"), "{d}");
+    assert_eq!(e.sessions.read().unwrap().len(), 2);
+    // Both ended (one-hour policies): the next creation finds their room.
+    clock.set(T0 + 2 * 3_600);
+    let s = create(&e, T0 + 2 * 3_600, 5).expect("room once the sessions ended");
+    let held: Vec<Address> = e.sessions.read().unwrap().keys().copied().collect();
+    assert_eq!(held, vec![s], "the finished sessions were dropped, their charges refunded");
+}
+
+/// The same for a call that is not a creation: a sweep (anyone may ask for one) refused for
+/// a spent budget makes room first, at most once every RECLAIM_EVERY seconds.
+#[test]
+fn a_sweep_the_budget_cannot_take_is_refused_and_drops_finished_sessions() {
+    let (e, clock) = two_sessions_budget();
+    let a = create(&e, T0, 1).unwrap();
+    create(&e, T0, 2).unwrap();
+    // Spend the rest of the budget as a third session would.
+    let rest = e.budget.limit() - e.budget.used();
+    e.budget.recharge(0, rest);
+    let sweep = |at: u64| {
+        clock.set(at);
+        let terms = vec![SweepTerms {
+            chain_id: 1,
+            nonce: 0,
+            max_fee_per_gas: 1,
+            max_priority_fee_per_gas: 1,
+            gas_limit: 100_000,
+        }];
+        e.handle(Call::Sweep(Sweep { session: a, terms, accounts: vec![], auth: None }))
+    };
+    let d = sweep(T0 + 60).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("enclave.memory_budget")), "{d}");
+    assert_eq!(e.sessions.read().unwrap().len(), 2, "nothing finished yet");
+    // Once they ended, the next such call drops them (the extra charge stays: it stands
+    // for state this test did not make).
+    clock.set(T0 + 2 * 3_600);
+    let used = e.budget.used();
+    let _ = sweep(T0 + 2 * 3_600);
+    assert!(e.sessions.read().unwrap().is_empty(), "finished sessions dropped");
+    assert!(e.budget.used() < used, "their charges refunded");
+}
