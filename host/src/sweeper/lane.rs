@@ -17,6 +17,12 @@ pub enum Step {
     /// signed sweep too —, or by this host before a restart). Ask the enclave to re-sign it there — it
     /// re-signs a sweep's own nonce without the owner — and broadcast it.
     Resign(u64),
+    /// A sweep the enclave signed at this nonce is not mined, and the node's pool holds a
+    /// transaction there (broadcast by another host, or by this one before a restart):
+    /// wait for it. Re-signed at the node's fees now it would be underpriced against it,
+    /// and each bump from there is charged to the gas budget and spends a re-sign (found
+    /// 2026-12-05 by a review); once the pool drops it, the step is [`Step::Resign`].
+    InPool(u64),
     /// Approvals are due and no signed sweep is waiting: a new sweep at this nonce, the
     /// larger of the node's pending nonce and the enclave's next one (below that, the nonces
     /// hold transactions the agent signed, which an unauthenticated sweep never replaces).
@@ -65,7 +71,7 @@ pub fn step(st: &SessionStatus, chain: u64, mined: u64, pending: u64) -> Step {
         .filter(|&n| n >= mined)
         .min();
     if let Some(n) = unmined {
-        return Step::Resign(n);
+        return if pending > n { Step::InPool(n) } else { Step::Resign(n) };
     }
     if own_keys(st, chain).any(|a| due(a, ended)) {
         return Step::Sweep(pending.max(next_nonce(st, chain)));
@@ -123,4 +129,4 @@ pub const REFUSED_RECHECK: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 #[path = "lane_tests.rs"]
-mod tests;
+pub(super) mod tests;

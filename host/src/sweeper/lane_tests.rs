@@ -3,7 +3,7 @@ use alloy_primitives::{address, B256, U256};
 use bridle_common::allowance::AllowanceKind;
 use bridle_common::protocol::{ChainNonce, SessionState};
 
-const SESSION: Address = address!("1111111111111111111111111111111111111111");
+pub(crate) const SESSION: Address = address!("1111111111111111111111111111111111111111");
 const TOKEN: Address = address!("2222222222222222222222222222222222222222");
 const ROUTER: Address = address!("3333333333333333333333333333333333333333");
 const POOL: Address = address!("4444444444444444444444444444444444444444");
@@ -29,7 +29,7 @@ fn key(spender: Address, state: AllowanceState, swept_at: Option<u64>) -> Allowa
     }
 }
 
-fn status(state: SessionState, allowances: Vec<Allowance>, next: u64) -> SessionStatus {
+pub(crate) fn status(state: SessionState, allowances: Vec<Allowance>, next: u64) -> SessionStatus {
     SessionStatus {
         session: SESSION,
         owner: Address::ZERO,
@@ -71,6 +71,9 @@ fn a_signed_sweep_the_chain_has_not_reached_is_re_signed_at_its_own_nonce() {
     // approval as swept, the chain's nonce is still 4.
     let st = status(SessionState::Active, vec![key(ROUTER, AllowanceState::Swept, Some(4))], 5);
     assert_eq!(step(&st, 1, 4, 4), Step::Resign(4));
+    // The node's pool holds a transaction at 4 (another host broadcast the sweep, or this
+    // one before a restart): wait for it instead of an underpriced re-sign.
+    assert_eq!(step(&st, 1, 4, 5), Step::InPool(4));
     assert_eq!(chains(&st), vec![1]);
     // Mined (the nonce is used): nothing to do.
     assert_eq!(step(&st, 1, 5, 5), Step::Nothing);

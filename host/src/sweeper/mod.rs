@@ -11,7 +11,12 @@
 //! signed that the chain has not reached and this host has not broadcast (asked for by
 //! someone else and never broadcast, or by this host before a restart) is re-signed at its
 //! own nonce and broadcast: the enclave shows its approvals as `swept` once signed, so a
-//! sweep nobody broadcasts would otherwise leave them live. A lane where the enclave signs
+//! sweep nobody broadcasts would otherwise leave them live — unless the node's pool holds a
+//! transaction at that nonce (another host's broadcast): then it waits for it. When the
+//! node holds nothing at the lowest nonce in flight (a broadcast failed, the pool dropped
+//! it), the signed transactions are sent again as they are, every round, at the fee caps
+//! too. A bump the enclave does not sign at its nonce counts as none: the lane is counted
+//! as left to the owner and asked about again only after `sweep_bump_after`. A lane where the enclave signs
 //! nothing more or refuses (a sweep's nonce was used where sweeps never settle, re-signs or
 //! the gas budget are used up) is left alone until the enclave's view of it changes
 //! (checked again every 10 minutes, a minute after a refusal; a cluster's `unavailable` is
@@ -51,18 +56,23 @@
 //! 2 s + 49 × 0.3 s instead of 100 s (or fifty call timeouts).
 
 mod lane;
+mod metrics;
+mod node;
+
+pub use metrics::SweepMetrics;
 
 use crate::store::{StoredState, StoredSweepTx};
 use crate::AppState;
 use alloy_primitives::{Address, B256};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use bridle_common::allowance::AllowanceState;
 use bridle_common::error::ErrorCode;
 use bridle_common::protocol::*;
 use lane::{Fingerprint, Idle, Step};
-use serde_json::{json, Value};
+use node::{fees, quantity_u64, rpc};
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Gas limit of one revocation (an ERC-20 `approve(spender, 0)` costs about 30 000), unless
@@ -133,81 +143,14 @@ pub struct SweepSettings {
     pub bump_after: Duration,
 }
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct SweepMetrics {
-    past_expiry: AtomicU64,
-    at_fee_cap: AtomicU64,
-    left_to_owner: AtomicU64,
-    behind_gap: AtomicU64,
-    waiting_for_cluster: AtomicU64,
-    requests: AtomicU64,
-    rounds: AtomicU64,
-    broadcast: AtomicU64,
-    confirmed: AtomicU64,
-    bumps: AtomicU64,
-    refused: AtomicU64,
-    unavailable: AtomicU64,
-    errors: AtomicU64,
-    enabled: std::sync::atomic::AtomicBool,
-}
-
-impl SweepMetrics {
-    /// Prometheus text (empty when the sweeper is off).
-    pub fn render(&self) -> String {
-        if !self.enabled.load(Ordering::Relaxed) {
-            return String::new();
-        }
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# HELP bridle_sweep_outstanding_past_expiry Approvals past their lifetime not settled by a signed revocation.\n\
-             # TYPE bridle_sweep_outstanding_past_expiry gauge\nbridle_sweep_outstanding_past_expiry {}\n\
-             # HELP bridle_sweep_waiting_at_fee_cap Sessions and chains whose stuck revocations wait because a bump would exceed the policy's fee caps.\n\
-             # TYPE bridle_sweep_waiting_at_fee_cap gauge\nbridle_sweep_waiting_at_fee_cap {}\n\
-             # HELP bridle_sweep_left_to_owner Sessions and chains whose due approvals the enclave does not revoke for the host now (it signs nothing or refuses); the owner's sweep does.\n\
-             # TYPE bridle_sweep_left_to_owner gauge\nbridle_sweep_left_to_owner {}\n\
-             # HELP bridle_sweep_waiting_behind_gap Sessions and chains whose revocation waits behind nonces the node has no transaction for.\n\
-             # TYPE bridle_sweep_waiting_behind_gap gauge\nbridle_sweep_waiting_behind_gap {}\n\
-             # HELP bridle_sweep_waiting_for_cluster Sessions and chains whose last sweep the cluster answered unavailable; asked again every round.\n\
-             # TYPE bridle_sweep_waiting_for_cluster gauge\nbridle_sweep_waiting_for_cluster {}\n\
-             # HELP bridle_sweep_rounds_total Rounds the sweeper finished (every session looked at once).\n\
-             # TYPE bridle_sweep_rounds_total counter\nbridle_sweep_rounds_total {}\n\
-             # HELP bridle_sweep_requests_total Sweeps the sweeper asked the enclave for.\n\
-             # TYPE bridle_sweep_requests_total counter\nbridle_sweep_requests_total {}\n\
-             # HELP bridle_sweep_broadcast_total Revocations the sweeper broadcast (fee bumps included).\n\
-             # TYPE bridle_sweep_broadcast_total counter\nbridle_sweep_broadcast_total {}\n\
-             # HELP bridle_sweep_confirmed_total Revocations seen mined.\n\
-             # TYPE bridle_sweep_confirmed_total counter\nbridle_sweep_confirmed_total {}\n\
-             # HELP bridle_sweep_fee_bumps_total Sweeps re-signed with higher fees at the same nonces.\n\
-             # TYPE bridle_sweep_fee_bumps_total counter\nbridle_sweep_fee_bumps_total {}\n\
-             # HELP bridle_sweep_refused_total Sweeps the enclave refused.\n\
-             # TYPE bridle_sweep_refused_total counter\nbridle_sweep_refused_total {}\n\
-             # HELP bridle_sweep_unavailable_total Sweeps the cluster answered unavailable (e.g. no leader, or a leader that may not hold the session's key).\n\
-             # TYPE bridle_sweep_unavailable_total counter\nbridle_sweep_unavailable_total {}\n\
-             # HELP bridle_sweep_errors_total Node or enclave errors while sweeping.\n\
-             # TYPE bridle_sweep_errors_total counter\nbridle_sweep_errors_total {}\n",
-            g(&self.past_expiry),
-            g(&self.at_fee_cap),
-            g(&self.left_to_owner),
-            g(&self.behind_gap),
-            g(&self.waiting_for_cluster),
-            g(&self.rounds),
-            g(&self.requests),
-            g(&self.broadcast),
-            g(&self.confirmed),
-            g(&self.bumps),
-            g(&self.refused),
-            g(&self.unavailable),
-            g(&self.errors)
-        )
-    }
-}
-
 /// A revocation broadcast and not yet seen mined.
 #[derive(Debug, Clone)]
 struct Inflight {
     /// Every hash broadcast at this nonce (the first, then each bump).
     hashes: Vec<B256>,
+    /// The latest signed transaction at this nonce, sent again when the node holds nothing
+    /// there (a broadcast that failed, a pool that dropped it).
+    raw: alloy_primitives::Bytes,
     max_fee_per_gas: u128,
     max_priority_fee_per_gas: u128,
     sent_at: Instant,
@@ -226,18 +169,25 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     Some(tokio::spawn(async move {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         let mut nodes: HashMap<u64, String> = HashMap::new();
+        // URLs whose chain id is known (a second URL for a chain is not asked again).
+        let mut resolved: std::collections::HashSet<String> = Default::default();
         let mut book = Book::new();
         let mut idle = IdleLanes::new();
         loop {
-            if nodes.len() < settings.rpcs.len() {
+            if resolved.len() < settings.rpcs.len() {
                 for url in &settings.rpcs {
-                    if nodes.values().any(|u| u == url) {
+                    if resolved.contains(url) {
                         continue;
                     }
-                    match rpc(&http, url, "eth_chainId", json!([])).await.and_then(|v| quantity(&v)) {
+                    match rpc(&http, url, "eth_chainId", json!([])).await.and_then(|v| quantity_u64(&v)) {
                         Ok(id) => {
+                            resolved.insert(url.clone());
+                            if let Some(first) = nodes.get(&id) {
+                                tracing::warn!(chain_id = id, url = %url, used = %first, "sweeper: a second node for a chain; the first one named is used");
+                                continue;
+                            }
                             tracing::info!(chain_id = id, url = %url, "sweeper: node");
-                            nodes.insert(id as u64, url.clone());
+                            nodes.insert(id, url.clone());
                         }
                         Err(e) => {
                             state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
@@ -319,6 +269,7 @@ async fn round(
                 Ok(Lane::Moving) => {}
                 Ok(Lane::AtFeeCap) => at_fee_cap += 1,
                 Ok(Lane::BehindGap) => behind_gap += 1,
+                Ok(Lane::BumpNotSigned) => left_to_owner += 1,
                 Ok(Lane::WaitingForCluster) => {
                     waiting_for_cluster += 1;
                     limit = SWEEP_RETRY_LIMIT;
@@ -359,6 +310,10 @@ enum Lane {
     BehindGap,
     /// The cluster answered the sweep `unavailable`: asked again next round.
     WaitingForCluster,
+    /// A revocation in flight is stuck and the enclave did not re-sign it at its nonce for
+    /// the host (re-signs used up, the gas budget, another key's revocation there): asked
+    /// again after `bump_after`; only the owner's sweep is sure to replace it now.
+    BumpNotSigned,
     /// Nothing in flight and nothing the enclave signs (or it refused): leave the lane
     /// alone for `recheck` unless the enclave's view of it changes. `left_to_owner`:
     /// approvals there are due and the enclave does not revoke them for the host now.
@@ -381,7 +336,7 @@ async fn sweep_chain(
 ) -> Result<Lane> {
     let (st, chain) = at;
     let session = st.session;
-    let mined = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "latest"])).await?)? as u64;
+    let mined = node::nonce(http, url, session, "latest").await?;
     if let Some(inflight) = book.get_mut(&(session, chain)) {
         let done: Vec<u64> = inflight.range(..mined).map(|(n, _)| *n).collect();
         for n in done {
@@ -399,20 +354,26 @@ async fn sweep_chain(
         }
     }
     if let Some(inflight) = book.get(&(session, chain)) {
-        // Stuck: re-sign from the lowest unmined nonce with fees 12.5 % higher (nodes ask
-        // for at least 10 % to replace), or the node's current fees if higher — within the
-        // policy's fee caps; at the caps it waits (the enclave would refuse every round).
         let Some((&first, f)) = inflight.iter().next() else { return Ok(Lane::Moving) };
-        if f.sent_at.elapsed() < bump_after {
-            return Ok(Lane::Moving);
-        }
+        let pending = node::nonce(http, url, session, "pending").await?;
         // Below it, a nonce the node has nothing for (a transaction the agent signed and
         // nobody broadcast): no fee gets this mined, and every bump is charged to the gas
         // budget. Wait for the gap to fill.
-        let pending = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "pending"])).await?)? as u64;
         if pending < first {
             tracing::warn!(%session, chain, nonce = first, pending, "sweeper: behind a nonce gap (transactions the agent signed, not broadcast); waiting");
             return Ok(Lane::BehindGap);
+        }
+        // The node holds nothing at `first`: a broadcast failed, or its pool dropped the
+        // transaction. Send again what was signed (the same bytes), at the fee caps too,
+        // where no bump ever comes (found 2026-12-05 by a review).
+        if pending == first {
+            resend(state, http, url, session, inflight).await;
+        }
+        // Stuck: re-sign from the lowest unmined nonce with fees 12.5 % higher (nodes ask
+        // for at least 10 % to replace), or the node's current fees if higher — within the
+        // policy's fee caps; at the caps it waits (the enclave would refuse every round).
+        if f.sent_at.elapsed() < bump_after {
+            return Ok(Lane::Moving);
         }
         let node = fees(http, url).await?;
         let Some((max_fee_per_gas, max_priority_fee_per_gas)) =
@@ -429,18 +390,31 @@ async fn sweep_chain(
             gas_limit: limits.gas_limit,
         };
         return Ok(match sweep(state, http, url, (session, terms), book, limit).await? {
-            Signed::Some => {
+            Signed::Some(nonces) if nonces.contains(&first) => {
                 state.sweep_metrics.bumps.fetch_add(1, Ordering::Relaxed);
                 Lane::Moving
             }
             Signed::Unavailable => Lane::WaitingForCluster,
-            Signed::Nothing | Signed::Refused => Lane::Moving,
+            // Not re-signed at `first` (other nonces may have been): no bump happened. The
+            // stuck revocation is asked about again only after `bump_after`, instead of
+            // every round (each a request the enclave logs, re-signs charged to the gas
+            // budget; found 2026-12-05 by a review).
+            Signed::Some(_) | Signed::Nothing | Signed::Refused => {
+                if let Some(f) = book.get_mut(&(session, chain)).and_then(|i| i.get_mut(&first)) {
+                    f.sent_at = Instant::now();
+                }
+                tracing::warn!(%session, chain, nonce = first, "sweeper: the enclave did not re-sign the stuck revocation at its nonce; asking again later (bridle owner sweep replaces it now)");
+                Lane::BumpNotSigned
+            }
         });
     }
-    let pending = quantity(&rpc(http, url, "eth_getTransactionCount", json!([session, "pending"])).await?)? as u64;
+    let pending = node::nonce(http, url, session, "pending").await?;
     let step = lane::step(st, chain, mined, pending);
     let nonce = match step {
         Step::Nothing => return Ok(Lane::Idle { left_to_owner: false, recheck: lane::IDLE_RECHECK }),
+        // In the node's pool (broadcast by another host, or by this one before a restart):
+        // followed by the chain's nonce; re-signed only once the pool drops it.
+        Step::InPool(_) => return Ok(Lane::Moving),
         Step::Resign(n) => {
             tracing::info!(%session, chain, nonce = n, "sweeper: a signed sweep the chain has not reached and this host did not broadcast; re-signing it");
             n
@@ -461,10 +435,34 @@ async fn sweep_chain(
     Ok(after_sweep(sweep(state, http, url, (session, terms), book, limit).await?))
 }
 
+/// Send again every transaction in flight on a lane, lowest nonce first (the same signed
+/// bytes: a node that has one already answers so, and nothing changes).
+async fn resend(
+    state: &AppState,
+    http: &reqwest::Client,
+    url: &str,
+    session: Address,
+    inflight: &BTreeMap<u64, Inflight>,
+) {
+    for (n, f) in inflight {
+        let raw = format!("0x{}", hex::encode(&f.raw));
+        match rpc(http, url, "eth_sendRawTransaction", json!([raw])).await {
+            Ok(_) => {
+                state.sweep_metrics.broadcast.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%session, nonce = n, "sweeper: the node held nothing at the revocation's nonce; sent it again");
+            }
+            Err(e) => {
+                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%session, nonce = n, error = %e, "sweeper: sending a revocation again failed");
+            }
+        }
+    }
+}
+
 /// What a lane does after a sweep of what is due (not a bump).
 fn after_sweep(signed: Signed) -> Lane {
     match signed {
-        Signed::Some => Lane::Moving,
+        Signed::Some(_) => Lane::Moving,
         Signed::Nothing => Lane::Idle { left_to_owner: true, recheck: lane::IDLE_RECHECK },
         Signed::Refused => Lane::Idle { left_to_owner: true, recheck: lane::REFUSED_RECHECK },
         // Not the owner's either: the owner's sweep is refused alike until a node that may
@@ -474,9 +472,10 @@ fn after_sweep(signed: Signed) -> Lane {
 }
 
 /// What the enclave did with a sweep request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Signed {
-    Some,
+    /// The nonces the enclave signed at.
+    Some(Vec<u64>),
     Nothing,
     Refused,
     /// The cluster answered `unavailable`: not a refusal. Nothing was signed for this host,
@@ -536,82 +535,20 @@ async fn sweep(
         }
         let e = inflight.entry(t.nonce).or_insert_with(|| Inflight {
             hashes: vec![],
+            raw: Default::default(),
             max_fee_per_gas: 0,
             max_priority_fee_per_gas: 0,
             sent_at: Instant::now(),
         });
         e.hashes.push(t.hash);
+        e.raw = t.raw_transaction.clone();
         e.max_fee_per_gas = terms.max_fee_per_gas;
         e.max_priority_fee_per_gas = terms.max_priority_fee_per_gas;
         e.sent_at = Instant::now();
     }
-    Ok(Signed::Some)
-}
-
-/// The node's fees: max fee = 2 × the latest base fee + the suggested tip.
-async fn fees(http: &reqwest::Client, url: &str) -> Result<(u128, u128)> {
-    let block = rpc(http, url, "eth_getBlockByNumber", json!(["latest", false])).await?;
-    let base = quantity(&block["baseFeePerGas"]).unwrap_or(0);
-    let tip = match rpc(http, url, "eth_maxPriorityFeePerGas", json!([])).await {
-        Ok(v) => quantity(&v).unwrap_or(1_000_000_000),
-        Err(_) => 1_000_000_000,
-    };
-    Ok((base.saturating_mul(2).saturating_add(tip), tip))
-}
-
-async fn rpc(http: &reqwest::Client, url: &str, method: &str, params: Value) -> Result<Value> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let v: Value = http
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .context(method.to_string())?
-        .json()
-        .await
-        .context(method.to_string())?;
-    if let Some(e) = v.get("error") {
-        return Err(anyhow!("{method}: {e}"));
-    }
-    Ok(v.get("result").cloned().unwrap_or(Value::Null))
-}
-
-fn quantity(v: &Value) -> Result<u128> {
-    let s = v.as_str().ok_or_else(|| anyhow!("not a quantity: {v}"))?;
-    u128::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| anyhow!("{s}: {e}"))
+    Ok(Signed::Some(reply.transactions.iter().map(|t| t.nonce).collect()))
 }
 
 #[cfg(test)]
 #[path = "sweep_tests.rs"]
 mod sweep_tests;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy(text: &str) -> bridle_common::policy::Policy {
-        bridle_common::policy::file::resolve_text(text, 1_800_000_000).expect("policy")
-    }
-
-    #[test]
-    fn sweeps_use_the_policys_revoke_gas_and_bumps_stay_within_its_fee_caps() {
-        let base = "name = \"s\"\nchains = [1]\nvalid_for = \"1d\"\n";
-        assert_eq!(Limits::of(None).gas_limit, SWEEP_GAS_LIMIT);
-        let p = policy(&format!("{base}[approvals]\nrevoke_gas = 150000\n[gas]\nmax_fee_per_gas = \"100 wei\"\nmax_priority_fee_per_gas = \"10 wei\"\n"));
-        let l = Limits::of(Some(&p));
-        assert_eq!((l.gas_limit, l.max_fee_per_gas, l.max_priority_fee_per_gas), (150_000, Some(100), Some(10)));
-        // A floor below the default keeps the default (more gas only makes a revocation surer).
-        let low = policy(&format!("{base}[approvals]\nrevoke_gas = 70000\n"));
-        assert_eq!(Limits::of(Some(&low)).gas_limit, SWEEP_GAS_LIMIT);
-        // 12.5 % up, or the node's fees if higher.
-        assert_eq!(l.bumped((40, 4), (0, 0)), Some((46, 5)));
-        assert_eq!(l.bumped((40, 4), (60, 6)), Some((60, 6)));
-        // Capped: still a valid replacement (>= 10 % up) at the cap.
-        assert_eq!(l.bumped((90, 9), (0, 0)), Some((100, 10)));
-        // At the caps: no replacement the node would take — wait instead of asking again.
-        assert_eq!(l.bumped((100, 10), (500, 50)), None);
-        assert_eq!(l.bumped((95, 5), (0, 0)), None, "100 is not 10 % above 95");
-        // Without caps, only the bump.
-        assert_eq!(Limits::of(None).bumped((1_000, 100), (0, 0)), Some((1_126, 113)));
-    }
-}

@@ -1,10 +1,14 @@
-//! A sweep the cluster cannot serve now, against a fake cluster node over a real socket.
+//! The sweeper against fakes over real sockets: a cluster node that cannot serve now, an
+//! enclave that signs a sweep's revocation at another nonce than the one stuck, and a node
+//! that holds nothing at a nonce in flight.
 use super::*;
 use crate::cluster::ClusterSettings;
 use crate::store::Database;
 use bridle_common::address::SocketAddress;
 use bridle_common::error::Denial;
 use bridle_common::frame::{read_frame, to_cbor, write_frame, DEFAULT_MAX_FRAME};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 /// A cluster node whose every answer is `unavailable`, as a leader that may not hold the
 /// session's key answers a sweep during a rolling upgrade (status included: a node that has
@@ -123,4 +127,203 @@ async fn a_round_the_cluster_cannot_serve_gives_each_further_call_one_try() {
     let m = state.sweep_metrics.render();
     assert!(m.contains(&format!("bridle_sweep_errors_total {sessions}\n")), "{m}");
     assert!(m.contains("bridle_sweep_rounds_total 1\n"), "{m}");
+}
+
+fn policy(text: &str) -> bridle_common::policy::Policy {
+    bridle_common::policy::file::resolve_text(text, 1_800_000_000).expect("policy")
+}
+
+#[test]
+fn sweeps_use_the_policys_revoke_gas_and_bumps_stay_within_its_fee_caps() {
+    let base = "name = \"s\"\nchains = [1]\nvalid_for = \"1d\"\n";
+    assert_eq!(Limits::of(None).gas_limit, SWEEP_GAS_LIMIT);
+    let p = policy(&format!("{base}[approvals]\nrevoke_gas = 150000\n[gas]\nmax_fee_per_gas = \"100 wei\"\nmax_priority_fee_per_gas = \"10 wei\"\n"));
+    let l = Limits::of(Some(&p));
+    assert_eq!((l.gas_limit, l.max_fee_per_gas, l.max_priority_fee_per_gas), (150_000, Some(100), Some(10)));
+    // A floor below the default keeps the default (more gas only makes a revocation surer).
+    let low = policy(&format!("{base}[approvals]\nrevoke_gas = 70000\n"));
+    assert_eq!(Limits::of(Some(&low)).gas_limit, SWEEP_GAS_LIMIT);
+    // 12.5 % up, or the node's fees if higher.
+    assert_eq!(l.bumped((40, 4), (0, 0)), Some((46, 5)));
+    assert_eq!(l.bumped((40, 4), (60, 6)), Some((60, 6)));
+    // Capped: still a valid replacement (>= 10 % up) at the cap.
+    assert_eq!(l.bumped((90, 9), (0, 0)), Some((100, 10)));
+    // At the caps: no replacement the node would take — wait instead of asking again.
+    assert_eq!(l.bumped((100, 10), (500, 50)), None);
+    assert_eq!(l.bumped((95, 5), (0, 0)), None, "100 is not 10 % above 95");
+    // Without caps, only the bump.
+    assert_eq!(Limits::of(None).bumped((1_000, 100), (0, 0)), Some((1_126, 113)));
+}
+
+/// An enclave (on `path`) answering every sweep with `reply`, counting them (a connection's
+/// first status, the client's probe, is answered as by a node that has not joined).
+fn enclave_answering(path: std::path::PathBuf, reply: Reply) -> Arc<AtomicU64> {
+    let calls = Arc::new(AtomicU64::new(0));
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    let counted = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (reply, counted) = (reply.clone(), counted.clone());
+            tokio::spawn(async move {
+                while let Ok(body) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+                    let req: RequestFrame = bridle_common::frame::from_cbor(&body).unwrap();
+                    let result = match req.call {
+                        Call::Sweep(_) => {
+                            counted.fetch_add(1, Ordering::Relaxed);
+                            Ok(reply.clone())
+                        }
+                        _ => Err(Denial::new(ErrorCode::Unavailable, "not joined")),
+                    };
+                    let frame = to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result }).unwrap();
+                    if write_frame(&mut s, &frame).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    calls
+}
+
+/// A chain node over HTTP: the session's mined and pending nonces as given, fees of 1 wei,
+/// no receipts; it records every raw transaction sent to it.
+async fn node(mined: u64, pending: u64) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::{routing::post, Json, Router};
+    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = sent.clone();
+    let app = Router::new().route(
+        "/",
+        post(move |Json(req): Json<serde_json::Value>| {
+            let log = log.clone();
+            async move {
+                let result = match req["method"].as_str().unwrap_or("") {
+                    "eth_getTransactionCount" if req["params"][1] == "latest" => json!(format!("{mined:#x}")),
+                    "eth_getTransactionCount" => json!(format!("{pending:#x}")),
+                    "eth_getBlockByNumber" => json!({"baseFeePerGas": "0x1"}),
+                    "eth_maxPriorityFeePerGas" => json!("0x1"),
+                    "eth_sendRawTransaction" => {
+                        log.lock().unwrap().push(req["params"][0].as_str().unwrap_or("").to_string());
+                        json!(format!("{}", B256::repeat_byte(0x77)))
+                    }
+                    _ => serde_json::Value::Null,
+                };
+                Json(json!({"jsonrpc": "2.0", "id": req["id"], "result": result}))
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (url, sent)
+}
+
+/// A stand-alone host, sweeping, whose enclave (in `dir`) answers every call with `reply`.
+fn host_with(dir: &tempfile::TempDir, reply: Reply) -> (AppState, Arc<AtomicU64>) {
+    let path = dir.path().join("enclave.sock");
+    let calls = enclave_answering(path.clone(), reply);
+    let mut config = crate::HostConfig::new(SocketAddress::Unix(path));
+    config.database = Database::Sqlite(":memory:".into());
+    config.probe_interval = None;
+    let state = AppState::open(config).unwrap();
+    state.sweep_metrics.enabled.store(true, Ordering::Relaxed);
+    (state, calls)
+}
+
+use lane::tests::SESSION;
+
+/// The session's status as the sweeper reads it (only its address matters while a lane has
+/// something in flight).
+fn session_status() -> SessionStatus {
+    lane::tests::status(SessionState::Active, vec![], 0)
+}
+
+fn swept_at(nonce: u64) -> Reply {
+    Reply::Swept(SweepReply {
+        session: SESSION,
+        transactions: vec![SweepTx {
+            chain_id: 31337,
+            nonce,
+            token: Address::repeat_byte(1),
+            spender: Address::repeat_byte(2),
+            kind: bridle_common::allowance::AllowanceKind::Erc20,
+            to: Address::repeat_byte(1),
+            hash: B256::repeat_byte(nonce as u8),
+            raw_transaction: vec![0x02, nonce as u8].into(),
+        }],
+        user_operations: vec![],
+        skipped: vec![],
+        key_destroyed: false,
+        receipt: None,
+    })
+}
+
+/// A book with one revocation in flight at `nonce`, broadcast `ago`.
+fn book_at(nonce: u64, ago: Duration) -> Book {
+    let f = Inflight {
+        hashes: vec![B256::repeat_byte(0x11)],
+        raw: vec![0x02, 0xaa, nonce as u8].into(),
+        max_fee_per_gas: 100,
+        max_priority_fee_per_gas: 10,
+        sent_at: Instant::now() - ago,
+    };
+    [((SESSION, 31337), [(nonce, f)].into())].into()
+}
+
+/// A review of 2026-12-05: a stuck revocation at 5, and the enclave re-signs only a
+/// revocation at 6 (no room to re-sign 5, another key's revocation there, …). That was
+/// counted as a bump, nothing at 5 changed, and the host asked again every round (each a
+/// request the enclave logs and, where it signed, charges). Now: no bump, the lane counted
+/// as left to the owner, and asked again only after `bump_after`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bump_the_enclave_does_not_sign_at_its_nonce_is_no_bump_and_not_asked_every_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, calls) = host_with(&dir, swept_at(6));
+    let (url, _) = node(5, 7).await;
+    let mut book = book_at(5, Duration::from_secs(180));
+    let st = session_status();
+    let http = reqwest::Client::new();
+    let limits = Limits::of(None);
+    let after = (Duration::from_secs(120), SWEEP_CALL_LIMIT);
+    let mut lanes = Vec::new();
+    for _ in 0..3 {
+        lanes.push(sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, limits).await.unwrap());
+    }
+    assert_eq!(lanes, [Lane::BumpNotSigned, Lane::Moving, Lane::Moving]);
+    assert_eq!(calls.load(Ordering::Relaxed), 1, "asked once, not every round");
+    let m = state.sweep_metrics.render();
+    for line in ["bridle_sweep_requests_total 1\n", "bridle_sweep_fee_bumps_total 0\n"] {
+        assert!(m.contains(line), "{line:?} not in\n{m}");
+    }
+    // What the enclave did sign (at 6) is followed; 5 keeps its fees.
+    let lane = &book[&(SESSION, 31337)];
+    assert_eq!(lane.keys().copied().collect::<Vec<_>>(), vec![5, 6]);
+    assert_eq!((lane[&5].max_fee_per_gas, lane[&5].hashes.len()), (100, 1));
+}
+
+/// A review of 2026-12-05: a revocation whose broadcast failed, or that the node's pool
+/// dropped, was never sent again — at the fee caps no bump ever comes. When the node holds
+/// nothing at the lowest nonce in flight, the signed bytes are sent again, every round,
+/// without asking the enclave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_the_node_does_not_hold_is_sent_again_even_at_the_fee_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, calls) = host_with(&dir, swept_at(9));
+    let (url, sent) = node(5, 5).await;
+    let mut book = book_at(5, Duration::from_secs(180));
+    let st = session_status();
+    let http = reqwest::Client::new();
+    let at_caps = policy("name = \"s\"\nchains = [31337]\nvalid_for = \"1d\"\n[gas]\nmax_fee_per_gas = \"100 wei\"\nmax_priority_fee_per_gas = \"10 wei\"\n");
+    let limits = Limits::of(Some(&at_caps));
+    let after = (Duration::from_secs(120), SWEEP_CALL_LIMIT);
+    for _ in 0..2 {
+        let lane = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, limits).await.unwrap();
+        assert_eq!(lane, Lane::AtFeeCap);
+    }
+    assert_eq!(*sent.lock().unwrap(), vec!["0x02aa05".to_string(); 2], "the same bytes, each round");
+    assert_eq!(calls.load(Ordering::Relaxed), 0, "nothing asked of the enclave");
+    // Held by the node (pending above it): not sent again.
+    let (url, sent) = node(5, 6).await;
+    let lane = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, limits).await.unwrap();
+    assert_eq!(lane, Lane::AtFeeCap);
+    assert!(sent.lock().unwrap().is_empty());
 }
