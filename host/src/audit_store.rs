@@ -69,6 +69,13 @@ pub fn busy(stored: usize, since: Duration) -> bool {
 /// The most batches one pull fetches (each at most `MAX_REPLY_ENTRIES`).
 const MAX_BATCHES_PER_PULL: usize = 1000;
 /// `GET /v1/audit` page size: default and maximum.
+/// Entries an export reads per page (see [`AuditStore::export_json`]).
+const EXPORT_PAGE: usize = 4096;
+
+/// Exports built at once: each holds its file in memory while it is built, and the route is
+/// open to anyone who can reach the host. Further ones wait their turn.
+static EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 10_000;
 
@@ -243,6 +250,15 @@ impl AuditStore {
     /// stored JSON (each entry checked to parse, as untrusted storage). `None` when
     /// nothing is stored for it.
     pub fn export_json(&self, enclave: &Address) -> anyhow::Result<Option<String>> {
+        self.export_paged(enclave, EXPORT_PAGE)
+    }
+
+    /// [`AuditStore::export_json`], reading `page` entries at a time: the store's audit
+    /// connection is held for one page, never while the export is built, so the pull that
+    /// copies new entries goes on meanwhile (found 2026-12-05 by a review: an export held it
+    /// throughout, and back-to-back exports, open to anyone, stalled the copy until the
+    /// enclave dropped entries the host never had — a gap for good).
+    fn export_paged(&self, enclave: &Address, page: usize) -> anyhow::Result<Option<String>> {
         let (Some(head), pk) = self.backend.head(enclave)? else { return Ok(None) };
         let mut out = String::new();
         out.push_str("{\n\"format\": ");
@@ -254,14 +270,20 @@ impl AuditStore {
         out.push_str(",\n\"head\": ");
         out.push_str(&serde_json::to_string(&head)?);
         out.push_str(",\n\"entries\": [");
-        let mut first = true;
-        self.backend.entry_texts(enclave, head.seq, &mut |seq, text| {
-            crate::store::check_entry_text(seq, text)?;
-            out.push_str(if first { "\n" } else { ",\n" });
-            first = false;
-            out.push_str(text);
-            Ok(())
-        })?;
+        let (mut first, mut from) = (true, 0u64);
+        loop {
+            let texts = self.backend.entry_texts(enclave, from, head.seq, page)?;
+            for (seq, text) in &texts {
+                crate::store::check_entry_text(*seq, text)?;
+                out.push_str(if first { "\n" } else { ",\n" });
+                first = false;
+                out.push_str(text);
+            }
+            match texts.last() {
+                Some((seq, _)) if texts.len() == page && *seq < head.seq => from = seq + 1,
+                _ => break,
+            }
+        }
         out.push_str("\n]\n}\n");
         Ok(Some(out))
     }
@@ -544,6 +566,7 @@ pub async fn export(
         return Err(no_log(None, &audit.status()));
     };
     let a = audit.clone();
+    let _turn = EXPORTS.acquire().await.map_err(storage_error)?;
     let text = tokio::task::spawn_blocking(move || a.export_json(&enclave))
         .await
         .map_err(storage_error)?

@@ -73,13 +73,16 @@ pub trait AuditBackend: Send + Sync {
     fn head(&self, enclave: &Address) -> anyhow::Result<(Option<AuditHead>, Option<Bytes>)>;
     /// Stored entries from `since`, at most `limit`, by seq.
     fn entries(&self, enclave: &Address, since: u64, limit: usize) -> anyhow::Result<Vec<AuditEntry>>;
-    /// The stored JSON text of every entry up to `through`, by seq (for the export).
+    /// The stored JSON text of the entries from `from` through `through`, by seq, at most
+    /// `limit` (the export reads its entries page by page: the audit connection is held
+    /// for one page, never while the export is built).
     fn entry_texts(
         &self,
         enclave: &Address,
+        from: u64,
         through: u64,
-        each: &mut dyn FnMut(u64, &str) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()>;
+        limit: usize,
+    ) -> anyhow::Result<Vec<(u64, String)>>;
     /// Recorded gaps: entries the enclave dropped before a host stored them.
     fn gaps(&self, enclave: &Address) -> anyhow::Result<Vec<(u64, u64)>>;
 }

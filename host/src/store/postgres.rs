@@ -483,18 +483,15 @@ impl AuditBackend for PostgresBackend {
     fn entry_texts(
         &self,
         enclave: &Address,
+        from: u64,
         through: u64,
-        each: &mut dyn FnMut(u64, &str) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let mut c = self.conn()?;
-        let rows = c.query(
-            "SELECT seq, entry FROM audit_entries WHERE enclave = $1 AND seq <= $2 ORDER BY seq",
-            &[&a(enclave), &int(through)],
-        )?;
-        for r in &rows {
-            each(uint(r.int(0)?, "audit seq")?, &r.text(1)?)?;
-        }
-        Ok(())
+        limit: usize,
+    ) -> anyhow::Result<Vec<(u64, String)>> {
+        let sql =
+            "SELECT seq, entry FROM audit_entries WHERE enclave = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4";
+        collect(&mut *self.conn()?, sql, &[&a(enclave), &int(from), &int(through), &int(limit as u64)], |r| {
+            Ok((uint(r.int(0)?, "audit seq")?, r.text(1)?))
+        })
     }
 
     fn gaps(&self, enclave: &Address) -> anyhow::Result<Vec<(u64, u64)>> {
