@@ -7,7 +7,8 @@ pub struct BootOptions {
     /// `bridle.dev=1`: start the enclave with `--dev` (mock NSM) and print the mock root
     /// certificate on the console. For VMs without an NSM device (the boot test); the
     /// command line is measured (PCR0/PCR1), and `--dev` changes PCR16, so a development
-    /// boot can never pass for the release image.
+    /// boot can never pass for the release image. Refused where an NSM device is bound
+    /// ([`check_dev`]).
     pub dev: bool,
     /// `bridle.heartbeat=0|1`: force the Nitro boot heartbeat off or on. Default: send it
     /// exactly when an NSM device is present (that is, on Nitro).
@@ -121,6 +122,18 @@ pub fn enclave_args(text: &str) -> Vec<String> {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
 }
 
+/// A development boot only where no NSM device is bound: on Nitro, the command line the
+/// init reads holds what the hypervisor appends after the measured one (its
+/// `virtio_mmio.device=…`), so a `bridle.dev=1` there is refused rather than trusted to have
+/// been measured — an enclave with a mock NSM on real hardware would hand out documents
+/// that verify against nothing, to users who trust on first use (a review of 2026-12-05).
+pub fn check_dev(opts: &BootOptions, nsm_bound: bool) -> Result<(), String> {
+    if opts.dev && nsm_bound {
+        return Err("bridle.dev=1 on a machine with an NSM device (a Nitro Enclave): a development boot is only for VMs without one".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +156,11 @@ mod tests {
         assert!(boot_options("bridle.heartbeat_cid=x").is_err());
         assert!(boot_options("bridle.dve=1").unwrap_err().contains("unknown boot option"));
         assert!(boot_options("bridle.dev=maybe").is_err());
+        // Never where an NSM device is bound.
+        let dev = boot_options("bridle.dev=1").unwrap();
+        assert!(check_dev(&dev, false).is_ok());
+        assert!(check_dev(&dev, true).unwrap_err().contains("NSM device"));
+        assert!(check_dev(&BootOptions::default(), true).is_ok());
     }
 
     #[test]

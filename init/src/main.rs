@@ -72,6 +72,7 @@ fn run() -> Result<std::process::ExitStatus, String> {
     check_clock()?;
     wait_for_entropy()?;
     let nitro = nsm_bound();
+    cmdline::check_dev(&opts, nitro)?;
     match (opts.heartbeat, nitro) {
         (Some(true), _) | (None, true) => heartbeat(opts.heartbeat_cid.unwrap_or(HEARTBEAT_CID))?,
         (Some(false), _) => say("boot heartbeat disabled (bridle.heartbeat=0)"),
