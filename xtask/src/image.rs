@@ -50,13 +50,32 @@ fn run(cmd: &mut Command) -> Result<String> {
 
 /// `SOURCE_DATE_EPOCH`, or the commit time of HEAD, or 0.
 pub fn source_date_epoch(root: &Path) -> u64 {
+    epoch_and_source(root).0
+}
+
+/// [`source_date_epoch`] and where it came from (recorded in pcrs.json: a rebuild from the
+/// same commit with another `SOURCE_DATE_EPOCH` gives other PCR1 and PCR2).
+fn epoch_and_source(root: &Path) -> (u64, &'static str) {
     if let Some(v) = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()) {
-        return v;
+        return (v, "SOURCE_DATE_EPOCH");
     }
-    run(Command::new("git").args(["log", "-1", "--format=%ct"]).current_dir(root))
+    match run(Command::new("git").args(["log", "-1", "--format=%ct"]).current_dir(root))
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+    {
+        Some(t) => (t, "commit time"),
+        None => (0, "none (0)"),
+    }
+}
+
+/// The overrides of this build's checks that were in effect (recorded in pcrs.json: PCRs
+/// built under one may not match a verifier's rebuild).
+fn overrides_in_effect() -> Vec<String> {
+    ["EIF_ALLOW_OTHER_RUST", "EIF_ALLOW_CARGO_CONFIG"]
+        .into_iter()
+        .filter(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+        .map(String::from)
+        .collect()
 }
 
 fn source_commit(root: &Path) -> String {
@@ -81,7 +100,22 @@ const REAL_GCC: &str = "x86_64-linux-gnu-gcc-12";
 /// switches and a system crypto library it would take instead of the pinned source. Such
 /// variables are removed from the build's environment; what it needs is set explicitly.
 pub fn inherited_build_setting(name: &str) -> bool {
-    const EXACT: &[&str] = &["CC", "CXX", "AR", "RANLIB", "CPATH", "LIBRARY_PATH", "C_INCLUDE_PATH", "REALGCC"];
+    const EXACT: &[&str] = &[
+        "CC",
+        "CXX",
+        "AR",
+        "RANLIB",
+        "CPATH",
+        "LIBRARY_PATH",
+        "C_INCLUDE_PATH",
+        "CPLUS_INCLUDE_PATH",
+        "REALGCC",
+        // cc-rs takes the archiver's prefix from it when cross-compiling (a review of
+        // 2026-12-05); clang-sys and bindgen read the other two.
+        "CROSS_COMPILE",
+        "LIBCLANG_PATH",
+        "LLVM_CONFIG_PATH",
+    ];
     const PREFIXES: &[&str] = &[
         "CC_",
         "CXX_",
@@ -368,6 +402,9 @@ pub fn build(o: &Options) -> Result<BTreeMap<String, String>> {
     doc.insert("eif_sha256".into(), serde_json::json!(hex::encode(sha2::Sha256::digest(&eif_bytes))));
     doc.insert("toolchain".into(), serde_json::json!(rustc));
     doc.insert("c_toolchain".into(), serde_json::json!(c_toolchain()));
+    let (epoch, source) = epoch_and_source(&o.root);
+    doc.insert("source_date_epoch".into(), serde_json::json!({"value": epoch, "from": source}));
+    doc.insert("overrides".into(), serde_json::json!(overrides_in_effect()));
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(doc))? + "\n";
     std::fs::write(o.out.join("pcrs.json"), text)?;
     Ok(pcrs)
