@@ -13,6 +13,19 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// `machine::held_bytes`; `--max-frame` is at most [`DEFAULT_MAX_FRAME`]).
 pub const HEADROOM: usize = held_bytes(DEFAULT_MAX_FRAME) + (64 << 10);
 
+/// Room an owner-signed sweep must find: the most one sweep can add to a session's
+/// registry (every write it may hold, with the items that carry them) and its reply. Less
+/// than [`HEADROOM`], so an owner's revocations still go through when the budget is spent
+/// for signatures and creations (by sessions from keys anyone can make): the gap between
+/// the two is theirs, and an unsigned sweep (anyone's) needs the whole of [`HEADROOM`]
+/// like every other call that grows the state.
+pub const OWNER_SWEEP_ROOM: usize = bridle_common::allowance::MAX_WRITES
+    * (2 * std::mem::size_of::<bridle_common::allowance::Item>()
+        + std::mem::size_of::<bridle_common::allowance::Grant>())
+    + (64 << 10);
+
+const _: () = assert!(OWNER_SWEEP_ROOM < HEADROOM);
+
 /// Seconds between two passes that drop finished sessions because the budget is short,
 /// outside a creation (a pass holds the session map's write lock).
 pub const RECLAIM_EVERY: u64 = 10;

@@ -1,10 +1,12 @@
 //! The memory budget frees what finished sessions held: at a creation the budget cannot
 //! take, and (at most every RECLAIM_EVERY seconds) at a signature or sweep it cannot.
 
-use super::budget::HEADROOM;
-use super::room_tests::{creation, T0};
+use super::budget::{HEADROOM, OWNER_SWEEP_ROOM};
+use super::room_tests::{addr, creation, sign, T0};
 use super::*;
 use crate::clock::FixedClock;
+use bridle_common::owner::{action, OwnerAction};
+use k256::SecretKey;
 
 struct Shared(Arc<FixedClock>);
 impl Clock for Shared {
@@ -86,4 +88,45 @@ fn a_sweep_the_budget_cannot_take_is_refused_and_drops_finished_sessions() {
     let _ = sweep(T0 + 2 * 3_600);
     assert!(e.sessions.read().unwrap().is_empty(), "finished sessions dropped");
     assert!(e.budget.used() < used, "their charges refunded");
+}
+
+/// A review of the sweep's budget check: refusing every sweep once the budget is spent
+/// (by sessions from keys anyone can make) closed the owner's way out too — the approvals
+/// could then never be revoked on chain. An owner's signed sweep needs only its own growth;
+/// an unsigned one the whole headroom.
+#[test]
+fn an_owners_sweep_still_has_room_when_the_budget_is_spent_for_everyone_else() {
+    let (e, clock) = two_sessions_budget();
+    let a = create(&e, T0, 1).unwrap();
+    // Spent for signatures, creations and unsigned sweeps; room left for an owner's sweep.
+    let spent = e.budget.limit() - e.budget.used() - OWNER_SWEEP_ROOM;
+    e.budget.recharge(0, spent);
+    assert!(!e.budget.has_room(HEADROOM) && e.budget.has_room(OWNER_SWEEP_ROOM));
+    clock.set(T0 + 60);
+    let terms =
+        vec![SweepTerms { chain_id: 1, nonce: 0, max_fee_per_gas: 1, max_priority_fee_per_gas: 1, gas_limit: 100_000 }];
+    let unsigned = Sweep { session: a, terms: terms.clone(), accounts: vec![], auth: None };
+    let d = e.handle(Call::Sweep(unsigned.clone())).unwrap_err();
+    assert_eq!(d.rule.as_deref(), Some("enclave.memory_budget"), "{d}");
+    assert!(d.reason.contains("the owner's signed sweep still has room"), "{d}");
+    let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let agent = addr(&SecretKey::from_slice(&[2u8; 32]).unwrap());
+    let msg = OwnerAction {
+        action: action::SWEEP.into(),
+        enclave: e.identity_address(),
+        session: a,
+        agent,
+        policyHash: B256::ZERO,
+        subject: unsigned.terms_digest(),
+        nonce: 7,
+    };
+    let signed = Sweep { auth: Some(sign(&owner, &msg)), ..unsigned };
+    match e.handle(Call::Sweep(signed)) {
+        Ok(Reply::Swept(r)) => assert!(r.transactions.is_empty(), "nothing to revoke: {r:?}"),
+        other => panic!("the owner's sweep was refused: {other:?}"),
+    }
+    // A signature that is not the owner's gets no room from it: refused as unauthenticated.
+    let stranger = SecretKey::from_slice(&[43u8; 32]).unwrap();
+    let forged = Sweep { session: a, terms, accounts: vec![], auth: Some(sign(&stranger, &msg)) };
+    assert_eq!(e.handle(Call::Sweep(forged)).unwrap_err().code, ErrorCode::Unauthenticated);
 }

@@ -12,6 +12,7 @@ pub mod custody;
 mod exposure;
 mod owner;
 mod owners;
+mod room;
 mod sign;
 pub mod snapshot;
 

@@ -5,7 +5,7 @@
 //! its cap) must not take effect later, when a host that kept it relays it again and it
 //! would pass — after the owner has been told it was refused (found 2026-12-03 by a review).
 
-use super::{budget::HEADROOM, denial, footprint, policy_bytes, Enclave};
+use super::{budget::HEADROOM, budget::OWNER_SWEEP_ROOM, denial, footprint, policy_bytes, Enclave};
 use crate::keys::Key;
 use crate::session::Session;
 use alloy_primitives::{Address, Bytes, B256};
@@ -17,7 +17,6 @@ use bridle_common::policy::{CompiledPolicy, Policy};
 use bridle_common::protocol::*;
 use bridle_common::stamp::StampKey;
 use k256::PublicKey;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
@@ -213,20 +212,6 @@ impl Enclave {
         outcome
     }
 
-    fn budget_for(&self, policy: &CompiledPolicy) -> Result<(), Denial> {
-        if !self.budget.has_room(policy_bytes(policy.canonical_len).saturating_add(HEADROOM)) {
-            return Err(Denial::rule(
-                ErrorCode::RateLimited,
-                "enclave.memory_budget",
-                format!(
-                    "the enclave's memory budget ({} MiB) is spent: no new session or larger policy until sessions end",
-                    self.budget.limit() >> 20
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     pub(super) fn create_session(&self, c: CreateSession) -> Result<SessionCreated, Denial> {
         let key = Key::generate();
         self.create_session_with(c, key.address(), Some(key), Vec::new())
@@ -349,88 +334,6 @@ impl Enclave {
                 .map(Bytes::from)
         });
         (sig, attestation)
-    }
-
-    /// Keep the session count under `max_sessions` and find `need` bytes in the memory
-    /// budget: when full, or short, drop finished sessions not busy at that moment; if still
-    /// full, refuse (a budget still short is refused by the caller's check). Dropped
-    /// sessions answer `unknown_session`; their history stays in the audit log and in the
-    /// host's store. The budget counts too: it fills long before `max_sessions` on most
-    /// enclaves, and finished sessions were dropped only at the count, so a budget once
-    /// spent stayed spent — every creation and signature refused until a restart (found
-    /// 2026-12-05 by a review). Decided by the entry's clock and the replicated state alone,
-    /// so every replica drops the same sessions.
-    fn make_room(&self, now: u64, need: usize) -> Result<(), Denial> {
-        let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() < self.config.max_sessions && self.budget.has_room(need) {
-            return Ok(());
-        }
-        self.drop_finished(&mut map, now);
-        if map.len() >= self.config.max_sessions {
-            return Err(Denial::rule(
-                ErrorCode::RateLimited,
-                "enclave.max_sessions",
-                format!("the enclave holds {} live sessions, its limit; revoke finished ones", map.len()),
-            ));
-        }
-        Ok(())
-    }
-
-    /// When the memory budget lacks `need` outside a creation (a signature, a sweep), drop
-    /// finished sessions, at most once every [`super::budget::RECLAIM_EVERY`] seconds. Only
-    /// on a stand-alone enclave: when that pass runs depends on this node's own calls, and
-    /// replicas must drop the same sessions (there, each creation makes room as above).
-    pub(super) fn reclaim(&self, now: u64, need: usize) {
-        if self.budget.has_room(need) || crate::apply::current().is_some() || !self.budget.reclaim_due(now) {
-            return;
-        }
-        let mut map = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-        self.drop_finished(&mut map, now);
-    }
-
-    /// Room for one call that may grow the state (a signature, a sweep): [`HEADROOM`] in the
-    /// budget, after dropping finished sessions if it is short (see [`Enclave::reclaim`]);
-    /// otherwise `rate_limited` (`enclave.memory_budget`), saying it signs `what`.
-    pub(super) fn room_to_grow(&self, what: &str) -> Result<(), Denial> {
-        self.reclaim(self.clock.now(), HEADROOM);
-        if self.budget.has_room(HEADROOM) {
-            return Ok(());
-        }
-        Err(Denial::rule(
-            ErrorCode::RateLimited,
-            "enclave.memory_budget",
-            format!("the enclave's memory budget is spent: it signs {what} until sessions end"),
-        ))
-    }
-
-    /// Drop the finished sessions not busy at this moment, refunding their charges.
-    fn drop_finished(&self, map: &mut HashMap<Address, Arc<Session>>, now: u64) {
-        let before = map.len();
-        // A session busy with a decision is kept (it was in use a moment ago): waiting for it
-        // here would stall every caller behind the map's write lock (found 2026-12-03 by a
-        // review). The next creation at the limit looks again. Not on a cluster node applying
-        // a log entry: every replica must drop the same sessions, whatever reads hold their
-        // locks at that moment (a review of that fix), so there it waits as before.
-        let replicated = crate::apply::current().is_some();
-        map.retain(|_, s| {
-            let mut inner = match s.try_lock() {
-                Some(inner) => inner,
-                None if replicated => s.lock(),
-                None => return true,
-            };
-            // Never a session that may still have approvals outstanding (a smart account's,
-            // a swept one not yet mined): its holdings count in the exposure book (review,
-            // issue 14).
-            let finished = inner.machine.finished(now) && inner.machine.holdings().is_empty();
-            if finished {
-                self.budget.recharge(inner.charged, 0);
-                // A request still holding it decides nothing and settles nothing.
-                inner.dropped = true;
-                self.unpublish(&s.address);
-            }
-            !finished
-        });
-        tracing::info!(dropped = before - map.len(), held = map.len(), "finished sessions dropped");
     }
 
     pub(super) fn update_policy(&self, u: UpdatePolicy) -> Result<PolicyUpdated, Denial> {
@@ -571,8 +474,18 @@ impl Enclave {
         sweep_terms_ok(&w.terms)?;
         // A sweep grows the session's registry (each re-sign a write): within the memory
         // budget like every call that grows the state (found 2026-12-05 by a review:
-        // anonymous re-signs at a fee of zero grew sessions past it unchecked).
-        self.room_to_grow("no sweep (which grows the session's state)")?;
+        // anonymous re-signs at a fee of zero grew sessions past it unchecked). An owner's
+        // sweep needs only its own growth, so the owner's way out stays open when sessions
+        // anyone can make have spent the budget (a review of that fix); its signature is
+        // checked below, and a sweep that fails it changes nothing.
+        if w.auth.is_some() {
+            self.room_to_grow(OWNER_SWEEP_ROOM, "no sweep, even the owner's (which grows the session's state)")?;
+        } else {
+            self.room_to_grow(
+                HEADROOM,
+                "no unsigned sweep (which grows the session's state); the owner's signed sweep still has room",
+            )?;
+        }
         // The owner's nonce book and signature, when the owner signed the terms.
         let owner = match &w.auth {
             Some(auth) => {

@@ -23,11 +23,11 @@ impl Clock for Shared {
     }
 }
 
-fn addr(k: &SecretKey) -> Address {
+pub(super) fn addr(k: &SecretKey) -> Address {
     Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&k.public_key()))
 }
 
-fn sign(owner: &SecretKey, msg: &OwnerAction) -> OwnerAuth {
+pub(super) fn sign(owner: &SecretKey, msg: &OwnerAction) -> OwnerAuth {
     let (sig, recid) = k256::ecdsa::SigningKey::from(owner).sign_prehash_recoverable(msg.digest().as_slice()).unwrap();
     let sig = alloy_primitives::Signature::from_signature_and_parity(sig, recid.is_y_odd());
     OwnerAuth { owner: addr(owner), nonce: msg.nonce, signature: Bytes::copy_from_slice(&sig.as_bytes()) }

@@ -45,7 +45,7 @@ impl Enclave {
         if !session.stamp_key.verify(session.address, req.payload.kind(), &digest, &req.stamp) {
             return Err(denial(ErrorCode::Unauthenticated, "agent stamp does not verify for this session and request"));
         }
-        self.room_to_grow("nothing that would grow its state")?;
+        self.room_to_grow(super::budget::HEADROOM, "nothing that would grow its state")?;
         // One step under the session lock, at one session time read under it.
         let mut guard = self.decide_on(&session)?;
         let inner = &mut *guard;
