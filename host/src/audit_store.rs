@@ -68,7 +68,6 @@ pub fn busy(stored: usize, since: Duration) -> bool {
 
 /// The most batches one pull fetches (each at most `MAX_REPLY_ENTRIES`).
 const MAX_BATCHES_PER_PULL: usize = 1000;
-/// `GET /v1/audit` page size: default and maximum.
 /// Entries an export reads per page (see [`AuditStore::export_json`]).
 const EXPORT_PAGE: usize = 4096;
 
@@ -76,6 +75,7 @@ const EXPORT_PAGE: usize = 4096;
 /// open to anyone who can reach the host. Further ones wait their turn.
 static EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
+/// `GET /v1/audit` page size: default and maximum.
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 10_000;
 
@@ -566,12 +566,16 @@ pub async fn export(
         return Err(no_log(None, &audit.status()));
     };
     let a = audit.clone();
-    let _turn = EXPORTS.acquire().await.map_err(storage_error)?;
-    let text = tokio::task::spawn_blocking(move || a.export_json(&enclave))
-        .await
-        .map_err(storage_error)?
-        .map_err(storage_error)?
-        .ok_or_else(|| no_log(Some(enclave), &audit.status()))?;
+    // The turn goes with the build: a client that goes away does not end it early.
+    let turn = EXPORTS.acquire().await.map_err(storage_error)?;
+    let text = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        a.export_json(&enclave)
+    })
+    .await
+    .map_err(storage_error)?
+    .map_err(storage_error)?
+    .ok_or_else(|| no_log(Some(enclave), &audit.status()))?;
     let name = format!("attachment; filename=\"bridle-audit-{enclave:#x}.json\"");
     Ok((
         StatusCode::OK,

@@ -5,10 +5,10 @@ use bridle_common::protocol::{ChainNonce, SessionState};
 
 pub(crate) const SESSION: Address = address!("1111111111111111111111111111111111111111");
 const TOKEN: Address = address!("2222222222222222222222222222222222222222");
-const ROUTER: Address = address!("3333333333333333333333333333333333333333");
+pub(crate) const ROUTER: Address = address!("3333333333333333333333333333333333333333");
 const POOL: Address = address!("4444444444444444444444444444444444444444");
 
-fn key(spender: Address, state: AllowanceState, swept_at: Option<u64>) -> Allowance {
+pub(crate) fn key(spender: Address, state: AllowanceState, swept_at: Option<u64>) -> Allowance {
     Allowance {
         chain_id: 1,
         token: TOKEN,

@@ -149,12 +149,36 @@ struct Inflight {
     /// Every hash broadcast at this nonce (the first, then each bump).
     hashes: Vec<B256>,
     /// The latest signed transaction at this nonce, sent again when the node holds nothing
-    /// there (a broadcast that failed, a pool that dropped it).
+    /// there (a broadcast that failed, a pool that dropped it). Empty for a transaction the
+    /// node's pool held when this host found it (another host's broadcast).
     raw: alloy_primitives::Bytes,
+    /// When `raw` was last sent again ([`RESEND_EVERY`]).
+    resent_at: Option<Instant>,
+    /// The enclave did not re-sign this nonce when asked for a bump: the lane is left to the
+    /// owner until a bump here is signed.
+    not_signed: bool,
     max_fee_per_gas: u128,
     max_priority_fee_per_gas: u128,
     sent_at: Instant,
 }
+
+impl Inflight {
+    /// A nonce followed from now with nothing known of it yet: no hash, no bytes, no fees.
+    fn unknown() -> Inflight {
+        Inflight {
+            hashes: vec![],
+            raw: Default::default(),
+            resent_at: None,
+            not_signed: false,
+            max_fee_per_gas: 0,
+            max_priority_fee_per_gas: 0,
+            sent_at: Instant::now(),
+        }
+    }
+}
+
+/// How often a revocation the node does not hold is sent again.
+const RESEND_EVERY: Duration = Duration::from_secs(60);
 
 /// (session, chain id) → nonce → what was broadcast there.
 type Book = HashMap<(Address, u64), BTreeMap<u64, Inflight>>;
@@ -353,8 +377,8 @@ async fn sweep_chain(
             book.remove(&(session, chain));
         }
     }
-    if let Some(inflight) = book.get(&(session, chain)) {
-        let Some((&first, f)) = inflight.iter().next() else { return Ok(Lane::Moving) };
+    if let Some(inflight) = book.get_mut(&(session, chain)) {
+        let Some(&first) = inflight.keys().next() else { return Ok(Lane::Moving) };
         let pending = node::nonce(http, url, session, "pending").await?;
         // Below it, a nonce the node has nothing for (a transaction the agent signed and
         // nobody broadcast): no fee gets this mined, and every bump is charged to the gas
@@ -369,11 +393,12 @@ async fn sweep_chain(
         if pending == first {
             resend(state, http, url, session, inflight).await;
         }
+        let Some(f) = inflight.get(&first) else { return Ok(Lane::Moving) };
         // Stuck: re-sign from the lowest unmined nonce with fees 12.5 % higher (nodes ask
         // for at least 10 % to replace), or the node's current fees if higher — within the
         // policy's fee caps; at the caps it waits (the enclave would refuse every round).
         if f.sent_at.elapsed() < bump_after {
-            return Ok(Lane::Moving);
+            return Ok(if f.not_signed { Lane::BumpNotSigned } else { Lane::Moving });
         }
         let node = fees(http, url).await?;
         let Some((max_fee_per_gas, max_priority_fee_per_gas)) =
@@ -402,6 +427,7 @@ async fn sweep_chain(
             Signed::Some(_) | Signed::Nothing | Signed::Refused => {
                 if let Some(f) = book.get_mut(&(session, chain)).and_then(|i| i.get_mut(&first)) {
                     f.sent_at = Instant::now();
+                    f.not_signed = true;
                 }
                 tracing::warn!(%session, chain, nonce = first, "sweeper: the enclave did not re-sign the stuck revocation at its nonce; asking again later (bridle owner sweep replaces it now)");
                 Lane::BumpNotSigned
@@ -413,8 +439,14 @@ async fn sweep_chain(
     let nonce = match step {
         Step::Nothing => return Ok(Lane::Idle { left_to_owner: false, recheck: lane::IDLE_RECHECK }),
         // In the node's pool (broadcast by another host, or by this one before a restart):
-        // followed by the chain's nonce; re-signed only once the pool drops it.
-        Step::InPool(_) => return Ok(Lane::Moving),
+        // followed as if this host had broadcast it at no fee — bumped from the node's fees
+        // after `bump_after` if it is not mined by then (a transaction stuck in the pool, or
+        // the agent's at that nonce, is not waited on for ever: a review of 2026-12-05).
+        Step::InPool(n) => {
+            tracing::info!(%session, chain, nonce = n, "sweeper: a signed sweep the chain has not reached is in the node's pool; following it");
+            book.entry((session, chain)).or_default().insert(n, Inflight::unknown());
+            return Ok(Lane::Moving);
+        }
         Step::Resign(n) => {
             tracing::info!(%session, chain, nonce = n, "sweeper: a signed sweep the chain has not reached and this host did not broadcast; re-signing it");
             n
@@ -435,16 +467,21 @@ async fn sweep_chain(
     Ok(after_sweep(sweep(state, http, url, (session, terms), book, limit).await?))
 }
 
-/// Send again every transaction in flight on a lane, lowest nonce first (the same signed
-/// bytes: a node that has one already answers so, and nothing changes).
+/// Send again every transaction in flight on a lane that this host signed, lowest nonce
+/// first (the same signed bytes: a node that has one already answers so, and nothing
+/// changes), each at most every [`RESEND_EVERY`].
 async fn resend(
     state: &AppState,
     http: &reqwest::Client,
     url: &str,
     session: Address,
-    inflight: &BTreeMap<u64, Inflight>,
+    inflight: &mut BTreeMap<u64, Inflight>,
 ) {
-    for (n, f) in inflight {
+    for (n, f) in inflight.iter_mut() {
+        if f.raw.is_empty() || f.resent_at.is_some_and(|t| t.elapsed() < RESEND_EVERY) {
+            continue;
+        }
+        f.resent_at = Some(Instant::now());
         let raw = format!("0x{}", hex::encode(&f.raw));
         match rpc(http, url, "eth_sendRawTransaction", json!([raw])).await {
             Ok(_) => {
@@ -533,15 +570,11 @@ async fn sweep(
                 tracing::warn!(%session, nonce = t.nonce, error = %e, "sweeper: broadcast failed");
             }
         }
-        let e = inflight.entry(t.nonce).or_insert_with(|| Inflight {
-            hashes: vec![],
-            raw: Default::default(),
-            max_fee_per_gas: 0,
-            max_priority_fee_per_gas: 0,
-            sent_at: Instant::now(),
-        });
+        let e = inflight.entry(t.nonce).or_insert_with(Inflight::unknown);
         e.hashes.push(t.hash);
         e.raw = t.raw_transaction.clone();
+        e.resent_at = None;
+        e.not_signed = false;
         e.max_fee_per_gas = terms.max_fee_per_gas;
         e.max_priority_fee_per_gas = terms.max_priority_fee_per_gas;
         e.sent_at = Instant::now();

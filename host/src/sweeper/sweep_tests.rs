@@ -262,6 +262,8 @@ fn book_at(nonce: u64, ago: Duration) -> Book {
     let f = Inflight {
         hashes: vec![B256::repeat_byte(0x11)],
         raw: vec![0x02, 0xaa, nonce as u8].into(),
+        resent_at: None,
+        not_signed: false,
         max_fee_per_gas: 100,
         max_priority_fee_per_gas: 10,
         sent_at: Instant::now() - ago,
@@ -273,7 +275,8 @@ fn book_at(nonce: u64, ago: Duration) -> Book {
 /// revocation at 6 (no room to re-sign 5, another key's revocation there, …). That was
 /// counted as a bump, nothing at 5 changed, and the host asked again every round (each a
 /// request the enclave logs and, where it signed, charges). Now: no bump, the lane counted
-/// as left to the owner, and asked again only after `bump_after`.
+/// as left to the owner (every round, until a bump there is signed), and asked again only
+/// after `bump_after`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bump_the_enclave_does_not_sign_at_its_nonce_is_no_bump_and_not_asked_every_round() {
     let dir = tempfile::tempdir().unwrap();
@@ -288,7 +291,7 @@ async fn a_bump_the_enclave_does_not_sign_at_its_nonce_is_no_bump_and_not_asked_
     for _ in 0..3 {
         lanes.push(sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, limits).await.unwrap());
     }
-    assert_eq!(lanes, [Lane::BumpNotSigned, Lane::Moving, Lane::Moving]);
+    assert_eq!(lanes, [Lane::BumpNotSigned; 3]);
     assert_eq!(calls.load(Ordering::Relaxed), 1, "asked once, not every round");
     let m = state.sweep_metrics.render();
     for line in ["bridle_sweep_requests_total 1\n", "bridle_sweep_fee_bumps_total 0\n"] {
@@ -315,15 +318,52 @@ async fn a_revocation_the_node_does_not_hold_is_sent_again_even_at_the_fee_caps(
     let at_caps = policy("name = \"s\"\nchains = [31337]\nvalid_for = \"1d\"\n[gas]\nmax_fee_per_gas = \"100 wei\"\nmax_priority_fee_per_gas = \"10 wei\"\n");
     let limits = Limits::of(Some(&at_caps));
     let after = (Duration::from_secs(120), SWEEP_CALL_LIMIT);
-    for _ in 0..2 {
-        let lane = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, limits).await.unwrap();
-        assert_eq!(lane, Lane::AtFeeCap);
-    }
-    assert_eq!(*sent.lock().unwrap(), vec!["0x02aa05".to_string(); 2], "the same bytes, each round");
+    assert_eq!(sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, limits).await.unwrap(), Lane::AtFeeCap);
+    assert_eq!(sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, limits).await.unwrap(), Lane::AtFeeCap);
+    assert_eq!(sent.lock().unwrap().len(), 1, "sent again at most every RESEND_EVERY");
+    // A minute later, as far as the book knows: the same bytes again.
+    let f = book.get_mut(&(SESSION, 31337)).unwrap().get_mut(&5).unwrap();
+    f.resent_at = f.resent_at.map(|t| t - RESEND_EVERY);
+    assert_eq!(sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, limits).await.unwrap(), Lane::AtFeeCap);
+    assert_eq!(*sent.lock().unwrap(), vec!["0x02aa05".to_string(); 2], "the same bytes, once a minute");
     assert_eq!(calls.load(Ordering::Relaxed), 0, "nothing asked of the enclave");
     // Held by the node (pending above it): not sent again.
     let (url, sent) = node(5, 6).await;
     let lane = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, limits).await.unwrap();
     assert_eq!(lane, Lane::AtFeeCap);
     assert!(sent.lock().unwrap().is_empty());
+}
+
+/// A review of 2026-12-05: a sweep the node's pool held when this host found it (another
+/// host's broadcast, or this one's before a restart) was waited on with nothing in the book,
+/// for ever if it never got mined. Now it is followed like one of this host's own, at no
+/// known fee: nothing is sent again (this host has no bytes of it), and once `bump_after`
+/// passes it is re-signed at the node's fees — a bump the enclave signs at that nonce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_in_the_nodes_pool_is_followed_and_bumped_when_stuck() {
+    use bridle_common::allowance::AllowanceState;
+    let dir = tempfile::tempdir().unwrap();
+    let (state, calls) = host_with(&dir, swept_at(4));
+    let (url, sent) = node(4, 5).await;
+    // Swept at 4 by someone else; the node's pool holds a transaction there.
+    let mut swept = lane::tests::key(lane::tests::ROUTER, AllowanceState::Swept, Some(4));
+    swept.chain_id = 31337;
+    let st = lane::tests::status(SessionState::Active, vec![swept], 5);
+    let mut st = st;
+    st.next_nonces[0].chain_id = 31337;
+    let http = reqwest::Client::new();
+    let after = (Duration::from_secs(120), SWEEP_CALL_LIMIT);
+    let mut book = Book::default();
+    let lane = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, Limits::of(None)).await.unwrap();
+    assert_eq!(lane, Lane::Moving);
+    assert_eq!(calls.load(Ordering::Relaxed), 0, "not re-signed while the pool holds it");
+    let held = &book[&(SESSION, 31337)][&4];
+    assert!(held.hashes.is_empty() && held.raw.is_empty());
+    // Still there after bump_after: bumped from the node's fees, signed at 4.
+    book.get_mut(&(SESSION, 31337)).unwrap().get_mut(&4).unwrap().sent_at -= Duration::from_secs(180);
+    let lane = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, Limits::of(None)).await.unwrap();
+    assert_eq!(lane, Lane::Moving);
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    assert!(state.sweep_metrics.render().contains("bridle_sweep_fee_bumps_total 1\n"));
+    assert_eq!(*sent.lock().unwrap(), vec!["0x0204".to_string()], "the bump, broadcast");
 }
