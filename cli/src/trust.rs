@@ -122,7 +122,11 @@ impl Entry {
                     "the AWS Nitro Root-G1".to_string()
                 };
                 // An expected PCR of zeros (a debug-mode enclave's) pins nothing.
-                let expected = a.pcrs.iter().map(|(k, v)| (*k, hex::decode(v).unwrap_or_default())).collect();
+                let expected = a
+                    .pcrs
+                    .iter()
+                    .map(|(k, v)| (*k, hex::decode(v.trim_start_matches("0x")).unwrap_or_default()))
+                    .collect();
                 let image = if !bridle_attestation::pins_image(&expected) {
                     "any image (development only)".to_string()
                 } else {

@@ -148,7 +148,8 @@ pub fn expected_pcrs(
         };
         return Err(format!(
             "no expected image (expected PCRs given: {given}): pass the image's PCR0 (or PCR1 and PCR2) with \
-             --pcrs pcrs.json or --pcr 0=<hex>, or --any-image to accept whatever image produced the document"
+             --pcrs pcrs.json or --pcr 0=<hex> (all zeros, a debug-mode enclave's, pins none), or --any-image to \
+             accept whatever image produced the document"
         ));
     }
     Ok(expected)
