@@ -149,28 +149,12 @@ pub fn handle_frame(enclave: &Enclave, body: &[u8]) -> ResponseFrame {
             ErrorCode::Unsupported,
             format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
         )),
-        // Signing, the hot path, runs on the worker; every other call may wait on a lock
-        // an owner call holds through its attestation and signatures (or, for a status,
-        // the exposure book): it runs where the runtime can hand this worker's other
-        // connections to another thread, so a burst of them cannot stall signing on every
-        // connection (found 2026-12-05 by a review).
-        Ok(RequestFrame { call: call @ Call::SignIfAllowed(_), .. }) => enclave.handle(call),
-        Ok(f) => off_the_worker(|| enclave.handle(f.call)),
+        Ok(f) => enclave.handle(f.call),
     }))
     .unwrap_or_else(|_| {
         Err(Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed"))
     });
     ResponseFrame { version: PROTOCOL_VERSION, result }
-}
-
-/// Run `f`, which may block on a lock, without holding up the other tasks of this runtime
-/// worker: on a multi-threaded runtime they move to another thread meanwhile
-/// (`block_in_place`); elsewhere (a test's single thread) it just runs.
-fn off_the_worker<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 /// Append one response frame to `out`. An answer larger than [`max_answer`] of the

@@ -1,7 +1,6 @@
 //! Tests of the enclave's socket server (`server.rs`).
 
 use super::*;
-use bridle_common::frame::write_frame;
 use bridle_common::protocol::{AttestationReply, Reply};
 
 #[tokio::test]
@@ -277,72 +276,4 @@ fn push_response_refuses_an_oversized_answer_and_grows_the_buffer_exactly() {
     push_response(&mut refused, &attestation(max_answer(1000) + 1), 1000).unwrap();
     let resp: ResponseFrame = from_cbor(&refused[4..]).unwrap();
     assert_eq!(resp.result.unwrap_err().code, ErrorCode::TooLarge);
-}
-
-/// An attestor that tells when it is called, then waits until released (or 30 s, saying
-/// so): a creation that holds the owner lock through a slow attestation.
-struct HeldAttestor {
-    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
-    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
-    gave_up: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl crate::Attestor for HeldAttestor {
-    fn attest(&self, _: Option<Vec<u8>>, _: Option<Vec<u8>>, _: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
-        let _ = self.entered.lock().unwrap().send(());
-        if self.release.lock().unwrap().recv_timeout(Duration::from_secs(30)).is_err() {
-            self.gave_up.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        Err("the test's attestor".into())
-    }
-}
-
-/// A review of 2026-12-05: calls ran on the runtime's workers (as many as vCPUs), and a
-/// creation holds the owner lock through its attestation, so a few owner calls in flight
-/// stalled every other connection — signing included. Here one worker, and a creation
-/// stuck in its attestation: another connection is still served, and the creation answers
-/// once released.
-#[test]
-fn a_call_held_up_on_a_lock_does_not_stall_the_other_connections() {
-    use crate::service::room_tests::{creation, T0};
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    rt.block_on(async {
-        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel();
-        let gave_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let attestor = HeldAttestor {
-            entered: std::sync::Mutex::new(entered_tx),
-            release: std::sync::Mutex::new(release_rx),
-            gave_up: gave_up.clone(),
-        };
-        let clock = Box::new(crate::clock::FixedClock::new(T0));
-        let e = Arc::new(Enclave::new(clock, Some(Box::new(attestor)), crate::Config::default()));
-        let create = RequestFrame { version: PROTOCOL_VERSION, call: Call::CreateSession(creation(&e, T0, 1)) };
-        let status = RequestFrame {
-            version: PROTOCOL_VERSION,
-            call: Call::Status(bridle_common::protocol::StatusQuery { session: None, nonce: None, held: None }),
-        };
-        let (mut a, a_end) = tokio::io::duplex(1 << 20);
-        let (mut b, b_end) = tokio::io::duplex(1 << 20);
-        tokio::spawn(serve_connection(Service::Single(e.clone()), a_end, ServerConfig::default()));
-        tokio::spawn(serve_connection(Service::Single(e.clone()), b_end, ServerConfig::default()));
-        write_frame(&mut a, &to_cbor(&create).unwrap()).await.unwrap();
-        // The creation is in its attestation, holding the owner lock and (without the fix)
-        // the only worker.
-        tokio::task::spawn_blocking(move || entered_rx.recv_timeout(Duration::from_secs(20)))
-            .await
-            .unwrap()
-            .expect("the creation reached its attestation");
-        write_frame(&mut b, &to_cbor(&status).unwrap()).await.unwrap();
-        let body = within(read_frame(&mut b, 1 << 20)).await.unwrap();
-        let resp: ResponseFrame = from_cbor(&body).unwrap();
-        assert!(matches!(resp.result, Ok(Reply::Status(_))), "{resp:?}");
-        // Answered while the creation still held its lock: not after the attestor gave up
-        // (which is how the status got through before the fix).
-        assert!(!gave_up.load(std::sync::atomic::Ordering::SeqCst), "the status waited for the creation");
-        let _ = release_tx.send(());
-        let body = within(read_frame(&mut a, 1 << 20)).await.unwrap();
-        let resp: ResponseFrame = from_cbor(&body).unwrap();
-        assert!(matches!(resp.result, Ok(Reply::SessionCreated(_))), "{resp:?}");
-    });
 }
