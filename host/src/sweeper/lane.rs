@@ -19,9 +19,11 @@ pub enum Step {
     Resign(u64),
     /// A sweep the enclave signed at this nonce is not mined, and the node's pool holds a
     /// transaction there (broadcast by another host, or by this one before a restart):
-    /// wait for it. Re-signed at the node's fees now it would be underpriced against it,
-    /// and each bump from there is charged to the gas budget and spends a re-sign (found
-    /// 2026-12-05 by a review); once the pool drops it, the step is [`Step::Resign`].
+    /// follow it as in flight (at no known fee) rather than re-sign at once — re-signed at
+    /// the node's fees it may be underpriced against it, and each bump from there is
+    /// charged to the gas budget and spends a re-sign (found 2026-12-05 by a review). Not
+    /// mined within `sweep_bump_after`, it is re-signed at the node's fees and bumped from
+    /// there (its own fees are not known: a few bumps may be refused as underpriced).
     InPool(u64),
     /// Approvals are due and no signed sweep is waiting: a new sweep at this nonce, the
     /// larger of the node's pending nonce and the enclave's next one (below that, the nonces

@@ -12,10 +12,11 @@
 //! someone else and never broadcast, or by this host before a restart) is re-signed at its
 //! own nonce and broadcast: the enclave shows its approvals as `swept` once signed, so a
 //! sweep nobody broadcasts would otherwise leave them live — unless the node's pool holds a
-//! transaction at that nonce (another host's broadcast): then it waits for it. When the
+//! transaction at that nonce (another host's broadcast): then it is followed as in flight
+//! and re-signed at the node's fees only if not mined within `sweep_bump_after`. When the
 //! node holds nothing at the lowest nonce in flight (a broadcast failed, the pool dropped
-//! it), the signed transactions are sent again as they are, every round, at the fee caps
-//! too. A bump the enclave does not sign at its nonce counts as none: the lane is counted
+//! it), the signed transactions this host has are sent again as they are, at most once a
+//! minute, at the fee caps too. A bump the enclave does not sign at its nonce counts as none: the lane is counted
 //! as left to the owner and asked about again only after `sweep_bump_after`. A lane where the enclave signs
 //! nothing more or refuses (a sweep's nonce was used where sweeps never settle, re-signs or
 //! the gas budget are used up) is left alone until the enclave's view of it changes
