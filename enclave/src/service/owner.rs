@@ -478,14 +478,14 @@ impl Enclave {
         // sweep needs only its own growth, so the owner's way out stays open when sessions
         // anyone can make have spent the budget (a review of that fix); its signature is
         // checked below, and a sweep that fails it changes nothing.
-        if w.auth.is_some() {
-            self.room_to_grow(OWNER_SWEEP_ROOM, "no sweep, even the owner's (which grows the session's state)")?;
-        } else {
-            self.room_to_grow(
+        let (need, what) = match w.auth {
+            Some(_) => (OWNER_SWEEP_ROOM, "no sweep, even the owner's (which grows the session's state)"),
+            None => (
                 HEADROOM,
                 "no unsigned sweep (which grows the session's state); the owner's signed sweep still has room",
-            )?;
-        }
+            ),
+        };
+        self.room_to_grow(need, what)?;
         // The owner's nonce book and signature, when the owner signed the terms.
         let owner = match &w.auth {
             Some(auth) => {

@@ -305,8 +305,8 @@ async fn a_bump_the_enclave_does_not_sign_at_its_nonce_is_no_bump_and_not_asked_
 
 /// A review of 2026-12-05: a revocation whose broadcast failed, or that the node's pool
 /// dropped, was never sent again — at the fee caps no bump ever comes. When the node holds
-/// nothing at the lowest nonce in flight, the signed bytes are sent again, every round,
-/// without asking the enclave.
+/// nothing at the lowest nonce in flight, the signed bytes are sent again, at most once a
+/// minute, without asking the enclave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_the_node_does_not_hold_is_sent_again_even_at_the_fee_caps() {
     let dir = tempfile::tempdir().unwrap();
