@@ -8,6 +8,7 @@ pub mod audit;
 pub mod clock;
 pub mod cluster;
 pub mod keys;
+pub mod lanes;
 pub mod memory;
 pub mod server;
 pub mod service;

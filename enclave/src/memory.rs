@@ -12,17 +12,19 @@
 //!
 //! A request's decoded form is bounded by its frame ([`max_decoded`]), and its answer by
 //! [`max_answer`] (the server refuses to send a larger one, and a session status copies
-//! no more than `STATUS_PAYLOAD_BYTES` of its held requests, beside the one asked for): a stand-alone enclave decodes
-//! and serves each request on a worker thread without waiting, so at most one request and
-//! one answer per worker are held at once, and the plan counts that many, with what
-//! serving it may hold beside (a typed-data parse or a call's arguments decoded for the
-//! policy: [`per_worker`]).
+//! no more than `STATUS_PAYLOAD_BYTES` of its held requests, beside the one asked for): a
+//! stand-alone enclave decodes and serves a signing request on a worker thread without
+//! waiting, and any other call only in its lane's one turn ([`crate::lanes`]), so at most
+//! one request and one answer per worker and per lane are held at once, and the plan counts
+//! that many, with what serving it may hold beside (a typed-data parse or a call's
+//! arguments decoded for the policy: [`per_worker`]).
 //!
 //! What the plan does not bound (SECURITY.md, "Open findings"): on a cluster node the
 //! calls held on every connection while they wait for the log, large frames on every
 //! connection at once, the copies a snapshot install holds, and the exposure book. The
 //! runtime reserve is an estimate, not a measured maximum.
 
+use crate::lanes::LANES;
 use crate::server::MAX_HELD;
 use bridle_common::audit::{AuditEntry, MAX_DETAIL, MAX_RULE};
 use bridle_common::frame::{max_answer, max_decoded};
@@ -91,7 +93,8 @@ pub struct Inputs {
     pub call_frame: usize,
     /// Entries the audit log keeps in memory.
     pub audit_capacity: usize,
-    /// Threads that decode and serve requests (the runtime's workers).
+    /// The runtime's workers, which decode and serve signing requests; a stand-alone
+    /// enclave's [`LANES`] come on top.
     pub workers: usize,
     /// On a cluster node: what its log and its peers' messages may hold.
     pub cluster: Option<ClusterInputs>,
@@ -113,7 +116,7 @@ pub struct Plan {
     pub runtime: usize,
     pub connections: usize,
     /// One request's decoded form, a typed-data parse or a call's arguments decoded, and
-    /// its answer, at their largest ([`per_worker`]) per worker.
+    /// its answer, at their largest ([`per_worker`]) per worker and per lane.
     pub decoding: usize,
     pub audit: usize,
     /// A cluster node's log until its next snapshot and a snapshot being sent (twice the
@@ -140,7 +143,7 @@ enum Source {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{asked}: the enclave has {available_mib} MiB available, and the runtime ({runtime_mib} MiB), \
-     {connections} connections' buffers ({connections_mib} MiB), {workers} requests being decoded and answered \
+     {connections} connections' buffers ({connections_mib} MiB), {decoders} requests being decoded and answered \
      ({decoding_mib} MiB), the audit log's {audit_entries} entries \
      ({audit_mib} MiB){cluster} leave {ceiling_mib} MiB for sessions; {advice}"
 )]
@@ -151,7 +154,8 @@ pub struct DoesNotFit {
     pub runtime_mib: usize,
     pub connections: usize,
     pub connections_mib: usize,
-    pub workers: usize,
+    /// Requests decoded and answered at once: one per worker and per lane.
+    pub decoders: usize,
     pub decoding_mib: usize,
     pub audit_entries: usize,
     pub audit_mib: usize,
@@ -170,7 +174,10 @@ pub fn plan(i: &Inputs) -> Result<Plan, Box<DoesNotFit>> {
     let Inputs { available, budget_mib, max_connections, call_frame, audit_capacity, workers, cluster } = *i;
     let runtime = RUNTIME_RESERVE;
     let connections = max_connections.saturating_mul(per_connection(call_frame));
-    let decoding = workers.saturating_mul(per_worker(call_frame));
+    // Requests decoded and served at once: one per worker, and on a stand-alone enclave
+    // one per lane (a cluster node serves every call on its workers).
+    let decoders = workers.saturating_add(if cluster.is_none() { LANES } else { 0 });
+    let decoding = decoders.saturating_mul(per_worker(call_frame));
     let audit = audit_capacity.saturating_mul(AUDIT_ENTRY_MAX);
     let log = cluster.map_or(0, |c| c.snapshot_bytes.saturating_mul(2).saturating_add(c.max_message.saturating_mul(2)));
     let left = available
@@ -219,7 +226,7 @@ pub fn plan(i: &Inputs) -> Result<Plan, Box<DoesNotFit>> {
             runtime_mib: runtime / MIB,
             connections: max_connections,
             connections_mib: connections / MIB,
-            workers,
+            decoders,
             decoding_mib: decoding.div_ceil(MIB),
             audit_entries: audit_capacity,
             audit_mib: audit / MIB,

@@ -2,6 +2,7 @@
 //! or vsock (Nitro). One response frame per request frame, in order, per connection.
 
 use crate::cluster::ClusterNode;
+use crate::lanes::{lane_of, off_the_worker, Lane, Lanes};
 use crate::service::Enclave;
 use bridle_common::address::SocketAddress;
 use bridle_common::cluster::MAX_CALL_FRAME;
@@ -26,6 +27,9 @@ pub struct ServerConfig {
     /// while calls are in flight (they end within seconds); the connection then answers
     /// what it owes and closes.
     pub idle_timeout: Duration,
+    /// A stand-alone enclave's lanes for calls other than signing, shared by every
+    /// connection served with this configuration (see [`crate::lanes`]).
+    pub lanes: Arc<Lanes>,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +38,7 @@ impl Default for ServerConfig {
             max_frame: bridle_common::frame::DEFAULT_MAX_FRAME,
             max_connections: bridle_common::frame::ENCLAVE_MAX_CONNECTIONS,
             idle_timeout: Duration::from_secs(300),
+            lanes: Arc::default(),
         }
     }
 }
@@ -143,11 +148,21 @@ async fn isolated<T>(call: impl Future<Output = Result<T, Denial>>) -> Result<T,
 /// and within hard bounds: the frame's size was checked before it was read, CBOR nesting is
 /// limited, and every payload decoder below is bounded before it runs.
 pub fn handle_frame(enclave: &Enclave, body: &[u8]) -> ResponseFrame {
+    handle_frame_in(enclave, body, Lane::Owner)
+}
+
+/// [`handle_frame`] in `lane`: on the signing lane (the runtime's worker) only a frame
+/// that decodes as signing is served (see [`crate::lanes`]).
+fn handle_frame_in(enclave: &Enclave, body: &[u8], lane: Lane) -> ResponseFrame {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match from_cbor::<RequestFrame>(body) {
         Err(e) => Err(undecodable(&e)),
         Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
             ErrorCode::Unsupported,
             format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
+        )),
+        Ok(f) if lane == Lane::Signing && Lane::of(&f.call) != Lane::Signing => Err(Denial::new(
+            ErrorCode::Malformed,
+            format!("request frame: its first bytes name sign_if_allowed, but it decodes as {}", f.call.name()),
         )),
         Ok(f) => enclave.handle(f.call),
     }))
@@ -223,7 +238,8 @@ where
     }
 }
 
-/// Requests answered one after another. Responses to requests that came in together go out
+/// Requests answered one after another: signing on the runtime's worker, any other call
+/// in its lane's turn, off the worker ([`crate::lanes`]). Responses to requests that came in together go out
 /// together: a response is held back while the next request is already whole in the read
 /// buffer (at most [`MAX_HELD`] bytes of them).
 async fn serve_in_turn<S>(enclave: &Enclave, stream: S, cfg: &ServerConfig)
@@ -247,7 +263,14 @@ where
             Next::Refused(denial) => return answer_last(&mut w, &mut out, denial, cfg.idle_timeout).await,
             Next::End => return,
         };
-        if push_response(&mut out, &handle_frame(enclave, &body), cfg.max_frame).is_err() {
+        let resp = match lane_of(&body) {
+            Lane::Signing => handle_frame_in(enclave, &body, Lane::Signing),
+            lane => {
+                let _turn = cfg.lanes.turn(lane).await;
+                off_the_worker(|| handle_frame_in(enclave, &body, lane))
+            }
+        };
+        if push_response(&mut out, &resp, cfg.max_frame).is_err() {
             // (Not expected: encoding into memory.) What was answered before still goes.
             let _ = flush(&mut w, &mut out, cfg.idle_timeout).await;
             return;

@@ -277,3 +277,102 @@ fn push_response_refuses_an_oversized_answer_and_grows_the_buffer_exactly() {
     let resp: ResponseFrame = from_cbor(&refused[4..]).unwrap();
     assert_eq!(resp.result.unwrap_err().code, ErrorCode::TooLarge);
 }
+
+/// An attestor that tells when it is called, then waits until released (or 30 s, saying
+/// so): a creation that holds the owner lock through a slow attestation.
+struct HeldAttestor {
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    gave_up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl crate::Attestor for HeldAttestor {
+    fn attest(&self, _: Option<Vec<u8>>, _: Option<Vec<u8>>, _: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
+        let _ = self.entered.lock().unwrap().send(());
+        if self.release.lock().unwrap().recv_timeout(Duration::from_secs(30)).is_err() {
+            self.gave_up.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Err("the test's attestor".into())
+    }
+}
+
+async fn ask(conn: &mut tokio::io::DuplexStream, call: Call) -> ResponseFrame {
+    bridle_common::frame::write_frame(conn, &to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call }).unwrap())
+        .await
+        .unwrap();
+    from_cbor(&within(read_frame(conn, 1 << 20)).await.unwrap()).unwrap()
+}
+
+/// A review of 2026-12-05: calls ran on the runtime's workers (as many as vCPUs), and a
+/// creation holds the owner lock through its attestation, so a few owner calls in flight
+/// stalled every other connection — signing included. Here one worker, and a creation
+/// stuck in its attestation on the owner lane: signing and a status on other connections
+/// are still served, the owner lane has no turn free, and the creation answers once
+/// released.
+#[test]
+fn a_call_held_up_on_a_lock_does_not_stall_signing_or_reading() {
+    use crate::service::room_tests::{creation, T0};
+    use bridle_common::protocol::{SignPayload, SignRequest, StatusQuery};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async {
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel();
+        let gave_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let attestor = HeldAttestor {
+            entered: std::sync::Mutex::new(entered_tx),
+            release: std::sync::Mutex::new(release_rx),
+            gave_up: gave_up.clone(),
+        };
+        let clock = Box::new(crate::clock::FixedClock::new(T0));
+        let e = Arc::new(Enclave::new(clock, Some(Box::new(attestor)), crate::Config::default()));
+        let cfg = ServerConfig::default();
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            let (near, far) = tokio::io::duplex(1 << 20);
+            tokio::spawn(serve_connection(Service::Single(e.clone()), far, cfg.clone()));
+            conns.push(near);
+        }
+        let [a, b, c] = &mut conns[..] else { unreachable!() };
+        let create = RequestFrame { version: PROTOCOL_VERSION, call: Call::CreateSession(creation(&e, T0, 1)) };
+        bridle_common::frame::write_frame(a, &to_cbor(&create).unwrap()).await.unwrap();
+        // The creation is in its attestation, holding the owner lock and the owner lane
+        // (and, before the lanes, the only worker).
+        tokio::task::spawn_blocking(move || entered_rx.recv_timeout(Duration::from_secs(20)))
+            .await
+            .unwrap()
+            .expect("the creation reached its attestation");
+        assert_eq!(cfg.lanes.free(), (0, 1), "the creation holds the owner lane's one turn");
+        let sign = Call::SignIfAllowed(SignRequest {
+            session: alloy_primitives::Address::repeat_byte(7),
+            payload: SignPayload::Message(alloy_primitives::Bytes::from_static(b"hi")),
+            stamp: bridle_common::stamp::Stamp { nonce: [1; 16], timestamp: T0, mac: [2; 32] },
+        });
+        let signed = ask(b, sign).await;
+        assert_eq!(signed.result.unwrap_err().code, ErrorCode::UnknownSession, "signing was served");
+        let status = ask(c, Call::Status(StatusQuery { session: None, nonce: None, held: None })).await;
+        assert!(matches!(status.result, Ok(Reply::Status(_))), "{status:?}");
+        // Answered while the creation still held its lock: not after the attestor gave up.
+        assert!(!gave_up.load(std::sync::atomic::Ordering::SeqCst), "signing waited for the creation");
+        let _ = release_tx.send(());
+        let body = within(read_frame(a, 1 << 20)).await.unwrap();
+        let resp: ResponseFrame = from_cbor(&body).unwrap();
+        assert!(matches!(resp.result, Ok(Reply::SessionCreated(_))), "{resp:?}");
+        assert_eq!(cfg.lanes.free(), (1, 1), "the turn is given back");
+    });
+}
+
+/// The workers serve signing only: a frame sent there that decodes as anything else is
+/// refused, whatever its first bytes said.
+#[test]
+fn the_signing_lane_serves_nothing_but_signing() {
+    let e = Enclave::new(Box::new(crate::clock::FixedClock::new(1_800_000_000)), None, crate::Config::default());
+    let status = to_cbor(&RequestFrame {
+        version: PROTOCOL_VERSION,
+        call: Call::Status(bridle_common::protocol::StatusQuery { session: None, nonce: None, held: None }),
+    })
+    .unwrap();
+    let d = handle_frame_in(&e, &status, Lane::Signing).result.unwrap_err();
+    assert_eq!(d.code, ErrorCode::Malformed);
+    assert!(d.reason.contains("decodes as status"), "{d:?}");
+    assert!(handle_frame_in(&e, &status, Lane::Reading).result.is_ok());
+}
