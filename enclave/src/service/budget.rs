@@ -7,6 +7,7 @@
 use bridle_common::frame::DEFAULT_MAX_FRAME;
 use bridle_common::machine::held_bytes;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Room a call must find before it may grow the state: the most one call can add (a
 /// session with the largest policy, or one request of the largest frame held pending:
@@ -36,11 +37,59 @@ pub struct Budget {
     limit: usize,
     /// When the last pass for a short budget ran (enclave time), outside a creation.
     last_reclaim: AtomicU64,
+    /// Whether a pass would find finished sessions the last one left.
+    pub(super) passes: Passes,
+}
+
+/// What a stand-alone enclave knows of its last pass over the sessions for finished ones:
+/// a pass holds the session map's write lock (every signature waits) and visits every
+/// session, and while the budget is short every creation attempt — from any fresh key —
+/// asked for one (found 2026-12-05 by a review). A session becomes finished only as time
+/// passes or by a call that may revoke it, destroy its key, clear what it may still
+/// sweep or shorten its policy ([`Passes::changed`]); so a pass at the same second as
+/// the last, with no such call completed since, would find nothing and is skipped. Not
+/// on a cluster node, whose replicas must make the same passes (there every pass runs).
+#[derive(Debug, Default)]
+pub struct Passes {
+    /// Calls completed that may have finished a session.
+    changes: AtomicU64,
+    /// (enclave time, `changes`) when the last pass that looked at every session ran.
+    last: Mutex<Option<(u64, u64)>>,
+    /// Passes run (logged with each).
+    runs: AtomicU64,
+}
+
+impl Passes {
+    /// A call that may have finished a session completed (or failed part-way).
+    pub fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calls completed so far that may have finished a session.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
+    /// Whether a pass at `now` would find nothing the last one left.
+    pub fn would_find_nothing(&self, now: u64) -> bool {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) == Some((now, self.changes()))
+    }
+
+    /// A pass at `now` looked at every session; `changes` was read before it began.
+    pub fn ran(&self, now: u64, changes: u64, looked_at_every_session: bool) {
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = looked_at_every_session.then_some((now, changes));
+    }
+
+    /// Passes run so far.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
 }
 
 impl Budget {
     pub fn new(limit: usize) -> Budget {
-        Budget { used: AtomicUsize::new(0), limit, last_reclaim: AtomicU64::new(0) }
+        Budget { used: AtomicUsize::new(0), limit, last_reclaim: AtomicU64::new(0), passes: Passes::default() }
     }
 
     /// Whether a pass dropping finished sessions may run at `now`: at most one every

@@ -130,3 +130,50 @@ fn an_owners_sweep_still_has_room_when_the_budget_is_spent_for_everyone_else() {
     let forged = Sweep { session: a, terms, accounts: vec![], auth: Some(sign(&stranger, &msg)) };
     assert_eq!(e.handle(Call::Sweep(forged)).unwrap_err().code, ErrorCode::Unauthenticated);
 }
+
+/// A review of 2026-12-05: while the budget is short, every creation attempt (from any
+/// fresh key) visited every session under the session map's write lock. Now a pass at the
+/// same second as the last, with no call since that may finish a session, is skipped — and
+/// a revocation in that second still makes its session's room available at once.
+#[test]
+fn a_short_budget_looks_for_finished_sessions_once_a_second_unless_one_may_have_finished() {
+    let (e, clock) = two_sessions_budget();
+    let a = create(&e, T0, 1).unwrap();
+    create(&e, T0, 2).unwrap();
+    let runs = || e.budget.passes.runs();
+    let before = runs();
+    for nonce in 3..20 {
+        let d = create(&e, T0, nonce).unwrap_err();
+        assert_eq!(d.rule.as_deref(), Some("enclave.memory_budget"), "{d}");
+    }
+    assert_eq!(runs(), before + 1, "one pass for seventeen attempts in one second");
+    // A refused (forged) revocation changes nothing: still no pass.
+    let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let revoke = |signer: &SecretKey, nonce: u64| {
+        let msg = OwnerAction {
+            action: action::REVOKE.into(),
+            enclave: e.identity_address(),
+            session: a,
+            agent: e.session(&a).unwrap().agent,
+            policyHash: B256::ZERO,
+            subject: B256::ZERO,
+            nonce,
+        };
+        e.handle(Call::Revoke(Revoke { session: a, auth: sign(signer, &msg) }))
+    };
+    let stranger = SecretKey::from_slice(&[43u8; 32]).unwrap();
+    assert_eq!(revoke(&stranger, 100).unwrap_err().code, ErrorCode::Unauthenticated);
+    create(&e, T0, 20).unwrap_err();
+    assert_eq!(runs(), before + 1);
+    // The next second: one more pass.
+    clock.set(T0 + 1);
+    create(&e, T0 + 1, 21).unwrap_err();
+    create(&e, T0 + 1, 22).unwrap_err();
+    assert_eq!(runs(), before + 2);
+    // The owner revokes `a` (its key destroyed: nothing to sweep) in that same second: the
+    // next creation looks again, drops it and takes its room.
+    revoke(&owner, 101).expect("the owner's revocation");
+    let s = create(&e, T0 + 1, 102).expect("the revoked session's room");
+    assert_eq!(runs(), before + 3);
+    assert!(!e.sessions.read().unwrap().contains_key(&a) && e.sessions.read().unwrap().contains_key(&s));
+}

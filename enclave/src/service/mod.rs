@@ -143,7 +143,13 @@ impl Enclave {
     pub fn handle(&self, call: Call) -> Result<Reply, Denial> {
         let subject = Subject::of(&call);
         let name = call.name();
-        self.isolated(name, subject, || self.dispatch(call))
+        let may_finish = may_finish_sessions(&call);
+        let r = self.isolated(name, subject, || self.dispatch(call));
+        // A refusal changes nothing; an `internal` one may have failed part-way.
+        if may_finish && r.as_ref().err().is_none_or(|d| d.code == ErrorCode::Internal) {
+            self.budget.passes.changed();
+        }
+        r
     }
 
     /// Run one call isolated (see [`Enclave::handle`]): a panic is an `internal` error for it
@@ -340,6 +346,23 @@ impl Enclave {
 /// its machine's state.
 pub fn footprint(m: &Machine) -> usize {
     policy_bytes(m.policy().canonical_len) + m.footprint()
+}
+
+/// Whether `call` may, when it completes, leave a session finished that was not: revoke it,
+/// destroy its key, clear what it may still sweep or shorten its policy (see
+/// [`budget::Passes`]). Creations, signatures and reads never do.
+fn may_finish_sessions(call: &Call) -> bool {
+    match call {
+        Call::UpdatePolicy(_)
+        | Call::Revoke(_)
+        | Call::RevokeAll(_)
+        | Call::ApprovePending(_)
+        | Call::DenyPending(_)
+        | Call::Sweep(_)
+        | Call::AllowImage(_)
+        | Call::Cluster(_) => true,
+        Call::SignIfAllowed(_) | Call::CreateSession(_) | Call::Attest(_) | Call::Audit(_) | Call::Status(_) => false,
+    }
 }
 
 /// What the budget charges a new session whose policy has `canonical_len` canonical bytes.

@@ -82,20 +82,31 @@ impl Enclave {
         ))
     }
 
-    /// Drop the finished sessions not busy at this moment, refunding their charges.
+    /// Drop the finished sessions not busy at this moment, refunding their charges — unless,
+    /// on a stand-alone enclave, the last pass ran at this second and no call that may
+    /// finish a session completed since (see [`super::budget::Passes`]).
     fn drop_finished(&self, map: &mut HashMap<Address, Arc<Session>>, now: u64) {
+        let replicated = crate::apply::current().is_some();
+        let passes = &self.budget.passes;
+        if !replicated && passes.would_find_nothing(now) {
+            return;
+        }
+        let changes = passes.changes();
+        let mut every_session = true;
         let before = map.len();
         // A session busy with a decision is kept (it was in use a moment ago): waiting for it
         // here would stall every caller behind the map's write lock (found 2026-12-03 by a
         // review). The next creation at the limit looks again. Not on a cluster node applying
         // a log entry: every replica must drop the same sessions, whatever reads hold their
         // locks at that moment (a review of that fix), so there it waits as before.
-        let replicated = crate::apply::current().is_some();
         map.retain(|_, s| {
             let mut inner = match s.try_lock() {
                 Some(inner) => inner,
                 None if replicated => s.lock(),
-                None => return true,
+                None => {
+                    every_session = false;
+                    return true;
+                }
             };
             // Never a session that may still have approvals outstanding (a smart account's,
             // a swept one not yet mined): its holdings count in the exposure book (review,
@@ -109,6 +120,12 @@ impl Enclave {
             }
             !finished
         });
-        tracing::info!(dropped = before - map.len(), held = map.len(), "finished sessions dropped");
+        passes.ran(now, changes, every_session && !replicated);
+        tracing::info!(
+            dropped = before - map.len(),
+            held = map.len(),
+            passes = passes.runs(),
+            "finished sessions dropped"
+        );
     }
 }
