@@ -177,3 +177,60 @@ fn a_short_budget_looks_for_finished_sessions_once_a_second_unless_one_may_have_
     assert_eq!(runs(), before + 3);
     assert!(!e.sessions.read().unwrap().contains_key(&a) && e.sessions.read().unwrap().contains_key(&s));
 }
+
+alloy_sol_types::sol! { function approve(address spender, uint256 amount) returns (bool); }
+
+/// A review of 2026-12-05: the exposure book's copies of a session's holdings (its last
+/// publication, the book's, the sums per owner and agent) were charged nowhere. Each token
+/// held approved is now charged [`HOLDING_BYTES`] beside the machine's footprint.
+#[test]
+fn each_token_held_approved_is_charged_for_the_books_copies() {
+    use alloy_primitives::U256;
+    use alloy_sol_types::SolCall;
+    use bridle_common::stamp::{PayloadKind, StampKey};
+    use bridle_common::tx::{Eip1559Request, TxRequest};
+    let e = Enclave::new(Box::new(FixedClock::new(T0)), None, Config::default());
+    let spender = Address::repeat_byte(0x5e);
+    let tokens = [Address::repeat_byte(0xa1), Address::repeat_byte(0xa2)];
+    let top = format!(
+        "[tokens]\nA = {{ address = \"{}\", decimals = 6 }}\nB = {{ address = \"{}\", decimals = 6 }}\n\
+         [approvals]\nspenders = [\"{spender}\"]\nmax = [\"500 A\", \"500 B\"]\n\
+         [[calls]]\ntarget = \"A\"\nfunctions = [\"approve(address,uint256)\"]\n\
+         [[calls]]\ntarget = \"B\"\nfunctions = [\"approve(address,uint256)\"]\n",
+        tokens[0], tokens[1]
+    );
+    let c = super::room_tests::creation_naming(&e, T0, 1, &top);
+    let agent = SecretKey::from_slice(&[2u8; 32]).unwrap();
+    let session = match e.handle(Call::CreateSession(c)).unwrap() {
+        Reply::SessionCreated(c) => c.binding.session,
+        other => panic!("unexpected {other:?}"),
+    };
+    let enclave_pk = k256::PublicKey::from_sec1_bytes(&e.identity_public_key()).unwrap();
+    let stamp_key = StampKey::derive(&agent, &enclave_pk, session, addr(&agent));
+    let charged = |e: &Enclave| {
+        let s = e.session(&session).unwrap();
+        let inner = s.lock();
+        (inner.charged, footprint(&inner.machine), inner.published.as_ref().map_or(0, |(h, _)| h.len()))
+    };
+    assert_eq!(charged(&e), (charged(&e).1, charged(&e).1, 0), "nothing held yet");
+    for (nonce, token) in tokens.into_iter().enumerate() {
+        let tx = TxRequest::Eip1559(Eip1559Request {
+            chain_id: 1,
+            nonce: nonce as u64,
+            max_fee_per_gas: 1_000_000_000,
+            max_priority_fee_per_gas: 1,
+            gas_limit: 60_000,
+            to: Some(token),
+            value: U256::ZERO,
+            data: approveCall { spender, amount: U256::from(100_000_000u64) }.abi_encode().into(),
+            access_list: vec![],
+        });
+        let digest = tx.build().unwrap().signing_hash();
+        let stamp = stamp_key.stamp(session, PayloadKind::Transaction, &digest, [nonce as u8 + 1; 16], T0);
+        let req = SignRequest { session, payload: SignPayload::Transaction(tx), stamp };
+        e.handle(Call::SignIfAllowed(req)).expect("the approval is signed");
+    }
+    let (charged, footprint, held) = charged(&e);
+    assert_eq!(held, 2, "two tokens held approved");
+    assert_eq!(charged, footprint + 2 * HOLDING_BYTES);
+}

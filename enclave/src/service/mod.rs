@@ -236,7 +236,7 @@ impl Enclave {
         }
         gate.publish(inner);
         inner.settle_key();
-        let now = footprint(&inner.machine);
+        let now = charge(inner);
         self.budget.recharge(inner.charged, now);
         inner.charged = now;
     }
@@ -346,6 +346,20 @@ impl Enclave {
 /// its machine's state.
 pub fn footprint(m: &Machine) -> usize {
     policy_bytes(m.policy().canonical_len) + m.footprint()
+}
+
+/// What the exposure book and the session hold for each token a session holds approved:
+/// the session's last publication, the book's copy, and its sums per owner and per agent
+/// (four map entries of a chain, a token and an amount, ≈ 440 bytes with their nodes'
+/// share, found 2026-12-05 by a review; rounded up).
+pub const HOLDING_BYTES: usize = 512;
+
+/// Bytes a session is charged once its holdings are published ([`footprint`] and what the
+/// exposure book keeps for it): a function of the replicated state, the same on every
+/// replica.
+pub(crate) fn charge(inner: &Inner) -> usize {
+    let held = inner.published.as_ref().map_or(0, |(holdings, _)| holdings.len());
+    footprint(&inner.machine).saturating_add(held.saturating_mul(HOLDING_BYTES))
 }
 
 /// Whether `call` may, when it completes, leave a session finished that was not: revoke it,

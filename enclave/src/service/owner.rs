@@ -5,7 +5,7 @@
 //! its cap) must not take effect later, when a host that kept it relays it again and it
 //! would pass — after the owner has been told it was refused (found 2026-12-03 by a review).
 
-use super::{budget::HEADROOM, budget::OWNER_SWEEP_ROOM, denial, footprint, policy_bytes, Enclave};
+use super::{budget::HEADROOM, budget::OWNER_SWEEP_ROOM, charge, denial, policy_bytes, Enclave};
 use crate::keys::Key;
 use crate::session::Session;
 use alloy_primitives::{Address, Bytes, B256};
@@ -284,11 +284,11 @@ impl Enclave {
         let session = Arc::new(Session::new(key, stamp_key, machine, custody));
         {
             let mut inner = session.lock();
-            let bytes = footprint(&inner.machine);
-            self.budget.recharge(0, bytes);
-            inner.charged = bytes;
             // Its declared ceilings (if any) bind the owner's sessions from now on.
             self.gate(&session).publish(&mut inner);
+            let bytes = charge(&inner);
+            self.budget.recharge(0, bytes);
+            inner.charged = bytes;
         }
         self.sessions.write().unwrap_or_else(|e| e.into_inner()).insert(address, session);
         self.append(now, rec::session_created(address, c.auth.owner, agent, policy_hash, valid_until));

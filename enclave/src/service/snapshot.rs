@@ -3,7 +3,7 @@
 //! audit chain. It never leaves an attested channel; the session keys a peer's image may not
 //! hold are taken out before it is sent (see [`EnclaveSnapshot::redact`]).
 
-use super::{footprint, owners::OwnerBook, owners::OwnerBookSnapshot, Budget, Config, Enclave};
+use super::{charge, owners::OwnerBook, owners::OwnerBookSnapshot, Budget, Config, Enclave};
 use crate::audit::{AuditLog, AuditSnapshot};
 use crate::clock::Clock;
 use crate::keys::Key;
@@ -170,12 +170,12 @@ impl Enclave {
             let session = Session::new(key, StampKey::from_bytes(ss.stamp_key), machine, ss.custody.clone());
             {
                 let mut inner = session.lock();
-                let bytes = footprint(&inner.machine);
-                e.budget.recharge(0, bytes);
-                inner.charged = bytes;
                 // The book as the live node has it: each session's holdings at its latest
                 // session time (RULES.md §6a).
                 e.gate(&session).publish(&mut inner);
+                let bytes = charge(&inner);
+                e.budget.recharge(0, bytes);
+                inner.charged = bytes;
             }
             map.insert(address, Arc::new(session));
         }
