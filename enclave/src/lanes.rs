@@ -7,15 +7,25 @@
 //! flight — creations from fresh keys, which anyone can make — stalled signing on every
 //! connection (a review of 2026-12-05). So only signing, the hot path, runs on a worker;
 //! any other call waits (asynchronously, holding only its frame's bytes, which the memory
-//! plan already counts per connection) for its lane's one turn, and then runs off the
-//! worker (`block_in_place`: the worker's other connections move to a new thread).
+//! plan already counts per connection) for its lane's one turn, and then runs on the
+//! runtime's blocking pool while the connection's task waits on its worker, the turn held
+//! until its answer is encoded.
 //!
 //! Two lanes, one turn each, so that the memory plan counts exactly [`LANES`] requests
 //! decoded and answered beside the workers' ([`crate::memory`]): handing every call off the
 //! worker without a bound let up to 32 near-maximum requests be held at once (tried and
-//! reverted the same day). Owner calls — and whatever is not recognised — take the owner
-//! lane; reads (status, audit, attestation) the reading lane, so a flood of creations does
-//! not hold up a status, nor a flood of statuses an owner's revocation.
+//! reverted the same day), and handing it off with `block_in_place` left the thread to run
+//! the connection's task on, decoding its next frame beside the workers (a review of the
+//! first lanes). Owner calls — and whatever is not recognised — take the owner lane; reads
+//! (status, audit, attestation) the reading lane, so a flood of creations does not hold up
+//! a status, nor a flood of statuses an owner's revocation. A connection answers its calls
+//! in order, so a stand-alone host sends owner calls and reads on connections of their
+//! own, apart from signing (`enclave_client::OWNER_CONNECTIONS` in the host).
+//!
+//! What the lanes do not isolate: signing still takes the exposure book's lock, which a
+//! status holds while it values an owner's group, and the session map's read lock, which a
+//! creation's pass over finished sessions holds for writing (at most once a second while
+//! the budget is short, `service::budget::Passes`).
 //!
 //! The lane is read from the frame's first bytes, as the host encodes them (`version`, then
 //! `call` and its name); a frame encoded otherwise (valid CBOR in another order) is served
@@ -25,8 +35,12 @@
 use bridle_common::protocol::Call;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// Calls decoded and served at once off the runtime's workers: one per lane.
-pub const LANES: usize = 2;
+/// Calls of one lane decoded and served at once.
+const TURNS: usize = 1;
+
+/// Calls decoded and served at once off the runtime's workers: [`TURNS`] in each of the
+/// two lanes.
+pub const LANES: usize = 2 * TURNS;
 
 /// Where a call is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +81,7 @@ pub struct Lanes {
 
 impl Default for Lanes {
     fn default() -> Self {
-        Lanes { owner: Semaphore::new(1), reading: Semaphore::new(1) }
+        Lanes { owner: Semaphore::new(TURNS), reading: Semaphore::new(TURNS) }
     }
 }
 
@@ -115,16 +129,6 @@ fn call_name(frame: &[u8]) -> Option<&[u8]> {
         _ => return None,
     };
     rest.get(1..1 + len)
-}
-
-/// Run `f`, which may block on a lock, without holding up the other tasks of this runtime
-/// worker: on a multi-threaded runtime they move to another thread meanwhile
-/// (`block_in_place`); elsewhere (a test's single thread) it just runs.
-pub fn off_the_worker<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 #[cfg(test)]

@@ -14,10 +14,11 @@
 //! [`max_answer`] (the server refuses to send a larger one, and a session status copies
 //! no more than `STATUS_PAYLOAD_BYTES` of its held requests, beside the one asked for): a
 //! stand-alone enclave decodes and serves a signing request on a worker thread without
-//! waiting, and any other call only in its lane's one turn ([`crate::lanes`]), so at most
-//! one request and one answer per worker and per lane are held at once, and the plan counts
-//! that many, with what serving it may hold beside (a typed-data parse or a call's
-//! arguments decoded for the policy: [`per_worker`]).
+//! waiting, and any other call only in its lane's one turn, on the blocking pool while the
+//! connection's task waits on its worker, the turn held until the answer is encoded
+//! ([`crate::lanes`]), so at most one request and one answer per worker and per lane are
+//! held at once, and the plan counts that many, with what serving it may hold beside (a
+//! typed-data parse or a call's arguments decoded for the policy: [`per_worker`]).
 //!
 //! What the plan does not bound (SECURITY.md, "Open findings"): on a cluster node the
 //! calls held on every connection while they wait for the log, large frames on every

@@ -2,7 +2,7 @@
 //! or vsock (Nitro). One response frame per request frame, in order, per connection.
 
 use crate::cluster::ClusterNode;
-use crate::lanes::{lane_of, off_the_worker, Lane, Lanes};
+use crate::lanes::{lane_of, Lane, Lanes};
 use crate::service::Enclave;
 use bridle_common::address::SocketAddress;
 use bridle_common::cluster::MAX_CALL_FRAME;
@@ -54,14 +54,10 @@ pub enum Service {
     Cluster(Arc<ClusterNode>),
 }
 
-/// Decode and serve one frame body for `service` (see [`handle_frame`]). A cluster node's
-/// calls are asynchronous (they wait for the log); each poll of one, its decoding included,
-/// is isolated, so a panic in it is an `internal` error for that frame only.
-pub async fn handle_frame_service(service: &Service, body: &[u8]) -> ResponseFrame {
-    let node = match service {
-        Service::Single(e) => return handle_frame(e, body),
-        Service::Cluster(n) => n,
-    };
+/// Decode and serve one frame body for a cluster node (see [`handle_frame`]). A cluster
+/// node's calls are asynchronous (they wait for the log); each poll of one, its decoding
+/// included, is isolated, so a panic in it is an `internal` error for that frame only.
+pub async fn handle_node_frame(node: &ClusterNode, body: &[u8]) -> ResponseFrame {
     let result = isolated(async {
         // Only cluster traffic may be larger than a call: anything else is refused before
         // it is decoded, and cluster traffic is decoded within its bytes' worth (its large
@@ -172,6 +168,23 @@ fn handle_frame_in(enclave: &Enclave, body: &[u8], lane: Lane) -> ResponseFrame 
     ResponseFrame { version: PROTOCOL_VERSION, result }
 }
 
+/// Decode and serve `body` in `lane` on the runtime's blocking pool: the calling task (the
+/// connection's) stays on its worker and waits, so the thread that decodes and serves it is
+/// one of the lane's (a thread handed off with `block_in_place` went on running the task,
+/// decoding its next frame beside the workers' — a review of 2026-12-05).
+async fn off_the_worker(enclave: &Arc<Enclave>, body: Vec<u8>, lane: Lane) -> ResponseFrame {
+    let e = Arc::clone(enclave);
+    match tokio::task::spawn_blocking(move || handle_frame_in(&e, &body, lane)).await {
+        Ok(resp) => resp,
+        // (Not expected: `handle_frame_in` catches panics, and the runtime is not shutting
+        // down while it serves.)
+        Err(_) => ResponseFrame {
+            version: PROTOCOL_VERSION,
+            result: Err(Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed")),
+        },
+    }
+}
+
 /// Append one response frame to `out`. An answer larger than [`max_answer`] of the
 /// connection's frame limit — more than the memory plan counts, and more than a host reads —
 /// is replaced by a `too_large` refusal.
@@ -228,10 +241,10 @@ where
 {
     match service {
         Service::Single(enclave) => serve_in_turn(&enclave, stream, &cfg).await,
-        Service::Cluster(_) => {
+        Service::Cluster(node) => {
             let call = |body: Vec<u8>| {
-                let service = service.clone();
-                async move { handle_frame_service(&service, &body).await }
+                let node = node.clone();
+                async move { handle_node_frame(&node, &body).await }
             };
             serve_concurrently(call, stream, &cfg).await
         }
@@ -242,7 +255,7 @@ where
 /// in its lane's turn, off the worker ([`crate::lanes`]). Responses to requests that came in together go out
 /// together: a response is held back while the next request is already whole in the read
 /// buffer (at most [`MAX_HELD`] bytes of them).
-async fn serve_in_turn<S>(enclave: &Enclave, stream: S, cfg: &ServerConfig)
+async fn serve_in_turn<S>(enclave: &Arc<Enclave>, stream: S, cfg: &ServerConfig)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -263,14 +276,18 @@ where
             Next::Refused(denial) => return answer_last(&mut w, &mut out, denial, cfg.idle_timeout).await,
             Next::End => return,
         };
-        let resp = match lane_of(&body) {
-            Lane::Signing => handle_frame_in(enclave, &body, Lane::Signing),
+        let lane = lane_of(&body);
+        // A lane's turn is held until its answer is encoded (the memory plan counts both).
+        let (resp, turn) = match lane {
+            Lane::Signing => (handle_frame_in(enclave, &body, Lane::Signing), None),
             lane => {
-                let _turn = cfg.lanes.turn(lane).await;
-                off_the_worker(|| handle_frame_in(enclave, &body, lane))
+                let turn = cfg.lanes.turn(lane).await;
+                (off_the_worker(enclave, body, lane).await, turn)
             }
         };
-        if push_response(&mut out, &resp, cfg.max_frame).is_err() {
+        let pushed = push_response(&mut out, &resp, cfg.max_frame);
+        drop((resp, turn));
+        if pushed.is_err() {
             // (Not expected: encoding into memory.) What was answered before still goes.
             let _ = flush(&mut w, &mut out, cfg.idle_timeout).await;
             return;

@@ -288,9 +288,10 @@ impl Settings {
             (
                 max,
                 format!(
-                    "the enclave serves a host: at most {max} ({} connections, {} for the audit pull, the rest spare)",
+                    "the enclave serves a host: at most {max} ({} connections, {} for the audit pull, {} for owner calls and reads, the rest spare)",
                     bridle_common::frame::ENCLAVE_MAX_CONNECTIONS,
-                    crate::enclave_client::AUDIT_CONNECTIONS
+                    crate::enclave_client::AUDIT_CONNECTIONS,
+                    crate::enclave_client::OWNER_CONNECTIONS + crate::enclave_client::READING_CONNECTIONS
                 ),
             )
         };

@@ -6,7 +6,9 @@
 //! ([`crate::enclave_pipe`]: the requests in flight on a connection share its system calls
 //! and wake-ups). A call goes to an idle connection, else to a new one while the pool has
 //! room, else to the least busy. The audit pull's calls have a connection of their own
-//! ([`AUDIT_CONNECTIONS`]), whose answers of up to a thousand entries hold up no other call.
+//! ([`AUDIT_CONNECTIONS`]), whose answers of up to a thousand entries hold up no other call;
+//! on a stand-alone host, so do owner calls and reads ([`OWNER_CONNECTIONS`]), which the
+//! enclave serves one at a time each, so that the pool carries signing alone.
 //! Connections are made lazily and kept for reuse. Every new
 //! connection first asks the enclave for its identity (`status`), so an enclave restart (a
 //! new identity key, R-TRUST-4) is noticed before any request goes over the new connection.
@@ -17,8 +19,8 @@
 //! that hung up) does not free its place: the enclave serves every call to its end (a
 //! cluster call: until committed, up to seconds), so its reply is still read, and the pool
 //! permit released only then. The host's connections to the enclave never outnumber its
-//! pool and the audit pull's, nor its requests in flight `(pool_size + AUDIT_CONNECTIONS) ×
-//! pipeline`.
+//! pool and the connections of their own, nor its requests in flight `(pool_size +
+//! AUDIT_CONNECTIONS + OWNER_CONNECTIONS + READING_CONNECTIONS) × pipeline`.
 //!
 //! Retry rule: a request is retried once, on another connection, only when writing it
 //! failed — i.e. the enclave cannot have received a complete frame. Once a request is
@@ -147,9 +149,23 @@ impl Lane {
 /// pull, never a signing request.
 pub const AUDIT_CONNECTIONS: usize = 1;
 
-// A full pool and the audit pull's connection leave a stand-alone enclave spare connections.
-const _: () =
-    assert!(bridle_common::frame::MAX_HOST_POOL + AUDIT_CONNECTIONS < bridle_common::frame::ENCLAVE_MAX_CONNECTIONS);
+/// A stand-alone enclave serves signing on its runtime's workers and every other call in
+/// one of two lanes, one call at a time each (owner calls; status, audit head and
+/// attestation), answering a connection's calls in order: a signing request pipelined
+/// behind a creation on one connection would wait for the owner lane (where creations
+/// from anyone's keys queue). So a stand-alone host sends those calls on connections of
+/// their own, [`OWNER_CONNECTIONS`] and [`READING_CONNECTIONS`], and its pool carries
+/// signing only (a cluster node serves a connection's calls at once: there every call but
+/// the audit pull's takes the pool).
+pub const OWNER_CONNECTIONS: usize = 1;
+/// See [`OWNER_CONNECTIONS`].
+pub const READING_CONNECTIONS: usize = 1;
+
+// A full pool and the connections of their own leave a stand-alone enclave spare connections.
+const _: () = assert!(
+    bridle_common::frame::MAX_HOST_POOL + AUDIT_CONNECTIONS + OWNER_CONNECTIONS + READING_CONNECTIONS
+        < bridle_common::frame::ENCLAVE_MAX_CONNECTIONS
+);
 
 /// Whether a call goes to the audit pull's connection: an `audit` call that fetches entries
 /// (this host's pull, or a peer's forwarded to this host in a cluster). A verifier's fresh
@@ -159,14 +175,48 @@ fn is_bulk(call: &Call) -> bool {
     matches!(call, Call::Audit(q) if q.since != u64::MAX)
 }
 
+/// Which connections a call takes on a stand-alone host (see [`OWNER_CONNECTIONS`]).
+fn stand_alone_lane(call: &Call) -> Kind {
+    match call {
+        Call::Audit(q) if q.since != u64::MAX => Kind::Bulk,
+        Call::SignIfAllowed(_) | Call::Cluster(_) => Kind::Main,
+        Call::Status(_) | Call::Attest(_) | Call::Audit(_) => Kind::Reading,
+        Call::CreateSession(_)
+        | Call::UpdatePolicy(_)
+        | Call::Revoke(_)
+        | Call::RevokeAll(_)
+        | Call::ApprovePending(_)
+        | Call::DenyPending(_)
+        | Call::Sweep(_)
+        | Call::AllowImage(_) => Kind::Owner,
+    }
+}
+
+/// The connections a call takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The pool: signing (on a cluster host, every call but the audit pull's).
+    Main,
+    /// The audit pull's calls.
+    Bulk,
+    /// A stand-alone host's owner calls and sweeps.
+    Owner,
+    /// A stand-alone host's status, attestation and audit head.
+    Reading,
+}
+
 /// A pooled, framed client for the enclave socket.
 pub struct EnclaveClient {
     addr: SocketAddress,
     cfg: ClientConfig,
-    /// Every call but the audit pull's: `pool_size` connections.
+    /// Signing (in a cluster, every call but the audit pull's): `pool_size` connections.
     main: Lane,
     /// The audit pull's calls: [`AUDIT_CONNECTIONS`] of their own.
     bulk: Lane,
+    /// A stand-alone host's owner calls: [`OWNER_CONNECTIONS`] of their own.
+    owner: Lane,
+    /// A stand-alone host's status, attestation and audit head: [`READING_CONNECTIONS`].
+    reading: Lane,
     /// Serializes identity changes so the hook runs once per change.
     identity_lock: tokio::sync::Mutex<Option<Address>>,
     /// The identity as last established (after its hook ran).
@@ -197,6 +247,8 @@ impl EnclaveClient {
             cfg: ClientConfig { pool_size: pool, pipeline, ..cfg },
             main: Lane::new(pool, pipeline),
             bulk: Lane::new(AUDIT_CONNECTIONS, pipeline),
+            owner: Lane::new(OWNER_CONNECTIONS, pipeline),
+            reading: Lane::new(READING_CONNECTIONS, pipeline),
             identity_lock: tokio::sync::Mutex::new(None),
             identity: RwLock::new(None),
             hook: None,
@@ -360,7 +412,11 @@ impl EnclaveClient {
 
     async fn call_inner(&self, call: Call) -> Result<Reply, ClientError> {
         let name = call.name();
-        let bulk = is_bulk(&call);
+        let kind = match (&self.cluster, is_bulk(&call)) {
+            (_, true) => Kind::Bulk,
+            (Some(_), false) => Kind::Main,
+            (None, false) => stand_alone_lane(&call),
+        };
         let body = to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call })
             .map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
         if body.len() > self.cfg.max_frame {
@@ -374,7 +430,12 @@ impl EnclaveClient {
             )));
         }
         let timeout = self.cfg.call_timeout;
-        let lane = if bulk { &self.bulk } else { &self.main };
+        let lane = match kind {
+            Kind::Main => &self.main,
+            Kind::Bulk => &self.bulk,
+            Kind::Owner => &self.owner,
+            Kind::Reading => &self.reading,
+        };
         match tokio::time::timeout(timeout, self.exchange(lane, name, &body)).await {
             Ok(r) => r,
             Err(_) => Err(ClientError::Timeout(timeout)),

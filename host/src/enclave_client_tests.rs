@@ -491,3 +491,41 @@ async fn audit_calls_have_a_connection_of_their_own() {
     assert!(!pull.is_finished());
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
 }
+
+/// A stand-alone enclave serves every call but signing one at a time per lane, and a
+/// connection's calls in order (a review of 2026-12-05): a signing request pipelined behind
+/// an owner call on the pool's connection waited for the owner lane, where creations from
+/// anyone's keys queue. Here one pooled connection, and a fake enclave that never answers an
+/// owner call: signing and a status still go, each on its own connection.
+#[tokio::test]
+async fn signing_never_waits_behind_an_owner_call_on_a_stand_alone_host() {
+    use bridle_common::protocol::{OwnerAuth, Revoke, SignPayload, SignRequest};
+    let (_dir, addr, accepted) = fake_enclave(|mut s| async move {
+        while let Ok(b) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+            let call = from_cbor::<RequestFrame>(&b).unwrap().call;
+            if matches!(call, Call::Revoke(_)) {
+                std::future::pending::<()>().await;
+            }
+            answer(&mut s, Err(Denial::new(ErrorCode::Internal, call.name()))).await;
+        }
+    })
+    .await;
+    let soon = |c| tokio::time::timeout(Duration::from_secs(5), c);
+    let client =
+        Arc::new(EnclaveClient::new(addr, ClientConfig { pool_size: 1, pipeline: 4, ..ClientConfig::default() }));
+    let c = client.clone();
+    let auth = OwnerAuth { owner: Address::repeat_byte(1), nonce: 1, signature: Default::default() };
+    let held = tokio::spawn(async move { c.call_direct(Call::Revoke(Revoke { auth, session: Address::ZERO })).await });
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sign = Call::SignIfAllowed(SignRequest {
+        session: Address::repeat_byte(2),
+        payload: SignPayload::Message(Default::default()),
+        stamp: bridle_common::stamp::Stamp { nonce: [1; 16], timestamp: 1, mac: [2; 32] },
+    });
+    assert_eq!(reason(soon(client.call_direct(sign)).await.expect("signing waited")), "sign_if_allowed");
+    assert_eq!(reason(soon(client.call_direct(ask(3))).await.expect("the status waited")), "status");
+    assert!(!held.is_finished());
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3, "owner calls, signing, reads");
+}
