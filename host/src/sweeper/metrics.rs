@@ -1,17 +1,28 @@
 //! The sweeper's counters for `/metrics`.
 
+use super::round::ChainGauges;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// A chain's task as `/metrics` shows it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Chain {
+    /// What its last round found.
+    gauges: ChainGauges,
+    /// Rounds it finished (counted from the total when it started).
+    rounds: u64,
+}
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct SweepMetrics {
     pub(super) past_expiry: AtomicU64,
-    pub(super) at_fee_cap: AtomicU64,
-    pub(super) left_to_owner: AtomicU64,
-    pub(super) behind_gap: AtomicU64,
-    pub(super) waiting_for_cluster: AtomicU64,
+    /// Rounds of every session's status read.
+    pub(super) status_rounds: AtomicU64,
+    /// Each chain's task, by chain id.
+    chains: Mutex<BTreeMap<u64, Chain>>,
     pub(super) requests: AtomicU64,
-    pub(super) rounds: AtomicU64,
     pub(super) broadcast: AtomicU64,
     pub(super) confirmed: AtomicU64,
     pub(super) bumps: AtomicU64,
@@ -22,13 +33,45 @@ pub struct SweepMetrics {
 }
 
 impl SweepMetrics {
+    /// A chain's task starts following its chain.
+    pub(super) fn start_chain(&self, chain: u64) {
+        let mut chains = self.chains.lock().unwrap_or_else(|e| e.into_inner());
+        let rounds = Self::rounds_of(&chains, self.status_rounds.load(Ordering::Relaxed));
+        chains.insert(chain, Chain { gauges: ChainGauges::default(), rounds });
+    }
+
+    /// A chain's task finished a round with `gauges`.
+    pub(super) fn end_chain_round(&self, chain: u64, gauges: ChainGauges) {
+        let mut chains = self.chains.lock().unwrap_or_else(|e| e.into_inner());
+        let c = chains.entry(chain).or_default();
+        c.gauges = gauges;
+        c.rounds += 1;
+    }
+
+    /// Rounds every chain's task finished (the slowest one's count), or the status rounds
+    /// while no chain is followed.
+    fn rounds_of(chains: &BTreeMap<u64, Chain>, status_rounds: u64) -> u64 {
+        chains.values().map(|c| c.rounds).min().unwrap_or(status_rounds)
+    }
+
     /// Prometheus text (empty when the sweeper is off).
     pub fn render(&self) -> String {
         if !self.enabled.load(Ordering::Relaxed) {
             return String::new();
         }
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
+        let chains = self.chains.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let sum = |f: fn(&ChainGauges) -> u64| chains.values().map(|c| f(&c.gauges)).sum::<u64>();
+        let rounds = Self::rounds_of(&chains, g(&self.status_rounds));
+        let mut per_chain = String::from(
+            "# HELP bridle_sweep_chain_rounds_total Rounds each chain's task finished (a slow node delays only its chain).\n\
+             # TYPE bridle_sweep_chain_rounds_total counter\n",
+        );
+        for (id, c) in &chains {
+            per_chain.push_str(&format!("bridle_sweep_chain_rounds_total{{chain_id=\"{id}\"}} {}\n", c.rounds));
+        }
+        per_chain
+            + &format!(
             "# HELP bridle_sweep_outstanding_past_expiry Approvals past their lifetime not settled by a signed revocation.\n\
              # TYPE bridle_sweep_outstanding_past_expiry gauge\nbridle_sweep_outstanding_past_expiry {}\n\
              # HELP bridle_sweep_waiting_at_fee_cap Sessions and chains whose stuck revocations wait because a bump would exceed the policy's fee caps.\n\
@@ -39,7 +82,7 @@ impl SweepMetrics {
              # TYPE bridle_sweep_waiting_behind_gap gauge\nbridle_sweep_waiting_behind_gap {}\n\
              # HELP bridle_sweep_waiting_for_cluster Sessions and chains whose last sweep the cluster answered unavailable; asked again every round.\n\
              # TYPE bridle_sweep_waiting_for_cluster gauge\nbridle_sweep_waiting_for_cluster {}\n\
-             # HELP bridle_sweep_rounds_total Rounds the sweeper finished (every session looked at once).\n\
+             # HELP bridle_sweep_rounds_total Rounds every chain's task finished (every session looked at once on every chain): the slowest chain's count.\n\
              # TYPE bridle_sweep_rounds_total counter\nbridle_sweep_rounds_total {}\n\
              # HELP bridle_sweep_requests_total Sweeps the sweeper asked the enclave for.\n\
              # TYPE bridle_sweep_requests_total counter\nbridle_sweep_requests_total {}\n\
@@ -56,11 +99,11 @@ impl SweepMetrics {
              # HELP bridle_sweep_errors_total Node or enclave errors while sweeping.\n\
              # TYPE bridle_sweep_errors_total counter\nbridle_sweep_errors_total {}\n",
             g(&self.past_expiry),
-            g(&self.at_fee_cap),
-            g(&self.left_to_owner),
-            g(&self.behind_gap),
-            g(&self.waiting_for_cluster),
-            g(&self.rounds),
+            sum(|c| c.at_fee_cap),
+            sum(|c| c.left_to_owner),
+            sum(|c| c.behind_gap),
+            sum(|c| c.waiting_for_cluster),
+            rounds,
             g(&self.requests),
             g(&self.broadcast),
             g(&self.confirmed),

@@ -28,12 +28,16 @@
 //! approvals outstanding (visible in `bridle owner allowances` and the metrics below), it
 //! cannot make the enclave sign anything but revocations.
 //!
+//! Each node named has a task of its own ([`round`]): a node that is slow or unreachable
+//! delays only its own chain; every session's status is read once a round for all of them.
+//!
 //! Metrics: `bridle_sweep_outstanding_past_expiry` (approvals past their lifetime, not yet
 //! settled by a signed revocation), `bridle_sweep_waiting_at_fee_cap`,
 //! `bridle_sweep_left_to_owner` (sessions and chains whose due approvals the enclave does
 //! not revoke for the host now: it signs nothing more or refuses), `bridle_sweep_waiting_behind_gap`
 //! (a revocation waits behind nonces the node has no transaction for: the agent's, never
-//! broadcast; no bump helps), `bridle_sweep_rounds_total`, `bridle_sweep_requests_total`
+//! broadcast; no bump helps), `bridle_sweep_rounds_total` (rounds every chain's task finished:
+//! the slowest one's count), `bridle_sweep_chain_rounds_total{chain_id}`, `bridle_sweep_requests_total`
 //! (sweeps asked of the enclave), `bridle_sweep_broadcast_total`,
 //! `bridle_sweep_confirmed_total`, `bridle_sweep_fee_bumps_total`,
 //! `bridle_sweep_refused_total` (the enclave refused: fees over the caps, say),
@@ -59,6 +63,7 @@
 mod lane;
 mod metrics;
 mod node;
+mod round;
 
 pub use metrics::SweepMetrics;
 
@@ -187,142 +192,11 @@ type Book = HashMap<(Address, u64), BTreeMap<u64, Inflight>>;
 /// Lanes (session, chain id) left alone until the enclave's view of them changes.
 type IdleLanes = HashMap<(Address, u64), Idle>;
 
-/// Start the sweeper (when `sweep_rpc` is set).
+/// Start the sweeper (when `sweep_rpc` is set): see [`round`].
 pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     let settings = state.config.sweep.clone()?;
     state.sweep_metrics.enabled.store(true, Ordering::Relaxed);
-    Some(tokio::spawn(async move {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
-        let mut nodes: HashMap<u64, String> = HashMap::new();
-        // URLs whose chain id is known (a second URL for a chain is not asked again).
-        let mut resolved: std::collections::HashSet<String> = Default::default();
-        let mut book = Book::new();
-        let mut idle = IdleLanes::new();
-        loop {
-            if resolved.len() < settings.rpcs.len() {
-                for url in &settings.rpcs {
-                    if resolved.contains(url) {
-                        continue;
-                    }
-                    match rpc(&http, url, "eth_chainId", json!([])).await.and_then(|v| quantity_u64(&v)) {
-                        Ok(id) => {
-                            resolved.insert(url.clone());
-                            if let Some(first) = nodes.get(&id) {
-                                tracing::warn!(chain_id = id, url = %url, used = %first, "sweeper: a second node for a chain; the first one named is used");
-                                continue;
-                            }
-                            tracing::info!(chain_id = id, url = %url, "sweeper: node");
-                            nodes.insert(id, url.clone());
-                        }
-                        Err(e) => {
-                            state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(url = %url, error = %e, "sweeper: node unreachable");
-                        }
-                    }
-                }
-            }
-            round(&state, &http, &nodes, (&mut book, &mut idle), settings.bump_after).await;
-            tokio::time::sleep(settings.interval).await;
-        }
-    }))
-}
-
-/// Look at every session once.
-async fn round(
-    state: &AppState,
-    http: &reqwest::Client,
-    nodes: &HashMap<u64, String>,
-    (book, idle): (&mut Book, &mut IdleLanes),
-    bump_after: Duration,
-) {
-    let mut past_expiry = 0u64;
-    let mut at_fee_cap = 0u64;
-    let mut left_to_owner = 0u64;
-    let mut behind_gap = 0u64;
-    let mut waiting_for_cluster = 0u64;
-    // SWEEP_CALL_LIMIT until the cluster fails to serve one call of this round, then one try
-    // per call (the module docs).
-    let mut limit = SWEEP_CALL_LIMIT;
-    for (session, stored, _) in state.store.known_sessions() {
-        if stored == StoredState::Lost {
-            continue;
-        }
-        let r = state
-            .client
-            .call_within(Call::Status(StatusQuery { session: Some(session), nonce: None, held: None }), limit)
-            .await;
-        let st = match r {
-            Ok(Reply::Status(st)) => st,
-            other => {
-                use crate::enclave_client::ClientError;
-                let unserved = match &other {
-                    Err(ClientError::Unavailable(_) | ClientError::Timeout(_)) => true,
-                    Err(ClientError::Denied(d)) => d.code == ErrorCode::Unavailable,
-                    _ => false,
-                };
-                if unserved {
-                    limit = SWEEP_RETRY_LIMIT;
-                }
-                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-        };
-        let Some(ss) = st.session else { continue };
-        // Counted even when a signed sweep revokes it: the enclave cannot tell whether that
-        // sweep was mined (where sweeps never settle, RULES.md §6, it stays counted).
-        past_expiry += ss.allowances.iter().filter(|a| a.state == AllowanceState::Expired).count() as u64;
-        let mut chains = lane::chains(&ss);
-        chains.extend(book.keys().filter(|(s, _)| *s == session).map(|(_, c)| *c));
-        chains.sort_unstable();
-        chains.dedup();
-        idle.retain(|(s, c), _| *s != session || chains.contains(c));
-        if chains.is_empty() {
-            continue;
-        }
-        let limits = Limits::of(policy_of(state, session, ss.policy_hash).await.as_ref());
-        for chain in chains {
-            let Some(url) = nodes.get(&chain) else { continue };
-            let fingerprint = Fingerprint::of(&ss, chain);
-            if let Some(i) = idle.get(&(session, chain)) {
-                if i.fingerprint == fingerprint && Instant::now() < i.until && !book.contains_key(&(session, chain)) {
-                    left_to_owner += u64::from(i.left_to_owner);
-                    continue;
-                }
-            }
-            idle.remove(&(session, chain));
-            match sweep_chain(state, http, url, (&ss, chain), book, (bump_after, limit), limits).await {
-                Ok(Lane::Moving) => {}
-                Ok(Lane::AtFeeCap) => at_fee_cap += 1,
-                Ok(Lane::BehindGap) => behind_gap += 1,
-                Ok(Lane::BumpNotSigned) => left_to_owner += 1,
-                Ok(Lane::WaitingForCluster) => {
-                    waiting_for_cluster += 1;
-                    limit = SWEEP_RETRY_LIMIT;
-                }
-                Ok(Lane::Idle { left_to_owner: owner, recheck }) => {
-                    left_to_owner += u64::from(owner);
-                    if owner {
-                        tracing::warn!(%session, chain, "sweeper: approvals stay outstanding; the enclave revokes them only with the owner's signature now (bridle owner sweep)");
-                    }
-                    let until = Instant::now() + recheck;
-                    idle.insert((session, chain), Idle { fingerprint, until, left_to_owner: owner });
-                }
-                Err(e) => {
-                    // The enclave not answering, or the node: one try per call from here on
-                    // (harmless for a node's failure: a cluster with a leader answers one).
-                    limit = SWEEP_RETRY_LIMIT;
-                    state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%session, chain, error = %e, "sweeper");
-                }
-            }
-        }
-    }
-    state.sweep_metrics.past_expiry.store(past_expiry, Ordering::Relaxed);
-    state.sweep_metrics.at_fee_cap.store(at_fee_cap, Ordering::Relaxed);
-    state.sweep_metrics.left_to_owner.store(left_to_owner, Ordering::Relaxed);
-    state.sweep_metrics.behind_gap.store(behind_gap, Ordering::Relaxed);
-    state.sweep_metrics.waiting_for_cluster.store(waiting_for_cluster, Ordering::Relaxed);
-    state.sweep_metrics.rounds.fetch_add(1, Ordering::Relaxed);
+    Some(tokio::spawn(round::run(state, settings)))
 }
 
 /// What a session's revocations on one chain are doing after a round.

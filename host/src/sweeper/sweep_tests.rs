@@ -115,10 +115,10 @@ async fn a_round_the_cluster_cannot_serve_gives_each_further_call_one_try() {
         let auth = OwnerAuth { owner: Address::repeat_byte(0x0a), nonce: u64::from(i), signature: Default::default() };
         state.store.insert_session(&created, &policy, &auth).unwrap();
     }
-    let (mut book, mut idle) = (Book::default(), IdleLanes::default());
     let started = Instant::now();
-    round(&state, &reqwest::Client::new(), &HashMap::new(), (&mut book, &mut idle), Duration::from_secs(60)).await;
+    let statuses = round::statuses(&state).await;
     let took = started.elapsed();
+    assert!(statuses.sessions.is_empty() && statuses.limit == SWEEP_RETRY_LIMIT);
     // Each session given the whole limit would take six limits; one try each after the
     // first, about 2 s + 5 × 0.3 s.
     assert!(SWEEP_RETRY_LIMIT * 5 <= SWEEP_CALL_LIMIT);
@@ -185,8 +185,8 @@ fn enclave_answering(path: std::path::PathBuf, reply: Reply) -> Arc<AtomicU64> {
     calls
 }
 
-/// A chain node over HTTP: the session's mined and pending nonces as given, fees of 1 wei,
-/// no receipts; it records every raw transaction sent to it.
+/// A chain node over HTTP (chain 31337): the session's mined and pending nonces as given,
+/// fees of 1 wei, no receipts; it records every raw transaction sent to it.
 async fn node(mined: u64, pending: u64) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
     use axum::{routing::post, Json, Router};
     let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -197,6 +197,7 @@ async fn node(mined: u64, pending: u64) -> (String, Arc<std::sync::Mutex<Vec<Str
             let log = log.clone();
             async move {
                 let result = match req["method"].as_str().unwrap_or("") {
+                    "eth_chainId" => json!("0x7a69"),
                     "eth_getTransactionCount" if req["params"][1] == "latest" => json!(format!("{mined:#x}")),
                     "eth_getTransactionCount" => json!(format!("{pending:#x}")),
                     "eth_getBlockByNumber" => json!({"baseFeePerGas": "0x1"}),
@@ -366,4 +367,71 @@ async fn a_sweep_in_the_nodes_pool_is_followed_and_bumped_when_stuck() {
     assert_eq!(calls.load(Ordering::Relaxed), 1);
     assert!(state.sweep_metrics.render().contains("bridle_sweep_fee_bumps_total 1\n"));
     assert_eq!(*sent.lock().unwrap(), vec!["0x0204".to_string()], "the bump, broadcast");
+}
+
+/// A chain node (chain 1) that answers its chain id and then nothing for a minute.
+async fn stalled_node() -> String {
+    use axum::{routing::post, Json, Router};
+    let app = Router::new().route(
+        "/",
+        post(|Json(req): Json<serde_json::Value>| async move {
+            if req["method"] != "eth_chainId" {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+            Json(json!({"jsonrpc": "2.0", "id": req["id"], "result": "0x1"}))
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    url
+}
+
+/// A review of 2026-12-05: one task followed every chain, so a node that stalls (each call
+/// up to the HTTP timeout) held up every other chain's revocations. Each node now has a task
+/// of its own: with chain 1's node stalled, the session's due approval on 31337 is swept and
+/// broadcast at once, and `/metrics` shows which chain lags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_node_holds_up_only_its_own_chain() {
+    use bridle_common::allowance::AllowanceState;
+    let dir = tempfile::tempdir().unwrap();
+    let (state, calls) = host_with(&dir, swept_at(0));
+    let (fast, sent) = node(0, 0).await;
+    let slow = stalled_node().await;
+    // Due on both chains (expired approvals), chain 1 first (as one task took them).
+    let mut on_1 = lane::tests::key(lane::tests::ROUTER, AllowanceState::Expired, None);
+    on_1.chain_id = 1;
+    let mut on_31337 = on_1.clone();
+    on_31337.chain_id = 31337;
+    let mut st = lane::tests::status(SessionState::Active, vec![on_1, on_31337], 0);
+    st.next_nonces.push(bridle_common::protocol::ChainNonce { chain_id: 31337, nonce: 0 });
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(round::Statuses::default()));
+    let claimed = Arc::default();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+    for url in [slow, fast] {
+        let node = round::Node { state: state.clone(), http: http.clone(), url, claimed: Arc::clone(&claimed) };
+        tokio::spawn(node.follow(rx.clone(), Duration::from_secs(1), Duration::from_secs(120)));
+    }
+    tx.send_replace(Arc::new(round::Statuses {
+        sessions: vec![(Box::new(st), Limits::of(None))],
+        limit: SWEEP_CALL_LIMIT,
+    }));
+    let started = Instant::now();
+    while sent.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(20), "chain 31337 waited for chain 1's node");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), 1, "one sweep asked, on 31337");
+    assert_eq!(*sent.lock().unwrap(), vec!["0x0200".to_string()]);
+    let started = Instant::now();
+    loop {
+        let m = state.sweep_metrics.render();
+        if m.contains("bridle_sweep_chain_rounds_total{chain_id=\"31337\"} 1\n") {
+            assert!(m.contains("bridle_sweep_chain_rounds_total{chain_id=\"1\"} 0\n"), "{m}");
+            assert!(m.contains("bridle_sweep_rounds_total 0\n"), "the slowest chain's count: {m}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

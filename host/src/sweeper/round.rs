@@ -1,0 +1,193 @@
+//! The sweeper's rounds. One task reads every session's status once per interval and
+//! publishes them; each chain node has a task of its own that follows that chain's lanes
+//! from the latest statuses published. A node that is slow or unreachable (each of its
+//! calls may take the HTTP timeout, 10 s) delays only its own chain: with one task for every
+//! chain, it held up every other chain's revocations for as long (found 2026-12-05 by a
+//! review). A chain's task that takes longer than the interval skips the statuses published
+//! meanwhile and takes the latest.
+
+use super::*;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Every session's status read in one round, for every chain's task.
+#[derive(Debug, Default)]
+pub(super) struct Statuses {
+    /// Each session's status, and what its stored policy lets a sweep use.
+    pub sessions: Vec<(Box<SessionStatus>, Limits)>,
+    /// The limit of a chain's calls this round: [`SWEEP_RETRY_LIMIT`] once a status was not
+    /// served (the module docs).
+    pub limit: Duration,
+}
+
+/// What one chain's round found (summed over chains for `/metrics`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ChainGauges {
+    pub at_fee_cap: u64,
+    pub left_to_owner: u64,
+    pub behind_gap: u64,
+    pub waiting_for_cluster: u64,
+}
+
+/// Run the sweeper: a task per node (resolving its chain id, then following its chain) and
+/// this one, reading every session's status each `interval`. The nodes' tasks end with it.
+pub(super) async fn run(state: AppState, settings: SweepSettings) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+    let (tx, rx) = watch::channel(Arc::new(Statuses::default()));
+    let claimed: Arc<Mutex<HashMap<u64, String>>> = Arc::default();
+    let mut nodes = tokio::task::JoinSet::new();
+    let mut urls = settings.rpcs.clone();
+    urls.dedup();
+    for url in urls {
+        let node = Node { state: state.clone(), http: http.clone(), url, claimed: claimed.clone() };
+        nodes.spawn(node.follow(rx.clone(), settings.interval, settings.bump_after));
+    }
+    loop {
+        let statuses = statuses(&state).await;
+        tx.send_replace(Arc::new(statuses));
+        tokio::time::sleep(settings.interval).await;
+    }
+}
+
+/// Read every known session's status once (and count what is past expiry).
+pub(super) async fn statuses(state: &AppState) -> Statuses {
+    let mut past_expiry = 0u64;
+    // SWEEP_CALL_LIMIT until the cluster fails to serve one call of this round, then one try
+    // per call (the module docs).
+    let mut limit = SWEEP_CALL_LIMIT;
+    let mut sessions = Vec::new();
+    for (session, stored, _) in state.store.known_sessions() {
+        if stored == StoredState::Lost {
+            continue;
+        }
+        let r = state
+            .client
+            .call_within(Call::Status(StatusQuery { session: Some(session), nonce: None, held: None }), limit)
+            .await;
+        let st = match r {
+            Ok(Reply::Status(st)) => st,
+            other => {
+                use crate::enclave_client::ClientError;
+                let unserved = match &other {
+                    Err(ClientError::Unavailable(_) | ClientError::Timeout(_)) => true,
+                    Err(ClientError::Denied(d)) => d.code == ErrorCode::Unavailable,
+                    _ => false,
+                };
+                if unserved {
+                    limit = SWEEP_RETRY_LIMIT;
+                }
+                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let Some(ss) = st.session else { continue };
+        // Counted even when a signed sweep revokes it: the enclave cannot tell whether that
+        // sweep was mined (where sweeps never settle, RULES.md §6, it stays counted).
+        past_expiry += ss.allowances.iter().filter(|a| a.state == AllowanceState::Expired).count() as u64;
+        let limits = Limits::of(policy_of(state, session, ss.policy_hash).await.as_ref());
+        sessions.push((ss, limits));
+    }
+    state.sweep_metrics.past_expiry.store(past_expiry, Ordering::Relaxed);
+    state.sweep_metrics.status_rounds.fetch_add(1, Ordering::Relaxed);
+    Statuses { sessions, limit }
+}
+
+/// One node named by `--sweep-rpc`.
+pub(super) struct Node {
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub url: String,
+    /// Chain id → the URL whose task follows it (the first one named that answered).
+    pub claimed: Arc<Mutex<HashMap<u64, String>>>,
+}
+
+impl Node {
+    /// Learn the node's chain id (asked again every `retry` until it answers), then follow
+    /// that chain's lanes from each round's statuses — unless another node already follows
+    /// the chain.
+    pub(super) async fn follow(self, mut rx: watch::Receiver<Arc<Statuses>>, retry: Duration, bump_after: Duration) {
+        let chain = loop {
+            match rpc(&self.http, &self.url, "eth_chainId", json!([])).await.and_then(|v| quantity_u64(&v)) {
+                Ok(id) => break id,
+                Err(e) => {
+                    self.state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(url = %self.url, error = %e, "sweeper: node unreachable");
+                    tokio::time::sleep(retry).await;
+                }
+            }
+        };
+        {
+            let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(first) = claimed.get(&chain) {
+                tracing::warn!(chain_id = chain, url = %self.url, used = %first, "sweeper: a second node for a chain; the first one that answered is used");
+                return;
+            }
+            claimed.insert(chain, self.url.clone());
+        }
+        tracing::info!(chain_id = chain, url = %self.url, "sweeper: node");
+        self.state.sweep_metrics.start_chain(chain);
+        let (mut book, mut idle) = (Book::new(), IdleLanes::new());
+        while rx.changed().await.is_ok() {
+            let statuses = rx.borrow_and_update().clone();
+            let gauges =
+                chain_round(&self.state, &self.http, (chain, &self.url), &statuses, (&mut book, &mut idle), bump_after)
+                    .await;
+            self.state.sweep_metrics.end_chain_round(chain, gauges);
+        }
+    }
+}
+
+/// Look at every session's lane on one chain once.
+pub(super) async fn chain_round(
+    state: &AppState,
+    http: &reqwest::Client,
+    (chain, url): (u64, &str),
+    statuses: &Statuses,
+    (book, idle): (&mut Book, &mut IdleLanes),
+    bump_after: Duration,
+) -> ChainGauges {
+    let mut g = ChainGauges::default();
+    let mut limit = statuses.limit;
+    for (ss, limits) in &statuses.sessions {
+        let session = ss.session;
+        // Anything to look at here: an approval due, a signed sweep, or one in flight.
+        if !lane::chains(ss).contains(&chain) && !book.contains_key(&(session, chain)) {
+            idle.remove(&(session, chain));
+            continue;
+        }
+        let fingerprint = Fingerprint::of(ss, chain);
+        if let Some(i) = idle.get(&(session, chain)) {
+            if i.fingerprint == fingerprint && Instant::now() < i.until && !book.contains_key(&(session, chain)) {
+                g.left_to_owner += u64::from(i.left_to_owner);
+                continue;
+            }
+        }
+        idle.remove(&(session, chain));
+        match sweep_chain(state, http, url, (ss, chain), book, (bump_after, limit), *limits).await {
+            Ok(Lane::Moving) => {}
+            Ok(Lane::AtFeeCap) => g.at_fee_cap += 1,
+            Ok(Lane::BehindGap) => g.behind_gap += 1,
+            Ok(Lane::BumpNotSigned) => g.left_to_owner += 1,
+            Ok(Lane::WaitingForCluster) => {
+                g.waiting_for_cluster += 1;
+                limit = SWEEP_RETRY_LIMIT;
+            }
+            Ok(Lane::Idle { left_to_owner: owner, recheck }) => {
+                g.left_to_owner += u64::from(owner);
+                if owner {
+                    tracing::warn!(%session, chain, "sweeper: approvals stay outstanding; the enclave revokes them only with the owner's signature now (bridle owner sweep)");
+                }
+                let until = Instant::now() + recheck;
+                idle.insert((session, chain), Idle { fingerprint, until, left_to_owner: owner });
+            }
+            Err(e) => {
+                // The enclave not answering, or the node: one try per call from here on
+                // (harmless for a node's failure: a cluster with a leader answers one).
+                limit = SWEEP_RETRY_LIMIT;
+                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%session, chain, error = %e, "sweeper");
+            }
+        }
+    }
+    g
+}
