@@ -139,6 +139,17 @@ impl BuiltTx {
     }
 }
 
+/// The fees `(max fee per gas, max priority fee per gas)` of a signed EIP-1559 transaction
+/// in its EIP-2718 encoding (what a sweep's revocations are); `None` for anything else.
+pub fn eip1559_fees(raw: &[u8]) -> Option<(u128, u128)> {
+    use alloy_consensus::TxEnvelope;
+    use alloy_eips::eip2718::Decodable2718;
+    match TxEnvelope::decode_2718(&mut &raw[..]).ok()? {
+        TxEnvelope::Eip1559(s) => Some((s.tx().max_fee_per_gas, s.tx().max_priority_fee_per_gas)),
+        _ => None,
+    }
+}
+
 fn kind(to: Option<Address>) -> TxKind {
     match to {
         Some(a) => TxKind::Call(a),
@@ -254,6 +265,9 @@ mod tests {
         let env = TxEnvelope::decode_2718(&mut raw.as_ref()).unwrap();
         let expected = Address::from_public_key(key.verifying_key());
         assert_eq!(env.recover_signer().unwrap(), expected);
+        assert_eq!(eip1559_fees(&raw), Some((30_000_000_000, 1_000_000_000)));
+        assert_eq!(eip1559_fees(&raw[..raw.len() - 1]), None, "cut short");
+        assert_eq!(eip1559_fees(&[]), None);
     }
 }
 

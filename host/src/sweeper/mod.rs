@@ -13,7 +13,8 @@
 //! own nonce and broadcast: the enclave shows its approvals as `swept` once signed, so a
 //! sweep nobody broadcasts would otherwise leave them live — unless the node's pool holds a
 //! transaction at that nonce (another host's broadcast): then it is followed as in flight
-//! and re-signed at the node's fees only if not mined within `sweep_bump_after`. When the
+//! — with its bytes, hash and fees when this host's store holds it — and re-signed only if
+//! not mined within `sweep_bump_after`, bumped from its own fees (else the node's). When the
 //! node holds nothing at the lowest nonce in flight (a broadcast failed, the pool dropped
 //! it), the signed transactions this host has are sent again as they are, at most once a
 //! minute, at the fee caps too. A bump the enclave does not sign at its nonce counts as none: the lane is counted
@@ -155,8 +156,9 @@ struct Inflight {
     /// Every hash broadcast at this nonce (the first, then each bump).
     hashes: Vec<B256>,
     /// The latest signed transaction at this nonce, sent again when the node holds nothing
-    /// there (a broadcast that failed, a pool that dropped it). Empty for a transaction the
-    /// node's pool held when this host found it (another host's broadcast).
+    /// there (a broadcast that failed, a pool that dropped it). For a transaction the node's
+    /// pool held when this host found it, the latest this host's store holds at that nonce,
+    /// or empty when it holds none.
     raw: alloy_primitives::Bytes,
     /// When `raw` was last sent again ([`RESEND_EVERY`]).
     resent_at: Option<Instant>,
@@ -319,7 +321,8 @@ async fn sweep_chain(
         // the agent's at that nonce, is not waited on for ever: a review of 2026-12-05).
         Step::InPool(n) => {
             tracing::info!(%session, chain, nonce = n, "sweeper: a signed sweep the chain has not reached is in the node's pool; following it");
-            book.entry((session, chain)).or_default().insert(n, Inflight::unknown());
+            let followed = stored_at(state, session, chain, n).await.unwrap_or_else(Inflight::unknown);
+            book.entry((session, chain)).or_default().insert(n, followed);
             return Ok(Lane::Moving);
         }
         Step::Resign(n) => {
@@ -340,6 +343,35 @@ async fn sweep_chain(
     // never settle, RULES.md §6), re-signs are used up (half the registry) or the gas budget
     // is (until its period ends). Only the owner's sweep is sure to revoke them now.
     Ok(after_sweep(sweep(state, http, url, (session, terms), book, limit).await?))
+}
+
+/// What this host's store holds of the revocations signed for `session` on `chain` at
+/// `nonce` (another host's sweep sharing the database, or this one's before a restart): every
+/// hash, and the latest one's bytes and fees — so a sweep found in the node's pool is sent
+/// again if the pool drops it, and bumped from its own fees rather than the node's (the
+/// latest stored; a replacement this store never saw may still be priced above it).
+async fn stored_at(state: &AppState, session: Address, chain: u64, nonce: u64) -> Option<Inflight> {
+    let stored = match state.store.run(move |db| db.sweeps(&session)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%session, error = %e, "sweeper: cannot read the stored sweeps");
+            return None;
+        }
+    };
+    let mut at: Vec<StoredSweepTx> = stored.into_iter().filter(|t| t.chain_id == chain && t.nonce == nonce).collect();
+    at.sort_by_key(|t| t.signed_at);
+    let latest = at.last()?;
+    let (max_fee_per_gas, max_priority_fee_per_gas) =
+        bridle_common::tx::eip1559_fees(&latest.raw_transaction).unwrap_or_default();
+    let mut hashes: Vec<B256> = at.iter().map(|t| t.hash).collect();
+    hashes.dedup();
+    Some(Inflight {
+        hashes,
+        raw: latest.raw_transaction.clone(),
+        max_fee_per_gas,
+        max_priority_fee_per_gas,
+        ..Inflight::unknown()
+    })
 }
 
 /// Send again every transaction in flight on a lane that this host signed, lowest nonce

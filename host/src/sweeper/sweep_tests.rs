@@ -435,3 +435,63 @@ async fn a_stalled_node_holds_up_only_its_own_chain() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A sweep found in the node's pool that this host's store holds (another host sharing the
+/// database broadcast it, or this one before a restart): followed with its own bytes, hash
+/// and fees, so a bump starts from its fees (100, 10) rather than the node's (≈ 1 wei) — a
+/// bump from the node's would be refused as underpriced until many rounds had raised it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_in_the_nodes_pool_that_the_store_holds_is_bumped_from_its_own_fees() {
+    use bridle_common::allowance::AllowanceState;
+    use bridle_common::tx::{Eip1559Request, TxRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let (state, calls) = host_with(&dir, swept_at(4));
+    let (url, sent) = node(4, 5).await;
+    let raw = TxRequest::Eip1559(Eip1559Request {
+        chain_id: 31337,
+        nonce: 4,
+        max_fee_per_gas: 100,
+        max_priority_fee_per_gas: 10,
+        gas_limit: SWEEP_GAS_LIMIT,
+        to: Some(Address::repeat_byte(1)),
+        value: Default::default(),
+        data: Default::default(),
+        access_list: vec![],
+    })
+    .build()
+    .unwrap()
+    .encode_signed(alloy_primitives::Signature::test_signature());
+    let stored = crate::store::StoredSweepTx {
+        session: SESSION,
+        chain_id: 31337,
+        nonce: 4,
+        token: Address::repeat_byte(1),
+        spender: Address::repeat_byte(2),
+        hash: B256::repeat_byte(0x44),
+        raw_transaction: raw.clone(),
+        signed_at: 1,
+    };
+    state.store.insert_sweep(&[stored]).unwrap();
+    let mut swept = lane::tests::key(lane::tests::ROUTER, AllowanceState::Swept, Some(4));
+    swept.chain_id = 31337;
+    let mut st = lane::tests::status(SessionState::Active, vec![swept], 5);
+    st.next_nonces[0].chain_id = 31337;
+    let http = reqwest::Client::new();
+    let after = (Duration::from_secs(120), SWEEP_CALL_LIMIT);
+    let mut book = Book::default();
+    let lane = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, Limits::of(None)).await.unwrap();
+    assert_eq!(lane, Lane::Moving);
+    let held = &book[&(SESSION, 31337)][&4];
+    assert_eq!((held.hashes.clone(), &held.raw), (vec![B256::repeat_byte(0x44)], &raw));
+    assert_eq!((held.max_fee_per_gas, held.max_priority_fee_per_gas), (100, 10));
+    assert_eq!(calls.load(Ordering::Relaxed), 0, "not re-signed while the pool holds it");
+    // Still there after bump_after: bumped 12.5 % from its own fees, signed at 4.
+    book.get_mut(&(SESSION, 31337)).unwrap().get_mut(&4).unwrap().sent_at -= Duration::from_secs(180);
+    let lane = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, Limits::of(None)).await.unwrap();
+    assert_eq!(lane, Lane::Moving);
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    let bumped = &book[&(SESSION, 31337)][&4];
+    assert_eq!((bumped.max_fee_per_gas, bumped.max_priority_fee_per_gas), (113, 12));
+    assert_eq!(bumped.hashes.len(), 2, "the stored hash and the bump's");
+    assert_eq!(*sent.lock().unwrap(), vec!["0x0204".to_string()], "the bump, broadcast");
+}
