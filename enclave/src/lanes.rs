@@ -23,9 +23,10 @@
 //! own, apart from signing (`enclave_client::OWNER_CONNECTIONS` in the host).
 //!
 //! What the lanes do not isolate: signing still takes the exposure book's lock, which a
-//! status holds while it values an owner's group, and the session map's read lock, which a
+//! status holds while it values an owner's group, the session map's read lock, which a
 //! creation's pass over finished sessions holds for writing (at most once a second while
-//! the budget is short, `service::budget::Passes`).
+//! the budget is short, `service::budget::Passes`), and its session's lock, which an owner
+//! call on that session holds through its work (SECURITY.md, "What the lanes leave").
 //!
 //! The lane is read from the frame's first bytes, as the host encodes them (`version`, then
 //! `call` and its name); a frame encoded otherwise (valid CBOR in another order) is served

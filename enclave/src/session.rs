@@ -57,6 +57,9 @@ pub struct Inner {
     /// Dropped from the enclave's map (a finished session, to make room) while a request
     /// may still hold it: no decision is made on it, nothing is charged or published.
     pub dropped: bool,
+    /// A call left it finished with nothing outstanding, and that was counted for the
+    /// passes over finished sessions (`service::budget::Passes`): once per session.
+    pub finish_counted: bool,
 }
 
 impl Inner {
@@ -95,7 +98,15 @@ impl Session {
             owner: machine.facts.owner,
             agent: machine.facts.agent,
             stamp_key,
-            inner: Mutex::new(Inner { machine, key, charged: 0, custody, published: None, dropped: false }),
+            inner: Mutex::new(Inner {
+                machine,
+                key,
+                charged: 0,
+                custody,
+                published: None,
+                dropped: false,
+                finish_counted: false,
+            }),
         }
     }
 

@@ -161,6 +161,13 @@ impl Machine {
         crate::allowance::aggregate::holdings_now(&self.counters.allowances, self.time)
     }
 
+    /// What the session may have outstanding at `clock` (its own time if later): what
+    /// [`Machine::holdings`] would be once the session's time reaches `clock`, without a
+    /// call to move it there (approvals lapse by time alone).
+    pub fn holdings_at(&self, clock: u64) -> crate::allowance::aggregate::Holdings {
+        crate::allowance::aggregate::holdings_now(&self.counters.allowances, self.time_at(clock))
+    }
+
     /// The policy to publish as declaring aggregate ceilings: the session's, unless revoked.
     pub fn declares(&self) -> Option<Arc<CompiledPolicy>> {
         let d = &self.policy.doc;

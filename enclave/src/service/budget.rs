@@ -44,28 +44,30 @@ pub struct Budget {
 /// What a stand-alone enclave knows of its last pass over the sessions for finished ones:
 /// a pass holds the session map's write lock (every signature waits) and visits every
 /// session, and while the budget is short every creation attempt — from any fresh key —
-/// asked for one (found 2026-12-05 by a review). A session becomes finished only as time
-/// passes or by a call that may revoke it, destroy its key, clear what it may still
-/// sweep or shorten its policy ([`Passes::changed`]); so a pass at the same second as
-/// the last, with no such call completed since, would find nothing and is skipped. Not
-/// on a cluster node, whose replicas must make the same passes (there every pass runs).
+/// asked for one (found 2026-12-05 by a review). A session becomes finished (with nothing
+/// outstanding) only as time passes or when a call's settlement leaves it so, which counts
+/// once per session ([`Passes::changed`]); so a pass at the same second as the last, with
+/// no session counted since, would find nothing new and is skipped. A session busy when a
+/// pass looked is left for the next one that runs (if it is finished, its own call counted
+/// it, or the next second's pass takes it). Not on a cluster node, whose replicas must make
+/// the same passes (there every pass runs).
 #[derive(Debug, Default)]
 pub struct Passes {
-    /// Calls completed that may have finished a session.
+    /// Sessions a call left finished with nothing outstanding.
     changes: AtomicU64,
-    /// (enclave time, `changes`) when the last pass that looked at every session ran.
+    /// (enclave time, `changes`) when the last pass ran.
     last: Mutex<Option<(u64, u64)>>,
     /// Passes run (logged with each).
     runs: AtomicU64,
 }
 
 impl Passes {
-    /// A call that may have finished a session completed (or failed part-way).
+    /// A call left a session finished with nothing outstanding.
     pub fn changed(&self) {
         self.changes.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Calls completed so far that may have finished a session.
+    /// Sessions counted so far.
     pub fn changes(&self) -> u64 {
         self.changes.load(Ordering::Relaxed)
     }
@@ -75,10 +77,10 @@ impl Passes {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) == Some((now, self.changes()))
     }
 
-    /// A pass at `now` looked at every session; `changes` was read before it began.
-    pub fn ran(&self, now: u64, changes: u64, looked_at_every_session: bool) {
+    /// A pass ran at `now`; `changes` was read before it began.
+    pub fn ran(&self, now: u64, changes: u64) {
         self.runs.fetch_add(1, Ordering::Relaxed);
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = looked_at_every_session.then_some((now, changes));
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, changes));
     }
 
     /// Passes run so far.

@@ -147,8 +147,13 @@ fn a_short_budget_looks_for_finished_sessions_once_a_second_unless_one_may_have_
         assert_eq!(d.rule.as_deref(), Some("enclave.memory_budget"), "{d}");
     }
     assert_eq!(runs(), before + 1, "one pass for seventeen attempts in one second");
-    // A refused (forged) revocation changes nothing: still no pass.
+    // A refused (forged) revocation changes nothing, nor does a revocation of every session
+    // of a fresh key that holds none (answered, signed, and cheap to send): still no pass.
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let fresh = SecretKey::from_slice(&[44u8; 32]).unwrap();
+    e.handle(super::room_tests::revoke_all(&e, &fresh, 1)).expect("a revoke-all of no sessions");
+    create(&e, T0, 20).unwrap_err();
+    assert_eq!(runs(), before + 1);
     let revoke = |signer: &SecretKey, nonce: u64| {
         let msg = OwnerAction {
             action: action::REVOKE.into(),
@@ -163,12 +168,12 @@ fn a_short_budget_looks_for_finished_sessions_once_a_second_unless_one_may_have_
     };
     let stranger = SecretKey::from_slice(&[43u8; 32]).unwrap();
     assert_eq!(revoke(&stranger, 100).unwrap_err().code, ErrorCode::Unauthenticated);
-    create(&e, T0, 20).unwrap_err();
+    create(&e, T0, 30).unwrap_err();
     assert_eq!(runs(), before + 1);
     // The next second: one more pass.
     clock.set(T0 + 1);
-    create(&e, T0 + 1, 21).unwrap_err();
-    create(&e, T0 + 1, 22).unwrap_err();
+    create(&e, T0 + 1, 31).unwrap_err();
+    create(&e, T0 + 1, 32).unwrap_err();
     assert_eq!(runs(), before + 2);
     // The owner revokes `a` (its key destroyed: nothing to sweep) in that same second: the
     // next creation looks again, drops it and takes its room.
@@ -181,8 +186,9 @@ fn a_short_budget_looks_for_finished_sessions_once_a_second_unless_one_may_have_
 alloy_sol_types::sol! { function approve(address spender, uint256 amount) returns (bool); }
 
 /// A review of 2026-12-05: the exposure book's copies of a session's holdings (its last
-/// publication, the book's, the sums per owner and agent) were charged nowhere. Each token
-/// held approved is now charged [`HOLDING_BYTES`] beside the machine's footprint.
+/// publication, the book's, the sums per owner and agent) were charged nowhere. A session
+/// in the book is now charged [`BOOK_ENTRY_BYTES`] and [`HOLDING_BYTES`] per token held
+/// beside the machine's footprint (both measured in `tests/book_memory.rs`).
 #[test]
 fn each_token_held_approved_is_charged_for_the_books_copies() {
     use alloy_primitives::U256;
@@ -232,5 +238,5 @@ fn each_token_held_approved_is_charged_for_the_books_copies() {
     }
     let (charged, footprint, held) = charged(&e);
     assert_eq!(held, 2, "two tokens held approved");
-    assert_eq!(charged, footprint + 2 * HOLDING_BYTES);
+    assert_eq!(charged, footprint + BOOK_ENTRY_BYTES + 2 * HOLDING_BYTES);
 }

@@ -143,13 +143,7 @@ impl Enclave {
     pub fn handle(&self, call: Call) -> Result<Reply, Denial> {
         let subject = Subject::of(&call);
         let name = call.name();
-        let may_finish = may_finish_sessions(&call);
-        let r = self.isolated(name, subject, || self.dispatch(call));
-        // A refusal changes nothing; an `internal` one may have failed part-way.
-        if may_finish && r.as_ref().err().is_none_or(|d| d.code == ErrorCode::Internal) {
-            self.budget.passes.changed();
-        }
-        r
+        self.isolated(name, subject, || self.dispatch(call))
     }
 
     /// Run one call isolated (see [`Enclave::handle`]): a panic is an `internal` error for it
@@ -236,6 +230,13 @@ impl Enclave {
         }
         gate.publish(inner);
         inner.settle_key();
+        // A session this call left finished with nothing outstanding: the next pass over
+        // finished sessions looks again (once per session; time alone is counted by the
+        // pass's second, `budget::Passes`).
+        if !inner.finish_counted && inner.machine.finished(out.time) && inner.machine.holdings_at(out.time).is_empty() {
+            inner.finish_counted = true;
+            self.budget.passes.changed();
+        }
         let now = charge(inner);
         self.budget.recharge(inner.charged, now);
         inner.charged = now;
@@ -348,35 +349,31 @@ pub fn footprint(m: &Machine) -> usize {
     policy_bytes(m.policy().canonical_len) + m.footprint()
 }
 
-/// What the exposure book and the session hold for each token a session holds approved:
-/// the session's last publication, the book's copy, and its sums per owner and per agent
-/// (four map entries of a chain, a token and an amount, ≈ 440 bytes with their nodes'
-/// share, found 2026-12-05 by a review; rounded up).
-pub const HOLDING_BYTES: usize = 512;
+/// What the exposure book and the session hold for a session in the book (holding
+/// approvals or declaring a ceiling): the first node of each of its maps — its last
+/// publication's holdings, the book's copy, its owner's and its agent's sums (a fresh key
+/// can be both), each allocated whole at its first entry — the book's entry and the slots
+/// of its maps, and the declared-ceiling maps. Measured by `tests/book_memory.rs` (a
+/// counting allocator), with mimalloc's rounding; the first estimate, 512 bytes per token
+/// and nothing per session, was a fraction of it (a review of 2026-12-05).
+pub const BOOK_ENTRY_BYTES: usize = 6 << 10;
+
+/// What each token a session holds approved adds beyond [`BOOK_ENTRY_BYTES`]: its entries
+/// in the four maps (64 + 64 + 96 + 96 bytes) in nodes at least half full, with their
+/// share of inner nodes.
+pub const HOLDING_BYTES: usize = 768;
 
 /// Bytes a session is charged once its holdings are published ([`footprint`] and what the
 /// exposure book keeps for it): a function of the replicated state, the same on every
 /// replica.
 pub(crate) fn charge(inner: &Inner) -> usize {
-    let held = inner.published.as_ref().map_or(0, |(holdings, _)| holdings.len());
-    footprint(&inner.machine).saturating_add(held.saturating_mul(HOLDING_BYTES))
-}
-
-/// Whether `call` may, when it completes, leave a session finished that was not: revoke it,
-/// destroy its key, clear what it may still sweep or shorten its policy (see
-/// [`budget::Passes`]). Creations, signatures and reads never do.
-fn may_finish_sessions(call: &Call) -> bool {
-    match call {
-        Call::UpdatePolicy(_)
-        | Call::Revoke(_)
-        | Call::RevokeAll(_)
-        | Call::ApprovePending(_)
-        | Call::DenyPending(_)
-        | Call::Sweep(_)
-        | Call::AllowImage(_)
-        | Call::Cluster(_) => true,
-        Call::SignIfAllowed(_) | Call::CreateSession(_) | Call::Attest(_) | Call::Audit(_) | Call::Status(_) => false,
-    }
+    let book = match &inner.published {
+        Some((holdings, declares)) if !holdings.is_empty() || declares.is_some() => {
+            BOOK_ENTRY_BYTES.saturating_add(holdings.len().saturating_mul(HOLDING_BYTES))
+        }
+        _ => 0,
+    };
+    footprint(&inner.machine).saturating_add(book)
 }
 
 /// What the budget charges a new session whose policy has `canonical_len` canonical bytes.

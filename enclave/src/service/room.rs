@@ -92,7 +92,6 @@ impl Enclave {
             return;
         }
         let changes = passes.changes();
-        let mut every_session = true;
         let before = map.len();
         // A session busy with a decision is kept (it was in use a moment ago): waiting for it
         // here would stall every caller behind the map's write lock (found 2026-12-03 by a
@@ -103,15 +102,16 @@ impl Enclave {
             let mut inner = match s.try_lock() {
                 Some(inner) => inner,
                 None if replicated => s.lock(),
-                None => {
-                    every_session = false;
-                    return true;
-                }
+                // A busy session that a call leaves finished is counted by that call's
+                // settlement (`Passes::changed`), so the next pass looks again.
+                None => return true,
             };
             // Never a session that may still have approvals outstanding (a smart account's,
             // a swept one not yet mined): its holdings count in the exposure book (review,
             // issue 14).
-            let finished = inner.machine.finished(now) && inner.machine.holdings().is_empty();
+            // Holdings at `now` (the entry's clock on a cluster node): approvals that lapsed
+            // by time alone count as gone, as the session's next call would find them.
+            let finished = inner.machine.finished(now) && inner.machine.holdings_at(now).is_empty();
             if finished {
                 self.budget.recharge(inner.charged, 0);
                 // A request still holding it decides nothing and settles nothing.
@@ -120,7 +120,9 @@ impl Enclave {
             }
             !finished
         });
-        passes.ran(now, changes, every_session && !replicated);
+        if !replicated {
+            passes.ran(now, changes);
+        }
         tracing::info!(
             dropped = before - map.len(),
             held = map.len(),

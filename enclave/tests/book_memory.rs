@@ -1,0 +1,95 @@
+//! What the exposure book and a session's last publication take in memory, measured by a
+//! counting allocator against what the budget charges for them (`service::charge`:
+//! `BOOK_ENTRY_BYTES` per session in the book, `HOLDING_BYTES` per token held). Any key can
+//! be an owner, so the worst case is the one measured: every session from a fresh owner and
+//! agent key, each in groups of its own (a review of 2026-12-05 found the first charge, 512
+//! bytes per token and nothing per session, a fraction of it).
+//!
+//! One test in its own binary: the allocator's counters are process-wide.
+
+use alloy_primitives::{Address, U256};
+use bridle_common::allowance::aggregate::{Book, Holdings};
+use bridle_common::policy::file::resolve_text;
+use bridle_common::policy::CompiledPolicy;
+use bridle_enclave::service::{BOOK_ENTRY_BYTES, HOLDING_BYTES};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+struct Counting;
+static NOW: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator with the same layout; the
+// counter is a plain atomic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        NOW.fetch_add(l.size(), Relaxed);
+        // SAFETY: the caller's layout, unchanged.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        NOW.fetch_sub(l.size(), Relaxed);
+        // SAFETY: `p` came from `alloc` with this layout.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// The most the enclave's allocator takes for what was asked (mimalloc's secure mode: 8
+/// bytes of padding, size classes at most a quarter larger; `memory::allocated`).
+fn allocated(n: usize) -> usize {
+    n * 5 / 4
+}
+
+fn addr(i: u64, tag: u8) -> Address {
+    let mut b = [tag; 20];
+    b[..8].copy_from_slice(&i.to_be_bytes());
+    Address::from(b)
+}
+
+/// `tokens` tokens held on chain 1.
+fn holdings(tokens: u64) -> Holdings {
+    (0..tokens).map(|t| ((1u64, addr(t, 0x70)), U256::from(1_000_000u64))).collect()
+}
+
+/// Bytes per session for `sessions` sessions of fresh owners and agents, each holding
+/// `tokens` tokens (and declaring `declares`): the book's and each session's publication.
+fn per_session(sessions: u64, tokens: u64, declares: Option<&Arc<CompiledPolicy>>) -> usize {
+    let mut book = Book::new();
+    let mut published: Vec<Holdings> = Vec::with_capacity(sessions as usize);
+    let template = holdings(tokens);
+    let before = NOW.load(Relaxed);
+    for i in 0..sessions {
+        let h = template.clone();
+        published.push(h.clone());
+        book.publish(addr(i, 0x5e), addr(i, 0x0a), addr(i, 0xa6), h, declares.cloned());
+    }
+    let grown = NOW.load(Relaxed) - before;
+    // The Vec's own buffer holds the publications' headers (the session keeps its
+    // publication inline): not the book's.
+    let headers = sessions as usize * std::mem::size_of::<Holdings>();
+    assert_eq!(book.len() as u64, sessions);
+    drop((book, published));
+    (grown - headers) / sessions as usize
+}
+
+#[test]
+fn the_charge_covers_what_the_book_holds_per_session_and_per_token() {
+    let one = per_session(4_000, 1, None);
+    let many = per_session(500, 65, None);
+    let per_token = (many - one) / 64;
+    let text = "name='c'\nchains=[1]\nvalid_for='1h'\nprices = { ETH = \"3000\" }\n\
+                owner_exposure_ceiling = \"1000 USD\"\nagent_exposure_ceiling = \"1000 USD\"\n";
+    let policy = Arc::new(CompiledPolicy::compile(resolve_text(text, 1_800_000_000).unwrap()).unwrap());
+    let declaring = per_session(4_000, 1, Some(&policy));
+    eprintln!(
+        "book memory: {one} bytes per session holding one token, {declaring} declaring ceilings too, \
+         {per_token} per further token (charged {BOOK_ENTRY_BYTES} + {HOLDING_BYTES} per token)"
+    );
+    assert!(allocated(one.max(declaring)) <= BOOK_ENTRY_BYTES + HOLDING_BYTES, "{one} / {declaring}");
+    assert!(allocated(per_token) <= HOLDING_BYTES, "{per_token}");
+    // Not wildly above either: the budget is what sessions may hold.
+    assert!(BOOK_ENTRY_BYTES <= 2 * allocated(one.max(declaring)), "{one} / {declaring}");
+}
