@@ -11,7 +11,14 @@
 //! runtime's blocking pool while the connection's task waits on its worker, the turn held
 //! until its answer is encoded.
 //!
-//! Two lanes, one turn each, so that the memory plan counts exactly [`LANES`] requests
+//! A signing request whose session's lock is held for longer than a few signatures (an
+//! owner call working on that session: a sweep signs up to ≈ 512 revocations under it) is
+//! not waited for on the worker — whoever owns a session could otherwise keep every worker
+//! waiting on it (a review of 2026-12-05): it is refused inside the enclave with nothing
+//! changed (`service::SESSION_BUSY`, never answered) and served again in a third lane,
+//! [`Lane::Contended`], where it waits.
+//!
+//! Three lanes, one turn each, so that the memory plan counts exactly [`LANES`] requests
 //! decoded and answered beside the workers' ([`crate::memory`]): handing every call off the
 //! worker without a bound let up to 32 near-maximum requests be held at once (tried and
 //! reverted the same day), and handing it off with `block_in_place` left the thread to run
@@ -25,8 +32,7 @@
 //! What the lanes do not isolate: signing still takes the exposure book's lock, which a
 //! status holds while it values an owner's group, the session map's read lock, which a
 //! creation's pass over finished sessions holds for writing (at most once a second while
-//! the budget is short, `service::budget::Passes`), and its session's lock, which an owner
-//! call on that session holds through its work (SECURITY.md, "What the lanes leave").
+//! the budget is short, `service::budget::Passes`).
 //!
 //! The lane is read from the frame's first bytes, as the host encodes them (`version`, then
 //! `call` and its name); a frame encoded otherwise (valid CBOR in another order) is served
@@ -40,8 +46,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 const TURNS: usize = 1;
 
 /// Calls decoded and served at once off the runtime's workers: [`TURNS`] in each of the
-/// two lanes.
-pub const LANES: usize = 2 * TURNS;
+/// three lanes.
+pub const LANES: usize = 3 * TURNS;
 
 /// Where a call is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +58,10 @@ pub enum Lane {
     Owner,
     /// `status`, `audit`, `attest`.
     Reading,
+    /// A signing request whose session's lock a worker found taken for longer than a few
+    /// signatures (an owner call working on the session: `service::LockWait`), served
+    /// again off the worker, where it waits for the lock. Never read from a frame.
+    Contended,
 }
 
 impl Lane {
@@ -78,11 +88,12 @@ impl Lane {
 pub struct Lanes {
     owner: Semaphore,
     reading: Semaphore,
+    contended: Semaphore,
 }
 
 impl Default for Lanes {
     fn default() -> Self {
-        Lanes { owner: Semaphore::new(TURNS), reading: Semaphore::new(TURNS) }
+        Lanes { owner: Semaphore::new(TURNS), reading: Semaphore::new(TURNS), contended: Semaphore::new(TURNS) }
     }
 }
 
@@ -93,14 +104,15 @@ impl Lanes {
             Lane::Signing => return None,
             Lane::Owner => &self.owner,
             Lane::Reading => &self.reading,
+            Lane::Contended => &self.contended,
         };
         // Never closed.
         semaphore.acquire().await.ok()
     }
 
-    /// Turns free now on (owner, reading) lanes.
-    pub fn free(&self) -> (usize, usize) {
-        (self.owner.available_permits(), self.reading.available_permits())
+    /// Turns free now on (owner, reading, contended) lanes.
+    pub fn free(&self) -> (usize, usize, usize) {
+        (self.owner.available_permits(), self.reading.available_permits(), self.contended.available_permits())
     }
 }
 

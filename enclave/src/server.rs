@@ -3,7 +3,7 @@
 
 use crate::cluster::ClusterNode;
 use crate::lanes::{lane_of, Lane, Lanes};
-use crate::service::Enclave;
+use crate::service::{Enclave, LockWait, SESSION_BUSY};
 use bridle_common::address::SocketAddress;
 use bridle_common::cluster::MAX_CALL_FRAME;
 use bridle_common::error::{Denial, ErrorCode};
@@ -156,16 +156,26 @@ fn handle_frame_in(enclave: &Enclave, body: &[u8], lane: Lane) -> ResponseFrame 
             ErrorCode::Unsupported,
             format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
         )),
-        Ok(f) if lane == Lane::Signing && Lane::of(&f.call) != Lane::Signing => Err(Denial::new(
-            ErrorCode::Malformed,
-            format!("request frame: its first bytes name sign_if_allowed, but it decodes as {}", f.call.name()),
-        )),
+        Ok(f) if matches!(lane, Lane::Signing | Lane::Contended) && Lane::of(&f.call) != Lane::Signing => {
+            Err(Denial::new(
+                ErrorCode::Malformed,
+                format!("request frame: its first bytes name sign_if_allowed, but it decodes as {}", f.call.name()),
+            ))
+        }
+        // On a worker, a session's lock is waited for only briefly (`crate::lanes`).
+        Ok(f) if lane == Lane::Signing => enclave.handle_waiting(f.call, LockWait::Briefly),
         Ok(f) => enclave.handle(f.call),
     }))
     .unwrap_or_else(|_| {
         Err(Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed"))
     });
     ResponseFrame { version: PROTOCOL_VERSION, result }
+}
+
+/// Whether a signing request on a worker found its session's lock taken (see
+/// [`crate::lanes`]).
+fn busy(r: &ResponseFrame) -> bool {
+    matches!(&r.result, Err(d) if d.rule.as_deref() == Some(SESSION_BUSY))
 }
 
 /// Decode and serve `body` in `lane` on the runtime's blocking pool: the calling task (the
@@ -279,7 +289,15 @@ where
         let lane = lane_of(&body);
         // A lane's turn is held until its answer is encoded (the memory plan counts both).
         let (resp, turn) = match lane {
-            Lane::Signing => (handle_frame_in(enclave, &body, Lane::Signing), None),
+            Lane::Signing => match handle_frame_in(enclave, &body, Lane::Signing) {
+                // Its session's lock was taken: served again where it may wait.
+                r if busy(&r) => {
+                    drop(r);
+                    let turn = cfg.lanes.turn(Lane::Contended).await;
+                    (off_the_worker(enclave, body, Lane::Contended).await, turn)
+                }
+                r => (r, None),
+            },
             lane => {
                 let turn = cfg.lanes.turn(lane).await;
                 (off_the_worker(enclave, body, lane).await, turn)

@@ -341,7 +341,7 @@ fn a_call_held_up_on_a_lock_does_not_stall_signing_or_reading() {
             .await
             .unwrap()
             .expect("the creation reached its attestation");
-        assert_eq!(cfg.lanes.free(), (0, 1), "the creation holds the owner lane's one turn");
+        assert_eq!(cfg.lanes.free(), (0, 1, 1), "the creation holds the owner lane's one turn");
         let sign = Call::SignIfAllowed(SignRequest {
             session: alloy_primitives::Address::repeat_byte(7),
             payload: SignPayload::Message(alloy_primitives::Bytes::from_static(b"hi")),
@@ -357,7 +357,7 @@ fn a_call_held_up_on_a_lock_does_not_stall_signing_or_reading() {
         let body = within(read_frame(a, 1 << 20)).await.unwrap();
         let resp: ResponseFrame = from_cbor(&body).unwrap();
         assert!(matches!(resp.result, Ok(Reply::SessionCreated(_))), "{resp:?}");
-        assert_eq!(cfg.lanes.free(), (1, 1), "the turn is given back");
+        assert_eq!(cfg.lanes.free(), (1, 1, 1), "the turn is given back");
     });
 }
 
@@ -375,4 +375,114 @@ fn the_signing_lane_serves_nothing_but_signing() {
     assert_eq!(d.code, ErrorCode::Malformed);
     assert!(d.reason.contains("decodes as status"), "{d:?}");
     assert!(handle_frame_in(&e, &status, Lane::Reading).result.is_ok());
+}
+
+/// A review of 2026-12-05: a signing request waited for its session's lock on the runtime's
+/// worker, and an owner call holds that lock through its work (a sweep signs up to ≈ 512
+/// revocations in it): whoever owns a session could keep every worker waiting on it. Here
+/// one worker, and the session's lock held: the request for it is served in the contended
+/// lane once the lock is free, and signing for other sessions is answered meanwhile.
+#[test]
+fn a_session_whose_lock_is_held_does_not_hold_the_worker() {
+    use crate::service::room_tests::{creation, T0};
+    use bridle_common::protocol::{SignPayload, SignRequest};
+    use bridle_common::stamp::StampKey;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async {
+        let e = Arc::new(Enclave::new(Box::new(crate::clock::FixedClock::new(T0)), None, crate::Config::default()));
+        let session = match e.handle(Call::CreateSession(creation(&e, T0, 1))).unwrap() {
+            Reply::SessionCreated(c) => c.binding.session,
+            other => panic!("unexpected {other:?}"),
+        };
+        // The creation's agent key ([nonce + 1; 32]), and a stamp that verifies: the request
+        // gets as far as the session's lock.
+        let agent = k256::SecretKey::from_slice(&[2u8; 32]).unwrap();
+        let agent_addr =
+            alloy_primitives::Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent.public_key()));
+        let enclave_pk = k256::PublicKey::from_sec1_bytes(&e.identity_public_key()).unwrap();
+        let stamp_key = StampKey::derive(&agent, &enclave_pk, session, agent_addr);
+        let payload = SignPayload::Message(alloy_primitives::Bytes::from_static(b"gm"));
+        let digest = bridle_common::payload::prepare(&payload).unwrap().stamp_digest();
+        let stamp = stamp_key.stamp(session, payload.kind(), &digest, [9; 16], T0);
+        let cfg = ServerConfig::default();
+        let mut conns = Vec::new();
+        for _ in 0..2 {
+            let (near, far) = tokio::io::duplex(1 << 20);
+            tokio::spawn(serve_connection(Service::Single(e.clone()), far, cfg.clone()));
+            conns.push(near);
+        }
+        let [a, b] = &mut conns[..] else { unreachable!() };
+        // The session's lock held by another thread (as an owner call working on it would)
+        // until released.
+        let held = e.session_for_test(&session);
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let _guard = held.lock();
+            let _ = locked_tx.send(());
+            let _ = release_rx.recv_timeout(Duration::from_secs(60));
+        });
+        locked_rx.recv_timeout(Duration::from_secs(20)).expect("the lock taken");
+        let mine = RequestFrame {
+            version: PROTOCOL_VERSION,
+            call: Call::SignIfAllowed(SignRequest { session, payload, stamp }),
+        };
+        bridle_common::frame::write_frame(a, &to_cbor(&mine).unwrap()).await.unwrap();
+        // Handed to the contended lane, where it waits for the lock. (Waited for with the
+        // standard clock: without the lane the only worker is stuck, and tokio's timers
+        // with it.)
+        let started = std::time::Instant::now();
+        while cfg.lanes.free().2 != 0 {
+            assert!(started.elapsed() < Duration::from_secs(20), "never handed off: the worker waited for the lock");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let other = Call::SignIfAllowed(SignRequest {
+            session: alloy_primitives::Address::repeat_byte(7),
+            payload: SignPayload::Message(alloy_primitives::Bytes::from_static(b"hi")),
+            stamp: bridle_common::stamp::Stamp { nonce: [1; 16], timestamp: T0, mac: [2; 32] },
+        });
+        let answered = ask(b, other).await;
+        assert_eq!(answered.result.unwrap_err().code, ErrorCode::UnknownSession, "signing elsewhere was served");
+        let _ = release_tx.send(());
+        let body = within(read_frame(a, 1 << 20)).await.unwrap();
+        let resp: ResponseFrame = from_cbor(&body).unwrap();
+        let d = resp.result.expect_err("the policy allows no messages");
+        assert_ne!(d.rule.as_deref(), Some(crate::service::SESSION_BUSY), "{d:?}");
+        assert_ne!(d.code, ErrorCode::Unauthenticated, "{d:?}");
+        assert_eq!(cfg.lanes.free(), (1, 1, 1));
+    });
+}
+
+/// Busy is never a refusal of its own: nothing is logged or counted for it.
+#[test]
+fn a_busy_session_refusal_changes_nothing() {
+    use crate::service::room_tests::{creation, T0};
+    use bridle_common::protocol::{SignPayload, SignRequest};
+    let e = Enclave::new(Box::new(crate::clock::FixedClock::new(T0)), None, crate::Config::default());
+    let session = match e.handle(Call::CreateSession(creation(&e, T0, 1))).unwrap() {
+        Reply::SessionCreated(c) => c.binding.session,
+        other => panic!("unexpected {other:?}"),
+    };
+    let agent = k256::SecretKey::from_slice(&[2u8; 32]).unwrap();
+    let agent_addr = alloy_primitives::Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent.public_key()));
+    let enclave_pk = k256::PublicKey::from_sec1_bytes(&e.identity_public_key()).unwrap();
+    let stamp_key = bridle_common::stamp::StampKey::derive(&agent, &enclave_pk, session, agent_addr);
+    let payload = SignPayload::Message(alloy_primitives::Bytes::from_static(b"gm"));
+    let digest = bridle_common::payload::prepare(&payload).unwrap().stamp_digest();
+    let stamp = stamp_key.stamp(session, payload.kind(), &digest, [9; 16], T0);
+    let call = Call::SignIfAllowed(SignRequest { session, payload, stamp });
+    let logged = || match e.handle(Call::Audit(bridle_common::protocol::AuditQuery { since: 0, nonce: None })) {
+        Ok(Reply::Audit(r)) => r.head.end,
+        other => panic!("unexpected {other:?}"),
+    };
+    let audit_before = logged();
+    let held = e.session_for_test(&session);
+    let guard = held.lock();
+    let d = e.handle_waiting(call.clone(), crate::service::LockWait::Briefly).unwrap_err();
+    assert_eq!(d.rule.as_deref(), Some(crate::service::SESSION_BUSY));
+    drop(guard);
+    assert_eq!(logged(), audit_before, "nothing logged");
+    // Served again where it may wait: decided as ever (the stamp not spent by the first try).
+    let d = e.handle(call).unwrap_err();
+    assert_ne!(d.code, ErrorCode::Replayed, "{d:?}");
 }

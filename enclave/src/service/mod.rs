@@ -29,6 +29,7 @@ use bridle_common::protocol::*;
 use bridle_common::receipt::{self, Receipted};
 pub use budget::Budget;
 use owners::OwnerBook;
+pub use sign::{LockWait, SESSION_BUSY};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -141,9 +142,15 @@ impl Enclave {
     /// Serve one call, isolated: a panic anywhere in it becomes an `internal` error for
     /// this call only (the session it touched, if any, fails closed: see [`Session::lock`]).
     pub fn handle(&self, call: Call) -> Result<Reply, Denial> {
+        self.handle_waiting(call, sign::LockWait::Block)
+    }
+
+    /// [`Enclave::handle`], a signing request waiting for its session's lock as `wait` says
+    /// (the server's workers wait only briefly: [`sign::LockWait`]).
+    pub fn handle_waiting(&self, call: Call, wait: sign::LockWait) -> Result<Reply, Denial> {
         let subject = Subject::of(&call);
         let name = call.name();
-        self.isolated(name, subject, || self.dispatch(call))
+        self.isolated(name, subject, || self.dispatch(call, wait))
     }
 
     /// Run one call isolated (see [`Enclave::handle`]): a panic is an `internal` error for it
@@ -170,9 +177,9 @@ impl Enclave {
         r
     }
 
-    fn dispatch(&self, call: Call) -> Result<Reply, Denial> {
+    fn dispatch(&self, call: Call, wait: sign::LockWait) -> Result<Reply, Denial> {
         match call {
-            Call::SignIfAllowed(req) => self.sign_if_allowed(&req).map(Reply::Signed),
+            Call::SignIfAllowed(req) => self.sign_waiting(&req, wait).map(Reply::Signed),
             Call::CreateSession(c) => self.create_session(c).map(Reply::SessionCreated),
             Call::UpdatePolicy(u) => self.update_policy(u).map(Reply::PolicyUpdated),
             Call::Revoke(r) => self.revoke(&r).map(Reply::Revoked),
@@ -192,7 +199,15 @@ impl Enclave {
     /// `session`'s state, locked for a decision: refused as unknown when the session was
     /// dropped (to make room) after the caller found it.
     pub(super) fn decide_on<'s>(&self, session: &'s Session) -> Result<std::sync::MutexGuard<'s, Inner>, Denial> {
-        let inner = session.lock();
+        self.not_dropped(session, session.lock())
+    }
+
+    /// `inner`, `session`'s state locked, unless the session was dropped meanwhile.
+    pub(super) fn not_dropped<'s>(
+        &self,
+        session: &'s Session,
+        inner: std::sync::MutexGuard<'s, Inner>,
+    ) -> Result<std::sync::MutexGuard<'s, Inner>, Denial> {
         if inner.dropped {
             return Err(denial(
                 ErrorCode::UnknownSession,
@@ -200,6 +215,12 @@ impl Enclave {
             ));
         }
         Ok(inner)
+    }
+
+    /// A session, for tests elsewhere in the crate (to hold its lock, say).
+    #[cfg(test)]
+    pub(crate) fn session_for_test(&self, addr: &Address) -> Arc<Session> {
+        self.session(addr).expect("the session")
     }
 
     pub(super) fn session(&self, addr: &Address) -> Result<Arc<Session>, Denial> {

@@ -7,11 +7,42 @@ use bridle_common::payload::prepare;
 use bridle_common::protocol::{SignRequest, Signed};
 use std::sync::atomic::Ordering;
 
+/// The rule of the refusal a signing request gets when it may not wait for its session's
+/// lock and finds it taken ([`LockWait::Briefly`]): never answered to a caller — the server
+/// serves the request again where it may wait (`crate::lanes`).
+pub const SESSION_BUSY: &str = "enclave.session_busy";
+
+/// How long a signing request may wait for its session's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockWait {
+    /// As long as it takes (off the runtime's workers, or outside a server).
+    Block,
+    /// A few signatures' time at most (on a runtime worker): an owner call holds the lock
+    /// through its work — an owner-signed sweep signs up to ≈ 512 revocations in it — and
+    /// whoever owns a session could keep every worker waiting on it (a review of
+    /// 2026-12-05). Beyond it the request is refused [`SESSION_BUSY`], nothing changed.
+    Briefly,
+}
+
+/// How long [`LockWait::Briefly`] tries: two or three signatures (a request that spins here
+/// costs a worker that long; one on a session only busy with another signature of its own
+/// seldom waits more than one).
+const BRIEFLY: std::time::Duration = std::time::Duration::from_micros(100);
+
 impl Enclave {
     /// `sign_if_allowed` (R-TRUST-1, R-TRUST-3, R-POL-11).
     pub fn sign_if_allowed(&self, req: &SignRequest) -> Result<Signed, Denial> {
+        self.sign_waiting(req, LockWait::Block)
+    }
+
+    /// [`Enclave::sign_if_allowed`], waiting for the session's lock as `wait` says.
+    pub fn sign_waiting(&self, req: &SignRequest, wait: LockWait) -> Result<Signed, Denial> {
         let mut fresh = false;
-        let r = self.sign_checked(req, &mut fresh);
+        let r = self.sign_checked(req, &mut fresh, wait);
+        if matches!(&r, Err(d) if d.rule.as_deref() == Some(SESSION_BUSY)) {
+            // Not a refusal: served again where it may wait.
+            return r;
+        }
         if let (Err(d), false) = (&r, fresh) {
             // Refused before it was known to be the agent's own fresh request: anyone on the
             // path can cause these, so they are logged within bounds (R-AUD-1).
@@ -34,7 +65,7 @@ impl Enclave {
         Ok(inner.key.is_some() || inner.machine.key_destroyed())
     }
 
-    fn sign_checked(&self, req: &SignRequest, fresh: &mut bool) -> Result<Signed, Denial> {
+    fn sign_checked(&self, req: &SignRequest, fresh: &mut bool, wait: LockWait) -> Result<Signed, Denial> {
         let session = self.session(&req.session)?;
         // Decode: build exactly what will be signed, and its digest (R-TRUST-1), within
         // hard bounds (nothing is parsed unbounded before authentication). Type-4
@@ -47,7 +78,10 @@ impl Enclave {
         }
         self.room_to_grow(super::budget::HEADROOM, "nothing that would grow its state")?;
         // One step under the session lock, at one session time read under it.
-        let mut guard = self.decide_on(&session)?;
+        let mut guard = match wait {
+            LockWait::Block => self.decide_on(&session)?,
+            LockWait::Briefly => self.decide_on_briefly(&session)?,
+        };
         let inner = &mut *guard;
         let clock = self.clock.now();
         let mut gate = self.gate(&session);
@@ -61,5 +95,28 @@ impl Enclave {
             self.signatures.fetch_add(1, Ordering::Relaxed);
         }
         out.result
+    }
+}
+
+impl Enclave {
+    /// [`Enclave::decide_on`] without waiting more than [`BRIEFLY`] for the lock.
+    fn decide_on_briefly<'s>(
+        &self,
+        session: &'s crate::session::Session,
+    ) -> Result<std::sync::MutexGuard<'s, crate::session::Inner>, Denial> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(inner) = session.try_lock() {
+                return self.not_dropped(session, inner);
+            }
+            if started.elapsed() >= BRIEFLY {
+                return Err(Denial::rule(
+                    ErrorCode::Unavailable,
+                    SESSION_BUSY,
+                    format!("session {} is busy; served again where it may wait", session.address),
+                ));
+            }
+            std::thread::yield_now();
+        }
     }
 }
