@@ -15,10 +15,12 @@
 //! owner call working on that session: a sweep signs up to ≈ 512 revocations under it) is
 //! not waited for on the worker — whoever owns a session could otherwise keep every worker
 //! waiting on it (a review of 2026-12-05): it is refused inside the enclave with nothing
-//! changed (`service::SESSION_BUSY`, never answered) and served again in a third lane,
-//! [`Lane::Contended`], where it waits.
+//! changed (`service::SESSION_BUSY`), the lock is waited for on the blocking pool with
+//! nothing decoded held, and the request is served again on the worker. No lane's turn is
+//! held meanwhile (a third lane for these, tried first, let one session's owner hold up
+//! every other session's contended signing behind its own).
 //!
-//! Three lanes, one turn each, so that the memory plan counts exactly [`LANES`] requests
+//! Two lanes, one turn each, so that the memory plan counts exactly [`LANES`] requests
 //! decoded and answered beside the workers' ([`crate::memory`]): handing every call off the
 //! worker without a bound let up to 32 near-maximum requests be held at once (tried and
 //! reverted the same day), and handing it off with `block_in_place` left the thread to run
@@ -46,8 +48,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 const TURNS: usize = 1;
 
 /// Calls decoded and served at once off the runtime's workers: [`TURNS`] in each of the
-/// three lanes.
-pub const LANES: usize = 3 * TURNS;
+/// two lanes.
+pub const LANES: usize = 2 * TURNS;
 
 /// Where a call is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +60,6 @@ pub enum Lane {
     Owner,
     /// `status`, `audit`, `attest`.
     Reading,
-    /// A signing request whose session's lock a worker found taken for longer than a few
-    /// signatures (an owner call working on the session: `service::LockWait`), served
-    /// again off the worker, where it waits for the lock. Never read from a frame.
-    Contended,
 }
 
 impl Lane {
@@ -88,12 +86,11 @@ impl Lane {
 pub struct Lanes {
     owner: Semaphore,
     reading: Semaphore,
-    contended: Semaphore,
 }
 
 impl Default for Lanes {
     fn default() -> Self {
-        Lanes { owner: Semaphore::new(TURNS), reading: Semaphore::new(TURNS), contended: Semaphore::new(TURNS) }
+        Lanes { owner: Semaphore::new(TURNS), reading: Semaphore::new(TURNS) }
     }
 }
 
@@ -104,15 +101,14 @@ impl Lanes {
             Lane::Signing => return None,
             Lane::Owner => &self.owner,
             Lane::Reading => &self.reading,
-            Lane::Contended => &self.contended,
         };
         // Never closed.
         semaphore.acquire().await.ok()
     }
 
-    /// Turns free now on (owner, reading, contended) lanes.
-    pub fn free(&self) -> (usize, usize, usize) {
-        (self.owner.available_permits(), self.reading.available_permits(), self.contended.available_permits())
+    /// Turns free now on (owner, reading) lanes.
+    pub fn free(&self) -> (usize, usize) {
+        (self.owner.available_permits(), self.reading.available_permits())
     }
 }
 

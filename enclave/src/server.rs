@@ -4,6 +4,7 @@
 use crate::cluster::ClusterNode;
 use crate::lanes::{lane_of, Lane, Lanes};
 use crate::service::{Enclave, LockWait, SESSION_BUSY};
+use alloy_primitives::Address;
 use bridle_common::address::SocketAddress;
 use bridle_common::cluster::MAX_CALL_FRAME;
 use bridle_common::error::{Denial, ErrorCode};
@@ -144,54 +145,98 @@ async fn isolated<T>(call: impl Future<Output = Result<T, Denial>>) -> Result<T,
 /// and within hard bounds: the frame's size was checked before it was read, CBOR nesting is
 /// limited, and every payload decoder below is bounded before it runs.
 pub fn handle_frame(enclave: &Enclave, body: &[u8]) -> ResponseFrame {
-    handle_frame_in(enclave, body, Lane::Owner)
-}
-
-/// [`handle_frame`] in `lane`: on the signing lane (the runtime's worker) only a frame
-/// that decodes as signing is served (see [`crate::lanes`]).
-fn handle_frame_in(enclave: &Enclave, body: &[u8], lane: Lane) -> ResponseFrame {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match from_cbor::<RequestFrame>(body) {
         Err(e) => Err(undecodable(&e)),
-        Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
-            ErrorCode::Unsupported,
-            format!("protocol version {} (this enclave speaks {PROTOCOL_VERSION})", f.version),
-        )),
-        Ok(f) if matches!(lane, Lane::Signing | Lane::Contended) && Lane::of(&f.call) != Lane::Signing => {
-            Err(Denial::new(
-                ErrorCode::Malformed,
-                format!("request frame: its first bytes name sign_if_allowed, but it decodes as {}", f.call.name()),
-            ))
-        }
-        // On a worker, a session's lock is waited for only briefly (`crate::lanes`).
-        Ok(f) if lane == Lane::Signing => enclave.handle_waiting(f.call, LockWait::Briefly),
+        Ok(f) if f.version != PROTOCOL_VERSION => Err(unsupported(f.version)),
         Ok(f) => enclave.handle(f.call),
     }))
-    .unwrap_or_else(|_| {
-        Err(Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed"))
-    });
+    .unwrap_or_else(|_| Err(internal()));
     ResponseFrame { version: PROTOCOL_VERSION, result }
 }
 
-/// Whether a signing request on a worker found its session's lock taken (see
-/// [`crate::lanes`]).
-fn busy(r: &ResponseFrame) -> bool {
-    matches!(&r.result, Err(d) if d.rule.as_deref() == Some(SESSION_BUSY))
+fn unsupported(version: u16) -> Denial {
+    Denial::new(ErrorCode::Unsupported, format!("protocol version {version} (this enclave speaks {PROTOCOL_VERSION})"))
 }
 
-/// Decode and serve `body` in `lane` on the runtime's blocking pool: the calling task (the
+fn internal() -> Denial {
+    Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed")
+}
+
+/// Decode and serve a frame read as signing, on a runtime worker ([`crate::lanes`]): only
+/// a frame that decodes as signing is served, and its session's lock is waited for only
+/// briefly. `Err(session)`: that session's lock is held (an owner call working on it) —
+/// nothing was decided or changed; ask again once it is free ([`sign_on_the_worker`]).
+fn handle_signing(enclave: &Enclave, body: &[u8]) -> Result<ResponseFrame, Address> {
+    let mut busy = None;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match from_cbor::<RequestFrame>(body) {
+        Err(e) => Err(undecodable(&e)),
+        Ok(f) if f.version != PROTOCOL_VERSION => Err(unsupported(f.version)),
+        Ok(RequestFrame { call: Call::SignIfAllowed(req), .. }) => {
+            let session = req.session;
+            let r = enclave.handle_waiting(Call::SignIfAllowed(req), LockWait::Briefly);
+            if matches!(&r, Err(d) if d.rule.as_deref() == Some(SESSION_BUSY)) {
+                busy = Some(session);
+            }
+            r
+        }
+        Ok(f) => Err(Denial::new(
+            ErrorCode::Malformed,
+            format!("request frame: its first bytes name sign_if_allowed, but it decodes as {}", f.call.name()),
+        )),
+    }))
+    .unwrap_or_else(|_| Err(internal()));
+    match busy {
+        Some(session) => Err(session),
+        None => Ok(ResponseFrame { version: PROTOCOL_VERSION, result }),
+    }
+}
+
+/// How long a signing request waits for its session's lock, held by owner calls one after
+/// another, before it is answered that the session is busy (nothing signed; the host's own
+/// call timeout is no longer).
+const BUSY_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Serve a signing request on the worker; while its session's lock is held (an owner call
+/// working on that session — a sweep signs up to ≈ 512 revocations under it), wait for it
+/// on the blocking pool holding nothing decoded (the frame's bytes are the connection's),
+/// then try again: the worker serves other connections meanwhile, and no lane's turn is
+/// held, so one session's owner cannot hold up another's signing (reviews of 2026-12-05).
+async fn sign_on_the_worker(enclave: &Arc<Enclave>, body: &[u8]) -> ResponseFrame {
+    let started = std::time::Instant::now();
+    loop {
+        let session = match handle_signing(enclave, body) {
+            Ok(resp) => return resp,
+            Err(session) => session,
+        };
+        if started.elapsed() >= BUSY_PATIENCE {
+            return ResponseFrame {
+                version: PROTOCOL_VERSION,
+                result: Err(Denial::rule(
+                    ErrorCode::Unavailable,
+                    SESSION_BUSY,
+                    format!(
+                        "session {session} stayed busy with its owner's calls for {}s; nothing was signed; ask again",
+                        BUSY_PATIENCE.as_secs()
+                    ),
+                )),
+            };
+        }
+        let e = Arc::clone(enclave);
+        let _ = tokio::task::spawn_blocking(move || e.wait_for_session(&session)).await;
+    }
+}
+
+/// Decode and serve `body` on the runtime's blocking pool, in a lane's turn: the calling task (the
 /// connection's) stays on its worker and waits, so the thread that decodes and serves it is
 /// one of the lane's (a thread handed off with `block_in_place` went on running the task,
 /// decoding its next frame beside the workers' — a review of 2026-12-05).
-async fn off_the_worker(enclave: &Arc<Enclave>, body: Vec<u8>, lane: Lane) -> ResponseFrame {
+async fn off_the_worker(enclave: &Arc<Enclave>, body: Vec<u8>) -> ResponseFrame {
     let e = Arc::clone(enclave);
-    match tokio::task::spawn_blocking(move || handle_frame_in(&e, &body, lane)).await {
+    match tokio::task::spawn_blocking(move || handle_frame(&e, &body)).await {
         Ok(resp) => resp,
-        // (Not expected: `handle_frame_in` catches panics, and the runtime is not shutting
+        // (Not expected: `handle_frame` catches panics, and the runtime is not shutting
         // down while it serves.)
-        Err(_) => ResponseFrame {
-            version: PROTOCOL_VERSION,
-            result: Err(Denial::new(ErrorCode::Internal, "the request could not be processed; nothing was signed")),
-        },
+        Err(_) => ResponseFrame { version: PROTOCOL_VERSION, result: Err(internal()) },
     }
 }
 
@@ -289,18 +334,10 @@ where
         let lane = lane_of(&body);
         // A lane's turn is held until its answer is encoded (the memory plan counts both).
         let (resp, turn) = match lane {
-            Lane::Signing => match handle_frame_in(enclave, &body, Lane::Signing) {
-                // Its session's lock was taken: served again where it may wait.
-                r if busy(&r) => {
-                    drop(r);
-                    let turn = cfg.lanes.turn(Lane::Contended).await;
-                    (off_the_worker(enclave, body, Lane::Contended).await, turn)
-                }
-                r => (r, None),
-            },
+            Lane::Signing => (sign_on_the_worker(enclave, &body).await, None),
             lane => {
                 let turn = cfg.lanes.turn(lane).await;
-                (off_the_worker(enclave, body, lane).await, turn)
+                (off_the_worker(enclave, body).await, turn)
             }
         };
         let pushed = push_response(&mut out, &resp, cfg.max_frame);

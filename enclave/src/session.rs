@@ -57,8 +57,9 @@ pub struct Inner {
     /// Dropped from the enclave's map (a finished session, to make room) while a request
     /// may still hold it: no decision is made on it, nothing is charged or published.
     pub dropped: bool,
-    /// A call left it finished with nothing outstanding, and that was counted for the
-    /// passes over finished sessions (`service::budget::Passes`): once per session.
+    /// The last call left it finished with nothing outstanding, and that was counted for
+    /// the passes over finished sessions (`service::budget::Passes`): once each time it
+    /// becomes so.
     pub finish_counted: bool,
 }
 

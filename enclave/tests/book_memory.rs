@@ -1,6 +1,7 @@
 //! What the exposure book and a session's last publication take in memory, measured by a
 //! counting allocator against what the budget charges for them (`service::charge`:
-//! `BOOK_ENTRY_BYTES` per session in the book, `HOLDING_BYTES` per token held). Any key can
+//! `BOOK_ENTRY_BYTES` per session in the book, `HOLDINGS_NODES_BYTES` once it holds a
+//! token, `HOLDING_BYTES` per token held). Any key can
 //! be an owner, so the worst case is the one measured: every session from a fresh owner and
 //! agent key, each in groups of its own (a review of 2026-12-05 found the first charge, 512
 //! bytes per token and nothing per session, a fraction of it).
@@ -11,7 +12,7 @@ use alloy_primitives::{Address, U256};
 use bridle_common::allowance::aggregate::{Book, Holdings};
 use bridle_common::policy::file::resolve_text;
 use bridle_common::policy::CompiledPolicy;
-use bridle_enclave::service::{BOOK_ENTRY_BYTES, HOLDING_BYTES};
+use bridle_enclave::service::{BOOK_ENTRY_BYTES, HOLDINGS_NODES_BYTES, HOLDING_BYTES};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -84,12 +85,22 @@ fn the_charge_covers_what_the_book_holds_per_session_and_per_token() {
                 owner_exposure_ceiling = \"1000 USD\"\nagent_exposure_ceiling = \"1000 USD\"\n";
     let policy = Arc::new(CompiledPolicy::compile(resolve_text(text, 1_800_000_000).unwrap()).unwrap());
     let declaring = per_session(4_000, 1, Some(&policy));
+    let declaring_only = per_session(4_000, 0, Some(&policy));
+    eprintln!("book memory: {declaring_only} bytes per session declaring ceilings, holding nothing");
     eprintln!(
         "book memory: {one} bytes per session holding one token, {declaring} declaring ceilings too, \
-         {per_token} per further token (charged {BOOK_ENTRY_BYTES} + {HOLDING_BYTES} per token)"
+         {per_token} per further token (charged {BOOK_ENTRY_BYTES} per session, {HOLDINGS_NODES_BYTES} for the \
+         first token's nodes, {HOLDING_BYTES} per token)"
     );
-    assert!(allocated(one.max(declaring)) <= BOOK_ENTRY_BYTES + HOLDING_BYTES, "{one} / {declaring}");
+    let charged = |tokens: usize| match tokens {
+        0 => BOOK_ENTRY_BYTES,
+        n => BOOK_ENTRY_BYTES + HOLDINGS_NODES_BYTES + n * HOLDING_BYTES,
+    };
+    assert!(allocated(declaring_only) <= charged(0), "{declaring_only}");
+    assert!(allocated(one.max(declaring)) <= charged(1), "{one} / {declaring}");
+    assert!(allocated(many) <= charged(65), "{many}");
     assert!(allocated(per_token) <= HOLDING_BYTES, "{per_token}");
     // Not wildly above either: the budget is what sessions may hold.
-    assert!(BOOK_ENTRY_BYTES <= 2 * allocated(one.max(declaring)), "{one} / {declaring}");
+    assert!(charged(0) <= 2 * allocated(declaring_only), "{declaring_only}");
+    assert!(charged(1) <= 2 * allocated(one.max(declaring)), "{one} / {declaring}");
 }

@@ -230,7 +230,7 @@ impl ClusterNode {
             }
             Call::AllowImage(a) => keyed::allow_image(&enclave, a)?,
             Call::SignIfAllowed(req) => {
-                let mut checked = enclave.precheck_sign(&req);
+                let mut checked = unblocked(&enclave, req.session, |e| e.precheck_sign(&req)).await;
                 // A session this leader does not know may be one whose creation it has not
                 // applied yet (a leader just elected): it catches up and checks again, so
                 // that no request passes the key check below on stale state (proposed, it
@@ -248,7 +248,7 @@ impl ClusterNode {
                         // The state as applied now (a snapshot installed meanwhile
                         // replaces the enclave).
                         let enclave = self.enclave()?;
-                        checked = enclave.precheck_sign(&req);
+                        checked = unblocked(&enclave, req.session, |e| e.precheck_sign(&req)).await;
                     }
                 }
                 match checked {
@@ -310,7 +310,7 @@ impl ClusterNode {
                         )));
                     }
                     let enclave = self.enclave()?;
-                    if !enclave.holds_key(&session)? {
+                    if !unblocked(&enclave, session, |e| e.holds_key(&session)).await? {
                         return Err(unavailable("this cluster's leader may not hold this session's key"));
                     }
                 }
@@ -669,5 +669,23 @@ impl super::peers::Handler for ClusterNode {
             };
             to_cbor(&reply).unwrap_or_default()
         })
+    }
+}
+
+/// `check` on `enclave`, asked again after waiting off the runtime's worker while
+/// `session`'s lock is held (an entry applying an owner call on it: a sweep signs up to
+/// ≈ 512 revocations under it) — `check` answers `Ok(None)` then. A leader's checks before
+/// the log waited for that lock on a worker (a review of 2026-12-05).
+async fn unblocked<T>(
+    enclave: &Arc<crate::Enclave>,
+    session: alloy_primitives::Address,
+    check: impl Fn(&crate::Enclave) -> Result<Option<T>, Denial>,
+) -> Result<T, Denial> {
+    loop {
+        if let Some(v) = check(enclave)? {
+            return Ok(v);
+        }
+        let e = Arc::clone(enclave);
+        let _ = tokio::task::spawn_blocking(move || e.wait_for_session(&session)).await;
     }
 }

@@ -187,8 +187,9 @@ alloy_sol_types::sol! { function approve(address spender, uint256 amount) return
 
 /// A review of 2026-12-05: the exposure book's copies of a session's holdings (its last
 /// publication, the book's, the sums per owner and agent) were charged nowhere. A session
-/// in the book is now charged [`BOOK_ENTRY_BYTES`] and [`HOLDING_BYTES`] per token held
-/// beside the machine's footprint (both measured in `tests/book_memory.rs`).
+/// in the book is now charged [`BOOK_ENTRY_BYTES`], [`HOLDINGS_NODES_BYTES`] once it holds
+/// a token and [`HOLDING_BYTES`] per token beside the machine's footprint (measured in
+/// `tests/book_memory.rs`).
 #[test]
 fn each_token_held_approved_is_charged_for_the_books_copies() {
     use alloy_primitives::U256;
@@ -238,5 +239,5 @@ fn each_token_held_approved_is_charged_for_the_books_copies() {
     }
     let (charged, footprint, held) = charged(&e);
     assert_eq!(held, 2, "two tokens held approved");
-    assert_eq!(charged, footprint + BOOK_ENTRY_BYTES + 2 * HOLDING_BYTES);
+    assert_eq!(charged, footprint + BOOK_ENTRY_BYTES + HOLDINGS_NODES_BYTES + 2 * HOLDING_BYTES);
 }

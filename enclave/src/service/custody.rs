@@ -102,11 +102,13 @@ impl Enclave {
     }
 
     /// Whether this node can sign for `session`: it holds the key (or the key is destroyed,
-    /// and every node refuses alike). `Ok(false)`: the key lives only on other images.
-    pub fn holds_key(&self, session: &Address) -> Result<bool, Denial> {
+    /// and every node refuses alike). `Ok(Some(false))`: the key lives only on other images.
+    /// `Ok(None)`: the session's lock is held (an entry applying an owner call on it): ask
+    /// again once it is free ([`Enclave::wait_for_session`], off the runtime's worker).
+    pub fn holds_key(&self, session: &Address) -> Result<Option<bool>, Denial> {
         let s = self.session(session)?;
-        let inner = s.lock();
-        Ok(inner.key.is_some() || inner.machine.key_destroyed())
+        let Some(inner) = s.try_lock() else { return Ok(None) };
+        Ok(Some(inner.key.is_some() || inner.machine.key_destroyed()))
     }
 
     /// Apply an owner's `allow_image`: add `a.image` to the custody of every session in

@@ -28,7 +28,7 @@ fn apply_creation(holder: &Holder, naming: bool, key: Secret, address: Address) 
         Reply::SessionCreated(made) => assert_eq!(made.binding.session, address),
         other => panic!("the creation was not made: {other:?}"),
     }
-    e.holds_key(&address)
+    e.holds_key(&address).map(|held| held.expect("the session's lock is free"))
 }
 
 fn kept(holder: Holder, naming: bool) -> bool {

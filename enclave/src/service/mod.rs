@@ -254,10 +254,12 @@ impl Enclave {
         // A session this call left finished with nothing outstanding: the next pass over
         // finished sessions looks again (once per session; time alone is counted by the
         // pass's second, `budget::Passes`).
-        if !inner.finish_counted && inner.machine.finished(out.time) && inner.machine.holdings_at(out.time).is_empty() {
-            inner.finish_counted = true;
+        let finished = inner.machine.finished(out.time) && inner.machine.holdings_at(out.time).is_empty();
+        if finished && !inner.finish_counted {
             self.budget.passes.changed();
         }
+        // (An expired session an owner's update revived may finish again: counted again.)
+        inner.finish_counted = finished;
         let now = charge(inner);
         self.budget.recharge(inner.charged, now);
         inner.charged = now;
@@ -370,18 +372,23 @@ pub fn footprint(m: &Machine) -> usize {
     policy_bytes(m.policy().canonical_len) + m.footprint()
 }
 
-/// What the exposure book and the session hold for a session in the book (holding
-/// approvals or declaring a ceiling): the first node of each of its maps — its last
-/// publication's holdings, the book's copy, its owner's and its agent's sums (a fresh key
-/// can be both), each allocated whole at its first entry — the book's entry and the slots
-/// of its maps, and the declared-ceiling maps. Measured by `tests/book_memory.rs` (a
-/// counting allocator), with mimalloc's rounding; the first estimate, 512 bytes per token
-/// and nothing per session, was a fraction of it (a review of 2026-12-05).
-pub const BOOK_ENTRY_BYTES: usize = 6 << 10;
+/// What the exposure book keeps for a session in it (holding approvals or declaring a
+/// ceiling), beside the tokens: its entry, the slots of the book's maps and, when it
+/// declares ceilings, the declared-ceiling maps of its owner and of its owner and agent
+/// (each node allocated whole at its first entry; a fresh key can be both). Measured by
+/// `tests/book_memory.rs` with a counting allocator (≈ 1.7 KB for fresh keys declaring
+/// ceilings), with mimalloc's rounding. The first estimate, 512 bytes per token and nothing
+/// per session, was a fraction of it (a review of 2026-12-05).
+pub const BOOK_ENTRY_BYTES: usize = 2304;
 
-/// What each token a session holds approved adds beyond [`BOOK_ENTRY_BYTES`]: its entries
-/// in the four maps (64 + 64 + 96 + 96 bytes) in nodes at least half full, with their
-/// share of inner nodes.
+/// What a session's first token held adds: the first node of each of the four maps of
+/// tokens — its last publication, the book's copy, its owner's and its agent's sums —
+/// allocated whole (≈ 3.6 KB measured beside the entry).
+pub const HOLDINGS_NODES_BYTES: usize = 3584;
+
+/// What each token a session holds approved adds: its entries in the four maps (64 + 64 +
+/// 96 + 96 bytes) in nodes at least half full, with their share of inner nodes (≈ 440
+/// bytes measured).
 pub const HOLDING_BYTES: usize = 768;
 
 /// Bytes a session is charged once its holdings are published ([`footprint`] and what the
@@ -390,7 +397,11 @@ pub const HOLDING_BYTES: usize = 768;
 pub(crate) fn charge(inner: &Inner) -> usize {
     let book = match &inner.published {
         Some((holdings, declares)) if !holdings.is_empty() || declares.is_some() => {
-            BOOK_ENTRY_BYTES.saturating_add(holdings.len().saturating_mul(HOLDING_BYTES))
+            let tokens = match holdings.len() {
+                0 => 0,
+                n => HOLDINGS_NODES_BYTES.saturating_add(n.saturating_mul(HOLDING_BYTES)),
+            };
+            BOOK_ENTRY_BYTES.saturating_add(tokens)
         }
         _ => 0,
     };

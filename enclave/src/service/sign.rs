@@ -8,8 +8,9 @@ use bridle_common::protocol::{SignRequest, Signed};
 use std::sync::atomic::Ordering;
 
 /// The rule of the refusal a signing request gets when it may not wait for its session's
-/// lock and finds it taken ([`LockWait::Briefly`]): never answered to a caller — the server
-/// serves the request again where it may wait (`crate::lanes`).
+/// lock and finds it taken ([`LockWait::Briefly`]): the server waits for the lock off the
+/// worker and serves the request again; a caller sees it only when the session stayed busy
+/// with its owner's calls for seconds (nothing signed).
 pub const SESSION_BUSY: &str = "enclave.session_busy";
 
 /// How long a signing request may wait for its session's lock.
@@ -52,17 +53,19 @@ impl Enclave {
     }
 
     /// What a cluster leader checks before it proposes a signing request: the session, the
-    /// payload's bounds and the agent's stamp. `Ok(false)`: this node does not hold the
-    /// session's key (its image is not in the session's custody).
-    pub fn precheck_sign(&self, req: &SignRequest) -> Result<bool, Denial> {
+    /// payload's bounds and the agent's stamp. `Ok(Some(false))`: this node does not hold
+    /// the session's key (its image is not in the session's custody). `Ok(None)`: the
+    /// session's lock is held (an entry applying an owner call on it): ask again once it is
+    /// free ([`Enclave::wait_for_session`], off the runtime's worker).
+    pub fn precheck_sign(&self, req: &SignRequest) -> Result<Option<bool>, Denial> {
         let session = self.session(&req.session)?;
         let prepared = prepare(&req.payload)?;
         let digest = prepared.stamp_digest();
         if !session.stamp_key.verify(session.address, req.payload.kind(), &digest, &req.stamp) {
             return Err(denial(ErrorCode::Unauthenticated, "agent stamp does not verify for this session and request"));
         }
-        let inner = session.lock();
-        Ok(inner.key.is_some() || inner.machine.key_destroyed())
+        let Some(inner) = session.try_lock() else { return Ok(None) };
+        Ok(Some(inner.key.is_some() || inner.machine.key_destroyed()))
     }
 
     fn sign_checked(&self, req: &SignRequest, fresh: &mut bool, wait: LockWait) -> Result<Signed, Denial> {
@@ -99,6 +102,14 @@ impl Enclave {
 }
 
 impl Enclave {
+    /// Wait until `session`'s lock is free (at once when there is no such session): for a
+    /// signing request refused [`SESSION_BUSY`], before it is served again.
+    pub fn wait_for_session(&self, session: &alloy_primitives::Address) {
+        if let Ok(s) = self.session(session) {
+            drop(s.lock());
+        }
+    }
+
     /// [`Enclave::decide_on`] without waiting more than [`BRIEFLY`] for the lock.
     fn decide_on_briefly<'s>(
         &self,
