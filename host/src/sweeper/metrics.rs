@@ -20,6 +20,9 @@ pub struct SweepMetrics {
     pub(super) past_expiry: AtomicU64,
     /// Rounds of every session's status read.
     pub(super) status_rounds: AtomicU64,
+    /// Nodes named that have not answered their chain id yet (their chains are followed
+    /// by no one).
+    pub(super) unresolved: AtomicU64,
     /// Each chain's task, by chain id.
     chains: Mutex<BTreeMap<u64, Chain>>,
     pub(super) requests: AtomicU64,
@@ -63,9 +66,12 @@ impl SweepMetrics {
         let chains = self.chains.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let sum = |f: fn(&ChainGauges) -> u64| chains.values().map(|c| f(&c.gauges)).sum::<u64>();
         let rounds = Self::rounds_of(&chains, g(&self.status_rounds));
-        let mut per_chain = String::from(
-            "# HELP bridle_sweep_chain_rounds_total Rounds each chain's task finished (a slow node delays only its chain).\n\
+        let mut per_chain = format!(
+            "# HELP bridle_sweep_nodes_unresolved Nodes named by --sweep-rpc that have not answered their chain id: their chains are swept by no one.\n\
+             # TYPE bridle_sweep_nodes_unresolved gauge\nbridle_sweep_nodes_unresolved {}\n\
+             # HELP bridle_sweep_chain_rounds_total Rounds each chain's task finished (a slow node delays only its chain).\n\
              # TYPE bridle_sweep_chain_rounds_total counter\n",
+            g(&self.unresolved)
         );
         for (id, c) in &chains {
             per_chain.push_str(&format!("bridle_sweep_chain_rounds_total{{chain_id=\"{id}\"}} {}\n", c.rounds));

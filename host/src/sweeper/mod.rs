@@ -38,7 +38,9 @@
 //! not revoke for the host now: it signs nothing more or refuses), `bridle_sweep_waiting_behind_gap`
 //! (a revocation waits behind nonces the node has no transaction for: the agent's, never
 //! broadcast; no bump helps), `bridle_sweep_rounds_total` (rounds every chain's task finished:
-//! the slowest one's count), `bridle_sweep_chain_rounds_total{chain_id}`, `bridle_sweep_requests_total`
+//! the slowest one's count), `bridle_sweep_chain_rounds_total{chain_id}`,
+//! `bridle_sweep_nodes_unresolved` (nodes that have not answered their chain id: their
+//! chains are swept by no one), `bridle_sweep_requests_total`
 //! (sweeps asked of the enclave), `bridle_sweep_broadcast_total`,
 //! `bridle_sweep_confirmed_total`, `bridle_sweep_fee_bumps_total`,
 //! `bridle_sweep_refused_total` (the enclave refused: fees over the caps, say),
@@ -347,9 +349,9 @@ async fn sweep_chain(
 
 /// What this host's store holds of the revocations signed for `session` on `chain` at
 /// `nonce` (another host's sweep sharing the database, or this one's before a restart): every
-/// hash, and the latest one's bytes and fees — so a sweep found in the node's pool is sent
-/// again if the pool drops it, and bumped from its own fees rather than the node's (the
-/// latest stored; a replacement this store never saw may still be priced above it).
+/// hash, and the highest-priced one's bytes and fees — so a sweep found in the node's pool
+/// is sent again if the pool drops it, and bumped from its own fees rather than the node's
+/// (a replacement this store never saw may still be priced above it).
 async fn stored_at(state: &AppState, session: Address, chain: u64, nonce: u64) -> Option<Inflight> {
     let stored = match state.store.run(move |db| db.sweeps(&session)).await {
         Ok(s) => s,
@@ -358,16 +360,22 @@ async fn stored_at(state: &AppState, session: Address, chain: u64, nonce: u64) -
             return None;
         }
     };
-    let mut at: Vec<StoredSweepTx> = stored.into_iter().filter(|t| t.chain_id == chain && t.nonce == nonce).collect();
-    at.sort_by_key(|t| t.signed_at);
-    let latest = at.last()?;
-    let (max_fee_per_gas, max_priority_fee_per_gas) =
-        bridle_common::tx::eip1559_fees(&latest.raw_transaction).unwrap_or_default();
-    let mut hashes: Vec<B256> = at.iter().map(|t| t.hash).collect();
-    hashes.dedup();
+    let at: Vec<StoredSweepTx> = stored.into_iter().filter(|t| t.chain_id == chain && t.nonce == nonce).collect();
+    // The highest-priced one (what the pool most likely holds: each bump replaced the one
+    // before), not the latest by `signed_at`, which hosts sharing a store stamp with their
+    // own clocks.
+    let fees = |t: &StoredSweepTx| bridle_common::tx::eip1559_fees(&t.raw_transaction).unwrap_or_default();
+    let top = at.iter().max_by_key(|t| (fees(t), t.signed_at))?;
+    let (max_fee_per_gas, max_priority_fee_per_gas) = fees(top);
+    let mut hashes: Vec<B256> = Vec::new();
+    for t in &at {
+        if !hashes.contains(&t.hash) {
+            hashes.push(t.hash);
+        }
+    }
     Some(Inflight {
         hashes,
-        raw: latest.raw_transaction.clone(),
+        raw: top.raw_transaction.clone(),
         max_fee_per_gas,
         max_priority_fee_per_gas,
         ..Inflight::unknown()

@@ -36,8 +36,9 @@ pub(super) async fn run(state: AppState, settings: SweepSettings) {
     let (tx, rx) = watch::channel(Arc::new(Statuses::default()));
     let claimed: Arc<Mutex<HashMap<u64, String>>> = Arc::default();
     let mut nodes = tokio::task::JoinSet::new();
-    let mut urls = settings.rpcs.clone();
-    urls.dedup();
+    let mut seen = std::collections::HashSet::new();
+    let urls: Vec<String> = settings.rpcs.iter().filter(|u| seen.insert(u.as_str())).cloned().collect();
+    state.sweep_metrics.unresolved.store(urls.len() as u64, Ordering::Relaxed);
     for url in urls {
         let node = Node { state: state.clone(), http: http.clone(), url, claimed: claimed.clone() };
         nodes.spawn(node.follow(rx.clone(), settings.interval, settings.bump_after));
@@ -80,7 +81,11 @@ pub(super) async fn statuses(state: &AppState) -> Statuses {
                 continue;
             }
         };
-        let Some(ss) = st.session else { continue };
+        let Some(mut ss) = st.session else { continue };
+        // Kept for every chain's task until the next round: only what sweeping reads (a
+        // status carries up to 256 KiB of held requests' payloads; every session's at once
+        // would be hundreds of MiB — a review of 2026-12-05).
+        ss.pending = Vec::new();
         // Counted even when a signed sweep revokes it: the enclave cannot tell whether that
         // sweep was mined (where sweeps never settle, RULES.md §6, it stays counted).
         past_expiry += ss.allowances.iter().filter(|a| a.state == AllowanceState::Expired).count() as u64;
@@ -97,7 +102,8 @@ pub(super) struct Node {
     pub state: AppState,
     pub http: reqwest::Client,
     pub url: String,
-    /// Chain id → the URL whose task follows it (the first one named that answered).
+    /// Chain id → the URL whose task follows it (the first one that answered its chain id,
+    /// not necessarily the first named).
     pub claimed: Arc<Mutex<HashMap<u64, String>>>,
 }
 
@@ -108,7 +114,10 @@ impl Node {
     pub(super) async fn follow(self, mut rx: watch::Receiver<Arc<Statuses>>, retry: Duration, bump_after: Duration) {
         let chain = loop {
             match rpc(&self.http, &self.url, "eth_chainId", json!([])).await.and_then(|v| quantity_u64(&v)) {
-                Ok(id) => break id,
+                Ok(id) => {
+                    self.state.sweep_metrics.unresolved.fetch_sub(1, Ordering::Relaxed);
+                    break id;
+                }
                 Err(e) => {
                     self.state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(url = %self.url, error = %e, "sweeper: node unreachable");
@@ -119,7 +128,7 @@ impl Node {
         {
             let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(first) = claimed.get(&chain) {
-                tracing::warn!(chain_id = chain, url = %self.url, used = %first, "sweeper: a second node for a chain; the first one that answered is used");
+                tracing::warn!(chain_id = chain, url = %self.url, used = %first, "sweeper: a second node for a chain; the first one that answered its chain id is used");
                 return;
             }
             claimed.insert(chain, self.url.clone());
