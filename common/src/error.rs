@@ -154,6 +154,11 @@ pub struct Denial {
     pub reason: String,
 }
 
+/// The rule of an enclave's answer that a signing request's session was busy with its
+/// owner's calls: nothing was decided or changed (no stamp spent), so the host asks again
+/// within its call timeout.
+pub const SESSION_BUSY: &str = "enclave.session_busy";
+
 impl Denial {
     pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
         Denial { code, rule: None, reason: reason.into() }

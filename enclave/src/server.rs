@@ -191,38 +191,39 @@ fn handle_signing(enclave: &Enclave, body: &[u8]) -> Result<ResponseFrame, Addre
     }
 }
 
-/// How long a signing request waits for its session's lock, held by owner calls one after
-/// another, before it is answered that the session is busy (nothing signed; the host's own
-/// call timeout is no longer).
-const BUSY_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a signing request waits for its session's lock before it is answered that the
+/// session is busy (`unavailable`, `enclave.session_busy`: nothing decided, nothing
+/// changed; the host asks again). Short: a connection answers in order, so a request
+/// waiting here holds up the requests behind it on its connection (a review of 2026-12-05).
+const BUSY_PATIENCE: Duration = Duration::from_millis(50);
 
 /// Serve a signing request on the worker; while its session's lock is held (an owner call
 /// working on that session — a sweep signs up to ≈ 512 revocations under it), wait for it
 /// on the blocking pool holding nothing decoded (the frame's bytes are the connection's),
-/// then try again: the worker serves other connections meanwhile, and no lane's turn is
-/// held, so one session's owner cannot hold up another's signing (reviews of 2026-12-05).
+/// at most [`BUSY_PATIENCE`] in all, then try again: the worker serves other connections
+/// meanwhile, and no lane's turn is held (reviews of 2026-12-05). No attempt starts after
+/// the patience is spent.
 async fn sign_on_the_worker(enclave: &Arc<Enclave>, body: &[u8]) -> ResponseFrame {
-    let started = std::time::Instant::now();
+    let deadline = std::time::Instant::now() + BUSY_PATIENCE;
     loop {
         let session = match handle_signing(enclave, body) {
             Ok(resp) => return resp,
             Err(session) => session,
         };
-        if started.elapsed() >= BUSY_PATIENCE {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let e = Arc::clone(enclave);
+        let freed = !left.is_zero()
+            && tokio::task::spawn_blocking(move || e.wait_for_session(&session, left)).await.unwrap_or(false);
+        if !freed {
             return ResponseFrame {
                 version: PROTOCOL_VERSION,
                 result: Err(Denial::rule(
                     ErrorCode::Unavailable,
                     SESSION_BUSY,
-                    format!(
-                        "session {session} stayed busy with its owner's calls for {}s; nothing was signed; ask again",
-                        BUSY_PATIENCE.as_secs()
-                    ),
+                    format!("session {session} is busy with its owner's calls; nothing was signed; ask again"),
                 )),
             };
         }
-        let e = Arc::clone(enclave);
-        let _ = tokio::task::spawn_blocking(move || e.wait_for_session(&session)).await;
     }
 }
 

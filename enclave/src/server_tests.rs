@@ -381,7 +381,8 @@ fn the_signing_lane_serves_nothing_but_signing() {
 /// worker, and an owner call holds that lock through its work (a sweep signs up to ≈ 512
 /// revocations in it): whoever owns a session could keep every worker waiting on it. Here
 /// one worker, and the session's lock held elsewhere: signing for another session is
-/// answered meanwhile, and the request for the busy session once the lock is free.
+/// answered meanwhile, the busy session's request is answered busy (nothing decided) within
+/// its patience, and asked again once the lock is free it is decided.
 #[test]
 fn a_session_whose_lock_is_held_does_not_hold_the_worker() {
     use crate::service::room_tests::{creation, T0};
@@ -430,22 +431,35 @@ fn a_session_whose_lock_is_held_does_not_hold_the_worker() {
             });
             rx
         };
-        let mine = call(Call::SignIfAllowed(SignRequest { session, payload, stamp }));
-        std::thread::sleep(Duration::from_millis(50));
+        let request = SignRequest { session, payload, stamp };
+        let mine = call(Call::SignIfAllowed(request.clone()));
         let other = call(Call::SignIfAllowed(SignRequest {
             session: alloy_primitives::Address::repeat_byte(7),
             payload: SignPayload::Message(alloy_primitives::Bytes::from_static(b"hi")),
             stamp: bridle_common::stamp::Stamp { nonce: [1; 16], timestamp: T0, mac: [2; 32] },
         }));
         let answered = other.recv_timeout(Duration::from_secs(20));
-        let still_waiting = mine.try_recv().is_err();
+        let busy = mine.recv_timeout(Duration::from_secs(20));
         let _ = release_tx.send(());
         let answered = answered.expect("signing for another session waited for the busy session's lock");
         assert_eq!(answered.result.unwrap_err().code, ErrorCode::UnknownSession);
-        assert!(still_waiting, "the busy session's request was answered while its lock was held");
-        let resp = mine.recv_timeout(Duration::from_secs(20)).expect("served once the lock was free");
-        let d = resp.result.expect_err("the policy allows no messages");
-        assert_ne!(d.rule.as_deref(), Some(crate::service::SESSION_BUSY), "{d:?}");
+        // The busy session's request: answered busy while its lock stayed held (nothing
+        // decided: the host asks again), then, asked again once it is free, decided.
+        let d = busy.expect("answered within its patience").result.unwrap_err();
+        assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::Unavailable, Some(crate::service::SESSION_BUSY)), "{d:?}");
+        let started = std::time::Instant::now();
+        let again = loop {
+            let r = call(Call::SignIfAllowed(request.clone())).recv_timeout(Duration::from_secs(20)).unwrap();
+            match r.result {
+                Err(d) if d.rule.as_deref() == Some(crate::service::SESSION_BUSY) => {
+                    assert!(started.elapsed() < Duration::from_secs(20), "still busy");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other,
+            }
+        };
+        let d = again.expect_err("the policy allows no messages");
+        assert_ne!(d.code, ErrorCode::Replayed, "the busy answer spent the stamp: {d:?}");
         assert_ne!(d.code, ErrorCode::Unauthenticated, "{d:?}");
     });
 }

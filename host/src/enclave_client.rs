@@ -51,6 +51,9 @@ pub const MAX_PIPELINE: usize = bridle_common::frame::MAX_PIPELINE;
 /// Default per-call timeout.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Pause before a signing request the enclave answered `enclave.session_busy` is sent again.
+const BUSY_RETRY: Duration = Duration::from_millis(5);
+
 /// Why a call did not produce a reply.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
@@ -436,7 +439,20 @@ impl EnclaveClient {
             Kind::Owner => &self.owner,
             Kind::Reading => &self.reading,
         };
-        match tokio::time::timeout(timeout, self.exchange(lane, name, &body)).await {
+        // A signing request the enclave answered `enclave.session_busy` (its session's lock
+        // held by the owner's calls) was neither decided nor recorded: asked again, within
+        // the call timeout.
+        let exchange = async {
+            loop {
+                match self.exchange(lane, name, &body).await {
+                    Err(ClientError::Denied(d)) if d.rule.as_deref() == Some(bridle_common::error::SESSION_BUSY) => {
+                        tokio::time::sleep(BUSY_RETRY).await;
+                    }
+                    r => return r,
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err(ClientError::Timeout(timeout)),
         }

@@ -529,3 +529,32 @@ async fn signing_never_waits_behind_an_owner_call_on_a_stand_alone_host() {
     assert!(!held.is_finished());
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3, "owner calls, signing, reads");
 }
+
+/// A signing request the enclave answers `enclave.session_busy` (its session's lock held by
+/// the owner's calls; nothing decided or recorded) is asked again within the call timeout,
+/// and the caller gets the answer that follows.
+#[tokio::test]
+async fn a_busy_session_is_asked_again() {
+    use bridle_common::protocol::{SignPayload, SignRequest};
+    let (_dir, addr, _) = fake_enclave(|mut s| async move {
+        let mut asked = 0;
+        while let Ok(b) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+            assert_eq!(from_cbor::<RequestFrame>(&b).unwrap().call.name(), "sign_if_allowed");
+            asked += 1;
+            let d = if asked < 3 {
+                Denial::rule(ErrorCode::Unavailable, bridle_common::error::SESSION_BUSY, "busy")
+            } else {
+                Denial::new(ErrorCode::Internal, format!("asked {asked} times"))
+            };
+            answer(&mut s, Err(d)).await;
+        }
+    })
+    .await;
+    let client = EnclaveClient::new(addr, ClientConfig { pool_size: 1, ..ClientConfig::default() });
+    let sign = Call::SignIfAllowed(SignRequest {
+        session: Address::repeat_byte(2),
+        payload: SignPayload::Message(Default::default()),
+        stamp: bridle_common::stamp::Stamp { nonce: [1; 16], timestamp: 1, mac: [2; 32] },
+    });
+    assert_eq!(reason(client.call_direct(sign).await), "asked 3 times");
+}

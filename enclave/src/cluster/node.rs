@@ -230,7 +230,7 @@ impl ClusterNode {
             }
             Call::AllowImage(a) => keyed::allow_image(&enclave, a)?,
             Call::SignIfAllowed(req) => {
-                let mut checked = unblocked(&enclave, req.session, |e| e.precheck_sign(&req)).await;
+                let mut checked = unblocked(self, req.session, |e| e.precheck_sign(&req)).await;
                 // A session this leader does not know may be one whose creation it has not
                 // applied yet (a leader just elected): it catches up and checks again, so
                 // that no request passes the key check below on stale state (proposed, it
@@ -246,9 +246,8 @@ impl ClusterNode {
                             return Ok(self.not_leader());
                         }
                         // The state as applied now (a snapshot installed meanwhile
-                        // replaces the enclave).
-                        let enclave = self.enclave()?;
-                        checked = unblocked(&enclave, req.session, |e| e.precheck_sign(&req)).await;
+                        // replaces the enclave: `unblocked` fetches it).
+                        checked = unblocked(self, req.session, |e| e.precheck_sign(&req)).await;
                     }
                 }
                 match checked {
@@ -309,8 +308,7 @@ impl ClusterNode {
                             "a policy update of session {session} is being applied; ask again"
                         )));
                     }
-                    let enclave = self.enclave()?;
-                    if !unblocked(&enclave, session, |e| e.holds_key(&session)).await? {
+                    if !unblocked(self, session, |e| e.holds_key(&session)).await? {
                         return Err(unavailable("this cluster's leader may not hold this session's key"));
                     }
                 }
@@ -674,18 +672,26 @@ impl super::peers::Handler for ClusterNode {
 
 /// `check` on `enclave`, asked again after waiting off the runtime's worker while
 /// `session`'s lock is held (an entry applying an owner call on it: a sweep signs up to
-/// ≈ 512 revocations under it) — `check` answers `Ok(None)` then. A leader's checks before
-/// the log waited for that lock on a worker (a review of 2026-12-05).
+/// ≈ 512 revocations under it) — `check` answers `Ok(None)` then; at most
+/// [`COMMIT_TIMEOUT`], then `unavailable`. A leader's checks before the log waited for that
+/// lock on a worker (a review of 2026-12-05). The enclave is fetched again after each wait
+/// (a snapshot installed meanwhile replaces it).
 async fn unblocked<T>(
-    enclave: &Arc<crate::Enclave>,
+    node: &ClusterNode,
     session: alloy_primitives::Address,
     check: impl Fn(&crate::Enclave) -> Result<Option<T>, Denial>,
 ) -> Result<T, Denial> {
+    let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
     loop {
-        if let Some(v) = check(enclave)? {
+        let enclave = node.enclave()?;
+        if let Some(v) = check(&enclave)? {
             return Ok(v);
         }
-        let e = Arc::clone(enclave);
-        let _ = tokio::task::spawn_blocking(move || e.wait_for_session(&session)).await;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let freed = !left.is_zero()
+            && tokio::task::spawn_blocking(move || enclave.wait_for_session(&session, left)).await.unwrap_or(false);
+        if !freed {
+            return Err(unavailable(format!("session {session} stayed busy; nothing was proposed; ask again")));
+        }
     }
 }

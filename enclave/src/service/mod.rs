@@ -379,12 +379,13 @@ pub fn footprint(m: &Machine) -> usize {
 /// `tests/book_memory.rs` with a counting allocator (≈ 1.7 KB for fresh keys declaring
 /// ceilings), with mimalloc's rounding. The first estimate, 512 bytes per token and nothing
 /// per session, was a fraction of it (a review of 2026-12-05).
-pub const BOOK_ENTRY_BYTES: usize = 2304;
+pub const BOOK_ENTRY_BYTES: usize = 2560;
 
 /// What a session's first token held adds: the first node of each of the four maps of
 /// tokens — its last publication, the book's copy, its owner's and its agent's sums —
-/// allocated whole (≈ 3.6 KB measured beside the entry).
-pub const HOLDINGS_NODES_BYTES: usize = 3584;
+/// allocated whole (≈ 3.6 KB measured beside the entry; with mimalloc's rounding and
+/// per-allocation overhead, charged with some margin).
+pub const HOLDINGS_NODES_BYTES: usize = 4096;
 
 /// What each token a session holds approved adds: its entries in the four maps (64 + 64 +
 /// 96 + 96 bytes) in nodes at least half full, with their share of inner nodes (≈ 440

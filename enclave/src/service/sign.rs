@@ -9,9 +9,9 @@ use std::sync::atomic::Ordering;
 
 /// The rule of the refusal a signing request gets when it may not wait for its session's
 /// lock and finds it taken ([`LockWait::Briefly`]): the server waits for the lock off the
-/// worker and serves the request again; a caller sees it only when the session stayed busy
-/// with its owner's calls for seconds (nothing signed).
-pub const SESSION_BUSY: &str = "enclave.session_busy";
+/// worker a little and serves the request again; a caller sees it when the session stayed
+/// busy (nothing decided or changed: the host asks again, within its call timeout).
+pub use bridle_common::error::SESSION_BUSY;
 
 /// How long a signing request may wait for its session's lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,11 +102,21 @@ impl Enclave {
 }
 
 impl Enclave {
-    /// Wait until `session`'s lock is free (at once when there is no such session): for a
-    /// signing request refused [`SESSION_BUSY`], before it is served again.
-    pub fn wait_for_session(&self, session: &alloy_primitives::Address) {
-        if let Ok(s) = self.session(session) {
-            drop(s.lock());
+    /// Wait until `session`'s lock is free, at most `patience` (looking every millisecond):
+    /// whether it was (or there is no such session: asked again, the request is refused
+    /// as unknown). For a signing request refused [`SESSION_BUSY`], before it is served
+    /// again; run off the runtime's workers.
+    pub fn wait_for_session(&self, session: &alloy_primitives::Address, patience: std::time::Duration) -> bool {
+        let Ok(s) = self.session(session) else { return true };
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if s.try_lock().is_some() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 
