@@ -59,7 +59,38 @@ pub enum Call {
     AllowImage(AllowImage),
 }
 
+/// What a call does, as a stand-alone enclave serves it (its lanes) and a host routes it
+/// (its connections of their own): one classification for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallClass {
+    /// `sign_if_allowed`: the hot path.
+    Signing,
+    /// Owner calls and sweeps (they may wait on the owner lock).
+    Owner,
+    /// `status`, `audit`, `attest`.
+    Reading,
+    /// A cluster's traffic.
+    Cluster,
+}
+
 impl Call {
+    /// See [`CallClass`].
+    pub fn class(&self) -> CallClass {
+        match self {
+            Call::SignIfAllowed(_) => CallClass::Signing,
+            Call::Status(_) | Call::Audit(_) | Call::Attest(_) => CallClass::Reading,
+            Call::Cluster(_) => CallClass::Cluster,
+            Call::CreateSession(_)
+            | Call::UpdatePolicy(_)
+            | Call::Revoke(_)
+            | Call::RevokeAll(_)
+            | Call::ApprovePending(_)
+            | Call::DenyPending(_)
+            | Call::Sweep(_)
+            | Call::AllowImage(_) => CallClass::Owner,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Call::SignIfAllowed(_) => "sign_if_allowed",

@@ -41,7 +41,7 @@
 //! on the owner lane. A frame sent to the workers as signing must decode as signing, or it
 //! is refused: nothing else runs there whatever the first bytes say.
 
-use bridle_common::protocol::Call;
+use bridle_common::protocol::{Call, CallClass};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Calls of one lane decoded and served at once.
@@ -63,20 +63,13 @@ pub enum Lane {
 }
 
 impl Lane {
-    /// The lane a decoded call belongs in.
+    /// The lane a decoded call belongs in (a cluster's traffic, refused by a stand-alone
+    /// enclave, with the owner calls).
     pub fn of(call: &Call) -> Lane {
-        match call {
-            Call::SignIfAllowed(_) => Lane::Signing,
-            Call::Status(_) | Call::Audit(_) | Call::Attest(_) => Lane::Reading,
-            Call::CreateSession(_)
-            | Call::UpdatePolicy(_)
-            | Call::Revoke(_)
-            | Call::RevokeAll(_)
-            | Call::ApprovePending(_)
-            | Call::DenyPending(_)
-            | Call::Sweep(_)
-            | Call::Cluster(_)
-            | Call::AllowImage(_) => Lane::Owner,
+        match call.class() {
+            CallClass::Signing => Lane::Signing,
+            CallClass::Reading => Lane::Reading,
+            CallClass::Owner | CallClass::Cluster => Lane::Owner,
         }
     }
 }

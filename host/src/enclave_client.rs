@@ -30,7 +30,7 @@ use alloy_primitives::Address;
 use bridle_common::address::SocketAddress;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor, max_answer, to_cbor, write_frame, DEFAULT_MAX_FRAME};
-use bridle_common::protocol::{Call, Reply, RequestFrame, ResponseFrame, StatusQuery, PROTOCOL_VERSION};
+use bridle_common::protocol::{Call, CallClass, Reply, RequestFrame, ResponseFrame, StatusQuery, PROTOCOL_VERSION};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
@@ -178,20 +178,13 @@ fn is_bulk(call: &Call) -> bool {
     matches!(call, Call::Audit(q) if q.since != u64::MAX)
 }
 
-/// Which connections a call takes on a stand-alone host (see [`OWNER_CONNECTIONS`]).
+/// Which connections a call takes on a stand-alone host (see [`OWNER_CONNECTIONS`]); the
+/// audit pull's are decided before.
 fn stand_alone_lane(call: &Call) -> Kind {
-    match call {
-        Call::Audit(q) if q.since != u64::MAX => Kind::Bulk,
-        Call::SignIfAllowed(_) | Call::Cluster(_) => Kind::Main,
-        Call::Status(_) | Call::Attest(_) | Call::Audit(_) => Kind::Reading,
-        Call::CreateSession(_)
-        | Call::UpdatePolicy(_)
-        | Call::Revoke(_)
-        | Call::RevokeAll(_)
-        | Call::ApprovePending(_)
-        | Call::DenyPending(_)
-        | Call::Sweep(_)
-        | Call::AllowImage(_) => Kind::Owner,
+    match call.class() {
+        CallClass::Signing | CallClass::Cluster => Kind::Main,
+        CallClass::Reading => Kind::Reading,
+        CallClass::Owner => Kind::Owner,
     }
 }
 
