@@ -16,7 +16,8 @@
 //! not waited for on the worker — whoever owns a session could otherwise keep every worker
 //! waiting on it (a review of 2026-12-05): it is refused inside the enclave with nothing
 //! changed (`service::SESSION_BUSY`), the lock is waited for on the blocking pool with
-//! nothing decoded held, and the request is served again on the worker. No lane's turn is
+//! nothing decoded held, at most 50 ms, and the request is served again on the worker — or
+//! answered busy (nothing decided), which the host asks again. No lane's turn is
 //! held meanwhile (a third lane for these, tried first, let one session's owner hold up
 //! every other session's contended signing behind its own).
 //!

@@ -24,7 +24,10 @@
 //!
 //! Retry rule: a request is retried once, on another connection, only when writing it
 //! failed — i.e. the enclave cannot have received a complete frame. Once a request is
-//! fully written it is never re-sent: a signing request may have reached the enclave.
+//! fully written it is never re-sent: a signing request may have reached the enclave —
+//! except a signing request the enclave answered `unavailable` with the rule
+//! `enclave.session_busy` (its session busy with its owner's calls: nothing decided, no
+//! stamp spent), sent again every 5 ms while more than 2 s of its call timeout is left.
 
 use alloy_primitives::Address;
 use bridle_common::address::SocketAddress;
@@ -53,6 +56,9 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Pause before a signing request the enclave answered `enclave.session_busy` is sent again.
 const BUSY_RETRY: Duration = Duration::from_millis(5);
+/// No new try of a busy signing request starts with less than this left of its call
+/// timeout (a try may wait 50 ms in the enclave, a cluster leader's up to 1 s).
+const BUSY_MARGIN: Duration = Duration::from_secs(2);
 
 /// Why a call did not produce a reply.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -435,10 +441,20 @@ impl EnclaveClient {
         // A signing request the enclave answered `enclave.session_busy` (its session's lock
         // held by the owner's calls) was neither decided nor recorded: asked again, within
         // the call timeout.
+        // No new try starts when less than `BUSY_MARGIN` of the call timeout is left: the
+        // last busy answer is returned (nothing signed), not a timeout whose outcome is
+        // unknown.
+        let deadline = Instant::now() + timeout;
+        let signing = kind == Kind::Main && name == "sign_if_allowed";
         let exchange = async {
             loop {
                 match self.exchange(lane, name, &body).await {
-                    Err(ClientError::Denied(d)) if d.rule.as_deref() == Some(bridle_common::error::SESSION_BUSY) => {
+                    Err(ClientError::Denied(d))
+                        if signing
+                            && d.code == ErrorCode::Unavailable
+                            && d.rule.as_deref() == Some(bridle_common::error::SESSION_BUSY)
+                            && deadline.saturating_duration_since(Instant::now()) > BUSY_MARGIN =>
+                    {
                         tokio::time::sleep(BUSY_RETRY).await;
                     }
                     r => return r,

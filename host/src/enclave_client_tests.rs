@@ -550,11 +550,19 @@ async fn a_busy_session_is_asked_again() {
         }
     })
     .await;
-    let client = EnclaveClient::new(addr, ClientConfig { pool_size: 1, ..ClientConfig::default() });
     let sign = Call::SignIfAllowed(SignRequest {
         session: Address::repeat_byte(2),
         payload: SignPayload::Message(Default::default()),
         stamp: bridle_common::stamp::Stamp { nonce: [1; 16], timestamp: 1, mac: [2; 32] },
     });
-    assert_eq!(reason(client.call_direct(sign).await), "asked 3 times");
+    let client = EnclaveClient::new(addr.clone(), ClientConfig { pool_size: 1, ..ClientConfig::default() });
+    assert_eq!(reason(client.call_direct(sign.clone()).await), "asked 3 times");
+    // With less than the margin left of its call timeout no new try starts: the busy answer
+    // is returned as it is (nothing signed), not a timeout whose outcome is unknown.
+    let short = ClientConfig { pool_size: 1, call_timeout: Duration::from_secs(1), ..ClientConfig::default() };
+    let client = EnclaveClient::new(addr, short);
+    match client.call_direct(sign).await {
+        Err(ClientError::Denied(d)) => assert_eq!(d.rule.as_deref(), Some(bridle_common::error::SESSION_BUSY)),
+        other => panic!("expected the busy answer, got {other:?}"),
+    }
 }

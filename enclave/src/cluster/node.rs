@@ -25,6 +25,7 @@ use crate::clock::{Clock, ReplicaClock};
 use crate::keys::Key;
 use crate::session::placeholder_signature;
 use bridle_common::cluster::{ClusterCall, ClusterInfo, ClusterReply, ClusterStart, MemberInfo, NotLeader, MAX_SEEDS};
+use bridle_common::error::SESSION_BUSY;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor_attested, to_cbor};
 use bridle_common::protocol::{Call, Reply};
@@ -231,6 +232,9 @@ impl ClusterNode {
             Call::AllowImage(a) => keyed::allow_image(&enclave, a)?,
             Call::SignIfAllowed(req) => {
                 let mut checked = unblocked(self, req.session, |e| e.precheck_sign(&req)).await;
+                // Still busy: nothing proposed, answered so (the host asks again) — never
+                // proposed as a refusal.
+                checked.as_ref().filter_busy()?;
                 // A session this leader does not know may be one whose creation it has not
                 // applied yet (a leader just elected): it catches up and checks again, so
                 // that no request passes the key check below on stale state (proposed, it
@@ -248,6 +252,7 @@ impl ClusterNode {
                         // The state as applied now (a snapshot installed meanwhile
                         // replaces the enclave: `unblocked` fetches it).
                         checked = unblocked(self, req.session, |e| e.precheck_sign(&req)).await;
+                        checked.as_ref().filter_busy()?;
                     }
                 }
                 match checked {
@@ -670,10 +675,15 @@ impl super::peers::Handler for ClusterNode {
     }
 }
 
+/// How long a leader waits for a busy session's lock before a call on it is answered
+/// busy (well within the host's call timeout, beside a commit's).
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `check` on `enclave`, asked again after waiting off the runtime's worker while
 /// `session`'s lock is held (an entry applying an owner call on it: a sweep signs up to
-/// ≈ 512 revocations under it) — `check` answers `Ok(None)` then; at most
-/// [`COMMIT_TIMEOUT`], then `unavailable`. A leader's checks before the log waited for that
+/// ≈ 512 revocations under it) — `check` answers `Ok(None)` then; at most [`BUSY_WAIT`],
+/// then `unavailable` with the rule [`SESSION_BUSY`]: nothing proposed, which the caller
+/// answers at once (the host asks again). A leader's checks before the log waited for that
 /// lock on a worker (a review of 2026-12-05). The enclave is fetched again after each wait
 /// (a snapshot installed meanwhile replaces it).
 async fn unblocked<T>(
@@ -681,7 +691,7 @@ async fn unblocked<T>(
     session: alloy_primitives::Address,
     check: impl Fn(&crate::Enclave) -> Result<Option<T>, Denial>,
 ) -> Result<T, Denial> {
-    let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
     loop {
         let enclave = node.enclave()?;
         if let Some(v) = check(&enclave)? {
@@ -691,7 +701,25 @@ async fn unblocked<T>(
         let freed = !left.is_zero()
             && tokio::task::spawn_blocking(move || enclave.wait_for_session(&session, left)).await.unwrap_or(false);
         if !freed {
-            return Err(unavailable(format!("session {session} stayed busy; nothing was proposed; ask again")));
+            return Err(Denial::rule(
+                ErrorCode::Unavailable,
+                SESSION_BUSY,
+                format!("session {session} is busy with its owner's calls; nothing was proposed; ask again"),
+            ));
+        }
+    }
+}
+
+/// A check's busy answer ([`SESSION_BUSY`]), to be returned as it is.
+trait FilterBusy {
+    fn filter_busy(self) -> Result<(), Denial>;
+}
+
+impl<T> FilterBusy for Result<&T, &Denial> {
+    fn filter_busy(self) -> Result<(), Denial> {
+        match self {
+            Err(d) if d.rule.as_deref() == Some(SESSION_BUSY) => Err(d.clone()),
+            _ => Ok(()),
         }
     }
 }
