@@ -159,6 +159,11 @@ pub struct Denial {
 /// within its call timeout.
 pub const SESSION_BUSY: &str = "enclave.session_busy";
 
+/// Whether `d` is that answer ([`SESSION_BUSY`]).
+pub fn is_session_busy(d: &Denial) -> bool {
+    d.code == ErrorCode::Unavailable && d.rule.as_deref() == Some(SESSION_BUSY)
+}
+
 impl Denial {
     pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
         Denial { code, rule: None, reason: reason.into() }

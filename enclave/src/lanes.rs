@@ -42,7 +42,11 @@
 //! on the owner lane. A frame sent to the workers as signing must decode as signing, or it
 //! is refused: nothing else runs there whatever the first bytes say.
 
-use bridle_common::protocol::{Call, CallClass};
+use crate::Enclave;
+use alloy_primitives::Address;
+use bridle_common::error::{Denial, ErrorCode, SESSION_BUSY};
+use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Calls of one lane decoded and served at once.
@@ -61,18 +65,6 @@ pub enum Lane {
     Owner,
     /// `status`, `audit`, `attest`.
     Reading,
-}
-
-impl Lane {
-    /// The lane a decoded call belongs in (a cluster's traffic, refused by a stand-alone
-    /// enclave, with the owner calls).
-    pub fn of(call: &Call) -> Lane {
-        match call.class() {
-            CallClass::Signing => Lane::Signing,
-            CallClass::Reading => Lane::Reading,
-            CallClass::Owner | CallClass::Cluster => Lane::Owner,
-        }
-    }
 }
 
 /// The lanes' turns, shared by every connection of one server.
@@ -104,6 +96,29 @@ impl Lanes {
     pub fn free(&self) -> (usize, usize) {
         (self.owner.available_permits(), self.reading.available_permits())
     }
+}
+
+/// Wait, off the runtime's worker and until `deadline` at most, for `session`'s lock (held
+/// by an owner call working on it) to be free; else the busy answer ([`SESSION_BUSY`]),
+/// saying that `nothing` was done. For a signing request on a worker, and a cluster
+/// leader's checks before the log.
+pub async fn wait_for_session(
+    enclave: Arc<Enclave>,
+    session: Address,
+    deadline: Instant,
+    nothing: &str,
+) -> Result<(), Denial> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let freed = !left.is_zero()
+        && tokio::task::spawn_blocking(move || enclave.wait_for_session(&session, left)).await.unwrap_or(false);
+    if freed {
+        return Ok(());
+    }
+    Err(Denial::rule(
+        ErrorCode::Unavailable,
+        SESSION_BUSY,
+        format!("session {session} is busy with its owner's calls; {nothing}; ask again"),
+    ))
 }
 
 /// The lane of a request frame, from its first bytes (see the module docs).
@@ -138,7 +153,7 @@ fn call_name(frame: &[u8]) -> Option<&[u8]> {
 mod tests {
     use super::*;
     use bridle_common::frame::to_cbor;
-    use bridle_common::protocol::{RequestFrame, PROTOCOL_VERSION};
+    use bridle_common::protocol::{Call, CallClass, RequestFrame, PROTOCOL_VERSION};
 
     fn frame(call: Call) -> Vec<u8> {
         to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call }).unwrap()
@@ -188,7 +203,12 @@ mod tests {
     fn every_call_as_encoded_lands_in_its_lane() {
         let calls = one_of_each_call();
         for (call, lane) in &calls {
-            assert_eq!(Lane::of(call), *lane, "{}", call.name());
+            let by_class = match call.class() {
+                CallClass::Signing => Lane::Signing,
+                CallClass::Reading => Lane::Reading,
+                CallClass::Owner | CallClass::Cluster => Lane::Owner,
+            };
+            assert_eq!(by_class, *lane, "{}", call.name());
             assert_eq!(lane_of(&frame(call.clone())), *lane, "{}", call.name());
         }
         let names: std::collections::BTreeSet<_> = calls.iter().map(|(c, _)| c.name()).collect();

@@ -2,12 +2,12 @@
 //! or vsock (Nitro). One response frame per request frame, in order, per connection.
 
 use crate::cluster::ClusterNode;
-use crate::lanes::{lane_of, Lane, Lanes};
-use crate::service::{Enclave, LockWait, SESSION_BUSY};
+use crate::lanes::{lane_of, wait_for_session, Lane, Lanes};
+use crate::service::{Enclave, LockWait};
 use alloy_primitives::Address;
 use bridle_common::address::SocketAddress;
 use bridle_common::cluster::MAX_CALL_FRAME;
-use bridle_common::error::{Denial, ErrorCode};
+use bridle_common::error::{is_session_busy, Denial, ErrorCode};
 use bridle_common::frame::{
     from_cbor, from_cbor_within, max_answer, max_decoded, push_frame, read_frame, read_frame_body, read_frame_len,
     to_cbor, FrameError,
@@ -174,7 +174,7 @@ fn handle_signing(enclave: &Enclave, body: &[u8]) -> Result<ResponseFrame, Addre
         Ok(RequestFrame { call: Call::SignIfAllowed(req), .. }) => {
             let session = req.session;
             let r = enclave.handle_waiting(Call::SignIfAllowed(req), LockWait::Briefly);
-            if matches!(&r, Err(d) if d.rule.as_deref() == Some(SESSION_BUSY)) {
+            if matches!(&r, Err(d) if is_session_busy(d)) {
                 busy = Some(session);
             }
             r
@@ -210,19 +210,8 @@ async fn sign_on_the_worker(enclave: &Arc<Enclave>, body: &[u8]) -> ResponseFram
             Ok(resp) => return resp,
             Err(session) => session,
         };
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let e = Arc::clone(enclave);
-        let freed = !left.is_zero()
-            && tokio::task::spawn_blocking(move || e.wait_for_session(&session, left)).await.unwrap_or(false);
-        if !freed {
-            return ResponseFrame {
-                version: PROTOCOL_VERSION,
-                result: Err(Denial::rule(
-                    ErrorCode::Unavailable,
-                    SESSION_BUSY,
-                    format!("session {session} is busy with its owner's calls; nothing was signed; ask again"),
-                )),
-            };
+        if let Err(busy) = wait_for_session(Arc::clone(enclave), session, deadline, "nothing was signed").await {
+            return ResponseFrame { version: PROTOCOL_VERSION, result: Err(busy) };
         }
     }
 }

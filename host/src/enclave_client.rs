@@ -451,8 +451,7 @@ impl EnclaveClient {
                 match self.exchange(lane, name, &body).await {
                     Err(ClientError::Denied(d))
                         if signing
-                            && d.code == ErrorCode::Unavailable
-                            && d.rule.as_deref() == Some(bridle_common::error::SESSION_BUSY)
+                            && bridle_common::error::is_session_busy(&d)
                             && deadline.saturating_duration_since(Instant::now()) > BUSY_MARGIN =>
                     {
                         tokio::time::sleep(BUSY_RETRY).await;

@@ -25,7 +25,7 @@ use crate::clock::{Clock, ReplicaClock};
 use crate::keys::Key;
 use crate::session::placeholder_signature;
 use bridle_common::cluster::{ClusterCall, ClusterInfo, ClusterReply, ClusterStart, MemberInfo, NotLeader, MAX_SEEDS};
-use bridle_common::error::SESSION_BUSY;
+use bridle_common::error::is_session_busy;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor_attested, to_cbor};
 use bridle_common::protocol::{Call, Reply};
@@ -234,7 +234,11 @@ impl ClusterNode {
                 let mut checked = unblocked(self, req.session, |e| e.precheck_sign(&req)).await;
                 // Still busy: nothing proposed, answered so (the host asks again) — never
                 // proposed as a refusal.
-                checked.as_ref().filter_busy()?;
+                if let Err(d) = &checked {
+                    if is_session_busy(d) {
+                        return Err(d.clone());
+                    }
+                }
                 // A session this leader does not know may be one whose creation it has not
                 // applied yet (a leader just elected): it catches up and checks again, so
                 // that no request passes the key check below on stale state (proposed, it
@@ -252,7 +256,11 @@ impl ClusterNode {
                         // The state as applied now (a snapshot installed meanwhile
                         // replaces the enclave: `unblocked` fetches it).
                         checked = unblocked(self, req.session, |e| e.precheck_sign(&req)).await;
-                        checked.as_ref().filter_busy()?;
+                        if let Err(d) = &checked {
+                            if is_session_busy(d) {
+                                return Err(d.clone());
+                            }
+                        }
                     }
                 }
                 match checked {
@@ -682,7 +690,7 @@ const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// `check` on `enclave`, asked again after waiting off the runtime's worker while
 /// `session`'s lock is held (an entry applying an owner call on it: a sweep signs up to
 /// ≈ 512 revocations under it) — `check` answers `Ok(None)` then; at most [`BUSY_WAIT`],
-/// then `unavailable` with the rule [`SESSION_BUSY`]: nothing proposed, which the caller
+/// then `unavailable` with the rule `enclave.session_busy`: nothing proposed, which the caller
 /// answers at once (the host asks again). A leader's checks before the log waited for that
 /// lock on a worker (a review of 2026-12-05). The enclave is fetched again after each wait
 /// (a snapshot installed meanwhile replaces it).
@@ -697,29 +705,6 @@ async fn unblocked<T>(
         if let Some(v) = check(&enclave)? {
             return Ok(v);
         }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let freed = !left.is_zero()
-            && tokio::task::spawn_blocking(move || enclave.wait_for_session(&session, left)).await.unwrap_or(false);
-        if !freed {
-            return Err(Denial::rule(
-                ErrorCode::Unavailable,
-                SESSION_BUSY,
-                format!("session {session} is busy with its owner's calls; nothing was proposed; ask again"),
-            ));
-        }
-    }
-}
-
-/// A check's busy answer ([`SESSION_BUSY`]), to be returned as it is.
-trait FilterBusy {
-    fn filter_busy(self) -> Result<(), Denial>;
-}
-
-impl<T> FilterBusy for Result<&T, &Denial> {
-    fn filter_busy(self) -> Result<(), Denial> {
-        match self {
-            Err(d) if d.rule.as_deref() == Some(SESSION_BUSY) => Err(d.clone()),
-            _ => Ok(()),
-        }
+        crate::lanes::wait_for_session(enclave, session, deadline, "nothing was proposed").await?;
     }
 }

@@ -40,7 +40,7 @@ impl Enclave {
     pub fn sign_waiting(&self, req: &SignRequest, wait: LockWait) -> Result<Signed, Denial> {
         let mut fresh = false;
         let r = self.sign_checked(req, &mut fresh, wait);
-        if matches!(&r, Err(d) if d.rule.as_deref() == Some(SESSION_BUSY)) {
+        if matches!(&r, Err(d) if bridle_common::error::is_session_busy(d)) {
             // Not a refusal: served again where it may wait.
             return r;
         }

@@ -335,6 +335,16 @@ async fn a_revocation_the_node_does_not_hold_is_sent_again_even_at_the_fee_caps(
     assert!(sent.lock().unwrap().is_empty());
 }
 
+/// The session's status on 31337 with one approval swept at nonce 4 (signed, not mined),
+/// the enclave's next nonce 5.
+fn swept_at_4() -> SessionStatus {
+    let mut swept = lane::tests::key(lane::tests::ROUTER, bridle_common::allowance::AllowanceState::Swept, Some(4));
+    swept.chain_id = 31337;
+    let mut st = lane::tests::status(SessionState::Active, vec![swept], 5);
+    st.next_nonces[0].chain_id = 31337;
+    st
+}
+
 /// A review of 2026-12-05: a sweep the node's pool held when this host found it (another
 /// host's broadcast, or this one's before a restart) was waited on with nothing in the book,
 /// for ever if it never got mined. Now it is followed like one of this host's own, at no
@@ -342,16 +352,11 @@ async fn a_revocation_the_node_does_not_hold_is_sent_again_even_at_the_fee_caps(
 /// passes it is re-signed at the node's fees — a bump the enclave signs at that nonce.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_in_the_nodes_pool_is_followed_and_bumped_when_stuck() {
-    use bridle_common::allowance::AllowanceState;
     let dir = tempfile::tempdir().unwrap();
     let (state, calls) = host_with(&dir, swept_at(4));
     let (url, sent) = node(4, 5).await;
     // Swept at 4 by someone else; the node's pool holds a transaction there.
-    let mut swept = lane::tests::key(lane::tests::ROUTER, AllowanceState::Swept, Some(4));
-    swept.chain_id = 31337;
-    let st = lane::tests::status(SessionState::Active, vec![swept], 5);
-    let mut st = st;
-    st.next_nonces[0].chain_id = 31337;
+    let st = swept_at_4();
     let http = reqwest::Client::new();
     let after = (Duration::from_secs(120), SWEEP_CALL_LIMIT);
     let mut book = Book::default();
@@ -442,7 +447,6 @@ async fn a_stalled_node_holds_up_only_its_own_chain() {
 /// bump from the node's would be refused as underpriced until many rounds had raised it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_in_the_nodes_pool_that_the_store_holds_is_bumped_from_its_own_fees() {
-    use bridle_common::allowance::AllowanceState;
     use bridle_common::tx::{Eip1559Request, TxRequest};
     let dir = tempfile::tempdir().unwrap();
     let (state, calls) = host_with(&dir, swept_at(4));
@@ -472,10 +476,7 @@ async fn a_sweep_in_the_nodes_pool_that_the_store_holds_is_bumped_from_its_own_f
         signed_at: 1,
     };
     state.store.insert_sweep(&[stored]).unwrap();
-    let mut swept = lane::tests::key(lane::tests::ROUTER, AllowanceState::Swept, Some(4));
-    swept.chain_id = 31337;
-    let mut st = lane::tests::status(SessionState::Active, vec![swept], 5);
-    st.next_nonces[0].chain_id = 31337;
+    let st = swept_at_4();
     let http = reqwest::Client::new();
     let after = (Duration::from_secs(120), SWEEP_CALL_LIMIT);
     let mut book = Book::default();
