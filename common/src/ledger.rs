@@ -78,6 +78,9 @@ pub struct Line {
 /// Most lines a ledger holds: the native coin, gas, USD and every token a policy of the
 /// session ever charged (a policy lists at most 256 tokens; updates may list others).
 pub const MAX_LINES: usize = 1024;
+/// What a line takes, as [`Ledger::footprint`] counts it (a growable container's entry,
+/// counted twice).
+pub const LINE_BYTES: usize = 2 * std::mem::size_of::<Line>();
 
 /// The ledger. Few lines (one per charged asset), so a sorted vector.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +99,11 @@ impl Ledger {
             Some(l) => l.counters[slot(period)].spent_in(period.index(anchor, t)),
             None => U256::ZERO,
         }
+    }
+
+    /// Whether a charge to `key` would add a line (none exists, and there is room for one).
+    pub fn would_add_line(&self, key: LedgerKey) -> bool {
+        self.line(key).is_none() && self.lines.len() < MAX_LINES
     }
 
     /// Whether a charge to `key` can be recorded (a line exists or there is room for one).
@@ -133,7 +141,7 @@ impl Ledger {
     /// session — grown step by step or restored from a snapshot — computes the same figure
     /// (the memory budget decides with it). Growable containers count twice their length.
     pub fn footprint(&self) -> usize {
-        2 * self.lines.len() * std::mem::size_of::<Line>()
+        self.lines.len() * LINE_BYTES
     }
 }
 

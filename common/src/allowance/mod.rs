@@ -25,7 +25,7 @@ pub mod registry;
 pub mod view;
 pub mod worst;
 
-pub use registry::{Grant, Item, Key, Place, Registry, Via, MAX_WRITES};
+pub use registry::{Grant, Item, Key, Place, Registry, Via, MAX_WRITES, PREPAID_PER_APPROVAL, WRITE_BYTES};
 
 /// How far a block's timestamp may trail the enclave's clock at signing (RULES.md §6): on
 /// proof-of-stake Ethereum a block's timestamp is its slot's start, so a transaction signed

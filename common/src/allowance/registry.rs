@@ -12,6 +12,12 @@ use std::collections::BTreeMap;
 pub const MAX_WRITES: usize = 512;
 /// Ranges of write-less transaction nonces remembered per chain (see [`Positions`]).
 pub const MAX_PLAIN_RANGES: usize = 64;
+/// Revocations an owner's signed sweep may add on credit for each approval the session is
+/// granted (the first revocation and one fee bump): see [`Registry::prepaid`].
+pub const PREPAID_PER_APPROVAL: usize = 2;
+/// What one write takes in the registry at most, as [`Registry::footprint`] counts it: an
+/// item of its own (counted twice, a growable container) and its grant.
+pub const WRITE_BYTES: usize = 2 * std::mem::size_of::<Item>() + std::mem::size_of::<Grant>();
 
 /// An allowance: whose tokens, which token, which spender, on which chain, of which kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -152,6 +158,15 @@ pub struct Registry {
     pub(crate) own: BTreeMap<u64, Positions>,
     pub(crate) meta: BTreeMap<Key, KeyMeta>,
     writes: usize,
+    /// Revocations the owner's signed sweeps may still add on credit ([`Registry::prepaid`]):
+    /// [`PREPAID_PER_APPROVAL`] for each approval recorded, less what the owner's sweeps
+    /// wrote since.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    prepaid: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Registry {
@@ -249,6 +264,21 @@ impl Registry {
         }
     }
 
+    /// Revocations an owner's signed sweep may add on credit: paid for, in the enclave's
+    /// memory budget, when the approvals they revoke were signed ([`Registry::footprint`]
+    /// counts [`WRITE_BYTES`] for each), so that the owner's way out stays open when others
+    /// have spent the budget — a reserve shared by every session could be used up by anyone's
+    /// own owner-signed sweeps (a review of 2026-12-05). Never more than the registry has
+    /// room for: a session is never charged beyond a full registry.
+    pub fn prepaid(&self) -> usize {
+        self.prepaid.min(MAX_WRITES.saturating_sub(self.writes))
+    }
+
+    /// An owner's signed sweep wrote `n` revocations: they use up as much credit.
+    pub(crate) fn spend_prepaid(&mut self, n: usize) {
+        self.prepaid = self.prepaid.saturating_sub(n);
+    }
+
     /// Whether `n` more writes fit at `now` (after forgetting ended Permit2 authorities).
     pub fn has_room(&self, n: usize, now: u64) -> bool {
         self.writes.saturating_add(n) <= MAX_WRITES || self.writes - self.forgettable(now) + n <= MAX_WRITES
@@ -321,6 +351,14 @@ impl Registry {
                 m.expires_at = expires_at;
             }
         }
+        if !sweep {
+            // Approvals a revocation can take back (a signature transfer lapses by itself).
+            let approvals = grants
+                .iter()
+                .filter(|g| g.key.kind.sweepable() && matches!(g.op, GrantOp::Set(v) | GrantOp::Add(v) if !v.is_zero()))
+                .count();
+            self.prepaid = approvals.saturating_mul(PREPAID_PER_APPROVAL).saturating_add(self.prepaid).min(MAX_WRITES);
+        }
         self.writes += grants.len();
         self.items.push(Item { place, signed_at, grants, sweep, may_revert });
         Ok(())
@@ -329,8 +367,10 @@ impl Registry {
     /// Approximate heap bytes, from lengths (never capacities), so that every replica of a
     /// session — grown step by step or restored from a snapshot — computes the same figure
     /// (the memory budget decides with it). Growable containers count twice their length.
+    /// The revocations prepaid for the owner's sweeps count as the writes they will be.
     pub fn footprint(&self) -> usize {
-        2 * self.items.len() * std::mem::size_of::<Item>()
+        self.prepaid() * WRITE_BYTES
+            + 2 * self.items.len() * std::mem::size_of::<Item>()
             + self.writes * std::mem::size_of::<Grant>()
             + self.meta.len() * (std::mem::size_of::<Key>() + std::mem::size_of::<KeyMeta>() + 32)
             + self.own.len() * (MAX_PLAIN_RANGES * 16 + 64)
@@ -362,6 +402,51 @@ mod tests {
             assert!(p.contains(n));
         }
         assert!(p.contains(0) && p.contains(11));
+    }
+
+    fn grant(kind: AllowanceKind, amount: u64, via: &'static str) -> Grant {
+        let key = Key {
+            chain_id: 1,
+            holder: Address::repeat_byte(1),
+            token: Address::repeat_byte(2),
+            spender: Address::repeat_byte(3),
+            kind,
+        };
+        Grant { key, op: GrantOp::Set(U256::from(amount)), end: None, token_index: None, via: Via(via) }
+    }
+
+    /// Each approval a revocation can take back prepays [`PREPAID_PER_APPROVAL`] of them,
+    /// charged as the writes they will be; revocations, sweeps and signature transfers
+    /// prepay nothing; the owner's sweeps use it up; and a session is never charged beyond a
+    /// full registry.
+    #[test]
+    fn approvals_prepay_their_revocations_within_the_registry() {
+        let mut r = Registry::default();
+        let own = |nonce| Place::Own { chain_id: 1, nonce };
+        let meta = |_: &Grant| (String::new(), 6, 0);
+        let bare = r.footprint();
+        r.record(own(0), 1, vec![grant(AllowanceKind::Erc20, 5, "approve")], false, false, meta).unwrap();
+        assert_eq!(r.prepaid(), PREPAID_PER_APPROVAL);
+        let mut spent = r.clone();
+        spent.spend_prepaid(PREPAID_PER_APPROVAL);
+        assert_eq!(spent.prepaid(), 0);
+        assert_eq!(r.footprint() - spent.footprint(), PREPAID_PER_APPROVAL * WRITE_BYTES);
+        assert!(spent.footprint() > bare);
+        // A revocation by the agent, a sweep, a signature transfer: no credit.
+        r.record(own(1), 2, vec![grant(AllowanceKind::Erc20, 0, "approve")], false, false, meta).unwrap();
+        r.record(own(2), 3, vec![grant(AllowanceKind::Erc20, 0, "sweep")], true, false, meta).unwrap();
+        let transfer = AllowanceKind::SignatureTransfer { contract: Address::repeat_byte(4) };
+        r.record(Place::Floating { deadline: 10 }, 4, vec![grant(transfer, 5, "Permit2 transfer")], false, false, meta)
+            .unwrap();
+        assert_eq!(r.prepaid(), PREPAID_PER_APPROVAL);
+        // One write is charged once: as a write, or as credit, never both past a full registry.
+        let mut n = 4;
+        while r.writes < MAX_WRITES {
+            r.record(own(n), 5, vec![grant(AllowanceKind::Erc20, 5, "approve")], false, false, meta).unwrap();
+            assert!(r.writes + r.prepaid() <= MAX_WRITES);
+            n += 1;
+        }
+        assert_eq!(r.prepaid(), 0, "a full registry leaves no room to prepay");
     }
 
     #[test]

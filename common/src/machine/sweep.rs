@@ -18,6 +18,17 @@ pub const SWEEP_MAX_GAS: u64 = crate::allowance::MAX_REVOKE_GAS;
 /// Most chains one sweep may name.
 pub const MAX_SWEEP_CHAINS: usize = 64;
 
+/// Who asked for a sweep, and on what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SweptBy {
+    /// Anyone: expired approvals, within the policy's caps.
+    Anyone,
+    /// The owner, whose signature over the terms was checked.
+    Owner,
+    /// The owner, on the session's credit ([`Machine::sweep_on_credit`]).
+    OwnerOnCredit,
+}
+
 impl Machine {
     /// Whether approvals of the session's own address are outstanding and unsettled: their
     /// revocations still have to be signed with this session's key.
@@ -64,7 +75,28 @@ impl Machine {
     ) -> Outcome<SweepReply> {
         let t = self.tick(clock);
         let mut out = Outcome::new(t);
-        let r = self.sweep_at(t, terms, accounts, authed, key, &mut out);
+        let by = if authed { SweptBy::Owner } else { SweptBy::Anyone };
+        let r = self.sweep_at(t, terms, accounts, by, key, &mut out);
+        out.done(r)
+    }
+
+    /// The owner's signed sweep ([`Machine::sweep_with_accounts`] with `authed`) when the
+    /// enclave's memory budget has no room for it: it goes through only if it writes no more
+    /// revocations than the session prepaid ([`crate::allowance::Registry::prepaid`]) and
+    /// adds nothing else the budget would have to find — no chain the session has not signed
+    /// a transaction on yet (its first takes room for the chain's positions). What it adds is
+    /// what was charged for it already, so the session's charge does not grow. Otherwise it
+    /// is refused `rate_limited` (`enclave.memory_budget`), changing nothing.
+    pub fn sweep_on_credit(
+        &mut self,
+        clock: u64,
+        terms: &[SweepTerms],
+        accounts: &[AccountSweepTerms],
+        key: Option<&dyn Signer>,
+    ) -> Outcome<SweepReply> {
+        let t = self.tick(clock);
+        let mut out = Outcome::new(t);
+        let r = self.sweep_at(t, terms, accounts, SweptBy::OwnerOnCredit, key, &mut out);
         out.done(r)
     }
 
@@ -73,10 +105,11 @@ impl Machine {
         t: u64,
         terms: &[SweepTerms],
         accounts: &[AccountSweepTerms],
-        authed: bool,
+        by: SweptBy,
         key: Option<&dyn Signer>,
         out: &mut Outcome<SweepReply>,
     ) -> Result<SweepReply, Denial> {
+        let (authed, on_credit) = (by != SweptBy::Anyone, by == SweptBy::OwnerOnCredit);
         let session = self.facts.address;
         check_terms(terms)?;
         sweep_account::check_account_terms(accounts)?;
@@ -256,6 +289,11 @@ impl Machine {
                 "the allowance registry is full: the session can record no more revocations",
             ));
         }
+        // Every revocation is a write of its own; a user operation's, one per key.
+        let writes = plan.len() + account_plans.iter().map(|p| p.keys.len()).sum::<usize>();
+        if on_credit {
+            within_credit(reg, &plan, writes)?;
+        }
         let key = key.ok_or_else(|| {
             Denial::new(
                 ErrorCode::Revoked,
@@ -315,6 +353,11 @@ impl Machine {
             let may_revert = crate::allowance::gas_uncertain(&policy, x.chain_id);
             // Room was checked above.
             let _ = self.counters.allowances.record(place, t, vec![g], true, may_revert, |_| (String::new(), 0, t));
+        }
+        if authed {
+            // What the owner's sweeps write uses up the session's credit, on credit or not:
+            // the charge prepaid for them becomes the writes themselves.
+            self.counters.allowances.spend_prepaid(writes);
         }
         self.counters.charge_gas(gas_cost, self.facts.anchor, t);
         if self.revoked && authed && !self.has_sweepable(t) {
@@ -428,4 +471,71 @@ pub(super) fn check_fees(policy: &crate::policy::CompiledPolicy, terms: &[SweepT
         }
     }
     Ok(())
+}
+
+/// Whether an owner's sweep on credit ([`Machine::sweep_on_credit`]) adds only what the
+/// session prepaid: `writes` revocations within its credit, on chains whose positions the
+/// registry holds already.
+fn within_credit(
+    reg: &crate::allowance::Registry,
+    plan: &[(SweepTerms, u64, Key)],
+    writes: usize,
+) -> Result<(), Denial> {
+    let budget = |reason: String| Denial::rule(ErrorCode::RateLimited, "enclave.memory_budget", reason);
+    let prepaid = reg.prepaid();
+    if writes > prepaid {
+        return Err(budget(format!(
+            "the enclave's memory budget is spent: the owner's sweep goes through on the revocations its session prepaid ({prepaid} left), and this one writes {writes}"
+        )));
+    }
+    if let Some((x, _, _)) = plan.iter().find(|(x, _, _)| reg.own_positions(x.chain_id).is_none()) {
+        return Err(budget(format!(
+            "the enclave's memory budget is spent: the session signed no transaction on chain {} yet, and its first there needs room beyond the revocations it prepaid",
+            x.chain_id
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod credit_tests {
+    use super::*;
+    use crate::allowance::{AllowanceKind, Registry, PREPAID_PER_APPROVAL};
+    use alloy_primitives::Address;
+
+    fn approval(chain_id: u64) -> (Key, Grant) {
+        let key = Key {
+            chain_id,
+            holder: Address::repeat_byte(1),
+            token: Address::repeat_byte(2),
+            spender: Address::repeat_byte(3),
+            kind: AllowanceKind::Erc20,
+        };
+        (key, Grant { key, op: GrantOp::Set(U256::from(5u8)), end: None, token_index: None, via: Via("permit") })
+    }
+
+    fn terms(chain_id: u64) -> SweepTerms {
+        SweepTerms { chain_id, nonce: 0, max_fee_per_gas: 1, max_priority_fee_per_gas: 1, gas_limit: 100_000 }
+    }
+
+    /// On credit a sweep adds only what was prepaid: its revocations within the credit, and
+    /// no chain whose positions the registry does not hold yet (a permit's approval on a
+    /// chain the session never sent a transaction on: its first there adds them).
+    #[test]
+    fn on_credit_a_sweep_adds_only_what_was_prepaid() {
+        let mut reg = Registry::default();
+        let (k1, g1) = approval(1);
+        let (k2, g2) = approval(2);
+        let meta = |_: &Grant| (String::new(), 6, 0);
+        reg.record(Place::Own { chain_id: 1, nonce: 0 }, 1, vec![g1], false, false, meta).unwrap();
+        reg.record(Place::Floating { deadline: 100 }, 1, vec![g2], false, false, meta).unwrap();
+        assert_eq!(reg.prepaid(), 2 * PREPAID_PER_APPROVAL);
+        let on_1 = [(terms(1), 1, k1)];
+        assert!(within_credit(&reg, &on_1, 1).is_ok());
+        assert!(within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL).is_ok());
+        let d = within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL + 1).unwrap_err();
+        assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("enclave.memory_budget")), "{d}");
+        let d = within_credit(&reg, &[(terms(2), 0, k2)], 1).unwrap_err();
+        assert!(d.reason.contains("no transaction on chain 2"), "{d}");
+    }
 }

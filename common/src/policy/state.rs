@@ -125,8 +125,15 @@ impl Counters {
     /// Approximate heap bytes, from lengths (never capacities), so that every replica of a
     /// session — grown step by step or restored from a snapshot — computes the same figure
     /// (the memory budget decides with it). Growable containers count twice their length.
+    /// An owner's sweep on credit ([`Registry::prepaid`]) may add the gas cost's line: it is
+    /// counted while the session has credit and no such line.
     pub fn footprint(&self) -> usize {
-        2 * self.recent.len() * 16 + self.ledger.footprint() + self.allowances.footprint()
+        let gas_line = if self.allowances.prepaid() > 0 && self.ledger.would_add_line(LedgerKey::GasCost) {
+            crate::ledger::LINE_BYTES
+        } else {
+            0
+        };
+        2 * self.recent.len() * 16 + self.ledger.footprint() + self.allowances.footprint() + gas_line
     }
 }
 

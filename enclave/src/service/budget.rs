@@ -20,10 +20,12 @@ pub const HEADROOM: usize = held_bytes(DEFAULT_MAX_FRAME) + (64 << 10);
 /// for signatures and creations (by sessions from keys anyone can make): the gap between
 /// the two is theirs, and an unsigned sweep (anyone's) needs the whole of [`HEADROOM`]
 /// like every other call that grows the state.
-pub const OWNER_SWEEP_ROOM: usize = bridle_common::allowance::MAX_WRITES
-    * (2 * std::mem::size_of::<bridle_common::allowance::Item>()
-        + std::mem::size_of::<bridle_common::allowance::Grant>())
-    + (64 << 10);
+///
+/// Anyone's own owner-signed sweeps can use this reserve up (any key can own a session); an
+/// owner's sweep that finds it spent goes through on the revocations its session prepaid
+/// when its approvals were signed (`Registry::prepaid`, `Machine::sweep_on_credit`).
+pub const OWNER_SWEEP_ROOM: usize =
+    bridle_common::allowance::MAX_WRITES * bridle_common::allowance::WRITE_BYTES + (64 << 10);
 
 const _: () = assert!(OWNER_SWEEP_ROOM < HEADROOM);
 

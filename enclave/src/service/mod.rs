@@ -440,4 +440,6 @@ mod budget_tests;
 #[cfg(test)]
 mod custody_tests;
 #[cfg(test)]
+mod prepaid_tests;
+#[cfg(test)]
 pub(crate) mod room_tests;

@@ -477,15 +477,20 @@ impl Enclave {
         // anonymous re-signs at a fee of zero grew sessions past it unchecked). An owner's
         // sweep needs only its own growth, so the owner's way out stays open when sessions
         // anyone can make have spent the budget (a review of that fix); its signature is
-        // checked below, and a sweep that fails it changes nothing.
-        let (need, what) = match w.auth {
-            Some(_) => (OWNER_SWEEP_ROOM, "no sweep, even the owner's (which grows the session's state)"),
-            None => (
-                HEADROOM,
-                "no unsigned sweep (which grows the session's state); the owner's signed sweep still has room",
-            ),
+        // checked below, and a sweep that fails it changes nothing. Past that reserve (which
+        // anyone's own owner-signed sweeps can use up: a review of 2026-12-05), an owner's
+        // sweep goes through on the revocations its session prepaid when its approvals were
+        // signed (`Machine::sweep_on_credit`), which grow nothing the budget did not charge.
+        let on_credit = match w.auth {
+            Some(_) => self.room_to_grow(OWNER_SWEEP_ROOM, "").is_err(),
+            None => {
+                self.room_to_grow(
+                    HEADROOM,
+                    "no unsigned sweep (which grows the session's state); the owner's signed sweep still has room",
+                )?;
+                false
+            }
         };
-        self.room_to_grow(need, what)?;
         // The owner's nonce book and signature, when the owner signed the terms.
         let owner = match &w.auth {
             Some(auth) => {
@@ -506,7 +511,12 @@ impl Enclave {
         let swept = self.decide_on(&session).and_then(|mut guard| {
             let inner = &mut *guard;
             let (machine, signer) = inner.with_signer(false);
-            let out = machine.sweep_with_accounts(self.clock.now(), &w.terms, &w.accounts, by_owner, signer);
+            let now = self.clock.now();
+            let out = if on_credit {
+                machine.sweep_on_credit(now, &w.terms, &w.accounts, signer)
+            } else {
+                machine.sweep_with_accounts(now, &w.terms, &w.accounts, by_owner, signer)
+            };
             self.settle(&session, inner, &out);
             out.result
         });
