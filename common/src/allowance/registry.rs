@@ -165,6 +165,16 @@ pub struct Registry {
     prepaid: usize,
 }
 
+/// The revocations `grants`, signed by the agent, prepay: [`PREPAID_PER_APPROVAL`] for each
+/// approval a revocation can take back (a signature transfer lapses by itself).
+fn prepaid_for(grants: &[Grant]) -> usize {
+    let approvals = grants
+        .iter()
+        .filter(|g| g.key.kind.sweepable() && matches!(g.op, GrantOp::Set(v) | GrantOp::Add(v) if !v.is_zero()))
+        .count();
+    approvals.saturating_mul(PREPAID_PER_APPROVAL)
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
@@ -279,6 +289,15 @@ impl Registry {
         self.prepaid = self.prepaid.saturating_sub(n);
     }
 
+    /// Whether the agent's `grants` fit at `now` beside every revocation the session has
+    /// prepaid and those they prepay: the agent's own writes never take the owner's sweep's
+    /// room (a review of 2026-12-05: an agent that filled its registry left the owner no
+    /// revocation at all).
+    pub fn has_room_beside_credit(&self, grants: &[Grant], now: u64) -> bool {
+        let credit = self.prepaid.saturating_add(prepaid_for(grants)).min(MAX_WRITES);
+        self.has_room(grants.len().saturating_add(credit), now)
+    }
+
     /// Whether `n` more writes fit at `now` (after forgetting ended Permit2 authorities).
     pub fn has_room(&self, n: usize, now: u64) -> bool {
         self.writes.saturating_add(n) <= MAX_WRITES || self.writes - self.forgettable(now) + n <= MAX_WRITES
@@ -352,12 +371,7 @@ impl Registry {
             }
         }
         if !sweep {
-            // Approvals a revocation can take back (a signature transfer lapses by itself).
-            let approvals = grants
-                .iter()
-                .filter(|g| g.key.kind.sweepable() && matches!(g.op, GrantOp::Set(v) | GrantOp::Add(v) if !v.is_zero()))
-                .count();
-            self.prepaid = approvals.saturating_mul(PREPAID_PER_APPROVAL).saturating_add(self.prepaid).min(MAX_WRITES);
+            self.prepaid = self.prepaid.saturating_add(prepaid_for(&grants)).min(MAX_WRITES);
         }
         self.writes += grants.len();
         self.items.push(Item { place, signed_at, grants, sweep, may_revert });
@@ -439,10 +453,25 @@ mod tests {
         r.record(Place::Floating { deadline: 10 }, 4, vec![grant(transfer, 5, "Permit2 transfer")], false, false, meta)
             .unwrap();
         assert_eq!(r.prepaid(), PREPAID_PER_APPROVAL);
-        // One write is charged once: as a write, or as credit, never both past a full registry.
+        // The agent's writes stop where they would take the room its approvals prepaid: the
+        // owner's sweep keeps all of it.
         let mut n = 4;
+        let approve = grant(AllowanceKind::Erc20, 5, "approve");
+        while r.has_room_beside_credit(std::slice::from_ref(&approve), 5) {
+            r.record(own(n), 5, vec![approve.clone()], false, false, meta).unwrap();
+            n += 1;
+        }
+        assert_eq!(r.prepaid, r.prepaid(), "no credit lost to the agent's writes");
+        assert!(r.writes + r.prepaid() > MAX_WRITES - 3, "{} writes, {} prepaid", r.writes, r.prepaid());
+        assert!(r.has_room(r.prepaid(), 5), "room for every prepaid revocation");
+        // A revocation by the agent needs room beside the credit too.
+        let revoke = grant(AllowanceKind::Erc20, 0, "approve");
+        let spare = MAX_WRITES - r.writes - r.prepaid();
+        assert_eq!(r.has_room_beside_credit(std::slice::from_ref(&revoke), 5), spare >= 1);
+        // Written anyway (an owner's sweep past its credit, say), credit is never charged
+        // beyond a full registry.
         while r.writes < MAX_WRITES {
-            r.record(own(n), 5, vec![grant(AllowanceKind::Erc20, 5, "approve")], false, false, meta).unwrap();
+            r.record(own(n), 6, vec![revoke.clone()], true, false, meta).unwrap();
             assert!(r.writes + r.prepaid() <= MAX_WRITES);
             n += 1;
         }

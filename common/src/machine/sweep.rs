@@ -84,9 +84,11 @@ impl Machine {
     /// enclave's memory budget has no room for it: it goes through only if it writes no more
     /// revocations than the session prepaid ([`crate::allowance::Registry::prepaid`]) and
     /// adds nothing else the budget would have to find — no chain the session has not signed
-    /// a transaction on yet (its first takes room for the chain's positions). What it adds is
-    /// what was charged for it already, so the session's charge does not grow. Otherwise it
-    /// is refused `rate_limited` (`enclave.memory_budget`), changing nothing.
+    /// a transaction on yet (its first takes room for the chain's positions), and no
+    /// revocation in the place of anything but a revocation of the same key (which could
+    /// bring a key it settled back into the holdings). What it adds is what was charged for
+    /// it already, so the session's charge does not grow. Otherwise it is refused
+    /// `rate_limited` (`enclave.memory_budget`), changing nothing.
     pub fn sweep_on_credit(
         &mut self,
         clock: u64,
@@ -282,15 +284,15 @@ impl Machine {
         if !authed {
             check_gas_cost(&policy, &self.counters, &self.ctx(t), gas_cost)?;
         }
-        if !reg.has_room(plan.len() + account_plans.len(), t) {
+        // Every revocation is a write of its own; a user operation's, one per key.
+        let writes = plan.len() + account_plans.iter().map(|p| p.keys.len()).sum::<usize>();
+        if !reg.has_room(writes, t) {
             return Err(Denial::rule(
                 ErrorCode::RateLimited,
                 "allowances",
                 "the allowance registry is full: the session can record no more revocations",
             ));
         }
-        // Every revocation is a write of its own; a user operation's, one per key.
-        let writes = plan.len() + account_plans.iter().map(|p| p.keys.len()).sum::<usize>();
         if on_credit {
             within_credit(reg, &plan, writes)?;
         }
@@ -475,7 +477,9 @@ pub(super) fn check_fees(policy: &crate::policy::CompiledPolicy, terms: &[SweepT
 
 /// Whether an owner's sweep on credit ([`Machine::sweep_on_credit`]) adds only what the
 /// session prepaid: `writes` revocations within its credit, on chains whose positions the
-/// registry holds already.
+/// registry holds already, at nonces where they displace nothing but revocations of the same
+/// key. (A user operation never settles a key, so one laid in another's place raises no
+/// worst case.)
 fn within_credit(
     reg: &crate::allowance::Registry,
     plan: &[(SweepTerms, u64, Key)],
@@ -491,6 +495,19 @@ fn within_credit(
     if let Some((x, _, _)) = plan.iter().find(|(x, _, _)| reg.own_positions(x.chain_id).is_none()) {
         return Err(budget(format!(
             "the enclave's memory budget is spent: the session signed no transaction on chain {} yet, and its first there needs room beyond the revocations it prepaid",
+            x.chain_id
+        )));
+    }
+    // A revocation laid where something else was signed may displace what settled another
+    // key, whose worst case (and the exposure book's charge for it) would then grow
+    // (a review of the credit): on credit only at fresh nonces, or as a fee bump of
+    // revocations of that very key.
+    let fresh =
+        |x: &SweepTerms, n: u64, k: &Key| n >= reg.next_nonce(x.chain_id) || reg.only_revokes_at(x.chain_id, n, k);
+    if let Some((x, n, _)) = plan.iter().find(|(x, n, k)| !fresh(x, *n, k)) {
+        return Err(budget(format!(
+            "the enclave's memory budget is spent: on its session's credit the owner's sweep takes nonces from {} on chain {} (or bumps a revocation of the same key); nonce {n} holds something else",
+            reg.next_nonce(x.chain_id),
             x.chain_id
         )));
     }
@@ -537,5 +554,18 @@ mod credit_tests {
         assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("enclave.memory_budget")), "{d}");
         let d = within_credit(&reg, &[(terms(2), 0, k2)], 1).unwrap_err();
         assert!(d.reason.contains("no transaction on chain 2"), "{d}");
+        // Nonce 0 holds the agent's approval: a revocation there would displace it (or
+        // whatever settled another key there), so not on credit; nonce 1 is fresh.
+        let d = within_credit(&reg, &[(terms(1), 0, k1)], 1).unwrap_err();
+        assert!(d.reason.contains("nonce 0 holds something else"), "{d}");
+        // A sweep of k1 at nonce 1, then its fee bump there, on credit; another key's
+        // revocation at that nonce is not.
+        let revoke =
+            |k: Key| Grant { key: k, op: GrantOp::Set(U256::ZERO), end: None, token_index: None, via: Via("sweep") };
+        reg.record(Place::Own { chain_id: 1, nonce: 1 }, 2, vec![revoke(k1)], true, false, meta).unwrap();
+        assert!(within_credit(&reg, &[(terms(1), 1, k1)], 1).is_ok(), "a fee bump");
+        let k3 = Key { spender: Address::repeat_byte(9), ..k1 };
+        assert!(within_credit(&reg, &[(terms(1), 1, k3)], 1).is_err(), "another key in the bump's place");
+        assert!(within_credit(&reg, &[(terms(1), 2, k3)], 1).is_ok());
     }
 }

@@ -123,12 +123,13 @@ pub(crate) fn check_allowances(
         return Ok(());
     }
     let alternatives = alternatives(place, &displaced);
-    if !charges.approvals.is_empty() && !reg.has_room(charges.approvals.len(), ctx.now) {
+    if !charges.approvals.is_empty() && !reg.has_room_beside_credit(&charges.approvals, ctx.now) {
         return Err(Denial::rule(
             ErrorCode::ExposureCeiling,
             "allowances",
             format!(
-                "the allowance registry holds {MAX_WRITES} approvals, revocations and permits, its maximum; this session can sign no more of them"
+                "the allowance registry holds {MAX_WRITES} approvals, revocations and permits, its maximum, with the revocations its approvals keep for the owner's sweep ({} prepaid); this session can sign no more of them",
+                reg.prepaid()
             ),
         ));
     }
