@@ -28,6 +28,8 @@
 //! except a signing request the enclave answered `unavailable` with the rule
 //! `enclave.session_busy` (its session busy with its owner's calls: nothing decided, no
 //! stamp spent), sent again every 5 ms while more than 2 s of its call timeout is left.
+//! At most [`crate::session_gate::SESSION_IN_FLIGHT`] of one session's signing requests are
+//! with the enclave at once, tries included; the rest wait for a place, holding no connection.
 
 use alloy_primitives::Address;
 use bridle_common::address::SocketAddress;
@@ -44,6 +46,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::cluster::ClusterLink;
 use crate::enclave_pipe::{FrameReader, Io, Outcome, Pipe};
 use crate::metrics::Metrics;
+use crate::session_gate::SessionGate;
 
 /// Default number of pooled connections.
 pub const DEFAULT_POOL_SIZE: usize = 8;
@@ -227,6 +230,8 @@ pub struct EnclaveClient {
     metrics: Option<Arc<Metrics>>,
     /// In a cluster: the other hosts, to send calls to the leader and fail over.
     cluster: Option<Arc<ClusterLink>>,
+    /// Each session's signing requests with the enclave, at most a few at once.
+    sessions: SessionGate,
 }
 
 impl std::fmt::Debug for EnclaveClient {
@@ -256,6 +261,7 @@ impl EnclaveClient {
             hook: None,
             metrics: None,
             cluster: None,
+            sessions: SessionGate::default(),
         }
     }
 
@@ -414,6 +420,10 @@ impl EnclaveClient {
 
     async fn call_inner(&self, call: Call) -> Result<Reply, ClientError> {
         let name = call.name();
+        let session = match &call {
+            Call::SignIfAllowed(r) => Some(r.session),
+            _ => None,
+        };
         let kind = match (&self.cluster, is_bulk(&call)) {
             (_, true) => Kind::Bulk,
             (Some(_), false) => Kind::Main,
@@ -447,6 +457,12 @@ impl EnclaveClient {
         let deadline = Instant::now() + timeout;
         let signing = kind == Kind::Main && name == "sign_if_allowed";
         let exchange = async {
+            // At most a few of one session's signing requests with the enclave at once, its
+            // tries included (`session_gate`).
+            let _place = match session {
+                Some(s) if signing => Some(self.sessions.enter(s).await),
+                _ => None,
+            };
             loop {
                 match self.exchange(lane, name, &body).await {
                     Err(ClientError::Denied(d))
@@ -454,6 +470,9 @@ impl EnclaveClient {
                             && bridle_common::error::is_session_busy(&d)
                             && deadline.saturating_duration_since(Instant::now()) > BUSY_MARGIN =>
                     {
+                        if let Some(m) = &self.metrics {
+                            m.session_busy_retried();
+                        }
                         tokio::time::sleep(BUSY_RETRY).await;
                     }
                     r => return r,

@@ -566,3 +566,63 @@ async fn a_busy_session_is_asked_again() {
         other => panic!("expected the busy answer, got {other:?}"),
     }
 }
+
+/// At most `SESSION_IN_FLIGHT` of one session's signing requests are with the enclave at
+/// once (SECURITY.md, "What the lanes leave"): a session whose requests the enclave holds
+/// (its owner keeps it busy) took every place of the pool's pipelines, and every other
+/// session's requests waited behind it. Here a fake enclave that never answers session A:
+/// ten of A's requests, four sent; B's still goes.
+#[tokio::test]
+async fn one_sessions_requests_take_at_most_their_places() {
+    use crate::session_gate::SESSION_IN_FLIGHT;
+    use bridle_common::protocol::{SignPayload, SignRequest};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+    let held = Arc::new(AtomicUsize::new(0));
+    let h = held.clone();
+    let (_dir, addr, _) = fake_enclave(move |mut s| {
+        let held = h.clone();
+        async move {
+            let mut stuck = false;
+            while let Ok(body) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+                match from_cbor::<RequestFrame>(&body).unwrap().call {
+                    // Answers go in order: nothing more is answered on this connection.
+                    Call::SignIfAllowed(r) if r.session == a => {
+                        held.fetch_add(1, Ordering::SeqCst);
+                        stuck = true;
+                    }
+                    call if !stuck => answer(&mut s, Err(Denial::new(ErrorCode::Internal, call.name()))).await,
+                    _ => {}
+                }
+            }
+        }
+    })
+    .await;
+    let sign = |session| {
+        Call::SignIfAllowed(SignRequest {
+            session,
+            payload: SignPayload::Message(Default::default()),
+            stamp: bridle_common::stamp::Stamp { nonce: [1; 16], timestamp: 1, mac: [2; 32] },
+        })
+    };
+    let client =
+        Arc::new(EnclaveClient::new(addr, ClientConfig { pool_size: 6, pipeline: 4, ..ClientConfig::default() }));
+    let waiting: Vec<_> = (0..10)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.call_direct(sign(a)).await })
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_secs(10);
+    while held.load(Ordering::SeqCst) < SESSION_IN_FLIGHT && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(held.load(Ordering::SeqCst), SESSION_IN_FLIGHT, "only the session's places were sent");
+    let other = tokio::time::timeout(Duration::from_secs(5), client.call_direct(sign(b))).await;
+    assert_eq!(reason(other.expect("another session's request waited")), "sign_if_allowed");
+    assert_eq!(client.sessions.sessions(), 1, "only A has requests in the gate");
+    for w in waiting {
+        w.abort();
+    }
+}

@@ -24,6 +24,7 @@ pub mod rpc;
 pub mod rpc_json;
 pub mod rpc_tx;
 pub mod rpc_userop;
+pub mod session_gate;
 pub mod store;
 pub mod sweeper;
 

@@ -42,6 +42,7 @@ pub struct Metrics {
     /// -1 unknown (never tried), 0 down, 1 up.
     enclave_up: AtomicI64,
     events_dropped: AtomicU64,
+    session_busy_retries: AtomicU64,
 }
 
 impl Metrics {
@@ -76,6 +77,11 @@ impl Metrics {
 
     pub fn event_dropped(&self) {
         self.events_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A signing request answered `enclave.session_busy` is asked again.
+    pub fn session_busy_retried(&self) {
+        self.session_busy_retries.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -139,6 +145,16 @@ impl Metrics {
         out.push_str("# HELP bridle_events_dropped_total Events not stored because the writer queue was full.\n");
         out.push_str("# TYPE bridle_events_dropped_total counter\n");
         let _ = writeln!(out, "bridle_events_dropped_total {}", self.events_dropped.load(Ordering::Relaxed));
+
+        out.push_str(
+            "# HELP bridle_enclave_session_busy_retries_total Signing requests asked again because their session was busy with its owner's calls.\n",
+        );
+        out.push_str("# TYPE bridle_enclave_session_busy_retries_total counter\n");
+        let _ = writeln!(
+            out,
+            "bridle_enclave_session_busy_retries_total {}",
+            self.session_busy_retries.load(Ordering::Relaxed)
+        );
         out
     }
 }
