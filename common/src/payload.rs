@@ -43,6 +43,12 @@ pub fn authorization_denied() -> Denial {
 pub fn prepare(payload: &SignPayload) -> Result<Prepared, Denial> {
     Ok(match payload {
         SignPayload::Transaction(TxRequest::Eip7702 { .. }) => return Err(authorization_denied()),
+        // EIP-2681: no transaction is valid at nonce 2^64 − 1; the registry's lanes count
+        // nonces up to it (a review of 2026-12-05: one signed there was taken as "above every
+        // nonce signed", as if nothing could be displaced there).
+        SignPayload::Transaction(tx) if tx.nonce() == u64::MAX => {
+            return Err(Denial::malformed("nonce 2^64 - 1 is never valid (EIP-2681)"))
+        }
         SignPayload::Transaction(tx) => {
             let built = tx.build().ok_or_else(|| Denial::malformed("transaction cannot be built"))?;
             let call = tx.call().ok_or_else(|| Denial::malformed("transaction has no call"))?;

@@ -109,6 +109,11 @@ pub struct Positions {
     ranges: Vec<(u64, u64)>,
     /// The highest nonce the session signed on this chain (any transaction).
     pub max_nonce: Option<u64>,
+    /// The lowest nonce a merge of two ranges added without a transaction signed there:
+    /// from it on, the ranges no longer tell which nonces the session signed
+    /// ([`Registry::signed_below`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    merged_from: Option<u64>,
 }
 
 impl Positions {
@@ -137,6 +142,8 @@ impl Positions {
         if self.ranges.len() > MAX_PLAIN_RANGES {
             // Merge the two ranges with the smallest gap between them.
             let j = (1..self.ranges.len()).min_by_key(|&j| self.ranges[j].0 - self.ranges[j - 1].1).unwrap_or(1);
+            let added = self.ranges[j - 1].1.saturating_add(1);
+            self.merged_from = Some(self.merged_from.map_or(added, |m| m.min(added)));
             self.ranges[j - 1].1 = self.ranges[j].1;
             self.ranges.remove(j);
         }
@@ -193,6 +200,36 @@ impl Registry {
     /// The positions of write-less transactions on `chain_id`.
     pub fn own_positions(&self, chain_id: u64) -> Option<&Positions> {
         self.own.get(&chain_id)
+    }
+
+    /// Whether every nonce below `n` on `chain_id` holds a transaction the session signed
+    /// (one that writes approvals, or a write-less one whose position is known exactly). A
+    /// transaction above a nonce nothing was signed at is mined only once something fills
+    /// it, which a revoked session's destroyed key never will (a review of 2026-12-05: the
+    /// agent's revocation at nonce 5 over its approval at 0, nonces 1 to 4 never signed,
+    /// counted as settling the approval, and the owner's revocation destroyed the key).
+    pub fn signed_below(&self, chain_id: u64, n: u64) -> bool {
+        if n == 0 {
+            return true;
+        }
+        let Some(p) = self.own.get(&chain_id) else { return false };
+        if p.merged_from.is_some_and(|m| m < n) {
+            return false;
+        }
+        let mut spans: Vec<(u64, u64)> = p.ranges.iter().copied().filter(|&(lo, _)| lo < n).collect();
+        spans.extend(self.items.iter().filter_map(|i| match i.place {
+            Place::Own { chain_id: c, nonce } if c == chain_id && nonce < n => Some((nonce, nonce)),
+            _ => None,
+        }));
+        spans.sort_unstable();
+        let mut next = 0u64;
+        for (lo, hi) in spans {
+            if lo > next {
+                return false;
+            }
+            next = next.max(hi.saturating_add(1));
+        }
+        next >= n
     }
 
     /// The nonce after the highest the session signed on `chain_id` (0 if none).
@@ -343,11 +380,15 @@ impl Registry {
             }
             return Ok(());
         }
-        if self.writes + grants.len() > MAX_WRITES {
+        // Ended Permit2 authorities are forgotten when the writes, or the revocations the
+        // agent's approvals keep room for, would not fit otherwise (the agent's room check,
+        // `has_room_beside_credit`, counts what forgetting frees).
+        let credit = if sweep { 0 } else { self.prepaid.saturating_add(prepaid_for(&grants)).min(MAX_WRITES) };
+        if self.writes + grants.len() + credit > MAX_WRITES {
             self.prune(signed_at);
-            if self.writes + grants.len() > MAX_WRITES {
-                return Err(RegistryFull);
-            }
+        }
+        if self.writes + grants.len() > MAX_WRITES {
+            return Err(RegistryFull);
         }
         if let Place::Own { chain_id, nonce } = place {
             self.own.entry(chain_id).or_default().note(nonce);
@@ -476,6 +517,37 @@ mod tests {
             n += 1;
         }
         assert_eq!(r.prepaid(), 0, "a full registry leaves no room to prepay");
+    }
+
+    /// Which nonces below a transaction the session signed: items and exact positions; past
+    /// a merge of ranges (which adds nonces nothing was signed at) nothing above it counts.
+    #[test]
+    fn signed_below_needs_every_lower_nonce_known() {
+        let mut r = Registry::default();
+        let meta = |_: &Grant| (String::new(), 6, 0);
+        assert!(r.signed_below(1, 0) && !r.signed_below(1, 1));
+        r.record(
+            Place::Own { chain_id: 1, nonce: 0 },
+            1,
+            vec![grant(AllowanceKind::Erc20, 5, "approve")],
+            false,
+            false,
+            meta,
+        )
+        .unwrap();
+        for n in [1, 2, 4] {
+            r.record(Place::Own { chain_id: 1, nonce: n }, 1, vec![], false, false, meta).unwrap();
+        }
+        assert!(r.signed_below(1, 3) && !r.signed_below(1, 4) && !r.signed_below(1, 6) && !r.signed_below(2, 1));
+        r.record(Place::Own { chain_id: 1, nonce: 3 }, 1, vec![], false, false, meta).unwrap();
+        assert!(r.signed_below(1, 5) && !r.signed_below(1, 6));
+        // 70 ranges of one nonce, two apart: merged down to 64, each merge adding a nonce.
+        for n in 0..70 {
+            r.record(Place::Own { chain_id: 1, nonce: 10 + 2 * n }, 1, vec![], false, false, meta).unwrap();
+        }
+        let from = r.own[&1].merged_from.expect("merged");
+        assert!(!r.signed_below(1, from + 1) && !r.signed_below(1, 200));
+        assert!(r.signed_below(1, 5));
     }
 
     #[test]

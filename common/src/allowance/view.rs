@@ -18,7 +18,9 @@ fn zeroes(item: &Item, key: &Key) -> bool {
 ///
 /// A user operation is never alone: the registry does not remember user operations that
 /// write no approval, so one may have been signed at the same account nonce, and an
-/// operation that reverts uses its nonce too.
+/// operation that reverts uses its nonce too. A transaction above a nonce the session never
+/// signed at is not either: it is mined only if that nonce is filled first
+/// ([`Registry::signed_below`]).
 fn alone(reg: &Registry, item: &Item, key: &Key) -> bool {
     match item.place {
         Place::Floating { .. } => true,
@@ -26,6 +28,7 @@ fn alone(reg: &Registry, item: &Item, key: &Key) -> bool {
         Place::Own { chain_id, nonce } => {
             !reg.own_positions(chain_id).is_some_and(|p| p.contains(nonce))
                 && reg.items().iter().filter(|j| j.place == item.place).all(|j| zeroes(j, key) && !j.may_revert)
+                && reg.signed_below(chain_id, nonce)
         }
     }
 }

@@ -429,6 +429,10 @@ pub fn check_terms(terms: &[SweepTerms]) -> Result<(), Denial> {
         if terms[..i].iter().any(|o| o.chain_id == x.chain_id) {
             return Err(Denial::malformed(format!("chain {} has two sets of terms", x.chain_id)));
         }
+        // Its revocations take consecutive nonces from it, each below 2^64 − 1 (EIP-2681).
+        if x.nonce > u64::MAX - 1 - crate::allowance::MAX_WRITES as u64 {
+            return Err(Denial::malformed(format!("sweep nonce {} on chain {} is too large", x.nonce, x.chain_id)));
+        }
         if x.max_priority_fee_per_gas > x.max_fee_per_gas {
             return Err(Denial::malformed("max_priority_fee_per_gas is above max_fee_per_gas"));
         }

@@ -564,3 +564,40 @@ fn the_start_nonce_is_bumped_even_when_its_key_is_swept_again_later() {
     assert_eq!(laid.first(), Some(&(1, ROUTER)), "nonce 1 is bumped: {laid:?}");
     assert!(laid.iter().all(|&(n, sp)| n != 1 || sp == ROUTER), "{laid:?}");
 }
+
+/// A review of 2026-12-05: the agent's revocation laid above nonces it never signed (its
+/// approval at 0, `approve(router, 0)` at 5) counted as settling the approval, so the
+/// owner's revocation destroyed the key at once — and with it every way to fill nonces 1 to
+/// 4, so the revocation could never be mined and the approval stayed live for good. It
+/// settles only once every nonce below it holds a transaction the session signed.
+#[test]
+fn a_revocation_above_a_gap_settles_nothing_until_the_gap_is_signed() {
+    let approve = |nonce, amount| tx_at(nonce, approveCall { spender: ROUTER, amount }.abi_encode(), 200_000, vec![]);
+    let mut s = Session::new();
+    s.ask(t0() + 10, approve(0, usdc(5))).expect("the approval");
+    s.ask(t0() + 11, approve(5, U256::ZERO)).expect("its revocation above a gap");
+    let view = |s: &Session, at| crate::allowance::view::view(&s.m.counters().allowances, at);
+    assert_eq!(view(&s, t0() + 12)[0].settled_at_nonce, None, "{:?}", view(&s, t0() + 12));
+    assert!(s.m.has_sweepable(t0() + 12));
+    // Filled (transfers at 1 to 4), the gap no longer stands in the way.
+    let mut filled = Session::new();
+    filled.ask(t0() + 10, approve(0, usdc(5))).expect("the approval");
+    filled.ask(t0() + 11, approve(5, U256::ZERO)).expect("its revocation");
+    for n in 1..5 {
+        let pay = transferCall { to: ALICE, amount: U256::from(1u8) }.abi_encode();
+        filled.ask(t0() + 11, tx_at(n, pay, 100_000, vec![])).expect("a transfer");
+    }
+    assert_eq!(view(&filled, t0() + 12)[0].settled_at_nonce, Some(5));
+    assert!(!filled.m.has_sweepable(t0() + 12));
+    // The owner revokes the first: its key is kept for the owner's sweep.
+    assert_eq!(s.m.revoke(t0() + 13, false).result, Ok(true));
+    assert!(!s.m.key_destroyed(), "the key stays while the approval may be outstanding");
+    assert_eq!(filled.m.revoke(t0() + 13, false).result, Ok(true));
+    assert!(filled.m.key_destroyed());
+    // Nonce 2^64 − 1, above every other, is never valid (EIP-2681): refused, as is a sweep
+    // whose revocations would reach it.
+    let Err(d) = prepare(&approve(u64::MAX, U256::ZERO)) else { panic!("prepared at nonce 2^64 - 1") };
+    assert_eq!(d.code, crate::error::ErrorCode::Malformed, "{d:?}");
+    let far = s.m.sweep(t0() + 14, &[free_terms(1, u64::MAX - 2)], true, Some(&Key)).result.expect_err("refused");
+    assert_eq!(far.code, crate::error::ErrorCode::Malformed, "{far:?}");
+}

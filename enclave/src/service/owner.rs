@@ -431,15 +431,16 @@ impl Enclave {
 
     /// The owner approves exactly one pending request's digest (R-POL-10).
     pub(super) fn approve_pending(&self, a: &ApprovePending) -> Result<Signed, Denial> {
-        // Signing a held request grows the session's state as any signature does (its
-        // approvals, the revocations they prepay, the exposure book): within the budget
-        // like one (a review of 2026-12-05). Refused before the owner's nonce is looked at.
-        self.room_to_grow(HEADROOM, "no held request, even on its owner's approval (which grows the session's state)")?;
         let (session, book) = self.authorize_on_session(&a.auth, action::APPROVE_PENDING, a.session, a.digest, 0)?;
         // The owner's decision is spent even when the enclave refuses it (a cap used up, say):
         // a refused approval must not be replayable later — after the owner denied the
         // request, or changed their mind.
-        let decided = self.decide_on(&session).map(|mut guard| {
+        // Signing a held request grows the session's state as any signature does (its
+        // approvals, the revocations they prepay, the exposure book): within the budget
+        // like one (a review of 2026-12-05), and a refusal for the budget spends the
+        // owner's nonce like any other (the host could otherwise replay it once there is room).
+        let room = "no held request, even on its owner's approval (which grows the session's state)";
+        let decided = self.room_to_grow(HEADROOM, room).and_then(|()| self.decide_on(&session)).map(|mut guard| {
             let inner = &mut *guard;
             let mut gate = self.gate(&session);
             let (machine, signer) = inner.with_signer(true);
