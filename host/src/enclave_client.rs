@@ -28,8 +28,9 @@
 //! except a signing request the enclave answered `unavailable` with the rule
 //! `enclave.session_busy` (its session busy with its owner's calls: nothing decided, no
 //! stamp spent), sent again every 5 ms while more than 2 s of its call timeout is left.
-//! At most [`crate::session_gate::SESSION_IN_FLIGHT`] of one session's signing requests are
-//! with the enclave at once, tries included; the rest wait for a place, holding no connection.
+//! For a while after such an answer, at most [`crate::session_gate::SESSION_IN_FLIGHT`] of
+//! that session's signing requests are with the enclave at once, tries included; the rest
+//! wait for a place, holding no connection.
 
 use alloy_primitives::Address;
 use bridle_common::address::SocketAddress;
@@ -62,6 +63,16 @@ const BUSY_RETRY: Duration = Duration::from_millis(5);
 /// No new try of a busy signing request starts with less than this left of its call
 /// timeout (a try may wait 50 ms in the enclave, a cluster leader's up to 1 s).
 const BUSY_MARGIN: Duration = Duration::from_secs(2);
+
+/// A signing request not sent because its session is busy and this host's places for it
+/// stayed taken until the call's margin (`session_gate`): nothing was decided.
+fn not_sent_busy() -> Denial {
+    Denial::rule(
+        ErrorCode::Unavailable,
+        bridle_common::error::SESSION_BUSY,
+        "the session is busy with its owner's calls and its places at this host stayed taken: nothing was sent; ask again",
+    )
+}
 
 /// Why a call did not produce a reply.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -457,12 +468,16 @@ impl EnclaveClient {
         let deadline = Instant::now() + timeout;
         let signing = kind == Kind::Main && name == "sign_if_allowed";
         let exchange = async {
-            // At most a few of one session's signing requests with the enclave at once, its
-            // tries included (`session_gate`).
-            let _place = match session {
-                Some(s) if signing => Some(self.sessions.enter(s).await),
-                _ => None,
-            };
+            // While its session is busy, at most a few of one session's signing requests with
+            // the enclave at once, tries included (`session_gate`), never waiting past the
+            // margin: then nothing was sent, and the caller is told so.
+            let gated = session.filter(|_| signing);
+            let last_try = deadline.checked_sub(BUSY_MARGIN).unwrap_or_else(Instant::now);
+            let enter = |s| tokio::time::timeout_at(last_try.into(), self.sessions.enter(s));
+            let mut place = None;
+            if let Some(s) = gated.filter(|s| self.sessions.is_busy(*s)) {
+                place = Some(enter(s).await.map_err(|_| ClientError::Denied(not_sent_busy()))?);
+            }
             loop {
                 match self.exchange(lane, name, &body).await {
                     Err(ClientError::Denied(d))
@@ -472,6 +487,13 @@ impl EnclaveClient {
                     {
                         if let Some(m) = &self.metrics {
                             m.session_busy_retried();
+                        }
+                        if let Some(s) = gated {
+                            self.sessions.mark_busy(s);
+                            if place.is_none() {
+                                // No place before the margin: the busy answer, as it is.
+                                place = Some(enter(s).await.map_err(|_| ClientError::Denied(d))?);
+                            }
                         }
                         tokio::time::sleep(BUSY_RETRY).await;
                     }

@@ -567,34 +567,30 @@ async fn a_busy_session_is_asked_again() {
     }
 }
 
-/// At most `SESSION_IN_FLIGHT` of one session's signing requests are with the enclave at
-/// once (SECURITY.md, "What the lanes leave"): a session whose requests the enclave holds
-/// (its owner keeps it busy) took every place of the pool's pipelines, and every other
-/// session's requests waited behind it. Here a fake enclave that never answers session A:
-/// ten of A's requests, four sent; B's still goes.
+/// While the enclave answers a session busy, at most `SESSION_IN_FLIGHT` of its signing
+/// requests are with the enclave at once (SECURITY.md, "What the lanes leave"): a session
+/// its owner keeps busy took every place of the pool's pipelines, and every other session's
+/// requests waited behind it. And only a busy answer — given after the agent's stamp
+/// verifies — gates a session: requests naming a session that the enclave refuses (a
+/// stranger's) never queue its agent's (a review of the first version). Here a fake enclave
+/// that holds each of A's requests 20 ms and answers it busy, refuses C's at once, and
+/// answers B's at once.
 #[tokio::test]
-async fn one_sessions_requests_take_at_most_their_places() {
+async fn a_busy_sessions_requests_take_at_most_their_places() {
     use crate::session_gate::SESSION_IN_FLIGHT;
     use bridle_common::protocol::{SignPayload, SignRequest};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
-    let held = Arc::new(AtomicUsize::new(0));
-    let h = held.clone();
-    let (_dir, addr, _) = fake_enclave(move |mut s| {
-        let held = h.clone();
-        async move {
-            let mut stuck = false;
-            while let Ok(body) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
-                match from_cbor::<RequestFrame>(&body).unwrap().call {
-                    // Answers go in order: nothing more is answered on this connection.
-                    Call::SignIfAllowed(r) if r.session == a => {
-                        held.fetch_add(1, Ordering::SeqCst);
-                        stuck = true;
-                    }
-                    call if !stuck => answer(&mut s, Err(Denial::new(ErrorCode::Internal, call.name()))).await,
-                    _ => {}
+    let (a, b, c) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb), Address::repeat_byte(0xc));
+    let (_dir, addr, _) = fake_enclave(move |mut s| async move {
+        while let Ok(body) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+            let d = match from_cbor::<RequestFrame>(&body).unwrap().call {
+                Call::SignIfAllowed(r) if r.session == a => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    Denial::rule(ErrorCode::Unavailable, bridle_common::error::SESSION_BUSY, "busy")
                 }
-            }
+                Call::SignIfAllowed(r) if r.session == c => Denial::new(ErrorCode::Unauthenticated, "stamp"),
+                call => Denial::new(ErrorCode::Internal, call.name()),
+            };
+            answer(&mut s, Err(d)).await;
         }
     })
     .await;
@@ -605,24 +601,40 @@ async fn one_sessions_requests_take_at_most_their_places() {
             stamp: bridle_common::stamp::Stamp { nonce: [1; 16], timestamp: 1, mac: [2; 32] },
         })
     };
-    let client =
-        Arc::new(EnclaveClient::new(addr, ClientConfig { pool_size: 6, pipeline: 4, ..ClientConfig::default() }));
-    let waiting: Vec<_> = (0..10)
+    let config = ClientConfig { pool_size: 6, pipeline: 4, call_timeout: Duration::from_secs(3), ..Default::default() };
+    let client = Arc::new(EnclaveClient::new(addr, config));
+    // A stranger's requests naming C: refused, never gated.
+    let strangers: Vec<_> = (0..10)
         .map(|_| {
-            let c = client.clone();
-            tokio::spawn(async move { c.call_direct(sign(a)).await })
+            let c2 = client.clone();
+            tokio::spawn(async move { c2.call_direct(sign(c)).await })
         })
         .collect();
-    let until = Instant::now() + Duration::from_secs(10);
-    while held.load(Ordering::SeqCst) < SESSION_IN_FLIGHT && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    for t in strangers {
+        assert_eq!(reason(t.await.unwrap()), "stamp");
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(held.load(Ordering::SeqCst), SESSION_IN_FLIGHT, "only the session's places were sent");
+    assert_eq!((client.sessions.sessions(), client.sessions.is_busy(c)), (0, false));
+    // Ten of A's, asked again for about a second each.
+    let waiting: Vec<_> = (0..10)
+        .map(|_| {
+            let c2 = client.clone();
+            tokio::spawn(async move { c2.call_direct(sign(a)).await })
+        })
+        .collect();
+    let (mut most, until) = (0, Instant::now() + Duration::from_millis(600));
+    while Instant::now() < until {
+        most = most.max(client.sessions.taken(a));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(client.sessions.is_busy(a));
+    assert_eq!(most, SESSION_IN_FLIGHT, "A's tries took its places, and no more");
     let other = tokio::time::timeout(Duration::from_secs(5), client.call_direct(sign(b))).await;
     assert_eq!(reason(other.expect("another session's request waited")), "sign_if_allowed");
-    assert_eq!(client.sessions.sessions(), 1, "only A has requests in the gate");
+    // Each of A's gets the busy answer (nothing signed), sent or not.
     for w in waiting {
-        w.abort();
+        match w.await.unwrap() {
+            Err(ClientError::Denied(d)) => assert!(bridle_common::error::is_session_busy(&d), "{d}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -147,7 +147,7 @@ impl Metrics {
         let _ = writeln!(out, "bridle_events_dropped_total {}", self.events_dropped.load(Ordering::Relaxed));
 
         out.push_str(
-            "# HELP bridle_enclave_session_busy_retries_total Signing requests asked again because their session was busy with its owner's calls.\n",
+            "# HELP bridle_enclave_session_busy_retries_total Tries of signing requests sent again because their session was busy with its owner's calls.\n",
         );
         out.push_str("# TYPE bridle_enclave_session_busy_retries_total counter\n");
         let _ = writeln!(

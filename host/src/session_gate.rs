@@ -1,31 +1,55 @@
-//! At most [`SESSION_IN_FLIGHT`] of one session's signing requests with the enclave at once;
-//! the rest wait here, holding no connection.
+//! While a session is busy, at most [`SESSION_IN_FLIGHT`] of its signing requests with the
+//! enclave at once; the rest wait here, holding no connection.
 //!
-//! An enclave decides one session's requests one at a time, under its lock, so more of them
-//! at once buy nothing. And a request whose session is busy (its owner's call holds the
-//! lock: a sweep signs up to ≈ 512 revocations under it) waits in the enclave for up to
-//! 50 ms, and is then asked again by this host every 5 ms for seconds
-//! ([`crate::enclave_client`]); a stand-alone enclave answers a connection's requests in
-//! order, so while it waits, the requests pipelined behind it on its connection wait too.
-//! Without a bound, one agent flooding its own session while its owner keeps the session
-//! busy took every place of the pool's pipelines, and every other session's requests waited
-//! behind it (SECURITY.md, "What the lanes leave"). With it, one session holds at most
-//! [`SESSION_IN_FLIGHT`] of them.
+//! An enclave decides one session's requests one at a time, under its lock. A request whose
+//! session is busy (its owner's call holds the lock: a sweep signs up to ≈ 512 revocations
+//! under it) waits in the enclave for up to 50 ms, and is then asked again by this host
+//! every 5 ms for seconds ([`crate::enclave_client`]); a stand-alone enclave answers a
+//! connection's requests in order, so while it waits, the requests pipelined behind it on
+//! its connection wait too. Without a bound, one agent flooding its own session while its
+//! owner kept the session busy took every place of the pool's pipelines, and every other
+//! session's requests waited behind it (SECURITY.md, "What the lanes leave").
+//!
+//! Only a session the enclave has answered busy is gated, for [`BUSY_MARK`] after its last
+//! busy answer: that answer comes only after the agent's stamp verifies, so a stranger who
+//! names a session in requests of its own cannot make the host queue the agent's requests
+//! behind them (a review of the first version, which gated every request by the session it
+//! names before the enclave had checked anything).
 
 use alloy_primitives::Address;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Most signing requests of one session with the enclave at once (of a pool's up to 24 × 4).
+/// Most signing requests of one busy session with the enclave at once (of a pool's up to
+/// 24 × 4).
 pub const SESSION_IN_FLIGHT: usize = 4;
 
-/// The sessions with signing requests at this host, each with its places.
+/// How long after its last busy answer a session's requests go through its places.
+pub const BUSY_MARK: Duration = Duration::from_millis(200);
+
+/// Sessions marked busy kept beside those with requests in the gate; past it, marks that
+/// have lapsed are dropped when another is made.
+const MAX_MARKS: usize = 4096;
+
+/// Sessions answered busy lately, and those with signing requests in the gate.
 #[derive(Debug, Default)]
 pub struct SessionGate {
-    /// Only sessions with a request holding or waiting for a place: an entry goes with the
-    /// last pass that holds it.
-    sessions: Mutex<HashMap<Address, Arc<Semaphore>>>,
+    sessions: Mutex<HashMap<Address, Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    places: Arc<Semaphore>,
+    busy_until: Instant,
+}
+
+impl Entry {
+    /// No pass holds or waits for its places (only the map holds them), and its mark lapsed.
+    fn idle(&self, now: Instant) -> bool {
+        Arc::strong_count(&self.places) == 1 && self.busy_until <= now
+    }
 }
 
 /// One request's place among its session's: freed when dropped (its reply read, or its
@@ -39,9 +63,24 @@ pub struct Pass<'a> {
 }
 
 impl SessionGate {
+    /// Whether `session` was answered busy within [`BUSY_MARK`].
+    pub fn is_busy(&self, session: Address) -> bool {
+        self.lock().get(&session).is_some_and(|e| e.busy_until > Instant::now())
+    }
+
+    /// The enclave answered `session` busy: its requests take places for [`BUSY_MARK`].
+    pub fn mark_busy(&self, session: Address) {
+        let now = Instant::now();
+        let mut sessions = self.lock();
+        if sessions.len() >= MAX_MARKS && !sessions.contains_key(&session) {
+            sessions.retain(|_, e| !e.idle(now));
+        }
+        sessions.entry(session).or_insert_with(|| Entry::new(now)).busy_until = now + BUSY_MARK;
+    }
+
     /// Wait for a place among `session`'s.
     pub async fn enter(&self, session: Address) -> Pass<'_> {
-        let places = self.lock().entry(session).or_insert_with(|| Arc::new(Semaphore::new(SESSION_IN_FLIGHT))).clone();
+        let places = self.lock().entry(session).or_insert_with(|| Entry::new(Instant::now())).places.clone();
         // Made before waiting, so that a caller dropped while it waits still leaves the map.
         let mut pass = Pass { gate: self, session, places, place: None };
         // The semaphore is never closed.
@@ -49,13 +88,24 @@ impl SessionGate {
         pass
     }
 
-    /// Sessions with a request holding or waiting for a place.
+    /// Sessions marked busy or with a request holding or waiting for a place.
     pub fn sessions(&self) -> usize {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Arc<Semaphore>>> {
+    /// Places of `session`'s taken now.
+    pub fn taken(&self, session: Address) -> usize {
+        self.lock().get(&session).map_or(0, |e| SESSION_IN_FLIGHT - e.places.available_permits())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Entry>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Entry {
+    fn new(now: Instant) -> Entry {
+        Entry { places: Arc::new(Semaphore::new(SESSION_IN_FLIGHT)), busy_until: now }
     }
 }
 
@@ -65,8 +115,11 @@ impl Drop for Pass<'_> {
         let mut sessions = self.gate.lock();
         // Every other pass of this session cloned `places` under this lock: none is left
         // when only the map and this pass hold it.
-        if Arc::strong_count(&self.places) == 2
-            && sessions.get(&self.session).is_some_and(|p| Arc::ptr_eq(p, &self.places))
+        let last = Arc::strong_count(&self.places) == 2;
+        if last
+            && sessions
+                .get(&self.session)
+                .is_some_and(|e| Arc::ptr_eq(&e.places, &self.places) && e.busy_until <= Instant::now())
         {
             sessions.remove(&self.session);
         }
@@ -76,10 +129,9 @@ impl Drop for Pass<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     /// One session's requests beyond its places wait, another session's do not; the map
-    /// holds only sessions with requests, and a waiter that gives up leaves it too.
+    /// holds only sessions with requests or a mark, and a waiter that gives up leaves it too.
     #[tokio::test]
     async fn a_session_holds_at_most_its_places() {
         let gate = SessionGate::default();
@@ -88,6 +140,7 @@ mod tests {
         for _ in 0..SESSION_IN_FLIGHT {
             held.push(gate.enter(a).await);
         }
+        assert_eq!(gate.taken(a), SESSION_IN_FLIGHT);
         let next = tokio::time::timeout(Duration::from_millis(20), gate.enter(a)).await;
         assert!(next.is_err(), "a fifth request of one session waits");
         let other = tokio::time::timeout(Duration::from_secs(5), gate.enter(b)).await;
@@ -99,5 +152,18 @@ mod tests {
         let fifth = tokio::time::timeout(Duration::from_secs(5), gate.enter(a)).await.expect("a place freed");
         drop((held, fifth));
         assert_eq!(gate.sessions(), 0);
+    }
+
+    /// A busy answer marks a session for a while; the mark keeps its entry, and lapses.
+    #[test]
+    fn a_busy_mark_lapses() {
+        let gate = SessionGate::default();
+        let a = Address::repeat_byte(1);
+        assert!(!gate.is_busy(a));
+        gate.mark_busy(a);
+        assert!(gate.is_busy(a));
+        assert_eq!(gate.sessions(), 1);
+        std::thread::sleep(BUSY_MARK + Duration::from_millis(10));
+        assert!(!gate.is_busy(a));
     }
 }
