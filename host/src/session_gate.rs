@@ -18,6 +18,7 @@
 
 use alloy_primitives::Address;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -34,9 +35,21 @@ pub const BUSY_MARK: Duration = Duration::from_millis(200);
 const MAX_MARKS: usize = 4096;
 
 /// Sessions answered busy lately, and those with signing requests in the gate.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SessionGate {
     sessions: Mutex<HashMap<Address, Entry>>,
+    /// When this gate was made: [`SessionGate::last_mark`] counts from it.
+    base: Instant,
+    /// Milliseconds from `base` to the last busy mark, plus one (0: none yet): while no mark
+    /// is that recent, a signing request is not gated without a look at the map (every
+    /// signing request asks).
+    last_mark: AtomicU64,
+}
+
+impl Default for SessionGate {
+    fn default() -> Self {
+        SessionGate { sessions: Mutex::default(), base: Instant::now(), last_mark: AtomicU64::new(0) }
+    }
 }
 
 #[derive(Debug)]
@@ -65,7 +78,15 @@ pub struct Pass<'a> {
 impl SessionGate {
     /// Whether `session` was answered busy within [`BUSY_MARK`].
     pub fn is_busy(&self, session: Address) -> bool {
+        let last = self.last_mark.load(Ordering::Relaxed);
+        if last == 0 || self.millis() > last.saturating_add(BUSY_MARK.as_millis() as u64) {
+            return false;
+        }
         self.lock().get(&session).is_some_and(|e| e.busy_until > Instant::now())
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The enclave answered `session` busy: its requests take places for [`BUSY_MARK`].
@@ -76,6 +97,7 @@ impl SessionGate {
             sessions.retain(|_, e| !e.idle(now));
         }
         sessions.entry(session).or_insert_with(|| Entry::new(now)).busy_until = now + BUSY_MARK;
+        self.last_mark.store(self.millis().saturating_add(1), Ordering::Relaxed);
     }
 
     /// Wait for a place among `session`'s.
