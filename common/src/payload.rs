@@ -43,11 +43,16 @@ pub fn authorization_denied() -> Denial {
 pub fn prepare(payload: &SignPayload) -> Result<Prepared, Denial> {
     Ok(match payload {
         SignPayload::Transaction(TxRequest::Eip7702 { .. }) => return Err(authorization_denied()),
-        // EIP-2681: no transaction is valid at nonce 2^64 − 1; the registry's lanes count
-        // nonces up to it (a review of 2026-12-05: one signed there was taken as "above every
-        // nonce signed", as if nothing could be displaced there).
-        SignPayload::Transaction(tx) if tx.nonce() == u64::MAX => {
-            return Err(Denial::malformed("nonce 2^64 - 1 is never valid (EIP-2681)"))
+        // EIP-2681: no transaction is valid at nonce 2^64 − 1, and the registry's lanes
+        // count nonces up to it (a review of 2026-12-05: one signed there was taken as
+        // "above every nonce signed", as if nothing could be displaced there). The last
+        // `MAX_WRITES` below it are kept for the sweeps that follow a session's transactions.
+        SignPayload::Transaction(tx) if tx.nonce() > u64::MAX - 1 - crate::allowance::MAX_WRITES as u64 => {
+            return Err(Denial::malformed(format!(
+                "nonce {} is too large: at most 2^64 - {} (EIP-2681 keeps 2^64 - 1 invalid; the rest is kept for sweeps)",
+                tx.nonce(),
+                2 + crate::allowance::MAX_WRITES
+            )))
         }
         SignPayload::Transaction(tx) => {
             let built = tx.build().ok_or_else(|| Denial::malformed("transaction cannot be built"))?;

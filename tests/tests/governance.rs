@@ -480,7 +480,12 @@ async fn t8_6_emergency_revocation() {
     assert_eq!((r.1["transactions"].as_array().unwrap().len(), r.1["key_destroyed"].clone()), (1, json!(true)));
     let r = s.sweep(&g2, vec![sweep_terms(CHAIN, 1)], true).await;
     assert_eq!((r.0, code(&r.1)), (403, "revoked"), "{}", r.1);
-    // g1's approvals were swept while suspended, so its key went at revocation.
+    // g1's approvals were swept while suspended, by a sweep anyone may ask for — whose
+    // revocations the owner does not hold, and whoever asked may keep to itself: its key
+    // is kept at revocation until the owner's own sweep (a review of 2026-12-05).
+    let r = s.sweep(&g1, vec![sweep_terms(CHAIN, 2)], true).await;
+    ok(&r);
+    assert_eq!((r.1["transactions"].as_array().unwrap().len(), r.1["key_destroyed"].clone()), (2, json!(true)));
     let r = s.sweep(&g1, vec![sweep_terms(CHAIN, 2)], false).await;
     assert_eq!((r.0, code(&r.1)), (403, "revoked"), "{}", r.1);
     let (_, st) = s.get(&format!("/v1/sessions/{}", g2.session)).await;

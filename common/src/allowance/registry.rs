@@ -109,9 +109,15 @@ pub struct Positions {
     ranges: Vec<(u64, u64)>,
     /// The highest nonce the session signed on this chain (any transaction).
     pub max_nonce: Option<u64>,
-    /// The lowest nonce a merge of two ranges added without a transaction signed there:
-    /// from it on, the ranges no longer tell which nonces the session signed
-    /// ([`Registry::signed_below`]).
+    /// Every nonce the session signed a transaction at on this chain (writing approvals or
+    /// not), as sorted, disjoint, inclusive ranges — one, `[0, max]`, for an agent that
+    /// signs its nonces in turn; at most [`MAX_PLAIN_RANGES`], merged as `ranges` are
+    /// ([`Registry::signed_below`]). Empty in a snapshot of a build before it: nothing
+    /// then counts as signed below a transaction (the safe side).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    signed: Vec<(u64, u64)>,
+    /// The lowest nonce a merge of `signed` added without a transaction signed there: from
+    /// it on, `signed` no longer tells which nonces the session signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     merged_from: Option<u64>,
 }
@@ -123,35 +129,45 @@ impl Positions {
     }
 
     pub(crate) fn insert(&mut self, n: u64) {
-        self.max_nonce = Some(self.max_nonce.map_or(n, |m| m.max(n)));
-        if self.contains(n) {
-            return;
-        }
-        let i = self.ranges.partition_point(|&(_, hi)| hi < n);
-        let joins_prev = i > 0 && self.ranges[i - 1].1.checked_add(1) == Some(n);
-        let joins_next = self.ranges.get(i).is_some_and(|&(lo, _)| n.checked_add(1) == Some(lo));
-        match (joins_prev, joins_next) {
-            (true, true) => {
-                self.ranges[i - 1].1 = self.ranges[i].1;
-                self.ranges.remove(i);
-            }
-            (true, false) => self.ranges[i - 1].1 = n,
-            (false, true) => self.ranges[i].0 = n,
-            (false, false) => self.ranges.insert(i, (n, n)),
-        }
-        if self.ranges.len() > MAX_PLAIN_RANGES {
-            // Merge the two ranges with the smallest gap between them.
-            let j = (1..self.ranges.len()).min_by_key(|&j| self.ranges[j].0 - self.ranges[j - 1].1).unwrap_or(1);
-            let added = self.ranges[j - 1].1.saturating_add(1);
-            self.merged_from = Some(self.merged_from.map_or(added, |m| m.min(added)));
-            self.ranges[j - 1].1 = self.ranges[j].1;
-            self.ranges.remove(j);
-        }
+        self.note(n);
+        add_to(&mut self.ranges, n);
     }
 
+    /// A transaction signed at `n` (writing approvals or not).
     fn note(&mut self, n: u64) {
         self.max_nonce = Some(self.max_nonce.map_or(n, |m| m.max(n)));
+        if let Some(added) = add_to(&mut self.signed, n) {
+            self.merged_from = Some(self.merged_from.map_or(added, |m| m.min(added)));
+        }
     }
+}
+
+/// Add `n` to sorted, disjoint, inclusive `ranges`; past [`MAX_PLAIN_RANGES`], merge the two
+/// with the smallest gap between them, and return the first nonce that merge added.
+fn add_to(ranges: &mut Vec<(u64, u64)>, n: u64) -> Option<u64> {
+    let i = ranges.partition_point(|&(_, hi)| hi < n);
+    if ranges.get(i).is_some_and(|&(lo, _)| lo <= n) {
+        return None;
+    }
+    let joins_prev = i > 0 && ranges[i - 1].1.checked_add(1) == Some(n);
+    let joins_next = ranges.get(i).is_some_and(|&(lo, _)| n.checked_add(1) == Some(lo));
+    match (joins_prev, joins_next) {
+        (true, true) => {
+            ranges[i - 1].1 = ranges[i].1;
+            ranges.remove(i);
+        }
+        (true, false) => ranges[i - 1].1 = n,
+        (false, true) => ranges[i].0 = n,
+        (false, false) => ranges.insert(i, (n, n)),
+    }
+    if ranges.len() <= MAX_PLAIN_RANGES {
+        return None;
+    }
+    let j = (1..ranges.len()).min_by_key(|&j| ranges[j].0 - ranges[j - 1].1).unwrap_or(1);
+    let added = ranges[j - 1].1.saturating_add(1);
+    ranges[j - 1].1 = ranges[j].1;
+    ranges.remove(j);
+    Some(added)
 }
 
 /// The registry is full.
@@ -213,23 +229,7 @@ impl Registry {
             return true;
         }
         let Some(p) = self.own.get(&chain_id) else { return false };
-        if p.merged_from.is_some_and(|m| m < n) {
-            return false;
-        }
-        let mut spans: Vec<(u64, u64)> = p.ranges.iter().copied().filter(|&(lo, _)| lo < n).collect();
-        spans.extend(self.items.iter().filter_map(|i| match i.place {
-            Place::Own { chain_id: c, nonce } if c == chain_id && nonce < n => Some((nonce, nonce)),
-            _ => None,
-        }));
-        spans.sort_unstable();
-        let mut next = 0u64;
-        for (lo, hi) in spans {
-            if lo > next {
-                return false;
-            }
-            next = next.max(hi.saturating_add(1));
-        }
-        next >= n
+        p.merged_from.is_none_or(|m| m >= n) && p.signed.first().is_some_and(|&(lo, hi)| lo == 0 && hi >= n - 1)
     }
 
     /// The nonce after the highest the session signed on `chain_id` (0 if none).
@@ -544,35 +544,51 @@ mod tests {
         assert_eq!((p.writes, p.prepaid()), (0, 0));
     }
 
-    /// Which nonces below a transaction the session signed: items and exact positions; past
-    /// a merge of ranges (which adds nonces nothing was signed at) nothing above it counts.
+    /// Which nonces below a transaction the session signed: every transaction, writing
+    /// approvals or not; past a merge of ranges (which adds nonces nothing was signed at)
+    /// nothing from the first added nonce on counts. An agent that signs its nonces in turn
+    /// keeps one range however its approvals and other calls alternate (a review of the
+    /// first version, whose merges of write-less positions ended every later settlement).
     #[test]
     fn signed_below_needs_every_lower_nonce_known() {
         let mut r = Registry::default();
         let meta = |_: &Grant| (String::new(), 6, 0);
+        let approve = |r: &mut Registry, n| {
+            r.record(
+                Place::Own { chain_id: 1, nonce: n },
+                1,
+                vec![grant(AllowanceKind::Erc20, 5, "approve")],
+                false,
+                false,
+                meta,
+            )
+            .unwrap()
+        };
+        let plain = |r: &mut Registry, n| {
+            r.record(Place::Own { chain_id: 1, nonce: n }, 1, vec![], false, false, meta).unwrap()
+        };
         assert!(r.signed_below(1, 0) && !r.signed_below(1, 1));
-        r.record(
-            Place::Own { chain_id: 1, nonce: 0 },
-            1,
-            vec![grant(AllowanceKind::Erc20, 5, "approve")],
-            false,
-            false,
-            meta,
-        )
-        .unwrap();
+        approve(&mut r, 0);
         for n in [1, 2, 4] {
-            r.record(Place::Own { chain_id: 1, nonce: n }, 1, vec![], false, false, meta).unwrap();
+            plain(&mut r, n);
         }
         assert!(r.signed_below(1, 3) && !r.signed_below(1, 4) && !r.signed_below(1, 6) && !r.signed_below(2, 1));
-        r.record(Place::Own { chain_id: 1, nonce: 3 }, 1, vec![], false, false, meta).unwrap();
+        plain(&mut r, 3);
         assert!(r.signed_below(1, 5) && !r.signed_below(1, 6));
-        // 70 ranges of one nonce, two apart: merged down to 64, each merge adding a nonce.
-        for n in 0..70 {
-            r.record(Place::Own { chain_id: 1, nonce: 10 + 2 * n }, 1, vec![], false, false, meta).unwrap();
+        // Approvals and plain calls in turn, 200 of each: one range.
+        for k in 0..200 {
+            approve(&mut r, 5 + 2 * k);
+            plain(&mut r, 6 + 2 * k);
+        }
+        assert!(r.signed_below(1, 405) && !r.signed_below(1, 406));
+        assert!(r.own[&1].ranges.len() > 1 && r.own[&1].merged_from.is_none());
+        // 70 nonces two apart: merged down to 64 ranges, each merge adding a nonce.
+        for k in 0..70 {
+            plain(&mut r, 1000 + 2 * k);
         }
         let from = r.own[&1].merged_from.expect("merged");
-        assert!(!r.signed_below(1, from + 1) && !r.signed_below(1, 200));
-        assert!(r.signed_below(1, 5));
+        assert!(from > 1000 && !r.signed_below(1, from + 1) && !r.signed_below(1, 2000));
+        assert!(r.signed_below(1, 405));
     }
 
     #[test]

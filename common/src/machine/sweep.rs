@@ -42,6 +42,15 @@ impl Machine {
         })
     }
 
+    /// Whether approvals of the session's own address may be outstanding in some history,
+    /// settled or not: a revocation the agent signed settles a key only once it is mined,
+    /// and the agent may keep it to itself.
+    pub fn may_hold_own(&self, t: u64) -> bool {
+        let reg = &self.counters.allowances;
+        reg.keys()
+            .any(|(k, _)| k.holder == self.facts.address && k.kind.sweepable() && !worst(reg, k, t, None).is_zero())
+    }
+
     /// Sign revocations with the nonces and fees of `terms`, for
     /// * expired approvals, on anyone's request (a sweep only revokes): fees within the
     ///   policy's gas caps, gas cost within its gas cost limits, and nonces that replace no
