@@ -189,11 +189,18 @@ pub struct Registry {
 }
 
 /// The revocations `grants`, signed by the agent, prepay: [`PREPAID_PER_APPROVAL`] for each
-/// approval a revocation can take back (a signature transfer lapses by itself).
+/// approval a revocation can take back that never ends by itself. One that ends (a
+/// signature transfer, a Permit2 allowance's expiration) prepays none: it is forgotten once
+/// ended, and credit given back then could be credit an owner's sweep had already spent
+/// on another key (a review of 2026-12-05).
 fn prepaid_for(grants: &[Grant]) -> usize {
     let approvals = grants
         .iter()
-        .filter(|g| g.key.kind.sweepable() && matches!(g.op, GrantOp::Set(v) | GrantOp::Add(v) if !v.is_zero()))
+        .filter(|g| {
+            g.key.kind.sweepable()
+                && g.end.is_none()
+                && matches!(g.op, GrantOp::Set(v) | GrantOp::Add(v) if !v.is_zero())
+        })
         .count();
     approvals.saturating_mul(PREPAID_PER_APPROVAL)
 }
@@ -332,13 +339,7 @@ impl Registry {
     /// revocation at all).
     pub fn has_room_beside_credit(&self, grants: &[Grant], now: u64) -> bool {
         let credit = self.prepaid.saturating_add(prepaid_for(grants)).min(MAX_WRITES);
-        let need = grants.len().saturating_add(credit);
-        if self.writes.saturating_add(need) <= MAX_WRITES {
-            return true;
-        }
-        // Ended Permit2 authorities are forgotten first, with the revocations they prepaid.
-        let (writes, prepaid) = self.forgettable_with_credit(now);
-        (self.writes - writes).saturating_add(need.saturating_sub(prepaid)) <= MAX_WRITES
+        self.has_room(grants.len().saturating_add(credit), now)
     }
 
     /// Whether `n` more writes fit at `now` (after forgetting ended Permit2 authorities).
@@ -360,22 +361,12 @@ impl Registry {
     }
 
     /// Forget floating Permit2 authorities that ended by `now` (exact: see `forgettable`).
-    /// The revocations they prepaid go with them: nothing is left to revoke.
+    /// They prepaid no revocation ([`prepaid_for`]), so the credit is untouched.
     pub fn prune(&mut self, now: u64) {
         if self.items.iter().any(|i| Self::ended(i, now)) {
-            let (_, credit) = self.forgettable_with_credit(now);
-            self.prepaid = self.prepaid.saturating_sub(credit);
             self.items.retain(|i| !Self::ended(i, now));
             self.writes = self.items.iter().map(|i| i.grants.len()).sum();
         }
-    }
-
-    /// [`Registry::forgettable`], and the revocations those items prepaid.
-    fn forgettable_with_credit(&self, now: u64) -> (usize, usize) {
-        self.items
-            .iter()
-            .filter(|i| Self::ended(i, now))
-            .fold((0, 0), |(w, c), i| (w + i.grants.len(), c + if i.sweep { 0 } else { prepaid_for(&i.grants) }))
     }
 
     /// Record what the session signed at `place`, at session time `signed_at`. A transaction
@@ -534,14 +525,18 @@ mod tests {
             n += 1;
         }
         assert_eq!(r.prepaid(), 0, "a full registry leaves no room to prepay");
-        // A Permit2 authority that ended is forgotten with the revocations it prepaid.
+        // A Permit2 authority that ends by itself prepays nothing (it is forgotten once
+        // ended); one that never ends does.
         let mut p = Registry::default();
         let permit2 = AllowanceKind::Permit2 { contract: Address::repeat_byte(4) };
         let ending = Grant { end: Some(10), ..grant(permit2, 5, "Permit2 allowance") };
         p.record(Place::Floating { deadline: 10 }, 1, vec![ending], false, false, meta).unwrap();
-        assert_eq!(p.prepaid(), PREPAID_PER_APPROVAL);
+        assert_eq!(p.prepaid(), 0);
         p.prune(10 + 61);
-        assert_eq!((p.writes, p.prepaid()), (0, 0));
+        assert_eq!(p.writes, 0);
+        p.record(Place::Floating { deadline: 10 }, 1, vec![grant(permit2, 5, "Permit2 allowance")], false, false, meta)
+            .unwrap();
+        assert_eq!(p.prepaid(), PREPAID_PER_APPROVAL);
     }
 
     /// Which nonces below a transaction the session signed: every transaction, writing
