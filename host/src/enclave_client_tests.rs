@@ -573,24 +573,49 @@ async fn a_busy_session_is_asked_again() {
 /// requests waited behind it. And only a busy answer — given after the agent's stamp
 /// verifies — gates a session: requests naming a session that the enclave refuses (a
 /// stranger's) never queue its agent's (a review of the first version). Here a fake enclave
-/// that holds each of A's requests 20 ms and answers it busy, refuses C's at once, and
-/// answers B's at once.
-#[tokio::test]
+/// that reads every frame as it comes (so it sees every request sent and not yet answered),
+/// answers A's busy 20 ms later each, in order, refuses C's and answers B's at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_sessions_requests_take_at_most_their_places() {
     use crate::session_gate::SESSION_IN_FLIGHT;
     use bridle_common::protocol::{SignPayload, SignRequest};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let (a, b, c) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb), Address::repeat_byte(0xc));
-    let (_dir, addr, _) = fake_enclave(move |mut s| async move {
-        while let Ok(body) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
-            let d = match from_cbor::<RequestFrame>(&body).unwrap().call {
-                Call::SignIfAllowed(r) if r.session == a => {
-                    std::thread::sleep(Duration::from_millis(20));
-                    Denial::rule(ErrorCode::Unavailable, bridle_common::error::SESSION_BUSY, "busy")
+    // A's requests the fake enclave has read and not yet answered.
+    let open = Arc::new(AtomicUsize::new(0));
+    let o = open.clone();
+    let (_dir, addr, _) = fake_enclave(move |s| {
+        let open = o.clone();
+        async move {
+            let (mut r, mut w) = tokio::io::split(s);
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let o2 = open.clone();
+            tokio::spawn(async move {
+                while let Ok(body) = read_frame(&mut r, DEFAULT_MAX_FRAME).await {
+                    let call = from_cbor::<RequestFrame>(&body).unwrap().call;
+                    if matches!(&call, Call::SignIfAllowed(q) if q.session == a) {
+                        o2.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if tx.send(call).is_err() {
+                        return;
+                    }
                 }
-                Call::SignIfAllowed(r) if r.session == c => Denial::new(ErrorCode::Unauthenticated, "stamp"),
-                call => Denial::new(ErrorCode::Internal, call.name()),
-            };
-            answer(&mut s, Err(d)).await;
+            });
+            while let Some(call) = rx.recv().await {
+                let d = match call {
+                    Call::SignIfAllowed(q) if q.session == a => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        open.fetch_sub(1, Ordering::SeqCst);
+                        Denial::rule(ErrorCode::Unavailable, bridle_common::error::SESSION_BUSY, "busy")
+                    }
+                    Call::SignIfAllowed(q) if q.session == c => Denial::new(ErrorCode::Unauthenticated, "stamp"),
+                    call => Denial::new(ErrorCode::Internal, call.name()),
+                };
+                let frame = to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result: Err(d) }).unwrap();
+                if write_frame(&mut w, &frame).await.is_err() {
+                    return;
+                }
+            }
         }
     })
     .await;
@@ -614,20 +639,24 @@ async fn a_busy_sessions_requests_take_at_most_their_places() {
         assert_eq!(reason(t.await.unwrap()), "stamp");
     }
     assert_eq!((client.sessions.sessions(), client.sessions.is_busy(c)), (0, false));
-    // Ten of A's, asked again for about a second each.
+    // Ten of A's, asked again until 2 s before their 3 s timeout. Their first tries all go
+    // (nothing marks A busy yet); once answered busy, no more than four are with the enclave.
+    let started = Instant::now();
     let waiting: Vec<_> = (0..10)
         .map(|_| {
             let c2 = client.clone();
             tokio::spawn(async move { c2.call_direct(sign(a)).await })
         })
         .collect();
-    let (mut most, until) = (0, Instant::now() + Duration::from_millis(600));
-    while Instant::now() < until {
-        most = most.max(client.sessions.taken(a));
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    let mut most_later = 0;
+    while started.elapsed() < Duration::from_millis(900) {
+        if started.elapsed() > Duration::from_millis(500) {
+            most_later = most_later.max(open.load(Ordering::SeqCst));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     assert!(client.sessions.is_busy(a));
-    assert_eq!(most, SESSION_IN_FLIGHT, "A's tries took its places, and no more");
+    assert!((1..=SESSION_IN_FLIGHT).contains(&most_later), "A's requests with the enclave: {most_later}");
     let other = tokio::time::timeout(Duration::from_secs(5), client.call_direct(sign(b))).await;
     assert_eq!(reason(other.expect("another session's request waited")), "sign_if_allowed");
     // Each of A's gets the busy answer (nothing signed), sent or not.
