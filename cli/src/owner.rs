@@ -385,16 +385,18 @@ fn update(conn: &Conn, key: &Path, session: Address, policy: &PathBuf, nonce: Op
     Ok(())
 }
 
-/// After a revocation: approvals still outstanding keep the session key alive, able to sign
-/// only their revocation, until the owner's sweep (read from a freshly signed status).
+/// After a revocation: approvals that may still be outstanding in some history keep the
+/// session key alive, able to sign only revocations (read from a freshly signed status).
+/// A key shown revoked by a revocation nobody has seen mined counts too: whoever holds that
+/// revocation may keep it to itself.
 fn sweep_hint(e: &Enclave, session: Address) {
     let Ok(st) = e.refresh(Some(session)) else { return };
     let Some(ss) = st.session else { return };
-    let n = ss.allowances.iter().filter(|a| a.outstanding() && a.holder == session).count();
+    let n = ss.allowances.iter().filter(|a| !a.amount.is_zero() && a.kind.sweepable()).count();
     if n > 0 {
         println!(
-            "  {n} approval(s) still outstanding: the key is kept only to sign their revocation; run \
-             `bridle owner sweep --session {session} --key <owner key> --rpc <url> --send`"
+            "  {n} approval(s) may still be outstanding (the enclave cannot see the chain): the key is kept, \
+             able to sign only revocations; run `bridle owner sweep --session {session} --key <owner key> --rpc <url> --send`"
         );
     }
 }

@@ -203,6 +203,11 @@ pub fn run(a: SweepArgs) -> Result<i32> {
         }
         if verified && r.key_destroyed {
             println!("the revoked session's key is destroyed");
+        } else if verified && !r.transactions.is_empty() {
+            println!(
+                "the session's key is kept, able to sign only revocations, while an approval may be outstanding \
+                 (the enclave cannot see these mined): sweep again if one is not"
+            );
         }
     }
     if let Some(err) = &unconfirmed {

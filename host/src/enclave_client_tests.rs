@@ -648,15 +648,18 @@ async fn a_busy_sessions_requests_take_at_most_their_places() {
             tokio::spawn(async move { c2.call_direct(sign(a)).await })
         })
         .collect();
-    let mut most_later = 0;
-    while started.elapsed() < Duration::from_millis(900) {
-        if started.elapsed() > Duration::from_millis(500) {
+    // Sampled from when every first try has been answered (ten at 20 ms on six
+    // connections: about 40 ms) until the tries stop, 1 s in.
+    let (mut most_later, mut marked) = (0, false);
+    while started.elapsed() < Duration::from_millis(950) {
+        if started.elapsed() > Duration::from_millis(300) {
             most_later = most_later.max(open.load(Ordering::SeqCst));
+            marked |= client.sessions.is_busy(a);
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    assert!(client.sessions.is_busy(a));
-    assert!((1..=SESSION_IN_FLIGHT).contains(&most_later), "A's requests with the enclave: {most_later}");
+    assert!(marked, "A was answered busy");
+    assert!(most_later <= SESSION_IN_FLIGHT, "A's requests with the enclave: {most_later}");
     let other = tokio::time::timeout(Duration::from_secs(5), client.call_direct(sign(b))).await;
     assert_eq!(reason(other.expect("another session's request waited")), "sign_if_allowed");
     // Each of A's gets the busy answer (nothing signed), sent or not.

@@ -188,19 +188,21 @@ pub struct Registry {
     prepaid: usize,
 }
 
-/// The revocations `grants`, signed by the agent, prepay: [`PREPAID_PER_APPROVAL`] for each
-/// approval a revocation can take back that never ends by itself. One that ends (a
-/// signature transfer, a Permit2 allowance's expiration) prepays none: it is forgotten once
-/// ended, and credit given back then could be credit an owner's sweep had already spent
-/// on another key (a review of 2026-12-05).
-fn prepaid_for(grants: &[Grant]) -> usize {
+/// The revocations `grants`, signed by the agent at `place`, prepay:
+/// [`PREPAID_PER_APPROVAL`] for each approval a revocation can take back — none for an item
+/// the registry forgets once it ends (a floating Permit2 authority with an end): credit
+/// given back when it was forgotten could be credit an owner's sweep had already spent on
+/// another key, and credit kept for it would outlive it (reviews of 2026-12-05). An
+/// approval with an end that is not forgotten (Permit2's `approve` in a transaction) prepays
+/// like any other: otherwise an agent could fill the registry with them and leave the
+/// owner no room to revoke.
+fn prepaid_for(place: &Place, grants: &[Grant]) -> usize {
+    if Registry::forgettable_item(place, grants) {
+        return 0;
+    }
     let approvals = grants
         .iter()
-        .filter(|g| {
-            g.key.kind.sweepable()
-                && g.end.is_none()
-                && matches!(g.op, GrantOp::Set(v) | GrantOp::Add(v) if !v.is_zero())
-        })
+        .filter(|g| g.key.kind.sweepable() && matches!(g.op, GrantOp::Set(v) | GrantOp::Add(v) if !v.is_zero()))
         .count();
     approvals.saturating_mul(PREPAID_PER_APPROVAL)
 }
@@ -337,8 +339,8 @@ impl Registry {
     /// prepaid and those they prepay: the agent's own writes never take the owner's sweep's
     /// room (a review of 2026-12-05: an agent that filled its registry left the owner no
     /// revocation at all).
-    pub fn has_room_beside_credit(&self, grants: &[Grant], now: u64) -> bool {
-        let credit = self.prepaid.saturating_add(prepaid_for(grants)).min(MAX_WRITES);
+    pub fn has_room_beside_credit(&self, place: &Place, grants: &[Grant], now: u64) -> bool {
+        let credit = self.prepaid.saturating_add(prepaid_for(place, grants)).min(MAX_WRITES);
         self.has_room(grants.len().saturating_add(credit), now)
     }
 
@@ -354,10 +356,14 @@ impl Registry {
     }
 
     fn ended(i: &Item, now: u64) -> bool {
-        matches!(i.place, Place::Floating { .. })
-            && i.grants
-                .iter()
-                .all(|g| g.key.kind != AllowanceKind::Erc20 && g.end.is_some_and(|e| !super::usable(e, now)))
+        Self::forgettable_item(&i.place, &i.grants)
+            && i.grants.iter().all(|g| g.end.is_some_and(|e| !super::usable(e, now)))
+    }
+
+    /// Whether an item at `place` writing `grants` is forgotten once every write has ended.
+    fn forgettable_item(place: &Place, grants: &[Grant]) -> bool {
+        matches!(place, Place::Floating { .. })
+            && grants.iter().all(|g| g.key.kind != AllowanceKind::Erc20 && g.end.is_some())
     }
 
     /// Forget floating Permit2 authorities that ended by `now` (exact: see `forgettable`).
@@ -391,7 +397,7 @@ impl Registry {
         // Ended Permit2 authorities are forgotten when the writes, or the revocations the
         // agent's approvals keep room for, would not fit otherwise (the agent's room check,
         // `has_room_beside_credit`, counts what forgetting frees).
-        let credit = if sweep { 0 } else { self.prepaid.saturating_add(prepaid_for(&grants)).min(MAX_WRITES) };
+        let credit = if sweep { 0 } else { self.prepaid.saturating_add(prepaid_for(&place, &grants)).min(MAX_WRITES) };
         if self.writes + grants.len() + credit > MAX_WRITES {
             self.prune(signed_at);
         }
@@ -420,7 +426,7 @@ impl Registry {
             }
         }
         if !sweep {
-            self.prepaid = self.prepaid.saturating_add(prepaid_for(&grants)).min(MAX_WRITES);
+            self.prepaid = self.prepaid.saturating_add(prepaid_for(&place, &grants)).min(MAX_WRITES);
         }
         self.writes += grants.len();
         self.items.push(Item { place, signed_at, grants, sweep, may_revert });
@@ -436,7 +442,7 @@ impl Registry {
             + 2 * self.items.len() * std::mem::size_of::<Item>()
             + self.writes * std::mem::size_of::<Grant>()
             + self.meta.len() * (std::mem::size_of::<Key>() + std::mem::size_of::<KeyMeta>() + 32)
-            + self.own.len() * (MAX_PLAIN_RANGES * 16 + 64)
+            + self.own.len() * (4 * MAX_PLAIN_RANGES * 16 + 64)
     }
 }
 
@@ -506,7 +512,7 @@ mod tests {
         // owner's sweep keeps all of it.
         let mut n = 4;
         let approve = grant(AllowanceKind::Erc20, 5, "approve");
-        while r.has_room_beside_credit(std::slice::from_ref(&approve), 5) {
+        while r.has_room_beside_credit(&own(n), std::slice::from_ref(&approve), 5) {
             r.record(own(n), 5, vec![approve.clone()], false, false, meta).unwrap();
             n += 1;
         }
@@ -516,7 +522,7 @@ mod tests {
         // A revocation by the agent needs room beside the credit too.
         let revoke = grant(AllowanceKind::Erc20, 0, "approve");
         let spare = MAX_WRITES - r.writes - r.prepaid();
-        assert_eq!(r.has_room_beside_credit(std::slice::from_ref(&revoke), 5), spare >= 1);
+        assert_eq!(r.has_room_beside_credit(&own(n), std::slice::from_ref(&revoke), 5), spare >= 1);
         // Written anyway (an owner's sweep past its credit, say), credit is never charged
         // beyond a full registry.
         while r.writes < MAX_WRITES {
@@ -525,17 +531,16 @@ mod tests {
             n += 1;
         }
         assert_eq!(r.prepaid(), 0, "a full registry leaves no room to prepay");
-        // A Permit2 authority that ends by itself prepays nothing (it is forgotten once
-        // ended); one that never ends does.
+        // A floating Permit2 authority with an end prepays nothing (it is forgotten once
+        // ended); the same approval in a transaction (never forgotten) does.
         let mut p = Registry::default();
         let permit2 = AllowanceKind::Permit2 { contract: Address::repeat_byte(4) };
         let ending = Grant { end: Some(10), ..grant(permit2, 5, "Permit2 allowance") };
-        p.record(Place::Floating { deadline: 10 }, 1, vec![ending], false, false, meta).unwrap();
+        p.record(Place::Floating { deadline: 10 }, 1, vec![ending.clone()], false, false, meta).unwrap();
         assert_eq!(p.prepaid(), 0);
         p.prune(10 + 61);
         assert_eq!(p.writes, 0);
-        p.record(Place::Floating { deadline: 10 }, 1, vec![grant(permit2, 5, "Permit2 allowance")], false, false, meta)
-            .unwrap();
+        p.record(Place::Own { chain_id: 1, nonce: 0 }, 1, vec![ending], false, false, meta).unwrap();
         assert_eq!(p.prepaid(), PREPAID_PER_APPROVAL);
     }
 

@@ -43,12 +43,12 @@ impl Machine {
     }
 
     /// Revoke (`all`: by revoke-all): nothing is signed any more but the sweep's revocations;
-    /// pending requests are dropped; the key is destroyed at once unless approvals of the
-    /// session's own address may still be outstanding (R-APP-6) — settled by a revocation
-    /// or not: the agent may keep the revocation that settles one to itself, and once the
-    /// key is gone nothing else could take its place (a review of 2026-12-05). Then the
-    /// owner's signed sweep, whose revocations the owner holds, destroys it once every key
-    /// is settled. `Ok(false)`: already revoked.
+    /// pending requests are dropped; the key is destroyed at once unless an approval may
+    /// still be outstanding in some history ([`Machine::may_hold`], R-APP-6) — settled by a
+    /// revocation or not: whoever holds the revocation that settles one may keep it to
+    /// itself, and once the key is gone nothing else could take its place (reviews of
+    /// 2026-12-05). Then the key is kept, able to sign nothing but revocations, so that the
+    /// owner can always sweep again. `Ok(false)`: already revoked.
     pub fn revoke(&mut self, clock: u64, all: bool) -> Outcome<bool> {
         let t = self.tick(clock);
         let mut out = Outcome::new(t);
@@ -57,7 +57,7 @@ impl Machine {
         }
         self.revoked = true;
         self.pending.clear();
-        if !self.may_hold_own(t) {
+        if !self.may_hold(t) {
             self.key_destroyed = true;
         }
         out.records.push(rec::revoked(self.facts.address, self.facts.owner, all));

@@ -42,13 +42,16 @@ impl Machine {
         })
     }
 
-    /// Whether approvals of the session's own address may be outstanding in some history,
-    /// settled or not: a revocation the agent signed settles a key only once it is mined,
-    /// and the agent may keep it to itself.
-    pub fn may_hold_own(&self, t: u64) -> bool {
+    /// Whether an approval a revocation could take back may be outstanding in some history
+    /// (the session's own, or a smart account's it revokes with a user operation), settled or
+    /// not. The enclave cannot see the chain: a revocation settles a key only once it is
+    /// mined, whoever signed it may keep it to itself (the agent, or whoever asked for an
+    /// unsigned sweep), and one laid above transactions the agent keeps is never mined while
+    /// it keeps them — so while this holds, the key stays, able to sign nothing but
+    /// revocations (reviews of 2026-12-05).
+    pub fn may_hold(&self, t: u64) -> bool {
         let reg = &self.counters.allowances;
-        reg.keys()
-            .any(|(k, _)| k.holder == self.facts.address && k.kind.sweepable() && !worst(reg, k, t, None).is_zero())
+        reg.keys().any(|(k, _)| k.kind.sweepable() && !worst(reg, k, t, None).is_zero())
     }
 
     /// Sign revocations with the nonces and fees of `terms`, for
@@ -57,8 +60,8 @@ impl Machine {
     ///   transaction the agent signed;
     /// * every unsettled approval when the session is revoked, suspended or over;
     /// * with the owner's signature (`authed`), every outstanding approval, settled or not, at
-    ///   the owner's nonces and fees; a revoked session's key is destroyed afterwards when
-    ///   nothing is left unsettled.
+    ///   the owner's nonces and fees; a revoked session's key is destroyed afterwards only
+    ///   when no approval may be outstanding in any history ([`Machine::may_hold`]).
     ///
     /// Approvals held by a smart account (granted in user operations) cannot be revoked by a
     /// transaction from the session key; they are reported as skipped.
@@ -371,7 +374,7 @@ impl Machine {
             self.counters.allowances.spend_prepaid(writes);
         }
         self.counters.charge_gas(gas_cost, self.facts.anchor, t);
-        if self.revoked && authed && !self.has_sweepable(t) {
+        if self.revoked && authed && !self.may_hold(t) {
             self.key_destroyed = true;
         }
         for (tx, signing_hash) in transactions.iter().zip(&signed) {

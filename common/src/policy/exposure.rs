@@ -123,7 +123,7 @@ pub(crate) fn check_allowances(
         return Ok(());
     }
     let alternatives = alternatives(place, &displaced);
-    if !charges.approvals.is_empty() && !reg.has_room_beside_credit(&charges.approvals, ctx.now) {
+    if !charges.approvals.is_empty() && !reg.has_room_beside_credit(&place, &charges.approvals, ctx.now) {
         return Err(Denial::rule(
             ErrorCode::ExposureCeiling,
             "allowances",
