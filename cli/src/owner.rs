@@ -115,8 +115,9 @@ pub enum OwnerCmd {
     /// Revocation sweep: the enclave signs approve(spender, 0) for expired approvals (and for
     /// every outstanding one of a revoked, suspended or ended session). With --key the owner
     /// signs the sweep: every outstanding (or already swept) approval, at these fees; a
-    /// revoked session's key is destroyed afterwards. Every transaction is decoded and
-    /// checked before it is printed or broadcast.
+    /// revoked session's key is kept, able to sign only revocations, while an approval may
+    /// be outstanding. Every transaction is decoded and checked before it is printed or
+    /// broadcast.
     Sweep(Box<crate::sweep::SweepArgs>),
     /// Approve a request held for your approval (escalation): shows the request decoded
     /// from the enclave's signed record, then the enclave signs it.
@@ -392,7 +393,7 @@ fn update(conn: &Conn, key: &Path, session: Address, policy: &PathBuf, nonce: Op
 fn sweep_hint(e: &Enclave, session: Address) {
     let Ok(st) = e.refresh(Some(session)) else { return };
     let Some(ss) = st.session else { return };
-    let n = ss.allowances.iter().filter(|a| !a.amount.is_zero() && a.kind.sweepable()).count();
+    let n = ss.allowances.iter().filter(|a| !a.amount.is_zero() && a.kind.sweepable() && a.holder == session).count();
     if n > 0 {
         println!(
             "  {n} approval(s) may still be outstanding (the enclave cannot see the chain): the key is kept, \

@@ -205,8 +205,8 @@ pub fn run(a: SweepArgs) -> Result<i32> {
             println!("the revoked session's key is destroyed");
         } else if verified && !r.transactions.is_empty() {
             println!(
-                "the session's key is kept, able to sign only revocations, while an approval may be outstanding \
-                 (the enclave cannot see these mined): sweep again if one is not"
+                "the session's key is not destroyed while an approval may be outstanding \
+                 (the enclave cannot see these revocations mined): sweep again if one is not"
             );
         }
     }

@@ -35,7 +35,8 @@ fn alone(reg: &Registry, item: &Item, key: &Key) -> bool {
 
 /// The latest item that leaves `key` at 0 in every history that includes it, from that
 /// item on, and that nothing else can take the place of: once it is mined, the key is 0 for
-/// good. A revoked session's key is destroyed only when every key is settled this way.
+/// good. (A revoked session's key is not destroyed on the strength of it: whoever holds
+/// the item may keep it to itself — `Machine::may_hold`.)
 pub fn settled_by<'a>(reg: &'a Registry, key: &Key, now: u64) -> Option<&'a Item> {
     reg.items().iter().rev().filter(|i| zeroes(i, key) && alone(reg, i, key)).find(|i| {
         worst(reg, key, now, Some(Request { place: i.place, grants: &i.grants, may_revert: i.may_revert })).is_zero()

@@ -235,7 +235,8 @@ impl Machine {
     pub fn finished(&self, clock: u64) -> bool {
         let t = self.time_at(clock);
         match self.state(t) {
-            SessionState::Revoked => self.key_destroyed,
+            // Its key kept while an approval may be outstanding, until none may be (lapsed).
+            SessionState::Revoked => self.key_destroyed || !self.may_hold(t),
             SessionState::Expired => !self.has_sweepable(t),
             _ => false,
         }

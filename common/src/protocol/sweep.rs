@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// suspended or over — since a sweep only ever revokes; fees must then be within the
 /// policy's gas caps. With the owner's signature (action `sweep`, subject
 /// [`Sweep::terms_digest`]) every outstanding or already swept approval is (re)signed with
-/// the owner's fees, and a revoked session's key is destroyed afterwards.
+/// the owner's fees; a revoked session's key is destroyed afterwards only if no approval
+/// may be outstanding in any history.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,7 +138,8 @@ pub struct SweepReply {
     pub user_operations: Vec<SweepUserOp>,
     /// Outstanding approvals this sweep could not revoke, and why.
     pub skipped: Vec<SweepSkip>,
-    /// The revoked session's key was destroyed after this sweep.
+    /// The revoked session's key was destroyed after this sweep (only when no approval may
+    /// be outstanding in any history).
     pub key_destroyed: bool,
     /// The enclave's signature over this reply.
     #[serde(default, skip_serializing_if = "Option::is_none")]

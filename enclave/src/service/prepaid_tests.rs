@@ -23,8 +23,13 @@ const SPENDER: Address = Address::repeat_byte(0x5e);
 /// A session of the owner `[42; 32]` and the agent `[n + 1; 32]` that has signed one
 /// approval of [`TOKEN`] to [`SPENDER`] on chain 1, at nonce 0.
 fn approving_session(e: &Enclave, n: u64) -> Address {
+    approving_session_naming(e, n, "")
+}
+
+/// [`approving_session`] with `extra` (policy text) among the policy's top-level settings.
+fn approving_session_naming(e: &Enclave, n: u64, extra: &str) -> Address {
     let top = format!(
-        "[tokens]\nA = {{ address = \"{TOKEN}\", decimals = 6 }}\n\
+        "{extra}\n[tokens]\nA = {{ address = \"{TOKEN}\", decimals = 6 }}\n\
          [approvals]\nspenders = [\"{SPENDER}\"]\nmax = [\"500 A\"]\n\
          [[calls]]\ntarget = \"A\"\nfunctions = [\"approve(address,uint256)\"]\n"
     );
@@ -180,4 +185,22 @@ fn an_owners_approval_of_a_held_request_needs_a_signatures_room() {
     let d =
         e.handle(Call::ApprovePending(ApprovePending { auth: sign(&owner, &msg), session: s, digest })).unwrap_err();
     assert_eq!(d.code, ErrorCode::Replayed, "{d}");
+}
+
+/// A review of 2026-12-05: a revoked session's key is now kept while an approval may be
+/// outstanding, and it went on travelling by its policy's release signers to every later
+/// image they sign (a revoked session's policy can no longer be narrowed). It goes by
+/// custody only once revoked.
+#[test]
+fn a_revoked_sessions_kept_key_goes_by_custody_only() {
+    use crate::cluster::redact::Current;
+    let e = Enclave::new(Box::new(FixedClock::new(T0 + 60)), None, Config::default());
+    let signer = crate::cluster::types::Pcr8::repeat_byte(0x5e);
+    let s = approving_session_naming(&e, 1, &format!("release_signers = [\"{signer}\"]"));
+    assert_eq!(e.key_view(&s), Some(Current::Live(vec![signer])));
+    let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
+    e.handle(super::room_tests::revoke_all(&e, &owner, 3)).expect("revoked");
+    let session = e.session(&s).unwrap();
+    assert!(!session.lock().machine.key_destroyed(), "kept: the approval may be outstanding");
+    assert_eq!(e.key_view(&s), Some(Current::Live(vec![])));
 }
