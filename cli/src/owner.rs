@@ -400,4 +400,13 @@ fn sweep_hint(e: &Enclave, session: Address) {
              able to sign only revocations; run `bridle owner sweep --session {session} --key <owner key> --rpc <url> --send`"
         );
     }
+    let held =
+        ss.allowances.iter().filter(|a| !a.amount.is_zero() && a.kind.sweepable() && a.holder != session).count();
+    if held > 0 {
+        println!(
+            "  {held} approval(s) held by smart accounts may still be outstanding: the key is kept for them too; \
+             revoke them with a user operation from the account (the owner's signed sweep with account terms, \
+             POST /v1/sessions/{session}/sweep)"
+        );
+    }
 }

@@ -205,8 +205,8 @@ pub fn run(a: SweepArgs) -> Result<i32> {
             println!("the revoked session's key is destroyed");
         } else if verified && !r.transactions.is_empty() {
             println!(
-                "the session's key is not destroyed while an approval may be outstanding \
-                 (the enclave cannot see these revocations mined): sweep again if one is not"
+                "the enclave cannot see these revocations mined: sweep again if one is not (a revoked \
+                 session's key is destroyed only when no approval may be outstanding)"
             );
         }
     }

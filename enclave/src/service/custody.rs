@@ -191,12 +191,12 @@ impl Enclave {
         use crate::cluster::redact::Current;
         let s = self.session(session).ok()?;
         let inner = s.lock();
-        // A revoked session's kept key goes by custody only: revoking ends its release
-        // signers' trust (EnclaveSnapshot::redact alike).
-        Some(match (inner.machine.key_destroyed(), inner.machine.is_revoked()) {
-            (true, _) => Current::Gone,
-            (false, true) => Current::Live(Vec::new()),
-            (false, false) => Current::Live(inner.machine.policy().doc.release_signers.clone()),
+        // A revoked session's kept key goes on travelling by its release signers too: the
+        // owner's sweeps must survive the upgrades it trusted them for (a review of
+        // 2026-12-05 weighed both ways; SECURITY.md, "A revoked session's key kept").
+        Some(match inner.machine.key_destroyed() {
+            true => Current::Gone,
+            false => Current::Live(inner.machine.policy().doc.release_signers.clone()),
         })
     }
 }

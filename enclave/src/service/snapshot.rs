@@ -66,19 +66,16 @@ impl std::fmt::Debug for EnclaveSnapshot {
 
 impl EnclaveSnapshot {
     /// Take out every session key that `holder` may not hold: its custody does not list the
-    /// holder's image, nor does its policy name the holder's release signer (a revoked
-    /// session's names none) — nor what the later policy updates still name (`narrowed`,
-    /// see `cluster::redact`): those only narrow.
+    /// holder's image, nor does its policy name the holder's release signer — nor what the
+    /// later policy updates still name (`narrowed`, see `cluster::redact`): those only
+    /// narrow.
     pub fn redact(
         &mut self,
         holder: &crate::cluster::types::Holder,
         narrowed: impl Fn(&Address) -> Option<Vec<crate::cluster::types::Pcr8>>,
     ) {
         for s in &mut self.sessions {
-            // A revoked session's key (kept while an approval may be outstanding) goes only
-            // to images its custody lists: revoking ends its release signers' trust
-            // (a review of 2026-12-05: kept keys would reach every later image they sign).
-            let mut signers = if s.machine.revoked { Vec::new() } else { s.machine.policy.release_signers.clone() };
+            let mut signers = s.machine.policy.release_signers.clone();
             if let Some(later) = narrowed(&s.machine.facts.address) {
                 signers.retain(|p| later.contains(p));
             }
