@@ -48,7 +48,7 @@ impl Machine {
     /// revocation or not: whoever holds the revocation that settles one may keep it to
     /// itself, and once the key is gone nothing else could take its place (reviews of
     /// 2026-12-05). Then the key is kept, able to sign nothing but revocations, so that the
-    /// owner can always sweep again. `Ok(false)`: already revoked.
+    /// owner can sweep again while the registry has room. `Ok(false)`: already revoked.
     pub fn revoke(&mut self, clock: u64, all: bool) -> Outcome<bool> {
         let t = self.tick(clock);
         let mut out = Outcome::new(t);
