@@ -431,14 +431,15 @@ impl EnclaveClient {
 
     async fn call_inner(&self, call: Call) -> Result<Reply, ClientError> {
         let name = call.name();
-        let session = match &call {
-            Call::SignIfAllowed(r) => Some(r.session),
-            _ => None,
-        };
         let kind = match (&self.cluster, is_bulk(&call)) {
             (_, true) => Kind::Bulk,
             (Some(_), false) => Kind::Main,
             (None, false) => stand_alone_lane(&call),
+        };
+        // A signing request's session, for the gate (`session_gate`).
+        let gated = match (&call, kind) {
+            (Call::SignIfAllowed(r), Kind::Main) => Some(r.session),
+            _ => None,
         };
         let body = to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call })
             .map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
@@ -466,12 +467,11 @@ impl EnclaveClient {
         // last busy answer is returned (nothing signed), not a timeout whose outcome is
         // unknown.
         let deadline = Instant::now() + timeout;
-        let signing = kind == Kind::Main && name == "sign_if_allowed";
+        let signing = gated.is_some();
         let exchange = async {
             // While its session is busy, at most a few of one session's signing requests with
             // the enclave at once, tries included (`session_gate`), never waiting past the
             // margin: then nothing was sent, and the caller is told so.
-            let gated = session.filter(|_| signing);
             let last_try = deadline.checked_sub(BUSY_MARGIN).unwrap_or_else(Instant::now);
             let enter = |s| tokio::time::timeout_at(last_try.into(), self.sessions.enter(s));
             let mut place = None;

@@ -59,6 +59,10 @@ struct Entry {
 }
 
 impl Entry {
+    fn new(now: Instant) -> Entry {
+        Entry { places: Arc::new(Semaphore::new(SESSION_IN_FLIGHT)), busy_until: now }
+    }
+
     /// No pass holds or waits for its places (only the map holds them), and its mark lapsed.
     fn idle(&self, now: Instant) -> bool {
         Arc::strong_count(&self.places) == 1 && self.busy_until <= now
@@ -122,12 +126,6 @@ impl SessionGate {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Entry>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Entry {
-    fn new(now: Instant) -> Entry {
-        Entry { places: Arc::new(Semaphore::new(SESSION_IN_FLIGHT)), busy_until: now }
     }
 }
 

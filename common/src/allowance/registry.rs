@@ -340,8 +340,12 @@ impl Registry {
     /// room (a review of 2026-12-05: an agent that filled its registry left the owner no
     /// revocation at all).
     pub fn has_room_beside_credit(&self, place: &Place, grants: &[Grant], now: u64) -> bool {
-        let credit = self.prepaid.saturating_add(prepaid_for(place, grants)).min(MAX_WRITES);
-        self.has_room(grants.len().saturating_add(credit), now)
+        self.has_room(grants.len().saturating_add(self.credit_with(place, grants)), now)
+    }
+
+    /// The stored credit once the agent's `grants` at `place` are recorded.
+    fn credit_with(&self, place: &Place, grants: &[Grant]) -> usize {
+        self.prepaid.saturating_add(prepaid_for(place, grants)).min(MAX_WRITES)
     }
 
     /// Whether `n` more writes fit at `now` (after forgetting ended Permit2 authorities).
@@ -397,7 +401,7 @@ impl Registry {
         // Ended Permit2 authorities are forgotten when the writes, or the revocations the
         // agent's approvals keep room for, would not fit otherwise (the agent's room check,
         // `has_room_beside_credit`, counts what forgetting frees).
-        let credit = if sweep { 0 } else { self.prepaid.saturating_add(prepaid_for(&place, &grants)).min(MAX_WRITES) };
+        let credit = if sweep { 0 } else { self.credit_with(&place, &grants) };
         if self.writes + grants.len() + credit > MAX_WRITES {
             self.prune(signed_at);
         }
@@ -426,7 +430,7 @@ impl Registry {
             }
         }
         if !sweep {
-            self.prepaid = self.prepaid.saturating_add(prepaid_for(&place, &grants)).min(MAX_WRITES);
+            self.prepaid = self.credit_with(&place, &grants);
         }
         self.writes += grants.len();
         self.items.push(Item { place, signed_at, grants, sweep, may_revert });
