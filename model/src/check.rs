@@ -262,6 +262,13 @@ impl Model {
                     if (target == sender || target.is_zero()) && *sender != self.account {
                         codes.push("target_not_allowed");
                     }
+                    // Only metered calls run as another account, unless the owner vouches
+                    // for its accounts (`user_operations.unmetered_calls`).
+                    let metered =
+                        data.is_empty() || (self.listing_here(chain, *target).is_some() && abi::is_metered(data));
+                    if *sender != self.account && !p.user_operations.unmetered_calls && !metered {
+                        codes.push("selector_not_allowed");
+                    }
                     self.check_call(
                         chain,
                         Some(*target),

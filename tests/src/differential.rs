@@ -242,6 +242,9 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
     }
     if r.chance(30) {
         s += "[user_operations]\nentry_points = [\"v0.7\"]\n";
+        if r.chance(50) {
+            s += "unmetered_calls = true\n";
+        }
     }
     if delegations && r.chance(50) {
         s += &format!("[delegations]\nmanagers = [\"{MGR}\"]\n");

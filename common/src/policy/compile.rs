@@ -633,7 +633,8 @@ impl CompiledPolicy {
         }
 
         // User operations: addresses only; every list is an allowlist.
-        let UserOpRules { entry_points, entry_points_v08, paymasters: _, factories: _, senders: _ } = user_operations;
+        let UserOpRules { entry_points, entry_points_v08, paymasters: _, factories: _, senders: _, unmetered_calls: _ } =
+            user_operations;
         if entry_points.contains(&Address::ZERO) || entry_points_v08.contains(&Address::ZERO) {
             return Err(invalid("user_operations.entry_points", "the zero address is not an entry point"));
         }

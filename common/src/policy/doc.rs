@@ -418,6 +418,12 @@ pub struct UserOpRules {
     /// Smart accounts (`sender`) the session signs for; empty: any sender.
     #[serde(default)]
     pub senders: Vec<Address>,
+    /// Calls an operation runs as its account need not be metered token calls (RULES.md
+    /// §5): the owner vouches that the accounts hold no allowance or deposit Bridle did not
+    /// meter. Off (the default): only metered calls and plain value transfers, as for a
+    /// delegator. Omitted when off, so older policies keep their hash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unmetered_calls: bool,
 }
 
 /// ERC-7710 delegations the session may redeem (RULES.md §5b). No manager listed: none.
@@ -447,6 +453,7 @@ impl UserOpRules {
             && self.paymasters.is_empty()
             && self.factories.is_empty()
             && self.senders.is_empty()
+            && !self.unmetered_calls
     }
 }
 

@@ -290,6 +290,17 @@ pub fn explain(p: &CompiledPolicy) -> String {
         } else {
             let _ = writeln!(s, "user_operations.senders: only {}", list(&u.senders));
         }
+        if u.unmetered_calls {
+            let _ = writeln!(
+                s,
+                "user_operations.unmetered_calls: any call the rules above allow runs as the account — warning: a call that is not a metered token call (a router's swap, a vault's withdraw) can spend what the account approved or deposited outside Bridle, which no cap sees; set it only for accounts that hold nothing Bridle did not meter"
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "user_operations.unmetered_calls: off — a call runs as the account only if it is a metered token call (transfer, transferFrom, approve, increaseAllowance of a listed token), a plain value transfer, or a just-in-time consumer of the approve right before it (approvals.jit with token_arg): the account's standing allowances and deposits stay out of reach"
+            );
+        }
         if u.paymasters.is_empty() {
             let _ = writeln!(s, "user_operations.paymasters: none (an operation naming a paymaster is denied)");
         } else {

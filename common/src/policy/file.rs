@@ -124,6 +124,8 @@ pub struct UserOpSpec {
     pub factories: Vec<String>,
     #[serde(default)]
     pub senders: Vec<String>,
+    #[serde(default)]
+    pub unmetered_calls: bool,
 }
 
 /// `[delegations]` (ERC-7710): delegation managers and root delegators, addresses.
@@ -567,6 +569,7 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         paymasters: addrs(&f.user_operations.paymasters, "user_operations.paymasters")?,
         factories: addrs(&f.user_operations.factories, "user_operations.factories")?,
         senders: addrs(&f.user_operations.senders, "user_operations.senders")?,
+        unmetered_calls: f.user_operations.unmetered_calls,
     };
     let list =
         |v: &[String], rule: &str| v.iter().map(|a| parse_address(a.trim(), rule)).collect::<Result<Vec<_>, Denial>>();

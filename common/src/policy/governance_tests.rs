@@ -89,8 +89,12 @@ entry_points = ["v0.7"]
 
 /// Top-level `extra`, then the approval rules with `approvals` added to `[approvals]`.
 fn with_approvals(extra: &str, approvals: &str) -> CompiledPolicy {
+    policy(&approvals_text(extra, approvals))
+}
+
+fn approvals_text(extra: &str, approvals: &str) -> String {
     let base = APPROVALS.replace("[approvals]\n", &format!("[approvals]\n{approvals}\n"));
-    policy(&format!("max_value_per_call = \"0 ETH\"\n{extra}\n{base}"))
+    format!("max_value_per_call = \"0 ETH\"\n{extra}\n{base}")
 }
 
 fn with(extra: &str) -> CompiledPolicy {
@@ -432,16 +436,20 @@ exposure_ceiling = "1000 USD"
 "#;
 
 fn jit_policy(tolerance: &str, only: bool) -> CompiledPolicy {
-    jit_policy_with(tolerance, only, "")
+    jit_policy_with(tolerance, only, "", false)
 }
 
-fn jit_policy_with(tolerance: &str, only: bool, extra: &str) -> CompiledPolicy {
-    with_approvals(
+/// `vouched`: `user_operations.unmetered_calls` (the smart account holds nothing Bridle did
+/// not meter).
+fn jit_policy_with(tolerance: &str, only: bool, extra: &str, vouched: bool) -> CompiledPolicy {
+    let text = approvals_text(
         extra,
         &format!(
             "jit_tolerance = \"{tolerance}\"\njit_only = {only}\njit = [{{ signature = \"swap(address tokenIn,uint256 amountIn,uint256 minOut)\", amount_arg = \"amountIn\", token_arg = \"tokenIn\" }}]"
         ),
-    )
+    );
+    let v07 = "entry_points = [\"v0.7\"]";
+    policy(&if vouched { text.replace(v07, &format!("{v07}\nunmetered_calls = true")) } else { text })
 }
 
 #[test]
@@ -457,9 +465,15 @@ fn jit_approval_is_bounded_by_the_consuming_call() {
     let d = decide(&p, &c, now, &over).unwrap_err();
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::UnlimitedApproval, Some("approvals.jit[0]")));
     assert!(d.reason.starts_with("call 0:"), "{}", d.reason);
-    // The swap names another token: not the consumer, so only the static caps apply.
+    // The swap names another token: not the consumer. Run as the smart account, it could
+    // pull the account's standing WETH allowance, which no cap sees: refused unless the
+    // owner vouches for the account (then only the static caps apply).
     let other = op(&[approve_call(USDC, ROUTER, usdc(10_101)), swap_call(usdc(10_000), WETH)]);
-    decide(&p, &c, now, &other).unwrap();
+    let d = decide(&p, &c, now, &other).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::SelectorNotAllowed, Some("user_operations.unmetered_calls")));
+    assert!(d.reason.starts_with("call 1:") || d.reason.contains(&ROUTER.to_string()), "{}", d.reason);
+    let vouched = jit_policy_with("1%", false, "", true);
+    decide(&vouched, &c, now, &other).unwrap();
     // Default tolerance 0: exactly the amount.
     let p0 = jit_policy("0%", false);
     decide(&p0, &c, now, &op(&[approve_call(USDC, ROUTER, usdc(500)), swap_call(usdc(500), USDC)])).unwrap();
@@ -473,9 +487,15 @@ fn jit_approval_is_bounded_by_the_consuming_call() {
 fn jit_increase_allowance_is_bounded_together_with_what_may_be_outstanding() {
     let inc =
         |n: U256| (USDC, U256::ZERO, Bytes::from(increaseAllowanceCall { spender: ROUTER, added: n }.abi_encode()));
+    // An increase leaves what the smart account had already approved, which a swap of more
+    // could pull: it runs as the account only when the owner vouches for it.
     let p = jit_policy("0%", true);
-    let mut c = Counters::new();
+    let c = Counters::new();
     let now = t0() + 10;
+    let d = decide(&p, &c, now, &op(&[inc(usdc(1)), swap_call(usdc(1_000_000), USDC)])).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::SelectorNotAllowed, Some("user_operations.unmetered_calls")));
+    let p = jit_policy_with("0%", true, "", true);
+    let mut c = Counters::new();
     // Nothing outstanding: increaseAllowance(500) then a swap of 500 is just in time, even
     // under jit_only (issue 14, item 6).
     sign(&p, &mut c, now, &op(&[inc(usdc(500)), swap_call(usdc(500), USDC)])).unwrap();
@@ -499,7 +519,7 @@ fn jit_increase_allowance_is_bounded_together_with_what_may_be_outstanding() {
 fn trailing_zero_approval_leaves_nothing_outstanding() {
     // The ceiling is 1 000 USD, yet a 10 000 USDC just-in-time approval passes: it is
     // revoked to zero in the same batch, so exposure after the batch is unchanged.
-    let p = jit_policy_with("0%", true, CEILING_1000);
+    let p = jit_policy_with("0%", true, CEILING_1000, false);
     let mut c = Counters::new();
     let now = t0() + 10;
     let batch = op(&[

@@ -32,17 +32,19 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
     let rules = &p.doc.delegations;
     let listed = |a: Option<Address>| a.is_some_and(|a| rules.managers.contains(&a));
     if !op.calls.iter().any(|c| is_redemption(&c.data) || listed(c.to)) {
-        for c in op.calls {
-            check_self_call(ctx, op.holder, c)?;
+        for k in 0..op.calls.len() {
+            check_self_call(ctx, op.holder, &op.calls[k])?;
+            check_account_call(p, ctx, op, k)?;
         }
         let n = op.calls.len();
         return Ok(Held { calls: Cow::Borrowed(op.calls), holders: vec![op.holder; n], delegated: vec![false; n] });
     }
     let (mut calls, mut holders, mut delegated) = (Vec::new(), Vec::new(), Vec::new());
-    for call in op.calls {
+    for (k, call) in op.calls.iter().enumerate() {
         let to = call.to.unwrap_or_default();
         if !is_redemption(&call.data) {
             check_self_call(ctx, op.holder, call)?;
+            check_account_call(p, ctx, op, k)?;
             calls.push(call.clone());
             holders.push(op.holder);
             delegated.push(false);
@@ -92,7 +94,15 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
                     ));
                 }
                 check_self_call(ctx, holder, &inner)?;
-                check_metered(p, op.chain_id, holder, &inner)?;
+                check_metered(p, op.chain_id, &inner).map_err(|to| {
+                    Denial::rule(
+                        ErrorCode::SelectorNotAllowed,
+                        "delegations",
+                        format!(
+                            "a call run as the delegator {holder} to {to} is not a metered token call (transfer, transferFrom, approve, increaseAllowance of a listed token) or a plain value transfer: it could spend the delegator's standing allowances or deposits, which no cap sees"
+                        ),
+                    )
+                })?;
                 calls.push(inner);
                 holders.push(holder);
                 delegated.push(true);
@@ -108,27 +118,61 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
     Ok(Held { calls: Cow::Owned(calls), holders, delegated })
 }
 
-/// A call run as a delegator must be one Bridle meters: a transfer, `transferFrom`,
-/// `approve` or `increaseAllowance` of a token the policy lists on this chain, or a plain
-/// value transfer. Anything else could spend what the delegator already approved or
-/// deposited (a router pulling its standing allowance, a vault withdrawal), value no cap
-/// sees: the session's own address holds only approvals Bridle metered, a delegator's does
-/// not.
-fn check_metered(p: &CompiledPolicy, chain_id: u64, holder: Address, call: &Call) -> Result<(), Denial> {
+/// A call run as a delegator, or as a smart account unless the policy says otherwise, must
+/// be one Bridle meters: a transfer, `transferFrom`, `approve` or `increaseAllowance` of a
+/// token the policy lists on this chain, or a plain value transfer. Anything else could
+/// spend what the account already approved or deposited (a router pulling its standing
+/// allowance, a vault withdrawal), value no cap sees: the session's own address holds only
+/// approvals Bridle metered, another account need not. `Err` names the call's target.
+fn check_metered(p: &CompiledPolicy, chain_id: u64, call: &Call) -> Result<(), Address> {
     let to = call.to.unwrap_or_default();
     let metered = call.data.is_empty()
         || (p.token_at(chain_id, &to).is_some()
             && call.data.get(..4).is_some_and(|s| super::calls::METERED.iter().any(|m| m[..] == *s)));
     if metered {
+        Ok(())
+    } else {
+        Err(to)
+    }
+}
+
+/// A user operation's call `k` runs as its sender: metered ([`check_metered`]), or the
+/// consumer of a just-in-time approval right before it (R-APP-2: an `approve` — which
+/// sets, so no standing allowance of that token to that spender is left — of a listed
+/// token, and the call a `approvals.jit` rule that names that token consumes), unless the
+/// policy sets `user_operations.unmetered_calls` (the owner vouches the accounts hold
+/// nothing Bridle did not meter). A review of 2026-12-05 found a router's `swap` from a
+/// listed account spending that account's standing allowance, uncharged.
+fn check_account_call(p: &CompiledPolicy, ctx: &Context, op: &Operation<'_>, k: usize) -> Result<(), Denial> {
+    if op.holder == ctx.account || p.doc.user_operations.unmetered_calls {
         return Ok(());
     }
-    Err(Denial::rule(
-        ErrorCode::SelectorNotAllowed,
-        "delegations",
-        format!(
-            "a call run as the delegator {holder} to {to} is not a metered token call (transfer, transferFrom, approve, increaseAllowance of a listed token) or a plain value transfer: it could spend the delegator's standing allowances or deposits, which no cap sees"
-        ),
-    ))
+    let call = &op.calls[k];
+    let consumes = |prev: &Call| {
+        let token = prev.to.unwrap_or_default();
+        match crate::policy::calls::erc20_effect(&prev.data) {
+            Some(Ok(crate::policy::calls::Erc20::Approve { spender, amount, kind })) => {
+                kind == "approve"
+                    && !amount.is_zero()
+                    && p.token_at(op.chain_id, &token).is_some()
+                    && super::engine::jit_consumer(p, call, spender, token, true).is_some()
+            }
+            _ => false,
+        }
+    };
+    if k.checked_sub(1).and_then(|j| op.calls.get(j)).is_some_and(consumes) {
+        return Ok(());
+    }
+    check_metered(p, op.chain_id, call).map_err(|to| {
+        Denial::rule(
+            ErrorCode::SelectorNotAllowed,
+            "user_operations.unmetered_calls",
+            format!(
+                "a call run as the smart account {} to {to} is not a metered token call (transfer, transferFrom, approve, increaseAllowance of a listed token) or a plain value transfer: it could spend the account's standing allowances or deposits, which no cap sees (an owner whose accounts hold nothing Bridle did not meter sets user_operations.unmetered_calls = true)",
+                op.holder
+            ),
+        )
+    })
 }
 
 /// A call from `holder` (not the session) to `holder` itself is refused, and so is one to

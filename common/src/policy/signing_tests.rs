@@ -191,6 +191,60 @@ fn user_op_inner_calls_are_checked_and_charged_together() {
     assert_eq!(code(decide(&p, &c, uo(op(bad)))), ErrorCode::UnlimitedApproval);
 }
 
+/// A user operation's calls run as its account, which may hold allowances and deposits
+/// Bridle never metered (the owner's own wallet with a session key added): a router's
+/// `swap` from it could pull 1,000,000 USDC through an old approval against a 100 USDC
+/// daily cap, charged nothing (a review of 2026-12-05). Only metered calls and plain value
+/// transfers run as an account, unless the owner vouches for its accounts.
+#[test]
+fn user_op_calls_are_metered_unless_the_owner_vouches_for_the_account() {
+    sol! { function swap(address tokenIn, uint256 amountIn); }
+    let router = format!("[[calls]]\ntarget = \"{ROUTER}\"\nfunctions = [\"swap(address,uint256)\"]\n");
+    let p = compile_text(&format!("{BASE}{router}")).unwrap();
+    let c = Counters::new();
+    let pull = swapCall { tokenIn: USDC, amountIn: usdc(1_000_000) }.abi_encode();
+    for cd in [
+        encode::simple_execute(ROUTER, U256::ZERO, pull.clone().into()),
+        encode::erc7579_batch(&[(USDC, U256::ZERO, xfer(ALICE, usdc(1))), (ROUTER, U256::ZERO, pull.clone().into())]),
+    ] {
+        let d = decide(&p, &c, uo(op(cd))).unwrap_err();
+        assert_eq!(
+            (d.code, d.rule.as_deref()),
+            (ErrorCode::SelectorNotAllowed, Some("user_operations.unmetered_calls"))
+        );
+        assert!(d.reason.contains(&ACCOUNT_SCA.to_string()) && d.reason.contains(&ROUTER.to_string()), "{d}");
+    }
+    // Metered calls and plain value transfers still run as the account.
+    let metered = encode::erc7579_batch(&[
+        (USDC, U256::ZERO, xfer(ALICE, usdc(1))),
+        (USDC, U256::ZERO, approveCall { spender: ROUTER, amount: usdc(5) }.abi_encode().into()),
+    ]);
+    assert_eq!(decide(&p, &c, uo(op(metered))).unwrap().tokens, vec![(0, usdc(6))]);
+    // The same transaction from the session's own address (whose allowances Bridle metered)
+    // is a call like any other.
+    let tx = crate::tx::TxRequest::Eip1559(crate::tx::Eip1559Request {
+        chain_id: 1,
+        nonce: 0,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1,
+        gas_limit: 100_000,
+        to: Some(ROUTER),
+        value: U256::ZERO,
+        data: pull.clone().into(),
+        access_list: vec![],
+    });
+    decide(&p, &c, SignPayload::Transaction(tx)).unwrap();
+    // The owner vouches: the router's call runs as the account.
+    let vouched = BASE.replace("entry_points = [\"v0.7\"]", "entry_points = [\"v0.7\"]\nunmetered_calls = true");
+    let p2 = compile_text(&format!("{vouched}{router}")).unwrap();
+    decide(&p2, &c, uo(op(encode::simple_execute(ROUTER, U256::ZERO, pull.into())))).unwrap();
+    // Off, the setting is omitted from the policy's normalized form (older policies keep
+    // their hash); on, it is part of what the owner signs.
+    assert!(!serde_json::to_string(&p.doc).unwrap().contains("unmetered_calls"));
+    assert!(serde_json::to_string(&p2.doc).unwrap().contains("\"unmetered_calls\":true"));
+    assert_ne!(p.hash, p2.hash);
+}
+
 #[test]
 fn user_op_lists_and_gas() {
     let p = policy();
