@@ -10,13 +10,16 @@ function key(session, rule) {
 }
 
 /** Record a sample {t (unix s), spent (bigint)}; returns the series. */
-export function recordSample(session, rule, t, spent) {
+export function recordSample(session, rule, t, spent, signed = true) {
   let s = [];
   try {
     s = JSON.parse(localStorage.getItem(key(session, rule)) ?? "[]");
   } catch {
     s = [];
   }
+  // Only what the enclave signed is kept: a figure from an unsigned status (the host's word)
+  // would otherwise be drawn later under a signed status's banner (a review of 2026-12-05).
+  if (!signed) return s.map(([time, v]) => ({ t: time, spent: BigInt(v) }));
   const last = s[s.length - 1];
   if (!last || last[1] !== spent.toString() || t - last[0] > 60) s.push([t, spent.toString()]);
   else last[0] = t;

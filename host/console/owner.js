@@ -8,6 +8,7 @@ import {
 } from "./bytes.js";
 import { checkBinding, checkReceipt, ownerNonceWord, bindingDigest } from "./verify.js";
 import { postText } from "./api.js";
+import { readUserOp, payloadEntry } from "./decode.js";
 
 /**
  * ctx: {wallet (EIP-1193), account, identity (trusted enclave address), onTypedData?(td)}.
@@ -105,9 +106,31 @@ export async function approve(ctx, session, agent, pending) {
     throw new Error(`the approval's reply signs digest ${signed.digest}, not ${pending.digest}`);
   }
   const d = hexToBytes(signed.digest);
-  const who = recoverAddress(pending.kind === "user_operation" ? ethSigned(d) : d, signed.signature);
-  if (!sameAddress(who, session)) throw new Error(`the approval's signature recovers to ${who}, not the session`);
+  const who = approvalSigners(pending, d).map((m) => recoverAddress(m, signed.signature));
+  if (!who.some((w) => sameAddress(w, session))) {
+    throw new Error(`the approval's signature recovers to ${who.join(" or ")}, not the session`);
+  }
   return signed;
+}
+
+/**
+ * What the session key signs for a held request's digest: a v0.7 user operation's hash as
+ * an EIP-191 message, a v0.8 one's (an EIP-712 digest) and every other digest as it is
+ * (`UserOperationRequest::signing_digest`). A status that omitted the payload leaves the
+ * version unknown: either form is the session's signature over this digest.
+ */
+export function approvalSigners(pending, d) {
+  if (pending.kind !== "user_operation") return [d];
+  let version = null;
+  try {
+    const e = payloadEntry(pending.payload);
+    version = e?.kind === "user_operation" ? readUserOp(e.value).version : null;
+  } catch {
+    version = null;
+  }
+  if (version === "0.7") return [ethSigned(d)];
+  if (version === "0.8") return [d];
+  return [ethSigned(d), d];
 }
 
 /**

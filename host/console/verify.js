@@ -242,9 +242,33 @@ export function headDigest(h) {
  * Returns {ok, entries, headSeq, complete, error, seq} — `complete` when the head was at the
  * log's end when signed.
  */
+const INT = (v) => Number.isSafeInteger(v) && v >= 0;
+const HEX = (n) => (v) => typeof v === "string" && new RegExp(`^0x[0-9a-fA-F]{${n}}$`).test(v);
+const STR = (v) => typeof v === "string";
+const OPT_STR = (v) => v === null || v === undefined || typeof v === "string";
+const ENTRY_FIELDS = {
+  seq: INT, time: INT, session: HEX(40), kind: STR, code: OPT_STR, rule: OPT_STR,
+  request_digest: HEX(64), detail: STR, prev: HEX(64),
+};
+const HEAD_FIELDS = {
+  seq: INT, hash: HEX(64), time: INT, enclave: HEX(40), end: (v) => v === undefined || INT(v),
+  nonce: (v) => v === undefined || v === null || HEX(64)(v), signature: STR,
+};
+
+/** The first field of `o` not written the one way `fields` allows, or null. */
+function uncanonical(o, fields) {
+  if (o === null || typeof o !== "object") return "not an object";
+  for (const [k, ok] of Object.entries(fields)) {
+    if (!ok(o[k])) return `${k} is ${JSON.stringify(o[k])?.slice(0, 80)}`;
+  }
+  return null;
+}
+
 export function verifyAuditLog(entries, headObj, identity) {
   const fail = (error, seq) => ({ ok: false, error, seq, entries: entries.length });
   if (!headObj) return fail("no signed head");
+  const headForm = uncanonical(headObj, HEAD_FIELDS);
+  if (headForm) return fail(`the signed head is not in canonical form: ${headForm}`);
   if (!sameAddress(headObj.enclave, identity)) {
     return fail(`the head is for enclave ${headObj.enclave}, not the trusted ${identity}`);
   }
@@ -256,6 +280,11 @@ export function verifyAuditLog(entries, headObj, identity) {
   let last = null;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
+    // The page shows and filters the entries as they are written: each must be written the
+    // one way its hash reads it ("5e55…" for "0x5e55…", ["allowed"] for "allowed" hash
+    // alike and would hide an entry from its session's view; a review of 2026-12-05).
+    const form = uncanonical(e, ENTRY_FIELDS);
+    if (form) return fail(`entry at position ${i} is not in canonical form: ${form}`, i);
     if (BigInt(e.seq) !== BigInt(i)) return fail(`entry ${i} is missing (position ${i} holds entry ${e.seq})`, i);
     if (BigInt(e.seq) > BigInt(headObj.seq)) {
       return fail(`entry ${e.seq} follows the signed head (at seq ${headObj.seq})`, e.seq);

@@ -63,12 +63,12 @@ export function renderSessions(tbody, rows, now, onOpen) {
   }
 }
 
-function capRow(session, c, now, ticks) {
+function capRow(session, c, now, ticks, signed) {
   const spent = BigInt(c.spent);
   const cap = BigInt(c.cap);
   const fmt = (v) => `${formatUnits(v, c.decimals)} ${c.symbol}`;
   const pct = cap > 0n ? Number((spent * 1000n) / cap) / 10 : 100;
-  const samples = recordSample(session, c.rule, now, spent);
+  const samples = recordSample(session, c.rule, now, spent, signed);
   return h(
     "div",
     { class: "cap-row" },
@@ -125,9 +125,15 @@ export function renderDetail(root, d) {
   root.replaceChildren();
   const s = d.live;
   if (!s) {
+    // Only the enclave's signed status can say it holds no such session: the host's word
+    // alone could make an owner give up revoking a live key (a review of 2026-12-05).
+    root.append(h("p", { class: "small", id: "status-word" }, d.signed
+      ? [badge("signed by the enclave", "ok"), ` for a fresh nonce at ${time(d.signed.time)}:`]
+      : [badge("the host's word", "bad"), ` not signed by the enclave (${d.signedError ?? "not checked"}): what follows is unverified; revoke anyway, or check with bridle owner status.`]));
+    const says = d.signed ? "The enclave" : "The host says the enclave";
     root.append(h("p", { class: "bad" }, d.stored.state === "lost"
-      ? "This session is lost: its enclave restarted, and a session key never leaves its enclave."
-      : "The enclave holds no such session now (unknown, lost, or dropped after it ended)."));
+      ? `${says} holds no such session: it is lost (its enclave restarted, and a session key never leaves its enclave).`
+      : `${says} holds no such session now (unknown, lost, or dropped after it ended).`));
     return;
   }
   root.append(h("p", { class: "small", id: "status-word" }, d.signed
@@ -148,7 +154,7 @@ export function renderDetail(root, d) {
   const ticks = (d.audit ?? []).filter((e) => e.kind === "allowed").map((e) => Number(e.time));
   root.append(h("h3", {}, "Spend against each cap"));
   if (!s.caps.length) root.append(h("p", { class: "small" }, "The policy sets no cap."));
-  for (const c of s.caps) root.append(capRow(s.session, c, d.now, ticks));
+  for (const c of s.caps) root.append(capRow(s.session, c, d.now, ticks, Boolean(d.signed)));
 
   root.append(h("h3", {}, "Rate limits"));
   const limits = d.policy?.rate_limits ?? [];

@@ -3,7 +3,7 @@
 // test compares every digest with the one bridle-common computes for the same input.
 import { ownerTypedData, ownerDigest } from "../../host/console/eip712.js";
 import { bindingDigest, receiptDigest, checkReceipt, verifyAuditLog, entryHash, ownerNonceWord } from "../../host/console/verify.js";
-import { termsDigest } from "../../host/console/owner.js";
+import { termsDigest, approvalSigners } from "../../host/console/owner.js";
 import { checkSignedStatus } from "../../host/console/status.js";
 import { payloadDigest, describe } from "../../host/console/decode.js";
 import { verifyAttestation } from "../../host/console/attest.js";
@@ -45,6 +45,7 @@ const ops = {
     return { digest: d ? hex(d) : null, lines: describe(c.payload, c.tokens ?? []) };
   },
   address: (c) => ({ address: addressOfPublicKey(hexToBytes(c.public_key)) }),
+  approval_signed: (c) => ({ messages: approvalSigners(c.pending, hexToBytes(c.digest)).map(hex) }),
   // The spend chart with `ticks` signatures, drawn into a stand-in for the DOM (it only
   // creates elements): whether it throws, and how many tick marks it draws.
   chart: (c) => {

@@ -185,6 +185,15 @@ fn bindings_receipts_and_audit_match_bridle_common() {
     tampered[7].detail.push('!');
     let mut dropped = chain.entries.clone();
     dropped.remove(3);
+    // The same bytes written another way (a review of 2026-12-05): the hash reads
+    // "5e55…" as "0x5e55…" and ["allowed"] as "allowed", the page's filters do not.
+    let mut bare = json!(chain.entries);
+    let s = bare[5]["session"].as_str().unwrap().trim_start_matches("0x").to_string();
+    bare[5]["session"] = json!(s);
+    let mut listed = json!(chain.entries);
+    listed[6]["kind"] = json!([listed[6]["kind"].clone()]);
+    let mut head_text = json!(head);
+    head_text["seq"] = json!(head.seq.to_string());
 
     let n = json!(nonce);
     let cases = vec![
@@ -204,6 +213,9 @@ fn bindings_receipts_and_audit_match_bridle_common() {
         // An earlier grant's genuine reply, answering a grant signed with a later nonce.
         json!({"op": "receipt", "kind": "session_created", "reply": created, "identity": enclave,
                "nonce": json!(B256::from(U256::from(1_796_037_142_493u64)))}),
+        json!({"op": "audit", "entries": bare, "head": head, "identity": chain.enclave()}),
+        json!({"op": "audit", "entries": listed, "head": head, "identity": chain.enclave()}),
+        json!({"op": "audit", "entries": chain.entries, "head": head_text, "identity": chain.enclave()}),
     ];
     let r = node(&cases);
     assert_eq!(b256(&r[0]["digest"]), binding.digest());
@@ -232,6 +244,16 @@ fn bindings_receipts_and_audit_match_bridle_common() {
     assert_eq!((r[11]["ok"].clone(), r[12]["ok"].clone()), (json!(true), json!(true)), "{} {}", r[11], r[12]);
     assert!(r[13]["error"].as_str().unwrap().contains("replayed"), "{}", r[13]);
     assert_eq!(SessionCreated::KIND, "session_created");
+    // Each hashes as the genuine entry does, and is refused for its form.
+    assert_eq!(r[14]["hashes"], r[6]["hashes"]);
+    assert_eq!(r[15]["hashes"], r[6]["hashes"]);
+    for (i, field) in
+        [(14, "position 5 is not in canonical form: session"), (15, "position 6 is not in canonical form: kind")]
+    {
+        assert_eq!(r[i]["result"]["ok"], false, "{}", r[i]["result"]);
+        assert!(r[i]["result"]["error"].as_str().unwrap().contains(field), "{}", r[i]["result"]);
+    }
+    assert!(r[16]["result"]["error"].as_str().unwrap().contains("head is not in canonical form: seq"), "{}", r[16]);
 }
 
 #[test]
@@ -649,6 +671,35 @@ fn user_op() -> UserOperationRequest {
         paymaster_post_op_gas_limit: 0,
         paymaster_data: Bytes::new(),
     }
+}
+
+/// What the console checks an owner's approval of a held user operation against is what the
+/// session key signs (`Prepared::signing_digest`): a v0.7 hash as an EIP-191 message, a
+/// v0.8 one as it is (the console required the v0.7 form of both, and so reported a v0.8
+/// approval the enclave had made as failed: a review of 2026-12-05). Without the payload
+/// (omitted from the status) either form is the session's signature over the digest.
+#[test]
+fn an_approved_user_operation_is_checked_against_what_the_key_signs() {
+    let v08 = UserOperationRequest { entry_point: ENTRY_POINT_V08, ..user_op() };
+    let mut cases = Vec::new();
+    let mut want = Vec::new();
+    for op in [user_op(), v08] {
+        let payload = SignPayload::UserOperation(op);
+        let prepared = bridle_common::payload::prepare(&payload).unwrap();
+        let digest = prepared.stamp_digest();
+        cases.push(json!({"op": "approval_signed", "digest": digest,
+                          "pending": {"kind": "user_operation", "digest": digest, "payload": payload}}));
+        want.push(vec![prepared.signing_digest()]);
+        cases.push(json!({"op": "approval_signed", "digest": digest,
+                          "pending": {"kind": "user_operation", "digest": digest, "payload_omitted": true}}));
+        want.push(vec![alloy_primitives::eip191_hash_message(digest.as_slice()), digest]);
+    }
+    let r = node(&cases);
+    for (i, w) in want.iter().enumerate() {
+        let got: Vec<B256> = r[i]["messages"].as_array().unwrap().iter().map(b256).collect();
+        assert_eq!(&got, w, "case {i}");
+    }
+    assert_ne!(want[0], want[2], "v0.7 and v0.8 sign different messages");
 }
 
 fn user_operation_payloads() -> Vec<(&'static str, SignPayload)> {
