@@ -195,11 +195,15 @@ fn ok(r: &(u16, Value)) {
 #[tokio::test]
 async fn t8_1_unlimited_approval_prevention() {
     let s = Stack::start();
-    let text = governed(
+    let unvouched = governed(
         "",
         r#"jit_tolerance = "1%"
 jit = [{ signature = "swap(address tokenIn,uint256 amountIn,uint256 minOut)", amount_arg = "amountIn", token_arg = "tokenIn" }]"#,
     );
+    // The swaps below run as the smart account: the owner vouches that it holds nothing
+    // Bridle did not meter (RULES.md §5); without that, no swap runs as it (below).
+    let v07 = "entry_points = [\"v0.7\"]";
+    let text = unvouched.replace(v07, &format!("{v07}\nunmetered_calls = true"));
     let g = grant(&s, &text).await;
     // type(uint256).max, as approve, increaseAllowance, a permit, Permit2 and in a batch.
     denied(&s.sign(&g, erc20_approve(CHAIN, 0, USDC, ROUTER, U256::MAX)).await, "unlimited_approval");
@@ -241,6 +245,12 @@ jit = [{ signature = "swap(address tokenIn,uint256 amountIn,uint256 minOut)", am
     denied(&r, "unlimited_approval");
     assert_eq!(r.1["error"]["rule"], "approvals.jit[0]");
     ok(&s.sign_payload(&g, batch(1_010, 1_000, true)).await);
+    // Not vouched for, the account runs no swap, just in time or not: the router could pull
+    // the account's standing funds (a review of 2026-12-05).
+    let strict = grant(&s, &unvouched).await;
+    let r = s.sign_payload(&strict, batch(1_010, 1_000, true)).await;
+    denied(&r, "selector_not_allowed");
+    assert_eq!(r.1["error"]["rule"], "user_operations.unmetered_calls");
     // The trailing approve(spender, 0) left nothing outstanding for the smart account.
     let a = s.allowances(&g).await;
     let held: Vec<&Value> = a["allowances"].as_array().unwrap().iter().filter(|e| e["holder"] == json!(SCA)).collect();

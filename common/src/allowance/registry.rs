@@ -320,21 +320,6 @@ impl Registry {
         }
     }
 
-    /// Whether a sweep (a revocation anyone may broadcast) wrote `key` after its last
-    /// non-zero grant, in signing order.
-    pub fn swept_since_granted(&self, key: &Key) -> bool {
-        for i in self.items.iter().rev() {
-            for g in i.grants.iter().rev().filter(|g| g.key == *key) {
-                match g.op {
-                    _ if i.sweep => return true,
-                    GrantOp::Set(v) | GrantOp::Add(v) if !v.is_zero() => return false,
-                    _ => {}
-                }
-            }
-        }
-        false
-    }
-
     /// Revocations an owner's signed sweep may add on credit: paid for, in the enclave's
     /// memory budget, when the approvals they revoke were signed ([`Registry::footprint`]
     /// counts [`WRITE_BYTES`] for each), so that the owner's way out stays open when others

@@ -157,30 +157,21 @@ impl Machine {
             // fresh nonce, each paying gas. Re-signs are bounded by half the registry alone,
             // counted within the request — a count per nonce let re-signs nobody broadcast
             // freeze the host's own fee bumps (reviews of 5d39b59 and e7bd0a9).
-            // A key the agent's own revocation settles is due too, unless a sweep revoked it
-            // since it was granted: the agent may keep that revocation to itself, and the
-            // approval stays live (a review of 2026-12-05; a sweep's revocation is one anyone
-            // can broadcast). Such sweeps are bounded like re-signs: an agent that approves
-            // and revokes in turn could otherwise have them fill the room its approvals
-            // prepaid for the owner's sweep.
-            let k = Key { chain_id: a.chain_id, holder: a.holder, token: a.token, spender: a.spender, kind: a.kind };
-            let by_agent = a.state == crate::allowance::AllowanceState::Revoked
-                && !a.amount.is_zero()
-                && !reg.swept_since_granted(&k);
-            let due = (a.outstanding() || by_agent) && (everything || t >= a.expires_at);
+            let due = a.outstanding() && (everything || a.state == crate::allowance::AllowanceState::Expired);
             let covered = a.swept_at_nonce.filter(|&n| reg.only_sweeps_at(a.chain_id, n));
             let room = || reg.has_room(crate::allowance::MAX_WRITES / 2 + bounded + 1, t);
             let wanted = match covered {
                 _ if authed => !a.amount.is_zero(),
-                None => due && (!by_agent || room()),
+                None => due,
                 Some(_) => resigns(reg, &a, terms) && room(),
             };
-            if wanted && !authed && (covered.is_some() || by_agent) {
+            if wanted && !authed && covered.is_some() {
                 bounded += 1;
             }
             if !wanted {
                 continue;
             }
+            let k = Key { chain_id: a.chain_id, holder: a.holder, token: a.token, spender: a.spender, kind: a.kind };
             let skip = |reason: String| SweepSkip {
                 chain_id: k.chain_id,
                 token: k.token,

@@ -297,6 +297,17 @@ pub(crate) fn check_call(
     Ok(())
 }
 
+/// Whether a call to `to` with `data` is one Bridle meters (RULES.md §5, "Metered
+/// functions"): a transfer, `transferFrom`, `approve` or `increaseAllowance` of a token
+/// listed on `chain_id`, or Permit2's `approve` on a Permit2 contract the policy knows.
+pub(crate) fn metered_call(p: &CompiledPolicy, chain_id: u64, to: &Address, data: &[u8]) -> bool {
+    let Some(s) = data.get(..4) else { return false };
+    if p.permit2.contains(to) {
+        return s == permit2::approveCall::SELECTOR;
+    }
+    p.token_at(chain_id, to).is_some() && METERED.iter().any(|m| m[..] == *s)
+}
+
 /// A call to Permit2's `approve(token, spender, amount, expiration)`: an approval of
 /// `token` (kind `permit2`), bounded like any other; it ends at `expiration` (0: whenever
 /// the transaction is mined, so never, as far as the enclave knows).

@@ -263,7 +263,7 @@ fn check_jit(
     let consumer = calls
         .get(k + 1)
         .filter(|_| holders.get(k + 1) == holders.get(k))
-        .and_then(|n| jit_consumer(p, n, spender, token, false));
+        .and_then(|n| jit_consumer(p, n, spender, token));
     match consumer {
         Some((i, consumed)) => {
             let bps = U256::from(rules.jit_tolerance_bps);
@@ -301,14 +301,7 @@ fn check_jit(
 /// If `next` is a call to `spender` matching a JIT rule (and naming `token` when the rule
 /// says where the token is), the rule index and the amount it consumes. Only canonical
 /// encodings count.
-/// `named`: only rules that name the token consumed (`token_arg`) count.
-pub(crate) fn jit_consumer(
-    p: &CompiledPolicy,
-    next: &Call,
-    spender: Address,
-    token: Address,
-    named: bool,
-) -> Option<(usize, U256)> {
+fn jit_consumer(p: &CompiledPolicy, next: &Call, spender: Address, token: Address) -> Option<(usize, U256)> {
     if next.to != Some(spender) || next.data.len() < 4 {
         return None;
     }
@@ -321,13 +314,11 @@ pub(crate) fn jit_consumer(
         }
         let Ok(decoded) = decoded.get(&j.params, &next.data) else { continue };
         let Some(DynSolValue::Uint(consumed, _)) = super::calls::value_at(decoded, &j.amount_path) else { continue };
-        match &j.token_path {
-            Some(tp) => match super::calls::value_at(decoded, tp) {
+        if let Some(tp) = &j.token_path {
+            match super::calls::value_at(decoded, tp) {
                 Some(DynSolValue::Address(a)) if *a == token => {}
                 _ => continue,
-            },
-            None if named => continue,
-            None => {}
+            }
         }
         return Some((i, *consumed));
     }

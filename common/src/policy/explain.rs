@@ -298,7 +298,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
         } else {
             let _ = writeln!(
                 s,
-                "user_operations.unmetered_calls: off — a call runs as the account only if it is a metered token call (transfer, transferFrom, approve, increaseAllowance of a listed token), a plain value transfer, or a just-in-time consumer of the approve right before it (approvals.jit with token_arg): the account's standing allowances and deposits stay out of reach"
+                "user_operations.unmetered_calls: off — a call runs as the account only if it is a metered token call (transfer, transferFrom, approve, increaseAllowance of a listed token, Permit2 approve) or a plain value transfer, so the account's standing allowances and deposits stay out of reach (a just-in-time swap from the account needs unmetered_calls = true)"
             );
         }
         if u.paymasters.is_empty() {

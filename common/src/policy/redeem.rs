@@ -32,19 +32,19 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
     let rules = &p.doc.delegations;
     let listed = |a: Option<Address>| a.is_some_and(|a| rules.managers.contains(&a));
     if !op.calls.iter().any(|c| is_redemption(&c.data) || listed(c.to)) {
-        for k in 0..op.calls.len() {
-            check_self_call(ctx, op.holder, &op.calls[k])?;
-            check_account_call(p, ctx, op, k)?;
+        for c in op.calls {
+            check_self_call(ctx, op.holder, c)?;
+            check_account_call(p, ctx, op, c)?;
         }
         let n = op.calls.len();
         return Ok(Held { calls: Cow::Borrowed(op.calls), holders: vec![op.holder; n], delegated: vec![false; n] });
     }
     let (mut calls, mut holders, mut delegated) = (Vec::new(), Vec::new(), Vec::new());
-    for (k, call) in op.calls.iter().enumerate() {
+    for call in op.calls {
         let to = call.to.unwrap_or_default();
         if !is_redemption(&call.data) {
             check_self_call(ctx, op.holder, call)?;
-            check_account_call(p, ctx, op, k)?;
+            check_account_call(p, ctx, op, call)?;
             calls.push(call.clone());
             holders.push(op.holder);
             delegated.push(false);
@@ -120,47 +120,28 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
 
 /// A call run as a delegator, or as a smart account unless the policy says otherwise, must
 /// be one Bridle meters: a transfer, `transferFrom`, `approve` or `increaseAllowance` of a
-/// token the policy lists on this chain, or a plain value transfer. Anything else could
+/// token the policy lists on this chain, Permit2's `approve` on a Permit2 contract the
+/// policy knows, or a plain value transfer. Anything else could
 /// spend what the account already approved or deposited (a router pulling its standing
 /// allowance, a vault withdrawal), value no cap sees: the session's own address holds only
 /// approvals Bridle metered, another account need not. `Err` names the call's target.
 fn check_metered(p: &CompiledPolicy, chain_id: u64, call: &Call) -> Result<(), Address> {
     let to = call.to.unwrap_or_default();
-    let metered = call.data.is_empty()
-        || (p.token_at(chain_id, &to).is_some()
-            && call.data.get(..4).is_some_and(|s| super::calls::METERED.iter().any(|m| m[..] == *s)));
-    if metered {
+    if call.data.is_empty() || super::calls::metered_call(p, chain_id, &to, &call.data) {
         Ok(())
     } else {
         Err(to)
     }
 }
 
-/// A user operation's call `k` runs as its sender: metered ([`check_metered`]), or the
-/// consumer of a just-in-time approval right before it (R-APP-2: an `approve` — which
-/// sets, so no standing allowance of that token to that spender is left — of a listed
-/// token, and the call a `approvals.jit` rule that names that token consumes), unless the
+/// A user operation's call runs as its sender: metered ([`check_metered`]) unless the
 /// policy sets `user_operations.unmetered_calls` (the owner vouches the accounts hold
 /// nothing Bridle did not meter). A review of 2026-12-05 found a router's `swap` from a
-/// listed account spending that account's standing allowance, uncharged.
-fn check_account_call(p: &CompiledPolicy, ctx: &Context, op: &Operation<'_>, k: usize) -> Result<(), Denial> {
+/// listed account spending that account's standing allowance, uncharged. A just-in-time
+/// consumer is no exception: what it pulls is the contract's to decide (through Permit2,
+/// an internal balance, a second token), not the `approve` before it (a review of the fix).
+fn check_account_call(p: &CompiledPolicy, ctx: &Context, op: &Operation<'_>, call: &Call) -> Result<(), Denial> {
     if op.holder == ctx.account || p.doc.user_operations.unmetered_calls {
-        return Ok(());
-    }
-    let call = &op.calls[k];
-    let consumes = |prev: &Call| {
-        let token = prev.to.unwrap_or_default();
-        match crate::policy::calls::erc20_effect(&prev.data) {
-            Some(Ok(crate::policy::calls::Erc20::Approve { spender, amount, kind })) => {
-                kind == "approve"
-                    && !amount.is_zero()
-                    && p.token_at(op.chain_id, &token).is_some()
-                    && super::engine::jit_consumer(p, call, spender, token, true).is_some()
-            }
-            _ => false,
-        }
-    };
-    if k.checked_sub(1).and_then(|j| op.calls.get(j)).is_some_and(consumes) {
         return Ok(());
     }
     check_metered(p, op.chain_id, call).map_err(|to| {

@@ -414,35 +414,6 @@ fn a_chain_no_longer_listed_makes_earlier_revocations_uncertain() {
     assert_eq!(v[0].state, crate::allowance::AllowanceState::Active, "{v:?}");
 }
 
-/// A revocation the agent signed settles its approval in the registry's eyes, but the agent
-/// may never broadcast it: once the approval lapses, or the session is revoked, anyone's
-/// sweep still revokes it (a review of 2026-12-05: the withheld revocation kept the
-/// approval out of every unauthenticated sweep, live until the owner signed one).
-#[test]
-fn an_approval_the_agent_revoked_itself_is_still_swept_once_it_lapses() {
-    let approve = |nonce, amount| tx_at(nonce, approveCall { spender: ROUTER, amount }.abi_encode(), 200_000, vec![]);
-    let mut s = Session::with(policy_on("[1]", "lifetime = \"1h\""));
-    s.ask(t0() + 10, approve(0, usdc(5))).expect("the approval");
-    s.ask(t0() + 11, approve(1, U256::ZERO)).expect("its revocation, withheld");
-    let view = |s: &Session, at| crate::allowance::view::view(&s.m.counters().allowances, at);
-    assert_eq!(view(&s, t0() + 12)[0].settled_at_nonce, Some(1));
-    // Current: nothing is due for anyone's sweep.
-    let r = s.m.sweep(t0() + 12, &[free_terms(1, 2)], false, Some(&Key)).result.expect("a sweep");
-    assert!(r.transactions.is_empty(), "{r:?}");
-    // Lapsed: anyone's sweep revokes it at the next nonce.
-    let lapsed = t0() + 10 + 3600;
-    let r = s.m.sweep(lapsed, &[free_terms(1, 2)], false, Some(&Key)).result.expect("a sweep");
-    assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(2, ROUTER)]);
-    assert_eq!(view(&s, lapsed)[0].state, crate::allowance::AllowanceState::Swept);
-    // And on a revoked session, before it lapses.
-    let mut r2 = Session::with(policy_on("[1]", "lifetime = \"1h\""));
-    r2.ask(t0() + 10, approve(0, usdc(5))).expect("the approval");
-    r2.ask(t0() + 11, approve(1, U256::ZERO)).expect("its revocation, withheld");
-    assert_eq!(r2.m.revoke(t0() + 12, false).result, Ok(true));
-    let r = r2.m.sweep(t0() + 13, &[free_terms(1, 2)], false, Some(&Key)).result.expect("a sweep");
-    assert_eq!(r.transactions.len(), 1, "{r:?}");
-}
-
 fn free_terms(chain_id: u64, nonce: u64) -> crate::protocol::SweepTerms {
     crate::protocol::SweepTerms { chain_id, nonce, max_fee_per_gas: 0, max_priority_fee_per_gas: 0, gas_limit: 200_000 }
 }

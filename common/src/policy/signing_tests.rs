@@ -199,7 +199,9 @@ fn user_op_inner_calls_are_checked_and_charged_together() {
 #[test]
 fn user_op_calls_are_metered_unless_the_owner_vouches_for_the_account() {
     sol! { function swap(address tokenIn, uint256 amountIn); }
-    let router = format!("[[calls]]\ntarget = \"{ROUTER}\"\nfunctions = [\"swap(address,uint256)\"]\n");
+    let router = format!(
+        "[[calls]]\ntarget = \"{ROUTER}\"\nfunctions = [\"swap(address,uint256)\"]\n[[calls]]\ntarget = \"{PERMIT2}\"\nfunctions = [\"approve(address,address,uint160,uint48)\"]\n"
+    );
     let p = compile_text(&format!("{BASE}{router}")).unwrap();
     let c = Counters::new();
     let pull = swapCall { tokenIn: USDC, amountIn: usdc(1_000_000) }.abi_encode();
@@ -220,6 +222,19 @@ fn user_op_calls_are_metered_unless_the_owner_vouches_for_the_account() {
         (USDC, U256::ZERO, approveCall { spender: ROUTER, amount: usdc(5) }.abi_encode().into()),
     ]);
     assert_eq!(decide(&p, &c, uo(op(metered))).unwrap().tokens, vec![(0, usdc(6))]);
+    // Permit2's approve is metered too (a revocation of the account's Permit2 key among them).
+    sol! { interface IPermit2 { function approve(address token, address spender, uint160 amount, uint48 expiration); } }
+    for amount in [0u64, 5_000_000] {
+        let call = IPermit2::approveCall {
+            token: USDC,
+            spender: ROUTER,
+            amount: alloy_primitives::Uint::from(amount),
+            expiration: alloy_primitives::Uint::from(0u8),
+        };
+        let cd = encode::simple_execute(PERMIT2, U256::ZERO, call.abi_encode().into());
+        let ch = decide(&p, &c, uo(op(cd))).unwrap();
+        assert_eq!(ch.approvals.len(), 1, "{amount}");
+    }
     // The same transaction from the session's own address (whose allowances Bridle metered)
     // is a call like any other.
     let tx = crate::tx::TxRequest::Eip1559(crate::tx::Eip1559Request {
