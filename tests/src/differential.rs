@@ -366,13 +366,17 @@ pub fn random_req_with(
             deadline: clock.saturating_sub(30) + r.below(4000),
         },
         1 => {
+            // Approvals often (the registry's subtle part), and any call a transaction makes
+            // (routers, junk selectors, value transfers, unmetered token functions): run as
+            // the account, only metered ones pass unless the policy vouches for it.
             let calls: Vec<(Address, U256, Bytes)> = (0..1 + r.below(4))
-                .map(|_| {
-                    (
+                .map(|_| match random_req_with(r, nonces, clock, chains, false) {
+                    Req::Tx { to: Some(to), value, data, .. } if r.chance(50) => (to, value, data),
+                    _ => (
                         *r.pick(&[TOK1, TOK2]),
                         U256::ZERO,
                         Bytes::from(approveCall { spender: *r.pick(&[S1, S2]), amount: amount(r) }.abi_encode()),
-                    )
+                    ),
                 })
                 .collect();
             Req::UserOp {

@@ -308,6 +308,15 @@ pub(crate) fn metered_call(p: &CompiledPolicy, chain_id: u64, to: &Address, data
     p.token_at(chain_id, to).is_some() && METERED.iter().any(|m| m[..] == *s)
 }
 
+/// The amount of a canonically encoded Permit2 `approve` on a Permit2 contract the policy
+/// knows; `None` for any other call.
+pub(crate) fn permit2_approve_amount(p: &CompiledPolicy, to: &Address, data: &[u8]) -> Option<U256> {
+    if !p.permit2.contains(to) || data.get(..4) != Some(&permit2::approveCall::SELECTOR[..]) {
+        return None;
+    }
+    canonical::<permit2::approveCall>(data).ok().map(|c| U256::from(c.amount))
+}
+
 /// A call to Permit2's `approve(token, spender, amount, expiration)`: an approval of
 /// `token` (kind `permit2`), bounded like any other; it ends at `expiration` (0: whenever
 /// the transaction is mined, so never, as far as the enclave knows).

@@ -244,11 +244,24 @@ fn check_jit(
     charges: &mut Charges,
 ) -> Result<(), Denial> {
     let data = calls[k].data.as_ref();
+    let rules = &p.doc.approvals;
+    // Permit2's approve is never just in time (no rule names a consumer of it): under
+    // `jit_only` a non-zero one is refused like any other approval (a review of 2026-12-05:
+    // it passed, in transactions, user operations and redemptions alike).
+    if let Some(a) = calls[k].to.and_then(|to| super::calls::permit2_approve_amount(p, &to, data)) {
+        if rules.jit_only && !a.is_zero() {
+            return Err(Denial::rule(
+                ErrorCode::UnlimitedApproval,
+                "approvals.jit_only",
+                "a Permit2 approve is not just-in-time; approve exactly what the next call consumes with the token's own approve",
+            ));
+        }
+        return Ok(());
+    }
     let (spender, amount, kind) = match erc20_effect(data) {
         Some(Ok(Erc20::Approve { spender, amount, kind })) if !amount.is_zero() => (spender, amount, kind),
         _ => return Ok(()),
     };
-    let rules = &p.doc.approvals;
     if kind != "approve" && kind != "increaseAllowance" {
         if rules.jit_only {
             return Err(Denial::rule(

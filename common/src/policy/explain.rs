@@ -202,7 +202,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
         );
     }
     if a.jit_only {
-        let _ = writeln!(s, "approvals.jit_only: every non-zero on-chain approval must be just-in-time");
+        let _ = writeln!(s, "approvals.jit_only: every non-zero on-chain approval must be just-in-time (a non-zero Permit2 approve never is: refused)");
     }
     for (i, pr) in d.prices.iter().enumerate() {
         let name = match &pr.asset {
@@ -321,7 +321,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
         let list = |v: &[alloy_primitives::Address]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
         let _ = writeln!(
             s,
-            "delegations.managers: redeemDelegations on {} from the session; every execution runs as its root delegator and must pass the call rules above, all charged together",
+            "delegations.managers: redeemDelegations on {} from the session; every execution runs as its root delegator, must be a metered call (transfer, transferFrom, approve, increaseAllowance of a listed token, Permit2 approve) or a plain value transfer — so the delegator's standing allowances and deposits stay out of reach — and must pass the call rules above, all charged together",
             list(&del.managers)
         );
         if del.delegators.is_empty() {

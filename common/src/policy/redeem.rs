@@ -99,7 +99,7 @@ pub(crate) fn expand<'a>(p: &CompiledPolicy, ctx: &Context, op: &Operation<'a>) 
                         ErrorCode::SelectorNotAllowed,
                         "delegations",
                         format!(
-                            "a call run as the delegator {holder} to {to} is not a metered token call (transfer, transferFrom, approve, increaseAllowance of a listed token) or a plain value transfer: it could spend the delegator's standing allowances or deposits, which no cap sees"
+                            "a call run as the delegator {holder} to {to} is not a metered token call (transfer, transferFrom, approve, increaseAllowance of a listed token, Permit2 approve) or a plain value transfer: it could spend the delegator's standing allowances or deposits, which no cap sees"
                         ),
                     )
                 })?;
@@ -149,7 +149,7 @@ fn check_account_call(p: &CompiledPolicy, ctx: &Context, op: &Operation<'_>, cal
             ErrorCode::SelectorNotAllowed,
             "user_operations.unmetered_calls",
             format!(
-                "a call run as the smart account {} to {to} is not a metered token call (transfer, transferFrom, approve, increaseAllowance of a listed token) or a plain value transfer: it could spend the account's standing allowances or deposits, which no cap sees (an owner whose accounts hold nothing Bridle did not meter sets user_operations.unmetered_calls = true)",
+                "a call run as the smart account {} to {to} is not a metered token call (transfer, transferFrom, approve, increaseAllowance of a listed token, Permit2 approve) or a plain value transfer: it could spend the account's standing allowances or deposits, which no cap sees (an owner whose accounts hold nothing Bridle did not meter sets user_operations.unmetered_calls = true)",
                 op.holder
             ),
         )

@@ -310,6 +310,23 @@ fn a_redemptions_approvals_count_as_added_and_its_revocations_as_nothing() {
     let ch =
         decide(&p, &c, tx(USDC, approveCall { spender: ROUTER, amount: usdc(40) }.abi_encode(), U256::ZERO)).unwrap();
     assert_eq!(ch.approvals[0].op, crate::allowance::GrantOp::Set(usdc(40)));
+    // Permit2's approve is metered too (RULES.md §5b), and counts as added alike.
+    sol! { interface IPermit2 { function approve(address token, address spender, uint160 amount, uint48 expiration); } }
+    let permit2 = crate::typed::PERMIT2;
+    let p = policy_with(&format!(
+        "[[calls]]\ntarget = \"{permit2}\"\nfunctions = [\"approve(address,address,uint160,uint48)\"]\n[[permits]]\nkind = \"permit2\"\ntokens = [\"USDC\"]\nmax_deadline = \"1h\"\n[delegations]\nmanagers = [\"{MANAGER}\"]\n"
+    ));
+    for amount in [usdc(40), U256::ZERO] {
+        let call = IPermit2::approveCall {
+            token: USDC,
+            spender: ROUTER,
+            amount: alloy_primitives::Uint::from(amount.to::<u64>()),
+            expiration: alloy_primitives::Uint::from(0u8),
+        };
+        let ch = decide(&p, &c, redeem(D1, permit2, call.abi_encode())).unwrap();
+        assert_eq!(ch.approvals[0].op, crate::allowance::GrantOp::Add(amount));
+        assert_eq!(ch.approvals[0].key.holder, D1);
+    }
 }
 
 /// Typed data of one struct `primary` (its `fields`) in the domain {name, version 1, chain 1,

@@ -260,6 +260,53 @@ fn user_op_calls_are_metered_unless_the_owner_vouches_for_the_account() {
     assert_ne!(p.hash, p2.hash);
 }
 
+/// Under `approvals.jit_only` a Permit2 approve is refused like any approval that is not
+/// just in time — it passed, in a transaction, a user operation or a redemption (a review of
+/// 2026-12-05); its revocation (amount 0) still passes.
+#[test]
+fn jit_only_covers_permit2_approve() {
+    sol! { interface IPermit2J { function approve(address token, address spender, uint160 amount, uint48 expiration); } }
+    let calls =
+        format!("[[calls]]\ntarget = \"{PERMIT2}\"\nfunctions = [\"approve(address,address,uint160,uint48)\"]\n");
+    let strict = BASE.replace(
+        "max = [\"50 USDC\"]",
+        "max = [\"50 USDC\"]\njit_only = true\njit = [{ signature = \"swap(address tokenIn,uint256 amountIn)\", amount_arg = \"amountIn\" }]",
+    );
+    let p = compile_text(&format!("{strict}{calls}")).unwrap();
+    let c = Counters::new();
+    let approve = |amount: u64| {
+        IPermit2J::approveCall {
+            token: USDC,
+            spender: ROUTER,
+            amount: alloy_primitives::Uint::from(amount),
+            expiration: alloy_primitives::Uint::from(0u8),
+        }
+        .abi_encode()
+    };
+    let tx = |data: Vec<u8>| {
+        SignPayload::Transaction(crate::tx::TxRequest::Eip1559(crate::tx::Eip1559Request {
+            chain_id: 1,
+            nonce: 0,
+            max_fee_per_gas: 10_000_000_000,
+            max_priority_fee_per_gas: 1,
+            gas_limit: 100_000,
+            to: Some(PERMIT2),
+            value: U256::ZERO,
+            data: data.into(),
+            access_list: vec![],
+        }))
+    };
+    for payload in
+        [tx(approve(5_000_000)), uo(op(encode::simple_execute(PERMIT2, U256::ZERO, approve(5_000_000).into())))]
+    {
+        let d = decide(&p, &c, payload).unwrap_err();
+        assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::UnlimitedApproval, Some("approvals.jit_only")), "{d}");
+    }
+    decide(&p, &c, tx(approve(0))).unwrap();
+    // Without jit_only it is an approval like any other.
+    decide(&compile_text(&format!("{BASE}{calls}")).unwrap(), &c, tx(approve(5_000_000))).unwrap();
+}
+
 #[test]
 fn user_op_lists_and_gas() {
     let p = policy();
