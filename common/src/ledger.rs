@@ -111,6 +111,18 @@ impl Ledger {
         self.line(key).is_some() || self.lines.len() < MAX_LINES
     }
 
+    /// Whether charges to every key of `keys` together can be recorded: the lines they would
+    /// add fit beside those there.
+    pub fn has_room_for(&self, keys: impl IntoIterator<Item = LedgerKey>) -> bool {
+        let mut new: Vec<LedgerKey> = Vec::new();
+        for k in keys {
+            if self.line(k).is_none() && !new.contains(&k) {
+                new.push(k);
+            }
+        }
+        self.lines.len() + new.len() <= MAX_LINES
+    }
+
     /// Charge `amount` to `key` at session time `t` in all six periods. A zero amount
     /// changes nothing. Returns false (changing nothing) when a new line would not fit.
     pub fn charge(&mut self, key: LedgerKey, amount: U256, anchor: u64, t: u64) -> bool {
@@ -150,6 +162,28 @@ mod tests {
     use super::*;
 
     const A: u64 = 1_800_000_000;
+
+    /// The lines a request would add are counted together, the native coin's, gas's and
+    /// USD's among them: one line short of the bound, a request adding two does not fit (a
+    /// review of 2026-12-05: only token lines were checked, one at a time, and a charge
+    /// that did not fit was dropped).
+    #[test]
+    fn new_lines_are_counted_together() {
+        let mut l = Ledger::default();
+        for i in 0..MAX_LINES - 1 {
+            let mut b = [0u8; 20];
+            b[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            assert!(l.charge(LedgerKey::Token(Address::from(b)), U256::from(1), A, A));
+        }
+        let old = LedgerKey::Token(Address::ZERO);
+        assert!(l.has_room_for([LedgerKey::Native]));
+        assert!(l.has_room_for([LedgerKey::Native, old, LedgerKey::Native]));
+        assert!(!l.has_room_for([LedgerKey::Native, LedgerKey::GasCost]));
+        assert!(l.charge(LedgerKey::Native, U256::from(1), A, A));
+        assert!(!l.has_room_for([LedgerKey::Usd]));
+        assert!(l.has_room_for([LedgerKey::Native, old]));
+        assert!(!l.charge(LedgerKey::Usd, U256::from(1), A, A), "past the bound, refused, not added");
+    }
 
     #[test]
     fn every_period_counts_and_resets_forward_only() {

@@ -441,6 +441,23 @@ impl Book {
             if after.usd <= ceiling {
                 continue;
             }
+            // Valued past 2^256 − 1 (an amount of a token beyond any supply, approved in a
+            // session of the group that declares nothing), every alternative saturates alike
+            // and no request would count as a raise: the ceiling could not be checked, and is
+            // refused (a review of 2026-12-05: an agent's own session approving 10^66 of a
+            // priced token switched off every agent ceiling binding it).
+            if after.usd == U256::MAX || after_map.values().any(|a| *a > U512::from(U256::MAX)) {
+                return Err(Denial::rule(
+                    ErrorCode::ExposureCeiling,
+                    scope.rule(),
+                    format!(
+                        "outstanding approvals across {} are worth 2^256 - 1 USD units or more at the prices of policy {:#x}, so the {} cannot be checked; revoke the approvals of amounts beyond any token's supply",
+                        scope.group(),
+                        p.hash,
+                        scope.rule()
+                    ),
+                ));
+            }
             let before = before.get_or_insert_with(|| {
                 // Alternatives holding the same are valued once.
                 let mut alts: Vec<&Holdings> = raise.before.iter().collect();

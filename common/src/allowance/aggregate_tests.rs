@@ -131,6 +131,38 @@ fn sums_are_exact_and_unlimited_approvals_do_not_saturate_them() {
 
 /// A second, naive model: every check recomputes the groups from every entry. Random
 /// publications, removals and checks must agree with the book's incremental sums.
+/// A review of 2026-12-05: an agent's own session (a throwaway owner, no ceilings) approving
+/// 10^66 of a priced token made the group worth 2^256 − 1 or more; every alternative then
+/// saturated alike, no request counted as a raise, and every agent ceiling binding it was
+/// off. Such a group cannot be valued, and a raise in it is refused.
+#[test]
+fn a_group_worth_beyond_u256_is_refused_not_waved_through() {
+    let agent = addr(2);
+    let (alice, mallory) = (addr(1), addr(3));
+    let capped = policy("prices = { USDC = \"1.00\" }\nagent_exposure_ceiling = \"5000 USD\"");
+    let mut b = Book::new();
+    b.publish(addr(10), alice, agent, usdc(100), Some(capped.clone()));
+    let huge = U256::from(10u64).pow(U256::from(66u64));
+    b.publish(addr(30), mallory, agent, Holdings::from([((1, USDC), huge)]), None);
+    for n in [1u64, 100_000] {
+        let d = b.check(addr(11), alice, agent, &raise(usdc(n), Holdings::new())).unwrap_err();
+        assert_eq!(d.rule.as_deref(), Some("agent_exposure_ceiling"), "{d}");
+        assert!(d.reason.contains("cannot be checked"), "{d}");
+    }
+    // Amounts whose sum passes 2^256 − 1 (two sessions of U256::MAX − 1) alike, at any price.
+    let mut b = Book::new();
+    let cheap = policy("prices = { USDC = \"0.000001\" }\nagent_exposure_ceiling = \"5000 USD\"");
+    b.publish(addr(10), alice, agent, Holdings::new(), Some(cheap));
+    for s in [30u8, 31] {
+        b.publish(addr(s), mallory, agent, Holdings::from([((1, USDC), U256::MAX - U256::from(1u8))]), None);
+    }
+    assert!(b.check(addr(11), alice, agent, &raise(usdc(1), Holdings::new())).is_err());
+    // Without the huge holding, the same request is valued and passes.
+    let mut b = Book::new();
+    b.publish(addr(10), alice, agent, usdc(100), Some(capped));
+    assert_eq!(rule(b.check(addr(11), alice, agent, &raise(usdc(100), Holdings::new()))), None);
+}
+
 #[test]
 fn the_book_agrees_with_a_naive_recomputation_on_random_sequences() {
     let declaring = [
@@ -344,12 +376,16 @@ fn valuing_alternatives_on_their_changed_tokens_agrees_with_valuing_the_whole_gr
         for (scope, p) in b.limits(o, a) {
             let Some(ceiling) = scope.ceiling(p) else { continue };
             let sum = b.sum(scope, o, a).unwrap_or(&empty);
-            let after = value(p, &sum.with(mine, &r.after));
+            let with = sum.with(mine, &r.after);
+            let after = value(p, &with);
             if !after.unpriced.is_empty() {
                 return Err(format!("unpriced {:#x}", p.hash));
             }
             if after.usd <= ceiling {
                 continue;
+            }
+            if after.usd == U256::MAX || with.values().any(|a| *a > U512::from(U256::MAX)) {
+                return Err(format!("saturated {:#x}", p.hash));
             }
             let before = r.before.iter().map(|x| value(p, &sum.with(mine, x)).usd).max().unwrap_or_default();
             if after.usd > before {
@@ -367,9 +403,10 @@ fn valuing_alternatives_on_their_changed_tokens_agrees_with_valuing_the_whole_gr
         seed % n
     };
     let tokens = [(1u64, USDC), (1, WETH), (1, DAI), (10, USDC)];
-    let amount = |next: &mut dyn FnMut(u64) -> u64| match next(8) {
-        0 => U256::ZERO,
-        1 => U256::MAX - U256::from(next(3)),
+    // Amounts near 2^256 rarely: a group worth beyond it is refused unvalued.
+    let amount = |next: &mut dyn FnMut(u64) -> u64| match next(32) {
+        0..=3 => U256::ZERO,
+        4 => U256::MAX - U256::from(next(3)),
         _ => U256::from(next(3_000)) * U256::from(10u64).pow(U256::from(if next(2) == 0 { 6u8 } else { 15u8 })),
     };
     let holdings = |next: &mut dyn FnMut(u64) -> u64| {
@@ -385,7 +422,7 @@ fn valuing_alternatives_on_their_changed_tokens_agrees_with_valuing_the_whole_gr
         }
         h
     };
-    let (mut checks, mut unpriced, mut refused, mut saved, mut several) = (0, 0, 0, 0u32, 0);
+    let (mut checks, mut unpriced, mut refused, mut saved, mut several, mut saturated) = (0, 0, 0, 0u32, 0, 0);
     for _round in 0..300 {
         let mut b = Book::new();
         for s in 0..8u8 {
@@ -405,6 +442,9 @@ fn valuing_alternatives_on_their_changed_tokens_agrees_with_valuing_the_whole_gr
                 let parts: Vec<&str> = w.split(' ').collect();
                 if parts[0] == "unpriced" {
                     unpriced += 1;
+                } else if parts[0] == "saturated" {
+                    assert!(g.contains("cannot be checked") && g.contains(parts[1]), "{g} / {w}");
+                    saturated += 1;
                 } else {
                     assert!(g.contains(parts[0]) && g.contains(parts[1]) && g.contains(parts[2]), "{g} / {w}");
                     refused += 1;
@@ -416,8 +456,9 @@ fn valuing_alternatives_on_their_changed_tokens_agrees_with_valuing_the_whole_gr
     }
     // Refusals past the ceiling (several alternatives among them) and passes an alternative
     // made, not only refusals for unpriced tokens.
-    let valued = checks - unpriced;
-    assert!(valued > checks / 2, "{unpriced} of {checks} refused as unpriced");
+    assert!(checks - unpriced > checks / 2, "{unpriced} of {checks} refused as unpriced");
+    let valued = checks - unpriced - saturated;
+    assert!(saturated > 0, "no group worth beyond 2^256 - 1");
     assert!(
         refused > valued / 20 && several > 20 && saved > 100,
         "refused {refused} ({several} with several alternatives), saved by an alternative {saved}, of {valued}"

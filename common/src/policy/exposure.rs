@@ -215,6 +215,15 @@ pub(crate) fn check_allowances(
             ),
         ));
     }
+    // Valued past 2^256 − 1, every alternative saturates alike: not checkable, refused (as
+    // the exposure book refuses it; a review of 2026-12-05).
+    if after.usd > ceiling && after.usd == U256::MAX {
+        return Err(Denial::rule(
+            ErrorCode::ExposureCeiling,
+            "exposure_ceiling",
+            "outstanding approvals would be worth 2^256 - 1 USD units or more, so the ceiling cannot be checked; revoke the approvals of amounts beyond any token's supply",
+        ));
+    }
     let before =
         alternatives.iter().map(|a| exposure_of(p, reg, keys.iter(), ctx.now, Some(*a)).usd).max().unwrap_or_default();
     if after.usd > ceiling && after.usd > before {

@@ -414,6 +414,33 @@ fn a_chain_no_longer_listed_makes_earlier_revocations_uncertain() {
     assert_eq!(v[0].state, crate::allowance::AllowanceState::Active, "{v:?}");
 }
 
+/// A session's own exposure valued past 2^256 − 1 cannot be checked against its ceiling:
+/// with every alternative saturated alike, a replacement counted as no raise (a review of
+/// 2026-12-05 found this in the exposure book; the session's own check had it too). An
+/// update adds the ceiling over approvals made without one, and a replacement is refused.
+#[test]
+fn an_exposure_beyond_u256_is_refused_not_waved_through() {
+    let text = |ceiling: &str| {
+        policy_text("[1]", "").replace("exposure_ceiling = \"60 USD\"", ceiling).replace(
+            "max = [\"50 USDC\"]",
+            "max = [\"1000000000000000000000000000000000000000000000000000000000000 USDC\"]",
+        )
+    };
+    let compile = |t: String| CompiledPolicy::compile(file::resolve_text(&t, t0()).unwrap()).unwrap();
+    let mut s = Session::with(compile(text("")));
+    let huge = |n: u64| U256::from(10u64).pow(U256::from(66u64)) - U256::from(n);
+    let approve = |amount| tx_at(0, approveCall { spender: ROUTER, amount }.abi_encode(), 200_000, vec![]);
+    s.ask(t0() + 10, approve(huge(0))).expect("no ceiling yet");
+    assert!(s.m.update_policy(t0() + 11, compile(text("exposure_ceiling = \"60 USD\""))).result.is_ok());
+    let d = s.ask(t0() + 12, approve(huge(1))).expect_err("a replacement at nonce 0, past 2^256 - 1 at worst");
+    assert_eq!(
+        (d.code, d.rule.as_deref()),
+        (crate::error::ErrorCode::ExposureCeiling, Some("exposure_ceiling")),
+        "{d}"
+    );
+    assert!(d.reason.contains("cannot be checked"), "{d}");
+}
+
 fn free_terms(chain_id: u64, nonce: u64) -> crate::protocol::SweepTerms {
     crate::protocol::SweepTerms { chain_id, nonce, max_fee_per_gas: 0, max_priority_fee_per_gas: 0, gas_limit: 200_000 }
 }

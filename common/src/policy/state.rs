@@ -60,10 +60,18 @@ impl Counters {
         }
     }
 
-    /// Whether charging `charges` can be recorded in full (ledger lines, registry room).
+    /// Whether charging `charges` can be recorded in full (ledger lines — the native coin's,
+    /// gas's and USD's among them, and every new line together: a review of 2026-12-05 —,
+    /// registry room).
     pub fn has_room(&self, p: &CompiledPolicy, charges: &Charges, t: u64) -> bool {
-        let tokens_fit = charges.tokens.iter().all(|(i, _)| self.ledger.has_room(Self::key_of(p, AssetRef::Token(*i))));
-        tokens_fit && self.allowances.has_room(charges.approvals.len(), t)
+        let fixed = [
+            (LedgerKey::Native, charges.native),
+            (LedgerKey::GasCost, charges.gas_cost),
+            (LedgerKey::Usd, charges.usd),
+        ];
+        let tokens = charges.tokens.iter().map(|(i, v)| (Self::key_of(p, AssetRef::Token(*i)), *v));
+        let keys = fixed.into_iter().chain(tokens).filter(|(_, v)| !v.is_zero()).map(|(k, _)| k);
+        self.ledger.has_room_for(keys) && self.allowances.has_room(charges.approvals.len(), t)
     }
 
     /// Apply a signed request's charges at session time `t`. Called only after the engine
