@@ -101,6 +101,11 @@ impl Ledger {
         }
     }
 
+    /// Every line's key, in order.
+    pub fn keys(&self) -> impl Iterator<Item = LedgerKey> + '_ {
+        self.lines.iter().map(|l| l.key)
+    }
+
     /// Whether a charge to `key` would add a line (none exists, and there is room for one).
     pub fn would_add_line(&self, key: LedgerKey) -> bool {
         self.line(key).is_none() && self.lines.len() < MAX_LINES

@@ -456,6 +456,50 @@ impl Model {
         self.spent(&asset, period, self.now.max(clock))
     }
 
+    /// RULES §8: what moved in the period of `per` containing `t`, valued at today's price
+    /// table (a token listed more than once at its highest listing); `None` when something
+    /// that moved has no price.
+    fn moved_usd(&self, per: bridle_common::period::Period, t: u64) -> Option<U256> {
+        let mut assets: Vec<Ledger> = Vec::new();
+        for (_, a, _) in &self.ledger {
+            if matches!(a, Ledger::Native | Ledger::Token(_)) && !assets.contains(a) {
+                assets.push(*a);
+            }
+        }
+        let mut usd = U256::ZERO;
+        for a in assets {
+            let moved = self.spent(&a, per, t);
+            if moved.is_zero() {
+                continue;
+            }
+            let worth = match &a {
+                Ledger::Native => self
+                    .policy
+                    .prices
+                    .iter()
+                    .find(|p| p.asset == bridle_common::policy::doc::Asset::Native)
+                    .map(|p| check::usd_of(moved, p.usd, 18)),
+                Ledger::Token(addr) => self
+                    .policy
+                    .tokens
+                    .iter()
+                    .filter(|t| t.address == *addr)
+                    .filter_map(|t| {
+                        let asset = bridle_common::policy::doc::Asset::Token(t.symbol.clone());
+                        self.policy
+                            .prices
+                            .iter()
+                            .find(|p| p.asset == asset)
+                            .map(|p| check::usd_of(moved, p.usd, t.decimals))
+                    })
+                    .max(),
+                _ => None,
+            };
+            usd = usd.saturating_add(worth?);
+        }
+        Some(usd)
+    }
+
     /// RULES §8: the ttl when the request is held, `None` when it is signed at once.
     fn escalates(&self, ev: &check::Eval, t: u64) -> Option<u64> {
         let e = self.policy.escalate.as_ref()?;
@@ -469,7 +513,8 @@ impl Model {
         }
         if let Some(y) = e.above_usd {
             let usd = ev.charges.usd;
-            held |= ev.charges.unpriced || (!usd.is_zero() && self.spent(&Ledger::Usd, per, t).saturating_add(usd) > y);
+            held |= ev.charges.unpriced
+                || (!usd.is_zero() && self.moved_usd(per, t).is_none_or(|m| m.saturating_add(usd) > y));
         }
         held.then_some(e.ttl)
     }

@@ -38,6 +38,44 @@ pub fn charges_usd(p: &CompiledPolicy, charges: &Charges) -> (U256, Vec<String>)
     (usd, unpriced)
 }
 
+/// What the session moved in the current period `per`, valued now: each asset's ledger line
+/// at the price table in force (a token listed more than once, at its highest listing), so
+/// an update that adds or changes prices values what already moved at them — a USD figure
+/// kept per request at the prices of its day let an owner's new `above_usd` wave through a
+/// threshold's worth after unpriced moves (a review of 2026-12-05). `Err`: the assets moved
+/// that the table does not price.
+fn moved_usd(p: &CompiledPolicy, c: &Counters, ctx: &Context, per: Period) -> Result<U256, Vec<String>> {
+    let mut usd = U256::ZERO;
+    let mut unpriced = Vec::new();
+    for key in c.ledger.keys() {
+        let moved = c.ledger.spent(key, per, ctx.anchor, ctx.now);
+        if moved.is_zero() {
+            continue;
+        }
+        let worth = match key {
+            LedgerKey::Native => p.native_price.map(|price| value_usd(moved, 18, price)),
+            LedgerKey::Token(a) => p
+                .tokens_by_address
+                .get(&a)
+                .into_iter()
+                .flatten()
+                .filter_map(|&t| p.token_prices[t].map(|price| value_usd(moved, p.doc.tokens[t].decimals, price)))
+                .max(),
+            LedgerKey::GasCost | LedgerKey::Usd => continue,
+        };
+        match (worth, key) {
+            (Some(w), _) => usd = usd.saturating_add(w),
+            (None, LedgerKey::Token(a)) => unpriced.push(a.to_string()),
+            (None, _) => unpriced.push("ETH".into()),
+        }
+    }
+    if unpriced.is_empty() {
+        Ok(usd)
+    } else {
+        Err(unpriced)
+    }
+}
+
 /// The period escalation thresholds count over.
 pub fn period(p: &CompiledPolicy) -> Period {
     p.doc.escalate.as_ref().and_then(|e| e.per).unwrap_or(Period::Day)
@@ -80,8 +118,23 @@ pub fn escalation(p: &CompiledPolicy, c: &Counters, ctx: &Context, charges: &Cha
                 format!("the request moves {}, which the price table does not price", unpriced.join(", ")),
             ));
         }
-        let moved = c.ledger.spent(LedgerKey::Usd, per, ctx.anchor, ctx.now);
-        if !usd.is_zero() && moved.saturating_add(usd) > limit {
+        if usd.is_zero() {
+            return None;
+        }
+        let moved = match moved_usd(p, c, ctx, per) {
+            Ok(m) => m,
+            Err(unpriced) => {
+                return Some(Denial::rule(
+                    ErrorCode::PendingApproval,
+                    "escalate.above_usd",
+                    over(format!(
+                        "{} moved, which the price table does not price, so what moved cannot be valued",
+                        unpriced.join(", ")
+                    )),
+                ));
+            }
+        };
+        if moved.saturating_add(usd) > limit {
             return Some(Denial::rule(
                 ErrorCode::PendingApproval,
                 "escalate.above_usd",
