@@ -55,6 +55,10 @@ pub fn holdings_now(reg: &Registry, now: u64) -> Holdings {
 pub struct Raise {
     pub after: Holdings,
     pub before: Vec<Holdings>,
+    /// Some key's worst case with the request, or a token's sum over its keys, reached
+    /// 2^256 − 1 (where it was capped), and no alternative holds as much of every key: what
+    /// the request raises cannot be measured.
+    pub saturated: bool,
 }
 
 /// The check across sessions, as a session's decision sees it (the enclave's book under
@@ -438,25 +442,37 @@ impl Book {
                     ),
                 ));
             }
-            if after.usd <= ceiling {
-                continue;
-            }
-            // Valued past 2^256 − 1 (an amount of a token beyond any supply, approved in a
-            // session of the group that declares nothing), every alternative saturates alike
-            // and no request would count as a raise: the ceiling could not be checked, and is
-            // refused (a review of 2026-12-05: an agent's own session approving 10^66 of a
-            // priced token switched off every agent ceiling binding it).
-            if after.usd == U256::MAX || after_map.values().any(|a| *a > U512::from(U256::MAX)) {
+            // Valued at 2^256 − 1 or more, or holding such an amount (where sums and values
+            // were capped), the group cannot be measured against the ceiling: every
+            // alternative saturates alike and no request would count as a raise (a review of
+            // 2026-12-05: an agent's own session approving 10^66 of a priced token switched
+            // off every agent ceiling binding it). Refused, unless an alternative at the
+            // request's position holds at least as much of every token, none capped (then
+            // it raises nothing, whatever the prices; a capped amount compares nothing).
+            let unmeasured =
+                raise.saturated || after.usd == U256::MAX || after_map.values().any(|a| *a >= U512::from(U256::MAX));
+            if unmeasured {
+                let dominated = !raise.saturated
+                    && raise
+                        .before
+                        .iter()
+                        .any(|b| raise.after.iter().all(|(t, v)| *v < U256::MAX && b.get(t).is_some_and(|x| x >= v)));
+                if dominated {
+                    continue;
+                }
                 return Err(Denial::rule(
                     ErrorCode::ExposureCeiling,
                     scope.rule(),
                     format!(
-                        "outstanding approvals across {} are worth 2^256 - 1 USD units or more at the prices of policy {:#x}, so the {} cannot be checked; revoke the approvals of amounts beyond any token's supply",
+                        "outstanding approvals across {} are worth 2^256 - 1 USD units or more at the prices of policy {:#x}, or hold an amount that large, so the {} cannot be checked; revoke the approvals of amounts beyond any token's supply",
                         scope.group(),
                         p.hash,
                         scope.rule()
                     ),
                 ));
+            }
+            if after.usd <= ceiling {
+                continue;
             }
             let before = before.get_or_insert_with(|| {
                 // Alternatives holding the same are valued once.

@@ -24,7 +24,7 @@ fn usdc(n: u64) -> Holdings {
 }
 
 fn raise(after: Holdings, before: Holdings) -> Raise {
-    Raise { after, before: vec![before] }
+    Raise { after, before: vec![before], saturated: false }
 }
 
 fn addr(n: u8) -> Address {
@@ -157,6 +157,19 @@ fn a_group_worth_beyond_u256_is_refused_not_waved_through() {
         b.publish(addr(s), mallory, agent, Holdings::from([((1, USDC), U256::MAX - U256::from(1u8))]), None);
     }
     assert!(b.check(addr(11), alice, agent, &raise(usdc(1), Holdings::new())).is_err());
+    // A session's own sum capped at exactly 2^256 − 1 (two unlimited-looking approvals of a
+    // token worth less than a dollar) compares equal with and without a further raise: not
+    // measurable, refused; an alternative holding more of every token, none capped, passes.
+    let mut b = Book::new();
+    let cents = policy("prices = { USDC = \"0.9999\" }\nagent_exposure_ceiling = \"5000 USD\"");
+    b.publish(addr(10), alice, agent, Holdings::new(), Some(cents));
+    let at_cap = Holdings::from([((1, USDC), U256::MAX)]);
+    let r = Raise { after: at_cap.clone(), before: vec![at_cap], saturated: false };
+    assert!(rule(b.check(addr(11), alice, agent, &r)).is_some());
+    let r = Raise { after: usdc(10), before: vec![usdc(20)], saturated: true };
+    assert!(rule(b.check(addr(11), alice, agent, &r)).is_some(), "saturated as its session measured it");
+    let r = Raise { after: usdc(10), before: vec![usdc(20)], saturated: false };
+    assert_eq!(rule(b.check(addr(11), alice, agent, &r)), None);
     // Without the huge holding, the same request is valued and passes.
     let mut b = Book::new();
     b.publish(addr(10), alice, agent, usdc(100), Some(capped));
@@ -381,11 +394,19 @@ fn valuing_alternatives_on_their_changed_tokens_agrees_with_valuing_the_whole_gr
             if !after.unpriced.is_empty() {
                 return Err(format!("unpriced {:#x}", p.hash));
             }
+            if after.usd == U256::MAX || with.values().any(|a| *a >= U512::from(U256::MAX)) {
+                // Unless an alternative holds as much of every token, none capped.
+                let dominated = r
+                    .before
+                    .iter()
+                    .any(|b| r.after.iter().all(|(t, v)| *v < U256::MAX && b.get(t).is_some_and(|x| x >= v)));
+                if dominated {
+                    continue;
+                }
+                return Err(format!("saturated {:#x}", p.hash));
+            }
             if after.usd <= ceiling {
                 continue;
-            }
-            if after.usd == U256::MAX || with.values().any(|a| *a > U512::from(U256::MAX)) {
-                return Err(format!("saturated {:#x}", p.hash));
             }
             let before = r.before.iter().map(|x| value(p, &sum.with(mine, x)).usd).max().unwrap_or_default();
             if after.usd > before {
@@ -433,8 +454,11 @@ fn valuing_alternatives_on_their_changed_tokens_agrees_with_valuing_the_whole_gr
         for _ in 0..20 {
             let s = addr(10 + next(9) as u8);
             let (o, a) = b.entries.get(&s).map_or((addr(1), addr(5)), |e| (e.owner, e.agent));
-            let r =
-                Raise { after: holdings(&mut next), before: (0..1 + next(4)).map(|_| holdings(&mut next)).collect() };
+            let r = Raise {
+                after: holdings(&mut next),
+                before: (0..1 + next(4)).map(|_| holdings(&mut next)).collect(),
+                saturated: false,
+            };
             let got = b.check(s, o, a, &r).map_err(|d| d.reason);
             let want = naive(&b, s, o, a, &r, &mut saved);
             assert_eq!(got.is_ok(), want.is_ok(), "{got:?} / {want:?}");
@@ -477,9 +501,9 @@ fn a_check_values_at_most_max_check_work_token_amounts() {
     }
     // Over every ceiling; only the last alternative (in value order) worth as much.
     let alternatives = |n: u64| (0..n).map(|i| usdc(5_000 - n + 1 + i)).collect::<Vec<_>>();
-    let ok = Raise { after: usdc(5_000), before: alternatives(8) };
+    let ok = Raise { after: usdc(5_000), before: alternatives(8), saturated: false };
     assert_eq!(rule(b.check(s, o, a, &ok)), None);
-    let over = Raise { after: usdc(5_000), before: alternatives(3_000) };
+    let over = Raise { after: usdc(5_000), before: alternatives(3_000), saturated: false };
     let d = b.check(s, o, a, &over).unwrap_err();
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ExposureCeiling, Some("owner_exposure_ceiling")), "{d}");
     assert!(d.reason.contains(&format!("more than {MAX_CHECK_WORK} token amounts")), "{d}");

@@ -85,6 +85,24 @@ fn raised_keys(
         .collect()
 }
 
+/// Whether what the request raises cannot be measured: some key's worst case with it, or a
+/// token's sum over its keys, reached 2^256 − 1 (where `worst` and the sums cap), and no
+/// alternative leaves every key at least as high (a review of 2026-12-05: two
+/// signature-transfer permits of 2^256 − 1 each summed to the cap, so the second counted as
+/// raising nothing and no ceiling was checked).
+fn saturated(reg: &Registry, keys: &BTreeSet<Key>, now: u64, with: Request<'_>, alts: &[Request<'_>]) -> bool {
+    let after: Vec<U256> = keys.iter().map(|k| worst(reg, k, now, Some(with))).collect();
+    let mut sums: std::collections::BTreeMap<(u64, alloy_primitives::Address), U256> = Default::default();
+    for (k, v) in keys.iter().zip(&after) {
+        let e = sums.entry((k.chain_id, k.token)).or_default();
+        *e = e.saturating_add(*v);
+    }
+    if !after.iter().chain(sums.values()).any(|v| *v == U256::MAX) {
+        return false;
+    }
+    !alts.iter().any(|a| keys.iter().zip(&after).all(|(k, v)| *v < U256::MAX && worst(reg, k, now, Some(*a)) >= *v))
+}
+
 fn keys_of(reg: &Registry, charges: &Charges) -> BTreeSet<Key> {
     reg.keys().map(|(k, _)| *k).chain(charges.approvals.iter().map(|g| g.key)).collect()
 }
@@ -101,12 +119,14 @@ pub fn raise_of(c: &Counters, ctx: &Context, charges: &Charges) -> Option<Raise>
     let alts = alternatives(place, &displaced);
     let with = Request { place, grants: &charges.approvals, may_revert: charges.may_revert };
     let keys = keys_of(reg, charges);
-    if raised_keys(reg, &keys, ctx.now, with, &alts).is_empty() && displaced.is_empty() {
+    let saturated = saturated(reg, &keys, ctx.now, with, &alts);
+    if raised_keys(reg, &keys, ctx.now, with, &alts).is_empty() && displaced.is_empty() && !saturated {
         return None;
     }
     Some(Raise {
         after: holdings_of(reg, keys.iter(), ctx.now, Some(with)),
         before: alts.iter().map(|a| holdings_of(reg, keys.iter(), ctx.now, Some(*a))).collect(),
+        saturated,
     })
 }
 
@@ -185,7 +205,8 @@ pub(crate) fn check_allowances(
         }
     }
     let Some(ceiling) = p.doc.exposure_ceiling else { return Ok(()) };
-    if raised.is_empty() && displaced.is_empty() {
+    let unmeasured = saturated(reg, &keys, ctx.now, with, &alternatives);
+    if raised.is_empty() && displaced.is_empty() && !unmeasured {
         return Ok(());
     }
     for (k, _) in &raised {
@@ -215,9 +236,18 @@ pub(crate) fn check_allowances(
             ),
         ));
     }
-    // Valued past 2^256 − 1, every alternative saturates alike: not checkable, refused (as
-    // the exposure book refuses it; a review of 2026-12-05).
-    if after.usd > ceiling && after.usd == U256::MAX {
+    // Valued past 2^256 − 1, or a key or sum at its cap, every alternative saturates alike:
+    // not checkable, refused unless an alternative leaves every key as high (as the
+    // exposure book refuses it; a review of 2026-12-05).
+    let dominated = || {
+        alternatives.iter().any(|a| {
+            keys.iter().all(|k| {
+                let v = worst(reg, k, ctx.now, Some(with));
+                v < U256::MAX && worst(reg, k, ctx.now, Some(*a)) >= v
+            })
+        })
+    };
+    if (unmeasured || (after.usd > ceiling && after.usd == U256::MAX)) && !dominated() {
         return Err(Denial::rule(
             ErrorCode::ExposureCeiling,
             "exposure_ceiling",

@@ -430,15 +430,17 @@ fn an_exposure_beyond_u256_is_refused_not_waved_through() {
     let mut s = Session::with(compile(text("")));
     let huge = |n: u64| U256::from(10u64).pow(U256::from(66u64)) - U256::from(n);
     let approve = |amount| tx_at(0, approveCall { spender: ROUTER, amount }.abi_encode(), 200_000, vec![]);
-    s.ask(t0() + 10, approve(huge(0))).expect("no ceiling yet");
+    s.ask(t0() + 10, approve(huge(2))).expect("no ceiling yet");
     assert!(s.m.update_policy(t0() + 11, compile(text("exposure_ceiling = \"60 USD\""))).result.is_ok());
-    let d = s.ask(t0() + 12, approve(huge(1))).expect_err("a replacement at nonce 0, past 2^256 - 1 at worst");
+    let d = s.ask(t0() + 12, approve(huge(0))).expect_err("a higher replacement at nonce 0, past 2^256 - 1 at worst");
     assert_eq!(
         (d.code, d.rule.as_deref()),
         (crate::error::ErrorCode::ExposureCeiling, Some("exposure_ceiling")),
         "{d}"
     );
     assert!(d.reason.contains("cannot be checked"), "{d}");
+    // A lower one raises nothing, whatever the prices: it passes.
+    s.ask(t0() + 13, approve(huge(3))).expect("a lower replacement");
 }
 
 fn free_terms(chain_id: u64, nonce: u64) -> crate::protocol::SweepTerms {

@@ -529,6 +529,39 @@ fn permit2_messages() {
     assert_eq!(code(decide(&p, &c, witness)), ErrorCode::TypedDataNotAllowed);
 }
 
+/// Two signature-transfer permits of 2^256 − 2, to two spenders, are worth past 2^256 − 1:
+/// valued at the cap with and without the second, it counted as raising nothing (a review
+/// of 2026-12-05). Exposure at the cap cannot be measured: the second is refused under a
+/// ceiling. (One spender's permits cannot sum so far: each key stays within its cap.)
+#[test]
+fn permits_summing_past_the_cap_are_refused_under_a_ceiling() {
+    let huge = "115792089237316195423570985008687907853269984665640564039457584007913129.639934 USDC";
+    let base = BASE
+        .replace("[[limits]]\nmax = \"100 USDC\"\nper = \"day\"\n", "")
+        .replace("max = [\"50 USDC\"]", &format!("max = [\"{huge}\"]"));
+    let open = compile_text(&base).unwrap();
+    let capped = compile_text(&format!("prices = {{ USDC = \"1\" }}\nexposure_ceiling = \"60 USD\"\n{base}")).unwrap();
+    let tp = json!([{"name": "token", "type": "address"}, {"name": "amount", "type": "uint256"}]);
+    let transfer = |spender: Address, nonce: u64, deadline: u64| {
+        typed(
+            permit2_domain(),
+            json!({"PermitTransferFrom": [{"name": "permitted", "type": "TokenPermissions"},
+                {"name": "spender", "type": "address"}, {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"}], "TokenPermissions": tp}),
+            "PermitTransferFrom",
+            json!({"permitted": {"token": USDC, "amount": (U256::MAX - U256::from(1u8)).to_string()},
+                "spender": spender, "nonce": nonce, "deadline": deadline}),
+        )
+    };
+    let now = ctx().now;
+    let mut c = Counters::new();
+    let ch = decide(&open, &c, transfer(ROUTER, 1, now + 600)).unwrap();
+    c.charge(&open, &ch, t0(), now);
+    let d = decide(&capped, &c, transfer(PERMIT2, 2, now + 900)).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ExposureCeiling, Some("exposure_ceiling")), "{d}");
+    assert!(d.reason.contains("cannot be checked"), "{d}");
+}
+
 #[test]
 fn generic_typed_data_rules_and_refusals() {
     let p = policy();

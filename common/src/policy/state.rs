@@ -61,8 +61,8 @@ impl Counters {
     }
 
     /// Whether charging `charges` can be recorded in full (ledger lines — the native coin's,
-    /// gas's and USD's among them, and every new line together: a review of 2026-12-05 —,
-    /// registry room).
+    /// gas's and USD's among them, every new line together, and gas's line kept free for
+    /// sweeps: a review of 2026-12-05 —, registry room).
     pub fn has_room(&self, p: &CompiledPolicy, charges: &Charges, t: u64) -> bool {
         let fixed = [
             (LedgerKey::Native, charges.native),
@@ -71,6 +71,10 @@ impl Counters {
         ];
         let tokens = charges.tokens.iter().map(|(i, v)| (Self::key_of(p, AssetRef::Token(*i)), *v));
         let keys = fixed.into_iter().chain(tokens).filter(|(_, v)| !v.is_zero()).map(|(k, _)| k);
+        // Gas's line is kept free whatever the request charges: sweeps charge it unchecked
+        // (an owner's sweep is never refused for a ledger line), and the gas spend limit
+        // must see them (a review of 2026-12-05).
+        let keys = keys.chain(std::iter::once(LedgerKey::GasCost));
         self.ledger.has_room_for(keys) && self.allowances.has_room(charges.approvals.len(), t)
     }
 
@@ -162,5 +166,40 @@ impl Charges {
                     .fold(U256::ZERO, |acc, (_, v)| acc.saturating_add(*v))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::Address;
+
+    /// Gas's line is kept free for sweeps, which charge it unchecked: one line short of the
+    /// ledger's bound with no gas line, a request that would add another line does not fit
+    /// (a review of 2026-12-05).
+    #[test]
+    fn the_gas_line_is_kept_free_for_sweeps() {
+        let p = CompiledPolicy::compile(
+            crate::policy::file::resolve_text(
+                "name='s'\nchains=[1]\nvalid_for='1h'\n[[calls]]\ntarget='0x000000000000000000000000000000000000dEaD'\nfunctions=['receive()']\n",
+                1_800_000_000,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mut c = Counters::default();
+        for i in 0..crate::ledger::MAX_LINES - 2 {
+            let mut b = [0u8; 20];
+            b[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            assert!(c.ledger.charge(LedgerKey::Token(Address::from(b)), U256::from(1), 0, 0));
+        }
+        let native = Charges { native: U256::from(1), ..Charges::at(None, 1) };
+        assert!(c.has_room(&p, &native, 0), "the native line and gas's fit");
+        assert!(c.ledger.charge(LedgerKey::Native, U256::from(1), 0, 0));
+        let usd = Charges { usd: U256::from(1), ..Charges::at(None, 1) };
+        assert!(!c.has_room(&p, &usd, 0), "the last line is gas's");
+        c.charge_gas(U256::from(1), 0, 0);
+        assert!(!c.has_room(&p, &usd, 0), "full");
+        assert!(c.has_room(&p, &native, 0), "lines already there still take charges");
     }
 }
