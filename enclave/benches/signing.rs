@@ -449,7 +449,12 @@ fn exposure_at_its_bound(c: &mut Criterion) {
     }
     let session = Address::repeat_byte(0xcc);
     let big = 10_000_000_000u64;
-    let raise = Raise { after: all(big), before: (0..512u64).map(|i| all(big - 511 + i)).collect(), saturated: false };
+    let raise = Raise {
+        after: all(big),
+        before: (0..512u64).map(|i| all(big - 511 + i)).collect(),
+        saturated: false,
+        dominated: false,
+    };
     // Unbounded, it would pass after 8.4 M valuations (1.86 s here); it stops at the bound.
     let refused = book.check(session, owner, agent, &raise).unwrap_err();
     assert!(refused.reason.contains("token amounts"), "{refused}");

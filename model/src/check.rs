@@ -65,23 +65,16 @@ pub struct Eval {
     pub item: Item,
 }
 
-pub fn ceil_div(a: U256, b: U256) -> U256 {
-    if b.is_zero() {
-        return U256::MAX;
-    }
-    let q = a / b;
-    if (a % b).is_zero() {
-        q
-    } else {
-        q.saturating_add(U256::from(1))
-    }
-}
-
-/// `ceil(amount × price / 10^decimals)`, saturating.
+/// `ceil(amount × price / 10^decimals)`, exact in 512 bits, saturating at the end.
 pub fn usd_of(amount: U256, usd: U256, decimals: u8) -> U256 {
-    match amount.checked_mul(usd) {
-        Some(x) => ceil_div(x, U256::from(10).pow(U256::from(decimals))),
-        None => U256::MAX,
+    use alloy_primitives::U512;
+    let x = U512::from(amount) * U512::from(usd);
+    let d = U512::from(10u8).pow(U512::from(decimals));
+    let q = x.div_ceil(d);
+    if q > U512::from(U256::MAX) {
+        U256::MAX
+    } else {
+        U256::from_limbs_slice(&q.as_limbs()[..4])
     }
 }
 

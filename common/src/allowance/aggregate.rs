@@ -56,9 +56,11 @@ pub struct Raise {
     pub after: Holdings,
     pub before: Vec<Holdings>,
     /// Some key's worst case with the request, or a token's sum over its keys, reached
-    /// 2^256 − 1 (where it was capped), and no alternative holds as much of every key: what
-    /// the request raises cannot be measured.
+    /// 2^256 − 1 (where it was capped): what the session holds cannot be measured.
     pub saturated: bool,
+    /// An alternative at the request's position leaves every key the request or the items
+    /// there write at least as high, none capped: the request raises nothing at any prices.
+    pub dominated: bool,
 }
 
 /// The check across sessions, as a session's decision sees it (the enclave's book under
@@ -447,17 +449,13 @@ impl Book {
             // alternative saturates alike and no request would count as a raise (a review of
             // 2026-12-05: an agent's own session approving 10^66 of a priced token switched
             // off every agent ceiling binding it). Refused, unless an alternative at the
-            // request's position holds at least as much of every token, none capped (then
-            // it raises nothing, whatever the prices; a capped amount compares nothing).
+            // request's position leaves every key it touches at least as high, none capped
+            // (then it raises nothing, whatever the prices: the session measured it key by
+            // key, where capped sums compare nothing).
             let unmeasured =
                 raise.saturated || after.usd == U256::MAX || after_map.values().any(|a| *a >= U512::from(U256::MAX));
             if unmeasured {
-                let dominated = !raise.saturated
-                    && raise
-                        .before
-                        .iter()
-                        .any(|b| raise.after.iter().all(|(t, v)| *v < U256::MAX && b.get(t).is_some_and(|x| x >= v)));
-                if dominated {
+                if raise.dominated {
                     continue;
                 }
                 return Err(Denial::rule(

@@ -24,7 +24,7 @@ fn usdc(n: u64) -> Holdings {
 }
 
 fn raise(after: Holdings, before: Holdings) -> Raise {
-    Raise { after, before: vec![before], saturated: false }
+    Raise { after, before: vec![before], saturated: false, dominated: false }
 }
 
 fn addr(n: u8) -> Address {
@@ -163,12 +163,15 @@ fn a_group_worth_beyond_u256_is_refused_not_waved_through() {
     let mut b = Book::new();
     let cents = policy("prices = { USDC = \"0.9999\" }\nagent_exposure_ceiling = \"5000 USD\"");
     b.publish(addr(10), alice, agent, Holdings::new(), Some(cents));
-    let at_cap = Holdings::from([((1, USDC), U256::MAX)]);
-    let r = Raise { after: at_cap.clone(), before: vec![at_cap], saturated: false };
+    let at_cap_again = || Holdings::from([((1, USDC), U256::MAX)]);
+    let at_cap = at_cap_again();
+    let r = Raise { after: at_cap.clone(), before: vec![at_cap], saturated: false, dominated: false };
     assert!(rule(b.check(addr(11), alice, agent, &r)).is_some());
-    let r = Raise { after: usdc(10), before: vec![usdc(20)], saturated: true };
+    let r = Raise { after: usdc(10), before: vec![usdc(20)], saturated: true, dominated: false };
     assert!(rule(b.check(addr(11), alice, agent, &r)).is_some(), "saturated as its session measured it");
-    let r = Raise { after: usdc(10), before: vec![usdc(20)], saturated: false };
+    let r = Raise { after: at_cap_again(), before: vec![at_cap_again()], saturated: true, dominated: true };
+    assert_eq!(rule(b.check(addr(11), alice, agent, &r)), None, "raising nothing, as its session measured it");
+    let r = Raise { after: usdc(10), before: vec![usdc(20)], saturated: false, dominated: false };
     assert_eq!(rule(b.check(addr(11), alice, agent, &r)), None);
     // Without the huge holding, the same request is valued and passes.
     let mut b = Book::new();
@@ -394,13 +397,9 @@ fn valuing_alternatives_on_their_changed_tokens_agrees_with_valuing_the_whole_gr
             if !after.unpriced.is_empty() {
                 return Err(format!("unpriced {:#x}", p.hash));
             }
-            if after.usd == U256::MAX || with.values().any(|a| *a >= U512::from(U256::MAX)) {
-                // Unless an alternative holds as much of every token, none capped.
-                let dominated = r
-                    .before
-                    .iter()
-                    .any(|b| r.after.iter().all(|(t, v)| *v < U256::MAX && b.get(t).is_some_and(|x| x >= v)));
-                if dominated {
+            if r.saturated || after.usd == U256::MAX || with.values().any(|a| *a >= U512::from(U256::MAX)) {
+                // Unless its session found an alternative holding as much of every key.
+                if r.dominated {
                     continue;
                 }
                 return Err(format!("saturated {:#x}", p.hash));
@@ -457,7 +456,10 @@ fn valuing_alternatives_on_their_changed_tokens_agrees_with_valuing_the_whole_gr
             let r = Raise {
                 after: holdings(&mut next),
                 before: (0..1 + next(4)).map(|_| holdings(&mut next)).collect(),
-                saturated: false,
+                // As its session may have measured it (a capped key, an alternative holding
+                // as much of every key it touches).
+                saturated: next(16) == 0,
+                dominated: next(4) == 0,
             };
             let got = b.check(s, o, a, &r).map_err(|d| d.reason);
             let want = naive(&b, s, o, a, &r, &mut saved);
@@ -501,9 +503,9 @@ fn a_check_values_at_most_max_check_work_token_amounts() {
     }
     // Over every ceiling; only the last alternative (in value order) worth as much.
     let alternatives = |n: u64| (0..n).map(|i| usdc(5_000 - n + 1 + i)).collect::<Vec<_>>();
-    let ok = Raise { after: usdc(5_000), before: alternatives(8), saturated: false };
+    let ok = Raise { after: usdc(5_000), before: alternatives(8), saturated: false, dominated: false };
     assert_eq!(rule(b.check(s, o, a, &ok)), None);
-    let over = Raise { after: usdc(5_000), before: alternatives(3_000), saturated: false };
+    let over = Raise { after: usdc(5_000), before: alternatives(3_000), saturated: false, dominated: false };
     let d = b.check(s, o, a, &over).unwrap_err();
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ExposureCeiling, Some("owner_exposure_ceiling")), "{d}");
     assert!(d.reason.contains(&format!("more than {MAX_CHECK_WORK} token amounts")), "{d}");

@@ -85,22 +85,47 @@ fn raised_keys(
         .collect()
 }
 
-/// Whether what the request raises cannot be measured: some key's worst case with it, or a
-/// token's sum over its keys, reached 2^256 − 1 (where `worst` and the sums cap), and no
-/// alternative leaves every key at least as high (a review of 2026-12-05: two
-/// signature-transfer permits of 2^256 − 1 each summed to the cap, so the second counted as
-/// raising nothing and no ceiling was checked).
-fn saturated(reg: &Registry, keys: &BTreeSet<Key>, now: u64, with: Request<'_>, alts: &[Request<'_>]) -> bool {
-    let after: Vec<U256> = keys.iter().map(|k| worst(reg, k, now, Some(with))).collect();
+/// Whether some key's worst case with the request, or a token's sum over its keys, reached
+/// 2^256 − 1 (where `worst` and the sums cap): what the session holds then cannot be
+/// measured (a review of 2026-12-05: two signature-transfer permits of 2^256 − 2 to two
+/// spenders were valued at the cap with and without the second, so it counted as raising
+/// nothing and no ceiling was checked).
+fn capped(reg: &Registry, keys: &BTreeSet<Key>, now: u64, with: Request<'_>) -> bool {
     let mut sums: std::collections::BTreeMap<(u64, alloy_primitives::Address), U256> = Default::default();
-    for (k, v) in keys.iter().zip(&after) {
+    for k in keys {
+        let v = worst(reg, k, now, Some(with));
         let e = sums.entry((k.chain_id, k.token)).or_default();
-        *e = e.saturating_add(*v);
+        *e = e.saturating_add(v);
+        if v == U256::MAX || *e == U256::MAX {
+            return true;
+        }
     }
-    if !after.iter().chain(sums.values()).any(|v| *v == U256::MAX) {
+    false
+}
+
+/// Whether an alternative at the request's position leaves every key the request or the
+/// items there write at least as high, none of them capped: then the request raises nothing,
+/// at any prices, however the rest is capped. Keys written neither by the request nor by an
+/// item at its position are the same with either (a review: comparing every key refused an
+/// agent's revocation of one unlimited approval beside another).
+fn dominated(
+    reg: &Registry,
+    now: u64,
+    with: Request<'_>,
+    alts: &[Request<'_>],
+    displaced: &[(&[Grant], bool)],
+) -> bool {
+    let touched: BTreeSet<Key> = with
+        .grants
+        .iter()
+        .map(|g| g.key)
+        .chain(displaced.iter().flat_map(|(gs, _)| gs.iter().map(|g| g.key)))
+        .collect();
+    let after: Vec<U256> = touched.iter().map(|k| worst(reg, k, now, Some(with))).collect();
+    if after.contains(&U256::MAX) {
         return false;
     }
-    !alts.iter().any(|a| keys.iter().zip(&after).all(|(k, v)| *v < U256::MAX && worst(reg, k, now, Some(*a)) >= *v))
+    alts.iter().any(|a| touched.iter().zip(&after).all(|(k, v)| worst(reg, k, now, Some(*a)) >= *v))
 }
 
 fn keys_of(reg: &Registry, charges: &Charges) -> BTreeSet<Key> {
@@ -119,14 +144,16 @@ pub fn raise_of(c: &Counters, ctx: &Context, charges: &Charges) -> Option<Raise>
     let alts = alternatives(place, &displaced);
     let with = Request { place, grants: &charges.approvals, may_revert: charges.may_revert };
     let keys = keys_of(reg, charges);
-    let saturated = saturated(reg, &keys, ctx.now, with, &alts);
-    if raised_keys(reg, &keys, ctx.now, with, &alts).is_empty() && displaced.is_empty() && !saturated {
+    let saturated = capped(reg, &keys, ctx.now, with);
+    let dominated = dominated(reg, ctx.now, with, &alts, &displaced);
+    if raised_keys(reg, &keys, ctx.now, with, &alts).is_empty() && displaced.is_empty() && (!saturated || dominated) {
         return None;
     }
     Some(Raise {
         after: holdings_of(reg, keys.iter(), ctx.now, Some(with)),
         before: alts.iter().map(|a| holdings_of(reg, keys.iter(), ctx.now, Some(*a))).collect(),
         saturated,
+        dominated,
     })
 }
 
@@ -205,8 +232,9 @@ pub(crate) fn check_allowances(
         }
     }
     let Some(ceiling) = p.doc.exposure_ceiling else { return Ok(()) };
-    let unmeasured = saturated(reg, &keys, ctx.now, with, &alternatives);
-    if raised.is_empty() && displaced.is_empty() && !unmeasured {
+    let unmeasured = capped(reg, &keys, ctx.now, with);
+    let dominated = || dominated(reg, ctx.now, with, &alternatives, &displaced);
+    if raised.is_empty() && displaced.is_empty() && (!unmeasured || dominated()) {
         return Ok(());
     }
     for (k, _) in &raised {
@@ -237,16 +265,8 @@ pub(crate) fn check_allowances(
         ));
     }
     // Valued past 2^256 − 1, or a key or sum at its cap, every alternative saturates alike:
-    // not checkable, refused unless an alternative leaves every key as high (as the
-    // exposure book refuses it; a review of 2026-12-05).
-    let dominated = || {
-        alternatives.iter().any(|a| {
-            keys.iter().all(|k| {
-                let v = worst(reg, k, ctx.now, Some(with));
-                v < U256::MAX && worst(reg, k, ctx.now, Some(*a)) >= v
-            })
-        })
-    };
+    // not checkable, refused unless an alternative leaves every key the request touches as
+    // high (as the exposure book refuses it; a review of 2026-12-05).
     if (unmeasured || (after.usd > ceiling && after.usd == U256::MAX)) && !dominated() {
         return Err(Denial::rule(
             ErrorCode::ExposureCeiling,

@@ -604,6 +604,32 @@ fn escalation_counts_what_the_period_moved() {
     assert!(escalation(&p, &c, &ctx(tomorrow), &ch).is_some());
 }
 
+/// `above_usd` values what moved this period at the prices in force: 40 000 USDC moved
+/// unpriced, then the owner adds prices and a 1 000 USD threshold — the next 1 000 USDC is
+/// held, not waved through as if nothing had moved (a review of 2026-12-05); an asset moved
+/// that the table does not price holds any request with a USD value.
+#[test]
+fn above_usd_values_what_moved_at_the_prices_in_force() {
+    let unpriced = with("");
+    let mut c = Counters::new();
+    let now = t0() + 10;
+    let xfer = |n| tx(1, USDC, transferCall { to: EVIL, amount: usdc(n) }.abi_encode());
+    let ch = decide(&unpriced, &c, now, &xfer(40_000)).unwrap();
+    c.charge(&unpriced, &ch, t0(), now);
+    let priced = with("prices = { USDC = \"1.00\", WETH = \"3000\" }\nescalate = { above_usd = \"1000 USD\" }");
+    let ch = decide(&priced, &c, now, &xfer(1_000)).unwrap();
+    let d = escalation(&priced, &c, &ctx(now), &ch).expect("held");
+    assert!(d.reason.contains("after 40000 USD moved"), "{}", d.reason);
+    // Tomorrow the day starts afresh.
+    let ch = decide(&priced, &c, now + 86_400, &xfer(1_000)).unwrap();
+    assert!(escalation(&priced, &c, &ctx(now + 86_400), &ch).is_none());
+    // USDC moved today, and a table that prices WETH only: what moved cannot be valued.
+    let weth_only = with("prices = { WETH = \"3000\" }\nescalate = { above_usd = \"1000000 USD\" }");
+    let ch = decide(&weth_only, &c, now, &approve_tx(1, WETH, ROUTER, weth(1))).unwrap();
+    let d = escalation(&weth_only, &c, &ctx(now), &ch).expect("held");
+    assert!(d.reason.contains("does not price"), "{}", d.reason);
+}
+
 // ---- validation and hashing ----------------------------------------------------------------
 
 #[test]

@@ -441,6 +441,16 @@ fn an_exposure_beyond_u256_is_refused_not_waved_through() {
     assert!(d.reason.contains("cannot be checked"), "{d}");
     // A lower one raises nothing, whatever the prices: it passes.
     s.ask(t0() + 13, approve(huge(3))).expect("a lower replacement");
+    // Beside another approval past the cap of value, revoking one raises nothing and passes
+    // (a review: comparing every key, untouched ones too, refused it); raising it does not.
+    let other = |nonce, amount| tx_at(nonce, approveCall { spender: POOL, amount }.abi_encode(), 200_000, vec![]);
+    let mut two = Session::with(compile(text("")));
+    two.ask(t0() + 10, approve(huge(5))).expect("router");
+    two.ask(t0() + 10, other(1, huge(5))).expect("pool");
+    assert!(two.m.update_policy(t0() + 11, compile(text("exposure_ceiling = \"60 USD\""))).result.is_ok());
+    two.ask(t0() + 12, other(2, U256::ZERO)).expect("the agent's revocation of one");
+    let d = two.ask(t0() + 12, other(3, huge(4))).expect_err("a raise");
+    assert_eq!(d.code, crate::error::ErrorCode::ExposureCeiling, "{d}");
 }
 
 fn free_terms(chain_id: u64, nonce: u64) -> crate::protocol::SweepTerms {
