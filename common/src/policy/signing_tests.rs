@@ -469,6 +469,19 @@ fn eip2612_permit_refusals() {
     assert_eq!(code(decide(&p, &c, other_chain)), ErrorCode::ChainNotAllowed);
 }
 
+/// A Permit2 SignatureTransfer (`PermitTransferFrom`) of `amount` USDC to `spender`.
+fn signature_transfer(spender: Address, amount: U256, nonce: u64, deadline: u64) -> SignPayload {
+    let tp = json!([{"name": "token", "type": "address"}, {"name": "amount", "type": "uint256"}]);
+    typed(
+        permit2_domain(),
+        json!({"PermitTransferFrom": [{"name": "permitted", "type": "TokenPermissions"},
+            {"name": "spender", "type": "address"}, {"name": "nonce", "type": "uint256"},
+            {"name": "deadline", "type": "uint256"}], "TokenPermissions": tp}),
+        "PermitTransferFrom",
+        json!({"permitted": {"token": USDC, "amount": amount.to_string()}, "spender": spender, "nonce": nonce, "deadline": deadline}),
+    )
+}
+
 #[test]
 fn permit2_messages() {
     let p = policy();
@@ -493,16 +506,7 @@ fn permit2_messages() {
 
     // SignatureTransfer, single and batch.
     let tp = json!([{"name": "token", "type": "address"}, {"name": "amount", "type": "uint256"}]);
-    let transfer = |amount: U256, deadline: u64| {
-        typed(
-            permit2_domain(),
-            json!({"PermitTransferFrom": [{"name": "permitted", "type": "TokenPermissions"},
-                {"name": "spender", "type": "address"}, {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"}], "TokenPermissions": tp}),
-            "PermitTransferFrom",
-            json!({"permitted": {"token": USDC, "amount": amount.to_string()}, "spender": ROUTER, "nonce": 1, "deadline": deadline}),
-        )
-    };
+    let transfer = |amount: U256, deadline: u64| signature_transfer(ROUTER, amount, 1, deadline);
     assert_eq!(decide(&p, &c, transfer(usdc(5), now + 60)).unwrap().tokens, vec![(0, usdc(5))]);
     assert_eq!(code(decide(&p, &c, transfer(U256::MAX, now + 60))), ErrorCode::UnlimitedApproval);
     let batch = typed(
@@ -541,17 +545,8 @@ fn permits_summing_past_the_cap_are_refused_under_a_ceiling() {
         .replace("max = [\"50 USDC\"]", &format!("max = [\"{huge}\"]"));
     let open = compile_text(&base).unwrap();
     let capped = compile_text(&format!("prices = {{ USDC = \"1\" }}\nexposure_ceiling = \"60 USD\"\n{base}")).unwrap();
-    let tp = json!([{"name": "token", "type": "address"}, {"name": "amount", "type": "uint256"}]);
     let transfer = |spender: Address, nonce: u64, deadline: u64| {
-        typed(
-            permit2_domain(),
-            json!({"PermitTransferFrom": [{"name": "permitted", "type": "TokenPermissions"},
-                {"name": "spender", "type": "address"}, {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"}], "TokenPermissions": tp}),
-            "PermitTransferFrom",
-            json!({"permitted": {"token": USDC, "amount": (U256::MAX - U256::from(1u8)).to_string()},
-                "spender": spender, "nonce": nonce, "deadline": deadline}),
-        )
+        signature_transfer(spender, U256::MAX - U256::from(1u8), nonce, deadline)
     };
     let now = ctx().now;
     let mut c = Counters::new();
