@@ -111,11 +111,6 @@ impl Ledger {
         self.line(key).is_none() && self.lines.len() < MAX_LINES
     }
 
-    /// Whether a charge to `key` can be recorded (a line exists or there is room for one).
-    pub fn has_room(&self, key: LedgerKey) -> bool {
-        self.line(key).is_some() || self.lines.len() < MAX_LINES
-    }
-
     /// Whether charges to every key of `keys` together can be recorded: the lines they would
     /// add fit beside those there.
     pub fn has_room_for(&self, keys: impl IntoIterator<Item = LedgerKey>) -> bool {

@@ -76,14 +76,6 @@ fn moved_usd(p: &CompiledPolicy, c: &Counters, ctx: &Context, per: Period) -> Re
     }
 }
 
-/// At most five names and how many more: a refusal's reason is kept with its held request.
-fn named(v: &[String]) -> String {
-    match v.len() {
-        0..=5 => v.join(", "),
-        n => format!("{} and {} more", v[..5].join(", "), n - 5),
-    }
-}
-
 /// The period escalation thresholds count over.
 pub fn period(p: &CompiledPolicy) -> Period {
     p.doc.escalate.as_ref().and_then(|e| e.per).unwrap_or(Period::Day)
@@ -137,7 +129,11 @@ pub fn escalation(p: &CompiledPolicy, c: &Counters, ctx: &Context, charges: &Cha
                     "escalate.above_usd",
                     over(format!(
                         "{} moved, which the price table does not price, so what moved cannot be valued",
-                        named(&unpriced)
+                        // At most five: the reason is kept with its held request.
+                        crate::allowance::aggregate::listed(
+                            &unpriced[..unpriced.len().min(5)],
+                            unpriced.len().saturating_sub(5) as u64
+                        )
                     )),
                 ));
             }

@@ -68,21 +68,27 @@ fn alternatives<'a>(place: Place, displaced: &[(&'a [Grant], bool)]) -> Vec<Requ
 /// Every key the request may raise: those it grants, and those whose revocation it may
 /// displace by taking that revocation's nonce (review finding 4: the replaced revocation
 /// then never happens) — with the worst case each reaches, against the same position
-/// without the request.
+/// without the request. `after`: each key's worst case with the request ([`worst_with`]).
 fn raised_keys(
     reg: &Registry,
     keys: &BTreeSet<Key>,
+    after: &[U256],
     now: u64,
-    with: Request<'_>,
     alts: &[Request<'_>],
 ) -> Vec<(Key, U256)> {
     keys.iter()
-        .filter_map(|k| {
-            let after = worst(reg, k, now, Some(with));
+        .zip(after)
+        .filter_map(|(k, &after)| {
             let before = alts.iter().map(|a| worst(reg, k, now, Some(*a))).max().unwrap_or_default();
             (after > before).then_some((*k, after))
         })
         .collect()
+}
+
+/// Each key's worst case with the request, in the keys' order (computed once for
+/// [`raised_keys`] and [`capped`]).
+fn worst_with(reg: &Registry, keys: &BTreeSet<Key>, now: u64, with: Request<'_>) -> Vec<U256> {
+    keys.iter().map(|k| worst(reg, k, now, Some(with))).collect()
 }
 
 /// Whether some key's worst case with the request, or a token's sum over its keys, reached
@@ -90,10 +96,9 @@ fn raised_keys(
 /// measured (a review of 2026-12-05: two signature-transfer permits of 2^256 − 2 to two
 /// spenders were valued at the cap with and without the second, so it counted as raising
 /// nothing and no ceiling was checked).
-fn capped(reg: &Registry, keys: &BTreeSet<Key>, now: u64, with: Request<'_>) -> bool {
+fn capped(keys: &BTreeSet<Key>, after: &[U256]) -> bool {
     let mut sums: std::collections::BTreeMap<(u64, alloy_primitives::Address), U256> = Default::default();
-    for k in keys {
-        let v = worst(reg, k, now, Some(with));
+    for (k, &v) in keys.iter().zip(after) {
         let e = sums.entry((k.chain_id, k.token)).or_default();
         *e = e.saturating_add(v);
         if v == U256::MAX || *e == U256::MAX {
@@ -144,9 +149,10 @@ pub fn raise_of(c: &Counters, ctx: &Context, charges: &Charges) -> Option<Raise>
     let alts = alternatives(place, &displaced);
     let with = Request { place, grants: &charges.approvals, may_revert: charges.may_revert };
     let keys = keys_of(reg, charges);
-    let saturated = capped(reg, &keys, ctx.now, with);
+    let after = worst_with(reg, &keys, ctx.now, with);
+    let saturated = capped(&keys, &after);
     let dominated = dominated(reg, ctx.now, with, &alts, &displaced);
-    if raised_keys(reg, &keys, ctx.now, with, &alts).is_empty() && displaced.is_empty() && (!saturated || dominated) {
+    if raised_keys(reg, &keys, &after, ctx.now, &alts).is_empty() && displaced.is_empty() && (!saturated || dominated) {
         return None;
     }
     Some(Raise {
@@ -182,7 +188,8 @@ pub(crate) fn check_allowances(
     }
     let with = Request { place, grants: &charges.approvals, may_revert: charges.may_revert };
     let keys = keys_of(reg, charges);
-    let raised = raised_keys(reg, &keys, ctx.now, with, &alternatives);
+    let worst_after = worst_with(reg, &keys, ctx.now, with);
+    let raised = raised_keys(reg, &keys, &worst_after, ctx.now, &alternatives);
     // A just-in-time `increaseAllowance` (R-APP-2) adds to whatever may be outstanding at
     // worst before it: together they must stay within what the next call consumes.
     for (gi, bound, rule) in &charges.jit_adds {
@@ -232,7 +239,7 @@ pub(crate) fn check_allowances(
         }
     }
     let Some(ceiling) = p.doc.exposure_ceiling else { return Ok(()) };
-    let unmeasured = capped(reg, &keys, ctx.now, with);
+    let unmeasured = capped(&keys, &worst_after);
     let dominated = || dominated(reg, ctx.now, with, &alternatives, &displaced);
     if raised.is_empty() && displaced.is_empty() && (!unmeasured || dominated()) {
         return Ok(());
