@@ -1,6 +1,7 @@
 //! Exposure across sessions (AG-212 4.4, RULES.md §6a), against the real binaries: an agent
 //! managing 200 client wallets, each within its own ceiling, is refused once the agent-wide
-//! ceiling its owners signed is reached; an owner-wide ceiling stays exact under concurrent
+//! ceiling its owners signed is reached — and not released by the agent's own approval past
+//! 2^256 − 1 in a session of its own; an owner-wide ceiling stays exact under concurrent
 //! requests of different sessions; the enclave signs what it counted.
 
 use alloy_primitives::{address, Address, U256};
@@ -286,4 +287,36 @@ async fn an_owner_may_carry_at_most_64_distinct_ceiling_policies() {
     let (code, v) = s.revoke(&granted[0]).await;
     assert_eq!(code, 200, "{v}");
     s.grant(&owner, &Actor::random(), &ceiling(64)).await.expect("room after a revoke");
+}
+
+/// A review of 2026-12-05, against the real binaries: the agent, as its own owner (a fresh
+/// key), approves 10^66 of the priced token in a session declaring no ceiling; its group is
+/// then worth past 2^256 − 1, which every comparison saw as equal with and without a
+/// request, so the clients' agent-wide ceiling bound nothing. Such a group cannot be
+/// measured: the clients' approvals are refused, and lowering one still passes.
+#[tokio::test]
+async fn an_agents_own_huge_approval_does_not_switch_its_ceiling_off() {
+    let s = Stack::start();
+    let agent = Actor::random();
+    let opted_in = policy(&governed("agent_exposure_ceiling = \"5000 USD\""));
+    let wallet = s.grant(&Actor::random(), &agent, &opted_in).await.expect("grant");
+    let (code, v) = s.sign(&wallet, erc20_approve(CHAIN, 0, USDC, spender(0), usdc(100))).await;
+    assert_eq!(code, 200, "{v}");
+    let huge = governed("").replace("exposure_ceiling = \"1000 USD\"\n", "").replace(
+        "max = [\"1000 USDC\"]",
+        "max = [\"1000000000000000000000000000000000000000000000000000000000000 USDC\"]",
+    );
+    let side = s.grant(&Actor::random(), &agent, &policy(&huge)).await.expect("the agent's own session");
+    let amount = U256::from(10u64).pow(U256::from(66u64));
+    let (code, v) = s.sign(&side, erc20_approve(CHAIN, 0, USDC, spender(1), amount)).await;
+    assert_eq!(code, 200, "no ceiling binds the side session itself: {v}");
+    let (code, v) = s.sign(&wallet, erc20_approve(CHAIN, 1, USDC, spender(2), usdc(100))).await;
+    assert_eq!((code, bridle_tests::code(&v), rule(&v)), (403, "exposure_ceiling", "agent_exposure_ceiling"), "{v}");
+    assert!(v["error"]["reason"].as_str().unwrap_or("").contains("cannot be checked"), "{v}");
+    let client = s.grant(&Actor::random(), &agent, &opted_in).await.expect("grant");
+    let (code, v) = s.sign(&client, erc20_approve(CHAIN, 0, USDC, spender(0), usdc(100))).await;
+    assert_eq!((code, rule(&v)), (403, "agent_exposure_ceiling"), "{v}");
+    // Lowering the wallet's own approval raises nothing: it passes.
+    let (code, v) = s.sign(&wallet, erc20_approve(CHAIN, 1, USDC, spender(0), U256::ZERO)).await;
+    assert_eq!(code, 200, "{v}");
 }
