@@ -12,12 +12,12 @@ use util::*;
 /// Transfers of USDC above 100 per day are held for `ttl`.
 fn escalating(ttl: u64) -> Policy {
     let mut p = base();
-    p.escalate = Some(Escalation {
+    p.escalate = Some(Box::new(Escalation {
         above_value: Some(EscalateValue { asset: usdc_asset(), max: usdc(100) }),
         above_usd: None,
         per: Some(Period::Day),
         ttl,
-    });
+    }));
     p
 }
 

@@ -101,12 +101,12 @@ fn a_stream_reads_the_session_total() {
 #[test]
 fn splitting_a_payment_escalates_per_day() {
     let mut p = base();
-    p.escalate = Some(Escalation {
+    p.escalate = Some(Box::new(Escalation {
         above_value: Some(EscalateValue { asset: usdc_asset(), max: usdc(1000) }),
         above_usd: None,
         per: None,
         ttl: 600,
-    });
+    }));
     let mut m = model(&p);
     let t = t0() + 60;
     assert_eq!(m.sign(&tx(0, USDC, transfer(DEAD, usdc(400))), t), Verdict::Allowed);
@@ -134,7 +134,7 @@ fn splitting_a_payment_escalates_per_day() {
 fn an_approval_is_rechecked_at_its_own_time() {
     let mut p = base();
     p.limits = vec![limit(usdc_asset(), Period::Day, usdc(500))];
-    p.escalate = Some(Escalation { above_value: None, above_usd: Some(usd(100)), per: None, ttl: 3600 });
+    p.escalate = Some(Box::new(Escalation { above_value: None, above_usd: Some(usd(100)), per: None, ttl: 3600 }));
     p.prices = vec![Price { asset: usdc_asset(), usd: usd(1) }];
     let mut m = model(&p);
     let t = t0() + 10;
@@ -148,7 +148,7 @@ fn an_approval_is_rechecked_at_its_own_time() {
 #[test]
 fn an_unpriced_asset_escalates_under_above_usd() {
     let mut p = base();
-    p.escalate = Some(Escalation { above_value: None, above_usd: Some(usd(1_000_000)), per: None, ttl: 60 });
+    p.escalate = Some(Box::new(Escalation { above_value: None, above_usd: Some(usd(1_000_000)), per: None, ttl: 60 }));
     let mut m = model(&p);
     assert!(matches!(m.sign(&tx(0, USDC, transfer(DEAD, usdc(1))), t0()), Verdict::Pending(_)));
 }
@@ -177,12 +177,12 @@ fn trip_wire_suspends_until_an_update() {
 fn held_requests_do_not_trip_the_wire() {
     let mut p = base();
     p.trip_wire = Some(TripWire { denials: 1, within: 600 });
-    p.escalate = Some(Escalation {
+    p.escalate = Some(Box::new(Escalation {
         above_value: Some(EscalateValue { asset: usdc_asset(), max: U256::ZERO }),
         above_usd: None,
         per: Some(Period::Session),
         ttl: 60,
-    });
+    }));
     let mut m = model(&p);
     assert!(matches!(m.sign(&tx(0, USDC, transfer(DEAD, usdc(1))), t0()), Verdict::Pending(_)));
     assert!(!m.is_suspended());

@@ -41,11 +41,13 @@ fn policy(r: &mut Rng) -> Policy {
     p.exposure_ceiling = (r.below(2) == 0).then(|| usd(r.below(3000)));
     p.permits = vec![PermitRule { kind: PermitKind::Eip2612, tokens: Vec::new(), max_deadline: 600, permit2: None }];
     p.user_operations.entry_points = vec![EP];
-    p.escalate = (r.below(3) == 0).then(|| Escalation {
-        above_value: Some(EscalateValue { asset: usdc_asset(), max: usdc(r.below(300)) }),
-        above_usd: (r.below(2) == 0).then(|| usd(r.below(500))),
-        per: Some(periods[r.below(6) as usize]),
-        ttl: r.below(600),
+    p.escalate = (r.below(3) == 0).then(|| {
+        Box::new(Escalation {
+            above_value: Some(EscalateValue { asset: usdc_asset(), max: usdc(r.below(300)) }),
+            above_usd: (r.below(2) == 0).then(|| usd(r.below(500))),
+            per: Some(periods[r.below(6) as usize]),
+            ttl: r.below(600),
+        })
     });
     p.trip_wire = (r.below(2) == 0).then(|| TripWire { denials: 1 + r.below(5) as u32, within: r.below(600) });
     p

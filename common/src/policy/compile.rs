@@ -5,12 +5,12 @@
 //! would otherwise redo per request: selectors, ABI types, token and target indexes.
 
 use super::doc::*;
+use super::index::ByAddress;
 use crate::error::{Denial, ErrorCode};
 use crate::units::{format_decimal, format_duration};
 use alloy_dyn_abi::{DynSolType, Specifier};
 use alloy_json_abi::Function;
 use alloy_primitives::{Address, B256, U256};
-use std::collections::HashMap;
 
 /// Upper bounds that keep evaluation cost and memory bounded.
 pub const MAX_ENTRIES: usize = 256;
@@ -69,11 +69,11 @@ pub struct CompiledPolicy {
     pub canonical_len: usize,
     pub calls: Vec<CompiledCall>,
     /// Target address → indexes into `calls`.
-    pub by_target: HashMap<Address, Vec<usize>>,
+    pub by_target: ByAddress,
     /// Indexes of wildcard rules.
     pub wildcards: Vec<usize>,
     /// Token address → token indexes (a token may be listed per chain).
-    pub tokens_by_address: HashMap<Address, Vec<usize>>,
+    pub tokens_by_address: ByAddress,
     pub limit_assets: Vec<AssetRef>,
     pub stream_assets: Vec<AssetRef>,
     /// Per token index: the approval cap, if any.
@@ -333,7 +333,7 @@ impl CompiledPolicy {
         }
 
         // Tokens.
-        let mut tokens_by_address: HashMap<Address, Vec<usize>> = HashMap::new();
+        let mut tokens_by_address = ByAddress::default();
         for (i, t) in tokens.iter().enumerate() {
             let Token { symbol, address, decimals, chain_id } = t;
             let rule = format!("tokens[{i}]");
@@ -365,7 +365,7 @@ impl CompiledPolicy {
                     return Err(invalid(rule, format!("token on chain {c}, which the policy does not allow")));
                 }
             }
-            tokens_by_address.entry(*address).or_default().push(i);
+            tokens_by_address.push(*address, i);
         }
         let asset_ref = |a: &Asset, rule: &str| -> Result<AssetRef, Denial> {
             match a {
@@ -398,7 +398,7 @@ impl CompiledPolicy {
 
         // Calls.
         let mut compiled_calls = Vec::with_capacity(calls.len());
-        let mut by_target: HashMap<Address, Vec<usize>> = HashMap::new();
+        let mut by_target = ByAddress::default();
         let mut wildcards = Vec::new();
         for (i, c) in calls.iter().enumerate() {
             let CallRule { target, functions } = c;
@@ -456,7 +456,7 @@ impl CompiledPolicy {
                 fns.push(CompiledFn { rule, matcher, params, args: args.clone() });
             }
             match target {
-                Some(a) => by_target.entry(*a).or_default().push(i),
+                Some(a) => by_target.push(*a, i),
                 None => wildcards.push(i),
             }
             compiled_calls.push(CompiledCall { target: *target, fns });
@@ -502,7 +502,7 @@ impl CompiledPolicy {
             max_gas_limit,
             cost_limits: _,
             count_in_native: _,
-        } = gas;
+        } = &**gas;
         let ApprovalRules {
             spenders: _,
             caps,
@@ -512,7 +512,7 @@ impl CompiledPolicy {
             jit_only,
             revoke_gas,
             execution_gas_chains,
-        } = approvals;
+        } = &**approvals;
         if let Some(g) = revoke_gas {
             let range = crate::allowance::MIN_REVOKE_GAS..=crate::allowance::MAX_REVOKE_GAS;
             if !range.contains(g) {
@@ -634,7 +634,7 @@ impl CompiledPolicy {
 
         // User operations: addresses only; every list is an allowlist.
         let UserOpRules { entry_points, entry_points_v08, paymasters: _, factories: _, senders: _, unmetered_calls: _ } =
-            user_operations;
+            &**user_operations;
         if entry_points.contains(&Address::ZERO) || entry_points_v08.contains(&Address::ZERO) {
             return Err(invalid("user_operations.entry_points", "the zero address is not an entry point"));
         }
@@ -646,7 +646,7 @@ impl CompiledPolicy {
         }
 
         // Delegations (ERC-7710): addresses only; both lists are allowlists.
-        let DelegationRules { managers, delegators } = delegations;
+        let DelegationRules { managers, delegators } = &**delegations;
         if managers.contains(&Address::ZERO) || delegators.contains(&Address::ZERO) {
             return Err(invalid("delegations", "the zero address is not a delegation manager or delegator"));
         }
@@ -844,7 +844,7 @@ impl CompiledPolicy {
         }
         let mut escalate_asset = None;
         if let Some(e) = escalate {
-            let Escalation { above_value, above_usd, per: _, ttl } = e;
+            let Escalation { above_value, above_usd, per: _, ttl } = &**e;
             if above_value.is_none() && above_usd.is_none() {
                 return Err(invalid("escalate", "give above_value or above_usd (or both)"));
             }
@@ -891,6 +891,11 @@ impl CompiledPolicy {
             }
         }
 
+        // Every session holds its compiled policy: no room left over from building it.
+        by_target.shrink_to_fit();
+        tokens_by_address.shrink_to_fit();
+        wildcards.shrink_to_fit();
+        permit2.shrink_to_fit();
         Ok(CompiledPolicy {
             doc: doc.clone(),
             hash,

@@ -5,6 +5,7 @@
 //! Every struct has `deny_unknown_fields` and the document has an explicit version, so a
 //! field the enclave does not understand is an error, never silently ignored.
 
+use super::section::{Empty, Section};
 use crate::period::Period;
 use alloy_primitives::{keccak256, Address, Bytes, FixedBytes, B256, I256, U256};
 use serde::{Deserialize, Serialize};
@@ -58,18 +59,18 @@ pub struct Policy {
     pub rate_limits: Vec<RateLimit>,
     /// Gas rules (R-POL-8).
     #[serde(default)]
-    pub gas: GasRules,
+    pub gas: Section<GasRules>,
     /// Approval rules (R-APP-1, R-APP-3).
     #[serde(default)]
-    pub approvals: ApprovalRules,
+    pub approvals: Section<ApprovalRules>,
     /// ERC-4337 user operations (R-SIGN-2): entry points, paymasters, factories, senders.
     /// Omitted from the canonical encoding when empty, so older policies keep their hash.
     #[serde(default, skip_serializing_if = "UserOpRules::is_empty")]
-    pub user_operations: UserOpRules,
+    pub user_operations: Section<UserOpRules>,
     /// ERC-7710 delegation redemption (AG-212 4.8): the managers the session may call
     /// `redeemDelegations` on, and whose delegations. Omitted when empty.
     #[serde(default, skip_serializing_if = "DelegationRules::is_empty")]
-    pub delegations: DelegationRules,
+    pub delegations: Section<DelegationRules>,
     /// EIP-712 typed data allowed by domain and primary type (R-SIGN-3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub typed_data: Vec<TypedDataRule>,
@@ -101,7 +102,7 @@ pub struct Policy {
     pub agent_exposure_ceiling: Option<U256>,
     /// Requests above a threshold are held for the owner's approval (R-POL-10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub escalate: Option<Escalation>,
+    pub escalate: Option<Box<Escalation>>,
     /// N denials within T seconds suspend the session (R-APP-7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trip_wire: Option<TripWire>,
@@ -544,5 +545,55 @@ impl Policy {
                 (sym.clone(), d)
             }
         }
+    }
+}
+
+impl Empty for GasRules {
+    fn empty() -> &'static GasRules {
+        static EMPTY: GasRules = GasRules {
+            max_fee_per_gas: None,
+            max_priority_fee_per_gas: None,
+            max_gas_limit: None,
+            cost_limits: Vec::new(),
+            count_in_native: false,
+        };
+        &EMPTY
+    }
+}
+
+impl Empty for ApprovalRules {
+    fn empty() -> &'static ApprovalRules {
+        static EMPTY: ApprovalRules = ApprovalRules {
+            spenders: Vec::new(),
+            caps: Vec::new(),
+            lifetime: None,
+            jit: Vec::new(),
+            jit_tolerance_bps: 0,
+            jit_only: false,
+            revoke_gas: None,
+            execution_gas_chains: Vec::new(),
+        };
+        &EMPTY
+    }
+}
+
+impl Empty for UserOpRules {
+    fn empty() -> &'static UserOpRules {
+        static EMPTY: UserOpRules = UserOpRules {
+            entry_points: Vec::new(),
+            entry_points_v08: Vec::new(),
+            paymasters: Vec::new(),
+            factories: Vec::new(),
+            senders: Vec::new(),
+            unmetered_calls: false,
+        };
+        &EMPTY
+    }
+}
+
+impl Empty for DelegationRules {
+    fn empty() -> &'static DelegationRules {
+        static EMPTY: DelegationRules = DelegationRules { managers: Vec::new(), delegators: Vec::new() };
+        &EMPTY
     }
 }

@@ -10,6 +10,7 @@ pub mod exposure;
 pub mod file;
 #[cfg(test)]
 mod governance_tests;
+pub mod index;
 #[cfg(test)]
 mod listing_tests;
 pub mod offchain;
@@ -22,6 +23,7 @@ mod redeem_review_tests;
 mod redeem_tests;
 #[cfg(test)]
 mod revoke_gas_tests;
+pub mod section;
 mod selectors;
 #[cfg(test)]
 mod signing_tests;

@@ -9,7 +9,7 @@
 use alloy_primitives::{address, keccak256, Address, Bytes, B256, U256};
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor, read_frame, to_cbor, write_frame, DEFAULT_MAX_FRAME};
-use bridle_common::policy::doc::{ApprovalRules, GasRules, Policy};
+use bridle_common::policy::doc::Policy;
 use bridle_common::protocol::*;
 use bridle_common::stamp::Stamp;
 use bridle_common::tx::TxRequest;
@@ -420,8 +420,8 @@ pub fn policy(name: &str) -> Policy {
         calls: vec![],
         recipients: None,
         rate_limits: vec![],
-        gas: GasRules::default(),
-        approvals: ApprovalRules::default(),
+        gas: Default::default(),
+        approvals: Default::default(),
         user_operations: Default::default(),
         delegations: Default::default(),
         typed_data: vec![],
