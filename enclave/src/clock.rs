@@ -64,6 +64,11 @@ impl ReplicaClock {
     pub fn applied(&self, t: u64) {
         self.applied.fetch_max(t, std::sync::atomic::Ordering::SeqCst);
     }
+
+    /// The latest time noted by [`ReplicaClock::applied`].
+    pub fn latest_applied(&self) -> u64 {
+        self.applied.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl Clock for ReplicaClock {

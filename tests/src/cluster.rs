@@ -265,7 +265,7 @@ impl Cluster {
     }
 
     /// Spawn node `i`'s enclave (a fresh one) on its socket.
-    fn spawn_enclave(&mut self, i: usize) {
+    pub fn spawn_enclave(&mut self, i: usize) {
         let mut e = Command::new(bin("bridle-enclave"));
         e.arg("--unix")
             .arg(&self.nodes[i].socket)

@@ -75,6 +75,9 @@ pub struct ClusterNode {
     /// The seeds a join asks, once started (it goes on until the node has the state); each
     /// start while joining replaces them with its host's latest list.
     joining: Arc<Mutex<Option<Vec<String>>>>,
+    /// This node was asked to found its cluster (decided under `joining`'s lock: a node
+    /// founds or joins, never both).
+    founding: std::sync::atomic::AtomicBool,
     /// Held across each membership change (a join's learner entry, a change of voters).
     changing: tokio::sync::Mutex<()>,
 }
@@ -108,6 +111,7 @@ impl ClusterNode {
             updating: Proposing::default(),
             election,
             joining: Arc::new(Mutex::new(None)),
+            founding: std::sync::atomic::AtomicBool::new(false),
             changing: tokio::sync::Mutex::new(()),
         }
     }
@@ -445,6 +449,20 @@ impl ClusterNode {
             if initialized {
                 return Ok(());
             }
+            // A node founds or joins, once: a node whose join is under way (or done) that
+            // founded a cluster of its own would later take its cluster's entries on top of
+            // what it applied alone (found 2026-12-05 by a review; a host restarted with
+            // `--cluster-bootstrap` while its enclave joins asks exactly that). It goes on
+            // joining, with these seeds.
+            {
+                let mut joining = self.joining.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(seeds) = joining.as_mut() {
+                    tracing::warn!("asked to found a cluster while joining one: joining goes on");
+                    *seeds = s.seeds;
+                    return Ok(());
+                }
+                self.founding.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             let mut members = BTreeMap::new();
             members.insert(self.id, me);
             self.raft.initialize(members).await.map_err(|e| unavailable(format!("cannot found the cluster: {e}")))?;
@@ -469,7 +487,13 @@ impl ClusterNode {
         }
         // The host starts a joining node again and again, with the seeds it knows by then
         // (it may learn more meanwhile): the join under way asks the latest.
-        let first = self.joining.lock().unwrap_or_else(|e| e.into_inner()).replace(s.seeds).is_none();
+        let first = {
+            let mut joining = self.joining.lock().unwrap_or_else(|e| e.into_inner());
+            if self.founding.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Denial::malformed("this node founded its cluster: it joins no other"));
+            }
+            joining.replace(s.seeds).is_none()
+        };
         if first {
             let req = JoinRequest { node_id: self.id, member: me };
             tokio::spawn(join(self.peers.clone(), self.joining.clone(), req, self.replica.clone()));

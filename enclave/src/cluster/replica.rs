@@ -108,7 +108,12 @@ impl Replica {
             None => format!("--{seq}"),
         };
         Builder {
-            captured: g.enclave.as_ref().filter(|_| capture).map(|e| e.snapshot(SNAPSHOT_AUDIT_ENTRIES)),
+            captured: g.enclave.as_ref().filter(|_| capture).map(|e| {
+                let mut snap = e.snapshot(SNAPSHOT_AUDIT_ENTRIES);
+                // Read under the state's lock, which every entry is applied under.
+                snap.applied_clock = self.clock.latest_applied();
+                snap
+            }),
             meta: SnapshotMeta { last_log_id: g.last_applied, last_membership: g.membership.clone(), snapshot_id: id },
         }
     }
@@ -274,6 +279,8 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
         } else {
             let snap = decode_snapshot(&data)
                 .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(e)))?;
+            // What this node proposes next is timed at or after every entry the state holds.
+            self.clock.applied(snap.applied_clock);
             let e = Enclave::restore(
                 &snap,
                 Box::new(self.clock.clone()),
@@ -311,7 +318,7 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
 mod tests {
     use super::super::types::Secret;
     use super::*;
-    use crate::clock::FixedClock;
+    use crate::clock::{Clock, FixedClock};
     use crate::service::room_tests::{creation, T0};
     use alloy_primitives::Address;
     use bridle_common::cluster::ClusterCall;
@@ -366,5 +373,41 @@ mod tests {
             Ok(Reply::SessionCreated(s)) => assert_eq!(s.binding.session, key.address()),
             other => panic!("the creation as its own entry: {other:?}"),
         }
+    }
+
+    /// A node that catches up by snapshot keeps its clock at or above the latest entry the
+    /// snapshot holds, as it does for each entry it applies (a review of 2026-12-05).
+    #[tokio::test]
+    async fn a_snapshot_installed_raises_the_clock_to_its_latest_entry() {
+        use openraft::storage::RaftStateMachine;
+        let holder = Holder { image: B256::repeat_byte(1), signer: None };
+        let replica = |id| {
+            Arc::new(Replica::new(
+                id,
+                holder,
+                Arc::new(ReplicaClock::new(Box::new(FixedClock::new(T0)))),
+                None,
+                Config::default(),
+            ))
+        };
+        let (mut a, mut b) = (replica(1), replica(2));
+        let identity = Secret(*Key::generate().secret_bytes());
+        let entry = |index, clock, op| Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Cmd { proposer: 1, clock, op }),
+        };
+        let later = T0 + 500;
+        a.apply([
+            entry(1, T0, Op::Init { identity: identity.clone(), booted_at: T0 }),
+            entry(2, later, Op::Init { identity, booted_at: T0 }),
+        ])
+        .await
+        .unwrap();
+        a.get_snapshot_builder().await;
+        let snap = a.get_current_snapshot().await.unwrap().expect("a snapshot");
+        assert_eq!(b.clock.now(), T0);
+        b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+        assert_eq!(b.clock.now(), later);
+        assert!(b.enclave().is_some());
     }
 }

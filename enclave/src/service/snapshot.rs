@@ -47,6 +47,13 @@ pub struct EnclaveSnapshot {
     pub audit: AuditSnapshot,
     pub signatures: u64,
     pub denials: u64,
+    /// A cluster node's: the time of the latest entry applied into this state, which the
+    /// node installing it keeps its clock at or above (as it does for each entry it
+    /// applies). 0 elsewhere, and in a snapshot from a build before it (a review of
+    /// 2026-12-05: a node that caught up by snapshot and then led proposed entries at its
+    /// own clock, earlier than ones already applied).
+    #[serde(default)]
+    pub applied_clock: u64,
 }
 
 impl Drop for EnclaveSnapshot {
@@ -142,6 +149,7 @@ impl Enclave {
             audit: self.audit.snapshot(audit_entries),
             signatures: self.signatures.load(Ordering::Relaxed),
             denials: self.denials.load(Ordering::Relaxed),
+            applied_clock: 0,
         }
     }
 
