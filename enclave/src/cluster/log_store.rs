@@ -153,19 +153,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut g = self.lock();
-        // Raft never takes back a committed entry: a leader asking for it holds another log
-        // than the one this node applied (a node that founded a cluster of its own, then
-        // heard from another; found 2026-12-05 by a review). openraft checks this in debug
-        // builds only, and would go on applying the leader's entries on top of what this
-        // node applied alone: the node stops serving the cluster instead (openraft shuts
-        // down on a storage error).
-        if let Some(committed) = g.committed.filter(|c| log_id.index <= c.index) {
-            tracing::error!(%log_id, %committed, "asked to take back a committed entry: this node stops");
-            return Err(openraft::StorageIOError::write_logs(&std::io::Error::other(format!(
-                "asked to take back entries from {log_id}, at or before the committed {committed}"
-            )))
-            .into());
-        }
         let gone = g.log.split_off(&log_id.index);
         g.bytes -= gone.values().map(|(_, n)| n).sum::<usize>();
         Ok(())
@@ -257,22 +244,5 @@ mod tests {
     #[test]
     fn a_log_id_names_its_leader_not_only_the_term() {
         assert_ne!(CommittedLeaderId::new(1, 1), CommittedLeaderId::new(1, 2));
-    }
-
-    /// A leader asking to take back a committed entry holds another log than the one this
-    /// node applied: the node refuses (openraft then stops it) and keeps its log.
-    #[tokio::test]
-    async fn a_committed_entry_is_never_taken_back() {
-        let mut log = LogStore::default();
-        log.insert([entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)]);
-        log.save_committed(Some(LogId::new(CommittedLeaderId::new(1, 1), 2))).await.unwrap();
-        for at in [1, 2] {
-            let err = log.truncate(LogId::new(CommittedLeaderId::new(1, 1), at)).await.unwrap_err();
-            assert!(err.to_string().contains("committed"), "{err}");
-            assert_eq!(log.len(), 4);
-        }
-        // After the commit point, as Raft allows.
-        log.truncate(LogId::new(CommittedLeaderId::new(1, 1), 3)).await.unwrap();
-        assert_eq!(log.len(), 2);
     }
 }

@@ -144,6 +144,7 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
         log: log.clone(),
         last_ok: Arc::new(Mutex::new(HashMap::new())),
         election: Arc::new(Mutex::new(election::Election::new(std::time::Instant::now(), election::jitter()))),
+        cluster: network::Cluster::default(),
     };
     let raft = types::Raft::new(id, Arc::new(raft_config), network.clone(), log.clone(), replica.clone())
         .await

@@ -39,8 +39,10 @@ pub struct JoinRequest {
 /// The answer to a join.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum JoinReply {
-    /// Added (as a learner first; promoted once caught up).
-    Accepted,
+    /// Added (as a learner first; promoted once caught up) to this cluster.
+    Accepted {
+        cluster: Address,
+    },
     /// Ask the leader.
     NotLeader {
         leader_url: Option<String>,
@@ -48,13 +50,39 @@ pub enum JoinReply {
     Refused(String),
 }
 
-/// A request in a channel.
+/// A request in a channel. Every Raft message names the cluster it belongs to (the
+/// address of the identity its founder made, [`Cluster`]): a node takes Raft messages of
+/// its own cluster only. Log ids do not tell two clusters apart: openraft takes any entry
+/// at or below a node's commit point as matching, so a node fed a second cluster's log
+/// would apply it on top of the first's (found 2026-12-05 by a review).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Rpc {
-    Append(AppendEntriesRequest<TypeConfig>),
-    Vote(VoteRequest<NodeId>),
-    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    Append(Address, AppendEntriesRequest<TypeConfig>),
+    Vote(Address, VoteRequest<NodeId>),
+    Snapshot(Address, InstallSnapshotRequest<TypeConfig>),
     Join(JoinRequest),
+}
+
+/// The cluster a node belongs to, once it does: the address of the identity its founder
+/// made. A founder sets it when it founds; a joining node, from the first leader that
+/// accepts it — never again (shared by the node and its network).
+#[derive(Debug, Clone, Default)]
+pub struct Cluster(Arc<Mutex<Option<Address>>>);
+
+impl Cluster {
+    pub fn get(&self) -> Option<Address> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Belong to `cluster`, unless this node already belongs to one: the one it belongs to.
+    pub fn settle(&self, cluster: Address) -> Address {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(cluster)
+    }
+
+    /// Whether a message naming `cluster` is of this node's cluster.
+    pub fn is(&self, cluster: &Address) -> bool {
+        self.get().as_ref() == Some(cluster)
+    }
 }
 
 /// Its reply.
@@ -93,6 +121,8 @@ pub struct Network {
     /// The node's state machine and log: what it knows decides which keys a peer receives.
     pub replica: Arc<Replica>,
     pub log: LogStore,
+    /// The cluster this node belongs to, named in every Raft message it sends.
+    pub cluster: Cluster,
 }
 
 /// A connection to one peer.
@@ -105,6 +135,7 @@ pub struct Conn {
     log: LogStore,
     last_ok: Arc<Mutex<HashMap<NodeId, Instant>>>,
     election: Arc<Mutex<Election>>,
+    cluster: Cluster,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -120,6 +151,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             log: self.log.clone(),
             last_ok: self.last_ok.clone(),
             election: self.election.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 }
@@ -172,6 +204,14 @@ impl Conn {
         Known { enclave: self.replica.enclave(), applied, later: self.log.policy_updates_after(applied) }
     }
 
+    /// The cluster to name in a Raft message: none before this node belongs to one (it
+    /// sends none then).
+    fn cluster(&self) -> Result<Address, NetError> {
+        self.cluster.get().ok_or_else(|| {
+            NetError::Refused(self.member.peer_url.clone(), "this node belongs to no cluster yet".into())
+        })
+    }
+
     async fn send(&self, rpc: &Rpc, ttl: Duration) -> Result<RpcReply, NetError> {
         let r = call(&self.peers, &self.member.peer_url, Some(self.member.static_key), rpc, ttl).await;
         if r.is_ok() {
@@ -210,7 +250,8 @@ impl RaftNetwork<TypeConfig> for Conn {
             rpc.entries.truncate(fit);
             rpc.entries.last().map(|e| e.log_id)
         });
-        match self.send(&Rpc::Append(rpc), option.hard_ttl()).await.map_err(Self::net)? {
+        let cluster = self.cluster().map_err(Self::net)?;
+        match self.send(&Rpc::Append(cluster, rpc), option.hard_ttl()).await.map_err(Self::net)? {
             RpcReply::Append(Ok(AppendEntriesResponse::Success)) if partial.is_some() => {
                 Ok(AppendEntriesResponse::PartialSuccess(partial.flatten()))
             }
@@ -226,7 +267,8 @@ impl RaftNetwork<TypeConfig> for Conn {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>>
     {
-        match self.send(&Rpc::Snapshot(rpc), option.hard_ttl()).await.map_err(Self::net)? {
+        let cluster = self.cluster().map_err(Self::net)?;
+        match self.send(&Rpc::Snapshot(cluster, rpc), option.hard_ttl()).await.map_err(Self::net)? {
             RpcReply::Snapshot(Ok(r)) => Ok(r),
             RpcReply::Snapshot(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
             r => Err(Self::unexpected(r)),
@@ -239,7 +281,8 @@ impl RaftNetwork<TypeConfig> for Conn {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
         let candidate_log = rpc.last_log_id;
-        match self.send(&Rpc::Vote(rpc), option.hard_ttl()).await.map_err(Self::net)? {
+        let cluster = self.cluster().map_err(Self::net)?;
+        match self.send(&Rpc::Vote(cluster, rpc), option.hard_ttl()).await.map_err(Self::net)? {
             RpcReply::Vote(Ok(r)) => {
                 // Refused by a voter whose log is longer: only such a voter can be elected,
                 // and standing again would raise the term it has to beat (see `election`).
@@ -293,6 +336,17 @@ impl RaftNetwork<TypeConfig> for Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A node belongs to the first cluster it is told of, and only that one.
+    #[test]
+    fn a_node_belongs_to_one_cluster_for_good() {
+        let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+        let belongs = Cluster::default();
+        assert!(!belongs.is(&a) && !belongs.is(&Address::ZERO), "no cluster before one is settled");
+        assert_eq!(belongs.settle(a), a);
+        assert_eq!(belongs.clone().settle(b), a, "a second cluster is not taken, by any handle");
+        assert!(belongs.is(&a) && !belongs.is(&b));
+    }
 
     /// What a sender knows of a session: its applied state, narrowed by each later policy
     /// update in its log — never widened (an update may still be refused when applied).

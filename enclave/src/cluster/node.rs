@@ -75,6 +75,8 @@ pub struct ClusterNode {
     /// The seeds a join asks, once started (it goes on until the node has the state); each
     /// start while joining replaces them with its host's latest list.
     joining: Arc<Mutex<Option<Vec<String>>>>,
+    /// The cluster this node belongs to (see [`super::network::Cluster`]).
+    cluster: super::network::Cluster,
     /// This node was asked to found its cluster (decided under `joining`'s lock: a node
     /// founds or joins, never both).
     founding: std::sync::atomic::AtomicBool,
@@ -93,7 +95,7 @@ impl ClusterNode {
         network: &super::network::Network,
         (log, snapshot_bytes): (LogStore, usize),
     ) -> ClusterNode {
-        let super::network::Network { peers, holder, last_ok, election, replica: _, log: _ } = network.clone();
+        let super::network::Network { peers, holder, last_ok, election, replica: _, log: _, cluster } = network.clone();
         ClusterNode {
             id,
             holder,
@@ -111,6 +113,7 @@ impl ClusterNode {
             updating: Proposing::default(),
             election,
             joining: Arc::new(Mutex::new(None)),
+            cluster,
             founding: std::sync::atomic::AtomicBool::new(false),
             changing: tokio::sync::Mutex::new(()),
         }
@@ -463,11 +466,15 @@ impl ClusterNode {
                 }
                 self.founding.store(true, std::sync::atomic::Ordering::SeqCst);
             }
+            // The cluster's identity, whose address names the cluster in every Raft message:
+            // the first command.
+            let identity = Key::generate();
+            if self.cluster.settle(identity.address()) != identity.address() {
+                return Err(unavailable("this node's founding failed once: start a new enclave to found the cluster"));
+            }
             let mut members = BTreeMap::new();
             members.insert(self.id, me);
             self.raft.initialize(members).await.map_err(|e| unavailable(format!("cannot found the cluster: {e}")))?;
-            // The cluster's identity: the first command.
-            let identity = Key::generate();
             let op = Op::Init { identity: Secret(*identity.secret_bytes()), booted_at: self.clock.now() };
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
@@ -496,7 +503,13 @@ impl ClusterNode {
         };
         if first {
             let req = JoinRequest { node_id: self.id, member: me };
-            tokio::spawn(join(self.peers.clone(), self.joining.clone(), req, self.replica.clone()));
+            tokio::spawn(join(
+                self.peers.clone(),
+                self.joining.clone(),
+                req,
+                self.replica.clone(),
+                self.cluster.clone(),
+            ));
         }
         Ok(())
     }
@@ -520,6 +533,9 @@ impl ClusterNode {
             let leader = self.raft.metrics().borrow().current_leader;
             return JoinReply::NotLeader { leader_url: leader.and_then(|l| self.url_of(l)) };
         }
+        let Some(cluster) = self.cluster.get() else {
+            return JoinReply::Refused("this node belongs to no cluster yet".into());
+        };
         // Not while a change of voters is under way (it may wait for a commit): the node
         // asks again.
         let Ok(_one) = tokio::time::timeout(Duration::from_secs(2), self.changing.lock()).await else {
@@ -530,7 +546,7 @@ impl ClusterNode {
         match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.add_learner(req.node_id, req.member, false)).await {
             Ok(Ok(_)) => {
                 tracing::info!(node = req.node_id, "node joined as a learner");
-                JoinReply::Accepted
+                JoinReply::Accepted { cluster }
             }
             Ok(Err(e)) => JoinReply::Refused(e.to_string()),
             Err(_) => JoinReply::Refused("the learner entry was not committed in time; ask again".into()),
@@ -623,7 +639,17 @@ impl ClusterNode {
 /// cluster's state. Every round asks each seed (its own URL aside) and follows each leader
 /// named once; between rounds it waits (0.2 s, doubling to 2 s) and takes the latest seeds
 /// (`seeds`, replaced by each start of the node). Nothing ends it but the state arriving.
-async fn join(peers: Arc<Peers>, seeds: Arc<Mutex<Option<Vec<String>>>>, req: JoinRequest, replica: Arc<Replica>) {
+///
+/// The first leader that accepts it decides the cluster it belongs to: a later acceptance by
+/// another cluster's leader (a host can name any seeds) is not taken, and that cluster's
+/// messages are refused.
+async fn join(
+    peers: Arc<Peers>,
+    seeds: Arc<Mutex<Option<Vec<String>>>>,
+    req: JoinRequest,
+    replica: Arc<Replica>,
+    belongs: super::network::Cluster,
+) {
     let me = req.member.peer_url.trim_end_matches('/').to_string();
     let mut backoff = Duration::from_millis(200);
     let mut rounds = 0u64;
@@ -640,8 +666,13 @@ async fn join(peers: Arc<Peers>, seeds: Arc<Mutex<Option<Vec<String>>>>, req: Jo
                 continue;
             }
             match super::network::call(&peers, &url, None, &Rpc::Join(req.clone()), Duration::from_secs(5)).await {
-                Ok(RpcReply::Join(JoinReply::Accepted)) => {
-                    tracing::info!(via = %url, "joined the cluster; waiting for its state");
+                Ok(RpcReply::Join(JoinReply::Accepted { cluster })) => {
+                    let mine = belongs.settle(cluster);
+                    if mine != cluster {
+                        tracing::warn!(via = %url, %cluster, %mine, "accepted by another cluster than this node's: not taken");
+                        continue;
+                    }
+                    tracing::info!(via = %url, %cluster, "joined the cluster; waiting for its state");
                     // Wait for the state to arrive; ask again if it does not.
                     for _ in 0..100 {
                         if replica.enclave().is_some() {
@@ -680,7 +711,13 @@ impl super::peers::Handler for ClusterNode {
         Box::pin(async move {
             let reply = match from_cbor_attested::<Rpc>(&request) {
                 Err(e) => RpcReply::Refused(format!("undecodable request: {e}")),
-                Ok(Rpc::Append(r)) => {
+                Ok(Rpc::Append(c, _) | Rpc::Vote(c, _) | Rpc::Snapshot(c, _)) if !self.cluster.is(&c) => {
+                    RpcReply::Refused(format!(
+                        "a message of cluster {c}; this node's is {}",
+                        self.cluster.get().map(|a| a.to_string()).unwrap_or_else(|| "none yet".into())
+                    ))
+                }
+                Ok(Rpc::Append(_, r)) => {
                     let r = self.raft.append_entries(r).await;
                     if matches!(
                         r,
@@ -692,14 +729,14 @@ impl super::peers::Handler for ClusterNode {
                     }
                     RpcReply::Append(r)
                 }
-                Ok(Rpc::Vote(r)) => {
+                Ok(Rpc::Vote(_, r)) => {
                     let r = self.raft.vote(r).await;
                     if r.as_ref().is_ok_and(|v| v.vote_granted) {
                         self.heard_from_leader();
                     }
                     RpcReply::Vote(r)
                 }
-                Ok(Rpc::Snapshot(r)) => RpcReply::Snapshot(self.raft.install_snapshot(r).await),
+                Ok(Rpc::Snapshot(_, r)) => RpcReply::Snapshot(self.raft.install_snapshot(r).await),
                 Ok(Rpc::Join(r)) => RpcReply::Join(self.on_join(r, peer).await),
             };
             to_cbor(&reply).unwrap_or_default()
