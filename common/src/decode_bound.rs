@@ -24,7 +24,9 @@
 //!
 //! Not charged: serde's buffered content (untagged enums, `flatten`), which no type decoded
 //! from a frame uses, and boxes — one per call in a cluster log entry (`Op::Call`, from
-//! authenticated peers) and one in a status reply (decoded by the host).
+//! authenticated peers), one in a status reply (decoded by the host), and up to five in a
+//! policy (its rarely set sections, `policy::section`; ≈ 550 bytes in all, once per frame:
+//! a frame carries at most one policy).
 
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
 use std::cell::Cell;

@@ -1,7 +1,9 @@
 //! The canonical encoding is what owners sign and what the enclave hashes: a change in how
 //! the document is held in memory must not change one byte of it. Two policies, one with
 //! every optional section set and one with none, resolved from text at a fixed time; their
-//! canonical encodings and hashes are pinned here, and decoding an encoding gives it back.
+//! hashes are pinned here, as the build before the compact sections (67d1af8) computed
+//! them, and decoding an encoding — JSON as owners hash it, CBOR as the enclave receives
+//! it — gives it back.
 
 use bridle_common::policy::file::resolve_text;
 use bridle_common::policy::{CompiledPolicy, Policy};
@@ -103,6 +105,11 @@ fn check(text: &str, hash: &str) {
     let back: Policy = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(back, doc);
     assert_eq!(back.canonical_bytes(), bytes);
+    // The frame's encoding, decoded within its bound as the enclave decodes a call.
+    let cbor = bridle_common::frame::to_cbor(&doc).unwrap();
+    let framed: Policy = bridle_common::frame::from_cbor(&cbor).unwrap();
+    assert_eq!(framed, doc);
+    assert_eq!(framed.canonical_bytes(), bytes);
     // And the form the engine holds encodes the same.
     let compiled = CompiledPolicy::compile(back).unwrap_or_else(|d| panic!("{d:?}"));
     assert_eq!(compiled.doc.canonical_bytes(), bytes);
