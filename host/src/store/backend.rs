@@ -46,6 +46,9 @@ pub trait Backend: Send + Sync {
     fn session_states(&self) -> anyhow::Result<Vec<(Address, StoredState, Address)>>;
     /// A session's policy history, oldest first.
     fn policies(&self, session: &Address) -> anyhow::Result<Vec<PolicyRecord>>;
+    /// The latest record of a session's policy with this hash (one row read, however long
+    /// the history).
+    fn policy_with_hash(&self, session: &Address, hash: &B256) -> anyhow::Result<Option<PolicyRecord>>;
     /// The latest `limit` events, newest first; only those of `session` when given.
     fn events(&self, session: Option<&Address>, limit: usize) -> anyhow::Result<Vec<Event>>;
     /// Store a batch of events (one transaction).

@@ -179,6 +179,20 @@ pub struct Event {
 }
 
 impl Event {
+    /// Text PostgreSQL stores: no NUL. An event's detail quotes what the enclave said, which
+    /// may quote what a stranger sent (a typed-data field name); one NUL in a batch of
+    /// events (every session's, written in one statement) failed the whole batch, so one
+    /// request every few milliseconds dropped every session's events (a review of
+    /// 2026-12-05). Each NUL becomes U+FFFD.
+    pub fn make_storable(&mut self) {
+        let Event { time_ms: _, call, session: _, outcome, code, detail } = self;
+        for text in [Some(call), Some(outcome), code.as_mut(), detail.as_mut()].into_iter().flatten() {
+            if text.contains('\0') {
+                *text = text.replace('\0', "\u{FFFD}");
+            }
+        }
+    }
+
     pub fn now(call: &str, session: Option<Address>, outcome: &str, code: Option<&str>) -> Event {
         Event {
             time_ms: now_ms(),
@@ -392,6 +406,11 @@ impl Store {
         self.backend.policies(session)
     }
 
+    /// The latest record of a session's policy with this hash.
+    pub fn policy_with_hash(&self, session: &Address, hash: &B256) -> anyhow::Result<Option<PolicyRecord>> {
+        self.backend.policy_with_hash(session, hash)
+    }
+
     /// The latest `limit` events, oldest first; only those of `session` when given (no
     /// index by session: that reads back through the events until it has `limit` of them,
     /// for tools and tests, never on a request path).
@@ -413,7 +432,8 @@ impl Store {
 
     /// Queue an event for the writer thread. Never blocks: when the queue is full the
     /// event is dropped (and counted). Returns whether it was queued.
-    pub fn record_event(&self, event: Event) -> bool {
+    pub fn record_event(&self, mut event: Event) -> bool {
+        event.make_storable();
         match self.events.try_send(WriterMsg::Event(event)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {

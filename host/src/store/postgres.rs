@@ -343,6 +343,13 @@ impl Backend for PostgresBackend {
         collect(&mut *self.conn()?, &sql, &[&a(session)], policy_from)
     }
 
+    fn policy_with_hash(&self, session: &Address, hash: &B256) -> anyhow::Result<Option<PolicyRecord>> {
+        let sql = format!(
+            "SELECT {POLICY_COLUMNS} FROM policies WHERE session = $1 AND policy_hash = $2 ORDER BY id DESC LIMIT 1"
+        );
+        Ok(collect(&mut *self.conn()?, &sql, &[&a(session), &h(hash)], policy_from)?.pop())
+    }
+
     fn events(&self, session: Option<&Address>, limit: usize) -> anyhow::Result<Vec<Event>> {
         // No index by session (V4): read back from the newest event until `limit` match.
         let sql = format!(

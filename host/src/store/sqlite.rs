@@ -335,6 +335,13 @@ impl Backend for SqliteBackend {
         collect(&self.main(), &sql, params![a(session)], |r| policy_from(r))
     }
 
+    fn policy_with_hash(&self, session: &Address, hash: &B256) -> anyhow::Result<Option<PolicyRecord>> {
+        let sql = format!(
+            "SELECT {POLICY_COLUMNS} FROM policies WHERE session = ?1 AND policy_hash = ?2 ORDER BY id DESC LIMIT 1"
+        );
+        Ok(collect(&self.main(), &sql, params![a(session), h(hash)], |r| policy_from(r))?.pop())
+    }
+
     fn events(&self, session: Option<&Address>, limit: usize) -> anyhow::Result<Vec<Event>> {
         // No index by session (V4): read back from the newest event until `limit` match.
         let sql =

@@ -185,6 +185,53 @@ fn a_sessions_events_without_a_session_index() {
     });
 }
 
+/// The sweeper's read of a session's current policy is one row, the latest with the hash
+/// the enclave reports, however long the history (a review of 2026-12-05).
+#[test]
+fn the_policy_with_a_hash_is_the_latest_of_that_hash() {
+    each_database("policy_with_hash", |db| {
+        let b = open(db).unwrap().store;
+        let (row, pol) = session(0x61, Address::repeat_byte(0xe1));
+        b.insert_session(&row, &pol).unwrap();
+        let s = Address::repeat_byte(0x61);
+        let (seven, eight) = (B256::repeat_byte(7), B256::repeat_byte(8));
+        for (i, hash) in [eight, seven, eight].iter().enumerate() {
+            let update = PolicyRow {
+                policy_hash: h(hash),
+                policy_json: format!("{{\"name\":\"v{i}\"}}"),
+                nonce: format!("{}", i + 2),
+                ..pol.clone()
+            };
+            b.update_policy(None, &update).unwrap();
+        }
+        let name = |hash: &B256| b.policy_with_hash(&s, hash).unwrap().map(|r| r.policy["name"].clone());
+        assert_eq!(name(&seven), Some(serde_json::json!("v1")));
+        assert_eq!(name(&eight), Some(serde_json::json!("v2")));
+        assert_eq!(name(&B256::repeat_byte(9)), None);
+        assert_eq!(b.policy_with_hash(&Address::repeat_byte(0x62), &seven).unwrap().map(|r| r.policy_hash), None);
+    });
+}
+
+/// A NUL in one event's text (quoted from what a stranger sent) does not drop the batch
+/// written with it: on PostgreSQL, which stores no NUL, it did (a review of 2026-12-05).
+#[test]
+fn an_event_quoting_a_nul_is_stored_with_the_others() {
+    each_database("event_nul", |db| {
+        let st = Store::new(open(db).unwrap().store, "host-a", 16).unwrap();
+        let s = Address::repeat_byte(0x51);
+        let mut poisoned = Event::now("sign_if_allowed", Some(s), "denied", Some("argument_rejected"));
+        poisoned.detail = Some("field `\0` has no type".into());
+        assert!(st.record_event(Event::now("before", Some(s), "ok", None)));
+        assert!(st.record_event(poisoned));
+        assert!(st.record_event(Event::now("after", Some(s), "ok", None)));
+        st.flush();
+        let events = st.events(Some(&s), 10).unwrap();
+        let calls: Vec<&str> = events.iter().map(|e| e.call.as_str()).collect();
+        assert_eq!(calls, ["before", "sign_if_allowed", "after"]);
+        assert_eq!(events[1].detail.as_deref(), Some("field `\u{FFFD}` has no type"));
+    });
+}
+
 /// Two hosts, each in front of its own enclave, on one database.
 #[test]
 fn two_hosts_on_one_database() {

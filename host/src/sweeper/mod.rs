@@ -134,10 +134,12 @@ impl Limits {
     }
 }
 
-/// The stored policy the session runs now (the one whose hash the enclave reports).
+/// The stored policy the session runs now (the one whose hash the enclave reports): one
+/// row, however many updates the session has had (a review of 2026-12-05: reading the whole
+/// history for every session each round let one owner's tens of thousands of updates run
+/// the host out of memory, again at every restart).
 async fn policy_of(state: &AppState, session: Address, hash: B256) -> Option<bridle_common::policy::Policy> {
-    let records = state.store.run(move |db| db.policies(&session)).await.ok()?;
-    let r = records.into_iter().rev().find(|r| r.policy_hash == hash)?;
+    let r = state.store.run(move |db| db.policy_with_hash(&session, &hash)).await.ok()??;
     serde_json::from_value(r.policy).ok()
 }
 
