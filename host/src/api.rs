@@ -219,10 +219,18 @@ pub async fn relay_sign(st: &AppState, req: SignRequest) -> Result<Signed, ApiEr
             Err(ApiError::wrong_reply("sign_if_allowed", &other))
         }
         Err(e) => {
-            if let ClientError::Denied(d) = &e {
-                ev.detail = Some(truncate(&d.reason, 200));
+            match &e {
+                // A stranger's request, for a session that does not exist or with a stamp
+                // that does not check, costs nothing to send: counted in the metrics
+                // (`bridle_requests_total`), never a row (a review of
+                // 2026-12-05: batches of them filled the events table).
+                ClientError::Denied(d) if matches!(d.code, ErrorCode::UnknownSession | ErrorCode::Unauthenticated) => {}
+                ClientError::Denied(d) => {
+                    ev.detail = Some(truncate(&d.reason, 200));
+                    st.record_event(ev);
+                }
+                _ => st.record_event(ev),
             }
-            st.record_event(ev);
             Err(session_error(st, &session, e).await)
         }
     }

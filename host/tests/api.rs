@@ -267,6 +267,25 @@ async fn sign_route_success_and_error_mapping(db: Db) {
     assert_eq!(r.status(), 404);
     assert_error_body(&r.json().await.unwrap(), "unknown_session");
 
+    // Neither leaves an event row (a stranger sends them for free); the metrics count both.
+    let store = host.state.store.clone();
+    let events = store
+        .run(|s| {
+            s.flush();
+            s.events(None, 1000)
+        })
+        .await
+        .unwrap();
+    let sign_codes: Vec<_> =
+        events.iter().filter(|e| e.call == "sign_if_allowed").filter_map(|e| e.code.clone()).collect();
+    assert!(sign_codes.iter().any(|c| c == "message_not_allowed"), "{sign_codes:?}");
+    assert!(!sign_codes.iter().any(|c| c == "unauthenticated" || c == "unknown_session"), "{sign_codes:?}");
+    let metrics = host.state.metrics.render();
+    for code in ["unauthenticated", "unknown_session"] {
+        let line = format!("bridle_requests_total{{call=\"sign_if_allowed\",outcome=\"denied\",code=\"{code}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+
     // Unsupported (typed data, for now) → 501.
     let mut td = message_request(session, "x");
     td.payload = SignPayload::TypedData("{}".into());
