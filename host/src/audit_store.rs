@@ -34,9 +34,7 @@ use crate::enclave_client::{reply_name, ClientError, EnclaveClient};
 use crate::store::{AuditBackend, Batch, BatchError};
 use crate::AppState;
 use alloy_primitives::{Address, Bytes};
-use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::Json;
 use bridle_common::audit::{
     verify_chain, verify_chain_hashes, AuditEntry, AuditError, AuditHead, AuditReply, EXPORT_FORMAT,
@@ -68,13 +66,6 @@ pub fn busy(stored: usize, since: Duration) -> bool {
 
 /// The most batches one pull fetches (each at most `MAX_REPLY_ENTRIES`).
 const MAX_BATCHES_PER_PULL: usize = 1000;
-/// Entries an export reads per page (see [`AuditStore::export_json`]).
-const EXPORT_PAGE: usize = 4096;
-
-/// Exports built at once: each holds its file in memory while it is built, and the route is
-/// open to anyone who can reach the host. Further ones wait their turn.
-static EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
 /// `GET /v1/audit` page size: default and maximum.
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 10_000;
@@ -244,48 +235,6 @@ impl AuditStore {
         entries.truncate(limit);
         let (head, identity_public_key) = self.backend.head(enclave)?;
         Ok(Page { entries, head, identity_public_key, more })
-    }
-
-    /// The whole stored chain of `enclave` as an export file (JSON text), built from the
-    /// stored JSON (each entry checked to parse, as untrusted storage). `None` when
-    /// nothing is stored for it.
-    pub fn export_json(&self, enclave: &Address) -> anyhow::Result<Option<String>> {
-        self.export_paged(enclave, EXPORT_PAGE)
-    }
-
-    /// [`AuditStore::export_json`], reading `page` entries at a time: the store's audit
-    /// connection is held for one page, never while the export is built, so the pull that
-    /// copies new entries goes on meanwhile (found 2026-12-05 by a review: an export held it
-    /// throughout, and back-to-back exports, open to anyone, stalled the copy until the
-    /// enclave dropped entries the host never had — a gap for good).
-    fn export_paged(&self, enclave: &Address, page: usize) -> anyhow::Result<Option<String>> {
-        let (Some(head), pk) = self.backend.head(enclave)? else { return Ok(None) };
-        let mut out = String::new();
-        out.push_str("{\n\"format\": ");
-        out.push_str(&serde_json::to_string(EXPORT_FORMAT)?);
-        out.push_str(",\n\"enclave\": ");
-        out.push_str(&serde_json::to_string(enclave)?);
-        out.push_str(",\n\"identity_public_key\": ");
-        out.push_str(&serde_json::to_string(&pk)?);
-        out.push_str(",\n\"head\": ");
-        out.push_str(&serde_json::to_string(&head)?);
-        out.push_str(",\n\"entries\": [");
-        let (mut first, mut from) = (true, 0u64);
-        loop {
-            let texts = self.backend.entry_texts(enclave, from, head.seq, page)?;
-            for (seq, text) in &texts {
-                crate::store::check_entry_text(*seq, text)?;
-                out.push_str(if first { "\n" } else { ",\n" });
-                first = false;
-                out.push_str(text);
-            }
-            match texts.last() {
-                Some((seq, _)) if texts.len() == page && *seq < head.seq => from = seq + 1,
-                _ => break,
-            }
-        }
-        out.push_str("\n]\n}\n");
-        Ok(Some(out))
     }
 
     /// Gaps recorded for `enclave`: entries dropped by the enclave before the host had them.
@@ -554,42 +503,15 @@ pub async fn serve(st: &AppState, q: AuditParams) -> Result<Json<Value>, ApiErro
     })))
 }
 
-/// `GET /v1/audit/export[?enclave=0x…]`: the whole stored chain as a file.
-pub async fn export(
-    State(st): State<AppState>,
-    q: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::malformed(e.body_text()))?;
-    let audit = st.audit.clone();
-    refresh(&st, &audit).await;
-    let Some(enclave) = which_enclave(&st, &audit, q.enclave.as_deref()).await? else {
-        return Err(no_log(None, &audit.status()));
-    };
-    let a = audit.clone();
-    // The turn goes with the build: a client that goes away does not end it early.
-    let turn = EXPORTS.acquire().await.map_err(storage_error)?;
-    let text = tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        a.export_json(&enclave)
-    })
-    .await
-    .map_err(storage_error)?
-    .map_err(storage_error)?
-    .ok_or_else(|| no_log(Some(enclave), &audit.status()))?;
-    let name = format!("attachment; filename=\"bridle-audit-{enclave:#x}.json\"");
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, name)],
-        text,
-    )
-        .into_response())
-}
-
 fn no_log(enclave: Option<Address>, sync: &SyncStatus) -> ApiError {
     let what = enclave.map_or_else(|| "any enclave".to_string(), |e| format!("enclave {e}"));
     let why = sync.error.as_deref().map(|e| format!(" (last pull: {e})")).unwrap_or_default();
     ApiError::new(StatusCode::NOT_FOUND, Denial::malformed(format!("no audit log stored for {what}{why}")))
 }
+
+#[path = "audit_store_export.rs"]
+mod export;
+pub use export::export;
 
 #[cfg(test)]
 #[path = "audit_store_tests.rs"]

@@ -261,3 +261,45 @@ fn a_busy_enclave_is_a_rate_of_entries() {
     assert!(!busy(0, ms(0)));
     assert!(busy(1, ms(0)));
 }
+
+/// The export route sends the file a page at a time (never the whole chain in memory), the
+/// same bytes as the file built whole, and an export whose client goes away ends and gives
+/// its turn back (a review of 2026-12-05: exports were built whole in memory).
+#[test]
+fn an_export_is_sent_a_page_at_a_time_and_ends_when_its_client_goes() {
+    static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    each_backend("an_export_is_sent_a_page_at_a_time", |s| {
+        let mut c = TestChain::new(5);
+        started(&mut c);
+        c.fill(20);
+        let pk = Bytes::from(c.public_key());
+        s.accept(c.enclave(), Some(&pk), &reply(&c, 0, 21, false)).unwrap();
+        let whole = s.export_paged(&c.enclave(), 6).unwrap().unwrap();
+        // Started outside the runtime, as the route starts it on a blocking thread.
+        let (opening, cursor) = s.export_start(&c.enclave(), 6).unwrap().unwrap();
+        let (opening2, cursor2) = s.export_start(&c.enclave(), 6).unwrap().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            // Read to the end: the opening, then 21 entries in pages of 6.
+            let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+            let turn = TURNS.acquire().await.unwrap();
+            let sender = tokio::spawn(export::send_pages(s.clone(), cursor, opening, tx, turn));
+            let mut parts = Vec::new();
+            while let Some(part) = rx.recv().await {
+                parts.push(part.unwrap());
+            }
+            sender.await.unwrap();
+            assert_eq!(parts.len(), 5, "{parts:?}");
+            assert_eq!(parts.concat(), whole);
+            assert_eq!(TURNS.available_permits(), 1);
+            // A client that goes away after the opening: the export ends, its turn back.
+            let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+            let turn = TURNS.acquire().await.unwrap();
+            let sender = tokio::spawn(export::send_pages(s.clone(), cursor2, opening2, tx, turn));
+            assert!(rx.recv().await.unwrap().unwrap().starts_with("{\n\"format\""));
+            drop(rx);
+            tokio::time::timeout(std::time::Duration::from_secs(5), sender).await.unwrap().unwrap();
+            assert_eq!(TURNS.available_permits(), 1);
+        });
+    });
+}
