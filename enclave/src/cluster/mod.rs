@@ -109,7 +109,9 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
     let peers = Arc::new(Peers::new(identity, cluster.id.as_bytes().to_vec(), admit));
     let clock = Arc::new(ReplicaClock::new(clock));
     let attestor = SharedAttestor(Arc::new(NsmAttestor::new(nsm.clone())));
-    let replica = Arc::new(Replica::new(id, holder, clock.clone(), Some(attestor), config));
+    let belongs = network::Cluster::default();
+    let replica =
+        Arc::new(Replica::new(id, holder, clock.clone(), Some(attestor), config).belonging_to(belongs.clone()));
     let raft_config = openraft::Config {
         cluster_name: cluster.id.clone(),
         // Each message crosses two hosts (four hops through sockets and a host-to-host
@@ -144,7 +146,7 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
         log: log.clone(),
         last_ok: Arc::new(Mutex::new(HashMap::new())),
         election: Arc::new(Mutex::new(election::Election::new(std::time::Instant::now(), election::jitter()))),
-        cluster: network::Cluster::default(),
+        cluster: belongs,
     };
     let raft = types::Raft::new(id, Arc::new(raft_config), network.clone(), log.clone(), replica.clone())
         .await

@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 pub struct JoinRequest {
     pub node_id: NodeId,
     pub member: Member,
+    /// The cluster the node already belongs to, if a leader accepted it before: another
+    /// cluster's leader refuses it before adding it (it would take none of its messages).
+    pub cluster: Option<Address>,
 }
 
 /// The answer to a join.
@@ -82,6 +85,20 @@ impl Cluster {
     /// Whether a message naming `cluster` is of this node's cluster.
     pub fn is(&self, cluster: &Address) -> bool {
         self.get().as_ref() == Some(cluster)
+    }
+
+    /// Whether this node takes `rpc`: a Raft message of its own cluster, or a join (which
+    /// names no cluster of the receiver's). The refusal says why.
+    pub fn admits(&self, rpc: &Rpc) -> Result<(), String> {
+        let named = match rpc {
+            Rpc::Append(c, _) | Rpc::Vote(c, _) | Rpc::Snapshot(c, _) => c,
+            Rpc::Join(_) => return Ok(()),
+        };
+        if self.is(named) {
+            return Ok(());
+        }
+        let mine = self.get().map(|a| a.to_string()).unwrap_or_else(|| "none yet".into());
+        Err(format!("a message of cluster {named}; this node's is {mine}"))
     }
 }
 
@@ -346,6 +363,37 @@ mod tests {
         assert_eq!(belongs.settle(a), a);
         assert_eq!(belongs.clone().settle(b), a, "a second cluster is not taken, by any handle");
         assert!(belongs.is(&a) && !belongs.is(&b));
+    }
+
+    /// A node takes Raft messages of its own cluster only, none before it has one; joins
+    /// always reach it (its leader decides on them).
+    #[test]
+    fn a_node_takes_raft_messages_of_its_own_cluster_only() {
+        let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+        let vote = |c| Rpc::Vote(c, VoteRequest::new(Vote::new(3, 7), None));
+        let append = |c| {
+            Rpc::Append(
+                c,
+                AppendEntriesRequest { vote: Vote::new(3, 7), prev_log_id: None, entries: vec![], leader_commit: None },
+            )
+        };
+        let join = Rpc::Join(JoinRequest {
+            node_id: 9,
+            member: Member { peer_url: "http://x".into(), static_key: [0; 32], image: [0; 32].into(), signer: None },
+            cluster: Some(b),
+        });
+        let belongs = Cluster::default();
+        for rpc in [vote(a), append(a), vote(Address::ZERO)] {
+            let why = belongs.admits(&rpc).unwrap_err();
+            assert!(why.contains("none yet"), "{why}");
+        }
+        assert!(belongs.admits(&join).is_ok());
+        belongs.settle(a);
+        assert!(belongs.admits(&vote(a)).is_ok() && belongs.admits(&append(a)).is_ok());
+        for rpc in [vote(b), append(b)] {
+            let why = belongs.admits(&rpc).unwrap_err();
+            assert!(why.contains(&format!("cluster {b}")) && why.contains(&a.to_string()), "{why}");
+        }
     }
 
     /// What a sender knows of a session: its applied state, narrowed by each later policy

@@ -62,6 +62,9 @@ pub struct Replica {
     /// asked.
     snapshotted: AtomicBool,
     snapshot_seq: AtomicU64,
+    /// The cluster this node belongs to: the identity it applies or installs must be the
+    /// one whose address names it ([`super::network::Cluster`]).
+    cluster: super::network::Cluster,
 }
 
 impl Replica {
@@ -81,7 +84,31 @@ impl Replica {
             state: RwLock::new(State::default()),
             snapshotted: AtomicBool::new(false),
             snapshot_seq: AtomicU64::new(0),
+            cluster: Default::default(),
         }
+    }
+
+    /// This replica, of the node that belongs to `cluster`.
+    pub fn belonging_to(self, cluster: super::network::Cluster) -> Replica {
+        Replica { cluster, ..self }
+    }
+
+    /// Refuses an identity other than the one whose address names this node's cluster:
+    /// the state would be another cluster's. Every Raft message names its cluster, so this
+    /// never happens; if it did, openraft stops the node on the storage error.
+    fn check_identity(&self, identity: &[u8; 32]) -> Result<(), Box<StorageError>> {
+        let Some(cluster) = self.cluster.get() else { return Ok(()) };
+        let address = Key::from_secret_bytes(identity).map(|k| k.address());
+        if address == Some(cluster) {
+            return Ok(());
+        }
+        tracing::error!(%cluster, ?address, "an identity of another cluster: this node stops");
+        Err(Box::new(
+            StorageIOError::write_state_machine(&std::io::Error::other(format!(
+                "the cluster's identity would be {address:?}, not {cluster}"
+            )))
+            .into(),
+        ))
     }
 
     /// The enclave, once the cluster's first command (or a snapshot) reached this node.
@@ -245,6 +272,11 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
         let mut out = Vec::new();
         let mut g = self.state.write().unwrap_or_else(|e| e.into_inner());
         for e in entries {
+            if let EntryPayload::Normal(Cmd { op: Op::Init { identity, .. }, .. }) = &e.payload {
+                if g.enclave.is_none() {
+                    self.check_identity(&identity.0).map_err(|e| *e)?;
+                }
+            }
             g.last_applied = Some(e.log_id);
             out.push(match e.payload {
                 EntryPayload::Blank => CmdReply(Ok(Reply::Cluster(ClusterReply::Ok))),
@@ -279,6 +311,7 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
         } else {
             let snap = decode_snapshot(&data)
                 .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(e)))?;
+            self.check_identity(&snap.identity).map_err(|e| *e)?;
             // What this node proposes next is timed at or after every entry the state holds.
             self.clock.applied(snap.applied_clock);
             let e = Enclave::restore(
@@ -409,5 +442,50 @@ mod tests {
         b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
         assert_eq!(b.clock.now(), later);
         assert!(b.enclave().is_some());
+    }
+
+    /// A replica applies or installs only the identity whose address names its cluster: any
+    /// other is refused as a storage error, which stops the node.
+    #[tokio::test]
+    async fn only_the_identity_of_its_own_cluster_is_applied_or_installed() {
+        use openraft::storage::RaftStateMachine;
+        let holder = Holder { image: B256::repeat_byte(1), signer: None };
+        let (ours, theirs) = (Key::generate(), Key::generate());
+        let belongs = super::super::network::Cluster::default();
+        belongs.settle(ours.address());
+        let replica = || {
+            let clock = Arc::new(ReplicaClock::new(Box::new(FixedClock::new(T0))));
+            Arc::new(Replica::new(2, holder, clock, None, Config::default()).belonging_to(belongs.clone()))
+        };
+        let init = |k: &Key| Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), 1),
+            payload: EntryPayload::Normal(Cmd {
+                proposer: 1,
+                clock: T0,
+                op: Op::Init { identity: Secret(*k.secret_bytes()), booted_at: T0 },
+            }),
+        };
+        let mut r = replica();
+        let err = r.apply([init(&theirs)]).await.unwrap_err();
+        assert!(err.to_string().contains("identity"), "{err}");
+        assert!(r.enclave().is_none());
+        r.apply([init(&ours)]).await.unwrap();
+        assert_eq!(r.enclave().unwrap().identity_address(), ours.address());
+
+        // A snapshot of another cluster's state.
+        let other = Arc::new(Replica::new(
+            3,
+            holder,
+            Arc::new(ReplicaClock::new(Box::new(FixedClock::new(T0)))),
+            None,
+            Config::default(),
+        ));
+        let mut o = other.clone();
+        o.apply([init(&theirs)]).await.unwrap();
+        o.get_snapshot_builder().await;
+        let snap = o.get_current_snapshot().await.unwrap().unwrap();
+        let mut fresh = replica();
+        assert!(fresh.install_snapshot(&snap.meta, snap.snapshot).await.is_err());
+        assert!(fresh.enclave().is_none());
     }
 }
