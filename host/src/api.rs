@@ -225,15 +225,37 @@ pub async fn relay_sign(st: &AppState, req: SignRequest) -> Result<Signed, ApiEr
                 // (`bridle_requests_total`), never a row (a review of
                 // 2026-12-05: batches of them filled the events table).
                 ClientError::Denied(d) if matches!(d.code, ErrorCode::UnknownSession | ErrorCode::Unauthenticated) => {}
-                ClientError::Denied(d) => {
+                // Other refusals of a live session: some are made before its stamp is
+                // checked (a payload that does not decode, a type-4 transaction), so a
+                // stranger can send them too; rows for refusals are kept within
+                // `DENIAL_ROWS_PER_SECOND` (a review of 2026-12-05), the rest counted.
+                ClientError::Denied(d) if denial_row_allowed() => {
                     ev.detail = Some(truncate(&d.reason, 200));
                     st.record_event(ev);
                 }
+                ClientError::Denied(_) => st.metrics.event_dropped(),
                 _ => st.record_event(ev),
             }
             Err(session_error(st, &session, e).await)
         }
     }
+}
+
+/// Event rows for refused signing requests a host writes per second, at most; beyond it
+/// they are counted (`bridle_events_dropped_total`). The enclave's audit log keeps its own
+/// bounded record of refusals.
+const DENIAL_ROWS_PER_SECOND: u32 = 64;
+
+/// Whether one more refusal row fits this second's bound.
+fn denial_row_allowed() -> bool {
+    static WINDOW: std::sync::Mutex<(u64, u32)> = std::sync::Mutex::new((0, 0));
+    let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
+    if w.0 != second {
+        *w = (second, 0);
+    }
+    w.1 += 1;
+    w.1 <= DENIAL_ROWS_PER_SECOND
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -707,4 +729,15 @@ pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let resp = next.run(req).await;
     st.metrics.record_http(&route, resp.status().as_u16());
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    /// Refusal rows are kept within their bound per second (two seconds at most are
+    /// crossed by this loop).
+    #[test]
+    fn refusal_rows_are_bounded_per_second() {
+        let kept = (0..1_000).filter(|_| super::denial_row_allowed()).count() as u32;
+        assert!((super::DENIAL_ROWS_PER_SECOND..=2 * super::DENIAL_ROWS_PER_SECOND).contains(&kept), "{kept}");
+    }
 }

@@ -4,7 +4,10 @@
 //! read, so an export holds at most a few pages in memory however long the chain is (a
 //! review of 2026-12-05: an export built the whole chain in one string, and the chain grows
 //! with any session's traffic — two exports of a few-GB chain ran the host out of memory).
-//! A client that stops reading for [`SEND_WAIT`] ends its export and gives its turn back.
+//! An export must keep pace: its client may fall [`SEND_WAIT`] behind, plus [`PAGE_WAIT`] a
+//! page sent, then the export ends and gives its turn back (a review of the first version:
+//! a client taking a page every 29 s held a turn for hours). A body that ends before the
+//! file's closing ends with an error, never as a complete response.
 
 use super::{no_log, refresh, storage_error, which_enclave, AuditStore, ExportParams, EXPORT_FORMAT};
 use crate::api::ApiError;
@@ -23,8 +26,18 @@ pub(super) const EXPORT_PAGE: usize = 4096;
 /// wait their turn.
 static EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
-/// How long an export waits for its client to take the next page.
+/// How far an export's client may fall behind: this, plus [`PAGE_WAIT`] for every page it
+/// has taken.
 const SEND_WAIT: Duration = Duration::from_secs(30);
+/// The pace an export's client must keep on average: a page (≈ 2 MB) every 10 s.
+const PAGE_WAIT: Duration = Duration::from_secs(10);
+
+/// What the sending task hands the body: a part of the file, or the word that the file is
+/// whole.
+pub(super) enum Piece {
+    Part(String),
+    End,
+}
 
 /// Pages read ahead of the client.
 const PAGES_AHEAD: usize = 2;
@@ -123,11 +136,9 @@ pub async fn export(
         .map_err(storage_error)?
         .map_err(storage_error)?
         .ok_or_else(|| no_log(Some(enclave), &audit.status()))?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(PAGES_AHEAD);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Piece, std::io::Error>>(PAGES_AHEAD);
     tokio::spawn(send_pages(audit, cursor, opening, tx, turn));
-    let body = axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|part| (part, rx))
-    }));
+    let body = axum::body::Body::from_stream(pieces(rx));
     let name = format!("attachment; filename=\"bridle-audit-{enclave:#x}.json\"");
     Ok((
         StatusCode::OK,
@@ -137,20 +148,40 @@ pub async fn export(
         .into_response())
 }
 
-/// Read the export's pages one at a time and hand each to the client. A failure to read ends
-/// the body with an error (the client sees a cut file, never one that parses as whole).
+/// The body's parts as the sending task hands them: ends when it says the file is whole,
+/// with an error if it stops before (the client never takes a cut file for a whole one).
+pub(super) fn pieces(
+    rx: tokio::sync::mpsc::Receiver<Result<Piece, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
+    futures_util::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Ok(Piece::Part(text))) => Some((Ok(text), Some(rx))),
+            Some(Ok(Piece::End)) => None,
+            Some(Err(e)) => Some((Err(e), None)),
+            None => Some((Err(std::io::Error::other("the export was cut short")), None)),
+        }
+    })
+}
+
+/// Read the export's pages one at a time and hand each to the client, within the pace
+/// ([`SEND_WAIT`], [`PAGE_WAIT`]). A failure to read ends the body with an error (the client
+/// sees a cut file, never one that parses as whole); so does falling behind.
 pub(super) async fn send_pages(
     audit: Arc<AuditStore>,
     mut cursor: ExportCursor,
     opening: String,
-    tx: tokio::sync::mpsc::Sender<Result<String, std::io::Error>>,
+    tx: tokio::sync::mpsc::Sender<Result<Piece, std::io::Error>>,
     _turn: tokio::sync::SemaphorePermit<'static>,
 ) {
+    let started = tokio::time::Instant::now();
+    let mut sent: u32 = 0;
     let mut part = Some(opening);
     while let Some(text) = part.take() {
-        match tokio::time::timeout(SEND_WAIT, tx.send(Ok(text))).await {
-            Ok(Ok(())) => {}
-            // The client went away, or took nothing for SEND_WAIT.
+        let deadline = started + SEND_WAIT + PAGE_WAIT * sent;
+        match tokio::time::timeout_at(deadline, tx.send(Ok(Piece::Part(text)))).await {
+            Ok(Ok(())) => sent = sent.saturating_add(1),
+            // The client went away, or fell behind the pace.
             Ok(Err(_)) | Err(_) => return,
         }
         let a = audit.clone();
@@ -159,20 +190,18 @@ pub(super) async fn send_pages(
             (next, cursor)
         })
         .await;
-        match read {
+        let failure = match read {
             Ok((Ok(next), back)) => {
                 cursor = back;
                 part = next;
+                continue;
             }
-            Ok((Err(e), _)) => {
-                tracing::warn!(error = %format!("{e:#}"), "audit export cut short");
-                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                return;
-            }
-            Err(e) => {
-                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                return;
-            }
-        }
+            Ok((Err(e), _)) => format!("{e:#}"),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(error = %failure, "audit export cut short");
+        let _ = tokio::time::timeout(SEND_WAIT, tx.send(Err(std::io::Error::other(failure)))).await;
+        return;
     }
+    let _ = tokio::time::timeout(SEND_WAIT, tx.send(Ok(Piece::End))).await;
 }

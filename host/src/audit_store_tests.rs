@@ -285,10 +285,15 @@ fn an_export_is_sent_a_page_at_a_time_and_ends_when_its_client_goes() {
             let turn = TURNS.acquire().await.unwrap();
             let sender = tokio::spawn(export::send_pages(s.clone(), cursor, opening, tx, turn));
             let mut parts = Vec::new();
-            while let Some(part) = rx.recv().await {
-                parts.push(part.unwrap());
+            let mut whole_said = false;
+            while let Some(piece) = rx.recv().await {
+                match piece.unwrap() {
+                    export::Piece::Part(text) => parts.push(text),
+                    export::Piece::End => whole_said = true,
+                }
             }
             sender.await.unwrap();
+            assert!(whole_said);
             assert_eq!(parts.len(), 5, "{parts:?}");
             assert_eq!(parts.concat(), whole);
             assert_eq!(TURNS.available_permits(), 1);
@@ -296,10 +301,22 @@ fn an_export_is_sent_a_page_at_a_time_and_ends_when_its_client_goes() {
             let (tx, mut rx) = tokio::sync::mpsc::channel(1);
             let turn = TURNS.acquire().await.unwrap();
             let sender = tokio::spawn(export::send_pages(s.clone(), cursor2, opening2, tx, turn));
-            assert!(rx.recv().await.unwrap().unwrap().starts_with("{\n\"format\""));
+            assert!(matches!(rx.recv().await, Some(Ok(export::Piece::Part(t))) if t.starts_with("{\n\"format\"")));
             drop(rx);
             tokio::time::timeout(std::time::Duration::from_secs(5), sender).await.unwrap().unwrap();
             assert_eq!(TURNS.available_permits(), 1);
+            // A body whose sender stops before the closing ends with an error.
+            use futures_util::StreamExt;
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            tx.send(Ok(export::Piece::Part("{".into()))).await.unwrap();
+            drop(tx);
+            let got: Vec<_> = export::pieces(rx).collect().await;
+            assert!(matches!(&got[..], [Ok(t), Err(_)] if t == "{"), "{got:?}");
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            tx.send(Ok(export::Piece::Part("{}".into()))).await.unwrap();
+            tx.send(Ok(export::Piece::End)).await.unwrap();
+            let got: Vec<_> = export::pieces(rx).collect().await;
+            assert!(matches!(&got[..], [Ok(t)] if t == "{}"), "{got:?}");
         });
     });
 }

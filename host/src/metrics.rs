@@ -142,7 +142,7 @@ impl Metrics {
             }
         }
 
-        out.push_str("# HELP bridle_events_dropped_total Events not stored because the writer queue was full.\n");
+        out.push_str("# HELP bridle_events_dropped_total Events not stored: the writer queue was full, or refusals past their rows per second.\n");
         out.push_str("# TYPE bridle_events_dropped_total counter\n");
         let _ = writeln!(out, "bridle_events_dropped_total {}", self.events_dropped.load(Ordering::Relaxed));
 
