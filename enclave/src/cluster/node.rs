@@ -720,33 +720,42 @@ impl super::peers::Handler for ClusterNode {
         Box::pin(async move {
             let reply = match from_cbor_attested::<Rpc>(&request) {
                 Err(e) => RpcReply::Refused(format!("undecodable request: {e}")),
-                Ok(rpc) if self.cluster.admits(&rpc).is_err() => {
-                    RpcReply::Refused(self.cluster.admits(&rpc).err().unwrap_or_default())
-                }
-                Ok(Rpc::Append(_, r)) => {
-                    let r = self.raft.append_entries(r).await;
-                    if matches!(
-                        r,
-                        Ok(AppendEntriesResponse::Success
-                            | AppendEntriesResponse::PartialSuccess(_)
-                            | AppendEntriesResponse::Conflict)
-                    ) {
-                        self.heard_from_leader();
-                    }
-                    RpcReply::Append(r)
-                }
-                Ok(Rpc::Vote(_, r)) => {
-                    let r = self.raft.vote(r).await;
-                    if r.as_ref().is_ok_and(|v| v.vote_granted) {
-                        self.heard_from_leader();
-                    }
-                    RpcReply::Vote(r)
-                }
-                Ok(Rpc::Snapshot(_, r)) => RpcReply::Snapshot(self.raft.install_snapshot(r).await),
-                Ok(Rpc::Join(r)) => RpcReply::Join(self.on_join(r, peer).await),
+                Ok(rpc) => match self.cluster.admits(&rpc) {
+                    Err(why) => RpcReply::Refused(why),
+                    Ok(()) => self.answer(rpc, peer).await,
+                },
             };
             to_cbor(&reply).unwrap_or_default()
         })
+    }
+}
+
+impl ClusterNode {
+    /// The answer to a request this node takes (see [`super::network::Cluster::admits`]).
+    async fn answer(&self, rpc: Rpc, peer: &bridle_channel::PeerAttestation) -> RpcReply {
+        match rpc {
+            Rpc::Append(_, r) => {
+                let r = self.raft.append_entries(r).await;
+                if matches!(
+                    r,
+                    Ok(AppendEntriesResponse::Success
+                        | AppendEntriesResponse::PartialSuccess(_)
+                        | AppendEntriesResponse::Conflict)
+                ) {
+                    self.heard_from_leader();
+                }
+                RpcReply::Append(r)
+            }
+            Rpc::Vote(_, r) => {
+                let r = self.raft.vote(r).await;
+                if r.as_ref().is_ok_and(|v| v.vote_granted) {
+                    self.heard_from_leader();
+                }
+                RpcReply::Vote(r)
+            }
+            Rpc::Snapshot(_, r) => RpcReply::Snapshot(self.raft.install_snapshot(r).await),
+            Rpc::Join(r) => RpcReply::Join(self.on_join(r, peer).await),
+        }
     }
 }
 
