@@ -93,22 +93,18 @@ impl Replica {
         Replica { cluster, ..self }
     }
 
-    /// Refuses an identity other than the one whose address names this node's cluster:
-    /// the state would be another cluster's. Every Raft message names its cluster, so this
-    /// never happens; if it did, openraft stops the node on the storage error.
-    fn check_identity(&self, identity: &[u8; 32]) -> Result<(), Box<StorageError>> {
-        let Some(cluster) = self.cluster.get() else { return Ok(()) };
+    /// The refusal of an identity other than the one whose address names this node's
+    /// cluster: the state would be another cluster's. Every Raft message names its cluster,
+    /// so this never happens; if it did, openraft stops the node on the storage error.
+    fn foreign_identity(&self, identity: &[u8; 32]) -> Option<StorageError> {
+        let cluster = self.cluster.get()?;
         let address = Key::from_secret_bytes(identity).map(|k| k.address());
         if address == Some(cluster) {
-            return Ok(());
+            return None;
         }
         tracing::error!(%cluster, ?address, "an identity of another cluster: this node stops");
-        Err(Box::new(
-            StorageIOError::write_state_machine(&std::io::Error::other(format!(
-                "the cluster's identity would be {address:?}, not {cluster}"
-            )))
-            .into(),
-        ))
+        let why = format!("the cluster's identity would be {address:?}, not {cluster}");
+        Some(StorageIOError::write_state_machine(&std::io::Error::other(why)).into())
     }
 
     /// The enclave, once the cluster's first command (or a snapshot) reached this node.
@@ -273,8 +269,11 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
         let mut g = self.state.write().unwrap_or_else(|e| e.into_inner());
         for e in entries {
             if let EntryPayload::Normal(Cmd { op: Op::Init { identity, .. }, .. }) = &e.payload {
+                // Only the first identity is applied (a second is ignored): only it is checked.
                 if g.enclave.is_none() {
-                    self.check_identity(&identity.0).map_err(|e| *e)?;
+                    if let Some(refused) = self.foreign_identity(&identity.0) {
+                        return Err(refused);
+                    }
                 }
             }
             g.last_applied = Some(e.log_id);
@@ -311,7 +310,9 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
         } else {
             let snap = decode_snapshot(&data)
                 .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(e)))?;
-            self.check_identity(&snap.identity).map_err(|e| *e)?;
+            if let Some(refused) = self.foreign_identity(&snap.identity) {
+                return Err(refused);
+            }
             // What this node proposes next is timed at or after every entry the state holds.
             self.clock.applied(snap.applied_clock);
             let e = Enclave::restore(
