@@ -99,7 +99,8 @@ impl Agent {
     pub fn explain_policy(&self) -> Result<Value> {
         let st = self.enclave.refresh(Some(self.session))?;
         let ss = st.session.as_ref().ok_or_else(|| anyhow!("session {} is not in the enclave", self.session))?;
-        let records: Vec<Value> = self.enclave.host.get(&format!("/v1/sessions/{}/policies", self.session))?;
+        let path = format!("/v1/sessions/{}/policies?hash={}", self.session, ss.policy_hash);
+        let records: Vec<Value> = self.enclave.host.get(&path)?;
         for r in records.iter().rev() {
             let Ok(p) = serde_json::from_value::<Policy>(r["policy"].clone()) else { continue };
             if p.hash() != ss.policy_hash {

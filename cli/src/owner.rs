@@ -177,7 +177,7 @@ pub fn action_for(
 /// The session's current policy document, from the host's records, if its hash is the one
 /// the enclave signed (so the host's copy can be believed).
 pub fn current_policy(e: &Enclave, session: Address, hash: B256) -> Option<Policy> {
-    let list: Vec<serde_json::Value> = e.host.get(&format!("/v1/sessions/{session}/policies")).ok()?;
+    let list: Vec<serde_json::Value> = e.host.get(&format!("/v1/sessions/{session}/policies?hash={hash}")).ok()?;
     list.iter().rev().find_map(|r| {
         let p: Policy = serde_json::from_value(r["policy"].clone()).ok()?;
         (p.hash() == hash).then_some(p)

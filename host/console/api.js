@@ -64,7 +64,11 @@ async function sized(method, path, bodyText, max = MAX_REPLY_BYTES) {
     init.headers["Content-Type"] = "application/json";
     init.body = bodyText;
   }
-  const r = await fetch(path, init);
+  return parsed(await fetch(path, init), max);
+}
+
+/** `r`'s body as JSON, read up to `max` bytes; an error status is thrown as {@link ApiError}: {body, bytes}. */
+async function parsed(r, max = MAX_REPLY_BYTES) {
   const { text, bytes } = await readBounded(r, max);
   let body = null;
   try {
@@ -84,6 +88,33 @@ export const get = (path) => call("GET", path);
 /** POST a body already serialized (owner bodies embed the canonical policy text verbatim). */
 export const postText = (path, text) => call("POST", path, text);
 export const post = (path, value) => call("POST", path, JSON.stringify(value));
+
+/** The URL a `Link: <…>; rel="next"` header names, resolved against the page it came with. */
+function nextLink(response) {
+  const link = response.headers.get("link");
+  const m = link && /<([^>]*)>\s*;\s*rel="?next"?/.exec(link);
+  if (!m) return null;
+  const next = new URL(m[1], response.url);
+  // Only the page's own origin (the CSP allows nothing else; a host's header cannot lead away).
+  return next.origin === location.origin ? next.pathname + next.search : null;
+}
+
+/**
+ * Every row of a paged list (`GET /v1/owners/{o}/sessions`), following the host's `Link`
+ * headers, up to `maxRows`: {rows, more}, `more` when the host had more than that.
+ */
+export async function getPaged(path, maxRows = 10000) {
+  const rows = [];
+  let at = path;
+  while (at && rows.length < maxRows) {
+    const r = await fetch(at, { method: "GET", headers: { Accept: "application/json" }, cache: "no-store" });
+    const { body } = await parsed(r);
+    if (!Array.isArray(body)) throw new Error("the host's list is not a JSON array");
+    for (const x of body) rows.push(x);
+    at = body.length > 0 ? nextLink(r) : null;
+  }
+  return { rows: rows.slice(0, maxRows), more: at !== null || rows.length > maxRows };
+}
 
 /** A fresh random 32-byte nonce, 0x-hex. */
 export function freshNonce() {

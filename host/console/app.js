@@ -1,7 +1,7 @@
 // The owner console: wiring. State lives in this module; the pure parts are in bytes.js,
 // eip712.js, verify.js, attest.js, x509.js, decode.js (tested under node against the Rust
 // code) and the DOM parts in views.js and chart.js.
-import { get, post, ApiError, freshNonce, auditLog } from "./api.js";
+import { get, getPaged, post, ApiError, freshNonce, auditLog } from "./api.js";
 import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey, sameAddress } from "./bytes.js";
 import { verifyAttestation, parsePcrsJson } from "./attest.js";
 import { checkBinding, verifyAuditLog } from "./verify.js";
@@ -299,8 +299,8 @@ async function policyOf(session, hash) {
     return { doc: JSON.parse(mine), verified: true };
   }
   try {
-    const list = await get(`/v1/sessions/${session}/policies`);
-    const r = list.reverse().find((x) => x.policy_hash.toLowerCase() === hash.toLowerCase());
+    const list = await get(`/v1/sessions/${session}/policies?hash=${hash}`);
+    const r = list.find((x) => x.policy_hash.toLowerCase() === hash.toLowerCase());
     return r ? { doc: r.policy, verified: false } : { doc: null, verified: false };
   } catch {
     return { doc: null, verified: false };
@@ -321,7 +321,10 @@ async function refresh() {
     renderSessions($("session-table").tBodies[0], [], 0, () => {});
     return;
   }
-  const stored = await get(`/v1/owners/${state.account}/sessions`);
+  const { rows: stored, more } = await getPaged(`/v1/owners/${state.account}/sessions?limit=500`);
+  $("session-more").textContent = more
+    ? `The host lists more sessions of this owner than the ${stored.length} shown (the oldest first): the rest are not shown here.`
+    : "";
   const rows = [];
   for (const s of stored) {
     let live = null;

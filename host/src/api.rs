@@ -570,13 +570,6 @@ pub async fn sweep(
     }
 }
 
-/// `GET /v1/sessions/{s}/sweeps`: every revocation the host relayed for the session.
-pub async fn sweeps(State(st): State<AppState>, AddrPath(session): AddrPath) -> Result<Json<Value>, ApiError> {
-    let v =
-        st.store.run(move |db| db.sweeps(&session)).await.map_err(|e| ApiError::internal(format!("storage: {e}")))?;
-    Ok(Json(json!(v)))
-}
-
 pub async fn get_session(State(st): State<AppState>, AddrPath(session): AddrPath) -> Result<Response, ApiError> {
     let stored: Option<StoredSession> = st
         .store
@@ -623,24 +616,6 @@ pub async fn get_session(State(st): State<AppState>, AddrPath(session): AddrPath
         body["enclave_error"] = json!(d);
     }
     Ok(Json(body).into_response())
-}
-
-pub async fn session_policies(
-    State(st): State<AppState>,
-    AddrPath(session): AddrPath,
-) -> Result<Json<Value>, ApiError> {
-    let v =
-        st.store.run(move |db| db.policies(&session)).await.map_err(|e| ApiError::internal(format!("storage: {e}")))?;
-    Ok(Json(json!(v)))
-}
-
-pub async fn owner_sessions(State(st): State<AppState>, AddrPath(owner): AddrPath) -> Result<Json<Value>, ApiError> {
-    let v = st
-        .store
-        .run(move |db| db.sessions_by_owner(&owner))
-        .await
-        .map_err(|e| ApiError::internal(format!("storage: {e}")))?;
-    Ok(Json(json!(v)))
 }
 
 /// The reply is `Signed` serialized as it is (not through a `serde_json::Value` map).

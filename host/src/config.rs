@@ -86,6 +86,10 @@ pub struct Layer {
     pub sweep_interval: Option<u64>,
     /// Seconds a broadcast revocation may stay unmined before its fees are bumped.
     pub sweep_bump_after: Option<u64>,
+    /// Days the host keeps its events; 0 keeps them whatever their age.
+    pub events_max_age_days: Option<u64>,
+    /// The most events the host keeps, the newest; 0 keeps any number.
+    pub events_max_rows: Option<u64>,
 }
 
 impl Layer {
@@ -132,6 +136,8 @@ pub struct Settings {
     pub cluster: Option<crate::cluster::ClusterSettings>,
     /// The sweeper, when `sweep_rpc` is set.
     pub sweep: Option<crate::sweeper::SweepSettings>,
+    /// How long events are kept (`events_max_age_days`, `events_max_rows`).
+    pub events: crate::store::EventRetention,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// Setting name → where its value came from.
@@ -265,6 +271,13 @@ impl Settings {
             interval: Duration::from_secs(sweep_interval),
             bump_after: Duration::from_secs(sweep_bump_after),
         });
+        let events = crate::store::EventRetention {
+            max_age: match pick!(events_max_age_days, crate::store::DEFAULT_EVENTS_MAX_AGE_DAYS) {
+                0 => None,
+                days => Some(Duration::from_secs(days.saturating_mul(86_400))),
+            },
+            max_rows: pick!(events_max_rows, crate::store::DEFAULT_EVENTS_MAX_ROWS),
+        };
         // A cluster host's pool is bounded by what the node's enclave leaves it (see
         // `cluster::MAX_CLIENT_POOL`).
         let pool = pick!(pool, crate::enclave_client::DEFAULT_POOL_SIZE);
@@ -333,6 +346,7 @@ impl Settings {
             probe_interval,
             cluster,
             sweep,
+            events,
             config_file,
             sources,
         })
@@ -351,6 +365,7 @@ impl Settings {
         c.probe_interval = (self.probe_interval > 0).then(|| Duration::from_secs(self.probe_interval));
         c.cluster = self.cluster.clone();
         c.sweep = self.sweep.clone();
+        c.events = self.events.clone();
         c
     }
 
@@ -378,6 +393,10 @@ impl Settings {
             "body_limit": self.body_limit,
             "max_frame": self.max_frame,
             "probe_interval": self.probe_interval,
+            "events": {
+                "max_age_days": self.events.max_age.map_or(0, |d| d.as_secs() / 86_400),
+                "max_rows": self.events.max_rows,
+            },
             "sweep": self.sweep.as_ref().map(|w| serde_json::json!({
                 "rpc": w.rpcs, "interval": w.interval.as_secs(), "bump_after": w.bump_after.as_secs(),
             })),
@@ -431,6 +450,12 @@ mod tests {
         let c = s.host_config();
         assert_eq!(c.pool_size, 16);
         assert_eq!(c.probe_interval, Some(Duration::from_secs(DEFAULT_PROBE_INTERVAL_SECS)));
+        assert_eq!(c.events, crate::store::EventRetention::default());
+        // Events: 0 days keeps them whatever their age; a flag over the file.
+        let file = Layer { events_max_age_days: Some(0), events_max_rows: Some(5), ..file };
+        let cli = Layer { events_max_rows: Some(7), ..Layer::default() };
+        let e = Settings::resolve(&cli, flag, &file, None).unwrap().host_config().events;
+        assert_eq!((e.max_age, e.max_rows), (None, 7));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! them. It never re-sends stored sessions to a new enclave.
 
 pub mod api;
+pub mod api_lists;
 pub mod attestation;
 pub mod audit_store;
 pub mod cluster;
@@ -91,6 +92,8 @@ pub struct HostConfig {
     pub cluster: Option<cluster::ClusterSettings>,
     /// Sweeps that run by themselves ([`sweeper`]), when set.
     pub sweep: Option<sweeper::SweepSettings>,
+    /// How long the host keeps its events (pruned every [`PRUNE_EVERY`]).
+    pub events: store::EventRetention,
 }
 
 impl HostConfig {
@@ -109,6 +112,7 @@ impl HostConfig {
             event_queue: store::DEFAULT_EVENT_QUEUE,
             cluster: None,
             sweep: None,
+            events: store::EventRetention::default(),
         }
     }
 }
@@ -265,6 +269,36 @@ impl AppState {
     }
 }
 
+/// How often the host deletes the events its retention does not keep.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+impl AppState {
+    /// Delete, every [`PRUNE_EVERY`] from the start, the events past `config.events`.
+    pub fn spawn_event_pruner(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let retention = self.config.events.clone();
+        if retention.max_age.is_none() && retention.max_rows == 0 {
+            return None;
+        }
+        let st = self.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PRUNE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let r = retention.clone();
+                match st.store.run(move |db| db.prune_events(store::now_ms(), &r)).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        st.metrics.events_pruned(n);
+                        tracing::info!(events = n, "events past their retention deleted");
+                    }
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot delete old events"),
+                }
+            }
+        }))
+    }
+}
+
 /// The HTTP router over `state`.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
@@ -280,17 +314,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions", post(api::create_session))
         .route("/v1/sessions/{session}", get(api::get_session))
         .route("/v1/sessions/{session}/policy", post(api::update_policy))
-        .route("/v1/sessions/{session}/policies", get(api::session_policies))
+        .route("/v1/sessions/{session}/policies", get(api_lists::session_policies))
         .route("/v1/sessions/{session}/revoke", post(api::revoke))
         .route("/v1/sessions/{session}/approve", post(api::approve_pending))
         .route("/v1/sessions/{session}/deny", post(api::deny_pending))
         .route("/v1/sessions/{session}/allowances", get(api::allowances))
         .route("/v1/sessions/{session}/sweep", post(api::sweep))
-        .route("/v1/sessions/{session}/sweeps", get(api::sweeps))
+        .route("/v1/sessions/{session}/sweeps", get(api_lists::sweeps))
         .route("/v1/owners/{owner}/revoke-all", post(api::revoke_all))
         .route("/v1/owners/{owner}/allow-image", post(api::allow_image))
         .route("/v1/cluster/info", get(cluster::info))
-        .route("/v1/owners/{owner}/sessions", get(api::owner_sessions))
+        .route("/v1/owners/{owner}/sessions", get(api_lists::owner_sessions))
         .route("/v1/sign", post(api::sign))
         .route("/rpc", post(rpc::rpc))
         .merge(console::router())
@@ -355,6 +389,7 @@ pub async fn run_on(
     let audit =
         state.config.probe_interval.map(|_| audit_store::spawn(state.clone(), audit_store::DEFAULT_PULL_INTERVAL));
     let sweeper = sweeper::spawn(state.clone());
+    let pruner = state.spawn_event_pruner();
     let app = router(state.clone());
     // The cluster listener and the node's traffic, when this host's enclave is a node.
     let mut cluster_tasks = Vec::new();
@@ -380,6 +415,9 @@ pub async fn run_on(
     }
     if let Some(s) = sweeper {
         s.abort();
+    }
+    if let Some(p) = pruner {
+        p.abort();
     }
     let store = state.store.clone();
     let _ = tokio::task::spawn_blocking(move || store.flush()).await;

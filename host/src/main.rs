@@ -106,6 +106,13 @@ struct Args {
     /// nonce with 12.5 % higher fees [default: 120].
     #[arg(long, env = "BRIDLE_SWEEP_BUMP_AFTER")]
     sweep_bump_after: Option<u64>,
+    /// Days the host keeps its events (requests and refusals, for operators; the enclave's
+    /// signed audit log is kept whole); 0 keeps them whatever their age [default: 90].
+    #[arg(long, env = "BRIDLE_EVENTS_MAX_AGE_DAYS", value_name = "DAYS")]
+    events_max_age_days: Option<u64>,
+    /// The most events the host keeps, the newest; 0 keeps any number [default: 10000000].
+    #[arg(long, env = "BRIDLE_EVENTS_MAX_ROWS", value_name = "N")]
+    events_max_rows: Option<u64>,
 }
 
 impl Args {
@@ -131,6 +138,8 @@ impl Args {
             sweep_rpc: self.sweep_rpc.clone(),
             sweep_interval: self.sweep_interval,
             sweep_bump_after: self.sweep_bump_after,
+            events_max_age_days: self.events_max_age_days,
+            events_max_rows: self.events_max_rows,
         }
     }
 }

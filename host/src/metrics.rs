@@ -42,6 +42,7 @@ pub struct Metrics {
     /// -1 unknown (never tried), 0 down, 1 up.
     enclave_up: AtomicI64,
     events_dropped: AtomicU64,
+    events_pruned: AtomicU64,
     session_busy_retries: AtomicU64,
 }
 
@@ -77,6 +78,11 @@ impl Metrics {
 
     pub fn event_dropped(&self) {
         self.events_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Events deleted past their retention.
+    pub fn events_pruned(&self, n: u64) {
+        self.events_pruned.fetch_add(n, Ordering::Relaxed);
     }
 
     /// A signing request answered `enclave.session_busy` is asked again.
@@ -145,6 +151,10 @@ impl Metrics {
         out.push_str("# HELP bridle_events_dropped_total Events not stored: the writer queue was full, or refusals past their rows per second.\n");
         out.push_str("# TYPE bridle_events_dropped_total counter\n");
         let _ = writeln!(out, "bridle_events_dropped_total {}", self.events_dropped.load(Ordering::Relaxed));
+
+        out.push_str("# HELP bridle_events_pruned_total Events deleted past their retention (events_max_age_days, events_max_rows).\n");
+        out.push_str("# TYPE bridle_events_pruned_total counter\n");
+        let _ = writeln!(out, "bridle_events_pruned_total {}", self.events_pruned.load(Ordering::Relaxed));
 
         out.push_str(
             "# HELP bridle_enclave_session_busy_retries_total Tries of signing requests sent again because their session was busy with its owner's calls.\n",

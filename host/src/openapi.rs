@@ -225,11 +225,13 @@ pub struct SignedUserOperation {
     pub userOpHash: String,
 }
 
-/// `GET /v1/owners/{owner}/sessions`, `…/policies`: JSON arrays.
+/// `GET /v1/owners/{owner}/sessions`, `…/policies`: JSON arrays, a page at a time.
 #[derive(ToSchema)]
 pub struct Sessions(pub Vec<StoredSession>);
 
 const ERRORS: &str = "an error body: see ErrorBody for the status codes";
+const PAGE_AFTER: &str = "the cursor a previous page's Link header names (opaque)";
+const PAGE_LIMIT: &str = "rows in the page, 1 to 500 (default 100)";
 
 #[utoipa::path(get, path = "/health", tag = "host",
     responses((status = 200, body = Health, description = "host and enclave reachable"),
@@ -296,8 +298,12 @@ fn get_session() {}
 fn update_policy() {}
 
 #[utoipa::path(get, path = "/v1/sessions/{session}/policies", tag = "sessions",
-    params(("session" = String, Path)),
-    responses((status = 200, body = Vec<PolicyRecord>, description = "every signed policy relayed, oldest first"),
+    params(("session" = String, Path), ("after" = Option<String>, Query, description = PAGE_AFTER),
+           ("limit" = Option<u64>, Query, description = PAGE_LIMIT),
+           ("hash" = Option<String>, Query, description = "the latest record with this policy hash (an array of at most one); alone")),
+    responses((status = 200, body = Vec<PolicyRecord>, description = "a page of the signed policies relayed, oldest first",
+               headers(("Link" = String, description = "on a full page: `<?after=…&limit=…>; rel=\"next\"`, the next page, relative to this request's URL"))),
+              (status = 400, body = ErrorBody, description = "a bad parameter"),
               (status = "5XX", body = ErrorBody, description = ERRORS)))]
 fn session_policies() {}
 
@@ -332,8 +338,12 @@ fn allowances() {}
 fn sweep() {}
 
 #[utoipa::path(get, path = "/v1/sessions/{session}/sweeps", tag = "sessions",
-    params(("session" = String, Path)),
-    responses((status = 200, body = Vec<StoredSweepTx>, description = "the reply"), (status = "5XX", body = ErrorBody, description = ERRORS)))]
+    params(("session" = String, Path), ("after" = Option<String>, Query, description = PAGE_AFTER),
+           ("limit" = Option<u64>, Query, description = PAGE_LIMIT)),
+    responses((status = 200, body = Vec<StoredSweepTx>, description = "a page of the revocations relayed, oldest first",
+               headers(("Link" = String, description = "on a full page: `<?after=…&limit=…>; rel=\"next\"`, the next page, relative to this request's URL"))),
+              (status = 400, body = ErrorBody, description = "a bad parameter"),
+              (status = "5XX", body = ErrorBody, description = ERRORS)))]
 fn sweeps() {}
 
 #[utoipa::path(post, path = "/v1/owners/{owner}/revoke-all", tag = "owner", request_body = RevokeAll,
@@ -349,8 +359,12 @@ fn revoke_all() {}
 fn allow_image() {}
 
 #[utoipa::path(get, path = "/v1/owners/{owner}/sessions", tag = "sessions",
-    params(("owner" = String, Path)),
-    responses((status = 200, body = Vec<StoredSession>, description = "the reply"), (status = "5XX", body = ErrorBody, description = ERRORS)))]
+    params(("owner" = String, Path), ("after" = Option<String>, Query, description = PAGE_AFTER),
+           ("limit" = Option<u64>, Query, description = PAGE_LIMIT)),
+    responses((status = 200, body = Vec<StoredSession>, description = "a page of the owner's stored sessions, by creation time",
+               headers(("Link" = String, description = "on a full page: `<?after=…&limit=…>; rel=\"next\"`, the next page, relative to this request's URL"))),
+              (status = 400, body = ErrorBody, description = "a bad parameter"),
+              (status = "5XX", body = ErrorBody, description = ERRORS)))]
 fn owner_sessions() {}
 
 #[utoipa::path(get, path = "/v1/cluster/info", tag = "host",

@@ -198,6 +198,7 @@ async fn owner_routes_store_and_map_errors(db: Db) {
         c.get(format!("{url}/v1/owners/{OWNER}/sessions")).send().await.unwrap().json().await.unwrap();
     assert_eq!(list.len(), 3);
     assert!(list.iter().all(|s| s["state"] == "revoked"), "{list:?}");
+    lists_are_paged(&c, url, session, &list, &hist).await;
 
     // Unknown to both → 404; bad address → 400.
     let r = c.get(format!("{url}/v1/sessions/{}", Address::repeat_byte(0x42))).send().await.unwrap();
@@ -696,10 +697,10 @@ async fn store_persists_across_reopen(db: Db) {
         assert_eq!(s.state, bridle_host::store::StoredState::Active);
         assert_eq!(s.policy_hash, policy("test").hash());
         assert_eq!(store.session_state(&session), Some((bridle_host::store::StoredState::Active, IDENTITY_1)));
-        let pol = store.policies(&session).unwrap();
+        let pol = store.policies(&session, 0, 100).unwrap();
         assert_eq!(pol.len(), 1);
-        assert_eq!(pol[0].nonce, 1);
-        assert_eq!(pol[0].signature, auth(1).signature);
+        assert_eq!(pol[0].1.nonce, 1);
+        assert_eq!(pol[0].1.signature, auth(1).signature);
         let ev = store.events(Some(&session), 10).unwrap();
         assert!(
             ev.iter().any(|e| e.call == "sign_if_allowed" && e.outcome == "ok"),
@@ -730,4 +731,68 @@ async fn sign_route_accepts_a_transaction(db: Db) {
     assert_eq!(enclave.non_status_calls().last().unwrap(), &Call::SignIfAllowed(req));
     host.stop().await;
     enclave.stop().await;
+}
+
+/// The lists come a page at a time, each full page with a `Link` to the next (relative to
+/// the request's URL), and a session's policy by hash alone; bad parameters are 400.
+async fn lists_are_paged(c: &reqwest::Client, url: &str, session: Address, sessions: &[Value], policies: &[Value]) {
+    async fn walk(c: &reqwest::Client, first: String) -> (Vec<Value>, usize) {
+        let (mut rows, mut pages, mut at) = (Vec::new(), 0, Some(reqwest::Url::parse(&first).unwrap()));
+        while let Some(u) = at.take() {
+            let r = c.get(u.clone()).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let next = r.headers().get("link").map(|l| l.to_str().unwrap().to_string());
+            let page: Vec<Value> = r.json().await.unwrap();
+            pages += 1;
+            if let Some(l) = next {
+                let target = l.strip_prefix('<').and_then(|l| l.split_once(">; rel=\"next\"")).expect(&l).0;
+                assert!(target.starts_with("?after="), "{l}");
+                at = Some(u.join(target).unwrap());
+            }
+            rows.extend(page);
+        }
+        (rows, pages)
+    }
+    let (rows, pages) = walk(c, format!("{url}/v1/owners/{OWNER}/sessions?limit=2")).await;
+    assert_eq!(rows, sessions);
+    assert_eq!(pages, 2, "2 + 1 rows: a full page, then the last");
+    let (rows, pages) = walk(c, format!("{url}/v1/sessions/{session}/policies?limit=1")).await;
+    assert_eq!(rows, policies);
+    assert_eq!(pages, 3, "two full pages and the empty one after them");
+    for (i, p) in policies.iter().enumerate() {
+        let hash = p["policy_hash"].as_str().unwrap();
+        let by_hash: Vec<Value> = c
+            .get(format!("{url}/v1/sessions/{session}/policies?hash={hash}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(by_hash, std::slice::from_ref(p), "policy {i}");
+    }
+    let none: Vec<Value> = c
+        .get(format!("{url}/v1/sessions/{session}/policies?hash={}", alloy_primitives::B256::repeat_byte(3)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    for bad in [
+        format!("/v1/owners/{OWNER}/sessions?limit=0"),
+        format!("/v1/owners/{OWNER}/sessions?limit=501"),
+        format!("/v1/owners/{OWNER}/sessions?after=17"),
+        format!("/v1/owners/{OWNER}/sessions?hash=0x00"),
+        format!("/v1/sessions/{session}/policies?after=-1"),
+        format!("/v1/sessions/{session}/policies?lim=2"),
+        format!("/v1/sessions/{session}/policies?hash=0x12"),
+        format!("/v1/sessions/{session}/policies?hash={}&limit=1", alloy_primitives::B256::ZERO),
+        format!("/v1/sessions/{session}/sweeps?limit=many"),
+    ] {
+        let r = c.get(format!("{url}{bad}")).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_error_body(&r.json().await.unwrap(), "malformed");
+    }
 }

@@ -148,6 +148,15 @@ def main():
         session = page.locator("#detail-session").inner_text().strip()
         assert session.startswith("0x") and len(session) == 42, session
         expect(page.locator(f'tr[data-session="{session}"]')).to_contain_text("signed by the enclave")
+        expect(page.locator("#session-more")).to_have_text("")
+        # The owner's sessions are a paged list: one row a page, the page follows the host's
+        # Link header to the empty page after it.
+        paged = page.evaluate(
+            "o => import('./api.js').then(m => m.getPaged(`/v1/owners/${o}/sessions?limit=1`))", owner.address)
+        assert [r["session"].lower() for r in paged["rows"]] == [session.lower()] and paged["more"] is False, paged
+        capped = page.evaluate(
+            "o => import('./api.js').then(m => m.getPaged(`/v1/owners/${o}/sessions?limit=1`, 0))", owner.address)
+        assert capped["rows"] == [] and capped["more"] is True, capped
         shot("granted")
 
         # The agent signs through the host API: spend appears against the cap.

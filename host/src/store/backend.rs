@@ -40,12 +40,19 @@ pub trait Backend: Send + Sync {
         now: i64,
     ) -> anyhow::Result<(Vec<Address>, usize)>;
     fn session(&self, session: &Address) -> anyhow::Result<Option<StoredSession>>;
-    /// Every stored session of an owner, oldest first.
-    fn sessions_by_owner(&self, owner: &Address) -> anyhow::Result<Vec<StoredSession>>;
+    /// An owner's stored sessions by (creation time, address), those after `after` when
+    /// given, at most `limit` (one page: an owner may hold any number).
+    fn sessions_by_owner(
+        &self,
+        owner: &Address,
+        after: Option<(u64, Address)>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<StoredSession>>;
     /// (session, state, enclave) of every stored session: the in-memory index at start.
     fn session_states(&self) -> anyhow::Result<Vec<(Address, StoredState, Address)>>;
-    /// A session's policy history, oldest first.
-    fn policies(&self, session: &Address) -> anyhow::Result<Vec<PolicyRecord>>;
+    /// A session's policy records with row ids above `after`, oldest first, at most
+    /// `limit`, each with its id (one page: an owner's updates are not bounded in number).
+    fn policies(&self, session: &Address, after: u64, limit: usize) -> anyhow::Result<Vec<(u64, PolicyRecord)>>;
     /// The latest record of a session's policy with this hash (one row read, however long
     /// the history).
     fn policy_with_hash(&self, session: &Address, hash: &B256) -> anyhow::Result<Option<PolicyRecord>>;
@@ -54,8 +61,18 @@ pub trait Backend: Send + Sync {
     /// Store a batch of events (one transaction).
     fn write_events(&self, events: &[Event]) -> anyhow::Result<()>;
     fn insert_sweeps(&self, txs: &[StoredSweepTx]) -> anyhow::Result<()>;
-    /// A session's signed revocations, oldest first.
-    fn sweeps(&self, session: &Address) -> anyhow::Result<Vec<StoredSweepTx>>;
+    /// A session's signed revocations with row ids above `after`, oldest first, at most
+    /// `limit`, each with its id.
+    fn sweeps(&self, session: &Address, after: u64, limit: usize) -> anyhow::Result<Vec<(u64, StoredSweepTx)>>;
+    /// The latest [`SWEEPS_AT_MAX`] of a session's signed revocations on `chain` at `nonce`,
+    /// newest first (what the sweeper follows).
+    fn sweeps_at(&self, session: &Address, chain: u64, nonce: u64) -> anyhow::Result<Vec<StoredSweepTx>>;
+    /// Among the `batch` events with ids above `after` (a window, by id), delete those stored
+    /// before `before_ms` or beyond the newest `keep` (by id; 0 keeps any number). Returns how
+    /// many it deleted and the window's last id (`None`: no event above `after`). Each call
+    /// reads one window, so it costs the same however large the table.
+    fn prune_events(&self, before_ms: u64, keep: u64, after: u64, batch: usize)
+        -> anyhow::Result<(usize, Option<u64>)>;
 }
 
 /// The enclave's signed audit log, as stored: entries keyed by (enclave identity, seq).
@@ -258,6 +275,26 @@ pub(crate) fn policy_from(r: &impl Cells) -> anyhow::Result<PolicyRecord> {
         signature: bytes(&r.text(5)?, "owner signature")?,
         received_at: uint(r.int(6)?, "received_at")?,
     })
+}
+
+/// At most this many revocations at one (session, chain, nonce) are read back
+/// ([`Backend::sweeps_at`]): each is a re-sign the enclave counts against the session's
+/// registry, so a genuine lane holds far fewer.
+pub const SWEEPS_AT_MAX: usize = 256;
+
+/// `keep` as the database compares it (`id <= MAX(id) - keep`): 0, no cap, as a distance no
+/// id reaches.
+pub(crate) fn keep_param(keep: u64) -> i64 {
+    if keep == 0 {
+        i64::MAX
+    } else {
+        int(keep)
+    }
+}
+
+/// A row id read back with a page's rows.
+pub(crate) fn row_id(r: &impl Cells, i: usize) -> anyhow::Result<u64> {
+    uint(r.int(i)?, "row id")
 }
 
 /// Columns read by [`event_from`], in order.

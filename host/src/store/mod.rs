@@ -44,10 +44,38 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The schema this build writes (both backends; see `schema_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 /// Default capacity of the event queue.
 pub const DEFAULT_EVENT_QUEUE: usize = 8192;
 const MAX_BATCH: usize = 512;
+
+/// Events looked at per statement when pruning (a window of ids).
+pub const PRUNE_BATCH: usize = 10_000;
+
+/// How long the host keeps its events (`--events-max-age-days`, `--events-max-rows`).
+/// Events are the host's own log of requests and refusals, for operators; the enclave's
+/// signed audit log is the record of what was signed, and is never pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRetention {
+    /// Events older than this are deleted; `None` keeps them whatever their age.
+    pub max_age: Option<std::time::Duration>,
+    /// At most this many of the newest events are kept (by row id); 0: any number.
+    pub max_rows: u64,
+}
+
+/// Default: 90 days and 10 000 000 events, whichever is reached first.
+pub const DEFAULT_EVENTS_MAX_AGE_DAYS: u64 = 90;
+/// See [`DEFAULT_EVENTS_MAX_AGE_DAYS`].
+pub const DEFAULT_EVENTS_MAX_ROWS: u64 = 10_000_000;
+
+impl Default for EventRetention {
+    fn default() -> Self {
+        EventRetention {
+            max_age: Some(std::time::Duration::from_secs(DEFAULT_EVENTS_MAX_AGE_DAYS * 86_400)),
+            max_rows: DEFAULT_EVENTS_MAX_ROWS,
+        }
+    }
+}
 
 /// Both views of one opened database.
 #[derive(Clone)]
@@ -396,14 +424,21 @@ impl Store {
         Ok(s)
     }
 
-    /// Every stored session of an owner, oldest first.
-    pub fn sessions_by_owner(&self, owner: &Address) -> anyhow::Result<Vec<StoredSession>> {
-        self.backend.sessions_by_owner(owner)
+    /// A page of an owner's stored sessions, oldest first: those created after `after`
+    /// (creation time, address), at most `limit`.
+    pub fn sessions_by_owner(
+        &self,
+        owner: &Address,
+        after: Option<(u64, Address)>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<StoredSession>> {
+        self.backend.sessions_by_owner(owner, after, limit)
     }
 
-    /// The policy history of a session, oldest first.
-    pub fn policies(&self, session: &Address) -> anyhow::Result<Vec<PolicyRecord>> {
-        self.backend.policies(session)
+    /// A page of a session's policy history, oldest first: the records with ids above
+    /// `after`, at most `limit`, each with its id.
+    pub fn policies(&self, session: &Address, after: u64, limit: usize) -> anyhow::Result<Vec<(u64, PolicyRecord)>> {
+        self.backend.policies(session, after, limit)
     }
 
     /// The latest record of a session's policy with this hash.
@@ -425,9 +460,38 @@ impl Store {
         self.backend.insert_sweeps(txs)
     }
 
-    /// A session's signed revocations, oldest first.
-    pub fn sweeps(&self, session: &Address) -> anyhow::Result<Vec<StoredSweepTx>> {
-        self.backend.sweeps(session)
+    /// A page of a session's signed revocations, oldest first: ids above `after`, at most
+    /// `limit`, each with its id.
+    pub fn sweeps(&self, session: &Address, after: u64, limit: usize) -> anyhow::Result<Vec<(u64, StoredSweepTx)>> {
+        self.backend.sweeps(session, after, limit)
+    }
+
+    /// The latest of a session's signed revocations on `chain` at `nonce` (at most
+    /// [`backend::SWEEPS_AT_MAX`]), newest first.
+    pub fn sweeps_at(&self, session: &Address, chain: u64, nonce: u64) -> anyhow::Result<Vec<StoredSweepTx>> {
+        self.backend.sweeps_at(session, chain, nonce)
+    }
+
+    /// Delete the events `retention` does not keep, a window of [`PRUNE_BATCH`] ids at a
+    /// time from the oldest, until a window keeps all it holds (later events are newer, by
+    /// time and by count) or the table ends; returns how many. A few events out of time
+    /// order (hosts sharing a database, a clock stepped back) delay nothing: a window that
+    /// deletes some moves on to the next.
+    pub fn prune_events(&self, now_ms: u64, retention: &EventRetention) -> anyhow::Result<u64> {
+        let before_ms = match retention.max_age {
+            Some(age) => now_ms.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
+            None => 0,
+        };
+        let (mut total, mut after) = (0u64, 0u64);
+        loop {
+            match self.backend.prune_events(before_ms, retention.max_rows, after, PRUNE_BATCH)? {
+                (0, _) | (_, None) => return Ok(total),
+                (n, Some(end)) => {
+                    total += n as u64;
+                    after = end;
+                }
+            }
+        }
     }
 
     /// Queue an event for the writer thread. Never blocks: when the queue is full the

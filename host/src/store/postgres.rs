@@ -123,7 +123,19 @@ const V3: &str = "DROP INDEX IF EXISTS audit_entries_session;";
 /// Schema version 4: no index of the events by session either (see V3).
 const V4: &str = "DROP INDEX IF EXISTS events_session;";
 
-const MIGRATIONS: [(i64, &str); 4] = [(1, V1), (2, V2), (3, V3), (4, V4)];
+/// Schema version 5: the lists read a page at a time (see the SQLite backend's V5); here
+/// the session indexes name the row id too, which PostgreSQL's do not end with.
+const V5: &str = "
+CREATE INDEX IF NOT EXISTS sessions_owner_created ON sessions(owner, created_at, session);
+DROP INDEX IF EXISTS sessions_owner;
+CREATE INDEX IF NOT EXISTS policies_session_id ON policies(session, id);
+DROP INDEX IF EXISTS policies_session;
+CREATE INDEX IF NOT EXISTS policies_session_hash ON policies(session, policy_hash, id);
+CREATE INDEX IF NOT EXISTS sweeps_session_id ON sweeps(session, id);
+DROP INDEX IF EXISTS sweeps_session;
+";
+
+const MIGRATIONS: [(i64, &str); 5] = [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
@@ -329,18 +341,30 @@ impl Backend for PostgresBackend {
         Ok(collect(&mut *self.conn()?, &sql, &[&a(session)], session_from)?.pop())
     }
 
-    fn sessions_by_owner(&self, owner: &Address) -> anyhow::Result<Vec<StoredSession>> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE owner = $1 ORDER BY created_at, session");
-        collect(&mut *self.conn()?, &sql, &[&a(owner)], session_from)
+    fn sessions_by_owner(
+        &self,
+        owner: &Address,
+        after: Option<(u64, Address)>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<StoredSession>> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE owner = $1 AND (created_at, session) > ($2, $3)
+             ORDER BY created_at, session LIMIT $4"
+        );
+        let (time, session) = after.map_or((-1, String::new()), |(t, s)| (int(t), a(&s)));
+        collect(&mut *self.conn()?, &sql, &[&a(owner), &time, &session, &int(limit as u64)], session_from)
     }
 
     fn session_states(&self) -> anyhow::Result<Vec<(Address, StoredState, Address)>> {
         collect(&mut *self.conn()?, "SELECT session, state, enclave FROM sessions", &[], state_from)
     }
 
-    fn policies(&self, session: &Address) -> anyhow::Result<Vec<PolicyRecord>> {
-        let sql = format!("SELECT {POLICY_COLUMNS} FROM policies WHERE session = $1 ORDER BY id");
-        collect(&mut *self.conn()?, &sql, &[&a(session)], policy_from)
+    fn policies(&self, session: &Address, after: u64, limit: usize) -> anyhow::Result<Vec<(u64, PolicyRecord)>> {
+        let sql =
+            format!("SELECT {POLICY_COLUMNS}, id FROM policies WHERE session = $1 AND id > $2 ORDER BY id LIMIT $3");
+        collect(&mut *self.conn()?, &sql, &[&a(session), &int(after), &int(limit as u64)], |r| {
+            Ok((row_id(r, 7)?, policy_from(r)?))
+        })
     }
 
     fn policy_with_hash(&self, session: &Address, hash: &B256) -> anyhow::Result<Option<PolicyRecord>> {
@@ -399,9 +423,43 @@ impl Backend for PostgresBackend {
         Ok(())
     }
 
-    fn sweeps(&self, session: &Address) -> anyhow::Result<Vec<StoredSweepTx>> {
-        let sql = format!("SELECT {SWEEP_COLUMNS} FROM sweeps WHERE session = $1 ORDER BY id");
-        collect(&mut *self.conn()?, &sql, &[&a(session)], sweep_from)
+    fn sweeps(&self, session: &Address, after: u64, limit: usize) -> anyhow::Result<Vec<(u64, StoredSweepTx)>> {
+        let sql = format!("SELECT {SWEEP_COLUMNS}, id FROM sweeps WHERE session = $1 AND id > $2 ORDER BY id LIMIT $3");
+        collect(&mut *self.conn()?, &sql, &[&a(session), &int(after), &int(limit as u64)], |r| {
+            Ok((row_id(r, 8)?, sweep_from(r)?))
+        })
+    }
+
+    fn sweeps_at(&self, session: &Address, chain: u64, nonce: u64) -> anyhow::Result<Vec<StoredSweepTx>> {
+        let sql = format!(
+            "SELECT {SWEEP_COLUMNS} FROM sweeps WHERE session = $1 AND chain_id = $2 AND nonce = $3
+             ORDER BY id DESC LIMIT $4"
+        );
+        let p: [&(dyn ToSql + Sync); 4] = [&a(session), &int(chain), &int(nonce), &int(SWEEPS_AT_MAX as u64)];
+        collect(&mut *self.conn()?, &sql, &p, sweep_from)
+    }
+
+    fn prune_events(
+        &self,
+        before_ms: u64,
+        keep: u64,
+        after: u64,
+        batch: usize,
+    ) -> anyhow::Result<(usize, Option<u64>)> {
+        let mut c = self.conn()?;
+        let end: Option<i64> = c
+            .query_one(
+                "SELECT MAX(w.id) FROM (SELECT id FROM events WHERE id > $1 ORDER BY id LIMIT $2) w",
+                &[&int(after), &int(batch as u64)],
+            )?
+            .try_get(0)?;
+        let Some(end) = end else { return Ok((0, None)) };
+        let n = c.execute(
+            "DELETE FROM events WHERE id > $1 AND id <= $2
+             AND (time_ms < $3 OR id <= (SELECT MAX(id) FROM events) - $4)",
+            &[&int(after), &end, &int(before_ms), &keep_param(keep)],
+        )?;
+        Ok((n as usize, Some(uint(end, "event id")?)))
     }
 }
 

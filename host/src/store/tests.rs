@@ -78,7 +78,7 @@ fn the_schema_is_versioned_and_a_newer_one_refused() {
     each_database("schema_versioned", |db| {
         open(db).unwrap();
         open(db).unwrap();
-        assert_eq!(versions(db), vec![1, 2, 3, 4]);
+        assert_eq!(versions(db), vec![1, 2, 3, 4, 5]);
         exec(db, "INSERT INTO schema_version (version) VALUES (99)");
         let e = format!("{:#}", open(db).err().expect("a newer schema is refused"));
         assert!(e.contains("schema version 99 is newer"), "{e}");
@@ -96,7 +96,11 @@ fn a_version_1_sqlite_database_is_migrated() {
          CREATE TABLE sessions (session TEXT PRIMARY KEY, owner TEXT NOT NULL, agent TEXT NOT NULL,
              enclave TEXT NOT NULL, policy_hash TEXT NOT NULL, policy_json TEXT NOT NULL,
              created_at INTEGER NOT NULL, valid_until INTEGER NOT NULL, state TEXT NOT NULL,
-             binding TEXT NOT NULL, updated_at INTEGER NOT NULL);",
+             binding TEXT NOT NULL, updated_at INTEGER NOT NULL);
+         CREATE TABLE policies (id INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL,
+             policy_hash TEXT NOT NULL, policy_json TEXT NOT NULL, owner TEXT NOT NULL,
+             nonce TEXT NOT NULL, signature TEXT NOT NULL, received_at INTEGER NOT NULL);
+         CREATE INDEX policies_session ON policies(session);",
     )
     .unwrap();
     let (row, _) = session(0x51, Address::repeat_byte(0x1d));
@@ -107,7 +111,7 @@ fn a_version_1_sqlite_database_is_migrated() {
     .unwrap();
     drop(old);
     let b = open(&db).unwrap();
-    assert_eq!(versions(&db), vec![1, 2, 3, 4]);
+    assert_eq!(versions(&db), vec![1, 2, 3, 4, 5]);
     let s = b.store.session(&Address::repeat_byte(0x51)).unwrap().unwrap();
     assert_eq!((s.state, s.created_at), (StoredState::Active, 1000));
     assert!(b.audit.tip(&Address::repeat_byte(0x1d)).unwrap().is_none());
@@ -143,9 +147,9 @@ fn bad_rows_are_errors_not_panics() {
             assert!(e.contains(what), "{sql}: {e}");
         }
         exec(db, "UPDATE policies SET nonce = 'x'");
-        assert!(format!("{:#}", b.policies(&s).unwrap_err()).contains("nonce"));
+        assert!(format!("{:#}", b.policies(&s, 0, 10).unwrap_err()).contains("nonce"));
         exec(db, "UPDATE policies SET nonce = '1', signature = 'zz'");
-        assert!(format!("{:#}", b.policies(&s).unwrap_err()).contains("signature"));
+        assert!(format!("{:#}", b.policies(&s, 0, 10).unwrap_err()).contains("signature"));
     });
 }
 
@@ -178,8 +182,8 @@ fn a_sessions_events_without_a_session_index() {
             }
         };
         let names: Vec<String> = column(db, sql);
-        assert!(names.iter().any(|n| n == "sessions_owner"), "{names:?}");
-        for gone in ["events_session", "audit_entries_session"] {
+        assert!(names.iter().any(|n| n == "sessions_owner_created"), "{names:?}");
+        for gone in ["events_session", "audit_entries_session", "sessions_owner"] {
             assert!(!names.iter().any(|n| n == gone), "{gone} in {names:?}");
         }
     });
@@ -271,5 +275,115 @@ fn two_hosts_on_one_database() {
         assert_eq!(a2.enclave_changed(None, &Address::repeat_byte(0xed)).unwrap(), 1);
         let st = a2.get_session(&Address::repeat_byte(0x52)).unwrap().unwrap().state;
         assert_eq!(st, StoredState::Lost);
+    });
+}
+
+/// The lists a stranger can grow are read a page at a time, in a stable order: an owner's
+/// sessions by (creation, address) — two created in the same second are neither skipped nor
+/// repeated —, a session's policy records and sweeps by row id; and the sweeper reads one
+/// lane's revocations only (a review of 2026-12-05).
+#[test]
+fn lists_are_read_a_page_at_a_time() {
+    each_database("pages", |db| {
+        let b = open(db).unwrap().store;
+        let owner = Address::repeat_byte(0xa1);
+        // Five sessions, three created in the same second, inserted out of order.
+        for (n, at) in [(0x55, 1003), (0x53, 1001), (0x52, 1001), (0x54, 1001), (0x51, 1000)] {
+            let (mut row, pol) = session(n, Address::repeat_byte(0xe1));
+            row.created_at = at;
+            b.insert_session(&row, &pol).unwrap();
+        }
+        let (mut other, pol) = session(0x60, Address::repeat_byte(0xe1));
+        other.owner = a(&Address::repeat_byte(0xa2));
+        b.insert_session(&other, &PolicyRow { owner: other.owner.clone(), ..pol }).unwrap();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = b.sessions_by_owner(&owner, after, 2).unwrap();
+            assert!(page.len() <= 2);
+            seen.extend(page.iter().map(|s| s.session));
+            match page.last() {
+                Some(s) if page.len() == 2 => after = Some((s.created_at, s.session)),
+                _ => break,
+            }
+        }
+        let want: Vec<Address> = [0x51, 0x52, 0x53, 0x54, 0x55].map(Address::repeat_byte).to_vec();
+        assert_eq!(seen, want);
+
+        // Policy records: the first one plus six updates, read three at a time.
+        let s = Address::repeat_byte(0x51);
+        let (_, pol) = session(0x51, Address::repeat_byte(0xe1));
+        for i in 0..6 {
+            let update = PolicyRow { nonce: format!("{}", i + 2), ..pol.clone() };
+            b.update_policy(None, &update).unwrap();
+        }
+        let (mut nonces, mut after) = (Vec::new(), 0);
+        loop {
+            let page = b.policies(&s, after, 3).unwrap();
+            nonces.extend(page.iter().map(|(_, r)| r.nonce));
+            let Some((id, _)) = page.last() else { break };
+            assert!(*id > after);
+            after = *id;
+        }
+        assert_eq!(nonces, [1, 2, 3, 4, 5, 6, 7]);
+
+        // Sweeps: paged by id; the sweeper's read is one lane at one nonce, newest first.
+        let tx = |chain: u64, nonce: u64, byte: u8| StoredSweepTx {
+            session: s,
+            chain_id: chain,
+            nonce,
+            token: Address::repeat_byte(0x70),
+            spender: Address::repeat_byte(0x71),
+            hash: B256::repeat_byte(byte),
+            raw_transaction: Bytes::from(vec![byte]),
+            signed_at: 1000,
+        };
+        let all = [tx(1, 5, 1), tx(1, 6, 2), tx(8453, 5, 3), tx(1, 5, 4)];
+        b.insert_sweeps(&all).unwrap();
+        let first = b.sweeps(&s, 0, 3).unwrap();
+        let rest = b.sweeps(&s, first[2].0, 3).unwrap();
+        let paged: Vec<StoredSweepTx> = first.into_iter().chain(rest).map(|(_, t)| t).collect();
+        assert_eq!(paged, all);
+        let at: Vec<B256> = b.sweeps_at(&s, 1, 5).unwrap().into_iter().map(|t| t.hash).collect();
+        assert_eq!(at, [B256::repeat_byte(4), B256::repeat_byte(1)]);
+        assert!(b.sweeps_at(&s, 1, 7).unwrap().is_empty());
+    });
+}
+
+/// Events are kept for a time and up to a count, then deleted oldest first, a batch at a
+/// time; the audit log is not touched.
+#[test]
+fn events_are_pruned_by_age_and_by_count() {
+    each_database("events_pruned", |db| {
+        let st = Store::new(open(db).unwrap().store, "host-a", 64).unwrap();
+        let s = Address::repeat_byte(0x51);
+        for t in 0..30u64 {
+            let e = Event { time_ms: 1_000 + t * 1_000, ..Event::now(&format!("call{t}"), Some(s), "ok", None) };
+            assert!(st.record_event(e));
+        }
+        st.flush();
+        let calls = || -> Vec<String> { st.events(None, 100).unwrap().into_iter().map(|e| e.call).collect() };
+        let keep_all = EventRetention { max_age: None, max_rows: 0 };
+        assert_eq!(st.prune_events(1_000_000, &keep_all).unwrap(), 0);
+        assert_eq!(calls().len(), 30);
+        // By age: those stored before 11 s (times 1..=10 s) go.
+        let by_age = EventRetention { max_age: Some(std::time::Duration::from_secs(20)), max_rows: 0 };
+        assert_eq!(st.prune_events(31_000, &by_age).unwrap(), 10);
+        assert_eq!(calls().first().map(String::as_str), Some("call10"));
+        // By count: the newest 5 stay.
+        let by_count = EventRetention { max_age: None, max_rows: 5 };
+        assert_eq!(st.prune_events(31_000, &by_count).unwrap(), 15);
+        assert_eq!(calls(), ["call25", "call26", "call27", "call28", "call29"]);
+        // More than a window, written after younger ones (a clock stepped back): every old
+        // one goes, in several statements, and the young ones in front delay nothing.
+        let many = PRUNE_BATCH as u64 * 2 + 7;
+        for chunk in 0..many / 1000 + 1 {
+            let batch: Vec<Event> = (chunk * 1000..((chunk + 1) * 1000).min(many))
+                .map(|i| Event { time_ms: 500 + i % 100, ..Event::now("old", None, "ok", None) })
+                .collect();
+            st.backend.write_events(&batch).unwrap();
+        }
+        assert_eq!(st.prune_events(30_000, &by_age).unwrap(), many);
+        assert_eq!(calls(), ["call25", "call26", "call27", "call28", "call29"]);
     });
 }

@@ -355,14 +355,16 @@ async fn sweep_chain(
 /// is sent again if the pool drops it, and bumped from its own fees rather than the node's
 /// (a replacement this store never saw may still be priced above it).
 async fn stored_at(state: &AppState, session: Address, chain: u64, nonce: u64) -> Option<Inflight> {
-    let stored = match state.store.run(move |db| db.sweeps(&session)).await {
+    // Those at this lane and nonce only (the latest few hundred), never the session's whole
+    // history: anyone may ask for sweeps, and each round reads this for every lane.
+    let mut at: Vec<StoredSweepTx> = match state.store.run(move |db| db.sweeps_at(&session, chain, nonce)).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%session, error = %e, "sweeper: cannot read the stored sweeps");
             return None;
         }
     };
-    let at: Vec<StoredSweepTx> = stored.into_iter().filter(|t| t.chain_id == chain && t.nonce == nonce).collect();
+    at.reverse();
     // The highest-priced one (what the pool most likely holds: each bump replaced the one
     // before), not the latest by `signed_at`, which hosts sharing a store stamp with their
     // own clocks.

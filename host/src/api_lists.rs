@@ -1,0 +1,171 @@
+//! The host's lists, a page at a time: an owner's sessions, a session's policy records and
+//! its sweeps' revocations.
+//!
+//! Each list grows with what anyone who can reach the host asks for (an owner's updates,
+//! sweeps), so no reply holds a whole one: a page holds at most `limit` rows (default
+//! [`PAGE_DEFAULT`], at most [`PAGE_MAX`]), oldest first, and a full page carries
+//! `Link: <?after=…&limit=…>; rel="next"` (RFC 8288; a reference relative to the request's
+//! own URL, so it survives a proxy's path prefix). The cursor is opaque to clients. A
+//! session's policies are also found by hash (`?hash=0x…`: the latest record with it), which
+//! is what the owner's tools need: the document whose hash the enclave signed.
+
+use crate::api::{AddrPath, ApiError};
+use crate::AppState;
+use alloy_primitives::{Address, B256};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+
+/// Rows in a page when `limit` is not given.
+pub const PAGE_DEFAULT: usize = 100;
+/// The largest `limit`.
+pub const PAGE_MAX: usize = 500;
+
+/// `?after=…&limit=…` (anything else is refused, so a misspelt parameter is not read as
+/// the first page).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    pub after: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/sessions/{s}/policies`: a page, or `?hash=0x…` alone.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyParams {
+    pub after: Option<String>,
+    pub limit: Option<usize>,
+    pub hash: Option<String>,
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| ApiError::malformed(e.body_text()))
+}
+
+fn limit(asked: Option<usize>) -> Result<usize, ApiError> {
+    match asked {
+        None => Ok(PAGE_DEFAULT),
+        Some(n @ 1..=PAGE_MAX) => Ok(n),
+        Some(n) => Err(ApiError::malformed(format!("limit must be 1 to {PAGE_MAX}, not {n}"))),
+    }
+}
+
+/// A row-id cursor (`after=17`).
+fn after_id(after: Option<&str>) -> Result<u64, ApiError> {
+    match after {
+        None => Ok(0),
+        Some(s) => {
+            s.parse().map_err(|_| ApiError::malformed(format!("after `{}` is not a cursor of this list", clip(s))))
+        }
+    }
+}
+
+/// An owner's session cursor: `CREATED_AT-0xSESSION`, the last row of the page before.
+fn after_session(after: Option<&str>) -> Result<Option<(u64, Address)>, ApiError> {
+    let Some(s) = after else { return Ok(None) };
+    let bad = || ApiError::malformed(format!("after `{}` is not a cursor of this list", clip(s)));
+    let (time, session) = s.split_once('-').ok_or_else(bad)?;
+    Ok(Some((time.parse().map_err(|_| bad())?, Address::from_str(session).map_err(|_| bad())?)))
+}
+
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The page as a JSON array, with a `Link` to the next one when it is full.
+fn page<T: Serialize>(rows: Vec<T>, limit: usize, next: Option<String>) -> Response {
+    let full = rows.len() == limit;
+    let mut r = Json(rows).into_response();
+    if let (true, Some(after)) = (full, next) {
+        let link = format!("<?after={after}&limit={limit}>; rel=\"next\"");
+        if let Ok(v) = header::HeaderValue::from_str(&link) {
+            r.headers_mut().insert(header::LINK, v);
+        }
+    }
+    r
+}
+
+fn storage(e: anyhow::Error) -> ApiError {
+    ApiError::internal(format!("storage: {e}"))
+}
+
+/// `GET /v1/owners/{owner}/sessions[?after=…][&limit=N]`: the owner's stored sessions, by
+/// creation time.
+pub async fn owner_sessions(
+    State(st): State<AppState>,
+    AddrPath(owner): AddrPath,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let (after, limit) = (after_session(q.after.as_deref())?, limit(q.limit)?);
+    let rows = st.store.run(move |db| db.sessions_by_owner(&owner, after, limit)).await.map_err(storage)?;
+    let next = rows.last().map(|s| format!("{}-{}", s.created_at, s.session));
+    Ok(page(rows, limit, next))
+}
+
+/// `GET /v1/sessions/{s}/policies[?after=…][&limit=N]` or `?hash=0x…`: every signed policy
+/// relayed, oldest first, or the latest one with that hash (an array of at most one).
+pub async fn session_policies(
+    State(st): State<AppState>,
+    AddrPath(session): AddrPath,
+    q: Result<Query<PolicyParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    if let Some(hash) = q.hash {
+        if q.after.is_some() || q.limit.is_some() {
+            return Err(ApiError::malformed("hash is asked alone, without after or limit"));
+        }
+        let hash = B256::from_str(hash.trim())
+            .map_err(|_| ApiError::malformed(format!("hash `{}` is not 32 bytes of hex", clip(&hash))))?;
+        let row = st.store.run(move |db| db.policy_with_hash(&session, &hash)).await.map_err(storage)?;
+        return Ok(Json(row.into_iter().collect::<Vec<_>>()).into_response());
+    }
+    let (after, limit) = (after_id(q.after.as_deref())?, limit(q.limit)?);
+    let rows = st.store.run(move |db| db.policies(&session, after, limit)).await.map_err(storage)?;
+    let next = rows.last().map(|(id, _)| id.to_string());
+    Ok(page(rows.into_iter().map(|(_, r)| r).collect(), limit, next))
+}
+
+/// `GET /v1/sessions/{s}/sweeps[?after=…][&limit=N]`: the revocations the host relayed for
+/// the session, oldest first.
+pub async fn sweeps(
+    State(st): State<AppState>,
+    AddrPath(session): AddrPath,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let (after, limit) = (after_id(q.after.as_deref())?, limit(q.limit)?);
+    let rows = st.store.run(move |db| db.sweeps(&session, after, limit)).await.map_err(storage)?;
+    let next = rows.last().map(|(id, _)| id.to_string());
+    Ok(page(rows.into_iter().map(|(_, r)| r).collect(), limit, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_and_limits_are_checked() {
+        assert_eq!(limit(None).unwrap(), PAGE_DEFAULT);
+        assert_eq!(limit(Some(PAGE_MAX)).unwrap(), PAGE_MAX);
+        for bad in [0, PAGE_MAX + 1, usize::MAX] {
+            assert!(limit(Some(bad)).unwrap_err().denial.reason.contains("limit must be"), "{bad}");
+        }
+        assert_eq!(after_id(Some("17")).unwrap(), 17);
+        assert!(after_id(Some("-1")).is_err());
+        let a = Address::repeat_byte(0xab);
+        assert_eq!(after_session(Some(&format!("12-{a}"))).unwrap(), Some((12, a)));
+        for bad in ["12", "x-0xab", &format!("-{a}"), &format!("12-{a}00"), &"9".repeat(10_000)] {
+            let e = after_session(Some(bad)).unwrap_err();
+            assert!(e.denial.reason.len() < 200, "the cursor quoted whole: {}", e.denial.reason.len());
+        }
+    }
+}
