@@ -262,8 +262,12 @@ pub fn spawn(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
                     match traffic(&st).call_direct(Call::Cluster(ClusterCall::Info)).await {
                         Ok(Reply::Cluster(ClusterReply::Info(i))) => {
                             let joining = i.role == "joining";
+                            // A founder whose identity is not applied yet (alone in its
+                            // membership, not ready): asked again, it proposes that same
+                            // identity again (it answered `unavailable` before).
+                            let founding = !i.ready && i.members.len() == 1 && i.members[0].node_id == i.node_id;
                             link.learn(i.members.into_iter().map(|m| m.peer_url));
-                            if joining {
+                            if joining || founding {
                                 let start = ClusterStart {
                                     advertise: trim(&link.settings.advertise).to_string(),
                                     seeds: link.seeds(),

@@ -36,6 +36,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "found.rs"]
+mod found;
+
 /// How long a call waits for its entry to be committed and applied.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Refused-before-the-log requests proposed anyway (so their bounded audit entries are
@@ -77,9 +80,12 @@ pub struct ClusterNode {
     joining: Arc<Mutex<Option<Vec<String>>>>,
     /// The cluster this node belongs to (see [`super::network::Cluster`]).
     cluster: super::network::Cluster,
-    /// This node was asked to found its cluster (decided under `joining`'s lock: a node
-    /// founds or joins, never both).
-    founding: std::sync::atomic::AtomicBool,
+    /// The identity this node founds its cluster with, once asked to found one (decided
+    /// under `joining`'s lock: a node founds or joins, never both); kept, and proposed again
+    /// at each start, until applied ([`found`]).
+    founding: Mutex<Option<found::Founding>>,
+    #[cfg(test)]
+    stall_founding: std::sync::atomic::AtomicBool,
     /// Held across each membership change (a join's learner entry, a change of voters).
     changing: tokio::sync::Mutex<()>,
 }
@@ -114,7 +120,9 @@ impl ClusterNode {
             election,
             joining: Arc::new(Mutex::new(None)),
             cluster,
-            founding: std::sync::atomic::AtomicBool::new(false),
+            founding: Mutex::new(None),
+            #[cfg(test)]
+            stall_founding: std::sync::atomic::AtomicBool::new(false),
             changing: tokio::sync::Mutex::new(()),
         }
     }
@@ -447,56 +455,41 @@ impl ClusterNode {
         }
         *self.advertise.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.advertise.clone());
         let Some(me) = self.member() else { return Err(Denial::malformed("no advertise URL")) };
+        // A founder goes on founding whatever it is asked (its host may have restarted
+        // without `--cluster-bootstrap`): the identity it made is proposed until applied.
+        // Once it is, it refuses to join another cluster.
+        if let Some(f) = self.founding() {
+            if !s.bootstrap && self.replica.enclave().is_some() {
+                return Err(Denial::malformed("this node founded its cluster: it joins no other"));
+            }
+            return self.found(me, f).await;
+        }
         if s.bootstrap {
             let initialized = self.raft.is_initialized().await.map_err(|e| unavailable(e.to_string()))?;
-            if initialized {
-                return Ok(());
-            }
             // A node founds or joins, once: a node whose join is under way (or done) that
             // founded a cluster of its own would later take its cluster's entries on top of
             // what it applied alone (found 2026-12-05 by a review; a host restarted with
             // `--cluster-bootstrap` while its enclave joins asks exactly that). It goes on
             // joining, with these seeds.
-            {
+            let f = {
                 let mut joining = self.joining.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(seeds) = joining.as_mut() {
                     tracing::warn!("asked to found a cluster while joining one: joining goes on");
                     *seeds = s.seeds;
                     return Ok(());
                 }
-                self.founding.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            // The cluster's identity, whose address names the cluster in every Raft message:
-            // the first command.
-            let identity = Key::generate();
-            if self.cluster.settle(identity.address()) != identity.address() {
-                return Err(unavailable("this node's founding failed once: start a new enclave to found the cluster"));
-            }
-            let mut members = BTreeMap::new();
-            members.insert(self.id, me);
-            self.raft.initialize(members).await.map_err(|e| unavailable(format!("cannot found the cluster: {e}")))?;
-            let op = Op::Init { identity: Secret(*identity.secret_bytes()), booted_at: self.clock.now() };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if self.is_leader() {
-                    match self.propose(op.clone()).await {
-                        Ok(_) => break,
-                        Err(e) if Instant::now() > deadline => return Err(e),
-                        Err(_) => {}
-                    }
-                } else if Instant::now() > deadline {
-                    return Err(unavailable("this node did not become the leader of the cluster it founded"));
+                if initialized && self.founding().is_none() {
+                    return Ok(());
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            tracing::info!(node = self.id, "cluster founded");
-            return Ok(());
+                self.begin_founding()
+            };
+            return self.found(me, f).await;
         }
         // The host starts a joining node again and again, with the seeds it knows by then
         // (it may learn more meanwhile): the join under way asks the latest.
         let first = {
             let mut joining = self.joining.lock().unwrap_or_else(|e| e.into_inner());
-            if self.founding.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.founding().is_some() {
                 return Err(Denial::malformed("this node founded its cluster: it joins no other"));
             }
             joining.replace(s.seeds).is_none()
@@ -536,6 +529,11 @@ impl ClusterNode {
         let Some(cluster) = self.cluster.get() else {
             return JoinReply::Refused("this node belongs to no cluster yet".into());
         };
+        // Not before the founder's identity is applied: a cluster that never gets it (its
+        // founder's enclave restarted meanwhile) would hold the node for good.
+        if self.replica.enclave().is_none() {
+            return JoinReply::Refused("the cluster has no identity yet; ask again".into());
+        }
         if let Some(theirs) = req.cluster.filter(|c| *c != cluster) {
             return JoinReply::Refused(format!("the node belongs to cluster {theirs}; this is {cluster}"));
         }
