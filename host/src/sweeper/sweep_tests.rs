@@ -417,6 +417,20 @@ async fn a_stalled_node_holds_up_only_its_own_chain() {
         let node = round::Node { state: state.clone(), http: http.clone(), url, claimed: Arc::clone(&claimed) };
         tokio::spawn(node.follow(rx.clone(), Duration::from_secs(1), Duration::from_secs(120)));
     }
+    // Both nodes' chains known before the round (a chain met later starts at the slowest
+    // chain's count: on a loaded machine chain 1's line could appear at 1, a round it never
+    // made, which failed this test about once in twenty runs).
+    let started = Instant::now();
+    loop {
+        let m = state.sweep_metrics.render();
+        if m.contains("bridle_sweep_chain_rounds_total{chain_id=\"1\"} 0\n")
+            && m.contains("bridle_sweep_chain_rounds_total{chain_id=\"31337\"} 0\n")
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     tx.send_replace(Arc::new(round::Statuses {
         sessions: vec![(Box::new(st), Limits::of(None))],
         limit: SWEEP_CALL_LIMIT,
@@ -431,8 +445,6 @@ async fn a_stalled_node_holds_up_only_its_own_chain() {
     let started = Instant::now();
     loop {
         let m = state.sweep_metrics.render();
-        // (Chain 1's line appears once its node has answered its chain id: on a loaded
-        // machine that may come after chain 31337's first round.)
         let chain_1 = "bridle_sweep_chain_rounds_total{chain_id=\"1\"}";
         let rounds_31337 = m
             .lines()
