@@ -3,7 +3,8 @@
 //!
 //! Each list grows with what anyone who can reach the host asks for (an owner's updates,
 //! sweeps), so no reply holds a whole one: a page holds at most `limit` rows (default
-//! [`PAGE_DEFAULT`], at most [`PAGE_MAX`]), oldest first, and a full page carries
+//! [`PAGE_DEFAULT`], at most [`PAGE_MAX`]) and [`PAGE_BYTES`] of JSON, oldest first, a few
+//! served at once ([`LISTS_AT_ONCE`]), and a full page carries
 //! `Link: <?after=…&limit=…>; rel="next"` (RFC 8288; a reference relative to the request's
 //! own URL, so it survives a proxy's path prefix). The cursor is opaque to clients. A
 //! session's policies are also found by hash (`?hash=0x…`: the latest record with it), which
@@ -17,13 +18,36 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bridle_common::error::{Denial, ErrorCode};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
 /// Rows in a page when `limit` is not given.
 pub const PAGE_DEFAULT: usize = 100;
-/// The largest `limit`.
-pub const PAGE_MAX: usize = 500;
+/// The largest `limit`: a policy document may hold 32 KiB, so a page read holds at most a few
+/// MiB.
+pub const PAGE_MAX: usize = 100;
+/// A page ends before the row that would take its JSON past this many bytes (it holds one
+/// row at least), and links to the next as a full page does.
+pub const PAGE_BYTES: usize = 1 << 20;
+/// List requests served at once; the others wait their turn up to [`LIST_WAIT`], then are
+/// answered `unavailable` (a page's rows are read and encoded in memory: a review of
+/// 2026-12-05 found a stranger's many concurrent pages of large policies).
+pub const LISTS_AT_ONCE: usize = 4;
+/// See [`LISTS_AT_ONCE`].
+pub const LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+static LISTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LISTS_AT_ONCE);
+
+async fn turn() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    match tokio::time::timeout(LIST_WAIT, LISTS.acquire()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err(ApiError::denial(Denial::new(
+            ErrorCode::Unavailable,
+            format!("{LISTS_AT_ONCE} list requests are being served: ask again"),
+        ))),
+    }
+}
 
 /// `?after=…&limit=…` (anything else is refused, so a misspelt parameter is not read as
 /// the first page).
@@ -80,17 +104,33 @@ fn clip(s: &str) -> &str {
     }
 }
 
-/// The page as a JSON array, with a `Link` to the next one when it is full.
-fn page<T: Serialize>(rows: Vec<T>, limit: usize, next: Option<String>) -> Response {
+/// The page as a JSON array of `rows` (each with the cursor that follows it), with a `Link`
+/// to the next page when it is full — `limit` rows, or cut at [`PAGE_BYTES`].
+fn page<T: Serialize>(rows: Vec<(String, T)>, limit: usize) -> Result<Response, ApiError> {
     let full = rows.len() == limit;
-    let mut r = Json(rows).into_response();
-    if let (true, Some(after)) = (full, next) {
+    let (mut body, mut last, mut cut): (Vec<u8>, Option<String>, bool) = (Vec::with_capacity(1024), None, false);
+    body.push(b'[');
+    for (cursor, row) in rows {
+        let json = serde_json::to_vec(&row).map_err(|e| ApiError::internal(format!("encoding a row: {e}")))?;
+        if last.is_some() {
+            if body.len() + json.len() + 2 > PAGE_BYTES {
+                cut = true;
+                break;
+            }
+            body.push(b',');
+        }
+        body.extend_from_slice(&json);
+        last = Some(cursor);
+    }
+    body.push(b']');
+    let mut r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let (Some(after), true) = (last, full || cut) {
         let link = format!("<?after={after}&limit={limit}>; rel=\"next\"");
         if let Ok(v) = header::HeaderValue::from_str(&link) {
             r.headers_mut().insert(header::LINK, v);
         }
     }
-    r
+    Ok(r)
 }
 
 fn storage(e: anyhow::Error) -> ApiError {
@@ -106,9 +146,9 @@ pub async fn owner_sessions(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let (after, limit) = (after_session(q.after.as_deref())?, limit(q.limit)?);
+    let _turn = turn().await?;
     let rows = st.store.run(move |db| db.sessions_by_owner(&owner, after, limit)).await.map_err(storage)?;
-    let next = rows.last().map(|s| format!("{}-{}", s.created_at, s.session));
-    Ok(page(rows, limit, next))
+    page(rows.into_iter().map(|s| (format!("{}-{}", s.created_at, s.session), s)).collect(), limit)
 }
 
 /// `GET /v1/sessions/{s}/policies[?after=…][&limit=N]` or `?hash=0x…`: every signed policy
@@ -125,13 +165,14 @@ pub async fn session_policies(
         }
         let hash = B256::from_str(hash.trim())
             .map_err(|_| ApiError::malformed(format!("hash `{}` is not 32 bytes of hex", clip(&hash))))?;
+        let _turn = turn().await?;
         let row = st.store.run(move |db| db.policy_with_hash(&session, &hash)).await.map_err(storage)?;
         return Ok(Json(row.into_iter().collect::<Vec<_>>()).into_response());
     }
     let (after, limit) = (after_id(q.after.as_deref())?, limit(q.limit)?);
+    let _turn = turn().await?;
     let rows = st.store.run(move |db| db.policies(&session, after, limit)).await.map_err(storage)?;
-    let next = rows.last().map(|(id, _)| id.to_string());
-    Ok(page(rows.into_iter().map(|(_, r)| r).collect(), limit, next))
+    page(rows.into_iter().map(|(id, r)| (id.to_string(), r)).collect(), limit)
 }
 
 /// `GET /v1/sessions/{s}/sweeps[?after=…][&limit=N]`: the revocations the host relayed for
@@ -143,14 +184,37 @@ pub async fn sweeps(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let (after, limit) = (after_id(q.after.as_deref())?, limit(q.limit)?);
+    let _turn = turn().await?;
     let rows = st.store.run(move |db| db.sweeps(&session, after, limit)).await.map_err(storage)?;
-    let next = rows.last().map(|(id, _)| id.to_string());
-    Ok(page(rows.into_iter().map(|(_, r)| r).collect(), limit, next))
+    page(rows.into_iter().map(|(id, r)| (id.to_string(), r)).collect(), limit)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page of large rows ends before 1 MiB of JSON and links on from its last row; a
+    /// row larger than that alone is a page of its own.
+    #[tokio::test]
+    async fn a_page_is_cut_at_its_bytes() {
+        let big = "x".repeat(40_000);
+        let rows: Vec<(String, String)> = (0..PAGE_MAX).map(|i| (i.to_string(), big.clone())).collect();
+        let r = page(rows, PAGE_MAX).unwrap();
+        let link = r.headers()[header::LINK].to_str().unwrap().to_string();
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+        assert!(body.len() <= PAGE_BYTES, "{}", body.len());
+        let got: Vec<String> = serde_json::from_slice(&body).unwrap();
+        assert_eq!(got.len(), PAGE_BYTES / 40_003);
+        assert_eq!(link, format!("<?after={}&limit={PAGE_MAX}>; rel=\"next\"", got.len() - 1));
+        // One row over the bound, then nothing: a page of one, and nothing after it.
+        let r = page(vec![("7".into(), "y".repeat(PAGE_BYTES + 1))], PAGE_MAX).unwrap();
+        assert!(r.headers().get(header::LINK).is_none());
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+        assert_eq!(serde_json::from_slice::<Vec<String>>(&body).unwrap().len(), 1);
+        // A short page: no link.
+        let r = page(vec![("1".into(), "a".to_string())], 2).unwrap();
+        assert!(r.headers().get(header::LINK).is_none());
+    }
 
     #[test]
     fn cursors_and_limits_are_checked() {

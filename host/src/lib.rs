@@ -271,6 +271,35 @@ impl AppState {
 
 /// How often the host deletes the events its retention does not keep.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// The pause between two windows of a pruning pass: the event writer and owner actions
+/// take the database in between (a review of 2026-12-05: a backlog of millions held it
+/// almost without a break).
+pub const PRUNE_PAUSE: Duration = Duration::from_millis(20);
+/// A pass ends after this many windows in a row that kept everything they held: the rest
+/// of the table is newer (a run of events stamped ahead of the others longer than this
+/// delays the age bound until it ages; the row bound still applies).
+pub const PRUNE_IDLE_WINDOWS: usize = 16;
+
+/// One pruning pass over the event table, from its oldest id, a window at a time (see
+/// [`store::Store::prune_window`]), pausing `pause` between windows; returns how many
+/// events it deleted.
+pub async fn prune_pass(
+    store: &Arc<store::Store>,
+    retention: &store::EventRetention,
+    pause: Duration,
+) -> anyhow::Result<u64> {
+    let (mut deleted, mut after, mut idle) = (0u64, 0u64, 0usize);
+    while idle < PRUNE_IDLE_WINDOWS {
+        let r = retention.clone();
+        let (n, end) = store.run(move |db| db.prune_window(store::now_ms(), &r, after)).await?;
+        let Some(end) = end else { break };
+        deleted += n as u64;
+        idle = if n == 0 { idle + 1 } else { 0 };
+        after = end;
+        tokio::time::sleep(pause).await;
+    }
+    Ok(deleted)
+}
 
 impl AppState {
     /// Delete, every [`PRUNE_EVERY`] from the start, the events past `config.events`.
@@ -285,8 +314,7 @@ impl AppState {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let r = retention.clone();
-                match st.store.run(move |db| db.prune_events(store::now_ms(), &r)).await {
+                match prune_pass(&st.store, &retention, PRUNE_PAUSE).await {
                     Ok(0) => {}
                     Ok(n) => {
                         st.metrics.events_pruned(n);

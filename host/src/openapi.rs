@@ -231,7 +231,7 @@ pub struct Sessions(pub Vec<StoredSession>);
 
 const ERRORS: &str = "an error body: see ErrorBody for the status codes";
 const PAGE_AFTER: &str = "the cursor a previous page's Link header names (opaque)";
-const PAGE_LIMIT: &str = "rows in the page, 1 to 500 (default 100)";
+const PAGE_LIMIT: &str = "rows in the page, 1 to 100 (default 100); a page also ends before 1 MiB of JSON";
 
 #[utoipa::path(get, path = "/health", tag = "host",
     responses((status = 200, body = Health, description = "host and enclave reachable"),

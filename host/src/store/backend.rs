@@ -278,9 +278,11 @@ pub(crate) fn policy_from(r: &impl Cells) -> anyhow::Result<PolicyRecord> {
 }
 
 /// At most this many revocations at one (session, chain, nonce) are read back
-/// ([`Backend::sweeps_at`]): each is a re-sign the enclave counts against the session's
-/// registry, so a genuine lane holds far fewer.
-pub const SWEEPS_AT_MAX: usize = 256;
+/// ([`Backend::sweeps_at`]): every revocation signed is a write the enclave's allowance
+/// registry counts and never forgets, and it holds at most this many, so a session's
+/// revocations at one nonce are all read (a review of 2026-12-05: 256 could leave out the
+/// host's own first sweep behind a stranger's re-signs).
+pub const SWEEPS_AT_MAX: usize = bridle_common::allowance::MAX_WRITES;
 
 /// `keep` as the database compares it (`id <= MAX(id) - keep`): 0, no cap, as a distance no
 /// id reaches.

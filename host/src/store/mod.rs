@@ -472,26 +472,25 @@ impl Store {
         self.backend.sweeps_at(session, chain, nonce)
     }
 
-    /// Delete the events `retention` does not keep, a window of [`PRUNE_BATCH`] ids at a
-    /// time from the oldest, until a window keeps all it holds (later events are newer, by
-    /// time and by count) or the table ends; returns how many. A few events out of time
-    /// order (hosts sharing a database, a clock stepped back) delay nothing: a window that
-    /// deletes some moves on to the next.
-    pub fn prune_events(&self, now_ms: u64, retention: &EventRetention) -> anyhow::Result<u64> {
+    /// One window of the pruning (see [`Backend::prune_events`]): delete, among the
+    /// [`PRUNE_BATCH`] events with ids above `after`, those `retention` does not keep, at
+    /// `now_ms`. Returns how many it deleted and the window's last id (`None`: the table
+    /// ends before it). The pruner ([`crate::AppState::spawn_event_pruner`]) walks the table
+    /// a window at a time, pausing between windows, so the event writer is never held up
+    /// for long; it goes on past windows that keep everything (a run of events stamped
+    /// ahead of the others — a host's clock set forward, hosts sharing a database — delays
+    /// nothing behind it).
+    pub fn prune_window(
+        &self,
+        now_ms: u64,
+        retention: &EventRetention,
+        after: u64,
+    ) -> anyhow::Result<(usize, Option<u64>)> {
         let before_ms = match retention.max_age {
             Some(age) => now_ms.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
             None => 0,
         };
-        let (mut total, mut after) = (0u64, 0u64);
-        loop {
-            match self.backend.prune_events(before_ms, retention.max_rows, after, PRUNE_BATCH)? {
-                (0, _) | (_, None) => return Ok(total),
-                (n, Some(end)) => {
-                    total += n as u64;
-                    after = end;
-                }
-            }
-        }
+        self.backend.prune_events(before_ms, retention.max_rows, after, PRUNE_BATCH)
     }
 
     /// Queue an event for the writer thread. Never blocks: when the queue is full the

@@ -350,12 +350,24 @@ fn lists_are_read_a_page_at_a_time() {
     });
 }
 
-/// Events are kept for a time and up to a count, then deleted oldest first, a batch at a
-/// time; the audit log is not touched.
+/// Events are kept for a time and up to a count, then deleted oldest first, a window at a
+/// time; the audit log is not touched. A run of events stamped ahead of the others (a clock
+/// set forward) delays nothing behind it (a review of 2026-12-05).
 #[test]
 fn events_are_pruned_by_age_and_by_count() {
     each_database("events_pruned", |db| {
-        let st = Store::new(open(db).unwrap().store, "host-a", 64).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let st = std::sync::Arc::new(Store::new(open(db).unwrap().store, "host-a", 64).unwrap());
+        // Every window, as `prune_pass` walks them, at a fixed time.
+        let pass = |r: &EventRetention, now_ms: u64| {
+            let (mut deleted, mut after) = (0, 0);
+            loop {
+                let (n, end) = st.prune_window(now_ms, r, after).unwrap();
+                let Some(end) = end else { return deleted };
+                deleted += n as u64;
+                after = end;
+            }
+        };
         let s = Address::repeat_byte(0x51);
         for t in 0..30u64 {
             let e = Event { time_ms: 1_000 + t * 1_000, ..Event::now(&format!("call{t}"), Some(s), "ok", None) };
@@ -364,26 +376,41 @@ fn events_are_pruned_by_age_and_by_count() {
         st.flush();
         let calls = || -> Vec<String> { st.events(None, 100).unwrap().into_iter().map(|e| e.call).collect() };
         let keep_all = EventRetention { max_age: None, max_rows: 0 };
-        assert_eq!(st.prune_events(1_000_000, &keep_all).unwrap(), 0);
+        assert_eq!(pass(&keep_all, 1_000_000), 0);
         assert_eq!(calls().len(), 30);
         // By age: those stored before 11 s (times 1..=10 s) go.
         let by_age = EventRetention { max_age: Some(std::time::Duration::from_secs(20)), max_rows: 0 };
-        assert_eq!(st.prune_events(31_000, &by_age).unwrap(), 10);
+        assert_eq!(pass(&by_age, 31_000), 10);
         assert_eq!(calls().first().map(String::as_str), Some("call10"));
         // By count: the newest 5 stay.
         let by_count = EventRetention { max_age: None, max_rows: 5 };
-        assert_eq!(st.prune_events(31_000, &by_count).unwrap(), 15);
+        assert_eq!(pass(&by_count, 31_000), 15);
         assert_eq!(calls(), ["call25", "call26", "call27", "call28", "call29"]);
-        // More than a window, written after younger ones (a clock stepped back): every old
-        // one goes, in several statements, and the young ones in front delay nothing.
-        let many = PRUNE_BATCH as u64 * 2 + 7;
-        for chunk in 0..many / 1000 + 1 {
-            let batch: Vec<Event> = (chunk * 1000..((chunk + 1) * 1000).min(many))
-                .map(|i| Event { time_ms: 500 + i % 100, ..Event::now("old", None, "ok", None) })
+        // More than a window of events stamped far ahead, then more than two windows of old
+        // ones: every old one goes, and the ones ahead stay.
+        let (ahead, old) = (PRUNE_BATCH as u64 + 3, PRUNE_BATCH as u64 * 2 + 7);
+        for (n, time) in [(ahead, now_ms() + 3_600_000), (old, 500)] {
+            for chunk in (0..n).step_by(1000) {
+                let batch: Vec<Event> = (chunk..(chunk + 1000).min(n))
+                    .map(|_| Event { time_ms: time, ..Event::now("x", None, "ok", None) })
+                    .collect();
+                st.backend.write_events(&batch).unwrap();
+            }
+        }
+        assert_eq!(pass(&by_age, 30_000), old);
+        assert_eq!(st.events(None, 100_000).unwrap().len() as u64, 5 + ahead);
+        // And through the pruner's own pass.
+        for chunk in (0..old).step_by(1000) {
+            let batch: Vec<Event> = (chunk..(chunk + 1000).min(old))
+                .map(|_| Event { time_ms: 500, ..Event::now("x", None, "ok", None) })
                 .collect();
             st.backend.write_events(&batch).unwrap();
         }
-        assert_eq!(st.prune_events(30_000, &by_age).unwrap(), many);
-        assert_eq!(calls(), ["call25", "call26", "call27", "call28", "call29"]);
+        let by_age_now = EventRetention { max_age: Some(std::time::Duration::from_secs(1)), max_rows: 0 };
+        let st2 = st.clone();
+        let n = rt.block_on(async move { crate::prune_pass(&st2, &by_age_now, std::time::Duration::ZERO).await });
+        // Everything but the events stamped ahead (their time is still in the future).
+        assert_eq!(n.unwrap(), old + 5);
+        assert_eq!(st.events(None, 100_000).unwrap().len() as u64, ahead);
     });
 }
