@@ -16,6 +16,7 @@ pub mod attestation;
 pub mod audit_store;
 pub mod cluster;
 pub mod config;
+pub mod conn;
 pub mod console;
 pub mod enclave_client;
 pub mod enclave_pipe;
@@ -40,6 +41,7 @@ use crate::metrics::Metrics;
 use crate::store::{Database, Event, Store};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use bridle_common::address::SocketAddress;
 use bridle_common::frame::DEFAULT_MAX_FRAME;
@@ -425,10 +427,12 @@ pub async fn run_on(
         tracing::info!(listen = ?l.local_addr().ok(), advertise = %advertise, "cluster listener");
         let peer_app = cluster::router(state.clone());
         cluster_tasks.push(tokio::spawn(async move {
+            let l = l.tap_io(|s| conn::limit_writes(s, conn::WRITE_TIMEOUT));
             let _ = axum::serve(l, peer_app).await;
         }));
         cluster_tasks.extend(cluster::spawn(state.clone()));
     }
+    let listener = listener.tap_io(|s| conn::limit_writes(s, conn::WRITE_TIMEOUT));
     let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await;
