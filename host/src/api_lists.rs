@@ -30,17 +30,16 @@ pub const PAGE_MAX: usize = 100;
 /// A page ends before the row that would take its JSON past this many bytes (it holds one
 /// row at least), and links to the next as a full page does.
 pub const PAGE_BYTES: usize = 1 << 20;
-/// List requests served at once; the others wait their turn up to [`LIST_WAIT`], then are
+/// List reads run at once; the others wait their turn up to [`LIST_WAIT`], then are
 /// answered `unavailable` (a page's rows are read and encoded in memory: a review of
-/// 2026-12-05 found a stranger's many concurrent pages of large policies).
+/// 2026-12-05 found a stranger's many concurrent pages of large policies). The turn is held
+/// by the read itself, which goes on when its client hangs up.
 pub const LISTS_AT_ONCE: usize = 4;
 /// See [`LISTS_AT_ONCE`].
 pub const LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-static LISTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LISTS_AT_ONCE);
-
-async fn turn() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
-    match tokio::time::timeout(LIST_WAIT, LISTS.acquire()).await {
+async fn turn(st: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    match tokio::time::timeout(LIST_WAIT, st.lists.clone().acquire_owned()).await {
         Ok(Ok(p)) => Ok(p),
         _ => Err(ApiError::denial(Denial::new(
             ErrorCode::Unavailable,
@@ -146,8 +145,15 @@ pub async fn owner_sessions(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let (after, limit) = (after_session(q.after.as_deref())?, limit(q.limit)?);
-    let _turn = turn().await?;
-    let rows = st.store.run(move |db| db.sessions_by_owner(&owner, after, limit)).await.map_err(storage)?;
+    let turn = turn(&st).await?;
+    let rows = st
+        .store
+        .run(move |db| {
+            let _turn = turn;
+            db.sessions_by_owner(&owner, after, limit)
+        })
+        .await
+        .map_err(storage)?;
     page(rows.into_iter().map(|s| (format!("{}-{}", s.created_at, s.session), s)).collect(), limit)
 }
 
@@ -165,13 +171,20 @@ pub async fn session_policies(
         }
         let hash = B256::from_str(hash.trim())
             .map_err(|_| ApiError::malformed(format!("hash `{}` is not 32 bytes of hex", clip(&hash))))?;
-        let _turn = turn().await?;
+        // One row read by an index: no turn taken (the owner's tools ask this).
         let row = st.store.run(move |db| db.policy_with_hash(&session, &hash)).await.map_err(storage)?;
         return Ok(Json(row.into_iter().collect::<Vec<_>>()).into_response());
     }
     let (after, limit) = (after_id(q.after.as_deref())?, limit(q.limit)?);
-    let _turn = turn().await?;
-    let rows = st.store.run(move |db| db.policies(&session, after, limit)).await.map_err(storage)?;
+    let turn = turn(&st).await?;
+    let rows = st
+        .store
+        .run(move |db| {
+            let _turn = turn;
+            db.policies(&session, after, limit)
+        })
+        .await
+        .map_err(storage)?;
     page(rows.into_iter().map(|(id, r)| (id.to_string(), r)).collect(), limit)
 }
 
@@ -184,8 +197,15 @@ pub async fn sweeps(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let (after, limit) = (after_id(q.after.as_deref())?, limit(q.limit)?);
-    let _turn = turn().await?;
-    let rows = st.store.run(move |db| db.sweeps(&session, after, limit)).await.map_err(storage)?;
+    let turn = turn(&st).await?;
+    let rows = st
+        .store
+        .run(move |db| {
+            let _turn = turn;
+            db.sweeps(&session, after, limit)
+        })
+        .await
+        .map_err(storage)?;
     page(rows.into_iter().map(|(id, r)| (id.to_string(), r)).collect(), limit)
 }
 

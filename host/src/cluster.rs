@@ -262,6 +262,13 @@ pub fn spawn(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
                     match traffic(&st).call_direct(Call::Cluster(ClusterCall::Info)).await {
                         Ok(Reply::Cluster(ClusterReply::Info(i))) => {
                             let joining = i.role == "joining";
+                            // In a membership (founded, or joined): this enclave founds no
+                            // other cluster, even if it restarts (a new node, which joins).
+                            // Not only after a start answered: a founder's start may answer
+                            // `unavailable` just before its identity is applied.
+                            if !joining {
+                                may_found = false;
+                            }
                             // A founder whose identity is not applied yet (alone in its
                             // membership, not ready): asked again, it proposes that same
                             // identity again (it answered `unavailable` before).

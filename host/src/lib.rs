@@ -146,6 +146,8 @@ pub struct Shared {
     pub audit: Arc<audit_store::AuditStore>,
     /// The sweeper's counters (rendered on `/metrics` when it runs).
     pub sweep_metrics: Arc<sweeper::SweepMetrics>,
+    /// Turns of the list routes' reads ([`api_lists::LISTS_AT_ONCE`]).
+    pub lists: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::ops::Deref for AppState {
@@ -232,6 +234,7 @@ impl AppState {
             config,
             audit,
             sweep_metrics: Arc::default(),
+            lists: Arc::new(tokio::sync::Semaphore::new(api_lists::LISTS_AT_ONCE)),
         })))
     }
 
@@ -293,7 +296,15 @@ pub async fn prune_pass(
     let (mut deleted, mut after, mut idle) = (0u64, 0u64, 0usize);
     while idle < PRUNE_IDLE_WINDOWS {
         let r = retention.clone();
-        let (n, end) = store.run(move |db| db.prune_window(store::now_ms(), &r, after)).await?;
+        let (n, end) = match store.run(move |db| db.prune_window(store::now_ms(), &r, after)).await {
+            Ok(window) => window,
+            Err(e) if deleted == 0 => return Err(e),
+            // What this pass deleted so far is still counted.
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot delete old events");
+                break;
+            }
+        };
         let Some(end) = end else { break };
         deleted += n as u64;
         idle = if n == 0 { idle + 1 } else { 0 };

@@ -18,17 +18,19 @@ use alloy_primitives::Address;
 /// (10 s by default), so the host hears the answer and asks again.
 const FOUND_WAIT: Duration = if cfg!(test) { Duration::from_secs(1) } else { Duration::from_secs(8) };
 
-/// The identity a founder keeps until it is applied, and the entry that proposes it.
+/// The identity a founder keeps until it is applied (then only its address: the secret
+/// lives in the replica's enclave), and the entry that proposes it.
 #[derive(Clone)]
 pub(super) struct Founding {
     pub address: Address,
-    pub op: Op,
+    op: Option<Op>,
 }
 
 impl Founding {
     fn new(booted_at: u64) -> Founding {
         let identity = Key::generate();
-        Founding { address: identity.address(), op: Op::Init { identity: Secret(*identity.secret_bytes()), booted_at } }
+        let op = Op::Init { identity: Secret(*identity.secret_bytes()), booted_at };
+        Founding { address: identity.address(), op: Some(op) }
     }
 }
 
@@ -66,7 +68,11 @@ impl ClusterNode {
         let deadline = Instant::now() + FOUND_WAIT;
         loop {
             if self.replica.enclave().is_some() {
-                tracing::info!(node = self.id, cluster = %f.address, "cluster founded");
+                if let Some(kept) = self.founding.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    if kept.op.take().is_some() {
+                        tracing::info!(node = self.id, cluster = %f.address, "cluster founded");
+                    }
+                }
                 return Ok(());
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -77,8 +83,8 @@ impl ClusterNode {
             }
             // A second copy committed later is harmless: a replica applies the first
             // identity and ignores the rest, which are the same one.
-            if self.is_leader() && !self.founding_stalled() {
-                let _ = tokio::time::timeout(left, self.propose(f.op.clone())).await;
+            if let (true, false, Some(op)) = (self.is_leader(), self.founding_stalled(), &f.op) {
+                let _ = tokio::time::timeout(left, self.propose(op.clone())).await;
             }
             tokio::time::sleep(Duration::from_millis(50).min(left)).await;
         }
@@ -137,19 +143,24 @@ mod tests {
     async fn a_founder_whose_identity_was_not_applied_proposes_it_when_asked_again() {
         let n = node().await;
         n.stall_founding.store(true, Ordering::SeqCst);
-        let e = n.start(start(true)).await.unwrap_err();
-        assert_eq!(e.code, ErrorCode::Unavailable, "{e:?}");
-        assert!(e.reason.contains("ask again"), "{e:?}");
+        let unavailable = |e: Denial| {
+            assert_eq!(e.code, ErrorCode::Unavailable, "{e:?}");
+            assert!(e.reason.contains("ask again"), "{e:?}");
+        };
+        unavailable(n.start(start(true)).await.unwrap_err());
         let info = n.info();
         assert!(!info.ready && info.role != "joining", "initialized, no identity: {info:?}");
         let named = n.cluster.get().expect("the cluster is named after the kept identity");
         assert_eq!(named, n.founding().unwrap().address);
-        // Asked again while still stalled: the same identity, still not applied.
-        assert!(n.start(start(false)).await.is_err());
+        // Asked again while still stalled, with `--cluster-bootstrap` or without: the same
+        // identity, still not applied, and no answer that it is done.
+        unavailable(n.start(start(true)).await.unwrap_err());
+        unavailable(n.start(start(false)).await.unwrap_err());
         assert_eq!(n.founding().unwrap().address, named);
         n.stall_founding.store(false, Ordering::SeqCst);
         n.start(start(false)).await.expect("founded once the identity can be committed");
         assert!(n.info().ready);
+        assert!(n.founding().unwrap().op.is_none(), "the identity's secret is kept by the replica only");
         let applied = n.replica.enclave().expect("the cluster's enclave").identity_address();
         assert_eq!(applied, named);
         assert_eq!(n.cluster.get(), Some(named));
