@@ -321,7 +321,7 @@ async function refresh() {
     renderSessions($("session-table").tBodies[0], [], 0, () => {});
     return;
   }
-  const { rows: stored, more } = await getPaged(`/v1/owners/${state.account}/sessions?limit=500`);
+  const { rows: stored, more } = await getPaged(`/v1/owners/${state.account}/sessions?limit=100`);
   $("session-more").textContent = more
     ? `The host lists more sessions of this owner than the ${stored.length} shown (the oldest first): the rest are not shown here.`
     : "";
