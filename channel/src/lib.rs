@@ -56,7 +56,9 @@ pub mod transport;
 
 pub use admit::{Admit, AdmitError, AllowedImages, PeerAttestation, SameImage};
 pub use error::{ChannelError, HandshakeError, HandshakeStep};
-pub use handshake::{Initiator, InitiatorState, Responder, ResponderState, MAX_HANDSHAKE_DOCUMENT_LEN};
+pub use handshake::{
+    looks_like_first_message, Initiator, InitiatorState, Responder, ResponderState, MAX_HANDSHAKE_DOCUMENT_LEN,
+};
 pub use identity::{NodeIdentity, MAX_CLUSTER_ID_LEN, NOISE_PARAMS, PROLOGUE_DOMAIN};
 pub use replay::{ReplayWindow, WINDOW};
 pub use transport::{Channel, DEFAULT_MAX_MESSAGE_LEN, FRAME_HEADER_LEN, MAX_COUNTER, MAX_SUPPORTED_MESSAGE_LEN};

@@ -16,16 +16,18 @@
 
 use crate::api::{ApiError, ApiJson};
 use crate::AppState;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::policy::explain::explain;
 use bridle_common::policy::file::resolve_text;
 use bridle_common::policy::CompiledPolicy;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// The page's Content-Security-Policy: this origin only, no inline code, no framing.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -112,19 +114,55 @@ pub struct NormalizeRequest {
 /// the policy hash covers (`keccak256("bridle/policy/v1\n" ‖ canonical)`) and the `policy`
 /// a `CreateSession` or `UpdatePolicy` body carries. Relative times (`valid_for`) resolve
 /// against the host's clock now, as the CLI's do against the owner's machine's.
-pub async fn normalize(ApiJson(req): ApiJson<NormalizeRequest>) -> Result<Json<Value>, ApiError> {
-    let now = crate::store::now_secs();
-    let doc = resolve_text(&req.text, now).map_err(ApiError::denial)?;
-    let compiled = CompiledPolicy::compile(doc).map_err(ApiError::denial)?;
-    let canonical = String::from_utf8(compiled.doc.canonical_bytes())
-        .map_err(|_| ApiError::internal("canonical policy is not UTF-8"))?;
-    Ok(Json(json!({
-        "canonical": canonical,
-        "hash": compiled.hash,
-        "explain": explain(&compiled),
-        "lifetime_error": compiled.check_lifetime(now).err().map(|d| d.to_string()),
-    })))
+///
+/// Anyone may ask, and a policy file's resolution costs more than linear time in what it
+/// lists (a review of 2026-12-05: a 1 MiB file held a runtime worker for about a second),
+/// so the text is at most [`NORMALIZE_MAX_BYTES`], resolved off the async workers, at most
+/// [`NORMALIZING_AT_ONCE`] at a time (the others wait up to 5 s, then `unavailable`).
+pub async fn normalize(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<NormalizeRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if req.text.len() > NORMALIZE_MAX_BYTES {
+        return Err(ApiError::denial(Denial::new(
+            ErrorCode::TooLarge,
+            format!("a policy file of {} bytes: at most {NORMALIZE_MAX_BYTES} are normalized", req.text.len()),
+        )));
+    }
+    let turn = tokio::time::timeout(Duration::from_secs(5), st.normalizing.clone().acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            ApiError::denial(Denial::new(
+                ErrorCode::Unavailable,
+                format!("{NORMALIZING_AT_ONCE} policy files are being normalized: ask again"),
+            ))
+        })?;
+    let answer = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        let now = crate::store::now_secs();
+        let doc = resolve_text(&req.text, now).map_err(ApiError::denial)?;
+        let compiled = CompiledPolicy::compile(doc).map_err(ApiError::denial)?;
+        let canonical = String::from_utf8(compiled.doc.canonical_bytes())
+            .map_err(|_| ApiError::internal("canonical policy is not UTF-8"))?;
+        Ok::<_, ApiError>(json!({
+            "canonical": canonical,
+            "hash": compiled.hash,
+            "explain": explain(&compiled),
+            "lifetime_error": compiled.check_lifetime(now).err().map(|d| d.to_string()),
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("normalizing failed: {e}")))??;
+    Ok(Json(answer))
 }
+
+/// The longest policy file `POST /v1/policy/normalize` reads (a document's canonical form
+/// is at most 32 KiB; its TOML, with comments, fits several times over).
+pub const NORMALIZE_MAX_BYTES: usize = 128 << 10;
+/// Policy files normalized at once.
+pub const NORMALIZING_AT_ONCE: usize = 2;
 
 #[cfg(test)]
 mod tests {

@@ -148,6 +148,8 @@ pub struct Shared {
     pub sweep_metrics: Arc<sweeper::SweepMetrics>,
     /// Turns of the list routes' reads ([`api_lists::LISTS_AT_ONCE`]).
     pub lists: Arc<tokio::sync::Semaphore>,
+    /// Turns of `POST /v1/policy/normalize` ([`console::NORMALIZING_AT_ONCE`]).
+    pub normalizing: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::ops::Deref for AppState {
@@ -235,6 +237,7 @@ impl AppState {
             audit,
             sweep_metrics: Arc::default(),
             lists: Arc::new(tokio::sync::Semaphore::new(api_lists::LISTS_AT_ONCE)),
+            normalizing: Arc::new(tokio::sync::Semaphore::new(console::NORMALIZING_AT_ONCE)),
         })))
     }
 

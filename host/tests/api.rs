@@ -13,6 +13,7 @@ crate::on_both_backends!(
     metrics_count_calls,
     store_persists_across_reopen,
     sign_route_accepts_a_transaction,
+    normalize_reads_a_bounded_policy_file,
 );
 
 use alloy_primitives::{keccak256, Address, Bytes, U256};
@@ -729,6 +730,26 @@ async fn sign_route_accepts_a_transaction(db: Db) {
     let r = c.post(format!("{}/v1/sign", host.url)).json(&req).send().await.unwrap();
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
     assert_eq!(enclave.non_status_calls().last().unwrap(), &Call::SignIfAllowed(req));
+    host.stop().await;
+    enclave.stop().await;
+}
+
+/// `POST /v1/policy/normalize` is open to anyone and a policy file's resolution grows
+/// faster than its length: it reads at most 128 KiB (a review of 2026-12-05: a 1 MiB file
+/// held an async worker for a second), answers the rest `too_large`, and still normalizes
+/// a real file.
+async fn normalize_reads_a_bounded_policy_file(db: Db) {
+    let (_dir, enclave, host) = setup(&db).await;
+    let c = http();
+    let text = include_str!("../../examples/policies/usdc-daily.toml");
+    let r = c.post(format!("{}/v1/policy/normalize", host.url)).json(&json!({"text": text})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["hash"].as_str().unwrap().starts_with("0x"), "{v}");
+    let long = format!("{text}\n# {}\n", "x".repeat(bridle_host::console::NORMALIZE_MAX_BYTES));
+    let r = c.post(format!("{}/v1/policy/normalize", host.url)).json(&json!({"text": long})).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert_error_body(&r.json().await.unwrap(), "too_large");
     host.stop().await;
     enclave.stop().await;
 }

@@ -218,6 +218,15 @@ impl Peers {
     }
 
     fn hello(&self, hs: u64, msg1: &[u8]) -> WireReply {
+        // Junk and a handshake id already under way are refused before the second's budget
+        // is charged (a review of 2026-12-05: anyone reaching a host could spend the budget
+        // with 18-byte junk, or replace a peer's handshake under way by sending its id).
+        if !bridle_channel::looks_like_first_message(msg1) {
+            return WireReply::Refused("not a first handshake message".into());
+        }
+        if lock(&self.pending).map.contains_key(&hs) {
+            return WireReply::Refused("that handshake is under way".into());
+        }
         {
             let now = unix_secs();
             let mut b = lock(&self.bucket);
@@ -232,7 +241,11 @@ impl Peers {
         match Responder::respond(&self.identity, &self.cluster_id, msg1) {
             Err(e) => WireReply::Refused(e.to_string()),
             Ok((state, msg2)) => {
-                lock(&self.pending).insert(hs, state);
+                let mut pending = lock(&self.pending);
+                if pending.map.contains_key(&hs) {
+                    return WireReply::Refused("that handshake is under way".into());
+                }
+                pending.insert(hs, state);
                 WireReply::Hello { msg2: ByteBuf::from(msg2) }
             }
         }

@@ -80,3 +80,34 @@ async fn a_reply_kept_from_one_request_does_not_answer_another() {
     a.respond(id, Ok(reply));
     assert_eq!(fourth.await.unwrap().unwrap().0, b"re: four");
 }
+
+/// A review of 2026-12-05: anyone who reaches a host could spend the second's handshake
+/// budget with 18-byte junk, locking peers out of new channels, and replace a peer's
+/// handshake under way by sending a Hello with its id. Junk is refused before the budget
+/// is charged, and a Hello under an id already pending is refused.
+#[tokio::test]
+async fn junk_hellos_spend_no_budget_and_a_handshake_under_way_is_kept() {
+    let ca = MockCa::generate().unwrap();
+    let (a, b) = (node(&ca), node(&ca));
+    let junk = to_cbor(&Wire::Hello { hs: 0, msg1: ByteBuf::new() }).unwrap();
+    for _ in 0..HANDSHAKES_PER_SECOND * 3 {
+        let r: WireReply = from_cbor(&b.deliver(&junk).await).unwrap();
+        assert!(matches!(&r, WireReply::Refused(why) if why.contains("not a first handshake")), "{r:?}");
+    }
+    // `a`'s Hello, delivered twice (a host that copied it): the second is refused, and the
+    // first handshake finishes.
+    let ask = {
+        let a = a.clone();
+        tokio::spawn(async move { a.request("http://b", None, b"one", Duration::from_secs(10)).await })
+    };
+    let hello = a.poll(Duration::from_secs(5), 1).await.remove(0);
+    let first = b.deliver(&hello.bytes).await;
+    let again: WireReply = from_cbor(&b.deliver(&hello.bytes).await).unwrap();
+    assert!(matches!(&again, WireReply::Refused(why) if why.contains("under way")), "{again:?}");
+    a.respond(hello.id, Ok(first));
+    for _ in 0..2 {
+        let (id, reply) = carry(&a, &b).await;
+        a.respond(id, Ok(reply));
+    }
+    assert_eq!(ask.await.unwrap().unwrap().0, b"re: one");
+}
