@@ -29,6 +29,61 @@ pub struct Agent {
     /// One `send_transaction` at a time: two at once would read the same pending nonce
     /// and the second would replace the first (a review of 2026-12-04).
     sending: std::sync::Mutex<()>,
+    /// Transactions held for the owner's approval, sent again unchanged when the model asks
+    /// for the same payment (a review of 2026-12-05: filled again from the node, a resend
+    /// had another nonce or fees, so another digest, held again — a second payment).
+    held: std::sync::Mutex<HeldPayments>,
+}
+
+/// The payments held for the owner's approval, by what the model asked for (the last
+/// [`MAX_HELD`]).
+#[derive(Debug, Default)]
+struct HeldPayments(Vec<Held>);
+
+impl HeldPayments {
+    /// The transaction held for this payment, if any.
+    fn like(&self, asked: &Payment) -> Option<TxRequest> {
+        self.0.iter().find(|h| h.payment == *asked).map(|h| h.tx.clone())
+    }
+
+    /// The enclave answered `code` (none: signed) for `held`'s transaction: a hold keeps it
+    /// (in place of any other for that payment), anything else forgets it.
+    fn answered(&mut self, code: Option<&str>, held: Held) {
+        self.0.retain(|h| h.tx != held.tx && h.payment != held.payment);
+        if code == Some("pending_approval") {
+            if self.0.len() >= MAX_HELD {
+                self.0.remove(0);
+            }
+            self.0.push(held);
+        }
+    }
+}
+
+/// A payment the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Payment {
+    chain_id: u64,
+    to: Address,
+    value: U256,
+    data: Bytes,
+}
+
+/// A transaction the enclave held for the owner's approval, by the payment it makes.
+#[derive(Debug, Clone)]
+struct Held {
+    payment: Payment,
+    tx: TxRequest,
+}
+
+/// The most held transactions kept (the oldest goes first).
+const MAX_HELD: usize = 16;
+
+/// What the enclave's signed status says it has signed for the session on one chain: its
+/// signature count and the nonce after the highest it signed there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SignedSoFar {
+    uses: u64,
+    next_nonce: u64,
 }
 
 /// What `send_transaction` is asked to send.
@@ -63,7 +118,14 @@ impl Agent {
             bail!("session {session} is not in the enclave (unknown, lost in an enclave restart, or over)");
         }
         let node = rpc.map(Node::new).transpose()?;
-        Ok(Agent { enclave, key, session, node, sending: std::sync::Mutex::new(()) })
+        Ok(Agent {
+            enclave,
+            key,
+            session,
+            node,
+            sending: std::sync::Mutex::new(()),
+            held: std::sync::Mutex::new(HeldPayments::default()),
+        })
     }
 
     pub fn agent_address(&self) -> Address {
@@ -147,7 +209,9 @@ impl Agent {
     }
 
     /// Fill nonce, gas and fees from the node, sign through Bridle, broadcast, and (when
-    /// asked) wait for the receipt.
+    /// asked) wait for the receipt. A payment held for the owner's approval is sent again
+    /// unchanged when asked again; an answer that is not a checked signature is compared
+    /// with the enclave's signed status, which tells whether the enclave signed anyway.
     pub fn send_transaction(&self, r: &SendRequest) -> Result<Value> {
         let _one = self.sending.lock().unwrap_or_else(|e| e.into_inner());
         let node = self.node.as_ref().ok_or_else(|| {
@@ -166,45 +230,28 @@ impl Agent {
             (None, None) => Bytes::new(),
         };
         let chain_id = node.quantity("eth_chainId", json!([]))? as u64;
-        let nonce = node.quantity("eth_getTransactionCount", json!([from, "pending"]))? as u64;
-        let call = json!({"from": from, "to": r.to, "value": format!("{value:#x}"), "data": data});
-        let gas_limit = match r.gas_limit {
-            Some(g) => g,
-            None => {
-                let g = node
-                    .quantity("eth_estimateGas", json!([call]))
-                    .context("the node cannot estimate gas (the call would revert?)")? as u64;
-                g + g / 5
-            }
+        let asked = Payment { chain_id, to: r.to, value, data };
+        let held = self.held_like(&asked);
+        let resending = held.is_some();
+        let tx = match held {
+            Some(tx) => tx,
+            None => fill(node, from, r, chain_id, value, asked.data.clone())?,
         };
-        let block = node.call("eth_getBlockByNumber", json!(["latest", false]))?;
-        let tx = match block.get("baseFeePerGas").and_then(Value::as_str) {
-            Some(b) => {
-                let base = u128::from_str_radix(b.trim_start_matches("0x"), 16).context("baseFeePerGas")?;
-                let priority = node.quantity("eth_maxPriorityFeePerGas", json!([])).unwrap_or(1_000_000_000);
-                TxRequest::Eip1559(Eip1559Request {
-                    chain_id,
-                    nonce,
-                    max_fee_per_gas: base * 2 + priority,
-                    max_priority_fee_per_gas: priority,
-                    gas_limit,
-                    to: Some(r.to),
-                    value,
-                    data,
-                    access_list: vec![],
-                })
-            }
-            None => TxRequest::Legacy(LegacyRequest {
-                chain_id,
-                nonce,
-                gas_price: node.quantity("eth_gasPrice", json!([]))?,
-                gas_limit,
-                to: Some(r.to),
-                value,
-                data,
-            }),
+        let nonce = tx.nonce();
+        let before = self.signed_so_far(chain_id)?;
+        let warning = (before.next_nonce > nonce && !resending).then(|| {
+            format!(
+                "the enclave's signed status says it signed transactions of this session on chain {chain_id} up to \
+                 nonce {}, which the node has not seen (its pending nonce is {nonce}): the host may hold them and \
+                 broadcast them later",
+                before.next_nonce - 1
+            )
+        });
+        let signed = match self.sign(SignPayload::Transaction(tx.clone())) {
+            Ok(s) => s,
+            Err(e) => return Err(self.after_failure(e, Held { payment: asked, tx }, before)),
         };
-        let signed = self.sign(SignPayload::Transaction(tx.clone()))?;
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).answered(None, Held { payment: asked, tx: tx.clone() });
         let raw = signed.raw_transaction.ok_or_else(|| anyhow!("the enclave returned no raw transaction"))?;
         let hash = node.broadcast(&raw, nonce)?;
         let mut out = json!({
@@ -212,16 +259,26 @@ impl Agent {
             "from": from,
             "chain_id": chain_id,
             "nonce": nonce,
-            "gas_limit": gas_limit,
             "signed_by": "the session key in the enclave, under the owner's policy",
         });
         match &tx {
             TxRequest::Eip1559(t) => {
+                out["gas_limit"] = json!(t.gas_limit);
                 out["max_fee_per_gas"] = json!(t.max_fee_per_gas.to_string());
                 out["max_priority_fee_per_gas"] = json!(t.max_priority_fee_per_gas.to_string());
             }
-            TxRequest::Legacy(t) => out["gas_price"] = json!(t.gas_price.to_string()),
+            TxRequest::Legacy(t) => {
+                out["gas_limit"] = json!(t.gas_limit);
+                out["gas_price"] = json!(t.gas_price.to_string());
+            }
             TxRequest::Eip7702 { .. } => {}
+        }
+        if resending {
+            out["sent_as_held"] =
+                json!("the transaction held for the owner's approval, unchanged (its nonce and fees as first asked)");
+        }
+        if let Some(w) = warning {
+            out["warning"] = json!(w);
         }
         if r.wait {
             let rc = node.receipt(hash, r.timeout)?;
@@ -235,6 +292,92 @@ impl Agent {
         }
         Ok(out)
     }
+
+    /// The transaction held for the owner's approval for the same payment, if any.
+    fn held_like(&self, asked: &Payment) -> Option<TxRequest> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).like(asked)
+    }
+
+    /// What the enclave's signed status (for a fresh nonce) says it signed for the session.
+    fn signed_so_far(&self, chain_id: u64) -> Result<SignedSoFar> {
+        let st = self.enclave.refresh(Some(self.session))?;
+        let ss = st.session.as_ref().ok_or_else(|| {
+            anyhow!("session {} is not in the enclave (unknown, lost in an enclave restart, or over)", self.session)
+        })?;
+        let next_nonce = ss.next_nonces.iter().find(|c| c.chain_id == chain_id).map_or(0, |c| c.nonce);
+        Ok(SignedSoFar { uses: ss.uses, next_nonce })
+    }
+
+    /// A signing request answered with anything but a checked signature: a hold is kept
+    /// (to be sent again unchanged), a denial forgets it, and if the enclave's signed status
+    /// now shows a signature it did not show `before`, the answer is the host's word against
+    /// the enclave's: the error says the enclave signed, and not to pay again.
+    fn after_failure(&self, e: anyhow::Error, asked: Held, before: SignedSoFar) -> anyhow::Error {
+        let code = e.downcast_ref::<Refused>().and_then(|r| r.code.clone());
+        let nonce = asked.tx.nonce();
+        let chain_id = asked.payment.chain_id;
+        // A hold is kept to be sent again as it is. A host that claims one falsely gains
+        // nothing: what is sent again is the same transaction, the same digest.
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).answered(code.as_deref(), asked);
+        match self.signed_so_far(chain_id) {
+            Ok(now) if now.uses > before.uses || now.next_nonce > before.next_nonce.max(nonce) => anyhow!(
+                "{}; but the enclave's status, signed for a fresh nonce, shows it signed since this request was \
+                 sent (signatures {} → {}, next nonce on chain {} {} → {}): the host may hold a signed \
+                 transaction at nonce {nonce} and broadcast it. Do not send this payment again: look for a \
+                 transaction of the session at nonce {nonce} on chain {}, or ask the owner",
+                quoted(&format!("{e:#}")),
+                before.uses,
+                now.uses,
+                chain_id,
+                before.next_nonce,
+                now.next_nonce,
+                chain_id
+            ),
+            _ => e,
+        }
+    }
+}
+
+/// A transaction for what the model asked, its nonce, gas and fees from the node.
+fn fill(node: &Node, from: Address, r: &SendRequest, chain_id: u64, value: U256, data: Bytes) -> Result<TxRequest> {
+    let nonce = node.quantity("eth_getTransactionCount", json!([from, "pending"]))? as u64;
+    let call = json!({"from": from, "to": r.to, "value": format!("{value:#x}"), "data": data});
+    let gas_limit = match r.gas_limit {
+        Some(g) => g,
+        None => {
+            let g = node
+                .quantity("eth_estimateGas", json!([call]))
+                .context("the node cannot estimate gas (the call would revert?)")? as u64;
+            g + g / 5
+        }
+    };
+    let block = node.call("eth_getBlockByNumber", json!(["latest", false]))?;
+    Ok(match block.get("baseFeePerGas").and_then(Value::as_str) {
+        Some(b) => {
+            let base = u128::from_str_radix(b.trim_start_matches("0x"), 16).context("baseFeePerGas")?;
+            let priority = node.quantity("eth_maxPriorityFeePerGas", json!([])).unwrap_or(1_000_000_000);
+            TxRequest::Eip1559(Eip1559Request {
+                chain_id,
+                nonce,
+                max_fee_per_gas: base * 2 + priority,
+                max_priority_fee_per_gas: priority,
+                gas_limit,
+                to: Some(r.to),
+                value,
+                data,
+                access_list: vec![],
+            })
+        }
+        None => TxRequest::Legacy(LegacyRequest {
+            chain_id,
+            nonce,
+            gas_price: node.quantity("eth_gasPrice", json!([]))?,
+            gas_limit,
+            to: Some(r.to),
+            value,
+            data,
+        }),
+    })
 }
 
 /// A session's status for a model: amounts in units with the raw integers, times as unix
@@ -305,7 +448,11 @@ fn hint(code: &str) -> &'static str {
         "expired" | "revoked" | "suspended" | "not_yet_valid" => {
             "the session cannot sign now; the owner must act (new session, policy update)"
         }
-        "pending_approval" => "held for the owner's approval; send exactly the same request again after approval",
+        "pending_approval" => {
+            "held for the owner's approval; after the owner approves, call send_transaction again with the same \
+             to, value and data: the held transaction is sent again unchanged (same nonce and fees), and its \
+             approved signature comes back"
+        }
         "denied_by_owner" => {
             "the owner denied this very request; do not send it again (it stays refused until the hold expires)"
         }
@@ -416,6 +563,49 @@ impl Node {
 #[cfg(test)]
 mod node_tests {
     use super::*;
+
+    /// A payment held for the owner's approval is sent again as it was (same nonce and
+    /// fees: the digest the owner approved), until it is signed or answered otherwise; the
+    /// last 16 are kept (a review of 2026-12-05: filled again from the node it was held
+    /// again, a second payment once approved).
+    #[test]
+    fn a_held_payment_is_sent_again_unchanged_until_answered() {
+        let payment = |n: u8| Payment {
+            chain_id: 1,
+            to: Address::repeat_byte(n),
+            value: U256::from(n),
+            data: Bytes::from(vec![n]),
+        };
+        let tx = |nonce: u64| {
+            TxRequest::Legacy(LegacyRequest {
+                chain_id: 1,
+                nonce,
+                gas_price: 7,
+                gas_limit: 21_000,
+                to: Some(Address::repeat_byte(1)),
+                value: U256::from(1),
+                data: Bytes::new(),
+            })
+        };
+        let mut held = HeldPayments::default();
+        held.answered(Some("spend_cap"), Held { payment: payment(1), tx: tx(5) });
+        assert_eq!(held.like(&payment(1)), None, "only a hold is kept");
+        held.answered(Some("pending_approval"), Held { payment: payment(1), tx: tx(5) });
+        assert_eq!(held.like(&payment(1)), Some(tx(5)));
+        assert_eq!(held.like(&payment(2)), None);
+        // Asked again, held again: still the first transaction, once.
+        held.answered(Some("pending_approval"), Held { payment: payment(1), tx: tx(5) });
+        assert_eq!(held.0.len(), 1);
+        // Signed (or denied): forgotten.
+        held.answered(None, Held { payment: payment(1), tx: tx(5) });
+        assert_eq!(held.like(&payment(1)), None);
+        for n in 0..20u8 {
+            held.answered(Some("pending_approval"), Held { payment: payment(n), tx: tx(u64::from(n)) });
+        }
+        assert_eq!(held.0.len(), MAX_HELD);
+        assert_eq!(held.like(&payment(3)), None, "the oldest went first");
+        assert_eq!(held.like(&payment(19)), Some(tx(19)));
+    }
 
     /// A review of 2026-12-04: a node the model cannot reach was named in the tool result
     /// with its URL (and reqwest's error repeated it), which often carries an API key; and a

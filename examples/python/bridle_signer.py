@@ -144,6 +144,18 @@ class SignedTransaction:
         return self.raw_transaction
 
 
+#: The most of one host reply read: a host cannot make the agent hold more.
+MAX_REPLY_BYTES = 4 << 20
+
+
+def _read_bounded(r) -> bytes:
+    """A reply's body, read up to MAX_REPLY_BYTES (a larger one is refused, not read)."""
+    body = r.read(MAX_REPLY_BYTES + 1)
+    if len(body) > MAX_REPLY_BYTES:
+        raise BridleError("too_large", f"the host's reply is over {MAX_REPLY_BYTES} bytes: not read")
+    return body
+
+
 def load_private_key(key: Union[str, bytes, os.PathLike]) -> bytes:
     """A 32-byte secp256k1 private key from raw bytes, a 0x-hex string, a file holding
     0x-hex, or a key file written by `bridle agent keygen` (JSON with `private_key`)."""
@@ -354,9 +366,9 @@ class BridleSigner:
     def _get(self, path: str) -> dict:
         try:
             with urllib.request.urlopen(self.host + path, timeout=self.timeout) as r:
-                return json.loads(r.read())
+                return json.loads(_read_bounded(r))
         except urllib.error.HTTPError as e:
-            body = e.read()
+            body = _read_bounded(e)
             try:
                 err = json.loads(body)["error"]
                 raise BridleError(err.get("code", "error"), err.get("reason", ""), err.get("rule"), from_host=True) from None
@@ -373,9 +385,9 @@ class BridleSigner:
         req = urllib.request.Request(self.host + "/rpc", data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                reply = json.loads(r.read())
+                reply = json.loads(_read_bounded(r))
         except urllib.error.HTTPError as e:
-            raw = e.read()
+            raw = _read_bounded(e)
             try:
                 reply = json.loads(raw)
             except ValueError:

@@ -154,6 +154,34 @@ export async function enclaveIdentity(o: BridleOptions): Promise<Uint8Array> {
 
 let rpcId = 0;
 
+/** The most of one host reply read: a host cannot make the agent hold more. */
+export const MAX_REPLY_BYTES = 4 << 20;
+
+/** A reply's body as text, read up to MAX_REPLY_BYTES (a larger one is cancelled and refused). */
+async function readBounded(r: Response): Promise<string> {
+  if (!r.body) return "";
+  const reader = r.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.byteLength;
+    if (bytes > MAX_REPLY_BYTES) {
+      await reader.cancel().catch(() => {});
+      throw new BridleError("too_large", `the host's reply is over ${MAX_REPLY_BYTES} bytes: not read`);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(bytes);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
 /** One JSON-RPC call to the host's /rpc with the Bridle headers. */
 export async function bridleRpc(
   host: string,
@@ -169,7 +197,7 @@ export async function bridleRpc(
     headers,
     body: JSON.stringify({ jsonrpc: "2.0", id: ++rpcId, method, params }),
   });
-  const text = await r.text();
+  const text = await readBounded(r);
   let reply: any;
   try {
     reply = JSON.parse(text);

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_abi import encode as abi_encode
 from eth_account import Account
-from eth_account._utils.legacy_transactions import serializable_unsigned_transaction_from_dict
+from eth_account._utils.legacy_transactions import encode_transaction, serializable_unsigned_transaction_from_dict
 from eth_account.messages import _hash_eip191_message, encode_defunct, encode_typed_data
 from eth_utils import keccak, to_checksum_address
 from openapi_spec_validator import validate as validate_spec
@@ -99,6 +99,17 @@ def recover(digest: bytes, signature: str) -> str:
     return Account._recover_hash(digest, signature=bytes.fromhex(signature[2:]))
 
 
+def ours(tx: dict, signature: str, raw: str) -> bool:
+    """§6/§8: the raw transaction is ours, byte for byte: our own transaction encoded with
+    the signature (which must recover to the session over our digest). Recovering the raw
+    transaction's signer is not enough: an earlier transaction of the session, withheld by a
+    host, recovers to the session too."""
+    sig = bytes.fromhex(signature[2:])
+    r, s, parity = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64] % 27
+    v = parity if tx.get("type") == 2 else tx["chainId"] * 2 + 35 + parity
+    return encode_transaction(serializable_unsigned_transaction_from_dict(tx), (v, r, s)) == bytes.fromhex(raw[2:])
+
+
 def main() -> None:
     case = json.load(sys.stdin)
     host = Host(case["host"])
@@ -144,7 +155,7 @@ def main() -> None:
     s1, body1, r = sign(payload, "transaction", digest)
     assert r["digest"] == h(digest), r
     assert recover(digest, r["signature"]) == session
-    assert Account.recover_transaction(r["raw_transaction"]) == session
+    assert ours(tx, r["signature"], r["raw_transaction"]), r
     spent += wei
     # Asking again with the same stamp: the same signature, charged once (§4).
     _, again = host.check("POST", "/v1/sign", "/v1/sign", body1, want=200)
@@ -157,7 +168,7 @@ def main() -> None:
                                           "gas_limit": 21000, "to": DEAD, "value": hex(wei), "data": "0x"}}}
     _, _, r = sign(payload, "transaction", digest)
     assert r["digest"] == h(digest) and recover(digest, r["signature"]) == session
-    assert Account.recover_transaction(r["raw_transaction"]) == session
+    assert ours(ltx, r["signature"], r["raw_transaction"]), r
     spent += wei
 
     # Typed data (EIP-712).
@@ -218,7 +229,11 @@ def main() -> None:
                         headers={"Bridle-Session": session, "Bridle-Stamp": header(s)}, want=200)
     assert "error" not in rep, rep
     res = rep["result"]
-    assert Account.recover_transaction(res["raw"]) == session
+    t = res["tx"]
+    rpc_sig = "0x" + int(t["r"], 16).to_bytes(32, "big").hex() + int(t["s"], 16).to_bytes(32, "big").hex() + \
+        bytes([27 + int(t["yParity"], 16)]).hex()
+    assert recover(digest, rpc_sig) == session
+    assert ours(tx3, rpc_sig, res["raw"]), res
     assert res["tx"]["hash"] == h(keccak(bytes.fromhex(res["raw"][2:]))), res
     assert res["tx"]["type"] == "0x2" and res["tx"]["nonce"] == "0x3" and "yParity" in res["tx"], res
     spent += wei

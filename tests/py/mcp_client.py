@@ -7,7 +7,8 @@ and prints one JSON object: what the tools answered.
 
 Checks here: the tool list; an allowed 60 USDC transfer is mined (receipt status 1); an
 over-cap 50 USDC transfer is a tool error naming spend_cap, the rule and the numbers; the
-agent's private key appears in no tool result.
+agent's private key appears in no tool result. With `liar` (a lying host's URL) in the
+case, a 10 USDC transfer through it, whose signature the liar withholds.
 """
 
 import asyncio
@@ -107,6 +108,20 @@ async def main() -> None:
             )
             out["message"] = dump(await session.call_tool("sign_message", {"message": "gm"}))
             out["status_after"] = dump(await session.call_tool("status", {}))
+
+    # The same server through a lying host, which relays a transfer, keeps the enclave's
+    # signature and answers spend_cap: the tool error says the enclave signed anyway.
+    if case.get("liar"):
+        params.args[params.args.index(case["host"])] = case["liar"]
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                out["withheld"] = dump(
+                    await session.call_tool(
+                        "send_transaction",
+                        {"to": case["token"], "function": "transfer(address,uint256)", "args": [case["to"], "10000000"]},
+                    )
+                )
 
     # The key never reaches the model.
     secret = case["agent_private_key"].lower().removeprefix("0x")

@@ -48,6 +48,7 @@ type Rewrite = Arc<dyn Fn(&Request, &mut Value) + Send + Sync>;
 enum Action {
     Answer(Answer),
     Rewrite(Rewrite),
+    Withhold(Answer),
 }
 
 struct Rule {
@@ -107,6 +108,13 @@ impl LyingProxy {
     /// forwarding them.
     pub fn answer(&self, method: &str, prefix: &str, f: impl Fn(&Request) -> (u16, Value) + Send + Sync + 'static) {
         self.add(method, prefix, Action::Answer(Arc::new(f)));
+    }
+
+    /// Forward requests to `method` + a path starting with `prefix` (the real host acts on
+    /// them), keep the real reply, and answer `f`'s instead: a host that withholds what the
+    /// enclave signed and says it refused.
+    pub fn withhold(&self, method: &str, prefix: &str, f: impl Fn(&Request) -> (u16, Value) + Send + Sync + 'static) {
+        self.add(method, prefix, Action::Withhold(Arc::new(f)));
     }
 
     /// Forward requests to `method` + a path starting with `prefix`, then change the JSON
@@ -181,13 +189,14 @@ fn serve(s: &Shared, http: &reqwest::blocking::Client, mut conn: TcpStream) -> s
         let rules = s.rules.lock().unwrap();
         rules.iter().find(|r| r.method == req.method && req.path.starts_with(&r.prefix)).map(|r| r.action.clone())
     };
-    let rewrite = match action {
+    let (rewrite, withhold) = match action {
         Some(Action::Answer(f)) => {
             let (status, v) = f(&req);
             return respond(&mut conn, status, v.to_string().as_bytes());
         }
-        Some(Action::Rewrite(f)) => Some(f),
-        None => None,
+        Some(Action::Rewrite(f)) => (Some(f), None),
+        Some(Action::Withhold(f)) => (None, Some(f)),
+        None => (None, None),
     };
     s.forwarded.lock().unwrap().push((req.method.clone(), req.path.clone()));
     let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
@@ -203,6 +212,10 @@ fn serve(s: &Shared, http: &reqwest::blocking::Client, mut conn: TcpStream) -> s
             (502, serde_json::json!({"error": {"code": "internal", "message": e.to_string()}}).to_string().into())
         }
     };
+    if let Some(f) = withhold {
+        let (status, v) = f(&req);
+        return respond(&mut conn, status, v.to_string().as_bytes());
+    }
     if let Some(f) = rewrite {
         if let Ok(mut v) = serde_json::from_slice::<Value>(&body) {
             f(&req, &mut v);

@@ -52,7 +52,20 @@ exact = "gm"
     let key_file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("agent.key")).unwrap()).unwrap();
 
+    // A lying host in front of the same one: it relays signing requests, keeps what the
+    // enclave signed and answers spend_cap (a review of 2026-12-05: the model, told
+    // "refused", sent the payment again at the next nonce while the host held the first).
+    let liar = proxy::LyingProxy::start(&dev.url);
+    liar.withhold("POST", "/v1/sign", |_| {
+        let e = serde_json::json!({"code": "spend_cap", "rule": "limits[0]", "reason": "over the cap", "message": "over the cap"});
+        (403, serde_json::json!({ "error": e }))
+    });
+    let status: serde_json::Value = reqwest::get(format!("{}/v1/status", dev.url)).await.unwrap().json().await.unwrap();
+    let identity = status["identity_public_key"].as_str().unwrap().to_string();
+    dev.cli(&["trust", "pin", "--host", &liar.url, "--identity-key", &identity]);
+
     let case = serde_json::json!({
+        "liar": liar.url,
         "bridle": bin("bridle"),
         "key": d.join("agent.key"),
         "session": session,
@@ -104,4 +117,13 @@ exact = "gm"
     assert_eq!(r["message"]["is_error"], false, "{all}");
     assert_eq!(r["status_after"]["structured"]["caps"][0]["spent"], "60 USDC", "{all}");
     assert_eq!(r["key_leaked"], false, "the agent key reached a tool result: {all}");
+
+    // Through the liar: a tool error that says the enclave signed (its signed status moved)
+    // and not to pay again; the liar kept the transaction, so nothing reached the chain.
+    let withheld = &r["withheld"];
+    assert_eq!(withheld["is_error"], true, "{all}");
+    let text = withheld["text"].as_str().unwrap_or("");
+    assert!(text.contains("shows it signed since this request was sent"), "{text}");
+    assert!(text.contains("Do not send this payment again") && text.contains("nonce 1"), "{text}");
+    assert_eq!(chain.nonce(session, "pending").await, 1, "the liar kept the transaction");
 }

@@ -38,6 +38,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The most of one host reply read (a signed transaction's reply is a few KiB).
+pub const MAX_REPLY_BYTES: usize = 4 << 20;
+
 /// A refusal or error from Bridle: `code` is Bridle's stable code (e.g. `spend_cap`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridleError {
@@ -254,9 +257,10 @@ impl BridleSigner {
         }
         let result = self.rpc("eth_signTransaction", json!([obj]), digest).await?;
         let signed = &result["tx"];
+        let bad = |why: String| -> BoxError { Box::new(BridleError::new("bad_signature", why)) };
         let field = |k: &str| -> Result<U256, BoxError> {
-            let s = signed[k].as_str().ok_or_else(|| format!("no {k} in the signed transaction"))?;
-            Ok(U256::from_str(s)?)
+            let s = signed[k].as_str().ok_or_else(|| bad(format!("no {k} in the signed transaction")))?;
+            U256::from_str(s).map_err(|e| bad(format!("{k} in the signed transaction: {e}")))
         };
         let parity = if signed.get("yParity").is_some() {
             field("yParity")? == U256::from(1)
@@ -267,12 +271,14 @@ impl BridleSigner {
         // The enclave signs with low s only (EIP-2): the high-s twin recovers alike but no
         // node accepts it, so a host returning one withholds the transaction.
         if sig.normalize_s().is_some() {
-            return Err("the signature's s is in the upper half of the curve order (EIP-2): not the enclave's".into());
+            return Err(bad(
+                "the signature's s is in the upper half of the curve order (EIP-2): not the enclave's".into()
+            ));
         }
         // Trust nothing from the host: the signature must be the session's over our digest.
-        let signer = sig.recover_address_from_prehash(&digest)?;
+        let signer = sig.recover_address_from_prehash(&digest).map_err(|e| bad(format!("the signature: {e}")))?;
         if signer != self.session {
-            return Err(format!("signature recovers to {signer}, not the session {}", self.session).into());
+            return Err(bad(format!("signature recovers to {signer}, not the session {}", self.session)));
         }
         Ok(sig)
     }
@@ -282,16 +288,26 @@ impl BridleSigner {
         let mut nonce = [0u8; 16];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
         let stamp = self.key.stamp(self.session, PayloadKind::Transaction, &digest, nonce, now as u64);
-        let reply: Value = self
+        let mut r = self
             .http
             .post(format!("{}/rpc", self.host))
             .header("Bridle-Session", self.session.to_string())
             .header("Bridle-Stamp", stamp.to_header())
             .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
             .send()
-            .await?
-            .json()
             .await?;
+        // The host's reply, read up to a bound: a host cannot make the agent hold more.
+        let mut body = Vec::new();
+        while let Some(chunk) = r.chunk().await? {
+            if body.len() + chunk.len() > MAX_REPLY_BYTES {
+                return Err(Box::new(BridleError::new(
+                    "too_large",
+                    format!("the host's reply is over {MAX_REPLY_BYTES} bytes: not read"),
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let reply: Value = serde_json::from_slice(&body)?;
         if let Some(e) = reply.get("error") {
             let data = &e["data"];
             return Err(Box::new(BridleError {
