@@ -67,6 +67,11 @@ pub struct SendTransaction {
     /// How long to wait for the receipt, seconds (default 60, at most 600).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// A new payment, even if an equal one was answered without a signature this server
+    /// could check (which it otherwise sends again unchanged, so that it cannot be paid
+    /// twice). Only once you have checked that the earlier one was not sent.
+    #[serde(default)]
+    pub new_payment: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -142,7 +147,10 @@ impl BridleMcp {
                           the enclave signs it if the owner's policy allows, and it is broadcast. Returns the \
                           hash (and the receipt when wait_for_receipt is true). A refusal is an error naming \
                           a code, the rule and the amounts (e.g. spend_cap: spent, asking, cap), relayed by \
-                          the host: refusals are not signed.")]
+                          the host: refusals are not signed. A payment answered without a signature (refused, \
+                          held for the owner's approval, or a reply that fails the checks) is sent again \
+                          unchanged when asked again — the same nonce, so it can never be paid twice — unless \
+                          new_payment is true.")]
     async fn send_transaction(&self, Parameters(p): Parameters<SendTransaction>) -> Result<CallToolResult, ErrorData> {
         let to: Address = match p.to.trim().parse() {
             Ok(a) => a,
@@ -172,6 +180,7 @@ impl BridleMcp {
             args,
             gas_limit: p.gas_limit,
             wait: p.wait_for_receipt,
+            new_payment: p.new_payment,
             // At most ten minutes: each call holds a blocking thread while it waits.
             timeout: Duration::from_secs(p.timeout_seconds.unwrap_or(60).min(600)),
         };

@@ -8,6 +8,7 @@
 use crate::agent::{check_agent, encode_call, sign_with};
 use crate::client::{quoted, read_within, Refused};
 use crate::keys::LoadedKey;
+use crate::mcp_kept::{KeptPayments, Payment, Send};
 use crate::owner::Conn;
 use crate::trust::{signed_line, Enclave};
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
@@ -26,64 +27,21 @@ pub struct Agent {
     key: LoadedKey,
     pub session: Address,
     pub node: Option<Node>,
-    /// One `send_transaction` at a time: two at once would read the same pending nonce
-    /// and the second would replace the first (a review of 2026-12-04).
+    /// One signing call at a time: two `send_transaction`s at once would read the same
+    /// pending nonce and the second would replace the first (a review of 2026-12-04), and a
+    /// signature made during a send would read as the enclave signing a refused request.
     sending: std::sync::Mutex<()>,
-    /// Transactions held for the owner's approval, sent again unchanged when the model asks
-    /// for the same payment (a review of 2026-12-05: filled again from the node, a resend
-    /// had another nonce or fees, so another digest, held again — a second payment).
-    held: std::sync::Mutex<HeldPayments>,
+    /// Payments not seen signed, sent again unchanged when asked for again
+    /// ([`crate::mcp_kept`]).
+    kept: std::sync::Mutex<KeptPayments>,
 }
-
-/// The payments held for the owner's approval, by what the model asked for (the last
-/// [`MAX_HELD`]).
-#[derive(Debug, Default)]
-struct HeldPayments(Vec<Held>);
-
-impl HeldPayments {
-    /// The transaction held for this payment, if any.
-    fn like(&self, asked: &Payment) -> Option<TxRequest> {
-        self.0.iter().find(|h| h.payment == *asked).map(|h| h.tx.clone())
-    }
-
-    /// The enclave answered `code` (none: signed) for `held`'s transaction: a hold keeps it
-    /// (in place of any other for that payment), anything else forgets it.
-    fn answered(&mut self, code: Option<&str>, held: Held) {
-        self.0.retain(|h| h.tx != held.tx && h.payment != held.payment);
-        if code == Some("pending_approval") {
-            if self.0.len() >= MAX_HELD {
-                self.0.remove(0);
-            }
-            self.0.push(held);
-        }
-    }
-}
-
-/// A payment the model asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Payment {
-    chain_id: u64,
-    to: Address,
-    value: U256,
-    data: Bytes,
-}
-
-/// A transaction the enclave held for the owner's approval, by the payment it makes.
-#[derive(Debug, Clone)]
-struct Held {
-    payment: Payment,
-    tx: TxRequest,
-}
-
-/// The most held transactions kept (the oldest goes first).
-const MAX_HELD: usize = 16;
 
 /// What the enclave's signed status says it has signed for the session on one chain: its
 /// signature count and the nonce after the highest it signed there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct SignedSoFar {
-    uses: u64,
-    next_nonce: u64,
+pub struct SignedSoFar {
+    pub uses: u64,
+    pub next_nonce: u64,
 }
 
 /// What `send_transaction` is asked to send.
@@ -98,6 +56,8 @@ pub struct SendRequest {
     pub gas_limit: Option<u64>,
     pub wait: bool,
     pub timeout: Duration,
+    /// A new payment even if an equal one is kept ([`crate::mcp_kept`]).
+    pub new_payment: bool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -124,7 +84,7 @@ impl Agent {
             session,
             node,
             sending: std::sync::Mutex::new(()),
-            held: std::sync::Mutex::new(HeldPayments::default()),
+            kept: std::sync::Mutex::new(KeptPayments::default()),
         })
     }
 
@@ -194,6 +154,9 @@ impl Agent {
             Value::Object(_) => data.to_string(),
             _ => bail!("typed_data must be the eth_signTypedData_v4 object (or its JSON text)"),
         };
+        // One signing call at a time in this server: a signature made meanwhile would read,
+        // in `send_transaction`'s status check, as the enclave signing a refused request.
+        let _one = self.sending.lock().unwrap_or_else(|e| e.into_inner());
         let s = self.sign(SignPayload::TypedData(text))?;
         Ok(json!({"session": s.session, "digest": s.digest, "signature": s.signature}))
     }
@@ -204,6 +167,7 @@ impl Agent {
             (None, Some(h)) => hex::decode(h.trim().trim_start_matches("0x")).context("hex is not hex")?,
             _ => bail!("give exactly one of `message` (text) or `hex` (0x-hex bytes)"),
         };
+        let _one = self.sending.lock().unwrap_or_else(|e| e.into_inner());
         let s = self.sign(SignPayload::Message(bytes.into()))?;
         Ok(json!({"session": s.session, "digest": s.digest, "signature": s.signature}))
     }
@@ -231,15 +195,33 @@ impl Agent {
         };
         let chain_id = node.quantity("eth_chainId", json!([]))? as u64;
         let asked = Payment { chain_id, to: r.to, value, data };
-        let held = self.held_like(&asked);
-        let resending = held.is_some();
-        let tx = match held {
-            Some(tx) => tx,
-            None => fill(node, from, r, chain_id, value, asked.data.clone())?,
+        let before = self.signed_so_far(chain_id)?;
+        let send = {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            if r.new_payment {
+                kept.forget(&asked);
+            }
+            kept.send(&asked, before.uses, Instant::now())
+        };
+        let (tx, again) = match send {
+            Send::Again { tx, held } => (tx, Some(held)),
+            Send::Fresh => (fill(node, from, r, chain_id, value, asked.data.clone())?, None),
         };
         let nonce = tx.nonce();
-        let before = self.signed_so_far(chain_id)?;
-        let warning = (before.next_nonce > nonce && !resending).then(|| {
+        if again.is_some() {
+            let pending = node.quantity("eth_getTransactionCount", json!([from, "pending"]))? as u64;
+            if nonce < pending {
+                bail!(
+                    "this payment was asked for before and answered without a signature this server could check; \
+                     its transaction (nonce {nonce} on chain {chain_id}) is sent again unchanged so that it cannot \
+                     be paid twice, but nonce {nonce} is already used on chain (the node's next is {pending}): a \
+                     host may have broadcast what the enclave signed, or another payment took the nonce. Look at \
+                     the session's transaction at nonce {nonce}; only if this payment is not it, ask again with \
+                     new_payment: true"
+                );
+            }
+        }
+        let warning = (before.next_nonce > nonce && again.is_none()).then(|| {
             format!(
                 "the enclave's signed status says it signed transactions of this session on chain {chain_id} up to \
                  nonce {}, which the node has not seen (its pending nonce is {nonce}): the host may hold them and \
@@ -249,9 +231,9 @@ impl Agent {
         });
         let signed = match self.sign(SignPayload::Transaction(tx.clone())) {
             Ok(s) => s,
-            Err(e) => return Err(self.after_failure(e, Held { payment: asked, tx }, before)),
+            Err(e) => return Err(self.after_failure(e, asked, tx, before)),
         };
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).answered(None, Held { payment: asked, tx: tx.clone() });
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).signed(&asked);
         let raw = signed.raw_transaction.ok_or_else(|| anyhow!("the enclave returned no raw transaction"))?;
         let hash = node.broadcast(&raw, nonce)?;
         let mut out = json!({
@@ -273,9 +255,19 @@ impl Agent {
             }
             TxRequest::Eip7702 { .. } => {}
         }
-        if resending {
-            out["sent_as_held"] =
-                json!("the transaction held for the owner's approval, unchanged (its nonce and fees as first asked)");
+        match again {
+            Some(true) => {
+                out["sent_again"] = json!(
+                    "the transaction held for the owner's approval, unchanged (its nonce and fees as first asked)"
+                )
+            }
+            Some(false) => {
+                out["sent_again"] = json!(
+                    "the transaction asked for before and answered without a checked signature, unchanged (its nonce \
+                     and fees as first asked)"
+                )
+            }
+            None => {}
         }
         if let Some(w) = warning {
             out["warning"] = json!(w);
@@ -293,11 +285,6 @@ impl Agent {
         Ok(out)
     }
 
-    /// The transaction held for the owner's approval for the same payment, if any.
-    fn held_like(&self, asked: &Payment) -> Option<TxRequest> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).like(asked)
-    }
-
     /// What the enclave's signed status (for a fresh nonce) says it signed for the session.
     fn signed_so_far(&self, chain_id: u64) -> Result<SignedSoFar> {
         let st = self.enclave.refresh(Some(self.session))?;
@@ -308,33 +295,76 @@ impl Agent {
         Ok(SignedSoFar { uses: ss.uses, next_nonce })
     }
 
-    /// A signing request answered with anything but a checked signature: a hold is kept
-    /// (to be sent again unchanged), a denial forgets it, and if the enclave's signed status
-    /// now shows a signature it did not show `before`, the answer is the host's word against
-    /// the enclave's: the error says the enclave signed, and not to pay again.
-    fn after_failure(&self, e: anyhow::Error, asked: Held, before: SignedSoFar) -> anyhow::Error {
+    /// A signing request answered with anything but a checked signature: the payment is
+    /// kept, to be sent again unchanged ([`crate::mcp_kept`]), and the enclave's signed
+    /// status is read again. If it now shows a signature it did not show `before`, or cannot
+    /// be read, the answer is the host's word against the enclave's: an [`Unseen`] error
+    /// says so first, and not to pay again.
+    fn after_failure(&self, e: anyhow::Error, asked: Payment, tx: TxRequest, before: SignedSoFar) -> anyhow::Error {
         let code = e.downcast_ref::<Refused>().and_then(|r| r.code.clone());
-        let nonce = asked.tx.nonce();
-        let chain_id = asked.payment.chain_id;
-        // A hold is kept to be sent again as it is. A host that claims one falsely gains
-        // nothing: what is sent again is the same transaction, the same digest.
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).answered(code.as_deref(), asked);
-        match self.signed_so_far(chain_id) {
-            Ok(now) if now.uses > before.uses || now.next_nonce > before.next_nonce.max(nonce) => anyhow!(
-                "{}; but the enclave's status, signed for a fresh nonce, shows it signed since this request was \
-                 sent (signatures {} → {}, next nonce on chain {} {} → {}): the host may hold a signed \
-                 transaction at nonce {nonce} and broadcast it. Do not send this payment again: look for a \
-                 transaction of the session at nonce {nonce} on chain {}, or ask the owner",
-                quoted(&format!("{e:#}")),
-                before.uses,
-                now.uses,
-                chain_id,
-                before.next_nonce,
-                now.next_nonce,
-                chain_id
-            ),
-            _ => e,
+        let (nonce, chain_id) = (tx.nonce(), asked.chain_id);
+        let now = self.signed_so_far(chain_id).ok();
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).unseen(
+            asked,
+            tx,
+            code.as_deref(),
+            now.map(|n| n.uses),
+            Instant::now(),
+        );
+        let host_said = quoted_within(&format!("{e:#}"), 200);
+        match now {
+            Some(now) if now.uses > before.uses || now.next_nonce > before.next_nonce.max(nonce) => {
+                anyhow::Error::new(Unseen { chain_id, nonce, moved: Some((before, now)), host_said })
+            }
+            Some(_) => e,
+            None => anyhow::Error::new(Unseen { chain_id, nonce, moved: None, host_said }),
         }
+    }
+}
+
+/// A payment answered without a checked signature while the enclave's signed status says
+/// it signed since (`moved`: before and after), or cannot be read (`None`).
+#[derive(Debug)]
+pub struct Unseen {
+    pub chain_id: u64,
+    pub nonce: u64,
+    pub moved: Option<(SignedSoFar, SignedSoFar)>,
+    pub host_said: String,
+}
+
+impl std::fmt::Display for Unseen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Unseen { chain_id, nonce, moved, host_said } = self;
+        match moved {
+            Some((b, a)) => write!(
+                f,
+                "The enclave signed since this request was sent (its status, signed for a fresh nonce: signatures \
+                 {} -> {}, next nonce on chain {chain_id} {} -> {}), but the host answered otherwise: the host may \
+                 hold the signed transaction at nonce {nonce} and broadcast it. Do not send this payment again as a \
+                 new one: look for the session's transaction at nonce {nonce} on chain {chain_id}, or ask the owner; \
+                 asked for again, this server sends the same transaction (nonce {nonce}) again.",
+                b.uses, a.uses, b.next_nonce, a.next_nonce
+            )?,
+            None => write!(
+                f,
+                "The host answered without a signature this server could check, and the enclave's status could not \
+                 be read to tell whether the enclave signed: it may have (nonce {nonce} on chain {chain_id}). Do not \
+                 send this payment again as a new one until `status` shows what was signed; asked for again, this \
+                 server sends the same transaction (nonce {nonce}) again."
+            )?,
+        }
+        write!(f, " The host said (its word): {host_said}")
+    }
+}
+
+impl std::error::Error for Unseen {}
+
+/// `s` quoted (as [`quoted`]) and cut to about `max` bytes.
+fn quoted_within(s: &str, max: usize) -> String {
+    let q = quoted(s);
+    match q.char_indices().nth(max) {
+        Some((i, _)) => format!("{}… (cut)", &q[..i]),
+        None => q,
     }
 }
 
@@ -451,7 +481,7 @@ fn hint(code: &str) -> &'static str {
         "pending_approval" => {
             "held for the owner's approval; after the owner approves, call send_transaction again with the same \
              to, value and data: the held transaction is sent again unchanged (same nonce and fees), and its \
-             approved signature comes back"
+             approved signature comes back. An equal payment cannot be made while this one is held"
         }
         "denied_by_owner" => {
             "the owner denied this very request; do not send it again (it stays refused until the hold expires)"
@@ -465,6 +495,14 @@ fn hint(code: &str) -> &'static str {
 /// the reason), labelled as the host's word — the enclave signs no refusal, so a host could
 /// answer one for a request it had signed — or any other error's message; both bounded.
 pub fn tool_error(e: &anyhow::Error) -> (String, Value) {
+    if let Some(u) = e.downcast_ref::<Unseen>() {
+        let text = u.to_string();
+        let v = json!({
+            "refused": false, "enclave_signed": u.moved.is_some().then_some(true), "chain_id": u.chain_id,
+            "nonce": u.nonce, "host_said": u.host_said, "error": text,
+        });
+        return (text, v);
+    }
     if let Some(r) = e.downcast_ref::<Refused>() {
         let code = quoted(&r.code.clone().unwrap_or_else(|| "error".into()));
         let reason = quoted(&r.reason.clone().unwrap_or_else(|| r.message.clone()));
@@ -564,53 +602,6 @@ impl Node {
 mod node_tests {
     use super::*;
 
-    /// A payment held for the owner's approval is sent again as it was (same nonce and
-    /// fees: the digest the owner approved), until it is signed or answered otherwise; the
-    /// last 16 are kept (a review of 2026-12-05: filled again from the node it was held
-    /// again, a second payment once approved).
-    #[test]
-    fn a_held_payment_is_sent_again_unchanged_until_answered() {
-        let payment = |n: u8| Payment {
-            chain_id: 1,
-            to: Address::repeat_byte(n),
-            value: U256::from(n),
-            data: Bytes::from(vec![n]),
-        };
-        let tx = |nonce: u64| {
-            TxRequest::Legacy(LegacyRequest {
-                chain_id: 1,
-                nonce,
-                gas_price: 7,
-                gas_limit: 21_000,
-                to: Some(Address::repeat_byte(1)),
-                value: U256::from(1),
-                data: Bytes::new(),
-            })
-        };
-        let mut held = HeldPayments::default();
-        held.answered(Some("spend_cap"), Held { payment: payment(1), tx: tx(5) });
-        assert_eq!(held.like(&payment(1)), None, "only a hold is kept");
-        held.answered(Some("pending_approval"), Held { payment: payment(1), tx: tx(5) });
-        assert_eq!(held.like(&payment(1)), Some(tx(5)));
-        assert_eq!(held.like(&payment(2)), None);
-        // Asked again, held again: still the first transaction, once.
-        held.answered(Some("pending_approval"), Held { payment: payment(1), tx: tx(5) });
-        assert_eq!(held.0.len(), 1);
-        // Signed (or denied): forgotten.
-        held.answered(None, Held { payment: payment(1), tx: tx(5) });
-        assert_eq!(held.like(&payment(1)), None);
-        for n in 0..20u8 {
-            held.answered(Some("pending_approval"), Held { payment: payment(n), tx: tx(u64::from(n)) });
-        }
-        assert_eq!(held.0.len(), MAX_HELD);
-        assert_eq!(held.like(&payment(3)), None, "the oldest went first");
-        assert_eq!(held.like(&payment(19)), Some(tx(19)));
-    }
-
-    /// A review of 2026-12-04: a node the model cannot reach was named in the tool result
-    /// with its URL (and reqwest's error repeated it), which often carries an API key; and a
-    /// broadcast that failed after signing said nothing of the signed transaction, so the
-    /// model sent a second payment at the next nonce.
     #[test]
     fn a_failed_broadcast_names_the_signed_transaction_and_never_the_url() {
         // A node that takes the connection and closes it without an answer.

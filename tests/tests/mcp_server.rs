@@ -123,7 +123,8 @@ exact = "gm"
     let withheld = &r["withheld"];
     assert_eq!(withheld["is_error"], true, "{all}");
     let text = withheld["text"].as_str().unwrap_or("");
-    assert!(text.contains("shows it signed since this request was sent"), "{text}");
+    assert!(text.starts_with("The enclave signed since this request was sent"), "{text}");
     assert!(text.contains("Do not send this payment again") && text.contains("nonce 1"), "{text}");
+    assert_eq!(withheld["structured"]["enclave_signed"], true, "{all}");
     assert_eq!(chain.nonce(session, "pending").await, 1, "the liar kept the transaction");
 }
