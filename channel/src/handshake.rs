@@ -45,13 +45,13 @@ fn builder<'a>(identity: &'a NodeIdentity, prologue: &'a [u8]) -> Result<snow::B
         .map_err(internal)
 }
 
-/// The Noise bytes of a handshake message after its type byte.
 /// Whether `msg1` has a first handshake message's shape (its type byte and an ephemeral
 /// key, nothing else): a cheap check before a responder spends anything on it.
 pub fn looks_like_first_message(msg1: &[u8]) -> bool {
     msg1.len() == 1 + STATIC_KEY_LEN && msg1[0] == MSG1_TYPE
 }
 
+/// The Noise bytes of a handshake message after its type byte.
 fn body(message: &[u8], expected: u8, step: HandshakeStep) -> Result<&[u8], HandshakeError> {
     match message.split_first() {
         None => Err(HandshakeError::Malformed { step, reason: "empty message".into() }),

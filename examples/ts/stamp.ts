@@ -116,9 +116,9 @@ export function addressOfPublicKey(pub: Uint8Array): Hex {
 
 /** The enclave identity public key the host reports (`GET /v1/status`): the host's word. */
 export async function fetchEnclavePublicKey(host: string): Promise<Uint8Array> {
-  const r = await fetch(`${host.replace(/\/$/, "")}/v1/status`);
+  const r = await fetch(`${host.replace(/\/$/, "")}/v1/status`, { signal: AbortSignal.timeout(REPLY_TIMEOUT_MS) });
   if (!r.ok) throw new BridleError("http_error", `GET /v1/status: HTTP ${r.status}`);
-  const st = (await r.json()) as { identity_public_key: string };
+  const st = JSON.parse(await readBounded(r)) as { identity_public_key: string };
   return toBytes(st.identity_public_key);
 }
 
@@ -156,6 +156,9 @@ let rpcId = 0;
 
 /** The most of one host reply read: a host cannot make the agent hold more. */
 export const MAX_REPLY_BYTES = 4 << 20;
+
+/** How long one host call may take, its reply read whole (as the Rust and Python helpers' 30 s). */
+export const REPLY_TIMEOUT_MS = 30_000;
 
 /** A reply's body as text, read up to MAX_REPLY_BYTES (a larger one is cancelled and refused). */
 async function readBounded(r: Response): Promise<string> {
@@ -196,6 +199,7 @@ export async function bridleRpc(
     method: "POST",
     headers,
     body: JSON.stringify({ jsonrpc: "2.0", id: ++rpcId, method, params }),
+    signal: AbortSignal.timeout(REPLY_TIMEOUT_MS),
   });
   const text = await readBounded(r);
   let reply: any;

@@ -16,7 +16,7 @@
 
 use crate::api::{ApiError, ApiJson};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -76,7 +76,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/", get(|| async { serve("index.html") }))
         .route("/ui/{*path}", get(|Path(p): Path<String>| async move { serve(&p) }))
-        .route("/v1/policy/normalize", post(normalize))
+        // The text is at most 128 KiB; its JSON is not read past twice that.
+        .route("/v1/policy/normalize", post(normalize).layer(DefaultBodyLimit::max(2 * NORMALIZE_MAX_BYTES)))
 }
 
 fn serve(path: &str) -> Response {

@@ -41,6 +41,22 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The most of one host reply read (a signed transaction's reply is a few KiB).
 pub const MAX_REPLY_BYTES: usize = 4 << 20;
 
+/// A host reply's body, read up to [`MAX_REPLY_BYTES`]: a host cannot make the agent hold
+/// more (`too_large`).
+async fn read_bounded(mut r: reqwest::Response) -> Result<Vec<u8>, BoxError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await? {
+        if body.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Err(Box::new(BridleError::new(
+                "too_large",
+                format!("the host's reply is over {MAX_REPLY_BYTES} bytes: not read"),
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// A refusal or error from Bridle: `code` is Bridle's stable code (e.g. `spend_cap`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridleError {
@@ -167,7 +183,8 @@ impl BridleSigner {
     ) -> Result<BridleSigner, BoxError> {
         let host = host.trim_end_matches('/').to_string();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        let st: Value = http.get(format!("{host}/v1/status")).send().await?.json().await?;
+        let st: Value =
+            serde_json::from_slice(&read_bounded(http.get(format!("{host}/v1/status")).send().await?).await?)?;
         let pk = st["identity_public_key"].as_str().ok_or("no identity_public_key in /v1/status")?;
         let reported = PublicKey::from_sec1_bytes(&hex::decode(pk.trim_start_matches("0x"))?)?;
         let enclave = match trust {
@@ -288,7 +305,7 @@ impl BridleSigner {
         let mut nonce = [0u8; 16];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
         let stamp = self.key.stamp(self.session, PayloadKind::Transaction, &digest, nonce, now as u64);
-        let mut r = self
+        let r = self
             .http
             .post(format!("{}/rpc", self.host))
             .header("Bridle-Session", self.session.to_string())
@@ -296,18 +313,7 @@ impl BridleSigner {
             .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
             .send()
             .await?;
-        // The host's reply, read up to a bound: a host cannot make the agent hold more.
-        let mut body = Vec::new();
-        while let Some(chunk) = r.chunk().await? {
-            if body.len() + chunk.len() > MAX_REPLY_BYTES {
-                return Err(Box::new(BridleError::new(
-                    "too_large",
-                    format!("the host's reply is over {MAX_REPLY_BYTES} bytes: not read"),
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let reply: Value = serde_json::from_slice(&body)?;
+        let reply: Value = serde_json::from_slice(&read_bounded(r).await?)?;
         if let Some(e) = reply.get("error") {
             let data = &e["data"];
             return Err(Box::new(BridleError {
