@@ -409,6 +409,32 @@ impl Model {
         sum
     }
 
+    /// What the session may have outstanding, by (chain, token): every registry key's worst
+    /// case summed, priced or not (the engine's `holdings`). `None` when the registry is too
+    /// big to explore.
+    pub fn holdings(&self) -> Option<std::collections::BTreeMap<(u64, Address), U256>> {
+        let mut h = std::collections::BTreeMap::new();
+        for key in registry::keys(self.registry.iter()) {
+            let w = registry::worst(&self.registry, None, &key)?;
+            if !w.is_zero() {
+                let e: &mut U256 = h.entry((key.chain, key.token)).or_default();
+                *e = e.saturating_add(w);
+            }
+        }
+        Some(h)
+    }
+
+    /// Every asset the ledger has charged.
+    pub fn ledger_assets(&self) -> Vec<Ledger> {
+        let mut out: Vec<Ledger> = Vec::new();
+        for (_, a, _) in &self.ledger {
+            if !out.contains(a) {
+                out.push(*a);
+            }
+        }
+        out
+    }
+
     /// uses (weight signed so far).
     pub fn uses(&self) -> u64 {
         self.uses

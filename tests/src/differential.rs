@@ -16,7 +16,7 @@ use bridle_common::protocol::SignPayload;
 use bridle_common::stamp::Stamp;
 use bridle_common::tx::{Eip1559Request, TxRequest};
 use bridle_common::userop::{encode, UserOperationRequest, ENTRY_POINT_V07};
-use bridle_model::{Model, Req, Verdict, MODEL_LIMIT};
+use bridle_model::{Ledger, Model, Req, Verdict, MODEL_LIMIT};
 use std::collections::HashMap;
 
 pub const T0: u64 = 1_798_761_600; // 2027-01-01T00:00:00Z
@@ -277,8 +277,56 @@ pub enum Event {
     Reask(usize),
 }
 
+/// Where the engine's and the model's ledgers (every asset, every period) or holdings (by
+/// chain and token, priced or not) differ at `clock`.
+fn compare_state(engine: &Machine, model: &Model, clock: u64) -> Option<String> {
+    use bridle_common::ledger::{LedgerKey, PERIODS};
+    let t = engine.time_at(clock);
+    let mut keys: Vec<LedgerKey> = engine.counters().ledger.keys().collect();
+    for a in model.ledger_assets() {
+        let k = match a {
+            Ledger::Native => LedgerKey::Native,
+            Ledger::Token(addr) => LedgerKey::Token(addr),
+            Ledger::Gas => LedgerKey::GasCost,
+            Ledger::Usd => LedgerKey::Usd,
+        };
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    for k in keys {
+        let asset = match k {
+            LedgerKey::Native => Ledger::Native,
+            LedgerKey::Token(addr) => Ledger::Token(addr),
+            LedgerKey::GasCost => Ledger::Gas,
+            LedgerKey::Usd => Ledger::Usd,
+        };
+        for period in PERIODS {
+            let e = engine.counters().ledger.spent(k, period, engine.facts.anchor, t);
+            let m = model.spent_in(asset, period, clock);
+            if e != m {
+                return Some(format!("ledger {k:?} {period:?}: engine {e}, model {m}"));
+            }
+        }
+    }
+    if let Some(m) = model.holdings() {
+        let e = engine.holdings_at(clock);
+        if e != m {
+            return Some(format!("holdings: engine {e:?}, model {m:?}"));
+        }
+    }
+    None
+}
+
+/// Mostly small amounts, sometimes whole units of a 3-, 6- or 18-decimal token and the
+/// largest, so that caps written in units bind (a review of 2026-12-05: amounts of at most
+/// 2 500 base units never reached most caps).
 fn amount(r: &mut Rng) -> U256 {
-    U256::from(*r.pick(&[0u64, 1, 5, 50, 100, 300, 999, 1000, 2500]))
+    match r.below(10) {
+        0 => U256::from(*r.pick(&[1_000u64, 250_000, 1_000_000, 30_000_000, 10u64.pow(9), 10u64.pow(18)])),
+        1 if r.chance(10) => U256::MAX,
+        _ => U256::from(*r.pick(&[0u64, 1, 5, 50, 100, 300, 999, 1000, 2500])),
+    }
 }
 
 /// A random request, mostly on one of `chains` (the policy's); never a redemption.
@@ -743,6 +791,11 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
         }
         if engine.counters().uses != model.uses() {
             return fail(&log, format!("step {i}: uses engine {}, model {}", engine.counters().uses, model.uses()));
+        }
+        // What is charged and what may be outstanding, line by line (a review of 2026-12-05:
+        // only decisions, uses and the priced exposure were compared).
+        if let Some(why) = compare_state(&engine, &model, clock) {
+            return fail(&log, format!("step {i}: {why}"));
         }
     }
     Ok(st)
