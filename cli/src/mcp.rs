@@ -72,6 +72,10 @@ pub struct SendTransaction {
     /// twice). Only once you have checked that the earlier one was not sent.
     #[serde(default)]
     pub new_payment: bool,
+    /// With new_payment, when the kept transaction's nonce is already used on chain: that
+    /// nonce, once you checked that the session's transaction there is not this payment.
+    #[serde(default)]
+    pub checked_nonce: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -181,6 +185,7 @@ impl BridleMcp {
             gas_limit: p.gas_limit,
             wait: p.wait_for_receipt,
             new_payment: p.new_payment,
+            checked_nonce: p.checked_nonce,
             // At most ten minutes: each call holds a blocking thread while it waits.
             timeout: Duration::from_secs(p.timeout_seconds.unwrap_or(60).min(600)),
         };

@@ -8,7 +8,7 @@
 use crate::agent::{check_agent, encode_call, sign_with};
 use crate::client::{quoted, read_within, Refused};
 use crate::keys::LoadedKey;
-use crate::mcp_kept::{KeptPayments, Payment, Send};
+use crate::mcp_kept::{KeptPayments, Payment, Send, MAX_KEPT};
 use crate::owner::Conn;
 use crate::trust::{signed_line, Enclave};
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
@@ -58,6 +58,9 @@ pub struct SendRequest {
     pub timeout: Duration,
     /// A new payment even if an equal one is kept ([`crate::mcp_kept`]).
     pub new_payment: bool,
+    /// With `new_payment`, the nonce of the kept transaction the model checked on chain
+    /// (required when that nonce is already used).
+    pub checked_nonce: Option<u64>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -177,7 +180,7 @@ impl Agent {
     /// unchanged when asked again; an answer that is not a checked signature is compared
     /// with the enclave's signed status, which tells whether the enclave signed anyway.
     pub fn send_transaction(&self, r: &SendRequest) -> Result<Value> {
-        let _one = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        let one = self.sending.lock().unwrap_or_else(|e| e.into_inner());
         let node = self.node.as_ref().ok_or_else(|| {
             anyhow!("no node: start `bridle mcp` with --rpc URL to send transactions (sign_* tools work without)")
         })?;
@@ -196,30 +199,30 @@ impl Agent {
         let chain_id = node.quantity("eth_chainId", json!([]))? as u64;
         let asked = Payment { chain_id, to: r.to, value, data };
         let before = self.signed_so_far(chain_id)?;
+        let mined = node.quantity("eth_getTransactionCount", json!([from, "latest"]))? as u64;
+        let pending = node.quantity("eth_getTransactionCount", json!([from, "pending"]))? as u64;
         let send = {
             let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            kept.prune(before.uses, mined, Instant::now());
             if r.new_payment {
+                // Forgetting a kept payment whose nonce is used on chain pays a second time
+                // if that transaction is this payment: only once the model says it checked.
+                if let Some(n) = kept.nonce_of(&asked).filter(|n| *n < pending && r.checked_nonce != Some(*n)) {
+                    return Err(KeptError::nonce_used(chain_id, n, pending, true).into());
+                }
                 kept.forget(&asked);
             }
-            kept.send(&asked, before.uses, Instant::now())
+            kept.send(&asked)
         };
         let (tx, again) = match send {
             Send::Again { tx, held } => (tx, Some(held)),
             Send::Fresh => (fill(node, from, r, chain_id, value, asked.data.clone())?, None),
+            Send::NotMined { hash, nonce } => return Err(KeptError::not_mined(chain_id, nonce, hash).into()),
+            Send::Full => return Err(KeptError::full().into()),
         };
         let nonce = tx.nonce();
-        if again.is_some() {
-            let pending = node.quantity("eth_getTransactionCount", json!([from, "pending"]))? as u64;
-            if nonce < pending {
-                bail!(
-                    "this payment was asked for before and answered without a signature this server could check; \
-                     its transaction (nonce {nonce} on chain {chain_id}) is sent again unchanged so that it cannot \
-                     be paid twice, but nonce {nonce} is already used on chain (the node's next is {pending}): a \
-                     host may have broadcast what the enclave signed, or another payment took the nonce. Look at \
-                     the session's transaction at nonce {nonce}; only if this payment is not it, ask again with \
-                     new_payment: true"
-                );
-            }
+        if again.is_some() && nonce < pending {
+            return Err(KeptError::nonce_used(chain_id, nonce, pending, false).into());
         }
         let warning = (before.next_nonce > nonce && again.is_none()).then(|| {
             format!(
@@ -233,8 +236,10 @@ impl Agent {
             Ok(s) => s,
             Err(e) => return Err(self.after_failure(e, asked, tx, before)),
         };
-        self.kept.lock().unwrap_or_else(|e| e.into_inner()).signed(&asked);
         let raw = signed.raw_transaction.ok_or_else(|| anyhow!("the enclave returned no raw transaction"))?;
+        // Kept as sent from here on, until its nonce is mined: a broadcast that fails may
+        // still have reached the node.
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).sent(asked, tx.clone(), keccak256(&raw));
         let hash = node.broadcast(&raw, nonce)?;
         let mut out = json!({
             "hash": hash,
@@ -272,6 +277,8 @@ impl Agent {
         if let Some(w) = warning {
             out["warning"] = json!(w);
         }
+        // Waiting for the receipt holds up no other signing tool.
+        drop(one);
         if r.wait {
             let rc = node.receipt(hash, r.timeout)?;
             let q = |k: &str| rc[k].as_str().and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
@@ -303,14 +310,16 @@ impl Agent {
     fn after_failure(&self, e: anyhow::Error, asked: Payment, tx: TxRequest, before: SignedSoFar) -> anyhow::Error {
         let code = e.downcast_ref::<Refused>().and_then(|r| r.code.clone());
         let (nonce, chain_id) = (tx.nonce(), asked.chain_id);
-        let now = self.signed_so_far(chain_id).ok();
+        // Kept with the count read *before* the request: the host may have had it signed
+        // before the read below (a review of edead95, which kept the count read after).
         self.kept.lock().unwrap_or_else(|e| e.into_inner()).unseen(
             asked,
             tx,
             code.as_deref(),
-            now.map(|n| n.uses),
+            before.uses,
             Instant::now(),
         );
+        let now = self.signed_so_far(chain_id).ok();
         let host_said = quoted_within(&format!("{e:#}"), 200);
         match now {
             Some(now) if now.uses > before.uses || now.next_nonce > before.next_nonce.max(nonce) => {
@@ -358,6 +367,75 @@ impl std::fmt::Display for Unseen {
 }
 
 impl std::error::Error for Unseen {}
+
+/// A payment this server will not sign now, to keep it from being paid twice
+/// ([`crate::mcp_kept`]): `kind` says why.
+#[derive(Debug)]
+pub struct KeptError {
+    pub kind: &'static str,
+    pub chain_id: Option<u64>,
+    pub nonce: Option<u64>,
+    pub hash: Option<B256>,
+    pub text: String,
+}
+
+impl KeptError {
+    fn nonce_used(chain_id: u64, nonce: u64, pending: u64, new_payment: bool) -> KeptError {
+        let ask = if new_payment {
+            format!("you asked for a new payment: check the session's transaction at nonce {nonce} on chain {chain_id} first, then ask again with new_payment: true and checked_nonce: {nonce}")
+        } else {
+            format!("look at the session's transaction at nonce {nonce} on chain {chain_id}; only if it is not this payment, ask again with new_payment: true and checked_nonce: {nonce}")
+        };
+        KeptError {
+            kind: "kept_nonce_used",
+            chain_id: Some(chain_id),
+            nonce: Some(nonce),
+            hash: None,
+            text: format!(
+                "This payment was asked for before and answered without a signature this server could check; it is \
+                 sent only as that same transaction (nonce {nonce}), so that it cannot be paid twice. Nonce {nonce} is \
+                 already used on chain (the node's next is {pending}): a host may have broadcast what the enclave \
+                 signed — then this payment is made — or another payment took the nonce. A new payment pays a second \
+                 time if that transaction is this payment: {ask}."
+            ),
+        }
+    }
+
+    fn not_mined(chain_id: u64, nonce: u64, hash: B256) -> KeptError {
+        KeptError {
+            kind: "sent_not_mined",
+            chain_id: Some(chain_id),
+            nonce: Some(nonce),
+            hash: Some(hash),
+            text: format!(
+                "This payment was signed and sent as transaction {hash} (nonce {nonce} on chain {chain_id}), which \
+                 is not mined yet: it may still be. Sending it again would pay twice: wait for its receipt. Only if \
+                 you mean a second, equal payment, ask again with new_payment: true and checked_nonce: {nonce}."
+            ),
+        }
+    }
+
+    fn full() -> KeptError {
+        KeptError {
+            kind: "too_many_unresolved",
+            chain_id: None,
+            nonce: None,
+            hash: None,
+            text: format!(
+                "{MAX_KEPT} payments are unresolved (answered without a checked signature, or sent and not mined): \
+                 no new payment until some are mined or resolved"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for KeptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for KeptError {}
 
 /// `s` quoted (as [`quoted`]) and cut to about `max` bytes.
 fn quoted_within(s: &str, max: usize) -> String {
@@ -495,6 +573,13 @@ fn hint(code: &str) -> &'static str {
 /// the reason), labelled as the host's word — the enclave signs no refusal, so a host could
 /// answer one for a request it had signed — or any other error's message; both bounded.
 pub fn tool_error(e: &anyhow::Error) -> (String, Value) {
+    if let Some(k) = e.downcast_ref::<KeptError>() {
+        let v = json!({
+            "refused": false, "kind": k.kind, "chain_id": k.chain_id, "nonce": k.nonce, "hash": k.hash,
+            "error": k.text,
+        });
+        return (k.text.clone(), v);
+    }
     if let Some(u) = e.downcast_ref::<Unseen>() {
         let text = u.to_string();
         let v = json!({
@@ -517,7 +602,10 @@ pub fn tool_error(e: &anyhow::Error) -> (String, Value) {
         let text = if h.is_empty() { text } else { format!("{text}. Hint: {h}") };
         let v = json!({
             "refused": true, "code": code, "rule": rule, "reason": reason, "message": quoted(&r.message),
-            "hint": h, "http_status": r.status, "signed_by_enclave": false,
+            "hint": h, "http_status": r.status,
+            // The refusal is the host's word; whether the enclave signed the request is not
+            // known (a host may have it signed after the status read).
+            "signed_by_enclave": false, "request_signed": null,
         });
         return (text, v);
     }
@@ -591,7 +679,12 @@ impl Node {
                 return Ok(r);
             }
             if start.elapsed() > timeout {
-                bail!("transaction {hash} was sent but not mined within {} s", timeout.as_secs());
+                bail!(
+                    "transaction {hash} was sent but not mined within {} s: it may still be mined. Do not send this \
+                     payment again (asked for again, this server refuses until its nonce is mined); look for its \
+                     receipt later",
+                    timeout.as_secs()
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -1,30 +1,34 @@
-//! What `bridle mcp` keeps of payments it could not see signed, so that asking again never
-//! pays twice.
+//! What `bridle mcp` keeps of payments, so that asking again never pays twice.
 //!
 //! The host is untrusted: it may relay a signing request, keep what the enclave signed and
 //! answer a refusal — at once, or after holding the stamped request back until the agent
 //! has looked at the enclave's status (a stamp stays valid for the enclave's stamp window).
 //! A payment asked for again and filled again from the node would take the next nonce and
-//! be signed a second time, while the host broadcasts the first (a review of 2026-12-05).
+//! be signed a second time, while the host broadcasts the first (reviews of 2026-12-05).
+//! And a payment broadcast but not yet mined (its fees too low for now) asked for again
+//! would be paid twice once fees fall.
 //!
-//! So every payment whose request was answered with anything but a checked signature is
-//! kept with its transaction, and asked for again it is sent again *unchanged* — the same
-//! nonce and fees, the same digest — so at most one of the copies can be mined. A payment
-//! held for the owner's approval is kept the same way (its approved signature comes back
-//! for the same digest). A kept payment is let go once it is signed and broadcast, when the
-//! model says it wants a new payment (`new_payment`), or once it is known never to have been
-//! signed: [`UNRESOLVED_FOR`] after the answer, with the enclave's signed count of
-//! signatures unchanged since.
+//! So every payment is kept, by what the model asked for (chain, `to`, value, data):
+//! * answered with anything but a checked signature (refused, held for the owner's
+//!   approval, a reply that fails the checks): asked for again, its transaction is sent
+//!   again *unchanged* — the same nonce and fees, the same digest — so at most one copy can
+//!   be mined (a hold's approved signature comes back the same way). It is let go once it is
+//!   known never to have been signed: [`UNRESOLVED_FOR`] after the answer with the enclave's
+//!   signed count of signatures where it was *before* the request was sent;
+//! * signed and broadcast: asked for again, refused until its nonce is mined;
+//! * and the model may ask for a new payment (`new_payment`), which, when the kept nonce is
+//!   already used on chain, it must confirm by naming that nonce (`checked_nonce`).
 
-use alloy_primitives::{Address, Bytes, U256};
+use alloy_primitives::{Address, Bytes, B256, U256};
 use bridle_common::tx::TxRequest;
 use std::time::{Duration, Instant};
 
-/// How long a stamped request the host held back may still be signed: longer than the
-/// enclave's stamp window (60 s by default).
+/// How long a stamped request the host held back may still be signed: longer than twice
+/// the enclave's stamp window (60 s by default; a stamp is good for the window on either
+/// side of its time).
 pub const UNRESOLVED_FOR: Duration = Duration::from_secs(300);
-/// The most payments kept (the oldest goes first).
-pub const MAX_KEPT: usize = 16;
+/// The most payments kept; beyond, new payments wait until some are resolved.
+pub const MAX_KEPT: usize = 256;
 
 /// A payment the model asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,44 +39,64 @@ pub struct Payment {
     pub data: Bytes,
 }
 
-/// A payment whose transaction was not seen signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Answered without a checked signature: `held` for the owner's approval; `uses_before`
+    /// the enclave's signed count read before the request was sent.
+    Unseen { held: bool, uses_before: u64, at: Instant },
+    /// Signed, checked and broadcast as `hash`; kept until its nonce is mined.
+    Sent { hash: B256 },
+}
+
 #[derive(Debug, Clone)]
 struct Kept {
     payment: Payment,
     tx: TxRequest,
-    /// Held for the owner's approval (answered `pending_approval`).
-    held: bool,
-    /// The enclave's signed count of signatures read after the answer (`None`: unread).
-    uses_after: Option<u64>,
-    at: Instant,
+    state: State,
 }
 
 /// The kept payments, oldest first.
 #[derive(Debug, Default)]
 pub struct KeptPayments(Vec<Kept>);
 
-/// What to send for a payment asked for.
+/// What to do for a payment asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Send {
     /// A new transaction, filled from the node.
     Fresh,
     /// The kept transaction, unchanged; `held` when it waits for the owner's approval.
     Again { tx: TxRequest, held: bool },
+    /// Sent as `hash` at `nonce`, not mined yet: nothing to send.
+    NotMined { hash: B256, nonce: u64 },
+    /// Too many payments unresolved: nothing to send.
+    Full,
 }
 
 impl KeptPayments {
-    /// What to send for `asked`, given the enclave's signed count of signatures now.
-    pub fn send(&mut self, asked: &Payment, uses_now: u64, now: Instant) -> Send {
-        let Some(i) = self.0.iter().position(|k| k.payment == *asked) else { return Send::Fresh };
-        let k = &self.0[i];
-        let unresolved = now < k.at + UNRESOLVED_FOR;
-        let maybe_signed = k.uses_after.is_none_or(|u| uses_now > u);
-        if k.held || unresolved || maybe_signed {
-            return Send::Again { tx: k.tx.clone(), held: k.held };
+    /// Let go of what is resolved: payments sent whose nonce is mined (`mined`: the node's
+    /// count of mined transactions of the session), and payments never signed.
+    pub fn prune(&mut self, uses_now: u64, mined: u64, now: Instant) {
+        self.0.retain(|k| match k.state {
+            State::Sent { .. } => k.tx.nonce() >= mined,
+            State::Unseen { held, uses_before, at } => {
+                held || now.saturating_duration_since(at) < UNRESOLVED_FOR || uses_now > uses_before
+            }
+        });
+    }
+
+    /// What to send for `asked`, after [`KeptPayments::prune`].
+    pub fn send(&self, asked: &Payment) -> Send {
+        match self.0.iter().find(|k| k.payment == *asked) {
+            Some(Kept { tx, state: State::Unseen { held, .. }, .. }) => Send::Again { tx: tx.clone(), held: *held },
+            Some(Kept { tx, state: State::Sent { hash }, .. }) => Send::NotMined { hash: *hash, nonce: tx.nonce() },
+            None if self.0.len() >= MAX_KEPT => Send::Full,
+            None => Send::Fresh,
         }
-        // Never signed: its stamp expired, and no signature was made since.
-        self.0.remove(i);
-        Send::Fresh
+    }
+
+    /// The nonce of the transaction kept for `asked`, if any.
+    pub fn nonce_of(&self, asked: &Payment) -> Option<u64> {
+        self.0.iter().find(|k| k.payment == *asked).map(|k| k.tx.nonce())
     }
 
     /// The model asks for a new payment: forget what is kept for this one.
@@ -80,27 +104,22 @@ impl KeptPayments {
         self.0.retain(|k| k.payment != *asked);
     }
 
-    /// `tx` for `payment` was signed (checked) and handed to the node: nothing to keep.
-    pub fn signed(&mut self, payment: &Payment) {
-        self.forget(payment);
+    /// `tx` for `payment` was signed, checked and broadcast as `hash`.
+    pub fn sent(&mut self, payment: Payment, tx: TxRequest, hash: B256) {
+        self.put(Kept { payment, tx, state: State::Sent { hash } });
     }
 
     /// `tx` for `payment` was answered with anything but a checked signature (`code`: the
-    /// host's refusal code, if any); `uses_after`: the enclave's signed count read after.
-    pub fn unseen(
-        &mut self,
-        payment: Payment,
-        tx: TxRequest,
-        code: Option<&str>,
-        uses_after: Option<u64>,
-        now: Instant,
-    ) {
-        self.0.retain(|k| k.payment != payment && k.tx != tx);
-        if self.0.len() >= MAX_KEPT {
-            self.0.remove(0);
-        }
+    /// host's refusal code, if any); `uses_before`: the enclave's signed count read before
+    /// the request was sent (every signature this request could make comes after it).
+    pub fn unseen(&mut self, payment: Payment, tx: TxRequest, code: Option<&str>, uses_before: u64, now: Instant) {
         let held = code == Some("pending_approval");
-        self.0.push(Kept { payment, tx, held, uses_after, at: now });
+        self.put(Kept { payment, tx, state: State::Unseen { held, uses_before, at: now } });
+    }
+
+    fn put(&mut self, k: Kept) {
+        self.0.retain(|o| o.payment != k.payment);
+        self.0.push(k);
     }
 }
 
@@ -126,41 +145,50 @@ mod tests {
     }
 
     /// A payment answered with anything but a signature is sent again unchanged while it
-    /// may still be signed; once its stamp expired with no signature made since, it is
-    /// filled afresh; a hold waits for the owner; a signed one, or one the model wants anew,
-    /// is forgotten; the last 16 are kept.
+    /// may have been signed — the host may have had it signed before the status read after
+    /// the answer, so only a count unchanged since *before* the request proves it was not —;
+    /// a hold waits for the owner; a payment sent waits for its nonce to be mined.
     #[test]
-    fn a_payment_not_seen_signed_is_sent_again_unchanged_until_it_cannot_be_signed() {
+    fn a_payment_is_sent_again_unchanged_or_refused_until_it_cannot_be_paid_twice() {
         let t0 = Instant::now();
         let later = t0 + UNRESOLVED_FOR;
         let mut kept = KeptPayments::default();
-        assert_eq!(kept.send(&payment(1), 4, t0), Send::Fresh);
-        // Refused (the host's word), the count read after: 4.
-        kept.unseen(payment(1), tx(5), Some("spend_cap"), Some(4), t0);
-        assert_eq!(kept.send(&payment(1), 4, t0), Send::Again { tx: tx(5), held: false });
-        assert_eq!(kept.send(&payment(2), 4, t0), Send::Fresh);
-        // The stamp may still be used: the same transaction, even if nothing moved.
-        assert_eq!(kept.send(&payment(1), 4, later - Duration::from_secs(1)), Send::Again { tx: tx(5), held: false });
-        // Later, a signature made since (perhaps this one): still the same transaction.
-        assert_eq!(kept.send(&payment(1), 5, later), Send::Again { tx: tx(5), held: false });
-        // Later, nothing signed since: never signed, filled afresh, and let go.
-        assert_eq!(kept.send(&payment(1), 4, later), Send::Fresh);
-        assert_eq!(kept.send(&payment(1), 5, later), Send::Fresh);
-        // The count unread after the answer: kept until the count is known not to have moved.
-        kept.unseen(payment(1), tx(6), None, None, t0);
-        assert_eq!(kept.send(&payment(1), 0, later), Send::Again { tx: tx(6), held: false });
-        kept.forget(&payment(1));
-        assert_eq!(kept.send(&payment(1), 0, t0), Send::Fresh);
+        assert_eq!(kept.send(&payment(1)), Send::Fresh);
+        // Refused (the host's word); the count before the request: 4.
+        kept.unseen(payment(1), tx(5), Some("spend_cap"), 4, t0);
+        assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
+        assert_eq!(kept.send(&payment(2)), Send::Fresh);
+        // Its stamp may still be used: kept, even with nothing signed.
+        kept.prune(4, 0, later - Duration::from_secs(1));
+        assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
+        // Later, one signature made since the request (the host's, perhaps): still kept.
+        kept.prune(5, 0, later);
+        assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
+        // Later, the count where it was before the request: never signed, let go.
+        kept.prune(4, 0, later);
+        assert_eq!(kept.send(&payment(1)), Send::Fresh);
         // A hold waits for the owner, however long.
-        kept.unseen(payment(3), tx(7), Some("pending_approval"), Some(4), t0);
-        assert_eq!(kept.send(&payment(3), 4, later + UNRESOLVED_FOR), Send::Again { tx: tx(7), held: true });
-        kept.signed(&payment(3));
-        assert_eq!(kept.send(&payment(3), 4, t0), Send::Fresh);
-        for n in 0..20u8 {
-            kept.unseen(payment(n), tx(u64::from(n)), None, Some(0), t0);
+        kept.unseen(payment(3), tx(7), Some("pending_approval"), 4, t0);
+        kept.prune(4, 0, later + UNRESOLVED_FOR);
+        assert_eq!(kept.send(&payment(3)), Send::Again { tx: tx(7), held: true });
+        // Signed and sent: refused until mined, then let go.
+        let hash = B256::repeat_byte(9);
+        kept.sent(payment(3), tx(7), hash);
+        kept.prune(9, 7, later);
+        assert_eq!(kept.send(&payment(3)), Send::NotMined { hash, nonce: 7 });
+        assert_eq!(kept.nonce_of(&payment(3)), Some(7));
+        kept.prune(9, 8, later);
+        assert_eq!(kept.send(&payment(3)), Send::Fresh);
+        // A new payment asked for: forgotten.
+        kept.unseen(payment(4), tx(8), None, 4, t0);
+        kept.forget(&payment(4));
+        assert_eq!(kept.send(&payment(4)), Send::Fresh);
+        // Full: a new payment waits; kept ones are still answered.
+        for n in 0..MAX_KEPT {
+            kept.unseen(payment(n as u8), tx(n as u64), None, 0, t0);
         }
         assert_eq!(kept.0.len(), MAX_KEPT);
-        assert_eq!(kept.send(&payment(3), 0, t0), Send::Fresh, "the oldest went first");
-        assert_eq!(kept.send(&payment(19), 0, t0), Send::Again { tx: tx(19), held: false });
+        assert_eq!(kept.send(&Payment { value: U256::from(MAX_KEPT), ..payment(1) }), Send::Full);
+        assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(1), held: false });
     }
 }

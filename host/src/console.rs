@@ -71,13 +71,17 @@ static ASSETS: &[Asset] = &[
 ];
 
 /// The console's routes (merged into the API router).
-pub fn router() -> Router<AppState> {
+pub fn router(body_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/", get(|| async { serve("index.html") }))
         .route("/ui/{*path}", get(|Path(p): Path<String>| async move { serve(&p) }))
-        // The text is at most 128 KiB; its JSON is not read past twice that.
-        .route("/v1/policy/normalize", post(normalize).layer(DefaultBodyLimit::max(2 * NORMALIZE_MAX_BYTES)))
+        // The text is at most 128 KiB; its JSON is not read past twice that, nor past the
+        // operator's limit for every body.
+        .route(
+            "/v1/policy/normalize",
+            post(normalize).layer(DefaultBodyLimit::max(body_limit.min(2 * NORMALIZE_MAX_BYTES))),
+        )
 }
 
 fn serve(path: &str) -> Response {

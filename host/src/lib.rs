@@ -371,7 +371,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/owners/{owner}/sessions", get(api_lists::owner_sessions))
         .route("/v1/sign", post(api::sign))
         .route("/rpc", post(rpc::rpc))
-        .merge(console::router())
+        .merge(console::router(body_limit))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), api::track))
