@@ -112,8 +112,17 @@ impl KeptPayments {
     /// `tx` for `payment` was answered with anything but a checked signature (`code`: the
     /// host's refusal code, if any); `uses_before`: the enclave's signed count read before
     /// the request was sent (every signature this request could make comes after it).
+    ///
+    /// Sent again and unseen again, it keeps the lowest count of every round: a signature
+    /// the host had made in an earlier round is in a later round's count, and the payment
+    /// must not look unsigned once that count stops moving.
     pub fn unseen(&mut self, payment: Payment, tx: TxRequest, code: Option<&str>, uses_before: u64, now: Instant) {
         let held = code == Some("pending_approval");
+        let earlier = self.0.iter().find_map(|k| match k.state {
+            State::Unseen { uses_before: u, .. } if k.payment == payment && k.tx == tx => Some(u),
+            _ => None,
+        });
+        let uses_before = earlier.map_or(uses_before, |u| u.min(uses_before));
         self.put(Kept { payment, tx, state: State::Unseen { held, uses_before, at: now } });
     }
 
@@ -164,7 +173,12 @@ mod tests {
         // Later, one signature made since the request (the host's, perhaps): still kept.
         kept.prune(5, 0, later);
         assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
-        // Later, the count where it was before the request: never signed, let go.
+        // Sent again and unseen again at a count of 5 (the host may have had the first round
+        // signed): the lowest count is kept, so 5 later does not read as never signed.
+        kept.unseen(payment(1), tx(5), Some("spend_cap"), 5, t0);
+        kept.prune(5, 0, later);
+        assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
+        // Later, the count where it was before the first request: never signed, let go.
         kept.prune(4, 0, later);
         assert_eq!(kept.send(&payment(1)), Send::Fresh);
         // A hold waits for the owner, however long.
