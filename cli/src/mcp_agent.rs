@@ -201,14 +201,31 @@ impl Agent {
         let before = self.signed_so_far(chain_id)?;
         let mined = node.quantity("eth_getTransactionCount", json!([from, "latest"]))? as u64;
         let pending = node.quantity("eth_getTransactionCount", json!([from, "pending"]))? as u64;
+        // Nonces below `mined` that a payment sent from here filled itself.
+        let candidates = self.kept.lock().unwrap_or_else(|e| e.into_inner()).sent_below(chain_id, mined);
+        let mut own = Vec::new();
+        for (n, hash) in candidates {
+            if !node.call("eth_getTransactionReceipt", json!([hash]))?.is_null() {
+                own.push(n);
+            }
+        }
+        // The nonce a new payment takes: the node's next, or, when the model asks for a new
+        // payment in place of a kept one whose nonce is not used yet, that very nonce, so
+        // that at most one of the two can be mined.
+        let mut fresh_nonce = pending;
         let send = {
             let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-            kept.prune(before.uses, mined, Instant::now());
+            kept.prune(chain_id, before.uses, mined, &own, Instant::now());
             if r.new_payment {
-                // Forgetting a kept payment whose nonce is used on chain pays a second time
-                // if that transaction is this payment: only once the model says it checked.
-                if let Some(n) = kept.nonce_of(&asked).filter(|n| *n < pending && r.checked_nonce != Some(*n)) {
-                    return Err(KeptError::nonce_used(chain_id, n, pending, true).into());
+                // Forgetting a kept payment whose nonce is used pays a second time if that
+                // transaction is this payment: only once the model says it checked.
+                if let Some(n) = kept.nonce_of(&asked) {
+                    if n < pending && r.checked_nonce != Some(n) {
+                        return Err(KeptError::nonce_used(chain_id, n, pending, true).into());
+                    }
+                    if n >= pending {
+                        fresh_nonce = n;
+                    }
                 }
                 kept.forget(&asked);
             }
@@ -216,8 +233,15 @@ impl Agent {
         };
         let (tx, again) = match send {
             Send::Again { tx, held } => (tx, Some(held)),
-            Send::Fresh => (fill(node, from, r, chain_id, value, asked.data.clone())?, None),
-            Send::NotMined { hash, nonce } => return Err(KeptError::not_mined(chain_id, nonce, hash).into()),
+            Send::Fresh => (fill(node, from, r, chain_id, value, asked.data.clone(), fresh_nonce)?, None),
+            Send::NotMined { hash, nonce, raw } => {
+                // The same signed transaction, broadcast again: it cannot pay twice.
+                node.broadcast(&raw, nonce)?;
+                return Ok(json!({
+                    "hash": hash, "from": from, "chain_id": chain_id, "nonce": nonce,
+                    "sent_again": "this payment's transaction, signed before and not mined yet, broadcast again as it was",
+                }));
+            }
             Send::Full => return Err(KeptError::full().into()),
         };
         let nonce = tx.nonce();
@@ -239,7 +263,7 @@ impl Agent {
         let raw = signed.raw_transaction.ok_or_else(|| anyhow!("the enclave returned no raw transaction"))?;
         // Kept as sent from here on, until its nonce is mined: a broadcast that fails may
         // still have reached the node.
-        self.kept.lock().unwrap_or_else(|e| e.into_inner()).sent(asked, tx.clone(), keccak256(&raw));
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).sent(asked, tx.clone(), raw.clone());
         let hash = node.broadcast(&raw, nonce)?;
         let mut out = json!({
             "hash": hash,
@@ -394,23 +418,9 @@ impl KeptError {
             text: format!(
                 "This payment was asked for before and answered without a signature this server could check; it is \
                  sent only as that same transaction (nonce {nonce}), so that it cannot be paid twice. Nonce {nonce} is \
-                 already used on chain (the node's next is {pending}): a host may have broadcast what the enclave \
+                 already used (mined or in the node's pool; the node's next is {pending}): a host may have broadcast what the enclave \
                  signed — then this payment is made — or another payment took the nonce. A new payment pays a second \
                  time if that transaction is this payment: {ask}."
-            ),
-        }
-    }
-
-    fn not_mined(chain_id: u64, nonce: u64, hash: B256) -> KeptError {
-        KeptError {
-            kind: "sent_not_mined",
-            chain_id: Some(chain_id),
-            nonce: Some(nonce),
-            hash: Some(hash),
-            text: format!(
-                "This payment was signed and sent as transaction {hash} (nonce {nonce} on chain {chain_id}), which \
-                 is not mined yet: it may still be. Sending it again would pay twice: wait for its receipt. Only if \
-                 you mean a second, equal payment, ask again with new_payment: true and checked_nonce: {nonce}."
             ),
         }
     }
@@ -447,8 +457,15 @@ fn quoted_within(s: &str, max: usize) -> String {
 }
 
 /// A transaction for what the model asked, its nonce, gas and fees from the node.
-fn fill(node: &Node, from: Address, r: &SendRequest, chain_id: u64, value: U256, data: Bytes) -> Result<TxRequest> {
-    let nonce = node.quantity("eth_getTransactionCount", json!([from, "pending"]))? as u64;
+fn fill(
+    node: &Node,
+    from: Address,
+    r: &SendRequest,
+    chain_id: u64,
+    value: U256,
+    data: Bytes,
+    nonce: u64,
+) -> Result<TxRequest> {
     let call = json!({"from": from, "to": r.to, "value": format!("{value:#x}"), "data": data});
     let gas_limit = match r.gas_limit {
         Some(g) => g,

@@ -44,8 +44,9 @@ enum State {
     /// Answered without a checked signature: `held` for the owner's approval; `uses_before`
     /// the enclave's signed count read before the request was sent.
     Unseen { held: bool, uses_before: u64, at: Instant },
-    /// Signed, checked and broadcast as `hash`; kept until its nonce is mined.
-    Sent { hash: B256 },
+    /// Signed, checked and broadcast as `hash` (`raw`, to broadcast again while it is not
+    /// mined); kept until its nonce is mined.
+    Sent { hash: B256, raw: Bytes },
 }
 
 #[derive(Debug, Clone)]
@@ -66,20 +67,44 @@ pub enum Send {
     Fresh,
     /// The kept transaction, unchanged; `held` when it waits for the owner's approval.
     Again { tx: TxRequest, held: bool },
-    /// Sent as `hash` at `nonce`, not mined yet: nothing to send.
-    NotMined { hash: B256, nonce: u64 },
+    /// Sent as `hash` at `nonce`, not mined yet: nothing to sign; `raw` may be broadcast
+    /// again (the same transaction).
+    NotMined { hash: B256, nonce: u64, raw: Bytes },
     /// Too many payments unresolved: nothing to send.
     Full,
 }
 
 impl KeptPayments {
-    /// Let go of what is resolved: payments sent whose nonce is mined (`mined`: the node's
-    /// count of mined transactions of the session), and payments never signed.
-    pub fn prune(&mut self, uses_now: u64, mined: u64, now: Instant) {
-        self.0.retain(|k| match k.state {
-            State::Sent { .. } => k.tx.nonce() >= mined,
-            State::Unseen { held, uses_before, at } => {
-                held || now.saturating_duration_since(at) < UNRESOLVED_FOR || uses_now > uses_before
+    /// The payments sent on `chain` whose nonce is mined (`mined`: the node's count of mined
+    /// transactions of the session), to ask the node whether it was their own transaction
+    /// that was mined there: (nonce, hash).
+    pub fn sent_below(&self, chain: u64, mined: u64) -> Vec<(u64, B256)> {
+        self.0
+            .iter()
+            .filter(|k| k.payment.chain_id == chain && k.tx.nonce() < mined)
+            .filter_map(|k| match k.state {
+                State::Sent { hash, .. } => Some((k.tx.nonce(), hash)),
+                State::Unseen { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Let go of what is resolved on `chain`: payments sent whose nonce is mined (`mined`);
+    /// payments never signed; and payments kept at a nonce that a payment sent from here
+    /// filled (`own`: nonces whose mined transaction is one this server sent), which can
+    /// no longer be mined (a review of 2026-12-05: an honest refusal stayed kept for ever
+    /// once any later signature moved the count, and 256 of them stopped every payment).
+    pub fn prune(&mut self, chain: u64, uses_now: u64, mined: u64, own: &[u64], now: Instant) {
+        self.0.retain(|k| {
+            if k.payment.chain_id != chain {
+                return true;
+            }
+            match k.state {
+                State::Sent { .. } => k.tx.nonce() >= mined,
+                State::Unseen { .. } if own.contains(&k.tx.nonce()) => false,
+                State::Unseen { held, uses_before, at } => {
+                    held || now.saturating_duration_since(at) < UNRESOLVED_FOR || uses_now > uses_before
+                }
             }
         });
     }
@@ -88,7 +113,9 @@ impl KeptPayments {
     pub fn send(&self, asked: &Payment) -> Send {
         match self.0.iter().find(|k| k.payment == *asked) {
             Some(Kept { tx, state: State::Unseen { held, .. }, .. }) => Send::Again { tx: tx.clone(), held: *held },
-            Some(Kept { tx, state: State::Sent { hash }, .. }) => Send::NotMined { hash: *hash, nonce: tx.nonce() },
+            Some(Kept { tx, state: State::Sent { hash, raw }, .. }) => {
+                Send::NotMined { hash: *hash, nonce: tx.nonce(), raw: raw.clone() }
+            }
             None if self.0.len() >= MAX_KEPT => Send::Full,
             None => Send::Fresh,
         }
@@ -104,9 +131,10 @@ impl KeptPayments {
         self.0.retain(|k| k.payment != *asked);
     }
 
-    /// `tx` for `payment` was signed, checked and broadcast as `hash`.
-    pub fn sent(&mut self, payment: Payment, tx: TxRequest, hash: B256) {
-        self.put(Kept { payment, tx, state: State::Sent { hash } });
+    /// `tx` for `payment` was signed and checked as `raw`, and is broadcast.
+    pub fn sent(&mut self, payment: Payment, tx: TxRequest, raw: Bytes) {
+        let hash = alloy_primitives::keccak256(&raw);
+        self.put(Kept { payment, tx, state: State::Sent { hash, raw } });
     }
 
     /// `tx` for `payment` was answered with anything but a checked signature (`code`: the
@@ -119,10 +147,10 @@ impl KeptPayments {
     pub fn unseen(&mut self, payment: Payment, tx: TxRequest, code: Option<&str>, uses_before: u64, now: Instant) {
         let held = code == Some("pending_approval");
         let earlier = self.0.iter().find_map(|k| match k.state {
-            State::Unseen { uses_before: u, .. } if k.payment == payment && k.tx == tx => Some(u),
+            State::Unseen { uses_before: u, held: h, .. } if k.payment == payment && k.tx == tx => Some((u, h)),
             _ => None,
         });
-        let uses_before = earlier.map_or(uses_before, |u| u.min(uses_before));
+        let (uses_before, held) = earlier.map_or((uses_before, held), |(u, h)| (u.min(uses_before), h || held));
         self.put(Kept { payment, tx, state: State::Unseen { held, uses_before, at: now } });
     }
 
@@ -168,31 +196,46 @@ mod tests {
         assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
         assert_eq!(kept.send(&payment(2)), Send::Fresh);
         // Its stamp may still be used: kept, even with nothing signed.
-        kept.prune(4, 0, later - Duration::from_secs(1));
+        kept.prune(1, 4, 0, &[], later - Duration::from_secs(1));
         assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
         // Later, one signature made since the request (the host's, perhaps): still kept.
-        kept.prune(5, 0, later);
+        kept.prune(1, 5, 0, &[], later);
         assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
         // Sent again and unseen again at a count of 5 (the host may have had the first round
         // signed): the lowest count is kept, so 5 later does not read as never signed.
         kept.unseen(payment(1), tx(5), Some("spend_cap"), 5, t0);
-        kept.prune(5, 0, later);
+        kept.prune(1, 5, 0, &[], later);
         assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
         // Later, the count where it was before the first request: never signed, let go.
-        kept.prune(4, 0, later);
+        kept.prune(1, 4, 0, &[], later);
         assert_eq!(kept.send(&payment(1)), Send::Fresh);
         // A hold waits for the owner, however long.
         kept.unseen(payment(3), tx(7), Some("pending_approval"), 4, t0);
-        kept.prune(4, 0, later + UNRESOLVED_FOR);
+        kept.prune(1, 4, 0, &[], later + UNRESOLVED_FOR);
         assert_eq!(kept.send(&payment(3)), Send::Again { tx: tx(7), held: true });
         // Signed and sent: refused until mined, then let go.
-        let hash = B256::repeat_byte(9);
-        kept.sent(payment(3), tx(7), hash);
-        kept.prune(9, 7, later);
-        assert_eq!(kept.send(&payment(3)), Send::NotMined { hash, nonce: 7 });
+        let raw = Bytes::from(vec![9u8; 3]);
+        let hash = alloy_primitives::keccak256(&raw);
+        kept.sent(payment(3), tx(7), raw.clone());
+        kept.prune(1, 9, 7, &[], later);
+        assert_eq!(kept.send(&payment(3)), Send::NotMined { hash, nonce: 7, raw });
         assert_eq!(kept.nonce_of(&payment(3)), Some(7));
-        kept.prune(9, 8, later);
+        // Another chain's count touches nothing here.
+        kept.prune(2, 9, 8, &[], later);
+        assert_eq!(kept.nonce_of(&payment(3)), Some(7));
+        assert_eq!(kept.sent_below(1, 8), vec![(7, hash)]);
+        kept.prune(1, 9, 8, &[], later);
         assert_eq!(kept.send(&payment(3)), Send::Fresh);
+        // A refused payment kept at nonce 10, and a payment sent from here that filled nonce
+        // 10: the refused one can no longer be mined, and goes, whatever the count.
+        kept.unseen(payment(5), tx(10), Some("spend_cap"), 0, t0);
+        kept.prune(1, 99, 11, &[10], t0);
+        assert_eq!(kept.send(&payment(5)), Send::Fresh);
+        // A hold raised to a plain refusal stays a hold.
+        kept.unseen(payment(6), tx(12), Some("pending_approval"), 9, t0);
+        kept.unseen(payment(6), tx(12), Some("spend_cap"), 9, t0);
+        assert_eq!(kept.send(&payment(6)), Send::Again { tx: tx(12), held: true });
+        kept.forget(&payment(6));
         // A new payment asked for: forgotten.
         kept.unseen(payment(4), tx(8), None, 4, t0);
         kept.forget(&payment(4));
