@@ -153,8 +153,10 @@ impl BridleMcp {
                           a code, the rule and the amounts (e.g. spend_cap: spent, asking, cap), relayed by \
                           the host: refusals are not signed. A payment answered without a signature (refused, \
                           held for the owner's approval, or a reply that fails the checks) is sent again \
-                          unchanged when asked again — the same nonce, so it can never be paid twice — unless \
-                          new_payment is true.")]
+                          unchanged when asked again — the same nonce, so it can never be paid twice; one sent \
+                          and not mined is broadcast again as it was; one whose nonce another transaction took \
+                          is refused (kept_nonce_used) until the model checks that transaction and asks with \
+                          new_payment and checked_nonce.")]
     async fn send_transaction(&self, Parameters(p): Parameters<SendTransaction>) -> Result<CallToolResult, ErrorData> {
         let to: Address = match p.to.trim().parse() {
             Ok(a) => a,

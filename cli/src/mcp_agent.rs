@@ -196,11 +196,11 @@ impl Agent {
             (None, Some(f)) => encode_call(f, &r.args)?,
             (None, None) => Bytes::new(),
         };
-        let chain_id = node.quantity("eth_chainId", json!([]))? as u64;
+        let chain_id = node.count("eth_chainId", json!([]))?;
         let asked = Payment { chain_id, to: r.to, value, data };
         let before = self.signed_so_far(chain_id)?;
-        let mined = node.quantity("eth_getTransactionCount", json!([from, "latest"]))? as u64;
-        let pending = node.quantity("eth_getTransactionCount", json!([from, "pending"]))? as u64;
+        let mined = node.count("eth_getTransactionCount", json!([from, "latest"]))?;
+        let pending = node.count("eth_getTransactionCount", json!([from, "pending"]))?;
         // Nonces below `mined` that a payment sent from here filled itself.
         let candidates = self.kept.lock().unwrap_or_else(|e| e.into_inner()).sent_below(chain_id, mined);
         let mut own = Vec::new();
@@ -215,33 +215,45 @@ impl Agent {
         let mut fresh_nonce = pending;
         let send = {
             let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-            kept.prune(chain_id, before.uses, mined, &own, Instant::now());
+            kept.prune(chain_id, before.uses, &own, Instant::now());
             if r.new_payment {
-                // Forgetting a kept payment whose nonce is used pays a second time if that
-                // transaction is this payment: only once the model says it checked.
+                // A new payment in place of a kept one whose nonce is used pays a second time
+                // if that transaction is this payment: only once its nonce is mined (a
+                // transaction in the pool may still be replaced by another copy) and the
+                // model says it checked it. The kept one is replaced once the new one is
+                // sent or answered, not before (a failure meanwhile would lose it).
                 if let Some(n) = kept.nonce_of(&asked) {
-                    if n < pending && r.checked_nonce != Some(n) {
+                    if n < pending && n >= mined {
+                        return Err(KeptError::nonce_pending(chain_id, n).into());
+                    }
+                    if n < mined && r.checked_nonce != Some(n) {
                         return Err(KeptError::nonce_used(chain_id, n, pending, true).into());
                     }
                     if n >= pending {
                         fresh_nonce = n;
                     }
                 }
-                kept.forget(&asked);
             }
-            kept.send(&asked)
+            kept.send(&asked, mined, r.new_payment)
         };
         let (tx, again) = match send {
             Send::Again { tx, held } => (tx, Some(held)),
             Send::Fresh => (fill(node, from, r, chain_id, value, asked.data.clone(), fresh_nonce)?, None),
             Send::NotMined { hash, nonce, raw } => {
-                // The same signed transaction, broadcast again: it cannot pay twice.
-                node.broadcast(&raw, nonce)?;
+                // The same signed transaction, broadcast again: it cannot pay twice. A node
+                // that has it already says so; that is no failure.
+                if let Err(e) = node.call("eth_sendRawTransaction", json!([raw])) {
+                    let text = format!("{e:#}");
+                    if !(text.contains("already known") || text.contains("known transaction")) {
+                        return Err(KeptError::not_mined(chain_id, nonce, hash, &text).into());
+                    }
+                }
                 return Ok(json!({
                     "hash": hash, "from": from, "chain_id": chain_id, "nonce": nonce,
-                    "sent_again": "this payment's transaction, signed before and not mined yet, broadcast again as it was",
+                    "sent_again": "this payment's transaction, signed before and not mined yet, broadcast again as it was; wait for its receipt",
                 }));
             }
+            Send::NonceTaken { nonce } => return Err(KeptError::nonce_used(chain_id, nonce, pending, false).into()),
             Send::Full => return Err(KeptError::full().into()),
         };
         let nonce = tx.nonce();
@@ -406,7 +418,7 @@ pub struct KeptError {
 impl KeptError {
     fn nonce_used(chain_id: u64, nonce: u64, pending: u64, new_payment: bool) -> KeptError {
         let ask = if new_payment {
-            format!("you asked for a new payment: check the session's transaction at nonce {nonce} on chain {chain_id} first, then ask again with new_payment: true and checked_nonce: {nonce}")
+            format!("you asked for a new payment: check the session's transaction at nonce {nonce} on chain {chain_id} first; only if it is not this payment, ask again with new_payment: true and checked_nonce: {nonce}")
         } else {
             format!("look at the session's transaction at nonce {nonce} on chain {chain_id}; only if it is not this payment, ask again with new_payment: true and checked_nonce: {nonce}")
         };
@@ -416,11 +428,41 @@ impl KeptError {
             nonce: Some(nonce),
             hash: None,
             text: format!(
-                "This payment was asked for before and answered without a signature this server could check; it is \
-                 sent only as that same transaction (nonce {nonce}), so that it cannot be paid twice. Nonce {nonce} is \
+                "This payment was asked for before, and this server has not seen its transaction (nonce {nonce}) \
+                 mined as its own; it is sent only as that same transaction, so that it cannot be paid twice. Nonce {nonce} is \
                  already used (mined or in the node's pool; the node's next is {pending}): a host may have broadcast what the enclave \
                  signed — then this payment is made — or another payment took the nonce. A new payment pays a second \
                  time if that transaction is this payment: {ask}."
+            ),
+        }
+    }
+
+    fn nonce_pending(chain_id: u64, nonce: u64) -> KeptError {
+        KeptError {
+            kind: "kept_nonce_pending",
+            chain_id: Some(chain_id),
+            nonce: Some(nonce),
+            hash: None,
+            text: format!(
+                "This payment was asked for before and is kept as a transaction at nonce {nonce} on chain \
+                 {chain_id}; that nonce is taken in the node's pool but not mined yet, and the transaction there may \
+                 still be replaced by a copy of this payment. Wait until nonce {nonce} is mined, then check it \
+                 before asking for a new payment."
+            ),
+        }
+    }
+
+    fn not_mined(chain_id: u64, nonce: u64, hash: B256, why: &str) -> KeptError {
+        KeptError {
+            kind: "sent_not_mined",
+            chain_id: Some(chain_id),
+            nonce: Some(nonce),
+            hash: Some(hash),
+            text: format!(
+                "This payment was signed and sent as transaction {hash} (nonce {nonce} on chain {chain_id}), not \
+                 mined yet, and broadcasting it again failed: {}. It may still be mined: do not send this payment \
+                 again; look for its receipt.",
+                quoted_within(why, 200)
             ),
         }
     }
@@ -472,8 +514,8 @@ fn fill(
         None => {
             let g = node
                 .quantity("eth_estimateGas", json!([call]))
-                .context("the node cannot estimate gas (the call would revert?)")? as u64;
-            g + g / 5
+                .context("the node cannot estimate gas (the call would revert?)")?;
+            u64::try_from(g.saturating_add(g / 5)).context("the node's gas estimate is not a gas limit")?
         }
     };
     let block = node.call("eth_getBlockByNumber", json!(["latest", false]))?;
@@ -484,7 +526,7 @@ fn fill(
             TxRequest::Eip1559(Eip1559Request {
                 chain_id,
                 nonce,
-                max_fee_per_gas: base * 2 + priority,
+                max_fee_per_gas: base.saturating_mul(2).saturating_add(priority),
                 max_priority_fee_per_gas: priority,
                 gas_limit,
                 to: Some(r.to),
@@ -682,6 +724,12 @@ impl Node {
         }
     }
 
+    /// A quantity that is a count (a chain id, a nonce).
+    pub fn count(&self, method: &str, params: Value) -> Result<u64> {
+        let q = self.quantity(method, params)?;
+        u64::try_from(q).map_err(|_| anyhow!("{method}: {q} is not a count"))
+    }
+
     pub fn quantity(&self, method: &str, params: Value) -> Result<u128> {
         let v = self.call(method, params)?;
         let s = v.as_str().ok_or_else(|| anyhow!("{method}: not a quantity: {v}"))?;
@@ -698,8 +746,8 @@ impl Node {
             if start.elapsed() > timeout {
                 bail!(
                     "transaction {hash} was sent but not mined within {} s: it may still be mined. Do not send this \
-                     payment again (asked for again, this server refuses until its nonce is mined); look for its \
-                     receipt later",
+                     payment as a new one; asked for again, this server broadcasts the same transaction again until \
+                     its nonce is mined",
                     timeout.as_secs()
                 );
             }

@@ -70,6 +70,9 @@ pub enum Send {
     /// Sent as `hash` at `nonce`, not mined yet: nothing to sign; `raw` may be broadcast
     /// again (the same transaction).
     NotMined { hash: B256, nonce: u64, raw: Bytes },
+    /// Sent at `nonce`, which is mined, but not by this payment's own transaction (its
+    /// receipt is not there): another copy of this payment may fill it; nothing to sign.
+    NonceTaken { nonce: u64 },
     /// Too many payments unresolved: nothing to send.
     Full,
 }
@@ -89,18 +92,21 @@ impl KeptPayments {
             .collect()
     }
 
-    /// Let go of what is resolved on `chain`: payments sent whose nonce is mined (`mined`);
+    /// Let go of what is resolved on `chain`: payments sent whose own transaction is mined;
     /// payments never signed; and payments kept at a nonce that a payment sent from here
-    /// filled (`own`: nonces whose mined transaction is one this server sent), which can
+    /// filled (`own`: nonces whose mined transaction is one this server sent, see
+    /// [`KeptPayments::sent_below`]), which can
     /// no longer be mined (a review of 2026-12-05: an honest refusal stayed kept for ever
     /// once any later signature moved the count, and 256 of them stopped every payment).
-    pub fn prune(&mut self, chain: u64, uses_now: u64, mined: u64, own: &[u64], now: Instant) {
+    pub fn prune(&mut self, chain: u64, uses_now: u64, own: &[u64], now: Instant) {
         self.0.retain(|k| {
             if k.payment.chain_id != chain {
                 return true;
             }
             match k.state {
-                State::Sent { .. } => k.tx.nonce() >= mined,
+                // Let go once its own transaction is mined; a nonce mined by another copy
+                // (a host that had an earlier transaction of this payment signed) keeps it.
+                State::Sent { .. } => !own.contains(&k.tx.nonce()),
                 State::Unseen { .. } if own.contains(&k.tx.nonce()) => false,
                 State::Unseen { held, uses_before, at } => {
                     held || now.saturating_duration_since(at) < UNRESOLVED_FOR || uses_now > uses_before
@@ -109,15 +115,22 @@ impl KeptPayments {
         });
     }
 
-    /// What to send for `asked`, after [`KeptPayments::prune`].
-    pub fn send(&self, asked: &Payment) -> Send {
-        match self.0.iter().find(|k| k.payment == *asked) {
+    /// What to send for `asked`, after [`KeptPayments::prune`] (`mined`: the node's count
+    /// of mined transactions of the session). With `new` (the model asks for a new payment,
+    /// its checks made by the caller) a fresh one, which replaces the kept one once sent.
+    pub fn send(&self, asked: &Payment, mined: u64, new: bool) -> Send {
+        let kept = self.0.iter().find(|k| k.payment == *asked);
+        match kept {
+            None if self.0.len() >= MAX_KEPT => Send::Full,
+            None => Send::Fresh,
+            Some(_) if new => Send::Fresh,
             Some(Kept { tx, state: State::Unseen { held, .. }, .. }) => Send::Again { tx: tx.clone(), held: *held },
+            Some(Kept { tx, state: State::Sent { .. }, .. }) if tx.nonce() < mined => {
+                Send::NonceTaken { nonce: tx.nonce() }
+            }
             Some(Kept { tx, state: State::Sent { hash, raw }, .. }) => {
                 Send::NotMined { hash: *hash, nonce: tx.nonce(), raw: raw.clone() }
             }
-            None if self.0.len() >= MAX_KEPT => Send::Full,
-            None => Send::Fresh,
         }
     }
 
@@ -126,7 +139,8 @@ impl KeptPayments {
         self.0.iter().find(|k| k.payment == *asked).map(|k| k.tx.nonce())
     }
 
-    /// The model asks for a new payment: forget what is kept for this one.
+    /// Forget what is kept for `asked`.
+    #[cfg(test)]
     pub fn forget(&mut self, asked: &Payment) {
         self.0.retain(|k| k.payment != *asked);
     }
@@ -181,6 +195,12 @@ mod tests {
         })
     }
 
+    impl KeptPayments {
+        fn send_(&self, asked: &Payment) -> Send {
+            self.send(asked, 0, false)
+        }
+    }
+
     /// A payment answered with anything but a signature is sent again unchanged while it
     /// may have been signed — the host may have had it signed before the status read after
     /// the answer, so only a count unchanged since *before* the request proves it was not —;
@@ -190,62 +210,68 @@ mod tests {
         let t0 = Instant::now();
         let later = t0 + UNRESOLVED_FOR;
         let mut kept = KeptPayments::default();
-        assert_eq!(kept.send(&payment(1)), Send::Fresh);
+        assert_eq!(kept.send_(&payment(1)), Send::Fresh);
         // Refused (the host's word); the count before the request: 4.
         kept.unseen(payment(1), tx(5), Some("spend_cap"), 4, t0);
-        assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
-        assert_eq!(kept.send(&payment(2)), Send::Fresh);
+        assert_eq!(kept.send_(&payment(1)), Send::Again { tx: tx(5), held: false });
+        assert_eq!(kept.send_(&payment(2)), Send::Fresh);
         // Its stamp may still be used: kept, even with nothing signed.
-        kept.prune(1, 4, 0, &[], later - Duration::from_secs(1));
-        assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
+        kept.prune(1, 4, &[], later - Duration::from_secs(1));
+        assert_eq!(kept.send_(&payment(1)), Send::Again { tx: tx(5), held: false });
         // Later, one signature made since the request (the host's, perhaps): still kept.
-        kept.prune(1, 5, 0, &[], later);
-        assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
+        kept.prune(1, 5, &[], later);
+        assert_eq!(kept.send_(&payment(1)), Send::Again { tx: tx(5), held: false });
         // Sent again and unseen again at a count of 5 (the host may have had the first round
         // signed): the lowest count is kept, so 5 later does not read as never signed.
         kept.unseen(payment(1), tx(5), Some("spend_cap"), 5, t0);
-        kept.prune(1, 5, 0, &[], later);
-        assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(5), held: false });
+        kept.prune(1, 5, &[], later);
+        assert_eq!(kept.send_(&payment(1)), Send::Again { tx: tx(5), held: false });
         // Later, the count where it was before the first request: never signed, let go.
-        kept.prune(1, 4, 0, &[], later);
-        assert_eq!(kept.send(&payment(1)), Send::Fresh);
+        kept.prune(1, 4, &[], later);
+        assert_eq!(kept.send_(&payment(1)), Send::Fresh);
         // A hold waits for the owner, however long.
         kept.unseen(payment(3), tx(7), Some("pending_approval"), 4, t0);
-        kept.prune(1, 4, 0, &[], later + UNRESOLVED_FOR);
-        assert_eq!(kept.send(&payment(3)), Send::Again { tx: tx(7), held: true });
+        kept.prune(1, 4, &[], later + UNRESOLVED_FOR);
+        assert_eq!(kept.send_(&payment(3)), Send::Again { tx: tx(7), held: true });
         // Signed and sent: refused until mined, then let go.
         let raw = Bytes::from(vec![9u8; 3]);
         let hash = alloy_primitives::keccak256(&raw);
         kept.sent(payment(3), tx(7), raw.clone());
-        kept.prune(1, 9, 7, &[], later);
-        assert_eq!(kept.send(&payment(3)), Send::NotMined { hash, nonce: 7, raw });
+        kept.prune(1, 9, &[], later);
+        assert_eq!(kept.send(&payment(3), 7, false), Send::NotMined { hash, nonce: 7, raw });
         assert_eq!(kept.nonce_of(&payment(3)), Some(7));
         // Another chain's count touches nothing here.
-        kept.prune(2, 9, 8, &[], later);
+        kept.prune(2, 9, &[], later);
         assert_eq!(kept.nonce_of(&payment(3)), Some(7));
         assert_eq!(kept.sent_below(1, 8), vec![(7, hash)]);
-        kept.prune(1, 9, 8, &[], later);
-        assert_eq!(kept.send(&payment(3)), Send::Fresh);
+        // Nonce 7 mined, but not by its own transaction (no receipt): kept, the nonce taken.
+        kept.prune(1, 9, &[], later);
+        assert_eq!(kept.send(&payment(3), 8, false), Send::NonceTaken { nonce: 7 });
+        // A new payment asked for: a fresh one (which replaces this once sent).
+        assert_eq!(kept.send(&payment(3), 8, true), Send::Fresh);
+        // Mined by its own transaction: let go.
+        kept.prune(1, 9, &[7], later);
+        assert_eq!(kept.send_(&payment(3)), Send::Fresh);
         // A refused payment kept at nonce 10, and a payment sent from here that filled nonce
         // 10: the refused one can no longer be mined, and goes, whatever the count.
         kept.unseen(payment(5), tx(10), Some("spend_cap"), 0, t0);
-        kept.prune(1, 99, 11, &[10], t0);
-        assert_eq!(kept.send(&payment(5)), Send::Fresh);
+        kept.prune(1, 99, &[10], t0);
+        assert_eq!(kept.send_(&payment(5)), Send::Fresh);
         // A hold raised to a plain refusal stays a hold.
         kept.unseen(payment(6), tx(12), Some("pending_approval"), 9, t0);
         kept.unseen(payment(6), tx(12), Some("spend_cap"), 9, t0);
-        assert_eq!(kept.send(&payment(6)), Send::Again { tx: tx(12), held: true });
+        assert_eq!(kept.send_(&payment(6)), Send::Again { tx: tx(12), held: true });
         kept.forget(&payment(6));
         // A new payment asked for: forgotten.
         kept.unseen(payment(4), tx(8), None, 4, t0);
         kept.forget(&payment(4));
-        assert_eq!(kept.send(&payment(4)), Send::Fresh);
+        assert_eq!(kept.send_(&payment(4)), Send::Fresh);
         // Full: a new payment waits; kept ones are still answered.
         for n in 0..MAX_KEPT {
             kept.unseen(payment(n as u8), tx(n as u64), None, 0, t0);
         }
         assert_eq!(kept.0.len(), MAX_KEPT);
-        assert_eq!(kept.send(&Payment { value: U256::from(MAX_KEPT), ..payment(1) }), Send::Full);
-        assert_eq!(kept.send(&payment(1)), Send::Again { tx: tx(1), held: false });
+        assert_eq!(kept.send_(&Payment { value: U256::from(MAX_KEPT), ..payment(1) }), Send::Full);
+        assert_eq!(kept.send_(&payment(1)), Send::Again { tx: tx(1), held: false });
     }
 }
