@@ -155,15 +155,18 @@ impl KeptPayments {
     /// host's refusal code, if any); `uses_before`: the enclave's signed count read before
     /// the request was sent (every signature this request could make comes after it).
     ///
-    /// Sent again and unseen again, it keeps the lowest count of every round: a signature
-    /// the host had made in an earlier round is in a later round's count, and the payment
-    /// must not look unsigned once that count stops moving.
+    /// Asked again at the same nonce (the same transaction, or a new payment over a free
+    /// kept nonce) and unseen again, it keeps the lowest count of every round, and a hold
+    /// stays a hold: a signature the host had made in an earlier round is in a later round's
+    /// count, and the payment must not look unsigned once that count stops moving. Over a
+    /// payment sent (signed, so never to be let go by the count), the count is 0.
     pub fn unseen(&mut self, payment: Payment, tx: TxRequest, code: Option<&str>, uses_before: u64, now: Instant) {
         let held = code == Some("pending_approval");
-        let earlier = self.0.iter().find_map(|k| match k.state {
-            State::Unseen { uses_before: u, held: h, .. } if k.payment == payment && k.tx == tx => Some((u, h)),
-            _ => None,
-        });
+        let earlier =
+            self.0.iter().find(|k| k.payment == payment && k.tx.nonce() == tx.nonce()).map(|k| match k.state {
+                State::Unseen { uses_before: u, held: h, .. } => (u, h),
+                State::Sent { .. } => (0, false),
+            });
         let (uses_before, held) = earlier.map_or((uses_before, held), |(u, h)| (u.min(uses_before), h || held));
         self.put(Kept { payment, tx, state: State::Unseen { held, uses_before, at: now } });
     }
@@ -257,6 +260,22 @@ mod tests {
         kept.unseen(payment(5), tx(10), Some("spend_cap"), 0, t0);
         kept.prune(1, 99, &[10], t0);
         assert_eq!(kept.send_(&payment(5)), Send::Fresh);
+        // A new payment over a free kept nonce (another transaction, the same nonce), unseen
+        // too, keeps the first round's count; over a payment sent, the count 0.
+        let other = |nonce: u64| match tx(nonce) {
+            TxRequest::Legacy(l) => TxRequest::Legacy(LegacyRequest { gas_price: 99, ..l }),
+            t => t,
+        };
+        kept.unseen(payment(7), tx(20), Some("spend_cap"), 4, t0);
+        kept.unseen(payment(7), other(20), Some("spend_cap"), 5, t0);
+        kept.prune(1, 5, &[], later);
+        assert_eq!(kept.send_(&payment(7)), Send::Again { tx: other(20), held: false });
+        kept.sent(payment(8), tx(21), Bytes::from(vec![1u8]));
+        kept.unseen(payment(8), other(21), Some("spend_cap"), 5, t0);
+        kept.prune(1, 5, &[], later + UNRESOLVED_FOR);
+        assert_eq!(kept.send_(&payment(8)), Send::Again { tx: other(21), held: false });
+        kept.forget(&payment(7));
+        kept.forget(&payment(8));
         // A hold raised to a plain refusal stays a hold.
         kept.unseen(payment(6), tx(12), Some("pending_approval"), 9, t0);
         kept.unseen(payment(6), tx(12), Some("spend_cap"), 9, t0);
