@@ -12,6 +12,7 @@ mod dev_cluster;
 mod keys;
 mod mcp;
 mod mcp_agent;
+mod mcp_errors;
 mod mcp_kept;
 mod owner;
 mod owner_view;

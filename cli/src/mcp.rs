@@ -10,7 +10,8 @@
 //!
 //! stdout carries the protocol only; messages go to stderr.
 
-use crate::mcp_agent::{tool_error, Agent, SendRequest};
+use crate::mcp_agent::{Agent, SendRequest};
+use crate::mcp_errors::tool_error;
 use crate::owner::Conn;
 use alloy_primitives::Address;
 use anyhow::Result;

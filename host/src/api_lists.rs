@@ -136,6 +136,21 @@ fn storage(e: anyhow::Error) -> ApiError {
     ApiError::internal(format!("storage: {e}"))
 }
 
+/// Read a page with `read`, off the async workers, holding a list turn for the read itself.
+async fn read_page<R: Send + 'static>(
+    st: &AppState,
+    read: impl FnOnce(&crate::store::Store) -> anyhow::Result<R> + Send + 'static,
+) -> Result<R, ApiError> {
+    let turn = turn(st).await?;
+    st.store
+        .run(move |db| {
+            let _turn = turn;
+            read(db)
+        })
+        .await
+        .map_err(storage)
+}
+
 /// `GET /v1/owners/{owner}/sessions[?after=…][&limit=N]`: the owner's stored sessions, by
 /// creation time.
 pub async fn owner_sessions(
@@ -145,15 +160,7 @@ pub async fn owner_sessions(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let (after, limit) = (after_session(q.after.as_deref())?, limit(q.limit)?);
-    let turn = turn(&st).await?;
-    let rows = st
-        .store
-        .run(move |db| {
-            let _turn = turn;
-            db.sessions_by_owner(&owner, after, limit)
-        })
-        .await
-        .map_err(storage)?;
+    let rows = read_page(&st, move |db| db.sessions_by_owner(&owner, after, limit)).await?;
     page(rows.into_iter().map(|s| (format!("{}-{}", s.created_at, s.session), s)).collect(), limit)
 }
 
@@ -176,15 +183,7 @@ pub async fn session_policies(
         return Ok(Json(row.into_iter().collect::<Vec<_>>()).into_response());
     }
     let (after, limit) = (after_id(q.after.as_deref())?, limit(q.limit)?);
-    let turn = turn(&st).await?;
-    let rows = st
-        .store
-        .run(move |db| {
-            let _turn = turn;
-            db.policies(&session, after, limit)
-        })
-        .await
-        .map_err(storage)?;
+    let rows = read_page(&st, move |db| db.policies(&session, after, limit)).await?;
     page(rows.into_iter().map(|(id, r)| (id.to_string(), r)).collect(), limit)
 }
 
@@ -197,15 +196,7 @@ pub async fn sweeps(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let (after, limit) = (after_id(q.after.as_deref())?, limit(q.limit)?);
-    let turn = turn(&st).await?;
-    let rows = st
-        .store
-        .run(move |db| {
-            let _turn = turn;
-            db.sweeps(&session, after, limit)
-        })
-        .await
-        .map_err(storage)?;
+    let rows = read_page(&st, move |db| db.sweeps(&session, after, limit)).await?;
     page(rows.into_iter().map(|(id, r)| (id.to_string(), r)).collect(), limit)
 }
 
