@@ -25,10 +25,15 @@ pub const MAX_QUOTED: usize = 1024;
 /// `t` cut to [`MAX_QUOTED`] bytes (at a character boundary), saying so, and made
 /// [`printable`] on one line.
 pub fn quoted(t: &str) -> String {
-    if t.len() <= MAX_QUOTED {
+    quoted_to(t, MAX_QUOTED)
+}
+
+/// [`quoted`], cut to `max` bytes.
+pub fn quoted_to(t: &str, max: usize) -> String {
+    if t.len() <= max {
         return printable(t).into_owned();
     }
-    let mut end = MAX_QUOTED;
+    let mut end = max;
     while !t.is_char_boundary(end) {
         end -= 1;
     }

@@ -8,7 +8,7 @@
 use crate::agent::{check_agent, encode_call, sign_with};
 use crate::client::{read_within, Refused};
 use crate::keys::LoadedKey;
-use crate::mcp_errors::{quoted_within, KeptError, SignedSoFar, Unseen};
+use crate::mcp_errors::{KeptError, SignedSoFar, Unseen};
 use crate::mcp_kept::{KeptPayments, Payment, Send};
 use crate::owner::Conn;
 use crate::trust::{signed_line, Enclave};
@@ -349,7 +349,7 @@ impl Agent {
             Instant::now(),
         );
         let now = self.signed_so_far(chain_id).ok();
-        let host_said = quoted_within(&format!("{e:#}"), 200);
+        let host_said = crate::client::quoted_to(&format!("{e:#}"), 200);
         match now {
             Some(now) if now.uses > before.uses || now.next_nonce > before.next_nonce.max(nonce) => {
                 anyhow::Error::new(Unseen { chain_id, nonce, moved: Some((before, now)), host_said })

@@ -3,7 +3,7 @@
 //! ([`Unseen`]), and the payments this server will not sign again ([`KeptError`]) — each as
 //! tool-error text and structured content ([`tool_error`]).
 
-use crate::client::{quoted, Refused};
+use crate::client::{quoted, quoted_to, Refused};
 use crate::mcp_kept::MAX_KEPT;
 use alloy_primitives::B256;
 use serde_json::{json, Value};
@@ -111,7 +111,7 @@ impl KeptError {
                 "This payment was signed and sent as transaction {hash} (nonce {nonce} on chain {chain_id}), not \
                  mined yet, and broadcasting it again failed: {}. It may still be mined: do not send this payment \
                  again; look for its receipt.",
-                quoted_within(why, 200)
+                quoted_to(why, 200)
             ),
         }
     }
@@ -137,15 +137,6 @@ impl std::fmt::Display for KeptError {
 }
 
 impl std::error::Error for KeptError {}
-
-/// `s` quoted (as [`quoted`]) and cut to about `max` bytes.
-pub(crate) fn quoted_within(s: &str, max: usize) -> String {
-    let q = quoted(s);
-    match q.char_indices().nth(max) {
-        Some((i, _)) => format!("{}… (cut)", &q[..i]),
-        None => q,
-    }
-}
 
 /// What a model should do about a refusal code.
 fn hint(code: &str) -> &'static str {

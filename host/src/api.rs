@@ -230,7 +230,7 @@ pub async fn relay_sign(st: &AppState, req: SignRequest) -> Result<Signed, ApiEr
                 // stranger can send them too; rows for refusals are kept within
                 // `DENIAL_ROWS_PER_SECOND` (a review of 2026-12-05), the rest counted.
                 ClientError::Denied(d) if denial_row_allowed() => {
-                    ev.detail = Some(truncate(&d.reason, 200));
+                    ev.detail = Some(bridle_common::audit::truncate(&d.reason, 200));
                     st.record_event(ev);
                 }
                 ClientError::Denied(_) => st.metrics.event_dropped(),
@@ -256,17 +256,6 @@ fn denial_row_allowed() -> bool {
     }
     w.1 += 1;
     w.1 <= DENIAL_ROWS_PER_SECOND
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        return s.to_string();
-    }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// Relay an owner action and record its event.

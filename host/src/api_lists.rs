@@ -96,11 +96,8 @@ fn after_session(after: Option<&str>) -> Result<Option<(u64, Address)>, ApiError
     Ok(Some((time.parse().map_err(|_| bad())?, Address::from_str(session).map_err(|_| bad())?)))
 }
 
-fn clip(s: &str) -> &str {
-    match s.char_indices().nth(80) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
+fn clip(s: &str) -> String {
+    bridle_common::audit::truncate(s, 80)
 }
 
 /// The page as a JSON array of `rows` (each with the cursor that follows it), with a `Link`
