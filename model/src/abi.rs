@@ -266,6 +266,41 @@ pub fn encode_call(sig: &str, words: &[U256]) -> Vec<u8> {
 }
 
 /// An address as an ABI word.
+/// Permit2's AllowanceTransfer `approve` (RULES §5: the one function of a Permit2
+/// contract that is metered).
+pub const SIG_PERMIT2_APPROVE: &str = "approve(address,address,uint160,uint48)";
+
+/// A Permit2 `approve(token, spender, amount, expiration)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit2Approve {
+    pub token: Address,
+    pub spender: Address,
+    pub amount: U256,
+    pub expiration: u64,
+}
+
+/// Strictly decode a Permit2 `approve`: exactly four words, clean addresses, the amount
+/// within 160 bits and the expiration within 48 (`Err` otherwise); `None` for another
+/// selector.
+pub fn decode_permit2_approve(data: &[u8]) -> Option<Result<Permit2Approve, ()>> {
+    if selector_of(data)? != sel(SIG_PERMIT2_APPROVE) {
+        return None;
+    }
+    let fits = |v: U256, bits: usize| v.bit_len() <= bits;
+    let r = (|| {
+        let amount = uint(data, 2)?;
+        let expiration = uint(data, 3)?;
+        (data.len() == 4 + 32 * 4 && fits(amount, 160) && fits(expiration, 48)).then_some(())?;
+        Some(Permit2Approve {
+            token: addr(data, 0)?,
+            spender: addr(data, 1)?,
+            amount,
+            expiration: expiration.to::<u64>(),
+        })
+    })();
+    Some(r.ok_or(()))
+}
+
 pub fn addr_word(a: Address) -> U256 {
     U256::from_be_slice(a.as_slice())
 }

@@ -2,16 +2,16 @@
 //! single code (the first in its order) must be one of them.
 
 use crate::abi::{self, Erc20};
-use crate::registry::{self, Item, Key, Place, Write};
+use crate::permits::PermitCtx;
+use crate::registry::{self, Item, Key, Kind, Place, Write};
 use crate::time::period_index;
 use crate::{Ledger, Model, Req};
 use alloy_primitives::{Address, U256};
 use bridle_common::period::Period;
-use bridle_common::policy::doc::{Asset, CallRule, Party, PermitKind, Token};
+use bridle_common::policy::doc::{Asset, CallRule, Party, Token};
 
-/// The canonical Permit2 contract: its `approve` is metered with Permit2 semantics, which
-/// the model does not implement (any call to it with calldata is `model_limit`; a plain
-/// value transfer is decided like one to any other target).
+/// The canonical Permit2 contract (RULES §5: it and any contract a `permit2` rule names
+/// are Permit2 contracts, whose one metered function is `approve`).
 pub const PERMIT2: Address = alloy_primitives::address!("000000000022D473030F116dDEE9F6B43aC78BA3");
 
 /// Codes the engine may give for a user operation whose entry point (or sender) is not
@@ -46,7 +46,7 @@ impl Charges {
             Ledger::Usd => self.usd,
         }
     }
-    fn add_token(&mut self, token: Address, v: U256) {
+    pub(crate) fn add_token(&mut self, token: Address, v: U256) {
         match self.tokens.iter_mut().find(|(t, _)| *t == token) {
             Some((_, x)) => *x = x.saturating_add(v),
             None => self.tokens.push((token, v)),
@@ -114,7 +114,7 @@ impl Model {
     /// `approve(spender, 0)`: `type(uint256).max`, an unlisted token, a listed token without
     /// an `approvals.max` entry (approvals must be bounded) or above it is
     /// `unlimited_approval`; a spender not listed, `spender_not_allowed`.
-    fn approval_codes(
+    pub(crate) fn approval_codes(
         &self,
         chain: u64,
         token: Address,
@@ -161,7 +161,10 @@ impl Model {
         let mut limit = false;
         let mut charges = Charges::default();
         let (chain, weight) = match req {
-            Req::Tx { chain_id, .. } | Req::Permit { chain_id, .. } => (*chain_id, 1u64),
+            Req::Tx { chain_id, .. }
+            | Req::Permit { chain_id, .. }
+            | Req::Permit2 { chain_id, .. }
+            | Req::Permit2Transfer { chain_id, .. } => (*chain_id, 1u64),
             Req::UserOp { chain_id, calls, .. } => (*chain_id, calls.len() as u64),
             Req::Redeem { chain_id, entries, .. } => (*chain_id, entries.iter().map(|e| e.1.len() as u64).sum()),
         };
@@ -203,7 +206,7 @@ impl Model {
             Req::UserOp { gas, max_fee_per_gas, max_priority_fee_per_gas, .. } => {
                 (Some(*gas), *max_fee_per_gas, *max_priority_fee_per_gas)
             }
-            Req::Permit { .. } => (None, 0, 0),
+            Req::Permit { .. } | Req::Permit2 { .. } | Req::Permit2Transfer { .. } => (None, 0, 0),
         };
         // A request without gas (a permit) checks no gas rule at all (RULES §2).
         if let Some(g) = gas {
@@ -227,17 +230,7 @@ impl Model {
         let mut writes: Vec<(Key, Write)> = Vec::new();
         let place = match req {
             Req::Tx { nonce, to, value, data, .. } => {
-                self.check_call(
-                    chain,
-                    *to,
-                    *value,
-                    data,
-                    self.account,
-                    &mut codes,
-                    &mut limit,
-                    &mut charges,
-                    &mut writes,
-                );
+                self.check_call(chain, *to, *value, data, self.account, &mut codes, &mut charges, &mut writes);
                 Place::Own { chain, pos: *nonce }
             }
             Req::UserOp { entry_point, sender, nonce, calls, .. } => {
@@ -257,22 +250,11 @@ impl Model {
                     }
                     // Only metered calls run as another account, unless the owner vouches
                     // for its accounts (`user_operations.unmetered_calls`).
-                    let metered =
-                        data.is_empty() || (self.listing_here(chain, *target).is_some() && abi::is_metered(data));
+                    let metered = self.metered(chain, *target, data);
                     if *sender != self.account && !p.user_operations.unmetered_calls && !metered {
                         codes.push("selector_not_allowed");
                     }
-                    self.check_call(
-                        chain,
-                        Some(*target),
-                        *value,
-                        data,
-                        *sender,
-                        &mut codes,
-                        &mut limit,
-                        &mut charges,
-                        &mut writes,
-                    );
+                    self.check_call(chain, Some(*target), *value, data, *sender, &mut codes, &mut charges, &mut writes);
                 }
                 let low = U256::from(u64::MAX);
                 let pos = u64::try_from(*nonce & low).unwrap_or(u64::MAX);
@@ -307,8 +289,7 @@ impl Model {
                             codes.push("target_not_allowed");
                         }
                         // Only metered calls run as a delegator.
-                        let metered =
-                            data.is_empty() || (self.listing_here(chain, *target).is_some() && abi::is_metered(data));
+                        let metered = self.metered(chain, *target, data);
                         if !metered {
                             codes.push("selector_not_allowed");
                         }
@@ -319,15 +300,14 @@ impl Model {
                             data,
                             holder,
                             &mut codes,
-                            &mut limit,
                             &mut charges,
                             &mut writes,
                         );
                     }
                     // It may revert: a set counts as added, a revocation as nothing.
                     for (_, w) in &mut writes[first..] {
-                        if let Write::Set(v) = *w {
-                            *w = Write::Add(v);
+                        if w.sets() {
+                            *w = Write::Add(w.amount());
                         }
                     }
                 }
@@ -335,6 +315,20 @@ impl Model {
             }
             Req::Permit { token, spender, value, deadline, .. } => {
                 self.check_permit(chain, *token, *spender, *value, *deadline, t, &mut codes, &mut charges, &mut writes);
+                Place::Float { deadline: *deadline }
+            }
+            Req::Permit2 { contract, spender, details, sig_deadline, .. } => {
+                for &(token, amount, expiration) in details {
+                    let ctx = PermitCtx { chain, contract: *contract, token, spender: *spender, amount, t };
+                    self.check_permit2_detail(&ctx, *sig_deadline, expiration, &mut codes, &mut charges, &mut writes);
+                }
+                Place::Float { deadline: *sig_deadline }
+            }
+            Req::Permit2Transfer { contract, spender, permitted, deadline, .. } => {
+                for &(token, amount) in permitted {
+                    let ctx = PermitCtx { chain, contract: *contract, token, spender: *spender, amount, t };
+                    self.check_permit2_transfer(&ctx, *deadline, &mut codes, &mut charges, &mut writes);
+                }
                 Place::Float { deadline: *deadline }
             }
         };
@@ -380,7 +374,7 @@ impl Model {
             Req::Redeem { entries, .. } => entries.iter().flat_map(|e| &e.1).any(|c| !c.1.is_zero()),
             _ => false,
         };
-        let sets_non_zero = writes.iter().any(|(_, w)| matches!(w, Write::Set(v) if !v.is_zero()));
+        let sets_non_zero = writes.iter().any(|(_, w)| w.sets() && !w.amount().is_zero());
         // Only on chains whose gas limit is known to pay for execution alone does a gas
         // limit make a transaction certain (RULES §6).
         let l1_gas = crate::gas_uncertain(p, chain);
@@ -409,7 +403,6 @@ impl Model {
         data: &[u8],
         holder: Address,
         codes: &mut Vec<&'static str>,
-        limit: &mut bool,
         charges: &mut Charges,
         writes: &mut Vec<(Key, Write)>,
     ) {
@@ -425,10 +418,6 @@ impl Model {
             }
             return;
         };
-        if to == PERMIT2 && !data.is_empty() {
-            *limit = true;
-            return;
-        }
         if (1..=3).contains(&data.len()) {
             codes.push("selector_not_allowed");
         }
@@ -436,10 +425,22 @@ impl Model {
         if !here && p.tokens.iter().any(|t| t.address == to) {
             codes.push("target_not_allowed");
         }
-        codes.extend(self.allowlist(to, data, here));
+        let permit2 = self.is_permit2(to);
+        let metered = if permit2 {
+            abi::selector_of(data) == Some(abi::sel(abi::SIG_PERMIT2_APPROVE))
+        } else {
+            here && abi::is_metered(data)
+        };
+        codes.extend(self.allowlist(to, data, here || permit2, metered));
         let specific = p.calls.iter().any(|r| r.target == Some(to));
         if !value.is_zero() && !self.is_recipient(to) && !specific {
             codes.push("recipient_not_allowed");
+        }
+        if permit2 {
+            if let Some(d) = abi::decode_permit2_approve(data) {
+                self.permit2_approve(chain, to, holder, d, codes, charges, writes);
+                return;
+            }
         }
         let decoded = if here || abi::is_approval(data) { abi::decode_erc20(data) } else { None };
         let e = match decoded {
@@ -466,20 +467,21 @@ impl Model {
                     self.approval_codes(chain, to, spender, amount, codes);
                 }
                 if here {
-                    let key = Key { chain, holder, token: to, spender };
+                    let key = Key { chain, holder, token: to, spender, kind: Kind::Erc20 };
                     writes.push((key, if is_approve { Write::Set(amount) } else { Write::Add(amount) }));
                 }
             }
         }
     }
 
-    /// The allowlist (RULES §5): no codes when some entry admits the call.
-    fn allowlist(&self, to: Address, data: &[u8], listed_here: bool) -> Vec<&'static str> {
+    /// The allowlist (RULES §5): no codes when some entry admits the call. `listed_here`:
+    /// a token listed on this chain or a Permit2 contract, whose functions other than the
+    /// `metered` ones pass only when a rule for it names them.
+    fn allowlist(&self, to: Address, data: &[u8], listed_here: bool, metered: bool) -> Vec<&'static str> {
         let sel = abi::selector_of(data);
         // A plain value transfer is not a function: it passes `*`, `receive()` and the
         // wildcard on any target, listed tokens included.
         let plain = data.is_empty();
-        let metered = listed_here && abi::is_metered(data);
         // Through a wildcard: an unlisted contract's token-moving functions, any contract's
         // account-executing ones, and any function of an account the session signs user
         // operations for.
@@ -530,54 +532,6 @@ impl Model {
         }
     }
 
-    /// An EIP-2612 permit (owner = the session): RULES §5 "Permits".
-    #[allow(clippy::too_many_arguments)]
-    fn check_permit(
-        &self,
-        chain: u64,
-        token: Address,
-        spender: Address,
-        value: U256,
-        deadline: u64,
-        t: u64,
-        codes: &mut Vec<&'static str>,
-        charges: &mut Charges,
-        writes: &mut Vec<(Key, Write)>,
-    ) {
-        let p = &self.policy;
-        let here = self.listing_here(chain, token);
-        // A deadline already past can never be used; one beyond every covering rule's
-        // `max_deadline` is too long (RULES §5: `argument_rejected` both).
-        if deadline < t {
-            codes.push("argument_rejected");
-        }
-        let covering: Vec<_> = p
-            .permits
-            .iter()
-            .filter(|r| r.kind == PermitKind::Eip2612)
-            .filter(|r| here.is_some_and(|h| r.tokens.is_empty() || r.tokens.contains(&h.symbol)))
-            .collect();
-        match here {
-            None => {
-                codes.push("unlimited_approval");
-                codes.extend_from_slice(PERMIT_RULE_CODES);
-            }
-            Some(_) if covering.is_empty() => codes.extend_from_slice(PERMIT_RULE_CODES),
-            Some(_) => {
-                if !covering.iter().any(|r| deadline <= t.saturating_add(r.max_deadline)) {
-                    codes.push("argument_rejected");
-                }
-            }
-        }
-        // Permits: the same approval checks; only `approve(spender, 0)` is exempt, so a
-        // permit of 0 is not.
-        self.approval_codes(chain, token, spender, value, codes);
-        if here.is_some() {
-            charges.add_token(token, value);
-            writes.push((Key { chain, holder: self.account, token, spender }, Write::Set(value)));
-        }
-    }
-
     /// Signed items that `item` would take the place of (same nonce; a permit floats and
     /// takes no place): only one of them and the request can be mined.
     fn displaced(&self, item: &Item) -> Vec<&Item> {
@@ -605,11 +559,11 @@ impl Model {
         let mut without_sums = vec![U256::ZERO; alternatives.len()];
         let (mut raised, mut unpriced) = (false, false);
         for key in &keys {
-            let with = registry::worst(&self.registry, Some(item), key)?;
+            let with = registry::worst(&self.registry, Some(item), key, item.signed_at)?;
             let mut without = U256::ZERO;
             let price = self.price(key.chain, &Ledger::Token(key.token));
             for (a, sum) in alternatives.iter().zip(without_sums.iter_mut()) {
-                let w = registry::worst(&self.registry, Some(a), key)?;
+                let w = registry::worst(&self.registry, Some(a), key, item.signed_at)?;
                 without = without.max(w);
                 if let Some((usd, dec)) = price {
                     *sum = sum.saturating_add(usd_of(w, usd, dec));
@@ -621,7 +575,7 @@ impl Model {
                 Some((usd, dec)) => with_sum = with_sum.saturating_add(usd_of(with, usd, dec)),
                 None => unpriced |= !with.is_zero(),
             }
-            let adds = item.writes.iter().any(|(k, w)| k == key && matches!(w, Write::Add(_)));
+            let adds = item.writes.iter().any(|(k, w)| k == key && w.adds());
             if (adds || raised_here) && self.caps(key.chain, key.token).iter().any(|c| with > *c) {
                 codes.push("unlimited_approval");
             }

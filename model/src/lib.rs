@@ -14,11 +14,12 @@
 
 pub mod abi;
 mod check;
+mod permits;
 pub mod registry;
 pub mod time;
 
 use alloy_primitives::{Address, Bytes, U256};
-use bridle_common::policy::doc::{Asset, PermitKind, Policy};
+use bridle_common::policy::doc::{Asset, Policy};
 
 pub use check::{ENTRY_POINT_CODES, PERMIT2, PERMIT_RULE_CODES};
 
@@ -28,6 +29,10 @@ pub const MAX_WRITES: usize = 12;
 
 /// The pseudo-code the model gives when it cannot decide: the harness skips the sequence.
 pub const MODEL_LIMIT: &str = "model_limit";
+
+/// How far a block's timestamp may trail the enclave's clock (RULES §6): an authority or
+/// permit with deadline `d` counts as live at session time `t` while `t ≤ d + 60`.
+pub const CHAIN_TIME_SLACK: u64 = 60;
 
 /// Requests held for the owner's approval at once, per session (RULES §8).
 pub const MAX_PENDING: usize = 16;
@@ -64,6 +69,27 @@ pub enum Req {
     },
     /// An EIP-2612 permit signed by the session (owner = the session's address).
     Permit { chain_id: u64, token: Address, spender: Address, value: U256, deadline: u64 },
+    /// A Permit2 `PermitSingle` (`batch` false, one detail) or `PermitBatch` signed by the
+    /// session for the Permit2 contract `contract`: each detail `(token, amount,
+    /// expiration)`.
+    Permit2 {
+        chain_id: u64,
+        contract: Address,
+        spender: Address,
+        details: Vec<(Address, U256, u64)>,
+        sig_deadline: u64,
+        batch: bool,
+    },
+    /// A Permit2 `PermitTransferFrom` (`batch` false, one token) or
+    /// `PermitBatchTransferFrom`: each permitted `(token, amount)`.
+    Permit2Transfer {
+        chain_id: u64,
+        contract: Address,
+        spender: Address,
+        permitted: Vec<(Address, U256)>,
+        deadline: u64,
+        batch: bool,
+    },
     /// An ERC-4337 v0.7 user operation whose callData is a batch of `calls`; `gas` is the
     /// sum of all its gas limits.
     UserOp {
@@ -152,9 +178,6 @@ fn supported(p: &Policy) -> Result<(), String> {
     }
     if !p.typed_data.is_empty() || !p.messages.is_empty() {
         return Err("typed-data and message rules are out of the model's scope".into());
-    }
-    if p.permits.iter().any(|r| r.kind == PermitKind::Permit2) {
-        return Err("Permit2 is out of the model's scope".into());
     }
     if !p.approvals.jit.is_empty() || p.approvals.jit_only {
         return Err("just-in-time approvals are out of the model's scope".into());
@@ -397,11 +420,13 @@ impl Model {
     /// case over every history and every point, priced at the current price table (unpriced
     /// keys count 0). An unsigned nonce below a signed one may be filled by a transaction
     /// that writes nothing, signed at time 0. `U256::MAX` when the registry is too big to
-    /// explore. `clock` is unused (the model does not model moments: AMBIGUITIES item 3).
-    pub fn exposure_usd(&self, _clock: u64) -> U256 {
+    /// explore. Permit2 writes count at session time (`clock`, never before the last
+    /// decision): one ended by then counts 0.
+    pub fn exposure_usd(&self, clock: u64) -> U256 {
+        let now = self.now.max(clock);
         let mut sum = U256::ZERO;
         for key in registry::keys(self.registry.iter()) {
-            let Some(w) = registry::worst(&self.registry, None, &key) else { return U256::MAX };
+            let Some(w) = registry::worst(&self.registry, None, &key, now) else { return U256::MAX };
             if let Some((usd, dec)) = self.price(key.chain, &Ledger::Token(key.token)) {
                 sum = sum.saturating_add(check::usd_of(w, usd, dec));
             }
@@ -411,11 +436,12 @@ impl Model {
 
     /// What the session may have outstanding, by (chain, token): every registry key's worst
     /// case summed, priced or not (the engine's `holdings`). `None` when the registry is too
-    /// big to explore.
-    pub fn holdings(&self) -> Option<std::collections::BTreeMap<(u64, Address), U256>> {
+    /// big to explore. At session time `clock` (never before the last decision).
+    pub fn holdings(&self, clock: u64) -> Option<std::collections::BTreeMap<(u64, Address), U256>> {
+        let now = self.now.max(clock);
         let mut h = std::collections::BTreeMap::new();
         for key in registry::keys(self.registry.iter()) {
-            let w = registry::worst(&self.registry, None, &key)?;
+            let w = registry::worst(&self.registry, None, &key, now)?;
             if !w.is_zero() {
                 let e: &mut U256 = h.entry((key.chain, key.token)).or_default();
                 *e = e.saturating_add(w);

@@ -16,19 +16,59 @@
 use alloy_primitives::{Address, U256};
 use std::collections::{BTreeMap, HashSet};
 
-/// A registry key `(chain, holder, token, spender)`; the kind is always `erc20` here.
+/// A registry key `(chain, holder, token, spender, kind)` (RULES §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
     pub chain: u64,
     pub holder: Address,
     pub token: Address,
     pub spender: Address,
+    pub kind: Kind,
 }
 
+/// Which allowance a key is: the token's own, or one a Permit2 contract keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Erc20,
+    /// Permit2's AllowanceTransfer allowance kept by this contract.
+    Permit2(Address),
+    /// Permit2's SignatureTransfer one-shot authorities kept by this contract.
+    SignatureTransfer(Address),
+}
+
+/// A write; `end` is when a Permit2 write stops counting (RULES §6: a `permit2` or
+/// `signature_transfer` key contributes 0 at or after the end of the write that last set
+/// it, and an authority with deadline `d` counts as live at `t` while `t ≤ d + 60`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Write {
     Set(U256),
     Add(U256),
+    SetUntil(U256, u64),
+    AddUntil(U256, u64),
+}
+
+impl Write {
+    /// The amount it writes.
+    pub fn amount(&self) -> U256 {
+        match *self {
+            Write::Set(v) | Write::Add(v) | Write::SetUntil(v, _) | Write::AddUntil(v, _) => v,
+        }
+    }
+    pub fn sets(&self) -> bool {
+        matches!(self, Write::Set(_) | Write::SetUntil(..))
+    }
+    pub fn adds(&self) -> bool {
+        !self.sets()
+    }
+    /// As seen at session time `now`: an ended set sets 0; an ended add adds nothing.
+    fn at(self, now: u64) -> Write {
+        let live = |end: u64| end.saturating_add(crate::CHAIN_TIME_SLACK) >= now;
+        match self {
+            Write::SetUntil(v, end) => Write::Set(if live(end) { v } else { U256::ZERO }),
+            Write::AddUntil(v, end) => Write::Add(if live(end) { v } else { U256::ZERO }),
+            w => w,
+        }
+    }
 }
 
 /// Where a signed request sits.
@@ -58,8 +98,8 @@ pub const MAX_STATES: usize = 400_000;
 
 fn apply(v: U256, w: &Write) -> U256 {
     match *w {
-        Write::Set(x) => x,
-        Write::Add(x) => v.saturating_add(x),
+        Write::Set(x) | Write::SetUntil(x, _) => x,
+        Write::Add(x) | Write::AddUntil(x, _) => v.saturating_add(x),
     }
 }
 
@@ -113,12 +153,13 @@ pub fn timing(item: &Item) -> u64 {
     }
 }
 
-/// The worst case of `key`: the largest value it takes at a point at or after `t_item`
-/// (when given) of a history that includes it; without `t_item`, over every point of
-/// every history. A position of an own lane that the session has not signed, below one it
+/// The worst case of `key` at session time `now`: the largest value it takes at a point
+/// at or after `t_item` (when given) of a history that includes it; without `t_item`, over
+/// every point of every history. Every point is taken at the moment `now` (everything was
+/// signed by then, and a later moment only ends Permit2 writes). A position of an own lane that the session has not signed, below one it
 /// has (a gap), may be filled by a transaction that writes nothing, signed at time 0.
 /// `None` when the search is too big.
-pub fn worst(items: &[Item], t_item: Option<&Item>, key: &Key) -> Option<U256> {
+pub fn worst(items: &[Item], t_item: Option<&Item>, key: &Key, now: u64) -> Option<U256> {
     let all: Vec<(&Item, bool)> = items.iter().map(|i| (i, false)).chain(t_item.map(|i| (i, true))).collect();
     // Relevant: lanes with a write to `key` or holding T; permits writing `key` or T.
     let touches = |i: &Item| i.writes.iter().any(|(k, _)| k == key);
@@ -134,7 +175,7 @@ pub fn worst(items: &[Item], t_item: Option<&Item>, key: &Key) -> Option<U256> {
     let mut groups: Vec<Group> = Vec::new();
     let node_of = |it: &Item, is_t: bool| Node {
         signed: timing(it),
-        writes: it.writes.iter().filter(|(k, _)| k == key).map(|(_, w)| *w).collect(),
+        writes: it.writes.iter().filter(|(k, _)| k == key).map(|(_, w)| w.at(now)).collect(),
         is_t,
         may_revert: it.may_revert && matches!(it.place, Place::Own { .. }),
     };

@@ -178,9 +178,6 @@ fn out_of_scope_policies_are_refused() {
     p.calls[0].functions[0].args =
         vec![ArgRule { path: vec![1], op: Op::Lte, values: vec![ArgValue::Uint(U256::from(1))] }];
     assert!(bridle_model::Model::new(&p, t0(), OWNER, ACCOUNT).is_err());
-    let mut p = base();
-    p.permits = vec![PermitRule { kind: PermitKind::Permit2, tokens: Vec::new(), max_deadline: 60, permit2: None }];
-    assert!(bridle_model::Model::new(&p, t0(), OWNER, ACCOUNT).is_err());
 }
 
 fn plain(nonce: u64, to: alloy_primitives::Address, value: u64) -> Req {

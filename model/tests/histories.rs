@@ -8,7 +8,7 @@
 //! every point of it.
 
 use alloy_primitives::{address, Address, U256};
-use bridle_model::registry::{worst, Item, Key, Place, Write};
+use bridle_model::registry::{worst, Item, Key, Kind, Place, Write};
 
 const EPA: Address = address!("0000000071727De22E5E9d8BAf0edAc6f37da032");
 
@@ -31,7 +31,13 @@ const SLACK: u64 = 60;
 const TICK: u64 = 10;
 
 fn key() -> Key {
-    Key { chain: 1, holder: Address::ZERO, token: Address::repeat_byte(1), spender: Address::repeat_byte(2) }
+    Key {
+        chain: 1,
+        holder: Address::ZERO,
+        token: Address::repeat_byte(1),
+        spender: Address::repeat_byte(2),
+        kind: Kind::Erc20,
+    }
 }
 
 fn random_item(r: &mut Rng, signed_at: u64) -> Item {
@@ -43,7 +49,16 @@ fn random_item(r: &mut Rng, signed_at: u64) -> Item {
     let mut writes = Vec::new();
     for _ in 0..r.below(3) {
         let v = U256::from(r.below(4) * 10);
-        let w = if r.below(3) == 0 && !matches!(place, Place::Float { .. }) { Write::Add(v) } else { Write::Set(v) };
+        // Now and then a Permit2 write with an end (an allowance set until its expiration, or
+        // a one-shot transfer authority, which floats).
+        let end = (r.below(3) == 0).then(|| TICK * r.below(14));
+        let float = matches!(place, Place::Float { .. });
+        let w = match (r.below(3) == 0, end) {
+            (true, None) if !float => Write::Add(v),
+            (true, Some(e)) if float => Write::AddUntil(v, e),
+            (_, Some(e)) => Write::SetUntil(v, e),
+            _ => Write::Set(v),
+        };
         writes.push((key(), w));
     }
     let may_revert = matches!(place, Place::Own { .. }) && !writes.is_empty() && r.below(4) == 0;
@@ -87,7 +102,7 @@ fn signed(i: &Item) -> u64 {
     }
 }
 
-fn literal(items: &[Item], t: Option<usize>) -> U256 {
+fn literal(items: &[Item], t: Option<usize>, now: u64) -> U256 {
     // Fill the own lane's gaps with transactions that write nothing, signed at time 0.
     let mut items = items.to_vec();
     let own_top = items.iter().filter(|i| matches!(i.place, Place::Own { .. })).map(pos).max();
@@ -155,9 +170,26 @@ fn literal(items: &[Item], t: Option<usize>) -> U256 {
                     }
                     for &x in h {
                         for (_, w) in &items[x].writes {
+                            // Every point is taken at `now`: a Permit2 write whose end is
+                            // more than the slack before it counts 0.
+                            let live = |e: u64| e + SLACK >= now;
                             v = match *w {
                                 Write::Set(a) => a,
                                 Write::Add(a) => v.saturating_add(a),
+                                Write::SetUntil(a, e) => {
+                                    if live(e) {
+                                        a
+                                    } else {
+                                        U256::ZERO
+                                    }
+                                }
+                                Write::AddUntil(a, e) => {
+                                    if live(e) {
+                                        v.saturating_add(a)
+                                    } else {
+                                        v
+                                    }
+                                }
                             };
                         }
                         seen_t |= Some(x) == t;
@@ -179,10 +211,11 @@ fn the_search_equals_the_literal_enumeration() {
         let count = 1 + r.below(6) as usize;
         let mut items: Vec<Item> = (0..count).map(|i| random_item(&mut r, TICK * i as u64 * 2)).collect();
         let with_t = r.below(3) != 0;
+        let now = TICK * (2 * count as u64 + r.below(6));
         let got = if with_t {
             let mut t_item = items.pop().unwrap();
             t_item.may_revert = false;
-            let got = worst(&items, Some(&t_item), &key());
+            let got = worst(&items, Some(&t_item), &key(), now);
             // T at its position (the literal enumeration excludes the others there itself).
             let t_idx = items.len();
             let mut all = items.clone();
@@ -196,12 +229,12 @@ fn the_search_equals_the_literal_enumeration() {
                 .collect();
             let kept: Vec<Item> =
                 all.iter().enumerate().filter(|(i, _)| !exclude.contains(i)).map(|(_, it)| it.clone()).collect();
-            let want = literal(&kept, Some(kept.len() - 1));
+            let want = literal(&kept, Some(kept.len() - 1), now);
             assert_eq!(got, Some(want), "case {case}: {items:?} T={t_item:?}");
             continue;
         } else {
-            worst(&items, None, &key())
+            worst(&items, None, &key(), now)
         };
-        assert_eq!(got, Some(literal(&items, None)), "case {case}: {items:?}");
+        assert_eq!(got, Some(literal(&items, None, now)), "case {case}: {items:?} now={now}");
     }
 }

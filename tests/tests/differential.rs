@@ -1,6 +1,7 @@
 //! The engine's decision core against the independent reference model (issue 9): random
 //! policies and request sequences — amounts, chains, tokens, times around period and month
-//! boundaries and moving back, reused and skipped nonces, permits, user operations,
+//! boundaries and moving back, reused and skipped nonces, permits (EIP-2612 and Permit2's
+//! messages and `approve`), user operations,
 //! approvals and denials of held requests, policy updates, revocations — and every verdict, the
 //! exposure, the uses, every ledger line in every period and the holdings by chain and token
 //! compared after every step. Never a signature the model refuses.
@@ -52,6 +53,9 @@ fn engine_and_model_agree_on_random_sequences() {
             && total.restored > 0
             && total.denied_by_owner > 0
             && total.redeemed > 0
+            && total.permit2_allowances > 0
+            && total.permit2_transfers > 0
+            && total.permit2_approves > 0
             && total.codes.get("denied_by_owner").is_some_and(|&n| n > 0),
         "{total:?}"
     );
