@@ -228,8 +228,11 @@ impl Model {
         }
         // 7. Calls (or the permit), collecting token charges and registry writes.
         let mut writes: Vec<(Key, Write)> = Vec::new();
+        // Each call's first write (for just-in-time `increaseAllowance`).
+        let mut starts: Vec<usize> = Vec::new();
         let place = match req {
             Req::Tx { nonce, to, value, data, .. } => {
+                starts.push(writes.len());
                 self.check_call(chain, *to, *value, data, self.account, &mut codes, &mut charges, &mut writes);
                 Place::Own { chain, pos: *nonce }
             }
@@ -254,6 +257,7 @@ impl Model {
                     if *sender != self.account && !p.user_operations.unmetered_calls && !metered {
                         codes.push("selector_not_allowed");
                     }
+                    starts.push(writes.len());
                     self.check_call(chain, Some(*target), *value, data, *sender, &mut codes, &mut charges, &mut writes);
                 }
                 let low = U256::from(u64::MAX);
@@ -293,6 +297,7 @@ impl Model {
                         if !metered {
                             codes.push("selector_not_allowed");
                         }
+                        starts.push(writes.len());
                         self.check_call(
                             chain,
                             Some(*target),
@@ -380,10 +385,24 @@ impl Model {
         let l1_gas = crate::gas_uncertain(p, chain);
         let may_revert = matches!(req, Req::Tx { .. } | Req::Redeem { .. })
             && (l1_gas || gas.is_none_or(|g| g < revoke_gas) || carries_value || sets_non_zero);
+        // Just-in-time approvals over the request's calls, as the accounts that run them.
+        let batch: Vec<(Address, Address, &[u8])> = match req {
+            Req::Tx { to: Some(to), data, .. } => vec![(self.account, *to, &data[..])],
+            Req::UserOp { sender, calls, .. } => calls.iter().map(|(to, _, d)| (*sender, *to, &d[..])).collect(),
+            Req::Redeem { entries, .. } => entries
+                .iter()
+                .flat_map(|(root, calls)| {
+                    let holder = root.unwrap_or(self.account);
+                    calls.iter().map(move |(to, _, d)| (holder, *to, &d[..]))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let jit_adds = self.check_jit(&batch, &starts, &mut codes);
         let item = Item { place, signed_at: t, writes, may_revert };
         // 9. The registry after this request.
         if !item.writes.is_empty() || !self.displaced(&item).is_empty() {
-            match self.registry_check(&item) {
+            match self.registry_check(&item, &jit_adds) {
                 Some(found) => codes.extend(found),
                 None => limit = true,
             }
@@ -545,7 +564,8 @@ impl Model {
     /// model cannot decide (too big to explore). Compared with the same position without the
     /// request: one of the items it displaces mined there (the worst), or, displacing none,
     /// a transaction that writes nothing.
-    fn registry_check(&self, item: &Item) -> Option<Vec<&'static str>> {
+    /// `jit_adds`: a just-in-time `increaseAllowance`'s write and its bound (RULES §5).
+    fn registry_check(&self, item: &Item, jit_adds: &[(usize, U256)]) -> Option<Vec<&'static str>> {
         let total: usize = self.registry.iter().map(|i| i.writes.len()).sum::<usize>() + item.writes.len();
         if total > crate::MAX_WRITES {
             return None;
@@ -577,6 +597,17 @@ impl Model {
             }
             let adds = item.writes.iter().any(|(k, w)| k == key && w.adds());
             if (adds || raised_here) && self.caps(key.chain, key.token).iter().any(|c| with > *c) {
+                codes.push("unlimited_approval");
+            }
+        }
+        // A just-in-time `increaseAllowance` adds to what may already be outstanding at
+        // worst just before it (the request's earlier writes included): together within the
+        // bound.
+        for &(wi, bound) in jit_adds {
+            let Some(&(key, w)) = item.writes.get(wi) else { continue };
+            let before = Item { writes: item.writes[..wi].to_vec(), may_revert: false, ..item.clone() };
+            if registry::worst(&self.registry, Some(&before), &key, item.signed_at)?.saturating_add(w.amount()) > bound
+            {
                 codes.push("unlimited_approval");
             }
         }

@@ -14,6 +14,7 @@
 
 pub mod abi;
 mod check;
+mod jit;
 mod permits;
 pub mod registry;
 pub mod time;
@@ -179,8 +180,8 @@ fn supported(p: &Policy) -> Result<(), String> {
     if !p.typed_data.is_empty() || !p.messages.is_empty() {
         return Err("typed-data and message rules are out of the model's scope".into());
     }
-    if !p.approvals.jit.is_empty() || p.approvals.jit_only {
-        return Err("just-in-time approvals are out of the model's scope".into());
+    if p.approvals.jit.iter().any(|r| jit::Jit::new(r).is_none()) {
+        return Err("just-in-time rules naming a function with a dynamic parameter are out of the model's scope".into());
     }
     let known = |a: &Asset| match a {
         Asset::Native => true,

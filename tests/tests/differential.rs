@@ -56,6 +56,8 @@ fn engine_and_model_agree_on_random_sequences() {
             && total.permit2_allowances > 0
             && total.permit2_transfers > 0
             && total.permit2_approves > 0
+            && total.jit_signed > 0
+            && total.jit_refused > 0
             && total.codes.get("denied_by_owner").is_some_and(|&n| n > 0),
         "{total:?}"
     );

@@ -24,6 +24,8 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
         s += &format!("quota = {}\n", 3 + r.below(30));
     }
     let wildcard = r.chance(25);
+    // Just-in-time approvals (RULES §5): consumers at the spenders, run as the account.
+    let jit = delegations && r.chance(30);
     if wildcard || r.chance(40) {
         s += &format!("max_value_per_call = \"{} wei\"\n", 1 + r.below(1000));
     }
@@ -113,6 +115,11 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
     if wildcard {
         s += "[[calls]]\ntarget = \"*\"\nfunctions = [\"*\"]\n";
     }
+    if jit {
+        for spender in [S1, S2] {
+            s += &format!("[[calls]]\ntarget = \"{spender}\"\nfunctions = [\"{JIT_SWAP}\", \"{JIT_DEPOSIT}\"]\n");
+        }
+    }
     // Permit2 contracts (RULES §5): only `approve` is metered; another function passes only
     // when a rule for that contract names it.
     if delegations && r.chance(50) {
@@ -151,6 +158,23 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
     if let Some(g) = revoke_gas {
         s += &format!("revoke_gas = {g}\n");
     }
+    if jit {
+        s += &format!("jit_tolerance = \"{}\"\n", r.pick(&["0%", "0.5%", "1%", "10%"]));
+        if r.chance(30) {
+            s += "jit_only = true\n";
+        }
+        // The swap's amount in (0.4) naming its token (0.0), a deposit's amount, and, now
+        // and then first, the same swap read at its minimum out (0.5): the first rule whose
+        // function the call is decides.
+        let mut rules = vec![
+            format!("{{ signature = \"{JIT_SWAP}\", amount_arg = \"0.4\", token_arg = \"0.0\" }}"),
+            format!("{{ signature = \"{JIT_DEPOSIT}\", amount_arg = \"0\" }}"),
+        ];
+        if r.chance(30) {
+            rules.insert(0, format!("{{ signature = \"{JIT_SWAP}\", amount_arg = \"0.5\" }}"));
+        }
+        s += &format!("jit = [{}]\n", rules.join(", "));
+    }
     if r.chance(40) {
         s += "execution_gas_chains = [777]\n";
     }
@@ -184,9 +208,9 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
             }
         }
     }
-    if r.chance(30) {
+    if r.chance(30) || (jit && r.chance(70)) {
         s += "[user_operations]\nentry_points = [\"v0.7\"]\n";
-        if r.chance(50) {
+        if r.chance(50) || (jit && r.chance(60)) {
             s += "unmetered_calls = true\n";
         }
     }
@@ -223,6 +247,61 @@ pub(super) fn calls_permit2_approve(req: &Req) -> bool {
         Req::Redeem { entries, .. } => entries.iter().flat_map(|e| &e.1).any(|(to, _, data)| hit(to, data)),
         _ => false,
     }
+}
+
+/// Whether `req` calls one of the just-in-time consumers.
+pub(super) fn calls_a_jit_consumer(req: &Req) -> bool {
+    let hit = |data: &Bytes| {
+        [JIT_SWAP, JIT_DEPOSIT].iter().any(|sig| data.get(..4) == Some(&bridle_model::abi::sel(sig)[..]))
+    };
+    match req {
+        Req::UserOp { calls, .. } => calls.iter().any(|(_, _, d)| hit(d)),
+        Req::Redeem { entries, .. } => entries.iter().flat_map(|e| &e.1).any(|(_, _, d)| hit(d)),
+        _ => false,
+    }
+}
+
+/// The consumers just-in-time rules of random policies name.
+pub const JIT_SWAP: &str = "exactInputSingle((address,address,uint24,address,uint256,uint256,uint160))";
+pub const JIT_DEPOSIT: &str = "deposit(uint256)";
+
+/// An approval and the call after it that may consume it (RULES §5, just-in-time): an
+/// `approve` or `increaseAllowance` of about what the call consumes (exactly, within or
+/// just past the tolerances, twice), to the call's target or not, the call naming the token
+/// or not, encoded canonically or not; now and then a revocation after them.
+fn jit_pair(r: &mut Rng) -> Vec<(Address, U256, Bytes)> {
+    let token = *r.pick(&[TOK1, TOK1, TOK2]);
+    let spender = *r.pick(&[S1, S1, S2]);
+    let consumed = if r.chance(80) { U256::from(*r.pick(&[1u64, 999, 1000, 20_000, 10u64.pow(9)])) } else { amount(r) };
+    let bps = *r.pick(&[0u64, 50, 100, 1000]);
+    let within = consumed.saturating_mul(U256::from(10_000 + bps)) / U256::from(10_000u32);
+    let granted = match r.below(6) {
+        0 => consumed,
+        1 => within,
+        2 => within.saturating_add(U256::from(1u8)),
+        3 => consumed.saturating_mul(U256::from(2u8)),
+        _ => consumed.saturating_sub(U256::from(r.below(2))),
+    };
+    let grant = if r.chance(30) {
+        increaseAllowanceCall { spender, added: granted }.abi_encode()
+    } else {
+        approveCall { spender, amount: granted }.abi_encode()
+    };
+    let named = if r.chance(85) { token } else { OTHER };
+    let fee = if r.chance(90) { U256::from(500u32) } else { U256::from(1u32) << 24 };
+    let consumer = match r.below(3) {
+        0 => encode_call(JIT_DEPOSIT, &[consumed]),
+        _ => encode_call(
+            JIT_SWAP,
+            &[addr_word(named), addr_word(OTHER), fee, addr_word(SCA), consumed, U256::from(r.below(3)), U256::ZERO],
+        ),
+    };
+    let target = if r.chance(90) { spender } else { *r.pick(&[S1, S2]) };
+    let mut calls = vec![(token, U256::ZERO, Bytes::from(grant)), (target, U256::ZERO, Bytes::from(consumer))];
+    if r.chance(30) {
+        calls.push((token, U256::ZERO, Bytes::from(approveCall { spender, amount: U256::ZERO }.abi_encode())));
+    }
+    calls
 }
 
 /// Permit2's "unlimited" allowance, `type(uint160).max`.
@@ -308,9 +387,20 @@ pub fn random_req_with(
                         }
                     })
                     .collect();
-                (root, calls)
+                (root, if r.chance(20) { jit_pair(r) } else { calls })
             })
             .collect();
+        // Now and then a just-in-time pair split over two entries: one delegator's approval,
+        // then the consumer run as the same delegator or as another.
+        let entries: Vec<bridle_model::RedeemEntry> = if r.chance(15) {
+            let mut pair = jit_pair(r);
+            let consumer = pair.remove(1);
+            let first = *r.pick(&[Some(D1), Some(D2)]);
+            let second = if r.chance(50) { first } else { *r.pick(&[Some(D1), Some(D2), None]) };
+            vec![(first, pair), (second, vec![consumer])]
+        } else {
+            entries
+        };
         let chain = if r.chance(90) && !chains.is_empty() { *r.pick(chains) } else { 5 };
         let next = nonces.entry(chain).or_insert(0);
         let nonce = *next;
@@ -406,11 +496,22 @@ pub fn random_req_with(
                 batch,
             }
         }
+        // A just-in-time pair alone (RULES §5): the consumer's bound is where it binds.
+        4 if delegations => Req::UserOp {
+            chain_id: chain,
+            entry_point: ENTRY_POINT_V07,
+            sender: SCA,
+            nonce: U256::from(r.below(3)),
+            calls: jit_pair(r),
+            gas: 21_000 + r.below(100_000),
+            max_fee_per_gas: r.below(12) as u128,
+            max_priority_fee_per_gas: 0,
+        },
         1 => {
             // Approvals often (the registry's subtle part), and any call a transaction makes
             // (routers, junk selectors, value transfers, unmetered token functions): run as
             // the account, only metered ones pass unless the policy vouches for it.
-            let calls: Vec<(Address, U256, Bytes)> = (0..1 + r.below(4))
+            let mut calls: Vec<(Address, U256, Bytes)> = (0..1 + r.below(4))
                 .map(|_| match random_req_with(r, nonces, clock, chains, false) {
                     _ if delegations && r.chance(15) => permit2_call(r, clock),
                     Req::Tx { to: Some(to), value, data, .. } if r.chance(50) => (to, value, data),
@@ -421,6 +522,11 @@ pub fn random_req_with(
                     ),
                 })
                 .collect();
+            if delegations && r.chance(40) {
+                let at = r.below(calls.len() as u64 + 1) as usize;
+                let pair = jit_pair(r);
+                calls.splice(at..at, pair);
+            }
             Req::UserOp {
                 chain_id: chain,
                 entry_point: ENTRY_POINT_V07,

@@ -181,6 +181,10 @@ pub struct Stats {
     pub permit2_allowances: u64,
     pub permit2_transfers: u64,
     pub permit2_approves: u64,
+    /// Requests calling a just-in-time consumer signed under a policy with such rules, and
+    /// refusals naming a just-in-time rule.
+    pub jit_signed: u64,
+    pub jit_refused: u64,
     /// Denials by code.
     pub codes: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -200,6 +204,8 @@ impl std::ops::AddAssign for Stats {
         self.permit2_allowances += o.permit2_allowances;
         self.permit2_transfers += o.permit2_transfers;
         self.permit2_approves += o.permit2_approves;
+        self.jit_signed += o.jit_signed;
+        self.jit_refused += o.jit_refused;
         for (k, v) in o.codes {
             *self.codes.entry(k).or_default() += v;
         }
@@ -316,6 +322,8 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                         st.permit2_allowances += u64::from(matches!(req, Req::Permit2 { .. }));
                         st.permit2_transfers += u64::from(matches!(req, Req::Permit2Transfer { .. }));
                         st.permit2_approves += u64::from(calls_permit2_approve(&req));
+                        st.jit_signed +=
+                            u64::from(!engine.policy().doc.approvals.jit.is_empty() && calls_a_jit_consumer(&req));
                     }
                     (Err(d), Verdict::Pending(id)) if d.code.as_str() == "pending_approval" => {
                         st.pending += 1;
@@ -325,6 +333,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                     (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => {
                         st.denied += 1;
                         *st.codes.entry(d.code.as_str()).or_default() += 1;
+                        st.jit_refused += u64::from(d.rule.as_deref().is_some_and(|r| r.starts_with("approvals.jit")));
                     }
                     _ => return fail(&log, format!("step {i}: engine {:?}, model {m:?}", e.0)),
                 }
