@@ -151,6 +151,29 @@ pub fn is_token_moving_type(primary_type: &str) -> bool {
         || matches!(primary_type, "TransferWithAuthorization" | "ReceiveWithAuthorization")
 }
 
+/// Primary types accounts use to wrap what they then accept as signed by themselves
+/// (ERC-1271): Safe's `SafeMessage(bytes message)`, Coinbase Smart Wallet's
+/// `CoinbaseSmartWalletMessage(bytes32 hash)`, ERC-7739's `PersonalSign(bytes prefixed)`.
+pub const ACCOUNT_WRAPPERS: &[&str] = &["SafeMessage", "CoinbaseSmartWalletMessage", "PersonalSign"];
+
+/// Whether typed data wraps an opaque byte string: its primary type is an account's
+/// wrapper ([`ACCOUNT_WRAPPERS`]), or its message is one `bytes` or one 32-byte value. Such
+/// a message carries another signature's digest — a Permit2 permit, an order — that an
+/// account whose signer the session is would then accept as its own (a review of
+/// 2026-12-05: a `typed_data` rule for Safe's `SafeMessage` let the session sign a Permit2
+/// transfer of the Safe's tokens that no cap saw).
+pub fn wraps_opaque_bytes(primary_type: &str, message: &DynSolValue) -> bool {
+    if ACCOUNT_WRAPPERS.contains(&primary_type) {
+        return true;
+    }
+    match message {
+        DynSolValue::CustomStruct { tuple, .. } => {
+            matches!(tuple.as_slice(), [DynSolValue::Bytes(_)] | [DynSolValue::FixedBytes(_, 32)])
+        }
+        _ => false,
+    }
+}
+
 /// Whether a primary type (or domain name) looks like an EIP-7702 authorization.
 pub fn is_7702_name(name: &str) -> bool {
     let l = name.to_ascii_lowercase();
@@ -229,6 +252,14 @@ pub fn classify(p: &ParsedTypedData, permit2: &[Address]) -> TypedClass {
         return refused(
             ErrorCode::AuthorizationDenied,
             format!("`{pt}` is an EIP-7702 authorization: it hands over the whole account; never signed"),
+        );
+    }
+    if wraps_opaque_bytes(pt, &p.message) {
+        return refused(
+            ErrorCode::TypedDataNotAllowed,
+            format!(
+                "`{pt}` wraps an opaque byte string (an account's own message wrapper, or one bytes / bytes32 value): it could be another signature's digest — a Permit2 permit, an order — that an account the session signs for would accept as its own; never signed"
+            ),
         );
     }
     let vc = td.domain.verifying_contract;

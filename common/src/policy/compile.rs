@@ -691,6 +691,12 @@ impl CompiledPolicy {
             if crate::typed::is_7702_name(primary_type) {
                 return Err(invalid(rule, "EIP-7702 authorizations are never signed (R-SIGN-1)"));
             }
+            if crate::typed::ACCOUNT_WRAPPERS.contains(&primary_type.as_str()) {
+                return Err(invalid(
+                    rule,
+                    format!("`{primary_type}` is an account's wrapper of an opaque digest (ERC-1271): never signed"),
+                ));
+            }
             if name.is_none() && verifying_contract.is_none() {
                 return Err(invalid(
                     rule,

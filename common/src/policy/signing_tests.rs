@@ -608,6 +608,48 @@ fn generic_typed_data_rules_and_refusals() {
     assert_eq!(code(decide(&p, &c, SignPayload::TypedData("{".into()))), ErrorCode::Malformed);
 }
 
+/// A review of 2026-12-05: Safe's `SafeMessage(bytes message)` wrapping the digest of a
+/// Permit2 transfer made the Safe (whose signer the session is) accept that transfer as
+/// signed, past every cap. Typed data that wraps one opaque byte string is never signed,
+/// whatever rule names it — under any primary type or domain.
+#[test]
+fn typed_data_wrapping_an_opaque_digest_is_refused() {
+    let digest = format!("0x{}", "ab".repeat(32));
+    let wrapped = |primary: &str, ty: &str, value: &str, name: &str| {
+        typed(
+            json!({"name": name, "version": "1.6", "chainId": 1, "verifyingContract": SEAPORT}),
+            json!({primary: [{"name": "message", "type": ty}]}),
+            primary,
+            json!({"message": value}),
+        )
+    };
+    // Even where a rule allows the type (the rule is written here for the test's own
+    // domain: compile refuses a rule naming an account's wrapper).
+    let p = compile_text(&format!(
+        "[[typed_data]]\nname = \"Seaport\"\nverifying_contract = \"{SEAPORT}\"\nprimary_type = \"Wrapped\""
+    ))
+    .unwrap();
+    let c = Counters::new();
+    for (primary, ty, name) in [
+        ("Wrapped", "bytes", "Seaport"),
+        ("Wrapped", "bytes32", "Seaport"),
+        ("SafeMessage", "bytes", "Safe"),
+        ("CoinbaseSmartWalletMessage", "bytes32", "Coinbase Smart Wallet"),
+    ] {
+        let d = decide(&p, &c, wrapped(primary, ty, &digest, name)).unwrap_err();
+        assert_eq!(d.code, ErrorCode::TypedDataNotAllowed, "{primary}({ty}): {d}");
+        assert!(d.reason.contains("opaque"), "{d}");
+    }
+    // A struct of more than one value is decided by its rules as before.
+    let two = typed(
+        json!({"name": "Seaport", "version": "1.6", "chainId": 1, "verifyingContract": SEAPORT}),
+        json!({"Wrapped": [{"name": "message", "type": "bytes32"}, {"name": "salt", "type": "uint256"}]}),
+        "Wrapped",
+        json!({"message": digest, "salt": 1}),
+    );
+    assert_eq!(decide(&p, &c, two).unwrap(), Charges::at(None, 1));
+}
+
 // ---- messages ----------------------------------------------------------------------------
 
 fn msg(s: &str) -> SignPayload {
@@ -672,6 +714,7 @@ fn new_rules_are_validated() {
     bad("[[typed_data]]\nname = \"Bridle\"\nprimary_type = \"Thing\"", "typed_data[0]");
     bad("[[typed_data]]\nprimary_type = \"Thing\"", "typed_data[0]");
     bad("[[typed_data]]\nname = \"X\"\nprimary_type = \"Authorization\"", "typed_data[0]");
+    bad(&format!("[[typed_data]]\nverifying_contract = \"{ALICE}\"\nprimary_type = \"SafeMessage\""), "typed_data[0]");
     bad(&format!("[[typed_data]]\nverifying_contract = \"{USDC}\"\nprimary_type = \"Thing\""), "typed_data[0]");
     bad("[[typed_data]]\nname = \"X\"\nchain_id = 5\nprimary_type = \"Thing\"", "typed_data[0]");
     bad("[[typed_data]]\nname = \"X\"\nprimary_type = \"not a type\"", "typed_data[0]");
