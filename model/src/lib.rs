@@ -31,9 +31,19 @@ pub const MAX_WRITES: usize = 12;
 /// The pseudo-code the model gives when it cannot decide: the harness skips the sequence.
 pub const MODEL_LIMIT: &str = "model_limit";
 
-/// How far a block's timestamp may trail the enclave's clock (RULES §6): an authority or
-/// permit with deadline `d` counts as live at session time `t` while `t ≤ d + 60`.
+/// How far a block's timestamp may trail the enclave's clock (RULES §6) on a chain whose
+/// blocks follow the beacon chain's slots: an authority or permit with deadline `d` counts
+/// as live at session time `t` while `t ≤ d + 60`.
 pub const CHAIN_TIME_SLACK: u64 = 60;
+
+/// The chains RULES §6 names as stamped by beacon-chain slots (Ethereum and its testnets,
+/// Gnosis and Chiado). On any other no bound is known: ends and deadlines bind nothing.
+pub const SLOTTED_CHAINS: &[u64] = &[1, 5, 11_155_111, 17_000, 560_048, 100, 10_200];
+
+/// The slack on `chain` (`None`: unbounded).
+pub fn time_slack(chain: u64) -> Option<u64> {
+    SLOTTED_CHAINS.contains(&chain).then_some(CHAIN_TIME_SLACK)
+}
 
 /// Requests held for the owner's approval at once, per session (RULES §8).
 pub const MAX_PENDING: usize = 16;

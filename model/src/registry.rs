@@ -60,9 +60,10 @@ impl Write {
     pub fn adds(&self) -> bool {
         !self.sets()
     }
-    /// As seen at session time `now`: an ended set sets 0; an ended add adds nothing.
-    fn at(self, now: u64) -> Write {
-        let live = |end: u64| end.saturating_add(crate::CHAIN_TIME_SLACK) >= now;
+    /// As seen at session time `now` on a chain of `slack` (`None`: unbounded, nothing
+    /// ends): an ended set sets 0; an ended add adds nothing.
+    fn at(self, now: u64, slack: Option<u64>) -> Write {
+        let live = |end: u64| slack.is_none_or(|s| end.saturating_add(s) >= now);
         match self {
             Write::SetUntil(v, end) => Write::Set(if live(end) { v } else { U256::ZERO }),
             Write::AddUntil(v, end) => Write::Add(if live(end) { v } else { U256::ZERO }),
@@ -175,7 +176,12 @@ pub fn worst(items: &[Item], t_item: Option<&Item>, key: &Key, now: u64) -> Opti
     let mut groups: Vec<Group> = Vec::new();
     let node_of = |it: &Item, is_t: bool| Node {
         signed: timing(it),
-        writes: it.writes.iter().filter(|(k, _)| k == key).map(|(_, w)| w.at(now)).collect(),
+        writes: it
+            .writes
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, w)| w.at(now, crate::time_slack(key.chain)))
+            .collect(),
         is_t,
         may_revert: it.may_revert && matches!(it.place, Place::Own { .. }),
     };
@@ -211,10 +217,12 @@ pub fn worst(items: &[Item], t_item: Option<&Item>, key: &Key, now: u64) -> Opti
     if t_item.is_some() && !nodes.iter().any(|n| n.is_t) {
         return Some(U256::ZERO);
     }
-    search(&nodes, &groups, t_item.is_some())
+    search(&nodes, &groups, t_item.is_some(), crate::time_slack(key.chain))
 }
 
-fn search(nodes: &[Node], groups: &[Group], need_t: bool) -> Option<U256> {
+/// `slack`: how far a block may trail what it holds on the key's chain (`None`: unbounded,
+/// so a permit may follow anything).
+fn search(nodes: &[Node], groups: &[Group], need_t: bool, slack: Option<u64>) -> Option<U256> {
     let start = State { prog: vec![0; groups.len()], max_signed: 0, value: U256::ZERO, t_placed: false };
     let mut seen: HashSet<State> = HashSet::new();
     let mut stack = vec![start.clone()];
@@ -255,8 +263,9 @@ fn search(nodes: &[Node], groups: &[Group], need_t: bool) -> Option<U256> {
                     }
                 }
                 Group::Float { node, deadline } => {
-                    // RULES §6: a block's stamp may trail the signing by 60 s.
-                    if p == 0 && st.max_signed.max(nodes[*node].signed) <= deadline.saturating_add(60) {
+                    // RULES §6: a block's stamp may trail the signing by the chain's slack.
+                    let signed = st.max_signed.max(nodes[*node].signed);
+                    if p == 0 && slack.is_none_or(|s| signed <= deadline.saturating_add(s)) {
                         moves.push((1, Some(*node), false));
                     }
                 }

@@ -9,10 +9,14 @@ use bridle_model::abi::{addr_word, encode_call};
 use bridle_model::{Req, Verdict, PERMIT2, PERMIT_RULE_CODES};
 use util::*;
 
+/// Ethereum: its blocks follow the beacon chain's slots, so ends bind (RULES §6).
+const MAIN: u64 = 1;
+
 /// USDC at 1 USD, spender A, approvals of at most 5 000 USDC, a ceiling of 1 500 USD,
 /// Permit2 messages of the canonical contract within an hour, its `approve` callable.
 fn governed() -> Policy {
     let mut p = base();
+    p.chains.push(MAIN);
     p.prices = vec![Price { asset: usdc_asset(), usd: usd(1) }];
     p.exposure_ceiling = Some(usd(1500));
     p.approvals.spenders = vec![A];
@@ -32,7 +36,7 @@ fn approve2(token: Address, spender: Address, amount: U256, expiration: u64) -> 
 
 fn single(spender: Address, amount: U256, expiration: u64, sig_deadline: u64) -> Req {
     Req::Permit2 {
-        chain_id: CHAIN,
+        chain_id: MAIN,
         contract: PERMIT2,
         spender,
         details: vec![(USDC, amount, expiration)],
@@ -70,9 +74,9 @@ fn the_ceiling_counts_live_permit2_allowances_and_forgets_ended_ones() {
     let t = t0();
     assert_eq!(m.sign(&single(A, usdc(1000), t + 100, t + 100), t), Verdict::Allowed);
     // A second allowance of another kind (the token's own) would bring 2 000 USD.
-    assert_eq!(m.sign(&tx(0, USDC, approve(A, usdc(1000))), t + 1), Verdict::Denied(vec!["exposure_ceiling"]));
+    assert_eq!(m.sign(&tx_on(MAIN, 0, USDC, approve(A, usdc(1000))), t + 1), Verdict::Denied(vec!["exposure_ceiling"]));
     // Once the first has ended, it passes.
-    assert_eq!(m.sign(&tx(0, USDC, approve(A, usdc(1000))), t + 161), Verdict::Allowed);
+    assert_eq!(m.sign(&tx_on(MAIN, 0, USDC, approve(A, usdc(1000))), t + 161), Verdict::Allowed);
 }
 
 #[test]
@@ -80,28 +84,28 @@ fn permit2_approve_is_metered_as_an_approval() {
     let mut m = model(&governed());
     let t = t0();
     // Above the cap, to an unlisted spender, Permit2's unlimited: refused.
-    assert_denied(m.sign(&tx(0, PERMIT2, approve2(USDC, A, usdc(6000), t + 600)), t), "unlimited_approval");
-    assert_denied(m.sign(&tx(0, PERMIT2, approve2(USDC, B, usdc(10), t + 600)), t), "spender_not_allowed");
-    assert_denied(m.sign(&tx(0, PERMIT2, approve2(USDC, A, u160_max(), t + 600)), t), "unlimited_approval");
+    assert_denied(m.sign(&tx_on(MAIN, 0, PERMIT2, approve2(USDC, A, usdc(6000), t + 600)), t), "unlimited_approval");
+    assert_denied(m.sign(&tx_on(MAIN, 0, PERMIT2, approve2(USDC, B, usdc(10), t + 600)), t), "spender_not_allowed");
+    assert_denied(m.sign(&tx_on(MAIN, 0, PERMIT2, approve2(USDC, A, u160_max(), t + 600)), t), "unlimited_approval");
     // An amount past 160 bits is not canonical.
     assert_denied(
-        m.sign(&tx(0, PERMIT2, approve2(USDC, A, u160_max() + U256::from(1u8), t + 600)), t),
+        m.sign(&tx_on(MAIN, 0, PERMIT2, approve2(USDC, A, u160_max() + U256::from(1u8), t + 600)), t),
         "argument_rejected",
     );
     // Within the cap: allowed, charged to USDC, counted in the exposure until it ends.
-    assert_eq!(m.sign(&tx(0, PERMIT2, approve2(USDC, A, usdc(700), t + 600)), t), Verdict::Allowed);
+    assert_eq!(m.sign(&tx_on(MAIN, 0, PERMIT2, approve2(USDC, A, usdc(700), t + 600)), t), Verdict::Allowed);
     assert_eq!(m.spent_in(bridle_model::Ledger::Token(USDC), bridle_common::period::Period::Session, t), usdc(700));
     assert_eq!(m.exposure_usd(t + 1), usd(700));
     assert_eq!(m.exposure_usd(t + 661), U256::ZERO);
     // Its revocation (an amount of 0) passes whoever the spender is.
-    assert_eq!(m.sign(&tx(1, PERMIT2, approve2(USDC, B, U256::ZERO, 0)), t + 2), Verdict::Allowed);
+    assert_eq!(m.sign(&tx_on(MAIN, 1, PERMIT2, approve2(USDC, B, U256::ZERO, 0)), t + 2), Verdict::Allowed);
 }
 
 #[test]
 fn permit2_approve_with_expiration_zero_never_ends() {
     let mut m = model(&governed());
     let t = t0();
-    assert_eq!(m.sign(&tx(0, PERMIT2, approve2(USDC, A, usdc(700), 0)), t), Verdict::Allowed);
+    assert_eq!(m.sign(&tx_on(MAIN, 0, PERMIT2, approve2(USDC, A, usdc(700), 0)), t), Verdict::Allowed);
     assert_eq!(m.exposure_usd(t + 90 * 86_400), usd(700));
 }
 
@@ -110,7 +114,7 @@ fn transfer_authorities_add_up_while_they_live() {
     let mut m = model(&governed());
     let t = t0();
     let transfer = |amount: U256, deadline: u64| Req::Permit2Transfer {
-        chain_id: CHAIN,
+        chain_id: MAIN,
         contract: PERMIT2,
         spender: A,
         permitted: vec![(USDC, amount)],
@@ -145,4 +149,24 @@ fn messages_need_a_rule_for_their_contract_and_the_first_covering_rule_decides()
     assert_denied(m.sign(&single(A, usdc(10), 0, t + 100), t), "argument_rejected");
     assert_denied(m.sign(&single(A, usdc(10), t + 100, t + 50), t), "argument_rejected");
     assert_eq!(m.sign(&single(A, usdc(10), t + 50, t + 50), t), Verdict::Allowed);
+}
+
+/// Off the slotted chains no bound on how far a block may trail is known (RULES §6): an
+/// allowance message never stops counting at its end there.
+#[test]
+fn off_the_slotted_chains_an_end_binds_nothing() {
+    let mut m = model(&governed());
+    let t = t0();
+    let on = |chain_id: u64| Req::Permit2 {
+        chain_id,
+        contract: PERMIT2,
+        spender: A,
+        details: vec![(USDC, usdc(100), t + 100)],
+        sig_deadline: t + 100,
+        batch: false,
+    };
+    assert_eq!(m.sign(&on(CHAIN), t), Verdict::Allowed);
+    assert_eq!(m.sign(&on(MAIN), t), Verdict::Allowed);
+    assert_eq!(m.exposure_usd(t + 161), usd(100));
+    assert_eq!(m.exposure_usd(t + 90 * 86_400), usd(100));
 }

@@ -30,16 +30,30 @@ pub use registry::{Grant, Item, Key, Place, Registry, Via, MAX_WRITES, PREPAID_P
 /// How far a block's timestamp may trail the enclave's clock at signing (RULES.md §6): on
 /// proof-of-stake Ethereum a block's timestamp is its slot's start, so a transaction signed
 /// up to 12 s later is mined in a block stamped before it, and the enclave's clock may
-/// drift (found 2026-12-04 by a review). Chains whose sequencer may stamp blocks further in
-/// the past are a residual (SECURITY.md).
+/// drift (found 2026-12-04 by a review). It holds only on [`SLOTTED_CHAINS`].
 pub const CHAIN_TIME_SLACK: u64 = 60;
 
-/// Whether an authority or a signature with deadline `deadline` may still be used in a
-/// block holding what was signed at `at`: Permit2, EIP-2612 and signature transfers revert
-/// only when `block.timestamp > deadline`, and the block's stamp may trail `at` by
-/// [`CHAIN_TIME_SLACK`].
-pub fn usable(deadline: u64, at: u64) -> bool {
-    deadline.saturating_add(CHAIN_TIME_SLACK) >= at
+/// Chains whose blocks are stamped with the start of a beacon-chain slot, so a block never
+/// trails what it holds by more than [`CHAIN_TIME_SLACK`]: Ethereum and its testnets
+/// (Goerli, Sepolia, Holesky, Hoodi), Gnosis and Chiado. On any other chain no bound is
+/// known — an Arbitrum sequencer may stamp blocks up to a day in the past, an OP Stack
+/// sequencer catching up after an outage hours in the past, and a local node whatever it is
+/// told (a review of 2026-12-05) — so deny by default: there an authority never stops
+/// counting at its end, and a permit may follow anything.
+pub const SLOTTED_CHAINS: &[u64] = &[1, 5, 11_155_111, 17_000, 560_048, 100, 10_200];
+
+/// How far a block's timestamp may trail the enclave's clock on `chain_id`; `None`: no
+/// bound is known.
+pub fn time_slack(chain_id: u64) -> Option<u64> {
+    SLOTTED_CHAINS.contains(&chain_id).then_some(CHAIN_TIME_SLACK)
+}
+
+/// Whether an authority or a signature on `chain_id` with deadline `deadline` may still be
+/// used in a block holding what was signed at `at`: Permit2, EIP-2612 and signature
+/// transfers revert only when `block.timestamp > deadline`, and the block's stamp may trail
+/// `at` by [`time_slack`] — on a chain without a known bound, always.
+pub fn usable(chain_id: u64, deadline: u64, at: u64) -> bool {
+    time_slack(chain_id).is_none_or(|slack| deadline.saturating_add(slack) >= at)
 }
 
 /// The least gas limit with which a transaction's approval writes count as applied once it

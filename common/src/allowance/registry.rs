@@ -361,7 +361,7 @@ impl Registry {
 
     fn ended(i: &Item, now: u64) -> bool {
         Self::forgettable_item(&i.place, &i.grants)
-            && i.grants.iter().all(|g| g.end.is_some_and(|e| !super::usable(e, now)))
+            && i.grants.iter().all(|g| g.end.is_some_and(|e| !super::usable(g.key.chain_id, e, now)))
     }
 
     /// Whether an item at `place` writing `grants` is forgotten once every write has ended.

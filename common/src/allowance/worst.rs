@@ -64,7 +64,7 @@ fn effect(grants: &[Grant], key: &Key, now: u64) -> Eff {
     for g in grants.iter().filter(|g| g.key == *key) {
         e = match (g.op, e) {
             (GrantOp::Set(v), _) => {
-                Eff::Reset { total: if g.end.is_some_and(|t| !usable(t, now)) { U256::ZERO } else { v } }
+                Eff::Reset { total: if g.end.is_some_and(|t| !usable(key.chain_id, t, now)) { U256::ZERO } else { v } }
             }
             (GrantOp::Add(a), Eff::None) => Eff::Add(a),
             (GrantOp::Add(a), Eff::Add(x)) => Eff::Add(x.saturating_add(a)),
@@ -141,11 +141,11 @@ impl Lane {
 
     /// The largest run of adds between positions that force a reset. With a floating last
     /// set of deadline `d`, a run can start only where everything before it (which must then
-    /// precede the permit) was signed by `d`.
-    fn best_run(&self, d: Option<u64>) -> U256 {
+    /// precede the permit) was signed by `d` (on `chain_id`'s slack).
+    fn best_run(&self, chain_id: u64, d: Option<u64>) -> U256 {
         let (mut best, mut sum, mut reachable, mut prefix_ok) = (U256::ZERO, U256::ZERO, true, true);
         for s in self.0.values() {
-            let ok = d.is_none_or(|d| usable(d, s.min_sigma));
+            let ok = d.is_none_or(|d| usable(chain_id, d, s.min_sigma));
             if s.all_reset() {
                 if reachable {
                     best = best.max(sum);
@@ -198,7 +198,7 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
     }
     if let AllowanceKind::SignatureTransfer { .. } = key.kind {
         // One-shot authorities, each floating until it ends: all of them, as long as alive.
-        let live = |g: &Grant| g.key == *key && g.end.is_none_or(|e| usable(e, now));
+        let live = |g: &Grant| g.key == *key && g.end.is_none_or(|e| usable(key.chain_id, e, now));
         let amount = |g: &Grant| match g.op {
             GrantOp::Set(v) | GrantOp::Add(v) => v,
         };
@@ -312,7 +312,7 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
                 let t = if matches!(forced, Forced::Pos(m) if m == n) { U256::ZERO } else { t_add };
                 from.saturating_add(t).saturating_add(own.cont(n.saturating_add(1)))
             }
-            None => own.best_run(d),
+            None => own.best_run(key.chain_id, d),
         }
     };
 
@@ -329,7 +329,7 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
     if let Eff::Reset { total } = teff {
         let o = match lt {
             Some(n) => own.cont(n.saturating_add(1)),
-            None => own.best_run(if t_floats { req.and_then(deadline) } else { None }),
+            None => own.best_run(key.chain_id, if t_floats { req.and_then(deadline) } else { None }),
         };
         let a = match at {
             Some((lane, _)) => accounts_after(Some(&lane))
@@ -386,11 +386,11 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
     for &(d, total) in &floating {
         let feasible = match forced {
             Forced::None => true,
-            Forced::Request => usable(d, now),
+            Forced::Request => usable(key.chain_id, d, now),
             Forced::Pos(m) => {
                 let signed = own.max_sigma_upto(m);
                 let signed = if Some(m) == lt { signed.max(now) } else { signed };
-                usable(d, signed)
+                usable(key.chain_id, d, signed)
             }
         };
         if !feasible {

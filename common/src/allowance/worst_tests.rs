@@ -157,6 +157,35 @@ fn permit2_expiration_zero_lasts_until_the_signature_deadline() {
     assert_eq!(w(&r, &k, 101 + CHAIN_TIME_SLACK, None), 0);
 }
 
+/// A review of 2026-12-05: an Arbitrum or OP Stack sequencer may stamp blocks hours behind
+/// real time, so off the slotted chains an authority never stops counting at its end, a
+/// permit may follow what was signed after its deadline, and nothing ended is forgotten.
+#[test]
+fn off_the_slotted_chains_ends_and_deadlines_bind_nothing() {
+    let on = |chain_id: u64| Key {
+        chain_id,
+        ..key(SESSION, 0xa, AllowanceKind::Permit2 { contract: Address::repeat_byte(2) })
+    };
+    for (chain, later) in [(1u64, 0u64), (42_161, 7), (10, 7), (8453, 7), (31_337, 7)] {
+        let k = on(chain);
+        let mut r = Registry::default();
+        rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![grant(k, GrantOp::Set(U256::from(7)), Some(100))]);
+        assert_eq!(w(&r, &k, 10_000, None), later, "chain {chain}");
+        r.prune(10_000);
+        assert_eq!(r.items.len(), usize::from(later != 0), "chain {chain}: forgotten only where it ended");
+    }
+    // An EIP-2612 permit (deadline 100) after a revocation signed at 1 000: only where the
+    // chain's slack is unknown can the permit still come after it.
+    for (chain, worst) in [(1u64, 0u64), (42_161, 500)] {
+        let a = Key { chain_id: chain, ..key(SESSION, 0xa, AllowanceKind::Erc20) };
+        let mut r = Registry::default();
+        rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![set(a, 500)]);
+        rec(&mut r, Place::Own { chain_id: chain, nonce: 0 }, 1_000, vec![set(a, 0)]);
+        let inc = [add(a, 0)];
+        assert_eq!(w(&r, &a, 1_005, Some((Place::Own { chain_id: chain, nonce: 1 }, &inc))), worst, "chain {chain}");
+    }
+}
+
 // ---- brute force ------------------------------------------------------------------------
 
 /// A tiny deterministic generator.
@@ -200,7 +229,7 @@ fn apply(v: &mut U256, g: &Grant, k: &Key, now: u64) {
         return;
     }
     match g.op {
-        GrantOp::Set(x) => *v = if g.end.is_some_and(|e| !usable(e, now)) { U256::ZERO } else { x },
+        GrantOp::Set(x) => *v = if g.end.is_some_and(|e| !usable(k.chain_id, e, now)) { U256::ZERO } else { x },
         GrantOp::Add(x) => *v = v.saturating_add(x),
     }
 }
@@ -359,7 +388,8 @@ fn interleave_checked(
         for s in 0..seqs.len() {
             if idx[s] < seqs[s].len() {
                 let ev = &seqs[s][idx[s]];
-                if ev.deadline.is_some_and(|d| !usable(d, st.max_sigma)) {
+                // The brute force runs on chain 1 (its slack is known).
+                if ev.deadline.is_some_and(|d| !usable(1, d, st.max_sigma)) {
                     continue;
                 }
                 let saved = st.clone();
@@ -371,7 +401,7 @@ fn interleave_checked(
             }
         }
         for f in 0..floats.len() {
-            if !used[f] && floats[f].deadline.is_none_or(|d| usable(d, st.max_sigma)) {
+            if !used[f] && floats[f].deadline.is_none_or(|d| usable(1, d, st.max_sigma)) {
                 let saved = st.clone();
                 st.place(&floats[f]);
                 used[f] = true;
