@@ -153,8 +153,9 @@ pub fn is_token_moving_type(primary_type: &str) -> bool {
 
 /// Primary types accounts use to wrap what they then accept as signed by themselves
 /// (ERC-1271): Safe's `SafeMessage(bytes message)`, Coinbase Smart Wallet's
-/// `CoinbaseSmartWalletMessage(bytes32 hash)`, ERC-7739's `PersonalSign(bytes prefixed)`.
-pub const ACCOUNT_WRAPPERS: &[&str] = &["SafeMessage", "CoinbaseSmartWalletMessage", "PersonalSign"];
+/// `CoinbaseSmartWalletMessage(bytes32 hash)`, ERC-7739's `PersonalSign(bytes prefixed)`,
+/// Ambire's `AmbireOperation(address account, bytes32 hash)`.
+pub const ACCOUNT_WRAPPERS: &[&str] = &["SafeMessage", "CoinbaseSmartWalletMessage", "PersonalSign", "AmbireOperation"];
 
 /// Whether typed data wraps an opaque byte string: its primary type is an account's
 /// wrapper ([`ACCOUNT_WRAPPERS`]), or its message is one `bytes` or one 32-byte value. Such

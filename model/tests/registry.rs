@@ -72,12 +72,22 @@ fn a_revocation_signed_before_the_permit_deadline_does_not_count() {
 
 #[test]
 fn a_revocation_signed_after_the_permit_deadline_counts() {
-    let mut m = model(&governed());
+    // On Ethereum (stamped by beacon-chain slots), only.
+    let mut p = governed();
+    p.chains.push(1);
+    let mut m = model(&p);
     let t = t0();
-    assert_eq!(m.sign(&permit(usdc(1000), t + 200), t + 100), Verdict::Allowed);
+    let on_main = Req::Permit { chain_id: 1, token: USDC, spender: A, value: usdc(1000), deadline: t + 200 };
+    assert_eq!(m.sign(&on_main, t + 100), Verdict::Allowed);
     // Signed more than 60 s after the deadline (RULES §6: a block's stamp may trail it).
+    assert_eq!(m.sign(&tx_on(1, 0, USDC, approve(A, U256::ZERO)), t + 261), Verdict::Allowed);
+    assert_eq!(m.sign(&tx_on(1, 1, USDC, approve(B, usdc(1000))), t + 300), Verdict::Allowed);
+    // On a chain whose blocks may trail further (no bound known), the permit may still
+    // follow the revocation.
+    let mut m = model(&p);
+    assert_eq!(m.sign(&permit(usdc(1000), t + 200), t + 100), Verdict::Allowed);
     assert_eq!(m.sign(&tx(0, USDC, approve(A, U256::ZERO)), t + 261), Verdict::Allowed);
-    assert_eq!(m.sign(&tx(1, USDC, approve(B, usdc(1000))), t + 300), Verdict::Allowed);
+    assert_eq!(m.sign(&tx(1, USDC, approve(B, usdc(1000))), t + 300), Verdict::Denied(vec!["exposure_ceiling"]));
 }
 
 #[test]

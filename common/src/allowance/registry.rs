@@ -364,10 +364,16 @@ impl Registry {
             && i.grants.iter().all(|g| g.end.is_some_and(|e| !super::usable(g.key.chain_id, e, now)))
     }
 
-    /// Whether an item at `place` writing `grants` is forgotten once every write has ended.
+    /// Whether an item at `place` writing `grants` is forgotten once every write has ended:
+    /// never on a chain whose block timestamps have no known bound (there nothing ends,
+    /// `super::time_slack`), so such an item prepays like any other (a review of
+    /// 2026-12-05: it prepaid nothing and was never forgotten, so an agent's permits could
+    /// fill the registry and leave the owner's sweep no room for good).
     fn forgettable_item(place: &Place, grants: &[Grant]) -> bool {
         matches!(place, Place::Floating { .. })
-            && grants.iter().all(|g| g.key.kind != AllowanceKind::Erc20 && g.end.is_some())
+            && grants.iter().all(|g| {
+                g.key.kind != AllowanceKind::Erc20 && g.end.is_some() && super::time_slack(g.key.chain_id).is_some()
+            })
     }
 
     /// Forget floating Permit2 authorities that ended by `now` (exact: see `forgettable`).

@@ -171,6 +171,9 @@ fn off_the_slotted_chains_ends_and_deadlines_bind_nothing() {
         let mut r = Registry::default();
         rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![grant(k, GrantOp::Set(U256::from(7)), Some(100))]);
         assert_eq!(w(&r, &k, 10_000, None), later, "chain {chain}");
+        // Where it can never be forgotten, it prepays its revocations like any approval.
+        let want = if later == 0 { 0 } else { crate::allowance::PREPAID_PER_APPROVAL };
+        assert_eq!(r.prepaid(), want, "chain {chain}");
         r.prune(10_000);
         assert_eq!(r.items.len(), usize::from(later != 0), "chain {chain}: forgotten only where it ended");
     }

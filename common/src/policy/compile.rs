@@ -691,11 +691,26 @@ impl CompiledPolicy {
             if crate::typed::is_7702_name(primary_type) {
                 return Err(invalid(rule, "EIP-7702 authorizations are never signed (R-SIGN-1)"));
             }
-            if crate::typed::ACCOUNT_WRAPPERS.contains(&primary_type.as_str()) {
-                return Err(invalid(
-                    rule,
-                    format!("`{primary_type}` is an account's wrapper of an opaque digest (ERC-1271): never signed"),
-                ));
+            // New policies only: a restored one keeps what it was accepted under (signing
+            // refuses such typed data anyway), so one session cannot stop a node of a newer
+            // image from installing a snapshot (a review of 2026-12-05).
+            if type_limits == Limits::New {
+                if crate::typed::ACCOUNT_WRAPPERS.contains(&primary_type.as_str()) {
+                    return Err(invalid(
+                        rule,
+                        format!(
+                            "`{primary_type}` is an account's wrapper of an opaque digest (ERC-1271): never signed"
+                        ),
+                    ));
+                }
+                if verifying_contract
+                    .is_some_and(|a| user_operations.senders.contains(&a) || delegations.delegators.contains(&a))
+                {
+                    return Err(invalid(
+                        rule,
+                        "typed data verified by an account the session signs for (user_operations.senders, delegations.delegators) could carry any digest that account would accept as its own (ERC-1271): never signed",
+                    ));
+                }
             }
             if name.is_none() && verifying_contract.is_none() {
                 return Err(invalid(

@@ -51,6 +51,20 @@ pub fn evaluate_typed_data(
             "typed data for a delegation manager (a delegation from the session) is never signed",
         ));
     }
+    // An account the session signs for (a user operation's sender, a delegator) checks its
+    // own typed data through ERC-1271 however it wraps a digest (Safe's SafeMessage,
+    // Ambire's AmbireOperation, …): any such message could be another signature's digest —
+    // a Permit2 permit of the account's tokens — past every cap (a review of 2026-12-05).
+    if dom
+        .verifying_contract
+        .is_some_and(|a| p.doc.user_operations.senders.contains(&a) || p.doc.delegations.delegators.contains(&a))
+    {
+        return Err(Denial::rule(
+            ErrorCode::TypedDataNotAllowed,
+            "typed_data",
+            "typed data verified by an account the session signs for (user_operations.senders, delegations.delegators) could carry any digest it would accept as its own (ERC-1271); never signed",
+        ));
+    }
     // From EntryPoint v0.8 on, a user operation's hash is EIP-712 typed data (domain
     // "ERC4337", primary type PackedUserOperation, the entry point as verifying contract):
     // signed as typed data it would pass none of the user_operations checks (entry point,
@@ -342,13 +356,16 @@ pub fn evaluate_message(p: &CompiledPolicy, c: &Counters, ctx: &Context, msg: &[
             // form), so no prefix rule ever allows one.
             MessageRule::Prefix(t) => {
                 if msg.starts_with(t.as_bytes()) {
-                    if msg.len() != 32 {
+                    // Text only: bytes that are not UTF-8 after a prefix could be a digest an
+                    // account checks as its own (Biconomy v2 signs `hash ‖ account` as a
+                    // 52-byte personal message; a review of 2026-12-05).
+                    if msg.len() != 32 && std::str::from_utf8(msg).is_ok() {
                         return Ok(Charges::at(None, 1));
                     }
                     specific = Some(Denial::rule(
                         ErrorCode::MessageNotAllowed,
                         format!("messages[{i}]"),
-                        "a 32-byte message could be a hash (a user operation is signed in exactly this form); no prefix rule allows one",
+                        "a 32-byte message could be a hash (a user operation is signed in exactly this form), and one that is not UTF-8 text could carry one; no prefix rule allows either",
                     ));
                 }
             }

@@ -635,10 +635,23 @@ fn typed_data_wrapping_an_opaque_digest_is_refused() {
         ("Wrapped", "bytes32", "Seaport"),
         ("SafeMessage", "bytes", "Safe"),
         ("CoinbaseSmartWalletMessage", "bytes32", "Coinbase Smart Wallet"),
+        ("PersonalSign", "bytes", "Kernel"),
     ] {
         let d = decide(&p, &c, wrapped(primary, ty, &digest, name)).unwrap_err();
         assert_eq!(d.code, ErrorCode::TypedDataNotAllowed, "{primary}({ty}): {d}");
         assert!(d.reason.contains("opaque"), "{d}");
+    }
+    // Wrappers of two fields are refused by name (Ambire's `AmbireOperation(address account,
+    // bytes32 hash)`, a Safe message with another field).
+    for primary in ["AmbireOperation", "SafeMessage"] {
+        let two = typed(
+            json!({"name": "Ambire", "version": "1", "chainId": 1, "verifyingContract": SEAPORT}),
+            json!({primary: [{"name": "account", "type": "address"}, {"name": "hash", "type": "bytes32"}]}),
+            primary,
+            json!({"account": SEAPORT, "hash": digest}),
+        );
+        let d = decide(&p, &c, two).unwrap_err();
+        assert!(d.code == ErrorCode::TypedDataNotAllowed && d.reason.contains("opaque"), "{primary}: {d}");
     }
     // A struct of more than one value is decided by its rules as before.
     let two = typed(
@@ -675,6 +688,11 @@ fn message_rules() {
     let hashlike = format!("Bridle agent login:{}", "x".repeat(32 - 19));
     assert_eq!(hashlike.len(), 32);
     assert_eq!(code(decide(&p, &c, msg(&hashlike))), ErrorCode::MessageNotAllowed);
+    // Nor bytes that are not text after the prefix: Biconomy v2 checks `hash ‖ account` (52
+    // bytes) as a personal message, and the prefix can be ground into a permit's digest.
+    let mut binary = b"Bridle agent login:".to_vec();
+    binary.extend_from_slice(&[0xff, 0xfe, 0x80, 0x00, 0x9c]);
+    assert_eq!(code(decide(&p, &c, SignPayload::Message(Bytes::from(binary)))), ErrorCode::MessageNotAllowed);
 
     assert!(decide(&p, &c, msg(&siwe("example.com", SESSION, 1))).is_ok());
     assert!(decide(&p, &c, msg(&siwe("https://example.com", SESSION, 1))).is_ok());
@@ -715,6 +733,13 @@ fn new_rules_are_validated() {
     bad("[[typed_data]]\nprimary_type = \"Thing\"", "typed_data[0]");
     bad("[[typed_data]]\nname = \"X\"\nprimary_type = \"Authorization\"", "typed_data[0]");
     bad(&format!("[[typed_data]]\nverifying_contract = \"{ALICE}\"\nprimary_type = \"SafeMessage\""), "typed_data[0]");
+    // Typed data verified by an account the session signs for: any of its wrappers.
+    bad(
+        &format!(
+            "[user_operations]\nentry_points = [\"v0.7\"]\nsenders = [\"{ALICE}\"]\n[[typed_data]]\nverifying_contract = \"{ALICE}\"\nprimary_type = \"Thing\""
+        ),
+        "typed_data[0]",
+    );
     bad(&format!("[[typed_data]]\nverifying_contract = \"{USDC}\"\nprimary_type = \"Thing\""), "typed_data[0]");
     bad("[[typed_data]]\nname = \"X\"\nchain_id = 5\nprimary_type = \"Thing\"", "typed_data[0]");
     bad("[[typed_data]]\nname = \"X\"\nprimary_type = \"not a type\"", "typed_data[0]");
@@ -762,4 +787,44 @@ fn explain_names_the_new_rules_and_old_policies_keep_their_hash() {
     // And the new rules round-trip through the canonical JSON.
     let back: Policy = serde_json::from_slice(&p.doc.canonical_bytes()).unwrap();
     assert_eq!(back, p.doc);
+}
+
+/// A review of 2026-12-05: an account the session signs for (a sender) checks typed data
+/// in its own domain as its own signature, whatever the wrapper's shape; a policy allowing
+/// any domain name must not reach it.
+#[test]
+fn typed_data_for_an_account_the_session_signs_for_is_refused() {
+    let p = compile_text(&format!(
+        "[user_operations]\nentry_points = [\"v0.7\"]\nsenders = [\"{ALICE}\"]\n[[typed_data]]\nname = \"Ambire\"\nprimary_type = \"Op\""
+    ))
+    .unwrap();
+    let c = Counters::new();
+    let op = |vc: Address| {
+        typed(
+            json!({"name": "Ambire", "version": "1", "chainId": 1, "verifyingContract": vc}),
+            json!({"Op": [{"name": "account", "type": "address"}, {"name": "hash", "type": "bytes32"}, {"name": "n", "type": "uint256"}]}),
+            "Op",
+            json!({"account": vc, "hash": format!("0x{}", "cd".repeat(32)), "n": 1}),
+        )
+    };
+    let d = decide(&p, &c, op(ALICE)).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::TypedDataNotAllowed, Some("typed_data")), "{d}");
+    assert!(d.reason.contains("ERC-1271"), "{d}");
+    // The same typed data for another contract is decided by its rule.
+    assert_eq!(decide(&p, &c, op(SEAPORT)).unwrap(), Charges::at(None, 1));
+    // A policy an earlier build accepted with such rules still restores from a snapshot
+    // (its requests are refused when signed), so one session cannot stop a node.
+    let text = format!(
+        "name = \"old\"\nchains = [1]\nvalid_for = \"24h\"\n[user_operations]\nentry_points = [\"v0.7\"]\nsenders = [\"{ALICE}\"]\n[[typed_data]]\nverifying_contract = \"{ALICE}\"\nprimary_type = \"SafeMessage\""
+    );
+    let doc = file::resolve_text(&text, t0()).unwrap();
+    assert_eq!(CompiledPolicy::compile(doc.clone()).unwrap_err().code, ErrorCode::InvalidPolicy);
+    let restored = CompiledPolicy::compile_restored(doc).unwrap();
+    let safe = typed(
+        json!({"chainId": 1, "verifyingContract": ALICE}),
+        json!({"SafeMessage": [{"name": "message", "type": "bytes"}, {"name": "n", "type": "uint256"}]}),
+        "SafeMessage",
+        json!({"message": format!("0x{}", "cd".repeat(32)), "n": 1}),
+    );
+    assert_eq!(code(decide(&restored, &c, safe)), ErrorCode::TypedDataNotAllowed);
 }
