@@ -124,7 +124,11 @@ impl Agent {
             if p.hash() != ss.policy_hash {
                 continue;
             }
-            let compiled = CompiledPolicy::compile(p).map_err(|d| anyhow!("the policy does not compile: {d}"))?;
+            // The policy in force was accepted by the enclave, perhaps by an earlier build:
+            // explained under the bounds it was accepted with (a newer build's checks for new
+            // policies would refuse some; a review of 2026-12-05).
+            let compiled =
+                CompiledPolicy::compile_restored(p).map_err(|d| anyhow!("the policy does not compile: {d}"))?;
             return Ok(json!({
                 "policy_hash": ss.policy_hash,
                 "verified": "the enclave's signed status names this policy hash, and the policy text hashes to it",

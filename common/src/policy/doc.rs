@@ -513,7 +513,8 @@ pub struct PermitRule {
 pub enum MessageRule {
     /// Exactly this text.
     Exact(String),
-    /// Text that starts with this (never a 32-byte message: that could be a hash).
+    /// Printable text that starts with this (never a 32-byte message, nor bytes that are not
+    /// printable UTF-8: either could be a hash).
     Prefix(String),
     /// A Sign-In with Ethereum (EIP-4361) message for this domain, for the session's own
     /// address, on an allowed chain.

@@ -338,6 +338,12 @@ fn permit2_domain(dom: &alloy_sol_types::Eip712Domain) -> Result<(), Denial> {
     Ok(())
 }
 
+/// UTF-8 text without control characters but tab, line feed and carriage return (no C0,
+/// DEL or C1): what a person reads, never a digest's bytes.
+fn is_printable_text(msg: &[u8]) -> bool {
+    std::str::from_utf8(msg).is_ok_and(|s| s.chars().all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')))
+}
+
 /// Decide an EIP-191 personal message.
 pub fn evaluate_message(p: &CompiledPolicy, c: &Counters, ctx: &Context, msg: &[u8]) -> Result<Charges, Denial> {
     check_session(p, c, ctx, 1)?;
@@ -356,16 +362,17 @@ pub fn evaluate_message(p: &CompiledPolicy, c: &Counters, ctx: &Context, msg: &[
             // form), so no prefix rule ever allows one.
             MessageRule::Prefix(t) => {
                 if msg.starts_with(t.as_bytes()) {
-                    // Text only: bytes that are not UTF-8 after a prefix could be a digest an
+                    // Printable text only: other bytes after a prefix could be a digest an
                     // account checks as its own (Biconomy v2 signs `hash ‖ account` as a
-                    // 52-byte personal message; a review of 2026-12-05).
-                    if msg.len() != 32 && std::str::from_utf8(msg).is_ok() {
+                    // 52-byte personal message, and a short prefix can be ground into a
+                    // permit's digest; reviews of 2026-12-05).
+                    if msg.len() != 32 && is_printable_text(msg) {
                         return Ok(Charges::at(None, 1));
                     }
                     specific = Some(Denial::rule(
                         ErrorCode::MessageNotAllowed,
                         format!("messages[{i}]"),
-                        "a 32-byte message could be a hash (a user operation is signed in exactly this form), and one that is not UTF-8 text could carry one; no prefix rule allows either",
+                        "a 32-byte message could be a hash (a user operation is signed in exactly this form), and one that is not printable text could carry one; no prefix rule allows either",
                     ));
                 }
             }

@@ -693,6 +693,12 @@ fn message_rules() {
     let mut binary = b"Bridle agent login:".to_vec();
     binary.extend_from_slice(&[0xff, 0xfe, 0x80, 0x00, 0x9c]);
     assert_eq!(code(decide(&p, &c, SignPayload::Message(Bytes::from(binary)))), ErrorCode::MessageNotAllowed);
+    // Control characters are not text either (UTF-8 alone lets NUL and C0 through, half of
+    // a random byte); lines are.
+    let mut nul = b"Bridle agent login:".to_vec();
+    nul.extend_from_slice(&[0x00, 0x01, 0x1b, 0x7f]);
+    assert_eq!(code(decide(&p, &c, SignPayload::Message(Bytes::from(nul)))), ErrorCode::MessageNotAllowed);
+    assert!(decide(&p, &c, msg("Bridle agent login: 2026-11-23\r\n\tnonce 5")).is_ok());
 
     assert!(decide(&p, &c, msg(&siwe("example.com", SESSION, 1))).is_ok());
     assert!(decide(&p, &c, msg(&siwe("https://example.com", SESSION, 1))).is_ok());
