@@ -57,6 +57,13 @@ fn canon_list(inner: &str) -> Option<String> {
     if inner.trim().is_empty() {
         return Some(String::new());
     }
+    let parts: Vec<String> = split_top(inner)?.into_iter().map(canon_param).collect::<Option<_>>()?;
+    Some(parts.join(","))
+}
+
+/// A non-empty parameter list split at its top-level commas (`None` when its parentheses
+/// do not balance).
+pub(crate) fn split_top(inner: &str) -> Option<Vec<&str>> {
     let mut parts = Vec::new();
     let (mut depth, mut start) = (0usize, 0usize);
     for (i, c) in inner.char_indices() {
@@ -64,14 +71,19 @@ fn canon_list(inner: &str) -> Option<String> {
             '(' => depth += 1,
             ')' => depth = depth.checked_sub(1)?,
             ',' if depth == 0 => {
-                parts.push(canon_param(&inner[start..i])?);
+                parts.push(&inner[start..i]);
                 start = i + 1;
             }
             _ => {}
         }
     }
-    parts.push(canon_param(&inner[start..])?);
-    Some(parts.join(","))
+    parts.push(&inner[start..]);
+    Some(parts)
+}
+
+/// Permit2's "unlimited" allowance, `type(uint160).max`.
+pub fn u160_max() -> U256 {
+    (U256::from(1u8) << 160) - U256::from(1u8)
 }
 
 fn canon_param(p: &str) -> Option<String> {

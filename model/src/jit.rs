@@ -59,7 +59,10 @@ fn parse_ty(s: &str) -> Option<Ty> {
         return (n > 0).then(|| Ty::Tuple(vec![inner; n]));
     }
     if let Some(inner) = s.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-        return Some(Ty::Tuple(split(inner)?.iter().map(|p| parse_ty(p)).collect::<Option<Vec<_>>>()?));
+        if inner.is_empty() {
+            return Some(Ty::Tuple(Vec::new()));
+        }
+        return Some(Ty::Tuple(abi::split_top(inner)?.iter().map(|p| parse_ty(p)).collect::<Option<Vec<_>>>()?));
     }
     let bits = |rest: &str, default: usize| -> Option<usize> {
         let b = if rest.is_empty() { default } else { rest.parse().ok()? };
@@ -81,27 +84,6 @@ fn parse_ty(s: &str) -> Option<Ty> {
             }
         }
     }
-}
-
-/// Split a canonical parameter list at its top-level commas.
-fn split(inner: &str) -> Option<Vec<&str>> {
-    if inner.is_empty() {
-        return Some(Vec::new());
-    }
-    let (mut out, mut depth, mut start) = (Vec::new(), 0usize, 0usize);
-    for (i, c) in inner.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth = depth.checked_sub(1)?,
-            ',' if depth == 0 => {
-                out.push(&inner[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&inner[start..]);
-    Some(out)
 }
 
 /// A rule the model can decide: its selector, its parameters (all static) and paths.

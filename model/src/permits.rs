@@ -1,7 +1,7 @@
 //! Permits (RULES §5 "Permits", §6): EIP-2612 permits, Permit2's messages, and calls of a
 //! Permit2 contract's `approve`.
 
-use crate::abi;
+use crate::abi::{self, u160_max};
 use crate::check::{Charges, PERMIT2, PERMIT_RULE_CODES};
 use crate::registry::{Key, Kind, Write};
 use crate::Model;
@@ -17,11 +17,6 @@ pub(crate) struct PermitCtx {
     pub(crate) amount: U256,
     /// Session time of the decision.
     pub(crate) t: u64,
-}
-
-/// Permit2's `type(uint160).max`, which it reads as an allowance that never decreases.
-fn u160_max() -> U256 {
-    (U256::from(1u8) << 160) - U256::from(1u8)
 }
 
 impl Model {

@@ -5,7 +5,7 @@ mod util;
 
 use alloy_primitives::{Address, Bytes, U256};
 use bridle_common::policy::doc::*;
-use bridle_model::abi::{addr_word, encode_call};
+use bridle_model::abi::{addr_word, encode_call, u160_max};
 use bridle_model::{Req, Verdict, PERMIT2, PERMIT_RULE_CODES};
 use util::*;
 
@@ -43,10 +43,6 @@ fn single(spender: Address, amount: U256, expiration: u64, sig_deadline: u64) ->
         sig_deadline,
         batch: false,
     }
-}
-
-fn u160_max() -> U256 {
-    (U256::from(1u8) << 160) - U256::from(1u8)
 }
 
 #[test]

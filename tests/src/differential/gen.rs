@@ -1,6 +1,7 @@
 //! Random policies and requests for the differential test: the choices a sequence makes.
 
 use super::*;
+use bridle_model::abi::u160_max;
 
 /// A random policy (TOML), within the model's scope, without delegations.
 pub fn random_policy(r: &mut Rng, created: u64) -> String {
@@ -302,11 +303,6 @@ fn jit_pair(r: &mut Rng) -> Vec<(Address, U256, Bytes)> {
         calls.push((token, U256::ZERO, Bytes::from(approveCall { spender, amount: U256::ZERO }.abi_encode())));
     }
     calls
-}
-
-/// Permit2's "unlimited" allowance, `type(uint160).max`.
-fn u160_max() -> U256 {
-    (U256::from(1u8) << 160) - U256::from(1u8)
 }
 
 /// An amount a Permit2 allowance can hold (a uint160): [`amount`]'s, or Permit2's
