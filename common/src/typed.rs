@@ -153,9 +153,13 @@ pub fn is_token_moving_type(primary_type: &str) -> bool {
 
 /// Primary types accounts use to wrap what they then accept as signed by themselves
 /// (ERC-1271): Safe's `SafeMessage(bytes message)`, Coinbase Smart Wallet's
-/// `CoinbaseSmartWalletMessage(bytes32 hash)`, ERC-7739's `PersonalSign(bytes prefixed)`,
-/// Ambire's `AmbireOperation(address account, bytes32 hash)`.
-pub const ACCOUNT_WRAPPERS: &[&str] = &["SafeMessage", "CoinbaseSmartWalletMessage", "PersonalSign", "AmbireOperation"];
+/// `CoinbaseSmartWalletMessage(bytes32 hash)`, ERC-7739's `PersonalSign(bytes prefixed)` and
+/// `TypedDataSign(Contents contents, …)` — nested typed data: in an application's domain,
+/// any struct of it becomes the account's signature over that struct, a Permit2 or EIP-2612
+/// permit of the account's tokens among them —, Ambire's `AmbireOperation(address account,
+/// bytes32 hash)`.
+pub const ACCOUNT_WRAPPERS: &[&str] =
+    &["SafeMessage", "CoinbaseSmartWalletMessage", "PersonalSign", "TypedDataSign", "AmbireOperation"];
 
 /// Whether typed data wraps an opaque byte string: its primary type is an account's
 /// wrapper ([`ACCOUNT_WRAPPERS`]), or its message is one `bytes` or one 32-byte value. Such

@@ -1003,6 +1003,7 @@ pub mod proxy;
 pub mod pyclient;
 pub mod review;
 pub mod solc;
+pub mod typed;
 
 /// Send one frame body as is to the enclave's socket at `socket`; the enclave's reply. A
 /// free function for callers that hold only the path (a lying proxy's `'static` closures).

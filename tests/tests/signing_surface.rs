@@ -8,6 +8,7 @@
 use alloy_primitives::{address, Address, Bytes, B256, U256};
 use bridle_common::protocol::*;
 use bridle_common::tx::{AuthorizationRequest, TxRequest};
+use bridle_tests::typed::{eth_account_typed, typed, ETH_ACCOUNT_MSG};
 use bridle_tests::*;
 use serde_json::{json, Value};
 use std::process::Command;
@@ -59,22 +60,6 @@ siwe_domain = "example.com"
     )
 }
 
-fn domain_types(domain: &Value) -> Value {
-    let mut v = vec![];
-    for (k, t) in [("name", "string"), ("version", "string"), ("chainId", "uint256"), ("verifyingContract", "address")]
-    {
-        if domain.get(k).is_some() {
-            v.push(json!({"name": k, "type": t}));
-        }
-    }
-    Value::Array(v)
-}
-
-fn typed(domain: Value, mut types: Value, primary: &str, message: Value) -> Value {
-    types["EIP712Domain"] = domain_types(&domain);
-    json!({"types": types, "primaryType": primary, "domain": domain, "message": message})
-}
-
 fn permit(owner: Address, spender: Address, value: U256, deadline: u64) -> Value {
     typed(
         json!({"name": "USD Coin", "version": "2", "chainId": 31337, "verifyingContract": USDC}),
@@ -116,23 +101,6 @@ fn seaport_like(offerer: Address) -> Value {
                 {"token": USDC, "amounts": ["1", "2"]}, {"token": SEAPORT, "amounts": []}],
             "memo": "héllo", "extra": "0xdeadbeef", "tweak": -5, "salt": "12345678901234567890"}),
     )
-}
-
-const ETH_ACCOUNT_TYPED: &str = r#"
-import sys, json
-from eth_account import Account
-from eth_account.messages import encode_typed_data, _hash_eip191_message
-sm = encode_typed_data(full_message=json.loads(sys.argv[1]))
-h = _hash_eip191_message(sm).hex()
-print(h if h.startswith("0x") else "0x" + h)
-print(Account.recover_message(sm, signature=sys.argv[2]))
-"#;
-
-/// (digest, signer) by eth-account.
-fn eth_account_typed(td: &Value, sig: &str) -> (B256, Address) {
-    let out = eth_account_py(ETH_ACCOUNT_TYPED, &[&td.to_string(), sig]);
-    let mut lines = out.lines();
-    (lines.next().unwrap().parse().unwrap(), lines.next().unwrap().parse().unwrap())
 }
 
 const VIEM_TYPED: &str = r#"
@@ -242,13 +210,6 @@ async fn typed_data_digests_match_eth_account_and_viem_and_permits_are_bounded()
     assert_eq!(v["error"]["data"]["code"], "unlimited_approval", "{v}");
     assert_eq!(v["error"]["code"], -32003);
 }
-
-const ETH_ACCOUNT_MSG: &str = r#"
-import sys
-from eth_account import Account
-from eth_account.messages import encode_defunct
-print(Account.recover_message(encode_defunct(hexstr=sys.argv[1]), signature=sys.argv[2]))
-"#;
 
 #[tokio::test]
 async fn personal_sign_allowed_prefix_recovers_to_the_session_other_text_refused() {

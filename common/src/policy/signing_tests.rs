@@ -653,6 +653,22 @@ fn typed_data_wrapping_an_opaque_digest_is_refused() {
         let d = decide(&p, &c, two).unwrap_err();
         assert!(d.code == ErrorCode::TypedDataNotAllowed && d.reason.contains("opaque"), "{primary}: {d}");
     }
+    // ERC-7739 nested typed data: in the token's own domain, an EIP-2612 permit of the
+    // account's tokens as `contents` is the account's signature over that permit.
+    let nested = typed(
+        json!({"name": "Seaport", "version": "1.6", "chainId": 1, "verifyingContract": SEAPORT}),
+        json!({"TypedDataSign": [{"name": "contents", "type": "Permit"}, {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"}, {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"}, {"name": "salt", "type": "bytes32"}],
+            "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"}]}),
+        "TypedDataSign",
+        json!({"contents": {"owner": SEAPORT, "spender": SEAPORT, "value": "1000000", "nonce": 0, "deadline": 1},
+            "name": "Kernel", "version": "0.3.1", "chainId": 1, "verifyingContract": SEAPORT, "salt": digest}),
+    );
+    let d = decide(&p, &c, nested).unwrap_err();
+    assert!(d.code == ErrorCode::TypedDataNotAllowed && d.reason.contains("opaque"), "TypedDataSign: {d}");
     // A struct of more than one value is decided by its rules as before.
     let two = typed(
         json!({"name": "Seaport", "version": "1.6", "chainId": 1, "verifyingContract": SEAPORT}),
