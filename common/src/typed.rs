@@ -144,12 +144,34 @@ pub const PERMIT_TYPES: &[&str] = &[
     "PermitBatchWitnessTransferFrom",
 ];
 
-/// Token-moving typed data that no generic rule may allow (EIP-3009 and permits).
+/// Token-moving typed data that no generic rule may allow: permits, EIP-3009 and the
+/// drafts that followed it (`ApproveWithAuthorization`, `IncreaseAllowanceWithAuthorization`,
+/// … — every `…WithAuthorization`; a review of 2026-12-05).
 pub fn is_token_moving_type(primary_type: &str) -> bool {
     primary_type.starts_with("Permit")
         || PERMIT_TYPES.contains(&primary_type)
-        || matches!(primary_type, "TransferWithAuthorization" | "ReceiveWithAuthorization")
+        || primary_type.ends_with("WithAuthorization")
 }
+
+/// Primary types whose message is a call some contract runs as the signer — an ERC-2771
+/// forwarder's request (OpenZeppelin, GSN, Biconomy, Gelato), a token's native
+/// meta-transaction (Polygon PoS), a Safe transaction, 0x's meta-transaction, a Kernel
+/// validator's enabling: the call inside is none of the enclave's to check as a call, so no
+/// `[[typed_data]]` rule may allow one (a review of 2026-12-05).
+pub const CALL_CARRIERS: &[&str] = &[
+    "ForwardRequest",
+    "ForwardRequestData",
+    "ERC20ForwardRequest",
+    "SponsoredCallERC2771",
+    "SponsoredCallConcurrentERC2771",
+    "SponsoredUserAuthCallERC2771",
+    "CallWithSyncFeeERC2771",
+    "CallWithSyncFeeConcurrentERC2771",
+    "MetaTransaction",
+    "MetaTransactionData",
+    "SafeTx",
+    "Enable",
+];
 
 /// Primary types accounts use to wrap what they then accept as signed by themselves
 /// (ERC-1271): Safe's `SafeMessage(bytes message)`, Coinbase Smart Wallet's
@@ -157,9 +179,15 @@ pub fn is_token_moving_type(primary_type: &str) -> bool {
 /// `TypedDataSign(Contents contents, …)` — nested typed data: in an application's domain,
 /// any struct of it becomes the account's signature over that struct, a Permit2 or EIP-2612
 /// permit of the account's tokens among them —, Ambire's `AmbireOperation(address account,
-/// bytes32 hash)`.
-pub const ACCOUNT_WRAPPERS: &[&str] =
-    &["SafeMessage", "CoinbaseSmartWalletMessage", "PersonalSign", "TypedDataSign", "AmbireOperation"];
+/// bytes32 hash)` and `AmbireReadableOperation(address account, …, Calls[] calls)`.
+pub const ACCOUNT_WRAPPERS: &[&str] = &[
+    "SafeMessage",
+    "CoinbaseSmartWalletMessage",
+    "PersonalSign",
+    "TypedDataSign",
+    "AmbireOperation",
+    "AmbireReadableOperation",
+];
 
 /// Whether typed data wraps an opaque byte string: its primary type is an account's
 /// wrapper ([`ACCOUNT_WRAPPERS`]), or its message is one `bytes` or one 32-byte value. Such
@@ -257,6 +285,14 @@ pub fn classify(p: &ParsedTypedData, permit2: &[Address]) -> TypedClass {
         return refused(
             ErrorCode::AuthorizationDenied,
             format!("`{pt}` is an EIP-7702 authorization: it hands over the whole account; never signed"),
+        );
+    }
+    if CALL_CARRIERS.contains(&pt) {
+        return refused(
+            ErrorCode::TypedDataNotAllowed,
+            format!(
+                "`{pt}` carries a call a contract runs as the signer (a forwarder's request, a meta-transaction, a Safe transaction): the call inside is not checked as one; never signed"
+            ),
         );
     }
     if wraps_opaque_bytes(pt, &p.message) {

@@ -85,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
         1 => Call::RevokeAll(RevokeAll { auth }),
         2 => Call::ApprovePending(ApprovePending { auth, session: target, digest: B256::from(i.subject) }),
         3 => Call::DenyPending(DenyPending { auth, session: target, digest: B256::from(i.subject) }),
-        _ => Call::Sweep(Sweep { session: target, terms: vec![], auth: Some(auth) }),
+        _ => Call::Sweep(Sweep { session: target, terms: vec![], accounts: vec![], auth: Some(auth) }),
     };
     let r = e.handle(call);
     // Random signature bytes recover to *some* key, and the fuzzer can copy that address

@@ -173,9 +173,12 @@ def main() -> None:
 
     # Typed data (EIP-712).
     td = {"types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                                      {"name": "chainId", "type": "uint256"}],
+                                      {"name": "chainId", "type": "uint256"},
+                                      {"name": "verifyingContract", "type": "address"}],
                     "Mail": [{"name": "contents", "type": "string"}]},
-          "primaryType": "Mail", "domain": {"name": "Doc Client", "version": "1", "chainId": chain_id},
+          "primaryType": "Mail",
+          "domain": {"name": "Doc Client", "version": "1", "chainId": chain_id,
+                     "verifyingContract": "0x000000000000000000000000000000000000d0c5"},
           "message": {"contents": "hello"}}
     digest = _hash_eip191_message(encode_typed_data(full_message=td))
     _, _, r = sign({"typed_data": json.dumps(td)}, "typed_data", digest)

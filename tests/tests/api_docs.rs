@@ -31,6 +31,7 @@ entry_points = ["v0.7"]
 [[typed_data]]
 name = "Doc Client"
 chain_id = 31337
+verifying_contract = "0x000000000000000000000000000000000000d0c5"
 primary_type = "Mail"
 
 [[messages]]

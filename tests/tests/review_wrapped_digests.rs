@@ -4,8 +4,8 @@
 //! * typed data that wraps another signature's digest — an account's wrapper (Safe's
 //!   `SafeMessage`, ERC-7739's `TypedDataSign`, …) or one `bytes`/`bytes32` value — is never
 //!   signed, even under a rule that allows its primary type;
-//! * typed data whose verifying contract is an account the session signs for is never signed;
-//! * a new policy naming such a wrapper or such an account is refused;
+//! * a new policy naming such a wrapper, an account the session signs for, a call carrier
+//!   (`ForwardRequest`) or a domain name without its verifying contract is refused;
 //! * a `prefix` message rule signs printable text only, never a digest behind the prefix;
 //! * a Permit2 allowance's end frees the exposure ceiling only on a chain stamped by slots:
 //!   on Arbitrum, where the sequencer may stamp blocks far in the past, it keeps counting.
@@ -30,8 +30,8 @@ const ENTRY_POINT_V07: Address = address!("0000000071727De22E5E9d8BAf0edAc6f37da
 const USDC: Address = address!("A0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48");
 const PERMIT2: Address = bridle_common::typed::PERMIT2;
 
-/// An owner who allows any `Order` in a domain named `App`, a login prefix, and user operations from
-/// `ACCOUNT`: rules that look harmless on their own.
+/// An owner who allows any `Order` of the application's contract, a login prefix, and user
+/// operations from `ACCOUNT`: rules that look harmless on their own.
 fn benign_policy() -> String {
     format!(
         r#"
@@ -39,7 +39,7 @@ name = "review-wrapped-digests"
 chains = [31337]
 valid_for = "1h"
 [[typed_data]]
-name = "App"
+verifying_contract = "{APP}"
 primary_type = "Order"
 [[messages]]
 prefix = "Login to app.example:"
@@ -70,7 +70,7 @@ async fn sign_typed(w: &World, g: &Granted, td: &Value) -> (u16, Value) {
 }
 
 #[tokio::test]
-async fn a_harmless_typed_data_rule_signs_no_wrapped_digest_and_nothing_for_a_listed_account() {
+async fn a_harmless_typed_data_rule_signs_no_wrapped_digest() {
     let w = World::start(&benign_policy());
     let g = w.grant().await;
     let digest = stolen_digest();
@@ -88,8 +88,6 @@ async fn a_harmless_typed_data_rule_signs_no_wrapped_digest_and_nothing_for_a_li
         ("Order(bytes32)", order(APP, json!([{"name": "hash", "type": "bytes32"}]), json!({"hash": digest}))),
         // One `bytes`: Safe's shape under another name.
         ("Order(bytes)", order(APP, json!([{"name": "message", "type": "bytes"}]), json!({"message": digest}))),
-        // The harmless order, in the domain of the account the session signs for.
-        ("Order at the account", order(ACCOUNT, fields.clone(), json!({"maker": g.session, "amount": "5"}))),
         // Safe's own wrapper, in the Safe's domain.
         (
             "SafeMessage",
@@ -138,9 +136,14 @@ async fn new_policies_naming_a_wrapper_or_a_listed_account_are_refused() {
     let w = World::start(&benign_policy());
     let with_rule = |rule: &str| format!("{}\n[[typed_data]]\n{rule}\n", benign_policy());
     for (what, text) in [
-        ("SafeMessage", with_rule("primary_type = \"SafeMessage\"")),
-        ("TypedDataSign", with_rule("primary_type = \"TypedDataSign\"")),
+        ("SafeMessage", with_rule(&format!("verifying_contract = \"{APP}\"\nprimary_type = \"SafeMessage\""))),
+        ("TypedDataSign", with_rule(&format!("verifying_contract = \"{APP}\"\nprimary_type = \"TypedDataSign\""))),
         ("the listed sender", with_rule(&format!("verifying_contract = \"{ACCOUNT}\"\nprimary_type = \"Order\""))),
+        (
+            "a forwarder's request",
+            with_rule(&format!("verifying_contract = \"{APP}\"\nprimary_type = \"ForwardRequest\"")),
+        ),
+        ("a domain name alone", with_rule("name = \"Seaport\"\nprimary_type = \"OrderComponents\"")),
     ] {
         let err = w.stack.grant(&w.owner, &w.agent, &policy(&text)).await.err().unwrap_or_else(|| panic!("{what}"));
         assert_eq!((err.0, code(&err.1)), (400, "invalid_policy"), "{what}: {:?}", err.1);

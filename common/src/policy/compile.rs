@@ -695,6 +695,23 @@ impl CompiledPolicy {
             // refuses such typed data anyway), so one session cannot stop a node of a newer
             // image from installing a snapshot (a review of 2026-12-05).
             if type_limits == Limits::New {
+                // A rule naming only the domain's name matches every contract that takes
+                // that name — an ERC-2771 forwarder lets anyone register any name and type,
+                // then runs the signed call as the session (a review of 2026-12-05).
+                if verifying_contract.is_none() {
+                    return Err(invalid(
+                        rule,
+                        "name the verifying_contract: a rule for a domain name alone matches every contract that takes that name (a forwarder lets anyone register any name and type)",
+                    ));
+                }
+                if crate::typed::CALL_CARRIERS.contains(&primary_type.as_str()) {
+                    return Err(invalid(
+                        rule,
+                        format!(
+                            "`{primary_type}` carries a call a contract runs as the signer: the call inside is not checked as one; never signed"
+                        ),
+                    ));
+                }
                 if crate::typed::ACCOUNT_WRAPPERS.contains(&primary_type.as_str()) {
                     return Err(invalid(
                         rule,

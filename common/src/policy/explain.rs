@@ -334,7 +334,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
     // Typed data and permits (R-SIGN-3).
     let _ = writeln!(
         s,
-        "typed data: Bridle owner envelopes and EIP-7702 authorizations are never signed; anything not allowed below is denied"
+        "typed data: Bridle owner envelopes, EIP-7702 authorizations, account wrappers of a digest and calls carried as typed data (forwarders' requests, meta-transactions, Safe transactions) are never signed; anything not allowed below is denied"
     );
     for (i, r) in d.typed_data.iter().enumerate() {
         let mut parts = vec![];

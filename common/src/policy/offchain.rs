@@ -92,6 +92,14 @@ pub fn evaluate_typed_data(
         TypedClass::Refused(d) => Err(d),
         TypedClass::Generic => {
             let pt = td.data.primary_type.as_str();
+            // A listed token's typed data can move it (compile refuses a rule naming one; a
+            // rule restored without a verifying contract would match one).
+            if dom.verifying_contract.is_some_and(|a| p.doc.chains.iter().any(|&c| p.token_at(c, &a).is_some())) {
+                return Err(not_allowed(
+                    "typed_data",
+                    "typed data whose verifying contract is a listed token can move it: only [[permits]] rules allow a token's typed data",
+                ));
+            }
             let hit = p.doc.typed_data.iter().position(|r| {
                 r.primary_type == pt
                     && r.name.as_deref().is_none_or(|n| dom.name.as_deref() == Some(n))
@@ -432,6 +440,12 @@ fn check_siwe(p: &CompiledPolicy, ctx: &Context, msg: &[u8], domain: &str) -> Re
         return Ok(false);
     }
     let bad = |why: &str| Err(format!("not an EIP-4361 message for {domain}: {why}"));
+    // Lines end in a line feed, and nothing else may stand for one to a looser parser: no
+    // control characters (carriage return and tab included), no Unicode line or paragraph
+    // separator (a review of 2026-12-05).
+    if !is_printable_text(msg) || text.contains(['\r', '\t', '\u{2028}', '\u{2029}']) {
+        return bad("it holds control characters or line separators");
+    }
     let mut i = 1;
     let mut next = || {
         let l = lines.get(i).copied();

@@ -64,11 +64,21 @@ max_gas_limit = 1000000
 
 /// `extra` may start with top-level keys up to a line `---`.
 fn policy_with(extra: &str) -> CompiledPolicy {
+    CompiledPolicy::compile(doc_with(extra)).unwrap()
+}
+
+/// [`policy_with`], as a snapshot restores a policy an earlier build accepted: without the
+/// checks only new policies get (a `[[typed_data]]` rule naming no verifying contract).
+fn restored_with(extra: &str) -> CompiledPolicy {
+    CompiledPolicy::compile_restored(doc_with(extra)).unwrap()
+}
+
+fn doc_with(extra: &str) -> Policy {
     let (top, extra) = extra.split_once("---\n").unwrap_or(("", extra));
     let text = format!(
         "name = \"redeem\"\nchains = [1]\nvalid_for = \"24h\"\n{top}tokens = {{ USDC = {{ address = \"{USDC}\", decimals = 6 }} }}\n{BASE}\n{extra}"
     );
-    CompiledPolicy::compile(file::resolve_text(&text, t0()).unwrap_or_else(|d| panic!("{d}"))).unwrap()
+    file::resolve_text(&text, t0()).unwrap_or_else(|d| panic!("{d}"))
 }
 
 fn policy() -> CompiledPolicy {
@@ -357,7 +367,7 @@ fn typed(
 #[test]
 fn the_session_never_signs_a_user_operation_as_typed_data() {
     let v08 = crate::userop::ENTRY_POINT_V08;
-    let p = policy_with(&format!(
+    let p = restored_with(&format!(
         "[[typed_data]]\nverifying_contract = \"{OTHER_MANAGER}\"\nprimary_type = \"SafeOp\"\n[[typed_data]]\nname = \"ERC4337\"\nprimary_type = \"PackedUserOperation\"\n[[typed_data]]\nverifying_contract = \"{v08}\"\nprimary_type = \"Other\"\n[[typed_data]]\nname = \"Mine\"\nprimary_type = \"PackedUserOperation\"\n[[typed_data]]\nname = \"Mine\"\nprimary_type = \"Other\"\n"
     ));
     let c = Counters::default();
@@ -383,7 +393,7 @@ fn the_session_never_signs_a_user_operation_as_typed_data() {
 fn the_session_never_signs_a_delegation() {
     // Even where a typed_data rule names it: a delegation from the session would hand what
     // it may do (and the delegations it holds) to a delegate no policy binds.
-    let p = policy_with(&format!(
+    let p = restored_with(&format!(
         "[delegations]\nmanagers = [\"{MANAGER}\"]\n[[typed_data]]\nname = \"DelegationManager\"\nprimary_type = \"Delegation\"\n[[typed_data]]\nverifying_contract = \"{MANAGER}\"\nprimary_type = \"Other\"\n"
     ));
     let c = Counters::default();

@@ -82,6 +82,18 @@ fn policy() -> CompiledPolicy {
     compile_text(BASE).unwrap_or_else(|d| panic!("{d}"))
 }
 
+/// [`compile_text`] as a snapshot restores a policy an earlier build accepted: without the
+/// checks only new policies get.
+fn restored_text(extra: &str) -> CompiledPolicy {
+    let text = format!(
+        "name = \"surface\"\nchains = [1]\nvalid_for = \"24h\"\ntokens = {{ USDC = {{ address = \"{USDC}\", decimals = 6 }} }}\n{extra}"
+    );
+    CompiledPolicy::compile_restored(file::resolve_text(&text, t0()).unwrap()).unwrap_or_else(|d| panic!("{d}"))
+}
+
+#[path = "typed_review_tests.rs"]
+mod typed_review;
+
 fn ctx() -> Context {
     Context { now: t0() + 10, anchor: t0(), owner: OWNER, account: SESSION }
 }
@@ -816,10 +828,11 @@ fn explain_names_the_new_rules_and_old_policies_keep_their_hash() {
 /// any domain name must not reach it.
 #[test]
 fn typed_data_for_an_account_the_session_signs_for_is_refused() {
-    let p = compile_text(&format!(
+    // A rule naming no verifying contract, as an earlier build accepted it (new policies
+    // must name one).
+    let p = restored_text(&format!(
         "[user_operations]\nentry_points = [\"v0.7\"]\nsenders = [\"{ALICE}\"]\n[[typed_data]]\nname = \"Ambire\"\nprimary_type = \"Op\""
-    ))
-    .unwrap();
+    ));
     let c = Counters::new();
     let op = |vc: Address| {
         typed(

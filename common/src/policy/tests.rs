@@ -719,7 +719,7 @@ fn a_restored_policy_is_not_held_to_the_newer_type_bounds() {
     assert_eq!(CompiledPolicy::compile(old.clone()).unwrap_err().code, ErrorCode::InvalidPolicy);
     CompiledPolicy::compile_restored(old).unwrap();
     // A typed-data rule naming an elementary type, accepted before the struct-name rule.
-    let text = "name='t'\nchains=[1]\nvalid_for='1h'\n[[typed_data]]\nname = \"X\"\nprimary_type = \"Thing\"\n";
+    let text = "name='t'\nchains=[1]\nvalid_for='1h'\n[[typed_data]]\nname = \"X\"\nverifying_contract = \"0x00000000000000000000000000000000000000c1\"\nprimary_type = \"Thing\"\n";
     let json = serde_json::to_string(&file::resolve_text(text, t0()).unwrap()).unwrap();
     let old: crate::policy::Policy = serde_json::from_str(&json.replace("\"Thing\"", "\"bytes32\"")).unwrap();
     assert_eq!(CompiledPolicy::compile(old.clone()).unwrap_err().code, ErrorCode::InvalidPolicy);
