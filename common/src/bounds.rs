@@ -177,17 +177,16 @@ fn elementary(base: &str) -> bool {
 /// like `ns:Root`, which alloy and wallets take as one name; no field type may name such a
 /// struct, see [`split_type`]) that alloy does not take for an elementary type, nor looks
 /// like one (`uint7`, `bytes33`: alloy would take them for structs, other EIP-712
-/// implementations may not). No `$`, which identifiers may hold: alloy orders dependent
-/// types by their whole encoding, where `$` sorts before `(`, so `A$B` would come before
-/// `A` — EIP-712 orders them by name (a review of 2026-12-05: the enclave's digest would be
-/// no one else's).
+/// implementations may not). A `$` is one (alloy takes it), though signing refuses a
+/// struct whose name holds one ([`crate::typed::classify`]): parsing stays what it was for
+/// the requests a snapshot holds.
 pub fn is_struct_name(name: &str) -> bool {
     let sized = ["uint", "int", "bytes"]
         .iter()
         .any(|p| name.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())));
     !name.is_empty()
         && name.len() <= MAX_TYPE_NAME
-        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b':')
         && !name.starts_with(|c: char| c.is_ascii_digit() || c == ':')
         && !alloy_elementary(name)
         && !sized
@@ -216,7 +215,7 @@ fn split_type(t: &str) -> Result<(&str, usize), Denial> {
         }
         rest = &rest[close + 1..];
     }
-    if base.is_empty() || !base.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+    if base.is_empty() || !base.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$') {
         return Err(bad(format!("type `{t}` has no valid base type name")));
     }
     Ok((base, dims))
@@ -253,7 +252,7 @@ pub fn typed_data(text: &str) -> Result<Value, Denial> {
     for (name, fields) in types {
         if !is_struct_name(name) {
             return Err(bad(format!(
-                "`{}` cannot name a struct: 1 to {MAX_TYPE_NAME} bytes of letters, digits, `_` and `:`, not \
+                "`{}` cannot name a struct: 1 to {MAX_TYPE_NAME} bytes of letters, digits, `_`, `$` and `:`, not \
                  starting with a digit or `:`, and not an elementary type's name",
                 crate::audit::truncate(name, MAX_TYPE_NAME)
             )));

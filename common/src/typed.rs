@@ -287,6 +287,24 @@ pub fn classify(p: &ParsedTypedData, permit2: &[Address]) -> TypedClass {
             format!("`{pt}` is an EIP-7702 authorization: it hands over the whole account; never signed"),
         );
     }
+    // alloy orders dependent types by their whole encoding, where `$` sorts before `(`
+    // (`A$B(…)` before `A(…)`), and EIP-712 by name: the digest would be no other wallet's
+    // or contract's (a review of 2026-12-05). Parsing admits the name (a held request in a
+    // snapshot still prepares); signing does not.
+    if td.resolver.linearize(pt).is_ok_and(|defs| defs.iter().any(|d| d.type_name().contains('$'))) {
+        return refused(
+            ErrorCode::TypedDataNotAllowed,
+            "a struct name holding `$` is ordered differently by alloy and by EIP-712: the digest would be no one else's; never signed",
+        );
+    }
+    // zkSync's native transactions are EIP-712 typed data (`Transaction` in the domain
+    // `zkSync`, no verifying contract): a whole transaction, checked by no rule here.
+    if dname == "zkSync" {
+        return refused(
+            ErrorCode::TypedDataNotAllowed,
+            "typed data in the \"zkSync\" domain is a native zkSync transaction: never signed as typed data",
+        );
+    }
     if CALL_CARRIERS.contains(&pt) {
         return refused(
             ErrorCode::TypedDataNotAllowed,

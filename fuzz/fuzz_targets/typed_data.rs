@@ -41,9 +41,7 @@ max_deadline = "1h"
 name = "X"
 primary_type = "Order"
 "#;
-        // Restored, as a policy an earlier build accepted (a rule for a domain name alone
-        // matches any verifying contract the input names; new policies must name one).
-        CompiledPolicy::compile_restored(resolve_text(text, 1_800_000_000).unwrap()).unwrap()
+        CompiledPolicy::compile(resolve_text(text, 1_800_000_000).unwrap()).unwrap()
     })
 }
 

@@ -245,11 +245,9 @@ const rightAligned = (b) => concat(new Uint8Array(32 - b.length), b);
 
 // ---- types ------------------------------------------------------------------------------------
 
-// No `$`, as in the enclave: alloy orders dependent types by their whole encoding, where
-// `$` sorts before `(` (`A$B` before `A`), and EIP-712 orders them by name.
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 // Struct names: alloy also allows `:` after the first character (namespaces).
-const STRUCT_NAME = /^[A-Za-z_][A-Za-z0-9_:]*$/;
+const STRUCT_NAME = /^[A-Za-z_$][A-Za-z0-9_$:]*$/;
 
 /** An elementary type alloy resolves (`RootType::resolve`), or null. */
 function elementary(base) {

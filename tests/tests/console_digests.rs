@@ -1116,12 +1116,8 @@ fn generated_typed_data_hashes_alike_in_the_browser() {
     let mut payloads = Vec::new();
     for _ in 0..300 {
         let count = 1 + rng.below(4) as usize;
-        // Now and then a `$`, which both refuse (alloy would order `T$0` before `T`).
-        let names: Vec<String> = (0..count)
-            .map(|i| {
-                format!("{}{i}", if rng.below(16) == 0 { "T$" } else { rng.pick(&["S", "Order", "A", "a_", "T_"]) })
-            })
-            .collect();
+        let names: Vec<String> =
+            (0..count).map(|i| format!("{}{i}", rng.pick(&["S", "Order", "A", "a_", "T$"]))).collect();
         let mut structs: Vec<(String, Vec<(String, String)>)> = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let fields = (0..1 + rng.below(5))

@@ -4,8 +4,9 @@
 //! * typed data that wraps another signature's digest — an account's wrapper (Safe's
 //!   `SafeMessage`, ERC-7739's `TypedDataSign`, …) or one `bytes`/`bytes32` value — is never
 //!   signed, even under a rule that allows its primary type;
-//! * a new policy naming such a wrapper, an account the session signs for, a call carrier
-//!   (`ForwardRequest`) or a domain name without its verifying contract is refused;
+//! * a new policy naming such a wrapper, an account the session signs for or a call carrier
+//!   (`ForwardRequest`) is refused, and a rule naming a domain's name alone matches no
+//!   domain that names a verifying contract (an ERC-2771 forwarder's always does);
 //! * a `prefix` message rule signs printable text only, never a digest behind the prefix;
 //! * a Permit2 allowance's end frees the exposure ceiling only on a chain stamped by slots:
 //!   on Arbitrum, where the sequencer may stamp blocks far in the past, it keeps counting.
@@ -30,8 +31,9 @@ const ENTRY_POINT_V07: Address = address!("0000000071727De22E5E9d8BAf0edAc6f37da
 const USDC: Address = address!("A0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48");
 const PERMIT2: Address = bridle_common::typed::PERMIT2;
 
-/// An owner who allows any `Order` of the application's contract, a login prefix, and user
-/// operations from `ACCOUNT`: rules that look harmless on their own.
+/// An owner who allows any `Order` of the application's contract, a `Login` in the domain
+/// named `App Login`, a login prefix, and user operations from `ACCOUNT`: rules that look
+/// harmless on their own.
 fn benign_policy() -> String {
     format!(
         r#"
@@ -41,6 +43,9 @@ valid_for = "1h"
 [[typed_data]]
 verifying_contract = "{APP}"
 primary_type = "Order"
+[[typed_data]]
+name = "App Login"
+primary_type = "Login"
 [[messages]]
 prefix = "Login to app.example:"
 [user_operations]
@@ -123,30 +128,58 @@ async fn a_harmless_typed_data_rule_signs_no_wrapped_digest() {
         assert_eq!((c, code(&v)), (403, "typed_data_not_allowed"), "{what}: {v}");
         assert!(v.get("signature").is_none(), "{what}: {v}");
     }
+    // A login in a domain that names no contract, as the rule does; the same login verified
+    // by a forwarder (which lets anyone register the name and type) matches no rule.
+    let login = |vc: Option<Address>| {
+        let mut domain = json!({"name": "App Login", "version": "1", "chainId": 31337});
+        if let Some(a) = vc {
+            domain["verifyingContract"] = json!(a);
+        }
+        typed(domain, json!({"Login": [{"name": "who", "type": "address"}]}), "Login", json!({"who": g.session}))
+    };
+    let (c, v) = sign_typed(&w, &g, &login(None)).await;
+    assert_eq!(c, 200, "{v}");
+    assert_eq!(eth_account_typed(&login(None), v["signature"].as_str().unwrap()).1, g.session);
+    let (c, v) = sign_typed(&w, &g, &login(Some(APP))).await;
+    assert_eq!((c, code(&v)), (403, "typed_data_not_allowed"), "{v}");
+    assert!(v["error"]["reason"].as_str().unwrap().contains("no typed_data rule"), "{v}");
     // The same over JSON-RPC, as a wallet library sends it.
     let (_, td) = &refused[0];
     let payload = SignPayload::TypedData(td.to_string());
     let v = w.stack.rpc_as(&g, &payload, "eth_signTypedData_v4", json!([g.session, td.to_string()])).await;
     assert_eq!(v["error"]["data"]["code"], "typed_data_not_allowed", "{v}");
-    assert_eq!(w.truth(&g).uses, 1, "only the harmless order was signed");
+    assert_eq!(w.truth(&g).uses, 2, "only the harmless order and login were signed");
 }
 
 #[tokio::test]
 async fn new_policies_naming_a_wrapper_or_a_listed_account_are_refused() {
     let w = World::start(&benign_policy());
     let with_rule = |rule: &str| format!("{}\n[[typed_data]]\n{rule}\n", benign_policy());
-    for (what, text) in [
-        ("SafeMessage", with_rule(&format!("verifying_contract = \"{APP}\"\nprimary_type = \"SafeMessage\""))),
-        ("TypedDataSign", with_rule(&format!("verifying_contract = \"{APP}\"\nprimary_type = \"TypedDataSign\""))),
-        ("the listed sender", with_rule(&format!("verifying_contract = \"{ACCOUNT}\"\nprimary_type = \"Order\""))),
+    for (what, text, why) in [
+        (
+            "SafeMessage",
+            with_rule(&format!("verifying_contract = \"{APP}\"\nprimary_type = \"SafeMessage\"")),
+            "wrapper",
+        ),
+        (
+            "TypedDataSign",
+            with_rule(&format!("verifying_contract = \"{APP}\"\nprimary_type = \"TypedDataSign\"")),
+            "wrapper",
+        ),
+        (
+            "the listed sender",
+            with_rule(&format!("verifying_contract = \"{ACCOUNT}\"\nprimary_type = \"Order\"")),
+            "an account the session signs for",
+        ),
         (
             "a forwarder's request",
             with_rule(&format!("verifying_contract = \"{APP}\"\nprimary_type = \"ForwardRequest\"")),
+            "carries a call",
         ),
-        ("a domain name alone", with_rule("name = \"Seaport\"\nprimary_type = \"OrderComponents\"")),
     ] {
         let err = w.stack.grant(&w.owner, &w.agent, &policy(&text)).await.err().unwrap_or_else(|| panic!("{what}"));
         assert_eq!((err.0, code(&err.1)), (400, "invalid_policy"), "{what}: {:?}", err.1);
+        assert!(err.1["error"]["reason"].as_str().unwrap_or("").contains(why), "{what}: {:?}", err.1);
     }
     assert!(w.stack.grant(&w.owner, &w.agent, &policy(&benign_policy())).await.is_ok());
 }

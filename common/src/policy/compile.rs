@@ -682,7 +682,14 @@ impl CompiledPolicy {
             if primary_type == "EIP712Domain" || primary_type == "OwnerAction" {
                 return Err(invalid(rule, format!("`{primary_type}` can never be signed by a session")));
             }
-            if crate::typed::is_token_moving_type(primary_type) {
+            // EIP-3009's later drafts (every `…WithAuthorization`) were refused from
+            // 2026-12-05 on: a policy restored from before keeps its rule (signing refuses
+            // them whatever the rules say).
+            let moves = crate::typed::is_token_moving_type(primary_type)
+                && (type_limits == Limits::New
+                    || !primary_type.ends_with("WithAuthorization")
+                    || matches!(primary_type.as_str(), "TransferWithAuthorization" | "ReceiveWithAuthorization"));
+            if moves {
                 return Err(invalid(
                     rule,
                     format!("`{primary_type}` moves tokens: permits are allowed only by [[permits]] rules, bounded like approvals"),
@@ -695,15 +702,6 @@ impl CompiledPolicy {
             // refuses such typed data anyway), so one session cannot stop a node of a newer
             // image from installing a snapshot (a review of 2026-12-05).
             if type_limits == Limits::New {
-                // A rule naming only the domain's name matches every contract that takes
-                // that name — an ERC-2771 forwarder lets anyone register any name and type,
-                // then runs the signed call as the session (a review of 2026-12-05).
-                if verifying_contract.is_none() {
-                    return Err(invalid(
-                        rule,
-                        "name the verifying_contract: a rule for a domain name alone matches every contract that takes that name (a forwarder lets anyone register any name and type)",
-                    ));
-                }
                 if crate::typed::CALL_CARRIERS.contains(&primary_type.as_str()) {
                     return Err(invalid(
                         rule,

@@ -92,20 +92,15 @@ pub fn evaluate_typed_data(
         TypedClass::Refused(d) => Err(d),
         TypedClass::Generic => {
             let pt = td.data.primary_type.as_str();
-            // A listed token's typed data can move it (compile refuses a rule naming one; a
-            // rule restored without a verifying contract would match one).
-            if dom.verifying_contract.is_some_and(|a| p.doc.chains.iter().any(|&c| p.token_at(c, &a).is_some())) {
-                return Err(not_allowed(
-                    "typed_data",
-                    "typed data whose verifying contract is a listed token can move it: only [[permits]] rules allow a token's typed data",
-                ));
-            }
             let hit = p.doc.typed_data.iter().position(|r| {
                 r.primary_type == pt
                     && r.name.as_deref().is_none_or(|n| dom.name.as_deref() == Some(n))
                     && r.version.as_deref().is_none_or(|v| dom.version.as_deref() == Some(v))
                     && r.chain_id.is_none_or(|id| chain == Some(id))
-                    && r.verifying_contract.is_none_or(|a| dom.verifying_contract == Some(a))
+                    // A rule naming no verifying contract matches domains that name none: an
+                    // ERC-2771 forwarder (OpenGSN lets anyone register any domain name and
+                    // request type) always names itself (a review of 2026-12-05).
+                    && r.verifying_contract == dom.verifying_contract
             });
             match hit {
                 Some(_) => Ok(Charges::at(None, 1)),

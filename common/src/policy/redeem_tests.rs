@@ -368,7 +368,7 @@ fn typed(
 fn the_session_never_signs_a_user_operation_as_typed_data() {
     let v08 = crate::userop::ENTRY_POINT_V08;
     let p = restored_with(&format!(
-        "[[typed_data]]\nverifying_contract = \"{OTHER_MANAGER}\"\nprimary_type = \"SafeOp\"\n[[typed_data]]\nname = \"ERC4337\"\nprimary_type = \"PackedUserOperation\"\n[[typed_data]]\nverifying_contract = \"{v08}\"\nprimary_type = \"Other\"\n[[typed_data]]\nname = \"Mine\"\nprimary_type = \"PackedUserOperation\"\n[[typed_data]]\nname = \"Mine\"\nprimary_type = \"Other\"\n"
+        "[[typed_data]]\nverifying_contract = \"{OTHER_MANAGER}\"\nprimary_type = \"SafeOp\"\n[[typed_data]]\nname = \"ERC4337\"\nprimary_type = \"PackedUserOperation\"\n[[typed_data]]\nverifying_contract = \"{v08}\"\nprimary_type = \"Other\"\n[[typed_data]]\nname = \"Mine\"\nprimary_type = \"PackedUserOperation\"\n[[typed_data]]\nname = \"Mine\"\nverifying_contract = \"{OTHER_MANAGER}\"\nprimary_type = \"Other\"\n"
     ));
     let c = Counters::default();
     let fields = serde_json::json!([{"name": "sender", "type": "address"}, {"name": "nonce", "type": "uint256"}]);

@@ -828,11 +828,10 @@ fn explain_names_the_new_rules_and_old_policies_keep_their_hash() {
 /// any domain name must not reach it.
 #[test]
 fn typed_data_for_an_account_the_session_signs_for_is_refused() {
-    // A rule naming no verifying contract, as an earlier build accepted it (new policies
-    // must name one).
-    let p = restored_text(&format!(
-        "[user_operations]\nentry_points = [\"v0.7\"]\nsenders = [\"{ALICE}\"]\n[[typed_data]]\nname = \"Ambire\"\nprimary_type = \"Op\""
-    ));
+    let p = compile_text(&format!(
+        "[user_operations]\nentry_points = [\"v0.7\"]\nsenders = [\"{ALICE}\"]\n[[typed_data]]\nname = \"Ambire\"\nverifying_contract = \"{SEAPORT}\"\nprimary_type = \"Op\""
+    ))
+    .unwrap();
     let c = Counters::new();
     let op = |vc: Address| {
         typed(
