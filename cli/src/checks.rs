@@ -8,7 +8,7 @@ use alloy_consensus::{TxEnvelope, Typed2718};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{keccak256, Address, Signature, TxKind, B256};
 use anyhow::{anyhow, bail, Result};
-use bridle_common::allowance::{revocation_call, AllowanceKind, Key};
+use bridle_common::allowance::{cancel_call, revocation_call, AllowanceKind, Key};
 use bridle_common::payload::prepare;
 use bridle_common::protocol::{SessionBinding, SignPayload, Signed, SweepTerms, SweepTx};
 use bridle_common::receipt::{self, Receipt, Receipted};
@@ -175,11 +175,18 @@ pub fn raw_transaction(req: &TxRequest, raw: &[u8], session: Address, sig: &Sign
     Ok(())
 }
 
-/// One revocation of a sweep: decoded, it is a transaction from `session` on the planned
+/// One transaction of a sweep: decoded, it is a transaction from `session` on the planned
 /// chain and nonce, to the entry's token (or Permit2 contract), whose calldata is exactly the
-/// revocation, at fees and gas within `terms`.
+/// revocation — or, where the reply says so, Permit2's `invalidateNonces` for the entry —
+/// at fees and gas within `terms`. Either is harmless to send whenever.
 pub fn sweep_tx(t: &SweepTx, terms: &SweepTerms, nonce: u64, session: Address) -> Result<()> {
-    let what = format!("revocation of {} → {} on chain {}", t.token, t.spender, t.chain_id);
+    let what = match t.invalidate_nonce {
+        None => format!("revocation of {} → {} on chain {}", t.token, t.spender, t.chain_id),
+        Some(n) => format!(
+            "cancellation below nonce {n} of Permit2 permits {} → {} on chain {}",
+            t.token, t.spender, t.chain_id
+        ),
+    };
     let env = TxEnvelope::decode_2718(&mut &t.raw_transaction[..])
         .map_err(|e| anyhow!("{what}: the raw transaction does not decode: {e}"))?;
     let TxEnvelope::Eip1559(s) = &env else {
@@ -197,8 +204,12 @@ pub fn sweep_tx(t: &SweepTx, terms: &SweepTerms, nonce: u64, session: Address) -
         bail!("{what}: nonce {} (listed as {}), not the planned {nonce}", x.nonce, t.nonce);
     }
     let key = Key { chain_id: t.chain_id, holder: session, token: t.token, spender: t.spender, kind: t.kind };
-    let Some((to, data)) = revocation_call(&key) else {
-        bail!("{what}: a {} entry has no revocation transaction", t.kind.as_str());
+    let call = match t.invalidate_nonce {
+        None => revocation_call(&key),
+        Some(n) => cancel_call(&key, n),
+    };
+    let Some((to, data)) = call else {
+        bail!("{what}: a {} entry has no such transaction", t.kind.as_str());
     };
     if let AllowanceKind::Erc20 = t.kind {
         if to != t.token {
@@ -211,8 +222,9 @@ pub fn sweep_tx(t: &SweepTx, terms: &SweepTerms, nonce: u64, session: Address) -
     if x.input != data {
         bail!(
             "{what}: the calldata is not {} — the host swapped the transaction (calldata 0x{})",
-            match t.kind {
-                AllowanceKind::Erc20 => format!("approve({}, 0)", t.spender),
+            match (t.kind, t.invalidate_nonce) {
+                (_, Some(n)) => format!("Permit2 invalidateNonces({}, {}, {n})", t.token, t.spender),
+                (AllowanceKind::Erc20, None) => format!("approve({}, 0)", t.spender),
                 _ => format!("Permit2 approve({}, {}, 0, 0)", t.token, t.spender),
             },
             hex::encode(&x.input)
@@ -372,6 +384,7 @@ mod tests {
                 to: token,
                 hash: keccak256(&r),
                 raw_transaction: r,
+                invalidate_nonce: None,
             }
         };
         let good = mk(approveCall { spender, amount: U256::ZERO }.abi_encode(), 4);
@@ -386,8 +399,44 @@ mod tests {
         sweep(std::slice::from_ref(&later), std::slice::from_ref(&terms), me, false).unwrap();
         let e = sweep(&[later, good.clone()], std::slice::from_ref(&terms), me, false).unwrap_err().to_string();
         assert!(e.contains("not the planned 6"), "{e}");
-        let e = sweep(&[good], &[terms], Address::repeat_byte(3), true).unwrap_err().to_string();
+        let e = sweep(&[good], std::slice::from_ref(&terms), Address::repeat_byte(3), true).unwrap_err().to_string();
         assert!(e.contains("not the session"), "{e}");
+
+        // A Permit2 entry: its permits cancelled at 4, then its revocation at 5. The host
+        // cannot pass one for the other, nor change the nonce the cancellation names.
+        let permit2 = Address::repeat_byte(0x22);
+        let kind = AllowanceKind::Permit2 { contract: permit2 };
+        let key = Key { chain_id: 31337, holder: me, token, spender, kind };
+        let p2 = |data: alloy_primitives::Bytes, nonce: u64, invalidate_nonce: Option<u64>| {
+            let r = signed_reply(&k, me, &tx(permit2, data.to_vec(), nonce)).raw_transaction.unwrap();
+            SweepTx {
+                chain_id: 31337,
+                nonce,
+                token,
+                spender,
+                kind,
+                to: permit2,
+                hash: keccak256(&r),
+                raw_transaction: r,
+                invalidate_nonce,
+            }
+        };
+        let cancel = p2(cancel_call(&key, 3).unwrap().1, 4, Some(3));
+        let revoke = p2(revocation_call(&key).unwrap().1, 5, None);
+        sweep(&[cancel.clone(), revoke.clone()], std::slice::from_ref(&terms), me, true).unwrap();
+        let e =
+            sweep(&[SweepTx { invalidate_nonce: Some(9), ..cancel.clone() }], std::slice::from_ref(&terms), me, true)
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("invalidateNonces") && e.contains("swapped"), "{e}");
+        let e = sweep(&[SweepTx { invalidate_nonce: None, ..cancel.clone() }], std::slice::from_ref(&terms), me, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Permit2 approve") && e.contains("swapped"), "{e}");
+        let e = sweep(&[cancel, SweepTx { invalidate_nonce: Some(3), ..revoke }], &[terms], me, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalidateNonces") && e.contains("swapped"), "{e}");
     }
 
     #[test]

@@ -189,7 +189,11 @@ pub fn run(a: SweepArgs) -> Result<i32> {
         println!("{} revocation(s) signed by the session, each decoded and checked", r.transactions.len());
         println!("  {word}");
         for t in &r.transactions {
-            println!("  chain {} nonce {}: approve({}, 0) on {} → {}", t.chain_id, t.nonce, t.spender, t.to, t.hash);
+            let call = match t.invalidate_nonce {
+                None => format!("approve({}, 0)", t.spender),
+                Some(n) => format!("invalidateNonces({}, {}, {n}) (cancels its Permit2 permits)", t.token, t.spender),
+            };
+            println!("  chain {} nonce {}: {call} on {} → {}", t.chain_id, t.nonce, t.to, t.hash);
             println!("    {}", t.raw_transaction);
         }
         for k in &r.skipped {

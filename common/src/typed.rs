@@ -116,6 +116,8 @@ pub struct Permit2Detail {
     pub amount: U256,
     /// A uint48.
     pub expiration: U256,
+    /// A uint48: Permit2's nonce for (owner, token, spender) the permit needs.
+    pub nonce: U256,
 }
 
 /// type(uint160).max: Permit2's "unlimited".
@@ -360,6 +362,7 @@ pub fn classify(p: &ParsedTypedData, permit2: &[Address]) -> TypedClass {
                             token: addr(d, "token")?,
                             amount: uint(d, "amount")?,
                             expiration: uint(d, "expiration")?,
+                            nonce: uint(d, "nonce")?,
                         })
                     })
                     .collect::<Result<Vec<_>, Denial>>()?;

@@ -577,7 +577,11 @@ function wire() {
     const { reply } = await owner.sweep(ctx(), row.stored.session, row.stored.agent, terms);
     const out = $("sweep-out");
     out.hidden = false;
-    out.textContent = reply.transactions.map((t) => `chain ${t.chain_id} nonce ${t.nonce}: approve(${t.spender}, 0) on ${t.to}\n${t.raw_transaction}`).join("\n\n")
+    const what = (t) =>
+      t.invalidate_nonce === undefined || t.invalidate_nonce === null
+        ? `approve(${t.spender}, 0)`
+        : `invalidateNonces(${t.token}, ${t.spender}, ${t.invalidate_nonce})`;
+    out.textContent = reply.transactions.map((t) => `chain ${t.chain_id} nonce ${t.nonce}: ${what(t)} on ${t.to}\n${t.raw_transaction}`).join("\n\n")
       + reply.skipped.map((k) => `\nskipped ${k.token} → ${k.spender}: ${k.reason}`).join("") || "nothing to revoke";
     await refresh();
     return `${reply.transactions.length} revocation(s) signed (receipt for your nonce checked; broadcast them with your node, or verify each with bridle owner sweep)`;

@@ -129,6 +129,10 @@ export const RECEIPTED = {
               ["to", hexBytes(t.to)],
               ["hash", hexBytes(t.hash)],
               ["raw_transaction", hexBytes(t.raw_transaction)],
+              // A Permit2 cancellation (omitted for a revocation, as the enclave omits it).
+              ...(t.invalidate_nonce === undefined || t.invalidate_nonce === null
+                ? []
+                : [["invalidate_nonce", cbor.uint(t.invalidate_nonce)]]),
             ]),
           ),
         ),

@@ -134,6 +134,7 @@ fn bindings_receipts_and_audit_match_bridle_common() {
                 to: Address::repeat_byte(0x77),
                 hash: B256::repeat_byte(0x99),
                 raw_transaction: Bytes::from(vec![2, 0xf8, 1, 2, 3]),
+                invalidate_nonce: None,
             },
             SweepTx {
                 chain_id: 8453,
@@ -144,6 +145,7 @@ fn bindings_receipts_and_audit_match_bridle_common() {
                 to: Address::repeat_byte(0x19),
                 hash: B256::repeat_byte(0x1a),
                 raw_transaction: Bytes::from(vec![0u8; 300]),
+                invalidate_nonce: Some(65_535),
             },
         ],
         skipped: vec![SweepSkip {

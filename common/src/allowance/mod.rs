@@ -203,6 +203,10 @@ pub struct Allowance {
     /// takes L1 data gas from the gas limit a sweep never settles: RULES.md §6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swept_at_nonce: Option<u64>,
+    /// The chain nonce of the sweep's `invalidateNonces` that cancels the entry's Permit2
+    /// permits before its revocation, when nothing but sweeps wrote it since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at_nonce: Option<u64>,
 }
 
 impl Allowance {
@@ -220,7 +224,32 @@ pub enum GrantOp {
     Set(U256),
     /// `increaseAllowance`, signature transfers: this much more.
     Add(U256),
+    /// Permit2's `invalidateNonces(token, spender, n)` from the holder (a sweep): once it is
+    /// mined, no Permit2 allowance permit of the key with a nonce below `n` can ever be used
+    /// (RULES.md §6). The amount does not change.
+    Invalidate(u64),
 }
+
+impl GrantOp {
+    /// The amount it sets or adds; `None` for an invalidation.
+    pub fn amount(self) -> Option<U256> {
+        match self {
+            GrantOp::Set(v) | GrantOp::Add(v) => Some(v),
+            GrantOp::Invalidate(_) => None,
+        }
+    }
+}
+
+/// The largest nonce of a Permit2 allowance permit (`PermitSingle`, `PermitBatch`) a session
+/// signs. One `invalidateNonces` may move Permit2's nonce by at most 2^16 − 1
+/// (`ExcessiveInvalidation`), so a sweep cancels outstanding permits with certainty only up
+/// to 65 535: a session's permits stay at or below this bound, and each cancellation
+/// ([`MAX_WRITES`] at most, a registry's every write) moves the next one up by one at most.
+/// A fresh session key's Permit2 nonces start at 0.
+pub const MAX_PERMIT2_NONCE: u64 = 65_000;
+/// The highest nonce a sweep's `invalidateNonces` names: never one that may revert for
+/// moving the nonce too far, whatever the chain's nonce is.
+pub const MAX_INVALIDATION: u64 = u16::MAX as u64;
 
 /// Outstanding approved value at the price table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -291,6 +320,9 @@ mod abi {
         alloy_sol_types::sol! {
             /// Permit2 AllowanceTransfer `approve`; expiration 0 means "now".
             function approve(address token, address spender, uint160 amount, uint48 expiration);
+            /// Permit2 AllowanceTransfer: the holder's nonce for (token, spender) becomes
+            /// `newNonce` (reverts unless it grows, by at most 2^16 − 1).
+            function invalidateNonces(address token, address spender, uint48 newNonce);
         }
     }
 }
@@ -317,6 +349,23 @@ pub fn revocation_call(e: &Key) -> Option<(Address, alloy_primitives::Bytes)> {
         )),
         AllowanceKind::SignatureTransfer { .. } => None,
     }
+}
+
+/// The call that cancels every Permit2 allowance permit of a Permit2 entry whose nonce is
+/// below `new_nonce`, from its holder: `invalidateNonces(token, spender, new_nonce)` on its
+/// Permit2 contract. `None` for any other kind, or a nonce past [`MAX_INVALIDATION`].
+pub fn cancel_call(e: &Key, new_nonce: u64) -> Option<(Address, alloy_primitives::Bytes)> {
+    use alloy_sol_types::SolCall;
+    let AllowanceKind::Permit2 { contract } = e.kind else { return None };
+    if new_nonce > MAX_INVALIDATION {
+        return None;
+    }
+    let call = abi::permit2::invalidateNoncesCall {
+        token: e.token,
+        spender: e.spender,
+        newNonce: alloy_primitives::aliases::U48::from(new_nonce),
+    };
+    Some((contract, call.abi_encode().into()))
 }
 
 /// The price (USD per whole token, 18 decimals) and decimals of the token at `token` on

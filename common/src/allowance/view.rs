@@ -49,7 +49,13 @@ pub fn view(reg: &Registry, now: u64) -> Vec<Allowance> {
         .map(|(k, m)| {
             let amount = worst(reg, k, now, None);
             let settled = if amount.is_zero() { None } else { settled_by(reg, k, now) };
-            let last = reg.items().iter().rev().flat_map(|i| i.grants.iter().rev()).find(|g| g.key == *k);
+            // The last write of an amount (a cancellation of permits changes none).
+            let last = reg
+                .items()
+                .iter()
+                .rev()
+                .flat_map(|i| i.grants.iter().rev())
+                .find(|g| g.key == *k && g.op.amount().is_some());
             let state = match settled {
                 _ if amount.is_zero() => AllowanceState::Revoked,
                 Some(i) if i.sweep => AllowanceState::Swept,
@@ -77,6 +83,7 @@ pub fn view(reg: &Registry, now: u64) -> Vec<Allowance> {
                     _ => None,
                 }),
                 swept_at_nonce: reg.swept_at(k),
+                cancelled_at_nonce: reg.cancelled_at(k),
             }
         })
         .collect()

@@ -14,6 +14,10 @@
 //!   floating `s` must follow everything up to `M`.
 //! * Smart-account lanes force nothing (other signers may fill their positions), and no
 //!   position of another lane is ever forced.
+//! * A Permit2 allowance permit of nonce `n` can never follow a position every alternative
+//!   of which is an `invalidateNonces` of its key above `n` (Permit2 then holds a nonce
+//!   above it for good): a floating `s` cannot be placed after such a position either.
+//!   (A batch cancelled through another of its keys is still counted: more histories.)
 //!
 //! Write-less transactions and positions at which the session signed nothing count as
 //! write-less transactions signed at time 0 (they only add histories). A transaction that
@@ -69,9 +73,36 @@ fn effect(grants: &[Grant], key: &Key, now: u64) -> Eff {
             (GrantOp::Add(a), Eff::None) => Eff::Add(a),
             (GrantOp::Add(a), Eff::Add(x)) => Eff::Add(x.saturating_add(a)),
             (GrantOp::Add(a), Eff::Reset { total }) => Eff::Reset { total: total.saturating_add(a) },
+            (GrantOp::Invalidate(_), e) => e,
         }
     }
     e
+}
+
+/// Permit2 nonces of `key` that `grants` cancel once mined: those below the largest
+/// `invalidateNonces` among them (0: none).
+fn kill_of(grants: &[Grant], key: &Key) -> u64 {
+    grants
+        .iter()
+        .filter(|g| g.key == *key)
+        .filter_map(|g| match g.op {
+            GrantOp::Invalidate(n) => Some(n),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The nonce a permit's writes to `key` need (the lowest, when a batch names the key twice:
+/// it fails as a whole once any of them is cancelled); `None`: it cannot be cancelled.
+fn permit_nonce(grants: &[Grant], key: &Key) -> Option<u64> {
+    grants.iter().filter(|g| g.key == *key).filter_map(|g| g.nonce).min()
+}
+
+/// Whether a permit needing `nonce` can no longer be used after something that cancels
+/// the nonces below `kill`.
+fn cancelled(nonce: Option<u64>, kill: u64) -> bool {
+    nonce.is_some_and(|n| n < kill)
 }
 
 /// One position of a lane, as far as the key is concerned.
@@ -84,18 +115,22 @@ struct Slot {
     nonreset: Option<U256>,
     /// The earliest signing time among the alternatives (0 for a write-less one).
     min_sigma: u64,
+    /// Permit2 nonces of the key every alternative cancels: those below it ([`kill_of`];
+    /// 0 for an alternative that cancels nothing).
+    kill: u64,
 }
 
 impl Default for Slot {
-    /// No alternative yet: the earliest signing time is the largest.
+    /// No alternative yet: the earliest signing time and the cancellation are the largest.
     fn default() -> Slot {
-        Slot { resets: vec![], nonreset: None, min_sigma: u64::MAX }
+        Slot { resets: vec![], nonreset: None, min_sigma: u64::MAX, kill: u64::MAX }
     }
 }
 
 impl Slot {
-    fn push(&mut self, e: Eff, sigma: u64) {
+    fn push(&mut self, e: Eff, sigma: u64, kill: u64) {
         self.min_sigma = self.min_sigma.min(sigma);
+        self.kill = self.kill.min(kill);
         match e {
             Eff::Reset { total } => self.resets.push(total),
             e => self.nonreset = Some(self.nonreset.unwrap_or(U256::ZERO).max(e.add())),
@@ -140,12 +175,13 @@ impl Lane {
     }
 
     /// The largest run of adds between positions that force a reset. With a floating last
-    /// set of deadline `d`, a run can start only where everything before it (which must then
-    /// precede the permit) was signed by `d` (on `chain_id`'s slack).
-    fn best_run(&self, chain_id: u64, d: Option<u64>) -> U256 {
+    /// set of deadline `d` (and Permit2 nonce `nonce`), a run can start only where everything
+    /// before it (which must then precede the permit) was signed by `d` (on `chain_id`'s
+    /// slack) and cancels no permit of that nonce.
+    fn best_run(&self, chain_id: u64, d: Option<u64>, nonce: Option<u64>) -> U256 {
         let (mut best, mut sum, mut reachable, mut prefix_ok) = (U256::ZERO, U256::ZERO, true, true);
         for s in self.0.values() {
-            let ok = d.is_none_or(|d| usable(chain_id, d, s.min_sigma));
+            let ok = d.is_none_or(|d| usable(chain_id, d, s.min_sigma)) && !cancelled(nonce, s.kill);
             if s.all_reset() {
                 if reachable {
                     best = best.max(sum);
@@ -174,6 +210,11 @@ impl Lane {
         self.0.range(..=m).map(|(_, s)| s.min_sigma).max().unwrap_or(0)
     }
 
+    /// Whether one of positions `..=m` cancels a permit of `nonce` in every alternative.
+    fn cancels_upto(&self, m: u64, nonce: Option<u64>) -> bool {
+        nonce.is_some() && self.0.range(..=m).any(|(_, s)| cancelled(nonce, s.kill))
+    }
+
     /// Account lanes: adds of every non-resetting position after `after` (positions may be
     /// skipped), except `skip`.
     fn any_after(&self, after: Option<u64>) -> U256 {
@@ -199,9 +240,7 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
     if let AllowanceKind::SignatureTransfer { .. } = key.kind {
         // One-shot authorities, each floating until it ends: all of them, as long as alive.
         let live = |g: &Grant| g.key == *key && g.end.is_none_or(|e| usable(key.chain_id, e, now));
-        let amount = |g: &Grant| match g.op {
-            GrantOp::Set(v) | GrantOp::Add(v) => v,
-        };
+        let amount = |g: &Grant| g.op.amount().unwrap_or_default();
         let recorded = reg.items.iter().flat_map(|i| i.grants.iter());
         let mine = req.map(|r| r.grants).unwrap_or(&[]);
         return recorded.chain(mine).filter(|g| live(g)).fold(U256::ZERO, |a, g| a.saturating_add(amount(g)));
@@ -220,11 +259,17 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
         _ => None,
     };
     let t_floats = matches!(req.map(|r| r.place), Some(Place::Floating { .. }));
+    // What the request cancels at its own position, and the nonce it needs as a permit.
+    let t_kill = match lt {
+        Some(_) => req.map_or(0, |r| kill_of(r.grants, key)),
+        None => 0,
+    };
+    let t_nonce = if t_floats { req.and_then(|r| permit_nonce(r.grants, key)) } else { None };
 
     // The lanes and permits that can touch the key.
     let mut own = Lane::default();
     let mut accounts: BTreeMap<AccountLane, Lane> = BTreeMap::new();
-    let mut floating: Vec<(u64, U256)> = Vec::new();
+    let mut floating: Vec<(u64, U256, Option<u64>)> = Vec::new();
     for item in &reg.items {
         match item.place {
             Place::Own { chain_id, nonce } if chain_id == key.chain_id => {
@@ -232,10 +277,10 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
                     continue; // the request fills this position
                 }
                 let slot = own.0.entry(nonce).or_default();
-                slot.push(effect(&item.grants, key, now), item.signed_at);
+                slot.push(effect(&item.grants, key, now), item.signed_at, kill_of(&item.grants, key));
                 if item.may_revert {
-                    // Mined out of gas: it fills the position and writes nothing.
-                    slot.push(Eff::None, 0);
+                    // Mined out of gas: it fills the position and writes (and cancels) nothing.
+                    slot.push(Eff::None, 0, 0);
                 }
             }
             Place::Account { lane, seq } if lane.chain_id == key.chain_id && lane.sender == key.holder => {
@@ -244,12 +289,12 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
                 }
                 let e = effect(&item.grants, key, now);
                 if e != Eff::None {
-                    accounts.entry(lane).or_default().0.entry(seq).or_default().push(e, item.signed_at);
+                    accounts.entry(lane).or_default().0.entry(seq).or_default().push(e, item.signed_at, 0);
                 }
             }
             Place::Floating { deadline } => {
                 if let Eff::Reset { total } = effect(&item.grants, key, now) {
-                    floating.push((deadline, total));
+                    floating.push((deadline, total, permit_nonce(&item.grants, key)));
                 }
             }
             _ => {}
@@ -258,7 +303,7 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
     if let Some(p) = reg.own.get(&key.chain_id) {
         for (&n, slot) in own.0.iter_mut() {
             if p.contains(n) {
-                slot.push(Eff::None, 0);
+                slot.push(Eff::None, 0, 0);
             }
         }
     }
@@ -301,8 +346,9 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
         sum
     };
     // Adds from the own lane placed after a last set that is not in the own lane, given the
-    // earliest point it can be placed at. `d`: a floating last set's deadline.
-    let own_after = |d: Option<u64>| -> U256 {
+    // earliest point it can be placed at. `d`, `nonce`: a floating last set's deadline and
+    // Permit2 nonce.
+    let own_after = |d: Option<u64>, nonce: Option<u64>| -> U256 {
         match lt {
             Some(n) => {
                 let from = match forced {
@@ -312,7 +358,7 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
                 let t = if matches!(forced, Forced::Pos(m) if m == n) { U256::ZERO } else { t_add };
                 from.saturating_add(t).saturating_add(own.cont(n.saturating_add(1)))
             }
-            None => own.best_run(key.chain_id, d),
+            None => own.best_run(key.chain_id, d, nonce),
         }
     };
 
@@ -329,7 +375,7 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
     if let Eff::Reset { total } = teff {
         let o = match lt {
             Some(n) => own.cont(n.saturating_add(1)),
-            None => own.best_run(key.chain_id, if t_floats { req.and_then(deadline) } else { None }),
+            None => own.best_run(key.chain_id, if t_floats { req.and_then(deadline) } else { None }, t_nonce),
         };
         let a = match at {
             Some((lane, _)) => accounts_after(Some(&lane))
@@ -360,7 +406,7 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
             if slot.resets.is_empty() {
                 continue;
             }
-            let own_part = own_after(None);
+            let own_part = own_after(None, None);
             let lane_part = match at {
                 Some((tl, n)) if tl == *lane => {
                     if teff.resets() {
@@ -382,21 +428,23 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
             best = best.max(total);
         }
     }
-    // A floating set (a permit).
-    for &(d, total) in &floating {
+    // A floating set (a permit): after everything up to the forced position, so signed by
+    // then and cancelled by none of it.
+    for &(d, total, nonce) in &floating {
         let feasible = match forced {
             Forced::None => true,
             Forced::Request => usable(key.chain_id, d, now),
             Forced::Pos(m) => {
                 let signed = own.max_sigma_upto(m);
                 let signed = if Some(m) == lt { signed.max(now) } else { signed };
-                usable(key.chain_id, d, signed)
+                let killed = own.cancels_upto(m, nonce) || (Some(m) == lt && cancelled(nonce, t_kill));
+                usable(key.chain_id, d, signed) && !killed
             }
         };
         if !feasible {
             continue;
         }
-        best = best.max(total.saturating_add(own_after(Some(d))).saturating_add(accounts_after(None)));
+        best = best.max(total.saturating_add(own_after(Some(d), nonce)).saturating_add(accounts_after(None)));
     }
     best
 }

@@ -19,7 +19,17 @@ fn key(holder: Address, spender: u8, kind: AllowanceKind) -> Key {
 const TICK: u64 = 10;
 
 fn grant(key: Key, op: GrantOp, end: Option<u64>) -> Grant {
-    Grant { key, op, end, token_index: None, via: Via("approve") }
+    Grant { key, op, end, token_index: None, via: Via("approve"), nonce: None }
+}
+
+/// A Permit2 allowance permit's write: `v` until `end`, at Permit2 nonce `nonce`.
+fn permit(k: Key, v: u64, end: Option<u64>, nonce: u64) -> Grant {
+    Grant { nonce: Some(nonce), ..grant(k, GrantOp::Set(U256::from(v)), end) }
+}
+
+/// `invalidateNonces(token, spender, n)`.
+fn inval(k: Key, n: u64) -> Grant {
+    grant(k, GrantOp::Invalidate(n), None)
 }
 
 fn set(k: Key, v: u64) -> Grant {
@@ -189,6 +199,59 @@ fn off_the_slotted_chains_ends_and_deadlines_bind_nothing() {
     }
 }
 
+/// Off the slotted chains a Permit2 permit's deadline binds nothing, so only cancelling its
+/// nonce settles it: `invalidateNonces` above the nonce, certainly mined before the
+/// revocation, leaves no history where the permit follows the revocation.
+#[test]
+fn an_invalidation_mined_before_the_revocation_settles_a_permit() {
+    let k = Key { chain_id: 10, ..key(SESSION, 0xa, AllowanceKind::Permit2 { contract: Address::repeat_byte(2) }) };
+    let o = |n: u64| Place::Own { chain_id: 10, nonce: n };
+    let other = [grant(Key { spender: Address::repeat_byte(0xb), ..k }, GrantOp::Set(U256::from(1)), None)];
+    let world = |cancel: Option<Grant>, permit_nonce: u64| {
+        let mut r = Registry::default();
+        rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![permit(k, 40, Some(200), permit_nonce)]);
+        if let Some(c) = cancel {
+            rec(&mut r, o(0), 1_000, vec![c]);
+        } else {
+            r.record(o(0), 1_000, vec![], false, false, |_| unreachable!()).unwrap();
+        }
+        rec(&mut r, o(1), 1_000, vec![set(k, 0)]);
+        r
+    };
+    let at2 = |r: &Registry| w(r, &k, 5_000, Some((o(2), &other)));
+    assert_eq!(at2(&world(Some(inval(k, 1)), 0)), 0, "nonce 0 cancelled before the revocation");
+    assert_eq!(at2(&world(None, 0)), 40, "without it the permit may follow the revocation");
+    assert_eq!(at2(&world(Some(inval(k, 1)), 1)), 40, "an invalidation to 1 leaves nonce 1 usable");
+    // Without a later transaction nothing forces either to be mined.
+    assert_eq!(w(&world(Some(inval(k, 1)), 0), &k, 5_000, None), 40);
+    // An invalidation that may run out of gas, or shares its nonce with a transaction the
+    // agent signed, cancels nothing for certain.
+    let mut r = Registry::default();
+    rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![permit(k, 40, Some(200), 0)]);
+    rec_low_gas(&mut r, o(0), 1_000, vec![inval(k, 1)]);
+    rec(&mut r, o(1), 1_000, vec![set(k, 0)]);
+    assert_eq!(at2(&r), 40);
+    let mut r = world(Some(inval(k, 1)), 0);
+    r.record(o(0), 900, vec![], false, false, |_| unreachable!()).unwrap();
+    assert_eq!(at2(&r), 40);
+    // As the request: the revocation at 1 after the invalidation at 0 settles the key.
+    let mut r = Registry::default();
+    rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![permit(k, 40, Some(200), 0)]);
+    rec(&mut r, o(0), 1_000, vec![inval(k, 1)]);
+    assert_eq!(w(&r, &k, 5_000, Some((o(1), &[set(k, 0)]))), 0);
+    // In the same transaction (an account's batch), the invalidation before the revocation.
+    let mut r = Registry::default();
+    rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![permit(k, 40, Some(200), 0)]);
+    assert_eq!(w(&r, &k, 5_000, Some((o(0), &[inval(k, 1), set(k, 0)]))), 0);
+    // Adds after a reset that follows the invalidation never add to the cancelled permit.
+    let mut r = Registry::default();
+    rec(&mut r, Place::Floating { deadline: 100 }, 10, vec![permit(k, 40, Some(200), 0)]);
+    rec(&mut r, o(0), 1_000, vec![inval(k, 1)]);
+    rec(&mut r, o(1), 1_000, vec![set(k, 0)]);
+    rec(&mut r, o(2), 1_000, vec![add(k, 9)]);
+    assert_eq!(w(&r, &k, 5_000, None), 40, "the permit before the invalidation, never after the reset");
+}
+
 // ---- brute force ------------------------------------------------------------------------
 
 /// A tiny deterministic generator.
@@ -234,7 +297,14 @@ fn apply(v: &mut U256, g: &Grant, k: &Key, now: u64) {
     match g.op {
         GrantOp::Set(x) => *v = if g.end.is_some_and(|e| !usable(k.chain_id, e, now)) { U256::ZERO } else { x },
         GrantOp::Add(x) => *v = v.saturating_add(x),
+        GrantOp::Invalidate(_) => {}
     }
+}
+
+/// Whether a permit among `grants` needs a nonce of `k` below `bound` (Permit2's nonce is
+/// at least `bound` once an invalidation to it was mined): it can no longer be used.
+fn cancelled_by(grants: &[Grant], k: &Key, bound: u64) -> bool {
+    grants.iter().filter(|g| g.key == *k).filter_map(|g| g.nonce).min().is_some_and(|n| n < bound)
 }
 
 #[derive(Clone)]
@@ -245,12 +315,17 @@ struct State {
     need_request: bool,
     key: Key,
     now: u64,
+    /// The key's Permit2 nonce is at least this (invalidations mined so far).
+    bound: u64,
 }
 
 impl State {
     fn place(&mut self, ev: &Ev) {
         for g in &ev.grants {
             apply(&mut self.value, g, &self.key, self.now);
+            if let (true, GrantOp::Invalidate(n)) = (g.key == self.key, g.op) {
+                self.bound = self.bound.max(n);
+            }
         }
         self.max_sigma = self.max_sigma.max(ev.sigma);
         self.seen_request |= ev.request;
@@ -367,6 +442,7 @@ fn brute(wd: &World, k: &Key, now: u64, req: Option<(Place, Vec<Grant>)>) -> U25
                 need_request: req.is_some(),
                 key: *k,
                 now,
+                bound: 0,
             };
             best = best.max(interleave_checked(&mut seqs, &mut idx, &mut floats, &mut used, &mut st));
         }
@@ -392,7 +468,10 @@ fn interleave_checked(
             if idx[s] < seqs[s].len() {
                 let ev = &seqs[s][idx[s]];
                 // The brute force runs on chain 1 (its slack is known).
-                if ev.deadline.is_some_and(|d| !usable(1, d, st.max_sigma)) {
+                if ev
+                    .deadline
+                    .is_some_and(|d| !usable(1, d, st.max_sigma) || cancelled_by(&ev.grants, &st.key, st.bound))
+                {
                     continue;
                 }
                 let saved = st.clone();
@@ -404,7 +483,10 @@ fn interleave_checked(
             }
         }
         for f in 0..floats.len() {
-            if !used[f] && floats[f].deadline.is_none_or(|d| usable(1, d, st.max_sigma)) {
+            if !used[f]
+                && floats[f].deadline.is_none_or(|d| usable(1, d, st.max_sigma))
+                && !cancelled_by(&floats[f].grants, &st.key, st.bound)
+            {
                 let saved = st.clone();
                 st.place(&floats[f]);
                 used[f] = true;
@@ -432,7 +514,8 @@ fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
                 let key = keys[rng.below(keys.len() as u64) as usize];
                 let v = [0, 0, 5, 100, 1000][rng.below(5) as usize];
                 let end = if erc20 || rng.below(2) == 0 { None } else { Some(TICK * (15 + rng.below(20))) };
-                if erc20 && rng.below(3) == 0 {
+                // Permit2 keys are added to as well: a redemption's `approve` counts as an add.
+                if rng.below(3) == 0 {
                     grant(key, GrantOp::Add(U256::from(v)), None)
                 } else {
                     grant(key, GrantOp::Set(U256::from(v)), end)
@@ -447,7 +530,11 @@ fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
     let mut events: Vec<(u64, Place, Vec<Grant>, bool)> = vec![];
     for _ in 0..rng.below(5) {
         let n = rng.below(4);
-        let grants = g(rng, &[k, k2]);
+        let mut grants = g(rng, &[k, k2]);
+        // Permit2: a sweep's invalidateNonces, alone or before a revocation.
+        if !erc20 && rng.below(3) == 0 {
+            grants.insert(0, inval([k, k2][rng.below(2) as usize], 1 + rng.below(4)));
+        }
         events.push((TICK * rng.below(20), own(n), grants, rng.below(4) == 0));
     }
     if rng.below(2) == 0 {
@@ -457,7 +544,11 @@ fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
         }
     }
     for _ in 0..rng.below(3) {
-        let grants: Vec<Grant> = g(rng, &[k, k2]).into_iter().filter(|x| matches!(x.op, GrantOp::Set(_))).collect();
+        let grants: Vec<Grant> = g(rng, &[k, k2])
+            .into_iter()
+            .filter(|x| matches!(x.op, GrantOp::Set(_)))
+            .map(|x| Grant { nonce: (!erc20).then(|| rng.below(4)), ..x })
+            .collect();
         if !grants.is_empty() {
             events.push((TICK * rng.below(20), Place::Floating { deadline: TICK * rng.below(40) }, grants, false));
         }
@@ -510,17 +601,26 @@ fn matches_brute_force_on_random_registries() {
             match rng.below(4) {
                 0 => vec![],
                 1 => vec![set(kk, [0, 7, 300][rng.below(3) as usize])],
-                2 if erc20 => vec![add(kk, 9)],
+                2 => vec![add(kk, 9)],
                 _ => vec![set(kk, 0), set(key(kk.holder, 0xb, kind), 4)],
             }
         };
         let req = match rng.below(5) {
             0 => None,
-            1 | 2 => Some((own(rng.below(5)), tg(&mut rng, k))),
+            1 | 2 => {
+                let mut grants = tg(&mut rng, k);
+                if !erc20 && rng.below(3) == 0 {
+                    grants.insert(0, inval(k, 1 + rng.below(4)));
+                }
+                Some((own(rng.below(5)), grants))
+            }
             3 => Some((Place::Account { lane, seq: rng.below(4) }, tg(&mut rng, ka))),
             _ => {
-                let grants: Vec<Grant> =
-                    tg(&mut rng, k).into_iter().filter(|x| matches!(x.op, GrantOp::Set(_))).collect();
+                let grants: Vec<Grant> = tg(&mut rng, k)
+                    .into_iter()
+                    .filter(|x| matches!(x.op, GrantOp::Set(_)))
+                    .map(|x| Grant { nonce: (!erc20).then(|| rng.below(4)), ..x })
+                    .collect();
                 Some((Place::Floating { deadline: now + TICK * rng.below(10) }, grants))
             }
         };

@@ -16,6 +16,7 @@ pub mod snapshot;
 mod status;
 mod sweep;
 mod sweep_account;
+mod sweep_cancel;
 
 use crate::audit::Record;
 use crate::error::{Denial, ErrorCode};

@@ -2,10 +2,11 @@
 //! session's own address for approvals whose worst case is above 0.
 
 use super::sweep_account;
+use super::sweep_cancel::{self, Act};
 use super::{Machine, Outcome, Signer};
 use crate::allowance::view::{settled_by, view};
 use crate::allowance::worst::worst;
-use crate::allowance::{revocation_call, Grant, GrantOp, Key, Place, Via};
+use crate::allowance::{Key, Place};
 use crate::audit::rec;
 use crate::error::{Denial, ErrorCode};
 use crate::policy::engine::check_gas_cost;
@@ -143,8 +144,8 @@ impl Machine {
         }
         let everything = authed || self.state(t) != SessionState::Active;
         let reg = &self.counters.allowances;
-        // With the nonce of the sweep that covers it, if one does.
-        let mut chosen: Vec<(Option<u64>, Key)> = Vec::new();
+        // With the nonce of the sweep that covers it, if one does, and what to sign for it.
+        let mut chosen: Vec<(Option<u64>, Key, Vec<Act>)> = Vec::new();
         // Writes an unauthenticated sweep adds for keys a sweep already revokes: at most up to
         // half the registry, so the owner's sweep and the agent's revocations keep room.
         let mut bounded = 0usize;
@@ -195,7 +196,14 @@ impl Machine {
             } else if !terms.iter().any(|x| x.chain_id == k.chain_id) {
                 skipped.push(skip(format!("no nonce and fees were given for chain {}", k.chain_id)));
             } else {
-                chosen.push((covered, k));
+                // A fee bump re-signs the revocation at its nonce (a cancellation before it
+                // is bumped at its own, below); anything else is a fresh sweep: a Permit2
+                // entry's permits are cancelled before it is revoked.
+                let acts = match covered {
+                    Some(_) if !authed => vec![Act::Revoke],
+                    _ => sweep_cancel::acts(reg, &k),
+                };
+                chosen.push((covered, k, acts));
             }
         }
         // A fee bump of the nonce the terms start at, when only one key's revocations sit
@@ -205,17 +213,25 @@ impl Machine {
         // (a review of 2026-12-04). Bounded like every re-sign.
         if !authed {
             for x in terms {
-                let Some(k) = reg.sole_revocation_at(x.chain_id, x.nonce) else { continue };
+                // A cancellation of one key's permits there is bumped alike.
+                let (k, act) = match reg.sole_revocation_at(x.chain_id, x.nonce) {
+                    Some(k) => (k, Some(Act::Revoke)),
+                    None => match reg.sole_cancel_at(x.chain_id, x.nonce) {
+                        Some(k) => (k, sweep_cancel::cancellation(reg, &k)),
+                        None => continue,
+                    },
+                };
+                let Some(act) = act else { continue };
                 // Listed already for another nonce, it is laid there too (placed by that
                 // nonce's order it would never come first here).
-                let here = chosen.iter().any(|(n, c)| *c == k && *n == Some(x.nonce));
+                let here = chosen.iter().any(|(n, c, _)| *c == k && *n == Some(x.nonce));
                 if !here
                     && k.holder == session
                     && k.kind.sweepable()
                     && reg.has_room(crate::allowance::MAX_WRITES / 2 + bounded + 1, t)
                 {
                     bounded += 1;
-                    chosen.push((Some(x.nonce), k));
+                    chosen.push((Some(x.nonce), k, vec![act]));
                 }
             }
         }
@@ -226,15 +242,16 @@ impl Machine {
         // skipped, not refused (a refused re-sign left a sweep nobody broadcast in place for
         // good: review of the host's sweeper lanes).
         if !authed {
-            chosen.sort_by_key(|(covered, _)| covered.unwrap_or(u64::MAX));
+            chosen.sort_by_key(|(covered, _, _)| covered.unwrap_or(u64::MAX));
         }
-        let chosen: Vec<Key> = chosen.into_iter().map(|(_, k)| k).collect();
-        let mut plan: Vec<(SweepTerms, u64, Key)> = Vec::new();
+        let chosen: Vec<(Key, Act)> =
+            chosen.into_iter().flat_map(|(_, k, acts)| acts.into_iter().map(move |a| (k, a))).collect();
+        let mut plan: Vec<(SweepTerms, u64, Key, Act)> = Vec::new();
         for x in terms {
             let mut nonce = x.nonce;
             // Above the next nonce no history reaches the revocation: a sweep there would only
             // stand in the way of the ones that can be mined (review of 5d39b59).
-            if !authed && nonce > reg.next_nonce(x.chain_id) && chosen.iter().any(|k| k.chain_id == x.chain_id) {
+            if !authed && nonce > reg.next_nonce(x.chain_id) && chosen.iter().any(|(k, _)| k.chain_id == x.chain_id) {
                 return Err(Denial::rule(
                     ErrorCode::ArgumentRejected,
                     "sweep.nonce",
@@ -246,17 +263,18 @@ impl Machine {
                 ));
             }
             let next = reg.next_nonce(x.chain_id);
-            let mine = chosen.iter().any(|k| k.chain_id == x.chain_id);
+            let mine = chosen.iter().any(|(k, _)| k.chain_id == x.chain_id);
             let open = if authed || !mine { Vec::new() } else { sweep_only_nonces(reg, x.chain_id) };
             let agents = |n: u64| n < next && open.binary_search(&n).is_err();
-            // A nonce below the next one takes `k`'s revocation only where every sweep there
-            // revokes `k` alone (a fee bump): a revocation of another key there would
-            // displace one that requests signed since may rely on.
-            let fits = |n: u64, k: &Key| n >= next || reg.only_revokes_at(x.chain_id, n, k);
-            for k in chosen.iter().filter(|k| k.chain_id == x.chain_id) {
-                if !authed && ((nonce != x.nonce && agents(nonce)) || (!agents(nonce) && !fits(nonce, k))) {
+            // A nonce below the next one takes `k`'s revocation (or cancellation) only where
+            // every sweep there does the same to `k` alone (a fee bump): a revocation of
+            // another key there would displace one that requests signed since may rely on.
+            let fits = |n: u64, k: &Key, a: Act| n >= next || a.only_at(reg, x.chain_id, n, k);
+            for (k, a) in chosen.iter().filter(|(k, _)| k.chain_id == x.chain_id) {
+                let (k, a) = (k, *a);
+                if !authed && ((nonce != x.nonce && agents(nonce)) || (!agents(nonce) && !fits(nonce, k, a))) {
                     // The first nonce after it that only sweeps of `k` used, or the next one.
-                    nonce = open.iter().copied().find(|&m| m > nonce && fits(m, k)).unwrap_or(next).min(next);
+                    nonce = open.iter().copied().find(|&m| m > nonce && fits(m, k, a)).unwrap_or(next).min(next);
                 }
                 if !authed && agents(nonce) {
                     return Err(Denial::rule(
@@ -269,14 +287,14 @@ impl Machine {
                         ),
                     ));
                 }
-                plan.push((x.clone(), nonce, *k));
+                plan.push((x.clone(), nonce, *k, a));
                 nonce = nonce.saturating_add(1);
             }
         }
         // A revocation below `approvals.revoke_gas` may be mined, run out of gas and revoke
         // nothing (RULES.md §6): it would settle nothing, and it would spend the nonce.
         let floor = crate::allowance::revoke_gas(&policy);
-        if let Some((x, _, _)) = plan.iter().find(|(x, _, _)| x.gas_limit < floor) {
+        if let Some((x, _, _, _)) = plan.iter().find(|(x, _, _, _)| x.gas_limit < floor) {
             return Err(Denial::rule(
                 ErrorCode::GasCap,
                 "approvals.revoke_gas",
@@ -289,7 +307,7 @@ impl Machine {
         let (account_plans, account_cost) = sweep_account::plan(&policy, reg, accounts, &account_keys, authed)?;
         let gas_cost = plan
             .iter()
-            .fold(U256::ZERO, |acc, (x, _, _)| {
+            .fold(U256::ZERO, |acc, (x, _, _, _)| {
                 acc.saturating_add(U256::from(x.gas_limit).saturating_mul(U256::from(x.max_fee_per_gas)))
             })
             .saturating_add(account_cost);
@@ -316,8 +334,10 @@ impl Machine {
         })?;
         let mut transactions = Vec::new();
         let mut signed = Vec::new();
-        for (x, nonce, k) in &plan {
-            let Some((to, data)) = revocation_call(k) else { continue };
+        for (x, nonce, k, a) in &plan {
+            // Every act planned has its call (a signature transfer is never planned, and a
+            // cancellation is planned only within bounds).
+            let Some((to, data)) = a.call(k) else { continue };
             let req = TxRequest::Eip1559(Eip1559Request {
                 chain_id: x.chain_id,
                 nonce: *nonce,
@@ -345,6 +365,7 @@ impl Machine {
                 to,
                 hash: keccak256(&raw),
                 raw_transaction: raw,
+                invalidate_nonce: a.invalidates(),
             });
         }
         let user_operations = sweep_account::sign(&account_plans, key)?;
@@ -359,8 +380,11 @@ impl Machine {
                 out.records.push(rec::sweep(session, u.hash, p.op.chain_id, seq, k.token, k.spender));
             }
         }
-        for (x, nonce, k) in &plan {
-            let g = Grant { key: *k, op: GrantOp::Set(U256::ZERO), end: None, token_index: None, via: Via("sweep") };
+        for (x, nonce, k, a) in &plan {
+            if a.call(k).is_none() {
+                continue; // not signed above
+            }
+            let g = a.grant(k);
             let place = Place::Own { chain_id: x.chain_id, nonce: *nonce };
             // On a chain that takes L1 data gas from the gas limit, even a revocation at the
             // floor may run out of gas: it settles nothing there (RULES.md §6).
@@ -498,7 +522,7 @@ pub(super) fn check_fees(policy: &crate::policy::CompiledPolicy, terms: &[SweepT
 /// worst case.)
 fn within_credit(
     reg: &crate::allowance::Registry,
-    plan: &[(SweepTerms, u64, Key)],
+    plan: &[(SweepTerms, u64, Key, Act)],
     writes: usize,
 ) -> Result<(), Denial> {
     let budget = |reason: String| Denial::rule(ErrorCode::RateLimited, "enclave.memory_budget", reason);
@@ -508,7 +532,7 @@ fn within_credit(
             "the enclave's memory budget is spent: the owner's sweep goes through on the revocations its session prepaid ({prepaid} left), and this one writes {writes}"
         )));
     }
-    if let Some((x, _, _)) = plan.iter().find(|(x, _, _)| reg.own_positions(x.chain_id).is_none()) {
+    if let Some((x, _, _, _)) = plan.iter().find(|(x, _, _, _)| reg.own_positions(x.chain_id).is_none()) {
         return Err(budget(format!(
             "the enclave's memory budget is spent: the session signed no transaction on chain {} yet, and its first there needs room beyond the revocations it prepaid",
             x.chain_id
@@ -519,8 +543,8 @@ fn within_credit(
     // (a review of the credit): on credit only at fresh nonces, or as a fee bump of
     // revocations of that very key.
     let fresh =
-        |x: &SweepTerms, n: u64, k: &Key| n >= reg.next_nonce(x.chain_id) || reg.only_revokes_at(x.chain_id, n, k);
-    if let Some((x, n, _)) = plan.iter().find(|(x, n, k)| !fresh(x, *n, k)) {
+        |x: &SweepTerms, n: u64, k: &Key, a: Act| n >= reg.next_nonce(x.chain_id) || a.only_at(reg, x.chain_id, n, k);
+    if let Some((x, n, _, _)) = plan.iter().find(|(x, n, k, a)| !fresh(x, *n, k, *a)) {
         return Err(budget(format!(
             "the enclave's memory budget is spent: on its session's credit the owner's sweep takes nonces from {} on chain {} (or bumps a revocation of the same key); nonce {n} holds something else",
             reg.next_nonce(x.chain_id),
@@ -531,57 +555,5 @@ fn within_credit(
 }
 
 #[cfg(test)]
-mod credit_tests {
-    use super::*;
-    use crate::allowance::{AllowanceKind, Registry, PREPAID_PER_APPROVAL};
-    use alloy_primitives::Address;
-
-    fn approval(chain_id: u64) -> (Key, Grant) {
-        let key = Key {
-            chain_id,
-            holder: Address::repeat_byte(1),
-            token: Address::repeat_byte(2),
-            spender: Address::repeat_byte(3),
-            kind: AllowanceKind::Erc20,
-        };
-        (key, Grant { key, op: GrantOp::Set(U256::from(5u8)), end: None, token_index: None, via: Via("permit") })
-    }
-
-    fn terms(chain_id: u64) -> SweepTerms {
-        SweepTerms { chain_id, nonce: 0, max_fee_per_gas: 1, max_priority_fee_per_gas: 1, gas_limit: 100_000 }
-    }
-
-    /// On credit a sweep adds only what was prepaid: its revocations within the credit, and
-    /// no chain whose positions the registry does not hold yet (a permit's approval on a
-    /// chain the session never sent a transaction on: its first there adds them).
-    #[test]
-    fn on_credit_a_sweep_adds_only_what_was_prepaid() {
-        let mut reg = Registry::default();
-        let (k1, g1) = approval(1);
-        let (k2, g2) = approval(2);
-        let meta = |_: &Grant| (String::new(), 6, 0);
-        reg.record(Place::Own { chain_id: 1, nonce: 0 }, 1, vec![g1], false, false, meta).unwrap();
-        reg.record(Place::Floating { deadline: 100 }, 1, vec![g2], false, false, meta).unwrap();
-        assert_eq!(reg.prepaid(), 2 * PREPAID_PER_APPROVAL);
-        let on_1 = [(terms(1), 1, k1)];
-        assert!(within_credit(&reg, &on_1, 1).is_ok());
-        assert!(within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL).is_ok());
-        let d = within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL + 1).unwrap_err();
-        assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("enclave.memory_budget")), "{d}");
-        let d = within_credit(&reg, &[(terms(2), 0, k2)], 1).unwrap_err();
-        assert!(d.reason.contains("no transaction on chain 2"), "{d}");
-        // Nonce 0 holds the agent's approval: a revocation there would displace it (or
-        // whatever settled another key there), so not on credit; nonce 1 is fresh.
-        let d = within_credit(&reg, &[(terms(1), 0, k1)], 1).unwrap_err();
-        assert!(d.reason.contains("nonce 0 holds something else"), "{d}");
-        // A sweep of k1 at nonce 1, then its fee bump there, on credit; another key's
-        // revocation at that nonce is not.
-        let revoke =
-            |k: Key| Grant { key: k, op: GrantOp::Set(U256::ZERO), end: None, token_index: None, via: Via("sweep") };
-        reg.record(Place::Own { chain_id: 1, nonce: 1 }, 2, vec![revoke(k1)], true, false, meta).unwrap();
-        assert!(within_credit(&reg, &[(terms(1), 1, k1)], 1).is_ok(), "a fee bump");
-        let k3 = Key { spender: Address::repeat_byte(9), ..k1 };
-        assert!(within_credit(&reg, &[(terms(1), 1, k3)], 1).is_err(), "another key in the bump's place");
-        assert!(within_credit(&reg, &[(terms(1), 2, k3)], 1).is_ok());
-    }
-}
+#[path = "sweep_credit_tests.rs"]
+mod credit_tests;

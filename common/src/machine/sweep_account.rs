@@ -184,6 +184,13 @@ pub(super) fn sign(plans: &[AccountPlan], key: &dyn Signer) -> Result<Vec<SweepU
 pub(super) fn grants(p: &AccountPlan) -> Vec<Grant> {
     p.keys
         .iter()
-        .map(|k| Grant { key: *k, op: GrantOp::Set(U256::ZERO), end: None, token_index: None, via: Via("sweep") })
+        .map(|k| Grant {
+            key: *k,
+            op: GrantOp::Set(U256::ZERO),
+            end: None,
+            token_index: None,
+            via: Via("sweep"),
+            nonce: None,
+        })
         .collect()
 }

@@ -290,6 +290,7 @@ pub(crate) fn check_call(
                     end: None,
                     token_index: token,
                     via: Via(if kind == "approve" { "approve" } else { "increaseAllowance" }),
+                    nonce: None,
                 });
             }
         },
@@ -356,6 +357,7 @@ fn permit2_approve(
         end: (exp != 0).then_some(exp),
         token_index: token,
         via: Via("Permit2 approve"),
+        nonce: None,
     });
     Ok(())
 }

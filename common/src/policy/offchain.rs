@@ -9,7 +9,7 @@ use super::doc::{MessageRule, PermitKind, PermitRule};
 use super::engine::{check_chain, check_session, check_spend, Charges, Context};
 use super::exposure::check_allowances;
 use super::state::Counters;
-use crate::allowance::{AllowanceKind, Grant, GrantOp, Key, Place, Via};
+use crate::allowance::{AllowanceKind, Grant, GrantOp, Key, Place, Via, MAX_PERMIT2_NONCE};
 use crate::error::{Denial, ErrorCode};
 use crate::period::format_time;
 use crate::typed::{classify, u160_max, ParsedTypedData, PermitMsg, TypedClass};
@@ -248,6 +248,7 @@ fn check_permit(
                 end: None,
                 token_index: token,
                 via: Via("permit"),
+                nonce: None,
             });
         }
         PermitMsg::Permit2Allowance { spender, details, sig_deadline, batch: _ } => {
@@ -267,6 +268,17 @@ fn check_permit(
                 }
                 check_deadline(ctx, i, r, "sigDeadline", *sig_deadline)?;
                 check_deadline(ctx, i, r, "expiration", d.expiration)?;
+                // Above it, no sweep could cancel the permit for certain (RULES.md §6).
+                let nonce = u64::try_from(d.nonce).ok().filter(|n| *n <= MAX_PERMIT2_NONCE).ok_or_else(|| {
+                    Denial::rule(
+                        ErrorCode::ArgumentRejected,
+                        format!("permits[{i}]"),
+                        format!(
+                            "Permit2 nonce {} is above {MAX_PERMIT2_NONCE}: a sweep could not cancel the permit (a fresh session key's nonces start at 0)",
+                            d.nonce
+                        ),
+                    )
+                })?;
                 check_approval(p, d.token, token, *spender, d.amount, "Permit2 allowance")?;
                 if let Some(t) = token {
                     charges.add(AssetRef::Token(t), d.amount);
@@ -287,6 +299,7 @@ fn check_permit(
                     end: Some(if exp == 0 { as_time(*sig_deadline) } else { exp }),
                     token_index: token,
                     via: Via("Permit2 allowance"),
+                    nonce: Some(nonce),
                 });
             }
         }
@@ -323,6 +336,7 @@ fn check_permit(
                     end: Some(as_time(*deadline)),
                     token_index: token,
                     via: Via("Permit2 transfer"),
+                    nonce: None,
                 });
             }
         }

@@ -101,6 +101,9 @@ impl crate::machine::Signer for Key {
     }
 }
 
+#[path = "permit2_cancel_tests.rs"]
+mod permit2_cancel;
+
 impl Session {
     fn new() -> Session {
         Session::with(policy())

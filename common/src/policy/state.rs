@@ -96,9 +96,7 @@ impl Counters {
                     Some(i) => (p.doc.tokens[i].symbol.clone(), p.doc.tokens[i].decimals),
                     None => (g.key.token.to_string(), 0),
                 };
-                let amount = match g.op {
-                    crate::allowance::GrantOp::Set(v) | crate::allowance::GrantOp::Add(v) => v,
-                };
+                let amount = g.op.amount().unwrap_or_default();
                 let until = p.doc.valid_until.unwrap_or(u64::MAX);
                 (symbol, decimals, t.saturating_add(lifetime(p, g.token_index, amount)).min(until))
             });

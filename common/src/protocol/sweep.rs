@@ -160,6 +160,11 @@ pub struct SweepTx {
     /// The transaction hash (keccak256 of the raw transaction).
     pub hash: B256,
     pub raw_transaction: Bytes,
+    /// Set: the transaction is Permit2's `invalidateNonces(token, spender, n)`, cancelling
+    /// the session's Permit2 allowance permits of the entry with a nonce below `n` (it comes
+    /// before the entry's revocation). Unset: the revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidate_nonce: Option<u64>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -67,9 +67,12 @@ pub fn next_nonce(st: &SessionStatus, chain: u64) -> u64 {
 /// node's nonces for the session (`latest`, `pending`).
 pub fn step(st: &SessionStatus, chain: u64, mined: u64, pending: u64) -> Step {
     let ended = st.state != bridle_common::protocol::SessionState::Active;
+    // A Permit2 entry's sweep cancels its permits at one nonce and revokes it at the next:
+    // both are followed, the cancellation first.
     let unmined = own_keys(st, chain)
         .filter(|a| due(a, ended) || a.state == AllowanceState::Swept)
-        .filter_map(|a| a.swept_at_nonce)
+        .flat_map(|a| [a.cancelled_at_nonce, a.swept_at_nonce])
+        .flatten()
         .filter(|&n| n >= mined)
         .min();
     if let Some(n) = unmined {

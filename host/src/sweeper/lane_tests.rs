@@ -26,6 +26,7 @@ pub(crate) fn key(spender: Address, state: AllowanceState, swept_at: Option<u64>
         updated_at: 10,
         settled_at_nonce: None,
         swept_at_nonce: swept_at,
+        cancelled_at_nonce: None,
     }
 }
 
@@ -91,6 +92,19 @@ fn a_signed_sweep_the_chain_has_not_reached_is_re_signed_at_its_own_nonce() {
     );
     assert_eq!(step(&two, 1, 5, 5), Step::Resign(5));
     assert_eq!(step(&two, 1, 6, 6), Step::Resign(6));
+}
+
+#[test]
+fn a_permit2_entrys_cancellation_is_followed_before_its_revocation() {
+    // The owner's sweep cancelled the entry's permits at 4 and revoked it at 5; nobody
+    // broadcast either. The cancellation first (the revocation waits behind it), then the
+    // revocation once the cancellation is mined.
+    let swept = Allowance { cancelled_at_nonce: Some(4), ..key(ROUTER, AllowanceState::Swept, Some(5)) };
+    let st = status(SessionState::Active, vec![swept], 6);
+    assert_eq!(step(&st, 1, 4, 4), Step::Resign(4));
+    assert_eq!(step(&st, 1, 4, 6), Step::InPool(4));
+    assert_eq!(step(&st, 1, 5, 5), Step::Resign(5));
+    assert_eq!(step(&st, 1, 6, 6), Step::Nothing);
 }
 
 #[test]

@@ -250,6 +250,7 @@ fn swept_at(nonce: u64) -> Reply {
             to: Address::repeat_byte(1),
             hash: B256::repeat_byte(nonce as u8),
             raw_transaction: vec![0x02, nonce as u8].into(),
+            invalidate_nonce: None,
         }],
         user_operations: vec![],
         skipped: vec![],

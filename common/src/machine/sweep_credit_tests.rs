@@ -1,0 +1,54 @@
+use super::*;
+use crate::allowance::{AllowanceKind, Grant, GrantOp, Registry, Via, PREPAID_PER_APPROVAL};
+use alloy_primitives::Address;
+
+fn approval(chain_id: u64) -> (Key, Grant) {
+    let key = Key {
+        chain_id,
+        holder: Address::repeat_byte(1),
+        token: Address::repeat_byte(2),
+        spender: Address::repeat_byte(3),
+        kind: AllowanceKind::Erc20,
+    };
+    (
+        key,
+        Grant { key, op: GrantOp::Set(U256::from(5u8)), end: None, token_index: None, via: Via("permit"), nonce: None },
+    )
+}
+
+fn terms(chain_id: u64) -> SweepTerms {
+    SweepTerms { chain_id, nonce: 0, max_fee_per_gas: 1, max_priority_fee_per_gas: 1, gas_limit: 100_000 }
+}
+
+/// On credit a sweep adds only what was prepaid: its revocations within the credit, and
+/// no chain whose positions the registry does not hold yet (a permit's approval on a
+/// chain the session never sent a transaction on: its first there adds them).
+#[test]
+fn on_credit_a_sweep_adds_only_what_was_prepaid() {
+    let mut reg = Registry::default();
+    let (k1, g1) = approval(1);
+    let (k2, g2) = approval(2);
+    let meta = |_: &Grant| (String::new(), 6, 0);
+    reg.record(Place::Own { chain_id: 1, nonce: 0 }, 1, vec![g1], false, false, meta).unwrap();
+    reg.record(Place::Floating { deadline: 100 }, 1, vec![g2], false, false, meta).unwrap();
+    assert_eq!(reg.prepaid(), 2 * PREPAID_PER_APPROVAL);
+    let on_1 = [(terms(1), 1, k1, Act::Revoke)];
+    assert!(within_credit(&reg, &on_1, 1).is_ok());
+    assert!(within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL).is_ok());
+    let d = within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL + 1).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("enclave.memory_budget")), "{d}");
+    let d = within_credit(&reg, &[(terms(2), 0, k2, Act::Revoke)], 1).unwrap_err();
+    assert!(d.reason.contains("no transaction on chain 2"), "{d}");
+    // Nonce 0 holds the agent's approval: a revocation there would displace it (or
+    // whatever settled another key there), so not on credit; nonce 1 is fresh.
+    let d = within_credit(&reg, &[(terms(1), 0, k1, Act::Revoke)], 1).unwrap_err();
+    assert!(d.reason.contains("nonce 0 holds something else"), "{d}");
+    // A sweep of k1 at nonce 1, then its fee bump there, on credit; another key's
+    // revocation at that nonce is not.
+    let revoke = |k: Key| Act::Revoke.grant(&k);
+    reg.record(Place::Own { chain_id: 1, nonce: 1 }, 2, vec![revoke(k1)], true, false, meta).unwrap();
+    assert!(within_credit(&reg, &[(terms(1), 1, k1, Act::Revoke)], 1).is_ok(), "a fee bump");
+    let k3 = Key { spender: Address::repeat_byte(9), ..k1 };
+    assert!(within_credit(&reg, &[(terms(1), 1, k3, Act::Revoke)], 1).is_err(), "another key in the bump's place");
+    assert!(within_credit(&reg, &[(terms(1), 2, k3, Act::Revoke)], 1).is_ok());
+}

@@ -1,0 +1,137 @@
+//! A sweep cancels a Permit2 allowance permit before revoking its entry (RULES.md §6): off
+//! the slotted chains its deadline binds nothing, so without `invalidateNonces` a revoked
+//! permit could follow its revocation, and its entry counted against the exposure ceiling
+//! for the session's life.
+
+use super::*;
+use crate::allowance::{AllowanceState, MAX_PERMIT2_NONCE};
+use crate::error::ErrorCode;
+use crate::protocol::SweepTerms;
+
+const PERMIT2: Address = crate::typed::PERMIT2;
+
+fn session() -> Session {
+    let extra = "[[permits]]\nkind = \"permit2\"\nmax_deadline = \"30m\"";
+    Session::with(policy_on("[10]", extra))
+}
+
+/// 40 USDC to ROUTER through the canonical Permit2, at Permit2 nonce `nonce`.
+fn permit_single(nonce: u64) -> SignPayload {
+    let exp = t0() + 600;
+    let td = serde_json::json!({
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"}],
+            "PermitSingle": [{"name": "details", "type": "PermitDetails"}, {"name": "spender", "type": "address"},
+                {"name": "sigDeadline", "type": "uint256"}],
+            "PermitDetails": [{"name": "token", "type": "address"}, {"name": "amount", "type": "uint160"},
+                {"name": "expiration", "type": "uint48"}, {"name": "nonce", "type": "uint48"}]},
+        "primaryType": "PermitSingle",
+        "domain": {"name": "Permit2", "chainId": 10, "verifyingContract": PERMIT2},
+        "message": {"details": {"token": USDC, "amount": "40000000", "expiration": exp, "nonce": nonce},
+            "spender": ROUTER, "sigDeadline": (t0() + 300).to_string()}
+    });
+    SignPayload::TypedData(td.to_string())
+}
+
+/// `approve(POOL, 40 USDC)` at `nonce` on chain 10: 40 + 40 is over the 60 USD ceiling
+/// while the permit counts.
+fn approve_pool(nonce: u64) -> SignPayload {
+    tx_on(10, nonce, approveCall { spender: POOL, amount: usdc(40) }.abi_encode(), 100_000, vec![])
+}
+
+fn terms(nonce: u64) -> [SweepTerms; 1] {
+    [SweepTerms {
+        chain_id: 10,
+        nonce,
+        max_fee_per_gas: 1_000_000_000,
+        max_priority_fee_per_gas: 1,
+        gas_limit: 100_000,
+    }]
+}
+
+alloy_sol_types::sol! {
+    function invalidateNonces(address token, address spender, uint48 newNonce);
+}
+
+#[test]
+fn an_owner_sweep_cancels_a_permit2_permit_before_revoking_it() {
+    let mut s = session();
+    s.ask(t0() + 10, permit_single(0)).expect("the permit");
+    let d = s.ask(t0() + 11, approve_pool(0)).unwrap_err();
+    assert_eq!(d.code, ErrorCode::ExposureCeiling, "{d}");
+    // The owner's sweep: invalidateNonces(USDC, ROUTER, 2) at nonce 0 — Permit2's nonce is
+    // 1 at most (0, or 1 once the permit is used), and must grow — then the revocation.
+    let r = s.m.sweep(t0() + 20, &terms(0), true, Some(&Key)).result.expect("swept");
+    let got: Vec<(u64, Option<u64>)> = r.transactions.iter().map(|t| (t.nonce, t.invalidate_nonce)).collect();
+    assert_eq!(got, vec![(0, Some(2)), (1, None)]);
+    let cancel = &r.transactions[0];
+    assert_eq!(cancel.to, PERMIT2);
+    let env = <alloy_consensus::TxEnvelope as alloy_eips::eip2718::Decodable2718>::decode_2718(
+        &mut &cancel.raw_transaction[..],
+    )
+    .unwrap();
+    let call = invalidateNoncesCall::abi_decode(alloy_consensus::Transaction::input(&env)).unwrap();
+    assert_eq!((call.token, call.spender, u64::try_from(call.newNonce).unwrap()), (USDC, ROUTER, 2));
+    let view = crate::allowance::view::view(&s.m.counters().allowances, t0() + 21);
+    let e = view.iter().find(|a| a.spender == ROUTER).unwrap();
+    assert_eq!((e.state, e.cancelled_at_nonce, e.swept_at_nonce), (AllowanceState::Swept, Some(0), Some(1)), "{e:?}");
+    // A transaction after both can only be mined once they are: the permit is gone.
+    s.ask(t0() + 22, approve_pool(2)).expect("the permit no longer counts");
+}
+
+#[test]
+fn a_permit_signed_after_the_cancellation_still_counts() {
+    let mut s = session();
+    s.ask(t0() + 10, permit_single(0)).expect("the permit");
+    s.m.sweep(t0() + 20, &terms(0), true, Some(&Key)).result.expect("swept");
+    // Permit2's nonce is 2 once the cancellation is mined: a permit at 1 can never be used
+    // after it, one at 2 can. (The ROUTER entry's worst case with a transaction at nonce 2.)
+    let router = crate::allowance::Key {
+        chain_id: 10,
+        holder: SESSION,
+        token: USDC,
+        spender: ROUTER,
+        kind: crate::allowance::AllowanceKind::Permit2 { contract: PERMIT2 },
+    };
+    let at2 = |s: &Session| {
+        let req = crate::allowance::worst::Request {
+            place: crate::allowance::Place::Own { chain_id: 10, nonce: 2 },
+            grants: &[],
+            may_revert: false,
+        };
+        crate::allowance::worst::worst(&s.m.counters().allowances, &router, t0() + 30, Some(req))
+    };
+    s.ask(t0() + 21, permit_single(1)).expect("a permit at a cancelled nonce");
+    assert_eq!(at2(&s), U256::ZERO);
+    s.ask(t0() + 22, permit_single(2)).expect("a new permit");
+    assert_eq!(at2(&s), usdc(40));
+    let d = s.ask(t0() + 23, approve_pool(2)).unwrap_err();
+    assert_eq!(d.code, ErrorCode::ExposureCeiling, "{d}");
+    // The next sweep cancels below 4 (Permit2's nonce is 3 at most).
+    let r = s.m.sweep(t0() + 30, &terms(2), true, Some(&Key)).result.expect("swept");
+    assert_eq!(r.transactions[0].invalidate_nonce, Some(4), "{r:?}");
+    s.ask(t0() + 31, approve_pool(4)).expect("every permit cancelled");
+}
+
+#[test]
+fn a_stuck_cancellation_is_bumped_at_its_own_nonce() {
+    let mut s = session();
+    s.ask(t0() + 10, permit_single(0)).expect("the permit");
+    s.m.sweep(t0() + 20, &terms(0), true, Some(&Key)).result.expect("swept");
+    // A host re-signs from the cancellation's nonce (no owner signature): the cancellation
+    // there again, and the revocation at its own.
+    let r = s.m.sweep(t0() + 40, &terms(0), false, Some(&Key)).result.expect("bumped");
+    let got: Vec<(u64, Option<u64>)> = r.transactions.iter().map(|t| (t.nonce, t.invalidate_nonce)).collect();
+    assert_eq!(got, vec![(0, Some(3)), (1, None)]);
+    s.ask(t0() + 41, approve_pool(2)).expect("still settled: every alternative at 0 cancels nonce 0");
+}
+
+#[test]
+fn a_permit2_nonce_past_what_a_sweep_can_cancel_is_refused() {
+    let mut s = session();
+    let d = s.ask(t0() + 10, permit_single(MAX_PERMIT2_NONCE + 1)).unwrap_err();
+    assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::ArgumentRejected, Some("permits[0]")), "{d}");
+    assert!(d.reason.contains("could not cancel"), "{d}");
+    s.ask(t0() + 11, permit_single(MAX_PERMIT2_NONCE)).expect("at the bound");
+}
