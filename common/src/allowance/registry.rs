@@ -201,18 +201,15 @@ pub struct Registry {
 /// another key, and credit kept for it would outlive it (reviews of 2026-12-05). An
 /// approval with an end that is not forgotten (Permit2's `approve` in a transaction) prepays
 /// like any other: otherwise an agent could fill the registry with them and leave the
-/// owner no room to revoke. A Permit2 allowance permit that is not forgotten prepays one
-/// more: the sweep's `invalidateNonces` before its revocation.
+/// owner no room to revoke. (An owner's sweep on credit signs no Permit2 cancellation:
+/// only revocations were ever prepaid.)
 fn prepaid_for(place: &Place, grants: &[Grant]) -> usize {
     if Registry::forgettable_item(place, grants) {
         return 0;
     }
-    let approvals = grants
-        .iter()
-        .filter(|g| g.key.kind.sweepable() && g.op.amount().is_some_and(|v| !v.is_zero()))
-        .map(|g| PREPAID_PER_APPROVAL + usize::from(g.nonce.is_some()))
-        .sum::<usize>();
-    approvals
+    let approvals =
+        grants.iter().filter(|g| g.key.kind.sweepable() && g.op.amount().is_some_and(|v| !v.is_zero())).count();
+    approvals.saturating_mul(PREPAID_PER_APPROVAL)
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -304,6 +301,21 @@ impl Registry {
                 .iter()
                 .filter(|i| i.place == Place::Own { chain_id, nonce })
                 .all(|i| i.grants.iter().all(|g| g.key == *key && matches!(g.op, GrantOp::Invalidate(_))))
+    }
+
+    /// The largest `n` of the `invalidateNonces` of `key` signed at `nonce` on `chain_id`
+    /// (0: none).
+    pub fn cancelled_below_at(&self, chain_id: u64, nonce: u64, key: &Key) -> u64 {
+        self.items
+            .iter()
+            .filter(|i| i.place == Place::Own { chain_id, nonce })
+            .flat_map(|i| i.grants.iter())
+            .filter_map(|g| match g.op {
+                GrantOp::Invalidate(n) if g.key == *key => Some(n),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// The nonce Permit2 may hold at most for `key` (its holder, token and spender) after

@@ -79,18 +79,14 @@ fn effect(grants: &[Grant], key: &Key, now: u64) -> Eff {
     e
 }
 
-/// Permit2 nonces of `key` that `grants` cancel once mined: those below the largest
-/// `invalidateNonces` among them (0: none).
+/// Permit2 nonces of `key` that `grants` cancel once mined: those below `n` when they are
+/// one `invalidateNonces(…, n)` of the key, as a sweep signs it (0: none). An item is mined
+/// all or none: with another call beside it (which may revert) it cancels nothing for sure.
 fn kill_of(grants: &[Grant], key: &Key) -> u64 {
-    grants
-        .iter()
-        .filter(|g| g.key == *key)
-        .filter_map(|g| match g.op {
-            GrantOp::Invalidate(n) => Some(n),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
+    match grants {
+        [Grant { key: k, op: GrantOp::Invalidate(n), .. }] if k == key => *n,
+        _ => 0,
+    }
 }
 
 /// The nonce a permit's writes to `key` need (the lowest, when a batch names the key twice:

@@ -199,8 +199,10 @@ impl Machine {
                 // A fee bump re-signs the revocation at its nonce (a cancellation before it
                 // is bumped at its own, below); anything else is a fresh sweep: a Permit2
                 // entry's permits are cancelled before it is revoked.
+                // On credit only the revocations the approvals prepaid are written.
                 let acts = match covered {
                     Some(_) if !authed => vec![Act::Revoke],
+                    _ if on_credit => vec![Act::Revoke],
                     _ => sweep_cancel::acts(reg, &k),
                 };
                 chosen.push((covered, k, acts));
@@ -217,7 +219,7 @@ impl Machine {
                 let (k, act) = match reg.sole_revocation_at(x.chain_id, x.nonce) {
                     Some(k) => (k, Some(Act::Revoke)),
                     None => match reg.sole_cancel_at(x.chain_id, x.nonce) {
-                        Some(k) => (k, sweep_cancel::cancellation(reg, &k)),
+                        Some(k) => (k, Some(sweep_cancel::bump(reg, &k, x.chain_id, x.nonce))),
                         None => continue,
                     },
                 };

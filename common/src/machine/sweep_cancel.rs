@@ -70,6 +70,17 @@ pub fn cancellation(reg: &Registry, k: &Key) -> Option<Act> {
     (n <= crate::allowance::MAX_INVALIDATION).then_some(Act::Cancel(n))
 }
 
+/// The fee bump of `k`'s cancellation at `nonce`: an `n` no lower than any signed there
+/// (the position's alternatives cancel below the least of theirs, so a lower one would
+/// bring back permits that requests signed since rely on being cancelled), and above what
+/// Permit2 may hold now when that fits — re-signed even when the permits were forgotten
+/// since, so a cancellation nobody mined never blocks the nonces above it.
+pub fn bump(reg: &Registry, k: &Key, chain_id: u64, nonce: u64) -> Act {
+    let signed = reg.cancelled_below_at(chain_id, nonce, k);
+    let fresh = reg.permit2_nonce_bound(k).saturating_add(1);
+    Act::Cancel(if fresh <= crate::allowance::MAX_INVALIDATION { fresh.max(signed) } else { signed })
+}
+
 /// Every transaction a fresh sweep of `k` signs, in nonce order.
 pub fn acts(reg: &Registry, k: &Key) -> Vec<Act> {
     cancellation(reg, k).into_iter().chain([Act::Revoke]).collect()

@@ -52,3 +52,24 @@ fn on_credit_a_sweep_adds_only_what_was_prepaid() {
     assert!(within_credit(&reg, &[(terms(1), 1, k3, Act::Revoke)], 1).is_err(), "another key in the bump's place");
     assert!(within_credit(&reg, &[(terms(1), 2, k3, Act::Revoke)], 1).is_ok());
 }
+
+/// A review of the cancellation: once a slotted chain's ended permits are forgotten, a
+/// stuck cancellation must still be bumped at its nonce (no other key may take it), at an
+/// `n` no lower than the one signed there.
+#[test]
+fn a_cancellation_is_bumped_after_its_permits_are_forgotten() {
+    let key = Key {
+        chain_id: 1,
+        holder: Address::repeat_byte(0xcc),
+        token: Address::repeat_byte(0x70),
+        spender: Address::repeat_byte(0x5e),
+        kind: AllowanceKind::Permit2 { contract: Address::repeat_byte(0x22) },
+    };
+    let mut reg = Registry::default();
+    let meta = |_: &Grant| (String::new(), 6, 0);
+    reg.record(Place::Own { chain_id: 1, nonce: 0 }, 1, vec![Act::Cancel(7).grant(&key)], true, false, meta).unwrap();
+    assert!(!reg.has_cancellable_permits(&key), "no permit left to cancel");
+    assert_eq!(sweep_cancel::cancellation(&reg, &key), None, "a fresh sweep signs none");
+    assert_eq!(sweep_cancel::bump(&reg, &key, 1, 0), Act::Cancel(8), "the bump still does");
+    assert!(Act::Cancel(8).only_at(&reg, 1, 0, &key));
+}
