@@ -198,8 +198,8 @@ impl Machine {
             } else {
                 // A fee bump re-signs the revocation at its nonce (a cancellation before it
                 // is bumped at its own, below); anything else is a fresh sweep: a Permit2
-                // entry's permits are cancelled before it is revoked.
-                // On credit only the revocations the approvals prepaid are written.
+                // entry's permits are cancelled before it is revoked — but on credit only
+                // the revocations the approvals prepaid are written.
                 let acts = match covered {
                     Some(_) if !authed => vec![Act::Revoke],
                     _ if on_credit => vec![Act::Revoke],
@@ -217,13 +217,12 @@ impl Machine {
             for x in terms {
                 // A cancellation of one key's permits there is bumped alike.
                 let (k, act) = match reg.sole_revocation_at(x.chain_id, x.nonce) {
-                    Some(k) => (k, Some(Act::Revoke)),
+                    Some(k) => (k, Act::Revoke),
                     None => match reg.sole_cancel_at(x.chain_id, x.nonce) {
-                        Some(k) => (k, Some(sweep_cancel::bump(reg, &k, x.chain_id, x.nonce))),
+                        Some(k) => (k, sweep_cancel::bump(reg, &k, x.chain_id, x.nonce)),
                         None => continue,
                     },
                 };
-                let Some(act) = act else { continue };
                 // Listed already for another nonce, it is laid there too (placed by that
                 // nonce's order it would never come first here).
                 let here = chosen.iter().any(|(n, c, _)| *c == k && *n == Some(x.nonce));
