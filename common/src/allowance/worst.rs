@@ -206,6 +206,31 @@ impl Lane {
         self.0.range(..=m).map(|(_, s)| s.min_sigma).max().unwrap_or(0)
     }
 
+    /// The largest run of adds right after a position past `n` that forces a reset, for a
+    /// last set placed there — after the request at `n` and everything before that
+    /// position, so each must allow it (`fits`; `first`: the request and positions up to
+    /// `n` do). A review of 2026-12-05 (a brute force around cancellations) found this
+    /// placement missing: a permit, or a smart account's set, may come after a reset the
+    /// session signed above the request, and the adds after that reset then build on it.
+    fn run_after(&self, n: u64, first: bool, fits: impl Fn(&Slot) -> bool) -> U256 {
+        let (mut best, mut prefix_ok, mut run) = (U256::ZERO, first, None::<U256>);
+        for s in self.0.range(n.saturating_add(1)..).map(|(_, s)| s) {
+            if s.all_reset() {
+                if let Some(r) = run {
+                    best = best.max(r);
+                }
+                prefix_ok &= fits(s);
+                run = prefix_ok.then_some(U256::ZERO);
+            } else {
+                if let Some(r) = run.as_mut() {
+                    *r = r.saturating_add(s.add());
+                }
+                prefix_ok &= fits(s);
+            }
+        }
+        best.max(run.unwrap_or_default())
+    }
+
     /// Whether one of positions `..=m` cancels a permit of `nonce` in every alternative.
     fn cancels_upto(&self, m: u64, nonce: Option<u64>) -> bool {
         nonce.is_some() && self.0.range(..=m).any(|(_, s)| cancelled(nonce, s.kill))
@@ -347,12 +372,20 @@ pub fn worst(reg: &Registry, key: &Key, now: u64, req: Option<Request<'_>>) -> U
     let own_after = |d: Option<u64>, nonce: Option<u64>| -> U256 {
         match lt {
             Some(n) => {
+                // As early as it can be: after the forced position, before the request.
                 let from = match forced {
                     Forced::Pos(m) => own.between(m, n),
                     _ => own.below(n),
                 };
                 let t = if matches!(forced, Forced::Pos(m) if m == n) { U256::ZERO } else { t_add };
-                from.saturating_add(t).saturating_add(own.cont(n.saturating_add(1)))
+                let early = from.saturating_add(t).saturating_add(own.cont(n.saturating_add(1)));
+                // Or after a reset above the request: everything up to there precedes it.
+                let fits =
+                    |s: &Slot| d.is_none_or(|d| usable(key.chain_id, d, s.min_sigma)) && !cancelled(nonce, s.kill);
+                let first = d.is_none_or(|d| usable(key.chain_id, d, now))
+                    && !cancelled(nonce, t_kill)
+                    && own.0.range(..=n).all(|(_, s)| fits(s));
+                early.max(own.run_after(n, first, fits))
             }
             None => own.best_run(key.chain_id, d, nonce),
         }

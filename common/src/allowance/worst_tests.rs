@@ -530,9 +530,6 @@ fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
             })
             .collect()
     };
-    let mut wd =
-        World { own: BTreeMap::new(), plain: Positions::default(), accounts: BTreeMap::new(), floating: vec![] };
-    let mut reg = Registry::default();
     // (signed at, place, writes, may run out of gas)
     let mut events: Vec<(u64, Place, Vec<Grant>, bool)> = vec![];
     for _ in 0..rng.below(5) {
@@ -566,6 +563,14 @@ fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
             events.push((TICK * rng.below(20), Place::Floating { deadline: TICK * rng.below(40) }, grants, false));
         }
     }
+    world_of(events)
+}
+
+/// The world and the registry of `events` (signed at, place, writes, may run out of gas).
+fn world_of(mut events: Vec<(u64, Place, Vec<Grant>, bool)>) -> (World, Registry) {
+    let mut wd =
+        World { own: BTreeMap::new(), plain: Positions::default(), accounts: BTreeMap::new(), floating: vec![] };
+    let mut reg = Registry::default();
     events.sort_by_key(|e| e.0);
     for (sigma, place, grants, may_revert) in events {
         match place {
@@ -591,6 +596,59 @@ fn random_world(rng: &mut Rng, kind: AllowanceKind) -> (World, Registry) {
         reg.record(place, sigma, grants, false, may_revert, |_| ("T".into(), 0, u64::MAX)).unwrap();
     }
     (wd, reg)
+}
+
+/// Permit2 worlds shaped around a cancellation: a permit, its cancellation, a revocation,
+/// adds after it — with random alternatives, gaps and reverts around them — so that where a
+/// cancelled permit may sit (before the cancellation, never after) decides the worst case.
+#[test]
+fn matches_brute_force_around_cancellations() {
+    let mut rng = Rng(0x5eed_cafe_f00d_0001);
+    let now = 25 * TICK;
+    let kind = AllowanceKind::Permit2 { contract: Address::repeat_byte(2) };
+    let (k, k2) = (key(SESSION, 0xa, kind), key(SESSION, 0xb, kind));
+    for round in 0..1500 {
+        let mut events: Vec<(u64, Place, Vec<Grant>, bool)> = vec![];
+        let deadline = TICK * (20 + rng.below(30));
+        let nonce = rng.below(3);
+        events.push((
+            TICK * rng.below(5),
+            Place::Floating { deadline },
+            vec![permit(k, 100, Some(deadline), nonce)],
+            false,
+        ));
+        let c = rng.below(3);
+        events.push((TICK * (5 + rng.below(10)), own(c), vec![inval(k, 1 + rng.below(3))], rng.below(6) == 0));
+        events.push((TICK * (5 + rng.below(10)), own(c + 1), vec![set(k, [0, 5][rng.below(2) as usize])], false));
+        events.push((TICK * (5 + rng.below(10)), own(c + 2), vec![add(k, 9)], false));
+        for _ in 0..rng.below(3) {
+            let g = match rng.below(4) {
+                0 => vec![],
+                1 => vec![inval(k, 1 + rng.below(3))],
+                2 => vec![add(k, 7)],
+                _ => vec![set(k2, 3)],
+            };
+            events.push((TICK * rng.below(20), own(rng.below(5)), g, rng.below(5) == 0));
+        }
+        if rng.below(2) == 0 {
+            let d = TICK * (20 + rng.below(30));
+            events.push((
+                TICK * rng.below(15),
+                Place::Floating { deadline: d },
+                vec![permit(k, 50, Some(d), rng.below(4))],
+                false,
+            ));
+        }
+        let (wd, reg) = world_of(events);
+        let req = match rng.below(3) {
+            0 => None,
+            1 => Some((own(rng.below(6)), vec![add(k2, 1)])),
+            _ => Some((own(rng.below(6)), vec![inval(k, 1 + rng.below(4))])),
+        };
+        let fast = worst(&reg, &k, now, req.as_ref().map(|(p, g)| Request { place: *p, grants: g, may_revert: false }));
+        let slow = brute(&wd, &k, now, req.clone());
+        assert_eq!(fast, slow, "round {round}\nrequest {req:?}\nregistry {:#?}", reg.items());
+    }
 }
 
 #[test]
@@ -653,4 +711,28 @@ fn matches_brute_force_on_random_registries() {
         }
     }
     assert_eq!(checked, 9000);
+}
+
+/// Found by the brute force around cancellations (2026-12-05), in code older than them: a
+/// permit may be used after a reset the session signed at a nonce above the request, and
+/// the adds after that reset then build on the permit. An EIP-2612 permit of 100, then
+/// `approve(s, 5)` at nonce 2 and `increaseAllowance(s, 9)` at 3, then a request at nonce 1:
+/// 109 once all are mined (the permit between 2 and 3), where the worst case said 100 — a
+/// request could pass the exposure ceiling by up to the adds after such a reset.
+#[test]
+fn a_permit_may_follow_a_reset_signed_above_the_request() {
+    let k = key(SESSION, 0xa, AllowanceKind::Erc20);
+    let k2 = key(SESSION, 0xb, AllowanceKind::Erc20);
+    let mut r = Registry::default();
+    rec(&mut r, Place::Floating { deadline: 370 }, 20, vec![set(k, 100)]);
+    rec(&mut r, own(2), 140, vec![set(k, 5)]);
+    rec(&mut r, own(3), 60, vec![add(k, 9)]);
+    let req = [add(k2, 1)];
+    assert_eq!(w(&r, &k, 250, Some((own(1), &req))), 109);
+    // Not when the permit's deadline passed before the reset was signed (chain 1's slack).
+    let mut r = Registry::default();
+    rec(&mut r, Place::Floating { deadline: 30 }, 20, vec![set(k, 100)]);
+    rec(&mut r, own(2), 140, vec![set(k, 5)]);
+    rec(&mut r, own(3), 60, vec![add(k, 9)]);
+    assert_eq!(w(&r, &k, 250, Some((own(1), &req))), 100);
 }
