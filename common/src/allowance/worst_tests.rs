@@ -729,6 +729,24 @@ fn a_permit_may_follow_a_reset_signed_above_the_request() {
     rec(&mut r, own(3), 60, vec![add(k, 9)]);
     let req = [add(k2, 1)];
     assert_eq!(w(&r, &k, 250, Some((own(1), &req))), 109);
+    // A smart account's set may come after that reset as well (a review of the fix; no
+    // random world writes one key from both lanes).
+    let ka = key(ACCOUNT, 0xa, AllowanceKind::Erc20);
+    let lane = AccountLane { chain_id: 1, entry_point: Address::repeat_byte(0xe9), sender: ACCOUNT, key: U256::ZERO };
+    let mut r = Registry::default();
+    rec(&mut r, Place::Account { lane, seq: 0 }, 20, vec![set(ka, 20)]);
+    rec(&mut r, own(2), 140, vec![set(ka, 0)]);
+    rec(&mut r, own(3), 60, vec![add(ka, 9)]);
+    assert_eq!(w(&r, &ka, 250, Some((own(1), &req))), 29);
+    // Not when the request itself cancels the permit's nonce: the permit then comes before
+    // the request, so before the reset.
+    let kp = key(SESSION, 0xa, AllowanceKind::Permit2 { contract: Address::repeat_byte(2) });
+    let mut r = Registry::default();
+    rec(&mut r, Place::Floating { deadline: 370 }, 20, vec![permit(kp, 100, Some(2_000), 0)]);
+    rec(&mut r, own(2), 140, vec![set(kp, 5)]);
+    rec(&mut r, own(3), 60, vec![add(kp, 9)]);
+    assert_eq!(w(&r, &kp, 250, Some((own(1), &[inval(kp, 1)]))), 100);
+    assert_eq!(w(&r, &kp, 250, Some((own(1), &req))), 109);
     // Not when the permit's deadline passed before the reset was signed (chain 1's slack).
     let mut r = Registry::default();
     rec(&mut r, Place::Floating { deadline: 30 }, 20, vec![set(k, 100)]);
