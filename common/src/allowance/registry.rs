@@ -212,6 +212,16 @@ fn prepaid_for(place: &Place, grants: &[Grant]) -> usize {
     approvals.saturating_mul(PREPAID_PER_APPROVAL)
 }
 
+/// `approve(spender, 0)` (or Permit2's with amount 0).
+fn is_revocation(op: GrantOp) -> bool {
+    op == GrantOp::Set(U256::ZERO)
+}
+
+/// Permit2's `invalidateNonces`.
+fn is_cancellation(op: GrantOp) -> bool {
+    matches!(op, GrantOp::Invalidate(_))
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
@@ -283,24 +293,33 @@ impl Registry {
     /// review: an approval signed because an older one was certainly revoked, then that
     /// revocation displaced by an unauthenticated sweep of a third key).
     pub fn only_revokes_at(&self, chain_id: u64, nonce: u64, key: &Key) -> bool {
+        self.only_sweeps_doing_at(chain_id, nonce, key, is_revocation)
+    }
+
+    /// Whether every transaction the session signed at `nonce` on `chain_id` is a sweep whose
+    /// every write is to `key` and does `does` (and there is at least one).
+    fn only_sweeps_doing_at(&self, chain_id: u64, nonce: u64, key: &Key, does: fn(GrantOp) -> bool) -> bool {
         self.only_sweeps_at(chain_id, nonce)
             && self
                 .items
                 .iter()
                 .filter(|i| i.place == Place::Own { chain_id, nonce })
-                .all(|i| i.grants.iter().all(|g| g.key == *key && g.op == GrantOp::Set(U256::ZERO)))
+                .all(|i| i.grants.iter().all(|g| g.key == *key && does(g.op)))
+    }
+
+    /// The key every sweep at `nonce` on `chain_id` does `does` to, when they all do it to
+    /// one key alone.
+    fn sole_key_at(&self, chain_id: u64, nonce: u64, does: fn(GrantOp) -> bool) -> Option<Key> {
+        let first = self.items.iter().find(|i| i.place == Place::Own { chain_id, nonce })?;
+        let key = first.grants.first()?.key;
+        self.only_sweeps_doing_at(chain_id, nonce, &key, does).then_some(key)
     }
 
     /// Whether every transaction the session signed at `nonce` on `chain_id` is a sweep that
     /// cancels `key`'s Permit2 permits (`invalidateNonces`) and nothing else: re-signing it
     /// with `key`'s cancellation is a fee bump — whichever is mined cancels them.
     pub fn only_cancels_at(&self, chain_id: u64, nonce: u64, key: &Key) -> bool {
-        self.only_sweeps_at(chain_id, nonce)
-            && self
-                .items
-                .iter()
-                .filter(|i| i.place == Place::Own { chain_id, nonce })
-                .all(|i| i.grants.iter().all(|g| g.key == *key && matches!(g.op, GrantOp::Invalidate(_))))
+        self.only_sweeps_doing_at(chain_id, nonce, key, is_cancellation)
     }
 
     /// The largest `n` of the `invalidateNonces` of `key` signed at `nonce` on `chain_id`
@@ -347,9 +366,7 @@ impl Registry {
     /// The key whose Permit2 permits every transaction at `nonce` on `chain_id` cancels,
     /// when they are all sweeps cancelling one key's (see [`Registry::only_cancels_at`]).
     pub fn sole_cancel_at(&self, chain_id: u64, nonce: u64) -> Option<Key> {
-        let first = self.items.iter().find(|i| i.place == Place::Own { chain_id, nonce })?;
-        let key = first.grants.first()?.key;
-        self.only_cancels_at(chain_id, nonce, &key).then_some(key)
+        self.sole_key_at(chain_id, nonce, is_cancellation)
     }
 
     /// The nonce of the latest sweep that cancels `key`'s Permit2 permits, if nothing but
@@ -372,9 +389,7 @@ impl Registry {
     /// The key whose revocation every transaction at `nonce` on `chain_id` is, when they are
     /// all sweeps of one key (see [`Registry::only_revokes_at`]).
     pub fn sole_revocation_at(&self, chain_id: u64, nonce: u64) -> Option<Key> {
-        let first = self.items.iter().find(|i| i.place == Place::Own { chain_id, nonce })?;
-        let key = first.grants.first()?.key;
-        self.only_revokes_at(chain_id, nonce, &key).then_some(key)
+        self.sole_key_at(chain_id, nonce, is_revocation)
     }
 
     /// Mark every transaction of the session's own address on a chain where `uncertain` holds
