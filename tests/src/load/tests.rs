@@ -86,6 +86,8 @@ async fn against_a_given_host() {
     assert_eq!((j["identity"]["verified"].clone(), j["mode"].clone()), (false.into(), "open".into()));
     assert!(r.human().contains("NOT VERIFIED"));
     assert_eq!(j["latency_from_schedule_ms"]["count"], 40);
+    // Every start's lag behind its schedule is kept (the schedule runs on a thread of its own).
+    assert_eq!(j["schedule"]["start_lag_ms"]["count"], 40, "{j}");
     assert!(j["cpu"]["host"].is_null(), "no PIDs given: no CPU figures");
 
     // A trust file entry (as `bridle trust attest` writes it).
