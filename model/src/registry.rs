@@ -274,11 +274,14 @@ fn search(nodes: &[Node], groups: &[Group], need_t: bool, slack: Option<u64>) ->
                 let mut next = st.clone();
                 next.prog[g] = np;
                 // A gap's filler (`None`) writes nothing and is signed at time 0; so does a
-                // transaction mined out of gas (`void`).
+                // transaction mined out of gas (`void`) — except the request, signed now
+                // whatever it writes: a block holding it is stamped after it (RULES §6).
                 if let Some(n) = n {
                     let node = &nodes[n];
-                    if !void {
+                    if !void || node.is_t {
                         next.max_signed = next.max_signed.max(node.signed);
+                    }
+                    if !void {
                         next.value = node.writes.iter().fold(next.value, apply);
                     }
                     next.t_placed |= node.is_t;
