@@ -160,11 +160,17 @@ impl Machine {
             // freeze the host's own fee bumps (reviews of 5d39b59 and e7bd0a9).
             let due = a.outstanding() && (everything || a.state == crate::allowance::AllowanceState::Expired);
             let covered = a.swept_at_nonce.filter(|&n| reg.only_sweeps_at(a.chain_id, n));
-            let room = || reg.has_room(crate::allowance::MAX_WRITES / 2 + bounded + 1, t);
+            let room = |bounded: usize, n: usize| reg.has_room(crate::allowance::MAX_WRITES / 2 + bounded + n, t);
+            // A key a sweep revoked last, whose sweep no longer covers it (the agent signed at
+            // that nonce, or its range of write-less nonces took it in), is swept again at a
+            // fresh nonce: a re-sign as well, bounded alike — uncounted, one approval let the
+            // host and an agent taking the pending nonce fill the registry, and the owner's
+            // sweep was refused for good (a review of 2026-12-06).
+            let again = !authed && covered.is_none() && a.swept_at_nonce.is_some();
             let wanted = match covered {
                 _ if authed => !a.amount.is_zero(),
                 None => due,
-                Some(_) => resigns(reg, &a, terms) && room(),
+                Some(_) => resigns(reg, &a, terms) && room(bounded, 1),
             };
             if wanted && !authed && covered.is_some() {
                 bounded += 1;
@@ -205,6 +211,12 @@ impl Machine {
                     _ if on_credit => vec![Act::Revoke],
                     _ => sweep_cancel::acts(reg, &k),
                 };
+                if again {
+                    if !room(bounded, acts.len()) {
+                        continue;
+                    }
+                    bounded += acts.len();
+                }
                 chosen.push((covered, k, acts));
             }
         }

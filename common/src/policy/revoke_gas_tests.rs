@@ -90,7 +90,7 @@ fn tx_on(chain_id: u64, nonce: u64, data: Vec<u8>, gas_limit: u64, access_list: 
 /// signature is never checked here.
 struct Session {
     m: crate::machine::Machine,
-    stamps: u8,
+    stamps: u32,
 }
 
 struct Key;
@@ -104,6 +104,9 @@ impl crate::machine::Signer for Key {
 #[path = "permit2_cancel_tests.rs"]
 mod permit2_cancel;
 
+#[path = "sweep_displaced_tests.rs"]
+mod sweep_displaced;
+
 impl Session {
     fn new() -> Session {
         Session::with(policy())
@@ -116,7 +119,9 @@ impl Session {
 
     fn ask(&mut self, clock: u64, p: SignPayload) -> Result<crate::protocol::Signed, crate::Denial> {
         self.stamps += 1;
-        let stamp = crate::stamp::Stamp { nonce: [self.stamps; 16], timestamp: clock, mac: [0u8; 32] };
+        let mut nonce = [1u8; 16];
+        nonce[..4].copy_from_slice(&self.stamps.to_be_bytes());
+        let stamp = crate::stamp::Stamp { nonce, timestamp: clock, mac: [0u8; 32] };
         self.m.sign(clock, &p, prepare(&p).unwrap(), &stamp, Some(&Key)).result
     }
 }

@@ -1,0 +1,37 @@
+//! A sweep displaced at its nonce, again and again (a review of 2026-12-06): unauthenticated
+//! writes for a key a sweep already revoked stay within half the registry, however the key
+//! came to need sweeping again, so the owner's signed sweep keeps its room.
+
+use super::*;
+use crate::allowance::MAX_WRITES;
+
+/// The host sweeps an expired approval at the next nonce and never broadcasts it; the agent
+/// (an honest client taking the node's pending nonce does this by itself) signs a transfer
+/// at that nonce, which writes nothing and displaces the sweep; the key is due again. Each
+/// round added one write, counted nowhere, until the registry was full: the owner's sweep
+/// was then refused (`allowances`) and the approval could never be revoked through Bridle.
+#[test]
+fn a_sweep_displaced_again_and_again_is_resigned_within_half_the_registry() {
+    let mut s = Session::with(policy_on("[1]", "lifetime = \"1h\""));
+    let approve = approveCall { spender: ROUTER, amount: usdc(5) }.abi_encode();
+    s.ask(t0() + 10, tx_at(0, approve, 200_000, vec![])).expect("approve");
+    let transfer = || transferCall { to: ALICE, amount: U256::from(1) }.abi_encode();
+    let mut at = t0() + 3_700; // past the approval's lifetime: anyone may have it swept
+    let (mut rounds, mut unauthenticated) = (0, 0);
+    loop {
+        let next = s.m.counters().allowances.next_nonce(1);
+        match s.m.sweep(at, &[free_terms(1, next)], false, Some(&Key)).result {
+            Ok(r) if !r.transactions.is_empty() => unauthenticated += r.transactions.len(),
+            _ => break,
+        }
+        assert!(rounds < MAX_WRITES, "swept {unauthenticated} times and counting");
+        s.ask(at + 1, tx_at(next, transfer(), 100_000, vec![])).expect("the agent's transfer at the sweep's nonce");
+        (at, rounds) = (at + 2, rounds + 1);
+    }
+    assert!(rounds > 1, "the first sweep and its re-sweeps are allowed: {rounds}");
+    assert!(unauthenticated <= MAX_WRITES / 2, "{unauthenticated} unauthenticated writes");
+    // The approval is still outstanding: the owner's signed sweep revokes it.
+    let next = s.m.counters().allowances.next_nonce(1);
+    let r = s.m.sweep(at, &[free_terms(1, next)], true, Some(&Key)).result.expect("the owner's sweep");
+    assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(next, ROUTER)]);
+}
