@@ -107,9 +107,33 @@ impl Enclave {
             Call::DenyPending(d) => {
                 drop(self.authorize_on_session(&d.auth, action::DENY_PENDING, d.session, d.digest, PRECHECK_LEAD)?)
             }
+            // Anyone may ask for a sweep; one that names no session, carries terms a sweep
+            // refuses, asks for an account's sweep unsigned, or fails its owner's signature is
+            // logged only within the bound on refusals (a review of 2026-12-06: a leader
+            // logged every such sweep, up to 128 KiB each, where signing requests refused
+            // before the log were bounded).
+            Call::Sweep(w) => {
+                drop(self.session(&w.session)?);
+                sweep_terms_ok(&w.terms)?;
+                match &w.auth {
+                    Some(auth) => drop(self.authorize_on_session(
+                        auth,
+                        action::SWEEP,
+                        w.session,
+                        w.terms_digest(),
+                        PRECHECK_LEAD,
+                    )?),
+                    None if !w.accounts.is_empty() => {
+                        return Err(denial(
+                            ErrorCode::Unauthenticated,
+                            "a smart-account sweep needs the owner's signature over its terms",
+                        ))
+                    }
+                    None => {}
+                }
+            }
             Call::SignIfAllowed(_)
             | Call::AllowImage(_)
-            | Call::Sweep(_)
             | Call::Attest(_)
             | Call::Audit(_)
             | Call::Status(_)

@@ -379,3 +379,57 @@ fn a_receipt_that_fails_to_sign_leaves_the_reply_as_made_not_an_error() {
     let d = bridle_common::receipt::verify(&out, Address::repeat_byte(1), Some(B256::ZERO)).unwrap_err();
     assert_eq!(d, bridle_common::receipt::ReceiptError::Missing, "{d}");
 }
+
+/// A review of 2026-12-06: a cluster leader logged every sweep (anyone may ask) without a
+/// check, so sweeps naming no session, with terms a sweep refuses, asking unsigned for an
+/// account's sweep or failing their owner's signature reached every node's log unbounded.
+/// Its check now refuses them, and the leader logs such refusals only within its bound.
+#[test]
+fn a_leader_checks_a_sweep_before_logging_it() {
+    use alloy_primitives::U256;
+    use bridle_common::protocol::{AccountFormat, AccountSweepTerms, Sweep, SweepTerms};
+    let e = Enclave::new(Box::new(FixedClock::new(T0)), None, Config::default());
+    let session = create(&e, T0, 1).unwrap();
+    let terms = |chain_id, gas_limit| SweepTerms {
+        chain_id,
+        nonce: 0,
+        max_fee_per_gas: 0,
+        max_priority_fee_per_gas: 0,
+        gas_limit,
+    };
+    let sweep = |session, terms: Vec<SweepTerms>| Sweep { session, terms, accounts: vec![], auth: None };
+    e.precheck_owner(&Call::Sweep(sweep(session, vec![terms(1, 100_000)]))).expect("anyone may ask");
+    let code = |w: Sweep| e.precheck_owner(&Call::Sweep(w)).unwrap_err().code;
+    assert_eq!(code(sweep(Address::repeat_byte(7), vec![terms(1, 100_000)])), ErrorCode::UnknownSession);
+    assert_eq!(code(sweep(session, vec![terms(1, 100_000), terms(1, 100_000)])), ErrorCode::Malformed);
+    assert_eq!(code(sweep(session, vec![terms(1, 20_000)])), ErrorCode::GasCap);
+    let account = AccountSweepTerms {
+        chain_id: 1,
+        entry_point: Address::repeat_byte(0xe9),
+        entry_point_version: None,
+        sender: Address::repeat_byte(0xac),
+        nonce: U256::ZERO,
+        format: AccountFormat::SimpleAccount,
+        call_gas_limit: 100_000,
+        verification_gas_limit: 100_000,
+        pre_verification_gas: U256::from(50_000),
+        max_fee_per_gas: 0,
+        max_priority_fee_per_gas: 0,
+    };
+    let unsigned_account = Sweep { accounts: vec![account], ..sweep(session, vec![]) };
+    assert_eq!(code(unsigned_account), ErrorCode::Unauthenticated);
+    // Signed by a key that does not own the session.
+    let stranger = SecretKey::from_slice(&[43u8; 32]).unwrap();
+    let mut signed = sweep(session, vec![terms(1, 100_000)]);
+    let msg = OwnerAction {
+        action: action::SWEEP.into(),
+        enclave: e.identity_address(),
+        session,
+        agent: Address::ZERO,
+        policyHash: B256::ZERO,
+        subject: signed.terms_digest(),
+        nonce: 5,
+    };
+    signed.auth = Some(sign(&stranger, &msg));
+    assert_eq!(code(signed), ErrorCode::Unauthenticated);
+}
