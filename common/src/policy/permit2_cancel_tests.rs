@@ -135,3 +135,36 @@ fn a_permit2_nonce_past_what_a_sweep_can_cancel_is_refused() {
     assert!(d.reason.contains("could not cancel"), "{d}");
     s.ask(t0() + 11, permit_single(MAX_PERMIT2_NONCE)).expect("at the bound");
 }
+
+/// The Permit2 form of `sweep_displaced` (a review of 2026-12-06): the agent signs at the
+/// nonce of a sweep's revocation, so the entry is swept again — its cancellation too, where
+/// one is still needed — and every such write counts with the re-signs, within half the
+/// registry; the owner's signed sweep still revokes the entry after.
+#[test]
+fn a_displaced_permit2_sweep_is_swept_again_within_half_the_registry() {
+    let extra = "lifetime = \"1h\"\n[[permits]]\nkind = \"permit2\"\nmax_deadline = \"30m\"";
+    let mut s = Session::with(policy_on("[10]", extra));
+    s.ask(t0() + 10, permit_single(0)).expect("the permit");
+    let transfer =
+        |nonce| tx_on(10, nonce, transferCall { to: ALICE, amount: U256::from(1) }.abi_encode(), 100_000, vec![]);
+    let mut at = t0() + 3_700; // past the approvals' lifetime: anyone may have it swept
+    let (mut rounds, mut unauthenticated) = (0, 0);
+    loop {
+        let next = s.m.counters().allowances.next_nonce(10);
+        let last = match s.m.sweep(at, &terms(next), false, Some(&Key)).result {
+            Ok(r) if !r.transactions.is_empty() => {
+                unauthenticated += r.transactions.len();
+                r.transactions.last().map(|t| t.nonce).unwrap()
+            }
+            _ => break,
+        };
+        assert!(rounds < crate::allowance::MAX_WRITES, "swept {unauthenticated} times and counting");
+        s.ask(at + 1, transfer(last)).expect("the agent's transfer at the revocation's nonce");
+        (at, rounds) = (at + 2, rounds + 1);
+    }
+    assert!(rounds > 1, "the first sweep and its re-sweeps are allowed: {rounds}");
+    assert!(unauthenticated <= crate::allowance::MAX_WRITES / 2, "{unauthenticated} unauthenticated writes");
+    let next = s.m.counters().allowances.next_nonce(10);
+    let r = s.m.sweep(at, &terms(next), true, Some(&Key)).result.expect("the owner's sweep");
+    assert!(r.transactions.iter().any(|t| t.spender == ROUTER && t.invalidate_nonce.is_none()), "{r:?}");
+}
