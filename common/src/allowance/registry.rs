@@ -421,6 +421,18 @@ impl Registry {
         }
     }
 
+    /// Whether the latest non-zero grant to `key` prepaid its revocation ([`prepaid_for`]):
+    /// false for a floating Permit2 authority the registry forgets once it ends, and for a
+    /// key never granted anything.
+    pub fn last_grant_prepaid(&self, key: &Key) -> bool {
+        let granted = |i: &&Item| i.grants.iter().any(|g| g.key == *key && g.op.amount().is_some_and(|v| !v.is_zero()));
+        self.items
+            .iter()
+            .rev()
+            .find(granted)
+            .is_some_and(|i| key.kind.sweepable() && !Self::forgettable_item(&i.place, &i.grants))
+    }
+
     /// Revocations an owner's signed sweep may add on credit: paid for, in the enclave's
     /// memory budget, when the approvals they revoke were signed ([`Registry::footprint`]
     /// counts [`WRITE_BYTES`] for each), so that the owner's way out stays open when others

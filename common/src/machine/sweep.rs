@@ -90,6 +90,21 @@ impl Machine {
         let mut out = Outcome::new(t);
         let by = if authed { SweptBy::Owner } else { SweptBy::Anyone };
         let r = self.sweep_at(t, terms, accounts, by, key, &mut out);
+        // The owner's sweep the registry has no room for goes through on its session's
+        // credit (revocations only, as many as the approvals prepaid), as when the enclave's
+        // memory budget is short: a Permit2 cancellation is prepaid by nothing, so an agent
+        // that filled the registry beside its credit left the owner's sweep of an approval
+        // and a permit one write short, refused until the permit ended (a review of
+        // 2026-12-06). A refused sweep changed nothing, so the second try starts afresh.
+        if let Err(d) = &r {
+            if authed && d.rule.as_deref() == Some("allowances") {
+                let mut on_credit = Outcome::new(t);
+                let r = self.sweep_at(t, terms, accounts, SweptBy::OwnerOnCredit, key, &mut on_credit);
+                if r.is_ok() {
+                    return on_credit.done(r);
+                }
+            }
+        }
         out.done(r)
     }
 
@@ -211,14 +226,66 @@ impl Machine {
                     _ if on_credit => vec![Act::Revoke],
                     _ => sweep_cancel::acts(reg, &k),
                 };
+                let mut acts = acts;
                 if again {
                     if !room(bounded, acts.len()) {
+                        skipped.push(skip(format!(
+                            "swept before and still outstanding; without the owner's signature it is swept again only while the registry is under half full ({} writes): the owner's sweep revokes it",
+                            crate::allowance::MAX_WRITES / 2
+                        )));
                         continue;
                     }
                     bounded += acts.len();
+                } else if !authed && covered.is_none() {
+                    // A fresh sweep's writes that nothing prepaid — a Permit2 cancellation, and
+                    // the revocation of a grant that prepaid none (a floating Permit2 authority
+                    // that ends) — count with the re-signs, so they never take the room the
+                    // owner's sweep has on credit (a review of 2026-12-06); without room the
+                    // cancellation is left out (the revocation alone, as before cancellations).
+                    let unpaid = |acts: &[Act]| {
+                        acts.iter().filter(|a| **a != Act::Revoke || !reg.last_grant_prepaid(&k)).count()
+                    };
+                    if unpaid(&acts) > 0 && !room(bounded, unpaid(&acts)) {
+                        acts.retain(|a| *a == Act::Revoke);
+                    }
+                    if unpaid(&acts) > 0 && !room(bounded, unpaid(&acts)) {
+                        skipped.push(skip(format!(
+                            "its grant prepaid no revocation; without the owner's signature it is swept only while the registry is under half full ({} writes)",
+                            crate::allowance::MAX_WRITES / 2
+                        )));
+                        continue;
+                    }
+                    bounded += unpaid(&acts);
                 }
                 chosen.push((covered, k, acts));
             }
+        }
+        // On credit, revocations of grants that prepaid none (floating Permit2 authorities
+        // that end) are signed only within what the rest leave of the credit, so the owner's
+        // way out for the approvals that prepaid it stays open (a review of 2026-12-06).
+        if on_credit {
+            let paid: usize =
+                chosen.iter().filter(|(_, k, _)| reg.last_grant_prepaid(k)).map(|(_, _, a)| a.len()).sum();
+            let mut left = reg.prepaid().saturating_sub(paid);
+            chosen.retain(|(_, k, acts)| {
+                if reg.last_grant_prepaid(k) {
+                    return true;
+                }
+                if acts.len() <= left {
+                    left -= acts.len();
+                    return true;
+                }
+                skipped.push(SweepSkip {
+                    chain_id: k.chain_id,
+                    token: k.token,
+                    spender: k.spender,
+                    holder: k.holder,
+                    reason:
+                        "its grant prepaid no revocation and the registry is full: it waits for room (or for its end)"
+                            .into(),
+                });
+                false
+            });
         }
         // A fee bump of the nonce the terms start at, when only one key's revocations sit
         // there: it is re-signed with them even when that key no longer needs sweeping (the

@@ -4,7 +4,7 @@
 //! for the session's life.
 
 use super::*;
-use crate::allowance::{AllowanceState, MAX_PERMIT2_NONCE};
+use crate::allowance::{AllowanceState, MAX_PERMIT2_NONCE, PREPAID_PER_APPROVAL};
 use crate::error::ErrorCode;
 use crate::protocol::SweepTerms;
 
@@ -167,4 +167,69 @@ fn a_displaced_permit2_sweep_is_swept_again_within_half_the_registry() {
     let next = s.m.counters().allowances.next_nonce(10);
     let r = s.m.sweep(at, &terms(next), true, Some(&Key)).result.expect("the owner's sweep");
     assert!(r.transactions.iter().any(|t| t.spender == ROUTER && t.invalidate_nonce.is_none()), "{r:?}");
+}
+
+/// A `PermitSingle` of 40 USDC to POOL on chain 1 at Permit2 nonce 0, for 30 days.
+fn permit_to_pool_on_1() -> SignPayload {
+    let td = serde_json::json!({
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"}],
+            "PermitSingle": [{"name": "details", "type": "PermitDetails"}, {"name": "spender", "type": "address"},
+                {"name": "sigDeadline", "type": "uint256"}],
+            "PermitDetails": [{"name": "token", "type": "address"}, {"name": "amount", "type": "uint160"},
+                {"name": "expiration", "type": "uint48"}, {"name": "nonce", "type": "uint48"}]},
+        "primaryType": "PermitSingle",
+        "domain": {"name": "Permit2", "chainId": 1, "verifyingContract": PERMIT2},
+        "message": {"details": {"token": USDC, "amount": "40000000", "expiration": t0() + 20 * 86_400, "nonce": 0},
+            "spender": POOL, "sigDeadline": (t0() + 20 * 86_400).to_string()}
+    });
+    SignPayload::TypedData(td.to_string())
+}
+
+/// The agent approves ROUTER (prepaying two revocations), signs a permit to POOL, and fills
+/// the registry beside its credit; returns the session and its next nonce.
+fn full_beside_credit() -> (Session, u64) {
+    let extra = "lifetime = \"1h\"\n[[permits]]\nkind = \"permit2\"\nmax_deadline = \"30d\"";
+    let mut s = Session::with(policy_on("[1]", extra));
+    let approve =
+        |nonce, sp, n| tx_at(nonce, approveCall { spender: sp, amount: usdc(n) }.abi_encode(), 200_000, vec![]);
+    s.ask(t0() + 10, approve(0, ROUTER, 5)).expect("ROUTER prepays two revocations");
+    s.ask(t0() + 11, permit_to_pool_on_1()).expect("the permit");
+    let mut nonce = 1;
+    while s.ask(t0() + 12, approve(nonce, POOL, 0)).is_ok() {
+        nonce += 1;
+    }
+    assert_eq!(s.m.counters().allowances.prepaid(), PREPAID_PER_APPROVAL, "full beside ROUTER's credit");
+    (s, nonce)
+}
+
+/// A review of 2026-12-06: a Permit2 cancellation is prepaid by nothing, and neither is the
+/// revocation of a permit the registry forgets once it ends. The agent approved ROUTER, signed
+/// a permit to POOL and filled the registry beside its credit; the owner's sweep (ROUTER's
+/// revocation, the permit's cancellation and revocation) was one write short and refused
+/// until the permit ended, 20 days on; and an unsigned sweep of both entries took the last
+/// writes first. Now the owner's sweep goes through on credit (revocations only, those that
+/// prepaid first) when the registry is full, and an unsigned sweep's unprepaid writes count
+/// with the re-signs, within half the registry.
+#[test]
+fn the_owners_sweep_is_never_a_cancellation_short() {
+    let at = t0() + 3_700; // both entries have outlived `approvals.lifetime`
+    let (mut s, next) = full_beside_credit();
+    let r = s.m.sweep(at, &[super::free_terms(1, next)], true, Some(&Key)).result.expect("the owner's sweep");
+    let mut got: Vec<(Address, Option<u64>)> = r.transactions.iter().map(|t| (t.spender, t.invalidate_nonce)).collect();
+    got.sort();
+    assert_eq!(got, vec![(POOL, None), (ROUTER, None)], "on credit, both revocations: {r:?}");
+
+    // First an unsigned sweep: ROUTER's revocation (prepaid) is signed; the permit's
+    // cancellation and revocation prepaid nothing and the registry is nearly full: skipped.
+    let (mut s, next) = full_beside_credit();
+    let r = s.m.sweep(at, &[super::free_terms(1, next)], false, Some(&Key)).result.expect("an unsigned sweep");
+    assert_eq!(r.transactions.iter().map(|t| t.spender).collect::<Vec<_>>(), vec![ROUTER], "{r:?}");
+    assert!(r.skipped.iter().any(|x| x.spender == POOL), "{r:?}");
+    // The owner's sweep then revokes ROUTER again (a fee bump, on credit) and the permit
+    // waits for room: the approval that prepaid is never left out.
+    let r = s.m.sweep(at + 1, &[super::free_terms(1, next)], true, Some(&Key)).result.expect("the owner's sweep");
+    assert_eq!(r.transactions.iter().map(|t| t.spender).collect::<Vec<_>>(), vec![ROUTER], "{r:?}");
+    assert!(r.skipped.iter().any(|x| x.spender == POOL), "{r:?}");
 }

@@ -218,7 +218,10 @@ impl ClusterNode {
         // A call whose entry may carry keys is checked against everything committed before
         // this leader's term (a leader just elected may not have applied it yet: a nonce
         // already spent, a release signer already dropped).
-        if matches!(call, Call::AllowImage(_) | Call::UpdatePolicy(_)) && !self.applied_all().await? {
+        // A sweep too, before its check below (it catches up later anyway): a leader just
+        // elected may not have applied the creation of the session it names, and refused
+        // over the bound on refusals it would not be proposed (a review of 2026-12-06).
+        if matches!(call, Call::AllowImage(_) | Call::UpdatePolicy(_) | Call::Sweep(_)) && !self.applied_all().await? {
             return Ok(self.not_leader());
         }
         let enclave = self.enclave()?;
