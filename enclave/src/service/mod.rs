@@ -242,6 +242,8 @@ impl Enclave {
     /// [`Enclave::settle`] through the gate the decision used (still holding the book when
     /// the decision checked it), publishing the session's new holdings.
     fn settle_with<T>(&self, inner: &mut Inner, out: &Outcome<T>, gate: &mut exposure::Gate<'_>) {
+        // A change to the book is logged under its lock (`Gate::prepare`).
+        let publication = if inner.dropped { None } else { gate.prepare(inner) };
         for r in &out.records {
             self.audit.append(out.time, r.clone());
         }
@@ -249,7 +251,9 @@ impl Enclave {
             // Its charge was refunded and its entry withdrawn when it was dropped.
             return;
         }
-        gate.publish(inner);
+        if let Some(p) = publication {
+            gate.commit(inner, p);
+        }
         inner.settle_key();
         // A session this call left finished with nothing outstanding: the next pass over
         // finished sessions looks again (once per session; time alone is counted by the

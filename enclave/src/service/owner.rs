@@ -308,14 +308,21 @@ impl Enclave {
         let session = Arc::new(Session::new(key, stamp_key, machine, custody));
         {
             let mut inner = session.lock();
-            // Its declared ceilings (if any) bind the owner's sessions from now on.
-            self.gate(&session).publish(&mut inner);
+            // Its declared ceilings (if any) bind the owner's sessions from now on: its
+            // creation is logged under the book's lock, before any decision they bind (the
+            // book's order is the log's: `exposure::Gate::prepare`).
+            let mut gate = self.gate(&session);
+            let publication = gate.prepare(&inner);
+            self.append(now, rec::session_created(address, c.auth.owner, agent, policy_hash, valid_until));
+            if let Some(p) = publication {
+                gate.commit(&mut inner, p);
+            }
+            drop(gate);
             let bytes = charge(&inner);
             self.budget.recharge(0, bytes);
             inner.charged = bytes;
         }
         self.sessions.write().unwrap_or_else(|e| e.into_inner()).insert(address, session);
-        self.append(now, rec::session_created(address, c.auth.owner, agent, policy_hash, valid_until));
         // The reply's extras last, once the state is what every replica makes of the entry:
         // only the node that answers signs and attests, and a failure there (the NSM's) must
         // neither leave that node without the session the others hold nor hide a session

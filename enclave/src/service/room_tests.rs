@@ -433,3 +433,34 @@ fn a_leader_checks_a_sweep_before_logging_it() {
     signed.auth = Some(sign(&stranger, &msg));
     assert_eq!(code(signed), ErrorCode::Unauthenticated);
 }
+
+/// A review of 2026-12-06: a call that changes the exposure book logged its records before
+/// it took the book's lock to publish, so another session's decision by the book as it
+/// was (a refusal by a revoked session's ceiling) could be logged after the revocation. A
+/// publication now takes the book's lock before anything is logged and keeps it until it
+/// is written; a call that changes nothing in the book takes no lock.
+#[test]
+fn a_change_to_the_book_holds_its_lock_from_before_the_log() {
+    let e = Enclave::new(Box::new(FixedClock::new(T0)), None, Config::default());
+    let c = create_naming(&e, "owner_exposure_ceiling = '100 USD'\nprices = { ETH = '3000' }");
+    let session = e.session(&c).unwrap();
+    let mut inner = session.lock();
+    let mut gate = e.gate(&session);
+    assert!(gate.prepare(&inner).is_none(), "published at creation: nothing changes");
+    assert!(e.exposure.try_lock().is_ok(), "no lock taken");
+    inner.published = None; // as if its holdings or ceilings had changed
+    let p = gate.prepare(&inner).expect("a change");
+    assert!(e.exposure.try_lock().is_err(), "the book is locked before anything is logged");
+    gate.commit(&mut inner, p);
+    assert!(e.exposure.try_lock().is_err(), "until the gate is done");
+    drop(gate);
+    assert!(e.exposure.try_lock().is_ok());
+}
+
+/// A session created by the owner `[42; 32]` with `top` among its policy's settings.
+fn create_naming(e: &Enclave, top: &str) -> Address {
+    match e.handle(Call::CreateSession(creation_naming(e, T0, 7, top))).unwrap() {
+        Reply::SessionCreated(c) => c.binding.session,
+        other => panic!("unexpected {other:?}"),
+    }
+}
