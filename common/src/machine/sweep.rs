@@ -219,14 +219,14 @@ impl Machine {
             } else {
                 // A fee bump re-signs the revocation at its nonce (a cancellation before it
                 // is bumped at its own, below); anything else is a fresh sweep: a Permit2
-                // entry's permits are cancelled before it is revoked — but on credit only
-                // the revocations the approvals prepaid are written.
+                // entry's permits are cancelled before it is revoked, on credit too (off the
+                // slotted chains a revocation alone never settles a permit, and such an entry
+                // prepaid for both: a review of 2026-12-06). A cancellation is never left out
+                // of a sweep that revokes its entry: the key is skipped instead.
                 let acts = match covered {
                     Some(_) if !authed => vec![Act::Revoke],
-                    _ if on_credit => vec![Act::Revoke],
                     _ => sweep_cancel::acts(reg, &k),
                 };
-                let mut acts = acts;
                 if again {
                     if !room(bounded, acts.len()) {
                         skipped.push(skip(format!(
@@ -240,22 +240,17 @@ impl Machine {
                     // A fresh sweep's writes that nothing prepaid — a Permit2 cancellation, and
                     // the revocation of a grant that prepaid none (a floating Permit2 authority
                     // that ends) — count with the re-signs, so they never take the room the
-                    // owner's sweep has on credit (a review of 2026-12-06); without room the
-                    // cancellation is left out (the revocation alone, as before cancellations).
-                    let unpaid = |acts: &[Act]| {
-                        acts.iter().filter(|a| **a != Act::Revoke || !reg.last_grant_prepaid(&k)).count()
-                    };
-                    if unpaid(&acts) > 0 && !room(bounded, unpaid(&acts)) {
-                        acts.retain(|a| *a == Act::Revoke);
-                    }
-                    if unpaid(&acts) > 0 && !room(bounded, unpaid(&acts)) {
+                    // owner's sweep has on credit (a review of 2026-12-06); without room the key
+                    // is skipped.
+                    let unpaid = acts.iter().filter(|a| **a != Act::Revoke || !reg.last_grant_prepaid(&k)).count();
+                    if unpaid > 0 && !room(bounded, unpaid) {
                         skipped.push(skip(format!(
-                            "its grant prepaid no revocation; without the owner's signature it is swept only while the registry is under half full ({} writes)",
+                            "its sweep writes {unpaid} that nothing prepaid (a Permit2 cancellation, or the revocation of a permit that ends); without the owner's signature that is done only while the registry is under half full ({} writes)",
                             crate::allowance::MAX_WRITES / 2
                         )));
                         continue;
                     }
-                    bounded += unpaid(&acts);
+                    bounded += unpaid;
                 }
                 chosen.push((covered, k, acts));
             }

@@ -35,3 +35,32 @@ fn a_sweep_displaced_again_and_again_is_resigned_within_half_the_registry() {
     let r = s.m.sweep(at, &[free_terms(1, next)], true, Some(&Key)).result.expect("the owner's sweep");
     assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(next, ROUTER)]);
 }
+
+/// A review of 2026-12-06: an unsigned sweep's first revocation of an approval counted as
+/// prepaid even after something had revoked it since (the owner's sweep, displaced by the
+/// agent's transfer at its nonce; then the agent's own revocation, with too little gas to
+/// settle anything). The agent then filled the registry beside the one credit left, an
+/// unsigned sweep took the last write, and the owner's sweep was refused, on credit too,
+/// with ROUTER's approval live. A revocation is prepaid only while the approval is the
+/// key's latest write.
+#[test]
+fn a_revoked_approvals_credit_is_not_spent_twice() {
+    let mut s = Session::with(policy_on("[1]", "lifetime = \"1h\""));
+    let approve =
+        |nonce, sp, n, gas| tx_at(nonce, approveCall { spender: sp, amount: usdc(n) }.abi_encode(), gas, vec![]);
+    s.ask(t0() + 10, approve(0, ROUTER, 5, 200_000)).expect("approve");
+    let r = s.m.sweep(t0() + 20, &[free_terms(1, 1)], true, Some(&Key)).result.expect("the owner's sweep");
+    assert_eq!(r.transactions.len(), 1);
+    let transfer = transferCall { to: ALICE, amount: U256::from(1) }.abi_encode();
+    s.ask(t0() + 21, tx_at(1, transfer, 100_000, vec![])).expect("the agent's transfer displaces it");
+    s.ask(t0() + 22, approve(2, ROUTER, 0, 30_000)).expect("a revocation that may run out of gas");
+    let mut nonce = 3;
+    while s.ask(t0() + 23, approve(nonce, POOL, 0, 200_000)).is_ok() {
+        nonce += 1;
+    }
+    let at = t0() + 3_700;
+    let r = s.m.sweep(at, &[free_terms(1, nonce)], false, Some(&Key)).result.expect("an unsigned sweep");
+    assert!(r.transactions.is_empty(), "{r:?}");
+    let r = s.m.sweep(at + 1, &[free_terms(1, nonce)], true, Some(&Key)).result.expect("the owner's sweep");
+    assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(nonce, ROUTER)]);
+}
