@@ -421,22 +421,16 @@ impl Registry {
         }
     }
 
-    /// Whether the latest write of an amount to `key` is a non-zero grant that prepaid its
-    /// revocation ([`prepaid_for`]): false once anything revoked it since (a sweep, the
-    /// agent's own revocation, even one that may run out of gas — its credit may be spent:
-    /// a review of 2026-12-06), for a floating Permit2 authority the registry forgets once it
-    /// ends, and for a key never granted anything.
+    /// Whether the latest non-zero grant to `key` prepaid revocations ([`prepaid_for`]):
+    /// false for a floating Permit2 authority the registry forgets once it ends, and for a
+    /// key never granted anything. An owner's sweep on credit revokes such keys first.
     pub fn last_grant_prepaid(&self, key: &Key) -> bool {
-        let writes = |i: &&Item| i.grants.iter().any(|g| g.key == *key && g.op.amount().is_some());
-        self.items.iter().rev().find(writes).is_some_and(|i| {
-            key.kind.sweepable()
-                && !Self::forgettable_item(&i.place, &i.grants)
-                && i.grants
-                    .iter()
-                    .rev()
-                    .find(|g| g.key == *key && g.op.amount().is_some())
-                    .is_some_and(|g| g.op.amount().is_some_and(|v| !v.is_zero()))
-        })
+        let granted = |i: &&Item| i.grants.iter().any(|g| g.key == *key && g.op.amount().is_some_and(|v| !v.is_zero()));
+        self.items
+            .iter()
+            .rev()
+            .find(granted)
+            .is_some_and(|i| key.kind.sweepable() && !Self::forgettable_item(&i.place, &i.grants))
     }
 
     /// Revocations an owner's signed sweep may add on credit: paid for, in the enclave's

@@ -26,8 +26,11 @@ enum SweptBy {
     Anyone,
     /// The owner, whose signature over the terms was checked.
     Owner,
-    /// The owner, on the session's credit ([`Machine::sweep_on_credit`]).
+    /// The owner, on the session's credit ([`Machine::sweep_on_credit`]): the enclave's
+    /// memory budget is short.
     OwnerOnCredit,
+    /// The owner, on the session's credit because the registry had no room for the sweep.
+    OwnerRegistryFull,
 }
 
 impl Machine {
@@ -91,18 +94,17 @@ impl Machine {
         let by = if authed { SweptBy::Owner } else { SweptBy::Anyone };
         let r = self.sweep_at(t, terms, accounts, by, key, &mut out);
         // The owner's sweep the registry has no room for goes through on its session's
-        // credit (revocations only, as many as the approvals prepaid), as when the enclave's
-        // memory budget is short: a Permit2 cancellation is prepaid by nothing, so an agent
-        // that filled the registry beside its credit left the owner's sweep of an approval
-        // and a permit one write short, refused until the permit ended (a review of
-        // 2026-12-06). A refused sweep changed nothing, so the second try starts afresh.
+        // credit (as many writes as the approvals prepaid, theirs first), as when the
+        // enclave's memory budget is short: a Permit2 cancellation is prepaid by nothing, so
+        // an agent that filled the registry beside its credit left the owner's sweep of an
+        // approval and a permit one write short, refused until the permit ended (a review of
+        // 2026-12-06). A refused sweep changed nothing, so the second try starts afresh, and
+        // its refusal, if any, says more than "full".
         if let Err(d) = &r {
             if authed && d.rule.as_deref() == Some("allowances") {
                 let mut on_credit = Outcome::new(t);
-                let r = self.sweep_at(t, terms, accounts, SweptBy::OwnerOnCredit, key, &mut on_credit);
-                if r.is_ok() {
-                    return on_credit.done(r);
-                }
+                let r = self.sweep_at(t, terms, accounts, SweptBy::OwnerRegistryFull, key, &mut on_credit);
+                return on_credit.done(r);
             }
         }
         out.done(r)
@@ -139,7 +141,8 @@ impl Machine {
         key: Option<&dyn Signer>,
         out: &mut Outcome<SweepReply>,
     ) -> Result<SweepReply, Denial> {
-        let (authed, on_credit) = (by != SweptBy::Anyone, by == SweptBy::OwnerOnCredit);
+        let (authed, on_credit) =
+            (by != SweptBy::Anyone, matches!(by, SweptBy::OwnerOnCredit | SweptBy::OwnerRegistryFull));
         let session = self.facts.address;
         check_terms(terms)?;
         sweep_account::check_account_terms(accounts)?;
@@ -164,6 +167,13 @@ impl Machine {
         // Writes an unauthenticated sweep adds for keys a sweep already revokes: at most up to
         // half the registry, so the owner's sweep and the agent's revocations keep room.
         let mut bounded = 0usize;
+        // Every write a sweep nobody signed adds, which must fit beside the revocations the
+        // session prepaid for the owner's sweep: those never spend that credit, so taking its
+        // room would leave the owner's sweep short (reviews of 2026-12-06: an agent filling
+        // the registry beside its credit, then unsigned first revocations and fee bumps of
+        // many keys, left the owner's sweep of 130 approvals three writes short for good).
+        let mut planned = 0usize;
+        let beside_credit = |planned: usize, n: usize| reg.has_room(planned + n + reg.prepaid(), t);
         let mut account_keys: Vec<Key> = Vec::new();
         let mut skipped = Vec::new();
         for a in view(reg, t) {
@@ -185,10 +195,11 @@ impl Machine {
             let wanted = match covered {
                 _ if authed => !a.amount.is_zero(),
                 None => due,
-                Some(_) => resigns(reg, &a, terms) && room(bounded, 1),
+                Some(_) => resigns(reg, &a, terms) && room(bounded, 1) && beside_credit(planned, 1),
             };
             if wanted && !authed && covered.is_some() {
                 bounded += 1;
+                planned += 1;
             }
             if !wanted {
                 continue;
@@ -228,29 +239,23 @@ impl Machine {
                     _ => sweep_cancel::acts(reg, &k),
                 };
                 if again {
-                    if !room(bounded, acts.len()) {
+                    if !room(bounded, acts.len()) || !beside_credit(planned, acts.len()) {
                         skipped.push(skip(format!(
-                            "swept before and still outstanding; without the owner's signature it is swept again only while the registry is under half full ({} writes): the owner's sweep revokes it",
+                            "swept before and still outstanding; without the owner's signature it is swept again only while the registry is under half full ({} writes) and has room beside the revocations prepaid for the owner's sweep: the owner's sweep revokes it",
                             crate::allowance::MAX_WRITES / 2
                         )));
                         continue;
                     }
                     bounded += acts.len();
+                    planned += acts.len();
                 } else if !authed && covered.is_none() {
-                    // A fresh sweep's writes that nothing prepaid — a Permit2 cancellation, and
-                    // the revocation of a grant that prepaid none (a floating Permit2 authority
-                    // that ends) — count with the re-signs, so they never take the room the
-                    // owner's sweep has on credit (a review of 2026-12-06); without room the key
-                    // is skipped.
-                    let unpaid = acts.iter().filter(|a| **a != Act::Revoke || !reg.last_grant_prepaid(&k)).count();
-                    if unpaid > 0 && !room(bounded, unpaid) {
-                        skipped.push(skip(format!(
-                            "its sweep writes {unpaid} that nothing prepaid (a Permit2 cancellation, or the revocation of a permit that ends); without the owner's signature that is done only while the registry is under half full ({} writes)",
-                            crate::allowance::MAX_WRITES / 2
-                        )));
+                    if !beside_credit(planned, acts.len()) {
+                        skipped.push(skip(
+                            "the registry has no room for its sweep beside the revocations prepaid for the owner's sweep: the owner's sweep revokes it".into(),
+                        ));
                         continue;
                     }
-                    bounded += unpaid;
+                    planned += acts.len();
                 }
                 chosen.push((covered, k, acts));
             }
@@ -276,7 +281,7 @@ impl Machine {
                     spender: k.spender,
                     holder: k.holder,
                     reason:
-                        "its grant prepaid no revocation and the registry is full: it waits for room (or for its end)"
+                        "its grant prepaid no revocation, and the credit the approvals that did prepay leave is used up: it waits for room (a permit, or for its end)"
                             .into(),
                 });
                 false
@@ -304,8 +309,10 @@ impl Machine {
                     && k.holder == session
                     && k.kind.sweepable()
                     && reg.has_room(crate::allowance::MAX_WRITES / 2 + bounded + 1, t)
+                    && beside_credit(planned, 1)
                 {
                     bounded += 1;
+                    planned += 1;
                     chosen.push((Some(x.nonce), k, vec![act]));
                 }
             }
@@ -399,7 +406,7 @@ impl Machine {
             ));
         }
         if on_credit {
-            within_credit(reg, &plan, writes)?;
+            within_credit(reg, &plan, writes, by == SweptBy::OwnerOnCredit)?;
         }
         let key = key.ok_or_else(|| {
             Denial::new(
@@ -599,17 +606,29 @@ fn within_credit(
     reg: &crate::allowance::Registry,
     plan: &[(SweepTerms, u64, Key, Act)],
     writes: usize,
+    budget_short: bool,
 ) -> Result<(), Denial> {
-    let budget = |reason: String| Denial::rule(ErrorCode::RateLimited, "enclave.memory_budget", reason);
+    let (rule, why) = match budget_short {
+        true => ("enclave.memory_budget", "the enclave's memory budget is spent"),
+        false => ("allowances", "the allowance registry is full"),
+    };
+    let budget = |reason: String| Denial::rule(ErrorCode::RateLimited, rule, format!("{why}: {reason}"));
     let prepaid = reg.prepaid();
     if writes > prepaid {
         return Err(budget(format!(
-            "the enclave's memory budget is spent: the owner's sweep goes through on the revocations its session prepaid ({prepaid} left), and this one writes {writes}"
+            "the owner's sweep goes through on the writes its session prepaid ({prepaid} left), and this one writes {writes}"
         )));
+    }
+    // Room for the chain's positions and for a displaced key's growth in the exposure book
+    // is memory the credit never paid for; the registry's own room it did (a review of
+    // 2026-12-06: a sweep the registry was too full for was refused for the memory budget's
+    // conditions while the budget had room).
+    if !budget_short {
+        return Ok(());
     }
     if let Some((x, _, _, _)) = plan.iter().find(|(x, _, _, _)| reg.own_positions(x.chain_id).is_none()) {
         return Err(budget(format!(
-            "the enclave's memory budget is spent: the session signed no transaction on chain {} yet, and its first there needs room beyond the revocations it prepaid",
+            "the session signed no transaction on chain {} yet, and its first there needs room beyond the revocations it prepaid",
             x.chain_id
         )));
     }
@@ -621,7 +640,7 @@ fn within_credit(
         |x: &SweepTerms, n: u64, k: &Key, a: Act| n >= reg.next_nonce(x.chain_id) || a.only_at(reg, x.chain_id, n, k);
     if let Some((x, n, _, _)) = plan.iter().find(|(x, n, k, a)| !fresh(x, *n, k, *a)) {
         return Err(budget(format!(
-            "the enclave's memory budget is spent: on its session's credit the owner's sweep takes nonces from {} on chain {} (or bumps a revocation of the same key); nonce {n} holds something else",
+            "on its session's credit the owner's sweep takes nonces from {} on chain {} (or bumps a revocation of the same key); nonce {n} holds something else",
             reg.next_nonce(x.chain_id),
             x.chain_id
         )));
