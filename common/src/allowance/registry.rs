@@ -443,6 +443,34 @@ impl Registry {
         self.prepaid.min(MAX_WRITES.saturating_sub(self.writes))
     }
 
+    /// The credit as stored: writes the session prepaid for the owner's sweeps, whatever
+    /// room the registry has for them now.
+    pub fn credit(&self) -> usize {
+        self.prepaid
+    }
+
+    /// [`Registry::prepaid`] once what has ended by `now` is forgotten (a sweep's record
+    /// forgets it when it needs the room).
+    pub fn prepaid_at(&self, now: u64) -> usize {
+        self.prepaid.min(MAX_WRITES.saturating_sub(self.writes - self.forgettable(now)))
+    }
+
+    /// Whether the latest write of an amount to `key` is a non-zero grant that prepaid its
+    /// revocations: then its first revocation may take the room it prepaid (nothing revoked
+    /// it since — a sweep, or the agent's own revocation, even one that may run out of gas).
+    pub fn first_revocation_prepaid(&self, key: &Key) -> bool {
+        let writes = |i: &&Item| i.grants.iter().any(|g| g.key == *key && g.op.amount().is_some());
+        self.items.iter().rev().find(writes).is_some_and(|i| {
+            key.kind.sweepable()
+                && !Self::forgettable_item(&i.place, &i.grants)
+                && i.grants
+                    .iter()
+                    .rev()
+                    .find(|g| g.key == *key && g.op.amount().is_some())
+                    .is_some_and(|g| g.op.amount().is_some_and(|v| !v.is_zero()))
+        })
+    }
+
     /// An owner's signed sweep wrote `n` revocations: they use up as much credit.
     pub(crate) fn spend_prepaid(&mut self, n: usize) {
         self.prepaid = self.prepaid.saturating_sub(n);
@@ -520,7 +548,10 @@ impl Registry {
         // Ended Permit2 authorities are forgotten when the writes, or the revocations the
         // agent's approvals keep room for, would not fit otherwise (the agent's room check,
         // `has_room_beside_credit`, counts what forgetting frees).
-        let credit = if sweep { 0 } else { self.credit_with(&place, &grants) };
+        // A sweep's writes prune alike beside the stored credit: a sweep whose room counted
+        // ended permits as free must forget them, or the credit's room shrinks (a review of
+        // 2026-12-06).
+        let credit = if sweep { self.prepaid } else { self.credit_with(&place, &grants) };
         if self.writes + grants.len() + credit > MAX_WRITES {
             self.prune(signed_at);
         }

@@ -173,7 +173,12 @@ impl Machine {
         // the registry beside its credit, then unsigned first revocations and fee bumps of
         // many keys, left the owner's sweep of 130 approvals three writes short for good).
         let mut planned = 0usize;
-        let beside_credit = |planned: usize, n: usize| reg.has_room(planned + n + reg.prepaid(), t);
+        let beside_credit = |planned: usize, n: usize| reg.has_room(planned + n + reg.credit(), t);
+        // First revocations of approvals that prepaid them and that nothing revoked since:
+        // each takes one write of the room its approval prepaid and spends as much credit,
+        // so the credit's room never shrinks while an honest sweeper still revokes what is
+        // due when the registry is full beside it (a review of 2026-12-06).
+        let mut spent = 0usize;
         let mut account_keys: Vec<Key> = Vec::new();
         let mut skipped = Vec::new();
         for a in view(reg, t) {
@@ -249,13 +254,18 @@ impl Machine {
                     bounded += acts.len();
                     planned += acts.len();
                 } else if !authed && covered.is_none() {
-                    if !beside_credit(planned, acts.len()) {
+                    let paid = usize::from(
+                        acts.contains(&Act::Revoke) && reg.first_revocation_prepaid(&k) && spent < reg.prepaid_at(t),
+                    );
+                    let others = acts.len() - paid;
+                    if !beside_credit(planned, others) {
                         skipped.push(skip(
                             "the registry has no room for its sweep beside the revocations prepaid for the owner's sweep: the owner's sweep revokes it".into(),
                         ));
                         continue;
                     }
-                    planned += acts.len();
+                    planned += others;
+                    spent += paid;
                 }
                 chosen.push((covered, k, acts));
             }
@@ -406,7 +416,7 @@ impl Machine {
             ));
         }
         if on_credit {
-            within_credit(reg, &plan, writes, by == SweptBy::OwnerOnCredit)?;
+            within_credit(reg, &plan, writes, by == SweptBy::OwnerOnCredit, t)?;
         }
         let key = key.ok_or_else(|| {
             Denial::new(
@@ -478,6 +488,8 @@ impl Machine {
             // What the owner's sweeps write uses up the session's credit, on credit or not:
             // the charge prepaid for them becomes the writes themselves.
             self.counters.allowances.spend_prepaid(writes);
+        } else {
+            self.counters.allowances.spend_prepaid(spent);
         }
         self.counters.charge_gas(gas_cost, self.facts.anchor, t);
         if self.revoked && authed && !self.may_hold(t) {
@@ -607,13 +619,14 @@ fn within_credit(
     plan: &[(SweepTerms, u64, Key, Act)],
     writes: usize,
     budget_short: bool,
+    now: u64,
 ) -> Result<(), Denial> {
     let (rule, why) = match budget_short {
         true => ("enclave.memory_budget", "the enclave's memory budget is spent"),
         false => ("allowances", "the allowance registry is full"),
     };
     let budget = |reason: String| Denial::rule(ErrorCode::RateLimited, rule, format!("{why}: {reason}"));
-    let prepaid = reg.prepaid();
+    let prepaid = reg.prepaid_at(now);
     if writes > prepaid {
         return Err(budget(format!(
             "the owner's sweep goes through on the writes its session prepaid ({prepaid} left), and this one writes {writes}"

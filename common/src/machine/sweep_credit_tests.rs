@@ -33,33 +33,33 @@ fn on_credit_a_sweep_adds_only_what_was_prepaid() {
     reg.record(Place::Floating { deadline: 100 }, 1, vec![g2], false, false, meta).unwrap();
     assert_eq!(reg.prepaid(), 2 * PREPAID_PER_APPROVAL);
     let on_1 = [(terms(1), 1, k1, Act::Revoke)];
-    assert!(within_credit(&reg, &on_1, 1, true).is_ok());
-    assert!(within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL, true).is_ok());
-    let d = within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL + 1, true).unwrap_err();
+    assert!(within_credit(&reg, &on_1, 1, true, 0).is_ok());
+    assert!(within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL, true, 0).is_ok());
+    let d = within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL + 1, true, 0).unwrap_err();
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("enclave.memory_budget")), "{d}");
-    let d = within_credit(&reg, &[(terms(2), 0, k2, Act::Revoke)], 1, true).unwrap_err();
+    let d = within_credit(&reg, &[(terms(2), 0, k2, Act::Revoke)], 1, true, 0).unwrap_err();
     assert!(d.reason.contains("no transaction on chain 2"), "{d}");
     // Nonce 0 holds the agent's approval: a revocation there would displace it (or
     // whatever settled another key there), so not on credit; nonce 1 is fresh.
-    let d = within_credit(&reg, &[(terms(1), 0, k1, Act::Revoke)], 1, true).unwrap_err();
+    let d = within_credit(&reg, &[(terms(1), 0, k1, Act::Revoke)], 1, true, 0).unwrap_err();
     assert!(d.reason.contains("nonce 0 holds something else"), "{d}");
     // A sweep of k1 at nonce 1, then its fee bump there, on credit; another key's
     // revocation at that nonce is not.
     let revoke = |k: Key| Act::Revoke.grant(&k);
     reg.record(Place::Own { chain_id: 1, nonce: 1 }, 2, vec![revoke(k1)], true, false, meta).unwrap();
-    assert!(within_credit(&reg, &[(terms(1), 1, k1, Act::Revoke)], 1, true).is_ok(), "a fee bump");
+    assert!(within_credit(&reg, &[(terms(1), 1, k1, Act::Revoke)], 1, true, 0).is_ok(), "a fee bump");
     let k3 = Key { spender: Address::repeat_byte(9), ..k1 };
     assert!(
-        within_credit(&reg, &[(terms(1), 1, k3, Act::Revoke)], 1, true).is_err(),
+        within_credit(&reg, &[(terms(1), 1, k3, Act::Revoke)], 1, true, 0).is_err(),
         "another key in the bump's place"
     );
-    assert!(within_credit(&reg, &[(terms(1), 2, k3, Act::Revoke)], 1, true).is_ok());
+    assert!(within_credit(&reg, &[(terms(1), 2, k3, Act::Revoke)], 1, true, 0).is_ok());
     // For a registry too full for the owner's sweep (the budget has room), only the writes
     // count: a chain without transactions, or a nonce holding something else, is no matter.
-    let d = within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL + 1, false).unwrap_err();
+    let d = within_credit(&reg, &on_1, 2 * PREPAID_PER_APPROVAL + 1, false, 0).unwrap_err();
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("allowances")), "{d}");
-    assert!(within_credit(&reg, &[(terms(2), 0, k2, Act::Revoke)], 1, false).is_ok());
-    assert!(within_credit(&reg, &[(terms(1), 0, k1, Act::Revoke)], 1, false).is_ok());
+    assert!(within_credit(&reg, &[(terms(2), 0, k2, Act::Revoke)], 1, false, 0).is_ok());
+    assert!(within_credit(&reg, &[(terms(1), 0, k1, Act::Revoke)], 1, false, 0).is_ok());
 }
 
 /// A review of the cancellation: once a slotted chain's ended permits are forgotten, a

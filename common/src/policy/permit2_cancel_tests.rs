@@ -169,8 +169,13 @@ fn a_displaced_permit2_sweep_is_swept_again_within_half_the_registry() {
     assert!(r.transactions.iter().any(|t| t.spender == ROUTER && t.invalidate_nonce.is_none()), "{r:?}");
 }
 
-/// A `PermitSingle` of 40 USDC to POOL on chain 1 at Permit2 nonce 0, for 30 days.
+/// A `PermitSingle` of 40 USDC to POOL on chain 1 at Permit2 nonce 0, for 20 days.
 fn permit_to_pool_on_1() -> SignPayload {
+    permit_to_pool_on_1_until(0, t0() + 20 * 86_400)
+}
+
+/// A `PermitSingle` of 40 USDC to POOL on chain 1 at Permit2 `nonce`, until `until`.
+fn permit_to_pool_on_1_until(nonce: u64, until: u64) -> SignPayload {
     let td = serde_json::json!({
         "types": {
             "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"},
@@ -181,8 +186,8 @@ fn permit_to_pool_on_1() -> SignPayload {
                 {"name": "expiration", "type": "uint48"}, {"name": "nonce", "type": "uint48"}]},
         "primaryType": "PermitSingle",
         "domain": {"name": "Permit2", "chainId": 1, "verifyingContract": PERMIT2},
-        "message": {"details": {"token": USDC, "amount": "40000000", "expiration": t0() + 20 * 86_400, "nonce": 0},
-            "spender": POOL, "sigDeadline": (t0() + 20 * 86_400).to_string()}
+        "message": {"details": {"token": USDC, "amount": "40000000", "expiration": until, "nonce": nonce},
+            "spender": POOL, "sigDeadline": until.to_string()}
     });
     SignPayload::TypedData(td.to_string())
 }
@@ -221,13 +226,19 @@ fn the_owners_sweep_is_never_a_cancellation_short() {
     assert_eq!(r.transactions.iter().map(|t| t.spender).collect::<Vec<_>>(), vec![ROUTER], "{r:?}");
     assert!(r.skipped.iter().any(|x| x.spender == POOL), "{r:?}");
 
-    // First an unsigned sweep: nothing fits beside the credit kept for the owner's sweep
-    // (it never spends that credit), so it signs nothing and says why; the owner's sweep
-    // then revokes ROUTER on credit, and the permit waits.
+    // First an unsigned sweep: ROUTER's first revocation takes one of the two writes its
+    // approval prepaid (and spends that credit); the permit's writes prepaid nothing and
+    // do not fit beside the credit: skipped, saying why. The owner's sweep then revokes
+    // ROUTER on the credit left, and the permit waits.
     let (mut s, next) = full_beside_credit();
     let r = s.m.sweep(at, &[super::free_terms(1, next)], false, Some(&Key)).result.expect("an unsigned sweep");
-    assert!(r.transactions.is_empty(), "{r:?}");
-    assert!(r.skipped.iter().all(|x| x.reason.contains("beside the revocations prepaid")), "{r:?}");
+    assert_eq!(r.transactions.iter().map(|t| t.spender).collect::<Vec<_>>(), vec![ROUTER], "{r:?}");
+    assert!(
+        r.skipped.iter().any(|x| x.spender == POOL && x.reason.contains("beside the revocations prepaid")),
+        "{r:?}"
+    );
+    let reg = s.m.counters().allowances.clone();
+    assert_eq!((reg.credit(), reg.prepaid()), (1, 1), "the credit's room kept");
     let r = s.m.sweep(at + 1, &[super::free_terms(1, next)], true, Some(&Key)).result.expect("the owner's sweep");
     assert_eq!(r.transactions.iter().map(|t| t.spender).collect::<Vec<_>>(), vec![ROUTER], "{r:?}");
     assert!(r.skipped.iter().any(|x| x.spender == POOL), "{r:?}");
@@ -259,4 +270,35 @@ fn a_cancellation_is_never_left_out_of_a_sweep() {
 /// `approve(POOL, 0)` at `nonce` on chain 10.
 fn approve_pool_zero(nonce: u64) -> SignPayload {
     tx_on(10, nonce, approveCall { spender: POOL, amount: U256::ZERO }.abi_encode(), 100_000, vec![])
+}
+
+/// A review of 2026-12-06: permits that had ended but were not forgotten yet counted as free
+/// room for an unsigned sweep, whose record did not forget them; the registry ended full
+/// with the credit's room gone, and the owner's sweep of ROUTER was refused (0 prepaid
+/// left) until the 20-day permit ended. A sweep's record now forgets ended permits beside
+/// the stored credit, and the owner's credit is measured once they are forgotten.
+#[test]
+fn ended_permits_never_lend_the_credits_room() {
+    let extra = "lifetime = \"1h\"\n[[permits]]\nkind = \"permit2\"\nmax_deadline = \"30d\"";
+    let mut s = Session::with(policy_on("[1]", extra));
+    let approve =
+        |nonce, sp, n| tx_at(nonce, approveCall { spender: sp, amount: usdc(n) }.abi_encode(), 200_000, vec![]);
+    s.ask(t0() + 10, permit_to_pool_on_1()).expect("the 20-day permit");
+    s.ask(t0() + 11, permit_to_pool_on_1_until(1, t0() + 300)).expect("a short permit");
+    s.ask(t0() + 12, permit_to_pool_on_1_until(2, t0() + 300)).expect("another");
+    s.ask(t0() + 200, approve(0, ROUTER, 5)).expect("ROUTER prepays two revocations");
+    let mut nonce = 1;
+    while s.ask(t0() + 201, approve(nonce, POOL, 0)).is_ok() {
+        nonce += 1;
+    }
+    // The 20-day permit's entry is due (past `approvals.lifetime`), ROUTER's not yet; the
+    // short permits have ended and are not forgotten yet.
+    let at = t0() + 3_700;
+    let next = s.m.counters().allowances.next_nonce(1);
+    s.m.sweep(at, &[super::free_terms(1, next)], false, Some(&Key)).result.expect("an unsigned sweep");
+    let reg = s.m.counters().allowances.clone();
+    assert_eq!(reg.prepaid(), reg.credit(), "the credit's room is whole");
+    let next = reg.next_nonce(1);
+    let r = s.m.sweep(at + 1, &[super::free_terms(1, next)], true, Some(&Key)).result.expect("the owner's sweep");
+    assert!(r.transactions.iter().any(|t| t.spender == ROUTER), "{r:?}");
 }
