@@ -254,8 +254,12 @@ impl Machine {
                     bounded += acts.len();
                     planned += acts.len();
                 } else if !authed && covered.is_none() {
+                    // Only a lone revocation: an entry whose permits need cancelling needs both
+                    // its prepaid writes for the owner's sweep, which cancels again (a review
+                    // of 2026-12-06: paying its revocation from credit left the owner's
+                    // cancellation short for good off the slotted chains).
                     let paid = usize::from(
-                        acts.contains(&Act::Revoke) && reg.first_revocation_prepaid(&k) && spent < reg.prepaid_at(t),
+                        acts == [Act::Revoke] && reg.first_revocation_prepaid(&k) && spent < reg.prepaid_at(t),
                     );
                     let others = acts.len() - paid;
                     if !beside_credit(planned, others) {

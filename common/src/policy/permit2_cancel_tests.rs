@@ -302,3 +302,28 @@ fn ended_permits_never_lend_the_credits_room() {
     let r = s.m.sweep(at + 1, &[super::free_terms(1, next)], true, Some(&Key)).result.expect("the owner's sweep");
     assert!(r.transactions.iter().any(|t| t.spender == ROUTER), "{r:?}");
 }
+
+/// A review of 2026-12-06: an unsigned first revocation of a Permit2 entry with a live permit
+/// off the slotted chains was paid from the permit's credit, but the owner's sweep of that
+/// entry must cancel and revoke again (two writes), so it was refused for good once the
+/// registry was full. An entry that needs a cancellation is never paid from credit: its
+/// unsigned sweep must fit beside it.
+#[test]
+fn an_unsigned_sweep_leaves_the_owners_cancellation_its_credit() {
+    let extra = "lifetime = \"1h\"\n[[permits]]\nkind = \"permit2\"\nmax_deadline = \"30m\"";
+    let mut s = Session::with(policy_on("[10]", extra));
+    s.ask(t0() + 10, permit_single(0)).expect("the permit: never forgotten on chain 10, prepays 2");
+    let mut nonce = 0;
+    // Fill to one write free beside the credit.
+    while s.m.counters().allowances.has_room(2 + PREPAID_PER_APPROVAL, t0() + 11) {
+        s.ask(t0() + 11, approve_pool_zero(nonce)).expect("a zero approval");
+        nonce += 1;
+    }
+    let at = t0() + 3_700;
+    let r = s.m.sweep(at, &terms(nonce), false, Some(&Key)).result.expect("an unsigned sweep");
+    assert!(r.transactions.is_empty(), "{r:?}");
+    assert!(r.skipped.iter().any(|x| x.spender == ROUTER), "{r:?}");
+    let r = s.m.sweep(at + 1, &terms(nonce), true, Some(&Key)).result.expect("the owner's sweep");
+    let got: Vec<(Address, Option<u64>)> = r.transactions.iter().map(|t| (t.spender, t.invalidate_nonce)).collect();
+    assert_eq!(got, vec![(ROUTER, Some(2)), (ROUTER, None)], "cancelled, then revoked: {r:?}");
+}
