@@ -455,22 +455,6 @@ impl Registry {
         self.prepaid.min(MAX_WRITES.saturating_sub(self.writes - self.forgettable(now)))
     }
 
-    /// Whether the latest write of an amount to `key` is a non-zero grant that prepaid its
-    /// revocations: then its first revocation may take the room it prepaid (nothing revoked
-    /// it since — a sweep, or the agent's own revocation, even one that may run out of gas).
-    pub fn first_revocation_prepaid(&self, key: &Key) -> bool {
-        let writes = |i: &&Item| i.grants.iter().any(|g| g.key == *key && g.op.amount().is_some());
-        self.items.iter().rev().find(writes).is_some_and(|i| {
-            key.kind.sweepable()
-                && !Self::forgettable_item(&i.place, &i.grants)
-                && i.grants
-                    .iter()
-                    .rev()
-                    .find(|g| g.key == *key && g.op.amount().is_some())
-                    .is_some_and(|g| g.op.amount().is_some_and(|v| !v.is_zero()))
-        })
-    }
-
     /// An owner's signed sweep wrote `n` revocations: they use up as much credit.
     pub(crate) fn spend_prepaid(&mut self, n: usize) {
         self.prepaid = self.prepaid.saturating_sub(n);

@@ -173,12 +173,10 @@ impl Machine {
         // the registry beside its credit, then unsigned first revocations and fee bumps of
         // many keys, left the owner's sweep of 130 approvals three writes short for good).
         let mut planned = 0usize;
+        // First revocations too: paid from the credit, they left the owner one sweep of its
+        // two (a review of 2026-12-06: one unsigned sweep of 170 approvals of a revoked
+        // session, then an owner's sweep the agent displaces, and no owner's sweep fitted).
         let beside_credit = |planned: usize, n: usize| reg.has_room(planned + n + reg.credit(), t);
-        // First revocations of approvals that prepaid them and that nothing revoked since:
-        // each takes one write of the room its approval prepaid and spends as much credit,
-        // so the credit's room never shrinks while an honest sweeper still revokes what is
-        // due when the registry is full beside it (a review of 2026-12-06).
-        let mut spent = 0usize;
         let mut account_keys: Vec<Key> = Vec::new();
         let mut skipped = Vec::new();
         for a in view(reg, t) {
@@ -254,22 +252,13 @@ impl Machine {
                     bounded += acts.len();
                     planned += acts.len();
                 } else if !authed && covered.is_none() {
-                    // Only a lone revocation: an entry whose permits need cancelling needs both
-                    // its prepaid writes for the owner's sweep, which cancels again (a review
-                    // of 2026-12-06: paying its revocation from credit left the owner's
-                    // cancellation short for good off the slotted chains).
-                    let paid = usize::from(
-                        acts == [Act::Revoke] && reg.first_revocation_prepaid(&k) && spent < reg.prepaid_at(t),
-                    );
-                    let others = acts.len() - paid;
-                    if !beside_credit(planned, others) {
+                    if !beside_credit(planned, acts.len()) {
                         skipped.push(skip(
                             "the registry has no room for its sweep beside the revocations prepaid for the owner's sweep: the owner's sweep revokes it".into(),
                         ));
                         continue;
                     }
-                    planned += others;
-                    spent += paid;
+                    planned += acts.len();
                 }
                 chosen.push((covered, k, acts));
             }
@@ -280,7 +269,9 @@ impl Machine {
         if on_credit {
             let paid: usize =
                 chosen.iter().filter(|(_, k, _)| reg.last_grant_prepaid(k)).map(|(_, _, a)| a.len()).sum();
-            let mut left = reg.prepaid().saturating_sub(paid);
+            // A smart account's revocations are written too, one per key (a review of
+            // 2026-12-06: left out here, the permits took the credit they needed).
+            let mut left = reg.prepaid_at(t).saturating_sub(paid + account_keys.len());
             chosen.retain(|(_, k, acts)| {
                 if reg.last_grant_prepaid(k) {
                     return true;
@@ -492,8 +483,6 @@ impl Machine {
             // What the owner's sweeps write uses up the session's credit, on credit or not:
             // the charge prepaid for them becomes the writes themselves.
             self.counters.allowances.spend_prepaid(writes);
-        } else {
-            self.counters.allowances.spend_prepaid(spent);
         }
         self.counters.charge_gas(gas_cost, self.facts.anchor, t);
         if self.revoked && authed && !self.may_hold(t) {

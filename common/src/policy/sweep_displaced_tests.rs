@@ -64,3 +64,28 @@ fn a_revoked_approvals_credit_is_not_spent_twice() {
     let r = s.m.sweep(at + 1, &[free_terms(1, nonce)], true, Some(&Key)).result.expect("the owner's sweep");
     assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(nonce, ROUTER)]);
 }
+
+/// A review of 2026-12-06: an unsigned sweep that paid a first revocation from the credit
+/// left the owner one sweep of the two each approval prepays; once the agent displaced it,
+/// no owner's sweep fitted. Unsigned sweeps never spend the credit: after one, the owner's
+/// sweep, displaced by the agent, is signed again.
+#[test]
+fn the_owner_keeps_two_sweeps_of_each_approval() {
+    let mut s = Session::with(policy_on("[1]", "lifetime = \"1h\""));
+    let approve =
+        |nonce, sp, n| tx_at(nonce, approveCall { spender: sp, amount: usdc(n) }.abi_encode(), 200_000, vec![]);
+    s.ask(t0() + 10, approve(0, ROUTER, 5)).expect("ROUTER prepays two revocations");
+    let mut nonce = 1;
+    while s.ask(t0() + 11, approve(nonce, POOL, 0)).is_ok() {
+        nonce += 1;
+    }
+    let at = t0() + 3_700;
+    let r = s.m.sweep(at, &[free_terms(1, nonce)], false, Some(&Key)).result.expect("an unsigned sweep");
+    assert!(r.transactions.is_empty(), "nothing fits beside the credit: {r:?}");
+    let r = s.m.sweep(at + 1, &[free_terms(1, nonce)], true, Some(&Key)).result.expect("the owner's sweep");
+    assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(nonce, ROUTER)]);
+    let transfer = transferCall { to: ALICE, amount: U256::from(1) }.abi_encode();
+    s.ask(at + 2, tx_at(nonce, transfer, 100_000, vec![])).expect("the agent displaces it");
+    let r = s.m.sweep(at + 3, &[free_terms(1, nonce + 1)], true, Some(&Key)).result.expect("the owner's second sweep");
+    assert_eq!(r.transactions.iter().map(|t| (t.nonce, t.spender)).collect::<Vec<_>>(), vec![(nonce + 1, ROUTER)]);
+}
