@@ -15,9 +15,21 @@ fn session() -> Session {
     Session::with(policy_on("[10]", extra))
 }
 
+/// A session on `chains` whose approvals last an hour, with Permit2 permits of up to
+/// `max_deadline`.
+fn with_lifetime(chains: &str, max_deadline: &str) -> Session {
+    let extra = format!("lifetime = \"1h\"\n[[permits]]\nkind = \"permit2\"\nmax_deadline = \"{max_deadline}\"");
+    Session::with(policy_on(chains, &extra))
+}
+
 /// 40 USDC to ROUTER through the canonical Permit2, at Permit2 nonce `nonce`.
 fn permit_single(nonce: u64) -> SignPayload {
-    let exp = t0() + 600;
+    permit_of_40(10, ROUTER, nonce, t0() + 600, t0() + 300)
+}
+
+/// A `PermitSingle` of 40 USDC on `chain` to `spender` at Permit2 `nonce`, expiring at
+/// `expiration`, its signature good until `deadline`.
+fn permit_of_40(chain: u64, spender: Address, nonce: u64, expiration: u64, deadline: u64) -> SignPayload {
     let td = serde_json::json!({
         "types": {
             "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"},
@@ -27,9 +39,9 @@ fn permit_single(nonce: u64) -> SignPayload {
             "PermitDetails": [{"name": "token", "type": "address"}, {"name": "amount", "type": "uint160"},
                 {"name": "expiration", "type": "uint48"}, {"name": "nonce", "type": "uint48"}]},
         "primaryType": "PermitSingle",
-        "domain": {"name": "Permit2", "chainId": 10, "verifyingContract": PERMIT2},
-        "message": {"details": {"token": USDC, "amount": "40000000", "expiration": exp, "nonce": nonce},
-            "spender": ROUTER, "sigDeadline": (t0() + 300).to_string()}
+        "domain": {"name": "Permit2", "chainId": chain, "verifyingContract": PERMIT2},
+        "message": {"details": {"token": USDC, "amount": "40000000", "expiration": expiration, "nonce": nonce},
+            "spender": spender, "sigDeadline": deadline.to_string()}
     });
     SignPayload::TypedData(td.to_string())
 }
@@ -142,8 +154,7 @@ fn a_permit2_nonce_past_what_a_sweep_can_cancel_is_refused() {
 /// registry; the owner's signed sweep still revokes the entry after.
 #[test]
 fn a_displaced_permit2_sweep_is_swept_again_within_half_the_registry() {
-    let extra = "lifetime = \"1h\"\n[[permits]]\nkind = \"permit2\"\nmax_deadline = \"30m\"";
-    let mut s = Session::with(policy_on("[10]", extra));
+    let mut s = with_lifetime("[10]", "30m");
     s.ask(t0() + 10, permit_single(0)).expect("the permit");
     let transfer =
         |nonce| tx_on(10, nonce, transferCall { to: ALICE, amount: U256::from(1) }.abi_encode(), 100_000, vec![]);
@@ -176,35 +187,18 @@ fn permit_to_pool_on_1() -> SignPayload {
 
 /// A `PermitSingle` of 40 USDC to POOL on chain 1 at Permit2 `nonce`, until `until`.
 fn permit_to_pool_on_1_until(nonce: u64, until: u64) -> SignPayload {
-    let td = serde_json::json!({
-        "types": {
-            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"}],
-            "PermitSingle": [{"name": "details", "type": "PermitDetails"}, {"name": "spender", "type": "address"},
-                {"name": "sigDeadline", "type": "uint256"}],
-            "PermitDetails": [{"name": "token", "type": "address"}, {"name": "amount", "type": "uint160"},
-                {"name": "expiration", "type": "uint48"}, {"name": "nonce", "type": "uint48"}]},
-        "primaryType": "PermitSingle",
-        "domain": {"name": "Permit2", "chainId": 1, "verifyingContract": PERMIT2},
-        "message": {"details": {"token": USDC, "amount": "40000000", "expiration": until, "nonce": nonce},
-            "spender": POOL, "sigDeadline": until.to_string()}
-    });
-    SignPayload::TypedData(td.to_string())
+    permit_of_40(1, POOL, nonce, until, until)
 }
 
 /// The agent approves ROUTER (prepaying two revocations), signs a permit to POOL, and fills
 /// the registry beside its credit; returns the session and its next nonce.
 fn full_beside_credit() -> (Session, u64) {
-    let extra = "lifetime = \"1h\"\n[[permits]]\nkind = \"permit2\"\nmax_deadline = \"30d\"";
-    let mut s = Session::with(policy_on("[1]", extra));
+    let mut s = with_lifetime("[1]", "30d");
     let approve =
         |nonce, sp, n| tx_at(nonce, approveCall { spender: sp, amount: usdc(n) }.abi_encode(), 200_000, vec![]);
     s.ask(t0() + 10, approve(0, ROUTER, 5)).expect("ROUTER prepays two revocations");
     s.ask(t0() + 11, permit_to_pool_on_1()).expect("the permit");
-    let mut nonce = 1;
-    while s.ask(t0() + 12, approve(nonce, POOL, 0)).is_ok() {
-        nonce += 1;
-    }
+    let nonce = s.fill_beside_credit(1, 1, t0() + 12);
     assert_eq!(s.m.counters().allowances.prepaid(), PREPAID_PER_APPROVAL, "full beside ROUTER's credit");
     (s, nonce)
 }
@@ -248,13 +242,9 @@ fn the_owners_sweep_is_never_a_cancellation_short() {
 /// without room skips the entry, and the owner's sweep cancels and revokes it.
 #[test]
 fn a_cancellation_is_never_left_out_of_a_sweep() {
-    let extra = "lifetime = \"1h\"\n[[permits]]\nkind = \"permit2\"\nmax_deadline = \"30m\"";
-    let mut s = Session::with(policy_on("[10]", extra));
+    let mut s = with_lifetime("[10]", "30m");
     s.ask(t0() + 10, permit_single(0)).expect("the permit");
-    let mut nonce = 0;
-    while s.ask(t0() + 11, approve_pool_zero(nonce)).is_ok() {
-        nonce += 1;
-    }
+    let nonce = s.fill_beside_credit(10, 0, t0() + 11);
     let at = t0() + 3_700;
     let r = s.m.sweep(at, &terms(nonce), false, Some(&Key)).result.expect("an unsigned sweep");
     assert!(r.transactions.is_empty(), "{r:?}");
@@ -276,18 +266,14 @@ fn approve_pool_zero(nonce: u64) -> SignPayload {
 /// the stored credit, and the owner's credit is measured once they are forgotten.
 #[test]
 fn ended_permits_never_lend_the_credits_room() {
-    let extra = "lifetime = \"1h\"\n[[permits]]\nkind = \"permit2\"\nmax_deadline = \"30d\"";
-    let mut s = Session::with(policy_on("[1]", extra));
+    let mut s = with_lifetime("[1]", "30d");
     let approve =
         |nonce, sp, n| tx_at(nonce, approveCall { spender: sp, amount: usdc(n) }.abi_encode(), 200_000, vec![]);
     s.ask(t0() + 10, permit_to_pool_on_1()).expect("the 20-day permit");
     s.ask(t0() + 11, permit_to_pool_on_1_until(1, t0() + 300)).expect("a short permit");
     s.ask(t0() + 12, permit_to_pool_on_1_until(2, t0() + 300)).expect("another");
     s.ask(t0() + 200, approve(0, ROUTER, 5)).expect("ROUTER prepays two revocations");
-    let mut nonce = 1;
-    while s.ask(t0() + 201, approve(nonce, POOL, 0)).is_ok() {
-        nonce += 1;
-    }
+    s.fill_beside_credit(1, 1, t0() + 201);
     // The 20-day permit's entry is due (past `approvals.lifetime`), ROUTER's not yet; the
     // short permits have ended and are not forgotten yet.
     let at = t0() + 3_700;
@@ -307,8 +293,7 @@ fn ended_permits_never_lend_the_credits_room() {
 /// unsigned sweep must fit beside it.
 #[test]
 fn an_unsigned_sweep_leaves_the_owners_cancellation_its_credit() {
-    let extra = "lifetime = \"1h\"\n[[permits]]\nkind = \"permit2\"\nmax_deadline = \"30m\"";
-    let mut s = Session::with(policy_on("[10]", extra));
+    let mut s = with_lifetime("[10]", "30m");
     s.ask(t0() + 10, permit_single(0)).expect("the permit: never forgotten on chain 10, prepays 2");
     let mut nonce = 0;
     // Fill to one write free beside the credit.

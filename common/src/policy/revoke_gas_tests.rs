@@ -117,6 +117,16 @@ impl Session {
         Session { m, stamps: 0 }
     }
 
+    /// The agent signs `approve(POOL, 0)` on `chain` at `clock`, from `nonce` on, until the
+    /// registry is full beside its credit; returns the next nonce.
+    fn fill_beside_credit(&mut self, chain: u64, mut nonce: u64, clock: u64) -> u64 {
+        let zero = || approveCall { spender: POOL, amount: U256::ZERO }.abi_encode();
+        while self.ask(clock, tx_on(chain, nonce, zero(), 200_000, vec![])).is_ok() {
+            nonce += 1;
+        }
+        nonce
+    }
+
     fn ask(&mut self, clock: u64, p: SignPayload) -> Result<crate::protocol::Signed, crate::Denial> {
         self.stamps += 1;
         let mut nonce = [1u8; 16];

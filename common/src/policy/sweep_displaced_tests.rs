@@ -54,10 +54,7 @@ fn a_revoked_approvals_credit_is_not_spent_twice() {
     let transfer = transferCall { to: ALICE, amount: U256::from(1) }.abi_encode();
     s.ask(t0() + 21, tx_at(1, transfer, 100_000, vec![])).expect("the agent's transfer displaces it");
     s.ask(t0() + 22, approve(2, ROUTER, 0, 30_000)).expect("a revocation that may run out of gas");
-    let mut nonce = 3;
-    while s.ask(t0() + 23, approve(nonce, POOL, 0, 200_000)).is_ok() {
-        nonce += 1;
-    }
+    let nonce = s.fill_beside_credit(1, 3, t0() + 23);
     let at = t0() + 3_700;
     let r = s.m.sweep(at, &[free_terms(1, nonce)], false, Some(&Key)).result.expect("an unsigned sweep");
     assert!(r.transactions.is_empty(), "{r:?}");
@@ -75,10 +72,7 @@ fn the_owner_keeps_two_sweeps_of_each_approval() {
     let approve =
         |nonce, sp, n| tx_at(nonce, approveCall { spender: sp, amount: usdc(n) }.abi_encode(), 200_000, vec![]);
     s.ask(t0() + 10, approve(0, ROUTER, 5)).expect("ROUTER prepays two revocations");
-    let mut nonce = 1;
-    while s.ask(t0() + 11, approve(nonce, POOL, 0)).is_ok() {
-        nonce += 1;
-    }
+    let nonce = s.fill_beside_credit(1, 1, t0() + 11);
     let at = t0() + 3_700;
     let r = s.m.sweep(at, &[free_terms(1, nonce)], false, Some(&Key)).result.expect("an unsigned sweep");
     assert!(r.transactions.is_empty(), "nothing fits beside the credit: {r:?}");
