@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 pub use status::STATUS_PAYLOAD_BYTES;
-pub use sweep::{check_terms as sweep_terms_ok, MAX_SWEEP_CHAINS, SWEEP_MAX_GAS};
+pub use sweep::{check_fees as sweep_fees_ok, check_terms as sweep_terms_ok, MAX_SWEEP_CHAINS, SWEEP_MAX_GAS};
 
 /// Most requests one session may have waiting for (or holding) the owner's approval.
 pub const MAX_PENDING: usize = 16;

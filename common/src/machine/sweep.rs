@@ -571,7 +571,7 @@ pub fn check_terms(terms: &[SweepTerms]) -> Result<(), Denial> {
 }
 
 /// Fees a sweep nobody signed may pay: within the policy's fee caps, and only if it has one.
-pub(super) fn check_fees(policy: &crate::policy::CompiledPolicy, terms: &[SweepTerms]) -> Result<(), Denial> {
+pub fn check_fees(policy: &crate::policy::CompiledPolicy, terms: &[SweepTerms]) -> Result<(), Denial> {
     let g = &policy.doc.gas;
     for x in terms {
         let Some(cap) = g.max_fee_per_gas else {

@@ -11,7 +11,7 @@ use crate::session::Session;
 use alloy_primitives::{Address, Bytes, B256};
 use bridle_common::audit::rec;
 use bridle_common::error::{Denial, ErrorCode};
-use bridle_common::machine::{sweep_terms_ok, Machine};
+use bridle_common::machine::{sweep_fees_ok, sweep_terms_ok, Machine};
 use bridle_common::owner::{action, OwnerAction};
 use bridle_common::policy::{CompiledPolicy, Policy};
 use bridle_common::protocol::*;
@@ -108,12 +108,13 @@ impl Enclave {
                 drop(self.authorize_on_session(&d.auth, action::DENY_PENDING, d.session, d.digest, PRECHECK_LEAD)?)
             }
             // Anyone may ask for a sweep; one that names no session, carries terms a sweep
-            // refuses, asks for an account's sweep unsigned, or fails its owner's signature is
-            // logged only within the bound on refusals (a review of 2026-12-06: a leader
-            // logged every such sweep, up to 128 KiB each, where signing requests refused
-            // before the log were bounded).
+            // refuses, asks for an account's sweep unsigned, pays fees unsigned that its
+            // policy does not allow, or fails its owner's signature is logged only within
+            // the bound on refusals (a review of 2026-12-06: a leader logged every such
+            // sweep, up to 128 KiB each, where signing requests refused before the log were
+            // bounded).
             Call::Sweep(w) => {
-                drop(self.session(&w.session)?);
+                let session = self.session(&w.session)?;
                 sweep_terms_ok(&w.terms)?;
                 match &w.auth {
                     Some(auth) => drop(self.authorize_on_session(
@@ -129,7 +130,16 @@ impl Enclave {
                             "a smart-account sweep needs the owner's signature over its terms",
                         ))
                     }
-                    None => {}
+                    // The fees against the policy as it is now (the machine checks again
+                    // when the sweep is applied, after any update logged before it). Only if
+                    // the session's lock is free: a leader's check never waits for it on an
+                    // async worker, and a sweep it could not check is logged as before.
+                    None => {
+                        let policy = session.try_lock().map(|inner| inner.machine.policy().clone());
+                        if let Some(policy) = policy {
+                            sweep_fees_ok(&policy, &w.terms)?
+                        }
+                    }
                 }
             }
             Call::SignIfAllowed(_)

@@ -384,17 +384,21 @@ fn a_receipt_that_fails_to_sign_leaves_the_reply_as_made_not_an_error() {
 /// check, so sweeps naming no session, with terms a sweep refuses, asking unsigned for an
 /// account's sweep or failing their owner's signature reached every node's log unbounded.
 /// Its check now refuses them, and the leader logs such refusals only within its bound.
+/// A later review: unsigned sweeps whose fees the policy does not allow (no fee cap, or
+/// over it) were still logged and refused only when applied; the check refuses them too,
+/// when the session's lock is free (it never waits for it).
 #[test]
 fn a_leader_checks_a_sweep_before_logging_it() {
     use alloy_primitives::U256;
     use bridle_common::protocol::{AccountFormat, AccountSweepTerms, Sweep, SweepTerms};
     let e = Enclave::new(Box::new(FixedClock::new(T0)), None, Config::default());
-    let session = create(&e, T0, 1).unwrap();
+    let uncapped = create(&e, T0, 1).unwrap();
+    let session = create_naming(&e, "[gas]\nmax_fee_per_gas='2 gwei'\nmax_priority_fee_per_gas='1 gwei'");
     let terms = |chain_id, gas_limit| SweepTerms {
         chain_id,
         nonce: 0,
-        max_fee_per_gas: 0,
-        max_priority_fee_per_gas: 0,
+        max_fee_per_gas: 2_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
         gas_limit,
     };
     let sweep = |session, terms: Vec<SweepTerms>| Sweep { session, terms, accounts: vec![], auth: None };
@@ -403,6 +407,22 @@ fn a_leader_checks_a_sweep_before_logging_it() {
     assert_eq!(code(sweep(Address::repeat_byte(7), vec![terms(1, 100_000)])), ErrorCode::UnknownSession);
     assert_eq!(code(sweep(session, vec![terms(1, 100_000), terms(1, 100_000)])), ErrorCode::Malformed);
     assert_eq!(code(sweep(session, vec![terms(1, 20_000)])), ErrorCode::GasCap);
+    // Fees over the policy's caps, unsigned: refused before the log.
+    let over = |fee, tip| SweepTerms { max_fee_per_gas: fee, max_priority_fee_per_gas: tip, ..terms(1, 100_000) };
+    let rule = |w: Sweep| e.precheck_owner(&Call::Sweep(w)).unwrap_err().rule;
+    assert_eq!(rule(sweep(session, vec![over(2_000_000_001, 0)])).as_deref(), Some("gas.max_fee_per_gas"));
+    assert_eq!(
+        rule(sweep(session, vec![over(2_000_000_000, 1_000_000_001)])).as_deref(),
+        Some("gas.max_priority_fee_per_gas")
+    );
+    // A policy that caps no fee: only the owner may set a sweep's fees.
+    assert_eq!(rule(sweep(uncapped, vec![terms(1, 100_000)])).as_deref(), Some("gas.max_fee_per_gas"));
+    // While the session's lock is held the check does not wait for it: the fees are
+    // checked when the sweep is applied.
+    let held = e.session(&session).unwrap();
+    let guard = held.lock();
+    e.precheck_owner(&Call::Sweep(sweep(session, vec![over(9_000_000_000, 0)]))).expect("not waited on");
+    drop(guard);
     let account = AccountSweepTerms {
         chain_id: 1,
         entry_point: Address::repeat_byte(0xe9),
