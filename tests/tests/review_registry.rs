@@ -174,6 +174,70 @@ async fn an_unauthenticated_fee_bump_re_signs_only_the_sweeps_own_nonces() {
     assert!(r.1["transactions"].as_array().unwrap().is_empty(), "{}", r.1);
 }
 
+/// The attack of a review of 2026-12-06 (`policy::sweep_displaced_tests`), against the real
+/// enclave and host: the host sweeps an expired approval at the next nonce and never
+/// broadcasts it; the agent signs a transfer at that nonce (an honest client taking the
+/// node's pending nonce does so by itself), displacing the sweep, and the approval is due
+/// again. Before the fix each round added a write counted nowhere; after 511 rounds the
+/// registry was full and the owner's signed sweep was refused for good. Now unauthenticated
+/// sweeps of the key stop within half the registry, the reply says the approval was left
+/// and why, and the owner's signed sweep still revokes it.
+#[tokio::test]
+async fn a_sweep_displaced_again_and_again_leaves_the_owners_sweep_its_room() {
+    use bridle_common::allowance::MAX_WRITES;
+    let s = Stack::start();
+    let text = governed("")
+        .replace("quota = 1000\n", "quota = 100000\n")
+        .replace("[approvals]\nspenders", "[approvals]\nlifetime = \"1m\"\nspenders")
+        .replace("max = \"0.01 ETH\"", "max = \"100 ETH\"");
+    let g = s.grant(&Actor::random(), &Actor::random(), &policy(&text)).await.expect("grant");
+    ok(&s.sign(&g, erc20_approve(CHAIN, 0, USDC, ROUTER, usdc(500))).await);
+    s.enclave.set_clock_offset(120);
+    let (mut nonce, mut unauthenticated) = (1u64, 0usize);
+    let last = loop {
+        let r = s.sweep(&g, vec![sweep_terms(CHAIN, nonce)], false).await;
+        ok(&r);
+        let txs = r.1["transactions"].as_array().unwrap();
+        if txs.is_empty() {
+            break r.1;
+        }
+        assert_eq!(
+            (txs.len(), txs[0]["nonce"].as_u64(), &txs[0]["spender"]),
+            (1, Some(nonce), &json!(ROUTER)),
+            "{}",
+            r.1
+        );
+        unauthenticated += 1;
+        assert!(unauthenticated <= MAX_WRITES, "swept {unauthenticated} times and counting");
+        let transfer = SignPayload::Transaction(erc20_transfer(CHAIN, nonce, USDC, DEAD, U256::from(1)));
+        ok(&s.sign_payload_at(&g, transfer, now() + 120).await);
+        nonce += 1;
+    };
+    assert!(
+        (2..=MAX_WRITES / 2).contains(&unauthenticated),
+        "{unauthenticated} unauthenticated sweeps of one approval (at most {})",
+        MAX_WRITES / 2
+    );
+    // The reply that signed nothing names the approval it left.
+    let skipped = last["skipped"].as_array().unwrap();
+    assert!(skipped.iter().any(|k| k["spender"] == json!(ROUTER) && k["token"] == json!(USDC)), "{last}");
+    // The owner's signed sweep revokes it: approve(ROUTER, 0) at the next nonce, signed by
+    // the session's key (read by alloy and by eth-account).
+    let r = s.sweep(&g, vec![sweep_terms(CHAIN, nonce)], true).await;
+    ok(&r);
+    let txs = r.1["transactions"].as_array().unwrap();
+    assert_eq!(txs.len(), 1, "{}", r.1);
+    let raw: Bytes = txs[0]["raw_transaction"].as_str().unwrap().parse().unwrap();
+    let env = {
+        use alloy_eips::eip2718::Decodable2718;
+        alloy_consensus::TxEnvelope::decode_2718(&mut &raw[..]).unwrap()
+    };
+    use alloy_consensus::Transaction;
+    let call = bridle_common::policy::calls::approveCall::abi_decode(env.input()).unwrap();
+    assert_eq!((env.to(), env.nonce(), call.spender, call.amount), (Some(USDC), nonce, ROUTER, U256::ZERO));
+    assert_eq!((recover_raw(&raw), recover_raw_eth_account(&raw)), (g.session, g.session));
+}
+
 #[tokio::test]
 async fn permit2_expiration_zero_counts_until_the_signature_deadline() {
     let s = Stack::start();
