@@ -6,9 +6,8 @@
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::{TxEnvelope, Typed2718};
 use alloy_eips::eip2718::Decodable2718;
-use alloy_primitives::{keccak256, Address, Signature, TxKind, B256};
+use alloy_primitives::{Address, Signature, TxKind, B256};
 use anyhow::{anyhow, bail, Result};
-use bridle_common::allowance::{cancel_call, revocation_call, AllowanceKind, Key};
 use bridle_common::payload::prepare;
 use bridle_common::protocol::{SessionBinding, SignPayload, Signed, SweepTerms, SweepTx};
 use bridle_common::receipt::{self, Receipt, Receipted};
@@ -175,103 +174,9 @@ pub fn raw_transaction(req: &TxRequest, raw: &[u8], session: Address, sig: &Sign
     Ok(())
 }
 
-/// One transaction of a sweep: decoded, it is a transaction from `session` on the planned
-/// chain and nonce, to the entry's token (or Permit2 contract), whose calldata is exactly the
-/// revocation — or, where the reply says so, Permit2's `invalidateNonces` for the entry —
-/// at fees and gas within `terms`. Either is harmless to send whenever.
-pub fn sweep_tx(t: &SweepTx, terms: &SweepTerms, nonce: u64, session: Address) -> Result<()> {
-    let what = match t.invalidate_nonce {
-        None => format!("revocation of {} → {} on chain {}", t.token, t.spender, t.chain_id),
-        Some(n) => format!(
-            "cancellation below nonce {n} of Permit2 permits {} → {} on chain {}",
-            t.token, t.spender, t.chain_id
-        ),
-    };
-    let env = TxEnvelope::decode_2718(&mut &t.raw_transaction[..])
-        .map_err(|e| anyhow!("{what}: the raw transaction does not decode: {e}"))?;
-    let TxEnvelope::Eip1559(s) = &env else {
-        bail!("{what}: a type-{} transaction, not an EIP-1559 revocation", env.ty());
-    };
-    let x = s.tx();
-    let signer = env.recover_signer().map_err(|e| anyhow!("{what}: the signature does not recover: {e}"))?;
-    if signer != session {
-        bail!("{what}: signed by {signer}, not the session {session}");
-    }
-    if x.chain_id != terms.chain_id || t.chain_id != terms.chain_id {
-        bail!("{what}: on chain {}, not the chain {} of the terms", x.chain_id, terms.chain_id);
-    }
-    if x.nonce != nonce || t.nonce != nonce {
-        bail!("{what}: nonce {} (listed as {}), not the planned {nonce}", x.nonce, t.nonce);
-    }
-    let key = Key { chain_id: t.chain_id, holder: session, token: t.token, spender: t.spender, kind: t.kind };
-    let call = match t.invalidate_nonce {
-        None => revocation_call(&key),
-        Some(n) => cancel_call(&key, n),
-    };
-    let Some((to, data)) = call else {
-        bail!("{what}: a {} entry has no such transaction", t.kind.as_str());
-    };
-    if let AllowanceKind::Erc20 = t.kind {
-        if to != t.token {
-            bail!("{what}: internal: the revocation is not to the token");
-        }
-    }
-    if x.to != TxKind::Call(to) || t.to != to {
-        bail!("{what}: sent to {:?} (listed as {}), not to {to}", x.to, t.to);
-    }
-    if x.input != data {
-        bail!(
-            "{what}: the calldata is not {} — the host swapped the transaction (calldata 0x{})",
-            match (t.kind, t.invalidate_nonce) {
-                (_, Some(n)) => format!("Permit2 invalidateNonces({}, {}, {n})", t.token, t.spender),
-                (AllowanceKind::Erc20, None) => format!("approve({}, 0)", t.spender),
-                _ => format!("Permit2 approve({}, {}, 0, 0)", t.token, t.spender),
-            },
-            hex::encode(&x.input)
-        );
-    }
-    if !x.value.is_zero() {
-        bail!("{what}: sends {} wei of value", x.value);
-    }
-    if !x.access_list.0.is_empty() {
-        bail!("{what}: carries an access list");
-    }
-    if x.max_fee_per_gas > terms.max_fee_per_gas
-        || x.max_priority_fee_per_gas > terms.max_priority_fee_per_gas
-        || x.gas_limit > terms.gas_limit
-    {
-        bail!(
-            "{what}: fees or gas above the terms sent (max fee {} > {}, priority {} > {}, or gas {} > {})",
-            x.max_fee_per_gas,
-            terms.max_fee_per_gas,
-            x.max_priority_fee_per_gas,
-            terms.max_priority_fee_per_gas,
-            x.gas_limit,
-            terms.gas_limit
-        );
-    }
-    if t.hash != keccak256(&t.raw_transaction) {
-        bail!("{what}: its listed hash {} is not the raw transaction's", t.hash);
-    }
-    Ok(())
-}
-
-/// Every transaction of a sweep, in order: nonces follow each other per chain from the
-/// terms' first nonce (`consecutive`: an owner's sweep), or only increase from it (an
-/// unsigned sweep skips the nonces below the session's next one that hold the agent's
-/// transactions, or other keys' revocations).
+/// A sweep's reply, checked as [`bridle_common::sweep_check::sweep`] does.
 pub fn sweep(txs: &[SweepTx], terms: &[SweepTerms], session: Address, consecutive: bool) -> Result<()> {
-    let mut next: std::collections::BTreeMap<u64, u64> = terms.iter().map(|t| (t.chain_id, t.nonce)).collect();
-    for t in txs {
-        let Some(x) = terms.iter().find(|x| x.chain_id == t.chain_id) else {
-            bail!("a revocation on chain {}, for which no terms were sent", t.chain_id);
-        };
-        let Some(n) = next.get_mut(&t.chain_id) else { bail!("no terms for chain {}", t.chain_id) };
-        let at = if consecutive { *n } else { t.nonce.max(*n) };
-        sweep_tx(t, x, at, session)?;
-        *n = at.saturating_add(1);
-    }
-    Ok(())
+    Ok(bridle_common::sweep_check::sweep(txs, terms, session, consecutive)?)
 }
 
 #[cfg(test)]
@@ -355,88 +260,6 @@ mod tests {
         assert_eq!(twin.recover_address_from_prehash(&d).unwrap(), me, "the twin recovers alike");
         let e = recovers_to(&twin.as_bytes(), &d, me).unwrap_err().to_string();
         assert!(e.contains("upper half"), "{e}");
-    }
-
-    #[test]
-    fn a_sweep_transaction_must_be_exactly_the_revocation() {
-        use alloy_sol_types::{sol, SolCall};
-        sol! {
-            function approve(address spender, uint256 amount) returns (bool);
-            function transfer(address to, uint256 amount) returns (bool);
-        }
-        let (k, me) = key();
-        let (token, spender) = (Address::repeat_byte(0x70), Address::repeat_byte(0x5e));
-        let terms = SweepTerms {
-            chain_id: 31337,
-            nonce: 4,
-            max_fee_per_gas: 2_000_000_000,
-            max_priority_fee_per_gas: 1_000_000_000,
-            gas_limit: 100_000,
-        };
-        let mk = |data: Vec<u8>, nonce: u64| {
-            let r = signed_reply(&k, me, &tx(token, data, nonce)).raw_transaction.unwrap();
-            SweepTx {
-                chain_id: 31337,
-                nonce,
-                token,
-                spender,
-                kind: AllowanceKind::Erc20,
-                to: token,
-                hash: keccak256(&r),
-                raw_transaction: r,
-                invalidate_nonce: None,
-            }
-        };
-        let good = mk(approveCall { spender, amount: U256::ZERO }.abi_encode(), 4);
-        sweep(std::slice::from_ref(&good), std::slice::from_ref(&terms), me, true).unwrap();
-        let bad = mk(transferCall { to: spender, amount: U256::from(5) }.abi_encode(), 4);
-        let e = sweep(&[bad], std::slice::from_ref(&terms), me, true).unwrap_err().to_string();
-        assert!(e.contains("swapped"), "{e}");
-        let later = mk(approveCall { spender, amount: U256::ZERO }.abi_encode(), 5);
-        let e = sweep(std::slice::from_ref(&later), std::slice::from_ref(&terms), me, true).unwrap_err().to_string();
-        assert!(e.contains("not the planned 4"), "{e}");
-        // An unsigned sweep may skip nonces, never go back.
-        sweep(std::slice::from_ref(&later), std::slice::from_ref(&terms), me, false).unwrap();
-        let e = sweep(&[later, good.clone()], std::slice::from_ref(&terms), me, false).unwrap_err().to_string();
-        assert!(e.contains("not the planned 6"), "{e}");
-        let e = sweep(&[good], std::slice::from_ref(&terms), Address::repeat_byte(3), true).unwrap_err().to_string();
-        assert!(e.contains("not the session"), "{e}");
-
-        // A Permit2 entry: its permits cancelled at 4, then its revocation at 5. The host
-        // cannot pass one for the other, nor change the nonce the cancellation names.
-        let permit2 = Address::repeat_byte(0x22);
-        let kind = AllowanceKind::Permit2 { contract: permit2 };
-        let key = Key { chain_id: 31337, holder: me, token, spender, kind };
-        let p2 = |data: alloy_primitives::Bytes, nonce: u64, invalidate_nonce: Option<u64>| {
-            let r = signed_reply(&k, me, &tx(permit2, data.to_vec(), nonce)).raw_transaction.unwrap();
-            SweepTx {
-                chain_id: 31337,
-                nonce,
-                token,
-                spender,
-                kind,
-                to: permit2,
-                hash: keccak256(&r),
-                raw_transaction: r,
-                invalidate_nonce,
-            }
-        };
-        let cancel = p2(cancel_call(&key, 3).unwrap().1, 4, Some(3));
-        let revoke = p2(revocation_call(&key).unwrap().1, 5, None);
-        sweep(&[cancel.clone(), revoke.clone()], std::slice::from_ref(&terms), me, true).unwrap();
-        let e =
-            sweep(&[SweepTx { invalidate_nonce: Some(9), ..cancel.clone() }], std::slice::from_ref(&terms), me, true)
-                .unwrap_err()
-                .to_string();
-        assert!(e.contains("invalidateNonces") && e.contains("swapped"), "{e}");
-        let e = sweep(&[SweepTx { invalidate_nonce: None, ..cancel.clone() }], std::slice::from_ref(&terms), me, true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("Permit2 approve") && e.contains("swapped"), "{e}");
-        let e = sweep(&[cancel, SweepTx { invalidate_nonce: Some(3), ..revoke }], &[terms], me, true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("invalidateNonces") && e.contains("swapped"), "{e}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod policy;
 pub mod protocol;
 pub mod receipt;
 pub mod stamp;
+pub mod sweep_check;
 pub mod tx;
 pub mod typed;
 pub mod units;

@@ -545,13 +545,23 @@ pub async fn sweep(
         return Err(ApiError::malformed(format!("body session {} does not match the path's {session}", req.session)));
     }
     check_lost(&st, &session)?;
+    let (terms, auth) = (req.terms.clone(), req.auth.clone());
     match relay_owner(&st, Call::Sweep(req), Some(session)).await? {
         Reply::Swept(r) => {
-            let at = crate::store::now_secs();
-            let txs: Vec<crate::store::StoredSweepTx> =
-                r.transactions.iter().map(|t| crate::store::StoredSweepTx::of(session, t, at)).collect();
-            if !txs.is_empty() {
-                store_write(&st, "sweep", move |db| db.insert_sweep(&txs)).await;
+            // Kept only as the enclave's answer to this sweep: the sweeper sends what it
+            // finds here again (a review of 2026-12-06: in a cluster a reply may come
+            // through other hosts). Relayed either way; the owner's CLI checks it too.
+            match crate::sweeper::reply::check(&st, session, &terms, auth.as_ref(), &r) {
+                Ok(()) if !r.transactions.is_empty() => {
+                    let at = crate::store::now_secs();
+                    let txs: Vec<crate::store::StoredSweepTx> =
+                        r.transactions.iter().map(|t| crate::store::StoredSweepTx::of(session, t, at)).collect();
+                    store_write(&st, "sweep", move |db| db.insert_sweep(&txs)).await;
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(%session, error = %e, "a sweep's reply failed the host's checks: relayed, not kept")
+                }
             }
             Ok(Json(json!(r)))
         }

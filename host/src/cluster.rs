@@ -62,6 +62,10 @@ pub const DEFAULT_CLIENT_PIPELINE: usize = 8;
 /// Largest message between two nodes' hosts (20 MiB of sealed cluster traffic plus framing).
 pub const MAX_RELAY_BODY: usize = 22 << 20;
 
+/// The largest answer read from a peer host that forwards a call to its node: a node's
+/// largest answer, as the enclave client reads one from its socket in a cluster.
+pub const MAX_FORWARDED_ANSWER: usize = bridle_common::frame::max_answer(MAX_RELAY_BODY);
+
 /// Hosts heard from (their relays' [`RELAY_FROM_HEADER`]) that are neither seeds nor
 /// members this host knows of, kept (most recent first) at most.
 const MAX_HEARD: usize = 8;
@@ -205,7 +209,7 @@ impl ClusterLink {
     pub async fn forward(&self, url: &str, call: &Call, timeout: Duration) -> Result<Reply, ClientError> {
         let body = to_cbor(&RequestFrame { version: PROTOCOL_VERSION, call: call.clone() })
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = self
+        let mut resp = self
             .http
             .post(format!("{}/v1/cluster/call", trim(url)))
             .timeout(timeout)
@@ -216,7 +220,20 @@ impl ClusterLink {
         if !resp.status().is_success() {
             return Err(ClientError::Unavailable(format!("cluster peer {url}: HTTP {}", resp.status())));
         }
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Unavailable(format!("cluster peer {url}: {e}")))?;
+        // Read up to the largest answer a node sends, as from the enclave's socket: a peer
+        // (any URL heard of) answering without end was read whole into memory (a review of
+        // 2026-12-06).
+        let mut bytes = Vec::new();
+        while let Some(chunk) =
+            resp.chunk().await.map_err(|e| ClientError::Unavailable(format!("cluster peer {url}: {e}")))?
+        {
+            if bytes.len() + chunk.len() > MAX_FORWARDED_ANSWER {
+                return Err(ClientError::Protocol(format!(
+                    "cluster peer {url}: an answer over {MAX_FORWARDED_ANSWER} bytes"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let frame: ResponseFrame = from_cbor(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
         frame.result.map_err(ClientError::Denied)
     }
@@ -439,4 +456,38 @@ pub fn router(st: AppState) -> Router {
         .route(stream::PATH, get(stream_upgrade))
         .layer(DefaultBodyLimit::max(MAX_RELAY_BODY))
         .with_state(st)
+}
+
+#[cfg(test)]
+mod forward_tests {
+    use super::*;
+
+    /// A review of 2026-12-06: a peer's answer to a forwarded call was read whole, however
+    /// large. Over a node's largest answer it is refused while it is read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peers_answer_is_read_only_up_to_a_nodes_largest() {
+        use axum::{body::Body, routing::post, Router};
+        let endless = || async {
+            let chunk = axum::body::Bytes::from(vec![0u8; 1 << 20]);
+            let chunks = futures_util::stream::repeat(chunk).take(64).map(Ok::<_, std::io::Error>);
+            Body::from_stream(chunks)
+        };
+        use futures_util::StreamExt;
+        let app = Router::new().route("/v1/cluster/call", post(endless));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        let link = ClusterLink::new(ClusterSettings {
+            listen: "127.0.0.1:0".into(),
+            advertise: "http://127.0.0.1:9".into(),
+            seeds: vec![],
+            bootstrap: false,
+            source: None,
+        });
+        let call = Call::Status(bridle_common::protocol::StatusQuery { session: None, nonce: None, held: None });
+        match link.forward(&url, &call, Duration::from_secs(30)).await {
+            Err(ClientError::Protocol(e)) => assert!(e.contains(&format!("over {MAX_FORWARDED_ANSWER} bytes")), "{e}"),
+            other => panic!("read a 64 MiB answer: {other:?}"),
+        }
+    }
 }

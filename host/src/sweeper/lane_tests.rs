@@ -3,7 +3,8 @@ use alloy_primitives::{address, B256, U256};
 use bridle_common::allowance::AllowanceKind;
 use bridle_common::protocol::{ChainNonce, SessionState};
 
-pub(crate) const SESSION: Address = address!("1111111111111111111111111111111111111111");
+/// The address of the secret key `[0x11; 32]` (the sweeper's tests sign as the session).
+pub(crate) const SESSION: Address = address!("19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A");
 const TOKEN: Address = address!("2222222222222222222222222222222222222222");
 pub(crate) const ROUTER: Address = address!("3333333333333333333333333333333333333333");
 const POOL: Address = address!("4444444444444444444444444444444444444444");

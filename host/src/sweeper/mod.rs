@@ -29,6 +29,11 @@
 //! approvals outstanding (visible in `bridle owner allowances` and the metrics below), it
 //! cannot make the enclave sign anything but revocations.
 //!
+//! Every reply is checked before any of it is stored, sent or followed ([`reply`]): the
+//! enclave's receipt over it, and each transaction exactly a revocation at the terms. A
+//! reply that re-signs a stuck or never broadcast revocation without it is kept in the
+//! store and neither sent nor followed.
+//!
 //! Each node named has a task of its own ([`round`]): a node that is slow or unreachable
 //! delays only its own chain; every session's status is read once a round for all of them.
 //!
@@ -66,6 +71,7 @@
 mod lane;
 mod metrics;
 mod node;
+pub mod reply;
 mod round;
 
 pub use metrics::SweepMetrics;
@@ -295,7 +301,7 @@ async fn sweep_chain(
             max_priority_fee_per_gas,
             gas_limit: limits.gas_limit,
         };
-        return Ok(match sweep(state, http, url, (session, terms), book, limit).await? {
+        return Ok(match sweep(state, http, url, (session, terms), book, limit, Some(first)).await? {
             Signed::Some(nonces) if nonces.contains(&first) => {
                 state.sweep_metrics.bumps.fetch_add(1, Ordering::Relaxed);
                 Lane::Moving
@@ -317,7 +323,7 @@ async fn sweep_chain(
     }
     let pending = node::nonce(http, url, session, "pending").await?;
     let step = lane::step(st, chain, mined, pending);
-    let nonce = match step {
+    let (nonce, need) = match step {
         Step::Nothing => return Ok(Lane::Idle { left_to_owner: false, recheck: lane::IDLE_RECHECK }),
         // In the node's pool (broadcast by another host, or by this one before a restart):
         // followed as if this host had broadcast it at no fee — bumped from the node's fees
@@ -331,9 +337,9 @@ async fn sweep_chain(
         }
         Step::Resign(n) => {
             tracing::info!(%session, chain, nonce = n, "sweeper: a signed sweep the chain has not reached and this host did not broadcast; re-signing it");
-            n
+            (n, Some(n))
         }
-        Step::Sweep(n) => n,
+        Step::Sweep(n) => (n, None),
     };
     let (fee, tip) = fees(http, url).await?;
     let terms = SweepTerms {
@@ -346,7 +352,7 @@ async fn sweep_chain(
     // Due, and nothing signed or refused: each due key's sweep nonce is used (where sweeps
     // never settle, RULES.md §6), re-signs are used up (half the registry) or the gas budget
     // is (until its period ends). Only the owner's sweep is sure to revoke them now.
-    Ok(after_sweep(sweep(state, http, url, (session, terms), book, limit).await?))
+    Ok(after_sweep(sweep(state, http, url, (session, terms), book, limit, need).await?))
 }
 
 /// What this host's store holds of the revocations signed for `session` on `chain` at
@@ -440,7 +446,12 @@ enum Signed {
     Unavailable,
 }
 
-/// Ask the enclave for a sweep at `terms`, store and broadcast what it signed.
+/// Ask the enclave for a sweep at `terms`, check its reply, store what it signed and
+/// broadcast it. `need`: a nonce the sweep is for (a stuck or never broadcast revocation's):
+/// a reply without it is stored and neither broadcast nor followed, as `Nothing` — the
+/// revocations it signed above that nonce cannot be mined before it, and followed they
+/// left the lane waiting behind a gap of its own making until a restart (a review of
+/// 2026-12-06).
 async fn sweep(
     state: &AppState,
     http: &reqwest::Client,
@@ -448,6 +459,7 @@ async fn sweep(
     (session, terms): (Address, SweepTerms),
     book: &mut Book,
     limit: Duration,
+    need: Option<u64>,
 ) -> Result<Signed> {
     state.sweep_metrics.requests.fetch_add(1, Ordering::Relaxed);
     let call = Call::Sweep(Sweep { session, terms: vec![terms.clone()], accounts: vec![], auth: None });
@@ -466,6 +478,13 @@ async fn sweep(
         }
         Err(e) => return Err(anyhow!("enclave: {e}")),
     };
+    if let Err(e) = reply::check(state, session, std::slice::from_ref(&terms), None, &reply) {
+        state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+        return Err(anyhow!("the sweep's reply is not the enclave's answer to it ({e}); nothing stored or sent"));
+    }
+    for k in reply.skipped.iter().take(4) {
+        tracing::info!(%session, chain = k.chain_id, token = %k.token, spender = %k.spender, reason = %k.reason, "sweeper: the enclave left an approval out of the sweep");
+    }
     if reply.transactions.is_empty() {
         return Ok(Signed::Nothing);
     }
@@ -474,6 +493,10 @@ async fn sweep(
         reply.transactions.iter().map(|t| crate::store::StoredSweepTx::of(session, t, at)).collect();
     if let Err(e) = state.store.run(move |db| db.insert_sweep(&stored)).await {
         tracing::error!(error = %e, "sweeper: cannot store the sweep");
+    }
+    if let Some(n) = need.filter(|n| !reply.transactions.iter().any(|t| t.nonce == *n)) {
+        tracing::warn!(%session, chain = terms.chain_id, nonce = n, "sweeper: the enclave signed no revocation at the nonce asked for; nothing sent (the owner's sweep replaces it)");
+        return Ok(Signed::Nothing);
     }
     let inflight = book.entry((session, terms.chain_id)).or_default();
     for t in &reply.transactions {

@@ -69,9 +69,16 @@ async fn a_sweep_the_cluster_cannot_serve_now_is_neither_a_refusal_nor_left_to_t
     let started = Instant::now();
     // No node is asked: nothing was signed, so nothing is broadcast (the URL goes nowhere).
     let url = "http://127.0.0.1:9";
-    let signed =
-        sweep(&state, &reqwest::Client::new(), url, (Address::repeat_byte(7), terms), &mut book, SWEEP_CALL_LIMIT)
-            .await;
+    let signed = sweep(
+        &state,
+        &reqwest::Client::new(),
+        url,
+        (Address::repeat_byte(7), terms),
+        &mut book,
+        SWEEP_CALL_LIMIT,
+        None,
+    )
+    .await;
     let took = started.elapsed();
     assert_eq!(signed.unwrap(), Signed::Unavailable);
     assert!(book.is_empty(), "nothing in flight");
@@ -155,23 +162,127 @@ fn sweeps_use_the_policys_revoke_gas_and_bumps_stay_within_its_fee_caps() {
     assert_eq!(Limits::of(None).bumped((1_000, 100), (0, 0)), Some((1_126, 113)));
 }
 
-/// An enclave (on `path`) answering every sweep with `reply`, counting them (a connection's
-/// first status, the client's probe, is answered as by a node that has not joined).
-fn enclave_answering(path: std::path::PathBuf, reply: Reply) -> Arc<AtomicU64> {
+/// What the fake enclave answers a sweep with.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// A revocation at this nonce, signed by the session's key at the terms' fees and gas,
+    /// with the enclave's receipt: what a real enclave sends.
+    SignedAt(u64),
+    /// The same, signed at the terms' fees plus one wei: not what was asked for.
+    OverFees(u64),
+    /// Bytes that are no transaction, listed at this nonce, with no receipt (a host in the
+    /// way making up an answer).
+    Junk(u64),
+}
+
+/// The session's key (its address is [`SESSION`]) and the enclave's identity key.
+fn session_key() -> k256::ecdsa::SigningKey {
+    k256::ecdsa::SigningKey::from_slice(&[0x11; 32]).unwrap()
+}
+
+fn identity_key() -> k256::ecdsa::SigningKey {
+    k256::ecdsa::SigningKey::from_slice(&[0xee; 32]).unwrap()
+}
+
+fn sign(k: &k256::ecdsa::SigningKey, d: &B256) -> alloy_primitives::Signature {
+    let (s, r) = k.sign_prehash_recoverable(d.as_slice()).unwrap();
+    alloy_primitives::Signature::from_signature_and_parity(s, r.is_y_odd())
+}
+
+/// The revocation of the session's ERC-20 approval (token 0x01…, spender 0x02…) at `nonce`
+/// on 31337, signed by the session's key.
+fn revocation(nonce: u64, fee: u128, tip: u128, gas: u64) -> SweepTx {
+    use bridle_common::allowance::{revocation_call, AllowanceKind, Key};
+    use bridle_common::tx::{Eip1559Request, TxRequest};
+    let (token, spender) = (Address::repeat_byte(1), Address::repeat_byte(2));
+    let key = Key { chain_id: 31337, holder: SESSION, token, spender, kind: AllowanceKind::Erc20 };
+    let (to, data) = revocation_call(&key).unwrap();
+    let b = TxRequest::Eip1559(Eip1559Request {
+        chain_id: 31337,
+        nonce,
+        max_fee_per_gas: fee,
+        max_priority_fee_per_gas: tip,
+        gas_limit: gas,
+        to: Some(to),
+        value: Default::default(),
+        data,
+        access_list: vec![],
+    })
+    .build()
+    .unwrap();
+    let sig = sign(&session_key(), &b.signing_hash());
+    let raw = b.encode_signed(sig);
+    SweepTx {
+        chain_id: 31337,
+        nonce,
+        token,
+        spender,
+        kind: AllowanceKind::Erc20,
+        to,
+        hash: alloy_primitives::keccak256(&raw),
+        raw_transaction: raw,
+        invalidate_nonce: None,
+    }
+}
+
+/// `answer` to a sweep asked at `terms`.
+fn swept(answer: Answer, terms: &SweepTerms) -> Reply {
+    let (fee, tip, gas) = (terms.max_fee_per_gas, terms.max_priority_fee_per_gas, terms.gas_limit);
+    let tx = match answer {
+        Answer::SignedAt(n) => revocation(n, fee, tip, gas),
+        Answer::OverFees(n) => revocation(n, fee + 1, tip, gas),
+        Answer::Junk(n) => SweepTx { raw_transaction: vec![0x02, n as u8].into(), ..revocation(n, fee, tip, gas) },
+    };
+    let mut reply = SweepReply {
+        session: SESSION,
+        transactions: vec![tx],
+        user_operations: vec![],
+        skipped: vec![],
+        key_destroyed: false,
+        receipt: None,
+    };
+    if !matches!(answer, Answer::Junk(_)) {
+        let id = Address::from_public_key(identity_key().verifying_key());
+        bridle_common::receipt::attach(&mut reply, id, 1, bridle_common::receipt::anonymous_nonce(), |d| {
+            Ok::<_, std::convert::Infallible>(sign(&identity_key(), d))
+        })
+        .unwrap();
+    }
+    Reply::Swept(reply)
+}
+
+/// An enclave (on `path`) answering every sweep with `answer`, counting them; a status
+/// (the client's first call on a connection) names its identity.
+fn enclave_answering(path: std::path::PathBuf, answer: Answer) -> Arc<AtomicU64> {
     let calls = Arc::new(AtomicU64::new(0));
     let listener = tokio::net::UnixListener::bind(path).unwrap();
     let counted = calls.clone();
+    let identity = Status {
+        version: "fake".into(),
+        identity_public_key: identity_key().verifying_key().to_encoded_point(true).as_bytes().to_vec().into(),
+        identity_address: Address::from_public_key(identity_key().verifying_key()),
+        booted_at: 0,
+        now: 0,
+        sessions_active: 0,
+        sessions_total: 0,
+        signatures: 0,
+        denials: 0,
+        session: None,
+        aggregate: vec![],
+        receipt: None,
+    };
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            let (reply, counted) = (reply.clone(), counted.clone());
+            let (counted, identity) = (counted.clone(), identity.clone());
             tokio::spawn(async move {
                 while let Ok(body) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
                     let req: RequestFrame = bridle_common::frame::from_cbor(&body).unwrap();
                     let result = match req.call {
-                        Call::Sweep(_) => {
+                        Call::Sweep(w) => {
                             counted.fetch_add(1, Ordering::Relaxed);
-                            Ok(reply.clone())
+                            Ok(swept(answer, &w.terms[0]))
                         }
+                        Call::Status(_) => Ok(Reply::Status(identity.clone())),
                         _ => Err(Denial::new(ErrorCode::Unavailable, "not joined")),
                     };
                     let frame = to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result }).unwrap();
@@ -183,6 +294,18 @@ fn enclave_answering(path: std::path::PathBuf, reply: Reply) -> Arc<AtomicU64> {
         }
     });
     calls
+}
+
+/// The nonces of raw transactions a node was sent.
+fn nonces(sent: &[String]) -> Vec<u64> {
+    use alloy_consensus::Transaction;
+    use alloy_eips::eip2718::Decodable2718;
+    sent.iter()
+        .map(|h| {
+            let raw: alloy_primitives::Bytes = h.parse().unwrap();
+            alloy_consensus::TxEnvelope::decode_2718(&mut &raw[..]).unwrap().nonce()
+        })
+        .collect()
 }
 
 /// A chain node over HTTP (chain 31337): the session's mined and pending nonces as given,
@@ -218,10 +341,10 @@ async fn node(mined: u64, pending: u64) -> (String, Arc<std::sync::Mutex<Vec<Str
     (url, sent)
 }
 
-/// A stand-alone host, sweeping, whose enclave (in `dir`) answers every call with `reply`.
-fn host_with(dir: &tempfile::TempDir, reply: Reply) -> (AppState, Arc<AtomicU64>) {
+/// A stand-alone host, sweeping, whose enclave (in `dir`) answers every sweep with `answer`.
+fn host_with(dir: &tempfile::TempDir, answer: Answer) -> (AppState, Arc<AtomicU64>) {
     let path = dir.path().join("enclave.sock");
-    let calls = enclave_answering(path.clone(), reply);
+    let calls = enclave_answering(path.clone(), answer);
     let mut config = crate::HostConfig::new(SocketAddress::Unix(path));
     config.database = Database::Sqlite(":memory:".into());
     config.probe_interval = None;
@@ -236,27 +359,6 @@ use lane::tests::SESSION;
 /// something in flight).
 fn session_status() -> SessionStatus {
     lane::tests::status(SessionState::Active, vec![], 0)
-}
-
-fn swept_at(nonce: u64) -> Reply {
-    Reply::Swept(SweepReply {
-        session: SESSION,
-        transactions: vec![SweepTx {
-            chain_id: 31337,
-            nonce,
-            token: Address::repeat_byte(1),
-            spender: Address::repeat_byte(2),
-            kind: bridle_common::allowance::AllowanceKind::Erc20,
-            to: Address::repeat_byte(1),
-            hash: B256::repeat_byte(nonce as u8),
-            raw_transaction: vec![0x02, nonce as u8].into(),
-            invalidate_nonce: None,
-        }],
-        user_operations: vec![],
-        skipped: vec![],
-        key_destroyed: false,
-        receipt: None,
-    })
 }
 
 /// A book with one revocation in flight at `nonce`, broadcast `ago`.
@@ -282,8 +384,8 @@ fn book_at(nonce: u64, ago: Duration) -> Book {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bump_the_enclave_does_not_sign_at_its_nonce_is_no_bump_and_not_asked_every_round() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, calls) = host_with(&dir, swept_at(6));
-    let (url, _) = node(5, 7).await;
+    let (state, calls) = host_with(&dir, Answer::SignedAt(6));
+    let (url, sent) = node(5, 7).await;
     let mut book = book_at(5, Duration::from_secs(180));
     let st = session_status();
     let http = reqwest::Client::new();
@@ -299,10 +401,13 @@ async fn a_bump_the_enclave_does_not_sign_at_its_nonce_is_no_bump_and_not_asked_
     for line in ["bridle_sweep_requests_total 1\n", "bridle_sweep_fee_bumps_total 0\n"] {
         assert!(m.contains(line), "{line:?} not in\n{m}");
     }
-    // What the enclave did sign (at 6) is followed; 5 keeps its fees.
+    // What the enclave did sign (at 6) is kept, neither sent nor followed: it cannot be
+    // mined before 5 (a review of 2026-12-06); 5 keeps its fees.
     let lane = &book[&(SESSION, 31337)];
-    assert_eq!(lane.keys().copied().collect::<Vec<_>>(), vec![5, 6]);
+    assert_eq!(lane.keys().copied().collect::<Vec<_>>(), vec![5]);
     assert_eq!((lane[&5].max_fee_per_gas, lane[&5].hashes.len()), (100, 1));
+    assert_eq!(state.store.sweeps_at(&SESSION, 31337, 6).unwrap().len(), 1);
+    assert!(sent.lock().unwrap().is_empty(), "nothing broadcast");
 }
 
 /// A review of 2026-12-05: a revocation whose broadcast failed, or that the node's pool
@@ -312,7 +417,7 @@ async fn a_bump_the_enclave_does_not_sign_at_its_nonce_is_no_bump_and_not_asked_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_the_node_does_not_hold_is_sent_again_even_at_the_fee_caps() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, calls) = host_with(&dir, swept_at(9));
+    let (state, calls) = host_with(&dir, Answer::SignedAt(9));
     let (url, sent) = node(5, 5).await;
     let mut book = book_at(5, Duration::from_secs(180));
     let st = session_status();
@@ -354,7 +459,7 @@ fn swept_at_4() -> SessionStatus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_in_the_nodes_pool_is_followed_and_bumped_when_stuck() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, calls) = host_with(&dir, swept_at(4));
+    let (state, calls) = host_with(&dir, Answer::SignedAt(4));
     let (url, sent) = node(4, 5).await;
     // Swept at 4 by someone else; the node's pool holds a transaction there.
     let st = swept_at_4();
@@ -372,7 +477,7 @@ async fn a_sweep_in_the_nodes_pool_is_followed_and_bumped_when_stuck() {
     assert_eq!(lane, Lane::Moving);
     assert_eq!(calls.load(Ordering::Relaxed), 1);
     assert!(state.sweep_metrics.render().contains("bridle_sweep_fee_bumps_total 1\n"));
-    assert_eq!(*sent.lock().unwrap(), vec!["0x0204".to_string()], "the bump, broadcast");
+    assert_eq!(nonces(&sent.lock().unwrap()), vec![4], "the bump, broadcast");
 }
 
 /// A chain node (chain 1) that answers its chain id and then nothing for a minute.
@@ -401,7 +506,7 @@ async fn stalled_node() -> String {
 async fn a_stalled_node_holds_up_only_its_own_chain() {
     use bridle_common::allowance::AllowanceState;
     let dir = tempfile::tempdir().unwrap();
-    let (state, calls) = host_with(&dir, swept_at(0));
+    let (state, calls) = host_with(&dir, Answer::SignedAt(0));
     let (fast, sent) = node(0, 0).await;
     let slow = stalled_node().await;
     // Due on both chains (expired approvals), chain 1 first (as one task took them).
@@ -442,7 +547,7 @@ async fn a_stalled_node_holds_up_only_its_own_chain() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(calls.load(Ordering::Relaxed), 1, "one sweep asked, on 31337");
-    assert_eq!(*sent.lock().unwrap(), vec!["0x0200".to_string()]);
+    assert_eq!(nonces(&sent.lock().unwrap()), vec![0]);
     let started = Instant::now();
     loop {
         let m = state.sweep_metrics.render();
@@ -470,7 +575,7 @@ async fn a_stalled_node_holds_up_only_its_own_chain() {
 async fn a_sweep_in_the_nodes_pool_that_the_store_holds_is_bumped_from_its_own_fees() {
     use bridle_common::tx::{Eip1559Request, TxRequest};
     let dir = tempfile::tempdir().unwrap();
-    let (state, calls) = host_with(&dir, swept_at(4));
+    let (state, calls) = host_with(&dir, Answer::SignedAt(4));
     let (url, sent) = node(4, 5).await;
     let raw = TxRequest::Eip1559(Eip1559Request {
         chain_id: 31337,
@@ -515,5 +620,65 @@ async fn a_sweep_in_the_nodes_pool_that_the_store_holds_is_bumped_from_its_own_f
     let bumped = &book[&(SESSION, 31337)][&4];
     assert_eq!((bumped.max_fee_per_gas, bumped.max_priority_fee_per_gas), (113, 12));
     assert_eq!(bumped.hashes.len(), 2, "the stored hash and the bump's");
-    assert_eq!(*sent.lock().unwrap(), vec!["0x0204".to_string()], "the bump, broadcast");
+    assert_eq!(nonces(&sent.lock().unwrap()), vec![4], "the bump, broadcast");
+}
+
+/// A review of 2026-12-06: a never broadcast sweep at 4, re-signed; the enclave re-signs
+/// other revocations (at 7) and not the one at 4. Followed, they left the lane waiting
+/// behind a gap of its own making until a restart, blamed on the agent. Now nothing is sent
+/// or followed; what was signed is kept, and the lane is the owner's to sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_sign_without_its_nonce_is_kept_and_neither_sent_nor_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, calls) = host_with(&dir, Answer::SignedAt(7));
+    let (url, sent) = node(4, 4).await;
+    let st = swept_at_4();
+    let http = reqwest::Client::new();
+    let after = (Duration::from_secs(120), SWEEP_CALL_LIMIT);
+    let mut book = Book::default();
+    let lane = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, Limits::of(None)).await.unwrap();
+    assert_eq!(lane, Lane::Idle { left_to_owner: true, recheck: lane::IDLE_RECHECK });
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    assert!(book.is_empty(), "nothing followed: {book:?}");
+    assert!(sent.lock().unwrap().is_empty(), "nothing broadcast");
+    assert_eq!(state.store.sweeps_at(&SESSION, 31337, 7).unwrap().len(), 1, "kept");
+}
+
+/// A review of 2026-12-06: the sweeper stored, broadcast and followed whatever came back
+/// as the enclave's reply — in a cluster, calls travel through other hosts. A reply without
+/// the enclave's receipt and with bytes that are no transaction, or a genuine signature at
+/// fees above the terms, is now neither stored, sent nor followed, and counted as an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_that_is_not_the_enclaves_answer_is_neither_stored_nor_sent() {
+    use bridle_common::allowance::AllowanceState;
+    let mut due = lane::tests::key(lane::tests::ROUTER, AllowanceState::Expired, None);
+    due.chain_id = 31337;
+    let mut st = lane::tests::status(SessionState::Active, vec![due], 0);
+    st.next_nonces[0].chain_id = 31337;
+    for (i, answer) in [Answer::Junk(0), Answer::OverFees(0)].into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, calls) = host_with(&dir, answer);
+        let (url, sent) = node(0, 0).await;
+        let http = reqwest::Client::new();
+        let after = (Duration::from_secs(120), SWEEP_CALL_LIMIT);
+        let mut book = Book::default();
+        let r = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, Limits::of(None)).await;
+        let e = r.expect_err("refused").to_string();
+        let why = ["its receipt", "fees or gas above the terms"][i];
+        assert!(e.contains("not the enclave's answer") && e.contains(why), "{e}");
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        assert!(book.is_empty() && sent.lock().unwrap().is_empty());
+        assert!(state.store.sweeps_at(&SESSION, 31337, 0).unwrap().is_empty(), "nothing kept");
+        assert!(state.sweep_metrics.render().contains("bridle_sweep_errors_total 1\n"));
+    }
+    // The same answer signed as asked goes through.
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _) = host_with(&dir, Answer::SignedAt(0));
+    let (url, sent) = node(0, 0).await;
+    let mut book = Book::default();
+    let after = (Duration::from_secs(120), SWEEP_CALL_LIMIT);
+    let lane =
+        sweep_chain(&state, &reqwest::Client::new(), &url, (&st, 31337), &mut book, after, Limits::of(None)).await;
+    assert_eq!(lane.unwrap(), Lane::Moving);
+    assert_eq!(nonces(&sent.lock().unwrap()), vec![0]);
 }
