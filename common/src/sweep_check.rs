@@ -128,6 +128,39 @@ pub fn sweep(
     Ok(())
 }
 
+/// Every transaction at exactly its chain's terms' fees and gas, as the enclave signs them
+/// ([`sweep`] checks only that they are within): for a caller that books what it asked
+/// for, so that an earlier genuine reply at lower fees, replayed by a host in the way, is
+/// not taken for a bump (a review of 2026-12-06).
+pub fn exact_terms(txs: &[SweepTx], terms: &[SweepTerms]) -> Result<(), SweepCheckError> {
+    for t in txs {
+        let Some(x) = terms.iter().find(|x| x.chain_id == t.chain_id) else {
+            fail!("a revocation on chain {}, for which no terms were sent", t.chain_id);
+        };
+        let env = TxEnvelope::decode_2718(&mut &t.raw_transaction[..])
+            .map_err(|e| SweepCheckError(format!("nonce {}: the raw transaction does not decode: {e}", t.nonce)))?;
+        let TxEnvelope::Eip1559(s) = &env else {
+            fail!("nonce {}: a type-{} transaction, not an EIP-1559 revocation", t.nonce, env.ty());
+        };
+        let y = s.tx();
+        if (y.max_fee_per_gas, y.max_priority_fee_per_gas, y.gas_limit)
+            != (x.max_fee_per_gas, x.max_priority_fee_per_gas, x.gas_limit)
+        {
+            fail!(
+                "nonce {}: fees and gas ({}, {}, {}) are not the terms' ({}, {}, {})",
+                t.nonce,
+                y.max_fee_per_gas,
+                y.max_priority_fee_per_gas,
+                y.gas_limit,
+                x.max_fee_per_gas,
+                x.max_priority_fee_per_gas,
+                x.gas_limit
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +275,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("invalidateNonces") && e.contains("swapped"), "{e}");
+    }
+
+    #[test]
+    fn exact_terms_are_the_fees_and_gas_asked_for() {
+        let (k, _) = key();
+        let terms = SweepTerms {
+            chain_id: 31337,
+            nonce: 4,
+            max_fee_per_gas: 2_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+            gas_limit: 100_000,
+        };
+        let at = |fee: u128, tip: u128, gas: u64| {
+            let mut req = tx(Address::repeat_byte(1), vec![], 4);
+            let TxRequest::Eip1559(r) = &mut req else { unreachable!() };
+            (r.max_fee_per_gas, r.max_priority_fee_per_gas, r.gas_limit) = (fee, tip, gas);
+            let raw = signed_raw(&k, &req);
+            SweepTx {
+                chain_id: 31337,
+                nonce: 4,
+                token: Address::repeat_byte(1),
+                spender: Address::repeat_byte(2),
+                kind: AllowanceKind::Erc20,
+                to: Address::repeat_byte(1),
+                hash: keccak256(&raw),
+                raw_transaction: raw,
+                invalidate_nonce: None,
+            }
+        };
+        exact_terms(&[at(2_000_000_000, 1_000_000_000, 100_000)], std::slice::from_ref(&terms)).unwrap();
+        for lower in [
+            at(1_000_000_000, 1_000_000_000, 100_000),
+            at(2_000_000_000, 1, 100_000),
+            at(2_000_000_000, 1_000_000_000, 90_000),
+        ] {
+            let e = exact_terms(&[lower], std::slice::from_ref(&terms)).unwrap_err().to_string();
+            assert!(e.contains("not the terms'"), "{e}");
+        }
+        let e = exact_terms(&[at(2_000_000_000, 1_000_000_000, 100_000)], &[SweepTerms { chain_id: 1, ..terms }])
+            .unwrap_err();
+        assert!(e.to_string().contains("no terms"), "{e}");
     }
 }

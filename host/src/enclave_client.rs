@@ -352,9 +352,6 @@ impl EnclaveClient {
                 _ => m.set_enclave_up(true),
             }
         }
-        if let Ok(Reply::Status(s)) = &result {
-            self.observe_identity(s.identity_address).await;
-        }
         result
     }
 
@@ -501,10 +498,18 @@ impl EnclaveClient {
                 }
             }
         };
-        match tokio::time::timeout(timeout, exchange).await {
+        let r = match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err(ClientError::Timeout(timeout)),
+        };
+        // The identity is learned from this host's own enclave only: in a cluster a status
+        // may be answered by a peer host, which could name any key — then trusted to check
+        // sweep replies, and taken for a restart that loses every stored session (a review
+        // of 2026-12-06).
+        if let Ok(Reply::Status(s)) = &r {
+            self.observe_identity(s.identity_address).await;
         }
+        r
     }
 
     async fn exchange(&self, lane: &Lane, name: &str, body: &[u8]) -> Result<Reply, ClientError> {

@@ -124,6 +124,9 @@ pub struct Idle {
     pub fingerprint: Fingerprint,
     pub until: Instant,
     pub left_to_owner: bool,
+    /// Left alone until `until` even if the enclave's view changes: after a reply that
+    /// failed its checks (asked again, the enclave would sign again what nobody sends).
+    pub firm: bool,
 }
 
 /// How long a lane where the enclave signed nothing is left alone at most (a re-check).

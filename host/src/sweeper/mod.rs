@@ -232,6 +232,10 @@ enum Lane {
         left_to_owner: bool,
         recheck: Duration,
     },
+    /// The reply failed its checks (not the enclave's answer to this sweep): nothing of it
+    /// stored, sent or followed; the lane is left alone for a minute whatever the
+    /// enclave's view (asked again at once, the enclave would sign again what nobody sends).
+    Unchecked,
 }
 
 /// Follow what is in flight for one session on one chain (`at`); bump what is stuck; sweep
@@ -307,6 +311,12 @@ async fn sweep_chain(
                 Lane::Moving
             }
             Signed::Unavailable => Lane::WaitingForCluster,
+            Signed::Unchecked => {
+                if let Some(f) = book.get_mut(&(session, chain)).and_then(|i| i.get_mut(&first)) {
+                    f.sent_at = Instant::now();
+                }
+                Lane::Unchecked
+            }
             // Not re-signed at `first` (other nonces may have been): no bump happened. The
             // stuck revocation is asked about again only after `bump_after`, instead of
             // every round (each a request the enclave logs, re-signs charged to the gas
@@ -430,6 +440,7 @@ fn after_sweep(signed: Signed) -> Lane {
         // Not the owner's either: the owner's sweep is refused alike until a node that may
         // hold the key leads.
         Signed::Unavailable => Lane::WaitingForCluster,
+        Signed::Unchecked => Lane::Unchecked,
     }
 }
 
@@ -444,6 +455,8 @@ enum Signed {
     /// though a commit that timed out may still take effect (the next round's status shows
     /// its approvals swept, and the sweeper re-signs and broadcasts what it never got).
     Unavailable,
+    /// A reply that failed its checks ([`reply::check`]): nothing stored or sent.
+    Unchecked,
 }
 
 /// Ask the enclave for a sweep at `terms`, check its reply, store what it signed and
@@ -479,8 +492,8 @@ async fn sweep(
         Err(e) => return Err(anyhow!("enclave: {e}")),
     };
     if let Err(e) = reply::check(state, session, std::slice::from_ref(&terms), None, &reply) {
-        state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
-        return Err(anyhow!("the sweep's reply is not the enclave's answer to it ({e}); nothing stored or sent"));
+        tracing::warn!(%session, chain = terms.chain_id, error = %e, "sweeper: the sweep's reply is not the enclave's answer to it; nothing stored or sent, asked again in a minute");
+        return Ok(Signed::Unchecked);
     }
     for k in reply.skipped.iter().take(4) {
         tracing::info!(%session, chain = k.chain_id, token = %k.token, spender = %k.spender, reason = %k.reason, "sweeper: the enclave left an approval out of the sweep");

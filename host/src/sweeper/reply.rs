@@ -9,10 +9,12 @@
 //! every reply as it came. Now every reply must carry the receipt of the enclave this host
 //! fronts, over exactly that reply, and each transaction must be the revocation (or Permit2
 //! cancellation) it is listed as: from the session, on the terms' chain, at a nonce the
-//! terms allow, within their fees and gas ([`bridle_common::sweep_check`], the check the
-//! owner's CLI makes). What remains: a genuine reply of this enclave for the same session,
-//! replayed (its transactions are genuine revocations; an empty one leaves the lane alone
-//! until its next check).
+//! terms allow ([`bridle_common::sweep_check`], the check the owner's CLI makes), at
+//! exactly the terms' fees and gas, as the enclave signs them (so an earlier genuine reply
+//! at lower fees, replayed, is not booked as a bump at the fees asked for). What remains: a
+//! genuine reply of this enclave for the same session at the same terms, replayed (its
+//! transactions are genuine revocations; an empty one leaves the lane alone until its next
+//! check).
 
 use crate::AppState;
 use alloy_primitives::Address;
@@ -36,5 +38,6 @@ pub fn check(
         bail!("it is about session {}, not {session}", reply.session);
     }
     bridle_common::sweep_check::sweep(&reply.transactions, terms, session, auth.is_some())?;
+    bridle_common::sweep_check::exact_terms(&reply.transactions, terms)?;
     Ok(())
 }

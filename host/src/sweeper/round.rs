@@ -166,7 +166,10 @@ pub(super) async fn chain_round(
         }
         let fingerprint = Fingerprint::of(ss, chain);
         if let Some(i) = idle.get(&(session, chain)) {
-            if i.fingerprint == fingerprint && Instant::now() < i.until && !book.contains_key(&(session, chain)) {
+            if (i.firm || i.fingerprint == fingerprint)
+                && Instant::now() < i.until
+                && !book.contains_key(&(session, chain))
+            {
                 g.left_to_owner += u64::from(i.left_to_owner);
                 continue;
             }
@@ -187,7 +190,12 @@ pub(super) async fn chain_round(
                     tracing::warn!(%session, chain, "sweeper: approvals stay outstanding; the enclave revokes them only with the owner's signature now (bridle owner sweep)");
                 }
                 let until = Instant::now() + recheck;
-                idle.insert((session, chain), Idle { fingerprint, until, left_to_owner: owner });
+                idle.insert((session, chain), Idle { fingerprint, until, left_to_owner: owner, firm: false });
+            }
+            Ok(Lane::Unchecked) => {
+                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                let until = Instant::now() + lane::REFUSED_RECHECK;
+                idle.insert((session, chain), Idle { fingerprint, until, left_to_owner: false, firm: true });
             }
             Err(e) => {
                 // The enclave not answering, or the node: one try per call from here on

@@ -170,6 +170,9 @@ enum Answer {
     SignedAt(u64),
     /// The same, signed at the terms' fees plus one wei: not what was asked for.
     OverFees(u64),
+    /// The same, signed at the terms' fees less one wei, with the enclave's receipt: a
+    /// genuine earlier reply, replayed as the answer to a bump.
+    UnderFees(u64),
     /// Bytes that are no transaction, listed at this nonce, with no receipt (a host in the
     /// way making up an answer).
     Junk(u64),
@@ -231,6 +234,7 @@ fn swept(answer: Answer, terms: &SweepTerms) -> Reply {
     let tx = match answer {
         Answer::SignedAt(n) => revocation(n, fee, tip, gas),
         Answer::OverFees(n) => revocation(n, fee + 1, tip, gas),
+        Answer::UnderFees(n) => revocation(n, fee - 1, tip.min(fee - 1), gas),
         Answer::Junk(n) => SweepTx { raw_transaction: vec![0x02, n as u8].into(), ..revocation(n, fee, tip, gas) },
     };
     let mut reply = SweepReply {
@@ -646,8 +650,11 @@ async fn a_re_sign_without_its_nonce_is_kept_and_neither_sent_nor_followed() {
 
 /// A review of 2026-12-06: the sweeper stored, broadcast and followed whatever came back
 /// as the enclave's reply — in a cluster, calls travel through other hosts. A reply without
-/// the enclave's receipt and with bytes that are no transaction, or a genuine signature at
-/// fees above the terms, is now neither stored, sent nor followed, and counted as an error.
+/// the enclave's receipt and with bytes that are no transaction, a genuine signature at
+/// fees above the terms, or a genuine receipted reply at lower fees (an earlier one,
+/// replayed: it was booked as a bump at the fees asked for, and the node refused its copy
+/// as underpriced until the caps), is now neither stored, sent nor followed; the round
+/// counts it as an error and leaves the lane alone for a minute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_that_is_not_the_enclaves_answer_is_neither_stored_nor_sent() {
     use bridle_common::allowance::AllowanceState;
@@ -655,21 +662,28 @@ async fn a_reply_that_is_not_the_enclaves_answer_is_neither_stored_nor_sent() {
     due.chain_id = 31337;
     let mut st = lane::tests::status(SessionState::Active, vec![due], 0);
     st.next_nonces[0].chain_id = 31337;
-    for (i, answer) in [Answer::Junk(0), Answer::OverFees(0)].into_iter().enumerate() {
+    for (i, answer) in [Answer::Junk(0), Answer::OverFees(0), Answer::UnderFees(0)].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let (state, calls) = host_with(&dir, answer);
         let (url, sent) = node(0, 0).await;
         let http = reqwest::Client::new();
         let after = (Duration::from_secs(120), SWEEP_CALL_LIMIT);
         let mut book = Book::default();
-        let r = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, Limits::of(None)).await;
-        let e = r.expect_err("refused").to_string();
-        let why = ["its receipt", "fees or gas above the terms"][i];
-        assert!(e.contains("not the enclave's answer") && e.contains(why), "{e}");
+        let lane = sweep_chain(&state, &http, &url, (&st, 31337), &mut book, after, Limits::of(None)).await;
+        assert_eq!(lane.unwrap(), Lane::Unchecked, "answer {i}");
+        let terms = SweepTerms {
+            chain_id: 31337,
+            nonce: 0,
+            max_fee_per_gas: 2,
+            max_priority_fee_per_gas: 1,
+            gas_limit: SWEEP_GAS_LIMIT,
+        };
+        let Reply::Swept(r) = swept(answer, &terms) else { unreachable!() };
+        let e = reply::check(&state, SESSION, &[terms], None, &r).unwrap_err().to_string();
+        assert!(e.contains(["its receipt", "fees or gas above the terms", "not the terms'"][i]), "{e}");
         assert_eq!(calls.load(Ordering::Relaxed), 1);
         assert!(book.is_empty() && sent.lock().unwrap().is_empty());
         assert!(state.store.sweeps_at(&SESSION, 31337, 0).unwrap().is_empty(), "nothing kept");
-        assert!(state.sweep_metrics.render().contains("bridle_sweep_errors_total 1\n"));
     }
     // The same answer signed as asked goes through.
     let dir = tempfile::tempdir().unwrap();
@@ -681,4 +695,52 @@ async fn a_reply_that_is_not_the_enclaves_answer_is_neither_stored_nor_sent() {
         sweep_chain(&state, &reqwest::Client::new(), &url, (&st, 31337), &mut book, after, Limits::of(None)).await;
     assert_eq!(lane.unwrap(), Lane::Moving);
     assert_eq!(nonces(&sent.lock().unwrap()), vec![0]);
+}
+
+/// A review of 2026-12-06: the client took the identity of any status it got, and in a
+/// cluster a status may be answered by a peer host (any URL heard of) — whose key then
+/// checked sweep replies, and whose "new identity" marked every stored session lost. The
+/// identity is learned from this host's own enclave only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_status_does_not_set_the_enclaves_identity() {
+    use axum::{routing::post, Router};
+    let stranger = Address::repeat_byte(0x66);
+    let answer = move || async move {
+        let status = Status {
+            version: "peer".into(),
+            identity_public_key: Default::default(),
+            identity_address: stranger,
+            booted_at: 0,
+            now: 0,
+            sessions_active: 0,
+            sessions_total: 0,
+            signatures: 0,
+            denials: 0,
+            session: None,
+            aggregate: vec![],
+            receipt: None,
+        };
+        to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result: Ok(Reply::Status(status)) }).unwrap()
+    };
+    let app = Router::new().route("/v1/cluster/call", post(answer));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("enclave.sock");
+    unavailable_node(path.clone());
+    let mut config = crate::HostConfig::new(SocketAddress::Unix(path));
+    config.database = Database::Sqlite(":memory:".into());
+    config.probe_interval = None;
+    config.cluster = Some(ClusterSettings {
+        listen: "127.0.0.1:0".into(),
+        advertise: "http://127.0.0.1:9".into(),
+        seeds: vec![peer],
+        bootstrap: false,
+        source: None,
+    });
+    let state = AppState::open(config).unwrap();
+    let r = state.client.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })).await;
+    assert!(matches!(&r, Ok(Reply::Status(s)) if s.identity_address == stranger), "the peer answered: {r:?}");
+    assert_eq!(state.client.identity(), None, "a peer's word is not the enclave's identity");
 }
