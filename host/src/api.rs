@@ -376,8 +376,12 @@ pub async fn create_session(
     let auth = req.auth.clone();
     match relay_owner(&st, Call::CreateSession(req), None).await? {
         Reply::SessionCreated(created) => {
-            let c = created.clone();
-            store_write(&st, "session", move |s| s.insert_session(&c, &policy, &auth)).await;
+            if crate::owner_replies::enclaves_answer(&st, &created, &auth, "create_session")
+                && created.binding.owner == auth.owner
+            {
+                let c = created.clone();
+                store_write(&st, "session", move |s| s.insert_session(&c, &policy, &auth)).await;
+            }
             tracing::info!(session = %created.binding.session, owner = %created.binding.owner, "session created");
             Ok(Json(json!(created)))
         }
@@ -398,8 +402,10 @@ pub async fn update_policy(
     let auth = req.auth.clone();
     match relay_owner(&st, Call::UpdatePolicy(req), Some(session)).await? {
         Reply::PolicyUpdated(u) => {
-            let (s, h) = (u.session, u.policy_hash);
-            store_write(&st, "policy", move |db| db.update_policy(&s, &h, &policy, &auth)).await;
+            if crate::owner_replies::enclaves_answer(&st, &u, &auth, "update_policy") && u.session == session {
+                let (s, h) = (u.session, u.policy_hash);
+                store_write(&st, "policy", move |db| db.update_policy(&s, &h, &policy, &auth)).await;
+            }
             Ok(Json(json!(u)))
         }
         other => Err(ApiError::wrong_reply("update_policy", &other)),
@@ -415,10 +421,13 @@ pub async fn revoke(
         return Err(ApiError::malformed(format!("body session {} does not match the path's {session}", req.session)));
     }
     check_lost(&st, &session)?;
+    let auth = req.auth.clone();
     match relay_owner(&st, Call::Revoke(req), Some(session)).await? {
         Reply::Revoked(r) => {
-            let list = r.sessions.clone();
-            store_write(&st, "revocation", move |db| db.mark_revoked(&list).map(|_| ())).await;
+            if crate::owner_replies::enclaves_answer(&st, &r, &auth, "revoke") {
+                let list = r.sessions.clone();
+                store_write(&st, "revocation", move |db| db.mark_revoked(&list).map(|_| ())).await;
+            }
             Ok(Json(json!(r)))
         }
         other => Err(ApiError::wrong_reply("revoke", &other)),
@@ -433,10 +442,13 @@ pub async fn revoke_all(
     if req.auth.owner != owner {
         return Err(ApiError::malformed(format!("auth.owner {} does not match the path's {owner}", req.auth.owner)));
     }
+    let auth = req.auth.clone();
     match relay_owner(&st, Call::RevokeAll(req), None).await? {
         Reply::Revoked(r) => {
-            let list = r.sessions.clone();
-            store_write(&st, "revocations", move |db| db.mark_revoked(&list).map(|_| ())).await;
+            if crate::owner_replies::enclaves_answer(&st, &r, &auth, "revoke_all") {
+                let list = r.sessions.clone();
+                store_write(&st, "revocations", move |db| db.mark_revoked(&list).map(|_| ())).await;
+            }
             Ok(Json(json!(r)))
         }
         other => Err(ApiError::wrong_reply("revoke_all", &other)),

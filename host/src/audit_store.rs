@@ -320,6 +320,17 @@ impl AuditStore {
         if known_pk.is_none() {
             match client.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })).await? {
                 Reply::Status(st) => {
+                    // Only this host's own enclave's, with a key that is that identity's: in a
+                    // cluster a status may come from a peer host, whose chain was then kept
+                    // under an enclave it made up (a review of 2026-12-06).
+                    let key_of = k256::PublicKey::from_sec1_bytes(&st.identity_public_key)
+                        .map(|k| Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&k)));
+                    if client.identity() != Some(st.identity_address) || key_of.ok() != Some(st.identity_address) {
+                        return Err(PullError::Retry(format!(
+                            "a status naming {} is not this host's enclave's; asking again on the next pull",
+                            st.identity_address
+                        )));
+                    }
                     identity = Some(st.identity_address);
                     public_key = Some(st.identity_public_key);
                 }

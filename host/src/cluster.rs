@@ -117,6 +117,9 @@ impl ClusterLink {
         let http = reqwest::Client::builder()
             .local_address(settings.source)
             .no_proxy()
+            // A peer's answer is its own: never a redirect followed elsewhere (a review of
+            // 2026-12-06: up to ten hops, a 303 turned into a GET, to any address).
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()

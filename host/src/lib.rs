@@ -22,6 +22,7 @@ pub mod enclave_client;
 pub mod enclave_pipe;
 pub mod metrics;
 pub mod openapi;
+pub mod owner_replies;
 pub mod rpc;
 pub mod rpc_json;
 pub mod rpc_tx;

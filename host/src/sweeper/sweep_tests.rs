@@ -699,8 +699,9 @@ async fn a_reply_that_is_not_the_enclaves_answer_is_neither_stored_nor_sent() {
 
 /// A review of 2026-12-06: the client took the identity of any status it got, and in a
 /// cluster a status may be answered by a peer host (any URL heard of) — whose key then
-/// checked sweep replies, and whose "new identity" marked every stored session lost. The
-/// identity is learned from this host's own enclave only.
+/// checked sweep replies, and whose "new identity" marked every stored session lost (and
+/// under which the audit pull kept a chain). The identity is learned from this host's own
+/// enclave only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peers_status_does_not_set_the_enclaves_identity() {
     use axum::{routing::post, Router};
@@ -743,4 +744,8 @@ async fn a_peers_status_does_not_set_the_enclaves_identity() {
     let r = state.client.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })).await;
     assert!(matches!(&r, Ok(Reply::Status(s)) if s.identity_address == stranger), "the peer answered: {r:?}");
     assert_eq!(state.client.identity(), None, "a peer's word is not the enclave's identity");
+    // Nor does the audit pull keep a chain under the peer's identity.
+    let pulled = state.audit.pull(&state.client).await;
+    let e = pulled.expect_err("refused").to_string();
+    assert!(e.contains("not this host's enclave's"), "{e}");
 }
