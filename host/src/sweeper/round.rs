@@ -61,9 +61,18 @@ pub(super) async fn statuses(state: &AppState) -> Statuses {
         if stored == StoredState::Lost {
             continue;
         }
+        // In a cluster a status may come through other hosts: asked with a fresh nonce and
+        // taken only with the enclave's receipt for it (a review of 2026-12-06: a forged
+        // "nothing due" made the sweeper sweep nothing, silently). A stand-alone host reads
+        // its own enclave's socket, and asks unsigned (a receipt is a signature).
+        let nonce = state.config.cluster.is_some().then(|| {
+            let mut n = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut n);
+            B256::from(n)
+        });
         let r = state
             .client
-            .call_within(Call::Status(StatusQuery { session: Some(session), nonce: None, held: None }), limit)
+            .call_within(Call::Status(StatusQuery { session: Some(session), nonce, held: None }), limit)
             .await;
         let st = match r {
             Ok(Reply::Status(st)) => st,
@@ -81,7 +90,23 @@ pub(super) async fn statuses(state: &AppState) -> Statuses {
                 continue;
             }
         };
+        if let Some(n) = nonce {
+            let word = bridle_common::receipt::status_nonce(n, Some(session));
+            let checked =
+                state.client.identity().ok_or_else(|| "the enclave's identity is not known yet".to_string()).and_then(
+                    |id| bridle_common::receipt::verify(&st, id, Some(word)).map(|_| ()).map_err(|e| e.to_string()),
+                );
+            if let Err(e) = checked {
+                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%session, error = %e, "sweeper: a session's status is not the enclave's; not swept this round");
+                continue;
+            }
+        }
         let Some(mut ss) = st.session else { continue };
+        if ss.session != session {
+            state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         // Kept for every chain's task until the next round: only what sweeping reads (a
         // status carries up to 256 KiB of held requests' payloads; every session's at once
         // would be hundreds of MiB — a review of 2026-12-05).

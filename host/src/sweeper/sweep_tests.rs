@@ -749,3 +749,91 @@ async fn a_peers_status_does_not_set_the_enclaves_identity() {
     let e = pulled.expect_err("refused").to_string();
     assert!(e.contains("not this host's enclave's"), "{e}");
 }
+
+/// A cluster node on `path` whose statuses about a session come with the enclave's receipt
+/// for the query's nonce when `genuine`, else with none (a host in the way making it up).
+fn node_answering_statuses(path: std::path::PathBuf, genuine: bool) {
+    let id = Address::from_public_key(identity_key().verifying_key());
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                while let Ok(body) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+                    let req: RequestFrame = bridle_common::frame::from_cbor(&body).unwrap();
+                    let Call::Status(q) = req.call else { unreachable!("only statuses here") };
+                    let mut st = Status {
+                        version: "fake".into(),
+                        identity_public_key: Default::default(),
+                        identity_address: id,
+                        booted_at: 0,
+                        now: 0,
+                        sessions_active: 0,
+                        sessions_total: 0,
+                        signatures: 0,
+                        denials: 0,
+                        session: q.session.map(|_| Box::new(session_status())),
+                        aggregate: vec![],
+                        receipt: None,
+                    };
+                    if let (true, Some(n)) = (genuine, q.nonce) {
+                        let word = bridle_common::receipt::status_nonce(n, q.session);
+                        bridle_common::receipt::attach(&mut st, id, 1, word, |d| {
+                            Ok::<_, std::convert::Infallible>(sign(&identity_key(), d))
+                        })
+                        .unwrap();
+                    }
+                    let frame =
+                        to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result: Ok(Reply::Status(st)) }).unwrap();
+                    if write_frame(&mut s, &frame).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// A review of 2026-12-06: in a cluster the sweeper read sessions' statuses unsigned, and a
+/// status may come through other hosts: a forged "nothing due" made it sweep nothing,
+/// silently. A cluster host asks with a fresh nonce and takes a status only with the
+/// enclave's receipt for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_the_sweeper_takes_only_statuses_the_enclave_signed() {
+    for genuine in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("enclave.sock");
+        node_answering_statuses(path.clone(), genuine);
+        let mut config = crate::HostConfig::new(SocketAddress::Unix(path));
+        config.database = Database::Sqlite(":memory:".into());
+        config.probe_interval = None;
+        config.cluster = Some(ClusterSettings {
+            listen: "127.0.0.1:0".into(),
+            advertise: "http://127.0.0.1:9".into(),
+            seeds: vec![],
+            bootstrap: false,
+            source: None,
+        });
+        let state = AppState::open(config).unwrap();
+        state.sweep_metrics.enabled.store(true, Ordering::Relaxed);
+        let now = crate::store::now_secs();
+        let policy =
+            bridle_common::policy::file::resolve_text("name='t'\nchains=[31337]\nvalid_for='1h'\n", now).unwrap();
+        let binding = bridle_common::protocol::SessionBinding {
+            enclave: Address::from_public_key(identity_key().verifying_key()),
+            session: SESSION,
+            owner: Address::repeat_byte(0x0a),
+            agent: Address::repeat_byte(0x0b),
+            policy_hash: policy.hash(),
+            created_at: now,
+            valid_until: now + 3600,
+        };
+        let created =
+            SessionCreated { binding, binding_signature: Default::default(), attestation: None, receipt: None };
+        let auth = OwnerAuth { owner: Address::repeat_byte(0x0a), nonce: 1, signature: Default::default() };
+        state.store.insert_session(&created, &policy, &auth).unwrap();
+        let statuses = round::statuses(&state).await;
+        assert_eq!(statuses.sessions.len(), usize::from(genuine), "genuine: {genuine}");
+        let errors = if genuine { "bridle_sweep_errors_total 0\n" } else { "bridle_sweep_errors_total 1\n" };
+        assert!(state.sweep_metrics.render().contains(errors), "{}", state.sweep_metrics.render());
+    }
+}
