@@ -376,8 +376,9 @@ pub async fn create_session(
     let auth = req.auth.clone();
     match relay_owner(&st, Call::CreateSession(req), None).await? {
         Reply::SessionCreated(created) => {
-            if crate::owner_replies::enclaves_answer(&st, &created, &auth, "create_session")
+            if crate::owner_replies::enclaves_answer(&st, &created, &auth, "create_session").await
                 && created.binding.owner == auth.owner
+                && created.binding.policy_hash == policy.hash()
             {
                 let c = created.clone();
                 store_write(&st, "session", move |s| s.insert_session(&c, &policy, &auth)).await;
@@ -402,7 +403,10 @@ pub async fn update_policy(
     let auth = req.auth.clone();
     match relay_owner(&st, Call::UpdatePolicy(req), Some(session)).await? {
         Reply::PolicyUpdated(u) => {
-            if crate::owner_replies::enclaves_answer(&st, &u, &auth, "update_policy") && u.session == session {
+            if crate::owner_replies::enclaves_answer(&st, &u, &auth, "update_policy").await
+                && u.session == session
+                && u.policy_hash == policy.hash()
+            {
                 let (s, h) = (u.session, u.policy_hash);
                 store_write(&st, "policy", move |db| db.update_policy(&s, &h, &policy, &auth)).await;
             }
@@ -424,7 +428,7 @@ pub async fn revoke(
     let auth = req.auth.clone();
     match relay_owner(&st, Call::Revoke(req), Some(session)).await? {
         Reply::Revoked(r) => {
-            if crate::owner_replies::enclaves_answer(&st, &r, &auth, "revoke") {
+            if crate::owner_replies::enclaves_answer(&st, &r, &auth, "revoke").await {
                 let list = r.sessions.clone();
                 store_write(&st, "revocation", move |db| db.mark_revoked(&list).map(|_| ())).await;
             }
@@ -445,7 +449,7 @@ pub async fn revoke_all(
     let auth = req.auth.clone();
     match relay_owner(&st, Call::RevokeAll(req), None).await? {
         Reply::Revoked(r) => {
-            if crate::owner_replies::enclaves_answer(&st, &r, &auth, "revoke_all") {
+            if crate::owner_replies::enclaves_answer(&st, &r, &auth, "revoke_all").await {
                 let list = r.sessions.clone();
                 store_write(&st, "revocations", move |db| db.mark_revoked(&list).map(|_| ())).await;
             }
@@ -563,7 +567,7 @@ pub async fn sweep(
             // Kept only as the enclave's answer to this sweep: the sweeper sends what it
             // finds here again (a review of 2026-12-06: in a cluster a reply may come
             // through other hosts). Relayed either way; the owner's CLI checks it too.
-            match crate::sweeper::reply::check(&st, session, &terms, auth.as_ref(), &r) {
+            match crate::sweeper::reply::check(&st, session, &terms, auth.as_ref(), &r).await {
                 Ok(()) if !r.transactions.is_empty() => {
                     let at = crate::store::now_secs();
                     let txs: Vec<crate::store::StoredSweepTx> =

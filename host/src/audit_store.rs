@@ -311,7 +311,7 @@ impl AuditStore {
     async fn pull_inner(self: &Arc<Self>, client: &EnclaveClient) -> Result<Pulled, PullError> {
         // The identity the client established (a `status` on every new connection); the
         // public key (for the export) once per enclave.
-        let mut identity = client.identity();
+        let mut identity = client.own_identity().await;
         let mut public_key = None;
         let known_pk = match identity {
             Some(id) => self.run(move |s| s.tip(&id)).await?.and_then(|t| t.identity_public_key),

@@ -360,6 +360,18 @@ impl EnclaveClient {
         self.call_inner(call).await
     }
 
+    /// The identity of this host's own enclave, asked of it now if not known yet (a
+    /// connection opened before a cluster node joined learned none): what the host checks
+    /// replies against before it keeps anything of them. `None` while its own enclave does
+    /// not say (a node not joined, or down): a peer's word is never taken for it.
+    pub async fn own_identity(&self) -> Option<Address> {
+        if let Some(id) = self.identity() {
+            return Some(id);
+        }
+        let _ = self.call_inner(Call::Status(StatusQuery { session: None, nonce: None, held: None })).await;
+        self.identity()
+    }
+
     async fn call_routed(&self, link: &ClusterLink, call: Call, limit: Duration) -> Result<Reply, ClientError> {
         let started = Instant::now();
         // No new try after `deadline`; an exchange (or a redirect to the leader) may run

@@ -30,6 +30,8 @@ pub mod rpc_userop;
 pub mod session_gate;
 pub mod store;
 pub mod sweeper;
+#[cfg(test)]
+mod test_fakes;
 
 /// A real PostgreSQL server for the store tests: the file `bridle-tests` exports too.
 #[cfg(test)]

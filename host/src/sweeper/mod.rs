@@ -491,7 +491,7 @@ async fn sweep(
         }
         Err(e) => return Err(anyhow!("enclave: {e}")),
     };
-    if let Err(e) = reply::check(state, session, std::slice::from_ref(&terms), None, &reply) {
+    if let Err(e) = reply::check(state, session, std::slice::from_ref(&terms), None, &reply).await {
         tracing::warn!(%session, chain = terms.chain_id, error = %e, "sweeper: the sweep's reply is not the enclave's answer to it; nothing stored or sent, asked again in a minute");
         return Ok(Signed::Unchecked);
     }
@@ -537,6 +537,11 @@ async fn sweep(
     Ok(Signed::Some(reply.transactions.iter().map(|t| t.nonce).collect()))
 }
 
+#[cfg(test)]
+mod fakes;
+#[cfg(test)]
+#[path = "reply_tests.rs"]
+mod reply_tests;
 #[cfg(test)]
 #[path = "sweep_tests.rs"]
 mod sweep_tests;

@@ -24,14 +24,15 @@ use bridle_common::receipt;
 
 /// Whether `reply` is this host's enclave's answer to a sweep of `session` at `terms`,
 /// asked with `auth` (the owner's signature) or without.
-pub fn check(
+pub async fn check(
     state: &AppState,
     session: Address,
     terms: &[SweepTerms],
     auth: Option<&OwnerAuth>,
     reply: &SweepReply,
 ) -> Result<()> {
-    let enclave = state.client.identity().ok_or_else(|| anyhow!("the enclave's identity is not known yet"))?;
+    let enclave =
+        state.client.own_identity().await.ok_or_else(|| anyhow!("this host's enclave has not said its identity"))?;
     let word = auth.map_or_else(receipt::anonymous_nonce, |a| receipt::owner_nonce(a.owner, a.nonce));
     receipt::verify(reply, enclave, Some(word)).map_err(|e| anyhow!("its receipt: {e}"))?;
     if reply.session != session {

@@ -92,10 +92,14 @@ pub(super) async fn statuses(state: &AppState) -> Statuses {
         };
         if let Some(n) = nonce {
             let word = bridle_common::receipt::status_nonce(n, Some(session));
-            let checked =
-                state.client.identity().ok_or_else(|| "the enclave's identity is not known yet".to_string()).and_then(
-                    |id| bridle_common::receipt::verify(&st, id, Some(word)).map(|_| ()).map_err(|e| e.to_string()),
-                );
+            let checked = state
+                .client
+                .own_identity()
+                .await
+                .ok_or_else(|| "this host's enclave has not said its identity".to_string())
+                .and_then(|id| {
+                    bridle_common::receipt::verify(&st, id, Some(word)).map(|_| ()).map_err(|e| e.to_string())
+                });
             if let Err(e) = checked {
                 state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%session, error = %e, "sweeper: a session's status is not the enclave's; not swept this round");
