@@ -71,6 +71,22 @@ mod tests {
                                 }
                                 Ok(Reply::Revoked(reply))
                             }
+                            // Signed, but naming another policy than the one asked for.
+                            Call::UpdatePolicy(u) => {
+                                let mut reply = PolicyUpdated {
+                                    session: u.session,
+                                    policy_hash: alloy_primitives::B256::repeat_byte(9),
+                                    binding: None,
+                                    binding_signature: None,
+                                    receipt: None,
+                                };
+                                let word = bridle_common::receipt::owner_nonce(u.auth.owner, u.auth.nonce);
+                                bridle_common::receipt::attach(&mut reply, identity(), 1, word, |d| {
+                                    Ok::<_, std::convert::Infallible>(sign(&identity_key(), d))
+                                })
+                                .unwrap();
+                                Ok(Reply::PolicyUpdated(reply))
+                            }
                             _ => Err(Denial::new(ErrorCode::Unavailable, "not here")),
                         };
                         let frame = to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result }).unwrap();
@@ -104,6 +120,27 @@ mod tests {
             let kept = state.store.get_session(&session).unwrap().unwrap().state;
             let want = if genuine { StoredState::Revoked } else { StoredState::Active };
             assert_eq!(kept, want, "genuine: {genuine}, late: {late}");
+        }
+    }
+
+    /// The review of the fix: a kept update must name the hash of the policy the host stores
+    /// with it. A receipted reply naming another policy is relayed, not kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_update_naming_another_policy_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("enclave.sock");
+        enclave(path.clone(), true, false);
+        let state = crate::test_fakes::host(path, None);
+        let (session, owner) = (Address::repeat_byte(5), Address::repeat_byte(0x0a));
+        store_session(&state, session, owner, 1, 1);
+        let now = crate::store::now_secs();
+        let policy = bridle_common::policy::file::resolve_text("name='u'\nchains=[1]\nvalid_for='2h'\n", now).unwrap();
+        let auth = OwnerAuth { owner, nonce: 2, signature: Default::default() };
+        let update = UpdatePolicy { auth, session, policy: policy.clone() };
+        let r = crate::api::update_policy(State(state.clone()), AddrPath(session), ApiJson(update)).await;
+        assert!(r.is_ok(), "relayed");
+        for hash in [policy.hash(), alloy_primitives::B256::repeat_byte(9)] {
+            assert!(state.store.policy_with_hash(&session, &hash).unwrap().is_none(), "kept under {hash}");
         }
     }
 }

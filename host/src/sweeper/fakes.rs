@@ -12,16 +12,24 @@ pub(super) use lane::tests::SESSION;
 /// A cluster node whose every answer is `unavailable`, as a leader that may not hold the
 /// session's key answers a sweep during a rolling upgrade (status included: a node that has
 /// not joined answers it so, and the client takes that).
-pub(super) fn unavailable_node(path: std::path::PathBuf) {
+/// `joined`: a node that has joined answers a status about no session with its identity
+/// (as every joined node does), and every other call so.
+pub(super) fn unavailable_node(path: std::path::PathBuf, joined: bool) {
     let listener = tokio::net::UnixListener::bind(path).unwrap();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             tokio::spawn(async move {
-                while read_frame(&mut s, DEFAULT_MAX_FRAME).await.is_ok() {
-                    let result = Err(Denial::new(
-                        ErrorCode::Unavailable,
-                        "this cluster's leader may not hold this session's key; nothing was signed",
-                    ));
+                while let Ok(body) = read_frame(&mut s, DEFAULT_MAX_FRAME).await {
+                    let req: RequestFrame = bridle_common::frame::from_cbor(&body).unwrap();
+                    let result = match req.call {
+                        Call::Status(q) if joined && q.session.is_none() && q.nonce.is_none() => {
+                            Ok(Reply::Status(status_of(crate::test_fakes::identity())))
+                        }
+                        _ => Err(Denial::new(
+                            ErrorCode::Unavailable,
+                            "this cluster's leader may not hold this session's key; nothing was signed",
+                        )),
+                    };
                     let frame = to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result }).unwrap();
                     if write_frame(&mut s, &frame).await.is_err() {
                         break;
@@ -32,10 +40,11 @@ pub(super) fn unavailable_node(path: std::path::PathBuf) {
     });
 }
 
-/// A cluster host, sweeping, whose node (in `dir`) answers every call `unavailable`.
+/// A cluster host, sweeping, whose node (in `dir`) has joined and answers every call but
+/// its identity `unavailable`.
 pub(super) fn unavailable_cluster(dir: &tempfile::TempDir) -> AppState {
     let path = dir.path().join("enclave.sock");
-    unavailable_node(path.clone());
+    unavailable_node(path.clone(), true);
     let state = crate::test_fakes::host(path, Some(vec![]));
     state.sweep_metrics.enabled.store(true, Ordering::Relaxed);
     state

@@ -95,7 +95,7 @@ async fn a_peers_status_does_not_set_the_enclaves_identity() {
     tokio::spawn(async move { axum::serve(l, app).await });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("enclave.sock");
-    unavailable_node(path.clone());
+    unavailable_node(path.clone(), false);
     let state = crate::test_fakes::host(path, Some(vec![peer]));
     let r = state.client.call(Call::Status(StatusQuery { session: None, nonce: None, held: None })).await;
     assert!(matches!(&r, Ok(Reply::Status(s)) if s.identity_address == stranger), "the peer answered: {r:?}");

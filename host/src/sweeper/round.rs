@@ -57,6 +57,20 @@ pub(super) async fn statuses(state: &AppState) -> Statuses {
     // per call (the module docs).
     let mut limit = SWEEP_CALL_LIMIT;
     let mut sessions = Vec::new();
+    // In a cluster, what signed statuses are checked against: this host's own enclave's
+    // identity. Unknown (its node down, or not joined), no status could be taken: none is
+    // asked for this round (each would cost the leader a signature for nothing).
+    let identity = match state.config.cluster {
+        Some(_) => match state.client.own_identity().await {
+            Some(id) => Some(id),
+            None => {
+                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("sweeper: this host's enclave has not said its identity; no status read this round");
+                return Statuses { sessions, limit };
+            }
+        },
+        None => None,
+    };
     for (session, stored, _) in state.store.known_sessions() {
         if stored == StoredState::Lost {
             continue;
@@ -65,7 +79,7 @@ pub(super) async fn statuses(state: &AppState) -> Statuses {
         // taken only with the enclave's receipt for it (a review of 2026-12-06: a forged
         // "nothing due" made the sweeper sweep nothing, silently). A stand-alone host reads
         // its own enclave's socket, and asks unsigned (a receipt is a signature).
-        let nonce = state.config.cluster.is_some().then(|| {
+        let nonce = identity.is_some().then(|| {
             let mut n = [0u8; 32];
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut n);
             B256::from(n)
@@ -90,17 +104,9 @@ pub(super) async fn statuses(state: &AppState) -> Statuses {
                 continue;
             }
         };
-        if let Some(n) = nonce {
+        if let (Some(n), Some(id)) = (nonce, identity) {
             let word = bridle_common::receipt::status_nonce(n, Some(session));
-            let checked = state
-                .client
-                .own_identity()
-                .await
-                .ok_or_else(|| "this host's enclave has not said its identity".to_string())
-                .and_then(|id| {
-                    bridle_common::receipt::verify(&st, id, Some(word)).map(|_| ()).map_err(|e| e.to_string())
-                });
-            if let Err(e) = checked {
+            if let Err(e) = bridle_common::receipt::verify(&st, id, Some(word)) {
                 state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%session, error = %e, "sweeper: a session's status is not the enclave's; not swept this round");
                 continue;

@@ -57,23 +57,15 @@ async fn a_sweep_the_cluster_cannot_serve_now_is_neither_a_refusal_nor_left_to_t
 async fn a_round_the_cluster_cannot_serve_gives_each_further_call_one_try() {
     let dir = tempfile::tempdir().unwrap();
     let state = unavailable_cluster(&dir);
-    let now = crate::store::now_secs();
-    let policy = bridle_common::policy::file::resolve_text("name='t'\nchains=[31337]\nvalid_for='1h'\n", now).unwrap();
     let sessions = 6u8;
     for i in 1..=sessions {
-        let binding = bridle_common::protocol::SessionBinding {
-            enclave: Address::repeat_byte(0xee),
-            session: Address::repeat_byte(i),
-            owner: Address::repeat_byte(0x0a),
-            agent: Address::repeat_byte(0x0b),
-            policy_hash: policy.hash(),
-            created_at: now,
-            valid_until: now + 3600,
-        };
-        let created =
-            SessionCreated { binding, binding_signature: Default::default(), attestation: None, receipt: None };
-        let auth = OwnerAuth { owner: Address::repeat_byte(0x0a), nonce: u64::from(i), signature: Default::default() };
-        state.store.insert_session(&created, &policy, &auth).unwrap();
+        crate::test_fakes::store_session(
+            &state,
+            Address::repeat_byte(i),
+            Address::repeat_byte(0x0a),
+            31337,
+            u64::from(i),
+        );
     }
     let started = Instant::now();
     let statuses = round::statuses(&state).await;
