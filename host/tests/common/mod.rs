@@ -2,7 +2,8 @@
 //! host (the real router) served on 127.0.0.1:0.
 //!
 //! The fake enclave proves that the host relays and maps things correctly; it checks no
-//! signature and signs nothing for real.
+//! signature and signs nothing for real but the receipts of owner calls' replies, with
+//! its identity's key (the host keeps only replies the enclave signed).
 
 #![allow(dead_code)]
 
@@ -29,8 +30,26 @@ use tokio::task::JoinSet;
 
 pub const OWNER: Address = address!("00000000000000000000000000000000000000a1");
 pub const AGENT: Address = address!("00000000000000000000000000000000000000b2");
-pub const IDENTITY_1: Address = address!("1d00000000000000000000000000000000000001");
-pub const IDENTITY_2: Address = address!("1d00000000000000000000000000000000000002");
+/// The addresses of the secret keys `[1; 32]` and `[2; 32]` (see [`identity_key`]).
+pub const IDENTITY_1: Address = address!("1a642f0E3c3aF545E7AcBD38b07251B3990914F1");
+pub const IDENTITY_2: Address = address!("5050A4F4b3f9338C3472dcC01A87C76A144b3c9c");
+
+/// The key of a fake enclave's identity.
+pub fn identity_key(identity: Address) -> k256::ecdsa::SigningKey {
+    let byte = [IDENTITY_1, IDENTITY_2].iter().position(|i| *i == identity).expect("a fake identity") as u8 + 1;
+    k256::ecdsa::SigningKey::from_slice(&[byte; 32]).unwrap()
+}
+
+/// `reply` with the receipt of `identity` for the owner's nonce of `auth`.
+fn receipted<T: bridle_common::receipt::Receipted>(identity: Address, auth: &OwnerAuth, mut reply: T) -> T {
+    let word = bridle_common::receipt::owner_nonce(auth.owner, auth.nonce);
+    bridle_common::receipt::attach(&mut reply, identity, 1000, word, |d| {
+        let (s, r) = identity_key(identity).sign_prehash_recoverable(d.as_slice())?;
+        Ok::<_, k256::ecdsa::Error>(alloy_primitives::Signature::from_signature_and_parity(s, r.is_y_odd()))
+    })
+    .unwrap();
+    reply
+}
 /// The fake enclave denies transactions whose value exceeds this.
 pub const VALUE_CAP: u64 = 1_000_000;
 
@@ -163,7 +182,9 @@ pub fn fake_signature() -> Bytes {
 fn status(identity: Address, st: &FakeState) -> Status {
     Status {
         version: "fake-0".into(),
-        identity_public_key: Bytes::from(vec![2u8; 33]),
+        identity_public_key: Bytes::from(
+            identity_key(identity).verifying_key().to_encoded_point(true).as_bytes().to_vec(),
+        ),
         identity_address: identity,
         booted_at: 1,
         now: 2,
@@ -225,37 +246,35 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
                 created_at: 1000,
                 valid_until: c.policy.valid_until.unwrap_or(0),
             };
-            Ok(Reply::SessionCreated(SessionCreated {
-                binding,
-                binding_signature: fake_signature(),
-                attestation: None,
-                receipt: None,
-            }))
+            let created =
+                SessionCreated { binding, binding_signature: fake_signature(), attestation: None, receipt: None };
+            Ok(Reply::SessionCreated(receipted(identity, &c.auth, created)))
         }
         Call::UpdatePolicy(u) => {
             if !st.sessions.contains_key(&u.session) {
                 return Err(Denial::new(ErrorCode::UnknownSession, "no such session"));
             }
-            Ok(Reply::PolicyUpdated(PolicyUpdated {
+            let updated = PolicyUpdated {
                 session: u.session,
                 policy_hash: u.policy.hash(),
                 binding: None,
                 binding_signature: None,
                 receipt: None,
-            }))
+            };
+            Ok(Reply::PolicyUpdated(receipted(identity, &u.auth, updated)))
         }
         Call::Revoke(r) => {
             if st.sessions.remove(&r.session).is_none() {
                 return Err(Denial::new(ErrorCode::UnknownSession, "no such session"));
             }
-            Ok(Reply::Revoked(Revoked { sessions: vec![r.session], receipt: None }))
+            Ok(Reply::Revoked(receipted(identity, &r.auth, Revoked { sessions: vec![r.session], receipt: None })))
         }
         Call::RevokeAll(r) => {
             let mine: Vec<Address> = st.sessions.iter().filter(|(_, o)| **o == r.auth.owner).map(|(s, _)| *s).collect();
             for s in &mine {
                 st.sessions.remove(s);
             }
-            Ok(Reply::Revoked(Revoked { sessions: mine, receipt: None }))
+            Ok(Reply::Revoked(receipted(identity, &r.auth, Revoked { sessions: mine, receipt: None })))
         }
         Call::SignIfAllowed(req) => {
             if !st.sessions.contains_key(&req.session) {
