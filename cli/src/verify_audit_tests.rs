@@ -97,11 +97,17 @@ fn the_head_must_be_the_attested_identity() {
     assert!(err.contains("not the expected"), "{err}");
     // The whole file re-signed by another key claiming to be the enclave.
     let mut forged = ex.clone();
-    forged.head =
-        AuditHead::signed(ex.head.seq, ex.head.hash, ex.head.time, ex.enclave, ex.head.end, ex.head.nonce, |d| {
-            Ok::<_, std::convert::Infallible>(other.sign_digest(d))
-        })
-        .unwrap();
+    forged.head = AuditHead::signed(
+        ex.head.seq,
+        ex.head.hash,
+        ex.head.time,
+        ex.enclave,
+        ex.head.end,
+        ex.head.nonce,
+        ex.head.oldest,
+        |d| Ok::<_, std::convert::Infallible>(other.sign_digest(d)),
+    )
+    .unwrap();
     let (code, out, _) = verify(&serde_json::to_value(&forged).unwrap(), |a| a.enclave = Some(ex.enclave));
     assert_eq!(code, 1);
     assert!(out.contains("head_signer"), "{out}");
@@ -148,7 +154,7 @@ fn complete_only_as_of_the_fresh_head_it_reaches() {
     let (c2, ex2) = export();
     let mut forked = ex2.clone();
     forked.fresh_head = Some(
-        AuditHead::signed(9, B256::repeat_byte(1), 300, c2.enclave(), 10, B256::ZERO, |d| {
+        AuditHead::signed(9, B256::repeat_byte(1), 300, c2.enclave(), 10, B256::ZERO, 0, |d| {
             Ok::<_, std::convert::Infallible>(c2.sign_digest(d))
         })
         .unwrap(),

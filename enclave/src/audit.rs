@@ -354,7 +354,9 @@ impl AuditLog {
     /// Up to `max` entries from `since` (at most [`MAX_REPLY_ENTRIES`]) and a head signed by
     /// `identity` at the last of them — or, when there are none, at the log's current end.
     /// `since` past the end is refused; `since` older than the oldest entry held starts at
-    /// that entry (the older ones are gone: the verifier sees them missing).
+    /// that entry (the older ones are gone: the verifier sees them missing). The head names
+    /// that oldest entry (`oldest`), so a host relaying the reply cannot start a batch later
+    /// and call what it left out dropped.
     pub fn entries(
         &self,
         since: u64,
@@ -363,7 +365,7 @@ impl AuditLog {
         identity: &Key,
         now: u64,
     ) -> Result<AuditReply, Denial> {
-        let (entries, seq, hash, more, end) = {
+        let (entries, seq, hash, more, end, oldest) = {
             let g = self.lock();
             let next = g.chain.next_seq();
             let first = next - g.entries.len() as u64;
@@ -383,11 +385,11 @@ impl AuditLog {
                 Some(after) if n > 0 => (start + n as u64 - 1, after.prev),
                 _ => (next - 1, g.chain.last_hash()),
             };
-            (batch, seq, hash, start + (n as u64) < next, next)
+            (batch, seq, hash, start + (n as u64) < next, next, first)
         };
         let enclave = identity.address();
         let nonce = nonce.unwrap_or_default();
-        let head = AuditHead::signed(seq, hash, now, enclave, end, nonce, |d| identity.sign_digest(d))
+        let head = AuditHead::signed(seq, hash, now, enclave, end, nonce, oldest, |d| identity.sign_digest(d))
             .map_err(|e| Denial::new(ErrorCode::Internal, format!("audit head signature failed: {e}")))?;
         Ok(AuditReply { entries, head, more })
     }
@@ -587,6 +589,9 @@ mod tests {
         // Entries 0..151 are gone; asking from 0 starts at 151.
         let r = l.reply_t(0, &id, T0).unwrap();
         assert_eq!((r.entries.len(), r.entries[0].seq, r.head.seq, r.more), (100, 151, 250, false));
+        // The signed head says where the window starts, whatever was asked.
+        assert_eq!(r.head.oldest, 151);
+        assert_eq!(l.reply_t(200, &id, T0).unwrap().head.oldest, 151);
         let e = verify_chain(&r.entries, &r.head, id.address(), None).unwrap_err();
         assert_eq!(e, AuditError::Missing { seq: 0, head_seq: 250 });
         // As a continuation from the first entry held, it verifies.

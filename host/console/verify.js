@@ -230,13 +230,14 @@ export function entryHash(e) {
 
 export function headDigest(h) {
   return keccak(
-    utf8("bridle/audit-head/v2"),
+    utf8("bridle/audit-head/v3"),
     u64(h.seq),
     b32(h.hash),
     u64(h.time),
     addressBytes(h.enclave),
     u64(h.end ?? 0),
     b32(h.nonce ?? "0x" + "00".repeat(32)),
+    u64(h.oldest ?? 0),
   );
 }
 
@@ -256,7 +257,8 @@ const ENTRY_FIELDS = {
 };
 const HEAD_FIELDS = {
   seq: INT, hash: HEX(64), time: INT, enclave: HEX(40), end: (v) => v === undefined || INT(v),
-  nonce: (v) => v === undefined || v === null || HEX(64)(v), signature: STR,
+  nonce: (v) => v === undefined || v === null || HEX(64)(v), oldest: (v) => v === undefined || INT(v),
+  signature: STR,
 };
 
 /** The first field of `o` not written the one way `fields` allows, or null. */

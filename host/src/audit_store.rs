@@ -215,6 +215,20 @@ impl AuditStore {
         };
         let chain = verify_chain_hashes(&reply.entries, &reply.head, enclave, from)
             .map_err(|error| PullError::Refused { enclave, error })?;
+        if let Some((a, b)) = gap {
+            // A gap is the enclave's word, not the relay's: its signed head must say the
+            // window starts where the batch does. In a cluster the batch comes through the
+            // leader's host, which could otherwise answer from `b + 1` and cut entries the
+            // enclave still holds out of this copy for good (a review of 2026-12-06).
+            if reply.head.oldest != b + 1 {
+                return Err(PullError::Other(format!(
+                    "a batch starting at seq {} skips entries {a}..={b}, but the enclave's signed head says it \
+                     held entries from seq {}: not a gap the enclave made (the batch was cut on its way)",
+                    b + 1,
+                    reply.head.oldest
+                )));
+            }
+        }
         let batch = Batch { public_key, chain: &chain, gap, now: now_secs() };
         let stored = self.backend.store_batch(&batch).map_err(|e| match e {
             c @ BatchError::Conflict { .. } => PullError::Conflict(c.to_string()),

@@ -86,7 +86,7 @@ fn broken_batches_are_refused_and_nothing_is_stored() {
         // A head signed by another key.
         let other = TestChain::new(6);
         let mut forged = reply(&c, 5, 11, false);
-        forged.head = AuditHead::signed(10, c.entries[10].hash(), 9, c.enclave(), 11, B256::ZERO, |d| {
+        forged.head = AuditHead::signed(10, c.entries[10].hash(), 9, c.enclave(), 11, B256::ZERO, 0, |d| {
             Ok::<_, std::convert::Infallible>(other.sign_digest(d))
         })
         .unwrap();
@@ -113,8 +113,19 @@ fn a_gap_is_recorded_and_shows_in_the_export() {
         started(&mut c);
         c.fill(30);
         s.accept(c.enclave(), None, &reply(&c, 0, 10, true)).unwrap();
-        // The enclave's window now starts at 20.
-        let (n, gap) = s.accept(c.enclave(), None, &reply(&c, 20, 31, false)).unwrap();
+        // A batch from 20 whose head says the enclave still held entries from 15 (or
+        // from 0, or from 21): cut on its way, not dropped by the enclave. Refused, nothing
+        // stored, no gap.
+        for oldest in [0, 15, 19, 21] {
+            let cut = AuditReply { head: c.head_held_from(30, 9, oldest), ..reply(&c, 20, 31, false) };
+            let e = s.accept(c.enclave(), None, &cut).unwrap_err();
+            assert!(e.to_string().contains("not a gap the enclave made"), "{e}");
+            assert_eq!(s.tip(&c.enclave()).unwrap().unwrap().seq, 9);
+            assert!(s.gaps(&c.enclave()).unwrap().is_empty());
+        }
+        // The enclave's window now starts at 20, and its head says so.
+        let dropped = AuditReply { head: c.head_held_from(30, 9, 20), ..reply(&c, 20, 31, false) };
+        let (n, gap) = s.accept(c.enclave(), None, &dropped).unwrap();
         assert_eq!((n, gap), (11, Some((10, 19))));
         assert_eq!(s.gaps(&c.enclave()).unwrap(), vec![(10, 19)]);
         let ex: AuditExport = serde_json::from_str(&s.export_json(&c.enclave()).unwrap().unwrap()).unwrap();

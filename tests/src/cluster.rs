@@ -129,6 +129,9 @@ pub struct Node {
     pub api: String,
     pub proxy: Netsplit,
     pub enclave_args: Vec<String>,
+    /// The URL this node's host tells the others to reach it at, when not its proxy's
+    /// (a test's man in the middle).
+    pub advertise: Option<String>,
 }
 
 impl Node {
@@ -183,6 +186,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub http: reqwest::Client,
     pub name: String,
+    /// Environment every host is started with, beside the test's own.
+    pub host_env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -194,12 +199,7 @@ impl Cluster {
 
     /// [`Cluster::start`] with `extra` arguments for every enclave.
     pub async fn start_with(n: usize, extra: &[&str]) -> Cluster {
-        let mut c = Cluster {
-            dir: tempfile::tempdir().unwrap(),
-            nodes: Vec::new(),
-            http: reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap(),
-            name: format!("test-{}", std::process::id()),
-        };
+        let mut c = Cluster::empty();
         for i in 0..n {
             c.add_node(extra).await;
             c.start_node(i, i == 0);
@@ -209,6 +209,18 @@ impl Cluster {
         }
         c.wait_voters(n, Duration::from_secs(60)).await;
         c
+    }
+
+    /// A cluster of no node yet: add and start them one by one ([`Cluster::add_node`],
+    /// [`Cluster::start_node`]).
+    pub fn empty() -> Cluster {
+        Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            nodes: Vec::new(),
+            http: reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap(),
+            name: format!("test-{}", std::process::id()),
+            host_env: Vec::new(),
+        }
     }
 
     /// A new node (not started): its proxy and paths; `extra` enclave arguments (e.g. to
@@ -223,6 +235,7 @@ impl Cluster {
             api: String::new(),
             proxy,
             enclave_args: extra.iter().map(|s| s.to_string()).collect(),
+            advertise: None,
         });
         i
     }
@@ -237,9 +250,10 @@ impl Cluster {
             .args(["--listen", "127.0.0.1:0", "--db"])
             .arg(self.dir.path().join(format!("host-{i}-{}.sqlite", now())))
             .args(["--cluster-listen", "127.0.0.1:0"])
-            .args(["--cluster-advertise", &self.nodes[i].peer_url()])
+            .args(["--cluster-advertise", &self.nodes[i].advertise.clone().unwrap_or_else(|| self.nodes[i].peer_url())])
             .args(["--cluster-source-address", &source_ip(i).to_string()])
-            .args(["--probe-interval", "1"]);
+            .args(["--probe-interval", "1"])
+            .envs(self.host_env.iter().map(|(k, v)| (k, v)));
         if bootstrap {
             h.arg("--cluster-bootstrap");
         } else {

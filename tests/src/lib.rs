@@ -994,6 +994,7 @@ pub mod aa;
 pub mod account_sweep;
 pub mod cli;
 pub mod cluster;
+pub mod cluster_mitm;
 pub mod differential;
 pub mod erc7579;
 pub mod load;

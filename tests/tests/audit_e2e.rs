@@ -147,8 +147,8 @@ for i, e in enumerate(ex['entries']):
 hd = ex['head']
 assert hd['seq'] == len(ex['entries']) - 1 and h(hd['hash']) == prev
 assert hd['end'] == hd['seq'] + 1
-d = keccak(b'bridle/audit-head/v2' + u64(hd['seq']) + h(hd['hash']) + u64(hd['time']) + h(hd['enclave'])
-           + u64(hd['end']) + h(hd['nonce']))
+d = keccak(b'bridle/audit-head/v3' + u64(hd['seq']) + h(hd['hash']) + u64(hd['time']) + h(hd['enclave'])
+           + u64(hd['end']) + h(hd['nonce']) + u64(hd['oldest']))
 sig = h(hd['signature'])
 v = sig[64] - 27 if sig[64] >= 27 else sig[64]
 pub = keys.Signature(vrs=(v, int.from_bytes(sig[:32], 'big'), int.from_bytes(sig[32:64], 'big')))
@@ -299,6 +299,7 @@ async fn a_tampered_export_is_rejected_naming_the_entry() {
         head.enclave,
         head.end,
         head.nonce,
+        head.oldest,
         |d| {
             let sk = k256::ecdsa::SigningKey::from(&mallory.secret);
             let (sig, recid) = sk.sign_prehash_recoverable(d.as_slice())?;

@@ -33,12 +33,7 @@ fn role(socket: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_founds_or_joins_never_both() {
-    let mut c = Cluster {
-        dir: tempfile::tempdir().unwrap(),
-        nodes: Vec::new(),
-        http: reqwest::Client::new(),
-        name: format!("test-start-{}", std::process::id()),
-    };
+    let mut c = Cluster { name: format!("test-start-{}", std::process::id()), ..Cluster::empty() };
     for i in 0..2 {
         c.add_node(&[]).await;
         c.spawn_enclave(i);

@@ -8,6 +8,7 @@
 use alloy_primitives::{address, Address, Bytes, Signature, B256, U256};
 use bridle_common::allowance::AllowanceKind;
 use bridle_common::audit::testing::TestChain;
+use bridle_common::audit::AuditHead;
 use bridle_common::owner::{action, OwnerAction};
 use bridle_common::protocol::*;
 use bridle_common::receipt::{self, Receipted};
@@ -183,6 +184,8 @@ fn bindings_receipts_and_audit_match_bridle_common() {
     let mut chain = TestChain::new(9);
     chain.fill(23);
     let head = chain.head(1_796_000_400);
+    // A head of an enclave whose window had moved on: `oldest` is in what it signs.
+    let windowed = chain.head_held_from(22, 1_796_000_400, 3);
     let mut tampered = chain.entries.clone();
     tampered[7].detail.push('!');
     let mut dropped = chain.entries.clone();
@@ -218,6 +221,9 @@ fn bindings_receipts_and_audit_match_bridle_common() {
         json!({"op": "audit", "entries": bare, "head": head, "identity": chain.enclave()}),
         json!({"op": "audit", "entries": listed, "head": head, "identity": chain.enclave()}),
         json!({"op": "audit", "entries": chain.entries, "head": head_text, "identity": chain.enclave()}),
+        json!({"op": "audit", "entries": chain.entries, "head": windowed, "identity": chain.enclave()}),
+        json!({"op": "audit", "entries": chain.entries, "head": AuditHead { oldest: 4, ..windowed.clone() },
+               "identity": chain.enclave()}),
     ];
     let r = node(&cases);
     assert_eq!(b256(&r[0]["digest"]), binding.digest());
@@ -256,6 +262,8 @@ fn bindings_receipts_and_audit_match_bridle_common() {
         assert!(r[i]["result"]["error"].as_str().unwrap().contains(field), "{}", r[i]["result"]);
     }
     assert!(r[16]["result"]["error"].as_str().unwrap().contains("head is not in canonical form: seq"), "{}", r[16]);
+    assert_eq!(r[17]["result"]["ok"], true, "the head's `oldest` is signed: {}", r[17]["result"]);
+    assert_eq!(r[18]["result"]["ok"], false, "`oldest` changed after signing: {}", r[18]["result"]);
 }
 
 #[test]

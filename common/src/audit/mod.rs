@@ -27,8 +27,8 @@
 //!                              ‖ str(detail)
 //!                              ‖ prev[32])
 //!
-//! head.digest()    = keccak256("bridle/audit-head/v2" ‖ seq: u64 ‖ hash[32] ‖ time: u64 ‖ enclave[20]
-//!                              ‖ end: u64 ‖ nonce[32])
+//! head.digest()    = keccak256("bridle/audit-head/v3" ‖ seq: u64 ‖ hash[32] ‖ time: u64 ‖ enclave[20]
+//!                              ‖ end: u64 ‖ nonce[32] ‖ oldest: u64)
 //! ```
 //!
 //! `head.signature` is the identity key's 65-byte `r ‖ s ‖ v` signature over `head.digest()`
@@ -38,7 +38,11 @@
 //! at `end − 1`. A head of one batch (`seq < end − 1`) proves that batch, and that more
 //! entries existed: a host that serves an old batch's head cannot pass the log off as
 //! complete. `nonce` is the verifier's (zero when none): a head for a fresh nonce proves the
-//! log's end at the time of asking.
+//! log's end at the time of asking. `oldest` is the first entry the enclave still held when it
+//! signed (it keeps a window of the latest entries): entries before it were dropped from the
+//! window, and a batch may skip past them; no batch may skip an entry at or after it (v2
+//! heads, without `oldest`, let a host that relays a batch cut entries out and call them
+//! dropped).
 //!
 //! The domain tags differ from each other and from every other digest the identity key
 //! signs (`bridle/session-binding/v1`), so no signature can be replayed across them.
@@ -51,7 +55,7 @@ use std::fmt;
 /// Domain tag of entry hashes.
 pub const ENTRY_TAG: &[u8] = b"bridle/audit-entry/v1";
 /// Domain tag of the head digest.
-pub const HEAD_TAG: &[u8] = b"bridle/audit-head/v2";
+pub const HEAD_TAG: &[u8] = b"bridle/audit-head/v3";
 /// Domain tag of the genesis hash.
 pub const GENESIS_TAG: &[u8] = b"bridle/audit-genesis/v1";
 /// The longest `detail`, bytes (UTF-8).
@@ -281,14 +285,19 @@ pub struct AuditHead {
     /// The verifier's nonce this head answers (zero when none was given).
     #[serde(default)]
     pub nonce: B256,
+    /// The first entry the enclave still held when it signed: the ones before it were
+    /// dropped from its window. A batch that starts past what was asked for is a gap only
+    /// when it starts here.
+    #[serde(default)]
+    pub oldest: u64,
     /// 65-byte `r ‖ s ‖ v` over [`AuditHead::digest`].
     pub signature: Bytes,
 }
 
 impl AuditHead {
     /// What the identity key signs.
-    pub fn digest_of(seq: u64, hash: &B256, time: u64, enclave: &Address, end: u64, nonce: &B256) -> B256 {
-        let mut buf = Vec::with_capacity(HEAD_TAG.len() + 108);
+    pub fn digest_of(seq: u64, hash: &B256, time: u64, enclave: &Address, end: u64, nonce: &B256, oldest: u64) -> B256 {
+        let mut buf = Vec::with_capacity(HEAD_TAG.len() + 116);
         buf.extend_from_slice(HEAD_TAG);
         buf.extend_from_slice(&seq.to_be_bytes());
         buf.extend_from_slice(hash.as_slice());
@@ -296,11 +305,12 @@ impl AuditHead {
         buf.extend_from_slice(enclave.as_slice());
         buf.extend_from_slice(&end.to_be_bytes());
         buf.extend_from_slice(nonce.as_slice());
+        buf.extend_from_slice(&oldest.to_be_bytes());
         keccak256(buf)
     }
 
     pub fn digest(&self) -> B256 {
-        Self::digest_of(self.seq, &self.hash, self.time, &self.enclave, self.end, &self.nonce)
+        Self::digest_of(self.seq, &self.hash, self.time, &self.enclave, self.end, &self.nonce, self.oldest)
     }
 
     /// Whether the head is at the log's end when it was signed.
@@ -317,10 +327,20 @@ impl AuditHead {
         enclave: Address,
         end: u64,
         nonce: B256,
+        oldest: u64,
         sign: impl FnOnce(&B256) -> Result<Signature, E>,
     ) -> Result<AuditHead, E> {
-        let sig = sign(&Self::digest_of(seq, &hash, time, &enclave, end, &nonce))?;
-        Ok(AuditHead { seq, hash, time, enclave, end, nonce, signature: Bytes::copy_from_slice(&sig.as_bytes()) })
+        let sig = sign(&Self::digest_of(seq, &hash, time, &enclave, end, &nonce, oldest))?;
+        Ok(AuditHead {
+            seq,
+            hash,
+            time,
+            enclave,
+            end,
+            nonce,
+            oldest,
+            signature: Bytes::copy_from_slice(&sig.as_bytes()),
+        })
     }
 
     /// The address the signature recovers to.
@@ -518,7 +538,7 @@ pub mod testing {
         pub fn head(&self, time: u64) -> AuditHead {
             let seq = self.writer.next_seq().checked_sub(1).expect("a head needs an entry");
             let end = self.writer.next_seq();
-            AuditHead::signed(seq, self.writer.last_hash(), time, self.enclave(), end, B256::ZERO, |d| {
+            AuditHead::signed(seq, self.writer.last_hash(), time, self.enclave(), end, B256::ZERO, 0, |d| {
                 Ok::<_, std::convert::Infallible>(self.sign_digest(d))
             })
             .expect("infallible")
@@ -527,9 +547,14 @@ pub mod testing {
         /// A head at entry `seq`, signed while the log holds every entry pushed so far (a
         /// batch's head: it says how far the log really goes).
         pub fn head_at(&self, seq: u64, time: u64) -> AuditHead {
+            self.head_held_from(seq, time, 0)
+        }
+
+        /// [`TestChain::head_at`] signed by an enclave whose window starts at `oldest`.
+        pub fn head_held_from(&self, seq: u64, time: u64, oldest: u64) -> AuditHead {
             let hash = self.entries[seq as usize].hash();
             let end = self.writer.next_seq();
-            AuditHead::signed(seq, hash, time, self.enclave(), end, B256::ZERO, |d| {
+            AuditHead::signed(seq, hash, time, self.enclave(), end, B256::ZERO, oldest, |d| {
                 Ok::<_, std::convert::Infallible>(self.sign_digest(d))
             })
             .expect("infallible")

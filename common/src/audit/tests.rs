@@ -166,6 +166,7 @@ fn forged_heads_are_rejected() {
         AuditHead { seq: 8, hash: c.entries[8].hash(), ..head.clone() },
         AuditHead { hash: B256::repeat_byte(1), ..head.clone() },
         AuditHead { time: head.time + 1, ..head.clone() },
+        AuditHead { oldest: head.oldest + 1, ..head.clone() },
     ] {
         let e = verify_chain(&c.entries[..=forge.seq as usize], &forge, c.enclave(), None).unwrap_err();
         assert!(matches!(e, AuditError::HeadSigner { .. } | AuditError::BadHeadSignature { .. }), "{e}");
@@ -177,10 +178,11 @@ fn forged_heads_are_rejected() {
     assert!(matches!(e, AuditError::BadHeadSignature { seq: 9, .. }), "{e}");
     // The head of another enclave's key, over the same entries.
     let other = TestChain::new(10);
-    let by_other = AuditHead::signed(head.seq, head.hash, head.time, c.enclave(), head.end, head.nonce, |d| {
-        Ok::<_, std::convert::Infallible>(other.sign_digest(d))
-    })
-    .unwrap();
+    let by_other =
+        AuditHead::signed(head.seq, head.hash, head.time, c.enclave(), head.end, head.nonce, head.oldest, |d| {
+            Ok::<_, std::convert::Infallible>(other.sign_digest(d))
+        })
+        .unwrap();
     let e = verify_chain(&c.entries, &by_other, c.enclave(), None).unwrap_err();
     assert_eq!(e, AuditError::HeadSigner { seq: 9, expected: c.enclave(), recovered: other.enclave() });
     // A genuine head checked against another identity.
@@ -224,7 +226,7 @@ fn bounds_are_part_of_the_format() {
     let mut c = TestChain::new(3);
     c.push(1, Record::new(Decision::Started, Address::ZERO, B256::ZERO, ""));
     c.entries[0].detail = "x".repeat(MAX_DETAIL + 1);
-    let h = AuditHead::signed(0, c.entries[0].hash(), 2, c.enclave(), 1, B256::ZERO, |d| {
+    let h = AuditHead::signed(0, c.entries[0].hash(), 2, c.enclave(), 1, B256::ZERO, 0, |d| {
         Ok::<_, std::convert::Infallible>(c.sign_digest(d))
     })
     .unwrap();
@@ -285,15 +287,16 @@ fn canonical_vectors() {
     let shifted = AuditEntry { rule: Some("limits[0]c".into()), detail: "ap".into(), ..e.clone() };
     assert_ne!(shifted.hash(), e.hash());
     let mut hd = Vec::new();
-    hd.extend_from_slice(b"bridle/audit-head/v2");
+    hd.extend_from_slice(b"bridle/audit-head/v3");
     hd.extend_from_slice(&5u64.to_be_bytes());
     hd.extend_from_slice(&[0x55; 32]);
     hd.extend_from_slice(&6u64.to_be_bytes());
     hd.extend_from_slice(&[0x11; 20]);
     hd.extend_from_slice(&9u64.to_be_bytes());
     hd.extend_from_slice(&[0x66; 32]);
+    hd.extend_from_slice(&3u64.to_be_bytes());
     assert_eq!(
-        AuditHead::digest_of(5, &B256::repeat_byte(0x55), 6, &enclave, 9, &B256::repeat_byte(0x66)),
+        AuditHead::digest_of(5, &B256::repeat_byte(0x55), 6, &enclave, 9, &B256::repeat_byte(0x66), 3),
         keccak256(&hd)
     );
 }
