@@ -154,7 +154,7 @@ fn complete_only_as_of_the_fresh_head_it_reaches() {
     let (c2, ex2) = export();
     let mut forked = ex2.clone();
     forked.fresh_head = Some(
-        AuditHead::signed(9, B256::repeat_byte(1), 300, c2.enclave(), 10, B256::ZERO, 0, |d| {
+        AuditHead::signed(9, B256::repeat_byte(1), 300, c2.enclave(), 10, B256::ZERO, Some(0), |d| {
             Ok::<_, std::convert::Infallible>(c2.sign_digest(d))
         })
         .unwrap(),

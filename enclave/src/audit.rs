@@ -389,7 +389,7 @@ impl AuditLog {
         };
         let enclave = identity.address();
         let nonce = nonce.unwrap_or_default();
-        let head = AuditHead::signed(seq, hash, now, enclave, end, nonce, oldest, |d| identity.sign_digest(d))
+        let head = AuditHead::signed(seq, hash, now, enclave, end, nonce, Some(oldest), |d| identity.sign_digest(d))
             .map_err(|e| Denial::new(ErrorCode::Internal, format!("audit head signature failed: {e}")))?;
         Ok(AuditReply { entries, head, more })
     }
@@ -590,8 +590,8 @@ mod tests {
         let r = l.reply_t(0, &id, T0).unwrap();
         assert_eq!((r.entries.len(), r.entries[0].seq, r.head.seq, r.more), (100, 151, 250, false));
         // The signed head says where the window starts, whatever was asked.
-        assert_eq!(r.head.oldest, 151);
-        assert_eq!(l.reply_t(200, &id, T0).unwrap().head.oldest, 151);
+        assert_eq!(r.head.oldest, Some(151));
+        assert_eq!(l.reply_t(200, &id, T0).unwrap().head.oldest, Some(151));
         let e = verify_chain(&r.entries, &r.head, id.address(), None).unwrap_err();
         assert_eq!(e, AuditError::Missing { seq: 0, head_seq: 250 });
         // As a continuation from the first entry held, it verifies.

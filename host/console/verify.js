@@ -230,14 +230,16 @@ export function entryHash(e) {
 
 export function headDigest(h) {
   return keccak(
-    utf8("bridle/audit-head/v3"),
+    // A head names the first entry its enclave still held (`oldest`, v3); heads of
+    // enclaves before it do not (v2).
+    utf8(h.oldest === undefined || h.oldest === null ? "bridle/audit-head/v2" : "bridle/audit-head/v3"),
     u64(h.seq),
     b32(h.hash),
     u64(h.time),
     addressBytes(h.enclave),
     u64(h.end ?? 0),
     b32(h.nonce ?? "0x" + "00".repeat(32)),
-    u64(h.oldest ?? 0),
+    ...(h.oldest === undefined || h.oldest === null ? [] : [u64(h.oldest)]),
   );
 }
 
@@ -257,7 +259,7 @@ const ENTRY_FIELDS = {
 };
 const HEAD_FIELDS = {
   seq: INT, hash: HEX(64), time: INT, enclave: HEX(40), end: (v) => v === undefined || INT(v),
-  nonce: (v) => v === undefined || v === null || HEX(64)(v), oldest: (v) => v === undefined || INT(v),
+  nonce: (v) => v === undefined || v === null || HEX(64)(v), oldest: (v) => v === undefined || v === null || INT(v),
   signature: STR,
 };
 

@@ -126,6 +126,14 @@ fn now_secs() -> u64 {
     crate::store::now_secs()
 }
 
+/// Where a batch came from: this host's own enclave (its own node in a cluster), or through
+/// another host (in a cluster, while its own node does not serve it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSource {
+    OwnNode,
+    Relayed,
+}
+
 /// Why a batch from the enclave was not stored.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PullError {
@@ -178,14 +186,26 @@ impl AuditStore {
         self.backend.tip(enclave)
     }
 
-    /// Check a batch from the enclave against what is stored and store it. Returns how many
-    /// entries were new and the gap it revealed, if any. Nothing is stored unless it
-    /// verifies, and nothing of a batch that conflicts with stored entries.
+    /// Check a batch from this host's own enclave against what is stored and store it.
+    /// Returns how many entries were new and the gap it revealed, if any. Nothing is stored
+    /// unless it verifies, and nothing of a batch that conflicts with stored entries.
     pub fn accept(
         &self,
         enclave: Address,
         public_key: Option<&Bytes>,
         reply: &AuditReply,
+    ) -> Result<(usize, Option<(u64, u64)>), PullError> {
+        self.accept_from(enclave, public_key, reply, BatchSource::OwnNode)
+    }
+
+    /// [`AuditStore::accept`] for a batch from `source`: one relayed by another host may
+    /// continue the stored chain, never skip past its tip.
+    pub fn accept_from(
+        &self,
+        enclave: Address,
+        public_key: Option<&Bytes>,
+        reply: &AuditReply,
+        source: BatchSource,
     ) -> Result<(usize, Option<(u64, u64)>), PullError> {
         let tip = self.tip(&enclave).map_err(|e| PullError::Other(format!("storage: {e:#}")))?;
         let since = tip.as_ref().map_or(0, |t| t.seq + 1);
@@ -216,16 +236,25 @@ impl AuditStore {
         let chain = verify_chain_hashes(&reply.entries, &reply.head, enclave, from)
             .map_err(|error| PullError::Refused { enclave, error })?;
         if let Some((a, b)) = gap {
-            // A gap is the enclave's word, not the relay's: its signed head must say the
-            // window starts where the batch does. In a cluster the batch comes through the
-            // leader's host, which could otherwise answer from `b + 1` and cut entries the
-            // enclave still holds out of this copy for good (a review of 2026-12-06).
-            if reply.head.oldest != b + 1 {
+            // A gap is the word of this host's own node, not a relay's (a review of
+            // 2026-12-06: in a cluster every other host's copy came through the leader's
+            // host, which could answer from `b + 1` and cut entries out of the copy for
+            // good, blamed on the enclave). Nodes' windows differ (one restored from a
+            // snapshot holds fewer entries), so even a node's genuine word is taken from
+            // this host's own node only; and its signed head must say its window starts
+            // where the batch does (heads of enclaves before `oldest` say nothing).
+            if source == BatchSource::Relayed {
+                return Err(PullError::Retry(format!(
+                    "a batch relayed by another host skips entries {a}..={b}: only this host's own node's word \
+                     records entries as dropped; asking it again"
+                )));
+            }
+            if reply.head.oldest.is_some_and(|o| o != b + 1) {
                 return Err(PullError::Other(format!(
                     "a batch starting at seq {} skips entries {a}..={b}, but the enclave's signed head says it \
                      held entries from seq {}: not a gap the enclave made (the batch was cut on its way)",
                     b + 1,
-                    reply.head.oldest
+                    reply.head.oldest.unwrap_or_default()
                 )));
             }
         }
@@ -358,12 +387,12 @@ impl AuditStore {
             let tip = self.run(move |s| s.tip(&enclave)).await?.map(|t| t.seq);
             pulled.through = tip;
             let since = tip.map_or(0, |t| t + 1);
-            let reply = match client.call(Call::Audit(AuditQuery { since, nonce: None })).await {
-                Ok(r) => decode(r)?,
-                Err(ClientError::Denied(d)) if d.code == ErrorCode::Unsupported => {
+            let (reply, source) = match ask(client, since).await {
+                (Ok(r), source) => (decode(r)?, source),
+                (Err(ClientError::Denied(d)), _) if d.code == ErrorCode::Unsupported => {
                     return Err(PullError::Unsupported(d.reason))
                 }
-                Err(e) => return Err(e.into()),
+                (Err(e), _) => return Err(e.into()),
             };
             if reply.head.enclave != enclave && client.identity() != Some(enclave) {
                 // The enclave restarted between the calls: start over on the next pull.
@@ -376,7 +405,7 @@ impl AuditStore {
             let reply_last = reply.head.seq;
             let pk = public_key.clone();
             let store = Arc::clone(self);
-            let (n, gap) = tokio::task::spawn_blocking(move || store.accept(enclave, pk.as_ref(), &reply))
+            let (n, gap) = tokio::task::spawn_blocking(move || store.accept_from(enclave, pk.as_ref(), &reply, source))
                 .await
                 .map_err(|e| PullError::Other(format!("storage task: {e}")))??;
             if let Some((a, b)) = gap {
@@ -407,6 +436,23 @@ impl AuditStore {
             .await
             .map_err(|e| PullError::Other(format!("storage task: {e}")))?
             .map_err(|e| PullError::Other(format!("storage: {e:#}")))
+    }
+}
+
+/// Ask for the entries from `since`: of this host's own enclave first — in a cluster every
+/// node that has joined holds the same chain and serves it, so no other host is in the way —
+/// and only while its own node does not serve them (not joined, down, or of an image that
+/// serves the leader only), through the cluster.
+async fn ask(client: &EnclaveClient, since: u64) -> (Result<Reply, ClientError>, BatchSource) {
+    let call = Call::Audit(AuditQuery { since, nonce: None });
+    if client.cluster().is_none() {
+        return (client.call(call).await, BatchSource::OwnNode);
+    }
+    let direct = client.call_direct(call.clone()).await;
+    match direct {
+        Ok(Reply::Audit(_)) => (direct, BatchSource::OwnNode),
+        Err(ClientError::Denied(ref d)) if d.code == ErrorCode::Unsupported => (direct, BatchSource::OwnNode),
+        _ => (client.call(call).await, BatchSource::Relayed),
     }
 }
 

@@ -86,7 +86,7 @@ fn broken_batches_are_refused_and_nothing_is_stored() {
         // A head signed by another key.
         let other = TestChain::new(6);
         let mut forged = reply(&c, 5, 11, false);
-        forged.head = AuditHead::signed(10, c.entries[10].hash(), 9, c.enclave(), 11, B256::ZERO, 0, |d| {
+        forged.head = AuditHead::signed(10, c.entries[10].hash(), 9, c.enclave(), 11, B256::ZERO, Some(0), |d| {
             Ok::<_, std::convert::Infallible>(other.sign_digest(d))
         })
         .unwrap();
@@ -117,20 +117,49 @@ fn a_gap_is_recorded_and_shows_in_the_export() {
         // from 0, or from 21): cut on its way, not dropped by the enclave. Refused, nothing
         // stored, no gap.
         for oldest in [0, 15, 19, 21] {
-            let cut = AuditReply { head: c.head_held_from(30, 9, oldest), ..reply(&c, 20, 31, false) };
+            let cut = AuditReply { head: c.head_held_from(30, 9, Some(oldest)), ..reply(&c, 20, 31, false) };
             let e = s.accept(c.enclave(), None, &cut).unwrap_err();
             assert!(e.to_string().contains("not a gap the enclave made"), "{e}");
             assert_eq!(s.tip(&c.enclave()).unwrap().unwrap().seq, 9);
             assert!(s.gaps(&c.enclave()).unwrap().is_empty());
         }
-        // The enclave's window now starts at 20, and its head says so.
-        let dropped = AuditReply { head: c.head_held_from(30, 9, 20), ..reply(&c, 20, 31, false) };
+        // The enclave's window now starts at 20, and its head says so: relayed by another
+        // host it is still refused (nodes' windows differ: only this host's own node's word
+        // records a gap).
+        let dropped = AuditReply { head: c.head_held_from(30, 9, Some(20)), ..reply(&c, 20, 31, false) };
+        let e = s.accept_from(c.enclave(), None, &dropped, BatchSource::Relayed).unwrap_err();
+        assert!(matches!(&e, PullError::Retry(m) if m.contains("only this host's own node's word")), "{e}");
+        assert!(s.gaps(&c.enclave()).unwrap().is_empty());
+        // Relayed, a batch that continues the stored chain is taken.
+        assert_eq!(
+            s.accept_from(c.enclave(), None, &reply(&c, 10, 12, true), BatchSource::Relayed).unwrap(),
+            (2, None)
+        );
+        let dropped = AuditReply { entries: c.entries[20..31].to_vec(), ..dropped };
+        let e = s.accept_from(c.enclave(), None, &dropped, BatchSource::Relayed).unwrap_err();
+        assert!(matches!(e, PullError::Retry(_)), "{e}");
+        // From this host's own node, it is a gap.
         let (n, gap) = s.accept(c.enclave(), None, &dropped).unwrap();
-        assert_eq!((n, gap), (11, Some((10, 19))));
-        assert_eq!(s.gaps(&c.enclave()).unwrap(), vec![(10, 19)]);
+        assert_eq!((n, gap), (11, Some((12, 19))));
+        assert_eq!(s.gaps(&c.enclave()).unwrap(), vec![(12, 19)]);
         let ex: AuditExport = serde_json::from_str(&s.export_json(&c.enclave()).unwrap().unwrap()).unwrap();
         let e = verify_chain(&ex.entries, &ex.head, c.enclave(), None).unwrap_err();
-        assert_eq!(e, AuditError::Missing { seq: 10, head_seq: 30 });
+        assert_eq!(e, AuditError::Missing { seq: 12, head_seq: 30 });
+    });
+}
+
+#[test]
+fn a_head_without_oldest_from_its_own_node_records_a_gap() {
+    each_backend("a_head_without_oldest_from_its_own_node_records_a_gap", |s| {
+        // An enclave before `oldest` (a v2 head) says nothing of its window: its own node's
+        // gap is recorded, as before; relayed, it is not.
+        let mut c = TestChain::new(6);
+        started(&mut c);
+        c.fill(30);
+        s.accept(c.enclave(), None, &reply(&c, 0, 10, true)).unwrap();
+        let old = AuditReply { head: c.head_held_from(30, 9, None), ..reply(&c, 20, 31, false) };
+        assert!(matches!(s.accept_from(c.enclave(), None, &old, BatchSource::Relayed), Err(PullError::Retry(_))));
+        assert_eq!(s.accept(c.enclave(), None, &old).unwrap(), (11, Some((10, 19))));
     });
 }
 

@@ -185,7 +185,9 @@ fn bindings_receipts_and_audit_match_bridle_common() {
     chain.fill(23);
     let head = chain.head(1_796_000_400);
     // A head of an enclave whose window had moved on: `oldest` is in what it signs.
-    let windowed = chain.head_held_from(22, 1_796_000_400, 3);
+    let windowed = chain.head_held_from(22, 1_796_000_400, Some(3));
+    // And one of an enclave before it (signed as v2).
+    let v2 = chain.head_held_from(22, 1_796_000_400, None);
     let mut tampered = chain.entries.clone();
     tampered[7].detail.push('!');
     let mut dropped = chain.entries.clone();
@@ -222,8 +224,9 @@ fn bindings_receipts_and_audit_match_bridle_common() {
         json!({"op": "audit", "entries": listed, "head": head, "identity": chain.enclave()}),
         json!({"op": "audit", "entries": chain.entries, "head": head_text, "identity": chain.enclave()}),
         json!({"op": "audit", "entries": chain.entries, "head": windowed, "identity": chain.enclave()}),
-        json!({"op": "audit", "entries": chain.entries, "head": AuditHead { oldest: 4, ..windowed.clone() },
+        json!({"op": "audit", "entries": chain.entries, "head": AuditHead { oldest: Some(4), ..windowed.clone() },
                "identity": chain.enclave()}),
+        json!({"op": "audit", "entries": chain.entries, "head": v2, "identity": chain.enclave()}),
     ];
     let r = node(&cases);
     assert_eq!(b256(&r[0]["digest"]), binding.digest());
@@ -264,6 +267,7 @@ fn bindings_receipts_and_audit_match_bridle_common() {
     assert!(r[16]["result"]["error"].as_str().unwrap().contains("head is not in canonical form: seq"), "{}", r[16]);
     assert_eq!(r[17]["result"]["ok"], true, "the head's `oldest` is signed: {}", r[17]["result"]);
     assert_eq!(r[18]["result"]["ok"], false, "`oldest` changed after signing: {}", r[18]["result"]);
+    assert_eq!(r[19]["result"]["ok"], true, "a v2 head (no `oldest`) still verifies: {}", r[19]["result"]);
 }
 
 #[test]

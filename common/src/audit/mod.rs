@@ -29,6 +29,7 @@
 //!
 //! head.digest()    = keccak256("bridle/audit-head/v3" ‖ seq: u64 ‖ hash[32] ‖ time: u64 ‖ enclave[20]
 //!                              ‖ end: u64 ‖ nonce[32] ‖ oldest: u64)
+//!                  | keccak256("bridle/audit-head/v2" ‖ … ‖ nonce[32])   // a head without `oldest`
 //! ```
 //!
 //! `head.signature` is the identity key's 65-byte `r ‖ s ‖ v` signature over `head.digest()`
@@ -40,9 +41,8 @@
 //! complete. `nonce` is the verifier's (zero when none): a head for a fresh nonce proves the
 //! log's end at the time of asking. `oldest` is the first entry the enclave still held when it
 //! signed (it keeps a window of the latest entries): entries before it were dropped from the
-//! window, and a batch may skip past them; no batch may skip an entry at or after it (v2
-//! heads, without `oldest`, let a host that relays a batch cut entries out and call them
-//! dropped).
+//! window, and a batch may skip past them; no batch may skip an entry at or after it. Heads
+//! of enclaves before it (v2, without `oldest`) still verify, and say nothing of the window.
 //!
 //! The domain tags differ from each other and from every other digest the identity key
 //! signs (`bridle/session-binding/v1`), so no signature can be replayed across them.
@@ -56,6 +56,8 @@ use std::fmt;
 pub const ENTRY_TAG: &[u8] = b"bridle/audit-entry/v1";
 /// Domain tag of the head digest.
 pub const HEAD_TAG: &[u8] = b"bridle/audit-head/v3";
+/// Domain tag of a head without `oldest` (enclaves before it).
+pub const HEAD_TAG_V2: &[u8] = b"bridle/audit-head/v2";
 /// Domain tag of the genesis hash.
 pub const GENESIS_TAG: &[u8] = b"bridle/audit-genesis/v1";
 /// The longest `detail`, bytes (UTF-8).
@@ -287,25 +289,35 @@ pub struct AuditHead {
     pub nonce: B256,
     /// The first entry the enclave still held when it signed: the ones before it were
     /// dropped from its window. A batch that starts past what was asked for is a gap only
-    /// when it starts here.
-    #[serde(default)]
-    pub oldest: u64,
+    /// when it starts here. `None` in heads of enclaves before it (signed as v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<u64>,
     /// 65-byte `r ‖ s ‖ v` over [`AuditHead::digest`].
     pub signature: Bytes,
 }
 
 impl AuditHead {
     /// What the identity key signs.
-    pub fn digest_of(seq: u64, hash: &B256, time: u64, enclave: &Address, end: u64, nonce: &B256, oldest: u64) -> B256 {
+    pub fn digest_of(
+        seq: u64,
+        hash: &B256,
+        time: u64,
+        enclave: &Address,
+        end: u64,
+        nonce: &B256,
+        oldest: Option<u64>,
+    ) -> B256 {
         let mut buf = Vec::with_capacity(HEAD_TAG.len() + 116);
-        buf.extend_from_slice(HEAD_TAG);
+        buf.extend_from_slice(if oldest.is_some() { HEAD_TAG } else { HEAD_TAG_V2 });
         buf.extend_from_slice(&seq.to_be_bytes());
         buf.extend_from_slice(hash.as_slice());
         buf.extend_from_slice(&time.to_be_bytes());
         buf.extend_from_slice(enclave.as_slice());
         buf.extend_from_slice(&end.to_be_bytes());
         buf.extend_from_slice(nonce.as_slice());
-        buf.extend_from_slice(&oldest.to_be_bytes());
+        if let Some(oldest) = oldest {
+            buf.extend_from_slice(&oldest.to_be_bytes());
+        }
         keccak256(buf)
     }
 
@@ -327,7 +339,7 @@ impl AuditHead {
         enclave: Address,
         end: u64,
         nonce: B256,
-        oldest: u64,
+        oldest: Option<u64>,
         sign: impl FnOnce(&B256) -> Result<Signature, E>,
     ) -> Result<AuditHead, E> {
         let sig = sign(&Self::digest_of(seq, &hash, time, &enclave, end, &nonce, oldest))?;
@@ -538,7 +550,7 @@ pub mod testing {
         pub fn head(&self, time: u64) -> AuditHead {
             let seq = self.writer.next_seq().checked_sub(1).expect("a head needs an entry");
             let end = self.writer.next_seq();
-            AuditHead::signed(seq, self.writer.last_hash(), time, self.enclave(), end, B256::ZERO, 0, |d| {
+            AuditHead::signed(seq, self.writer.last_hash(), time, self.enclave(), end, B256::ZERO, Some(0), |d| {
                 Ok::<_, std::convert::Infallible>(self.sign_digest(d))
             })
             .expect("infallible")
@@ -547,11 +559,12 @@ pub mod testing {
         /// A head at entry `seq`, signed while the log holds every entry pushed so far (a
         /// batch's head: it says how far the log really goes).
         pub fn head_at(&self, seq: u64, time: u64) -> AuditHead {
-            self.head_held_from(seq, time, 0)
+            self.head_held_from(seq, time, Some(0))
         }
 
         /// [`TestChain::head_at`] signed by an enclave whose window starts at `oldest`.
-        pub fn head_held_from(&self, seq: u64, time: u64, oldest: u64) -> AuditHead {
+        /// (`None`: a head of an enclave before `oldest`, signed as v2).
+        pub fn head_held_from(&self, seq: u64, time: u64, oldest: Option<u64>) -> AuditHead {
             let hash = self.entries[seq as usize].hash();
             let end = self.writer.next_seq();
             AuditHead::signed(seq, hash, time, self.enclave(), end, B256::ZERO, oldest, |d| {

@@ -166,7 +166,8 @@ fn forged_heads_are_rejected() {
         AuditHead { seq: 8, hash: c.entries[8].hash(), ..head.clone() },
         AuditHead { hash: B256::repeat_byte(1), ..head.clone() },
         AuditHead { time: head.time + 1, ..head.clone() },
-        AuditHead { oldest: head.oldest + 1, ..head.clone() },
+        AuditHead { oldest: Some(head.oldest.unwrap_or(0) + 1), ..head.clone() },
+        AuditHead { oldest: None, ..head.clone() },
     ] {
         let e = verify_chain(&c.entries[..=forge.seq as usize], &forge, c.enclave(), None).unwrap_err();
         assert!(matches!(e, AuditError::HeadSigner { .. } | AuditError::BadHeadSignature { .. }), "{e}");
@@ -226,7 +227,7 @@ fn bounds_are_part_of_the_format() {
     let mut c = TestChain::new(3);
     c.push(1, Record::new(Decision::Started, Address::ZERO, B256::ZERO, ""));
     c.entries[0].detail = "x".repeat(MAX_DETAIL + 1);
-    let h = AuditHead::signed(0, c.entries[0].hash(), 2, c.enclave(), 1, B256::ZERO, 0, |d| {
+    let h = AuditHead::signed(0, c.entries[0].hash(), 2, c.enclave(), 1, B256::ZERO, Some(0), |d| {
         Ok::<_, std::convert::Infallible>(c.sign_digest(d))
     })
     .unwrap();
@@ -296,8 +297,15 @@ fn canonical_vectors() {
     hd.extend_from_slice(&[0x66; 32]);
     hd.extend_from_slice(&3u64.to_be_bytes());
     assert_eq!(
-        AuditHead::digest_of(5, &B256::repeat_byte(0x55), 6, &enclave, 9, &B256::repeat_byte(0x66), 3),
+        AuditHead::digest_of(5, &B256::repeat_byte(0x55), 6, &enclave, 9, &B256::repeat_byte(0x66), Some(3)),
         keccak256(&hd)
+    );
+    // A head of an enclave before `oldest`: the v2 digest, without it.
+    let mut v2 = b"bridle/audit-head/v2".to_vec();
+    v2.extend_from_slice(&hd[b"bridle/audit-head/v3".len()..hd.len() - 8]);
+    assert_eq!(
+        AuditHead::digest_of(5, &B256::repeat_byte(0x55), 6, &enclave, 9, &B256::repeat_byte(0x66), None),
+        keccak256(&v2)
     );
 }
 

@@ -9,7 +9,10 @@
 //!   and the audit entry are committed. A follower answers [`NotLeader`] and its host asks
 //!   the leader.
 //! * **Reads** (status, audit log) are served by the leader after it confirmed it still
-//!   leads (a linearizable read): a deposed leader never shows stale counters.
+//!   leads (a linearizable read): a deposed leader never shows stale counters. Two are
+//!   served by every node that has joined: the public status (identity, counts), and the
+//!   audit chain so far (`audit(since)` without a nonce), so that each host copies the log
+//!   from its own node.
 //! * **Attestation** is served by every node: its own document, for the cluster's identity.
 
 use super::election::{jitter, Election};
@@ -165,6 +168,14 @@ impl ClusterNode {
                 let e = self.replica.enclave().ok_or_else(|| unavailable("this node has not joined yet"))?;
                 e.handle(Call::Status(q))
             }
+            // The chain so far: any node whose cluster identity is applied. Every node holds
+            // the same chain, applied from the log, so a host pulls its copy from its own
+            // node, with no other host in the way (a review of 2026-12-06: every other
+            // host's copy came through the leader's host, which could cut entries out of
+            // it). A follower's chain may lag the leader's by what it has not applied yet.
+            // A head at the log's end (`since` u64::MAX) or for a verifier's nonce says
+            // where the log ends now: the leader's only, below.
+            Call::Audit(q) if q.nonce.is_none() && q.since != u64::MAX => self.enclave()?.handle(Call::Audit(q)),
             Call::Status(_) | Call::Audit(_) => {
                 if !self.is_leader() {
                     return Ok(self.not_leader());
