@@ -93,7 +93,8 @@ pub struct ClusterSettings {
 /// every 500 ms), and the hosts that relay traffic to it (they name themselves in
 /// [`RELAY_FROM_HEADER`]). The last one matters to the founder's host, which has no seeds:
 /// if its enclave dies before the host asked it for the members, the members' traffic to
-/// the dead node still names them, and the restarted enclave joins through them.
+/// the dead node still names them, and the restarted enclave joins through them. Calls this
+/// host forwards go to seeds and members only, never to a host only heard from.
 #[derive(Debug)]
 pub struct ClusterLink {
     pub settings: ClusterSettings,
@@ -193,14 +194,23 @@ impl ClusterLink {
         g.truncate(MAX_HEARD);
     }
 
-    /// The peer after `current` in the known list (round robin), for failing over.
-    pub fn next_peer(&self, current: Option<&str>) -> Option<String> {
-        let peers = self.peers();
-        if peers.is_empty() {
+    /// The seed or member after `current` (round robin), for failing over a call. Never a
+    /// host only heard from: anyone who reaches the cluster listener can name one, and a
+    /// forwarded call carries an agent's stamped request or an owner's signed message (a
+    /// review of 2026-12-06).
+    pub fn next_member(&self, current: Option<&str>) -> Option<String> {
+        let members = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        if members.is_empty() {
             return None;
         }
-        let i = current.and_then(|c| peers.iter().position(|p| p == c)).map_or(0, |i| (i + 1) % peers.len());
-        peers.get(i).cloned()
+        let i = current.and_then(|c| members.iter().position(|p| p == c)).map_or(0, |i| (i + 1) % members.len());
+        members.get(i).cloned()
+    }
+
+    /// Whether `url` is a seed or a member this host's enclave listed (not only heard from).
+    pub fn is_member(&self, url: &str) -> bool {
+        let url = trim(url);
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).iter().any(|p| p == url)
     }
 
     /// Whether `url` is this host.

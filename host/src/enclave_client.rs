@@ -390,13 +390,17 @@ impl EnclaveClient {
         let mut pointers = 0u32;
         loop {
             let left = hard.saturating_duration_since(Instant::now());
+            let from_peer = target.is_some();
             let r = match &target {
                 None => self.call_inner(call.clone()).await,
                 Some(url) => link.forward(url, &call, left.max(Duration::from_millis(100))).await,
             };
             let pause = match &r {
                 Ok(Reply::NotLeader(nl)) => {
-                    target = nl.leader_url.clone().filter(|u| !link.is_me(u));
+                    // This host's own node names the leader from its membership; a peer host
+                    // may name any URL, so its pointer is followed only to a known member
+                    // (a review of 2026-12-06); otherwise this host's node is asked again.
+                    target = nl.leader_url.clone().filter(|u| !link.is_me(u) && (!from_peer || link.is_member(u)));
                     pointers += u32::from(target.is_some());
                     // No leader known yet (an election): ask again shortly.
                     if target.is_some() && pointers <= 2 {
@@ -406,11 +410,11 @@ impl EnclaveClient {
                     }
                 }
                 Err(ClientError::Unavailable(_)) | Err(ClientError::Timeout(_)) => {
-                    target = link.next_peer(target.as_deref());
+                    target = link.next_member(target.as_deref());
                     Duration::from_millis(100)
                 }
                 Err(ClientError::Denied(d)) if d.code == ErrorCode::Unavailable => {
-                    target = link.next_peer(target.as_deref());
+                    target = link.next_member(target.as_deref());
                     Duration::from_millis(100)
                 }
                 _ => return r,

@@ -437,50 +437,6 @@ async fn a_call_within_a_limit_waits_for_the_leaders_answer_under_way() {
     assert_eq!(reason(r), "served by the leader");
 }
 
-/// A review of 2026-12-06: a peer whose every answer points at itself as the leader had
-/// one call forwarded to it with no pause, thousands of times, until the call timeout.
-/// Pointers after the second are followed after a pause.
-#[tokio::test]
-async fn a_peer_pointing_at_itself_is_asked_only_a_few_times() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let peer_url = format!("http://{}", peer.local_addr().unwrap());
-    let asked = Arc::new(AtomicU64::new(0));
-    let (counted, me) = (asked.clone(), peer_url.clone());
-    let app = axum::Router::new().route(
-        "/v1/cluster/call",
-        axum::routing::post(move || {
-            let (counted, me) = (counted.clone(), me.clone());
-            async move {
-                counted.fetch_add(1, Ordering::Relaxed);
-                let nl = bridle_common::cluster::NotLeader { leader: Some(2), leader_url: Some(me) };
-                to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result: Ok(Reply::NotLeader(nl)) }).unwrap()
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(peer, app).await.unwrap() });
-    let url = peer_url.clone();
-    let (_dir, addr, _) = fake_enclave(move |mut s| {
-        let url = url.clone();
-        async move {
-            while read_frame(&mut s, DEFAULT_MAX_FRAME).await.is_ok() {
-                let nl = bridle_common::cluster::NotLeader { leader: Some(2), leader_url: Some(url.clone()) };
-                answer(&mut s, Ok(Reply::NotLeader(nl))).await;
-            }
-        }
-    })
-    .await;
-    let client = EnclaveClient::new(
-        addr,
-        ClientConfig { pool_size: 1, call_timeout: Duration::from_secs(2), ..ClientConfig::default() },
-    )
-    .with_cluster(lone_member());
-    let r = client.call_within(ask(1), Duration::from_secs(2)).await;
-    assert!(r.is_err(), "{r:?}");
-    let n = asked.load(Ordering::Relaxed);
-    assert!((2..=40).contains(&n), "the peer was asked {n} times in two seconds");
-}
-
 /// An audit call with `since`.
 fn audit(since: u64) -> Call {
     Call::Audit(bridle_common::protocol::AuditQuery { since, nonce: None })
@@ -714,3 +670,6 @@ async fn a_busy_sessions_requests_take_at_most_their_places() {
         }
     }
 }
+
+#[path = "enclave_client_routing_tests.rs"]
+mod routing;

@@ -1,0 +1,142 @@
+//! Where a cluster host forwards calls: to seeds and members only, and after a peer's
+//! `not_leader` only to a member it names (a review of 2026-12-06: hosts only heard from —
+//! named by anyone who reaches the cluster listener — were asked, and a peer's pointer was
+//! followed to any URL; a forwarded call carries an agent's stamped request or an owner's
+//! signed message).
+
+use super::*;
+use bridle_common::cluster::NotLeader;
+use bridle_common::protocol::PendingDenied;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A peer host at a URL of its own that answers every forwarded call with `result`; counts
+/// the calls.
+async fn peer(result: Result<Reply, Denial>) -> (String, Arc<AtomicU64>) {
+    peer_answering(|_| result).await
+}
+
+/// [`peer`], with the answer made knowing the peer's own URL.
+async fn peer_answering(make: impl FnOnce(&str) -> Result<Reply, Denial>) -> (String, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let result = make(&url);
+    let asked = Arc::new(AtomicU64::new(0));
+    let counted = asked.clone();
+    let app = axum::Router::new().route(
+        "/v1/cluster/call",
+        axum::routing::post(move || {
+            let (counted, result) = (counted.clone(), result.clone());
+            async move {
+                counted.fetch_add(1, Ordering::Relaxed);
+                to_cbor(&ResponseFrame { version: PROTOCOL_VERSION, result }).unwrap()
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, asked)
+}
+
+fn link(seeds: &[&str]) -> Arc<ClusterLink> {
+    Arc::new(ClusterLink::new(crate::cluster::ClusterSettings {
+        listen: "127.0.0.1:0".into(),
+        advertise: "http://127.0.0.1:9".into(),
+        seeds: seeds.iter().map(|s| s.to_string()).collect(),
+        bootstrap: false,
+        source: None,
+    }))
+}
+
+/// This host's own node, answering every call with `result`.
+async fn own_node(result: Result<Reply, Denial>) -> (tempfile::TempDir, SocketAddress) {
+    let (dir, addr, _) = fake_enclave(move |mut s| {
+        let result = result.clone();
+        async move {
+            while read_frame(&mut s, DEFAULT_MAX_FRAME).await.is_ok() {
+                answer(&mut s, result.clone()).await;
+            }
+        }
+    })
+    .await;
+    (dir, addr)
+}
+
+fn client(addr: SocketAddress, link: Arc<ClusterLink>) -> EnclaveClient {
+    EnclaveClient::new(
+        addr,
+        ClientConfig { pool_size: 1, call_timeout: Duration::from_secs(1), ..ClientConfig::default() },
+    )
+    .with_cluster(link)
+}
+
+fn pointer(url: &str) -> Result<Reply, Denial> {
+    Ok(Reply::NotLeader(NotLeader { leader: Some(2), leader_url: Some(url.to_string()) }))
+}
+
+fn done(i: u8) -> Result<Reply, Denial> {
+    Ok(Reply::PendingDenied(PendingDenied {
+        session: Address::repeat_byte(i),
+        digest: Default::default(),
+        until: 1,
+        receipt: None,
+    }))
+}
+
+#[tokio::test]
+async fn calls_are_not_forwarded_to_hosts_only_heard_from() {
+    let (heard, heard_asked) = peer(done(1)).await;
+    let (seed, seed_asked) = peer(done(2)).await;
+    let (_dir, addr) = own_node(Err(Denial::new(ErrorCode::Unavailable, "not joined"))).await;
+    // With no seed, a host heard from is still no place to send a call.
+    let l = link(&[]);
+    l.hear(&heard);
+    let r = client(addr.clone(), l).call_within(ask(1), Duration::from_secs(1)).await;
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(heard_asked.load(Ordering::Relaxed), 0, "a host only heard from was sent the call");
+    // A seed is.
+    let l = link(&[&seed]);
+    l.hear(&heard);
+    let r = client(addr, l).call_within(ask(1), Duration::from_secs(1)).await;
+    assert_eq!(r.unwrap(), done(2).unwrap());
+    assert!(seed_asked.load(Ordering::Relaxed) >= 1);
+    assert_eq!(heard_asked.load(Ordering::Relaxed), 0, "a host only heard from was sent the call");
+}
+
+#[tokio::test]
+async fn a_peers_pointer_is_followed_only_to_a_member() {
+    let (stranger, stranger_asked) = peer(done(3)).await;
+    let (member, member_asked) = peer(done(4)).await;
+    // The leader's host (as this host's own node says) points elsewhere.
+    let (liar, liar_asked) = peer(pointer(&stranger)).await;
+    let (_dir, addr) = own_node(pointer(&liar)).await;
+    let r = client(addr, link(&[&member])).call_within(ask(1), Duration::from_secs(1)).await;
+    assert!(r.is_err(), "{r:?}");
+    assert!(liar_asked.load(Ordering::Relaxed) >= 1, "this host's own node's pointer is followed");
+    assert_eq!(stranger_asked.load(Ordering::Relaxed), 0, "a peer's pointer was followed to a URL no member has");
+    assert_eq!(member_asked.load(Ordering::Relaxed), 0);
+
+    // To a member, it is followed.
+    let (honest, _) = peer(pointer(&member)).await;
+    let (_dir, addr) = own_node(pointer(&honest)).await;
+    let r = client(addr, link(&[&member])).call_within(ask(1), Duration::from_secs(1)).await;
+    assert_eq!(r.unwrap(), done(4).unwrap());
+    assert_eq!(member_asked.load(Ordering::Relaxed), 1);
+}
+
+/// A review of 2026-12-06: a peer whose every answer points at itself as the leader had
+/// one call forwarded to it with no pause, thousands of times, until the call timeout.
+/// Pointers after the second are followed after a pause (the peer is a member here: a
+/// pointer to anywhere else is not followed at all).
+#[tokio::test]
+async fn a_peer_pointing_at_itself_is_asked_only_a_few_times() {
+    let (url, asked) = peer_answering(pointer).await;
+    let (_dir, addr) = own_node(pointer(&url)).await;
+    let client = EnclaveClient::new(
+        addr,
+        ClientConfig { pool_size: 1, call_timeout: Duration::from_secs(2), ..ClientConfig::default() },
+    )
+    .with_cluster(link(&[&url]));
+    let r = client.call_within(ask(1), Duration::from_secs(2)).await;
+    assert!(r.is_err(), "{r:?}");
+    let n = asked.load(Ordering::Relaxed);
+    assert!((2..=40).contains(&n), "the peer was asked {n} times in two seconds");
+}
