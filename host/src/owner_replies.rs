@@ -1,7 +1,19 @@
-//! What the host keeps of a reply to an owner's call: only the enclave's answer to it.
+//! What the host keeps of a reply to an owner's call: only the enclave's answer to it. And
+//! the check every reply that may come through other hosts passes before the host keeps
+//! or follows it: its own enclave's receipt ([`enclaves_word`]).
 
+use crate::enclave_client::EnclaveClient;
 use crate::AppState;
+use alloy_primitives::B256;
 use bridle_common::protocol::OwnerAuth;
+use bridle_common::receipt::{self, Receipted};
+
+/// Whether `reply` carries the receipt of the enclave this host fronts (asked of it when not
+/// known yet; a peer's word is never taken for it) for `word`, the nonce it was asked with.
+pub async fn enclaves_word<T: Receipted>(client: &EnclaveClient, reply: &T, word: B256) -> Result<(), String> {
+    let enclave = client.own_identity().await.ok_or("this host's enclave has not said its identity")?;
+    receipt::verify(reply, enclave, Some(word)).map(|_| ()).map_err(|e| e.to_string())
+}
 
 /// Whether `reply` to an owner's call signed with `auth` is the enclave's answer to it: the
 /// receipt of the enclave this host fronts, for that owner's nonce (spent once, so no other
@@ -9,19 +21,8 @@ use bridle_common::protocol::OwnerAuth;
 /// may come through other hosts (a review of 2026-12-06: a forged `PolicyUpdated` set the
 /// fee caps the sweeper works within, a forged `Revoked` marked any session revoked, a
 /// forged creation rewrote a session's row). Relayed either way: owners' tools check it.
-pub async fn enclaves_answer<T: bridle_common::receipt::Receipted>(
-    st: &AppState,
-    reply: &T,
-    auth: &OwnerAuth,
-    what: &str,
-) -> bool {
-    let word = bridle_common::receipt::owner_nonce(auth.owner, auth.nonce);
-    let checked = match st.client.own_identity().await {
-        None => Err("this host's enclave has not said its identity".to_string()),
-        Some(enclave) => {
-            bridle_common::receipt::verify(reply, enclave, Some(word)).map(|_| ()).map_err(|e| e.to_string())
-        }
-    };
+pub async fn enclaves_answer<T: Receipted>(st: &AppState, reply: &T, auth: &OwnerAuth, what: &str) -> bool {
+    let checked = enclaves_word(&st.client, reply, receipt::owner_nonce(auth.owner, auth.nonce)).await;
     if let Err(e) = &checked {
         tracing::warn!(what, error = %e, "a reply to an owner's call failed the host's checks: relayed, not kept");
     }

@@ -31,10 +31,8 @@ pub async fn check(
     auth: Option<&OwnerAuth>,
     reply: &SweepReply,
 ) -> Result<()> {
-    let enclave =
-        state.client.own_identity().await.ok_or_else(|| anyhow!("this host's enclave has not said its identity"))?;
     let word = auth.map_or_else(receipt::anonymous_nonce, |a| receipt::owner_nonce(a.owner, a.nonce));
-    receipt::verify(reply, enclave, Some(word)).map_err(|e| anyhow!("its receipt: {e}"))?;
+    crate::owner_replies::enclaves_word(&state.client, reply, word).await.map_err(|e| anyhow!("its receipt: {e}"))?;
     if reply.session != session {
         bail!("it is about session {}, not {session}", reply.session);
     }

@@ -104,9 +104,9 @@ pub(super) async fn statuses(state: &AppState) -> Statuses {
                 continue;
             }
         };
-        if let (Some(n), Some(id)) = (nonce, identity) {
+        if let Some(n) = nonce {
             let word = bridle_common::receipt::status_nonce(n, Some(session));
-            if let Err(e) = bridle_common::receipt::verify(&st, id, Some(word)) {
+            if let Err(e) = crate::owner_replies::enclaves_word(&state.client, &st, word).await {
                 state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%session, error = %e, "sweeper: a session's status is not the enclave's; not swept this round");
                 continue;
