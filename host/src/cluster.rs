@@ -247,8 +247,7 @@ impl ClusterLink {
             }
             bytes.extend_from_slice(&chunk);
         }
-        let frame: ResponseFrame = from_cbor(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        frame.result.map_err(ClientError::Denied)
+        crate::enclave_client::decode_response(&bytes)?.map_err(ClientError::Denied)
     }
 
     async fn relay(&self, m: &Outbound) -> Result<Vec<u8>, String> {
@@ -486,21 +485,47 @@ mod forward_tests {
             Body::from_stream(chunks)
         };
         use futures_util::StreamExt;
-        let app = Router::new().route("/v1/cluster/call", post(endless));
+        let url = serve(Router::new().route("/v1/cluster/call", post(endless))).await;
+        match link().forward(&url, &status(), Duration::from_secs(30)).await {
+            Err(ClientError::Protocol(e)) => assert!(e.contains(&format!("over {MAX_FORWARDED_ANSWER} bytes")), "{e}"),
+            other => panic!("read a 64 MiB answer: {other:?}"),
+        }
+    }
+
+    /// A peer's answer in a frame of another protocol version is refused, as one from this
+    /// host's own enclave is.
+    #[tokio::test]
+    async fn a_peers_answer_of_another_protocol_version_is_refused() {
+        use axum::{routing::post, Router};
+        let answer = || async {
+            let nl = bridle_common::cluster::NotLeader { leader: None, leader_url: None };
+            to_cbor(&ResponseFrame { version: PROTOCOL_VERSION + 1, result: Ok(Reply::NotLeader(nl)) }).unwrap()
+        };
+        let url = serve(Router::new().route("/v1/cluster/call", post(answer))).await;
+        match link().forward(&url, &status(), Duration::from_secs(5)).await {
+            Err(ClientError::Protocol(e)) => assert!(e.contains("protocol version"), "{e}"),
+            other => panic!("took an answer of another version: {other:?}"),
+        }
+    }
+
+    async fn serve(app: axum::Router) -> String {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(l, app).await });
-        let link = ClusterLink::new(ClusterSettings {
+        url
+    }
+
+    fn link() -> ClusterLink {
+        ClusterLink::new(ClusterSettings {
             listen: "127.0.0.1:0".into(),
             advertise: "http://127.0.0.1:9".into(),
             seeds: vec![],
             bootstrap: false,
             source: None,
-        });
-        let call = Call::Status(bridle_common::protocol::StatusQuery { session: None, nonce: None, held: None });
-        match link.forward(&url, &call, Duration::from_secs(30)).await {
-            Err(ClientError::Protocol(e)) => assert!(e.contains(&format!("over {MAX_FORWARDED_ANSWER} bytes")), "{e}"),
-            other => panic!("read a 64 MiB answer: {other:?}"),
-        }
+        })
+    }
+
+    fn status() -> Call {
+        Call::Status(bridle_common::protocol::StatusQuery { session: None, nonce: None, held: None })
     }
 }

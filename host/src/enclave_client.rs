@@ -683,8 +683,9 @@ impl EnclaveClient {
     }
 }
 
-/// A response frame's body: the enclave's answer, or a protocol error.
-fn decode_response(body: &[u8]) -> Result<Result<Reply, Denial>, ClientError> {
+/// A response frame's body: the enclave's answer, or a protocol error (a frame of another
+/// protocol version among them, from this host's enclave or forwarded by a peer host).
+pub(crate) fn decode_response(body: &[u8]) -> Result<Result<Reply, Denial>, ClientError> {
     let frame: ResponseFrame = from_cbor(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
     if frame.version != PROTOCOL_VERSION {
         return Err(ClientError::Protocol(format!(
