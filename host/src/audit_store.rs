@@ -387,12 +387,11 @@ impl AuditStore {
             let tip = self.run(move |s| s.tip(&enclave)).await?.map(|t| t.seq);
             pulled.through = tip;
             let since = tip.map_or(0, |t| t + 1);
-            let (reply, source) = match ask(client, since).await {
-                (Ok(r), source) => (decode(r)?, source),
-                (Err(ClientError::Denied(d)), _) if d.code == ErrorCode::Unsupported => {
-                    return Err(PullError::Unsupported(d.reason))
-                }
-                (Err(e), _) => return Err(e.into()),
+            let (reply, source) = match ask(client, since).await? {
+                Asked::Batch(reply, source) => (reply, source),
+                // This host's own node has not applied as far as the copy (another host
+                // stored it in a shared database): nothing new from it yet.
+                Asked::Ahead => break,
             };
             if reply.head.enclave != enclave && client.identity() != Some(enclave) {
                 // The enclave restarted between the calls: start over on the next pull.
@@ -439,20 +438,51 @@ impl AuditStore {
     }
 }
 
+/// What [`ask`] got.
+pub(crate) enum Asked {
+    Batch(AuditReply, BatchSource),
+    /// This host's own node holds no entry from `since`: the stored copy is ahead of it.
+    Ahead,
+}
+
 /// Ask for the entries from `since`: of this host's own enclave first — in a cluster every
 /// node that has joined holds the same chain and serves it, so no other host is in the way —
-/// and only while its own node does not serve them (not joined, down, or of an image that
-/// serves the leader only), through the cluster.
-async fn ask(client: &EnclaveClient, since: u64) -> (Result<Reply, ClientError>, BatchSource) {
+/// and of the other members' nodes (through their hosts) while its own node does not serve
+/// them (not joined, down, or of an image that serves the leader only), or when it no
+/// longer holds them: a node restored from a snapshot holds fewer entries than the others,
+/// so its gap is recorded only when no other member fills it (a review of 2026-12-06).
+pub(crate) async fn ask(client: &EnclaveClient, since: u64) -> Result<Asked, PullError> {
     let call = Call::Audit(AuditQuery { since, nonce: None });
-    if client.cluster().is_none() {
-        return (client.call(call).await, BatchSource::OwnNode);
-    }
-    let direct = client.call_direct(call.clone()).await;
-    match direct {
-        Ok(Reply::Audit(_)) => (direct, BatchSource::OwnNode),
-        Err(ClientError::Denied(ref d)) if d.code == ErrorCode::Unsupported => (direct, BatchSource::OwnNode),
-        _ => (client.call(call).await, BatchSource::Relayed),
+    let unsupported = |e: ClientError| match e {
+        ClientError::Denied(d) if d.code == ErrorCode::Unsupported => PullError::Unsupported(d.reason),
+        e => e.into(),
+    };
+    let Some(link) = client.cluster() else {
+        let reply = client.call(call).await.map_err(unsupported)?;
+        return Ok(Asked::Batch(decode(reply)?, BatchSource::OwnNode));
+    };
+    let within = client.config().call_timeout;
+    // A batch that starts no later than `since`.
+    let whole = |r: &Reply| matches!(r, Reply::Audit(a) if a.entries.first().is_some_and(|e| e.seq <= since));
+    match client.call_direct(call.clone()).await {
+        Ok(Reply::Audit(own)) => {
+            if own.entries.first().is_some_and(|e| e.seq > since) {
+                if let Ok(Reply::Audit(theirs)) = link.ask_members(&call, within, whole).await {
+                    if theirs.entries.first().is_some_and(|e| e.seq <= since) {
+                        return Ok(Asked::Batch(theirs, BatchSource::Relayed));
+                    }
+                }
+            }
+            Ok(Asked::Batch(own, BatchSource::OwnNode))
+        }
+        Err(ClientError::Denied(d)) if d.code == ErrorCode::Unsupported => Err(PullError::Unsupported(d.reason)),
+        // `since` past its log's end.
+        Err(ClientError::Denied(d)) if d.code == ErrorCode::Malformed => Ok(Asked::Ahead),
+        _ => {
+            let theirs =
+                link.ask_members(&call, within, |r| matches!(r, Reply::Audit(_))).await.map_err(unsupported)?;
+            Ok(Asked::Batch(decode(theirs)?, BatchSource::Relayed))
+        }
     }
 }
 

@@ -207,6 +207,36 @@ impl ClusterLink {
         members.get(i).cloned()
     }
 
+    /// Ask the other members' nodes, through their hosts, one after the other until one
+    /// answers what `wanted` takes, within `within`: for a read every node that has joined
+    /// serves (the audit chain). Never this host's own node, nor a host only heard from.
+    pub async fn ask_members(
+        &self,
+        call: &Call,
+        within: Duration,
+        wanted: impl Fn(&Reply) -> bool,
+    ) -> Result<Reply, ClientError> {
+        let started = std::time::Instant::now();
+        let members = self.peers.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut last = Err(ClientError::Unavailable("no other member of the cluster is known".into()));
+        for url in members {
+            let left = within.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            match self.forward(&url, call, left).await {
+                // A node of an image that serves it from the leader only.
+                Ok(Reply::NotLeader(_)) => {
+                    last = Err(ClientError::Unavailable(format!("cluster peer {url}: its node does not serve it")))
+                }
+                Ok(r) if wanted(&r) => return Ok(r),
+                Ok(r) => last = Ok(r),
+                Err(e) => last = Err(e),
+            }
+        }
+        last
+    }
+
     /// Whether `url` is a seed or a member this host's enclave listed (not only heard from).
     pub fn is_member(&self, url: &str) -> bool {
         let url = trim(url);

@@ -399,11 +399,19 @@ impl EnclaveClient {
                 Ok(Reply::NotLeader(nl)) => {
                     // This host's own node names the leader from its membership; a peer host
                     // may name any URL, so its pointer is followed only to a known member
-                    // (a review of 2026-12-06); otherwise this host's node is asked again.
-                    target = nl.leader_url.clone().filter(|u| !link.is_me(u) && (!from_peer || link.is_member(u)));
-                    pointers += u32::from(target.is_some());
+                    // (a review of 2026-12-06). A peer that names none (or another URL) is
+                    // passed by for the next member, not for this host's own node (which
+                    // may be down: the same peer was then asked again and again).
+                    let named = nl.leader_url.clone().filter(|u| !link.is_me(u));
+                    let pointed = named.as_deref().is_some_and(|u| !from_peer || link.is_member(u));
+                    target = match named {
+                        Some(u) if pointed => Some(u),
+                        _ if from_peer => link.next_member(target.as_deref()),
+                        _ => None,
+                    };
+                    pointers += u32::from(pointed);
                     // No leader known yet (an election): ask again shortly.
-                    if target.is_some() && pointers <= 2 {
+                    if pointed && pointers <= 2 {
                         Duration::ZERO
                     } else {
                         Duration::from_millis(100)

@@ -108,18 +108,37 @@ async fn a_peers_pointer_is_followed_only_to_a_member() {
     // The leader's host (as this host's own node says) points elsewhere.
     let (liar, liar_asked) = peer(pointer(&stranger)).await;
     let (_dir, addr) = own_node(pointer(&liar)).await;
-    let r = client(addr, link(&[&member])).call_within(ask(1), Duration::from_secs(1)).await;
+    let r = client(addr, link(&[])).call_within(ask(1), Duration::from_secs(1)).await;
     assert!(r.is_err(), "{r:?}");
     assert!(liar_asked.load(Ordering::Relaxed) >= 1, "this host's own node's pointer is followed");
     assert_eq!(stranger_asked.load(Ordering::Relaxed), 0, "a peer's pointer was followed to a URL no member has");
-    assert_eq!(member_asked.load(Ordering::Relaxed), 0);
 
-    // To a member, it is followed.
+    // With a member known, the liar is passed by for it, the stranger still never asked.
+    let (_dir, addr) = own_node(pointer(&liar)).await;
+    let r = client(addr, link(&[&member])).call_within(ask(1), Duration::from_secs(1)).await;
+    assert_eq!(r.unwrap(), done(4).unwrap());
+    assert_eq!((stranger_asked.load(Ordering::Relaxed), member_asked.load(Ordering::Relaxed)), (0, 1));
+
+    // A pointer to a member is followed.
     let (honest, _) = peer(pointer(&member)).await;
     let (_dir, addr) = own_node(pointer(&honest)).await;
     let r = client(addr, link(&[&member])).call_within(ask(1), Duration::from_secs(1)).await;
     assert_eq!(r.unwrap(), done(4).unwrap());
-    assert_eq!(member_asked.load(Ordering::Relaxed), 1);
+    assert_eq!(member_asked.load(Ordering::Relaxed), 2);
+}
+
+/// A review of the fix: a peer whose pointer is not followed sent the call back to this
+/// host's own node, which, down, sent it to the first member again — the same peer, for the
+/// whole call. The next member is asked instead.
+#[tokio::test]
+async fn a_peer_whose_pointer_is_not_followed_is_passed_by_for_the_next_member() {
+    let (liar, _) = peer(pointer("http://127.0.0.1:1")).await;
+    let (silent, _) = peer(Ok(Reply::NotLeader(NotLeader { leader: None, leader_url: None }))).await;
+    let (leader, leader_asked) = peer(done(5)).await;
+    let (_dir, addr) = own_node(Err(Denial::new(ErrorCode::Unavailable, "down"))).await;
+    let r = client(addr, link(&[&liar, &silent, &leader])).call_within(ask(1), Duration::from_secs(1)).await;
+    assert_eq!(r.unwrap(), done(5).unwrap());
+    assert_eq!(leader_asked.load(Ordering::Relaxed), 1);
 }
 
 /// A review of 2026-12-06: a peer whose every answer points at itself as the leader had
@@ -139,4 +158,59 @@ async fn a_peer_pointing_at_itself_is_asked_only_a_few_times() {
     assert!(r.is_err(), "{r:?}");
     let n = asked.load(Ordering::Relaxed);
     assert!((2..=40).contains(&n), "the peer was asked {n} times in two seconds");
+}
+
+/// Where the audit pull reads (`audit_store::ask`): its own node; the other members while
+/// its node does not serve, and before a gap its own node would leave (a node restored
+/// from a snapshot holds fewer entries than the others: a review of 2026-12-06).
+mod audit_reads {
+    use super::*;
+    use crate::audit_store::{ask, Asked, BatchSource};
+    use bridle_common::audit::testing::TestChain;
+    use bridle_common::audit::AuditReply;
+
+    fn batch(c: &TestChain, from: usize, to: usize) -> Result<Reply, Denial> {
+        let head = c.head_held_from(to as u64 - 1, 9, Some(from as u64));
+        Ok(Reply::Audit(AuditReply { entries: c.entries[from..to].to_vec(), head, more: false }))
+    }
+
+    fn got(a: Asked) -> (u64, BatchSource) {
+        match a {
+            Asked::Batch(r, source) => (r.entries[0].seq, source),
+            Asked::Ahead => (u64::MAX, BatchSource::OwnNode),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gap_its_own_node_would_leave_is_asked_of_the_other_members_first() {
+        let mut c = TestChain::new(7);
+        c.fill(30);
+        let (holds, holds_asked) = peer(batch(&c, 10, 30)).await;
+        let (lacks, _) = peer(batch(&c, 20, 30)).await;
+        let (_dir, addr) = own_node(batch(&c, 20, 30)).await;
+        // A member holds entries from 10: taken from it (relayed: it continues the copy).
+        let cl = client(addr.clone(), link(&[&lacks, &holds]));
+        assert_eq!(got(ask(&cl, 10).await.unwrap()), (10, BatchSource::Relayed));
+        assert_eq!(holds_asked.load(Ordering::Relaxed), 1);
+        // None does: its own node's word, the gap.
+        let cl = client(addr.clone(), link(&[&lacks]));
+        assert_eq!(got(ask(&cl, 10).await.unwrap()), (20, BatchSource::OwnNode));
+        // No gap: the other members are not asked.
+        assert_eq!(got(ask(&cl, 20).await.unwrap()), (20, BatchSource::OwnNode));
+        let cl = client(addr, link(&[&holds]));
+        assert_eq!(got(ask(&cl, 20).await.unwrap()), (20, BatchSource::OwnNode));
+        assert_eq!(holds_asked.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn its_own_node_down_or_behind() {
+        let mut c = TestChain::new(8);
+        c.fill(30);
+        let (member, _) = peer(batch(&c, 10, 30)).await;
+        let (_dir, down) = own_node(Err(Denial::new(ErrorCode::Unavailable, "not joined"))).await;
+        assert_eq!(got(ask(&client(down, link(&[&member])), 10).await.unwrap()), (10, BatchSource::Relayed));
+        // Its own node has not applied as far as the stored copy (a shared database).
+        let (_dir, behind) = own_node(Err(Denial::malformed("audit: since 40 is past the end of the log"))).await;
+        assert!(matches!(ask(&client(behind, link(&[&member])), 40).await.unwrap(), Asked::Ahead));
+    }
 }

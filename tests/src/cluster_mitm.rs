@@ -14,11 +14,12 @@
 //! ```
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bridle_common::frame::{from_cbor, to_cbor};
 use bridle_common::protocol::{Call, Reply, RequestFrame, ResponseFrame};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +31,7 @@ struct Inner {
     http: reqwest::Client,
     rewrite: Mutex<Option<Rewrite>>,
     rewritten: AtomicU64,
+    refused: Mutex<Option<IpAddr>>,
 }
 
 /// The relay. Dropping it leaves it running until the test's runtime ends.
@@ -49,10 +51,11 @@ impl ClusterMitm {
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
             rewrite: Mutex::new(None),
             rewritten: AtomicU64::new(0),
+            refused: Mutex::new(None),
         });
         let app = axum::Router::new().fallback(relay).with_state(inner.clone());
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
         });
         ClusterMitm { port, inner }
     }
@@ -72,13 +75,28 @@ impl ClusterMitm {
         *self.inner.rewrite.lock().unwrap() = None;
     }
 
+    /// Refuse (503) everything from `from` (a host's source address), or nothing.
+    pub fn refuse(&self, from: Option<IpAddr>) {
+        *self.inner.refused.lock().unwrap() = from;
+    }
+
     /// How many replies were changed.
     pub fn rewritten(&self) -> u64 {
         self.inner.rewritten.load(Ordering::SeqCst)
     }
 }
 
-async fn relay(State(inner): State<Arc<Inner>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn relay(
+    State(inner): State<Arc<Inner>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if *inner.refused.lock().unwrap() == Some(peer.ip()) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     if uri.path() == "/v1/cluster/stream" {
         return StatusCode::NOT_FOUND.into_response();

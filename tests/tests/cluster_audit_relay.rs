@@ -3,14 +3,16 @@
 //! untrusted like every host — which could answer a batch from entry k + 1 and make the
 //! other host record entry k as dropped by the enclave, for good (a review of 2026-12-06).
 //! Now every node that has joined serves the chain, so each host copies it from its own node;
-//! while its node is down a host takes batches through other hosts, but never a gap; and
-//! the enclave's signed head says where its window starts.
+//! while its node is down a host takes batches through other hosts, but never a gap; the
+//! enclave's signed head says where its window starts; and a node's head is signed as of the
+//! latest entry it applied.
 
-use bridle_common::audit::{verify_chain, AuditExport};
-use bridle_common::protocol::{Call, Reply};
+use bridle_common::audit::{verify_chain, AuditExport, AuditHead};
+use bridle_common::frame::to_cbor;
+use bridle_common::protocol::{AuditQuery, Call, Reply, RequestFrame, PROTOCOL_VERSION};
 use bridle_tests::cluster::{cap_policy, source_ip, transfer, wait_until, Cluster};
 use bridle_tests::cluster_mitm::ClusterMitm;
-use bridle_tests::{Actor, Granted};
+use bridle_tests::{call_socket_raw, Actor, Granted};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,6 +46,19 @@ async fn caught_up(c: &Cluster, want: u64) {
         }
     })
     .await
+}
+
+/// The head node `i`'s enclave signs for `audit(0)`, asked on its socket.
+fn head_of(c: &Cluster, i: usize) -> AuditHead {
+    let frame = RequestFrame { version: PROTOCOL_VERSION, call: Call::Audit(AuditQuery { since: 0, nonce: None }) };
+    match call_socket_raw(&c.nodes[i].socket, &to_cbor(&frame).unwrap()) {
+        Ok(Reply::Audit(a)) => a.head,
+        other => panic!("node {i}'s audit: {other:?}"),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// `n` transfers through node 0's host, from `next` on.
@@ -100,6 +115,34 @@ async fn a_host_in_the_way_cannot_cut_entries_out_of_another_hosts_audit_copy() 
     }
     caught_up(&c, leader_head(&c).await).await;
     assert_eq!(relayed.load(Ordering::SeqCst), 0, "an audit pull went through the leader's host");
+
+    // Node 1 cut off from the others (its host carries its traffic) while the others go on:
+    // its node signs its heads as of the latest entry it applied, never "complete as of now"
+    // over a chain that stopped (a review of 2026-12-06: a host could get such a head from
+    // its own node and pass a stale export off as complete). Asked straight on the sockets.
+    let cut_at = unix_now();
+    c.nodes[1].proxy.block(true, &[]);
+    c.nodes[0].proxy.block(false, &[source_ip(1)]);
+    c.nodes[2].proxy.block(false, &[source_ip(1)]);
+    mitm.refuse(Some(source_ip(1)));
+    // The proxies break connections already open within 50 ms.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sign(&c, &g, &mut next, 5).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (cut_off, going_on) = (head_of(&c, 1), head_of(&c, 2));
+    assert!(
+        cut_off.seq < going_on.seq,
+        "node 1 was not cut off: {cut_off:?}, node 2's {going_on:?}; {}",
+        c.describe().await
+    );
+    assert!(cut_off.time <= cut_at + 1, "a node cut off at {cut_at} signed its head at {}", cut_off.time);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(head_of(&c, 1).time, cut_off.time, "its heads' time moved on with its clock");
+    mitm.refuse(None);
+    for n in &c.nodes {
+        n.proxy.heal();
+    }
+    caught_up(&c, leader_head(&c).await).await;
 
     // Node 1's enclave goes down, and the other hosts are out of its host's reach but for the
     // leader's host: its pulls now go through the relay, which cuts every batch it can.

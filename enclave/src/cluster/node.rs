@@ -173,9 +173,14 @@ impl ClusterNode {
             // node, with no other host in the way (a review of 2026-12-06: every other
             // host's copy came through the leader's host, which could cut entries out of
             // it). A follower's chain may lag the leader's by what it has not applied yet.
-            // A head at the log's end (`since` u64::MAX) or for a verifier's nonce says
-            // where the log ends now: the leader's only, below.
-            Call::Audit(q) if q.nonce.is_none() && q.since != u64::MAX => self.enclave()?.handle(Call::Audit(q)),
+            // Its head is signed as of the latest entry this node applied, not its clock (a
+            // review of 2026-12-06: a node cut off from the leader — its host carries its
+            // traffic — signed heads "complete as of now" over a frozen chain). A head at
+            // the log's end (`since` u64::MAX) or for a verifier's nonce says where the log
+            // ends now: the leader's only, below.
+            Call::Audit(q) if q.nonce.is_none() && q.since != u64::MAX => {
+                self.enclave()?.audit_as_of(q.since, self.clock.latest_applied()).map(Reply::Audit)
+            }
             Call::Status(_) | Call::Audit(_) => {
                 if !self.is_leader() {
                     return Ok(self.not_leader());

@@ -126,6 +126,13 @@ impl Enclave {
         &self.audit
     }
 
+    /// `audit(since)` with its head signed as of `time` rather than this machine's clock: a
+    /// cluster follower's, as of the latest entry it applied (it does not know what the
+    /// leader has committed since; its head must not say "complete as of now").
+    pub fn audit_as_of(&self, since: u64, time: u64) -> Result<AuditReply, Denial> {
+        self.audit.reply(since, None, &self.identity, time)
+    }
+
     pub fn identity_address(&self) -> Address {
         self.identity.address()
     }
