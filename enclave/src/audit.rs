@@ -365,7 +365,7 @@ impl AuditLog {
         identity: &Key,
         now: u64,
     ) -> Result<AuditReply, Denial> {
-        let (entries, seq, hash, more, end, oldest) = {
+        let (entries, seq, hash, more, end, oldest, now) = {
             let g = self.lock();
             let next = g.chain.next_seq();
             let first = next - g.entries.len() as u64;
@@ -385,7 +385,10 @@ impl AuditLog {
                 Some(after) if n > 0 => (start + n as u64 - 1, after.prev),
                 _ => (next - 1, g.chain.last_hash()),
             };
-            (batch, seq, hash, start + (n as u64) < next, next, first)
+            // Never signed before the latest entry it knows of (a cluster follower's `now` is
+            // the latest entry it applied, read before this lock).
+            let latest = g.entries.back().map_or(0, |e| e.time);
+            (batch, seq, hash, start + (n as u64) < next, next, first, now.max(latest))
         };
         let enclave = identity.address();
         let nonce = nonce.unwrap_or_default();
@@ -602,6 +605,17 @@ mod tests {
         let r = l.reply_t(251, &id, T0).unwrap();
         assert!(r.entries.is_empty() && !r.more);
         assert_eq!(r.head.seq, 250);
+    }
+
+    #[test]
+    fn a_head_is_never_signed_before_the_latest_entry() {
+        // A cluster follower signs as of the latest entry it applied, read before the log's
+        // lock: an entry appended meanwhile is later.
+        let id = Key::generate();
+        let l = log(&id, AuditConfig::default());
+        l.append(T0 + 10, Record::new(Decision::Allowed, Address::ZERO, B256::ZERO, "x"));
+        assert_eq!(l.reply_t(0, &id, T0 + 3).unwrap().head.time, T0 + 10);
+        assert_eq!(l.reply_t(0, &id, T0 + 30).unwrap().head.time, T0 + 30);
     }
 
     #[test]

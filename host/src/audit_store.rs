@@ -39,8 +39,8 @@ use axum::Json;
 use bridle_common::audit::{
     verify_chain, verify_chain_hashes, AuditEntry, AuditError, AuditHead, AuditReply, EXPORT_FORMAT,
 };
-use bridle_common::error::{Denial, ErrorCode};
-use bridle_common::protocol::{AuditQuery, Call, Reply, StatusQuery};
+use bridle_common::error::Denial;
+use bridle_common::protocol::{Call, Reply, StatusQuery};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -384,14 +384,14 @@ impl AuditStore {
 
         let mut pulled = Pulled { enclave: Some(enclave), ..Pulled::default() };
         for _ in 0..MAX_BATCHES_PER_PULL {
-            let tip = self.run(move |s| s.tip(&enclave)).await?.map(|t| t.seq);
-            pulled.through = tip;
-            let since = tip.map_or(0, |t| t + 1);
-            let (reply, source) = match ask(client, since).await? {
-                Asked::Batch(reply, source) => (reply, source),
+            let tip = self.run(move |s| s.tip(&enclave)).await?;
+            pulled.through = tip.as_ref().map(|t| t.seq);
+            let since = tip.as_ref().map_or(0, |t| t.seq + 1);
+            let (reply, source) = match crate::audit_reads::ask(client, enclave, since, tip.map(|t| t.hash)).await? {
+                crate::audit_reads::Asked::Batch(reply, source) => (reply, source),
                 // This host's own node has not applied as far as the copy (another host
                 // stored it in a shared database): nothing new from it yet.
-                Asked::Ahead => break,
+                crate::audit_reads::Asked::Ahead => break,
             };
             if reply.head.enclave != enclave && client.identity() != Some(enclave) {
                 // The enclave restarted between the calls: start over on the next pull.
@@ -402,6 +402,8 @@ impl AuditStore {
             }
             let more = reply.more;
             let reply_last = reply.head.seq;
+            // A batch that does not move the copy on ends the pull (nothing new).
+            let progress = reply_last >= since;
             let pk = public_key.clone();
             let store = Arc::clone(self);
             let (n, gap) = tokio::task::spawn_blocking(move || store.accept_from(enclave, pk.as_ref(), &reply, source))
@@ -418,8 +420,8 @@ impl AuditStore {
                 pulled.gaps.push((a, b));
             }
             pulled.stored += n;
-            pulled.through = Some(reply_last);
-            if !more {
+            pulled.through = Some(reply_last.max(pulled.through.unwrap_or(0)));
+            if !more || !progress {
                 break;
             }
         }
@@ -438,58 +440,10 @@ impl AuditStore {
     }
 }
 
-/// What [`ask`] got.
-pub(crate) enum Asked {
-    Batch(AuditReply, BatchSource),
-    /// This host's own node holds no entry from `since`: the stored copy is ahead of it.
-    Ahead,
-}
-
-/// Ask for the entries from `since`: of this host's own enclave first — in a cluster every
-/// node that has joined holds the same chain and serves it, so no other host is in the way —
-/// and of the other members' nodes (through their hosts) while its own node does not serve
-/// them (not joined, down, or of an image that serves the leader only), or when it no
-/// longer holds them: a node restored from a snapshot holds fewer entries than the others,
-/// so its gap is recorded only when no other member fills it (a review of 2026-12-06).
-pub(crate) async fn ask(client: &EnclaveClient, since: u64) -> Result<Asked, PullError> {
-    let call = Call::Audit(AuditQuery { since, nonce: None });
-    let unsupported = |e: ClientError| match e {
-        ClientError::Denied(d) if d.code == ErrorCode::Unsupported => PullError::Unsupported(d.reason),
-        e => e.into(),
-    };
-    let Some(link) = client.cluster() else {
-        let reply = client.call(call).await.map_err(unsupported)?;
-        return Ok(Asked::Batch(decode(reply)?, BatchSource::OwnNode));
-    };
-    let within = client.config().call_timeout;
-    // A batch that starts no later than `since`.
-    let whole = |r: &Reply| matches!(r, Reply::Audit(a) if a.entries.first().is_some_and(|e| e.seq <= since));
-    match client.call_direct(call.clone()).await {
-        Ok(Reply::Audit(own)) => {
-            if own.entries.first().is_some_and(|e| e.seq > since) {
-                if let Ok(Reply::Audit(theirs)) = link.ask_members(&call, within, whole).await {
-                    if theirs.entries.first().is_some_and(|e| e.seq <= since) {
-                        return Ok(Asked::Batch(theirs, BatchSource::Relayed));
-                    }
-                }
-            }
-            Ok(Asked::Batch(own, BatchSource::OwnNode))
-        }
-        Err(ClientError::Denied(d)) if d.code == ErrorCode::Unsupported => Err(PullError::Unsupported(d.reason)),
-        // `since` past its log's end.
-        Err(ClientError::Denied(d)) if d.code == ErrorCode::Malformed => Ok(Asked::Ahead),
-        _ => {
-            let theirs =
-                link.ask_members(&call, within, |r| matches!(r, Reply::Audit(_))).await.map_err(unsupported)?;
-            Ok(Asked::Batch(decode(theirs)?, BatchSource::Relayed))
-        }
-    }
-}
-
 /// The signed batch in an `audit` reply: the protocol carries [`AuditReply`] itself, so it
 /// is taken as decoded from the frame (no conversion on the async worker that runs the pull:
 /// a reply holds up to `MAX_REPLY_ENTRIES` entries).
-fn decode(reply: Reply) -> Result<AuditReply, PullError> {
+pub(crate) fn decode(reply: Reply) -> Result<AuditReply, PullError> {
     match reply {
         Reply::Audit(a) => Ok(a),
         other => Err(PullError::Other(format!("enclave answered audit with {}", reply_name(&other)))),

@@ -217,14 +217,18 @@ impl ClusterLink {
         wanted: impl Fn(&Reply) -> bool,
     ) -> Result<Reply, ClientError> {
         let started = std::time::Instant::now();
-        let members = self.peers.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let members: Vec<String> =
+            self.peers.read().unwrap_or_else(|e| e.into_inner()).iter().filter(|u| !self.is_me(u)).cloned().collect();
+        // Each its share of the time (at least 2 s): one that never answers does not use up
+        // the others' (a review of 2026-12-06).
+        let share = (within / u32::try_from(members.len()).unwrap_or(u32::MAX).max(1)).max(Duration::from_secs(2));
         let mut last = Err(ClientError::Unavailable("no other member of the cluster is known".into()));
         for url in members {
             let left = within.saturating_sub(started.elapsed());
             if left.is_zero() {
                 break;
             }
-            match self.forward(&url, call, left).await {
+            match self.forward(&url, call, left.min(share)).await {
                 // A node of an image that serves it from the leader only.
                 Ok(Reply::NotLeader(_)) => {
                     last = Err(ClientError::Unavailable(format!("cluster peer {url}: its node does not serve it")))

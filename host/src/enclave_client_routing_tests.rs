@@ -160,14 +160,43 @@ async fn a_peer_pointing_at_itself_is_asked_only_a_few_times() {
     assert!((2..=40).contains(&n), "the peer was asked {n} times in two seconds");
 }
 
-/// Where the audit pull reads (`audit_store::ask`): its own node; the other members while
+/// A review of the fix: a peer naming this host's own node as the leader (just elected)
+/// was passed by like one naming nobody, and the call went round the peers until it timed
+/// out. Its own node is asked.
+#[tokio::test]
+async fn a_peer_naming_this_hosts_own_node_as_leader_sends_the_call_home() {
+    use std::sync::atomic::AtomicBool;
+    let (peer_url, _) = peer(pointer("http://127.0.0.1:9")).await;
+    // This host's own node: first "not the leader" (pointing at the peer), then it leads.
+    let elected = Arc::new(AtomicBool::new(false));
+    let e = elected.clone();
+    let url = peer_url.clone();
+    let (_dir, addr, _) = fake_enclave(move |mut s| {
+        let (e, url) = (e.clone(), url.clone());
+        async move {
+            while read_frame(&mut s, DEFAULT_MAX_FRAME).await.is_ok() {
+                let r = if e.swap(true, Ordering::SeqCst) { done(6) } else { pointer(&url) };
+                answer(&mut s, r).await;
+            }
+        }
+    })
+    .await;
+    let r = client(addr, link(&[&peer_url])).call_within(ask(1), Duration::from_secs(1)).await;
+    assert_eq!(r.unwrap(), done(6).unwrap());
+    assert!(elected.load(Ordering::SeqCst));
+}
+
+/// Where the audit pull reads (`audit_reads::ask`): its own node; the other members while
 /// its node does not serve, and before a gap its own node would leave (a node restored
-/// from a snapshot holds fewer entries than the others: a review of 2026-12-06).
+/// from a snapshot holds fewer entries than the others: a review of 2026-12-06) — only a
+/// member's batch that continues the copy.
 mod audit_reads {
     use super::*;
-    use crate::audit_store::{ask, Asked, BatchSource};
+    use crate::audit_reads::{ask, Asked};
+    use crate::audit_store::{BatchSource, PullError};
+    use alloy_primitives::B256;
     use bridle_common::audit::testing::TestChain;
-    use bridle_common::audit::AuditReply;
+    use bridle_common::audit::{AuditReply, Decision, Record};
 
     fn batch(c: &TestChain, from: usize, to: usize) -> Result<Reply, Denial> {
         let head = c.head_held_from(to as u64 - 1, 9, Some(from as u64));
@@ -181,36 +210,67 @@ mod audit_reads {
         }
     }
 
-    #[tokio::test]
-    async fn a_gap_its_own_node_would_leave_is_asked_of_the_other_members_first() {
+    /// The chain of `TestChain::new(7)`: 30 entries; and another of the same enclave that
+    /// forks from it at 15 (a node of another image).
+    fn chains() -> (TestChain, TestChain) {
         let mut c = TestChain::new(7);
         c.fill(30);
+        let mut fork = TestChain::new(7);
+        fork.fill(15);
+        for i in 0..15 {
+            fork.push(1_800_000_000 + i, Record::new(Decision::Allowed, Address::ZERO, B256::ZERO, "other"));
+        }
+        (c, fork)
+    }
+
+    #[tokio::test]
+    async fn a_gap_its_own_node_would_leave_is_asked_of_the_other_members_first() {
+        let (c, fork) = chains();
+        let (e, tip) = (c.enclave(), Some(c.entries[9].hash()));
         let (holds, holds_asked) = peer(batch(&c, 10, 30)).await;
         let (lacks, _) = peer(batch(&c, 20, 30)).await;
+        // Junk (a head another key signed), an old genuine batch, another image's chain.
+        let mut other = TestChain::new(8);
+        other.fill(1);
+        let Ok(Reply::Audit(mut junk)) = batch(&c, 10, 30) else { unreachable!() };
+        junk.head.signature = other.head_held_from(0, 9, None).signature;
+        junk.more = true;
+        let (junk, _) = peer(Ok(Reply::Audit(junk))).await;
+        let (old, _) = peer(batch(&c, 0, 5)).await;
+        let (forked, _) = peer(batch(&fork, 10, 30)).await;
         let (_dir, addr) = own_node(batch(&c, 20, 30)).await;
-        // A member holds entries from 10: taken from it (relayed: it continues the copy).
-        let cl = client(addr.clone(), link(&[&lacks, &holds]));
-        assert_eq!(got(ask(&cl, 10).await.unwrap()), (10, BatchSource::Relayed));
+        // A member that continues the copy: taken from it (relayed).
+        let cl = client(addr.clone(), link(&[&junk, &old, &forked, &lacks, &holds]));
+        assert_eq!(got(ask(&cl, e, 10, tip).await.unwrap()), (10, BatchSource::Relayed));
         assert_eq!(holds_asked.load(Ordering::Relaxed), 1);
         // None does: its own node's word, the gap.
-        let cl = client(addr.clone(), link(&[&lacks]));
-        assert_eq!(got(ask(&cl, 10).await.unwrap()), (20, BatchSource::OwnNode));
+        let cl = client(addr.clone(), link(&[&junk, &old, &forked, &lacks]));
+        assert_eq!(got(ask(&cl, e, 10, tip).await.unwrap()), (20, BatchSource::OwnNode));
         // No gap: the other members are not asked.
-        assert_eq!(got(ask(&cl, 20).await.unwrap()), (20, BatchSource::OwnNode));
         let cl = client(addr, link(&[&holds]));
-        assert_eq!(got(ask(&cl, 20).await.unwrap()), (20, BatchSource::OwnNode));
+        assert_eq!(got(ask(&cl, e, 20, Some(c.entries[19].hash())).await.unwrap()), (20, BatchSource::OwnNode));
         assert_eq!(holds_asked.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
     async fn its_own_node_down_or_behind() {
-        let mut c = TestChain::new(8);
-        c.fill(30);
+        let (c, _) = chains();
+        let (e, tip) = (c.enclave(), Some(c.entries[9].hash()));
         let (member, _) = peer(batch(&c, 10, 30)).await;
+        let (old, _) = peer(batch(&c, 0, 5)).await;
         let (_dir, down) = own_node(Err(Denial::new(ErrorCode::Unavailable, "not joined"))).await;
-        assert_eq!(got(ask(&client(down, link(&[&member])), 10).await.unwrap()), (10, BatchSource::Relayed));
-        // Its own node has not applied as far as the stored copy (a shared database).
-        let (_dir, behind) = own_node(Err(Denial::malformed("audit: since 40 is past the end of the log"))).await;
-        assert!(matches!(ask(&client(behind, link(&[&member])), 40).await.unwrap(), Asked::Ahead));
+        let got_down = ask(&client(down.clone(), link(&[&old, &member])), e, 10, tip).await.unwrap();
+        assert_eq!(got(got_down), (10, BatchSource::Relayed));
+        // No member continues the copy: asked again later.
+        let r = ask(&client(down, link(&[&old])), e, 10, tip).await;
+        assert!(matches!(r, Err(PullError::Retry(_))), "{:?}", r.err());
+        // Its own node has not applied as far as the stored copy (a shared database): a
+        // member that has goes on; otherwise nothing new.
+        let (_dir, behind) = own_node(Err(Denial::malformed("audit: since 10 is past the end of the log"))).await;
+        assert_eq!(
+            got(ask(&client(behind.clone(), link(&[&member])), e, 10, tip).await.unwrap()),
+            (10, BatchSource::Relayed)
+        );
+        assert!(matches!(ask(&client(behind, link(&[&old])), e, 10, tip).await.unwrap(), Asked::Ahead));
     }
 }

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod api_lists;
 pub mod attestation;
+mod audit_reads;
 pub mod audit_store;
 pub mod cluster;
 pub mod config;
