@@ -22,7 +22,9 @@ pub enum AuditCmd {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ExportArgs {
     /// The host's base URL.
-    #[arg(long, env = "BRIDLE_HOST", default_value = "http://127.0.0.1:8547")]
+    // `--help` names the variable, never its value: a URL may carry an API key or a
+    // password (a review of 2026-12-06).
+    #[arg(long, env = "BRIDLE_HOST", hide_env_values = true, default_value = "http://127.0.0.1:8547")]
     pub host: String,
     /// Write the export here (default: stdout).
     #[arg(long, value_name = "FILE")]

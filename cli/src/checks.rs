@@ -70,8 +70,20 @@ pub fn binding(b: &SessionBinding, signature: &[u8], want: &Expected) -> Result<
     Ok(())
 }
 
-/// A signature of `session` over `digest` (65 bytes, v = 27/28 or 0/1).
+/// A signature of `session` over `digest`: 65 bytes r ‖ s ‖ v with v = 27 or 28, as the
+/// enclave makes every `Signed.signature`.
 pub fn recovers_to(signature: &[u8], digest: &B256, session: Address) -> Result<Signature> {
+    // `from_raw` also takes v = 0/1 and EIP-155 values (35 and up), which recover alike here
+    // but which ecrecover, OpenZeppelin's ECDSA and SimpleAccount refuse: a host rewriting
+    // v would withhold a usable signature behind one that checks out (a review of
+    // 2026-12-06). The callers hand these bytes on unchanged.
+    let [.., v] = signature else { bail!("the signature is empty, not a 65-byte r ‖ s ‖ v signature") };
+    if signature.len() != 65 {
+        bail!("the signature is {} bytes, not a 65-byte r ‖ s ‖ v signature", signature.len());
+    }
+    if !matches!(v, 27 | 28) {
+        bail!("the signature's v is {v}, not 27 or 28 as the enclave signs (contracts' ecrecover refuses it): the host altered it");
+    }
     let sig = Signature::from_raw(signature)
         .map_err(|e| anyhow!("the signature is not a 65-byte r ‖ s ‖ v signature: {e}"))?;
     // The enclave signs with low s only (EIP-2); recovery would accept the high-s twin,
@@ -260,6 +272,44 @@ mod tests {
         assert_eq!(twin.recover_address_from_prehash(&d).unwrap(), me, "the twin recovers alike");
         let e = recovers_to(&twin.as_bytes(), &d, me).unwrap_err().to_string();
         assert!(e.contains("upper half"), "{e}");
+    }
+
+    #[test]
+    fn a_signature_whose_v_is_not_27_or_28_is_refused() {
+        // The same r and s with v = 0/1 (or an EIP-155 v) recover to the same key, but
+        // on-chain ecrecover, OpenZeppelin's ECDSA and SimpleAccount refuse them.
+        let (k, me) = key();
+        let d = B256::repeat_byte(8);
+        let good = sign(&k, &d).as_bytes();
+        assert!(matches!(good[64], 27 | 28));
+        recovers_to(&good, &d, me).unwrap();
+        // v = 0/1 and its EIP-155 twin (35/36): the same parity, recovered alike.
+        for v in [good[64] - 27, good[64] + 8] {
+            let mut bad = good;
+            bad[64] = v;
+            let s = Signature::from_raw(&bad).unwrap();
+            assert_eq!(s.recover_address_from_prehash(&d).unwrap(), me, "v = {v} recovers alike");
+        }
+        for v in [0, 1, 2, 26, 29, 35, 36, 37, 38, 0xff] {
+            let mut bad = good;
+            bad[64] = v;
+            let e = recovers_to(&bad, &d, me).unwrap_err().to_string();
+            assert!(e.contains("not 27 or 28"), "v = {v}: {e}");
+        }
+        let e = recovers_to(&good[..64], &d, me).unwrap_err().to_string();
+        assert!(e.contains("64 bytes"), "{e}");
+        // Through the whole check of a reply, for a message.
+        let payload = SignPayload::Message(b"gm".to_vec().into());
+        let p = prepare(&payload).unwrap();
+        let sig = sign(&k, &p.signing_digest()).as_bytes();
+        let mut reply =
+            Signed { session: me, digest: p.stamp_digest(), signature: sig.to_vec().into(), raw_transaction: None };
+        signed(&payload, &reply, me).unwrap();
+        let mut v0 = sig;
+        v0[64] -= 27;
+        reply.signature = v0.to_vec().into();
+        let e = signed(&payload, &reply, me).unwrap_err().to_string();
+        assert!(e.contains("not 27 or 28"), "{e}");
     }
 
     #[test]

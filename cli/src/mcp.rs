@@ -38,7 +38,9 @@ pub struct McpArgs {
     #[arg(long)]
     session: Address,
     /// Ethereum JSON-RPC node for send_transaction (nonce, gas, fees, broadcast, receipts).
-    #[arg(long, env = "ETH_RPC_URL")]
+    // `--help` names the variable, never its value: a URL may carry an API key or a
+    // password (a review of 2026-12-06).
+    #[arg(long, env = "ETH_RPC_URL", hide_env_values = true)]
     rpc: Option<String>,
 }
 

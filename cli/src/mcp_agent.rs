@@ -353,7 +353,7 @@ impl Agent {
             Instant::now(),
         );
         let now = self.signed_so_far(chain_id).ok();
-        let host_said = crate::client::quoted_to(&format!("{e:#}"), 200);
+        let host_said = crate::client::in_quotes(&format!("{e:#}"), 200);
         match now {
             Some(now) if now.uses > before.uses || now.next_nonce > before.next_nonce.max(nonce) => {
                 anyhow::Error::new(Unseen { chain_id, nonce, moved: Some((before, now)), host_said })

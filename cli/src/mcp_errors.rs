@@ -3,9 +3,10 @@
 //! ([`Unseen`]), and the payments this server will not sign again ([`KeptError`]) — each as
 //! tool-error text and structured content ([`tool_error`]).
 
-use crate::client::{quoted, quoted_to, Refused};
+use crate::client::{in_quotes, in_quotes_counted, quoted_to, Refused, MAX_QUOTED};
 use crate::mcp_kept::MAX_KEPT;
 use alloy_primitives::B256;
+use bridle_common::error::ErrorCode;
 use serde_json::{json, Value};
 
 /// What the enclave's signed status says it has signed for the session on one chain: its
@@ -23,6 +24,7 @@ pub struct Unseen {
     pub chain_id: u64,
     pub nonce: u64,
     pub moved: Option<(SignedSoFar, SignedSoFar)>,
+    /// What the host answered, as one quoted value ([`in_quotes`]).
     pub host_said: String,
 }
 
@@ -109,9 +111,9 @@ impl KeptError {
             hash: Some(hash),
             text: format!(
                 "This payment was signed and sent as transaction {hash} (nonce {nonce} on chain {chain_id}), not \
-                 mined yet, and broadcasting it again failed: {}. It may still be mined: do not send this payment \
-                 again; look for its receipt.",
-                quoted_to(why, 200)
+                 mined yet, and broadcasting it again failed (the node said: {}). It may still be mined: do not send \
+                 this payment again; look for its receipt.",
+                in_quotes(why, 200)
             ),
         }
     }
@@ -138,34 +140,113 @@ impl std::fmt::Display for KeptError {
 
 impl std::error::Error for KeptError {}
 
-/// What a model should do about a refusal code.
-fn hint(code: &str) -> &'static str {
+/// What a model should do about a refusal code: this server's words, chosen only by a code
+/// that is one of Bridle's ([`ErrorCode`]); the host gave the code, so each is said as what
+/// to do *if* the host's code is true.
+fn hint(code: ErrorCode) -> &'static str {
+    use ErrorCode::*;
     match code {
-        "spend_cap" => "ask for no more than what remains (the status tool shows it) or wait for the cap's reset",
-        "value_cap" => "send less native value per call",
-        "rate_limited" => "wait: too many signatures in the policy's window",
-        "quota_exhausted" => "the session's signature quota is used up; ask the owner for a new session",
-        "gas_cap" => {
+        SpendCap => "ask for no more than what remains (the status tool shows it) or wait for the cap's reset",
+        ValueCap => "send less native value per call",
+        RateLimited => "wait: too many signatures in the policy's window",
+        QuotaExhausted => "the session's signature quota is used up; ask the owner for a new session",
+        GasCap => {
             "the fees or gas limit are above the policy's gas rules; set a lower gas_limit or wait for lower fees"
         }
-        "target_not_allowed" | "selector_not_allowed" | "argument_rejected" | "recipient_not_allowed" => {
-            "the policy does not allow this call; explain_policy lists what it allows"
+        TargetNotAllowed | SelectorNotAllowed | ArgumentRejected | RecipientNotAllowed | SpenderNotAllowed
+        | TypedDataNotAllowed | MessageNotAllowed | AuthorizationDenied => {
+            "the policy does not allow this; explain_policy lists what it allows"
         }
-        "chain_not_allowed" => "this chain is not in the policy's chains",
-        "expired" | "revoked" | "suspended" | "not_yet_valid" => {
-            "the session cannot sign now; the owner must act (new session, policy update)"
+        UnlimitedApproval => "approve a bounded amount, within the policy's approval caps (explain_policy lists them)",
+        ExposureCeiling => "the approvals and spending outstanding would pass the policy's ceiling; ask for less",
+        ChainNotAllowed => "this chain is not in the policy's chains",
+        Expired | Revoked | Suspended | NotYetValid => {
+            "the session cannot sign now; the owner must act (new session, policy update); the status tool shows \
+             its state"
         }
-        "pending_approval" => {
+        UnknownSession => "the enclave does not hold this session; the status tool shows whether it does",
+        PendingApproval => {
             "held for the owner's approval; after the owner approves, call send_transaction again with the same \
              to, value and data: the held transaction is sent again unchanged (same nonce and fees), and its \
              approved signature comes back. An equal payment cannot be made while this one is held"
         }
-        "denied_by_owner" => {
-            "the owner denied this very request; do not send it again (it stays refused until the hold expires)"
+        DeniedByOwner => {
+            "the owner denied this request; do not send it again until the hold expires (the status tool's \
+             pending list, signed by the enclave, shows held requests)"
         }
-        "unauthenticated" | "replayed" => "the stamp was refused: check the enclave identity and the clock",
-        _ => "",
+        Unauthenticated | Replayed => "the stamp was refused: check the enclave identity and the clock",
+        Unavailable => "no enclave could decide now; ask again later",
+        Malformed | TooLarge | Unsupported => "the request was not taken as it is; check what was asked",
+        InvalidPolicy | Internal => "check the status tool before asking again",
     }
+}
+
+/// The hint for a code none of Bridle's, or none given.
+const NO_CODE_HINT: &str = "the host gave no code of Bridle's, so this is no refusal this server can read; \
+                            the status tool shows what the enclave signed";
+
+/// The most of the host's text shown for a code that is none of Bridle's, and for a rule
+/// not of a rule's shape; the reason has the rest of [`MAX_QUOTED`].
+const MAX_ODD_FIELD: usize = 128;
+
+/// A rule's path as Bridle's policies name rules (`limits[0]`, `calls[2].functions[1]`,
+/// `enclave.session_busy`): 1 to 64 of `A-Z a-z 0-9 _ . [ ] -`, nothing that could read as
+/// words of this server's.
+fn rule_shaped(rule: &str) -> bool {
+    (1..=64).contains(&rule.len())
+        && rule.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'[' | b']' | b'-'))
+}
+
+/// The host's refusal as a tool error: text and structured content. The code is shown only
+/// if it is one of Bridle's (else `unknown`, the host's text quoted), the rule only if it has
+/// a rule's shape (else quoted), the reason quoted; 1 KiB of the host's text in all, and the
+/// hint is this server's, for a code of Bridle's only.
+fn refusal(r: &Refused) -> (String, Value) {
+    let code = r.code.as_deref().and_then(|c| serde_json::from_value::<ErrorCode>(json!(c)).ok());
+    let mut left = MAX_QUOTED;
+    let mut take = |t: &str| {
+        let (q, n) = in_quotes_counted(t, MAX_ODD_FIELD);
+        left = left.saturating_sub(n);
+        q
+    };
+    let code_text = match (code, r.code.as_deref()) {
+        (Some(c), _) => c.as_str().to_string(),
+        (None, Some(raw)) => format!("unknown (the host's code: {})", take(raw)),
+        (None, None) => "unknown (no code given)".to_string(),
+    };
+    let rule = r.rule.as_deref().filter(|t| rule_shaped(t));
+    let rule_text = match (rule, r.rule.as_deref()) {
+        (Some(rule), _) => Some(rule.to_string()),
+        (None, Some(raw)) => Some(take(raw)),
+        (None, None) => None,
+    };
+    let reason = r.reason.as_deref().unwrap_or(&r.message);
+    let reason_text = in_quotes(reason, left);
+    let h = code.map_or(NO_CODE_HINT, hint);
+    let head = "refused (the host's word; refusals are not signed)";
+    let text = match &rule_text {
+        Some(rule) => format!("{head}: {code_text} (rule {rule}): {reason_text}"),
+        None => format!("{head}: {code_text}: {reason_text}"),
+    };
+    let text = match code {
+        Some(_) => format!("{text}. This server's hint, if the host's code is true: {h}"),
+        None => format!("{text}. This server's hint: {h}"),
+    };
+    let v = json!({
+        "refused": true,
+        // Only a code of Bridle's and a rule of a rule's shape: the host's other text is in
+        // `reason` and the text, quoted.
+        "code": code.map_or("unknown", ErrorCode::as_str),
+        "rule": rule,
+        "reason": quoted_to(reason, left),
+        "hint": h,
+        "http_status": r.status,
+        "said_by": "the host: refusals are not signed by the enclave",
+        // The refusal is the host's word; whether the enclave signed the request is not
+        // known (a host may have it signed after the status read).
+        "signed_by_enclave": false, "request_signed": null,
+    });
+    (text, v)
 }
 
 /// A failure as a tool error: a refusal with its code, rule and reason (the numbers are in
@@ -188,26 +269,15 @@ pub fn tool_error(e: &anyhow::Error) -> (String, Value) {
         return (text, v);
     }
     if let Some(r) = e.downcast_ref::<Refused>() {
-        let code = quoted(&r.code.clone().unwrap_or_else(|| "error".into()));
-        let reason = quoted(&r.reason.clone().unwrap_or_else(|| r.message.clone()));
-        let rule = r.rule.as_deref().map(quoted);
-        let text = match &rule {
-            Some(rule) => {
-                format!("refused (the host's word; refusals are not signed): {code} (rule {rule}): {reason:?}")
-            }
-            None => format!("refused (the host's word; refusals are not signed): {code}: {reason:?}"),
-        };
-        let h = hint(&code);
-        let text = if h.is_empty() { text } else { format!("{text}. Hint: {h}") };
-        let v = json!({
-            "refused": true, "code": code, "rule": rule, "reason": reason, "message": quoted(&r.message),
-            "hint": h, "http_status": r.status,
-            // The refusal is the host's word; whether the enclave signed the request is not
-            // known (a host may have it signed after the status read).
-            "signed_by_enclave": false, "request_signed": null,
-        });
-        return (text, v);
+        return refusal(r);
     }
-    let text = quoted(&format!("{e:#}"));
+    // Any other failure: this server's words, with what the host wrote in them (an
+    // unexpected reply) labelled, quoted and bounded where it is made (`client::Host`); cut
+    // here only beyond that, never inside its quotes.
+    let text = quoted_to(&format!("{e:#}"), 2 * MAX_QUOTED);
     (text.clone(), json!({"refused": false, "error": text}))
 }
+
+#[cfg(test)]
+#[path = "mcp_errors_tests.rs"]
+mod tests;
