@@ -13,6 +13,7 @@ mod keys;
 mod mcp;
 mod mcp_agent;
 mod mcp_errors;
+mod mcp_fees;
 mod mcp_kept;
 mod owner;
 mod owner_view;

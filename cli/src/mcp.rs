@@ -42,6 +42,16 @@ pub struct McpArgs {
     // password (a review of 2026-12-06).
     #[arg(long, env = "ETH_RPC_URL", hide_env_values = true)]
     rpc: Option<String>,
+    /// The chain send_transaction pays on: a node answering another chain id is refused.
+    /// Without it, the node's chain is used (any the policy allows).
+    #[arg(long)]
+    chain_id: Option<u64>,
+    /// The highest max fee per gas (or gas price) send_transaction signs, gwei.
+    #[arg(long, default_value_t = 1000)]
+    max_fee_gwei: u64,
+    /// The highest priority fee per gas, gwei: a node's suggestion above it is lowered.
+    #[arg(long, default_value_t = 10)]
+    max_priority_fee_gwei: u64,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -234,7 +244,13 @@ impl ServerHandler for BridleMcp {
 
 pub fn run(a: McpArgs) -> Result<i32> {
     // Connect (blocking clients) before the async runtime starts.
-    let agent = Arc::new(Agent::connect(&a.conn, &a.key, a.session, a.rpc.as_deref())?);
+    let agent = Arc::new(Agent::connect(
+        &a.conn,
+        &a.key,
+        a.session,
+        a.rpc.as_deref(),
+        crate::mcp_fees::NodeLimits::new(a.chain_id, a.max_fee_gwei, a.max_priority_fee_gwei),
+    )?);
     eprintln!(
         "bridle mcp: session {} (agent {}), enclave {} ({}); serving MCP on stdio",
         agent.session,

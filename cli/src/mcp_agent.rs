@@ -9,6 +9,7 @@ use crate::agent::{check_agent, encode_call, sign_with};
 use crate::client::{read_within, Refused};
 use crate::keys::LoadedKey;
 use crate::mcp_errors::{KeptError, SignedSoFar, Unseen};
+use crate::mcp_fees::NodeLimits;
 use crate::mcp_kept::{KeptPayments, Payment, Send};
 use crate::owner::Conn;
 use crate::trust::{signed_line, Enclave};
@@ -28,6 +29,8 @@ pub struct Agent {
     key: LoadedKey,
     pub session: Address,
     pub node: Option<Node>,
+    /// What is taken from the node: its chain, its fees ([`crate::mcp_fees`]).
+    limits: NodeLimits,
     /// One signing call at a time: two `send_transaction`s at once would read the same
     /// pending nonce and the second would replace the first (a review of 2026-12-04), and a
     /// signature made during a send would read as the enclave signing a refused request.
@@ -66,7 +69,13 @@ impl std::fmt::Debug for Agent {
 impl Agent {
     /// Load the key, verify the host's enclave answers for the trusted identity (a status
     /// signed for a fresh nonce, like every agent command), and check the session is ours.
-    pub fn connect(conn: &Conn, key: &std::path::Path, session: Address, rpc: Option<&str>) -> Result<Agent> {
+    pub fn connect(
+        conn: &Conn,
+        key: &std::path::Path,
+        session: Address,
+        rpc: Option<&str>,
+        limits: NodeLimits,
+    ) -> Result<Agent> {
         let key = crate::keys::load(key)?;
         let enclave = conn.connect(Some(session))?;
         check_agent(&enclave, &key, session)?;
@@ -79,6 +88,7 @@ impl Agent {
             key,
             session,
             node,
+            limits,
             sending: std::sync::Mutex::new(()),
             kept: std::sync::Mutex::new(KeptPayments::default()),
         })
@@ -193,7 +203,7 @@ impl Agent {
             (None, Some(f)) => encode_call(f, &r.args)?,
             (None, None) => Bytes::new(),
         };
-        let chain_id = node.count("eth_chainId", json!([]))?;
+        let chain_id = self.limits.chain(node.count("eth_chainId", json!([]))?)?;
         let asked = Payment { chain_id, to: r.to, value, data };
         let before = self.signed_so_far(chain_id)?;
         let mined = node.count("eth_getTransactionCount", json!([from, "latest"]))?;
@@ -235,7 +245,7 @@ impl Agent {
         };
         let (tx, again) = match send {
             Send::Again { tx, held } => (tx, Some(held)),
-            Send::Fresh => (fill(node, from, r, chain_id, value, asked.data.clone(), fresh_nonce)?, None),
+            Send::Fresh => (fill(node, &self.limits, from, r, chain_id, value, asked.data.clone(), fresh_nonce)?, None),
             Send::NotMined { hash, nonce, raw } => {
                 // The same signed transaction, broadcast again: it cannot pay twice. A node
                 // that has it already says so; that is no failure.
@@ -365,8 +375,10 @@ impl Agent {
 }
 
 /// A transaction for what the model asked, its nonce, gas and fees from the node.
+#[allow(clippy::too_many_arguments)]
 fn fill(
     node: &Node,
+    limits: &NodeLimits,
     from: Address,
     r: &SendRequest,
     chain_id: u64,
@@ -388,12 +400,13 @@ fn fill(
     Ok(match block.get("baseFeePerGas").and_then(Value::as_str) {
         Some(b) => {
             let base = u128::from_str_radix(b.trim_start_matches("0x"), 16).context("baseFeePerGas")?;
-            let priority = node.quantity("eth_maxPriorityFeePerGas", json!([])).unwrap_or(1_000_000_000);
+            let suggested = node.quantity("eth_maxPriorityFeePerGas", json!([])).unwrap_or(1_000_000_000);
+            let (max_fee_per_gas, max_priority_fee_per_gas) = limits.eip1559(base, suggested)?;
             TxRequest::Eip1559(Eip1559Request {
                 chain_id,
                 nonce,
-                max_fee_per_gas: base.saturating_mul(2).saturating_add(priority),
-                max_priority_fee_per_gas: priority,
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
                 gas_limit,
                 to: Some(r.to),
                 value,
@@ -404,7 +417,7 @@ fn fill(
         None => TxRequest::Legacy(LegacyRequest {
             chain_id,
             nonce,
-            gas_price: node.quantity("eth_gasPrice", json!([]))?,
+            gas_price: limits.gas_price(node.quantity("eth_gasPrice", json!([]))?)?,
             gas_limit,
             to: Some(r.to),
             value,
