@@ -95,6 +95,21 @@ pub enum PayloadEncoding {
     Indefinite,
 }
 
+/// The kind of leaf (document signing) certificate a mock NSM gets. Only
+/// [`MockLeaf::Signing`] is what an NSM has; the others exist to test that verifiers
+/// refuse documents signed under them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MockLeaf {
+    /// Not a CA, keyUsage digitalSignature and nonRepudiation (as AWS's leaves).
+    #[default]
+    Signing,
+    /// basicConstraints CA:TRUE (keyUsage still digitalSignature): a CA certificate
+    /// signing documents, which verifiers refuse.
+    Ca,
+    /// Not a CA, keyUsage keyCertSign only (no digitalSignature), which verifiers refuse.
+    KeyCertSignOnly,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Pcr {
     value: [u8; PCR_LEN],
@@ -177,7 +192,7 @@ impl MockNsm {
     /// only [`MockNsm::new_debug`] produces them.
     pub fn with_image(image: ImageMeasurement) -> Result<Self, NsmError> {
         check_not_debug(&image)?;
-        Self::build(image, false, None)
+        Self::build(image, false, None, MockLeaf::Signing)
     }
 
     /// A mock NSM booted from an image with the given measurement whose documents
@@ -186,22 +201,29 @@ impl MockNsm {
     /// loaded it) verifies with [`MockCa::root_der`]. All-zero PCR0..2 are refused.
     pub fn with_ca(ca: &MockCa, image: ImageMeasurement) -> Result<Self, NsmError> {
         check_not_debug(&image)?;
-        Self::build(image, false, Some(ca))
+        Self::build(image, false, Some(ca), MockLeaf::Signing)
+    }
+
+    /// [`MockNsm::with_ca`] with a leaf certificate of the given kind: for tests that
+    /// verifiers refuse documents signed under a leaf that is not a signing certificate.
+    pub fn with_ca_and_leaf(ca: &MockCa, image: ImageMeasurement, leaf: MockLeaf) -> Result<Self, NsmError> {
+        check_not_debug(&image)?;
+        Self::build(image, false, Some(ca), leaf)
     }
 
     /// A mock NSM in debug mode: PCR0..2 are all zeros, as on a real enclave
     /// started with `--debug-mode`. Verifiers refuse its documents unless they
     /// allow debug explicitly.
     pub fn new_debug() -> Result<Self, NsmError> {
-        Self::build(ImageMeasurement::new([0; PCR_LEN], [0; PCR_LEN], [0; PCR_LEN]), true, None)
+        Self::build(ImageMeasurement::new([0; PCR_LEN], [0; PCR_LEN], [0; PCR_LEN]), true, None, MockLeaf::Signing)
     }
 
     /// [`MockNsm::new_debug`] with a leaf issued by `ca` (see [`MockNsm::with_ca`]).
     pub fn new_debug_with_ca(ca: &MockCa) -> Result<Self, NsmError> {
-        Self::build(ImageMeasurement::new([0; PCR_LEN], [0; PCR_LEN], [0; PCR_LEN]), true, Some(ca))
+        Self::build(ImageMeasurement::new([0; PCR_LEN], [0; PCR_LEN], [0; PCR_LEN]), true, Some(ca), MockLeaf::Signing)
     }
 
-    fn build(image: ImageMeasurement, debug: bool, ca: Option<&MockCa>) -> Result<Self, NsmError> {
+    fn build(image: ImageMeasurement, debug: bool, ca: Option<&MockCa>, leaf: MockLeaf) -> Result<Self, NsmError> {
         let rng = SystemRandom::new();
         let id = hex::encode(random_bytes(&rng, 8)?);
         let own_ca;
@@ -212,7 +234,7 @@ impl MockNsm {
                 &own_ca
             }
         };
-        let (leaf_key, leaf_der) = ca.issue_leaf(&rng, &id)?;
+        let (leaf_key, leaf_der) = ca.issue_leaf(&rng, &id, leaf)?;
         let root_der = ca.root_der().to_vec();
         let root_pem = ca.root_pem().to_string();
         let intermediate_der = ca.intermediate_der().to_vec();

@@ -3,7 +3,7 @@
 // code) and the DOM parts in views.js and chart.js.
 import { get, getPaged, post, ApiError, freshNonce, auditLog } from "./api.js";
 import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey, sameAddress } from "./bytes.js";
-import { verifyAttestation, parsePcrsJson } from "./attest.js";
+import { verifyAttestation, parsePcrsJson, pinsImage } from "./attest.js";
 import { checkBinding, verifyAuditLog } from "./verify.js";
 import { checkSignedStatus } from "./status.js";
 import * as owner from "./owner.js";
@@ -90,7 +90,7 @@ async function attestNow() {
   const a = await get(`/v1/attestation?nonce=${nonce}`);
   const v = verifyAttestation(hexToBytes(a.document), verifyOpts({ nonce: hexToBytes(nonce), publicKey: pk }));
   const s = settings();
-  const image = s.anyImage && !(s.pcrs && (0 in s.pcrs || (1 in s.pcrs && 2 in s.pcrs))) ? "any image (development)" : "the expected PCRs";
+  const image = s.anyImage && !(s.pcrs && pinsImage(s.pcrs)) ? "any image (development)" : "the expected PCRs";
   return `attestation verified in this browser for a fresh nonce: root ${v.rootSha256.slice(0, 16)}…, ${image}, module ${v.moduleId}`;
 }
 

@@ -1,7 +1,9 @@
 // Verification of a Nitro Enclaves attestation document in the browser, check for check as
-// attestation/src/verify.rs: COSE_Sign1 with ES384, the document's fields, the certificate
-// chain to the trusted root (AWS Nitro Root-G1, pinned by its SHA-256, or a root the owner
-// gives), the signature, time, debug mode, and the expected PCRs, nonce and public key.
+// attestation/src/verify.rs: COSE_Sign1 with ES384 (no crit), the document's fields (CBOR of
+// definite or indefinite lengths), the certificate chain to the trusted root (AWS Nitro
+// Root-G1, pinned by its SHA-256, or a root the owner gives) and its leaf, the signature,
+// time, debug mode, and the expected PCRs (which must pin an image unless any image is
+// accepted explicitly), nonce and public key; and pcrs.json as attestation/src/pcrs.rs reads it.
 import { cbor } from "./verify.js";
 import { bytesToHex, equalBytes, hexToBytes } from "./bytes.js";
 import { verifyChain, parseCert, pemToDer, fingerprint, ecdsaVerify } from "./x509.js";
@@ -22,7 +24,14 @@ IwLz3/Y=
 -----END CERTIFICATE-----`;
 export const AWS_NITRO_ROOT_G1_SHA256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b";
 
-// ---- a small CBOR decoder (definite lengths only, as NSM documents are) -------------------
+// ---- a small CBOR decoder ------------------------------------------------------------------
+// Definite and indefinite lengths (RFC 8949 §3.2: newer NSMs send the payload map of
+// indefinite length); integers, byte and text strings, arrays, maps, tags, false, true,
+// null. No floats or other simple values. At most 16 levels of nesting.
+
+const MAX_DEPTH = 16;
+const MAJOR_NAMES = ["an unsigned integer", "a negative integer", "a byte string", "a text string", "an array", "a map", "a tag", "a simple value"];
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
 export function decodeCbor(buf) {
   let at = 0;
@@ -32,14 +41,84 @@ export function decodeCbor(buf) {
   const arg = (info) => {
     if (info < 24) return BigInt(info);
     const n = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
-    if (!n) throw new Error(`CBOR: unsupported additional info ${info}`);
+    if (!n) throw new Error(`CBOR: reserved additional info ${info}`);
     need(n);
     let v = 0n;
     for (let i = 0; i < n; i++) v = (v << 8n) | BigInt(buf[at++]);
     return v;
   };
+  const len = (v) => {
+    if (v > BigInt(buf.length)) throw new Error("CBOR: length beyond the input");
+    return Number(v);
+  };
+  const utf8 = (bytes) => {
+    try {
+      return utf8Decoder.decode(bytes);
+    } catch {
+      throw new Error("CBOR: text string is not UTF-8");
+    }
+  };
+  // The 0xff "break" that ends an indefinite-length item; consumed when found.
+  const isBreak = () => {
+    need(1);
+    if (buf[at] !== 0xff) return false;
+    at++;
+    return true;
+  };
+  // The chunks of an indefinite-length string: each a definite string of the same major
+  // type, until the break.
+  const chunks = (major) => {
+    const parts = [];
+    while (!isBreak()) {
+      const b = buf[at++];
+      if (b >> 5 !== major) {
+        throw new Error(`CBOR: a chunk of an indefinite-length string is ${MAJOR_NAMES[b >> 5]}, not ${MAJOR_NAMES[major]}`);
+      }
+      if ((b & 0x1f) === 31) throw new Error("CBOR: a chunk of an indefinite-length string is itself of indefinite length");
+      const n = len(arg(b & 0x1f));
+      need(n);
+      parts.push(buf.subarray(at, (at += n)));
+    }
+    return parts;
+  };
+  const mapEntries = (depth, more) => {
+    const m = new Map();
+    while (more()) {
+      const k = item(depth + 1);
+      const key = typeof k === "bigint" ? k : String(k);
+      if (m.has(key)) throw new Error(`CBOR: duplicate map key ${key}`);
+      if (buf[at] === 0xff) throw new Error(`CBOR: map key ${key} has no value`);
+      m.set(key, item(depth + 1));
+    }
+    return m;
+  };
+  const indefinite = (major, depth) => {
+    switch (major) {
+      case 2: {
+        const parts = chunks(2);
+        const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+        let o = 0;
+        for (const p of parts) {
+          out.set(p, o);
+          o += p.length;
+        }
+        return out;
+      }
+      case 3:
+        return chunks(3).map(utf8).join("");
+      case 4: {
+        const out = [];
+        while (!isBreak()) out.push(item(depth + 1));
+        return out;
+      }
+      case 5:
+        return mapEntries(depth, () => !isBreak());
+      default:
+        throw new Error(`CBOR: ${MAJOR_NAMES[major]} cannot be of indefinite length`);
+    }
+  };
   const item = (depth) => {
-    if (depth > 16) throw new Error("CBOR: nested too deep");
+    if (depth > MAX_DEPTH) throw new Error("CBOR: nested too deep");
     need(1);
     const b = buf[at++];
     const major = b >> 5;
@@ -48,39 +127,31 @@ export function decodeCbor(buf) {
       if (info === 20) return false;
       if (info === 21) return true;
       if (info === 22 || info === 23) return null;
+      if (info === 31) throw new Error("CBOR: break outside an indefinite-length item");
       throw new Error("CBOR: unsupported simple value or float");
     }
+    if (info === 31) return indefinite(major, depth);
     const v = arg(info);
-    const len = () => {
-      if (v > BigInt(buf.length)) throw new Error("CBOR: length beyond the input");
-      return Number(v);
-    };
     switch (major) {
       case 0:
         return v;
       case 1:
         return -1n - v;
       case 2: {
-        const n = len();
+        const n = len(v);
         need(n);
         return buf.slice(at, (at += n));
       }
       case 3: {
-        const n = len();
+        const n = len(v);
         need(n);
-        return new TextDecoder("utf-8", { fatal: true }).decode(buf.subarray(at, (at += n)));
+        return utf8(buf.subarray(at, (at += n)));
       }
       case 4:
-        return Array.from({ length: len() }, () => item(depth + 1));
+        return Array.from({ length: len(v) }, () => item(depth + 1));
       case 5: {
-        const m = new Map();
-        for (let i = 0, n = len(); i < n; i++) {
-          const k = item(depth + 1);
-          const key = typeof k === "bigint" ? k : String(k);
-          if (m.has(key)) throw new Error(`CBOR: duplicate map key ${key}`);
-          m.set(key, item(depth + 1));
-        }
-        return m;
+        let n = len(v);
+        return mapEntries(depth, () => n-- > 0);
       }
       case 6:
         return { tag: v, value: item(depth + 1) };
@@ -103,7 +174,16 @@ function bytesField(m, name, optional = false) {
   return optional && v.length === 0 ? null : v;
 }
 
-/** Parse (without verifying) the COSE_Sign1 and its payload. */
+/** The ES384 protected header, as attestation/src/cose.rs reads it: `alg` -35, no `crit`. */
+function checkProtectedHeader(protectedBytes) {
+  if (protectedBytes.length === 0) throw new Error("COSE protected header is empty: no algorithm");
+  const ph = decodeCbor(protectedBytes);
+  if (!(ph instanceof Map)) throw new Error("COSE protected header is not a map");
+  if (ph.has(2n)) throw new Error("COSE protected header: critical header parameters (crit) are not supported");
+  if (ph.get(1n) !== -35n) throw new Error("COSE protected header does not say ES384 (-35)");
+}
+
+/** Parse (without verifying) the COSE_Sign1 and its payload, as attestation/src/document.rs. */
 export function parseDocument(bytes) {
   if (bytes.length > 64 * 1024) throw new Error("document too large");
   let cose = decodeCbor(bytes);
@@ -112,33 +192,37 @@ export function parseDocument(bytes) {
     cose = cose.value;
   }
   if (!Array.isArray(cose) || cose.length !== 4) throw new Error("not a COSE_Sign1 document");
-  const [protectedBytes, , payload, signature] = cose;
-  if (!(protectedBytes instanceof Uint8Array) || !(payload instanceof Uint8Array) || !(signature instanceof Uint8Array)) {
+  const [protectedBytes, unprotected, payload, signature] = cose;
+  if (!(protectedBytes instanceof Uint8Array) || !(unprotected instanceof Map) || !(payload instanceof Uint8Array) || !(signature instanceof Uint8Array)) {
     throw new Error("not a COSE_Sign1 document: fields of the wrong type");
   }
-  const ph = decodeCbor(protectedBytes);
-  if (!(ph instanceof Map) || ph.get(1n) !== -35n) throw new Error("COSE protected header does not say ES384 (-35)");
+  checkProtectedHeader(protectedBytes);
   const m = decodeCbor(payload);
   if (!(m instanceof Map)) throw new Error("attestation payload is not a map");
+  const moduleId = m.get("module_id");
+  if (typeof moduleId !== "string" || moduleId === "") throw new Error("module_id: expected a non-empty text string");
   if (m.get("digest") !== "SHA384") throw new Error(`unsupported PCR digest ${m.get("digest")}`);
   const pcrsMap = m.get("pcrs");
   if (!(pcrsMap instanceof Map) || pcrsMap.size === 0) throw new Error("attestation document has no pcrs");
   const pcrs = {};
   for (const [k, v] of pcrsMap) {
-    if (typeof k !== "bigint" || !(v instanceof Uint8Array) || ![32, 48, 64].includes(v.length)) {
+    if (typeof k !== "bigint" || k < 0n || k > 65535n || !(v instanceof Uint8Array) || ![32, 48, 64].includes(v.length)) {
       throw new Error("pcrs: bad entry");
     }
     pcrs[Number(k)] = v;
   }
   const cabundle = m.get("cabundle");
   if (!Array.isArray(cabundle) || cabundle.some((c) => !(c instanceof Uint8Array))) throw new Error("bad cabundle");
+  if (cabundle.length === 0) throw new Error("cabundle: empty");
+  if (cabundle.some((c) => c.length === 0)) throw new Error("cabundle: contains an empty certificate");
   const ts = m.get("timestamp");
   if (typeof ts !== "bigint") throw new Error("timestamp: expected an unsigned integer");
+  if (ts === 0n) throw new Error("timestamp: zero");
   return {
     protectedBytes,
     payload,
     signature,
-    moduleId: m.get("module_id"),
+    moduleId,
     timestampMs: Number(ts),
     pcrs,
     certificate: bytesField(m, "certificate"),
@@ -156,20 +240,93 @@ export function trustedRoot(pem) {
   return parseCert("trusted root certificate", derBytes);
 }
 
-/** Expected PCRs from a pcrs.json text (bridle's or nitro-cli's `Measurements`). */
+/**
+ * Throws if an object of the JSON `text` (valid JSON) gives a key twice: JSON.parse keeps the
+ * last silently, and an expected value must not be skippable (attestation/src/pcrs.rs).
+ */
+function refuseDuplicateKeys(text) {
+  const objects = []; // per open object: its keys; null for an array
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "{") {
+      objects.push(new Set());
+      expectKey = true;
+    } else if (c === "[") {
+      objects.push(null);
+    } else if (c === "}" || c === "]") {
+      objects.pop();
+      expectKey = false;
+    } else if (c === ",") {
+      expectKey = objects.length > 0 && objects[objects.length - 1] !== null;
+    } else if (c === '"') {
+      const start = i;
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+      if (expectKey) {
+        const key = JSON.parse(text.slice(start, i + 1));
+        const keys = objects[objects.length - 1];
+        if (keys.has(key)) throw new Error(`key ${JSON.stringify(key)} is given twice`);
+        keys.add(key);
+        expectKey = false;
+      }
+    }
+  }
+}
+
+const isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+const isPcrKey = (k) => /^pcr/i.test(k); // ASCII case only, as eq_ignore_ascii_case
+
+/**
+ * Expected PCRs from a pcrs.json text (bridle's or nitro-cli's `Measurements`), as
+ * attestation/src/pcrs.rs reads it: every key `PCR<n>` (any case) is an expected value, never
+ * skipped; an index given twice, or PCR keys both beside and in `Measurements`, is refused.
+ */
 export function parsePcrsJson(text) {
-  let obj = JSON.parse(text);
-  if (obj.Measurements) obj = obj.Measurements;
+  let obj;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`not JSON: ${e.message}`);
+  }
+  if (!isObject(obj)) throw new Error('expected a JSON object of "PCR<n>": "<hex>"');
+  refuseDuplicateKeys(text);
+  if (Object.hasOwn(obj, "Measurements")) {
+    const outer = Object.keys(obj).find(isPcrKey);
+    if (outer !== undefined) throw new Error(`"${outer}" beside "Measurements": the expected values must be in one place`);
+    obj = obj.Measurements;
+    if (!isObject(obj)) throw new Error('"Measurements" is not an object');
+  }
   const out = {};
+  const keyOf = {};
   for (const [k, v] of Object.entries(obj)) {
-    const m = /^pcr(\d+)$/i.exec(k);
-    if (!m) continue;
-    const b = hexToBytes(String(v).startsWith("0x") ? v : "0x" + v);
-    if (![32, 48, 64].includes(b.length)) throw new Error(`${k}: ${b.length} bytes, expected 48`);
-    out[Number(m[1])] = b;
+    if (!isPcrKey(k)) continue;
+    const digits = k.slice(3);
+    if (!/^[0-9]+$/.test(digits) || Number(digits) > 65535) throw new Error(`key "${k}": PCR index is not a number 0..=65535`);
+    const index = Number(digits);
+    if (typeof v !== "string") throw new Error(`${k}: expected a hex string`);
+    if (index in out) throw new Error(`PCR${index} is given twice ("${keyOf[index]}" and "${k}")`);
+    let b;
+    try {
+      b = hexToBytes(v.startsWith("0x") ? v : "0x" + v);
+    } catch (e) {
+      throw new Error(`${k}: ${e.message}`);
+    }
+    if (![32, 48, 64].includes(b.length)) throw new Error(`${k}: ${b.length} bytes, expected 48 (96 hex digits), or 32/64`);
+    out[index] = b;
+    keyOf[index] = k;
   }
   if (Object.keys(out).length === 0) throw new Error('no "PCR<n>" entry');
   return out;
+}
+
+/**
+ * Whether `pcrs` (index → bytes) pins an enclave image: PCR0, or both PCR1 and PCR2, each
+ * not all zeros — a debug-mode enclave measures zeros whatever it runs
+ * (attestation/src/verify.rs `pins_image`).
+ */
+export function pinsImage(pcrs) {
+  const pins = (i) => pcrs[i] instanceof Uint8Array && pcrs[i].some((b) => b !== 0);
+  return pins(0) || (pins(1) && pins(2));
 }
 
 /**
@@ -179,8 +336,10 @@ export function parsePcrsJson(text) {
  */
 export function verifyAttestation(bytes, opts) {
   const pcrs = opts.pcrs ?? {};
-  if (!opts.anyImage && !(0 in pcrs || (1 in pcrs && 2 in pcrs))) {
-    throw new Error("no expected image: give the image's PCR0 (or PCR1 and PCR2), or accept any image explicitly");
+  if (!opts.anyImage && !pinsImage(pcrs)) {
+    throw new Error(
+      "no expected image: give the image's PCR0 (or PCR1 and PCR2), not all zeros (a debug-mode enclave's, which pins no image), or accept any image explicitly",
+    );
   }
   const d = parseDocument(bytes);
   const nowMs = opts.nowMs ?? Date.now();

@@ -93,6 +93,16 @@ function nameString(node) {
 
 /** Parse one DER certificate. `role` names it in errors (leaf, cabundle[i], root). */
 export function parseCert(role, bytes) {
+  try {
+    return parseCertFields(role, bytes);
+  } catch (e) {
+    // A field missing or of another shape than expected: one clear refusal, naming the role.
+    if (e instanceof TypeError || e instanceof RangeError) throw new Error(`${role}: malformed certificate (${e.message})`);
+    throw e;
+  }
+}
+
+function parseCertFields(role, bytes) {
   const fail = (why) => new Error(`${role}: ${why}`);
   let cert;
   try {
@@ -125,7 +135,8 @@ export function parseCert(role, bytes) {
   const pointLen = curve === "P384" ? 97 : 65;
   if (spki[1].value[0] !== 0 || pk.length !== pointLen || pk[0] !== 4) throw fail("public key is not an uncompressed point");
   let basic = null;
-  let keyCertSign = null;
+  let keyCertSign = null; // null: no keyUsage extension
+  let digitalSignature = null;
   const seen = new Set();
   for (const ctx of t.slice(i)) {
     if (ctx.tag !== 0xa3) continue;
@@ -147,6 +158,7 @@ export function parseCert(role, bytes) {
         basic = { ca, pathLen };
       } else if (id === OID.keyUsage) {
         const bits = val.value.subarray(1);
+        digitalSignature = bits.length > 0 && (bits[0] & 0x80) !== 0; // bit 0
         keyCertSign = bits.length > 0 && (bits[0] & 0x04) !== 0; // bit 5
       } else if (id !== OID.extKeyUsage && critical) {
         throw fail(`unsupported critical extension ${id}`);
@@ -169,6 +181,7 @@ export function parseCert(role, bytes) {
     publicKey: pk,
     basic,
     keyCertSign,
+    digitalSignature,
   };
 }
 
@@ -207,14 +220,30 @@ function checkLink(child, issuer, caBelow, anchored) {
   }
 }
 
-/** Leaf ← cabundle[n-1] ← … ← cabundle[1] ← root (cabundle[0] ignored), valid at `at`. */
+/** The leaf signs documents: not a CA, and a keyUsage, if any, that allows digitalSignature. */
+function checkLeafUsage(leaf) {
+  if (leaf.basic && leaf.basic.ca) {
+    throw new Error(
+      `leaf certificate ("${leaf.subject}") is a certificate authority (basicConstraints CA): a CA certificate does not sign attestation documents`,
+    );
+  }
+  if (leaf.digitalSignature === false) throw new Error(`leaf certificate ("${leaf.subject}"): keyUsage does not allow digitalSignature`);
+}
+
+/**
+ * Leaf ← cabundle[n-1] ← … ← cabundle[1] ← root (cabundle[0] ignored), valid at `at`: in
+ * attestation/src/x509.rs's order — names, CA constraints and signatures of every link, then
+ * the leaf's usage, then every validity.
+ */
 export function verifyChain(leafDer, cabundle, root, at) {
+  if (cabundle.length === 0) throw new Error("cabundle: empty");
   const leaf = parseCert("leaf certificate", leafDer);
   if (leaf.curve !== "P384") throw new Error("leaf certificate: not a P-384 key (ES384)");
   const chain = [leaf];
   for (let i = cabundle.length - 1; i >= 1; i--) chain.push(parseCert(`cabundle[${i}]`, cabundle[i]));
   chain.push(root);
   for (let i = 0; i + 1 < chain.length; i++) checkLink(chain[i], chain[i + 1], i, i + 2 === chain.length);
+  checkLeafUsage(leaf);
   for (const c of chain) {
     if (at < c.notBefore) throw new Error(`${c.role} ("${c.subject}") is not yet valid at ${at}`);
     if (at > c.notAfter) throw new Error(`${c.role} ("${c.subject}") expired at ${c.notAfter}`);

@@ -6,7 +6,7 @@ import { bindingDigest, receiptDigest, checkReceipt, verifyAuditLog, entryHash, 
 import { termsDigest, approvalSigners } from "../../host/console/owner.js";
 import { checkSignedStatus } from "../../host/console/status.js";
 import { payloadDigest, describe } from "../../host/console/decode.js";
-import { verifyAttestation } from "../../host/console/attest.js";
+import { verifyAttestation, decodeCbor, parsePcrsJson } from "../../host/console/attest.js";
 import { readBounded } from "../../host/console/api.js";
 import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey } from "../../host/console/bytes.js";
 import { spendChart } from "../../host/console/chart.js";
@@ -74,6 +74,7 @@ const ops = {
       delete globalThis.document;
     }
   },
+  // verifyAttestation; `now_ms` fixes the time (a stored document verified at its timestamp).
   attest: (c) => {
     try {
       const o = c.opts;
@@ -81,11 +82,90 @@ const ops = {
       const v = verifyAttestation(hexToBytes(c.document), {
         rootPem: o.root_pem ?? undefined,
         anyImage: !!o.any_image,
+        allowDebug: !!o.allow_debug,
         pcrs,
         nonce: o.nonce ? hexToBytes(o.nonce) : undefined,
         publicKey: o.public_key ? hexToBytes(o.public_key) : undefined,
+        userData: o.user_data ? hexToBytes(o.user_data) : undefined,
+        nowMs: o.now_ms ?? undefined,
+        maxAgeSecs: o.max_age_secs ?? undefined,
       });
-      return { ok: true, module_id: v.moduleId, public_key: v.publicKey ? hex(v.publicKey) : null, pcr0: hex(v.pcrs[0]) };
+      return {
+        ok: true,
+        module_id: v.moduleId,
+        timestamp_ms: v.timestampMs,
+        public_key: v.publicKey ? hex(v.publicKey) : null,
+        nonce: v.nonce ? hex(v.nonce) : null,
+        pcrs: Object.fromEntries(Object.entries(v.pcrs).map(([i, b]) => [i, hex(b)])),
+        pcr0: hex(v.pcrs[0]),
+        chain: v.chain.length,
+        root_sha256: v.rootSha256,
+      };
+    } catch (e) {
+      return { ok: false, error: e.message };
+    }
+  },
+  // decodeCbor of `hex`, the value written as tests/tests/console_digests/attestation.rs
+  // writes a ciborium value: {int}, {bytes}, {text}, {array}, {map: [[k, v]]}, {tag, value}.
+  cbor: (c) => {
+    const show = (v) => {
+      if (typeof v === "bigint") return { int: v.toString() };
+      if (v instanceof Uint8Array) return { bytes: bytesToHex(v, false) };
+      if (typeof v === "string") return { text: v };
+      if (v === null || typeof v === "boolean") return v;
+      if (Array.isArray(v)) return { array: v.map(show) };
+      if (v instanceof Map) return { map: [...v].map(([k, x]) => [typeof k === "bigint" ? show(k) : { text: k }, show(x)]) };
+      return { tag: v.tag.toString(), value: show(v.value) };
+    };
+    try {
+      return { ok: true, value: show(decodeCbor(hexToBytes(c.hex))) };
+    } catch (e) {
+      return { ok: false, error: e.message, kind: e.constructor.name };
+    }
+  },
+  // `rounds` mutations of the given documents (bytes changed, cut, inserted — header bytes
+  // of indefinite length among them), each read by decodeCbor (the document and its
+  // payload) and verifyAttestation: how many threw something else than a plain Error
+  // (a TypeError, RangeError, stack overflow: a failure of the code, not a refusal).
+  attest_mutations: (c) => {
+    let seed = c.seed;
+    const rand = (n) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const heads = [0x5f, 0x7f, 0x9f, 0xbf, 0xff, 0x1f, 0xdf, 0x5c, 0x40, 0x9b, 0x5b];
+    const docs = c.documents.map((d) => hexToBytes(d));
+    const payloads = docs.map((d) => {
+      const cose = decodeCbor(d);
+      return (cose.tag === undefined ? cose : cose.value)[2];
+    });
+    const seeds = [...docs, ...payloads];
+    const failures = {};
+    const run = (f) => {
+      try {
+        f();
+      } catch (e) {
+        if (e.constructor !== Error) failures[`${e.constructor.name}: ${e.message}`] = (failures[`${e.constructor.name}: ${e.message}`] ?? 0) + 1;
+      }
+    };
+    for (let i = 0; i < c.rounds; i++) {
+      let b = Uint8Array.from(seeds[rand(seeds.length)]);
+      for (let k = 1 + rand(3); k > 0 && b.length > 0; k--) {
+        const at = rand(b.length);
+        const m = rand(4);
+        if (m === 0) b[at] = rand(256);
+        else if (m === 1) b[at] = heads[rand(heads.length)];
+        else if (m === 2) b = b.slice(0, at);
+        else b = Uint8Array.from([...b.subarray(0, at), heads[rand(heads.length)], ...b.subarray(at)]);
+      }
+      run(() => decodeCbor(b));
+      run(() => verifyAttestation(b, { anyImage: true, allowDebug: true, rootPem: c.root_pem, nowMs: c.now_ms }));
+    }
+    return { failures };
+  },
+  pcrs_json: (c) => {
+    try {
+      return { ok: true, pcrs: Object.fromEntries(Object.entries(parsePcrsJson(c.text)).map(([i, b]) => [i, hex(b)])) };
     } catch (e) {
       return { ok: false, error: e.message };
     }

@@ -14,10 +14,13 @@ use bridle_common::protocol::*;
 use bridle_common::receipt::{self, Receipted};
 use bridle_common::tx::{Eip1559Request, TxRequest};
 use bridle_common::userop::{self, EntryPointVersion, UserOperationRequest, ENTRY_POINT_V07, ENTRY_POINT_V08};
-use bridle_tests::{repo_root, Dev};
+use bridle_tests::repo_root;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};
+
+#[path = "console_digests/attestation.rs"]
+mod attestation;
 
 /// Run the cases through the console's modules under node.
 fn node(cases: &[Value]) -> Vec<Value> {
@@ -836,52 +839,6 @@ fn refused_payloads() -> Vec<(&'static str, SignPayload)> {
         ("userop with factory and init_code", SignPayload::UserOperation(both)),
         ("userop with paymaster gas and no paymaster", SignPayload::UserOperation(stray_paymaster_gas)),
     ]
-}
-
-/// Attestation documents of a real development enclave, verified by the console's code
-/// against its mock root — and refused for every expectation that does not hold.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attestation_documents_of_bridle_dev_verify_in_the_console_code() {
-    let dev = Dev::start();
-    let root = std::fs::read_to_string(dev.dir.path().join("dev/mock-root.pem")).unwrap();
-    let http = reqwest::Client::new();
-    let status: Value = http.get(format!("{}/v1/status", dev.url)).send().await.unwrap().json().await.unwrap();
-    let pk = status["identity_public_key"].as_str().unwrap().to_string();
-    let nonce = format!("0x{}", hex::encode([0x42u8; 32]));
-    let att: Value =
-        http.get(format!("{}/v1/attestation?nonce={nonce}", dev.url)).send().await.unwrap().json().await.unwrap();
-    let doc = att["document"].as_str().unwrap().to_string();
-    let pcr0 = att["summary"]["pcrs"]["0"].as_str().unwrap().to_string();
-    let mut altered = hex::decode(&doc[2..]).unwrap();
-    let at = altered.len() - 120; // inside the payload's last fields or the signature
-    altered[at] ^= 1;
-    let case = |document: &str, opts: Value| json!({"op": "attest", "document": document, "opts": opts});
-    let other_nonce = format!("0x{}", hex::encode([0x43u8; 32]));
-    let cases = vec![
-        case(&doc, json!({"root_pem": root, "any_image": true, "nonce": nonce, "public_key": pk})),
-        case(&doc, json!({"root_pem": root, "pcrs": {"0": pcr0}, "nonce": nonce})),
-        case(&doc, json!({"any_image": true})),
-        case(&doc, json!({"root_pem": root})),
-        case(&doc, json!({"root_pem": root, "any_image": true, "nonce": other_nonce})),
-        case(&doc, json!({"root_pem": root, "pcrs": {"0": format!("{:0>96}", "1")}})),
-        case(&format!("0x{}", hex::encode(&altered)), json!({"root_pem": root, "any_image": true})),
-        case(&doc, json!({"root_pem": root, "any_image": true, "public_key": format!("0x02{}", "11".repeat(32))})),
-    ];
-    let r = node(&cases);
-    assert_eq!(r[0]["ok"], true, "{}", r[0]);
-    assert_eq!(r[0]["public_key"].as_str().unwrap(), pk.to_lowercase());
-    assert_eq!(r[1]["ok"], true, "pinned PCR0: {}", r[1]);
-    let refused = |i: usize, what: &str| {
-        assert_eq!(r[i]["ok"], false, "case {i} must be refused: {}", r[i]);
-        let e = r[i]["error"].as_str().unwrap();
-        assert!(e.contains(what), "case {i}: expected {what:?} in {e:?}");
-    };
-    refused(2, "trusted root");
-    refused(3, "no expected image");
-    refused(4, "nonce mismatch");
-    refused(5, "PCR0 mismatch");
-    assert_eq!(r[6]["ok"], false, "an altered document: {}", r[6]);
-    refused(7, "public_key mismatch");
 }
 
 /// A session's status as the enclave reports it after a signed transfer, a signed approval

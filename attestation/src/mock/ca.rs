@@ -25,18 +25,21 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
-use der::asn1::UtcTime;
+use der::asn1::{BitString, UtcTime};
 use der::pem::LineEnding;
 use der::{DecodePem, Encode, EncodePem};
+use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{DerSignature, SigningKey};
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::{Time, Validity};
 use x509_cert::Certificate;
 
-use super::{internal, random_bytes};
+use super::{internal, random_bytes, MockLeaf};
 use crate::nsm::NsmError;
 
 /// Validity of the mock chain, relative to its creation.
@@ -167,8 +170,13 @@ impl MockCa {
         Ok(MockCa { root_key, intermediate_key, root, intermediate, root_der, root_pem, intermediate_der })
     }
 
-    /// Issues a leaf (document signing) key and certificate under the intermediate.
-    pub(super) fn issue_leaf(&self, rng: &SystemRandom, tag: &str) -> Result<(SigningKey, Vec<u8>), NsmError> {
+    /// Issues a leaf key and certificate of the given kind under the intermediate.
+    pub(super) fn issue_leaf(
+        &self,
+        rng: &SystemRandom,
+        tag: &str,
+        kind: MockLeaf,
+    ) -> Result<(SigningKey, Vec<u8>), NsmError> {
         let leaf_key = random_signing_key(rng)?;
         let leaf_name = name(&format!("CN=Bridle mock Nitro enclave {tag},OU=mock NSM - not AWS,O=Bridle,C=US"))?;
         let leaf = CertificateBuilder::new(
@@ -186,8 +194,32 @@ impl MockCa {
         .map_err(|e| internal("leaf certificate", e))?
         .build::<DerSignature>()
         .map_err(|e| internal("leaf certificate", e))?;
+        let leaf = match kind {
+            MockLeaf::Signing => leaf,
+            MockLeaf::Ca => self.with_extension(leaf, &BasicConstraints { ca: true, path_len_constraint: None })?,
+            MockLeaf::KeyCertSignOnly => self.with_extension(leaf, &KeyUsage(KeyUsages::KeyCertSign.into()))?,
+        };
         let leaf_der = leaf.to_der().map_err(|e| internal("leaf DER", e))?;
         Ok((leaf_key, leaf_der))
+    }
+
+    /// `cert` (issued by the intermediate) with its extension of `ext`'s type replaced
+    /// by `ext`, signed again by the intermediate.
+    fn with_extension(&self, mut cert: Certificate, ext: &impl AsExtension) -> Result<Certificate, NsmError> {
+        let tbs = &mut cert.tbs_certificate;
+        let new: Extension = ext.to_extension(&tbs.subject, &[]).map_err(|e| internal("leaf extension", e))?;
+        let slot = tbs
+            .extensions
+            .iter_mut()
+            .flatten()
+            .find(|e| e.extn_id == new.extn_id)
+            .ok_or_else(|| internal("leaf extension", "not in the leaf profile"))?;
+        *slot = new;
+        let tbs_der = tbs.to_der().map_err(|e| internal("leaf TBSCertificate", e))?;
+        let signature: DerSignature =
+            self.intermediate_key.try_sign(&tbs_der).map_err(|e| internal("leaf signature", e))?;
+        cert.signature = BitString::from_bytes(signature.as_bytes()).map_err(|e| internal("leaf signature", e))?;
+        Ok(cert)
     }
 
     /// DER of the root certificate: what verifiers of these mock enclaves pin.
@@ -355,6 +387,25 @@ mod tests {
         let verified = verify(&doc, &options(ca.root_der(), &image).with_pcr(8, vec![8; 48])).unwrap();
         assert_eq!(verified.pcrs[&8], vec![8; 48]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn leaves_that_are_not_signing_certificates_are_refused() {
+        use crate::mock::MockLeaf;
+        let ca = MockCa::generate().unwrap();
+        let image = ImageMeasurement::mock_default();
+        for (leaf, why) in [
+            (MockLeaf::Ca, "is a certificate authority"),
+            (MockLeaf::KeyCertSignOnly, "keyUsage does not allow digitalSignature"),
+        ] {
+            let nsm = MockNsm::with_ca_and_leaf(&ca, image.clone(), leaf).unwrap();
+            let doc = nsm.attestation(None, None, None).unwrap();
+            let err = verify(&doc, &options(ca.root_der(), &image)).unwrap_err();
+            assert!(matches!(err, VerifyError::InvalidCertificate { .. }), "{leaf:?}: {err}");
+            assert!(err.to_string().contains(why), "{leaf:?}: {err}");
+        }
+        let nsm = MockNsm::with_ca_and_leaf(&ca, image.clone(), MockLeaf::Signing).unwrap();
+        verify(&nsm.attestation(None, None, None).unwrap(), &options(ca.root_der(), &image)).unwrap();
     }
 
     #[test]
