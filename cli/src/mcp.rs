@@ -52,6 +52,10 @@ pub struct McpArgs {
     /// The highest priority fee per gas, gwei: a node's suggestion above it is lowered.
     #[arg(long, default_value_t = 10)]
     max_priority_fee_gwei: u64,
+    /// The chain has no EIP-1559 base fee: price transactions with the node's gas price
+    /// (paid whole, up to --max-fee-gwei). Without it such a node is refused.
+    #[arg(long)]
+    legacy_gas_price: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -249,7 +253,7 @@ pub fn run(a: McpArgs) -> Result<i32> {
         &a.key,
         a.session,
         a.rpc.as_deref(),
-        crate::mcp_fees::NodeLimits::new(a.chain_id, a.max_fee_gwei, a.max_priority_fee_gwei),
+        crate::mcp_fees::NodeLimits::new(a.chain_id, a.max_fee_gwei, a.max_priority_fee_gwei, a.legacy_gas_price),
     )?);
     eprintln!(
         "bridle mcp: session {} (agent {}), enclave {} ({}); serving MCP on stdio",

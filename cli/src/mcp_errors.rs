@@ -215,8 +215,10 @@ fn refusal(r: &Refused) -> (String, Value) {
         (None, None) => "unknown (no code given)".to_string(),
     };
     let rule = r.rule.as_deref().filter(|t| rule_shaped(t));
+    // Quoted even in a rule's shape: `owner_approved.send_full_balance_to_0xBAD` has one (a
+    // review of 2026-12-06).
     let rule_text = match (rule, r.rule.as_deref()) {
-        (Some(rule), _) => Some(rule.to_string()),
+        (Some(rule), _) => Some(in_quotes(rule, MAX_ODD_FIELD)),
         (None, Some(raw)) => Some(take(raw)),
         (None, None) => None,
     };

@@ -19,15 +19,19 @@ pub struct NodeLimits {
     pub max_fee_per_gas: u128,
     /// The highest priority fee per gas signed, wei: a node's suggestion above it is lowered.
     pub max_priority_fee_per_gas: u128,
+    /// Legacy gas pricing is allowed (a chain without EIP-1559): otherwise a node whose
+    /// block shows no base fee is refused, since a gas price is paid whole.
+    pub legacy: bool,
 }
 
 impl NodeLimits {
     /// From the command line: gwei.
-    pub fn new(chain_id: Option<u64>, max_fee_gwei: u64, max_priority_fee_gwei: u64) -> NodeLimits {
+    pub fn new(chain_id: Option<u64>, max_fee_gwei: u64, max_priority_fee_gwei: u64, legacy: bool) -> NodeLimits {
         NodeLimits {
             chain_id,
             max_fee_per_gas: u128::from(max_fee_gwei) * GWEI,
             max_priority_fee_per_gas: u128::from(max_priority_fee_gwei) * GWEI,
+            legacy,
         }
     }
 
@@ -81,15 +85,15 @@ mod tests {
 
     #[test]
     fn a_node_on_another_chain_is_refused_when_one_is_pinned() {
-        assert_eq!(NodeLimits::new(None, 1000, 10).chain(8453).unwrap(), 8453);
-        assert_eq!(NodeLimits::new(Some(1), 1000, 10).chain(1).unwrap(), 1);
-        let e = NodeLimits::new(Some(1), 1000, 10).chain(8453).unwrap_err().to_string();
+        assert_eq!(NodeLimits::new(None, 1000, 10, false).chain(8453).unwrap(), 8453);
+        assert_eq!(NodeLimits::new(Some(1), 1000, 10, false).chain(1).unwrap(), 1);
+        let e = NodeLimits::new(Some(1), 1000, 10, false).chain(8453).unwrap_err().to_string();
         assert!(e.contains("chain 8453, not chain 1") && e.contains("nothing was signed"), "{e}");
     }
 
     #[test]
     fn a_nodes_fees_are_held_to_the_caps() {
-        let l = NodeLimits::new(None, 100, 2);
+        let l = NodeLimits::new(None, 100, 2, false);
         // Ordinary fees pass as the node names them.
         assert_eq!(l.eip1559(10 * GWEI, GWEI).unwrap(), (21 * GWEI, GWEI));
         // A tip of 10 000 gwei is lowered to the cap.

@@ -90,7 +90,8 @@ async function attestNow() {
   const a = await get(`/v1/attestation?nonce=${nonce}`);
   const v = verifyAttestation(hexToBytes(a.document), verifyOpts({ nonce: hexToBytes(nonce), publicKey: pk }));
   const s = settings();
-  const image = s.anyImage && !(s.pcrs && pinsImage(s.pcrs)) ? "any image (development)" : "the expected PCRs";
+  // The settings keep PCRs as hex: pinned or not as the check reads them.
+  const image = s.anyImage && !pinsImage(verifyOpts({}).pcrs) ? "any image (development)" : "the expected PCRs";
   return `attestation verified in this browser for a fresh nonce: root ${v.rootSha256.slice(0, 16)}…, ${image}, module ${v.moduleId}`;
 }
 

@@ -85,7 +85,10 @@ export function decodeCbor(buf) {
     const m = new Map();
     while (more()) {
       const k = item(depth + 1);
-      const key = typeof k === "bigint" ? k : String(k);
+      // Integer and text keys only, as attestation/src reads a document: an array or a
+      // tagged item is no key (a review of 2026-12-06: `["digest"]` read as "digest").
+      if (typeof k !== "bigint" && typeof k !== "string") throw new Error("CBOR: a map key that is neither an integer nor text");
+      const key = k;
       if (m.has(key)) throw new Error(`CBOR: duplicate map key ${key}`);
       if (buf[at] === 0xff) throw new Error(`CBOR: map key ${key} has no value`);
       m.set(key, item(depth + 1));
