@@ -43,10 +43,10 @@ pub fn quoted_to(t: &str, max: usize) -> String {
 }
 
 /// `t` as one quoted value, for text another party wrote (the host, a node) shown inside a
-/// message of ours: between double quotes, `"` and `\` escaped as `\"` and `\\`, and the
-/// other quotation marks and every character [`hides_text`] names written as `\u{…}`, so
-/// that nothing in it can close the quotes and read as our own words; at most `max` bytes
-/// between the quotes (escapes counted, whole characters), what was cut said after them.
+/// message of ours: between double quotes, `"` and `\` escaped as `\"` and `\\`, and every
+/// character but printable ASCII written as `\u{…}`, so that nothing in it can close the
+/// quotes and read as our own words; at most `max` bytes between the quotes (escapes
+/// counted, whole characters), what was cut said after them.
 pub fn in_quotes(t: &str, max: usize) -> String {
     in_quotes_counted(t, max).0
 }
@@ -245,7 +245,18 @@ pub fn without_userinfo(url: &str) -> String {
             let _ = u.set_password(None);
             u.as_str().trim_end_matches('/').to_string()
         }
-        _ => url.to_string(),
+        Ok(_) => url.to_string(),
+        // Not a URL reqwest reads (a port out of range, say): everything between the
+        // scheme and the last `@` of the authority goes.
+        Err(_) => {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) if scheme.is_empty() => rest[at + 1..].to_string(),
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
     }
 }
 
@@ -302,6 +313,7 @@ mod printable_tests {
         assert_eq!(without_userinfo("http://u:SECRET@127.0.0.1:8547"), "http://127.0.0.1:8547");
         assert_eq!(without_userinfo("https://:SECRET@h.example/api"), "https://h.example/api");
         assert_eq!(without_userinfo("http://127.0.0.1:8547"), "http://127.0.0.1:8547");
+        assert_eq!(without_userinfo("http://u:SECRET@h:99999/x"), "http://h:99999/x");
         let h = Host::new("http://u:SECRET@127.0.0.1:9/").unwrap();
         assert_eq!(h.shown, "http://127.0.0.1:9");
         let e = format!("{:#}", h.get::<serde_json::Value>("/v1/status").unwrap_err());

@@ -496,7 +496,12 @@ pub struct Node {
 
 impl Node {
     pub fn new(url: &str) -> Result<Node> {
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        // No redirect followed: the node's answer is its own, and an address it names would
+        // be quoted in errors.
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
         Ok(Node { url: url.to_string(), http })
     }
 
@@ -512,7 +517,17 @@ impl Node {
         let reply: Value =
             serde_json::from_slice(&body).map_err(|e| anyhow!("{method}: the node's reply is not JSON: {e}"))?;
         if let Some(e) = reply.get("error") {
-            bail!("{method}: the node answered (the node's word): {}", in_quotes(&e.to_string(), 256));
+            // Its message first (a revert's reason is in it), then the rest, each quoted: a
+            // revert's `data` sorts before `message` and used up the bound (a review).
+            let message = e.get("message").and_then(Value::as_str).unwrap_or_default();
+            let code = e.get("code").map(Value::to_string).unwrap_or_default();
+            let data = e.get("data").map(Value::to_string).unwrap_or_default();
+            bail!(
+                "{method}: the node answered (the node's word): {} (code {}, data {})",
+                in_quotes(message, 384),
+                in_quotes(&code, 32),
+                in_quotes(&data, 256)
+            );
         }
         Ok(reply["result"].clone())
     }

@@ -57,20 +57,10 @@ pub struct SweepArgs {
     pub json: bool,
 }
 
-/// One Ethereum JSON-RPC call (for `--rpc`).
+/// One Ethereum JSON-RPC call (for `--rpc`), as the MCP server makes them: the reply read
+/// within a bound, the node's text quoted, the URL (often carrying an API key) never shown.
 fn eth_rpc(url: &str, method: &str, params: serde_json::Value) -> Result<serde_json::Value> {
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let v: serde_json::Value = reqwest::blocking::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .map_err(|e| anyhow!("cannot reach {url}: {e}"))?
-        .json()
-        .map_err(|e| anyhow!("{url}: {e}"))?;
-    if let Some(e) = v.get("error") {
-        bail!("{method}: {e}");
-    }
-    Ok(v["result"].clone())
+    crate::mcp_agent::Node::new(url)?.call(method, params)
 }
 
 fn quantity(v: &serde_json::Value) -> Result<u64> {

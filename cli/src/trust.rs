@@ -401,6 +401,7 @@ pub fn fresh_nonce() -> B256 {
 }
 
 fn no_trust(url: &str) -> anyhow::Error {
+    let url = &crate::client::without_userinfo(url);
     let file = path().map(|p| p.display().to_string()).unwrap_or_else(|e| e.to_string());
     anyhow!(
         "no trusted enclave identity for {url} (trust file {file}). Establish it once: \
@@ -443,17 +444,20 @@ pub fn fetch_status_showing(host: &Host, session: Option<Address>, held: Option<
 pub fn check_status(st: &Status, nonce: B256, trusted: &Trusted) -> Result<()> {
     if st.identity_address != trusted.address {
         let since = trusted.entry().map(|e| format!(" since {}", bridle_common::period::format_time(e.established_at)));
+        // Shown without a user name or password: this text reaches terminals, logs and, through
+        // the MCP server, a model (a review of 2026-12-06).
+        let url = crate::client::without_userinfo(&trusted.url);
         bail!(
             "the host {} now reports enclave identity {}, but the identity trusted for it is {} ({}{}): the enclave \
              restarted (a restart makes a new identity, and every session of the old one is lost) or the host does \
              not serve the enclave you trust. Verify the new enclave and re-attest: `bridle trust attest --host {} …` \
              (nothing was sent)",
-            trusted.url,
+            url,
             st.identity_address,
             trusted.address,
             trusted.label(),
             since.unwrap_or_default(),
-            trusted.url
+            url
         );
     }
     receipt::verify(st, trusted.address, Some(nonce))
@@ -568,10 +572,11 @@ fn first_use(url: &str, st: &Status, nonce: B256) -> Result<Trusted> {
         note: None,
     };
     let (file, _) = store(url, entry.clone())?;
+    let shown = crate::client::without_userinfo(url);
     eprintln!(
-        "warning: --trust-on-first-use: trusting enclave identity {address} for {url} on the host's word, without \
+        "warning: --trust-on-first-use: trusting enclave identity {address} for {shown} on the host's word, without \
          any attestation; stored in {} as `tofu`. Anyone in control of that host now could have chosen it: verify it \
-         with `bridle trust attest --host {url} …` before relying on it",
+         with `bridle trust attest --host {shown} …` before relying on it",
         file.display()
     );
     Ok(Trusted { url: url.to_string(), public_key, address, source: Source::FirstUse })
@@ -580,6 +585,33 @@ fn first_use(url: &str, st: &Status, nonce: B256) -> Result<Trusted> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_identity_is_reported_without_the_hosts_password() {
+        let trusted = Trusted {
+            url: "http://u:secret@127.0.0.1:8547".into(),
+            public_key: vec![],
+            address: Address::repeat_byte(1),
+            source: Source::FirstUse,
+        };
+        let st = Status {
+            version: "0".into(),
+            identity_public_key: Default::default(),
+            identity_address: Address::repeat_byte(2),
+            booted_at: 0,
+            now: 0,
+            sessions_active: 0,
+            sessions_total: 0,
+            signatures: 0,
+            denials: 0,
+            session: None,
+            aggregate: vec![],
+            receipt: None,
+        };
+        let e = check_status(&st, B256::ZERO, &trusted).unwrap_err().to_string();
+        assert!(!e.contains("secret") && e.contains("the host http://127.0.0.1:8547 now reports"), "{e}");
+        assert!(!no_trust("http://u:secret@h").to_string().contains("secret"));
+    }
 
     #[test]
     fn urls_are_normalized() {
