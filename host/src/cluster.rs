@@ -460,6 +460,12 @@ async fn stream_upgrade(State(st): State<AppState>, mut req: axum::extract::Requ
 async fn call(State(st): State<AppState>, body: Bytes) -> Response {
     let result = match from_cbor::<RequestFrame>(&body) {
         Err(e) => Err(Denial::new(ErrorCode::Malformed, format!("request frame: {e}"))),
+        // Of another protocol version: refused, as the enclave refuses one (it would be
+        // framed again in this host's version).
+        Ok(f) if f.version != PROTOCOL_VERSION => Err(Denial::new(
+            ErrorCode::Unsupported,
+            format!("a forwarded call of protocol version {}; this host speaks {PROTOCOL_VERSION}", f.version),
+        )),
         Ok(f) if matches!(f.call, Call::Cluster(_)) => {
             Err(Denial::new(ErrorCode::Unsupported, "cluster calls are not forwarded"))
         }
@@ -539,6 +545,22 @@ mod forward_tests {
         match link().forward(&url, &status(), Duration::from_secs(5)).await {
             Err(ClientError::Protocol(e)) => assert!(e.contains("protocol version"), "{e}"),
             other => panic!("took an answer of another version: {other:?}"),
+        }
+    }
+
+    /// A forwarded call of another protocol version is refused, never framed again in
+    /// this host's (its enclave is not asked).
+    #[tokio::test]
+    async fn a_forwarded_call_of_another_protocol_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = crate::test_fakes::host(dir.path().join("nobody.sock"), Some(vec![]));
+        let body = to_cbor(&RequestFrame { version: PROTOCOL_VERSION + 1, call: status() }).unwrap();
+        let r = call(axum::extract::State(st), body.into()).await;
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        let frame: ResponseFrame = bridle_common::frame::from_cbor(&bytes).unwrap();
+        match frame.result {
+            Err(d) => assert!(d.code == ErrorCode::Unsupported && d.reason.contains("protocol version"), "{d:?}"),
+            other => panic!("{other:?}"),
         }
     }
 
