@@ -445,10 +445,16 @@ impl EnclaveClient {
             let late = Instant::now() + pause >= deadline;
             if late && (!redirected || followed_late || Instant::now() + pause >= hard) {
                 return match r {
-                    Ok(Reply::NotLeader(_)) => Err(ClientError::Denied(Denial::new(
-                        ErrorCode::Unavailable,
-                        "the cluster has no leader now (an election, or no majority); nothing was signed; ask again",
-                    ))),
+                    // A pointer last, after a node's own refusal: that refusal (a peer
+                    // pointing back at this host's node, which leads and answered it, would
+                    // otherwise turn "may not hold this session's key" into "no leader").
+                    Ok(Reply::NotLeader(_)) => heard.unwrap_or_else(|| {
+                        Err(ClientError::Denied(Denial::new(
+                            ErrorCode::Unavailable,
+                            "the cluster has no leader now (an election, or no majority); nothing was signed; ask \
+                             again",
+                        )))
+                    }),
                     other => other,
                 };
             }

@@ -186,6 +186,19 @@ async fn a_peer_naming_this_hosts_own_node_as_leader_sends_the_call_home() {
     assert!(elected.load(Ordering::SeqCst));
 }
 
+/// This host's node leads and refuses (it may not hold the session's key); the peers point
+/// back at it. The caller gets that refusal, not "the cluster has no leader" (CI of
+/// 7d78469: whichever answer came last was returned).
+#[tokio::test]
+async fn a_leaders_refusal_outranks_the_peers_pointing_back_at_it() {
+    let (home, _) = peer(pointer("http://127.0.0.1:9")).await;
+    let (_dir, addr) = own_node(Err(Denial::new(ErrorCode::Unavailable, "may not hold this session's key"))).await;
+    for limit in [Duration::from_millis(150), Duration::from_millis(400), Duration::from_secs(1)] {
+        let r = client(addr.clone(), link(&[&home])).call_within(ask(1), limit).await;
+        assert_eq!(reason(r), "may not hold this session's key");
+    }
+}
+
 /// Where the audit pull reads (`audit_reads::ask`): its own node; the other members while
 /// its node does not serve, and before a gap its own node would leave (a node restored
 /// from a snapshot holds fewer entries than the others: a review of 2026-12-06) — only a
