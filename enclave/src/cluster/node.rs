@@ -179,7 +179,7 @@ impl ClusterNode {
             // the log's end (`since` u64::MAX) or for a verifier's nonce says where the log
             // ends now: the leader's only, below.
             Call::Audit(q) if q.nonce.is_none() && q.since != u64::MAX => {
-                self.enclave()?.audit_as_of(q.since, self.clock.latest_applied()).map(Reply::Audit)
+                self.enclave()?.audit_as_of(q.since, self.clock.latest_applied())
             }
             Call::Status(_) | Call::Audit(_) => {
                 if !self.is_leader() {

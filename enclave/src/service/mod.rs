@@ -128,9 +128,10 @@ impl Enclave {
 
     /// `audit(since)` with its head signed as of `time` rather than this machine's clock: a
     /// cluster follower's, as of the latest entry it applied (it does not know what the
-    /// leader has committed since; its head must not say "complete as of now").
-    pub fn audit_as_of(&self, since: u64, time: u64) -> Result<AuditReply, Denial> {
-        self.audit.reply(since, None, &self.identity, time)
+    /// leader has committed since; its head must not say "complete as of now"). Isolated
+    /// like every call ([`Enclave::isolated`]).
+    pub fn audit_as_of(&self, since: u64, time: u64) -> Result<Reply, Denial> {
+        self.isolated("audit", Subject::None, || self.audit.reply(since, None, &self.identity, time).map(Reply::Audit))
     }
 
     pub fn identity_address(&self) -> Address {
