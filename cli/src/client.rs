@@ -96,7 +96,10 @@ pub fn hides_text(c: char) -> bool {
                 | '\u{06dd}'
                 | '\u{070f}'
                 | '\u{115f}'..='\u{1160}'
-                | '\u{180e}'
+                | '\u{034f}'
+                | '\u{17b4}'..='\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{2800}'
                 | '\u{2060}'..='\u{206f}'
                 | '\u{3164}'
                 | '\u{fe00}'..='\u{fe0f}'
@@ -267,12 +270,12 @@ mod printable_tests {
     #[test]
     fn nothing_a_terminal_obeys_or_that_hides_text_is_printed_as_is() {
         let hostile =
-            "ok\u{1b}[2K\r\nrevoked\u{7}\u{9b}\u{202e}\u{2028}\u{2029}\u{ad}\u{200b}\u{feff}\u{fffb}\u{e0041}\u{2066}";
+            "ok\u{1b}[2K\r\nrevoked\u{7}\u{9b}\u{202e}\u{2028}\u{2029}\u{ad}\u{200b}\u{feff}\u{fffb}\u{e0041}\u{2066}\u{34f}\u{17b4}\u{180b}\u{2800}";
         let shown = printable(hostile);
         assert!(!shown.chars().any(hides_text), "{shown:?}");
         assert_eq!(
             shown,
-            "ok\\u{001b}[2K\\u{000d}\\u{000a}revoked\\u{0007}\\u{009b}\\u{202e}\\u{2028}\\u{2029}\\u{00ad}\\u{200b}\\u{feff}\\u{fffb}\\u{e0041}\\u{2066}"
+            "ok\\u{001b}[2K\\u{000d}\\u{000a}revoked\\u{0007}\\u{009b}\\u{202e}\\u{2028}\\u{2029}\\u{00ad}\\u{200b}\\u{feff}\\u{fffb}\\u{e0041}\\u{2066}\\u{034f}\\u{17b4}\\u{180b}\\u{2800}"
         );
         assert!(matches!(printable("plain text, ünïcode, 0x5FbD…"), std::borrow::Cow::Borrowed(_)));
         let long = format!("{}\u{1b}", "a".repeat(MAX_QUOTED));
