@@ -53,16 +53,12 @@ pub(crate) async fn ask(
     let members = |own_first: Option<(u64, B256)>| {
         let call = call.clone();
         async move {
-            let r = link.ask_members(&call, within, |r| continues(r, enclave, since, from, own_first)).await;
-            match r {
-                // `ask_members` answers the last reply when none was wanted: checked again.
-                Ok(r) if continues(&r, enclave, since, from, own_first) => match r {
-                    Reply::Audit(mut a) => {
-                        a.more = a.head.end > a.head.seq.saturating_add(1);
-                        Some(a)
-                    }
-                    _ => None,
-                },
+            // Only a batch `continues` took comes back (checked once).
+            match link.ask_members(&call, within, |r| continues(r, enclave, since, from, own_first)).await {
+                Ok(Reply::Audit(mut a)) => {
+                    a.more = a.head.end > a.head.seq.saturating_add(1);
+                    Some(a)
+                }
                 _ => None,
             }
         }

@@ -210,6 +210,7 @@ impl ClusterLink {
     /// Ask the other members' nodes, through their hosts, one after the other until one
     /// answers what `wanted` takes, within `within`: for a read every node that has joined
     /// serves (the audit chain). Never this host's own node, nor a host only heard from.
+    /// Only a wanted answer is returned; otherwise the last failure.
     pub async fn ask_members(
         &self,
         call: &Call,
@@ -234,7 +235,12 @@ impl ClusterLink {
                     last = Err(ClientError::Unavailable(format!("cluster peer {url}: its node does not serve it")))
                 }
                 Ok(r) if wanted(&r) => return Ok(r),
-                Ok(r) => last = Ok(r),
+                Ok(r) => {
+                    last = Err(ClientError::Unavailable(format!(
+                        "cluster peer {url}: its answer ({}) does not serve",
+                        crate::enclave_client::reply_name(&r)
+                    )))
+                }
                 Err(e) => last = Err(e),
             }
         }

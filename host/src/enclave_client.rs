@@ -402,12 +402,14 @@ impl EnclaveClient {
                     // (a review of 2026-12-06). A peer that names none (or another URL) is
                     // passed by for the next member, not for this host's own node (which
                     // may be down: the same peer was then asked again and again).
-                    let named = nl.leader_url.clone();
-                    let pointed = named.as_deref().is_some_and(|u| !link.is_me(u) && (!from_peer || link.is_member(u)));
-                    target = match named {
+                    let mut pointed = false;
+                    target = match nl.leader_url.clone() {
                         // This host's own node leads (just elected, say): ask it.
                         Some(u) if link.is_me(&u) => None,
-                        Some(u) if pointed => Some(u),
+                        Some(u) if !from_peer || link.is_member(&u) => {
+                            pointed = true;
+                            Some(u)
+                        }
                         _ if from_peer => link.next_member(target.as_deref()),
                         _ => None,
                     };
