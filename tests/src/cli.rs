@@ -6,15 +6,20 @@ use bridle_common::protocol::{Call, Reply, StatusQuery};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The `bridle` binary with `trust` as its trust file. Every test runs the CLI through this:
+/// a run on the user's own trust file (`~/.config/bridle/trust.json`) would leave an identity
+/// there for a loopback port that a later test's host reuses, and that test's CLI would then
+/// refuse its own enclave (a CI failure of 2026-12-06: `bridle dev` in `attestation_e2e`
+/// wrote to it, and `audit_e2e`'s export later met that entry).
+pub fn bridle_cmd(trust: &Path) -> Command {
+    let mut c = Command::new(bin("bridle"));
+    c.env("BRIDLE_TRUST_FILE", trust);
+    c
+}
+
 /// Run `bridle` in `dir` against `host`, with the trust file `trust`.
 pub fn bridle_with(dir: &Path, host: &str, trust: &Path, args: &[&str]) -> Output {
-    Command::new(bin("bridle"))
-        .current_dir(dir)
-        .env("BRIDLE_HOST", host)
-        .env("BRIDLE_TRUST_FILE", trust)
-        .args(args)
-        .output()
-        .expect("run bridle")
+    bridle_cmd(trust).current_dir(dir).env("BRIDLE_HOST", host).args(args).output().expect("run bridle")
 }
 
 /// stdout and stderr of a run, for messages.
@@ -67,5 +72,40 @@ impl EnclaveProc {
             Ok(Reply::Status(s)) => format!("0x{}", hex::encode(&s.identity_public_key)),
             other => panic!("status over the socket: {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every `.rs` file under `dir`.
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// No test starts the CLI except through `bridle_cmd`, so none reads or writes the user's
+    /// trust file (the CI failure named on `bridle_cmd`).
+    #[test]
+    fn every_test_runs_the_cli_on_its_own_trust_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        sources(&root.join("src"), &mut files);
+        sources(&root.join("tests"), &mut files);
+        assert!(files.len() > 40, "found only {files:?}");
+        let needle = ["Command::new(bin(", "\"bridle\"))"].concat();
+        let offenders: Vec<_> = files
+            .iter()
+            .filter(|p| !p.ends_with("src/cli.rs"))
+            .filter(|p| std::fs::read_to_string(p).unwrap().replace([' ', '\n'], "").contains(&needle))
+            .collect();
+        assert!(offenders.is_empty(), "run the CLI through cli::bridle_cmd in {offenders:?}");
     }
 }

@@ -715,9 +715,8 @@ impl Dev {
         let dir = tempfile::tempdir().unwrap();
         let clock_file = dir.path().join("clock-offset");
         std::fs::write(&clock_file, "0").unwrap();
-        let mut cmd = Command::new(bin("bridle"));
+        let mut cmd = cli::bridle_cmd(&dir.path().join("trust.json"));
         cmd.arg("dev")
-            .env("BRIDLE_TRUST_FILE", dir.path().join("trust.json"))
             .arg("--dir")
             .arg(dir.path().join("dev"))
             .args(["--listen", "127.0.0.1:0"])
@@ -740,10 +739,9 @@ impl Dev {
 
     /// Run the `bridle` CLI against this host; panics unless it succeeds; returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(bin("bridle"))
+        let out = cli::bridle_cmd(&self.trust_file())
             .args(args)
             .env("BRIDLE_HOST", &self.url)
-            .env("BRIDLE_TRUST_FILE", self.trust_file())
             .current_dir(self.dir.path())
             .output()
             .expect("run bridle");

@@ -130,7 +130,7 @@ async fn an_owner_wide_ceiling_is_exact_under_concurrent_requests_of_different_s
     assert_eq!(own.holdings, vec![TokenHolding { chain_id: CHAIN, token: USDC, amount: usdc(1_000) }]);
     // The owner's CLI prints it as the enclave signed it (trusting the enclave identity read
     // over the enclave's own socket, never the host's word).
-    let out = std::process::Command::new(bin("bridle"))
+    let out = bridle_tests::cli::bridle_cmd(&s.enclave.dir.path().join("trust.json"))
         .args(["owner", "exposure", "--session", &sessions[0].session.to_string()])
         .args(["--identity-key", &s.enclave.identity_key_hex()])
         .env("BRIDLE_HOST", &s.host.url)

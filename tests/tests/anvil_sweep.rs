@@ -13,7 +13,6 @@ use alloy_primitives::{address, Address, B256, U256};
 use bridle_common::protocol::*;
 use bridle_tests::*;
 use serde_json::{json, Value};
-use std::process::Command;
 
 const CHAIN: u64 = 31337;
 const ROUTER: Address = address!("e592427a0aece92de3edee1f18e0157c05861564");
@@ -32,12 +31,11 @@ async fn broadcast(chain: &Anvil, raw: &Value) -> Value {
     r
 }
 
-/// The `bridle` CLI against `host`; asserts success; returns stdout.
 /// Run the owner CLI against the stack's host, trusting the enclave identity the test reads
 /// over the enclave's own socket (never the host's word).
 fn cli(s: &Stack, dir: &std::path::Path, args: &[&str]) -> String {
     let identity = s.enclave.identity_key_hex();
-    let out = Command::new(bin("bridle"))
+    let out = bridle_tests::cli::bridle_cmd(&dir.join("trust.json"))
         .args(args)
         .args(["--identity-key", &identity])
         .env("BRIDLE_HOST", &s.host.url)

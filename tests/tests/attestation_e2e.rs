@@ -51,12 +51,7 @@ fn mock_pcr(i: u8) -> String {
 
 /// `bridle` in `dir`, with `dir/trust.json` as its trust file.
 fn bridle(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin("bridle"))
-        .current_dir(dir)
-        .env("BRIDLE_TRUST_FILE", dir.join("trust.json"))
-        .args(args)
-        .output()
-        .expect("run bridle")
+    bridle_tests::cli::bridle_cmd(&dir.join("trust.json")).current_dir(dir).args(args).output().expect("run bridle")
 }
 
 fn text(o: &Output) -> String {
@@ -446,7 +441,7 @@ fn session_binding_verifies_end_to_end() {
 fn bridle_dev_writes_the_mock_root_and_its_attestations_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut cmd = Command::new(bin("bridle"));
+    let mut cmd = bridle_tests::cli::bridle_cmd(&dir.join("trust.json"));
     cmd.arg("dev").arg("--dir").arg(dir.join("dev")).arg("--listen").arg("127.0.0.1:0").current_dir(dir);
     let mut dev = Proc::spawn_until(cmd, "host:");
     let host = dev.line.split_whitespace().last().unwrap().to_string();

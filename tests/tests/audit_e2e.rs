@@ -18,7 +18,7 @@ use bridle_common::protocol::*;
 use bridle_tests::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const USDC: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
 const DEAD: Address = address!("000000000000000000000000000000000000dEaD");
@@ -40,7 +40,7 @@ fn start() -> (Stack, PathBuf) {
 }
 
 fn bridle(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin("bridle")).current_dir(dir).args(args).output().expect("run bridle")
+    bridle_tests::cli::bridle_cmd(&dir.join("trust.json")).current_dir(dir).args(args).output().expect("run bridle")
 }
 
 fn text(o: &Output) -> String {

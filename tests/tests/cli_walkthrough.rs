@@ -1,16 +1,15 @@
 //! The README's five-minute walkthrough, run through the real `bridle` binary:
 //! dev → keys → grant → sign → denied → status → revoke; and the policy tools.
 
-use bridle_tests::{bin, Proc};
+use bridle_tests::Proc;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// Every run uses the test's own trust file (`bridle dev` writes its enclave there).
 fn bridle(dir: &Path, host: &str, args: &[&str]) -> Output {
-    Command::new(bin("bridle"))
+    bridle_tests::cli::bridle_cmd(&dir.join("trust.json"))
         .current_dir(dir)
         .env("BRIDLE_HOST", host)
-        .env("BRIDLE_TRUST_FILE", dir.join("trust.json"))
         .args(args)
         .output()
         .expect("run bridle")
@@ -42,14 +41,8 @@ fn example_policy() -> String {
 fn walkthrough() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut cmd = Command::new(bin("bridle"));
-    cmd.arg("dev")
-        .arg("--dir")
-        .arg(dir.join("dev"))
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .current_dir(dir)
-        .env("BRIDLE_TRUST_FILE", dir.join("trust.json"));
+    let mut cmd = bridle_tests::cli::bridle_cmd(&dir.join("trust.json"));
+    cmd.arg("dev").arg("--dir").arg(dir.join("dev")).arg("--listen").arg("127.0.0.1:0").current_dir(dir);
     let mut dev = Proc::spawn_until(cmd, "host:");
     let host = dev.line.split_whitespace().last().unwrap().to_string();
     assert!(host.starts_with("http://127.0.0.1:"), "{host}");

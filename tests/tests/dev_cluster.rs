@@ -4,7 +4,7 @@
 
 use bridle_tests::cli::bridle_with;
 use bridle_tests::cluster::wait_until;
-use bridle_tests::{bin, Proc};
+use bridle_tests::Proc;
 use serde_json::Value;
 use std::future::ready;
 use std::process::Command;
@@ -46,10 +46,8 @@ fn sign_args<'a>(session: &'a str, nonce: &'a str) -> Vec<&'a str> {
 async fn dev_cluster_runs_three_nodes_and_survives_its_leader() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("dev");
-    let mut cmd = Command::new(bin("bridle"));
-    cmd.env("BRIDLE_TRUST_FILE", tmp.path().join("trust.json"))
-        .args(["dev", "--cluster", "3", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(&dir);
+    let mut cmd = bridle_tests::cli::bridle_cmd(&tmp.path().join("trust.json"));
+    cmd.args(["dev", "--cluster", "3", "--listen", "127.0.0.1:0", "--dir"]).arg(&dir);
     let _dev = Proc::spawn_until(cmd, "host: ");
     let v = cluster_json(&dir);
     let nodes = v["nodes"].as_array().unwrap().clone();

@@ -15,7 +15,7 @@
 use alloy_primitives::{address, Address, U256};
 use bridle_tests::*;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -148,9 +148,8 @@ struct Mcp {
 
 impl Mcp {
     fn start(cli: &cli::Cli, session: Address) -> Mcp {
-        let mut child = Command::new(bin("bridle"))
+        let mut child = cli::bridle_cmd(&cli.trust)
             .current_dir(&cli.dir)
-            .env("BRIDLE_TRUST_FILE", &cli.trust)
             .env_remove("ETH_RPC_URL")
             .args(["mcp", "--key", "agent.key", "--session", &session.to_string(), "--host", &cli.host])
             .stdin(Stdio::piped())

@@ -547,7 +547,12 @@ fn deep_policy_files_are_refused() {
     let dup = dir.path().join("dup.json");
     std::fs::write(&dup, r#"{"name": "a", "chains": [1], "valid_for": "1h", "name": "b"}"#).unwrap();
     for (f, want) in [(&json, "nests"), (&toml, "nests"), (&dup, "appears twice")] {
-        let o = std::process::Command::new(bin("bridle")).arg("policy").arg("check").arg(f).output().unwrap();
+        let o = bridle_tests::cli::bridle_cmd(&dir.path().join("trust.json"))
+            .arg("policy")
+            .arg("check")
+            .arg(f)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(err.contains(want), "{err}");

@@ -301,7 +301,8 @@ async fn type4_transactions_and_authorizations_are_refused() {
 }
 
 fn bridle(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin("bridle")).args(args).output().expect("bridle");
+    let trust = tempfile::tempdir().unwrap();
+    let out = bridle_tests::cli::bridle_cmd(&trust.path().join("trust.json")).args(args).output().expect("bridle");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string(),
