@@ -147,6 +147,20 @@ pub const TOKEN_MOVING: &[&str] = &[
     "permit(address,address,uint256,uint256,bool,uint8,bytes32,bytes32)",
     "approve(address,address,uint160,uint48)",
     "transferFrom(address,address,uint160,address)",
+    "approveAndCall(address,uint256)",
+    "transferFromAndCall(address,address,uint256)",
+    "increaseApproval(address,uint256)",
+    "safeTransfer(address,uint256)",
+    "safeTransfer(address,uint256,bytes)",
+    "withdraw(uint256,address,address)",
+    "redeem(uint256,address,address)",
+    "withdrawTo(address,uint256)",
+    "transferShares(address,uint256)",
+    "transferSharesFrom(address,address,uint256)",
+    "transfer(address,uint256,uint256)",
+    "transferFrom(address,address,uint256,uint256)",
+    "approve(address,uint256,uint256)",
+    "setOperator(address,bool)",
 ];
 
 pub fn is_token_moving(s: [u8; 4]) -> bool {
@@ -358,18 +372,24 @@ mod tests {
 
     #[test]
     fn the_token_moving_list_is_exactly_the_rules_list() {
-        assert_eq!(TOKEN_MOVING.len(), 23);
+        assert_eq!(TOKEN_MOVING.len(), 37);
         let mut sels: Vec<[u8; 4]> = TOKEN_MOVING.iter().map(|s| sel(s)).collect();
         for s in TOKEN_MOVING {
             assert_eq!(canonical(s).as_deref(), Some(*s));
         }
         sels.sort_unstable();
         sels.dedup();
-        assert_eq!(sels.len(), 23);
+        assert_eq!(sels.len(), 37);
         assert!(is_token_moving(sel("transferFromAndCall(address,address,uint256,bytes)")));
         assert!(is_token_moving(sel("approveAndCall(address,uint256,bytes)")));
-        assert!(!is_token_moving(sel("approveAndCall(address,uint256)")));
+        assert!(is_token_moving(sel("approveAndCall(address,uint256)")));
         assert!(!is_token_moving(sel("deposit()")));
+        // RULES.md §5's list, read from RULES.md itself.
+        let rules = include_str!("../../RULES.md");
+        let from = rules.find("The token-moving selectors are exactly these signatures:").expect("the list in RULES");
+        let to = from + rules[from..].find("No list names").expect("the end of the list");
+        let listed: Vec<&str> = rules[from..to].split('`').skip(1).step_by(2).collect();
+        assert_eq!(listed, TOKEN_MOVING);
     }
 
     #[test]

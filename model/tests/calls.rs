@@ -247,9 +247,14 @@ fn the_token_moving_list_through_the_wildcard() {
         ("approve(address,address,uint160,uint48)", 4),
         ("transferFrom(address,address,uint160,address)", 4),
         ("permit(address,address,uint256,uint256,bool,uint8,bytes32,bytes32)", 5),
+        // Added 2026-12-06 (a review): ERC-1363's short forms, ERC-4626's withdraw/redeem.
+        ("approveAndCall(address,uint256)", 2),
+        ("transferFromAndCall(address,address,uint256)", 3),
+        ("increaseApproval(address,uint256)", 2),
+        ("redeem(uint256,address,address)", 3),
     ] {
         assert_eq!(m.sign(&tx(0, DAI, w(sig, n)), t), Verdict::Denied(vec!["target_not_allowed"]), "{sig}");
     }
     // Not on the list: passes.
-    assert_eq!(m.sign(&tx(0, DAI, w("approveAndCall(address,uint256)", 2)), t), Verdict::Allowed);
+    assert_eq!(m.sign(&tx(0, DAI, w("deposit(uint256,address)", 2)), t), Verdict::Allowed);
 }

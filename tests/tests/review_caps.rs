@@ -215,6 +215,22 @@ per = "day"
     // An unlisted token's token-moving functions through the wildcard: refused.
     let (c, v) = s.sign(&g, call_tx(CHAIN, 1, OTHER_TOKEN, U256::ZERO, tac)).await;
     assert_eq!((c, code(&v)), (403, "target_not_allowed"), "{v}");
+    // Their overloads too (a review of 2026-12-06 passed these with nothing charged):
+    // ERC-1363's short forms, OpenZeppelin 1.x's increaseApproval, ERC-4626's redeem and
+    // withdraw to another receiver.
+    let word = |a: Address| U256::from_be_slice(a.as_slice());
+    for (sig, args) in [
+        ("approveAndCall(address,uint256)", vec![word(DEAD), U256::MAX - U256::from(1)]),
+        ("transferFromAndCall(address,address,uint256)", vec![word(owner.address), word(DEAD), units(5, 6)]),
+        ("increaseApproval(address,uint256)", vec![word(DEAD), units(5, 6)]),
+        ("redeem(uint256,address,address)", vec![units(5, 6), word(DEAD), word(owner.address)]),
+        ("withdraw(uint256,address,address)", vec![units(5, 6), word(DEAD), word(owner.address)]),
+    ] {
+        let mut data = alloy_primitives::keccak256(sig)[..4].to_vec();
+        data.extend(args.iter().flat_map(|a| a.to_be_bytes::<32>()));
+        let (c, v) = s.sign(&g, call_tx(CHAIN, 1, OTHER_TOKEN, U256::ZERO, data)).await;
+        assert_eq!((c, code(&v)), (403, "target_not_allowed"), "{sig}: {v}");
+    }
     // A smart account the session owns, told to move its USDC (SimpleAccount's execute):
     // the transfer inside is never decoded, so the wildcard does not cover it (a review of
     // 2026-12-04 moved a whole balance past the 100 USDC cap this way).

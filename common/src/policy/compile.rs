@@ -360,6 +360,21 @@ impl CompiledPolicy {
             }) {
                 return Err(invalid(rule, format!("token address {address} listed twice for the same chain")));
             }
+            // One address is one asset (RULES.md §3): its limits and streams add the raw
+            // amounts of every listing, so listings in different decimals would count one
+            // in the other's units (10^Δ apart; found 2026-12-06 by a review).
+            if let Some((j, o)) =
+                tokens[..i].iter().enumerate().find(|(_, o)| o.address == *address && o.decimals != *decimals)
+            {
+                return Err(invalid(
+                    rule,
+                    format!(
+                        "token address {address} listed with {decimals} decimals here and {} in tokens[{j}]: one \
+                         address is one asset, counted in one unit",
+                        o.decimals
+                    ),
+                ));
+            }
             if let Some(c) = chain_id {
                 if !chains.contains(c) {
                     return Err(invalid(rule, format!("token on chain {c}, which the policy does not allow")));

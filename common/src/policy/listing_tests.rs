@@ -61,3 +61,30 @@ per = "day"
         assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::SpendCap, Some("limits[0]")), "chain {chain}: {d:?}");
     }
 }
+
+/// A review of 2026-12-06: listed at 6 decimals on one chain and 18 on another, one address
+/// added raw amounts in both units, so a million of the 6-decimal listing passed a limit of
+/// 100 written in the 18-decimal one. Listings of one address must agree on decimals.
+#[test]
+fn listings_of_one_address_in_different_decimals_are_refused() {
+    let text = |decimals_op: u8| {
+        format!(
+            r#"
+name = "two listings"
+chains = [1, 10]
+valid_for = "24h"
+[tokens]
+USDC = {{ address = "{TOKEN}", decimals = 6, chain_id = 1 }}
+USDCOP = {{ address = "{TOKEN}", decimals = {decimals_op}, chain_id = 10 }}
+[[limits]]
+max = "100 USDCOP"
+per = "day"
+"#
+        )
+    };
+    let d = CompiledPolicy::compile(file::resolve_text(&text(18), t0()).unwrap()).expect_err("6 and 18 decimals");
+    assert_eq!(d.code, ErrorCode::InvalidPolicy, "{d}");
+    assert_eq!(d.rule.as_deref(), Some("tokens[1]"), "{d}");
+    assert!(d.reason.contains("18 decimals here and 6 in tokens[0]"), "{d}");
+    CompiledPolicy::compile(file::resolve_text(&text(6), t0()).unwrap()).expect("the same decimals");
+}

@@ -32,6 +32,23 @@ pub const TOKEN_MOVING: &[&str] = &[
     "permit(address,address,uint256,uint256,bool,uint8,bytes32,bytes32)",
     "approve(address,address,uint160,uint48)",
     "transferFrom(address,address,uint160,address)",
+    // Added 2026-12-06 after a review found them passing a wildcard on an unlisted contract:
+    // ERC-1363's short forms, OpenZeppelin 1.x's `increaseApproval`, ERC-4524, ERC-4626's
+    // `withdraw`/`redeem` to any receiver, WETH10's `withdrawTo`, Lido's shares, ERC-6909.
+    "approveAndCall(address,uint256)",
+    "transferFromAndCall(address,address,uint256)",
+    "increaseApproval(address,uint256)",
+    "safeTransfer(address,uint256)",
+    "safeTransfer(address,uint256,bytes)",
+    "withdraw(uint256,address,address)",
+    "redeem(uint256,address,address)",
+    "withdrawTo(address,uint256)",
+    "transferShares(address,uint256)",
+    "transferSharesFrom(address,address,uint256)",
+    "transfer(address,uint256,uint256)",
+    "transferFrom(address,address,uint256,uint256)",
+    "approve(address,uint256,uint256)",
+    "setOperator(address,bool)",
 ];
 
 /// Functions through which a smart account executes calls as itself (SimpleAccount, Coinbase
