@@ -223,7 +223,7 @@ impl Host {
             .http
             .get(&url)
             .send()
-            .map_err(|e| anyhow!("cannot reach the host at {}: {}", self.shown, e.without_url()))?;
+            .map_err(|e| anyhow!("cannot reach the host at {}: {}", self.shown, unreachable(e)))?;
         self.handle(resp, limit)
     }
 
@@ -234,9 +234,23 @@ impl Host {
             .post(&url)
             .json(body)
             .send()
-            .map_err(|e| anyhow!("cannot reach the host at {}: {}", self.shown, e.without_url()))?;
+            .map_err(|e| anyhow!("cannot reach the host at {}: {}", self.shown, unreachable(e)))?;
         self.handle(resp, MAX_REPLY_BYTES)
     }
+}
+
+/// Why a request did not reach its server, with the causes under reqwest's own words ("error
+/// sending request: … invalid peer certificate: UnknownIssuer"), never the URL (it may hold
+/// a password), escaped as the rest of the host's side is.
+pub fn unreachable(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    printable(&text).into_owned()
 }
 
 /// `url` without a user name or password (`http://u:p@h/` → `http://h/`); as it is when it

@@ -512,7 +512,7 @@ impl Node {
             .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
             .send()
             // Not the URL: it often carries a provider's API key (docs/mcp.md).
-            .map_err(|e| anyhow!("{method}: cannot reach the node: {}", e.without_url()))?;
+            .map_err(|e| anyhow!("{method}: cannot reach the node: {}", crate::client::unreachable(e)))?;
         let body = read_within(reply, MAX_NODE_REPLY, &format!("{method}: the node's reply"))?;
         let reply: Value =
             serde_json::from_slice(&body).map_err(|e| anyhow!("{method}: the node's reply is not JSON: {e}"))?;

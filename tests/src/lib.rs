@@ -1002,6 +1002,7 @@ pub mod proxy;
 pub mod pyclient;
 pub mod review;
 pub mod solc;
+pub mod tls_proxy;
 pub mod typed;
 
 /// Send one frame body as is to the enclave's socket at `socket`; the enclave's reply. A
