@@ -356,10 +356,15 @@ async fn dispatch(
                     Scalar::Str(s) => s.into_owned(),
                     _ => return Err(RpcError::invalid("typed data must be a JSON string or object")),
                 },
-                // An object is relayed as the compact JSON text it always was (keys sorted).
-                Some(b'{') => serde_json::from_str::<Value>(data.get())
-                    .map_err(|_| RpcError::invalid("typed data must be a JSON string or object"))?
-                    .to_string(),
+                // An object is relayed as the agent wrote it: re-serialized, a number past 64
+                // bits came out rounded (1e+24), so the enclave hashed another document and the
+                // agent met `unauthenticated` (a review of 2026-12-06). The enclave parses and
+                // bounds it; the host only checks that it is JSON.
+                Some(b'{') => {
+                    serde_json::from_str::<IgnoredAny>(data.get())
+                        .map_err(|_| RpcError::invalid("typed data must be a JSON string or object"))?;
+                    data.get().to_string()
+                }
                 _ => return Err(RpcError::invalid("typed data must be a JSON string or object")),
             };
             let session = resolve_session(headers, Some(addr), "address")?;
