@@ -3,7 +3,9 @@
 use bridle_attestation::{ImageMeasurement, MockCa, MockNsm, NsmProvider, RealNsm, TrustedRoot};
 use bridle_common::address::SocketAddress;
 use bridle_enclave::attest::{commit_config, BootConfig, ClusterBoot, NsmAttestor, CONFIG_PCR};
-use bridle_enclave::clock::{Clock, OffsetFileClock, SystemClock};
+use bridle_enclave::clock::{
+    nsm_time_ms, Clock, NsmCorrected, OffsetFileClock, SkewedClock, SystemClock, SAMPLE_EVERY,
+};
 use bridle_enclave::cluster::{launch, NodeConfig, MAX_MESSAGE};
 use bridle_enclave::memory;
 use bridle_enclave::server::{serve, ServerConfig, Service};
@@ -48,6 +50,10 @@ struct Args {
     /// Development only: a file holding a clock offset in seconds (tests move time).
     #[arg(long, requires = "dev")]
     dev_clock_offset_file: Option<PathBuf>,
+    /// Development only: the system clock reads this many seconds off (a drifting
+    /// hypervisor clock), for tests of its correction by the NSM's.
+    #[arg(long, value_name = "SECS", requires = "dev", allow_hyphen_values = true)]
+    dev_system_clock_skew: Option<i64>,
     /// Development only: write the mock NSM's root certificate (PEM) to this file, for
     /// verifiers (`bridle verify attestation --root PATH`).
     #[arg(long, value_name = "PATH", requires = "dev")]
@@ -112,6 +118,27 @@ fn cluster_boot(args: &Args) -> Option<ClusterBoot> {
 }
 
 /// The NSM: the hardware module, or in `--dev` the mock (of a shared CA in a cluster).
+/// Correct the clock by the NSM's now, then every [`SAMPLE_EVERY`] for the enclave's life
+/// (`clock::NsmCorrected`). A sample that fails keeps the last correction, and says so.
+fn keep_correcting(clock: &Arc<NsmCorrected>, nsm: &Arc<dyn NsmProvider>) {
+    let sample = |clock: &NsmCorrected, nsm: &Arc<dyn NsmProvider>, first: bool| {
+        let before = clock.offset_ms();
+        match clock.sample(|| nsm_time_ms(nsm.as_ref())) {
+            Ok(off) if first || off.abs_diff(before) >= 1_000 => {
+                tracing::info!(offset_ms = off, "clock corrected by the NSM's: {off} ms from the system clock")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot read the NSM's clock ({e}); the correction stays {before} ms"),
+        }
+    };
+    sample(clock, nsm, true);
+    let (clock, nsm) = (clock.clone(), nsm.clone());
+    std::thread::spawn(move || loop {
+        std::thread::sleep(SAMPLE_EVERY);
+        sample(&clock, &nsm, false);
+    });
+}
+
 fn open_nsm(args: &Args) -> (Arc<dyn NsmProvider>, TrustedRoot) {
     if !args.dev {
         return match RealNsm::open() {
@@ -206,16 +233,22 @@ fn main() {
         },
         (None, None) => unreachable_args(),
     };
-    let clock: Box<dyn Clock> = match &args.dev_clock_offset_file {
-        Some(p) => Box::new(OffsetFileClock(p.clone())),
-        None => Box::new(SystemClock),
-    };
     let mut config = Config { stamp_window: args.stamp_window, ..Config::default() };
     let server = server_config(&args);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     config.memory_budget = memory_plan(&args, &config, &server, workers).budget;
     let (nsm, root) = open_nsm(&args);
     commit(&nsm, &boot);
+    let system: Box<dyn Clock> = match args.dev_system_clock_skew {
+        Some(skew) => Box::new(SkewedClock(skew)),
+        None => Box::new(SystemClock),
+    };
+    let corrected = Arc::new(NsmCorrected::new(system));
+    keep_correcting(&corrected, &nsm);
+    let clock: Box<dyn Clock> = match &args.dev_clock_offset_file {
+        Some(p) => Box::new(OffsetFileClock(p.clone(), Box::new(corrected))),
+        None => Box::new(corrected),
+    };
 
     // An explicit, generous stack for every worker: request handling is bounded (no decoder
     // recurses with its input), and this is the margin on top (review finding 2).
