@@ -14,8 +14,17 @@ The enclave identity key is pinned (from an attestation you verified: `bridle tr
 records it, `bridle dev` does for its own enclave); `--trust-on-first-use` takes the
 host's word instead.
 
-Exit status: 0 mined with status 1; 2 refused by Bridle (the code, e.g. spend_cap, is
-printed); 1 any other failure. `--json` prints one JSON object on the last line.
+Exit status:
+  0  mined with status 1
+  2  refused by the host: its word, not the enclave's (the enclave signs no refusal); the
+     code (e.g. spend_cap, or `unknown` when it is none of Bridle's), rule and reason are
+     printed quoted, every character outside printable ASCII escaped
+  3  the host's answer failed this agent's own checks (bad_signature: not the session's
+     signature over this transaction; enclave_mismatch: not the pinned enclave; bad_reply,
+     too_large)
+  1  any other failure (the host or node unreachable or too slow, mined with status 0, ...)
+`--json` prints one JSON object on the last line; a failure of Bridle's says `from_host`
+(true: the host's refusal, exit 2; false: a check of this agent's, exit 3).
 """
 
 from __future__ import annotations
@@ -24,11 +33,12 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bridle_signer import BridleError, BridleSigner  # noqa: E402
+from bridle_signer import BridleError, BridleSigner, printable  # noqa: E402
 from web3 import Web3  # noqa: E402
 
 ERC20_ABI = [
@@ -63,8 +73,15 @@ ERC20_ABI = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # A usage error exits 1, not argparse's 2: 2 says the host refused (see above).
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rpc", default=os.environ.get("ETH_RPC_URL", "http://127.0.0.1:8545"), help="Ethereum node")
     ap.add_argument("--bridle", default=os.environ.get("BRIDLE_HOST", "http://127.0.0.1:8547"), help="Bridle host")
     ap.add_argument("--key", default=os.environ.get("BRIDLE_AGENT_KEY"), help="agent key file (bridle agent keygen)")
@@ -88,9 +105,19 @@ def main() -> int:
         if a.json:
             print(json.dumps(obj))
 
+    def failed(e: BridleError) -> int:
+        # str(e) and the fields are safe to print: the host's text in them is quoted and
+        # escaped, and a refusal is labelled as the host's word.
+        report({"ok": False, "from_host": e.from_host, "code": e.code, "host_code": e.host_code, "rule": e.rule,
+                "reason": e.reason, "http_status": e.http_status}, str(e))
+        return 2 if e.from_host else 3
+
     w3 = Web3(Web3.HTTPProvider(a.rpc))
-    signer = BridleSigner(a.bridle, a.key, a.session, enclave_public_key=a.enclave_public_key,
-                          clock_offset=a.clock_offset, trust_on_first_use=a.trust_on_first_use)
+    try:
+        signer = BridleSigner(a.bridle, a.key, a.session, enclave_public_key=a.enclave_public_key,
+                              clock_offset=a.clock_offset, trust_on_first_use=a.trust_on_first_use)
+    except BridleError as e:  # enclave_mismatch, or the host's answer to GET /v1/status
+        return failed(e)
     # Every eth_sendTransaction from the session address is now signed by Bridle.
     w3.middleware_onion.inject(signer.middleware(), layer=0)
 
@@ -103,8 +130,7 @@ def main() -> int:
     try:
         tx_hash = token.functions.transfer(to, amount).transact({"from": signer.address})
     except BridleError as e:
-        report({"ok": False, "code": e.code, "rule": e.rule, "reason": e.reason}, str(e))
-        return 2
+        return failed(e)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
     ok = receipt["status"] == 1
     result = {
@@ -120,4 +146,12 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    except Exception:  # noqa: BLE001
+        # Any other failure: its text may hold what the host or the node wrote (a revert
+        # reason, say), so every line is printed escaped.
+        for line in traceback.format_exc().splitlines():
+            print(printable(line), file=sys.stderr)
+        code = 1
+    sys.exit(code)

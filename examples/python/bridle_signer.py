@@ -39,20 +39,27 @@ the session's over our own digest, and the raw transaction to be ours.
 Bridle fills nothing in: the transaction must carry its chain id, nonce, gas and fees
 (web3.py's middleware fills them from the node before asking Bridle, as it does for a
 local key). A refusal raises BridleError with Bridle's code (e.g. "spend_cap"), the rule
-that failed and the reason.
+that failed and the reason. A refusal is the host's word (the enclave signs none): its text
+is shown quoted, every character outside printable ASCII escaped, at most 1 KiB, and
+labelled so (`from_host`); a code that is none of Bridle's is shown as `unknown`.
+
+Every call to the host is bounded as a whole (`timeout`, 30 s by default): connecting, the
+headers and the body, not each read; a reply is read up to 4 MiB.
 
 Requires: cryptography, eth-account (and web3 for the middleware).
 """
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 import os
 import secrets
+import socket
 import time
+import urllib.parse
 import warnings
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
@@ -73,6 +80,9 @@ from eth_account._utils.legacy_transactions import (
 __all__ = [
     "BridleError",
     "BridleSigner",
+    "ERROR_CODES",
+    "in_quotes",
+    "printable",
     "SignedTransaction",
     "KIND_TRANSACTION",
     "load_private_key",
@@ -102,30 +112,144 @@ _QUANTITY_FIELDS = {
 }
 
 
+#: Bridle's stable error codes (common/src/error.rs `ErrorCode`, docs/api.md §9): a host's
+#: refusal is shown with its code only if it is one of these.
+ERROR_CODES = frozenset(
+    """unauthenticated replayed expired not_yet_valid revoked suspended unknown_session
+    chain_not_allowed target_not_allowed selector_not_allowed argument_rejected
+    recipient_not_allowed value_cap spend_cap rate_limited quota_exhausted gas_cap
+    unlimited_approval spender_not_allowed exposure_ceiling typed_data_not_allowed
+    message_not_allowed authorization_denied pending_approval denied_by_owner invalid_policy
+    malformed too_large unsupported unavailable internal""".split()
+)
+
+#: The most of the host's text quoted in one error (code, rule and reason together): a
+#: refusal is not signed, so what it says is shown as data, bounded (as the CLI does).
+MAX_QUOTED = 1024
+#: The most quoted of a code that is none of Bridle's, and of a rule.
+MAX_ODD_FIELD = 128
+
+
+def _escape(text: str, limit: int) -> "tuple[str, int]":
+    """`text` as it is shown between double quotes: `"` and `\\` escaped, every character
+    outside printable ASCII written as `\\u{…}` (nothing can close the quotes, move the
+    cursor or hide text); at most `limit` bytes (whole escapes), and how many bytes (UTF-8)
+    of `text` were cut."""
+    out: list = []
+    used = 0
+    for i, c in enumerate(text):
+        if c == '"' or c == "\\":
+            piece = "\\" + c
+        elif " " <= c <= "~":
+            piece = c
+        else:
+            piece = "\\u{%04x}" % ord(c)
+        if used + len(piece) > limit:
+            return "".join(out), len(text[i:].encode("utf-8", "surrogatepass"))
+        out.append(piece)
+        used += len(piece)
+    return "".join(out), 0
+
+
+def in_quotes(text: Any, limit: int = MAX_QUOTED) -> str:
+    """Text another party wrote (the host, a node) as one quoted value inside a message of
+    ours: between double quotes, escaped as `_escape` does, at most `limit` bytes between
+    them, what was cut said after them (the CLI's `in_quotes`). Not a string: its JSON."""
+    inside, cut = _escape(_as_text(text), limit)
+    return f'"{inside}"' + _cut(cut)
+
+
+def _cut(n: int) -> str:
+    return f" (... {n} bytes cut)" if n else ""
+
+
+def printable(text: Any) -> str:
+    """`text` with every character outside printable ASCII (newlines included) written as
+    `\\u{…}`: safe to print on one line of a terminal."""
+    return "".join(c if " " <= c <= "~" else "\\u{%04x}" % ord(c) for c in _as_text(text))
+
+
+def _as_text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).decode("utf-8", "replace")
+    try:
+        return json.dumps(v)
+    except (TypeError, ValueError):
+        return repr(v)
+
+
 class BridleError(Exception):
-    """A refusal or error from Bridle: `code` is Bridle's stable code (e.g. "spend_cap"),
-    `rule` the policy rule that failed (if any), `reason` the human reason, and
-    `rpc_code` the JSON-RPC error code (-32003 for policy denials). `from_host`: the host's
-    answer — the enclave signs no refusal, so it is the host's word (a host may answer
-    `spend_cap` and keep a signature it was given); otherwise this helper's own check
-    failed (`bad_signature`, `enclave_mismatch`, ...)."""
+    """A refusal or error from Bridle.
+
+    `from_host`: the host's answer — the enclave signs no refusal, so it is the host's word
+    (a host may answer `spend_cap` and keep a signature it was given); otherwise this
+    helper's own check failed (`bad_signature`, `enclave_mismatch`, `bad_reply`,
+    `too_large`).
+
+    For the host's answer every field is shown as data: `code` is Bridle's stable code (e.g.
+    "spend_cap") only if the host gave one of `ERROR_CODES`, else "unknown" (the host's code,
+    escaped, is `host_code`); `rule` and `reason` are the host's text escaped (every
+    character outside printable ASCII as `\\u{…}`, `"` and `\\` as `\\"` and `\\\\`), 1 KiB in
+    all; `rpc_code` is the JSON-RPC error code (-32003 for policy denials) when it is a
+    number, `http_status` the host's HTTP status. str(e) quotes them and says whose word
+    they are."""
 
     def __init__(
         self,
         code: str,
-        reason: str,
-        rule: Optional[str] = None,
-        rpc_code: Optional[int] = None,
+        reason: Any,
+        rule: Any = None,
+        rpc_code: Any = None,
         from_host: bool = False,
+        http_status: Optional[int] = None,
     ):
-        self.code = code
-        self.reason = reason
-        self.rule = rule
-        self.rpc_code = rpc_code
-        self.from_host = from_host
-        where = f" (rule {rule})" if rule else ""
-        what = "bridle refused (the host's word; refusals are not signed)" if from_host else "bridle"
-        super().__init__(f"{what}: {code}{where}: {reason}")
+        self.from_host = bool(from_host)
+        self.rpc_code = rpc_code if isinstance(rpc_code, int) and not isinstance(rpc_code, bool) else None
+        self.http_status = http_status
+        self.host_code: Optional[str] = None
+        if not self.from_host:
+            # Our own words (a failed check), which quote the host's text where they hold it.
+            self.code, self.reason, self.rule = code, printable(reason), None if rule is None else printable(rule)
+            where = f" (rule {self.rule})" if self.rule else ""
+            super().__init__(f"bridle: {self.code}{where}: {self.reason}")
+            return
+        left = MAX_QUOTED
+        if isinstance(code, str) and code in ERROR_CODES:
+            self.code, code_text = code, code
+        elif code is None:
+            self.code, code_text = "unknown", "unknown (no code given)"
+        else:
+            self.code = "unknown"
+            self.host_code, cut = _escape(_as_text(code), MAX_ODD_FIELD)
+            left -= len(self.host_code)
+            code_text = f'unknown (the host\'s code: "{self.host_code}"' + _cut(cut) + ")"
+        rule_text = ""
+        self.rule = None
+        if rule is not None:
+            self.rule, cut = _escape(_as_text(rule), MAX_ODD_FIELD)
+            left -= len(self.rule)
+            rule_text = f' (rule "{self.rule}"' + _cut(cut) + ")"
+        self.reason, cut = _escape(_as_text(reason if reason is not None else ""), left)
+        reason_text = f'"{self.reason}"' + _cut(cut)
+        super().__init__(f"bridle refused (the host's word; refusals are not signed): {code_text}{rule_text}: {reason_text}")
+
+
+def _refusal(err: Any, http_status: Optional[int] = None) -> BridleError:
+    """The host's error — a JSON-RPC `error` ({code, message, data: {code, rule, reason}}) or
+    an HTTP error body's `error` ({code, rule, reason, message}) — as a BridleError marked
+    as the host's word."""
+    if not isinstance(err, dict):
+        return BridleError(None, err, from_host=True, http_status=http_status)
+    data = err.get("data")
+    if not isinstance(data, dict):
+        data = err if isinstance(err.get("code"), str) else {}
+    code = data.get("code")
+    reason = data.get("reason")
+    if reason is None:
+        reason = err.get("message", "")
+    return BridleError(code, reason, data.get("rule"), err.get("code"), from_host=True, http_status=http_status)
 
 
 @dataclass(frozen=True)
@@ -148,12 +272,62 @@ class SignedTransaction:
 MAX_REPLY_BYTES = 4 << 20
 
 
-def _read_bounded(r) -> bytes:
-    """A reply's body, read up to MAX_REPLY_BYTES (a larger one is refused, not read)."""
-    body = r.read(MAX_REPLY_BYTES + 1)
-    if len(body) > MAX_REPLY_BYTES:
-        raise BridleError("too_large", f"the host's reply is over {MAX_REPLY_BYTES} bytes: not read")
-    return body
+class _DeadlineSocket:
+    """A connected socket whose every read and write may take only the time left until
+    `deadline` (time.monotonic()): its timeout is set to that before each one, so a host
+    that drips its reply a byte at a time cannot hold a call past the deadline (a socket
+    timeout alone bounds each read, not the reply). http.client reads the status line, the
+    headers and the body through `makefile`, which reads through `recv_into` here."""
+
+    def __init__(self, sock: socket.socket, deadline: float, what: str):
+        self._sock, self._deadline, self._what = sock, deadline, what
+
+    def _arm(self) -> None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(self._what)
+        self._sock.settimeout(left)
+
+    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self._arm()
+        return self._sock.recv(bufsize, flags)
+
+    def sendall(self, data, flags: int = 0) -> None:
+        self._arm()
+        self._sock.sendall(data, flags)
+
+    def makefile(self, mode: str = "rb", *args, **kwargs):
+        if "r" not in mode or "w" in mode:
+            raise ValueError("only a reader is made")
+        return io.BufferedReader(socket.SocketIO(self, "rb"))
+
+    def _decref_socketios(self) -> None:  # socket.SocketIO.close calls it
+        pass
+
+    def close(self) -> None:
+        # http.client closes the connection while its response still reads from it; the
+        # socket itself is closed by the call that made it (`BridleSigner._call`), once done.
+        pass
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
+def _read_bounded(r: http.client.HTTPResponse) -> bytes:
+    """A reply's body, read in chunks up to MAX_REPLY_BYTES (a larger one is refused, not
+    read); every read is bounded by the call's deadline (`_DeadlineSocket`)."""
+    body = bytearray()
+    while True:
+        chunk = r.read(min(64 << 10, MAX_REPLY_BYTES + 1 - len(body)))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > MAX_REPLY_BYTES:
+            raise BridleError("too_large", f"the host's reply is over {MAX_REPLY_BYTES} bytes: not read")
 
 
 def load_private_key(key: Union[str, bytes, os.PathLike]) -> bytes:
@@ -268,6 +442,16 @@ def transaction_digest(tx: Mapping[str, Any]) -> bytes:
     return bytes(serializable_unsigned_transaction_from_dict(_clean_tx(tx)).hash())
 
 
+def _hex_field(v: Any) -> str:
+    """A hex field of the host's reply, without its 0x: hex digits only (else ValueError)."""
+    if not isinstance(v, str):
+        raise TypeError("not a string")
+    h = v[2:] if v[:2] in ("0x", "0X") else v
+    if not h or any(c not in "0123456789abcdefABCDEF" for c in h):
+        raise ValueError("not hex")
+    return h
+
+
 def _hex(v: Any) -> str:
     if isinstance(v, (bytes, bytearray)):
         return "0x" + bytes(v).hex()
@@ -316,6 +500,8 @@ class BridleSigner:
     trust_on_first_use: accept the identity the host reports (its word, not verified).
     clock_offset:       seconds added to this machine's clock in stamps (tests move the
                         development enclave's clock; real agents leave it at 0).
+    timeout:            seconds one call to the host may take in all — connecting, sending,
+                        the reply's headers and body (TimeoutError after them), not each read.
     """
 
     def __init__(
@@ -335,7 +521,16 @@ class BridleSigner:
         self.address = to_checksum_address(session)
         self.clock_offset = int(clock_offset)
         self.timeout = timeout
-        reported = _key_bytes(self._get("/v1/status")["identity_public_key"])
+        status = self._get("/v1/status")
+        try:
+            reported = bytes.fromhex(_hex_field(status["identity_public_key"]))
+            _key_address(reported)
+        except Exception:  # noqa: BLE001 — no key, not hex, not a point on the curve
+            raise BridleError(
+                "bad_reply",
+                "the host's status names no enclave identity key: "
+                f"{in_quotes(status.get('identity_public_key'), 200)}",
+            ) from None
         if enclave_public_key is None or enclave_public_key == "":
             if not trust_on_first_use:
                 raise ValueError(
@@ -363,17 +558,53 @@ class BridleSigner:
 
     # -- transport ---------------------------------------------------------------------
 
-    def _get(self, path: str) -> dict:
+    def _call(self, method: str, path: str, body: Optional[bytes] = None, headers: Optional[dict] = None):
+        """One HTTP exchange with the host: (status, body bytes). The whole exchange —
+        connecting, sending, the status line, headers and body — ends by one deadline,
+        `timeout` seconds from now (TimeoutError after it). No redirect is followed: the
+        host's answer is its own."""
+        what = f"{method} {path}: the host did not answer within {self.timeout} s"
+        deadline = time.monotonic() + self.timeout
+        u = urllib.parse.urlsplit(self.host)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"the host URL must be http:// or https://, not {in_quotes(self.host, 200)}")
+        conn_type = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        left = deadline - time.monotonic()
+        conn = conn_type(u.hostname, u.port, timeout=max(left, 0.001))
+        sock = None
         try:
-            with urllib.request.urlopen(self.host + path, timeout=self.timeout) as r:
-                return json.loads(_read_bounded(r))
-        except urllib.error.HTTPError as e:
-            body = _read_bounded(e)
             try:
-                err = json.loads(body)["error"]
-                raise BridleError(err.get("code", "error"), err.get("reason", ""), err.get("rule"), from_host=True) from None
-            except (ValueError, KeyError, TypeError):
-                raise BridleError("http_error", f"GET {path}: HTTP {e.code}: {body[:200]!r}") from None
+                conn.connect()  # TCP (and TLS) within the time left
+                sock = conn.sock
+                conn.sock = _DeadlineSocket(sock, deadline, what)
+                conn.request(method, u.path.rstrip("/") + path, body=body, headers=headers or {})
+                r = conn.getresponse()
+                return r.status, _read_bounded(r)
+            except socket.timeout:  # TimeoutError: the connect, the TLS handshake or a read
+                raise TimeoutError(what) from None
+        finally:
+            conn.close()
+            if sock is not None:
+                sock.close()
+
+    def _get(self, path: str) -> dict:
+        status, body = self._call("GET", path)
+        reply = self._json(body, f"GET {path}", status)
+        if 200 <= status < 300:
+            if not isinstance(reply, dict):
+                raise BridleError("bad_reply", f"GET {path}: the host's reply is no JSON object: {in_quotes(body, 200)}")
+            return reply
+        raise _refusal(reply.get("error") if isinstance(reply, dict) and "error" in reply else body, status)
+
+    @staticmethod
+    def _json(body: bytes, what: str, status: int) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError:
+            if 200 <= status < 300:
+                raise BridleError("bad_reply", f"{what}: the host's reply is not JSON: {in_quotes(body, 200)}") from None
+            # An error status with a body that is not Bridle's: the host's word, quoted.
+            raise _refusal(body, status) from None
 
     def rpc(self, method: str, params: list, stamp: Optional[str] = None) -> Any:
         """One JSON-RPC call to the host's /rpc with the Bridle headers."""
@@ -382,32 +613,14 @@ class BridleSigner:
         headers = {"Content-Type": "application/json", "Bridle-Session": self.address}
         if stamp is not None:
             headers["Bridle-Stamp"] = stamp
-        req = urllib.request.Request(self.host + "/rpc", data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                reply = json.loads(_read_bounded(r))
-        except urllib.error.HTTPError as e:
-            raw = _read_bounded(e)
-            try:
-                reply = json.loads(raw)
-            except ValueError:
-                raise BridleError("http_error", f"{method}: HTTP {e.code}: {raw[:200]!r}") from None
-            if "error" not in reply:
-                raise BridleError("http_error", f"{method}: HTTP {e.code}: {reply}")
-        if "error" in reply:
-            err = reply["error"]
-            if isinstance(err, dict):
-                data = err.get("data") or {}
-                if not isinstance(data, dict):
-                    data = {}
-                raise BridleError(
-                    data.get("code") or err.get("message", "error"),
-                    data.get("reason") or err.get("message", ""),
-                    data.get("rule"),
-                    err.get("code"),
-                    from_host=True,
-                )
-            raise BridleError("error", str(err), from_host=True)
+        status, raw = self._call("POST", "/rpc", body, headers)
+        reply = self._json(raw, method, status)
+        if isinstance(reply, dict) and "error" in reply:
+            raise _refusal(reply["error"], status)
+        if not (200 <= status < 300):
+            raise _refusal(raw, status)
+        if not isinstance(reply, dict) or "result" not in reply:
+            raise BridleError("bad_reply", f"{method}: the host's reply has no result: {in_quotes(raw, 200)}")
         return reply["result"]
 
     # -- signing -----------------------------------------------------------------------
@@ -433,29 +646,41 @@ class BridleSigner:
         unsigned = serializable_unsigned_transaction_from_dict(tx)
         digest = bytes(unsigned.hash())
         result = self.rpc("eth_signTransaction", [_to_rpc_tx(tx, self.address)], self.stamp(KIND_TRANSACTION, digest))
-        raw = bytes.fromhex(result["raw"].removeprefix("0x"))
-        signed = result["tx"]
-        r, s = int(signed["r"], 16), int(signed["s"], 16)
+        try:
+            raw = bytes.fromhex(_hex_field(result["raw"]))
+            signed = result["tx"]
+            r, s = int(_hex_field(signed["r"]), 16), int(_hex_field(signed["s"]), 16)
+        except (KeyError, TypeError, ValueError):
+            raise BridleError(
+                "bad_reply", f"the host's reply is not a signed transaction: {in_quotes(result, 256)}"
+            ) from None
         # The enclave signs with low s only (EIP-2): the high-s twin recovers alike, but no
         # node accepts it (a host returning one withholds the transaction).
         if s > SECP256K1_N_HALF:
             raise BridleError("bad_signature", "the signature's s is in the upper half of the curve order (EIP-2): not the enclave's")
         typed = "type" in tx or "maxFeePerGas" in tx or "accessList" in tx
+        try:
+            host_v = int(_hex_field(signed["yParity"] if typed and "yParity" in signed else signed["v"]), 16)
+        except (KeyError, TypeError, ValueError):
+            raise BridleError("bad_reply", f"the host's reply has no v: {in_quotes(signed, 256)}") from None
         if typed:
-            v = int(signed.get("yParity", signed["v"]), 16)
-            parity = v
+            v = parity = host_v
+            if parity not in (0, 1):
+                raise BridleError("bad_signature", f"yParity = {host_v} is no signature parity")
         else:
             # v as EIP-155 makes it from *our* chain id: the host's v could name another
             # chain (or none) with a raw transaction to match.
-            host_v = int(signed["v"], 16)
             parity = (host_v - 35) % 2 if host_v >= 35 else host_v - 27
             if parity not in (0, 1):
                 raise BridleError("bad_signature", f"v = {host_v} is no signature parity")
             v = int(tx["chainId"]) * 2 + 35 + parity
         # Trust nothing from the host: the signature must be the session's over *our*
         # digest, and the raw transaction exactly ours with that signature.
-        sig = eth_keys.Signature(vrs=(parity, r, s))
-        signer = sig.recover_public_key_from_msg_hash(digest).to_checksum_address()
+        try:
+            sig = eth_keys.Signature(vrs=(parity, r, s))
+            signer = sig.recover_public_key_from_msg_hash(digest).to_checksum_address()
+        except Exception:  # noqa: BLE001 — r or s out of range, no point recovers
+            raise BridleError("bad_signature", "the signature from the host recovers to no key") from None
         if signer != self.address:
             raise BridleError("bad_signature", f"signature recovers to {signer}, not the session {self.address}")
         expected_raw = bytes(encode_transaction(unsigned, (v, r, s)))

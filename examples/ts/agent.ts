@@ -10,12 +10,21 @@
 // records it, `bridle dev` does for its own enclave); `--trust-on-first-use` takes the
 // host's word instead.
 //
-// Exit status: 0 mined with status 1; 2 refused by Bridle (the code, e.g. spend_cap, is
-// printed); 1 any other failure. `--json` prints one JSON object on the last line.
+// Exit status:
+//   0  mined with status 1
+//   2  refused by the host: its word, not the enclave's (the enclave signs no refusal); the
+//      code (e.g. spend_cap, or `unknown` when it is none of Bridle's), rule and reason are
+//      printed quoted, every character outside printable ASCII escaped
+//   3  the host's answer failed this agent's own checks (bad_signature: not the session's
+//      signature over this transaction; enclave_mismatch: not the pinned enclave; bad_reply,
+//      too_large)
+//   1  any other failure (the host or node unreachable or too slow, mined with status 0, ...)
+// `--json` prints one JSON object on the last line; a failure of Bridle's says `from_host`
+// (true: the host's refusal, exit 2; false: a check of this agent's, exit 3).
 
 import { parseArgs } from "node:util";
 import { createPublicClient, createWalletClient, defineChain, getAddress, http, parseUnits, type Hex } from "viem";
-import { BridleError, bridleAccount } from "./bridle-signer.ts";
+import { BridleError, bridleAccount, printable } from "./bridle-signer.ts";
 
 const erc20Abi = [
   {
@@ -54,7 +63,7 @@ const { values: a } = parseArgs({
   },
 });
 if (!a.key || !a.session || !a.token || !a.to || !a.amount) {
-  console.error("usage: agent.ts --key AGENT_KEY --session 0x.. --token 0x.. --to 0x.. --amount N (--enclave-public-key HEX | --trust-on-first-use) [--rpc URL] [--bridle URL]");
+  console.error("usage: agent.ts --key AGENT_KEY --session 0x.. --token 0x.. --to 0x.. --amount N (--enclave-public-key HEX | --trust-on-first-use) [--rpc URL] [--bridle URL] [--json]\nexit: 0 mined; 2 refused by the host (its word); 3 the host's answer failed this agent's checks; 1 other failure");
   process.exit(1);
 }
 
@@ -63,60 +72,98 @@ function report(obj: Record<string, unknown>, text: string) {
   if (a.json) console.log(JSON.stringify(obj));
 }
 
-const publicClient = createPublicClient({ transport: http(a.rpc) });
-const chainId = await publicClient.getChainId();
-const chain = defineChain({
-  id: chainId,
-  name: `chain ${chainId}`,
-  nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
-  rpcUrls: { default: { http: [a.rpc!] } },
-});
-
-const account = await bridleAccount({
-  host: a.bridle!,
-  agentKey: a.key,
-  session: a.session,
-  enclavePublicKey: a["enclave-public-key"],
-  trustOnFirstUse: a["trust-on-first-use"],
-  clockOffset: Number(a["clock-offset"]),
-});
-const wallet = createWalletClient({ account, chain, transport: http(a.rpc) });
-const token = getAddress(a.token);
-const to = getAddress(a.to);
-const decimals = await publicClient.readContract({ address: token, abi: erc20Abi, functionName: "decimals" });
-const amount = parseUnits(a.amount, decimals);
-console.log(`session ${account.address} sends ${a.amount} to ${to}`);
-
-let hash: Hex;
-try {
-  hash = await wallet.writeContract({ address: token, abi: erc20Abi, functionName: "transfer", args: [to, amount] });
-} catch (e) {
-  // viem wraps errors thrown by the account; find Bridle's refusal in the cause chain.
+/** Bridle's failure, in viem's error or its cause chain: reported, and the exit status. */
+function failed(e: unknown): number | null {
+  // viem wraps errors thrown by the account; find Bridle's in the cause chain.
   let err: any = e;
   while (err && !(err instanceof BridleError)) err = err.cause;
-  if (err instanceof BridleError) {
-    report({ ok: false, code: err.code, rule: err.rule ?? null, reason: err.reason }, err.message);
-    process.exit(2);
-  }
-  throw e;
+  if (!(err instanceof BridleError)) return null;
+  // The message and fields are safe to print: the host's text in them is quoted and
+  // escaped, and a refusal is labelled as the host's word.
+  report(
+    {
+      ok: false,
+      from_host: err.fromHost,
+      code: err.code,
+      host_code: err.hostCode,
+      rule: err.rule,
+      reason: err.reason,
+      http_status: err.httpStatus ?? null,
+    },
+    err.message,
+  );
+  return err.fromHost ? 2 : 3;
 }
-const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: 60_000 });
-const ok = receipt.status === "success";
-const balance = await publicClient.readContract({
-  address: token,
-  abi: erc20Abi,
-  functionName: "balanceOf",
-  args: [account.address],
-});
-report(
-  {
-    ok,
-    hash,
-    status: ok ? 1 : 0,
-    block: Number(receipt.blockNumber),
-    gas_used: Number(receipt.gasUsed),
-    balance: balance.toString(),
+
+async function main(): Promise<number> {
+  const publicClient = createPublicClient({ transport: http(a.rpc) });
+  const chainId = await publicClient.getChainId();
+  const chain = defineChain({
+    id: chainId,
+    name: `chain ${chainId}`,
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [a.rpc!] } },
+  });
+
+  let account;
+  try {
+    account = await bridleAccount({
+      host: a.bridle!,
+      agentKey: a.key!,
+      session: a.session!,
+      enclavePublicKey: a["enclave-public-key"],
+      trustOnFirstUse: a["trust-on-first-use"],
+      clockOffset: Number(a["clock-offset"]),
+    });
+  } catch (e) {
+    // enclave_mismatch, or the host's answer to GET /v1/status
+    const code = failed(e);
+    if (code === null) throw e;
+    return code;
+  }
+  const wallet = createWalletClient({ account, chain, transport: http(a.rpc) });
+  const token = getAddress(a.token!);
+  const to = getAddress(a.to!);
+  const decimals = await publicClient.readContract({ address: token, abi: erc20Abi, functionName: "decimals" });
+  const amount = parseUnits(a.amount!, decimals);
+  console.log(`session ${account.address} sends ${printable(a.amount)} to ${to}`);
+
+  let hash: Hex;
+  try {
+    hash = await wallet.writeContract({ address: token, abi: erc20Abi, functionName: "transfer", args: [to, amount] });
+  } catch (e) {
+    const code = failed(e);
+    if (code === null) throw e;
+    return code;
+  }
+  const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: 60_000 });
+  const ok = receipt.status === "success";
+  const balance = await publicClient.readContract({
+    address: token,
+    abi: erc20Abi,
+    functionName: "balanceOf",
+    args: [account.address],
+  });
+  report(
+    {
+      ok,
+      hash,
+      status: ok ? 1 : 0,
+      block: Number(receipt.blockNumber),
+      gas_used: Number(receipt.gasUsed),
+      balance: balance.toString(),
+    },
+    `mined in block ${receipt.blockNumber}: ${hash} status ${receipt.status}`,
+  );
+  return ok ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    // Any other failure: its text may hold what the host or the node wrote (a revert
+    // reason, say), so every line is printed escaped.
+    for (const line of String(e?.stack ?? e).split("\n")) console.error(printable(line));
+    process.exit(1);
   },
-  `mined in block ${receipt.blockNumber}: ${hash} status ${receipt.status}`,
 );
-process.exit(ok ? 0 : 1);

@@ -6,7 +6,9 @@
 //
 // ethers populates the transaction from the node (nonce, gas, fees, chain id); the signer
 // stamps its unsigned hash and asks the host's `eth_signTransaction`. A refusal throws
-// BridleError with Bridle's code ("spend_cap", ...), rule and reason. The enclave identity
+// BridleError with Bridle's code ("spend_cap", ...), rule and reason, marked as the host's
+// word (`fromHost`) and quoted in its message, every character outside printable ASCII
+// escaped. The stamper (and its stamp key) is a `#private` field. The enclave identity
 // key is pinned (`enclavePublicKey`) or explicitly taken on the host's word
 // (`trustOnFirstUse: true`), and checked against the host's status first.
 
@@ -25,9 +27,12 @@ import {
   type TypedDataDomain,
   type TypedDataField,
 } from "ethers";
-import { BridleError, KIND_TRANSACTION, Stamper, type BridleOptions } from "./stamp.ts";
+import { BridleError, KIND_TRANSACTION, Stamper, parityOf, signedParts, type BridleOptions } from "./stamp.ts";
 
-export { BridleError, type BridleOptions } from "./stamp.ts";
+export { BridleError, inQuotes, printable, type BridleOptions } from "./stamp.ts";
+
+/** Half the secp256k1 group order: a signature's s above it is the high-s twin (EIP-2). */
+const SECP256K1_N_HALF = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
 
 /** An ethers Transaction → the Ethereum JSON form of `eth_signTransaction`. */
 export function toRpcTransaction(btx: Transaction, from: string): Record<string, unknown> {
@@ -58,11 +63,13 @@ export function toRpcTransaction(btx: Transaction, from: string): Record<string,
 }
 
 export class BridleSigner extends AbstractSigner {
-  private constructor(
-    private readonly stamper: Stamper,
-    provider: null | Provider,
-  ) {
+  // `#private`, not TypeScript's compile-time `private`: the stamper holds the session's stamp
+  // key, which `console.log(signer)` or `JSON.stringify(signer)` would print otherwise.
+  readonly #stamper: Stamper;
+
+  private constructor(stamper: Stamper, provider: null | Provider) {
     super(provider);
+    this.#stamper = stamper;
   }
 
   static async create(opts: BridleOptions, provider: null | Provider = null): Promise<BridleSigner> {
@@ -70,7 +77,7 @@ export class BridleSigner extends AbstractSigner {
   }
 
   get address(): string {
-    return getAddress(this.stamper.session);
+    return getAddress(this.#stamper.session);
   }
 
   async getAddress(): Promise<string> {
@@ -78,7 +85,7 @@ export class BridleSigner extends AbstractSigner {
   }
 
   connect(provider: null | Provider): BridleSigner {
-    return new BridleSigner(this.stamper, provider);
+    return new BridleSigner(this.#stamper, provider);
   }
 
   async signTransaction(tx: TransactionRequest): Promise<string> {
@@ -94,25 +101,38 @@ export class BridleSigner extends AbstractSigner {
     const btx = Transaction.from(req as any);
     if (btx.type == null) btx.type = btx.inferType();
     const digest = btx.unsignedHash;
-    const result = await this.stamper.rpc(
+    const result = await this.#stamper.rpc(
       "eth_signTransaction",
-      [toRpcTransaction(btx, this.stamper.session)],
-      this.stamper.stamp(KIND_TRANSACTION, digest),
+      [toRpcTransaction(btx, this.#stamper.session)],
+      this.#stamper.stamp(KIND_TRANSACTION, digest),
     );
-    const signed = result.tx as { r: string; s: string; v: string; yParity?: string };
-    const yParity = signed.yParity !== undefined ? Number(BigInt(signed.yParity)) : Number((BigInt(signed.v) - 35n) % 2n);
-    const sig = Signature.from({
-      r: toBeHex(BigInt(signed.r), 32),
-      s: toBeHex(BigInt(signed.s), 32),
-      v: 27 + yParity,
-    });
+    // Every part hex (else bad_reply, quoted): no library message quotes the host's text.
+    const signed = signedParts(result);
+    const yParity = parityOf(signed);
+    // The enclave signs with low s only (EIP-2): the high-s twin recovers alike, but no
+    // node accepts it (a host returning one withholds the transaction).
+    if (BigInt(signed.s) > SECP256K1_N_HALF) {
+      throw new BridleError("bad_signature", "the signature's s is in the upper half of the curve order (EIP-2): not the enclave's");
+    }
     // Trust nothing from the host: the signature must be the session's over our digest,
     // and the raw transaction exactly ours with that signature.
-    if (getAddress(recoverAddress(digest, sig)) !== this.address) {
+    let sig: Signature;
+    let signer: string;
+    try {
+      sig = Signature.from({
+        r: toBeHex(BigInt(signed.r), 32),
+        s: toBeHex(BigInt(signed.s), 32),
+        v: 27 + yParity,
+      });
+      signer = getAddress(recoverAddress(digest, sig));
+    } catch {
+      throw new BridleError("bad_signature", "the signature from the host recovers to no key");
+    }
+    if (signer !== this.address) {
       throw new BridleError("bad_signature", "the signature from the host is not the session's over this transaction");
     }
     btx.signature = sig;
-    if (btx.serialized.toLowerCase() !== String(result.raw).toLowerCase()) {
+    if (btx.serialized.toLowerCase() !== signed.raw.toLowerCase()) {
       throw new BridleError("bad_signature", "the raw transaction from the host is not the transaction we asked for");
     }
     return btx.serialized;

@@ -13,7 +13,9 @@
 // viem prepares the transaction from the node as usual (nonce, gas, fees, chain id); the
 // account stamps its signing hash, keccak256(serializeTransaction(tx)), and asks the host's
 // `eth_signTransaction`; the enclave checks the stamp and the owner's policy and signs or
-// refuses. A refusal throws BridleError with Bridle's code ("spend_cap", ...), rule and reason.
+// refuses. A refusal throws BridleError with Bridle's code ("spend_cap", ...), rule and reason,
+// marked as the host's word (`fromHost`; the enclave signs no refusal) and quoted in its
+// message, every character outside printable ASCII escaped.
 //
 // The enclave identity key must be pinned (`enclavePublicKey`, from an attestation you
 // verified) or explicitly taken on the host's word (`trustOnFirstUse: true`); it is checked
@@ -29,12 +31,12 @@ import {
   type TransactionSerializable,
 } from "viem";
 import { toAccount } from "viem/accounts";
-import { BridleError, KIND_TRANSACTION, Stamper, type BridleOptions, type Hex } from "./stamp.ts";
+import { BridleError, KIND_TRANSACTION, Stamper, parityOf, signedParts, type BridleOptions, type Hex } from "./stamp.ts";
 
 /** Half the secp256k1 group order: a signature's s above it is the high-s twin (EIP-2). */
 const SECP256K1_N_HALF = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
 
-export { BridleError, type BridleOptions } from "./stamp.ts";
+export { BridleError, inQuotes, printable, type BridleOptions } from "./stamp.ts";
 
 const q = (v: bigint | number | undefined): Hex | undefined => (v === undefined ? undefined : `0x${BigInt(v).toString(16)}`);
 
@@ -93,10 +95,11 @@ export async function bridleAccount(opts: BridleOptions): Promise<LocalAccount<"
       // The digest the enclave will compute itself; type 4 is refused before any check.
       const digest = isType4 ? (`0x${"00".repeat(32)}` as ViemHex) : keccak256(serializeTransaction(tx));
       const result = await stamper.rpc("eth_signTransaction", [rpcTx], stamper.stamp(KIND_TRANSACTION, digest));
-      const raw = result.raw as ViemHex;
-      const signed = result.tx as { r: ViemHex; s: ViemHex; v: ViemHex; yParity?: ViemHex };
-      const yParity = signed.yParity !== undefined ? Number(BigInt(signed.yParity)) : Number((BigInt(signed.v) - 35n) % 2n);
-      const signature = { r: signed.r, s: signed.s, yParity, v: 27n + BigInt(yParity) };
+      // Every part hex (else bad_reply, quoted): no library message quotes the host's text.
+      const signed = signedParts(result);
+      const raw = signed.raw as ViemHex;
+      const yParity = parityOf(signed);
+      const signature = { r: signed.r as ViemHex, s: signed.s as ViemHex, yParity, v: 27n + BigInt(yParity) };
       // The enclave signs with low s only (EIP-2): the high-s twin recovers alike, but no
       // node accepts it (a host returning one withholds the transaction).
       if (BigInt(signed.s) > SECP256K1_N_HALF) {
@@ -104,7 +107,12 @@ export async function bridleAccount(opts: BridleOptions): Promise<LocalAccount<"
       }
       // Trust nothing from the host: the signature must be the session's over our digest,
       // and the raw transaction exactly ours with that signature.
-      const signer = await recoverAddress({ hash: digest, signature });
+      let signer: string;
+      try {
+        signer = await recoverAddress({ hash: digest, signature });
+      } catch {
+        throw new BridleError("bad_signature", "the signature from the host recovers to no key");
+      }
       if (signer.toLowerCase() !== session) {
         throw new BridleError("bad_signature", `signature recovers to ${signer}, not the session ${session}`);
       }

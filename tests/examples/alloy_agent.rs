@@ -19,8 +19,19 @@
 //! verified) and checked against the host's status before the stamp key is derived;
 //! `--trust-on-first-use` ([`EnclaveTrust::TrustOnFirstUse`]) takes the host's word instead.
 //!
-//! Exit status: 0 mined with status 1; 2 refused by Bridle; 1 any other failure. The last
-//! line printed is a JSON result.
+//! Exit status:
+//!
+//! * 0 — mined with status 1;
+//! * 2 — refused by the host: its word, not the enclave's (the enclave signs no refusal); the
+//!   code (e.g. `spend_cap`, or `unknown` when it is none of Bridle's), rule and reason are
+//!   printed quoted, every character outside printable ASCII escaped;
+//! * 3 — the host's answer failed this agent's own checks (`bad_signature`: not the
+//!   session's signature over this transaction; `enclave_mismatch`: not the pinned enclave;
+//!   `bad_reply`, `too_large`);
+//! * 1 — any other failure (the host or node unreachable or too slow, mined with status 0, …).
+//!
+//! The last line printed is a JSON result; a failure of Bridle's says `from_host` (true: the
+//! host's refusal, exit 2; false: a check of this agent's, exit 3).
 //!
 //! The anvil tests compile this file into the test binary and call [`run`] on a real chain.
 
@@ -30,7 +41,7 @@ use alloy_network::{Ethereum, Network, ReceiptResponse, TransactionBuilder};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_provider::{Provider, ProviderBuilder};
 use alloy_sol_types::{sol, SolCall};
-pub use bridle_alloy::{load_agent_key, BridleError, BridleSigner, EnclaveTrust};
+pub use bridle_alloy::{load_agent_key, printable, BridleError, BridleSigner, EnclaveTrust};
 use serde_json::json;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -140,6 +151,50 @@ impl Args {
     }
 }
 
+/// What the agent prints for one result: a line of text (to stderr unless it is a success),
+/// the JSON result (the last line, on stdout) and the exit status.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub exit: i32,
+    pub text: String,
+    pub to_stderr: bool,
+    pub json: serde_json::Value,
+}
+
+/// The report of `result` (see the exit statuses above). Bridle's failures print as their
+/// `Display` (the host's text quoted and escaped, a refusal labelled as the host's word);
+/// any other error's text may hold what the host or the node wrote, so it is made printable.
+pub fn report(result: &Result<Outcome, BoxError>) -> Report {
+    let refused = |e: &BridleError| Report {
+        exit: if e.from_host { 2 } else { 3 },
+        text: e.to_string(),
+        to_stderr: true,
+        json: json!({
+            "ok": false, "from_host": e.from_host, "code": e.code, "host_code": e.host_code, "rule": e.rule,
+            "reason": e.reason, "http_status": e.http_status,
+        }),
+    };
+    match result {
+        Ok(Outcome::Mined { hash, status, block }) => Report {
+            exit: if *status == 1 { 0 } else { 1 },
+            text: format!("mined in block {block}: {hash} status {status}"),
+            to_stderr: *status != 1,
+            json: json!({"ok": *status == 1, "hash": hash, "status": status, "block": block}),
+        },
+        Ok(Outcome::Refused(e)) => refused(e),
+        Err(e) => match BridleError::find(e.as_ref()) {
+            // connect's own refusals (enclave_mismatch, the host's answer to its status)
+            Some(b) => refused(b),
+            None => Report {
+                exit: 1,
+                text: format!("alloy_agent: {}", printable(&e.to_string())),
+                to_stderr: true,
+                json: json!({"ok": false, "error": printable(&e.to_string())}),
+            },
+        },
+    }
+}
+
 /// The whole agent: connect, transfer, report.
 pub async fn run(args: &Args) -> Result<Outcome, BoxError> {
     let key = load_agent_key(&args.key)?;
@@ -164,29 +219,19 @@ pub async fn run(args: &Args) -> Result<Outcome, BoxError> {
 async fn main() {
     let code = match Args::parse(std::env::args().skip(1)) {
         Err(e) => {
-            eprintln!("alloy_agent: {e}");
+            eprintln!("alloy_agent: {}", printable(&e.to_string()));
             1
         }
-        Ok(args) => match run(&args).await {
-            Ok(Outcome::Mined { hash, status, block }) => {
-                println!("mined in block {block}: {hash} status {status}");
-                println!("{}", json!({"ok": status == 1, "hash": hash, "status": status, "block": block}));
-                if status == 1 {
-                    0
-                } else {
-                    1
-                }
+        Ok(args) => {
+            let r = report(&run(&args).await);
+            if r.to_stderr {
+                eprintln!("{}", r.text);
+            } else {
+                println!("{}", r.text);
             }
-            Ok(Outcome::Refused(e)) => {
-                eprintln!("{e}");
-                println!("{}", json!({"ok": false, "code": e.code, "rule": e.rule, "reason": e.reason}));
-                2
-            }
-            Err(e) => {
-                eprintln!("alloy_agent: {e}");
-                1
-            }
-        },
+            println!("{}", r.json);
+            r.exit
+        }
     };
     std::process::exit(code);
 }

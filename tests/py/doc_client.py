@@ -95,8 +95,25 @@ def h(b: bytes) -> str:
     return "0x" + b.hex()
 
 
+# §5/§8: half the secp256k1 group order. The enclave signs with low s only (EIP-2).
+SECP256K1_N_HALF = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
 def recover(digest: bytes, signature: str) -> str:
-    return Account._recover_hash(digest, signature=bytes.fromhex(signature[2:]))
+    """§5/§8: the signer of a 65-byte `r ‖ s ‖ v` signature over `digest`, checked to be of
+    the form the enclave makes: `v` 27 or 28 (not 0/1, nor an EIP-155 v) and `s` in the lower
+    half of the curve order. A host could hand back the high-s twin (n − s, the other
+    parity), which recovers to the same key but no node or contract accepts (EIP-2,
+    OpenZeppelin's ECDSA), or rewrite `v`: either withholds a usable signature."""
+    sig = bytes.fromhex(signature[2:])
+    if len(sig) != 65:
+        raise ValueError(f"a signature is 65 bytes, not {len(sig)}")
+    s, v = int.from_bytes(sig[32:64], "big"), sig[64]
+    if v not in (27, 28):
+        raise ValueError(f"v = {v}: the enclave's v is 27 or 28")
+    if not 0 < s <= SECP256K1_N_HALF:
+        raise ValueError("s is in the upper half of the curve order (EIP-2): not the enclave's")
+    return Account._recover_hash(digest, signature=sig)
 
 
 def ours(tx: dict, signature: str, raw: str) -> bool:
@@ -105,7 +122,9 @@ def ours(tx: dict, signature: str, raw: str) -> bool:
     transaction's signer is not enough: an earlier transaction of the session, withheld by a
     host, recovers to the session too."""
     sig = bytes.fromhex(signature[2:])
-    r, s, parity = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64] % 27
+    if len(sig) != 65 or sig[64] not in (27, 28):
+        return False
+    r, s, parity = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64] - 27
     v = parity if tx.get("type") == 2 else tx["chainId"] * 2 + 35 + parity
     return encode_transaction(serializable_unsigned_transaction_from_dict(tx), (v, r, s)) == bytes.fromhex(raw[2:])
 
@@ -204,7 +223,7 @@ def main() -> None:
     user_op_hash = keccak(abi_encode(["bytes32", "address", "uint256"], [keccak(inner), ENTRY_POINT_V07, chain_id]))
     _, _, r = sign({"user_operation": op}, "user_operation", user_op_hash)
     assert r["digest"] == h(user_op_hash), (r, h(user_op_hash))
-    assert Account.recover_message(encode_defunct(primitive=user_op_hash), signature=r["signature"]) == session
+    assert recover(_hash_eip191_message(encode_defunct(primitive=user_op_hash)), r["signature"]) == session
     spent += wei
 
     # §4: a stale stamp is `replayed` (401); a bad MAC `unauthenticated` (401).

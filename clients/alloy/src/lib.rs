@@ -22,7 +22,12 @@
 //!   the digest computed here; the envelope is built here from the caller's own transaction.
 //! * **Refusals** are [`BridleError`]s (`code`, `rule`, `reason`) inside
 //!   `alloy_signer::Error::Other`; [`BridleError::find`] digs one out of any error alloy
-//!   returns (e.g. `provider.send_transaction`'s `LocalUsageError`).
+//!   returns (e.g. `provider.send_transaction`'s `LocalUsageError`). A refusal is the host's
+//!   word (`from_host`; the enclave signs none): everything the host wrote is shown quoted,
+//!   every character outside printable ASCII escaped, 1 KiB in all, and a code only if it is
+//!   one of Bridle's ([`ErrorCode`]; else `unknown`).
+//! * **Every call is bounded**: 30 s in all (connecting, headers and body), a reply read up to
+//!   [`MAX_REPLY_BYTES`], and no redirect followed (the host's answer is its own).
 //!
 //! Wire protocol: `docs/api.md` (`POST /rpc`, `eth_signTransaction`, the `Bridle-Stamp`
 //! header).
@@ -30,6 +35,7 @@
 use alloy_consensus::{SignableTransaction, Signed};
 use alloy_network::{Network, NetworkWallet, TxSigner};
 use alloy_primitives::{Address, Signature, TxKind, B256, U256};
+use bridle_common::error::ErrorCode;
 use bridle_common::stamp::{PayloadKind, StampKey};
 use k256::{PublicKey, SecretKey};
 use serde_json::{json, Value};
@@ -57,7 +63,97 @@ async fn read_bounded(mut r: reqwest::Response) -> Result<Vec<u8>, BoxError> {
     Ok(body)
 }
 
-/// A refusal or error from Bridle: `code` is Bridle's stable code (e.g. `spend_cap`).
+/// The most of the host's text quoted in one error (code, rule and reason together): a
+/// refusal is not signed, so what it says is shown as data, bounded (as the CLI does).
+pub const MAX_QUOTED: usize = 1024;
+
+/// The most quoted of a code that is none of Bridle's, and of a rule.
+pub const MAX_ODD_FIELD: usize = 128;
+
+/// `t` as it is shown between double quotes: `"` and `\` escaped, every character outside
+/// printable ASCII written as `\u{…}` (nothing can close the quotes, move the cursor or hide
+/// text); at most `max` bytes (whole escapes), and how many bytes of `t` were cut.
+fn escaped(t: &str, max: usize) -> (String, usize) {
+    let mut out = String::with_capacity(t.len().min(max));
+    for (i, c) in t.char_indices() {
+        let piece = match c {
+            '"' | '\\' => format!("\\{c}"),
+            ' '..='~' => c.to_string(),
+            c => format!("\\u{{{:04x}}}", c as u32),
+        };
+        if out.len() + piece.len() > max {
+            return (out, t.len() - i);
+        }
+        out.push_str(&piece);
+    }
+    (out, 0)
+}
+
+fn cut_note(cut: usize) -> String {
+    if cut > 0 {
+        format!(" (... {cut} bytes cut)")
+    } else {
+        String::new()
+    }
+}
+
+/// Text another party wrote (the host, a node) as one quoted value inside a message of
+/// ours: between double quotes, `"` and `\` escaped, every character outside printable
+/// ASCII written as `\u{…}`, at most `max` bytes between the quotes, what was cut said
+/// after them (the CLI's `in_quotes`).
+pub fn in_quotes(t: &str, max: usize) -> String {
+    let (inside, cut) = escaped(t, max);
+    format!("\"{inside}\"{}", cut_note(cut))
+}
+
+/// `t` with every character outside printable ASCII (newlines included) written as
+/// `\u{…}`: safe to print on one line of a terminal.
+pub fn printable(t: &str) -> String {
+    t.chars()
+        .map(|c| if (' '..='~').contains(&c) { c.to_string() } else { format!("\\u{{{:04x}}}", c as u32) })
+        .collect()
+}
+
+/// A JSON value of the host's as text: a string as it is, anything else as its JSON.
+fn text_of(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// The host's reply as JSON, when it is a success; its error (a JSON-RPC `error`, an HTTP
+/// error status) as its word ([`BridleError::from_host_answer`]); a success that is not
+/// JSON is `bad_reply`. The host's text is quoted, never a parser's message about it.
+async fn host_reply(r: reqwest::Response, what: &str) -> Result<Value, BoxError> {
+    let status = r.status();
+    let body = read_bounded(r).await?;
+    let reply: Option<Value> = serde_json::from_slice(&body).ok();
+    let text = || String::from_utf8_lossy(&body).into_owned();
+    match reply {
+        Some(v) if v.get("error").is_some() => {
+            Err(Box::new(BridleError::from_host_answer(&v["error"], Some(status.as_u16()))))
+        }
+        _ if !status.is_success() => {
+            Err(Box::new(BridleError::from_host_answer(&Value::String(text()), Some(status.as_u16()))))
+        }
+        Some(v) => Ok(v),
+        None => Err(Box::new(BridleError::new(
+            "bad_reply",
+            format!("{what}: the host's reply is not JSON: {}", in_quotes(&text(), 200)),
+        ))),
+    }
+}
+
+/// A refusal or error from Bridle.
+///
+/// `from_host`: the host's answer — the enclave signs no refusal, so it is the host's word
+/// (a host may answer `spend_cap` and keep a signature it was given); otherwise this
+/// client's own check failed (`bad_signature`, `enclave_mismatch`, `bad_reply`,
+/// `too_large`, …).
+///
+/// For the host's answer every field is shown as data: `code` is Bridle's stable code (e.g.
+/// `spend_cap`) only if the host gave one of [`ErrorCode`], else `unknown` (the host's code,
+/// escaped, is `host_code`); `rule` and `reason` are the host's text escaped (every
+/// character outside printable ASCII as `\u{…}`, `"` and `\` as `\"` and `\\`), 1 KiB in
+/// all. Its `Display` quotes them and says whose word they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridleError {
     pub code: String,
@@ -67,23 +163,73 @@ pub struct BridleError {
     /// may answer `spend_cap` and keep a signature it was given). Otherwise this client's
     /// own check failed (`bad_signature`, `enclave_mismatch`, …).
     pub from_host: bool,
+    /// The host's code, escaped, when it is none of Bridle's (`code` is then `unknown`).
+    pub host_code: Option<String>,
+    /// The host's HTTP status, for its answer.
+    pub http_status: Option<u16>,
+    /// The whole message, as `Display` shows it.
+    text: String,
 }
 
 impl std::fmt::Display for BridleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = if self.from_host { "bridle refused (the host's word; refusals are not signed)" } else { "bridle" };
-        match &self.rule {
-            Some(r) => write!(f, "{what}: {} (rule {r}): {}", self.code, self.reason),
-            None => write!(f, "{what}: {}: {}", self.code, self.reason),
-        }
+        f.write_str(&self.text)
     }
 }
 
 impl std::error::Error for BridleError {}
 
 impl BridleError {
+    /// A failed check of this client's: its own words (made printable all the same).
     fn new(code: &str, reason: impl Into<String>) -> BridleError {
-        BridleError { code: code.into(), rule: None, reason: reason.into(), from_host: false }
+        let (code, reason) = (printable(code), printable(&reason.into()));
+        let text = format!("bridle: {code}: {reason}");
+        BridleError { code, rule: None, reason, from_host: false, host_code: None, http_status: None, text }
+    }
+
+    /// The host's answer `err` — a JSON-RPC `error` (`{code, message, data: {code, rule,
+    /// reason}}`), an HTTP error body's `error` (`{code, rule, reason, message}`), or any
+    /// other value — as its word: quoted, escaped, bounded.
+    pub fn from_host_answer(err: &Value, http_status: Option<u16>) -> BridleError {
+        let data = match (&err["data"], &err["code"]) {
+            (d, _) if d.is_object() => d,
+            (_, Value::String(_)) => err,
+            _ => &Value::Null,
+        };
+        let (code, rule) = (&data["code"], &data["rule"]);
+        let reason = match (&data["reason"], &err["message"]) {
+            _ if !err.is_object() => text_of(err),
+            (Value::Null, Value::Null) => String::new(),
+            (Value::Null, m) => text_of(m),
+            (r, _) => text_of(r),
+        };
+        let mut left = MAX_QUOTED;
+        let bridle_code = code.as_str().and_then(|c| serde_json::from_value::<ErrorCode>(json!(c)).ok());
+        let (code, host_code, code_text) = match (bridle_code, code) {
+            (Some(c), _) => (c.as_str().to_string(), None, c.as_str().to_string()),
+            (None, Value::Null) => ("unknown".to_string(), None, "unknown (no code given)".to_string()),
+            (None, raw) => {
+                let (inside, cut) = escaped(&text_of(raw), MAX_ODD_FIELD);
+                left -= inside.len();
+                let shown = format!("unknown (the host's code: \"{inside}\"{})", cut_note(cut));
+                ("unknown".to_string(), Some(inside), shown)
+            }
+        };
+        let (rule, rule_text) = match rule {
+            Value::Null => (None, String::new()),
+            raw => {
+                let (inside, cut) = escaped(&text_of(raw), MAX_ODD_FIELD);
+                left -= inside.len();
+                let shown = format!(" (rule \"{inside}\"{})", cut_note(cut));
+                (Some(inside), shown)
+            }
+        };
+        let (reason, cut) = escaped(&reason, left);
+        let text = format!(
+            "bridle refused (the host's word; refusals are not signed): {code_text}{rule_text}: \"{reason}\"{}",
+            cut_note(cut)
+        );
+        BridleError { code, rule, reason, from_host: true, host_code, http_status, text }
     }
 
     /// The Bridle refusal inside an error alloy returned: the error itself, an
@@ -182,11 +328,24 @@ impl BridleSigner {
         trust: EnclaveTrust,
     ) -> Result<BridleSigner, BoxError> {
         let host = host.trim_end_matches('/').to_string();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        let st: Value =
-            serde_json::from_slice(&read_bounded(http.get(format!("{host}/v1/status")).send().await?).await?)?;
-        let pk = st["identity_public_key"].as_str().ok_or("no identity_public_key in /v1/status")?;
-        let reported = PublicKey::from_sec1_bytes(&hex::decode(pk.trim_start_matches("0x"))?)?;
+        // One deadline for a call, its reply read whole; a host's answer is its own: never a
+        // redirect followed to an address it names.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let st = host_reply(http.get(format!("{host}/v1/status")).send().await?, "GET /v1/status").await?;
+        let pk = &st["identity_public_key"];
+        let reported = pk
+            .as_str()
+            .and_then(|k| hex::decode(k.trim_start_matches("0x")).ok())
+            .and_then(|b| PublicKey::from_sec1_bytes(&b).ok())
+            .ok_or_else(|| {
+                BridleError::new(
+                    "bad_reply",
+                    format!("the host's status names no enclave identity key: {}", in_quotes(&text_of(pk), 200)),
+                )
+            })?;
         let enclave = match trust {
             EnclaveTrust::Pinned(pinned) => {
                 if key_address(&pinned) != key_address(&reported) {
@@ -275,15 +434,37 @@ impl BridleSigner {
         let result = self.rpc("eth_signTransaction", json!([obj]), digest).await?;
         let signed = &result["tx"];
         let bad = |why: String| -> BoxError { Box::new(BridleError::new("bad_signature", why)) };
+        // Every part a 0x-hex quantity, else `bad_reply` with the reply quoted.
         let field = |k: &str| -> Result<U256, BoxError> {
-            let s = signed[k].as_str().ok_or_else(|| bad(format!("no {k} in the signed transaction")))?;
-            U256::from_str(s).map_err(|e| bad(format!("{k} in the signed transaction: {e}")))
+            signed[k]
+                .as_str()
+                .filter(|s| s.len() > 2 && s.starts_with("0x") && s[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|s| U256::from_str(s).ok())
+                .ok_or_else(|| {
+                    Box::new(BridleError::new(
+                        "bad_reply",
+                        format!(
+                            "the host's reply is not a signed transaction (no {k}): {}",
+                            in_quotes(&result.to_string(), 256)
+                        ),
+                    )) as BoxError
+                })
         };
-        let parity = if signed.get("yParity").is_some() {
-            field("yParity")? == U256::from(1)
-        } else {
-            (field("v")? - U256::from(35)) % U256::from(2) == U256::from(1)
+        let parity = match signed.get("yParity") {
+            Some(_) => field("yParity")?,
+            None => {
+                let v = field("v")?;
+                if v >= U256::from(35) {
+                    (v - U256::from(35)) % U256::from(2)
+                } else {
+                    v.wrapping_sub(U256::from(27))
+                }
+            }
         };
+        if parity > U256::from(1) {
+            return Err(bad(format!("the host's v gives parity {parity}: no signature parity")));
+        }
+        let parity = parity == U256::from(1);
         let sig = Signature::new(field("r")?, field("s")?, parity);
         // The enclave signs with low s only (EIP-2): the high-s twin recovers alike but no
         // node accepts it, so a host returning one withholds the transaction.
@@ -313,17 +494,14 @@ impl BridleSigner {
             .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
             .send()
             .await?;
-        let reply: Value = serde_json::from_slice(&read_bounded(r).await?)?;
-        if let Some(e) = reply.get("error") {
-            let data = &e["data"];
-            return Err(Box::new(BridleError {
-                code: data["code"].as_str().or(e["message"].as_str()).unwrap_or("error").to_string(),
-                rule: data["rule"].as_str().map(str::to_string),
-                reason: data["reason"].as_str().or(e["message"].as_str()).unwrap_or("").to_string(),
-                from_host: true,
-            }));
+        let reply = host_reply(r, method).await?;
+        match reply.get("result") {
+            Some(result) => Ok(result.clone()),
+            None => Err(Box::new(BridleError::new(
+                "bad_reply",
+                format!("{method}: the host's reply has no result: {}", in_quotes(&reply.to_string(), 200)),
+            ))),
         }
-        Ok(reply["result"].clone())
     }
 }
 
