@@ -71,12 +71,22 @@ pub fn parse(json: &str) -> Result<ParsedTypedData, Denial> {
     }
     // Bounded before alloy sees it (review finding 2): nesting, counts, type names.
     let value = crate::bounds::typed_data(json)?;
+    // Where alloy refuses the document, a number JSON parsers round is the likely cause: said
+    // (a review of 2026-12-06). Only the message changes: what alloy accepts — a float in a
+    // field no type declares, say — still passes, as it did for held requests in snapshots.
+    let rounded = crate::bounds::inexact_number(&value).map(|n| {
+        format!(
+            "it holds a number that is not an integer of at most 64 bits, read as {n} (JSON parsers round such \
+             numbers: write it as a string)"
+        )
+    });
+    let malformed = move |e: String| td_malformed(rounded.as_ref().map_or(e.clone(), |h| format!("{h}; {e}")));
     let r = std::panic::catch_unwind(move || -> Result<ParsedTypedData, Denial> {
-        let mut data: TypedData = serde_json::from_value(value).map_err(|e| td_malformed(e.to_string()))?;
+        let mut data: TypedData = serde_json::from_value(value).map_err(|e| malformed(e.to_string()))?;
         if data.primary_type == "EIP712Domain" {
             return Err(td_malformed("primaryType EIP712Domain signs no message"));
         }
-        let message = data.coerce().map_err(|e| td_malformed(e.to_string()))?;
+        let message = data.coerce().map_err(|e| malformed(e.to_string()))?;
         // `hashStruct` of the primary type is what EIP-712 signs: the message must be a
         // value of that struct (the bounds admit only a declared struct as primary type;
         // an elementary one would sign 32 bytes of the agent's choosing).
@@ -412,6 +422,23 @@ pub fn classify(p: &ParsedTypedData, permit2: &[Address]) -> TypedClass {
 
 #[cfg(test)]
 mod tests {
+
+    /// A review of 2026-12-06: a number past 64 bits reads as a float, rounded; alloy
+    /// refuses it, and the refusal says why. A float in a field no type declares still
+    /// passes, as it did (held requests of earlier builds restore).
+    #[test]
+    fn a_rounded_number_is_named_and_an_undeclared_float_still_passes() {
+        let doc = |message: &str| {
+            format!(
+                r#"{{"types":{{"EIP712Domain":[{{"name":"chainId","type":"uint256"}}],"T":[{{"name":"a","type":"uint256"}}]}},"primaryType":"T","domain":{{"chainId":1}},"message":{message}}}"#
+            )
+        };
+        let Err(d) = parse(&doc(r#"{"a":1000000000000000000000001}"#)) else { panic!("a rounded number") };
+        assert_eq!(d.code, crate::error::ErrorCode::Malformed, "{d}");
+        assert!(d.reason.contains("read as 1e+24") && d.reason.contains("write it as a string"), "{d}");
+        parse(&doc(r#"{"a":"1000000000000000000000001"}"#)).expect("as a string");
+        parse(&doc(r#"{"a":1,"note":1.5}"#)).expect("a float no type declares");
+    }
     use super::*;
     use serde_json::json;
 

@@ -167,6 +167,9 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     fn now(&self) -> u64 {
         (**self).now()
     }
+    fn now_ms(&self) -> u64 {
+        (**self).now_ms()
+    }
 }
 
 #[cfg(test)]

@@ -363,7 +363,9 @@ async fn dispatch(
                 Some(b'{') => {
                     serde_json::from_str::<IgnoredAny>(data.get())
                         .map_err(|_| RpcError::invalid("typed data must be a JSON string or object"))?;
-                    data.get().to_string()
+                    // Compact, as it always was, so whitespace never counts toward the
+                    // enclave's size bound; numbers and strings stay as written.
+                    compact_json(data.get())
                 }
                 _ => return Err(RpcError::invalid("typed data must be a JSON string or object")),
             };
@@ -455,3 +457,34 @@ fn header_stamp(headers: &HeaderMap) -> Result<Stamp, RpcError> {
 #[cfg(test)]
 #[path = "rpc_tests.rs"]
 mod tests;
+
+/// JSON text `t` (valid JSON) without the whitespace between its tokens: strings, numbers
+/// and every other token byte for byte as written.
+fn compact_json(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in t.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod compact_tests {
+    #[test]
+    fn compact_json_keeps_strings_and_numbers_as_written() {
+        let t = "{ \"a b\" : [ 1000000000000000000000001 , \"x \\\" \\\\ y\" ] ,\n\t\"c\": { } }";
+        assert_eq!(super::compact_json(t), "{\"a b\":[1000000000000000000000001,\"x \\\" \\\\ y\"],\"c\":{}}");
+    }
+}

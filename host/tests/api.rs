@@ -493,8 +493,9 @@ async fn json_rpc_face(db: Db) {
     let Call::SignIfAllowed(sr) = enclave.non_status_calls().last().unwrap().clone() else { panic!() };
     assert_eq!(sr.payload, SignPayload::TypedData(typed.to_string()));
 
-    // Typed data as an object → relayed as the agent wrote it, to the byte: re-serialized, a
-    // number past 64 bits came out as 1e+24 (a review of 2026-12-06).
+    // Typed data as an object → relayed as the agent wrote it, compact (keys in its order,
+    // numbers as written): re-serialized, a number past 64 bits came out as 1e+24 (a review
+    // of 2026-12-06).
     let object = r#"{"types": {"EIP712Domain": []}, "primaryType": "EIP712Domain", "domain": {}, "message": {"v": 1000000000000000000000001}}"#;
     let body = format!(
         r#"{{"jsonrpc": "2.0", "id": 19, "method": "eth_signTypedData_v4", "params": ["{session}", {object}]}}"#
@@ -512,7 +513,8 @@ async fn json_rpc_face(db: Db) {
         .unwrap();
     assert_eq!(v["error"]["data"]["code"], "unsupported", "{v}");
     let Call::SignIfAllowed(sr) = enclave.non_status_calls().last().unwrap().clone() else { panic!() };
-    assert_eq!(sr.payload, SignPayload::TypedData(object.to_string()));
+    let compact = r#"{"types":{"EIP712Domain":[]},"primaryType":"EIP712Domain","domain":{},"message":{"v":1000000000000000000000001}}"#;
+    assert_eq!(sr.payload, SignPayload::TypedData(compact.to_string()));
 
     // personal_sign → message bytes; result is the 65-byte signature.
     let v = rpc(&c, url, None, req(16, "personal_sign", json!(["0x68656c6c6f", session]))).await;

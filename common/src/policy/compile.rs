@@ -122,8 +122,8 @@ pub enum Limits {
     /// A policy being created or updated: every bound.
     New,
     /// A policy restored from a snapshot, accepted by an earlier build: the parameter
-    /// types' depth and parts, and the struct-name rule for a typed-data `primary_type`
-    /// (2026-12-03), are not applied again, so one session cannot stop a node of a newer
+    /// types' depth and parts, the struct-name rule for a typed-data `primary_type`
+    /// (2026-12-03) and the one-decimals-per-address rule (2026-12-06) are not applied again, so one session cannot stop a node of a newer
     /// image from installing a snapshot. Calls are still bounded when decoded
     /// (`calls::MAX_DECODED_NODES`), and typed data must name a declared struct.
     Restored,
@@ -362,10 +362,12 @@ impl CompiledPolicy {
             }
             // One address is one asset (RULES.md §3): its limits and streams add the raw
             // amounts of every listing, so listings in different decimals would count one
-            // in the other's units (10^Δ apart; found 2026-12-06 by a review).
-            if let Some((j, o)) =
-                tokens[..i].iter().enumerate().find(|(_, o)| o.address == *address && o.decimals != *decimals)
-            {
+            // in the other's units (10^Δ apart; found 2026-12-06 by a review). Not applied
+            // again to a restored policy ([`Limits::Restored`]): its session keeps the
+            // metering it was created with rather than stop a snapshot's installation.
+            let mixed =
+                || tokens[..i].iter().enumerate().find(|(_, o)| o.address == *address && o.decimals != *decimals);
+            if let Some((j, o)) = mixed().filter(|_| type_limits == Limits::New) {
                 return Err(invalid(
                     rule,
                     format!(

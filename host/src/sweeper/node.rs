@@ -11,9 +11,10 @@ pub const MAX_NODE_REPLY: usize = 1 << 20;
 /// One JSON-RPC call; its `result` (`null` when absent).
 pub async fn rpc(http: &reqwest::Client, url: &str, method: &str, params: Value) -> Result<Value> {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let mut reply = http.post(url).json(&body).send().await.context(method.to_string())?;
+    // reqwest's errors name the URL, which may hold the provider's key: never logged.
+    let mut reply = http.post(url).json(&body).send().await.map_err(|e| e.without_url()).context(method.to_string())?;
     let mut bytes = Vec::new();
-    while let Some(chunk) = reply.chunk().await.context(method.to_string())? {
+    while let Some(chunk) = reply.chunk().await.map_err(|e| e.without_url()).context(method.to_string())? {
         if bytes.len() + chunk.len() > MAX_NODE_REPLY {
             return Err(anyhow!("{method}: the node's reply exceeds {MAX_NODE_REPLY} bytes"));
         }
@@ -24,6 +25,22 @@ pub async fn rpc(http: &reqwest::Client, url: &str, method: &str, params: Value)
         return Err(anyhow!("{method}: {e}"));
     }
     Ok(v.get("result").cloned().unwrap_or(Value::Null))
+}
+
+/// A node's URL as logs show it: scheme, host and port only (a provider's key may be in the
+/// user info, the path or the query).
+pub fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let rest = if u.path().len() > 1 || u.query().is_some() { "/…" } else { "" };
+            match (u.host_str(), u.port()) {
+                (Some(h), Some(p)) => format!("{}://{h}:{p}{rest}", u.scheme()),
+                (Some(h), None) => format!("{}://{h}{rest}", u.scheme()),
+                _ => "(a URL without a host)".to_string(),
+            }
+        }
+        Err(_) => "(not a URL)".to_string(),
+    }
 }
 
 /// A hex quantity (`0x…`, hex digits only).
@@ -70,5 +87,15 @@ mod tests {
         }
         assert_eq!(quantity_u64(&json!("0xffffffffffffffff")).unwrap(), u64::MAX);
         assert!(quantity_u64(&json!("0x10000000000000000")).is_err(), "silently truncated before");
+    }
+}
+
+#[cfg(test)]
+mod shown_tests {
+    #[test]
+    fn a_nodes_url_is_logged_without_its_key() {
+        assert_eq!(super::shown("https://u:pw@mainnet.example.io/v3/KEY?x=1"), "https://mainnet.example.io/…");
+        assert_eq!(super::shown("http://127.0.0.1:8545"), "http://127.0.0.1:8545");
+        assert_eq!(super::shown("nonsense"), "(not a URL)");
     }
 }

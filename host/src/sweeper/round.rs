@@ -32,7 +32,13 @@ pub(super) struct ChainGauges {
 /// Run the sweeper: a task per node (resolving its chain id, then following its chain) and
 /// this one, reading every session's status each `interval`. The nodes' tasks end with it.
 pub(super) async fn run(state: AppState, settings: SweepSettings) {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+    // No redirect is followed: a node answers for itself, and a redirect could take the
+    // calls from https to plain http (a review of 2026-12-06).
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default();
     let (tx, rx) = watch::channel(Arc::new(Statuses::default()));
     let claimed: Arc<Mutex<HashMap<u64, String>>> = Arc::default();
     let mut nodes = tokio::task::JoinSet::new();
@@ -155,7 +161,7 @@ impl Node {
                 }
                 Err(e) => {
                     self.state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(url = %self.url, error = %e, "sweeper: node unreachable");
+                    tracing::warn!(url = %super::node::shown(&self.url), error = %e, "sweeper: node unreachable");
                     tokio::time::sleep(retry).await;
                 }
             }
@@ -163,12 +169,12 @@ impl Node {
         {
             let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(first) = claimed.get(&chain) {
-                tracing::warn!(chain_id = chain, url = %self.url, used = %first, "sweeper: a second node for a chain; the first one that answered its chain id is used");
+                tracing::warn!(chain_id = chain, url = %super::node::shown(&self.url), used = %first, "sweeper: a second node for a chain; the first one that answered its chain id is used");
                 return;
             }
             claimed.insert(chain, self.url.clone());
         }
-        tracing::info!(chain_id = chain, url = %self.url, "sweeper: node");
+        tracing::info!(chain_id = chain, url = %super::node::shown(&self.url), "sweeper: node");
         self.state.sweep_metrics.start_chain(chain);
         let (mut book, mut idle) = (Book::new(), IdleLanes::new());
         while rx.changed().await.is_ok() {
