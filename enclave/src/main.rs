@@ -117,7 +117,6 @@ fn cluster_boot(args: &Args) -> Option<ClusterBoot> {
     })
 }
 
-/// The NSM: the hardware module, or in `--dev` the mock (of a shared CA in a cluster).
 /// Correct the clock by the NSM's now, then every [`SAMPLE_EVERY`] for the enclave's life
 /// (`clock::NsmCorrected`). A sample that fails keeps the last correction, and says so.
 fn keep_correcting(clock: &Arc<NsmCorrected>, nsm: &Arc<dyn NsmProvider>) {
@@ -139,6 +138,7 @@ fn keep_correcting(clock: &Arc<NsmCorrected>, nsm: &Arc<dyn NsmProvider>) {
     });
 }
 
+/// The NSM: the hardware module, or in `--dev` the mock (of a shared CA in a cluster).
 fn open_nsm(args: &Args) -> (Arc<dyn NsmProvider>, TrustedRoot) {
     if !args.dev {
         return match RealNsm::open() {

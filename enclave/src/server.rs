@@ -499,11 +499,11 @@ async fn answer_last<W: AsyncWrite + Unpin>(w: &mut W, out: &mut Vec<u8>, denial
     }
 }
 
-/// Listen on `addr` and serve forever.
+/// Listen on `addr` and serve forever. Returns only if the socket cannot be set up (bound,
+/// or its permissions set); once it listens, no error ends it ([`accept_forever`]).
 pub async fn serve(service: Service, addr: SocketAddress, cfg: ServerConfig) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let addr_text = addr.to_string();
-    match addr {
+    let never = match addr {
         SocketAddress::Unix(path) => {
             if path.exists() {
                 std::fs::remove_file(&path)?;
@@ -515,24 +515,94 @@ pub async fn serve(service: Service, addr: SocketAddress, cfg: ServerConfig) -> 
             }
             tracing::info!(socket = %path.display(), "enclave listening");
             println!("bridle-enclave listening on unix:{}", path.display());
-            loop {
-                let (stream, _) = listener.accept().await?;
-                spawn_conn(&service, &slots, stream, &cfg);
-            }
+            accept_forever(listener, service, cfg).await
         }
         SocketAddress::Vsock { cid, port } => {
             let listener = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(cid, port))?;
             tracing::info!(cid, port, "enclave listening on vsock");
             println!("bridle-enclave listening on vsock:{cid}:{port}");
-            loop {
-                let (stream, _) = listener.accept().await?;
+            accept_forever(listener, service, cfg).await
+        }
+        SocketAddress::VsockUds { .. } => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{addr_text}: vsock-uds is a host-side connector; the enclave listens on unix: or vsock:"),
+            ))
+        }
+    };
+    match never {}
+}
+
+/// A listening socket, as [`accept_forever`] takes connections from it (the tests give it
+/// one that fails).
+pub(crate) trait Listener {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept(&self) -> std::io::Result<Self::Stream> {
+        tokio::net::UnixListener::accept(self).await.map(|(stream, _)| stream)
+    }
+}
+
+impl Listener for tokio_vsock::VsockListener {
+    type Stream = tokio_vsock::VsockStream;
+    async fn accept(&self) -> std::io::Result<Self::Stream> {
+        tokio_vsock::VsockListener::accept(self).await.map(|(stream, _)| stream)
+    }
+}
+
+/// The pause after the first failed `accept` of a run of them ([`accept_pause`]).
+const ACCEPT_PAUSE_FIRST: Duration = Duration::from_millis(10);
+/// The longest pause between two `accept`s that fail (about one log line a second).
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// How long to wait before accepting again after `failures` `accept`s in a row failed (1
+/// for the first): [`ACCEPT_PAUSE_FIRST`], doubling with each, at most [`ACCEPT_PAUSE_MAX`].
+/// A failed accept is a connection lost (`ECONNABORTED`: its peer gave up before it was
+/// accepted) or a resource short for a while (`EMFILE`, `ENFILE`, `ENOMEM`, `ENOBUFS`: file
+/// descriptors or memory held by the connections being served); none is a reason to stop
+/// serving, and the pause keeps a lasting one from spinning the worker (the connection
+/// stays in the listen queue meanwhile).
+fn accept_pause(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    ACCEPT_PAUSE_FIRST.saturating_mul(1 << doublings).min(ACCEPT_PAUSE_MAX)
+}
+
+/// Takes connections from `listener` and serves each in a task of its own, forever. A
+/// failed `accept` is logged and tried again after a pause ([`accept_pause`]): it never ends
+/// the server — the enclave exiting would power the machine off and lose every session key
+/// (a review of 2026-12-05: one `EMFILE` did).
+pub(crate) async fn accept_forever<L: Listener>(
+    listener: L,
+    service: Service,
+    cfg: ServerConfig,
+) -> std::convert::Infallible {
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let mut failures: u32 = 0;
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                if failures > 0 {
+                    tracing::info!(failures, "accepting connections again");
+                }
+                failures = 0;
                 spawn_conn(&service, &slots, stream, &cfg);
             }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let pause = accept_pause(failures);
+                tracing::warn!(
+                    %error,
+                    failures,
+                    pause_ms = pause.as_millis() as u64,
+                    "accepting a connection failed; the enclave serves on and accepts again after a pause"
+                );
+                tokio::time::sleep(pause).await;
+            }
         }
-        SocketAddress::VsockUds { .. } => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{addr_text}: vsock-uds is a host-side connector; the enclave listens on unix: or vsock:"),
-        )),
     }
 }
 

@@ -5,10 +5,14 @@
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BootOptions {
     /// `bridle.dev=1`: start the enclave with `--dev` (mock NSM) and print the mock root
-    /// certificate on the console. For VMs without an NSM device (the boot test); the
-    /// command line is measured (PCR0/PCR1), and `--dev` changes PCR16, so a development
-    /// boot can never pass for the release image. Refused where an NSM device is bound
-    /// ([`check_dev`]).
+    /// certificate on the console. For VMs without an NSM device (the boot test). What
+    /// keeps a development boot from passing for the release image is not the PCRs'
+    /// measurement of the command line — they fix the bytes of the kernel, the command line
+    /// and the boot ramdisk concatenated, not where the command line starts and ends, and
+    /// not what the hypervisor appends — but `--dev`, which changes PCR16 and gives a mock
+    /// NSM whose documents verify against no AWS root, and [`check_dev`], which refuses it
+    /// where an NSM device is bound. (The init also requires the image's own command line
+    /// as the prefix of the one it reads: `crate::image_cmdline`.)
     pub dev: bool,
     /// `bridle.heartbeat=0|1`: force the Nitro boot heartbeat off or on. Default: send it
     /// exactly when an NSM device is present (that is, on Nitro).
@@ -123,10 +127,11 @@ pub fn enclave_args(text: &str) -> Vec<String> {
 }
 
 /// A development boot only where no NSM device is bound: on Nitro, the command line the
-/// init reads holds what the hypervisor appends after the measured one (its
-/// `virtio_mmio.device=…`), so a `bridle.dev=1` there is refused rather than trusted to have
-/// been measured — an enclave with a mock NSM on real hardware would hand out documents
-/// that verify against nothing, to users who trust on first use (a review of 2026-12-05).
+/// init reads holds what the hypervisor appends after the image's own (its
+/// `virtio_mmio.device=…`), which no PCR measures, so a `bridle.dev=1` there is refused
+/// rather than trusted to have been measured — an enclave with a mock NSM on real hardware
+/// would hand out documents that verify against nothing, to users who trust on first use (a
+/// review of 2026-12-05).
 pub fn check_dev(opts: &BootOptions, nsm_bound: bool) -> Result<(), String> {
     if opts.dev && nsm_bound {
         return Err("bridle.dev=1 on a machine with an NSM device (a Nitro Enclave): a development boot is only for VMs without one".into());

@@ -3,7 +3,10 @@
 //! when it exits.
 //!
 //! 1. mount `/proc`, `/sys` and `/dev` (devtmpfs);
-//! 2. read the `bridle.*` boot options from `/proc/cmdline` (see [`cmdline::BootOptions`]);
+//! 2. check that `/proc/cmdline` begins with the image's own command line
+//!    ([`image_cmdline::CMDLINE`], followed by its end or a space: the PCRs do not fix where
+//!    the command line starts and ends, see [`image_cmdline`]), then read the `bridle.*`
+//!    boot options from it (see [`cmdline::BootOptions`]);
 //! 3. load the kernel modules listed in `/lib/modules/order` (`virtio_mmio`, `nsm`,
 //!    `vsock`, the virtio vsock transport), decompressed at build time, with
 //!    `init_module(2)`, passing them their `module.param=value` options from the command
@@ -23,6 +26,7 @@
 //! machine powers off without starting the enclave.
 
 mod cmdline;
+mod image_cmdline;
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -67,6 +71,11 @@ fn run() -> Result<std::process::ExitStatus, String> {
     }
     mount_all()?;
     let cmdline = std::fs::read_to_string("/proc/cmdline").map_err(|e| format!("cannot read /proc/cmdline: {e}"))?;
+    // Before anything reads an option from it (module parameters included).
+    match image_cmdline::check_image_cmdline(&cmdline)? {
+        "" => say("kernel command line: the image's own"),
+        appended => say(format!("kernel command line: the image's own, then {appended:?}")),
+    }
     let opts = cmdline::boot_options(&cmdline)?;
     load_modules(&cmdline)?;
     check_clock()?;

@@ -27,8 +27,11 @@ use crate::kernel;
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
 /// The toolchain the published PCRs were built with; another gives other PCRs.
 pub const RUST_VERSION: &str = "1.95.0";
-/// The kernel command line on Nitro (measured in PCR0/PCR1).
-pub const CMDLINE: &str = "reboot=k panic=30 pci=off console=ttyS0 random.trust_cpu=on";
+/// The kernel command line of the image: the init's own constant (`init/src/image_cmdline.rs`,
+/// compiled into both), which `bridle-init` requires `/proc/cmdline` to begin with. Its bytes
+/// are measured in PCR0/PCR1 only concatenated with the kernel's and the boot ramdisk's (the
+/// PCRs do not fix where it starts and ends); the init's check fixes that.
+pub use crate::image_cmdline::CMDLINE;
 /// The enclave's arguments in the image (one per line in /bridle/enclave.args): vsock,
 /// any CID (VMADDR_CID_ANY), port 5000 — what `bridle-host --enclave vsock:CID:5000` reaches.
 pub const DEFAULT_ENCLAVE_ARGS: [&str; 2] = ["--vsock", "4294967295:5000"];
@@ -327,6 +330,25 @@ pub fn describe(eif: &Path) -> Result<BTreeMap<String, String>> {
     Ok(pcrs)
 }
 
+/// What the init's command-line check relies on, in the EIF as written: its command line is
+/// [`CMDLINE`] (which the init accepts), and the boot ramdisk, whose first bytes follow the
+/// command line in the measured stream, does not begin with a byte the init accepts after
+/// it (a space or a newline): otherwise the host could move them onto the command line
+/// with the PCRs unchanged and the init none the wiser. (A cpio archive begins `070701`.)
+pub fn check_sections(eif: &Path) -> Result<()> {
+    let (_, cmdline, ramdisks) = crate::vm::eif_sections(eif)?;
+    if cmdline != CMDLINE {
+        bail!("{}: its command line is {cmdline:?}, not the init's {CMDLINE:?}", eif.display());
+    }
+    crate::image_cmdline::check_image_cmdline(&cmdline).map_err(anyhow::Error::msg)?;
+    match ramdisks.first().and_then(|r| r.first()) {
+        Some(b' ' | b'\n' | b'\t' | 0) | None => {
+            bail!("{}: the boot ramdisk is empty or begins with a separator", eif.display())
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 pub fn build(o: &Options) -> Result<BTreeMap<String, String>> {
     let epoch = source_date_epoch(&o.root);
     let mtime = u32::try_from(epoch).unwrap_or(u32::MAX);
@@ -378,6 +400,7 @@ pub fn build(o: &Options) -> Result<BTreeMap<String, String>> {
     if described != built {
         bail!("the EIF measures {described:?} read back, but {built:?} when built");
     }
+    check_sections(&eif_path)?;
 
     // PCR16: the configuration commitment of the image's enclave arguments.
     let mut pcr16_cmd = Command::new(&enclave_bin);
@@ -414,6 +437,140 @@ pub fn build(o: &Options) -> Result<BTreeMap<String, String>> {
 mod tests {
     use super::{foreign_cargo_configs, inherited_build_setting};
     use std::path::{Path, PathBuf};
+
+    mod section_boundaries {
+        use super::super::{app_ramdisk, boot_ramdisk, check_sections, CMDLINE};
+        use crate::image_cmdline::check_image_cmdline;
+        use aws_nitro_enclaves_image_format::defs::{EifBuildInfo, EifIdentityInfo};
+        use aws_nitro_enclaves_image_format::utils::EifBuilder;
+        use std::collections::BTreeMap;
+        use std::path::{Path, PathBuf};
+
+        fn info() -> EifIdentityInfo {
+            EifIdentityInfo {
+                img_name: "bridle-enclave".into(),
+                img_version: "0".into(),
+                build_info: EifBuildInfo {
+                    build_time: "2026-01-01T00:00:00Z".into(),
+                    build_tool: "test".into(),
+                    build_tool_version: "0".into(),
+                    img_os: "linux".into(),
+                    img_kernel: "k".into(),
+                },
+                docker_info: serde_json::json!({}),
+                custom_info: serde_json::json!({}),
+            }
+        }
+
+        /// Writes an EIF of these sections; returns it and its PCRs measured read back (as
+        /// `nitro-cli describe-eif`).
+        fn eif(
+            dir: &Path,
+            tag: &str,
+            kernel: &[u8],
+            cmdline: &str,
+            ramdisks: &[&[u8]],
+        ) -> (PathBuf, BTreeMap<String, String>) {
+            let k = dir.join(format!("{tag}.kernel"));
+            std::fs::write(&k, kernel).unwrap();
+            let hasher = <sha2_09::Sha384 as sha2_09::Digest>::new();
+            let mut b = EifBuilder::new(&k, cmdline.to_string(), None, hasher, 0, info());
+            for (i, r) in ramdisks.iter().enumerate() {
+                let p = dir.join(format!("{tag}.r{i}"));
+                std::fs::write(&p, r).unwrap();
+                b.add_ramdisk(&p);
+            }
+            let path = dir.join(format!("{tag}.eif"));
+            let mut f = std::fs::File::create(&path).unwrap();
+            let built = b.write_to(&mut f);
+            drop(f);
+            let read = super::super::describe(&path).unwrap();
+            assert_eq!(built, read);
+            (path, read)
+        }
+
+        /// What the init reads in /proc/cmdline from a command-line section: the kernel
+        /// takes it up to its first NUL; the hypervisor appends its devices after a space.
+        fn proc_cmdlines(section: &str) -> [String; 3] {
+            let read = section.split('\0').next().unwrap_or("");
+            [section.to_string(), format!("{read}\n"), format!("{read} virtio_mmio.device=4K@0xd0000000:5\n")]
+        }
+
+        /// A review of 2026-12-05 (boot path): Nitro's PCRs hash the EIF's sections as one
+        /// stream without their lengths, so EIFs that split the same bytes otherwise between
+        /// the kernel, the command line and the boot ramdisk measure as the published one —
+        /// the command line's front moved onto the kernel's end (a bzImage ignores trailing
+        /// bytes), a NUL of the kernel's put first, its end moved into the ramdisk, or the
+        /// ramdisk's first bytes appended to it. Each of those EIFs has the published PCRs;
+        /// the init refuses the command line each gives, and so does the build's own check.
+        #[test]
+        fn eifs_split_otherwise_measure_alike_and_the_init_refuses_them() {
+            let t = tempfile::tempdir().unwrap();
+            let dir = t.path();
+            // A kernel whose image ends in zero padding, as a NUL for the command line's front.
+            let mut kernel = b"MZ\x00\x01 a bzImage ".repeat(64);
+            kernel.extend_from_slice(&[0; 16]);
+            let modules = [("nsm.ko".to_string(), b"\x7fELF nsm".to_vec())];
+            let boot = boot_ramdisk(b"\x7fELF bridle-init".to_vec(), &modules, 1_767_225_600).unwrap();
+            assert!(boot.starts_with(b"070701"), "a newc cpio archive");
+            let args = ["--vsock".to_string(), "4294967295:5000".to_string()];
+            let app = app_ramdisk(b"\x7fELF bridle-enclave".to_vec(), &args, 1_767_225_600).unwrap();
+
+            let (published_eif, published) = eif(dir, "published", &kernel, CMDLINE, &[&boot, &app]);
+            check_sections(&published_eif).unwrap();
+            for c in proc_cmdlines(CMDLINE) {
+                check_image_cmdline(&c).unwrap();
+            }
+
+            let mut variants: Vec<(String, Vec<u8>, String, Vec<u8>)> = Vec::new();
+            // The command line's front moved onto the kernel's end: at every byte, the
+            // review's "random.trust_cpu=on" among them.
+            for cut in 1..=CMDLINE.len() {
+                let mut k = kernel.clone();
+                k.extend_from_slice(&CMDLINE.as_bytes()[..cut]);
+                variants.push((format!("front {cut}"), k, CMDLINE[cut..].to_string(), boot.clone()));
+            }
+            // A NUL of the kernel's put first (the kernel then reads an empty command line).
+            for n in 1..=4 {
+                let k = kernel[..kernel.len() - n].to_vec();
+                let c = format!("{}{CMDLINE}", "\0".repeat(n));
+                variants.push((format!("nul {n}"), k, c, boot.clone()));
+            }
+            // The command line's end moved into the boot ramdisk.
+            for cut in 0..CMDLINE.len() {
+                let mut r = CMDLINE.as_bytes()[cut..].to_vec();
+                r.extend_from_slice(&boot);
+                variants.push((format!("end {cut}"), kernel.clone(), CMDLINE[..cut].to_string(), r));
+            }
+            // The boot ramdisk's first bytes appended to the command line (its header is text).
+            for n in 1..=110 {
+                let c = format!("{CMDLINE}{}", std::str::from_utf8(&boot[..n]).unwrap());
+                variants.push((format!("ramdisk {n}"), kernel.clone(), c, boot[n..].to_vec()));
+            }
+            let stream = [&kernel[..], CMDLINE.as_bytes(), &boot].concat();
+            for (i, (what, k, c, r)) in variants.iter().enumerate() {
+                assert_eq!([&k[..], c.as_bytes(), r].concat(), stream, "{what}: the same bytes, split otherwise");
+                for proc_cmdline in proc_cmdlines(c) {
+                    assert!(check_image_cmdline(&proc_cmdline).is_err(), "{what}: the init boots {proc_cmdline:?}");
+                }
+                // (The EIF library refuses to write a command line with a NUL; a host's own
+                // writer need not.)
+                if !c.contains('\0') {
+                    let (path, pcrs) = eif(dir, &format!("v{i}"), k, c, &[r, &app]);
+                    for pcr in ["PCR0", "PCR1", "PCR2"] {
+                        assert_eq!(pcrs[pcr], published[pcr], "{what}: {pcr}");
+                    }
+                    assert!(check_sections(&path).is_err(), "{what}");
+                }
+            }
+        }
+
+        #[test]
+        fn the_boot_ramdisk_begins_with_no_separator() {
+            let boot = boot_ramdisk(Vec::new(), &[], 0).unwrap();
+            assert!(boot.starts_with(b"070701"));
+        }
+    }
 
     #[test]
     fn cargo_configs_outside_the_clone_are_found() {

@@ -86,6 +86,44 @@ fn fetch_deb(cache: &Path, package: &str, arch: &str, sha256: &str) -> Result<Pa
     Ok(deb)
 }
 
+/// The file, in a directory of unpacked packages, that records which `.deb`s (by SHA-256)
+/// were unpacked into it; written only once the whole unpack has succeeded.
+const UNPACKED_FROM: &str = ".bridle-unpacked-from";
+
+/// What [`UNPACKED_FROM`] holds for these packages: one `SHA-256 package` line each, in the
+/// order unpacked, then any `note`s (what else decides the directory's contents).
+fn unpacked_from(debs: &[(&str, &str)], notes: &[String]) -> String {
+    let mut s: String = debs.iter().map(|(package, sha256)| format!("{sha256} {package}\n")).collect();
+    for n in notes {
+        s.push_str(n);
+        s.push('\n');
+    }
+    s
+}
+
+/// Makes `root` hold what `unpack_all` puts there from the packages `stamp` names (see
+/// [`unpacked_from`]). A directory unpacked before is reused only when its record says it
+/// came from exactly those `.deb`s — the ones just verified — and its unpack finished;
+/// otherwise (another or an unverified package, an interrupted unpack, a cache from before
+/// the record, a file put there) it is removed and unpacked again, the record written last.
+/// Returns whether it unpacked.
+fn ensure_unpacked(root: &Path, stamp: &str, unpack_all: impl FnOnce(&Path) -> Result<()>) -> Result<bool> {
+    if std::fs::read_to_string(root.join(UNPACKED_FROM)).is_ok_and(|s| s == stamp) {
+        return Ok(false);
+    }
+    match std::fs::remove_dir_all(root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {} to unpack it again", root.display())),
+    }
+    std::fs::create_dir_all(root)?;
+    unpack_all(root)?;
+    let tmp = root.join(format!("{UNPACKED_FROM}.tmp"));
+    std::fs::write(&tmp, stamp)?;
+    std::fs::rename(&tmp, root.join(UNPACKED_FROM))?;
+    Ok(true)
+}
+
 fn unpack(deb: &Path, root: &Path) -> Result<()> {
     let st = Command::new("dpkg-deb").arg("-x").arg(deb).arg(root).status().context("running dpkg-deb")?;
     if !st.success() {
@@ -149,10 +187,18 @@ pub fn kbuild_setting(name: &str) -> bool {
 fn build_virtio_mmio(cache: &Path) -> Result<Vec<u8>> {
     let root = cache.join("kmod-root");
     let headers = root.join(format!("usr/src/linux-headers-{RELEASE}"));
-    if !headers.join(".config").exists() {
-        let _ = std::fs::remove_dir_all(&root);
-        for (package, arch, sha) in KMOD_PACKAGES {
-            unpack(&fetch_deb(cache, package, arch, sha)?, &root)?;
+    // Every package is fetched and verified on every build (a cached .deb is checked
+    // again); the unpacked tree is reused only if it came from exactly these.
+    let mut debs = Vec::new();
+    for (package, arch, sha) in KMOD_PACKAGES {
+        debs.push((fetch_deb(cache, package, arch, sha)?, package, sha));
+    }
+    let listed: Vec<(&str, &str)> = debs.iter().map(|(_, package, sha)| (*package, *sha)).collect();
+    // The headers' Makefile is rewritten to include this directory by its path.
+    let stamp = unpacked_from(&listed, &[format!("root {}", root.display())]);
+    ensure_unpacked(&root, &stamp, |root| {
+        for (deb, _, _) in &debs {
+            unpack(deb, root)?;
         }
         // Debian's headers include the common tree by its installed path; point it here.
         let mk = headers.join("Makefile");
@@ -163,10 +209,10 @@ fn build_virtio_mmio(cache: &Path) -> Result<Vec<u8>> {
                 .arg("-xJf")
                 .arg(root.join("usr/src/linux-source-6.12.tar.xz"))
                 .arg("-C")
-                .arg(&root)
+                .arg(root)
                 .arg("linux-source-6.12/drivers/virtio/virtio_mmio.c"),
-        )?;
-    }
+        )
+    })?;
     let build = cache.join("kmod-build");
     let _ = std::fs::remove_dir_all(&build);
     std::fs::create_dir_all(&build)?;
@@ -212,10 +258,9 @@ pub fn fetch(cache: &Path) -> Result<Kernel> {
     let deb = fetch_deb(cache, PACKAGE, "amd64", DEB_SHA256)?;
     let root = cache.join("kernel-root");
     let vmlinuz = root.join(format!("boot/vmlinuz-{RELEASE}"));
-    if !vmlinuz.exists() {
-        let _ = std::fs::remove_dir_all(&root);
-        unpack(&deb, &root)?;
-    }
+    // Reused only if unpacked, whole, from the .deb just verified (not merely because a
+    // `vmlinuz` is there).
+    ensure_unpacked(&root, &unpacked_from(&[(PACKAGE, DEB_SHA256)], &[]), |root| unpack(&deb, root))?;
     let mut modules = Vec::new();
     for m in MODULES {
         let name = Path::new(m).file_name().unwrap().to_string_lossy().trim_end_matches(".xz").to_string();
@@ -257,5 +302,82 @@ mod kbuild_tests {
         for name in ["PATH", "HOME", "TMPDIR", "SOURCE_DATE_EPOCH", "LANG"] {
             assert!(!kbuild_setting(name), "{name} is harmless or needed");
         }
+    }
+}
+
+#[cfg(test)]
+mod unpack_tests {
+    use super::{ensure_unpacked, unpacked_from, UNPACKED_FROM};
+    use std::path::Path;
+
+    /// Stands in for `dpkg-deb -x` of a package whose content is `text`.
+    fn unpack_as(text: &'static str) -> impl FnOnce(&Path) -> anyhow::Result<()> {
+        move |root: &Path| {
+            std::fs::create_dir_all(root.join("boot"))?;
+            std::fs::write(root.join("boot/vmlinuz"), text)?;
+            Ok(())
+        }
+    }
+
+    fn vmlinuz(root: &Path) -> String {
+        std::fs::read_to_string(root.join("boot/vmlinuz")).unwrap()
+    }
+
+    /// A review of 2026-12-05: the build reused an unpacked kernel whenever its `vmlinuz` (or
+    /// the headers' `.config`) was there, whatever package it came from. It is reused now
+    /// only when recorded as unpacked, whole, from the `.deb` just verified.
+    #[test]
+    fn an_unpacked_package_is_reused_only_if_it_came_from_the_verified_deb() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("kernel-root");
+        let a = unpacked_from(&[("linux-image", "aa")], &[]);
+        let b = unpacked_from(&[("linux-image", "bb")], &[]);
+
+        // A tree unpacked before the record existed (or by anything else): unpacked again,
+        // and what else was there goes.
+        std::fs::create_dir_all(root.join("boot")).unwrap();
+        std::fs::write(root.join("boot/vmlinuz"), "from some other package").unwrap();
+        std::fs::write(root.join("stray"), "").unwrap();
+        assert!(ensure_unpacked(&root, &a, unpack_as("A")).unwrap());
+        assert_eq!(vmlinuz(&root), "A");
+        assert!(!root.join("stray").exists());
+        assert_eq!(std::fs::read_to_string(root.join(UNPACKED_FROM)).unwrap(), "aa linux-image\n");
+
+        // The same verified package: reused, not unpacked.
+        assert!(!ensure_unpacked(&root, &a, |_| panic!("unpacked again")).unwrap());
+        assert_eq!(vmlinuz(&root), "A");
+
+        // Another package (another pin): unpacked again.
+        assert!(ensure_unpacked(&root, &b, unpack_as("B")).unwrap());
+        assert_eq!(vmlinuz(&root), "B");
+
+        // An unpack that failed half-way leaves no record: unpacked again next time.
+        let failed = ensure_unpacked(&root, &a, |root| {
+            std::fs::create_dir_all(root.join("boot"))?;
+            std::fs::write(root.join("boot/vmlinuz"), "half")?;
+            anyhow::bail!("dpkg-deb -x failed")
+        });
+        assert!(failed.is_err());
+        assert!(!root.join(UNPACKED_FROM).exists());
+        assert!(ensure_unpacked(&root, &a, unpack_as("A")).unwrap());
+        assert_eq!(vmlinuz(&root), "A");
+
+        // A record that names other packages, or more of them, or is gone: unpacked again.
+        for other in [
+            unpacked_from(&[("linux-image", "aa"), ("linux-headers", "cc")], &[]),
+            unpacked_from(&[("linux-image", "aa")], &["root /elsewhere".into()]),
+        ] {
+            assert!(ensure_unpacked(&root, &other, unpack_as("C")).unwrap());
+            assert_eq!(vmlinuz(&root), "C");
+            assert!(ensure_unpacked(&root, &a, unpack_as("A")).unwrap());
+        }
+        std::fs::remove_file(root.join(UNPACKED_FROM)).unwrap();
+        assert!(ensure_unpacked(&root, &a, unpack_as("A2")).unwrap());
+        assert_eq!(vmlinuz(&root), "A2");
+    }
+
+    #[test]
+    fn the_record_names_each_package_by_its_hash() {
+        assert_eq!(unpacked_from(&[("p", "11"), ("q", "22")], &["root /x".into()]), "11 p\n22 q\nroot /x\n");
     }
 }

@@ -9,6 +9,10 @@
 
 mod cpio;
 mod image;
+/// The image's kernel command line and the init's check of it: the init's own source file,
+/// so that the command line built into the EIF is the one `bridle-init` requires.
+#[path = "../../init/src/image_cmdline.rs"]
+mod image_cmdline;
 mod kernel;
 mod vm;
 

@@ -4,7 +4,13 @@
 //! - on `microvm` with ACPI and PCI off, the EIF's own kernel command line, and the vsock
 //!   device on virtio-mmio, announced on the command line (`virtio_mmio.device=…`) as Nitro's
 //!   hypervisor does: the closest machine to a Nitro Enclave that Debian's QEMU can make;
-//! - on `q35` (a PC: PCI, ACPI), the vsock device on virtio-pci.
+//! - on `q35` (a PC: PCI, ACPI), the vsock device on virtio-pci: the EIF's own command line
+//!   too, then `pci=conf1` (PCI back on after the image's `pci=off`) and `panic=-1`.
+//!
+//! Both boot the EIF's command line first, with their options appended after a space (as
+//! Nitro's hypervisor appends its devices): `bridle-init` refuses to boot a command line that
+//! does not begin with the image's own (`init/src/image_cmdline.rs`), and the boot test
+//! checks that it said so.
 //!
 //! Common to both:
 //! - The kernel, ramdisks and enclave arguments are read from the EIF itself.
@@ -44,8 +50,16 @@ const GUEST_CID: &str = "4";
 const ENCLAVE_PORT: u32 = 5000;
 /// What both VMs add to the command line (see the module documentation).
 const VM_OPTIONS: &str = "bridle.dev=1 bridle.heartbeat=1 bridle.heartbeat_cid=2";
-/// The q35 PC's command line (a PCI machine: no `pci=off`).
-const Q35_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 random.trust_cpu=on";
+/// What the q35 PC adds to the image's command line: its vsock device is on virtio-pci, so
+/// PCI back on after the image's `pci=off` (a later `pci=` option is applied after it:
+/// type 1 configuration access), and an immediate reboot on a panic (QEMU runs with
+/// `-no-reboot`, so it exits).
+const Q35_OPTIONS: &str = "pci=conf1 panic=-1";
+
+/// The kernel command line each machine boots: the EIF's own, then the machine's options.
+fn machine_cmdlines(eif_cmdline: &str) -> [(&'static str, String); 2] {
+    [("microvm", format!("{eif_cmdline} {VM_OPTIONS}")), ("q35", format!("{eif_cmdline} {Q35_OPTIONS} {VM_OPTIONS}"))]
+}
 const USDC: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 const DEAD: &str = "0x000000000000000000000000000000000000dEaD";
 
@@ -196,6 +210,7 @@ pub fn run(o: &Options) -> Result<()> {
     std::fs::write(o.work.join("vmlinuz"), &kernel)?;
     std::fs::write(o.work.join("initrd.cpio"), ramdisks.concat())?;
     eprintln!("vm-e2e: {} ({} ramdisks); EIF command line {eif_cmdline:?}", o.eif.display(), ramdisks.len());
+    let [(_, microvm_cmdline), (_, q35_cmdline)] = machine_cmdlines(&eif_cmdline);
     let machines = [
         // Nitro-like: no PCI, no ACPI; QEMU announces the virtio-mmio vsock device on the
         // command line, as Nitro's hypervisor does; the EIF's own command line.
@@ -203,15 +218,11 @@ pub fn run(o: &Options) -> Result<()> {
             name: "microvm",
             qemu_machine: "microvm,acpi=off,pcie=off,rtc=on",
             vsock_device: "vhost-user-vsock-device",
-            cmdline: format!("{eif_cmdline} {VM_OPTIONS}"),
+            cmdline: microvm_cmdline,
         },
-        // A PC (PCI, ACPI): the vsock device on virtio-pci.
-        Machine {
-            name: "q35",
-            qemu_machine: "q35",
-            vsock_device: "vhost-user-vsock-pci",
-            cmdline: format!("{Q35_CMDLINE} {VM_OPTIONS}"),
-        },
+        // A PC (PCI, ACPI): the vsock device on virtio-pci; the EIF's own command line, PCI
+        // back on.
+        Machine { name: "q35", qemu_machine: "q35", vsock_device: "vhost-user-vsock-pci", cmdline: q35_cmdline },
     ];
     let mut summary = Vec::new();
     for m in &machines {
@@ -313,6 +324,7 @@ fn walk(o: &Options, m: &Machine) -> Result<f64> {
     let console_text = read_console();
     // "memory: sessions' budget": the enclave sized its budget from the VM's 640 MiB.
     for needle in [
+        "kernel command line: the image's own",
         "module nsm loaded",
         "module vmw_vsock_virtio_transport loaded",
         "kernel RNG seeded",
@@ -493,6 +505,22 @@ fn walk(o: &Options, m: &Machine) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The boot test boots what the init accepts: the image's command line first (the init
+    /// refuses any other), each machine's options after it; QEMU's microvm then appends its
+    /// `virtio_mmio.device=…`, as Nitro's hypervisor does.
+    #[test]
+    fn the_test_machines_boot_the_image_command_line() {
+        use crate::image_cmdline::{check_image_cmdline, CMDLINE};
+        for (name, cmdline) in machine_cmdlines(CMDLINE) {
+            assert!(cmdline.starts_with(&format!("{CMDLINE} ")), "{name}: {cmdline:?}");
+            let proc_cmdline = format!("{cmdline}\n");
+            let appended = check_image_cmdline(&proc_cmdline).unwrap();
+            assert!(appended.contains("bridle.dev=1"), "{name}: {appended:?}");
+            let with_devices = format!("{cmdline} virtio_mmio.device=512@0xfeb00e00:12\n");
+            assert!(check_image_cmdline(&with_devices).is_ok(), "{name}");
+        }
+    }
 
     #[test]
     fn mock_root_is_cut_from_a_serial_console() {
