@@ -446,6 +446,14 @@ pub enum VerifyTime {
         /// Largest accepted distance between now and the document timestamp.
         max_age_secs: u64,
     },
+    /// A fresh document, with "now" as the caller's clock says (Unix milliseconds): an
+    /// enclave's clock corrected by its NSM's, where the system clock may have drifted.
+    NowAt {
+        /// The caller's time, Unix milliseconds.
+        now_ms: u64,
+        /// Largest accepted distance between now and the document timestamp.
+        max_age_secs: u64,
+    },
 }
 
 impl Default for VerifyTime {
@@ -676,6 +684,7 @@ fn verify_inner(
             let now = now_ms()?;
             (now / 1000, Some((now, max_age_secs)))
         }
+        VerifyTime::NowAt { now_ms, max_age_secs } => (now_ms / 1000, Some((now_ms, max_age_secs))),
     };
     let (root, root_hash) = parse_root(options, cache)?;
     let chain = x509::verify_chain(&doc.certificate, &doc.cabundle, &root, &root_hash, at_secs, cache)?;

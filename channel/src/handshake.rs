@@ -16,7 +16,7 @@
 //! both bindings against what Noise itself authenticated, then calls its [`Admit`]
 //! policy; the initiator does so before it sends message 3.
 
-use bridle_attestation::{verify, VerifyOptions, VerifyTime};
+use bridle_attestation::{verify, VerifyOptions};
 use snow::HandshakeState;
 
 use crate::admit::{Admit, PeerAttestation};
@@ -109,7 +109,7 @@ fn verify_peer(
 ) -> Result<PeerAttestation, HandshakeError> {
     let options = VerifyOptions {
         root: identity.trusted_root().clone(),
-        time: VerifyTime::Now { max_age_secs: identity.max_document_age_secs() },
+        time: identity.verify_time(),
         expected_nonce: Some(expected_nonce.to_vec()),
         expected_public_key: Some(static_key.to_vec()),
         allow_debug: admit.allow_debug(),

@@ -62,6 +62,9 @@ pub struct NodeIdentity {
     root: TrustedRoot,
     max_document_age_secs: u64,
     max_message_len: u64,
+    /// "Now" for peers' documents, Unix milliseconds ([`NodeIdentity::with_clock`]); the
+    /// system clock when unset.
+    clock: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
 }
 
 impl std::fmt::Debug for NodeIdentity {
@@ -107,6 +110,7 @@ impl NodeIdentity {
             root,
             max_document_age_secs: DEFAULT_MAX_AGE_SECS,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+            clock: None,
         })
     }
 
@@ -126,6 +130,23 @@ impl NodeIdentity {
     pub fn with_max_document_age(mut self, secs: u64) -> Self {
         self.max_document_age_secs = secs;
         self
+    }
+
+    /// Reads "now" for peers' documents from `now_ms` (Unix milliseconds) instead of the
+    /// system clock: an enclave's clock corrected by its NSM's (a review of 2026-12-06: a
+    /// node whose hypervisor clock drifted past the document age refused every peer).
+    pub fn with_clock(mut self, now_ms: Arc<dyn Fn() -> u64 + Send + Sync>) -> Self {
+        self.clock = Some(now_ms);
+        self
+    }
+
+    /// "Now" for a peer's document ([`NodeIdentity::with_clock`]), as the verifier takes it.
+    pub(crate) fn verify_time(&self) -> bridle_attestation::VerifyTime {
+        let max_age_secs = self.max_document_age_secs;
+        match &self.clock {
+            Some(now_ms) => bridle_attestation::VerifyTime::NowAt { now_ms: now_ms(), max_age_secs },
+            None => bridle_attestation::VerifyTime::Now { max_age_secs },
+        }
     }
 
     /// The Noise static public key (what this node's documents carry as `public_key`).
@@ -150,10 +171,6 @@ impl NodeIdentity {
 
     pub(crate) fn private_key(&self) -> &[u8] {
         self.private_key.as_slice()
-    }
-
-    pub(crate) fn max_document_age_secs(&self) -> u64 {
-        self.max_document_age_secs
     }
 
     /// Asks the NSM for a document binding our static key to `handshake_hash`.

@@ -302,3 +302,23 @@ fn local_arguments_are_checked() {
     assert!(matches!(err, HandshakeError::InvalidArgument(_)), "{err}");
     assert!(a.id.clone().with_max_message_len(u64::MAX).is_err());
 }
+
+/// A review of 2026-12-06: peers' documents were dated against the system clock, which in
+/// an enclave is the hypervisor's and drifts; a node reads its own clock (corrected by its
+/// NSM's) through `with_clock`. Ten minutes off that clock, a fresh document is too old.
+#[test]
+fn peers_documents_are_dated_by_the_nodes_own_clock() {
+    let ca = MockCa::generate().unwrap();
+    let (a, b) = (node(&ca), node(&ca));
+    let system_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let on_time = a.id.clone().with_clock(Arc::new(system_ms));
+    handshake(&on_time, &a.admit, &b.id, &b.admit).expect("the node's clock agrees with the documents");
+    let ahead = a.id.clone().with_clock(Arc::new(move || system_ms() + 600_000));
+    match handshake(&ahead, &a.admit, &b.id, &b.admit) {
+        Err(HandshakeError::Attestation { error, .. }) => {
+            assert!(error.to_string().contains("old") || error.to_string().contains("age"), "{error}")
+        }
+        Err(e) => panic!("refused otherwise: {e}"),
+        Ok(_) => panic!("a document ten minutes before the node's clock was taken as fresh"),
+    }
+}

@@ -102,12 +102,19 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id_bytes);
     let id = u64::from_le_bytes(id_bytes) >> 1 | 1;
 
+    let clock = Arc::new(ReplicaClock::new(clock));
+    // Peers' documents are dated against this node's clock (corrected by its NSM's), not
+    // the system clock.
+    let now_ms = {
+        let clock = clock.clone();
+        Arc::new(move || clock.now_ms())
+    };
     let identity = NodeIdentity::generate(nsm.clone(), boot.canonical(), root)
         .and_then(|i| i.with_max_message_len(MAX_MESSAGE))
-        .map_err(|e| format!("channel identity: {e}"))?;
+        .map_err(|e| format!("channel identity: {e}"))?
+        .with_clock(now_ms);
     let admit = ClusterAdmit::new(image_pcrs, &boot);
     let peers = Arc::new(Peers::new(identity, cluster.id.as_bytes().to_vec(), admit));
-    let clock = Arc::new(ReplicaClock::new(clock));
     let attestor = SharedAttestor(Arc::new(NsmAttestor::new(nsm.clone())));
     let belongs = network::Cluster::default();
     let replica =
