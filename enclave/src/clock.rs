@@ -161,6 +161,14 @@ impl Clock for ReplicaClock {
             None => self.inner.now().max(self.applied.load(std::sync::atomic::Ordering::SeqCst)),
         }
     }
+    fn now_ms(&self) -> u64 {
+        match crate::apply::current() {
+            Some(ctx) => ctx.clock.saturating_mul(1000),
+            None => {
+                self.inner.now_ms().max(self.applied.load(std::sync::atomic::Ordering::SeqCst).saturating_mul(1000))
+            }
+        }
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {

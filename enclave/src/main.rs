@@ -119,22 +119,34 @@ fn cluster_boot(args: &Args) -> Option<ClusterBoot> {
 
 /// Correct the clock by the NSM's now, then every [`SAMPLE_EVERY`] for the enclave's life
 /// (`clock::NsmCorrected`). A sample that fails keeps the last correction, and says so.
-fn keep_correcting(clock: &Arc<NsmCorrected>, nsm: &Arc<dyn NsmProvider>) {
-    let sample = |clock: &NsmCorrected, nsm: &Arc<dyn NsmProvider>, first: bool| {
+fn keep_correcting(clock: &Arc<NsmCorrected>, nsm: &Arc<dyn NsmProvider>, dev: bool) {
+    // A few tries: a sample whose NSM call was slow is not used.
+    let mut first = clock.sample(|| nsm_time_ms(nsm.as_ref()));
+    for _ in 0..4 {
+        if first.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        first = clock.sample(|| nsm_time_ms(nsm.as_ref()));
+    }
+    match first {
+        Ok(off) => tracing::info!(offset_ms = off, "clock corrected by the NSM's: {off} ms from the system clock"),
+        // An NSM that cannot date a document at start could not attest anything either; and
+        // an uncorrected clock could carry a cluster's time with it (a review of 2026-12-06).
+        Err(e) if !dev => fail(format!("cannot read the NSM's clock to correct the enclave's: {e}")),
+        Err(e) => tracing::warn!("cannot read the mock NSM's clock ({e}); no correction"),
+    }
+    let (clock, nsm) = (clock.clone(), nsm.clone());
+    std::thread::spawn(move || loop {
+        std::thread::sleep(SAMPLE_EVERY);
         let before = clock.offset_ms();
         match clock.sample(|| nsm_time_ms(nsm.as_ref())) {
-            Ok(off) if first || off.abs_diff(before) >= 1_000 => {
+            Ok(off) if off.abs_diff(before) >= 1_000 => {
                 tracing::info!(offset_ms = off, "clock corrected by the NSM's: {off} ms from the system clock")
             }
             Ok(_) => {}
             Err(e) => tracing::warn!("cannot read the NSM's clock ({e}); the correction stays {before} ms"),
         }
-    };
-    sample(clock, nsm, true);
-    let (clock, nsm) = (clock.clone(), nsm.clone());
-    std::thread::spawn(move || loop {
-        std::thread::sleep(SAMPLE_EVERY);
-        sample(&clock, &nsm, false);
     });
 }
 
@@ -244,7 +256,7 @@ fn main() {
         None => Box::new(SystemClock),
     };
     let corrected = Arc::new(NsmCorrected::new(system));
-    keep_correcting(&corrected, &nsm);
+    keep_correcting(&corrected, &nsm, args.dev);
     let clock: Box<dyn Clock> = match &args.dev_clock_offset_file {
         Some(p) => Box::new(OffsetFileClock(p.clone(), Box::new(corrected))),
         None => Box::new(corrected),

@@ -57,6 +57,8 @@ import json
 import os
 import secrets
 import socket
+import ssl
+import threading
 import time
 import urllib.parse
 import warnings
@@ -317,6 +319,61 @@ class _DeadlineSocket:
         return getattr(self._sock, name)
 
 
+def _connect(u: urllib.parse.SplitResult, deadline: float, what: str) -> socket.socket:
+    """A socket to the host, connected (and for https, through the TLS handshake) by the
+    deadline: the name is resolved in a thread waited on only until then, each address gets
+    only the time left, and so does the handshake (a review of 2026-12-06: each step had
+    the whole timeout anew)."""
+
+    def left() -> float:
+        t = deadline - time.monotonic()
+        if t <= 0:
+            raise TimeoutError(what)
+        return t
+
+    port = u.port or (443 if u.scheme == "https" else 80)
+    box: dict = {}
+
+    def resolve() -> None:
+        try:
+            box["infos"] = socket.getaddrinfo(u.hostname, port, type=socket.SOCK_STREAM)
+        except OSError as e:
+            box["error"] = e
+
+    t = threading.Thread(target=resolve, daemon=True)
+    t.start()
+    t.join(left())
+    if t.is_alive():
+        raise TimeoutError(what)
+    if "error" in box:
+        raise box["error"]
+    last: Optional[OSError] = None
+    for family, kind, proto, _, addr in box["infos"]:
+        s = socket.socket(family, kind, proto)
+        try:
+            s.settimeout(left())
+            s.connect(addr)
+        except socket.timeout:
+            s.close()
+            raise TimeoutError(what) from None
+        except OSError as e:
+            s.close()
+            last = e
+            continue
+        if u.scheme != "https":
+            return s
+        try:
+            s.settimeout(left())
+            return ssl.create_default_context().wrap_socket(s, server_hostname=u.hostname)
+        except socket.timeout:
+            s.close()
+            raise TimeoutError(what) from None
+        except BaseException:
+            s.close()
+            raise
+    raise last or OSError(f"no address for {u.hostname}")
+
+
 def _read_bounded(r: http.client.HTTPResponse) -> bytes:
     """A reply's body, read in chunks up to MAX_REPLY_BYTES (a larger one is refused, not
     read); every read is bounded by the call's deadline (`_DeadlineSocket`)."""
@@ -516,8 +573,9 @@ class BridleSigner:
         trust_on_first_use: bool = False,
     ):
         self.host = host.rstrip("/")
-        self._secret = load_private_key(agent_key)
-        self.agent_address = Account.from_key(self._secret).address
+        # The agent's long-term key: needed only to derive the stamp key, never kept.
+        secret = load_private_key(agent_key)
+        self.agent_address = Account.from_key(secret).address
         self.address = to_checksum_address(session)
         self.clock_offset = int(clock_offset)
         self.timeout = timeout
@@ -553,7 +611,7 @@ class BridleSigner:
                 "verify it and re-attest",
             )
         self.enclave_public_key = pinned
-        self._key = stamp_key(self._secret, self.enclave_public_key, self.address, self.agent_address)
+        self._key = stamp_key(secret, self.enclave_public_key, self.address, self.agent_address)
         self._id = 0
 
     # -- transport ---------------------------------------------------------------------
@@ -568,14 +626,11 @@ class BridleSigner:
         u = urllib.parse.urlsplit(self.host)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"the host URL must be http:// or https://, not {in_quotes(self.host, 200)}")
-        conn_type = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
-        left = deadline - time.monotonic()
-        conn = conn_type(u.hostname, u.port, timeout=max(left, 0.001))
+        conn = http.client.HTTPConnection(u.hostname, u.port)
         sock = None
         try:
             try:
-                conn.connect()  # TCP (and TLS) within the time left
-                sock = conn.sock
+                sock = _connect(u, deadline, what)  # name, TCP and TLS within the time left
                 conn.sock = _DeadlineSocket(sock, deadline, what)
                 conn.request(method, u.path.rstrip("/") + path, body=body, headers=headers or {})
                 r = conn.getresponse()

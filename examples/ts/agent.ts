@@ -136,6 +136,10 @@ async function main(): Promise<number> {
     if (code === null) throw e;
     return code;
   }
+  // viem hands back the node's answer unchecked: a hash, or nothing shown or waited on.
+  if (!/^0x[0-9a-fA-F]{64}$/.test(hash)) {
+    throw new Error(`the node answered a transaction hash that is not one: ${printable(String(hash).slice(0, 200))}`);
+  }
   const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: 60_000 });
   const ok = receipt.status === "success";
   const balance = await publicClient.readContract({

@@ -558,7 +558,16 @@ print(json.dumps({"elapsed": time.monotonic() - t0, "out": out}))
 "#;
     let dir = examples("python");
     let (key, session) = (keys.agent.private_key_hex(), keys.session.to_string());
-    for (host, stage) in [(&body_drip, "sign"), (&head_drip, "connect")] {
+    // An https host that takes the connection and never speaks TLS: the handshake is held
+    // to the same deadline (a review of 2026-12-06 found each step given the whole timeout).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tls_stall = format!("https://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(30));
+        drop(held);
+    });
+    for (host, stage) in [(&body_drip, "sign"), (&head_drip, "connect"), (&tls_stall, "connect")] {
         let t0 = Instant::now();
         let out = python(py, &[dir.to_str().unwrap(), &key, &session, &keys.identity_hex, host, stage]);
         let r: Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();

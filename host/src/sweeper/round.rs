@@ -34,11 +34,18 @@ pub(super) struct ChainGauges {
 pub(super) async fn run(state: AppState, settings: SweepSettings) {
     // No redirect is followed: a node answers for itself, and a redirect could take the
     // calls from https to plain http (a review of 2026-12-06).
-    let http = reqwest::Client::builder()
+    let http = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_default();
+    {
+        Ok(http) => http,
+        // Never a default client in its stead (it would follow redirects, with no timeout).
+        Err(e) => {
+            tracing::error!(error = %e, "sweeper: cannot build its HTTP client; the sweeper does not run");
+            return;
+        }
+    };
     let (tx, rx) = watch::channel(Arc::new(Statuses::default()));
     let claimed: Arc<Mutex<HashMap<u64, String>>> = Arc::default();
     let mut nodes = tokio::task::JoinSet::new();
@@ -169,7 +176,7 @@ impl Node {
         {
             let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(first) = claimed.get(&chain) {
-                tracing::warn!(chain_id = chain, url = %super::node::shown(&self.url), used = %first, "sweeper: a second node for a chain; the first one that answered its chain id is used");
+                tracing::warn!(chain_id = chain, url = %super::node::shown(&self.url), used = %super::node::shown(first), "sweeper: a second node for a chain; the first one that answered its chain id is used");
                 return;
             }
             claimed.insert(chain, self.url.clone());
