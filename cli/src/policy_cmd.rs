@@ -246,8 +246,10 @@ fn from_erc7715(file: &PathBuf, tokens: &[String], chain: Option<u64>) -> Result
     let doc = resolve_text(&m.toml, now()).map_err(|d| anyhow!("the mapped policy does not resolve: {d}"))?;
     CompiledPolicy::compile(doc).map_err(|d| anyhow!("the mapped policy is not valid: {d}"))?;
     print!("{}", m.toml);
+    // A note may quote the request (a `justification`, a type's name): the dApp's text,
+    // escaped so it cannot move the cursor or erase the lines above (a review of 2026-12-06).
     for n in &m.notes {
-        eprintln!("not mapped / approximate: {n}");
+        eprintln!("not mapped / approximate: {}", crate::client::printable(n));
     }
     Ok(0)
 }

@@ -434,8 +434,30 @@ pub fn map(json: &str, known: &[KnownToken], now: u64, chain: Option<u64>) -> Re
     for (max, window) in &out.rate_limits {
         let _ = writeln!(s, "\n[[rate_limits]]\nmax = {max}\nwindow = \"{window}s\"");
     }
+    // ERC-7715 grants say nothing of fees: under them whoever redeems pays the gas, but a
+    // session pays its own, from its native balance. Unbounded, a transaction could pay any
+    // priority fee (21 ETH for a 21 000-gas transfer at 1 000 000 gwei) past a grant of
+    // 0.1 ETH a day (a review of 2026-12-06). So fees are capped, counted in the native
+    // limits, and bounded per day.
+    let _ = writeln!(
+        s,
+        "\n[gas] # not in the grant: the session pays its own fees (edit to suit the chain)\n\
+         max_fee_per_gas = \"{DEFAULT_MAX_FEE}\"\nmax_priority_fee_per_gas = \"{DEFAULT_MAX_PRIORITY_FEE}\"\n\
+         max_gas_limit = {DEFAULT_MAX_GAS_LIMIT}\ncount_in_native = true\n\n[[gas.limits]]\nmax = \"{DEFAULT_GAS_PER_DAY}\"\nper = \"day\""
+    );
+    out.notes.push(format!(
+        "fees are not part of an ERC-7715 grant, and the session pays its own: capped at {DEFAULT_MAX_FEE} \
+         ({DEFAULT_MAX_PRIORITY_FEE} priority), {DEFAULT_MAX_GAS_LIMIT} gas, {DEFAULT_GAS_PER_DAY} a day, and \
+         counted in the native limits ([gas]: edit to suit the chain)"
+    ));
     Ok(Mapped { toml: s, notes: out.notes })
 }
+
+/// The fee caps a mapped grant is given (it has none of its own; the owner edits them).
+pub const DEFAULT_MAX_FEE: &str = "100 gwei";
+pub const DEFAULT_MAX_PRIORITY_FEE: &str = "2 gwei";
+pub const DEFAULT_MAX_GAS_LIMIT: u64 = 300_000;
+pub const DEFAULT_GAS_PER_DAY: &str = "0.05 ETH";
 
 #[cfg(test)]
 mod tests {
