@@ -263,7 +263,17 @@ async fn relay_owner(st: &AppState, call: Call, session: Option<Address>) -> Res
     let name = call.name();
     let r = st.client.call(call).await;
     let ev = event_for(name, session, &r);
-    st.record_event(ev);
+    match &r {
+        // Anyone can send an owner call with any signature, naming any session: a refusal
+        // of one nobody signed (or signed before) is counted, never a row; others within
+        // the refusal rows' bound (a review of 2026-12-06 wrote 900 rows a second against
+        // a victim session, pushing other sessions' events out of the table).
+        Err(ClientError::Denied(d)) if matches!(d.code, ErrorCode::Unauthenticated | ErrorCode::Replayed) => {
+            st.metrics.event_dropped()
+        }
+        Err(ClientError::Denied(_)) if !denial_row_allowed() => st.metrics.event_dropped(),
+        _ => st.record_event(ev),
+    }
     match (r, session) {
         (Ok(reply), _) => Ok(reply),
         (Err(e), Some(s)) => Err(session_error(st, &s, e).await),

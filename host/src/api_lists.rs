@@ -38,7 +38,7 @@ pub const LISTS_AT_ONCE: usize = 4;
 /// See [`LISTS_AT_ONCE`].
 pub const LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn turn(st: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+pub(crate) async fn turn(st: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
     match tokio::time::timeout(LIST_WAIT, st.lists.clone().acquire_owned()).await {
         Ok(Ok(p)) => Ok(p),
         _ => Err(ApiError::denial(Denial::new(

@@ -219,7 +219,9 @@ async fn owner_routes_store_and_map_errors(db: Db) {
         .await
         .unwrap();
     assert!(events.iter().any(|e| e.call == "create_session" && e.outcome == "ok"));
-    assert!(events.iter().any(|e| e.call == "create_session" && e.code.as_deref() == Some("unauthenticated")));
+    // A refusal nobody signed is counted, never a row (anyone can send one, naming any
+    // session: a review of 2026-12-06).
+    assert!(!events.iter().any(|e| e.code.as_deref() == Some("unauthenticated")), "{events:?}");
     assert!(events.iter().any(|e| e.call == "revoke_all"));
 
     host.stop().await;

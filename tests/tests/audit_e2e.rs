@@ -343,6 +343,47 @@ async fn refusals_anyone_can_cause_are_bounded_and_counted() {
     assert!(verify(s.enclave.dir.path(), "b.json", &key).status.success());
 }
 
+/// `bridle_events_dropped_total` as the host's `/metrics` says.
+async fn events_dropped(s: &Stack) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", s.host.url)).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("bridle_events_dropped_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no bridle_events_dropped_total in:\n{text}"))
+}
+
+/// A review of 2026-12-06: anyone can send an owner call with any signature, naming any
+/// session, and each refusal was an event row (900 a second against one victim pushed
+/// other sessions' events out of the table). Refusals nobody signed are counted, never rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_calls_nobody_signed_are_counted_not_stored() {
+    let (s, _root) = start();
+    let (owner, agent, stranger) = (Actor::random(), Actor::random(), Actor::random());
+    let g = s.grant(&owner, &agent, &policy(POLICY)).await.expect("grant");
+    let st = s.status().await;
+    let before = events_dropped(&s).await;
+    let n = 200;
+    for i in 0..n {
+        let msg = OwnerAction {
+            action: action::REVOKE.into(),
+            enclave: st.identity_address,
+            session: g.session,
+            agent: agent.address,
+            policyHash: B256::ZERO,
+            subject: B256::ZERO,
+            nonce: Actor::next_nonce(),
+        };
+        let mut auth = stranger.sign_owner(&msg);
+        auth.owner = owner.address; // claims to be the owner; the signature is the stranger's
+        auth.nonce = msg.nonce + i;
+        let (c, v) = s.post(&format!("/v1/sessions/{}/revoke", g.session), &Revoke { session: g.session, auth }).await;
+        assert_eq!((c, code(&v)), (401, "unauthenticated"), "{v}");
+    }
+    assert_eq!(events_dropped(&s).await - before, n, "every refusal counted, none stored");
+    // The session is as it was.
+    assert_eq!(s.sign(&g, erc20_transfer(31337, 0, USDC, DEAD, usdc(1))).await.0, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trip_wire_suspension_is_logged_with_its_reason() {
     let (s, _root) = start();
