@@ -28,6 +28,7 @@ pub mod rpc;
 pub mod rpc_json;
 pub mod rpc_tx;
 pub mod rpc_userop;
+pub mod serve;
 pub mod session_gate;
 pub mod store;
 pub mod sweeper;
@@ -45,13 +46,11 @@ use crate::metrics::Metrics;
 use crate::store::{Database, Event, Store};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use axum::Router;
 use bridle_common::address::SocketAddress;
 use bridle_common::frame::DEFAULT_MAX_FRAME;
 use bridle_common::protocol::{Call, StatusQuery};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -444,16 +443,10 @@ pub async fn run_on(
     if let Some((advertise, l)) = cluster {
         tracing::info!(listen = ?l.local_addr().ok(), advertise = %advertise, "cluster listener");
         let peer_app = cluster::router(state.clone());
-        cluster_tasks.push(tokio::spawn(async move {
-            let l = l.tap_io(|s| conn::limit_writes(s, conn::WRITE_TIMEOUT));
-            let _ = axum::serve(l, peer_app).await;
-        }));
+        cluster_tasks.push(tokio::spawn(serve::serve(l, peer_app, serve::CLUSTER, std::future::pending())));
         cluster_tasks.extend(cluster::spawn(state.clone()));
     }
-    let listener = listener.tap_io(|s| conn::limit_writes(s, conn::WRITE_TIMEOUT));
-    let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    serve::serve(listener, app, serve::PUBLIC, shutdown).await;
     if let Some(p) = probe {
         p.abort();
     }
@@ -471,7 +464,7 @@ pub async fn run_on(
     }
     let store = state.store.clone();
     let _ = tokio::task::spawn_blocking(move || store.flush()).await;
-    result.map_err(Into::into)
+    Ok(())
 }
 
 /// Open the host with `config` and serve it on `listener` until SIGINT or SIGTERM.
