@@ -122,7 +122,9 @@ impl ClusterLink {
             // 2026-12-06: up to ten hops, a 303 turned into a GET, to any address).
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Below the peers' header timeout (`serve::CLUSTER`), which closes idle
+            // connections: a request is never sent on one being closed.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
         let peers = settings.seeds.iter().map(|s| trim(s).to_string()).collect();

@@ -7,7 +7,7 @@
 //! - serves at most `max_connections` at once; one past that is closed as it is accepted
 //!   (the database's and the enclave's connections keep their descriptors);
 //! - closes a connection whose request head has not arrived within `header_timeout`
-//!   (hyper's `header_read_timeout`, with a timer);
+//!   (hyper's `header_read_timeout`, with a timer), idle kept-alive ones included;
 //! - ends a request whose body sends no data for `body_timeout` (tower-http);
 //! - cuts off a peer that stops reading what it is sent ([`crate::conn`]).
 
@@ -31,11 +31,15 @@ pub struct Limits {
     pub body_timeout: Duration,
 }
 
-/// The public listener's: agents, owners and the console.
+/// The public listener's: agents, owners and the console. The header timeout also closes a
+/// kept-alive connection idle that long (hyper waits for the next head under it): longer
+/// than clients' usual idle pools would race with, as nginx's `keepalive_timeout` is.
 pub const PUBLIC: Limits =
-    Limits { max_connections: 512, header_timeout: Duration::from_secs(30), body_timeout: Duration::from_secs(30) };
+    Limits { max_connections: 512, header_timeout: Duration::from_secs(60), body_timeout: Duration::from_secs(30) };
 
-/// The cluster listener's: the other members' hosts.
+/// The cluster listener's: the other members' hosts, whose client keeps idle connections
+/// for less than the header timeout (`cluster::ClusterLink`), so that it never sends on
+/// one this side is closing.
 pub const CLUSTER: Limits =
     Limits { max_connections: 256, header_timeout: Duration::from_secs(10), body_timeout: Duration::from_secs(10) };
 
