@@ -171,6 +171,8 @@ impl Host {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
+            // Under the host's 60 s idle close: never a request on a connection it is closing.
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
         let base = base.trim_end_matches('/').to_string();
         Ok(Host { shown: without_userinfo(&base), base, http })

@@ -428,6 +428,9 @@ async fn relay(State(st): State<AppState>, headers: axum::http::HeaderMap, body:
     }
 }
 
+/// Cluster streams served at once (peers keep up to 32 idle each).
+const MAX_STREAMS: usize = 256;
+
 /// `GET /v1/cluster/stream`: switch the connection to a stream of relayed messages.
 async fn stream_upgrade(State(st): State<AppState>, mut req: axum::extract::Request) -> Response {
     hear_from(&st, req.headers());
@@ -439,7 +442,14 @@ async fn stream_upgrade(State(st): State<AppState>, mut req: axum::extract::Requ
     let Some(on) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>().filter(|_| wanted) else {
         return (StatusCode::UPGRADE_REQUIRED, format!("Upgrade: {} expected", stream::PROTOCOL)).into_response();
     };
+    // An upgraded connection leaves the listener's bound (`serve::CLUSTER`): streams have
+    // their own (a review of 2026-12-06 kept any number open, each holding half a frame).
+    static STREAMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_STREAMS);
+    let Ok(slot) = STREAMS.try_acquire() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{MAX_STREAMS} cluster streams are open")).into_response();
+    };
     tokio::spawn(async move {
+        let _slot = slot;
         match on.await {
             Ok(up) => {
                 stream::serve(hyper_util::rt::TokioIo::new(up), MAX_RELAY_BODY, move |bytes| {

@@ -29,6 +29,10 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 const OK: u8 = 0;
 const ERR: u8 = 1;
 
+/// How long the rest of a frame may take once its head has arrived (a relay body is at
+/// most 22 MiB).
+pub const FRAME_REST: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<(u8, Vec<u8>)> {
     let mut head = [0u8; 5];
     r.read_exact(&mut head).await?;
@@ -37,9 +41,13 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> std::io::Res
     if len > max {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
     }
-    // Read as it arrives: a head alone does not reserve what it declares.
+    // Read as it arrives: a head alone does not reserve what it declares; and the rest
+    // within FRAME_REST of its head (a peer that sent 20 MiB of a frame and stopped held
+    // them for good: a review of 2026-12-06).
     let mut bytes = Vec::with_capacity(len.min(64 << 10));
-    (&mut *r).take(len as u64).read_to_end(&mut bytes).await?;
+    tokio::time::timeout(FRAME_REST, (&mut *r).take(len as u64).read_to_end(&mut bytes))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the rest of a frame did not come"))??;
     if bytes.len() != len {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }

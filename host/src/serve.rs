@@ -14,8 +14,7 @@
 use axum::body::Body;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -85,9 +84,13 @@ pub async fn serve(
         });
         let (mut stop, done) = (stop_rx.clone(), done_rx.clone());
         tokio::spawn(async move {
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-            let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
+            // HTTP/1 only (nothing here speaks HTTP/2): hyper-util's auto builder reads the
+            // first bytes to choose a protocol with no timer running, so a connection that
+            // sent nothing, or the start of an HTTP/2 preface, held its slot for good (a
+            // review of 2026-12-06). hyper's HTTP/1 connection times the head from the start.
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+            let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service).with_upgrades());
             loop {
                 tokio::select! {
                     r = conn.as_mut() => {
@@ -156,6 +159,23 @@ mod tests {
         assert!(tokio::task::spawn_blocking(move || get_ok(addr)).await.unwrap().ends_with("ok"));
     }
 
+    /// A connection that sends nothing at all, or the start of an HTTP/2 preface, is closed
+    /// after the header timeout too (hyper-util's auto builder kept both for good).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_connection_is_closed_after_the_header_timeout() {
+        let addr = start().await;
+        for first in [&b""[..], b"PRI"] {
+            let r = tokio::task::spawn_blocking(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(first).unwrap();
+                until_closed(s, Duration::from_secs(10))
+            })
+            .await
+            .unwrap();
+            assert!(r.1 < Duration::from_secs(5), "{first:?} held {:?}: {}", r.1, r.0);
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_body_that_stops_half_way_ends_its_request() {
         let addr = start().await;
@@ -184,7 +204,7 @@ mod tests {
         .unwrap();
         assert!(!past.0.contains("ok") && past.1 < Duration::from_secs(2), "{past:?}");
         drop(held);
-        // Freed (or timed out after the header timeout): served again.
+        // Freed: served again.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(tokio::task::spawn_blocking(move || get_ok(addr)).await.unwrap().ends_with("ok"));
     }

@@ -333,6 +333,8 @@ impl BridleSigner {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
+            // Under the host's 60 s idle close: never a request on a connection it is closing.
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
         let st = host_reply(http.get(format!("{host}/v1/status")).send().await?, "GET /v1/status").await?;
         let pk = &st["identity_public_key"];

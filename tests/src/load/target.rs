@@ -168,6 +168,8 @@ pub fn http_client(max_idle: usize, timeout: Duration) -> Result<reqwest::Client
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(max_idle)
+        // Under the host's 60 s idle close (host/src/serve.rs).
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
         .tcp_nodelay(true)
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
