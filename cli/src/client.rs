@@ -53,32 +53,10 @@ pub fn in_quotes(t: &str, max: usize) -> String {
 
 /// [`in_quotes`], and how many bytes are between the quotes.
 pub fn in_quotes_counted(t: &str, max: usize) -> (String, usize) {
-    let mut out = String::with_capacity(t.len().min(max) + 2);
-    out.push('"');
-    let mut cut = 0;
-    for (i, c) in t.char_indices() {
-        let mut buf = [0u8; 4];
-        let piece: std::borrow::Cow<'_, str> = match c {
-            '"' => "\\\"".into(),
-            '\\' => "\\\\".into(),
-            // Every character but printable ASCII: no quotation mark of any script, combining
-            // mark or invisible character can close or hide the quote (a review of 2026-12-06
-            // found lists of them incomplete).
-            c if !c.is_ascii() || c.is_ascii_control() => format!("\\u{{{:04x}}}", c as u32).into(),
-            c => std::borrow::Cow::Borrowed(c.encode_utf8(&mut buf)),
-        };
-        if out.len() - 1 + piece.len() > max {
-            cut = t.len() - i;
-            break;
-        }
-        out.push_str(&piece);
-    }
-    let inside = out.len() - 1;
-    out.push('"');
-    if cut > 0 {
-        out.push_str(&format!(" (… {cut} bytes cut)"));
-    }
-    (out, inside)
+    let (inside, cut) = bridle_common::quote::escape_within(t, max);
+    let n = inside.len();
+    let note = if cut > 0 { format!(" (… {cut} bytes cut)") } else { String::new() };
+    (format!("\"{inside}\"{note}"), n)
 }
 
 /// A character that a terminal obeys rather than shows, or that reorders or hides the

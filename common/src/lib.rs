@@ -21,6 +21,7 @@ pub mod payload;
 pub mod period;
 pub mod policy;
 pub mod protocol;
+pub mod quote;
 pub mod receipt;
 pub mod stamp;
 pub mod sweep_check;

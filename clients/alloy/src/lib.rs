@@ -70,23 +70,10 @@ pub const MAX_QUOTED: usize = 1024;
 /// The most quoted of a code that is none of Bridle's, and of a rule.
 pub const MAX_ODD_FIELD: usize = 128;
 
-/// `t` as it is shown between double quotes: `"` and `\` escaped, every character outside
-/// printable ASCII written as `\u{…}` (nothing can close the quotes, move the cursor or hide
-/// text); at most `max` bytes (whole escapes), and how many bytes of `t` were cut.
+/// `t` as it is shown between double quotes, escaped, within `max` bytes; and how many
+/// bytes were cut ([`bridle_common::quote::escape_within`], the CLI's rule too).
 fn escaped(t: &str, max: usize) -> (String, usize) {
-    let mut out = String::with_capacity(t.len().min(max));
-    for (i, c) in t.char_indices() {
-        let piece = match c {
-            '"' | '\\' => format!("\\{c}"),
-            ' '..='~' => c.to_string(),
-            c => format!("\\u{{{:04x}}}", c as u32),
-        };
-        if out.len() + piece.len() > max {
-            return (out, t.len() - i);
-        }
-        out.push_str(&piece);
-    }
-    (out, 0)
+    bridle_common::quote::escape_within(t, max)
 }
 
 fn cut_note(cut: usize) -> String {
