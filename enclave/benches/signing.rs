@@ -136,7 +136,8 @@ fn setup(extra_sessions: usize) -> Setup {
     let policy = bench_policy();
     let hash = policy.hash();
     let identity = enclave.identity_address();
-    let mut nonce = 0u64;
+    // Owner nonces: the time in milliseconds.
+    let mut nonce = T0 * 1000;
     let mut create = |agent: &SecretKey| -> Address {
         nonce += 1;
         let agent_addr = Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&agent.public_key()));

@@ -82,11 +82,14 @@ fn sessions_are_bounded_and_finished_ones_make_room() {
     let clock = Arc::new(FixedClock::new(T0));
     let e = Enclave::new(Box::new(Shared(clock.clone())), None, Config { max_sessions: 2, ..Config::default() });
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
-    let s1 = create(&e, T0, &owner, 1, "1h").unwrap();
-    let _s2 = create(&e, T0, &owner, 2, "2h").unwrap();
+    // Owner nonces are the time in milliseconds (within ten minutes of the enclave's clock);
+    // ms(T0) is a multiple of 256, so the agent of `at(k)` is `[k + 1; 32]`.
+    let at = |k: u64| T0 * 1000 + k;
+    let s1 = create(&e, T0, &owner, at(1), "1h").unwrap();
+    let _s2 = create(&e, T0, &owner, at(2), "2h").unwrap();
 
     // Full of live sessions: refused, naming the limit; no session changed.
-    let d = create(&e, T0, &owner, 3, "1h").unwrap_err();
+    let d = create(&e, T0, &owner, at(3), "1h").unwrap_err();
     assert_eq!((d.code.as_str(), d.rule.as_deref()), ("rate_limited", Some("enclave.max_sessions")));
     assert_eq!(e.status(None, None, None).unwrap().sessions_total, 2);
     // The refused creation spent the owner's nonce (it must never take effect later): 3 is
@@ -99,14 +102,14 @@ fn sessions_are_bounded_and_finished_ones_make_room() {
         agent: addr(&agent),
         policyHash: B256::ZERO,
         subject: B256::ZERO,
-        nonce: 3,
+        nonce: at(3),
     };
     let d = e.handle(Call::Revoke(Revoke { auth: sign(&owner, &msg), session: s1 })).unwrap_err();
     assert_eq!(d.code.as_str(), "replayed", "{d}");
 
     // Revoking one (no approvals outstanding, so its key is destroyed) makes room.
-    revoke(&e, &owner, s1, 2, 4);
-    let s3 = create(&e, T0, &owner, 5, "1h").unwrap();
+    revoke(&e, &owner, s1, 2, at(4));
+    let s3 = create(&e, T0, &owner, at(5), "1h").unwrap();
     assert_eq!(e.status(None, None, None).unwrap().sessions_total, 2);
     assert!(
         matches!(e.handle(Call::Status(StatusQuery { session: Some(s1), nonce: None, held: None })), Ok(Reply::Status(st)) if st.session.is_none())
@@ -114,7 +117,7 @@ fn sessions_are_bounded_and_finished_ones_make_room() {
 
     // Expired sessions make room too; live ones are never dropped.
     clock.set(T0 + 3601);
-    let s4 = create(&e, T0 + 3601, &owner, 6, "1h").unwrap();
+    let s4 = create(&e, T0 + 3601, &owner, (T0 + 3601) * 1000 + 6, "1h").unwrap();
     let st = e.status(None, None, None).unwrap();
     assert_eq!(st.sessions_total, 2);
     for (s, live) in [(s3, false), (s4, true)] {

@@ -28,13 +28,13 @@ fn enclave() -> &'static (Enclave, Address) {
             agent: agent_addr,
             policyHash: policy.hash(),
             subject: B256::ZERO,
-            nonce: 1,
+            nonce: 1_800_000_000_000,
         };
         let (sig, rec) = owner.sign_prehash_recoverable(msg.digest().as_slice()).unwrap();
         let sig = alloy_primitives::Signature::from_signature_and_parity(sig, rec.is_y_odd());
         let owner_addr = Address::from_public_key(owner.verifying_key());
         let r = e.handle(Call::CreateSession(CreateSession {
-            auth: OwnerAuth { owner: owner_addr, nonce: 1, signature: Bytes::copy_from_slice(&sig.as_bytes()) },
+            auth: OwnerAuth { owner: owner_addr, nonce: 1_800_000_000_000, signature: Bytes::copy_from_slice(&sig.as_bytes()) },
             agent_public_key: Bytes::copy_from_slice(&agent.verifying_key().to_encoded_point(true).as_bytes()),
             policy,
         }));

@@ -147,6 +147,9 @@ pub struct EnclaveProc {
     pub socket: PathBuf,
     pub clock_file: PathBuf,
     pub dir: tempfile::TempDir,
+    /// The offset its clock was moved by (seconds), and its last owner nonce.
+    offset: std::sync::atomic::AtomicI64,
+    last_nonce: AtomicU64,
 }
 
 impl EnclaveProc {
@@ -165,7 +168,7 @@ impl EnclaveProc {
         let mut cmd = Command::new(bin("bridle-enclave"));
         cmd.arg("--unix").arg(&socket).arg("--dev").arg("--dev-clock-offset-file").arg(&clock_file).args(extra);
         let proc = Proc::spawn(cmd);
-        EnclaveProc { proc, socket, clock_file, dir }
+        EnclaveProc { proc, socket, clock_file, dir, offset: Default::default(), last_nonce: Default::default() }
     }
 
     /// An enclave on the system clock alone, as in production (no offset file read on every
@@ -177,12 +180,27 @@ impl EnclaveProc {
         let mut cmd = Command::new(bin("bridle-enclave"));
         cmd.arg("--unix").arg(&socket).arg("--dev");
         let proc = Proc::spawn(cmd);
-        EnclaveProc { proc, socket, clock_file, dir }
+        EnclaveProc { proc, socket, clock_file, dir, offset: Default::default(), last_nonce: Default::default() }
     }
 
     /// Move the enclave's clock by `secs` from real time.
     pub fn set_clock_offset(&self, secs: i64) {
         std::fs::write(&self.clock_file, secs.to_string()).unwrap();
+        self.offset.store(secs, Ordering::SeqCst);
+    }
+
+    /// This enclave's time in milliseconds: this machine's, moved as the test moved it.
+    pub fn now_ms(&self) -> u64 {
+        now_ms().saturating_add_signed(self.offset.load(Ordering::SeqCst).saturating_mul(1000))
+    }
+
+    /// A fresh owner nonce for this enclave: its time in milliseconds plus 5 minutes (the
+    /// enclave refuses one more than ten minutes behind or ahead of its clock), and never
+    /// below [`Actor::next_nonce`] nor this enclave's last one + 1.
+    pub fn next_nonce(&self) -> u64 {
+        let floor = Actor::next_nonce().max(self.now_ms() + 300_000 - 1);
+        self.last_nonce.fetch_max(floor, Ordering::SeqCst);
+        self.last_nonce.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// Resident memory of the enclave process, KiB.
@@ -313,7 +331,8 @@ impl Actor {
 
     /// A fresh, increasing owner nonce: this machine's time in milliseconds plus 5 minutes
     /// (above the CLI's default, the time in milliseconds, for the length of a test; within
-    /// the enclave's bound of its own time plus 10 minutes), never below the last one + 1.
+    /// the enclave's bounds of its own time less and plus 10 minutes), never below the last
+    /// one + 1. For an enclave whose clock a test moved, [`EnclaveProc::next_nonce`].
     pub fn next_nonce() -> u64 {
         NONCE.fetch_max(now_ms() + 300_000 - 1, Ordering::SeqCst);
         NONCE.fetch_add(1, Ordering::SeqCst) + 1
@@ -434,7 +453,7 @@ impl Stack {
         policy: &Policy,
     ) -> Result<Granted, (u16, serde_json::Value)> {
         let st = self.status().await;
-        let msg = create_action(st.identity_address, agent.address, policy.hash(), Actor::next_nonce());
+        let msg = create_action(st.identity_address, agent.address, policy.hash(), self.enclave.next_nonce());
         let body = CreateSession {
             auth: owner.sign_owner(&msg),
             agent_public_key: agent.public_key_sec1(),
@@ -888,6 +907,7 @@ impl Stack {
                 g.agent.address,
                 body.terms_digest(),
             );
+            let msg = OwnerAction { nonce: self.enclave.next_nonce(), ..msg };
             body.auth = Some(g.owner.sign_owner(&msg));
         }
         self.post(&format!("/v1/sessions/{}/sweep", g.session), &body).await
@@ -903,6 +923,7 @@ impl Stack {
             g.agent.address,
             digest,
         );
+        let msg = OwnerAction { nonce: self.enclave.next_nonce(), ..msg };
         let body = ApprovePending { auth: g.owner.sign_owner(&msg), session: g.session, digest };
         self.post(&format!("/v1/sessions/{}/approve", g.session), &body).await
     }
@@ -917,6 +938,7 @@ impl Stack {
             g.agent.address,
             B256::ZERO,
         );
+        let msg = OwnerAction { nonce: self.enclave.next_nonce(), ..msg };
         self.post(
             &format!("/v1/sessions/{}/revoke", g.session),
             &Revoke { auth: g.owner.sign_owner(&msg), session: g.session },
@@ -934,7 +956,7 @@ impl Stack {
             agent: g.agent.address,
             policyHash: policy.hash(),
             subject: B256::ZERO,
-            nonce: Actor::next_nonce(),
+            nonce: self.enclave.next_nonce(),
         };
         let body = UpdatePolicy { auth: g.owner.sign_owner(&msg), session: g.session, policy: policy.clone() };
         self.post(&format!("/v1/sessions/{}/policy", g.session), &body).await

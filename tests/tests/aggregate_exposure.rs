@@ -213,7 +213,8 @@ fn the_owner_wide_ceiling_is_exact_with_eight_threads_inside_the_enclave() {
             agent: agent_addr,
             policyHash: doc.hash(),
             subject: B256::ZERO,
-            nonce: n,
+            // Owner nonces are the time in milliseconds.
+            nonce: Actor::next_nonce() + n,
         };
         let r = e.handle(Call::CreateSession(CreateSession {
             auth: auth(&msg),

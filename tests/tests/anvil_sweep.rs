@@ -137,7 +137,7 @@ max_gas_limit = 200000
     assert!(listed.contains("swept") && listed.contains("active"), "{listed}");
     // (The tests' owner nonces count from the time in milliseconds plus 5 minutes; the
     // CLI's default is the time in milliseconds.)
-    let owner_nonce = Actor::next_nonce().to_string();
+    let owner_nonce = s.enclave.next_nonce().to_string();
     let out = cli(
         &s,
         dir.path(),
@@ -249,7 +249,7 @@ per = "day"
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("owner.json");
     write_key_file(&key, "owner", &owner);
-    let owner_nonce = Actor::next_nonce().to_string();
+    let owner_nonce = s.enclave.next_nonce().to_string();
     let out = cli(
         &s,
         dir.path(),

@@ -63,7 +63,8 @@ fn one(seed: u64) -> Result<usize, String> {
         agent: agent_addr,
         policyHash: doc.hash(),
         subject: B256::ZERO,
-        nonce: 1,
+        // Owner nonces are the time in milliseconds (within ten minutes of the clock).
+        nonce: created * 1000,
     };
     let created_reply = e.handle(Call::CreateSession(CreateSession {
         auth: sign_owner(&owner, &msg),

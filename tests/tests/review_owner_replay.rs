@@ -32,16 +32,18 @@ async fn a_refused_creation_or_update_cannot_be_relayed_once_it_would_pass() {
     let owner = Actor::random();
     let ok = policy(&plain("1h"));
     let g = s.grant(&owner, &Actor::random(), &ok).await.expect("grant");
-    // 25 hours: past the default 24-hour limit (and its 5 minutes of clock skew) today,
-    // within it two hours from now.
-    let long = policy(&plain("25h"));
+    // 24 hours 8 minutes: past the default 24-hour limit (and its 5 minutes of clock skew)
+    // today, within it five minutes from now — before the messages below go stale (ten
+    // minutes: a review of 2026-12-06 found that a move of two hours made them stale, so the
+    // test no longer showed that a refusal spends the nonce).
+    let long = policy(&plain("1448m"));
     let st = s.status().await;
 
     // A creation refused as too long, kept by the host (another owner's: the update's refusal
     // below must not be what makes this creation's nonce stale).
     let (other, agent) = (Actor::random(), Actor::random());
     let create = CreateSession {
-        auth: other.sign_owner(&create_action(st.identity_address, agent.address, long.hash(), Actor::next_nonce())),
+        auth: other.sign_owner(&create_action(st.identity_address, agent.address, long.hash(), s.enclave.next_nonce())),
         agent_public_key: agent.public_key_sec1(),
         policy: long.clone(),
     };
@@ -56,20 +58,22 @@ async fn a_refused_creation_or_update_cannot_be_relayed_once_it_would_pass() {
         agent: g.agent.address,
         policyHash: long.hash(),
         subject: B256::ZERO,
-        nonce: Actor::next_nonce(),
+        nonce: s.enclave.next_nonce(),
     };
     let update = UpdatePolicy { auth: owner.sign_owner(&msg), session: g.session, policy: long.clone() };
     let path = format!("/v1/sessions/{}/policy", g.session);
     let (code, v) = s.post(&path, &update).await;
     assert_eq!((code, bridle_tests::code(&v)), (400, "invalid_policy"), "{v}");
 
-    // Two hours later both would pass; relayed again, both are refused as replays, and the
-    // session keeps its policy.
-    s.enclave.set_clock_offset(2 * 3600);
+    // Five minutes later both would pass; relayed again, both are refused as replays (their
+    // nonces spent, not stale), and the session keeps its policy.
+    s.enclave.set_clock_offset(300);
     let (code, v) = s.post(&path, &update).await;
     assert_eq!((code, bridle_tests::code(&v)), (401, "replayed"), "the refused update took effect later: {v}");
+    assert!(v["error"]["message"].as_str().unwrap_or_default().contains("is not above the last accepted"), "{v}");
     let (code, v) = s.post("/v1/sessions", &create).await;
     assert_eq!((code, bridle_tests::code(&v)), (401, "replayed"), "the refused creation took effect later: {v}");
+    assert!(v["error"]["message"].as_str().unwrap_or_default().contains("is not above the last accepted"), "{v}");
     assert_eq!(policy_hash_of(&s, &g).await, ok.hash());
 
     // The owner's own messages signed afresh are accepted.

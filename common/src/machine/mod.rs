@@ -112,6 +112,10 @@ pub struct Machine {
     key_destroyed: bool,
     /// Why the session is suspended (the trip-wire, R-APP-7); lifted only by the owner.
     suspended: Option<String>,
+    /// The session time it was suspended at: an owner's update signed before it (its nonce,
+    /// the time in milliseconds, below the next second) cannot lift it (a review of
+    /// 2026-12-06: a host that withheld an update delivered it after a trip-wire fired).
+    suspended_at: Option<u64>,
     /// Session times of recent policy denials, for the trip-wire.
     denials: VecDeque<u64>,
     pending: BTreeMap<B256, Box<Pending>>,
@@ -140,6 +144,7 @@ impl Machine {
             revoked: false,
             key_destroyed: false,
             suspended: None,
+            suspended_at: None,
             denials: VecDeque::new(),
             pending: BTreeMap::new(),
         }
@@ -206,6 +211,16 @@ impl Machine {
         self.suspended.as_deref()
     }
 
+    /// The session time the session was suspended at, if it is.
+    pub fn suspended_at(&self) -> Option<u64> {
+        self.suspended.as_ref().map(|_| self.suspended_at.unwrap_or(self.facts.created_at))
+    }
+
+    /// The session time request `digest` was held at, if it is held.
+    pub fn held_at(&self, digest: &B256) -> Option<u64> {
+        self.pending.get(digest).map(|p| p.created_at)
+    }
+
     /// Suspend the session because a decision on it was interrupted (fail closed): only the
     /// owner lifts it, like a trip-wire suspension.
     pub fn fail_closed(&mut self, why: &str) {
@@ -213,6 +228,7 @@ impl Machine {
         // do approved requests the enclave signed and charged (still the agent's to collect).
         self.pending.retain(|_, p| p.denied_at.is_some() || p.signed.is_some());
         self.suspended = Some(why.to_string());
+        self.suspended_at = Some(self.time);
     }
 
     /// The state at session time `t`.

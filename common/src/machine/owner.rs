@@ -37,6 +37,7 @@ impl Machine {
         self.counters.allowances.mark_uncertain(|c| crate::allowance::gas_uncertain(&policy, c));
         self.policy = Arc::new(policy);
         self.suspended = None;
+        self.suspended_at = None;
         self.denials.clear();
         out.records.push(rec::policy_updated(self.facts.address, self.facts.owner, hash));
         out.done(Ok(hash))

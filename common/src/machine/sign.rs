@@ -200,6 +200,7 @@ impl Machine {
             self.pending.retain(|_, p| p.signed.is_some() || p.denied_at.is_some());
             out.records.push(rec::suspended(self.facts.address, &why));
             self.suspended = Some(why);
+            self.suspended_at = Some(t);
         }
     }
 

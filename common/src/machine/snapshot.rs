@@ -46,6 +46,12 @@ pub struct MachineSnapshot {
     pub revoked: bool,
     pub key_destroyed: bool,
     pub suspended: Option<String>,
+    /// When it was suspended (absent in snapshots from before 2026-12-06: the session's
+    /// creation time stands in for it — not the snapshot's session time, which moves on while
+    /// a session is suspended, so that nodes restoring snapshots taken at different times
+    /// decide alike; a review of 2026-12-06).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_at: Option<u64>,
     pub denials: VecDeque<u64>,
     pub pending: Vec<PendingSnapshot>,
 }
@@ -66,6 +72,7 @@ impl Machine {
             revoked: self.revoked,
             key_destroyed: self.key_destroyed,
             suspended: self.suspended.clone(),
+            suspended_at: self.suspended_at(),
             denials: self.denials.clone(),
             pending: self
                 .pending
@@ -100,6 +107,7 @@ impl Machine {
             revoked,
             key_destroyed,
             suspended,
+            suspended_at,
             denials,
             pending,
         } = s;
@@ -142,6 +150,7 @@ impl Machine {
             replay: ReplayCache::restore(replay_window, replay_capacity, replay),
             revoked,
             key_destroyed,
+            suspended_at: suspended.as_ref().map(|_| suspended_at.unwrap_or(facts.created_at)),
             suspended,
             denials,
             pending: held,

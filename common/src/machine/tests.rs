@@ -207,3 +207,32 @@ fn failing_closed_keeps_what_the_owner_approved_and_the_enclave_signed() {
     assert_eq!(again.signature, signed.signature);
     assert_eq!(m.counters().uses, uses, "charged once");
 }
+
+/// A review of 2026-12-06: an owner's update signed before a suspension must not lift it,
+/// so the machine keeps when it was suspended — through a snapshot, and for a snapshot of an
+/// earlier build (which has no such field) the session time, the latest it can have been.
+#[test]
+fn a_suspension_keeps_its_time_through_a_snapshot() {
+    let mut m = machine();
+    let big = pay(0, 500);
+    assert_eq!(ask(&mut m, T0 + 1, &big).unwrap_err().code, ErrorCode::PendingApproval);
+    assert_eq!(m.held_at(&digest(&big)), Some(T0 + 1));
+    assert_eq!(m.suspended_at(), None);
+    let _ = m.status(T0 + 7, None);
+    m.fail_closed("test");
+    let at = m.suspended_at().expect("suspended");
+    let snap = m.snapshot();
+    assert_eq!(snap.suspended_at, Some(at));
+    assert_eq!(Machine::restore(snap.clone()).unwrap().suspended_at(), Some(at));
+    // An earlier build's snapshot: no field; the creation time stands in (the snapshot's
+    // session time moves on while the session is suspended: nodes restoring snapshots taken
+    // at different times would decide differently).
+    let mut json = serde_json::to_value(&snap).unwrap();
+    json.as_object_mut().unwrap().remove("suspended_at");
+    let old: super::snapshot::MachineSnapshot = serde_json::from_value(json).unwrap();
+    assert_eq!(Machine::restore(old).unwrap().suspended_at(), Some(snap.facts.created_at));
+    // Lifted: no time.
+    let same = m.policy().as_ref().clone();
+    m.update_policy(T0 + 9, same).result.expect("lifted");
+    assert_eq!((m.suspended_at(), m.snapshot().suspended_at), (None, None));
+}

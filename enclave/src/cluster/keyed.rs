@@ -82,6 +82,11 @@ pub fn update_policy(enclave: &Enclave, u: UpdatePolicy, pending: bool) -> Resul
     if !enclave.policy_would_pass_its_lifetime(&u.policy) {
         return Ok(Op::UpdatePolicy { call: Box::new(u), key: None });
     }
+    // Nor one signed before the session's suspension, which its application refuses (a
+    // review of 2026-12-06).
+    if !enclave.update_may_lift_now(&u) {
+        return Ok(Op::UpdatePolicy { call: Box::new(u), key: None });
+    }
     match enclave.session_secret(&u.session) {
         Some(k) => Ok(Op::UpdatePolicy { call: Box::new(u), key: Some(Secret(*k)) }),
         None if !adds_release_signer(enclave, &u) => Ok(Op::UpdatePolicy { call: Box::new(u), key: None }),

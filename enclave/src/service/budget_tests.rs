@@ -2,7 +2,7 @@
 //! take, and (at most every RECLAIM_EVERY seconds) at a signature or sweep it cannot.
 
 use super::budget::{HEADROOM, OWNER_SWEEP_ROOM};
-use super::room_tests::{addr, creation, sign, T0};
+use super::room_tests::{addr, at, creation, sign, T0};
 use super::*;
 use crate::clock::FixedClock;
 use bridle_common::owner::{action, OwnerAction};
@@ -118,7 +118,7 @@ fn an_owners_sweep_still_has_room_when_the_budget_is_spent_for_everyone_else() {
         agent,
         policyHash: B256::ZERO,
         subject: unsigned.terms_digest(),
-        nonce: 7,
+        nonce: at(T0, 7),
     };
     let signed = Sweep { auth: Some(sign(&owner, &msg)), ..unsigned };
     match e.handle(Call::Sweep(signed)) {
@@ -162,7 +162,7 @@ fn a_short_budget_looks_for_finished_sessions_once_a_second_unless_one_may_have_
             agent: e.session(&a).unwrap().agent,
             policyHash: B256::ZERO,
             subject: B256::ZERO,
-            nonce,
+            nonce: at(T0 + 1, nonce),
         };
         e.handle(Call::Revoke(Revoke { session: a, auth: sign(signer, &msg) }))
     };

@@ -14,6 +14,7 @@ mod owner;
 mod owners;
 mod room;
 mod sign;
+mod signed_after;
 pub mod snapshot;
 
 use crate::audit::{AuditConfig, AuditLog, Subject};

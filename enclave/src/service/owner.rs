@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
 use super::owners::OwnerBook;
+use super::signed_after;
 
 /// Seconds a cluster leader adds to its clock when it checks an owner call's nonce before
 /// proposing it ([`Enclave::precheck_owner`], [`Enclave::check_allow_image`]): the entry is
@@ -71,7 +72,9 @@ impl Enclave {
             None => return Err(denial(ErrorCode::Unauthenticated, "owner signature is not a valid 65-byte signature")),
         }
         let book = self.owners.lock().unwrap_or_else(|e| e.into_inner());
-        book.check(auth.owner, auth.nonce, self.clock.now().saturating_add(lead))?;
+        // Only calls that take power away may step one above a last nonce beyond the clock.
+        let step = matches!(act, action::REVOKE | action::REVOKE_ALL | action::SWEEP);
+        book.check(auth.owner, auth.nonce, self.clock.now(), lead, step)?;
         Ok(book)
     }
 
@@ -233,6 +236,18 @@ impl Enclave {
         let Ok(p) = self.compile(policy) else { return false };
         let now = self.clock.now();
         p.check_lifetime(now).is_ok() || p.check_lifetime(now.saturating_add(PRECHECK_LEAD)).is_ok()
+    }
+
+    /// Whether update `u` may lift its session's suspension (if any) as the session stands:
+    /// a cluster leader attaches a session key to an update only then — one its application
+    /// will refuse for having been signed before the suspension must not carry the key to
+    /// the release signers' nodes it names first (a review of 2026-12-06). A session busy at
+    /// this moment is taken as passing (a leader's check never waits for its lock); so is an
+    /// unknown one (the update's application refuses it).
+    pub fn update_may_lift_now(&self, u: &UpdatePolicy) -> bool {
+        let Ok(session) = self.session(&u.session) else { return true };
+        let Some(inner) = session.try_lock() else { return true };
+        inner.machine.is_revoked() || signed_after::update_may_lift(&inner.machine, u.auth.nonce).is_ok()
     }
 
     /// Spend an authenticated call's nonce, whatever `outcome` is.
@@ -422,6 +437,10 @@ impl Enclave {
         )?;
         let valid_until = policy.doc.valid_until.unwrap_or(0);
         let mut inner = self.decide_on(session)?;
+        if !inner.machine.is_revoked() {
+            // (A revoked session is refused as such by the machine.)
+            signed_after::update_may_lift(&inner.machine, u.auth.nonce)?;
+        }
         let out = inner.machine.update_policy(self.clock.now(), policy);
         self.settle(session, &mut inner, &out);
         drop(inner);
@@ -481,14 +500,16 @@ impl Enclave {
         // like one (a review of 2026-12-05), and a refusal for the budget spends the
         // owner's nonce like any other (the host could otherwise replay it once there is room).
         let room = "no held request, even on its owner's approval (which grows the session's state)";
-        let decided = self.room_to_grow(HEADROOM, room).and_then(|()| self.decide_on(&session)).map(|mut guard| {
-            let inner = &mut *guard;
-            let mut gate = self.gate(&session);
-            let (machine, signer) = inner.with_signer(true);
-            let out = machine.approve_within(self.clock.now(), a.digest, signer, &mut gate);
-            self.settle_with(inner, &out, &mut gate);
-            out
-        });
+        let decided =
+            self.room_to_grow(HEADROOM, room).and_then(|()| self.decide_on(&session)).and_then(|mut guard| {
+                signed_after::word_on_hold(&guard.machine, &a.digest, a.auth.nonce, "approval")?;
+                let inner = &mut *guard;
+                let mut gate = self.gate(&session);
+                let (machine, signer) = inner.with_signer(true);
+                let out = machine.approve_within(self.clock.now(), a.digest, signer, &mut gate);
+                self.settle_with(inner, &out, &mut gate);
+                Ok(out)
+            });
         let out = self.spend(book, &a.auth, decided)?;
         let signed = out.result?;
         if !out.records.is_empty() {
@@ -503,6 +524,7 @@ impl Enclave {
         let (session, book) = self.authorize_on_session(&d.auth, action::DENY_PENDING, d.session, d.digest, 0)?;
         // Spent even when refused, as an approval is.
         let denied = self.decide_on(&session).and_then(|mut inner| {
+            signed_after::word_on_hold(&inner.machine, &d.digest, d.auth.nonce, "denial")?;
             let out = inner.machine.deny(self.clock.now(), d.digest);
             self.settle(&session, &mut inner, &out);
             out.result

@@ -4,7 +4,7 @@
 //! on credit whatever other sessions did.
 
 use super::budget::{HEADROOM, OWNER_SWEEP_ROOM};
-use super::room_tests::{addr, creation_naming, sign, T0};
+use super::room_tests::{addr, at, creation_naming, sign, T0};
 use super::*;
 use crate::clock::FixedClock;
 use alloy_primitives::U256;
@@ -75,7 +75,7 @@ fn owners_sweep(e: &Enclave, session: Address, nonce: u64, owner_nonce: u64) -> 
         agent: e.session(&session).unwrap().agent,
         policyHash: B256::ZERO,
         subject: unsigned.terms_digest(),
-        nonce: owner_nonce,
+        nonce: at(T0, owner_nonce),
     };
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
     e.handle(Call::Sweep(Sweep { auth: Some(sign(&owner, &msg)), ..unsigned }))
@@ -171,7 +171,7 @@ fn an_owners_approval_of_a_held_request_needs_a_signatures_room() {
         agent: e.session(&s).unwrap().agent,
         policyHash: B256::ZERO,
         subject: digest,
-        nonce: 3,
+        nonce: at(T0, 3),
     };
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
     let d = refused_for_the_budget(e.handle(Call::ApprovePending(ApprovePending {

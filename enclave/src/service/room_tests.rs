@@ -23,6 +23,12 @@ impl Clock for Shared {
     }
 }
 
+/// The owner nonce `k` milliseconds into second `now`: owner nonces are the time in
+/// milliseconds, within ten minutes of the enclave's clock ([`super::owners`]).
+pub(crate) fn at(now: u64, k: u64) -> u64 {
+    now * 1000 + k
+}
+
 pub(super) fn addr(k: &SecretKey) -> Address {
     Address::from_public_key(&k256::ecdsa::VerifyingKey::from(&k.public_key()))
 }
@@ -36,7 +42,7 @@ pub(super) fn sign(owner: &SecretKey, msg: &OwnerAction) -> OwnerAuth {
 fn create(e: &Enclave, now: u64, nonce: u64) -> Result<Address, Denial> {
     let c = create_reply(e, now, nonce)?;
     // Every creation's reply carries the enclave's receipt for the owner's nonce.
-    let word = bridle_common::receipt::owner_nonce(addr(&SecretKey::from_slice(&[42u8; 32]).unwrap()), nonce);
+    let word = bridle_common::receipt::owner_nonce(addr(&SecretKey::from_slice(&[42u8; 32]).unwrap()), at(now, nonce));
     bridle_common::receipt::verify(&c, e.identity_address(), Some(word)).expect("the creation's receipt");
     Ok(c.binding.session)
 }
@@ -49,7 +55,8 @@ fn create_reply(e: &Enclave, now: u64, nonce: u64) -> Result<SessionCreated, Den
     }
 }
 
-/// A creation by the owner `[42; 32]` on `e`, with `nonce`: a one-hour policy made at `now`.
+/// A creation by the owner `[42; 32]` on `e`, with the owner nonce [`at`]`(now, nonce)`
+/// (its agent's key is `[nonce + 1; 32]`): a one-hour policy made at `now`.
 pub(crate) fn creation(e: &Enclave, now: u64, nonce: u64) -> CreateSession {
     creation_naming(e, now, nonce, "")
 }
@@ -72,7 +79,7 @@ pub(super) fn creation_naming(e: &Enclave, now: u64, nonce: u64, top: &str) -> C
         agent: addr(&agent),
         policyHash: policy.hash(),
         subject: B256::ZERO,
-        nonce,
+        nonce: at(now, nonce),
     };
     CreateSession {
         auth: sign(&owner, &msg),
@@ -168,6 +175,7 @@ fn a_session_dropped_under_a_request_decides_and_charges_nothing() {
 }
 
 /// `owner`'s revoke-all call to `e`, with `nonce`.
+/// A `revoke_all` by `owner`, with the owner nonce [`at`]`(T0, nonce)`.
 pub(super) fn revoke_all(e: &Enclave, owner: &SecretKey, nonce: u64) -> Call {
     let msg = OwnerAction {
         action: action::REVOKE_ALL.into(),
@@ -176,7 +184,7 @@ pub(super) fn revoke_all(e: &Enclave, owner: &SecretKey, nonce: u64) -> Call {
         agent: Address::ZERO,
         policyHash: B256::ZERO,
         subject: B256::ZERO,
-        nonce,
+        nonce: at(T0, nonce),
     };
     Call::RevokeAll(RevokeAll { auth: sign(owner, &msg) })
 }
@@ -194,7 +202,7 @@ fn an_owner_receipt_answers_only_its_owners_message() {
     let stranger = SecretKey::from_slice(&[43u8; 32]).unwrap();
     let Reply::Revoked(r) = e.handle(revoke_all(&e, &stranger, 100)).unwrap() else { panic!("not revoked") };
     assert!(r.sessions.is_empty());
-    let word = |k: &SecretKey| bridle_common::receipt::owner_nonce(addr(k), 100);
+    let word = |k: &SecretKey| bridle_common::receipt::owner_nonce(addr(k), at(T0, 100));
     assert_ne!(word(&owner), word(&stranger));
     bridle_common::receipt::verify(&r, e.identity_address(), Some(word(&stranger)))
         .expect("the stranger's own receipt");
@@ -234,12 +242,15 @@ fn a_creation_refused_at_the_limit_cannot_be_relayed_once_there_is_room() {
     let clock = Arc::new(FixedClock::new(T0));
     let e = Enclave::new(Box::new(Shared(clock.clone())), None, Config { max_sessions: 1, ..Config::default() });
     let first = create(&e, T0, 1).unwrap();
-    // Valid until T0 + 5400: still valid when the first session (until T0 + 3600) is over.
-    let d = create(&e, T0 + 1800, 2).unwrap_err();
+    // Valid until T0 + 6900: still valid when the first session (until T0 + 3600) is over.
+    clock.set(T0 + 3300);
+    let d = create(&e, T0 + 3300, 2).unwrap_err();
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::RateLimited, Some("enclave.max_sessions")), "{d}");
+    // Five minutes later: the message is not stale, its nonce is spent.
     clock.set(T0 + 3601);
-    let d = create(&e, T0 + 1800, 2).unwrap_err();
+    let d = create(&e, T0 + 3300, 2).unwrap_err();
     assert_eq!(d.code, ErrorCode::Replayed, "the refused creation took effect later: {d}");
+    assert!(d.reason.contains("is not above the last accepted"), "{d}");
     assert!(e.sessions.read().unwrap().contains_key(&first), "the replay made no room");
     create(&e, T0 + 3601, 3).expect("signed afresh, it is created");
 }
@@ -274,7 +285,8 @@ fn a_leader_checks_an_owner_nonce_two_seconds_ahead_of_its_clock() {
     let clock = Arc::new(FixedClock::new(T0));
     let e = Enclave::new(Box::new(Shared(clock.clone())), None, Config::default());
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
-    let revoke_all = |nonce: u64| revoke_all(&e, &owner, nonce);
+    // `revoke_all` signs `at(T0, k)`: this one signs the nonce given.
+    let revoke_all = |nonce: u64| revoke_all(&e, &owner, nonce - at(T0, 0));
     let bound = super::owners::max_nonce(T0);
     e.precheck_owner(&revoke_all(bound + 2_000)).expect("within the bound two seconds on");
     let d = e.precheck_owner(&revoke_all(bound + 2_001)).unwrap_err();
@@ -319,7 +331,7 @@ fn an_owners_change_is_receipted_by_the_node_that_answers_and_stands_on_every_re
     // answers; a replica applying the same log entry makes no reply and signs nothing.
     let e = Enclave::new(Box::new(Shared(Arc::new(FixedClock::new(T0)))), None, Config::default());
     let owner = SecretKey::from_slice(&[42u8; 32]).unwrap();
-    let word = |n: u64| bridle_common::receipt::owner_nonce(addr(&owner), n);
+    let word = |n: u64| bridle_common::receipt::owner_nonce(addr(&owner), at(T0, n));
     let replica = crate::apply::ApplyCtx { clock: T0, proposer: false };
     let proposer = crate::apply::ApplyCtx { clock: T0, proposer: true };
 
@@ -343,7 +355,7 @@ fn an_owners_change_is_receipted_by_the_node_that_answers_and_stands_on_every_re
             agent: e.session(&session).unwrap().agent,
             policyHash: B256::ZERO,
             subject: B256::ZERO,
-            nonce,
+            nonce: at(T0, nonce),
         };
         match e.handle(Call::Revoke(Revoke { session, auth: sign(&owner, &msg) })).unwrap() {
             Reply::Revoked(r) => r,
@@ -483,4 +495,31 @@ fn create_naming(e: &Enclave, top: &str) -> Address {
         Reply::SessionCreated(c) => c.binding.session,
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// A review of 2026-12-06: a cluster leader attached a session's key to an update naming a
+/// release signer even when the update, signed before the session's suspension, would be
+/// refused when applied — the key reached the signer's nodes first. The leader now asks
+/// whether the update may lift the suspension as the session stands.
+#[test]
+fn a_leader_sees_an_update_signed_before_the_suspension_cannot_lift_it() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let e = Enclave::new(Box::new(Shared(clock.clone())), None, Config::default());
+    let c = creation(&e, T0, 1);
+    let s = create(&e, T0, 1).unwrap();
+    let update = |nonce: u64| UpdatePolicy {
+        auth: OwnerAuth { owner: c.auth.owner, nonce, signature: Bytes::new() },
+        session: s,
+        policy: c.policy.clone(),
+    };
+    assert!(e.update_may_lift_now(&update(at(T0, 5))), "not suspended: nothing to lift");
+    clock.set(T0 + 30);
+    e.session(&s).unwrap().lock().machine.fail_closed("test");
+    let at_suspension = e.session(&s).unwrap().lock().machine.suspended_at().unwrap();
+    assert!(!e.update_may_lift_now(&update(at(at_suspension, 999))), "signed within the suspension's second");
+    assert!(e.update_may_lift_now(&update(at(at_suspension + 1, 0))), "signed after it");
+    // A session busy at this moment is not waited for.
+    let session = e.session(&s).unwrap();
+    let _held = session.lock();
+    assert!(e.update_may_lift_now(&update(at(T0, 5))));
 }
