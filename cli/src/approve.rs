@@ -13,7 +13,6 @@ use crate::decode;
 use crate::keys;
 use crate::owner::{action_for, current_policy, owned_session, owner_auth, Conn};
 use crate::trust::Enclave;
-use crate::util::default_nonce;
 use alloy_primitives::{Address, B256};
 use anyhow::{anyhow, bail, Context, Result};
 use bridle_common::owner::action;
@@ -50,6 +49,8 @@ struct Held {
     e: Enclave,
     ss: SessionStatus,
     payload: SignPayload,
+    /// When it was held (the enclave's signed word), in Unix seconds.
+    held_at: u64,
 }
 
 fn show_held(a: &ApproveArgs, key_address: Address, verb: &str) -> Result<Held> {
@@ -111,17 +112,19 @@ fn show_held(a: &ApproveArgs, key_address: Address, verb: &str) -> Result<Held> 
             println!("{l}");
         }
     }
-    Ok(Held { e, ss, payload })
+    let held_at = p.created_at;
+    Ok(Held { e, ss, payload, held_at })
 }
 
 pub fn run(a: ApproveArgs) -> Result<i32> {
     let key = keys::load(&a.key)?;
-    let Held { e, ss, payload } = show_held(&a, key.address, "approve")?;
+    let Held { e, ss, payload, held_at } = show_held(&a, key.address, "approve")?;
     if a.dry_run {
         eprintln!("dry run: nothing approved");
         return Ok(0);
     }
-    let n = default_nonce(a.nonce);
+    // Not below the hold's second: a word signed before the hold is not for it.
+    let n = e.owner_nonce(a.nonce, held_at.saturating_mul(1000));
     let msg = action_for(&e, action::APPROVE_PENDING, a.session, ss.agent, B256::ZERO, a.digest, n);
     let body = ApprovePending { auth: owner_auth(&key, &msg)?, session: a.session, digest: a.digest };
     let signed: Signed = e.host.post(&format!("/v1/sessions/{}/approve", a.session), &body)?;
@@ -143,12 +146,12 @@ pub fn run(a: ApproveArgs) -> Result<i32> {
 /// time-to-live the agent asking again is refused `denied_by_owner`.
 pub fn deny(a: ApproveArgs) -> Result<i32> {
     let key = keys::load(&a.key)?;
-    let Held { e, ss, .. } = show_held(&a, key.address, "deny")?;
+    let Held { e, ss, held_at, .. } = show_held(&a, key.address, "deny")?;
     if a.dry_run {
         eprintln!("dry run: nothing denied");
         return Ok(0);
     }
-    let n = default_nonce(a.nonce);
+    let n = e.owner_nonce(a.nonce, held_at.saturating_mul(1000));
     let msg = action_for(&e, action::DENY_PENDING, a.session, ss.agent, B256::ZERO, a.digest, n);
     let body = DenyPending { auth: owner_auth(&key, &msg)?, session: a.session, digest: a.digest };
     let r: PendingDenied = e.host.post(&format!("/v1/sessions/{}/deny", a.session), &body)?;

@@ -103,6 +103,8 @@ fn main() {
                 // is no refusal by the enclave: the message may not be spent, or still apply.
                 if owner_command && r.message.contains("is ahead of the enclave's clock") {
                     eprintln!("{AHEAD_NOTE}");
+                } else if owner_command && r.message.contains(" is stale: at least ") {
+                    eprintln!("{STALE_NOTE}");
                 } else if owner_command && r.code.as_deref() == Some("internal") {
                     eprintln!("{INTERNAL_NOTE}");
                 } else if owner_command && r.code.as_deref() != Some("unavailable") {
@@ -134,6 +136,14 @@ const AHEAD_NOTE: &str = "note: this message was refused before it was spent: it
 clock (more than 10 minutes), so a host that kept it can still deliver it once the enclave's clock reaches the nonce \
 (milliseconds) less 10 minutes. A message signed now with a lower nonce does not make it stale; to make sure it never \
 takes effect, sign another owner message with a higher nonce after that time.";
+
+/// After an owner command refused as stale (its nonce more than ten minutes behind the
+/// enclave's clock): nothing was spent, and the message can never take effect — unless the
+/// refusal was the host's invention.
+const STALE_NOTE: &str = "note: this message was refused as stale before it was spent: its nonce (the time in \
+milliseconds it was signed at) is more than 10 minutes behind the enclave's clock, and the enclave never accepts it \
+later. Is your clock behind the enclave's? Sign again with the time in milliseconds (or `--nonce`). A refusal is the \
+host's word: to make sure a message the host may have kept never takes effect, sign another with a higher nonce.";
 
 /// After an agent command was refused: whose word that is.
 const AGENT_NOTE: &str = "note: a refusal is the host's word (the enclave signs no refusal): a host could answer so \

@@ -11,7 +11,7 @@ use crate::keys;
 use crate::policy_cmd::compile;
 use crate::trust::{self, Enclave, TrustOpts};
 use crate::trust_cmd::Expectation;
-use crate::util::{default_nonce, now, HostArg};
+use crate::util::{now, HostArg};
 use alloy_primitives::{Address, Bytes, B256};
 use anyhow::{anyhow, bail, Context, Result};
 use bridle_common::owner::{action, OwnerAction};
@@ -198,7 +198,7 @@ pub fn run(o: OwnerCmd) -> Result<i32> {
         OwnerCmd::Revoke { conn, key, session, nonce } => {
             let key = keys::load(&key)?;
             let (e, ss) = owned_session(&conn, session, key.address)?;
-            let n = default_nonce(nonce);
+            let n = e.owner_nonce(nonce, 0);
             let msg = action_for(&e, action::REVOKE, session, ss.agent, B256::ZERO, B256::ZERO, n);
             let r: Revoked = e
                 .host
@@ -220,7 +220,7 @@ pub fn run(o: OwnerCmd) -> Result<i32> {
         OwnerCmd::RevokeAll { conn, key, nonce } => {
             let key = keys::load(&key)?;
             let e = conn.connect(None)?;
-            let n = default_nonce(nonce);
+            let n = e.owner_nonce(nonce, 0);
             let msg = action_for(&e, action::REVOKE_ALL, Address::ZERO, Address::ZERO, B256::ZERO, B256::ZERO, n);
             let r: Revoked = e.host.post(
                 &format!("/v1/owners/{}/revoke-all", key.address),
@@ -262,7 +262,7 @@ fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u
         agent: agent_addr,
         policyHash: p.hash,
         subject: B256::ZERO,
-        nonce: default_nonce(nonce),
+        nonce: e.owner_nonce(nonce, 0),
     };
     let n = msg.nonce;
     let body =
@@ -336,6 +336,18 @@ fn attestation_note(e: &Enclave, created: &SessionCreated) -> Result<String> {
     })
 }
 
+/// The floor of an update's owner nonce: when the enclave's signed status says the session
+/// is suspended, past the second of that status's session time (the suspension's is no
+/// later) — the enclave lifts a suspension only by an update signed after it
+/// ([`Enclave::owner_nonce`]).
+fn update_floor(ss: &SessionStatus) -> u64 {
+    if ss.state == SessionState::Suspended {
+        ss.time.saturating_add(1).saturating_mul(1000)
+    } else {
+        0
+    }
+}
+
 fn update(conn: &Conn, key: &Path, session: Address, policy: &PathBuf, nonce: Option<u64>, dry: bool) -> Result<()> {
     let key = keys::load(key)?;
     let p = compile(policy)?;
@@ -355,7 +367,7 @@ fn update(conn: &Conn, key: &Path, session: Address, policy: &PathBuf, nonce: Op
         println!("dry run: nothing signed");
         return Ok(());
     }
-    let n = default_nonce(nonce);
+    let n = e.owner_nonce(nonce, update_floor(&ss));
     let msg = action_for(&e, action::UPDATE_POLICY, session, ss.agent, p.hash, B256::ZERO, n);
     let body = UpdatePolicy { auth: owner_auth(&key, &msg)?, session, policy: p.doc.clone() };
     let r: PolicyUpdated = e.host.post(&format!("/v1/sessions/{session}/policy"), &body)?;

@@ -12,7 +12,7 @@
 use crate::checks;
 use crate::keys;
 use crate::owner::{action_for, owned_session, owner_auth, Conn};
-use crate::util::{default_nonce, gwei_or_unit};
+use crate::util::gwei_or_unit;
 use alloy_primitives::{Address, B256};
 use anyhow::{anyhow, bail, Context, Result};
 use bridle_common::owner::action;
@@ -114,7 +114,7 @@ pub fn run(a: SweepArgs) -> Result<i32> {
         Some(k) => {
             let key = keys::load(k)?;
             let (e, ss) = owned_session(&a.conn, session, key.address)?;
-            let n = default_nonce(a.owner_nonce);
+            let n = e.owner_nonce(a.owner_nonce, 0);
             let msg = action_for(&e, action::SWEEP, session, ss.agent, B256::ZERO, body.terms_digest(), n);
             body.auth = Some(owner_auth(&key, &msg)?);
             owner_nonce = Some((key.address, n));

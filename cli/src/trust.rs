@@ -393,6 +393,16 @@ pub struct Enclave {
     pub status: Status,
 }
 
+/// The time in milliseconds `now`, or — when it is below `floor` — the floor plus `now`'s
+/// milliseconds ([`Enclave::owner_nonce`]).
+fn at_least(now: u64, floor: u64) -> u64 {
+    if now >= floor {
+        now
+    } else {
+        floor.saturating_add(now % 1000)
+    }
+}
+
 /// A fresh random 32-byte nonce.
 pub fn fresh_nonce() -> B256 {
     let mut n = [0u8; 32];
@@ -538,6 +548,21 @@ impl Enclave {
         Ok(st)
     }
 
+    /// An owner nonce for a message to this enclave: the one given, else the time in
+    /// milliseconds — but at least `floor_ms` and the time the enclave signed its status at
+    /// (a review of 2026-12-06). The enclave refuses a nonce more than ten minutes behind its
+    /// clock, an update signed before a suspension and a word on a hold signed before it: an
+    /// owner whose clock runs behind the enclave's would otherwise sign such messages, even
+    /// an emergency revocation. Below the floor, the floor plus this clock's milliseconds (two
+    /// commands in one second then differ). The floors come from a status the enclave signed
+    /// for a fresh nonce of ours, at most its clock: within the ten minutes ahead it accepts.
+    pub fn owner_nonce(&self, given: Option<u64>, floor_ms: u64) -> u64 {
+        given.unwrap_or_else(|| {
+            let signed = self.status.receipt.as_ref().map_or(0, |r| r.time.saturating_mul(1000));
+            at_least(crate::util::default_nonce(None), floor_ms.max(signed))
+        })
+    }
+
     /// When the current status was signed, and by whom, for messages.
     pub fn signed_line(&self) -> String {
         signed_line(&self.status, &self.trusted)
@@ -585,6 +610,15 @@ fn first_use(url: &str, st: &Status, nonce: B256) -> Result<Trusted> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An owner clock behind the enclave's signs at least the enclave's signed time (or a
+    /// suspension's or hold's second), keeping its own milliseconds; one on time signs its own.
+    #[test]
+    fn owner_nonces_are_at_least_the_enclaves_signed_time() {
+        assert_eq!(at_least(1_700_000_000_123, 1_699_000_000_000), 1_700_000_000_123);
+        assert_eq!(at_least(1_699_000_000_456, 1_700_000_000_000), 1_700_000_000_456);
+        assert_eq!(at_least(5, u64::MAX), u64::MAX);
+    }
 
     #[test]
     fn a_changed_identity_is_reported_without_the_hosts_password() {

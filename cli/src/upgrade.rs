@@ -10,7 +10,6 @@
 use crate::checks;
 use crate::keys;
 use crate::owner::{action_for, owner_auth, Conn};
-use crate::util::default_nonce;
 use alloy_primitives::{Address, B256};
 use anyhow::{anyhow, bail, Context, Result};
 use bridle_common::owner::action;
@@ -69,7 +68,7 @@ pub fn run(a: AllowImageArgs) -> Result<i32> {
         (None, Some(_)) => bail!("the enclave's signed status does not show session {session}"),
         _ => Address::ZERO,
     };
-    let n = default_nonce(a.nonce);
+    let n = e.owner_nonce(a.nonce, 0);
     let msg = action_for(&e, action::ALLOW_IMAGE, session, agent, B256::ZERO, image, n);
     println!("image {image:#x}");
     println!(

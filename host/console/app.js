@@ -421,6 +421,20 @@ async function signedStatus(session, held) {
   }
 }
 
+/**
+ * The least owner nonce for a message about `session` (milliseconds): the time the enclave
+ * signed a fresh status at, and past a suspension's second when it says the session is
+ * suspended — the enclave refuses a nonce more than ten minutes behind its clock and lifts a
+ * suspension only by an update signed after it, so an owner clock behind the enclave's
+ * would sign messages it refuses. 0 when no signed status comes (the time alone, then).
+ */
+async function nonceFloor(session) {
+  const s = await signedStatus(session, null);
+  if (!s.receipt || !Number.isSafeInteger(s.receipt.time)) return 0;
+  const suspended = s.live?.state === "suspended" && Number.isSafeInteger(s.live.time) ? (s.live.time + 1) * 1000 : 0;
+  return Math.max(s.receipt.time * 1000, suspended);
+}
+
 async function showDetail() {
   const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
   if (!row) return;
@@ -430,12 +444,14 @@ async function showDetail() {
   const live = signed.receipt ? signed.live : row.live;
   const pol = live ? await policyOf(row.stored.session, live.policy_hash) : { doc: null, verified: false };
   const audit = state.audit ? state.audit.entries.filter((e) => sameAddress(e.session, row.stored.session)) : null;
+  // A word on a held request is signed no earlier than its hold, by the enclave's signed word only.
+  const heldAtMs = (p) => (signed.receipt && Number.isSafeInteger(p.created_at) ? p.created_at * 1000 : 0);
   renderDetail($("detail-body"), {
     live, stored: row.stored, policy: pol.doc, policyVerified: pol.verified, audit, auditFresh: state.audit?.fresh === true,
     now: signed.now ?? state.status.now,
     signed: signed.receipt ?? null, signedError: signed.error, aggregate: signed.receipt ? signed.aggregate : null,
     onApprove: (p) => act("Approving the request", async () => {
-      await owner.approve(ctx(), row.stored.session, live.agent, p);
+      await owner.approve(ctx(), row.stored.session, live.agent, p, heldAtMs(p));
       await refresh();
       return `approved ${p.digest}: the enclave signed it, and the signature recovers to the session`;
     }),
@@ -447,7 +463,7 @@ async function showDetail() {
       return `the enclave's signed status now shows held request ${p.digest}`;
     }),
     onDeny: (p) => act("Denying the request", async () => {
-      const { reply, receipt } = await owner.deny(ctx(), row.stored.session, live.agent, p);
+      const { reply, receipt } = await owner.deny(ctx(), row.stored.session, live.agent, p, heldAtMs(p));
       await refresh();
       return `denied ${p.digest}: never signed; the agent is refused until ${time(reply.until)} (receipt signed by the enclave at ${time(receipt.time)})`;
     }),
@@ -553,14 +569,16 @@ function wire() {
   }));
   $("update-btn").addEventListener("click", () => act("Updating the policy", async () => {
     const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
-    const { receipt } = await owner.update(ctx(), row.stored.session, row.stored.agent, state.preview);
+    const floor = await nonceFloor(row.stored.session);
+    const { receipt } = await owner.update(ctx(), row.stored.session, row.stored.agent, state.preview, floor);
     rememberPolicy(state.preview);
     await refresh();
     return `session now enforces policy ${state.preview.hash} (receipt signed by the enclave at ${time(receipt.time)})`;
   }));
   $("revoke").addEventListener("click", () => act("Revoking", async () => {
     const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
-    const { receipt } = await owner.revoke(ctx(), row.stored.session, row.stored.agent);
+    const floor = await nonceFloor(row.stored.session);
+    const { receipt } = await owner.revoke(ctx(), row.stored.session, row.stored.agent, floor);
     await refresh();
     return `revoked ${row.stored.session} (receipt for your nonce, signed by the enclave at ${time(receipt.time)})` + (state.trust?.method ? "" : " — enclave not verified: the receipt proves nothing");
   }));

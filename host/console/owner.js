@@ -13,10 +13,11 @@ import { readUserOp, payloadEntry } from "./decode.js";
 /**
  * ctx: {wallet (EIP-1193), account, identity (trusted enclave address), onTypedData?(td)}.
  * Asks the wallet to sign the typed data and checks that the signature is the account's over
- * exactly that message; returns the OwnerAuth.
+ * exactly that message; returns the OwnerAuth. The nonce is the time in milliseconds, at
+ * least `atLeastMs` (0 unless given).
  */
-export async function signAction(ctx, fields) {
-  const td = ownerTypedData({ enclave: ctx.identity, nonce: defaultNonce(), ...fields });
+export async function signAction(ctx, fields, atLeastMs = 0) {
+  const td = ownerTypedData({ enclave: ctx.identity, nonce: Math.max(defaultNonce(), atLeastMs), ...fields });
   if (ctx.onTypedData) ctx.onTypedData(td);
   const signature = await ctx.wallet.request({ method: "eth_signTypedData_v4", params: [ctx.account, JSON.stringify(td)] });
   const who = recoverAddress(ownerDigest(td), signature);
@@ -51,10 +52,10 @@ export async function grant(ctx, agentPublicKey, policy, verifyDoc) {
   return { created, attested };
 }
 
-export async function update(ctx, session, agent, policy) {
+export async function update(ctx, session, agent, policy, atLeastMs = 0) {
   const { auth } = await signAction(ctx, {
     action: ACTION.UPDATE_POLICY, session, agent, policyHash: policy.hash, subject: ZERO32,
-  });
+  }, atLeastMs);
   const body = `{"auth":${authJson(auth)},"session":"${session}","policy":${policy.canonical}}`;
   const r = await postText(`/v1/sessions/${session}/policy`, body);
   const rc = checkReceipt("policy_updated", r, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
@@ -66,8 +67,8 @@ export async function update(ctx, session, agent, policy) {
   return { reply: r, receipt: rc };
 }
 
-export async function revoke(ctx, session, agent) {
-  const { auth } = await signAction(ctx, { action: ACTION.REVOKE, session, agent, policyHash: ZERO32, subject: ZERO32 });
+export async function revoke(ctx, session, agent, atLeastMs = 0) {
+  const { auth } = await signAction(ctx, { action: ACTION.REVOKE, session, agent, policyHash: ZERO32, subject: ZERO32 }, atLeastMs);
   const r = await postText(`/v1/sessions/${session}/revoke`, `{"auth":${authJson(auth)},"session":"${session}"}`);
   const rc = checkReceipt("revoked", r, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
   if (!r.sessions.some((s) => sameAddress(s, session))) {
@@ -93,11 +94,14 @@ function ethSigned(digest) {
 /**
  * Approve a held request. `pending` is the status record; its digest is what the owner's
  * signature commits to (the subject), and the enclave's signature must recover to the session.
+ * `heldAtMs`: the hold's time in milliseconds from a status the enclave signed (0 otherwise):
+ * the enclave takes a word on a hold only if signed at or after it, and an owner clock behind
+ * the enclave's would sign one before it.
  */
-export async function approve(ctx, session, agent, pending) {
+export async function approve(ctx, session, agent, pending, heldAtMs = 0) {
   const { auth } = await signAction(ctx, {
     action: ACTION.APPROVE_PENDING, session, agent, policyHash: ZERO32, subject: pending.digest,
-  });
+  }, heldAtMs);
   const signed = await postText(
     `/v1/sessions/${session}/approve`,
     `{"auth":${authJson(auth)},"session":"${session}","digest":"${pending.digest}"}`,
@@ -138,10 +142,10 @@ export function approvalSigners(pending, d) {
  * `until`. Done only when the reply carries the enclave's receipt for this nonce naming this
  * session and digest.
  */
-export async function deny(ctx, session, agent, pending) {
+export async function deny(ctx, session, agent, pending, heldAtMs = 0) {
   const { auth } = await signAction(ctx, {
     action: ACTION.DENY_PENDING, session, agent, policyHash: ZERO32, subject: pending.digest,
-  });
+  }, heldAtMs);
   const r = await postText(
     `/v1/sessions/${session}/deny`,
     `{"auth":${authJson(auth)},"session":"${session}","digest":"${pending.digest}"}`,
