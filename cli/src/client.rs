@@ -91,17 +91,20 @@ pub fn hides_text(c: char) -> bool {
 }
 
 /// Text the host (or an agent) wrote, made safe to print on one line: every character
-/// [`hides_text`] says a terminal would obey (newlines included) is written as `\u{…}`, so
+/// [`hides_text`] says a terminal would obey (newlines included) is written as `\u{…}`, and
+/// so is a `\` that begins `u{` (`\u{005c}`: another party's literal `\u{1b}` would
+/// otherwise read as one of these escapes; a review of 2026-12-06) — no other `\`, so text
+/// already quoted by [`in_quotes`] keeps its `\"` and `\\` as they are — so
 /// no reply can erase, recolour, hide or forge a line the CLI prints as its own — a host's
 /// refusal drawing "revoked: …, signed by the enclave" over the real answer (found
 /// 2026-12-04 by a review).
 pub fn printable(t: &str) -> std::borrow::Cow<'_, str> {
-    if !t.chars().any(hides_text) {
+    if !t.chars().any(hides_text) && !t.contains("\\u{") {
         return std::borrow::Cow::Borrowed(t);
     }
     let mut out = String::with_capacity(t.len() + 16);
-    for c in t.chars() {
-        if hides_text(c) {
+    for (i, c) in t.char_indices() {
+        if hides_text(c) || (c == '\\' && t[i + 1..].starts_with("u{")) {
             out.push_str(&format!("\\u{{{:04x}}}", c as u32));
         } else {
             out.push(c);
@@ -274,6 +277,20 @@ mod printable_tests {
         assert!(matches!(printable("plain text, ünïcode, 0x5FbD…"), std::borrow::Cow::Borrowed(_)));
         let long = format!("{}\u{1b}", "a".repeat(MAX_QUOTED));
         assert!(quoted(&long).ends_with("… (1 bytes cut)"), "{}", quoted(&long));
+    }
+
+    /// A review of 2026-12-06: another party's literal `\u{1b}` printed exactly as an
+    /// escaped ESC does. A `\` that begins `u{` is escaped now; other `\`s stay, so text
+    /// quoted by `in_quotes` keeps its quotes closed where they close.
+    #[test]
+    fn a_literal_escape_never_reads_as_one_of_ours() {
+        assert_eq!(printable("a\\u{001b}b"), "a\\u{005c}u{001b}b");
+        assert_eq!(printable("a\u{1b}b"), "a\\u{001b}b");
+        assert_eq!(printable("\\\u{1b}"), "\\\\u{001b}", "a backslash before an escaped ESC");
+        assert_ne!(printable("\\u{001b}"), printable("\u{1b}"));
+        assert!(matches!(printable("C:\\path \\\" ok"), std::borrow::Cow::Borrowed(_)));
+        let quoted_text = in_quotes("x\" y\\u{1b}", 100);
+        assert_eq!(printable(&quoted_text), "\"x\\\" y\\\\u{005c}u{1b}\"");
     }
 
     /// A review of 2026-12-06 found the lists of quotation and invisible marks incomplete:

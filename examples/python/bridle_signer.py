@@ -167,8 +167,13 @@ def _cut(n: int) -> str:
 
 def printable(text: Any) -> str:
     """`text` with every character outside printable ASCII (newlines included) written as
-    `\\u{…}`: safe to print on one line of a terminal."""
-    return "".join(c if " " <= c <= "~" else "\\u{%04x}" % ord(c) for c in _as_text(text))
+    `\\u{…}`, and so a `\\` that begins `u{` (`\\u{005c}`: another party's literal `\\u{1b}`
+    would otherwise read as one of these escapes): safe to print on one line of a terminal."""
+    t = _as_text(text)
+    return "".join(
+        c if " " <= c <= "~" and not (c == "\\" and t.startswith("u{", i + 1)) else "\\u{%04x}" % ord(c)
+        for i, c in enumerate(t)
+    )
 
 
 def _as_text(v: Any) -> str:

@@ -84,10 +84,15 @@ export function inQuotes(text: unknown, limit: number = MAX_QUOTED): string {
 }
 
 /** `text` with every character outside printable ASCII (newlines included) written as
- *  `\u{…}`: safe to print on one line of a terminal. */
+ *  `\u{…}`, and so a `\` that begins `u{` (`\u{005c}`: another party's literal `\u{1b}`
+ *  would otherwise read as one of these escapes): safe to print on one line of a terminal. */
 export function printable(text: unknown): string {
+  const chars = [...asText(text)];
   let out = "";
-  for (const c of asText(text)) out += isPrintableAscii(c) ? c : escapeChar(c);
+  chars.forEach((c, i) => {
+    const looksEscaped = c === "\\" && chars[i + 1] === "u" && chars[i + 2] === "{";
+    out += isPrintableAscii(c) && !looksEscaped ? c : escapeChar(c);
+  });
   return out;
 }
 

@@ -94,10 +94,17 @@ pub fn in_quotes(t: &str, max: usize) -> String {
 }
 
 /// `t` with every character outside printable ASCII (newlines included) written as
-/// `\u{…}`: safe to print on one line of a terminal.
+/// `\u{…}`, and so a `\` that begins `u{` (`\u{005c}`: another party's literal `\u{1b}`
+/// would otherwise read as one of these escapes): safe to print on one line of a terminal.
 pub fn printable(t: &str) -> String {
-    t.chars()
-        .map(|c| if (' '..='~').contains(&c) { c.to_string() } else { format!("\\u{{{:04x}}}", c as u32) })
+    t.char_indices()
+        .map(|(i, c)| {
+            if (' '..='~').contains(&c) && !(c == '\\' && t[i + 1..].starts_with("u{")) {
+                c.to_string()
+            } else {
+                format!("\\u{{{:04x}}}", c as u32)
+            }
+        })
         .collect()
 }
 
@@ -536,5 +543,20 @@ where
         }
         let sig = self.sign_tx(&mut tx).await.map_err(alloy_signer::Error::Other)?;
         Ok(tx.into_signed(sig).into())
+    }
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    /// A review of 2026-12-06: another party's literal `\u{1b}` printed exactly as an
+    /// escaped ESC does; a `\` that begins `u{` is escaped now, so each reads one way only.
+    #[test]
+    fn a_literal_escape_never_reads_as_one_of_ours() {
+        assert_eq!(printable("a\u{1b}b"), "a\\u{001b}b");
+        assert_eq!(printable("a\\u{001b}b"), "a\\u{005c}u{001b}b");
+        assert_eq!(printable("\\\u{1b}"), "\\\\u{001b}");
+        assert_eq!(printable("a\\b"), "a\\b");
     }
 }
