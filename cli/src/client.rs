@@ -236,26 +236,42 @@ pub fn unreachable(e: reqwest::Error) -> String {
     printable(&text).into_owned()
 }
 
-/// `url` without a user name or password (`http://u:p@h/` → `http://h/`); as it is when it
-/// does not parse.
+/// `url` as shown: without a user name or password (`http://u:p@h/` → `http://h/`), and with
+/// a query or fragment written `?…` (where an access key sits: a review of 2026-12-06); its
+/// path stays (a host behind a proxy's prefix must be named again). When it does not parse,
+/// everything between the scheme and the last `@` of the authority goes, and so does
+/// everything from a `?` or `#`.
 pub fn without_userinfo(url: &str) -> String {
     match reqwest::Url::parse(url) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+        Ok(mut u) => {
+            let elided = u.query().is_some() || u.fragment().is_some();
             let _ = u.set_username("");
             let _ = u.set_password(None);
-            u.as_str().trim_end_matches('/').to_string()
+            u.set_query(None);
+            u.set_fragment(None);
+            let shown = u.as_str().trim_end_matches('/').to_string();
+            if elided {
+                format!("{shown}?…")
+            } else {
+                shown
+            }
         }
-        Ok(_) => url.to_string(),
         // Not a URL reqwest reads (a port out of range, say): everything between the
         // scheme and the last `@` of the authority goes.
         Err(_) => {
+            let cut = url.find(['?', '#']);
+            let (url, tail) = match cut {
+                Some(i) => (&url[..i], "?…"),
+                None => (url, ""),
+            };
             let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
             let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            match rest[..end].rfind('@') {
+            let shown = match rest[..end].rfind('@') {
                 Some(at) if scheme.is_empty() => rest[at + 1..].to_string(),
                 Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
                 None => url.to_string(),
-            }
+            };
+            format!("{shown}{tail}")
         }
     }
 }
@@ -328,6 +344,10 @@ mod printable_tests {
         assert_eq!(without_userinfo("https://:SECRET@h.example/api"), "https://h.example/api");
         assert_eq!(without_userinfo("http://127.0.0.1:8547"), "http://127.0.0.1:8547");
         assert_eq!(without_userinfo("http://u:SECRET@h:99999/x"), "http://h:99999/x");
+        // A query or fragment (where a key sits) is elided, the path kept.
+        assert_eq!(without_userinfo("https://h.example/bridle?key=SECRET"), "https://h.example/bridle?…");
+        assert_eq!(without_userinfo("https://h.example/#SECRET"), "https://h.example?…");
+        assert_eq!(without_userinfo("http://u:SECRET@h:99999/x?k=SECRET"), "http://h:99999/x?…");
         let h = Host::new("http://u:SECRET@127.0.0.1:9/").unwrap();
         assert_eq!(h.shown, "http://127.0.0.1:9");
         let e = format!("{:#}", h.get::<serde_json::Value>("/v1/status").unwrap_err());
