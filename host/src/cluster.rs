@@ -114,7 +114,10 @@ fn trim(url: &str) -> &str {
 }
 
 impl ClusterLink {
-    pub fn new(settings: ClusterSettings) -> ClusterLink {
+    /// The link, or why its HTTP client could not be built: never a default client in its
+    /// place, which would follow redirects, use a proxy and bind any source address (a review
+    /// of 2026-12-06).
+    pub fn new(settings: ClusterSettings) -> Result<ClusterLink, String> {
         let http = reqwest::Client::builder()
             .local_address(settings.source)
             .no_proxy()
@@ -126,17 +129,17 @@ impl ClusterLink {
             // connections: a request is never sent on one being closed.
             .pool_idle_timeout(Duration::from_secs(5))
             .build()
-            .unwrap_or_default();
+            .map_err(|e| format!("the cluster's HTTP client: {e}"))?;
         let peers = settings.seeds.iter().map(|s| trim(s).to_string()).collect();
         let http_only = std::env::var("BRIDLE_CLUSTER_RELAY").is_ok_and(|v| v == "http");
-        ClusterLink {
+        Ok(ClusterLink {
             settings,
             http,
             peers: RwLock::new(peers),
             heard: Mutex::new(VecDeque::new()),
             streams: stream::Streams::default(),
             http_only,
-        }
+        })
     }
 
     /// The other hosts this one knows: seeds and members first, then hosts heard from.
@@ -597,6 +600,7 @@ mod forward_tests {
             bootstrap: false,
             source: None,
         })
+        .expect("the link")
     }
 
     fn status() -> Call {

@@ -37,13 +37,16 @@ async fn peer_answering(make: impl FnOnce(&str) -> Result<Reply, Denial>) -> (St
 }
 
 fn link(seeds: &[&str]) -> Arc<ClusterLink> {
-    Arc::new(ClusterLink::new(crate::cluster::ClusterSettings {
-        listen: "127.0.0.1:0".into(),
-        advertise: "http://127.0.0.1:9".into(),
-        seeds: seeds.iter().map(|s| s.to_string()).collect(),
-        bootstrap: false,
-        source: None,
-    }))
+    Arc::new(
+        ClusterLink::new(crate::cluster::ClusterSettings {
+            listen: "127.0.0.1:0".into(),
+            advertise: "http://127.0.0.1:9".into(),
+            seeds: seeds.iter().map(|s| s.to_string()).collect(),
+            bootstrap: false,
+            source: None,
+        })
+        .expect("the link"),
+    )
 }
 
 /// This host's own node, answering every call with `result`.

@@ -348,13 +348,16 @@ fn asked_or_status(body: &[u8]) -> String {
 
 /// The cluster link of a member that knows no other member.
 fn lone_member() -> Arc<ClusterLink> {
-    Arc::new(ClusterLink::new(crate::cluster::ClusterSettings {
-        listen: "127.0.0.1:0".into(),
-        advertise: "http://127.0.0.1:9".into(),
-        seeds: vec![],
-        bootstrap: false,
-        source: None,
-    }))
+    Arc::new(
+        ClusterLink::new(crate::cluster::ClusterSettings {
+            listen: "127.0.0.1:0".into(),
+            advertise: "http://127.0.0.1:9".into(),
+            seeds: vec![],
+            bootstrap: false,
+            source: None,
+        })
+        .expect("the link"),
+    )
 }
 
 /// A cluster node that answers every call `unavailable` (a leader that may not hold the

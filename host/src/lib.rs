@@ -220,7 +220,8 @@ impl AppState {
                     cluster::MAX_CLIENT_POOL
                 );
             }
-            client = client.with_cluster(Arc::new(cluster::ClusterLink::new(c.clone())));
+            let link = cluster::ClusterLink::new(c.clone()).map_err(|e| anyhow::anyhow!(e))?;
+            client = client.with_cluster(Arc::new(link));
             cluster_client = Some(EnclaveClient::new(
                 config.enclave.clone(),
                 ClientConfig {
