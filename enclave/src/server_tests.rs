@@ -632,9 +632,15 @@ fn serve_survives_running_out_of_file_descriptors() {
         let said: Vec<String> = rx.try_iter().collect();
         panic!("the child ended ({status}) with its descriptors taken ({held}); it said {said:?}");
     }
-    if let Ok(line) = rx.try_recv() {
-        panic!("the child said {line:?}");
-    }
+    // It did try, and fail, to accept the connection (a review of 2026-12-06: without this
+    // the test passed even had the child never called accept while its descriptors were
+    // taken).
+    let said: Vec<String> = rx.try_iter().collect();
+    assert!(
+        said.iter().any(|l| l.contains("accepting a connection failed") && l.contains("Too many open files")),
+        "no accept failed while the descriptors were taken; the child said {said:?}"
+    );
+    assert!(said.iter().all(|l| l.contains("accepting a connection failed")), "the child said {said:?}");
     stdin.write_all(b"release\n").unwrap();
     wait_for("released");
     conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -656,6 +662,9 @@ const FD_CHILD_SOCKET: &str = "BRIDLE_TEST_FD_CHILD_SOCKET";
 fn serve_out_of_file_descriptors_child() {
     use std::io::BufRead;
     let Some(sock) = std::env::var_os(FD_CHILD_SOCKET).map(std::path::PathBuf::from) else { return };
+    // The accept loop's warnings, on stdout for the parent: it checks an accept did fail
+    // while the descriptors were taken (otherwise the test would pass without one).
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stdout).with_ansi(false).without_time().try_init();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let e =
         Arc::new(Enclave::new(Box::new(crate::clock::FixedClock::new(1_800_000_000)), None, crate::Config::default()));
