@@ -90,6 +90,9 @@ pub struct Layer {
     pub events_max_age_days: Option<u64>,
     /// The most events the host keeps, the newest; 0 keeps any number.
     pub events_max_rows: Option<u64>,
+    /// Days the host keeps a session after it ended (revoked, lost, or past its validity),
+    /// then forgets it once its enclave no longer holds it; 0 keeps sessions for good.
+    pub session_retention_days: Option<u64>,
 }
 
 impl Layer {
@@ -138,6 +141,8 @@ pub struct Settings {
     pub sweep: Option<crate::sweeper::SweepSettings>,
     /// How long events are kept (`events_max_age_days`, `events_max_rows`).
     pub events: crate::store::EventRetention,
+    /// How long an ended session is kept (`session_retention_days`); `None`: for good.
+    pub session_retention: Option<Duration>,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// Setting name → where its value came from.
@@ -278,6 +283,10 @@ impl Settings {
             },
             max_rows: pick!(events_max_rows, crate::store::DEFAULT_EVENTS_MAX_ROWS),
         };
+        let session_retention = match pick!(session_retention_days, crate::retention::DEFAULT_SESSION_RETENTION_DAYS) {
+            0 => None,
+            days => Some(Duration::from_secs(days.saturating_mul(86_400))),
+        };
         // A cluster host's pool is bounded by what the node's enclave leaves it (see
         // `cluster::MAX_CLIENT_POOL`).
         let pool = pick!(pool, crate::enclave_client::DEFAULT_POOL_SIZE);
@@ -347,6 +356,7 @@ impl Settings {
             cluster,
             sweep,
             events,
+            session_retention,
             config_file,
             sources,
         })
@@ -366,6 +376,7 @@ impl Settings {
         c.cluster = self.cluster.clone();
         c.sweep = self.sweep.clone();
         c.events = self.events.clone();
+        c.session_retention = self.session_retention;
         c
     }
 
@@ -397,6 +408,7 @@ impl Settings {
                 "max_age_days": self.events.max_age.map_or(0, |d| d.as_secs() / 86_400),
                 "max_rows": self.events.max_rows,
             },
+            "session_retention_days": self.session_retention.map_or(0, |d| d.as_secs() / 86_400),
             "sweep": self.sweep.as_ref().map(|w| serde_json::json!({
                 "rpc": w.rpcs, "interval": w.interval.as_secs(), "bump_after": w.bump_after.as_secs(),
             })),
@@ -456,6 +468,11 @@ mod tests {
         let cli = Layer { events_max_rows: Some(7), ..Layer::default() };
         let e = Settings::resolve(&cli, flag, &file, None).unwrap().host_config().events;
         assert_eq!((e.max_age, e.max_rows), (None, 7));
+        // Sessions: 30 days after they ended unless set; 0 keeps them for good (the layers
+        // and the JSON view: tests/config.rs).
+        let kept = |days| Settings::resolve(&Layer { session_retention_days: days, ..file.clone() }, flag, &file, None);
+        let kept = |days| kept(days).unwrap().host_config().session_retention.map(|d| d.as_secs() / 86_400);
+        assert_eq!((kept(None), kept(Some(0)), kept(Some(7))), (Some(30), None, Some(7)));
     }
 
     #[test]

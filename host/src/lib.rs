@@ -24,6 +24,7 @@ pub mod enclave_pipe;
 pub mod metrics;
 pub mod openapi;
 pub mod owner_replies;
+pub mod retention;
 pub mod rpc;
 pub mod rpc_json;
 pub mod rpc_tx;
@@ -99,6 +100,8 @@ pub struct HostConfig {
     pub sweep: Option<sweeper::SweepSettings>,
     /// How long the host keeps its events (pruned every [`PRUNE_EVERY`]).
     pub events: store::EventRetention,
+    /// How long the host keeps a session after it ended ([`retention`]); `None`: for good.
+    pub session_retention: Option<Duration>,
 }
 
 impl HostConfig {
@@ -118,6 +121,7 @@ impl HostConfig {
             cluster: None,
             sweep: None,
             events: store::EventRetention::default(),
+            session_retention: Some(retention::DEFAULT_SESSION_RETENTION),
         }
     }
 }
@@ -438,6 +442,7 @@ pub async fn run_on(
         state.config.probe_interval.map(|_| audit_store::spawn(state.clone(), audit_store::DEFAULT_PULL_INTERVAL));
     let sweeper = sweeper::spawn(state.clone());
     let pruner = state.spawn_event_pruner();
+    let forgetter = retention::spawn(state.clone());
     let app = router(state.clone());
     // The cluster listener and the node's traffic, when this host's enclave is a node.
     let mut cluster_tasks = Vec::new();
@@ -462,6 +467,9 @@ pub async fn run_on(
     }
     if let Some(p) = pruner {
         p.abort();
+    }
+    if let Some(f) = forgetter {
+        f.abort();
     }
     let store = state.store.clone();
     let _ = tokio::task::spawn_blocking(move || store.flush()).await;

@@ -113,6 +113,12 @@ struct Args {
     /// The most events the host keeps, the newest; 0 keeps any number [default: 10000000].
     #[arg(long, env = "BRIDLE_EVENTS_MAX_ROWS", value_name = "N")]
     events_max_rows: Option<u64>,
+    /// Days the host keeps a session after it ended (revoked, lost, or past its validity):
+    /// then it deletes the session's row, policy records and signed revocations, once the
+    /// enclave says it no longer holds the session (events and the audit log are kept by
+    /// their own rules); 0 keeps sessions for good [default: 30].
+    #[arg(long, env = "BRIDLE_SESSION_RETENTION_DAYS", value_name = "DAYS")]
+    session_retention_days: Option<u64>,
 }
 
 impl Args {
@@ -140,6 +146,7 @@ impl Args {
             sweep_bump_after: self.sweep_bump_after,
             events_max_age_days: self.events_max_age_days,
             events_max_rows: self.events_max_rows,
+            session_retention_days: self.session_retention_days,
         }
     }
 }

@@ -43,6 +43,7 @@ pub struct Metrics {
     enclave_up: AtomicI64,
     events_dropped: AtomicU64,
     events_pruned: AtomicU64,
+    sessions_forgotten: AtomicU64,
     session_busy_retries: AtomicU64,
 }
 
@@ -83,6 +84,11 @@ impl Metrics {
     /// Events deleted past their retention.
     pub fn events_pruned(&self, n: u64) {
         self.events_pruned.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sessions forgotten past their retention ([`crate::retention`]).
+    pub fn sessions_forgotten(&self, n: u64) {
+        self.sessions_forgotten.fetch_add(n, Ordering::Relaxed);
     }
 
     /// A signing request answered `enclave.session_busy` is asked again.
@@ -156,6 +162,10 @@ impl Metrics {
         out.push_str("# TYPE bridle_events_pruned_total counter\n");
         let _ = writeln!(out, "bridle_events_pruned_total {}", self.events_pruned.load(Ordering::Relaxed));
 
+        out.push_str("# HELP bridle_sessions_forgotten_total Sessions deleted (with their policies and sweeps) past their retention (session_retention_days), once the enclave no longer held them.\n");
+        out.push_str("# TYPE bridle_sessions_forgotten_total counter\n");
+        let _ = writeln!(out, "bridle_sessions_forgotten_total {}", self.sessions_forgotten.load(Ordering::Relaxed));
+
         out.push_str(
             "# HELP bridle_enclave_session_busy_retries_total Tries of signing requests sent again because their session was busy with its owner's calls.\n",
         );
@@ -197,6 +207,7 @@ mod tests {
         m.observe_roundtrip("status", Duration::from_secs(2));
         m.record_http("/health", 200);
         m.set_enclave_up(true);
+        m.sessions_forgotten(3);
         let t = m.render();
         assert!(t.contains("bridle_requests_total{call=\"sign_if_allowed\",outcome=\"denied\",code=\"spend_cap\"} 2"));
         assert!(t.contains("bridle_enclave_roundtrip_seconds_bucket{call=\"status\",le=\"0.0001\"} 1"));
@@ -205,6 +216,7 @@ mod tests {
         assert!(t.contains("bridle_enclave_roundtrip_seconds_bucket{call=\"status\",le=\"+Inf\"} 3"));
         assert!(t.contains("bridle_enclave_roundtrip_seconds_count{call=\"status\"} 3"));
         assert!(t.contains("bridle_enclave_up 1"));
+        assert!(t.contains("# TYPE bridle_sessions_forgotten_total counter\nbridle_sessions_forgotten_total 3\n"));
         assert!(t.contains("bridle_http_requests_total{route=\"/health\",status=\"200\"} 1"));
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }

@@ -1,12 +1,15 @@
 //! What the host keeps of a reply to an owner's call: only the enclave's answer to it. And
 //! the check every reply that may come through other hosts passes before the host keeps
-//! or follows it: its own enclave's receipt ([`enclaves_word`]).
+//! or follows it: its own enclave's receipt ([`enclaves_word`]); a session's status read
+//! so ([`session_status`]: the sweeper and the session retention).
 
-use crate::enclave_client::EnclaveClient;
+use crate::enclave_client::{ClientError, EnclaveClient};
 use crate::AppState;
-use alloy_primitives::B256;
-use bridle_common::protocol::OwnerAuth;
+use alloy_primitives::{Address, B256};
+use bridle_common::error::ErrorCode;
+use bridle_common::protocol::{Call, OwnerAuth, Reply, Status, StatusQuery};
 use bridle_common::receipt::{self, Receipted};
+use std::time::Duration;
 
 /// Whether `reply` carries the receipt of the enclave this host fronts (asked of it when not
 /// known yet; a peer's word is never taken for it) for `word`, the nonce it was asked with.
@@ -27,6 +30,64 @@ pub async fn enclaves_answer<T: Receipted>(st: &AppState, reply: &T, auth: &Owne
         tracing::warn!(what, error = %e, "a reply to an owner's call failed the host's checks: relayed, not kept");
     }
     checked.is_ok()
+}
+
+/// Why a session's status was not taken ([`session_status`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The call failed (see [`StatusError::unserved`]).
+    #[error("{0}")]
+    Call(#[from] ClientError),
+    #[error("the enclave answered a status with another reply")]
+    OtherReply,
+    /// In a cluster: the status does not carry this host's enclave's receipt for the nonce
+    /// it was asked with.
+    #[error("the status is not the enclave's: {0}")]
+    NotTheEnclaves(String),
+    /// The status is about another session than the one asked about.
+    #[error("the status is about another session, {0}")]
+    OtherSession(Address),
+}
+
+impl StatusError {
+    /// Whether the enclave (or the cluster) did not serve the call now: not answered, or
+    /// answered `unavailable`. Asking again at once would fare no better.
+    pub fn unserved(&self) -> bool {
+        match self {
+            StatusError::Call(ClientError::Unavailable(_) | ClientError::Timeout(_)) => true,
+            StatusError::Call(ClientError::Denied(d)) => d.code == ErrorCode::Unavailable,
+            _ => false,
+        }
+    }
+}
+
+/// One session's status, taken only as the enclave's word. In a cluster a status may come
+/// through other hosts: it is asked with a fresh nonce and taken only with the receipt of
+/// the enclave this host fronts for it (a review of 2026-12-06: a forged "nothing due" made
+/// the sweeper sweep nothing, silently). A stand-alone host reads its own enclave's socket,
+/// and asks unsigned (a receipt is a signature). In a cluster no new try starts after
+/// `limit` ([`EnclaveClient::call_within`]).
+///
+/// `Ok` with `session: None`: the enclave holds no such session; otherwise it is the
+/// status of `session`.
+pub async fn session_status(state: &AppState, session: Address, limit: Duration) -> Result<Status, StatusError> {
+    let nonce = state.config.cluster.is_some().then(|| {
+        let mut n = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut n);
+        B256::from(n)
+    });
+    let call = Call::Status(StatusQuery { session: Some(session), nonce, held: None });
+    let Reply::Status(st) = state.client.call_within(call, limit).await? else {
+        return Err(StatusError::OtherReply);
+    };
+    if let Some(n) = nonce {
+        let word = receipt::status_nonce(n, Some(session));
+        enclaves_word(&state.client, &st, word).await.map_err(StatusError::NotTheEnclaves)?;
+    }
+    match &st.session {
+        Some(ss) if ss.session != session => Err(StatusError::OtherSession(ss.session)),
+        _ => Ok(st),
+    }
 }
 
 #[cfg(test)]

@@ -235,3 +235,38 @@ fn the_cluster_listener_is_bound_before_the_host_says_it_listens() {
     assert!(at.ip().is_loopback() && at.port() != 0, "{at}");
     assert!(second.starts_with("bridle-host listening on http://127.0.0.1:"), "{second:?}");
 }
+
+/// `session_retention_days`: 30 unless set; from the file, the environment or the flag, in
+/// that order of precedence; 0 keeps sessions for good.
+#[test]
+fn session_retention_days_from_each_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("host.toml");
+    std::fs::write(&file, "enclave = \"unix:/run/file.sock\"\nsession_retention_days = 0\n").unwrap();
+    let v = print_config(host().env("BRIDLE_ENCLAVE", "vsock:16:5000"));
+    assert_eq!(
+        (v["session_retention_days"].clone(), v["sources"]["session_retention_days"].clone()),
+        (30.into(), "default".into())
+    );
+    let v = print_config(host().arg("--config").arg(&file));
+    assert_eq!(
+        (v["session_retention_days"].clone(), v["sources"]["session_retention_days"].clone()),
+        (0.into(), "file".into())
+    );
+    let v = print_config(host().arg("--config").arg(&file).env("BRIDLE_SESSION_RETENTION_DAYS", "90"));
+    assert_eq!(
+        (v["session_retention_days"].clone(), v["sources"]["session_retention_days"].clone()),
+        (90.into(), "env".into())
+    );
+    let v = print_config(
+        host()
+            .arg("--config")
+            .arg(&file)
+            .env("BRIDLE_SESSION_RETENTION_DAYS", "90")
+            .args(["--session-retention-days", "7"]),
+    );
+    assert_eq!(
+        (v["session_retention_days"].clone(), v["sources"]["session_retention_days"].clone()),
+        (7.into(), "flag".into())
+    );
+}

@@ -4,7 +4,7 @@
 //! value that does not parse (an address, a hash, JSON, a negative count, an unknown
 //! state) is an error naming the column, not a default.
 
-use super::{Event, PolicyRecord, StoredSession, StoredState, StoredSweepTx};
+use super::{EndedSession, Event, PolicyRecord, StoredSession, StoredState, StoredSweepTx};
 use alloy_primitives::{Address, Bytes, B256};
 use anyhow::{anyhow, Context as _};
 use bridle_common::audit::{AuditEntry, AuditHead, Verified};
@@ -67,6 +67,19 @@ pub trait Backend: Send + Sync {
     /// The latest [`SWEEPS_AT_MAX`] of a session's signed revocations on `chain` at `nonce`,
     /// newest first (what the sweeper follows).
     fn sweeps_at(&self, session: &Address, chain: u64, nonce: u64) -> anyhow::Result<Vec<StoredSweepTx>>;
+    /// Sessions that ended before `before` (seconds): revoked or lost then, or valid until
+    /// then. By (end, address), those after `after` when given, at most `limit` (one page,
+    /// read through an index of when each session ended).
+    fn ended_sessions(
+        &self,
+        before: i64,
+        after: Option<(u64, Address)>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<EndedSession>>;
+    /// Delete `sessions` — those that still ended before `before` — with their policy
+    /// records and signed revocations, in one transaction; returns those deleted. Events
+    /// and the audit log are not touched.
+    fn forget_sessions(&self, sessions: &[Address], before: i64) -> anyhow::Result<Vec<Address>>;
     /// Among the `batch` events with ids above `after` (a window, by id), delete those stored
     /// before `before_ms` or beyond the newest `keep` (by id; 0 keeps any number). Returns how
     /// many it deleted and the window's last id (`None`: no event above `after`). Each call

@@ -25,11 +25,13 @@
 
 mod backend;
 mod database;
+mod ended;
 pub mod postgres;
 pub mod sqlite;
 
 pub use backend::{AuditBackend, Backend, Batch, BatchError, PolicyRow, SessionRow, Tip};
 pub use database::{redact, Database, PostgresUrl};
+pub use ended::EndedSession;
 
 use alloy_primitives::{Address, Bytes, B256};
 use anyhow::Context as _;
@@ -44,7 +46,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The schema this build writes (both backends; see `schema_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 /// Default capacity of the event queue.
 pub const DEFAULT_EVENT_QUEUE: usize = 8192;
 const MAX_BATCH: usize = 512;
@@ -470,6 +472,28 @@ impl Store {
     /// [`backend::SWEEPS_AT_MAX`]), newest first.
     pub fn sweeps_at(&self, session: &Address, chain: u64, nonce: u64) -> anyhow::Result<Vec<StoredSweepTx>> {
         self.backend.sweeps_at(session, chain, nonce)
+    }
+
+    /// A page of the sessions that ended before `before` (seconds), by (end, address): those
+    /// after `after`, at most `limit` (see [`Backend::ended_sessions`]).
+    pub fn ended_sessions(
+        &self,
+        before: u64,
+        after: Option<(u64, Address)>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<EndedSession>> {
+        self.backend.ended_sessions(int(before), after, limit)
+    }
+
+    /// Forget `sessions` (those that still ended before `before`): delete their rows, policy
+    /// records and signed revocations, and drop them from the index. Returns those forgotten.
+    pub fn forget_sessions(&self, sessions: &[Address], before: u64) -> anyhow::Result<Vec<Address>> {
+        let gone = self.backend.forget_sessions(sessions, int(before))?;
+        let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());
+        for s in &gone {
+            idx.remove(s);
+        }
+        Ok(gone)
     }
 
     /// One window of the pruning (see [`Backend::prune_events`]): delete, among the

@@ -14,7 +14,9 @@
 //! `ON CONFLICT DO NOTHING` and then compared; heads only move forward.
 
 use super::backend::*;
-use super::{Event, PolicyRecord, PostgresUrl, StoredSession, StoredState, StoredSweepTx, SCHEMA_VERSION};
+use super::{
+    EndedSession, Event, PolicyRecord, PostgresUrl, StoredSession, StoredState, StoredSweepTx, SCHEMA_VERSION,
+};
 use alloy_primitives::{Address, Bytes, B256};
 use anyhow::Context as _;
 use bridle_common::audit::{AuditEntry, AuditHead};
@@ -135,7 +137,11 @@ CREATE INDEX IF NOT EXISTS sweeps_session_id ON sweeps(session, id);
 DROP INDEX IF EXISTS sweeps_session;
 ";
 
-const MIGRATIONS: [(i64, &str); 5] = [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+/// Schema version 6: sessions by when they ended, for the session retention (see
+/// [`super::ended`]).
+const V6: &str = super::ended::POSTGRES_V6;
+
+const MIGRATIONS: [(i64, &str); 6] = [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
@@ -437,6 +443,19 @@ impl Backend for PostgresBackend {
         );
         let p: [&(dyn ToSql + Sync); 4] = [&a(session), &int(chain), &int(nonce), &int(SWEEPS_AT_MAX as u64)];
         collect(&mut *self.conn()?, &sql, &p, sweep_from)
+    }
+
+    fn ended_sessions(
+        &self,
+        before: i64,
+        after: Option<(u64, Address)>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<EndedSession>> {
+        super::ended::postgres_page(&mut *self.conn()?, before, after, limit)
+    }
+
+    fn forget_sessions(&self, sessions: &[Address], before: i64) -> anyhow::Result<Vec<Address>> {
+        super::ended::postgres_forget(&mut *self.conn()?, sessions, before)
     }
 
     fn prune_events(

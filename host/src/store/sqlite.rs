@@ -5,7 +5,7 @@
 //! wait behind an event batch.
 
 use super::backend::*;
-use super::{Event, PolicyRecord, StoredSession, StoredState, StoredSweepTx, SCHEMA_VERSION};
+use super::{EndedSession, Event, PolicyRecord, StoredSession, StoredState, StoredSweepTx, SCHEMA_VERSION};
 use alloy_primitives::{Address, Bytes, B256};
 use anyhow::Context as _;
 use bridle_common::audit::{AuditEntry, AuditHead};
@@ -125,7 +125,11 @@ DROP INDEX IF EXISTS sessions_owner;
 CREATE INDEX IF NOT EXISTS policies_session_hash ON policies(session, policy_hash);
 ";
 
-const MIGRATIONS: [(i64, &str); 5] = [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+/// Schema version 6: sessions by when they ended, for the session retention (see
+/// [`super::ended`]).
+const V6: &str = super::ended::SQLITE_V6;
+
+const MIGRATIONS: [(i64, &str); 6] = [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
 
 /// A SQLite database file.
 pub struct SqliteBackend {
@@ -422,6 +426,19 @@ impl Backend for SqliteBackend {
         );
         let p = params![a(session), int(chain), int(nonce), int(SWEEPS_AT_MAX as u64)];
         collect(&self.main(), &sql, p, |r| sweep_from(r))
+    }
+
+    fn ended_sessions(
+        &self,
+        before: i64,
+        after: Option<(u64, Address)>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<EndedSession>> {
+        super::ended::sqlite_page(&self.main(), before, after, limit)
+    }
+
+    fn forget_sessions(&self, sessions: &[Address], before: i64) -> anyhow::Result<Vec<Address>> {
+        super::ended::sqlite_forget(&mut self.main(), sessions, before)
     }
 
     fn prune_events(

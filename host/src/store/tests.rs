@@ -78,7 +78,7 @@ fn the_schema_is_versioned_and_a_newer_one_refused() {
     each_database("schema_versioned", |db| {
         open(db).unwrap();
         open(db).unwrap();
-        assert_eq!(versions(db), vec![1, 2, 3, 4, 5]);
+        assert_eq!(versions(db), vec![1, 2, 3, 4, 5, 6]);
         exec(db, "INSERT INTO schema_version (version) VALUES (99)");
         let e = format!("{:#}", open(db).err().expect("a newer schema is refused"));
         assert!(e.contains("schema version 99 is newer"), "{e}");
@@ -111,7 +111,7 @@ fn a_version_1_sqlite_database_is_migrated() {
     .unwrap();
     drop(old);
     let b = open(&db).unwrap();
-    assert_eq!(versions(&db), vec![1, 2, 3, 4, 5]);
+    assert_eq!(versions(&db), vec![1, 2, 3, 4, 5, 6]);
     let s = b.store.session(&Address::repeat_byte(0x51)).unwrap().unwrap();
     assert_eq!((s.state, s.created_at), (StoredState::Active, 1000));
     assert!(b.audit.tip(&Address::repeat_byte(0x1d)).unwrap().is_none());
@@ -412,5 +412,154 @@ fn events_are_pruned_by_age_and_by_count() {
         // Everything but the events stamped ahead (their time is still in the future).
         assert_eq!(n.unwrap(), old + 5);
         assert_eq!(st.events(None, 100_000).unwrap().len() as u64, ahead);
+    });
+}
+
+/// Store `0xnn…` (of enclave 0xe1…) valid until `valid_until`, then give it `state` as of
+/// `at` (behind the store's back, as revocation and loss record it), with a policy update
+/// and a sweep.
+fn ended_at(db: &Database, b: &dyn Backend, n: u8, valid_until: i64, state: &str, at: i64) -> Address {
+    let (mut row, pol) = session(n, Address::repeat_byte(0xe1));
+    row.valid_until = valid_until;
+    b.insert_session(&row, &pol).unwrap();
+    b.update_policy(None, &PolicyRow { nonce: "2".into(), ..pol }).unwrap();
+    let s = Address::repeat_byte(n);
+    let sweep = StoredSweepTx {
+        session: s,
+        chain_id: 1,
+        nonce: u64::from(n),
+        token: Address::repeat_byte(0x70),
+        spender: Address::repeat_byte(0x71),
+        hash: B256::repeat_byte(n),
+        raw_transaction: Bytes::from(vec![n]),
+        signed_at: 1000,
+    };
+    b.insert_sweeps(&[sweep]).unwrap();
+    exec(db, &format!("UPDATE sessions SET state = '{state}', updated_at = {at} WHERE session = '{}'", a(&s)));
+    s
+}
+
+/// The retention's read: only the sessions that ended before the cutoff — revoked or lost
+/// then, or valid until then; an active session's `updated_at` is no end —, by (end,
+/// address), a page of at most `limit` at a time, every one once.
+#[test]
+fn ended_sessions_are_read_by_when_they_ended_a_page_at_a_time() {
+    each_database("ended_sessions", |db| {
+        let b = open(db).unwrap().store;
+        let b = b.as_ref();
+        let cut = 1000;
+        // (byte, valid until, state, recorded at) → ended at
+        let rows = [
+            (0x51, 500, "active", 100),    // 500: past its validity
+            (0x52, 5000, "revoked", 300),  // 300
+            (0x53, 5000, "lost", 400),     // 400
+            (0x54, 5000, "active", 100),   // not ended: updated long ago, valid until 5000
+            (0x55, 5000, "revoked", 2000), // 2000: after the cutoff
+            (0x56, 999, "active", 100),    // 999
+            (0x57, 600, "revoked", 800),   // 600: its validity ended before its revocation
+            (0x50, 5000, "lost", 500),     // 500: ties with 0x51, before it by address
+            (0x58, 1000, "lost", 1000),    // 1000: not before the cutoff
+        ];
+        for (n, until, state, at) in rows {
+            ended_at(db, b, n, until, state, at);
+        }
+        let want: Vec<(u8, u64, StoredState)> = vec![
+            (0x52, 300, StoredState::Revoked),
+            (0x53, 400, StoredState::Lost),
+            (0x50, 500, StoredState::Lost),
+            (0x51, 500, StoredState::Active),
+            (0x57, 600, StoredState::Revoked),
+            (0x56, 999, StoredState::Active),
+        ];
+        for limit in [1, 2, 4, 100] {
+            let (mut seen, mut after) = (Vec::new(), None);
+            loop {
+                let page = b.ended_sessions(cut, after, limit).unwrap();
+                assert!(page.len() <= limit, "{limit}: {page:?}");
+                seen.extend(page.iter().map(|e| (e.session, e.ended_at, e.state)));
+                assert!(page.iter().all(|e| e.enclave == Address::repeat_byte(0xe1)));
+                match page.last() {
+                    Some(e) if page.len() == limit => after = Some((e.ended_at, e.session)),
+                    _ => break,
+                }
+            }
+            let want: Vec<_> = want.iter().map(|(n, t, st)| (Address::repeat_byte(*n), *t, *st)).collect();
+            assert_eq!(seen, want, "limit {limit}");
+        }
+        assert!(b.ended_sessions(300, None, 10).unwrap().is_empty());
+    });
+}
+
+/// Forgetting deletes a session's row, policy records and sweeps — nothing of another
+/// session, nor its events —, and only while it still ended before the cutoff (one stored
+/// again since it was read is kept). The store drops it from memory too.
+#[test]
+fn forgetting_deletes_a_session_its_policies_and_sweeps_and_nothing_else() {
+    each_database("forget_sessions", |db| {
+        let st = Store::new(open(db).unwrap().store, "host-a", 16).unwrap();
+        let b = st.backend.as_ref();
+        let (gone, other, live) = (
+            ended_at(db, b, 0x61, 500, "revoked", 300),
+            ended_at(db, b, 0x62, 500, "lost", 300),
+            ended_at(db, b, 0x63, 5000, "active", 300),
+        );
+        for s in [gone, other, live] {
+            st.load_session_state(&s).unwrap();
+            assert!(st.record_event(Event::now("sign_if_allowed", Some(s), "ok", None)));
+        }
+        st.flush();
+        let count = |table: &str, s: &Address| -> i64 {
+            column::<i64>(db, &format!("SELECT COUNT(*) FROM {table} WHERE session = '{}'", a(s)))[0]
+        };
+        assert_eq!((count("policies", &gone), count("sweeps", &gone)), (2, 1));
+        // The live one is named, and is not ended: kept.
+        assert_eq!(st.forget_sessions(&[gone, live], 1000).unwrap(), vec![gone]);
+        assert_eq!(st.get_session(&gone).unwrap(), None);
+        assert_eq!(st.session_state(&gone), None);
+        assert!(!st.known_sessions().iter().any(|(s, _, _)| *s == gone));
+        for table in ["sessions", "policies", "sweeps"] {
+            assert_eq!(count(table, &gone), 0, "{table}");
+        }
+        assert_eq!(st.events(Some(&gone), 10).unwrap().len(), 1, "events are not the retention's");
+        for s in [other, live] {
+            assert_eq!((count("sessions", &s), count("policies", &s), count("sweeps", &s)), (1, 2, 1));
+            assert!(st.session_state(&s).is_some());
+        }
+        // Forgotten already: nothing more. Stored again (the same address, now active and
+        // valid): kept.
+        assert!(st.forget_sessions(&[gone], 1000).unwrap().is_empty());
+        exec(db, &format!("UPDATE sessions SET state = 'active', valid_until = 5000 WHERE session = '{}'", a(&other)));
+        assert!(st.forget_sessions(&[other], 1000).unwrap().is_empty());
+        assert_eq!(count("policies", &other), 2);
+    });
+}
+
+/// The page is read through the index of when sessions ended, from the page's start to the
+/// cutoff, in its order (no sort): it costs the same however many sessions are stored.
+#[test]
+fn ended_sessions_are_read_through_their_index() {
+    each_database("ended_index", |db| {
+        open(db).unwrap();
+        let plan: Vec<String> = match db {
+            Database::Sqlite(p) => {
+                let sql = ended::page_sql(ended::SQLITE_ENDED, ["1000", "5", "'0x'", "10"]);
+                let c = rusqlite::Connection::open(p).unwrap();
+                let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                st.query_map([], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect()
+            }
+            Database::Postgres(u) => {
+                let sql = ended::page_sql(ended::POSTGRES_ENDED, ["1000", "5", "'0x'", "10"]);
+                let mut c = u.config().unwrap().connect(::postgres::NoTls).unwrap();
+                // An empty table: without this, a sequential scan is cheaper.
+                c.batch_execute("SET enable_seqscan = off").unwrap();
+                c.query(&format!("EXPLAIN {sql}"), &[]).unwrap().iter().map(|r| r.get(0)).collect()
+            }
+        };
+        let plan = plan.join("\n");
+        assert!(plan.contains("sessions_ended"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE") && !plan.contains("Sort"), "{plan}");
+        if db.kind() == "sqlite" {
+            assert!(plan.contains("COVERING INDEX") && plan.contains(">? AND <expr><?"), "{plan}");
+        }
     });
 }

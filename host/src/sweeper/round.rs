@@ -7,6 +7,7 @@
 //! meanwhile and takes the latest.
 
 use super::*;
+use crate::owner_replies::StatusError;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -73,63 +74,32 @@ pub(super) async fn statuses(state: &AppState) -> Statuses {
     // In a cluster, what signed statuses are checked against: this host's own enclave's
     // identity. Unknown (its node down, or not joined), no status could be taken: none is
     // asked for this round (each would cost the leader a signature for nothing).
-    let identity = match state.config.cluster {
-        Some(_) => match state.client.own_identity().await {
-            Some(id) => Some(id),
-            None => {
-                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("sweeper: this host's enclave has not said its identity; no status read this round");
-                return Statuses { sessions, limit };
-            }
-        },
-        None => None,
-    };
+    if state.config.cluster.is_some() && state.client.own_identity().await.is_none() {
+        state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("sweeper: this host's enclave has not said its identity; no status read this round");
+        return Statuses { sessions, limit };
+    }
     for (session, stored, _) in state.store.known_sessions() {
         if stored == StoredState::Lost {
             continue;
         }
-        // In a cluster a status may come through other hosts: asked with a fresh nonce and
-        // taken only with the enclave's receipt for it (a review of 2026-12-06: a forged
-        // "nothing due" made the sweeper sweep nothing, silently). A stand-alone host reads
-        // its own enclave's socket, and asks unsigned (a receipt is a signature).
-        let nonce = identity.is_some().then(|| {
-            let mut n = [0u8; 32];
-            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut n);
-            B256::from(n)
-        });
-        let r = state
-            .client
-            .call_within(Call::Status(StatusQuery { session: Some(session), nonce, held: None }), limit)
-            .await;
-        let st = match r {
-            Ok(Reply::Status(st)) => st,
-            other => {
-                use crate::enclave_client::ClientError;
-                let unserved = match &other {
-                    Err(ClientError::Unavailable(_) | ClientError::Timeout(_)) => true,
-                    Err(ClientError::Denied(d)) => d.code == ErrorCode::Unavailable,
-                    _ => false,
-                };
-                if unserved {
+        // In a cluster, signed and checked as the enclave's word (`session_status`).
+        let st = match crate::owner_replies::session_status(state, session, limit).await {
+            Ok(st) => st,
+            Err(e @ StatusError::NotTheEnclaves(_)) => {
+                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%session, error = %e, "sweeper: a session's status is not the enclave's; not swept this round");
+                continue;
+            }
+            Err(e) => {
+                if e.unserved() {
                     limit = SWEEP_RETRY_LIMIT;
                 }
                 state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
         };
-        if let Some(n) = nonce {
-            let word = bridle_common::receipt::status_nonce(n, Some(session));
-            if let Err(e) = crate::owner_replies::enclaves_word(&state.client, &st, word).await {
-                state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%session, error = %e, "sweeper: a session's status is not the enclave's; not swept this round");
-                continue;
-            }
-        }
         let Some(mut ss) = st.session else { continue };
-        if ss.session != session {
-            state.sweep_metrics.errors.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
         // Kept for every chain's task until the next round: only what sweeping reads (a
         // status carries up to 256 KiB of held requests' payloads; every session's at once
         // would be hundreds of MiB — a review of 2026-12-05).
