@@ -13,6 +13,18 @@ pub const DIGEST_SHA384: &str = "SHA384";
 /// Accepted PCR value lengths (SHA-256, SHA-384, SHA-512 banks).
 pub const PCR_VALUE_LENGTHS: [usize; 3] = [32, 48, 64];
 
+/// The most bytes a certificate of a document may have. AWS's specification of the
+/// document bounds each certificate to 1 024 bytes (`cert = bytes .size (1..1024)`); real
+/// ones are under 700. Checked before any certificate is parsed: a peer's document reaches a
+/// cluster node before anything about its sender is known, and the DER decoder's cost grows
+/// with the square of a name's attributes (a review of 2026-12-06: one 60 KiB certificate
+/// of 5 900 attributes in one name took 1.6 s to refuse).
+pub const MAX_CERT_BYTES: usize = 2048;
+
+/// The most certificates a document's `cabundle` may hold (real ones: 4, root to instance).
+/// Each link is a signature check, made before the chain is known to reach the root.
+pub const MAX_CABUNDLE: usize = 8;
+
 /// The fields of an attestation document, decoded but not yet trusted.
 #[derive(Debug, Clone)]
 pub(crate) struct RawDocument {
@@ -129,6 +141,9 @@ pub(crate) fn parse_payload(payload: &[u8]) -> Result<RawDocument, VerifyError> 
     if certificate.is_empty() {
         return Err(invalid("certificate", "empty"));
     }
+    if certificate.len() > MAX_CERT_BYTES {
+        return Err(invalid("certificate", format!("{} bytes; at most {MAX_CERT_BYTES}", certificate.len())));
+    }
     let cabundle = match take("cabundle")? {
         Value::Array(items) => items.into_iter().map(|v| bytes("cabundle", v)).collect::<Result<Vec<_>, _>>()?,
         _ => return Err(invalid("cabundle", "expected an array of byte strings")),
@@ -138,6 +153,12 @@ pub(crate) fn parse_payload(payload: &[u8]) -> Result<RawDocument, VerifyError> 
     }
     if cabundle.iter().any(Vec::is_empty) {
         return Err(invalid("cabundle", "contains an empty certificate"));
+    }
+    if cabundle.len() > MAX_CABUNDLE {
+        return Err(invalid("cabundle", format!("{} certificates; at most {MAX_CABUNDLE}", cabundle.len())));
+    }
+    if let Some(c) = cabundle.iter().find(|c| c.len() > MAX_CERT_BYTES) {
+        return Err(invalid("cabundle", format!("a certificate of {} bytes; at most {MAX_CERT_BYTES}", c.len())));
     }
     let public_key = optional_bytes("public_key", fields.remove("public_key"))?;
     let user_data = optional_bytes("user_data", fields.remove("user_data"))?;

@@ -36,8 +36,8 @@ pub mod verify;
 mod x509;
 
 pub use cache::{CertCache, CertCacheStats};
-pub use cose::{ALG_ES384, COSE_SIGN1_TAG, MAX_DOCUMENT_LEN};
-pub use document::{parse_document, UnverifiedDocument};
+pub use cose::{ALG_ES384, COSE_SIGN1_TAG, MAX_DOCUMENT_LEN, MAX_PROTECTED_BYTES};
+pub use document::{parse_document, UnverifiedDocument, MAX_CABUNDLE, MAX_CERT_BYTES};
 pub use input::{decode_document_input, encode_base64, InputEncoding};
 pub use mock::{ImageMeasurement, MockCa, MockNsm, PayloadEncoding};
 pub use nsm::{

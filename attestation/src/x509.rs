@@ -93,6 +93,9 @@ fn cert_err(role: CertRole, reason: impl Into<String>) -> VerifyError {
     VerifyError::InvalidCertificate { cert: role, reason: reason.into() }
 }
 
+/// The most extensions a certificate may carry.
+const MAX_EXTENSIONS: usize = 16;
+
 /// Parses a DER certificate and checks its structure (strict DER, ECDSA key,
 /// supported signature algorithm, no unknown critical extension).
 pub(crate) fn parse_cert(role: CertRole, der_bytes: &[u8]) -> Result<ParsedCert, VerifyError> {
@@ -168,6 +171,12 @@ pub(crate) fn parse_cert(role: CertRole, der_bytes: &[u8]) -> Result<ParsedCert,
 
     let mut basic_constraints = None;
     let mut key_usage = None;
+    // Few extensions (a Nitro certificate has 3 or 4), so that looking for duplicates pair
+    // by pair stays cheap.
+    let extensions = tbs.extensions.as_ref().map_or(0, Vec::len);
+    if extensions > MAX_EXTENSIONS {
+        return Err(cert_err(role, format!("{extensions} extensions; at most {MAX_EXTENSIONS}")));
+    }
     let mut seen: Vec<ObjectIdentifier> = Vec::new();
     for ext in tbs.extensions.iter().flatten() {
         if seen.contains(&ext.extn_id) {

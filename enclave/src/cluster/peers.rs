@@ -150,7 +150,16 @@ pub struct Peers {
     pending: Mutex<Bounded<u64, ResponderState>>,
     bucket: Mutex<Bucket>,
     handler: std::sync::OnceLock<Arc<dyn Handler>>,
+    /// Handshake messages whose attestation document is being verified, at most
+    /// [`VERIFYING_AT_ONCE`] at once, on the blocking pool: a document reaches a node before
+    /// anything about its sender is known, and its verification must never hold a runtime
+    /// worker, which Raft's heartbeats and every call on a connection need (a review of
+    /// 2026-12-06: strangers' crafted documents kept a node's workers busy for seconds).
+    verifying: tokio::sync::Semaphore,
 }
+
+/// Attestation documents of handshakes verified at once.
+const VERIFYING_AT_ONCE: usize = 2;
 
 impl Peers {
     pub fn new(identity: NodeIdentity, cluster_id: Vec<u8>, admit: ClusterAdmit) -> Peers {
@@ -167,7 +176,19 @@ impl Peers {
             pending: Mutex::new(Bounded::new(MAX_PENDING_HANDSHAKES)),
             bucket: Mutex::new(Bucket { second: 0, used: 0 }),
             handler: std::sync::OnceLock::new(),
+            verifying: tokio::sync::Semaphore::new(VERIFYING_AT_ONCE),
         }
+    }
+
+    /// `verify` (a handshake's last step, which verifies the other side's attestation
+    /// document) on the blocking pool, at most [`VERIFYING_AT_ONCE`] at once.
+    async fn off_the_runtime<T: Send + 'static>(
+        &self,
+        verify: impl FnOnce(&ClusterAdmit) -> T + Send + 'static,
+    ) -> Option<T> {
+        let _permit = self.verifying.acquire().await.ok()?;
+        let admit = self.admit.clone();
+        tokio::task::spawn_blocking(move || verify(&admit)).await.ok()
     }
 
     /// Set who handles requests that arrive in channels (once).
@@ -211,7 +232,7 @@ impl Peers {
         let reply = match from_cbor::<Wire>(bytes) {
             Err(e) => WireReply::Refused(format!("undecodable message: {e}")),
             Ok(Wire::Hello { hs, msg1 }) => self.hello(hs, &msg1),
-            Ok(Wire::Finish { hs, msg3 }) => self.finish(hs, &msg3),
+            Ok(Wire::Finish { hs, msg3 }) => self.finish(hs, msg3.into_vec()).await,
             Ok(Wire::Sealed { channel, frame }) => self.sealed(channel, &frame).await,
         };
         to_cbor(&reply).unwrap_or_default()
@@ -251,11 +272,14 @@ impl Peers {
         }
     }
 
-    fn finish(&self, hs: u64, msg3: &[u8]) -> WireReply {
+    async fn finish(&self, hs: u64, msg3: Vec<u8>) -> WireReply {
         let Some(state) = lock(&self.pending).take(&hs) else {
             return WireReply::Refused("no such handshake (expired or finished)".into());
         };
-        match state.finish(msg3, &self.admit) {
+        let Some(finished) = self.off_the_runtime(move |admit| state.finish(&msg3, admit)).await else {
+            return WireReply::Refused("the handshake's verification did not complete".into());
+        };
+        match finished {
             Err(e) => {
                 tracing::warn!(error = %e, "a peer's handshake was refused");
                 WireReply::Refused(e.to_string())
@@ -335,8 +359,11 @@ impl Peers {
             WireReply::Refused(r) => return Err(NetError::Refused(to.into(), r)),
             other => return Err(NetError::Refused(to.into(), format!("unexpected reply {other:?}"))),
         };
-        let (channel, peer, msg3) =
-            state.finish(&msg2, &self.admit).map_err(|e| NetError::Refused(to.into(), e.to_string()))?;
+        let finished = self
+            .off_the_runtime(move |admit| state.finish(&msg2, admit))
+            .await
+            .ok_or_else(|| NetError::Refused(to.into(), "the handshake's verification did not complete".into()))?;
+        let (channel, peer, msg3) = finished.map_err(|e| NetError::Refused(to.into(), e.to_string()))?;
         match self.exchange(to, &Wire::Finish { hs, msg3: ByteBuf::from(msg3) }, timeout).await? {
             WireReply::Finished => {}
             WireReply::Refused(r) => return Err(NetError::Refused(to.into(), r)),
