@@ -10,12 +10,16 @@
 //! until then —, a page of [`FORGET_BATCH`] at a time by when they ended (through an index:
 //! [`crate::store::Store::ended_sessions`]), and forgets those the enclave no longer holds:
 //!
-//! * a `lost` session at once: its enclave restarted, the key is gone for good (R-TRUST-4);
+//! * a `lost` session — marked so a full retention period ago — without asking, when its
+//!   enclave is neither this host's nor fronted by any host of the database now: the mark
+//!   is the host's own note, and can be wrong (a review of 2026-12-06); marked lost but of
+//!   this host's enclave, it is asked about as any other;
 //! * any other only once the enclave says, as its word, that it holds no such session
 //!   ([`crate::owner_replies::session_status`], as the sweeper asks: in a cluster signed
 //!   for a fresh nonce and checked against this host's enclave's identity; stand-alone, its
-//!   own socket, unsigned). An enclave keeps a finished session while approvals of it may
-//!   be outstanding — the sweeper still needs it —: such a session is kept, and asked about
+//!   own socket, unsigned). An enclave keeps a finished session until it needs the room
+//!   (at its session limit or short of memory), and always while approvals of it may be
+//!   outstanding — the sweeper still needs it —: such a session is kept, and asked about
 //!   again after [`HELD_RECHECK`]. No answer, an error, or an answer that is not the
 //!   enclave's word: kept, asked about again at the next pass (once the enclave or the
 //!   cluster does not serve a status, no other is asked for during that pass). A session of
@@ -157,10 +161,14 @@ async fn verdict(
     asking: &mut bool,
     held: &mut Held,
 ) -> Verdict {
-    if s.state == StoredState::Lost {
-        return Verdict::Forget;
-    }
     let Some(identity) = identity else { return Verdict::Unchecked };
+    // `lost` is the host's own note, and can be wrong (a host pointed at another enclave
+    // once marks every other identity's sessions lost; a review of 2026-12-06): taken only
+    // for an enclave neither this host nor any other of the database fronts now. Marked
+    // lost but this host's enclave's: asked, as any other.
+    if s.state == StoredState::Lost && s.enclave != identity {
+        return if s.fronted { Verdict::Other } else { Verdict::Forget };
+    }
     if s.enclave != identity {
         return Verdict::Other;
     }
@@ -173,6 +181,9 @@ async fn verdict(
     let session = s.session;
     match session_status(state, session, STATUS_LIMIT).await {
         Ok(st) if st.session.is_some() => {
+            if s.state == StoredState::Lost {
+                tracing::warn!(%session, "session retention: a session marked lost is held by this host's enclave; kept");
+            }
             held.insert(session, Instant::now() + HELD_RECHECK);
             Verdict::Held
         }

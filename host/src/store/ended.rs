@@ -2,8 +2,11 @@
 //! session ended, as both backends compute and index it (schema version 6), the page of
 //! ended sessions the retention reads, and the delete that forgets them.
 //!
-//! A session ended when it was revoked or lost (`updated_at`, recorded with that state),
-//! or when its validity ended (`valid_until`), whichever came first. The index holds that
+//! A session ended when it was revoked (`updated_at`, recorded with that state) or when its
+//! validity ended (`valid_until`), whichever came first; a `lost` one when it was marked
+//! lost (`updated_at`) — the host's own note, which can be wrong (a host pointed at another
+//! enclave once marks every other identity's sessions lost): a full retention period from
+//! the mark, never less, to notice (a review of 2026-12-06). The index holds that
 //! one value per session, so a page costs the same however many sessions are stored (the
 //! rows themselves carry their policy, up to tens of KiB: scanning them every few minutes
 //! would read the whole table).
@@ -24,20 +27,23 @@ pub struct EndedSession {
     pub enclave: Address,
     /// When it ended, seconds.
     pub ended_at: u64,
+    /// Whether a host of the database fronts its enclave now (`host_enclaves`): its
+    /// enclave is not gone, whatever a `lost` mark says.
+    pub fronted: bool,
 }
 
 /// When a session ended, as SQLite computes it. SQLite uses an index on an expression only
 /// for that very expression: the index and every query take it from here.
 macro_rules! sqlite_ended {
     () => {
-        "(CASE WHEN state IN ('revoked', 'lost') THEN MIN(updated_at, valid_until) ELSE valid_until END)"
+        "(CASE state WHEN 'lost' THEN updated_at WHEN 'revoked' THEN MIN(updated_at, valid_until) ELSE valid_until END)"
     };
 }
 
 /// The same, as PostgreSQL computes it.
 macro_rules! postgres_ended {
     () => {
-        "(CASE WHEN state IN ('revoked', 'lost') THEN LEAST(updated_at, valid_until) ELSE valid_until END)"
+        "(CASE state WHEN 'lost' THEN updated_at WHEN 'revoked' THEN LEAST(updated_at, valid_until) ELSE valid_until END)"
     };
 }
 
@@ -63,7 +69,9 @@ pub(super) const POSTGRES_V6: &str =
 pub(super) fn page_sql(ended: &str, p: [&str; 4]) -> String {
     let [before, t, s, limit] = p;
     format!(
-        "SELECT session, state, enclave, {ended} FROM sessions
+        "SELECT session, state, enclave, {ended},
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM host_enclaves h WHERE h.enclave = sessions.enclave) THEN 1 ELSE 0 END AS BIGINT)
+         FROM sessions
          WHERE {ended} < {before} AND {ended} >= {t} AND ({ended} > {t} OR session > {s})
          ORDER BY {ended}, session LIMIT {limit}"
     )
@@ -80,6 +88,7 @@ fn ended_from(r: &impl Cells) -> anyhow::Result<EndedSession> {
         state: StoredState::parse(&r.text(1)?)?,
         enclave: addr(&r.text(2)?, "enclave")?,
         ended_at: uint(r.int(3)?, "session end")?,
+        fronted: r.int(4)? != 0,
     })
 }
 
