@@ -114,14 +114,15 @@ check-long:
 	  --test differential --test differential_concurrent -- --nocapture
 
 # Coverage-guided fuzzing (needs nightly and `cargo install cargo-fuzz`): the enclave's
-# frames, typed data, user operations, calldata, owner envelopes, policy files, and the
-# decision core against the reference model. Results of 30-minute runs: SECURITY.md.
+# frames, typed data, user operations, calldata, owner envelopes, policy files, attestation
+# documents (a stranger's handshake), and the decision core against the reference model.
+# Results of 30-minute runs: SECURITY.md.
 FUZZ_SECONDS ?= 120
-FUZZ_TARGETS ?= enclave_frame typed_data user_operation calldata redemption owner_envelope policy_file sign_path
+FUZZ_TARGETS ?= enclave_frame typed_data user_operation calldata redemption owner_envelope policy_file sign_path attestation_document
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
-	  len=4096; case $$t in typed_data|user_operation|redemption) len=65536;; esac; \
-	  (cd fuzz && cargo +nightly fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=$$len) || exit 1; \
+	  len=4096; extra=; case $$t in typed_data|user_operation|redemption) len=65536;; attestation_document) len=65536; extra=-timeout=2;; esac; \
+	  (cd fuzz && cargo +nightly fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=$$len $$extra) || exit 1; \
 	done
 fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=1800
