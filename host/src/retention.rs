@@ -36,6 +36,7 @@ use crate::owner_replies::{session_status, StatusError};
 use crate::store::{now_secs, EndedSession, StoredState};
 use crate::AppState;
 use alloy_primitives::Address;
+use bridle_common::protocol::SessionState;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -100,7 +101,7 @@ pub async fn forget_pass(
 ) -> anyhow::Result<Pass> {
     let before = now_secs().saturating_sub(retention.as_secs());
     // What a status must come from (in a cluster, what its receipt is checked against).
-    // Unknown (the enclave unreachable, a node not joined): only lost sessions are forgotten.
+    // Unknown (the enclave unreachable, a node not joined): nothing is forgotten.
     let identity = state.client.own_identity().await;
     let mut asking = identity.is_some();
     let mut pass = Pass::default();
@@ -182,7 +183,11 @@ async fn verdict(
     match session_status(state, session, STATUS_LIMIT).await {
         Ok(st) if st.session.is_some() => {
             if s.state == StoredState::Lost {
-                tracing::warn!(%session, "session retention: a session marked lost is held by this host's enclave; kept");
+                // The mark was wrong: served and swept again.
+                let revoked = st.session.as_ref().is_some_and(|ss| ss.state == SessionState::Revoked);
+                let back = if revoked { StoredState::Revoked } else { StoredState::Active };
+                let unmarked = state.store.unmark_lost(&session, back);
+                tracing::warn!(%session, ?unmarked, "session retention: a session marked lost is held by this host's enclave; the mark is cleared");
             }
             held.insert(session, Instant::now() + HELD_RECHECK);
             Verdict::Held

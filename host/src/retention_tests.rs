@@ -307,6 +307,11 @@ async fn a_lost_mark_is_taken_only_for_an_enclave_nobody_fronts() {
     assert_eq!(pass, Pass { forgotten: 1, held: 1, ..Pass::default() });
     assert_eq!(asked(&fake), [wrongly_lost]);
     assert!(kept(&state, wrongly_lost) && !kept(&state, gone_enclave));
+    // The wrong mark is cleared, in the database and in memory, to the state the enclave
+    // says (the fake's held sessions are revoked ones): served and swept again.
+    assert_eq!(state.store.session_state(&wrongly_lost).map(|s| s.0), Some(StoredState::Revoked));
+    let stored = state.store.get_session(&wrongly_lost).unwrap().expect("stored");
+    assert_eq!(stored.state, StoredState::Revoked);
 }
 
 /// `session_retention_days = 0` keeps sessions for good: no task.

@@ -155,7 +155,7 @@ pub struct Peers {
     /// anything about its sender is known, and its verification must never hold a runtime
     /// worker, which Raft's heartbeats and every call on a connection need (a review of
     /// 2026-12-06: strangers' crafted documents kept a node's workers busy for seconds).
-    verifying: tokio::sync::Semaphore,
+    verifying: Arc<tokio::sync::Semaphore>,
 }
 
 /// Attestation documents of handshakes verified at once.
@@ -176,7 +176,7 @@ impl Peers {
             pending: Mutex::new(Bounded::new(MAX_PENDING_HANDSHAKES)),
             bucket: Mutex::new(Bucket { second: 0, used: 0 }),
             handler: std::sync::OnceLock::new(),
-            verifying: tokio::sync::Semaphore::new(VERIFYING_AT_ONCE),
+            verifying: Arc::new(tokio::sync::Semaphore::new(VERIFYING_AT_ONCE)),
         }
     }
 
@@ -186,9 +186,16 @@ impl Peers {
         &self,
         verify: impl FnOnce(&ClusterAdmit) -> T + Send + 'static,
     ) -> Option<T> {
-        let _permit = self.verifying.acquire().await.ok()?;
+        let permit = self.verifying.clone().acquire_owned().await.ok()?;
         let admit = self.admit.clone();
-        tokio::task::spawn_blocking(move || verify(&admit)).await.ok()
+        // The permit goes with the work: a caller that stops waiting (a timeout) does not
+        // let more verifications run at once.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verify(&admit)
+        })
+        .await
+        .ok()
     }
 
     /// Set who handles requests that arrive in channels (once).

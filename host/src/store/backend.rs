@@ -28,6 +28,9 @@ pub trait Backend: Send + Sync {
     fn update_policy(&self, valid_until: Option<i64>, policy: &PolicyRow) -> anyhow::Result<()>;
     /// Mark active sessions revoked; returns those that changed.
     fn mark_revoked(&self, sessions: &[Address], now: i64) -> anyhow::Result<Vec<Address>>;
+    /// Clear a `lost` mark the enclave's own word contradicts (it holds the session): the
+    /// session is `state` again (`active` or `revoked`). Whether it was marked lost.
+    fn unmark_lost(&self, session: &Address, state: StoredState, now: i64) -> anyhow::Result<bool>;
     /// The enclave behind host `host` now has identity `current`; `previous` is the one
     /// this process saw before, if any. Marks lost the sessions of every identity the host
     /// fronted before (recorded in `host_enclaves`), and, when the database is not shared,

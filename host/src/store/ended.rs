@@ -20,8 +20,8 @@ use postgres::types::ToSql;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndedSession {
     pub session: Address,
-    /// Its stored state: `lost` (its enclave is gone), `revoked`, or `active` past its
-    /// validity.
+    /// Its stored state: `lost` (the host's note that its enclave is gone), `revoked`, or
+    /// `active` past its validity.
     pub state: StoredState,
     /// The enclave that holds (or held) it.
     pub enclave: Address,

@@ -384,6 +384,21 @@ impl Store {
     }
 
     /// Mark sessions revoked (those stored and not marked lost). Returns how many changed.
+    /// The enclave's own word says it holds `session`, which is marked `lost`: the mark was
+    /// wrong (a host pointed at another enclave once marks every other identity's sessions
+    /// lost). The session is `state` again, in the database and in memory, so that the host
+    /// serves it and its sweeper sweeps it (a review of 2026-12-06). Whether it was marked.
+    pub fn unmark_lost(&self, session: &Address, state: StoredState) -> anyhow::Result<bool> {
+        let changed = self.backend.unmark_lost(session, state, int(now_secs()))?;
+        let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = idx.get_mut(session) {
+            if e.0 == StoredState::Lost {
+                e.0 = state;
+            }
+        }
+        Ok(changed)
+    }
+
     pub fn mark_revoked(&self, sessions: &[Address]) -> anyhow::Result<usize> {
         let changed = self.backend.mark_revoked(sessions, int(now_secs()))?;
         let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());

@@ -309,6 +309,14 @@ impl Backend for PostgresBackend {
         Ok(changed)
     }
 
+    fn unmark_lost(&self, session: &Address, state: StoredState, now: i64) -> anyhow::Result<bool> {
+        let n = self.conn()?.execute(
+            "UPDATE sessions SET state = $2, updated_at = $3 WHERE session = $1 AND state = 'lost'",
+            &[&a(session), &state.as_str(), &now],
+        )?;
+        Ok(n > 0)
+    }
+
     fn enclave_seen(
         &self,
         host: &str,

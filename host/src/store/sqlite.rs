@@ -299,6 +299,14 @@ impl Backend for SqliteBackend {
         Ok(changed)
     }
 
+    fn unmark_lost(&self, session: &Address, state: StoredState, now: i64) -> anyhow::Result<bool> {
+        let n = self.main().execute(
+            "UPDATE sessions SET state = ?2, updated_at = ?3 WHERE session = ?1 AND state = 'lost'",
+            params![a(session), state.as_str(), now],
+        )?;
+        Ok(n > 0)
+    }
+
     fn enclave_seen(
         &self,
         host: &str,
@@ -324,6 +332,10 @@ impl Backend for SqliteBackend {
              ON CONFLICT(host) DO UPDATE SET enclave = excluded.enclave, updated_at = excluded.updated_at",
             params![host, a(current), now],
         )?;
+        // One host per file: a row of this host under an earlier name (its hostname or the
+        // enclave's address changed) fronts nothing any more, and would keep its enclave's
+        // lost sessions from being forgotten (a review of 2026-12-06).
+        tx.execute("DELETE FROM host_enclaves WHERE host != ?1", params![host])?;
         tx.commit()?;
         Ok((retired, n))
     }
