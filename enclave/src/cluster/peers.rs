@@ -180,8 +180,9 @@ impl Peers {
         }
     }
 
-    /// `verify` (a handshake's last step, which verifies the other side's attestation
-    /// document) on the blocking pool, at most [`VERIFYING_AT_ONCE`] at once.
+    /// `verify` (a handshake's step that verifies the other side's attestation document, or
+    /// asks the NSM for this node's) on the blocking pool, at most [`VERIFYING_AT_ONCE`] at
+    /// once.
     async fn off_the_runtime<T: Send + 'static>(
         &self,
         verify: impl FnOnce(&ClusterAdmit) -> T + Send + 'static,
@@ -238,14 +239,15 @@ impl Peers {
     pub async fn deliver(&self, bytes: &[u8]) -> Vec<u8> {
         let reply = match from_cbor::<Wire>(bytes) {
             Err(e) => WireReply::Refused(format!("undecodable message: {e}")),
-            Ok(Wire::Hello { hs, msg1 }) => self.hello(hs, &msg1),
+            Ok(Wire::Hello { hs, msg1 }) => self.hello(hs, msg1.into_vec()).await,
             Ok(Wire::Finish { hs, msg3 }) => self.finish(hs, msg3.into_vec()).await,
             Ok(Wire::Sealed { channel, frame }) => self.sealed(channel, &frame).await,
         };
         to_cbor(&reply).unwrap_or_default()
     }
 
-    fn hello(&self, hs: u64, msg1: &[u8]) -> WireReply {
+    async fn hello(&self, hs: u64, msg1: Vec<u8>) -> WireReply {
+        let msg1 = msg1.as_slice();
         // Junk and a handshake id already under way are refused before the second's budget
         // is charged (a review of 2026-12-05: anyone reaching a host could spend the budget
         // with 18-byte junk, or replace a peer's handshake under way by sending its id).
@@ -266,7 +268,14 @@ impl Peers {
             }
             b.used += 1;
         }
-        match Responder::respond(&self.identity, &self.cluster_id, msg1) {
+        // The answer asks the NSM for a document: on the blocking pool, never holding a
+        // runtime worker (a stranger may send 50 a second; a review of 2026-12-06).
+        let (identity, cluster_id, first) = (self.identity.clone(), self.cluster_id.clone(), msg1.to_vec());
+        let responded = self.off_the_runtime(move |_| Responder::respond(&identity, &cluster_id, &first)).await;
+        let Some(responded) = responded else {
+            return WireReply::Refused("the handshake's answer did not complete".into());
+        };
+        match responded {
             Err(e) => WireReply::Refused(e.to_string()),
             Ok((state, msg2)) => {
                 let mut pending = lock(&self.pending);
