@@ -247,7 +247,7 @@ impl Enclave {
     pub fn update_may_lift_now(&self, u: &UpdatePolicy) -> bool {
         let Ok(session) = self.session(&u.session) else { return true };
         let Some(inner) = session.try_lock() else { return true };
-        inner.machine.is_revoked() || signed_after::update_may_lift(&inner.machine, u.auth.nonce).is_ok()
+        signed_after::update_may_lift(&inner.machine, u.auth.nonce).is_ok()
     }
 
     /// Spend an authenticated call's nonce, whatever `outcome` is.
@@ -437,10 +437,7 @@ impl Enclave {
         )?;
         let valid_until = policy.doc.valid_until.unwrap_or(0);
         let mut inner = self.decide_on(session)?;
-        if !inner.machine.is_revoked() {
-            // (A revoked session is refused as such by the machine.)
-            signed_after::update_may_lift(&inner.machine, u.auth.nonce)?;
-        }
+        signed_after::update_may_lift(&inner.machine, u.auth.nonce)?;
         let out = inner.machine.update_policy(self.clock.now(), policy);
         self.settle(session, &mut inner, &out);
         drop(inner);

@@ -21,7 +21,12 @@ use bridle_common::machine::Machine;
 use bridle_common::period::format_time;
 
 /// Refused unless an update signed with `nonce` may lift the session's suspension (if any).
+/// A revoked session passes here: the machine refuses the update as revoked, which is what
+/// the owner must be told.
 pub fn update_may_lift(machine: &Machine, nonce: u64) -> Result<(), Denial> {
+    if machine.is_revoked() {
+        return Ok(());
+    }
     let Some(at) = machine.suspended_at() else { return Ok(()) };
     let after = at.saturating_add(1).saturating_mul(1000);
     if nonce >= after {
