@@ -153,12 +153,31 @@ macro_rules! hex_array {
             }
             pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; $n], D::Error> {
                 if d.is_human_readable() {
-                    let s = String::deserialize(d)?;
-                    let v = hex::decode(s.trim_start_matches("0x")).map_err(D::Error::custom)?;
-                    v.try_into().map_err(|_| D::Error::custom(concat!("expected ", $n, " bytes")))
+                    d.deserialize_str(Text)
                 } else {
                     let v: serde_bytes::ByteBuf = Deserialize::deserialize(d)?;
                     v.into_vec().try_into().map_err(|_| D::Error::custom(concat!("expected ", $n, " bytes")))
+                }
+            }
+
+            /// The hex text, decoded where it lies (no `String`, no `Vec`: this is on every
+            /// signing request's path); any other length takes the general decoder, so
+            /// every error reads as before.
+            struct Text;
+            impl serde::de::Visitor<'_> for Text {
+                type Value = [u8; $n];
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: Error>(self, s: &str) -> Result<[u8; $n], E> {
+                    let s = s.trim_start_matches("0x");
+                    let mut out = [0u8; $n];
+                    if s.len() == 2 * $n {
+                        hex::decode_to_slice(s, &mut out).map_err(E::custom)?;
+                        return Ok(out);
+                    }
+                    let v = hex::decode(s).map_err(E::custom)?;
+                    v.try_into().map_err(|_| E::custom(concat!("expected ", $n, " bytes")))
                 }
             }
         }
@@ -207,5 +226,31 @@ mod tests {
         assert_eq!(Stamp::from_header("v2.00.1.00"), None);
         assert_eq!(Stamp::from_header(""), None);
         assert_eq!(Stamp::from_header(&format!("{}.x", st.to_header())), None);
+    }
+
+    #[test]
+    fn json_stamps_read_as_before() {
+        let st = Stamp { nonce: [0xab; 16], timestamp: 7, mac: [0xcd; 32] };
+        let text = serde_json::to_string(&st).unwrap();
+        assert_eq!(serde_json::from_str::<Stamp>(&text).unwrap(), st);
+        // Escaped text (not borrowed) and a leading 0x read alike.
+        let escaped = text.replace("\"abab", "\"\\u0061bab").replace("cdcd\"", "cdc\\u0064\"");
+        assert_ne!(escaped, text);
+        assert_eq!(serde_json::from_str::<Stamp>(&escaped).unwrap(), st);
+        let prefixed = text.replace("\"abab", "\"0xabab");
+        assert_eq!(serde_json::from_str::<Stamp>(&prefixed).unwrap(), st);
+        // Each refusal says what it said when the text was decoded through a `Vec`.
+        let nonce = |n: &str| format!(r#"{{"nonce":{n},"timestamp":7,"mac":"{}"}}"#, "cd".repeat(32));
+        let err = |n: &str| serde_json::from_str::<Stamp>(&nonce(n)).unwrap_err().to_string();
+        assert!(err(&format!("\"{}\"", "ab".repeat(15))).starts_with("expected 16 bytes"));
+        assert!(err(&format!("\"{}\"", "ab".repeat(17))).starts_with("expected 16 bytes"));
+        assert!(err(&format!("\"{}a\"", "ab".repeat(15))).starts_with("Odd number of digits"));
+        assert!(err(&format!("\"{}zz\"", "ab".repeat(15))).starts_with("Invalid character 'z' at position 30"));
+        assert!(err(&format!("\"{}zz\"", "ab".repeat(14))).starts_with("Invalid character 'z' at position 28"));
+        assert!(err("17").starts_with("invalid type: integer `17`, expected a string"));
+        // CBOR (the enclave's frames) keeps its byte strings.
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&st, &mut cbor).unwrap();
+        assert_eq!(ciborium::from_reader::<Stamp, _>(cbor.as_slice()).unwrap(), st);
     }
 }
