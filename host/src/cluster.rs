@@ -160,16 +160,30 @@ impl ClusterLink {
         all
     }
 
+    /// The members' hosts, as this host's enclave lists them: with the seeds, they are the
+    /// peers now. A host no longer listed (a member the cluster forgot) is no longer called;
+    /// an empty list (a node still joining knows no members) changes nothing, so a restarted
+    /// enclave joins through the members known before.
     fn learn(&self, urls: impl IntoIterator<Item = String>) {
         let me = trim(&self.settings.advertise).to_string();
-        let mut g = self.peers.write().unwrap_or_else(|e| e.into_inner());
-        for u in urls {
-            let u = trim(&u).to_string();
-            if u != me && !g.contains(&u) {
-                tracing::info!(peer = %u, "cluster peer learned");
-                g.push(u);
+        let members: Vec<String> = urls.into_iter().map(|u| trim(&u).to_string()).filter(|u| *u != me).collect();
+        if members.is_empty() {
+            return;
+        }
+        let mut next: Vec<String> = Vec::new();
+        for u in self.settings.seeds.iter().map(|s| trim(s).to_string()).chain(members) {
+            if u != me && !next.contains(&u) {
+                next.push(u);
             }
         }
+        let mut g = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        for u in next.iter().filter(|u| !g.contains(u)) {
+            tracing::info!(peer = %u, "cluster peer learned");
+        }
+        for u in g.iter().filter(|u| !next.contains(u)) {
+            tracing::info!(peer = %u, "cluster peer no longer a member: forgotten");
+        }
+        *g = next;
     }
 
     /// A host relayed traffic to this one, naming itself `url`: remember it (first among
@@ -583,6 +597,24 @@ mod forward_tests {
             Err(d) => assert!(d.code == ErrorCode::Unsupported && d.reason.contains("protocol version"), "{d:?}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The peers are the seeds and the members the enclave lists now: a member the cluster
+    /// forgot (a review of 2026-12-06: learners at host-chosen URLs) is no longer called.
+    #[test]
+    fn the_peers_follow_the_members_and_keep_the_seeds() {
+        let mut settings = link().settings.clone();
+        settings.seeds = vec!["http://seed/".into()];
+        let l = ClusterLink::new(settings).unwrap();
+        let urls = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        l.learn(urls(&["http://127.0.0.1:9", "http://a", "http://b/"]));
+        assert_eq!(l.peers(), urls(&["http://seed", "http://a", "http://b"]));
+        l.learn(urls(&["http://127.0.0.1:9/", "http://b", "http://c"]));
+        assert_eq!(l.peers(), urls(&["http://seed", "http://b", "http://c"]));
+        // A node still joining lists no members: what was known stays.
+        l.learn(urls(&[]));
+        l.learn(urls(&["http://127.0.0.1:9"]));
+        assert_eq!(l.peers(), urls(&["http://seed", "http://b", "http://c"]));
     }
 
     async fn serve(app: axum::Router) -> String {

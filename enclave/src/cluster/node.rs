@@ -23,7 +23,7 @@ use super::peers::Peers;
 use super::proposing::{owner_auth, Proposing};
 use super::replica::Replica;
 use super::types::{Cmd, Holder, Member, NodeId, Op, Raft, Secret};
-use super::upkeep::{plan, Step};
+use super::upkeep::{make_room, plan, Step};
 use crate::clock::{Clock, ReplicaClock};
 use crate::keys::Key;
 use crate::session::placeholder_signature;
@@ -34,7 +34,7 @@ use bridle_common::frame::{from_cbor_attested, to_cbor};
 use bridle_common::protocol::{Call, Reply};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesResponse;
-use openraft::ServerState;
+use openraft::{ChangeMembers, Membership, ServerState};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -70,6 +70,10 @@ pub struct ClusterNode {
     /// only once the leader has led for [`super::upkeep::DEAD_AFTER`].
     /// (term, instant): a leader deposed and elected again between two upkeeps starts anew.
     leading_since: Mutex<Option<(u64, Instant)>>,
+    /// When this node first saw each member in the membership: a node added a moment ago
+    /// has not answered yet, and is not silent for that (a learner never heard from was
+    /// otherwise silent since the leader began to lead, and forgotten as soon as added).
+    seen: Mutex<HashMap<NodeId, Instant>>,
     refusals: Mutex<(u64, u32)>,
     /// Owner messages being proposed: a copy of one is refused before the log.
     proposing: Proposing,
@@ -117,6 +121,7 @@ impl ClusterNode {
             advertise: Mutex::new(None),
             last_ok,
             leading_since: Mutex::new(None),
+            seen: Mutex::new(HashMap::new()),
             refusals: Mutex::new((0, 0)),
             proposing: Proposing::default(),
             updating: Proposing::default(),
@@ -561,6 +566,29 @@ impl ClusterNode {
         let Ok(_one) = tokio::time::timeout(Duration::from_secs(2), self.changing.lock()).await else {
             return JoinReply::Refused("a membership change is under way; ask again".into());
         };
+        // Room first: this host's earlier boots go, and the learners stay bounded (a review
+        // of 2026-12-06: one host restarting its enclave added a member per boot, for good).
+        let gone = {
+            let m = self.raft.metrics().borrow().clone();
+            let members = m.membership_config.membership();
+            match make_room(members, req.node_id, &req.member.peer_url, self.silence(m.current_term, members)) {
+                Ok(gone) => gone,
+                Err(why) => return JoinReply::Refused(why),
+            }
+        };
+        if !gone.is_empty() {
+            tracing::info!(learners = ?gone, node = req.node_id, "forgetting learners to make room for a join");
+            match tokio::time::timeout(
+                COMMIT_TIMEOUT,
+                self.raft.change_membership(ChangeMembers::RemoveNodes(gone), false),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return JoinReply::Refused(e.to_string()),
+                Err(_) => return JoinReply::Refused("forgetting learners was not committed in time; ask again".into()),
+            }
+        }
         // Bounded, as the upkeep's changes are; the node asks again (adding a learner twice
         // is harmless).
         match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.add_learner(req.node_id, req.member, false)).await {
@@ -605,8 +633,37 @@ impl ClusterNode {
         }
     }
 
+    /// How long each node has answered nothing, as this leader of `term` knows it: counted
+    /// from when it began to lead at the earliest (a new leader has heard from nobody yet),
+    /// and from when it first saw the node a member (`members`); zero for every node before
+    /// the upkeep noted the term's start, and for this node.
+    fn silence(&self, term: u64, members: &Membership<NodeId, Member>) -> impl Fn(&NodeId) -> Duration {
+        let since = match *self.leading_since.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((t, at)) if t == term => Some(at),
+            _ => None,
+        };
+        let seen = {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            seen.retain(|id, _| members.get_node(id).is_some());
+            for (id, _) in members.nodes() {
+                seen.entry(*id).or_insert(now);
+            }
+            seen.clone()
+        };
+        let last_ok = self.last_ok.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let me = self.id;
+        move |v: &NodeId| match since {
+            Some(since) if *v != me => {
+                let from = [last_ok.get(v), seen.get(v)].into_iter().flatten().fold(since, |a, t| a.max(*t));
+                from.elapsed()
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
     /// The leader's membership upkeep (run every few hundred ms): promote learners that
-    /// caught up; replace voters that stopped answering.
+    /// caught up; replace voters that stopped answering; forget learners that did.
     pub(super) async fn tend(&self) {
         // One membership change at a time from this node: a join's learner entry landing
         // between a change's two entries would leave the config joint (see `upkeep`). While
@@ -614,40 +671,40 @@ impl ClusterNode {
         // could be stale by the time the lock came (a review of this fix).
         let Ok(_one) = self.changing.try_lock() else { return };
         let m = self.raft.metrics().borrow().clone();
-        let since = {
+        {
             let mut since = self.leading_since.lock().unwrap_or_else(|e| e.into_inner());
             if m.current_leader != Some(self.id) {
                 *since = None;
                 return;
             }
-            match *since {
-                Some((term, t)) if term == m.current_term => t,
-                _ => since.insert((m.current_term, Instant::now())).1,
+            if !matches!(*since, Some((term, _)) if term == m.current_term) {
+                *since = Some((m.current_term, Instant::now()));
             }
-        };
+        }
         let last = m.last_log_index.unwrap_or(0);
         let matched: BTreeMap<NodeId, Option<u64>> =
             m.replication.clone().unwrap_or_default().into_iter().map(|(id, l)| (id, l.map(|l| l.index))).collect();
-        let last_ok = self.last_ok.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        // Silent for `after`, counted from when this node began to lead at the earliest (a
-        // new leader has heard from nobody yet).
-        let silent = |v: &NodeId, after: Duration| {
-            *v != self.id && last_ok.get(v).map_or(since, |t| (*t).max(since)).elapsed() > after
-        };
-        let voters = match plan(m.membership_config.membership(), last, &matched, silent) {
+        let silence = self.silence(m.current_term, m.membership_config.membership());
+        let silent = |v: &NodeId, after: Duration| silence(v) > after;
+        let change: ChangeMembers<NodeId, Member> = match plan(m.membership_config.membership(), last, &matched, silent)
+        {
             Step::Keep => return,
             Step::Finish(voters) => {
                 tracing::info!(?voters, "finishing a joint membership config");
-                voters
+                ChangeMembers::ReplaceAllVoters(voters)
             }
             Step::Change { voters, ready, dead } => {
                 tracing::info!(?ready, ?dead, ?voters, "changing the cluster's voters");
-                voters
+                ChangeMembers::ReplaceAllVoters(voters)
+            }
+            Step::Forget(learners) => {
+                tracing::info!(?learners, "forgetting learners that stopped answering");
+                ChangeMembers::RemoveNodes(learners)
             }
         };
         // Bounded, so a host that withholds the commit cannot hold joins off for good; a
         // change cut short between its two entries is finished at a later upkeep.
-        match tokio::time::timeout(2 * COMMIT_TIMEOUT, self.raft.change_membership(voters, false)).await {
+        match tokio::time::timeout(2 * COMMIT_TIMEOUT, self.raft.change_membership(change, false)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "membership change failed"),
             Err(_) => tracing::warn!("membership change not committed in time; the upkeep looks again"),
@@ -656,8 +713,9 @@ impl ClusterNode {
 }
 
 /// How long a join waits for its answer: the leader may wait 2 s for a membership change
-/// under way, then [`COMMIT_TIMEOUT`] for the learner entry; an answer that comes later is
-/// lost, though the node was added (a review of 2026-12-05). Within the host's 10 s relay.
+/// under way, then [`COMMIT_TIMEOUT`] for the learner entry (and as long before it when it
+/// forgets learners to make room); an answer that comes later is lost, though the node was
+/// added, and the node asks again (a review of 2026-12-05). Within the host's 10 s relay.
 const JOIN_WAIT: Duration = Duration::from_secs(9);
 
 /// Ask the seeds (then whoever they name as leader) to add this node, until it has the

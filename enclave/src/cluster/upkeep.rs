@@ -28,6 +28,18 @@ pub const MIN_VOTERS: usize = 3;
 /// A learner this many entries or fewer behind the leader's last is caught up.
 pub const CAUGHT_UP: u64 = 64;
 
+/// A learner that answered nothing for this long is forgotten. A live one answers every
+/// append within the heartbeat and every snapshot chunk (4 MiB) within its 5 s timeout; a
+/// node still joining that was forgotten asks again (every 10 s without the state). Without
+/// this, every boot of an enclave that never caught up stayed a member for good, each one a
+/// replication stream on the leader, re-sending the state (a review of 2026-12-06).
+pub const LEARNER_DEAD_AFTER: Duration = Duration::from_secs(30);
+
+/// The most learners a cluster holds at once. A join beyond it first forgets the
+/// longest-silent learner that has been silent [`SUSPECT_AFTER`]; if none has, it is
+/// refused (the node asks again).
+pub const MAX_LEARNERS: usize = 8;
+
 /// What the leader does next with the membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -37,6 +49,8 @@ pub enum Step {
     Finish(BTreeSet<NodeId>),
     /// Change the voters: promote `ready` learners, drop `dead` voters.
     Change { voters: BTreeSet<NodeId>, ready: Vec<NodeId>, dead: Vec<NodeId> },
+    /// Forget these learners: silent for [`LEARNER_DEAD_AFTER`].
+    Forget(BTreeSet<NodeId>),
 }
 
 /// The next step for `membership`, as seen by its leader: `last` is the leader's last log
@@ -72,11 +86,44 @@ pub fn plan(
     silent_now.sort_by_key(|v| (!silent(v, DEAD_AFTER), *v));
     let dead: Vec<NodeId> = silent_now.into_iter().take(droppable).collect();
     if ready.is_empty() && dead.is_empty() {
-        return Step::Keep;
+        // The voters stay: learners that stopped answering go (one entry, voters unchanged).
+        let gone: BTreeSet<NodeId> = membership.learner_ids().filter(|l| silent(l, LEARNER_DEAD_AFTER)).collect();
+        return if gone.is_empty() { Step::Keep } else { Step::Forget(gone) };
     }
     let mut voters: BTreeSet<NodeId> = voters_now.iter().copied().filter(|v| !dead.contains(v)).collect();
     voters.extend(ready.iter().copied());
     Step::Change { voters, ready, dead }
+}
+
+/// The learners to forget before `joining` (at `url`) is added as one, or why it cannot be
+/// added now. A host serves one node at a URL, so learners at `url` are its earlier boots:
+/// forgotten. Then, with [`MAX_LEARNERS`] other learners already, the longest silent one goes
+/// if `silence` says it has been silent [`SUSPECT_AFTER`] at least. Voters are never touched
+/// here (the upkeep replaces a dead voter once a learner caught up).
+pub fn make_room(
+    membership: &Membership<NodeId, Member>,
+    joining: NodeId,
+    url: &str,
+    silence: impl Fn(&NodeId) -> Duration,
+) -> Result<BTreeSet<NodeId>, String> {
+    let url = url.trim_end_matches('/');
+    let at_url = |id: &NodeId| membership.get_node(id).is_some_and(|m| m.peer_url.trim_end_matches('/') == url);
+    let mut gone: BTreeSet<NodeId> = membership.learner_ids().filter(|l| *l != joining && at_url(l)).collect();
+    let mut others: Vec<NodeId> = membership.learner_ids().filter(|l| *l != joining && !gone.contains(l)).collect();
+    if others.len() >= MAX_LEARNERS {
+        // Longest silent first (then by id, the same choice on every run).
+        others.sort_by_key(|l| (std::cmp::Reverse(silence(l)), *l));
+        let excess = others.len() + 1 - MAX_LEARNERS;
+        let silent: Vec<NodeId> = others.iter().copied().take(excess).filter(|l| silence(l) >= SUSPECT_AFTER).collect();
+        if silent.len() < excess {
+            return Err(format!(
+                "the cluster has {} learners joining (at most {MAX_LEARNERS}), all answering; ask again",
+                others.len()
+            ));
+        }
+        gone.extend(silent);
+    }
+    Ok(gone)
 }
 
 #[cfg(test)]
@@ -170,5 +217,61 @@ mod tests {
             plan(&m, 5, &matched, suspects),
             Step::Change { voters: set(&[0, 3, 4]), ready: vec![3, 4], dead: vec![1, 2] }
         );
+    }
+
+    fn at(urls: &[(NodeId, &str)], voters: &[NodeId]) -> Membership<NodeId, Member> {
+        let nodes = urls
+            .iter()
+            .map(|(id, u)| (*id, Member { peer_url: u.to_string(), ..Member::default() }))
+            .collect::<BTreeMap<_, _>>();
+        Membership::new(vec![set(voters)], nodes)
+    }
+
+    #[test]
+    fn silent_learners_are_forgotten_and_answering_ones_kept() {
+        let m = membership(vec![set(&[0, 1, 2])], &[3, 4]);
+        let dead_3 = |v: &NodeId, after: Duration| *v == 3 && after <= LEARNER_DEAD_AFTER;
+        assert_eq!(plan(&m, 500, &BTreeMap::new(), dead_3), Step::Forget(set(&[3])));
+        // Silent, but not yet for LEARNER_DEAD_AFTER: kept.
+        let quiet_3 = |v: &NodeId, after: Duration| *v == 3 && after < LEARNER_DEAD_AFTER;
+        assert_eq!(plan(&m, 500, &BTreeMap::new(), quiet_3), Step::Keep);
+        // A promotion comes first; the learner is forgotten at a later upkeep.
+        let matched = BTreeMap::from([(4, Some(500))]);
+        assert_eq!(
+            plan(&m, 500, &matched, dead_3),
+            Step::Change { voters: set(&[0, 1, 2, 4]), ready: vec![4], dead: vec![] }
+        );
+        // Voters are never forgotten this way (only dropped when dead and replaceable).
+        let all_dead = |_: &NodeId, _: Duration| true;
+        let three = membership(vec![set(&[0, 1, 2])], &[]);
+        assert_eq!(plan(&three, 5, &BTreeMap::new(), all_dead), Step::Keep);
+    }
+
+    #[test]
+    fn a_join_forgets_its_hosts_earlier_boots_and_keeps_the_learners_bounded() {
+        let quiet = |_: &NodeId| Duration::ZERO;
+        // Node 9 joins at the URL of learner 3 (the same host, booted again) and of voter 0.
+        let m = at(&[(0, "http://a"), (1, "http://b"), (2, "http://c"), (3, "http://a/"), (4, "http://d")], &[0, 1, 2]);
+        assert_eq!(make_room(&m, 9, "http://a", quiet), Ok(set(&[3])));
+        // Asking again (already a learner) forgets nothing.
+        assert_eq!(make_room(&m, 3, "http://a", quiet), Ok(set(&[])));
+        // MAX_LEARNERS learners elsewhere, all answering: refused.
+        let mut urls: Vec<(NodeId, String)> = (0..3).map(|i| (i, format!("http://v{i}"))).collect();
+        urls.extend((10..10 + MAX_LEARNERS as u64).map(|i| (i, format!("http://l{i}"))));
+        let refs: Vec<(NodeId, &str)> = urls.iter().map(|(i, u)| (*i, u.as_str())).collect();
+        let full = at(&refs, &[0, 1, 2]);
+        assert!(make_room(&full, 99, "http://new", quiet).unwrap_err().contains("learners joining"));
+        // One of them silent past SUSPECT_AFTER (and another less so): the longest silent goes.
+        let some = |l: &NodeId| match l {
+            12 => SUSPECT_AFTER * 4,
+            14 => SUSPECT_AFTER * 2,
+            _ => Duration::ZERO,
+        };
+        assert_eq!(make_room(&full, 99, "http://new", some), Ok(set(&[12])));
+        // Silent, but not for SUSPECT_AFTER: refused still.
+        let short = |l: &NodeId| if *l == 12 { SUSPECT_AFTER / 2 } else { Duration::ZERO };
+        assert!(make_room(&full, 99, "http://new", short).is_err());
+        // A join at a full cluster's learner's URL replaces it: no room needed.
+        assert_eq!(make_room(&full, 99, "http://l15", quiet), Ok(set(&[15])));
     }
 }
