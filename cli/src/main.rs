@@ -117,11 +117,23 @@ fn main() {
                 // did not expect): printed without anything a terminal would obey.
                 eprintln!("bridle: {}", client::printable(&format!("{e:#}")));
             }
+            if owner::grant_sent() {
+                eprintln!("{GRANT_NOTE}");
+            }
             1
         }
     };
     std::process::exit(code);
 }
+
+/// After a grant sent to the host failed: the session may exist all the same (a review of
+/// 2026-12-06: a lost or withheld reply, then a second grant, left the agent two sessions).
+const GRANT_NOTE: &str = "note: the grant was sent and no checked answer came back, so whether the enclave \
+created the session is unknown: a lost reply, a host that withheld it or refused in the enclave's name, or a \
+cluster that commits it later all leave it live under this policy, and the agent can find it in the public audit \
+log. Granting again makes a second session with caps of its own. Before that, make sure there is none: `bridle \
+owner revoke-all` ends every session of this owner key (its revocation is checked), or look for this agent's \
+session in the enclave's audit log.";
 
 /// After a refused owner command: what a refusal proves, and how to make sure a message the
 /// host may have kept can never take effect.

@@ -247,6 +247,15 @@ pub fn run(o: OwnerCmd) -> Result<i32> {
     Ok(0)
 }
 
+/// Set once a grant was sent to the host: from then on, a failure leaves unknown whether the
+/// enclave created the session (`main` then says so).
+static GRANT_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this run sent a grant to the host.
+pub fn grant_sent() -> bool {
+    GRANT_SENT.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u64>, json: bool) -> Result<()> {
     let key = keys::load(key)?;
     let agent_pk = keys::agent_public_key(agent)?;
@@ -267,6 +276,7 @@ fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u
     let n = msg.nonce;
     let body =
         CreateSession { auth: owner_auth(&key, &msg)?, agent_public_key: Bytes::from(agent_pk), policy: p.doc.clone() };
+    GRANT_SENT.store(true, std::sync::atomic::Ordering::SeqCst);
     let created: SessionCreated = e.host.post("/v1/sessions", &body)?;
     let want = Expected {
         enclave: e.trusted.address,

@@ -65,6 +65,29 @@ fn grant_args(nonce: &str) -> [&str; 10] {
     ["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", "policy.toml", "--nonce", nonce]
 }
 
+/// A grant the host relayed, then answered with a refusal of its own: the session exists,
+/// and the CLI says it may (a review of 2026-12-06: an owner granting again left the agent
+/// two sessions). A grant that never left the machine says nothing of the kind.
+#[tokio::test]
+async fn a_grant_whose_answer_was_withheld_says_the_session_may_exist() {
+    let w = world();
+    w.proxy.withhold("POST", "/v1/sessions", |_| {
+        let e = json!({"code": "internal", "reason": "try again", "message": "try again"});
+        (500, json!({ "error": e }))
+    });
+    let (out, err) = w.cli.fails(&grant_args(&n()));
+    assert!(!out.contains("session:"), "{out}");
+    assert_eq!(w.proxy.forwarded("POST", "/v1/sessions"), 1, "the enclave got the grant");
+    assert!(
+        err.contains("whether the enclave created the session is unknown") && err.contains("bridle owner revoke-all"),
+        "{err}"
+    );
+    // Refused before anything was sent (no such policy file): no such note.
+    let (_, err) =
+        w.cli.fails(&["owner", "grant", "--key", "owner.key", "--agent", "agent.key", "--policy", "nowhere.toml"]);
+    assert!(!err.contains("created the session is unknown"), "{err}");
+}
+
 #[tokio::test]
 async fn a_grant_whose_session_or_binding_was_swapped_is_refused() {
     let w = world();
