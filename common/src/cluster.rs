@@ -48,6 +48,22 @@ pub const NODE_MAX_CONNECTIONS: usize = 64;
 /// Most seeds a [`ClusterStart`] may name.
 pub const MAX_SEEDS: usize = 16;
 
+/// Longest peer URL a node takes (`--cluster-advertise`, seeds, a joining node's).
+pub const MAX_PEER_URL: usize = 512;
+
+/// Whether `url` may be a cluster peer's URL: `http://` or `https://`, then a host and
+/// optionally a port and path, at most [`MAX_PEER_URL`] bytes of printable ASCII with no
+/// query, fragment, user info or backslash. Hosts append `/v1/cluster/…` to it and POST
+/// there; a URL a joining node's host chose is called by every other host, so a `?` or `#`
+/// must not move that path out of the way, nor an `@` change the host it goes to (a review
+/// of 2026-12-06).
+pub fn is_peer_url(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    url.len() <= MAX_PEER_URL
+        && rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        && url.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#' | b'@' | b'\\'))
+}
+
 /// The header (HTTP relay) and upgrade-request header (stream) in which a host names the
 /// URL it is reached at (its `--cluster-advertise`): the receiving host learns its peers
 /// from the traffic it carries, even those its own enclave never told it of.
@@ -125,4 +141,34 @@ pub struct NotLeader {
     pub leader: Option<u64>,
     /// The leader's host (its cluster URL), when known.
     pub leader_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_urls_are_plain_http_origins_with_a_path_at_most() {
+        for ok in ["http://10.0.0.2:7443", "https://node-2.example:443/", "https://lb.example/bridle/node-2"] {
+            assert!(is_peer_url(ok), "{ok}");
+        }
+        let long = format!("http://{}", "a".repeat(MAX_PEER_URL));
+        for bad in [
+            "http://10.0.0.9/x?",
+            "http://10.0.0.9/?/v1",
+            "http://10.0.0.9/#",
+            "http://user@10.0.0.9",
+            "http://10.0.0.9\\@evil",
+            "http://10.0.0.9 /",
+            "http://10.0.0.9/\u{e9}",
+            "http://",
+            "http:///path",
+            "ftp://10.0.0.9",
+            "10.0.0.9:7443",
+            "",
+            long.as_str(),
+        ] {
+            assert!(!is_peer_url(bad), "{bad:?}");
+        }
+    }
 }

@@ -166,7 +166,14 @@ impl ClusterLink {
     /// enclave joins through the members known before.
     fn learn(&self, urls: impl IntoIterator<Item = String>) {
         let me = trim(&self.settings.advertise).to_string();
-        let members: Vec<String> = urls.into_iter().map(|u| trim(&u).to_string()).filter(|u| *u != me).collect();
+        // Only URLs an enclave takes as a peer's: one another host's enclave was told is
+        // never called with `/v1/cluster/…` moved into its query.
+        let members: Vec<String> = urls
+            .into_iter()
+            .filter(|u| bridle_common::cluster::is_peer_url(u))
+            .map(|u| trim(&u).to_string())
+            .filter(|u| *u != me)
+            .collect();
         if members.is_empty() {
             return;
         }
@@ -191,10 +198,7 @@ impl ClusterLink {
     /// 512 bytes (what an enclave accepts as a peer URL).
     pub fn hear(&self, url: &str) {
         let url = trim(url);
-        let plausible = url.len() <= 512
-            && (url.starts_with("http://") || url.starts_with("https://"))
-            && !url.chars().any(|c| c.is_control() || c.is_whitespace());
-        if !plausible
+        if !bridle_common::cluster::is_peer_url(url)
             || self.is_me(url)
             || self.peers.read().unwrap_or_else(|e| e.into_inner()).iter().any(|p| p == url)
         {

@@ -235,14 +235,20 @@ impl Settings {
                         ))
                     }
                 }
-            } else if !(cluster_advertise.starts_with("http://") || cluster_advertise.starts_with("https://")) {
+            } else if !bridle_common::cluster::is_peer_url(&cluster_advertise) {
                 return Err(format!(
-                    "cluster_advertise must be the http(s) URL other hosts reach this one at (from {}), got {cluster_advertise:?}",
+                    "cluster_advertise must be the http(s) URL other hosts reach this one at, with no query, fragment or user info (from {}), got {cluster_advertise:?}",
                     source_name(sources["cluster_advertise"])
                 ));
             }
             let seeds: Vec<String> =
                 cluster_seeds.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            if let Some(bad) = seeds.iter().find(|s| !bridle_common::cluster::is_peer_url(s)) {
+                return Err(format!(
+                    "each of cluster_seeds must be an http(s) URL with no query, fragment or user info (from {}), got {bad:?}",
+                    source_name(sources["cluster_seeds"])
+                ));
+            }
             if !cluster_bootstrap && seeds.is_empty() {
                 return Err("a cluster host needs cluster_seeds (to join) or cluster_bootstrap (to found one)".into());
             }
@@ -516,6 +522,7 @@ mod tests {
             assert!(with(listen, "http://10.0.0.1:7443").is_ok(), "{listen}");
         }
         assert!(with("127.0.0.1:0", "10.0.0.1:7443").unwrap_err().contains("http(s) URL"));
+        assert!(with("127.0.0.1:0", "http://10.0.0.1:7443/?x").unwrap_err().contains("no query"));
     }
 
     /// A cluster host's pool defaults to the stand-alone 8, and one larger than its node's

@@ -27,7 +27,9 @@ use super::upkeep::{make_room, plan, Step};
 use crate::clock::{Clock, ReplicaClock};
 use crate::keys::Key;
 use crate::session::placeholder_signature;
-use bridle_common::cluster::{ClusterCall, ClusterInfo, ClusterReply, ClusterStart, MemberInfo, NotLeader, MAX_SEEDS};
+use bridle_common::cluster::{
+    is_peer_url, ClusterCall, ClusterInfo, ClusterReply, ClusterStart, MemberInfo, NotLeader, MAX_PEER_URL, MAX_SEEDS,
+};
 use bridle_common::error::is_session_busy;
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor_attested, to_cbor};
@@ -468,13 +470,9 @@ impl ClusterNode {
 
     /// Found the cluster, or join it (in the background).
     async fn start(&self, s: ClusterStart) -> Result<(), Denial> {
-        if s.advertise.is_empty()
-            || s.advertise.len() > 512
-            || s.seeds.len() > MAX_SEEDS
-            || s.seeds.iter().any(|u| u.len() > 512)
-        {
+        if !is_peer_url(&s.advertise) || s.seeds.len() > MAX_SEEDS || s.seeds.iter().any(|u| !is_peer_url(u)) {
             return Err(Denial::malformed(format!(
-                "advertise must be a URL (≤ 512 bytes), with at most {MAX_SEEDS} seeds (URLs of ≤ 512 bytes)"
+                "advertise must be an http(s) URL (≤ {MAX_PEER_URL} bytes, no query, fragment or user info), with at most {MAX_SEEDS} seeds alike"
             )));
         }
         *self.advertise.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.advertise.clone());
@@ -541,6 +539,13 @@ impl ClusterNode {
         );
         // What the membership records decides which keys the node receives: it must be
         // what the node's attestation shows.
+        // Every host calls a member's URL: one its host chose with a query, a fragment or user
+        // info would move the path or the host it goes to (a review of 2026-12-06).
+        if !is_peer_url(&req.member.peer_url) {
+            return JoinReply::Refused(format!(
+                "a peer URL is an http(s) URL of at most {MAX_PEER_URL} bytes with no query, fragment or user info"
+            ));
+        }
         if req.member.static_key != peer.static_key || req.member.holder() != holder {
             return JoinReply::Refused(
                 "the join names another key, image or release signer than its channel's attestation".into(),
