@@ -29,6 +29,17 @@ export async function signAction(ctx, fields, atLeastMs = 0) {
 
 const authJson = (a) => JSON.stringify({ owner: a.owner, nonce: a.nonce, signature: a.signature });
 
+/**
+ * Said after any failure once a grant was sent (as `bridle owner grant` says it): the session
+ * may exist all the same, and a second grant would make a second one.
+ */
+export const GRANT_UNKNOWN =
+  "the grant was sent and no checked answer came back, so whether the enclave created the session is unknown: " +
+  "a lost reply, a host that withheld it or refused in the enclave's name, or a cluster that commits it later all " +
+  "leave it live under this policy, and the agent can find it in the public audit log. Granting again makes a " +
+  "second session with caps of its own: first make sure there is none (Revoke all, or this agent's session in " +
+  "the enclave's audit log).";
+
 /** Grant: `policy` is {canonical, hash} from the preview (hash recomputed by the page). */
 export async function grant(ctx, agentPublicKey, policy, verifyDoc) {
   const pk = hexToBytes(agentPublicKey.trim());
@@ -36,6 +47,14 @@ export async function grant(ctx, agentPublicKey, policy, verifyDoc) {
   const { auth } = await signAction(ctx, {
     action: ACTION.CREATE_SESSION, session: ZERO_ADDRESS, agent, policyHash: policy.hash, subject: ZERO32,
   });
+  try {
+    return await sendGrant(ctx, pk, agent, auth, policy, verifyDoc);
+  } catch (e) {
+    throw new Error(`${e.message} — ${GRANT_UNKNOWN}`);
+  }
+}
+
+async function sendGrant(ctx, pk, agent, auth, policy, verifyDoc) {
   const body = `{"auth":${authJson(auth)},"agent_public_key":"${bytesToHex(pk)}","policy":${policy.canonical}}`;
   const created = await postText("/v1/sessions", body);
   const validUntil = JSON.parse(policy.canonical).valid_until;

@@ -3,12 +3,13 @@
 // test compares every digest with the one bridle-common computes for the same input.
 import { ownerTypedData, ownerDigest } from "../../host/console/eip712.js";
 import { bindingDigest, receiptDigest, checkReceipt, verifyAuditLog, entryHash, ownerNonceWord } from "../../host/console/verify.js";
-import { termsDigest, approvalSigners } from "../../host/console/owner.js";
+import { termsDigest, approvalSigners, grant } from "../../host/console/owner.js";
+import { secp256k1 } from "../../host/console/vendor/noble.js";
 import { checkSignedStatus } from "../../host/console/status.js";
 import { payloadDigest, describe } from "../../host/console/decode.js";
 import { verifyAttestation, decodeCbor, parsePcrsJson } from "../../host/console/attest.js";
 import { readBounded } from "../../host/console/api.js";
-import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey } from "../../host/console/bytes.js";
+import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey, concat } from "../../host/console/bytes.js";
 import { spendChart } from "../../host/console/chart.js";
 
 const hex = (b) => bytesToHex(b);
@@ -191,6 +192,40 @@ const ops = {
     }
   },
 };
+
+// A grant through owner.js with a wallet holding `owner_key` and a host answering every
+// call with `status` and `reply`: whether it throws, and what it says. One at a time (each
+// puts its own `fetch` in place).
+let grants = Promise.resolve();
+ops.grant = (c) => (grants = grants.then(() => oneGrant(c)));
+async function oneGrant(c) {
+  const sk = hexToBytes(c.owner_key);
+  const account = addressOfPublicKey(secp256k1.getPublicKey(sk, false));
+  const wallet = {
+    request: async ({ params }) => {
+      const td = JSON.parse(params[1]);
+      const { ownerDigest: digestOf } = await import("../../host/console/eip712.js");
+      const sig = secp256k1.sign(digestOf(td), sk, { prehash: false, format: "recovered" });
+      // noble's recovered form is v ‖ r ‖ s; the wallet answers r ‖ s ‖ (27 + v).
+      return hex(concat(sig.subarray(1), Uint8Array.of(27 + sig[0])));
+    },
+  };
+  let sent = 0;
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = async () => {
+    sent++;
+    return new Response(JSON.stringify(c.reply), { status: c.status, headers: { "content-type": "application/json" } });
+  };
+  try {
+    const policy = { canonical: c.canonical, hash: hex(keccak(utf8("bridle/policy/v1\n"), utf8(c.canonical))) };
+    await grant({ wallet, account, identity: c.identity }, c.agent_public_key, policy, null);
+    return { ok: true, sent };
+  } catch (e) {
+    return { ok: false, error: e.message, sent };
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+}
 
 let input = "";
 for await (const chunk of process.stdin) input += chunk;

@@ -1233,3 +1233,27 @@ fn the_owner_receipt_word_is_the_enclaves() {
     }
     assert_ne!(b256(&r[1]["word"]), b256(&r[2]["word"]));
 }
+
+/// The console's grant, sent and answered with a refusal the enclave never signed: the page
+/// says the session may exist, as `bridle owner grant` does (a review of 2026-12-06). A
+/// grant that failed before it was sent says nothing of the kind.
+#[test]
+fn a_grant_sent_and_unanswered_says_the_session_may_exist() {
+    let (_, identity) = key(7);
+    let agent = k256::ecdsa::SigningKey::from_slice(&[9; 32]).unwrap();
+    let agent_pk = format!("0x{}", hex::encode(agent.verifying_key().to_encoded_point(true).as_bytes()));
+    let case = |agent_public_key: &str| {
+        json!({
+            "op": "grant", "owner_key": format!("0x{}", "11".repeat(32)), "identity": identity,
+            "agent_public_key": agent_public_key, "canonical": r#"{"name":"x","valid_until":1}"#,
+            "status": 500, "reply": {"error": {"code": "internal", "message": "try again"}},
+        })
+    };
+    let out = node(&[case(&agent_pk), case("0xzz")]);
+    assert_eq!(out[0]["ok"], false, "{}", out[0]);
+    assert_eq!(out[0]["sent"], 1, "the grant reached the host: {}", out[0]);
+    let e = out[0]["error"].as_str().unwrap();
+    assert!(e.starts_with("try again — ") && e.contains("whether the enclave created the session is unknown"), "{e}");
+    assert_eq!((out[1]["ok"].clone(), out[1]["sent"].clone()), (json!(false), json!(0)), "{}", out[1]);
+    assert!(!out[1]["error"].as_str().unwrap().contains("is unknown"), "{}", out[1]);
+}
