@@ -8,7 +8,7 @@ use crate::time::period_index;
 use crate::{Ledger, Model, Req};
 use alloy_primitives::{Address, U256};
 use bridle_common::period::Period;
-use bridle_common::policy::doc::{Asset, CallRule, Party, Token};
+use bridle_common::policy::doc::{Asset, Party, Token};
 
 /// The canonical Permit2 contract (RULES §5: it and any contract a `permit2` rule names
 /// are Permit2 contracts, whose one metered function is `approve`).
@@ -490,64 +490,6 @@ impl Model {
                     writes.push((key, if is_approve { Write::Set(amount) } else { Write::Add(amount) }));
                 }
             }
-        }
-    }
-
-    /// The allowlist (RULES §5): no codes when some entry admits the call. `listed_here`:
-    /// a token listed on this chain or a Permit2 contract, whose functions other than the
-    /// `metered` ones pass only when a rule for it names them.
-    fn allowlist(&self, to: Address, data: &[u8], listed_here: bool, metered: bool) -> Vec<&'static str> {
-        let sel = abi::selector_of(data);
-        // A plain value transfer is not a function: it passes `*`, `receive()` and the
-        // wildcard on any target, listed tokens included.
-        let plain = data.is_empty();
-        // Through a wildcard: an unlisted contract's token-moving functions, any contract's
-        // account-executing ones, and any function of an account the session signs user
-        // operations for.
-        let own_account = self.policy.user_operations.senders.contains(&to);
-        let moving = !listed_here
-            && !plain
-            && (sel.is_some_and(|s| abi::is_token_moving(s) || abi::is_account_executing(s)) || own_account);
-        let specific: Vec<&CallRule> = self.policy.calls.iter().filter(|r| r.target == Some(to)).collect();
-        let wild: Vec<&CallRule> = self.policy.calls.iter().filter(|r| r.target.is_none()).collect();
-        let mut blocked_moving = false;
-        let rules = specific.iter().map(|r| (*r, false)).chain(wild.iter().map(|r| (*r, true)));
-        for (rule, via_wild) in rules {
-            for f in &rule.functions {
-                let sig = f.signature.trim();
-                let star = sig == "*";
-                let matches = if star {
-                    true
-                } else if abi::canonical(sig).as_deref() == Some("receive()") {
-                    data.is_empty()
-                } else {
-                    sel.is_some() && abi::selector(sig) == sel
-                };
-                if !matches {
-                    continue;
-                }
-                // A listed token's other functions pass only when a rule for it names them.
-                let named = !star && !via_wild;
-                if listed_here && !metered && !plain && !named {
-                    continue;
-                }
-                if via_wild && moving {
-                    blocked_moving = true;
-                    continue;
-                }
-                return Vec::new();
-            }
-        }
-        if blocked_moving {
-            if specific.is_empty() {
-                vec!["target_not_allowed"]
-            } else {
-                vec!["target_not_allowed", "selector_not_allowed"]
-            }
-        } else if specific.is_empty() && wild.is_empty() {
-            vec!["target_not_allowed"]
-        } else {
-            vec!["selector_not_allowed"]
         }
     }
 

@@ -13,6 +13,8 @@
 #![forbid(unsafe_code)]
 
 pub mod abi;
+mod allowlist;
+pub mod args;
 mod check;
 mod jit;
 mod permits;
@@ -184,8 +186,8 @@ pub struct Model {
 
 /// Why the model refuses a policy (features out of its scope), or `Ok`.
 fn supported(p: &Policy) -> Result<(), String> {
-    if p.calls.iter().any(|c| c.functions.iter().any(|f| !f.args.is_empty())) {
-        return Err("argument rules are out of the model's scope".into());
+    for f in p.calls.iter().flat_map(|c| &c.functions) {
+        args::supported(f)?;
     }
     if !p.typed_data.is_empty() || !p.messages.is_empty() {
         return Err("typed-data and message rules are out of the model's scope".into());

@@ -173,10 +173,22 @@ fn user_operations_need_a_listed_entry_point() {
 }
 
 #[test]
-fn out_of_scope_policies_are_refused() {
+fn argument_rules_decide_and_rules_outside_the_subset_are_refused() {
     let mut p = base();
-    p.calls[0].functions[0].args =
-        vec![ArgRule { path: vec![1], op: Op::Lte, values: vec![ArgValue::Uint(U256::from(1))] }];
+    p.calls[0].functions[0].args = vec![
+        ArgRule { path: vec![1], op: Op::Lte, values: vec![ArgValue::Uint(usdc(5))] },
+        ArgRule { path: vec![0], op: Op::In, values: vec![ArgValue::Owner, ArgValue::Address(DEAD)] },
+    ];
+    let mut m = model(&p);
+    assert_eq!(m.sign(&tx(0, USDC, transfer(DEAD, usdc(5))), t0()), Verdict::Allowed);
+    assert_eq!(m.sign(&tx(1, USDC, transfer(OWNER, usdc(1))), t0()), Verdict::Allowed);
+    assert_eq!(m.sign(&tx(2, USDC, transfer(DEAD, usdc(6))), t0()), Verdict::Denied(vec!["argument_rejected"]));
+    assert_eq!(m.sign(&tx(2, USDC, transfer(ACCOUNT, usdc(1))), t0()), Verdict::Denied(vec!["argument_rejected"]));
+    // A second entry of the same function without rules admits what the first refuses.
+    p.calls[0].functions.push(calls(None, &["transfer(address,uint256)"]).functions.remove(0));
+    assert_eq!(model(&p).sign(&tx(0, USDC, transfer(ACCOUNT, usdc(9))), t0()), Verdict::Allowed);
+    // Outside the subset: an ordering on an address.
+    p.calls[0].functions[0].args = vec![ArgRule { path: vec![0], op: Op::Lt, values: vec![ArgValue::Owner] }];
     assert!(bridle_model::Model::new(&p, t0(), OWNER, ACCOUNT).is_err());
 }
 

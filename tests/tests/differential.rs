@@ -1,7 +1,7 @@
 //! The engine's decision core against the independent reference model (issue 9): random
 //! policies and request sequences — amounts, chains, tokens, times around period and month
 //! boundaries and moving back, reused and skipped nonces, permits (EIP-2612 and Permit2's
-//! messages and `approve`), user operations,
+//! messages and `approve`), user operations, argument rules (calldata canonical or not),
 //! approvals and denials of held requests, policy updates, revocations — and every verdict, the
 //! exposure, the uses, every ledger line in every period and the holdings by chain and token
 //! compared after every step. Never a signature the model refuses.
@@ -9,7 +9,7 @@
 //! `BRIDLE_DIFF_SEQUENCES` sets how many (CI: 100 000; `make check-long`: 1 000 000);
 //! `BRIDLE_DIFF_SEED` the first seed.
 
-use bridle_tests::differential::{run_sequence, run_with, Rng, Stats};
+use bridle_tests::differential::{run_arg_calls, run_sequence, run_with, ArgStats, Rng, Stats};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -58,6 +58,8 @@ fn engine_and_model_agree_on_random_sequences() {
             && total.permit2_approves > 0
             && total.jit_signed > 0
             && total.jit_refused > 0
+            && total.args_signed > 0
+            && total.args_rejected > 0
             && total.codes.get("denied_by_owner").is_some_and(|&n| n > 0),
         "{total:?}"
     );
@@ -66,6 +68,40 @@ fn engine_and_model_agree_on_random_sequences() {
     for code in ["spend_cap", "unlimited_approval", "exposure_ceiling", "gas_cap", "value_cap"] {
         assert!(total.codes.get(code).is_some_and(|&n| n > 0), "no request refused {code}: {total:?}");
     }
+}
+
+/// Argument rules call by call (RULES §5 "Arguments"): a policy of random argument rules and
+/// 30 calls of its functions, canonical or not, per seed; one seed for every 20 sequences.
+#[test]
+fn engine_and_model_agree_on_argument_rules() {
+    let n = env("BRIDLE_DIFF_SEQUENCES", 100_000) / 20;
+    let first = env("BRIDLE_DIFF_SEED", 1);
+    let threads = std::thread::available_parallelism().map(|p| p.get() as u64).unwrap_or(2).max(1);
+    let start = std::time::Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            std::thread::spawn(move || -> Result<ArgStats, String> {
+                let mut st = ArgStats::default();
+                let mut seed = first + t;
+                while seed < first + n {
+                    st += run_arg_calls(seed, 30)?;
+                    seed += threads;
+                }
+                Ok(st)
+            })
+        })
+        .collect();
+    let mut total = ArgStats::default();
+    let mut failures = Vec::new();
+    for h in handles {
+        match h.join().expect("no panic") {
+            Ok(s) => total += s,
+            Err(e) => failures.push(e),
+        }
+    }
+    println!("{n} argument-rule seeds in {:.1?}: {total:?}", start.elapsed());
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(total.signed > 0 && total.rejected > 0, "{total:?}");
 }
 
 /// Sequences that once disagreed, kept as regressions (the seed's whole sequence replayed).

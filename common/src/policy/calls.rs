@@ -460,7 +460,7 @@ pub(crate) fn decode_canonical(ty: &DynSolType, data: &[u8]) -> Result<DynSolVal
     }
     let v = ty.abi_decode_params(data).map_err(|_| not("the decoder refuses them"))?;
     if !in_range(&v) {
-        return Err(not("a word out of range for its type"));
+        return Err(not("a word out of range for its type, or a bytesN word not zero past its N bytes"));
     }
     if v.abi_encode_params() != data {
         return Err(not("they re-encode to other bytes"));
@@ -470,10 +470,14 @@ pub(crate) fn decode_canonical(ty: &DynSolType, data: &[u8]) -> Result<DynSolVal
 
 /// Whether every integer of a decoded value fits its type: the decoder reads a `uint8` word
 /// with high bits set as a value above 255 (and re-encodes it to the same word), which a
-/// contract that masks the word would read as another value (review finding 8). The depth
-/// follows the policy's type, bounded at compile time.
+/// contract that masks the word would read as another value (review finding 8). And whether
+/// every `bytesN` word is zero past its `N` bytes: the decoder keeps the whole word, which
+/// re-encodes alike, while a contract reads `N` bytes or reverts (found 2026-12-06 by the
+/// reference model's differential test; RULES §5 now lists it). The depth follows the
+/// policy's type, bounded at compile time.
 fn in_range(v: &DynSolValue) -> bool {
     match v {
+        DynSolValue::FixedBytes(w, size) => w.get(*size..).is_some_and(|pad| pad.iter().all(|b| *b == 0)),
         DynSolValue::Uint(u, bits) => *bits >= 256 || u.bit_len() <= *bits,
         DynSolValue::Int(i, bits) => {
             if *bits >= 256 {
@@ -664,8 +668,24 @@ mod tests {
         unextended[32..62].fill(0); // int16 -5 not sign-extended: read as 65531
         assert!(decode_canonical(&ty, &unextended).is_err());
         // Trailing bytes are not canonical either.
-        let mut long = w;
+        let mut long = w.clone();
         long.push(0);
         assert!(decode_canonical(&ty, &long).is_err());
+    }
+
+    #[test]
+    fn fixed_bytes_must_be_zero_past_their_length() {
+        let ty: DynSolType = "(bytes4,bytes32)".parse().unwrap();
+        let mut w = vec![0u8; 64];
+        w[..4].copy_from_slice(&[0xa9, 0x05, 0x9c, 0xbb]);
+        w[32..].fill(0xee);
+        assert!(decode_canonical(&ty, &w).is_ok());
+        let mut dirty = w.clone();
+        dirty[4] = 1; // bytes4 with a fifth byte set
+        let e = decode_canonical(&ty, &dirty).unwrap_err();
+        assert!(e.contains("bytesN"), "{e}");
+        dirty[4] = 0;
+        dirty[31] = 1;
+        assert!(decode_canonical(&ty, &dirty).is_err());
     }
 }

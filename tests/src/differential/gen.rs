@@ -88,7 +88,10 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
             50 + r.below(2000)
         );
     }
-    let fns = |r: &mut Rng| -> String {
+    // Argument rules (RULES §5 "Arguments"): on the tokens' `transfer`, on the functions of
+    // a contract, now and then on a wildcard target's.
+    let args = delegations && r.chance(35);
+    let fns = |r: &mut Rng, symbol: &str| -> String {
         if r.chance(30) {
             "[\"*\"]".into()
         } else {
@@ -100,21 +103,33 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
                 "push(address,uint256)",
             ];
             let mut v: Vec<&str> = all[1..].iter().copied().filter(|_| r.chance(60)).collect();
+            if args && r.chance(60) {
+                let mut items: Vec<String> = v.iter().map(|f| format!("{f:?}")).collect();
+                items.push(transfer_entry(r, symbol));
+                return format!("[{}]", items.join(", "));
+            }
             v.push(all[0]);
             format!("{v:?}")
         }
     };
     if r.chance(95) {
-        s += &format!("[[calls]]\ntarget = \"T1\"\nfunctions = {}\n", fns(r));
+        s += &format!("[[calls]]\ntarget = \"T1\"\nfunctions = {}\n", fns(r, "T1"));
     }
     if r.chance(70) {
-        s += &format!("[[calls]]\ntarget = \"T2\"\nfunctions = {}\n", fns(r));
+        s += &format!("[[calls]]\ntarget = \"T2\"\nfunctions = {}\n", fns(r, "T2"));
     }
     if r.chance(70) {
         s += &format!("[[calls]]\ntarget = \"{ALICE}\"\nfunctions = [\"receive()\"]\n");
     }
+    if args && r.chance(85) {
+        s += &format!("[[calls]]\ntarget = \"{ROUTER}\"\nfunctions = {}\n", arg_entries(r));
+    }
     if wildcard {
-        s += "[[calls]]\ntarget = \"*\"\nfunctions = [\"*\"]\n";
+        if args && r.chance(40) {
+            s += &format!("[[calls]]\ntarget = \"*\"\nfunctions = {}\n", arg_entries(r));
+        } else {
+            s += "[[calls]]\ntarget = \"*\"\nfunctions = [\"*\"]\n";
+        }
     }
     if jit {
         for spender in [S1, S2] {
@@ -439,20 +454,26 @@ pub fn random_req_with(
             max_priority_fee_per_gas: 0,
         };
     }
-    let (to, value, data): (Address, U256, Vec<u8>) = match r.below(14) {
-        0 | 1 | 2 | 12 | 13 => (token, U256::ZERO, transferCall { to: who, amount: a }.abi_encode()),
-        // Revocations often: whether they force a reset is where the registry is subtle.
-        3 | 4 => {
-            let amount = if r.chance(35) { U256::ZERO } else { a };
-            (token, U256::ZERO, approveCall { spender: *r.pick(&[S1, S2, OTHER]), amount }.abi_encode())
+    // Now and then a call of a function argument rules are written for.
+    let (to, value, data): (Address, U256, Vec<u8>) = if delegations && r.chance(12) {
+        let to = *r.pick(&[ROUTER, ROUTER, ROUTER, OTHER]);
+        (to, if r.chance(10) { U256::from(1u8) } else { U256::ZERO }, arg_call(r, true))
+    } else {
+        match r.below(14) {
+            0 | 1 | 2 | 12 | 13 => (token, U256::ZERO, transferCall { to: who, amount: a }.abi_encode()),
+            // Revocations often: whether they force a reset is where the registry is subtle.
+            3 | 4 => {
+                let amount = if r.chance(35) { U256::ZERO } else { a };
+                (token, U256::ZERO, approveCall { spender: *r.pick(&[S1, S2, OTHER]), amount }.abi_encode())
+            }
+            5 => (token, U256::ZERO, increaseAllowanceCall { spender: *r.pick(&[S1, S2]), added: a }.abi_encode()),
+            6 => (token, U256::ZERO, transferFromCall { from: OTHER, to: who, amount: a }.abi_encode()),
+            7 => (token, U256::ZERO, transferAndCallCall { to: who, amount: a, data: Bytes::new() }.abi_encode()),
+            8 => (token, U256::ZERO, pushCall { to: who, amount: a }.abi_encode()),
+            9 => (who, amount(r), vec![]),
+            10 => (*r.pick(&[ALICE, OTHER, TOK1]), amount(r), vec![0xde, 0xad, 0xbe, 0xef]),
+            _ => (token, U256::ZERO, vec![0x12, 0x34]),
         }
-        5 => (token, U256::ZERO, increaseAllowanceCall { spender: *r.pick(&[S1, S2]), added: a }.abi_encode()),
-        6 => (token, U256::ZERO, transferFromCall { from: OTHER, to: who, amount: a }.abi_encode()),
-        7 => (token, U256::ZERO, transferAndCallCall { to: who, amount: a, data: Bytes::new() }.abi_encode()),
-        8 => (token, U256::ZERO, pushCall { to: who, amount: a }.abi_encode()),
-        9 => (who, amount(r), vec![]),
-        10 => (*r.pick(&[ALICE, OTHER, TOK1]), amount(r), vec![0xde, 0xad, 0xbe, 0xef]),
-        _ => (token, U256::ZERO, vec![0x12, 0x34]),
     };
     match r.below(10) {
         0 => Req::Permit {
@@ -510,6 +531,7 @@ pub fn random_req_with(
             let mut calls: Vec<(Address, U256, Bytes)> = (0..1 + r.below(4))
                 .map(|_| match random_req_with(r, nonces, clock, chains, false) {
                     _ if delegations && r.chance(15) => permit2_call(r, clock),
+                    _ if delegations && r.chance(10) => (ROUTER, U256::ZERO, Bytes::from(arg_call(r, false))),
                     Req::Tx { to: Some(to), value, data, .. } if r.chance(50) => (to, value, data),
                     _ => (
                         *r.pick(&[TOK1, TOK2]),

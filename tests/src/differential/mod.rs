@@ -20,8 +20,12 @@ use bridle_model::abi::{addr_word, encode_call};
 use bridle_model::{Ledger, Model, Req, Verdict, MODEL_LIMIT, PERMIT2};
 use std::collections::HashMap;
 
+mod args_gen;
+mod args_run;
 mod gen;
 mod payload;
+pub use args_gen::*;
+pub use args_run::*;
 pub use gen::*;
 pub use payload::*;
 
@@ -185,6 +189,10 @@ pub struct Stats {
     /// refusals naming a just-in-time rule.
     pub jit_signed: u64,
     pub jit_refused: u64,
+    /// Under a policy with argument rules: requests calling [`ROUTER`] signed, and denials
+    /// `argument_rejected`.
+    pub args_signed: u64,
+    pub args_rejected: u64,
     /// Denials by code.
     pub codes: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -206,6 +214,8 @@ impl std::ops::AddAssign for Stats {
         self.permit2_approves += o.permit2_approves;
         self.jit_signed += o.jit_signed;
         self.jit_refused += o.jit_refused;
+        self.args_signed += o.args_signed;
+        self.args_rejected += o.args_rejected;
         for (k, v) in o.codes {
             *self.codes.entry(k).or_default() += v;
         }
@@ -324,6 +334,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                         st.permit2_approves += u64::from(calls_permit2_approve(&req));
                         st.jit_signed +=
                             u64::from(!engine.policy().doc.approvals.jit.is_empty() && calls_a_jit_consumer(&req));
+                        st.args_signed += u64::from(has_arg_rules(&engine.policy().doc) && calls_router(&req));
                     }
                     (Err(d), Verdict::Pending(id)) if d.code.as_str() == "pending_approval" => {
                         st.pending += 1;
@@ -334,6 +345,8 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                         st.denied += 1;
                         *st.codes.entry(d.code.as_str()).or_default() += 1;
                         st.jit_refused += u64::from(d.rule.as_deref().is_some_and(|r| r.starts_with("approvals.jit")));
+                        st.args_rejected +=
+                            u64::from(has_arg_rules(&engine.policy().doc) && d.code.as_str() == "argument_rejected");
                     }
                     _ => return fail(&log, format!("step {i}: engine {:?}, model {m:?}", e.0)),
                 }
