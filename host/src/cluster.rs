@@ -31,9 +31,9 @@ use bridle_common::cluster::{ClusterCall, ClusterReply, ClusterStart, Outbound, 
 use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor, to_cbor};
 use bridle_common::protocol::{Call, Reply, RequestFrame, ResponseFrame, PROTOCOL_VERSION};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Connections kept for the cluster's traffic (beside the client calls' pool).
 pub const TRAFFIC_POOL: usize = 32;
@@ -100,6 +100,8 @@ pub struct ClusterLink {
     pub settings: ClusterSettings,
     http: reqwest::Client,
     peers: RwLock<Vec<String>>,
+    /// Peers the enclave no longer lists, and since when (see [`ClusterLink::learn`]).
+    absent: Mutex<HashMap<String, Instant>>,
     /// Hosts heard from, not in `peers` (most recent first, at most [`MAX_HEARD`]): named
     /// by whoever reaches the cluster listener, so kept apart from the seeds and members.
     heard: Mutex<VecDeque<String>>,
@@ -108,6 +110,10 @@ pub struct ClusterLink {
     /// the streams (to compare the two: `bridle-cluster-bench --relay-http`).
     http_only: bool,
 }
+
+/// How long a peer the enclave no longer lists as a member is still called (see
+/// [`ClusterLink::learn`]).
+pub const FORGET_PEER_AFTER: Duration = Duration::from_secs(300);
 
 fn trim(url: &str) -> &str {
     url.trim_end_matches('/')
@@ -136,6 +142,7 @@ impl ClusterLink {
             settings,
             http,
             peers: RwLock::new(peers),
+            absent: Mutex::new(HashMap::new()),
             heard: Mutex::new(VecDeque::new()),
             streams: stream::Streams::default(),
             http_only,
@@ -161,10 +168,16 @@ impl ClusterLink {
     }
 
     /// The members' hosts, as this host's enclave lists them: with the seeds, they are the
-    /// peers now. A host no longer listed (a member the cluster forgot) is no longer called;
-    /// an empty list (a node still joining knows no members) changes nothing, so a restarted
-    /// enclave joins through the members known before.
+    /// peers now. A host no longer listed (a member the cluster forgot) stays a peer for
+    /// [`FORGET_PEER_AFTER`] more — an enclave replaying the log lists older memberships for
+    /// a while (a review of 2026-12-06) — then is no longer called. An empty list (a node
+    /// still joining knows no members) changes nothing, so a restarted enclave joins through
+    /// the members known before.
     fn learn(&self, urls: impl IntoIterator<Item = String>) {
+        self.learn_at(urls, Instant::now())
+    }
+
+    fn learn_at(&self, urls: impl IntoIterator<Item = String>, now: Instant) {
         let me = trim(&self.settings.advertise).to_string();
         // Only URLs an enclave takes as a peer's: one another host's enclave was told is
         // never called with `/v1/cluster/…` moved into its query.
@@ -184,11 +197,20 @@ impl ClusterLink {
             }
         }
         let mut g = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        let mut absent = self.absent.lock().unwrap_or_else(|e| e.into_inner());
+        absent.retain(|u, _| !next.contains(u) && g.contains(u));
         for u in next.iter().filter(|u| !g.contains(u)) {
             tracing::info!(peer = %u, "cluster peer learned");
         }
-        for u in g.iter().filter(|u| !next.contains(u)) {
-            tracing::info!(peer = %u, "cluster peer no longer a member: forgotten");
+        let gone: Vec<String> = g.iter().filter(|u| !next.contains(u)).cloned().collect();
+        for u in gone {
+            let since = *absent.entry(u.clone()).or_insert(now);
+            if now.saturating_duration_since(since) < FORGET_PEER_AFTER {
+                next.push(u);
+            } else {
+                tracing::info!(peer = %u, "cluster peer no longer a member: forgotten");
+                absent.remove(&u);
+            }
         }
         *g = next;
     }
@@ -604,20 +626,35 @@ mod forward_tests {
     }
 
     /// The peers are the seeds and the members the enclave lists now: a member the cluster
-    /// forgot (a review of 2026-12-06: learners at host-chosen URLs) is no longer called.
+    /// forgot (a review of 2026-12-06: learners at host-chosen URLs) is no longer called,
+    /// after FORGET_PEER_AFTER.
     #[test]
     fn the_peers_follow_the_members_and_keep_the_seeds() {
         let mut settings = link().settings.clone();
         settings.seeds = vec!["http://seed/".into()];
         let l = ClusterLink::new(settings).unwrap();
         let urls = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        l.learn(urls(&["http://127.0.0.1:9", "http://a", "http://b/"]));
-        assert_eq!(l.peers(), urls(&["http://seed", "http://a", "http://b"]));
-        l.learn(urls(&["http://127.0.0.1:9/", "http://b", "http://c"]));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        l.learn_at(urls(&["http://127.0.0.1:9", "http://a", "http://b/", "http://x/?q"]), at(0));
+        assert_eq!(l.peers(), urls(&["http://seed", "http://a", "http://b"]), "a URL with a query is never taken");
+        // `a` is no longer listed: still called for FORGET_PEER_AFTER (an enclave replaying
+        // the log lists older memberships meanwhile), then forgotten.
+        l.learn_at(urls(&["http://127.0.0.1:9/", "http://b", "http://c"]), at(1));
+        assert_eq!(l.peers(), urls(&["http://seed", "http://b", "http://c", "http://a"]));
+        l.learn_at(urls(&["http://b", "http://c"]), at(1 + FORGET_PEER_AFTER.as_secs() - 1));
+        assert_eq!(l.peers(), urls(&["http://seed", "http://b", "http://c", "http://a"]));
+        l.learn_at(urls(&["http://b", "http://c"]), at(1 + FORGET_PEER_AFTER.as_secs()));
+        assert_eq!(l.peers(), urls(&["http://seed", "http://b", "http://c"]));
+        // Listed again, then absent again: its time counts anew.
+        l.learn_at(urls(&["http://b"]), at(1000));
+        l.learn_at(urls(&["http://b", "http://c"]), at(1001));
+        l.learn_at(urls(&["http://b"]), at(1002));
+        l.learn_at(urls(&["http://b"]), at(1002 + FORGET_PEER_AFTER.as_secs() - 1));
         assert_eq!(l.peers(), urls(&["http://seed", "http://b", "http://c"]));
         // A node still joining lists no members: what was known stays.
-        l.learn(urls(&[]));
-        l.learn(urls(&["http://127.0.0.1:9"]));
+        l.learn_at(urls(&[]), at(5000));
+        l.learn_at(urls(&["http://127.0.0.1:9"]), at(5000));
         assert_eq!(l.peers(), urls(&["http://seed", "http://b", "http://c"]));
     }
 

@@ -231,7 +231,10 @@ impl Conn {
 
     async fn send(&self, rpc: &Rpc, ttl: Duration) -> Result<RpcReply, NetError> {
         let r = call(&self.peers, &self.member.peer_url, Some(self.member.static_key), rpc, ttl).await;
-        if r.is_ok() {
+        // An answer of this cluster's Raft, not a refusal (a node settled in another cluster
+        // answers every message with one): a learner that only refuses is silent, and
+        // forgotten (a review of 2026-12-06).
+        if r.as_ref().is_ok_and(|r| !matches!(r, RpcReply::Refused(_))) {
             self.last_ok.lock().unwrap_or_else(|e| e.into_inner()).insert(self.target, Instant::now());
         }
         r

@@ -23,7 +23,7 @@ use super::peers::Peers;
 use super::proposing::{owner_auth, Proposing};
 use super::replica::Replica;
 use super::types::{Cmd, Holder, Member, NodeId, Op, Raft, Secret};
-use super::upkeep::{make_room, plan, Step};
+use super::upkeep::{make_room, plan, Learners, Step};
 use crate::clock::{Clock, ReplicaClock};
 use crate::keys::Key;
 use crate::session::placeholder_signature;
@@ -76,6 +76,9 @@ pub struct ClusterNode {
     /// has not answered yet, and is not silent for that (a learner never heard from was
     /// otherwise silent since the leader began to lead, and forgotten as soon as added).
     seen: Mutex<HashMap<NodeId, Instant>>,
+    /// Each member's log index as the leader last saw it change, and when (for learners that
+    /// answer but never catch up: [`super::upkeep::LEARNER_STALLED_AFTER`]).
+    progress: Mutex<HashMap<NodeId, (Option<u64>, Instant)>>,
     refusals: Mutex<(u64, u32)>,
     /// Owner messages being proposed: a copy of one is refused before the log.
     proposing: Proposing,
@@ -124,6 +127,7 @@ impl ClusterNode {
             last_ok,
             leading_since: Mutex::new(None),
             seen: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
             refusals: Mutex::new((0, 0)),
             proposing: Proposing::default(),
             updating: Proposing::default(),
@@ -571,32 +575,33 @@ impl ClusterNode {
         let Ok(_one) = tokio::time::timeout(Duration::from_secs(2), self.changing.lock()).await else {
             return JoinReply::Refused("a membership change is under way; ask again".into());
         };
+        let m = self.raft.metrics().borrow().clone();
+        let members = m.membership_config.membership();
+        // Already a member as it says it is (a node asks again while its state has not
+        // arrived): nothing is written. Each membership entry restarts every snapshot the
+        // leader is sending, the asking node's own too (a review of 2026-12-06).
+        if members.get_node(&req.node_id) == Some(&req.member) {
+            return JoinReply::Accepted { cluster };
+        }
         // Room first: this host's earlier boots go, and the learners stay bounded (a review
         // of 2026-12-06: one host restarting its enclave added a member per boot, for good).
-        let gone = {
-            let m = self.raft.metrics().borrow().clone();
-            let members = m.membership_config.membership();
-            match make_room(members, req.node_id, &req.member.peer_url, self.silence(m.current_term, members)) {
-                Ok(gone) => gone,
-                Err(why) => return JoinReply::Refused(why),
-            }
+        let learners = Learners { silence: self.silence(m.current_term, members), stalled: self.stalled(&m) };
+        let gone = match make_room(members, req.node_id, &req.member.peer_url, &learners) {
+            Ok(gone) => gone,
+            Err(why) => return JoinReply::Refused(why),
         };
-        if !gone.is_empty() {
+        // One entry: the learners that go and the node that joins (bounded, as the upkeep's
+        // changes are; the node asks again).
+        let change = if gone.is_empty() {
+            ChangeMembers::AddNodes(BTreeMap::from([(req.node_id, req.member)]))
+        } else {
             tracing::info!(learners = ?gone, node = req.node_id, "forgetting learners to make room for a join");
-            match tokio::time::timeout(
-                COMMIT_TIMEOUT,
-                self.raft.change_membership(ChangeMembers::RemoveNodes(gone), false),
-            )
-            .await
-            {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return JoinReply::Refused(e.to_string()),
-                Err(_) => return JoinReply::Refused("forgetting learners was not committed in time; ask again".into()),
-            }
-        }
-        // Bounded, as the upkeep's changes are; the node asks again (adding a learner twice
-        // is harmless).
-        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.add_learner(req.node_id, req.member, false)).await {
+            let mut nodes: BTreeMap<NodeId, Member> =
+                members.nodes().filter(|(id, _)| !gone.contains(id)).map(|(id, n)| (*id, n.clone())).collect();
+            nodes.insert(req.node_id, req.member);
+            ChangeMembers::ReplaceAllNodes(nodes)
+        };
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.change_membership(change, false)).await {
             Ok(Ok(_)) => {
                 tracing::info!(node = req.node_id, "node joined as a learner");
                 JoinReply::Accepted { cluster }
@@ -667,6 +672,37 @@ impl ClusterNode {
         }
     }
 
+    /// How long each node's log (the index the leader knows it holds) has not advanced, as
+    /// this leader knows it from `m`: counted from when it began to lead at the earliest;
+    /// zero before the upkeep noted the term's start.
+    fn stalled(&self, m: &openraft::RaftMetrics<NodeId, Member>) -> impl Fn(&NodeId) -> Duration {
+        let since = match *self.leading_since.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((t, at)) if t == m.current_term => Some(at),
+            _ => None,
+        };
+        let now = Instant::now();
+        let matched: BTreeMap<NodeId, Option<u64>> =
+            m.replication.clone().unwrap_or_default().into_iter().map(|(id, l)| (id, l.map(|l| l.index))).collect();
+        let progress = {
+            let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+            p.retain(|id, _| m.membership_config.membership().get_node(id).is_some());
+            for (id, _) in m.membership_config.membership().nodes() {
+                let at = matched.get(id).copied().flatten();
+                match p.get(id) {
+                    Some((held, _)) if *held == at => {}
+                    _ => {
+                        p.insert(*id, (at, now));
+                    }
+                }
+            }
+            p.clone()
+        };
+        move |v: &NodeId| match (since, progress.get(v)) {
+            (Some(since), Some((_, moved))) => (*moved).max(since).elapsed(),
+            _ => Duration::ZERO,
+        }
+    }
+
     /// The leader's membership upkeep (run every few hundred ms): promote learners that
     /// caught up; replace voters that stopped answering; forget learners that did.
     pub(super) async fn tend(&self) {
@@ -691,6 +727,8 @@ impl ClusterNode {
             m.replication.clone().unwrap_or_default().into_iter().map(|(id, l)| (id, l.map(|l| l.index))).collect();
         let silence = self.silence(m.current_term, m.membership_config.membership());
         let silent = |v: &NodeId, after: Duration| silence(v) > after;
+        // Kept up every upkeep, so a join that needs room knows how long each learner stalled.
+        let _ = self.stalled(&m);
         let change: ChangeMembers<NodeId, Member> = match plan(m.membership_config.membership(), last, &matched, silent)
         {
             Step::Keep => return,

@@ -95,34 +95,70 @@ pub fn plan(
     Step::Change { voters, ready, dead }
 }
 
+/// A learner whose log has not advanced for this long may make room for a join when the
+/// learners are at [`MAX_LEARNERS`]: one that answers but never catches up (its host relays
+/// heartbeats and drops the state) would otherwise hold its place for good.
+pub const LEARNER_STALLED_AFTER: Duration = Duration::from_secs(120);
+
+/// How long a learner has been silent and how long its log has not advanced, as the leader
+/// knows them.
+pub struct Learners<S: Fn(&NodeId) -> Duration, P: Fn(&NodeId) -> Duration> {
+    pub silence: S,
+    pub stalled: P,
+}
+
 /// The learners to forget before `joining` (at `url`) is added as one, or why it cannot be
-/// added now. A host serves one node at a URL, so learners at `url` are its earlier boots:
-/// forgotten. Then, with [`MAX_LEARNERS`] other learners already, the longest silent one goes
-/// if `silence` says it has been silent [`SUSPECT_AFTER`] at least. Voters are never touched
-/// here (the upkeep replaces a dead voter once a learner caught up).
-pub fn make_room(
+/// added now. A host serves one node at a URL, so a learner at `url` silent for
+/// [`SUSPECT_AFTER`] is its earlier boot: forgotten (one that answers is left: anyone may
+/// name any URL, and a live learner answers every heartbeat). Then, with [`MAX_LEARNERS`]
+/// other learners already, the one that has been silent longest goes if silent for
+/// [`SUSPECT_AFTER`], else the one stalled longest if for [`LEARNER_STALLED_AFTER`]; if
+/// none qualifies the join is refused. Voters are never touched here (the upkeep replaces a
+/// dead voter once a learner caught up).
+pub fn make_room<S, P>(
     membership: &Membership<NodeId, Member>,
     joining: NodeId,
     url: &str,
-    silence: impl Fn(&NodeId) -> Duration,
-) -> Result<BTreeSet<NodeId>, String> {
+    l: &Learners<S, P>,
+) -> Result<BTreeSet<NodeId>, String>
+where
+    S: Fn(&NodeId) -> Duration,
+    P: Fn(&NodeId) -> Duration,
+{
     let url = url.trim_end_matches('/');
     let at_url = |id: &NodeId| membership.get_node(id).is_some_and(|m| m.peer_url.trim_end_matches('/') == url);
-    let mut gone: BTreeSet<NodeId> = membership.learner_ids().filter(|l| *l != joining && at_url(l)).collect();
-    let mut others: Vec<NodeId> = membership.learner_ids().filter(|l| *l != joining && !gone.contains(l)).collect();
-    if others.len() >= MAX_LEARNERS {
-        // Longest silent first (then by id, the same choice on every run).
-        others.sort_by_key(|l| (std::cmp::Reverse(silence(l)), *l));
-        let excess = others.len() + 1 - MAX_LEARNERS;
-        let silent: Vec<NodeId> = others.iter().copied().take(excess).filter(|l| silence(l) >= SUSPECT_AFTER).collect();
-        if silent.len() < excess {
-            return Err(format!(
-                "the cluster has {} learners joining (at most {MAX_LEARNERS}), all answering; ask again",
-                others.len()
-            ));
-        }
-        gone.extend(silent);
+    let mut gone: BTreeSet<NodeId> = membership
+        .learner_ids()
+        .filter(|id| *id != joining && at_url(id) && (l.silence)(id) >= SUSPECT_AFTER)
+        .collect();
+    let others: Vec<NodeId> = membership.learner_ids().filter(|id| *id != joining && !gone.contains(id)).collect();
+    if others.len() < MAX_LEARNERS {
+        return Ok(gone);
     }
+    let excess = others.len() + 1 - MAX_LEARNERS;
+    // Silent ones first, longest first; then stalled ones, longest first (then by id: the
+    // same choice on every run).
+    let mut candidates: Vec<(u8, Duration, NodeId)> = others
+        .iter()
+        .filter_map(|id| {
+            let (quiet, stuck) = ((l.silence)(id), (l.stalled)(id));
+            if quiet >= SUSPECT_AFTER {
+                Some((0, quiet, *id))
+            } else if stuck >= LEARNER_STALLED_AFTER {
+                Some((1, stuck, *id))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if candidates.len() < excess {
+        return Err(format!(
+            "the cluster has {} learners joining (at most {MAX_LEARNERS}), all answering and catching up; ask again",
+            others.len()
+        ));
+    }
+    candidates.sort_by_key(|(kind, d, id)| (*kind, std::cmp::Reverse(*d), *id));
+    gone.extend(candidates.into_iter().take(excess).map(|(_, _, id)| id));
     Ok(gone)
 }
 
@@ -249,29 +285,52 @@ mod tests {
 
     #[test]
     fn a_join_forgets_its_hosts_earlier_boots_and_keeps_the_learners_bounded() {
-        let quiet = |_: &NodeId| Duration::ZERO;
+        let zero = |_: &NodeId| Duration::ZERO;
+        let quiet = Learners { silence: zero, stalled: zero };
+        let silent_3 =
+            Learners { silence: |l: &NodeId| if *l == 3 { SUSPECT_AFTER } else { Duration::ZERO }, stalled: zero };
         // Node 9 joins at the URL of learner 3 (the same host, booted again) and of voter 0.
         let m = at(&[(0, "http://a"), (1, "http://b"), (2, "http://c"), (3, "http://a/"), (4, "http://d")], &[0, 1, 2]);
-        assert_eq!(make_room(&m, 9, "http://a", quiet), Ok(set(&[3])));
+        assert_eq!(make_room(&m, 9, "http://a", &silent_3), Ok(set(&[3])));
+        // A learner at that URL that answers is left: anyone can name any URL (a review).
+        assert_eq!(make_room(&m, 9, "http://a", &quiet), Ok(set(&[])));
         // Asking again (already a learner) forgets nothing.
-        assert_eq!(make_room(&m, 3, "http://a", quiet), Ok(set(&[])));
-        // MAX_LEARNERS learners elsewhere, all answering: refused.
+        assert_eq!(make_room(&m, 3, "http://a", &silent_3), Ok(set(&[])));
+        // MAX_LEARNERS learners elsewhere, all answering and catching up: refused.
         let mut urls: Vec<(NodeId, String)> = (0..3).map(|i| (i, format!("http://v{i}"))).collect();
         urls.extend((10..10 + MAX_LEARNERS as u64).map(|i| (i, format!("http://l{i}"))));
         let refs: Vec<(NodeId, &str)> = urls.iter().map(|(i, u)| (*i, u.as_str())).collect();
         let full = at(&refs, &[0, 1, 2]);
-        assert!(make_room(&full, 99, "http://new", quiet).unwrap_err().contains("learners joining"));
+        assert!(make_room(&full, 99, "http://new", &quiet).unwrap_err().contains("learners joining"));
         // One of them silent past SUSPECT_AFTER (and another less so): the longest silent goes.
-        let some = |l: &NodeId| match l {
-            12 => SUSPECT_AFTER * 4,
-            14 => SUSPECT_AFTER * 2,
-            _ => Duration::ZERO,
+        let some = Learners {
+            silence: |l: &NodeId| match l {
+                12 => SUSPECT_AFTER * 4,
+                14 => SUSPECT_AFTER * 2,
+                _ => Duration::ZERO,
+            },
+            stalled: |l: &NodeId| if *l == 13 { LEARNER_STALLED_AFTER * 9 } else { Duration::ZERO },
         };
-        assert_eq!(make_room(&full, 99, "http://new", some), Ok(set(&[12])));
+        assert_eq!(make_room(&full, 99, "http://new", &some), Ok(set(&[12])));
         // Silent, but not for SUSPECT_AFTER: refused still.
-        let short = |l: &NodeId| if *l == 12 { SUSPECT_AFTER / 2 } else { Duration::ZERO };
-        assert!(make_room(&full, 99, "http://new", short).is_err());
-        // A join at a full cluster's learner's URL replaces it: no room needed.
-        assert_eq!(make_room(&full, 99, "http://l15", quiet), Ok(set(&[15])));
+        let short =
+            Learners { silence: |l: &NodeId| if *l == 12 { SUSPECT_AFTER / 2 } else { Duration::ZERO }, stalled: zero };
+        assert!(make_room(&full, 99, "http://new", &short).is_err());
+        // None silent, one answering but stalled past LEARNER_STALLED_AFTER: it goes (a
+        // host relaying heartbeats and dropping the state held its place for good).
+        let stuck = Learners {
+            silence: zero,
+            stalled: |l: &NodeId| if *l == 15 { LEARNER_STALLED_AFTER } else { Duration::ZERO },
+        };
+        assert_eq!(make_room(&full, 99, "http://new", &stuck), Ok(set(&[15])));
+        let catching_up = Learners {
+            silence: zero,
+            stalled: |l: &NodeId| if *l == 15 { LEARNER_STALLED_AFTER / 2 } else { Duration::ZERO },
+        };
+        assert!(make_room(&full, 99, "http://new", &catching_up).is_err());
+        // A join at a full cluster's silent learner's URL replaces it: no more room needed.
+        let silent_15 =
+            Learners { silence: |l: &NodeId| if *l == 15 { SUSPECT_AFTER } else { Duration::ZERO }, stalled: zero };
+        assert_eq!(make_room(&full, 99, "http://l15", &silent_15), Ok(set(&[15])));
     }
 }
