@@ -212,15 +212,31 @@ impl Host {
 
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .post(&url)
-            .json(body)
-            .send()
-            .map_err(|e| anyhow!("cannot reach the host at {}: {}", self.shown, unreachable(e)))?;
+        let resp = self.http.post(&url).json(body).send().map_err(|e| {
+            let connect = e.is_connect();
+            let text = format!("cannot reach the host at {}: {}", self.shown, unreachable(e));
+            // No connection was made: nothing of the request left this machine.
+            if connect {
+                anyhow::Error::new(NotSent(text))
+            } else {
+                anyhow!(text)
+            }
+        })?;
         self.handle(resp, MAX_REPLY_BYTES)
     }
 }
+
+/// A request that never left this machine (no connection to the host was made).
+#[derive(Debug)]
+pub struct NotSent(pub String);
+
+impl std::fmt::Display for NotSent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotSent {}
 
 /// Why a request did not reach its server, with the causes under reqwest's own words ("error
 /// sending request: … invalid peer certificate: UnknownIssuer"), never the URL (it may hold

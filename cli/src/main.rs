@@ -117,8 +117,8 @@ fn main() {
                 // did not expect): printed without anything a terminal would obey.
                 eprintln!("bridle: {}", client::printable(&format!("{e:#}")));
             }
-            if owner::grant_sent() {
-                eprintln!("{GRANT_NOTE}");
+            if let Some(nonce) = owner::grant_sent() {
+                eprintln!("{}", grant_note(nonce));
             }
             1
         }
@@ -128,12 +128,20 @@ fn main() {
 
 /// After a grant sent to the host failed: the session may exist all the same (a review of
 /// 2026-12-06: a lost or withheld reply, then a second grant, left the agent two sessions).
-const GRANT_NOTE: &str = "note: the grant was sent and no checked answer came back, so whether the enclave \
+/// Only what makes the grant stale for good is safe to rely on: not finding it proves
+/// nothing while a host may still deliver it (a review of the first wording).
+fn grant_note(nonce: u64) -> String {
+    format!(
+        "note: the grant (owner nonce {nonce}) was sent and no checked answer came back, so whether the enclave \
 created the session is unknown: a lost reply, a host that withheld it or refused in the enclave's name, or a \
 cluster that commits it later all leave it live under this policy, and the agent can find it in the public audit \
-log. Granting again makes a second session with caps of its own. Before that, make sure there is none: `bridle \
-owner revoke-all` ends every session of this owner key (its revocation is checked), or look for this agent's \
-session in the enclave's audit log.";
+log. Granting again could make a second session with caps of its own. First make sure this grant can never take \
+effect: `bridle owner revoke-all` with a nonce above {nonce} (the default, the time in milliseconds, is, unless \
+you gave the grant a later one) ends every session of this owner key, this one if it exists, and the enclave's \
+receipt is checked; or wait until the enclave's clock is 10 minutes past {nonce} (the grant is then stale for \
+good) and look for this agent's session in the enclave's audit log."
+    )
+}
 
 /// After a refused owner command: what a refusal proves, and how to make sure a message the
 /// host may have kept can never take effect.

@@ -247,13 +247,17 @@ pub fn run(o: OwnerCmd) -> Result<i32> {
     Ok(0)
 }
 
-/// Set once a grant was sent to the host: from then on, a failure leaves unknown whether the
-/// enclave created the session (`main` then says so).
-static GRANT_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The owner nonce of a grant sent to the host whose session is not known to exist: a
+/// failure then leaves unknown whether the enclave created it (`main` then says so).
+static GRANT_SENT: std::sync::Mutex<Option<u64>> = std::sync::Mutex::new(None);
 
-/// Whether this run sent a grant to the host.
-pub fn grant_sent() -> bool {
-    GRANT_SENT.load(std::sync::atomic::Ordering::SeqCst)
+/// The nonce of a grant this run sent whose outcome is unknown.
+pub fn grant_sent() -> Option<u64> {
+    *GRANT_SENT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn set_grant_sent(nonce: Option<u64>) {
+    *GRANT_SENT.lock().unwrap_or_else(|e| e.into_inner()) = nonce;
 }
 
 fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u64>, json: bool) -> Result<()> {
@@ -276,8 +280,12 @@ fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u
     let n = msg.nonce;
     let body =
         CreateSession { auth: owner_auth(&key, &msg)?, agent_public_key: Bytes::from(agent_pk), policy: p.doc.clone() };
-    GRANT_SENT.store(true, std::sync::atomic::Ordering::SeqCst);
-    let created: SessionCreated = e.host.post("/v1/sessions", &body)?;
+    set_grant_sent(Some(n));
+    let created: SessionCreated = e.host.post("/v1/sessions", &body).inspect_err(|err| {
+        if err.downcast_ref::<crate::client::NotSent>().is_some() {
+            set_grant_sent(None);
+        }
+    })?;
     let want = Expected {
         enclave: e.trusted.address,
         session: None,
@@ -302,6 +310,9 @@ fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u
             )
         },
     )?;
+    // The binding and the receipt for this grant's nonce are the enclave's: the session
+    // exists, and what fails from here says so itself.
+    set_grant_sent(None);
     let attested = attestation_note(&e, &created)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&created)?);

@@ -31,14 +31,18 @@ const authJson = (a) => JSON.stringify({ owner: a.owner, nonce: a.nonce, signatu
 
 /**
  * Said after any failure once a grant was sent (as `bridle owner grant` says it): the session
- * may exist all the same, and a second grant would make a second one.
+ * may exist all the same, and a second grant could make a second one. Only what makes the
+ * grant stale for good is safe to rely on: not finding it proves nothing while a host may
+ * still deliver it.
  */
-export const GRANT_UNKNOWN =
-  "the grant was sent and no checked answer came back, so whether the enclave created the session is unknown: " +
-  "a lost reply, a host that withheld it or refused in the enclave's name, or a cluster that commits it later all " +
-  "leave it live under this policy, and the agent can find it in the public audit log. Granting again makes a " +
-  "second session with caps of its own: first make sure there is none (Revoke all, or this agent's session in " +
-  "the enclave's audit log).";
+export const grantUnknown = (nonce) =>
+  `the grant (owner nonce ${nonce}) was sent and no checked answer came back, so whether the enclave created the ` +
+  "session is unknown: a lost reply, a host that withheld it or refused in the enclave's name, or a cluster that " +
+  "commits it later all leave it live under this policy, and the agent can find it in the public audit log. " +
+  "Granting again could make a second session with caps of its own. First make sure this grant can never take " +
+  `effect: Revoke all (signed now, with a nonce above ${nonce}) ends every session of this owner key, this one if ` +
+  `it exists; or wait until the enclave's clock is 10 minutes past ${nonce} (the grant is then stale for good) and ` +
+  "look for this agent's session in the enclave's audit log.";
 
 /** Grant: `policy` is {canonical, hash} from the preview (hash recomputed by the page). */
 export async function grant(ctx, agentPublicKey, policy, verifyDoc) {
@@ -47,14 +51,22 @@ export async function grant(ctx, agentPublicKey, policy, verifyDoc) {
   const { auth } = await signAction(ctx, {
     action: ACTION.CREATE_SESSION, session: ZERO_ADDRESS, agent, policyHash: policy.hash, subject: ZERO32,
   });
+  let created;
   try {
-    return await sendGrant(ctx, pk, agent, auth, policy, verifyDoc);
+    created = await sendGrant(ctx, pk, agent, auth, policy);
   } catch (e) {
-    throw new Error(`${e.message} — ${GRANT_UNKNOWN}`);
+    throw new Error(`${e.message} — ${grantUnknown(auth.nonce)}`);
   }
+  // The binding and the receipt are the enclave's: the session exists, and what fails from
+  // here says so itself.
+  let attested = null;
+  if (created.attestation && verifyDoc) {
+    attested = verifyDoc(hexToBytes(created.attestation), hexToBytes(bytesToHex(bindingDigest(created.binding))));
+  }
+  return { created, attested };
 }
 
-async function sendGrant(ctx, pk, agent, auth, policy, verifyDoc) {
+async function sendGrant(ctx, pk, agent, auth, policy) {
   const body = `{"auth":${authJson(auth)},"agent_public_key":"${bytesToHex(pk)}","policy":${policy.canonical}}`;
   const created = await postText("/v1/sessions", body);
   const validUntil = JSON.parse(policy.canonical).valid_until;
@@ -64,11 +76,7 @@ async function sendGrant(ctx, pk, agent, auth, policy, verifyDoc) {
   // And the receipt for this grant's nonce: the binding does not name the nonce, so a host
   // could answer with an earlier binding of the same owner, agent and policy.
   checkReceipt("session_created", created, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
-  let attested = null;
-  if (created.attestation && verifyDoc) {
-    attested = verifyDoc(hexToBytes(created.attestation), hexToBytes(bytesToHex(bindingDigest(created.binding))));
-  }
-  return { created, attested };
+  return created;
 }
 
 export async function update(ctx, session, agent, policy, atLeastMs = 0) {

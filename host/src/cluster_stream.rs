@@ -73,6 +73,11 @@ async fn open(url: &str, source: Option<std::net::IpAddr>, from: &str) -> Result
     if u.scheme() != "http" {
         return Err(format!("no stream over {}", u.scheme()));
     }
+    // The upgrade request names the stream's own path, which would drop the URL's: a peer
+    // behind a proxy routing by path is relayed over HTTP instead (a review of 2026-12-06).
+    if !matches!(u.path(), "" | "/") {
+        return Err("no stream to a URL with a path".into());
+    }
     let host = u.host_str().ok_or("no host")?.trim_start_matches('[').trim_end_matches(']').to_string();
     let port = u.port_or_known_default().ok_or("no port")?;
     let addr: SocketAddr =
@@ -238,6 +243,18 @@ mod tests {
         }
         write_frame(&mut a, OK, &[]).await.unwrap();
         assert_eq!(read_frame(&mut a, 1 << 20).await.unwrap(), (ERR, b"empty".to_vec()));
+    }
+
+    /// A peer URL with a path is never streamed to (the upgrade request would drop the
+    /// path): `open` refuses it before connecting, and the relay goes over HTTP.
+    #[tokio::test]
+    async fn a_peer_url_with_a_path_is_not_streamed_to() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let e = open(&format!("http://127.0.0.1:{port}/bridle/node-2"), None, "http://me").await.unwrap_err();
+        assert!(e.contains("with a path"), "{e}");
+        let accepted = tokio::time::timeout(Duration::from_millis(200), l.accept()).await;
+        assert!(accepted.is_err(), "nothing connected");
     }
 
     #[tokio::test]

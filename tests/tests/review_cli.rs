@@ -75,11 +75,17 @@ async fn a_grant_whose_answer_was_withheld_says_the_session_may_exist() {
         let e = json!({"code": "internal", "reason": "try again", "message": "try again"});
         (500, json!({ "error": e }))
     });
-    let (out, err) = w.cli.fails(&grant_args(&n()));
+    let nonce = n();
+    let (out, err) = w.cli.fails(&grant_args(&nonce));
     assert!(!out.contains("session:"), "{out}");
     assert_eq!(w.proxy.forwarded("POST", "/v1/sessions"), 1, "the enclave got the grant");
+    // What makes the grant stale for good, named with its nonce: not finding it in the
+    // audit log proves nothing while the host may still deliver it.
     assert!(
-        err.contains("whether the enclave created the session is unknown") && err.contains("bridle owner revoke-all"),
+        err.contains(&format!("the grant (owner nonce {nonce}) was sent"))
+            && err.contains("whether the enclave created the session is unknown")
+            && err.contains(&format!("`bridle owner revoke-all` with a nonce above {nonce}"))
+            && err.contains(&format!("10 minutes past {nonce}")),
         "{err}"
     );
     // Refused before anything was sent (no such policy file): no such note.

@@ -580,8 +580,11 @@ impl ClusterNode {
         // Already a member as it says it is (a node asks again while its state has not
         // arrived): nothing is written. Each membership entry restarts every snapshot the
         // leader is sending, the asking node's own too (a review of 2026-12-06).
-        if members.get_node(&req.node_id) == Some(&req.member) {
-            return JoinReply::Accepted { cluster };
+        match members.get_node(&req.node_id) {
+            Some(m) if *m == req.member => return JoinReply::Accepted { cluster },
+            // Ids are random per boot: another member's id is never a genuine node's.
+            Some(_) => return JoinReply::Refused("that node id is a member under another URL or key".into()),
+            None => {}
         }
         // Room first: this host's earlier boots go, and the learners stay bounded (a review
         // of 2026-12-06: one host restarting its enclave added a member per boot, for good).
