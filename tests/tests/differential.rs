@@ -9,32 +9,33 @@
 //! `BRIDLE_DIFF_SEQUENCES` sets how many (CI: 100 000; `make check-long`: 1 000 000);
 //! `BRIDLE_DIFF_SEED` the first seed.
 
-use bridle_tests::differential::{run_arg_calls, run_sequence, run_with, ArgStats, Rng, Stats};
+use bridle_tests::differential::{run_arg_calls, run_sequence, run_with, Rng};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-#[test]
-fn engine_and_model_agree_on_random_sequences() {
-    let n = env("BRIDLE_DIFF_SEQUENCES", 100_000);
-    let first = env("BRIDLE_DIFF_SEED", 1);
+/// `run(seed)` for every seed of `first..first + n`, spread over the machine's threads: the
+/// sum of their statistics, or every failure's text.
+fn across_threads<S>(first: u64, n: u64, run: fn(u64) -> Result<S, String>) -> Result<S, String>
+where
+    S: Default + std::ops::AddAssign + Send + 'static,
+{
     let threads = std::thread::available_parallelism().map(|p| p.get() as u64).unwrap_or(2).max(1);
-    let start = std::time::Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            std::thread::spawn(move || -> Result<Stats, String> {
-                let mut st = Stats::default();
+            std::thread::spawn(move || -> Result<S, String> {
+                let mut st = S::default();
                 let mut seed = first + t;
                 while seed < first + n {
-                    st += run_sequence(seed, 24)?;
+                    st += run(seed)?;
                     seed += threads;
                 }
                 Ok(st)
             })
         })
         .collect();
-    let mut total = Stats::default();
+    let mut total = S::default();
     let mut failures = Vec::new();
     for h in handles {
         match h.join().expect("no panic") {
@@ -42,8 +43,20 @@ fn engine_and_model_agree_on_random_sequences() {
             Err(e) => failures.push(e),
         }
     }
+    if failures.is_empty() {
+        Ok(total)
+    } else {
+        Err(failures.join("\n\n"))
+    }
+}
+
+#[test]
+fn engine_and_model_agree_on_random_sequences() {
+    let n = env("BRIDLE_DIFF_SEQUENCES", 100_000);
+    let first = env("BRIDLE_DIFF_SEED", 1);
+    let start = std::time::Instant::now();
+    let total = across_threads(first, n, |seed| run_sequence(seed, 24)).unwrap_or_else(|e| panic!("{e}"));
     println!("{n} seeds in {:.1?}: {total:?}", start.elapsed());
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // The sequences must exercise every outcome.
     assert!(
         total.allowed > 0
@@ -76,31 +89,9 @@ fn engine_and_model_agree_on_random_sequences() {
 fn engine_and_model_agree_on_argument_rules() {
     let n = env("BRIDLE_DIFF_SEQUENCES", 100_000) / 20;
     let first = env("BRIDLE_DIFF_SEED", 1);
-    let threads = std::thread::available_parallelism().map(|p| p.get() as u64).unwrap_or(2).max(1);
     let start = std::time::Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            std::thread::spawn(move || -> Result<ArgStats, String> {
-                let mut st = ArgStats::default();
-                let mut seed = first + t;
-                while seed < first + n {
-                    st += run_arg_calls(seed, 30)?;
-                    seed += threads;
-                }
-                Ok(st)
-            })
-        })
-        .collect();
-    let mut total = ArgStats::default();
-    let mut failures = Vec::new();
-    for h in handles {
-        match h.join().expect("no panic") {
-            Ok(s) => total += s,
-            Err(e) => failures.push(e),
-        }
-    }
+    let total = across_threads(first, n, |seed| run_arg_calls(seed, 30)).unwrap_or_else(|e| panic!("{e}"));
     println!("{n} argument-rule seeds in {:.1?}: {total:?}", start.elapsed());
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(total.signed > 0 && total.rejected > 0, "{total:?}");
 }
 
