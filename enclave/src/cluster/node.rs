@@ -759,9 +759,10 @@ impl ClusterNode {
 }
 
 /// How long a join waits for its answer: the leader may wait 2 s for a membership change
-/// under way, then [`COMMIT_TIMEOUT`] for the learner entry (and as long before it when it
-/// forgets learners to make room); an answer that comes later is lost, though the node was
-/// added, and the node asks again (a review of 2026-12-05). Within the host's 10 s relay.
+/// under way, then [`COMMIT_TIMEOUT`] for the learner entry (one entry, with any learners it
+/// forgets to make room); an answer that comes later is lost, though the node was added, and
+/// the node asks again — which then writes nothing, the node being a member already (a review
+/// of 2026-12-05). Within the host's 10 s relay.
 const JOIN_WAIT: Duration = Duration::from_secs(9);
 
 /// Ask the seeds (then whoever they name as leader) to add this node, until it has the
