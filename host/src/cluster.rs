@@ -216,8 +216,8 @@ impl ClusterLink {
     }
 
     /// A host relayed traffic to this one, naming itself `url`: remember it (first among
-    /// the hosts heard from) unless it is known already. Only `http(s)://` URLs of at most
-    /// 512 bytes (what an enclave accepts as a peer URL).
+    /// the hosts heard from) unless it is known already. Only what an enclave accepts as a
+    /// peer URL ([`bridle_common::cluster::is_peer_url`]).
     pub fn hear(&self, url: &str) {
         let url = trim(url);
         if !bridle_common::cluster::is_peer_url(url)
