@@ -651,10 +651,7 @@ impl ClusterNode {
     /// and from when it first saw the node a member (`members`); zero for every node before
     /// the upkeep noted the term's start, and for this node.
     fn silence(&self, term: u64, members: &Membership<NodeId, Member>) -> impl Fn(&NodeId) -> Duration {
-        let since = match *self.leading_since.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some((t, at)) if t == term => Some(at),
-            _ => None,
-        };
+        let since = self.led_since(term);
         let seen = {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
@@ -679,31 +676,37 @@ impl ClusterNode {
     /// this leader knows it from `m`: counted from when it began to lead at the earliest;
     /// zero before the upkeep noted the term's start.
     fn stalled(&self, m: &openraft::RaftMetrics<NodeId, Member>) -> impl Fn(&NodeId) -> Duration {
-        let since = match *self.leading_since.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some((t, at)) if t == m.current_term => Some(at),
-            _ => None,
-        };
-        let now = Instant::now();
-        let matched: BTreeMap<NodeId, Option<u64>> =
-            m.replication.clone().unwrap_or_default().into_iter().map(|(id, l)| (id, l.map(|l| l.index))).collect();
-        let progress = {
-            let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-            p.retain(|id, _| m.membership_config.membership().get_node(id).is_some());
-            for (id, _) in m.membership_config.membership().nodes() {
-                let at = matched.get(id).copied().flatten();
-                match p.get(id) {
-                    Some((held, _)) if *held == at => {}
-                    _ => {
-                        p.insert(*id, (at, now));
-                    }
-                }
-            }
-            p.clone()
-        };
+        let since = self.led_since(m.current_term);
+        let progress = self.note_progress(m);
         move |v: &NodeId| match (since, progress.get(v)) {
             (Some(since), Some((_, moved))) => (*moved).max(since).elapsed(),
             _ => Duration::ZERO,
         }
+    }
+
+    /// Since when this node leads in `term`, as the upkeep noted it.
+    fn led_since(&self, term: u64) -> Option<Instant> {
+        match *self.leading_since.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((t, at)) if t == term => Some(at),
+            _ => None,
+        }
+    }
+
+    /// Note each member's log index from `m` (and when it last changed); the record.
+    fn note_progress(&self, m: &openraft::RaftMetrics<NodeId, Member>) -> HashMap<NodeId, (Option<u64>, Instant)> {
+        let now = Instant::now();
+        let matched: BTreeMap<NodeId, Option<u64>> =
+            m.replication.clone().unwrap_or_default().into_iter().map(|(id, l)| (id, l.map(|l| l.index))).collect();
+        let members = m.membership_config.membership();
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        p.retain(|id, _| members.get_node(id).is_some());
+        for (id, _) in members.nodes() {
+            let at = matched.get(id).copied().flatten();
+            if p.get(id).is_none_or(|(held, _)| *held != at) {
+                p.insert(*id, (at, now));
+            }
+        }
+        p.clone()
     }
 
     /// The leader's membership upkeep (run every few hundred ms): promote learners that
@@ -731,7 +734,7 @@ impl ClusterNode {
         let silence = self.silence(m.current_term, m.membership_config.membership());
         let silent = |v: &NodeId, after: Duration| silence(v) > after;
         // Kept up every upkeep, so a join that needs room knows how long each learner stalled.
-        let _ = self.stalled(&m);
+        self.note_progress(&m);
         let change: ChangeMembers<NodeId, Member> = match plan(m.membership_config.membership(), last, &matched, silent)
         {
             Step::Keep => return,
