@@ -35,9 +35,10 @@
 //! verified, COSE signature, time rules and expected values included. A document that
 //! fails any check adds nothing, not even the links it did verify.
 //!
-//! The cache is bounded (least recently used entries are evicted; the CA links, used by
-//! every document of their zone, outlive the leaves of enclaves no longer seen) and
-//! thread-safe. [`crate::verify()`] uses a process-wide one ([`CertCache::global`]);
+//! The cache is bounded and thread-safe. The least recently used entry is evicted, within
+//! shares: a quarter of the capacity is kept for CA links, used by every document of their
+//! zone, and a new leaf never evicts one of them while they hold no more than that (nor a
+//! new CA link a leaf while leaves hold no more than the rest). [`crate::verify()`] uses a process-wide one ([`CertCache::global`]);
 //! [`crate::verify_with_cache`] takes one of the caller's and
 //! [`crate::verify_uncached`] none.
 
@@ -78,6 +79,15 @@ pub(crate) enum LinkKind {
     Ca,
     /// The document's leaf (enclave) certificate, signed by the last CA of the bundle.
     Leaf,
+}
+
+impl LinkKind {
+    fn other(self) -> LinkKind {
+        match self {
+            LinkKind::Ca => LinkKind::Leaf,
+            LinkKind::Leaf => LinkKind::Ca,
+        }
+    }
 }
 
 /// A link: "certificate `cert` is signed by the key of certificate `issuer`" (DER
@@ -241,6 +251,20 @@ impl CertCache {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How many links of `kind` the cache keeps whatever the other kind does: a quarter
+    /// of the capacity for CA links (at least one), the rest for leaf links (or all of it
+    /// when leaf links are not cached). A kind may hold more while the other has room, but
+    /// a link coming in evicts one of its own kind once its kind holds its share — so new
+    /// leaves (any enclave restarting, a stranger's handshake) never push out the CA links
+    /// every document of a zone uses, nor the reverse (a review of 2026-12-06).
+    fn share(&self, kind: LinkKind) -> usize {
+        let ca = if self.leaf_links { (self.capacity / 4).max(1) } else { self.capacity };
+        match kind {
+            LinkKind::Ca => ca,
+            LinkKind::Leaf => self.capacity.saturating_sub(ca),
+        }
+    }
+
     /// Whether links of this kind are cached at all.
     fn caches(&self, kind: LinkKind) -> bool {
         self.capacity > 0 && (kind == LinkKind::Ca || self.leaf_links)
@@ -325,7 +349,21 @@ impl CertCache {
             }
             let now = inner.tick();
             if !inner.links.contains_key(&key) && inner.links.len() >= self.capacity {
-                if let Some(oldest) = inner.links.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| *k) {
+                // The least recently used link of the kind coming in, while that kind holds
+                // its share; else of the other kind (which then holds more than its own).
+                let of_kind = inner.links.keys().filter(|k| k.kind == key.kind).count();
+                let victims = if of_kind >= self.share(key.kind) { key.kind } else { key.kind.other() };
+                let oldest_of = |kind: Option<LinkKind>| {
+                    inner
+                        .links
+                        .iter()
+                        .filter(|(k, _)| kind.is_none_or(|kind| k.kind == kind))
+                        .min_by_key(|(_, e)| e.last_used)
+                        .map(|(k, _)| *k)
+                };
+                // (A kind whose share is zero: a cache of one link.)
+                let oldest = oldest_of(Some(victims)).or_else(|| oldest_of(None));
+                if let Some(oldest) = oldest {
                     inner.links.remove(&oldest);
                     inner.evictions += 1;
                 }

@@ -46,7 +46,7 @@ pub use nsm::{
 };
 pub use pcrs::parse_pcrs_json;
 pub use verify::{
-    aws_nitro_root_g1_der, certificate_pem_to_der, pins_image, verify, verify_uncached, verify_with_cache,
+    aws_nitro_root_g1_der, certificate_pem_to_der, pins_image, verify, verify_then, verify_uncached, verify_with_cache,
     CertificateInfo, TrustedRoot, VerifiedDocument, VerifyError, VerifyOptions, VerifyTime, AWS_NITRO_ROOT_G1_PEM,
     AWS_NITRO_ROOT_G1_SHA256, DEFAULT_MAX_AGE_SECS,
 };

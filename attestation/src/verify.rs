@@ -636,7 +636,7 @@ fn compare_optional(
 /// [`crate::cache`]), and those of a document that passes are added to it: the result
 /// is the same as [`verify_uncached`]'s, only faster for a chain seen before.
 pub fn verify(document: &[u8], options: &VerifyOptions) -> Result<VerifiedDocument, VerifyError> {
-    verify_inner(document, options, Some(CertCache::global()))
+    verify_with_cache(document, options, CertCache::global())
 }
 
 /// [`verify()`] with the caller's own cache of verified certificate links instead of
@@ -646,20 +646,44 @@ pub fn verify_with_cache(
     options: &VerifyOptions,
     cache: &CertCache,
 ) -> Result<VerifiedDocument, VerifyError> {
-    verify_inner(document, options, Some(cache))
+    let (verified, links) = verify_inner(document, options, Some(cache))?;
+    cache.insert(links);
+    Ok(verified)
+}
+
+/// [`verify_with_cache`] for a caller that decides something more about the document
+/// before it is taken — a cluster admitting a peer by its image: the links it verified
+/// enter `cache` only if `accept` returns `Ok`. Otherwise a stranger whose genuine
+/// document is then refused (any enclave on any Nitro host) would fill the cache with its
+/// links and push out the ones of the documents the caller does take (a review of
+/// 2026-12-06). The outer error is the verification's, the inner result `accept`'s.
+pub fn verify_then<T, E>(
+    document: &[u8],
+    options: &VerifyOptions,
+    cache: &CertCache,
+    accept: impl FnOnce(VerifiedDocument) -> Result<T, E>,
+) -> Result<Result<T, E>, VerifyError> {
+    let (verified, links) = verify_inner(document, options, Some(cache))?;
+    let taken = accept(verified);
+    if taken.is_ok() {
+        cache.insert(links);
+    }
+    Ok(taken)
 }
 
 /// [`verify()`] without any cache: every certificate is parsed and every signature
 /// checked, and nothing is remembered.
 pub fn verify_uncached(document: &[u8], options: &VerifyOptions) -> Result<VerifiedDocument, VerifyError> {
-    verify_inner(document, options, None)
+    verify_inner(document, options, None).map(|(verified, _)| verified)
 }
 
+/// The verification, with the links it checked that `cache` may remember: the caller adds
+/// them once the document is taken.
 fn verify_inner(
     document: &[u8],
     options: &VerifyOptions,
     cache: Option<&CertCache>,
-) -> Result<VerifiedDocument, VerifyError> {
+) -> Result<(VerifiedDocument, Vec<crate::cache::NewLink>), VerifyError> {
     // 0. The caller says which image it trusts, or explicitly that any will do.
     if !options.any_image && !options.pins_image() {
         let given = if options.expected_pcrs.is_empty() {
@@ -770,13 +794,9 @@ fn verify_inner(
         actual,
     })?;
 
-    // 8. Everything verified: only now may the links checked here enter the cache, so
-    // that every entry comes from a fully verified document.
-    if let Some(cache) = cache {
-        cache.insert(chain.new_links);
-    }
-
-    Ok(VerifiedDocument {
+    // 8. Everything verified: only now may the links checked here enter the cache (the
+    // caller adds them), so that every entry comes from a fully verified document.
+    let verified = VerifiedDocument {
         module_id: doc.module_id,
         timestamp_ms: doc.timestamp_ms,
         digest: doc.digest,
@@ -786,5 +806,6 @@ fn verify_inner(
         nonce: doc.nonce,
         debug: debug_pcr.is_some(),
         chain: chain.certs.iter().map(CertificateInfo::from).collect(),
-    })
+    };
+    Ok((verified, chain.new_links))
 }

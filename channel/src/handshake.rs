@@ -16,7 +16,7 @@
 //! both bindings against what Noise itself authenticated, then calls its [`Admit`]
 //! policy; the initiator does so before it sends message 3.
 
-use bridle_attestation::{verify, VerifyOptions};
+use bridle_attestation::{verify_then, CertCache, VerifyOptions};
 use snow::HandshakeState;
 
 use crate::admit::{Admit, PeerAttestation};
@@ -117,10 +117,13 @@ fn verify_peer(
         any_image: true,
         ..VerifyOptions::default()
     };
-    let verified = verify(&document, &options).map_err(|error| HandshakeError::Attestation { step, error })?;
-    let peer = PeerAttestation::from_verified(verified, static_key, document);
-    admit.admit(&peer).map_err(HandshakeError::Refused)?;
-    Ok(peer)
+    // The links this document's chain adds to the process-wide cache are kept only if the
+    // peer is admitted: a refused stranger (any genuine enclave) pushes out nothing.
+    let admitted = verify_then(&document.clone(), &options, CertCache::global(), |verified| {
+        let peer = PeerAttestation::from_verified(verified, static_key, document);
+        admit.admit(&peer).map(|()| peer)
+    });
+    admitted.map_err(|error| HandshakeError::Attestation { step, error })?.map_err(HandshakeError::Refused)
 }
 
 fn into_channel(hs: Box<HandshakeState>, peer: PeerAttestation, max: u64) -> Result<Channel, HandshakeError> {

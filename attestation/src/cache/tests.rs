@@ -475,6 +475,29 @@ fn capacity_bounds_the_cache_and_evicts_the_least_recently_used() {
 }
 
 #[test]
+fn new_leaves_never_push_out_the_ca_links_within_their_share() {
+    // 32 links: 8 kept for CA links, 24 for leaves.
+    let cache = CertCache::new(32);
+    let a = Pki::new(1, (T0 - 100, T0 + 100));
+    let b = Pki::new(2, (T0 - 100, T0 + 100));
+    verify_with_cache(&a.document(1, T0 * 1000), &a.options(T0), &cache).unwrap();
+    // Many enclaves of another chain: their leaves (and its 3 CA links, used by each) are
+    // all more recent than A's links. Plain least-recently-used eviction took A's CA links.
+    for leaf in 10..60 {
+        verify_with_cache(&b.document(leaf, T0 * 1000), &b.options(T0), &cache).unwrap();
+    }
+    assert_eq!(cache.len(), 32);
+    assert_eq!(cache.stats().leaf_entries, 26, "6 CA links and 26 leaves: within the CA share, leaves evict leaves");
+    let before = cache.stats();
+    same(&a.document(1, T0 * 1000), &a.options(T0), &cache).expect("A still verifies");
+    let after = cache.stats();
+    // `same` verifies twice with the cache: A's three CA links hit both times; its leaf,
+    // pushed out by newer leaves, misses once and is back for the second.
+    assert_eq!(after.hits - after.leaf_hits - (before.hits - before.leaf_hits), 6, "A's CA links stayed");
+    assert_eq!(after.leaf_misses, before.leaf_misses + 1);
+}
+
+#[test]
 fn one_cache_shared_between_threads() {
     let cache = CertCache::default();
     std::thread::scope(|s| {
