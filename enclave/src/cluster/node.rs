@@ -43,6 +43,8 @@ use std::time::{Duration, Instant};
 
 #[path = "found.rs"]
 mod found;
+#[path = "joining.rs"]
+mod joining;
 
 /// How long a call waits for its entry to be committed and applied.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,6 +92,12 @@ pub struct ClusterNode {
     /// The seeds a join asks, once started (it goes on until the node has the state); each
     /// start while joining replaces them with its host's latest list.
     joining: Arc<Mutex<Option<Vec<String>>>>,
+    /// When a leader was last heard from (an append or a snapshot accepted, a vote granted),
+    /// or this node last led: a node that has the state and hears nothing for
+    /// [`super::joining::REJOIN_AFTER`] asks to be taken again ([`super::joining`]).
+    leader_heard: Arc<Mutex<Instant>>,
+    /// A join again is under way (one at a time).
+    rejoining: Arc<std::sync::atomic::AtomicBool>,
     /// The cluster this node belongs to (see [`super::network::Cluster`]).
     cluster: super::network::Cluster,
     /// The identity this node founds its cluster with, once asked to found one (decided
@@ -133,6 +141,8 @@ impl ClusterNode {
             updating: Proposing::default(),
             election,
             joining: Arc::new(Mutex::new(None)),
+            leader_heard: Arc::new(Mutex::new(Instant::now())),
+            rejoining: Arc::default(),
             cluster,
             founding: Mutex::new(None),
             #[cfg(test)]
@@ -472,151 +482,11 @@ impl ClusterNode {
         }
     }
 
-    /// Found the cluster, or join it (in the background).
-    async fn start(&self, s: ClusterStart) -> Result<(), Denial> {
-        if !is_peer_url(&s.advertise) || s.seeds.len() > MAX_SEEDS || s.seeds.iter().any(|u| !is_peer_url(u)) {
-            return Err(Denial::malformed(format!(
-                "advertise must be an http(s) URL (≤ {MAX_PEER_URL} bytes, no query, fragment or user info), with at most {MAX_SEEDS} seeds alike"
-            )));
-        }
-        *self.advertise.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.advertise.clone());
-        let Some(me) = self.member() else { return Err(Denial::malformed("no advertise URL")) };
-        // A founder goes on founding whatever it is asked (its host may have restarted
-        // without `--cluster-bootstrap`): the identity it made is proposed until applied.
-        // Once it is, it refuses to join another cluster.
-        if let Some(f) = self.founding() {
-            if !s.bootstrap && self.replica.enclave().is_some() {
-                return Err(Denial::malformed("this node founded its cluster: it joins no other"));
-            }
-            return self.found(me, f).await;
-        }
-        if s.bootstrap {
-            let initialized = self.raft.is_initialized().await.map_err(|e| unavailable(e.to_string()))?;
-            // A node founds or joins, once: a node whose join is under way (or done) that
-            // founded a cluster of its own would later take its cluster's entries on top of
-            // what it applied alone (found 2026-12-05 by a review; a host restarted with
-            // `--cluster-bootstrap` while its enclave joins asks exactly that). It goes on
-            // joining, with these seeds.
-            let f = {
-                let mut joining = self.joining.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(seeds) = joining.as_mut() {
-                    tracing::warn!("asked to found a cluster while joining one: joining goes on");
-                    *seeds = s.seeds;
-                    return Ok(());
-                }
-                if initialized && self.founding().is_none() {
-                    return Ok(());
-                }
-                self.begin_founding()
-            };
-            return self.found(me, f).await;
-        }
-        // The host starts a joining node again and again, with the seeds it knows by then
-        // (it may learn more meanwhile): the join under way asks the latest.
-        let first = {
-            let mut joining = self.joining.lock().unwrap_or_else(|e| e.into_inner());
-            if self.founding().is_some() {
-                return Err(Denial::malformed("this node founded its cluster: it joins no other"));
-            }
-            joining.replace(s.seeds).is_none()
-        };
-        if first {
-            let req = JoinRequest { node_id: self.id, member: me, cluster: None };
-            tokio::spawn(join(
-                self.peers.clone(),
-                self.joining.clone(),
-                req,
-                self.replica.clone(),
-                self.cluster.clone(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// A join request from `peer` (its channel's attestation).
-    pub(super) async fn on_join(&self, req: JoinRequest, peer: &bridle_channel::PeerAttestation) -> JoinReply {
-        let holder = Holder::from_pcrs(
-            peer.pcr(0).unwrap_or_default(),
-            peer.pcr(1).unwrap_or_default(),
-            peer.pcr(2).unwrap_or_default(),
-            peer.pcr(super::admit::SIGNER_PCR),
-        );
-        // What the membership records decides which keys the node receives: it must be
-        // what the node's attestation shows.
-        // Every host calls a member's URL: one its host chose with a query, a fragment or user
-        // info would move the path or the host it goes to (a review of 2026-12-06).
-        if !is_peer_url(&req.member.peer_url) {
-            return JoinReply::Refused(format!(
-                "a peer URL is an http(s) URL of at most {MAX_PEER_URL} bytes with no query, fragment or user info"
-            ));
-        }
-        if req.member.static_key != peer.static_key || req.member.holder() != holder {
-            return JoinReply::Refused(
-                "the join names another key, image or release signer than its channel's attestation".into(),
-            );
-        }
-        if !self.is_leader() {
-            let leader = self.raft.metrics().borrow().current_leader;
-            return JoinReply::NotLeader { leader_url: leader.and_then(|l| self.url_of(l)) };
-        }
-        let Some(cluster) = self.cluster.get() else {
-            return JoinReply::Refused("this node belongs to no cluster yet".into());
-        };
-        // Not before the founder's identity is applied: a cluster that never gets it (its
-        // founder's enclave restarted meanwhile) would hold the node for good.
-        if self.replica.enclave().is_none() {
-            return JoinReply::Refused("the cluster has no identity yet; ask again".into());
-        }
-        if let Some(theirs) = req.cluster.filter(|c| *c != cluster) {
-            return JoinReply::Refused(format!("the node belongs to cluster {theirs}; this is {cluster}"));
-        }
-        // Not while a change of voters is under way (it may wait for a commit): the node
-        // asks again.
-        let Ok(_one) = tokio::time::timeout(Duration::from_secs(2), self.changing.lock()).await else {
-            return JoinReply::Refused("a membership change is under way; ask again".into());
-        };
-        let m = self.raft.metrics().borrow().clone();
-        let members = m.membership_config.membership();
-        // Already a member as it says it is (a node asks again while its state has not
-        // arrived): nothing is written. Each membership entry restarts every snapshot the
-        // leader is sending, the asking node's own too (a review of 2026-12-06).
-        match members.get_node(&req.node_id) {
-            Some(m) if *m == req.member => return JoinReply::Accepted { cluster },
-            // Ids are random per boot: another member's id is never a genuine node's.
-            Some(_) => return JoinReply::Refused("that node id is a member under another URL or key".into()),
-            None => {}
-        }
-        // Room first: this host's earlier boots go, and the learners stay bounded (a review
-        // of 2026-12-06: one host restarting its enclave added a member per boot, for good).
-        let learners = Learners { silence: self.silence(m.current_term, members), stalled: self.stalled(&m) };
-        let gone = match make_room(members, req.node_id, &req.member.peer_url, &learners) {
-            Ok(gone) => gone,
-            Err(why) => return JoinReply::Refused(why),
-        };
-        // One entry: the learners that go and the node that joins (bounded, as the upkeep's
-        // changes are; the node asks again).
-        let change = if gone.is_empty() {
-            ChangeMembers::AddNodes(BTreeMap::from([(req.node_id, req.member)]))
-        } else {
-            tracing::info!(learners = ?gone, node = req.node_id, "forgetting learners to make room for a join");
-            let mut nodes: BTreeMap<NodeId, Member> =
-                members.nodes().filter(|(id, _)| !gone.contains(id)).map(|(id, n)| (*id, n.clone())).collect();
-            nodes.insert(req.node_id, req.member);
-            ChangeMembers::ReplaceAllNodes(nodes)
-        };
-        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.change_membership(change, false)).await {
-            Ok(Ok(_)) => {
-                tracing::info!(node = req.node_id, "node joined as a learner");
-                JoinReply::Accepted { cluster }
-            }
-            Ok(Err(e)) => JoinReply::Refused(e.to_string()),
-            Err(_) => JoinReply::Refused("the learner entry was not committed in time; ask again".into()),
-        }
-    }
-
     /// A leader's message was accepted (or a vote granted): no election for a while.
     fn heard_from_leader(&self) {
-        self.election.lock().unwrap_or_else(|e| e.into_inner()).heard(Instant::now());
+        let now = Instant::now();
+        self.election.lock().unwrap_or_else(|e| e.into_inner()).heard(now);
+        *self.leader_heard.lock().unwrap_or_else(|e| e.into_inner()) = now;
     }
 
     /// The failure detector (run every 50 ms; see [`super::election`]): a voter that heard
@@ -625,9 +495,11 @@ impl ClusterNode {
     /// is longer than its own.
     pub(super) async fn watch_leader(&self) {
         let (state, voter) = {
-            let m = self.raft.metrics().borrow().clone();
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
             (m.state, m.membership_config.membership().voter_ids().any(|v| v == self.id))
         };
+        self.rejoin_if_orphaned(state == ServerState::Leader);
         let now = Instant::now();
         {
             let mut e = self.election.lock().unwrap_or_else(|e| e.into_inner());
@@ -761,81 +633,6 @@ impl ClusterNode {
     }
 }
 
-/// How long a join waits for its answer: the leader may wait 2 s for a membership change
-/// under way, then [`COMMIT_TIMEOUT`] for the learner entry (one entry, with any learners it
-/// forgets to make room); an answer that comes later is lost, though the node was added, and
-/// the node asks again — which then writes nothing, the node being a member already (a review
-/// of 2026-12-05). Within the host's 10 s relay.
-const JOIN_WAIT: Duration = Duration::from_secs(9);
-
-/// Ask the seeds (then whoever they name as leader) to add this node, until it has the
-/// cluster's state. Every round asks each seed (its own URL aside) and follows each leader
-/// named once; between rounds it waits (0.2 s, doubling to 2 s) and takes the latest seeds
-/// (`seeds`, replaced by each start of the node). Nothing ends it but the state arriving.
-///
-/// The first leader that accepts it decides the cluster it belongs to: a later acceptance by
-/// another cluster's leader (a host can name any seeds) is not taken, and that cluster's
-/// messages are refused.
-async fn join(
-    peers: Arc<Peers>,
-    seeds: Arc<Mutex<Option<Vec<String>>>>,
-    req: JoinRequest,
-    replica: Arc<Replica>,
-    belongs: super::network::Cluster,
-) {
-    let me = req.member.peer_url.trim_end_matches('/').to_string();
-    let mut backoff = Duration::from_millis(200);
-    let mut rounds = 0u64;
-    loop {
-        let round: Vec<String> = seeds.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default();
-        let mut asked = BTreeSet::new();
-        let mut targets: Vec<String> = round.into_iter().rev().collect();
-        while let Some(url) = targets.pop() {
-            if replica.enclave().is_some() {
-                return;
-            }
-            let trimmed = url.trim_end_matches('/').to_string();
-            if trimmed == me || !asked.insert(trimmed) {
-                continue;
-            }
-            let req = JoinRequest { cluster: belongs.get(), ..req.clone() };
-            match super::network::call(&peers, &url, None, &Rpc::Join(req), JOIN_WAIT).await {
-                Ok(RpcReply::Join(JoinReply::Accepted { cluster })) => {
-                    let mine = belongs.settle(cluster);
-                    if mine != cluster {
-                        tracing::warn!(via = %url, %cluster, %mine, "accepted by another cluster than this node's: not taken");
-                        continue;
-                    }
-                    tracing::info!(via = %url, %cluster, "joined the cluster; waiting for its state");
-                    // Wait for the state to arrive; ask again if it does not.
-                    for _ in 0..100 {
-                        if replica.enclave().is_some() {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    tracing::warn!(via = %url, "no state 10 s after joining; asking again");
-                }
-                Ok(RpcReply::Join(JoinReply::NotLeader { leader_url: Some(l) })) => {
-                    tracing::debug!(via = %url, leader = %l, "join: asking the leader");
-                    targets.push(l);
-                }
-                Ok(other) => tracing::warn!(via = %url, reply = ?other, "join not accepted"),
-                Err(e) => tracing::warn!(via = %url, error = %e, "join failed"),
-            }
-        }
-        if replica.enclave().is_some() {
-            return;
-        }
-        if asked.is_empty() && rounds.is_multiple_of(10) {
-            tracing::warn!("no cluster member to ask to join (the host knows none yet); waiting for seeds");
-        }
-        rounds += 1;
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
-}
-
 impl super::peers::Handler for ClusterNode {
     fn handle<'a>(
         &'a self,
@@ -878,7 +675,16 @@ impl ClusterNode {
                 }
                 RpcReply::Vote(r)
             }
-            Rpc::Snapshot(_, r) => RpcReply::Snapshot(self.raft.install_snapshot(r).await),
+            Rpc::Snapshot(_, r) => {
+                let r = self.raft.install_snapshot(r).await;
+                // A leader's message too: a learner taking a large snapshot hears no append
+                // meanwhile (not the failure detector's concern: a voter being sent a
+                // snapshot is not caught up).
+                if r.is_ok() {
+                    *self.leader_heard.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                }
+                RpcReply::Snapshot(r)
+            }
             Rpc::Join(r) => RpcReply::Join(self.on_join(r, peer).await),
         }
     }

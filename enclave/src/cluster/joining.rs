@@ -1,0 +1,340 @@
+//! A node entering its cluster: its start (found, or join: [`ClusterNode::start`]), the
+//! leader's side of a join ([`ClusterNode::on_join`]), and the asking itself — once at the
+//! start ([`join`] until the state arrives), and again whenever a node that has the state
+//! hears from no leader for [`REJOIN_AFTER`] ([`orphaned`], then [`join`] until a leader is
+//! heard: [`ClusterNode::rejoin_if_orphaned`]).
+//!
+//! A node is forgotten without being told: the leader drops a voter that was silent
+//! ([`crate::cluster::upkeep::SUSPECT_AFTER`] beside a caught-up learner, [`crate::cluster::upkeep::DEAD_AFTER`]
+//! otherwise) and a learner silent for [`crate::cluster::upkeep::LEARNER_DEAD_AFTER`], and a removed
+//! node receives nothing more — not even the entry that removed it. Such a node, alive again
+//! (a long pause, a partition healed), used to wait for good: a learner never stands for
+//! election, and a dropped voter's candidacies are refused. Until its enclave restarted it
+//! served nothing, and the cluster was a node short (SECURITY.md, "Cluster membership
+//! residuals"). Now it asks to join again, with the same node id and key: the leader takes
+//! it as a learner (one entry) and the upkeep promotes it once caught up, as any joining
+//! node. A node that is still a member and asks (a partition, a slow link) is answered at
+//! once and nothing is written ([`ClusterNode::on_join`]).
+//!
+//! Nothing here admits anyone: the leader checks the asking node's attestation, its cluster
+//! and its URL exactly as for a first join; what it learns comes only through the log.
+
+use super::*;
+use crate::cluster::network::{Cluster, Rpc, RpcReply};
+
+/// How long a node that has the cluster's state may hear from no leader before it asks to
+/// be taken again. Heartbeats come every 300 ms and an election ends within a few seconds
+/// (BENCHMARKS.md, "Failover"); a member that asks is answered without an entry, so asking
+/// too early costs one call.
+pub const REJOIN_AFTER: Duration = Duration::from_secs(10);
+
+/// How long a join waits for its answer: the leader may wait 2 s for a membership change
+/// under way, then [`COMMIT_TIMEOUT`] for the learner entry (one entry, with
+/// any learners it forgets to make room); an answer that comes later is lost, though the
+/// node was added, and the node asks again — which then writes nothing, the node being a
+/// member already (a review of 2026-12-05). Within the host's 10 s relay.
+pub const JOIN_WAIT: Duration = Duration::from_secs(9);
+
+/// After an acceptance, how long a join waits for what it is waiting for (the state, or a
+/// leader's message) before it asks again.
+const ACCEPTED_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether a node asks to be taken again now: it has the cluster's state (a node without
+/// it is still in its first join), does not lead, and heard from no leader (an append or
+/// snapshot accepted, a vote granted) since `heard`, for [`REJOIN_AFTER`].
+pub fn orphaned(has_state: bool, leads: bool, heard: Instant, now: Instant) -> bool {
+    has_state && !leads && now.saturating_duration_since(heard) >= REJOIN_AFTER
+}
+
+/// What a join goes on for, and where it asks.
+pub struct Joining {
+    /// Whether the join is over (checked before each call and while waiting after an
+    /// acceptance).
+    pub done: Box<dyn Fn() -> bool + Send + Sync>,
+    /// The URLs to ask this round (taken afresh each round).
+    pub targets: Box<dyn Fn() -> Vec<String> + Send + Sync>,
+    /// A join again (not the first): failures are expected while the cluster is out of
+    /// reach, and logged quietly.
+    pub again: bool,
+}
+
+/// Ask `j.targets` (then whoever they name as leader) to add this node, until `j.done`.
+/// Every round asks each target (its own URL aside) and follows each leader named once;
+/// between rounds it waits (0.2 s, doubling to 2 s) and takes the targets again (a first
+/// join's seeds are replaced by each start of the node).
+///
+/// The first leader that accepts it decides the cluster it belongs to: a later acceptance by
+/// another cluster's leader (a host can name any seeds) is not taken, and that cluster's
+/// messages are refused.
+pub async fn join(peers: &Peers, req: JoinRequest, belongs: &Cluster, j: Joining) {
+    let me = req.member.peer_url.trim_end_matches('/').to_string();
+    let mut backoff = Duration::from_millis(200);
+    let mut rounds = 0u64;
+    loop {
+        let mut asked = BTreeSet::new();
+        let mut targets: Vec<String> = (j.targets)().into_iter().rev().collect();
+        while let Some(url) = targets.pop() {
+            if (j.done)() {
+                return;
+            }
+            let trimmed = url.trim_end_matches('/').to_string();
+            if trimmed == me || !asked.insert(trimmed) {
+                continue;
+            }
+            let req = JoinRequest { cluster: belongs.get(), ..req.clone() };
+            match crate::cluster::network::call(peers, &url, None, &Rpc::Join(req), JOIN_WAIT).await {
+                Ok(RpcReply::Join(JoinReply::Accepted { cluster })) => {
+                    let mine = belongs.settle(cluster);
+                    if mine != cluster {
+                        tracing::warn!(via = %url, %cluster, %mine, "accepted by another cluster than this node's: not taken");
+                        continue;
+                    }
+                    tracing::info!(via = %url, %cluster, again = j.again, "taken by the cluster; waiting for its leader");
+                    let until = Instant::now() + ACCEPTED_WAIT;
+                    while Instant::now() < until {
+                        if (j.done)() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    tracing::warn!(via = %url, "nothing from the cluster 10 s after it took this node; asking again");
+                }
+                Ok(RpcReply::Join(JoinReply::NotLeader { leader_url: Some(l) })) => {
+                    tracing::debug!(via = %url, leader = %l, "join: asking the leader");
+                    targets.push(l);
+                }
+                Ok(other) if j.again => tracing::debug!(via = %url, reply = ?other, "join again not accepted"),
+                Ok(other) => tracing::warn!(via = %url, reply = ?other, "join not accepted"),
+                Err(e) if j.again => tracing::debug!(via = %url, error = %e, "join again failed"),
+                Err(e) => tracing::warn!(via = %url, error = %e, "join failed"),
+            }
+        }
+        if (j.done)() {
+            return;
+        }
+        if asked.is_empty() && rounds.is_multiple_of(10) {
+            tracing::warn!("no cluster member to ask to join (the host knows none yet); waiting for seeds");
+        }
+        rounds += 1;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+impl ClusterNode {
+    /// Found the cluster, or join it (in the background).
+    pub(super) async fn start(&self, s: ClusterStart) -> Result<(), Denial> {
+        if !is_peer_url(&s.advertise) || s.seeds.len() > MAX_SEEDS || s.seeds.iter().any(|u| !is_peer_url(u)) {
+            return Err(Denial::malformed(format!(
+                "advertise must be an http(s) URL (≤ {MAX_PEER_URL} bytes, no query, fragment or user info), with at most {MAX_SEEDS} seeds alike"
+            )));
+        }
+        *self.advertise.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.advertise.clone());
+        let Some(me) = self.member() else { return Err(Denial::malformed("no advertise URL")) };
+        // A founder goes on founding whatever it is asked (its host may have restarted
+        // without `--cluster-bootstrap`): the identity it made is proposed until applied.
+        // Once it is, it refuses to join another cluster.
+        if let Some(f) = self.founding() {
+            if !s.bootstrap && self.replica.enclave().is_some() {
+                return Err(Denial::malformed("this node founded its cluster: it joins no other"));
+            }
+            return self.found(me, f).await;
+        }
+        if s.bootstrap {
+            let initialized = self.raft.is_initialized().await.map_err(|e| unavailable(e.to_string()))?;
+            // A node founds or joins, once: a node whose join is under way (or done) that
+            // founded a cluster of its own would later take its cluster's entries on top of
+            // what it applied alone (found 2026-12-05 by a review; a host restarted with
+            // `--cluster-bootstrap` while its enclave joins asks exactly that). It goes on
+            // joining, with these seeds.
+            let f = {
+                let mut joining = self.joining.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(seeds) = joining.as_mut() {
+                    tracing::warn!("asked to found a cluster while joining one: joining goes on");
+                    *seeds = s.seeds;
+                    return Ok(());
+                }
+                if initialized && self.founding().is_none() {
+                    return Ok(());
+                }
+                self.begin_founding()
+            };
+            return self.found(me, f).await;
+        }
+        // The host starts a joining node again and again, with the seeds it knows by then
+        // (it may learn more meanwhile): the join under way asks the latest.
+        let first = {
+            let mut joining = self.joining.lock().unwrap_or_else(|e| e.into_inner());
+            if self.founding().is_some() {
+                return Err(Denial::malformed("this node founded its cluster: it joins no other"));
+            }
+            joining.replace(s.seeds).is_none()
+        };
+        if first {
+            let req = JoinRequest { node_id: self.id, member: me, cluster: None };
+            let (peers, cluster, replica, seeds) =
+                (self.peers.clone(), self.cluster.clone(), self.replica.clone(), self.joining.clone());
+            let j = Joining {
+                done: Box::new(move || replica.enclave().is_some()),
+                targets: Box::new(move || seeds.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()),
+                again: false,
+            };
+            tokio::spawn(async move { join(&peers, req, &cluster, j).await });
+        }
+        Ok(())
+    }
+
+    /// A join request from `peer` (its channel's attestation).
+    pub(super) async fn on_join(&self, req: JoinRequest, peer: &bridle_channel::PeerAttestation) -> JoinReply {
+        let holder = Holder::from_pcrs(
+            peer.pcr(0).unwrap_or_default(),
+            peer.pcr(1).unwrap_or_default(),
+            peer.pcr(2).unwrap_or_default(),
+            peer.pcr(crate::cluster::admit::SIGNER_PCR),
+        );
+        // What the membership records decides which keys the node receives: it must be
+        // what the node's attestation shows.
+        // Every host calls a member's URL: one its host chose with a query, a fragment or user
+        // info would move the path or the host it goes to (a review of 2026-12-06).
+        if !is_peer_url(&req.member.peer_url) {
+            return JoinReply::Refused(format!(
+                "a peer URL is an http(s) URL of at most {MAX_PEER_URL} bytes with no query, fragment or user info"
+            ));
+        }
+        if req.member.static_key != peer.static_key || req.member.holder() != holder {
+            return JoinReply::Refused(
+                "the join names another key, image or release signer than its channel's attestation".into(),
+            );
+        }
+        if !self.is_leader() {
+            let leader = self.raft.metrics().borrow().current_leader;
+            return JoinReply::NotLeader { leader_url: leader.and_then(|l| self.url_of(l)) };
+        }
+        let Some(cluster) = self.cluster.get() else {
+            return JoinReply::Refused("this node belongs to no cluster yet".into());
+        };
+        // Not before the founder's identity is applied: a cluster that never gets it (its
+        // founder's enclave restarted meanwhile) would hold the node for good.
+        if self.replica.enclave().is_none() {
+            return JoinReply::Refused("the cluster has no identity yet; ask again".into());
+        }
+        if let Some(theirs) = req.cluster.filter(|c| *c != cluster) {
+            return JoinReply::Refused(format!("the node belongs to cluster {theirs}; this is {cluster}"));
+        }
+        // Not while a change of voters is under way (it may wait for a commit): the node
+        // asks again.
+        let Ok(_one) = tokio::time::timeout(Duration::from_secs(2), self.changing.lock()).await else {
+            return JoinReply::Refused("a membership change is under way; ask again".into());
+        };
+        let m = self.raft.metrics().borrow().clone();
+        let members = m.membership_config.membership();
+        // Already a member as it says it is (a node asks again while its state has not
+        // arrived): nothing is written. Each membership entry restarts every snapshot the
+        // leader is sending, the asking node's own too (a review of 2026-12-06).
+        match members.get_node(&req.node_id) {
+            Some(m) if *m == req.member => return JoinReply::Accepted { cluster },
+            // Ids are random per boot: another member's id is never a genuine node's.
+            Some(_) => return JoinReply::Refused("that node id is a member under another URL or key".into()),
+            None => {}
+        }
+        // Room first: this host's earlier boots go, and the learners stay bounded (a review
+        // of 2026-12-06: one host restarting its enclave added a member per boot, for good).
+        let learners = Learners { silence: self.silence(m.current_term, members), stalled: self.stalled(&m) };
+        let gone = match make_room(members, req.node_id, &req.member.peer_url, &learners) {
+            Ok(gone) => gone,
+            Err(why) => return JoinReply::Refused(why),
+        };
+        // One entry: the learners that go and the node that joins (bounded, as the upkeep's
+        // changes are; the node asks again).
+        let change = if gone.is_empty() {
+            ChangeMembers::AddNodes(BTreeMap::from([(req.node_id, req.member)]))
+        } else {
+            tracing::info!(learners = ?gone, node = req.node_id, "forgetting learners to make room for a join");
+            let mut nodes: BTreeMap<NodeId, Member> =
+                members.nodes().filter(|(id, _)| !gone.contains(id)).map(|(id, n)| (*id, n.clone())).collect();
+            nodes.insert(req.node_id, req.member);
+            ChangeMembers::ReplaceAllNodes(nodes)
+        };
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.change_membership(change, false)).await {
+            Ok(Ok(_)) => {
+                tracing::info!(node = req.node_id, "node joined as a learner");
+                JoinReply::Accepted { cluster }
+            }
+            Ok(Err(e)) => JoinReply::Refused(e.to_string()),
+            Err(_) => JoinReply::Refused("the learner entry was not committed in time; ask again".into()),
+        }
+    }
+
+    /// A node that has the state and hears from no leader asks to be taken again (it may
+    /// have been forgotten: see [`super::joining`]), one such join at a time, until a leader
+    /// is heard. It asks the members it knows and its host's last seeds.
+    pub(super) fn rejoin_if_orphaned(&self, leads: bool) {
+        use std::sync::atomic::Ordering;
+        let now = Instant::now();
+        let heard = {
+            let mut h = self.leader_heard.lock().unwrap_or_else(|e| e.into_inner());
+            if leads {
+                *h = now;
+            }
+            *h
+        };
+        if !orphaned(self.replica.enclave().is_some(), leads, heard, now) {
+            return;
+        }
+        let Some(member) = self.member() else { return };
+        if self.rejoining.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::warn!(
+            node = self.id,
+            silent_s = now.saturating_duration_since(heard).as_secs(),
+            "no leader heard from: asking the cluster to take this node again"
+        );
+        let req = JoinRequest { node_id: self.id, member, cluster: self.cluster.get() };
+        let (peers, cluster, raft, seeds) =
+            (self.peers.clone(), self.cluster.clone(), self.raft.clone(), self.joining.clone());
+        let (heard_at, rejoining) = (self.leader_heard.clone(), self.rejoining.clone());
+        let j = Joining {
+            done: Box::new(move || *heard_at.lock().unwrap_or_else(|e| e.into_inner()) > heard),
+            targets: Box::new(move || {
+                let mut urls: Vec<String> = raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .nodes()
+                    .map(|(_, m)| m.peer_url.clone())
+                    .collect();
+                urls.extend(seeds.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default());
+                urls
+            }),
+            again: true,
+        };
+        let id = self.id;
+        tokio::spawn(async move {
+            join(&peers, req, &cluster, j).await;
+            tracing::info!(node = id, "a leader is heard again");
+            rejoining.store(false, Ordering::SeqCst);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_with_the_state_that_hears_no_leader_asks_again() {
+        let t0 = Instant::now();
+        let later = |d: Duration| t0 + d;
+        // Within the wait: no.
+        assert!(!orphaned(true, false, t0, later(REJOIN_AFTER - Duration::from_millis(1))));
+        // Past it: yes.
+        assert!(orphaned(true, false, t0, later(REJOIN_AFTER)));
+        // A leader never does; a node still in its first join has its own loop.
+        assert!(!orphaned(true, true, t0, later(REJOIN_AFTER * 3)));
+        assert!(!orphaned(false, false, t0, later(REJOIN_AFTER * 3)));
+        // A reading of `heard` after `now` (a race between threads) is no silence.
+        assert!(!orphaned(true, false, later(Duration::from_secs(1)), t0));
+    }
+}
