@@ -5,7 +5,8 @@
 
 use bridle_tests::cluster::{cap_policy, loopback_aliases_work, signer_of, source_ip, transfer, Cluster};
 use bridle_tests::Actor;
-use std::time::Duration;
+use serde_json::Value;
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_founders_enclave_killed_at_once_rejoins() {
@@ -83,4 +84,66 @@ async fn a_voter_dropped_while_cut_off_is_taken_again_once_healed() {
     let (status, v, _) = c.client().sign_until_decided(x, &transfer(&g, 0, 1), Duration::from_secs(30)).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(signer_of(&v), g.session);
+}
+
+/// Whether node id `id` is a member in the view of the leader of the highest term.
+async fn member_in_leaders_view(c: &Cluster, id: u64) -> bool {
+    let mut best: Option<(u64, Value)> = None;
+    for i in 0..c.nodes.len() {
+        if let Some(v) = c.info(i).await.filter(|v| v["role"] == "leader") {
+            let t = v["term"].as_u64().unwrap_or(0);
+            if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
+                best = Some((t, v));
+            }
+        }
+    }
+    best.and_then(|(_, v)| v["members"].as_array().map(|m| m.iter().any(|m| m["node_id"] == id))).unwrap_or(false)
+}
+
+/// A removed node that keeps granting another removed node's candidacies still asks to be
+/// taken again (a review of 2026-12-06: a granted vote counted as a leader heard). Five
+/// voters; a and b cut off together, b's log one entry longer; both dropped. Then a reaches
+/// everyone again while b (still standing for election in its old config) reaches only a:
+/// a grants b's votes, and must still be taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removed_node_granting_a_stale_candidates_votes_still_asks_again() {
+    assert!(loopback_aliases_work(5), "loopback addresses 127.0.0.10-14 must be usable as sources");
+    let c = Cluster::start(5).await;
+    let l = c.wait_leader(Duration::from_secs(30)).await;
+    let cut: Vec<usize> = (0..5).filter(|i| *i != l).take(2).collect();
+    let (a, b) = (cut[0], cut[1]);
+    let rest: Vec<usize> = (0..5).filter(|i| !cut.contains(i)).collect();
+    let rest_ips: Vec<_> = rest.iter().map(|i| source_ip(*i)).collect();
+    let ida = c.info(a).await.and_then(|v| v["node_id"].as_u64()).expect("a's id");
+    let idb = c.info(b).await.and_then(|v| v["node_id"].as_u64()).expect("b's id");
+    // a alone cut off while an entry commits: b's log is longer than a's.
+    c.nodes[a].proxy.block(true, &[]);
+    for o in (0..5).filter(|i| *i != a) {
+        c.nodes[o].proxy.block(false, &[source_ip(a)]);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.grant(l, &Actor::random(), &Actor::random(), &cap_policy(100)).await;
+    // a and b reach only each other, until both are dropped.
+    c.nodes[a].proxy.block(false, &rest_ips);
+    c.nodes[b].proxy.block(false, &rest_ips);
+    for &o in &rest {
+        c.nodes[o].proxy.block(false, &[source_ip(a), source_ip(b)]);
+    }
+    c.wait_removed(ida, Duration::from_secs(60)).await;
+    c.wait_removed(idb, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    // a reaches everyone; b reaches only a.
+    c.nodes[a].proxy.heal();
+    for &o in &rest {
+        c.nodes[o].proxy.block(false, &[source_ip(b)]);
+    }
+    let t0 = Instant::now();
+    while !member_in_leaders_view(&c, ida).await {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "a, healed, reaches the whole cluster but was not taken again within 60 s\n{}",
+            c.describe().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -1,8 +1,8 @@
 //! A node entering its cluster: its start (found, or join: [`ClusterNode::start`]), the
 //! leader's side of a join ([`ClusterNode::on_join`]), and the asking itself — once at the
 //! start ([`join`] until the state arrives), and again whenever a node that has the state
-//! hears from no leader for [`REJOIN_AFTER`] ([`orphaned`], then [`join`] until a leader is
-//! heard: [`ClusterNode::rejoin_if_orphaned`]).
+//! hears nothing of a working cluster for [`REJOIN_AFTER`] ([`orphaned`], then [`join`]
+//! until it hears again: [`ClusterNode::rejoin_if_orphaned`]).
 //!
 //! A node is forgotten without being told: the leader drops a voter that was silent
 //! ([`crate::cluster::upkeep::SUSPECT_AFTER`] beside a caught-up learner, [`crate::cluster::upkeep::DEAD_AFTER`]
@@ -22,7 +22,8 @@
 use super::*;
 use crate::cluster::network::{Cluster, Rpc, RpcReply};
 
-/// How long a node that has the cluster's state may hear from no leader before it asks to
+/// How long a node that has the cluster's state may hear nothing of a working cluster (see
+/// [`orphaned`]) before it asks to
 /// be taken again. Heartbeats come every 300 ms and an election ends within a few seconds
 /// (BENCHMARKS.md, "Failover"); a member that asks is answered without an entry, so asking
 /// too early costs one call.
@@ -40,10 +41,28 @@ pub const JOIN_WAIT: Duration = Duration::from_secs(9);
 const ACCEPTED_WAIT: Duration = Duration::from_secs(10);
 
 /// Whether a node asks to be taken again now: it has the cluster's state (a node without
-/// it is still in its first join), does not lead, and heard from no leader (an append or
-/// snapshot accepted, a vote granted) since `heard`, for [`REJOIN_AFTER`].
-pub fn orphaned(has_state: bool, leads: bool, heard: Instant, now: Instant) -> bool {
-    has_state && !leads && now.saturating_duration_since(heard) >= REJOIN_AFTER
+/// it is still in its first join) and heard nothing of a working cluster since `heard` —
+/// no leader's append or snapshot chunk taken, or, leading, no answer from a majority of
+/// its voters ([`quorum_heard`]) — for [`REJOIN_AFTER`].
+pub fn orphaned(has_state: bool, heard: Instant, now: Instant) -> bool {
+    has_state && now.saturating_duration_since(heard) >= REJOIN_AFTER
+}
+
+/// For a leader: the latest time by which a majority of `voters` had answered it (itself
+/// counted at `now`; `last_ok`, each peer's last answer), and never before `since`, when it
+/// began to lead (a new leader has heard from nobody yet).
+pub fn quorum_heard(
+    voters: &[NodeId],
+    me: NodeId,
+    last_ok: &HashMap<NodeId, Instant>,
+    since: Instant,
+    now: Instant,
+) -> Instant {
+    let mut times: Vec<Instant> =
+        voters.iter().map(|v| if *v == me { now } else { last_ok.get(v).copied().unwrap_or(since) }).collect();
+    times.sort_unstable_by(|a, b| b.cmp(a));
+    let majority = voters.len() / 2 + 1;
+    times.get(majority - 1).copied().unwrap_or(now).max(since)
 }
 
 /// What a join goes on for, and where it asks.
@@ -97,7 +116,11 @@ pub async fn join(peers: &Peers, req: JoinRequest, belongs: &Cluster, j: Joining
                         }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    tracing::warn!(via = %url, "nothing from the cluster 10 s after it took this node; asking again");
+                    if j.again {
+                        tracing::debug!(via = %url, "nothing from the cluster 10 s after it took this node again; asking again");
+                    } else {
+                        tracing::warn!(via = %url, "nothing from the cluster 10 s after it took this node; asking again");
+                    }
                 }
                 Ok(RpcReply::Join(JoinReply::NotLeader { leader_url: Some(l) })) => {
                     tracing::debug!(via = %url, leader = %l, "join: asking the leader");
@@ -265,20 +288,28 @@ impl ClusterNode {
         }
     }
 
-    /// A node that has the state and hears from no leader asks to be taken again (it may
-    /// have been forgotten: see [`super::joining`]), one such join at a time, until a leader
-    /// is heard. It asks the members it knows and its host's last seeds.
+    /// A node that has the state and hears nothing of a working cluster asks to be taken
+    /// again (it may have been forgotten: see the module docs), one such join at a time,
+    /// until it hears again. It asks the members it knows and its host's last seeds.
     pub(super) fn rejoin_if_orphaned(&self, leads: bool) {
         use std::sync::atomic::Ordering;
         let now = Instant::now();
         let heard = {
             let mut h = self.leader_heard.lock().unwrap_or_else(|e| e.into_inner());
             if leads {
-                *h = now;
+                // A leader hears the cluster through its voters' answers: one cut off leads on
+                // in openraft 0.9 (no step-down on a lost quorum), and if every voter of its
+                // config was replaced meanwhile, nothing ever deposes it (a review of
+                // 2026-12-06).
+                let m = self.raft.metrics().borrow().clone();
+                let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+                let since = self.led_since(m.current_term).unwrap_or(now);
+                let last_ok = self.last_ok.lock().unwrap_or_else(|e| e.into_inner());
+                *h = quorum_heard(&voters, self.id, &last_ok, since, now);
             }
             *h
         };
-        if !orphaned(self.replica.enclave().is_some(), leads, heard, now) {
+        if !orphaned(self.replica.enclave().is_some(), heard, now) {
             return;
         }
         let Some(member) = self.member() else { return };
@@ -288,7 +319,7 @@ impl ClusterNode {
         tracing::warn!(
             node = self.id,
             silent_s = now.saturating_duration_since(heard).as_secs(),
-            "no leader heard from: asking the cluster to take this node again"
+            "nothing heard of a working cluster: asking it to take this node again"
         );
         let req = JoinRequest { node_id: self.id, member, cluster: self.cluster.get() };
         let (peers, cluster, raft, seeds) =
@@ -328,13 +359,34 @@ mod tests {
         let t0 = Instant::now();
         let later = |d: Duration| t0 + d;
         // Within the wait: no.
-        assert!(!orphaned(true, false, t0, later(REJOIN_AFTER - Duration::from_millis(1))));
+        assert!(!orphaned(true, t0, later(REJOIN_AFTER - Duration::from_millis(1))));
         // Past it: yes.
-        assert!(orphaned(true, false, t0, later(REJOIN_AFTER)));
-        // A leader never does; a node still in its first join has its own loop.
-        assert!(!orphaned(true, true, t0, later(REJOIN_AFTER * 3)));
-        assert!(!orphaned(false, false, t0, later(REJOIN_AFTER * 3)));
+        assert!(orphaned(true, t0, later(REJOIN_AFTER)));
+        // A node still in its first join has its own loop.
+        assert!(!orphaned(false, t0, later(REJOIN_AFTER * 3)));
         // A reading of `heard` after `now` (a race between threads) is no silence.
-        assert!(!orphaned(true, false, later(Duration::from_secs(1)), t0));
+        assert!(!orphaned(true, later(Duration::from_secs(1)), t0));
+    }
+
+    #[test]
+    fn a_leader_hears_the_cluster_through_a_majority_of_its_voters() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let now = at(100);
+        let ok = |pairs: &[(NodeId, u64)]| pairs.iter().map(|(n, s)| (*n, at(*s))).collect::<HashMap<_, _>>();
+        // Alone: always heard.
+        assert_eq!(quorum_heard(&[1], 1, &HashMap::new(), at(0), now), now);
+        // Three voters: itself and the more recent of the two others.
+        assert_eq!(quorum_heard(&[1, 2, 3], 1, &ok(&[(2, 40), (3, 90)]), at(0), now), at(90));
+        // Cut off since 40: a leader no longer heard, orphaned 10 s later.
+        let h = quorum_heard(&[1, 2, 3], 1, &ok(&[(2, 40), (3, 38)]), at(0), now);
+        assert_eq!(h, at(40));
+        assert!(orphaned(true, h, now));
+        // Five voters: the third most recent (itself, 90, 80).
+        assert_eq!(quorum_heard(&[1, 2, 3, 4, 5], 1, &ok(&[(2, 90), (3, 80), (4, 10)]), at(0), now), at(80));
+        // Never before it began to lead (a new leader has heard from nobody yet); voters
+        // never heard count from then.
+        assert_eq!(quorum_heard(&[1, 2, 3], 1, &ok(&[(2, 40)]), at(95), now), at(95));
+        assert_eq!(quorum_heard(&[1, 2, 3], 1, &HashMap::new(), at(95), now), at(95));
     }
 }

@@ -483,10 +483,15 @@ impl ClusterNode {
     }
 
     /// A leader's message was accepted (or a vote granted): no election for a while.
-    fn heard_from_leader(&self) {
+    /// Only a leader's own message (`from_leader`) counts for [`joining`]: a vote granted
+    /// may go to a candidate as cut off as this node (a review of 2026-12-06: a removed node
+    /// granting a removed candidate's votes never asked again).
+    fn heard_from_leader(&self, from_leader: bool) {
         let now = Instant::now();
         self.election.lock().unwrap_or_else(|e| e.into_inner()).heard(now);
-        *self.leader_heard.lock().unwrap_or_else(|e| e.into_inner()) = now;
+        if from_leader {
+            *self.leader_heard.lock().unwrap_or_else(|e| e.into_inner()) = now;
+        }
     }
 
     /// The failure detector (run every 50 ms; see [`super::election`]): a voter that heard
@@ -557,7 +562,7 @@ impl ClusterNode {
     }
 
     /// Since when this node leads in `term`, as the upkeep noted it.
-    fn led_since(&self, term: u64) -> Option<Instant> {
+    pub(super) fn led_since(&self, term: u64) -> Option<Instant> {
         match *self.leading_since.lock().unwrap_or_else(|e| e.into_inner()) {
             Some((t, at)) if t == term => Some(at),
             _ => None,
@@ -664,23 +669,26 @@ impl ClusterNode {
                         | AppendEntriesResponse::PartialSuccess(_)
                         | AppendEntriesResponse::Conflict)
                 ) {
-                    self.heard_from_leader();
+                    self.heard_from_leader(true);
                 }
                 RpcReply::Append(r)
             }
             Rpc::Vote(_, r) => {
                 let r = self.raft.vote(r).await;
                 if r.as_ref().is_ok_and(|v| v.vote_granted) {
-                    self.heard_from_leader();
+                    self.heard_from_leader(false);
                 }
                 RpcReply::Vote(r)
             }
             Rpc::Snapshot(_, r) => {
+                let vote = r.vote;
                 let r = self.raft.install_snapshot(r).await;
                 // A leader's message too: a learner taking a large snapshot hears no append
                 // meanwhile (not the failure detector's concern: a voter being sent a
                 // snapshot is not caught up).
-                if r.is_ok() {
+                // (openraft answers `Ok` with its own vote to a chunk it refused for a
+                // lower vote: only a chunk taken counts.)
+                if r.as_ref().is_ok_and(|resp| resp.vote == vote) {
                     *self.leader_heard.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
                 }
                 RpcReply::Snapshot(r)
