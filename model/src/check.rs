@@ -162,6 +162,8 @@ impl Model {
         let mut charges = Charges::default();
         let (chain, weight) = match req {
             Req::Tx { chain_id, .. }
+            | Req::Legacy { chain_id, .. }
+            | Req::Eip7702 { chain_id, .. }
             | Req::Permit { chain_id, .. }
             | Req::Permit2 { chain_id, .. }
             | Req::Permit2Transfer { chain_id, .. } => (*chain_id, 1u64),
@@ -203,10 +205,14 @@ impl Model {
             | Req::Redeem { gas_limit, max_fee_per_gas, max_priority_fee_per_gas, .. } => {
                 (Some(*gas_limit), *max_fee_per_gas, *max_priority_fee_per_gas)
             }
+            // RULES §4, legacy: the gas price is both fees (and so the gas cost's price).
+            Req::Legacy { gas_limit, gas_price, .. } => (Some(*gas_limit), *gas_price, *gas_price),
             Req::UserOp { gas, max_fee_per_gas, max_priority_fee_per_gas, .. } => {
                 (Some(*gas), *max_fee_per_gas, *max_priority_fee_per_gas)
             }
-            Req::Permit { .. } | Req::Permit2 { .. } | Req::Permit2Transfer { .. } => (None, 0, 0),
+            Req::Permit { .. } | Req::Permit2 { .. } | Req::Permit2Transfer { .. } | Req::Eip7702 { .. } => {
+                (None, 0, 0)
+            }
         };
         // A request without gas (a permit) checks no gas rule at all (RULES §2).
         if let Some(g) = gas {
@@ -231,7 +237,7 @@ impl Model {
         // Each call's first write (for just-in-time `increaseAllowance`).
         let mut starts: Vec<usize> = Vec::new();
         let place = match req {
-            Req::Tx { nonce, to, value, data, .. } => {
+            Req::Tx { nonce, to, value, data, .. } | Req::Legacy { nonce, to, value, data, .. } => {
                 starts.push(writes.len());
                 self.check_call(chain, *to, *value, data, self.account, &mut codes, &mut charges, &mut writes);
                 Place::Own { chain, pos: *nonce }
@@ -336,6 +342,11 @@ impl Model {
                 }
                 Place::Float { deadline: *deadline }
             }
+            // Never signed ([`Model::sign`] refuses it first); here for completeness.
+            Req::Eip7702 { .. } => {
+                codes.push(crate::AUTHORIZATION_DENIED);
+                Place::Float { deadline: 0 }
+            }
         };
         // 8. Spend limits and streams.
         for l in &p.limits {
@@ -370,12 +381,19 @@ impl Model {
                 None => charges.unpriced = true,
             }
         }
-        // RULES §6: a transaction may be mined and write nothing when its gas limit is below
-        // approvals.revoke_gas (default 100 000; the model's transactions have no access
-        // list), when a call carries value, or when it sets an allowance to a non-zero amount.
+        // RULES §6: a transaction may be mined and write nothing when its gas limit, less
+        // what its access list costs up front, is below approvals.revoke_gas (default
+        // 100 000), when a call carries value, or when it sets an allowance to a non-zero
+        // amount. A legacy transaction (and a redemption) has no access list.
         let revoke_gas = p.approvals.revoke_gas.unwrap_or(100_000);
+        let upfront = match req {
+            Req::Tx { access_list, .. } => crate::access_list_cost(access_list),
+            _ => 0,
+        };
+        // Below it when the access list costs more than the whole gas limit too.
+        let short_of_gas = |g: u64| u128::from(g) < u128::from(revoke_gas).saturating_add(upfront);
         let carries_value = match req {
-            Req::Tx { value, .. } => !value.is_zero(),
+            Req::Tx { value, .. } | Req::Legacy { value, .. } => !value.is_zero(),
             Req::Redeem { entries, .. } => entries.iter().flat_map(|e| &e.1).any(|c| !c.1.is_zero()),
             _ => false,
         };
@@ -383,11 +401,13 @@ impl Model {
         // Only on chains whose gas limit is known to pay for execution alone does a gas
         // limit make a transaction certain (RULES §6).
         let l1_gas = crate::gas_uncertain(p, chain);
-        let may_revert = matches!(req, Req::Tx { .. } | Req::Redeem { .. })
-            && (l1_gas || gas.is_none_or(|g| g < revoke_gas) || carries_value || sets_non_zero);
+        let may_revert = matches!(req, Req::Tx { .. } | Req::Legacy { .. } | Req::Redeem { .. })
+            && (l1_gas || gas.is_none_or(short_of_gas) || carries_value || sets_non_zero);
         // Just-in-time approvals over the request's calls, as the accounts that run them.
         let batch: Vec<(Address, Address, &[u8])> = match req {
-            Req::Tx { to: Some(to), data, .. } => vec![(self.account, *to, &data[..])],
+            Req::Tx { to: Some(to), data, .. } | Req::Legacy { to: Some(to), data, .. } => {
+                vec![(self.account, *to, &data[..])]
+            }
             Req::UserOp { sender, calls, .. } => calls.iter().map(|(to, _, d)| (*sender, *to, &d[..])).collect(),
             Req::Redeem { entries, .. } => entries
                 .iter()

@@ -19,12 +19,14 @@ mod check;
 mod jit;
 mod permits;
 pub mod registry;
+mod req;
 pub mod time;
 
-use alloy_primitives::{Address, Bytes, U256};
+use alloy_primitives::{Address, U256};
 use bridle_common::policy::doc::{Asset, Policy};
 
 pub use check::{ENTRY_POINT_CODES, PERMIT2, PERMIT_RULE_CODES};
+pub use req::{access_list_cost, AccessList, RedeemEntry, Req};
 
 /// Most allowance writes (signed ones plus the request's) the model explores; beyond it a
 /// request that needs the registry gets `Denied(["model_limit"])`.
@@ -32,6 +34,9 @@ pub const MAX_WRITES: usize = 12;
 
 /// The pseudo-code the model gives when it cannot decide: the harness skips the sequence.
 pub const MODEL_LIMIT: &str = "model_limit";
+
+/// The code of every EIP-7702 (type 4) transaction (README).
+pub const AUTHORIZATION_DENIED: &str = "authorization_denied";
 
 /// How far a block's timestamp may trail the enclave's clock (RULES §6) on a chain whose
 /// blocks follow the beacon chain's slots: an authority or permit with deadline `d` counts
@@ -49,73 +54,6 @@ pub fn time_slack(chain: u64) -> Option<u64> {
 
 /// Requests held for the owner's approval at once, per session (RULES §8).
 pub const MAX_PENDING: usize = 16;
-
-/// One entry of a redemption: its root delegator (`None`: an empty permission context) and
-/// the calls `(target, value, data)` it runs.
-pub type RedeemEntry = (Option<Address>, Vec<(Address, U256, Bytes)>);
-
-/// What a request asks to sign.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Req {
-    /// An EIP-1559 transaction from the session's own address (lane = (chain, session)).
-    Tx {
-        chain_id: u64,
-        nonce: u64,
-        to: Option<Address>,
-        value: U256,
-        data: Bytes,
-        gas_limit: u64,
-        max_fee_per_gas: u128,
-        max_priority_fee_per_gas: u128,
-    },
-    /// An ERC-7710 redemption (RULES §5b): a transaction from the session to `manager`
-    /// calling `redeemDelegations`; each entry's calls run as its root delegator (`None`:
-    /// an empty permission context, the session itself).
-    Redeem {
-        chain_id: u64,
-        nonce: u64,
-        manager: Address,
-        entries: Vec<RedeemEntry>,
-        gas_limit: u64,
-        max_fee_per_gas: u128,
-        max_priority_fee_per_gas: u128,
-    },
-    /// An EIP-2612 permit signed by the session (owner = the session's address).
-    Permit { chain_id: u64, token: Address, spender: Address, value: U256, deadline: u64 },
-    /// A Permit2 `PermitSingle` (`batch` false, one detail) or `PermitBatch` signed by the
-    /// session for the Permit2 contract `contract`: each detail `(token, amount,
-    /// expiration)`.
-    Permit2 {
-        chain_id: u64,
-        contract: Address,
-        spender: Address,
-        details: Vec<(Address, U256, u64)>,
-        sig_deadline: u64,
-        batch: bool,
-    },
-    /// A Permit2 `PermitTransferFrom` (`batch` false, one token) or
-    /// `PermitBatchTransferFrom`: each permitted `(token, amount)`.
-    Permit2Transfer {
-        chain_id: u64,
-        contract: Address,
-        spender: Address,
-        permitted: Vec<(Address, U256)>,
-        deadline: u64,
-        batch: bool,
-    },
-    /// An ERC-4337 v0.7 user operation whose callData is a batch of `calls`; `gas` is the
-    /// sum of all its gas limits.
-    UserOp {
-        chain_id: u64,
-        entry_point: Address,
-        sender: Address,
-        nonce: U256,
-        calls: Vec<(Address, U256, Bytes)>,
-        gas: u64,
-        max_fee_per_gas: u128,
-        max_priority_fee_per_gas: u128,
-    },
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -243,6 +181,12 @@ impl Model {
 
     /// Decide a signing request at enclave clock reading `clock`.
     pub fn sign(&mut self, req: &Req, clock: u64) -> Verdict {
+        // An EIP-7702 transaction is refused before the session decides anything (README:
+        // `authorization_denied`; SECURITY: refused while decoding, never counted by the
+        // trip-wire): nothing changes, session time included (AMBIGUITIES 29).
+        if let Req::Eip7702 { .. } = req {
+            return Verdict::Denied(vec![AUTHORIZATION_DENIED]);
+        }
         let t = self.advance(clock);
         // RULES §8: a held request asked again is not decided again while its time runs
         // (a revoked or suspended session is decided, and denied by its state: §2 item 1).

@@ -88,9 +88,10 @@ pub struct Item {
     pub place: Place,
     pub signed_at: u64,
     pub writes: Vec<(Key, Write)>,
-    /// A transaction of an own-address lane signed with a gas limit below
-    /// `approvals.revoke_gas` (RULES §6): it may also be mined out of gas, filling its
-    /// position and writing nothing (as a write-less transaction, signed at time 0).
+    /// A transaction of an own-address lane signed with a gas limit (less what its access
+    /// list costs up front) below `approvals.revoke_gas`, or otherwise uncertain (RULES §6):
+    /// it may also be mined out of gas, filling its position and writing nothing (as a
+    /// write-less transaction, signed at time 0).
     pub may_revert: bool,
 }
 

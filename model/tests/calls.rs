@@ -107,6 +107,7 @@ fn recipients_value_and_gas() {
         gas_limit,
         max_fee_per_gas: 1_000_000_000,
         max_priority_fee_per_gas: 0,
+        access_list: vec![],
     };
     // B is the target of a specific rule: it may receive value.
     assert_eq!(m.sign(&pay(B, 10, 21_000), t), Verdict::Allowed);
@@ -202,6 +203,7 @@ fn plain(nonce: u64, to: alloy_primitives::Address, value: u64) -> Req {
         gas_limit: 21_000,
         max_fee_per_gas: 1_000_000_000,
         max_priority_fee_per_gas: 0,
+        access_list: vec![],
     }
 }
 

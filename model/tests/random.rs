@@ -108,6 +108,7 @@ fn request(r: &mut Rng, t: u64) -> Req {
                 gas_limit: r.below(300_000),
                 max_fee_per_gas: r.below(30_000) as u128,
                 max_priority_fee_per_gas: r.below(3_000_000) as u128,
+                access_list: vec![],
             }
         }
     }

@@ -2,6 +2,7 @@
 //! policies and request sequences — amounts, chains, tokens, times around period and month
 //! boundaries and moving back, reused and skipped nonces, permits (EIP-2612 and Permit2's
 //! messages and `approve`), user operations, argument rules (calldata canonical or not),
+//! legacy transactions, access lists around `approvals.revoke_gas`, EIP-7702 transactions,
 //! approvals and denials of held requests, policy updates, revocations — and every verdict, the
 //! exposure, the uses, every ledger line in every period and the holdings by chain and token
 //! compared after every step. Never a signature the model refuses.
@@ -9,7 +10,7 @@
 //! `BRIDLE_DIFF_SEQUENCES` sets how many (CI: 100 000; `make check-long`: 1 000 000);
 //! `BRIDLE_DIFF_SEED` the first seed.
 
-use bridle_tests::differential::{run_arg_calls, run_sequence, run_with, Rng};
+use bridle_tests::differential::{run_arg_calls, run_sequence, run_tx_shapes, run_with, Rng};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -73,6 +74,10 @@ fn engine_and_model_agree_on_random_sequences() {
             && total.jit_refused > 0
             && total.args_signed > 0
             && total.args_rejected > 0
+            && total.legacy_signed > 0
+            && total.access_lists_signed > 0
+            && total.access_list_decides > 0
+            && total.eip7702_refused > 0
             && total.codes.get("denied_by_owner").is_some_and(|&n| n > 0),
         "{total:?}"
     );
@@ -93,6 +98,28 @@ fn engine_and_model_agree_on_argument_rules() {
     let total = across_threads(first, n, |seed| run_arg_calls(seed, 30)).unwrap_or_else(|e| panic!("{e}"));
     println!("{n} argument-rule seeds in {:.1?}: {total:?}", start.elapsed());
     assert!(total.signed > 0 && total.rejected > 0, "{total:?}");
+}
+
+/// Transactions of every shape where their shape decides (RULES §4: a legacy transaction's
+/// gas price is both fees; §6: a gas limit less what the access list costs up front below
+/// `approvals.revoke_gas` may run out of gas and write nothing; EIP-7702 is refused): a
+/// policy and 12 approvals, revocations and transfers per seed, legacy or with access lists,
+/// their gas limits at the boundary; one seed for every 40 sequences.
+#[test]
+fn engine_and_model_agree_on_transaction_shapes() {
+    let n = env("BRIDLE_DIFF_SEQUENCES", 100_000) / 40;
+    let first = env("BRIDLE_DIFF_SEED", 1);
+    let start = std::time::Instant::now();
+    let total = across_threads(first, n, |seed| run_tx_shapes(seed, 12)).unwrap_or_else(|e| panic!("{e}"));
+    println!("{n} transaction-shape seeds in {:.1?}: {total:?}", start.elapsed());
+    assert!(
+        total.legacy_signed > 0
+            && total.access_lists_signed > 0
+            && total.access_list_decides > 0
+            && total.eip7702_refused > 0
+            && total.codes.get("gas_cap").is_some_and(|&n| n > 0),
+        "{total:?}"
+    );
 }
 
 /// Sequences that once disagreed, kept as regressions (the seed's whole sequence replayed).

@@ -116,6 +116,7 @@ pub fn tx_on(chain_id: u64, nonce: u64, to: Address, data: Bytes) -> Req {
         gas_limit: 100_000,
         max_fee_per_gas: 1_000_000_000,
         max_priority_fee_per_gas: 1_000_000,
+        access_list: vec![],
     }
 }
 

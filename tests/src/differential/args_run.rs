@@ -74,6 +74,7 @@ pub fn run_arg_calls(seed: u64, calls: usize) -> Result<ArgStats, String> {
                 gas_limit: 200_000,
                 max_fee_per_gas: 1,
                 max_priority_fee_per_gas: 0,
+                access_list: vec![],
             }
         };
         let clock = created + i as u64;

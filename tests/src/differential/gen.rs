@@ -155,6 +155,10 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
     if r.chance(30) {
         s += &format!("max_fee_per_gas = \"{} wei\"\n", 10 + r.below(40));
     }
+    // A priority fee cap: a legacy transaction's gas price is both fees (RULES §4).
+    if delegations && r.chance(15) {
+        s += &format!("max_priority_fee_per_gas = \"{} wei\"\n", 2 + r.below(10));
+    }
     // approvals.revoke_gas is at most gas.max_gas_limit (a policy with both contradicting is
     // refused).
     let revoke_gas = r.chance(30).then(|| 60_000 + r.below(110_000));
@@ -452,6 +456,7 @@ pub fn random_req_with(
             gas_limit: 21_000 + r.below(200_000),
             max_fee_per_gas: r.below(12) as u128,
             max_priority_fee_per_gas: 0,
+            access_list: vec![],
         };
     }
     // Now and then a call of a function argument rules are written for.
@@ -567,6 +572,7 @@ pub fn random_req_with(
             gas_limit: 21_000 + r.below(200_000),
             max_fee_per_gas: r.below(12) as u128,
             max_priority_fee_per_gas: 0,
+            access_list: vec![],
         },
     }
 }

@@ -24,10 +24,14 @@ mod args_gen;
 mod args_run;
 mod gen;
 mod payload;
+mod tx_gen;
+mod tx_run;
 pub use args_gen::*;
 pub use args_run::*;
 pub use gen::*;
 pub use payload::*;
+pub use tx_gen::*;
+pub use tx_run::*;
 
 pub const T0: u64 = 1_798_761_600; // 2027-01-01T00:00:00Z
 pub const OWNER: Address = address!("00000000000000000000000000000000000000aa");
@@ -193,6 +197,13 @@ pub struct Stats {
     /// `argument_rejected`.
     pub args_signed: u64,
     pub args_rejected: u64,
+    /// Legacy transactions signed; EIP-1559 ones with a non-empty access list signed, and
+    /// of those the ones whose list decides whether they may run out of gas (their gas limit
+    /// at least `approvals.revoke_gas`, less the list's cost below it); EIP-7702 refused.
+    pub legacy_signed: u64,
+    pub access_lists_signed: u64,
+    pub access_list_decides: u64,
+    pub eip7702_refused: u64,
     /// Denials by code.
     pub codes: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -216,8 +227,28 @@ impl std::ops::AddAssign for Stats {
         self.jit_refused += o.jit_refused;
         self.args_signed += o.args_signed;
         self.args_rejected += o.args_rejected;
+        self.legacy_signed += o.legacy_signed;
+        self.access_lists_signed += o.access_lists_signed;
+        self.access_list_decides += o.access_list_decides;
+        self.eip7702_refused += o.eip7702_refused;
         for (k, v) in o.codes {
             *self.codes.entry(k).or_default() += v;
+        }
+    }
+}
+
+impl Stats {
+    /// Count a signed transaction's shape (RULES §4, §6) under `revoke_gas`.
+    pub fn count_shape(&mut self, req: &Req, revoke_gas: u64) {
+        match req {
+            Req::Legacy { .. } => self.legacy_signed += 1,
+            Req::Tx { access_list, gas_limit, .. } if !access_list.is_empty() => {
+                self.access_lists_signed += 1;
+                let upfront = bridle_model::access_list_cost(access_list);
+                self.access_list_decides +=
+                    u64::from(*gas_limit >= revoke_gas && u128::from(*gas_limit) < u128::from(revoke_gas) + upfront);
+            }
+            _ => {}
         }
     }
 }
@@ -254,6 +285,10 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
     let Some((doc, compiled)) = compile(&text, created) else { return Ok(Stats::default()) };
     let Ok(mut model) = Model::new(&doc, created, OWNER, ACCOUNT) else { return Ok(Stats::default()) };
     let mut chains = doc.chains.clone();
+    // The current generator also draws legacy, access-listed and EIP-7702 transactions,
+    // their gas limits around the policy's `approvals.revoke_gas`.
+    let revoke_gas = |doc: &Policy| delegations.then(|| doc.approvals.revoke_gas.unwrap_or(100_000));
+    let mut rg = revoke_gas(&doc);
     let mut engine = Machine::new(ACCOUNT, OWNER, Address::repeat_byte(0xa9), compiled, created, 60, 1 << 16);
     let mut clock = created;
     let mut nonces: HashMap<u64, u64> = HashMap::new();
@@ -295,7 +330,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                 ids.sort_unstable();
                 Event::Sign(held[r.pick(&ids)].clone())
             }
-            _ => Event::Sign(random_req_with(&mut r, &mut nonces, clock, &chains, delegations)),
+            _ => Event::Sign(random_req_typed(&mut r, &mut nonces, clock, &chains, delegations, rg)),
         };
         log.push(format!("step {i} at {clock}: {ev:?}"));
         match ev {
@@ -335,6 +370,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                         st.jit_signed +=
                             u64::from(!engine.policy().doc.approvals.jit.is_empty() && calls_a_jit_consumer(&req));
                         st.args_signed += u64::from(has_arg_rules(&engine.policy().doc) && calls_router(&req));
+                        st.count_shape(&req, engine.policy().doc.approvals.revoke_gas.unwrap_or(100_000));
                     }
                     (Err(d), Verdict::Pending(id)) if d.code.as_str() == "pending_approval" => {
                         st.pending += 1;
@@ -344,6 +380,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                     (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => {
                         st.denied += 1;
                         *st.codes.entry(d.code.as_str()).or_default() += 1;
+                        st.eip7702_refused += u64::from(matches!(req, Req::Eip7702 { .. }));
                         st.jit_refused += u64::from(d.rule.as_deref().is_some_and(|r| r.starts_with("approvals.jit")));
                         st.args_rejected +=
                             u64::from(has_arg_rules(&engine.policy().doc) && d.code.as_str() == "argument_rejected");
@@ -400,6 +437,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                 let m = model.update(&doc, clock);
                 let e = engine.update_policy(clock, compiled).result.map(|_| ());
                 chains = doc.chains.clone();
+                rg = revoke_gas(&doc);
                 log.push(format!("  policy:\n{text}\n  engine {e:?} / model {m:?}"));
                 if m.is_ok() != e.is_ok() {
                     return fail(&log, format!("step {i} update: engine {e:?}, model {m:?}"));

@@ -1,6 +1,7 @@
 //! The engine's payload for each of the model's requests.
 
 use super::*;
+use bridle_common::tx::{AccessEntry, AuthorizationRequest, LegacyRequest};
 
 /// The engine's payload for a model request (a permit's owner is [`ACCOUNT`]).
 pub fn payload(req: &Req) -> SignPayload {
@@ -10,7 +11,7 @@ pub fn payload(req: &Req) -> SignPayload {
 /// The engine's payload for a model request of the session `account`.
 pub fn payload_for(req: &Req, account: Address) -> SignPayload {
     match req {
-        Req::Tx { chain_id, nonce, to, value, data, gas_limit, max_fee_per_gas, max_priority_fee_per_gas } => {
+        Req::Tx { chain_id, nonce, to, value, data, gas_limit, max_fee_per_gas, max_priority_fee_per_gas, access_list } => {
             SignPayload::Transaction(TxRequest::Eip1559(Eip1559Request {
                 chain_id: *chain_id,
                 nonce: *nonce,
@@ -20,9 +21,30 @@ pub fn payload_for(req: &Req, account: Address) -> SignPayload {
                 to: *to,
                 value: *value,
                 data: data.clone(),
-                access_list: vec![],
+                access_list: access_list
+                    .iter()
+                    .map(|(address, keys)| AccessEntry { address: *address, storage_keys: keys.clone() })
+                    .collect(),
             }))
         }
+        Req::Legacy { chain_id, nonce, to, value, data, gas_limit, gas_price } => {
+            SignPayload::Transaction(TxRequest::Legacy(LegacyRequest {
+                chain_id: *chain_id,
+                nonce: *nonce,
+                gas_price: *gas_price,
+                gas_limit: *gas_limit,
+                to: *to,
+                value: *value,
+                data: data.clone(),
+            }))
+        }
+        Req::Eip7702 { chain_id, authorizations } => SignPayload::Transaction(TxRequest::Eip7702 {
+            chain_id: *chain_id,
+            authorization_list: authorizations
+                .iter()
+                .map(|&(chain_id, address, nonce)| AuthorizationRequest { chain_id, address, nonce })
+                .collect(),
+        }),
         Req::Redeem { chain_id, nonce, manager, entries, gas_limit, max_fee_per_gas, max_priority_fee_per_gas } => {
             use bridle_common::delegation::*;
             let parts: Vec<_> = entries
