@@ -361,6 +361,9 @@ impl ClusterLink {
     }
 }
 
+/// How often a ready node is told this host's peers (its seeds and the members it learnt).
+const TELL_PEERS_EVERY: Duration = Duration::from_secs(30);
+
 /// Start the node's cluster role and carry its traffic, for as long as the host runs.
 pub fn spawn(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
     let link = st.client.cluster()?.clone();
@@ -372,6 +375,9 @@ pub fn spawn(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
             let (st, link) = (st.clone(), link.clone());
             tokio::spawn(async move {
                 let mut may_found = link.settings.bootstrap;
+                // When a ready node was last told this host's peers (for a join again: see
+                // `enclave/src/cluster/joining.rs`).
+                let mut told: Option<std::time::Instant> = None;
                 loop {
                     match traffic(&st).call_direct(Call::Cluster(ClusterCall::Info)).await {
                         Ok(Reply::Cluster(ClusterReply::Info(i))) => {
@@ -400,6 +406,20 @@ pub fn spawn(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
                                         may_found = false;
                                     }
                                     Err(e) => tracing::warn!(error = %e, "cluster start failed; retrying"),
+                                }
+                            } else if i.ready && told.is_none_or(|t| t.elapsed() >= TELL_PEERS_EVERY) {
+                                // A ready node takes the peers for a join again, should it be
+                                // dropped while every member it knew is replaced; nothing else.
+                                told = Some(std::time::Instant::now());
+                                let start = ClusterStart {
+                                    advertise: trim(&link.settings.advertise).to_string(),
+                                    seeds: link.seeds(),
+                                    bootstrap: false,
+                                };
+                                if let Err(e) = traffic(&st).call_direct(Call::Cluster(ClusterCall::Start(start))).await
+                                {
+                                    // (An enclave older than this answers a founder's no.)
+                                    tracing::debug!(error = %e, "telling the cluster node its peers");
                                 }
                             }
                         }

@@ -152,6 +152,15 @@ impl ClusterNode {
                 "advertise must be an http(s) URL (≤ {MAX_PEER_URL} bytes, no query, fragment or user info), with at most {MAX_SEEDS} seeds alike"
             )));
         }
+        // A node that has the state (founded or joined) only takes the peers its host knows
+        // now, for a join again ([`ClusterNode::rejoin_if_orphaned`]): the members it last
+        // knew may all have been replaced while it was away (a review of 2026-12-06). It
+        // joins no other cluster: a join again names this node's. (A founder asked to found
+        // again goes on below, as before.)
+        if !s.bootstrap && self.replica.enclave().is_some() {
+            *self.known_seeds.lock().unwrap_or_else(|e| e.into_inner()) = s.seeds;
+            return Ok(());
+        }
         *self.advertise.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.advertise.clone());
         let Some(me) = self.member() else { return Err(Denial::malformed("no advertise URL")) };
         // A founder goes on founding whatever it is asked (its host may have restarted
@@ -322,8 +331,13 @@ impl ClusterNode {
             "nothing heard of a working cluster: asking it to take this node again"
         );
         let req = JoinRequest { node_id: self.id, member, cluster: self.cluster.get() };
-        let (peers, cluster, raft, seeds) =
-            (self.peers.clone(), self.cluster.clone(), self.raft.clone(), self.joining.clone());
+        let (peers, cluster, raft, seeds, known) = (
+            self.peers.clone(),
+            self.cluster.clone(),
+            self.raft.clone(),
+            self.joining.clone(),
+            self.known_seeds.clone(),
+        );
         let (heard_at, rejoining) = (self.leader_heard.clone(), self.rejoining.clone());
         let j = Joining {
             done: Box::new(move || *heard_at.lock().unwrap_or_else(|e| e.into_inner()) > heard),
@@ -336,6 +350,7 @@ impl ClusterNode {
                     .nodes()
                     .map(|(_, m)| m.peer_url.clone())
                     .collect();
+                urls.extend(known.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned());
                 urls.extend(seeds.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default());
                 urls
             }),

@@ -98,6 +98,9 @@ pub struct ClusterNode {
     leader_heard: Arc<Mutex<Instant>>,
     /// A join again is under way (one at a time).
     rejoining: Arc<std::sync::atomic::AtomicBool>,
+    /// The peers its host last named to this node once it had the state (each start of a
+    /// ready node), asked by a join again beside the members it knows.
+    known_seeds: Arc<Mutex<Vec<String>>>,
     /// The cluster this node belongs to (see [`super::network::Cluster`]).
     cluster: super::network::Cluster,
     /// The identity this node founds its cluster with, once asked to found one (decided
@@ -143,6 +146,7 @@ impl ClusterNode {
             joining: Arc::new(Mutex::new(None)),
             leader_heard: Arc::new(Mutex::new(Instant::now())),
             rejoining: Arc::default(),
+            known_seeds: Arc::default(),
             cluster,
             founding: Mutex::new(None),
             #[cfg(test)]
