@@ -300,21 +300,23 @@ impl ClusterNode {
     /// A node that has the state and hears nothing of a working cluster asks to be taken
     /// again (it may have been forgotten: see the module docs), one such join at a time,
     /// until it hears again. It asks the members it knows and its host's last seeds.
-    pub(super) fn rejoin_if_orphaned(&self, leads: bool) {
+    pub(super) fn rejoin_if_orphaned(&self) {
         use std::sync::atomic::Ordering;
         let now = Instant::now();
         let heard = {
             let mut h = self.leader_heard.lock().unwrap_or_else(|e| e.into_inner());
-            if leads {
+            // One reading of the metrics for whether it leads and what it leads: a node that
+            // stepped down between two readings would otherwise count itself heard.
+            let m = self.raft.metrics().borrow().clone();
+            if m.state == ServerState::Leader {
                 // A leader hears the cluster through its voters' answers: one cut off leads on
                 // in openraft 0.9 (no step-down on a lost quorum), and if every voter of its
                 // config was replaced meanwhile, nothing ever deposes it (a review of
-                // 2026-12-06).
-                let m = self.raft.metrics().borrow().clone();
-                let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+                // 2026-12-06). Each half of a joint config needs its own majority.
                 let since = self.led_since(m.current_term).unwrap_or(now);
                 let last_ok = self.last_ok.lock().unwrap_or_else(|e| e.into_inner());
-                *h = quorum_heard(&voters, self.id, &last_ok, since, now);
+                let configs = m.membership_config.membership().get_joint_config();
+                *h = joint_quorum_heard(configs, self.id, &last_ok, since, now);
             }
             *h
         };
@@ -365,6 +367,23 @@ impl ClusterNode {
     }
 }
 
+/// [`quorum_heard`] for a config that may be joint: each half needs its own majority (the
+/// union's would count a leader heard by one half's voters as heard, or not: a review of
+/// 2026-12-06), so the earliest of the halves'.
+pub fn joint_quorum_heard(
+    configs: &[BTreeSet<NodeId>],
+    me: NodeId,
+    last_ok: &HashMap<NodeId, Instant>,
+    since: Instant,
+    now: Instant,
+) -> Instant {
+    let halves = configs.iter().map(|voters| {
+        let voters: Vec<NodeId> = voters.iter().copied().collect();
+        quorum_heard(&voters, me, last_ok, since, now)
+    });
+    halves.min().unwrap_or(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,5 +422,23 @@ mod tests {
         // never heard count from then.
         assert_eq!(quorum_heard(&[1, 2, 3], 1, &ok(&[(2, 40)]), at(95), now), at(95));
         assert_eq!(quorum_heard(&[1, 2, 3], 1, &HashMap::new(), at(95), now), at(95));
+    }
+
+    #[test]
+    fn each_half_of_a_joint_config_needs_its_own_majority() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let now = at(100);
+        let set = |ids: &[NodeId]| ids.iter().copied().collect::<BTreeSet<_>>();
+        // {1,2,3} → {1,2,4}, 3 dead and 4 not heard yet: 1 and 2 are a majority of each half
+        // (the union of four would want three).
+        let ok: HashMap<NodeId, Instant> = [(2, at(99)), (3, at(1)), (4, at(1))].into_iter().collect();
+        let joint = [set(&[1, 2, 3]), set(&[1, 2, 4])];
+        assert_eq!(joint_quorum_heard(&joint, 1, &ok, at(0), now), at(99));
+        // One half heard, the other not: not heard.
+        let halves = [set(&[1, 2, 3]), set(&[1, 4, 5])];
+        assert_eq!(joint_quorum_heard(&halves, 1, &ok, at(0), now), at(1));
+        // A plain config is one half.
+        assert_eq!(joint_quorum_heard(&[set(&[1, 2, 3])], 1, &ok, at(0), now), at(99));
     }
 }

@@ -508,7 +508,7 @@ impl ClusterNode {
             let m = metrics.borrow();
             (m.state, m.membership_config.membership().voter_ids().any(|v| v == self.id))
         };
-        self.rejoin_if_orphaned(state == ServerState::Leader);
+        self.rejoin_if_orphaned();
         let now = Instant::now();
         {
             let mut e = self.election.lock().unwrap_or_else(|e| e.into_inner());
