@@ -126,6 +126,22 @@ pub enum Event {
     Reask(usize),
 }
 
+/// Where the engine and the model differ after a step at `clock`: the priced exposure, the
+/// uses, and what is charged and what may be outstanding, line by line ([`compare_state`];
+/// a review of 2026-12-05: only decisions, uses and the priced exposure were compared).
+pub(crate) fn compare_after_step(engine: &Machine, model: &Model, clock: u64) -> Option<String> {
+    let t = engine.time_at(clock);
+    let ex_e = bridle_common::policy::exposure::exposure_now(engine.policy(), &engine.counters().allowances, t).usd;
+    let ex_m = model.exposure_usd(clock);
+    if ex_e != ex_m {
+        return Some(format!("exposure engine {ex_e}, model {ex_m}"));
+    }
+    if engine.counters().uses != model.uses() {
+        return Some(format!("uses engine {}, model {}", engine.counters().uses, model.uses()));
+    }
+    compare_state(engine, model, clock)
+}
+
 /// Where the engine's and the model's ledgers (every asset, every period) or holdings (by
 /// chain and token, priced or not) differ at `clock`.
 fn compare_state(engine: &Machine, model: &Model, clock: u64) -> Option<String> {
@@ -466,18 +482,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
             st.restored += 1;
         }
         // The same figures after every step.
-        let t = engine.time_at(clock);
-        let ex_e = bridle_common::policy::exposure::exposure_now(engine.policy(), &engine.counters().allowances, t).usd;
-        let ex_m = model.exposure_usd(clock);
-        if ex_e != ex_m {
-            return fail(&log, format!("step {i}: exposure engine {ex_e}, model {ex_m}"));
-        }
-        if engine.counters().uses != model.uses() {
-            return fail(&log, format!("step {i}: uses engine {}, model {}", engine.counters().uses, model.uses()));
-        }
-        // What is charged and what may be outstanding, line by line (a review of 2026-12-05:
-        // only decisions, uses and the priced exposure were compared).
-        if let Some(why) = compare_state(&engine, &model, clock) {
+        if let Some(why) = compare_after_step(&engine, &model, clock) {
             return fail(&log, format!("step {i}: {why}"));
         }
     }

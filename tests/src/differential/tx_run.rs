@@ -150,16 +150,7 @@ pub fn run_tx_shapes(seed: u64, steps: usize) -> Result<Stats, String> {
             }
             _ => return fail(&log, format!("step {i}: engine {e:?}, model {m:?}")),
         }
-        let t = engine.time_at(clock);
-        let ex_e = bridle_common::policy::exposure::exposure_now(engine.policy(), &engine.counters().allowances, t).usd;
-        let ex_m = model.exposure_usd(clock);
-        if ex_e != ex_m {
-            return fail(&log, format!("step {i}: exposure engine {ex_e}, model {ex_m}"));
-        }
-        if engine.counters().uses != model.uses() {
-            return fail(&log, format!("step {i}: uses engine {}, model {}", engine.counters().uses, model.uses()));
-        }
-        if let Some(why) = compare_state(&engine, &model, clock) {
+        if let Some(why) = compare_after_step(&engine, &model, clock) {
             return fail(&log, format!("step {i}: {why}"));
         }
     }
