@@ -393,8 +393,26 @@ pub struct Enclave {
     pub status: Status,
 }
 
+/// How far behind the time of the enclave's signed status this clock may be and still sign
+/// with its own time: the enclave refuses only a nonce more than ten minutes behind its clock.
+const BEHIND_SLACK_MS: u64 = 5 * 60_000;
+
+/// The owner nonce at `now` (this clock, ms) for an enclave whose status was signed at
+/// `signed_ms`, at least `floor_ms` ([`Enclave::owner_nonce`]). A clock up to
+/// [`BEHIND_SLACK_MS`] behind signs with its own time; one further behind is moved forward
+/// by whole minutes, enough to be within the slack. The first version lifted any clock behind
+/// the signed second to that second plus its own milliseconds, so two commands in one of the
+/// enclave's seconds could go backwards (the VM test's revocation after its grant was refused
+/// `replayed`, its clock 0.4 s behind the guest's): moving by whole minutes keeps this
+/// clock's order while the lag holds.
+fn nonce_at(now: u64, signed_ms: u64, floor_ms: u64) -> u64 {
+    let slack_floor = signed_ms.saturating_sub(BEHIND_SLACK_MS);
+    let now = if now >= slack_floor { now } else { now.saturating_add((slack_floor - now).div_ceil(60_000) * 60_000) };
+    at_least(now, floor_ms)
+}
+
 /// The time in milliseconds `now`, or — when it is below `floor` — the floor plus `now`'s
-/// milliseconds ([`Enclave::owner_nonce`]).
+/// milliseconds (a suspension's next second, a hold's second: one command).
 fn at_least(now: u64, floor: u64) -> u64 {
     if now >= floor {
         now
@@ -559,7 +577,7 @@ impl Enclave {
     pub fn owner_nonce(&self, given: Option<u64>, floor_ms: u64) -> u64 {
         given.unwrap_or_else(|| {
             let signed = self.status.receipt.as_ref().map_or(0, |r| r.time.saturating_mul(1000));
-            at_least(crate::util::default_nonce(None), floor_ms.max(signed))
+            nonce_at(crate::util::default_nonce(None), signed, floor_ms)
         })
     }
 
@@ -618,6 +636,25 @@ mod tests {
         assert_eq!(at_least(1_700_000_000_123, 1_699_000_000_000), 1_700_000_000_123);
         assert_eq!(at_least(1_699_000_000_456, 1_700_000_000_000), 1_700_000_000_456);
         assert_eq!(at_least(5, u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn owner_nonces_keep_this_clocks_order_when_it_runs_a_little_behind() {
+        // The VM test on 2026-12-06: the guest's clock 0.4 s ahead; a grant at .696 of this
+        // clock and a revocation at .321 of the next second, both within the enclave's
+        // second 37: the second nonce was below the first and refused `replayed`.
+        let signed = 1_796_588_037_000;
+        let grant = nonce_at(1_796_588_036_696, signed, 0);
+        let revoke = nonce_at(1_796_588_037_321, signed, 0);
+        assert_eq!((grant, revoke), (1_796_588_036_696, 1_796_588_037_321));
+        // Up to five minutes behind: its own time (the enclave takes ten).
+        assert_eq!(nonce_at(signed - BEHIND_SLACK_MS, signed, 0), signed - BEHIND_SLACK_MS);
+        // Further behind: moved forward by whole minutes, within the slack, in order.
+        let far = signed - 3_600_000;
+        let (a, b) = (nonce_at(far, signed, 0), nonce_at(far + 999, signed, 0));
+        assert!(a >= signed - BEHIND_SLACK_MS && a < b && (a - far) % 60_000 == 0, "{a} {b}");
+        // An explicit floor (a suspension's next second) still lifts.
+        assert_eq!(nonce_at(signed - 2_000, signed, signed + 1_000), signed + 1_000 + (signed - 2_000) % 1000);
     }
 
     #[test]
