@@ -126,6 +126,28 @@ pub enum Event {
     Reask(usize),
 }
 
+/// The engine's decision on `payload` at `clock`, stamped with nonce `n` (the MAC unchecked
+/// here, signatures by [`NullSigner`]); with the stamp digest and the stamp when the payload
+/// was read.
+pub(crate) fn engine_decides(
+    engine: &mut Machine,
+    payload: &SignPayload,
+    clock: u64,
+    n: u64,
+) -> (Result<(), bridle_common::error::Denial>, Option<(B256, Stamp)>) {
+    match prepare(payload) {
+        Ok(prepared) => {
+            let mut nonce = [0u8; 16];
+            nonce[..8].copy_from_slice(&n.to_be_bytes());
+            let stamp = Stamp { nonce, timestamp: engine.time_at(clock), mac: [0; 32] };
+            let digest = prepared.stamp_digest();
+            let out = engine.sign(clock, payload, prepared, &stamp, Some(&NullSigner));
+            (out.result.map(|_| ()), Some((digest, stamp)))
+        }
+        Err(d) => (Err(d), None),
+    }
+}
+
 /// Where the engine and the model differ after a step at `clock`: the priced exposure, the
 /// uses, and what is charged and what may be outstanding, line by line ([`compare_state`];
 /// a review of 2026-12-05: only decisions, uses and the priced exposure were compared).
@@ -357,22 +379,16 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                     st.skipped += 1;
                     return Ok(st);
                 }
-                let e = match prepare(&payload) {
-                    Ok(prepared) => {
-                        let mut nonce = [0u8; 16];
-                        nonce[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                        let stamp = Stamp { nonce, timestamp: engine.time_at(clock), mac: [0; 32] };
-                        let digest = prepared.stamp_digest();
-                        let out = engine.sign(clock, &payload, prepared, &stamp, Some(&NullSigner));
+                let e = match engine_decides(&mut engine, &payload, clock, i as u64) {
+                    (result, Some((digest, stamp))) => {
                         // Step 1 (revoked, suspended) refuses before the nonce is recorded.
-                        let recorded =
-                            !matches!(&out.result, Err(d) if matches!(d.code.as_str(), "revoked" | "suspended"));
+                        let recorded = !matches!(&result, Err(d) if matches!(d.code.as_str(), "revoked" | "suspended"));
                         if recorded {
-                            asked.push((payload.clone(), stamp, out.result.is_ok()));
+                            asked.push((payload.clone(), stamp, result.is_ok()));
                         }
-                        (out.result.map(|_| ()), digest)
+                        (result, digest)
                     }
-                    Err(d) => (Err(d), B256::ZERO),
+                    (result, None) => (result, B256::ZERO),
                 };
                 log.push(format!("  engine {:?} / model {m:?}", e.0.as_ref().map_err(|d| d.to_string())));
                 st.decisions += 1;

@@ -127,15 +127,7 @@ pub fn run_tx_shapes(seed: u64, steps: usize) -> Result<Stats, String> {
             st.skipped += 1;
             return Ok(st);
         }
-        let e = match prepare(&payload) {
-            Ok(prepared) => {
-                let mut nonce = [0u8; 16];
-                nonce[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-                let stamp = Stamp { nonce, timestamp: engine.time_at(clock), mac: [0; 32] };
-                engine.sign(clock, &payload, prepared, &stamp, Some(&NullSigner)).result.map(|_| ())
-            }
-            Err(d) => Err(d),
-        };
+        let (e, _) = engine_decides(&mut engine, &payload, clock, i as u64 + 1);
         log.push(format!("  engine {:?} / model {m:?}", e.as_ref().map_err(|d| d.to_string())));
         st.decisions += 1;
         match (&e, &m) {
