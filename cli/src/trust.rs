@@ -657,6 +657,19 @@ mod tests {
         assert_eq!(nonce_at(signed - 2_000, signed, signed + 1_000), signed + 1_000 + (signed - 2_000) % 1000);
     }
 
+    /// The cases the owner console's `ownerNonceAt` is held to as well
+    /// (`console_digests::owner_nonces_are_picked_as_the_cli_picks_them`).
+    #[test]
+    fn owner_nonces_match_the_shared_cases() {
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../tests/fixtures/owner_nonces.json")).unwrap();
+        assert!(rows.len() >= 10);
+        for r in rows {
+            let n = |k: &str| r[k].as_u64().unwrap();
+            assert_eq!(nonce_at(n("now_ms"), n("signed_ms"), n("floor_ms")), n("nonce"), "{}", r["case"]);
+        }
+    }
+
     #[test]
     fn a_changed_identity_is_reported_without_the_hosts_password() {
         let trusted = Trusted {

@@ -413,7 +413,8 @@ async function signedStatus(session, held) {
   if (!state.trust?.method) return { error: "the enclave is not verified in this browser" };
   const nonce = freshNonce();
   try {
-    const r = await get(`/v1/status?session=${session}&nonce=${nonce}&cbor=1${held ? `&held=${held}` : ""}`);
+    const about = session ? `session=${session}&` : "";
+    const r = await get(`/v1/status?${about}nonce=${nonce}&cbor=1${held ? `&held=${held}` : ""}`);
     const receipt = checkSignedStatus(r, state.trust.identity, nonce, session);
     return { live: r.session ?? null, aggregate: r.aggregate ?? [], receipt, now: r.now };
   } catch (e) {
@@ -422,17 +423,18 @@ async function signedStatus(session, held) {
 }
 
 /**
- * The least owner nonce for a message about `session` (milliseconds): the time the enclave
- * signed a fresh status at, and past a suspension's second when it says the session is
- * suspended — the enclave refuses a nonce more than ten minutes behind its clock and lifts a
- * suspension only by an update signed after it, so an owner clock behind the enclave's
- * would sign messages it refuses. 0 when no signed status comes (the time alone, then).
+ * What bounds the owner nonce of a message about `session` (null: about none), as
+ * {signedMs, floorMs} for `owner.nextOwnerNonce`: the time the enclave signed a fresh status
+ * at, and past a suspension's second when it says the session is suspended — the enclave
+ * refuses a nonce more than ten minutes behind its clock and lifts a suspension only by an
+ * update signed after it, so an owner clock behind the enclave's would sign messages it
+ * refuses. {} when no signed status comes (this clock alone, then).
  */
-async function nonceFloor(session) {
+async function nonceBounds(session) {
   const s = await signedStatus(session, null);
-  if (!s.receipt || !Number.isSafeInteger(s.receipt.time)) return 0;
+  if (!s.receipt || !Number.isSafeInteger(s.receipt.time)) return {};
   const suspended = s.live?.state === "suspended" && Number.isSafeInteger(s.live.time) ? (s.live.time + 1) * 1000 : 0;
-  return Math.max(s.receipt.time * 1000, suspended);
+  return { signedMs: s.receipt.time * 1000, floorMs: suspended };
 }
 
 async function showDetail() {
@@ -445,13 +447,16 @@ async function showDetail() {
   const pol = live ? await policyOf(row.stored.session, live.policy_hash) : { doc: null, verified: false };
   const audit = state.audit ? state.audit.entries.filter((e) => sameAddress(e.session, row.stored.session)) : null;
   // A word on a held request is signed no earlier than its hold, by the enclave's signed word only.
-  const heldAtMs = (p) => (signed.receipt && Number.isSafeInteger(p.created_at) ? p.created_at * 1000 : 0);
+  const heldAt = (p) =>
+    signed.receipt && Number.isSafeInteger(signed.receipt.time)
+      ? { signedMs: signed.receipt.time * 1000, floorMs: Number.isSafeInteger(p.created_at) ? p.created_at * 1000 : 0 }
+      : {};
   renderDetail($("detail-body"), {
     live, stored: row.stored, policy: pol.doc, policyVerified: pol.verified, audit, auditFresh: state.audit?.fresh === true,
     now: signed.now ?? state.status.now,
     signed: signed.receipt ?? null, signedError: signed.error, aggregate: signed.receipt ? signed.aggregate : null,
     onApprove: (p) => act("Approving the request", async () => {
-      await owner.approve(ctx(), row.stored.session, live.agent, p, heldAtMs(p));
+      await owner.approve(ctx(), row.stored.session, live.agent, p, heldAt(p));
       await refresh();
       return `approved ${p.digest}: the enclave signed it, and the signature recovers to the session`;
     }),
@@ -463,7 +468,7 @@ async function showDetail() {
       return `the enclave's signed status now shows held request ${p.digest}`;
     }),
     onDeny: (p) => act("Denying the request", async () => {
-      const { reply, receipt } = await owner.deny(ctx(), row.stored.session, live.agent, p, heldAtMs(p));
+      const { reply, receipt } = await owner.deny(ctx(), row.stored.session, live.agent, p, heldAt(p));
       await refresh();
       return `denied ${p.digest}: never signed; the agent is refused until ${time(reply.until)} (receipt signed by the enclave at ${time(receipt.time)})`;
     }),
@@ -557,7 +562,7 @@ function wire() {
     const verifyDoc = state.trust.method === "attested"
       ? (doc, userData) => verifyAttestation(doc, verifyOpts({ userData, publicKey: hexToBytes(state.trust.publicKey), maxAgeSecs: 600 }))
       : null;
-    const { created, attested } = await owner.grant(ctx(), $("agent-key").value, p, verifyDoc);
+    const { created, attested } = await owner.grant(ctx(), $("agent-key").value, p, verifyDoc, await nonceBounds(null));
     rememberPolicy(p);
     state.selected = created.binding.session;
     await refresh();
@@ -569,21 +574,21 @@ function wire() {
   }));
   $("update-btn").addEventListener("click", () => act("Updating the policy", async () => {
     const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
-    const floor = await nonceFloor(row.stored.session);
-    const { receipt } = await owner.update(ctx(), row.stored.session, row.stored.agent, state.preview, floor);
+    const at = await nonceBounds(row.stored.session);
+    const { receipt } = await owner.update(ctx(), row.stored.session, row.stored.agent, state.preview, at);
     rememberPolicy(state.preview);
     await refresh();
     return `session now enforces policy ${state.preview.hash} (receipt signed by the enclave at ${time(receipt.time)})`;
   }));
   $("revoke").addEventListener("click", () => act("Revoking", async () => {
     const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
-    const floor = await nonceFloor(row.stored.session);
-    const { receipt } = await owner.revoke(ctx(), row.stored.session, row.stored.agent, floor);
+    const at = await nonceBounds(row.stored.session);
+    const { receipt } = await owner.revoke(ctx(), row.stored.session, row.stored.agent, at);
     await refresh();
     return `revoked ${row.stored.session} (receipt for your nonce, signed by the enclave at ${time(receipt.time)})` + (state.trust?.method ? "" : " — enclave not verified: the receipt proves nothing");
   }));
   $("revoke-all").addEventListener("click", () => act("Revoking every session", async () => {
-    const { reply, receipt } = await owner.revokeAll(ctx());
+    const { reply, receipt } = await owner.revokeAll(ctx(), await nonceBounds(null));
     await refresh();
     return `revoked ${reply.sessions.length} session(s) (receipt signed by the enclave at ${time(receipt.time)})` + (state.trust?.method ? "" : " — enclave not verified: the receipt proves nothing");
   }));
@@ -593,7 +598,7 @@ function wire() {
     const max = gwei("sw-fee");
     const prio = gwei("sw-prio") < max ? gwei("sw-prio") : max;
     const terms = [{ chain_id: BigInt($("sw-chain").value), nonce: BigInt($("sw-nonce").value), max_fee_per_gas: max, max_priority_fee_per_gas: prio, gas_limit: BigInt($("sw-gas").value) }];
-    const { reply } = await owner.sweep(ctx(), row.stored.session, row.stored.agent, terms);
+    const { reply } = await owner.sweep(ctx(), row.stored.session, row.stored.agent, terms, await nonceBounds(row.stored.session));
     const out = $("sweep-out");
     out.hidden = false;
     const what = (t) =>

@@ -127,6 +127,25 @@ export function defaultNonce() {
   return Date.now();
 }
 
+/** How far behind the enclave's signed time this clock may be and still sign with its own. */
+export const BEHIND_SLACK_MS = 5 * 60_000;
+
+/**
+ * The owner nonce at `nowMs` (this clock) for an enclave whose status was signed at
+ * `signedMs` (0 if none), at least `floorMs` (a suspension's next second, a hold's second;
+ * 0 if none) — as `bridle owner` picks it (cli/src/trust.rs `nonce_at`). The enclave refuses
+ * a nonce more than ten minutes behind its clock: a clock up to five minutes behind signs
+ * with its own time, one further behind moves forward by whole minutes, which keeps this
+ * clock's order while the lag holds. Lifting to the signed second itself would give two
+ * actions within one of the enclave's seconds the same nonce (the second refused
+ * `replayed`). Below an explicit floor: the floor plus this clock's milliseconds.
+ */
+export function ownerNonceAt(nowMs, signedMs, floorMs) {
+  const slackFloor = Math.max(0, signedMs - BEHIND_SLACK_MS);
+  const now = nowMs >= slackFloor ? nowMs : nowMs + Math.ceil((slackFloor - nowMs) / 60_000) * 60_000;
+  return now >= floorMs ? now : floorMs + (now % 1000);
+}
+
 /** Decimal string of `value` (bigint) with `decimals` places, trailing zeros cut. */
 export function formatUnits(value, decimals) {
   const v = BigInt(value);

@@ -4,20 +4,34 @@
 import { ownerTypedData, ownerDigest, ACTION } from "./eip712.js";
 import {
   keccak, utf8, u64, u128, concat, recoverAddress, sameAddress, addressOfPublicKey, hexToBytes, bytesToHex,
-  ZERO_ADDRESS, ZERO32, defaultNonce, jsonWithBigInts,
+  ZERO_ADDRESS, ZERO32, defaultNonce, ownerNonceAt, jsonWithBigInts,
 } from "./bytes.js";
 import { checkBinding, checkReceipt, ownerNonceWord, bindingDigest } from "./verify.js";
 import { postText } from "./api.js";
 import { readUserOp, payloadEntry } from "./decode.js";
 
+/** The last owner nonce this page signed: each next one is above it. */
+let lastNonce = 0;
+
+/**
+ * The nonce for the next owner message ([`ownerNonceAt`]), above every nonce this page
+ * signed before (the enclave takes an owner's nonces only rising).
+ * `at`: {signedMs, floorMs} — when the enclave signed a fresh status, and an explicit floor.
+ */
+export function nextOwnerNonce(at = {}, nowMs = defaultNonce()) {
+  const nonce = Math.max(ownerNonceAt(nowMs, at.signedMs ?? 0, at.floorMs ?? 0), lastNonce + 1);
+  lastNonce = nonce;
+  return nonce;
+}
+
 /**
  * ctx: {wallet (EIP-1193), account, identity (trusted enclave address), onTypedData?(td)}.
  * Asks the wallet to sign the typed data and checks that the signature is the account's over
- * exactly that message; returns the OwnerAuth. The nonce is the time in milliseconds, at
- * least `atLeastMs` (0 unless given).
+ * exactly that message; returns the OwnerAuth. The nonce is [`nextOwnerNonce`] for `at`
+ * ({signedMs, floorMs}, from a status the enclave signed; none: this clock alone).
  */
-export async function signAction(ctx, fields, atLeastMs = 0) {
-  const td = ownerTypedData({ enclave: ctx.identity, nonce: Math.max(defaultNonce(), atLeastMs), ...fields });
+export async function signAction(ctx, fields, at = {}) {
+  const td = ownerTypedData({ enclave: ctx.identity, nonce: nextOwnerNonce(at), ...fields });
   if (ctx.onTypedData) ctx.onTypedData(td);
   const signature = await ctx.wallet.request({ method: "eth_signTypedData_v4", params: [ctx.account, JSON.stringify(td)] });
   const who = recoverAddress(ownerDigest(td), signature);
@@ -45,12 +59,12 @@ export const grantUnknown = (nonce) =>
   "look for this agent's session in the enclave's audit log.";
 
 /** Grant: `policy` is {canonical, hash} from the preview (hash recomputed by the page). */
-export async function grant(ctx, agentPublicKey, policy, verifyDoc) {
+export async function grant(ctx, agentPublicKey, policy, verifyDoc, at = {}) {
   const pk = hexToBytes(agentPublicKey.trim());
   const agent = addressOfPublicKey(pk);
   const { auth } = await signAction(ctx, {
     action: ACTION.CREATE_SESSION, session: ZERO_ADDRESS, agent, policyHash: policy.hash, subject: ZERO32,
-  });
+  }, at);
   let created;
   try {
     created = await sendGrant(ctx, pk, agent, auth, policy);
@@ -79,10 +93,10 @@ async function sendGrant(ctx, pk, agent, auth, policy) {
   return created;
 }
 
-export async function update(ctx, session, agent, policy, atLeastMs = 0) {
+export async function update(ctx, session, agent, policy, at = {}) {
   const { auth } = await signAction(ctx, {
     action: ACTION.UPDATE_POLICY, session, agent, policyHash: policy.hash, subject: ZERO32,
-  }, atLeastMs);
+  }, at);
   const body = `{"auth":${authJson(auth)},"session":"${session}","policy":${policy.canonical}}`;
   const r = await postText(`/v1/sessions/${session}/policy`, body);
   const rc = checkReceipt("policy_updated", r, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
@@ -94,8 +108,8 @@ export async function update(ctx, session, agent, policy, atLeastMs = 0) {
   return { reply: r, receipt: rc };
 }
 
-export async function revoke(ctx, session, agent, atLeastMs = 0) {
-  const { auth } = await signAction(ctx, { action: ACTION.REVOKE, session, agent, policyHash: ZERO32, subject: ZERO32 }, atLeastMs);
+export async function revoke(ctx, session, agent, at = {}) {
+  const { auth } = await signAction(ctx, { action: ACTION.REVOKE, session, agent, policyHash: ZERO32, subject: ZERO32 }, at);
   const r = await postText(`/v1/sessions/${session}/revoke`, `{"auth":${authJson(auth)},"session":"${session}"}`);
   const rc = checkReceipt("revoked", r, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
   if (!r.sessions.some((s) => sameAddress(s, session))) {
@@ -104,10 +118,10 @@ export async function revoke(ctx, session, agent, atLeastMs = 0) {
   return { reply: r, receipt: rc };
 }
 
-export async function revokeAll(ctx) {
+export async function revokeAll(ctx, at = {}) {
   const { auth } = await signAction(ctx, {
     action: ACTION.REVOKE_ALL, session: ZERO_ADDRESS, agent: ZERO_ADDRESS, policyHash: ZERO32, subject: ZERO32,
-  });
+  }, at);
   const r = await postText(`/v1/owners/${ctx.account}/revoke-all`, `{"auth":${authJson(auth)}}`);
   const rc = checkReceipt("revoked", r, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));
   return { reply: r, receipt: rc };
@@ -121,14 +135,14 @@ function ethSigned(digest) {
 /**
  * Approve a held request. `pending` is the status record; its digest is what the owner's
  * signature commits to (the subject), and the enclave's signature must recover to the session.
- * `heldAtMs`: the hold's time in milliseconds from a status the enclave signed (0 otherwise):
+ * `at.floorMs`: the hold's time in milliseconds from a status the enclave signed (0 otherwise):
  * the enclave takes a word on a hold only if signed at or after it, and an owner clock behind
  * the enclave's would sign one before it.
  */
-export async function approve(ctx, session, agent, pending, heldAtMs = 0) {
+export async function approve(ctx, session, agent, pending, at = {}) {
   const { auth } = await signAction(ctx, {
     action: ACTION.APPROVE_PENDING, session, agent, policyHash: ZERO32, subject: pending.digest,
-  }, heldAtMs);
+  }, at);
   const signed = await postText(
     `/v1/sessions/${session}/approve`,
     `{"auth":${authJson(auth)},"session":"${session}","digest":"${pending.digest}"}`,
@@ -169,10 +183,10 @@ export function approvalSigners(pending, d) {
  * `until`. Done only when the reply carries the enclave's receipt for this nonce naming this
  * session and digest.
  */
-export async function deny(ctx, session, agent, pending, heldAtMs = 0) {
+export async function deny(ctx, session, agent, pending, at = {}) {
   const { auth } = await signAction(ctx, {
     action: ACTION.DENY_PENDING, session, agent, policyHash: ZERO32, subject: pending.digest,
-  }, heldAtMs);
+  }, at);
   const r = await postText(
     `/v1/sessions/${session}/deny`,
     `{"auth":${authJson(auth)},"session":"${session}","digest":"${pending.digest}"}`,
@@ -194,10 +208,10 @@ export function termsDigest(terms) {
 }
 
 /** An owner-signed sweep with the owner's terms ({chain_id, nonce, max_fee_per_gas, …} as BigInt). */
-export async function sweep(ctx, session, agent, terms) {
+export async function sweep(ctx, session, agent, terms, at = {}) {
   const { auth } = await signAction(ctx, {
     action: ACTION.SWEEP, session, agent, policyHash: ZERO32, subject: termsDigest(terms),
-  });
+  }, at);
   const body = jsonWithBigInts({ session, terms, auth });
   const r = await postText(`/v1/sessions/${session}/sweep`, body);
   const rc = checkReceipt("swept", r, ctx.identity, ownerNonceWord(auth.owner, auth.nonce));

@@ -3,13 +3,13 @@
 // test compares every digest with the one bridle-common computes for the same input.
 import { ownerTypedData, ownerDigest } from "../../host/console/eip712.js";
 import { bindingDigest, receiptDigest, checkReceipt, verifyAuditLog, entryHash, ownerNonceWord } from "../../host/console/verify.js";
-import { termsDigest, approvalSigners, grant } from "../../host/console/owner.js";
+import { termsDigest, approvalSigners, grant, nextOwnerNonce } from "../../host/console/owner.js";
 import { secp256k1 } from "../../host/console/vendor/noble.js";
 import { checkSignedStatus } from "../../host/console/status.js";
 import { payloadDigest, describe } from "../../host/console/decode.js";
 import { verifyAttestation, decodeCbor, parsePcrsJson } from "../../host/console/attest.js";
 import { readBounded } from "../../host/console/api.js";
-import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey, concat } from "../../host/console/bytes.js";
+import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey, concat, ownerNonceAt } from "../../host/console/bytes.js";
 import { spendChart } from "../../host/console/chart.js";
 
 const hex = (b) => bytesToHex(b);
@@ -20,6 +20,12 @@ const ops = {
   },
   binding: (c) => ({ digest: hex(bindingDigest(c.binding)) }),
   owner_nonce: (c) => ({ word: ownerNonceWord(c.owner, c.nonce) }),
+  // The nonce the console picks for each row ({now_ms, signed_ms, floor_ms}), and for a
+  // sequence of actions ({now_ms, signed_ms, floor_ms} each, in order) as one page signs them.
+  owner_nonce_at: (c) => ({ nonces: c.rows.map((r) => ownerNonceAt(r.now_ms, r.signed_ms, r.floor_ms)) }),
+  owner_nonce_sequence: (c) => ({
+    nonces: c.steps.map((r) => nextOwnerNonce({ signedMs: r.signed_ms, floorMs: r.floor_ms }, r.now_ms)),
+  }),
   receipt: (c) => {
     const r = c.reply.receipt;
     const digest = hex(receiptDigest(c.kind, c.reply, r.enclave, r.time, r.nonce));

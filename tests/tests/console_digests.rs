@@ -21,6 +21,8 @@ use std::process::{Command, Stdio};
 
 #[path = "console_digests/attestation.rs"]
 mod attestation;
+#[path = "console_digests/owner_nonces.rs"]
+mod owner_nonces;
 
 /// Run the cases through the console's modules under node.
 fn node(cases: &[Value]) -> Vec<Value> {
