@@ -131,7 +131,7 @@ impl ClusterLink {
             // 2026-12-06: up to ten hops, a 303 turned into a GET, to any address).
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(2))
-            // Below the peers' header timeout (`serve::CLUSTER`), which closes idle
+            // Below the peers' header timeout (`serve::cluster`), which closes idle
             // connections: a request is never sent on one being closed.
             .pool_idle_timeout(Duration::from_secs(5))
             .build()
@@ -505,7 +505,7 @@ async fn stream_upgrade(State(st): State<AppState>, mut req: axum::extract::Requ
     let Some(on) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>().filter(|_| wanted) else {
         return (StatusCode::UPGRADE_REQUIRED, format!("Upgrade: {} expected", stream::PROTOCOL)).into_response();
     };
-    // An upgraded connection leaves the listener's bound (`serve::CLUSTER`): streams have
+    // An upgraded connection leaves the listener's bound (`serve::cluster`): streams have
     // their own (a review of 2026-12-06 kept any number open, each holding half a frame).
     static STREAMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_STREAMS);
     let Ok(slot) = STREAMS.try_acquire() else {

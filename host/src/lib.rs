@@ -94,6 +94,11 @@ pub struct HostConfig {
     pub probe_interval: Option<Duration>,
     /// Capacity of the asynchronous event queue.
     pub event_queue: usize,
+    /// Connections the public listener serves at once from one source ([`serve::Source`]);
+    /// 0: no such bound.
+    pub connections_per_source: usize,
+    /// Addresses the per-source bound does not apply to (a proxy in front of the host).
+    pub connections_per_source_exempt: Vec<std::net::IpAddr>,
     /// When the enclave is a node of an enclave cluster: how this host takes part.
     pub cluster: Option<cluster::ClusterSettings>,
     /// Sweeps that run by themselves ([`sweeper`]), when set.
@@ -118,6 +123,8 @@ impl HostConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             probe_interval: Some(DEFAULT_PROBE_INTERVAL),
             event_queue: store::DEFAULT_EVENT_QUEUE,
+            connections_per_source: serve::DEFAULT_PER_SOURCE,
+            connections_per_source_exempt: serve::DEFAULT_EXEMPT.to_vec(),
             cluster: None,
             sweep: None,
             events: store::EventRetention::default(),
@@ -449,10 +456,11 @@ pub async fn run_on(
     if let Some((advertise, l)) = cluster {
         tracing::info!(listen = ?l.local_addr().ok(), advertise = %advertise, "cluster listener");
         let peer_app = cluster::router(state.clone());
-        cluster_tasks.push(tokio::spawn(serve::serve(l, peer_app, serve::CLUSTER, std::future::pending())));
+        cluster_tasks.push(tokio::spawn(serve::serve(l, peer_app, serve::cluster(), std::future::pending())));
         cluster_tasks.extend(cluster::spawn(state.clone()));
     }
-    serve::serve(listener, app, serve::PUBLIC, shutdown).await;
+    let limits = serve::public(state.config.connections_per_source, state.config.connections_per_source_exempt.clone());
+    serve::serve(listener, app, limits, shutdown).await;
     if let Some(p) = probe {
         p.abort();
     }

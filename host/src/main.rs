@@ -69,6 +69,14 @@ struct Args {
     /// Largest enclave frame, bytes [default: 1048576].
     #[arg(long, env = "BRIDLE_MAX_FRAME")]
     max_frame: Option<usize>,
+    /// Connections the public listener serves at once from one source address (IPv6: its
+    /// /64); 0: no such bound [default: 64].
+    #[arg(long, env = "BRIDLE_CONNECTIONS_PER_SOURCE")]
+    connections_per_source: Option<usize>,
+    /// Comma-separated addresses the per-source bound does not apply to: a proxy in front
+    /// of the host [default: 127.0.0.1,::1].
+    #[arg(long, env = "BRIDLE_CONNECTIONS_PER_SOURCE_EXEMPT")]
+    connections_per_source_exempt: Option<String>,
     /// Seconds between background enclave status probes; 0 disables [default: 5].
     #[arg(long, env = "BRIDLE_PROBE_INTERVAL")]
     probe_interval: Option<u64>,
@@ -136,6 +144,8 @@ impl Args {
             body_limit: self.body_limit,
             max_frame: self.max_frame,
             probe_interval: self.probe_interval,
+            connections_per_source: self.connections_per_source,
+            connections_per_source_exempt: self.connections_per_source_exempt.clone(),
             cluster_listen: self.cluster_listen.clone(),
             cluster_advertise: self.cluster_advertise.clone(),
             cluster_seeds: self.cluster_seeds.clone(),
