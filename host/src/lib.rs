@@ -15,6 +15,7 @@ pub mod api_lists;
 pub mod attestation;
 mod audit_reads;
 pub mod audit_store;
+pub mod body;
 pub mod cluster;
 pub mod config;
 pub mod conn;
@@ -456,10 +457,19 @@ pub async fn run_on(
     if let Some((advertise, l)) = cluster {
         tracing::info!(listen = ?l.local_addr().ok(), advertise = %advertise, "cluster listener");
         let peer_app = cluster::router(state.clone());
-        cluster_tasks.push(tokio::spawn(serve::serve(l, peer_app, serve::cluster(), std::future::pending())));
+        cluster_tasks.push(tokio::spawn(serve::serve(
+            l,
+            peer_app,
+            serve::cluster(cluster::MAX_RELAY_BODY),
+            std::future::pending(),
+        )));
         cluster_tasks.extend(cluster::spawn(state.clone()));
     }
-    let limits = serve::public(state.config.connections_per_source, state.config.connections_per_source_exempt.clone());
+    let limits = serve::public(
+        state.config.connections_per_source,
+        state.config.connections_per_source_exempt.clone(),
+        state.config.body_limit,
+    );
     serve::serve(listener, app, limits, shutdown).await;
     if let Some(p) = probe {
         p.abort();

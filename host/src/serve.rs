@@ -11,11 +11,17 @@
 //!   cannot hold every slot; one past that is closed as it is accepted too;
 //! - closes a connection whose request head has not arrived within `header_timeout`
 //!   (hyper's `header_read_timeout`, with a timer), idle kept-alive ones included;
-//! - ends a request whose body sends no data for `body_timeout` (tower-http);
+//! - reads a request's body whole before the handler sees it ([`crate::body`]): at most
+//!   `max_body` plus one byte kept, copied into one buffer as it comes, with no gap longer
+//!   than `body_timeout` and the whole within `body_deadline`, or the request is answered
+//!   408 and the connection closed;
 //! - cuts off a peer that stops reading what it is sent ([`crate::conn`]).
 
 use axum::body::Body;
+use axum::http::header::{CONNECTION, CONTENT_LENGTH};
+use axum::http::{HeaderValue, StatusCode};
 use axum::Router;
+use bridle_common::error::Denial;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
@@ -37,7 +43,12 @@ pub struct Limits {
     /// this machine (the loopback addresses by default) or on another.
     pub exempt: Vec<IpAddr>,
     pub header_timeout: Duration,
+    /// The longest a body may send nothing.
     pub body_timeout: Duration,
+    /// The longest a body may take in all.
+    pub body_deadline: Duration,
+    /// The largest body any route of the listener takes (their own limits refuse more).
+    pub max_body: usize,
 }
 
 /// The public listener's per-source bound by default: eight sources fill its 512 slots, not one.
@@ -49,13 +60,15 @@ pub const DEFAULT_EXEMPT: [IpAddr; 2] = [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr
 /// The public listener's: agents, owners and the console. The header timeout also closes a
 /// kept-alive connection idle that long (hyper waits for the next head under it): longer
 /// than clients' usual idle pools would race with, as nginx's `keepalive_timeout` is.
-pub fn public(per_source: usize, exempt: Vec<IpAddr>) -> Limits {
+pub fn public(per_source: usize, exempt: Vec<IpAddr>, max_body: usize) -> Limits {
     Limits {
         max_connections: 512,
         per_source,
         exempt,
         header_timeout: Duration::from_secs(60),
         body_timeout: Duration::from_secs(30),
+        body_deadline: Duration::from_secs(60),
+        max_body,
     }
 }
 
@@ -63,13 +76,15 @@ pub fn public(per_source: usize, exempt: Vec<IpAddr>) -> Limits {
 /// for less than the header timeout (`cluster::ClusterLink`), so that it never sends on
 /// one this side is closing. No per-source bound: a follower under load forwards through a
 /// connection per call, and the listener is for the members alone (DEPLOY.md's firewall).
-pub fn cluster() -> Limits {
+pub fn cluster(max_body: usize) -> Limits {
     Limits {
         max_connections: 256,
         per_source: 0,
         exempt: Vec::new(),
         header_timeout: Duration::from_secs(10),
         body_timeout: Duration::from_secs(10),
+        body_deadline: Duration::from_secs(60),
+        max_body,
     }
 }
 
@@ -135,6 +150,19 @@ impl Drop for Counted {
     }
 }
 
+/// The answer to a request whose body was not read whole; the connection is closed after it
+/// (the rest of the body is never read).
+fn unread(e: crate::body::Unread) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let status = match e {
+        crate::body::Unread::Broken(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::REQUEST_TIMEOUT,
+    };
+    let mut r = crate::api::ApiError::new(status, Denial::malformed(e.to_string())).into_response();
+    r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 /// Serve `app` on `listener` within `limits` until `shutdown` completes, then let the
 /// connections finish what they are doing (as `axum::serve`'s graceful shutdown does).
 pub async fn serve(
@@ -143,7 +171,6 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_timeout));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let sources = Arc::new(Sources::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -183,9 +210,20 @@ pub async fn serve(
         };
         crate::conn::limit_writes(&mut stream, crate::conn::WRITE_TIMEOUT);
         let app = app.clone();
+        let (gap, within, cap) = (limits.body_timeout, limits.body_deadline, limits.max_body.saturating_add(1));
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let mut app = app.clone();
-            tower_service::Service::call(&mut app, req.map(Body::new))
+            async move {
+                let (parts, body) = req.into_parts();
+                let hint = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+                match crate::body::gather(body, hint, cap, gap, within).await {
+                    Ok(bytes) => {
+                        tower_service::Service::call(&mut app, hyper::Request::from_parts(parts, Body::from(bytes)))
+                            .await
+                    }
+                    Err(e) => Ok(unread(e)),
+                }
+            }
         });
         let (mut stop, done) = (stop_rx.clone(), done_rx.clone());
         let header_timeout = limits.header_timeout;
@@ -232,6 +270,8 @@ mod tests {
             exempt: Vec::new(),
             header_timeout: Duration::from_secs(1),
             body_timeout: Duration::from_secs(1),
+            body_deadline: Duration::from_secs(3),
+            max_body: 1 << 20,
         }
     }
 
@@ -393,5 +433,30 @@ mod tests {
         drop(first);
         assert!(sources.0.lock().unwrap().is_empty(), "a source with no connection is forgotten");
         assert!(matches!(sources.take(ip("192.0.2.7"), &limits), Some(Some(_))));
+    }
+
+    /// A body sending a byte every half second never leaves a gap of a second, and is still
+    /// answered 408 at the deadline (3 s here, 60 s on the listeners), its connection closed
+    /// (a review of 2026-12-06: 512 such bodies held every slot for good).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trickled_body_is_answered_408_at_the_deadline() {
+        let addr = start().await;
+        let r = tokio::task::spawn_blocking(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n").unwrap();
+            let t0 = Instant::now();
+            let mut w = s.try_clone().unwrap();
+            std::thread::spawn(move || {
+                while t0.elapsed() < Duration::from_secs(8) && w.write_all(b"x").is_ok() {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            });
+            until_closed(s, Duration::from_secs(10))
+        })
+        .await
+        .unwrap();
+        assert!(r.0.starts_with("HTTP/1.1 408"), "{r:?}");
+        assert!(r.0.contains("\"malformed\"") && r.0.contains("within 3 s"), "{r:?}");
+        assert!(r.1 >= Duration::from_millis(2900) && r.1 < Duration::from_secs(6), "{r:?}");
     }
 }
