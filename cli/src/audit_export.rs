@@ -103,7 +103,14 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
     let text = serde_json::to_string_pretty(&v)? + "\n";
     // The copy's chain, checked as `bridle verify audit` checks it, against the fresh head:
     // the enclave's log from its first entry, linked, to the entry the fresh head signs.
-    let checked = current.then(|| crate::verify_audit::export_reaches(&text, fresh.enclave, &fresh));
+    let checked = if current {
+        crate::verify_audit::export_reaches(&text, fresh.enclave, &fresh).map(|()| None)
+    } else {
+        // An enclave the host no longer serves gives no fresh head: the copy can be checked
+        // only against the heads it signed (a review of 2026-12-06: this checked nothing
+        // and exited 0 for a log and head a host made up).
+        crate::verify_audit::export_to_its_head(&text, enclave).map(Some)
+    };
     match &a.out {
         Some(p) => {
             std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
@@ -117,23 +124,31 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
         None => print!("{text}"),
     }
     let time = bridle_common::period::format_time(fresh.time);
-    if !current {
-        eprintln!(
-            "note: enclave {enclave} is not the one the host serves now ({}): its log is complete only as of its own \
-             head",
-            fresh.enclave
-        );
-    } else if let Some(Err(reason)) = checked {
-        // Short of the fresh head ("incomplete: … entries missing"), or not the enclave's log.
-        eprintln!("{reason} (the host's copy, written for inspection; nothing in it is the enclave's word)");
-        return Ok(1);
-    } else {
-        eprintln!(
-            "the enclave's log held {} entries at {time} (fresh head for our nonce, {}); the export reaches it: every \
-             entry linked from the first to the one the fresh head signs",
-            fresh.end,
-            trusted.as_ref().map_or("signed by the enclave it names: no identity trusted for this host", |t| &t.1)
-        );
+    match checked {
+        Err(reason) => {
+            // Short of the fresh head ("incomplete: … entries missing"), or not the enclave's log.
+            eprintln!("{reason} (the host's copy, written for inspection; nothing in it is the enclave's word)");
+            return Ok(1);
+        }
+        Ok(Some(s)) => {
+            eprintln!(
+                "enclave {enclave} is not the one the host serves now ({}): the export is its log from the first \
+                 entry, linked, to the head it signed at {} when it held {} entries; whether it logged more after that \
+                 head cannot be checked (it gives no fresh head). Pin it with bridle verify audit --identity-key \
+                 (its attestation document's public key)",
+                fresh.enclave,
+                bridle_common::period::format_time(s.head_time),
+                s.log_end
+            );
+            return Ok(0);
+        }
+        Ok(None) => {}
     }
+    eprintln!(
+        "the enclave's log held {} entries at {time} (fresh head for our nonce, {}); the export reaches it: every \
+         entry linked from the first to the one the fresh head signs",
+        fresh.end,
+        trusted.as_ref().map_or("signed by the enclave it names: no identity trusted for this host", |t| &t.1)
+    );
     Ok(0)
 }

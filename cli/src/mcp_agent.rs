@@ -479,6 +479,7 @@ pub fn summary(ss: &SessionStatus, now: u64) -> Value {
         "uses": ss.uses,
         "uses_left": ss.uses_left,
         "caps": caps,
+        "rate_limits": ss.rate_limits,
         "pending": pending,
         "suspended_reason": ss.suspended_reason,
     })

@@ -206,4 +206,19 @@ pub fn print_status(ss: &SessionStatus) {
             printable(&c.symbol)
         );
     }
+    for r in &ss.rate_limits {
+        println!("{:<22} {}", printable(&r.rule), rate_line(r));
+    }
+}
+
+/// A rate limit's use as the enclave counts it (by weight, approved signatures included).
+pub fn rate_line(r: &bridle_common::protocol::RateStatus) -> String {
+    let window = bridle_common::units::format_duration(r.window);
+    match r.used {
+        Some(n) => format!("{n} of {} signatures in the last {window}", r.max),
+        None => format!(
+            "full: the last {window} holds signatures the session's history no longer counts (at most {})",
+            r.max
+        ),
+    }
 }

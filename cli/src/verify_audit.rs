@@ -43,7 +43,7 @@
 
 use alloy_primitives::{Address, Bytes};
 use anyhow::anyhow;
-use bridle_common::audit::{verify_chain, AuditEntry, AuditHead, Decision};
+use bridle_common::audit::{verify_chain, AuditEntry, AuditHead, Decision, Summary};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -334,6 +334,27 @@ pub(crate) fn export_reaches(text: &str, expected: Address, fresh: &AuditHead) -
     let ex = parse_export(text, "the host's export").map_err(reason)?;
     let summary = verify_chain(&ex.entries, &ex.head, expected, None).map_err(|e| format!("invalid: {e}"))?;
     reach(&ex, expected, fresh, FreshFrom::Now, summary.head_seq).map_err(reason)
+}
+
+/// Whether the export `text` is `expected`'s log from its first entry, linked, to a head
+/// `expected` signed at its log's end then: what `bridle audit export --enclave` can know of
+/// an enclave that no longer answers (no fresh head can be asked of it). `Err` says what is
+/// missing or broken.
+pub(crate) fn export_to_its_head(text: &str, expected: Address) -> Result<Summary, String> {
+    let ex = parse_export(text, "the host's export").map_err(|f| match f {
+        Failure::Invalid { reason, .. } => reason,
+        Failure::Usage(reason) => format!("invalid: {reason}"),
+    })?;
+    let s = verify_chain(&ex.entries, &ex.head, expected, None).map_err(|e| format!("invalid: {e}"))?;
+    if !s.complete {
+        return Err(format!(
+            "incomplete: its head (seq {}) says the log held {} entries; this export stops there: {} entries missing",
+            s.head_seq,
+            s.log_end,
+            s.log_end - (s.head_seq + 1)
+        ));
+    }
+    Ok(s)
 }
 
 fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Value, Failure> {

@@ -494,6 +494,26 @@ pub struct SessionStatus {
     /// sweeper asks at the larger of it and the node's pending nonce.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub next_nonces: Vec<ChainNonce>,
+    /// Each rate limit of the policy and its use at `time`, as the enclave counts it when it
+    /// decides (RULES.md §2: by weight, owner-approved signatures included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateStatus>,
+}
+
+/// One rate limit's use at a status's time.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateStatus {
+    /// `rate_limits[i]`.
+    pub rule: String,
+    pub max: u64,
+    /// Seconds.
+    pub window: u64,
+    /// The weight signed in the last `window` seconds; `null` when the session's history
+    /// cannot tell (a signature it dropped falls in the window, after an update raised or
+    /// added a limit): the enclave then counts the window as full.
+    pub used: Option<u64>,
 }
 
 /// The next nonce of a session's own address on one chain, as far as the enclave signed.

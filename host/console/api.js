@@ -123,15 +123,23 @@ export function freshNonce() {
   return "0x" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+/** Entries per `GET /v1/audit` page: the host's most (`audit_store::MAX_LIMIT`). */
+export const AUDIT_PAGE = 1000;
+/** The most pages read: a log longer than that is refused whole, never shown in part. */
+export const MAX_AUDIT_PAGES = 4000;
+
 /** The whole stored audit log of the current enclave, page by page. */
 export async function auditLog() {
   let since = 0;
   let entries = [];
   let first = null;
   let left = MAX_LOG_BYTES;
-  for (let page = 0; page < 1000; page++) {
+  for (let page = 0; ; page++) {
+    if (page === MAX_AUDIT_PAGES) {
+      throw new Error(`the host's audit log is over ${MAX_AUDIT_PAGES * AUDIT_PAGE} entries: not read (use bridle audit export)`);
+    }
     // Over the bound, the page refuses the whole log (TooLarge) rather than show a part.
-    const { body: r, bytes } = await sized("GET", `/v1/audit?since=${since}&limit=10000`, undefined, Math.min(left, MAX_REPLY_BYTES)).catch(
+    const { body: r, bytes } = await sized("GET", `/v1/audit?since=${since}&limit=${AUDIT_PAGE}`, undefined, Math.min(left, MAX_REPLY_BYTES)).catch(
       (e) => {
         if (e instanceof TooLarge && left < MAX_REPLY_BYTES) {
           throw new Error(`the host's audit log is over ${MAX_LOG_BYTES} bytes: not read (use bridle audit export)`);

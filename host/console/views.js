@@ -151,22 +151,24 @@ export function renderDetail(root, d) {
   if (s.suspended_reason) facts.append(h("dt", {}, "Suspended because"), h("dd", { class: "bad" }, s.suspended_reason));
   root.append(facts);
 
-  const ticks = (d.audit ?? []).filter((e) => e.kind === "allowed").map((e) => Number(e.time));
+  // A tick for every request the enclave signed for the agent: at once, or once the owner approved it.
+  const ticks = (d.audit ?? []).filter((e) => e.kind === "allowed" || e.kind === "approved").map((e) => Number(e.time));
   root.append(h("h3", {}, "Spend against each cap"));
   if (!s.caps.length) root.append(h("p", { class: "small" }, "The policy sets no cap."));
   for (const c of s.caps) root.append(capRow(s.session, c, d.now, ticks, Boolean(d.signed)));
 
   root.append(h("h3", {}, "Rate limits"));
-  const limits = d.policy?.rate_limits ?? [];
-  if (!d.policy) root.append(h("p", { class: "small" }, "The policy document is not known to this page."));
-  else if (!limits.length) root.append(h("p", { class: "small" }, "The policy sets no rate limit."));
-  for (const [i, r] of limits.entries()) {
-    const used = d.audit ? ticks.filter((t) => t > d.now - Number(r.window)).length : null;
-    root.append(h("p", {}, `rate_limits[${i}]: at most ${r.max} signatures per ${r.window} s — `,
-      used === null ? "use unknown (verify the audit log)"
-        : `${used} in the last ${r.window} s (from the verified audit log${d.auditFresh ? ", complete now" : ", not shown complete now: it may be stale"})`));
+  // The use the enclave decides by (by weight: a user operation counts each call; approved
+  // signatures too), from the status — the enclave's word only when it signed it.
+  const limits = Array.isArray(s.rate_limits) ? s.rate_limits : [];
+  if (!limits.length) root.append(h("p", { class: "small" }, "The policy sets no rate limit."));
+  for (const r of limits) {
+    const word = d.signed ? "the enclave's count, signed" : "the host's word: not signed by the enclave";
+    root.append(h("p", {}, `${r.rule}: at most ${r.max} signatures per ${r.window} s — `,
+      r.used === null || r.used === undefined
+        ? `full: the last ${r.window} s holds signatures the session's history no longer counts (${word})`
+        : `${r.used} in the last ${r.window} s (${word})`));
   }
-  if (d.policy && !d.policyVerified) root.append(h("p", { class: "warn small" }, "Rate limits from the host's copy of the policy: its hash was not checked here."));
 
   root.append(h("h3", {}, "Allowances and exposure"));
   const x = s.exposure ?? {};

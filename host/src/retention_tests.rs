@@ -101,6 +101,7 @@ fn held_status(session: Address) -> SessionStatus {
         time: 0,
         anchor: 0,
         next_nonces: vec![],
+        rate_limits: vec![],
     }
 }
 

@@ -8,7 +8,7 @@ use crate::period::Period;
 use crate::policy::compile::AssetRef;
 use crate::policy::exposure::exposure_now;
 use crate::policy::Counters;
-use crate::protocol::{CapStatus, ExposureStatus, PendingStatus, SessionStatus};
+use crate::protocol::{CapStatus, ExposureStatus, PendingStatus, RateStatus, SessionStatus};
 use crate::units::format_decimal;
 use alloy_primitives::B256;
 
@@ -124,6 +124,18 @@ impl Machine {
             time: t,
             anchor,
             next_nonces: self.counters.allowances.next_nonces(),
+            rate_limits: p
+                .doc
+                .rate_limits
+                .iter()
+                .enumerate()
+                .map(|(i, r)| RateStatus {
+                    rule: format!("rate_limits[{i}]"),
+                    max: r.max,
+                    window: r.window,
+                    used: self.counters.recent_within(t, r.window),
+                })
+                .collect(),
         }
     }
 }

@@ -156,3 +156,52 @@ fn an_access_list_counts_in_the_bound_and_in_the_sessions_memory() {
     assert!(approved.result.is_ok(), "{:?}", approved.result);
     assert_eq!(m.status(T0 + 3, None).pending.iter().filter(|p| p.state == "signed").count(), 1);
 }
+
+/// The status shows each rate limit's use as the enclave counts it when it decides: an
+/// owner-approved signature counts (the owner console counted the audit log's `allowed`
+/// entries only, so an approved signature left a limit shown unused while the next request
+/// was refused `rate_limited`: a review of 2026-12-06).
+#[test]
+fn rate_limits_show_the_use_the_enclave_decides_by() {
+    let text = format!(
+        "{POLICY}\n[[rate_limits]]\nmax = 2\nwindow = \"1h\"\n\n[[rate_limits]]\nmax = 5\nwindow = \"1 minute\"\n"
+    );
+    let compiled = CompiledPolicy::compile(resolve_text(&text, T0).expect("policy")).expect("compiles");
+    let mut m =
+        Machine::new(Address::repeat_byte(1), Address::repeat_byte(2), Address::repeat_byte(3), compiled, T0, 60, 1024);
+    let used = |m: &Machine, at: u64| m.status(at, None).rate_limits.iter().map(|r| r.used).collect::<Vec<_>>();
+    assert_eq!(used(&m, T0 + 1), vec![Some(0), Some(0)]);
+    let s = m.status(T0 + 1, None);
+    assert_eq!(
+        (s.rate_limits[0].rule.as_str(), s.rate_limits[0].max, s.rate_limits[0].window),
+        ("rate_limits[0]", 2, 3600)
+    );
+    assert_eq!(
+        (s.rate_limits[1].rule.as_str(), s.rate_limits[1].max, s.rate_limits[1].window),
+        ("rate_limits[1]", 5, 60)
+    );
+    let ask = |m: &mut Machine, nonce: u64, at: u64, value: u64| {
+        let SignPayload::Transaction(TxRequest::Eip1559(mut tx)) = store_tx(nonce, 4) else { unreachable!() };
+        tx.value = U256::from(value);
+        let p = SignPayload::Transaction(TxRequest::Eip1559(tx));
+        let prepared = prepare(&p).expect("prepares");
+        let digest = prepared.stamp_digest();
+        let stamp = Stamp { nonce: [nonce as u8 + 1; 16], timestamp: at, mac: [0u8; 32] };
+        (digest, m.sign(at, &p, prepared, &stamp, Some(&Key)).result)
+    };
+    let (_, r) = ask(&mut m, 0, T0 + 1, 1);
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(used(&m, T0 + 2), vec![Some(1), Some(1)]);
+    // 1 ETH is held; the owner approves it: signed, and counted.
+    let (held, r) = ask(&mut m, 1, T0 + 2, 10u64.pow(18));
+    assert_eq!(r.unwrap_err().code, ErrorCode::PendingApproval);
+    assert_eq!(used(&m, T0 + 3), vec![Some(1), Some(1)], "held, not signed");
+    assert!(m.approve(T0 + 3, held, Some(&Key)).result.is_ok());
+    assert_eq!(used(&m, T0 + 4), vec![Some(2), Some(2)]);
+    // The hour's limit is reached: the next is refused under the rule the status shows full.
+    let (_, r) = ask(&mut m, 2, T0 + 5, 0);
+    let e = r.unwrap_err();
+    assert_eq!((e.code, e.rule.as_deref()), (ErrorCode::RateLimited, Some("rate_limits[0]")));
+    // A minute later the minute's window is empty again, the hour's still full.
+    assert_eq!(used(&m, T0 + 64), vec![Some(2), Some(0)]);
+}

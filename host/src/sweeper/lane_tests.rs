@@ -51,6 +51,7 @@ pub(crate) fn status(state: SessionState, allowances: Vec<Allowance>, next: u64)
         time: 30,
         anchor: 0,
         next_nonces: vec![ChainNonce { chain_id: 1, nonce: next }],
+        rate_limits: vec![],
     }
 }
 

@@ -226,6 +226,7 @@ fn answer(identity: Address, st: &Mutex<FakeState>, call: Call) -> Result<Reply,
                     time: 1000,
                     anchor: 1000,
                     next_nonces: vec![],
+                    rate_limits: vec![],
                 }));
             }
             Ok(Reply::Status(s))
