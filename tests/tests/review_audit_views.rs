@@ -118,17 +118,9 @@ async fn the_consoles_rate_limit_line_is_the_count_the_enclave_decides_by() {
     let digest = bridle_common::payload::stamp_digest(&big).unwrap();
     let (c, v) = w.stack.sign_payload(&g, big.clone()).await;
     assert_eq!((c, code(&v)), (403, "pending_approval"), "{v}");
-    let st = w.stack.status().await;
-    let msg = owner_action(
-        bridle_common::owner::action::APPROVE_PENDING,
-        st.identity_address,
-        g.session,
-        g.agent.address,
-        digest,
-    );
-    let body = ApprovePending { auth: g.owner.sign_owner(&msg), session: g.session, digest };
-    let (c, v) = w.stack.post(&format!("/v1/sessions/{}/approve", g.session), &body).await;
+    let (c, v) = w.stack.approve_pending(&g, digest).await;
     assert_eq!(c, 200, "the owner's approval is signed: {v}");
+    let st = w.stack.status().await;
     // The enclave counted that signature: the next request (1 USDC, far below every cap) is
     // refused by the rate limit of 1 an hour.
     let (c, v) = w.stack.sign(&g, erc20_transfer(31337, 1, USDC, DEAD, usdc(1))).await;
