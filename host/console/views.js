@@ -160,8 +160,17 @@ export function renderDetail(root, d) {
   root.append(h("h3", {}, "Rate limits"));
   // The use the enclave decides by (by weight: a user operation counts each call; approved
   // signatures too), from the status — the enclave's word only when it signed it.
+  // The field is left out when the policy sets none, and by enclaves older than it: the
+  // policy this page checked tells the two apart.
   const limits = Array.isArray(s.rate_limits) ? s.rate_limits : [];
-  if (!limits.length) root.append(h("p", { class: "small" }, "The policy sets no rate limit."));
+  const declared = d.policyVerified && Array.isArray(d.policy?.rate_limits) ? d.policy.rate_limits : null;
+  if (!limits.length && declared?.length) {
+    for (const [i, r] of declared.entries()) {
+      root.append(h("p", {}, `rate_limits[${i}]: at most ${r.max} signatures per ${r.window} s — use not reported (the enclave's status carries no rate_limits: an enclave older than this page, or the host left them out)`));
+    }
+  } else if (!limits.length) {
+    root.append(h("p", { class: "small" }, declared ? "The policy sets no rate limit." : "No rate-limit use reported: the policy sets none, or the enclave is older than this page (this browser holds no copy of the policy whose hash it checked)."));
+  }
   for (const r of limits) {
     const word = d.signed ? "the enclave's count, signed" : "the host's word: not signed by the enclave";
     root.append(h("p", {}, `${r.rule}: at most ${r.max} signatures per ${r.window} s — `,

@@ -41,11 +41,51 @@ impl std::fmt::Display for Unread {
     }
 }
 
+/// A body read whole, or cut at the cap.
+#[derive(Debug)]
+pub struct Gathered {
+    pub bytes: Bytes,
+    /// More followed the cap's bytes (never read).
+    pub cut: bool,
+}
+
+/// What a cut body ends with, in place of the bytes never read: a handler reading it fails
+/// rather than take the cut bytes for the whole body.
+#[derive(Debug)]
+pub struct Cut;
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body is longer than this listener takes")
+    }
+}
+
+impl std::error::Error for Cut {}
+
+impl Gathered {
+    /// The body a handler reads: the bytes, then — when cut — an error. A route whose limit
+    /// is the listener's refuses the cut body by its length before it reaches the error;
+    /// one with a larger limit (none today) meets the error instead of a shortened body.
+    pub fn into_body(self) -> axum::body::Body {
+        let Gathered { bytes, cut } = self;
+        if !cut {
+            return axum::body::Body::from(bytes);
+        }
+        let frames: [Result<http_body::Frame<Bytes>, Cut>; 2] = [Ok(http_body::Frame::data(bytes)), Err(Cut)];
+        axum::body::Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(frames)))
+    }
+}
+
 /// Read `body` whole into one buffer, keeping at most `cap` bytes (a longer body is cut
-/// there: the caller's limit, one byte lower, refuses it), within `within` in all and with
-/// no gap longer than `gap`. `hint` is the declared length, used only to size the first
-/// reservation.
-pub async fn gather<B>(body: B, hint: Option<u64>, cap: usize, gap: Duration, within: Duration) -> Result<Bytes, Unread>
+/// there: [`Gathered::cut`]), within `within` in all and with no gap longer than `gap`.
+/// `hint` is the declared length, used only to size the first reservation.
+pub async fn gather<B>(
+    body: B,
+    hint: Option<u64>,
+    cap: usize,
+    gap: Duration,
+    within: Duration,
+) -> Result<Gathered, Unread>
 where
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Display,
@@ -54,6 +94,7 @@ where
     let mut body = std::pin::pin!(body);
     let first = hint.map_or(0, |h| usize::try_from(h).unwrap_or(usize::MAX)).min(cap).min(FIRST_RESERVE);
     let mut buf: Vec<u8> = Vec::with_capacity(first);
+    let mut cut = false;
     loop {
         let until = (Instant::now() + gap).min(deadline);
         let frame = match tokio::time::timeout_at(until, body.frame()).await {
@@ -67,11 +108,13 @@ where
         let Ok(data) = frame.into_data() else { continue };
         let room = cap - buf.len();
         buf.extend_from_slice(&data[..data.len().min(room)]);
-        if buf.len() == cap {
+        if data.len() > room {
+            // Nothing past the cap is read.
+            cut = true;
             break;
         }
     }
-    Ok(Bytes::from(buf))
+    Ok(Gathered { bytes: Bytes::from(buf), cut })
 }
 
 #[cfg(test)]
@@ -95,14 +138,22 @@ mod tests {
     async fn a_body_arrives_whole_in_one_buffer() {
         let b = paced(vec![b"ab", b"c", b"def"], Duration::from_millis(10));
         let got = gather(b, Some(6), 100, Duration::from_secs(1), Duration::from_secs(5)).await.unwrap();
-        assert_eq!(&got[..], b"abcdef");
+        assert_eq!((&got.bytes[..], got.cut), (&b"abcdef"[..], false));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_body_past_the_cap_is_cut_at_it() {
         let b = paced(vec![b"abcd", b"efgh", b"ijkl"], Duration::from_millis(10));
         let got = gather(b, None, 6, Duration::from_secs(1), Duration::from_secs(5)).await.unwrap();
-        assert_eq!(&got[..], b"abcdef");
+        assert_eq!((&got.bytes[..], got.cut), (&b"abcdef"[..], true));
+        // What a handler reads of it fails: the cut bytes never pass for the whole body.
+        let read = axum::body::to_bytes(got.into_body(), usize::MAX).await;
+        assert!(read.is_err(), "{read:?}");
+        // A body of exactly the cap is whole.
+        let b = paced(vec![b"abc", b"def"], Duration::from_millis(10));
+        let got = gather(b, None, 6, Duration::from_secs(1), Duration::from_secs(5)).await.unwrap();
+        assert_eq!((&got.bytes[..], got.cut), (&b"abcdef"[..], false));
+        assert_eq!(&axum::body::to_bytes(got.into_body(), usize::MAX).await.unwrap()[..], b"abcdef");
     }
 
     /// A byte every half second keeps every gap short, and still must end within the deadline.
@@ -126,6 +177,6 @@ mod tests {
     async fn a_declared_length_reserves_little_before_bytes_arrive() {
         let b = paced(vec![b"x"], Duration::from_millis(1));
         let got = gather(b, Some(u64::MAX), 32 << 20, Duration::from_secs(1), Duration::from_secs(5)).await.unwrap();
-        assert_eq!(&got[..], b"x");
+        assert_eq!(&got.bytes[..], b"x");
     }
 }

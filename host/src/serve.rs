@@ -17,7 +17,6 @@
 //!   408 and the connection closed;
 //! - cuts off a peer that stops reading what it is sent ([`crate::conn`]).
 
-use axum::body::Body;
 use axum::http::header::{CONNECTION, CONTENT_LENGTH};
 use axum::http::{HeaderValue, StatusCode};
 use axum::Router;
@@ -217,8 +216,8 @@ pub async fn serve(
                 let (parts, body) = req.into_parts();
                 let hint = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
                 match crate::body::gather(body, hint, cap, gap, within).await {
-                    Ok(bytes) => {
-                        tower_service::Service::call(&mut app, hyper::Request::from_parts(parts, Body::from(bytes)))
+                    Ok(body) => {
+                        tower_service::Service::call(&mut app, hyper::Request::from_parts(parts, body.into_body()))
                             .await
                     }
                     Err(e) => Ok(unread(e)),

@@ -203,3 +203,32 @@ fn verify_audit_refuses_a_log_of_another_key_when_pinned() {
     let (_, err) = cli.fails(&["verify", "audit", f.to_str().unwrap(), "--identity-key", &pk]);
     assert!(err.contains("invalid"), "{err}");
 }
+
+/// A status without `rate_limits` — an enclave older than the field, or a host that left it
+/// out — under a policy the page checked that sets one: the page lists the limit with its
+/// use "not reported", never "The policy sets no rate limit." (a review of the fix).
+#[test]
+fn a_status_without_rate_limits_under_a_policy_with_one_says_the_use_is_not_reported() {
+    let session = Address::repeat_byte(0x11);
+    let live = json!({
+        "session": session, "owner": Address::repeat_byte(0x22), "agent": Address::repeat_byte(0x33),
+        "policy_hash": format!("0x{}", "44".repeat(32)), "state": "active", "created_at": 1_800_000_000u64,
+        "valid_after": null, "valid_until": 1_900_000_000u64, "uses": 2, "uses_left": null, "caps": [],
+        "allowances": [], "exposure": {}, "pending": [], "time": 1_800_000_100u64, "anchor": 1_800_000_000u64,
+    });
+    let render = |policy: Value| {
+        let r = console_render(&json!({
+            "entries": [], "head": null, "identity": Address::repeat_byte(0x55),
+            "session": session, "live": live, "policy": policy, "now": 1_800_000_100u64,
+        }));
+        r["text"].as_str().unwrap().to_string()
+    };
+    let text = render(json!({"rate_limits": [{"max": 2, "window": 3600}]}));
+    assert!(
+        text.contains("rate_limits[0]: at most 2 signatures per 3600 s — use not reported")
+            && !text.contains("sets no rate limit"),
+        "{text}"
+    );
+    let text = render(json!({"rate_limits": []}));
+    assert!(text.contains("The policy sets no rate limit."), "{text}");
+}
