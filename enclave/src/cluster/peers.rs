@@ -26,6 +26,9 @@ use tokio::sync::{oneshot, Notify};
 const POLL_BYTES: usize = 16 << 20;
 /// Most messages waiting for the host; past it, sending fails at once (the host is away).
 const MAX_QUEUE: usize = 4096;
+/// Most bytes of messages waiting for the host (a message is always taken into an empty
+/// queue): the memory plan's one message out (`memory::plan`, `max_message`).
+const MAX_QUEUE_BYTES: usize = super::MAX_MESSAGE as usize;
 /// Handshakes started by peers and not finished, at most.
 const MAX_PENDING_HANDSHAKES: usize = 64;
 /// Channels peers initiated, at most (the oldest are dropped; their peers make new ones).
@@ -343,21 +346,32 @@ impl Peers {
         let (tx, rx) = oneshot::channel();
         {
             let mut q = lock(&self.queue);
-            if q.len() >= MAX_QUEUE {
+            let queued: usize = q.iter().map(|m| m.bytes.len()).sum();
+            if q.len() >= MAX_QUEUE || (!q.is_empty() && queued.saturating_add(bytes.len()) > MAX_QUEUE_BYTES) {
                 return Err(NetError::Unreachable(to.into(), "the host is not carrying messages".into()));
             }
             lock(&self.waiting).insert(id, tx);
             q.push_back(Outbound { id, to: to.to_string(), bytes });
         }
+        // Given up on — a timeout here, or the caller's own dropping this future — the
+        // message leaves the queue with its waiter: a host that stopped polling otherwise
+        // kept every retry's copy queued, up to 4 096 appends of 12 MiB (a review of
+        // 2026-12-06, night).
+        let _given_up = Unqueue { peers: self, id };
         self.queued.notify_one();
         let r = tokio::time::timeout(timeout, rx).await;
-        lock(&self.waiting).remove(&id);
         match r {
             Err(_) => Err(NetError::Unreachable(to.into(), format!("no answer within {timeout:?}"))),
             Ok(Err(_)) => Err(NetError::Unreachable(to.into(), "dropped".into())),
             Ok(Ok(Err(e))) => Err(NetError::Unreachable(to.into(), e)),
             Ok(Ok(Ok(b))) => Ok(b),
         }
+    }
+
+    /// Take message `id` and its waiter out, whichever is still there.
+    fn unqueue(&self, id: u64) {
+        lock(&self.waiting).remove(&id);
+        lock(&self.queue).retain(|m| m.id != id);
     }
 
     async fn exchange(&self, to: &str, w: &Wire, timeout: Duration) -> Result<WireReply, NetError> {
@@ -399,12 +413,22 @@ impl Peers {
         request: &[u8],
         timeout: Duration,
     ) -> Result<(Vec<u8>, PeerAttestation), NetError> {
-        let slot = lock(&self.out).entry((to.to_string(), expected)).or_default().clone();
+        let key = (to.to_string(), expected);
+        let slot = lock(&self.out).entry(key.clone()).or_default().clone();
         for attempt in 0..2 {
             let mut g = slot.lock().await;
             if g.is_none() {
-                let (ch, _) = self.handshake(to, timeout).await?;
-                *g = Some(ch);
+                match self.handshake(to, timeout).await {
+                    Ok((ch, _)) => *g = Some(ch),
+                    Err(e) => {
+                        // No channel was made: the slot goes, so that URLs a host names
+                        // (seeds, joins) leave nothing behind (a review of 2026-12-06,
+                        // night: 40 000 of them kept 60 MiB).
+                        drop(g);
+                        self.drop_empty_slot(&key, &slot);
+                        return Err(e);
+                    }
+                }
             }
             let Some(oc) = g.as_mut() else { continue };
             let peer = oc.channel.peer().clone();
@@ -451,9 +475,35 @@ impl Peers {
         Err(NetError::Unreachable(to.into(), "no channel".into()))
     }
 
+    /// Remove the slot under `key` if it is still `slot` and holds no channel.
+    fn drop_empty_slot(&self, key: &OutKey, slot: &OutSlot) {
+        let mut out = lock(&self.out);
+        let empty = out.get(key).is_some_and(|s| Arc::ptr_eq(s, slot) && s.try_lock().is_ok_and(|g| g.is_none()));
+        if empty {
+            out.remove(key);
+        }
+    }
+
+    /// How many peers (URL and expected key) this node keeps a channel slot for.
+    pub fn channel_slots(&self) -> usize {
+        lock(&self.out).len()
+    }
+
     /// Forget the channels to `to` (its node is gone).
     pub fn forget(&self, to: &str) {
         lock(&self.out).retain(|(url, _), _| url != to);
+    }
+}
+
+/// Takes a sent message out of the queue, and its waiter, when the send ends or is dropped.
+struct Unqueue<'a> {
+    peers: &'a Peers,
+    id: u64,
+}
+
+impl Drop for Unqueue<'_> {
+    fn drop(&mut self) {
+        self.peers.unqueue(self.id);
     }
 }
 
