@@ -484,11 +484,6 @@ impl Peers {
         }
     }
 
-    /// How many peers (URL and expected key) this node keeps a channel slot for.
-    pub fn channel_slots(&self) -> usize {
-        lock(&self.out).len()
-    }
-
     /// Forget the channels to `to` (its node is gone).
     pub fn forget(&self, to: &str) {
         lock(&self.out).retain(|(url, _), _| url != to);

@@ -24,8 +24,10 @@ fn node(ca: &MockCa) -> Arc<Peers> {
     boot.cluster = Some(ClusterBoot { id: "test".into(), memory_budget_mib: 64, release_pcr8: None });
     commit_config(nsm.as_ref(), &boot).unwrap();
     let pcr = |i: u16| nsm.describe_pcr(i).unwrap().data;
-    let identity =
-        NodeIdentity::generate(nsm.clone(), boot.canonical(), TrustedRoot::Der(ca.root_der().to_vec())).unwrap();
+    let identity = NodeIdentity::generate(nsm.clone(), boot.canonical(), TrustedRoot::Der(ca.root_der().to_vec()))
+        .unwrap()
+        .with_max_message_len(super::super::MAX_MESSAGE)
+        .unwrap();
     let peers = Arc::new(Peers::new(identity, b"test".to_vec(), ClusterAdmit::new([pcr(0), pcr(1), pcr(2)], &boot)));
     peers.set_handler(Arc::new(Echo));
     peers
@@ -110,4 +112,60 @@ async fn junk_hellos_spend_no_budget_and_a_handshake_under_way_is_kept() {
         a.respond(id, Ok(reply));
     }
     assert_eq!(ask.await.unwrap().unwrap().0, b"re: one");
+}
+
+/// A review of 2026-12-06 (night): a send that gave up (its own timeout, or its caller's
+/// dropping it, as openraft does after a heartbeat) left its message queued, so while the
+/// host did not poll every retry of an append queued another full copy — up to 4 096 of
+/// 12 MiB, an OOM kill; 24 retries of 4 MiB queued 96 MiB. Now the message leaves with its
+/// waiter, and the queue holds at most `MAX_MESSAGE` bytes (the memory plan's one out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_outbound_messages_leave_the_queue_while_the_host_does_not_poll() {
+    let ca = MockCa::generate().unwrap();
+    let (a, b) = (node(&ca), node(&ca));
+    let to = "http://b";
+    // The handshake and one request, carried honestly.
+    let first = {
+        let a = a.clone();
+        tokio::spawn(async move { a.request(to, None, b"hello", Duration::from_secs(10)).await })
+    };
+    for _ in 0..3 {
+        let (id, reply) = carry(&a, &b).await;
+        a.respond(id, Ok(reply));
+    }
+    first.await.unwrap().expect("channel up");
+
+    // The host stops polling; the node retries a large append, each attempt under an
+    // outer timeout as openraft wraps it.
+    let append = vec![7u8; 4 << 20];
+    for _ in 0..24 {
+        let r =
+            tokio::time::timeout(Duration::from_millis(30), a.request(to, None, &append, Duration::from_millis(30)))
+                .await;
+        assert!(r.is_err() || r.unwrap().is_err(), "nothing was carried");
+    }
+    assert!(lock(&a.waiting).is_empty(), "waiters of calls given up on are left");
+    let mut bytes = 0usize;
+    loop {
+        let out = a.poll(Duration::from_millis(10), 256).await;
+        if out.is_empty() {
+            break;
+        }
+        bytes += out.iter().map(|m| m.bytes.len()).sum::<usize>();
+    }
+    assert!(bytes <= MAX_QUEUE_BYTES, "{} MiB queued for a host that stopped polling", bytes >> 20);
+}
+
+/// A review of 2026-12-06 (night): a channel slot stayed for every URL the node was asked
+/// to reach, and the host names the URLs joins and rejoins ask (40 000 kept 60 MiB). A slot
+/// whose handshake failed goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_slots_for_urls_that_never_answer_are_dropped() {
+    let ca = MockCa::generate().unwrap();
+    let a = node(&ca);
+    for i in 0..300 {
+        let url = format!("http://seed{i}.example");
+        assert!(a.request(&url, None, b"x", Duration::from_millis(1)).await.is_err());
+    }
+    assert_eq!(lock(&a.out).len(), 0, "a slot is kept for a URL no channel was made to");
 }
