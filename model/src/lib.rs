@@ -251,6 +251,34 @@ impl Model {
         Verdict::Allowed
     }
 
+    /// The agent asks with a stamp nonce it used before, at `first_time`, but for another
+    /// request, stamped now (RULES §2: "a stamp nonce is accepted once"; only a
+    /// byte-for-byte repeat of a signed ask is answered again). Step 1 still comes first: a
+    /// revoked or suspended session says so. Nothing else changes.
+    ///
+    /// `None` once the session time is past `first_time + window`: RULES does not say how
+    /// long a nonce is remembered after its stamp can no longer pass the window check
+    /// (AMBIGUITIES 30), so the model does not decide those, and moves nothing.
+    pub fn reask_other(&mut self, first_time: u64, clock: u64, window: u64) -> Option<Verdict> {
+        let live = self.now.max(clock) <= first_time.saturating_add(window);
+        if !(live || self.revoked || self.suspended) {
+            // Undecided: nothing moves, session time included.
+            return None;
+        }
+        self.advance(clock);
+        let mut codes = Vec::new();
+        if self.revoked {
+            codes.push("revoked");
+        }
+        if self.suspended {
+            codes.push("suspended");
+        }
+        if codes.is_empty() {
+            codes.push("replayed");
+        }
+        Some(Verdict::Denied(codes))
+    }
+
     /// The id of a held request: the same request always has the same id.
     fn id_of(&mut self, req: &Req) -> u64 {
         let i = match self.held.iter().position(|r| r == req) {

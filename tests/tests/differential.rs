@@ -64,6 +64,7 @@ fn engine_and_model_agree_on_random_sequences() {
             && total.denied > 0
             && total.pending > 0
             && total.reasked > 0
+            && total.reasked_other > 0
             && total.restored > 0
             && total.denied_by_owner > 0
             && total.redeemed > 0

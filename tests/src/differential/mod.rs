@@ -124,6 +124,8 @@ pub enum Event {
     Revoke,
     /// Ask again with the stamp of an earlier ask (its index).
     Reask(usize),
+    /// Ask for another request with the stamp nonce of an earlier ask (its index).
+    ReaskOther(usize, Req),
 }
 
 /// The engine's decision on `payload` at `clock`, stamped with nonce `n` (the MAC unchecked
@@ -216,6 +218,8 @@ pub struct Stats {
     pub skipped: u64,
     /// Asks repeated with their stamp that returned the signature again.
     pub reasked: u64,
+    /// Other requests asked with a stamp nonce used before (all refused).
+    pub reasked_other: u64,
     /// Times the engine was replaced by a replica restored from its snapshot.
     pub restored: u64,
     /// Owner denials of held requests that took effect.
@@ -255,6 +259,7 @@ impl std::ops::AddAssign for Stats {
         self.pending += o.pending;
         self.skipped += o.skipped;
         self.reasked += o.reasked;
+        self.reasked_other += o.reasked_other;
         self.restored += o.restored;
         self.denied_by_owner += o.denied_by_owner;
         self.redeemed += o.redeemed;
@@ -361,7 +366,14 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
             }
             1 => Event::Update(random_policy_with(&mut r, clock, delegations)),
             2 if r.chance(10) => Event::Revoke,
-            3 if !asked.is_empty() => Event::Reask(r.below(asked.len() as u64) as usize),
+            3 if !asked.is_empty() => {
+                let j = r.below(asked.len() as u64) as usize;
+                if r.chance(30) {
+                    Event::ReaskOther(j, random_req_typed(&mut r, &mut nonces, clock, &chains, delegations, rg))
+                } else {
+                    Event::Reask(j)
+                }
+            }
             // The agent asks again (a fresh stamp) for a request it was told is held.
             4 if denials && !held.is_empty() && r.chance(60) => {
                 let mut ids: Vec<u64> = held.keys().copied().collect();
@@ -435,6 +447,27 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                     (Ok(()), Verdict::Allowed) => st.reasked += 1,
                     (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => {}
                     _ => return fail(&log, format!("step {i} re-ask of ask {j}: engine {e:?}, model {m:?}")),
+                }
+            }
+            Event::ReaskOther(j, req) => {
+                let (_, first, _) = &asked[j];
+                let other = payload(&req);
+                // Refused while decoding (an EIP-7702 transaction), it never reaches the stamp.
+                let Ok(prepared) = prepare(&other) else { continue };
+                // The agent's stamp for the other request: the same nonce, at the session's time.
+                let stamp = Stamp { nonce: first.nonce, timestamp: engine.time_at(clock), mac: [0; 32] };
+                let Some(m) = model.reask_other(first.timestamp, clock, 60) else { continue };
+                let e = engine.sign(clock, &other, prepared, &stamp, Some(&NullSigner)).result.map(|_| ());
+                log.push(format!("  engine {:?} / model {m:?}", e.as_ref().map_err(|d| d.to_string())));
+                st.decisions += 1;
+                match (&e, &m) {
+                    (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => st.reasked_other += 1,
+                    _ => {
+                        return fail(
+                            &log,
+                            format!("step {i} another request with the nonce of ask {j}: engine {e:?}, model {m:?}"),
+                        )
+                    }
                 }
             }
             Event::Approve(id) => {
