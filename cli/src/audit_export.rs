@@ -124,6 +124,17 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
         None => print!("{text}"),
     }
     let time = bridle_common::period::format_time(fresh.time);
+    // Checked above: a copy that starts later than seq 0 passed only where the host says its
+    // retention deleted the entries before it.
+    let first = v["entries"][0]["seq"].as_u64().unwrap_or(0);
+    if checked.is_ok() && first > 0 {
+        eprintln!(
+            "entries 0..={} are not in the export: the host says its audit retention deleted them (its word: no \
+             signature covers it); the export holds the log from seq {first} (check it with bridle verify audit \
+             --from-seq {first})",
+            first - 1
+        );
+    }
     match checked {
         Err(reason) => {
             // Short of the fresh head ("incomplete: … entries missing"), or not the enclave's log.
@@ -132,8 +143,8 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
         }
         Ok(Some(s)) => {
             eprintln!(
-                "enclave {enclave} is not the one the host serves now ({}): the export is its log from the first \
-                 entry, linked, to the head it signed at {} when it held {} entries; whether it logged more after that \
+                "enclave {enclave} is not the one the host serves now ({}): the export is its log from seq {first}, \
+                 linked, to the head it signed at {} when it held {} entries; whether it logged more after that \
                  head cannot be checked (it gives no fresh head). Pin it with bridle verify audit --identity-key \
                  (its attestation document's public key)",
                 fresh.enclave,
@@ -146,7 +157,7 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
     }
     eprintln!(
         "the enclave's log held {} entries at {time} (fresh head for our nonce, {}); the export reaches it: every \
-         entry linked from the first to the one the fresh head signs",
+         entry linked from seq {first} to the one the fresh head signs",
         fresh.end,
         trusted.as_ref().map_or("signed by the enclave it names: no identity trusted for this host", |t| &t.1)
     );

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! bridle audit export [--host <URL>] [--out <FILE>] [--enclave <0x…>] [--identity-key <HEX>]
-//! bridle verify audit <FILE> [--identity-key <HEX>] [--enclave <0x…>] [--host <URL>] [--json]
+//! bridle verify audit <FILE> [--identity-key <HEX>] [--enclave <0x…>] [--host <URL>] [--from-seq <SEQ>] [--json]
 //! ```
 //!
 //! The export is the host's stored copy of the enclave's hash-chained log
@@ -13,7 +13,10 @@
 //!    `--identity-key` (an attestation document's `public_key`, as `bridle verify
 //!    attestation` prints it) or `--enclave` (its address) is given;
 //! 2. the entries run from seq 0 without a gap, each linking to the one before it (entry 0
-//!    to the enclave's genesis hash);
+//!    to the enclave's genesis hash) — or, with `--from-seq N`, from an entry at or before N
+//!    (a host whose audit retention deleted the oldest entries: the export's
+//!    `pruned_through`, the host's word, says so); the report then says the log is complete
+//!    from that entry, and that the entries before it are not in the file;
 //! 3. the last entry is the one the head signs;
 //! 4. the head was signed at the log's end (`head.end = head.seq + 1`): a head of one batch
 //!    says how many entries the log held, so a log cut at a batch boundary is incomplete;
@@ -68,6 +71,12 @@ pub struct VerifyAuditArgs {
     #[arg(long, value_name = "URL")]
     pub host: Option<String>,
 
+    /// Check the log from this entry on: an export that starts later than seq 0 (a host
+    /// whose audit retention deleted the oldest entries) is valid only with it, and only
+    /// when it starts at or before this entry.
+    #[arg(long, value_name = "SEQ")]
+    pub from_seq: Option<u64>,
+
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -101,19 +110,33 @@ pub fn run_with(args: &VerifyAuditArgs, out: &mut dyn Write, err: &mut dyn Write
             if args.json {
                 let _ = writeln!(out, "{report}");
             } else {
+                let first = report["first_seq"].as_u64().unwrap_or(0);
+                let from = if first == 0 {
+                    String::new()
+                } else {
+                    format!(" from seq {first} (logged at {})", report["first_time_utc"].as_str().unwrap_or(""))
+                };
                 let _ = writeln!(
                     out,
-                    "valid: audit log complete as of {} ({}); every entry linked, head signed by the enclave identity",
+                    "valid: audit log{from} complete as of {} ({}); every entry linked, head signed by the enclave identity",
                     report["complete_as_of_utc"].as_str().unwrap_or(""),
                     report["complete_as_of_source"].as_str().unwrap_or("")
                 );
+                if first > 0 {
+                    let _ = writeln!(
+                        out,
+                        "not here: entries 0..={} ({}); checked from seq {first} only, as --from-seq asked",
+                        first - 1,
+                        report["not_in_export"]["why"].as_str().unwrap_or("")
+                    );
+                }
                 let _ = writeln!(
                     out,
                     "enclave:  {} ({})",
                     report["enclave"].as_str().unwrap_or(""),
                     report["pinned_by"].as_str().unwrap_or("")
                 );
-                let _ = writeln!(out, "entries:  {} (seq 0..={})", report["entries"], report["head"]["seq"]);
+                let _ = writeln!(out, "entries:  {} (seq {first}..={})", report["entries"], report["head"]["seq"]);
                 let _ = writeln!(
                     out,
                     "head:     seq {}, hash {}, signed at {} ({})",
@@ -176,9 +199,44 @@ fn read(path: &PathBuf) -> Result<String, Failure> {
 struct Export {
     enclave: Option<Address>,
     identity_public_key: Option<Bytes>,
+    /// The host's word that its retention deleted the entries up to this one.
+    pruned_through: Option<u64>,
     entries: Vec<AuditEntry>,
     head: AuditHead,
     fresh_head: Option<AuditHead>,
+}
+
+impl Export {
+    /// The first entry's seq (0 for an export without entries).
+    fn first_seq(&self) -> u64 {
+        self.entries.first().map_or(0, |e| e.seq)
+    }
+
+    /// What the file says of the entries before its first: the host's word, if any.
+    fn why_not_here(&self) -> String {
+        let first = self.first_seq();
+        match self.pruned_through {
+            Some(p) if p.checked_add(1) == Some(first) => {
+                "the host says its audit retention deleted them (its word: no signature covers it)".to_string()
+            }
+            Some(p) => format!("the host says it pruned through seq {p}, which does not meet the first entry"),
+            None => "the file does not say why".to_string(),
+        }
+    }
+
+    /// Where the chain check starts: `None` for an export from seq 0; the first entry and its
+    /// own link for one that starts later and that the host says it pruned before.
+    fn pruned_start(&self) -> Result<Option<(u64, alloy_primitives::B256)>, String> {
+        let Some(first) = self.entries.first().filter(|e| e.seq > 0) else { return Ok(None) };
+        if self.pruned_through.and_then(|p| p.checked_add(1)) != Some(first.seq) {
+            return Err(format!(
+                "invalid: entry 0 is missing: the export starts at seq {} ({})",
+                first.seq,
+                self.why_not_here()
+            ));
+        }
+        Ok(Some((first.seq, first.prev)))
+    }
 }
 
 /// Parse the export leniently at the top level (a `GET /v1/audit` body works too) and
@@ -218,6 +276,10 @@ fn parse_export(text: &str, what: &str) -> Result<Export, Failure> {
                 .or_else(|e| usage(format!("{what}: identity_public_key is not hex: {e}")))?,
         ),
     };
+    let pruned_through = match v.get("pruned_through") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(p) => Some(p.as_u64().ok_or(()).or_else(|()| usage(format!("{what}: pruned_through is not a seq")))?),
+    };
     let fresh_head = match v.get("fresh_head") {
         None | Some(serde_json::Value::Null) => None,
         Some(h) => Some(
@@ -225,7 +287,7 @@ fn parse_export(text: &str, what: &str) -> Result<Export, Failure> {
                 .or_else(|e| invalid(format!("the fresh head is malformed: {e}"), "malformed", None))?,
         ),
     };
-    Ok(Export { enclave, identity_public_key, entries, head, fresh_head })
+    Ok(Export { enclave, identity_public_key, pruned_through, entries, head, fresh_head })
 }
 
 /// Where a fresh head came from.
@@ -276,7 +338,7 @@ fn reach(ex: &Export, expected: Address, f: &AuditHead, from: FreshFrom, head_se
             Some(head_seq + 1),
         );
     }
-    match ex.entries.get(f.seq as usize) {
+    match f.seq.checked_sub(ex.first_seq()).and_then(|i| ex.entries.get(usize::try_from(i).ok()?)) {
         Some(e) if e.seq == f.seq && e.hash() == f.hash => Ok(()),
         _ => invalid(
             format!(
@@ -332,7 +394,8 @@ pub(crate) fn export_reaches(text: &str, expected: Address, fresh: &AuditHead) -
         Failure::Usage(reason) => format!("invalid: {reason}"),
     };
     let ex = parse_export(text, "the host's export").map_err(reason)?;
-    let summary = verify_chain(&ex.entries, &ex.head, expected, None).map_err(|e| format!("invalid: {e}"))?;
+    let summary =
+        verify_chain(&ex.entries, &ex.head, expected, ex.pruned_start()?).map_err(|e| format!("invalid: {e}"))?;
     reach(&ex, expected, fresh, FreshFrom::Now, summary.head_seq).map_err(reason)
 }
 
@@ -345,7 +408,7 @@ pub(crate) fn export_to_its_head(text: &str, expected: Address) -> Result<Summar
         Failure::Invalid { reason, .. } => reason,
         Failure::Usage(reason) => format!("invalid: {reason}"),
     })?;
-    let s = verify_chain(&ex.entries, &ex.head, expected, None).map_err(|e| format!("invalid: {e}"))?;
+    let s = verify_chain(&ex.entries, &ex.head, expected, ex.pruned_start()?).map_err(|e| format!("invalid: {e}"))?;
     if !s.complete {
         return Err(format!(
             "incomplete: its head (seq {}) says the log held {} entries; this export stops there: {} entries missing",
@@ -425,7 +488,38 @@ fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Valu
         }
     }
 
-    let summary = match verify_chain(&ex.entries, &ex.head, expected, None) {
+    // An export that starts after seq 0 is checked from its first entry only when the
+    // verifier asks for the log from there on (`--from-seq`): the entries before it are not
+    // in the file, and nothing signed says why.
+    let first = ex.first_seq();
+    let from = match (first, args.from_seq) {
+        (0, _) => None,
+        (_, None) => {
+            return invalid(
+                format!(
+                    "entry 0 is missing: the export starts at seq {first} (entries 0..={} are not in it: {}); \
+                     pass --from-seq {first} to check the log from there",
+                    first - 1,
+                    ex.why_not_here()
+                ),
+                "missing",
+                Some(0),
+            )
+        }
+        (_, Some(n)) if n < first => {
+            return invalid(
+                format!(
+                    "entry {n} is missing: the export starts at seq {first} (entries {n}..={} are not in it: {})",
+                    first - 1,
+                    ex.why_not_here()
+                ),
+                "missing",
+                Some(n),
+            )
+        }
+        (_, Some(_)) => ex.entries.first().map(|e| (e.seq, e.prev)),
+    };
+    let summary = match verify_chain(&ex.entries, &ex.head, expected, from) {
         Ok(s) => s,
         Err(e) => return invalid(e.to_string(), e.kind(), e.seq()),
     };
@@ -476,7 +570,13 @@ fn check(args: &VerifyAuditArgs, err: &mut dyn Write) -> Result<serde_json::Valu
             "time_utc": bridle_common::period::format_time(summary.head_time),
         },
         "counts": counts,
-        "complete": true,
+        // From seq 0, or from the first entry of an export that starts later (--from-seq).
+        "first_seq": first,
+        "first_time": ex.entries.first().map(|e| e.time),
+        "first_time_utc": ex.entries.first().map(|e| bridle_common::period::format_time(e.time)),
+        "not_in_export": (first > 0).then(|| serde_json::json!({ "from": 0, "to": first - 1, "why": ex.why_not_here() })),
+        "complete": first == 0,
+        "complete_from_seq": first,
         "complete_as_of": as_of.0,
         "complete_as_of_utc": bridle_common::period::format_time(as_of.0),
         "complete_as_of_source": as_of.1,

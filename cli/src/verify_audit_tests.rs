@@ -12,6 +12,7 @@ fn export() -> (TestChain, AuditExport) {
         format: EXPORT_FORMAT.into(),
         enclave: c.enclave(),
         identity_public_key: Some(Bytes::from(c.public_key())),
+        pruned_through: None,
         entries: c.entries.clone(),
         head: c.head(100),
         fresh_head: None,
@@ -25,7 +26,14 @@ fn verify(ex: &serde_json::Value, extra: impl FnOnce(&mut VerifyAuditArgs)) -> (
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let path = dir.join(format!("{}.json", N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
     std::fs::write(&path, ex.to_string()).unwrap();
-    let mut args = VerifyAuditArgs { file: path.clone(), identity_key: None, enclave: None, host: None, json: true };
+    let mut args = VerifyAuditArgs {
+        file: path.clone(),
+        identity_key: None,
+        enclave: None,
+        host: None,
+        from_seq: None,
+        json: true,
+    };
     extra(&mut args);
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = run_with(&args, &mut out, &mut err);
@@ -180,7 +188,95 @@ fn usage_errors_exit_2() {
         identity_key: None,
         enclave: None,
         host: None,
+        from_seq: None,
         json: false,
     };
     assert_eq!(run_with(&args, &mut Vec::new(), &mut Vec::new()), 2);
+}
+
+#[test]
+fn an_export_the_host_pruned_is_checked_from_its_first_entry_only_when_asked() {
+    let (mut c, mut ex) = export();
+    let key = hex::encode(c.public_key());
+    let pin = |a: &mut VerifyAuditArgs| a.identity_key = Some(key.clone());
+    // The host's retention deleted seq 0..=3: the export starts at 4 and says so.
+    ex.entries.drain(..4);
+    ex.pruned_through = Some(3);
+    let v = serde_json::to_value(&ex).unwrap();
+    // Without --from-seq: never valid, never "complete".
+    let (code, out, err) = verify(&v, pin);
+    assert_eq!(code, 1, "{out}{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((r["kind"].as_str(), r["seq"].as_u64()), (Some("missing"), Some(0)), "{r}");
+    assert!(err.contains("starts at seq 4") && err.contains("retention") && err.contains("--from-seq 4"), "{err}");
+    // Asked for the log from an entry the export does not hold: invalid.
+    let (code, out, _) = verify(&v, |a| {
+        pin(a);
+        a.from_seq = Some(2);
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entry 2 is missing"), "{out}");
+    // From seq 4 (or later): valid, complete from seq 4, the entries before it named.
+    for from in [4, 7] {
+        let (code, out, err) = verify(&v, |a| {
+            pin(a);
+            a.from_seq = Some(from);
+        });
+        assert_eq!(code, 0, "{out}{err}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!((r["complete"].as_bool(), r["complete_from_seq"].as_u64()), (Some(false), Some(4)), "{r}");
+        assert_eq!((r["entries"].as_u64(), r["not_in_export"]["to"].as_u64()), (Some(6), Some(3)), "{r}");
+        assert!(r["not_in_export"]["why"].as_str().unwrap().contains("its word"), "{r}");
+    }
+    // The text names what is checked and what is not.
+    let (code, out, _) = verify(&v, |a| {
+        pin(a);
+        a.from_seq = Some(4);
+        a.json = false;
+    });
+    assert_eq!(code, 0);
+    assert!(out.contains("valid: audit log from seq 4 (logged at") && out.contains("not here: entries 0..=3"), "{out}");
+    // A link broken after the first kept entry is still found.
+    let mut broken = ex.clone();
+    broken.entries[2].detail = "changed".into();
+    let (code, out, _) = verify(&serde_json::to_value(&broken).unwrap(), |a| {
+        pin(a);
+        a.from_seq = Some(4);
+    });
+    assert_eq!((code, out.contains("\"changed\"")), (1, true), "{out}");
+    // A fresh head is matched by seq, not by position.
+    ex.fresh_head = Some(c.head(150));
+    let (code, out, _) = verify(&serde_json::to_value(&ex).unwrap(), |a| {
+        pin(a);
+        a.from_seq = Some(4);
+    });
+    assert_eq!(code, 0, "{out}");
+    c.fill(1);
+    ex.fresh_head = Some(c.head(160));
+    let (code, out, _) = verify(&serde_json::to_value(&ex).unwrap(), |a| {
+        pin(a);
+        a.from_seq = Some(4);
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"incomplete\""), "{out}");
+}
+
+#[test]
+fn the_export_command_takes_a_pruned_copy_only_where_the_host_says_it_pruned() {
+    let (c, mut ex) = export();
+    let fresh = c.head(150);
+    ex.entries.drain(..4);
+    // The host does not say why the copy starts at seq 4: entries missing.
+    let text = serde_json::to_string(&ex).unwrap();
+    let e = export_reaches(&text, c.enclave(), &fresh).unwrap_err();
+    assert!(e.contains("entry 0 is missing") && e.contains("does not say why"), "{e}");
+    assert!(export_to_its_head(&text, c.enclave()).is_err());
+    // It says its retention deleted them: the copy is the log from there.
+    ex.pruned_through = Some(3);
+    let text = serde_json::to_string(&ex).unwrap();
+    export_reaches(&text, c.enclave(), &fresh).unwrap();
+    assert_eq!(export_to_its_head(&text, c.enclave()).unwrap().first_seq, 4);
+    // ... and not where it says something else.
+    ex.pruned_through = Some(1);
+    assert!(export_reaches(&serde_json::to_string(&ex).unwrap(), c.enclave(), &fresh).is_err());
 }

@@ -156,5 +156,6 @@ export async function auditLog() {
     if (!r.more || r.entries.length === 0) break;
     since = Number(r.entries[r.entries.length - 1].seq) + 1;
   }
-  return { enclave: first?.enclave ?? null, identityPublicKey: first?.identity_public_key ?? null, entries, head: first?.head ?? null, gaps: first?.gaps ?? [], sync: first?.sync };
+  // `pruned_through`: the host's word that its audit retention deleted the entries up to it.
+  return { enclave: first?.enclave ?? null, identityPublicKey: first?.identity_public_key ?? null, entries, head: first?.head ?? null, gaps: first?.gaps ?? [], prunedThrough: first?.pruned_through ?? null, sync: first?.sync };
 }

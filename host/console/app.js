@@ -364,32 +364,41 @@ async function refreshAudit() {
   const nonce = freshNonce();
   const fresh = await get(`/v1/audit/head?nonce=${nonce}`);
   const log = await auditLog();
-  const v = verifyAuditLog(log.entries, log.head, state.trust.identity);
-  const now = v.ok ? freshness(log.entries, fresh, nonce) : null;
+  const v = verifyAuditLog(log.entries, log.head, state.trust.identity, log.prunedThrough);
+  const now = v.ok ? freshness(log.entries, fresh, nonce, log.prunedThrough) : null;
   state.audit = v.ok ? { ...v, entries: log.entries, fresh: now.ok } : null;
   const out = $("audit-result");
   if (v.ok) {
+    // A copy the host pruned is checked from its first entry: the entries before it are
+    // not here, and why is only the host's word.
+    const from = v.firstSeq > 0
+      ? `hash chain recomputed from seq ${v.firstSeq} (logged at ${time(v.firstTime)}); entries 0 to ${v.firstSeq - 1} are not in the host's copy — the host says its audit retention deleted them (the host's word, not checked)`
+      : `hash chain recomputed from the genesis of ${state.trust.identity}`;
     out.replaceChildren(badge("verified in this browser", "ok"),
-      ` ${v.entries} entries, hash chain recomputed from the genesis of ${state.trust.identity}; head at seq ${v.headSeq} signed by the enclave identity at ${time(v.headTime)}; `,
-      now.ok ? badge("complete now", "ok") : badge("not shown complete now", "warn"), ` ${now.text}`);
+      ` ${v.entries} entries, ${from}; head at seq ${v.headSeq} signed by the enclave identity at ${time(v.headTime)}; `,
+      now.ok ? badge(v.firstSeq > 0 ? `complete now from seq ${v.firstSeq}` : "complete now", "ok") : badge("not shown complete now", "warn"), ` ${now.text}`);
   } else {
     out.replaceChildren(badge("DOES NOT VERIFY", "bad"), ` ${v.error}`);
   }
 }
 
 /**
- * Whether `entries` (a verified log from seq 0) reach `fresh`, the head the enclave signed at
+ * Whether `entries` (a verified log from seq 0, or from the first entry the host kept) reach `fresh`, the head the enclave signed at
  * its log's end for `nonce`: {ok, text}.
  */
-function freshness(entries, fresh, nonce) {
+function freshness(entries, fresh, nonce, prunedThrough) {
   if (!fresh || !fresh.nonce || fresh.nonce.toLowerCase() !== nonce.toLowerCase()) {
     return { ok: false, text: "the host's head for our nonce answers another nonce (a replayed head)" };
   }
   const seq = BigInt(fresh.seq);
-  if (BigInt(entries.length) <= seq) {
-    return { ok: false, text: `the enclave's log reached seq ${seq} when asked (signed for our nonce); the host's copy stops at seq ${entries.length - 1}` };
+  // The copy (verified) runs from its first entry's seq, one entry per seq.
+  const first = entries.length ? BigInt(entries[0].seq) : 0n;
+  const end = first + BigInt(entries.length);
+  if (end <= seq) {
+    return { ok: false, text: `the enclave's log reached seq ${seq} when asked (signed for our nonce); the host's copy stops at seq ${end - 1n}` };
   }
-  const prefix = verifyAuditLog(entries.slice(0, Number(seq) + 1), fresh, state.trust.identity);
+  if (seq < first) return { ok: false, text: `the head signed for our nonce is at seq ${seq}, before the host's copy starts` };
+  const prefix = verifyAuditLog(entries.slice(0, Number(seq - first) + 1), fresh, state.trust.identity, prunedThrough);
   if (!prefix.ok) return { ok: false, text: `the head signed for our nonce: ${prefix.error}` };
   if (BigInt(fresh.end ?? 0) !== seq + 1n) return { ok: false, text: "the head signed for our nonce was not at the log's end" };
   return { ok: true, text: `the log reaches the head the enclave signed at its end for our nonce at ${time(fresh.time)}.` };

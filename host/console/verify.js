@@ -272,7 +272,13 @@ function uncanonical(o, fields) {
   return null;
 }
 
-export function verifyAuditLog(entries, headObj, identity) {
+/**
+ * Check `entries` against the signed head `headObj` of `identity`: every link, from entry 0
+ * and the enclave's genesis hash — or, when the host says its audit retention deleted the
+ * entries through `prunedThrough` (its word: no signature covers it), from the entry after
+ * it and that entry's own link. `firstSeq` says where the check started.
+ */
+export function verifyAuditLog(entries, headObj, identity, prunedThrough = null) {
   const fail = (error, seq) => ({ ok: false, error, seq, entries: entries.length });
   if (!headObj) return fail("no signed head");
   const headForm = uncanonical(headObj, HEAD_FIELDS);
@@ -285,6 +291,18 @@ export function verifyAuditLog(entries, headObj, identity) {
     return fail(`the head (at seq ${headObj.seq}) is not signed by the enclave identity: it recovers to ${signer}`);
   }
   let prev = genesis(identity);
+  let firstSeq = 0n;
+  if (entries.length && /^[0-9]+$/.test(String(entries[0]?.seq)) && BigInt(entries[0].seq) > 0n) {
+    // Only where the host says it pruned exactly up to the first entry: anything else is
+    // entries missing.
+    firstSeq = BigInt(entries[0].seq);
+    if (prunedThrough === null || BigInt(prunedThrough) + 1n !== firstSeq) {
+      return fail(`entry 0 is missing (the host's copy starts at seq ${firstSeq}${prunedThrough === null ? "" : `, but the host says it pruned through seq ${prunedThrough}`})`, 0);
+    }
+    const form = uncanonical(entries[0], ENTRY_FIELDS);
+    if (form) return fail(`entry at position 0 is not in canonical form: ${form}`, 0);
+    prev = hexToBytes(entries[0].prev);
+  }
   let last = null;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
@@ -293,7 +311,8 @@ export function verifyAuditLog(entries, headObj, identity) {
     // alike and would hide an entry from its session's view; a review of 2026-12-05).
     const form = uncanonical(e, ENTRY_FIELDS);
     if (form) return fail(`entry at position ${i} is not in canonical form: ${form}`, i);
-    if (BigInt(e.seq) !== BigInt(i)) return fail(`entry ${i} is missing (position ${i} holds entry ${e.seq})`, i);
+    const want = firstSeq + BigInt(i);
+    if (BigInt(e.seq) !== want) return fail(`entry ${want} is missing (position ${i} holds entry ${e.seq})`, Number(want));
     if (BigInt(e.seq) > BigInt(headObj.seq)) {
       return fail(`entry ${e.seq} follows the signed head (at seq ${headObj.seq})`, e.seq);
     }
@@ -307,11 +326,14 @@ export function verifyAuditLog(entries, headObj, identity) {
     last = e;
   }
   if (!last || BigInt(last.seq) !== BigInt(headObj.seq)) {
-    return fail(`entry ${last ? BigInt(last.seq) + 1n : 0n} is missing (the signed head is at seq ${headObj.seq})`);
+    return fail(`entry ${last ? BigInt(last.seq) + 1n : firstSeq} is missing (the signed head is at seq ${headObj.seq})`);
   }
   if (bytesToHex(prev) !== headObj.hash.toLowerCase()) {
     return fail(`entry ${headObj.seq} was changed: it does not hash to the signed head`, headObj.seq);
   }
   const complete = BigInt(headObj.seq) + 1n === BigInt(headObj.end ?? 0);
-  return { ok: true, entries: entries.length, headSeq: headObj.seq, headTime: headObj.time, complete };
+  return {
+    ok: true, entries: entries.length, headSeq: headObj.seq, headTime: headObj.time, complete,
+    firstSeq: Number(firstSeq), firstTime: entries[0]?.time ?? null,
+  };
 }

@@ -281,6 +281,17 @@ impl AuditStore {
         Ok(Page { entries, head, identity_public_key, more })
     }
 
+    /// The database the log is stored in.
+    pub fn backend(&self) -> Arc<dyn AuditBackend> {
+        self.backend.clone()
+    }
+
+    /// The last entry of `enclave`'s chain the audit retention deleted, with those before it
+    /// ([`crate::audit_retention`]; the host's word: no signature covers it).
+    pub fn pruned_through(&self, enclave: &Address) -> anyhow::Result<Option<u64>> {
+        self.backend.pruned_through(enclave)
+    }
+
     /// Gaps recorded for `enclave`: entries dropped by the enclave before the host had them.
     pub fn gaps(&self, enclave: &Address) -> anyhow::Result<Vec<(u64, u64)>> {
         self.backend.gaps(enclave)
@@ -543,9 +554,9 @@ pub async fn serve(st: &AppState, q: AuditParams) -> Result<Json<Value>, ApiErro
     // A turn of the list routes' (`api_lists::LISTS_AT_ONCE`), held while the page is read.
     let _turn = crate::api_lists::turn(st).await?;
     let a = audit.clone();
-    let (page, gaps) = tokio::task::spawn_blocking(move || {
+    let (page, gaps, pruned) = tokio::task::spawn_blocking(move || {
         let page = a.page(&enclave, since, limit)?;
-        Ok::<_, anyhow::Error>((page, a.gaps(&enclave)?))
+        Ok::<_, anyhow::Error>((page, a.gaps(&enclave)?, a.pruned_through(&enclave)?))
     })
     .await
     .map_err(storage_error)?
@@ -557,6 +568,7 @@ pub async fn serve(st: &AppState, q: AuditParams) -> Result<Json<Value>, ApiErro
         "head": page.head,
         "more": page.more,
         "gaps": gaps.iter().map(|(a, b)| json!({"from": a, "to": b})).collect::<Vec<_>>(),
+        "pruned_through": pruned,
         "sync": sync,
     })))
 }
@@ -573,4 +585,4 @@ pub use export::export;
 
 #[cfg(test)]
 #[path = "audit_store_tests.rs"]
-mod tests;
+pub(crate) mod tests;

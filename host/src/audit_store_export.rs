@@ -61,6 +61,7 @@ impl AuditStore {
         page: usize,
     ) -> anyhow::Result<Option<(String, ExportCursor)>> {
         let (Some(head), pk) = self.backend.head(enclave)? else { return Ok(None) };
+        let pruned = self.backend.pruned_through(enclave)?;
         let mut out = String::new();
         out.push_str("{\n\"format\": ");
         out.push_str(&serde_json::to_string(EXPORT_FORMAT)?);
@@ -68,10 +69,14 @@ impl AuditStore {
         out.push_str(&serde_json::to_string(enclave)?);
         out.push_str(",\n\"identity_public_key\": ");
         out.push_str(&serde_json::to_string(&pk)?);
+        // The host's word: entries up to here were deleted by its audit retention.
+        out.push_str(",\n\"pruned_through\": ");
+        out.push_str(&serde_json::to_string(&pruned)?);
         out.push_str(",\n\"head\": ");
         out.push_str(&serde_json::to_string(&head)?);
         out.push_str(",\n\"entries\": [");
-        let cursor = ExportCursor { enclave: *enclave, last: head.seq, from: 0, page, first: true, done: false };
+        let from = pruned.map_or(0, |p| p + 1);
+        let cursor = ExportCursor { enclave: *enclave, last: head.seq, from, page, first: true, done: false };
         Ok(Some((out, cursor)))
     }
 

@@ -98,6 +98,9 @@ pub struct Layer {
     /// Days the host keeps a session after it ended (revoked, lost, or past its validity),
     /// then forgets it once its enclave no longer holds it; 0 keeps sessions for good.
     pub session_retention_days: Option<u64>,
+    /// Days the host keeps its copy of the enclave's audit log entries, by the time each was
+    /// logged (the oldest of each chain go first); 0 keeps them for good.
+    pub audit_retention_days: Option<u64>,
 }
 
 impl Layer {
@@ -151,6 +154,8 @@ pub struct Settings {
     pub events: crate::store::EventRetention,
     /// How long an ended session is kept (`session_retention_days`); `None`: for good.
     pub session_retention: Option<Duration>,
+    /// How long audit entries are kept (`audit_retention_days`); `None`: for good.
+    pub audit_retention: Option<Duration>,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// Setting name → where its value came from.
@@ -321,6 +326,10 @@ impl Settings {
             0 => None,
             days => Some(Duration::from_secs(days.saturating_mul(86_400))),
         };
+        let audit_retention = match pick!(audit_retention_days, 0) {
+            0 => None,
+            days => Some(Duration::from_secs(days.saturating_mul(86_400))),
+        };
         // A cluster host's pool is bounded by what the node's enclave leaves it (see
         // `cluster::MAX_CLIENT_POOL`).
         let pool = pick!(pool, crate::enclave_client::DEFAULT_POOL_SIZE);
@@ -393,6 +402,7 @@ impl Settings {
             sweep,
             events,
             session_retention,
+            audit_retention,
             config_file,
             sources,
         })
@@ -415,6 +425,7 @@ impl Settings {
         c.sweep = self.sweep.clone();
         c.events = self.events.clone();
         c.session_retention = self.session_retention;
+        c.audit_retention = self.audit_retention;
         c
     }
 
@@ -449,6 +460,7 @@ impl Settings {
                 "max_rows": self.events.max_rows,
             },
             "session_retention_days": self.session_retention.map_or(0, |d| d.as_secs() / 86_400),
+            "audit_retention_days": self.audit_retention.map_or(0, |d| d.as_secs() / 86_400),
             "sweep": self.sweep.as_ref().map(|w| serde_json::json!({
                 "rpc": w.rpcs, "interval": w.interval.as_secs(), "bump_after": w.bump_after.as_secs(),
             })),

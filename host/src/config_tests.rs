@@ -37,6 +37,12 @@ fn file_fills_what_flags_leave_and_defaults_the_rest() {
     let kept = |days| Settings::resolve(&Layer { session_retention_days: days, ..file.clone() }, flag, &file, None);
     let kept = |days| kept(days).unwrap().host_config().session_retention.map(|d| d.as_secs() / 86_400);
     assert_eq!((kept(None), kept(Some(0)), kept(Some(7))), (Some(30), None, Some(7)));
+    // The audit log's copy: kept for good unless set; 0 for good too.
+    let audit = |days| Settings::resolve(&Layer { audit_retention_days: days, ..file.clone() }, flag, &file, None);
+    let audit = |days| audit(days).unwrap().host_config().audit_retention.map(|d| d.as_secs() / 86_400);
+    assert_eq!((audit(None), audit(Some(0)), audit(Some(400))), (None, None, Some(400)));
+    let s = Settings::resolve(&Layer { audit_retention_days: Some(9), ..file.clone() }, flag, &file, None).unwrap();
+    assert_eq!(s.to_json()["audit_retention_days"], 9);
 }
 
 #[test]

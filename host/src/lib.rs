@@ -14,6 +14,7 @@ pub mod api;
 pub mod api_lists;
 pub mod attestation;
 mod audit_reads;
+pub mod audit_retention;
 pub mod audit_store;
 pub mod body;
 pub mod cluster;
@@ -108,6 +109,8 @@ pub struct HostConfig {
     pub events: store::EventRetention,
     /// How long the host keeps a session after it ended ([`retention`]); `None`: for good.
     pub session_retention: Option<Duration>,
+    /// How long the host keeps audit entries ([`audit_retention`]); `None`: for good.
+    pub audit_retention: Option<Duration>,
 }
 
 impl HostConfig {
@@ -130,6 +133,7 @@ impl HostConfig {
             sweep: None,
             events: store::EventRetention::default(),
             session_retention: Some(retention::DEFAULT_SESSION_RETENTION),
+            audit_retention: None,
         }
     }
 }
@@ -451,6 +455,7 @@ pub async fn run_on(
     let sweeper = sweeper::spawn(state.clone());
     let pruner = state.spawn_event_pruner();
     let forgetter = retention::spawn(state.clone());
+    let audit_pruner = audit_retention::spawn(state.clone());
     let app = router(state.clone());
     // The cluster listener and the node's traffic, when this host's enclave is a node.
     let mut cluster_tasks = Vec::new();
@@ -488,6 +493,9 @@ pub async fn run_on(
     }
     if let Some(f) = forgetter {
         f.abort();
+    }
+    if let Some(p) = audit_pruner {
+        p.abort();
     }
     let store = state.store.clone();
     let _ = tokio::task::spawn_blocking(move || store.flush()).await;

@@ -127,6 +127,12 @@ struct Args {
     /// their own rules); 0 keeps sessions for good [default: 30].
     #[arg(long, env = "BRIDLE_SESSION_RETENTION_DAYS", value_name = "DAYS")]
     session_retention_days: Option<u64>,
+    /// Days the host keeps its copy of the enclave's audit log, by when each entry was
+    /// logged: the oldest entries of each chain are deleted (never the last one stored), and
+    /// verifiers check the log from the first entry kept (`bridle verify audit --from-seq`);
+    /// 0 keeps every entry for good [default: 0].
+    #[arg(long, env = "BRIDLE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    audit_retention_days: Option<u64>,
 }
 
 impl Args {
@@ -157,6 +163,7 @@ impl Args {
             events_max_age_days: self.events_max_age_days,
             events_max_rows: self.events_max_rows,
             session_retention_days: self.session_retention_days,
+            audit_retention_days: self.audit_retention_days,
         }
     }
 }

@@ -43,6 +43,7 @@ pub struct Metrics {
     enclave_up: AtomicI64,
     events_dropped: AtomicU64,
     events_pruned: AtomicU64,
+    audit_pruned: AtomicU64,
     sessions_forgotten: AtomicU64,
     session_busy_retries: AtomicU64,
 }
@@ -84,6 +85,11 @@ impl Metrics {
     /// Events deleted past their retention.
     pub fn events_pruned(&self, n: u64) {
         self.events_pruned.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Audit entries deleted past the audit retention ([`crate::audit_retention`]).
+    pub fn audit_pruned(&self, n: u64) {
+        self.audit_pruned.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Sessions forgotten past their retention ([`crate::retention`]).
@@ -162,6 +168,10 @@ impl Metrics {
         out.push_str("# TYPE bridle_events_pruned_total counter\n");
         let _ = writeln!(out, "bridle_events_pruned_total {}", self.events_pruned.load(Ordering::Relaxed));
 
+        out.push_str("# HELP bridle_audit_entries_pruned_total Audit entries deleted from the host's copy past audit_retention_days (the oldest of each enclave's chain).\n");
+        out.push_str("# TYPE bridle_audit_entries_pruned_total counter\n");
+        let _ = writeln!(out, "bridle_audit_entries_pruned_total {}", self.audit_pruned.load(Ordering::Relaxed));
+
         out.push_str("# HELP bridle_sessions_forgotten_total Sessions deleted (with their policies and sweeps) past their retention (session_retention_days), once the enclave no longer held them.\n");
         out.push_str("# TYPE bridle_sessions_forgotten_total counter\n");
         let _ = writeln!(out, "bridle_sessions_forgotten_total {}", self.sessions_forgotten.load(Ordering::Relaxed));
@@ -208,6 +218,7 @@ mod tests {
         m.record_http("/health", 200);
         m.set_enclave_up(true);
         m.sessions_forgotten(3);
+        m.audit_pruned(5);
         let t = m.render();
         assert!(t.contains("bridle_requests_total{call=\"sign_if_allowed\",outcome=\"denied\",code=\"spend_cap\"} 2"));
         assert!(t.contains("bridle_enclave_roundtrip_seconds_bucket{call=\"status\",le=\"0.0001\"} 1"));
@@ -217,6 +228,7 @@ mod tests {
         assert!(t.contains("bridle_enclave_roundtrip_seconds_count{call=\"status\"} 3"));
         assert!(t.contains("bridle_enclave_up 1"));
         assert!(t.contains("# TYPE bridle_sessions_forgotten_total counter\nbridle_sessions_forgotten_total 3\n"));
+        assert!(t.contains("# TYPE bridle_audit_entries_pruned_total counter\nbridle_audit_entries_pruned_total 5\n"));
         assert!(t.contains("bridle_http_requests_total{route=\"/health\",status=\"200\"} 1"));
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }

@@ -155,6 +155,9 @@ pub struct AuditPage {
     pub head: Option<AuditHead>,
     pub more: bool,
     pub gaps: Option<Vec<Gap>>,
+    /// The host's word that its audit retention (`audit_retention_days`) deleted every entry
+    /// up to this one: the stored chain starts after it. No signature covers it.
+    pub pruned_through: Option<u64>,
     pub sync: AuditSync,
 }
 
@@ -270,7 +273,7 @@ fn audit() {}
 
 #[utoipa::path(get, path = "/v1/audit/export", tag = "audit",
     params(("enclave" = Option<String>, Query)),
-    responses((status = 200, body = Object, description = "the stored chain as a file (`bridle verify audit` reads it): {format, enclave, identity_public_key, entries, head, …}"),
+    responses((status = 200, body = Object, description = "the stored chain as a file (`bridle verify audit` reads it): {format, enclave, identity_public_key, pruned_through, entries, head, …}; pruned_through (the host's word): its audit retention deleted the entries up to it"),
               (status = "4XX", body = ErrorBody, description = ERRORS), (status = "5XX", body = ErrorBody, description = ERRORS)))]
 fn audit_export() {}
 

@@ -270,3 +270,27 @@ fn session_retention_days_from_each_layer() {
         (7.into(), "flag".into())
     );
 }
+
+/// `audit_retention_days`: 0 (for good) unless set; from the file, the environment or the
+/// flag, in that order of precedence.
+#[test]
+fn audit_retention_days_from_each_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("host.toml");
+    std::fs::write(&file, "enclave = \"unix:/run/file.sock\"\naudit_retention_days = 365\n").unwrap();
+    let seen = |v: serde_json::Value| (v["audit_retention_days"].clone(), v["sources"]["audit_retention_days"].clone());
+    let v = print_config(host().env("BRIDLE_ENCLAVE", "vsock:16:5000"));
+    assert_eq!(seen(v), (0.into(), "default".into()));
+    let v = print_config(host().arg("--config").arg(&file));
+    assert_eq!(seen(v), (365.into(), "file".into()));
+    let v = print_config(host().arg("--config").arg(&file).env("BRIDLE_AUDIT_RETENTION_DAYS", "90"));
+    assert_eq!(seen(v), (90.into(), "env".into()));
+    let v = print_config(
+        host()
+            .arg("--config")
+            .arg(&file)
+            .env("BRIDLE_AUDIT_RETENTION_DAYS", "90")
+            .args(["--audit-retention-days", "7"]),
+    );
+    assert_eq!(seen(v), (7.into(), "flag".into()));
+}

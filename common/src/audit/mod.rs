@@ -386,6 +386,10 @@ pub struct AuditExport {
     /// The identity public key (SEC1) as the host learned it from the enclave's status.
     #[serde(default)]
     pub identity_public_key: Option<Bytes>,
+    /// The host's word that its audit retention deleted every entry up to this one (the
+    /// entries then start after it): no signature covers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_through: Option<u64>,
     pub entries: Vec<AuditEntry>,
     pub head: AuditHead,
     /// A head the enclave signed at the log's end for the exporter's nonce

@@ -4,6 +4,7 @@
 //! value that does not parse (an address, a hash, JSON, a negative count, an unknown
 //! state) is an error naming the column, not a default.
 
+use super::audit_prune::Pruned;
 use super::{EndedSession, Event, PolicyRecord, StoredSession, StoredState, StoredSweepTx};
 use alloy_primitives::{Address, Bytes, B256};
 use anyhow::{anyhow, Context as _};
@@ -121,6 +122,14 @@ pub trait AuditBackend: Send + Sync {
     ) -> anyhow::Result<Vec<(u64, String)>>;
     /// Recorded gaps: entries the enclave dropped before a host stored them.
     fn gaps(&self, enclave: &Address) -> anyhow::Result<Vec<(u64, u64)>>;
+    /// The enclaves whose logs are stored.
+    fn audit_enclaves(&self) -> anyhow::Result<Vec<Address>>;
+    /// Delete, in one transaction, the oldest of `enclave`'s entries logged before
+    /// `before` — a prefix of at most `limit` entries by `seq`, never the last one stored —
+    /// and record how far its chain is pruned ([`super::audit_prune`]).
+    fn prune_audit(&self, enclave: &Address, before: u64, limit: usize, now: u64) -> anyhow::Result<Pruned>;
+    /// The last `seq` of `enclave`'s pruned prefix (`None`: nothing pruned).
+    fn pruned_through(&self, enclave: &Address) -> anyhow::Result<Option<u64>>;
 }
 
 /// The stored chain of one enclave: its tip and what the host knows of its identity.

@@ -23,12 +23,14 @@
 //! check, tips are read from the stored entries, and an enclave restart marks lost only
 //! the sessions of identities this host fronted (recorded per host id in `host_enclaves`).
 
+mod audit_prune;
 mod backend;
 mod database;
 mod ended;
 pub mod postgres;
 pub mod sqlite;
 
+pub use audit_prune::Pruned;
 pub use backend::{AuditBackend, Backend, Batch, BatchError, PolicyRow, SessionRow, Tip};
 pub use database::{redact, Database, PostgresUrl};
 pub use ended::EndedSession;
@@ -46,7 +48,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The schema this build writes (both backends; see `schema_version`).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 /// Default capacity of the event queue.
 pub const DEFAULT_EVENT_QUEUE: usize = 8192;
 const MAX_BATCH: usize = 512;

@@ -141,7 +141,10 @@ DROP INDEX IF EXISTS sweeps_session;
 /// [`super::ended`]).
 const V6: &str = super::ended::POSTGRES_V6;
 
-const MIGRATIONS: [(i64, &str); 6] = [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
+/// Schema version 7: how far each enclave's audit chain was pruned.
+const V7: &str = super::audit_prune::POSTGRES_V7;
+
+const MIGRATIONS: [(i64, &str); 7] = [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6), (7, V7)];
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
@@ -518,7 +521,9 @@ impl AuditBackend for PostgresBackend {
         let stored = tx
             .prepare("SELECT hash FROM audit_entries WHERE enclave = $1 AND seq = $2")
             .map_err(anyhow::Error::from)?;
-        for (e, hash) in b.chain.hashed() {
+        // A relayed batch may reach below what was pruned: those stay pruned.
+        let pruned = super::audit_prune::postgres_through(&mut tx, &enclave)?;
+        for (e, hash) in b.chain.hashed().filter(|(e, _)| pruned.is_none_or(|p| e.seq > p)) {
             let row = EntryRow::of(e, hash)?;
             let n = tx
                 .execute(&ins, &[&e_hex, &row.seq, &row.time, &row.session, &row.kind, &row.code, &row.hash, &row.json])
@@ -589,5 +594,19 @@ impl AuditBackend for PostgresBackend {
     fn gaps(&self, enclave: &Address) -> anyhow::Result<Vec<(u64, u64)>> {
         let sql = "SELECT DISTINCT from_seq, to_seq FROM audit_gaps WHERE enclave = $1 ORDER BY from_seq, to_seq";
         collect(&mut *self.conn()?, sql, &[&a(enclave)], gap_from)
+    }
+
+    fn audit_enclaves(&self) -> anyhow::Result<Vec<Address>> {
+        collect(&mut *self.conn()?, "SELECT enclave FROM audit_heads ORDER BY enclave", &[], |r| {
+            addr(&r.text(0)?, "enclave")
+        })
+    }
+
+    fn prune_audit(&self, enclave: &Address, before: u64, limit: usize, now: u64) -> anyhow::Result<super::Pruned> {
+        super::audit_prune::postgres_prune(&mut *self.conn()?, enclave, before, limit, now)
+    }
+
+    fn pruned_through(&self, enclave: &Address) -> anyhow::Result<Option<u64>> {
+        super::audit_prune::postgres_through(&mut *self.conn()?, enclave)
     }
 }

@@ -129,7 +129,11 @@ CREATE INDEX IF NOT EXISTS policies_session_hash ON policies(session, policy_has
 /// [`super::ended`]).
 const V6: &str = super::ended::SQLITE_V6;
 
-const MIGRATIONS: [(i64, &str); 6] = [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
+/// Schema version 7: how far each enclave's audit chain was pruned (see
+/// [`super::audit_prune`]).
+const V7: &str = super::audit_prune::SQLITE_V7;
+
+const MIGRATIONS: [(i64, &str); 7] = [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6), (7, V7)];
 
 /// A SQLite database file.
 pub struct SqliteBackend {
@@ -504,7 +508,9 @@ impl AuditBackend for SqliteBackend {
             let mut stored = tx
                 .prepare_cached("SELECT hash FROM audit_entries WHERE enclave = ?1 AND seq = ?2")
                 .map_err(anyhow::Error::from)?;
-            for (e, hash) in b.chain.hashed() {
+            // A relayed batch may reach below what was pruned: those stay pruned.
+            let pruned = super::audit_prune::sqlite_through(&tx, &enclave)?;
+            for (e, hash) in b.chain.hashed().filter(|(e, _)| pruned.is_none_or(|p| e.seq > p)) {
                 let row = EntryRow::of(e, hash)?;
                 let n = ins
                     .execute(params![e_hex, row.seq, row.time, row.session, row.kind, row.code, row.hash, row.json])
@@ -580,5 +586,17 @@ impl AuditBackend for SqliteBackend {
     fn gaps(&self, enclave: &Address) -> anyhow::Result<Vec<(u64, u64)>> {
         let sql = "SELECT DISTINCT from_seq, to_seq FROM audit_gaps WHERE enclave = ?1 ORDER BY from_seq, to_seq";
         collect(&self.audit(), sql, params![a(enclave)], |r| gap_from(r))
+    }
+
+    fn audit_enclaves(&self) -> anyhow::Result<Vec<Address>> {
+        collect(&self.audit(), "SELECT enclave FROM audit_heads ORDER BY enclave", [], |r| addr(&r.text(0)?, "enclave"))
+    }
+
+    fn prune_audit(&self, enclave: &Address, before: u64, limit: usize, now: u64) -> anyhow::Result<super::Pruned> {
+        super::audit_prune::sqlite_prune(&mut self.audit(), enclave, before, limit, now)
+    }
+
+    fn pruned_through(&self, enclave: &Address) -> anyhow::Result<Option<u64>> {
+        super::audit_prune::sqlite_through(&self.audit(), enclave)
     }
 }

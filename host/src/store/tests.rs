@@ -78,7 +78,7 @@ fn the_schema_is_versioned_and_a_newer_one_refused() {
     each_database("schema_versioned", |db| {
         open(db).unwrap();
         open(db).unwrap();
-        assert_eq!(versions(db), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(versions(db), vec![1, 2, 3, 4, 5, 6, 7]);
         exec(db, "INSERT INTO schema_version (version) VALUES (99)");
         let e = format!("{:#}", open(db).err().expect("a newer schema is refused"));
         assert!(e.contains("schema version 99 is newer"), "{e}");
@@ -111,7 +111,8 @@ fn a_version_1_sqlite_database_is_migrated() {
     .unwrap();
     drop(old);
     let b = open(&db).unwrap();
-    assert_eq!(versions(&db), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions(&db), vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(b.audit.pruned_through(&Address::repeat_byte(0x1d)).unwrap(), None);
     let s = b.store.session(&Address::repeat_byte(0x51)).unwrap().unwrap();
     assert_eq!((s.state, s.created_at), (StoredState::Active, 1000));
     assert!(b.audit.tip(&Address::repeat_byte(0x1d)).unwrap().is_none());
