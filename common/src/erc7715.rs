@@ -180,6 +180,22 @@ impl Out {
             };
             Some(self.token(addr, known))
         };
+        // A field given in a form this tool cannot read exactly (a float, a number past 2^64,
+        // an ISO date) is never taken as absent: absent, a start or a maximum would widen
+        // the grant (a review of 2026-12-07).
+        for field in ["startTime", "start", "maxAmount", "initialAmount"] {
+            let unreadable = match get(field) {
+                None | Some(Value::Null) => false,
+                Some(v) if field.starts_with("start") => u64_of(v).is_none(),
+                Some(v) => uint(v).is_none(),
+            };
+            if unreadable {
+                self.notes.push(format!(
+                    "{label} {ty}: {field} is not a whole number this tool reads exactly (give it as a 0x-hex or decimal string); not mapped"
+                ));
+                return;
+            }
+        }
         if let Some(st) = get("startTime").or_else(|| get("start")).and_then(u64_of) {
             if st > now {
                 self.start = Some(self.start.map_or(st, |s| s.max(st)));

@@ -31,7 +31,10 @@ fn value(v: &ArgValue) -> String {
 pub fn explain(p: &CompiledPolicy) -> String {
     let d = &p.doc;
     let mut s = String::new();
-    let _ = writeln!(s, "policy \"{}\" (version {}, hash {})", d.name, d.version, p.hash);
+    // The name is the owner's (or whoever wrote the file's) free text: escaped, so it cannot
+    // write lines of its own or terminal escapes into the explanation (a review of 2026-12-07).
+    let (name, _) = crate::quote::escape_within(&d.name, 4 * d.name.len() + 16);
+    let _ = writeln!(s, "policy \"{name}\" (version {}, hash {})", d.version, p.hash);
     let _ = writeln!(s, "Everything not allowed below is denied.");
     let _ = writeln!(s, "chains: {:?}", d.chains);
     if let Some(a) = d.valid_after {
@@ -71,7 +74,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
         let a = p.stream_assets[i];
         let _ = writeln!(
             s,
-            "streams[{i}]: {} at the start, {} more every {}, at most {} in total",
+            "streams[{i}]: {} at the start, then {} per {} accrued continuously (a share of it every second, from the session's start), at most {} in total",
             p.fmt_amount(a, st.initial),
             p.fmt_amount(a, st.rate),
             format_duration(st.every),
@@ -81,6 +84,18 @@ pub fn explain(p: &CompiledPolicy) -> String {
     if let Some(v) = d.max_value_per_call {
         let _ =
             writeln!(s, "max_value_per_call: at most {} of native value per call", p.fmt_amount(AssetRef::Native, v));
+    }
+    // Native value is not an argument any rule names: without a bound on it, an allowed call
+    // may carry any amount (a review of 2026-12-07: a swap with tight argument rules carried
+    // 1000 ETH, which a router leaves for anyone to take).
+    let native_bounded = d.max_value_per_call.is_some()
+        || p.limit_assets.contains(&AssetRef::Native)
+        || p.stream_assets.contains(&AssetRef::Native);
+    if !native_bounded && !p.calls.is_empty() {
+        let _ = writeln!(
+            s,
+            "native value: no bound — every allowed call may carry any amount of the chain's native coin (ETH), which goes to the contract called; set max_value_per_call (\"0 ETH\" for none), or a [[limits]] or [[streams]] entry in ETH"
+        );
     }
     for (i, c) in p.calls.iter().enumerate() {
         let target = c.target.map(|a| a.to_string()).unwrap_or_else(|| "any contract (*)".into());
@@ -116,7 +131,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
         let names: Vec<String> = r.iter().map(party).collect();
         let _ = writeln!(
             s,
-            "recipients: native value only to {} or to a target a [[calls]] rule names explicitly; token transfers only to {}",
+            "recipients: native value only to {} or to a target a [[calls]] rule names explicitly; ERC-20 transfer and transferFrom only to {} (a token function named by signature in a [[calls]] rule — transferAndCall, safeTransferFrom, … — is not checked against this list)",
             names.join(", "),
             names.join(", ")
         );
@@ -221,7 +236,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
     if let Some(c) = d.owner_exposure_ceiling {
         let _ = writeln!(
             s,
-            "owner_exposure_ceiling: outstanding approvals across every session of this owner in the enclave may be worth at most {} (at this price table); the strictest such ceiling of the owner's live sessions applies to all of them",
+            "owner_exposure_ceiling: outstanding approvals across every session of this owner in the enclave may be worth at most {} (at this price table); the strictest such ceiling of the owner's live sessions applies to all of them — revoking this session (or its end) lifts it from the others unless another live session declares one",
             crate::allowance::fmt_usd(c)
         );
     }
@@ -235,14 +250,18 @@ pub fn explain(p: &CompiledPolicy) -> String {
     if let Some(e) = &d.escalate {
         let mut when = vec![];
         if let (Some(v), Some(asset)) = (&e.above_value, p.escalate_asset) {
-            when.push(format!("moves more than {}", p.fmt_amount(asset, v.max)));
+            when.push(format!("has moved more than {}", p.fmt_amount(asset, v.max)));
         }
         if let Some(u) = e.above_usd {
-            when.push(format!("is worth more than {} at the price table", crate::allowance::fmt_usd(u)));
+            when.push(format!("has moved more than {} worth (at the price table)", crate::allowance::fmt_usd(u)));
         }
+        let per = match e.per.unwrap_or(Period::Day) {
+            Period::Session => "over the session".to_string(),
+            per => format!("per {per} (from the session's start)"),
+        };
         let _ = writeln!(
             s,
-            "escalate: a request that {} is held for the owner's approval of its digest, for at most {}",
+            "escalate: a request after which the session {} {per} is held for the owner's approval of its digest, for at most {}",
             when.join(" or "),
             format_duration(e.ttl)
         );

@@ -329,8 +329,26 @@ pub fn resolve_text(text: &str, now: u64) -> Result<Policy, Denial> {
     }
 }
 
+/// An address as written: all lowercase or all uppercase hex, or mixed case whose EIP-55
+/// checksum holds — a mixed-case address that fails it is a typo until shown otherwise (a
+/// review of 2026-12-07: it was taken, and `explain` then printed the checksummed form of the
+/// mistyped address, so the typo never showed).
 fn parse_address(s: &str, rule: &str) -> Result<Address, Denial> {
-    Address::from_str(s.trim()).map_err(|_| err(rule, format!("`{s}` is not an address")))
+    let t = s.trim();
+    let a = Address::from_str(t).map_err(|_| err(rule, format!("`{s}` is not an address")))?;
+    let digits = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let mixed = digits.bytes().any(|b| b.is_ascii_lowercase()) && digits.bytes().any(|b| b.is_ascii_uppercase());
+    let checksummed = a.to_checksum(None);
+    if mixed && checksummed.get(2..) != Some(digits) {
+        return Err(err(
+            rule,
+            format!(
+                "`{s}` is written in mixed case but its EIP-55 checksum does not hold (a mistyped character?): \
+                 the address it spells is checksummed {checksummed}; write that, or the address in lowercase"
+            ),
+        ));
+    }
+    Ok(a)
 }
 
 fn time(t: &TimeSpec, rule: &str) -> Result<u64, Denial> {
