@@ -15,6 +15,8 @@ mod mcp_agent;
 mod mcp_errors;
 mod mcp_fees;
 mod mcp_kept;
+mod mcp_kept_file;
+mod mcp_node;
 mod owner;
 mod owner_view;
 mod policy_cmd;

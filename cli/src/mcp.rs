@@ -56,9 +56,18 @@ pub struct McpArgs {
     /// (paid whole, up to --max-fee-gwei). Without it such a node is refused.
     #[arg(long)]
     legacy_gas_price: bool,
+    /// The file the kept payments are written to (default: `mcp/<session>.json` next to the
+    /// trust file): what this server keeps of payments answered without a signature it
+    /// could check, and of payments sent, outlives it. One server at a time per file.
+    #[arg(long, value_name = "FILE")]
+    kept_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+// An argument the tool does not know is refused, never dropped: a model that names a
+// `chain_id`, `nonce` or fee would otherwise pay on the node's chain, at its next nonce and
+// fees (a review of 2026-12-07).
+#[serde(deny_unknown_fields)]
 pub struct SendTransaction {
     /// Recipient or contract address (0x…).
     pub to: String,
@@ -96,6 +105,10 @@ pub struct SendTransaction {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+// An argument the tool does not know is refused, never dropped: a model that names a
+// `chain_id`, `nonce` or fee would otherwise pay on the node's chain, at its next nonce and
+// fees (a review of 2026-12-07).
+#[serde(deny_unknown_fields)]
 pub struct SignTypedData {
     /// EIP-712 typed data in the eth_signTypedData_v4 form: {types, primaryType, domain,
     /// message} (an object, or its JSON text).
@@ -103,6 +116,10 @@ pub struct SignTypedData {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+// An argument the tool does not know is refused, never dropped: a model that names a
+// `chain_id`, `nonce` or fee would otherwise pay on the node's chain, at its next nonce and
+// fees (a review of 2026-12-07).
+#[serde(deny_unknown_fields)]
 pub struct SignMessage {
     /// The message text (EIP-191 personal_sign).
     #[serde(default)]
@@ -254,13 +271,15 @@ pub fn run(a: McpArgs) -> Result<i32> {
         a.session,
         a.rpc.as_deref(),
         crate::mcp_fees::NodeLimits::new(a.chain_id, a.max_fee_gwei, a.max_priority_fee_gwei, a.legacy_gas_price),
+        a.kept_file.as_deref(),
     )?);
     eprintln!(
-        "bridle mcp: session {} (agent {}), enclave {} ({}); serving MCP on stdio",
+        "bridle mcp: session {} (agent {}), enclave {} ({}); kept payments in {}; serving MCP on stdio",
         agent.session,
         agent.agent_address(),
         agent.enclave.trusted.address,
-        agent.enclave.trusted.label()
+        agent.enclave.trusted.label(),
+        agent.kept_file().display()
     );
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let server = BridleMcp::new(agent.clone());

@@ -1,6 +1,7 @@
 //! The node client (`Node`) and `fill` against fake nodes.
 
 use super::*;
+use alloy_primitives::keccak256;
 
 #[test]
 fn a_failed_broadcast_names_the_signed_transaction_and_never_the_url() {

@@ -21,6 +21,7 @@
 
 use alloy_primitives::{Address, Bytes, B256, U256};
 use bridle_common::tx::TxRequest;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 /// How long a stamped request the host held back may still be signed: longer than twice
@@ -31,7 +32,8 @@ pub const UNRESOLVED_FOR: Duration = Duration::from_secs(300);
 pub const MAX_KEPT: usize = 256;
 
 /// A payment the model asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Payment {
     pub chain_id: u64,
     pub to: Address,
@@ -59,6 +61,65 @@ struct Kept {
 /// The kept payments, oldest first.
 #[derive(Debug, Default)]
 pub struct KeptPayments(Vec<Kept>);
+
+/// A kept payment as the kept-payments file holds it ([`crate::mcp_kept_file`]): an
+/// `Unseen` answer's time as unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Saved {
+    pub payment: Payment,
+    pub tx: TxRequest,
+    pub state: SavedState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SavedState {
+    Unseen { held: bool, uses_before: u64, at: u64 },
+    Sent { hash: B256, raw: Bytes },
+}
+
+impl KeptPayments {
+    /// What to write down, `now` being both the unix time and the instant of the moment.
+    pub fn saved(&self, now_unix: u64, now: Instant) -> Vec<Saved> {
+        self.0
+            .iter()
+            .map(|k| Saved {
+                payment: k.payment.clone(),
+                tx: k.tx.clone(),
+                state: match &k.state {
+                    State::Unseen { held, uses_before, at } => SavedState::Unseen {
+                        held: *held,
+                        uses_before: *uses_before,
+                        at: now_unix.saturating_sub(now.saturating_duration_since(*at).as_secs()),
+                    },
+                    State::Sent { hash, raw } => SavedState::Sent { hash: *hash, raw: raw.clone() },
+                },
+            })
+            .collect()
+    }
+
+    /// The payments written down, read back at `now` (an answer's time in the future reads as
+    /// now: it is kept the longer for it). The caller checks there are at most [`MAX_KEPT`].
+    pub fn restored(saved: Vec<Saved>, now_unix: u64, now: Instant) -> KeptPayments {
+        KeptPayments(
+            saved
+                .into_iter()
+                .map(|s| Kept {
+                    payment: s.payment,
+                    tx: s.tx,
+                    state: match s.state {
+                        SavedState::Unseen { held, uses_before, at } => {
+                            let ago = Duration::from_secs(now_unix.saturating_sub(at));
+                            State::Unseen { held, uses_before, at: now.checked_sub(ago).unwrap_or(now) }
+                        }
+                        SavedState::Sent { hash, raw } => State::Sent { hash, raw },
+                    },
+                })
+                .collect(),
+        )
+    }
+}
 
 /// What to do for a payment asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
