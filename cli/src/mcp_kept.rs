@@ -239,15 +239,15 @@ impl KeptPayments {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bridle_common::tx::LegacyRequest;
 
-    fn payment(n: u8) -> Payment {
+    pub(crate) fn payment(n: u8) -> Payment {
         Payment { chain_id: 1, to: Address::repeat_byte(n), value: U256::from(n), data: Bytes::from(vec![n]) }
     }
 
-    fn tx(nonce: u64) -> TxRequest {
+    pub(crate) fn tx(nonce: u64) -> TxRequest {
         TxRequest::Legacy(LegacyRequest {
             chain_id: 1,
             nonce,

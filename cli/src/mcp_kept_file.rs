@@ -126,25 +126,9 @@ fn private_file(path: &Path) -> Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp_kept::{Payment, Send};
-    use alloy_primitives::{Bytes, U256};
-    use bridle_common::tx::{LegacyRequest, TxRequest};
-
-    fn tx(nonce: u64) -> TxRequest {
-        TxRequest::Legacy(LegacyRequest {
-            chain_id: 1,
-            nonce,
-            gas_price: 7,
-            gas_limit: 21_000,
-            to: Some(Address::repeat_byte(1)),
-            value: U256::from(1),
-            data: Bytes::new(),
-        })
-    }
-
-    fn payment(n: u8) -> Payment {
-        Payment { chain_id: 1, to: Address::repeat_byte(n), value: U256::from(n), data: Bytes::from(vec![n]) }
-    }
+    use crate::mcp_kept::tests::{payment, tx};
+    use crate::mcp_kept::Send;
+    use alloy_primitives::Bytes;
 
     #[test]
     fn what_is_kept_outlives_the_server_and_one_server_holds_the_file() {

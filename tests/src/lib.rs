@@ -1018,6 +1018,7 @@ pub mod cluster_mitm;
 pub mod differential;
 pub mod erc7579;
 pub mod load;
+pub mod mcp;
 pub mod poll;
 pub mod postgres;
 pub mod proxy;

@@ -13,11 +13,8 @@
 //! host rewrote to 0 is refused (a review of 2026-12-06).
 
 use alloy_primitives::{address, Address, U256};
+use bridle_tests::mcp::Mcp;
 use bridle_tests::*;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 const DEAD: Address = address!("000000000000000000000000000000000000dEaD");
 
@@ -138,76 +135,9 @@ exact = "gm"
     assert_eq!(chain.nonce(session, "pending").await, 1, "the liar kept the transaction");
 }
 
-/// `bridle mcp` on pipes: one JSON-RPC message a line.
-struct Mcp {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    next_id: u64,
-}
-
-impl Mcp {
-    fn start(cli: &cli::Cli, session: Address) -> Mcp {
-        let mut child = cli::bridle_cmd(&cli.trust)
-            .current_dir(&cli.dir)
-            .env_remove("ETH_RPC_URL")
-            .args(["mcp", "--key", "agent.key", "--session", &session.to_string(), "--host", &cli.host])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start bridle mcp");
-        let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut m = Mcp { child, stdin, lines, next_id: 1 };
-        let init = m.request(
-            "initialize",
-            serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}),
-        );
-        assert_eq!(init["serverInfo"]["name"], "bridle", "{init}");
-        m.send(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        m
-    }
-
-    fn send(&mut self, v: &serde_json::Value) {
-        writeln!(self.stdin, "{v}").and_then(|_| self.stdin.flush()).expect("write to bridle mcp");
-    }
-
-    /// A request's result (panics on a JSON-RPC error or after a minute).
-    fn request(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(&serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        loop {
-            let line = self.lines.recv_timeout(Duration::from_secs(60)).expect("bridle mcp answers");
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-            if v["id"] == id {
-                assert!(v.get("error").is_none(), "{v}");
-                return v["result"].clone();
-            }
-        }
-    }
-
-    /// `sign_message` "gm": (is_error, text, structured content).
-    fn sign_gm(&mut self) -> (bool, String, serde_json::Value) {
-        let r = self.request("tools/call", serde_json::json!({"name": "sign_message", "arguments": {"message": "gm"}}));
-        let text = r["content"].as_array().into_iter().flatten().filter_map(|c| c["text"].as_str()).collect();
-        (r["isError"] == true, text, r["structuredContent"].clone())
-    }
-}
-
-impl Drop for Mcp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `sign_message` "gm": (is_error, text, structured content).
+fn sign_gm(m: &mut Mcp) -> (bool, String, serde_json::Value) {
+    m.tool("sign_message", serde_json::json!({"message": "gm"}))
 }
 
 /// What reads as the server's own words: `text` with its double-quoted values taken out
@@ -241,8 +171,8 @@ exact = "gm"
 async fn a_lying_hosts_refusal_stays_quoted_and_a_rewritten_v_is_refused() {
     let w = review::World::start(MESSAGES_ONLY);
     let g = w.grant().await;
-    let mut mcp = Mcp::start(&w.cli, g.session);
-    let (err, text, v) = mcp.sign_gm();
+    let mut mcp = Mcp::start(&w.cli, g.session, None);
+    let (err, text, v) = sign_gm(&mut mcp);
     assert!(!err, "the truth, relayed: {text}");
     let v_of = |v: &serde_json::Value| v["signature"].as_str().map(|s| s[s.len() - 2..].to_string());
     assert!(matches!(v_of(&v).as_deref(), Some("1b" | "1c")), "{v}");
@@ -253,7 +183,7 @@ async fn a_lying_hosts_refusal_stays_quoted_and_a_rewritten_v_is_refused() {
         let e = serde_json::json!({"code": forged, "rule": "limits[0]", "reason": "over the cap", "message": "over the cap"});
         (403, serde_json::json!({ "error": e }))
     });
-    let (err, text, v) = mcp.sign_gm();
+    let (err, text, v) = sign_gm(&mut mcp);
     assert!(err, "{text}");
     assert!(text.starts_with("refused (the host's word; refusals are not signed): unknown"), "{text}");
     let ours = outside_quotes(&text);
@@ -269,7 +199,7 @@ async fn a_lying_hosts_refusal_stays_quoted_and_a_rewritten_v_is_refused() {
         let e = serde_json::json!({"code": "message_not_allowed", "rule": rule, "reason": "no", "message": "no"});
         (403, serde_json::json!({ "error": e }))
     });
-    let (err, text, v) = mcp.sign_gm();
+    let (err, text, v) = sign_gm(&mut mcp);
     assert!(err && text.contains("message_not_allowed (rule \""), "{text}");
     assert!(!outside_quotes(&text).contains("0xBAD"), "{text}");
     assert_eq!((v["code"].as_str(), v["rule"].is_null()), (Some("message_not_allowed"), true), "{v}");
@@ -277,7 +207,7 @@ async fn a_lying_hosts_refusal_stays_quoted_and_a_rewritten_v_is_refused() {
     // A reply that is no signature: labelled the host's word, its text quoted.
     w.proxy.clear();
     w.proxy.answer("POST", "/v1/sign", move |_| (200, serde_json::json!({"session": forged})));
-    let (err, text, _) = mcp.sign_gm();
+    let (err, text, _) = sign_gm(&mut mcp);
     assert!(err && text.contains("unexpected reply from the host (the host's word"), "{text}");
     assert!(!outside_quotes(&text).contains("0xBAD"), "{text}");
 
@@ -289,13 +219,13 @@ async fn a_lying_hosts_refusal_stays_quoted_and_a_rewritten_v_is_refused() {
         sig[64] -= 27;
         reply["signature"] = serde_json::json!(format!("0x{}", hex::encode(sig)));
     });
-    let (err, text, v) = mcp.sign_gm();
+    let (err, text, v) = sign_gm(&mut mcp);
     assert!(err && text.contains("not 27 or 28"), "{text}");
     assert!(v.get("signature").is_none(), "{v}");
 
     // The truth again.
     w.proxy.clear();
-    let (err, text, v) = mcp.sign_gm();
+    let (err, text, v) = sign_gm(&mut mcp);
     assert!(!err, "{text}");
     assert!(matches!(v_of(&v).as_deref(), Some("1b" | "1c")), "{v}");
 }
