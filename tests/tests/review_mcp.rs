@@ -22,23 +22,15 @@ use std::time::Duration;
 
 const DEAD: Address = address!("000000000000000000000000000000000000dEaD");
 
-/// Kept payments across a restart (they were not).
-///
-/// The host withholds the stamped signing request and answers `rate_limited` (nothing
-/// signed yet, so the server's status check sees nothing move and relays the refusal as
-/// the host's word). Then the host delivers the stamped request to the enclave (within the
-/// stamp window): it is signed, and the host broadcasts it — the payment is made. In the
-/// same server process the guard works: asked again, `kept_nonce_used`. But the guard is
-/// memory only: after `bridle mcp` is started again (a new conversation, a client restart),
-/// the same request is filled at the next nonce and paid a second time, with no warning.
-#[tokio::test]
-async fn a_payment_withheld_and_refused_is_not_paid_twice_after_a_restart() {
+/// Anvil with a USDC-like token, and a world whose session (on `chains`) may send up to
+/// 100 USDC a day, holding 1 000 USDC and 10 ETH.
+async fn funded(name: &str, chains: &str) -> (Anvil, Address, review::World, Granted) {
     let chain = Anvil::start();
     let token = chain.deploy_erc20().await;
     let policy = format!(
         r#"
-name = "mcp-restart"
-chains = [31337]
+name = "{name}"
+chains = [{chains}]
 valid_for = "24h"
 
 [tokens]
@@ -57,6 +49,21 @@ per = "day"
     let g = w.grant().await;
     chain.mint(token, g.session, U256::from(1_000_000_000_u64)).await;
     chain.set_balance(g.session, U256::from(10u64).pow(U256::from(19u64))).await;
+    (chain, token, w, g)
+}
+
+/// Kept payments across a restart (they were not).
+///
+/// The host withholds the stamped signing request and answers `rate_limited` (nothing
+/// signed yet, so the server's status check sees nothing move and relays the refusal as
+/// the host's word). Then the host delivers the stamped request to the enclave (within the
+/// stamp window): it is signed, and the host broadcasts it — the payment is made. In the
+/// same server process the guard works: asked again, `kept_nonce_used`. But the guard is
+/// memory only: after `bridle mcp` is started again (a new conversation, a client restart),
+/// the same request is filled at the next nonce and paid a second time, with no warning.
+#[tokio::test]
+async fn a_payment_withheld_and_refused_is_not_paid_twice_after_a_restart() {
+    let (chain, token, w, g) = funded("mcp-restart", "31337").await;
 
     // The host keeps every stamped signing request and answers a refusal.
     let kept: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
@@ -244,30 +251,7 @@ exact = "gm"
 /// (`prune`: any receipt at all counts) and the same payment is made a second time.
 #[tokio::test]
 async fn a_nodes_failed_receipt_is_labelled_and_a_retry_does_not_pay_twice() {
-    let chain = Anvil::start();
-    let token = chain.deploy_erc20().await;
-    let policy = format!(
-        r#"
-name = "mcp-receipt"
-chains = [31337]
-valid_for = "24h"
-
-[tokens]
-USDC = {{ address = "{token}", decimals = 6 }}
-
-[[calls]]
-target = "USDC"
-functions = ["transfer(address,uint256)"]
-
-[[limits]]
-max = "100 USDC"
-per = "day"
-"#
-    );
-    let w = review::World::start(&policy);
-    let g = w.grant().await;
-    chain.mint(token, g.session, U256::from(1_000_000_000_u64)).await;
-    chain.set_balance(g.session, U256::from(10u64).pow(U256::from(19u64))).await;
+    let (chain, token, w, g) = funded("mcp-receipt", "31337").await;
     // The node (a public RPC, say) says every receipt failed.
     let node = proxy::LyingProxy::start(&chain.url);
     node.rewrite("POST", "/", |req, reply| {
@@ -308,30 +292,7 @@ per = "day"
 /// said chain 1 and nonce 5; the server paid on chain 31337 at nonce 0.
 #[tokio::test]
 async fn arguments_the_server_does_not_know_are_refused() {
-    let chain = Anvil::start();
-    let token = chain.deploy_erc20().await;
-    let policy = format!(
-        r#"
-name = "mcp-unknown-args"
-chains = [1, 31337]
-valid_for = "24h"
-
-[tokens]
-USDC = {{ address = "{token}", decimals = 6 }}
-
-[[calls]]
-target = "USDC"
-functions = ["transfer(address,uint256)"]
-
-[[limits]]
-max = "100 USDC"
-per = "day"
-"#
-    );
-    let w = review::World::start(&policy);
-    let g = w.grant().await;
-    chain.mint(token, g.session, U256::from(1_000_000_000_u64)).await;
-    chain.set_balance(g.session, U256::from(10u64).pow(U256::from(19u64))).await;
+    let (chain, token, w, g) = funded("mcp-unknown-args", "1, 31337").await;
     let mut mcp = Mcp::start(&w.cli, g.session, Some(&chain.url));
     let pay = serde_json::json!({
         "to": token.to_string(),
