@@ -267,6 +267,9 @@ fn grant(conn: &Conn, key: &Path, agent: &str, policy: &PathBuf, nonce: Option<u
         Address::from_public_key(&k256::ecdsa::VerifyingKey::from_sec1_bytes(&agent_pk).context("agent public key")?);
     let p = compile(policy)?;
     p.check_lifetime(now()).map_err(|d| anyhow!("{d}"))?;
+    if let Some(w) = bridle_common::policy::explain::unbounded_native_value(&p) {
+        eprintln!("warning: {w} (bridle policy explain shows the whole policy)");
+    }
     let e = conn.connect(None)?;
     let msg = OwnerAction {
         action: action::CREATE_SESSION.into(),
@@ -372,6 +375,9 @@ fn update_floor(ss: &SessionStatus) -> u64 {
 fn update(conn: &Conn, key: &Path, session: Address, policy: &PathBuf, nonce: Option<u64>, dry: bool) -> Result<()> {
     let key = keys::load(key)?;
     let p = compile(policy)?;
+    if let Some(w) = bridle_common::policy::explain::unbounded_native_value(&p) {
+        eprintln!("warning: {w} (bridle policy explain shows the whole policy)");
+    }
     let (e, ss) = owned_session(conn, session, key.address)?;
     let old = current_policy(&e, session, ss.policy_hash);
     println!("session {session} enforces policy {} now; {}", ss.policy_hash, e.signed_line());

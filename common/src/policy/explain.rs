@@ -28,6 +28,21 @@ fn value(v: &ArgValue) -> String {
 }
 
 /// Explain every rule, one line each, with its rule path.
+/// What `explain` says when nothing bounds the native value an allowed call carries: native
+/// value is not an argument any rule names, so without `max_value_per_call` or a limit or
+/// stream in the native coin an allowed call may carry any amount (a review of 2026-12-07: a
+/// swap with tight argument rules carried 1000 ETH, which a router leaves for anyone to
+/// take). `None` when bounded, or when no call is allowed.
+pub fn unbounded_native_value(p: &CompiledPolicy) -> Option<&'static str> {
+    let d = &p.doc;
+    let bounded = d.max_value_per_call.is_some()
+        || p.limit_assets.contains(&AssetRef::Native)
+        || p.stream_assets.contains(&AssetRef::Native);
+    (!bounded && !p.calls.is_empty()).then_some(
+        "native value: no bound — every allowed call may carry any amount of the chain's native coin (ETH), which goes to the contract called; set max_value_per_call (\"0 ETH\" for none), or a [[limits]] or [[streams]] entry in ETH",
+    )
+}
+
 pub fn explain(p: &CompiledPolicy) -> String {
     let d = &p.doc;
     let mut s = String::new();
@@ -85,17 +100,8 @@ pub fn explain(p: &CompiledPolicy) -> String {
         let _ =
             writeln!(s, "max_value_per_call: at most {} of native value per call", p.fmt_amount(AssetRef::Native, v));
     }
-    // Native value is not an argument any rule names: without a bound on it, an allowed call
-    // may carry any amount (a review of 2026-12-07: a swap with tight argument rules carried
-    // 1000 ETH, which a router leaves for anyone to take).
-    let native_bounded = d.max_value_per_call.is_some()
-        || p.limit_assets.contains(&AssetRef::Native)
-        || p.stream_assets.contains(&AssetRef::Native);
-    if !native_bounded && !p.calls.is_empty() {
-        let _ = writeln!(
-            s,
-            "native value: no bound — every allowed call may carry any amount of the chain's native coin (ETH), which goes to the contract called; set max_value_per_call (\"0 ETH\" for none), or a [[limits]] or [[streams]] entry in ETH"
-        );
+    if let Some(w) = unbounded_native_value(p) {
+        let _ = writeln!(s, "{w}");
     }
     for (i, c) in p.calls.iter().enumerate() {
         let target = c.target.map(|a| a.to_string()).unwrap_or_else(|| "any contract (*)".into());
