@@ -23,6 +23,7 @@ pub mod peers;
 pub mod proposing;
 pub mod redact;
 pub mod replica;
+pub mod snapshot_in;
 pub mod types;
 pub mod upkeep;
 

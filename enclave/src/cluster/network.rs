@@ -345,6 +345,12 @@ impl RaftNetwork<TypeConfig> for Conn {
         } else {
             snapshot
         };
+        // Sent under an id of its own that names the bytes sent: the receiver takes the
+        // chunks in order and the whole only as hashed ([`super::snapshot_in`]).
+        let mut meta = snapshot.meta;
+        let data = snapshot.snapshot.into_inner();
+        meta.snapshot_id = super::snapshot_in::stream_id(&meta.snapshot_id, &data);
+        let snapshot = Snapshot { meta, snapshot: Box::new(Cursor::new(data)) };
         Chunked::send_snapshot(self, vote, snapshot, cancel, option).await
     }
 

@@ -82,6 +82,8 @@ pub struct ClusterNode {
     /// answer but never catch up: [`super::upkeep::LEARNER_STALLED_AFTER`]).
     progress: Mutex<HashMap<NodeId, (Option<u64>, Instant)>>,
     refusals: Mutex<(u64, u32)>,
+    /// The snapshot stream this node is taking ([`super::snapshot_in`]).
+    snapshot_in: tokio::sync::Mutex<super::snapshot_in::SnapshotIn>,
     /// Owner messages being proposed: a copy of one is refused before the log.
     proposing: Proposing,
     /// Sessions whose checked policy update is being proposed: one at a time each.
@@ -140,6 +142,7 @@ impl ClusterNode {
             seen: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
             refusals: Mutex::new((0, 0)),
+            snapshot_in: tokio::sync::Mutex::new(Default::default()),
             proposing: Proposing::default(),
             updating: Proposing::default(),
             election,
@@ -686,7 +689,24 @@ impl ClusterNode {
             }
             Rpc::Snapshot(_, r) => {
                 let vote = r.vote;
+                // One chunk at a time, in order, the whole as the leader hashed it
+                // ([`super::snapshot_in`]): a chunk spliced from another stream never
+                // reaches openraft, whose storage error would stop this node for good.
+                let mut taking = self.snapshot_in.lock().await;
+                let admitted = match taking.admit(&r.meta.snapshot_id, r.offset, &r.data, r.done) {
+                    Ok(a) => a,
+                    Err(m) => {
+                        tracing::warn!(mismatch = %m, "a snapshot chunk out of its stream's order refused");
+                        return RpcReply::Snapshot(Err(openraft::error::RaftError::APIError(
+                            openraft::error::InstallSnapshotError::SnapshotMismatch(m),
+                        )));
+                    }
+                };
                 let r = self.raft.install_snapshot(r).await;
+                if r.as_ref().is_ok_and(|resp| resp.vote == vote) {
+                    taking.taken(admitted);
+                }
+                drop(taking);
                 // A leader's message too: a learner taking a large snapshot hears no append
                 // meanwhile (not the failure detector's concern: a voter being sent a
                 // snapshot is not caught up).
