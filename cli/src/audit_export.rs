@@ -5,7 +5,9 @@
 //! random nonce of ours *first*, then for the host's copy of the log, and stores that head in
 //! the export (`fresh_head`). The copy must reach it: otherwise the host withholds entries
 //! (or lags), and the command says how many are missing and exits 1 (the file is written
-//! for inspection). `bridle verify audit` checks the same, and more.
+//! for inspection). `bridle verify audit` checks the same, and more. A copy the host's audit
+//! retention pruned (starting after entry 0, where the host says it pruned up to there) is
+//! taken only with `--from-seq N` at or after its first entry; otherwise it exits 1.
 
 use alloy_primitives::Address;
 use anyhow::{anyhow, Context as _};
@@ -36,6 +38,11 @@ pub struct ExportArgs {
     /// for the host, if any).
     #[arg(long, value_name = "HEX")]
     pub identity_key: Option<String>,
+    /// Take a copy the host's audit retention pruned when it starts at or before this entry
+    /// (e.g. the entry after the last one your previous export holds): without it, a copy
+    /// that starts after entry 0 exits 1.
+    #[arg(long, value_name = "SEQ")]
+    pub from_seq: Option<u64>,
 }
 
 /// Run `bridle audit …`.
@@ -134,6 +141,20 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
              --from-seq {first})",
             first - 1
         );
+        // Like `verify audit`: a copy that starts later is taken only where asked for, so a
+        // script that keeps exports by their exit status never keeps one with a hole before
+        // it (a review of 2026-12-07).
+        match a.from_seq {
+            None => {
+                eprintln!("not taken: pass --from-seq N (the entry after your previous export's last) to take a copy that starts at seq {first}");
+                return Ok(1);
+            }
+            Some(n) if n < first => {
+                eprintln!("not taken: entries {n}..={} are not in the copy (--from-seq {n})", first - 1);
+                return Ok(1);
+            }
+            Some(_) => {}
+        }
     }
     match checked {
         Err(reason) => {

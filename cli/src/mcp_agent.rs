@@ -240,10 +240,13 @@ impl Agent {
         // (its word: a node that lies about it would have the payment made twice) stays
         // kept, and paying again takes `new_payment` with its nonce checked (a review of
         // 2026-12-07).
+        let mut reverted = Vec::new();
         for (n, hash) in candidates {
             let rc = node.call("eth_getTransactionReceipt", json!([hash]))?;
             if rc["status"].as_str() == Some("0x1") {
                 own.push(n);
+            } else if !rc.is_null() {
+                reverted.push(n);
             }
         }
         // The nonce a new payment takes: the node's next, or, when the model asks for a new
@@ -252,7 +255,7 @@ impl Agent {
         let mut fresh_nonce = pending;
         let send = {
             let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-            kept.prune(chain_id, before.uses, &own, Instant::now());
+            kept.prune(chain_id, before.uses, &own, &reverted, Instant::now());
             self.kept_file.save(&kept).context("cannot write the kept payments down: nothing signed")?;
             if r.new_payment {
                 // A new payment in place of a kept one whose nonce is used pays a second time
@@ -292,6 +295,7 @@ impl Agent {
                 }));
             }
             Send::NonceTaken { nonce } => return Err(KeptError::nonce_used(chain_id, nonce, pending, false).into()),
+            Send::Reverted { hash, nonce } => return Err(KeptError::reverted(chain_id, nonce, hash).into()),
             Send::Full => return Err(KeptError::full().into()),
         };
         let nonce = tx.nonce();

@@ -118,6 +118,21 @@ impl KeptError {
         }
     }
 
+    pub(crate) fn reverted(chain_id: u64, nonce: u64, hash: B256) -> KeptError {
+        KeptError {
+            kind: "kept_reverted",
+            chain_id: Some(chain_id),
+            nonce: Some(nonce),
+            hash: Some(hash),
+            text: format!(
+                "This payment was signed and sent as transaction {hash} (nonce {nonce} on chain {chain_id}), which is \
+                 mined, and the node says it reverted (the node's word: nothing this server can check). If it did, \
+                 nothing was paid: ask again with new_payment: true and checked_nonce: {nonce} once you have checked \
+                 that transaction's receipt; if it did not, that payment is made."
+            ),
+        }
+    }
+
     pub(crate) fn full() -> KeptError {
         KeptError {
             kind: "too_many_unresolved",

@@ -28,8 +28,12 @@ use std::time::{Duration, Instant};
 /// the enclave's stamp window (60 s by default; a stamp is good for the window on either
 /// side of its time).
 pub const UNRESOLVED_FOR: Duration = Duration::from_secs(300);
-/// The most payments kept; beyond, new payments wait until some are resolved.
+/// The most payments kept unresolved; beyond, new payments wait until some are resolved.
 pub const MAX_KEPT: usize = 256;
+/// The most payments kept as mined but reverted (the node's word); beyond, the oldest goes.
+/// They are kept apart from [`MAX_KEPT`]: reverts are ordinary (a swap past its slippage),
+/// and 256 of them stopped every payment for good (a review of 2026-12-07).
+pub const MAX_REVERTED: usize = 1024;
 
 /// A payment the model asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +53,10 @@ enum State {
     /// Signed, checked and broadcast as `hash` (`raw`, to broadcast again while it is not
     /// mined); kept until its nonce is mined.
     Sent { hash: B256, raw: Bytes },
+    /// Sent as `hash` and mined, and the node says it reverted: asked for again, paid again
+    /// only as a new payment with its nonce checked (a node that says "reverted" of a
+    /// transfer that succeeded would otherwise have it paid twice).
+    Reverted { hash: B256 },
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +85,7 @@ pub struct Saved {
 pub enum SavedState {
     Unseen { held: bool, uses_before: u64, at: u64 },
     Sent { hash: B256, raw: Bytes },
+    Reverted { hash: B256 },
 }
 
 impl KeptPayments {
@@ -94,6 +103,7 @@ impl KeptPayments {
                         at: now_unix.saturating_sub(now.saturating_duration_since(*at).as_secs()),
                     },
                     State::Sent { hash, raw } => SavedState::Sent { hash: *hash, raw: raw.clone() },
+                    State::Reverted { hash } => SavedState::Reverted { hash: *hash },
                 },
             })
             .collect()
@@ -114,6 +124,7 @@ impl KeptPayments {
                             State::Unseen { held, uses_before, at: now.checked_sub(ago).unwrap_or(now) }
                         }
                         SavedState::Sent { hash, raw } => State::Sent { hash, raw },
+                        SavedState::Reverted { hash } => State::Reverted { hash },
                     },
                 })
                 .collect(),
@@ -134,6 +145,9 @@ pub enum Send {
     /// Sent at `nonce`, which is mined, but not by this payment's own transaction (its
     /// receipt is not there): another copy of this payment may fill it; nothing to sign.
     NonceTaken { nonce: u64 },
+    /// Its own transaction `hash` at `nonce` was mined and the node says it reverted:
+    /// nothing to sign unless a new payment is asked for with that nonce checked.
+    Reverted { hash: B256, nonce: u64 },
     /// Too many payments unresolved: nothing to send.
     Full,
 }
@@ -148,7 +162,7 @@ impl KeptPayments {
             .filter(|k| k.payment.chain_id == chain && k.tx.nonce() < mined)
             .filter_map(|k| match k.state {
                 State::Sent { hash, .. } => Some((k.tx.nonce(), hash)),
-                State::Unseen { .. } => None,
+                State::Unseen { .. } | State::Reverted { .. } => None,
             })
             .collect()
     }
@@ -159,7 +173,11 @@ impl KeptPayments {
     /// [`KeptPayments::sent_below`]), which can
     /// no longer be mined (a review of 2026-12-05: an honest refusal stayed kept for ever
     /// once any later signature moved the count, and 256 of them stopped every payment).
-    pub fn prune(&mut self, chain: u64, uses_now: u64, own: &[u64], now: Instant) {
+    ///
+    /// `reverted`: nonces whose mined transaction is one this server sent and that the node
+    /// says reverted — those payments are kept as [`State::Reverted`], at most
+    /// [`MAX_REVERTED`], the oldest going first.
+    pub fn prune(&mut self, chain: u64, uses_now: u64, own: &[u64], reverted: &[u64], now: Instant) {
         self.0.retain(|k| {
             if k.payment.chain_id != chain {
                 return true;
@@ -168,12 +186,30 @@ impl KeptPayments {
                 // Let go once its own transaction is mined; a nonce mined by another copy
                 // (a host that had an earlier transaction of this payment signed) keeps it.
                 State::Sent { .. } => !own.contains(&k.tx.nonce()),
-                State::Unseen { .. } if own.contains(&k.tx.nonce()) => false,
+                State::Reverted { .. } => true,
+                State::Unseen { .. } if own.contains(&k.tx.nonce()) || reverted.contains(&k.tx.nonce()) => false,
                 State::Unseen { held, uses_before, at } => {
                     held || now.saturating_duration_since(at) < UNRESOLVED_FOR || uses_now > uses_before
                 }
             }
         });
+        for k in self.0.iter_mut().filter(|k| k.payment.chain_id == chain && reverted.contains(&k.tx.nonce())) {
+            if let State::Sent { hash, .. } = k.state {
+                k.state = State::Reverted { hash };
+            }
+        }
+        let kept_reverted = self.0.iter().filter(|k| matches!(k.state, State::Reverted { .. })).count();
+        let mut extra = kept_reverted.saturating_sub(MAX_REVERTED);
+        self.0.retain(|k| {
+            let go = extra > 0 && matches!(k.state, State::Reverted { .. });
+            extra -= usize::from(go);
+            !go
+        });
+    }
+
+    /// Payments kept unresolved (the ones [`MAX_KEPT`] bounds).
+    fn unresolved(&self) -> usize {
+        self.0.iter().filter(|k| !matches!(k.state, State::Reverted { .. })).count()
     }
 
     /// What to send for `asked`, after [`KeptPayments::prune`] (`mined`: the node's count
@@ -182,7 +218,7 @@ impl KeptPayments {
     pub fn send(&self, asked: &Payment, mined: u64, new: bool) -> Send {
         let kept = self.0.iter().find(|k| k.payment == *asked);
         match kept {
-            None if self.0.len() >= MAX_KEPT => Send::Full,
+            None if self.unresolved() >= MAX_KEPT => Send::Full,
             None => Send::Fresh,
             Some(_) if new => Send::Fresh,
             Some(Kept { tx, state: State::Unseen { held, .. }, .. }) => Send::Again { tx: tx.clone(), held: *held },
@@ -192,6 +228,7 @@ impl KeptPayments {
             Some(Kept { tx, state: State::Sent { hash, raw }, .. }) => {
                 Send::NotMined { hash: *hash, nonce: tx.nonce(), raw: raw.clone() }
             }
+            Some(Kept { tx, state: State::Reverted { hash }, .. }) => Send::Reverted { hash: *hash, nonce: tx.nonce() },
         }
     }
 
@@ -226,7 +263,7 @@ impl KeptPayments {
         let earlier =
             self.0.iter().find(|k| k.payment == payment && k.tx.nonce() == tx.nonce()).map(|k| match k.state {
                 State::Unseen { uses_before: u, held: h, .. } => (u, h),
-                State::Sent { .. } => (0, false),
+                State::Sent { .. } | State::Reverted { .. } => (0, false),
             });
         let (uses_before, held) = earlier.map_or((uses_before, held), |(u, h)| (u.min(uses_before), h || held));
         self.put(Kept { payment, tx, state: State::Unseen { held, uses_before, at: now } });
@@ -280,46 +317,46 @@ pub(crate) mod tests {
         assert_eq!(kept.send_(&payment(1)), Send::Again { tx: tx(5), held: false });
         assert_eq!(kept.send_(&payment(2)), Send::Fresh);
         // Its stamp may still be used: kept, even with nothing signed.
-        kept.prune(1, 4, &[], later - Duration::from_secs(1));
+        kept.prune(1, 4, &[], &[], later - Duration::from_secs(1));
         assert_eq!(kept.send_(&payment(1)), Send::Again { tx: tx(5), held: false });
         // Later, one signature made since the request (the host's, perhaps): still kept.
-        kept.prune(1, 5, &[], later);
+        kept.prune(1, 5, &[], &[], later);
         assert_eq!(kept.send_(&payment(1)), Send::Again { tx: tx(5), held: false });
         // Sent again and unseen again at a count of 5 (the host may have had the first round
         // signed): the lowest count is kept, so 5 later does not read as never signed.
         kept.unseen(payment(1), tx(5), Some("spend_cap"), 5, t0);
-        kept.prune(1, 5, &[], later);
+        kept.prune(1, 5, &[], &[], later);
         assert_eq!(kept.send_(&payment(1)), Send::Again { tx: tx(5), held: false });
         // Later, the count where it was before the first request: never signed, let go.
-        kept.prune(1, 4, &[], later);
+        kept.prune(1, 4, &[], &[], later);
         assert_eq!(kept.send_(&payment(1)), Send::Fresh);
         // A hold waits for the owner, however long.
         kept.unseen(payment(3), tx(7), Some("pending_approval"), 4, t0);
-        kept.prune(1, 4, &[], later + UNRESOLVED_FOR);
+        kept.prune(1, 4, &[], &[], later + UNRESOLVED_FOR);
         assert_eq!(kept.send_(&payment(3)), Send::Again { tx: tx(7), held: true });
         // Signed and sent: refused until mined, then let go.
         let raw = Bytes::from(vec![9u8; 3]);
         let hash = alloy_primitives::keccak256(&raw);
         kept.sent(payment(3), tx(7), raw.clone());
-        kept.prune(1, 9, &[], later);
+        kept.prune(1, 9, &[], &[], later);
         assert_eq!(kept.send(&payment(3), 7, false), Send::NotMined { hash, nonce: 7, raw });
         assert_eq!(kept.nonce_of(&payment(3)), Some(7));
         // Another chain's count touches nothing here.
-        kept.prune(2, 9, &[], later);
+        kept.prune(2, 9, &[], &[], later);
         assert_eq!(kept.nonce_of(&payment(3)), Some(7));
         assert_eq!(kept.sent_below(1, 8), vec![(7, hash)]);
         // Nonce 7 mined, but not by its own transaction (no receipt): kept, the nonce taken.
-        kept.prune(1, 9, &[], later);
+        kept.prune(1, 9, &[], &[], later);
         assert_eq!(kept.send(&payment(3), 8, false), Send::NonceTaken { nonce: 7 });
         // A new payment asked for: a fresh one (which replaces this once sent).
         assert_eq!(kept.send(&payment(3), 8, true), Send::Fresh);
         // Mined by its own transaction: let go.
-        kept.prune(1, 9, &[7], later);
+        kept.prune(1, 9, &[7], &[], later);
         assert_eq!(kept.send_(&payment(3)), Send::Fresh);
         // A refused payment kept at nonce 10, and a payment sent from here that filled nonce
         // 10: the refused one can no longer be mined, and goes, whatever the count.
         kept.unseen(payment(5), tx(10), Some("spend_cap"), 0, t0);
-        kept.prune(1, 99, &[10], t0);
+        kept.prune(1, 99, &[10], &[], t0);
         assert_eq!(kept.send_(&payment(5)), Send::Fresh);
         // A new payment over a free kept nonce (another transaction, the same nonce), unseen
         // too, keeps the first round's count; over a payment sent, the count 0.
@@ -329,11 +366,11 @@ pub(crate) mod tests {
         };
         kept.unseen(payment(7), tx(20), Some("spend_cap"), 4, t0);
         kept.unseen(payment(7), other(20), Some("spend_cap"), 5, t0);
-        kept.prune(1, 5, &[], later);
+        kept.prune(1, 5, &[], &[], later);
         assert_eq!(kept.send_(&payment(7)), Send::Again { tx: other(20), held: false });
         kept.sent(payment(8), tx(21), Bytes::from(vec![1u8]));
         kept.unseen(payment(8), other(21), Some("spend_cap"), 5, t0);
-        kept.prune(1, 5, &[], later + UNRESOLVED_FOR);
+        kept.prune(1, 5, &[], &[], later + UNRESOLVED_FOR);
         assert_eq!(kept.send_(&payment(8)), Send::Again { tx: other(21), held: false });
         kept.forget(&payment(7));
         kept.forget(&payment(8));
@@ -353,5 +390,40 @@ pub(crate) mod tests {
         assert_eq!(kept.0.len(), MAX_KEPT);
         assert_eq!(kept.send_(&Payment { value: U256::from(MAX_KEPT), ..payment(1) }), Send::Full);
         assert_eq!(kept.send_(&payment(1)), Send::Again { tx: tx(1), held: false });
+    }
+
+    /// A payment whose own transaction the node says reverted is kept apart: asked for
+    /// again, it is not signed unless asked for as a new payment; reverted ones never stop
+    /// new payments, and the oldest go beyond MAX_REVERTED (a review of 2026-12-07: 256
+    /// reverts stopped every payment for good).
+    #[test]
+    fn reverted_payments_are_kept_apart_and_never_stop_new_ones() {
+        let t0 = Instant::now();
+        let mut kept = KeptPayments::default();
+        let raw = |n: u64| Bytes::from(n.to_be_bytes().to_vec());
+        let pay =
+            |n: u64| Payment { chain_id: 1, to: Address::repeat_byte(9), value: U256::from(n), data: Bytes::new() };
+        let total = (MAX_KEPT + MAX_REVERTED + 10) as u64;
+        for n in 0..total {
+            assert_eq!(kept.send(&pay(n), n, false), Send::Fresh, "payment {n}");
+            kept.sent(pay(n), tx(n), raw(n));
+            // Mined, and the node says it reverted.
+            kept.prune(1, 0, &[], &[n], t0);
+        }
+        assert_eq!(kept.0.len(), MAX_REVERTED);
+        assert_eq!(kept.send(&pay(total), total, false), Send::Fresh);
+        let last = total - 1;
+        assert_eq!(
+            kept.send(&pay(last), total, false),
+            Send::Reverted { hash: alloy_primitives::keccak256(raw(last)), nonce: last }
+        );
+        // The oldest went.
+        assert_eq!(kept.send(&pay(0), total, false), Send::Fresh);
+        // Asked for as a new payment: a fresh one.
+        assert_eq!(kept.send(&pay(last), total, true), Send::Fresh);
+        // A refused payment kept at a nonce a reverted transaction of this server filled goes.
+        kept.unseen(pay(7_000), tx(total), Some("spend_cap"), 0, t0);
+        kept.prune(1, 0, &[], &[total], t0);
+        assert_eq!(kept.send(&pay(7_000), total + 1, false), Send::Fresh);
     }
 }

@@ -13,7 +13,7 @@
 //! when the process ends) is taken at start, and a second server for the same session and
 //! file refuses to start — two servers would each pay what the other was refused.
 
-use crate::mcp_kept::{KeptPayments, Saved, MAX_KEPT};
+use crate::mcp_kept::{KeptPayments, Saved, MAX_KEPT, MAX_REVERTED};
 use alloy_primitives::Address;
 use anyhow::{bail, Context, Result};
 use std::fs::{File, OpenOptions};
@@ -21,9 +21,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The most bytes a kept-payments file may hold: [`MAX_KEPT`] payments of a transaction of
-/// up to the host's body limit, twice (the request and what was signed), and some room.
-const MAX_FILE_BYTES: u64 = 600 * 1024 * 1024;
+/// The most bytes a kept-payments file may hold: [`MAX_KEPT`] and [`MAX_REVERTED`]
+/// payments of a transaction of up to the host's body limit, twice (the request and what was
+/// signed), in hex: a bound against a file that is not one.
+const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// The kept-payments file of one server, locked for its life.
 #[derive(Debug)]
@@ -83,8 +84,13 @@ impl KeptFile {
                         path.display()
                     )
                 })?;
-                if saved.len() > MAX_KEPT {
-                    bail!("{} holds {} payments, more than the {MAX_KEPT} a server keeps", path.display(), saved.len());
+                if saved.len() > MAX_KEPT + MAX_REVERTED {
+                    bail!(
+                        "{} holds {} payments, more than the {} a server keeps",
+                        path.display(),
+                        saved.len(),
+                        MAX_KEPT + MAX_REVERTED
+                    );
                 }
                 KeptPayments::restored(saved, now_unix(), Instant::now())
             }

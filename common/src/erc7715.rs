@@ -334,9 +334,20 @@ pub fn map(json: &str, known: &[KnownToken], now: u64, chain: Option<u64>) -> Re
         None => requests,
     };
     // Expiry first: streams without maxAmount are bounded by it.
+    // An expiry given in a form this tool cannot read exactly is not taken as none (which
+    // would widen a one-hour grant to 24 h: a review of 2026-12-07): the mapping stops.
     for (r, req) in requests.iter().enumerate() {
-        match req.get("expiry").and_then(u64_of) {
-            Some(e) => out.expiry = Some(out.expiry.map_or(e, |x| x.min(e))),
+        match req.get("expiry").filter(|v| !v.is_null()) {
+            Some(v) => match u64_of(v) {
+                Some(e) => out.expiry = Some(out.expiry.map_or(e, |x| x.min(e))),
+                None => {
+                    return Err(format!(
+                    "request[{r}]: expiry {} is not a whole number of seconds this tool reads exactly (give it as a \
+                         number below 2^64, or a 0x-hex or decimal string)",
+                    crate::quote::escape_within(&v.to_string(), 64).0
+                ))
+                }
+            },
             None => out.notes.push(format!("request[{r}]: no expiry; the policy lasts 24 h from the grant")),
         }
     }

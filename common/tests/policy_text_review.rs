@@ -438,3 +438,65 @@ functions = [{{ signature = "exactInputSingle((address,address,uint24,address,ui
     .unwrap();
     assert!(!explain(&bounded).contains("native value: no bound"));
 }
+
+/// Addresses and EIP-55 (a review of 2026-12-07): what is taken and what is refused, in a
+/// policy file and in a policy document (JSON, as `bridle policy normalize` prints it), which
+/// `resolve_text` takes too.
+#[test]
+fn addresses_pass_eip55_in_files_and_documents() {
+    let text = |a: &str| {
+        format!(
+            r#"
+name = "eip55"
+chains = [1]
+valid_for = "1h"
+
+[tokens]
+USDC = {{ address = "{a}", decimals = 6 }}
+
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)"]
+"#
+        )
+    };
+    let ok = |a: &str| bridle_common::policy::file::resolve_text(&text(a), 1_800_000_000);
+    let usdc = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"; // EIP-55 form
+    assert!(ok(usdc).is_ok(), "checksummed: {:?}", ok(usdc).err());
+    assert!(ok(&usdc.to_lowercase()).is_ok(), "lowercase");
+    let upper = format!("0x{}", &usdc[2..].to_uppercase());
+    assert!(ok(&upper).is_ok(), "all uppercase: {:?}", ok(&upper).err());
+    let upper_x = format!("0X{}", &usdc[2..].to_uppercase());
+    assert!(ok(&upper_x).is_ok(), "0X + uppercase: {:?}", ok(&upper_x).err());
+    let bad = "0xa0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"; // one letter's case changed
+    let e = ok(bad).unwrap_err();
+    assert!(e.to_string().contains("EIP-55"), "{e}");
+    // An address with digits only past the prefix and no letters: no case at all.
+    assert!(ok("0x1111111111111111111111111111111111111111").is_ok());
+    // Surrounding spaces.
+    assert!(ok(&format!(" {usdc} ")).is_ok(), "{:?}", ok(&format!(" {usdc} ")).err());
+
+    // The same policy given as a policy *document* (JSON, as `bridle policy normalize`
+    // prints it; `resolve_text` takes it as it is): the mistyped mixed-case address.
+    let doc = serde_json::to_string(&ok(usdc).unwrap()).unwrap();
+    assert!(doc.contains(usdc) || doc.contains(&usdc.to_lowercase()), "{doc}");
+    let doc_bad = doc.replace(usdc, bad).replace(&usdc.to_lowercase(), bad);
+    assert!(doc_bad.contains(bad));
+    let r = bridle_common::policy::file::resolve_text(&doc_bad, 1_800_000_000);
+    let e = r.map(|_| ()).expect_err("a document's mis-checksummed address is refused");
+    assert!(e.to_string().contains("EIP-55"), "{e}");
+    // The document as normalize prints it is taken.
+    assert!(bridle_common::policy::file::resolve_text(&doc, 1_800_000_000).is_ok());
+}
+
+/// `from-erc7715` took an `expiry` it could not read (a float such as `1.8000036e9`, an ISO
+/// date) as absent — "no expiry; the policy lasts 24 h from the grant" — so a one-hour grant
+/// mapped to a 24-hour session (a review of 2026-12-07). The mapping now stops.
+#[test]
+fn an_erc7715_expiry_it_cannot_read_stops_the_mapping() {
+    let now = 1_800_000_000u64;
+    let req = r#"{"chainId": 1, "expiry": 1.8000036e9, "permission": {"type": "native-token-periodic", "data": {
+        "periodAmount": "0xde0b6b3a7640000", "periodDuration": 86400}}}"#;
+    let e = bridle_common::erc7715::map(req, &[], now, None).map(|_| ()).expect_err("an unreadable expiry");
+    assert!(e.contains("expiry") && e.contains("not a whole number"), "{e}");
+}

@@ -104,18 +104,24 @@ async fn a_pruned_copy_is_the_log_from_its_first_kept_entry_and_never_called_who
     let kept = log["entries"].as_array().unwrap().len();
     assert!(kept >= 2, "the tip and what came after it: {log}");
 
-    // `bridle audit export`: the copy reaches the enclave's fresh head; it says what is not there.
+    // `bridle audit export`: the copy reaches the enclave's fresh head; it says what is not
+    // there, and takes it only from an entry asked for.
     let out = w.cli.run(&["audit", "export", "--out", "audit.json"]);
     let text = bridle_tests::cli::text(&out);
-    assert!(out.status.success(), "{text}");
+    assert!(!out.status.success() && text.contains("not taken: pass --from-seq"), "{text}");
     assert!(
         text.contains(&format!("entries 0..={} are not in the export", tip - 1)) && text.contains("its word"),
         "{text}"
     );
+    let earlier = (tip - 2).to_string();
+    let out = w.cli.run(&["audit", "export", "--out", "audit.json", "--from-seq", &earlier]);
+    assert!(!out.status.success(), "{}", bridle_tests::cli::text(&out));
+    let from = tip.to_string();
+    let out = w.cli.run(&["audit", "export", "--out", "audit.json", "--from-seq", &from]);
+    assert!(out.status.success(), "{}", bridle_tests::cli::text(&out));
     // `bridle verify audit`, pinned: not valid as a whole log; valid from the first kept entry.
     let (_, err) = w.cli.fails(&["verify", "audit", "audit.json", "--identity-key", &w.identity]);
     assert!(err.contains("entry 0 is missing") && err.contains(&format!("--from-seq {tip}")), "{err}");
-    let from = tip.to_string();
     let ok = w.cli.ok(&["verify", "audit", "audit.json", "--identity-key", &w.identity, "--from-seq", &from]);
     assert!(ok.contains(&format!("valid: audit log from seq {tip} (logged at")), "{ok}");
     assert!(ok.contains(&format!("not here: entries 0..={}", tip - 1)), "{ok}");
@@ -130,4 +136,70 @@ async fn a_pruned_copy_is_the_log_from_its_first_kept_entry_and_never_called_who
     assert!(v["error"].as_str().unwrap().contains("entry 0 is missing"), "{v}");
     let v = console_verify(&log, &identity, &json!(tip - 2));
     assert_eq!(v["ok"].as_bool(), Some(false), "{v}");
+}
+
+/// PostgreSQL shared by two hosts (a review of 2026-12-07): a relayed batch stored while
+/// another host's prune was in flight put the pruned entries back — `store_batch` read
+/// `pruned_through` without a lock, saw the value from before the prune committed, and its
+/// insert of a row the prune deleted waited for the prune, then inserted it. Now the batch
+/// holds the enclave's pruning row shared, the prune holds it for update. The interleaving
+/// is forced by a third session holding a lock on an `audit_gaps` row, which stalls the real
+/// prune after its `DELETE FROM audit_entries` and before its commit.
+#[test]
+fn postgres_a_relayed_batch_during_a_prune_does_not_put_pruned_entries_back() {
+    use bridle_common::audit::testing::TestChain;
+    use bridle_common::audit::AuditReply;
+    use bridle_host::audit_store::{AuditStore, BatchSource};
+    use bridle_host::store::{open, Database};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let Some(url) = bridle_tests::postgres::fresh_database("prune_race") else { return };
+    let db = Database::parse(&url).unwrap();
+    let host_a = open(&db).unwrap();
+    let host_b = open(&db).unwrap();
+    let mut chain = TestChain::new(7);
+    chain.fill(10);
+    let enclave = chain.enclave();
+    let pk: alloy_primitives::Bytes = chain.public_key().into();
+    let reply = AuditReply { entries: chain.entries.clone(), head: chain.head_at(9, 1_700_000_100), more: false };
+    let a = AuditStore::new(host_a.audit.clone());
+    a.accept_from(enclave, Some(&pk), &reply, BatchSource::OwnNode).unwrap();
+
+    // A gap row below the prune's reach, locked by a third session.
+    let mut psql = Command::new("psql")
+        .arg(&url)
+        .args(["-q", "-v", "ON_ERROR_STOP=1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("psql");
+    let mut sql = psql.stdin.take().unwrap();
+    writeln!(sql, "INSERT INTO audit_gaps (enclave, from_seq, to_seq, noticed_at) VALUES ('{enclave:#x}', 1, 1, 0);")
+        .unwrap();
+    writeln!(sql, "BEGIN; SELECT * FROM audit_gaps FOR UPDATE;").unwrap();
+    sql.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+
+    // Host A's retention prunes seq 0..=5 (a page of 6): stalls before its commit.
+    let pa = host_a.audit.clone();
+    let prune = std::thread::spawn(move || pa.prune_audit(&enclave, u64::MAX, 6, 1_800_000_000));
+    std::thread::sleep(Duration::from_millis(800));
+    // Host B stores a relayed batch of the same chain (another host's copy, from seq 0).
+    let b = AuditStore::new(host_b.audit.clone());
+    let relay = std::thread::spawn(move || b.accept_from(enclave, Some(&pk), &reply, BatchSource::Relayed));
+    std::thread::sleep(Duration::from_millis(800));
+    // The third session lets go.
+    writeln!(sql, "COMMIT;").unwrap();
+    drop(sql);
+    let _ = psql.wait();
+    let pruned = prune.join().unwrap().unwrap();
+    let relayed = relay.join().unwrap();
+    eprintln!("prune: {pruned:?}; relayed batch: {relayed:?}");
+    let through = host_a.audit.pruned_through(&enclave).unwrap();
+    let kept: Vec<u64> = host_a.audit.entries(&enclave, 0, 100).unwrap().iter().map(|e| e.seq).collect();
+    eprintln!("pruned_through {through:?}; stored seqs {kept:?}");
+    assert_eq!(through, Some(5));
+    assert!(kept.first().is_none_or(|&s| s > 5), "pruned through seq 5, yet seqs {kept:?} are stored again");
 }

@@ -275,7 +275,7 @@ async fn a_nodes_failed_receipt_is_labelled_and_a_retry_does_not_pay_twice() {
     let labelled = v.to_string().contains("node's word");
     let (err, text, v2) = mcp.tool("send_transaction", pay.clone());
     assert!(err, "{text}");
-    assert_eq!(v2["kind"], "kept_nonce_used", "the retry needs new_payment and the nonce checked: {v2}");
+    assert_eq!(v2["kind"], "kept_reverted", "the retry needs new_payment and the nonce checked: {v2}");
     let paid = chain.token_balance(token, DEAD).await;
     assert!(
         labelled && paid == U256::from(5_000_000u64),
@@ -309,4 +309,83 @@ async fn arguments_the_server_does_not_know_are_refused() {
     let paid = chain.token_balance(token, DEAD).await;
     assert!(paid.is_zero(), "chain_id 1 / nonce 5 / max_fee_per_gas / from ignored and paid: {r}");
     assert!(r.to_string().contains("unknown field"), "{r}");
+}
+
+/// Payments whose own transaction was mined but reverted (a swap past its slippage, a
+/// transfer over the balance) are kept apart from the unresolved ones: 256 of them filled
+/// `MAX_KEPT` for good, across restarts, and every new payment was refused
+/// `too_many_unresolved` (a review of 2026-12-07).
+///
+/// Also checked here: `tools/list` still advertises the tool's input schema with
+/// `deny_unknown_fields` (closed: `additionalProperties: false`), and a normal call works.
+#[tokio::test]
+async fn reverted_payments_never_stop_new_ones_across_restarts() {
+    let chain = Anvil::start();
+    let token = chain.deploy_erc20().await;
+    let policy = format!(
+        r#"
+name = "mcp-reverted"
+chains = [31337]
+valid_for = "24h"
+
+[tokens]
+USDC = {{ address = "{token}", decimals = 6 }}
+
+[[calls]]
+target = "USDC"
+functions = ["transfer(address,uint256)"]
+
+[[limits]]
+max = "100 USDC"
+per = "day"
+"#
+    );
+    let w = review::World::start(&policy);
+    let g = w.grant().await;
+    // Gas, but no tokens: every transfer reverts on chain.
+    chain.set_balance(g.session, U256::from(10u64).pow(U256::from(19u64))).await;
+    let mut mcp = Mcp::start(&w.cli, g.session, Some(&chain.url));
+
+    let list = mcp.request("tools/list", serde_json::json!({}));
+    let send = list["tools"].as_array().unwrap().iter().find(|t| t["name"] == "send_transaction").unwrap().clone();
+    eprintln!("send_transaction inputSchema: {}", send["inputSchema"]);
+    assert_eq!(send["inputSchema"]["additionalProperties"], false, "{send}");
+    assert!(send["inputSchema"]["properties"]["to"].is_object(), "{send}");
+
+    let pay = |n: u64| {
+        serde_json::json!({
+            "to": token.to_string(),
+            "function": "transfer(address,uint256)",
+            "args": [DEAD.to_string(), n.to_string()],
+            "gas_limit": 100000,
+        })
+    };
+    // The first one, waited for: mined, reverted (the node's true word).
+    let mut first = pay(1);
+    first["wait_for_receipt"] = serde_json::json!(true);
+    first["timeout_seconds"] = serde_json::json!(30);
+    let (err, text, v) = mcp.tool("send_transaction", first);
+    assert!(!err, "{text}");
+    assert_eq!(v["receipt"]["success"], false, "the transfer reverts on chain: {v}");
+    let t0 = std::time::Instant::now();
+    for n in 2..=256u64 {
+        let (err, text, _) = mcp.tool("send_transaction", pay(n));
+        assert!(!err, "payment {n}: {text}");
+    }
+    eprintln!("256 reverted payments in {:?}", t0.elapsed());
+    let mined = chain.rpc("eth_getTransactionCount", serde_json::json!([g.session, "latest"])).await;
+    assert_eq!(mined, "0x100", "all 256 mined (reverted)");
+
+    // A new, different payment: refused, the kept payments are full of payments whose own
+    // transaction was mined long ago.
+    let (err, text, _) = mcp.tool("send_transaction", pay(1000));
+    assert!(!err, "a new payment after 256 reverted ones: {text}");
+    // After a restart (a new conversation): the same, read back from the file.
+    drop(mcp);
+    let mut mcp = Mcp::start(&w.cli, g.session, Some(&chain.url));
+    let (err, text, _) = mcp.tool("send_transaction", pay(1001));
+    assert!(!err, "after a restart: {text}");
+    // A reverted one asked for again: not signed unless asked as a new payment.
+    let (err, text, v) = mcp.tool("send_transaction", pay(2));
+    assert!(err && v["kind"] == "kept_reverted", "{text} {v}");
 }

@@ -320,7 +320,13 @@ pub fn resolve_text(text: &str, now: u64) -> Result<Policy, Denial> {
             let bounded = crate::bounds::check_json_depth(text, "the policy file").is_ok()
                 && crate::policy::strict_json::no_duplicate_keys(text).is_ok();
             if bounded {
-                serde_json::from_str::<Policy>(text).map_err(|_| e)
+                let doc = serde_json::from_str::<Policy>(text).map_err(|_| e)?;
+                // A document's addresses pass the file's EIP-55 check too (a review of
+                // 2026-12-07: a hand-edited document kept a mistyped mixed-case address).
+                let v: serde_json::Value = serde_json::from_str(text)
+                    .map_err(|e| Denial::new(ErrorCode::InvalidPolicy, format!("policy JSON: {e}")))?;
+                document_checksums(&v)?;
+                Ok(doc)
             } else {
                 Err(e)
             }
@@ -334,21 +340,38 @@ pub fn resolve_text(text: &str, now: u64) -> Result<Policy, Denial> {
 /// review of 2026-12-07: it was taken, and `explain` then printed the checksummed form of the
 /// mistyped address, so the typo never showed).
 fn parse_address(s: &str, rule: &str) -> Result<Address, Denial> {
+    let a = Address::from_str(s.trim()).map_err(|_| err(rule, format!("`{s}` is not an address")))?;
+    checksum_holds(s, a).map_err(|why| err(rule, why))?;
+    Ok(a)
+}
+
+/// Whether `s`, which spells `a`, is all one case or holds its EIP-55 checksum.
+fn checksum_holds(s: &str, a: Address) -> Result<(), String> {
     let t = s.trim();
-    let a = Address::from_str(t).map_err(|_| err(rule, format!("`{s}` is not an address")))?;
     let digits = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
     let mixed = digits.bytes().any(|b| b.is_ascii_lowercase()) && digits.bytes().any(|b| b.is_ascii_uppercase());
     let checksummed = a.to_checksum(None);
     if mixed && checksummed.get(2..) != Some(digits) {
-        return Err(err(
-            rule,
-            format!(
-                "`{s}` is written in mixed case but its EIP-55 checksum does not hold (a mistyped character?): \
-                 the address it spells is checksummed {checksummed}; write that, or the address in lowercase"
-            ),
+        return Err(format!(
+            "`{s}` is written in mixed case but its EIP-55 checksum does not hold (a mistyped character?): the \
+             address it spells is checksummed {checksummed}; write that, or the address in lowercase"
         ));
     }
-    Ok(a)
+    Ok(())
+}
+
+/// Every string of a policy document that spells an address (`0x` and 40 hex digits) passes
+/// [`checksum_holds`]. The document's depth is bounded before this is called.
+fn document_checksums(v: &serde_json::Value) -> Result<(), Denial> {
+    match v {
+        serde_json::Value::String(s) => match Address::from_str(s) {
+            Ok(a) if s.len() == 42 => checksum_holds(s, a).map_err(|why| Denial::new(ErrorCode::InvalidPolicy, why)),
+            _ => Ok(()),
+        },
+        serde_json::Value::Array(a) => a.iter().try_for_each(document_checksums),
+        serde_json::Value::Object(o) => o.values().try_for_each(document_checksums),
+        _ => Ok(()),
+    }
 }
 
 fn time(t: &TimeSpec, rule: &str) -> Result<u64, Denial> {

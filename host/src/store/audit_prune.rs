@@ -138,7 +138,7 @@ pub(super) fn postgres_prune(
     let p: [&(dyn ToSql + Sync); 3] = [&e, &stored, &int(limit as u64)];
     let rows = tx.query(PAGE_POSTGRES, &p)?.iter().map(row_pair).collect::<anyhow::Result<Vec<_>>>()?;
     let Some(last) = last_to_go(&rows, before, tip) else {
-        // Nothing to go: the placeholder row (-1) is not kept.
+        // Nothing to go: a placeholder row made here (-1) is not kept.
         return Ok(Pruned { deleted: 0, through });
     };
     let deleted = tx.execute("DELETE FROM audit_entries WHERE enclave = $1 AND seq <= $2", &[&e, &int(last)])?;
@@ -150,6 +150,23 @@ pub(super) fn postgres_prune(
     )?;
     tx.commit()?;
     Ok(Pruned { deleted: deleted as usize, through: Some(through.map_or(last, |t| t.max(last))) })
+}
+
+/// [`postgres_through`], the enclave's row taken (a placeholder of `-1` made if none) and held
+/// shared until the caller's transaction ends: [`postgres_prune`] holds it for update, so
+/// the two never interleave.
+pub(super) fn postgres_through_locked(
+    tx: &mut postgres::Transaction<'_>,
+    enclave: &Address,
+    now: u64,
+) -> anyhow::Result<Option<u64>> {
+    let e = a(enclave);
+    tx.execute(
+        "INSERT INTO audit_pruned (enclave, through_seq, pruned_at) VALUES ($1, -1, $2) ON CONFLICT (enclave) DO NOTHING",
+        &[&e, &int(now)],
+    )?;
+    let row = tx.query_one("SELECT through_seq FROM audit_pruned WHERE enclave = $1 FOR SHARE", &[&e])?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).ok())
 }
 
 /// [`AuditBackend::pruned_through`] on PostgreSQL (a placeholder row of `-1`: none).

@@ -521,8 +521,12 @@ impl AuditBackend for PostgresBackend {
         let stored = tx
             .prepare("SELECT hash FROM audit_entries WHERE enclave = $1 AND seq = $2")
             .map_err(anyhow::Error::from)?;
-        // A relayed batch may reach below what was pruned: those stay pruned.
-        let pruned = super::audit_prune::postgres_through(&mut tx, &enclave)?;
+        // A relayed batch may reach below what was pruned: those stay pruned. The enclave's
+        // pruning row is held shared until this batch commits, so a prune (which holds it
+        // for update) runs wholly before or after the batch, never across it (a review of
+        // 2026-12-07: a batch that read the row while a prune was in flight put the pruned
+        // entries back).
+        let pruned = super::audit_prune::postgres_through_locked(&mut tx, &enclave, b.now)?;
         for (e, hash) in b.chain.hashed().filter(|(e, _)| pruned.is_none_or(|p| e.seq > p)) {
             let row = EntryRow::of(e, hash)?;
             let n = tx
