@@ -51,7 +51,11 @@ impl Machine {
             let (sym, dec) = p.unit(a);
             caps.push(CapStatus {
                 rule: format!("streams[{i}]"),
-                what: format!("{sym} stream (+{} every {} s)", format_decimal(st.rate, dec), st.every),
+                what: format!(
+                    "{sym} stream ({} per {} s, accrued continuously)",
+                    format_decimal(st.rate, dec),
+                    st.every
+                ),
                 spent: ledger.spent(Counters::key_of(p, a), Period::Session, anchor, t),
                 cap: st.max,
                 decimals: dec,
