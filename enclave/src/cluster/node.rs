@@ -35,7 +35,8 @@ use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor_attested, to_cbor};
 use bridle_common::protocol::{Call, Reply};
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::raft::AppendEntriesResponse;
+use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse};
+use openraft::Vote;
 use openraft::{ChangeMembers, Membership, ServerState};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -82,8 +83,9 @@ pub struct ClusterNode {
     /// answer but never catch up: [`super::upkeep::LEARNER_STALLED_AFTER`]).
     progress: Mutex<HashMap<NodeId, (Option<u64>, Instant)>>,
     refusals: Mutex<(u64, u32)>,
-    /// The snapshot stream this node is taking ([`super::snapshot_in`]).
-    snapshot_in: tokio::sync::Mutex<super::snapshot_in::SnapshotIn>,
+    /// The snapshot stream this node is taking ([`super::snapshot_in`]) and the reply to the
+    /// chunk it took last (answered again to that chunk sent again).
+    snapshot_in: tokio::sync::Mutex<(super::snapshot_in::SnapshotIn, Option<Vote<NodeId>>)>,
     /// Owner messages being proposed: a copy of one is refused before the log.
     proposing: Proposing,
     /// Sessions whose checked policy update is being proposed: one at a time each.
@@ -693,8 +695,29 @@ impl ClusterNode {
                 // ([`super::snapshot_in`]): a chunk spliced from another stream never
                 // reaches openraft, whose storage error would stop this node for good.
                 let mut taking = self.snapshot_in.lock().await;
-                let admitted = match taking.admit(&r.meta.snapshot_id, r.offset, &r.data, r.done) {
-                    Ok(a) => a,
+                let (gate, last_reply) = &mut *taking;
+                let admitted = match gate.admit(&r.meta.snapshot_id, r.offset, &r.data, r.done) {
+                    Ok(super::snapshot_in::Step::Pass(a)) => a,
+                    // The chunk just taken, again (its reply was lost): the reply it had.
+                    Ok(super::snapshot_in::Step::Again) => match *last_reply {
+                        Some(vote) => return RpcReply::Snapshot(Ok(InstallSnapshotResponse { vote })),
+                        None => {
+                            return RpcReply::Snapshot(Err(openraft::error::RaftError::APIError(
+                                openraft::error::InstallSnapshotError::SnapshotMismatch(
+                                    openraft::error::SnapshotMismatch {
+                                        expect: openraft::SnapshotSegmentId {
+                                            id: r.meta.snapshot_id.clone(),
+                                            offset: 0,
+                                        },
+                                        got: openraft::SnapshotSegmentId {
+                                            id: r.meta.snapshot_id.clone(),
+                                            offset: r.offset,
+                                        },
+                                    },
+                                ),
+                            )))
+                        }
+                    },
                     Err(m) => {
                         tracing::warn!(mismatch = %m, "a snapshot chunk out of its stream's order refused");
                         return RpcReply::Snapshot(Err(openraft::error::RaftError::APIError(
@@ -703,8 +726,9 @@ impl ClusterNode {
                     }
                 };
                 let r = self.raft.install_snapshot(r).await;
-                if r.as_ref().is_ok_and(|resp| resp.vote == vote) {
-                    taking.taken(admitted);
+                if let Some(resp) = r.as_ref().ok().filter(|resp| resp.vote == vote) {
+                    gate.taken(admitted);
+                    *last_reply = Some(resp.vote);
                 }
                 drop(taking);
                 // A leader's message too: a learner taking a large snapshot hears no append

@@ -13,8 +13,14 @@
 //! So a leader names each stream it sends by a random part and the SHA-256 of exactly the
 //! bytes it sends ([`stream_id`]), and a node passes a chunk on only when it starts a stream
 //! (offset 0) or continues the stream it is taking at exactly the next offset, and the last
-//! chunk only when the bytes taken hash to the id's ([`SnapshotIn::admit`]). Anything else
-//! is answered `SnapshotMismatch`, which makes the leader start its stream again from 0.
+//! chunk only when the bytes taken hash to the id's ([`SnapshotIn::admit`]). The chunk just
+//! taken, sent again (its reply was lost, and the leader tries it once more), is answered as
+//! it was, without going to openraft again. Anything else is answered `SnapshotMismatch`,
+//! which makes the leader start its stream again from 0.
+//!
+//! The gate holds while every chunk openraft takes is recorded ([`SnapshotIn::taken`]): the
+//! caller holds the gate across openraft's call and is never cancelled in between (cluster
+//! calls run to their end), and openraft takes a chunk under a vote it answers with.
 
 use openraft::error::SnapshotMismatch;
 use openraft::SnapshotSegmentId;
@@ -44,6 +50,10 @@ struct Stream {
     next: u64,
     /// The bytes taken so far, hashed.
     hash: Sha256,
+    /// The last chunk taken: its offset and its bytes' hash.
+    last: Option<(u64, [u8; 32])>,
+    /// The last chunk was the stream's last.
+    done: bool,
 }
 
 /// What a node knows of the snapshot stream it is taking.
@@ -55,25 +65,40 @@ pub struct SnapshotIn {
 /// A chunk admitted: the stream as it stands once openraft takes it ([`SnapshotIn::taken`]).
 pub struct Admitted {
     stream: Stream,
-    done: bool,
+}
+
+/// What to do with a chunk.
+pub enum Step {
+    /// Pass it on to openraft, then record it ([`SnapshotIn::taken`]).
+    Pass(Admitted),
+    /// The chunk just taken, again: answer as then.
+    Again,
 }
 
 impl SnapshotIn {
     /// Whether the chunk at `offset` of stream `id` (`data`, the last one when `done`) may be
     /// passed on to openraft.
-    pub fn admit(&self, id: &str, offset: u64, data: &[u8], done: bool) -> Result<Admitted, SnapshotMismatch> {
+    pub fn admit(&self, id: &str, offset: u64, data: &[u8], done: bool) -> Result<Step, SnapshotMismatch> {
         let mismatch = |expect: SnapshotSegmentId| SnapshotMismatch {
             expect,
             got: SnapshotSegmentId { id: id.to_string(), offset },
         };
+        let chunk: [u8; 32] = Sha256::digest(data).into();
+        if let Some(s) = self.current.as_ref().filter(|s| s.id == id && s.last == Some((offset, chunk))) {
+            // Exactly the chunk taken last (a retry whose first reply was lost).
+            let _ = s;
+            return Ok(Step::Again);
+        }
         let mut stream = match &self.current {
-            _ if offset == 0 => Stream { id: id.to_string(), next: 0, hash: Sha256::new() },
-            Some(s) if s.id == id && s.next == offset => s.clone(),
+            _ if offset == 0 => Stream { id: id.to_string(), next: 0, hash: Sha256::new(), last: None, done: false },
+            Some(s) if s.id == id && !s.done && s.next == offset => s.clone(),
             Some(s) if s.id == id => return Err(mismatch(SnapshotSegmentId { id: s.id.clone(), offset: s.next })),
             _ => return Err(mismatch(SnapshotSegmentId { id: id.to_string(), offset: 0 })),
         };
         stream.hash.update(data);
         stream.next = offset.saturating_add(data.len() as u64);
+        stream.last = Some((offset, chunk));
+        stream.done = done;
         if done {
             if let Some(want) = named_hash(id) {
                 if <[u8; 32]>::from(stream.hash.clone().finalize()) != want {
@@ -82,12 +107,12 @@ impl SnapshotIn {
                 }
             }
         }
-        Ok(Admitted { stream, done })
+        Ok(Step::Pass(Admitted { stream }))
     }
 
     /// openraft took the admitted chunk.
     pub fn taken(&mut self, a: Admitted) {
-        self.current = (!a.done).then_some(a.stream);
+        self.current = Some(a.stream);
     }
 }
 
@@ -95,8 +120,15 @@ impl SnapshotIn {
 mod tests {
     use super::*;
 
-    fn take(s: &mut SnapshotIn, id: &str, offset: u64, data: &[u8], done: bool) -> Result<(), SnapshotMismatch> {
-        s.admit(id, offset, data, done).map(|a| s.taken(a))
+    /// Admit and take; `Ok(false)` for a chunk answered again.
+    fn take(s: &mut SnapshotIn, id: &str, offset: u64, data: &[u8], done: bool) -> Result<bool, SnapshotMismatch> {
+        match s.admit(id, offset, data, done)? {
+            Step::Pass(a) => {
+                s.taken(a);
+                Ok(true)
+            }
+            Step::Again => Ok(false),
+        }
     }
 
     /// The review's splice: the first and last chunks of an abandoned stream, kept by the
@@ -122,11 +154,17 @@ mod tests {
         // In order, stream A completes.
         take(&mut s, &a, 6, &whole[6..12], false).unwrap();
         take(&mut s, &a, 12, &whole[12..], true).unwrap();
-        assert!(s.current.is_none());
-        // A chunk repeated at its own offset after the next was taken: refused.
+        // The last chunk again (its reply lost): answered as then; anything past it refused.
+        assert_eq!(take(&mut s, &a, 12, &whole[12..], true), Ok(false));
+        assert!(take(&mut s, &a, 16, b"x", true).is_err());
+        // The chunk just taken, again: answered as then, not passed on; an older one refused.
         take(&mut s, &b, 0, &whole[..6], false).unwrap();
         take(&mut s, &b, 6, &whole[6..12], false).unwrap();
-        assert!(take(&mut s, &b, 6, &whole[6..12], false).is_err());
+        assert_eq!(take(&mut s, &b, 6, &whole[6..12], false), Ok(false));
+        assert!(take(&mut s, &b, 0, &whole[..6], false).unwrap(), "offset 0 starts the stream again");
+        take(&mut s, &b, 6, &whole[6..12], false).unwrap();
+        assert!(take(&mut s, &b, 6, &whole[6..11], false).is_err(), "other bytes at the last offset");
+        take(&mut s, &b, 12, &whole[12..], true).unwrap();
     }
 
     #[test]
