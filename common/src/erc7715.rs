@@ -596,7 +596,7 @@ mod tests {
     fn each_permission_stays_on_its_own_chain() {
         // Review finding 9: 10 USDC/day on chain 1 and 0.1 ETH/day on 8453 must not become a
         // policy allowing both on both chains.
-        let usdc = "0xA0b86991c6218b36c1d19d4a2E9Eb0cE3606eB48";
+        let usdc = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48";
         let req = json!([
             {"chainId": 1, "expiry": NOW + 3600, "permissions": [{"type": "erc20-token-periodic",
                 "data": {"tokenAddress": usdc, "periodAmount": "10000000", "periodDuration": 86400, "startTime": NOW}}]},

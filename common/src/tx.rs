@@ -98,6 +98,11 @@ pub struct Gas {
     /// Gas the transaction's access list costs before its call runs (EIP-2930: 2 400 per
     /// address, 1 900 per storage key); 0 without one.
     pub access_list_gas: u64,
+    /// The account pays this gas to whoever bundles the request, and that may be the agent:
+    /// a user operation without a paymaster (its prefund is paid at the operation's own gas
+    /// price, whatever the bundle used). Its maximum cost is native value leaving the
+    /// account, charged to the native coin's line whatever `gas.count_in_native` says.
+    pub paid_to_bundler: bool,
 }
 
 /// What an access list costs up front (EIP-2930), saturating.
@@ -187,12 +192,14 @@ impl TxRequest {
     pub fn gas(&self) -> Option<Gas> {
         match self {
             TxRequest::Eip1559(t) => Some(Gas {
+                paid_to_bundler: false,
                 gas_limit: t.gas_limit,
                 max_fee_per_gas: t.max_fee_per_gas,
                 max_priority_fee_per_gas: t.max_priority_fee_per_gas,
                 access_list_gas: access_list_gas(&t.access_list),
             }),
             TxRequest::Legacy(t) => Some(Gas {
+                paid_to_bundler: false,
                 gas_limit: t.gas_limit,
                 max_fee_per_gas: t.gas_price,
                 max_priority_fee_per_gas: t.gas_price,

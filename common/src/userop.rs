@@ -327,6 +327,9 @@ impl UserOperationRequest {
             max_fee_per_gas: self.max_fee_per_gas,
             max_priority_fee_per_gas: self.max_priority_fee_per_gas,
             access_list_gas: 0,
+            // Without a paymaster the account pays the prefund to the bundler, which may be
+            // the agent itself (a review of 2026-12-07).
+            paid_to_bundler: self.paymaster.is_none(),
         })
     }
 

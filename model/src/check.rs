@@ -229,7 +229,9 @@ impl Model {
                 }
             }
         }
-        if p.gas.count_in_native {
+        // RULES §3: a user operation (here never with a paymaster) pays its maximum gas cost
+        // to whoever bundles it, the agent perhaps: native value, whatever count_in_native.
+        if p.gas.count_in_native || matches!(req, Req::UserOp { .. }) {
             charges.native = charges.gas;
         }
         // 7. Calls (or the permit), collecting token charges and registry writes.

@@ -47,7 +47,7 @@ fn readme_policy_example_compiles() {
     let block3 = &rest3[s3..e3];
     let (top, tables) = block3.split_at(block3.find("[approvals]").unwrap());
     let header3 = "name = 'governance'\nchains = [1]\nvalid_for = '1h'\n";
-    let tokens3 = "\n[tokens]\nUSDC = { address = '0xA0b86991c6218b36c1d19d4a2e9eb0ce3606eb48', decimals = 6 }\n\
+    let tokens3 = "\n[tokens]\nUSDC = { address = '0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48', decimals = 6 }\n\
         WETH = { address = '0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2', decimals = 18 }\n";
     let doc = resolve_text(&format!("{header3}{top}{tokens3}{tables}"), 1_800_000_000)
         .unwrap_or_else(|d| panic!("README block 3: {d}"));

@@ -434,7 +434,11 @@ fn check_gas(p: &CompiledPolicy, c: &Counters, ctx: &Context, g: &Gas, charges: 
     let cost = g.max_cost();
     check_gas_cost(p, c, ctx, cost)?;
     charges.gas_cost = cost;
-    if rules.count_in_native {
+    // A user operation's prefund without a paymaster is the account's native coin paid to
+    // whoever bundles it — the agent can bundle its own operations and name itself the
+    // beneficiary (a review of 2026-12-07: five operations paid it 88 times the native
+    // daily cap, counted nowhere): charged as native value, as `count_in_native` does.
+    if rules.count_in_native || g.paid_to_bundler {
         charges.native = charges.native.saturating_add(cost);
     }
     Ok(())

@@ -400,6 +400,7 @@ per = "day"
         max_fee_per_gas: fee * gwei,
         max_priority_fee_per_gas: tip * gwei,
         access_list_gas: 0,
+        paid_to_bundler: false,
     };
     assert_eq!(
         evaluate(&p, &c, &ctx(t0()), &op(g(50_000, 101, 1))).unwrap_err().rule.as_deref(),
@@ -430,8 +431,13 @@ fn native_cap_counts_gas_when_asked() {
         policy(&format!("[gas]\ncount_in_native = true\n[[limits]]\nmax = \"0.001 ETH\"\nper = \"day\"\n{USDC_DAILY}"));
     let c = Counters::new();
     let one = [xfer(USDC, ALICE, usdc(1))];
-    let g =
-        Gas { gas_limit: 100_000, max_fee_per_gas: 20_000_000_000, max_priority_fee_per_gas: 1, access_list_gas: 0 };
+    let g = Gas {
+        gas_limit: 100_000,
+        max_fee_per_gas: 20_000_000_000,
+        max_priority_fee_per_gas: 1,
+        access_list_gas: 0,
+        paid_to_bundler: false,
+    };
     let d = evaluate(&p, &c, &ctx(t0()), &op(1, &one, Some(g))).unwrap_err();
     assert_eq!((d.code, d.rule.as_deref()), (ErrorCode::SpendCap, Some("limits[0]")));
 }
