@@ -214,14 +214,28 @@ pub async fn user_op_hash(anvil: &Anvil, ep: Address, op: &UserOperationRequest)
 /// operation's execution succeeded (its `UserOperationEvent`, whose hash must be `want`).
 pub async fn handle_ops(anvil: &Anvil, ep: Address, op: &UserOperationRequest, signature: Bytes, want: B256) -> bool {
     let dev = anvil.deployer().await;
-    let data = handleOpsCall { ops: vec![packed(op, signature)], beneficiary: dev }.abi_encode();
+    handle_ops_paying(anvil, ep, op, signature, want, dev).await.0
+}
+
+/// [`handle_ops`] naming `beneficiary` (whoever bundles may name itself); whether the
+/// execution succeeded, and the gas cost the account paid (`actualGasCost`).
+pub async fn handle_ops_paying(
+    anvil: &Anvil,
+    ep: Address,
+    op: &UserOperationRequest,
+    signature: Bytes,
+    want: B256,
+    beneficiary: Address,
+) -> (bool, U256) {
+    let data = handleOpsCall { ops: vec![packed(op, signature)], beneficiary }.abi_encode();
     let r = anvil.call_from_dev(ep, data, U256::ZERO).await;
     for l in r["logs"].as_array().cloned().unwrap_or_default() {
         let topics: Vec<B256> = serde_json::from_value(l["topics"].clone()).unwrap();
         if topics.first() == Some(&UserOperationEvent::SIGNATURE_HASH) {
             assert_eq!(topics[1], want, "UserOperationEvent for another hash");
             let data: Bytes = serde_json::from_value(l["data"].clone()).unwrap();
-            return UserOperationEvent::decode_raw_log(topics.iter().copied(), &data).unwrap().success;
+            let e = UserOperationEvent::decode_raw_log(topics.iter().copied(), &data).unwrap();
+            return (e.success, e.actualGasCost);
         }
     }
     panic!("no UserOperationEvent in {r}");
