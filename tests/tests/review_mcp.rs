@@ -23,8 +23,8 @@ use std::time::Duration;
 const DEAD: Address = address!("000000000000000000000000000000000000dEaD");
 
 /// Anvil with a USDC-like token, and a world whose session (on `chains`) may send up to
-/// 100 USDC a day, holding 1 000 USDC and 10 ETH.
-async fn funded(name: &str, chains: &str) -> (Anvil, Address, review::World, Granted) {
+/// 100 USDC a day, holding `usdc` base units of it and 10 ETH.
+async fn funded_with(name: &str, chains: &str, usdc: u64) -> (Anvil, Address, review::World, Granted) {
     let chain = Anvil::start();
     let token = chain.deploy_erc20().await;
     let policy = format!(
@@ -47,9 +47,16 @@ per = "day"
     );
     let w = review::World::start(&policy);
     let g = w.grant().await;
-    chain.mint(token, g.session, U256::from(1_000_000_000_u64)).await;
+    if usdc > 0 {
+        chain.mint(token, g.session, U256::from(usdc)).await;
+    }
     chain.set_balance(g.session, U256::from(10u64).pow(U256::from(19u64))).await;
     (chain, token, w, g)
+}
+
+/// [`funded_with`] 1 000 USDC.
+async fn funded(name: &str, chains: &str) -> (Anvil, Address, review::World, Granted) {
+    funded_with(name, chains, 1_000_000_000).await
 }
 
 /// Kept payments across a restart (they were not).
@@ -320,30 +327,8 @@ async fn arguments_the_server_does_not_know_are_refused() {
 /// `deny_unknown_fields` (closed: `additionalProperties: false`), and a normal call works.
 #[tokio::test]
 async fn reverted_payments_never_stop_new_ones_across_restarts() {
-    let chain = Anvil::start();
-    let token = chain.deploy_erc20().await;
-    let policy = format!(
-        r#"
-name = "mcp-reverted"
-chains = [31337]
-valid_for = "24h"
-
-[tokens]
-USDC = {{ address = "{token}", decimals = 6 }}
-
-[[calls]]
-target = "USDC"
-functions = ["transfer(address,uint256)"]
-
-[[limits]]
-max = "100 USDC"
-per = "day"
-"#
-    );
-    let w = review::World::start(&policy);
-    let g = w.grant().await;
     // Gas, but no tokens: every transfer reverts on chain.
-    chain.set_balance(g.session, U256::from(10u64).pow(U256::from(19u64))).await;
+    let (chain, token, w, g) = funded_with("mcp-reverted", "31337", 0).await;
     let mut mcp = Mcp::start(&w.cli, g.session, Some(&chain.url));
 
     let list = mcp.request("tools/list", serde_json::json!({}));
