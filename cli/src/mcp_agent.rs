@@ -296,7 +296,10 @@ impl Agent {
             }
             Send::NonceTaken { nonce } => return Err(KeptError::nonce_used(chain_id, nonce, pending, false).into()),
             Send::Reverted { hash, nonce } => return Err(KeptError::reverted(chain_id, nonce, hash).into()),
-            Send::Full => return Err(KeptError::full().into()),
+            Send::Full => {
+                let oldest = self.kept.lock().unwrap_or_else(|e| e.into_inner()).oldest_unresolved(5);
+                return Err(KeptError::full(&oldest).into());
+            }
         };
         let nonce = tx.nonce();
         if again.is_some() && nonce < pending {

@@ -5,7 +5,7 @@
 
 use crate::client::{in_quotes, in_quotes_counted, quoted_to, Refused, MAX_QUOTED};
 use crate::mcp_kept::MAX_KEPT;
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use bridle_common::error::ErrorCode;
 use serde_json::{json, Value};
 
@@ -133,15 +133,21 @@ impl KeptError {
         }
     }
 
-    pub(crate) fn full() -> KeptError {
+    /// `oldest`: the oldest unresolved payments, (chain, nonce, to), to name (a review of
+    /// 2026-12-07: the model could not tell which payments blocked it).
+    pub(crate) fn full(oldest: &[(u64, u64, Address)]) -> KeptError {
+        let named: Vec<String> = oldest.iter().map(|(c, n, to)| format!("chain {c} nonce {n} to {to}")).collect();
         KeptError {
             kind: "too_many_unresolved",
             chain_id: None,
             nonce: None,
             hash: None,
             text: format!(
-                "{MAX_KEPT} payments are unresolved (answered without a checked signature, or sent and not mined): \
-                 no new payment until some are mined or resolved"
+                "{MAX_KEPT} payments are unresolved (answered without a checked signature, or sent and not mined, or \
+                 at a nonce another transaction took): no new payment until some are mined or resolved. The oldest: \
+                 {}. Ask for each again (the same to, value and data) to see why it is kept, and resolve it with \
+                 new_payment and checked_nonce once you have checked its nonce on chain",
+                named.join("; ")
             ),
         }
     }

@@ -207,6 +207,16 @@ impl KeptPayments {
         });
     }
 
+    /// The oldest `n` unresolved payments: (chain, nonce, to).
+    pub fn oldest_unresolved(&self, n: usize) -> Vec<(u64, u64, Address)> {
+        self.0
+            .iter()
+            .filter(|k| !matches!(k.state, State::Reverted { .. }))
+            .take(n)
+            .map(|k| (k.payment.chain_id, k.tx.nonce(), k.payment.to))
+            .collect()
+    }
+
     /// Payments kept unresolved (the ones [`MAX_KEPT`] bounds).
     fn unresolved(&self) -> usize {
         self.0.iter().filter(|k| !matches!(k.state, State::Reverted { .. })).count()
@@ -419,6 +429,11 @@ pub(crate) mod tests {
         );
         // The oldest went.
         assert_eq!(kept.send(&pay(0), total, false), Send::Fresh);
+        // Reverted ones are not named among the unresolved.
+        assert_eq!(kept.oldest_unresolved(5), vec![]);
+        kept.unseen(pay(9_000), tx(total + 5), Some("rate_limited"), 0, t0);
+        assert_eq!(kept.oldest_unresolved(5), vec![(1, total + 5, Address::repeat_byte(9))]);
+        kept.forget(&pay(9_000));
         // Asked for as a new payment: a fresh one.
         assert_eq!(kept.send(&pay(last), total, true), Send::Fresh);
         // A refused payment kept at a nonce a reverted transaction of this server filled goes.

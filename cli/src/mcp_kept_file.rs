@@ -100,7 +100,21 @@ impl KeptFile {
 
     /// Write `kept` down (a new file renamed over the old one, synced first).
     pub fn save(&self, kept: &KeptPayments) -> Result<()> {
+        self.save_within(kept, MAX_FILE_BYTES)
+    }
+
+    fn save_within(&self, kept: &KeptPayments, max: u64) -> Result<()> {
         let text = serde_json::to_vec(&kept.saved(now_unix(), Instant::now()))?;
+        // What `open` would refuse is never written (a review of 2026-12-07: a file grown past
+        // the bound by oversize requests stopped the next start): the change is refused here,
+        // before anything is signed.
+        if text.len() as u64 > max {
+            bail!(
+                "the kept payments would take {} bytes, more than a kept-payments file holds ({max}): resolve some \
+                 first",
+                text.len()
+            );
+        }
         let tmp = self.path.with_extension("json.new");
         let mut f = private_file(&tmp)?;
         f.write_all(&text).and_then(|()| f.sync_all()).with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -160,6 +174,20 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn what_the_file_could_not_be_read_back_as_is_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let (file, mut kept) = KeptFile::open(&path, Address::ZERO).unwrap();
+        kept.unseen(payment(1), tx(3), None, 0, Instant::now());
+        file.save_within(&kept, 1 << 20).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        kept.unseen(payment(2), tx(4), None, 0, Instant::now());
+        let e = file.save_within(&kept, before.len() as u64).unwrap_err().to_string();
+        assert!(e.contains("more than a kept-payments file holds"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the file is left as it was");
     }
 
     #[test]
