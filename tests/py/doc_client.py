@@ -224,7 +224,9 @@ def main() -> None:
     _, _, r = sign({"user_operation": op}, "user_operation", user_op_hash)
     assert r["digest"] == h(user_op_hash), (r, h(user_op_hash))
     assert recover(_hash_eip191_message(encode_defunct(primitive=user_op_hash)), r["signature"]) == session
-    spent += wei
+    # Its value, and its maximum gas cost: without a paymaster the account pays that to
+    # whoever bundles it, charged as native spend (RULES §3).
+    spent += wei + (100000 + 200000 + 50000) * 2 * 10**9
 
     # §4: a stale stamp is `replayed` (401); a bad MAC `unauthenticated` (401).
     digest = _hash_eip191_message(encode_defunct(primitive=b"gm"))
