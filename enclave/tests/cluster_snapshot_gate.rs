@@ -14,7 +14,7 @@ use bridle_enclave::cluster::snapshot_in::{stream_id, Admitted, SnapshotIn, Step
 fn pass(gate: &SnapshotIn, f: &Frame) -> Option<Admitted> {
     match gate.admit(&f.id, f.offset, &f.data, f.done) {
         Ok(Step::Pass(a)) => Some(a),
-        Ok(Step::Again) | Err(_) => None,
+        Ok(Step::Again(_)) | Err(_) => None,
     }
 }
 
@@ -149,7 +149,7 @@ fn no_interleaving_of_genuine_frames_gets_a_wrong_snapshot_installed() {
                 Err(()) => {}
                 Ok((answered, done)) => {
                     if answered == vote {
-                        gate.taken(admitted);
+                        gate.taken(admitted, Default::default());
                     }
                     if let Some((id, buf)) = done {
                         let want = &streams.iter().find(|s| s.0 == id).unwrap().1;
@@ -180,7 +180,7 @@ fn the_gate_relies_on_every_chunk_openraft_took_being_recorded() {
         let adm = pass(gate, f).expect("admitted");
         let r = openraft_receive(s, f).expect("openraft takes it");
         if record {
-            gate.taken(adm);
+            gate.taken(adm, Default::default());
         }
         r
     };
@@ -209,9 +209,9 @@ fn a_duplicate_of_the_chunk_just_taken_is_answered_again() {
     let mut gate = SnapshotIn::default();
     for f in &cs[..2] {
         let a = pass(&gate, f).expect("admitted");
-        gate.taken(a);
+        gate.taken(a, Default::default());
     }
-    assert!(matches!(gate.admit(&cs[1].id, cs[1].offset, &cs[1].data, cs[1].done), Ok(Step::Again)));
+    assert!(matches!(gate.admit(&cs[1].id, cs[1].offset, &cs[1].data, cs[1].done), Ok(Step::Again(_))));
     // The one before it: refused (expect 8, got 4 for the second; got 0 starts again).
     let e = gate.admit(&cs[1].id, cs[1].offset, &cs[0].data, cs[1].done).err().expect("other bytes: refused");
     assert_eq!((e.expect.offset, e.got.offset), (8, 4));

@@ -35,8 +35,7 @@ use bridle_common::error::{Denial, ErrorCode};
 use bridle_common::frame::{from_cbor_attested, to_cbor};
 use bridle_common::protocol::{Call, Reply};
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse};
-use openraft::Vote;
+use openraft::raft::AppendEntriesResponse;
 use openraft::{ChangeMembers, Membership, ServerState};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -83,9 +82,8 @@ pub struct ClusterNode {
     /// answer but never catch up: [`super::upkeep::LEARNER_STALLED_AFTER`]).
     progress: Mutex<HashMap<NodeId, (Option<u64>, Instant)>>,
     refusals: Mutex<(u64, u32)>,
-    /// The snapshot stream this node is taking ([`super::snapshot_in`]) and the reply to the
-    /// chunk it took last (answered again to that chunk sent again).
-    snapshot_in: tokio::sync::Mutex<(super::snapshot_in::SnapshotIn, Option<Vote<NodeId>>)>,
+    /// The snapshot stream this node is taking ([`super::snapshot_in`]).
+    snapshot_in: tokio::sync::Mutex<super::snapshot_in::SnapshotIn>,
     /// Owner messages being proposed: a copy of one is refused before the log.
     proposing: Proposing,
     /// Sessions whose checked policy update is being proposed: one at a time each.
@@ -694,43 +692,7 @@ impl ClusterNode {
                 // One chunk at a time, in order, the whole as the leader hashed it
                 // ([`super::snapshot_in`]): a chunk spliced from another stream never
                 // reaches openraft, whose storage error would stop this node for good.
-                let mut taking = self.snapshot_in.lock().await;
-                let (gate, last_reply) = &mut *taking;
-                let admitted = match gate.admit(&r.meta.snapshot_id, r.offset, &r.data, r.done) {
-                    Ok(super::snapshot_in::Step::Pass(a)) => a,
-                    // The chunk just taken, again (its reply was lost): the reply it had.
-                    Ok(super::snapshot_in::Step::Again) => match *last_reply {
-                        Some(vote) => return RpcReply::Snapshot(Ok(InstallSnapshotResponse { vote })),
-                        None => {
-                            return RpcReply::Snapshot(Err(openraft::error::RaftError::APIError(
-                                openraft::error::InstallSnapshotError::SnapshotMismatch(
-                                    openraft::error::SnapshotMismatch {
-                                        expect: openraft::SnapshotSegmentId {
-                                            id: r.meta.snapshot_id.clone(),
-                                            offset: 0,
-                                        },
-                                        got: openraft::SnapshotSegmentId {
-                                            id: r.meta.snapshot_id.clone(),
-                                            offset: r.offset,
-                                        },
-                                    },
-                                ),
-                            )))
-                        }
-                    },
-                    Err(m) => {
-                        tracing::warn!(mismatch = %m, "a snapshot chunk out of its stream's order refused");
-                        return RpcReply::Snapshot(Err(openraft::error::RaftError::APIError(
-                            openraft::error::InstallSnapshotError::SnapshotMismatch(m),
-                        )));
-                    }
-                };
-                let r = self.raft.install_snapshot(r).await;
-                if let Some(resp) = r.as_ref().ok().filter(|resp| resp.vote == vote) {
-                    gate.taken(admitted);
-                    *last_reply = Some(resp.vote);
-                }
-                drop(taking);
+                let r = super::snapshot_in::install_in_order(&self.raft, &self.snapshot_in, r).await;
                 // A leader's message too: a learner taking a large snapshot hears no append
                 // meanwhile (not the failure detector's concern: a voter being sent a
                 // snapshot is not caught up).

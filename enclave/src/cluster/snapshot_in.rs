@@ -22,8 +22,10 @@
 //! caller holds the gate across openraft's call and is never cancelled in between (cluster
 //! calls run to their end), and openraft takes a chunk under a vote it answers with.
 
-use openraft::error::SnapshotMismatch;
-use openraft::SnapshotSegmentId;
+use super::types::{NodeId, Raft, TypeConfig};
+use openraft::error::{InstallSnapshotError, RaftError, SnapshotMismatch};
+use openraft::raft::{InstallSnapshotRequest, InstallSnapshotResponse};
+use openraft::{SnapshotSegmentId, Vote};
 use sha2::{Digest, Sha256};
 
 /// The id a stream is sent under: the snapshot's own, a random part (no two streams share
@@ -56,10 +58,12 @@ struct Stream {
     done: bool,
 }
 
-/// What a node knows of the snapshot stream it is taking.
+/// What a node knows of the snapshot stream it is taking, and the vote it answered the
+/// chunk it took last with.
 #[derive(Default)]
 pub struct SnapshotIn {
     current: Option<Stream>,
+    answered: Option<Vote<NodeId>>,
 }
 
 /// A chunk admitted: the stream as it stands once openraft takes it ([`SnapshotIn::taken`]).
@@ -71,8 +75,8 @@ pub struct Admitted {
 pub enum Step {
     /// Pass it on to openraft, then record it ([`SnapshotIn::taken`]).
     Pass(Admitted),
-    /// The chunk just taken, again: answer as then.
-    Again,
+    /// The chunk just taken, again: answer as then, with this vote.
+    Again(Vote<NodeId>),
 }
 
 impl SnapshotIn {
@@ -84,10 +88,10 @@ impl SnapshotIn {
             got: SnapshotSegmentId { id: id.to_string(), offset },
         };
         let chunk: [u8; 32] = Sha256::digest(data).into();
-        if let Some(s) = self.current.as_ref().filter(|s| s.id == id && s.last == Some((offset, chunk))) {
+        let again = self.current.as_ref().is_some_and(|s| s.id == id && s.last == Some((offset, chunk)));
+        if let Some(vote) = self.answered.filter(|_| again) {
             // Exactly the chunk taken last (a retry whose first reply was lost).
-            let _ = s;
-            return Ok(Step::Again);
+            return Ok(Step::Again(vote));
         }
         let mut stream = match &self.current {
             _ if offset == 0 => Stream { id: id.to_string(), next: 0, hash: Sha256::new(), last: None, done: false },
@@ -110,10 +114,39 @@ impl SnapshotIn {
         Ok(Step::Pass(Admitted { stream }))
     }
 
-    /// openraft took the admitted chunk.
-    pub fn taken(&mut self, a: Admitted) {
+    /// openraft took the admitted chunk, answering `vote`.
+    pub fn taken(&mut self, a: Admitted, vote: Vote<NodeId>) {
         self.current = Some(a.stream);
+        self.answered = Some(vote);
     }
+}
+
+/// Give openraft the chunk `r` if `gate` admits it ([`SnapshotIn::admit`]), held for the
+/// whole call so that chunks are taken one at a time; a chunk refused is answered
+/// `SnapshotMismatch` (the leader starts again from 0), the chunk just taken sent again the
+/// vote it was answered with.
+pub async fn install_in_order(
+    raft: &Raft,
+    gate: &tokio::sync::Mutex<SnapshotIn>,
+    r: InstallSnapshotRequest<TypeConfig>,
+) -> Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+    let vote = r.vote;
+    let mut gate = gate.lock().await;
+    let admitted = match gate.admit(&r.meta.snapshot_id, r.offset, &r.data, r.done) {
+        Ok(Step::Pass(a)) => a,
+        Ok(Step::Again(vote)) => return Ok(InstallSnapshotResponse { vote }),
+        Err(m) => {
+            tracing::warn!(mismatch = %m, "a snapshot chunk out of its stream's order refused");
+            return Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(m)));
+        }
+    };
+    let out = raft.install_snapshot(r).await;
+    // openraft answers `Ok` with its own vote to a chunk it refused for a lower vote: only a
+    // chunk answered with the request's vote was taken.
+    if out.as_ref().is_ok_and(|resp| resp.vote == vote) {
+        gate.taken(admitted, vote);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -124,10 +157,10 @@ mod tests {
     fn take(s: &mut SnapshotIn, id: &str, offset: u64, data: &[u8], done: bool) -> Result<bool, SnapshotMismatch> {
         match s.admit(id, offset, data, done)? {
             Step::Pass(a) => {
-                s.taken(a);
+                s.taken(a, Vote::default());
                 Ok(true)
             }
-            Step::Again => Ok(false),
+            Step::Again(_) => Ok(false),
         }
     }
 
