@@ -1,7 +1,7 @@
 //! `bridle verify audit` and `bridle audit export`: the signed audit log (R-AUD-1).
 //!
 //! ```text
-//! bridle audit export [--host <URL>] [--out <FILE>] [--enclave <0x…>] [--identity-key <HEX>]
+//! bridle audit export [--host <URL>] [--out <FILE>] [--enclave <0x…>] [--identity-key <HEX>] [--from-seq <SEQ>]
 //! bridle verify audit <FILE> [--identity-key <HEX>] [--enclave <0x…>] [--host <URL>] [--from-seq <SEQ>] [--json]
 //! ```
 //!
