@@ -53,10 +53,7 @@ pub fn in_quotes(t: &str, max: usize) -> String {
 
 /// [`in_quotes`], and how many bytes are between the quotes.
 pub fn in_quotes_counted(t: &str, max: usize) -> (String, usize) {
-    let (inside, cut) = bridle_common::quote::escape_within(t, max);
-    let n = inside.len();
-    let note = if cut > 0 { format!(" (… {cut} bytes cut)") } else { String::new() };
-    (format!("\"{inside}\"{note}"), n)
+    bridle_common::quote::in_quotes_counted(t, max)
 }
 
 /// A character that a terminal obeys rather than shows, or that reorders or hides the

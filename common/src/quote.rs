@@ -24,6 +24,15 @@ pub fn escape_within(t: &str, max: usize) -> (String, usize) {
     (out, 0)
 }
 
+/// `t` in double quotes, escaped by [`escape_within`] to at most `max` bytes, with a note of
+/// what was cut; and how many bytes are between the quotes.
+pub fn in_quotes_counted(t: &str, max: usize) -> (String, usize) {
+    let (inside, cut) = escape_within(t, max);
+    let n = inside.len();
+    let note = if cut > 0 { format!(" (… {cut} bytes cut)") } else { String::new() };
+    (format!("\"{inside}\"{note}"), n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::escape_within;

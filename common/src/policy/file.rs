@@ -320,11 +320,10 @@ pub fn resolve_text(text: &str, now: u64) -> Result<Policy, Denial> {
             let bounded = crate::bounds::check_json_depth(text, "the policy file").is_ok()
                 && crate::policy::strict_json::no_duplicate_keys(text).is_ok();
             if bounded {
-                let doc = serde_json::from_str::<Policy>(text).map_err(|_| e)?;
+                let v: serde_json::Value = serde_json::from_str(text).map_err(|_| e.clone())?;
+                let doc = Policy::deserialize(&v).map_err(|_| e)?;
                 // A document's addresses pass the file's EIP-55 check too (a review of
                 // 2026-12-07: a hand-edited document kept a mistyped mixed-case address).
-                let v: serde_json::Value = serde_json::from_str(text)
-                    .map_err(|e| Denial::new(ErrorCode::InvalidPolicy, format!("policy JSON: {e}")))?;
                 document_checksums(&v)?;
                 Ok(doc)
             } else {

@@ -108,8 +108,12 @@ pub fn evaluate_typed_data(
                     "typed_data",
                     format!(
                         "no typed_data rule allows `{pt}` in domain {{name: {}, version: {}, chainId: {}, verifyingContract: {}}}",
-                        dom.name.as_deref().map(quoted).unwrap_or_else(|| "-".into()),
-                        dom.version.as_deref().map(quoted).unwrap_or_else(|| "-".into()),
+                        // The dApp's text, escaped and cut to 64 bytes: a refusal's reason is
+                        // kept in the audit log and may become a session's suspension reason,
+                        // which the owner's and the agent's tools show (a review of 2026-12-07:
+                        // a 200-byte domain name addressed the model as if Bridle spoke).
+                        dom.name.as_deref().map(|n| crate::quote::in_quotes_counted(n, 64).0).unwrap_or_else(|| "-".into()),
+                        dom.version.as_deref().map(|n| crate::quote::in_quotes_counted(n, 64).0).unwrap_or_else(|| "-".into()),
                         chain.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
                         dom.verifying_contract.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
                     ),
@@ -525,17 +529,4 @@ fn check_siwe(p: &CompiledPolicy, ctx: &Context, msg: &[u8], domain: &str) -> Re
         return Err(format!("SIWE message for {domain} is for chain {id}, not in {:?}", p.doc.chains));
     }
     Ok(true)
-}
-
-/// A domain's name or version as a refusal quotes it: the dApp's text, escaped and cut to
-/// 64 bytes — a refusal's reason is kept in the audit log and may become a session's
-/// suspension reason, which the owner's and the agent's tools show (a review of 2026-12-07:
-/// a 200-byte domain name addressed the model as if Bridle spoke).
-fn quoted(t: &str) -> String {
-    let (inside, cut) = crate::quote::escape_within(t, 64);
-    if cut > 0 {
-        format!("\"{inside}\" (… {cut} bytes cut)")
-    } else {
-        format!("\"{inside}\"")
-    }
 }
