@@ -170,14 +170,20 @@ impl Out {
         let asset = if native {
             None
         } else {
-            let Some(addr) = get("tokenAddress")
-                .or_else(|| get("address"))
-                .and_then(Value::as_str)
-                .and_then(|a| Address::from_str(a.trim()).ok())
-            else {
+            let Some(text) = get("tokenAddress").or_else(|| get("address")).and_then(Value::as_str) else {
                 self.notes.push(format!("{label} {ty}: no tokenAddress; not mapped"));
                 return;
             };
+            let Ok(addr) = Address::from_str(text.trim()) else {
+                self.notes.push(format!("{label} {ty}: tokenAddress is not an address; not mapped"));
+                return;
+            };
+            // A mistyped character in a checksummed address names another token: the
+            // policy written would list it checksummed, hiding the slip (as policy files do).
+            if let Err(e) = crate::policy::file::checksum_holds(text, addr) {
+                self.notes.push(format!("{label} {ty}: tokenAddress {e}; not mapped"));
+                return;
+            }
             Some(self.token(addr, known))
         };
         // A field given in a form this tool cannot read exactly (a float, a number past 2^64,

@@ -345,7 +345,7 @@ fn parse_address(s: &str, rule: &str) -> Result<Address, Denial> {
 }
 
 /// Whether `s`, which spells `a`, is all one case or holds its EIP-55 checksum.
-fn checksum_holds(s: &str, a: Address) -> Result<(), String> {
+pub(crate) fn checksum_holds(s: &str, a: Address) -> Result<(), String> {
     let t = s.trim();
     let digits = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
     let mixed = digits.bytes().any(|b| b.is_ascii_lowercase()) && digits.bytes().any(|b| b.is_ascii_uppercase());
