@@ -8,27 +8,25 @@ use super::doc::*;
 use super::index::ByAddress;
 use crate::error::{Denial, ErrorCode};
 use crate::units::{format_decimal, format_duration};
-use alloy_dyn_abi::{DynSolType, Specifier};
-use alloy_json_abi::Function;
+use alloy_dyn_abi::DynSolType;
 use alloy_primitives::{Address, B256, U256};
+
+use super::signature::compile_function;
+pub use super::signature::{
+    check_signature_bounds, parse_function, parse_function_with, type_at, Limits, MAX_SIGNATURE, MAX_TYPE_DEPTH,
+    MAX_TYPE_NODES,
+};
 
 /// Upper bounds that keep evaluation cost and memory bounded.
 pub const MAX_ENTRIES: usize = 256;
 pub const MAX_RATE: u64 = 100_000;
-const MAX_NAME: usize = 128;
+pub(super) const MAX_NAME: usize = 128;
 /// Largest normalized policy (its canonical encoding), bytes. The README's example is about
 /// 2.5 KiB; a policy costs the enclave memory per session (review finding 7).
 pub const MAX_POLICY_BYTES: usize = 32 * 1024;
 /// Most function entries across all `[[calls]]`, and argument rules across all of them.
 pub const MAX_FUNCTIONS: usize = 512;
 pub const MAX_ARG_RULES: usize = 1024;
-/// Longest function signature, and its deepest nesting of tuples and array dimensions:
-/// checked before a signature reaches the ABI parser (whose recursion follows the nesting).
-pub const MAX_SIGNATURE: usize = 1024;
-pub const MAX_TYPE_DEPTH: usize = 8;
-/// Most parts of a function's parameter types (fixed arrays counted element by element).
-pub const MAX_TYPE_NODES: usize = 256;
-
 /// What an amount refers to, resolved to an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AssetRef {
@@ -106,111 +104,8 @@ pub const MAX_JIT_TOLERANCE_BPS: u32 = 1_000;
 /// Longest escalation time-to-live.
 pub const MAX_ESCALATION_TTL: u64 = 86_400;
 
-fn invalid(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
+pub(super) fn invalid(rule: impl Into<String>, reason: impl Into<String>) -> Denial {
     Denial::rule(ErrorCode::InvalidPolicy, rule, reason)
-}
-
-/// Parse a function signature: `*`, `receive()`, or `name(type,…)` with optional
-/// parameter names. Returns the matcher and the parameter tuple type.
-pub fn parse_function(sig: &str) -> Result<(FnMatcher, Option<(Function, DynSolType)>), String> {
-    parse_function_with(sig, Limits::New)
-}
-
-/// Which bounds a policy is compiled under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limits {
-    /// A policy being created or updated: every bound.
-    New,
-    /// A policy restored from a snapshot, accepted by an earlier build: the parameter
-    /// types' depth and parts, the struct-name rule for a typed-data `primary_type`
-    /// (2026-12-03) and the one-decimals-per-address rule (2026-12-06) are not applied again, so one session cannot stop a node of a newer
-    /// image from installing a snapshot. Calls are still bounded when decoded
-    /// (`calls::MAX_DECODED_NODES`), and typed data must name a declared struct.
-    Restored,
-}
-
-/// [`parse_function`] under `limits`.
-pub fn parse_function_with(sig: &str, limits: Limits) -> Result<(FnMatcher, Option<(Function, DynSolType)>), String> {
-    let s = sig.trim();
-    if s == "*" {
-        return Ok((FnMatcher::Any, None));
-    }
-    if s == "receive()" {
-        return Ok((FnMatcher::Receive, None));
-    }
-    check_signature_bounds(s)?;
-    let f = Function::parse(s).map_err(|e| format!("`{sig}` is not a function signature: {e}"))?;
-    let mut types = Vec::with_capacity(f.inputs.len());
-    for p in &f.inputs {
-        types.push(p.resolve().map_err(|e| format!("`{sig}`: {e}"))?);
-    }
-    let ty = DynSolType::Tuple(types);
-    if limits == Limits::Restored {
-        return Ok((FnMatcher::Selector(*f.selector()), Some((f, ty))));
-    }
-    // The text's bound counts brackets, which `T[1][1]…` closes one by one: a second
-    // review found ≈ 330 dimensions passing it, each a node alloy clones per element.
-    // alloy's own depth counts every dimension; the nodes count fixed arrays' elements.
-    if ty.nesting_depth() > MAX_TYPE_DEPTH + 1 {
-        return Err(format!("`{sig}`: types nested {} deep; at most {MAX_TYPE_DEPTH}", ty.nesting_depth() - 1));
-    }
-    let nodes = crate::abi_shape::type_nodes(&ty);
-    if nodes > MAX_TYPE_NODES {
-        return Err(format!(
-            "`{sig}`: its types have {nodes} parts (fixed arrays counted element by element); at most {MAX_TYPE_NODES}"
-        ));
-    }
-    Ok((FnMatcher::Selector(*f.selector()), Some((f, ty))))
-}
-
-/// Hard bounds on a signature's text before any parser sees it: its length, and the depth
-/// of tuples and array dimensions (each `(` or `[` opens a level).
-pub fn check_signature_bounds(s: &str) -> Result<(), String> {
-    if s.len() > MAX_SIGNATURE {
-        return Err(format!("a function signature of {} bytes; at most {MAX_SIGNATURE}", s.len()));
-    }
-    let (mut depth, mut max) = (0usize, 0usize);
-    for c in s.chars() {
-        match c {
-            '(' | '[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            ')' | ']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    // The outer parentheses of the argument list are one level.
-    if max > MAX_TYPE_DEPTH + 1 {
-        return Err(format!("types nested {} deep; at most {MAX_TYPE_DEPTH}", max - 1));
-    }
-    Ok(())
-}
-
-/// The type at `path` inside a tuple type.
-pub fn type_at<'a>(ty: &'a DynSolType, path: &[u32]) -> Option<&'a DynSolType> {
-    let mut t = ty;
-    for &i in path {
-        t = match t {
-            DynSolType::Tuple(items) => items.get(i as usize)?,
-            DynSolType::FixedArray(inner, n) if (i as usize) < *n => inner,
-            DynSolType::Array(inner) => inner,
-            _ => return None,
-        };
-    }
-    Some(t)
-}
-
-fn value_fits(ty: &DynSolType, v: &ArgValue) -> bool {
-    matches!(
-        (ty, v),
-        (DynSolType::Address, ArgValue::Address(_) | ArgValue::Owner | ArgValue::Account)
-            | (DynSolType::Uint(_), ArgValue::Uint(_))
-            | (DynSolType::Int(_), ArgValue::Int(_))
-            | (DynSolType::Bool, ArgValue::Bool(_))
-            | (DynSolType::Bytes | DynSolType::FixedBytes(_), ArgValue::Bytes(_))
-            | (DynSolType::String, ArgValue::String(_))
-    )
 }
 
 /// How far the owner's and the enclave's clocks may differ when a session's length is
@@ -261,12 +156,12 @@ impl CompiledPolicy {
             permits,
             messages,
             prices,
-            exposure_ceiling,
-            owner_exposure_ceiling,
-            agent_exposure_ceiling,
+            exposure_ceiling: _,       // compile_governance
+            owner_exposure_ceiling: _, // compile_governance
+            agent_exposure_ceiling: _, // compile_governance
             escalate,
-            trip_wire,
-            release_signers,
+            trip_wire: _,       // compile_governance
+            release_signers: _, // compile_governance
         } = &doc;
 
         if *version != POLICY_VERSION {
@@ -424,53 +319,7 @@ impl CompiledPolicy {
             }
             let mut fns = Vec::with_capacity(functions.len());
             for (j, f) in functions.iter().enumerate() {
-                let FunctionRule { signature, args } = f;
-                let rule = format!("calls[{i}].functions[{j}]");
-                let (matcher, parsed) = parse_function_with(signature, type_limits).map_err(|e| invalid(&rule, e))?;
-                if !args.is_empty() && parsed.is_none() {
-                    return Err(invalid(&rule, format!("`{signature}` has no arguments to constrain")));
-                }
-                if args.len() > 64 {
-                    return Err(invalid(&rule, "at most 64 argument rules per function"));
-                }
-                let params = parsed.map(|(_, t)| t);
-                for (k, a) in args.iter().enumerate() {
-                    let ArgRule { path, op, values } = a;
-                    let arule = format!("{rule}.args[{k}]");
-                    let ty = params
-                        .as_ref()
-                        .and_then(|t| if path.is_empty() { None } else { type_at(t, path) })
-                        .ok_or_else(|| {
-                            invalid(&arule, format!("argument path {path:?} does not exist in `{signature}`"))
-                        })?;
-                    match op {
-                        Op::Eq | Op::Ne | Op::Lt | Op::Lte | Op::Gt | Op::Gte if values.len() != 1 => {
-                            return Err(invalid(&arule, format!("`{}` takes exactly one value", op.as_str())))
-                        }
-                        Op::In | Op::NotIn if values.is_empty() => {
-                            return Err(invalid(&arule, format!("`{}` needs at least one value", op.as_str())))
-                        }
-                        _ => {}
-                    }
-                    if matches!(op, Op::Lt | Op::Lte | Op::Gt | Op::Gte)
-                        && !matches!(ty, DynSolType::Uint(_) | DynSolType::Int(_))
-                    {
-                        return Err(invalid(
-                            &arule,
-                            format!("`{}` compares numbers; the argument is {ty}", op.as_str()),
-                        ));
-                    }
-                    if values.len() > MAX_ENTRIES {
-                        return Err(invalid(&arule, format!("at most {MAX_ENTRIES} values")));
-                    }
-                    for v in values {
-                        if !value_fits(ty, v) {
-                            return Err(invalid(&arule, format!("value {v:?} does not fit argument type {ty}")));
-                        }
-                    }
-                }
-                let params = if args.is_empty() { None } else { params };
-                fns.push(CompiledFn { rule, matcher, params, args: args.clone() });
+                fns.push(compile_function(f, format!("calls[{i}].functions[{j}]"), type_limits)?);
             }
             match target {
                 Some(a) => by_target.push(*a, i),
@@ -674,193 +523,10 @@ impl CompiledPolicy {
             ));
         }
 
-        // Typed data rules (R-SIGN-3).
-        for (i, r) in typed_data.iter().enumerate() {
-            let TypedDataRule { name, version, chain_id, verifying_contract, primary_type } = r;
-            let rule = format!("typed_data[{i}]");
-            // A restored policy keeps the rule it was accepted under (an identifier): one
-            // naming an elementary type then matches nothing, as typed data must name a
-            // declared struct.
-            let ident = !primary_type.is_empty()
-                && primary_type.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-                && !primary_type.starts_with(|c: char| c.is_ascii_digit());
-            let named = match type_limits {
-                Limits::New => crate::bounds::is_struct_name(primary_type),
-                Limits::Restored => ident,
-            };
-            if primary_type.len() > MAX_NAME || !named {
-                return Err(invalid(
-                    rule,
-                    format!(
-                        "primary_type `{primary_type}` is not a struct type name (an elementary type is never signed)"
-                    ),
-                ));
-            }
-            if primary_type == "EIP712Domain" || primary_type == "OwnerAction" {
-                return Err(invalid(rule, format!("`{primary_type}` can never be signed by a session")));
-            }
-            // EIP-3009's later drafts (every `…WithAuthorization`) were refused from
-            // 2026-12-05 on: a policy restored from before keeps its rule (signing refuses
-            // them whatever the rules say).
-            let moves = crate::typed::is_token_moving_type(primary_type)
-                && (type_limits == Limits::New
-                    || !primary_type.ends_with("WithAuthorization")
-                    || matches!(primary_type.as_str(), "TransferWithAuthorization" | "ReceiveWithAuthorization"));
-            if moves {
-                return Err(invalid(
-                    rule,
-                    format!("`{primary_type}` moves tokens: permits are allowed only by [[permits]] rules, bounded like approvals"),
-                ));
-            }
-            if crate::typed::is_7702_name(primary_type) {
-                return Err(invalid(rule, "EIP-7702 authorizations are never signed (R-SIGN-1)"));
-            }
-            // New policies only: a restored one keeps what it was accepted under (signing
-            // refuses such typed data anyway), so one session cannot stop a node of a newer
-            // image from installing a snapshot (a review of 2026-12-05).
-            if type_limits == Limits::New {
-                if crate::typed::CALL_CARRIERS.contains(&primary_type.as_str()) {
-                    return Err(invalid(
-                        rule,
-                        format!(
-                            "`{primary_type}` carries a call a contract runs as the signer: the call inside is not checked as one; never signed"
-                        ),
-                    ));
-                }
-                if crate::typed::ACCOUNT_WRAPPERS.contains(&primary_type.as_str()) {
-                    return Err(invalid(
-                        rule,
-                        format!(
-                            "`{primary_type}` is an account's wrapper of an opaque digest (ERC-1271): never signed"
-                        ),
-                    ));
-                }
-                if verifying_contract
-                    .is_some_and(|a| user_operations.senders.contains(&a) || delegations.delegators.contains(&a))
-                {
-                    return Err(invalid(
-                        rule,
-                        "typed data verified by an account the session signs for (user_operations.senders, delegations.delegators) could carry any digest that account would accept as its own (ERC-1271): never signed",
-                    ));
-                }
-            }
-            if name.is_none() && verifying_contract.is_none() {
-                return Err(invalid(
-                    rule,
-                    "name the domain (name or verifying_contract): a rule for any domain allows too much",
-                ));
-            }
-            if let Some(n) = name {
-                if crate::typed::is_bridle_domain(n) {
-                    return Err(invalid(
-                        rule,
-                        "the \"Bridle\" domain is the owner's: a session never signs it (R-TRUST-5)",
-                    ));
-                }
-                if n.len() > 256 {
-                    return Err(invalid(rule, "name longer than 256 bytes"));
-                }
-            }
-            if version.as_ref().is_some_and(|v| v.len() > 256) {
-                return Err(invalid(rule, "version longer than 256 bytes"));
-            }
-            if let Some(c) = chain_id {
-                if !chains.contains(c) {
-                    return Err(invalid(rule, format!("chain {c} is not in chains")));
-                }
-            }
-            if let Some(vc) = verifying_contract {
-                if tokens_by_address.contains_key(vc) {
-                    return Err(invalid(
-                        rule,
-                        format!("{vc} is a listed token: its typed data can move tokens, so only [[permits]] rules may allow it"),
-                    ));
-                }
-                if *vc == crate::typed::PERMIT2 || permits.iter().any(|p| p.permit2 == Some(*vc)) {
-                    return Err(invalid(rule, "Permit2 typed data is allowed only by [[permits]] rules"));
-                }
-            }
-        }
-
-        // Permit rules (R-SIGN-3, R-APP-1).
-        let mut permit2 = vec![crate::typed::PERMIT2];
-        for (i, r) in permits.iter().enumerate() {
-            let PermitRule { kind, tokens: covered, max_deadline, permit2: p2 } = r;
-            let rule = format!("permits[{i}]");
-            if *max_deadline == 0 || *max_deadline > 366 * 86_400 {
-                return Err(invalid(rule, "max_deadline must be between 1 second and 366 days"));
-            }
-            match (kind, p2) {
-                (PermitKind::Eip2612, Some(_)) => {
-                    return Err(invalid(rule, "permit2 is set on an eip2612 rule"));
-                }
-                (PermitKind::Permit2, Some(a)) => {
-                    if *a == Address::ZERO {
-                        return Err(invalid(rule, "the zero address is not a Permit2 contract"));
-                    }
-                    if !permit2.contains(a) {
-                        permit2.push(*a);
-                    }
-                }
-                _ => {}
-            }
-            if covered.len() > MAX_ENTRIES {
-                return Err(invalid(rule, format!("at most {MAX_ENTRIES} tokens")));
-            }
-            let mut any_cap = false;
-            for sym in covered {
-                let ti = tokens
-                    .iter()
-                    .position(|t| &t.symbol == sym)
-                    .ok_or_else(|| invalid(&rule, format!("unknown token `{sym}`: list it under tokens")))?;
-                if !approvals.caps.iter().any(|c| &c.token == sym) {
-                    return Err(invalid(
-                        &rule,
-                        format!(
-                            "{} has no approval cap (approvals.max): a permit for it could never be bounded",
-                            tokens[ti].symbol
-                        ),
-                    ));
-                }
-                any_cap = true;
-            }
-            if covered.is_empty() {
-                any_cap = !approvals.caps.is_empty();
-            }
-            if !any_cap {
-                return Err(invalid(
-                    rule,
-                    "no covered token has an approval cap (approvals.max): no permit could be signed",
-                ));
-            }
-            if approvals.spenders.is_empty() {
-                return Err(invalid(rule, "approvals.spenders is empty: no permit could be signed"));
-            }
-        }
-
-        // Message rules (R-SIGN-4).
-        for (i, m) in messages.iter().enumerate() {
-            let rule = format!("messages[{i}]");
-            match m {
-                MessageRule::Exact(t) | MessageRule::Prefix(t) => {
-                    if t.is_empty() {
-                        return Err(invalid(rule, "an empty text would allow every message"));
-                    }
-                    if t.len() > 4096 {
-                        return Err(invalid(rule, "text longer than 4096 bytes"));
-                    }
-                }
-                MessageRule::SiweDomain(d) => {
-                    if d.is_empty()
-                        || d.len() > 253
-                        || d.contains("://")
-                        || d.chars().any(|c| c.is_whitespace() || c == '/' || c.is_control())
-                    {
-                        return Err(invalid(rule, format!("`{d}` is not a domain (host[:port], no scheme or path)")));
-                    }
-                }
-            }
-        }
+        // Typed data, permit and message rules (R-SIGN-3, R-SIGN-4, R-APP-1).
+        super::compile_offchain::check_typed_data(&doc, &tokens_by_address, type_limits)?;
+        let mut permit2 = super::compile_offchain::check_permits(&doc)?;
+        super::compile_offchain::check_messages(messages)?;
 
         // Price table, exposure ceiling, escalation, trip-wire (AG-212).
         let mut token_prices = vec![None; tokens.len()];
@@ -883,18 +549,6 @@ impl CompiledPolicy {
             }
             *slot = Some(*usd);
         }
-        for (name, c) in [
-            ("exposure_ceiling", exposure_ceiling),
-            ("owner_exposure_ceiling", owner_exposure_ceiling),
-            ("agent_exposure_ceiling", agent_exposure_ceiling),
-        ] {
-            if c.is_some() && prices.is_empty() {
-                return Err(invalid(
-                    name,
-                    "an exposure ceiling needs a price table (prices): approvals are valued in USD",
-                ));
-            }
-        }
         let mut escalate_asset = None;
         if let Some(e) = escalate {
             let Escalation { above_value, above_usd, per: _, ttl } = &**e;
@@ -914,35 +568,7 @@ impl CompiledPolicy {
                 return Err(invalid("escalate.above_usd", "a USD threshold needs a price table (prices)"));
             }
         }
-        if let Some(t) = trip_wire {
-            let TripWire { denials, within } = t;
-            if *denials == 0 || *denials > 10_000 {
-                return Err(invalid("trip_wire.denials", "must be 1 to 10000"));
-            }
-            if *within == 0 || *within > 30 * 86_400 {
-                return Err(invalid("trip_wire.within", "must be between 1 second and 30 days"));
-            }
-        }
-
-        if release_signers.len() > MAX_RELEASE_SIGNERS {
-            return Err(invalid(
-                "release_signers",
-                format!("{} release signers; at most {MAX_RELEASE_SIGNERS}", release_signers.len()),
-            ));
-        }
-        for (i, signer) in release_signers.iter().enumerate() {
-            // An unsigned image's PCR8 is all zeros: naming it would hand the key to every
-            // unsigned image a cluster admits.
-            if signer.is_zero() {
-                return Err(invalid(
-                    format!("release_signers[{i}]"),
-                    "all zeros is the PCR8 of an unsigned image, not a release signer",
-                ));
-            }
-            if release_signers[..i].contains(signer) {
-                return Err(invalid(format!("release_signers[{i}]"), "listed twice"));
-            }
-        }
+        super::compile_governance::check_governance(&doc)?;
 
         // Every session holds its compiled policy: no room left over from building it.
         by_target.shrink_to_fit();

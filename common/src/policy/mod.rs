@@ -2,6 +2,8 @@
 
 pub mod calls;
 pub mod compile;
+mod compile_governance;
+mod compile_offchain;
 pub mod doc;
 pub mod engine;
 pub mod escalate;
@@ -25,6 +27,7 @@ mod redeem_tests;
 mod revoke_gas_tests;
 pub mod section;
 mod selectors;
+mod signature;
 #[cfg(test)]
 mod signing_tests;
 pub mod state;
