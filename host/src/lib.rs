@@ -11,6 +11,7 @@
 //! them. It never re-sends stored sessions to a new enclave.
 
 pub mod api;
+pub mod api_error;
 pub mod api_lists;
 pub mod attestation;
 mod audit_reads;
