@@ -136,7 +136,7 @@ pub enum VerifyError {
         field: &'static str,
     },
     /// A field appears twice in the payload map.
-    #[error("attestation document field {field} appears twice")]
+    #[error("attestation document field {field:?} appears twice")]
     DuplicateField {
         /// Field name.
         field: String,

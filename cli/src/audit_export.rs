@@ -159,7 +159,10 @@ fn export(a: &ExportArgs) -> anyhow::Result<i32> {
     match checked {
         Err(reason) => {
             // Short of the fresh head ("incomplete: … entries missing"), or not the enclave's log.
-            eprintln!("{reason} (the host's copy, written for inspection; nothing in it is the enclave's word)");
+            eprintln!(
+                "{} (the host's copy, written for inspection; nothing in it is the enclave's word)",
+                crate::client::printable(&reason)
+            );
             return Ok(1);
         }
         Ok(Some(s)) => {

@@ -141,7 +141,7 @@ fn ok(v: Value) -> Result<CallToolResult, ErrorData> {
 
 fn refused(e: &anyhow::Error) -> Result<CallToolResult, ErrorData> {
     let (text, v) = tool_error(e);
-    eprintln!("bridle mcp: {text}");
+    eprintln!("bridle mcp: {}", crate::client::printable(&text));
     let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
     r.structured_content = Some(v);
     Ok(r)

@@ -205,13 +205,17 @@ pub fn run(a: SweepArgs) -> Result<i32> {
         }
     }
     if let Some(err) = &unconfirmed {
-        eprintln!("bridle: the sweep is not confirmed by the enclave: {err:#}");
+        eprintln!(
+            "bridle: the sweep is not confirmed by the enclave: {}",
+            crate::client::printable(&format!("{err:#}"))
+        );
     }
     if a.send {
         let url = a.rpc.as_deref().unwrap_or_default();
         for t in &r.transactions {
             let h = eth_rpc(url, "eth_sendRawTransaction", serde_json::json!([t.raw_transaction]))?;
-            eprintln!("sent {}", h.as_str().unwrap_or_default());
+            // The node's answer: a hash, or whatever it chose to write.
+            eprintln!("sent {} (the node's word)", crate::client::printable(h.as_str().unwrap_or_default()));
         }
     }
     if unconfirmed.is_some() {

@@ -223,7 +223,7 @@ fn valid_json(v: &VerifiedDocument) -> serde_json::Value {
 pub fn run_with(args: &VerifyAttestationArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     // Usage-level problems: exit 2.
     let usage = |err: &mut dyn Write, out: &mut dyn Write, reason: String| -> i32 {
-        let _ = writeln!(err, "error: {reason}");
+        let _ = writeln!(err, "error: {}", bridle_common::quote::printable(&reason));
         if args.json {
             let _ = writeln!(out, "{}", serde_json::json!({ "verdict": "error", "reason": reason }));
         }
@@ -300,7 +300,7 @@ pub fn run_with(args: &VerifyAttestationArgs, out: &mut dyn Write, err: &mut dyn
         }
         Err(e) => {
             let reason = e.to_string();
-            let _ = writeln!(err, "invalid: {reason}");
+            let _ = writeln!(err, "invalid: {}", bridle_common::quote::printable(&reason));
             if args.json {
                 let _ = writeln!(out, "{}", serde_json::json!({ "verdict": "invalid", "reason": reason }));
             }

@@ -153,7 +153,7 @@ pub fn run_with(args: &VerifyAuditArgs, out: &mut dyn Write, err: &mut dyn Write
             0
         }
         Err(Failure::Invalid { reason, kind, seq }) => {
-            let _ = writeln!(err, "invalid: {reason}");
+            let _ = writeln!(err, "invalid: {}", bridle_common::quote::printable(&reason));
             if args.json {
                 let _ = writeln!(
                     out,
@@ -164,7 +164,7 @@ pub fn run_with(args: &VerifyAuditArgs, out: &mut dyn Write, err: &mut dyn Write
             1
         }
         Err(Failure::Usage(reason)) => {
-            let _ = writeln!(err, "error: {reason}");
+            let _ = writeln!(err, "error: {}", bridle_common::quote::printable(&reason));
             if args.json {
                 let _ = writeln!(out, "{}", serde_json::json!({ "verdict": "error", "reason": reason }));
             }

@@ -242,14 +242,14 @@ pub fn run_with(args: &VerifySessionArgs, out: &mut dyn Write, err: &mut dyn Wri
             0
         }
         Err(Failure::Invalid(reason)) => {
-            let _ = writeln!(err, "invalid: {reason}");
+            let _ = writeln!(err, "invalid: {}", bridle_common::quote::printable(&reason));
             if args.json {
                 let _ = writeln!(out, "{}", serde_json::json!({ "verdict": "invalid", "reason": reason }));
             }
             1
         }
         Err(Failure::Usage(reason)) => {
-            let _ = writeln!(err, "error: {reason}");
+            let _ = writeln!(err, "error: {}", bridle_common::quote::printable(&reason));
             if args.json {
                 let _ = writeln!(out, "{}", serde_json::json!({ "verdict": "error", "reason": reason }));
             }
@@ -288,7 +288,10 @@ fn session_created(v: serde_json::Value, what: &str) -> Result<(SessionCreated, 
     };
     match serde_json::from_value(created) {
         Ok(c) => Ok((c, current_hash)),
-        Err(e) => usage(format!("{what}: not a SessionCreated JSON: {e}")),
+        Err(e) => usage(format!(
+            "{what}: not a SessionCreated JSON (the host's word): {}",
+            crate::client::in_quotes(&e.to_string(), crate::client::MAX_QUOTED)
+        )),
     }
 }
 

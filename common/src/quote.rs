@@ -1,5 +1,6 @@
 //! Text another party wrote (a host, a node, a dApp), made safe to show inside quotes: the
-//! one rule the CLI and the alloy client both apply to it.
+//! one rule the CLI and the alloy client both apply to it; and made safe to print on a line
+//! of its own ([`printable`]).
 
 /// `t` as it is shown between double quotes: `"` and `\` escaped, every character outside
 /// printable ASCII written as `\u{…}` — no quotation mark of any script, control character,
@@ -31,6 +32,60 @@ pub fn in_quotes_counted(t: &str, max: usize) -> (String, usize) {
     let n = inside.len();
     let note = if cut > 0 { format!(" (… {cut} bytes cut)") } else { String::new() };
     (format!("\"{inside}\"{note}"), n)
+}
+
+/// A character that a terminal obeys rather than shows, or that reorders or hides the
+/// text around it: control characters (C0, DEL, C1: escape sequences move the cursor,
+/// erase lines, hide text) and the format characters of bidirectional text and zero width.
+pub fn hides_text(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{06dd}'
+                | '\u{070f}'
+                | '\u{115f}'..='\u{1160}'
+                | '\u{034f}'
+                | '\u{17b4}'..='\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{2800}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0000}'..='\u{e0fff}'
+        )
+}
+
+/// Text the host (or an agent) wrote, made safe to print on one line: every character
+/// [`hides_text`] says a terminal would obey (newlines included) is written as `\u{…}`, and
+/// so is a `\` that begins `u{` (`\u{005c}`: another party's literal `\u{1b}` would
+/// otherwise read as one of these escapes; a review of 2026-12-06) — no other `\`, so text
+/// already quoted by [`in_quotes_counted`] keeps its `\"` and `\\` as they are — so
+/// no reply can erase, recolour, hide or forge a line the CLI prints as its own — a host's
+/// refusal drawing "revoked: …, signed by the enclave" over the real answer (found
+/// 2026-12-04 by a review).
+pub fn printable(t: &str) -> std::borrow::Cow<'_, str> {
+    if !t.chars().any(hides_text) && !t.contains("\\u{") {
+        return std::borrow::Cow::Borrowed(t);
+    }
+    let mut out = String::with_capacity(t.len() + 16);
+    for (i, c) in t.char_indices() {
+        if hides_text(c) || (c == '\\' && t[i + 1..].starts_with("u{")) {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
