@@ -525,9 +525,10 @@ impl Model {
     }
 
     /// Exposure ceiling and per-spender maximum for request `item` (RULES §6). `None`: the
-    /// model cannot decide (too big to explore). Compared with the same position without the
-    /// request: one of the items it displaces mined there (the worst), or, displacing none,
-    /// a transaction that writes nothing.
+    /// model cannot decide (too big to explore). A key is raised when its worst case with the
+    /// request is above the same position without it: one of the items it displaces mined
+    /// there (the worst), or, displacing none, a transaction that writes nothing. The ceiling
+    /// binds every request but one that adds no state ([`adds_no_state`]).
     /// `jit_adds`: a just-in-time `increaseAllowance`'s write and its bound (RULES §5).
     fn registry_check(&self, item: &Item, jit_adds: &[(usize, U256)]) -> Option<Vec<&'static str>> {
         let total: usize = self.registry.iter().map(|i| i.writes.len()).sum::<usize>() + item.writes.len();
@@ -540,21 +541,15 @@ impl Model {
         let keys = registry::keys(self.registry.iter().chain(std::iter::once(item)));
         let mut codes = Vec::new();
         let mut with_sum = U256::ZERO;
-        let mut without_sums = vec![U256::ZERO; alternatives.len()];
-        let (mut raised, mut unpriced) = (false, false);
+        let mut unpriced = false;
         for key in &keys {
             let with = registry::worst(&self.registry, Some(item), key, item.signed_at)?;
             let mut without = U256::ZERO;
             let price = self.price(key.chain, &Ledger::Token(key.token));
-            for (a, sum) in alternatives.iter().zip(without_sums.iter_mut()) {
-                let w = registry::worst(&self.registry, Some(a), key, item.signed_at)?;
-                without = without.max(w);
-                if let Some((usd, dec)) = price {
-                    *sum = sum.saturating_add(usd_of(w, usd, dec));
-                }
+            for a in &alternatives {
+                without = without.max(registry::worst(&self.registry, Some(a), key, item.signed_at)?);
             }
             let raised_here = with > without;
-            raised |= raised_here;
             match price {
                 Some((usd, dec)) => with_sum = with_sum.saturating_add(usd_of(with, usd, dec)),
                 None => unpriced |= !with.is_zero(),
@@ -575,12 +570,56 @@ impl Model {
                 codes.push("unlimited_approval");
             }
         }
-        let without_sum = without_sums.into_iter().max().unwrap_or_default();
         if let Some(ceiling) = self.policy.exposure_ceiling {
-            if (raised || !displaced.is_empty()) && (unpriced || (with_sum > ceiling && with_sum > without_sum)) {
+            if !adds_no_state(item, &displaced) && (unpriced || with_sum > ceiling) {
                 codes.push("exposure_ceiling");
             }
         }
         Some(codes)
     }
+}
+
+/// RULES §6: a request is exempt from the ceiling when every state it makes possible was
+/// possible without it — each of its outcomes (its writes; none, if it may revert) is
+/// covered by an alternative at its position (an item signed there; none, if one of them
+/// may revert or there is none).
+fn adds_no_state(item: &Item, displaced: &[&Item]) -> bool {
+    let nothing: Vec<(Key, Write)> = Vec::new();
+    let mut alternatives: Vec<&Vec<(Key, Write)>> = displaced.iter().map(|i| &i.writes).collect();
+    if displaced.is_empty() || displaced.iter().any(|i| i.may_revert) {
+        alternatives.push(&nothing);
+    }
+    let mut outcomes = vec![&item.writes];
+    if item.may_revert {
+        outcomes.push(&nothing);
+    }
+    outcomes.iter().all(|o| alternatives.iter().any(|a| covers(o, a)))
+}
+
+/// Writes `o` leave every key at most where `alt` leaves it, from any value (RULES §6): the
+/// same writes; only revocations, revoking every key `alt` writes; or the same keys, each
+/// written once by both, of the same kind and end, none larger.
+fn covers(o: &[(Key, Write)], alt: &[(Key, Write)]) -> bool {
+    let zero = |w: &Write| w.sets() && w.amount().is_zero();
+    if o == alt {
+        return true;
+    }
+    if o.iter().all(|(_, w)| zero(w)) && alt.iter().all(|(k, _)| o.iter().any(|(ok, w)| ok == k && zero(w))) {
+        return true;
+    }
+    let once = |v: &[(Key, Write)]| v.iter().enumerate().all(|(i, (k, _))| v[..i].iter().all(|(j, _)| j != k));
+    once(o)
+        && once(alt)
+        && o.len() == alt.len()
+        && o.iter().all(|(k, w)| {
+            alt.iter().any(|(ak, aw)| {
+                ak == k
+                    && match (*w, *aw) {
+                        (Write::Set(x), Write::Set(y)) | (Write::Add(x), Write::Add(y)) => x <= y,
+                        (Write::SetUntil(x, e), Write::SetUntil(y, f))
+                        | (Write::AddUntil(x, e), Write::AddUntil(y, f)) => e == f && x <= y,
+                        _ => false,
+                    }
+            })
+        })
 }

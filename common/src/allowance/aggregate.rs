@@ -7,10 +7,10 @@
 //! figure of its own registry, RULES.md §6) — taken at its latest session time. Worst cases
 //! only fall as time passes (approvals end, permits lapse), so a published figure is never
 //! below the truth. The book keeps exact sums per group (U512: no saturation, so a figure
-//! withdrawn leaves exactly what the others hold). A request that raises its session's
-//! exposure is refused when, for any ceiling binding it, the group's holdings with the
-//! request — valued at the price table of the policy that declared the ceiling — exceed
-//! that ceiling and exceed them without it. Pure: the enclave holds the book under one lock
+//! withdrawn leaves exactly what the others hold). A request that makes a state possible
+//! that was not possible without it (RULES.md §6) is refused when, for any ceiling binding
+//! it, the group's holdings with the request — valued at the price table of the policy that
+//! declared the ceiling — exceed that ceiling. Pure: the enclave holds the book under one lock
 //! from the check to the publication of the new holdings, so concurrent requests of
 //! different sessions are decided one after the other.
 
@@ -50,17 +50,14 @@ pub fn holdings_now(reg: &Registry, now: u64) -> Holdings {
 }
 
 /// What a request may raise, as its session's own check computed it: the session's
-/// holdings with the request, and at each alternative of its position without it.
+/// holdings with the request — each key's worst case over the histories that include it,
+/// from the request on, which bounds every state the request makes possible.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Raise {
     pub after: Holdings,
-    pub before: Vec<Holdings>,
     /// Some key's worst case with the request, or a token's sum over its keys, reached
     /// 2^256 − 1 (where it was capped): what the session holds cannot be measured.
     pub saturated: bool,
-    /// An alternative at the request's position leaves every key the request or the items
-    /// there write at least as high, none capped: the request raises nothing at any prices.
-    pub dominated: bool,
 }
 
 /// The check across sessions, as a session's decision sees it (the enclave's book under
@@ -209,20 +206,6 @@ fn saturate(v: U512) -> U256 {
     }
 }
 
-/// One token's amount valued at `p`'s prices (zero when unpriced), as [`value`] counts it.
-fn worth_of(p: &CompiledPolicy, (chain, token): &(u64, Address), amount: U512) -> U256 {
-    match price_of(p, *chain, token) {
-        Some((price, decimals)) if !amount.is_zero() => value_usd(saturate(amount), decimals, price),
-        _ => U256::ZERO,
-    }
-}
-
-/// The priced part of `v` at `p`'s prices, unsaturated: `saturate(total(p, v))` is
-/// `value(p, v).usd` (a saturating sum of non-negative terms is their sum, capped).
-fn total(p: &CompiledPolicy, v: &BTreeMap<(u64, Address), U512>) -> U512 {
-    v.iter().map(|(t, a)| U512::from(worth_of(p, t, *a))).fold(U512::ZERO, |x, y| x + y)
-}
-
 /// `v` valued at `p`'s price table (tokens it does not price are listed by symbol or address).
 fn value(p: &CompiledPolicy, v: &BTreeMap<(u64, Address), U512>) -> Exposure {
     let mut x = Exposure::default();
@@ -256,19 +239,18 @@ pub const MAX_LISTED: usize = 64;
 /// lists every ceiling binding a session.
 pub const MAX_DECLARING: usize = MAX_LISTED;
 
-/// The most steps one check takes, each a token amount valued once or twice (each declaring
-/// policy values its group's holdings twice, and each alternative it needs on the tokens it
-/// may differ on); a status values its ceilings within it too: what bounds how long a
-/// request or a status holds the enclave-wide exposure lock. Measured in the signing
-/// bench (`exposure/check_at_its_bound`, 2026-12-03): unbounded, 128 policies × 512
-/// alternatives × 64 tokens took 1.86 s; at this bound a check takes 7.7 ms (171 k256
-/// signatures, same run). An ordinary request's check — 128 policies, 64 tokens held, one
-/// alternative differing on all — values ≈ 33 000.
+/// The most steps one check takes, each a token amount counted twice per declaring policy
+/// (the group's holdings with the request, counted before the group is copied, then
+/// valued); a status values its ceilings within it too: what bounds how long a request or
+/// a status holds the enclave-wide exposure lock. Measured in the signing bench
+/// (`exposure/check_at_its_bound`): on 2026-12-03, unbounded, 128 policies × 512
+/// alternatives × 64 tokens took 1.86 s, 7.7 ms at this bound; since 2026-12-07 no
+/// alternative is valued, and the longest check — 128 policies over 64 tokens held, every
+/// ceiling passed — counts 32 768.
 pub const MAX_CHECK_WORK: usize = 1 << 16;
 
-/// The group's holdings with a request, and (once needed) the session's own at each distinct
-/// alternative without it.
-type Summed<'r> = (BTreeMap<(u64, Address), U512>, Option<Vec<&'r Holdings>>);
+/// The group's holdings with a request, per token.
+type Summed = BTreeMap<(u64, Address), U512>;
 
 /// `names` and, if `omitted`, how many more.
 pub fn listed(names: &[String], omitted: u64) -> String {
@@ -402,12 +384,12 @@ impl Book {
     }
 
     /// Decide `raise` for `session` (of `owner`, used by `agent`): see the module docs.
-    /// The group's holdings with and without the request are summed once per scope; each
-    /// declaring policy (at most [`MAX_DECLARING`] per scope) values them at its prices.
+    /// The group's holdings with the request are summed once per scope; each declaring
+    /// policy (at most [`MAX_DECLARING`] per scope) values them at its prices.
     pub fn check(&self, session: Address, owner: Address, agent: Address, raise: &Raise) -> Result<(), Denial> {
         let mine = self.entries.get(&session).map(|e| &e.holdings);
         let empty = Sum::default();
-        let mut summed: [Option<Summed<'_>>; 2] = [None, None];
+        let mut summed: [Option<Summed>; 2] = [None, None];
         // Token amounts valued so far, against MAX_CHECK_WORK (in the same order on every
         // replica, so a refusal for it is the same everywhere).
         let mut work = 0usize;
@@ -416,7 +398,7 @@ impl Book {
                 ErrorCode::ExposureCeiling,
                 scope.rule(),
                 format!(
-                    "checking this request against the ceilings binding its session would value more than {MAX_CHECK_WORK} token amounts (its group's tokens and its alternatives at this nonce, once per ceiling policy; {work} valued so far), so it is refused unchecked; fewer replacements at one nonce or fewer distinct ceiling policies bring it within"
+                    "checking this request against the ceilings binding its session would value more than {MAX_CHECK_WORK} token amounts (its group's tokens, twice per ceiling policy; {work} valued so far), so it is refused unchecked; fewer distinct ceiling policies bring it within"
                 ),
             )
         };
@@ -428,8 +410,7 @@ impl Book {
             if work > MAX_CHECK_WORK {
                 return Err(too_much(scope, work));
             }
-            let (after_map, before) =
-                summed[scope as usize].get_or_insert_with(|| (sum.with(mine, &raise.after), None));
+            let after_map = summed[scope as usize].get_or_insert_with(|| sum.with(mine, &raise.after));
             let after = value(p, after_map);
             if !after.unpriced.is_empty() {
                 return Err(Denial::rule(
@@ -445,19 +426,12 @@ impl Book {
                 ));
             }
             // Valued at 2^256 − 1 or more, or holding such an amount (where sums and values
-            // were capped), the group cannot be measured against the ceiling: every
-            // alternative saturates alike and no request would count as a raise (a review of
+            // were capped), the group cannot be measured against the ceiling (a review of
             // 2026-12-05: an agent's own session approving 10^66 of a priced token switched
-            // off every agent ceiling binding it). Refused, unless an alternative at the
-            // request's position leaves every key it touches at least as high, none capped
-            // (then it raises nothing, whatever the prices: the session measured it key by
-            // key, where capped sums compare nothing).
+            // off every agent ceiling binding it): refused.
             let unmeasured =
                 raise.saturated || after.usd == U256::MAX || after_map.values().any(|a| *a >= U512::from(U256::MAX));
             if unmeasured {
-                if raise.dominated {
-                    continue;
-                }
                 return Err(Denial::rule(
                     ErrorCode::ExposureCeiling,
                     scope.rule(),
@@ -469,65 +443,21 @@ impl Book {
                     ),
                 ));
             }
-            if after.usd <= ceiling {
-                continue;
-            }
-            let before = before.get_or_insert_with(|| {
-                // Alternatives holding the same are valued once.
-                let mut alts: Vec<&Holdings> = raise.before.iter().collect();
-                alts.sort_unstable();
-                alts.dedup();
-                alts
-            });
-            // Each alternative differs from the request only on the session's own tokens it
-            // holds differently: the group's worth with it is the worth with the request
-            // less those tokens' worth with the request plus their worth with it — exact, the
-            // sums being of non-negative terms in U512, saturated once (as `value` saturates).
-            // So an alternative costs its differing tokens, not the group's (a review: 64
-            // policies × 512 alternatives × the group's tokens under the exposure lock).
-            let at = |t: &(u64, Address), x: &Holdings| {
-                let base = sum.tokens.get(t).map_or(U512::ZERO, |g| {
-                    g.saturating_sub(mine.and_then(|m| m.get(t)).map_or(U512::ZERO, |v| U512::from(*v)))
-                });
-                base + x.get(t).map_or(U512::ZERO, |v| U512::from(*v))
-            };
-            let total_after = total(p, after_map);
-            // Not a raise as soon as one alternative is worth as much (no need to value the rest).
-            let mut worth = U256::ZERO;
-            for b in before.iter() {
-                work = work.saturating_add(1 + b.len() + raise.after.len());
-                if work > MAX_CHECK_WORK {
-                    return Err(too_much(scope, work));
-                }
-                let mut with_b = Some(total_after);
-                for t in raise.after.keys().chain(b.keys().filter(|t| !raise.after.contains_key(t))) {
-                    if raise.after.get(t) != b.get(t) {
-                        with_b = with_b
-                            .and_then(|w| w.checked_sub(U512::from(worth_of(p, t, at(t, &raise.after)))))
-                            .map(|w| w + U512::from(worth_of(p, t, at(t, b))));
-                    }
-                }
-                // Each token's term is subtracted once from a total holding it, so this never
-                // falls short; were it to, the whole group is valued instead (never wrapped).
-                let with_b = with_b.map_or_else(|| value(p, &sum.with(mine, b)).usd, saturate);
-                worth = worth.max(with_b);
-                if worth >= after.usd {
-                    break;
-                }
-            }
-            let before = worth;
-            if after.usd > before {
+            // The others' holdings bound every state of theirs, the session's with the request
+            // every state the request makes possible: their sum bounds the group's. Never
+            // compared with the group without it — each figure is a sum of worst cases from
+            // different histories, which a request can make coincide (a review of 2026-12-07).
+            if after.usd > ceiling {
                 return Err(Denial::rule(
                     ErrorCode::ExposureCeiling,
                     scope.rule(),
                     format!(
-                        "outstanding approvals across {} would be worth {} at worst (each session's worst case over every history consistent with what it signed), above the {} of {} signed in policy {:#x} (without this request: {})",
+                        "outstanding approvals across {} would be worth {} at worst (each session's worst case over every history consistent with what it signed), above the {} of {} signed in policy {:#x}; revoke approvals first (a revocation always passes)",
                         scope.group(),
                         fmt_usd(after.usd),
                         scope.rule(),
                         fmt_usd(ceiling),
-                        p.hash,
-                        fmt_usd(before)
+                        p.hash
                     ),
                 ));
             }

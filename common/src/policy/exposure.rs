@@ -108,29 +108,61 @@ fn capped(keys: &BTreeSet<Key>, after: &[U256]) -> bool {
     false
 }
 
-/// Whether an alternative at the request's position leaves every key the request or the
-/// items there write at least as high, none of them capped: then the request raises nothing,
-/// at any prices, however the rest is capped. Keys written neither by the request nor by an
-/// item at its position are the same with either (a review: comparing every key refused an
-/// agent's revocation of one unlimited approval beside another).
-fn dominated(
-    reg: &Registry,
-    now: u64,
-    with: Request<'_>,
-    alts: &[Request<'_>],
-    displaced: &[(&[Grant], bool)],
-) -> bool {
-    let touched: BTreeSet<Key> = with
-        .grants
-        .iter()
-        .map(|g| g.key)
-        .chain(displaced.iter().flat_map(|(gs, _)| gs.iter().map(|g| g.key)))
-        .collect();
-    let after: Vec<U256> = touched.iter().map(|k| worst(reg, k, now, Some(with))).collect();
-    if after.contains(&U256::MAX) {
+/// Whether every state the request makes possible was possible without it (RULES.md §6,
+/// "Exposure"): in every history, at every point, each key is at most what it is with an
+/// alternative at the request's position — one of the items signed there (or none) — key
+/// by key in the same history. Only then is the request exempt from the ceilings: comparing
+/// figures is not enough, as each key's worst case may come from another history, and a
+/// request that raises no key's worst case can still make them coincide (a review of
+/// 2026-12-07: gaps filled, a permit, a replacement each put 2–4× a ceiling on chain).
+///
+/// Each outcome of the request (its writes, and none when it may revert) must be covered
+/// by an alternative: the same writes exactly (a fee bump); only revocations and
+/// cancellations that revoke every key the alternative writes; or writes of the same keys,
+/// each once, of the same kind and end, none larger (a lower replacement). An alternative
+/// that cancels Permit2 nonces is covered only by itself. Later writes are monotone in the
+/// value they start from, so a key lower at the request's position stays lower after it.
+fn adds_no_state(with: Request<'_>, displaced: &[(&[Grant], bool)]) -> bool {
+    let nothing: &[Grant] = &[];
+    let alternatives: Vec<&[Grant]> = if displaced.is_empty() {
+        vec![nothing]
+    } else {
+        let reverts = displaced.iter().any(|&(_, may_revert)| may_revert);
+        displaced.iter().map(|&(grants, _)| grants).chain(reverts.then_some(nothing)).collect()
+    };
+    let outcomes = std::iter::once(with.grants).chain(with.may_revert.then_some(nothing));
+    outcomes.into_iter().all(|o| alternatives.iter().any(|alt| covered(o, alt)))
+}
+
+/// Whether writes `o` at a position leave every key, in every history, at most where `alt`
+/// there leaves it ([`adds_no_state`]).
+fn covered(o: &[Grant], alt: &[Grant]) -> bool {
+    let revokes = |g: &Grant| matches!(g.op, GrantOp::Set(v) if v.is_zero());
+    let cancels = |g: &Grant| matches!(g.op, GrantOp::Invalidate(_));
+    if o == alt {
+        return true;
+    }
+    if alt.iter().any(cancels) {
         return false;
     }
-    alts.iter().any(|a| touched.iter().zip(&after).all(|(k, v)| worst(reg, k, now, Some(*a)) >= *v))
+    if o.iter().all(|g| revokes(g) || cancels(g)) && alt.iter().all(|a| o.iter().any(|g| g.key == a.key && revokes(g)))
+    {
+        return true;
+    }
+    let once = |w: &[Grant]| w.iter().enumerate().all(|(i, g)| w[..i].iter().all(|h| h.key != g.key));
+    once(o)
+        && once(alt)
+        && o.len() == alt.len()
+        && o.iter().all(|g| {
+            alt.iter().any(|a| {
+                a.key == g.key
+                    && a.end == g.end
+                    && match (g.op, a.op) {
+                        (GrantOp::Set(x), GrantOp::Set(y)) | (GrantOp::Add(x), GrantOp::Add(y)) => x <= y,
+                        _ => false,
+                    }
+            })
+        })
 }
 
 fn keys_of(reg: &Registry, charges: &Charges) -> BTreeSet<Key> {
@@ -138,7 +170,8 @@ fn keys_of(reg: &Registry, charges: &Charges) -> BTreeSet<Key> {
 }
 
 /// What an allowed request may raise, for the check across sessions (RULES.md §6a):
-/// `None` when it raises nothing (no approval written, none displaced, no key raised).
+/// `None` when it makes no state possible that was not possible without it
+/// ([`adds_no_state`]; no approval written and none displaced among them).
 pub fn raise_of(c: &Counters, ctx: &Context, charges: &Charges) -> Option<Raise> {
     let place = charges.place?;
     let reg = &c.allowances;
@@ -146,21 +179,13 @@ pub fn raise_of(c: &Counters, ctx: &Context, charges: &Charges) -> Option<Raise>
     if charges.approvals.is_empty() && displaced.is_empty() {
         return None;
     }
-    let alts = alternatives(place, &displaced);
     let with = Request { place, grants: &charges.approvals, may_revert: charges.may_revert };
-    let keys = keys_of(reg, charges);
-    let after = worst_with(reg, &keys, ctx.now, with);
-    let saturated = capped(&keys, &after);
-    let dominated = dominated(reg, ctx.now, with, &alts, &displaced);
-    if raised_keys(reg, &keys, &after, ctx.now, &alts).is_empty() && displaced.is_empty() && (!saturated || dominated) {
+    if adds_no_state(with, &displaced) {
         return None;
     }
-    Some(Raise {
-        after: holdings_of(reg, keys.iter(), ctx.now, Some(with)),
-        before: alts.iter().map(|a| holdings_of(reg, keys.iter(), ctx.now, Some(*a))).collect(),
-        saturated,
-        dominated,
-    })
+    let keys = keys_of(reg, charges);
+    let after = worst_with(reg, &keys, ctx.now, with);
+    Some(Raise { after: holdings_of(reg, keys.iter(), ctx.now, Some(with)), saturated: capped(&keys, &after) })
 }
 
 pub(crate) fn check_allowances(
@@ -239,9 +264,7 @@ pub(crate) fn check_allowances(
         }
     }
     let Some(ceiling) = p.doc.exposure_ceiling else { return Ok(()) };
-    let unmeasured = capped(&keys, &worst_after);
-    let dominated = || dominated(reg, ctx.now, with, &alternatives, &displaced);
-    if raised.is_empty() && displaced.is_empty() && (!unmeasured || dominated()) {
+    if adds_no_state(with, &displaced) {
         return Ok(());
     }
     for (k, _) in &raised {
@@ -271,27 +294,26 @@ pub(crate) fn check_allowances(
             ),
         ));
     }
-    // Valued past 2^256 − 1, or a key or sum at its cap, every alternative saturates alike:
-    // not checkable, refused unless an alternative leaves every key the request touches as
-    // high (as the exposure book refuses it; a review of 2026-12-05).
-    if (unmeasured || (after.usd > ceiling && after.usd == U256::MAX)) && !dominated() {
+    // Valued past 2^256 − 1, or a key or sum at its cap: not checkable, refused (as the
+    // exposure book refuses it; a review of 2026-12-05).
+    if capped(&keys, &worst_after) || (after.usd > ceiling && after.usd == U256::MAX) {
         return Err(Denial::rule(
             ErrorCode::ExposureCeiling,
             "exposure_ceiling",
             "outstanding approvals would be worth 2^256 - 1 USD units or more, so the ceiling cannot be checked; revoke the approvals of amounts beyond any token's supply",
         ));
     }
-    let before =
-        alternatives.iter().map(|a| exposure_of(p, reg, keys.iter(), ctx.now, Some(*a)).usd).max().unwrap_or_default();
-    if after.usd > ceiling && after.usd > before {
+    // Every state the request makes possible is at a point at or after it in a history
+    // that includes it: each key's worst case there bounds it, and so does their sum —
+    // whatever the figure was without it (the states without it stay as they were).
+    if after.usd > ceiling {
         return Err(Denial::rule(
             ErrorCode::ExposureCeiling,
             "exposure_ceiling",
             format!(
-                "outstanding approvals would be worth {} at worst (every allowance in the history that is worst for it), above the ceiling {} (without this request: {})",
+                "outstanding approvals would be worth {} at worst (every allowance in the history that is worst for it, from this request on), above the ceiling {}; revoke approvals first (a revocation always passes)",
                 fmt_usd(after.usd),
-                fmt_usd(ceiling),
-                fmt_usd(before)
+                fmt_usd(ceiling)
             ),
         ));
     }
