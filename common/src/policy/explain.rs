@@ -318,7 +318,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
         if u.unmetered_calls {
             let _ = writeln!(
                 s,
-                "user_operations.unmetered_calls: any call the rules above allow runs as the account — warning: a call that is not a metered token call (a router's swap, a vault's withdraw) can spend what the account approved or deposited outside Bridle, which no cap sees; set it only for accounts that hold nothing Bridle did not meter"
+                "user_operations.unmetered_calls: any call the rules above allow runs as the account — warning: a call that is not a metered token call (a router's swap, a vault's withdraw) can spend what the account approved or deposited outside Bridle, or call an executor module installed on it (ERC-7579) that moves its tokens, which no cap sees; set it only for accounts that hold nothing Bridle did not meter and have no such module"
             );
         } else {
             let _ = writeln!(
