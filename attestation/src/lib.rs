@@ -33,6 +33,7 @@ pub mod mock;
 pub mod nsm;
 pub mod pcrs;
 pub mod verify;
+mod verify_error;
 mod x509;
 
 pub use cache::{CertCache, CertCacheStats};
