@@ -582,7 +582,7 @@ impl Model {
 /// RULES §6: a request is exempt from the ceiling when every state it makes possible was
 /// possible without it — each of its outcomes (its writes; none, if it may revert) is
 /// covered by an alternative at its position (an item signed there; none, if one of them
-/// may revert or there is none).
+/// may revert or there is none), key by key ([`covers`]).
 fn adds_no_state(item: &Item, displaced: &[&Item]) -> bool {
     let nothing: Vec<(Key, Write)> = Vec::new();
     let mut alternatives: Vec<&Vec<(Key, Write)>> = displaced.iter().map(|i| &i.writes).collect();
@@ -596,30 +596,49 @@ fn adds_no_state(item: &Item, displaced: &[&Item]) -> bool {
     outcomes.iter().all(|o| alternatives.iter().any(|a| covers(o, a)))
 }
 
-/// Writes `o` leave every key at most where `alt` leaves it, from any value (RULES §6): the
-/// same writes; only revocations, revoking every key `alt` writes; or the same keys, each
-/// written once by both, of the same kind and end, none larger.
+/// Writes `o` leave every key at most where `alt` leaves it, from any amount (RULES §6), key
+/// by key: each key's writes folded to "the amount plus d" or "exactly c" — an ERC-20
+/// allowance's; a zero written to any; a Permit2 allowance or signature transfer compared
+/// only with the same writes.
 fn covers(o: &[(Key, Write)], alt: &[(Key, Write)]) -> bool {
-    let zero = |w: &Write| w.sets() && w.amount().is_zero();
     if o == alt {
         return true;
     }
-    if o.iter().all(|(_, w)| zero(w)) && alt.iter().all(|(k, _)| o.iter().any(|(ok, w)| ok == k && zero(w))) {
-        return true;
+    let mut keys: Vec<Key> = o.iter().chain(alt).map(|(k, _)| *k).collect();
+    keys.dedup();
+    keys.iter().all(|k| match (fold(o, k), fold(alt, k)) {
+        (Some((true, c)), _) if c.is_zero() => true,
+        (Some((true, c)), Some((_, d))) => c <= d,
+        (Some((false, c)), Some((false, d))) => c <= d,
+        (Some((false, _)), Some((true, _))) => false,
+        _ => {
+            let of = |w: &[(Key, Write)]| w.iter().filter(|(j, _)| j == k).map(|(_, w)| *w).collect::<Vec<_>>();
+            of(o) == of(alt)
+        }
+    })
+}
+
+/// One key's writes in `w`, folded: `(true, c)` leaves exactly `c`, `(false, d)` adds `d` to
+/// what was there; `None` for a non-zero write of a Permit2 kind or with an end, or a sum
+/// reaching 2^256 − 1.
+fn fold(w: &[(Key, Write)], k: &Key) -> Option<(bool, U256)> {
+    let mut e = (false, U256::ZERO);
+    for (_, x) in w.iter().filter(|(j, _)| j == k) {
+        let (v, lasting) = match *x {
+            Write::Set(v) | Write::Add(v) => (v, matches!(k.kind, Kind::Erc20)),
+            Write::SetUntil(v, _) | Write::AddUntil(v, _) => (v, false),
+        };
+        e = if x.sets() && v.is_zero() {
+            (true, v)
+        } else if v.is_zero() {
+            e
+        } else if !lasting {
+            return None;
+        } else if x.sets() {
+            (true, v)
+        } else {
+            (e.0, e.1.checked_add(v).filter(|s| *s != U256::MAX)?)
+        };
     }
-    let once = |v: &[(Key, Write)]| v.iter().enumerate().all(|(i, (k, _))| v[..i].iter().all(|(j, _)| j != k));
-    once(o)
-        && once(alt)
-        && o.len() == alt.len()
-        && o.iter().all(|(k, w)| {
-            alt.iter().any(|(ak, aw)| {
-                ak == k
-                    && match (*w, *aw) {
-                        (Write::Set(x), Write::Set(y)) | (Write::Add(x), Write::Add(y)) => x <= y,
-                        (Write::SetUntil(x, e), Write::SetUntil(y, f))
-                        | (Write::AddUntil(x, e), Write::AddUntil(y, f)) => e == f && x <= y,
-                        _ => false,
-                    }
-            })
-        })
+    Some(e)
 }

@@ -65,6 +65,8 @@ fn engine_and_model_agree_on_random_sequences() {
             && total.pending > 0
             && total.reasked > 0
             && total.reasked_other > 0
+            && total.replaced > 0
+            && total.signed_over_ceiling > 0
             && total.restored > 0
             && total.denied_by_owner > 0
             && total.redeemed > 0

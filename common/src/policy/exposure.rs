@@ -8,7 +8,9 @@ use super::engine::{Charges, Context};
 use super::state::Counters;
 use crate::allowance::aggregate::{holdings_of, Raise};
 use crate::allowance::worst::{worst, Request};
-use crate::allowance::{fmt_usd, price_of, value_usd, Exposure, Grant, GrantOp, Key, Place, Registry, MAX_WRITES};
+use crate::allowance::{
+    fmt_usd, price_of, value_usd, AllowanceKind, Exposure, Grant, GrantOp, Key, Place, Registry, MAX_WRITES,
+};
 use crate::error::{Denial, ErrorCode};
 use alloy_primitives::U256;
 use std::collections::BTreeSet;
@@ -117,11 +119,11 @@ fn capped(keys: &BTreeSet<Key>, after: &[U256]) -> bool {
 /// 2026-12-07: gaps filled, a permit, a replacement each put 2–4× a ceiling on chain).
 ///
 /// Each outcome of the request (its writes, and none when it may revert) must be covered
-/// by an alternative: the same writes exactly (a fee bump); only revocations and
-/// cancellations that revoke every key the alternative writes; or writes of the same keys,
-/// each once, of the same kind and end, none larger (a lower replacement). An alternative
-/// that cancels Permit2 nonces is covered only by itself. Later writes are monotone in the
-/// value they start from, so a key lower at the request's position stays lower after it.
+/// by an alternative ([`covered`]): key by key, what its writes leave is at most what the
+/// alternative's leave, from any amount before them — a fee bump, revocations, a lower
+/// replacement, a plain transaction in place of an `increaseAllowance`. Later writes are
+/// monotone in the amount they start from, so a key lower at the request's position stays
+/// lower after it.
 fn adds_no_state(with: Request<'_>, displaced: &[(&[Grant], bool)]) -> bool {
     let nothing: &[Grant] = &[];
     let alternatives: Vec<&[Grant]> = if displaced.is_empty() {
@@ -135,34 +137,68 @@ fn adds_no_state(with: Request<'_>, displaced: &[(&[Grant], bool)]) -> bool {
 }
 
 /// Whether writes `o` at a position leave every key, in every history, at most where `alt`
-/// there leaves it ([`adds_no_state`]).
+/// there leaves it ([`adds_no_state`]): key by key, from any amount before them. An
+/// alternative that cancels Permit2 nonces is covered only by itself; `o`'s cancellations
+/// only lower what follows, and are left out of the comparison.
 fn covered(o: &[Grant], alt: &[Grant]) -> bool {
-    let revokes = |g: &Grant| matches!(g.op, GrantOp::Set(v) if v.is_zero());
-    let cancels = |g: &Grant| matches!(g.op, GrantOp::Invalidate(_));
     if o == alt {
         return true;
     }
-    if alt.iter().any(cancels) {
+    if alt.iter().any(|g| matches!(g.op, GrantOp::Invalidate(_))) {
         return false;
     }
-    if o.iter().all(|g| revokes(g) || cancels(g)) && alt.iter().all(|a| o.iter().any(|g| g.key == a.key && revokes(g)))
-    {
-        return true;
+    let keys: BTreeSet<Key> = o.iter().chain(alt).map(|g| g.key).collect();
+    keys.iter().all(|k| match (effect(o, k), effect(alt, k)) {
+        (Some(Effect::Exactly(z)), _) if z.is_zero() => true,
+        (Some(x), Some(y)) => x.at_most(y),
+        // A write that ends on chain by itself (a Permit2 authority, a signature transfer):
+        // only the same writes of the key, in the same order, leave it as high.
+        _ => {
+            let of = |w: &[Grant]| w.iter().filter(|g| g.key == *k).map(|g| (g.op, g.end)).collect::<Vec<_>>();
+            of(o) == of(alt)
+        }
+    })
+}
+
+/// What a sequence of writes does to one key's amount `x`: `x + d`, or exactly `c`.
+#[derive(Debug, Clone, Copy)]
+enum Effect {
+    Plus(U256),
+    Exactly(U256),
+}
+
+impl Effect {
+    /// At most `other`'s result from every amount.
+    fn at_most(self, other: Effect) -> bool {
+        match (self, other) {
+            (Effect::Exactly(c), Effect::Exactly(d) | Effect::Plus(d)) | (Effect::Plus(c), Effect::Plus(d)) => c <= d,
+            (Effect::Plus(_), Effect::Exactly(_)) => false,
+        }
     }
-    let once = |w: &[Grant]| w.iter().enumerate().all(|(i, g)| w[..i].iter().all(|h| h.key != g.key));
-    once(o)
-        && once(alt)
-        && o.len() == alt.len()
-        && o.iter().all(|g| {
-            alt.iter().any(|a| {
-                a.key == g.key
-                    && a.end == g.end
-                    && match (g.op, a.op) {
-                        (GrantOp::Set(x), GrantOp::Set(y)) | (GrantOp::Add(x), GrantOp::Add(y)) => x <= y,
-                        _ => false,
-                    }
-            })
-        })
+}
+
+/// The writes of `w` to key `k`, folded ([`Effect`]); `None` when one of them, not a zero,
+/// is of a Permit2 kind or ends on chain by itself (an amount that lapses at the end of the
+/// write that last set it compares with nothing but the same writes), or a sum reaches
+/// 2^256 − 1.
+fn effect(w: &[Grant], k: &Key) -> Option<Effect> {
+    let plain = matches!(k.kind, AllowanceKind::Erc20);
+    let mut e = Effect::Plus(U256::ZERO);
+    for g in w.iter().filter(|g| g.key == *k) {
+        let lasting = plain && g.end.is_none();
+        e = match g.op {
+            GrantOp::Invalidate(_) => e,
+            GrantOp::Set(v) if v.is_zero() => Effect::Exactly(v),
+            GrantOp::Add(v) if v.is_zero() => e,
+            GrantOp::Set(v) if lasting => Effect::Exactly(v),
+            GrantOp::Add(v) if lasting => match e {
+                Effect::Plus(d) => Effect::Plus(d.checked_add(v).filter(|s| *s != U256::MAX)?),
+                Effect::Exactly(c) => Effect::Exactly(c.checked_add(v).filter(|s| *s != U256::MAX)?),
+            },
+            _ => return None,
+        };
+    }
+    Some(e)
 }
 
 fn keys_of(reg: &Registry, charges: &Charges) -> BTreeSet<Key> {

@@ -24,6 +24,7 @@ mod args_gen;
 mod args_run;
 mod gen;
 mod payload;
+mod replace_gen;
 mod tx_gen;
 mod tx_run;
 pub use args_gen::*;
@@ -220,6 +221,11 @@ pub struct Stats {
     pub reasked: u64,
     /// Other requests asked with a stamp nonce used before (all refused).
     pub reasked_other: u64,
+    /// Requests made from one signed at their nonce (a fee bump, less, a revocation, a plain
+    /// transaction in its place), and those signed while the exposure was already above the
+    /// ceiling (RULES §6: decided by whether they add a state).
+    pub replaced: u64,
+    pub signed_over_ceiling: u64,
     /// Times the engine was replaced by a replica restored from its snapshot.
     pub restored: u64,
     /// Owner denials of held requests that took effect.
@@ -260,6 +266,8 @@ impl std::ops::AddAssign for Stats {
         self.skipped += o.skipped;
         self.reasked += o.reasked;
         self.reasked_other += o.reasked_other;
+        self.replaced += o.replaced;
+        self.signed_over_ceiling += o.signed_over_ceiling;
         self.restored += o.restored;
         self.denied_by_owner += o.denied_by_owner;
         self.redeemed += o.redeemed;
@@ -328,6 +336,8 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
     let Some((doc, compiled)) = compile(&text, created) else { return Ok(Stats::default()) };
     let Ok(mut model) = Model::new(&doc, created, OWNER, ACCOUNT) else { return Ok(Stats::default()) };
     let mut chains = doc.chains.clone();
+    // The policy text in force, for updates that only lower its ceiling.
+    let mut current = text.clone();
     // The current generator also draws legacy, access-listed and EIP-7702 transactions,
     // their gas limits around the policy's `approvals.revoke_gas`.
     let revoke_gas = |doc: &Policy| delegations.then(|| doc.approvals.revoke_gas.unwrap_or(100_000));
@@ -338,6 +348,8 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
     let mut pending: HashMap<u64, B256> = HashMap::new();
     // The request of each held id, for asking again after the owner decided.
     let mut held: HashMap<u64, Req> = HashMap::new();
+    // Every transaction and user operation signed, for requests at their nonces.
+    let mut signed: Vec<Req> = Vec::new();
     // Every stamped ask whose nonce was recorded: its payload, stamp, and whether it was signed.
     let mut asked: Vec<(SignPayload, Stamp, bool)> = Vec::new();
     let mut log = vec![format!("policy:\n{text}")];
@@ -364,7 +376,12 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                     Event::Approve(id)
                 }
             }
-            1 => Event::Update(random_policy_with(&mut r, clock, delegations)),
+            // A new policy; or, half the time, the one in force with its ceiling lowered.
+            1 if r.chance(50) => Event::Update(replace_gen::lowered_ceiling(&mut r, current.clone(), 100)),
+            1 => {
+                let text = random_policy_with(&mut r, clock, delegations);
+                Event::Update(replace_gen::lowered_ceiling(&mut r, text, 50))
+            }
             2 if r.chance(10) => Event::Revoke,
             3 if !asked.is_empty() => {
                 let j = r.below(asked.len() as u64) as usize;
@@ -372,6 +389,18 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                     Event::ReaskOther(j, random_req_typed(&mut r, &mut nonces, clock, &chains, delegations, rg))
                 } else {
                     Event::Reask(j)
+                }
+            }
+            // Another request at the nonce of one signed: a fee bump, less, a revocation, a
+            // plain transaction in its place (RULES §6: whether it adds a state).
+            5 | 6 if !signed.is_empty() => {
+                let j = r.below(signed.len() as u64) as usize;
+                match replace_gen::at_the_same_nonce(&mut r, &signed[j]) {
+                    Some(req) => {
+                        st.replaced += 1;
+                        Event::Sign(req)
+                    }
+                    None => Event::Sign(random_req_typed(&mut r, &mut nonces, clock, &chains, delegations, rg)),
                 }
             }
             // The agent asks again (a fresh stamp) for a request it was told is held.
@@ -386,6 +415,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
         match ev {
             Event::Sign(req) => {
                 let payload = payload(&req);
+                let over = engine.policy().doc.exposure_ceiling.is_some_and(|c| model.exposure_usd(clock) > c);
                 let m = model.sign(&req, clock);
                 if m == Verdict::Denied(vec![MODEL_LIMIT]) {
                     st.skipped += 1;
@@ -407,6 +437,10 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                 match (&e.0, &m) {
                     (Ok(()), Verdict::Allowed) => {
                         st.allowed += 1;
+                        st.signed_over_ceiling += u64::from(over);
+                        if matches!(req, Req::Tx { .. } | Req::UserOp { .. }) && signed.len() < 64 {
+                            signed.push(req.clone());
+                        }
                         st.redeemed += u64::from(matches!(req, Req::Redeem { .. }));
                         st.permit2_allowances += u64::from(matches!(req, Req::Permit2 { .. }));
                         st.permit2_transfers += u64::from(matches!(req, Req::Permit2Transfer { .. }));
@@ -506,6 +540,9 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                 log.push(format!("  policy:\n{text}\n  engine {e:?} / model {m:?}"));
                 if m.is_ok() != e.is_ok() {
                     return fail(&log, format!("step {i} update: engine {e:?}, model {m:?}"));
+                }
+                if m.is_ok() {
+                    current = text;
                 }
             }
             Event::Revoke => {
