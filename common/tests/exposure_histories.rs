@@ -193,7 +193,7 @@ fn random_req(r: &mut Rng, me: Address, next: &mut u64, clock: u64) -> Req {
     let gas = if r.below(3) == 0 { 50_000 } else { 100_000 };
     let fee = 1_000_000_000 + r.below(3) as u128;
     match r.below(8) {
-        0 | 1 | 2 => Req {
+        0..=2 => Req {
             what: format!("approve(K{s}, {a}) at {nonce} gas {gas}"),
             payload: tx(nonce, call(APPROVE, spender(s), usdc(a)), gas, fee),
             signed: Signed::Tx { nonce, writes: vec![W::Set(s, a)], may_revert: gas < 100_000 || a != 0 },
@@ -326,7 +326,10 @@ fn no_signed_request_puts_more_than_the_ceiling_on_chain() {
             log.push(format!(
                 "{} -> {}",
                 req.what,
-                if ok.is_ok() { "signed".into() } else { format!("{:?}", ok.as_ref().unwrap_err().code) }
+                match &ok {
+                    Ok(()) => "signed".to_string(),
+                    Err(d) => format!("{:?}", d.code),
+                }
             ));
             if ok.as_ref().is_err_and(|d| d.code == bridle_common::error::ErrorCode::ExposureCeiling) {
                 ceiling_denials += 1;
@@ -503,7 +506,10 @@ fn every_new_state_is_within_the_ceiling_or_was_possible_before() {
             log.push(format!(
                 "{} -> {}",
                 req.what,
-                if ok.is_ok() { "signed".into() } else { format!("{:?}", ok.as_ref().unwrap_err().code) }
+                match &ok {
+                    Ok(()) => "signed".to_string(),
+                    Err(d) => format!("{:?}", d.code),
+                }
             ));
             if ok.is_err() {
                 continue;
