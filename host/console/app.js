@@ -4,7 +4,7 @@
 import { get, getPaged, post, ApiError, freshNonce, auditLog } from "./api.js";
 import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey, sameAddress } from "./bytes.js";
 import { verifyAttestation, parsePcrsJson, pinsImage } from "./attest.js";
-import { checkBinding, verifyAuditLog } from "./verify.js";
+import { checkBinding, verifyAuditLog, sessionsOfOwner } from "./verify.js";
 import { checkSignedStatus } from "./status.js";
 import * as owner from "./owner.js";
 import { renderSessions, renderDetail, renderAudit, badge, time } from "./views.js";
@@ -23,8 +23,26 @@ const state = {
   selected: null,
   showHeld: null, // {session, digest}: the held request whose payload the detail asks for
   audit: null, // {ok, entries, …}
-  busy: false,
+  busy: false, // an action (a button) runs or waits for its turn
 };
+
+// One thing at a time reads and changes `state` across awaits: an action, the background
+// refresh, a change of wallet account. A refresh that replaced `state.status` while the
+// "Verify attestation" handler awaited the document had the page trust a key it never
+// attested (a review of 2026-12-07): the background refresh now runs only when nothing else
+// does, and an action waits for a refresh in flight.
+let tail = Promise.resolve();
+let holders = 0;
+
+/** Run `f` once everything before it (an action, a refresh) is done: its promise. */
+function exclusive(f) {
+  holders++;
+  const run = tail.then(() => f());
+  tail = run.catch(() => {}).finally(() => {
+    holders--;
+  });
+  return run;
+}
 
 function say(text, cls = "") {
   const s = $("status");
@@ -38,21 +56,34 @@ function errorText(e) {
   return e && e.message ? e.message : String(e);
 }
 
-/** Run an action with the buttons disabled and its outcome in the status line. */
-async function act(label, f) {
-  if (state.busy) return;
+/** Those waiting for the running action to end ({@link act} with `wait`). */
+const idleWaiters = [];
+
+/**
+ * Run an action with the buttons disabled and its outcome in the status line. While another
+ * runs, a click is dropped (its button is disabled); with `wait` (a file chosen), it runs next.
+ */
+async function act(label, f, { wait = false } = {}) {
+  if (state.busy && !wait) return;
+  while (state.busy) await new Promise((resolve) => idleWaiters.push(resolve));
   state.busy = true;
   document.body.setAttribute("aria-busy", "true");
+  updateButtons();
   say(`${label}…`);
   try {
-    const msg = await f();
-    if (msg) say(msg, "ok");
+    // After a refresh in flight, never beside it. `f` answers a message (said as done), or
+    // {text, cls} for an outcome the page could not check (said as a warning).
+    const msg = await exclusive(f);
+    if (msg && typeof msg === "object") say(msg.text, msg.cls);
+    else if (msg) say(msg, "ok");
+    else say(""); // done, nothing to report: not "…" as if still running
   } catch (e) {
     say(`${label} failed: ${errorText(e)}`, "bad");
   } finally {
     state.busy = false;
     document.body.removeAttribute("aria-busy");
     updateButtons();
+    for (const resolve of idleWaiters.splice(0)) resolve();
   }
 }
 
@@ -77,22 +108,59 @@ function showSettings() {
   $("trust-config").textContent = `Root: ${s.rootName ?? "AWS Nitro Enclaves Root-G1 (embedded, pinned)"}; expected PCRs: ${pcrs}${s.anyImage ? "; any image accepted" : ""}.`;
 }
 
-function verifyOpts(extra) {
-  const s = settings();
+/** The attestation checks of settings `s` (read once by the caller), with `extra`. */
+function verifyOpts(extra, s = settings()) {
   const pcrs = {};
   for (const [i, v] of Object.entries(s.pcrs ?? {})) pcrs[i] = hexToBytes(v);
   return { rootPem: s.rootPem ?? undefined, pcrs, anyImage: !!s.anyImage, ...extra };
 }
 
-async function attestNow() {
-  const pk = hexToBytes(state.status.identity_public_key);
+/**
+ * Verify an attestation document for a fresh nonce against `publicKey` (SEC1 hex), the one
+ * key the caller read and will trust: never a key read again after the await (a review of
+ * 2026-12-07: a status replaced meanwhile had another key stored as attested).
+ */
+async function attestNow(publicKey) {
+  const pk = hexToBytes(publicKey);
+  const s = settings();
   const nonce = freshNonce();
   const a = await get(`/v1/attestation?nonce=${nonce}`);
-  const v = verifyAttestation(hexToBytes(a.document), verifyOpts({ nonce: hexToBytes(nonce), publicKey: pk }));
-  const s = settings();
+  const v = verifyAttestation(hexToBytes(a.document), verifyOpts({ nonce: hexToBytes(nonce), publicKey: pk }, s));
   // The settings keep PCRs as hex: pinned or not as the check reads them.
-  const image = s.anyImage && !pinsImage(verifyOpts({}).pcrs) ? "any image (development)" : "the expected PCRs";
+  const image = s.anyImage && !pinsImage(verifyOpts({}, s).pcrs) ? "any image (development)" : "the expected PCRs";
   return `attestation verified in this browser for a fresh nonce: root ${v.rootSha256.slice(0, 16)}…, ${image}, module ${v.moduleId}`;
+}
+
+/** The address of the host's identity key (the key is what is attested or pinned). */
+function keyAddress(status) {
+  try {
+    return addressOfPublicKey(hexToBytes(status.identity_public_key));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The Identity line: the attested (or pinned) identity once trusted, never the host's
+ * `identity_address` beside the badge; otherwise the address of the key the host reports,
+ * its word. A host's `identity_address` that is not that address is said apart.
+ */
+function showIdentity() {
+  const st = state.status;
+  if (!st) return;
+  const trusted = state.trust?.method && state.trust.publicKey?.toLowerCase() === String(st.identity_public_key).toLowerCase();
+  const shown = trusted ? state.trust.identity : keyAddress(st);
+  $("identity").textContent = `${shown ?? "(the host reports no valid identity key)"} (booted ${time(st.booted_at)}, ${st.sessions_active} active sessions)`;
+  const note = $("identity-note");
+  const claimed = st.identity_address;
+  if (shown && claimed && !sameAddress(claimed, shown)) {
+    note.hidden = false;
+    note.replaceChildren(badge("the host's word", "bad"),
+      ` The host's status names identity_address ${claimed}, which is not the address of the ${trusted ? `identity key ${state.trust.method === "attested" ? "attested" : "pinned"} in this browser` : "identity key it reports"}: the page ignores it.`);
+  } else {
+    note.hidden = true;
+    note.replaceChildren();
+  }
 }
 
 function setTrust(t) {
@@ -104,12 +172,15 @@ function setTrust(t) {
     el.replaceWith(Object.assign(badge("not verified", "bad"), { id: "trust" }));
   }
   $("trust-detail").textContent = t ? t.detail : "";
+  showIdentity();
   updateButtons();
 }
 
+/** Trust in the key the host reports now, from this browser's stored trust (run exclusively). */
 async function establishTrust() {
   const stored = load(TRUST_KEY, null);
-  const pk = state.status.identity_public_key;
+  const status = state.status;
+  const pk = status.identity_public_key;
   if (stored && stored.publicKey.toLowerCase() !== pk.toLowerCase()) {
     setTrust({ method: null, detail: `the host now reports another identity than the ${stored.method} one (${addressOfPublicKey(hexToBytes(stored.publicKey))}): the enclave restarted or was replaced; verify again` });
     return;
@@ -121,7 +192,8 @@ async function establishTrust() {
   const s = settings();
   if (stored || s.anyImage || s.pcrs) {
     try {
-      const detail = await attestNow();
+      const detail = await attestNow(pk);
+      if (state.status !== status) throw new Error("the host's status changed while its attestation was checked: verify again");
       localStorage.setItem(TRUST_KEY, JSON.stringify({ method: "attested", publicKey: pk }));
       setTrust({ method: "attested", identity: addressOfPublicKey(hexToBytes(pk)), publicKey: pk, detail });
       return;
@@ -159,12 +231,18 @@ function addressOfChecksum(a) {
   return a.toLowerCase().startsWith("0x") ? a : `0x${a}`;
 }
 
+/**
+ * What an owner message is signed with, read once per action: the trusted identity, else
+ * (revocations only) the address of the key the host reports — the enclave refuses a
+ * message for another identity, and the page then says its receipt proves nothing.
+ */
 function ctx() {
-  const identity = state.trust?.identity ?? (state.status ? state.status.identity_address : null);
+  const identity = state.trust?.identity ?? (state.status ? keyAddress(state.status) : null);
   return {
     wallet: wallet(),
     account: state.account,
     identity,
+    trusted: !!state.trust?.method,
     onTypedData: (td) => {
       $("typed-data").textContent = JSON.stringify(td, null, 2);
     },
@@ -175,6 +253,9 @@ function updateButtons() {
   const trusted = !!state.trust?.method;
   const connected = !!state.account;
   const idle = !state.busy;
+  // Actions wait for one another (and for a refresh in flight): while one runs or waits,
+  // the others are disabled rather than dropped.
+  for (const id of ["connect", "refresh", "preview", "verify-audit", "verify-attestation", "pin"]) $(id).disabled = !idle;
   $("grant-btn").disabled = !(idle && connected && trusted && state.preview);
   $("update-btn").disabled = !(idle && connected && trusted && state.preview && state.selected);
   $("revoke-all").disabled = !(idle && connected);
@@ -189,6 +270,8 @@ async function preview() {
   const text = $("policy-text").value;
   if (!text.trim()) throw new Error("paste a policy or choose a file first");
   const r = await post("/v1/policy/normalize", { text });
+  // The text edited meanwhile: this preview is of the text as it was, not what the box shows.
+  if ($("policy-text").value !== text) throw new Error("the policy text changed while the host normalized it: preview again");
   // The hash the owner signs is computed here from the exact bytes that will be sent.
   const hash = bytesToHex(keccak(utf8("bridle/policy/v1\n"), utf8(r.canonical)));
   if (hash !== r.hash.toLowerCase()) throw new Error(`the host's policy hash ${r.hash} is not the hash of its canonical document (${hash})`);
@@ -310,49 +393,104 @@ async function policyOf(session, hash) {
 
 // ---- refresh ------------------------------------------------------------------------------------
 
-async function refresh() {
+/**
+ * Read the host again: status, trust, the audit log (unless `audit` is false: just
+ * verified), the owner's sessions. Run exclusively.
+ */
+async function refresh({ audit = true } = {}) {
   state.status = await get("/v1/status");
-  $("identity").textContent = `${state.status.identity_address} (booted ${time(state.status.booted_at)}, ${state.status.sessions_active} active sessions)`;
+  showIdentity();
   $("pin-key").placeholder = state.status.identity_public_key;
+  let retrusted = false;
   if (!state.trust || !state.trust.method || state.trust.publicKey?.toLowerCase() !== state.status.identity_public_key.toLowerCase()) {
     await establishTrust();
+    retrusted = true;
   }
-  await refreshAudit();
-  if (!state.account) {
+  if (audit || retrusted) await refreshAudit();
+  const account = state.account;
+  if (!account) {
+    state.sessions = [];
+    state.sessionsMore = false;
     renderSessions($("session-table").tBodies[0], [], 0, () => {});
     return;
   }
-  const { rows: stored, more } = await getPaged(`/v1/owners/${state.account}/sessions?limit=100`);
+  const { rows: stored, more } = await getPaged(`/v1/owners/${account}/sessions?limit=100`);
   $("session-more").textContent = more
     ? `The host lists more sessions of this owner than the ${stored.length} shown (the oldest first): the rest are not shown here.`
     : "";
+  // The owner's sessions in the verified log (the enclave wrote them, naming this owner):
+  // the host's list may leave one out (a review of 2026-12-07).
+  const logged = state.audit ? sessionsOfOwner(state.audit.entries, account) : new Map();
+  const listed = new Set(stored.map((s) => String(s.session).toLowerCase()));
   const rows = [];
-  for (const s of stored) {
-    let live = null;
+  const liveOf = async (session) => {
     try {
-      live = (await get(`/v1/sessions/${s.session}`)).session;
+      return (await get(`/v1/sessions/${session}`)).session;
     } catch {
-      live = null;
+      return null;
     }
+  };
+  for (const s of stored) {
+    const live = await liveOf(s.session);
     let bindingOk = false;
     let bindingError = null;
+    let binding = null;
     try {
       if (!state.trust?.method) throw new Error("enclave not verified");
-      checkBinding(s.binding.binding, s.binding.binding_signature, state.trust.identity, { owner: state.account, session: s.session });
+      checkBinding(s.binding.binding, s.binding.binding_signature, state.trust.identity, { owner: account, session: s.session });
       bindingOk = true;
+      binding = s.binding.binding;
     } catch (e) {
-      bindingError = sameAddress(s.enclave, state.status.identity_address) ? e.message : "another enclave's";
+      bindingError = !state.trust?.method ? e.message : sameAddress(s.enclave, state.trust.identity) ? e.message : "another enclave's";
     }
-    rows.push({ stored: s, live, bindingOk, bindingError });
+    rows.push({ stored: s, live, bindingOk, bindingError, binding, logged: logged.get(String(s.session).toLowerCase()) ?? null, listed: true });
+  }
+  for (const [key, l] of logged) {
+    if (listed.has(key)) continue;
+    // A session the host did not list: its session and agent are the log's (checked), the
+    // rest unknown or the host's word.
+    const live = await liveOf(l.session);
+    rows.push({
+      stored: { session: l.session, owner: account, agent: l.agent, state: live?.state ?? "unknown", valid_until: l.validUntil, binding: null },
+      live, bindingOk: false, bindingError: null, binding: null, logged: l, listed: false, more,
+    });
   }
   state.sessions = rows;
+  state.sessionsMore = more;
   const now = state.status.now;
   renderSessions($("session-table").tBodies[0], rows, now, (sess) => act("Opening the session", () => open(sess)));
   if (state.selected) await showDetail();
-  if (state.audit) renderAudit($("audit-table").tBodies[0], state.audit.entries, rows.map((r) => r.stored.session));
+  showAudit();
+}
+
+/** The audit table: entries of the owner's sessions — the host's list and the verified log's. */
+function showAudit() {
+  if (!state.audit || !state.account) return;
+  const owned = sessionsOfOwner(state.audit.entries, state.account);
+  const listedByHost = state.sessions.filter((r) => r.listed).map((r) => String(r.stored.session).toLowerCase());
+  const listed = new Set(listedByHost);
+  const mine = [...new Set([...listedByHost, ...owned.keys()])];
+  const unlisted = [...owned.keys()].filter((k) => !listed.has(k));
+  const more = !!state.sessionsMore;
+  renderAudit($("audit-table").tBodies[0], state.audit.entries, mine, new Set(unlisted));
+  const note = $("audit-sessions");
+  const parts = [
+    `Your sessions here: ${owned.size} found in the verified log (the enclave's entries naming you as owner), ${listed.size} listed by the host.`,
+  ];
+  const kids = [];
+  if (unlisted.length) {
+    kids.push(badge(more ? "not in the host's first page" : "not listed by the host", "bad"),
+      ` ${unlisted.length} session(s) of yours in the verified log ${more ? "are not among those the host listed" : "are missing from the host's list of your sessions"}: ${unlisted.join(", ")}. They are shown here and in Sessions all the same. `);
+  }
+  if (state.audit.firstSeq > 0) {
+    kids.push(badge("possibly incomplete", "warn"),
+      ` The host's copy starts at seq ${state.audit.firstSeq} (it says its retention pruned the entries before): a session of yours created before then is here only if the host lists it or a later entry names you. `);
+  }
+  note.replaceChildren(...parts, " ", ...kids);
 }
 
 async function refreshAudit() {
+  $("audit-sessions").replaceChildren();
   if (!state.trust?.method) {
     state.audit = null;
     $("audit-result").replaceChildren(badge("not checked", "warn"), " verify the enclave first: the log is checked against its identity");
@@ -440,10 +578,43 @@ async function signedStatus(session, held) {
  * refuses. {} when no signed status comes (this clock alone, then).
  */
 async function nonceBounds(session) {
-  const s = await signedStatus(session, null);
+  return boundsOf(await signedStatus(session, null));
+}
+
+function boundsOf(s) {
   if (!s.receipt || !Number.isSafeInteger(s.receipt.time)) return {};
   const suspended = s.live?.state === "suspended" && Number.isSafeInteger(s.live.time) ? (s.live.time + 1) * 1000 : 0;
   return { signedMs: s.receipt.time * 1000, floorMs: suspended };
+}
+
+/**
+ * The agent an owner message about `row` names, from what the enclave signed: the session's
+ * binding checked in this page, the enclave's status signed for a fresh nonce (`signedLive`),
+ * or the session's creation in the verified audit log — never the host's row beside them (a
+ * review of 2026-12-07: Revoke signed the host's `agent`). With none of them (the enclave is
+ * not verified: revocations only), the host's row, and only when the binding it stored names
+ * the same agent. Returns {agent, note}; throws, saying why, when no agent can be named.
+ */
+function agentFor(row, signedLive) {
+  const checked = [];
+  if (row.bindingOk && row.binding) checked.push(["the session's binding, signed by the enclave", row.binding.agent]);
+  if (signedLive?.agent) checked.push(["the enclave's signed status", signedLive.agent]);
+  if (row.logged?.agent) checked.push(["the session's creation in the verified audit log", row.logged.agent]);
+  const hostSays = row.listed ? row.stored.agent : null;
+  if (checked.length) {
+    const [source, agent] = checked[0];
+    const other = checked.find(([, a]) => !sameAddress(a, agent));
+    if (other) throw new Error(`${source} names agent ${agent}, ${other[0]} names ${other[1]}: nothing was signed`);
+    const note = hostSays && !sameAddress(hostSays, agent)
+      ? ` — the host's list names agent ${hostSays} for this session; signed for ${agent}, from ${source}`
+      : "";
+    return { agent, note };
+  }
+  const stored = row.stored.binding?.binding?.agent;
+  if (!hostSays || !stored || !sameAddress(stored, hostSays)) {
+    throw new Error(`the host's row names agent ${hostSays ?? "none"} but the binding it stored names ${stored ?? "none"}, and the enclave is not verified here: nothing was signed — verify the enclave, or use Revoke all`);
+  }
+  return { agent: hostSays, note: " — agent from the host's row (the enclave is not verified here)" };
 }
 
 async function showDetail() {
@@ -465,7 +636,9 @@ async function showDetail() {
     now: signed.now ?? state.status.now,
     signed: signed.receipt ?? null, signedError: signed.error, aggregate: signed.receipt ? signed.aggregate : null,
     onApprove: (p) => act("Approving the request", async () => {
-      await owner.approve(ctx(), row.stored.session, live.agent, p, heldAt(p));
+      if (!signed.receipt) throw new Error("the held request is not from a status the enclave signed");
+      const { agent } = agentFor(row, live);
+      await owner.approve(ctx(), row.stored.session, agent, p, heldAt(p));
       await refresh();
       return `approved ${p.digest}: the enclave signed it, and the signature recovers to the session`;
     }),
@@ -477,7 +650,8 @@ async function showDetail() {
       return `the enclave's signed status now shows held request ${p.digest}`;
     }),
     onDeny: (p) => act("Denying the request", async () => {
-      const { reply, receipt } = await owner.deny(ctx(), row.stored.session, live.agent, p, heldAt(p));
+      const { agent } = agentFor(row, signed.receipt ? live : null);
+      const { reply, receipt } = await owner.deny(ctx(), row.stored.session, agent, p, heldAt(p));
       await refresh();
       return `denied ${p.digest}: never signed; the agent is refused until ${time(reply.until)} (receipt signed by the enclave at ${time(receipt.time)})`;
     }),
@@ -493,14 +667,41 @@ function readFile(input) {
   return f ? f.text().then((t) => ({ name: f.name, text: t })) : Promise.resolve(null);
 }
 
+/**
+ * What an owner action on the selected session signs, read once: the row, the enclave's
+ * status signed for a fresh nonce (the nonce's bounds), the agent the enclave signed
+ * ({@link agentFor}) and the wallet context.
+ */
+async function sessionAction() {
+  const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
+  if (!row) throw new Error("no session selected");
+  const c = ctx();
+  const signed = await signedStatus(row.stored.session, null);
+  const { agent, note } = agentFor(row, signed.receipt ? signed.live : null);
+  return { row, at: boundsOf(signed), agent, note, c };
+}
+
+/** An outcome only the host's word vouches for: said as a warning, never as done. */
+function unverified(what) {
+  return {
+    text: `${what}, with a receipt this page cannot check — the enclave is not verified in this browser, so nothing shows the enclave saw it: verify the enclave (its signed status then shows each session's state), or check with bridle owner status`,
+    cls: "warn",
+  };
+}
+
 function wire() {
   $("connect").addEventListener("click", () => act("Connecting the wallet", connect));
   $("refresh").addEventListener("click", () => act("Refreshing", async () => (await refresh(), "up to date")));
   $("preview").addEventListener("click", () => act("Normalizing the policy", preview));
   $("verify-audit").addEventListener("click", () => act("Verifying the audit log", async () => {
     await refreshAudit();
-    if (state.audit) renderAudit($("audit-table").tBodies[0], state.audit.entries, state.sessions.map((r) => r.stored.session));
-    return state.audit ? "the audit log verifies" : null;
+    if (!state.audit) return null;
+    // Sessions of yours the log names and the host's list leaves out: read again, so that
+    // they are in Sessions too (a review of 2026-12-07).
+    const known = new Set(state.sessions.map((r) => String(r.stored.session).toLowerCase()));
+    if ([...sessionsOfOwner(state.audit.entries, state.account).keys()].some((k) => !known.has(k))) await refresh({ audit: false });
+    else showAudit();
+    return "the audit log verifies";
   }));
   // A new text invalidates the preview: only a previewed text can be signed.
   const policyChanged = () => {
@@ -520,7 +721,7 @@ function wire() {
     localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), rootPem: f.text, rootName: f.name }));
     showSettings();
     return `root certificate ${f.name} will be used`;
-  }));
+  }, { wait: true }));
   $("root-aws").addEventListener("click", () => {
     localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), rootPem: null, rootName: null }));
     showSettings();
@@ -533,19 +734,27 @@ function wire() {
     localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), pcrs: hex }));
     showSettings();
     return `expected PCRs: ${Object.keys(p).map((i) => `PCR${i}`).join(", ")}`;
-  }));
+  }, { wait: true }));
   $("any-image").addEventListener("change", () => {
     localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), anyImage: $("any-image").checked }));
     showSettings();
   });
   $("verify-attestation").addEventListener("click", () => act("Verifying the attestation", async () => {
     localStorage.removeItem(TRUST_KEY);
-    state.trust = null;
-    const detail = await attestNow().catch((e) => {
+    setTrust(null);
+    if (!state.status) state.status = await get("/v1/status");
+    // The key is read once, checked, and exactly that key is trusted (a review of
+    // 2026-12-07: it was read again after the await, from a status replaced meanwhile).
+    const status = state.status;
+    const pk = status.identity_public_key;
+    const detail = await attestNow(pk).catch((e) => {
       setTrust({ method: null, detail: `attestation does not verify: ${errorText(e)}` });
       throw e;
     });
-    const pk = state.status.identity_public_key;
+    if (state.status !== status) {
+      setTrust({ method: null, detail: "the host's status changed while the attestation was checked: verify again" });
+      throw new Error("the host's status changed while the attestation was checked: nothing was trusted");
+    }
     localStorage.setItem(TRUST_KEY, JSON.stringify({ method: "attested", publicKey: pk }));
     setTrust({ method: "attested", identity: addressOfPublicKey(hexToBytes(pk)), publicKey: pk, detail });
     await refresh();
@@ -554,24 +763,33 @@ function wire() {
   $("pin").addEventListener("click", () => act("Pinning the key", async () => {
     const pk = $("pin-key").value.trim();
     const addr = addressOfPublicKey(hexToBytes(pk));
+    if (!state.status) state.status = await get("/v1/status");
     if (pk.toLowerCase() !== state.status.identity_public_key.toLowerCase()) {
-      throw new Error(`the host reports identity ${state.status.identity_address}, not ${addr}: not pinned`);
+      throw new Error(`the host reports identity key ${state.status.identity_public_key} (${keyAddress(state.status)}), not ${addr}: not pinned`);
     }
     localStorage.setItem(TRUST_KEY, JSON.stringify({ method: "pinned", publicKey: pk }));
     await establishTrust();
     await refresh();
     return `pinned ${addr}`;
   }));
-  $("forget").addEventListener("click", () => {
+  // After an action in flight: one verifying the attestation would trust again after it.
+  $("forget").addEventListener("click", () => exclusive(() => {
     localStorage.removeItem(TRUST_KEY);
     setTrust({ method: null, detail: "forgotten" });
-  });
+  }));
+  // Every action reads what it acts on once, before its first await: the page's state
+  // (the preview, the trust, the selected row) may change while the wallet asks.
   $("grant-btn").addEventListener("click", () => act("Granting", async () => {
     const p = state.preview;
-    const verifyDoc = state.trust.method === "attested"
-      ? (doc, userData) => verifyAttestation(doc, verifyOpts({ userData, publicKey: hexToBytes(state.trust.publicKey), maxAgeSecs: 600 }))
+    const trust = state.trust;
+    if (!p || !trust?.method) throw new Error("preview a policy and verify the enclave first");
+    const opts = settings();
+    const verifyDoc = trust.method === "attested"
+      ? (doc, userData) => verifyAttestation(doc, verifyOpts({ userData, publicKey: hexToBytes(trust.publicKey), maxAgeSecs: 600 }, opts))
       : null;
-    const { created, attested } = await owner.grant(ctx(), $("agent-key").value, p, verifyDoc, await nonceBounds(null));
+    const c = ctx();
+    const agentKey = $("agent-key").value;
+    const { created, attested } = await owner.grant(c, agentKey, p, verifyDoc, await nonceBounds(null));
     rememberPolicy(p);
     state.selected = created.binding.session;
     await refresh();
@@ -582,32 +800,35 @@ function wire() {
     return `session ${created.binding.session} granted: the binding is signed by the trusted enclave and names you, this agent and policy ${p.hash}${doc}`;
   }));
   $("update-btn").addEventListener("click", () => act("Updating the policy", async () => {
-    const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
-    const at = await nonceBounds(row.stored.session);
-    const { receipt } = await owner.update(ctx(), row.stored.session, row.stored.agent, state.preview, at);
-    rememberPolicy(state.preview);
+    const p = state.preview;
+    const { row, at, agent, note, c } = await sessionAction();
+    if (!p) throw new Error("preview a policy first");
+    const { receipt } = await owner.update(c, row.stored.session, agent, p, at);
+    rememberPolicy(p);
     await refresh();
-    return `session now enforces policy ${state.preview.hash} (receipt signed by the enclave at ${time(receipt.time)})`;
+    return `session now enforces policy ${p.hash} (receipt signed by the enclave at ${time(receipt.time)})${note}`;
   }));
   $("revoke").addEventListener("click", () => act("Revoking", async () => {
-    const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
-    const at = await nonceBounds(row.stored.session);
-    const { receipt } = await owner.revoke(ctx(), row.stored.session, row.stored.agent, at);
+    const { row, at, agent, note, c } = await sessionAction();
+    const { receipt } = await owner.revoke(c, row.stored.session, agent, at);
     await refresh();
-    return `revoked ${row.stored.session} (receipt for your nonce, signed by the enclave at ${time(receipt.time)})` + (state.trust?.method ? "" : " — enclave not verified: the receipt proves nothing");
+    if (!c.trusted) return unverified(`the host's reply says ${row.stored.session} was revoked`);
+    return `revoked ${row.stored.session} (receipt for your nonce, signed by the enclave at ${time(receipt.time)})${note}`;
   }));
   $("revoke-all").addEventListener("click", () => act("Revoking every session", async () => {
-    const { reply, receipt } = await owner.revokeAll(ctx(), await nonceBounds(null));
+    const c = ctx();
+    const { reply, receipt } = await owner.revokeAll(c, await nonceBounds(null));
     await refresh();
-    return `revoked ${reply.sessions.length} session(s) (receipt signed by the enclave at ${time(receipt.time)})` + (state.trust?.method ? "" : " — enclave not verified: the receipt proves nothing");
+    if (!c.trusted) return unverified(`the host's reply says ${reply.sessions.length} session(s) were revoked`);
+    return `revoked ${reply.sessions.length} session(s) (receipt signed by the enclave at ${time(receipt.time)})`;
   }));
   $("sweep").addEventListener("click", () => act("Sweeping", async () => {
-    const row = state.sessions.find((r) => sameAddress(r.stored.session, state.selected));
     const gwei = (id) => BigInt(Math.round(Number($(id).value) * 1e9));
     const max = gwei("sw-fee");
     const prio = gwei("sw-prio") < max ? gwei("sw-prio") : max;
     const terms = [{ chain_id: BigInt($("sw-chain").value), nonce: BigInt($("sw-nonce").value), max_fee_per_gas: max, max_priority_fee_per_gas: prio, gas_limit: BigInt($("sw-gas").value) }];
-    const { reply } = await owner.sweep(ctx(), row.stored.session, row.stored.agent, terms, await nonceBounds(row.stored.session));
+    const { row, at, agent, note, c } = await sessionAction();
+    const { reply } = await owner.sweep(c, row.stored.session, agent, terms, at);
     const out = $("sweep-out");
     out.hidden = false;
     const what = (t) =>
@@ -617,10 +838,20 @@ function wire() {
     out.textContent = reply.transactions.map((t) => `chain ${t.chain_id} nonce ${t.nonce}: ${what(t)} on ${t.to}\n${t.raw_transaction}`).join("\n\n")
       + reply.skipped.map((k) => `\nskipped ${k.token} → ${k.spender}: ${k.reason}`).join("") || "nothing to revoke";
     await refresh();
-    return `${reply.transactions.length} revocation(s) signed (receipt for your nonce checked; broadcast them with your node, or verify each with bridle owner sweep)`;
+    return `${reply.transactions.length} revocation(s) signed (receipt for your nonce checked; broadcast them with your node, or verify each with bridle owner sweep)${note}`;
   }));
   const w = wallet();
-  if (w && w.on) w.on("accountsChanged", (a) => { setAccount(a[0] ?? null); act("Refreshing", async () => (await refresh(), null)); });
+  // A change of account waits its turn too: never under an action that signs for the other.
+  if (w && w.on) {
+    w.on("accountsChanged", (a) => exclusive(async () => {
+      setAccount(a[0] ?? null);
+      try {
+        await refresh();
+      } catch (e) {
+        say(`refresh failed: ${errorText(e)}`, "bad");
+      }
+    }));
+  }
 }
 
 async function start() {
@@ -639,17 +870,17 @@ async function start() {
     }
     return wallet() ? null : "no wallet in this browser: you can look, but signing needs an EIP-1193 wallet";
   });
-  // Quiet background refresh (never while an action runs; an error shows in the status line).
-  setInterval(async () => {
-    if (state.busy || state.refreshing || document.hidden) return;
-    state.refreshing = true;
-    try {
-      await refresh();
-    } catch (e) {
-      say(`refresh failed: ${errorText(e)}`, "bad");
-    } finally {
-      state.refreshing = false;
-    }
+  // Quiet background refresh: only when nothing else runs or waits (an action clicked
+  // meanwhile waits for it); an error shows in the status line.
+  setInterval(() => {
+    if (state.busy || holders > 0 || document.hidden) return;
+    exclusive(async () => {
+      try {
+        await refresh();
+      } catch (e) {
+        say(`refresh failed: ${errorText(e)}`, "bad");
+      }
+    });
   }, 15000);
 }
 

@@ -156,3 +156,47 @@ export function formatUnits(value, decimals) {
   let frac = (a % base).toString().padStart(decimals, "0").replace(/0+$/, "");
   return (neg ? "-" : "") + whole.toString() + (frac ? "." + frac : "");
 }
+
+// ---- text another party wrote, made safe to show (common/src/quote.rs) ---------------------
+
+/**
+ * A character that reorders, hides or controls the text around it rather than showing
+ * (common/src/quote.rs `hides_text`, the CLI's list): control characters (C0, DEL, C1) and
+ * the format characters of bidirectional text and zero width. `cp`: a code point.
+ */
+export function hidesText(cp) {
+  const r = (lo, hi) => cp >= lo && cp <= hi;
+  return (
+    r(0x00, 0x1f) || r(0x7f, 0x9f) ||
+    cp === 0x00ad || cp === 0x061c || r(0x200b, 0x200f) || r(0x2028, 0x202e) || r(0x0600, 0x0605) ||
+    cp === 0x06dd || cp === 0x070f || r(0x115f, 0x1160) || cp === 0x034f || r(0x17b4, 0x17b5) ||
+    r(0x180b, 0x180f) || cp === 0x2800 || r(0x2060, 0x206f) || cp === 0x3164 || r(0xfe00, 0xfe0f) ||
+    cp === 0xfeff || cp === 0xffa0 || r(0xfff9, 0xfffb) || r(0x1bca0, 0x1bca3) || r(0x1d173, 0x1d17a) ||
+    r(0xe0000, 0xe0fff)
+  );
+}
+
+/**
+ * `t` made safe to show on a line of its own, as the CLI prints another party's text
+ * (common/src/quote.rs `printable`): every character {@link hidesText} names (newlines
+ * included) written as `\u{…}`, and so is a `\` that begins `u{` (`\u{005c}`), so that an
+ * agent's literal `\u{202e}` cannot pass for one of these escapes. Lone surrogates are
+ * written as escapes too. A right-to-left override cannot show `moc.elpmaxe` as
+ * `example.com`, a line separator cannot forge a line (a review of 2026-12-07).
+ */
+export function printable(t) {
+  const s = String(t);
+  let out = "";
+  for (let i = 0; i < s.length; ) {
+    const cp = s.codePointAt(i);
+    const n = cp > 0xffff ? 2 : 1;
+    const lone = cp >= 0xd800 && cp <= 0xdfff;
+    if (hidesText(cp) || lone || (cp === 0x5c && s.startsWith("u{", i + 1))) {
+      out += `\\u{${cp.toString(16).padStart(4, "0")}}`;
+    } else {
+      out += s.slice(i, i + n);
+    }
+    i += n;
+  }
+  return out;
+}

@@ -2,7 +2,7 @@
 // digest recomputed here from the request itself (transactions, messages, EIP-712 typed
 // data, ERC-4337 user operations), so the record cannot describe one request while the
 // digest signs another (cli/src/approve.rs).
-import { keccak, utf8, hexToBytes, concat, formatUnits, uintBE, addressBytes, bytesToHex, checksum } from "./bytes.js";
+import { keccak, utf8, hexToBytes, concat, formatUnits, uintBE, addressBytes, bytesToHex, checksum, hidesText, printable } from "./bytes.js";
 import { hashTypedData, parseU256 } from "./typed.js";
 
 // ---- RLP ------------------------------------------------------------------------------------
@@ -372,10 +372,34 @@ export function describe(payload, tokens = []) {
   } else if (e.kind === "typed_data") {
     lines.push(...typedDataLines(e.value));
   } else if (e.kind === "message") {
-    const b = hexToBytes(e.value);
-    lines.push(`message: ${new TextDecoder().decode(b)}`);
+    lines.push(...messageLines(hexToBytes(e.value)));
   } else if (e.kind === "user_operation") {
     lines.push(...userOpLines(e.value, tokens));
   }
-  return lines;
+  // Nothing from the request reaches the page as something that reorders, hides or forges
+  // text: every line as the CLI prints it (a review of 2026-12-07).
+  return lines.map(printable);
+}
+
+/**
+ * An EIP-191 message as `bridle owner approve --dry-run` shows it (cli/src/decode.rs): as
+ * text, line by line, only when it is UTF-8 and holds no character that hides text (newlines
+ * and tabs aside); otherwise as hex. Decoded leniently, two different messages of invalid
+ * UTF-8 would read alike ("����…", a review of 2026-12-07) while Approve signs either.
+ */
+export function messageLines(b) {
+  let text = null;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(b);
+  } catch {
+    text = null;
+  }
+  const hides = (s) => [...s].some((c) => c !== "\n" && c !== "\t" && hidesText(c.codePointAt(0)));
+  if (text === null || hides(text)) {
+    return [`EIP-191 personal message of ${b.length} bytes: ${bytesToHex(b)}`];
+  }
+  // Rust's `str::lines`: split at \n, a trailing \r dropped (a \r shows the message as hex anyway).
+  const parts = text.split("\n");
+  if (parts.length && parts[parts.length - 1] === "") parts.pop();
+  return [`EIP-191 personal message, ${b.length} bytes:`, ...parts.map((l) => `  ${l}`)];
 }

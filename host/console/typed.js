@@ -21,6 +21,9 @@ const MAX_TYPE_NAME = 256;
 const MAX_STRUCT_DEPTH = 8;
 const MAX_JSON_VALUES = 16384;
 
+/** The longest `bytes` value shown whole; a longer one is shown up to it, saying so. */
+export const MAX_BYTES_SHOWN = 256;
+
 const U64_MAX = (1n << 64n) - 1n;
 const I64_MIN = -(1n << 63n);
 const U256_LIMIT = 1n << 256n;
@@ -389,7 +392,11 @@ function atomicWord(t, v, where) {
         if (xs.every((x) => x !== null && x <= 255n)) b = Uint8Array.from(xs.map(Number));
       }
       if (!b) throw bad();
-      const shown = b.length > 64 ? `${bytesToHex(b.subarray(0, 64))}… (${b.length} bytes)` : bytesToHex(b);
+      // As the CLI shows it (cli/src/decode.rs MAX_BYTES_SHOWN): 64 bytes hid a
+      // transferFrom's recipient and amount while Approve was offered (a review of 2026-12-07).
+      const shown = b.length > MAX_BYTES_SHOWN
+        ? `${bytesToHex(b.subarray(0, MAX_BYTES_SHOWN))}… (${b.length} bytes; the first ${MAX_BYTES_SHOWN} shown)`
+        : bytesToHex(b);
       return { word: keccak(b), show: shown };
     }
   }
@@ -418,7 +425,8 @@ class Encoder {
     const words = [this.typeHash(name)];
     for (const f of this.structs.get(name)) {
       if (!v.has(f.name)) throw new Error(`${where}: field \`${f.name}\` of ${name} is missing`);
-      // A field name is any text: quoted unless plain, so it cannot forge a line.
+      // A field name is any text: quoted unless plain, so it cannot forge a line (and
+      // describe() escapes what JSON.stringify leaves raw: U+2028, bidi and zero-width marks).
       const label = /^[A-Za-z0-9_$]+$/.test(f.name) ? f.name : JSON.stringify(f.name);
       words.push(this.field(f.type, f.type.dims.length, v.get(f.name), `${where}.${label}`, indent, label));
     }

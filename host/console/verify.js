@@ -337,3 +337,33 @@ export function verifyAuditLog(entries, headObj, identity, prunedThrough = null)
     firstSeq: Number(firstSeq), firstTime: entries[0]?.time ?? null,
   };
 }
+
+/**
+ * The sessions of `owner` that a log names, from the entries only the enclave writes after
+ * checking the owner's signature (common/src/audit/rec.rs): `session_created` ("owner O
+ * agent A valid_until T"), and `policy_updated`, `revoked`, `revoked_all`, `image_allowed`
+ * ("owner O"). Their details are covered by the hash chain, so in a verified log they are
+ * the enclave's word, whatever list of sessions the host serves (a review of 2026-12-07).
+ * Returns a Map from the lowercase session address to {session, agent, validUntil, seq}
+ * (agent and validUntil null when the log holds no `session_created` of it: pruned).
+ */
+export function sessionsOfOwner(entries, owner) {
+  const out = new Map();
+  if (!owner) return out;
+  const created = /^owner (0x[0-9a-fA-F]{40}) agent (0x[0-9a-fA-F]{40}) valid_until ([0-9]+)$/;
+  const named = /^owner (0x[0-9a-fA-F]{40})$/;
+  for (const e of entries ?? []) {
+    let m = null;
+    if (e.kind === "session_created") m = created.exec(e.detail);
+    else if (["policy_updated", "revoked", "revoked_all", "image_allowed"].includes(e.kind)) m = named.exec(e.detail);
+    if (!m || !sameAddress(m[1], owner)) continue;
+    const key = String(e.session).toLowerCase();
+    const had = out.get(key);
+    if (e.kind === "session_created") {
+      out.set(key, { session: e.session, agent: m[2], validUntil: Number(m[3]), seq: e.seq });
+    } else if (!had) {
+      out.set(key, { session: e.session, agent: null, validUntil: null, seq: e.seq });
+    }
+  }
+  return out;
+}

@@ -1,6 +1,6 @@
 // Rendering. Everything from the host goes into the page as text (textContent), never as
 // markup: a hostile host can send strings, not elements.
-import { formatUnits, bytesToHex } from "./bytes.js";
+import { formatUnits, bytesToHex, sameAddress, printable } from "./bytes.js";
 import { describe, payloadDigest } from "./decode.js";
 import { spendChart, recordSample } from "./chart.js";
 
@@ -38,7 +38,40 @@ function inSecs(t, now) {
 
 const STATE_CLASS = { active: "ok", revoked: "bad", suspended: "bad", expired: "warn", not_yet_valid: "warn", lost: "bad" };
 
-/** One row per session: [{stored, live, bindingOk, bindingError}]. */
+/**
+ * The Agent cell: the agent the enclave signed (the session's binding checked in this page,
+ * or its creation in the verified audit log), never the host's row beside a checked badge
+ * (a review of 2026-12-07); the host's row named apart when it differs; the host's word,
+ * so labelled, when nothing could be checked.
+ */
+function agentCell(r) {
+  const checked = r.bindingOk && r.binding ? r.binding.agent : r.logged?.agent ?? null;
+  if (!checked && !r.listed) {
+    // Named by a later entry of a pruned log: its creation (with the agent) is not here.
+    return h("td", { class: "small" }, "— (its creation is not in the host's copy of the log)");
+  }
+  if (!checked) {
+    return h("td", { class: "mono", title: r.stored.agent }, short(r.stored.agent), " ", badge("the host's word", "warn"));
+  }
+  const differs = r.listed && r.stored.agent && !sameAddress(r.stored.agent, checked);
+  return h("td", { class: "mono", title: checked }, short(checked),
+    differs ? [" ", h("span", { class: "badge bad", title: r.stored.agent }, `the host's list says ${short(r.stored.agent)}`)] : null);
+}
+
+/** The Binding cell: checked here (with what the binding signs), or why not. */
+function bindingCell(r) {
+  if (!r.listed) {
+    return h("td", {}, badge(r.more ? "not in the host's first page" : "not listed by the host", "bad"),
+      h("span", { class: "small" }, ` created for you in the verified audit log${r.logged?.validUntil ? `, valid until ${time(r.logged.validUntil)} at its grant` : ""}`));
+  }
+  if (r.bindingOk) {
+    return h("td", {}, badge("signed by the enclave", "ok"),
+      h("span", { class: "small" }, ` granted valid until ${time(r.binding.valid_until)}`));
+  }
+  return h("td", {}, badge(r.bindingError ?? "not checked", "bad"));
+}
+
+/** One row per session: [{stored, live, bindingOk, bindingError, binding, logged, listed}]. */
 export function renderSessions(tbody, rows, now, onOpen) {
   tbody.replaceChildren();
   if (!rows.length) {
@@ -51,12 +84,12 @@ export function renderSessions(tbody, rows, now, onOpen) {
     tbody.append(
       h(
         "tr",
-        { "data-session": r.stored.session },
+        { "data-session": r.stored.session, "data-listed": r.listed ? "host" : "log-only" },
         h("td", { class: "mono", title: r.stored.session }, short(r.stored.session)),
-        h("td", { class: "mono", title: r.stored.agent }, short(r.stored.agent)),
+        agentCell(r),
         h("td", {}, badge(state, STATE_CLASS[state] ?? "")),
-        h("td", {}, `${time(until)} (${inSecs(until, now)})`),
-        h("td", {}, r.bindingOk ? badge("signed by the enclave", "ok") : badge(r.bindingError ?? "not checked", "bad")),
+        h("td", {}, until ? `${time(until)} (${inSecs(until, now)})` : "—"),
+        bindingCell(r),
         h("td", {}, h("button", { type: "button", class: "open", onclick: () => onOpen(r.stored.session) }, "Open")),
       ),
     );
@@ -219,7 +252,7 @@ function pendingBox(p, d) {
   const box = h("div", { class: "pending", "data-digest": p.digest },
     h("p", {}, badge(p.state, p.state === "waiting" ? "warn" : p.state === "signed" ? "ok" : "bad"),
       ` ${p.kind}, held since ${time(p.created_at)}; ${UNTIL[p.state] ?? "held"} until ${time(p.expires_at)} (${inSecs(p.expires_at, d.now)})`),
-    h("p", {}, `Crossed ${p.rule || "the escalation threshold"}: ${p.reason}`),
+    h("p", {}, printable(`Crossed ${p.rule || "the escalation threshold"}: ${p.reason}`)),
     h("p", { class: "mono" }, `digest ${p.digest} `,
       match === null ? badge("not recomputed in the browser", "warn") : match ? badge("recomputed from the request", "ok") : badge("DOES NOT MATCH the request", "bad")),
     h("pre", { class: "mono" }, lines.join("\n")),
@@ -244,15 +277,21 @@ function pendingBox(p, d) {
   return box;
 }
 
-/** Audit rows of the owner's sessions, newest first (at most `limit`). */
-export function renderAudit(tbody, entries, sessions, limit = 100) {
+/**
+ * Audit rows of the owner's sessions, newest first (at most `limit`): `sessions`, the host's
+ * list and the sessions the verified log names the owner of; `unlisted`, those the host's
+ * list leaves out, flagged on each of their rows.
+ */
+export function renderAudit(tbody, entries, sessions, unlisted = new Set(), limit = 100) {
   tbody.replaceChildren();
   const mine = new Set(sessions.map((s) => s.toLowerCase()));
   const rows = entries.filter((e) => mine.has(e.session.toLowerCase())).slice(-limit).reverse();
   if (!rows.length) tbody.append(h("tr", {}, h("td", { colspan: 5, class: "small" }, "No entry for your sessions.")));
   for (const e of rows) {
-    tbody.append(h("tr", {}, h("td", {}, e.seq), h("td", {}, time(e.time)), h("td", { class: "mono" }, short(e.session)),
+    const hidden = unlisted.has(e.session.toLowerCase());
+    tbody.append(h("tr", {}, h("td", {}, e.seq), h("td", {}, time(e.time)),
+      h("td", { class: "mono", title: e.session }, short(e.session), hidden ? [" ", badge("not listed by the host", "bad")] : null),
       h("td", {}, badge(e.kind, e.kind === "denied" ? "bad" : e.kind === "allowed" ? "ok" : e.kind === "rejected" ? "warn" : "")),
-      h("td", {}, [e.code, e.rule, e.detail].filter(Boolean).join(" — "))));
+      h("td", {}, printable([e.code, e.rule, e.detail].filter(Boolean).join(" — ")))));
   }
 }
