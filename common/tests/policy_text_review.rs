@@ -310,7 +310,7 @@ recipients = ["$owner"]
 tokens = {{ LINK = {{ address = "{link}", decimals = 18 }} }}
 [[calls]]
 target = "LINK"
-functions = ["transfer(address,uint256)", "transferAndCall(address,uint256,bytes)"]
+functions = ["transfer(address,uint256)"]
 [[limits]]
 max = "10 LINK"
 per = "day"
@@ -328,18 +328,26 @@ per = "day"
     // transfer to Alice: refused (recipients).
     let t = Call { to: Some(link), value: U256::ZERO, data: Bytes::from(transfer(ALICE, U256::from(1u64))) };
     assert!(eval(&p, T0 + 1, &[t]).is_err());
-    // transferAndCall(alice, 10^24, ""): one million LINK to Alice.
-    let mut d = hex::decode("4000aea0").unwrap();
-    d.extend_from_slice(&[0u8; 12]);
-    d.extend_from_slice(ALICE.as_slice());
-    d.extend_from_slice(&U256::from(10u64).pow(U256::from(24u64)).to_be_bytes::<32>());
-    d.extend_from_slice(&U256::from(96u64).to_be_bytes::<32>());
-    d.extend_from_slice(&[0u8; 32]);
-    let r = eval(&p, T0 + 1, &[Call { to: Some(link), value: U256::ZERO, data: Bytes::from(d) }]);
-    println!("transferAndCall of 1e6 LINK to Alice: {r:?}");
-    // As RULES §5 says, and as explain now says: a function named by signature is the
-    // owner's explicit choice, and recipients does not bind it.
-    assert!(r.is_ok(), "{r:?}");
+    // transferAndCall(alice, 10^24, ""): one million LINK to Alice, past the 10 LINK/day
+    // cap — signed while a policy could name it on a listed token (RULES §5 called it the
+    // owner's explicit choice); since a review of 2026-12-07 (AG-212 4.1) such a policy is
+    // refused: on a listed token only the four metered functions may be named.
+    let named = format!(
+        r#"
+name = "recipients"
+chains = [1]
+valid_for = "1h"
+tokens = {{ LINK = {{ address = "{link}", decimals = 18 }} }}
+[[calls]]
+target = "LINK"
+functions = ["transfer(address,uint256)", "transferAndCall(address,uint256,bytes)"]
+[[limits]]
+max = "10 LINK"
+per = "day"
+"#
+    );
+    let d = CompiledPolicy::compile(resolve_text(&named, T0).unwrap()).unwrap_err();
+    assert!(d.reason.contains("transferAndCall") && d.reason.contains("metered"), "{d}");
 }
 
 /// Probes found sound: each text must be refused (or read as written).

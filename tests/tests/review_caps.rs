@@ -244,15 +244,16 @@ per = "day"
     assert_eq!((c, code(&v)), (403, "spend_cap"), "{v}");
     let (c, v) = s.sign(&g, erc20_transfer(CHAIN, 1, USDC, DEAD, units(1, 6))).await;
     assert_eq!((c, code(&v)), (403, "recipient_not_allowed"), "{v}");
-    // A function named explicitly for the token passes (the owner said so).
+    // A token-moving function named explicitly for the token passed (the owner said so)
+    // until 2026-12-07; now such a policy is refused (AG-212 4.1: it moved the token past
+    // every cap): the host's normalize and the enclave both refuse it.
     let text2 = text.replace(
         "[[calls]]\ntarget = \"USDC\"\nfunctions = [\"*\"]",
         "[[calls]]\ntarget = \"USDC\"\nfunctions = [\"push(address,uint256)\"]",
     );
-    let g2 = s.grant(&owner, &Actor::random(), &policy(&text2)).await.expect("grant");
-    let push = pushCall { to: owner.address, amount: units(5, 6) }.abi_encode();
-    let (c, v) = s.sign(&g2, call_tx(CHAIN, 0, USDC, U256::ZERO, push)).await;
-    assert_eq!(c, 200, "{v}");
+    let refused = bridle_common::policy::CompiledPolicy::compile(policy(&text2)).unwrap_err();
+    assert!(refused.reason.contains("push(address,uint256)") && refused.reason.contains("metered"), "{refused}");
+    assert!(s.grant(&owner, &Actor::random(), &policy(&text2)).await.is_err(), "the enclave refuses it too");
 }
 
 /// Finding 8: an argument rule on a `uint8` read a word with its high bits set as a value out

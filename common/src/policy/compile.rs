@@ -319,7 +319,15 @@ impl CompiledPolicy {
             }
             let mut fns = Vec::with_capacity(functions.len());
             for (j, f) in functions.iter().enumerate() {
-                fns.push(compile_function(f, format!("calls[{i}].functions[{j}]"), type_limits)?);
+                let compiled = compile_function(f, format!("calls[{i}].functions[{j}]"), type_limits)?;
+                if let (Some(a), FnMatcher::Selector(sel)) = (target, compiled.matcher) {
+                    let listed = tokens_by_address.get(a).and_then(|v| v.first()).map(|&t| tokens[t].symbol.as_str());
+                    let named_by_permits = permits.iter().any(|r| r.permit2 == Some(*a)) || *a == crate::typed::PERMIT2;
+                    if type_limits == Limits::New && !named_by_permits {
+                        super::unmetered::refuse_named(listed, sel, &f.signature, &compiled.rule)?;
+                    }
+                }
+                fns.push(compiled);
             }
             match target {
                 Some(a) => by_target.push(*a, i),

@@ -137,7 +137,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
         let names: Vec<String> = r.iter().map(party).collect();
         let _ = writeln!(
             s,
-            "recipients: native value only to {} or to a target a [[calls]] rule names explicitly; ERC-20 transfer and transferFrom only to {} (a token function named by signature in a [[calls]] rule — transferAndCall, safeTransferFrom, … — is not checked against this list)",
+            "recipients: native value only to {} or to a target a [[calls]] rule names explicitly; ERC-20 transfer and transferFrom only to {} (a token function named by signature in a [[calls]] rule of a contract not listed as a token — transferAndCall, safeTransferFrom, … — is not checked against this list; on a listed token no such function may be named)",
             names.join(", "),
             names.join(", ")
         );
@@ -253,6 +253,17 @@ pub fn explain(p: &CompiledPolicy) -> String {
             crate::allowance::fmt_usd(c)
         );
     }
+    let approves = !d.approvals.spenders.is_empty() || !d.permits.is_empty();
+    if approves
+        && d.exposure_ceiling.is_none()
+        && d.owner_exposure_ceiling.is_none()
+        && d.agent_exposure_ceiling.is_none()
+    {
+        let _ = writeln!(
+            s,
+            "exposure ceiling: none — outstanding approvals are bounded only by each token's approvals.max per spender and chain, not in sum (AG-212 4.4 asks for a ceiling)"
+        );
+    }
     if let Some(e) = &d.escalate {
         let mut when = vec![];
         if let (Some(v), Some(asset)) = (&e.above_value, p.escalate_asset) {
@@ -278,6 +289,12 @@ pub fn explain(p: &CompiledPolicy) -> String {
             "trip_wire: {} denials within {} suspend the session until the owner updates its policy or revokes it",
             t.denials,
             format_duration(t.within)
+        );
+    }
+    if d.trip_wire.is_none() {
+        let _ = writeln!(
+            s,
+            "trip_wire: none — no run of denials suspends the session by itself; only the owner's revoke does (AG-212 4.6 asks for automatic revocation)"
         );
     }
     for signer in &d.release_signers {

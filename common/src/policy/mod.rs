@@ -34,6 +34,7 @@ pub mod state;
 pub mod strict_json;
 #[cfg(test)]
 mod tests;
+mod unmetered;
 
 pub use compile::CompiledPolicy;
 pub use doc::Policy;
