@@ -42,7 +42,7 @@ fn a_revocation_at_its_own_nonce_counts() {
 }
 
 #[test]
-fn lowering_an_approval_always_passes() {
+fn what_adds_no_state_passes_a_ceiling_exceeded() {
     let mut p = governed();
     p.exposure_ceiling = Some(usd(500));
     let mut m = model(&p);
@@ -51,9 +51,14 @@ fn lowering_an_approval_always_passes() {
     assert_denied(m.sign(&tx(1, USDC, approve(B, usdc(400))), t + 1), "exposure_ceiling");
     p.exposure_ceiling = Some(usd(100));
     m.update(&p, t + 2).unwrap();
-    // Over the new ceiling already, but these do not raise exposure.
-    assert_eq!(m.sign(&tx(1, USDC, approve(A, usdc(50))), t + 3), Verdict::Allowed);
-    assert_eq!(m.sign(&tx(2, USDC, transfer(DEAD, usdc(5))), t + 4), Verdict::Allowed);
+    // Over the new ceiling already (RULES §6): a lower approval in the first one's place and a
+    // transaction that writes nothing add no state and pass; a lower approval at a fresh
+    // nonce adds one (mined after nonce 0 or not, A may be 400 or 50) and is checked
+    // against the figure with it, 400 > 100: refused (revoke first).
+    assert_eq!(m.sign(&tx(0, USDC, approve(A, usdc(50))), t + 3), Verdict::Allowed);
+    assert_eq!(m.sign(&tx(1, USDC, transfer(DEAD, usdc(5))), t + 4), Verdict::Allowed);
+    assert_denied(m.sign(&tx(2, USDC, approve(A, usdc(50))), t + 5), "exposure_ceiling");
+    assert_eq!(m.sign(&tx(2, USDC, approve(A, U256::ZERO)), t + 6), Verdict::Allowed);
 }
 
 fn permit(value: U256, deadline: u64) -> Req {
