@@ -57,14 +57,43 @@ export async function readBounded(response, max = MAX_REPLY_BYTES) {
   return { text: new TextDecoder().decode(all), bytes };
 }
 
+/**
+ * The longest the page waits for one reply, read whole (30 s). A request the host never
+ * answered left the page busy for good: every action and refresh waits for the one before
+ * it, and Revoke all with them (a review of 2026-12-07).
+ */
+export const REQUEST_TIMEOUT_MS = 30000;
+
+/** A request the host did not answer (whole) in time: given up. */
+export class Timeout extends Error {
+  constructor(method, path, ms) {
+    const sent = method === "GET" ? "" : " (what was sent may have reached the enclave all the same)";
+    super(`the host did not answer ${method} ${path.split("?")[0]} within ${ms / 1000} s: the page gave up waiting${sent}`);
+    this.timeout = true;
+  }
+}
+
+/** `fetch` then read the reply with {@link parsed}, all within {@link REQUEST_TIMEOUT_MS}: {body, bytes, response}. */
+async function timed(method, path, init, max) {
+  const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+  try {
+    const response = await fetch(path, { ...init, method, signal });
+    return { ...(await parsed(response, max)), response };
+  } catch (e) {
+    if (signal.aborted) throw new Timeout(method, path, REQUEST_TIMEOUT_MS);
+    throw e;
+  }
+}
+
 /** A call's parsed reply and its size in bytes: {body, bytes}. */
 async function sized(method, path, bodyText, max = MAX_REPLY_BYTES) {
-  const init = { method, headers: { Accept: "application/json" }, cache: "no-store" };
+  const init = { headers: { Accept: "application/json" }, cache: "no-store" };
   if (bodyText !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = bodyText;
   }
-  return parsed(await fetch(path, init), max);
+  const { body, bytes } = await timed(method, path, init, max);
+  return { body, bytes };
 }
 
 /** `r`'s body as JSON, read up to `max` bytes; an error status is thrown as {@link ApiError}: {body, bytes}. */
@@ -107,8 +136,7 @@ export async function getPaged(path, maxRows = 10000) {
   const rows = [];
   let at = path;
   while (at && rows.length < maxRows) {
-    const r = await fetch(at, { method: "GET", headers: { Accept: "application/json" }, cache: "no-store" });
-    const { body } = await parsed(r);
+    const { body, response: r } = await timed("GET", at, { headers: { Accept: "application/json" }, cache: "no-store" }, MAX_REPLY_BYTES);
     if (!Array.isArray(body)) throw new Error("the host's list is not a JSON array");
     for (const x of body) rows.push(x);
     at = body.length > 0 ? nextLink(r) : null;

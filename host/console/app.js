@@ -1,7 +1,7 @@
 // The owner console: wiring. State lives in this module; the pure parts are in bytes.js,
 // eip712.js, verify.js, attest.js, x509.js, decode.js (tested under node against the Rust
 // code) and the DOM parts in views.js and chart.js.
-import { get, getPaged, post, ApiError, freshNonce, auditLog } from "./api.js";
+import { get, getPaged, post, ApiError, Timeout, freshNonce, auditLog } from "./api.js";
 import { keccak, utf8, bytesToHex, hexToBytes, addressOfPublicKey, sameAddress } from "./bytes.js";
 import { verifyAttestation, parsePcrsJson, pinsImage } from "./attest.js";
 import { checkBinding, verifyAuditLog, sessionsOfOwner } from "./verify.js";
@@ -59,11 +59,38 @@ function errorText(e) {
 /** Those waiting for the running action to end ({@link act} with `wait`). */
 const idleWaiters = [];
 
+/** The trust in force as a value to compare: how, and which key; null when not verified. */
+function trustMark() {
+  const t = state.trust;
+  return t?.method ? `${t.method} ${String(t.publicKey).toLowerCase()}` : null;
+}
+
+/** `mark` ({@link trustMark}) in words. */
+function trustWords(mark) {
+  if (!mark) return "not verified";
+  const [method, pk] = mark.split(" ");
+  let who = pk;
+  try {
+    who = addressOfPublicKey(hexToBytes(pk));
+  } catch {
+    // the key as it is
+  }
+  return `${method} ${who}`;
+}
+
 /**
  * Run an action with the buttons disabled and its outcome in the status line. While another
  * runs, a click is dropped (its button is disabled); with `wait` (a file chosen), it runs next.
+ *
+ * `trust`: what the action signs under. The trust is read at the click, before anything
+ * waits: an action waits for a refresh in flight, and a refresh the host answers with another
+ * key drops the trust the owner saw (a review of 2026-12-07: a Sweep clicked under "attested"
+ * was signed for the host's key B and its receipt from B reported as done). "same": refused
+ * when its turn comes under another trust than at the click; "trusted": that, and refused
+ * unless the enclave is verified.
  */
-async function act(label, f, { wait = false } = {}) {
+async function act(label, f, { wait = false, trust = null } = {}) {
+  const atClick = trustMark();
   if (state.busy && !wait) return;
   while (state.busy) await new Promise((resolve) => idleWaiters.push(resolve));
   state.busy = true;
@@ -73,7 +100,10 @@ async function act(label, f, { wait = false } = {}) {
   try {
     // After a refresh in flight, never beside it. `f` answers a message (said as done), or
     // {text, cls} for an outcome the page could not check (said as a warning).
-    const msg = await exclusive(f);
+    const msg = await exclusive(() => {
+      if (trust) sameTrust(atClick, trust === "trusted");
+      return f();
+    });
     if (msg && typeof msg === "object") say(msg.text, msg.cls);
     else if (msg) say(msg, "ok");
     else say(""); // done, nothing to report: not "…" as if still running
@@ -84,6 +114,17 @@ async function act(label, f, { wait = false } = {}) {
     document.body.removeAttribute("aria-busy");
     updateButtons();
     for (const resolve of idleWaiters.splice(0)) resolve();
+  }
+}
+
+/** Throw, saying why, unless the trust in force is `atClick` (and, when `required`, verified). */
+function sameTrust(atClick, required) {
+  const now = trustMark();
+  if (now !== atClick) {
+    throw new Error(`the page trusted ${trustWords(atClick)} when you clicked, and ${trustWords(now)} when the action's turn came (the host's status changed meanwhile): nothing was signed — read the trust line, then click again`);
+  }
+  if (required && !now) {
+    throw new Error("the enclave is not verified in this browser: nothing was signed — verify the attestation or pin the key first");
   }
 }
 
@@ -203,6 +244,27 @@ async function establishTrust() {
     }
   }
   setTrust({ method: null, detail: "the identity is the host's word: verify the attestation or pin a key below" });
+}
+
+/**
+ * Store `change` to the attestation settings and check the trust in force again under them
+ * (run as an action, exclusively): an attestation that verified only under the settings
+ * before (any image, another root) is not trusted after them (a review of 2026-12-07).
+ */
+async function changeSettings(change, said) {
+  localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), ...change }));
+  showSettings();
+  if (state.trust?.method !== "attested") return said;
+  const before = trustMark();
+  setTrust({ method: null, detail: "the attestation settings changed: checking the attestation again" });
+  try {
+    await refresh();
+  } catch (e) {
+    return { text: `${said}; the enclave is not verified now: the host could not be read again (${errorText(e)})`, cls: "warn" };
+  }
+  return trustMark() === before
+    ? `${said}; the enclave's attestation verifies under these settings`
+    : { text: `${said}; the enclave's attestation does not verify under these settings: not verified now (${state.trust?.detail ?? ""})`, cls: "warn" };
 }
 
 // ---- wallet -------------------------------------------------------------------------------------
@@ -386,7 +448,8 @@ async function policyOf(session, hash) {
     const list = await get(`/v1/sessions/${session}/policies?hash=${hash}`);
     const r = list.find((x) => x.policy_hash.toLowerCase() === hash.toLowerCase());
     return r ? { doc: r.policy, verified: false } : { doc: null, verified: false };
-  } catch {
+  } catch (e) {
+    if (e instanceof Timeout) throw e;
     return { doc: null, verified: false };
   }
 }
@@ -423,10 +486,13 @@ async function refresh({ audit = true } = {}) {
   const logged = state.audit ? sessionsOfOwner(state.audit.entries, account) : new Map();
   const listed = new Set(stored.map((s) => String(s.session).toLowerCase()));
   const rows = [];
+  // A row the host does not answer for in time ends the refresh, said: waiting out each row
+  // in turn would hold every action behind it.
   const liveOf = async (session) => {
     try {
       return (await get(`/v1/sessions/${session}`)).session;
-    } catch {
+    } catch (e) {
+      if (e instanceof Timeout) throw e;
       return null;
     }
   };
@@ -593,9 +659,11 @@ function boundsOf(s) {
  * or the session's creation in the verified audit log — never the host's row beside them (a
  * review of 2026-12-07: Revoke signed the host's `agent`). With none of them (the enclave is
  * not verified: revocations only), the host's row, and only when the binding it stored names
- * the same agent. Returns {agent, note}; throws, saying why, when no agent can be named.
+ * the same agent — never while the enclave is verified (`trusted`): then none of them is a
+ * host that withholds them (a review of 2026-12-07). Returns {agent, note}; throws, saying
+ * why, when no agent can be named.
  */
-function agentFor(row, signedLive) {
+function agentFor(row, signedLive, trusted) {
   const checked = [];
   if (row.bindingOk && row.binding) checked.push(["the session's binding, signed by the enclave", row.binding.agent]);
   if (signedLive?.agent) checked.push(["the enclave's signed status", signedLive.agent]);
@@ -609,6 +677,14 @@ function agentFor(row, signedLive) {
       ? ` — the host's list names agent ${hostSays} for this session; signed for ${agent}, from ${source}`
       : "";
     return { agent, note };
+  }
+  if (trusted) {
+    const why = [
+      `the session's binding ${row.bindingError ? `does not verify (${row.bindingError})` : "is not here"}`,
+      "no status the enclave signed names it",
+      "its creation is not in the verified audit log",
+    ];
+    throw new Error(`the enclave is verified here, yet nothing it signed names this session's agent: ${why.join("; ")}. Nothing was signed — the host's row alone is not used while the enclave is verified: refresh, verify the audit log, or use Revoke all`);
   }
   const stored = row.stored.binding?.binding?.agent;
   if (!hostSays || !stored || !sameAddress(stored, hostSays)) {
@@ -637,11 +713,11 @@ async function showDetail() {
     signed: signed.receipt ?? null, signedError: signed.error, aggregate: signed.receipt ? signed.aggregate : null,
     onApprove: (p) => act("Approving the request", async () => {
       if (!signed.receipt) throw new Error("the held request is not from a status the enclave signed");
-      const { agent } = agentFor(row, live);
-      await owner.approve(ctx(), row.stored.session, agent, p, heldAt(p));
-      await refresh();
-      return `approved ${p.digest}: the enclave signed it, and the signature recovers to the session`;
-    }),
+      const c = ctx();
+      const { agent } = agentFor(row, live, c.trusted);
+      await owner.approve(c, row.stored.session, agent, p, heldAt(p));
+      return done(`approved ${p.digest}: the enclave signed it, and the signature recovers to the session`, await refreshAfter());
+    }, { trust: "trusted" }),
     onShow: (p) => act("Fetching the held request", async () => {
       state.showHeld = { session: row.stored.session, digest: p.digest };
       const again = await showDetail();
@@ -650,11 +726,11 @@ async function showDetail() {
       return `the enclave's signed status now shows held request ${p.digest}`;
     }),
     onDeny: (p) => act("Denying the request", async () => {
-      const { agent } = agentFor(row, signed.receipt ? live : null);
-      const { reply, receipt } = await owner.deny(ctx(), row.stored.session, agent, p, heldAt(p));
-      await refresh();
-      return `denied ${p.digest}: never signed; the agent is refused until ${time(reply.until)} (receipt signed by the enclave at ${time(receipt.time)})`;
-    }),
+      const c = ctx();
+      const { agent } = agentFor(row, signed.receipt ? live : null, c.trusted);
+      const { reply, receipt } = await owner.deny(c, row.stored.session, agent, p, heldAt(p));
+      return done(`denied ${p.digest}: never signed; the agent is refused until ${time(reply.until)} (receipt signed by the enclave at ${time(receipt.time)})`, await refreshAfter());
+    }, { trust: "trusted" }),
   });
   updateButtons();
   return signed;
@@ -677,8 +753,27 @@ async function sessionAction() {
   if (!row) throw new Error("no session selected");
   const c = ctx();
   const signed = await signedStatus(row.stored.session, null);
-  const { agent, note } = agentFor(row, signed.receipt ? signed.live : null);
+  const { agent, note } = agentFor(row, signed.receipt ? signed.live : null, c.trusted);
   return { row, at: boundsOf(signed), agent, note, c };
+}
+
+/**
+ * Read the host again after an action that was done: a failure then (a host that does not
+ * answer) is said beside the outcome, never in its place. Answers what to add to it.
+ */
+async function refreshAfter() {
+  try {
+    await refresh();
+    return "";
+  } catch (e) {
+    return ` — reading the host again failed (${errorText(e)}): what the page shows may be from before`;
+  }
+}
+
+/** An action's outcome `msg` (text, or {text, cls}) with `after` ({@link refreshAfter}). */
+function done(msg, after) {
+  if (!after) return msg;
+  return typeof msg === "object" ? { text: msg.text + after, cls: msg.cls } : { text: msg + after, cls: "warn" };
 }
 
 /** An outcome only the host's word vouches for: said as a warning, never as done. */
@@ -718,26 +813,21 @@ function wire() {
   $("root-file").addEventListener("change", () => act("Reading the root certificate", async () => {
     const f = await readFile($("root-file"));
     if (!f) return null;
-    localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), rootPem: f.text, rootName: f.name }));
-    showSettings();
-    return `root certificate ${f.name} will be used`;
+    return changeSettings({ rootPem: f.text, rootName: f.name }, `root certificate ${f.name} will be used`);
   }, { wait: true }));
-  $("root-aws").addEventListener("click", () => {
-    localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), rootPem: null, rootName: null }));
-    showSettings();
-  });
+  $("root-aws").addEventListener("click", () => act("Restoring the AWS root", () =>
+    changeSettings({ rootPem: null, rootName: null }, "the embedded AWS Nitro Enclaves root will be used"), { wait: true }));
   $("pcrs-file").addEventListener("change", () => act("Reading the PCRs", async () => {
     const f = await readFile($("pcrs-file"));
     if (!f) return null;
     const p = parsePcrsJson(f.text);
     const hex = Object.fromEntries(Object.entries(p).map(([i, v]) => [i, bytesToHex(v)]));
-    localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), pcrs: hex }));
-    showSettings();
-    return `expected PCRs: ${Object.keys(p).map((i) => `PCR${i}`).join(", ")}`;
+    return changeSettings({ pcrs: hex }, `expected PCRs: ${Object.keys(p).map((i) => `PCR${i}`).join(", ")}`);
   }, { wait: true }));
   $("any-image").addEventListener("change", () => {
-    localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...settings(), anyImage: $("any-image").checked }));
-    showSettings();
+    const anyImage = $("any-image").checked;
+    act(anyImage ? "Accepting any image" : "Requiring the expected PCRs", () =>
+      changeSettings({ anyImage }, anyImage ? "any image accepted (development)" : "only the expected PCRs accepted"), { wait: true });
   });
   $("verify-attestation").addEventListener("click", () => act("Verifying the attestation", async () => {
     localStorage.removeItem(TRUST_KEY);
@@ -792,36 +882,37 @@ function wire() {
     const { created, attested } = await owner.grant(c, agentKey, p, verifyDoc, await nonceBounds(null));
     rememberPolicy(p);
     state.selected = created.binding.session;
-    await refresh();
+    const after = await refreshAfter();
     $("detail").hidden = false;
     const doc = attested
       ? "; its attestation document verifies with user_data = the binding digest"
       : verifyDoc ? "; no attestation document came with it (the identity's signature stands)" : "";
-    return `session ${created.binding.session} granted: the binding is signed by the trusted enclave and names you, this agent and policy ${p.hash}${doc}`;
-  }));
+    return done(`session ${created.binding.session} granted: the binding is signed by the trusted enclave and names you, this agent and policy ${p.hash}${doc}`, after);
+  }, { trust: "trusted" }));
   $("update-btn").addEventListener("click", () => act("Updating the policy", async () => {
     const p = state.preview;
-    const { row, at, agent, note, c } = await sessionAction();
     if (!p) throw new Error("preview a policy first");
+    const { row, at, agent, note, c } = await sessionAction();
     const { receipt } = await owner.update(c, row.stored.session, agent, p, at);
     rememberPolicy(p);
-    await refresh();
-    return `session now enforces policy ${p.hash} (receipt signed by the enclave at ${time(receipt.time)})${note}`;
-  }));
+    return done(`session now enforces policy ${p.hash} (receipt signed by the enclave at ${time(receipt.time)})${note}`, await refreshAfter());
+  }, { trust: "trusted" }));
+  // Revocations are of use unverified too (signed for the host's key, said as unchecked);
+  // still never under another trust than the one the owner clicked under.
   $("revoke").addEventListener("click", () => act("Revoking", async () => {
     const { row, at, agent, note, c } = await sessionAction();
     const { receipt } = await owner.revoke(c, row.stored.session, agent, at);
-    await refresh();
-    if (!c.trusted) return unverified(`the host's reply says ${row.stored.session} was revoked`);
-    return `revoked ${row.stored.session} (receipt for your nonce, signed by the enclave at ${time(receipt.time)})${note}`;
-  }));
+    const after = await refreshAfter();
+    if (!c.trusted) return done(unverified(`the host's reply says ${row.stored.session} was revoked`), after);
+    return done(`revoked ${row.stored.session} (receipt for your nonce, signed by the enclave at ${time(receipt.time)})${note}`, after);
+  }, { trust: "same" }));
   $("revoke-all").addEventListener("click", () => act("Revoking every session", async () => {
     const c = ctx();
     const { reply, receipt } = await owner.revokeAll(c, await nonceBounds(null));
-    await refresh();
-    if (!c.trusted) return unverified(`the host's reply says ${reply.sessions.length} session(s) were revoked`);
-    return `revoked ${reply.sessions.length} session(s) (receipt signed by the enclave at ${time(receipt.time)})`;
-  }));
+    const after = await refreshAfter();
+    if (!c.trusted) return done(unverified(`the host's reply says ${reply.sessions.length} session(s) were revoked`), after);
+    return done(`revoked ${reply.sessions.length} session(s) (receipt signed by the enclave at ${time(receipt.time)})`, after);
+  }, { trust: "same" }));
   $("sweep").addEventListener("click", () => act("Sweeping", async () => {
     const gwei = (id) => BigInt(Math.round(Number($(id).value) * 1e9));
     const max = gwei("sw-fee");
@@ -837,9 +928,8 @@ function wire() {
         : `invalidateNonces(${t.token}, ${t.spender}, ${t.invalidate_nonce})`;
     out.textContent = reply.transactions.map((t) => `chain ${t.chain_id} nonce ${t.nonce}: ${what(t)} on ${t.to}\n${t.raw_transaction}`).join("\n\n")
       + reply.skipped.map((k) => `\nskipped ${k.token} → ${k.spender}: ${k.reason}`).join("") || "nothing to revoke";
-    await refresh();
-    return `${reply.transactions.length} revocation(s) signed (receipt for your nonce checked; broadcast them with your node, or verify each with bridle owner sweep)${note}`;
-  }));
+    return done(`${reply.transactions.length} revocation(s) signed (receipt for your nonce checked; broadcast them with your node, or verify each with bridle owner sweep)${note}`, await refreshAfter());
+  }, { trust: "trusted" }));
   const w = wallet();
   // A change of account waits its turn too: never under an action that signs for the other.
   if (w && w.on) {
@@ -848,7 +938,8 @@ function wire() {
       try {
         await refresh();
       } catch (e) {
-        say(`refresh failed: ${errorText(e)}`, "bad");
+        // Not over an action's "…" that waits for it: the action says its own outcome.
+        if (!state.busy) say(`refresh failed: ${errorText(e)}`, "bad");
       }
     }));
   }
@@ -878,7 +969,8 @@ async function start() {
       try {
         await refresh();
       } catch (e) {
-        say(`refresh failed: ${errorText(e)}`, "bad");
+        // Not over an action's "…" that waits for it: the action says its own outcome.
+        if (!state.busy) say(`refresh failed: ${errorText(e)}`, "bad");
       }
     });
   }, 15000);

@@ -200,3 +200,37 @@ export function printable(t) {
   }
   return out;
 }
+
+/**
+ * A character Rust's `{:?}` of a str writes as `\u{…}` (core's `char::escape_debug_ext` with
+ * grapheme extenders escaped): what Rust does not count printable (Unicode categories Cc, Cf,
+ * Cs, Co, Cn, Zl, Zp, Zs but the space) and the grapheme extenders; here every combining
+ * mark (\p{M}) too. A string of stacked marks shown raw paints over the lines around it.
+ */
+const UNSHOWN = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}\p{M}\p{Grapheme_Extend}]/u;
+
+/**
+ * `s` quoted as the CLI prints a typed-data string (cli/src/decode.rs: Rust's `{:?}`): `"`,
+ * `\` and \t \r \n \0 escaped short, every {@link UNSHOWN} character as `\u{…}` (lowercase
+ * hex, as Rust writes it), every other character as it is. Combining marks never reach the
+ * page raw beside Approve (a review of 2026-12-07).
+ */
+export function quoted(s) {
+  let out = '"';
+  for (const c of String(s)) {
+    const short = { '"': '\\"', "\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n", "\0": "\\0" }[c];
+    if (short) out += short;
+    else if (c !== " " && UNSHOWN.test(c)) out += `\\u{${c.codePointAt(0).toString(16)}}`;
+    else out += c;
+  }
+  return out + '"';
+}
+
+/** `text` with every {@link UNSHOWN} character but the space, newline and tab written as `\u{…}`. */
+export function unmarked(text) {
+  let out = "";
+  for (const c of String(text)) {
+    out += c !== " " && c !== "\n" && c !== "\t" && UNSHOWN.test(c) ? `\\u{${c.codePointAt(0).toString(16)}}` : c;
+  }
+  return out;
+}

@@ -2,7 +2,7 @@
 // digest recomputed here from the request itself (transactions, messages, EIP-712 typed
 // data, ERC-4337 user operations), so the record cannot describe one request while the
 // digest signs another (cli/src/approve.rs).
-import { keccak, utf8, hexToBytes, concat, formatUnits, uintBE, addressBytes, bytesToHex, checksum, hidesText, printable } from "./bytes.js";
+import { keccak, utf8, hexToBytes, concat, formatUnits, uintBE, addressBytes, bytesToHex, checksum, hidesText, printable, unmarked } from "./bytes.js";
 import { hashTypedData, parseU256 } from "./typed.js";
 
 // ---- RLP ------------------------------------------------------------------------------------
@@ -282,7 +282,7 @@ function accountCallLines(data, tokens) {
 }
 
 /** Text from a request on one line, so it cannot pass for a decoded field. */
-const oneLine = (x) => String(x).replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, " ");
+const oneLine = (x) => unmarked(String(x).replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, " "));
 
 function typedDataLines(text) {
   try {
@@ -295,7 +295,7 @@ function typedDataLines(text) {
     let head = "typed data (does not parse)";
     try {
       const td = JSON.parse(text);
-      head = `typed data ${oneLine(td?.primaryType ?? "?")}${td?.domain !== undefined ? `, domain ${JSON.stringify(td.domain)}` : ""}`;
+      head = `typed data ${oneLine(td?.primaryType ?? "?")}${td?.domain !== undefined ? `, domain ${unmarked(JSON.stringify(td.domain))}` : ""}`;
     } catch {
       // The head says so.
     }

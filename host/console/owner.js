@@ -25,7 +25,7 @@ export function nextOwnerNonce(at = {}, nowMs = defaultNonce()) {
 }
 
 /**
- * ctx: {wallet (EIP-1193), account, identity (trusted enclave address), onTypedData?(td)}.
+ * ctx: {wallet (EIP-1193), account, identity (trusted enclave address), trusted, onTypedData?(td)}.
  * Asks the wallet to sign the typed data and checks that the signature is the account's over
  * exactly that message; returns the OwnerAuth. The nonce is [`nextOwnerNonce`] for `at`
  * ({signedMs, floorMs}, from a status the enclave signed; none: this clock alone).
@@ -39,6 +39,16 @@ export async function signAction(ctx, fields, at = {}) {
     throw new Error(`the wallet's signature recovers to ${who ?? "nobody"}, not ${ctx.account}: nothing was sent`);
   }
   return { auth: { owner: ctx.account, nonce: td.message.nonce, signature }, typedData: td };
+}
+
+/**
+ * Throw unless `ctx` signs for a verified enclave: what the page would report as the
+ * enclave's doing (a grant, an update, an approval, a denial, a sweep) is checked against
+ * the trusted identity only, never against the key the host reports (a review of 2026-12-07).
+ * Revocations alone go unverified, and the page says their receipt proves nothing.
+ */
+function requireTrusted(ctx, what) {
+  if (!ctx.trusted) throw new Error(`the enclave is not verified in this browser: ${what} not signed — verify the attestation or pin the key first`);
 }
 
 const authJson = (a) => JSON.stringify({ owner: a.owner, nonce: a.nonce, signature: a.signature });
@@ -60,6 +70,7 @@ export const grantUnknown = (nonce) =>
 
 /** Grant: `policy` is {canonical, hash} from the preview (hash recomputed by the page). */
 export async function grant(ctx, agentPublicKey, policy, verifyDoc, at = {}) {
+  requireTrusted(ctx, "the grant");
   const pk = hexToBytes(agentPublicKey.trim());
   const agent = addressOfPublicKey(pk);
   const { auth } = await signAction(ctx, {
@@ -94,6 +105,7 @@ async function sendGrant(ctx, pk, agent, auth, policy) {
 }
 
 export async function update(ctx, session, agent, policy, at = {}) {
+  requireTrusted(ctx, "the update");
   const { auth } = await signAction(ctx, {
     action: ACTION.UPDATE_POLICY, session, agent, policyHash: policy.hash, subject: ZERO32,
   }, at);
@@ -140,6 +152,7 @@ function ethSigned(digest) {
  * the enclave's would sign one before it.
  */
 export async function approve(ctx, session, agent, pending, at = {}) {
+  requireTrusted(ctx, "the approval");
   const { auth } = await signAction(ctx, {
     action: ACTION.APPROVE_PENDING, session, agent, policyHash: ZERO32, subject: pending.digest,
   }, at);
@@ -184,6 +197,7 @@ export function approvalSigners(pending, d) {
  * session and digest.
  */
 export async function deny(ctx, session, agent, pending, at = {}) {
+  requireTrusted(ctx, "the denial");
   const { auth } = await signAction(ctx, {
     action: ACTION.DENY_PENDING, session, agent, policyHash: ZERO32, subject: pending.digest,
   }, at);
@@ -209,6 +223,7 @@ export function termsDigest(terms) {
 
 /** An owner-signed sweep with the owner's terms ({chain_id, nonce, max_fee_per_gas, …} as BigInt). */
 export async function sweep(ctx, session, agent, terms, at = {}) {
+  requireTrusted(ctx, "the sweep");
   const { auth } = await signAction(ctx, {
     action: ACTION.SWEEP, session, agent, policyHash: ZERO32, subject: termsDigest(terms),
   }, at);

@@ -9,7 +9,7 @@
 // struct names that spell an elementary type or use `.`), so the page says "not
 // recomputed" rather than guess. No DOM here: the same file runs under node in
 // tests/tests/console_digests.rs.
-import { keccak, utf8, concat, bytesToHex, checksum } from "./bytes.js";
+import { keccak, utf8, concat, bytesToHex, checksum, quoted, unmarked } from "./bytes.js";
 
 // common/src/typed.rs and common/src/bounds.rs.
 export const MAX_TYPED_DATA = 64 * 1024;
@@ -353,7 +353,7 @@ function encodeType(structs, name) {
 // ---- values -----------------------------------------------------------------------------------
 
 function atomicWord(t, v, where) {
-  const bad = () => new Error(`${where}: ${v instanceof JsonNumber ? v.raw : JSON.stringify(v)} is not a ${t.kind === "bytesN" ? `bytes${t.size}` : t.kind === "uint" || t.kind === "int" ? t.kind + t.bits : t.kind}`);
+  const bad = () => new Error(`${where}: ${v instanceof JsonNumber ? v.raw : typeof v === "string" ? quoted(v) : unmarked(JSON.stringify(v))} is not a ${t.kind === "bytesN" ? `bytes${t.size}` : t.kind === "uint" || t.kind === "int" ? t.kind + t.bits : t.kind}`);
   switch (t.kind) {
     case "bool": {
       const b = v === true || v === "true" ? true : v === false || v === "false" ? false : null;
@@ -383,7 +383,9 @@ function atomicWord(t, v, where) {
     }
     case "string": {
       if (typeof v !== "string") throw bad();
-      return { word: keccak(utf8(v)), show: JSON.stringify(v) };
+      // As the CLI prints it (Rust's `{:?}`): combining marks and what does not show as
+      // `\u{…}`, never raw beside Approve (a review of 2026-12-07).
+      return { word: keccak(utf8(v)), show: quoted(v) };
     }
     case "bytes": {
       let b = decodeHex(v);
@@ -425,9 +427,9 @@ class Encoder {
     const words = [this.typeHash(name)];
     for (const f of this.structs.get(name)) {
       if (!v.has(f.name)) throw new Error(`${where}: field \`${f.name}\` of ${name} is missing`);
-      // A field name is any text: quoted unless plain, so it cannot forge a line (and
-      // describe() escapes what JSON.stringify leaves raw: U+2028, bidi and zero-width marks).
-      const label = /^[A-Za-z0-9_$]+$/.test(f.name) ? f.name : JSON.stringify(f.name);
+      // A field name is any text: quoted unless plain, so it cannot forge a line, and with
+      // combining marks and what does not show escaped (as a string value, {@link quoted}).
+      const label = /^[A-Za-z0-9_$]+$/.test(f.name) ? f.name : quoted(f.name);
       words.push(this.field(f.type, f.type.dims.length, v.get(f.name), `${where}.${label}`, indent, label));
     }
     return keccak(...words);
@@ -467,7 +469,7 @@ function readDomain(d) {
   for (const [k, v] of [["name", name], ["version", version]]) {
     if (v === undefined) continue;
     if (typeof v !== "string") throw new Error(`domain ${k} is not a string`);
-    fields.push({ decl: `string ${k}`, word: keccak(utf8(v)), show: `${k} ${JSON.stringify(v)}` });
+    fields.push({ decl: `string ${k}`, word: keccak(utf8(v)), show: `${k} ${quoted(v)}` });
   }
   if (chainId !== undefined) {
     const c = chainId instanceof JsonNumber ? chainId.asU64() : parseU256(chainId);

@@ -224,7 +224,7 @@ async function oneGrant(c) {
   };
   try {
     const policy = { canonical: c.canonical, hash: hex(keccak(utf8("bridle/policy/v1\n"), utf8(c.canonical))) };
-    await grant({ wallet, account, identity: c.identity }, c.agent_public_key, policy, null);
+    await grant({ wallet, account, identity: c.identity, trusted: true }, c.agent_public_key, policy, null);
     return { ok: true, sent };
   } catch (e) {
     return { ok: false, error: e.message, sent };
