@@ -15,21 +15,10 @@ import sys
 from urllib.parse import urlparse
 
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from playwright.sync_api import expect, sync_playwright
 
-WALLET = """
-(() => {
-  window.ethereum = {
-    request: async ({ method, params }) => {
-      const r = JSON.parse(await window.bridleTestWallet(method, JSON.stringify(params ?? [])));
-      if (r.error) { const e = new Error(r.error.message); e.code = r.error.code; throw e; }
-      return r.result;
-    },
-    on: () => {}, removeListener: () => {},
-  };
-})();
-"""
+from harness import open_page, owner_wallet
+
 
 FAKE_IDENTITY = "0x" + "ee" * 20
 FAKE_AGENT = "0x" + "bb" * 20
@@ -49,16 +38,7 @@ def main():
     lie = {"agent": False}
     obs = {}
 
-    def wallet(method, params_json):
-        params = json.loads(params_json)
-        if method in ("eth_requestAccounts", "eth_accounts"):
-            return json.dumps({"result": [owner.address]})
-        if method == "eth_signTypedData_v4":
-            td = json.loads(params[1])
-            asked.append(td)
-            signed = Account.sign_message(encode_typed_data(full_message=td), owner.key)
-            return json.dumps({"result": "0x" + signed.signature.hex().removeprefix("0x")})
-        return json.dumps({"error": {"code": 4200, "message": f"unsupported {method}"}})
+    wallet = owner_wallet(owner, asked)
 
     def lying_status(route):
         # The plain /v1/status (the host's own facts): a false identity address beside the
@@ -80,10 +60,7 @@ def main():
         return route.fulfill(response=r, json=body)
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=a.chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"])
-        page = browser.new_context().new_page()
-        page.expose_function("bridleTestWallet", wallet)
-        page.add_init_script(WALLET)
+        browser, page = open_page(pw, a.chromium, wallet)
         page.route(lambda url: urlparse(url).path == "/v1/status", lying_status)
         page.route(lambda url: urlparse(url).path.startswith("/v1/owners/") and urlparse(url).path.endswith("/sessions"), lying_sessions)
         status = page.locator("#status")
