@@ -347,7 +347,7 @@ per = "day"
 "#
     );
     let d = CompiledPolicy::compile(resolve_text(&named, T0).unwrap()).unwrap_err();
-    assert!(d.reason.contains("transferAndCall") && d.reason.contains("metered"), "{d}");
+    assert!(d.reason.contains("transferAndCall") && d.reason.contains("may name only"), "{d}");
 }
 
 /// Probes found sound: each text must be refused (or read as written).

@@ -161,7 +161,34 @@ pub const TOKEN_MOVING: &[&str] = &[
     "transferFrom(address,address,uint256,uint256)",
     "approve(address,uint256,uint256)",
     "setOperator(address,bool)",
+    "transfer(address,uint256,bytes)",
+    "sendFrom(address,uint16,bytes,uint256,address,address,bytes)",
+    "send((uint32,bytes32,uint256,uint256,bytes,bytes,bytes),(uint256,uint256),address)",
+    "withdraw(address,uint256,uint32,bytes)",
+    "withdrawTo(address,address,uint256,uint32,bytes)",
+    "bridgeERC20(address,address,uint256,uint32,bytes)",
+    "bridgeERC20To(address,address,address,uint256,uint32,bytes)",
+    "outboundTransfer(address,address,uint256,bytes)",
+    "outboundTransfer(address,address,uint256,uint256,uint256,bytes)",
+    "sendERC20(address,address,uint256,uint256)",
 ];
+
+/// The approving signatures RULES §5 names, other than ERC-20's `approve` and
+/// `increaseAllowance`: a `*` entry on a contract not listed never covers them.
+pub const APPROVING: &[&str] = &[
+    "increaseApproval(address,uint256)",
+    "approveAndCall(address,uint256,bytes)",
+    "approveAndCall(address,uint256)",
+    "setApprovalForAll(address,bool)",
+    "authorizeOperator(address)",
+    "approve(address,uint256,uint256)",
+    "setOperator(address,bool)",
+    "approve(address,address,uint160,uint48)",
+];
+
+pub fn is_approving(s: [u8; 4]) -> bool {
+    APPROVING.iter().any(|sig| sel(sig) == s)
+}
 
 pub fn is_token_moving(s: [u8; 4]) -> bool {
     TOKEN_MOVING.iter().any(|sig| sel(sig) == s)
@@ -372,14 +399,14 @@ mod tests {
 
     #[test]
     fn the_token_moving_list_is_exactly_the_rules_list() {
-        assert_eq!(TOKEN_MOVING.len(), 37);
+        assert_eq!(TOKEN_MOVING.len(), 47);
         let mut sels: Vec<[u8; 4]> = TOKEN_MOVING.iter().map(|s| sel(s)).collect();
         for s in TOKEN_MOVING {
             assert_eq!(canonical(s).as_deref(), Some(*s));
         }
         sels.sort_unstable();
         sels.dedup();
-        assert_eq!(sels.len(), 37);
+        assert_eq!(sels.len(), 47);
         assert!(is_token_moving(sel("transferFromAndCall(address,address,uint256,bytes)")));
         assert!(is_token_moving(sel("approveAndCall(address,uint256,bytes)")));
         assert!(is_token_moving(sel("approveAndCall(address,uint256)")));

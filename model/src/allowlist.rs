@@ -48,6 +48,10 @@ impl Model {
                 if listed_here && !metered && !plain && !named {
                     continue;
                 }
+                // `*` never covers, on a contract not listed, an approval RULES §5 names.
+                if star && !via_wild && !listed_here && !plain && sel.is_some_and(abi::is_approving) {
+                    continue;
+                }
                 if via_wild && moving {
                     blocked_moving = true;
                     continue;

@@ -27,6 +27,7 @@ pub mod permit2 {
 }
 
 pub use super::selectors::{account_executing_selectors, token_moving_selectors, ACCOUNT_EXECUTING, TOKEN_MOVING};
+use super::unmetered::approving_selectors;
 
 /// The functions of a listed token Bridle meters (charges and checks): the only ones a `*`
 /// entry or a wildcard target lets through on it.
@@ -171,6 +172,16 @@ pub(crate) fn check_call(
                 }
                 if !guarded && moving && wildcard {
                     miss = Miss::UnlistedToken;
+                    continue;
+                }
+                // `*` on a contract not listed never covers an approval the engine does not
+                // decode: one named so is refused when the policy is compiled (a review of
+                // 2026-12-07).
+                if !guarded
+                    && !wildcard
+                    && f.matcher == FnMatcher::Any
+                    && selector.is_some_and(|s| approving_selectors().contains(&s))
+                {
                     continue;
                 }
                 if wildcard && !guarded && executing() {

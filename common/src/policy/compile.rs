@@ -322,9 +322,9 @@ impl CompiledPolicy {
                 let compiled = compile_function(f, format!("calls[{i}].functions[{j}]"), type_limits)?;
                 if let (Some(a), FnMatcher::Selector(sel)) = (target, compiled.matcher) {
                     let listed = tokens_by_address.get(a).and_then(|v| v.first()).map(|&t| tokens[t].symbol.as_str());
-                    let named_by_permits = permits.iter().any(|r| r.permit2 == Some(*a)) || *a == crate::typed::PERMIT2;
-                    if type_limits == Limits::New && !named_by_permits {
-                        super::unmetered::refuse_named(listed, sel, &f.signature, &compiled.rule)?;
+                    let permit2 = permits.iter().any(|r| r.permit2 == Some(*a)) || *a == crate::typed::PERMIT2;
+                    if type_limits == Limits::New {
+                        super::unmetered::refuse_named(listed, permit2, sel, &f.signature, &compiled.rule)?;
                     }
                 }
                 fns.push(compiled);

@@ -140,6 +140,11 @@ pub(super) fn check_permits(doc: &Policy) -> Result<Vec<Address>, Denial> {
                 if *a == Address::ZERO {
                     return Err(invalid(rule, "the zero address is not a Permit2 contract"));
                 }
+                // A listed token named as a Permit2 contract would have its functions read as
+                // Permit2's (a review of 2026-12-07).
+                if tokens.iter().any(|t| t.address == *a) {
+                    return Err(invalid(rule, format!("{a} is a listed token, not a Permit2 contract")));
+                }
                 if !permit2.contains(a) {
                     permit2.push(*a);
                 }

@@ -294,7 +294,7 @@ pub fn explain(p: &CompiledPolicy) -> String {
     if d.trip_wire.is_none() {
         let _ = writeln!(
             s,
-            "trip_wire: none — no run of denials suspends the session by itself; only the owner's revoke does (AG-212 4.6 asks for automatic revocation)"
+            "trip_wire: none — no run of denials suspends the session; it ends by its expiry, its quota or the owner's revoke (AG-212 4.6 asks for automatic revocation on a security event)"
         );
     }
     for signer in &d.release_signers {

@@ -49,6 +49,19 @@ pub const TOKEN_MOVING: &[&str] = &[
     "transferFrom(address,address,uint256,uint256)",
     "approve(address,uint256,uint256)",
     "setOperator(address,bool)",
+    // Added 2026-12-07 after a review: ERC-223's transfer, LayerZero OFTs' send and
+    // sendFrom, and the L2 bridges that burn a bridged token from its sender with no
+    // allowance (OP's L2StandardBridge, Arbitrum's gateway router, the Superchain bridge).
+    "transfer(address,uint256,bytes)",
+    "sendFrom(address,uint16,bytes,uint256,address,address,bytes)",
+    "send((uint32,bytes32,uint256,uint256,bytes,bytes,bytes),(uint256,uint256),address)",
+    "withdraw(address,uint256,uint32,bytes)",
+    "withdrawTo(address,address,uint256,uint32,bytes)",
+    "bridgeERC20(address,address,uint256,uint32,bytes)",
+    "bridgeERC20To(address,address,address,uint256,uint32,bytes)",
+    "outboundTransfer(address,address,uint256,bytes)",
+    "outboundTransfer(address,address,uint256,uint256,uint256,bytes)",
+    "sendERC20(address,address,uint256,uint256)",
 ];
 
 /// Functions through which a smart account executes calls as itself (SimpleAccount, Coinbase

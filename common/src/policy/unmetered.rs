@@ -1,13 +1,15 @@
-//! Functions a policy may not name on a specific target (AG-212 4.1, 4.3, 4.9; a review of
-//! 2026-12-07): on a listed token, any function that moves or approves it other than the
-//! four the engine meters (`transfer`, `transferFrom`, `approve`, `increaseAllowance`) —
-//! `increaseApproval(s, 2^256 − 1)`, `transferAndCall`, `setApprovalForAll` would move or
-//! approve the token past every cap, the allowance registry and the exposure ceiling; on any
-//! other contract, a function that grants an approval — an allowance no cap, registry or
-//! ceiling could see (list the token under `tokens` to meter its approvals; ERC-20's own
-//! `approve` and `increaseAllowance` are refused there when signed). A permit's
-//! submission (`permit(…)`) is not refused: it approves for whoever signed it, and the
-//! session's own permits are bounded when it signs them.
+//! Functions a policy may not name on a specific target (AG-212 4.1, 4.3, 4.9; reviews of
+//! 2026-12-07). On a listed token, only functions that move nothing past the engine are
+//! nameable — the four it meters (`transfer`, `transferFrom`, `approve`,
+//! `increaseAllowance`), `decreaseAllowance`, a permit's submission, WETH's `deposit` and
+//! `withdraw`, a governance token's `delegate`: any other (`increaseApproval(s, 2^256 − 1)`,
+//! `transferAndCall`, ERC-223's `transfer`, an OFT's `send`, `multicall`) could move or approve
+//! the token past every cap, the allowance registry and the exposure ceiling. On any other
+//! contract, a function that grants an approval the engine does not decode is refused (list
+//! the token under `tokens` to meter its approvals; ERC-20's own `approve` and
+//! `increaseAllowance` are decoded on any contract and refused there when signed), but
+//! Permit2's `approve` on a Permit2 contract (the canonical one or one a permit rule names),
+//! which the engine meters.
 
 use super::compile::invalid;
 use crate::error::Denial;
@@ -15,9 +17,8 @@ use alloy_primitives::keccak256;
 use std::sync::OnceLock;
 
 /// Functions that grant an approval or an operator, other than ERC-20's `approve` and
-/// `increaseAllowance` — which the engine decodes on any contract and refuses on one not
-/// listed (`unlimited_approval`: no cap bounds it).
-const APPROVING: &[&str] = &[
+/// `increaseAllowance`.
+pub const APPROVING: &[&str] = &[
     "increaseApproval(address,uint256)",
     "approveAndCall(address,uint256,bytes)",
     "approveAndCall(address,uint256)",
@@ -28,19 +29,21 @@ const APPROVING: &[&str] = &[
     "approve(address,address,uint160,uint48)",
 ];
 
-/// The functions of a listed token the engine meters.
-const METERED: &[&str] = &[
+/// What a rule may name on a listed token.
+const NAMEABLE_ON_TOKEN: &[&str] = &[
     "transfer(address,uint256)",
     "transferFrom(address,address,uint256)",
     "approve(address,uint256)",
     "increaseAllowance(address,uint256)",
-];
-
-/// Submitting a permit another party (or the session, under `[[permits]]`) signed.
-const PERMITS: &[&str] = &[
+    "decreaseAllowance(address,uint256)",
     "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)",
     "permit(address,address,uint256,uint256,bool,uint8,bytes32,bytes32)",
+    "deposit()",
+    "withdraw(uint256)",
+    "delegate(address)",
 ];
+
+const PERMIT2_APPROVE: &str = "approve(address,address,uint160,uint48)";
 
 fn selectors(list: &'static [&'static str], cell: &'static OnceLock<Vec<[u8; 4]>>) -> &'static [[u8; 4]] {
     cell.get_or_init(|| {
@@ -53,30 +56,43 @@ fn selectors(list: &'static [&'static str], cell: &'static OnceLock<Vec<[u8; 4]>
     })
 }
 
+/// The selectors of [`APPROVING`].
+pub fn approving_selectors() -> &'static [[u8; 4]] {
+    static S: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
+    selectors(APPROVING, &S)
+}
+
 /// Refuse `signature` (selector `sel`) named in rule `rule` on a target that is the listed
-/// token `listed` (its symbol) or an unlisted contract.
-pub(super) fn refuse_named(listed: Option<&str>, sel: [u8; 4], signature: &str, rule: &str) -> Result<(), Denial> {
-    static APPROVING_S: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
-    static METERED_S: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
-    static PERMITS_S: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
-    let approving = selectors(APPROVING, &APPROVING_S).contains(&sel);
-    let metered = selectors(METERED, &METERED_S).contains(&sel);
-    let permit = selectors(PERMITS, &PERMITS_S).contains(&sel);
+/// token `listed` (its symbol), a Permit2 contract the policy knows (`permit2`), or another
+/// contract.
+pub(super) fn refuse_named(
+    listed: Option<&str>,
+    permit2: bool,
+    sel: [u8; 4],
+    signature: &str,
+    rule: &str,
+) -> Result<(), Denial> {
+    static NAMEABLE: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
+    static P2: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
+    const P2_LIST: &[&str] = &[PERMIT2_APPROVE];
     match listed {
-        Some(symbol) if !metered && !permit && super::selectors::token_moving_selectors().contains(&sel) => Err(invalid(
+        Some(symbol) if !selectors(NAMEABLE_ON_TOKEN, &NAMEABLE).contains(&sel) => Err(invalid(
             rule,
             format!(
-                "`{}` moves or approves {symbol} past every cap, the allowance registry and the exposure ceiling: on a listed token only transfer, transferFrom, approve and increaseAllowance are metered (AG-212 4.1)",
-                signature.trim()
+                "`{}` on the listed token {symbol} could move or approve it past every cap, the allowance registry and the exposure ceiling: on a listed token a rule may name only {} (AG-212 4.1)",
+                signature.trim(),
+                NAMEABLE_ON_TOKEN.join(", ")
             ),
         )),
-        None if approving => Err(invalid(
-            rule,
-            format!(
-                "`{}` grants an approval no cap, registry or ceiling can see on a contract not listed under tokens: list the token (with an approval cap) to meter its approvals (AG-212 4.1, 4.3)",
-                signature.trim()
-            ),
-        )),
+        None if approving_selectors().contains(&sel) && !(permit2 && selectors(P2_LIST, &P2).contains(&sel)) => {
+            Err(invalid(
+                rule,
+                format!(
+                    "`{}` grants an approval no cap, registry or ceiling can see on a contract not listed under tokens: list the token (with an approval cap) to meter its approvals (AG-212 4.1, 4.3)",
+                    signature.trim()
+                ),
+            ))
+        }
         _ => Ok(()),
     }
 }

@@ -100,9 +100,9 @@ pub fn random_policy_with(r: &mut Rng, created: u64, delegations: bool) -> Strin
                 "approve(address,uint256)",
                 "increaseAllowance(address,uint256)",
                 "transferFrom(address,address,uint256)",
-                // A function that moves nothing (a token-moving one, `push`, named on a listed
-                // token makes the policy invalid since 2026-12-07: AG-212 4.1).
-                "decimals()",
+                // A function that moves nothing past the engine (only such may be named on a
+                // listed token since 2026-12-07: AG-212 4.1; `push` was here).
+                "decreaseAllowance(address,uint256)",
             ];
             let mut v: Vec<&str> = all[1..].iter().copied().filter(|_| r.chance(60)).collect();
             if args && r.chance(60) {
