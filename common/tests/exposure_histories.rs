@@ -7,27 +7,19 @@
 //! signature, every history of what was signed (each nonce filled by one item signed there,
 //! by a write-less transaction when nothing was signed there or an item may run out of gas,
 //! permits anywhere) is enumerated, and no state may hold more than the ceiling at once.
-use alloy_primitives::{address, Address, Signature, B256, U256};
-use bridle_common::allowance::aggregate::{Aggregate, Book, Raise};
-use bridle_common::error::Denial;
-use bridle_common::machine::{Machine, Signer};
-use bridle_common::payload::prepare;
+use alloy_primitives::{address, Address, U256};
+use bridle_common::allowance::aggregate::Book;
+use bridle_common::machine::Machine;
 use bridle_common::policy::{file::resolve_text, CompiledPolicy};
 use bridle_common::protocol::SignPayload;
-use bridle_common::stamp::Stamp;
 use bridle_common::tx::{Eip1559Request, TxRequest};
 
+mod support;
+use support::{ask, Key, OWNER};
+
 const T0: u64 = 1_800_000_000;
-const OWNER: Address = address!("00000000000000000000000000000000000000b0");
 const USDC: Address = address!("A0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48");
 const CEILING: u64 = 100;
-
-struct Key;
-impl Signer for Key {
-    fn sign(&self, _: &B256) -> Result<Signature, String> {
-        Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
-    }
-}
 
 fn spender(i: u8) -> Address {
     Address::with_last_byte(0x40 + i)
@@ -109,31 +101,6 @@ fn permit(owner: Address, spender: Address, usdc_: u64, deadline: u64) -> SignPa
         })
         .to_string(),
     )
-}
-
-struct Gate<'a> {
-    book: &'a mut Book,
-    session: Address,
-}
-impl Aggregate for Gate<'_> {
-    fn check(&mut self, raise: &Raise) -> Result<(), Denial> {
-        self.book.check(self.session, OWNER, Address::repeat_byte(0xa9), raise)
-    }
-}
-
-fn ask(m: &mut Machine, book: &mut Book, clock: u64, p: &SignPayload) -> Result<(), Denial> {
-    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let n = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut nonce = [0u8; 16];
-    nonce[..8].copy_from_slice(&n.to_be_bytes());
-    let stamp = Stamp { nonce, timestamp: clock, mac: [0u8; 32] };
-    let session = m.facts.address;
-    let r = {
-        let mut gate = Gate { book, session };
-        m.sign_within(clock, p, prepare(p).expect("prepares"), &stamp, Some(&Key), &mut gate).result.map(|_| ())
-    };
-    book.publish(session, OWNER, Address::repeat_byte(0xa9), m.holdings(), m.declares());
-    r
 }
 
 /// One write, as the chain applies it (USDC units).

@@ -6,26 +6,19 @@
 //! and the owner-wide one (`allowance::aggregate::Book::check`), driven as the enclave
 //! drives them. Now every request that makes a new state possible is checked against the
 //! figure with it alone (RULES §6).
-use alloy_primitives::{address, Address, Signature, B256, U256};
-use bridle_common::allowance::aggregate::{Aggregate, Book, Raise};
-use bridle_common::error::{Denial, ErrorCode};
-use bridle_common::machine::{Machine, Signer};
-use bridle_common::payload::prepare;
+use alloy_primitives::{address, Address, U256};
+use bridle_common::allowance::aggregate::Book;
+use bridle_common::error::ErrorCode;
+use bridle_common::machine::Machine;
 use bridle_common::policy::{file::resolve_text, CompiledPolicy};
 use bridle_common::protocol::SignPayload;
-use bridle_common::stamp::Stamp;
 use bridle_common::tx::{Eip1559Request, TxRequest};
 
-const T0: u64 = 1_800_000_000;
-const OWNER: Address = address!("00000000000000000000000000000000000000b0");
-const USDC: Address = address!("A0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48");
+mod support;
+use support::{ask, OWNER};
 
-struct Key;
-impl Signer for Key {
-    fn sign(&self, _: &B256) -> Result<Signature, String> {
-        Ok(Signature::new(U256::from(1u8), U256::from(1u8), false))
-    }
-}
+const T0: u64 = 1_800_000_000;
+const USDC: Address = address!("A0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48");
 
 fn spender(i: u8) -> Address {
     Address::with_last_byte(0x40 + i)
@@ -76,33 +69,6 @@ fn approve(nonce: u64, who: Address, usdc: u64) -> SignPayload {
         data: data.into(),
         access_list: vec![],
     }))
-}
-
-/// The enclave's gate, in-process: the book checked for the session, then its new holdings
-/// published.
-struct Gate<'a> {
-    book: &'a mut Book,
-    session: Address,
-}
-impl Aggregate for Gate<'_> {
-    fn check(&mut self, raise: &Raise) -> Result<(), Denial> {
-        self.book.check(self.session, OWNER, Address::repeat_byte(0xa9), raise)
-    }
-}
-
-fn ask(m: &mut Machine, book: &mut Book, clock: u64, p: &SignPayload) -> Result<(), Denial> {
-    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let n = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut nonce = [0u8; 16];
-    nonce[..8].copy_from_slice(&n.to_be_bytes());
-    let stamp = Stamp { nonce, timestamp: clock, mac: [0u8; 32] };
-    let session = m.facts.address;
-    let r = {
-        let mut gate = Gate { book, session };
-        m.sign_within(clock, p, prepare(p).expect("prepares"), &stamp, Some(&Key), &mut gate).result.map(|_| ())
-    };
-    book.publish(session, OWNER, Address::repeat_byte(0xa9), m.holdings(), m.declares());
-    r
 }
 
 /// One session, `exposure_ceiling = "100 USD"`: approve K1 at 0, revoke K1 at 1, approve K2
