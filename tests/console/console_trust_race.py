@@ -23,9 +23,7 @@ import re
 import struct
 import threading
 import time
-import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 from eth_account import Account
@@ -33,7 +31,7 @@ from eth_keys import keys
 from eth_utils import keccak
 from playwright.sync_api import expect, sync_playwright
 
-from harness import open_page, owner_wallet
+from harness import Relay, attest, open_page, owner_wallet, serve
 
 
 HOLD_SECS = 8  # how long the proxy holds the background status for the owner's click
@@ -75,31 +73,8 @@ def main():
     st = {"armed": False, "swapped": False, "held": threading.Event(), "attest_seen": threading.Event(),
           "status_answered": threading.Event(), "attest_before_answer": False, "forged": [], "session": None, "enclave_asked_revoke_all": 0}
 
-    class Proxy(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def relay(self, method, body=None):
-            req = urllib.request.Request(upstream + self.path, data=body, method=method)
-            for k, v in self.headers.items():
-                if k.lower() not in ("host", "content-length", "connection", "accept-encoding"):
-                    req.add_header(k, v)
-            try:
-                with urllib.request.urlopen(req, timeout=60) as r:
-                    return r.status, dict(r.headers), r.read()
-            except urllib.error.HTTPError as e:
-                return e.code, dict(e.headers), e.read()
-
-        def answer(self, code, headers, data):
-            self.send_response(code)
-            for k, v in headers.items():
-                if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    class Proxy(Relay):
+        target = upstream
 
         def do_GET(self):
             u = urlparse(self.path)
@@ -139,9 +114,7 @@ def main():
             code, h, body = self.relay("POST", data)
             self.answer(code, h, body)
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{srv.server_address[1]}"
+    url, srv = serve(Proxy)
 
     asked = []
     obs = {"fake_identity": FAKE_ADDR, "fake_public_key": FAKE_PK}
@@ -156,14 +129,7 @@ def main():
             expect(status).to_contain_text(text, timeout=timeout)
 
         # Phase 1, an honest relay: attest the real enclave A and grant a session.
-        page.goto(url + "/ui/")
-        expect(page.locator("#identity")).to_contain_text("0x", timeout=15000)
-        page.locator("#trust-settings summary").click()
-        page.set_input_files("#root-file", a.root)
-        wait_status("will be used")
-        page.check("#any-image")
-        page.click("#verify-attestation")
-        wait_status("attestation verified in this browser")
+        attest(page, url, a.root, wait_status)
         obs["attested_identity"] = page.evaluate(
             "fetch('/v1/status').then(r => r.json()).then(s => s.identity_address)")
         page.click("#connect")
