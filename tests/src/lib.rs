@@ -592,6 +592,7 @@ pub mod account_sweep;
 pub mod cli;
 pub mod cluster;
 pub mod cluster_mitm;
+pub mod console;
 pub mod differential;
 pub mod erc7579;
 pub mod load;

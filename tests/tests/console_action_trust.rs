@@ -18,54 +18,26 @@
 //!   decode.js/typed.js/bytes.js): no combining mark reaches the description beside Approve
 //!   raw, and a string value is shown as the CLI shows it (Rust's `{:?}`, then `printable`).
 
+use bridle_tests::console::{chromium, observations, page_script, policy_file};
 use bridle_tests::{repo_root, Actor, Dev};
 use serde_json::Value;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-
-fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-fn policy(dir: &Path) -> PathBuf {
-    let path = dir.join("action-trust.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"action-trust\"\nchains = [31337]\nvalid_until = {}\n\n[tokens]\nUSDC = {{ address = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\", decimals = 6 }}\n\n[[calls]]\ntarget = \"USDC\"\nfunctions = [\"transfer(address,uint256)\"]\n\n[[limits]]\nmax = \"100 USDC\"\nper = \"day\"\n",
-            bridle_tests::now() + 6 * 3600
-        ),
-    )
-    .unwrap();
-    path
-}
 
 /// tests/console/action_trust_race.py against a fresh dev host with `args`: its observations.
 fn run(chromium: &Path, args: &[&str]) -> Value {
     let dev = Dev::start();
-    let dir = dev.dir.path();
+    let policy = policy_file(dev.dir.path(), "action-trust");
     let owner = Actor::random();
     let agent = Actor::random();
-    let out = Command::new("python3")
-        .arg(repo_root().join("tests/console/action_trust_race.py"))
-        .args(["--url", &dev.url])
-        .args(args)
-        .arg("--root")
-        .arg(dir.join("dev/mock-root.pem"))
-        .args(["--owner-key", &owner.private_key_hex()])
-        .args(["--agent-public-key", &agent.public_key_sec1().to_string()])
-        .arg("--policy")
-        .arg(policy(dir))
-        .arg("--chromium")
-        .arg(chromium)
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "script failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let o: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    eprintln!("observations: {o:#}");
-    o
+    observations(
+        "action_trust_race.py",
+        page_script(&dev, "action_trust_race.py", &policy, chromium)
+            .args(args)
+            .args(["--owner-key", &owner.private_key_hex()])
+            .args(["--agent-public-key", &agent.public_key_sec1().to_string()]),
+    )
 }
 
 fn race(action: &str) {

@@ -25,9 +25,9 @@
 //! `console_takes_the_owners_sessions_only_from_the_enclaves_owner_entries` (node): which
 //! entries of a verified log the page reads the owner's sessions from.
 
-use bridle_tests::{bin, now, repo_root, Actor, Dev};
+use bridle_tests::console::{chromium, observations, page_script, policy_file};
+use bridle_tests::{bin, repo_root, Actor, Dev};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn probe() -> Value {
@@ -136,51 +136,6 @@ fn console_takes_the_owners_sessions_only_from_the_enclaves_owner_entries() {
     );
 }
 
-/// Debian's chromium and Playwright for Python, as tests/tests/console_ui.rs finds them;
-/// without them the test says so and passes, except under CI=true, where it fails.
-fn chromium() -> Option<PathBuf> {
-    let found = std::env::var_os("BRIDLE_CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.exists()));
-    let playwright = Command::new("python3")
-        .args(["-c", "import playwright.sync_api, eth_account"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if let (Some(c), true) = (found, playwright) {
-        return Some(c);
-    }
-    let msg =
-        "the console browser tests need Debian's chromium and Playwright for Python (./scripts/install-test-deps.sh)";
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-    eprintln!("SKIPPED: {msg}");
-    None
-}
-
-/// A policy of one token and one cap, valid for 6 hours.
-fn policy(dir: &Path) -> PathBuf {
-    let path = dir.join("lying-host.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"lying-host\"\nchains = [31337]\nvalid_until = {}\n\n[tokens]\nUSDC = {{ address = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\", decimals = 6 }}\n\n[[calls]]\ntarget = \"USDC\"\nfunctions = [\"transfer(address,uint256)\"]\n\n[[limits]]\nmax = \"100 USDC\"\nper = \"day\"\n",
-            now() + 6 * 3600
-        ),
-    )
-    .unwrap();
-    path
-}
-
-/// Run one of the browser scripts; its last line of output is a JSON object of observations.
-fn run_script(script: &str, cmd: &mut Command) -> Value {
-    let out = cmd.output().expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{script} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let o: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    eprintln!("observations: {o:#}");
-    o
-}
-
 #[test]
 fn console_shows_only_checked_identity_and_agent_beside_checked_badges() {
     let Some(chromium) = chromium() else { return };
@@ -188,19 +143,11 @@ fn console_shows_only_checked_identity_and_agent_beside_checked_badges() {
     let dir = dev.dir.path();
     let owner = Actor::random();
     let agent = Actor::random();
-    let o = run_script(
+    let o = observations(
         "console_lying_host.py",
-        Command::new("python3")
-            .arg(repo_root().join("tests/console/console_lying_host.py"))
-            .args(["--url", &dev.url])
-            .arg("--root")
-            .arg(dir.join("dev/mock-root.pem"))
+        page_script(&dev, "console_lying_host.py", &policy_file(dir, "lying-host"), &chromium)
             .args(["--owner-key", &owner.private_key_hex()])
-            .args(["--agent-public-key", &agent.public_key_sec1().to_string()])
-            .arg("--policy")
-            .arg(policy(dir))
-            .arg("--chromium")
-            .arg(&chromium),
+            .args(["--agent-public-key", &agent.public_key_sec1().to_string()]),
     );
     let attested = o["identity_attested"].as_str().unwrap().to_lowercase();
     let fake = o["fake_identity"].as_str().unwrap();
@@ -264,19 +211,11 @@ fn console_never_trusts_a_key_it_did_not_attest() {
     let dir = dev.dir.path();
     let owner = Actor::random();
     let agent = Actor::random();
-    let o = run_script(
+    let o = observations(
         "console_trust_race.py",
-        Command::new("python3")
-            .arg(repo_root().join("tests/console/console_trust_race.py"))
-            .args(["--url", &dev.url])
-            .arg("--root")
-            .arg(dir.join("dev/mock-root.pem"))
+        page_script(&dev, "console_trust_race.py", &policy_file(dir, "lying-host"), &chromium)
             .args(["--owner-key", &owner.private_key_hex()])
-            .args(["--agent-public-key", &agent.public_key_sec1().to_string()])
-            .arg("--policy")
-            .arg(policy(dir))
-            .arg("--chromium")
-            .arg(&chromium),
+            .args(["--agent-public-key", &agent.public_key_sec1().to_string()]),
     );
     let fake = o["fake_identity"].as_str().unwrap().to_lowercase();
     let fake_pk = o["fake_public_key"].as_str().unwrap().to_lowercase();
@@ -317,24 +256,16 @@ fn console_audit_view_is_not_filtered_by_the_hosts_session_list() {
     let dev = Dev::start();
     let dir = dev.dir.path();
     let owner = Actor::random();
-    let o = run_script(
+    let o = observations(
         "console_hidden_session.py",
-        Command::new("python3")
-            .arg(repo_root().join("tests/console/console_hidden_session.py"))
-            .args(["--url", &dev.url])
-            .arg("--root")
-            .arg(dir.join("dev/mock-root.pem"))
+        page_script(&dev, "console_hidden_session.py", &policy_file(dir, "lying-host"), &chromium)
             .arg("--bridle")
             .arg(bin("bridle"))
             .arg("--trust-file")
             .arg(dev.trust_file())
             .args(["--owner-key", &owner.private_key_hex()])
-            .arg("--policy")
-            .arg(policy(dir))
             .arg("--workdir")
-            .arg(dir)
-            .arg("--chromium")
-            .arg(&chromium),
+            .arg(dir),
     );
     let owner_addr = o["owner"].as_str().unwrap().to_lowercase();
     let session = o["session"].as_str().unwrap().to_lowercase();
