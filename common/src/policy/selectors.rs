@@ -111,7 +111,7 @@ pub fn account_executing_selectors() -> &'static [[u8; 4]] {
     S.get_or_init(|| selectors_of(ACCOUNT_EXECUTING))
 }
 
-fn selectors_of(sigs: &[&str]) -> Vec<[u8; 4]> {
+pub(super) fn selectors_of(sigs: &[&str]) -> Vec<[u8; 4]> {
     sigs.iter()
         .map(|sig| {
             let h = keccak256(sig.as_bytes());

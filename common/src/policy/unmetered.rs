@@ -11,9 +11,11 @@
 //! Permit2's `approve` on a Permit2 contract (the canonical one or one a permit rule names),
 //! which the engine meters.
 
+use super::calls::permit2::approveCall;
 use super::compile::invalid;
+use super::selectors::selectors_of;
 use crate::error::Denial;
-use alloy_primitives::keccak256;
+use alloy_sol_types::SolCall;
 use std::sync::OnceLock;
 
 /// Functions that grant an approval or an operator, other than ERC-20's `approve` and
@@ -43,23 +45,10 @@ const NAMEABLE_ON_TOKEN: &[&str] = &[
     "delegate(address)",
 ];
 
-const PERMIT2_APPROVE: &str = "approve(address,address,uint160,uint48)";
-
-fn selectors(list: &'static [&'static str], cell: &'static OnceLock<Vec<[u8; 4]>>) -> &'static [[u8; 4]] {
-    cell.get_or_init(|| {
-        list.iter()
-            .map(|s| {
-                let h = keccak256(s.as_bytes());
-                [h[0], h[1], h[2], h[3]]
-            })
-            .collect()
-    })
-}
-
 /// The selectors of [`APPROVING`].
 pub fn approving_selectors() -> &'static [[u8; 4]] {
     static S: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
-    selectors(APPROVING, &S)
+    S.get_or_init(|| selectors_of(APPROVING))
 }
 
 /// Refuse `signature` (selector `sel`) named in rule `rule` on a target that is the listed
@@ -73,10 +62,9 @@ pub(super) fn refuse_named(
     rule: &str,
 ) -> Result<(), Denial> {
     static NAMEABLE: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
-    static P2: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
-    const P2_LIST: &[&str] = &[PERMIT2_APPROVE];
+    let nameable = NAMEABLE.get_or_init(|| selectors_of(NAMEABLE_ON_TOKEN));
     match listed {
-        Some(symbol) if !selectors(NAMEABLE_ON_TOKEN, &NAMEABLE).contains(&sel) => Err(invalid(
+        Some(symbol) if !nameable.contains(&sel) => Err(invalid(
             rule,
             format!(
                 "`{}` on the listed token {symbol} could move or approve it past every cap, the allowance registry and the exposure ceiling: on a listed token a rule may name only {} (AG-212 4.1)",
@@ -84,7 +72,7 @@ pub(super) fn refuse_named(
                 NAMEABLE_ON_TOKEN.join(", ")
             ),
         )),
-        None if approving_selectors().contains(&sel) && !(permit2 && selectors(P2_LIST, &P2).contains(&sel)) => {
+        None if approving_selectors().contains(&sel) && !(permit2 && sel == approveCall::SELECTOR) => {
             Err(invalid(
                 rule,
                 format!(
