@@ -113,6 +113,10 @@ pub struct MemberInfo {
     /// Digest of the member's image (keccak256 of PCR0 ‖ PCR1 ‖ PCR2), hex.
     pub image: String,
     pub voter: bool,
+    /// The decision rules version the member runs (`policy::RULES_VERSION` of its image; 0
+    /// for an image from before versions). While members differ, what decides is refused.
+    #[serde(default)]
+    pub rules: u32,
 }
 
 /// Where a node stands (not the enclave's signed word: an operator's view).
@@ -133,6 +137,9 @@ pub struct ClusterInfo {
     pub image: String,
     /// Whether the cluster's state (its identity) has reached this node.
     pub ready: bool,
+    /// The decision rules version this node runs.
+    #[serde(default)]
+    pub rules: u32,
 }
 
 /// A call that only the leader serves, made to a follower: where to send it.

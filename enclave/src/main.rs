@@ -89,6 +89,10 @@ struct Args {
     /// Development only: the mock image's PCR8 (hex): the release signer it is signed by.
     #[arg(long, value_name = "HEX", requires = "dev")]
     dev_pcr8: Option<String>,
+    /// Development only: the decision rules version this cluster node says it runs, to play
+    /// a release of other rules in a rolling upgrade (its rules are this build's).
+    #[arg(long, value_name = "N", requires = "dev", requires = "cluster")]
+    dev_rules_version: Option<u32>,
 }
 
 fn pcr_hex(what: &str, s: &str) -> Vec<u8> {
@@ -286,6 +290,7 @@ fn main() {
                 clock,
                 snapshot_logs: args.cluster_snapshot_logs,
                 snapshot_bytes: args.cluster_snapshot_bytes.unwrap_or(bridle_enclave::cluster::DEFAULT_SNAPSHOT_BYTES),
+                rules: args.dev_rules_version.unwrap_or(bridle_enclave::cluster::rules::RULES_VERSION),
             })
             .await
             .unwrap_or_else(|e| fail(e));

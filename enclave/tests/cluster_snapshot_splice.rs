@@ -42,6 +42,7 @@ async fn node(ca: &MockCa) -> Arc<ClusterNode> {
         clock: Box::new(SystemClock),
         snapshot_logs: 64,
         snapshot_bytes: DEFAULT_SNAPSHOT_BYTES,
+        rules: bridle_enclave::cluster::rules::RULES_VERSION,
     })
     .await
     .unwrap()

@@ -36,6 +36,14 @@ pub mod strict_json;
 mod tests;
 mod unmetered;
 
+/// The version of the decision rules: what this release's engine decides for each request
+/// and the state each decision leaves (RULES.md). Bumped with every change that can make any
+/// request decide otherwise or leave another state — then a cluster mixing images of two
+/// versions refuses what decides until every node runs the same (ATTESTATION.md, "Cluster
+/// and upgrades"). `tests/tests/rules_fingerprint.rs` fails when the decisions change and
+/// this does not.
+pub const RULES_VERSION: u32 = 1;
+
 pub use compile::CompiledPolicy;
 pub use doc::Policy;
 pub use engine::{evaluate, evaluate_user_op, Charges, Context, Operation};

@@ -126,6 +126,7 @@ mod tests {
             clock: Box::new(SystemClock),
             snapshot_logs: 1000,
             snapshot_bytes: super::super::super::DEFAULT_SNAPSHOT_BYTES,
+            rules: super::super::super::rules::RULES_VERSION,
         })
         .await
         .unwrap()

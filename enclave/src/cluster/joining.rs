@@ -276,6 +276,12 @@ impl ClusterNode {
             Ok(gone) => gone,
             Err(why) => return JoinReply::Refused(why),
         };
+        let rules = req.member.rules;
+        // A node that cannot replay this log (entries decided under other rules than its
+        // own) starts from a snapshot ([`super::super::rules`]); so does one that joins a
+        // membership of other rules (what is decided until it is in the membership).
+        let from_snapshot = members.nodes().any(|(_, n)| !super::super::rules::alike(n.rules, rules))
+            || self.log.decides_under_other_rules(rules);
         // One entry: the learners that go and the node that joins (bounded, as the upkeep's
         // changes are; the node asks again).
         let change = if gone.is_empty() {
@@ -288,8 +294,13 @@ impl ClusterNode {
             ChangeMembers::ReplaceAllNodes(nodes)
         };
         match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.change_membership(change, false)).await {
-            Ok(Ok(_)) => {
-                tracing::info!(node = req.node_id, "node joined as a learner");
+            Ok(Ok(added)) => {
+                tracing::info!(node = req.node_id, rules, "node joined as a learner");
+                // A node of other decision rules cannot replay what this log holds from before
+                // it joined (it refuses it): it starts from a snapshot ([`super::super::rules`]).
+                if from_snapshot {
+                    tokio::spawn(snapshot_for_joiner(self.raft.clone(), added.log_id.index));
+                }
                 JoinReply::Accepted { cluster }
             }
             Ok(Err(e)) => JoinReply::Refused(e.to_string()),
@@ -441,4 +452,33 @@ mod tests {
         // A plain config is one half.
         assert_eq!(joint_quorum_heard(&[set(&[1, 2, 3])], 1, &ok, at(0), now), at(99));
     }
+}
+
+/// Take a snapshot at or past `index` (the entry that added a node of other decision rules)
+/// and drop the entries it covers: that node refuses them (it could not apply them), and is
+/// sent the snapshot instead. Asked again every few seconds until done, for at most a minute
+/// (a node that is still behind then is forgotten as a stalled learner and joins again).
+async fn snapshot_for_joiner(raft: super::Raft, index: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut asked: Option<Instant> = None;
+    while Instant::now() < deadline {
+        let m = raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            return;
+        }
+        match m.snapshot.map(|s| s.index) {
+            Some(s) if s >= index => {
+                tracing::info!(snapshot = s, "dropping the entries before a node of other rules joined");
+                let _ = raft.trigger().purge_log(s).await;
+                return;
+            }
+            _ if asked.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) => {
+                asked = Some(Instant::now());
+                let _ = raft.trigger().snapshot().await;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!(index, "no snapshot covered the join of a node of other rules within a minute");
 }

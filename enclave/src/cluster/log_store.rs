@@ -92,6 +92,14 @@ impl LogStore {
         out
     }
 
+    /// Whether an entry held decides under rules other than `rules` ([`super::rules`]): a
+    /// node running `rules` could not replay it.
+    pub fn decides_under_other_rules(&self, rules: u32) -> bool {
+        self.lock().log.values().any(|(e, _)| {
+            matches!(&e.payload, openraft::EntryPayload::Normal(c) if super::rules::decides(&c.op) && !super::rules::alike(c.rules, rules))
+        })
+    }
+
     /// How many entries come after index `after` (all of them for `None`), and their bytes.
     pub fn held_after(&self, after: Option<u64>) -> (usize, usize) {
         let g = self.lock();
@@ -204,7 +212,7 @@ mod tests {
             image: B256::ZERO,
         };
         let op = Op::AllowImage { call: Box::new(call), keys: vec![(Address::ZERO, None); keys] };
-        let cmd = Cmd { proposer: 1, clock: 0, op };
+        let cmd = Cmd { proposer: 1, clock: 0, rules: super::super::rules::RULES_VERSION, op };
         Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(cmd) }
     }
 

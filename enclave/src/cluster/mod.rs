@@ -23,6 +23,7 @@ pub mod peers;
 pub mod proposing;
 pub mod redact;
 pub mod replica;
+pub mod rules;
 pub mod snapshot_in;
 pub mod types;
 pub mod upkeep;
@@ -60,6 +61,9 @@ pub struct NodeConfig {
     pub snapshot_logs: u64,
     /// A snapshot, too, once the entries since the last one hold more than this many bytes.
     pub snapshot_bytes: usize,
+    /// The decision rules the node runs: [`rules::RULES_VERSION`] (a development node may
+    /// play another release's, `--dev-rules-version`).
+    pub rules: u32,
 }
 
 /// The default of [`NodeConfig::snapshot_bytes`]: 64 MiB. The log then holds, once its
@@ -89,7 +93,7 @@ async fn snapshot_if_large(raft: &types::Raft, log: &log_store::LogStore, limit:
 /// Start a node: its channel identity, its Raft instance, its state machine. It serves
 /// nothing until its host starts it ([`bridle_common::cluster::ClusterCall::Start`]).
 pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
-    let NodeConfig { nsm, boot, root, config, clock, snapshot_logs, snapshot_bytes } = cfg;
+    let NodeConfig { nsm, boot, root, config, clock, snapshot_logs, snapshot_bytes, rules } = cfg;
     let snapshot_logs = snapshot_logs.max(16);
     let snapshot_bytes = snapshot_bytes.max(1 << 20);
     let Some(cluster) = boot.cluster.clone() else { return Err("not a cluster configuration".into()) };
@@ -118,8 +122,9 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
     let peers = Arc::new(Peers::new(identity, cluster.id.as_bytes().to_vec(), admit));
     let attestor = SharedAttestor(Arc::new(NsmAttestor::new(nsm.clone())));
     let belongs = network::Cluster::default();
-    let replica =
-        Arc::new(Replica::new(id, holder, clock.clone(), Some(attestor), config).belonging_to(belongs.clone()));
+    let replica = Arc::new(
+        Replica::new(id, holder, clock.clone(), Some(attestor), config).belonging_to(belongs.clone()).with_rules(rules),
+    );
     let raft_config = openraft::Config {
         cluster_name: cluster.id.clone(),
         // Each message crosses two hosts (four hops through sockets and a host-to-host
@@ -186,6 +191,6 @@ pub async fn launch(cfg: NodeConfig) -> Result<Arc<ClusterNode>, String> {
             n.watch_leader().await;
         }
     });
-    tracing::info!(node = id, image = %image, cluster = %cluster.id, "cluster node started");
+    tracing::info!(node = id, image = %image, cluster = %cluster.id, rules, "cluster node started");
     Ok(node)
 }

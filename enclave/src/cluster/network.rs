@@ -277,6 +277,9 @@ impl RaftNetwork<TypeConfig> for Conn {
             }
             RpcReply::Append(Ok(r)) => Ok(r),
             RpcReply::Append(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            // A node that refuses the entries (one of other decision rules that could not
+            // apply them: `super::rules`) is asked again after openraft's back-off, not at once.
+            RpcReply::Refused(why) => Err(RPCError::Unreachable(Unreachable::new(&Msg(why)))),
             r => Err(Self::unexpected(r)),
         }
     }
@@ -388,7 +391,13 @@ mod tests {
         };
         let join = Rpc::Join(JoinRequest {
             node_id: 9,
-            member: Member { peer_url: "http://x".into(), static_key: [0; 32], image: [0; 32].into(), signer: None },
+            member: Member {
+                peer_url: "http://x".into(),
+                static_key: [0; 32],
+                image: [0; 32].into(),
+                signer: None,
+                rules: 1,
+            },
             cluster: Some(b),
         });
         let belongs = Cluster::default();

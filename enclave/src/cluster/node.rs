@@ -167,7 +167,7 @@ impl ClusterNode {
     fn member(&self) -> Option<Member> {
         let url = self.advertise.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
         let Holder { image, signer } = self.holder;
-        Some(Member { peer_url: url, static_key: self.peers.static_key(), image, signer })
+        Some(Member { peer_url: url, static_key: self.peers.static_key(), image, signer, rules: self.replica.rules() })
     }
 
     fn url_of(&self, node: NodeId) -> Option<String> {
@@ -424,7 +424,7 @@ impl ClusterNode {
         if let Some(why) = super::log_store::pending_refusal(entries, bytes, self.snapshot_bytes) {
             return Err(unavailable(why));
         }
-        let cmd = Cmd { proposer: self.id, clock: self.clock.now(), op };
+        let cmd = Cmd { proposer: self.id, clock: self.clock.now(), rules: self.replica.rules(), op };
         match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(cmd)).await {
             Err(_) => Err(unavailable(format!(
                 "no majority confirmed the request within {COMMIT_TIMEOUT:?}; if it is committed later, asking again with the same stamp returns its signature"
@@ -467,6 +467,7 @@ impl ClusterNode {
                 peer_url: n.peer_url.clone(),
                 image: hex::encode(n.image),
                 voter: voters.contains(id),
+                rules: n.rules,
             })
             .collect::<Vec<_>>();
         let role = match m.state {
@@ -488,6 +489,7 @@ impl ClusterNode {
             members,
             image: hex::encode(self.holder.image),
             ready: self.replica.enclave().is_some(),
+            rules: self.replica.rules(),
         }
     }
 }
@@ -516,6 +518,23 @@ impl ClusterNode {
     async fn answer(&self, rpc: Rpc, peer: &bridle_channel::PeerAttestation) -> RpcReply {
         match rpc {
             Rpc::Append(_, r) => {
+                // Entries this node could never apply (decided under other rules before its
+                // own were in the membership) are not taken: the leader sends a snapshot.
+                let members = self
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .nodes()
+                    .map(|(_, n)| n.clone())
+                    .collect();
+                if let Err(why) = super::rules::appendable(&r.entries, self.replica.rules(), members, self.id) {
+                    if super::rules::say_now() {
+                        tracing::warn!("{why}");
+                    }
+                    return RpcReply::Refused(why);
+                }
                 let r = self.raft.append_entries(r).await;
                 if matches!(
                     r,

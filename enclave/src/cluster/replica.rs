@@ -4,6 +4,7 @@
 //! approvals and audit chain (see [`crate::apply`] for the two things that differ: clocks
 //! and signatures). Snapshots carry the whole enclave ([`EnclaveSnapshot`]).
 
+use super::rules::{Verdict, RULES_VERSION};
 use super::types::{
     Cmd, CmdReply, Entry, Holder, LogId, NodeId, Op, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -65,6 +66,8 @@ pub struct Replica {
     /// The cluster this node belongs to: the identity it applies or installs must be the
     /// one whose address names it ([`super::network::Cluster`]).
     cluster: super::network::Cluster,
+    /// The decision rules this node runs ([`super::rules`]).
+    rules: u32,
 }
 
 impl Replica {
@@ -85,7 +88,19 @@ impl Replica {
             snapshotted: AtomicBool::new(false),
             snapshot_seq: AtomicU64::new(0),
             cluster: Default::default(),
+            rules: RULES_VERSION,
         }
+    }
+
+    /// This replica, running decision rules `rules` (a development node plays another
+    /// release's with `--dev-rules-version`).
+    pub fn with_rules(self, rules: u32) -> Replica {
+        Replica { rules, ..self }
+    }
+
+    /// The decision rules this node runs.
+    pub fn rules(&self) -> u32 {
+        self.rules
     }
 
     /// This replica, of the node that belongs to `cluster`.
@@ -155,6 +170,13 @@ impl Replica {
     /// state gives the same state on every node.
     fn apply_cmd(&self, state: &mut State, cmd: Cmd) -> CmdReply {
         self.clock.applied(cmd.clock);
+        // Decided under the same rules on every node, or refused on every node alike.
+        match super::rules::verdict(&cmd, self.rules, state.membership.membership().nodes().map(|(_, m)| m)) {
+            Verdict::Apply => {}
+            Verdict::Refuse(d) => return CmdReply(Err(d)),
+            // Checked before (`apply`): never reached.
+            Verdict::Cannot(why) => return CmdReply(Err(Denial::new(ErrorCode::Internal, why))),
+        }
         let ctx = ApplyCtx { clock: cmd.clock, proposer: cmd.proposer == self.me };
         apply::with(ctx, || {
             let Some(enclave) = state.enclave.clone() else {
@@ -276,6 +298,16 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
                     }
                 }
             }
+            if let EntryPayload::Normal(cmd) = &e.payload {
+                let members = g.membership.membership().nodes().map(|(_, m)| m);
+                if let Verdict::Cannot(why) = super::rules::verdict(cmd, self.rules, members) {
+                    // Applied, the entry would part this node's state from its proposer's:
+                    // openraft stops the node on the storage error; it starts again as a new
+                    // node, from a snapshot ([`super::rules`]).
+                    tracing::error!(index = e.log_id.index, "{why}");
+                    return Err(StorageIOError::write_state_machine(&std::io::Error::other(why)).into());
+                }
+            }
             g.last_applied = Some(e.log_id);
             out.push(match e.payload {
                 EntryPayload::Blank => CmdReply(Ok(Reply::Cluster(ClusterReply::Ok))),
@@ -359,7 +391,7 @@ mod tests {
     use bridle_common::protocol::{AllowImage, Attest, AuditQuery, StatusQuery};
 
     fn cmd(op: Op) -> Cmd {
-        Cmd { proposer: 1, clock: T0, op }
+        Cmd { proposer: 1, clock: T0, rules: RULES_VERSION, op }
     }
 
     /// A creation (or a read) that reached the log as a plain call — which no leader
@@ -428,7 +460,7 @@ mod tests {
         let identity = Secret(*Key::generate().secret_bytes());
         let entry = |index, clock, op| Entry {
             log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(Cmd { proposer: 1, clock, op }),
+            payload: EntryPayload::Normal(Cmd { proposer: 1, clock, rules: RULES_VERSION, op }),
         };
         let later = T0 + 500;
         a.apply([
@@ -463,6 +495,7 @@ mod tests {
             payload: EntryPayload::Normal(Cmd {
                 proposer: 1,
                 clock: T0,
+                rules: RULES_VERSION,
                 op: Op::Init { identity: Secret(*k.secret_bytes()), booted_at: T0 },
             }),
         };

@@ -24,6 +24,10 @@ pub struct Member {
     /// The node's release signer (its PCR8), `None` for an unsigned image (PCR8 all zeros).
     #[serde(default)]
     pub signer: Option<Pcr8>,
+    /// The decision rules the node runs ([`super::rules`]), as it says itself when it joins
+    /// (inside its attested channel); 0 for a node of an image from before rules versions.
+    #[serde(default)]
+    pub rules: u32,
 }
 
 impl Member {
@@ -100,6 +104,10 @@ impl Drop for Secret {
 pub struct Cmd {
     pub proposer: NodeId,
     pub clock: u64,
+    /// The decision rules of the proposer ([`super::rules`]); 0 from an image from before
+    /// rules versions.
+    #[serde(default)]
+    pub rules: u32,
     pub op: Op,
 }
 
@@ -179,7 +187,15 @@ mod tests {
         let keys = vec![(Address::repeat_byte(9), Some(Secret([0xff; 32]))); keys];
         let op = Op::AllowImage { call: Box::new(call), keys };
         let log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index);
-        Entry { log_id, payload: openraft::EntryPayload::Normal(Cmd { proposer: 1, clock: 0, op }) }
+        Entry {
+            log_id,
+            payload: openraft::EntryPayload::Normal(Cmd {
+                proposer: 1,
+                clock: 0,
+                rules: super::super::rules::RULES_VERSION,
+                op,
+            }),
+        }
     }
 
     /// An append carries at most `APPEND_BYTES` of entries (at least one), each

@@ -247,7 +247,7 @@ fn heap_per_session(n: usize, policy: &Policy) -> [f64; 6] {
             let address = Key::from_secret_bytes(&secret).expect("key").address();
             let op =
                 Op::CreateSession { call: Box::new(call), address, key: Some(Secret(secret)), custody: vec![image] };
-            Cmd { proposer: 1, clock, op }
+            Cmd { proposer: 1, clock, rules: bridle_enclave::cluster::rules::RULES_VERSION, op }
         })
         .collect();
     let h0 = live();

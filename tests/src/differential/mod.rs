@@ -254,6 +254,9 @@ pub struct Stats {
     pub eip7702_refused: u64,
     /// Denials by code.
     pub codes: std::collections::BTreeMap<&'static str, u64>,
+    /// The sum (wrapping) of each sequence's digest of every answer, reasons included
+    /// (`tests/tests/rules_fingerprint.rs`).
+    pub digest: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -282,6 +285,7 @@ impl std::ops::AddAssign for Stats {
         self.access_lists_signed += o.access_lists_signed;
         self.access_list_decides += o.access_list_decides;
         self.eip7702_refused += o.eip7702_refused;
+        self.digest = self.digest.wrapping_add(o.digest);
         for (k, v) in o.codes {
             *self.codes.entry(k).or_default() += v;
         }
@@ -329,7 +333,22 @@ pub fn run_with(r: Rng, seed: u64, steps: usize, denials: bool) -> Result<Stats,
 
 /// [`run_with`]; with `delegations`, policies may list delegation managers and requests
 /// may be redemptions (RULES §5b).
-pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: bool) -> Result<Stats, String> {
+pub fn run_gen(r: Rng, seed: u64, steps: usize, denials: bool, delegations: bool) -> Result<Stats, String> {
+    let mut log = Vec::new();
+    let mut st = run_logged(r, seed, steps, (denials, delegations), &mut log)?;
+    // What the engine (and the model) answered at every step, as the log says it.
+    let digest = alloy_primitives::keccak256(log.join("\n").as_bytes());
+    st.digest = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    Ok(st)
+}
+
+fn run_logged(
+    mut r: Rng,
+    seed: u64,
+    steps: usize,
+    (denials, delegations): (bool, bool),
+    log: &mut Vec<String>,
+) -> Result<Stats, String> {
     let mut st = Stats { sequences: 1, ..Stats::default() };
     let created = T0 + r.below(400 * 86_400);
     let text = random_policy_with(&mut r, created, delegations);
@@ -352,7 +371,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
     let mut signed: Vec<Req> = Vec::new();
     // Every stamped ask whose nonce was recorded: its payload, stamp, and whether it was signed.
     let mut asked: Vec<(SignPayload, Stamp, bool)> = Vec::new();
-    let mut log = vec![format!("policy:\n{text}")];
+    log.push(format!("policy:\n{text}"));
     let fail = |log: &[String], what: String| Err(format!("seed {seed}: {what}\n--- sequence ---\n{}", log.join("\n")));
     let mut steps_left = steps;
     let mut i = 0;
@@ -463,7 +482,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                         st.args_rejected +=
                             u64::from(has_arg_rules(&engine.policy().doc) && d.code.as_str() == "argument_rejected");
                     }
-                    _ => return fail(&log, format!("step {i}: engine {:?}, model {m:?}", e.0)),
+                    _ => return fail(log, format!("step {i}: engine {:?}, model {m:?}", e.0)),
                 }
             }
             Event::Reask(j) => {
@@ -480,7 +499,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                 match (&e, &m) {
                     (Ok(()), Verdict::Allowed) => st.reasked += 1,
                     (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => {}
-                    _ => return fail(&log, format!("step {i} re-ask of ask {j}: engine {e:?}, model {m:?}")),
+                    _ => return fail(log, format!("step {i} re-ask of ask {j}: engine {e:?}, model {m:?}")),
                 }
             }
             Event::ReaskOther(j, req) => {
@@ -498,7 +517,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                     (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => st.reasked_other += 1,
                     _ => {
                         return fail(
-                            &log,
+                            log,
                             format!("step {i} another request with the nonce of ask {j}: engine {e:?}, model {m:?}"),
                         )
                     }
@@ -513,7 +532,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                 match (&e, &m) {
                     (Ok(()), Verdict::Allowed) => {}
                     (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => {}
-                    _ => return fail(&log, format!("step {i} approve: engine {e:?}, model {m:?}")),
+                    _ => return fail(log, format!("step {i} approve: engine {e:?}, model {m:?}")),
                 }
             }
             Event::Deny(id) => {
@@ -525,7 +544,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                 match (&e, &m) {
                     (Ok(()), Verdict::Allowed) => st.denied_by_owner += 1,
                     (Err(d), Verdict::Denied(codes)) if codes.contains(&d.code.as_str()) => {}
-                    _ => return fail(&log, format!("step {i} deny: engine {e:?}, model {m:?}")),
+                    _ => return fail(log, format!("step {i} deny: engine {e:?}, model {m:?}")),
                 }
             }
             Event::Update(text) => {
@@ -539,7 +558,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
                 rg = revoke_gas(&doc);
                 log.push(format!("  policy:\n{text}\n  engine {e:?} / model {m:?}"));
                 if m.is_ok() != e.is_ok() {
-                    return fail(&log, format!("step {i} update: engine {e:?}, model {m:?}"));
+                    return fail(log, format!("step {i} update: engine {e:?}, model {m:?}"));
                 }
                 if m.is_ok() {
                     current = text;
@@ -561,7 +580,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
             engine = Machine::restore(snap).map_err(|e| format!("seed {seed} step {i}: restore: {e}"))?;
             if engine.footprint() != before {
                 return fail(
-                    &log,
+                    log,
                     format!("step {i}: footprint {before} before the snapshot, {} after", engine.footprint()),
                 );
             }
@@ -569,7 +588,7 @@ pub fn run_gen(mut r: Rng, seed: u64, steps: usize, denials: bool, delegations: 
         }
         // The same figures after every step.
         if let Some(why) = compare_after_step(&engine, &model, clock) {
-            return fail(&log, format!("step {i}: {why}"));
+            return fail(log, format!("step {i}: {why}"));
         }
     }
     Ok(st)
