@@ -214,6 +214,10 @@ pub const ACCOUNT_EXECUTING: &[&str] = &[
     "execTransactionFromModule(address,uint256,bytes,uint8)",
     "execTransactionFromModuleReturnData(address,uint256,bytes,uint8)",
     "approveHash(bytes32)",
+    // Making another account run calls: a delegation manager's earlier redemptions (the
+    // current `redeemDelegations` is decoded: RULES §5b).
+    "redeemDelegation(bytes,(address,uint256,bytes))",
+    "redeemDelegations(bytes[],(address,uint256,bytes)[])",
     // Replacing the account's code.
     "upgradeToAndCall(address,bytes)",
     "upgradeTo(address)",
@@ -384,7 +388,7 @@ mod tests {
 
     #[test]
     fn the_account_executing_list_is_exactly_the_rules_list() {
-        assert_eq!(ACCOUNT_EXECUTING.len(), 26);
+        assert_eq!(ACCOUNT_EXECUTING.len(), 28);
         let mut sels: Vec<[u8; 4]> = ACCOUNT_EXECUTING.iter().map(|s| sel(s)).collect();
         for s in ACCOUNT_EXECUTING {
             assert_eq!(canonical(s).as_deref(), Some(*s));
@@ -392,7 +396,7 @@ mod tests {
         }
         sels.sort_unstable();
         sels.dedup();
-        assert_eq!(sels.len(), 26);
+        assert_eq!(sels.len(), 28);
         // SimpleAccount's execute, as the chain knows it.
         assert_eq!(sel("execute(address,uint256,bytes)"), [0xb6, 0x1d, 0x27, 0xf6]);
     }

@@ -91,6 +91,10 @@ pub const ACCOUNT_EXECUTING: &[&str] = &[
     "execTransactionFromModule(address,uint256,bytes,uint8)",
     "execTransactionFromModuleReturnData(address,uint256,bytes,uint8)",
     "approveHash(bytes32)",
+    // Making another account run calls: a delegation manager's earlier redemptions (the
+    // current `redeemDelegations` is decoded: RULES §5b).
+    "redeemDelegation(bytes,(address,uint256,bytes))",
+    "redeemDelegations(bytes[],(address,uint256,bytes)[])",
     // Replacing the account's code.
     "upgradeToAndCall(address,bytes)",
     "upgradeTo(address)",
