@@ -279,6 +279,15 @@ impl Out {
     }
 }
 
+/// The refusal of a restriction (a rule or an ERC-7715 policy) this tool does not map.
+fn unmapped_restriction(at: &str, kind: &str, t: &str) -> String {
+    format!(
+        "{at}: {kind} type `{}` restricts the grant and is not mapped; a policy without it would allow more than the \
+         grant, so nothing was written (write the policy by hand: `recipients`, `[[rate_limits]]`, `[[limits]]`)",
+        crate::quote::escape_within(t, 64).0
+    )
+}
+
 /// Map an ERC-7715 request (JSON text) at time `now`.
 ///
 /// Each permission stays on its own chain (review finding 9): a Bridle policy's limits apply
@@ -382,16 +391,30 @@ pub fn map(json: &str, known: &[KnownToken], now: u64, chain: Option<u64>) -> Re
         if req.get("isAdjustmentAllowed").is_some() {
             out.notes.push(format!("request[{r}] isAdjustmentAllowed: not mapped (edit the file to adjust)"));
         }
+        // Rules and policies restrict the grant: one this tool does not map would leave the
+        // policy broader than the grant (a review of 2026-12-07: a `payee` rule, an expiry
+        // rule in a form not read exactly, ERC-7715's `rate-limit`/`spent-limit` policies),
+        // so the mapping stops on it.
         if let Some(rules) = req.get("rules").and_then(Value::as_array) {
             for (k, rule) in rules.iter().enumerate() {
                 let t = rule.get("type").and_then(Value::as_str).unwrap_or("?");
-                if t == "expiry" {
-                    if let Some(ts) = rule.get("data").and_then(|d| d.get("timestamp")).and_then(u64_of) {
-                        out.expiry = Some(out.expiry.map_or(ts, |x| x.min(ts)));
-                        continue;
-                    }
+                let at = format!("request[{r}].rules[{k}]");
+                match (t, rule.get("data").and_then(|d| d.get("timestamp"))) {
+                    ("expiry", Some(v)) => match u64_of(v) {
+                        Some(ts) => out.expiry = Some(out.expiry.map_or(ts, |x| x.min(ts))),
+                        None => return Err(format!(
+                            "{at}: expiry timestamp {} is not a whole number of seconds this tool reads exactly",
+                            crate::quote::escape_within(&v.to_string(), 64).0
+                        )),
+                    },
+                    _ => return Err(unmapped_restriction(&at, "rule", t)),
                 }
-                out.notes.push(format!("request[{r}].rules[{k}] type `{t}`: not mapped"));
+            }
+        }
+        if let Some(policies) = req.get("policies").and_then(Value::as_array) {
+            if let Some((k, p)) = policies.iter().enumerate().next() {
+                let t = p.get("type").and_then(Value::as_str).unwrap_or("?");
+                return Err(unmapped_restriction(&format!("request[{r}].policies[{k}]"), "policy", t));
             }
         }
         let perms: Vec<Value> = match (req.get("permissions"), req.get("permission")) {
@@ -440,9 +463,9 @@ pub fn map(json: &str, known: &[KnownToken], now: u64, chain: Option<u64>) -> Re
             let _ = writeln!(s, "valid_for = \"24h\"");
         }
     }
-    if out.native_calls {
-        let _ = writeln!(s, "max_value_per_call = \"{}\"", out.native(out.max_value_per_call));
-    }
+    // No native permission: no native value (the token calls carry none).
+    let value = if out.native_calls { out.max_value_per_call } else { U256::ZERO };
+    let _ = writeln!(s, "max_value_per_call = \"{}\"", out.native(value));
     if !out.tokens.is_empty() {
         let _ = writeln!(s, "\n[tokens]");
         for t in &out.tokens {
