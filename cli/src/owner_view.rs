@@ -7,7 +7,7 @@ use crate::trust::{self, TrustOpts};
 use crate::util::HostArg;
 use alloy_primitives::Address;
 use anyhow::Result;
-use bridle_common::allowance::{aggregate, fmt_usd};
+use bridle_common::allowance::{aggregate, fmt_usd, AllowanceState};
 use bridle_common::period::format_time;
 use bridle_common::protocol::*;
 use bridle_common::units::format_decimal;
@@ -141,10 +141,15 @@ pub fn print_allowances(ss: &SessionStatus) {
     }
     for e in &ss.allowances {
         let holder = if e.holder == ss.session { String::new() } else { format!(" (held by {})", e.holder) };
+        let state = match e.state {
+            AllowanceState::Swept if !e.amount.is_zero() => "swept (revocation signed, not known mined)",
+            AllowanceState::Revoked if !e.amount.is_zero() => "revoked (revocation signed, not known mined)",
+            s => s.as_str(),
+        };
         println!(
             "chain {:<6} {:<9} {} {} → {} [{}] via {}{holder}",
             e.chain_id,
-            e.state.as_str(),
+            state,
             format_decimal(e.amount, e.decimals),
             printable(&e.symbol),
             e.spender,
@@ -186,9 +191,18 @@ pub fn print_status(ss: &SessionStatus) {
     if let Some(why) = &ss.suspended_reason {
         println!("suspended:  {}", printable(why));
     }
-    let outstanding = ss.allowances.iter().filter(|a| a.outstanding()).count();
+    // Outstanding until a revocation is mined: a sweep's signed revocation (`swept`) may
+    // never be sent (a host keeps it), so it still counts (a review of 2026-12-07).
+    let outstanding = ss.allowances.iter().filter(|a| !a.amount.is_zero()).count();
+    let signed = |a: &&bridle_common::allowance::Allowance| {
+        !a.amount.is_zero() && matches!(a.state, AllowanceState::Swept | AllowanceState::Revoked)
+    };
+    let swept = match ss.allowances.iter().filter(signed).count() {
+        0 => String::new(),
+        n => format!(" ({n} with a revocation signed, not known mined)"),
+    };
     println!(
-        "approvals:  {} outstanding of {} recorded, exposure {}{}",
+        "approvals:  {} outstanding{swept} of {} recorded, exposure {}{}",
         outstanding,
         ss.allowances.len(),
         bridle_common::allowance::fmt_usd(ss.exposure.usd),

@@ -224,7 +224,7 @@ export function renderDetail(root, d) {
     for (const a of s.allowances) {
       const kind = typeof a.kind === "string" ? a.kind : Object.keys(a.kind)[0];
       tb.append(h("tr", {}, h("td", { class: "mono" }, short(a.token)), h("td", { class: "mono" }, short(a.spender)), h("td", {}, a.chain_id),
-        h("td", {}, kind), h("td", {}, `${formatUnits(BigInt(a.amount), a.decimals)} ${a.symbol}`), h("td", {}, String(a.state ?? "")), h("td", {}, a.expires_at ? time(a.expires_at) : "—")));
+        h("td", {}, kind), h("td", {}, `${formatUnits(BigInt(a.amount), a.decimals)} ${a.symbol}`), h("td", {}, (a.state === "swept" || a.state === "revoked") && BigInt(a.amount) > 0n ? `${a.state} (revocation signed, not known mined)` : String(a.state ?? "")), h("td", {}, a.expires_at ? time(a.expires_at) : "—")));
     }
     t.append(tb);
     root.append(t);
