@@ -15,7 +15,7 @@ use bridle_common::policy::RULES_VERSION;
 use bridle_common::protocol::Revoke;
 use bridle_tests::cluster::{cap_policy, signer_of, transfer, Cluster};
 use bridle_tests::{code, owner_action, Actor, Granted};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The owner revokes `g`, through node `i`'s host.
 async fn revoke(c: &Cluster, i: usize, g: &Granted) -> (u16, serde_json::Value) {
@@ -77,4 +77,54 @@ async fn a_rolling_upgrade_across_a_change_of_rules_holds_what_decides_until_eve
     assert_eq!(signer_of(&v), g.session);
     let (s, v) = client.post(live, "/v1/sign", &transfer(&other, 0, 1)).await;
     assert_eq!((s, code(&v)), (403, "revoked"), "the revocation made while mixed holds: {v}");
+}
+
+/// No downgrade (a review of 2026-12-07): after a rolling upgrade to the next rules, a host
+/// starting an enclave of the previous release (which the release signer still admits) had
+/// it join, be promoted, and hold every signing request of the cluster refused for as long as
+/// it ran. Its join is refused now; the cluster signs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_of_older_rules_never_joins_and_signing_goes_on() {
+    let next = (RULES_VERSION + 1).to_string();
+    let mut c = Cluster::start_with(3, &["--dev-rules-version", next.as_str()]).await;
+    let g = c.grant(0, &Actor::random(), &Actor::random(), &cap_policy(100)).await;
+    let older = c.add_node(&[]).await;
+    c.start_node(older, false);
+    let t0 = Instant::now();
+    let mut nonce = 0;
+    while t0.elapsed() < Duration::from_secs(15) {
+        let (s, v, _) = c.client().sign_until_decided(0, &transfer(&g, nonce, 1), Duration::from_secs(30)).await;
+        assert_eq!(s, 200, "{v}");
+        nonce += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let info = c.info(older).await.unwrap();
+    assert_eq!(info["ready"], false, "{info}");
+    let l = c.wait_leader(Duration::from_secs(10)).await;
+    let members = c.info(l).await.unwrap()["members"].clone();
+    assert!(
+        members.as_array().unwrap().iter().all(|m| m["rules"].as_u64() == Some(u64::from(RULES_VERSION) + 1)),
+        "{members}"
+    );
+}
+
+/// A membership naming two versions refuses what decides whoever proposes it — a leader of
+/// an image from before versions (0) too, whose entries once matched every node's version,
+/// so nodes of two versions each applied them under their own rules (a review of 2026-12-07).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_from_before_versions_cannot_decide_among_two_versions() {
+    let next = (RULES_VERSION + 1).to_string();
+    let mut c = Cluster::start_with(3, &["--dev-rules-version", "0"]).await;
+    let g = c.grant(0, &Actor::random(), &Actor::random(), &cap_policy(100)).await;
+    for extra in [vec![], vec!["--dev-rules-version", next.as_str()]] {
+        let n = c.add_node(&extra).await;
+        c.start_node(n, false);
+        c.wait_ready(n, Duration::from_secs(90)).await;
+    }
+    let l = c.wait_leader(Duration::from_secs(10)).await;
+    let info = c.info(l).await.unwrap();
+    assert_eq!(info["rules"], 0, "a version-0 node leads: {info}");
+    let (s, v) = c.client().post(l, "/v1/sign", &transfer(&g, 0, 10)).await;
+    assert_eq!((s, code(&v)), (503, "unavailable"), "{v}");
+    assert!(v.to_string().contains("cluster.rules_version"), "{v}");
 }

@@ -277,6 +277,9 @@ impl ClusterNode {
             Err(why) => return JoinReply::Refused(why),
         };
         let rules = req.member.rules;
+        if let Err(why) = super::super::rules::may_join(rules, members.nodes().map(|(_, n)| n)) {
+            return JoinReply::Refused(why);
+        }
         // A node that cannot replay this log (entries decided under other rules than its
         // own) starts from a snapshot ([`super::super::rules`]); so does one that joins a
         // membership of other rules (what is decided until it is in the membership).
@@ -395,6 +398,35 @@ pub fn joint_quorum_heard(
     halves.min().unwrap_or(now)
 }
 
+/// Take a snapshot at or past `index` (the entry that added a node of other decision rules)
+/// and drop the entries it covers: that node refuses them (it could not apply them), and is
+/// sent the snapshot instead. Asked again every few seconds until done, for at most a minute
+/// (a node that is still behind then is forgotten as a stalled learner and joins again).
+async fn snapshot_for_joiner(raft: super::Raft, index: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut asked: Option<Instant> = None;
+    while Instant::now() < deadline {
+        let m = raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            return;
+        }
+        match m.snapshot.map(|s| s.index) {
+            Some(s) if s >= index => {
+                tracing::info!(snapshot = s, "dropping the entries before a node of other rules joined");
+                let _ = raft.trigger().purge_log(s).await;
+                return;
+            }
+            _ if asked.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) => {
+                asked = Some(Instant::now());
+                let _ = raft.trigger().snapshot().await;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!(index, "no snapshot covered the join of a node of other rules within a minute");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,33 +484,4 @@ mod tests {
         // A plain config is one half.
         assert_eq!(joint_quorum_heard(&[set(&[1, 2, 3])], 1, &ok, at(0), now), at(99));
     }
-}
-
-/// Take a snapshot at or past `index` (the entry that added a node of other decision rules)
-/// and drop the entries it covers: that node refuses them (it could not apply them), and is
-/// sent the snapshot instead. Asked again every few seconds until done, for at most a minute
-/// (a node that is still behind then is forgotten as a stalled learner and joins again).
-async fn snapshot_for_joiner(raft: super::Raft, index: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut asked: Option<Instant> = None;
-    while Instant::now() < deadline {
-        let m = raft.metrics().borrow().clone();
-        if m.state != ServerState::Leader {
-            return;
-        }
-        match m.snapshot.map(|s| s.index) {
-            Some(s) if s >= index => {
-                tracing::info!(snapshot = s, "dropping the entries before a node of other rules joined");
-                let _ = raft.trigger().purge_log(s).await;
-                return;
-            }
-            _ if asked.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) => {
-                asked = Some(Instant::now());
-                let _ = raft.trigger().snapshot().await;
-            }
-            _ => {}
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tracing::warn!(index, "no snapshot covered the join of a node of other rules within a minute");
 }

@@ -92,6 +92,14 @@ impl LogStore {
         out
     }
 
+    /// The members of the last membership entry held before index `index`, if one is held.
+    pub fn members_before(&self, index: u64) -> Option<Vec<super::types::Member>> {
+        self.lock().log.range(..index).rev().find_map(|(_, (e, _))| match &e.payload {
+            openraft::EntryPayload::Membership(m) => Some(m.nodes().map(|(_, n)| n.clone()).collect()),
+            _ => None,
+        })
+    }
+
     /// Whether an entry held decides under rules other than `rules` ([`super::rules`]): a
     /// node running `rules` could not replay it.
     pub fn decides_under_other_rules(&self, rules: u32) -> bool {

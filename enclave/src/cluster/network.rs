@@ -234,7 +234,18 @@ impl Conn {
         // An answer of this cluster's Raft, not a refusal (a node settled in another cluster
         // answers every message with one): a learner that only refuses is silent, and
         // forgotten (a review of 2026-12-06).
-        if r.as_ref().is_ok_and(|r| !matches!(r, RpcReply::Refused(_))) {
+        // A node whose Raft stopped (a storage error: an entry it could not apply,
+        // `super::rules`) answers every message with its fatal error: silent too, and
+        // dropped like a dead node (a review of 2026-12-07).
+        let stopped = |r: &RpcReply| {
+            matches!(
+                r,
+                RpcReply::Append(Err(RaftError::Fatal(_)))
+                    | RpcReply::Vote(Err(RaftError::Fatal(_)))
+                    | RpcReply::Snapshot(Err(RaftError::Fatal(_)))
+            )
+        };
+        if r.as_ref().is_ok_and(|r| !matches!(r, RpcReply::Refused(_)) && !stopped(r)) {
             self.last_ok.lock().unwrap_or_else(|e| e.into_inner()).insert(self.target, Instant::now());
         }
         r

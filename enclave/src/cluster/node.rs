@@ -520,15 +520,11 @@ impl ClusterNode {
             Rpc::Append(_, r) => {
                 // Entries this node could never apply (decided under other rules before its
                 // own were in the membership) are not taken: the leader sends a snapshot.
-                let members = self
-                    .raft
-                    .metrics()
-                    .borrow()
-                    .membership_config
-                    .membership()
-                    .nodes()
-                    .map(|(_, n)| n.clone())
-                    .collect();
+                // The membership at the batch's place: the last one this node's log holds
+                // before its first entry, else the one it applied (a snapshot's); not the
+                // log's latest, which may come after it (a review of 2026-12-07).
+                let first = r.entries.first().map_or(u64::MAX, |e| e.log_id.index);
+                let members = self.log.members_before(first).unwrap_or_else(|| self.replica.members());
                 if let Err(why) = super::rules::appendable(&r.entries, self.replica.rules(), members, self.id) {
                     if super::rules::say_now() {
                         tracing::warn!("{why}");

@@ -127,6 +127,12 @@ impl Replica {
         self.state.read().unwrap_or_else(|e| e.into_inner()).enclave.clone()
     }
 
+    /// The members of the membership applied last (a snapshot's, or an entry's).
+    pub fn members(&self) -> Vec<super::types::Member> {
+        let g = self.state.read().unwrap_or_else(|e| e.into_inner());
+        g.membership.membership().nodes().map(|(_, n)| n.clone()).collect()
+    }
+
     pub fn last_applied(&self) -> Option<LogId> {
         self.state.read().unwrap_or_else(|e| e.into_inner()).last_applied
     }

@@ -10,21 +10,24 @@
 //! says so itself, inside its attested channel, when it joins), each entry the rules of the
 //! node that proposed it, and:
 //!
-//! * **While the membership mixes rules**, every entry that decides (signing, approvals
-//!   and denials of held requests are decided by the rules; creations and policy updates
-//!   compile policies; sweeps) is refused when applied, on every node alike
-//!   (`unavailable`, rule [`MIXED_RULE`]), nothing changed. What decides alike on every
-//!   release goes on: revocations, denials of held requests, `allow_image`.
+//! * **While the membership mixes rules**, every entry that decides (signing and approvals
+//!   of held requests are decided by the rules; creations and policy updates compile
+//!   policies; sweeps) is refused when applied, on every node alike (`unavailable`, rule
+//!   [`MIXED_RULE`]), nothing changed. What decides alike on every release goes on:
+//!   revocations, denials of held requests, `allow_image`.
+//! * **No downgrade**: a node of rules older than a member's does not join ([`may_join`]).
 //! * **A node never applies an entry that decides under other rules** than its own: a node
 //!   of new rules joining a cluster of old ones would replay the entries its log still
 //!   holds from before it joined. It refuses to take such entries into its log
 //!   ([`appendable`]); the leader that admitted it takes a snapshot and drops those
 //!   entries ([`super::node`], `on_join`), and the node starts from the snapshot. If such
-//!   an entry reaches the state machine anyway, the node stops rather than apply it.
+//!   an entry reaches the state machine anyway, the node stops rather than apply it (it then
+//!   answers nothing more, and is dropped like a dead node).
 //!
-//! Rules version 0 is a node or entry of an image from before rules versions: it matches
-//! every version (those images do not check), so the upgrade onto the first image that
-//! checks is as before it: hold signing and policy changes while both images apply entries.
+//! Rules version 0 is a node or entry of an image from before rules versions: it names no
+//! version, and what is mixed is judged on the versions the members and the entry name.
+//! Those images do not check, so the upgrade onto the first image that checks is as before
+//! it: hold signing and policy changes while both images apply entries.
 
 use super::types::{Cmd, Member, NodeId, Op};
 use bridle_common::error::{Denial, ErrorCode};
@@ -79,23 +82,39 @@ pub fn verdict<'a>(cmd: &Cmd, own: u32, members: impl IntoIterator<Item = &'a Me
     if !decides(&cmd.op) {
         return Verdict::Apply;
     }
-    if let Some(other) = members.into_iter().map(|m| m.rules).find(|r| !alike(*r, cmd.rules)) {
-        return Verdict::Refuse(Denial::rule(
+    // The versions the members and the entry name (0 names none). Judged on all of them, not
+    // on the proposer's against each member's: a version-0 proposer (which matches every
+    // version) would otherwise have nodes of two versions each apply its entry under their own
+    // rules (a review of 2026-12-07).
+    let mut versions: Vec<u32> = members.into_iter().map(|m| m.rules).chain([cmd.rules]).filter(|r| *r != 0).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    match versions.as_slice() {
+        [] => Verdict::Apply,
+        [v] if alike(*v, own) => Verdict::Apply,
+        [v] => Verdict::Cannot(format!(
+            "an entry decided under rules version {v} reached a node of version {own}: not applied (the node stops, and is dropped from the cluster as a dead node)"
+        )),
+        [first, .., last] => Verdict::Refuse(Denial::rule(
             ErrorCode::Unavailable,
             MIXED_RULE,
             format!(
-                "the cluster's nodes run different decision rules (versions {} and {other}: a rolling upgrade across a change of them): signing, approvals, sweeps, creations and policy updates wait until every node runs the same; revocations go on. Nothing was changed",
-                cmd.rules
+                "the cluster's nodes run different decision rules (versions {first} to {last}: a rolling upgrade across a change of them): signing, approvals, sweeps, creations and policy updates wait until every node runs the same; revocations go on. Nothing was changed"
             ),
-        ));
+        )),
     }
-    if alike(cmd.rules, own) {
-        Verdict::Apply
-    } else {
-        Verdict::Cannot(format!(
-            "an entry decided under rules version {} reached a node of version {own}: not applied (the node stops; it starts again from a snapshot)",
-            cmd.rules
-        ))
+}
+
+/// Whether a node running `rules` may join a cluster whose members run `members`: not one
+/// older than a member's (no downgrade: a host starting a node of an earlier release, which
+/// the release signer still admits, would hold the cluster's signing for as long as it runs,
+/// a review of 2026-12-07), nor one from before versions once a member has one.
+pub fn may_join<'a>(rules: u32, members: impl IntoIterator<Item = &'a Member>) -> Result<(), String> {
+    match members.into_iter().map(|m| m.rules).max() {
+        Some(newest) if rules < newest => Err(format!(
+            "the node runs decision rules version {rules}, older than the cluster's {newest}: a cluster is never downgraded"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -199,6 +218,29 @@ mod tests {
         assert_eq!(verdict(&cmd(deciding(), 0), 2, &[member(2), member(0)]), Verdict::Apply);
         assert_eq!(verdict(&cmd(deciding(), 2), 2, &[member(0), member(2)]), Verdict::Apply);
         assert_eq!(verdict(&cmd(deciding(), 2), 0, &[member(2)]), Verdict::Apply);
+    }
+
+    /// A version-0 proposer (an image from before versions) in a membership of two named
+    /// versions: refused on every node (a review of 2026-12-07 found it applied by the nodes
+    /// of both versions, each under its own rules, as 0 matched each).
+    #[test]
+    fn a_version_zero_proposer_among_two_versions_is_refused() {
+        let members = [member(0), member(0), member(2), member(3)];
+        for own in [0, 2, 3] {
+            assert!(matches!(verdict(&cmd(deciding(), 0), own, &members), Verdict::Refuse(_)), "{own}");
+        }
+        assert_eq!(verdict(&cmd(deciding(), 0), 2, &[member(0), member(2)]), Verdict::Apply);
+    }
+
+    /// No downgrade: a node older than a member does not join; the same or newer does, and
+    /// so does anything into a cluster from before versions.
+    #[test]
+    fn a_node_older_than_a_member_does_not_join() {
+        let members = [member(0), member(2), member(3)];
+        assert!(may_join(2, &members).unwrap_err().contains("older than the cluster's 3"));
+        assert!(may_join(0, &members).is_err());
+        assert!(may_join(3, &members).is_ok() && may_join(4, &members).is_ok());
+        assert!(may_join(1, &[member(0)]).is_ok() && may_join(0, &[]).is_ok());
     }
 
     /// A joining node of new rules takes no entry decided before its rules were in the
