@@ -402,10 +402,12 @@ pub fn map(json: &str, known: &[KnownToken], now: u64, chain: Option<u64>) -> Re
                 match (t, rule.get("data").and_then(|d| d.get("timestamp"))) {
                     ("expiry", Some(v)) => match u64_of(v) {
                         Some(ts) => out.expiry = Some(out.expiry.map_or(ts, |x| x.min(ts))),
-                        None => return Err(format!(
-                            "{at}: expiry timestamp {} is not a whole number of seconds this tool reads exactly",
-                            crate::quote::escape_within(&v.to_string(), 64).0
-                        )),
+                        None => {
+                            return Err(format!(
+                                "{at}: expiry timestamp {} is not a whole number of seconds this tool reads exactly",
+                                crate::quote::escape_within(&v.to_string(), 64).0
+                            ))
+                        }
                     },
                     _ => return Err(unmapped_restriction(&at, "rule", t)),
                 }
