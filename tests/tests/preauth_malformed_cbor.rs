@@ -26,11 +26,7 @@ fn seeds() -> Vec<Vec<u8>> {
     let stamp = Stamp { nonce: [7; 16], timestamp: now(), mac: [0x5a; 32] };
     let tx = erc20_transfer(CHAIN, 0, USDC, DEAD, U256::from(1));
     vec![
-        frame(Call::SignIfAllowed(SignRequest {
-            session: DEAD,
-            payload: SignPayload::Transaction(tx),
-            stamp,
-        })),
+        frame(Call::SignIfAllowed(SignRequest { session: DEAD, payload: SignPayload::Transaction(tx), stamp })),
         frame(Call::SignIfAllowed(SignRequest {
             session: DEAD,
             payload: SignPayload::TypedData(
