@@ -162,6 +162,7 @@ impl CompiledPolicy {
             escalate,
             trip_wire: _,       // compile_governance
             release_signers: _, // compile_governance
+            conformance: _,     // conformance
         } = &doc;
 
         if *version != POLICY_VERSION {
@@ -577,6 +578,7 @@ impl CompiledPolicy {
             }
         }
         super::compile_governance::check_governance(&doc)?;
+        super::conformance::check(&doc)?;
 
         // Every session holds its compiled policy: no room left over from building it.
         by_target.shrink_to_fit();

@@ -111,6 +111,11 @@ pub struct Policy {
     /// session's key, without an `allow_image` per image. Omitted when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub release_signers: Vec<FixedBytes<48>>,
+    /// A standard the policy says it conforms to (`conformance = "AG-212"`): a policy that
+    /// does not bind what it asks is refused ([`super::conformance`]). Omitted when none
+    /// (the policy's hash is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conformance: Option<super::conformance::Conformance>,
 }
 
 /// Most release signers a policy names.

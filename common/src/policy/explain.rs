@@ -297,6 +297,21 @@ pub fn explain(p: &CompiledPolicy) -> String {
             "trip_wire: none — no run of denials suspends the session; it ends by its expiry, its quota or the owner's revoke (AG-212 4.6 asks for automatic revocation on a security event)"
         );
     }
+    match d.conformance {
+        Some(c) => {
+            let _ = writeln!(
+                s,
+                "conformance: {} — checked when the policy is compiled: approvals just in time within 10 % with an exposure ceiling, no permits, specific contracts and functions, value per call and per session bounded, at most 24 h, a trip-wire (CONFORMANCE.md)",
+                c.as_str()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "conformance: none claimed (conformance = \"AG-212\" refuses the policy unless it binds what AG-212 asks of it)"
+            );
+        }
+    }
     for signer in &d.release_signers {
         let _ = writeln!(
             s,

@@ -4,6 +4,7 @@ pub mod calls;
 pub mod compile;
 mod compile_governance;
 mod compile_offchain;
+pub mod conformance;
 pub mod doc;
 pub mod engine;
 pub mod escalate;

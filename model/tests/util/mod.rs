@@ -87,6 +87,7 @@ pub fn base() -> Policy {
         escalate: None,
         trip_wire: None,
         release_signers: vec![],
+        conformance: None,
     }
 }
 

@@ -453,6 +453,15 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         })
         .collect::<Result<Vec<_>, _>>()?;
 
+    let conformance = f
+        .conformance
+        .as_deref()
+        .map(|c| {
+            super::conformance::Conformance::parse(c)
+                .ok_or_else(|| err("conformance", format!("`{c}` is not a standard Bridle checks (\"AG-212\")")))
+        })
+        .transpose()?;
+
     Ok(Policy {
         version: f.version,
         name: f.name,
@@ -482,6 +491,7 @@ pub fn resolve(f: PolicyFile, now: u64) -> Result<Policy, Denial> {
         escalate: escalate.map(Box::new),
         trip_wire,
         release_signers,
+        conformance,
     })
 }
 

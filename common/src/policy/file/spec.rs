@@ -61,6 +61,8 @@ pub struct PolicyFile {
     /// hold the session's key.
     #[serde(default)]
     pub release_signers: Vec<String>,
+    /// "AG-212": the policy is refused unless it binds what AG-212 asks of it.
+    pub conformance: Option<String>,
 }
 
 /// A price: a decimal string ("1.00") or an integer (3000); never a float.

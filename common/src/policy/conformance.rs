@@ -1,0 +1,152 @@
+//! `conformance = "AG-212"`: a policy that says it conforms to AG-212 (delegated spend
+//! governance) is refused unless it binds every MUST that Bridle otherwise leaves to the
+//! owner's policy (CONFORMANCE.md, "met when the policy sets …"). What the engine enforces
+//! for every policy (no unlimited approval, the allowance registry, the approval lifetime's
+//! defaults) needs no setting; this checks the settings.
+//!
+//! Each refusal is `invalid_policy`, its rule `conformance.<what>`, its reason naming the
+//! clause.
+
+use super::compile::invalid;
+use super::doc::*;
+use crate::error::Denial;
+use crate::period::Period;
+use alloy_primitives::U256;
+use serde::{Deserialize, Serialize};
+
+/// A standard a policy says it conforms to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Conformance {
+    /// AG-212, delegated spend governance (`../shared/reference`, CONFORMANCE.md).
+    #[serde(rename = "AG-212")]
+    Ag212,
+}
+
+impl Conformance {
+    pub fn parse(s: &str) -> Option<Conformance> {
+        (s == "AG-212").then_some(Conformance::Ag212)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conformance::Ag212 => "AG-212",
+        }
+    }
+}
+
+fn refuse(what: &str, clause: &str, why: impl std::fmt::Display) -> Denial {
+    invalid(format!("conformance.{what}"), format!("AG-212 {clause}: {why}"))
+}
+
+/// Whether the policy can grant approvals: spenders or per-token approval caps.
+pub fn approves(doc: &Policy) -> bool {
+    !doc.approvals.spenders.is_empty() || !doc.approvals.caps.is_empty()
+}
+
+/// The periods that bound a whole session of at most 24 h counted from its anchor: a
+/// day, a week or a month begins at the anchor and outlasts it, and the session never resets.
+fn bounds_the_session(p: Period) -> bool {
+    matches!(p, Period::Day | Period::Week | Period::Month | Period::Session)
+}
+
+/// Refuse a policy that says it conforms and does not (see the module docs).
+pub fn check(doc: &Policy) -> Result<(), Denial> {
+    let Some(Conformance::Ag212) = doc.conformance else { return Ok(()) };
+    let a = &doc.approvals;
+    if approves(doc) {
+        // 4.1: every approval bounded to the immediate operation, within 10 %.
+        if !a.jit_only {
+            return Err(refuse(
+                "approvals.jit_only",
+                "4.1",
+                "an approval must be bounded to the operation that consumes it: set approvals.jit_only = true (or grant no approvals)",
+            ));
+        }
+        if let Some(i) = a.jit.iter().position(|j| j.token_path.is_none()) {
+            return Err(refuse(
+                &format!("approvals.jit[{i}]"),
+                "4.1",
+                "a just-in-time rule without token_arg does not bind which token's approval it consumes",
+            ));
+        }
+        if a.jit_tolerance_bps > 1_000 {
+            return Err(refuse("approvals.jit_tolerance", "4.1", "the tolerance may not exceed 10 %"));
+        }
+        // 4.2: the lifetimes AG-212 names (24 h above 10 000 USD, 7 days below) are the
+        // default; one lifetime for every approval may not pass 24 h.
+        if let Some(l) = a.lifetime.filter(|l| *l > 24 * 3600) {
+            return Err(refuse(
+                "approvals.lifetime",
+                "4.2",
+                format!("{l} s: an approval above 10 000 USD may live at most 24 h (leave lifetime unset for AG-212's defaults)"),
+            ));
+        }
+        // 4.4: an aggregate exposure ceiling.
+        if doc.exposure_ceiling.is_none() && doc.owner_exposure_ceiling.is_none() && doc.agent_exposure_ceiling.is_none()
+        {
+            return Err(refuse(
+                "exposure_ceiling",
+                "4.4",
+                "a policy that approves needs an exposure ceiling (exposure_ceiling, owner_exposure_ceiling or agent_exposure_ceiling)",
+            ));
+        }
+    }
+    // 4.1/4.2: a permit is an approval by signature, never bound to an operation.
+    if !doc.permits.is_empty() {
+        return Err(refuse(
+            "permits",
+            "4.1",
+            "a permit (typed data) approves apart from any operation: a conforming policy signs none",
+        ));
+    }
+    // 4.5: specific contracts and functions, value per call and per session, 24 h.
+    for (i, c) in doc.calls.iter().enumerate() {
+        if c.target.is_none() {
+            return Err(refuse(&format!("calls[{i}].target"), "4.5", "a wildcard target is not a specific contract"));
+        }
+        if let Some(j) = c.functions.iter().position(|f| f.signature == "*") {
+            return Err(refuse(
+                &format!("calls[{i}].functions[{j}]"),
+                "4.5",
+                "a wildcard function is not a specific selector",
+            ));
+        }
+    }
+    let Some(per_call) = doc.max_value_per_call else {
+        return Err(refuse("max_value_per_call", "4.5", "the maximum value per call must be set (\"0 ETH\" for none)"));
+    };
+    let bounded = |asset: &Asset| {
+        doc.limits.iter().any(|l| &l.asset == asset && bounds_the_session(l.period))
+            || doc.streams.iter().any(|s| &s.asset == asset)
+    };
+    if per_call > U256::ZERO && !bounded(&Asset::Native) {
+        return Err(refuse(
+            "limits",
+            "4.5",
+            "native value may move: a limit per day, week, month or session (or a stream) must bound it over the session",
+        ));
+    }
+    if let Some(t) = doc.tokens.iter().find(|t| !bounded(&Asset::Token(t.symbol.clone()))) {
+        return Err(refuse(
+            "limits",
+            "4.5",
+            format!("token {}: a limit per day, week, month or session (or a stream) must bound it over the session", t.symbol),
+        ));
+    }
+    if let Some(d) = doc.max_duration.filter(|d| *d > DEFAULT_MAX_DURATION) {
+        return Err(refuse(
+            "max_duration",
+            "4.5",
+            format!("{d} s: a session may last at most 24 h without re-authentication"),
+        ));
+    }
+    // 4.6: automatic revocation on a security event.
+    if doc.trip_wire.is_none() {
+        return Err(refuse(
+            "trip_wire",
+            "4.6",
+            "a trip-wire must suspend the session (and its approvals be swept) on a run of denials",
+        ));
+    }
+    Ok(())
+}
