@@ -44,7 +44,8 @@ is shown quoted, every character outside printable ASCII escaped, at most 1 KiB,
 labelled so (`from_host`); a code that is none of Bridle's is shown as `unknown`.
 
 Every call to the host is bounded as a whole (`timeout`, 30 s by default): connecting, the
-headers and the body, not each read; a reply is read up to 4 MiB.
+headers and the body, not each read; a reply is read up to 4 MiB, and one nested deeper
+than 64 levels is refused before it is parsed.
 
 Requires: cryptography, eth-account (and web3 for the middleware).
 """
@@ -277,6 +278,36 @@ class SignedTransaction:
 
 #: The most of one host reply read: a host cannot make the agent hold more.
 MAX_REPLY_BYTES = 4 << 20
+# Deepest nesting of arrays and objects a reply may have: Bridle's replies nest a few levels.
+# Deeper, json.loads recurses through the C stack — and py_ecc, which eth_account imports,
+# raises Python's recursion limit to 100 000, so a 200 KB reply of nested brackets kills
+# the process (SIGSEGV) rather than raising (a review of 2026-12-07).
+MAX_REPLY_DEPTH = 64
+
+
+def _nesting(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text, outside strings (one pass)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for b in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:  # quote
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_REPLY_DEPTH:
+                    return deepest
+        elif b in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 class _DeadlineSocket:
@@ -659,8 +690,10 @@ class BridleSigner:
     @staticmethod
     def _json(body: bytes, what: str, status: int) -> Any:
         try:
+            if _nesting(body) > MAX_REPLY_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_REPLY_DEPTH} levels")
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             if 200 <= status < 300:
                 raise BridleError("bad_reply", f"{what}: the host's reply is not JSON: {in_quotes(body, 200)}") from None
             # An error status with a body that is not Bridle's: the host's word, quoted.
