@@ -136,11 +136,17 @@ impl Out {
         }
     }
 
-    fn permission(&mut self, label: &str, p: &Value, known: &[KnownToken], now: u64) {
+    /// Map one permission: a note and nothing mapped when it cannot be (which narrows the
+    /// policy); an error when mapping it would widen the grant.
+    fn permission(&mut self, label: &str, p: &Value, known: &[KnownToken], now: u64) -> Result<(), String> {
+        // Restrictions on the permission itself (the ERC's first text, viem's
+        // `grantPermissions`) are not mapped: refused, as the request's are (a review of
+        // 2026-12-07).
+        restrictions(label, p)?;
         let ty = p.get("type").and_then(|t| t.as_str().or_else(|| t.get("name").and_then(Value::as_str)));
         let Some(ty) = ty else {
             self.notes.push(format!("{label}: no type; not mapped"));
-            return;
+            return Ok(());
         };
         let data = p.get("data").cloned().unwrap_or(Value::Null);
         let get = |k: &str| data.get(k).filter(|v| !v.is_null());
@@ -158,13 +164,13 @@ impl Out {
                     (Some(c), Some(w)) if c > 0 && w > 0 => self.rate_limits.push((c, w)),
                     _ => self.notes.push(format!("{label} rate-limit: needs count and interval; not mapped")),
                 }
-                return;
+                return Ok(());
             }
             other => {
                 self.notes.push(format!(
                     "{label} type `{other}` has no Bridle equivalent; not mapped (write calls rules by hand)"
                 ));
-                return;
+                return Ok(());
             }
         };
         let asset = if native {
@@ -172,17 +178,17 @@ impl Out {
         } else {
             let Some(text) = get("tokenAddress").or_else(|| get("address")).and_then(Value::as_str) else {
                 self.notes.push(format!("{label} {ty}: no tokenAddress; not mapped"));
-                return;
+                return Ok(());
             };
             let Ok(addr) = Address::from_str(text.trim()) else {
                 self.notes.push(format!("{label} {ty}: tokenAddress is not an address; not mapped"));
-                return;
+                return Ok(());
             };
             // A mistyped character in a checksummed address names another token: the
             // policy written would list it checksummed, hiding the slip (as policy files do).
             if let Err(e) = crate::policy::file::checksum_holds(text, addr) {
                 self.notes.push(format!("{label} {ty}: tokenAddress {e}; not mapped"));
-                return;
+                return Ok(());
             }
             Some(self.token(addr, known))
         };
@@ -199,10 +205,24 @@ impl Out {
                 self.notes.push(format!(
                     "{label} {ty}: {field} is not a whole number this tool reads exactly (give it as a 0x-hex or decimal string); not mapped"
                 ));
-                return;
+                return Ok(());
             }
         }
         if let Some(st) = get("startTime").or_else(|| get("start")).and_then(u64_of) {
+            // A periodic grant counts its periods from its start, Bridle from the session's:
+            // a start in the past, not a whole number of periods ago, would let two of
+            // Bridle's periods fall in one of the grant's — up to twice its amount there (a
+            // review of 2026-12-07).
+            let secs = get("periodDuration").or_else(|| get("period")).and_then(u64_of).filter(|s| *s > 0);
+            if let (true, Some(secs)) = (kind == "periodic" && st < now, secs) {
+                if !(now - st).is_multiple_of(secs) {
+                    return Err(format!(
+                        "{label} {ty}: startTime {} is in the past; its periods of {secs} s count from it, Bridle's from the \
+                         session's start, so one of its periods could see twice its amount: give a startTime now or later",
+                        format_time(st)
+                    ));
+                }
+            }
             if st > now {
                 self.start = Some(self.start.map_or(st, |s| s.max(st)));
                 self.notes.push(format!(
@@ -222,7 +242,7 @@ impl Out {
                 let secs = get("periodDuration").or_else(|| get("period")).and_then(u64_of);
                 let (Some(amount), Some(secs)) = (amount, secs) else {
                     self.notes.push(format!("{label} {ty}: needs periodAmount and periodDuration; not mapped"));
-                    return;
+                    return Ok(());
                 };
                 let (per, exact) = period_for(secs);
                 if !exact {
@@ -236,7 +256,7 @@ impl Out {
             "allowance" => {
                 let Some(amount) = get("allowanceAmount").or_else(|| get("allowance")).and_then(uint) else {
                     self.notes.push(format!("{label} {ty}: needs allowanceAmount; not mapped"));
-                    return;
+                    return Ok(());
                 };
                 self.limits.push((self.amount(&asset, amount), "session".into(), format!("{label} {ty}")));
                 bound = amount;
@@ -245,7 +265,7 @@ impl Out {
                 let initial = get("initialAmount").and_then(uint).unwrap_or(U256::ZERO);
                 let Some(rate) = get("amountPerSecond").and_then(uint) else {
                     self.notes.push(format!("{label} {ty}: needs amountPerSecond; not mapped"));
-                    return;
+                    return Ok(());
                 };
                 let max = match get("maxAmount").and_then(uint) {
                     Some(m) if m < U256::MAX => m,
@@ -276,7 +296,28 @@ impl Out {
                 }
             }
         }
+        Ok(())
     }
+}
+
+/// The refusal of restrictions on a permission (`rules`, `policies`: any non-empty one).
+fn restrictions(label: &str, p: &Value) -> Result<(), String> {
+    for key in ["rules", "policies"] {
+        match p.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(a)) if a.is_empty() => {}
+            Some(v) => {
+                let first = v.as_array().and_then(|a| a.first()).unwrap_or(v);
+                let t = first.get("type").and_then(Value::as_str).unwrap_or("?");
+                return Err(unmapped_restriction(
+                    &format!("{label}.{key}"),
+                    if key == "rules" { "rule" } else { "policy" },
+                    t,
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The refusal of a restriction (a rule or an ERC-7715 policy) this tool does not map.
@@ -395,6 +436,17 @@ pub fn map(json: &str, known: &[KnownToken], now: u64, chain: Option<u64>) -> Re
         // policy broader than the grant (a review of 2026-12-07: a `payee` rule, an expiry
         // rule in a form not read exactly, ERC-7715's `rate-limit`/`spent-limit` policies),
         // so the mapping stops on it.
+        // Given as one object rather than an array, they restrict all the same.
+        for key in ["rules", "policies"] {
+            if let Some(v) = req.get(key).filter(|v| !v.is_null() && !v.is_array()) {
+                let t = v.get("type").and_then(Value::as_str).unwrap_or("?");
+                return Err(unmapped_restriction(
+                    &format!("request[{r}].{key}"),
+                    if key == "rules" { "rule" } else { "policy" },
+                    t,
+                ));
+            }
+        }
         if let Some(rules) = req.get("rules").and_then(Value::as_array) {
             for (k, rule) in rules.iter().enumerate() {
                 let t = rule.get("type").and_then(Value::as_str).unwrap_or("?");
@@ -430,7 +482,7 @@ pub fn map(json: &str, known: &[KnownToken], now: u64, chain: Option<u64>) -> Re
         for (k, p) in perms.iter().enumerate() {
             let label =
                 if requests.len() > 1 { format!("request[{r}].permissions[{k}]") } else { format!("permissions[{k}]") };
-            out.permission(&label, p, known, now);
+            out.permission(&label, p, known, now)?;
         }
     }
     if out.chains.is_empty() {

@@ -97,6 +97,10 @@ fn tx_approve(nonce: u64) -> SignPayload {
 }
 
 fn account_terms(fee: u128) -> AccountSweepTerms {
+    account_terms_p(fee, 1_000_000_000)
+}
+
+fn account_terms_p(fee: u128, prio: u128) -> AccountSweepTerms {
     AccountSweepTerms {
         chain_id: 1,
         entry_point: ENTRY_POINT_V07,
@@ -108,7 +112,7 @@ fn account_terms(fee: u128) -> AccountSweepTerms {
         verification_gas_limit: 100_000,
         pre_verification_gas: U256::from(50_000),
         max_fee_per_gas: fee,
-        max_priority_fee_per_gas: 1_000_000_000,
+        max_priority_fee_per_gas: prio,
     }
 }
 
@@ -170,4 +174,28 @@ fn the_owners_signed_account_sweep_stays_within_the_fee_cap() {
     assert!(d.reason.contains("above the cap"), "{d:?}");
     let r = m.sweep_with_accounts(t + 4, &[], &[account_terms(20_000_000_000)], true, Some(&Key)).result;
     assert_eq!(r.expect("within the cap").user_operations.len(), 1);
+}
+
+/// A review of the fix above: a policy that caps the priority fee (or the gas limit) but not
+/// the fee per gas skipped every cap, and the owner's account sweep was signed past the
+/// priority-fee cap, which the same sweep under a policy that also caps the fee per gas is
+/// refused for. Every cap the policy sets binds.
+#[test]
+fn the_account_sweep_stays_within_a_priority_fee_cap_without_a_fee_cap() {
+    let run = |gas: &str, id: u8| {
+        let mut m =
+            Machine::new(Address::repeat_byte(id), OWNER, Address::repeat_byte(0xa9), policy(gas), T0, 60, 4096);
+        let t = T0 + 10;
+        sign(&mut m, t, 1, &userop_approve()).expect("the account's approval is signed");
+        assert!(m.revoke(t + 1, false).result.expect("revoked"));
+        // 50 gwei priority fee, 60 gwei fee per gas: above a 2 gwei priority cap.
+        m.sweep_with_accounts(t + 3, &[], &[account_terms_p(60_000_000_000, 50_000_000_000)], true, Some(&Key)).result
+    };
+    // Control: with both caps, refused on the priority fee.
+    let d = run("[gas]\nmax_fee_per_gas = \"100 gwei\"\nmax_priority_fee_per_gas = \"2 gwei\"", 0x61)
+        .expect_err("above the priority cap");
+    assert_eq!(d.rule.as_deref(), Some("gas.max_priority_fee_per_gas"), "{d:?}");
+    // The priority cap alone.
+    let d = run("[gas]\nmax_priority_fee_per_gas = \"2 gwei\"", 0x62).expect_err("above the priority cap alone");
+    assert_eq!(d.rule.as_deref(), Some("gas.max_priority_fee_per_gas"), "{d:?}");
 }

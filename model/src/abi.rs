@@ -218,6 +218,12 @@ pub const ACCOUNT_EXECUTING: &[&str] = &[
     // current `redeemDelegations` is decoded: RULES §5b).
     "redeemDelegation(bytes,(address,uint256,bytes))",
     "redeemDelegations(bytes[],(address,uint256,bytes)[])",
+    // Making a Safe run calls through a module that lets its members or delegates ask:
+    // Zodiac Roles (v2, v1), Safe's AllowanceModule.
+    "execTransactionWithRole(address,uint256,bytes,uint8,bytes32,bool)",
+    "execTransactionWithRoleReturnData(address,uint256,bytes,uint8,bytes32,bool)",
+    "execTransactionWithRole(address,uint256,bytes,uint8,uint16,bool)",
+    "executeAllowanceTransfer(address,address,address,uint96,address,uint96,address,bytes)",
     // Replacing the account's code.
     "upgradeToAndCall(address,bytes)",
     "upgradeTo(address)",
@@ -388,7 +394,7 @@ mod tests {
 
     #[test]
     fn the_account_executing_list_is_exactly_the_rules_list() {
-        assert_eq!(ACCOUNT_EXECUTING.len(), 28);
+        assert_eq!(ACCOUNT_EXECUTING.len(), 32);
         let mut sels: Vec<[u8; 4]> = ACCOUNT_EXECUTING.iter().map(|s| sel(s)).collect();
         for s in ACCOUNT_EXECUTING {
             assert_eq!(canonical(s).as_deref(), Some(*s));
@@ -396,7 +402,7 @@ mod tests {
         }
         sels.sort_unstable();
         sels.dedup();
-        assert_eq!(sels.len(), 28);
+        assert_eq!(sels.len(), 32);
         // SimpleAccount's execute, as the chain knows it.
         assert_eq!(sel("execute(address,uint256,bytes)"), [0xb6, 0x1d, 0x27, 0xf6]);
     }

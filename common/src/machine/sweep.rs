@@ -572,16 +572,21 @@ pub fn check_terms(terms: &[SweepTerms]) -> Result<(), Denial> {
 
 /// Fees a sweep nobody signed may pay: within the policy's fee caps, and only if it has one.
 pub fn check_fees(policy: &crate::policy::CompiledPolicy, terms: &[SweepTerms]) -> Result<(), Denial> {
+    if policy.doc.gas.max_fee_per_gas.is_none() {
+        return Err(Denial::rule(
+            ErrorCode::GasCap,
+            "gas.max_fee_per_gas",
+            "the policy caps no fee, so only the owner may set a sweep's fees (sign the sweep)",
+        ));
+    }
+    within_caps(policy, terms)
+}
+
+/// Fees within every cap the policy sets (none set: any).
+pub fn within_caps(policy: &crate::policy::CompiledPolicy, terms: &[SweepTerms]) -> Result<(), Denial> {
     let g = &policy.doc.gas;
     for x in terms {
-        let Some(cap) = g.max_fee_per_gas else {
-            return Err(Denial::rule(
-                ErrorCode::GasCap,
-                "gas.max_fee_per_gas",
-                "the policy caps no fee, so only the owner may set a sweep's fees (sign the sweep)",
-            ));
-        };
-        if x.max_fee_per_gas > cap {
+        if let Some(cap) = g.max_fee_per_gas.filter(|c| x.max_fee_per_gas > *c) {
             return Err(Denial::rule(
                 ErrorCode::GasCap,
                 "gas.max_fee_per_gas",

@@ -7,7 +7,7 @@
 //! session is revoked, suspended or over), at fees within the policy's caps and with the gas
 //! cost charged; the owner's signature widens it.
 
-use super::sweep::{check_fees, MAX_SWEEP_CHAINS, SWEEP_MAX_GAS};
+use super::sweep::{within_caps, MAX_SWEEP_CHAINS, SWEEP_MAX_GAS};
 use super::Signer;
 use crate::allowance::{revocation_call, Grant, GrantOp, Key, Place, Registry, Via};
 use crate::error::{Denial, ErrorCode};
@@ -134,23 +134,22 @@ pub(super) fn plan(
         }
         let gas = op.gas()?;
         let place = Place::user_operation(a.chain_id, a.entry_point, a.sender, a.nonce);
-        // Within the policy's fee caps even though the owner signed the terms (only the owner
-        // may ask for an account sweep: see `Machine::sweep`); a policy that caps no fee leaves
-        // them to the owner's signed terms (refusing them left such a policy's account
-        // approvals with no revocation the enclave would sign: a review of 2026-12-07).
+        // Within every fee cap the policy sets, even though the owner signed the terms (only
+        // the owner may ask for an account sweep: see `Machine::sweep`); a policy that caps no
+        // fee per gas leaves that to the owner's signed terms (refusing them left such a
+        // policy's account approvals with no revocation the enclave would sign: a review of
+        // 2026-12-07), its other caps still bind.
         {
-            if policy.doc.gas.max_fee_per_gas.is_some() {
-                check_fees(
-                    policy,
-                    &[SweepTerms {
-                        chain_id: a.chain_id,
-                        nonce: 0,
-                        max_fee_per_gas: a.max_fee_per_gas,
-                        max_priority_fee_per_gas: a.max_priority_fee_per_gas,
-                        gas_limit: gas.gas_limit,
-                    }],
-                )?;
-            }
+            within_caps(
+                policy,
+                &[SweepTerms {
+                    chain_id: a.chain_id,
+                    nonce: 0,
+                    max_fee_per_gas: a.max_fee_per_gas,
+                    max_priority_fee_per_gas: a.max_priority_fee_per_gas,
+                    gas_limit: gas.gas_limit,
+                }],
+            )?;
             // Never in place of an operation the agent signed that wrote approvals.
             if !authed && reg.items().iter().any(|i| i.place == place && !i.sweep) {
                 return Err(Denial::rule(

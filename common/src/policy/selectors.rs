@@ -95,6 +95,12 @@ pub const ACCOUNT_EXECUTING: &[&str] = &[
     // current `redeemDelegations` is decoded: RULES §5b).
     "redeemDelegation(bytes,(address,uint256,bytes))",
     "redeemDelegations(bytes[],(address,uint256,bytes)[])",
+    // Making a Safe run calls through a module that lets its members or delegates ask:
+    // Zodiac Roles (v2, v1), Safe's AllowanceModule.
+    "execTransactionWithRole(address,uint256,bytes,uint8,bytes32,bool)",
+    "execTransactionWithRoleReturnData(address,uint256,bytes,uint8,bytes32,bool)",
+    "execTransactionWithRole(address,uint256,bytes,uint8,uint16,bool)",
+    "executeAllowanceTransfer(address,address,address,uint96,address,uint96,address,bytes)",
     // Replacing the account's code.
     "upgradeToAndCall(address,bytes)",
     "upgradeTo(address)",
