@@ -74,11 +74,21 @@ fn each_missing_setting_is_refused_naming_its_clause() {
         ("jit_only = true\n", "jit_only = true\nlifetime = \"2d\"\n", "conformance.approvals.lifetime", "AG-212 4.2"),
         ("exposure_ceiling = \"20000 USD\"\n", "", "conformance.exposure_ceiling", "AG-212 4.4"),
         ("target = \"USDC\"", "target = \"*\"", "conformance.calls[0].target", "AG-212 4.5"),
-        ("\"swap(address,uint256,uint256)\"]", "\"swap(address,uint256,uint256)\", \"*\"]", "conformance.calls[1].functions[1]", "AG-212 4.5"),
+        (
+            "\"swap(address,uint256,uint256)\"]",
+            "\"swap(address,uint256,uint256)\", \"*\"]",
+            "conformance.calls[1].functions[1]",
+            "AG-212 4.5",
+        ),
         ("max_value_per_call = \"0 ETH\"\n", "", "conformance.max_value_per_call", "AG-212 4.5"),
         ("max_value_per_call = \"0 ETH\"", "max_value_per_call = \"1 ETH\"", "conformance.limits", "AG-212 4.5"),
         ("per = \"day\"", "per = \"hour\"", "conformance.limits", "AG-212 4.5"),
-        ("valid_for = \"12h\"\n", "valid_for = \"2d\"\nmax_duration = \"2d\"\n", "conformance.max_duration", "AG-212 4.5"),
+        (
+            "valid_for = \"12h\"\n",
+            "valid_for = \"2d\"\nmax_duration = \"2d\"\n",
+            "conformance.max_duration",
+            "AG-212 4.5",
+        ),
         ("trip_wire = { denials = 5, within = \"10m\" }\n", "", "conformance.trip_wire", "AG-212 4.6"),
     ];
     for (from, to, rule, clause) in cases {
@@ -93,10 +103,8 @@ fn each_missing_setting_is_refused_naming_its_clause() {
 
 #[test]
 fn permits_and_unknown_standards_are_refused_and_a_policy_without_approvals_needs_no_ceiling() {
-    let permits = with(
-        "[user_operations]",
-        "[[permits]]\nkind = \"eip2612\"\nmax_deadline = \"1h\"\n[user_operations]",
-    );
+    let permits =
+        with("[user_operations]", "[[permits]]\nkind = \"eip2612\"\nmax_deadline = \"1h\"\n[user_operations]");
     match compile(&permits) {
         Err(d) => assert_eq!(d.rule.as_deref(), Some("conformance.permits"), "{d}"),
         Ok(_) => panic!("a permit rule under AG-212 compiled"),

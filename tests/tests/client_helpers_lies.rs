@@ -193,9 +193,21 @@ fn raw_host(identity: String, body: Vec<u8>) -> String {
             let n = c.read(&mut buf).unwrap_or(0);
             let head = String::from_utf8_lossy(&buf[..n]).to_string();
             if let Some(i) = head.find("\r\n\r\n") {
-                let len = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
                 let mut got = n - i - 4;
-                while got < len { match c.read(&mut buf) { Ok(0) | Err(_) => break, Ok(m) => got += m } }
+                while got < len {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(m) => got += m,
+                    }
+                }
             }
             let reply = if head.starts_with("GET /v1/status") {
                 json!({"identity_public_key": identity}).to_string().into_bytes()

@@ -82,7 +82,9 @@ pub fn check(doc: &Policy) -> Result<(), Denial> {
             ));
         }
         // 4.4: an aggregate exposure ceiling.
-        if doc.exposure_ceiling.is_none() && doc.owner_exposure_ceiling.is_none() && doc.agent_exposure_ceiling.is_none()
+        if doc.exposure_ceiling.is_none()
+            && doc.owner_exposure_ceiling.is_none()
+            && doc.agent_exposure_ceiling.is_none()
         {
             return Err(refuse(
                 "exposure_ceiling",
@@ -130,7 +132,10 @@ pub fn check(doc: &Policy) -> Result<(), Denial> {
         return Err(refuse(
             "limits",
             "4.5",
-            format!("token {}: a limit per day, week, month or session (or a stream) must bound it over the session", t.symbol),
+            format!(
+                "token {}: a limit per day, week, month or session (or a stream) must bound it over the session",
+                t.symbol
+            ),
         ));
     }
     if let Some(d) = doc.max_duration.filter(|d| *d > DEFAULT_MAX_DURATION) {
