@@ -12,36 +12,7 @@ const T0: u64 = 1_800_000_000;
 
 /// A policy that conforms: a router's swap and USDC's transfer and approve, approvals just
 /// in time through the smart account, an exposure ceiling, daily limits, a trip-wire.
-const CONFORMING: &str = r#"
-name = "ag-212"
-chains = [1]
-valid_for = "12h"
-conformance = "AG-212"
-max_value_per_call = "0 ETH"
-prices = { USDC = "1.00" }
-exposure_ceiling = "20000 USD"
-trip_wire = { denials = 5, within = "10m" }
-[tokens]
-USDC = { address = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", decimals = 6 }
-[[calls]]
-target = "USDC"
-functions = ["approve(address,uint256)", "transfer(address,uint256)"]
-[[calls]]
-target = "0xe592427a0aece92de3edee1f18e0157c05861564"
-functions = ["swap(address,uint256,uint256)"]
-[[limits]]
-max = "10000 USDC"
-per = "day"
-[approvals]
-spenders = ["0xe592427a0aece92de3edee1f18e0157c05861564"]
-max = ["10000 USDC"]
-jit_only = true
-jit_tolerance = "1%"
-jit = [{ signature = "swap(address tokenIn,uint256 amountIn,uint256 minOut)", amount_arg = "amountIn", token_arg = "tokenIn" }]
-[user_operations]
-entry_points = ["v0.7"]
-unmetered_calls = true
-"#;
+const CONFORMING: &str = include_str!("conformance_profile.toml");
 
 fn compile(text: &str) -> Result<CompiledPolicy, bridle_common::error::Denial> {
     CompiledPolicy::compile(resolve_text(text, T0)?)
@@ -81,8 +52,25 @@ fn each_missing_setting_is_refused_naming_its_clause() {
             "AG-212 4.5",
         ),
         ("max_value_per_call = \"0 ETH\"\n", "", "conformance.max_value_per_call", "AG-212 4.5"),
-        ("max_value_per_call = \"0 ETH\"", "max_value_per_call = \"1 ETH\"", "conformance.limits", "AG-212 4.5"),
+        ("[[limits]]\nmax = \"0.05 ETH\"\nper = \"day\"\n", "", "conformance.limits", "AG-212 4.5"),
         ("per = \"day\"", "per = \"hour\"", "conformance.limits", "AG-212 4.5"),
+        (
+            "max = \"0.05 ETH\"\nper = \"day\"",
+            "max = \"0.05 ETH\"\nper = \"minute\"",
+            "conformance.limits",
+            "AG-212 4.5",
+        ),
+        ("max_fee_per_gas = \"100 gwei\"\n", "", "conformance.gas", "AG-212 4.5"),
+        ("max_gas_limit = 1000000\n", "", "conformance.gas", "AG-212 4.5"),
+        ("count_in_native = true\n", "", "conformance.gas", "AG-212 4.5"),
+        (
+            "senders = [\"0x0000000000000000000000000000000000005ca0\"]\n",
+            "",
+            "conformance.user_operations.unmetered_calls",
+            "AG-212 4.5",
+        ),
+        ("denials = 5, within = \"10m\"", "denials = 21, within = \"10m\"", "conformance.trip_wire", "AG-212 4.6"),
+        ("denials = 5, within = \"10m\"", "denials = 5, within = \"59s\"", "conformance.trip_wire", "AG-212 4.6"),
         (
             "valid_for = \"12h\"\n",
             "valid_for = \"2d\"\nmax_duration = \"2d\"\n",

@@ -578,7 +578,7 @@ impl CompiledPolicy {
             }
         }
         super::compile_governance::check_governance(&doc)?;
-        super::conformance::check(&doc)?;
+        super::conformance::check(&doc, &compiled_calls)?;
 
         // Every session holds its compiled policy: no room left over from building it.
         by_target.shrink_to_fit();

@@ -7,11 +7,10 @@
 //! Each refusal is `invalid_policy`, its rule `conformance.<what>`, its reason naming the
 //! clause.
 
-use super::compile::invalid;
+use super::compile::{invalid, CompiledCall, FnMatcher};
 use super::doc::*;
 use crate::error::Denial;
 use crate::period::Period;
-use alloy_primitives::U256;
 use serde::{Deserialize, Serialize};
 
 /// A standard a policy says it conforms to.
@@ -49,8 +48,14 @@ fn bounds_the_session(p: Period) -> bool {
     matches!(p, Period::Day | Period::Week | Period::Month | Period::Session)
 }
 
-/// Refuse a policy that says it conforms and does not (see the module docs).
-pub fn check(doc: &Policy) -> Result<(), Denial> {
+/// Most denials, and shortest window, of a trip-wire under the claim: one that needs more
+/// (10 000 denials a second is accepted otherwise) never fires (a review of 2026-12-07).
+pub const TRIP_WIRE_MAX_DENIALS: u32 = 20;
+pub const TRIP_WIRE_MIN_WINDOW: u64 = 60;
+
+/// Refuse a policy that says it conforms and does not (see the module docs); `calls` are its
+/// compiled `[[calls]]`.
+pub fn check(doc: &Policy, calls: &[CompiledCall]) -> Result<(), Denial> {
     let Some(Conformance::Ag212) = doc.conformance else { return Ok(()) };
     let a = &doc.approvals;
     if approves(doc) {
@@ -114,18 +119,64 @@ pub fn check(doc: &Policy) -> Result<(), Denial> {
             ));
         }
     }
-    let Some(per_call) = doc.max_value_per_call else {
+    // A contract that is not a listed token is metered by nothing when it moves tokens: an
+    // unlisted ERC-20, an NFT (a review of 2026-12-07 moved a million DAI and 50 NFTs).
+    let moving = super::selectors::token_moving_selectors();
+    for (i, c) in calls.iter().enumerate() {
+        let Some(target) = c.target else { continue };
+        if doc.tokens.iter().any(|t| t.address == target) {
+            continue;
+        }
+        for f in &c.fns {
+            if matches!(f.matcher, FnMatcher::Selector(s) if moving.contains(&s)) {
+                return Err(refuse(
+                    &format!("calls[{i}]"),
+                    "4.5",
+                    format!("{} moves tokens on {target}, which is not a listed token: list it under tokens (with a limit), or name no such function", f.rule),
+                ));
+            }
+        }
+    }
+    let Some(_) = doc.max_value_per_call else {
         return Err(refuse("max_value_per_call", "4.5", "the maximum value per call must be set (\"0 ETH\" for none)"));
     };
     let bounded = |asset: &Asset| {
         doc.limits.iter().any(|l| &l.asset == asset && bounds_the_session(l.period))
             || doc.streams.iter().any(|s| &s.asset == asset)
     };
-    if per_call > U256::ZERO && !bounded(&Asset::Native) {
+    // The native coin leaves as value, as a user operation's prefund (charged as native
+    // value) and as fees, whatever `max_value_per_call` says (a review of 2026-12-07 signed
+    // 200 000 ETH of prefunds under a policy with max_value_per_call = 0).
+    if !bounded(&Asset::Native) {
         return Err(refuse(
             "limits",
             "4.5",
-            "native value may move: a limit per day, week, month or session (or a stream) must bound it over the session",
+            "the native coin leaves as value, prefunds and fees: a limit on it per day, week, month or session (or a stream) must bound it over the session",
+        ));
+    }
+    let g = &doc.gas;
+    if g.max_fee_per_gas.is_none() || g.max_gas_limit.is_none() {
+        return Err(refuse(
+            "gas",
+            "4.5",
+            "fees must be capped per transaction: set gas.max_fee_per_gas and gas.max_gas_limit",
+        ));
+    }
+    if !g.count_in_native && !g.cost_limits.iter().any(|l| bounds_the_session(l.period)) {
+        return Err(refuse(
+            "gas",
+            "4.5",
+            "fees must be bounded over the session: gas.count_in_native = true, or a gas cost limit per day, week, month or session",
+        ));
+    }
+    // Calls a smart account makes unmetered may spend what it approved outside Bridle: only
+    // for accounts the owner names (a review of 2026-12-07).
+    let u = &doc.user_operations;
+    if u.unmetered_calls && u.senders.is_empty() {
+        return Err(refuse(
+            "user_operations.unmetered_calls",
+            "4.5",
+            "unmetered calls only from accounts the owner names and vouches hold nothing Bridle did not meter: list them in user_operations.senders",
         ));
     }
     if let Some(t) = doc.tokens.iter().find(|t| !bounded(&Asset::Token(t.symbol.clone()))) {
@@ -146,12 +197,25 @@ pub fn check(doc: &Policy) -> Result<(), Denial> {
         ));
     }
     // 4.6: automatic revocation on a security event.
-    if doc.trip_wire.is_none() {
-        return Err(refuse(
-            "trip_wire",
-            "4.6",
-            "a trip-wire must suspend the session (and its approvals be swept) on a run of denials",
-        ));
+    match &doc.trip_wire {
+        None => {
+            return Err(refuse(
+                "trip_wire",
+                "4.6",
+                "a trip-wire must suspend the session (and its approvals be swept) on a run of denials",
+            ))
+        }
+        Some(t) if t.denials > TRIP_WIRE_MAX_DENIALS || t.within < TRIP_WIRE_MIN_WINDOW => {
+            return Err(refuse(
+                "trip_wire",
+                "4.6",
+                format!(
+                    "{} denials within {} s may never come: at most {TRIP_WIRE_MAX_DENIALS} denials within at least {TRIP_WIRE_MIN_WINDOW} s",
+                    t.denials, t.within
+                ),
+            ))
+        }
+        Some(_) => {}
     }
     Ok(())
 }
