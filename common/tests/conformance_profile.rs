@@ -90,12 +90,18 @@ fn each_missing_setting_is_refused_naming_its_clause() {
 }
 
 #[test]
-fn permits_and_unknown_standards_are_refused_and_a_policy_without_approvals_needs_no_ceiling() {
+fn permits_typed_data_and_unknown_standards_are_refused_and_a_policy_without_approvals_needs_no_ceiling() {
     let permits =
         with("[user_operations]", "[[permits]]\nkind = \"eip2612\"\nmax_deadline = \"1h\"\n[user_operations]");
     match compile(&permits) {
         Err(d) => assert_eq!(d.rule.as_deref(), Some("conformance.permits"), "{d}"),
         Ok(_) => panic!("a permit rule under AG-212 compiled"),
+    }
+    let typed =
+        with("[user_operations]", "[[typed_data]]\nname = \"Snapshot\"\nprimary_type = \"Vote\"\n[user_operations]");
+    match compile(&typed) {
+        Err(d) => assert_eq!(d.rule.as_deref(), Some("conformance.typed_data"), "{d}"),
+        Ok(_) => panic!("a typed-data rule under AG-212 compiled"),
     }
     let other = compile(&with("\"AG-212\"", "\"AG-213\"")).map(|_| ()).unwrap_err();
     assert_eq!((other.code, other.rule.as_deref()), (ErrorCode::InvalidPolicy, Some("conformance")), "{other}");

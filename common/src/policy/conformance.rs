@@ -106,6 +106,15 @@ pub fn check(doc: &Policy, calls: &[CompiledCall]) -> Result<(), Denial> {
             "a permit (typed data) approves apart from any operation: a conforming policy signs none",
         ));
     }
+    // Typed data authorizes off chain what no call rule sees (an order spending through a
+    // smart account's allowances, a transfer authorization): a conforming policy signs none.
+    if !doc.typed_data.is_empty() {
+        return Err(refuse(
+            "typed_data",
+            "4.5",
+            "typed data authorizes what no call rule or limit sees: a conforming policy signs none",
+        ));
+    }
     // 4.5: specific contracts and functions, value per call and per session, 24 h.
     for (i, c) in doc.calls.iter().enumerate() {
         if c.target.is_none() {
