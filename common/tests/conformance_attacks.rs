@@ -213,3 +213,43 @@ fn json_and_toml_agree_and_a_policy_claiming_nothing_hashes_as_before() {
     assert_eq!(again.hash(), plain.hash());
     assert_eq!(String::from_utf8(again.canonical_bytes()).unwrap(), pj);
 }
+
+/// A second review: a rule naming an account-executing function on a specific contract —
+/// a smart account the session key owns calling `execute` directly — moved 3 000 000 USDC
+/// past a 10 000 USDC daily limit under the claim, none of it counted (RULES §5: such
+/// functions run their calls unmetered when named). Under the claim every such function is
+/// refused, and so is any rule on an account the session signs or redeems for.
+#[test]
+fn account_executing_functions_and_accounts_as_targets_are_refused() {
+    let other = "0x0000000000000000000000000000000000005cb0";
+    for sig in [
+        "execute(address,uint256,bytes)",
+        "executeBatch((address,uint256,bytes)[])",
+        "execute(bytes32,bytes)",
+        "execTransaction(address,uint256,bytes,uint8,uint256,uint256,uint256,address,address,bytes)",
+        "execTransactionFromModule(address,uint256,bytes,uint8)",
+        "execTransactionWithRole(address,uint256,bytes,uint8,bytes32,bool)",
+        "executeAllowanceTransfer(address,address,address,uint96,address,uint96,address,bytes)",
+        "redeemDelegations(bytes[],(address,uint256,bytes)[])",
+        "upgradeToAndCall(address,bytes)",
+        "transferOwnership(address)",
+        "enableModule(address)",
+        "installModule(uint256,address,bytes)",
+    ] {
+        let text = with("[[limits]]", &format!("[[calls]]\ntarget = \"{other}\"\nfunctions = [\"{sig}\"]\n[[limits]]"));
+        assert_eq!(refused(&text), "conformance.calls[2]", "{sig}");
+    }
+    let own = with("[[limits]]", &format!("[[calls]]\ntarget = \"{ACCOUNT}\"\nfunctions = [\"nonce()\"]\n[[limits]]"));
+    assert_eq!(refused(&own), "conformance.calls[2].target");
+}
+
+/// The claim is the policy's: an owner's signed update to a policy that claims nothing is
+/// accepted (the owner re-authenticates, AG-212 4.5), and the session then claims nothing
+/// (`explain` and the status show the policy in force).
+#[test]
+fn an_owners_update_may_drop_the_claim() {
+    let mut m = machine(compile(CONFORMING));
+    let plain = with("conformance = \"AG-212\"\n", "");
+    m.update_policy(T0 + 10, compile(&plain)).result.expect("the owner's update");
+    assert!(m.policy().doc.conformance.is_none());
+}

@@ -131,8 +131,30 @@ pub fn check(doc: &Policy, calls: &[CompiledCall]) -> Result<(), Denial> {
     // A contract that is not a listed token is metered by nothing when it moves tokens: an
     // unlisted ERC-20, an NFT (a review of 2026-12-07 moved a million DAI and 50 NFTs).
     let moving = super::selectors::token_moving_selectors();
+    let executing = super::selectors::account_executing_selectors();
+    let accounts: Vec<_> = doc.user_operations.senders.iter().chain(&doc.delegations.delegators).collect();
     for (i, c) in calls.iter().enumerate() {
         let Some(target) = c.target else { continue };
+        // A function through which an account runs calls as itself runs them unmetered when
+        // named (RULES §5): a second review of the claim moved 3 000 000 USDC through a named
+        // `execute` past a 10 000 USDC daily limit. Nor a call to an account the session
+        // signs or redeems for: no list names every account's own functions.
+        if accounts.contains(&&target) {
+            return Err(refuse(
+                &format!("calls[{i}].target"),
+                "4.5",
+                format!("{target} is an account the session signs or redeems for: its own functions run calls no rule meters"),
+            ));
+        }
+        for f in &c.fns {
+            if matches!(f.matcher, FnMatcher::Selector(s) if executing.contains(&s)) {
+                return Err(refuse(
+                    &format!("calls[{i}]"),
+                    "4.5",
+                    format!("{} makes an account run calls no rule meters", f.rule),
+                ));
+            }
+        }
         if doc.tokens.iter().any(|t| t.address == target) {
             continue;
         }
