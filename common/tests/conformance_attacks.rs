@@ -253,3 +253,13 @@ fn an_owners_update_may_drop_the_claim() {
     m.update_policy(T0 + 10, compile(&plain)).result.expect("the owner's update");
     assert!(m.policy().doc.conformance.is_none());
 }
+
+/// Without the claim, naming an account-executing function is the owner's choice (RULES §5);
+/// `explain` says that nothing moving through it is metered.
+#[test]
+fn explain_warns_of_a_named_account_executing_function() {
+    let text = with("conformance = \"AG-212\"\n", "")
+        .replace("[[limits]]", "[[calls]]\ntarget = \"0x0000000000000000000000000000000000005cb0\"\nfunctions = [\"execute(address,uint256,bytes)\"]\n[[limits]]");
+    let e = bridle_common::policy::explain::explain(&compile(&text));
+    assert!(e.contains("warning: through this function an account runs calls as itself"), "{e}");
+}

@@ -112,6 +112,14 @@ pub fn explain(p: &CompiledPolicy) -> String {
                 FnMatcher::Selector(sel) => format!("{} (0x{})", d.calls[i].functions[j].signature, hex::encode(sel)),
             };
             let _ = writeln!(s, "calls[{i}].functions[{j}]: may call {what} on {target}");
+            if c.target.is_some()
+                && matches!(f.matcher, FnMatcher::Selector(sel) if super::selectors::account_executing_selectors().contains(&sel))
+            {
+                let _ = writeln!(
+                    s,
+                    "  warning: through this function an account runs calls as itself — none of them decoded or metered: no cap, limit or registry sees what moves through it (RULES §5)"
+                );
+            }
             if c.target.is_none() {
                 let _ = writeln!(
                     s,
