@@ -71,34 +71,43 @@ per = "minute"
     // No valid_after: periods are counted from the session's creation.
     let anchor = g.created_at;
 
-    // The clock: +13 s every 40 ms, and every 7th step 37 s back.
+    // The clock: +13 s a step, and every 7th step 37 s back — a step once the workers have
+    // answered 16 more requests since the last (at least every 40 ms), so that every period
+    // sees requests however loaded the machine is (on a wall-clock schedule alone, a loaded
+    // CI machine crossed 30 periods with a handful of requests: too few to test anything).
+    const STEPS: i64 = 200;
     let offset = Arc::new(AtomicI64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mover = {
-        let (s, offset, stop) = (s.clone(), offset.clone(), stop.clone());
+        let (s, offset, stop, answered) = (s.clone(), offset.clone(), stop.clone(), answered.clone());
         std::thread::spawn(move || {
-            let mut step = 0i64;
-            while !stop.load(Ordering::SeqCst) {
-                step += 1;
+            let give_up = Instant::now() + Duration::from_secs(120);
+            for step in 1..=STEPS {
+                let seen = answered.load(Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(40));
+                while answered.load(Ordering::SeqCst) < seen + 16 && Instant::now() < give_up {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 let next = offset.load(Ordering::SeqCst) + if step % 7 == 0 { -37 } else { 13 };
                 s.enclave.set_clock_offset(next);
                 offset.store(next, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(40));
             }
+            stop.store(true, Ordering::SeqCst);
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(8);
     let mut workers = Vec::new();
     for w in 0..16u64 {
-        let (s, g, offset) = (s.clone(), g.clone(), offset.clone());
+        let (s, g, offset, stop, answered) = (s.clone(), g.clone(), offset.clone(), stop.clone(), answered.clone());
         workers.push(tokio::spawn(async move {
             let (mut ok, mut capped, mut i) = (0u32, 0u32, 0u64);
-            while Instant::now() < deadline {
+            while !stop.load(Ordering::SeqCst) {
                 let tx = erc20_transfer(CHAIN, w * 1_000_000 + i, USDC, DEAD, units(100, 6));
                 i += 1;
                 let ts = now().saturating_add_signed(offset.load(Ordering::SeqCst));
                 let payload = SignPayload::Transaction(tx);
                 let (c, v) = s.sign_payload_at(&g, payload, ts).await;
+                answered.fetch_add(1, Ordering::SeqCst);
                 match (c, code(&v)) {
                     (200, _) => ok += 1,
                     (403, "spend_cap") => capped += 1,
@@ -117,7 +126,6 @@ per = "minute"
         ok += a;
         capped += b;
     }
-    stop.store(true, Ordering::SeqCst);
     mover.join().unwrap();
     assert!(ok >= 10 && capped > 0, "the run must cross many periods: {ok} signed, {capped} capped");
 
