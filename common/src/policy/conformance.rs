@@ -116,11 +116,11 @@ pub fn check(doc: &Policy, calls: &[CompiledCall]) -> Result<(), Denial> {
         ));
     }
     // 4.5: specific contracts and functions, value per call and per session, 24 h.
-    for (i, c) in doc.calls.iter().enumerate() {
+    for (i, c) in calls.iter().enumerate() {
         if c.target.is_none() {
             return Err(refuse(&format!("calls[{i}].target"), "4.5", "a wildcard target is not a specific contract"));
         }
-        if let Some(j) = c.functions.iter().position(|f| f.signature == "*") {
+        if let Some(j) = c.fns.iter().position(|f| matches!(f.matcher, FnMatcher::Any)) {
             return Err(refuse(
                 &format!("calls[{i}].functions[{j}]"),
                 "4.5",

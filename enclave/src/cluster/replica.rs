@@ -308,8 +308,8 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
                 let members = g.membership.membership().nodes().map(|(_, m)| m);
                 if let Verdict::Cannot(why) = super::rules::verdict(cmd, self.rules, members) {
                     // Applied, the entry would part this node's state from its proposer's:
-                    // openraft stops the node on the storage error; it starts again as a new
-                    // node, from a snapshot ([`super::rules`]).
+                    // openraft stops the node on the storage error; it answers nothing more
+                    // and is dropped like a dead node ([`super::rules`]).
                     tracing::error!(index = e.log_id.index, "{why}");
                     return Err(StorageIOError::write_state_machine(&std::io::Error::other(why)).into());
                 }

@@ -454,6 +454,7 @@ pub fn policy(name: &str) -> Policy {
         escalate: None,
         trip_wire: None,
         release_signers: vec![],
+        conformance: None,
     }
 }
 
