@@ -1,7 +1,9 @@
-//! A review of 2026-12-07 (delegation / ERC-7715): `bridle policy from-erc7715` must never
+//! Two reviews of 2026-12-07 (delegation / ERC-7715): `bridle policy from-erc7715` must never
 //! write a policy broader than the grant. Each of these failed on the code reviewed: a
-//! restriction it does not map (a rule, an ERC-7715 policy) now stops the mapping, and a
-//! grant without a native permission grants no native value.
+//! restriction it does not map (a rule, an ERC-7715 policy — at request level or on a
+//! permission, as an array or one object) now stops the mapping, as does a periodic grant
+//! started in the past off its period, and a grant without a native permission grants no
+//! native value.
 //!
 //! 1. ERC-7715's `policies` (the ERC's own name for the constraints on top of a permission:
 //!    `rate-limit`, `call-limit`, `spent-limit`, `gas-limit`) are dropped without a word.
@@ -16,7 +18,7 @@ use bridle_common::payload::prepare;
 use bridle_common::policy::{file::resolve_text, CompiledPolicy, Context, Counters};
 use bridle_common::protocol::SignPayload;
 use bridle_common::tx::{Eip1559Request, TxRequest};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const NOW: u64 = 1_800_000_000;
 const SESSION: Address = address!("00000000000000000000000000000000000000cc");
@@ -165,4 +167,82 @@ fn an_erc20_grant_grants_no_native_value() {
     }));
     let r = prepare(&payload).unwrap().evaluate(&p, &Counters::new(), &ctx);
     assert!(r.is_err(), "an ERC-20 grant's policy signed a token transfer carrying 50 ETH:\n{}", m.toml);
+}
+
+fn periodic() -> Value {
+    json!({"type": "native-token-periodic", "data": {"periodAmount": "100000000000000000", "periodDuration": 86400}})
+}
+
+fn one_a_day() -> Value {
+    json!([{"type": "rate-limit", "data": {"count": 1, "interval": 86400}}])
+}
+
+fn payee() -> Value {
+    json!([{"type": "payee", "data": {"addresses": ["0x000000000000000000000000000000000000dEaD"]}}])
+}
+
+/// Map `req`; on success, say how broad the written policy is.
+fn broader(what: &str, req: Value) -> Option<String> {
+    match map(&req.to_string(), &[], NOW, None) {
+        Err(_) => None,
+        Ok(m) => {
+            let n = signed(&compile(&m.toml), NOW + 60, 5, milli_eth(10));
+            Some(format!(
+                "{what}: mapped; the policy signed {n} transfers of 0.01 ETH to a stranger within a minute\n  notes: {:?}",
+                m.notes
+            ))
+        }
+    }
+}
+
+#[test]
+fn restrictions_outside_the_request_level_arrays_stop_the_mapping() {
+    let mut perm_policies = periodic();
+    perm_policies["policies"] = one_a_day();
+    let mut perm_rules = periodic();
+    perm_rules["rules"] = payee();
+    let cases = [
+        (
+            "per-permission policies (rate-limit 1/day)",
+            json!([{"chainId": 1, "expiry": NOW + 3600, "permissions": [perm_policies.clone()]}]),
+        ),
+        (
+            "per-permission policies, singular `permission`",
+            json!([{"chainId": 1, "expiry": NOW + 3600, "permission": perm_policies}]),
+        ),
+        ("per-permission rules (payee)", json!([{"chainId": 1, "expiry": NOW + 3600, "permission": perm_rules}])),
+        (
+            "request-level rules as one object (payee)",
+            json!([{"chainId": 1, "expiry": NOW + 3600, "permission": periodic(), "rules": payee()[0].clone()}]),
+        ),
+        (
+            "request-level policies as one object (rate-limit 1/day)",
+            json!([{"chainId": 1, "expiry": NOW + 3600, "permission": periodic(), "policies": one_a_day()[0].clone()}]),
+        ),
+    ];
+    // Control: the same restriction at request level, as an array, stops the mapping.
+    let control = json!([{"chainId": 1, "expiry": NOW + 3600, "permission": periodic(), "policies": one_a_day()}]);
+    assert!(map(&control.to_string(), &[], NOW, None).is_err());
+    let found: Vec<String> = cases.into_iter().filter_map(|(w, r)| broader(w, r)).collect();
+    assert!(found.is_empty(), "restrictions dropped without a word:\n{}", found.join("\n"));
+}
+
+/// A periodic grant of 0.1 ETH a day that started 12 h ago: its periods are [start + k
+/// days), Bridle's count from the session's start, so 0.09 ETH at +12 h and 0.09 ETH at +24 h
+/// fell in one of the grant's periods and the mapped policy signed both. Unaligned, refused;
+/// a start a whole number of periods ago counts the same periods as the session, and maps.
+#[test]
+fn a_past_start_time_keeps_the_grants_periods() {
+    let tenth = U256::from(100_000_000_000_000_000u64);
+    let grant = |start: u64| {
+        json!([{"chainId": 1, "expiry": NOW + 3 * 86_400, "permission": {"type": "native-token-periodic",
+            "data": {"periodAmount": tenth.to_string(), "periodDuration": 86_400, "startTime": start}}}])
+        .to_string()
+    };
+    let e = map(&grant(NOW - 12 * 3600), &[], NOW, None).expect_err("a start 12 h ago, off its daily period");
+    assert!(e.contains("startTime") && e.contains("in the past"), "{e}");
+    let m = map(&grant(NOW - 86_400), &[], NOW, None).expect("an aligned past start maps");
+    // One period's amount within one of the grant's (and the session's) days.
+    let each = tenth * U256::from(6) / U256::from(10);
+    assert_eq!(signed(&compile(&m.toml), NOW + 60, 2, each), 1, "{}", m.toml);
 }

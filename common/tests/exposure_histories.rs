@@ -7,23 +7,17 @@
 //! signature, every history of what was signed (each nonce filled by one item signed there,
 //! by a write-less transaction when nothing was signed there or an item may run out of gas,
 //! permits anywhere) is enumerated, and no state may hold more than the ceiling at once.
-use alloy_primitives::{address, Address, U256};
+use alloy_primitives::{Address, U256};
 use bridle_common::allowance::aggregate::Book;
 use bridle_common::machine::Machine;
 use bridle_common::policy::{file::resolve_text, CompiledPolicy};
 use bridle_common::protocol::SignPayload;
-use bridle_common::tx::{Eip1559Request, TxRequest};
 
+#[path = "support/histories.rs"]
+mod histories;
 mod support;
+use histories::*;
 use support::{ask, Key, OWNER};
-
-const T0: u64 = 1_800_000_000;
-const USDC: Address = address!("A0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48");
-const CEILING: u64 = 100;
-
-fn spender(i: u8) -> Address {
-    Address::with_last_byte(0x40 + i)
-}
 
 fn text() -> String {
     let spenders: Vec<String> = (0..4).map(|i| format!("\"{}\"", spender(i))).collect();
@@ -58,32 +52,6 @@ fn machine(addr: u8) -> Machine {
     Machine::new(Address::repeat_byte(addr), OWNER, Address::repeat_byte(0xa9), p, T0, 60, 4096)
 }
 
-fn usdc(n: u64) -> U256 {
-    U256::from(n) * U256::from(1_000_000u64)
-}
-
-fn call(selector: [u8; 4], who: Address, amount: U256) -> Vec<u8> {
-    let mut data = selector.to_vec();
-    data.extend_from_slice(&[0u8; 12]);
-    data.extend_from_slice(who.as_slice());
-    data.extend_from_slice(&amount.to_be_bytes::<32>());
-    data
-}
-
-fn tx(nonce: u64, data: Vec<u8>, gas_limit: u64, fee: u128) -> SignPayload {
-    SignPayload::Transaction(TxRequest::Eip1559(Eip1559Request {
-        chain_id: 1,
-        nonce,
-        max_fee_per_gas: fee,
-        max_priority_fee_per_gas: 1,
-        gas_limit,
-        to: Some(USDC),
-        value: U256::ZERO,
-        data: data.into(),
-        access_list: vec![],
-    }))
-}
-
 fn permit(owner: Address, spender: Address, usdc_: u64, deadline: u64) -> SignPayload {
     let value = usdc(usdc_).to_string();
     SignPayload::TypedData(
@@ -101,13 +69,6 @@ fn permit(owner: Address, spender: Address, usdc_: u64, deadline: u64) -> SignPa
         })
         .to_string(),
     )
-}
-
-/// One write, as the chain applies it (USDC units).
-#[derive(Debug, Clone, Copy)]
-enum W {
-    Set(u8, u64),
-    Add(u8, u64),
 }
 
 /// What was signed, as the brute force sees it.
@@ -128,23 +89,6 @@ struct Req {
     payload: SignPayload,
     signed: Signed,
 }
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-const APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
-const INCREASE: [u8; 4] = [0x39, 0x50, 0x93, 0x51];
-const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 
 fn random_req(r: &mut Rng, me: Address, next: &mut u64, clock: u64) -> Req {
     let nonce = match r.below(10) {
@@ -183,15 +127,6 @@ fn random_req(r: &mut Rng, me: Address, next: &mut u64, clock: u64) -> Req {
             payload: permit(me, spender(s), a, clock + 1800),
             signed: Signed::Permit(W::Set(s, a)),
         },
-    }
-}
-
-fn apply(v: &mut [u64; 3], w: &[W]) {
-    for w in w {
-        match *w {
-            W::Set(k, a) => v[k as usize] = a,
-            W::Add(k, a) => v[k as usize] += a,
-        }
     }
 }
 

@@ -10,25 +10,19 @@
 //! * `key_destroyed` only when no history holds any allowance;
 //! * a key the view calls settled (`revoked`/`swept`, amount > 0) is 0 in every history
 //!   once its settling nonce is mined.
-use alloy_primitives::{address, Address, U256};
+use alloy_primitives::{Address, U256};
 use bridle_common::allowance::aggregate::Book;
 use bridle_common::allowance::AllowanceState;
 use bridle_common::machine::Machine;
 use bridle_common::policy::{file::resolve_text, CompiledPolicy};
-use bridle_common::protocol::{SignPayload, SweepTerms};
-use bridle_common::tx::{Eip1559Request, TxRequest};
+use bridle_common::protocol::SweepTerms;
 use std::collections::HashSet;
 
+#[path = "support/histories.rs"]
+mod histories;
 mod support;
+use histories::*;
 use support::{ask, Key, OWNER};
-
-const T0: u64 = 1_800_000_000;
-const USDC: Address = address!("A0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48");
-const CEILING: u64 = 100;
-
-fn spender(i: u8) -> Address {
-    Address::with_last_byte(0x40 + i)
-}
 
 fn text() -> String {
     let spenders: Vec<String> = (0..3).map(|i| format!("\"{}\"", spender(i))).collect();
@@ -61,68 +55,10 @@ fn machine(addr: u8) -> Machine {
     Machine::new(Address::repeat_byte(addr), OWNER, Address::repeat_byte(0xa9), p, T0, 60, 4096)
 }
 
-fn usdc(n: u64) -> U256 {
-    U256::from(n) * U256::from(1_000_000u64)
-}
-
-fn call(selector: [u8; 4], who: Address, amount: U256) -> Vec<u8> {
-    let mut data = selector.to_vec();
-    data.extend_from_slice(&[0u8; 12]);
-    data.extend_from_slice(who.as_slice());
-    data.extend_from_slice(&amount.to_be_bytes::<32>());
-    data
-}
-
-fn tx(nonce: u64, data: Vec<u8>, gas_limit: u64, fee: u128) -> SignPayload {
-    SignPayload::Transaction(TxRequest::Eip1559(Eip1559Request {
-        chain_id: 1,
-        nonce,
-        max_fee_per_gas: fee,
-        max_priority_fee_per_gas: 1,
-        gas_limit,
-        to: Some(USDC),
-        value: U256::ZERO,
-        data: data.into(),
-        access_list: vec![],
-    }))
-}
-
-#[derive(Debug, Clone, Copy)]
-enum W {
-    Set(u8, u64),
-    Add(u8, u64),
-}
-
 #[derive(Debug, Clone)]
 enum Signed {
     Tx { nonce: u64, writes: Vec<W>, may_revert: bool },
     Plain { nonce: u64 },
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-const APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
-const INCREASE: [u8; 4] = [0x39, 0x50, 0x93, 0x51];
-const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
-
-fn apply(v: &mut [u64; 3], w: &[W]) {
-    for w in w {
-        match *w {
-            W::Set(k, a) => v[k as usize] = a,
-            W::Add(k, a) => v[k as usize] += a,
-        }
-    }
 }
 
 fn alts(signed: &[Signed]) -> Vec<Vec<Vec<W>>> {
