@@ -176,13 +176,6 @@ impl Replica {
     /// state gives the same state on every node.
     fn apply_cmd(&self, state: &mut State, cmd: Cmd) -> CmdReply {
         self.clock.applied(cmd.clock);
-        // Decided under the same rules on every node, or refused on every node alike.
-        match super::rules::verdict(&cmd, self.rules, state.membership.membership().nodes().map(|(_, m)| m)) {
-            Verdict::Apply => {}
-            Verdict::Refuse(d) => return CmdReply(Err(d)),
-            // Checked before (`apply`): never reached.
-            Verdict::Cannot(why) => return CmdReply(Err(Denial::new(ErrorCode::Internal, why))),
-        }
         let ctx = ApplyCtx { clock: cmd.clock, proposer: cmd.proposer == self.me };
         apply::with(ctx, || {
             let Some(enclave) = state.enclave.clone() else {
@@ -304,21 +297,34 @@ impl RaftStateMachine<TypeConfig> for Arc<Replica> {
                     }
                 }
             }
-            if let EntryPayload::Normal(cmd) = &e.payload {
-                let members = g.membership.membership().nodes().map(|(_, m)| m);
-                if let Verdict::Cannot(why) = super::rules::verdict(cmd, self.rules, members) {
-                    // Applied, the entry would part this node's state from its proposer's:
-                    // openraft stops the node on the storage error; it answers nothing more
-                    // and is dropped like a dead node ([`super::rules`]).
-                    tracing::error!(index = e.log_id.index, "{why}");
-                    return Err(StorageIOError::write_state_machine(&std::io::Error::other(why)).into());
+            // Decided under the same rules on every node, or refused on every node alike
+            // ([`super::rules`]); judged once, under the membership at the entry's place.
+            let refused = match &e.payload {
+                EntryPayload::Normal(cmd) => {
+                    let members = g.membership.membership().nodes().map(|(_, m)| m);
+                    match super::rules::verdict(cmd, self.rules, members) {
+                        Verdict::Apply => None,
+                        Verdict::Refuse(d) => {
+                            self.clock.applied(cmd.clock);
+                            Some(d)
+                        }
+                        Verdict::Cannot(why) => {
+                            // Applied, the entry would part this node's state from its
+                            // proposer's: openraft stops the node on the storage error; it
+                            // answers nothing more and is dropped like a dead node.
+                            tracing::error!(index = e.log_id.index, "{why}");
+                            return Err(StorageIOError::write_state_machine(&std::io::Error::other(why)).into());
+                        }
+                    }
                 }
-            }
+                _ => None,
+            };
             g.last_applied = Some(e.log_id);
-            out.push(match e.payload {
-                EntryPayload::Blank => CmdReply(Ok(Reply::Cluster(ClusterReply::Ok))),
-                EntryPayload::Normal(cmd) => self.apply_cmd(&mut g, cmd),
-                EntryPayload::Membership(m) => {
+            out.push(match (refused, e.payload) {
+                (Some(d), _) => CmdReply(Err(d)),
+                (None, EntryPayload::Blank) => CmdReply(Ok(Reply::Cluster(ClusterReply::Ok))),
+                (None, EntryPayload::Normal(cmd)) => self.apply_cmd(&mut g, cmd),
+                (None, EntryPayload::Membership(m)) => {
                     g.membership = StoredMembership::new(Some(e.log_id), m);
                     CmdReply(Ok(Reply::Cluster(ClusterReply::Ok)))
                 }

@@ -86,16 +86,17 @@ pub fn verdict<'a>(cmd: &Cmd, own: u32, members: impl IntoIterator<Item = &'a Me
     // on the proposer's against each member's: a version-0 proposer (which matches every
     // version) would otherwise have nodes of two versions each apply its entry under their own
     // rules (a review of 2026-12-07).
-    let mut versions: Vec<u32> = members.into_iter().map(|m| m.rules).chain([cmd.rules]).filter(|r| *r != 0).collect();
-    versions.sort_unstable();
-    versions.dedup();
-    match versions.as_slice() {
-        [] => Verdict::Apply,
-        [v] if alike(*v, own) => Verdict::Apply,
-        [v] => Verdict::Cannot(format!(
+    // The lowest and highest of them (no allocation: this runs for every applied entry).
+    let named = members.into_iter().map(|m| m.rules).chain([cmd.rules]).filter(|r| *r != 0);
+    let span =
+        named.fold(None, |span: Option<(u32, u32)>, r| Some(span.map_or((r, r), |(lo, hi)| (lo.min(r), hi.max(r)))));
+    match span {
+        None => Verdict::Apply,
+        Some((v, last)) if v == last && alike(v, own) => Verdict::Apply,
+        Some((v, last)) if v == last => Verdict::Cannot(format!(
             "an entry decided under rules version {v} reached a node of version {own}: not applied (the node stops, and is dropped from the cluster as a dead node)"
         )),
-        [first, .., last] => Verdict::Refuse(Denial::rule(
+        Some((first, last)) => Verdict::Refuse(Denial::rule(
             ErrorCode::Unavailable,
             MIXED_RULE,
             format!(
